@@ -1,0 +1,43 @@
+# SWBA-MLIR: one-command build, demo and tests.
+#   make demo    build, then run swba-opt on the bundled examples
+#   make check   build, then run the lit test suite (check-swba)
+#   make docs    regenerate docs/SWBADialect.md from the ODS definitions
+
+BUILD ?= build
+LLVM_PREFIX ?= /usr/lib/llvm-22
+SWBA_OPT := $(BUILD)/bin/swba-opt
+
+.PHONY: all setup configure build check demo docs clean
+
+all: build
+
+setup:
+	bash scripts/setup.sh
+
+$(BUILD)/build.ninja: | setup
+	cmake -G Ninja -S . -B $(BUILD) \
+	  -DCMAKE_BUILD_TYPE=Release \
+	  -DMLIR_DIR=$(LLVM_PREFIX)/lib/cmake/mlir \
+	  -DPython3_EXECUTABLE=/usr/bin/python3
+
+configure: $(BUILD)/build.ninja
+
+build: configure
+	ninja -C $(BUILD)
+
+check: build
+	ninja -C $(BUILD) check-swba
+
+demo: build
+	@for f in examples/*.mlir; do \
+	  flags=$$(sed -n 's|^// DEMO: ||p' $$f); \
+	  echo "== swba-opt $$f $$flags"; \
+	  $(SWBA_OPT) $$f $$flags || exit 1; \
+	done
+
+docs: build
+	ninja -C $(BUILD) mlir-doc
+	cp $(BUILD)/docs/SWBA/SWBADialect.md docs/SWBADialect.md
+
+clean:
+	rm -rf $(BUILD)

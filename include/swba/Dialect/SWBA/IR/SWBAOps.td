@@ -1,0 +1,171 @@
+//===- SWBAOps.td - SWBA dialect operations -------------------*- tablegen -*-===//
+
+#ifndef SWBA_DIALECT_SWBA_IR_SWBAOPS_TD
+#define SWBA_DIALECT_SWBA_IR_SWBAOPS_TD
+
+include "swba/Dialect/SWBA/IR/SWBADialect.td"
+include "mlir/IR/CommonAttrConstraints.td"
+include "mlir/IR/CommonTypeConstraints.td"
+include "mlir/Interfaces/DestinationStyleOpInterface.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+
+def SWBA_TensorOrMemRef : AnyTypeOf<[AnyRankedTensor, AnyMemRef],
+                                    "ranked tensor or memref">;
+
+//===----------------------------------------------------------------------===//
+// AttentionOp
+//===----------------------------------------------------------------------===//
+
+def SWBA_AttentionOp : SWBA_Op<"attention", [
+    DestinationStyleOpInterface,
+    DeclareOpInterfaceMethods<MemoryEffectsOpInterface>]> {
+  let summary = "Sliding window block attention, forward.";
+  let description = [{
+    Computes `out = softmax(scale * q @ k^T + mask) @ v` where the mask lets a
+    query see only keys in the frames `f - window + 1 .. f` of its own frame
+    `f` (frames of `block_size` tokens, positions bottom-right aligned; see the
+    dialect description).
+
+    | operand | shape                 |
+    | ------- | --------------------- |
+    | `q`     | `[B, Hq, Nq, D]`      |
+    | `k`     | `[B, Hkv, Nk, D]`     |
+    | `v`     | `[B, Hkv, Nk, Dv]`    |
+    | `out`   | `[B, Hq, Nq, Dv]`     |
+    | `lse`   | `[B, Hq, Nq]`, f32    |
+
+    Element types are f16, bf16 or f32 (the same for `q`, `k`, `v` and `out`);
+    accumulation and softmax statistics are f32. Grouped-query attention is
+    expressed by `Hq` being a multiple of `Hkv`: query head `h` reads key/value
+    head `h / (Hq / Hkv)`. `Nq <= Nk`. Batch and sequence lengths may be
+    dynamic; head dimensions `D` and `Dv` must be static.
+
+    The optional second output `lse` receives, per query row, the natural
+    logarithm of the sum of `exp` of the scaled, masked scores; the backward
+    op needs it. `scale` defaults to `1/sqrt(D)`.
+
+    The op is in destination-passing style: on tensors it returns one result
+    per output operand, on memrefs it writes the output buffers and returns
+    nothing. The initial contents of the outputs are never read.
+
+    Example:
+
+    ```mlir
+    %o = swba.attention ins(%q, %k, %v : tensor<?x12x?x64xf16>,
+             tensor<?x4x?x64xf16>, tensor<?x4x?x64xf16>)
+           outs(%init : tensor<?x12x?x64xf16>)
+           block_size = 256 window = 4 -> tensor<?x12x?x64xf16>
+
+    swba.attention ins(%q, %k, %v : memref<1x8x512x64xbf16>,
+             memref<1x8x512x64xbf16>, memref<1x8x512x64xbf16>)
+           outs(%o, %lse : memref<1x8x512x64xbf16>, memref<1x8x512xf32>)
+           block_size = 128 window = 2 scale = 0.125
+    ```
+  }];
+
+  let arguments = (ins SWBA_TensorOrMemRef:$query,
+                       SWBA_TensorOrMemRef:$key,
+                       SWBA_TensorOrMemRef:$value,
+                       Variadic<SWBA_TensorOrMemRef>:$outputs,
+                       I64Attr:$block_size,
+                       I64Attr:$window,
+                       OptionalAttr<F32Attr>:$scale);
+  let results = (outs Variadic<AnyRankedTensor>:$results);
+
+  let assemblyFormat = [{
+    `ins` `(` $query `,` $key `,` $value `:` type($query) `,` type($key) `,`
+        type($value) `)`
+    `outs` `(` $outputs `:` type($outputs) `)`
+    `block_size` `=` $block_size `window` `=` $window
+    (`scale` `=` $scale^)? attr-dict (`->` type($results)^)?
+  }];
+
+  let builders = [
+    OpBuilder<(ins "Value":$query, "Value":$key, "Value":$value,
+                   "ValueRange":$outputs, "int64_t":$blockSize,
+                   "int64_t":$window, "std::optional<float>":$scale)>
+  ];
+
+  let extraClassDeclaration = [{
+    /// The `out` output operand.
+    Value getOut() { return getOutputs()[0]; }
+    /// The optional `lse` output operand, null when absent.
+    Value getLse() {
+      return getOutputs().size() > 1 ? getOutputs()[1] : Value();
+    }
+    /// The scale applied to the scores: the `scale` attribute, or 1/sqrt(D).
+    double getEffectiveScale();
+
+    MutableOperandRange getDpsInitsMutable() { return getOutputsMutable(); }
+  }];
+
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// AttentionGradOp
+//===----------------------------------------------------------------------===//
+
+def SWBA_AttentionGradOp : SWBA_Op<"attention_grad", [
+    DestinationStyleOpInterface,
+    DeclareOpInterfaceMethods<MemoryEffectsOpInterface>]> {
+  let summary = "Sliding window block attention, backward.";
+  let description = [{
+    Computes the gradients `dq`, `dk`, `dv` of `swba.attention` with the same
+    `block_size`, `window` and `scale`, from the forward inputs `q`, `k`, `v`,
+    the forward output `out`, the output gradient `dout` and the forward
+    log-sum-exp `lse` (`[B, Hq, Nq]`, f32). With grouped-query attention, `dk`
+    and `dv` sum over the query heads of each group. `dq`, `dk` and `dv` have
+    the shapes and element type of `q`, `k` and `v`.
+
+    Example:
+
+    ```mlir
+    %dq, %dk, %dv = swba.attention_grad
+        ins(%q, %k, %v, %o, %do, %lse : tensor<2x8x256x64xf16>,
+            tensor<2x8x256x64xf16>, tensor<2x8x256x64xf16>,
+            tensor<2x8x256x64xf16>, tensor<2x8x256x64xf16>, tensor<2x8x256xf32>)
+        outs(%dq0, %dk0, %dv0 : tensor<2x8x256x64xf16>,
+             tensor<2x8x256x64xf16>, tensor<2x8x256x64xf16>)
+        block_size = 64 window = 2
+        -> tensor<2x8x256x64xf16>, tensor<2x8x256x64xf16>, tensor<2x8x256x64xf16>
+    ```
+  }];
+
+  let arguments = (ins SWBA_TensorOrMemRef:$query,
+                       SWBA_TensorOrMemRef:$key,
+                       SWBA_TensorOrMemRef:$value,
+                       SWBA_TensorOrMemRef:$out,
+                       SWBA_TensorOrMemRef:$grad_out,
+                       SWBA_TensorOrMemRef:$lse,
+                       SWBA_TensorOrMemRef:$grad_query,
+                       SWBA_TensorOrMemRef:$grad_key,
+                       SWBA_TensorOrMemRef:$grad_value,
+                       I64Attr:$block_size,
+                       I64Attr:$window,
+                       OptionalAttr<F32Attr>:$scale);
+  let results = (outs Variadic<AnyRankedTensor>:$results);
+
+  let assemblyFormat = [{
+    `ins` `(` $query `,` $key `,` $value `,` $out `,` $grad_out `,` $lse `:`
+        type($query) `,` type($key) `,` type($value) `,` type($out) `,`
+        type($grad_out) `,` type($lse) `)`
+    `outs` `(` $grad_query `,` $grad_key `,` $grad_value `:`
+        type($grad_query) `,` type($grad_key) `,` type($grad_value) `)`
+    `block_size` `=` $block_size `window` `=` $window
+    (`scale` `=` $scale^)? attr-dict (`->` type($results)^)?
+  }];
+
+  let extraClassDeclaration = [{
+    /// The scale applied to the scores: the `scale` attribute, or 1/sqrt(D).
+    double getEffectiveScale();
+
+    MutableOperandRange getDpsInitsMutable() {
+      return MutableOperandRange(getOperation(), /*start=*/6, /*length=*/3);
+    }
+  }];
+
+  let hasVerifier = 1;
+}
+
+#endif // SWBA_DIALECT_SWBA_IR_SWBAOPS_TD

@@ -1,0 +1,264 @@
+//===- SWBAOps.cpp - SWBA dialect operations ------------------------------===//
+
+#include "swba/Dialect/SWBA/IR/SWBA.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/OpImplementation.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::swba;
+
+#define GET_OP_CLASSES
+#include "swba/Dialect/SWBA/IR/SWBAOps.cpp.inc"
+
+//===----------------------------------------------------------------------===//
+// Verification helpers shared by both ops
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// An operand as the diagnostics name it.
+struct NamedOperand {
+  StringRef name;
+  ShapedType type;
+};
+
+/// Names of the dimensions of [B, H, N, D] operands, for diagnostics.
+constexpr StringLiteral kDimNames[] = {"batch", "head", "sequence",
+                                       "head dim"};
+} // namespace
+
+static NamedOperand named(StringRef name, Value value) {
+  return {name, cast<ShapedType>(value.getType())};
+}
+
+static LogicalResult verifyRank(Operation *op, const NamedOperand &x,
+                                int64_t rank, StringRef layout) {
+  if (x.type.getRank() == rank)
+    return success();
+  return op->emitOpError() << "'" << x.name << "' must have rank " << rank
+                           << " (" << layout << "), got rank "
+                           << x.type.getRank();
+}
+
+static LogicalResult verifyElementType(Operation *op, const NamedOperand &x,
+                                       Type expected, StringRef expectedFrom) {
+  if (x.type.getElementType() == expected)
+    return success();
+  return op->emitOpError() << "'" << x.name << "' element type "
+                           << x.type.getElementType()
+                           << " does not match the element type " << expected
+                           << " of '" << expectedFrom << "'";
+}
+
+/// Checks that dimension `ai` of `a` equals dimension `bi` of `b` when both
+/// are static; dynamic sizes are checked by the lowering at run time.
+static LogicalResult verifyDimMatch(Operation *op, const NamedOperand &a,
+                                    unsigned ai, const NamedOperand &b,
+                                    unsigned bi) {
+  int64_t x = a.type.getDimSize(ai), y = b.type.getDimSize(bi);
+  if (ShapedType::isDynamic(x) || ShapedType::isDynamic(y) || x == y)
+    return success();
+  return op->emitOpError() << kDimNames[ai] << " size mismatch: '" << a.name
+                           << "' has " << x << " (dim " << ai << ") but '"
+                           << b.name << "' has " << y << " (dim " << bi << ")";
+}
+
+static LogicalResult verifySameShape(Operation *op, const NamedOperand &a,
+                                     const NamedOperand &b) {
+  for (unsigned i = 0, e = a.type.getRank(); i < e; ++i)
+    if (failed(verifyDimMatch(op, a, i, b, i)))
+      return failure();
+  return success();
+}
+
+static LogicalResult verifyStaticHeadDim(Operation *op, const NamedOperand &x) {
+  if (!x.type.isDynamicDim(3))
+    return success();
+  return op->emitOpError() << "head dim of '" << x.name
+                           << "' (dim 3) must be static";
+}
+
+/// Verifies the operands and attributes both ops share: q, k, v, out and lse
+/// (lse may be absent in the forward op).
+static LogicalResult
+verifyAttentionCore(Operation *op, NamedOperand q, NamedOperand k,
+                    NamedOperand v, NamedOperand out,
+                    std::optional<NamedOperand> lse, int64_t blockSize,
+                    int64_t window, std::optional<APFloat> scale) {
+  if (blockSize < 1)
+    return op->emitOpError() << "'block_size' must be >= 1, got " << blockSize;
+  if (window < 1)
+    return op->emitOpError() << "'window' must be >= 1, got " << window;
+  if (scale && !scale->isFinite())
+    return op->emitOpError() << "'scale' must be finite, got "
+                             << scale->convertToDouble();
+
+  bool anyTensor = false, anyMemRef = false;
+  for (Value operand : op->getOperands()) {
+    anyTensor |= isa<TensorType>(operand.getType());
+    anyMemRef |= isa<MemRefType>(operand.getType());
+  }
+  if (anyTensor && anyMemRef)
+    return op->emitOpError()
+           << "operands must be all tensors or all memrefs, got a mix";
+
+  if (failed(verifyRank(op, q, 4, "[B, Hq, Nq, D]")) ||
+      failed(verifyRank(op, k, 4, "[B, Hkv, Nk, D]")) ||
+      failed(verifyRank(op, v, 4, "[B, Hkv, Nk, Dv]")) ||
+      failed(verifyRank(op, out, 4, "[B, Hq, Nq, Dv]")) ||
+      (lse && failed(verifyRank(op, *lse, 3, "[B, Hq, Nq]"))))
+    return failure();
+
+  Type elementType = q.type.getElementType();
+  if (!elementType.isF16() && !elementType.isBF16() && !elementType.isF32())
+    return op->emitOpError() << "'" << q.name
+                             << "' element type must be f16, bf16 or f32, got "
+                             << elementType;
+  if (failed(verifyElementType(op, k, elementType, q.name)) ||
+      failed(verifyElementType(op, v, elementType, q.name)) ||
+      failed(verifyElementType(op, out, elementType, q.name)))
+    return failure();
+  if (lse && !lse->type.getElementType().isF32())
+    return op->emitOpError() << "'" << lse->name
+                             << "' element type must be f32, got "
+                             << lse->type.getElementType();
+
+  if (failed(verifyStaticHeadDim(op, q)) ||
+      failed(verifyStaticHeadDim(op, k)) ||
+      failed(verifyStaticHeadDim(op, v)) ||
+      failed(verifyStaticHeadDim(op, out)))
+    return failure();
+
+  // Batch everywhere; heads, length and head dims pairwise.
+  for (const NamedOperand &x : {k, v, out})
+    if (failed(verifyDimMatch(op, x, 0, q, 0)))
+      return failure();
+  if (failed(verifyDimMatch(op, v, 1, k, 1)) ||
+      failed(verifyDimMatch(op, out, 1, q, 1)) ||
+      failed(verifyDimMatch(op, v, 2, k, 2)) ||
+      failed(verifyDimMatch(op, out, 2, q, 2)) ||
+      failed(verifyDimMatch(op, k, 3, q, 3)) ||
+      failed(verifyDimMatch(op, out, 3, v, 3)))
+    return failure();
+  if (lse)
+    for (unsigned i = 0; i < 3; ++i)
+      if (failed(verifyDimMatch(op, *lse, i, q, i)))
+        return failure();
+
+  int64_t hq = q.type.getDimSize(1), hkv = k.type.getDimSize(1);
+  if (!ShapedType::isDynamic(hq) && !ShapedType::isDynamic(hkv) &&
+      hq % hkv != 0)
+    return op->emitOpError() << "query heads (" << hq
+                             << ") must be a multiple of key/value heads ("
+                             << hkv << ")";
+
+  int64_t nq = q.type.getDimSize(2), nk = k.type.getDimSize(2);
+  if (!ShapedType::isDynamic(nq) && !ShapedType::isDynamic(nk) && nq > nk)
+    return op->emitOpError() << "query length (" << nq
+                             << ") must not exceed key length (" << nk
+                             << "): positions are bottom-right aligned";
+  return success();
+}
+
+static double effectiveScale(std::optional<APFloat> scale, Value query) {
+  if (scale)
+    return scale->convertToDouble();
+  return 1.0 / std::sqrt(double(
+                   cast<ShapedType>(query.getType()).getDimSize(3)));
+}
+
+/// Inputs are read; outputs are only written (their contents are never read).
+static void
+getDpsEffects(DestinationStyleOpInterface op,
+              SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
+                  &effects) {
+  for (OpOperand &operand : op->getOpOperands()) {
+    if (!isa<MemRefType>(operand.get().getType()))
+      continue;
+    if (op.isDpsInit(&operand))
+      effects.emplace_back(MemoryEffects::Write::get(), &operand,
+                           SideEffects::DefaultResource::get());
+    else
+      effects.emplace_back(MemoryEffects::Read::get(), &operand,
+                           SideEffects::DefaultResource::get());
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// AttentionOp
+//===----------------------------------------------------------------------===//
+
+void AttentionOp::build(OpBuilder &builder, OperationState &state, Value query,
+                        Value key, Value value, ValueRange outputs,
+                        int64_t blockSize, int64_t window,
+                        std::optional<float> scale) {
+  SmallVector<Type> resultTypes;
+  for (Value output : outputs)
+    if (isa<RankedTensorType>(output.getType()))
+      resultTypes.push_back(output.getType());
+  build(builder, state, resultTypes, query, key, value, outputs,
+        builder.getI64IntegerAttr(blockSize), builder.getI64IntegerAttr(window),
+        scale ? builder.getF32FloatAttr(*scale) : FloatAttr());
+}
+
+LogicalResult AttentionOp::verify() {
+  if (getOutputs().empty() || getOutputs().size() > 2)
+    return emitOpError() << "expects 1 or 2 outputs (out, then optional lse), "
+                            "got "
+                         << getOutputs().size();
+  std::optional<NamedOperand> lse;
+  if (getLse())
+    lse = named("lse", getLse());
+  return verifyAttentionCore(
+      *this, named("query", getQuery()), named("key", getKey()),
+      named("value", getValue()), named("out", getOut()), lse, getBlockSize(),
+      getWindow(), getScale());
+}
+
+double AttentionOp::getEffectiveScale() {
+  return effectiveScale(getScale(), getQuery());
+}
+
+void AttentionOp::getEffects(
+    SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
+        &effects) {
+  getDpsEffects(*this, effects);
+}
+
+//===----------------------------------------------------------------------===//
+// AttentionGradOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult AttentionGradOp::verify() {
+  NamedOperand q = named("query", getQuery()), k = named("key", getKey()),
+               v = named("value", getValue()), out = named("out", getOut()),
+               dout = named("grad_out", getGradOut()),
+               dq = named("grad_query", getGradQuery()),
+               dk = named("grad_key", getGradKey()),
+               dv = named("grad_value", getGradValue());
+  if (failed(verifyAttentionCore(*this, q, k, v, out, named("lse", getLse()),
+                                 getBlockSize(), getWindow(), getScale())))
+    return failure();
+  // Each gradient mirrors the operand it differentiates.
+  for (auto [grad, of] : {std::pair{dout, out}, {dq, q}, {dk, k}, {dv, v}}) {
+    if (failed(verifyRank(*this, grad, of.type.getRank(),
+                          "the rank of '" + of.name.str() + "'")) ||
+        failed(verifyElementType(*this, grad, of.type.getElementType(),
+                                 of.name)) ||
+        failed(verifySameShape(*this, grad, of)))
+      return failure();
+  }
+  return success();
+}
+
+double AttentionGradOp::getEffectiveScale() {
+  return effectiveScale(getScale(), getQuery());
+}
+
+void AttentionGradOp::getEffects(
+    SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
+        &effects) {
+  getDpsEffects(*this, effects);
+}

@@ -1,0 +1,28 @@
+//===- swba-opt.cpp - SWBA optimizer driver -------------------------------===//
+//
+// An mlir-opt with the swba dialect, its passes and pipelines added to the
+// upstream dialects, passes and extensions.
+//
+//===----------------------------------------------------------------------===//
+
+#include "swba/Dialect/SWBA/IR/SWBA.h"
+#include "swba/Dialect/SWBA/Transforms/BufferizableOpInterfaceImpl.h"
+
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/InitAllPasses.h"
+#include "mlir/Tools/mlir-opt/MlirOptMain.h"
+
+int main(int argc, char **argv) {
+  mlir::registerAllPasses();
+
+  mlir::DialectRegistry registry;
+  mlir::registerAllDialects(registry);
+  mlir::registerAllExtensions(registry);
+  registry.insert<mlir::swba::SWBADialect>();
+  mlir::swba::registerBufferizableOpInterfaceExternalModels(registry);
+
+  return mlir::asMainReturnCode(
+      mlir::MlirOptMain(argc, argv, "SWBA optimizer driver\n", registry));
+}
