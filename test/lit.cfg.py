@@ -21,12 +21,14 @@ config.substitutions.append(("%swba_src_root", config.swba_src_root))
 
 llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
 llvm_config.use_default_substitutions()
+llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 
 tool_dirs = [config.swba_tools_dir, config.llvm_tools_dir]
 tools = [
     "swba-opt",
     "mlir-opt",
     "mlir-runner",
+    "not",
     ToolSubst("%python", config.python_executable, unresolved="fatal"),
 ]
 llvm_config.add_tool_substitutions(tools, tool_dirs)

@@ -5,8 +5,10 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "swba/Conversion/Passes.h"
 #include "swba/Dialect/SWBA/IR/SWBA.h"
 #include "swba/Dialect/SWBA/Transforms/BufferizableOpInterfaceImpl.h"
+#include "swba/Pipelines/Pipelines.h"
 
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/InitAllDialects.h"
@@ -16,6 +18,8 @@
 
 int main(int argc, char **argv) {
   mlir::registerAllPasses();
+  mlir::swba::registerSWBAConversionPasses();
+  mlir::swba::registerSWBAPipelines();
 
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);

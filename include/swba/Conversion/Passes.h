@@ -1,0 +1,24 @@
+//===- Passes.h - SWBA conversion passes ------------------------*- C++ -*-===//
+
+#ifndef SWBA_CONVERSION_PASSES_H
+#define SWBA_CONVERSION_PASSES_H
+
+#include "swba/Conversion/SWBAToLoops/SWBAToLoops.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Pass/Pass.h"
+
+namespace mlir::swba {
+
+#define GEN_PASS_DECL
+#include "swba/Conversion/Passes.h.inc"
+
+#define GEN_PASS_REGISTRATION
+#include "swba/Conversion/Passes.h.inc"
+
+} // namespace mlir::swba
+
+#endif // SWBA_CONVERSION_PASSES_H

@@ -1,0 +1,48 @@
+//===- Passes.td - SWBA conversion passes ----------------------*- tablegen -*-===//
+
+#ifndef SWBA_CONVERSION_PASSES_TD
+#define SWBA_CONVERSION_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def LowerSWBA : Pass<"lower-swba"> {
+  let summary = "Lower swba ops (memref form) to tiled kernels with "
+                "block-window loop bounds.";
+  let description = [{
+    Rewrites `swba.attention` and `swba.attention_grad` on memrefs (after
+    bufferization) into tiled online-softmax kernels. For every query tile
+    only the key tiles that intersect the tile's block window are visited:
+    the key loop runs over `[frame(first query) - window + 1, frame(last
+    query) + 1) * block_size`, clipped to the keys, so the work per query is
+    O(window * block_size), not O(N). A key tile that every query of the tile
+    sees whole runs without any mask arithmetic; only tiles that straddle a
+    frame edge evaluate the element mask.
+
+    The backward op becomes three loop nests: `delta = rowsum(dout * out)`,
+    then dK/dV per key tile over the query tiles of its reverse window
+    (summing the query heads of a GQA group, so no two iterations write the
+    same rows), then dQ per query tile over its window.
+
+    `target=cpu` produces `scf`/`memref`/`arith`/`math` loops with f32
+    accumulation. The ops must already be bufferized: a tensor-form op is an
+    error.
+
+    Example: `swba-opt --lower-swba="target=cpu tile-q=16 tile-k=16"`.
+  }];
+  let options = [
+    Option<"target", "target", "std::string", /*default=*/"\"cpu\"",
+           "Code to produce: 'cpu' (scf loops).">,
+    Option<"tileQ", "tile-q", "int64_t", /*default=*/"16",
+           "Query rows per tile.">,
+    Option<"tileK", "tile-k", "int64_t", /*default=*/"16",
+           "Key rows per tile.">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::scf::SCFDialect",
+  ];
+}
+
+#endif // SWBA_CONVERSION_PASSES_TD

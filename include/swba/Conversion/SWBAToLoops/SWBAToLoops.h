@@ -1,0 +1,27 @@
+//===- SWBAToLoops.h - SWBA ops to scf loops --------------------*- C++ -*-===//
+
+#ifndef SWBA_CONVERSION_SWBATOLOOPS_SWBATOLOOPS_H
+#define SWBA_CONVERSION_SWBATOLOOPS_SWBATOLOOPS_H
+
+#include <cstdint>
+
+namespace mlir {
+class RewritePatternSet;
+
+namespace swba {
+
+/// Tile sizes of the loop lowering.
+struct LoopTiling {
+  int64_t tileQ = 16;
+  int64_t tileK = 16;
+};
+
+/// Patterns that rewrite memref-form `swba.attention` and
+/// `swba.attention_grad` into tiled scf loops with block-window bounds.
+void populateSWBAToLoopsPatterns(RewritePatternSet &patterns,
+                                 LoopTiling tiling);
+
+} // namespace swba
+} // namespace mlir
+
+#endif // SWBA_CONVERSION_SWBATOLOOPS_SWBATOLOOPS_H

@@ -1,0 +1,506 @@
+//===- SWBAToLoops.cpp - SWBA ops to tiled scf loops ----------------------===//
+//
+// Lowers memref-form swba ops to tiled loop nests that visit only the tiles
+// of the block window. The forward is FlashAttention's online softmax; the
+// backward recomputes probabilities from the forward's log-sum-exp.
+//
+// Per-tile scratch (scores, row statistics, accumulators) lives in
+// statically shaped allocas created once, before the loops.
+//
+//===----------------------------------------------------------------------===//
+
+#include "swba/Conversion/SWBAToLoops/SWBAToLoops.h"
+#include "swba/Dialect/SWBA/IR/SWBA.h"
+#include "swba/Dialect/SWBA/Utils/WindowBounds.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+#include "mlir/IR/PatternMatch.h"
+
+#include <limits>
+
+using namespace mlir;
+using namespace mlir::swba;
+
+namespace {
+
+/// Builds scalar loop code at one location: index and f32 arithmetic, loops
+/// whose bodies are written with the same builder, and memref accesses.
+class LoopEmitter {
+public:
+  LoopEmitter(OpBuilder &builder, Location loc) : b(loc, builder) {}
+
+  ImplicitLocOpBuilder b;
+
+  Value idx(int64_t v) { return arith::ConstantIndexOp::create(b, v); }
+  Value f32(double v) {
+    return arith::ConstantFloatOp::create(b, b.getF32Type(),
+                                          APFloat(static_cast<float>(v)));
+  }
+  Value negInf() { return f32(-std::numeric_limits<float>::infinity()); }
+
+  Value add(Value x, Value y) { return arith::AddIOp::create(b, x, y); }
+  Value sub(Value x, Value y) { return arith::SubIOp::create(b, x, y); }
+  Value min(Value x, Value y) { return arith::MinSIOp::create(b, x, y); }
+  Value divIdx(Value x, Value y) { return arith::DivUIOp::create(b, x, y); }
+
+  Value addf(Value x, Value y) { return arith::AddFOp::create(b, x, y); }
+  Value subf(Value x, Value y) { return arith::SubFOp::create(b, x, y); }
+  Value mulf(Value x, Value y) { return arith::MulFOp::create(b, x, y); }
+  Value divf(Value x, Value y) { return arith::DivFOp::create(b, x, y); }
+  Value maxf(Value x, Value y) { return arith::MaximumFOp::create(b, x, y); }
+  Value exp(Value x) { return math::ExpOp::create(b, x); }
+  Value log(Value x) { return math::LogOp::create(b, x); }
+  Value select(Value c, Value x, Value y) {
+    return arith::SelectOp::create(b, c, x, y);
+  }
+
+  Value dim(Value memref, int64_t i) {
+    return memref::DimOp::create(b, memref, i);
+  }
+  Value load(Value memref, ValueRange indices) {
+    return memref::LoadOp::create(b, memref, indices);
+  }
+  /// Loads an element and widens it to f32.
+  Value loadF32(Value memref, ValueRange indices) {
+    Value v = load(memref, indices);
+    if (v.getType().isF32())
+      return v;
+    return arith::ExtFOp::create(b, b.getF32Type(), v);
+  }
+  void store(Value v, Value memref, ValueRange indices) {
+    memref::StoreOp::create(b, v, memref, indices);
+  }
+  /// Narrows an f32 to the element type of `memref` and stores it.
+  void storeF32(Value v, Value memref, ValueRange indices) {
+    Type elementType = cast<MemRefType>(memref.getType()).getElementType();
+    if (elementType != v.getType())
+      v = arith::TruncFOp::create(b, elementType, v);
+    store(v, memref, indices);
+  }
+  Value scratch(ArrayRef<int64_t> shape) {
+    return memref::AllocaOp::create(
+        b, MemRefType::get(shape, b.getF32Type()));
+  }
+
+  /// `for iv = lb to ub step step { body(iv) }`.
+  void loop(Value lb, Value ub, Value step, function_ref<void(Value)> body) {
+    auto forOp = scf::ForOp::create(b, lb, ub, step);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPoint(forOp.getBody()->getTerminator());
+    body(forOp.getInductionVar());
+  }
+  void loop(Value ub, function_ref<void(Value)> body) {
+    loop(idx(0), ub, idx(1), body);
+  }
+  void loop(int64_t ub, function_ref<void(Value)> body) {
+    loop(idx(0), idx(ub), idx(1), body);
+  }
+
+  /// A loop carrying one value: `body(iv, acc)` returns the next acc.
+  Value reduce(Value ub, Value init, function_ref<Value(Value, Value)> body) {
+    auto forOp = scf::ForOp::create(b, idx(0), ub, idx(1), ValueRange{init});
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToEnd(forOp.getBody());
+    Value next = body(forOp.getInductionVar(), forOp.getRegionIterArgs()[0]);
+    scf::YieldOp::create(b, next);
+    return forOp.getResult(0);
+  }
+  Value reduce(int64_t ub, Value init, function_ref<Value(Value, Value)> body) {
+    return reduce(idx(ub), init, body);
+  }
+
+  /// `if cond { thenBody() } else { elseBody() }`.
+  void ifElse(Value cond, function_ref<void()> thenBody,
+              function_ref<void()> elseBody) {
+    auto ifOp = scf::IfOp::create(b, cond, /*withElseRegion=*/true);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
+    thenBody();
+    b.setInsertionPoint(ifOp.elseBlock()->getTerminator());
+    elseBody();
+  }
+
+  /// Dot product over the last dimension of two [B, H, N, D] rows, in f32.
+  Value dot(int64_t d, Value x, ValueRange xRow, Value y, ValueRange yRow) {
+    return reduce(d, f32(0.0), [&](Value i, Value acc) {
+      SmallVector<Value, 4> xi(xRow), yi(yRow);
+      xi.push_back(i);
+      yi.push_back(i);
+      return addf(acc, mulf(loadF32(x, xi), loadF32(y, yi)));
+    });
+  }
+};
+
+/// Sizes and values shared by the forward and backward lowerings.
+struct AttentionShape {
+  Value batch, queryHeads, queries, keys;
+  /// Query heads per key/value head.
+  Value groupSize;
+  /// Nk - Nq: the position of query row 0.
+  Value posOffset;
+  int64_t headDim, valueDim;
+  BlockWindow window;
+  double scale;
+
+  template <typename OpTy>
+  static AttentionShape get(LoopEmitter &e, OpTy op) {
+    AttentionShape s;
+    s.batch = e.dim(op.getQuery(), 0);
+    s.queryHeads = e.dim(op.getQuery(), 1);
+    s.queries = e.dim(op.getQuery(), 2);
+    s.keys = e.dim(op.getKey(), 2);
+    s.groupSize = e.divIdx(s.queryHeads, e.dim(op.getKey(), 1));
+    s.posOffset = e.sub(s.keys, s.queries);
+    s.headDim = cast<ShapedType>(op.getQuery().getType()).getDimSize(3);
+    s.valueDim = cast<ShapedType>(op.getValue().getType()).getDimSize(3);
+    s.window = {static_cast<int64_t>(op.getBlockSize()),
+                static_cast<int64_t>(op.getWindow())};
+    s.scale = op.getEffectiveScale();
+    return s;
+  }
+};
+
+/// Scaled score of query row `i` (head `h`) against key row `j` (head `hk`).
+static Value emitScore(LoopEmitter &e, const AttentionShape &s, Value q,
+                       Value k, Value batch, Value h, Value hk, Value i,
+                       Value j) {
+  return e.mulf(e.f32(s.scale),
+                e.dot(s.headDim, q, {batch, h, i}, k, {batch, hk, j}));
+}
+
+//===----------------------------------------------------------------------===//
+// Forward
+//===----------------------------------------------------------------------===//
+
+struct AttentionOpToLoops : public OpRewritePattern<AttentionOp> {
+  AttentionOpToLoops(MLIRContext *ctx, LoopTiling tiling)
+      : OpRewritePattern(ctx), tiling(tiling) {}
+
+  LogicalResult matchAndRewrite(AttentionOp op,
+                                PatternRewriter &rewriter) const override {
+    if (!op.hasPureBufferSemantics())
+      return rewriter.notifyMatchFailure(op, "expected memref operands");
+
+    LoopEmitter e(rewriter, op.getLoc());
+    AttentionShape s = AttentionShape::get(e, op);
+    const int64_t tq = tiling.tileQ, tk = tiling.tileK;
+    Value q = op.getQuery(), k = op.getKey(), v = op.getValue(),
+          out = op.getOut(), lse = op.getLse();
+
+    // Per query tile: scores/probabilities, running max and sum, output.
+    Value scores = e.scratch({tq, tk});
+    Value rowMax = e.scratch({tq});
+    Value rowSum = e.scratch({tq});
+    Value acc = e.scratch({tq, s.valueDim});
+
+    e.loop(s.batch, [&](Value bi) {
+      e.loop(s.queryHeads, [&](Value h) {
+        Value hk = e.divIdx(h, s.groupSize);
+        e.loop(e.idx(0), s.queries, e.idx(tq), [&](Value q0) {
+          Value q1 = e.min(e.add(q0, e.idx(tq)), s.queries);
+          Value rows = e.sub(q1, q0);
+          e.loop(rows, [&](Value r) {
+            e.store(e.negInf(), rowMax, r);
+            e.store(e.f32(0.0), rowSum, r);
+            e.loop(s.valueDim, [&](Value c) { e.store(e.f32(0.0), acc, {r, c}); });
+          });
+
+          RowRange keys =
+              computeKeyWindow(e.b, e.b.getLoc(), s.window, q0, q1,
+                               s.posOffset, s.keys);
+          e.loop(keys.begin, keys.end, e.idx(tk), [&](Value k0) {
+            Value k1 = e.min(e.add(k0, e.idx(tk)), keys.end);
+            Value interior = isTileFullyVisible(
+                e.b, e.b.getLoc(), s.window, q0, q1, k0, k1, s.posOffset);
+            auto tile = [&](bool masked) {
+              emitForwardTile(e, s, masked, q, k, v, bi, h, hk, q0, rows, k0,
+                              e.sub(k1, k0), scores, rowMax, rowSum, acc);
+            };
+            e.ifElse(
+                interior, [&] { tile(/*masked=*/false); },
+                [&] { tile(/*masked=*/true); });
+          });
+
+          e.loop(rows, [&](Value r) {
+            Value i = e.add(q0, r);
+            Value sum = e.load(rowSum, r);
+            Value inv = e.divf(e.f32(1.0), sum);
+            e.loop(s.valueDim, [&](Value c) {
+              e.storeF32(e.mulf(e.load(acc, {r, c}), inv), out, {bi, h, i, c});
+            });
+            if (lse)
+              e.store(e.addf(e.load(rowMax, r), e.log(sum)), lse, {bi, h, i});
+          });
+        });
+      });
+    });
+
+    rewriter.eraseOp(op);
+    return success();
+  }
+
+private:
+  /// One online-softmax step: folds key rows [k0, k0 + cols) into the
+  /// running max, sum and output of query rows [q0, q0 + rows). An unmasked
+  /// tile has no mask arithmetic at all; a masked one sets invisible scores
+  /// to -inf and guards the rows that have seen no visible key yet.
+  static void emitForwardTile(LoopEmitter &e, const AttentionShape &s,
+                              bool masked, Value q, Value k, Value v, Value bi,
+                              Value h, Value hk, Value q0, Value rows, Value k0,
+                              Value cols, Value scores, Value rowMax,
+                              Value rowSum, Value acc) {
+    e.loop(rows, [&](Value r) {
+      Value i = e.add(q0, r);
+      Value oldMax = e.load(rowMax, r);
+      Value newMax = e.reduce(cols, oldMax, [&](Value c, Value mx) {
+        Value j = e.add(k0, c);
+        Value score = emitScore(e, s, q, k, bi, h, hk, i, j);
+        if (masked)
+          score = e.select(
+              isVisible(e.b, e.b.getLoc(), s.window, i, j, s.posOffset), score,
+              e.negInf());
+        e.store(score, scores, {r, c});
+        return e.maxf(mx, score);
+      });
+      // A row that has seen only masked keys keeps max -inf; subtracting 0
+      // instead keeps its exponentials at 0 rather than NaN.
+      Value ref = newMax;
+      if (masked) {
+        Value noneSeen = arith::CmpFOp::create(
+            e.b, arith::CmpFPredicate::OEQ, newMax, e.negInf());
+        ref = e.select(noneSeen, e.f32(0.0), newMax);
+      }
+      Value alpha = e.exp(e.subf(oldMax, ref));
+      e.loop(s.valueDim, [&](Value c) {
+        e.store(e.mulf(e.load(acc, {r, c}), alpha), acc, {r, c});
+      });
+      Value tileSum = e.reduce(cols, e.f32(0.0), [&](Value c, Value sum) {
+        Value p = e.exp(e.subf(e.load(scores, {r, c}), ref));
+        Value j = e.add(k0, c);
+        e.loop(s.valueDim, [&](Value d) {
+          Value pv = e.mulf(p, e.loadF32(v, {bi, hk, j, d}));
+          e.store(e.addf(e.load(acc, {r, d}), pv), acc, {r, d});
+        });
+        return e.addf(sum, p);
+      });
+      e.store(e.addf(e.mulf(e.load(rowSum, r), alpha), tileSum), rowSum, r);
+      e.store(newMax, rowMax, r);
+    });
+  }
+
+  LoopTiling tiling;
+};
+
+//===----------------------------------------------------------------------===//
+// Backward
+//===----------------------------------------------------------------------===//
+
+struct AttentionGradOpToLoops : public OpRewritePattern<AttentionGradOp> {
+  AttentionGradOpToLoops(MLIRContext *ctx, LoopTiling tiling)
+      : OpRewritePattern(ctx), tiling(tiling) {}
+
+  LogicalResult matchAndRewrite(AttentionGradOp op,
+                                PatternRewriter &rewriter) const override {
+    if (!op.hasPureBufferSemantics())
+      return rewriter.notifyMatchFailure(op, "expected memref operands");
+
+    LoopEmitter e(rewriter, op.getLoc());
+    AttentionShape s = AttentionShape::get(e, op);
+    const int64_t tq = tiling.tileQ, tk = tiling.tileK;
+    Operands x{op.getQuery(),   op.getKey(),     op.getValue(),
+               op.getOut(),     op.getGradOut(), op.getLse(),
+               op.getGradQuery(), op.getGradKey(), op.getGradValue(),
+               Value()};
+
+    // delta[b, h, i] = rowsum(dout * out), read by both passes below.
+    x.delta = memref::AllocOp::create(
+        e.b, MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic,
+                              ShapedType::kDynamic},
+                             e.b.getF32Type()),
+        ValueRange{s.batch, s.queryHeads, s.queries});
+    e.loop(s.batch, [&](Value bi) {
+      e.loop(s.queryHeads, [&](Value h) {
+        e.loop(s.queries, [&](Value i) {
+          e.store(e.dot(s.valueDim, x.dout, {bi, h, i}, x.out, {bi, h, i}),
+                  x.delta, {bi, h, i});
+        });
+      });
+    });
+
+    Value probs = e.scratch({tq, tk});
+    Value dScores = e.scratch({tq, tk});
+    emitKeyValueGrads(e, s, x, tq, tk, probs, dScores);
+    emitQueryGrads(e, s, x, tq, tk, probs, dScores);
+
+    memref::DeallocOp::create(e.b, x.delta);
+    rewriter.eraseOp(op);
+    return success();
+  }
+
+private:
+  struct Operands {
+    Value q, k, v, out, dout, lse, dq, dk, dv, delta;
+  };
+
+  /// For a (query tile, key tile) pair: probs[r][c] = P (recomputed from the
+  /// forward's lse) and dScores[r][c] = P * (dP - delta), masked or not.
+  static void emitTileGradients(LoopEmitter &e, const AttentionShape &s,
+                                const Operands &x, bool masked, Value bi,
+                                Value h, Value hk, Value q0, Value rows,
+                                Value k0, Value cols, Value probs,
+                                Value dScores) {
+    e.loop(rows, [&](Value r) {
+      Value i = e.add(q0, r);
+      Value rowLse = e.load(x.lse, {bi, h, i});
+      Value rowDelta = e.load(x.delta, {bi, h, i});
+      e.loop(cols, [&](Value c) {
+        Value j = e.add(k0, c);
+        Value p = e.exp(
+            e.subf(emitScore(e, s, x.q, x.k, bi, h, hk, i, j), rowLse));
+        if (masked)
+          p = e.select(
+              isVisible(e.b, e.b.getLoc(), s.window, i, j, s.posOffset), p,
+              e.f32(0.0));
+        Value dp = e.dot(s.valueDim, x.dout, {bi, h, i}, x.v, {bi, hk, j});
+        e.store(p, probs, {r, c});
+        e.store(e.mulf(p, e.subf(dp, rowDelta)), dScores, {r, c});
+      });
+    });
+  }
+
+  /// Emits `if (tile is interior) body(false) else body(true)`.
+  static void emitTile(LoopEmitter &e, const AttentionShape &s, Value q0,
+                       Value q1, Value k0, Value k1,
+                       function_ref<void(bool)> body) {
+    Value interior = isTileFullyVisible(e.b, e.b.getLoc(), s.window, q0, q1,
+                                        k0, k1, s.posOffset);
+    e.ifElse(
+        interior, [&] { body(/*masked=*/false); },
+        [&] { body(/*masked=*/true); });
+  }
+
+  /// dK and dV: one key tile at a time, over the query tiles of its reverse
+  /// window and over every query head of its GQA group, so each key row is
+  /// written by exactly one iteration.
+  void emitKeyValueGrads(LoopEmitter &e, const AttentionShape &s,
+                         const Operands &x, int64_t tq, int64_t tk,
+                         Value probs, Value dScores) const {
+    Value dkAcc = e.scratch({tk, s.headDim});
+    Value dvAcc = e.scratch({tk, s.valueDim});
+    Value keyHeads = e.dim(x.k, 1);
+    e.loop(s.batch, [&](Value bi) {
+      e.loop(keyHeads, [&](Value hk) {
+        e.loop(e.idx(0), s.keys, e.idx(tk), [&](Value k0) {
+          Value k1 = e.min(e.add(k0, e.idx(tk)), s.keys);
+          Value cols = e.sub(k1, k0);
+          e.loop(cols, [&](Value c) {
+            e.loop(s.headDim, [&](Value d) { e.store(e.f32(0.0), dkAcc, {c, d}); });
+            e.loop(s.valueDim, [&](Value d) { e.store(e.f32(0.0), dvAcc, {c, d}); });
+          });
+
+          RowRange queries = computeQueryWindow(e.b, e.b.getLoc(), s.window,
+                                                k0, k1, s.posOffset, s.queries);
+          Value h0 = arith::MulIOp::create(e.b, hk, s.groupSize);
+          e.loop(h0, e.add(h0, s.groupSize), e.idx(1), [&](Value h) {
+            e.loop(queries.begin, queries.end, e.idx(tq), [&](Value q0) {
+              Value q1 = e.min(e.add(q0, e.idx(tq)), queries.end);
+              Value rows = e.sub(q1, q0);
+              emitTile(e, s, q0, q1, k0, k1, [&](bool masked) {
+                emitTileGradients(e, s, x, masked, bi, h, hk, q0, rows, k0,
+                                  cols, probs, dScores);
+              });
+              // dV += P^T dO, dK += scale * dS^T Q.
+              e.loop(cols, [&](Value c) {
+                e.loop(rows, [&](Value r) {
+                  Value i = e.add(q0, r);
+                  Value p = e.load(probs, {r, c});
+                  Value ds = e.mulf(e.f32(s.scale), e.load(dScores, {r, c}));
+                  e.loop(s.valueDim, [&](Value d) {
+                    Value g = e.mulf(p, e.loadF32(x.dout, {bi, h, i, d}));
+                    e.store(e.addf(e.load(dvAcc, {c, d}), g), dvAcc, {c, d});
+                  });
+                  e.loop(s.headDim, [&](Value d) {
+                    Value g = e.mulf(ds, e.loadF32(x.q, {bi, h, i, d}));
+                    e.store(e.addf(e.load(dkAcc, {c, d}), g), dkAcc, {c, d});
+                  });
+                });
+              });
+            });
+          });
+
+          e.loop(cols, [&](Value c) {
+            Value j = e.add(k0, c);
+            e.loop(s.headDim, [&](Value d) {
+              e.storeF32(e.load(dkAcc, {c, d}), x.dk, {bi, hk, j, d});
+            });
+            e.loop(s.valueDim, [&](Value d) {
+              e.storeF32(e.load(dvAcc, {c, d}), x.dv, {bi, hk, j, d});
+            });
+          });
+        });
+      });
+    });
+  }
+
+  /// dQ: one query tile at a time, over the key tiles of its window.
+  void emitQueryGrads(LoopEmitter &e, const AttentionShape &s,
+                      const Operands &x, int64_t tq, int64_t tk, Value probs,
+                      Value dScores) const {
+    Value dqAcc = e.scratch({tq, s.headDim});
+    e.loop(s.batch, [&](Value bi) {
+      e.loop(s.queryHeads, [&](Value h) {
+        Value hk = e.divIdx(h, s.groupSize);
+        e.loop(e.idx(0), s.queries, e.idx(tq), [&](Value q0) {
+          Value q1 = e.min(e.add(q0, e.idx(tq)), s.queries);
+          Value rows = e.sub(q1, q0);
+          e.loop(rows, [&](Value r) {
+            e.loop(s.headDim, [&](Value d) { e.store(e.f32(0.0), dqAcc, {r, d}); });
+          });
+
+          RowRange keys = computeKeyWindow(e.b, e.b.getLoc(), s.window, q0,
+                                           q1, s.posOffset, s.keys);
+          e.loop(keys.begin, keys.end, e.idx(tk), [&](Value k0) {
+            Value k1 = e.min(e.add(k0, e.idx(tk)), keys.end);
+            Value cols = e.sub(k1, k0);
+            emitTile(e, s, q0, q1, k0, k1, [&](bool masked) {
+              emitTileGradients(e, s, x, masked, bi, h, hk, q0, rows, k0, cols,
+                                probs, dScores);
+            });
+            // dQ += scale * dS K.
+            e.loop(rows, [&](Value r) {
+              e.loop(cols, [&](Value c) {
+                Value j = e.add(k0, c);
+                Value ds = e.mulf(e.f32(s.scale), e.load(dScores, {r, c}));
+                e.loop(s.headDim, [&](Value d) {
+                  Value g = e.mulf(ds, e.loadF32(x.k, {bi, hk, j, d}));
+                  e.store(e.addf(e.load(dqAcc, {r, d}), g), dqAcc, {r, d});
+                });
+              });
+            });
+          });
+
+          e.loop(rows, [&](Value r) {
+            Value i = e.add(q0, r);
+            e.loop(s.headDim, [&](Value d) {
+              e.storeF32(e.load(dqAcc, {r, d}), x.dq, {bi, h, i, d});
+            });
+          });
+        });
+      });
+    });
+  }
+
+  LoopTiling tiling;
+};
+
+} // namespace
+
+void mlir::swba::populateSWBAToLoopsPatterns(RewritePatternSet &patterns,
+                                             LoopTiling tiling) {
+  patterns.add<AttentionOpToLoops, AttentionGradOpToLoops>(
+      patterns.getContext(), tiling);
+}

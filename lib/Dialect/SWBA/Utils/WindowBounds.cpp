@@ -1,0 +1,90 @@
+//===- WindowBounds.cpp - Block-window loop bounds ------------------------===//
+
+#include "swba/Dialect/SWBA/Utils/WindowBounds.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+
+using namespace mlir;
+using namespace mlir::swba;
+
+namespace {
+/// Index arithmetic on non-negative values, at one location.
+struct IndexMath {
+  OpBuilder &b;
+  Location loc;
+
+  Value c(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
+  Value add(Value x, Value y) { return arith::AddIOp::create(b, loc, x, y); }
+  Value sub(Value x, Value y) { return arith::SubIOp::create(b, loc, x, y); }
+  Value mul(Value x, int64_t y) {
+    return arith::MulIOp::create(b, loc, x, c(y));
+  }
+  Value min(Value x, Value y) { return arith::MinSIOp::create(b, loc, x, y); }
+  Value max(Value x, Value y) { return arith::MaxSIOp::create(b, loc, x, y); }
+  Value frame(Value pos, int64_t blockSize) {
+    return arith::DivUIOp::create(b, loc, pos, c(blockSize));
+  }
+  Value cmp(arith::CmpIPredicate p, Value x, Value y) {
+    return arith::CmpIOp::create(b, loc, p, x, y);
+  }
+};
+} // namespace
+
+RowRange mlir::swba::computeKeyWindow(OpBuilder &b, Location loc,
+                                      BlockWindow w, Value q0, Value q1,
+                                      Value posOffset, Value nk) {
+  IndexMath m{b, loc};
+  Value firstFrame = m.frame(m.add(q0, posOffset), w.blockSize);
+  Value lastFrame = m.frame(m.sub(m.add(q1, posOffset), m.c(1)), w.blockSize);
+  // max(0, firstFrame - window + 1) without going below zero in index math.
+  Value lowFrame =
+      m.sub(m.max(firstFrame, m.c(w.window - 1)), m.c(w.window - 1));
+  Value begin = m.mul(lowFrame, w.blockSize);
+  Value end = m.min(m.mul(m.add(lastFrame, m.c(1)), w.blockSize), nk);
+  return {begin, end};
+}
+
+RowRange mlir::swba::computeQueryWindow(OpBuilder &b, Location loc,
+                                        BlockWindow w, Value k0, Value k1,
+                                        Value posOffset, Value nq) {
+  IndexMath m{b, loc};
+  Value firstFrame = m.frame(k0, w.blockSize);
+  Value lastFrame = m.frame(m.sub(k1, m.c(1)), w.blockSize);
+  // Query positions [firstFrame * bs, (lastFrame + window) * bs), as rows.
+  Value posBegin = m.mul(firstFrame, w.blockSize);
+  Value posEnd = m.mul(m.add(lastFrame, m.c(w.window)), w.blockSize);
+  Value begin = m.sub(m.max(posBegin, posOffset), posOffset);
+  Value end = m.sub(m.max(posEnd, posOffset), posOffset);
+  return {m.min(begin, nq), m.min(end, nq)};
+}
+
+Value mlir::swba::isTileFullyVisible(OpBuilder &b, Location loc, BlockWindow w,
+                                     Value q0, Value q1, Value k0, Value k1,
+                                     Value posOffset) {
+  IndexMath m{b, loc};
+  Value firstQueryFrame = m.frame(m.add(q0, posOffset), w.blockSize);
+  Value lastQueryFrame =
+      m.frame(m.sub(m.add(q1, posOffset), m.c(1)), w.blockSize);
+  Value firstKeyFrame = m.frame(k0, w.blockSize);
+  Value lastKeyFrame = m.frame(m.sub(k1, m.c(1)), w.blockSize);
+  // The latest key is not in the future of the earliest query, and the
+  // earliest key is not too far in the past of the latest query.
+  Value notFuture =
+      m.cmp(arith::CmpIPredicate::ule, lastKeyFrame, firstQueryFrame);
+  Value inWindow = m.cmp(arith::CmpIPredicate::ult,
+                         m.sub(lastQueryFrame, firstKeyFrame), m.c(w.window));
+  return arith::AndIOp::create(b, loc, notFuture, inWindow);
+}
+
+Value mlir::swba::isVisible(OpBuilder &b, Location loc, BlockWindow w, Value q,
+                            Value k, Value posOffset) {
+  IndexMath m{b, loc};
+  Value queryFrame = m.frame(m.add(q, posOffset), w.blockSize);
+  Value keyFrame = m.frame(k, w.blockSize);
+  Value notFuture = m.cmp(arith::CmpIPredicate::ule, keyFrame, queryFrame);
+  // Only evaluated as a whole with notFuture, so the wrap-around of the
+  // subtraction when keyFrame > queryFrame does not matter.
+  Value inWindow = m.cmp(arith::CmpIPredicate::ult,
+                         m.sub(queryFrame, keyFrame), m.c(w.window));
+  return arith::AndIOp::create(b, loc, notFuture, inWindow);
+}

@@ -1,0 +1,48 @@
+//===- Pipelines.cpp - SWBA pass pipelines --------------------------------===//
+
+#include "swba/Pipelines/Pipelines.h"
+#include "swba/Conversion/Passes.h"
+
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/raw_ostream.h"
+
+using namespace mlir;
+
+void mlir::swba::buildSWBAToLLVMPipeline(OpPassManager &pm,
+                                         const SWBAToLLVMOptions &options) {
+  // Upstream passes by their registered names keep this list readable next
+  // to the `swba-opt` command line that it is equivalent to.
+  std::string pipeline = llvm::formatv(
+      "one-shot-bufferize{{bufferize-function-boundaries "
+      "function-boundary-type-conversion=identity-layout-map},"
+      "buffer-deallocation-pipeline,"
+      "convert-linalg-to-loops,"
+      "lower-swba{{target=cpu tile-q={0} tile-k={1}},"
+      "lower-affine,"
+      "convert-scf-to-cf,"
+      "expand-strided-metadata,"
+      "lower-affine,"
+      "arith-expand{{include-bf16=true},"
+      "convert-math-to-llvm,"
+      "convert-math-to-libm,"
+      "convert-vector-to-llvm,"
+      "finalize-memref-to-llvm,"
+      "convert-arith-to-llvm,"
+      "convert-index-to-llvm,"
+      "convert-func-to-llvm,"
+      "convert-cf-to-llvm,"
+      "reconcile-unrealized-casts",
+      options.tileQ.getValue(), options.tileK.getValue());
+  if (failed(parsePassPipeline(pipeline, pm, llvm::errs())))
+    llvm::report_fatal_error("swba-to-llvm: invalid pass pipeline");
+}
+
+void mlir::swba::registerSWBAPipelines() {
+  PassPipelineRegistration<SWBAToLLVMOptions>(
+      "swba-to-llvm",
+      "Bufferize, lower swba ops to CPU loops and everything to the LLVM "
+      "dialect (runnable by mlir-runner).",
+      buildSWBAToLLVMPipeline);
+}

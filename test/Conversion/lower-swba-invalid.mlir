@@ -1,0 +1,14 @@
+// --lower-swba rejects what it cannot lower with a diagnostic at the op or
+// on the pass options, never a crash.
+// RUN: swba-opt %s --lower-swba --split-input-file --verify-diagnostics
+// RUN: not swba-opt %s --lower-swba="target=tpu" 2>&1 | FileCheck %s --check-prefix=TARGET
+// RUN: not swba-opt %s --lower-swba="tile-q=0" 2>&1 | FileCheck %s --check-prefix=TILE
+
+// TARGET: error: --lower-swba: unsupported target 'tpu' (supported: 'cpu')
+// TILE: error: --lower-swba: tile sizes must be >= 1, got tile-q=0 tile-k=16
+
+func.func @tensor_form(%q: tensor<1x2x8x16xf32>) -> tensor<1x2x8x16xf32> {
+  // expected-error @+1 {{'swba.attention' op must be bufferized before --lower-swba (run --one-shot-bufferize first)}}
+  %r = swba.attention ins(%q, %q, %q : tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>) outs(%q : tensor<1x2x8x16xf32>) block_size = 4 window = 1 -> tensor<1x2x8x16xf32>
+  return %r : tensor<1x2x8x16xf32>
+}
