@@ -39,10 +39,29 @@ void mlir::swba::buildSWBAToLLVMPipeline(OpPassManager &pm,
     llvm::report_fatal_error("swba-to-llvm: invalid pass pipeline");
 }
 
+void mlir::swba::buildSWBAToNVVMPipeline(OpPassManager &pm,
+                                         const SWBAToNVVMOptions &options) {
+  std::string pipeline = llvm::formatv(
+      "one-shot-bufferize{{bufferize-function-boundaries "
+      "function-boundary-type-conversion=identity-layout-map},"
+      "lower-swba{{target=gpu},"
+      "gpu-lower-to-nvvm-pipeline{{cubin-chip={0} cubin-features=+{1} "
+      "cubin-format={2} opt-level={3}}",
+      options.chip.getValue(), options.ptxVersion.getValue(),
+      options.format.getValue(), options.optLevel.getValue());
+  if (failed(parsePassPipeline(pipeline, pm, llvm::errs())))
+    llvm::report_fatal_error("swba-to-nvvm: invalid pass pipeline");
+}
+
 void mlir::swba::registerSWBAPipelines() {
   PassPipelineRegistration<SWBAToLLVMOptions>(
       "swba-to-llvm",
       "Bufferize, lower swba ops to CPU loops and everything to the LLVM "
       "dialect (runnable by mlir-runner).",
       buildSWBAToLLVMPipeline);
+  PassPipelineRegistration<SWBAToNVVMOptions>(
+      "swba-to-nvvm",
+      "Bufferize, lower swba ops to tensor-core GPU kernels and those to "
+      "NVVM and a cubin (or PTX); host code to the LLVM dialect.",
+      buildSWBAToNVVMPipeline);
 }

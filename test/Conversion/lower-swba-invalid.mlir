@@ -4,7 +4,7 @@
 // RUN: not swba-opt %s --lower-swba="target=tpu" 2>&1 | FileCheck %s --check-prefix=TARGET
 // RUN: not swba-opt %s --lower-swba="tile-q=0" 2>&1 | FileCheck %s --check-prefix=TILE
 
-// TARGET: error: --lower-swba: unsupported target 'tpu' (supported: 'cpu')
+// TARGET: error: --lower-swba: unsupported target 'tpu' (supported: 'cpu', 'gpu')
 // TILE: error: --lower-swba: tile sizes must be >= 1, got tile-q=0 tile-k=16
 
 func.func @tensor_form(%q: tensor<1x2x8x16xf32>) -> tensor<1x2x8x16xf32> {

@@ -3,12 +3,17 @@
 #ifndef SWBA_CONVERSION_PASSES_H
 #define SWBA_CONVERSION_PASSES_H
 
+#include "swba/Conversion/SWBAToGPU/SWBAToGPU.h"
 #include "swba/Conversion/SWBAToLoops/SWBAToLoops.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Pass/Pass.h"
 
 namespace mlir::swba {

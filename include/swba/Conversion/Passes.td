@@ -24,24 +24,34 @@ def LowerSWBA : Pass<"lower-swba"> {
     same rows), then dQ per query tile over its window.
 
     `target=cpu` produces `scf`/`memref`/`arith`/`math` loops with f32
-    accumulation. The ops must already be bufferized: a tensor-form op is an
-    error.
+    accumulation. `target=gpu` turns `swba.attention` into a `gpu.launch_func`
+    of a kernel in a new `gpu.module`: one workgroup of 4 warps per (64 query
+    rows, head, batch), K/V tiles of 64 rows staged in shared memory, both
+    products on tensor cores (`nvgpu.ldmatrix` + `nvgpu.mma.sync`, sm_80 and
+    later), online softmax in registers (f16/bf16, head dims multiples of 16
+    up to 128). The ops must already be bufferized: a tensor-form op is an
+    error, and so is what a target does not support.
 
     Example: `swba-opt --lower-swba="target=cpu tile-q=16 tile-k=16"`.
   }];
   let options = [
     Option<"target", "target", "std::string", /*default=*/"\"cpu\"",
-           "Code to produce: 'cpu' (scf loops).">,
+           "Code to produce: 'cpu' (scf loops) or 'gpu' (gpu.launch_func "
+           "of an nvgpu tensor-core kernel).">,
     Option<"tileQ", "tile-q", "int64_t", /*default=*/"16",
-           "Query rows per tile.">,
+           "Query rows per tile (target=cpu).">,
     Option<"tileK", "tile-k", "int64_t", /*default=*/"16",
-           "Key rows per tile.">,
+           "Key rows per tile (target=cpu).">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
+    "::mlir::gpu::GPUDialect",
+    "::mlir::NVVM::NVVMDialect",
     "::mlir::math::MathDialect",
     "::mlir::memref::MemRefDialect",
+    "::mlir::nvgpu::NVGPUDialect",
     "::mlir::scf::SCFDialect",
+    "::mlir::vector::VectorDialect",
   ];
 }
 

@@ -20,13 +20,39 @@ struct SWBAToLLVMOptions : public PassPipelineOptions<SWBAToLLVMOptions> {
                                      llvm::cl::init(16)};
 };
 
+/// Options of --swba-to-nvvm.
+struct SWBAToNVVMOptions : public PassPipelineOptions<SWBAToNVVMOptions> {
+  PassOptions::Option<std::string> chip{
+      *this, "chip", llvm::cl::desc("GPU architecture of the kernels."),
+      llvm::cl::init("sm_90")};
+  PassOptions::Option<std::string> ptxVersion{
+      *this, "ptx", llvm::cl::desc("PTX ISA version (sm_90 needs ptx78 or "
+                                   "later)."),
+      llvm::cl::init("ptx80")};
+  PassOptions::Option<std::string> format{
+      *this, "format",
+      llvm::cl::desc("Kernel binary format: 'bin' (cubin, through ptxas), "
+                     "'isa' (PTX) or 'fatbin'."),
+      llvm::cl::init("bin")};
+  PassOptions::Option<int64_t> optLevel{
+      *this, "opt-level", llvm::cl::desc("Optimization level of the kernels."),
+      llvm::cl::init(3)};
+};
+
+/// Tensor- or memref-level module with swba ops -> host code in the LLVM
+/// dialect launching kernels embedded as gpu.binary: bufferize, lower the
+/// swba ops with target=gpu, then upstream's gpu-lower-to-nvvm-pipeline.
+void buildSWBAToNVVMPipeline(OpPassManager &pm,
+                             const SWBAToNVVMOptions &options);
+
 /// Tensor-level module with swba ops (and linalg/tensor/arith/math/func code
 /// around them) -> LLVM dialect runnable by mlir-runner: bufferize, lower the
 /// swba ops to CPU loops, lower everything to LLVM.
 void buildSWBAToLLVMPipeline(OpPassManager &pm,
                              const SWBAToLLVMOptions &options);
 
-/// Registers the pipelines above under their names (`swba-to-llvm`).
+/// Registers the pipelines above under their names (`swba-to-llvm`,
+/// `swba-to-nvvm`).
 void registerSWBAPipelines();
 
 } // namespace swba

@@ -21,9 +21,9 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
 
   void runOnOperation() override {
     Operation *root = getOperation();
-    if (target != "cpu") {
+    if (target != "cpu" && target != "gpu") {
       root->emitError() << "--lower-swba: unsupported target '" << target
-                        << "' (supported: 'cpu')";
+                        << "' (supported: 'cpu', 'gpu')";
       return signalPassFailure();
     }
     if (tileQ < 1 || tileK < 1) {
@@ -32,21 +32,35 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
       return signalPassFailure();
     }
 
-    // The loops index memrefs; tensor-form ops must be bufferized first.
-    WalkResult unbufferized = root->walk([](Operation *op) {
-      auto dpsOp = dyn_cast<DestinationStyleOpInterface>(op);
-      if (!dpsOp || !isa<AttentionOp, AttentionGradOp>(op) ||
-          dpsOp.hasPureBufferSemantics())
+    // Every op must be lowerable before anything is rewritten.
+    bool gpu = target == "gpu";
+    WalkResult unsupported = root->walk([&](Operation *op) {
+      if (!isa<AttentionOp, AttentionGradOp>(op))
         return WalkResult::advance();
-      op->emitOpError() << "must be bufferized before --lower-swba (run "
-                           "--one-shot-bufferize first)";
-      return WalkResult::interrupt();
+      if (!cast<DestinationStyleOpInterface>(op).hasPureBufferSemantics()) {
+        op->emitOpError() << "must be bufferized before --lower-swba (run "
+                             "--one-shot-bufferize first)";
+        return WalkResult::interrupt();
+      }
+      if (!gpu)
+        return WalkResult::advance();
+      if (auto grad = dyn_cast<AttentionGradOp>(op)) {
+        grad.emitOpError()
+            << "has no target=gpu lowering yet (use target=cpu)";
+        return WalkResult::interrupt();
+      }
+      if (failed(checkGPULowerable(cast<AttentionOp>(op))))
+        return WalkResult::interrupt();
+      return WalkResult::advance();
     });
-    if (unbufferized.wasInterrupted())
+    if (unsupported.wasInterrupted())
       return signalPassFailure();
 
     RewritePatternSet patterns(&getContext());
-    populateSWBAToLoopsPatterns(patterns, LoopTiling{tileQ, tileK});
+    if (gpu)
+      populateSWBAToGPUPatterns(patterns);
+    else
+      populateSWBAToLoopsPatterns(patterns, LoopTiling{tileQ, tileK});
     walkAndApplyPatterns(root, std::move(patterns));
   }
 };
