@@ -1,0 +1,24 @@
+"""Benchmark configurations: design.md section 4 and a sweep of N."""
+
+import math
+from collections import namedtuple
+
+Config = namedtuple("Config", "b h n d bs ws")
+
+DESIGN = [
+    Config(1, 12, 4096, 64, 256, 16),
+    Config(1, 12, 16384, 64, 256, 16),
+    Config(1, 24, 16384, 128, 1024, 4),
+    Config(1, 24, 32768, 128, 2048, 4),
+]
+# Time against tokens at a fixed window (the seed README's plot).
+SWEEP = [Config(1, 12, n, 64, 256, 16) for n in (1024, 2048, 4096, 8192, 16384, 32768)]
+
+
+def kernel_configs():
+    from swba.compiler import KernelConfig
+    out = set()
+    for c in DESIGN + SWEEP:
+        for dtype in ("f16",):
+            out.add(KernelConfig(dtype, c.d, c.d, c.bs, c.ws, 1.0 / math.sqrt(c.d)))
+    return out

@@ -1,0 +1,142 @@
+"""Compiles swba.attention into GPU kernels by driving `swba-opt`.
+
+A kernel is specialised on what the op's attributes and static types carry
+(element type, head dims, block size, window, scale, lse); batch, heads and
+sequence lengths stay dynamic. Compiled kernels are cached on disk by
+configuration, so a GPU machine without MLIR can run from a cache filled
+ahead of time (`python -m swba.compile`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+KERNEL_NAME = "swba_attention_fwd"
+_DTYPES = ("f16", "bf16")
+_REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelConfig:
+    """What a compiled forward kernel is specialised on."""
+
+    dtype: str  # "f16" or "bf16"
+    head_dim: int
+    value_dim: int
+    block_size: int
+    window: int
+    scale: float
+    with_lse: bool = True
+    chip: str = "sm_90"
+
+    def __post_init__(self):
+        if self.dtype not in _DTYPES:
+            raise ValueError(f"dtype must be one of {_DTYPES}, got {self.dtype!r}")
+        for name in ("head_dim", "value_dim"):
+            d = getattr(self, name)
+            if d % 16 or not 16 <= d <= 128:
+                raise ValueError(f"{name} must be a multiple of 16 in [16, 128], got {d}")
+        if self.block_size < 1 or self.window < 1:
+            raise ValueError("block_size and window must be >= 1")
+
+    def key(self) -> str:
+        text = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+    def mlir(self) -> str:
+        """The op as a memref-level function, with dynamic B, heads and N."""
+        t, d, dv = self.dtype, self.head_dim, self.value_dim
+        q = f"memref<?x?x?x{d}x{t}>"
+        v = f"memref<?x?x?x{dv}x{t}>"
+        lse_arg = ", %l: memref<?x?x?xf32>" if self.with_lse else ""
+        outs = "%o, %l : " + f"{v}, memref<?x?x?xf32>" if self.with_lse else f"%o : {v}"
+        return (
+            f"func.func @attention(%q: {q}, %k: {q}, %v: {v}, %o: {v}{lse_arg}) {{\n"
+            f"  swba.attention ins(%q, %k, %v : {q}, {q}, {v}) outs({outs})\n"
+            f"      block_size = {self.block_size} window = {self.window}"
+            f" scale = {self.scale!r}\n"
+            f"  return\n}}\n"
+        )
+
+
+def find_swba_opt() -> str | None:
+    """`SWBA_OPT`, else the build tree of this checkout, else PATH."""
+    env = os.environ.get("SWBA_OPT")
+    if env:
+        return env
+    local = _REPO / "build" / "bin" / "swba-opt"
+    if local.exists():
+        return str(local)
+    return shutil.which("swba-opt")
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SWBA_KERNEL_DIR", Path.home() / ".cache" / "swba"))
+
+
+_ASSEMBLY = re.compile(r'assembly = "((?:[^"\\]|\\.)*)"')
+
+
+def _unescape_mlir_string(s: str) -> str:
+    """MLIR prints a string attribute with `\\` for a backslash and `\\XX`
+    (two hex digits) for every other byte that is not printable, quotes too."""
+    return re.sub(r"\\(\\|[0-9A-Fa-f]{2})",
+                  lambda m: "\\" if m.group(1) == "\\" else chr(int(m.group(1), 16)),
+                  s)
+
+
+def compile_ptx(config: KernelConfig, swba_opt: str | None = None) -> str:
+    """Runs `swba-opt --swba-to-nvvm=format=isa` and returns the kernel's PTX."""
+    tool = swba_opt or find_swba_opt()
+    if tool is None:
+        raise RuntimeError(
+            "swba-opt not found (set SWBA_OPT, build this checkout, or fill the "
+            f"kernel cache ahead of time); missing kernel {config}")
+    proc = subprocess.run(
+        [tool, f"--swba-to-nvvm=chip={config.chip} format=isa"],
+        input=config.mlir(), capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"swba-opt failed for {config}:\n{proc.stderr}")
+    match = _ASSEMBLY.search(proc.stdout)
+    if not match:
+        raise RuntimeError("swba-opt produced no gpu.binary assembly")
+    return _unescape_mlir_string(match.group(1))
+
+
+def compile_cubin(ptx: str, chip: str) -> bytes | None:
+    """ptxas from the CUDA toolkit, when there is one; None otherwise (the
+    driver then compiles the PTX when it loads it)."""
+    ptxas = shutil.which("ptxas") or "/usr/local/cuda/bin/ptxas"
+    if not Path(ptxas).exists():
+        return None
+    tmp = cache_dir() / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    src, dst = tmp / f"{os.getpid()}.ptx", tmp / f"{os.getpid()}.cubin"
+    src.write_text(ptx)
+    subprocess.run([ptxas, f"-arch={chip}", "-O3", str(src), "-o", str(dst)],
+                   check=True, capture_output=True)
+    return dst.read_bytes()
+
+
+def load_or_compile(config: KernelConfig) -> tuple[bytes, str]:
+    """The kernel image (cubin, or PTX for the driver's JIT) and its kind."""
+    base = cache_dir() / config.key()
+    for suffix in ("cubin", "ptx"):
+        path = base.with_suffix("." + suffix)
+        if path.exists():
+            return path.read_bytes(), suffix
+    ptx = compile_ptx(config)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    cubin = compile_cubin(ptx, config.chip)
+    if cubin is not None:
+        base.with_suffix(".cubin").write_bytes(cubin)
+        return cubin, "cubin"
+    base.with_suffix(".ptx").write_text(ptx)
+    return ptx.encode(), "ptx"

@@ -1,0 +1,51 @@
+"""Loads compiled kernels through the CUDA driver API (NVIDIA's cuda-python
+bindings) and launches them on a stream."""
+
+from __future__ import annotations
+
+import ctypes
+
+try:
+    from cuda.bindings import driver as cu
+except ImportError:  # cuda-python before 12.6
+    from cuda import cuda as cu
+
+
+def _check(result):
+    err, *values = result if isinstance(result, tuple) else (result,)
+    if err != cu.CUresult.CUDA_SUCCESS:
+        _, name = cu.cuGetErrorName(err)
+        raise RuntimeError(f"CUDA driver error {name.decode() if name else err}")
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else values
+
+
+class Kernel:
+    """One kernel function of a loaded cubin (or PTX, JIT-compiled by the
+    driver on load) in the current context."""
+
+    def __init__(self, image: bytes, name: str):
+        self.module = _check(cu.cuModuleLoadData(image))
+        self.function = _check(cu.cuModuleGetFunction(self.module, name.encode()))
+        self.name = name
+
+    def attribute(self, attr) -> int:
+        return _check(cu.cuFuncGetAttribute(attr, self.function))
+
+    def launch(self, grid, block, args, stream: int, shared_bytes: int = 0):
+        """`args`: a list of (value, ctypes type) in the kernel's order."""
+        values = tuple(v for v, _ in args)
+        types = tuple(t for _, t in args)
+        _check(cu.cuLaunchKernel(self.function, *grid, *block, shared_bytes,
+                                 cu.CUstream(stream), (values, types), 0))
+
+
+def memref_args(tensor) -> list:
+    """The expanded memref descriptor MLIR's GPU lowering gives a kernel
+    parameter: allocated and aligned pointers, offset, sizes, strides."""
+    ptr = tensor.data_ptr()
+    args = [(ptr, ctypes.c_void_p), (ptr, ctypes.c_void_p), (0, ctypes.c_int64)]
+    args += [(int(s), ctypes.c_int64) for s in tensor.shape]
+    args += [(int(s), ctypes.c_int64) for s in tensor.stride()]
+    return args

@@ -1,0 +1,29 @@
+"""The shape grid of the GPU correctness tests, importable without torch so
+that kernels can be compiled ahead of time on a machine without a GPU."""
+
+import math
+from collections import namedtuple
+
+Case = namedtuple("Case", "name b hq hkv nq nk d dv bs ws dtype scale")
+
+CASES = [
+    Case("square_f16", 2, 4, 4, 512, 512, 64, 64, 128, 2, "f16", None),
+    Case("bs_not_tile_multiple_partial_frame", 1, 4, 4, 1030, 1030, 64, 64, 100, 3, "f16", None),
+    Case("gqa_d128_bf16", 1, 8, 2, 777, 777, 128, 128, 130, 2, "bf16", None),
+    Case("kv_cache_nq_lt_nk", 1, 4, 4, 300, 1300, 64, 64, 256, 4, "f16", None),
+    Case("token_level_bs1", 2, 2, 1, 200, 200, 64, 64, 1, 64, "f16", None),
+    Case("window_beyond_frames_bf16", 1, 2, 2, 256, 256, 64, 64, 64, 100, "bf16", None),
+    Case("video_frames_1560", 1, 2, 2, 3220, 3220, 128, 128, 1560, 2, "f16", None),
+    Case("dv_ne_d_scale_bf16", 1, 4, 2, 257, 257, 64, 128, 37, 3, "bf16", 0.3),
+    Case("tiny_nq1_decode", 3, 4, 1, 1, 700, 64, 64, 128, 2, "f16", None),
+]
+
+
+def effective_scale(case):
+    return case.scale if case.scale is not None else 1.0 / math.sqrt(case.d)
+
+
+def kernel_configs():
+    from swba.compiler import KernelConfig
+    return [KernelConfig(c.dtype, c.d, c.dv, c.bs, c.ws, effective_scale(c))
+            for c in CASES]

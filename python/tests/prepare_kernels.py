@@ -1,0 +1,26 @@
+"""Compiles, on a machine with swba-opt, every kernel the GPU tests and the
+benchmark need, into SWBA_KERNEL_DIR (default ~/.cache/swba), so that a GPU
+machine without MLIR runs them from there."""
+
+import os
+import sys
+
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.join(here, ".."), here, os.path.join(here, "..", "bench")]
+
+from swba import compiler  # noqa: E402
+import gpu_cases  # noqa: E402
+import configs  # noqa: E402
+
+todo = set(gpu_cases.kernel_configs()) | set(configs.kernel_configs())
+failed = 0
+for config in sorted(todo, key=lambda c: c.key()):
+    try:
+        image, kind = compiler.load_or_compile(config)
+    except RuntimeError as e:
+        failed += 1
+        print(f"FAILED {config}: {str(e).splitlines()[1] if len(str(e).splitlines()) > 1 else e}")
+        continue
+    print(f"{config.key()} {kind:5} {len(image):7d} B  {config}")
+print(f"{len(todo) - failed} kernels in {compiler.cache_dir()}, {failed} failed")
+sys.exit(1 if failed else 0)
