@@ -18,7 +18,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-KERNEL_NAME = "swba_attention_fwd"
 _DTYPES = ("f16", "bf16")
 _REPO = Path(__file__).resolve().parents[2]
 
@@ -125,18 +124,38 @@ def compile_cubin(ptx: str, chip: str) -> bytes | None:
     return dst.read_bytes()
 
 
-def load_or_compile(config: KernelConfig) -> tuple[bytes, str]:
-    """The kernel image (cubin, or PTX for the driver's JIT) and its kind."""
+_ENTRY = re.compile(r"\.visible \.entry (swba_attention_fwd_m(\d+))\(")
+
+
+@dataclasses.dataclass
+class Kernel:
+    """A compiled kernel: its image (a cubin, or PTX that the driver
+    compiles on load), its name, and the query rows each workgroup owns
+    (the lowering's choice, carried in the kernel's name)."""
+
+    image: bytes
+    kind: str
+    name: str
+    block_m: int
+
+
+def load_or_compile(config: KernelConfig) -> Kernel:
     base = cache_dir() / config.key()
-    for suffix in ("cubin", "ptx"):
-        path = base.with_suffix("." + suffix)
-        if path.exists():
-            return path.read_bytes(), suffix
+    meta = base.with_suffix(".json")
+    if meta.exists():
+        info = json.loads(meta.read_text())
+        image = base.with_suffix("." + info["kind"]).read_bytes()
+        return Kernel(image, info["kind"], info["name"], info["block_m"])
     ptx = compile_ptx(config)
+    entry = _ENTRY.search(ptx)
+    if not entry:
+        raise RuntimeError("no swba_attention_fwd_m<rows> kernel in the PTX")
     base.parent.mkdir(parents=True, exist_ok=True)
     cubin = compile_cubin(ptx, config.chip)
-    if cubin is not None:
-        base.with_suffix(".cubin").write_bytes(cubin)
-        return cubin, "cubin"
-    base.with_suffix(".ptx").write_text(ptx)
-    return ptx.encode(), "ptx"
+    kernel = Kernel(cubin if cubin is not None else ptx.encode(),
+                    "cubin" if cubin is not None else "ptx",
+                    entry.group(1), int(entry.group(2)))
+    base.with_suffix("." + kernel.kind).write_bytes(kernel.image)
+    meta.write_text(json.dumps({"kind": kernel.kind, "name": kernel.name,
+                                "block_m": kernel.block_m}))
+    return kernel

@@ -10,18 +10,18 @@ import torch
 from . import compiler, runtime
 
 _TORCH_DTYPES = {torch.float16: "f16", torch.bfloat16: "bf16"}
-_BLOCK_M = 64  # query rows per workgroup, as in the GPU lowering
-_THREADS = 128
+_THREADS = 128  # one workgroup: 4 warps, as in the GPU lowering
 _kernels: dict = {}
 
 
-def _kernel(config: compiler.KernelConfig, device: torch.device) -> runtime.Kernel:
+def _kernel(config: compiler.KernelConfig, device: torch.device):
     key = (config, device.index)
     if key not in _kernels:
-        image, _ = compiler.load_or_compile(config)
+        compiled = compiler.load_or_compile(config)
         with torch.cuda.device(device):
             torch.cuda.current_stream(device)  # makes the primary context current
-            _kernels[key] = runtime.Kernel(image, compiler.KERNEL_NAME)
+            _kernels[key] = (runtime.Kernel(compiled.image, compiled.name),
+                             compiled.block_m)
     return _kernels[key]
 
 
@@ -64,11 +64,11 @@ def attention(q, k, v, block_size: int, window: int, scale: float | None = None,
     if out.numel() == 0:
         return (out, lse) if return_lse else out
 
-    kernel = _kernel(config, q.device)
+    kernel, block_m = _kernel(config, q.device)
     args = []
     for t in (q, k, v, out, lse):
         args += runtime.memref_args(t)
-    grid = ((nq + _BLOCK_M - 1) // _BLOCK_M, hq, b)
+    grid = ((nq + block_m - 1) // block_m, hq, b)
     kernel.launch(grid, (_THREADS, 1, 1), args,
                   torch.cuda.current_stream(q.device).cuda_stream)
     return (out, lse) if return_lse else out

@@ -16,11 +16,11 @@ todo = set(gpu_cases.kernel_configs()) | set(configs.kernel_configs())
 failed = 0
 for config in sorted(todo, key=lambda c: c.key()):
     try:
-        image, kind = compiler.load_or_compile(config)
+        kernel = compiler.load_or_compile(config)
     except RuntimeError as e:
         failed += 1
         print(f"FAILED {config}: {str(e).splitlines()[1] if len(str(e).splitlines()) > 1 else e}")
         continue
-    print(f"{config.key()} {kind:5} {len(image):7d} B  {config}")
+    print(f"{config.key()} {kernel.name} {kernel.kind:5} {len(kernel.image):7d} B  {config}")
 print(f"{len(todo) - failed} kernels in {compiler.cache_dir()}, {failed} failed")
 sys.exit(1 if failed else 0)

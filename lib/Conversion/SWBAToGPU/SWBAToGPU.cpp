@@ -1,9 +1,11 @@
 //===- SWBAToGPU.cpp - swba.attention to a tensor-core GPU kernel ---------===//
 //
 // Lowers memref-form swba.attention to a gpu.launch_func of a kernel in a
-// gpu.module. One workgroup of 4 warps owns 64 query rows (16 per warp) of
-// one (batch, head); its KV loop runs over the tiles of the rows' block
-// window only (computeKeyWindow). K and V tiles are staged in shared memory;
+// gpu.module. One workgroup of 4 warps owns 64 or 128 query rows (one or two
+// m16 tiles per warp, see KernelTiling) of one (batch, head); its KV loop
+// runs over the tiles of the rows' block window only (computeKeyWindow). K
+// and V tiles are staged in shared memory, the next one loaded into
+// registers while the current one is consumed;
 // both products run on tensor cores through nvgpu.ldmatrix + nvgpu.mma.sync
 // (m16n8k16, f16/bf16 in, f32 accumulate); the online softmax lives in the
 // mma accumulator registers. A tile that every row of the workgroup sees
@@ -25,6 +27,7 @@
 #include "../LoopEmitter.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
@@ -41,8 +44,6 @@ namespace {
 
 constexpr int64_t kWarps = 4;
 constexpr int64_t kThreads = 32 * kWarps;
-/// Query rows per workgroup: 16 per warp, the M of one mma.
-constexpr int64_t kBlockM = 16 * kWarps;
 /// Key rows per KV tile.
 constexpr int64_t kBlockN = 64;
 /// Elements of padding per shared-memory row: shifts consecutive rows by 16
@@ -61,7 +62,7 @@ public:
 
   Type elementType;
 
-  Value laneId, warpId, g, t;
+  Value threadId, laneId, warpId, g, t;
 
   Value constI32(int32_t v) {
     return arith::ConstantIntOp::create(b, b.getI32Type(), v);
@@ -70,50 +71,67 @@ public:
   Value rem(Value x, int64_t y) { return arith::RemUIOp::create(b, x, idx(y)); }
   Value div(Value x, int64_t y) { return divIdx(x, idx(y)); }
 
-  /// Copies rows [row0, row0 + kRows) x [0, width) of `src[batch, head]` into
-  /// shared `dst`, 16 bytes per access; rows at or past `rowEnd` read zeros.
-  void copyTile(Value src, Value batch, Value head, Value row0, Value rowEnd,
-                Value dst, int64_t rows, int64_t width) {
+  /// Loads rows [row0, row0 + rows) x [0, width) of `src[batch, head]`,
+  /// 16 bytes per access, spread over the workgroup's threads; rows at or
+  /// past `rowEnd` read zeros. Returns this thread's chunks, in registers.
+  SmallVector<Value> loadTile(Value src, Value batch, Value head, Value row0,
+                              Value rowEnd, int64_t rows, int64_t width) {
     VectorType vecType = VectorType::get({kVec}, elementType);
-    int64_t chunksPerRow = width / kVec;
-    int64_t chunks = rows * chunksPerRow;
-    Value tid = add(mul(warpId, 32), laneId);
-    for (int64_t base = 0; base < chunks; base += kThreads) {
-      Value chunk = add(tid, idx(base));
-      Value r = div(chunk, chunksPerRow);
-      Value col = mul(rem(chunk, chunksPerRow), kVec);
+    SmallVector<Value> chunks;
+    for (int64_t base = 0; base < rows * width / kVec; base += kThreads) {
+      auto [r, col] = chunkPosition(base, width);
       Value row = add(row0, r);
       Value inBounds = arith::CmpIOp::create(b, arith::CmpIPredicate::ult,
                                              row, rowEnd);
       auto ifOp = scf::IfOp::create(b, TypeRange{vecType}, inBounds,
                                     /*withElseRegion=*/true);
-      {
-        OpBuilder::InsertionGuard guard(b);
-        b.setInsertionPointToStart(ifOp.thenBlock());
-        Value v = vector::LoadOp::create(b, vecType, src,
-                                         ValueRange{batch, head, row, col},
-                                         /*nontemporal=*/false,
-                                         llvm::MaybeAlign(16));
-        scf::YieldOp::create(b, v);
-        b.setInsertionPointToStart(ifOp.elseBlock());
-        Value zero = arith::ConstantOp::create(
-            b, vecType, DenseElementsAttr::get(vecType, b.getZeroAttr(elementType)));
-        scf::YieldOp::create(b, zero);
-      }
-      if (chunks - base < kThreads) {
-        // The last round has fewer chunks than threads.
-        Value active = arith::CmpIOp::create(b, arith::CmpIPredicate::ult,
-                                             chunk, idx(chunks));
-        auto guardIf = scf::IfOp::create(b, active, /*withElseRegion=*/false);
-        OpBuilder::InsertionGuard guard(b);
-        b.setInsertionPoint(guardIf.thenBlock()->getTerminator());
-        vector::StoreOp::create(b, ifOp.getResult(0), dst, ValueRange{r, col},
-                                /*nontemporal=*/false, llvm::MaybeAlign(16));
-      } else {
-        vector::StoreOp::create(b, ifOp.getResult(0), dst, ValueRange{r, col},
-                                /*nontemporal=*/false, llvm::MaybeAlign(16));
-      }
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(ifOp.thenBlock());
+      Value v = vector::LoadOp::create(b, vecType, src,
+                                       ValueRange{batch, head, row, col},
+                                       /*nontemporal=*/false,
+                                       llvm::MaybeAlign(16));
+      scf::YieldOp::create(b, v);
+      b.setInsertionPointToStart(ifOp.elseBlock());
+      Value zero = arith::ConstantOp::create(
+          b, vecType,
+          DenseElementsAttr::get(vecType, b.getZeroAttr(elementType)));
+      scf::YieldOp::create(b, zero);
+      chunks.push_back(ifOp.getResult(0));
     }
+    return chunks;
+  }
+
+  /// Stores chunks from loadTile into shared `dst` at the same positions.
+  void storeTile(ArrayRef<Value> chunks, Value dst, int64_t rows,
+                 int64_t width) {
+    int64_t total = rows * width / kVec;
+    for (auto [i, chunk] : llvm::enumerate(chunks)) {
+      int64_t base = i * kThreads;
+      auto [r, col] = chunkPosition(base, width);
+      auto store = [&] {
+        vector::StoreOp::create(b, chunk, dst, ValueRange{r, col},
+                                /*nontemporal=*/false, llvm::MaybeAlign(16));
+      };
+      if (total - base >= kThreads) {
+        store();
+        continue;
+      }
+      // The last round has fewer chunks than threads.
+      Value active = arith::CmpIOp::create(
+          b, arith::CmpIPredicate::ult, add(threadId, idx(base)), idx(total));
+      auto guardIf = scf::IfOp::create(b, active, /*withElseRegion=*/false);
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPoint(guardIf.thenBlock()->getTerminator());
+      store();
+    }
+  }
+
+  /// Row and column of this thread's chunk in round `base`.
+  std::pair<Value, Value> chunkPosition(int64_t base, int64_t width) {
+    int64_t chunksPerRow = width / kVec;
+    Value chunk = add(threadId, idx(base));
+    return {div(chunk, chunksPerRow), mul(rem(chunk, chunksPerRow), kVec)};
   }
 
   Value ldmatrix(Value smem, Value row, Value col, int64_t tiles,
@@ -133,9 +151,45 @@ public:
         .getResult(0);
   }
 
+  /// D = A B + C on m16n8k16. nvgpu.mma.sync carries f16; MLIR 22's
+  /// nvgpu-to-nvvm cannot type bf16 operands, so bf16 goes to nvvm.mma.sync
+  /// directly, with each pair of bf16 packed in the i32 register PTX wants.
   Value mma(Value a, Value bFrag, Value c) {
-    return nvgpu::MmaSyncOp::create(b, a, bFrag, c,
-                                    ArrayRef<int64_t>{16, 8, 16});
+    if (!elementType.isBF16())
+      return nvgpu::MmaSyncOp::create(b, a, bFrag, c,
+                                      ArrayRef<int64_t>{16, 8, 16});
+    auto packed = [&](Value frag) {
+      SmallVector<Value> regs;
+      auto pairType = VectorType::get({2}, elementType);
+      auto regType = VectorType::get({1}, b.getI32Type());
+      for (int64_t r = 0, e = cast<VectorType>(frag.getType()).getDimSize(0);
+           r < e; ++r) {
+        Value pair = vector::ExtractOp::create(b, frag, ArrayRef<int64_t>{r});
+        assert(pair.getType() == pairType && "expected rows of two elements");
+        Value reg = vector::BitCastOp::create(b, regType, pair);
+        regs.push_back(vector::ExtractOp::create(b, reg, ArrayRef<int64_t>{0}));
+      }
+      return regs;
+    };
+    SmallVector<Value> acc;
+    for (int64_t r = 0; r < 2; ++r)
+      for (int64_t col = 0; col < 2; ++col)
+        acc.push_back(extract(c, r, col));
+    Type f32 = b.getF32Type();
+    auto resultType = LLVM::LLVMStructType::getLiteral(
+        b.getContext(), SmallVector<Type>(4, f32));
+    Value d = NVVM::MmaOp::create(
+        b, resultType, packed(a), packed(bFrag), acc,
+        ArrayRef<int64_t>{16, 8, 16}, std::nullopt, std::nullopt,
+        std::array<NVVM::MMATypes, 2>{NVVM::MMATypes::bf16,
+                                      NVVM::MMATypes::bf16},
+        std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
+                                       NVVM::MMALayout::col});
+    SmallVector<Value> elements;
+    for (int64_t i = 0; i < 4; ++i)
+      elements.push_back(LLVM::ExtractValueOp::create(b, d, i));
+    return vector::FromElementsOp::create(
+        b, VectorType::get({2, 2}, f32), elements);
   }
 
   Value zeroAcc() {
@@ -163,6 +217,20 @@ public:
   }
 };
 
+/// How the kernel for one op is tiled.
+struct KernelTiling {
+  /// m16 row tiles per warp. Two tiles share every K and V fragment read from
+  /// shared memory, halving that traffic per FLOP, which bounds an
+  /// mma.sync kernel; at head dim 128 the accumulators of two tiles would
+  /// not fit the 255 registers of a thread.
+  int64_t mTiles;
+  int64_t blockM() const { return 16 * kWarps * mTiles; }
+
+  static KernelTiling get(int64_t headDim, int64_t valueDim) {
+    return {headDim <= 64 && valueDim <= 64 ? 2 : 1};
+  }
+};
+
 struct AttentionOpToGPU : public OpRewritePattern<AttentionOp> {
   using OpRewritePattern::OpRewritePattern;
 
@@ -178,6 +246,7 @@ struct AttentionOpToGPU : public OpRewritePattern<AttentionOp> {
     auto vType = cast<MemRefType>(op.getValue().getType());
     Type elementType = qType.getElementType();
     int64_t headDim = qType.getDimSize(3), valueDim = vType.getDimSize(3);
+    KernelTiling tiling = KernelTiling::get(headDim, valueDim);
 
     // The kernel: one gpu.module per op, named uniquely in the module.
     Location loc = op.getLoc();
@@ -195,37 +264,45 @@ struct AttentionOpToGPU : public OpRewritePattern<AttentionOp> {
         gpu::GPUModuleOp::create(rewriter, loc, "swba_attention_kernels");
     SymbolTable(module).insert(gpuModule);
 
+    // Shared memory: a K tile and a V tile; Q is staged through the K tile,
+    // or through a buffer of its own when a workgroup has more query rows
+    // than a K tile.
     auto smemSpace = gpu::AddressSpaceAttr::get(
         ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
-    auto kSmemType =
-        MemRefType::get({kBlockN, headDim + kPad}, elementType,
-                        MemRefLayoutAttrInterface(), smemSpace);
-    auto vSmemType =
-        MemRefType::get({kBlockN, valueDim + kPad}, elementType,
-                        MemRefLayoutAttrInterface(), smemSpace);
+    auto smemType = [&](int64_t rows, int64_t width) {
+      return MemRefType::get({rows, width + kPad}, elementType,
+                             MemRefLayoutAttrInterface(), smemSpace);
+    };
+    SmallVector<Type> smemTypes{smemType(kBlockN, headDim),
+                                smemType(kBlockN, valueDim)};
+    if (tiling.blockM() > kBlockN)
+      smemTypes.push_back(smemType(tiling.blockM(), headDim));
+
     rewriter.setInsertionPointToStart(gpuModule.getBody());
     auto funcType = FunctionType::get(ctx, TypeRange(ValueRange(args)), {});
-    auto kernel = gpu::GPUFuncOp::create(rewriter, loc, "swba_attention_fwd",
-                                         funcType,
-                                         TypeRange{kSmemType, vSmemType});
+    // The name carries the query rows per workgroup, which sets the grid.
+    std::string name = "swba_attention_fwd_m" + std::to_string(tiling.blockM());
+    auto kernel =
+        gpu::GPUFuncOp::create(rewriter, loc, name, funcType, smemTypes);
     kernel->setAttr(gpu::GPUDialect::getKernelFuncAttrName(),
                     UnitAttr::get(ctx));
     kernel.setKnownBlockSizeAttr(
         rewriter.getDenseI32ArrayAttr({(int32_t)kThreads, 1, 1}));
     Block &entry = kernel.getBody().front();
     rewriter.setInsertionPointToStart(&entry);
-    buildKernelBody(rewriter, loc, op, entry.getArguments().take_front(
-                                           args.size()),
-                    kernel.getWorkgroupAttributions()[0],
-                    kernel.getWorkgroupAttributions()[1], elementType, headDim,
-                    valueDim);
+    ArrayRef<BlockArgument> smem = kernel.getWorkgroupAttributions();
+    buildKernelBody(rewriter, loc, op, tiling,
+                    entry.getArguments().take_front(args.size()), smem[0],
+                    smem[1], smem.size() > 2 ? smem[2] : smem[0], elementType,
+                    headDim, valueDim);
     gpu::ReturnOp::create(rewriter, loc);
 
     // The launch: a grid of (query tiles, query heads, batch).
     rewriter.setInsertionPoint(op);
     LoopEmitter e(rewriter, loc);
     Value queries = e.dim(op.getQuery(), 2);
-    Value tiles = arith::CeilDivUIOp::create(e.b, queries, e.idx(kBlockM));
+    Value tiles =
+        arith::CeilDivUIOp::create(e.b, queries, e.idx(tiling.blockM()));
     gpu::KernelDim3 grid{tiles, e.dim(op.getQuery(), 1),
                          e.dim(op.getQuery(), 0)};
     gpu::KernelDim3 block{e.idx(kThreads), e.idx(1), e.idx(1)};
@@ -237,10 +314,11 @@ struct AttentionOpToGPU : public OpRewritePattern<AttentionOp> {
 
 private:
   static void buildKernelBody(OpBuilder &builder, Location loc, AttentionOp op,
-                              ValueRange args, Value sK, Value sV,
-                              Type elementType, int64_t headDim,
-                              int64_t valueDim) {
+                              KernelTiling tiling, ValueRange args, Value sK,
+                              Value sV, Value sQ, Type elementType,
+                              int64_t headDim, int64_t valueDim) {
     KernelBuilder e(builder, loc, elementType);
+    const int64_t mTiles = tiling.mTiles, blockM = tiling.blockM();
     Value q = args[0], k = args[1], v = args[2], out = args[3];
     Value lse = args.size() > 4 ? args[4] : Value();
     BlockWindow w{static_cast<int64_t>(op.getBlockSize()),
@@ -249,12 +327,16 @@ private:
     double log2e = 1.0 / std::log(2.0);
     Value scale = e.f32(op.getEffectiveScale() * log2e);
 
-    Value tid = gpu::ThreadIdOp::create(e.b, gpu::Dimension::x);
-    e.warpId = e.div(tid, 32);
-    e.laneId = e.rem(tid, 32);
+    e.threadId = gpu::ThreadIdOp::create(e.b, gpu::Dimension::x);
+    e.warpId = e.div(e.threadId, 32);
+    e.laneId = e.rem(e.threadId, 32);
     e.g = e.div(e.laneId, 4);
     e.t = e.rem(e.laneId, 4);
-    Value qTile = gpu::BlockIdOp::create(e.b, gpu::Dimension::x);
+    // Query tiles late in the sequence see the most keys: launch them first
+    // so that the light ones fill the tail of the grid.
+    Value qTile = e.sub(
+        e.sub(gpu::GridDimOp::create(e.b, gpu::Dimension::x), e.idx(1)),
+        gpu::BlockIdOp::create(e.b, gpu::Dimension::x));
     Value head = gpu::BlockIdOp::create(e.b, gpu::Dimension::y);
     Value batch = gpu::BlockIdOp::create(e.b, gpu::Dimension::z);
 
@@ -262,29 +344,44 @@ private:
     Value posOffset = e.sub(keys, queries);
     Value group = e.divIdx(e.dim(q, 1), e.dim(k, 1));
     Value kvHead = e.divIdx(head, group);
-    Value q0 = e.mul(qTile, kBlockM);
-    Value q1 = e.min(e.add(q0, e.idx(kBlockM)), queries);
+    Value q0 = e.mul(qTile, blockM);
+    Value q1 = e.min(e.add(q0, e.idx(blockM)), queries);
+    RowRange window = computeKeyWindow(e.b, loc, w, q0, q1, posOffset, keys);
 
-    // Q: staged through sK, then held as A fragments for the whole loop.
-    e.copyTile(q, batch, head, q0, queries, sK, kBlockM, headDim);
+    // Q: staged through shared memory, then held as A fragments for the
+    // whole loop; the first K/V tile is loaded meanwhile.
+    e.storeTile(e.loadTile(q, batch, head, q0, queries, blockM, headDim), sQ,
+                blockM, headDim);
+    SmallVector<Value> firstK =
+        e.loadTile(k, batch, kvHead, window.begin, keys, kBlockN, headDim);
+    SmallVector<Value> firstV =
+        e.loadTile(v, batch, kvHead, window.begin, keys, kBlockN, valueDim);
     gpu::BarrierOp::create(e.b);
-    Value warpRow = e.mul(e.warpId, 16);
-    Value ldRowA = e.add(warpRow, e.rem(e.laneId, 16));
+    Value warpRow = e.mul(e.warpId, 16 * mTiles);
     Value ldColA = e.mul(e.div(e.laneId, 16), 8);
+    // qFrag[m * dk + kk]: m16 tile m of this warp, k slice kk.
     SmallVector<Value> qFrag;
-    for (int64_t kk = 0; kk < headDim / 16; ++kk)
-      qFrag.push_back(e.ldmatrix(sK, ldRowA, e.add(ldColA, e.idx(kk * 16)), 4,
-                                 /*transpose=*/false));
+    int64_t dk = headDim / 16;
+    for (int64_t m = 0; m < mTiles; ++m) {
+      Value ldRowA = e.add(e.add(warpRow, e.idx(16 * m)), e.rem(e.laneId, 16));
+      for (int64_t kk = 0; kk < dk; ++kk)
+        qFrag.push_back(e.ldmatrix(sQ, ldRowA, e.add(ldColA, e.idx(kk * 16)),
+                                   4, /*transpose=*/false));
+    }
+    gpu::BarrierOp::create(e.b);
+    e.storeTile(firstK, sK, kBlockN, headDim);
+    e.storeTile(firstV, sV, kBlockN, valueDim);
 
-    RowRange window =
-        computeKeyWindow(e.b, loc, w, q0, q1, posOffset, keys);
-
-    // Loop-carried: output accumulators, then max and sum of rows g, g+8.
-    int64_t nAccTiles = valueDim / 8;
+    // Loop-carried, per m tile: output accumulators, then the max and sum
+    // of rows g and g + 8.
+    int64_t nAcc = valueDim / 8;
     SmallVector<Value> init;
-    for (int64_t i = 0; i < nAccTiles; ++i)
+    for (int64_t i = 0; i < mTiles * nAcc; ++i)
       init.push_back(e.zeroAcc());
-    init.append({e.negInf(), e.negInf(), e.f32(0.0), e.f32(0.0)});
+    for (int64_t i = 0; i < 2 * mTiles; ++i)
+      init.push_back(e.negInf());
+    for (int64_t i = 0; i < 2 * mTiles; ++i)
+      init.push_back(e.f32(0.0));
 
     auto loop = scf::ForOp::create(e.b, window.begin, window.end,
                                    e.idx(kBlockN), init);
@@ -293,38 +390,50 @@ private:
       e.b.setInsertionPointToEnd(loop.getBody());
       Value k0 = loop.getInductionVar();
       ValueRange iter = loop.getRegionIterArgs();
-      SmallVector<Value> acc(iter.take_front(nAccTiles));
-      Value rowMax[2] = {iter[nAccTiles], iter[nAccTiles + 1]};
-      Value rowSum[2] = {iter[nAccTiles + 2], iter[nAccTiles + 3]};
+      SmallVector<Value> acc(iter.take_front(mTiles * nAcc));
+      SmallVector<Value> rowMax(iter.slice(mTiles * nAcc, 2 * mTiles));
+      SmallVector<Value> rowSum(iter.slice(mTiles * nAcc + 2 * mTiles,
+                                           2 * mTiles));
 
-      // The previous tile's ldmatrix reads (and the Q fragments on the
-      // first trip) must finish before the tiles are overwritten.
+      // This tile's stores are visible; start loading the next tile into
+      // registers, so that its latency hides behind this tile's math.
       gpu::BarrierOp::create(e.b);
-      e.copyTile(k, batch, kvHead, k0, keys, sK, kBlockN, headDim);
-      e.copyTile(v, batch, kvHead, k0, keys, sV, kBlockN, valueDim);
-      gpu::BarrierOp::create(e.b);
+      Value next = e.add(k0, e.idx(kBlockN));
+      Value hasNext = arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult,
+                                            next, window.end);
+      Value nextEnd = e.select(hasNext, keys, e.idx(0));
+      SmallVector<Value> nextK =
+          e.loadTile(k, batch, kvHead, next, nextEnd, kBlockN, headDim);
+      SmallVector<Value> nextV =
+          e.loadTile(v, batch, kvHead, next, nextEnd, kBlockN, valueDim);
 
-      // S = Q K^T: B fragments are K rows read without transpose.
+      // S = Q K^T: B fragments are K rows read without transpose, each read
+      // once and used by every m tile.
       Value ldRowB = e.rem(e.laneId, 8);
       Value ldColB = e.mul(e.rem(e.div(e.laneId, 8), 2), 8);
-      SmallVector<Value> s;
-      for (int64_t nt = 0; nt < kBlockN / 8; ++nt) {
-        Value c = e.zeroAcc();
-        for (int64_t kk = 0; kk < headDim / 16; ++kk) {
+      int64_t nTiles = kBlockN / 8;
+      // s[m * nTiles + nt]
+      SmallVector<Value> s(mTiles * nTiles);
+      for (int64_t nt = 0; nt < nTiles; ++nt) {
+        SmallVector<Value> c(mTiles, Value());
+        for (int64_t m = 0; m < mTiles; ++m)
+          c[m] = e.zeroAcc();
+        for (int64_t kk = 0; kk < dk; ++kk) {
           Value bFrag = e.ldmatrix(sK, e.add(ldRowB, e.idx(nt * 8)),
                                    e.add(ldColB, e.idx(kk * 16)), 2, false);
-          c = e.mma(qFrag[kk], bFrag, c);
+          for (int64_t m = 0; m < mTiles; ++m)
+            c[m] = e.mma(qFrag[m * dk + kk], bFrag, c[m]);
         }
-        s.push_back(arith::MulFOp::create(
-            e.b, c,
-            vector::BroadcastOp::create(e.b, c.getType(), scale)));
+        for (int64_t m = 0; m < mTiles; ++m)
+          s[m * nTiles + nt] = arith::MulFOp::create(
+              e.b, c[m],
+              vector::BroadcastOp::create(e.b, c[m].getType(), scale));
       }
 
       // Edge tiles mask element-wise; interior tiles pass through untouched.
-      Value k1 = e.min(e.add(k0, e.idx(kBlockN)), window.end);
-      Value fullTile =
-          arith::CmpIOp::create(e.b, arith::CmpIPredicate::eq,
-                                e.sub(k1, k0), e.idx(kBlockN));
+      Value k1 = e.min(next, window.end);
+      Value fullTile = arith::CmpIOp::create(e.b, arith::CmpIPredicate::eq,
+                                             e.sub(k1, k0), e.idx(kBlockN));
       Value interior = arith::AndIOp::create(
           e.b, fullTile,
           isTileFullyVisible(e.b, loc, w, q0, q1, k0, k1, posOffset));
@@ -336,117 +445,145 @@ private:
         scf::YieldOp::create(e.b, s);
         e.b.setInsertionPointToStart(maskIf.elseBlock());
         SmallVector<Value> masked;
-        for (int64_t nt = 0; nt < kBlockN / 8; ++nt) {
-          Value tile = s[nt];
-          for (int64_t r = 0; r < 2; ++r) {
-            Value row = e.add(e.add(q0, warpRow), e.add(e.g, e.idx(8 * r)));
-            for (int64_t c = 0; c < 2; ++c) {
-              Value col = e.add(k0, e.add(e.mul(e.t, 2), e.idx(nt * 8 + c)));
-              Value inRange = arith::CmpIOp::create(
-                  e.b, arith::CmpIPredicate::ult, col, k1);
-              Value visible = arith::AndIOp::create(
-                  e.b, inRange, isVisible(e.b, loc, w, row, col, posOffset));
-              tile = e.insert(
-                  e.select(visible, e.extract(tile, r, c), e.negInf()), tile,
-                  r, c);
+        for (int64_t m = 0; m < mTiles; ++m) {
+          for (int64_t nt = 0; nt < nTiles; ++nt) {
+            Value tile = s[m * nTiles + nt];
+            for (int64_t r = 0; r < 2; ++r) {
+              Value row = e.add(e.add(q0, warpRow),
+                                e.add(e.g, e.idx(16 * m + 8 * r)));
+              for (int64_t c = 0; c < 2; ++c) {
+                Value col =
+                    e.add(k0, e.add(e.mul(e.t, 2), e.idx(nt * 8 + c)));
+                Value inRange = arith::CmpIOp::create(
+                    e.b, arith::CmpIPredicate::ult, col, k1);
+                Value visible = arith::AndIOp::create(
+                    e.b, inRange,
+                    isVisible(e.b, loc, w, row, col, posOffset));
+                tile = e.insert(
+                    e.select(visible, e.extract(tile, r, c), e.negInf()),
+                    tile, r, c);
+              }
             }
+            masked.push_back(tile);
           }
-          masked.push_back(tile);
         }
         scf::YieldOp::create(e.b, masked);
       }
       s.assign(maskIf.getResults().begin(), maskIf.getResults().end());
 
-      // Online softmax on rows g (r = 0) and g + 8 (r = 1).
-      Value ref[2], alpha[2];
-      for (int64_t r = 0; r < 2; ++r) {
-        Value mx = rowMax[r];
-        for (Value tile : s)
-          mx = e.maxf(mx, e.maxf(e.extract(tile, r, 0), e.extract(tile, r, 1)));
-        mx = e.quadReduce(mx, /*isMax=*/true);
-        // A row that has seen only masked keys keeps max -inf; subtracting 0
-        // keeps its exponentials at 0 instead of NaN.
-        Value noneSeen = arith::CmpFOp::create(
-            e.b, arith::CmpFPredicate::OEQ, mx, e.negInf());
-        ref[r] = e.select(noneSeen, e.f32(0.0), mx);
-        alpha[r] = e.ex2(e.subf(rowMax[r], ref[r]));
-        rowMax[r] = mx;
-      }
-      SmallVector<Value> p;
-      Value partial[2] = {e.f32(0.0), e.f32(0.0)};
-      for (Value tile : s) {
-        Value prob = tile;
+      // Online softmax on rows g (r = 0) and g + 8 (r = 1) of each m tile.
+      SmallVector<Value> p(s.size());
+      for (int64_t m = 0; m < mTiles; ++m) {
+        ArrayRef<Value> sm = ArrayRef<Value>(s).slice(m * nTiles, nTiles);
+        Value ref[2], alpha[2], partial[2];
+        for (int64_t r = 0; r < 2; ++r) {
+          Value &mx = rowMax[2 * m + r];
+          Value old = mx;
+          for (Value tile : sm)
+            mx = e.maxf(mx,
+                        e.maxf(e.extract(tile, r, 0), e.extract(tile, r, 1)));
+          mx = e.quadReduce(mx, /*isMax=*/true);
+          // A row that has seen only masked keys keeps max -inf;
+          // subtracting 0 keeps its exponentials at 0 instead of NaN.
+          Value noneSeen = arith::CmpFOp::create(
+              e.b, arith::CmpFPredicate::OEQ, mx, e.negInf());
+          ref[r] = e.select(noneSeen, e.f32(0.0), mx);
+          alpha[r] = e.ex2(e.subf(old, ref[r]));
+          partial[r] = e.f32(0.0);
+        }
+        for (int64_t nt = 0; nt < nTiles; ++nt) {
+          Value prob = sm[nt];
+          for (int64_t r = 0; r < 2; ++r)
+            for (int64_t c = 0; c < 2; ++c) {
+              Value x = e.ex2(e.subf(e.extract(sm[nt], r, c), ref[r]));
+              partial[r] = e.addf(partial[r], x);
+              prob = e.insert(x, prob, r, c);
+            }
+          p[m * nTiles + nt] = prob;
+        }
         for (int64_t r = 0; r < 2; ++r)
-          for (int64_t c = 0; c < 2; ++c) {
-            Value x = e.ex2(
-                e.subf(e.extract(tile, r, c), ref[r]));
-            partial[r] = e.addf(partial[r], x);
-            prob = e.insert(x, prob, r, c);
-          }
-        p.push_back(prob);
-      }
-      for (int64_t r = 0; r < 2; ++r)
-        rowSum[r] = e.addf(e.mulf(rowSum[r], alpha[r]), partial[r]);
-      for (Value &tile : acc)
-        for (int64_t r = 0; r < 2; ++r)
-          for (int64_t c = 0; c < 2; ++c)
-            tile = e.insert(e.mulf(e.extract(tile, r, c), alpha[r]), tile, r,
-                            c);
-
-      // O += P V: P's C tiles pair up into A fragments; V is read with
-      // transpose so that its key rows become the k dimension.
-      auto halfPair = VectorType::get({2, 2}, elementType);
-      Value ldRowV = e.rem(e.laneId, 16);
-      for (int64_t kk = 0; kk < kBlockN / 16; ++kk) {
-        Value lo = arith::TruncFOp::create(e.b, halfPair, p[2 * kk]);
-        Value hi = arith::TruncFOp::create(e.b, halfPair, p[2 * kk + 1]);
-        Value aFrag = vector::ShuffleOp::create(e.b, lo, hi,
-                                                ArrayRef<int64_t>{0, 1, 2, 3});
-        for (int64_t dt = 0; dt < nAccTiles; ++dt) {
-          Value bFrag = e.ldmatrix(sV, e.add(ldRowV, e.idx(kk * 16)),
-                                   e.idx(dt * 8), 2, /*transpose=*/true);
-          acc[dt] = e.mma(aFrag, bFrag, acc[dt]);
+          rowSum[2 * m + r] =
+              e.addf(e.mulf(rowSum[2 * m + r], alpha[r]), partial[r]);
+        for (int64_t dt = 0; dt < nAcc; ++dt) {
+          Value &tile = acc[m * nAcc + dt];
+          for (int64_t r = 0; r < 2; ++r)
+            for (int64_t c = 0; c < 2; ++c)
+              tile = e.insert(e.mulf(e.extract(tile, r, c), alpha[r]), tile,
+                              r, c);
         }
       }
 
-      SmallVector<Value> next(acc);
-      next.append({rowMax[0], rowMax[1], rowSum[0], rowSum[1]});
-      scf::YieldOp::create(e.b, next);
+      // O += P V: P's C tiles pair up into A fragments; V is read with
+      // transpose so that its key rows become the k dimension, each V
+      // fragment once for every m tile.
+      auto halfPair = VectorType::get({2, 2}, elementType);
+      Value ldRowV = e.rem(e.laneId, 16);
+      for (int64_t kk = 0; kk < kBlockN / 16; ++kk) {
+        SmallVector<Value> aFrag;
+        for (int64_t m = 0; m < mTiles; ++m) {
+          Value lo = arith::TruncFOp::create(e.b, halfPair,
+                                             p[m * nTiles + 2 * kk]);
+          Value hi = arith::TruncFOp::create(e.b, halfPair,
+                                             p[m * nTiles + 2 * kk + 1]);
+          aFrag.push_back(vector::ShuffleOp::create(
+              e.b, lo, hi, ArrayRef<int64_t>{0, 1, 2, 3}));
+        }
+        for (int64_t dt = 0; dt < nAcc; ++dt) {
+          Value bFrag = e.ldmatrix(sV, e.add(ldRowV, e.idx(kk * 16)),
+                                   e.idx(dt * 8), 2, /*transpose=*/true);
+          for (int64_t m = 0; m < mTiles; ++m)
+            acc[m * nAcc + dt] = e.mma(aFrag[m], bFrag, acc[m * nAcc + dt]);
+        }
+      }
+
+      // Everyone is done reading this tile: publish the next one.
+      gpu::BarrierOp::create(e.b);
+      e.storeTile(nextK, sK, kBlockN, headDim);
+      e.storeTile(nextV, sV, kBlockN, valueDim);
+
+      SmallVector<Value> yielded(acc);
+      yielded.append(rowMax);
+      yielded.append(rowSum);
+      scf::YieldOp::create(e.b, yielded);
     }
 
     // Epilogue: complete the row sums over the quad, normalize, store.
     ValueRange results = loop.getResults();
-    for (int64_t r = 0; r < 2; ++r) {
-      Value sum = e.quadReduce(results[nAccTiles + 2 + r], /*isMax=*/false);
-      Value inv = e.divf(e.f32(1.0), sum);
-      Value row = e.add(e.add(q0, warpRow), e.add(e.g, e.idx(8 * r)));
-      Value inBounds =
-          arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, row, queries);
-      auto ifOp = scf::IfOp::create(e.b, inBounds, /*withElseRegion=*/false);
-      OpBuilder::InsertionGuard guard(e.b);
-      e.b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
-      auto pairType = VectorType::get({2}, elementType);
-      for (int64_t dt = 0; dt < nAccTiles; ++dt) {
-        Value tile = results[dt];
-        Value x0 = e.mulf(e.extract(tile, r, 0), inv);
-        Value x1 = e.mulf(e.extract(tile, r, 1), inv);
-        Value pair = vector::FromElementsOp::create(
-            e.b, VectorType::get({2}, e.b.getF32Type()), ValueRange{x0, x1});
-        pair = arith::TruncFOp::create(e.b, pairType, pair);
-        Value col = e.add(e.mul(e.t, 2), e.idx(dt * 8));
-        vector::StoreOp::create(e.b, pair, out,
-                                ValueRange{batch, head, row, col});
-      }
-      if (lse) {
-        Value first = arith::CmpIOp::create(e.b, arith::CmpIPredicate::eq,
-                                            e.t, e.idx(0));
+    auto pairType = VectorType::get({2}, elementType);
+    for (int64_t m = 0; m < mTiles; ++m) {
+      for (int64_t r = 0; r < 2; ++r) {
+        Value sum = e.quadReduce(results[mTiles * nAcc + 2 * mTiles + 2 * m + r],
+                                 /*isMax=*/false);
+        Value inv = e.divf(e.f32(1.0), sum);
+        Value row =
+            e.add(e.add(q0, warpRow), e.add(e.g, e.idx(16 * m + 8 * r)));
+        Value inBounds = arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult,
+                                               row, queries);
+        auto ifOp = scf::IfOp::create(e.b, inBounds, /*withElseRegion=*/false);
+        OpBuilder::InsertionGuard guard(e.b);
+        e.b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
+        for (int64_t dt = 0; dt < nAcc; ++dt) {
+          Value tile = results[m * nAcc + dt];
+          Value x0 = e.mulf(e.extract(tile, r, 0), inv);
+          Value x1 = e.mulf(e.extract(tile, r, 1), inv);
+          Value pair = vector::FromElementsOp::create(
+              e.b, VectorType::get({2}, e.b.getF32Type()), ValueRange{x0, x1});
+          pair = arith::TruncFOp::create(e.b, pairType, pair);
+          Value col = e.add(e.mul(e.t, 2), e.idx(dt * 8));
+          vector::StoreOp::create(e.b, pair, out,
+                                  ValueRange{batch, head, row, col});
+        }
+        if (!lse)
+          continue;
+        Value first = arith::CmpIOp::create(e.b, arith::CmpIPredicate::eq, e.t,
+                                            e.idx(0));
         auto lseIf = scf::IfOp::create(e.b, first, /*withElseRegion=*/false);
         OpBuilder::InsertionGuard g2(e.b);
         e.b.setInsertionPoint(lseIf.thenBlock()->getTerminator());
         // Back from the log2 domain: lse = (max + log2(sum)) * ln 2.
-        Value log2Sum = e.lg2(sum);
-        Value value = e.mulf(e.addf(results[nAccTiles + r], log2Sum),
-                             e.f32(std::log(2.0)));
+        Value value = e.mulf(
+            e.addf(results[mTiles * nAcc + 2 * m + r], e.lg2(sum)),
+            e.f32(std::log(2.0)));
         e.store(value, lse, {batch, head, row});
       }
     }
