@@ -68,7 +68,7 @@ def attention(q, k, v, block_size: int, window: int, scale: float | None = None,
     args = []
     for t in (q, k, v, out, lse):
         args += runtime.memref_args(t)
-    grid = ((nq + block_m - 1) // block_m, hq, b)
+    grid = (hq, (nq + block_m - 1) // block_m, b)  # as the lowering's launch
     kernel.launch(grid, (_THREADS, 1, 1), args,
                   torch.cuda.current_stream(q.device).cuda_stream)
     return (out, lse) if return_lse else out

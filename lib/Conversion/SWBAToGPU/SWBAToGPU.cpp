@@ -297,13 +297,13 @@ struct AttentionOpToGPU : public OpRewritePattern<AttentionOp> {
                     headDim, valueDim);
     gpu::ReturnOp::create(rewriter, loc);
 
-    // The launch: a grid of (query tiles, query heads, batch).
+    // The launch: a grid of (query heads, query tiles, batch).
     rewriter.setInsertionPoint(op);
     LoopEmitter e(rewriter, loc);
     Value queries = e.dim(op.getQuery(), 2);
     Value tiles =
         arith::CeilDivUIOp::create(e.b, queries, e.idx(tiling.blockM()));
-    gpu::KernelDim3 grid{tiles, e.dim(op.getQuery(), 1),
+    gpu::KernelDim3 grid{e.dim(op.getQuery(), 1), tiles,
                          e.dim(op.getQuery(), 0)};
     gpu::KernelDim3 block{e.idx(kThreads), e.idx(1), e.idx(1)};
     gpu::LaunchFuncOp::create(e.b, kernel, grid, block,
@@ -332,12 +332,13 @@ private:
     e.laneId = e.rem(e.threadId, 32);
     e.g = e.div(e.laneId, 4);
     e.t = e.rem(e.laneId, 4);
-    // Query tiles late in the sequence see the most keys: launch them first
-    // so that the light ones fill the tail of the grid.
+    // Query tiles late in the sequence see the most keys (up to a full
+    // window): the grid runs heads fastest and query tiles last to first, so
+    // the heavy tiles of every head go first and light ones fill the tail.
     Value qTile = e.sub(
-        e.sub(gpu::GridDimOp::create(e.b, gpu::Dimension::x), e.idx(1)),
-        gpu::BlockIdOp::create(e.b, gpu::Dimension::x));
-    Value head = gpu::BlockIdOp::create(e.b, gpu::Dimension::y);
+        e.sub(gpu::GridDimOp::create(e.b, gpu::Dimension::y), e.idx(1)),
+        gpu::BlockIdOp::create(e.b, gpu::Dimension::y));
+    Value head = gpu::BlockIdOp::create(e.b, gpu::Dimension::x);
     Value batch = gpu::BlockIdOp::create(e.b, gpu::Dimension::z);
 
     Value queries = e.dim(q, 2), keys = e.dim(k, 2);
