@@ -12,3 +12,4 @@ func.func @tensor_form(%q: tensor<1x2x8x16xf32>) -> tensor<1x2x8x16xf32> {
   %r = swba.attention ins(%q, %q, %q : tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>) outs(%q : tensor<1x2x8x16xf32>) block_size = 4 window = 1 -> tensor<1x2x8x16xf32>
   return %r : tensor<1x2x8x16xf32>
 }
+

@@ -1,0 +1,33 @@
+// --lower-swba{target=gpu} rejects, at the op, what its kernel does not
+// support, before rewriting anything.
+// RUN: swba-opt %s --split-input-file --verify-diagnostics --lower-swba=target=gpu
+
+func.func @gpu_f32(%q: memref<1x2x64x64xf32>) {
+  // expected-error @+1 {{'swba.attention' op target=gpu supports f16 and bf16, got 'f32'}}
+  swba.attention ins(%q, %q, %q : memref<1x2x64x64xf32>, memref<1x2x64x64xf32>, memref<1x2x64x64xf32>) outs(%q : memref<1x2x64x64xf32>) block_size = 4 window = 1
+  return
+}
+
+// -----
+
+func.func @gpu_head_dim_72(%q: memref<1x2x64x72xf16>) {
+  // expected-error @+1 {{target=gpu supports head dims that are multiples of 16 up to 128 (64 and 128 are the tuned ones), got 72 and 72}}
+  swba.attention ins(%q, %q, %q : memref<1x2x64x72xf16>, memref<1x2x64x72xf16>, memref<1x2x64x72xf16>) outs(%q : memref<1x2x64x72xf16>) block_size = 4 window = 1
+  return
+}
+
+// -----
+
+func.func @gpu_strided(%q: memref<1x2x64x64xf16, strided<[16384, 8192, 128, 1]>>) {
+  // expected-error @+1 {{target=gpu needs contiguous (identity-layout) memrefs, got 'memref<1x2x64x64xf16, strided<[16384, 8192, 128, 1]>>'}}
+  swba.attention ins(%q, %q, %q : memref<1x2x64x64xf16, strided<[16384, 8192, 128, 1]>>, memref<1x2x64x64xf16, strided<[16384, 8192, 128, 1]>>, memref<1x2x64x64xf16, strided<[16384, 8192, 128, 1]>>) outs(%q : memref<1x2x64x64xf16, strided<[16384, 8192, 128, 1]>>) block_size = 4 window = 1
+  return
+}
+
+// -----
+
+func.func @gpu_grad(%q: memref<1x2x64x64xf16>, %l: memref<1x2x64xf32>) {
+  // expected-error @+1 {{'swba.attention_grad' op has no target=gpu lowering yet (use target=cpu)}}
+  swba.attention_grad ins(%q, %q, %q, %q, %q, %l : memref<1x2x64x64xf16>, memref<1x2x64x64xf16>, memref<1x2x64x64xf16>, memref<1x2x64x64xf16>, memref<1x2x64x64xf16>, memref<1x2x64xf32>) outs(%q, %q, %q : memref<1x2x64x64xf16>, memref<1x2x64x64xf16>, memref<1x2x64x64xf16>) block_size = 4 window = 1
+  return
+}
