@@ -1,7 +1,7 @@
 # SWBA-MLIR: one-command build, demo and tests.
 #   make demo    build, then run swba-opt on the bundled examples
 #   make check   build, then run the lit test suite (check-swba)
-#   make docs    regenerate docs/SWBADialect.md from the ODS definitions
+#   make docs    regenerate docs/*.md (dialect, passes) from the ODS definitions
 
 BUILD ?= build
 LLVM_PREFIX ?= /usr/lib/llvm-22
@@ -37,7 +37,7 @@ demo: build
 
 docs: build
 	ninja -C $(BUILD) mlir-doc
-	cp $(BUILD)/docs/SWBA/SWBADialect.md docs/SWBADialect.md
+	cp $(BUILD)/docs/SWBA/*.md docs/
 
 clean:
 	rm -rf $(BUILD)
