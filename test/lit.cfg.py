@@ -9,7 +9,7 @@ from lit.llvm.subst import ToolSubst
 
 config.name = "SWBA"
 config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
-config.suffixes = [".mlir"]
+config.suffixes = [".mlir", ".test"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.swba_obj_root, "test")
 config.excludes = ["CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py"]
@@ -18,6 +18,11 @@ config.substitutions.append(("%shlibext", config.llvm_shlib_ext))
 config.substitutions.append(("%llvm_lib_dir", config.llvm_lib_dir))
 config.substitutions.append(("%swba_lib_dir", config.swba_lib_dir))
 config.substitutions.append(("%swba_src_root", config.swba_src_root))
+config.substitutions.append((
+    "%mlir_runner_libs",
+    "-shared-libs=" + ",".join(
+        os.path.join(config.llvm_lib_dir, f"lib{name}{config.llvm_shlib_ext}")
+        for name in ("mlir_c_runner_utils", "mlir_runner_utils"))))
 
 llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
 llvm_config.use_default_substitutions()

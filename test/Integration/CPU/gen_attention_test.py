@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""Writes an MLIR module that runs swba.attention (or, with --grad,
+swba.attention_grad) on pseudo-random inputs and compares every output
+element with the float64 reference of python/swba/reference.py.
+
+The module's @main prints, per output,
+    <name> checked <elements> mismatches <count>
+    max_abs_err <float>
+and the lit test FileChecks the counts. Inputs are rounded to the element
+type first, so the reference sees exactly the values the op sees.
+
+Tolerance: |x - ref| <= atol + rtol * |ref|. The op accumulates in f32 and
+rounds its outputs to the element type, so the error is dominated by that
+rounding: rtol = a few ulps of the type (f32 1e-5, f16 2e-3, bf16 1.6e-2);
+atol is the same fraction of the output's magnitude (max |ref|), which
+covers elements that are sums of cancelling terms (the gradients).
+"""
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "..", "python"))
+from swba.reference import (attention_backward, attention_forward,  # noqa: E402
+                            raw_bytes, round_to)
+
+RTOL = {"f32": 1e-5, "f16": 2e-3, "bf16": 1.6e-2}
+
+
+def tensor_type(shape, dtype):
+    return "tensor<" + "x".join(str(s) for s in shape) + f"x{dtype}>"
+
+
+def constant(name, x, dtype):
+    hexdata = raw_bytes(x, dtype).hex().upper()
+    return f'  %{name} = arith.constant dense<"0x{hexdata}"> : {tensor_type(x.shape, dtype)}\n'
+
+
+def check(name, value, dtype, ref, lines):
+    """Loops comparing every element of %value (dtype) with ref (f64)."""
+    shape = ref.shape
+    atol = RTOL[dtype] * max(float(np.abs(ref).max()), 1e-6)
+    lines.append(constant(f"{name}_ref", ref.astype(np.float32), "f32"))
+    ind = []
+    body = []
+    rank = len(shape)
+    body.append(f"  %{name}_res:2 = scf.for %{name}_i0 = %c0 to %c{shape[0]} step %c1 "
+                f"iter_args(%n0 = %zero_i64, %e0 = %zero_f32) -> (i64, f32) {{\n")
+    for r in range(1, rank):
+        body.append(f"  %{name}_l{r}:2 = scf.for %{name}_i{r} = %c0 to %c{shape[r]} step %c1 "
+                    f"iter_args(%n{r} = %n{r-1}, %e{r} = %e{r-1}) -> (i64, f32) {{\n")
+    idx = ", ".join(f"%{name}_i{r}" for r in range(rank))
+    last = rank - 1
+    x = f"%{name}_x"
+    body.append(f"    {x}0 = tensor.extract %{value}[{idx}] : {tensor_type(shape, dtype)}\n")
+    if dtype != "f32":
+        body.append(f"    {x} = arith.extf {x}0 : {dtype} to f32\n")
+    else:
+        body.append(f"    {x} = arith.addf {x}0, %zero_f32 : f32\n")
+    body.append(f"    %{name}_r = tensor.extract %{name}_ref[{idx}] : {tensor_type(shape, 'f32')}\n"
+                f"    %{name}_d0 = arith.subf {x}, %{name}_r : f32\n"
+                f"    %{name}_d = math.absf %{name}_d0 : f32\n"
+                f"    %{name}_ra = math.absf %{name}_r : f32\n"
+                f"    %{name}_t0 = arith.mulf %{name}_ra, %rtol_{dtype} : f32\n"
+                f"    %{name}_atol = arith.constant {atol:.9e} : f32\n"
+                f"    %{name}_t = arith.addf %{name}_t0, %{name}_atol : f32\n"
+                # ugt is true for NaN too.
+                f"    %{name}_bad = arith.cmpf ugt, %{name}_d, %{name}_t : f32\n"
+                f"    %{name}_b = arith.extui %{name}_bad : i1 to i64\n"
+                f"    %{name}_n = arith.addi %n{last}, %{name}_b : i64\n"
+                f"    %{name}_e = arith.maximumf %e{last}, %{name}_d : f32\n"
+                f"    scf.yield %{name}_n, %{name}_e : i64, f32\n")
+    for r in range(rank - 1, 0, -1):
+        body.append(f"  }}\n  scf.yield %{name}_l{r}#0, %{name}_l{r}#1 : i64, f32\n")
+    body.append("  }\n")
+    lines.extend(body)
+    lines.append(f'  vector.print str "{name} checked {ref.size} mismatches "\n'
+                 f"  vector.print %{name}_res#0 : i64\n"
+                 f'  vector.print str "max_abs_err "\n'
+                 f"  vector.print %{name}_res#1 : f32\n")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    for a in ("b", "hq", "hkv", "nq", "nk", "d", "dv", "bs", "ws"):
+        ap.add_argument(f"--{a}", type=int, required=True)
+    ap.add_argument("--dtype", choices=["f32", "f16", "bf16"], required=True)
+    ap.add_argument("--scale", type=float)
+    ap.add_argument("--lse", action="store_true")
+    ap.add_argument("--grad", action="store_true")
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+
+    rng = np.random.default_rng(a.seed)
+    dt = a.dtype
+    q = round_to(rng.standard_normal((a.b, a.hq, a.nq, a.d)), dt)
+    k = round_to(rng.standard_normal((a.b, a.hkv, a.nk, a.d)), dt)
+    v = round_to(rng.standard_normal((a.b, a.hkv, a.nk, a.dv)), dt)
+    scale_attr = f" scale = {a.scale!r}" if a.scale is not None else ""
+    tq, tk = tensor_type(q.shape, dt), tensor_type(k.shape, dt)
+    tv, to = tensor_type(v.shape, dt), tensor_type((a.b, a.hq, a.nq, a.dv), dt)
+    tl = tensor_type((a.b, a.hq, a.nq), "f32")
+
+    lines = ["// Generated by gen_attention_test.py " + " ".join(sys.argv[1:]) + "\n",
+             "func.func @main() {\n",
+             "  %c0 = arith.constant 0 : index\n  %c1 = arith.constant 1 : index\n",
+             "  %zero_i64 = arith.constant 0 : i64\n  %zero_f32 = arith.constant 0.0 : f32\n",
+             *(f"  %rtol_{t} = arith.constant {r:e} : f32\n" for t, r in RTOL.items())]
+    dims = {a.b, a.hq, a.hkv, a.nq, a.nk, a.d, a.dv} - {0, 1}
+    lines += [f"  %c{n} = arith.constant {n} : index\n" for n in sorted(dims)]
+    lines += [constant("q", q, dt), constant("k", k, dt), constant("v", v, dt)]
+
+    if not a.grad:
+        out, lse = attention_forward(q, k, v, a.bs, a.ws, a.scale)
+        lines.append(f"  %eo = tensor.empty() : {to}\n")
+        if a.lse:
+            lines.append(f"  %el = tensor.empty() : {tl}\n"
+                         f"  %r:2 = swba.attention ins(%q, %k, %v : {tq}, {tk}, {tv}) "
+                         f"outs(%eo, %el : {to}, {tl}) block_size = {a.bs} window = {a.ws}"
+                         f"{scale_attr} -> {to}, {tl}\n")
+            check("out", "r#0", dt, out, lines)
+            check("lse", "r#1", "f32", lse, lines)
+        else:
+            lines.append(f"  %r = swba.attention ins(%q, %k, %v : {tq}, {tk}, {tv}) "
+                         f"outs(%eo : {to}) block_size = {a.bs} window = {a.ws}"
+                         f"{scale_attr} -> {to}\n")
+            check("out", "r", dt, out, lines)
+    else:
+        out, lse = attention_forward(q, k, v, a.bs, a.ws, a.scale)
+        out = round_to(out, dt)
+        dout = round_to(rng.standard_normal(out.shape), dt)
+        dq, dk, dv = attention_backward(q, k, v, dout, a.bs, a.ws, a.scale)
+        lines += [constant("o", out, dt), constant("do", dout, dt),
+                  constant("lse", lse.astype(np.float32), "f32"),
+                  f"  %edq = tensor.empty() : {tq}\n  %edk = tensor.empty() : {tk}\n"
+                  f"  %edv = tensor.empty() : {tv}\n",
+                  f"  %g:3 = swba.attention_grad ins(%q, %k, %v, %o, %do, %lse : "
+                  f"{tq}, {tk}, {tv}, {to}, {to}, {tl}) outs(%edq, %edk, %edv : {tq}, {tk}, {tv}) "
+                  f"block_size = {a.bs} window = {a.ws}{scale_attr} -> {tq}, {tk}, {tv}\n"]
+        check("dq", "g#0", dt, dq, lines)
+        check("dk", "g#1", dt, dk, lines)
+        check("dv", "g#2", dt, dv, lines)
+    lines.append("  return\n}\n")
+    sys.stdout.write("".join(lines))
+
+
+if __name__ == "__main__":
+    main()
