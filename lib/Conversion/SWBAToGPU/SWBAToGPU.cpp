@@ -8,29 +8,17 @@
 // registers while the current one is consumed;
 // both products run on tensor cores through nvgpu.ldmatrix + nvgpu.mma.sync
 // (m16n8k16, f16/bf16 in, f32 accumulate); the online softmax lives in the
-// mma accumulator registers. A tile that every row of the workgroup sees
-// whole skips the element mask (isTileFullyVisible).
-//
-// Register fragments of m16n8k16 for lane l, g = l / 4, t = l % 4:
-//   A (16x16, vector<4x2>): rows g, g+8 at cols 2t..2t+1, then the same rows
-//     at cols 2t+8..2t+9;
-//   B (16x8, vector<2x2>):  k rows 2t..2t+1 and 2t+8..2t+9 of column g;
-//   C (16x8, vector<2x2>):  rows g and g+8, cols 2t..2t+1.
-// Two adjacent C tiles of P are therefore exactly the A fragment of P for
-// the second product: the probabilities never leave registers.
+// mma accumulator registers (fragment layouts: KernelBuilder.h). A tile
+// that every row of the workgroup sees whole skips the element mask
+// (isTileFullyVisible).
 //
 //===----------------------------------------------------------------------===//
 
 #include "swba/Conversion/SWBAToGPU/SWBAToGPU.h"
 #include "swba/Dialect/SWBA/IR/SWBA.h"
 #include "swba/Dialect/SWBA/Utils/WindowBounds.h"
-#include "../LoopEmitter.h"
+#include "KernelBuilder.h"
 
-#include "mlir/Dialect/GPU/IR/GPUDialect.h"
-#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
-#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
-#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
-#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/IR/SymbolTable.h"
@@ -39,183 +27,9 @@
 
 using namespace mlir;
 using namespace mlir::swba;
+using namespace mlir::swba::gpu_kernels;
 
 namespace {
-
-constexpr int64_t kWarps = 4;
-constexpr int64_t kThreads = 32 * kWarps;
-/// Key rows per KV tile.
-constexpr int64_t kBlockN = 64;
-/// Elements of padding per shared-memory row: shifts consecutive rows by 16
-/// bytes, so that the 8 row addresses of one ldmatrix phase fall into
-/// distinct bank groups instead of one.
-constexpr int64_t kPad = 8;
-/// Elements per 16-byte global/shared access.
-constexpr int64_t kVec = 8;
-
-/// Builds the kernel body. All fragments are SSA values; the C++ loops here
-/// unroll at compile time so that they stay in registers.
-class KernelBuilder : public LoopEmitter {
-public:
-  KernelBuilder(OpBuilder &builder, Location loc, Type elementType)
-      : LoopEmitter(builder, loc), elementType(elementType) {}
-
-  Type elementType;
-
-  Value threadId, laneId, warpId, g, t;
-
-  Value constI32(int32_t v) {
-    return arith::ConstantIntOp::create(b, b.getI32Type(), v);
-  }
-  Value mul(Value x, int64_t y) { return arith::MulIOp::create(b, x, idx(y)); }
-  Value rem(Value x, int64_t y) { return arith::RemUIOp::create(b, x, idx(y)); }
-  Value div(Value x, int64_t y) { return divIdx(x, idx(y)); }
-
-  /// Loads rows [row0, row0 + rows) x [0, width) of `src[batch, head]`,
-  /// 16 bytes per access, spread over the workgroup's threads; rows at or
-  /// past `rowEnd` read zeros. Returns this thread's chunks, in registers.
-  SmallVector<Value> loadTile(Value src, Value batch, Value head, Value row0,
-                              Value rowEnd, int64_t rows, int64_t width) {
-    VectorType vecType = VectorType::get({kVec}, elementType);
-    SmallVector<Value> chunks;
-    for (int64_t base = 0; base < rows * width / kVec; base += kThreads) {
-      auto [r, col] = chunkPosition(base, width);
-      Value row = add(row0, r);
-      Value inBounds = arith::CmpIOp::create(b, arith::CmpIPredicate::ult,
-                                             row, rowEnd);
-      auto ifOp = scf::IfOp::create(b, TypeRange{vecType}, inBounds,
-                                    /*withElseRegion=*/true);
-      OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPointToStart(ifOp.thenBlock());
-      Value v = vector::LoadOp::create(b, vecType, src,
-                                       ValueRange{batch, head, row, col},
-                                       /*nontemporal=*/false,
-                                       llvm::MaybeAlign(16));
-      scf::YieldOp::create(b, v);
-      b.setInsertionPointToStart(ifOp.elseBlock());
-      Value zero = arith::ConstantOp::create(
-          b, vecType,
-          DenseElementsAttr::get(vecType, b.getZeroAttr(elementType)));
-      scf::YieldOp::create(b, zero);
-      chunks.push_back(ifOp.getResult(0));
-    }
-    return chunks;
-  }
-
-  /// Stores chunks from loadTile into shared `dst` at the same positions.
-  void storeTile(ArrayRef<Value> chunks, Value dst, int64_t rows,
-                 int64_t width) {
-    int64_t total = rows * width / kVec;
-    for (auto [i, chunk] : llvm::enumerate(chunks)) {
-      int64_t base = i * kThreads;
-      auto [r, col] = chunkPosition(base, width);
-      auto store = [&] {
-        vector::StoreOp::create(b, chunk, dst, ValueRange{r, col},
-                                /*nontemporal=*/false, llvm::MaybeAlign(16));
-      };
-      if (total - base >= kThreads) {
-        store();
-        continue;
-      }
-      // The last round has fewer chunks than threads.
-      Value active = arith::CmpIOp::create(
-          b, arith::CmpIPredicate::ult, add(threadId, idx(base)), idx(total));
-      auto guardIf = scf::IfOp::create(b, active, /*withElseRegion=*/false);
-      OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPoint(guardIf.thenBlock()->getTerminator());
-      store();
-    }
-  }
-
-  /// Row and column of this thread's chunk in round `base`.
-  std::pair<Value, Value> chunkPosition(int64_t base, int64_t width) {
-    int64_t chunksPerRow = width / kVec;
-    Value chunk = add(threadId, idx(base));
-    return {div(chunk, chunksPerRow), mul(rem(chunk, chunksPerRow), kVec)};
-  }
-
-  Value ldmatrix(Value smem, Value row, Value col, int64_t tiles,
-                 bool transpose) {
-    auto type = VectorType::get({tiles, 2}, elementType);
-    return nvgpu::LdMatrixOp::create(b, type, smem, ValueRange{row, col},
-                                     transpose, static_cast<uint32_t>(tiles));
-  }
-
-  /// 2^x and log2(x) as single PTX instructions. math.exp2/log2 would
-  /// become libdevice calls, which need libdevice when the kernel is linked.
-  Value ex2(Value x) { return approx("ex2.approx.ftz.f32 $0, $1;", x); }
-  Value lg2(Value x) { return approx("lg2.approx.ftz.f32 $0, $1;", x); }
-  Value approx(StringRef ptx, Value x) {
-    return NVVM::InlinePtxOp::create(b, TypeRange{x.getType()}, ValueRange{x},
-                                     ValueRange{}, ptx, Value())
-        .getResult(0);
-  }
-
-  /// D = A B + C on m16n8k16. nvgpu.mma.sync carries f16; MLIR 22's
-  /// nvgpu-to-nvvm cannot type bf16 operands, so bf16 goes to nvvm.mma.sync
-  /// directly, with each pair of bf16 packed in the i32 register PTX wants.
-  Value mma(Value a, Value bFrag, Value c) {
-    if (!elementType.isBF16())
-      return nvgpu::MmaSyncOp::create(b, a, bFrag, c,
-                                      ArrayRef<int64_t>{16, 8, 16});
-    auto packed = [&](Value frag) {
-      SmallVector<Value> regs;
-      auto pairType = VectorType::get({2}, elementType);
-      auto regType = VectorType::get({1}, b.getI32Type());
-      for (int64_t r = 0, e = cast<VectorType>(frag.getType()).getDimSize(0);
-           r < e; ++r) {
-        Value pair = vector::ExtractOp::create(b, frag, ArrayRef<int64_t>{r});
-        assert(pair.getType() == pairType && "expected rows of two elements");
-        Value reg = vector::BitCastOp::create(b, regType, pair);
-        regs.push_back(vector::ExtractOp::create(b, reg, ArrayRef<int64_t>{0}));
-      }
-      return regs;
-    };
-    SmallVector<Value> acc;
-    for (int64_t r = 0; r < 2; ++r)
-      for (int64_t col = 0; col < 2; ++col)
-        acc.push_back(extract(c, r, col));
-    Type f32 = b.getF32Type();
-    auto resultType = LLVM::LLVMStructType::getLiteral(
-        b.getContext(), SmallVector<Type>(4, f32));
-    Value d = NVVM::MmaOp::create(
-        b, resultType, packed(a), packed(bFrag), acc,
-        ArrayRef<int64_t>{16, 8, 16}, std::nullopt, std::nullopt,
-        std::array<NVVM::MMATypes, 2>{NVVM::MMATypes::bf16,
-                                      NVVM::MMATypes::bf16},
-        std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
-                                       NVVM::MMALayout::col});
-    SmallVector<Value> elements;
-    for (int64_t i = 0; i < 4; ++i)
-      elements.push_back(LLVM::ExtractValueOp::create(b, d, i));
-    return vector::FromElementsOp::create(
-        b, VectorType::get({2, 2}, f32), elements);
-  }
-
-  Value zeroAcc() {
-    auto type = VectorType::get({2, 2}, b.getF32Type());
-    return arith::ConstantOp::create(
-        b, type, DenseElementsAttr::get(type, b.getF32FloatAttr(0.0f)));
-  }
-
-  Value extract(Value v, int64_t i, int64_t j) {
-    return vector::ExtractOp::create(b, v, ArrayRef<int64_t>{i, j});
-  }
-  Value insert(Value s, Value v, int64_t i, int64_t j) {
-    return vector::InsertOp::create(b, s, v, ArrayRef<int64_t>{i, j});
-  }
-
-  /// Combines `x` over the 4 lanes of a quad (the lanes that share a row).
-  Value quadReduce(Value x, bool isMax) {
-    for (int32_t offset : {1, 2}) {
-      Value other = gpu::ShuffleOp::create(b, x, offset, 32,
-                                           gpu::ShuffleMode::XOR)
-                        .getShuffleResult();
-      x = isMax ? maxf(x, other) : addf(x, other);
-    }
-    return x;
-  }
-};
 
 /// How the kernel for one op is tiled.
 struct KernelTiling {
@@ -250,44 +64,26 @@ struct AttentionOpToGPU : public OpRewritePattern<AttentionOp> {
 
     // The kernel: one gpu.module per op, named uniquely in the module.
     Location loc = op.getLoc();
-    MLIRContext *ctx = rewriter.getContext();
-    module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
-                    UnitAttr::get(ctx));
     SmallVector<Value> args{op.getQuery(), op.getKey(), op.getValue(),
                             op.getOut()};
     if (op.getLse())
       args.push_back(op.getLse());
-
     OpBuilder::InsertionGuard guard(rewriter);
-    rewriter.setInsertionPointToEnd(module.getBody());
-    auto gpuModule =
-        gpu::GPUModuleOp::create(rewriter, loc, "swba_attention_kernels");
-    SymbolTable(module).insert(gpuModule);
+    auto gpuModule = createKernelModule(rewriter, module, loc,
+                                        "swba_attention_kernels");
 
     // Shared memory: a K tile and a V tile; Q is staged through the K tile,
     // or through a buffer of its own when a workgroup has more query rows
     // than a K tile.
-    auto smemSpace = gpu::AddressSpaceAttr::get(
-        ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
-    auto smemType = [&](int64_t rows, int64_t width) {
-      return MemRefType::get({rows, width + kPad}, elementType,
-                             MemRefLayoutAttrInterface(), smemSpace);
-    };
-    SmallVector<Type> smemTypes{smemType(kBlockN, headDim),
-                                smemType(kBlockN, valueDim)};
+    SmallVector<Type> smemTypes{sharedTileType(elementType, kBlockN, headDim),
+                                sharedTileType(elementType, kBlockN, valueDim)};
     if (tiling.blockM() > kBlockN)
-      smemTypes.push_back(smemType(tiling.blockM(), headDim));
-
-    rewriter.setInsertionPointToStart(gpuModule.getBody());
-    auto funcType = FunctionType::get(ctx, TypeRange(ValueRange(args)), {});
+      smemTypes.push_back(
+          sharedTileType(elementType, tiling.blockM(), headDim));
     // The name carries the query rows per workgroup, which sets the grid.
     std::string name = "swba_attention_fwd_m" + std::to_string(tiling.blockM());
-    auto kernel =
-        gpu::GPUFuncOp::create(rewriter, loc, name, funcType, smemTypes);
-    kernel->setAttr(gpu::GPUDialect::getKernelFuncAttrName(),
-                    UnitAttr::get(ctx));
-    kernel.setKnownBlockSizeAttr(
-        rewriter.getDenseI32ArrayAttr({(int32_t)kThreads, 1, 1}));
+    auto kernel = createKernel(rewriter, gpuModule, loc, name,
+                               TypeRange(ValueRange(args)), smemTypes);
     Block &entry = kernel.getBody().front();
     rewriter.setInsertionPointToStart(&entry);
     ArrayRef<BlockArgument> smem = kernel.getWorkgroupAttributions();
@@ -327,11 +123,7 @@ private:
     double log2e = 1.0 / std::log(2.0);
     Value scale = e.f32(op.getEffectiveScale() * log2e);
 
-    e.threadId = gpu::ThreadIdOp::create(e.b, gpu::Dimension::x);
-    e.warpId = e.div(e.threadId, 32);
-    e.laneId = e.rem(e.threadId, 32);
-    e.g = e.div(e.laneId, 4);
-    e.t = e.rem(e.laneId, 4);
+    e.setLaneIds();
     // Query tiles late in the sequence see the most keys (up to a full
     // window): the grid runs heads fastest and query tiles last to first, so
     // the heavy tiles of every head go first and light ones fill the tail.
@@ -359,16 +151,12 @@ private:
         e.loadTile(v, batch, kvHead, window.begin, keys, kBlockN, valueDim);
     gpu::BarrierOp::create(e.b);
     Value warpRow = e.mul(e.warpId, 16 * mTiles);
-    Value ldColA = e.mul(e.div(e.laneId, 16), 8);
     // qFrag[m * dk + kk]: m16 tile m of this warp, k slice kk.
     SmallVector<Value> qFrag;
     int64_t dk = headDim / 16;
-    for (int64_t m = 0; m < mTiles; ++m) {
-      Value ldRowA = e.add(e.add(warpRow, e.idx(16 * m)), e.rem(e.laneId, 16));
-      for (int64_t kk = 0; kk < dk; ++kk)
-        qFrag.push_back(e.ldmatrix(sQ, ldRowA, e.add(ldColA, e.idx(kk * 16)),
-                                   4, /*transpose=*/false));
-    }
+    for (int64_t m = 0; m < mTiles; ++m)
+      qFrag.append(
+          e.loadAFragments(sQ, e.add(warpRow, e.idx(16 * m)), headDim));
     gpu::BarrierOp::create(e.b);
     e.storeTile(firstK, sK, kBlockN, headDim);
     e.storeTile(firstV, sV, kBlockN, valueDim);
@@ -410,8 +198,6 @@ private:
 
       // S = Q K^T: B fragments are K rows read without transpose, each read
       // once and used by every m tile.
-      Value ldRowB = e.rem(e.laneId, 8);
-      Value ldColB = e.mul(e.rem(e.div(e.laneId, 8), 2), 8);
       int64_t nTiles = kBlockN / 8;
       // s[m * nTiles + nt]
       SmallVector<Value> s(mTiles * nTiles);
@@ -420,8 +206,7 @@ private:
         for (int64_t m = 0; m < mTiles; ++m)
           c[m] = e.zeroAcc();
         for (int64_t kk = 0; kk < dk; ++kk) {
-          Value bFrag = e.ldmatrix(sK, e.add(ldRowB, e.idx(nt * 8)),
-                                   e.add(ldColB, e.idx(kk * 16)), 2, false);
+          Value bFrag = e.loadBFragment(sK, nt, kk);
           for (int64_t m = 0; m < mTiles; ++m)
             c[m] = e.mma(qFrag[m * dk + kk], bFrag, c[m]);
         }
@@ -517,21 +302,13 @@ private:
       // O += P V: P's C tiles pair up into A fragments; V is read with
       // transpose so that its key rows become the k dimension, each V
       // fragment once for every m tile.
-      auto halfPair = VectorType::get({2, 2}, elementType);
-      Value ldRowV = e.rem(e.laneId, 16);
       for (int64_t kk = 0; kk < kBlockN / 16; ++kk) {
         SmallVector<Value> aFrag;
-        for (int64_t m = 0; m < mTiles; ++m) {
-          Value lo = arith::TruncFOp::create(e.b, halfPair,
-                                             p[m * nTiles + 2 * kk]);
-          Value hi = arith::TruncFOp::create(e.b, halfPair,
-                                             p[m * nTiles + 2 * kk + 1]);
-          aFrag.push_back(vector::ShuffleOp::create(
-              e.b, lo, hi, ArrayRef<int64_t>{0, 1, 2, 3}));
-        }
+        for (int64_t m = 0; m < mTiles; ++m)
+          aFrag.push_back(e.toAFragment(p[m * nTiles + 2 * kk],
+                                        p[m * nTiles + 2 * kk + 1]));
         for (int64_t dt = 0; dt < nAcc; ++dt) {
-          Value bFrag = e.ldmatrix(sV, e.add(ldRowV, e.idx(kk * 16)),
-                                   e.idx(dt * 8), 2, /*transpose=*/true);
+          Value bFrag = e.loadBFragmentTransposed(sV, kk, dt);
           for (int64_t m = 0; m < mTiles; ++m)
             acc[m * nAcc + dt] = e.mma(aFrag[m], bFrag, acc[m * nAcc + dt]);
         }
