@@ -19,6 +19,7 @@ def kernel_configs():
     from swba.compiler import KernelConfig
     out = set()
     for c in DESIGN + SWEEP:
-        for dtype in ("f16",):
-            out.add(KernelConfig(dtype, c.d, c.d, c.bs, c.ws, 1.0 / math.sqrt(c.d)))
+        for grad in (False, True):
+            out.add(KernelConfig("f16", c.d, c.d, c.bs, c.ws, 1.0 / math.sqrt(c.d),
+                                 grad=grad))
     return out

@@ -34,6 +34,7 @@ class KernelConfig:
     scale: float
     with_lse: bool = True
     chip: str = "sm_90"
+    grad: bool = False  # swba.attention_grad instead of swba.attention
 
     def __post_init__(self):
         if self.dtype not in _DTYPES:
@@ -54,13 +55,21 @@ class KernelConfig:
         t, d, dv = self.dtype, self.head_dim, self.value_dim
         q = f"memref<?x?x?x{d}x{t}>"
         v = f"memref<?x?x?x{dv}x{t}>"
-        lse_arg = ", %l: memref<?x?x?xf32>" if self.with_lse else ""
-        outs = "%o, %l : " + f"{v}, memref<?x?x?xf32>" if self.with_lse else f"%o : {v}"
+        lse = "memref<?x?x?xf32>"
+        attrs = (f"block_size = {self.block_size} window = {self.window}"
+                 f" scale = {self.scale!r}")
+        if self.grad:
+            return (
+                f"func.func @attention_grad(%q: {q}, %k: {q}, %v: {v}, %o: {v}, "
+                f"%do: {v}, %l: {lse}, %dq: {q}, %dk: {q}, %dv: {v}) {{\n"
+                f"  swba.attention_grad ins(%q, %k, %v, %o, %do, %l : {q}, {q}, {v}, "
+                f"{v}, {v}, {lse}) outs(%dq, %dk, %dv : {q}, {q}, {v}) {attrs}\n"
+                f"  return\n}}\n")
+        lse_arg = f", %l: {lse}" if self.with_lse else ""
+        outs = f"%o, %l : {v}, {lse}" if self.with_lse else f"%o : {v}"
         return (
             f"func.func @attention(%q: {q}, %k: {q}, %v: {v}, %o: {v}{lse_arg}) {{\n"
-            f"  swba.attention ins(%q, %k, %v : {q}, {q}, {v}) outs({outs})\n"
-            f"      block_size = {self.block_size} window = {self.window}"
-            f" scale = {self.scale!r}\n"
+            f"  swba.attention ins(%q, %k, %v : {q}, {q}, {v}) outs({outs}) {attrs}\n"
             f"  return\n}}\n"
         )
 
@@ -124,19 +133,24 @@ def compile_cubin(ptx: str, chip: str) -> bytes | None:
     return dst.read_bytes()
 
 
-_ENTRY = re.compile(r"\.visible \.entry (swba_attention_fwd_m(\d+))\(")
+_ENTRY = re.compile(r"\.visible \.entry (swba_attention_\w+?_[mn](\d+))\(")
 
 
 @dataclasses.dataclass
 class Kernel:
-    """A compiled kernel: its image (a cubin, or PTX that the driver
-    compiles on load), its name, and the query rows each workgroup owns
-    (the lowering's choice, carried in the kernel's name)."""
+    """A compiled module: its image (a cubin, or PTX that the driver compiles
+    on load) and its kernels, each with the rows one workgroup owns (the
+    lowering's choice, carried in the kernel's name, which sets the grid)."""
 
     image: bytes
     kind: str
-    name: str
-    block_m: int
+    rows: dict  # kernel name -> rows per workgroup
+
+    def entry(self, prefix: str) -> tuple[str, int]:
+        for name, rows in self.rows.items():
+            if name.startswith(prefix):
+                return name, rows
+        raise KeyError(f"no kernel {prefix}* in {sorted(self.rows)}")
 
 
 def load_or_compile(config: KernelConfig) -> Kernel:
@@ -145,17 +159,15 @@ def load_or_compile(config: KernelConfig) -> Kernel:
     if meta.exists():
         info = json.loads(meta.read_text())
         image = base.with_suffix("." + info["kind"]).read_bytes()
-        return Kernel(image, info["kind"], info["name"], info["block_m"])
+        return Kernel(image, info["kind"], info["rows"])
     ptx = compile_ptx(config)
-    entry = _ENTRY.search(ptx)
-    if not entry:
-        raise RuntimeError("no swba_attention_fwd_m<rows> kernel in the PTX")
+    rows = {m.group(1): int(m.group(2)) for m in _ENTRY.finditer(ptx)}
+    if not rows:
+        raise RuntimeError("no swba_attention_* kernel in the PTX")
     base.parent.mkdir(parents=True, exist_ok=True)
     cubin = compile_cubin(ptx, config.chip)
     kernel = Kernel(cubin if cubin is not None else ptx.encode(),
-                    "cubin" if cubin is not None else "ptx",
-                    entry.group(1), int(entry.group(2)))
+                    "cubin" if cubin is not None else "ptx", rows)
     base.with_suffix("." + kernel.kind).write_bytes(kernel.image)
-    meta.write_text(json.dumps({"kind": kernel.kind, "name": kernel.name,
-                                "block_m": kernel.block_m}))
+    meta.write_text(json.dumps({"kind": kernel.kind, "rows": kernel.rows}))
     return kernel

@@ -21,17 +21,20 @@ def _check(result):
     return values[0] if len(values) == 1 else values
 
 
-class Kernel:
-    """One kernel function of a loaded cubin (or PTX, JIT-compiled by the
-    driver on load) in the current context."""
+class Module:
+    """A cubin (or PTX, compiled by the driver on load) in the current
+    context."""
 
-    def __init__(self, image: bytes, name: str):
+    def __init__(self, image: bytes):
         self.module = _check(cu.cuModuleLoadData(image))
-        self.function = _check(cu.cuModuleGetFunction(self.module, name.encode()))
-        self.name = name
 
-    def attribute(self, attr) -> int:
-        return _check(cu.cuFuncGetAttribute(attr, self.function))
+    def function(self, name: str) -> "Kernel":
+        return Kernel(_check(cu.cuModuleGetFunction(self.module, name.encode())))
+
+
+class Kernel:
+    def __init__(self, function):
+        self.function = function
 
     def launch(self, grid, block, args, stream: int, shared_bytes: int = 0):
         """`args`: a list of (value, ctypes type) in the kernel's order."""

@@ -25,5 +25,8 @@ def effective_scale(case):
 
 def kernel_configs():
     from swba.compiler import KernelConfig
-    return [KernelConfig(c.dtype, c.d, c.dv, c.bs, c.ws, effective_scale(c))
-            for c in CASES]
+    configs = [KernelConfig(c.dtype, c.d, c.dv, c.bs, c.ws, effective_scale(c), grad=grad)
+               for c in CASES for grad in (False, True)]
+    # examples/train_toy.py: 4 heads of 64, frames of 64 tokens, window 3.
+    configs += [KernelConfig("f16", 64, 64, 64, 3, 0.125, grad=grad) for grad in (False, True)]
+    return configs

@@ -21,6 +21,6 @@ for config in sorted(todo, key=lambda c: c.key()):
         failed += 1
         print(f"FAILED {config}: {str(e).splitlines()[1] if len(str(e).splitlines()) > 1 else e}")
         continue
-    print(f"{config.key()} {kernel.name} {kernel.kind:5} {len(kernel.image):7d} B  {config}")
+    print(f"{config.key()} {sorted(kernel.rows)} {kernel.kind} {len(kernel.image)} B  {config}")
 print(f"{len(todo) - failed} kernels in {compiler.cache_dir()}, {failed} failed")
 sys.exit(1 if failed else 0)

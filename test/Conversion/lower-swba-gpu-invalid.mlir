@@ -24,10 +24,11 @@ func.func @gpu_strided(%q: memref<1x2x64x64xf16, strided<[16384, 8192, 128, 1]>>
   return
 }
 
+
 // -----
 
-func.func @gpu_grad(%q: memref<1x2x64x64xf16>, %l: memref<1x2x64xf32>) {
-  // expected-error @+1 {{'swba.attention_grad' op has no target=gpu lowering yet (use target=cpu)}}
-  swba.attention_grad ins(%q, %q, %q, %q, %q, %l : memref<1x2x64x64xf16>, memref<1x2x64x64xf16>, memref<1x2x64x64xf16>, memref<1x2x64x64xf16>, memref<1x2x64x64xf16>, memref<1x2x64xf32>) outs(%q, %q, %q : memref<1x2x64x64xf16>, memref<1x2x64x64xf16>, memref<1x2x64x64xf16>) block_size = 4 window = 1
+func.func @gpu_grad_f32(%q: memref<1x2x64x64xf32>, %l: memref<1x2x64xf32>) {
+  // expected-error @+1 {{'swba.attention_grad' op target=gpu supports f16 and bf16, got 'f32'}}
+  swba.attention_grad ins(%q, %q, %q, %q, %q, %l : memref<1x2x64x64xf32>, memref<1x2x64x64xf32>, memref<1x2x64x64xf32>, memref<1x2x64x64xf32>, memref<1x2x64x64xf32>, memref<1x2x64xf32>) outs(%q, %q, %q : memref<1x2x64x64xf32>, memref<1x2x64x64xf32>, memref<1x2x64x64xf32>) block_size = 4 window = 1
   return
 }

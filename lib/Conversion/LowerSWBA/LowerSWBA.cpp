@@ -42,14 +42,7 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
                              "--one-shot-bufferize first)";
         return WalkResult::interrupt();
       }
-      if (!gpu)
-        return WalkResult::advance();
-      if (auto grad = dyn_cast<AttentionGradOp>(op)) {
-        grad.emitOpError()
-            << "has no target=gpu lowering yet (use target=cpu)";
-        return WalkResult::interrupt();
-      }
-      if (failed(checkGPULowerable(cast<AttentionOp>(op))))
+      if (gpu && failed(checkGPULowerable(op)))
         return WalkResult::interrupt();
       return WalkResult::advance();
     });
@@ -57,8 +50,10 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
       return signalPassFailure();
 
     RewritePatternSet patterns(&getContext());
-    if (gpu)
+    if (gpu) {
       populateSWBAToGPUPatterns(patterns);
+      populateSWBAGradToGPUPatterns(patterns);
+    }
     else
       populateSWBAToLoopsPatterns(patterns, LoopTiling{tileQ, tileK});
     walkAndApplyPatterns(root, std::move(patterns));

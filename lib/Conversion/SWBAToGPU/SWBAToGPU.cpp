@@ -370,23 +370,24 @@ private:
 
 } // namespace
 
-LogicalResult mlir::swba::checkGPULowerable(AttentionOp op) {
-  auto qType = cast<ShapedType>(op.getQuery().getType());
-  auto vType = cast<ShapedType>(op.getValue().getType());
+LogicalResult mlir::swba::checkGPULowerable(Operation *op) {
+  // Both ops start with q, k, v.
+  auto qType = cast<ShapedType>(op->getOperand(0).getType());
+  auto vType = cast<ShapedType>(op->getOperand(2).getType());
   Type elementType = qType.getElementType();
   if (!elementType.isF16() && !elementType.isBF16())
-    return op.emitOpError() << "target=gpu supports f16 and bf16, got "
-                            << elementType;
+    return op->emitOpError() << "target=gpu supports f16 and bf16, got "
+                             << elementType;
   for (int64_t d : {qType.getDimSize(3), vType.getDimSize(3)})
     if (d % 16 != 0 || d > 128)
-      return op.emitOpError()
+      return op->emitOpError()
              << "target=gpu supports head dims that are multiples of 16 up "
                 "to 128 (64 and 128 are the tuned ones), got "
              << qType.getDimSize(3) << " and " << vType.getDimSize(3);
   for (Value operand : op->getOperands()) {
     auto memref = dyn_cast<MemRefType>(operand.getType());
     if (memref && !memref.getLayout().isIdentity())
-      return op.emitOpError()
+      return op->emitOpError()
              << "target=gpu needs contiguous (identity-layout) memrefs, got "
              << memref;
   }

@@ -1,0 +1,525 @@
+//===- SWBAGradToGPU.cpp - swba.attention_grad to GPU kernels -------------===//
+//
+// Lowers memref-form swba.attention_grad to two tensor-core kernels launched
+// in order on one stream, with no atomics (so results are deterministic):
+//
+// 1. dQ, one workgroup per (64 query rows, query head, batch), over the key
+//    tiles of the rows' block window (computeKeyWindow). It first computes
+//    delta = rowsum(dO * O) for its rows and writes it to a scratch buffer:
+//    every query row belongs to exactly one dQ workgroup, so this replaces a
+//    separate preprocessing kernel and a pass over O and dO.
+// 2. dK/dV, one workgroup per (64 key rows, kv head, batch), over the query
+//    heads of its GQA group and the query tiles of the key rows' reverse
+//    window (computeQueryWindow), reading delta. Each key row belongs to one
+//    workgroup, which sums the whole group itself.
+//
+// Both recompute P = exp2(S * scale * log2 e - lse * log2 e) from the
+// forward's lse; all five products run on mma.sync with f32 accumulation;
+// tiles that the window covers whole skip the element mask.
+//
+//===----------------------------------------------------------------------===//
+
+#include "swba/Conversion/SWBAToGPU/SWBAToGPU.h"
+#include "swba/Dialect/SWBA/IR/SWBA.h"
+#include "swba/Dialect/SWBA/Utils/WindowBounds.h"
+#include "KernelBuilder.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::swba;
+using namespace mlir::swba::gpu_kernels;
+
+namespace {
+
+/// Rows per workgroup of both kernels, and of the tiles they loop over.
+constexpr int64_t kTile = 64;
+constexpr int64_t kNTiles = kTile / 8;
+
+/// What both kernels share: operands, sizes, block window, constants.
+struct GradKernel {
+  KernelBuilder &e;
+  Value q, k, v, dout, lse, delta;
+  Value queries, keys, posOffset, group;
+  BlockWindow w;
+  int64_t headDim, valueDim;
+  /// scale * log2(e): scores in the log2 domain.
+  Value scaleLog2;
+  Value log2e;
+
+  /// Zero-filled copies of row ranges past the end keep the products finite;
+  /// `rowEnd` bounds the rows read.
+  void stage(Value src, Value batch, Value head, Value row0, Value rowEnd,
+             Value dst, int64_t width) {
+    e.storeTile(e.loadTile(src, batch, head, row0, rowEnd, kTile, width), dst,
+                kTile, width);
+  }
+
+  /// scale * log2 e * (A B^T) for 16 rows of A fragments `a` against the
+  /// kNTiles * 8 rows of `smem` (B^T stored row-major), as C tiles.
+  SmallVector<Value> scores(ArrayRef<Value> a, Value smem, int64_t width,
+                            Value factor) {
+    SmallVector<Value> s;
+    for (int64_t nt = 0; nt < kNTiles; ++nt) {
+      Value c = e.zeroAcc();
+      for (int64_t kk = 0; kk < width / 16; ++kk)
+        c = e.mma(a[kk], e.loadBFragment(smem, nt, kk), c);
+      if (factor)
+        c = arith::MulFOp::create(
+            e.b, c, vector::BroadcastOp::create(e.b, c.getType(), factor));
+      s.push_back(c);
+    }
+    return s;
+  }
+
+  /// acc[dt] += A B for A = the C tiles `p` (16 x kTile, paired into A
+  /// fragments) and B = the kTile rows of `smem` ([k][n]).
+  void accumulate(SmallVector<Value> &acc, ArrayRef<Value> p, Value smem) {
+    for (int64_t kk = 0; kk < kTile / 16; ++kk) {
+      Value a = e.toAFragment(p[2 * kk], p[2 * kk + 1]);
+      for (int64_t dt = 0, n = acc.size(); dt < n; ++dt)
+        acc[dt] = e.mma(a, e.loadBFragmentTransposed(smem, kk, dt), acc[dt]);
+    }
+  }
+
+  /// Sets the elements whose (query, key) pair `visible(r, c)` rejects to
+  /// `fill`, in every C tile of `s`.
+  SmallVector<Value> mask(ArrayRef<Value> s,
+                          function_ref<Value(int64_t, int64_t, int64_t)> visible,
+                          Value fill) {
+    SmallVector<Value> out;
+    for (int64_t nt = 0; nt < kNTiles; ++nt) {
+      Value tile = s[nt];
+      for (int64_t r = 0; r < 2; ++r)
+        for (int64_t c = 0; c < 2; ++c)
+          tile = e.insert(
+              e.select(visible(nt, r, c), e.extract(tile, r, c), fill), tile,
+              r, c);
+      out.push_back(tile);
+    }
+    return out;
+  }
+
+  /// `then` if `interior`, else `masked`; both yield kNTiles C tiles.
+  SmallVector<Value> ifInterior(Value interior, ArrayRef<Value> s,
+                                function_ref<SmallVector<Value>()> masked) {
+    auto ifOp = scf::IfOp::create(e.b, TypeRange(ValueRange(s)), interior,
+                                  /*withElseRegion=*/true);
+    OpBuilder::InsertionGuard guard(e.b);
+    e.b.setInsertionPointToStart(ifOp.thenBlock());
+    scf::YieldOp::create(e.b, ValueRange(s));
+    e.b.setInsertionPointToStart(ifOp.elseBlock());
+    scf::YieldOp::create(e.b, ValueRange(masked()));
+    return SmallVector<Value>(ifOp.getResults());
+  }
+
+  /// Stores C tiles `acc` (16 rows from `row0` of this warp, times `factor`)
+  /// into `dst[batch, head]`, rows below `rowEnd` only.
+  void storeRows(ArrayRef<Value> acc, Value dst, Value batch, Value head,
+                 Value row0, Value rowEnd, Value factor) {
+    auto pairType = VectorType::get({2}, e.elementType);
+    for (int64_t r = 0; r < 2; ++r) {
+      Value row = e.add(row0, e.add(e.g, e.idx(8 * r)));
+      Value inBounds =
+          arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, row, rowEnd);
+      auto ifOp = scf::IfOp::create(e.b, inBounds, /*withElseRegion=*/false);
+      OpBuilder::InsertionGuard guard(e.b);
+      e.b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
+      for (int64_t dt = 0, n = acc.size(); dt < n; ++dt) {
+        Value pair = vector::FromElementsOp::create(
+            e.b, VectorType::get({2}, e.b.getF32Type()),
+            ValueRange{e.mulf(e.extract(acc[dt], r, 0), factor),
+                       e.mulf(e.extract(acc[dt], r, 1), factor)});
+        vector::StoreOp::create(
+            e.b, arith::TruncFOp::create(e.b, pairType, pair), dst,
+            ValueRange{batch, head, row, e.add(e.mul(e.t, 2), e.idx(dt * 8))});
+      }
+    }
+  }
+
+  /// The value of a [B, H, N] f32 row vector at `row`, or 0 past `rowEnd`.
+  Value loadRowValue(Value src, Value batch, Value head, Value row,
+                     Value rowEnd) {
+    Value inBounds =
+        arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, row, rowEnd);
+    auto ifOp = scf::IfOp::create(e.b, TypeRange{e.b.getF32Type()}, inBounds,
+                                  /*withElseRegion=*/true);
+    OpBuilder::InsertionGuard guard(e.b);
+    e.b.setInsertionPointToStart(ifOp.thenBlock());
+    scf::YieldOp::create(e.b, e.load(src, {batch, head, row}));
+    e.b.setInsertionPointToStart(ifOp.elseBlock());
+    scf::YieldOp::create(e.b, e.f32(0.0));
+    return ifOp.getResult(0);
+  }
+
+  /// A loop `for iv = lb to ub step step` carrying `init`; `body` returns
+  /// the next values.
+  SmallVector<Value>
+  loop(Value lb, Value ub, int64_t step, ValueRange init,
+       function_ref<SmallVector<Value>(Value, ValueRange)> body) {
+    auto forOp = scf::ForOp::create(e.b, lb, ub, e.idx(step), init);
+    OpBuilder::InsertionGuard guard(e.b);
+    e.b.setInsertionPointToEnd(forOp.getBody());
+    scf::YieldOp::create(
+        e.b, ValueRange(body(forOp.getInductionVar(), forOp.getRegionIterArgs())));
+    return SmallVector<Value>(forOp.getResults());
+  }
+};
+
+/// dQ kernel body; also writes delta. Arguments: q, k, v, out, dout, lse,
+/// delta, dq; shared memory: a K tile and a V tile (Q and dO pass through
+/// them first).
+static void buildQueryGradKernel(GradKernel &gk, Value out, Value dq, Value sK,
+                                 Value sV, double scale) {
+  KernelBuilder &e = gk.e;
+  Value head = gpu::BlockIdOp::create(e.b, gpu::Dimension::x);
+  Value qTile = e.sub(
+      e.sub(gpu::GridDimOp::create(e.b, gpu::Dimension::y), e.idx(1)),
+      gpu::BlockIdOp::create(e.b, gpu::Dimension::y));
+  Value batch = gpu::BlockIdOp::create(e.b, gpu::Dimension::z);
+  Value kvHead = e.divIdx(head, gk.group);
+  Value q0 = e.mul(qTile, kTile);
+  Value q1 = e.min(e.add(q0, e.idx(kTile)), gk.queries);
+
+  // delta = rowsum(dO * O), one row per thread of the first kTile threads.
+  {
+    Value row = e.add(q0, e.threadId);
+    Value active = arith::AndIOp::create(
+        e.b,
+        arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, e.threadId,
+                              e.idx(kTile)),
+        arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, row, q1));
+    auto ifOp = scf::IfOp::create(e.b, active, /*withElseRegion=*/false);
+    OpBuilder::InsertionGuard guard(e.b);
+    e.b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
+    e.store(e.dot(gk.valueDim, gk.dout, {batch, head, row}, out,
+                  {batch, head, row}),
+            gk.delta, {batch, head, row});
+  }
+  gk.stage(gk.q, batch, head, q0, gk.queries, sK, gk.headDim);
+  gk.stage(gk.dout, batch, head, q0, gk.queries, sV, gk.valueDim);
+  gpu::BarrierOp::create(e.b);
+  Value warpRow = e.add(q0, e.mul(e.warpId, 16));
+  SmallVector<Value> qFrag =
+      e.loadAFragments(sK, e.mul(e.warpId, 16), gk.headDim);
+  SmallVector<Value> doFrag =
+      e.loadAFragments(sV, e.mul(e.warpId, 16), gk.valueDim);
+  Value rowLse[2], rowDelta[2];
+  for (int64_t r = 0; r < 2; ++r) {
+    Value row = e.add(warpRow, e.add(e.g, e.idx(8 * r)));
+    rowLse[r] = e.mulf(gk.loadRowValue(gk.lse, batch, head, row, gk.queries),
+                       gk.log2e);
+    rowDelta[r] = gk.loadRowValue(gk.delta, batch, head, row, gk.queries);
+  }
+
+  RowRange window =
+      computeKeyWindow(e.b, e.b.getLoc(), gk.w, q0, q1, gk.posOffset, gk.keys);
+  SmallVector<Value> init(gk.headDim / 8, e.zeroAcc());
+  SmallVector<Value> acc = gk.loop(
+      window.begin, window.end, kTile, init,
+      [&](Value k0, ValueRange iter) {
+        SmallVector<Value> acc(iter);
+        gpu::BarrierOp::create(e.b);
+        gk.stage(gk.k, batch, kvHead, k0, gk.keys, sK, gk.headDim);
+        gk.stage(gk.v, batch, kvHead, k0, gk.keys, sV, gk.valueDim);
+        gpu::BarrierOp::create(e.b);
+
+        Value k1 = e.min(e.add(k0, e.idx(kTile)), window.end);
+        Value interior = arith::AndIOp::create(
+            e.b,
+            arith::CmpIOp::create(e.b, arith::CmpIPredicate::eq,
+                                  e.sub(k1, k0), e.idx(kTile)),
+            isTileFullyVisible(e.b, e.b.getLoc(), gk.w, q0, q1, k0, k1,
+                               gk.posOffset));
+        SmallVector<Value> s = gk.scores(qFrag, sK, gk.headDim, gk.scaleLog2);
+        s = gk.ifInterior(interior, s, [&] {
+          return gk.mask(
+              s,
+              [&](int64_t nt, int64_t r, int64_t c) {
+                Value row = e.add(warpRow, e.add(e.g, e.idx(8 * r)));
+                Value col =
+                    e.add(k0, e.add(e.mul(e.t, 2), e.idx(nt * 8 + c)));
+                return arith::AndIOp::create(
+                    e.b,
+                    arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, col,
+                                          k1),
+                    isVisible(e.b, e.b.getLoc(), gk.w, row, col,
+                              gk.posOffset));
+              },
+              e.negInf());
+        });
+        // P and dS = P * (dP - delta), with dP = dO V^T.
+        SmallVector<Value> dp = gk.scores(doFrag, sV, gk.valueDim, Value());
+        SmallVector<Value> ds;
+        for (int64_t nt = 0; nt < kNTiles; ++nt) {
+          Value tile = s[nt];
+          for (int64_t r = 0; r < 2; ++r)
+            for (int64_t c = 0; c < 2; ++c) {
+              Value p = e.ex2(e.subf(e.extract(s[nt], r, c), rowLse[r]));
+              tile = e.insert(
+                  e.mulf(p, e.subf(e.extract(dp[nt], r, c), rowDelta[r])),
+                  tile, r, c);
+            }
+          ds.push_back(tile);
+        }
+        // dQ += dS K.
+        gk.accumulate(acc, ds, sK);
+        return acc;
+      });
+  gk.storeRows(acc, dq, batch, head, warpRow, gk.queries, e.f32(scale));
+}
+
+/// dK/dV kernel body. Arguments: q, k, v, dout, lse, delta, dk, dv; shared
+/// memory: a Q tile and a dO tile (K and V pass through them first), and
+/// the lse and delta of the Q tile's rows.
+static void buildKeyValueGradKernel(GradKernel &gk, Value dk, Value dv,
+                                    Value sQ, Value sO, Value sLse,
+                                    Value sDelta, double scale) {
+  KernelBuilder &e = gk.e;
+  Value kvHead = gpu::BlockIdOp::create(e.b, gpu::Dimension::x);
+  Value kTileIdx = gpu::BlockIdOp::create(e.b, gpu::Dimension::y);
+  Value batch = gpu::BlockIdOp::create(e.b, gpu::Dimension::z);
+  Value k0 = e.mul(kTileIdx, kTile);
+  Value k1 = e.min(e.add(k0, e.idx(kTile)), gk.keys);
+
+  gk.stage(gk.k, batch, kvHead, k0, gk.keys, sQ, gk.headDim);
+  gk.stage(gk.v, batch, kvHead, k0, gk.keys, sO, gk.valueDim);
+  gpu::BarrierOp::create(e.b);
+  Value warpRow = e.add(k0, e.mul(e.warpId, 16));
+  SmallVector<Value> kFrag =
+      e.loadAFragments(sQ, e.mul(e.warpId, 16), gk.headDim);
+  SmallVector<Value> vFrag =
+      e.loadAFragments(sO, e.mul(e.warpId, 16), gk.valueDim);
+
+  RowRange queries = computeQueryWindow(e.b, e.b.getLoc(), gk.w, k0, k1,
+                                        gk.posOffset, gk.queries);
+  int64_t nDk = gk.headDim / 8, nDv = gk.valueDim / 8;
+  SmallVector<Value> init(nDk + nDv, e.zeroAcc());
+  Value h0 = arith::MulIOp::create(e.b, kvHead, gk.group);
+  SmallVector<Value> acc = gk.loop(
+      h0, e.add(h0, gk.group), 1, init, [&](Value head, ValueRange iter) {
+        return gk.loop(
+            queries.begin, queries.end, kTile, iter,
+            [&](Value q0, ValueRange iter) {
+              SmallVector<Value> dkAcc(iter.take_front(nDk));
+              SmallVector<Value> dvAcc(iter.drop_front(nDk));
+              Value q1 = e.min(e.add(q0, e.idx(kTile)), queries.end);
+              gpu::BarrierOp::create(e.b);
+              gk.stage(gk.q, batch, head, q0, gk.queries, sQ, gk.headDim);
+              gk.stage(gk.dout, batch, head, q0, gk.queries, sO, gk.valueDim);
+              {
+                Value row = e.add(q0, e.threadId);
+                Value first = arith::CmpIOp::create(
+                    e.b, arith::CmpIPredicate::ult, e.threadId, e.idx(kTile));
+                auto ifOp =
+                    scf::IfOp::create(e.b, first, /*withElseRegion=*/false);
+                OpBuilder::InsertionGuard guard(e.b);
+                e.b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
+                e.store(e.mulf(gk.loadRowValue(gk.lse, batch, head, row, q1),
+                               gk.log2e),
+                        sLse, {e.threadId});
+                e.store(gk.loadRowValue(gk.delta, batch, head, row, q1),
+                        sDelta, {e.threadId});
+              }
+              gpu::BarrierOp::create(e.b);
+
+              // S^T = K Q^T (key rows, query columns).
+              Value interior = arith::AndIOp::create(
+                  e.b,
+                  arith::AndIOp::create(
+                      e.b,
+                      arith::CmpIOp::create(e.b, arith::CmpIPredicate::eq,
+                                            e.sub(q1, q0), e.idx(kTile)),
+                      arith::CmpIOp::create(e.b, arith::CmpIPredicate::eq,
+                                            e.sub(k1, k0), e.idx(kTile))),
+                  isTileFullyVisible(e.b, e.b.getLoc(), gk.w, q0, q1, k0, k1,
+                                     gk.posOffset));
+              SmallVector<Value> s =
+                  gk.scores(kFrag, sQ, gk.headDim, gk.scaleLog2);
+              s = gk.ifInterior(interior, s, [&] {
+                return gk.mask(
+                    s,
+                    [&](int64_t nt, int64_t r, int64_t c) {
+                      Value key = e.add(warpRow, e.add(e.g, e.idx(8 * r)));
+                      Value query =
+                          e.add(q0, e.add(e.mul(e.t, 2), e.idx(nt * 8 + c)));
+                      return arith::AndIOp::create(
+                          e.b,
+                          arith::CmpIOp::create(
+                              e.b, arith::CmpIPredicate::ult, query, q1),
+                          isVisible(e.b, e.b.getLoc(), gk.w, query, key,
+                                    gk.posOffset));
+                    },
+                    e.negInf());
+              });
+              // P^T, from each query column's lse.
+              SmallVector<Value> p;
+              SmallVector<Value> colDelta;
+              for (int64_t nt = 0; nt < kNTiles; ++nt) {
+                Value tile = s[nt];
+                for (int64_t c = 0; c < 2; ++c) {
+                  Value col = e.add(e.mul(e.t, 2), e.idx(nt * 8 + c));
+                  Value colLse = e.load(sLse, {col});
+                  colDelta.push_back(e.load(sDelta, {col}));
+                  for (int64_t r = 0; r < 2; ++r)
+                    tile = e.insert(
+                        e.ex2(e.subf(e.extract(s[nt], r, c), colLse)), tile,
+                        r, c);
+                }
+                p.push_back(tile);
+              }
+              // dV += P^T dO.
+              gk.accumulate(dvAcc, p, sO);
+              // dS^T = P^T * (dP^T - delta), dP^T = V dO^T; dK += dS^T Q.
+              SmallVector<Value> dp =
+                  gk.scores(vFrag, sO, gk.valueDim, Value());
+              SmallVector<Value> ds;
+              for (int64_t nt = 0; nt < kNTiles; ++nt) {
+                Value tile = p[nt];
+                for (int64_t r = 0; r < 2; ++r)
+                  for (int64_t c = 0; c < 2; ++c)
+                    tile = e.insert(
+                        e.mulf(e.extract(p[nt], r, c),
+                               e.subf(e.extract(dp[nt], r, c),
+                                      colDelta[2 * nt + c])),
+                        tile, r, c);
+                ds.push_back(tile);
+              }
+              gk.accumulate(dkAcc, ds, sQ);
+              SmallVector<Value> next(dkAcc);
+              next.append(dvAcc);
+              return next;
+            });
+      });
+  gk.storeRows(ArrayRef<Value>(acc).take_front(nDk), dk, batch, kvHead,
+               warpRow, gk.keys, e.f32(scale));
+  gk.storeRows(ArrayRef<Value>(acc).drop_front(nDk), dv, batch, kvHead,
+               warpRow, gk.keys, e.f32(1.0));
+}
+
+struct AttentionGradOpToGPU : public OpRewritePattern<AttentionGradOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(AttentionGradOp op,
+                                PatternRewriter &rewriter) const override {
+    if (!op.hasPureBufferSemantics())
+      return rewriter.notifyMatchFailure(op, "expected memref operands");
+    auto module = op->getParentOfType<ModuleOp>();
+    if (!module)
+      return rewriter.notifyMatchFailure(op, "expected an enclosing module");
+
+    Location loc = op.getLoc();
+    auto qType = cast<MemRefType>(op.getQuery().getType());
+    Type elementType = qType.getElementType();
+    int64_t headDim = qType.getDimSize(3);
+    int64_t valueDim =
+        cast<MemRefType>(op.getValue().getType()).getDimSize(3);
+    Type f32 = rewriter.getF32Type();
+    auto deltaType = MemRefType::get(
+        {ShapedType::kDynamic, ShapedType::kDynamic, ShapedType::kDynamic},
+        f32);
+
+    OpBuilder::InsertionGuard guard(rewriter);
+    auto gpuModule = createKernelModule(rewriter, module, loc,
+                                        "swba_attention_grad_kernels");
+    auto smemSpace = gpu::AddressSpaceAttr::get(
+        rewriter.getContext(), gpu::GPUDialect::getWorkgroupAddressSpace());
+    auto rowType = MemRefType::get({kTile}, f32, MemRefLayoutAttrInterface(),
+                                   smemSpace);
+    SmallVector<Type> smem{sharedTileType(elementType, kTile, headDim),
+                           sharedTileType(elementType, kTile, valueDim)};
+    double scale = op.getEffectiveScale();
+
+    auto common = [&](KernelBuilder &e, ValueRange a) {
+      e.setLaneIds();
+      GradKernel gk{e, a[0], a[1], a[2], a[3], a[4], a[5]};
+      gk.queries = e.dim(gk.q, 2);
+      gk.keys = e.dim(gk.k, 2);
+      gk.posOffset = e.sub(gk.keys, gk.queries);
+      gk.group = e.divIdx(e.dim(gk.q, 1), e.dim(gk.k, 1));
+      gk.w = {static_cast<int64_t>(op.getBlockSize()),
+              static_cast<int64_t>(op.getWindow())};
+      gk.headDim = headDim;
+      gk.valueDim = valueDim;
+      gk.log2e = e.f32(1.0 / std::log(2.0));
+      gk.scaleLog2 = e.f32(scale / std::log(2.0));
+      return gk;
+    };
+
+    // dQ (and delta): q, k, v, dout, lse, delta, out, dq.
+    SmallVector<Type> dqArgs{op.getQuery().getType(), op.getKey().getType(),
+                             op.getValue().getType(), op.getGradOut().getType(),
+                             op.getLse().getType(), deltaType,
+                             op.getOut().getType(),
+                             op.getGradQuery().getType()};
+    auto dqKernel = createKernel(rewriter, gpuModule, loc,
+                                 "swba_attention_bwd_dq_m64", dqArgs, smem);
+    {
+      KernelBuilder e(rewriter, loc, elementType);
+      ValueRange a = dqKernel.getArguments().take_front(dqArgs.size());
+      GradKernel gk = common(e, a);
+      ArrayRef<BlockArgument> wg = dqKernel.getWorkgroupAttributions();
+      buildQueryGradKernel(gk, a[6], a[7], wg[0], wg[1], scale);
+      gpu::ReturnOp::create(rewriter, loc);
+    }
+
+    // dK/dV: q, k, v, dout, lse, delta, dk, dv.
+    SmallVector<Type> kvArgs{op.getQuery().getType(), op.getKey().getType(),
+                             op.getValue().getType(), op.getGradOut().getType(),
+                             op.getLse().getType(), deltaType,
+                             op.getGradKey().getType(),
+                             op.getGradValue().getType()};
+    SmallVector<Type> kvSmem(smem);
+    kvSmem.append({rowType, rowType});
+    auto kvKernel = createKernel(rewriter, gpuModule, loc,
+                                 "swba_attention_bwd_dkdv_n64", kvArgs, kvSmem);
+    {
+      KernelBuilder e(rewriter, loc, elementType);
+      ValueRange a = kvKernel.getArguments().take_front(kvArgs.size());
+      GradKernel gk = common(e, a);
+      ArrayRef<BlockArgument> wg = kvKernel.getWorkgroupAttributions();
+      buildKeyValueGradKernel(gk, a[6], a[7], wg[0], wg[1], wg[2], wg[3],
+                              scale);
+      gpu::ReturnOp::create(rewriter, loc);
+    }
+
+    // Host: a device buffer for delta, the two launches in order, free.
+    rewriter.setInsertionPoint(op);
+    LoopEmitter e(rewriter, loc);
+    Value batch = e.dim(op.getQuery(), 0), heads = e.dim(op.getQuery(), 1);
+    Value queries = e.dim(op.getQuery(), 2);
+    Value delta =
+        gpu::AllocOp::create(e.b, deltaType, /*asyncToken=*/Type(),
+                             /*asyncDependencies=*/ValueRange(),
+                             ValueRange{batch, heads, queries},
+                             /*symbolOperands=*/ValueRange())
+            .getMemref();
+    gpu::KernelDim3 block{e.idx(kThreads), e.idx(1), e.idx(1)};
+    gpu::LaunchFuncOp::create(
+        e.b, dqKernel,
+        gpu::KernelDim3{heads,
+                        arith::CeilDivUIOp::create(e.b, queries, e.idx(kTile)),
+                        batch},
+        block, Value(),
+        ValueRange{op.getQuery(), op.getKey(), op.getValue(), op.getGradOut(),
+                   op.getLse(), delta, op.getOut(), op.getGradQuery()});
+    gpu::LaunchFuncOp::create(
+        e.b, kvKernel,
+        gpu::KernelDim3{e.dim(op.getKey(), 1),
+                        arith::CeilDivUIOp::create(e.b, e.dim(op.getKey(), 2),
+                                                   e.idx(kTile)),
+                        batch},
+        block, Value(),
+        ValueRange{op.getQuery(), op.getKey(), op.getValue(), op.getGradOut(),
+                   op.getLse(), delta, op.getGradKey(), op.getGradValue()});
+    gpu::DeallocOp::create(e.b, /*asyncToken=*/Type(), ValueRange(), delta);
+    rewriter.eraseOp(op);
+    return success();
+  }
+};
+
+} // namespace
+
+void mlir::swba::populateSWBAGradToGPUPatterns(RewritePatternSet &patterns) {
+  patterns.add<AttentionGradOpToGPU>(patterns.getContext());
+}
