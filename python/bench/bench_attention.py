@@ -1,10 +1,11 @@
-"""Forward benchmark on one GPU, in one run on the same inputs: SWBA-MLIR's
-kernel against FlexAttention (compiled, equivalent block mask), SDPA with a
-boolean mask, the seed's naive reference and dense causal SDPA (cuDNN).
+"""Benchmark on one GPU, in one run on the same inputs: SWBA-MLIR's kernels
+against FlexAttention (compiled, equivalent block mask), SDPA with a boolean
+mask, the seed's naive reference and dense causal SDPA (cuDNN); forward, or
+with --backward forward+backward (loss = sum(out * dout)).
 
 Effective TFLOP/s count only visible (query, key) pairs (design.md s.4):
-fwd = 4 * pairs * D * B * H. Prints a markdown table; with --plot PATH also
-draws time against tokens (log scale) for the N sweep."""
+fwd = 4 * pairs * D * B * H, fwd+bwd = 3.5 * fwd. Prints a markdown table;
+with --plot PATH also draws time against tokens (log scale) for the N sweep."""
 
 import argparse
 import math
@@ -47,23 +48,35 @@ def bool_mask(n, bs, ws, device):
     return (f[None, :] <= f[:, None]) & (f[:, None] - f[None, :] < ws)
 
 
-def run(configs, peers=True):
+def fwd_bwd(fn, q, k, v, dout):
+    """A closure running fn forward and backward."""
+    def step():
+        for t in (q, k, v):
+            t.grad = None
+        fn(q, k, v).backward(dout)
+    return step
+
+
+def run(configs, peers=True, backward=False):
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.nn.attention.flex_attention import create_block_mask, flex_attention
     flex = torch.compile(flex_attention, dynamic=False)
     rows = []
     for c in configs:
         torch.manual_seed(0)
-        q, k, v = (torch.randn(c.b, c.h, c.n, c.d, device="cuda", dtype=torch.float16)
-                   for _ in range(3))
+        q, k, v = (torch.randn(c.b, c.h, c.n, c.d, device="cuda", dtype=torch.float16,
+                               requires_grad=backward) for _ in range(3))
+        dout = torch.randn_like(q)
         scale = 1.0 / math.sqrt(c.d)
-        flops = 4 * visible_pairs(c.n, c.n, c.bs, c.ws) * c.d * c.b * c.h
+        mult = 3.5 if backward else 1.0
+        flops = mult * 4 * visible_pairs(c.n, c.n, c.bs, c.ws) * c.d * c.b * c.h
         res = {"cfg": c, "flops": flops}
 
         def t(fn):
-            return do_bench(fn, warmup=25, rep=100, return_mode="median")
+            step = fwd_bwd(fn, q, k, v, dout) if backward else (lambda: fn(q, k, v))
+            return do_bench(step, warmup=25, rep=100, return_mode="median")
 
-        res["ours"] = t(lambda: attention(q, k, v, c.bs, c.ws, scale))
+        res["ours"] = t(lambda q, k, v: attention(q, k, v, c.bs, c.ws, scale))
         if peers:
             bs, ws = c.bs, c.ws
 
@@ -72,17 +85,17 @@ def run(configs, peers=True):
                 return (kf <= qf) & (qf - kf < ws)
 
             bm = create_block_mask(mask_mod, None, None, c.n, c.n, device="cuda")
-            res["flex"] = t(lambda: flex(q, k, v, block_mask=bm, scale=scale))
+            res["flex"] = t(lambda q, k, v: flex(q, k, v, block_mask=bm, scale=scale))
             if c.n <= 16384:
                 m = bool_mask(c.n, c.bs, c.ws, "cuda")
-                res["sdpa_mask"] = t(lambda: F.scaled_dot_product_attention(
+                res["sdpa_mask"] = t(lambda q, k, v: F.scaled_dot_product_attention(
                     q, k, v, attn_mask=m, scale=scale))
                 del m
-            if c.n * c.n * c.h * c.b * 2 <= 16 * 2**30:
-                res["naive"] = t(lambda: naive_sba(q, k, v, c.bs, c.ws, scale))
-            causal_flops = 4 * (c.n * (c.n + 1) // 2) * c.d * c.b * c.h
+            if c.n * c.n * c.h * c.b * 2 * (3 if backward else 1) <= 16 * 2**30:
+                res["naive"] = t(lambda q, k, v: naive_sba(q, k, v, c.bs, c.ws, scale))
+            causal_flops = mult * 4 * (c.n * (c.n + 1) // 2) * c.d * c.b * c.h
             with sdpa_kernel([SDPBackend.CUDNN_ATTENTION]):
-                res["cudnn_causal"] = t(lambda: F.scaled_dot_product_attention(
+                res["cudnn_causal"] = t(lambda q, k, v: F.scaled_dot_product_attention(
                     q, k, v, is_causal=True, scale=scale))
             res["cudnn_causal_flops"] = causal_flops
         rows.append(res)
@@ -139,13 +152,15 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--plot")
     ap.add_argument("--no-sweep", action="store_true")
+    ap.add_argument("--backward", action="store_true", help="time forward+backward")
     args = ap.parse_args()
     print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}")
-    design = run(DESIGN)
-    print("\n## design.md configurations\n")
+    what = "forward+backward" if args.backward else "forward"
+    design = run(DESIGN, backward=args.backward)
+    print(f"\n## design.md configurations, {what}\n")
     print(table(design))
     if not args.no_sweep:
-        sweep = run(SWEEP)
+        sweep = run(SWEEP, backward=args.backward)
         print("\n## N sweep\n")
         print(table(sweep))
         if args.plot:
