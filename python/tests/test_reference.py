@@ -11,11 +11,14 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from swba.reference import (attention_backward, attention_forward,  # noqa: E402
-                            round_to, swba_mask)
+                            raw_bytes, round_to, swba_mask)
 
 
 def test_mask_matches_definition():
-    for nq, nk, bs, ws in [(10, 10, 3, 2), (7, 20, 4, 3), (9, 9, 1, 4), (12, 12, 5, 100)]:
+    # square with a partial last frame, Nq < Nk, bs = 1, window past the
+    # frames, a single decode query, bs = 1 with Nq < Nk, bs > N.
+    for nq, nk, bs, ws in [(10, 10, 3, 2), (7, 20, 4, 3), (9, 9, 1, 4), (12, 12, 5, 100),
+                           (1, 13, 4, 2), (5, 17, 1, 3), (6, 6, 8, 1)]:
         m = swba_mask(nq, nk, bs, ws)
         for i, j in itertools.product(range(nq), range(nk)):
             fq, fk = (i + nk - nq) // bs, j // bs
@@ -25,41 +28,56 @@ def test_mask_matches_definition():
 
 def test_forward_matches_dense_softmax():
     rng = np.random.default_rng(1)
-    q, k, v = (rng.standard_normal((2, 4, 11, 8)) for _ in range(3))
-    k, v = k[:, :2], v[:, :2]
-    out, lse = attention_forward(q, k, v, 3, 2, 0.4)
-    mask = swba_mask(11, 11, 3, 2)
-    for b, h in itertools.product(range(2), range(4)):
-        s = q[b, h] @ k[b, h // 2].T * 0.4
-        s[~mask] = -np.inf
-        p = np.exp(s - s.max(axis=1, keepdims=True))
-        assert np.allclose(out[b, h], (p / p.sum(axis=1, keepdims=True)) @ v[b, h // 2])
-        assert np.allclose(lse[b, h], np.log(np.exp(s).sum(axis=1)))
+    # (b, hq, hkv, nq, nk, d, dv, bs, ws, scale): square GQA with a partial
+    # last frame and explicit scale; Nq < Nk, bs = 1, default scale.
+    for b, hq, hkv, nq, nk, d, dv, bs, ws, scale in [(2, 4, 2, 11, 11, 8, 8, 3, 2, 0.4),
+                                                     (1, 3, 1, 6, 19, 5, 3, 1, 4, None)]:
+        q = rng.standard_normal((b, hq, nq, d))
+        k = rng.standard_normal((b, hkv, nk, d))
+        v = rng.standard_normal((b, hkv, nk, dv))
+        out, lse = attention_forward(q, k, v, bs, ws, scale)
+        sc = 1 / np.sqrt(d) if scale is None else scale
+        mask = np.array([[j // bs <= (i + nk - nq) // bs < j // bs + ws for j in range(nk)]
+                         for i in range(nq)])
+        for bi, h in itertools.product(range(b), range(hq)):
+            kv = h // (hq // hkv)
+            s = q[bi, h] @ k[bi, kv].T * sc
+            s[~mask] = -np.inf
+            p = np.exp(s - s.max(axis=1, keepdims=True))
+            assert np.allclose(out[bi, h], (p / p.sum(axis=1, keepdims=True)) @ v[bi, kv])
+            assert np.allclose(lse[bi, h], np.log(np.exp(s).sum(axis=1)))
+
+
+def _check_backward(b, hq, hkv, nq, nk, d, dv, bs, ws, scale, seed):
+    rng = np.random.default_rng(seed)
+    q = rng.standard_normal((b, hq, nq, d))
+    k = rng.standard_normal((b, hkv, nk, d))
+    v = rng.standard_normal((b, hkv, nk, dv))
+    dout = rng.standard_normal((b, hq, nq, dv))
+
+    def loss(q, k, v):
+        return (attention_forward(q, k, v, bs, ws, scale)[0] * dout).sum()
+
+    grads = attention_backward(q, k, v, dout, bs, ws, scale)
+    xs = [q, k, v]
+    for i, g in enumerate(grads):
+        x = xs[i]
+        assert g.shape == x.shape
+        num = np.zeros_like(x)
+        for idx in np.ndindex(x.shape):
+            e = np.zeros_like(x)
+            e[idx] = 1e-6
+            plus, minus = list(xs), list(xs)
+            plus[i], minus[i] = x + e, x - e
+            num[idx] = (loss(*plus) - loss(*minus)) / 2e-6
+        assert np.allclose(g, num, atol=1e-6), ("dq dk dv"[3 * i:3 * i + 2], np.abs(g - num).max())
 
 
 def test_backward_matches_finite_differences():
-    rng = np.random.default_rng(2)
-    q = rng.standard_normal((1, 4, 5, 3))
-    k = rng.standard_normal((1, 2, 9, 3))
-    v = rng.standard_normal((1, 2, 9, 2))
-    dout = rng.standard_normal((1, 4, 5, 2))
-    args = (2, 3, 0.7)  # block_size, window, scale; Nq < Nk
-
-    def loss(q, k, v):
-        return (attention_forward(q, k, v, *args)[0] * dout).sum()
-
-    grads = attention_backward(q, k, v, dout, *args)
-    for x, g in zip((q, k, v), grads):
-        num = np.zeros_like(x)
-        for idx in np.ndindex(x.shape):
-            d = np.zeros_like(x)
-            d[idx] = 1e-6
-            xs = [q, k, v]
-            i = [id(t) for t in xs].index(id(x))
-            plus, minus = list(xs), list(xs)
-            plus[i], minus[i] = x + d, x - d
-            num[idx] = (loss(*plus) - loss(*minus)) / 2e-6
-        assert np.allclose(g, num, atol=1e-6), np.abs(g - num).max()
+    # GQA (2 query heads per kv head), Nq < Nk, partial last frame, explicit scale.
+    _check_backward(1, 4, 2, 5, 9, 3, 2, 2, 3, 0.7, seed=2)
+    # Square, bs = 1 (token-level window), batch 2, MQA, default scale.
+    _check_backward(2, 2, 1, 7, 7, 4, 3, 1, 3, None, seed=3)
 
 
 def test_round_to():
@@ -67,6 +85,19 @@ def test_round_to():
     assert np.array_equal(round_to(x, "f16"), x.astype(np.float16).astype(np.float64))
     assert round_to(np.array([1.0 + 2**-8]), "bf16")[0] == 1.0  # tie to even
     assert round_to(np.array([1.0 + 3 * 2**-8]), "bf16")[0] == 1.0 + 2**-6
+    assert round_to(np.array([1.0 + 2**-8 + 2**-20]), "bf16")[0] == 1.0 + 2**-7  # above the tie
+    assert round_to(np.array([1.0 + 2**-30]), "f32")[0] == 1.0
+    assert round_to(np.array([-0.0]), "bf16")[0] == 0.0
+
+
+def test_raw_bytes():
+    x = round_to(np.random.default_rng(4).standard_normal(7), "bf16")
+    b = raw_bytes(x, "bf16")
+    back = (np.frombuffer(b, "<u2").astype("<u4") << 16).view("<f4").astype(np.float64)
+    assert len(b) == 14 and np.array_equal(back, x)
+    assert raw_bytes(np.array([1.0]), "bf16") == bytes([0x80, 0x3F])
+    assert raw_bytes(np.array([1.0]), "f16") == bytes([0x00, 0x3C])
+    assert raw_bytes(np.array([1.0]), "f32") == bytes([0, 0, 0x80, 0x3F])
 
 
 if __name__ == "__main__":

@@ -14,6 +14,11 @@ rounds its outputs to the element type, so the error is dominated by that
 rounding: rtol = a few ulps of the type (f32 1e-5, f16 2e-3, bf16 1.6e-2);
 atol is the same fraction of the output's magnitude (max |ref|), which
 covers elements that are sums of cancelling terms (the gradients).
+Measured on 280 random configurations (all dtypes, forward and backward, GQA,
+Nq < Nk, bs 1..12, explicit scales up to ~1 at D = 32): every one passes with
+these tolerances halved, most with them divided by 8 or 16; the tightest are
+f16/bf16 gradients at large scales. Off-by-one window or block size, or a 1%
+scale error (f32/f16), gives hundreds of mismatches.
 """
 
 import argparse
@@ -43,7 +48,6 @@ def check(name, value, dtype, ref, lines):
     shape = ref.shape
     atol = RTOL[dtype] * max(float(np.abs(ref).max()), 1e-6)
     lines.append(constant(f"{name}_ref", ref.astype(np.float32), "f32"))
-    ind = []
     body = []
     rank = len(shape)
     body.append(f"  %{name}_res:2 = scf.for %{name}_i0 = %c0 to %c{shape[0]} step %c1 "
