@@ -38,11 +38,18 @@ def _launch(config, device, prefix, rows_dim, heads, batch, tensors):
                            torch.cuda.current_stream(device).cuda_stream)
 
 
+_configs: dict = {}
+
+
 def _config(q, v, block_size, window, scale, grad):
-    return compiler.KernelConfig(
-        dtype=_TORCH_DTYPES[q.dtype], head_dim=q.shape[-1], value_dim=v.shape[-1],
-        block_size=int(block_size), window=int(window), scale=float(scale),
-        with_lse=True, grad=grad)
+    key = (q.dtype, q.shape[-1], v.shape[-1], block_size, window, scale, grad)
+    config = _configs.get(key)
+    if config is None:
+        config = _configs[key] = compiler.KernelConfig(
+            dtype=_TORCH_DTYPES[q.dtype], head_dim=q.shape[-1],
+            value_dim=v.shape[-1], block_size=int(block_size), window=int(window),
+            scale=float(scale), with_lse=True, grad=grad)
+    return config
 
 
 def _check(q, k, v):

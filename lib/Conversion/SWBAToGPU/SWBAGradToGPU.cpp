@@ -214,15 +214,36 @@ static void buildQueryGradKernel(GradKernel &gk, Value out, Value dq, Value sK,
 
   RowRange window =
       computeKeyWindow(e.b, e.b.getLoc(), gk.w, q0, q1, gk.posOffset, gk.keys);
+  // With head dims up to 64 the registers have room to load the next K/V
+  // tile while this one is used (as the forward does); at 128 they do not.
+  bool prefetch = gk.headDim <= 64 && gk.valueDim <= 64;
+  if (prefetch) {
+    gpu::BarrierOp::create(e.b);
+    gk.stage(gk.k, batch, kvHead, window.begin, gk.keys, sK, gk.headDim);
+    gk.stage(gk.v, batch, kvHead, window.begin, gk.keys, sV, gk.valueDim);
+  }
   SmallVector<Value> init(gk.headDim / 8, e.zeroAcc());
   SmallVector<Value> acc = gk.loop(
       window.begin, window.end, kTile, init,
       [&](Value k0, ValueRange iter) {
         SmallVector<Value> acc(iter);
+        SmallVector<Value> nextK, nextV;
         gpu::BarrierOp::create(e.b);
-        gk.stage(gk.k, batch, kvHead, k0, gk.keys, sK, gk.headDim);
-        gk.stage(gk.v, batch, kvHead, k0, gk.keys, sV, gk.valueDim);
-        gpu::BarrierOp::create(e.b);
+        if (prefetch) {
+          Value next = e.add(k0, e.idx(kTile));
+          Value nextEnd = e.select(
+              arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, next,
+                                    window.end),
+              gk.keys, e.idx(0));
+          nextK = e.loadTile(gk.k, batch, kvHead, next, nextEnd, kTile,
+                             gk.headDim);
+          nextV = e.loadTile(gk.v, batch, kvHead, next, nextEnd, kTile,
+                             gk.valueDim);
+        } else {
+          gk.stage(gk.k, batch, kvHead, k0, gk.keys, sK, gk.headDim);
+          gk.stage(gk.v, batch, kvHead, k0, gk.keys, sV, gk.valueDim);
+          gpu::BarrierOp::create(e.b);
+        }
 
         Value k1 = e.min(e.add(k0, e.idx(kTile)), window.end);
         Value interior = arith::AndIOp::create(
@@ -264,6 +285,11 @@ static void buildQueryGradKernel(GradKernel &gk, Value out, Value dq, Value sK,
         }
         // dQ += dS K.
         gk.accumulate(acc, ds, sK);
+        if (prefetch) {
+          gpu::BarrierOp::create(e.b);
+          e.storeTile(nextK, sK, kTile, gk.headDim);
+          e.storeTile(nextV, sV, kTile, gk.valueDim);
+        }
         return acc;
       });
   gk.storeRows(acc, dq, batch, head, warpRow, gk.queries, e.f32(scale));
