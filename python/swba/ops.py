@@ -30,11 +30,10 @@ def _module(config: compiler.KernelConfig, device: torch.device):
 def _launch(config, device, prefix, rows_dim, heads, batch, tensors):
     compiled, functions = _module(config, device)
     name, rows = compiled.entry(prefix)
-    args = []
-    for t in tensors:
-        args += runtime.memref_args(t)
+    signature = "".join(runtime.memref_signature(t.dim()) for t in tensors)
+    values = [x for t in tensors for x in runtime.memref_values(t)]
     grid = (heads, (rows_dim + rows - 1) // rows, batch)  # as the lowering's launch
-    functions[name].launch(grid, (_THREADS, 1, 1), args,
+    functions[name].launch(grid, (_THREADS, 1, 1), signature, values,
                            torch.cuda.current_stream(device).cuda_stream)
 
 

@@ -4,6 +4,7 @@ bindings) and launches them on a stream."""
 from __future__ import annotations
 
 import ctypes
+import struct
 
 try:
     from cuda.bindings import driver as cu
@@ -35,37 +36,44 @@ class Module:
 class Kernel:
     def __init__(self, function):
         self.function = function
-        self._layouts = {}
+        self._buffers = {}
 
-    def launch(self, grid, block, args, stream: int, shared_bytes: int = 0):
-        """`args`: a list of (value, ctypes type) in the kernel's order.
+    def launch(self, grid, block, signature: str, values, stream: int,
+               shared_bytes: int = 0):
+        """`signature`: the parameters' `struct` format ('P' pointer, 'q'
+        int64, native alignment); `values`: the parameters in order.
 
         The parameters go to the driver the way C passes them: one buffer
-        holding every value (a ctypes structure whose layout is built once
-        per signature) and an array of pointers into it. This costs a few
-        microseconds, where handing cuda-python a tuple of values and types
-        costs about a microsecond per parameter."""
-        types = tuple(t for _, t in args)
-        layout = self._layouts.get(types)
-        if layout is None:
-            struct = type("Params", (ctypes.Structure,),
-                          {"_fields_": [(f"a{i}", t) for i, t in enumerate(types)]})
-            offsets = [getattr(struct, f"a{i}").offset for i in range(len(types))]
-            layout = self._layouts[types] = (struct, offsets,
-                                             ctypes.c_void_p * len(types))
-        struct, offsets, array = layout
-        params = struct(*(v for v, _ in args))
-        base = ctypes.addressof(params)
-        pointers = array(*(base + o for o in offsets))
+        holding every value and an array of pointers into it, both made once
+        per signature (the driver copies them at launch, so they are reused),
+        filled by one `struct.pack_into`. Handing cuda-python a tuple of
+        values and types instead costs about a microsecond per parameter."""
+        entry = self._buffers.get(signature)
+        if entry is None:
+            fmt = struct.Struct("@" + signature)
+            buffer = ctypes.create_string_buffer(fmt.size)
+            base = ctypes.addressof(buffer)
+            offsets, offset = [], 0
+            for code in signature:
+                size = struct.calcsize("@" + code)
+                offset = (offset + size - 1) // size * size
+                offsets.append(base + offset)
+                offset += size
+            pointers = (ctypes.c_void_p * len(signature))(*offsets)
+            entry = self._buffers[signature] = (fmt, buffer, pointers)
+        fmt, buffer, pointers = entry
+        fmt.pack_into(buffer, 0, *values)
         _check(cu.cuLaunchKernel(self.function, *grid, *block, shared_bytes,
                                  cu.CUstream(stream), ctypes.addressof(pointers), 0))
 
 
-def memref_args(tensor) -> list:
-    """The expanded memref descriptor MLIR's GPU lowering gives a kernel
-    parameter: allocated and aligned pointers, offset, sizes, strides."""
+def memref_signature(rank: int) -> str:
+    """`struct` codes of the expanded memref descriptor MLIR's GPU lowering
+    gives a kernel parameter: allocated and aligned pointers, offset, sizes,
+    strides."""
+    return "PPq" + "q" * (2 * rank)
+
+
+def memref_values(tensor) -> list:
     ptr = tensor.data_ptr()
-    args = [(ptr, ctypes.c_void_p), (ptr, ctypes.c_void_p), (0, ctypes.c_int64)]
-    args += [(int(s), ctypes.c_int64) for s in tensor.shape]
-    args += [(int(s), ctypes.c_int64) for s in tensor.stride()]
-    return args
+    return [ptr, ptr, 0, *tensor.shape, *tensor.stride()]
