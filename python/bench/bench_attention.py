@@ -127,7 +127,7 @@ def table(rows):
     return "\n".join(out)
 
 
-def plot(rows, path):
+def plot(rows, path, what):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -140,8 +140,8 @@ def plot(rows, path):
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("tokens")
-    ax.set_ylabel("forward time (ms)")
-    ax.set_title("SWBA forward, fp16, B=1 H=12 D=64 bs=256 ws=16")
+    ax.set_ylabel(f"{what} time (ms)")
+    ax.set_title(f"SWBA {what}, fp16, B=1 H=12 D=64 bs=256 ws=16")
     ax.legend()
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
@@ -164,4 +164,4 @@ if __name__ == "__main__":
         print("\n## N sweep\n")
         print(table(sweep))
         if args.plot:
-            plot(sweep, args.plot)
+            plot(sweep, args.plot, what)
