@@ -115,6 +115,18 @@ public:
     elseBody();
   }
 
+  /// acc[accRow..., d] += a * src[srcRow..., d] for d < n (src widened to
+  /// f32).
+  void axpy(int64_t n, Value a, Value src, ValueRange srcRow, Value acc,
+            ValueRange accRow) {
+    loop(n, [&](Value d) {
+      SmallVector<Value, 4> si(srcRow), ai(accRow);
+      si.push_back(d);
+      ai.push_back(d);
+      store(addf(load(acc, ai), mulf(a, loadF32(src, si))), acc, ai);
+    });
+  }
+
   /// Dot product over the last dimension of two [B, H, N, D] rows, in f32.
   Value dot(int64_t d, Value x, ValueRange xRow, Value y, ValueRange yRow) {
     return reduce(d, f32(0.0), [&](Value i, Value acc) {

@@ -194,12 +194,11 @@ public:
                                       ArrayRef<int64_t>{16, 8, 16});
     auto packed = [&](Value frag) {
       SmallVector<Value> regs;
-      auto pairType = VectorType::get({2}, elementType);
       auto regType = VectorType::get({1}, b.getI32Type());
       for (int64_t r = 0, e = cast<VectorType>(frag.getType()).getDimSize(0);
            r < e; ++r) {
+        // Each row is one register's pair of elements.
         Value pair = vector::ExtractOp::create(b, frag, ArrayRef<int64_t>{r});
-        assert(pair.getType() == pairType && "expected rows of two elements");
         Value reg = vector::BitCastOp::create(b, regType, pair);
         regs.push_back(vector::ExtractOp::create(b, reg, ArrayRef<int64_t>{0}));
       }

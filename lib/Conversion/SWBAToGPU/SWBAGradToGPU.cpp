@@ -100,6 +100,44 @@ struct GradKernel {
     return out;
   }
 
+  /// True iff [q0, q1) and [k0, k1) are whole tiles and every key of one is
+  /// visible to every query of the other: then no element needs a mask.
+  Value isInterior(Value q0, Value q1, Value k0, Value k1) {
+    auto full = [&](Value lo, Value hi) {
+      return arith::CmpIOp::create(e.b, arith::CmpIPredicate::eq,
+                                   e.sub(hi, lo), e.idx(kTile));
+    };
+    return arith::AndIOp::create(
+        e.b, arith::AndIOp::create(e.b, full(q0, q1), full(k0, k1)),
+        isTileFullyVisible(e.b, e.b.getLoc(), w, q0, q1, k0, k1, posOffset));
+  }
+
+  /// The scores `s` as they are on interior tiles; on the others, -inf where
+  /// the (query, key) pair that `pairOf(nt, r, c)` names is past
+  /// `queryEnd`/`keyEnd` or outside the window.
+  SmallVector<Value>
+  maskScores(ArrayRef<Value> s, Value interior, Value queryEnd, Value keyEnd,
+             function_ref<std::pair<Value, Value>(int64_t, int64_t, int64_t)>
+                 pairOf) {
+    return ifInterior(interior, s, [&] {
+      return mask(
+          s,
+          [&](int64_t nt, int64_t r, int64_t c) {
+            auto [query, key] = pairOf(nt, r, c);
+            auto below = [&](Value x, Value end) {
+              return arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, x,
+                                           end);
+            };
+            return arith::AndIOp::create(
+                e.b,
+                arith::AndIOp::create(e.b, below(query, queryEnd),
+                                      below(key, keyEnd)),
+                isVisible(e.b, e.b.getLoc(), w, query, key, posOffset));
+          },
+          e.negInf());
+    });
+  }
+
   /// `then` if `interior`, else `masked`; both yield kNTiles C tiles.
   SmallVector<Value> ifInterior(Value interior, ArrayRef<Value> s,
                                 function_ref<SmallVector<Value>()> masked) {
@@ -246,29 +284,14 @@ static void buildQueryGradKernel(GradKernel &gk, Value out, Value dq, Value sK,
         }
 
         Value k1 = e.min(e.add(k0, e.idx(kTile)), window.end);
-        Value interior = arith::AndIOp::create(
-            e.b,
-            arith::CmpIOp::create(e.b, arith::CmpIPredicate::eq,
-                                  e.sub(k1, k0), e.idx(kTile)),
-            isTileFullyVisible(e.b, e.b.getLoc(), gk.w, q0, q1, k0, k1,
-                               gk.posOffset));
-        SmallVector<Value> s = gk.scores(qFrag, sK, gk.headDim, gk.scaleLog2);
-        s = gk.ifInterior(interior, s, [&] {
-          return gk.mask(
-              s,
-              [&](int64_t nt, int64_t r, int64_t c) {
-                Value row = e.add(warpRow, e.add(e.g, e.idx(8 * r)));
-                Value col =
-                    e.add(k0, e.add(e.mul(e.t, 2), e.idx(nt * 8 + c)));
-                return arith::AndIOp::create(
-                    e.b,
-                    arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, col,
-                                          k1),
-                    isVisible(e.b, e.b.getLoc(), gk.w, row, col,
-                              gk.posOffset));
-              },
-              e.negInf());
-        });
+        SmallVector<Value> s = gk.maskScores(
+            gk.scores(qFrag, sK, gk.headDim, gk.scaleLog2),
+            gk.isInterior(q0, q1, k0, k1), q1, k1,
+            [&](int64_t nt, int64_t r, int64_t c) {
+              return std::pair{
+                  e.add(warpRow, e.add(e.g, e.idx(8 * r))),
+                  e.add(k0, e.add(e.mul(e.t, 2), e.idx(nt * 8 + c)))};
+            });
         // P and dS = P * (dP - delta), with dP = dO V^T.
         SmallVector<Value> dp = gk.scores(doFrag, sV, gk.valueDim, Value());
         SmallVector<Value> ds;
@@ -350,34 +373,14 @@ static void buildKeyValueGradKernel(GradKernel &gk, Value dk, Value dv,
               gpu::BarrierOp::create(e.b);
 
               // S^T = K Q^T (key rows, query columns).
-              Value interior = arith::AndIOp::create(
-                  e.b,
-                  arith::AndIOp::create(
-                      e.b,
-                      arith::CmpIOp::create(e.b, arith::CmpIPredicate::eq,
-                                            e.sub(q1, q0), e.idx(kTile)),
-                      arith::CmpIOp::create(e.b, arith::CmpIPredicate::eq,
-                                            e.sub(k1, k0), e.idx(kTile))),
-                  isTileFullyVisible(e.b, e.b.getLoc(), gk.w, q0, q1, k0, k1,
-                                     gk.posOffset));
-              SmallVector<Value> s =
-                  gk.scores(kFrag, sQ, gk.headDim, gk.scaleLog2);
-              s = gk.ifInterior(interior, s, [&] {
-                return gk.mask(
-                    s,
-                    [&](int64_t nt, int64_t r, int64_t c) {
-                      Value key = e.add(warpRow, e.add(e.g, e.idx(8 * r)));
-                      Value query =
-                          e.add(q0, e.add(e.mul(e.t, 2), e.idx(nt * 8 + c)));
-                      return arith::AndIOp::create(
-                          e.b,
-                          arith::CmpIOp::create(
-                              e.b, arith::CmpIPredicate::ult, query, q1),
-                          isVisible(e.b, e.b.getLoc(), gk.w, query, key,
-                                    gk.posOffset));
-                    },
-                    e.negInf());
-              });
+              SmallVector<Value> s = gk.maskScores(
+                  gk.scores(kFrag, sQ, gk.headDim, gk.scaleLog2),
+                  gk.isInterior(q0, q1, k0, k1), q1, k1,
+                  [&](int64_t nt, int64_t r, int64_t c) {
+                    return std::pair{
+                        e.add(q0, e.add(e.mul(e.t, 2), e.idx(nt * 8 + c))),
+                        e.add(warpRow, e.add(e.g, e.idx(8 * r)))};
+                  });
               // P^T, from each query column's lse.
               SmallVector<Value> p;
               SmallVector<Value> colDelta;

@@ -171,10 +171,7 @@ private:
       Value tileSum = e.reduce(cols, e.f32(0.0), [&](Value c, Value sum) {
         Value p = e.exp(e.subf(e.load(scores, {r, c}), ref));
         Value j = e.add(k0, c);
-        e.loop(s.valueDim, [&](Value d) {
-          Value pv = e.mulf(p, e.loadF32(v, {bi, hk, j, d}));
-          e.store(e.addf(e.load(acc, {r, d}), pv), acc, {r, d});
-        });
+        e.axpy(s.valueDim, p, v, {bi, hk, j}, acc, {r});
         return e.addf(sum, p);
       });
       e.store(e.addf(e.mulf(e.load(rowSum, r), alpha), tileSum), rowSum, r);
@@ -309,14 +306,8 @@ private:
                   Value i = e.add(q0, r);
                   Value p = e.load(probs, {r, c});
                   Value ds = e.mulf(e.f32(s.scale), e.load(dScores, {r, c}));
-                  e.loop(s.valueDim, [&](Value d) {
-                    Value g = e.mulf(p, e.loadF32(x.dout, {bi, h, i, d}));
-                    e.store(e.addf(e.load(dvAcc, {c, d}), g), dvAcc, {c, d});
-                  });
-                  e.loop(s.headDim, [&](Value d) {
-                    Value g = e.mulf(ds, e.loadF32(x.q, {bi, h, i, d}));
-                    e.store(e.addf(e.load(dkAcc, {c, d}), g), dkAcc, {c, d});
-                  });
+                  e.axpy(s.valueDim, p, x.dout, {bi, h, i}, dvAcc, {c});
+                  e.axpy(s.headDim, ds, x.q, {bi, h, i}, dkAcc, {c});
                 });
               });
             });
@@ -365,10 +356,7 @@ private:
               e.loop(cols, [&](Value c) {
                 Value j = e.add(k0, c);
                 Value ds = e.mulf(e.f32(s.scale), e.load(dScores, {r, c}));
-                e.loop(s.headDim, [&](Value d) {
-                  Value g = e.mulf(ds, e.loadF32(x.k, {bi, hk, j, d}));
-                  e.store(e.addf(e.load(dqAcc, {r, d}), g), dqAcc, {r, d});
-                });
+                e.axpy(s.headDim, ds, x.k, {bi, hk, j}, dqAcc, {r});
               });
             });
           });
