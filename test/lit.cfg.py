@@ -18,6 +18,7 @@ config.substitutions.append(("%shlibext", config.llvm_shlib_ext))
 config.substitutions.append(("%llvm_lib_dir", config.llvm_lib_dir))
 config.substitutions.append(("%swba_lib_dir", config.swba_lib_dir))
 config.substitutions.append(("%swba_src_root", config.swba_src_root))
+config.substitutions.append(("%swba_tools_dir", config.swba_tools_dir))
 config.substitutions.append((
     "%mlir_runner_libs",
     "-shared-libs=" + ",".join(
