@@ -33,8 +33,12 @@ def _launch(config, device, prefix, rows_dim, heads, batch, tensors):
     signature = "".join(runtime.memref_signature(t.dim()) for t in tensors)
     values = [x for t in tensors for x in runtime.memref_values(t)]
     grid = (heads, (rows_dim + rows - 1) // rows, batch)  # as the lowering's launch
-    functions[name].launch(grid, (_THREADS, 1, 1), signature, values,
-                           torch.cuda.current_stream(device).cuda_stream)
+    stream = torch.cuda.current_stream(device).cuda_stream
+    if torch.cuda.current_device() == device.index:
+        functions[name].launch(grid, (_THREADS, 1, 1), signature, values, stream)
+    else:  # the kernel belongs to that device's context
+        with torch.cuda.device(device):
+            functions[name].launch(grid, (_THREADS, 1, 1), signature, values, stream)
 
 
 _configs: dict = {}
