@@ -319,106 +319,162 @@ static void buildQueryGradKernel(GradKernel &gk, Value out, Value dq, Value sK,
 }
 
 /// dK/dV kernel body. Arguments: q, k, v, dout, lse, delta, dk, dv; shared
-/// memory: a Q tile and a dO tile (K and V pass through them first), and
-/// the lse and delta of the Q tile's rows.
+/// memory: a Q tile, a dO tile, the lse and delta of the Q tile's rows, and,
+/// when `sK`/`sV` are given, K and V tiles.
+///
+/// The (query head, query tile) pairs the key tile meets are one flat loop,
+/// so that the next pair's Q, dO, lse and delta can be loaded into registers
+/// while this pair is used. That needs the registers K and V fragments would
+/// hold: with `sK`/`sV` (head dims up to 64, where they fit in the 48 KB of
+/// static shared memory) K and V stay in shared memory and their fragments
+/// are read per pair; without, they pass through the Q and dO tiles into
+/// registers once and each pair is loaded when it starts.
 static void buildKeyValueGradKernel(GradKernel &gk, Value dk, Value dv,
                                     Value sQ, Value sO, Value sLse,
-                                    Value sDelta, double scale) {
+                                    Value sDelta, Value sK, Value sV,
+                                    double scale) {
   KernelBuilder &e = gk.e;
+  bool prefetch = sK != nullptr;
   Value kvHead = gpu::BlockIdOp::create(e.b, gpu::Dimension::x);
   Value kTileIdx = gpu::BlockIdOp::create(e.b, gpu::Dimension::y);
   Value batch = gpu::BlockIdOp::create(e.b, gpu::Dimension::z);
   Value k0 = e.mul(kTileIdx, kTile);
   Value k1 = e.min(e.add(k0, e.idx(kTile)), gk.keys);
-
-  gk.stage(gk.k, batch, kvHead, k0, gk.keys, sQ, gk.headDim);
-  gk.stage(gk.v, batch, kvHead, k0, gk.keys, sO, gk.valueDim);
-  gpu::BarrierOp::create(e.b);
   Value warpRow = e.add(k0, e.mul(e.warpId, 16));
-  SmallVector<Value> kFrag =
-      e.loadAFragments(sQ, e.mul(e.warpId, 16), gk.headDim);
-  SmallVector<Value> vFrag =
-      e.loadAFragments(sO, e.mul(e.warpId, 16), gk.valueDim);
 
+  gk.stage(gk.k, batch, kvHead, k0, gk.keys, prefetch ? sK : sQ, gk.headDim);
+  gk.stage(gk.v, batch, kvHead, k0, gk.keys, prefetch ? sV : sO,
+           gk.valueDim);
+  SmallVector<Value> kFrag, vFrag;
+  auto loadKVFragments = [&] {
+    kFrag = e.loadAFragments(prefetch ? sK : sQ, e.mul(e.warpId, 16),
+                             gk.headDim);
+    vFrag = e.loadAFragments(prefetch ? sV : sO, e.mul(e.warpId, 16),
+                             gk.valueDim);
+  };
+  if (!prefetch) {
+    gpu::BarrierOp::create(e.b);
+    loadKVFragments();
+  }
+
+  // Pair t: query head h0 + t / tiles, query rows from begin + (t % tiles)
+  // * kTile, clipped to the reverse window's end.
   RowRange queries = computeQueryWindow(e.b, e.b.getLoc(), gk.w, k0, k1,
                                         gk.posOffset, gk.queries);
+  Value tiles = arith::CeilDivUIOp::create(
+      e.b, e.sub(queries.end, queries.begin), e.idx(kTile));
+  Value pairs = arith::MulIOp::create(e.b, tiles, gk.group);
+  Value h0 = arith::MulIOp::create(e.b, kvHead, gk.group);
+  auto pairOf = [&](Value t) {
+    // Never divides by zero: there are no pairs when there are no tiles.
+    Value safeTiles = arith::MaxUIOp::create(e.b, tiles, e.idx(1));
+    Value head = e.add(h0, e.divIdx(t, safeTiles));
+    Value q0 = e.add(queries.begin,
+                     e.mul(arith::RemUIOp::create(e.b, t, safeTiles), kTile));
+    return std::pair{head, q0};
+  };
+
+  // A pair's inputs, in registers: Q and dO chunks, then (threads below
+  // kTile) the lse and delta of one row. `valid` false loads zeros.
+  auto load = [&](Value t, Value valid) {
+    auto [head, q0] = pairOf(t);
+    Value q1 = e.min(e.add(q0, e.idx(kTile)), queries.end);
+    Value rowEnd = e.select(valid, gk.queries, e.idx(0));
+    SmallVector<Value> regs =
+        e.loadTile(gk.q, batch, head, q0, rowEnd, kTile, gk.headDim);
+    regs.append(e.loadTile(gk.dout, batch, head, q0, rowEnd, kTile,
+                           gk.valueDim));
+    Value row = e.add(q0, e.threadId);
+    Value rowValid = e.select(valid, q1, e.idx(0));
+    regs.push_back(gk.loadRowValue(gk.lse, batch, head, row, rowValid));
+    regs.push_back(gk.loadRowValue(gk.delta, batch, head, row, rowValid));
+    return regs;
+  };
+  int64_t qChunks = kTile * gk.headDim / kVec / kThreads;
+  auto store = [&](ArrayRef<Value> regs) {
+    e.storeTile(regs.take_front(qChunks), sQ, kTile, gk.headDim);
+    e.storeTile(regs.slice(qChunks, regs.size() - qChunks - 2), sO, kTile,
+                gk.valueDim);
+    Value first = arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult,
+                                        e.threadId, e.idx(kTile));
+    auto ifOp = scf::IfOp::create(e.b, first, /*withElseRegion=*/false);
+    OpBuilder::InsertionGuard guard(e.b);
+    e.b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
+    e.store(e.mulf(regs[regs.size() - 2], gk.log2e), sLse, {e.threadId});
+    e.store(regs.back(), sDelta, {e.threadId});
+  };
+  auto lessThan = [&](Value x, Value y) {
+    return arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, x, y);
+  };
+  if (prefetch)
+    store(load(e.idx(0), lessThan(e.idx(0), pairs)));
+
   int64_t nDk = gk.headDim / 8, nDv = gk.valueDim / 8;
   SmallVector<Value> init(nDk + nDv, e.zeroAcc());
-  Value h0 = arith::MulIOp::create(e.b, kvHead, gk.group);
   SmallVector<Value> acc = gk.loop(
-      h0, e.add(h0, gk.group), 1, init, [&](Value head, ValueRange iter) {
-        return gk.loop(
-            queries.begin, queries.end, kTile, iter,
-            [&](Value q0, ValueRange iter) {
-              SmallVector<Value> dkAcc(iter.take_front(nDk));
-              SmallVector<Value> dvAcc(iter.drop_front(nDk));
-              Value q1 = e.min(e.add(q0, e.idx(kTile)), queries.end);
-              gpu::BarrierOp::create(e.b);
-              gk.stage(gk.q, batch, head, q0, gk.queries, sQ, gk.headDim);
-              gk.stage(gk.dout, batch, head, q0, gk.queries, sO, gk.valueDim);
-              {
-                Value row = e.add(q0, e.threadId);
-                Value first = arith::CmpIOp::create(
-                    e.b, arith::CmpIPredicate::ult, e.threadId, e.idx(kTile));
-                auto ifOp =
-                    scf::IfOp::create(e.b, first, /*withElseRegion=*/false);
-                OpBuilder::InsertionGuard guard(e.b);
-                e.b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
-                e.store(e.mulf(gk.loadRowValue(gk.lse, batch, head, row, q1),
-                               gk.log2e),
-                        sLse, {e.threadId});
-                e.store(gk.loadRowValue(gk.delta, batch, head, row, q1),
-                        sDelta, {e.threadId});
-              }
-              gpu::BarrierOp::create(e.b);
+      e.idx(0), pairs, 1, init, [&](Value t, ValueRange iter) {
+        SmallVector<Value> dkAcc(iter.take_front(nDk));
+        SmallVector<Value> dvAcc(iter.drop_front(nDk));
+        auto [head, q0] = pairOf(t);
+        Value q1 = e.min(e.add(q0, e.idx(kTile)), queries.end);
+        gpu::BarrierOp::create(e.b);
+        SmallVector<Value> next;
+        if (prefetch) {
+          Value tNext = e.add(t, e.idx(1));
+          next = load(tNext, lessThan(tNext, pairs));
+          loadKVFragments();
+        } else {
+          store(load(t, lessThan(t, pairs)));
+          gpu::BarrierOp::create(e.b);
+        }
 
-              // S^T = K Q^T (key rows, query columns).
-              SmallVector<Value> s = gk.maskScores(
-                  gk.scores(kFrag, sQ, gk.headDim, gk.scaleLog2),
-                  gk.isInterior(q0, q1, k0, k1), q1, k1,
-                  [&](int64_t nt, int64_t r, int64_t c) {
-                    return std::pair{
-                        e.add(q0, e.add(e.mul(e.t, 2), e.idx(nt * 8 + c))),
-                        e.add(warpRow, e.add(e.g, e.idx(8 * r)))};
-                  });
-              // P^T, from each query column's lse.
-              SmallVector<Value> p;
-              SmallVector<Value> colDelta;
-              for (int64_t nt = 0; nt < kNTiles; ++nt) {
-                Value tile = s[nt];
-                for (int64_t c = 0; c < 2; ++c) {
-                  Value col = e.add(e.mul(e.t, 2), e.idx(nt * 8 + c));
-                  Value colLse = e.load(sLse, {col});
-                  colDelta.push_back(e.load(sDelta, {col}));
-                  for (int64_t r = 0; r < 2; ++r)
-                    tile = e.insert(
-                        e.ex2(e.subf(e.extract(s[nt], r, c), colLse)), tile,
-                        r, c);
-                }
-                p.push_back(tile);
-              }
-              // dV += P^T dO.
-              gk.accumulate(dvAcc, p, sO);
-              // dS^T = P^T * (dP^T - delta), dP^T = V dO^T; dK += dS^T Q.
-              SmallVector<Value> dp =
-                  gk.scores(vFrag, sO, gk.valueDim, Value());
-              SmallVector<Value> ds;
-              for (int64_t nt = 0; nt < kNTiles; ++nt) {
-                Value tile = p[nt];
-                for (int64_t r = 0; r < 2; ++r)
-                  for (int64_t c = 0; c < 2; ++c)
-                    tile = e.insert(
-                        e.mulf(e.extract(p[nt], r, c),
-                               e.subf(e.extract(dp[nt], r, c),
-                                      colDelta[2 * nt + c])),
-                        tile, r, c);
-                ds.push_back(tile);
-              }
-              gk.accumulate(dkAcc, ds, sQ);
-              SmallVector<Value> next(dkAcc);
-              next.append(dvAcc);
-              return next;
+        // S^T = K Q^T (key rows, query columns).
+        SmallVector<Value> s = gk.maskScores(
+            gk.scores(kFrag, sQ, gk.headDim, gk.scaleLog2),
+            gk.isInterior(q0, q1, k0, k1), q1, k1,
+            [&](int64_t nt, int64_t r, int64_t c) {
+              return std::pair{
+                  e.add(q0, e.add(e.mul(e.t, 2), e.idx(nt * 8 + c))),
+                  e.add(warpRow, e.add(e.g, e.idx(8 * r)))};
             });
+        // P^T, from each query column's lse.
+        SmallVector<Value> p;
+        SmallVector<Value> colDelta;
+        for (int64_t nt = 0; nt < kNTiles; ++nt) {
+          Value tile = s[nt];
+          for (int64_t c = 0; c < 2; ++c) {
+            Value col = e.add(e.mul(e.t, 2), e.idx(nt * 8 + c));
+            Value colLse = e.load(sLse, {col});
+            colDelta.push_back(e.load(sDelta, {col}));
+            for (int64_t r = 0; r < 2; ++r)
+              tile = e.insert(e.ex2(e.subf(e.extract(s[nt], r, c), colLse)),
+                              tile, r, c);
+          }
+          p.push_back(tile);
+        }
+        // dV += P^T dO.
+        gk.accumulate(dvAcc, p, sO);
+        // dS^T = P^T * (dP^T - delta), dP^T = V dO^T; dK += dS^T Q.
+        SmallVector<Value> dp = gk.scores(vFrag, sO, gk.valueDim, Value());
+        SmallVector<Value> ds;
+        for (int64_t nt = 0; nt < kNTiles; ++nt) {
+          Value tile = p[nt];
+          for (int64_t r = 0; r < 2; ++r)
+            for (int64_t c = 0; c < 2; ++c)
+              tile = e.insert(e.mulf(e.extract(p[nt], r, c),
+                                     e.subf(e.extract(dp[nt], r, c),
+                                            colDelta[2 * nt + c])),
+                              tile, r, c);
+          ds.push_back(tile);
+        }
+        gk.accumulate(dkAcc, ds, sQ);
+        if (prefetch) {
+          gpu::BarrierOp::create(e.b);
+          store(next);
+        }
+        SmallVector<Value> nextAcc(dkAcc);
+        nextAcc.append(dvAcc);
+        return nextAcc;
       });
   gk.storeRows(ArrayRef<Value>(acc).take_front(nDk), dk, batch, kvHead,
                warpRow, gk.keys, e.f32(scale));
@@ -500,6 +556,11 @@ struct AttentionGradOpToGPU : public OpRewritePattern<AttentionGradOp> {
                              op.getGradValue().getType()};
     SmallVector<Type> kvSmem(smem);
     kvSmem.append({rowType, rowType});
+    // K and V tiles of their own (see buildKeyValueGradKernel) where they
+    // fit in static shared memory.
+    bool kvInShared = headDim <= 64 && valueDim <= 64;
+    if (kvInShared)
+      kvSmem.append(smem);
     auto kvKernel = createKernel(rewriter, gpuModule, loc,
                                  "swba_attention_bwd_dkdv_n64", kvArgs, kvSmem);
     {
@@ -508,7 +569,8 @@ struct AttentionGradOpToGPU : public OpRewritePattern<AttentionGradOp> {
       GradKernel gk = common(e, a);
       ArrayRef<BlockArgument> wg = kvKernel.getWorkgroupAttributions();
       buildKeyValueGradKernel(gk, a[6], a[7], wg[0], wg[1], wg[2], wg[3],
-                              scale);
+                              kvInShared ? Value(wg[4]) : Value(),
+                              kvInShared ? Value(wg[5]) : Value(), scale);
       gpu::ReturnOp::create(rewriter, loc);
     }
 
