@@ -1,0 +1,61 @@
+// --lower-swba{target=gpu} on swba.attention_grad: a delta buffer, the dQ
+// kernel over each query tile's window, then the dK/dV kernel over each key
+// tile's reverse window and its GQA group, in that order.
+// RUN: swba-opt %s --lower-swba=target=gpu --canonicalize --cse | FileCheck %s
+
+// CHECK-LABEL: func @backward
+// CHECK-SAME: (%[[Q:[^:]*]]: memref<?x8x?x64xf16>, %[[K:[^:]*]]: memref<?x2x?x64xf16>, %[[V:[^:]*]]: memref<?x2x?x64xf16>, %[[O:[^:]*]]: memref<?x8x?x64xf16>, %[[DO:[^:]*]]: memref<?x8x?x64xf16>, %[[L:[^:]*]]: memref<?x8x?xf32>, %[[DQ:[^:]*]]: memref<?x8x?x64xf16>, %[[DK:[^:]*]]: memref<?x2x?x64xf16>, %[[DV:[^:]*]]: memref<?x2x?x64xf16>)
+// CHECK: %[[B:.*]] = memref.dim %[[Q]], %c0
+// CHECK: %[[NQ:.*]] = memref.dim %[[Q]], %c2
+// CHECK: %[[DELTA:.*]] = gpu.alloc (%[[B]], %c8, %[[NQ]]) : memref<?x?x?xf32>
+// CHECK: %[[QT:.*]] = arith.ceildivui %[[NQ]], %c64
+// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_attention_bwd_dq_m64 blocks in (%c8, %[[QT]], %[[B]]) threads in (%c128, %c1, %c1) args(%[[Q]] : {{.*}}, %[[K]] : {{.*}}, %[[V]] : {{.*}}, %[[DO]] : {{.*}}, %[[L]] : {{.*}}, %[[DELTA]] : {{.*}}, %[[O]] : {{.*}}, %[[DQ]] : {{.*}})
+// CHECK: %[[NK:.*]] = memref.dim %[[K]], %c2
+// CHECK: %[[KT:.*]] = arith.ceildivui %[[NK]], %c64
+// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_attention_bwd_dkdv_n64 blocks in (%c2, %[[KT]], %[[B]]) threads in (%c128, %c1, %c1) args({{.*}}, %[[DELTA]] : {{.*}}, %[[DK]] : {{.*}}, %[[DV]] : {{.*}})
+// CHECK: gpu.dealloc %[[DELTA]]
+
+// dQ: delta for the workgroup's rows, then the key window of its rows.
+// CHECK: gpu.func @swba_attention_bwd_dq_m64
+// CHECK: arith.mulf
+// CHECK: memref.store %{{.*}}, %{{.*}} : memref<?x?x?xf32>
+// CHECK: %[[LOW:.*]] = arith.maxsi %{{.*}}, %c2
+// CHECK: %[[LOWF:.*]] = arith.subi %[[LOW]], %c2
+// CHECK: %[[KB:.*]] = arith.muli %[[LOWF]], %c100
+// CHECK: %[[KE:.*]] = arith.minsi %{{.*}}, %{{.*}} : index
+// CHECK: scf.for %{{.*}} = %[[KB]] to %[[KE]] step %c64 iter_args
+// CHECK: nvgpu.mma.sync
+// CHECK: scf.if %{{.*}} -> (vector<2x2xf32>
+// CHECK-NEXT: scf.yield
+// CHECK-NEXT: } else {
+
+// dK/dV: K and V tiles in shared memory (head dim 64), the reverse window
+// [max(frame(k0) * 100, off) - off, max((frame(k1 - 1) + 3) * 100, off) - off)
+// clipped to Nq, times the 4 query heads of the group, as one loop.
+// CHECK: gpu.func @swba_attention_bwd_dkdv_n64({{.*}}) workgroup({{.*}}, %{{.*}} : memref<64xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<64xf32, #gpu.address_space<workgroup>>, %[[SK:.*]] : memref<64x72xf16, #gpu.address_space<workgroup>>, %[[SV:.*]] : memref<64x72xf16, #gpu.address_space<workgroup>>)
+// CHECK: %[[K0:.*]] = arith.muli %block_id_y, %c64
+// CHECK: %[[KF0:.*]] = arith.divui %[[K0]], %c100
+// CHECK: %[[KF1:.*]] = arith.divui %{{.*}}, %c100
+// CHECK: %[[PB:.*]] = arith.muli %[[KF0]], %c100
+// CHECK: %[[KF1W:.*]] = arith.addi %[[KF1]], %c3
+// CHECK: %[[PE:.*]] = arith.muli %[[KF1W]], %c100
+// CHECK: %[[PBC:.*]] = arith.maxsi %[[PB]], %[[OFF:.*]] : index
+// CHECK: %[[QB0:.*]] = arith.subi %[[PBC]], %[[OFF]]
+// CHECK: %[[PEC:.*]] = arith.maxsi %[[PE]], %[[OFF]]
+// CHECK: %[[QE0:.*]] = arith.subi %[[PEC]], %[[OFF]]
+// CHECK: %[[QB:.*]] = arith.minsi %[[QB0]], %{{.*}}
+// CHECK: %[[QE:.*]] = arith.minsi %[[QE0]], %{{.*}}
+// CHECK: %[[SPAN:.*]] = arith.subi %[[QE]], %[[QB]]
+// CHECK: %[[TILES:.*]] = arith.ceildivui %[[SPAN]], %c64
+// CHECK: %[[PAIRS:.*]] = arith.muli %[[TILES]], %c4
+// CHECK: scf.for %{{.*}} = %c0 to %[[PAIRS]] step %c1 iter_args
+// CHECK: nvgpu.ldmatrix %[[SK]][{{.*}}] {numTiles = 4 : i32, transpose = false}
+// CHECK: nvgpu.ldmatrix %[[SV]][{{.*}}] {numTiles = 4 : i32, transpose = false}
+// CHECK: nvgpu.mma.sync
+// CHECK: scf.if %{{.*}} -> (vector<2x2xf32>
+// CHECK-NEXT: scf.yield
+// CHECK-NEXT: } else {
+func.func @backward(%q: memref<?x8x?x64xf16>, %k: memref<?x2x?x64xf16>, %v: memref<?x2x?x64xf16>, %o: memref<?x8x?x64xf16>, %do: memref<?x8x?x64xf16>, %l: memref<?x8x?xf32>, %dq: memref<?x8x?x64xf16>, %dk: memref<?x2x?x64xf16>, %dv: memref<?x2x?x64xf16>) {
+  swba.attention_grad ins(%q, %k, %v, %o, %do, %l : memref<?x8x?x64xf16>, memref<?x2x?x64xf16>, memref<?x2x?x64xf16>, memref<?x8x?x64xf16>, memref<?x8x?x64xf16>, memref<?x8x?xf32>) outs(%dq, %dk, %dv : memref<?x8x?x64xf16>, memref<?x2x?x64xf16>, memref<?x2x?x64xf16>) block_size = 100 window = 3
+  return
+}
