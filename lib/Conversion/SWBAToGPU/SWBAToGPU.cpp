@@ -38,10 +38,16 @@ struct KernelTiling {
   /// mma.sync kernel; at head dim 128 the accumulators of two tiles would
   /// not fit the 255 registers of a thread.
   int64_t mTiles;
+  /// Whether consecutive workgroups take the same query tile of successive
+  /// heads (every head's heaviest tiles in the first wave: short sequences,
+  /// few workgroups) or successive query tiles of one head (neighbours share
+  /// K/V in L2: long sequences, many 64-row workgroups at head dim 128).
+  bool headsFastest;
   int64_t blockM() const { return 16 * kWarps * mTiles; }
 
   static KernelTiling get(int64_t headDim, int64_t valueDim) {
-    return {headDim <= 64 && valueDim <= 64 ? 2 : 1};
+    bool small = headDim <= 64 && valueDim <= 64;
+    return {small ? 2 : 1, small};
   }
 };
 
@@ -125,12 +131,24 @@ private:
 
     e.setLaneIds();
     // Query tiles late in the sequence see the most keys (up to a full
-    // window): the grid runs heads fastest and query tiles last to first, so
-    // the heavy tiles of every head go first and light ones fill the tail.
-    Value qTile = e.sub(
-        e.sub(gpu::GridDimOp::create(e.b, gpu::Dimension::y), e.idx(1)),
-        gpu::BlockIdOp::create(e.b, gpu::Dimension::y));
-    Value head = gpu::BlockIdOp::create(e.b, gpu::Dimension::x);
+    // window), so they run first, last to first, and light ones fill the
+    // tail. The grid is (heads, query tiles, batch); which of the two varies
+    // fastest among consecutive workgroups is the tiling's choice.
+    Value heads = gpu::GridDimOp::create(e.b, gpu::Dimension::x);
+    Value tiles = gpu::GridDimOp::create(e.b, gpu::Dimension::y);
+    Value linear = e.add(
+        gpu::BlockIdOp::create(e.b, gpu::Dimension::x),
+        arith::MulIOp::create(
+            e.b, gpu::BlockIdOp::create(e.b, gpu::Dimension::y), heads));
+    Value head, tileFromLast;
+    if (tiling.headsFastest) {
+      head = arith::RemUIOp::create(e.b, linear, heads);
+      tileFromLast = e.divIdx(linear, heads);
+    } else {
+      head = e.divIdx(linear, tiles);
+      tileFromLast = arith::RemUIOp::create(e.b, linear, tiles);
+    }
+    Value qTile = e.sub(e.sub(tiles, e.idx(1)), tileFromLast);
     Value batch = gpu::BlockIdOp::create(e.b, gpu::Dimension::z);
 
     Value queries = e.dim(q, 2), keys = e.dim(k, 2);
