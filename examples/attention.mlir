@@ -1,4 +1,4 @@
-// DEMO: --one-shot-bufferize=bufferize-function-boundaries
+// DEMO: --one-shot-bufferize=bufferize-function-boundaries --lower-swba=target=cpu --canonicalize --cse
 //
 // Sliding window block attention for a video model: 12 heads over 4 kv heads
 // (GQA), frames of 256 tokens, each frame sees itself and the 3 frames
