@@ -10,6 +10,7 @@
 #include "swba/Conversion/Passes.h"
 #include "swba/Dialect/SWBA/IR/SWBA.h"
 #include "swba/Dialect/SWBA/Transforms/BufferizableOpInterfaceImpl.h"
+#include "swba/Dialect/SWBA/Transforms/Passes.h"
 #include "swba/Pipelines/Pipelines.h"
 
 #include "mlir/IR/DialectRegistry.h"
@@ -31,6 +32,7 @@ mlirGetDialectPluginInfo() {
 extern "C" LLVM_ATTRIBUTE_WEAK PassPluginLibraryInfo mlirGetPassPluginInfo() {
   return {MLIR_PLUGIN_API_VERSION, "SWBAPasses", LLVM_VERSION_STRING, [] {
             swba::registerSWBAConversionPasses();
+            swba::registerSWBATransformsPasses();
             swba::registerSWBAPipelines();
           }};
 }

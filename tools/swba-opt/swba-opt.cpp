@@ -8,6 +8,7 @@
 #include "swba/Conversion/Passes.h"
 #include "swba/Dialect/SWBA/IR/SWBA.h"
 #include "swba/Dialect/SWBA/Transforms/BufferizableOpInterfaceImpl.h"
+#include "swba/Dialect/SWBA/Transforms/Passes.h"
 #include "swba/Pipelines/Pipelines.h"
 
 #include "mlir/IR/DialectRegistry.h"
@@ -20,6 +21,7 @@
 int main(int argc, char **argv) {
   mlir::registerAllPasses();
   mlir::swba::registerSWBAConversionPasses();
+  mlir::swba::registerSWBATransformsPasses();
   mlir::swba::registerSWBAPipelines();
 
   mlir::DialectRegistry registry;

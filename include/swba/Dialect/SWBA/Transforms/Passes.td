@@ -1,0 +1,69 @@
+//===- Passes.td - SWBA dialect transforms --------------------*- tablegen -*-===//
+
+#ifndef SWBA_DIALECT_SWBA_TRANSFORMS_PASSES_TD
+#define SWBA_DIALECT_SWBA_TRANSFORMS_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def RaiseSWBA : Pass<"raise-swba"> {
+  let summary = "Raise masked attention written in linalg/tensor/arith/math "
+                "to swba.attention, where the mask is proven to be a sliding "
+                "window block mask.";
+  let description = [{
+    Recognizes `softmax(scale * q @ k^T + mask) @ v` as importers such as
+    torch-mlir emit it and replaces it with one `swba.attention` on tensors
+    (plus the reshapes and transposes that bring q, k, v and the result to
+    and from the op's `[B, H, N, D]` layout). The chain is traced backwards
+    from the second contraction through the bodies of the linalg ops that
+    compute it (fused or not), so these forms are recognized:
+
+    - contractions: `linalg.matmul`, `linalg.batch_matmul` (also with
+      transposing indexing maps), `linalg.generic` contractions, operands
+      through `linalg.transpose`, batch and heads in 4-D or collapsed to 3-D
+      with `tensor.collapse_shape`/`tensor.expand_shape`;
+    - the scale: `mulf`/`divf` by a constant on the scores, on q or on k;
+    - the mask: `addf` of a tensor of 0 and -inf (or the lowest finite
+      value), or `select(cond, s, -inf)`, the mask or condition a dense
+      constant (broadcast or not) or computed from `linalg.index`;
+    - softmax: `linalg.softmax`, or decomposed into a max reduction,
+      `subf`, `exp`, a sum reduction and `divf`;
+    - `extf`/`truncf` anywhere on the way (f16/bf16 inputs, f32 softmax).
+
+    Soundness: the pass evaluates the mask on every (query, key) pair of the
+    static shapes and rewrites only when the visible pairs are exactly those
+    of `block_size`/`window` with bottom-right aligned positions, for block
+    size and window it infers; the scale must be a positive constant, the
+    softmax must normalize over the key axis, and the contractions must
+    accumulate into zeros. Every rejected candidate (a contraction whose
+    operand comes from a softmax or an `exp`) gets a missed-optimization
+    remark naming the reason; see them with
+    `--remarks-filter-missed=raise-swba`.
+
+    Example: `swba-opt --raise-swba --remarks-filter-missed=raise-swba`
+    turns
+
+    ```mlir
+    %s = linalg.batch_matmul ins(%q, %kt : tensor<2x64x16xf32>, tensor<2x16x64xf32>) ...
+    %m = linalg.generic ... { %0 = arith.mulf %in, %c0.25; %1 = arith.addf %0, %mask ... }
+    %p = linalg.softmax dimension(2) ins(%m : tensor<2x64x64xf32>) ...
+    %o = linalg.batch_matmul ins(%p, %v : tensor<2x64x64xf32>, tensor<2x64x16xf32>) ...
+    ```
+
+    into `swba.attention ... block_size = 16 window = 2 scale = 2.500000e-01`
+    between `tensor.expand_shape`/`tensor.collapse_shape`.
+  }];
+  let options = [
+    Option<"maxMaskPairs", "max-mask-pairs", "int64_t",
+           /*default=*/"16777216",
+           "Largest number of (query, key) pairs whose mask is evaluated; "
+           "bigger candidates are left alone with a remark.">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::swba::SWBADialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
+#endif // SWBA_DIALECT_SWBA_TRANSFORMS_PASSES_TD

@@ -1,0 +1,38 @@
+//===- MaskAnalysis.h - Is a visibility matrix an SWBA mask? ----*- C++ -*-===//
+//
+// Given which (query, key) pairs a mask lets through, find a block size and
+// a window for which the SWBA predicate (design.md section 1, bottom-right
+// aligned positions) lets through exactly those pairs.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef SWBA_LIB_DIALECT_SWBA_TRANSFORMS_MASKANALYSIS_H
+#define SWBA_LIB_DIALECT_SWBA_TRANSFORMS_MASKANALYSIS_H
+
+#include "mlir/Support/LLVM.h"
+#include "llvm/ADT/BitVector.h"
+
+#include <string>
+
+namespace mlir::swba {
+
+struct SWBAMaskParams {
+  int64_t blockSize;
+  int64_t window;
+};
+
+/// Whether query row `i` sees key `j` under SWBA(blockSize, window) with
+/// `nq` queries bottom-right aligned against `nk` keys.
+bool isSWBAVisible(int64_t i, int64_t j, int64_t nq, int64_t nk,
+                   int64_t blockSize, int64_t window);
+
+/// Finds (block size, window) whose SWBA mask equals `visible` (row-major,
+/// `nq` rows of `nk` keys) on every pair. On failure `why` says which row
+/// breaks the pattern.
+FailureOr<SWBAMaskParams> inferSWBAMask(const llvm::BitVector &visible,
+                                        int64_t nq, int64_t nk,
+                                        std::string &why);
+
+} // namespace mlir::swba
+
+#endif // SWBA_LIB_DIALECT_SWBA_TRANSFORMS_MASKANALYSIS_H

@@ -1,0 +1,746 @@
+//===- ScoreTrace.cpp - Element expressions of an attention chain ---------===//
+
+#include "ScoreTrace.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "llvm/ADT/APFloat.h"
+#include "llvm/ADT/TypeSwitch.h"
+#include "llvm/Support/MathExtras.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::swba;
+
+//===----------------------------------------------------------------------===//
+// Contractions
+//===----------------------------------------------------------------------===//
+
+static Value stripBodyCasts(Value v) {
+  while (Operation *def = v.getDefiningOp()) {
+    if (!isa<arith::ExtFOp, arith::TruncFOp>(def))
+      break;
+    v = def->getOperand(0);
+  }
+  return v;
+}
+
+bool mlir::swba::isContraction(linalg::LinalgOp op) {
+  if (op.getNumDpsInputs() != 2 || op.getNumDpsInits() != 1 ||
+      op.getNumReductionLoops() != 1 || op->getNumResults() != 1)
+    return false;
+  for (AffineMap map : op.getIndexingMapsArray())
+    if (!map.isProjectedPermutation())
+      return false;
+  Block *body = op.getBlock();
+  auto yield = cast<linalg::YieldOp>(body->getTerminator());
+  auto add = yield.getOperand(0).getDefiningOp<arith::AddFOp>();
+  if (!add)
+    return false;
+  Value acc = body->getArgument(2);
+  Value product;
+  if (add.getLhs() == acc)
+    product = add.getRhs();
+  else if (add.getRhs() == acc)
+    product = add.getLhs();
+  else
+    return false;
+  auto mul = stripBodyCasts(product).getDefiningOp<arith::MulFOp>();
+  if (!mul)
+    return false;
+  Value a = stripBodyCasts(mul.getLhs()), b = stripBodyCasts(mul.getRhs());
+  return (a == body->getArgument(0) && b == body->getArgument(1)) ||
+         (a == body->getArgument(1) && b == body->getArgument(0));
+}
+
+//===----------------------------------------------------------------------===//
+// Tracing
+//===----------------------------------------------------------------------===//
+
+struct ScoreTracer::BodyEnv {
+  linalg::LinalgOp op;
+  unsigned resultNumber;
+  SmallVector<Axis> loopAxes;
+  SmallVector<int64_t> loopSizes;
+  /// The batch loops (static size > 1) in the order the result indexes them.
+  SmallVector<unsigned> batchLoops;
+  bool isReduction;
+  DenseMap<Value, Expr *> memo;
+};
+
+Expr *ScoreTracer::make(ExprKind kind, Type type) {
+  storage.emplace_back();
+  Expr *e = &storage.back();
+  e->kind = kind;
+  e->type = type;
+  return e;
+}
+
+FailureOr<Expr *> ScoreTracer::fail(const Twine &why) {
+  reason = why.str();
+  return failure();
+}
+
+/// The access of a tensor read through `map` by a linalg op whose loops are
+/// indexed by `env.loopAxes`. Batch loops must be read in order and all or
+/// none, so a batch-indexed operand is read at the same linear batch index.
+static FailureOr<Access> accessThrough(AffineMap map,
+                                       const SmallVector<Axis> &loopAxes,
+                                       ArrayRef<unsigned> batchLoops,
+                                       std::string &why) {
+  Access access;
+  SmallVector<unsigned> batchRead;
+  for (AffineExpr result : map.getResults()) {
+    if (auto dim = dyn_cast<AffineDimExpr>(result)) {
+      unsigned d = dim.getPosition();
+      access.push_back(loopAxes[d]);
+      if (llvm::is_contained(batchLoops, d))
+        batchRead.push_back(d);
+      continue;
+    }
+    auto cst = dyn_cast<AffineConstantExpr>(result);
+    if (!cst || cst.getValue() != 0) {
+      why = "indexing map is not a projection or broadcast";
+      return failure();
+    }
+    access.push_back(Axis::Zero);
+  }
+  if (!batchRead.empty() && batchRead != SmallVector<unsigned>(batchLoops)) {
+    why = "an operand is broadcast or permuted over only some batch/head "
+          "dimensions";
+    return failure();
+  }
+  return access;
+}
+
+FailureOr<Expr *> ScoreTracer::traceTensor(Value v, const Access &access) {
+  auto type = dyn_cast<RankedTensorType>(v.getType());
+  if (!type)
+    return fail("expected a ranked tensor");
+  Type elt = type.getElementType();
+  auto opaque = [&]() -> Expr * {
+    Expr *e = make(ExprKind::Opaque, elt);
+    e->value = v;
+    e->access = access;
+    return e;
+  };
+  Operation *def = v.getDefiningOp();
+  if (!def)
+    return opaque();
+
+  if (auto cst = dyn_cast<arith::ConstantOp>(def)) {
+    auto dense = dyn_cast<DenseElementsAttr>(cst.getValue());
+    if (!dense)
+      return opaque();
+    if (dense.isSplat()) {
+      Expr *e = make(ExprKind::Constant, elt);
+      e->constant = dense.getSplatValue<TypedAttr>();
+      return e;
+    }
+    for (auto [d, axis] : llvm::enumerate(access))
+      if (axis == Axis::Batch && type.getDimSize(d) != 1)
+        return fail("a constant varies over the batch/head dimensions");
+    Expr *e = make(ExprKind::DenseLeaf, elt);
+    e->dense = dense;
+    e->access = access;
+    return e;
+  }
+
+  if (auto softmax = dyn_cast<linalg::SoftmaxOp>(def)) {
+    if (access[softmax.getDimension()] != Axis::Key)
+      return fail("linalg.softmax normalizes over dimension " +
+                  Twine(softmax.getDimension()) + ", not the key axis");
+    FailureOr<Expr *> input = traceTensor(softmax.getInput(), access);
+    if (failed(input))
+      return failure();
+    Expr *e = make(ExprKind::Softmax, elt);
+    e->operands.push_back(*input);
+    return e;
+  }
+
+  if (auto collapse = dyn_cast<tensor::CollapseShapeOp>(def)) {
+    RankedTensorType srcType = collapse.getSrcType();
+    Access src(srcType.getRank(), Axis::Zero);
+    for (auto [k, group] : llvm::enumerate(collapse.getReassociationIndices())) {
+      Axis axis = access[k];
+      if (axis == Axis::Query || axis == Axis::Key) {
+        int nonUnit = 0;
+        for (int64_t d : group)
+          if (srcType.getDimSize(d) != 1)
+            ++nonUnit;
+        if (nonUnit > 1)
+          return fail("a reshape merges the query/key axis with another");
+      }
+      for (int64_t d : group)
+        src[d] = (axis == Axis::Batch || srcType.getDimSize(d) != 1 ||
+                  group.size() == 1)
+                     ? axis
+                     : Axis::Zero;
+    }
+    return traceTensor(collapse.getSrc(), src);
+  }
+
+  if (auto expand = dyn_cast<tensor::ExpandShapeOp>(def)) {
+    RankedTensorType srcType = expand.getSrcType();
+    Access src;
+    for (const ReassociationIndices &group : expand.getReassociationIndices()) {
+      SmallVector<Axis> nonUnit;
+      for (int64_t d : group)
+        if (type.getDimSize(d) != 1)
+          nonUnit.push_back(access[d]);
+      if (nonUnit.empty()) {
+        src.push_back(group.size() == 1 ? access[group[0]] : Axis::Zero);
+      } else if (llvm::all_of(nonUnit,
+                              [](Axis a) { return a == Axis::Batch; })) {
+        src.push_back(Axis::Batch);
+      } else if (nonUnit.size() == 1) {
+        src.push_back(nonUnit[0]);
+      } else {
+        return fail("a reshape splits the query/key axis");
+      }
+    }
+    (void)srcType;
+    return traceTensor(expand.getSrc(), src);
+  }
+
+  if (auto linalgOp = dyn_cast<linalg::LinalgOp>(def))
+    return traceLinalg(linalgOp, cast<OpResult>(v).getResultNumber(), access);
+
+  if (isa<tensor::EmptyOp>(def))
+    return fail("reads the contents of a tensor.empty");
+  return opaque();
+}
+
+FailureOr<Expr *> ScoreTracer::traceLinalg(linalg::LinalgOp op,
+                                           unsigned resultNumber,
+                                           const Access &access) {
+  Type elt = getElementTypeOrSelf(op->getResult(resultNumber).getType());
+  if (isContraction(op)) {
+    size_t rank = access.size();
+    bool canonical = rank >= 2 && access[rank - 2] == Axis::Query &&
+                     access[rank - 1] == Axis::Key;
+    for (size_t d = 0; canonical && d + 2 < rank; ++d)
+      canonical = access[d] == Axis::Batch ||
+                  (access[d] == Axis::Zero &&
+                   cast<ShapedType>(op.getDpsInits()[0].getType()).getDimSize(d) == 1);
+    if (!canonical)
+      return fail("the scores are not read at [batch..., query, key]");
+    Expr *e = make(ExprKind::Scores, elt);
+    e->op = op;
+    e->value = op->getResult(0);
+    return e;
+  }
+
+  if (!op.hasPureTensorSemantics())
+    return fail("'" + op->getName().getStringRef() + "' is not on tensors");
+  BodyEnv env;
+  env.op = op;
+  env.resultNumber = resultNumber;
+  unsigned numLoops = op.getNumLoops();
+  env.loopAxes.assign(numLoops, Axis::Zero);
+  env.loopSizes = op.getStaticLoopRanges();
+  SmallVector<bool> assigned(numLoops, false);
+  AffineMap outMap =
+      op.getMatchingIndexingMap(op.getDpsInitOperand(resultNumber));
+  for (auto [k, result] : llvm::enumerate(outMap.getResults())) {
+    // A constant result index (reductions keeping a unit dimension) reads
+    // element 0, which is the whole of that dimension.
+    if (auto cst = dyn_cast<AffineConstantExpr>(result);
+        cst && cst.getValue() == 0)
+      continue;
+    auto dim = dyn_cast<AffineDimExpr>(result);
+    if (!dim)
+      return fail("result indexing map is not a projection");
+    env.loopAxes[dim.getPosition()] = access[k];
+    assigned[dim.getPosition()] = true;
+    if (access[k] == Axis::Batch && env.loopSizes[dim.getPosition()] != 1)
+      env.batchLoops.push_back(dim.getPosition());
+  }
+  SmallVector<utils::IteratorType> iterators = op.getIteratorTypesArray();
+  env.isReduction = op.getNumReductionLoops() > 0;
+  if (op.getNumReductionLoops() > 1)
+    return fail("a reduction over more than one loop");
+  for (unsigned d = 0; d < numLoops; ++d) {
+    if (iterators[d] != utils::IteratorType::reduction)
+      continue;
+    if (llvm::is_contained(access, Axis::Key))
+      return fail("a reduction is not over the key axis");
+    env.loopAxes[d] = Axis::Key;
+    assigned[d] = true;
+  }
+  if (!llvm::all_of(assigned, [](bool b) { return b; }))
+    return fail("a parallel loop does not index the result");
+
+  Block *body = op.getBlock();
+  Value yielded = body->getTerminator()->getOperand(resultNumber);
+  if (!env.isReduction)
+    return traceBodyValue(yielded, env);
+
+  // A reduction: `acc = combine(acc, x)` from an identity init.
+  Value acc = op.getMatchingBlockArgument(op.getDpsInitOperand(resultNumber));
+  Operation *combiner = yielded.getDefiningOp();
+  Value x;
+  ReduceKind kind;
+  auto other = [&](Value a, Value b) { return a == acc ? b : b == acc ? a : Value(); };
+  if (auto add = dyn_cast_or_null<arith::AddFOp>(combiner)) {
+    kind = ReduceKind::Sum;
+    x = other(add.getLhs(), add.getRhs());
+  } else if (combiner &&
+             isa<arith::MaximumFOp, arith::MaxNumFOp>(combiner)) {
+    kind = ReduceKind::Max;
+    x = other(combiner->getOperand(0), combiner->getOperand(1));
+  } else if (auto select = dyn_cast_or_null<arith::SelectOp>(combiner)) {
+    kind = ReduceKind::Max;
+    auto cmp = select.getCondition().getDefiningOp<arith::CmpFOp>();
+    Value t = select.getTrueValue(), f = select.getFalseValue();
+    using P = arith::CmpFPredicate;
+    if (cmp) {
+      P p = cmp.getPredicate();
+      bool greater = p == P::OGT || p == P::OGE || p == P::UGT || p == P::UGE;
+      bool less = p == P::OLT || p == P::OLE || p == P::ULT || p == P::ULE;
+      // select(x > acc, x, acc) or select(acc < x, x, acc)
+      if (f == acc && ((greater && cmp.getLhs() == t && cmp.getRhs() == acc) ||
+                       (less && cmp.getLhs() == acc && cmp.getRhs() == t)))
+        x = t;
+    }
+  }
+  if (!x)
+    return fail("a reduction body is not a sum or a max");
+
+  AffineMap initMap = outMap;
+  FailureOr<Access> initAccess =
+      accessThrough(initMap, env.loopAxes, env.batchLoops, reason);
+  if (failed(initAccess))
+    return failure();
+  FailureOr<Expr *> init = traceTensor(
+      op.getDpsInits()[resultNumber], *initAccess);
+  if (failed(init))
+    return failure();
+  Expr *initValue = stripCasts(*init);
+  bool identity = false;
+  if (initValue->kind == ExprKind::Constant) {
+    if (auto f = dyn_cast<FloatAttr>(initValue->constant)) {
+      APFloat value = f.getValue();
+      if (kind == ReduceKind::Sum)
+        identity = value.isZero();
+      else
+        identity = (value.isInfinity() && value.isNegative()) ||
+                   (value.isNegative() && value.isLargest());
+    }
+  }
+  if (!identity)
+    return fail(Twine("the init of a ") +
+                (kind == ReduceKind::Sum ? "sum" : "max") +
+                " reduction is not its identity");
+  FailureOr<Expr *> operand = traceBodyValue(x, env);
+  if (failed(operand))
+    return failure();
+  Expr *e = make(ExprKind::Reduce, elt);
+  e->reduce = kind;
+  e->operands.push_back(*operand);
+  return e;
+}
+
+FailureOr<Expr *> ScoreTracer::traceOutsideScalar(Value v) {
+  if (auto cst = v.getDefiningOp<arith::ConstantOp>()) {
+    if (auto typed = dyn_cast<TypedAttr>(cst.getValue());
+        typed && !isa<ShapedType>(typed.getType())) {
+      Expr *e = make(ExprKind::Constant, v.getType());
+      e->constant = typed;
+      return e;
+    }
+  }
+  Expr *e = make(ExprKind::Opaque, v.getType());
+  e->value = v;
+  return e;
+}
+
+/// The arith/math ops a body may use; evaluate() knows each of them.
+static bool isSupportedScalarOp(Operation *op) {
+  return isa<arith::AddFOp, arith::SubFOp, arith::MulFOp, arith::DivFOp,
+             arith::NegFOp, arith::MaximumFOp, arith::MaxNumFOp,
+             arith::MinimumFOp, arith::MinNumFOp, arith::ExtFOp,
+             arith::TruncFOp, arith::SIToFPOp, arith::UIToFPOp,
+             arith::CmpFOp, arith::SelectOp, math::ExpOp, arith::AddIOp,
+             arith::SubIOp, arith::MulIOp, arith::DivSIOp, arith::DivUIOp,
+             arith::FloorDivSIOp, arith::CeilDivSIOp, arith::RemSIOp,
+             arith::RemUIOp, arith::AndIOp, arith::OrIOp, arith::XOrIOp,
+             arith::CmpIOp, arith::IndexCastOp, arith::IndexCastUIOp,
+             arith::ExtSIOp, arith::ExtUIOp, arith::TruncIOp, arith::MinSIOp,
+             arith::MaxSIOp, arith::MinUIOp, arith::MaxUIOp>(op);
+}
+
+FailureOr<Expr *> ScoreTracer::traceBodyValue(Value v, BodyEnv &env) {
+  if (Expr *known = env.memo.lookup(v))
+    return known;
+  Block *body = env.op.getBlock();
+  FailureOr<Expr *> result = failure();
+  if (auto arg = dyn_cast<BlockArgument>(v); arg && arg.getOwner() == body) {
+    OpOperand *operand = env.op.getMatchingOpOperand(arg);
+    bool isInit = env.op.isDpsInit(operand);
+    if (isInit && env.isReduction)
+      return fail("a reduction reads its accumulator outside the combiner");
+    Value source = operand->get();
+    if (!isa<ShapedType>(source.getType())) {
+      result = traceOutsideScalar(source);
+    } else {
+      std::string why;
+      FailureOr<Access> access =
+          accessThrough(env.op.getMatchingIndexingMap(operand), env.loopAxes,
+                        env.batchLoops, why);
+      if (failed(access))
+        return fail(why);
+      result = traceTensor(source, *access);
+    }
+  } else if (v.getParentBlock() != body) {
+    result = traceOutsideScalar(v);
+  } else {
+    Operation *def = v.getDefiningOp();
+    if (auto index = dyn_cast<linalg::IndexOp>(def)) {
+      uint64_t dim = index.getDim();
+      if (env.loopSizes[dim] == 1) {
+        Expr *e = make(ExprKind::Constant, v.getType());
+        e->constant = IntegerAttr::get(v.getType(), 0);
+        result = e;
+      } else {
+        Expr *e = make(ExprKind::Index, v.getType());
+        e->axis = env.loopAxes[dim];
+        result = e;
+      }
+    } else if (isa<arith::ConstantOp>(def)) {
+      result = traceOutsideScalar(v);
+    } else if (isSupportedScalarOp(def)) {
+      Expr *e = make(ExprKind::Op, v.getType());
+      e->op = def;
+      for (Value operand : def->getOperands()) {
+        FailureOr<Expr *> sub = traceBodyValue(operand, env);
+        if (failed(sub))
+          return failure();
+        e->operands.push_back(*sub);
+      }
+      result = e;
+    } else {
+      return fail("unsupported op '" + def->getName().getStringRef() +
+                  "' in a linalg body");
+    }
+  }
+  if (succeeded(result))
+    env.memo[v] = *result;
+  return result;
+}
+
+//===----------------------------------------------------------------------===//
+// Queries
+//===----------------------------------------------------------------------===//
+
+Expr *mlir::swba::stripCasts(Expr *e) {
+  while (e->kind == ExprKind::Op && isa<arith::ExtFOp, arith::TruncFOp>(e->op))
+    e = e->operands[0];
+  return e;
+}
+
+static bool sameOpSemantics(Operation *a, Operation *b) {
+  if (a->getName() != b->getName())
+    return false;
+  if (auto cmp = dyn_cast<arith::CmpFOp>(a))
+    return cmp.getPredicate() == cast<arith::CmpFOp>(b).getPredicate();
+  if (auto cmp = dyn_cast<arith::CmpIOp>(a))
+    return cmp.getPredicate() == cast<arith::CmpIOp>(b).getPredicate();
+  return true;
+}
+
+bool mlir::swba::equalExprs(Expr *a, Expr *b) {
+  a = stripCasts(a);
+  b = stripCasts(b);
+  if (a == b)
+    return true;
+  if (a->kind != b->kind || a->operands.size() != b->operands.size())
+    return false;
+  switch (a->kind) {
+  case ExprKind::Scores:
+    if (a->value != b->value)
+      return false;
+    break;
+  case ExprKind::Constant:
+    if (a->constant != b->constant)
+      return false;
+    break;
+  case ExprKind::DenseLeaf:
+    if (a->dense != b->dense || a->access != b->access)
+      return false;
+    break;
+  case ExprKind::Index:
+    if (a->axis != b->axis)
+      return false;
+    break;
+  case ExprKind::Op:
+    if (!sameOpSemantics(a->op, b->op))
+      return false;
+    break;
+  case ExprKind::Reduce:
+    if (a->reduce != b->reduce)
+      return false;
+    break;
+  case ExprKind::Softmax:
+    break;
+  case ExprKind::Opaque:
+    if (a->value != b->value || a->access != b->access)
+      return false;
+    break;
+  }
+  for (auto [x, y] : llvm::zip(a->operands, b->operands))
+    if (!equalExprs(x, y))
+      return false;
+  return true;
+}
+
+bool mlir::swba::readsScores(Expr *e) {
+  if (e->kind == ExprKind::Scores)
+    return true;
+  return llvm::any_of(e->operands, readsScores);
+}
+
+//===----------------------------------------------------------------------===//
+// Evaluation
+//===----------------------------------------------------------------------===//
+
+/// Rounds `x` to the float type `type` (f16, bf16, f32, f64).
+static double roundTo(double x, Type type) {
+  auto floatType = dyn_cast<FloatType>(type);
+  if (!floatType || floatType.isF64() || std::isnan(x))
+    return x;
+  bool losesInfo;
+  APFloat value(x);
+  value.convert(floatType.getFloatSemantics(), APFloat::rmNearestTiesToEven,
+                &losesInfo);
+  value.convert(APFloat::IEEEdouble(), APFloat::rmNearestTiesToEven,
+                &losesInfo);
+  return value.convertToDouble();
+}
+
+static unsigned intWidth(Type type) {
+  if (type.isIndex())
+    return 64;
+  return type.getIntOrFloatBitWidth();
+}
+
+/// `x` wrapped to the signed range of `type`.
+static int64_t wrapTo(int64_t x, Type type) {
+  unsigned width = intWidth(type);
+  return width >= 64 ? x : llvm::SignExtend64(static_cast<uint64_t>(x), width);
+}
+
+/// `x` (a value of `type`) read as unsigned.
+static uint64_t asUnsigned(int64_t x, Type type) {
+  unsigned width = intWidth(type);
+  uint64_t bits = static_cast<uint64_t>(x);
+  return width >= 64 ? bits : bits & ((uint64_t(1) << width) - 1);
+}
+
+static bool compareFloat(arith::CmpFPredicate p, double a, double b) {
+  using P = arith::CmpFPredicate;
+  bool unordered = std::isnan(a) || std::isnan(b);
+  switch (p) {
+  case P::AlwaysFalse: return false;
+  case P::AlwaysTrue: return true;
+  case P::OEQ: return !unordered && a == b;
+  case P::OGT: return !unordered && a > b;
+  case P::OGE: return !unordered && a >= b;
+  case P::OLT: return !unordered && a < b;
+  case P::OLE: return !unordered && a <= b;
+  case P::ONE: return !unordered && a != b;
+  case P::ORD: return !unordered;
+  case P::UEQ: return unordered || a == b;
+  case P::UGT: return unordered || a > b;
+  case P::UGE: return unordered || a >= b;
+  case P::ULT: return unordered || a < b;
+  case P::ULE: return unordered || a <= b;
+  case P::UNE: return unordered || a != b;
+  case P::UNO: return unordered;
+  }
+  return false;
+}
+
+FailureOr<EvalValue> mlir::swba::evaluate(Expr *e, int64_t row, int64_t col,
+                                          std::string &why) {
+  auto floatValue = [](double f) {
+    EvalValue v;
+    v.isFloat = true;
+    v.f = f;
+    return v;
+  };
+  auto intValue = [](int64_t i) {
+    EvalValue v;
+    v.i = i;
+    return v;
+  };
+  auto attrValue = [&](Attribute attr) -> FailureOr<EvalValue> {
+    if (auto f = dyn_cast<FloatAttr>(attr))
+      return floatValue(f.getValueAsDouble());
+    if (auto i = dyn_cast<IntegerAttr>(attr)) {
+      if (i.getType().isIndex())
+        return intValue(i.getInt());
+      return intValue(i.getValue().getSExtValue());
+    }
+    if (auto b = dyn_cast<BoolAttr>(attr))
+      return intValue(b.getValue() ? -1 : 0);
+    why = "a constant of an unsupported kind";
+    return failure();
+  };
+
+  switch (e->kind) {
+  case ExprKind::Constant:
+    return attrValue(e->constant);
+  case ExprKind::Index:
+    if (e->axis == Axis::Query)
+      return intValue(row);
+    if (e->axis == Axis::Key)
+      return intValue(col);
+    if (e->axis == Axis::Zero)
+      return intValue(0);
+    why = "the mask depends on the batch/head index";
+    return failure();
+  case ExprKind::DenseLeaf: {
+    auto type = cast<ShapedType>(e->dense.getType());
+    int64_t flat = 0;
+    for (auto [d, axis] : llvm::enumerate(e->access)) {
+      int64_t index = axis == Axis::Query ? row : axis == Axis::Key ? col : 0;
+      flat = flat * type.getDimSize(d) + index;
+    }
+    Attribute element = e->dense.getValues<Attribute>()[flat];
+    return attrValue(element);
+  }
+  case ExprKind::Scores:
+    why = "the mask reads the scores";
+    return failure();
+  case ExprKind::Reduce:
+  case ExprKind::Softmax:
+    why = "the mask contains a reduction";
+    return failure();
+  case ExprKind::Opaque: {
+    std::string desc;
+    llvm::raw_string_ostream os(desc);
+    e->value.printAsOperand(os, OpPrintingFlags());
+    why = "the mask is not a compile-time constant: it reads " + desc;
+    return failure();
+  }
+  case ExprKind::Op:
+    break;
+  }
+
+  SmallVector<EvalValue, 3> args;
+  for (Expr *operand : e->operands) {
+    FailureOr<EvalValue> v = evaluate(operand, row, col, why);
+    if (failed(v))
+      return failure();
+    args.push_back(*v);
+  }
+  Type type = e->type;
+  Operation *op = e->op;
+  Type operandType =
+      op->getNumOperands() ? op->getOperand(op->getNumOperands() - 1).getType()
+                           : type;
+  auto f = [&](double x) { return floatValue(roundTo(x, type)); };
+  auto i = [&](int64_t x) { return intValue(wrapTo(x, type)); };
+  auto u = [&](unsigned k) { return asUnsigned(args[k].i, operandType); };
+  auto truth = [](bool b) -> int64_t { return b ? -1 : 0; };
+
+  return llvm::TypeSwitch<Operation *, FailureOr<EvalValue>>(op)
+      .Case([&](arith::AddFOp) { return f(args[0].f + args[1].f); })
+      .Case([&](arith::SubFOp) { return f(args[0].f - args[1].f); })
+      .Case([&](arith::MulFOp) { return f(args[0].f * args[1].f); })
+      .Case([&](arith::DivFOp) { return f(args[0].f / args[1].f); })
+      .Case([&](arith::NegFOp) { return f(-args[0].f); })
+      .Case([&](arith::MaximumFOp) {
+        return std::isnan(args[0].f) || std::isnan(args[1].f)
+                   ? f(NAN)
+                   : f(std::max(args[0].f, args[1].f));
+      })
+      .Case([&](arith::MaxNumFOp) { return f(std::fmax(args[0].f, args[1].f)); })
+      .Case([&](arith::MinimumFOp) {
+        return std::isnan(args[0].f) || std::isnan(args[1].f)
+                   ? f(NAN)
+                   : f(std::min(args[0].f, args[1].f));
+      })
+      .Case([&](arith::MinNumFOp) { return f(std::fmin(args[0].f, args[1].f)); })
+      .Case<arith::ExtFOp, arith::TruncFOp>(
+          [&](Operation *) { return f(args[0].f); })
+      .Case([&](arith::SIToFPOp) {
+        return f(static_cast<double>(args[0].i));
+      })
+      .Case([&](arith::UIToFPOp) { return f(static_cast<double>(u(0))); })
+      .Case([&](math::ExpOp) { return f(std::exp(args[0].f)); })
+      .Case([&](arith::CmpFOp cmp) {
+        return intValue(
+            truth(compareFloat(cmp.getPredicate(), args[0].f, args[1].f)));
+      })
+      .Case([&](arith::SelectOp) { return args[0].i ? args[1] : args[2]; })
+      .Case([&](arith::AddIOp) { return i(args[0].i + args[1].i); })
+      .Case([&](arith::SubIOp) { return i(args[0].i - args[1].i); })
+      .Case([&](arith::MulIOp) { return i(args[0].i * args[1].i); })
+      .Case([&](arith::AndIOp) { return i(args[0].i & args[1].i); })
+      .Case([&](arith::OrIOp) { return i(args[0].i | args[1].i); })
+      .Case([&](arith::XOrIOp) { return i(args[0].i ^ args[1].i); })
+      .Case([&](arith::MinSIOp) { return i(std::min(args[0].i, args[1].i)); })
+      .Case([&](arith::MaxSIOp) { return i(std::max(args[0].i, args[1].i)); })
+      .Case([&](arith::MinUIOp) {
+        return i(static_cast<int64_t>(std::min(u(0), u(1))));
+      })
+      .Case([&](arith::MaxUIOp) {
+        return i(static_cast<int64_t>(std::max(u(0), u(1))));
+      })
+      .Case<arith::DivSIOp, arith::FloorDivSIOp, arith::CeilDivSIOp,
+            arith::RemSIOp>([&](Operation *divOp) -> FailureOr<EvalValue> {
+        int64_t a = args[0].i, b = args[1].i;
+        if (b == 0 || (b == -1 && a == INT64_MIN)) {
+          why = "the mask divides by zero";
+          return failure();
+        }
+        if (isa<arith::DivSIOp>(divOp))
+          return i(a / b);
+        if (isa<arith::RemSIOp>(divOp))
+          return i(a % b);
+        if (isa<arith::FloorDivSIOp>(divOp))
+          return i(llvm::divideFloorSigned(a, b));
+        return i(llvm::divideCeilSigned(a, b));
+      })
+      .Case<arith::DivUIOp, arith::RemUIOp>(
+          [&](Operation *divOp) -> FailureOr<EvalValue> {
+            if (u(1) == 0) {
+              why = "the mask divides by zero";
+              return failure();
+            }
+            uint64_t r = isa<arith::DivUIOp>(divOp) ? u(0) / u(1) : u(0) % u(1);
+            return i(static_cast<int64_t>(r));
+          })
+      .Case([&](arith::CmpIOp cmp) -> FailureOr<EvalValue> {
+        using P = arith::CmpIPredicate;
+        int64_t a = args[0].i, b = args[1].i;
+        uint64_t ua = u(0), ub = u(1);
+        bool r = false;
+        switch (cmp.getPredicate()) {
+        case P::eq: r = a == b; break;
+        case P::ne: r = a != b; break;
+        case P::slt: r = a < b; break;
+        case P::sle: r = a <= b; break;
+        case P::sgt: r = a > b; break;
+        case P::sge: r = a >= b; break;
+        case P::ult: r = ua < ub; break;
+        case P::ule: r = ua <= ub; break;
+        case P::ugt: r = ua > ub; break;
+        case P::uge: r = ua >= ub; break;
+        }
+        return intValue(truth(r));
+      })
+      .Case<arith::IndexCastOp, arith::ExtSIOp, arith::TruncIOp>(
+          [&](Operation *) { return i(args[0].i); })
+      .Case<arith::IndexCastUIOp, arith::ExtUIOp>([&](Operation *) {
+        return i(static_cast<int64_t>(u(0)));
+      })
+      .Default([&](Operation *other) -> FailureOr<EvalValue> {
+        why = "cannot evaluate '" + other->getName().getStringRef().str() + "'";
+        return failure();
+      });
+}

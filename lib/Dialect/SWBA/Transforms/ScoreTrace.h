@@ -1,0 +1,114 @@
+//===- ScoreTrace.h - Element expressions of an attention chain -*- C++ -*-===//
+//
+// Traces a tensor computed by linalg/tensor/arith/math ops back to an
+// expression tree for one element, in terms of the attention's index space
+// (batch, query row i, key column j). Fused and unfused linalg bodies give
+// the same trees, so the raising pattern matches forms, not op sequences.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef SWBA_LIB_DIALECT_SWBA_TRANSFORMS_SCORETRACE_H
+#define SWBA_LIB_DIALECT_SWBA_TRANSFORMS_SCORETRACE_H
+
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/Value.h"
+#include "llvm/ADT/DenseMap.h"
+
+#include <deque>
+#include <string>
+
+namespace mlir::swba {
+
+/// What indexes one dimension of a tensor (or one loop of a linalg op), in
+/// the attention's index space. Batch dimensions are only ever accessed in
+/// order and whole, so they stand for the row-major batch index together.
+enum class Axis { Batch, Query, Key, Zero };
+
+using Access = SmallVector<Axis, 4>;
+
+enum class ExprKind {
+  /// The element of the Q.K^T contraction result at (batch, i, j).
+  Scores,
+  /// A scalar constant.
+  Constant,
+  /// An element of a dense constant tensor, at `access`.
+  DenseLeaf,
+  /// `linalg.index` of a loop indexed by `axis`.
+  Index,
+  /// An arith/math op applied to `operands`.
+  Op,
+  /// A sum or max over the key axis of `operands[0]`.
+  Reduce,
+  /// `linalg.softmax` over the key axis of `operands[0]`.
+  Softmax,
+  /// Anything else (function arguments, unsupported producers): `value`.
+  Opaque,
+};
+
+enum class ReduceKind { Sum, Max };
+
+struct Expr {
+  ExprKind kind;
+  Type type;
+  SmallVector<Expr *, 2> operands;
+  Operation *op = nullptr;   // Op: the op; Scores: the contraction.
+  TypedAttr constant;        // Constant.
+  DenseElementsAttr dense;   // DenseLeaf.
+  Access access;             // DenseLeaf, Opaque.
+  Axis axis = Axis::Zero;    // Index.
+  ReduceKind reduce = ReduceKind::Sum;
+  Value value;               // Opaque, Scores (the contraction result).
+};
+
+/// Builds expression trees; owns them.
+class ScoreTracer {
+public:
+  /// The element of `v` at `access` (one Axis per dimension of `v`).
+  FailureOr<Expr *> traceTensor(Value v, const Access &access);
+
+  /// Why the last trace failed, and where.
+  const std::string &getReason() const { return reason; }
+
+private:
+  struct BodyEnv;
+  FailureOr<Expr *> traceLinalg(linalg::LinalgOp op, unsigned resultNumber,
+                                const Access &access);
+  FailureOr<Expr *> traceBodyValue(Value v, BodyEnv &env);
+  FailureOr<Expr *> traceOutsideScalar(Value v);
+  FailureOr<Expr *> fail(const Twine &why);
+  Expr *make(ExprKind kind, Type type);
+
+  std::deque<Expr> storage;
+  std::string reason;
+};
+
+/// Strips extf/truncf: the pattern treats precision changes as rounding.
+Expr *stripCasts(Expr *e);
+
+/// Structural equality up to casts.
+bool equalExprs(Expr *a, Expr *b);
+
+/// Whether `e` reads the Q.K^T scores (anywhere below it).
+bool readsScores(Expr *e);
+
+/// A scalar value computed by `evaluate`.
+struct EvalValue {
+  bool isFloat = false;
+  double f = 0;
+  int64_t i = 0;
+};
+
+/// Evaluates a scores-free expression at query row `row`, key column `col`.
+/// Fails (with `why`) on what has no compile-time value: the batch index,
+/// opaque values, reductions.
+FailureOr<EvalValue> evaluate(Expr *e, int64_t row, int64_t col,
+                              std::string &why);
+
+/// Whether a linalg op is a contraction `out += cast(a) * cast(b)` with one
+/// reduction loop.
+bool isContraction(linalg::LinalgOp op);
+
+} // namespace mlir::swba
+
+#endif // SWBA_LIB_DIALECT_SWBA_TRANSFORMS_SCORETRACE_H
