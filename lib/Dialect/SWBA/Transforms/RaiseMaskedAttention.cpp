@@ -421,6 +421,22 @@ evaluateVisibility(ArrayRef<MaskTerm> masks, int64_t nq, int64_t nk,
   return visible;
 }
 
+/// The batch dimensions of `plan` in canonical order.
+static SmallVector<int64_t> batchShape(const OperandPlan &plan) {
+  auto type = cast<RankedTensorType>(plan.value.getType());
+  SmallVector<int64_t> shape;
+  for (size_t c = 0; c + 2 < plan.perm.size(); ++c)
+    shape.push_back(type.getDimSize(plan.perm[c]));
+  return shape;
+}
+
+static int64_t product(ArrayRef<int64_t> sizes) {
+  int64_t result = 1;
+  for (int64_t size : sizes)
+    result *= size;
+  return result;
+}
+
 /// Proves that `pv` computes SWBA and gathers what the rewrite needs.
 static FailureOr<AttentionMatch> matchAttention(linalg::LinalgOp pv,
                                                 int64_t maxMaskPairs,
@@ -551,7 +567,23 @@ static FailureOr<AttentionMatch> matchAttention(linalg::LinalgOp pv,
                         match.scale);
     return failure();
   }
-  Type outElt = getElementTypeOrSelf(pv->getResult(0).getType());
+  // Scores or probabilities broadcast over batch/heads would pair q, k and
+  // v rows of different heads: every operand spans the same batch.
+  auto outType = cast<RankedTensorType>(pv->getResult(0).getType());
+  if (!outType.hasStaticShape()) {
+    why = "the result needs a static shape";
+    return failure();
+  }
+  int64_t outBatch = 1;
+  for (int64_t size : outType.getShape().drop_back(2))
+    outBatch *= size;
+  for (const OperandPlan *plan : {&match.q, &match.k, &match.v}) {
+    if (product(batchShape(*plan)) != outBatch) {
+      why = "q, k and v do not span the same batch and heads as the result";
+      return failure();
+    }
+  }
+  Type outElt = outType.getElementType();
   if (!outElt.isF32() && !outElt.isF16() && !outElt.isBF16()) {
     why = "the result element type is not f16, bf16 or f32";
     return failure();
@@ -627,15 +659,6 @@ static Value materialize(RewriterBase &rewriter, Location loc,
     value = tensor::ExpandShapeOp::create(rewriter, loc, target, value, groups);
   }
   return castElements(rewriter, loc, value, elt);
-}
-
-/// The batch dimensions of `plan` in canonical order.
-static SmallVector<int64_t> batchShape(const OperandPlan &plan) {
-  auto type = cast<RankedTensorType>(plan.value.getType());
-  SmallVector<int64_t> shape;
-  for (size_t c = 0; c + 2 < plan.perm.size(); ++c)
-    shape.push_back(type.getDimSize(plan.perm[c]));
-  return shape;
 }
 
 /// Erases the ops that computed the replaced value and are now dead.
