@@ -688,7 +688,18 @@ static void rewriteAttention(RewriterBase &rewriter, linalg::LinalgOp pv,
   Location loc = pv.getLoc();
   rewriter.setInsertionPoint(pv);
   auto outType = cast<RankedTensorType>(pv->getResult(0).getType());
+  // The op runs in the widest element type among q, k, v and the result, so
+  // that no operand is narrowed; the result is narrowed to the chain's type.
   Type elt = outType.getElementType();
+  for (const OperandPlan *plan : {&match.q, &match.k, &match.v}) {
+    Type t = cast<RankedTensorType>(plan->value.getType()).getElementType();
+    unsigned tw = cast<FloatType>(t).getWidth();
+    unsigned ew = cast<FloatType>(elt).getWidth();
+    if (tw > ew)
+      elt = t;
+    else if (tw == ew && t != elt) // f16 beside bf16: f32 holds both exactly
+      elt = rewriter.getF32Type();
+  }
   SmallVector<int64_t> bq = batchShape(match.q), bk = batchShape(match.k),
                        bv = batchShape(match.v);
   bool flatten = !(bq.size() == 2 && bq == bk && bq == bv);
@@ -704,7 +715,9 @@ static void rewriteAttention(RewriterBase &rewriter, linalg::LinalgOp pv,
   auto attention = AttentionOp::create(
       rewriter, loc, q, k, v, ValueRange{init}, match.params.blockSize,
       match.params.window, static_cast<float>(match.scale));
-  Value result = attention->getResult(0);
+  Value result =
+      castElements(rewriter, loc, attention->getResult(0),
+                   outType.getElementType());
 
   // Back to the contraction's [batch..., Nq, Dv].
   int64_t outRank = outType.getRank();
