@@ -15,6 +15,7 @@ void mlir::swba::buildSWBAToLLVMPipeline(OpPassManager &pm,
   // Upstream passes by their registered names keep this list readable next
   // to the `swba-opt` command line that it is equivalent to.
   std::string pipeline = llvm::formatv(
+      "swba-decompose-linalg-aggregates,"
       "one-shot-bufferize{{bufferize-function-boundaries "
       "function-boundary-type-conversion=identity-layout-map},"
       "buffer-deallocation-pipeline,"

@@ -66,4 +66,25 @@ def RaiseSWBA : Pass<"raise-swba"> {
   ];
 }
 
+def DecomposeLinalgAggregates : Pass<"swba-decompose-linalg-aggregates"> {
+  let summary = "Decompose linalg ops that are aggregates of simpler ones "
+                "(linalg.softmax) into those ops.";
+  let description = [{
+    Replaces every op implementing `linalg::AggregatedOpInterface` (in LLVM
+    22: `linalg.softmax`) by the ops its `decomposeOperation` builds: for
+    softmax a max reduction, a subtraction and exponential, a sum reduction
+    and a division, all `linalg.generic`. `--swba-to-llvm` runs it first, so
+    that attention which `--raise-swba` left alone (or that nobody raised)
+    still lowers to loops; an op that refuses to decompose is an error.
+
+    Example: `swba-opt --swba-decompose-linalg-aggregates`.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
 #endif // SWBA_DIALECT_SWBA_TRANSFORMS_PASSES_TD
