@@ -46,13 +46,6 @@ def test_forward_and_backward_compile_and_cache():
 
 
 if __name__ == "__main__":
-    tests = [f for name, f in sorted(globals().items()) if name.startswith("test_")]
-    failed = 0
-    for t in tests:
-        try:
-            t()
-        except Exception as e:  # noqa: BLE001
-            failed += 1
-            print(f"FAILED {t.__name__}: {e!r}")
-    print(f"{len(tests) - failed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    sys.path.insert(0, os.path.dirname(__file__))
+    import _runner
+    _runner.run(globals())

@@ -101,13 +101,6 @@ def test_raw_bytes():
 
 
 if __name__ == "__main__":
-    tests = [f for name, f in sorted(globals().items()) if name.startswith("test_")]
-    failed = 0
-    for t in tests:
-        try:
-            t()
-        except AssertionError as e:
-            failed += 1
-            print(f"FAILED {t.__name__}: {e}")
-    print(f"{len(tests) - failed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    sys.path.insert(0, os.path.dirname(__file__))
+    import _runner
+    _runner.run(globals())

@@ -532,11 +532,13 @@ struct AttentionGradOpToGPU : public OpRewritePattern<AttentionGradOp> {
     };
 
     // dQ (and delta): q, k, v, dout, lse, delta, out, dq.
-    SmallVector<Type> dqArgs{op.getQuery().getType(), op.getKey().getType(),
-                             op.getValue().getType(), op.getGradOut().getType(),
-                             op.getLse().getType(), deltaType,
-                             op.getOut().getType(),
-                             op.getGradQuery().getType()};
+    // Both kernels start with q, k, v, dout, lse, delta.
+    SmallVector<Type> sharedArgs{op.getQuery().getType(), op.getKey().getType(),
+                                 op.getValue().getType(),
+                                 op.getGradOut().getType(),
+                                 op.getLse().getType(), deltaType};
+    SmallVector<Type> dqArgs(sharedArgs);
+    dqArgs.append({op.getOut().getType(), op.getGradQuery().getType()});
     auto dqKernel = createKernel(rewriter, gpuModule, loc,
                                  "swba_attention_bwd_dq_m64", dqArgs, smem);
     {
@@ -549,11 +551,8 @@ struct AttentionGradOpToGPU : public OpRewritePattern<AttentionGradOp> {
     }
 
     // dK/dV: q, k, v, dout, lse, delta, dk, dv.
-    SmallVector<Type> kvArgs{op.getQuery().getType(), op.getKey().getType(),
-                             op.getValue().getType(), op.getGradOut().getType(),
-                             op.getLse().getType(), deltaType,
-                             op.getGradKey().getType(),
-                             op.getGradValue().getType()};
+    SmallVector<Type> kvArgs(sharedArgs);
+    kvArgs.append({op.getGradKey().getType(), op.getGradValue().getType()});
     SmallVector<Type> kvSmem(smem);
     kvSmem.append({rowType, rowType});
     // K and V tiles of their own (see buildKeyValueGradKernel) where they
