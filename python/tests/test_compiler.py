@@ -27,6 +27,18 @@ def test_config_validation():
 
 
 def test_forward_and_backward_compile_and_cache():
+    saved = {k: os.environ.get(k) for k in ("SWBA_KERNEL_DIR", "SWBA_OPT")}
+    try:
+        _compile_and_cache()
+    finally:  # other tests in the same process use the real cache and tool
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _compile_and_cache():
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["SWBA_KERNEL_DIR"] = tmp
         fwd = compiler.KernelConfig("bf16", 64, 64, 100, 3, 0.125)
