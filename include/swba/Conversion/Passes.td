@@ -32,6 +32,16 @@ def LowerSWBA : Pass<"lower-swba"> {
     up to 128). The ops must already be bufferized: a tensor-form op is an
     error, and so is what a target does not support.
 
+    With `chip=sm_90a` the forward op at head dims 64 and 128 becomes a
+    Hopper kernel instead: a producer warpgroup brings Q and a ring of
+    `stages` K/V tiles of `block-n` keys into 128B-swizzled shared memory
+    with TMA (`nvgpu.tma.async.load`, completing on `nvgpu.mbarrier`s), and
+    two consumer warpgroups of 64 query rows run S = Q K^T and O += P V on
+    warpgroup MMA (`nvvm.wgmma.mma_async`, P from registers). The launch
+    creates the TMA descriptors (`nvgpu.tma.create.descriptor`) and passes
+    the dynamic shared memory size. Other head dims, other chips and the
+    backward op keep the `mma.sync` kernels.
+
     Example: `swba-opt --lower-swba="target=cpu tile-q=16 tile-k=16"`.
   }];
   let options = [
@@ -42,6 +52,15 @@ def LowerSWBA : Pass<"lower-swba"> {
            "Query rows per tile (target=cpu).">,
     Option<"tileK", "tile-k", "int64_t", /*default=*/"16",
            "Key rows per tile (target=cpu).">,
+    Option<"chip", "chip", "std::string", /*default=*/"\"sm_80\"",
+           "GPU architecture (target=gpu): sm_90a selects the warpgroup-MMA "
+           "+ TMA forward kernel; anything else (sm_80, sm_89, sm_90) the "
+           "mma.sync kernels.">,
+    Option<"blockN", "block-n", "int64_t", /*default=*/"0",
+           "Keys per K/V tile of the sm_90a kernel (a multiple of 64 up to "
+           "256); 0: per head dim.">,
+    Option<"stages", "stages", "int64_t", /*default=*/"0",
+           "K/V tiles in flight in the sm_90a kernel; 0: per head dim.">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

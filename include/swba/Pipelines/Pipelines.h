@@ -23,8 +23,21 @@ struct SWBAToLLVMOptions : public PassPipelineOptions<SWBAToLLVMOptions> {
 /// Options of --swba-to-nvvm.
 struct SWBAToNVVMOptions : public PassPipelineOptions<SWBAToNVVMOptions> {
   PassOptions::Option<std::string> chip{
-      *this, "chip", llvm::cl::desc("GPU architecture of the kernels."),
+      *this, "chip",
+      llvm::cl::desc("GPU architecture of the kernels: sm_90a gives the "
+                     "forward op the warpgroup-MMA + TMA kernel (head dims "
+                     "64 and 128); others the mma.sync kernels."),
       llvm::cl::init("sm_90")};
+  PassOptions::Option<int64_t> blockN{
+      *this, "block-n",
+      llvm::cl::desc("Keys per K/V tile of the sm_90a kernel; 0: per head "
+                     "dim."),
+      llvm::cl::init(0)};
+  PassOptions::Option<int64_t> stages{
+      *this, "stages",
+      llvm::cl::desc("K/V tiles in flight in the sm_90a kernel; 0: per head "
+                     "dim."),
+      llvm::cl::init(0)};
   PassOptions::Option<std::string> ptxVersion{
       *this, "ptx", llvm::cl::desc("PTX ISA version (sm_90 needs ptx78 or "
                                    "later)."),

@@ -1,6 +1,7 @@
 //===- LowerSWBA.cpp - The --lower-swba pass ------------------------------===//
 
 #include "swba/Conversion/Passes.h"
+#include "swba/Conversion/SWBAToGPU/SWBAToGPU.h"
 #include "swba/Conversion/SWBAToLoops/SWBAToLoops.h"
 #include "swba/Dialect/SWBA/IR/SWBA.h"
 
@@ -24,6 +25,10 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
     if (target != "cpu" && target != "gpu") {
       root->emitError() << "--lower-swba: unsupported target '" << target
                         << "' (supported: 'cpu', 'gpu')";
+      return signalPassFailure();
+    }
+    if (blockN < 0 || stages < 0) {
+      root->emitError() << "--lower-swba: block-n and stages must be >= 0";
       return signalPassFailure();
     }
     if (tileQ < 1 || tileK < 1) {
@@ -51,6 +56,9 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
 
     RewritePatternSet patterns(&getContext());
     if (gpu) {
+      if (chip == "sm_90a")
+        populateSWBAToGPUHopperPatterns(patterns,
+                                        HopperOptions{blockN, stages});
       populateSWBAToGPUPatterns(patterns);
       populateSWBAGradToGPUPatterns(patterns);
     }

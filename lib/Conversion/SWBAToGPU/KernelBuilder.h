@@ -250,6 +250,35 @@ public:
   }
 };
 
+/// The (batch, query head, query tile) a workgroup of the grid (query
+/// heads, query tiles, batch) computes. Query tiles late in the sequence see
+/// the most keys (up to a full window), so they run first, last to first,
+/// and light ones fill the tail. `headsFastest`: consecutive workgroups take
+/// the same query tile of successive heads (every head's heaviest tiles in
+/// the first wave: short sequences, few workgroups) rather than successive
+/// query tiles of one head (neighbours share K/V in L2).
+struct WorkgroupTile {
+  Value batch, head, qTile;
+};
+inline WorkgroupTile mapWorkgroup(LoopEmitter &e, bool headsFastest) {
+  Value heads = gpu::GridDimOp::create(e.b, gpu::Dimension::x);
+  Value tiles = gpu::GridDimOp::create(e.b, gpu::Dimension::y);
+  Value linear =
+      e.add(gpu::BlockIdOp::create(e.b, gpu::Dimension::x),
+            arith::MulIOp::create(
+                e.b, gpu::BlockIdOp::create(e.b, gpu::Dimension::y), heads));
+  Value head, tileFromLast;
+  if (headsFastest) {
+    head = arith::RemUIOp::create(e.b, linear, heads);
+    tileFromLast = e.divIdx(linear, heads);
+  } else {
+    head = e.divIdx(linear, tiles);
+    tileFromLast = arith::RemUIOp::create(e.b, linear, tiles);
+  }
+  Value qTile = e.sub(e.sub(tiles, e.idx(1)), tileFromLast);
+  return {gpu::BlockIdOp::create(e.b, gpu::Dimension::z), head, qTile};
+}
+
 /// A new `gpu.module` at the end of `module`, named `name` or, if that is
 /// taken, a unique variant of it; marks `module` as a GPU container.
 inline gpu::GPUModuleOp createKernelModule(RewriterBase &rewriter,

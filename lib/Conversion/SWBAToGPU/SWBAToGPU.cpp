@@ -130,26 +130,7 @@ private:
     Value scale = e.f32(op.getEffectiveScale() * log2e);
 
     e.setLaneIds();
-    // Query tiles late in the sequence see the most keys (up to a full
-    // window), so they run first, last to first, and light ones fill the
-    // tail. The grid is (heads, query tiles, batch); which of the two varies
-    // fastest among consecutive workgroups is the tiling's choice.
-    Value heads = gpu::GridDimOp::create(e.b, gpu::Dimension::x);
-    Value tiles = gpu::GridDimOp::create(e.b, gpu::Dimension::y);
-    Value linear = e.add(
-        gpu::BlockIdOp::create(e.b, gpu::Dimension::x),
-        arith::MulIOp::create(
-            e.b, gpu::BlockIdOp::create(e.b, gpu::Dimension::y), heads));
-    Value head, tileFromLast;
-    if (tiling.headsFastest) {
-      head = arith::RemUIOp::create(e.b, linear, heads);
-      tileFromLast = e.divIdx(linear, heads);
-    } else {
-      head = e.divIdx(linear, tiles);
-      tileFromLast = arith::RemUIOp::create(e.b, linear, tiles);
-    }
-    Value qTile = e.sub(e.sub(tiles, e.idx(1)), tileFromLast);
-    Value batch = gpu::BlockIdOp::create(e.b, gpu::Dimension::z);
+    auto [batch, head, qTile] = mapWorkgroup(e, tiling.headsFastest);
 
     Value queries = e.dim(q, 2), keys = e.dim(k, 2);
     Value posOffset = e.sub(keys, queries);

@@ -17,6 +17,20 @@ namespace swba {
 /// new gpu.module of the enclosing module.
 void populateSWBAToGPUPatterns(RewritePatternSet &patterns);
 
+/// Tile choices of the sm_90a forward kernel; 0 picks the per-head-dim
+/// default (see SWBAToGPUHopper.cpp for the reasons).
+struct HopperOptions {
+  int64_t blockN = 0;
+  int64_t stages = 0;
+};
+
+/// Patterns that rewrite memref-form `swba.attention` with head dims 64 or
+/// 128 into a gpu.launch_func of an sm_90a kernel: warp-specialized, K/V
+/// brought in by TMA on mbarriers, both products on warpgroup MMA. They
+/// take precedence over populateSWBAToGPUPatterns, which covers the rest.
+void populateSWBAToGPUHopperPatterns(RewritePatternSet &patterns,
+                                     HopperOptions options);
+
 /// Patterns that rewrite memref-form `swba.attention_grad` into two
 /// tensor-core kernels (dQ with delta, then dK/dV) launched in order.
 void populateSWBAGradToGPUPatterns(RewritePatternSet &patterns);

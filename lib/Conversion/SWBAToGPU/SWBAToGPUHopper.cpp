@@ -1,0 +1,721 @@
+//===- SWBAToGPUHopper.cpp - swba.attention to a wgmma + TMA kernel -------===//
+//
+// The sm_90a forward kernel (--lower-swba{target=gpu chip=sm_90a}), for head
+// dims 64 and 128. A workgroup of 3 warpgroups owns 128 query rows of one
+// (batch, head):
+//
+//  * warpgroup 0 is the producer: it gives up registers (setmaxnreg) and one
+//    thread issues TMA loads (nvgpu.tma.async.load, 128B swizzle) of Q once
+//    and of the K and V tiles of the block window into a ring of `stages`
+//    shared-memory slots, each completing on its "full" mbarrier, after
+//    waiting on the slot's "empty" mbarrier;
+//  * warpgroups 1 and 2 are consumers of 64 query rows each: S = Q K^T on
+//    warpgroup MMA with both operands in shared memory
+//    (nvvm.wgmma.mma_async), online softmax in the accumulator registers,
+//    then O += P V with P taken straight from registers (the register-A form
+//    of wgmma, which no MLIR op offers: llvm.inline_asm), releasing each
+//    slot as soon as the MMAs reading it have retired.
+//
+// Why not nvgpu.warpgroup.mma: it reads A only from shared memory (P would
+// take a round trip through shared memory), it steps a K-major B by the
+// MN-major stride (wrong for K^T), and it waits for completion right after
+// issuing. docs/HOPPER_PLAN.md has the details and the layouts below.
+//
+// Shared memory is one extern buffer @swba_smem (dynamic shared memory;
+// gpu.dynamic_shared_memory would overlap the mbarriers in LLVM 22), 1024-B
+// aligned, holding
+//   Q [D/64][128 rows][64]   then   K[stage][D/64][BN][64]   then
+//   V[stage][Dv/64][BN][64]
+// where every [rows][64] block of 16-bit elements is one TMA box: 128-byte
+// rows in the 128B-swizzled layout that wgmma's descriptors describe.
+//
+// The tensor maps reach the kernel as pointers (the last three parameters)
+// to 128-byte CUtensorMaps in global memory; the host code made here creates
+// them with nvgpu.tma.create.descriptor, the Python runtime with
+// cuTensorMapEncodeTiled.
+//
+//===----------------------------------------------------------------------===//
+
+#include "swba/Conversion/SWBAToGPU/SWBAToGPU.h"
+#include "swba/Dialect/SWBA/IR/SWBA.h"
+#include "swba/Dialect/SWBA/Utils/WindowBounds.h"
+#include "KernelBuilder.h"
+
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/PatternMatch.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::swba;
+using namespace mlir::swba::gpu_kernels;
+
+namespace {
+
+constexpr int64_t kWarpgroupThreads = 128;
+/// Rows of a wgmma accumulator: one warpgroup's query rows.
+constexpr int64_t kRowsPerConsumer = 64;
+/// Columns of one TMA box: 64 16-bit elements = the 128-byte swizzle span.
+constexpr int64_t kBoxCols = 64;
+constexpr int64_t kBoxRowBytes = 128;
+/// Bytes of one 8-row swizzle atom: the descriptors' stride byte offset.
+constexpr int64_t kAtomBytes = 8 * kBoxRowBytes;
+/// The H100's opt-in shared memory per workgroup, and what @swba_smem's
+/// alignment and the mbarriers take of it as static shared memory.
+constexpr int64_t kMaxSharedBytes = 232448;
+constexpr int64_t kStaticSharedBytes = 1024 + 256;
+
+/// Register budget (setmaxnreg): the launch gives every thread
+/// kLaunchRegisters; the producer drops to kProducerRegisters so that the
+/// consumers can rise to kConsumerRegisters (24 * 128 + 240 * 256 <= 64K).
+constexpr int64_t kLaunchRegisters = 168;
+constexpr int64_t kProducerRegisters = 24;
+constexpr int64_t kConsumerRegisters = 240;
+
+/// How the kernel is tiled; see HopperTiling::get for the reasons.
+struct HopperTiling {
+  int64_t consumers; // warpgroups of 64 query rows
+  int64_t blockN;    // keys per K/V tile
+  int64_t stages;    // K/V tiles in flight
+  bool headsFastest;
+
+  int64_t blockM() const { return consumers * kRowsPerConsumer; }
+  int64_t threads() const { return (consumers + 1) * kWarpgroupThreads; }
+};
+
+/// The shared-memory layout of a tiling, in bytes from @swba_smem.
+struct SharedLayout {
+  int64_t qBytes, kStageBytes, vStageBytes, stages;
+  SharedLayout(const HopperTiling &t, int64_t headDim, int64_t valueDim)
+      : qBytes(t.blockM() * headDim * 2),
+        kStageBytes(t.blockN * headDim * 2),
+        vStageBytes(t.blockN * valueDim * 2), stages(t.stages) {}
+  int64_t kOffset(int64_t stage) const {
+    return qBytes + stage * kStageBytes;
+  }
+  int64_t vOffset(int64_t stage) const {
+    return qBytes + stages * kStageBytes + stage * vStageBytes;
+  }
+  int64_t total() const { return vOffset(stages); }
+};
+
+/// mbarrier slots: Q's, then per stage K full, V full, K empty, V empty.
+struct Barriers {
+  int64_t stages;
+  int64_t count() const { return 1 + 4 * stages; }
+  static int64_t q() { return 0; }
+  int64_t fullK() const { return 1; }
+  int64_t fullV() const { return 1 + stages; }
+  int64_t emptyK() const { return 1 + 2 * stages; }
+  int64_t emptyV() const { return 1 + 3 * stages; }
+};
+
+/// 64-bit wgmma shared-memory matrix descriptor bits above the start
+/// address: 128B swizzle (1 << 62), stride byte offset 1024 (one 8-row
+/// atom), and the leading byte offset `lbo` (ignored for K-major swizzled
+/// operands; for an MN-major one the distance between 64-column blocks).
+int64_t descriptorHigh(int64_t lbo) {
+  return (int64_t(1) << 62) | ((kAtomBytes >> 4) << 32) | ((lbo >> 4) << 16);
+}
+
+class HopperKernelBuilder : public KernelBuilder {
+public:
+  HopperKernelBuilder(OpBuilder &builder, Location loc, Type elementType,
+                      Value bars)
+      : KernelBuilder(builder, loc, elementType), bars(bars) {}
+
+  Value bars;
+
+  Value i64(int64_t v) {
+    return arith::ConstantIntOp::create(b, b.getI64Type(), v);
+  }
+  Value toI64(Value index) {
+    return arith::IndexCastOp::create(b, b.getI64Type(), index);
+  }
+  Value eq(Value x, int64_t y) {
+    return arith::CmpIOp::create(b, arith::CmpIPredicate::eq, x, idx(y));
+  }
+  /// `body` under `if cond`.
+  void when(Value cond, function_ref<void()> body) {
+    auto ifOp = scf::IfOp::create(b, cond, /*withElseRegion=*/false);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
+    body();
+  }
+
+  void waitParity(Value slot, Value parity) {
+    nvgpu::MBarrierTryWaitParityOp::create(b, bars, parity, idx(10000000),
+                                           slot);
+  }
+  void arrive(Value slot) {
+    nvgpu::MBarrierArriveOp::create(
+        b, nvgpu::MBarrierTokenType::get(b.getContext()), bars, slot);
+  }
+
+  /// `wgmma` S = A B over `kSteps` k16 slices with both operands in shared
+  /// memory, K-major; returns the accumulator struct once it has retired.
+  Value ssMma(LLVM::LLVMStructType accType, int64_t n,
+              function_ref<std::pair<Value, Value>(int64_t)> descriptors,
+              int64_t kSteps) {
+    NVVM::WgmmaFenceAlignedOp::create(b);
+    Value acc = LLVM::ZeroOp::create(b, accType);
+    NVVM::WGMMATypes type =
+        elementType.isBF16() ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
+    for (int64_t kk = 0; kk < kSteps; ++kk) {
+      auto [descA, descB] = descriptors(kk);
+      acc = NVVM::WgmmaMmaAsyncOp::create(
+          b, accType, acc, descA, descB,
+          NVVM::MMAShapeAttr::get(b.getContext(), 64, n, 16), type, type,
+          NVVM::WGMMATypes::f32,
+          kk == 0 ? NVVM::WGMMAScaleOut::zero : NVVM::WGMMAScaleOut::one,
+          NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one,
+          NVVM::MMALayout::row, NVVM::MMALayout::col,
+          /*satfinite=*/nullptr);
+    }
+    NVVM::WgmmaGroupSyncAlignedOp::create(b);
+    NVVM::WgmmaWaitGroupSyncOp::create(b, 0);
+    return acc;
+  }
+
+  /// One register-A wgmma, D (n/2 f32 per thread) += A (4 x 32-bit
+  /// registers of element pairs) * B (descriptor, MN-major: trans-b 1).
+  SmallVector<Value> rsMma(ArrayRef<Value> d, ArrayRef<Value> a, Value descB,
+                           int64_t n) {
+    int64_t nd = d.size();
+    std::string dregs, constraints;
+    for (int64_t i = 0; i < nd; ++i) {
+      dregs += (i ? ", $" : "$") + std::to_string(i);
+      constraints += "=f,";
+    }
+    for (int64_t i = 0; i < nd; ++i)
+      constraints += std::to_string(i) + ",";
+    constraints += "r,r,r,r,l,r";
+    std::string type = elementType.isBF16() ? "bf16" : "f16";
+    // Operands: nd outputs, nd inputs tied to them, then A, B and scale-d.
+    auto op = [&](int64_t i) { return "$" + std::to_string(2 * nd + i); };
+    // The scale-d operand is a predicate in PTX; it is always 1 here (O
+    // accumulates; its first tile adds to zeros).
+    std::string asmString =
+        "{ .reg .pred p; setp.ne.b32 p, " + op(5) +
+        ", 0; wgmma.mma_async.sync.aligned.m64n" + std::to_string(n) +
+        "k16.f32." + type + "." + type + " {" + dregs + "}, {" + op(0) +
+        ", " + op(1) + ", " + op(2) + ", " + op(3) + "}, " + op(4) +
+        ", p, 1, 1, 1; }";
+    SmallVector<Value> operands(d);
+    operands.append(a.begin(), a.end());
+    operands.push_back(descB);
+    operands.push_back(constI32(1));
+    auto resultType = LLVM::LLVMStructType::getLiteral(
+        b.getContext(), SmallVector<Type>(nd, b.getF32Type()));
+    Value result =
+        LLVM::InlineAsmOp::create(
+            b, resultType, operands, asmString, constraints,
+            /*has_side_effects=*/true, /*is_align_stack=*/false,
+            LLVM::tailcallkind::TailCallKind::None,
+            LLVM::AsmDialectAttr::get(b.getContext(),
+                                      LLVM::AsmDialect::AD_ATT),
+            /*operand_attrs=*/ArrayAttr())
+            .getResult(0);
+    SmallVector<Value> out;
+    for (int64_t i = 0; i < nd; ++i)
+      out.push_back(LLVM::ExtractValueOp::create(b, result, i));
+    return out;
+  }
+
+  /// Two f32 as the 32-bit register of an element pair.
+  Value packPair(Value lo, Value hi) {
+    Value pair = vector::FromElementsOp::create(
+        b, VectorType::get({2}, b.getF32Type()), ValueRange{lo, hi});
+    pair = arith::TruncFOp::create(b, VectorType::get({2}, elementType), pair);
+    Value reg = vector::BitCastOp::create(
+        b, VectorType::get({1}, b.getI32Type()), pair);
+    return vector::ExtractOp::create(b, reg, ArrayRef<int64_t>{0});
+  }
+};
+
+struct AttentionOpToWgmma : public OpRewritePattern<AttentionOp> {
+  AttentionOpToWgmma(MLIRContext *context, HopperOptions options)
+      : OpRewritePattern(context, /*benefit=*/2), options(options) {}
+
+  HopperOptions options;
+
+  /// The tiling for head dims `d`, `dv`; failure when this kernel does not
+  /// cover them (the mma.sync kernel then does).
+  FailureOr<HopperTiling> getTiling(int64_t d, int64_t dv) const {
+    if ((d != 64 && d != 128) || (dv != 64 && dv != 128))
+      return failure();
+    // Two consumer warpgroups (128 query rows) at both head dims: while one
+    // runs its softmax, the other's MMAs keep the tensor cores busy, and a
+    // K/V tile read from shared memory feeds 128 rows. 128 keys per tile:
+    // S = 64 x 128 f32 is 64 registers a thread, O another Dv / 2, and
+    // 240 registers hold them with the P fragments at Dv = 128.
+    // Two stages: the next tile's TMA load runs during this tile's math;
+    // at D = 128 a third stage would leave ~2 KB of shared memory spare.
+    HopperTiling t{2, 128, 2, /*headsFastest=*/d <= 64 && dv <= 64};
+    if (options.blockN)
+      t.blockN = options.blockN;
+    if (options.stages)
+      t.stages = options.stages;
+    return t;
+  }
+
+  LogicalResult matchAndRewrite(AttentionOp op,
+                                PatternRewriter &rewriter) const override {
+    if (!op.hasPureBufferSemantics())
+      return rewriter.notifyMatchFailure(op, "expected memref operands");
+    auto module = op->getParentOfType<ModuleOp>();
+    if (!module)
+      return rewriter.notifyMatchFailure(op, "expected an enclosing module");
+    auto qType = cast<MemRefType>(op.getQuery().getType());
+    auto vType = cast<MemRefType>(op.getValue().getType());
+    Type elementType = qType.getElementType();
+    int64_t headDim = qType.getDimSize(3), valueDim = vType.getDimSize(3);
+    FailureOr<HopperTiling> maybeTiling = getTiling(headDim, valueDim);
+    if (failed(maybeTiling))
+      return rewriter.notifyMatchFailure(op, "head dims other than 64/128");
+    HopperTiling tiling = *maybeTiling;
+    SharedLayout layout(tiling, headDim, valueDim);
+    if (tiling.blockN % 64 || tiling.blockN > 256 || tiling.stages < 1 ||
+        layout.total() + kStaticSharedBytes > kMaxSharedBytes)
+      return op.emitOpError()
+             << "chip=sm_90a: block-n=" << tiling.blockN
+             << " stages=" << tiling.stages
+             << " needs block-n a multiple of 64 up to 256, at least one "
+                "stage and at most "
+             << kMaxSharedBytes - kStaticSharedBytes
+             << " bytes of shared memory (it takes " << layout.total() << ")";
+
+    Location loc = op.getLoc();
+    MLIRContext *ctx = rewriter.getContext();
+    auto smemSpace = gpu::AddressSpaceAttr::get(
+        ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
+    auto mapType = [&](int64_t rows) {
+      return nvgpu::TensorMapDescriptorType::get(
+          ctx,
+          MemRefType::get({1, rows, kBoxCols}, elementType,
+                          MemRefLayoutAttrInterface(), smemSpace),
+          nvgpu::TensorMapSwizzleKind::SWIZZLE_128B,
+          nvgpu::TensorMapL2PromoKind::L2PROMO_256B,
+          nvgpu::TensorMapOOBKind::OOB_ZERO,
+          nvgpu::TensorMapInterleaveKind::INTERLEAVE_NONE);
+    };
+    auto qMapType = mapType(tiling.blockM());
+    auto kvMapType = mapType(tiling.blockN);
+    auto ptrType = LLVM::LLVMPointerType::get(ctx);
+
+    SmallVector<Value> args{op.getQuery(), op.getKey(), op.getValue(),
+                            op.getOut()};
+    if (op.getLse())
+      args.push_back(op.getLse());
+    SmallVector<Type> argTypes = llvm::to_vector(ValueRange(args).getTypes());
+    argTypes.append(3, ptrType);
+
+    OpBuilder::InsertionGuard guard(rewriter);
+    auto gpuModule = createKernelModule(rewriter, module, loc,
+                                        "swba_attention_kernels");
+    rewriter.setInsertionPointToStart(gpuModule.getBody());
+    auto smemGlobalType = MemRefType::get({0}, rewriter.getI8Type(),
+                                          MemRefLayoutAttrInterface(),
+                                          smemSpace);
+    memref::GlobalOp::create(rewriter, loc, "swba_smem",
+                             /*sym_visibility=*/StringAttr(), smemGlobalType,
+                             /*initial_value=*/Attribute(),
+                             /*constant=*/false,
+                             rewriter.getI64IntegerAttr(1024));
+
+    // The name carries what a launcher needs: threads, dynamic shared
+    // memory bytes, the K/V box rows and the query rows per workgroup.
+    std::string name = "swba_attention_fwd_wgmma_t" +
+                       std::to_string(tiling.threads()) + "_s" +
+                       std::to_string(layout.total()) + "_n" +
+                       std::to_string(tiling.blockN) + "_m" +
+                       std::to_string(tiling.blockM());
+    auto kernel =
+        createKernel(rewriter, gpuModule, loc, name, argTypes, TypeRange());
+    kernel.setKnownBlockSizeAttr(rewriter.getDenseI32ArrayAttr(
+        {(int32_t)tiling.threads(), 1, 1}));
+    kernel->setAttr("nvvm.maxntid", rewriter.getDenseI32ArrayAttr(
+                                        {(int32_t)tiling.threads(), 1, 1}));
+    kernel->setAttr("nvvm.maxnreg",
+                    rewriter.getI32IntegerAttr(kLaunchRegisters));
+    Block &entry = kernel.getBody().front();
+    rewriter.setInsertionPointToStart(&entry);
+    ValueRange kernelArgs = entry.getArguments();
+    SmallVector<Value> maps;
+    Type kernelMapTypes[] = {qMapType, kvMapType, kvMapType};
+    for (auto [i, type] : llvm::enumerate(kernelMapTypes))
+      maps.push_back(UnrealizedConversionCastOp::create(
+                         rewriter, loc, type,
+                         kernelArgs[args.size() + i])
+                         .getResult(0));
+    buildKernelBody(rewriter, loc, op, tiling, layout,
+                    kernelArgs.take_front(args.size()), maps, elementType,
+                    headDim, valueDim);
+    gpu::ReturnOp::create(rewriter, loc);
+
+    // The launch: tensor maps of q, k, v viewed as [B * H][N][D], then a
+    // grid of (query heads, query tiles, batch).
+    rewriter.setInsertionPoint(op);
+    LoopEmitter e(rewriter, loc);
+    SmallVector<Value> launchArgs(args);
+    Value tensors[] = {op.getQuery(), op.getKey(), op.getValue()};
+    nvgpu::TensorMapDescriptorType types[] = {qMapType, kvMapType, kvMapType};
+    for (auto [tensor, type] : llvm::zip(tensors, types)) {
+      Value flat = memref::CollapseShapeOp::create(
+          e.b, tensor, SmallVector<ReassociationIndices>{{0, 1}, {2}, {3}});
+      Value unranked = memref::CastOp::create(
+          e.b, UnrankedMemRefType::get(elementType, Attribute()), flat);
+      int64_t rows = type.getTensor().getDimSize(1);
+      Value map = nvgpu::TmaCreateDescriptorOp::create(
+          e.b, type, unranked,
+          ValueRange{e.idx(1), e.idx(rows), e.idx(kBoxCols)});
+      launchArgs.push_back(
+          UnrealizedConversionCastOp::create(e.b, ptrType, map).getResult(0));
+    }
+    Value queries = e.dim(op.getQuery(), 2);
+    Value tiles =
+        arith::CeilDivUIOp::create(e.b, queries, e.idx(tiling.blockM()));
+    gpu::KernelDim3 grid{e.dim(op.getQuery(), 1), tiles,
+                         e.dim(op.getQuery(), 0)};
+    gpu::KernelDim3 block{e.idx(tiling.threads()), e.idx(1), e.idx(1)};
+    Value smemBytes = arith::ConstantIntOp::create(e.b, e.b.getI32Type(),
+                                                   layout.total());
+    gpu::LaunchFuncOp::create(e.b, kernel, grid, block, smemBytes,
+                              launchArgs);
+    rewriter.eraseOp(op);
+    return success();
+  }
+
+private:
+  static void buildKernelBody(OpBuilder &builder, Location loc, AttentionOp op,
+                              HopperTiling tiling, SharedLayout layout,
+                              ValueRange args, ArrayRef<Value> maps,
+                              Type elementType, int64_t headDim,
+                              int64_t valueDim) {
+    MLIRContext *ctx = builder.getContext();
+    auto smemSpace = gpu::AddressSpaceAttr::get(
+        ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
+    Barriers slots{tiling.stages};
+    auto barType = nvgpu::MBarrierGroupType::get(ctx, smemSpace,
+                                                 slots.count());
+    Value bars = nvgpu::MBarrierCreateOp::create(builder, loc, barType);
+    HopperKernelBuilder e(builder, loc, elementType, bars);
+    const int64_t blockM = tiling.blockM(), blockN = tiling.blockN;
+    Value out = args[3];
+    Value lse = args.size() > 4 ? args[4] : Value();
+    BlockWindow w{static_cast<int64_t>(op.getBlockSize()),
+                  static_cast<int64_t>(op.getWindow())};
+    // Scores in the log2 domain: exp2 is one instruction.
+    Value scale = e.f32(op.getEffectiveScale() / std::log(2.0));
+
+    e.setLaneIds();
+    Value warpgroup = e.div(e.threadId, kWarpgroupThreads);
+    WorkgroupTile tile = mapWorkgroup(e, tiling.headsFastest);
+    Value batch = tile.batch, head = tile.head, qTile = tile.qTile;
+    Value queries = e.dim(args[0], 2), keys = e.dim(args[1], 2);
+    Value posOffset = e.sub(keys, queries);
+    Value kvHeads = e.dim(args[1], 1);
+    Value group = e.divIdx(e.dim(args[0], 1), kvHeads);
+    Value kvHead = e.divIdx(head, group);
+    Value q0 = e.mul(qTile, blockM);
+    Value q1 = e.min(e.add(q0, e.idx(blockM)), queries);
+    RowRange window = computeKeyWindow(e.b, loc, w, q0, q1, posOffset, keys);
+    Value numTiles = arith::CeilDivUIOp::create(
+        e.b, e.sub(window.end, window.begin), e.idx(blockN));
+    // TMA coordinates, innermost first: (column, row, batch * heads + head).
+    Value qPlane = e.add(arith::MulIOp::create(e.b, batch, e.dim(args[0], 1)), head);
+    Value kvPlane =
+        e.add(arith::MulIOp::create(e.b, batch, kvHeads), kvHead);
+
+    // Shared memory: the extern buffer, and the 14-bit start-address field
+    // of a descriptor at its base.
+    auto smemType = MemRefType::get({0}, e.b.getI8Type(),
+                                    MemRefLayoutAttrInterface(), smemSpace);
+    Value global = memref::GetGlobalOp::create(e.b, smemType, "swba_smem");
+    auto bufType = MemRefType::get({layout.total()}, e.b.getI8Type(),
+                                   MemRefLayoutAttrInterface(), smemSpace);
+    Value buf = memref::ReinterpretCastOp::create(
+        e.b, bufType, global, 0, ArrayRef<int64_t>{layout.total()},
+        ArrayRef<int64_t>{1});
+    Value base = e.toI64(memref::ExtractAlignedPointerAsIndexOp::create(
+        e.b, buf));
+    base = arith::ShRUIOp::create(
+        e.b, arith::AndIOp::create(e.b, base, e.i64(0x3FFFF)), e.i64(4));
+
+    // Barriers: Q's and each slot's "full" complete on one arrival plus the
+    // TMA bytes; each "empty" on one arrival per consumer warp.
+    Value isThread0 = e.eq(e.threadId, 0);
+    int64_t consumerWarps = tiling.consumers * kWarpgroupThreads / 32;
+    for (int64_t i = 0; i < slots.count(); ++i) {
+      int64_t count = i < slots.emptyK() ? 1 : consumerWarps;
+      nvgpu::MBarrierInitOp::create(e.b, bars, e.idx(count), e.idx(i),
+                                    isThread0);
+    }
+    NVVM::FenceMbarrierInitOp::create(e.b);
+    gpu::BarrierOp::create(e.b);
+
+    auto stageOf = [&](Value j) {
+      return arith::RemUIOp::create(e.b, j, e.idx(tiling.stages));
+    };
+    // The parity of the phase of a slot's barrier that tile j completes.
+    auto phaseOf = [&](Value j) {
+      Value round = e.divIdx(j, e.idx(tiling.stages));
+      return arith::TruncIOp::create(e.b, e.b.getI1Type(),
+                                     e.toI64(arith::RemUIOp::create(
+                                         e.b, round, e.idx(2))));
+    };
+    auto tileView = [&](Value byteOffset, int64_t rows) {
+      auto type = MemRefType::get({1, rows, kBoxCols}, elementType,
+                                  MemRefLayoutAttrInterface(), smemSpace);
+      return memref::ViewOp::create(e.b, type, buf, byteOffset, ValueRange{});
+    };
+    // TMA loads of `width` columns, one 64-column box after another.
+    auto loadBoxes = [&](Value map, Value slot, Value byteOffset, int64_t rows,
+                         int64_t width, Value row, Value plane) {
+      for (int64_t cb = 0; cb < width / kBoxCols; ++cb)
+        nvgpu::TmaAsyncLoadOp::create(
+            e.b, tileView(e.add(byteOffset, e.idx(cb * rows * kBoxRowBytes)),
+                          rows),
+            bars, map, ValueRange{e.idx(cb * kBoxCols), row, plane}, slot,
+            /*multicastMask=*/Value(), /*predicate=*/Value());
+    };
+
+    auto roles = scf::IfOp::create(e.b, e.eq(warpgroup, 0),
+                                   /*withElseRegion=*/true);
+    {
+      // Producer.
+      OpBuilder::InsertionGuard g(e.b);
+      e.b.setInsertionPoint(roles.thenBlock()->getTerminator());
+      NVVM::SetMaxRegisterOp::create(e.b, kProducerRegisters,
+                                     NVVM::SetMaxRegisterAction::decrease);
+      e.when(isThread0, [&] {
+        Value qSlot = e.idx(Barriers::q());
+        nvgpu::MBarrierArriveExpectTxOp::create(
+            e.b, bars, e.idx(layout.qBytes), qSlot, Value());
+        loadBoxes(maps[0], qSlot, e.idx(0), blockM, headDim, q0, qPlane);
+        e.loop(e.idx(0), numTiles, e.idx(1), [&](Value j) {
+          Value stage = stageOf(j);
+          Value emptyParity = arith::XOrIOp::create(
+              e.b, phaseOf(j),
+              arith::ConstantIntOp::create(e.b, e.b.getI1Type(), 1));
+          Value row = e.add(window.begin, e.mul(j, blockN));
+          auto produce = [&](int64_t empty, int64_t full, Value map,
+                             int64_t stageBytes, int64_t firstOffset,
+                             int64_t width) {
+            e.waitParity(e.add(stage, e.idx(empty)), emptyParity);
+            Value slot = e.add(stage, e.idx(full));
+            nvgpu::MBarrierArriveExpectTxOp::create(
+                e.b, bars, e.idx(stageBytes), slot, Value());
+            loadBoxes(map, slot,
+                      e.add(e.idx(firstOffset), e.mul(stage, stageBytes)),
+                      blockN, width, row, kvPlane);
+          };
+          produce(slots.emptyK(), slots.fullK(), maps[1],
+                  layout.kStageBytes, layout.kOffset(0), headDim);
+          produce(slots.emptyV(), slots.fullV(), maps[2],
+                  layout.vStageBytes, layout.vOffset(0), valueDim);
+        });
+      });
+    }
+
+    // Consumers.
+    OpBuilder::InsertionGuard g(e.b);
+    e.b.setInsertionPoint(roles.elseBlock()->getTerminator());
+    NVVM::SetMaxRegisterOp::create(e.b, kConsumerRegisters,
+                                   NVVM::SetMaxRegisterAction::increase);
+    Value consumer = e.sub(warpgroup, e.idx(1));
+    Value warpInGroup = e.rem(e.warpId, 4);
+    Value rowBase = e.add(e.add(q0, e.mul(consumer, kRowsPerConsumer)),
+                          e.add(e.mul(warpInGroup, 16), e.g));
+    Value isLane0 = e.eq(e.laneId, 0);
+
+    // Descriptor start addresses (in 16-byte units) of this warpgroup's Q
+    // rows; K and V add their stage's offset.
+    Value qDesc = arith::OrIOp::create(
+        e.b,
+        e.add(base, e.toI64(e.mul(consumer,
+                                    kRowsPerConsumer * kBoxRowBytes / 16))),
+        e.i64(descriptorHigh(16)));
+    auto stageDesc = [&](Value stage, int64_t firstOffset, int64_t stageBytes,
+                         int64_t lbo) {
+      Value offset = e.add(e.idx(firstOffset / 16),
+                           e.mul(stage, stageBytes / 16));
+      return arith::OrIOp::create(e.b, e.add(base, e.toI64(offset)),
+                                  e.i64(descriptorHigh(lbo)));
+    };
+
+    e.waitParity(e.idx(Barriers::q()),
+                 arith::ConstantIntOp::create(e.b, e.b.getI1Type(), 0));
+
+    int64_t nS = blockN / 2, nO = valueDim / 2;
+    SmallVector<Value> init;
+    for (int64_t i = 0; i < nO; ++i)
+      init.push_back(e.f32(0.0));
+    for (int64_t i = 0; i < 2; ++i)
+      init.push_back(e.negInf());
+    for (int64_t i = 0; i < 2; ++i)
+      init.push_back(e.f32(0.0));
+    auto loop = scf::ForOp::create(e.b, e.idx(0), numTiles, e.idx(1), init);
+    {
+      OpBuilder::InsertionGuard g2(e.b);
+      e.b.setInsertionPointToEnd(loop.getBody());
+      Value j = loop.getInductionVar();
+      ValueRange iter = loop.getRegionIterArgs();
+      SmallVector<Value> acc(iter.take_front(nO));
+      SmallVector<Value> rowMax(iter.slice(nO, 2));
+      SmallVector<Value> rowSum(iter.slice(nO + 2, 2));
+      Value stage = stageOf(j), phase = phaseOf(j);
+      Value k0 = e.add(window.begin, e.mul(j, blockN));
+      Value k1 = e.min(e.add(k0, e.idx(blockN)), window.end);
+
+      // S = Q K^T: k16 slice kk lies in 64-column block kk / 4 of Q and K,
+      // 32 bytes further per slice inside a block.
+      e.waitParity(e.add(stage, e.idx(slots.fullK())), phase);
+      Value kDesc = stageDesc(stage, layout.kOffset(0), layout.kStageBytes,
+                              16);
+      auto sType = LLVM::LLVMStructType::getLiteral(
+          ctx, SmallVector<Type>(nS, e.b.getF32Type()));
+      Value sAcc = e.ssMma(
+          sType, blockN,
+          [&](int64_t kk) -> std::pair<Value, Value> {
+            int64_t cb = kk / 4, within = (kk % 4) * 32;
+            int64_t qOff = (cb * blockM * kBoxRowBytes + within) / 16;
+            int64_t kOff = (cb * blockN * kBoxRowBytes + within) / 16;
+            return {e.add(qDesc, e.i64(qOff)), e.add(kDesc, e.i64(kOff))};
+          },
+          headDim / 16);
+      e.when(isLane0, [&] { e.arrive(e.add(stage, e.idx(slots.emptyK()))); });
+
+      // Register 4 * jn + 2 * h + c of the accumulator is row rowBase + 8h,
+      // column 8 * jn + 2 * t + c of the tile.
+      SmallVector<Value> s;
+      for (int64_t i = 0; i < nS; ++i)
+        s.push_back(e.mulf(LLVM::ExtractValueOp::create(e.b, sAcc, i), scale));
+      Value interior = arith::AndIOp::create(
+          e.b,
+          arith::CmpIOp::create(e.b, arith::CmpIPredicate::eq, e.sub(k1, k0),
+                                e.idx(blockN)),
+          isTileFullyVisible(e.b, loc, w, q0, q1, k0, k1, posOffset));
+      auto maskIf = scf::IfOp::create(e.b, TypeRange(ValueRange(s)), interior,
+                                      /*withElseRegion=*/true);
+      {
+        OpBuilder::InsertionGuard g3(e.b);
+        e.b.setInsertionPointToStart(maskIf.thenBlock());
+        scf::YieldOp::create(e.b, s);
+        e.b.setInsertionPointToStart(maskIf.elseBlock());
+        SmallVector<Value> masked;
+        for (int64_t i = 0; i < nS; ++i) {
+          int64_t jn = i / 4, h = (i / 2) % 2, c = i % 2;
+          Value row = e.add(rowBase, e.idx(8 * h));
+          Value col = e.add(k0, e.add(e.mul(e.t, 2), e.idx(8 * jn + c)));
+          Value visible = arith::AndIOp::create(
+              e.b,
+              arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, col, k1),
+              isVisible(e.b, loc, w, row, col, posOffset));
+          masked.push_back(e.select(visible, s[i], e.negInf()));
+        }
+        scf::YieldOp::create(e.b, masked);
+      }
+      s.assign(maskIf.getResults().begin(), maskIf.getResults().end());
+
+      // Online softmax of rows h = 0, 1.
+      Value alpha[2], ref[2];
+      for (int64_t h = 0; h < 2; ++h) {
+        Value old = rowMax[h], mx = rowMax[h];
+        for (int64_t i = 0; i < nS; ++i)
+          if ((i / 2) % 2 == h)
+            mx = arith::MaxNumFOp::create(e.b, mx, s[i]);
+        mx = e.quadReduce(mx, /*isMax=*/true);
+        rowMax[h] = mx;
+        // A row that has seen only masked keys keeps max -inf; subtracting 0
+        // keeps its exponentials at 0 instead of NaN.
+        Value noneSeen = arith::CmpFOp::create(
+            e.b, arith::CmpFPredicate::OEQ, mx, e.negInf());
+        ref[h] = e.select(noneSeen, e.f32(0.0), mx);
+        alpha[h] = e.ex2(e.subf(old, ref[h]));
+      }
+      Value partial[2] = {e.f32(0.0), e.f32(0.0)};
+      for (int64_t i = 0; i < nS; ++i) {
+        int64_t h = (i / 2) % 2;
+        s[i] = e.ex2(e.subf(s[i], ref[h]));
+        partial[h] = e.addf(partial[h], s[i]);
+      }
+      for (int64_t h = 0; h < 2; ++h)
+        rowSum[h] = e.addf(e.mulf(rowSum[h], alpha[h]), partial[h]);
+      for (int64_t i = 0; i < nO; ++i)
+        acc[i] = e.mulf(acc[i], alpha[(i / 2) % 2]);
+
+      // P as wgmma A fragments (the m16n8k16 A pairing per warp): k16 slice
+      // kk takes n8 blocks 2kk and 2kk + 1 of S. All packed before the
+      // wgmma fence, so that ptxas inserts no extra warpgroup syncs.
+      SmallVector<SmallVector<Value, 4>> aFrags;
+      for (int64_t kk = 0; kk < blockN / 16; ++kk) {
+        int64_t j0 = 4 * (2 * kk), j1 = 4 * (2 * kk + 1);
+        aFrags.push_back({e.packPair(s[j0], s[j0 + 1]),
+                          e.packPair(s[j0 + 2], s[j0 + 3]),
+                          e.packPair(s[j1], s[j1 + 1]),
+                          e.packPair(s[j1 + 2], s[j1 + 3])});
+      }
+
+      // O += P V: V [keys][Dv] is the MN-major B; a k16 slice is 16 key
+      // rows (2048 bytes); the 64-column blocks of Dv = 128 are the
+      // leading-byte-offset apart.
+      e.waitParity(e.add(stage, e.idx(slots.fullV())), phase);
+      Value vDesc = stageDesc(stage, layout.vOffset(0), layout.vStageBytes,
+                              blockN * kBoxRowBytes);
+      NVVM::WgmmaFenceAlignedOp::create(e.b);
+      for (int64_t kk = 0; kk < blockN / 16; ++kk)
+        acc = e.rsMma(acc, aFrags[kk],
+                      e.add(vDesc, e.i64(kk * 16 * kBoxRowBytes / 16)),
+                      valueDim);
+      NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
+      NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
+      e.when(isLane0, [&] { e.arrive(e.add(stage, e.idx(slots.emptyV()))); });
+
+      SmallVector<Value> yielded(acc);
+      yielded.append(rowMax);
+      yielded.append(rowSum);
+      scf::YieldOp::create(e.b, yielded);
+    }
+
+    // Epilogue: complete the row sums over the quad, normalize, store.
+    ValueRange results = loop.getResults();
+    auto pairType = VectorType::get({2}, elementType);
+    for (int64_t h = 0; h < 2; ++h) {
+      Value sum = e.quadReduce(results[nO + 2 + h], /*isMax=*/false);
+      Value inv = e.divf(e.f32(1.0), sum);
+      Value row = e.add(rowBase, e.idx(8 * h));
+      e.when(arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, row,
+                                   queries),
+             [&] {
+               for (int64_t jn = 0; jn < valueDim / 8; ++jn) {
+                 Value pair = vector::FromElementsOp::create(
+                     e.b, VectorType::get({2}, e.b.getF32Type()),
+                     ValueRange{e.mulf(results[4 * jn + 2 * h], inv),
+                                e.mulf(results[4 * jn + 2 * h + 1], inv)});
+                 pair = arith::TruncFOp::create(e.b, pairType, pair);
+                 Value col = e.add(e.mul(e.t, 2), e.idx(jn * 8));
+                 vector::StoreOp::create(e.b, pair, out,
+                                         ValueRange{batch, head, row, col});
+               }
+               if (!lse)
+                 return;
+               e.when(e.eq(e.t, 0), [&] {
+                 // Back from the log2 domain: lse = (max + log2(sum)) ln 2.
+                 Value value = e.mulf(
+                     e.addf(results[nO + h], e.lg2(sum)),
+                     e.f32(std::log(2.0)));
+                 e.store(value, lse, {batch, head, row});
+               });
+             });
+    }
+  }
+};
+
+} // namespace
+
+void mlir::swba::populateSWBAToGPUHopperPatterns(RewritePatternSet &patterns,
+                                                 HopperOptions options) {
+  patterns.add<AttentionOpToWgmma>(patterns.getContext(), options);
+}
