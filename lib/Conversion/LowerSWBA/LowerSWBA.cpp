@@ -49,6 +49,9 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
       }
       if (gpu && failed(checkGPULowerable(op)))
         return WalkResult::interrupt();
+      if (gpu && chip == "sm_90a" &&
+          failed(checkHopperLowerable(op, HopperOptions{blockN, stages})))
+        return WalkResult::interrupt();
       return WalkResult::advance();
     });
     if (unsupported.wasInterrupted())

@@ -119,6 +119,32 @@ int64_t descriptorHigh(int64_t lbo) {
   return (int64_t(1) << 62) | ((kAtomBytes >> 4) << 32) | ((lbo >> 4) << 16);
 }
 
+/// The tiling for head dims `d`, `dv`; failure when this kernel does not
+/// cover them (the mma.sync kernel then does).
+FailureOr<HopperTiling> getTiling(int64_t d, int64_t dv,
+                                  const HopperOptions &options) {
+  if ((d != 64 && d != 128) || (dv != 64 && dv != 128))
+    return failure();
+  // Two consumer warpgroups (128 query rows) at both head dims: while one
+  // runs its softmax, the other's MMAs keep the tensor cores busy, and a
+  // K/V tile read from shared memory feeds 128 rows. 128 keys per tile:
+  // S = 64 x 128 f32 is 64 registers a thread, O another Dv / 2, and
+  // 240 registers hold them with the P fragments at Dv = 128.
+  // Two stages: the next tile's TMA load runs during this tile's math;
+  // at D = 128 a third stage would leave ~2 KB of shared memory spare.
+  HopperTiling t{2, 128, 2, /*headsFastest=*/d <= 64 && dv <= 64};
+  if (options.blockN)
+    t.blockN = options.blockN;
+  if (options.stages)
+    t.stages = options.stages;
+  return t;
+}
+
+bool fits(const HopperTiling &t, const SharedLayout &layout) {
+  return t.blockN % 64 == 0 && t.blockN <= 256 && t.stages >= 1 &&
+         layout.total() + kStaticSharedBytes <= kMaxSharedBytes;
+}
+
 class HopperKernelBuilder : public KernelBuilder {
 public:
   HopperKernelBuilder(OpBuilder &builder, Location loc, Type elementType,
@@ -240,26 +266,6 @@ struct AttentionOpToWgmma : public OpRewritePattern<AttentionOp> {
 
   HopperOptions options;
 
-  /// The tiling for head dims `d`, `dv`; failure when this kernel does not
-  /// cover them (the mma.sync kernel then does).
-  FailureOr<HopperTiling> getTiling(int64_t d, int64_t dv) const {
-    if ((d != 64 && d != 128) || (dv != 64 && dv != 128))
-      return failure();
-    // Two consumer warpgroups (128 query rows) at both head dims: while one
-    // runs its softmax, the other's MMAs keep the tensor cores busy, and a
-    // K/V tile read from shared memory feeds 128 rows. 128 keys per tile:
-    // S = 64 x 128 f32 is 64 registers a thread, O another Dv / 2, and
-    // 240 registers hold them with the P fragments at Dv = 128.
-    // Two stages: the next tile's TMA load runs during this tile's math;
-    // at D = 128 a third stage would leave ~2 KB of shared memory spare.
-    HopperTiling t{2, 128, 2, /*headsFastest=*/d <= 64 && dv <= 64};
-    if (options.blockN)
-      t.blockN = options.blockN;
-    if (options.stages)
-      t.stages = options.stages;
-    return t;
-  }
-
   LogicalResult matchAndRewrite(AttentionOp op,
                                 PatternRewriter &rewriter) const override {
     if (!op.hasPureBufferSemantics())
@@ -271,20 +277,14 @@ struct AttentionOpToWgmma : public OpRewritePattern<AttentionOp> {
     auto vType = cast<MemRefType>(op.getValue().getType());
     Type elementType = qType.getElementType();
     int64_t headDim = qType.getDimSize(3), valueDim = vType.getDimSize(3);
-    FailureOr<HopperTiling> maybeTiling = getTiling(headDim, valueDim);
+    FailureOr<HopperTiling> maybeTiling =
+        getTiling(headDim, valueDim, options);
     if (failed(maybeTiling))
       return rewriter.notifyMatchFailure(op, "head dims other than 64/128");
     HopperTiling tiling = *maybeTiling;
     SharedLayout layout(tiling, headDim, valueDim);
-    if (tiling.blockN % 64 || tiling.blockN > 256 || tiling.stages < 1 ||
-        layout.total() + kStaticSharedBytes > kMaxSharedBytes)
-      return op.emitOpError()
-             << "chip=sm_90a: block-n=" << tiling.blockN
-             << " stages=" << tiling.stages
-             << " needs block-n a multiple of 64 up to 256, at least one "
-                "stage and at most "
-             << kMaxSharedBytes - kStaticSharedBytes
-             << " bytes of shared memory (it takes " << layout.total() << ")";
+    if (!fits(tiling, layout))
+      return rewriter.notifyMatchFailure(op, "tiling does not fit");
 
     Location loc = op.getLoc();
     MLIRContext *ctx = rewriter.getContext();
@@ -714,6 +714,31 @@ private:
 };
 
 } // namespace
+
+LogicalResult mlir::swba::checkHopperLowerable(Operation *op,
+                                               HopperOptions options) {
+  auto attention = dyn_cast<AttentionOp>(op);
+  if (!attention)
+    return success();
+  int64_t headDim = cast<ShapedType>(attention.getQuery().getType())
+                        .getDimSize(3);
+  int64_t valueDim = cast<ShapedType>(attention.getValue().getType())
+                         .getDimSize(3);
+  FailureOr<HopperTiling> tiling = getTiling(headDim, valueDim, options);
+  if (failed(tiling))
+    return success(); // the mma.sync kernel
+  SharedLayout layout(*tiling, headDim, valueDim);
+  if (fits(*tiling, layout))
+    return success();
+  return op->emitOpError()
+         << "chip=sm_90a: block-n=" << tiling->blockN
+         << " stages=" << tiling->stages
+         << " needs block-n a multiple of 64 up to 256, at least one stage "
+            "and at most "
+         << kMaxSharedBytes - kStaticSharedBytes
+         << " bytes of shared memory for Q and the K/V stages (this takes "
+         << layout.total() << ")";
+}
 
 void mlir::swba::populateSWBAToGPUHopperPatterns(RewritePatternSet &patterns,
                                                  HopperOptions options) {

@@ -31,6 +31,11 @@ struct HopperOptions {
 void populateSWBAToGPUHopperPatterns(RewritePatternSet &patterns,
                                      HopperOptions options);
 
+/// Emits an error at `op` and fails when the sm_90a kernel would take it
+/// (swba.attention, head dims 64/128) but `options` give it a tiling that
+/// does not fit (block-n, stages, shared memory).
+LogicalResult checkHopperLowerable(Operation *op, HopperOptions options);
+
 /// Patterns that rewrite memref-form `swba.attention_grad` into two
 /// tensor-core kernels (dQ with delta, then dK/dV) launched in order.
 void populateSWBAGradToGPUPatterns(RewritePatternSet &patterns);

@@ -1,0 +1,105 @@
+// --lower-swba{target=gpu chip=sm_90a}: the Hopper forward kernel. A
+// producer warpgroup loads Q and a two-stage ring of K/V tiles with TMA on
+// mbarriers; two consumer warpgroups run both products on warpgroup MMA.
+// The same op for another chip, another head dim, or the backward op keeps
+// the mma.sync kernels.
+// RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a" --canonicalize --cse --split-input-file | FileCheck %s
+// RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90" --split-input-file | FileCheck %s --check-prefix=SM80
+// RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a block-n=64 stages=3" --split-input-file | FileCheck %s --check-prefix=OPTS
+
+// CHECK-LABEL: func @forward_f16_d64
+// The host side makes one TMA descriptor per operand over [B * H][N][D], a
+// box of 128 rows of 64 elements (128 bytes: the 128B swizzle span).
+// CHECK-COUNT-3: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64] : memref<*xf16> -> <tensor = memref<1x128x64xf16, #gpu.address_space<workgroup>>, swizzle = swizzle_128b, l2promo = l2promo_256b, oob = zero, interleave = none>
+// Three warpgroups, 16 KiB of Q and two stages of 16 KiB K and V tiles.
+// CHECK: gpu.launch_func @swba_attention_kernels::@swba_attention_fwd_wgmma_t384_s81920_n128_m128 blocks in (%c4, %{{.*}}, %{{.*}}) threads in (%c384, %c1, %c1) dynamic_shared_memory_size %c81920_i32
+// CHECK: memref.global @swba_smem : memref<0xi8, #gpu.address_space<workgroup>> {alignment = 1024 : i64}
+// CHECK: gpu.func @swba_attention_fwd_wgmma_t384_s81920_n128_m128({{.*}}, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr) kernel attributes {{{.*}}nvvm.maxnreg = 168 : i32, nvvm.maxntid = array<i32: 384, 1, 1>}
+// CHECK: %[[BARS:.*]] = nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 9>
+// The key window of the workgroup's 128 rows: frames of 100, window 3.
+// CHECK: arith.divui %{{.*}}, %c100
+// CHECK: arith.subi %{{.*}}, %c2
+// Full barriers (Q, K, V) take one arrival; empty ones one per consumer warp.
+// CHECK: nvgpu.mbarrier.init %[[BARS]][%c0], %c1
+// CHECK: nvgpu.mbarrier.init %[[BARS]][%c5], %c8
+// CHECK: nvvm.fence.mbarrier.init
+// Producer: fewer registers, Q once, then per tile wait for the slot to be
+// empty and load K and V into it.
+// CHECK: nvvm.setmaxregister  decrease 24
+// CHECK: nvgpu.mbarrier.arrive.expect_tx %[[BARS]][%c0], %c16384
+// CHECK: nvgpu.tma.async.load %{{.*}}[%c0, %{{.*}}, %{{.*}}], %[[BARS]][%c0] to %{{.*}} : {{.*}} -> memref<1x128x64xf16, #gpu.address_space<workgroup>>
+// CHECK: scf.for
+// CHECK: nvgpu.mbarrier.try_wait.parity
+// CHECK: nvgpu.mbarrier.arrive.expect_tx %[[BARS]][%{{.*}}], %c16384
+// CHECK: nvgpu.tma.async.load
+// CHECK: nvgpu.mbarrier.try_wait.parity
+// CHECK: nvgpu.tma.async.load
+// Consumers: more registers; per tile wait for K, S = Q K^T as 4 k16 slices
+// of m64n128 from shared memory, release K, mask edge tiles only.
+// CHECK: nvvm.setmaxregister  increase 240
+// CHECK: nvgpu.mbarrier.try_wait.parity %[[BARS]][%c0], %false
+// CHECK: scf.for
+// CHECK: nvgpu.mbarrier.try_wait.parity
+// CHECK: nvvm.wgmma.fence.aligned
+// CHECK-COUNT-4: nvvm.wgmma.mma_async {{.*}}<m = 64, n = 128, k = 16>, D[<f32>, <{{zero|one}}>], A[<f16>, <one>, <row>], B[<f16>, <one>, <col>]
+// CHECK: nvvm.wgmma.commit.group.sync.aligned
+// CHECK-NEXT: nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK: nvgpu.mbarrier.arrive
+// CHECK: scf.if %{{.*}} -> (f32
+// Then wait for V and O += P V, P from registers: 8 k16 slices of m64n64.
+// CHECK: nvgpu.mbarrier.try_wait.parity
+// CHECK: nvvm.wgmma.fence.aligned
+// CHECK-COUNT-8: wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16
+// CHECK: nvvm.wgmma.commit.group.sync.aligned
+// CHECK-NEXT: nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK: nvgpu.mbarrier.arrive
+
+// SM80-LABEL: func @forward_f16_d64
+// SM80: gpu.launch_func @swba_attention_kernels::@swba_attention_fwd_m128
+// SM80-NOT: wgmma
+// SM80: nvgpu.mma.sync
+// SM80-NOT: wgmma
+
+// OPTS-LABEL: func @forward_f16_d64
+// OPTS: gpu.launch_func @swba_attention_kernels::@swba_attention_fwd_wgmma_t384_s65536_n64_m128
+// OPTS: nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 13>
+func.func @forward_f16_d64(%q: memref<?x4x?x64xf16>, %k: memref<?x4x?x64xf16>,
+                           %v: memref<?x4x?x64xf16>, %o: memref<?x4x?x64xf16>,
+                           %l: memref<?x4x?xf32>) {
+  swba.attention ins(%q, %k, %v : memref<?x4x?x64xf16>, memref<?x4x?x64xf16>, memref<?x4x?x64xf16>)
+      outs(%o, %l : memref<?x4x?x64xf16>, memref<?x4x?xf32>) block_size = 100 window = 3
+  return
+}
+
+// -----
+
+// bf16, head dim 128: Q and every K/V tile are two 64-column boxes, 4 + 4
+// k16 slices for S, and P V is m64n128 with bf16 operands.
+// CHECK-LABEL: func @forward_bf16_d128
+// CHECK: gpu.launch_func @swba_attention_kernels::@swba_attention_fwd_wgmma_t384_s163840_n128_m128
+// CHECK: nvgpu.mbarrier.arrive.expect_tx %{{.*}}[%c0], %c32768
+// CHECK-COUNT-2: nvgpu.tma.async.load
+// CHECK: nvvm.setmaxregister  increase 240
+// CHECK-COUNT-8: nvvm.wgmma.mma_async {{.*}}<m = 64, n = 128, k = 16>, D[<f32>, <{{zero|one}}>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
+// CHECK-COUNT-8: wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16
+// SM80-LABEL: func @forward_bf16_d128
+// SM80: gpu.launch_func @swba_attention_kernels::@swba_attention_fwd_m64
+func.func @forward_bf16_d128(%q: memref<?x8x?x128xbf16>, %k: memref<?x2x?x128xbf16>,
+                             %v: memref<?x2x?x128xbf16>, %o: memref<?x8x?x128xbf16>) {
+  swba.attention ins(%q, %k, %v : memref<?x8x?x128xbf16>, memref<?x2x?x128xbf16>, memref<?x2x?x128xbf16>)
+      outs(%o : memref<?x8x?x128xbf16>) block_size = 256 window = 4
+  return
+}
+
+// -----
+
+// Head dim 32 has no 128-byte box: the mma.sync kernel, also on sm_90a.
+// CHECK-LABEL: func @forward_d32_falls_back
+// CHECK: gpu.launch_func @swba_attention_kernels::@swba_attention_fwd_m128
+// CHECK-NOT: wgmma
+func.func @forward_d32_falls_back(%q: memref<1x2x256x32xf16>, %k: memref<1x2x256x32xf16>,
+                                  %v: memref<1x2x256x32xf16>, %o: memref<1x2x256x32xf16>) {
+  swba.attention ins(%q, %k, %v : memref<1x2x256x32xf16>, memref<1x2x256x32xf16>, memref<1x2x256x32xf16>)
+      outs(%o : memref<1x2x256x32xf16>) block_size = 64 window = 2
+  return
+}
