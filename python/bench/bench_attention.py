@@ -1,13 +1,16 @@
 """Benchmark on one GPU, in one run on the same inputs: SWBA-MLIR's kernels
 against FlexAttention (compiled, equivalent block mask), SDPA with a boolean
 mask, the seed's naive reference and dense causal SDPA (cuDNN); forward, or
-with --backward forward+backward (loss = sum(out * dout)).
+with --backward forward+backward (loss = sum(out * dout)). "ours" is
+SWBA-MLIR's default path for the device; where that is sm_90a (an H100: the
+TMA + wgmma forward), the "mma_sync" column times SWBA_CHIP=sm_90 next to it.
 
 Effective TFLOP/s count only visible (query, key) pairs (design.md s.4):
 fwd = 4 * pairs * D * B * H, fwd+bwd = 3.5 * fwd. Prints a markdown table;
 with --plot PATH also draws time against tokens (log scale) for the N sweep."""
 
 import argparse
+import contextlib
 import math
 import os
 import sys
@@ -18,7 +21,7 @@ from triton.testing import do_bench
 
 sys.path[:0] = [os.path.join(os.path.dirname(__file__), ".."),
                 os.path.dirname(__file__)]
-from swba import attention  # noqa: E402
+from swba import attention, ops  # noqa: E402
 from configs import DESIGN, SWEEP  # noqa: E402
 
 
@@ -57,10 +60,30 @@ def fwd_bwd(fn, q, k, v, dout):
     return step
 
 
+def swba_chip():
+    """The chip SWBA-MLIR compiles for on the current device."""
+    return ops.chip_for(torch.device("cuda", torch.cuda.current_device()))
+
+
+@contextlib.contextmanager
+def forced_chip(chip):
+    """SWBA-MLIR compiles for `chip` (SWBA_CHIP) inside the block."""
+    saved = os.environ.get("SWBA_CHIP")
+    os.environ["SWBA_CHIP"] = chip
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["SWBA_CHIP"]
+        else:
+            os.environ["SWBA_CHIP"] = saved
+
+
 def run(configs, peers=True, backward=False):
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.nn.attention.flex_attention import create_block_mask, flex_attention
     flex = torch.compile(flex_attention, dynamic=False)
+    mma_sync = swba_chip() == "sm_90a"  # then sm_90 is the H100's mma.sync path
     rows = []
     for c in configs:
         torch.manual_seed(0)
@@ -77,6 +100,9 @@ def run(configs, peers=True, backward=False):
             return do_bench(step, warmup=25, rep=100, return_mode="median")
 
         res["ours"] = t(lambda q, k, v: attention(q, k, v, c.bs, c.ws, scale))
+        if mma_sync:
+            with forced_chip("sm_90"):
+                res["mma_sync"] = t(lambda q, k, v: attention(q, k, v, c.bs, c.ws, scale))
         if peers:
             bs, ws = c.bs, c.ws
 
@@ -108,7 +134,7 @@ def tflops(flops, ms):
 
 
 def table(rows):
-    cols = ["ours", "flex", "sdpa_mask", "naive", "cudnn_causal"]
+    cols = ["ours", "mma_sync", "flex", "sdpa_mask", "naive", "cudnn_causal"]
     out = ["| B,H,N,D,bs,ws | ours ms | " + " | ".join(f"{c} TFLOP/s" for c in cols)
            + " | ours/flex | ours/sdpa_mask |",
            "|" + " --- |" * (len(cols) + 4)]
@@ -132,7 +158,8 @@ def plot(rows, path, what):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 4))
-    for col, label in [("ours", "SWBA-MLIR"), ("flex", "FlexAttention"),
+    for col, label in [("ours", "SWBA-MLIR"), ("mma_sync", "SWBA-MLIR mma.sync"),
+                       ("flex", "FlexAttention"),
                        ("sdpa_mask", "SDPA + bool mask"), ("naive", "naive torch")]:
         pts = [(r["cfg"].n, r[col]) for r in rows if col in r]
         if pts:
@@ -154,7 +181,8 @@ if __name__ == "__main__":
     ap.add_argument("--no-sweep", action="store_true")
     ap.add_argument("--backward", action="store_true", help="time forward+backward")
     args = ap.parse_args()
-    print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}")
+    print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}, "
+          f"SWBA-MLIR chip {swba_chip()}")
     what = "forward+backward" if args.backward else "forward"
     design = run(DESIGN, backward=args.backward)
     print(f"\n## design.md configurations, {what}\n")

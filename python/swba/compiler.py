@@ -20,6 +20,10 @@ from pathlib import Path
 
 _DTYPES = ("f16", "bf16")
 _REPO = Path(__file__).resolve().parents[2]
+# Part of every cache key: bumped when the cached metadata changes meaning,
+# so that older caches are compiled afresh rather than misread.
+# 2: per-kernel launch facts (threads, shared memory, TMA box rows).
+_CACHE_FORMAT = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,8 +37,11 @@ class KernelConfig:
     window: int
     scale: float
     with_lse: bool = True
-    chip: str = "sm_90"
+    chip: str = "sm_90"  # sm_90a: the TMA + wgmma forward (head dims 64, 128)
     grad: bool = False  # swba.attention_grad instead of swba.attention
+    # Extra --swba-to-nvvm options (tile choices of the sm_90a kernel, e.g.
+    # "stages=3 overlap-softmax=false"); empty: the lowering's defaults.
+    options: str = ""
 
     def __post_init__(self):
         if self.dtype not in _DTYPES:
@@ -47,7 +54,8 @@ class KernelConfig:
             raise ValueError("block_size and window must be >= 1")
 
     def key(self) -> str:
-        text = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        fields = dataclasses.asdict(self) | {"cache_format": _CACHE_FORMAT}
+        text = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:24]
 
     def mlir(self) -> str:
@@ -108,7 +116,7 @@ def compile_ptx(config: KernelConfig, swba_opt: str | None = None) -> str:
             "swba-opt not found (set SWBA_OPT, build this checkout, or fill the "
             f"kernel cache ahead of time); missing kernel {config}")
     proc = subprocess.run(
-        [tool, f"--swba-to-nvvm=chip={config.chip} format=isa"],
+        [tool, f"--swba-to-nvvm=chip={config.chip} format=isa {config.options}".rstrip()],
         input=config.mlir(), capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"swba-opt failed for {config}:\n{proc.stderr}")
@@ -133,24 +141,63 @@ def compile_cubin(ptx: str, chip: str) -> bytes | None:
     return dst.read_bytes()
 
 
-_ENTRY = re.compile(r"\.visible \.entry (swba_attention_\w+?_[mn](\d+))\(")
+_ENTRY = re.compile(r"\.visible \.entry (swba_attention_\w+)\(")
+# The TMA + wgmma forward kernel (sm_90a): threads per workgroup, dynamic
+# shared memory bytes, K/V box rows, query rows per workgroup.
+_WGMMA_NAME = re.compile(r"swba_attention_\w+?_wgmma_t(\d+)_s(\d+)_n(\d+)_m(\d+)")
+# The mma.sync kernels: rows (queries, or keys for dK/dV) per workgroup.
+_MMA_SYNC_NAME = re.compile(r"swba_attention_\w+?_[mn](\d+)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Launch:
+    """How a kernel is launched, as its name tells: `rows` of the launch's
+    row dimension per workgroup (the grid's y is ceil(rows_dim / rows)),
+    `threads` per workgroup, `smem` bytes of dynamic shared memory and, for
+    the TMA kernel, `box_n`, the K/V rows of one tensor-map box (the Q box
+    has `rows` rows); the TMA kernel takes the tensor maps of q, k and v as
+    three pointers after its memrefs."""
+
+    rows: int
+    threads: int = 128
+    smem: int = 0
+    box_n: int | None = None
+
+
+def launch_of(name: str) -> Launch:
+    """The launch facts carried in a kernel's name (set by the lowering)."""
+    if "_wgmma_" in name:  # never launched as an mma.sync kernel
+        m = _WGMMA_NAME.fullmatch(name)
+        if m:
+            threads, smem, box_n, rows = map(int, m.groups())
+            return Launch(rows, threads, smem, box_n)
+    else:
+        m = _MMA_SYNC_NAME.fullmatch(name)
+        if m:
+            return Launch(int(m.group(1)))
+    raise ValueError(f"kernel name {name!r} carries no launch facts")
+
+
+def launches_in(ptx: str) -> dict:
+    """{kernel name: Launch} of the swba_attention_* kernels in `ptx`."""
+    return {m.group(1): launch_of(m.group(1)) for m in _ENTRY.finditer(ptx)}
 
 
 @dataclasses.dataclass
 class Kernel:
     """A compiled module: its image (a cubin, or PTX that the driver compiles
-    on load) and its kernels, each with the rows one workgroup owns (the
-    lowering's choice, carried in the kernel's name, which sets the grid)."""
+    on load) and how to launch each of its kernels (the lowering's choices,
+    carried in the kernels' names)."""
 
     image: bytes
     kind: str
-    rows: dict  # kernel name -> rows per workgroup
+    launches: dict  # kernel name -> Launch
 
-    def entry(self, prefix: str) -> tuple[str, int]:
-        for name, rows in self.rows.items():
+    def entry(self, prefix: str) -> tuple[str, Launch]:
+        for name, launch in self.launches.items():
             if name.startswith(prefix):
-                return name, rows
-        raise KeyError(f"no kernel {prefix}* in {sorted(self.rows)}")
+                return name, launch
+        raise KeyError(f"no kernel {prefix}* in {sorted(self.launches)}")
 
 
 def load_or_compile(config: KernelConfig) -> Kernel:
@@ -159,15 +206,18 @@ def load_or_compile(config: KernelConfig) -> Kernel:
     if meta.exists():
         info = json.loads(meta.read_text())
         image = base.with_suffix("." + info["kind"]).read_bytes()
-        return Kernel(image, info["kind"], info["rows"])
+        launches = {n: Launch(**facts) for n, facts in info["kernels"].items()}
+        return Kernel(image, info["kind"], launches)
     ptx = compile_ptx(config)
-    rows = {m.group(1): int(m.group(2)) for m in _ENTRY.finditer(ptx)}
-    if not rows:
+    launches = launches_in(ptx)
+    if not launches:
         raise RuntimeError("no swba_attention_* kernel in the PTX")
     base.parent.mkdir(parents=True, exist_ok=True)
     cubin = compile_cubin(ptx, config.chip)
     kernel = Kernel(cubin if cubin is not None else ptx.encode(),
-                    "cubin" if cubin is not None else "ptx", rows)
+                    "cubin" if cubin is not None else "ptx", launches)
     base.with_suffix("." + kernel.kind).write_bytes(kernel.image)
-    meta.write_text(json.dumps({"kind": kernel.kind, "rows": kernel.rows}))
+    meta.write_text(json.dumps({
+        "kind": kernel.kind,
+        "kernels": {n: dataclasses.asdict(f) for n, f in launches.items()}}))
     return kernel

@@ -1,17 +1,23 @@
 """`attention(q, k, v, block_size, window, scale=None)` on CUDA tensors: the
 sliding window block attention compiled by SWBA-MLIR, forward and backward
-(a `torch.autograd.Function`)."""
+(a `torch.autograd.Function`).
+
+A device's kernels are compiled for the chip `chip_for` names: `SWBA_CHIP`
+when set, else sm_90a on compute capability 9.0 (whose forward at head dims
+64 and 128 is the TMA + wgmma kernel; SWBA_CHIP=sm_90 keeps the mma.sync one
+there) and sm_XY on other devices."""
 
 from __future__ import annotations
 
 import math
+import os
+from collections import OrderedDict
 
 import torch
 
 from . import compiler, runtime
 
 _TORCH_DTYPES = {torch.float16: "f16", torch.bfloat16: "bf16"}
-_THREADS = 128  # one workgroup: 4 warps, as in the GPU lowering
 _modules: dict = {}
 
 
@@ -23,36 +29,108 @@ def _module(config: compiler.KernelConfig, device: torch.device):
         with torch.cuda.device(device):
             torch.cuda.current_stream(device)  # makes the primary context current
             loaded = runtime.Module(compiled.image)
-            _modules[key] = (compiled, {n: loaded.function(n) for n in compiled.rows})
+            functions = {}
+            for name, launch in compiled.launches.items():
+                functions[name] = loaded.function(name)
+                functions[name].allow_shared(launch.smem)
+            _modules[key] = (compiled, functions)
     return _modules[key]
 
 
+_MAX_TENSOR_MAPS = 256
+_tensor_maps: OrderedDict = OrderedDict()  # key -> (device pointer, its tensor)
+
+
+def _tensor_map(t, box_rows: int, device: int, stream: int) -> int:
+    """Device pointer to the CUtensorMap of the contiguous t [B, H, N, D]
+    seen as [B * H][N][D], in boxes of [box_rows][64] (the kernel reads a D
+    of 128 as two boxes). A map depends only on t's address, shape and dtype
+    and on the box, so the last maps made are kept, least recently used out
+    first. They are kept per stream too: the copy that puts a map on the
+    device runs on the stream of the kernels that read it, which orders them
+    and makes the memory of a dropped map safe to reuse."""
+    key = (t.data_ptr(), t.shape, t.dtype, box_rows, device, stream)
+    found = _tensor_maps.get(key)
+    if found is not None:
+        _tensor_maps.move_to_end(key)
+        return found[0]
+    b, h, n, d = t.shape
+    size = t.element_size()
+    raw = runtime.encode_tensor_map(_TORCH_DTYPES[t.dtype], key[0], (d, n, b * h),
+                                    (d * size, n * d * size), (64, box_rows, 1))
+    host = torch.frombuffer(bytearray(raw), dtype=torch.uint8).pin_memory()
+    on_device = torch.empty(128, dtype=torch.uint8, device=t.device)
+    on_device.copy_(host, non_blocking=True)  # the pinned buffer lives until it is done
+    _tensor_maps[key] = found = (on_device.data_ptr(), on_device)
+    if len(_tensor_maps) > _MAX_TENSOR_MAPS:
+        _tensor_maps.popitem(last=False)
+    return found[0]
+
+
 def _launch(config, device, prefix, rows_dim, heads, batch, tensors):
-    compiled, functions = _module(config, device)
-    name, rows = compiled.entry(prefix)
-    signature = "".join(runtime.memref_signature(t.dim()) for t in tensors)
-    values = [x for t in tensors for x in runtime.memref_values(t)]
-    grid = (heads, (rows_dim + rows - 1) // rows, batch)  # as the lowering's launch
-    stream = torch.cuda.current_stream(device).cuda_stream
     if torch.cuda.current_device() == device.index:
-        functions[name].launch(grid, (_THREADS, 1, 1), signature, values, stream)
+        _launch_on_current(config, device, prefix, rows_dim, heads, batch, tensors)
     else:  # the kernel belongs to that device's context
         with torch.cuda.device(device):
-            functions[name].launch(grid, (_THREADS, 1, 1), signature, values, stream)
+            _launch_on_current(config, device, prefix, rows_dim, heads, batch, tensors)
+
+
+def _launch_on_current(config, device, prefix, rows_dim, heads, batch, tensors):
+    compiled, functions = _module(config, device)
+    name, launch = compiled.entry(prefix)
+    stream = torch.cuda.current_stream(device).cuda_stream
+    signature = "".join(runtime.memref_signature(t.dim()) for t in tensors)
+    values = [x for t in tensors for x in runtime.memref_values(t)]
+    if launch.box_n is not None:  # the TMA kernel: then the maps of q, k, v
+        q, k, v = tensors[:3]
+        signature += "PPP"
+        values += (_tensor_map(q, launch.rows, device.index, stream),
+                   _tensor_map(k, launch.box_n, device.index, stream),
+                   _tensor_map(v, launch.box_n, device.index, stream))
+    grid = (heads, (rows_dim + launch.rows - 1) // launch.rows, batch)  # as the lowering's
+    functions[name].launch(grid, (launch.threads, 1, 1), signature, values, stream,
+                           launch.smem)
+
+
+_device_chips: dict = {}
+
+
+def chip_for(device: torch.device) -> str:
+    """The chip `device`'s kernels are compiled for (see the module's doc)."""
+    chip = os.environ.get("SWBA_CHIP")
+    if chip:
+        return chip
+    chip = _device_chips.get(device.index)
+    if chip is None:
+        major, minor = torch.cuda.get_device_capability(device)
+        chip = "sm_90a" if (major, minor) == (9, 0) else f"sm_{major}{minor}"
+        _device_chips[device.index] = chip
+    return chip
 
 
 _configs: dict = {}
 
 
 def _config(q, v, block_size, window, scale, grad):
-    key = (q.dtype, q.shape[-1], v.shape[-1], block_size, window, scale, grad)
+    chip = chip_for(q.device)
+    options = os.environ.get("SWBA_LOWER_OPTIONS", "")
+    key = (chip, options, q.dtype, q.shape[-1], v.shape[-1], block_size, window,
+           scale, grad)
     config = _configs.get(key)
     if config is None:
         config = _configs[key] = compiler.KernelConfig(
             dtype=_TORCH_DTYPES[q.dtype], head_dim=q.shape[-1],
             value_dim=v.shape[-1], block_size=int(block_size), window=int(window),
-            scale=float(scale), with_lse=True, grad=grad)
+            scale=float(scale), with_lse=True, chip=chip, grad=grad,
+            options=options)
     return config
+
+
+def _dense(t):
+    """t, or a copy of it, contiguous and 16-byte aligned (as TMA reads it)."""
+    if t.is_contiguous() and t.data_ptr() % 16 == 0:
+        return t
+    return t.clone(memory_format=torch.contiguous_format)
 
 
 def _check(q, k, v):
@@ -77,7 +155,7 @@ def attention_forward(q, k, v, block_size, window, scale, out=None):
     """out [B, Hq, Nq, Dv] and the f32 log-sum-exp [B, Hq, Nq]."""
     b, hq, nq, _ = q.shape
     dv = v.shape[-1]
-    q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+    q, k, v = _dense(q), _dense(k), _dense(v)
     if out is None:
         out = torch.empty((b, hq, nq, dv), dtype=q.dtype, device=q.device)
     elif (out.shape != (b, hq, nq, dv) or out.dtype != q.dtype

@@ -11,6 +11,9 @@ try:
 except ImportError:  # cuda-python before 12.6
     from cuda import cuda as cu
 
+# Dynamic shared memory a kernel may use without opting in.
+_DEFAULT_MAX_SHARED = 48 * 1024
+
 
 def _check(result):
     err, *values = result if isinstance(result, tuple) else (result,)
@@ -30,13 +33,23 @@ class Module:
         self.module = _check(cu.cuModuleLoadData(image))
 
     def function(self, name: str) -> "Kernel":
-        return Kernel(_check(cu.cuModuleGetFunction(self.module, name.encode())))
+        return Kernel(_check(cu.cuModuleGetFunction(self.module, name.encode())), name)
 
 
 class Kernel:
-    def __init__(self, function):
+    def __init__(self, function, name: str = ""):
         self.function = function
+        self.name = name
         self._buffers = {}
+
+    def allow_shared(self, nbytes: int):
+        """Lets launches use `nbytes` of dynamic shared memory: above 48 KiB
+        a kernel must opt in (once, before its first launch)."""
+        if nbytes > _DEFAULT_MAX_SHARED:
+            _check(cu.cuFuncSetAttribute(
+                self.function,
+                cu.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                nbytes))
 
     def launch(self, grid, block, signature: str, values, stream: int,
                shared_bytes: int = 0):
@@ -77,3 +90,27 @@ def memref_signature(rank: int) -> str:
 def memref_values(tensor) -> list:
     ptr = tensor.data_ptr()
     return [ptr, ptr, 0, *tensor.shape, *tensor.stride()]
+
+
+_TENSOR_MAP_TYPES = {
+    "f16": cu.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+    "bf16": cu.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+}
+
+
+def encode_tensor_map(dtype: str, ptr: int, dims, strides, box) -> bytes:
+    """The 128 bytes of a tiled CUtensorMap for the 16-bit tensor at `ptr`:
+    `dims` and `box` innermost first, `strides` in bytes for every dimension
+    but the innermost; 128-byte swizzle (so box[0] is 64 elements), boxes
+    past the tensor's end zero-filled, L2 promotion of 256 B. The kernel
+    reads it from global memory, where it must sit 64-byte aligned."""
+    u64, u32 = cu.cuuint64_t, cu.cuuint32_t  # cuda-bindings 13 rejects plain ints
+    tensor_map = _check(cu.cuTensorMapEncodeTiled(
+        _TENSOR_MAP_TYPES[dtype], len(dims), ptr,
+        [u64(d) for d in dims], [u64(s) for s in strides],
+        [u32(b) for b in box], [u32(1)] * len(dims),
+        cu.CUtensorMapInterleave.CU_TENSOR_MAP_INTERLEAVE_NONE,
+        cu.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_128B,
+        cu.CUtensorMapL2promotion.CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+        cu.CUtensorMapFloatOOBfill.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE))
+    return struct.pack("<16Q", *(int(x) for x in tensor_map.opaque))

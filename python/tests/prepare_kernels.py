@@ -1,7 +1,10 @@
 """Compiles, on a machine with swba-opt, every kernel the GPU tests and the
 benchmark need, into SWBA_KERNEL_DIR (default ~/.cache/swba), so that a GPU
-machine without MLIR runs them from there."""
+machine without MLIR runs them from there: each for sm_90 (the mma.sync
+kernels) and sm_90a (the TMA + wgmma forward where the head dims allow it),
+the two paths the tests and the benchmark run on an H100."""
 
+import dataclasses
 import os
 import sys
 
@@ -12,7 +15,11 @@ from swba import compiler  # noqa: E402
 import gpu_cases  # noqa: E402
 import configs  # noqa: E402
 
-todo = set(gpu_cases.kernel_configs()) | set(configs.kernel_configs())
+CHIPS = ("sm_90", "sm_90a")
+
+todo = {dataclasses.replace(config, chip=chip)
+        for config in set(gpu_cases.kernel_configs()) | set(configs.kernel_configs())
+        for chip in CHIPS}
 failed = 0
 for config in sorted(todo, key=lambda c: c.key()):
     try:
@@ -21,6 +28,6 @@ for config in sorted(todo, key=lambda c: c.key()):
         failed += 1
         print(f"FAILED {config}: {str(e).splitlines()[1] if len(str(e).splitlines()) > 1 else e}")
         continue
-    print(f"{config.key()} {sorted(kernel.rows)} {kernel.kind} {len(kernel.image)} B  {config}")
+    print(f"{config.key()} {sorted(kernel.launches)} {kernel.kind} {len(kernel.image)} B  {config}")
 print(f"{len(todo) - failed} kernels in {compiler.cache_dir()}, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -1,6 +1,8 @@
-"""GPU correctness of the compiled forward kernel against an fp32 PyTorch
-reference, on fresh random inputs, every output element checked. Skipped
-where there is no CUDA device."""
+"""GPU correctness of the compiled kernels against an fp32 PyTorch
+reference, on fresh random inputs, every output element checked, on both
+forward paths: the mma.sync kernels (the device's plain chip, sm_90 on an
+H100) and the TMA + wgmma forward (sm_90a, compute capability 9.0 only).
+Skipped where there is no CUDA device."""
 
 import math
 import os
@@ -15,12 +17,40 @@ if not torch.cuda.is_available():
 sys.path.insert(0, os.path.dirname(__file__))
 from gpu_cases import CASES, effective_scale  # noqa: E402
 
-from swba import attention  # noqa: E402
+from swba import attention, compiler, runtime  # noqa: E402
 
 DTYPES = {"f16": torch.float16, "bf16": torch.bfloat16}
 # f32 accumulation, P rounded to the input type before P.V, output rounded:
 # a few units of the type's epsilon relative to the output's scale.
 TOL = {"f16": 4e-3, "bf16": 3e-2}
+CAPABILITY = torch.cuda.get_device_capability()
+
+
+@pytest.fixture(params=["mma_sync", "wgmma"])
+def chip(request, monkeypatch):
+    """Which kernels the test runs, chosen through SWBA_CHIP (ops keeps its
+    configurations per chip, so the two paths share no cached kernel)."""
+    if request.param == "wgmma":
+        if CAPABILITY != (9, 0):
+            pytest.skip(f"the wgmma kernel needs sm_90a, not sm_{CAPABILITY[0]}{CAPABILITY[1]}")
+        chip = "sm_90a"
+    else:
+        chip = f"sm_{CAPABILITY[0]}{CAPABILITY[1]}"
+    monkeypatch.setenv("SWBA_CHIP", chip)
+    return chip
+
+
+def launched_kernels(monkeypatch):
+    """A list that fills with (name, block, shared bytes) of every launch."""
+    launches = []
+    launch = runtime.Kernel.launch
+
+    def spy(self, grid, block, signature, values, stream, shared_bytes=0):
+        launches.append((self.name, block, shared_bytes))
+        return launch(self, grid, block, signature, values, stream, shared_bytes)
+
+    monkeypatch.setattr(runtime.Kernel, "launch", spy)
+    return launches
 
 
 def reference(q, k, v, bs, ws, scale):
@@ -38,7 +68,11 @@ def reference(q, k, v, bs, ws, scale):
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_forward_matches_reference(case):
+def test_forward_matches_reference(case, chip):
+    check_forward(case)
+
+
+def check_forward(case):
     torch.manual_seed(hash(case.name) % 2**31)
     dt = DTYPES[case.dtype]
     q = torch.randn(case.b, case.hq, case.nq, case.d, device="cuda", dtype=dt)
@@ -68,7 +102,7 @@ GRAD_TOL = {"f16": 1e-2, "bf16": 5e-2}
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_backward_matches_reference(case):
+def test_backward_matches_reference(case, chip):
     torch.manual_seed(hash(case.name) % 2**31 + 1)
     dt = DTYPES[case.dtype]
     q = torch.randn(case.b, case.hq, case.nq, case.d, device="cuda", dtype=dt)
@@ -94,6 +128,22 @@ def test_backward_matches_reference(case):
         assert (err <= bound).all(), (
             f"{name}: max abs err {err.max().item():.3e}, rel "
             f"{(err.norm() / want.norm()).item():.3e}")
+
+
+@pytest.mark.parametrize("case", [next(c for c in CASES if c.d == c.dv == d) for d in (64, 128)],
+                         ids=lambda c: c.name)
+def test_hopper_forward_launches_wgmma(case, monkeypatch):
+    """On sm_90a at head dims 64 and 128 the forward is the TMA + wgmma
+    kernel, launched as its name says; a silent mma.sync fallback fails."""
+    if CAPABILITY != (9, 0):
+        pytest.skip("the wgmma kernel needs sm_90a")
+    monkeypatch.setenv("SWBA_CHIP", "sm_90a")
+    launches = launched_kernels(monkeypatch)
+    check_forward(case)
+    (name, block, shared), = launches
+    assert name.startswith("swba_attention_fwd_wgmma_"), name
+    facts = compiler.launch_of(name)
+    assert block == (facts.threads, 1, 1) and shared == facts.smem > 48 * 1024
 
 
 def test_backward_is_deterministic():

@@ -6,6 +6,7 @@
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a" --canonicalize --cse --split-input-file | FileCheck %s
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90" --split-input-file | FileCheck %s --check-prefix=SM80
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a block-n=64 stages=3" --split-input-file | FileCheck %s --check-prefix=OPTS
+// RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a overlap-softmax=false" --split-input-file | FileCheck %s --check-prefix=PLAIN
 
 // CHECK-LABEL: func @forward_f16_d64
 // The host side makes one TMA descriptor per operand over [B * H][N][D], a
@@ -34,25 +35,51 @@
 // CHECK: nvgpu.tma.async.load
 // CHECK: nvgpu.mbarrier.try_wait.parity
 // CHECK: nvgpu.tma.async.load
-// Consumers: more registers; per tile wait for K, S = Q K^T as 4 k16 slices
-// of m64n128 from shared memory, release K, mask edge tiles only.
+// Consumers: more registers; Q; then S_0 = Q K_0^T as 4 k16 slices of
+// m64n128 from shared memory, retired at once, K_0 released.
 // CHECK: nvvm.setmaxregister  increase 240
 // CHECK: nvgpu.mbarrier.try_wait.parity %[[BARS]][%c0], %false
-// CHECK: scf.for
 // CHECK: nvgpu.mbarrier.try_wait.parity
 // CHECK: nvvm.wgmma.fence.aligned
 // CHECK-COUNT-4: nvvm.wgmma.mma_async {{.*}}<m = 64, n = 128, k = 16>, D[<f32>, <{{zero|one}}>], A[<f16>, <one>, <row>], B[<f16>, <one>, <col>]
 // CHECK: nvvm.wgmma.commit.group.sync.aligned
 // CHECK-NEXT: nvvm.wgmma.wait.group.sync.aligned 0
 // CHECK: nvgpu.mbarrier.arrive
-// CHECK: scf.if %{{.*}} -> (f32
-// Then wait for V and O += P V, P from registers: 8 k16 slices of m64n64.
+// Tile j: wait for K_j and V_{j-1}, issue S_j and O += P_{j-1} V_{j-1}
+// (P from registers: 8 k16 slices of m64n64) as two groups, retire S_j
+// only, mask edge tiles only and run the softmax of S_j while the P V
+// product is in flight, then retire it.
+// CHECK: scf.for
+// CHECK: nvgpu.mbarrier.try_wait.parity
 // CHECK: nvgpu.mbarrier.try_wait.parity
 // CHECK: nvvm.wgmma.fence.aligned
+// CHECK-COUNT-4: nvvm.wgmma.mma_async {{.*}}<m = 64, n = 128, k = 16>
+// CHECK-NEXT: nvvm.wgmma.commit.group.sync.aligned
 // CHECK-COUNT-8: wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16
 // CHECK: nvvm.wgmma.commit.group.sync.aligned
-// CHECK-NEXT: nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK-NEXT: nvvm.wgmma.wait.group.sync.aligned 1
+// CHECK: scf.if %{{.*}} -> (f32
+// CHECK: nvvm.wgmma.wait.group.sync.aligned 0
 // CHECK: nvgpu.mbarrier.arrive
+// CHECK: scf.yield
+// The last tile's P V after the loop.
+// CHECK: nvvm.wgmma.fence.aligned
+// CHECK-COUNT-8: wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16
+// CHECK: nvvm.wgmma.wait.group.sync.aligned 0
+
+// Without the overlap, each tile in turn: S_j, its softmax, P_j V_j.
+// PLAIN-LABEL: func @forward_f16_d64
+// PLAIN: scf.for
+// PLAIN: nvvm.wgmma.fence.aligned
+// PLAIN-COUNT-4: nvvm.wgmma.mma_async
+// PLAIN-NEXT: nvvm.wgmma.commit.group.sync.aligned
+// PLAIN-NEXT: nvvm.wgmma.wait.group.sync.aligned 0
+// PLAIN: scf.if %{{.*}} -> (f32
+// PLAIN: nvvm.wgmma.fence.aligned
+// PLAIN-COUNT-8: wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16
+// PLAIN: nvvm.wgmma.commit.group.sync.aligned
+// PLAIN-NEXT: nvvm.wgmma.wait.group.sync.aligned 0
+// PLAIN: scf.yield
 
 // SM80-LABEL: func @forward_f16_d64
 // SM80: gpu.launch_func @swba_attention_kernels::@swba_attention_fwd_m128

@@ -61,6 +61,9 @@ def LowerSWBA : Pass<"lower-swba"> {
            "256); 0: per head dim.">,
     Option<"stages", "stages", "int64_t", /*default=*/"0",
            "K/V tiles in flight in the sm_90a kernel; 0: per head dim.">,
+    Option<"overlapSoftmax", "overlap-softmax", "bool", /*default=*/"true",
+           "sm_90a kernel: run the softmax of one K/V tile while the P V "
+           "product of the previous one is on the tensor cores.">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

@@ -38,6 +38,12 @@ struct SWBAToNVVMOptions : public PassPipelineOptions<SWBAToNVVMOptions> {
       llvm::cl::desc("K/V tiles in flight in the sm_90a kernel; 0: per head "
                      "dim."),
       llvm::cl::init(0)};
+  PassOptions::Option<bool> overlapSoftmax{
+      *this, "overlap-softmax",
+      llvm::cl::desc("sm_90a kernel: the softmax of one K/V tile runs while "
+                     "the P V product of the previous one is on the tensor "
+                     "cores."),
+      llvm::cl::init(true)};
   PassOptions::Option<std::string> ptxVersion{
       *this, "ptx", llvm::cl::desc("PTX ISA version (sm_90 needs ptx78 or "
                                    "later)."),

@@ -50,7 +50,7 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
       if (gpu && failed(checkGPULowerable(op)))
         return WalkResult::interrupt();
       if (gpu && chip == "sm_90a" &&
-          failed(checkHopperLowerable(op, HopperOptions{blockN, stages})))
+          failed(checkHopperLowerable(op, HopperOptions{blockN, stages, overlapSoftmax})))
         return WalkResult::interrupt();
       return WalkResult::advance();
     });
@@ -61,7 +61,7 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
     if (gpu) {
       if (chip == "sm_90a")
         populateSWBAToGPUHopperPatterns(patterns,
-                                        HopperOptions{blockN, stages});
+                                        HopperOptions{blockN, stages, overlapSoftmax});
       populateSWBAToGPUPatterns(patterns);
       populateSWBAGradToGPUPatterns(patterns);
     }

@@ -79,6 +79,7 @@ struct HopperTiling {
   int64_t blockN;    // keys per K/V tile
   int64_t stages;    // K/V tiles in flight
   bool headsFastest;
+  bool overlapSoftmax; // softmax of S_j during P_{j-1} V_{j-1}
 
   int64_t blockM() const { return consumers * kRowsPerConsumer; }
   int64_t threads() const { return (consumers + 1) * kWarpgroupThreads; }
@@ -132,7 +133,10 @@ FailureOr<HopperTiling> getTiling(int64_t d, int64_t dv,
   // 240 registers hold them with the P fragments at Dv = 128.
   // Two stages: the next tile's TMA load runs during this tile's math;
   // at D = 128 a third stage would leave ~2 KB of shared memory spare.
-  HopperTiling t{2, 128, 2, /*headsFastest=*/d <= 64 && dv <= 64};
+  // The softmax of one tile overlaps the P V product of the previous one
+  // (software pipelining within a warpgroup) unless asked otherwise.
+  HopperTiling t{2, 128, 2, /*headsFastest=*/d <= 64 && dv <= 64,
+                 options.overlapSoftmax};
   if (options.blockN)
     t.blockN = options.blockN;
   if (options.stages)
@@ -179,29 +183,49 @@ public:
         b, nvgpu::MBarrierTokenType::get(b.getContext()), bars, slot);
   }
 
-  /// `wgmma` S = A B over `kSteps` k16 slices with both operands in shared
-  /// memory, K-major; returns the accumulator struct once it has retired.
-  Value ssMma(LLVM::LLVMStructType accType, int64_t n,
-              function_ref<std::pair<Value, Value>(int64_t)> descriptors,
-              int64_t kSteps) {
-    NVVM::WgmmaFenceAlignedOp::create(b);
-    Value acc = LLVM::ZeroOp::create(b, accType);
+  /// One shared-memory wgmma, D (a struct of n/2 f32) = A B (+ D unless
+  /// `first`), both operands K-major.
+  Value ssMma(Value acc, Value descA, Value descB, int64_t n, bool first) {
     NVVM::WGMMATypes type =
         elementType.isBF16() ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
-    for (int64_t kk = 0; kk < kSteps; ++kk) {
-      auto [descA, descB] = descriptors(kk);
-      acc = NVVM::WgmmaMmaAsyncOp::create(
-          b, accType, acc, descA, descB,
-          NVVM::MMAShapeAttr::get(b.getContext(), 64, n, 16), type, type,
-          NVVM::WGMMATypes::f32,
-          kk == 0 ? NVVM::WGMMAScaleOut::zero : NVVM::WGMMAScaleOut::one,
-          NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one,
-          NVVM::MMALayout::row, NVVM::MMALayout::col,
-          /*satfinite=*/nullptr);
-    }
-    NVVM::WgmmaGroupSyncAlignedOp::create(b);
-    NVVM::WgmmaWaitGroupSyncOp::create(b, 0);
-    return acc;
+    return NVVM::WgmmaMmaAsyncOp::create(
+        b, acc.getType(), acc, descA, descB,
+        NVVM::MMAShapeAttr::get(b.getContext(), 64, n, 16), type, type,
+        NVVM::WGMMATypes::f32,
+        first ? NVVM::WGMMAScaleOut::zero : NVVM::WGMMAScaleOut::one,
+        NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one, NVVM::MMALayout::row,
+        NVVM::MMALayout::col, /*satfinite=*/nullptr);
+  }
+
+  /// `values` (f32 or i32) passed through an empty asm statement with side
+  /// effects, which the compiler keeps in program order with the wgmma
+  /// fence and waits: registers that an asynchronous wgmma writes are read
+  /// only after the wait before this, and registers that a wgmma reads are
+  /// final before the fence after this (otherwise ptxas inserts extra
+  /// warpgroup syncs and serializes the wgmmas).
+  SmallVector<Value> fenceRegisters(ArrayRef<Value> values) {
+    int64_t n = values.size();
+    std::string constraints;
+    for (Value v : values)
+      constraints += v.getType().isF32()     ? "=f,"
+                     : v.getType().isInteger(64) ? "=l,"
+                                                 : "=r,";
+    for (int64_t i = 0; i < n; ++i)
+      constraints += std::to_string(i) + (i + 1 < n ? "," : "");
+    auto type = LLVM::LLVMStructType::getLiteral(
+        b.getContext(), llvm::to_vector(ValueRange(values).getTypes()));
+    Value result = LLVM::InlineAsmOp::create(
+                       b, type, values, "", constraints,
+                       /*has_side_effects=*/true, /*is_align_stack=*/false,
+                       LLVM::tailcallkind::TailCallKind::None,
+                       LLVM::AsmDialectAttr::get(b.getContext(),
+                                                 LLVM::AsmDialect::AD_ATT),
+                       /*operand_attrs=*/ArrayAttr())
+                       .getResult(0);
+    SmallVector<Value> out;
+    for (int64_t i = 0; i < n; ++i)
+      out.push_back(LLVM::ExtractValueOp::create(b, result, i));
+    return out;
   }
 
   /// One register-A wgmma, D (n/2 f32 per thread) += A (4 x 32-bit
@@ -216,22 +240,21 @@ public:
     }
     for (int64_t i = 0; i < nd; ++i)
       constraints += std::to_string(i) + ",";
-    constraints += "r,r,r,r,l,r";
+    constraints += "r,r,r,r,l";
     std::string type = elementType.isBF16() ? "bf16" : "f16";
     // Operands: nd outputs, nd inputs tied to them, then A, B and scale-d.
     auto op = [&](int64_t i) { return "$" + std::to_string(2 * nd + i); };
-    // The scale-d operand is a predicate in PTX; it is always 1 here (O
+    // The scale-d operand is a predicate in PTX; it is always true here (O
     // accumulates; its first tile adds to zeros).
     std::string asmString =
-        "{ .reg .pred p; setp.ne.b32 p, " + op(5) +
-        ", 0; wgmma.mma_async.sync.aligned.m64n" + std::to_string(n) +
+        "{ .reg .pred p; setp.ne.b32 p, 1, 0; "
+        "wgmma.mma_async.sync.aligned.m64n" + std::to_string(n) +
         "k16.f32." + type + "." + type + " {" + dregs + "}, {" + op(0) +
         ", " + op(1) + ", " + op(2) + ", " + op(3) + "}, " + op(4) +
         ", p, 1, 1, 1; }";
     SmallVector<Value> operands(d);
     operands.append(a.begin(), a.end());
     operands.push_back(descB);
-    operands.push_back(constI32(1));
     auto resultType = LLVM::LLVMStructType::getLiteral(
         b.getContext(), SmallVector<Type>(nd, b.getF32Type()));
     Value result =
@@ -549,49 +572,94 @@ private:
                  arith::ConstantIntOp::create(e.b, e.b.getI1Type(), 0));
 
     int64_t nS = blockN / 2, nO = valueDim / 2;
-    SmallVector<Value> init;
-    for (int64_t i = 0; i < nO; ++i)
-      init.push_back(e.f32(0.0));
-    for (int64_t i = 0; i < 2; ++i)
-      init.push_back(e.negInf());
-    for (int64_t i = 0; i < 2; ++i)
-      init.push_back(e.f32(0.0));
-    auto loop = scf::ForOp::create(e.b, e.idx(0), numTiles, e.idx(1), init);
-    {
-      OpBuilder::InsertionGuard g2(e.b);
-      e.b.setInsertionPointToEnd(loop.getBody());
-      Value j = loop.getInductionVar();
-      ValueRange iter = loop.getRegionIterArgs();
-      SmallVector<Value> acc(iter.take_front(nO));
-      SmallVector<Value> rowMax(iter.slice(nO, 2));
-      SmallVector<Value> rowSum(iter.slice(nO + 2, 2));
-      Value stage = stageOf(j), phase = phaseOf(j);
+    const bool overlap = tiling.overlapSoftmax;
+    auto sType = LLVM::LLVMStructType::getLiteral(
+        ctx, SmallVector<Type>(nS, e.b.getF32Type()));
+    auto fullSlot = [&](int64_t first, Value j) {
+      return e.add(stageOf(j), e.idx(first));
+    };
+    auto release = [&](int64_t first, Value j) {
+      e.when(isLane0, [&] { e.arrive(fullSlot(first, j)); });
+    };
+
+    // Waits until the K (or V) tile j has landed. Waits come before the
+    // wgmma fence: a wait is a loop, and ptxas serializes wgmmas that have
+    // divergent code between them.
+    auto waitFull = [&](int64_t first, Value j) {
+      e.waitParity(fullSlot(first, j), phaseOf(j));
+    };
+    // The operands of S_j = Q K_j^T: a zero accumulator and a descriptor
+    // pair per k16 slice (slice kk lies in 64-column block kk / 4 of Q and
+    // K, 32 bytes further per slice inside a block). Made, like every wgmma
+    // operand, before the wgmma fence: ptxas serializes wgmmas when other
+    // instructions define their inputs between them.
+    struct SOperands {
+      SmallVector<Value> zero, descriptors;
+    };
+    auto prepareS = [&](Value j) {
+      SOperands ops;
+      Value kDesc = stageDesc(stageOf(j), layout.kOffset(0),
+                              layout.kStageBytes, 16);
+      for (int64_t kk = 0; kk < headDim / 16; ++kk) {
+        int64_t cb = kk / 4, within = (kk % 4) * 32;
+        int64_t qOff = (cb * blockM * kBoxRowBytes + within) / 16;
+        int64_t kOff = (cb * blockN * kBoxRowBytes + within) / 16;
+        ops.descriptors.push_back(e.add(qDesc, e.i64(qOff)));
+        ops.descriptors.push_back(e.add(kDesc, e.i64(kOff)));
+      }
+      ops.descriptors = e.fenceRegisters(ops.descriptors);
+      ops.zero = e.fenceRegisters(SmallVector<Value>(nS, e.f32(0.0)));
+      return ops;
+    };
+    // Issues S_j (no commit).
+    auto issueS = [&](const SOperands &ops) {
+      Value acc = LLVM::PoisonOp::create(e.b, sType);
+      for (int64_t i = 0; i < nS; ++i)
+        acc = LLVM::InsertValueOp::create(e.b, acc, ops.zero[i], i);
+      for (int64_t kk = 0; kk < headDim / 16; ++kk)
+        acc = e.ssMma(acc, ops.descriptors[2 * kk],
+                      ops.descriptors[2 * kk + 1], blockN, kk == 0);
+      return acc;
+    };
+    // The B descriptors of O += P V_j, one per k16 slice: V [keys][Dv] is
+    // the MN-major B; a k16 slice is 16 key rows (2048 bytes); the
+    // 64-column blocks of Dv = 128 are the leading byte offset apart.
+    auto preparePV = [&](Value j) {
+      Value vDesc = stageDesc(stageOf(j), layout.vOffset(0),
+                              layout.vStageBytes, blockN * kBoxRowBytes);
+      SmallVector<Value> descriptors;
+      for (int64_t kk = 0; kk < blockN / 16; ++kk)
+        descriptors.push_back(
+            e.add(vDesc, e.i64(kk * 16 * kBoxRowBytes / 16)));
+      return e.fenceRegisters(descriptors);
+    };
+    // Issues O += P V_j (no commit).
+    auto issuePV = [&](SmallVector<Value> acc, ArrayRef<Value> p,
+                       ArrayRef<Value> descriptors) {
+      for (int64_t kk = 0; kk < blockN / 16; ++kk)
+        acc = e.rsMma(acc, p.slice(4 * kk, 4), descriptors[kk], valueDim);
+      return acc;
+    };
+    // The online softmax of a retired S_j: scales and masks it, updates the
+    // row maxima and sums, and returns P_j as wgmma A fragments (the
+    // m16n8k16 A pairing per warp: k16 slice kk takes n8 blocks 2kk and
+    // 2kk + 1) and the factors alpha that rescale O.
+    struct TileSoftmax {
+      SmallVector<Value> p;
+      Value alpha[2];
+    };
+    auto softmax = [&](Value sAcc, Value j, MutableArrayRef<Value> rowMax,
+                       MutableArrayRef<Value> rowSum) {
       Value k0 = e.add(window.begin, e.mul(j, blockN));
       Value k1 = e.min(e.add(k0, e.idx(blockN)), window.end);
-
-      // S = Q K^T: k16 slice kk lies in 64-column block kk / 4 of Q and K,
-      // 32 bytes further per slice inside a block.
-      e.waitParity(e.add(stage, e.idx(slots.fullK())), phase);
-      Value kDesc = stageDesc(stage, layout.kOffset(0), layout.kStageBytes,
-                              16);
-      auto sType = LLVM::LLVMStructType::getLiteral(
-          ctx, SmallVector<Type>(nS, e.b.getF32Type()));
-      Value sAcc = e.ssMma(
-          sType, blockN,
-          [&](int64_t kk) -> std::pair<Value, Value> {
-            int64_t cb = kk / 4, within = (kk % 4) * 32;
-            int64_t qOff = (cb * blockM * kBoxRowBytes + within) / 16;
-            int64_t kOff = (cb * blockN * kBoxRowBytes + within) / 16;
-            return {e.add(qDesc, e.i64(qOff)), e.add(kDesc, e.i64(kOff))};
-          },
-          headDim / 16);
-      e.when(isLane0, [&] { e.arrive(e.add(stage, e.idx(slots.emptyK()))); });
-
       // Register 4 * jn + 2 * h + c of the accumulator is row rowBase + 8h,
       // column 8 * jn + 2 * t + c of the tile.
-      SmallVector<Value> s;
+      SmallVector<Value> raw;
       for (int64_t i = 0; i < nS; ++i)
-        s.push_back(e.mulf(LLVM::ExtractValueOp::create(e.b, sAcc, i), scale));
+        raw.push_back(LLVM::ExtractValueOp::create(e.b, sAcc, i));
+      SmallVector<Value> s;
+      for (Value x : e.fenceRegisters(raw))
+        s.push_back(e.mulf(x, scale));
       Value interior = arith::AndIOp::create(
           e.b,
           arith::CmpIOp::create(e.b, arith::CmpIPredicate::eq, e.sub(k1, k0),
@@ -619,8 +687,8 @@ private:
       }
       s.assign(maskIf.getResults().begin(), maskIf.getResults().end());
 
-      // Online softmax of rows h = 0, 1.
-      Value alpha[2], ref[2];
+      TileSoftmax result;
+      Value ref[2];
       for (int64_t h = 0; h < 2; ++h) {
         Value old = rowMax[h], mx = rowMax[h];
         for (int64_t i = 0; i < nS; ++i)
@@ -633,7 +701,7 @@ private:
         Value noneSeen = arith::CmpFOp::create(
             e.b, arith::CmpFPredicate::OEQ, mx, e.negInf());
         ref[h] = e.select(noneSeen, e.f32(0.0), mx);
-        alpha[h] = e.ex2(e.subf(old, ref[h]));
+        result.alpha[h] = e.ex2(e.subf(old, ref[h]));
       }
       Value partial[2] = {e.f32(0.0), e.f32(0.0)};
       for (int64_t i = 0; i < nS; ++i) {
@@ -642,45 +710,136 @@ private:
         partial[h] = e.addf(partial[h], s[i]);
       }
       for (int64_t h = 0; h < 2; ++h)
-        rowSum[h] = e.addf(e.mulf(rowSum[h], alpha[h]), partial[h]);
-      for (int64_t i = 0; i < nO; ++i)
-        acc[i] = e.mulf(acc[i], alpha[(i / 2) % 2]);
-
-      // P as wgmma A fragments (the m16n8k16 A pairing per warp): k16 slice
-      // kk takes n8 blocks 2kk and 2kk + 1 of S. All packed before the
-      // wgmma fence, so that ptxas inserts no extra warpgroup syncs.
-      SmallVector<SmallVector<Value, 4>> aFrags;
+        rowSum[h] = e.addf(e.mulf(rowSum[h], result.alpha[h]), partial[h]);
       for (int64_t kk = 0; kk < blockN / 16; ++kk) {
         int64_t j0 = 4 * (2 * kk), j1 = 4 * (2 * kk + 1);
-        aFrags.push_back({e.packPair(s[j0], s[j0 + 1]),
-                          e.packPair(s[j0 + 2], s[j0 + 3]),
-                          e.packPair(s[j1], s[j1 + 1]),
-                          e.packPair(s[j1 + 2], s[j1 + 3])});
+        for (int64_t r : {j0, j0 + 2, j1, j1 + 2})
+          result.p.push_back(e.packPair(s[r], s[r + 1]));
       }
+      return result;
+    };
+    auto rescale = [&](SmallVector<Value> acc, Value alpha[2]) {
+      for (int64_t i = 0; i < nO; ++i)
+        acc[i] = e.mulf(acc[i], alpha[(i / 2) % 2]);
+      return acc;
+    };
 
-      // O += P V: V [keys][Dv] is the MN-major B; a k16 slice is 16 key
-      // rows (2048 bytes); the 64-column blocks of Dv = 128 are the
-      // leading-byte-offset apart.
-      e.waitParity(e.add(stage, e.idx(slots.fullV())), phase);
-      Value vDesc = stageDesc(stage, layout.vOffset(0), layout.vStageBytes,
-                              blockN * kBoxRowBytes);
+    e.waitParity(e.idx(Barriers::q()),
+                 arith::ConstantIntOp::create(e.b, e.b.getI1Type(), 0));
+
+    SmallVector<Value> acc(nO, e.f32(0.0));
+    SmallVector<Value> rowMax(2, e.negInf()), rowSum(2, e.f32(0.0));
+    scf::ForOp loop;
+    if (!overlap) {
+      // Each tile in turn: S_j, its softmax, then P_j V_j.
+      SmallVector<Value> init(acc);
+      init.append(rowMax);
+      init.append(rowSum);
+      loop = scf::ForOp::create(e.b, e.idx(0), numTiles, e.idx(1), init);
+      OpBuilder::InsertionGuard g2(e.b);
+      e.b.setInsertionPointToEnd(loop.getBody());
+      Value j = loop.getInductionVar();
+      ValueRange iter = loop.getRegionIterArgs();
+      acc.assign(iter.begin(), iter.begin() + nO);
+      rowMax.assign(iter.begin() + nO, iter.begin() + nO + 2);
+      rowSum.assign(iter.begin() + nO + 2, iter.begin() + nO + 4);
+      waitFull(slots.fullK(), j);
+      SOperands sOps = prepareS(j);
       NVVM::WgmmaFenceAlignedOp::create(e.b);
-      for (int64_t kk = 0; kk < blockN / 16; ++kk)
-        acc = e.rsMma(acc, aFrags[kk],
-                      e.add(vDesc, e.i64(kk * 16 * kBoxRowBytes / 16)),
-                      valueDim);
+      Value sAcc = issueS(sOps);
       NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
       NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
-      e.when(isLane0, [&] { e.arrive(e.add(stage, e.idx(slots.emptyV()))); });
-
+      release(slots.emptyK(), j);
+      TileSoftmax sm = softmax(sAcc, j, rowMax, rowSum);
+      acc = rescale(acc, sm.alpha);
+      waitFull(slots.fullV(), j);
+      SmallVector<Value> vDescs = preparePV(j);
+      acc = e.fenceRegisters(acc);
+      sm.p = e.fenceRegisters(sm.p);
+      NVVM::WgmmaFenceAlignedOp::create(e.b);
+      acc = issuePV(acc, sm.p, vDescs);
+      NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
+      NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
+      acc = e.fenceRegisters(acc);
+      release(slots.emptyV(), j);
       SmallVector<Value> yielded(acc);
       yielded.append(rowMax);
       yielded.append(rowSum);
       scf::YieldOp::create(e.b, yielded);
+    } else {
+      // Software-pipelined: iteration j issues S_j and then P_{j-1}
+      // V_{j-1}, waits for S_j only, and runs the softmax of S_j while
+      // P_{j-1} V_{j-1} is still on the tensor cores; O is rescaled once
+      // that product has retired.
+      Value zero = e.idx(0);
+      waitFull(slots.fullK(), zero);
+      SOperands s0Ops = prepareS(zero);
+      NVVM::WgmmaFenceAlignedOp::create(e.b);
+      Value s0 = issueS(s0Ops);
+      NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
+      NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
+      release(slots.emptyK(), zero);
+      TileSoftmax first = softmax(s0, zero, rowMax, rowSum);
+      SmallVector<Value> init(acc);
+      init.append(rowMax);
+      init.append(rowSum);
+      init.append(first.p);
+      loop = scf::ForOp::create(e.b, e.idx(1), numTiles, e.idx(1), init);
+      {
+        OpBuilder::InsertionGuard g2(e.b);
+        e.b.setInsertionPointToEnd(loop.getBody());
+        Value j = loop.getInductionVar();
+        Value prev = e.sub(j, e.idx(1));
+        ValueRange iter = loop.getRegionIterArgs();
+        SmallVector<Value> o(iter.begin(), iter.begin() + nO);
+        SmallVector<Value> mx(iter.begin() + nO, iter.begin() + nO + 2);
+        SmallVector<Value> sum(iter.begin() + nO + 2, iter.begin() + nO + 4);
+        SmallVector<Value> p(iter.begin() + nO + 4, iter.end());
+        waitFull(slots.fullK(), j);
+        waitFull(slots.fullV(), prev);
+        SOperands sOps = prepareS(j);
+        SmallVector<Value> vDescs = preparePV(prev);
+        NVVM::WgmmaFenceAlignedOp::create(e.b);
+        Value sAcc = issueS(sOps);
+        NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
+        o = issuePV(o, p, vDescs);
+        NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
+        NVVM::WgmmaWaitGroupSyncOp::create(e.b, 1);
+        release(slots.emptyK(), j);
+        TileSoftmax sm = softmax(sAcc, j, mx, sum);
+        NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
+        o = e.fenceRegisters(o);
+        release(slots.emptyV(), prev);
+        o = e.fenceRegisters(rescale(o, sm.alpha));
+        sm.p = e.fenceRegisters(sm.p);
+        SmallVector<Value> yielded(o);
+        yielded.append(mx);
+        yielded.append(sum);
+        yielded.append(sm.p);
+        scf::YieldOp::create(e.b, yielded);
+      }
+    }
+    // What the loop leaves: O, the row maxima and sums (and, pipelined, the
+    // last P, whose product with V is still to be added).
+    ValueRange loopResults = loop.getResults();
+    SmallVector<Value> results(loopResults.begin(),
+                               loopResults.begin() + nO + 4);
+    if (overlap) {
+      Value last = e.sub(numTiles, e.idx(1));
+      SmallVector<Value> o(results.begin(), results.begin() + nO);
+      SmallVector<Value> p(loopResults.begin() + nO + 4, loopResults.end());
+      waitFull(slots.fullV(), last);
+      SmallVector<Value> vDescs = preparePV(last);
+      NVVM::WgmmaFenceAlignedOp::create(e.b);
+      o = issuePV(o, p, vDescs);
+      NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
+      NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
+      o = e.fenceRegisters(o);
+      release(slots.emptyV(), last);
+      std::copy(o.begin(), o.end(), results.begin());
     }
 
     // Epilogue: complete the row sums over the quad, normalize, store.
-    ValueRange results = loop.getResults();
     auto pairType = VectorType::get({2}, elementType);
     for (int64_t h = 0; h < 2; ++h) {
       Value sum = e.quadReduce(results[nO + 2 + h], /*isMax=*/false);

@@ -22,6 +22,8 @@ void populateSWBAToGPUPatterns(RewritePatternSet &patterns);
 struct HopperOptions {
   int64_t blockN = 0;
   int64_t stages = 0;
+  /// Run the softmax of S_j while P_{j-1} V_{j-1} is on the tensor cores.
+  bool overlapSoftmax = true;
 };
 
 /// Patterns that rewrite memref-form `swba.attention` with head dims 64 or
