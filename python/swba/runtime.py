@@ -11,9 +11,6 @@ try:
 except ImportError:  # cuda-python before 12.6
     from cuda import cuda as cu
 
-# Dynamic shared memory a kernel may use without opting in.
-_DEFAULT_MAX_SHARED = 48 * 1024
-
 
 def _check(result):
     err, *values = result if isinstance(result, tuple) else (result,)
@@ -43,9 +40,11 @@ class Kernel:
         self._buffers = {}
 
     def allow_shared(self, nbytes: int):
-        """Lets launches use `nbytes` of dynamic shared memory: above 48 KiB
-        a kernel must opt in (once, before its first launch)."""
-        if nbytes > _DEFAULT_MAX_SHARED:
+        """Lets launches use `nbytes` of dynamic shared memory. Dynamic and
+        static shared memory together above 48 KiB need an opt-in (once,
+        before the first launch); the kernels' static part is not known here,
+        so every kernel with dynamic shared memory opts in."""
+        if nbytes > 0:
             _check(cu.cuFuncSetAttribute(
                 self.function,
                 cu.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,

@@ -14,12 +14,13 @@ sys.path[:0] = [os.path.join(here, ".."), here, os.path.join(here, "..", "bench"
 from swba import compiler  # noqa: E402
 import gpu_cases  # noqa: E402
 import configs  # noqa: E402
+import variants  # noqa: E402
 
 CHIPS = ("sm_90", "sm_90a")
 
 todo = {dataclasses.replace(config, chip=chip)
         for config in set(gpu_cases.kernel_configs()) | set(configs.kernel_configs())
-        for chip in CHIPS}
+        for chip in CHIPS} | variants.kernel_configs()
 failed = 0
 for config in sorted(todo, key=lambda c: c.key()):
     try:

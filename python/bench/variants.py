@@ -1,0 +1,73 @@
+"""Forward time of the sm_90a kernel's lowering variants (--swba-to-nvvm
+options) at the design configurations, in one run: what each tiling or
+scheduling choice of SWBAToGPUHopper.cpp is worth, measured.
+
+    python3 python/bench/variants.py            # every variant in VARIANTS
+
+The kernels come from the cache (python/tests/prepare_kernels.py compiles
+them); effective TFLOP/s count visible pairs only, as bench_attention.py.
+"""
+
+import math
+import os
+import sys
+
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.join(here, ".."), here]
+
+# "" is the lowering's default; each other entry changes one choice.
+VARIANTS = ["", "overlap-softmax=false", "stages=3", "block-n=64"]
+
+
+def kernel_configs():
+    """The KernelConfigs of every variant at every design configuration."""
+    import dataclasses
+    import configs
+    out = set()
+    for base in configs.kernel_configs():
+        if base.grad or (base.head_dim, base.block_size) not in {
+                (c.d, c.bs) for c in configs.DESIGN}:
+            continue
+        for options in VARIANTS[1:]:
+            if "stages=3" in options and base.head_dim == 128:
+                continue  # 32 KiB Q + 3 x 64 KiB does not fit with 1 KiB static
+            out.add(dataclasses.replace(base, chip="sm_90a", options=options))
+    return out
+
+
+def main():
+    import torch
+    from triton.testing import do_bench
+    from swba import attention
+    from configs import DESIGN
+    from bench_attention import visible_pairs
+
+    os.environ["SWBA_CHIP"] = "sm_90a"
+    rows = []
+    for c in DESIGN:
+        torch.manual_seed(0)
+        q, k, v = (torch.randn(c.b, c.h, c.n, c.d, device="cuda", dtype=torch.float16)
+                   for _ in range(3))
+        scale = 1.0 / math.sqrt(c.d)
+        flops = 4 * visible_pairs(c.n, c.n, c.bs, c.ws) * c.d * c.b * c.h
+        row = [c]
+        for options in VARIANTS:
+            if "stages=3" in options and c.d == 128:
+                row.append(None)
+                continue
+            os.environ["SWBA_LOWER_OPTIONS"] = options
+            ms = do_bench(lambda: attention(q, k, v, c.bs, c.ws, scale), warmup=25,
+                          rep=100, return_mode="median")
+            row.append(flops / (ms * 1e-3) / 1e12)
+        rows.append(row)
+    os.environ.pop("SWBA_LOWER_OPTIONS", None)
+    print("| B,H,N,D,bs,ws | " + " | ".join(v or "default" for v in VARIANTS) + " |")
+    print("|" + " --- |" * (len(VARIANTS) + 1))
+    for row in rows:
+        c = row[0]
+        cells = ["-" if x is None else f"{x:.1f}" for x in row[1:]]
+        print(f"| {c.b},{c.h},{c.n},{c.d},{c.bs},{c.ws} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
