@@ -203,19 +203,32 @@ public:
   /// only after the wait before this, and registers that a wgmma reads are
   /// final before the fence after this (otherwise ptxas inserts extra
   /// warpgroup syncs and serializes the wgmmas).
-  SmallVector<Value> fenceRegisters(ArrayRef<Value> values) {
+  ///
+  /// With `copy`, the outputs are fresh registers (a mov each) instead of the
+  /// inputs' own: a loop-carried wgmma operand made while the previous
+  /// iteration's wgmma still reads the register it will be carried in (P_j
+  /// during P_{j-1} V_{j-1}) lands there only after the wait.
+  SmallVector<Value> fenceRegisters(ArrayRef<Value> values,
+                                    bool copy = false) {
     int64_t n = values.size();
-    std::string constraints;
+    std::string constraints, asmString;
+    auto code = [](Value v) {
+      return v.getType().isF32() ? "f" : v.getType().isInteger(64) ? "l" : "r";
+    };
     for (Value v : values)
-      constraints += v.getType().isF32()     ? "=f,"
-                     : v.getType().isInteger(64) ? "=l,"
-                                                 : "=r,";
-    for (int64_t i = 0; i < n; ++i)
-      constraints += std::to_string(i) + (i + 1 < n ? "," : "");
+      constraints += std::string("=") + code(v) + ",";
+    for (int64_t i = 0; i < n; ++i) {
+      constraints += copy ? std::string(code(values[i])) : std::to_string(i);
+      constraints += i + 1 < n ? "," : "";
+      if (copy)
+        asmString += (values[i].getType().isInteger(64) ? "mov.b64 $"
+                                                        : "mov.b32 $") +
+                     std::to_string(i) + ", $" + std::to_string(n + i) + ";";
+    }
     auto type = LLVM::LLVMStructType::getLiteral(
         b.getContext(), llvm::to_vector(ValueRange(values).getTypes()));
     Value result = LLVM::InlineAsmOp::create(
-                       b, type, values, "", constraints,
+                       b, type, values, asmString, constraints,
                        /*has_side_effects=*/true, /*is_align_stack=*/false,
                        LLVM::tailcallkind::TailCallKind::None,
                        LLVM::AsmDialectAttr::get(b.getContext(),
@@ -641,11 +654,10 @@ private:
       return acc;
     };
     // The online softmax of a retired S_j: scales and masks it, updates the
-    // row maxima and sums, and returns P_j as wgmma A fragments (the
-    // m16n8k16 A pairing per warp: k16 slice kk takes n8 blocks 2kk and
-    // 2kk + 1) and the factors alpha that rescale O.
+    // row maxima and sums, and returns the probabilities P_j (f32, in the
+    // accumulator's registers) and the factors alpha that rescale O.
     struct TileSoftmax {
-      SmallVector<Value> p;
+      SmallVector<Value> probs;
       Value alpha[2];
     };
     auto softmax = [&](Value sAcc, Value j, MutableArrayRef<Value> rowMax,
@@ -711,12 +723,19 @@ private:
       }
       for (int64_t h = 0; h < 2; ++h)
         rowSum[h] = e.addf(e.mulf(rowSum[h], result.alpha[h]), partial[h]);
+      result.probs = s;
+      return result;
+    };
+    // P as wgmma A fragments (the m16n8k16 A pairing per warp: k16 slice kk
+    // takes n8 blocks 2kk and 2kk + 1).
+    auto pack = [&](ArrayRef<Value> probs) {
+      SmallVector<Value> p;
       for (int64_t kk = 0; kk < blockN / 16; ++kk) {
         int64_t j0 = 4 * (2 * kk), j1 = 4 * (2 * kk + 1);
         for (int64_t r : {j0, j0 + 2, j1, j1 + 2})
-          result.p.push_back(e.packPair(s[r], s[r + 1]));
+          p.push_back(e.packPair(probs[r], probs[r + 1]));
       }
-      return result;
+      return p;
     };
     auto rescale = [&](SmallVector<Value> acc, Value alpha[2]) {
       for (int64_t i = 0; i < nO; ++i)
@@ -752,12 +771,13 @@ private:
       release(slots.emptyK(), j);
       TileSoftmax sm = softmax(sAcc, j, rowMax, rowSum);
       acc = rescale(acc, sm.alpha);
+      SmallVector<Value> p = pack(sm.probs);
       waitFull(slots.fullV(), j);
       SmallVector<Value> vDescs = preparePV(j);
       acc = e.fenceRegisters(acc);
-      sm.p = e.fenceRegisters(sm.p);
+      p = e.fenceRegisters(p);
       NVVM::WgmmaFenceAlignedOp::create(e.b);
-      acc = issuePV(acc, sm.p, vDescs);
+      acc = issuePV(acc, p, vDescs);
       NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
       NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
       acc = e.fenceRegisters(acc);
@@ -783,7 +803,7 @@ private:
       SmallVector<Value> init(acc);
       init.append(rowMax);
       init.append(rowSum);
-      init.append(first.p);
+      init.append(pack(first.probs));
       loop = scf::ForOp::create(e.b, e.idx(1), numTiles, e.idx(1), init);
       {
         OpBuilder::InsertionGuard g2(e.b);
@@ -807,15 +827,28 @@ private:
         NVVM::WgmmaWaitGroupSyncOp::create(e.b, 1);
         release(slots.emptyK(), j);
         TileSoftmax sm = softmax(sAcc, j, mx, sum);
+        // The softmax's results fenced before the wait: otherwise the
+        // compiler may sink its arithmetic below the wait, after the P V
+        // product, which is the overlap undone.
+        SmallVector<Value> done(sm.probs);
+        done.append({sm.alpha[0], sm.alpha[1], mx[0], mx[1], sum[0], sum[1]});
+        done = e.fenceRegisters(done);
+        sm.probs.assign(done.begin(), done.begin() + nS);
+        sm.alpha[0] = done[nS];
+        sm.alpha[1] = done[nS + 1];
+        mx.assign(done.begin() + nS + 2, done.begin() + nS + 4);
+        sum.assign(done.begin() + nS + 4, done.end());
         NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
         o = e.fenceRegisters(o);
         release(slots.emptyV(), prev);
+        // P_j is packed only now: the registers P_{j-1} V_{j-1} read are
+        // written after it has retired (ptxas serializes every wgmma
+        // otherwise, as it folds register copies).
         o = e.fenceRegisters(rescale(o, sm.alpha));
-        sm.p = e.fenceRegisters(sm.p);
         SmallVector<Value> yielded(o);
         yielded.append(mx);
         yielded.append(sum);
-        yielded.append(sm.p);
+        yielded.append(e.fenceRegisters(pack(sm.probs)));
         scf::YieldOp::create(e.b, yielded);
       }
     }
