@@ -64,6 +64,10 @@ def LowerSWBA : Pass<"lower-swba"> {
     Option<"overlapSoftmax", "overlap-softmax", "bool", /*default=*/"true",
            "sm_90a kernel: run the softmax of one K/V tile while the P V "
            "product of the previous one is on the tensor cores.">,
+    Option<"pingPong", "ping-pong", "bool", /*default=*/"true",
+           "sm_90a kernel, with overlap-softmax: the two consumer "
+           "warpgroups take turns issuing their products, so that one's "
+           "softmax runs under the other's products.">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

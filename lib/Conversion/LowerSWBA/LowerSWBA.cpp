@@ -50,7 +50,7 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
       if (gpu && failed(checkGPULowerable(op)))
         return WalkResult::interrupt();
       if (gpu && chip == "sm_90a" &&
-          failed(checkHopperLowerable(op, HopperOptions{blockN, stages, overlapSoftmax})))
+          failed(checkHopperLowerable(op, HopperOptions{blockN, stages, overlapSoftmax, pingPong})))
         return WalkResult::interrupt();
       return WalkResult::advance();
     });
@@ -61,7 +61,7 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
     if (gpu) {
       if (chip == "sm_90a")
         populateSWBAToGPUHopperPatterns(patterns,
-                                        HopperOptions{blockN, stages, overlapSoftmax});
+                                        HopperOptions{blockN, stages, overlapSoftmax, pingPong});
       populateSWBAToGPUPatterns(patterns);
       populateSWBAGradToGPUPatterns(patterns);
     }

@@ -80,6 +80,7 @@ struct HopperTiling {
   int64_t stages;    // K/V tiles in flight
   bool headsFastest;
   bool overlapSoftmax; // softmax of S_j during P_{j-1} V_{j-1}
+  bool pingPong;       // consumers take turns issuing their products
 
   int64_t blockM() const { return consumers * kRowsPerConsumer; }
   int64_t threads() const { return (consumers + 1) * kWarpgroupThreads; }
@@ -135,8 +136,10 @@ FailureOr<HopperTiling> getTiling(int64_t d, int64_t dv,
   // at D = 128 a third stage would leave ~2 KB of shared memory spare.
   // The softmax of one tile overlaps the P V product of the previous one
   // (software pipelining within a warpgroup) unless asked otherwise.
+  // The two consumers take turns at the tensor cores (ping-pong), so that
+  // one's softmax runs while the other's products do.
   HopperTiling t{2, 128, 2, /*headsFastest=*/d <= 64 && dv <= 64,
-                 options.overlapSoftmax};
+                 options.overlapSoftmax, options.pingPong};
   if (options.blockN)
     t.blockN = options.blockN;
   if (options.stages)
@@ -746,6 +749,29 @@ private:
     e.waitParity(e.idx(Barriers::q()),
                  arith::ConstantIntOp::create(e.b, e.b.getI1Type(), 0));
 
+    // Ping-pong between the two consumer warpgroups (pipelined schedule
+    // only; named barriers 1 and 2 of 256 threads): a warpgroup issues its
+    // products only after the other has issued its own, so one warpgroup's
+    // softmax runs while the other's products keep the tensor cores busy.
+    // Consumer 0 goes first; both issue the same number of times.
+    const bool pingPong = overlap && tiling.pingPong;
+    Value myTurn = arith::IndexCastOp::create(
+        e.b, e.b.getI32Type(), e.add(consumer, e.idx(1)));
+    Value otherTurn = arith::IndexCastOp::create(
+        e.b, e.b.getI32Type(), e.sub(e.idx(2), consumer));
+    Value pair = e.constI32(2 * kWarpgroupThreads);
+    auto takeTurn = [&] {
+      if (pingPong)
+        NVVM::BarrierOp::create(e.b, loc, Type(), myTurn, pair,
+                                NVVM::BarrierReductionAttr(), Value());
+    };
+    auto passTurn = [&] {
+      if (pingPong)
+        NVVM::BarrierArriveOp::create(e.b, loc, otherTurn, pair);
+    };
+    if (pingPong)
+      e.when(e.eq(consumer, 1), passTurn);
+
     SmallVector<Value> acc(nO, e.f32(0.0));
     SmallVector<Value> rowMax(2, e.negInf()), rowSum(2, e.f32(0.0));
     scf::ForOp loop;
@@ -794,9 +820,11 @@ private:
       Value zero = e.idx(0);
       waitFull(slots.fullK(), zero);
       SOperands s0Ops = prepareS(zero);
+      takeTurn();
       NVVM::WgmmaFenceAlignedOp::create(e.b);
       Value s0 = issueS(s0Ops);
       NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
+      passTurn();
       NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
       release(slots.emptyK(), zero);
       TileSoftmax first = softmax(s0, zero, rowMax, rowSum);
@@ -819,11 +847,13 @@ private:
         waitFull(slots.fullV(), prev);
         SOperands sOps = prepareS(j);
         SmallVector<Value> vDescs = preparePV(prev);
+        takeTurn();
         NVVM::WgmmaFenceAlignedOp::create(e.b);
         Value sAcc = issueS(sOps);
         NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
         o = issuePV(o, p, vDescs);
         NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
+        passTurn();
         NVVM::WgmmaWaitGroupSyncOp::create(e.b, 1);
         release(slots.emptyK(), j);
         TileSoftmax sm = softmax(sAcc, j, mx, sum);
@@ -863,9 +893,11 @@ private:
       SmallVector<Value> p(loopResults.begin() + nO + 4, loopResults.end());
       waitFull(slots.fullV(), last);
       SmallVector<Value> vDescs = preparePV(last);
+      takeTurn();
       NVVM::WgmmaFenceAlignedOp::create(e.b);
       o = issuePV(o, p, vDescs);
       NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
+      passTurn();
       NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
       o = e.fenceRegisters(o);
       release(slots.emptyV(), last);

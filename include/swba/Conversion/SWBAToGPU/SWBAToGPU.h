@@ -24,6 +24,10 @@ struct HopperOptions {
   int64_t stages = 0;
   /// Run the softmax of S_j while P_{j-1} V_{j-1} is on the tensor cores.
   bool overlapSoftmax = true;
+  /// With overlapSoftmax: the two consumer warpgroups take turns issuing
+  /// their products (named barriers), each one's softmax under the other's
+  /// products.
+  bool pingPong = true;
 };
 
 /// Patterns that rewrite memref-form `swba.attention` with head dims 64 or
