@@ -37,12 +37,17 @@
 // CHECK: nvgpu.tma.async.load
 // Consumers: more registers; Q; then S_0 = Q K_0^T as 4 k16 slices of
 // m64n128 from shared memory, retired at once, K_0 released.
+// The consumers take turns at the tensor cores (named barriers 1 and 2 of
+// 256 threads; consumer 1 first lets consumer 0 go).
 // CHECK: nvvm.setmaxregister  increase 240
 // CHECK: nvgpu.mbarrier.try_wait.parity %[[BARS]][%c0], %false
+// CHECK: nvvm.barrier.arrive id = %[[OTHER:.*]] number_of_threads = %c256_i32
 // CHECK: nvgpu.mbarrier.try_wait.parity
-// CHECK: nvvm.wgmma.fence.aligned
+// CHECK: nvvm.barrier id = %[[MINE:.*]] number_of_threads = %c256_i32
+// CHECK-NEXT: nvvm.wgmma.fence.aligned
 // CHECK-COUNT-4: nvvm.wgmma.mma_async {{.*}}<m = 64, n = 128, k = 16>, D[<f32>, <{{zero|one}}>], A[<f16>, <one>, <row>], B[<f16>, <one>, <col>]
 // CHECK: nvvm.wgmma.commit.group.sync.aligned
+// CHECK-NEXT: nvvm.barrier.arrive id = %[[OTHER]] number_of_threads = %c256_i32
 // CHECK-NEXT: nvvm.wgmma.wait.group.sync.aligned 0
 // CHECK: nvgpu.mbarrier.arrive
 // Tile j: wait for K_j and V_{j-1}, issue S_j and O += P_{j-1} V_{j-1}
@@ -52,11 +57,13 @@
 // CHECK: scf.for
 // CHECK: nvgpu.mbarrier.try_wait.parity
 // CHECK: nvgpu.mbarrier.try_wait.parity
-// CHECK: nvvm.wgmma.fence.aligned
+// CHECK: nvvm.barrier id = %[[MINE]]
+// CHECK-NEXT: nvvm.wgmma.fence.aligned
 // CHECK-COUNT-4: nvvm.wgmma.mma_async {{.*}}<m = 64, n = 128, k = 16>
 // CHECK-NEXT: nvvm.wgmma.commit.group.sync.aligned
 // CHECK-COUNT-8: wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16
 // CHECK: nvvm.wgmma.commit.group.sync.aligned
+// CHECK-NEXT: nvvm.barrier.arrive id = %[[OTHER]]
 // CHECK-NEXT: nvvm.wgmma.wait.group.sync.aligned 1
 // CHECK: scf.if %{{.*}} -> (f32
 // CHECK: nvvm.wgmma.wait.group.sync.aligned 0
@@ -69,6 +76,7 @@
 
 // Without the overlap, each tile in turn: S_j, its softmax, P_j V_j.
 // PLAIN-LABEL: func @forward_f16_d64
+// PLAIN-NOT: nvvm.barrier
 // PLAIN: scf.for
 // PLAIN: nvvm.wgmma.fence.aligned
 // PLAIN-COUNT-4: nvvm.wgmma.mma_async

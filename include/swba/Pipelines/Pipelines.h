@@ -44,6 +44,11 @@ struct SWBAToNVVMOptions : public PassPipelineOptions<SWBAToNVVMOptions> {
                      "the P V product of the previous one is on the tensor "
                      "cores."),
       llvm::cl::init(true)};
+  PassOptions::Option<bool> pingPong{
+      *this, "ping-pong",
+      llvm::cl::desc("sm_90a kernel, with overlap-softmax: the two consumer "
+                     "warpgroups take turns issuing their products."),
+      llvm::cl::init(true)};
   PassOptions::Option<std::string> ptxVersion{
       *this, "ptx", llvm::cl::desc("PTX ISA version (sm_90 needs ptx78 or "
                                    "later)."),
