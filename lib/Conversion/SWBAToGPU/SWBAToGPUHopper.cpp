@@ -46,6 +46,7 @@
 #include "mlir/IR/PatternMatch.h"
 
 #include <cmath>
+#include <functional>
 
 using namespace mlir;
 using namespace mlir::swba;
@@ -588,6 +589,7 @@ private:
                  arith::ConstantIntOp::create(e.b, e.b.getI1Type(), 0));
 
     int64_t nS = blockN / 2, nO = valueDim / 2;
+    const bool positiveScale = op.getEffectiveScale() > 0;
     const bool overlap = tiling.overlapSoftmax;
     auto sType = LLVM::LLVMStructType::getLiteral(
         ctx, SmallVector<Type>(nS, e.b.getF32Type()));
@@ -672,9 +674,13 @@ private:
       SmallVector<Value> raw;
       for (int64_t i = 0; i < nS; ++i)
         raw.push_back(LLVM::ExtractValueOp::create(e.b, sAcc, i));
-      SmallVector<Value> s;
-      for (Value x : e.fenceRegisters(raw))
-        s.push_back(e.mulf(x, scale));
+      // With a positive scale the scores stay unscaled here: the row max of
+      // the raw scores, scaled once, is the max of the scaled ones, and
+      // scaling folds into the exponent's subtraction (one FFMA a score).
+      SmallVector<Value> s = e.fenceRegisters(raw);
+      if (!positiveScale)
+        for (Value &x : s)
+          x = e.mulf(x, scale);
       Value interior = arith::AndIOp::create(
           e.b,
           arith::CmpIOp::create(e.b, arith::CmpIPredicate::eq, e.sub(k1, k0),
@@ -702,14 +708,31 @@ private:
       }
       s.assign(maskIf.getResults().begin(), maskIf.getResults().end());
 
+      // Reductions as trees, not chains: a thread's 32 values of a row in
+      // 5 dependent steps instead of 32.
+      std::function<Value(ArrayRef<Value>, bool)> tree =
+          [&](ArrayRef<Value> values, bool isMax) -> Value {
+        if (values.size() == 1)
+          return values[0];
+        size_t half = values.size() / 2;
+        Value lo = tree(values.take_front(half), isMax);
+        Value hi = tree(values.drop_front(half), isMax);
+        return isMax ? Value(arith::MaxNumFOp::create(e.b, lo, hi))
+                     : e.addf(lo, hi);
+      };
       TileSoftmax result;
       Value ref[2];
       for (int64_t h = 0; h < 2; ++h) {
-        Value old = rowMax[h], mx = rowMax[h];
+        SmallVector<Value> row;
         for (int64_t i = 0; i < nS; ++i)
           if ((i / 2) % 2 == h)
-            mx = arith::MaxNumFOp::create(e.b, mx, s[i]);
-        mx = e.quadReduce(mx, /*isMax=*/true);
+            row.push_back(s[i]);
+        Value mx = tree(row, /*isMax=*/true);
+        if (positiveScale)
+          mx = e.mulf(mx, scale);
+        Value old = rowMax[h];
+        mx = e.quadReduce(arith::MaxNumFOp::create(e.b, old, mx),
+                          /*isMax=*/true);
         rowMax[h] = mx;
         // A row that has seen only masked keys keeps max -inf; subtracting 0
         // keeps its exponentials at 0 instead of NaN.
@@ -718,14 +741,19 @@ private:
         ref[h] = e.select(noneSeen, e.f32(0.0), mx);
         result.alpha[h] = e.ex2(e.subf(old, ref[h]));
       }
-      Value partial[2] = {e.f32(0.0), e.f32(0.0)};
+      SmallVector<Value> rows[2];
       for (int64_t i = 0; i < nS; ++i) {
         int64_t h = (i / 2) % 2;
-        s[i] = e.ex2(e.subf(s[i], ref[h]));
-        partial[h] = e.addf(partial[h], s[i]);
+        s[i] = e.ex2(positiveScale
+                         ? Value(math::FmaOp::create(
+                               e.b, s[i], scale,
+                               arith::NegFOp::create(e.b, ref[h])))
+                         : e.subf(s[i], ref[h]));
+        rows[h].push_back(s[i]);
       }
       for (int64_t h = 0; h < 2; ++h)
-        rowSum[h] = e.addf(e.mulf(rowSum[h], result.alpha[h]), partial[h]);
+        rowSum[h] = e.addf(e.mulf(rowSum[h], result.alpha[h]),
+                           tree(rows[h], /*isMax=*/false));
       result.probs = s;
       return result;
     };
