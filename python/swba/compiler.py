@@ -136,8 +136,10 @@ def compile_cubin(ptx: str, chip: str) -> bytes | None:
     tmp.mkdir(parents=True, exist_ok=True)
     src, dst = tmp / f"{os.getpid()}.ptx", tmp / f"{os.getpid()}.cubin"
     src.write_text(ptx)
-    subprocess.run([ptxas, f"-arch={chip}", "-O3", str(src), "-o", str(dst)],
-                   check=True, capture_output=True)
+    proc = subprocess.run([ptxas, f"-arch={chip}", "-O3", str(src), "-o", str(dst)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"ptxas -arch={chip} failed:\n{proc.stderr}")
     return dst.read_bytes()
 
 

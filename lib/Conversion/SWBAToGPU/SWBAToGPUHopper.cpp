@@ -676,7 +676,8 @@ private:
         raw.push_back(LLVM::ExtractValueOp::create(e.b, sAcc, i));
       // With a positive scale the scores stay unscaled here: the row max of
       // the raw scores, scaled once, is the max of the scaled ones, and
-      // scaling folds into the exponent's subtraction (one FFMA a score).
+      // scaling folds into the exponent's subtraction (one FFMA a score;
+      // llvm.intr.fma, since math.fma becomes a libdevice call).
       SmallVector<Value> s = e.fenceRegisters(raw);
       if (!positiveScale)
         for (Value &x : s)
@@ -745,7 +746,7 @@ private:
       for (int64_t i = 0; i < nS; ++i) {
         int64_t h = (i / 2) % 2;
         s[i] = e.ex2(positiveScale
-                         ? Value(math::FmaOp::create(
+                         ? Value(LLVM::FMAOp::create(
                                e.b, s[i], scale,
                                arith::NegFOp::create(e.b, ref[h])))
                          : e.subf(s[i], ref[h]));
