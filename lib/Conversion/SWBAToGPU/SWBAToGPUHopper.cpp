@@ -39,7 +39,7 @@
 #include "swba/Conversion/SWBAToGPU/SWBAToGPU.h"
 #include "swba/Dialect/SWBA/IR/SWBA.h"
 #include "swba/Dialect/SWBA/Utils/WindowBounds.h"
-#include "KernelBuilder.h"
+#include "HopperKernelBuilder.h"
 
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -53,26 +53,6 @@ using namespace mlir::swba;
 using namespace mlir::swba::gpu_kernels;
 
 namespace {
-
-constexpr int64_t kWarpgroupThreads = 128;
-/// Rows of a wgmma accumulator: one warpgroup's query rows.
-constexpr int64_t kRowsPerConsumer = 64;
-/// Columns of one TMA box: 64 16-bit elements = the 128-byte swizzle span.
-constexpr int64_t kBoxCols = 64;
-constexpr int64_t kBoxRowBytes = 128;
-/// Bytes of one 8-row swizzle atom: the descriptors' stride byte offset.
-constexpr int64_t kAtomBytes = 8 * kBoxRowBytes;
-/// The H100's opt-in shared memory per workgroup, and what @swba_smem's
-/// alignment and the mbarriers take of it as static shared memory.
-constexpr int64_t kMaxSharedBytes = 232448;
-constexpr int64_t kStaticSharedBytes = 1024 + 256;
-
-/// Register budget (setmaxnreg): the launch gives every thread
-/// kLaunchRegisters; the producer drops to kProducerRegisters so that the
-/// consumers can rise to kConsumerRegisters (24 * 128 + 240 * 256 <= 64K).
-constexpr int64_t kLaunchRegisters = 168;
-constexpr int64_t kProducerRegisters = 24;
-constexpr int64_t kConsumerRegisters = 240;
 
 /// How the kernel is tiled; see HopperTiling::get for the reasons.
 struct HopperTiling {
@@ -114,14 +94,6 @@ struct Barriers {
   int64_t emptyV() const { return 1 + 3 * stages; }
 };
 
-/// 64-bit wgmma shared-memory matrix descriptor bits above the start
-/// address: 128B swizzle (1 << 62), stride byte offset 1024 (one 8-row
-/// atom), and the leading byte offset `lbo` (ignored for K-major swizzled
-/// operands; for an MN-major one the distance between 64-column blocks).
-int64_t descriptorHigh(int64_t lbo) {
-  return (int64_t(1) << 62) | ((kAtomBytes >> 4) << 32) | ((lbo >> 4) << 16);
-}
-
 /// The tiling for head dims `d`, `dv`; failure when this kernel does not
 /// cover them (the mma.sync kernel then does).
 FailureOr<HopperTiling> getTiling(int64_t d, int64_t dv,
@@ -153,153 +125,6 @@ bool fits(const HopperTiling &t, const SharedLayout &layout) {
          layout.total() + kStaticSharedBytes <= kMaxSharedBytes;
 }
 
-class HopperKernelBuilder : public KernelBuilder {
-public:
-  HopperKernelBuilder(OpBuilder &builder, Location loc, Type elementType,
-                      Value bars)
-      : KernelBuilder(builder, loc, elementType), bars(bars) {}
-
-  Value bars;
-
-  Value i64(int64_t v) {
-    return arith::ConstantIntOp::create(b, b.getI64Type(), v);
-  }
-  Value toI64(Value index) {
-    return arith::IndexCastOp::create(b, b.getI64Type(), index);
-  }
-  Value eq(Value x, int64_t y) {
-    return arith::CmpIOp::create(b, arith::CmpIPredicate::eq, x, idx(y));
-  }
-  /// `body` under `if cond`.
-  void when(Value cond, function_ref<void()> body) {
-    auto ifOp = scf::IfOp::create(b, cond, /*withElseRegion=*/false);
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
-    body();
-  }
-
-  void waitParity(Value slot, Value parity) {
-    nvgpu::MBarrierTryWaitParityOp::create(b, bars, parity, idx(10000000),
-                                           slot);
-  }
-  void arrive(Value slot) {
-    nvgpu::MBarrierArriveOp::create(
-        b, nvgpu::MBarrierTokenType::get(b.getContext()), bars, slot);
-  }
-
-  /// One shared-memory wgmma, D (a struct of n/2 f32) = A B (+ D unless
-  /// `first`), both operands K-major.
-  Value ssMma(Value acc, Value descA, Value descB, int64_t n, bool first) {
-    NVVM::WGMMATypes type =
-        elementType.isBF16() ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
-    return NVVM::WgmmaMmaAsyncOp::create(
-        b, acc.getType(), acc, descA, descB,
-        NVVM::MMAShapeAttr::get(b.getContext(), 64, n, 16), type, type,
-        NVVM::WGMMATypes::f32,
-        first ? NVVM::WGMMAScaleOut::zero : NVVM::WGMMAScaleOut::one,
-        NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one, NVVM::MMALayout::row,
-        NVVM::MMALayout::col, /*satfinite=*/nullptr);
-  }
-
-  /// `values` (f32 or i32) passed through an empty asm statement with side
-  /// effects, which the compiler keeps in program order with the wgmma
-  /// fence and waits: registers that an asynchronous wgmma writes are read
-  /// only after the wait before this, and registers that a wgmma reads are
-  /// final before the fence after this (otherwise ptxas inserts extra
-  /// warpgroup syncs and serializes the wgmmas).
-  ///
-  /// With `copy`, the outputs are fresh registers (a mov each) instead of the
-  /// inputs' own: a loop-carried wgmma operand made while the previous
-  /// iteration's wgmma still reads the register it will be carried in (P_j
-  /// during P_{j-1} V_{j-1}) lands there only after the wait.
-  SmallVector<Value> fenceRegisters(ArrayRef<Value> values,
-                                    bool copy = false) {
-    int64_t n = values.size();
-    std::string constraints, asmString;
-    auto code = [](Value v) {
-      return v.getType().isF32() ? "f" : v.getType().isInteger(64) ? "l" : "r";
-    };
-    for (Value v : values)
-      constraints += std::string("=") + code(v) + ",";
-    for (int64_t i = 0; i < n; ++i) {
-      constraints += copy ? std::string(code(values[i])) : std::to_string(i);
-      constraints += i + 1 < n ? "," : "";
-      if (copy)
-        asmString += (values[i].getType().isInteger(64) ? "mov.b64 $"
-                                                        : "mov.b32 $") +
-                     std::to_string(i) + ", $" + std::to_string(n + i) + ";";
-    }
-    auto type = LLVM::LLVMStructType::getLiteral(
-        b.getContext(), llvm::to_vector(ValueRange(values).getTypes()));
-    Value result = LLVM::InlineAsmOp::create(
-                       b, type, values, asmString, constraints,
-                       /*has_side_effects=*/true, /*is_align_stack=*/false,
-                       LLVM::tailcallkind::TailCallKind::None,
-                       LLVM::AsmDialectAttr::get(b.getContext(),
-                                                 LLVM::AsmDialect::AD_ATT),
-                       /*operand_attrs=*/ArrayAttr())
-                       .getResult(0);
-    SmallVector<Value> out;
-    for (int64_t i = 0; i < n; ++i)
-      out.push_back(LLVM::ExtractValueOp::create(b, result, i));
-    return out;
-  }
-
-  /// One register-A wgmma, D (n/2 f32 per thread) += A (4 x 32-bit
-  /// registers of element pairs) * B (descriptor, MN-major: trans-b 1).
-  SmallVector<Value> rsMma(ArrayRef<Value> d, ArrayRef<Value> a, Value descB,
-                           int64_t n) {
-    int64_t nd = d.size();
-    std::string dregs, constraints;
-    for (int64_t i = 0; i < nd; ++i) {
-      dregs += (i ? ", $" : "$") + std::to_string(i);
-      constraints += "=f,";
-    }
-    for (int64_t i = 0; i < nd; ++i)
-      constraints += std::to_string(i) + ",";
-    constraints += "r,r,r,r,l";
-    std::string type = elementType.isBF16() ? "bf16" : "f16";
-    // Operands: nd outputs, nd inputs tied to them, then A, B and scale-d.
-    auto op = [&](int64_t i) { return "$" + std::to_string(2 * nd + i); };
-    // The scale-d operand is a predicate in PTX; it is always true here (O
-    // accumulates; its first tile adds to zeros).
-    std::string asmString =
-        "{ .reg .pred p; setp.ne.b32 p, 1, 0; "
-        "wgmma.mma_async.sync.aligned.m64n" + std::to_string(n) +
-        "k16.f32." + type + "." + type + " {" + dregs + "}, {" + op(0) +
-        ", " + op(1) + ", " + op(2) + ", " + op(3) + "}, " + op(4) +
-        ", p, 1, 1, 1; }";
-    SmallVector<Value> operands(d);
-    operands.append(a.begin(), a.end());
-    operands.push_back(descB);
-    auto resultType = LLVM::LLVMStructType::getLiteral(
-        b.getContext(), SmallVector<Type>(nd, b.getF32Type()));
-    Value result =
-        LLVM::InlineAsmOp::create(
-            b, resultType, operands, asmString, constraints,
-            /*has_side_effects=*/true, /*is_align_stack=*/false,
-            LLVM::tailcallkind::TailCallKind::None,
-            LLVM::AsmDialectAttr::get(b.getContext(),
-                                      LLVM::AsmDialect::AD_ATT),
-            /*operand_attrs=*/ArrayAttr())
-            .getResult(0);
-    SmallVector<Value> out;
-    for (int64_t i = 0; i < nd; ++i)
-      out.push_back(LLVM::ExtractValueOp::create(b, result, i));
-    return out;
-  }
-
-  /// Two f32 as the 32-bit register of an element pair.
-  Value packPair(Value lo, Value hi) {
-    Value pair = vector::FromElementsOp::create(
-        b, VectorType::get({2}, b.getF32Type()), ValueRange{lo, hi});
-    pair = arith::TruncFOp::create(b, VectorType::get({2}, elementType), pair);
-    Value reg = vector::BitCastOp::create(
-        b, VectorType::get({1}, b.getI32Type()), pair);
-    return vector::ExtractOp::create(b, reg, ArrayRef<int64_t>{0});
-  }
-};
-
 struct AttentionOpToWgmma : public OpRewritePattern<AttentionOp> {
   AttentionOpToWgmma(MLIRContext *context, HopperOptions options)
       : OpRewritePattern(context, /*benefit=*/2), options(options) {}
@@ -327,43 +152,16 @@ struct AttentionOpToWgmma : public OpRewritePattern<AttentionOp> {
       return rewriter.notifyMatchFailure(op, "tiling does not fit");
 
     Location loc = op.getLoc();
-    MLIRContext *ctx = rewriter.getContext();
-    auto smemSpace = gpu::AddressSpaceAttr::get(
-        ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
-    auto mapType = [&](int64_t rows) {
-      return nvgpu::TensorMapDescriptorType::get(
-          ctx,
-          MemRefType::get({1, rows, kBoxCols}, elementType,
-                          MemRefLayoutAttrInterface(), smemSpace),
-          nvgpu::TensorMapSwizzleKind::SWIZZLE_128B,
-          nvgpu::TensorMapL2PromoKind::L2PROMO_256B,
-          nvgpu::TensorMapOOBKind::OOB_ZERO,
-          nvgpu::TensorMapInterleaveKind::INTERLEAVE_NONE);
-    };
-    auto qMapType = mapType(tiling.blockM());
-    auto kvMapType = mapType(tiling.blockN);
-    auto ptrType = LLVM::LLVMPointerType::get(ctx);
-
+    auto qMapType = tensorMapType(elementType, tiling.blockM());
+    auto kvMapType = tensorMapType(elementType, tiling.blockN);
     SmallVector<Value> args{op.getQuery(), op.getKey(), op.getValue(),
                             op.getOut()};
     if (op.getLse())
       args.push_back(op.getLse());
-    SmallVector<Type> argTypes = llvm::to_vector(ValueRange(args).getTypes());
-    argTypes.append(3, ptrType);
 
     OpBuilder::InsertionGuard guard(rewriter);
     auto gpuModule = createKernelModule(rewriter, module, loc,
                                         "swba_attention_kernels");
-    rewriter.setInsertionPointToStart(gpuModule.getBody());
-    auto smemGlobalType = MemRefType::get({0}, rewriter.getI8Type(),
-                                          MemRefLayoutAttrInterface(),
-                                          smemSpace);
-    memref::GlobalOp::create(rewriter, loc, "swba_smem",
-                             /*sym_visibility=*/StringAttr(), smemGlobalType,
-                             /*initial_value=*/Attribute(),
-                             /*constant=*/false,
-                             rewriter.getI64IntegerAttr(1024));
-
     // The name carries what a launcher needs: threads, dynamic shared
     // memory bytes, the K/V box rows and the query rows per workgroup.
     std::string name = "swba_attention_fwd_wgmma_t" +
@@ -371,48 +169,23 @@ struct AttentionOpToWgmma : public OpRewritePattern<AttentionOp> {
                        std::to_string(layout.total()) + "_n" +
                        std::to_string(tiling.blockN) + "_m" +
                        std::to_string(tiling.blockM());
-    auto kernel =
-        createKernel(rewriter, gpuModule, loc, name, argTypes, TypeRange());
-    kernel.setKnownBlockSizeAttr(rewriter.getDenseI32ArrayAttr(
-        {(int32_t)tiling.threads(), 1, 1}));
-    kernel->setAttr("nvvm.maxntid", rewriter.getDenseI32ArrayAttr(
-                                        {(int32_t)tiling.threads(), 1, 1}));
-    kernel->setAttr("nvvm.maxnreg",
-                    rewriter.getI32IntegerAttr(kLaunchRegisters));
-    Block &entry = kernel.getBody().front();
-    rewriter.setInsertionPointToStart(&entry);
-    ValueRange kernelArgs = entry.getArguments();
     SmallVector<Value> maps;
-    Type kernelMapTypes[] = {qMapType, kvMapType, kvMapType};
-    for (auto [i, type] : llvm::enumerate(kernelMapTypes))
-      maps.push_back(UnrealizedConversionCastOp::create(
-                         rewriter, loc, type,
-                         kernelArgs[args.size() + i])
-                         .getResult(0));
+    auto kernel = createHopperKernel(
+        rewriter, gpuModule, loc, name, ValueRange(args).getTypes(),
+        {qMapType, kvMapType, kvMapType}, tiling.threads(), maps);
     buildKernelBody(rewriter, loc, op, tiling, layout,
-                    kernelArgs.take_front(args.size()), maps, elementType,
-                    headDim, valueDim);
+                    kernel.getArguments().take_front(args.size()), maps,
+                    elementType, headDim, valueDim);
     gpu::ReturnOp::create(rewriter, loc);
 
-    // The launch: tensor maps of q, k, v viewed as [B * H][N][D], then a
-    // grid of (query heads, query tiles, batch).
+    // The launch: tensor maps of q, k, v, then a grid of (query heads,
+    // query tiles, batch).
     rewriter.setInsertionPoint(op);
     LoopEmitter e(rewriter, loc);
     SmallVector<Value> launchArgs(args);
-    Value tensors[] = {op.getQuery(), op.getKey(), op.getValue()};
-    nvgpu::TensorMapDescriptorType types[] = {qMapType, kvMapType, kvMapType};
-    for (auto [tensor, type] : llvm::zip(tensors, types)) {
-      Value flat = memref::CollapseShapeOp::create(
-          e.b, tensor, SmallVector<ReassociationIndices>{{0, 1}, {2}, {3}});
-      Value unranked = memref::CastOp::create(
-          e.b, UnrankedMemRefType::get(elementType, Attribute()), flat);
-      int64_t rows = type.getTensor().getDimSize(1);
-      Value map = nvgpu::TmaCreateDescriptorOp::create(
-          e.b, type, unranked,
-          ValueRange{e.idx(1), e.idx(rows), e.idx(kBoxCols)});
-      launchArgs.push_back(
-          UnrealizedConversionCastOp::create(e.b, ptrType, map).getResult(0));
-    }
+    launchArgs.push_back(createTensorMap(e, op.getQuery(), qMapType));
+    launchArgs.push_back(createTensorMap(e, op.getKey(), kvMapType));
+    launchArgs.push_back(createTensorMap(e, op.getValue(), kvMapType));
     Value queries = e.dim(op.getQuery(), 2);
     Value tiles =
         arith::CeilDivUIOp::create(e.b, queries, e.idx(tiling.blockM()));
@@ -468,32 +241,19 @@ private:
     Value kvPlane =
         e.add(arith::MulIOp::create(e.b, batch, kvHeads), kvHead);
 
-    // Shared memory: the extern buffer, and the 14-bit start-address field
-    // of a descriptor at its base.
-    auto smemType = MemRefType::get({0}, e.b.getI8Type(),
-                                    MemRefLayoutAttrInterface(), smemSpace);
-    Value global = memref::GetGlobalOp::create(e.b, smemType, "swba_smem");
-    auto bufType = MemRefType::get({layout.total()}, e.b.getI8Type(),
-                                   MemRefLayoutAttrInterface(), smemSpace);
-    Value buf = memref::ReinterpretCastOp::create(
-        e.b, bufType, global, 0, ArrayRef<int64_t>{layout.total()},
-        ArrayRef<int64_t>{1});
-    Value base = e.toI64(memref::ExtractAlignedPointerAsIndexOp::create(
-        e.b, buf));
-    base = arith::ShRUIOp::create(
-        e.b, arith::AndIOp::create(e.b, base, e.i64(0x3FFFF)), e.i64(4));
+    // Shared memory: the extern buffer, and the descriptors' start-address
+    // field at its base.
+    e.sharedBuffer(layout.total());
+    Value base = e.descriptorBase();
 
     // Barriers: Q's and each slot's "full" complete on one arrival plus the
     // TMA bytes; each "empty" on one arrival per consumer warp.
     Value isThread0 = e.eq(e.threadId, 0);
     int64_t consumerWarps = tiling.consumers * kWarpgroupThreads / 32;
-    for (int64_t i = 0; i < slots.count(); ++i) {
-      int64_t count = i < slots.emptyK() ? 1 : consumerWarps;
-      nvgpu::MBarrierInitOp::create(e.b, bars, e.idx(count), e.idx(i),
-                                    isThread0);
-    }
-    NVVM::FenceMbarrierInitOp::create(e.b);
-    gpu::BarrierOp::create(e.b);
+    SmallVector<int64_t> counts;
+    for (int64_t i = 0; i < slots.count(); ++i)
+      counts.push_back(i < slots.emptyK() ? 1 : consumerWarps);
+    e.initBarriers(counts, isThread0);
 
     auto stageOf = [&](Value j) {
       return arith::RemUIOp::create(e.b, j, e.idx(tiling.stages));
@@ -505,22 +265,6 @@ private:
                                      e.toI64(arith::RemUIOp::create(
                                          e.b, round, e.idx(2))));
     };
-    auto tileView = [&](Value byteOffset, int64_t rows) {
-      auto type = MemRefType::get({1, rows, kBoxCols}, elementType,
-                                  MemRefLayoutAttrInterface(), smemSpace);
-      return memref::ViewOp::create(e.b, type, buf, byteOffset, ValueRange{});
-    };
-    // TMA loads of `width` columns, one 64-column box after another.
-    auto loadBoxes = [&](Value map, Value slot, Value byteOffset, int64_t rows,
-                         int64_t width, Value row, Value plane) {
-      for (int64_t cb = 0; cb < width / kBoxCols; ++cb)
-        nvgpu::TmaAsyncLoadOp::create(
-            e.b, tileView(e.add(byteOffset, e.idx(cb * rows * kBoxRowBytes)),
-                          rows),
-            bars, map, ValueRange{e.idx(cb * kBoxCols), row, plane}, slot,
-            /*multicastMask=*/Value(), /*predicate=*/Value());
-    };
-
     auto roles = scf::IfOp::create(e.b, e.eq(warpgroup, 0),
                                    /*withElseRegion=*/true);
     {
@@ -533,7 +277,7 @@ private:
         Value qSlot = e.idx(Barriers::q());
         nvgpu::MBarrierArriveExpectTxOp::create(
             e.b, bars, e.idx(layout.qBytes), qSlot, Value());
-        loadBoxes(maps[0], qSlot, e.idx(0), blockM, headDim, q0, qPlane);
+        e.loadBoxes(maps[0], qSlot, e.idx(0), blockM, headDim, q0, qPlane);
         e.loop(e.idx(0), numTiles, e.idx(1), [&](Value j) {
           Value stage = stageOf(j);
           Value emptyParity = arith::XOrIOp::create(
@@ -547,7 +291,7 @@ private:
             Value slot = e.add(stage, e.idx(full));
             nvgpu::MBarrierArriveExpectTxOp::create(
                 e.b, bars, e.idx(stageBytes), slot, Value());
-            loadBoxes(map, slot,
+            e.loadBoxes(map, slot,
                       e.add(e.idx(firstOffset), e.mul(stage, stageBytes)),
                       blockN, width, row, kvPlane);
           };

@@ -1,0 +1,330 @@
+//===- HopperKernelBuilder.h - Building blocks of the sm_90a kernels -*- C++ -*-===//
+//
+// Internal to lib/Conversion/SWBAToGPU: what the warp-specialized TMA +
+// wgmma kernels (forward and backward) share: constants of the layout
+// (128B-swizzled 64-column TMA boxes), wgmma descriptors and products, the
+// register fences that keep ptxas from serializing wgmmas, mbarriers, the
+// extern shared-memory buffer and the host-side tensor maps. The layouts
+// and the reasons are in docs/HOPPER_PLAN.md.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef SWBA_LIB_CONVERSION_SWBATOGPU_HOPPERKERNELBUILDER_H
+#define SWBA_LIB_CONVERSION_SWBATOGPU_HOPPERKERNELBUILDER_H
+
+#include "KernelBuilder.h"
+
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+
+#include <string>
+
+namespace mlir::swba::gpu_kernels {
+
+constexpr int64_t kWarpgroupThreads = 128;
+/// Rows of a wgmma accumulator: one warpgroup's query rows.
+constexpr int64_t kRowsPerConsumer = 64;
+/// Columns of one TMA box: 64 16-bit elements = the 128-byte swizzle span.
+constexpr int64_t kBoxCols = 64;
+constexpr int64_t kBoxRowBytes = 128;
+/// Bytes of one 8-row swizzle atom: the descriptors' stride byte offset.
+constexpr int64_t kAtomBytes = 8 * kBoxRowBytes;
+/// The H100's opt-in shared memory per workgroup, and what @swba_smem's
+/// alignment and the mbarriers take of it as static shared memory.
+constexpr int64_t kMaxSharedBytes = 232448;
+constexpr int64_t kStaticSharedBytes = 1024 + 256;
+
+/// Register budget (setmaxnreg): the launch gives every thread
+/// kLaunchRegisters; the producer drops to kProducerRegisters so that the
+/// consumers can rise to kConsumerRegisters (24 * 128 + 240 * 256 <= 64K).
+constexpr int64_t kLaunchRegisters = 168;
+constexpr int64_t kProducerRegisters = 24;
+constexpr int64_t kConsumerRegisters = 240;
+
+/// 64-bit wgmma shared-memory matrix descriptor bits above the start
+/// address: 128B swizzle (1 << 62), stride byte offset 1024 (one 8-row
+/// atom), and the leading byte offset `lbo` (ignored for K-major swizzled
+/// operands; for an MN-major one the distance between 64-column blocks).
+inline int64_t descriptorHigh(int64_t lbo) {
+  return (int64_t(1) << 62) | ((kAtomBytes >> 4) << 32) | ((lbo >> 4) << 16);
+}
+
+class HopperKernelBuilder : public KernelBuilder {
+public:
+  HopperKernelBuilder(OpBuilder &builder, Location loc, Type elementType,
+                      Value bars)
+      : KernelBuilder(builder, loc, elementType), bars(bars) {}
+
+  Value bars;
+  Value buffer;
+
+  Value i64(int64_t v) {
+    return arith::ConstantIntOp::create(b, b.getI64Type(), v);
+  }
+  Value toI64(Value index) {
+    return arith::IndexCastOp::create(b, b.getI64Type(), index);
+  }
+  Value eq(Value x, int64_t y) {
+    return arith::CmpIOp::create(b, arith::CmpIPredicate::eq, x, idx(y));
+  }
+  /// `body` under `if cond`.
+  void when(Value cond, function_ref<void()> body) {
+    auto ifOp = scf::IfOp::create(b, cond, /*withElseRegion=*/false);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
+    body();
+  }
+
+  /// The extern shared-memory buffer @swba_smem as `bytes` bytes.
+  Value sharedBuffer(int64_t bytes) {
+    auto space = gpu::AddressSpaceAttr::get(
+        b.getContext(), gpu::GPUDialect::getWorkgroupAddressSpace());
+    auto globalType = MemRefType::get({0}, b.getI8Type(),
+                                      MemRefLayoutAttrInterface(), space);
+    Value global = memref::GetGlobalOp::create(b, globalType, "swba_smem");
+    auto bufType = MemRefType::get({bytes}, b.getI8Type(),
+                                   MemRefLayoutAttrInterface(), space);
+    buffer = memref::ReinterpretCastOp::create(b, bufType, global, 0,
+                                               ArrayRef<int64_t>{bytes},
+                                               ArrayRef<int64_t>{1});
+    return buffer;
+  }
+  /// The 14-bit start-address field (address >> 4) of a wgmma descriptor
+  /// at the start of the buffer.
+  Value descriptorBase() {
+    Value base =
+        toI64(memref::ExtractAlignedPointerAsIndexOp::create(b, buffer));
+    return arith::ShRUIOp::create(
+        b, arith::AndIOp::create(b, base, i64(0x3FFFF)), i64(4));
+  }
+  /// A [1][rows][64] box of the buffer at `byteOffset`.
+  Value boxView(Value byteOffset, int64_t rows) {
+    auto space = gpu::AddressSpaceAttr::get(
+        b.getContext(), gpu::GPUDialect::getWorkgroupAddressSpace());
+    auto type = MemRefType::get({1, rows, kBoxCols}, elementType,
+                                MemRefLayoutAttrInterface(), space);
+    return memref::ViewOp::create(b, type, buffer, byteOffset, ValueRange{});
+  }
+  /// TMA loads of rows [row, row + rows) x [0, width) of plane `plane` of
+  /// `map` into consecutive boxes at `byteOffset`, completing on `slot`.
+  void loadBoxes(Value map, Value slot, Value byteOffset, int64_t rows,
+                 int64_t width, Value row, Value plane) {
+    for (int64_t cb = 0; cb < width / kBoxCols; ++cb)
+      nvgpu::TmaAsyncLoadOp::create(
+          b, boxView(add(byteOffset, idx(cb * rows * kBoxRowBytes)), rows),
+          bars, map, ValueRange{idx(cb * kBoxCols), row, plane}, slot,
+          /*multicastMask=*/Value(), /*predicate=*/Value());
+  }
+  /// Initializes mbarrier `i` of the group for `count` arrivals (thread 0),
+  /// then makes the initialization visible to the workgroup.
+  void initBarriers(ArrayRef<int64_t> counts, Value isThread0) {
+    for (auto [i, count] : llvm::enumerate(counts))
+      nvgpu::MBarrierInitOp::create(b, bars, idx(count), idx(i), isThread0);
+    NVVM::FenceMbarrierInitOp::create(b);
+    gpu::BarrierOp::create(b);
+  }
+  Value i1(bool v) {
+    return arith::ConstantIntOp::create(b, b.getI1Type(), v);
+  }
+
+  void waitParity(Value slot, Value parity) {
+    nvgpu::MBarrierTryWaitParityOp::create(b, bars, parity, idx(10000000),
+                                           slot);
+  }
+  void arrive(Value slot) {
+    nvgpu::MBarrierArriveOp::create(
+        b, nvgpu::MBarrierTokenType::get(b.getContext()), bars, slot);
+  }
+
+  /// One shared-memory wgmma, D (a struct of n/2 f32) = A B (+ D unless
+  /// `first`), both operands K-major.
+  Value ssMma(Value acc, Value descA, Value descB, int64_t n, bool first) {
+    NVVM::WGMMATypes type =
+        elementType.isBF16() ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
+    return NVVM::WgmmaMmaAsyncOp::create(
+        b, acc.getType(), acc, descA, descB,
+        NVVM::MMAShapeAttr::get(b.getContext(), 64, n, 16), type, type,
+        NVVM::WGMMATypes::f32,
+        first ? NVVM::WGMMAScaleOut::zero : NVVM::WGMMAScaleOut::one,
+        NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one, NVVM::MMALayout::row,
+        NVVM::MMALayout::col, /*satfinite=*/nullptr);
+  }
+
+  /// `values` (f32 or i32) passed through an empty asm statement with side
+  /// effects, which the compiler keeps in program order with the wgmma
+  /// fence and waits: registers that an asynchronous wgmma writes are read
+  /// only after the wait before this, and registers that a wgmma reads are
+  /// final before the fence after this (otherwise ptxas inserts extra
+  /// warpgroup syncs and serializes the wgmmas).
+  ///
+  /// With `copy`, the outputs are fresh registers (a mov each) instead of the
+  /// inputs' own: a loop-carried wgmma operand made while the previous
+  /// iteration's wgmma still reads the register it will be carried in (P_j
+  /// during P_{j-1} V_{j-1}) lands there only after the wait.
+  SmallVector<Value> fenceRegisters(ArrayRef<Value> values,
+                                    bool copy = false) {
+    int64_t n = values.size();
+    std::string constraints, asmString;
+    auto code = [](Value v) {
+      return v.getType().isF32() ? "f" : v.getType().isInteger(64) ? "l" : "r";
+    };
+    for (Value v : values)
+      constraints += std::string("=") + code(v) + ",";
+    for (int64_t i = 0; i < n; ++i) {
+      constraints += copy ? std::string(code(values[i])) : std::to_string(i);
+      constraints += i + 1 < n ? "," : "";
+      if (copy)
+        asmString += (values[i].getType().isInteger(64) ? "mov.b64 $"
+                                                        : "mov.b32 $") +
+                     std::to_string(i) + ", $" + std::to_string(n + i) + ";";
+    }
+    auto type = LLVM::LLVMStructType::getLiteral(
+        b.getContext(), llvm::to_vector(ValueRange(values).getTypes()));
+    Value result = LLVM::InlineAsmOp::create(
+                       b, type, values, asmString, constraints,
+                       /*has_side_effects=*/true, /*is_align_stack=*/false,
+                       LLVM::tailcallkind::TailCallKind::None,
+                       LLVM::AsmDialectAttr::get(b.getContext(),
+                                                 LLVM::AsmDialect::AD_ATT),
+                       /*operand_attrs=*/ArrayAttr())
+                       .getResult(0);
+    SmallVector<Value> out;
+    for (int64_t i = 0; i < n; ++i)
+      out.push_back(LLVM::ExtractValueOp::create(b, result, i));
+    return out;
+  }
+
+  /// One register-A wgmma, D (n/2 f32 per thread) += A (4 x 32-bit
+  /// registers of element pairs) * B (descriptor, MN-major: trans-b 1).
+  SmallVector<Value> rsMma(ArrayRef<Value> d, ArrayRef<Value> a, Value descB,
+                           int64_t n) {
+    int64_t nd = d.size();
+    std::string dregs, constraints;
+    for (int64_t i = 0; i < nd; ++i) {
+      dregs += (i ? ", $" : "$") + std::to_string(i);
+      constraints += "=f,";
+    }
+    for (int64_t i = 0; i < nd; ++i)
+      constraints += std::to_string(i) + ",";
+    constraints += "r,r,r,r,l";
+    std::string type = elementType.isBF16() ? "bf16" : "f16";
+    // Operands: nd outputs, nd inputs tied to them, then A, B and scale-d.
+    auto op = [&](int64_t i) { return "$" + std::to_string(2 * nd + i); };
+    // The scale-d operand is a predicate in PTX; it is always true here (O
+    // accumulates; its first tile adds to zeros).
+    std::string asmString =
+        "{ .reg .pred p; setp.ne.b32 p, 1, 0; "
+        "wgmma.mma_async.sync.aligned.m64n" + std::to_string(n) +
+        "k16.f32." + type + "." + type + " {" + dregs + "}, {" + op(0) +
+        ", " + op(1) + ", " + op(2) + ", " + op(3) + "}, " + op(4) +
+        ", p, 1, 1, 1; }";
+    SmallVector<Value> operands(d);
+    operands.append(a.begin(), a.end());
+    operands.push_back(descB);
+    auto resultType = LLVM::LLVMStructType::getLiteral(
+        b.getContext(), SmallVector<Type>(nd, b.getF32Type()));
+    Value result =
+        LLVM::InlineAsmOp::create(
+            b, resultType, operands, asmString, constraints,
+            /*has_side_effects=*/true, /*is_align_stack=*/false,
+            LLVM::tailcallkind::TailCallKind::None,
+            LLVM::AsmDialectAttr::get(b.getContext(),
+                                      LLVM::AsmDialect::AD_ATT),
+            /*operand_attrs=*/ArrayAttr())
+            .getResult(0);
+    SmallVector<Value> out;
+    for (int64_t i = 0; i < nd; ++i)
+      out.push_back(LLVM::ExtractValueOp::create(b, result, i));
+    return out;
+  }
+
+  /// Two f32 as the 32-bit register of an element pair.
+  Value packPair(Value lo, Value hi) {
+    Value pair = vector::FromElementsOp::create(
+        b, VectorType::get({2}, b.getF32Type()), ValueRange{lo, hi});
+    pair = arith::TruncFOp::create(b, VectorType::get({2}, elementType), pair);
+    Value reg = vector::BitCastOp::create(
+        b, VectorType::get({1}, b.getI32Type()), pair);
+    return vector::ExtractOp::create(b, reg, ArrayRef<int64_t>{0});
+  }
+};
+
+/// A TMA descriptor type: boxes of [1][rows][64] elements, 128B swizzle,
+/// zeros out of bounds.
+inline nvgpu::TensorMapDescriptorType tensorMapType(Type elementType,
+                                                     int64_t rows) {
+  MLIRContext *ctx = elementType.getContext();
+  auto smemSpace = gpu::AddressSpaceAttr::get(
+      ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
+  return nvgpu::TensorMapDescriptorType::get(
+      ctx,
+      MemRefType::get({1, rows, kBoxCols}, elementType,
+                      MemRefLayoutAttrInterface(), smemSpace),
+      nvgpu::TensorMapSwizzleKind::SWIZZLE_128B,
+      nvgpu::TensorMapL2PromoKind::L2PROMO_256B,
+      nvgpu::TensorMapOOBKind::OOB_ZERO,
+      nvgpu::TensorMapInterleaveKind::INTERLEAVE_NONE);
+}
+
+/// Host side: the tensor map of a [B][H][N][D] memref seen as [B * H][N][D],
+/// as the kernel's `!llvm.ptr` argument.
+inline Value createTensorMap(LoopEmitter &e, Value tensor,
+                             nvgpu::TensorMapDescriptorType type) {
+  Type elementType = cast<MemRefType>(tensor.getType()).getElementType();
+  Value flat = memref::CollapseShapeOp::create(
+      e.b, tensor, SmallVector<ReassociationIndices>{{0, 1}, {2}, {3}});
+  Value unranked = memref::CastOp::create(
+      e.b, UnrankedMemRefType::get(elementType, Attribute()), flat);
+  int64_t rows = type.getTensor().getDimSize(1);
+  Value map = nvgpu::TmaCreateDescriptorOp::create(
+      e.b, type, unranked, ValueRange{e.idx(1), e.idx(rows), e.idx(kBoxCols)});
+  return UnrealizedConversionCastOp::create(
+             e.b, LLVM::LLVMPointerType::get(e.b.getContext()), map)
+      .getResult(0);
+}
+
+/// A kernel of `threads` threads in `gpuModule` with dynamic shared memory
+/// (@swba_smem, declared once per module), `memrefs` parameters and then
+/// `maps.size()` tensor-map pointers; returns it with the insertion point at
+/// the start of its body and the maps cast to their descriptor types in
+/// `mapValues`.
+inline gpu::GPUFuncOp
+createHopperKernel(RewriterBase &rewriter, gpu::GPUModuleOp gpuModule,
+                   Location loc, StringRef name, TypeRange memrefs,
+                   ArrayRef<nvgpu::TensorMapDescriptorType> maps,
+                   int64_t threads, SmallVectorImpl<Value> &mapValues) {
+  MLIRContext *ctx = rewriter.getContext();
+  if (!SymbolTable::lookupSymbolIn(gpuModule, "swba_smem")) {
+    OpBuilder::InsertionGuard guard(rewriter);
+    rewriter.setInsertionPointToStart(gpuModule.getBody());
+    auto smemSpace = gpu::AddressSpaceAttr::get(
+        ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
+    memref::GlobalOp::create(
+        rewriter, loc, "swba_smem", /*sym_visibility=*/StringAttr(),
+        MemRefType::get({0}, rewriter.getI8Type(), MemRefLayoutAttrInterface(),
+                        smemSpace),
+        /*initial_value=*/Attribute(), /*constant=*/false,
+        rewriter.getI64IntegerAttr(1024));
+  }
+  SmallVector<Type> argTypes(memrefs);
+  argTypes.append(maps.size(), LLVM::LLVMPointerType::get(ctx));
+  auto kernel =
+      createKernel(rewriter, gpuModule, loc, name, argTypes, TypeRange());
+  kernel.setKnownBlockSizeAttr(
+      rewriter.getDenseI32ArrayAttr({(int32_t)threads, 1, 1}));
+  kernel->setAttr("nvvm.maxntid",
+                  rewriter.getDenseI32ArrayAttr({(int32_t)threads, 1, 1}));
+  kernel->setAttr("nvvm.maxnreg",
+                  rewriter.getI32IntegerAttr(kLaunchRegisters));
+  Block &entry = kernel.getBody().front();
+  rewriter.setInsertionPointToStart(&entry);
+  for (auto [i, type] : llvm::enumerate(maps))
+    mapValues.push_back(
+        UnrealizedConversionCastOp::create(
+            rewriter, loc, type, entry.getArgument(memrefs.size() + i))
+            .getResult(0));
+  return kernel;
+}
+
+} // namespace mlir::swba::gpu_kernels
+
+#endif // SWBA_LIB_CONVERSION_SWBATOGPU_HOPPERKERNELBUILDER_H
