@@ -22,7 +22,7 @@
 #include "swba/Conversion/SWBAToGPU/SWBAToGPU.h"
 #include "swba/Dialect/SWBA/IR/SWBA.h"
 #include "swba/Dialect/SWBA/Utils/WindowBounds.h"
-#include "KernelBuilder.h"
+#include "GradKernels.h"
 
 #include <cmath>
 
@@ -482,6 +482,148 @@ static void buildKeyValueGradKernel(GradKernel &gk, Value dk, Value dv,
                warpRow, gk.keys, e.f32(1.0));
 }
 
+} // namespace
+
+/// Everything both mma.sync kernels start from.
+static GradKernel makeGradKernel(KernelBuilder &e, AttentionGradOp op,
+                                 ValueRange a) {
+  auto qType = cast<MemRefType>(op.getQuery().getType());
+  double scale = op.getEffectiveScale();
+  e.setLaneIds();
+  GradKernel gk{e, a[0], a[1], a[2], a[3], a[4], a[5]};
+  gk.queries = e.dim(gk.q, 2);
+  gk.keys = e.dim(gk.k, 2);
+  gk.posOffset = e.sub(gk.keys, gk.queries);
+  gk.group = e.divIdx(e.dim(gk.q, 1), e.dim(gk.k, 1));
+  gk.w = {static_cast<int64_t>(op.getBlockSize()),
+          static_cast<int64_t>(op.getWindow())};
+  gk.headDim = qType.getDimSize(3);
+  gk.valueDim = cast<MemRefType>(op.getValue().getType()).getDimSize(3);
+  gk.log2e = e.f32(1.0 / std::log(2.0));
+  gk.scaleLog2 = e.f32(scale / std::log(2.0));
+  return gk;
+}
+
+MemRefType gpu_kernels::deltaType(MLIRContext *ctx) {
+  return MemRefType::get(
+      {ShapedType::kDynamic, ShapedType::kDynamic, ShapedType::kDynamic},
+      Float32Type::get(ctx));
+}
+
+/// Both kernels start with q, k, v, dout, lse, delta.
+static SmallVector<Type> gradArgTypes(AttentionGradOp op) {
+  return {op.getQuery().getType(),   op.getKey().getType(),
+          op.getValue().getType(),   op.getGradOut().getType(),
+          op.getLse().getType(),     deltaType(op.getContext())};
+}
+
+gpu::GPUFuncOp gpu_kernels::createQueryGradKernel(RewriterBase &rewriter,
+                                                  gpu::GPUModuleOp gpuModule,
+                                                  AttentionGradOp op) {
+  Location loc = op.getLoc();
+  Type elementType =
+      cast<MemRefType>(op.getQuery().getType()).getElementType();
+  int64_t headDim = cast<MemRefType>(op.getQuery().getType()).getDimSize(3);
+  int64_t valueDim = cast<MemRefType>(op.getValue().getType()).getDimSize(3);
+  SmallVector<Type> smem{sharedTileType(elementType, kTile, headDim),
+                         sharedTileType(elementType, kTile, valueDim)};
+  // dQ (and delta): q, k, v, dout, lse, delta, out, dq.
+  SmallVector<Type> dqArgs = gradArgTypes(op);
+  dqArgs.append({op.getOut().getType(), op.getGradQuery().getType()});
+  auto dqKernel = createKernel(rewriter, gpuModule, loc,
+                               "swba_attention_bwd_dq_m64", dqArgs, smem);
+  KernelBuilder e(rewriter, loc, elementType);
+  ValueRange a = dqKernel.getArguments().take_front(dqArgs.size());
+  GradKernel gk = makeGradKernel(e, op, a);
+  ArrayRef<BlockArgument> wg = dqKernel.getWorkgroupAttributions();
+  buildQueryGradKernel(gk, a[6], a[7], wg[0], wg[1], op.getEffectiveScale());
+  gpu::ReturnOp::create(rewriter, loc);
+  return dqKernel;
+}
+
+gpu::GPUFuncOp
+gpu_kernels::createKeyValueGradKernel(RewriterBase &rewriter,
+                                      gpu::GPUModuleOp gpuModule,
+                                      AttentionGradOp op) {
+  Location loc = op.getLoc();
+  Type elementType =
+      cast<MemRefType>(op.getQuery().getType()).getElementType();
+  int64_t headDim = cast<MemRefType>(op.getQuery().getType()).getDimSize(3);
+  int64_t valueDim = cast<MemRefType>(op.getValue().getType()).getDimSize(3);
+  auto smemSpace = gpu::AddressSpaceAttr::get(
+      rewriter.getContext(), gpu::GPUDialect::getWorkgroupAddressSpace());
+  auto rowType = MemRefType::get({kTile}, rewriter.getF32Type(),
+                                 MemRefLayoutAttrInterface(), smemSpace);
+  SmallVector<Type> smem{sharedTileType(elementType, kTile, headDim),
+                         sharedTileType(elementType, kTile, valueDim)};
+  // dK/dV: q, k, v, dout, lse, delta, dk, dv.
+  SmallVector<Type> kvArgs = gradArgTypes(op);
+  kvArgs.append({op.getGradKey().getType(), op.getGradValue().getType()});
+  SmallVector<Type> kvSmem(smem);
+  kvSmem.append({rowType, rowType});
+  // K and V tiles of their own (see buildKeyValueGradKernel) where they
+  // fit in static shared memory.
+  bool kvInShared = headDim <= 64 && valueDim <= 64;
+  if (kvInShared)
+    kvSmem.append(smem);
+  auto kvKernel = createKernel(rewriter, gpuModule, loc,
+                               "swba_attention_bwd_dkdv_n64", kvArgs, kvSmem);
+  KernelBuilder e(rewriter, loc, elementType);
+  ValueRange a = kvKernel.getArguments().take_front(kvArgs.size());
+  GradKernel gk = makeGradKernel(e, op, a);
+  ArrayRef<BlockArgument> wg = kvKernel.getWorkgroupAttributions();
+  buildKeyValueGradKernel(gk, a[6], a[7], wg[0], wg[1], wg[2], wg[3],
+                          kvInShared ? Value(wg[4]) : Value(),
+                          kvInShared ? Value(wg[5]) : Value(),
+                          op.getEffectiveScale());
+  gpu::ReturnOp::create(rewriter, loc);
+  return kvKernel;
+}
+
+void gpu_kernels::launchGradKernels(RewriterBase &rewriter, AttentionGradOp op,
+                                    gpu::GPUFuncOp dqKernel,
+                                    GradLaunch dqLaunch,
+                                    gpu::GPUFuncOp kvKernel,
+                                    GradLaunch kvLaunch) {
+  // Host: a device buffer for delta, the two launches in order, free.
+  rewriter.setInsertionPoint(op);
+  LoopEmitter e(rewriter, op.getLoc());
+  Value batch = e.dim(op.getQuery(), 0), heads = e.dim(op.getQuery(), 1);
+  Value queries = e.dim(op.getQuery(), 2);
+  Value delta =
+      gpu::AllocOp::create(e.b, deltaType(op.getContext()),
+                           /*asyncToken=*/Type(),
+                           /*asyncDependencies=*/ValueRange(),
+                           ValueRange{batch, heads, queries},
+                           /*symbolOperands=*/ValueRange())
+          .getMemref();
+  auto launch = [&](gpu::GPUFuncOp kernel, GradLaunch how, Value gridX,
+                    Value rowsDim, SmallVector<Value> args) {
+    if (how.extraArgs)
+      args.append(how.extraArgs(e));
+    Value smem = how.sharedBytes
+                     ? Value(arith::ConstantIntOp::create(
+                           e.b, e.b.getI32Type(), how.sharedBytes))
+                     : Value();
+    gpu::LaunchFuncOp::create(
+        e.b, kernel,
+        gpu::KernelDim3{gridX,
+                        arith::CeilDivUIOp::create(e.b, rowsDim,
+                                                   e.idx(how.rows)),
+                        batch},
+        gpu::KernelDim3{e.idx(how.threads), e.idx(1), e.idx(1)}, smem, args);
+  };
+  launch(dqKernel, dqLaunch, heads, queries,
+         {op.getQuery(), op.getKey(), op.getValue(), op.getGradOut(),
+          op.getLse(), delta, op.getOut(), op.getGradQuery()});
+  launch(kvKernel, kvLaunch, e.dim(op.getKey(), 1), e.dim(op.getKey(), 2),
+         {op.getQuery(), op.getKey(), op.getValue(), op.getGradOut(),
+          op.getLse(), delta, op.getGradKey(), op.getGradValue()});
+  gpu::DeallocOp::create(e.b, /*asyncToken=*/Type(), ValueRange(), delta);
+  rewriter.eraseOp(op);
+}
+
+namespace {
 struct AttentionGradOpToGPU : public OpRewritePattern<AttentionGradOp> {
   using OpRewritePattern::OpRewritePattern;
 
@@ -492,122 +634,16 @@ struct AttentionGradOpToGPU : public OpRewritePattern<AttentionGradOp> {
     auto module = op->getParentOfType<ModuleOp>();
     if (!module)
       return rewriter.notifyMatchFailure(op, "expected an enclosing module");
-
-    Location loc = op.getLoc();
-    auto qType = cast<MemRefType>(op.getQuery().getType());
-    Type elementType = qType.getElementType();
-    int64_t headDim = qType.getDimSize(3);
-    int64_t valueDim =
-        cast<MemRefType>(op.getValue().getType()).getDimSize(3);
-    Type f32 = rewriter.getF32Type();
-    auto deltaType = MemRefType::get(
-        {ShapedType::kDynamic, ShapedType::kDynamic, ShapedType::kDynamic},
-        f32);
-
     OpBuilder::InsertionGuard guard(rewriter);
-    auto gpuModule = createKernelModule(rewriter, module, loc,
+    auto gpuModule = createKernelModule(rewriter, module, op.getLoc(),
                                         "swba_attention_grad_kernels");
-    auto smemSpace = gpu::AddressSpaceAttr::get(
-        rewriter.getContext(), gpu::GPUDialect::getWorkgroupAddressSpace());
-    auto rowType = MemRefType::get({kTile}, f32, MemRefLayoutAttrInterface(),
-                                   smemSpace);
-    SmallVector<Type> smem{sharedTileType(elementType, kTile, headDim),
-                           sharedTileType(elementType, kTile, valueDim)};
-    double scale = op.getEffectiveScale();
-
-    auto common = [&](KernelBuilder &e, ValueRange a) {
-      e.setLaneIds();
-      GradKernel gk{e, a[0], a[1], a[2], a[3], a[4], a[5]};
-      gk.queries = e.dim(gk.q, 2);
-      gk.keys = e.dim(gk.k, 2);
-      gk.posOffset = e.sub(gk.keys, gk.queries);
-      gk.group = e.divIdx(e.dim(gk.q, 1), e.dim(gk.k, 1));
-      gk.w = {static_cast<int64_t>(op.getBlockSize()),
-              static_cast<int64_t>(op.getWindow())};
-      gk.headDim = headDim;
-      gk.valueDim = valueDim;
-      gk.log2e = e.f32(1.0 / std::log(2.0));
-      gk.scaleLog2 = e.f32(scale / std::log(2.0));
-      return gk;
-    };
-
-    // dQ (and delta): q, k, v, dout, lse, delta, out, dq.
-    // Both kernels start with q, k, v, dout, lse, delta.
-    SmallVector<Type> sharedArgs{op.getQuery().getType(), op.getKey().getType(),
-                                 op.getValue().getType(),
-                                 op.getGradOut().getType(),
-                                 op.getLse().getType(), deltaType};
-    SmallVector<Type> dqArgs(sharedArgs);
-    dqArgs.append({op.getOut().getType(), op.getGradQuery().getType()});
-    auto dqKernel = createKernel(rewriter, gpuModule, loc,
-                                 "swba_attention_bwd_dq_m64", dqArgs, smem);
-    {
-      KernelBuilder e(rewriter, loc, elementType);
-      ValueRange a = dqKernel.getArguments().take_front(dqArgs.size());
-      GradKernel gk = common(e, a);
-      ArrayRef<BlockArgument> wg = dqKernel.getWorkgroupAttributions();
-      buildQueryGradKernel(gk, a[6], a[7], wg[0], wg[1], scale);
-      gpu::ReturnOp::create(rewriter, loc);
-    }
-
-    // dK/dV: q, k, v, dout, lse, delta, dk, dv.
-    SmallVector<Type> kvArgs(sharedArgs);
-    kvArgs.append({op.getGradKey().getType(), op.getGradValue().getType()});
-    SmallVector<Type> kvSmem(smem);
-    kvSmem.append({rowType, rowType});
-    // K and V tiles of their own (see buildKeyValueGradKernel) where they
-    // fit in static shared memory.
-    bool kvInShared = headDim <= 64 && valueDim <= 64;
-    if (kvInShared)
-      kvSmem.append(smem);
-    auto kvKernel = createKernel(rewriter, gpuModule, loc,
-                                 "swba_attention_bwd_dkdv_n64", kvArgs, kvSmem);
-    {
-      KernelBuilder e(rewriter, loc, elementType);
-      ValueRange a = kvKernel.getArguments().take_front(kvArgs.size());
-      GradKernel gk = common(e, a);
-      ArrayRef<BlockArgument> wg = kvKernel.getWorkgroupAttributions();
-      buildKeyValueGradKernel(gk, a[6], a[7], wg[0], wg[1], wg[2], wg[3],
-                              kvInShared ? Value(wg[4]) : Value(),
-                              kvInShared ? Value(wg[5]) : Value(), scale);
-      gpu::ReturnOp::create(rewriter, loc);
-    }
-
-    // Host: a device buffer for delta, the two launches in order, free.
-    rewriter.setInsertionPoint(op);
-    LoopEmitter e(rewriter, loc);
-    Value batch = e.dim(op.getQuery(), 0), heads = e.dim(op.getQuery(), 1);
-    Value queries = e.dim(op.getQuery(), 2);
-    Value delta =
-        gpu::AllocOp::create(e.b, deltaType, /*asyncToken=*/Type(),
-                             /*asyncDependencies=*/ValueRange(),
-                             ValueRange{batch, heads, queries},
-                             /*symbolOperands=*/ValueRange())
-            .getMemref();
-    gpu::KernelDim3 block{e.idx(kThreads), e.idx(1), e.idx(1)};
-    gpu::LaunchFuncOp::create(
-        e.b, dqKernel,
-        gpu::KernelDim3{heads,
-                        arith::CeilDivUIOp::create(e.b, queries, e.idx(kTile)),
-                        batch},
-        block, Value(),
-        ValueRange{op.getQuery(), op.getKey(), op.getValue(), op.getGradOut(),
-                   op.getLse(), delta, op.getOut(), op.getGradQuery()});
-    gpu::LaunchFuncOp::create(
-        e.b, kvKernel,
-        gpu::KernelDim3{e.dim(op.getKey(), 1),
-                        arith::CeilDivUIOp::create(e.b, e.dim(op.getKey(), 2),
-                                                   e.idx(kTile)),
-                        batch},
-        block, Value(),
-        ValueRange{op.getQuery(), op.getKey(), op.getValue(), op.getGradOut(),
-                   op.getLse(), delta, op.getGradKey(), op.getGradValue()});
-    gpu::DeallocOp::create(e.b, /*asyncToken=*/Type(), ValueRange(), delta);
-    rewriter.eraseOp(op);
+    auto dqKernel = createQueryGradKernel(rewriter, gpuModule, op);
+    auto kvKernel = createKeyValueGradKernel(rewriter, gpuModule, op);
+    launchGradKernels(rewriter, op, dqKernel, GradLaunch{kTile},
+                      kvKernel, GradLaunch{kTile});
     return success();
   }
 };
-
 } // namespace
 
 void mlir::swba::populateSWBAGradToGPUPatterns(RewritePatternSet &patterns) {

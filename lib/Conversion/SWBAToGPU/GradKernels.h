@@ -1,0 +1,54 @@
+//===- GradKernels.h - The swba.attention_grad GPU kernels ------*- C++ -*-===//
+//
+// Internal to lib/Conversion/SWBAToGPU: the two kernels of the backward
+// (dQ, which also computes delta = rowsum(dout * out), then dK/dV) and their
+// launch, so that a lowering can combine an mma.sync kernel with a wgmma
+// one.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef SWBA_LIB_CONVERSION_SWBATOGPU_GRADKERNELS_H
+#define SWBA_LIB_CONVERSION_SWBATOGPU_GRADKERNELS_H
+
+#include "KernelBuilder.h"
+#include "swba/Dialect/SWBA/IR/SWBA.h"
+
+#include <functional>
+
+namespace mlir::swba::gpu_kernels {
+
+/// delta's type: memref<?x?x?xf32> ([B][Hq][Nq]).
+MemRefType deltaType(MLIRContext *ctx);
+
+/// The mma.sync dQ kernel (4 warps, 64 query rows per workgroup) with
+/// parameters q, k, v, dout, lse, delta, out, dq, in `gpuModule`.
+gpu::GPUFuncOp createQueryGradKernel(RewriterBase &rewriter,
+                                     gpu::GPUModuleOp gpuModule,
+                                     AttentionGradOp op);
+
+/// The mma.sync dK/dV kernel (4 warps, 64 key rows per workgroup) with
+/// parameters q, k, v, dout, lse, delta, dk, dv, in `gpuModule`.
+gpu::GPUFuncOp createKeyValueGradKernel(RewriterBase &rewriter,
+                                        gpu::GPUModuleOp gpuModule,
+                                        AttentionGradOp op);
+
+/// How a backward kernel is launched: rows (of the queries for dQ, of the
+/// keys for dK/dV) per workgroup, threads, dynamic shared memory, and the
+/// parameters it takes after the memrefs (tensor maps), made on the host.
+struct GradLaunch {
+  int64_t rows;
+  int64_t threads = kThreads;
+  int64_t sharedBytes = 0;
+  std::function<SmallVector<Value>(LoopEmitter &)> extraArgs = nullptr;
+};
+
+/// Replaces `op` by: a device buffer for delta, the dQ launch over (query
+/// heads, query tiles, batch), the dK/dV launch over (key heads, key tiles,
+/// batch), and freeing delta.
+void launchGradKernels(RewriterBase &rewriter, AttentionGradOp op,
+                       gpu::GPUFuncOp dqKernel, GradLaunch dqLaunch,
+                       gpu::GPUFuncOp kvKernel, GradLaunch kvLaunch);
+
+} // namespace mlir::swba::gpu_kernels
+
+#endif // SWBA_LIB_CONVERSION_SWBATOGPU_GRADKERNELS_H
