@@ -81,12 +81,17 @@ def _launch_on_current(config, device, prefix, rows_dim, heads, batch, tensors):
     stream = torch.cuda.current_stream(device).cuda_stream
     signature = "".join(runtime.memref_signature(t.dim()) for t in tensors)
     values = [x for t in tensors for x in runtime.memref_values(t)]
-    if launch.box_n is not None:  # the TMA kernel: then the maps of q, k, v
+    if launch.box_n is not None:
+        # A TMA kernel: then the maps of q, k, v (boxes of `rows` query rows
+        # and `box_n` key rows) and, for the backward, of dout (query rows).
         q, k, v = tensors[:3]
-        signature += "PPP"
-        values += (_tensor_map(q, launch.rows, device.index, stream),
-                   _tensor_map(k, launch.box_n, device.index, stream),
-                   _tensor_map(v, launch.box_n, device.index, stream))
+        maps = [_tensor_map(q, launch.rows, device.index, stream),
+                _tensor_map(k, launch.box_n, device.index, stream),
+                _tensor_map(v, launch.box_n, device.index, stream)]
+        if "_bwd_" in name:
+            maps.append(_tensor_map(tensors[3], launch.rows, device.index, stream))
+        signature += "P" * len(maps)
+        values += maps
     grid = (heads, (rows_dim + launch.rows - 1) // launch.rows, batch)  # as the lowering's
     functions[name].launch(grid, (launch.threads, 1, 1), signature, values, stream,
                            launch.smem)
@@ -173,7 +178,7 @@ def attention_backward(q, k, v, out, dout, lse, block_size, window, scale):
     delta = rowsum(dout * out)), then a dK/dV kernel; deterministic."""
     b, hq, nq, _ = q.shape
     hkv, nk = k.shape[1], k.shape[2]
-    q, k, v, out, dout = (t.contiguous() for t in (q, k, v, out, dout))
+    q, k, v, out, dout = (_dense(t) for t in (q, k, v, out, dout))
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
     delta = torch.empty((b, hq, nq), dtype=torch.float32, device=q.device)
     if q.numel() and k.numel():

@@ -103,6 +103,11 @@ GRAD_TOL = {"f16": 1e-2, "bf16": 5e-2}
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_backward_matches_reference(case, chip):
+    check_backward(case)
+
+
+def check_backward(case):
+    """dq, dk, dv of `attention` against the fp32 reference's, every element."""
     torch.manual_seed(hash(case.name) % 2**31 + 1)
     dt = DTYPES[case.dtype]
     q = torch.randn(case.b, case.hq, case.nq, case.d, device="cuda", dtype=dt)
@@ -146,7 +151,23 @@ def test_hopper_forward_launches_wgmma(case, monkeypatch):
     assert block == (facts.threads, 1, 1) and shared == facts.smem > 48 * 1024
 
 
-def test_backward_is_deterministic():
+@pytest.mark.parametrize("case", [next(c for c in CASES if c.d == c.dv == d) for d in (64, 128)],
+                         ids=lambda c: c.name)
+def test_hopper_backward_launches_wgmma(case, monkeypatch):
+    """On sm_90a at head dims 64 and 128 the backward's dQ kernel is the TMA
+    + wgmma one (the forward too), then the dK/dV kernel."""
+    if CAPABILITY != (9, 0):
+        pytest.skip("the wgmma kernel needs sm_90a")
+    monkeypatch.setenv("SWBA_CHIP", "sm_90a")
+    launches = launched_kernels(monkeypatch)
+    check_backward(case)
+    names = [name for name, _, _ in launches]
+    assert names[0].startswith("swba_attention_fwd_wgmma_"), names
+    assert names[1].startswith("swba_attention_bwd_dq_wgmma_"), names
+    assert names[2].startswith("swba_attention_bwd_dkdv_"), names
+
+
+def test_backward_is_deterministic(chip):
     case = CASES[2]  # GQA: dk/dv sum the group without atomics
     torch.manual_seed(7)
     dt = DTYPES[case.dtype]

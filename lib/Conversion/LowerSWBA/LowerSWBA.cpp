@@ -50,7 +50,8 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
       if (gpu && failed(checkGPULowerable(op)))
         return WalkResult::interrupt();
       if (gpu && chip == "sm_90a" &&
-          failed(checkHopperLowerable(op, HopperOptions{blockN, stages, overlapSoftmax, pingPong})))
+          failed(checkHopperLowerable(
+              op, HopperOptions{blockN, stages, overlapSoftmax, pingPong})))
         return WalkResult::interrupt();
       return WalkResult::advance();
     });
@@ -59,9 +60,11 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
 
     RewritePatternSet patterns(&getContext());
     if (gpu) {
-      if (chip == "sm_90a")
-        populateSWBAToGPUHopperPatterns(patterns,
-                                        HopperOptions{blockN, stages, overlapSoftmax, pingPong});
+      if (chip == "sm_90a") {
+        populateSWBAToGPUHopperPatterns(
+            patterns, HopperOptions{blockN, stages, overlapSoftmax, pingPong});
+        populateSWBAGradToGPUHopperPatterns(patterns);
+      }
       populateSWBAToGPUPatterns(patterns);
       populateSWBAGradToGPUPatterns(patterns);
     }

@@ -37,6 +37,12 @@ struct HopperOptions {
 void populateSWBAToGPUHopperPatterns(RewritePatternSet &patterns,
                                      HopperOptions options);
 
+/// Patterns that rewrite memref-form `swba.attention_grad` with head dims
+/// 64 or 128 into the sm_90a backward: a warp-specialized dQ kernel on TMA
+/// and warpgroup MMA (which also computes delta), then the dK/dV kernel.
+/// They take precedence over populateSWBAGradToGPUPatterns.
+void populateSWBAGradToGPUHopperPatterns(RewritePatternSet &patterns);
+
 /// Emits an error at `op` and fails when the sm_90a kernel would take it
 /// (swba.attention, head dims 64/128) but `options` give it a tiling that
 /// does not fit (block-n, stages, shared memory).

@@ -1,0 +1,477 @@
+//===- SWBAGradToGPUHopper.cpp - swba.attention_grad on wgmma + TMA -------===//
+//
+// The sm_90a backward (--lower-swba{target=gpu chip=sm_90a}), head dims 64
+// and 128: a dQ kernel on warpgroup MMA and TMA, launched with the dK/dV
+// kernel; both deterministic (no atomics: each workgroup owns its rows).
+//
+// dQ kernel: 3 warpgroups. The producer loads the workgroup's 128 rows of Q
+// and dO once and a ring of K/V tiles of 64 keys (the rows' block window
+// only), each stage on full/empty mbarriers. Each consumer owns 64 query
+// rows and, per tile,
+//   S  = Q K^T   and   dP = dO V^T      (SS wgmma, one group)
+//   P  = exp(S scale - lse)             (masked at the window's edges)
+//   dS = P (dP - delta)
+//   dQ += dS K                          (RS wgmma: dS from registers, K as
+//                                        the MN-major B)
+// then dQ * scale is stored. delta = rowsum(dout * out) is computed at the
+// start and written for the dK/dV kernel, which runs next.
+//
+//===----------------------------------------------------------------------===//
+
+#include "swba/Conversion/SWBAToGPU/SWBAToGPU.h"
+#include "swba/Dialect/SWBA/IR/SWBA.h"
+#include "swba/Dialect/SWBA/Utils/WindowBounds.h"
+#include "GradKernels.h"
+#include "HopperKernelBuilder.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/PatternMatch.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::swba;
+using namespace mlir::swba::gpu_kernels;
+
+namespace {
+
+/// The dQ kernel's tiling: two consumers of 64 query rows; 64-key tiles
+/// (S, dP and dQ accumulators: 32 + 32 + D / 2 registers a thread), two
+/// stages.
+struct QueryGradTiling {
+  static constexpr int64_t consumers = 2;
+  static constexpr int64_t blockN = 64;
+  static constexpr int64_t stages = 2;
+  static int64_t blockM() { return consumers * kRowsPerConsumer; }
+  static int64_t threads() { return (consumers + 1) * kWarpgroupThreads; }
+};
+
+/// Shared memory of the dQ kernel: Q and dO of the workgroup's rows, then
+/// the K and V stages.
+struct QueryGradLayout {
+  int64_t qBytes, doBytes, kStageBytes, vStageBytes;
+  QueryGradLayout(int64_t d, int64_t dv)
+      : qBytes(QueryGradTiling::blockM() * d * 2),
+        doBytes(QueryGradTiling::blockM() * dv * 2),
+        kStageBytes(QueryGradTiling::blockN * d * 2),
+        vStageBytes(QueryGradTiling::blockN * dv * 2) {}
+  int64_t doOffset() const { return qBytes; }
+  int64_t kOffset() const { return qBytes + doBytes; }
+  int64_t vOffset() const {
+    return kOffset() + QueryGradTiling::stages * kStageBytes;
+  }
+  int64_t total() const {
+    return vOffset() + QueryGradTiling::stages * vStageBytes;
+  }
+};
+
+/// mbarrier slots: Q and dO (one), then per stage K full, V full, K empty,
+/// V empty.
+struct RingBarriers {
+  int64_t stages;
+  int64_t count() const { return 1 + 4 * stages; }
+  int64_t fullK() const { return 1; }
+  int64_t fullV() const { return 1 + stages; }
+  int64_t emptyK() const { return 1 + 2 * stages; }
+  int64_t emptyV() const { return 1 + 3 * stages; }
+};
+
+void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
+                        ValueRange a, ArrayRef<Value> maps, Type elementType,
+                        int64_t headDim, int64_t valueDim) {
+  using T = QueryGradTiling;
+  MLIRContext *ctx = builder.getContext();
+  QueryGradLayout layout(headDim, valueDim);
+  RingBarriers slots{T::stages};
+  auto smemSpace = gpu::AddressSpaceAttr::get(
+      ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
+  Value bars = nvgpu::MBarrierCreateOp::create(
+      builder, loc,
+      nvgpu::MBarrierGroupType::get(ctx, smemSpace, slots.count()));
+  HopperKernelBuilder e(builder, loc, elementType, bars);
+  const int64_t blockM = T::blockM(), blockN = T::blockN;
+  // a: q, k, v, dout, lse, delta, out, dq.
+  Value q = a[0], k = a[1], dout = a[3], lse = a[4], delta = a[5],
+        out = a[6], dq = a[7];
+  BlockWindow w{static_cast<int64_t>(op.getBlockSize()),
+                static_cast<int64_t>(op.getWindow())};
+  double scale = op.getEffectiveScale();
+  const bool positiveScale = scale > 0;
+  Value scaleLog2 = e.f32(scale / std::log(2.0));
+  Value log2e = e.f32(1.0 / std::log(2.0));
+
+  e.setLaneIds();
+  Value warpgroup = e.div(e.threadId, kWarpgroupThreads);
+  WorkgroupTile tile = mapWorkgroup(e, /*headsFastest=*/false);
+  Value batch = tile.batch, head = tile.head;
+  Value queries = e.dim(q, 2), keys = e.dim(k, 2);
+  Value posOffset = e.sub(keys, queries);
+  Value kvHeads = e.dim(k, 1);
+  Value kvHead = e.divIdx(head, e.divIdx(e.dim(q, 1), kvHeads));
+  Value q0 = e.mul(tile.qTile, blockM);
+  Value q1 = e.min(e.add(q0, e.idx(blockM)), queries);
+  RowRange window = computeKeyWindow(e.b, loc, w, q0, q1, posOffset, keys);
+  Value numTiles = arith::CeilDivUIOp::create(
+      e.b, e.sub(window.end, window.begin), e.idx(blockN));
+  Value qPlane =
+      e.add(arith::MulIOp::create(e.b, batch, e.dim(q, 1)), head);
+  Value kvPlane = e.add(arith::MulIOp::create(e.b, batch, kvHeads), kvHead);
+
+  e.sharedBuffer(layout.total());
+  Value base = e.descriptorBase();
+  Value isThread0 = e.eq(e.threadId, 0);
+  int64_t consumerWarps = T::consumers * kWarpgroupThreads / 32;
+  SmallVector<int64_t> counts;
+  for (int64_t i = 0; i < slots.count(); ++i)
+    counts.push_back(i < slots.emptyK() ? 1 : consumerWarps);
+  e.initBarriers(counts, isThread0);
+
+  auto stageOf = [&](Value j) {
+    return arith::RemUIOp::create(e.b, j, e.idx(T::stages));
+  };
+  auto phaseOf = [&](Value j) {
+    Value round = e.divIdx(j, e.idx(T::stages));
+    return arith::TruncIOp::create(
+        e.b, e.b.getI1Type(),
+        e.toI64(arith::RemUIOp::create(e.b, round, e.idx(2))));
+  };
+  auto slot = [&](int64_t first, Value j) {
+    return e.add(stageOf(j), e.idx(first));
+  };
+
+  auto roles = scf::IfOp::create(e.b, e.eq(warpgroup, 0),
+                                 /*withElseRegion=*/true);
+  {
+    // Producer.
+    OpBuilder::InsertionGuard g(e.b);
+    e.b.setInsertionPoint(roles.thenBlock()->getTerminator());
+    NVVM::SetMaxRegisterOp::create(e.b, kProducerRegisters,
+                                   NVVM::SetMaxRegisterAction::decrease);
+    e.when(isThread0, [&] {
+      Value once = e.idx(0);
+      nvgpu::MBarrierArriveExpectTxOp::create(
+          e.b, bars, e.idx(layout.qBytes + layout.doBytes), once, Value());
+      e.loadBoxes(maps[0], once, e.idx(0), blockM, headDim, q0, qPlane);
+      e.loadBoxes(maps[3], once, e.idx(layout.doOffset()), blockM, valueDim,
+                  q0, qPlane);
+      e.loop(e.idx(0), numTiles, e.idx(1), [&](Value j) {
+        Value stage = stageOf(j);
+        Value emptyParity = arith::XOrIOp::create(e.b, phaseOf(j), e.i1(true));
+        Value row = e.add(window.begin, e.mul(j, blockN));
+        auto produce = [&](int64_t empty, int64_t full, Value map,
+                           int64_t stageBytes, int64_t firstOffset,
+                           int64_t width) {
+          e.waitParity(slot(empty, j), emptyParity);
+          Value s = slot(full, j);
+          nvgpu::MBarrierArriveExpectTxOp::create(e.b, bars,
+                                                  e.idx(stageBytes), s,
+                                                  Value());
+          e.loadBoxes(map, s,
+                      e.add(e.idx(firstOffset), e.mul(stage, stageBytes)),
+                      blockN, width, row, kvPlane);
+        };
+        produce(slots.emptyK(), slots.fullK(), maps[1], layout.kStageBytes,
+                layout.kOffset(), headDim);
+        produce(slots.emptyV(), slots.fullV(), maps[2], layout.vStageBytes,
+                layout.vOffset(), valueDim);
+      });
+    });
+  }
+
+  // Consumers.
+  OpBuilder::InsertionGuard g(e.b);
+  e.b.setInsertionPoint(roles.elseBlock()->getTerminator());
+  NVVM::SetMaxRegisterOp::create(e.b, kConsumerRegisters,
+                                 NVVM::SetMaxRegisterAction::increase);
+  Value consumer = e.sub(warpgroup, e.idx(1));
+  Value rowBase = e.add(e.add(q0, e.mul(consumer, kRowsPerConsumer)),
+                        e.add(e.mul(e.rem(e.warpId, 4), 16), e.g));
+  Value isLane0 = e.eq(e.laneId, 0);
+
+  // Per row h (rowBase + 8h): lse in the log2 domain, and delta =
+  // rowsum(dout * out), each quad's 4 threads summing a quarter of the row;
+  // rows past the end read nothing and are never stored.
+  Value lseLog2[2], rowDelta[2];
+  int64_t quarter = valueDim / 4;
+  auto vecType = VectorType::get({kVec}, elementType);
+  for (int64_t h = 0; h < 2; ++h) {
+    Value row = e.add(rowBase, e.idx(8 * h));
+    Value inRange =
+        arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, row, queries);
+    auto ifOp = scf::IfOp::create(e.b, TypeRange{e.b.getF32Type(),
+                                                 e.b.getF32Type()},
+                                  inRange, /*withElseRegion=*/true);
+    {
+      OpBuilder::InsertionGuard g2(e.b);
+      e.b.setInsertionPointToStart(ifOp.thenBlock());
+      Value l = e.mulf(e.load(lse, {batch, head, row}), log2e);
+      Value sum = e.f32(0.0);
+      for (int64_t c = 0; c < quarter; c += kVec) {
+        Value col = e.add(e.mul(e.t, quarter), e.idx(c));
+        auto f32Vec = VectorType::get({kVec}, e.b.getF32Type());
+        Value x = arith::ExtFOp::create(
+            e.b, f32Vec,
+            vector::LoadOp::create(e.b, vecType, dout,
+                                   ValueRange{batch, head, row, col})
+                .getResult());
+        Value y = arith::ExtFOp::create(
+            e.b, f32Vec,
+            vector::LoadOp::create(e.b, vecType, out,
+                                   ValueRange{batch, head, row, col})
+                .getResult());
+        sum = e.addf(sum, vector::ReductionOp::create(
+                              e.b, vector::CombiningKind::ADD,
+                              e.mulf(x, y)));
+      }
+      scf::YieldOp::create(e.b, ValueRange{l, sum});
+      e.b.setInsertionPointToStart(ifOp.elseBlock());
+      scf::YieldOp::create(e.b, ValueRange{e.f32(0.0), e.f32(0.0)});
+    }
+    lseLog2[h] = ifOp.getResult(0);
+    rowDelta[h] = e.quadReduce(ifOp.getResult(1), /*isMax=*/false);
+    e.when(arith::AndIOp::create(e.b, inRange, e.eq(e.t, 0)), [&] {
+      e.store(rowDelta[h], delta, {batch, head, row});
+    });
+  }
+
+  // Descriptors: this consumer's Q and dO rows (K-major A), the stage's K
+  // (K-major B for S, MN-major B for dQ) and V (K-major B for dP).
+  auto high = [&](int64_t lbo) { return e.i64(descriptorHigh(lbo)); };
+  Value rowsOffset = e.toI64(e.mul(consumer, kRowsPerConsumer * kBoxRowBytes / 16));
+  Value qDesc = arith::OrIOp::create(e.b, e.add(base, rowsOffset), high(16));
+  Value doDesc = arith::OrIOp::create(
+      e.b, e.add(e.add(base, rowsOffset), e.i64(layout.doOffset() / 16)),
+      high(16));
+  auto stageBase = [&](Value j, int64_t firstOffset, int64_t stageBytes) {
+    return e.add(base, e.toI64(e.add(e.idx(firstOffset / 16),
+                                     e.mul(stageOf(j), stageBytes / 16))));
+  };
+
+  e.waitParity(e.idx(0), e.i1(false));
+  int64_t nS = blockN / 2, nQ = headDim / 2;
+  auto accType = LLVM::LLVMStructType::getLiteral(
+      ctx, SmallVector<Type>(nS, e.b.getF32Type()));
+  SmallVector<Value> init(nQ, e.f32(0.0));
+  auto loop = scf::ForOp::create(e.b, e.idx(0), numTiles, e.idx(1), init);
+  {
+    OpBuilder::InsertionGuard g2(e.b);
+    e.b.setInsertionPointToEnd(loop.getBody());
+    Value j = loop.getInductionVar();
+    SmallVector<Value> acc(loop.getRegionIterArgs());
+    Value k0 = e.add(window.begin, e.mul(j, blockN));
+    Value k1 = e.min(e.add(k0, e.idx(blockN)), window.end);
+
+    e.waitParity(slot(slots.fullK(), j), phaseOf(j));
+    e.waitParity(slot(slots.fullV(), j), phaseOf(j));
+    Value kBase = stageBase(j, layout.kOffset(), layout.kStageBytes);
+    Value vBase = stageBase(j, layout.vOffset(), layout.vStageBytes);
+    // S and dP operands: slice kk of a K-major operand lies in 64-column
+    // block kk / 4, 32 bytes further per slice inside a block.
+    SmallVector<Value> ops;
+    auto kMajor = [&](int64_t rows, int64_t kk) {
+      int64_t cb = kk / 4, within = (kk % 4) * 32;
+      return e.i64((cb * rows * kBoxRowBytes + within) / 16);
+    };
+    Value kDescK = arith::OrIOp::create(e.b, kBase, high(16));
+    Value vDescK = arith::OrIOp::create(e.b, vBase, high(16));
+    for (int64_t kk = 0; kk < headDim / 16; ++kk) {
+      ops.push_back(e.add(qDesc, kMajor(blockM, kk)));
+      ops.push_back(e.add(kDescK, kMajor(blockN, kk)));
+    }
+    for (int64_t kk = 0; kk < valueDim / 16; ++kk) {
+      ops.push_back(e.add(doDesc, kMajor(blockM, kk)));
+      ops.push_back(e.add(vDescK, kMajor(blockN, kk)));
+    }
+    ops = e.fenceRegisters(ops);
+    SmallVector<Value> zeros = e.fenceRegisters(
+        SmallVector<Value>(2 * nS, e.f32(0.0)));
+    auto zeroAcc = [&](int64_t first) {
+      Value z = LLVM::PoisonOp::create(e.b, accType);
+      for (int64_t i = 0; i < nS; ++i)
+        z = LLVM::InsertValueOp::create(e.b, z, zeros[first + i], i);
+      return z;
+    };
+    NVVM::WgmmaFenceAlignedOp::create(e.b);
+    Value sAcc = zeroAcc(0), dpAcc = zeroAcc(nS);
+    int64_t dk = headDim / 16;
+    for (int64_t kk = 0; kk < dk; ++kk)
+      sAcc = e.ssMma(sAcc, ops[2 * kk], ops[2 * kk + 1], blockN, kk == 0);
+    for (int64_t kk = 0; kk < valueDim / 16; ++kk)
+      dpAcc = e.ssMma(dpAcc, ops[2 * (dk + kk)], ops[2 * (dk + kk) + 1],
+                      blockN, kk == 0);
+    NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
+    NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
+    e.when(isLane0, [&] { e.arrive(slot(slots.emptyV(), j)); });
+
+    SmallVector<Value> s, dp;
+    for (int64_t i = 0; i < nS; ++i) {
+      s.push_back(LLVM::ExtractValueOp::create(e.b, sAcc, i));
+      dp.push_back(LLVM::ExtractValueOp::create(e.b, dpAcc, i));
+    }
+    s = e.fenceRegisters(s);
+    dp = e.fenceRegisters(dp);
+    if (!positiveScale)
+      for (Value &x : s)
+        x = e.mulf(x, scaleLog2);
+    // Edge tiles mask element-wise (register 4 * jn + 2 * h + c is row
+    // rowBase + 8h, key k0 + 8 * jn + 2 * t + c); interior tiles do not.
+    Value interior = arith::AndIOp::create(
+        e.b,
+        arith::CmpIOp::create(e.b, arith::CmpIPredicate::eq, e.sub(k1, k0),
+                              e.idx(blockN)),
+        isTileFullyVisible(e.b, loc, w, q0, q1, k0, k1, posOffset));
+    auto maskIf = scf::IfOp::create(e.b, TypeRange(ValueRange(s)), interior,
+                                    /*withElseRegion=*/true);
+    {
+      OpBuilder::InsertionGuard g3(e.b);
+      e.b.setInsertionPointToStart(maskIf.thenBlock());
+      scf::YieldOp::create(e.b, s);
+      e.b.setInsertionPointToStart(maskIf.elseBlock());
+      SmallVector<Value> masked;
+      for (int64_t i = 0; i < nS; ++i) {
+        int64_t jn = i / 4, h = (i / 2) % 2, c = i % 2;
+        Value row = e.add(rowBase, e.idx(8 * h));
+        Value col = e.add(k0, e.add(e.mul(e.t, 2), e.idx(8 * jn + c)));
+        Value visible = arith::AndIOp::create(
+            e.b,
+            arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, col, k1),
+            isVisible(e.b, loc, w, row, col, posOffset));
+        masked.push_back(e.select(visible, s[i], e.negInf()));
+      }
+      scf::YieldOp::create(e.b, masked);
+    }
+    s.assign(maskIf.getResults().begin(), maskIf.getResults().end());
+
+    // dS = P (dP - delta), P = 2^(S scale log2e - lse log2e).
+    SmallVector<Value> ds;
+    for (int64_t i = 0; i < nS; ++i) {
+      int64_t h = (i / 2) % 2;
+      Value negLse = arith::NegFOp::create(e.b, lseLog2[h]);
+      Value p = e.ex2(positiveScale
+                          ? Value(LLVM::FMAOp::create(e.b, s[i], scaleLog2,
+                                                      negLse))
+                          : e.addf(s[i], negLse));
+      ds.push_back(e.mulf(p, e.subf(dp[i], rowDelta[h])));
+    }
+    SmallVector<Value> dsFrags;
+    for (int64_t kk = 0; kk < blockN / 16; ++kk) {
+      int64_t j0 = 4 * (2 * kk), j1 = 4 * (2 * kk + 1);
+      for (int64_t r : {j0, j0 + 2, j1, j1 + 2})
+        dsFrags.push_back(e.packPair(ds[r], ds[r + 1]));
+    }
+
+    // dQ += dS K: K [keys][D] is the MN-major B; a k16 slice is 16 key rows
+    // (2048 bytes); the 64-column blocks of D = 128 are the leading byte
+    // offset apart.
+    Value kDescMN =
+        arith::OrIOp::create(e.b, kBase, high(blockN * kBoxRowBytes));
+    SmallVector<Value> bDescs;
+    for (int64_t kk = 0; kk < blockN / 16; ++kk)
+      bDescs.push_back(e.add(kDescMN, e.i64(kk * 16 * kBoxRowBytes / 16)));
+    bDescs = e.fenceRegisters(bDescs);
+    dsFrags = e.fenceRegisters(dsFrags);
+    acc = e.fenceRegisters(acc);
+    NVVM::WgmmaFenceAlignedOp::create(e.b);
+    for (int64_t kk = 0; kk < blockN / 16; ++kk)
+      acc = e.rsMma(acc, ArrayRef<Value>(dsFrags).slice(4 * kk, 4),
+                    bDescs[kk], headDim);
+    NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
+    NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
+    acc = e.fenceRegisters(acc);
+    e.when(isLane0, [&] { e.arrive(slot(slots.emptyK(), j)); });
+    scf::YieldOp::create(e.b, acc);
+  }
+
+  // dQ = scale * sum dS K, rows rowBase + 8h, columns 8 * jn + 2 * t + c.
+  ValueRange results = loop.getResults();
+  auto pairType = VectorType::get({2}, elementType);
+  for (int64_t h = 0; h < 2; ++h) {
+    Value row = e.add(rowBase, e.idx(8 * h));
+    e.when(arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, row, queries),
+           [&] {
+             for (int64_t jn = 0; jn < headDim / 8; ++jn) {
+               Value pair = vector::FromElementsOp::create(
+                   e.b, VectorType::get({2}, e.b.getF32Type()),
+                   ValueRange{e.mulf(results[4 * jn + 2 * h], e.f32(scale)),
+                              e.mulf(results[4 * jn + 2 * h + 1],
+                                     e.f32(scale))});
+               pair = arith::TruncFOp::create(e.b, pairType, pair);
+               Value col = e.add(e.mul(e.t, 2), e.idx(jn * 8));
+               vector::StoreOp::create(e.b, pair, dq,
+                                       ValueRange{batch, head, row, col});
+             }
+           });
+  }
+}
+
+struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
+  AttentionGradOpToWgmma(MLIRContext *context)
+      : OpRewritePattern(context, /*benefit=*/2) {}
+
+  LogicalResult matchAndRewrite(AttentionGradOp op,
+                                PatternRewriter &rewriter) const override {
+    if (!op.hasPureBufferSemantics())
+      return rewriter.notifyMatchFailure(op, "expected memref operands");
+    auto module = op->getParentOfType<ModuleOp>();
+    if (!module)
+      return rewriter.notifyMatchFailure(op, "expected an enclosing module");
+    auto qType = cast<MemRefType>(op.getQuery().getType());
+    Type elementType = qType.getElementType();
+    int64_t headDim = qType.getDimSize(3);
+    int64_t valueDim =
+        cast<MemRefType>(op.getValue().getType()).getDimSize(3);
+    if ((headDim != 64 && headDim != 128) ||
+        (valueDim != 64 && valueDim != 128))
+      return rewriter.notifyMatchFailure(op, "head dims other than 64/128");
+
+    Location loc = op.getLoc();
+    using T = QueryGradTiling;
+    QueryGradLayout layout(headDim, valueDim);
+    auto rowsMap = tensorMapType(elementType, T::blockM());
+    auto keysMap = tensorMapType(elementType, T::blockN);
+
+    OpBuilder::InsertionGuard guard(rewriter);
+    auto gpuModule = createKernelModule(rewriter, module, loc,
+                                        "swba_attention_grad_kernels");
+    // q, k, v, dout, lse, delta, out, dq; then the maps of q, k, v, dout.
+    SmallVector<Type> dqArgs{op.getQuery().getType(), op.getKey().getType(),
+                             op.getValue().getType(),
+                             op.getGradOut().getType(), op.getLse().getType(),
+                             deltaType(op.getContext()),
+                             op.getOut().getType(),
+                             op.getGradQuery().getType()};
+    std::string name = "swba_attention_bwd_dq_wgmma_t" +
+                       std::to_string(T::threads()) + "_s" +
+                       std::to_string(layout.total()) + "_n" +
+                       std::to_string(T::blockN) + "_m" +
+                       std::to_string(T::blockM());
+    SmallVector<Value> maps;
+    auto dqKernel = createHopperKernel(rewriter, gpuModule, loc, name, dqArgs,
+                                       {rowsMap, keysMap, keysMap, rowsMap},
+                                       T::threads(), maps);
+    buildQueryGradBody(rewriter, loc, op,
+                       dqKernel.getArguments().take_front(dqArgs.size()),
+                       maps, elementType, headDim, valueDim);
+    gpu::ReturnOp::create(rewriter, loc);
+    auto kvKernel = createKeyValueGradKernel(rewriter, gpuModule, op);
+
+    GradLaunch dqLaunch{T::blockM(), T::threads(), layout.total(),
+                        [&](LoopEmitter &e) {
+                          return SmallVector<Value>{
+                              createTensorMap(e, op.getQuery(), rowsMap),
+                              createTensorMap(e, op.getKey(), keysMap),
+                              createTensorMap(e, op.getValue(), keysMap),
+                              createTensorMap(e, op.getGradOut(), rowsMap)};
+                        }};
+    launchGradKernels(rewriter, op, dqKernel, dqLaunch, kvKernel,
+                      GradLaunch{64});
+    return success();
+  }
+};
+
+} // namespace
+
+void mlir::swba::populateSWBAGradToGPUHopperPatterns(
+    RewritePatternSet &patterns) {
+  patterns.add<AttentionGradOpToWgmma>(patterns.getContext());
+}
