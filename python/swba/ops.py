@@ -92,7 +92,10 @@ def _launch_on_current(config, device, prefix, rows_dim, heads, batch, tensors):
             maps.append(_tensor_map(tensors[3], launch.rows, device.index, stream))
         signature += "P" * len(maps)
         values += maps
-    grid = (heads, (rows_dim + launch.rows - 1) // launch.rows, batch)  # as the lowering's
+    # Rows of the launch's row dimension per workgroup: a TMA dK/dV kernel
+    # owns box_n keys (its `rows` are the query rows of its Q/dO boxes).
+    per_workgroup = launch.box_n if "_dkdv_wgmma_" in name else launch.rows
+    grid = (heads, (rows_dim + per_workgroup - 1) // per_workgroup, batch)  # as the lowering's
     functions[name].launch(grid, (launch.threads, 1, 1), signature, values, stream,
                            launch.smem)
 

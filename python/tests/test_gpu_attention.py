@@ -164,7 +164,7 @@ def test_hopper_backward_launches_wgmma(case, monkeypatch):
     names = [name for name, _, _ in launches]
     assert names[0].startswith("swba_attention_fwd_wgmma_"), names
     assert names[1].startswith("swba_attention_bwd_dq_wgmma_"), names
-    assert names[2].startswith("swba_attention_bwd_dkdv_"), names
+    assert names[2].startswith("swba_attention_bwd_dkdv_wgmma_"), names
 
 
 def test_backward_is_deterministic(chip):

@@ -1,8 +1,9 @@
 //===- SWBAGradToGPUHopper.cpp - swba.attention_grad on wgmma + TMA -------===//
 //
 // The sm_90a backward (--lower-swba{target=gpu chip=sm_90a}), head dims 64
-// and 128: a dQ kernel on warpgroup MMA and TMA, launched with the dK/dV
-// kernel; both deterministic (no atomics: each workgroup owns its rows).
+// and 128: a dQ kernel and a dK/dV kernel, both warp-specialized on
+// warpgroup MMA and TMA, both deterministic (no atomics: each workgroup
+// owns its rows; dK/dV sum the GQA group themselves).
 //
 // dQ kernel: 3 warpgroups. The producer loads the workgroup's 128 rows of Q
 // and dO once and a ring of K/V tiles of 64 keys (the rows' block window
@@ -282,7 +283,9 @@ void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
       ops.push_back(e.add(doDesc, kMajor(blockM, kk)));
       ops.push_back(e.add(vDescK, kMajor(blockN, kk)));
     }
-    ops = e.fenceRegisters(ops);
+    // (Descriptors made between the wgmmas of one group are fine for ptxas;
+    // fencing all of them first would keep 2 (D + Dv) / 16 more registers
+    // live.)
     SmallVector<Value> zeros = e.fenceRegisters(
         SmallVector<Value>(2 * nS, e.f32(0.0)));
     auto zeroAcc = [&](int64_t first) {
@@ -404,6 +407,393 @@ void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
   }
 }
 
+
+/// The dK/dV kernel's tiling: two consumers of 64 keys (128 keys a
+/// workgroup); query tiles of 64 rows (S^T and dP^T accumulators of 32
+/// registers next to dK and dV, D / 2 and Dv / 2), two stages.
+struct KeyValueGradTiling {
+  static constexpr int64_t consumers = 2;
+  static constexpr int64_t blockM = 64;
+  static constexpr int64_t stages = 2;
+  static int64_t blockN() { return consumers * kRowsPerConsumer; }
+  static int64_t threads() { return (consumers + 1) * kWarpgroupThreads; }
+};
+
+/// Shared memory of the dK/dV kernel: K and V of the workgroup's keys, then
+/// the Q and dO stages.
+struct KeyValueGradLayout {
+  int64_t kBytes, vBytes, qStageBytes, doStageBytes;
+  KeyValueGradLayout(int64_t d, int64_t dv)
+      : kBytes(KeyValueGradTiling::blockN() * d * 2),
+        vBytes(KeyValueGradTiling::blockN() * dv * 2),
+        qStageBytes(KeyValueGradTiling::blockM * d * 2),
+        doStageBytes(KeyValueGradTiling::blockM * dv * 2) {}
+  int64_t vOffset() const { return kBytes; }
+  int64_t qOffset() const { return kBytes + vBytes; }
+  int64_t doOffset() const {
+    return qOffset() + KeyValueGradTiling::stages * qStageBytes;
+  }
+  int64_t total() const {
+    return doOffset() + KeyValueGradTiling::stages * doStageBytes;
+  }
+};
+
+// dK/dV kernel: 3 warpgroups. The producer loads the workgroup's 128 keys
+// of K and V once and a ring of Q/dO tiles of 64 query rows: for each
+// query head of the GQA group, the query tiles of the keys' reverse window.
+// Each consumer owns 64 keys and, per query tile,
+//   S^T = K Q^T   and   dP^T = V dO^T   (SS wgmma, keys as rows)
+//   P^T = exp(S^T scale - lse)          (lse, delta per column: a query)
+//   dS^T = P^T (dP^T - delta)
+//   dV += P^T dO   and   dK += dS^T Q   (RS wgmma, dO and Q MN-major)
+// then stores dK * scale and dV: the group's sum, without atomics.
+void buildKeyValueGradBody(OpBuilder &builder, Location loc,
+                           AttentionGradOp op, ValueRange a,
+                           ArrayRef<Value> maps, Type elementType,
+                           int64_t headDim, int64_t valueDim) {
+  using T = KeyValueGradTiling;
+  MLIRContext *ctx = builder.getContext();
+  KeyValueGradLayout layout(headDim, valueDim);
+  RingBarriers slots{T::stages};
+  auto smemSpace = gpu::AddressSpaceAttr::get(
+      ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
+  Value bars = nvgpu::MBarrierCreateOp::create(
+      builder, loc,
+      nvgpu::MBarrierGroupType::get(ctx, smemSpace, slots.count()));
+  HopperKernelBuilder e(builder, loc, elementType, bars);
+  const int64_t blockM = T::blockM, blockN = T::blockN();
+  // a: q, k, v, dout, lse, delta, dk, dv.
+  Value q = a[0], k = a[1], lse = a[4], delta = a[5], dk = a[6], dv = a[7];
+  BlockWindow w{static_cast<int64_t>(op.getBlockSize()),
+                static_cast<int64_t>(op.getWindow())};
+  double scale = op.getEffectiveScale();
+  const bool positiveScale = scale > 0;
+  Value scaleLog2 = e.f32(scale / std::log(2.0));
+  Value log2e = e.f32(1.0 / std::log(2.0));
+
+  e.setLaneIds();
+  Value warpgroup = e.div(e.threadId, kWarpgroupThreads);
+  // Grid (key heads, key tiles, batch), heavy (late) tiles first.
+  WorkgroupTile tile = mapWorkgroup(e, /*headsFastest=*/false);
+  Value batch = tile.batch, kvHead = tile.head;
+  Value queries = e.dim(q, 2), keys = e.dim(k, 2);
+  Value posOffset = e.sub(keys, queries);
+  Value heads = e.dim(q, 1), kvHeads = e.dim(k, 1);
+  Value group = e.divIdx(heads, kvHeads);
+  Value k0 = e.mul(tile.qTile, blockN);
+  Value k1 = e.min(e.add(k0, e.idx(blockN)), keys);
+  RowRange window = computeQueryWindow(e.b, loc, w, k0, k1, posOffset, queries);
+  Value span = e.sub(window.end, window.begin);
+  Value nonEmpty = arith::CmpIOp::create(e.b, arith::CmpIPredicate::sgt,
+                                         span, e.idx(0));
+  Value qTiles = e.select(
+      nonEmpty, arith::CeilDivUIOp::create(e.b, span, e.idx(blockM)),
+      e.idx(0));
+  Value numTiles = arith::MulIOp::create(e.b, qTiles, group);
+  Value kvPlane = e.add(arith::MulIOp::create(e.b, batch, kvHeads), kvHead);
+  // Tile j: query head kvHead * group + j / qTiles, rows from
+  // window.begin + (j % qTiles) * blockM.
+  auto queryHead = [&](Value j) {
+    return e.add(arith::MulIOp::create(e.b, kvHead, group),
+                 e.divIdx(j, qTiles));
+  };
+  auto queryRow = [&](Value j) {
+    return e.add(window.begin,
+                 e.mul(arith::RemUIOp::create(e.b, j, qTiles), blockM));
+  };
+
+  e.sharedBuffer(layout.total());
+  Value base = e.descriptorBase();
+  Value isThread0 = e.eq(e.threadId, 0);
+  int64_t consumerWarps = T::consumers * kWarpgroupThreads / 32;
+  SmallVector<int64_t> counts;
+  for (int64_t i = 0; i < slots.count(); ++i)
+    counts.push_back(i < slots.emptyK() ? 1 : consumerWarps);
+  e.initBarriers(counts, isThread0);
+
+  auto stageOf = [&](Value j) {
+    return arith::RemUIOp::create(e.b, j, e.idx(T::stages));
+  };
+  auto phaseOf = [&](Value j) {
+    Value round = e.divIdx(j, e.idx(T::stages));
+    return arith::TruncIOp::create(
+        e.b, e.b.getI1Type(),
+        e.toI64(arith::RemUIOp::create(e.b, round, e.idx(2))));
+  };
+  // Slots: fullK() / emptyK() for Q, fullV() / emptyV() for dO.
+  auto slot = [&](int64_t first, Value j) {
+    return e.add(stageOf(j), e.idx(first));
+  };
+
+  auto roles = scf::IfOp::create(e.b, e.eq(warpgroup, 0),
+                                 /*withElseRegion=*/true);
+  {
+    // Producer.
+    OpBuilder::InsertionGuard g(e.b);
+    e.b.setInsertionPoint(roles.thenBlock()->getTerminator());
+    NVVM::SetMaxRegisterOp::create(e.b, kProducerRegisters,
+                                   NVVM::SetMaxRegisterAction::decrease);
+    e.when(isThread0, [&] {
+      Value once = e.idx(0);
+      nvgpu::MBarrierArriveExpectTxOp::create(
+          e.b, bars, e.idx(layout.kBytes + layout.vBytes), once, Value());
+      e.loadBoxes(maps[1], once, e.idx(0), blockN, headDim, k0, kvPlane);
+      e.loadBoxes(maps[2], once, e.idx(layout.vOffset()), blockN, valueDim,
+                  k0, kvPlane);
+      e.loop(e.idx(0), numTiles, e.idx(1), [&](Value j) {
+        Value stage = stageOf(j);
+        Value emptyParity = arith::XOrIOp::create(e.b, phaseOf(j), e.i1(true));
+        Value row = queryRow(j);
+        Value plane =
+            e.add(arith::MulIOp::create(e.b, batch, heads), queryHead(j));
+        auto produce = [&](int64_t empty, int64_t full, Value map,
+                           int64_t stageBytes, int64_t firstOffset,
+                           int64_t width) {
+          e.waitParity(slot(empty, j), emptyParity);
+          Value s = slot(full, j);
+          nvgpu::MBarrierArriveExpectTxOp::create(e.b, bars,
+                                                  e.idx(stageBytes), s,
+                                                  Value());
+          e.loadBoxes(map, s,
+                      e.add(e.idx(firstOffset), e.mul(stage, stageBytes)),
+                      blockM, width, row, plane);
+        };
+        produce(slots.emptyK(), slots.fullK(), maps[0], layout.qStageBytes,
+                layout.qOffset(), headDim);
+        produce(slots.emptyV(), slots.fullV(), maps[3], layout.doStageBytes,
+                layout.doOffset(), valueDim);
+      });
+    });
+  }
+
+  // Consumers.
+  OpBuilder::InsertionGuard g(e.b);
+  e.b.setInsertionPoint(roles.elseBlock()->getTerminator());
+  NVVM::SetMaxRegisterOp::create(e.b, kConsumerRegisters,
+                                 NVVM::SetMaxRegisterAction::increase);
+  Value consumer = e.sub(warpgroup, e.idx(1));
+  // This thread's key rows: keyBase + 8h.
+  Value keyBase = e.add(e.add(k0, e.mul(consumer, kRowsPerConsumer)),
+                        e.add(e.mul(e.rem(e.warpId, 4), 16), e.g));
+  Value isLane0 = e.eq(e.laneId, 0);
+  auto high = [&](int64_t lbo) { return e.i64(descriptorHigh(lbo)); };
+  Value rowsOffset =
+      e.toI64(e.mul(consumer, kRowsPerConsumer * kBoxRowBytes / 16));
+  // K and V rows of this consumer: the A operands (K-major).
+  Value kDesc = arith::OrIOp::create(e.b, e.add(base, rowsOffset), high(16));
+  Value vDesc = arith::OrIOp::create(
+      e.b, e.add(e.add(base, rowsOffset), e.i64(layout.vOffset() / 16)),
+      high(16));
+  auto stageBase = [&](Value j, int64_t firstOffset, int64_t stageBytes) {
+    return e.add(base, e.toI64(e.add(e.idx(firstOffset / 16),
+                                     e.mul(stageOf(j), stageBytes / 16))));
+  };
+  auto kMajor = [&](int64_t rows, int64_t kk) {
+    int64_t cb = kk / 4, within = (kk % 4) * 32;
+    return e.i64((cb * rows * kBoxRowBytes + within) / 16);
+  };
+
+  e.waitParity(e.idx(0), e.i1(false));
+  int64_t nS = blockM / 2, nK = headDim / 2, nV = valueDim / 2;
+  auto accType = LLVM::LLVMStructType::getLiteral(
+      ctx, SmallVector<Type>(nS, e.b.getF32Type()));
+  SmallVector<Value> init(nK + nV, e.f32(0.0));
+  auto loop = scf::ForOp::create(e.b, e.idx(0), numTiles, e.idx(1), init);
+  {
+    OpBuilder::InsertionGuard g2(e.b);
+    e.b.setInsertionPointToEnd(loop.getBody());
+    Value j = loop.getInductionVar();
+    ValueRange iter = loop.getRegionIterArgs();
+    SmallVector<Value> dkAcc(iter.begin(), iter.begin() + nK);
+    SmallVector<Value> dvAcc(iter.begin() + nK, iter.end());
+    Value qHead = queryHead(j);
+    Value r0 = queryRow(j);
+    Value r1 = e.min(e.add(r0, e.idx(blockM)), window.end);
+
+    e.waitParity(slot(slots.fullK(), j), phaseOf(j));
+    e.waitParity(slot(slots.fullV(), j), phaseOf(j));
+    Value qBase = stageBase(j, layout.qOffset(), layout.qStageBytes);
+    Value doBase = stageBase(j, layout.doOffset(), layout.doStageBytes);
+    Value qDescK = arith::OrIOp::create(e.b, qBase, high(16));
+    Value doDescK = arith::OrIOp::create(e.b, doBase, high(16));
+    SmallVector<Value> ops;
+    for (int64_t kk = 0; kk < headDim / 16; ++kk) {
+      ops.push_back(e.add(kDesc, kMajor(blockN, kk)));
+      ops.push_back(e.add(qDescK, kMajor(blockM, kk)));
+    }
+    for (int64_t kk = 0; kk < valueDim / 16; ++kk) {
+      ops.push_back(e.add(vDesc, kMajor(blockN, kk)));
+      ops.push_back(e.add(doDescK, kMajor(blockM, kk)));
+    }
+    // (Descriptors made between the wgmmas of one group are fine for ptxas;
+    // fencing all of them first would keep 2 (D + Dv) / 16 more registers
+    // live.)
+    SmallVector<Value> zeros =
+        e.fenceRegisters(SmallVector<Value>(2 * nS, e.f32(0.0)));
+    auto zeroAcc = [&](int64_t first) {
+      Value z = LLVM::PoisonOp::create(e.b, accType);
+      for (int64_t i = 0; i < nS; ++i)
+        z = LLVM::InsertValueOp::create(e.b, z, zeros[first + i], i);
+      return z;
+    };
+    NVVM::WgmmaFenceAlignedOp::create(e.b);
+    Value sAcc = zeroAcc(0), dpAcc = zeroAcc(nS);
+    int64_t dkSteps = headDim / 16;
+    for (int64_t kk = 0; kk < dkSteps; ++kk)
+      sAcc = e.ssMma(sAcc, ops[2 * kk], ops[2 * kk + 1], blockM, kk == 0);
+    for (int64_t kk = 0; kk < valueDim / 16; ++kk)
+      dpAcc = e.ssMma(dpAcc, ops[2 * (dkSteps + kk)],
+                      ops[2 * (dkSteps + kk) + 1], blockM, kk == 0);
+    NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
+    NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
+
+    SmallVector<Value> s, dp;
+    for (int64_t i = 0; i < nS; ++i) {
+      s.push_back(LLVM::ExtractValueOp::create(e.b, sAcc, i));
+      dp.push_back(LLVM::ExtractValueOp::create(e.b, dpAcc, i));
+    }
+    s = e.fenceRegisters(s);
+    dp = e.fenceRegisters(dp);
+    if (!positiveScale)
+      for (Value &x : s)
+        x = e.mulf(x, scaleLog2);
+    // Register 4 * jn + 2 * h + c is key keyBase + 8h, query
+    // r0 + 8 * jn + 2 * t + c. Edge tiles mask element-wise.
+    auto queryOf = [&](int64_t i) {
+      int64_t jn = i / 4, c = i % 2;
+      return e.add(r0, e.add(e.mul(e.t, 2), e.idx(8 * jn + c)));
+    };
+    Value interior = arith::AndIOp::create(
+        e.b,
+        arith::AndIOp::create(
+            e.b,
+            arith::CmpIOp::create(e.b, arith::CmpIPredicate::eq,
+                                  e.sub(r1, r0), e.idx(blockM)),
+            arith::CmpIOp::create(e.b, arith::CmpIPredicate::eq,
+                                  e.sub(k1, k0), e.idx(blockN))),
+        isTileFullyVisible(e.b, loc, w, r0, r1, k0, k1, posOffset));
+    auto maskIf = scf::IfOp::create(e.b, TypeRange(ValueRange(s)), interior,
+                                    /*withElseRegion=*/true);
+    {
+      OpBuilder::InsertionGuard g3(e.b);
+      e.b.setInsertionPointToStart(maskIf.thenBlock());
+      scf::YieldOp::create(e.b, s);
+      e.b.setInsertionPointToStart(maskIf.elseBlock());
+      SmallVector<Value> masked;
+      for (int64_t i = 0; i < nS; ++i) {
+        int64_t h = (i / 2) % 2;
+        Value key = e.add(keyBase, e.idx(8 * h));
+        Value query = queryOf(i);
+        Value visible = arith::AndIOp::create(
+            e.b,
+            arith::AndIOp::create(
+                e.b,
+                arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, query,
+                                      r1),
+                arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, key,
+                                      keys)),
+            isVisible(e.b, loc, w, query, key, posOffset));
+        masked.push_back(e.select(visible, s[i], e.negInf()));
+      }
+      scf::YieldOp::create(e.b, masked);
+    }
+    s.assign(maskIf.getResults().begin(), maskIf.getResults().end());
+
+    // P^T and dS^T, packed into A fragments pair by pair as they are made
+    // (64 f32 of them alive at once would not fit next to dK and dV): k16
+    // slice kk takes n8 blocks 2kk and 2kk + 1. lse and delta of a column
+    // (query) serve both of the thread's rows; columns are clamped into the
+    // queries (a clamped column is masked, its P is 0).
+    Value lastQuery = e.sub(queries, e.idx(1));
+    SmallVector<Value> ptFrags, dsFrags;
+    for (int64_t jn = 0; jn < blockM / 8; ++jn) {
+      Value negLse[2], dlt[2];
+      for (int64_t c = 0; c < 2; ++c) {
+        Value query = e.min(queryOf(4 * jn + c), lastQuery);
+        negLse[c] = arith::NegFOp::create(
+            e.b, e.mulf(e.load(lse, {batch, qHead, query}), log2e));
+        dlt[c] = e.load(delta, {batch, qHead, query});
+      }
+      for (int64_t h = 0; h < 2; ++h) {
+        Value p[2], ds[2];
+        for (int64_t c = 0; c < 2; ++c) {
+          int64_t i = 4 * jn + 2 * h + c;
+          p[c] = e.ex2(positiveScale
+                           ? Value(LLVM::FMAOp::create(e.b, s[i], scaleLog2,
+                                                       negLse[c]))
+                           : e.addf(s[i], negLse[c]));
+          ds[c] = e.mulf(p[c], e.subf(dp[i], dlt[c]));
+        }
+        ptFrags.push_back(e.packPair(p[0], p[1]));
+        dsFrags.push_back(e.packPair(ds[0], ds[1]));
+      }
+    }
+    // The A fragment order of a k16 slice: (jn = 2kk, h = 0), (2kk, 1),
+    // (2kk + 1, 0), (2kk + 1, 1) - the order they were made in.
+    ptFrags = e.fenceRegisters(ptFrags);
+    dsFrags = e.fenceRegisters(dsFrags);
+
+    // dV += P^T dO and dK += dS^T Q: dO [queries][Dv] and Q [queries][D]
+    // are MN-major B operands; a k16 slice is 16 query rows (2048 bytes);
+    // 64-column blocks are blockM rows apart.
+    Value doDescMN =
+        arith::OrIOp::create(e.b, doBase, high(blockM * kBoxRowBytes));
+    Value qDescMN =
+        arith::OrIOp::create(e.b, qBase, high(blockM * kBoxRowBytes));
+    SmallVector<Value> bDescs;
+    for (int64_t kk = 0; kk < blockM / 16; ++kk)
+      bDescs.push_back(e.add(doDescMN, e.i64(kk * 16 * kBoxRowBytes / 16)));
+    for (int64_t kk = 0; kk < blockM / 16; ++kk)
+      bDescs.push_back(e.add(qDescMN, e.i64(kk * 16 * kBoxRowBytes / 16)));
+    bDescs = e.fenceRegisters(bDescs);
+    dvAcc = e.fenceRegisters(dvAcc);
+    dkAcc = e.fenceRegisters(dkAcc);
+    NVVM::WgmmaFenceAlignedOp::create(e.b);
+    for (int64_t kk = 0; kk < blockM / 16; ++kk)
+      dvAcc = e.rsMma(dvAcc, ArrayRef<Value>(ptFrags).slice(4 * kk, 4),
+                      bDescs[kk], valueDim);
+    for (int64_t kk = 0; kk < blockM / 16; ++kk)
+      dkAcc = e.rsMma(dkAcc, ArrayRef<Value>(dsFrags).slice(4 * kk, 4),
+                      bDescs[blockM / 16 + kk], headDim);
+    NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
+    NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
+    dvAcc = e.fenceRegisters(dvAcc);
+    dkAcc = e.fenceRegisters(dkAcc);
+    e.when(isLane0, [&] {
+      e.arrive(slot(slots.emptyK(), j));
+      e.arrive(slot(slots.emptyV(), j));
+    });
+    SmallVector<Value> yielded(dkAcc);
+    yielded.append(dvAcc);
+    scf::YieldOp::create(e.b, yielded);
+  }
+
+  // dK = scale * sum dS^T Q, dV = sum P^T dO: key rows keyBase + 8h.
+  ValueRange results = loop.getResults();
+  auto pairType = VectorType::get({2}, elementType);
+  auto storeRows = [&](ValueRange acc, Value dst, int64_t width,
+                       double factor, Value key, int64_t h) {
+    for (int64_t jn = 0; jn < width / 8; ++jn) {
+      Value pair = vector::FromElementsOp::create(
+          e.b, VectorType::get({2}, e.b.getF32Type()),
+          ValueRange{e.mulf(acc[4 * jn + 2 * h], e.f32(factor)),
+                     e.mulf(acc[4 * jn + 2 * h + 1], e.f32(factor))});
+      pair = arith::TruncFOp::create(e.b, pairType, pair);
+      Value col = e.add(e.mul(e.t, 2), e.idx(jn * 8));
+      vector::StoreOp::create(e.b, pair, dst,
+                              ValueRange{batch, kvHead, key, col});
+    }
+  };
+  for (int64_t h = 0; h < 2; ++h) {
+    Value key = e.add(keyBase, e.idx(8 * h));
+    e.when(arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, key, keys),
+           [&] {
+             storeRows(results.take_front(nK), dk, headDim, scale, key, h);
+             storeRows(results.drop_front(nK), dv, valueDim, 1.0, key, h);
+           });
+  }
+}
+
 struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
   AttentionGradOpToWgmma(MLIRContext *context)
       : OpRewritePattern(context, /*benefit=*/2) {}
@@ -453,7 +843,27 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
                        dqKernel.getArguments().take_front(dqArgs.size()),
                        maps, elementType, headDim, valueDim);
     gpu::ReturnOp::create(rewriter, loc);
-    auto kvKernel = createKeyValueGradKernel(rewriter, gpuModule, op);
+    using KV = KeyValueGradTiling;
+    KeyValueGradLayout kvLayout(headDim, valueDim);
+    auto queryTileMap = tensorMapType(elementType, KV::blockM);
+    auto keyTileMap = tensorMapType(elementType, KV::blockN());
+    // q, k, v, dout, lse, delta, dk, dv; then the maps of q, k, v, dout.
+    SmallVector<Type> kvArgs(ArrayRef<Type>(dqArgs).take_front(6));
+    kvArgs.append({op.getGradKey().getType(), op.getGradValue().getType()});
+    std::string kvName = "swba_attention_bwd_dkdv_wgmma_t" +
+                         std::to_string(KV::threads()) + "_s" +
+                         std::to_string(kvLayout.total()) + "_n" +
+                         std::to_string(KV::blockN()) + "_m" +
+                         std::to_string(KV::blockM);
+    SmallVector<Value> kvMaps;
+    auto kvKernel = createHopperKernel(
+        rewriter, gpuModule, loc, kvName, kvArgs,
+        {queryTileMap, keyTileMap, keyTileMap, queryTileMap}, KV::threads(),
+        kvMaps);
+    buildKeyValueGradBody(rewriter, loc, op,
+                          kvKernel.getArguments().take_front(kvArgs.size()),
+                          kvMaps, elementType, headDim, valueDim);
+    gpu::ReturnOp::create(rewriter, loc);
 
     GradLaunch dqLaunch{T::blockM(), T::threads(), layout.total(),
                         [&](LoopEmitter &e) {
@@ -463,8 +873,16 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
                               createTensorMap(e, op.getValue(), keysMap),
                               createTensorMap(e, op.getGradOut(), rowsMap)};
                         }};
-    launchGradKernels(rewriter, op, dqKernel, dqLaunch, kvKernel,
-                      GradLaunch{64});
+    GradLaunch kvLaunch{KV::blockN(), KV::threads(), kvLayout.total(),
+                        [&](LoopEmitter &e) {
+                          return SmallVector<Value>{
+                              createTensorMap(e, op.getQuery(), queryTileMap),
+                              createTensorMap(e, op.getKey(), keyTileMap),
+                              createTensorMap(e, op.getValue(), keyTileMap),
+                              createTensorMap(e, op.getGradOut(),
+                                              queryTileMap)};
+                        }};
+    launchGradKernels(rewriter, op, dqKernel, dqLaunch, kvKernel, kvLaunch);
     return success();
   }
 };
