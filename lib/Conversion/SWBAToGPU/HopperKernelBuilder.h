@@ -193,6 +193,32 @@ public:
     return out;
   }
 
+  /// `n` f32 zeros made by one asm statement with side effects, where it
+  /// stands: plain constants would be hoisted out of the loop and held in
+  /// n registers for its whole length, to be copied into the accumulator
+  /// that the wgmma overwrites.
+  SmallVector<Value> zeroRegisters(int64_t n) {
+    std::string constraints, asmString;
+    for (int64_t i = 0; i < n; ++i) {
+      constraints += i + 1 < n ? "=f," : "=f";
+      asmString += "mov.b32 $" + std::to_string(i) + ", 0;";
+    }
+    auto type = LLVM::LLVMStructType::getLiteral(
+        b.getContext(), SmallVector<Type>(n, b.getF32Type()));
+    Value result = LLVM::InlineAsmOp::create(
+                       b, type, ValueRange(), asmString, constraints,
+                       /*has_side_effects=*/true, /*is_align_stack=*/false,
+                       LLVM::tailcallkind::TailCallKind::None,
+                       LLVM::AsmDialectAttr::get(b.getContext(),
+                                                 LLVM::AsmDialect::AD_ATT),
+                       /*operand_attrs=*/ArrayAttr())
+                       .getResult(0);
+    SmallVector<Value> out;
+    for (int64_t i = 0; i < n; ++i)
+      out.push_back(LLVM::ExtractValueOp::create(b, result, i));
+    return out;
+  }
+
   /// One register-A wgmma, D (n/2 f32 per thread) += A (4 x 32-bit
   /// registers of element pairs) * B (descriptor, MN-major: trans-b 1).
   SmallVector<Value> rsMma(ArrayRef<Value> d, ArrayRef<Value> a, Value descB,

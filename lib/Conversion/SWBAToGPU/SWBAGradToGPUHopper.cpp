@@ -286,8 +286,7 @@ void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
     // (Descriptors made between the wgmmas of one group are fine for ptxas;
     // fencing all of them first would keep 2 (D + Dv) / 16 more registers
     // live.)
-    SmallVector<Value> zeros = e.fenceRegisters(
-        SmallVector<Value>(2 * nS, e.f32(0.0)));
+    SmallVector<Value> zeros = e.zeroRegisters(2 * nS);
     auto zeroAcc = [&](int64_t first) {
       Value z = LLVM::PoisonOp::create(e.b, accType);
       for (int64_t i = 0; i < nS; ++i)
@@ -629,7 +628,7 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
     // fencing all of them first would keep 2 (D + Dv) / 16 more registers
     // live.)
     SmallVector<Value> zeros =
-        e.fenceRegisters(SmallVector<Value>(2 * nS, e.f32(0.0)));
+        e.zeroRegisters(2 * nS);
     auto zeroAcc = [&](int64_t first) {
       Value z = LLVM::PoisonOp::create(e.b, accType);
       for (int64_t i = 0; i < nS; ++i)

@@ -370,7 +370,7 @@ private:
         ops.descriptors.push_back(e.add(kDesc, e.i64(kOff)));
       }
       ops.descriptors = e.fenceRegisters(ops.descriptors);
-      ops.zero = e.fenceRegisters(SmallVector<Value>(nS, e.f32(0.0)));
+      ops.zero = e.zeroRegisters(nS);
       return ops;
     };
     // Issues S_j (no commit).
