@@ -274,6 +274,31 @@ public:
   }
 };
 
+/// Ping-pong between two consumer warpgroups (named barriers 1 and 2 of 256
+/// threads): a warpgroup issues its products (`take` ... `pass`) only after
+/// the other has issued its own, so one warpgroup's element-wise work runs
+/// while the other's products keep the tensor cores busy. Consumer 0 goes
+/// first; both must take the same number of turns.
+struct TurnTaking {
+  HopperKernelBuilder &e;
+  Value mine, other, pair;
+
+  TurnTaking(HopperKernelBuilder &e, Value consumer) : e(e) {
+    Type i32 = e.b.getI32Type();
+    mine = arith::IndexCastOp::create(e.b, i32, e.add(consumer, e.idx(1)));
+    other = arith::IndexCastOp::create(e.b, i32, e.sub(e.idx(2), consumer));
+    pair = e.constI32(2 * kWarpgroupThreads);
+    e.when(e.eq(consumer, 1), [&] { pass(); });
+  }
+  void take() {
+    NVVM::BarrierOp::create(e.b, e.b.getLoc(), Type(), mine, pair,
+                            NVVM::BarrierReductionAttr(), Value());
+  }
+  void pass() {
+    NVVM::BarrierArriveOp::create(e.b, e.b.getLoc(), other, pair);
+  }
+};
+
 /// A TMA descriptor type: boxes of [1][rows][64] elements, 128B swizzle,
 /// zeros out of bounds.
 inline nvgpu::TensorMapDescriptorType tensorMapType(Type elementType,

@@ -15,7 +15,8 @@
 //   dQ += dS K                          (RS wgmma: dS from registers, K as
 //                                        the MN-major B)
 // then dQ * scale is stored. delta = rowsum(dout * out) is computed at the
-// start and written for the dK/dV kernel, which runs next.
+// start and written for the dK/dV kernel, which runs next. In both kernels
+// the two consumers take turns issuing their products (TurnTaking).
 //
 //===----------------------------------------------------------------------===//
 
@@ -249,6 +250,7 @@ void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
   };
 
   e.waitParity(e.idx(0), e.i1(false));
+  TurnTaking turns(e, consumer);
   int64_t nS = blockN / 2, nQ = headDim / 2;
   auto accType = LLVM::LLVMStructType::getLiteral(
       ctx, SmallVector<Type>(nS, e.b.getF32Type()));
@@ -293,6 +295,7 @@ void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
         z = LLVM::InsertValueOp::create(e.b, z, zeros[first + i], i);
       return z;
     };
+    turns.take();
     NVVM::WgmmaFenceAlignedOp::create(e.b);
     Value sAcc = zeroAcc(0), dpAcc = zeroAcc(nS);
     int64_t dk = headDim / 16;
@@ -302,6 +305,7 @@ void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
       dpAcc = e.ssMma(dpAcc, ops[2 * (dk + kk)], ops[2 * (dk + kk) + 1],
                       blockN, kk == 0);
     NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
+    turns.pass();
     NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
     e.when(isLane0, [&] { e.arrive(slot(slots.emptyV(), j)); });
 
@@ -373,11 +377,13 @@ void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
     bDescs = e.fenceRegisters(bDescs);
     dsFrags = e.fenceRegisters(dsFrags);
     acc = e.fenceRegisters(acc);
+    turns.take();
     NVVM::WgmmaFenceAlignedOp::create(e.b);
     for (int64_t kk = 0; kk < blockN / 16; ++kk)
       acc = e.rsMma(acc, ArrayRef<Value>(dsFrags).slice(4 * kk, 4),
                     bDescs[kk], headDim);
     NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
+    turns.pass();
     NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
     acc = e.fenceRegisters(acc);
     e.when(isLane0, [&] { e.arrive(slot(slots.emptyK(), j)); });
@@ -432,8 +438,15 @@ struct KeyValueGradLayout {
   int64_t doOffset() const {
     return qOffset() + KeyValueGradTiling::stages * qStageBytes;
   }
-  int64_t total() const {
+  /// Per consumer, two slots of the query tile's -lse log2(e) and delta
+  /// (64 f32 each).
+  int64_t rowStatsOffset() const {
     return doOffset() + KeyValueGradTiling::stages * doStageBytes;
+  }
+  static constexpr int64_t rowStatsSlotBytes = 2 * KeyValueGradTiling::blockM * 4;
+  int64_t total() const {
+    return rowStatsOffset() +
+           KeyValueGradTiling::consumers * 2 * rowStatsSlotBytes;
   }
 };
 
@@ -593,6 +606,7 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
   };
 
   e.waitParity(e.idx(0), e.i1(false));
+  TurnTaking turns(e, consumer);
   int64_t nS = blockM / 2, nK = headDim / 2, nV = valueDim / 2;
   auto accType = LLVM::LLVMStructType::getLiteral(
       ctx, SmallVector<Type>(nS, e.b.getF32Type()));
@@ -608,6 +622,41 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
     Value qHead = queryHead(j);
     Value r0 = queryRow(j);
     Value r1 = e.min(e.add(r0, e.idx(blockM)), window.end);
+
+    // The tile's -lse log2(e) and delta into this consumer's slot j % 2 of
+    // shared memory (a thread each, columns clamped into the queries; a
+    // clamped column is masked), read back where they are used: loaded
+    // from global memory there, all 32 of a thread's values were hoisted
+    // and spilled. One named barrier per warpgroup and tile: a thread
+    // that writes slot j % 2 again has passed this barrier of tile j + 1,
+    // so every thread is done reading tile j - 1's.
+    Value statsSlot = e.add(
+        e.idx(layout.rowStatsOffset()),
+        e.mul(e.add(e.mul(consumer, 2), arith::RemUIOp::create(e.b, j, e.idx(2))),
+              KeyValueGradLayout::rowStatsSlotBytes));
+    auto statsType = MemRefType::get({2 * blockM}, e.b.getF32Type(),
+                                     MemRefLayoutAttrInterface(), smemSpace);
+    Value stats = memref::ViewOp::create(e.b, statsType, e.buffer, statsSlot,
+                                         ValueRange{});
+    {
+      Value local = e.rem(e.threadId, kWarpgroupThreads);
+      Value isLse = arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult,
+                                          local, e.idx(blockM));
+      Value query = e.min(e.add(r0, e.rem(local, blockM)),
+                          e.sub(queries, e.idx(1)));
+      Value negLse = arith::NegFOp::create(
+          e.b, e.mulf(e.load(lse, {batch, qHead, query}), log2e));
+      e.ifElse(isLse, [&] { e.store(negLse, stats, {local}); },
+               [&] {
+                 e.store(e.load(delta, {batch, qHead, query}), stats, {local});
+               });
+      NVVM::BarrierOp::create(
+          e.b, loc, Type(),
+          arith::IndexCastOp::create(e.b, e.b.getI32Type(),
+                                     e.add(consumer, e.idx(3))),
+          e.constI32(kWarpgroupThreads), NVVM::BarrierReductionAttr(),
+          Value());
+    }
 
     e.waitParity(slot(slots.fullK(), j), phaseOf(j));
     e.waitParity(slot(slots.fullV(), j), phaseOf(j));
@@ -635,6 +684,7 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
         z = LLVM::InsertValueOp::create(e.b, z, zeros[first + i], i);
       return z;
     };
+    turns.take();
     NVVM::WgmmaFenceAlignedOp::create(e.b);
     Value sAcc = zeroAcc(0), dpAcc = zeroAcc(nS);
     int64_t dkSteps = headDim / 16;
@@ -644,6 +694,7 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
       dpAcc = e.ssMma(dpAcc, ops[2 * (dkSteps + kk)],
                       ops[2 * (dkSteps + kk) + 1], blockM, kk == 0);
     NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
+    turns.pass();
     NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
 
     SmallVector<Value> s, dp;
@@ -701,17 +752,14 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
     // P^T and dS^T, packed into A fragments pair by pair as they are made
     // (64 f32 of them alive at once would not fit next to dK and dV): k16
     // slice kk takes n8 blocks 2kk and 2kk + 1. lse and delta of a column
-    // (query) serve both of the thread's rows; columns are clamped into the
-    // queries (a clamped column is masked, its P is 0).
-    Value lastQuery = e.sub(queries, e.idx(1));
+    // (query) serve both of the thread's rows.
     SmallVector<Value> ptFrags, dsFrags;
     for (int64_t jn = 0; jn < blockM / 8; ++jn) {
       Value negLse[2], dlt[2];
       for (int64_t c = 0; c < 2; ++c) {
-        Value query = e.min(queryOf(4 * jn + c), lastQuery);
-        negLse[c] = arith::NegFOp::create(
-            e.b, e.mulf(e.load(lse, {batch, qHead, query}), log2e));
-        dlt[c] = e.load(delta, {batch, qHead, query});
+        Value column = e.add(e.mul(e.t, 2), e.idx(8 * jn + c));
+        negLse[c] = e.load(stats, {column});
+        dlt[c] = e.load(stats, {e.add(column, e.idx(blockM))});
       }
       for (int64_t h = 0; h < 2; ++h) {
         Value p[2], ds[2];
@@ -747,6 +795,7 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
     bDescs = e.fenceRegisters(bDescs);
     dvAcc = e.fenceRegisters(dvAcc);
     dkAcc = e.fenceRegisters(dkAcc);
+    turns.take();
     NVVM::WgmmaFenceAlignedOp::create(e.b);
     for (int64_t kk = 0; kk < blockM / 16; ++kk)
       dvAcc = e.rsMma(dvAcc, ArrayRef<Value>(ptFrags).slice(4 * kk, 4),
@@ -755,6 +804,7 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
       dkAcc = e.rsMma(dkAcc, ArrayRef<Value>(dsFrags).slice(4 * kk, 4),
                       bDescs[blockM / 16 + kk], headDim);
     NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
+    turns.pass();
     NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
     dvAcc = e.fenceRegisters(dvAcc);
     dkAcc = e.fenceRegisters(dkAcc);
