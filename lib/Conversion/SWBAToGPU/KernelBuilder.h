@@ -257,10 +257,14 @@ public:
 /// the same query tile of successive heads (every head's heaviest tiles in
 /// the first wave: short sequences, few workgroups) rather than successive
 /// query tiles of one head (neighbours share K/V in L2).
+/// `lastFirst`: late tiles first (query tiles: late queries see the most
+/// keys); otherwise early tiles first (key tiles: early keys are seen by the
+/// most queries).
 struct WorkgroupTile {
   Value batch, head, qTile;
 };
-inline WorkgroupTile mapWorkgroup(LoopEmitter &e, bool headsFastest) {
+inline WorkgroupTile mapWorkgroup(LoopEmitter &e, bool headsFastest,
+                                  bool lastFirst = true) {
   Value heads = gpu::GridDimOp::create(e.b, gpu::Dimension::x);
   Value tiles = gpu::GridDimOp::create(e.b, gpu::Dimension::y);
   Value linear =
@@ -275,7 +279,8 @@ inline WorkgroupTile mapWorkgroup(LoopEmitter &e, bool headsFastest) {
     head = e.divIdx(linear, tiles);
     tileFromLast = arith::RemUIOp::create(e.b, linear, tiles);
   }
-  Value qTile = e.sub(e.sub(tiles, e.idx(1)), tileFromLast);
+  Value qTile =
+      lastFirst ? e.sub(e.sub(tiles, e.idx(1)), tileFromLast) : tileFromLast;
   return {gpu::BlockIdOp::create(e.b, gpu::Dimension::z), head, qTile};
 }
 

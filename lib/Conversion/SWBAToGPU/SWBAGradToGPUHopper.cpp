@@ -485,8 +485,10 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
 
   e.setLaneIds();
   Value warpgroup = e.div(e.threadId, kWarpgroupThreads);
-  // Grid (key heads, key tiles, batch), heavy (late) tiles first.
-  WorkgroupTile tile = mapWorkgroup(e, /*headsFastest=*/false);
+  // Grid (key heads, key tiles, batch); early key tiles, which the most
+  // queries see, first.
+  WorkgroupTile tile =
+      mapWorkgroup(e, /*headsFastest=*/false, /*lastFirst=*/false);
   Value batch = tile.batch, kvHead = tile.head;
   Value queries = e.dim(q, 2), keys = e.dim(k, 2);
   Value posOffset = e.sub(keys, queries);
