@@ -1,0 +1,60 @@
+"""GPU time of each kernel of a forward+backward step (torch.profiler, CUDA
+activity) at the design configurations, on the default path and on the
+mma.sync one (SWBA_CHIP=sm_90): where the time goes.
+
+    python3 python/bench/kernel_times.py
+"""
+
+import math
+import os
+import sys
+from collections import defaultdict
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.dirname(__file__))
+from swba import attention  # noqa: E402
+from configs import DESIGN  # noqa: E402
+
+
+def step(q, k, v, dout, c):
+    out = attention(q, k, v, c.bs, c.ws, 1.0 / math.sqrt(c.d))
+    out.backward(dout)
+
+
+def times(c, reps=10):
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(c.b, c.h, c.n, c.d, device="cuda", dtype=torch.float16,
+                           requires_grad=True) for _ in range(3))
+    dout = torch.randn_like(q)
+    for _ in range(3):
+        step(q, k, v, dout, c)
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(reps):
+            step(q, k, v, dout, c)
+        torch.cuda.synchronize()
+    total = defaultdict(float)
+    for ev in prof.events():
+        if ev.device_type.name == "CUDA" and ev.name.startswith("swba_attention"):
+            kind = ev.name.split("_wgmma")[0].rsplit("_", 1)[0] \
+                if "_wgmma" not in ev.name else ev.name.split("_wgmma")[0]
+            total[kind.replace("swba_attention_", "")] += ev.device_time / reps
+    return total
+
+
+def main():
+    for chip in ("", "sm_90"):
+        if chip:
+            os.environ["SWBA_CHIP"] = chip
+        print(f"## {chip or 'default'} (us per step)")
+        for c in DESIGN:
+            t = times(c)
+            print(f"{c.b},{c.h},{c.n},{c.d},{c.bs},{c.ws}: " +
+                  ", ".join(f"{k} {v:.0f}" for k, v in sorted(t.items())))
+
+
+if __name__ == "__main__":
+    main()
