@@ -39,8 +39,12 @@ def LowerSWBA : Pass<"lower-swba"> {
     two consumer warpgroups of 64 query rows run S = Q K^T and O += P V on
     warpgroup MMA (`nvvm.wgmma.mma_async`, P from registers). The launch
     creates the TMA descriptors (`nvgpu.tma.create.descriptor`) and passes
-    the dynamic shared memory size. Other head dims, other chips and the
-    backward op keep the `mma.sync` kernels.
+    the dynamic shared memory size. The backward op at those head dims
+    becomes the same kind of kernels: dQ (Q and dO of 128 rows once, a ring
+    of 64-key K/V tiles) and dK/dV (K and V of 128 keys once, a ring of
+    64-row Q/dO tiles over the GQA group and the reverse window), S and dP
+    from shared memory, dQ, dK, dV with dS and P from registers; still no
+    atomics. Other head dims and other chips keep the `mma.sync` kernels.
 
     Example: `swba-opt --lower-swba="target=cpu tile-q=16 tile-k=16"`.
   }];
