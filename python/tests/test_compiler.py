@@ -118,13 +118,15 @@ def _compile_hopper():
             dtype, 32, 32, 256, 4, 0.125, chip="sm_90a"))
         assert list(k.launches) == ["swba_attention_fwd_m128"], k.launches
         # The backward: TMA + wgmma dK/dV (128 keys a workgroup, 64-row
-        # query boxes) and dQ (128 query rows, 64-key boxes) kernels.
+        # query boxes) and dQ (128 query rows; 128-key boxes at head dim
+        # 64, 64-key ones at 128) kernels.
         k = compiler.load_or_compile(dataclasses.replace(config, grad=True))
         names = sorted(k.launches)
         assert names[0].startswith("swba_attention_bwd_dkdv_wgmma_"), names
         assert names[1].startswith("swba_attention_bwd_dq_wgmma_"), names
         assert (k.launches[names[0]].box_n, k.launches[names[0]].rows) == (128, 64)
-        assert (k.launches[names[1]].box_n, k.launches[names[1]].rows) == (64, 128)
+        assert (k.launches[names[1]].box_n, k.launches[names[1]].rows) == (
+            128 if d == 64 else 64, 128)
 
 
 if __name__ == "__main__":

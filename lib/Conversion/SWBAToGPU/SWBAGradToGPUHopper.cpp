@@ -37,15 +37,19 @@ using namespace mlir::swba::gpu_kernels;
 
 namespace {
 
-/// The dQ kernel's tiling: two consumers of 64 query rows; 64-key tiles
-/// (S, dP and dQ accumulators: 32 + 32 + D / 2 registers a thread), two
-/// stages.
+/// The dQ kernel's tiling: two consumers of 64 query rows, two stages, and
+/// key tiles of `blockN`: 128 at head dims 64 (S, dP and dQ accumulators of
+/// 64 + 64 + 32 registers a thread; wider wgmmas, half the tiles), 64 at
+/// 128 (32 + 32 + 64: 128-key tiles would not fit in 240 registers).
 struct QueryGradTiling {
   static constexpr int64_t consumers = 2;
-  static constexpr int64_t blockN = 64;
   static constexpr int64_t stages = 2;
+  int64_t blockN;
   static int64_t blockM() { return consumers * kRowsPerConsumer; }
   static int64_t threads() { return (consumers + 1) * kWarpgroupThreads; }
+  static QueryGradTiling get(int64_t d, int64_t dv) {
+    return {d <= 64 && dv <= 64 ? 128 : 64};
+  }
 };
 
 /// Shared memory of the dQ kernel: Q and dO of the workgroup's rows, then
@@ -55,8 +59,8 @@ struct QueryGradLayout {
   QueryGradLayout(int64_t d, int64_t dv)
       : qBytes(QueryGradTiling::blockM() * d * 2),
         doBytes(QueryGradTiling::blockM() * dv * 2),
-        kStageBytes(QueryGradTiling::blockN * d * 2),
-        vStageBytes(QueryGradTiling::blockN * dv * 2) {}
+        kStageBytes(QueryGradTiling::get(d, dv).blockN * d * 2),
+        vStageBytes(QueryGradTiling::get(d, dv).blockN * dv * 2) {}
   int64_t doOffset() const { return qBytes; }
   int64_t kOffset() const { return qBytes + doBytes; }
   int64_t vOffset() const {
@@ -91,7 +95,8 @@ void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
       builder, loc,
       nvgpu::MBarrierGroupType::get(ctx, smemSpace, slots.count()));
   HopperKernelBuilder e(builder, loc, elementType, bars);
-  const int64_t blockM = T::blockM(), blockN = T::blockN;
+  const int64_t blockM = T::blockM(),
+                blockN = T::get(headDim, valueDim).blockN;
   // a: q, k, v, dout, lse, delta, out, dq.
   Value q = a[0], k = a[1], dout = a[3], lse = a[4], delta = a[5],
         out = a[6], dq = a[7];
@@ -869,7 +874,8 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
     using T = QueryGradTiling;
     QueryGradLayout layout(headDim, valueDim);
     auto rowsMap = tensorMapType(elementType, T::blockM());
-    auto keysMap = tensorMapType(elementType, T::blockN);
+    int64_t dqBlockN = T::get(headDim, valueDim).blockN;
+    auto keysMap = tensorMapType(elementType, dqBlockN);
 
     OpBuilder::InsertionGuard guard(rewriter);
     auto gpuModule = createKernelModule(rewriter, module, loc,
@@ -884,7 +890,7 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
     std::string name = "swba_attention_bwd_dq_wgmma_t" +
                        std::to_string(T::threads()) + "_s" +
                        std::to_string(layout.total()) + "_n" +
-                       std::to_string(T::blockN) + "_m" +
+                       std::to_string(dqBlockN) + "_m" +
                        std::to_string(T::blockM());
     SmallVector<Value> maps;
     auto dqKernel = createHopperKernel(rewriter, gpuModule, loc, name, dqArgs,
