@@ -124,7 +124,8 @@ def _compile_hopper():
         names = sorted(k.launches)
         assert names[0].startswith("swba_attention_bwd_dkdv_wgmma_"), names
         assert names[1].startswith("swba_attention_bwd_dq_wgmma_"), names
-        assert (k.launches[names[0]].box_n, k.launches[names[0]].rows) == (128, 64)
+        assert (k.launches[names[0]].box_n, k.launches[names[0]].rows) == (
+            128, 128 if d == 64 else 64)
         assert (k.launches[names[1]].box_n, k.launches[names[1]].rows) == (
             128 if d == 64 else 64, 128)
 

@@ -419,39 +419,43 @@ void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
 
 
 /// The dK/dV kernel's tiling: two consumers of 64 keys (128 keys a
-/// workgroup); query tiles of 64 rows (S^T and dP^T accumulators of 32
-/// registers next to dK and dV, D / 2 and Dv / 2), two stages.
+/// workgroup), two stages, query tiles of `blockM` rows: 128 at head dims
+/// 64 (S^T and dP^T accumulators of 64 registers each next to dK and dV of
+/// 32), 64 at 128 (32 each next to 64 + 64; that already spills 100 bytes).
 struct KeyValueGradTiling {
   static constexpr int64_t consumers = 2;
-  static constexpr int64_t blockM = 64;
   static constexpr int64_t stages = 2;
+  int64_t blockM;
   static int64_t blockN() { return consumers * kRowsPerConsumer; }
   static int64_t threads() { return (consumers + 1) * kWarpgroupThreads; }
+  static KeyValueGradTiling get(int64_t d, int64_t dv) {
+    return {d <= 64 && dv <= 64 ? 128 : 64};
+  }
 };
 
 /// Shared memory of the dK/dV kernel: K and V of the workgroup's keys, then
 /// the Q and dO stages.
 struct KeyValueGradLayout {
-  int64_t kBytes, vBytes, qStageBytes, doStageBytes;
+  int64_t blockM, kBytes, vBytes, qStageBytes, doStageBytes;
   KeyValueGradLayout(int64_t d, int64_t dv)
-      : kBytes(KeyValueGradTiling::blockN() * d * 2),
+      : blockM(KeyValueGradTiling::get(d, dv).blockM),
+        kBytes(KeyValueGradTiling::blockN() * d * 2),
         vBytes(KeyValueGradTiling::blockN() * dv * 2),
-        qStageBytes(KeyValueGradTiling::blockM * d * 2),
-        doStageBytes(KeyValueGradTiling::blockM * dv * 2) {}
+        qStageBytes(blockM * d * 2), doStageBytes(blockM * dv * 2) {}
   int64_t vOffset() const { return kBytes; }
   int64_t qOffset() const { return kBytes + vBytes; }
   int64_t doOffset() const {
     return qOffset() + KeyValueGradTiling::stages * qStageBytes;
   }
   /// Per consumer, two slots of the query tile's -lse log2(e) and delta
-  /// (64 f32 each).
+  /// (blockM f32 each).
   int64_t rowStatsOffset() const {
     return doOffset() + KeyValueGradTiling::stages * doStageBytes;
   }
-  static constexpr int64_t rowStatsSlotBytes = 2 * KeyValueGradTiling::blockM * 4;
+  int64_t rowStatsSlotBytes() const { return 2 * blockM * 4; }
   int64_t total() const {
     return rowStatsOffset() +
-           KeyValueGradTiling::consumers * 2 * rowStatsSlotBytes;
+           KeyValueGradTiling::consumers * 2 * rowStatsSlotBytes();
   }
 };
 
@@ -478,7 +482,7 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
       builder, loc,
       nvgpu::MBarrierGroupType::get(ctx, smemSpace, slots.count()));
   HopperKernelBuilder e(builder, loc, elementType, bars);
-  const int64_t blockM = T::blockM, blockN = T::blockN();
+  const int64_t blockM = layout.blockM, blockN = T::blockN();
   // a: q, k, v, dout, lse, delta, dk, dv.
   Value q = a[0], k = a[1], lse = a[4], delta = a[5], dk = a[6], dv = a[7];
   BlockWindow w{static_cast<int64_t>(op.getBlockSize()),
@@ -640,23 +644,30 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
     Value statsSlot = e.add(
         e.idx(layout.rowStatsOffset()),
         e.mul(e.add(e.mul(consumer, 2), arith::RemUIOp::create(e.b, j, e.idx(2))),
-              KeyValueGradLayout::rowStatsSlotBytes));
+              layout.rowStatsSlotBytes()));
     auto statsType = MemRefType::get({2 * blockM}, e.b.getF32Type(),
                                      MemRefLayoutAttrInterface(), smemSpace);
     Value stats = memref::ViewOp::create(e.b, statsType, e.buffer, statsSlot,
                                          ValueRange{});
-    {
-      Value local = e.rem(e.threadId, kWarpgroupThreads);
+    for (int64_t first = 0; first < 2 * blockM; first += kWarpgroupThreads) {
+      Value local =
+          e.add(e.rem(e.threadId, kWarpgroupThreads), e.idx(first));
       Value isLse = arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult,
                                           local, e.idx(blockM));
       Value query = e.min(e.add(r0, e.rem(local, blockM)),
                           e.sub(queries, e.idx(1)));
-      Value negLse = arith::NegFOp::create(
-          e.b, e.mulf(e.load(lse, {batch, qHead, query}), log2e));
-      e.ifElse(isLse, [&] { e.store(negLse, stats, {local}); },
+      e.ifElse(isLse,
+               [&] {
+                 e.store(arith::NegFOp::create(
+                             e.b, e.mulf(e.load(lse, {batch, qHead, query}),
+                                         log2e)),
+                         stats, {local});
+               },
                [&] {
                  e.store(e.load(delta, {batch, qHead, query}), stats, {local});
                });
+    }
+    {
       NVVM::BarrierOp::create(
           e.b, loc, Type(),
           arith::IndexCastOp::create(e.b, e.b.getI32Type(),
@@ -902,7 +913,7 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
     gpu::ReturnOp::create(rewriter, loc);
     using KV = KeyValueGradTiling;
     KeyValueGradLayout kvLayout(headDim, valueDim);
-    auto queryTileMap = tensorMapType(elementType, KV::blockM);
+    auto queryTileMap = tensorMapType(elementType, kvLayout.blockM);
     auto keyTileMap = tensorMapType(elementType, KV::blockN());
     // q, k, v, dout, lse, delta, dk, dv; then the maps of q, k, v, dout.
     SmallVector<Type> kvArgs(ArrayRef<Type>(dqArgs).take_front(6));
@@ -911,7 +922,7 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
                          std::to_string(KV::threads()) + "_s" +
                          std::to_string(kvLayout.total()) + "_n" +
                          std::to_string(KV::blockN()) + "_m" +
-                         std::to_string(KV::blockM);
+                         std::to_string(kvLayout.blockM);
     SmallVector<Value> kvMaps;
     auto kvKernel = createHopperKernel(
         rewriter, gpuModule, loc, kvName, kvArgs,
