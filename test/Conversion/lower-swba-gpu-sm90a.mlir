@@ -138,3 +138,47 @@ func.func @forward_d32_falls_back(%q: memref<1x2x256x32xf16>, %k: memref<1x2x256
       outs(%o : memref<1x2x256x32xf16>) block_size = 64 window = 2
   return
 }
+
+// -----
+
+// The backward at head dim 64: delta in a device buffer, then the dQ
+// kernel (128 query rows, 128-key K/V boxes, maps of q, k, v, dout) and the
+// dK/dV kernel (128 keys, 128-row Q/dO boxes), both warp-specialized: the
+// producer's TMA loads on mbarriers, per tile S and dP (or S^T and dP^T) as
+// one group of shared-memory wgmmas, then the register-A products.
+// CHECK-LABEL: func @grad_f16_d64
+// CHECK: %[[DELTA:.*]] = gpu.alloc
+// CHECK-COUNT-4: nvgpu.tma.create.descriptor
+// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_attention_bwd_dq_wgmma_t384_s98304_n128_m128 {{.*}} threads in (%c384, %c1, %c1) dynamic_shared_memory_size %c98304_i32
+// CHECK-COUNT-4: nvgpu.tma.create.descriptor
+// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_attention_bwd_dkdv_wgmma_t384_s102400_n128_m128 {{.*}} threads in (%c384, %c1, %c1) dynamic_shared_memory_size %c102400_i32
+// CHECK: gpu.dealloc %[[DELTA]]
+// CHECK: gpu.func @swba_attention_bwd_dq_wgmma_t384_s98304_n128_m128(
+// CHECK: nvvm.setmaxregister  decrease 24
+// CHECK: nvgpu.tma.async.load
+// CHECK: nvvm.setmaxregister  increase 240
+// CHECK: scf.for
+// CHECK: nvgpu.mbarrier.try_wait.parity
+// CHECK: nvvm.wgmma.fence.aligned
+// CHECK-COUNT-8: nvvm.wgmma.mma_async {{.*}}<m = 64, n = 128, k = 16>
+// CHECK-NEXT: nvvm.wgmma.commit.group.sync.aligned
+// CHECK: nvvm.wgmma.fence.aligned
+// CHECK-COUNT-8: wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16
+// CHECK: gpu.func @swba_attention_bwd_dkdv_wgmma_t384_s102400_n128_m128(
+// CHECK: nvvm.setmaxregister  increase 240
+// CHECK: scf.for
+// CHECK: nvvm.wgmma.fence.aligned
+// CHECK-COUNT-8: nvvm.wgmma.mma_async {{.*}}<m = 64, n = 128, k = 16>
+// CHECK-NEXT: nvvm.wgmma.commit.group.sync.aligned
+// CHECK: nvvm.wgmma.fence.aligned
+// CHECK-COUNT-16: wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16
+// SM80-LABEL: func @grad_f16_d64
+// SM80: @swba_attention_bwd_dq_m64
+// SM80: @swba_attention_bwd_dkdv_n64
+func.func @grad_f16_d64(%q: memref<?x4x?x64xf16>, %k: memref<?x4x?x64xf16>, %v: memref<?x4x?x64xf16>,
+                        %o: memref<?x4x?x64xf16>, %do: memref<?x4x?x64xf16>, %l: memref<?x4x?xf32>,
+                        %dq: memref<?x4x?x64xf16>, %dk: memref<?x4x?x64xf16>, %dv: memref<?x4x?x64xf16>) {
+  swba.attention_grad ins(%q, %k, %v, %o, %do, %l : memref<?x4x?x64xf16>, memref<?x4x?x64xf16>, memref<?x4x?x64xf16>, memref<?x4x?x64xf16>, memref<?x4x?x64xf16>, memref<?x4x?xf32>)
+      outs(%dq, %dk, %dv : memref<?x4x?x64xf16>, memref<?x4x?x64xf16>, memref<?x4x?x64xf16>) block_size = 100 window = 3
+  return
+}
