@@ -68,6 +68,12 @@ def LowerSWBA : Pass<"lower-swba"> {
     Option<"overlapSoftmax", "overlap-softmax", "bool", /*default=*/"true",
            "sm_90a kernel: run the softmax of one K/V tile while the P V "
            "product of the previous one is on the tensor cores.">,
+    Option<"gradKeyTile", "grad-key-tile", "int64_t", /*default=*/"0",
+           "sm_90a backward: keys per K/V tile of the dQ kernel (64 or "
+           "128); 0: per head dim.">,
+    Option<"gradQueryTile", "grad-query-tile", "int64_t", /*default=*/"0",
+           "sm_90a backward: query rows per Q/dO tile of the dK/dV kernel "
+           "(64 or 128); 0: per head dim.">,
     Option<"pingPong", "ping-pong", "bool", /*default=*/"true",
            "sm_90a kernel, with overlap-softmax: the two consumer "
            "warpgroups take turns issuing their products, so that one's "

@@ -49,6 +49,16 @@ struct SWBAToNVVMOptions : public PassPipelineOptions<SWBAToNVVMOptions> {
       llvm::cl::desc("sm_90a kernel, with overlap-softmax: the two consumer "
                      "warpgroups take turns issuing their products."),
       llvm::cl::init(true)};
+  PassOptions::Option<int64_t> gradKeyTile{
+      *this, "grad-key-tile",
+      llvm::cl::desc("sm_90a backward: keys per K/V tile of the dQ kernel "
+                     "(64 or 128); 0: per head dim."),
+      llvm::cl::init(0)};
+  PassOptions::Option<int64_t> gradQueryTile{
+      *this, "grad-query-tile",
+      llvm::cl::desc("sm_90a backward: query rows per Q/dO tile of the dK/dV "
+                     "kernel (64 or 128); 0: per head dim."),
+      llvm::cl::init(0)};
   PassOptions::Option<std::string> ptxVersion{
       *this, "ptx", llvm::cl::desc("PTX ISA version (sm_90 needs ptx78 or "
                                    "later)."),

@@ -20,6 +20,11 @@ namespace {
 struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
   using LowerSWBABase::LowerSWBABase;
 
+  HopperOptions hopperOptions() {
+    return HopperOptions{blockN,   stages,      overlapSoftmax,
+                         pingPong, gradKeyTile, gradQueryTile};
+  }
+
   void runOnOperation() override {
     Operation *root = getOperation();
     if (target != "cpu" && target != "gpu") {
@@ -31,6 +36,13 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
       root->emitError() << "--lower-swba: block-n and stages must be >= 0";
       return signalPassFailure();
     }
+    for (int64_t tile : {gradKeyTile.getValue(), gradQueryTile.getValue()})
+      if (tile != 0 && tile != 64 && tile != 128) {
+        root->emitError() << "--lower-swba: grad-key-tile and "
+                             "grad-query-tile must be 0, 64 or 128, got "
+                          << tile;
+        return signalPassFailure();
+      }
     if (tileQ < 1 || tileK < 1) {
       root->emitError() << "--lower-swba: tile sizes must be >= 1, got tile-q="
                         << tileQ.getValue() << " tile-k=" << tileK.getValue();
@@ -50,8 +62,7 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
       if (gpu && failed(checkGPULowerable(op)))
         return WalkResult::interrupt();
       if (gpu && chip == "sm_90a" &&
-          failed(checkHopperLowerable(
-              op, HopperOptions{blockN, stages, overlapSoftmax, pingPong})))
+          failed(checkHopperLowerable(op, hopperOptions())))
         return WalkResult::interrupt();
       return WalkResult::advance();
     });
@@ -61,9 +72,8 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
     RewritePatternSet patterns(&getContext());
     if (gpu) {
       if (chip == "sm_90a") {
-        populateSWBAToGPUHopperPatterns(
-            patterns, HopperOptions{blockN, stages, overlapSoftmax, pingPong});
-        populateSWBAGradToGPUHopperPatterns(patterns);
+        populateSWBAToGPUHopperPatterns(patterns, hopperOptions());
+        populateSWBAGradToGPUHopperPatterns(patterns, hopperOptions());
       }
       populateSWBAToGPUPatterns(patterns);
       populateSWBAGradToGPUPatterns(patterns);

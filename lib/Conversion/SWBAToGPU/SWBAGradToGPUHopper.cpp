@@ -47,7 +47,9 @@ struct QueryGradTiling {
   int64_t blockN;
   static int64_t blockM() { return consumers * kRowsPerConsumer; }
   static int64_t threads() { return (consumers + 1) * kWarpgroupThreads; }
-  static QueryGradTiling get(int64_t d, int64_t dv) {
+  static QueryGradTiling get(int64_t d, int64_t dv, int64_t option) {
+    if (option)
+      return {option};
     return {d <= 64 && dv <= 64 ? 128 : 64};
   }
 };
@@ -55,12 +57,11 @@ struct QueryGradTiling {
 /// Shared memory of the dQ kernel: Q and dO of the workgroup's rows, then
 /// the K and V stages.
 struct QueryGradLayout {
-  int64_t qBytes, doBytes, kStageBytes, vStageBytes;
-  QueryGradLayout(int64_t d, int64_t dv)
-      : qBytes(QueryGradTiling::blockM() * d * 2),
+  int64_t blockN, qBytes, doBytes, kStageBytes, vStageBytes;
+  QueryGradLayout(int64_t d, int64_t dv, int64_t blockN)
+      : blockN(blockN), qBytes(QueryGradTiling::blockM() * d * 2),
         doBytes(QueryGradTiling::blockM() * dv * 2),
-        kStageBytes(QueryGradTiling::get(d, dv).blockN * d * 2),
-        vStageBytes(QueryGradTiling::get(d, dv).blockN * dv * 2) {}
+        kStageBytes(blockN * d * 2), vStageBytes(blockN * dv * 2) {}
   int64_t doOffset() const { return qBytes; }
   int64_t kOffset() const { return qBytes + doBytes; }
   int64_t vOffset() const {
@@ -83,11 +84,11 @@ struct RingBarriers {
 };
 
 void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
-                        ValueRange a, ArrayRef<Value> maps, Type elementType,
+                        const QueryGradLayout &layout, ValueRange a,
+                        ArrayRef<Value> maps, Type elementType,
                         int64_t headDim, int64_t valueDim) {
   using T = QueryGradTiling;
   MLIRContext *ctx = builder.getContext();
-  QueryGradLayout layout(headDim, valueDim);
   RingBarriers slots{T::stages};
   auto smemSpace = gpu::AddressSpaceAttr::get(
       ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
@@ -95,8 +96,7 @@ void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
       builder, loc,
       nvgpu::MBarrierGroupType::get(ctx, smemSpace, slots.count()));
   HopperKernelBuilder e(builder, loc, elementType, bars);
-  const int64_t blockM = T::blockM(),
-                blockN = T::get(headDim, valueDim).blockN;
+  const int64_t blockM = T::blockM(), blockN = layout.blockN;
   // a: q, k, v, dout, lse, delta, out, dq.
   Value q = a[0], k = a[1], dout = a[3], lse = a[4], delta = a[5],
         out = a[6], dq = a[7];
@@ -428,7 +428,9 @@ struct KeyValueGradTiling {
   int64_t blockM;
   static int64_t blockN() { return consumers * kRowsPerConsumer; }
   static int64_t threads() { return (consumers + 1) * kWarpgroupThreads; }
-  static KeyValueGradTiling get(int64_t d, int64_t dv) {
+  static KeyValueGradTiling get(int64_t d, int64_t dv, int64_t option) {
+    if (option)
+      return {option};
     return {d <= 64 && dv <= 64 ? 128 : 64};
   }
 };
@@ -437,8 +439,8 @@ struct KeyValueGradTiling {
 /// the Q and dO stages.
 struct KeyValueGradLayout {
   int64_t blockM, kBytes, vBytes, qStageBytes, doStageBytes;
-  KeyValueGradLayout(int64_t d, int64_t dv)
-      : blockM(KeyValueGradTiling::get(d, dv).blockM),
+  KeyValueGradLayout(int64_t d, int64_t dv, int64_t blockM)
+      : blockM(blockM),
         kBytes(KeyValueGradTiling::blockN() * d * 2),
         vBytes(KeyValueGradTiling::blockN() * dv * 2),
         qStageBytes(blockM * d * 2), doStageBytes(blockM * dv * 2) {}
@@ -469,12 +471,12 @@ struct KeyValueGradLayout {
 //   dV += P^T dO   and   dK += dS^T Q   (RS wgmma, dO and Q MN-major)
 // then stores dK * scale and dV: the group's sum, without atomics.
 void buildKeyValueGradBody(OpBuilder &builder, Location loc,
-                           AttentionGradOp op, ValueRange a,
+                           AttentionGradOp op,
+                           const KeyValueGradLayout &layout, ValueRange a,
                            ArrayRef<Value> maps, Type elementType,
                            int64_t headDim, int64_t valueDim) {
   using T = KeyValueGradTiling;
   MLIRContext *ctx = builder.getContext();
-  KeyValueGradLayout layout(headDim, valueDim);
   RingBarriers slots{T::stages};
   auto smemSpace = gpu::AddressSpaceAttr::get(
       ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
@@ -862,8 +864,10 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
 }
 
 struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
-  AttentionGradOpToWgmma(MLIRContext *context)
-      : OpRewritePattern(context, /*benefit=*/2) {}
+  AttentionGradOpToWgmma(MLIRContext *context, HopperOptions options)
+      : OpRewritePattern(context, /*benefit=*/2), options(options) {}
+
+  HopperOptions options;
 
   LogicalResult matchAndRewrite(AttentionGradOp op,
                                 PatternRewriter &rewriter) const override {
@@ -883,9 +887,11 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
 
     Location loc = op.getLoc();
     using T = QueryGradTiling;
-    QueryGradLayout layout(headDim, valueDim);
+    QueryGradLayout layout(
+        headDim, valueDim,
+        T::get(headDim, valueDim, options.gradKeyTile).blockN);
     auto rowsMap = tensorMapType(elementType, T::blockM());
-    int64_t dqBlockN = T::get(headDim, valueDim).blockN;
+    int64_t dqBlockN = layout.blockN;
     auto keysMap = tensorMapType(elementType, dqBlockN);
 
     OpBuilder::InsertionGuard guard(rewriter);
@@ -907,12 +913,14 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
     auto dqKernel = createHopperKernel(rewriter, gpuModule, loc, name, dqArgs,
                                        {rowsMap, keysMap, keysMap, rowsMap},
                                        T::threads(), maps);
-    buildQueryGradBody(rewriter, loc, op,
+    buildQueryGradBody(rewriter, loc, op, layout,
                        dqKernel.getArguments().take_front(dqArgs.size()),
                        maps, elementType, headDim, valueDim);
     gpu::ReturnOp::create(rewriter, loc);
     using KV = KeyValueGradTiling;
-    KeyValueGradLayout kvLayout(headDim, valueDim);
+    KeyValueGradLayout kvLayout(
+        headDim, valueDim,
+        KV::get(headDim, valueDim, options.gradQueryTile).blockM);
     auto queryTileMap = tensorMapType(elementType, kvLayout.blockM);
     auto keyTileMap = tensorMapType(elementType, KV::blockN());
     // q, k, v, dout, lse, delta, dk, dv; then the maps of q, k, v, dout.
@@ -928,7 +936,7 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
         rewriter, gpuModule, loc, kvName, kvArgs,
         {queryTileMap, keyTileMap, keyTileMap, queryTileMap}, KV::threads(),
         kvMaps);
-    buildKeyValueGradBody(rewriter, loc, op,
+    buildKeyValueGradBody(rewriter, loc, op, kvLayout,
                           kvKernel.getArguments().take_front(kvArgs.size()),
                           kvMaps, elementType, headDim, valueDim);
     gpu::ReturnOp::create(rewriter, loc);
@@ -958,6 +966,6 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
 } // namespace
 
 void mlir::swba::populateSWBAGradToGPUHopperPatterns(
-    RewritePatternSet &patterns) {
-  patterns.add<AttentionGradOpToWgmma>(patterns.getContext());
+    RewritePatternSet &patterns, HopperOptions options) {
+  patterns.add<AttentionGradOpToWgmma>(patterns.getContext(), options);
 }

@@ -28,6 +28,10 @@ struct HopperOptions {
   /// their products (named barriers), each one's softmax under the other's
   /// products.
   bool pingPong = true;
+  /// Backward: keys per K/V tile of the dQ kernel and query rows per Q/dO
+  /// tile of the dK/dV kernel (64 or 128; 0: per head dim).
+  int64_t gradKeyTile = 0;
+  int64_t gradQueryTile = 0;
 };
 
 /// Patterns that rewrite memref-form `swba.attention` with head dims 64 or
@@ -41,7 +45,8 @@ void populateSWBAToGPUHopperPatterns(RewritePatternSet &patterns,
 /// 64 or 128 into the sm_90a backward: a warp-specialized dQ kernel on TMA
 /// and warpgroup MMA (which also computes delta), then the dK/dV kernel.
 /// They take precedence over populateSWBAGradToGPUPatterns.
-void populateSWBAGradToGPUHopperPatterns(RewritePatternSet &patterns);
+void populateSWBAGradToGPUHopperPatterns(RewritePatternSet &patterns,
+                                         HopperOptions options);
 
 /// Emits an error at `op` and fails when the sm_90a kernel would take it
 /// (swba.attention, head dims 64/128) but `options` give it a tiling that
