@@ -3,9 +3,11 @@
 // RUN: swba-opt %s --lower-swba --split-input-file --verify-diagnostics
 // RUN: not swba-opt %s --lower-swba="target=tpu" 2>&1 | FileCheck %s --check-prefix=TARGET
 // RUN: not swba-opt %s --lower-swba="tile-q=0" 2>&1 | FileCheck %s --check-prefix=TILE
+// RUN: not swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-key-tile=96" 2>&1 | FileCheck %s --check-prefix=GRADTILE
 
 // TARGET: error: --lower-swba: unsupported target 'tpu' (supported: 'cpu', 'gpu')
 // TILE: error: --lower-swba: tile sizes must be >= 1, got tile-q=0 tile-k=16
+// GRADTILE: error: --lower-swba: grad-key-tile and grad-query-tile must be 0, 64 or 128, got 96
 
 func.func @tensor_form(%q: tensor<1x2x8x16xf32>) -> tensor<1x2x8x16xf32> {
   // expected-error @+1 {{'swba.attention' op must be bufferized before --lower-swba (run --one-shot-bufferize first)}}
