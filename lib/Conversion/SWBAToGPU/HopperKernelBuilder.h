@@ -13,6 +13,7 @@
 #define SWBA_LIB_CONVERSION_SWBATOGPU_HOPPERKERNELBUILDER_H
 
 #include "KernelBuilder.h"
+#include "swba/Dialect/SWBA/Utils/WindowBounds.h"
 
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 
@@ -124,6 +125,67 @@ public:
   }
   Value i1(bool v) {
     return arith::ConstantIntOp::create(b, b.getI1Type(), v);
+  }
+
+  /// Splits the workgroup into roles: warpgroup 0, the producer, drops to
+  /// kProducerRegisters and runs `produce` in its thread 0; the other
+  /// warpgroups, the consumers, rise to kConsumerRegisters and continue
+  /// where this leaves the insertion point.
+  void splitRoles(Value warpgroup, Value isThread0,
+                  function_ref<void()> produce) {
+    auto roles = scf::IfOp::create(b, eq(warpgroup, 0),
+                                   /*withElseRegion=*/true);
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPoint(roles.thenBlock()->getTerminator());
+      NVVM::SetMaxRegisterOp::create(b, kProducerRegisters,
+                                     NVVM::SetMaxRegisterAction::decrease);
+      when(isThread0, produce);
+    }
+    b.setInsertionPoint(roles.elseBlock()->getTerminator());
+    NVVM::SetMaxRegisterOp::create(b, kConsumerRegisters,
+                                   NVVM::SetMaxRegisterAction::increase);
+  }
+
+  /// `s` as it is where `interior`, else with -inf where `visible(i)` is
+  /// false: an scf.if whose else branch evaluates the mask element-wise.
+  SmallVector<Value> maskUnless(Value interior, ArrayRef<Value> s,
+                                function_ref<Value(int64_t)> visible) {
+    auto maskIf = scf::IfOp::create(b, TypeRange(ValueRange(s)), interior,
+                                    /*withElseRegion=*/true);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(maskIf.thenBlock());
+    scf::YieldOp::create(b, s);
+    b.setInsertionPointToStart(maskIf.elseBlock());
+    SmallVector<Value> masked;
+    for (auto [i, x] : llvm::enumerate(s))
+      masked.push_back(select(visible(i), x, negInf()));
+    scf::YieldOp::create(b, masked);
+    return SmallVector<Value>(maskIf.getResults().begin(),
+                              maskIf.getResults().end());
+  }
+
+  /// Scores of a tile in the accumulator layout (register 4 jn + 2 h + c:
+  /// query rowBase + 8 h, key k0 + 8 jn + 2 t + c) over keys [k0, k1) of
+  /// `blockN`, masked element-wise unless the tile is full and every query
+  /// of [q0, q1) sees it whole.
+  SmallVector<Value> maskScores(ArrayRef<Value> s, BlockWindow w,
+                                Value rowBase, Value q0, Value q1, Value k0,
+                                Value k1, int64_t blockN, Value posOffset) {
+    Location loc = b.getLoc();
+    Value interior = arith::AndIOp::create(
+        b,
+        arith::CmpIOp::create(b, arith::CmpIPredicate::eq, sub(k1, k0),
+                              idx(blockN)),
+        isTileFullyVisible(b, loc, w, q0, q1, k0, k1, posOffset));
+    return maskUnless(interior, s, [&](int64_t i) {
+      int64_t jn = i / 4, h = (i / 2) % 2, c = i % 2;
+      Value row = add(rowBase, idx(8 * h));
+      Value col = add(k0, add(mul(t, 2), idx(8 * jn + c)));
+      return arith::AndIOp::create(
+          b, arith::CmpIOp::create(b, arith::CmpIPredicate::ult, col, k1),
+          isVisible(b, loc, w, row, col, posOffset));
+    });
   }
 
   void waitParity(Value slot, Value parity) {
@@ -271,6 +333,64 @@ public:
     Value reg = vector::BitCastOp::create(
         b, VectorType::get({1}, b.getI32Type()), pair);
     return vector::ExtractOp::create(b, reg, ArrayRef<int64_t>{0});
+  }
+};
+
+/// The mbarriers of a warp-specialized kernel: slot 0 for what is loaded
+/// once, then for each of two streamed operands (0 and 1) a ring of
+/// `stages` "full" slots (one arrival, the producer's, plus the TMA bytes)
+/// and `stages` "empty" slots (one arrival per consumer warp). Tile j uses
+/// stage j % stages; its phase parity is (j / stages) % 2. The producer
+/// waits on an empty slot with the opposite parity, which a fresh barrier
+/// passes at once.
+struct StageRing {
+  HopperKernelBuilder &e;
+  int64_t stages;
+
+  static constexpr int64_t once = 0;
+  static int64_t countFor(int64_t stages) { return 1 + 4 * stages; }
+  int64_t count() const { return countFor(stages); }
+  int64_t full(int64_t operand) const { return 1 + operand * stages; }
+  int64_t empty(int64_t operand) const { return 1 + (2 + operand) * stages; }
+
+  Value stage(Value j) {
+    return arith::RemUIOp::create(e.b, j, e.idx(stages));
+  }
+  Value phase(Value j) {
+    Value round = e.divIdx(j, e.idx(stages));
+    return arith::TruncIOp::create(
+        e.b, e.b.getI1Type(),
+        e.toI64(arith::RemUIOp::create(e.b, round, e.idx(2))));
+  }
+  Value slot(int64_t first, Value j) { return e.add(stage(j), e.idx(first)); }
+
+  void init(int64_t consumerWarps, Value isThread0) {
+    SmallVector<int64_t> counts;
+    for (int64_t i = 0; i < count(); ++i)
+      counts.push_back(i < empty(0) ? 1 : consumerWarps);
+    e.initBarriers(counts, isThread0);
+  }
+  /// Producer: once stage(j) of `operand` is free, loads rows [row, row +
+  /// rows) x [0, width) of `plane` into it (`firstOffset` + stage(j) *
+  /// `stageBytes` bytes into the buffer).
+  void produce(int64_t operand, Value j, Value map, int64_t stageBytes,
+               int64_t firstOffset, int64_t rows, int64_t width, Value row,
+               Value plane) {
+    e.waitParity(slot(empty(operand), j),
+                 arith::XOrIOp::create(e.b, phase(j), e.i1(true)));
+    Value s = slot(full(operand), j);
+    nvgpu::MBarrierArriveExpectTxOp::create(e.b, e.bars, e.idx(stageBytes), s,
+                                            Value());
+    e.loadBoxes(map, s, e.add(e.idx(firstOffset), e.mul(stage(j), stageBytes)),
+                rows, width, row, plane);
+  }
+  /// Consumer: waits until tile j of `operand` has landed.
+  void waitFull(int64_t operand, Value j) {
+    e.waitParity(slot(full(operand), j), phase(j));
+  }
+  /// Consumer: stage(j) of `operand` may be refilled (one arrival a warp).
+  void release(int64_t operand, Value j, Value isLane0) {
+    e.when(isLane0, [&] { e.arrive(slot(empty(operand), j)); });
   }
 };
 

@@ -72,29 +72,18 @@ struct QueryGradLayout {
   }
 };
 
-/// mbarrier slots: Q and dO (one), then per stage K full, V full, K empty,
-/// V empty.
-struct RingBarriers {
-  int64_t stages;
-  int64_t count() const { return 1 + 4 * stages; }
-  int64_t fullK() const { return 1; }
-  int64_t fullV() const { return 1 + stages; }
-  int64_t emptyK() const { return 1 + 2 * stages; }
-  int64_t emptyV() const { return 1 + 3 * stages; }
-};
-
 void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
                         const QueryGradLayout &layout, ValueRange a,
                         ArrayRef<Value> maps, Type elementType,
                         int64_t headDim, int64_t valueDim) {
   using T = QueryGradTiling;
   MLIRContext *ctx = builder.getContext();
-  RingBarriers slots{T::stages};
   auto smemSpace = gpu::AddressSpaceAttr::get(
       ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
   Value bars = nvgpu::MBarrierCreateOp::create(
       builder, loc,
-      nvgpu::MBarrierGroupType::get(ctx, smemSpace, slots.count()));
+      nvgpu::MBarrierGroupType::get(ctx, smemSpace,
+                                    StageRing::countFor(T::stages)));
   HopperKernelBuilder e(builder, loc, elementType, bars);
   const int64_t blockM = T::blockM(), blockN = layout.blockN;
   // a: q, k, v, dout, lse, delta, out, dq.
@@ -127,69 +116,26 @@ void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
   e.sharedBuffer(layout.total());
   Value base = e.descriptorBase();
   Value isThread0 = e.eq(e.threadId, 0);
-  int64_t consumerWarps = T::consumers * kWarpgroupThreads / 32;
-  SmallVector<int64_t> counts;
-  for (int64_t i = 0; i < slots.count(); ++i)
-    counts.push_back(i < slots.emptyK() ? 1 : consumerWarps);
-  e.initBarriers(counts, isThread0);
-
-  auto stageOf = [&](Value j) {
-    return arith::RemUIOp::create(e.b, j, e.idx(T::stages));
-  };
-  auto phaseOf = [&](Value j) {
-    Value round = e.divIdx(j, e.idx(T::stages));
-    return arith::TruncIOp::create(
-        e.b, e.b.getI1Type(),
-        e.toI64(arith::RemUIOp::create(e.b, round, e.idx(2))));
-  };
-  auto slot = [&](int64_t first, Value j) {
-    return e.add(stageOf(j), e.idx(first));
-  };
-
-  auto roles = scf::IfOp::create(e.b, e.eq(warpgroup, 0),
-                                 /*withElseRegion=*/true);
-  {
-    // Producer.
-    OpBuilder::InsertionGuard g(e.b);
-    e.b.setInsertionPoint(roles.thenBlock()->getTerminator());
-    NVVM::SetMaxRegisterOp::create(e.b, kProducerRegisters,
-                                   NVVM::SetMaxRegisterAction::decrease);
-    e.when(isThread0, [&] {
-      Value once = e.idx(0);
-      nvgpu::MBarrierArriveExpectTxOp::create(
-          e.b, bars, e.idx(layout.qBytes + layout.doBytes), once, Value());
-      e.loadBoxes(maps[0], once, e.idx(0), blockM, headDim, q0, qPlane);
-      e.loadBoxes(maps[3], once, e.idx(layout.doOffset()), blockM, valueDim,
-                  q0, qPlane);
-      e.loop(e.idx(0), numTiles, e.idx(1), [&](Value j) {
-        Value stage = stageOf(j);
-        Value emptyParity = arith::XOrIOp::create(e.b, phaseOf(j), e.i1(true));
-        Value row = e.add(window.begin, e.mul(j, blockN));
-        auto produce = [&](int64_t empty, int64_t full, Value map,
-                           int64_t stageBytes, int64_t firstOffset,
-                           int64_t width) {
-          e.waitParity(slot(empty, j), emptyParity);
-          Value s = slot(full, j);
-          nvgpu::MBarrierArriveExpectTxOp::create(e.b, bars,
-                                                  e.idx(stageBytes), s,
-                                                  Value());
-          e.loadBoxes(map, s,
-                      e.add(e.idx(firstOffset), e.mul(stage, stageBytes)),
-                      blockN, width, row, kvPlane);
-        };
-        produce(slots.emptyK(), slots.fullK(), maps[1], layout.kStageBytes,
-                layout.kOffset(), headDim);
-        produce(slots.emptyV(), slots.fullV(), maps[2], layout.vStageBytes,
-                layout.vOffset(), valueDim);
-      });
+  StageRing ring{e, T::stages};
+  ring.init(T::consumers * kWarpgroupThreads / 32, isThread0);
+  // Operand 0 of the ring is K, operand 1 V.
+  e.splitRoles(warpgroup, isThread0, [&] {
+    Value once = e.idx(StageRing::once);
+    nvgpu::MBarrierArriveExpectTxOp::create(
+        e.b, bars, e.idx(layout.qBytes + layout.doBytes), once, Value());
+    e.loadBoxes(maps[0], once, e.idx(0), blockM, headDim, q0, qPlane);
+    e.loadBoxes(maps[3], once, e.idx(layout.doOffset()), blockM, valueDim,
+                q0, qPlane);
+    e.loop(e.idx(0), numTiles, e.idx(1), [&](Value j) {
+      Value row = e.add(window.begin, e.mul(j, blockN));
+      ring.produce(0, j, maps[1], layout.kStageBytes, layout.kOffset(),
+                   blockN, headDim, row, kvPlane);
+      ring.produce(1, j, maps[2], layout.vStageBytes, layout.vOffset(),
+                   blockN, valueDim, row, kvPlane);
     });
-  }
+  });
 
   // Consumers.
-  OpBuilder::InsertionGuard g(e.b);
-  e.b.setInsertionPoint(roles.elseBlock()->getTerminator());
-  NVVM::SetMaxRegisterOp::create(e.b, kConsumerRegisters,
-                                 NVVM::SetMaxRegisterAction::increase);
   Value consumer = e.sub(warpgroup, e.idx(1));
   Value rowBase = e.add(e.add(q0, e.mul(consumer, kRowsPerConsumer)),
                         e.add(e.mul(e.rem(e.warpId, 4), 16), e.g));
@@ -251,7 +197,7 @@ void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
       high(16));
   auto stageBase = [&](Value j, int64_t firstOffset, int64_t stageBytes) {
     return e.add(base, e.toI64(e.add(e.idx(firstOffset / 16),
-                                     e.mul(stageOf(j), stageBytes / 16))));
+                                     e.mul(ring.stage(j), stageBytes / 16))));
   };
 
   e.waitParity(e.idx(0), e.i1(false));
@@ -269,8 +215,8 @@ void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
     Value k0 = e.add(window.begin, e.mul(j, blockN));
     Value k1 = e.min(e.add(k0, e.idx(blockN)), window.end);
 
-    e.waitParity(slot(slots.fullK(), j), phaseOf(j));
-    e.waitParity(slot(slots.fullV(), j), phaseOf(j));
+    ring.waitFull(0, j);
+    ring.waitFull(1, j);
     Value kBase = stageBase(j, layout.kOffset(), layout.kStageBytes);
     Value vBase = stageBase(j, layout.vOffset(), layout.vStageBytes);
     // S and dP operands: slice kk of a K-major operand lies in 64-column
@@ -312,7 +258,7 @@ void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
     NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
     turns.pass();
     NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
-    e.when(isLane0, [&] { e.arrive(slot(slots.emptyV(), j)); });
+    ring.release(1, j, isLane0);
 
     SmallVector<Value> s, dp;
     for (int64_t i = 0; i < nS; ++i) {
@@ -324,34 +270,8 @@ void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
     if (!positiveScale)
       for (Value &x : s)
         x = e.mulf(x, scaleLog2);
-    // Edge tiles mask element-wise (register 4 * jn + 2 * h + c is row
-    // rowBase + 8h, key k0 + 8 * jn + 2 * t + c); interior tiles do not.
-    Value interior = arith::AndIOp::create(
-        e.b,
-        arith::CmpIOp::create(e.b, arith::CmpIPredicate::eq, e.sub(k1, k0),
-                              e.idx(blockN)),
-        isTileFullyVisible(e.b, loc, w, q0, q1, k0, k1, posOffset));
-    auto maskIf = scf::IfOp::create(e.b, TypeRange(ValueRange(s)), interior,
-                                    /*withElseRegion=*/true);
-    {
-      OpBuilder::InsertionGuard g3(e.b);
-      e.b.setInsertionPointToStart(maskIf.thenBlock());
-      scf::YieldOp::create(e.b, s);
-      e.b.setInsertionPointToStart(maskIf.elseBlock());
-      SmallVector<Value> masked;
-      for (int64_t i = 0; i < nS; ++i) {
-        int64_t jn = i / 4, h = (i / 2) % 2, c = i % 2;
-        Value row = e.add(rowBase, e.idx(8 * h));
-        Value col = e.add(k0, e.add(e.mul(e.t, 2), e.idx(8 * jn + c)));
-        Value visible = arith::AndIOp::create(
-            e.b,
-            arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, col, k1),
-            isVisible(e.b, loc, w, row, col, posOffset));
-        masked.push_back(e.select(visible, s[i], e.negInf()));
-      }
-      scf::YieldOp::create(e.b, masked);
-    }
-    s.assign(maskIf.getResults().begin(), maskIf.getResults().end());
+    // Edge tiles mask element-wise; interior tiles do not.
+    s = e.maskScores(s, w, rowBase, q0, q1, k0, k1, blockN, posOffset);
 
     // dS = P (dP - delta), P = 2^(S scale log2e - lse log2e).
     SmallVector<Value> ds;
@@ -391,7 +311,7 @@ void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
     turns.pass();
     NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
     acc = e.fenceRegisters(acc);
-    e.when(isLane0, [&] { e.arrive(slot(slots.emptyK(), j)); });
+    ring.release(0, j, isLane0);
     scf::YieldOp::create(e.b, acc);
   }
 
@@ -477,12 +397,12 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
                            int64_t headDim, int64_t valueDim) {
   using T = KeyValueGradTiling;
   MLIRContext *ctx = builder.getContext();
-  RingBarriers slots{T::stages};
   auto smemSpace = gpu::AddressSpaceAttr::get(
       ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
   Value bars = nvgpu::MBarrierCreateOp::create(
       builder, loc,
-      nvgpu::MBarrierGroupType::get(ctx, smemSpace, slots.count()));
+      nvgpu::MBarrierGroupType::get(ctx, smemSpace,
+                                    StageRing::countFor(T::stages)));
   HopperKernelBuilder e(builder, loc, elementType, bars);
   const int64_t blockM = layout.blockM, blockN = T::blockN();
   // a: q, k, v, dout, lse, delta, dk, dv.
@@ -530,72 +450,28 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
   e.sharedBuffer(layout.total());
   Value base = e.descriptorBase();
   Value isThread0 = e.eq(e.threadId, 0);
-  int64_t consumerWarps = T::consumers * kWarpgroupThreads / 32;
-  SmallVector<int64_t> counts;
-  for (int64_t i = 0; i < slots.count(); ++i)
-    counts.push_back(i < slots.emptyK() ? 1 : consumerWarps);
-  e.initBarriers(counts, isThread0);
-
-  auto stageOf = [&](Value j) {
-    return arith::RemUIOp::create(e.b, j, e.idx(T::stages));
-  };
-  auto phaseOf = [&](Value j) {
-    Value round = e.divIdx(j, e.idx(T::stages));
-    return arith::TruncIOp::create(
-        e.b, e.b.getI1Type(),
-        e.toI64(arith::RemUIOp::create(e.b, round, e.idx(2))));
-  };
-  // Slots: fullK() / emptyK() for Q, fullV() / emptyV() for dO.
-  auto slot = [&](int64_t first, Value j) {
-    return e.add(stageOf(j), e.idx(first));
-  };
-
-  auto roles = scf::IfOp::create(e.b, e.eq(warpgroup, 0),
-                                 /*withElseRegion=*/true);
-  {
-    // Producer.
-    OpBuilder::InsertionGuard g(e.b);
-    e.b.setInsertionPoint(roles.thenBlock()->getTerminator());
-    NVVM::SetMaxRegisterOp::create(e.b, kProducerRegisters,
-                                   NVVM::SetMaxRegisterAction::decrease);
-    e.when(isThread0, [&] {
-      Value once = e.idx(0);
-      nvgpu::MBarrierArriveExpectTxOp::create(
-          e.b, bars, e.idx(layout.kBytes + layout.vBytes), once, Value());
-      e.loadBoxes(maps[1], once, e.idx(0), blockN, headDim, k0, kvPlane);
-      e.loadBoxes(maps[2], once, e.idx(layout.vOffset()), blockN, valueDim,
-                  k0, kvPlane);
-      e.loop(e.idx(0), numTiles, e.idx(1), [&](Value j) {
-        Value stage = stageOf(j);
-        Value emptyParity = arith::XOrIOp::create(e.b, phaseOf(j), e.i1(true));
-        Value row = queryRow(j);
-        Value plane =
-            e.add(arith::MulIOp::create(e.b, batch, heads), queryHead(j));
-        auto produce = [&](int64_t empty, int64_t full, Value map,
-                           int64_t stageBytes, int64_t firstOffset,
-                           int64_t width) {
-          e.waitParity(slot(empty, j), emptyParity);
-          Value s = slot(full, j);
-          nvgpu::MBarrierArriveExpectTxOp::create(e.b, bars,
-                                                  e.idx(stageBytes), s,
-                                                  Value());
-          e.loadBoxes(map, s,
-                      e.add(e.idx(firstOffset), e.mul(stage, stageBytes)),
-                      blockM, width, row, plane);
-        };
-        produce(slots.emptyK(), slots.fullK(), maps[0], layout.qStageBytes,
-                layout.qOffset(), headDim);
-        produce(slots.emptyV(), slots.fullV(), maps[3], layout.doStageBytes,
-                layout.doOffset(), valueDim);
-      });
+  StageRing ring{e, T::stages};
+  ring.init(T::consumers * kWarpgroupThreads / 32, isThread0);
+  // Operand 0 of the ring is Q, operand 1 dO.
+  e.splitRoles(warpgroup, isThread0, [&] {
+    Value once = e.idx(StageRing::once);
+    nvgpu::MBarrierArriveExpectTxOp::create(
+        e.b, bars, e.idx(layout.kBytes + layout.vBytes), once, Value());
+    e.loadBoxes(maps[1], once, e.idx(0), blockN, headDim, k0, kvPlane);
+    e.loadBoxes(maps[2], once, e.idx(layout.vOffset()), blockN, valueDim, k0,
+                kvPlane);
+    e.loop(e.idx(0), numTiles, e.idx(1), [&](Value j) {
+      Value row = queryRow(j);
+      Value plane =
+          e.add(arith::MulIOp::create(e.b, batch, heads), queryHead(j));
+      ring.produce(0, j, maps[0], layout.qStageBytes, layout.qOffset(),
+                   blockM, headDim, row, plane);
+      ring.produce(1, j, maps[3], layout.doStageBytes, layout.doOffset(),
+                   blockM, valueDim, row, plane);
     });
-  }
+  });
 
   // Consumers.
-  OpBuilder::InsertionGuard g(e.b);
-  e.b.setInsertionPoint(roles.elseBlock()->getTerminator());
-  NVVM::SetMaxRegisterOp::create(e.b, kConsumerRegisters,
-                                 NVVM::SetMaxRegisterAction::increase);
   Value consumer = e.sub(warpgroup, e.idx(1));
   // This thread's key rows: keyBase + 8h.
   Value keyBase = e.add(e.add(k0, e.mul(consumer, kRowsPerConsumer)),
@@ -611,7 +487,7 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
       high(16));
   auto stageBase = [&](Value j, int64_t firstOffset, int64_t stageBytes) {
     return e.add(base, e.toI64(e.add(e.idx(firstOffset / 16),
-                                     e.mul(stageOf(j), stageBytes / 16))));
+                                     e.mul(ring.stage(j), stageBytes / 16))));
   };
   auto kMajor = [&](int64_t rows, int64_t kk) {
     int64_t cb = kk / 4, within = (kk % 4) * 32;
@@ -678,8 +554,8 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
           Value());
     }
 
-    e.waitParity(slot(slots.fullK(), j), phaseOf(j));
-    e.waitParity(slot(slots.fullV(), j), phaseOf(j));
+    ring.waitFull(0, j);
+    ring.waitFull(1, j);
     Value qBase = stageBase(j, layout.qOffset(), layout.qStageBytes);
     Value doBase = stageBase(j, layout.doOffset(), layout.doStageBytes);
     Value qDescK = arith::OrIOp::create(e.b, qBase, high(16));
@@ -742,32 +618,20 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
             arith::CmpIOp::create(e.b, arith::CmpIPredicate::eq,
                                   e.sub(k1, k0), e.idx(blockN))),
         isTileFullyVisible(e.b, loc, w, r0, r1, k0, k1, posOffset));
-    auto maskIf = scf::IfOp::create(e.b, TypeRange(ValueRange(s)), interior,
-                                    /*withElseRegion=*/true);
-    {
-      OpBuilder::InsertionGuard g3(e.b);
-      e.b.setInsertionPointToStart(maskIf.thenBlock());
-      scf::YieldOp::create(e.b, s);
-      e.b.setInsertionPointToStart(maskIf.elseBlock());
-      SmallVector<Value> masked;
-      for (int64_t i = 0; i < nS; ++i) {
-        int64_t h = (i / 2) % 2;
-        Value key = e.add(keyBase, e.idx(8 * h));
-        Value query = queryOf(i);
-        Value visible = arith::AndIOp::create(
-            e.b,
-            arith::AndIOp::create(
-                e.b,
-                arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, query,
-                                      r1),
-                arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, key,
-                                      keys)),
-            isVisible(e.b, loc, w, query, key, posOffset));
-        masked.push_back(e.select(visible, s[i], e.negInf()));
-      }
-      scf::YieldOp::create(e.b, masked);
-    }
-    s.assign(maskIf.getResults().begin(), maskIf.getResults().end());
+    s = e.maskUnless(interior, s, [&](int64_t i) {
+      int64_t h = (i / 2) % 2;
+      Value key = e.add(keyBase, e.idx(8 * h));
+      Value query = queryOf(i);
+      return arith::AndIOp::create(
+          e.b,
+          arith::AndIOp::create(
+              e.b,
+              arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, query,
+                                    r1),
+              arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, key,
+                                    keys)),
+          isVisible(e.b, loc, w, query, key, posOffset));
+    });
 
     // P^T and dS^T, packed into A fragments pair by pair as they are made
     // (64 f32 of them alive at once would not fit next to dK and dV): k16
@@ -828,10 +692,8 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
     NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
     dvAcc = e.fenceRegisters(dvAcc);
     dkAcc = e.fenceRegisters(dkAcc);
-    e.when(isLane0, [&] {
-      e.arrive(slot(slots.emptyK(), j));
-      e.arrive(slot(slots.emptyV(), j));
-    });
+    ring.release(0, j, isLane0);
+    ring.release(1, j, isLane0);
     SmallVector<Value> yielded(dkAcc);
     yielded.append(dvAcc);
     scf::YieldOp::create(e.b, yielded);

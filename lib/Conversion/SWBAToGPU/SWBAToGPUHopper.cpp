@@ -83,17 +83,6 @@ struct SharedLayout {
   int64_t total() const { return vOffset(stages); }
 };
 
-/// mbarrier slots: Q's, then per stage K full, V full, K empty, V empty.
-struct Barriers {
-  int64_t stages;
-  int64_t count() const { return 1 + 4 * stages; }
-  static int64_t q() { return 0; }
-  int64_t fullK() const { return 1; }
-  int64_t fullV() const { return 1 + stages; }
-  int64_t emptyK() const { return 1 + 2 * stages; }
-  int64_t emptyV() const { return 1 + 3 * stages; }
-};
-
 /// The tiling for head dims `d`, `dv`; failure when this kernel does not
 /// cover them (the mma.sync kernel then does).
 FailureOr<HopperTiling> getTiling(int64_t d, int64_t dv,
@@ -209,9 +198,8 @@ private:
     MLIRContext *ctx = builder.getContext();
     auto smemSpace = gpu::AddressSpaceAttr::get(
         ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
-    Barriers slots{tiling.stages};
-    auto barType = nvgpu::MBarrierGroupType::get(ctx, smemSpace,
-                                                 slots.count());
+    auto barType = nvgpu::MBarrierGroupType::get(
+        ctx, smemSpace, StageRing::countFor(tiling.stages));
     Value bars = nvgpu::MBarrierCreateOp::create(builder, loc, barType);
     HopperKernelBuilder e(builder, loc, elementType, bars);
     const int64_t blockM = tiling.blockM(), blockN = tiling.blockN;
@@ -246,68 +234,25 @@ private:
     e.sharedBuffer(layout.total());
     Value base = e.descriptorBase();
 
-    // Barriers: Q's and each slot's "full" complete on one arrival plus the
-    // TMA bytes; each "empty" on one arrival per consumer warp.
+    // mbarriers: Q's, then a ring of K (operand 0) and V (operand 1) tiles.
     Value isThread0 = e.eq(e.threadId, 0);
-    int64_t consumerWarps = tiling.consumers * kWarpgroupThreads / 32;
-    SmallVector<int64_t> counts;
-    for (int64_t i = 0; i < slots.count(); ++i)
-      counts.push_back(i < slots.emptyK() ? 1 : consumerWarps);
-    e.initBarriers(counts, isThread0);
-
-    auto stageOf = [&](Value j) {
-      return arith::RemUIOp::create(e.b, j, e.idx(tiling.stages));
-    };
-    // The parity of the phase of a slot's barrier that tile j completes.
-    auto phaseOf = [&](Value j) {
-      Value round = e.divIdx(j, e.idx(tiling.stages));
-      return arith::TruncIOp::create(e.b, e.b.getI1Type(),
-                                     e.toI64(arith::RemUIOp::create(
-                                         e.b, round, e.idx(2))));
-    };
-    auto roles = scf::IfOp::create(e.b, e.eq(warpgroup, 0),
-                                   /*withElseRegion=*/true);
-    {
-      // Producer.
-      OpBuilder::InsertionGuard g(e.b);
-      e.b.setInsertionPoint(roles.thenBlock()->getTerminator());
-      NVVM::SetMaxRegisterOp::create(e.b, kProducerRegisters,
-                                     NVVM::SetMaxRegisterAction::decrease);
-      e.when(isThread0, [&] {
-        Value qSlot = e.idx(Barriers::q());
-        nvgpu::MBarrierArriveExpectTxOp::create(
-            e.b, bars, e.idx(layout.qBytes), qSlot, Value());
-        e.loadBoxes(maps[0], qSlot, e.idx(0), blockM, headDim, q0, qPlane);
-        e.loop(e.idx(0), numTiles, e.idx(1), [&](Value j) {
-          Value stage = stageOf(j);
-          Value emptyParity = arith::XOrIOp::create(
-              e.b, phaseOf(j),
-              arith::ConstantIntOp::create(e.b, e.b.getI1Type(), 1));
-          Value row = e.add(window.begin, e.mul(j, blockN));
-          auto produce = [&](int64_t empty, int64_t full, Value map,
-                             int64_t stageBytes, int64_t firstOffset,
-                             int64_t width) {
-            e.waitParity(e.add(stage, e.idx(empty)), emptyParity);
-            Value slot = e.add(stage, e.idx(full));
-            nvgpu::MBarrierArriveExpectTxOp::create(
-                e.b, bars, e.idx(stageBytes), slot, Value());
-            e.loadBoxes(map, slot,
-                      e.add(e.idx(firstOffset), e.mul(stage, stageBytes)),
-                      blockN, width, row, kvPlane);
-          };
-          produce(slots.emptyK(), slots.fullK(), maps[1],
-                  layout.kStageBytes, layout.kOffset(0), headDim);
-          produce(slots.emptyV(), slots.fullV(), maps[2],
-                  layout.vStageBytes, layout.vOffset(0), valueDim);
-        });
+    StageRing ring{e, tiling.stages};
+    ring.init(tiling.consumers * kWarpgroupThreads / 32, isThread0);
+    e.splitRoles(warpgroup, isThread0, [&] {
+      Value qSlot = e.idx(StageRing::once);
+      nvgpu::MBarrierArriveExpectTxOp::create(e.b, bars, e.idx(layout.qBytes),
+                                              qSlot, Value());
+      e.loadBoxes(maps[0], qSlot, e.idx(0), blockM, headDim, q0, qPlane);
+      e.loop(e.idx(0), numTiles, e.idx(1), [&](Value j) {
+        Value row = e.add(window.begin, e.mul(j, blockN));
+        ring.produce(0, j, maps[1], layout.kStageBytes, layout.kOffset(0),
+                     blockN, headDim, row, kvPlane);
+        ring.produce(1, j, maps[2], layout.vStageBytes, layout.vOffset(0),
+                     blockN, valueDim, row, kvPlane);
       });
-    }
+    });
 
     // Consumers.
-    OpBuilder::InsertionGuard g(e.b);
-    e.b.setInsertionPoint(roles.elseBlock()->getTerminator());
-    NVVM::SetMaxRegisterOp::create(e.b, kConsumerRegisters,
-                                   NVVM::SetMaxRegisterAction::increase);
     Value consumer = e.sub(warpgroup, e.idx(1));
     Value warpInGroup = e.rem(e.warpId, 4);
     Value rowBase = e.add(e.add(q0, e.mul(consumer, kRowsPerConsumer)),
@@ -329,26 +274,17 @@ private:
                                   e.i64(descriptorHigh(lbo)));
     };
 
-    e.waitParity(e.idx(Barriers::q()),
-                 arith::ConstantIntOp::create(e.b, e.b.getI1Type(), 0));
-
     int64_t nS = blockN / 2, nO = valueDim / 2;
     const bool positiveScale = op.getEffectiveScale() > 0;
     const bool overlap = tiling.overlapSoftmax;
     auto sType = LLVM::LLVMStructType::getLiteral(
         ctx, SmallVector<Type>(nS, e.b.getF32Type()));
-    auto fullSlot = [&](int64_t first, Value j) {
-      return e.add(stageOf(j), e.idx(first));
-    };
-    auto release = [&](int64_t first, Value j) {
-      e.when(isLane0, [&] { e.arrive(fullSlot(first, j)); });
-    };
-
-    // Waits until the K (or V) tile j has landed. Waits come before the
-    // wgmma fence: a wait is a loop, and ptxas serializes wgmmas that have
+    // Waits for K (operand 0) or V (1) of tile j come before the wgmma
+    // fence: a wait is a loop, and ptxas serializes wgmmas that have
     // divergent code between them.
-    auto waitFull = [&](int64_t first, Value j) {
-      e.waitParity(fullSlot(first, j), phaseOf(j));
+    auto waitFull = [&](int64_t operand, Value j) { ring.waitFull(operand, j); };
+    auto release = [&](int64_t operand, Value j) {
+      ring.release(operand, j, isLane0);
     };
     // The operands of S_j = Q K_j^T: a zero accumulator and a descriptor
     // pair per k16 slice (slice kk lies in 64-column block kk / 4 of Q and
@@ -360,7 +296,7 @@ private:
     };
     auto prepareS = [&](Value j) {
       SOperands ops;
-      Value kDesc = stageDesc(stageOf(j), layout.kOffset(0),
+      Value kDesc = stageDesc(ring.stage(j), layout.kOffset(0),
                               layout.kStageBytes, 16);
       for (int64_t kk = 0; kk < headDim / 16; ++kk) {
         int64_t cb = kk / 4, within = (kk % 4) * 32;
@@ -387,7 +323,7 @@ private:
     // the MN-major B; a k16 slice is 16 key rows (2048 bytes); the
     // 64-column blocks of Dv = 128 are the leading byte offset apart.
     auto preparePV = [&](Value j) {
-      Value vDesc = stageDesc(stageOf(j), layout.vOffset(0),
+      Value vDesc = stageDesc(ring.stage(j), layout.vOffset(0),
                               layout.vStageBytes, blockN * kBoxRowBytes);
       SmallVector<Value> descriptors;
       for (int64_t kk = 0; kk < blockN / 16; ++kk)
@@ -426,32 +362,7 @@ private:
       if (!positiveScale)
         for (Value &x : s)
           x = e.mulf(x, scale);
-      Value interior = arith::AndIOp::create(
-          e.b,
-          arith::CmpIOp::create(e.b, arith::CmpIPredicate::eq, e.sub(k1, k0),
-                                e.idx(blockN)),
-          isTileFullyVisible(e.b, loc, w, q0, q1, k0, k1, posOffset));
-      auto maskIf = scf::IfOp::create(e.b, TypeRange(ValueRange(s)), interior,
-                                      /*withElseRegion=*/true);
-      {
-        OpBuilder::InsertionGuard g3(e.b);
-        e.b.setInsertionPointToStart(maskIf.thenBlock());
-        scf::YieldOp::create(e.b, s);
-        e.b.setInsertionPointToStart(maskIf.elseBlock());
-        SmallVector<Value> masked;
-        for (int64_t i = 0; i < nS; ++i) {
-          int64_t jn = i / 4, h = (i / 2) % 2, c = i % 2;
-          Value row = e.add(rowBase, e.idx(8 * h));
-          Value col = e.add(k0, e.add(e.mul(e.t, 2), e.idx(8 * jn + c)));
-          Value visible = arith::AndIOp::create(
-              e.b,
-              arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, col, k1),
-              isVisible(e.b, loc, w, row, col, posOffset));
-          masked.push_back(e.select(visible, s[i], e.negInf()));
-        }
-        scf::YieldOp::create(e.b, masked);
-      }
-      s.assign(maskIf.getResults().begin(), maskIf.getResults().end());
+      s = e.maskScores(s, w, rowBase, q0, q1, k0, k1, blockN, posOffset);
 
       // Reductions as trees, not chains: a thread's 32 values of a row in
       // 5 dependent steps instead of 32.
@@ -519,8 +430,7 @@ private:
       return acc;
     };
 
-    e.waitParity(e.idx(Barriers::q()),
-                 arith::ConstantIntOp::create(e.b, e.b.getI1Type(), 0));
+    e.waitParity(e.idx(StageRing::once), e.i1(false));
 
     // Ping-pong between the two consumer warpgroups (pipelined schedule
     // only; named barriers 1 and 2 of 256 threads): a warpgroup issues its
@@ -561,17 +471,17 @@ private:
       acc.assign(iter.begin(), iter.begin() + nO);
       rowMax.assign(iter.begin() + nO, iter.begin() + nO + 2);
       rowSum.assign(iter.begin() + nO + 2, iter.begin() + nO + 4);
-      waitFull(slots.fullK(), j);
+      waitFull(0, j);
       SOperands sOps = prepareS(j);
       NVVM::WgmmaFenceAlignedOp::create(e.b);
       Value sAcc = issueS(sOps);
       NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
       NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
-      release(slots.emptyK(), j);
+      release(0, j);
       TileSoftmax sm = softmax(sAcc, j, rowMax, rowSum);
       acc = rescale(acc, sm.alpha);
       SmallVector<Value> p = pack(sm.probs);
-      waitFull(slots.fullV(), j);
+      waitFull(1, j);
       SmallVector<Value> vDescs = preparePV(j);
       acc = e.fenceRegisters(acc);
       p = e.fenceRegisters(p);
@@ -580,7 +490,7 @@ private:
       NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
       NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
       acc = e.fenceRegisters(acc);
-      release(slots.emptyV(), j);
+      release(1, j);
       SmallVector<Value> yielded(acc);
       yielded.append(rowMax);
       yielded.append(rowSum);
@@ -591,7 +501,7 @@ private:
       // P_{j-1} V_{j-1} is still on the tensor cores; O is rescaled once
       // that product has retired.
       Value zero = e.idx(0);
-      waitFull(slots.fullK(), zero);
+      waitFull(0, zero);
       SOperands s0Ops = prepareS(zero);
       takeTurn();
       NVVM::WgmmaFenceAlignedOp::create(e.b);
@@ -599,7 +509,7 @@ private:
       NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
       passTurn();
       NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
-      release(slots.emptyK(), zero);
+      release(0, zero);
       TileSoftmax first = softmax(s0, zero, rowMax, rowSum);
       SmallVector<Value> init(acc);
       init.append(rowMax);
@@ -616,8 +526,8 @@ private:
         SmallVector<Value> mx(iter.begin() + nO, iter.begin() + nO + 2);
         SmallVector<Value> sum(iter.begin() + nO + 2, iter.begin() + nO + 4);
         SmallVector<Value> p(iter.begin() + nO + 4, iter.end());
-        waitFull(slots.fullK(), j);
-        waitFull(slots.fullV(), prev);
+        waitFull(0, j);
+        waitFull(1, prev);
         SOperands sOps = prepareS(j);
         SmallVector<Value> vDescs = preparePV(prev);
         takeTurn();
@@ -628,7 +538,7 @@ private:
         NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
         passTurn();
         NVVM::WgmmaWaitGroupSyncOp::create(e.b, 1);
-        release(slots.emptyK(), j);
+        release(0, j);
         TileSoftmax sm = softmax(sAcc, j, mx, sum);
         // The softmax's results fenced before the wait: otherwise the
         // compiler may sink its arithmetic below the wait, after the P V
@@ -643,7 +553,7 @@ private:
         sum.assign(done.begin() + nS + 4, done.end());
         NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
         o = e.fenceRegisters(o);
-        release(slots.emptyV(), prev);
+        release(1, prev);
         // P_j is packed only now: the registers P_{j-1} V_{j-1} read are
         // written after it has retired (ptxas serializes every wgmma
         // otherwise, as it folds register copies).
@@ -664,7 +574,7 @@ private:
       Value last = e.sub(numTiles, e.idx(1));
       SmallVector<Value> o(results.begin(), results.begin() + nO);
       SmallVector<Value> p(loopResults.begin() + nO + 4, loopResults.end());
-      waitFull(slots.fullV(), last);
+      waitFull(1, last);
       SmallVector<Value> vDescs = preparePV(last);
       takeTurn();
       NVVM::WgmmaFenceAlignedOp::create(e.b);
@@ -673,7 +583,7 @@ private:
       passTurn();
       NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
       o = e.fenceRegisters(o);
-      release(slots.emptyV(), last);
+      release(1, last);
       std::copy(o.begin(), o.end(), results.begin());
     }
 
