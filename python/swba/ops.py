@@ -48,7 +48,9 @@ def _tensor_map(t, box_rows: int, device: int, stream: int) -> int:
     and on the box, so the last maps made are kept, least recently used out
     first. They are kept per stream too: the copy that puts a map on the
     device runs on the stream of the kernels that read it, which orders them
-    and makes the memory of a dropped map safe to reuse."""
+    and makes the memory of a dropped map safe to reuse. Not handled: a CUDA
+    graph captured with these launches keeps the maps' device pointers, and
+    a map dropped from the cache later leaves the graph a dangling pointer."""
     key = (t.data_ptr(), t.shape, t.dtype, box_rows, device, stream)
     found = _tensor_maps.get(key)
     if found is not None:
