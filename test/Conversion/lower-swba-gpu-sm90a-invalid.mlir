@@ -16,3 +16,4 @@ func.func @sm90a_stages_fit_d64(%q: memref<1x2x64x64xf16>) {
   swba.attention ins(%q, %q, %q : memref<1x2x64x64xf16>, memref<1x2x64x64xf16>, memref<1x2x64x64xf16>) outs(%q : memref<1x2x64x64xf16>) block_size = 4 window = 1
   return
 }
+

@@ -74,6 +74,8 @@ def LowerSWBA : Pass<"lower-swba"> {
     Option<"gradQueryTile", "grad-query-tile", "int64_t", /*default=*/"0",
            "sm_90a backward: query rows per Q/dO tile of the dK/dV kernel "
            "(64 or 128); 0: per head dim.">,
+    Option<"gradStages", "grad-stages", "int64_t", /*default=*/"0",
+           "sm_90a backward: tiles in flight in both kernels; 0: 2.">,
     Option<"pingPong", "ping-pong", "bool", /*default=*/"true",
            "sm_90a kernel, with overlap-softmax: the two consumer "
            "warpgroups take turns issuing their products, so that one's "

@@ -59,6 +59,11 @@ struct SWBAToNVVMOptions : public PassPipelineOptions<SWBAToNVVMOptions> {
       llvm::cl::desc("sm_90a backward: query rows per Q/dO tile of the dK/dV "
                      "kernel (64 or 128); 0: per head dim."),
       llvm::cl::init(0)};
+  PassOptions::Option<int64_t> gradStages{
+      *this, "grad-stages",
+      llvm::cl::desc("sm_90a backward: tiles in flight in both kernels; 0: "
+                     "2."),
+      llvm::cl::init(0)};
   PassOptions::Option<std::string> ptxVersion{
       *this, "ptx", llvm::cl::desc("PTX ISA version (sm_90 needs ptx78 or "
                                    "later)."),

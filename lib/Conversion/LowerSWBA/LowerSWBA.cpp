@@ -21,8 +21,8 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
   using LowerSWBABase::LowerSWBABase;
 
   HopperOptions hopperOptions() {
-    return HopperOptions{blockN,   stages,      overlapSoftmax,
-                         pingPong, gradKeyTile, gradQueryTile};
+    return HopperOptions{blockN,   stages,      overlapSoftmax, pingPong,
+                         gradKeyTile, gradQueryTile, gradStages};
   }
 
   void runOnOperation() override {
@@ -32,8 +32,9 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
                         << "' (supported: 'cpu', 'gpu')";
       return signalPassFailure();
     }
-    if (blockN < 0 || stages < 0) {
-      root->emitError() << "--lower-swba: block-n and stages must be >= 0";
+    if (blockN < 0 || stages < 0 || gradStages < 0) {
+      root->emitError()
+          << "--lower-swba: block-n, stages and grad-stages must be >= 0";
       return signalPassFailure();
     }
     for (int64_t tile : {gradKeyTile.getValue(), gradQueryTile.getValue()})
@@ -62,7 +63,8 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
       if (gpu && failed(checkGPULowerable(op)))
         return WalkResult::interrupt();
       if (gpu && chip == "sm_90a" &&
-          failed(checkHopperLowerable(op, hopperOptions())))
+          (failed(checkHopperLowerable(op, hopperOptions())) ||
+           failed(checkHopperGradLowerable(op, hopperOptions()))))
         return WalkResult::interrupt();
       return WalkResult::advance();
     });

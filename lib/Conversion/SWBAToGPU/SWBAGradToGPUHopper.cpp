@@ -37,13 +37,13 @@ using namespace mlir::swba::gpu_kernels;
 
 namespace {
 
-/// The dQ kernel's tiling: two consumers of 64 query rows, two stages, and
+/// The dQ kernel's tiling: two consumers of 64 query rows, two stages (the
+/// `grad-stages` option), and
 /// key tiles of `blockN`: 128 at head dims 64 (S, dP and dQ accumulators of
 /// 64 + 64 + 32 registers a thread; wider wgmmas, half the tiles), 64 at
 /// 128 (32 + 32 + 64: 128-key tiles would not fit in 240 registers).
 struct QueryGradTiling {
   static constexpr int64_t consumers = 2;
-  static constexpr int64_t stages = 2;
   int64_t blockN;
   static int64_t blockM() { return consumers * kRowsPerConsumer; }
   static int64_t threads() { return (consumers + 1) * kWarpgroupThreads; }
@@ -57,18 +57,19 @@ struct QueryGradTiling {
 /// Shared memory of the dQ kernel: Q and dO of the workgroup's rows, then
 /// the K and V stages.
 struct QueryGradLayout {
-  int64_t blockN, qBytes, doBytes, kStageBytes, vStageBytes;
-  QueryGradLayout(int64_t d, int64_t dv, int64_t blockN)
-      : blockN(blockN), qBytes(QueryGradTiling::blockM() * d * 2),
+  int64_t blockN, stages, qBytes, doBytes, kStageBytes, vStageBytes;
+  QueryGradLayout(int64_t d, int64_t dv, int64_t blockN, int64_t stages)
+      : blockN(blockN), stages(stages),
+        qBytes(QueryGradTiling::blockM() * d * 2),
         doBytes(QueryGradTiling::blockM() * dv * 2),
         kStageBytes(blockN * d * 2), vStageBytes(blockN * dv * 2) {}
   int64_t doOffset() const { return qBytes; }
   int64_t kOffset() const { return qBytes + doBytes; }
   int64_t vOffset() const {
-    return kOffset() + QueryGradTiling::stages * kStageBytes;
+    return kOffset() + stages * kStageBytes;
   }
   int64_t total() const {
-    return vOffset() + QueryGradTiling::stages * vStageBytes;
+    return vOffset() + stages * vStageBytes;
   }
 };
 
@@ -83,7 +84,7 @@ void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
   Value bars = nvgpu::MBarrierCreateOp::create(
       builder, loc,
       nvgpu::MBarrierGroupType::get(ctx, smemSpace,
-                                    StageRing::countFor(T::stages)));
+                                    StageRing::countFor(layout.stages)));
   HopperKernelBuilder e(builder, loc, elementType, bars);
   const int64_t blockM = T::blockM(), blockN = layout.blockN;
   // a: q, k, v, dout, lse, delta, out, dq.
@@ -116,7 +117,7 @@ void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
   e.sharedBuffer(layout.total());
   Value base = e.descriptorBase();
   Value isThread0 = e.eq(e.threadId, 0);
-  StageRing ring{e, T::stages};
+  StageRing ring{e, layout.stages};
   ring.init(T::consumers * kWarpgroupThreads / 32, isThread0);
   // Operand 0 of the ring is K, operand 1 V.
   e.splitRoles(warpgroup, isThread0, [&] {
@@ -339,12 +340,12 @@ void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
 
 
 /// The dK/dV kernel's tiling: two consumers of 64 keys (128 keys a
-/// workgroup), two stages, query tiles of `blockM` rows: 128 at head dims
+/// workgroup), two stages (`grad-stages`), query tiles of `blockM` rows:
+/// 128 at head dims
 /// 64 (S^T and dP^T accumulators of 64 registers each next to dK and dV of
 /// 32), 64 at 128 (32 each next to 64 + 64; that already spills 100 bytes).
 struct KeyValueGradTiling {
   static constexpr int64_t consumers = 2;
-  static constexpr int64_t stages = 2;
   int64_t blockM;
   static int64_t blockN() { return consumers * kRowsPerConsumer; }
   static int64_t threads() { return (consumers + 1) * kWarpgroupThreads; }
@@ -358,21 +359,21 @@ struct KeyValueGradTiling {
 /// Shared memory of the dK/dV kernel: K and V of the workgroup's keys, then
 /// the Q and dO stages.
 struct KeyValueGradLayout {
-  int64_t blockM, kBytes, vBytes, qStageBytes, doStageBytes;
-  KeyValueGradLayout(int64_t d, int64_t dv, int64_t blockM)
-      : blockM(blockM),
+  int64_t blockM, stages, kBytes, vBytes, qStageBytes, doStageBytes;
+  KeyValueGradLayout(int64_t d, int64_t dv, int64_t blockM, int64_t stages)
+      : blockM(blockM), stages(stages),
         kBytes(KeyValueGradTiling::blockN() * d * 2),
         vBytes(KeyValueGradTiling::blockN() * dv * 2),
         qStageBytes(blockM * d * 2), doStageBytes(blockM * dv * 2) {}
   int64_t vOffset() const { return kBytes; }
   int64_t qOffset() const { return kBytes + vBytes; }
   int64_t doOffset() const {
-    return qOffset() + KeyValueGradTiling::stages * qStageBytes;
+    return qOffset() + stages * qStageBytes;
   }
   /// Per consumer, two slots of the query tile's -lse log2(e) and delta
   /// (blockM f32 each).
   int64_t rowStatsOffset() const {
-    return doOffset() + KeyValueGradTiling::stages * doStageBytes;
+    return doOffset() + stages * doStageBytes;
   }
   int64_t rowStatsSlotBytes() const { return 2 * blockM * 4; }
   int64_t total() const {
@@ -402,7 +403,7 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
   Value bars = nvgpu::MBarrierCreateOp::create(
       builder, loc,
       nvgpu::MBarrierGroupType::get(ctx, smemSpace,
-                                    StageRing::countFor(T::stages)));
+                                    StageRing::countFor(layout.stages)));
   HopperKernelBuilder e(builder, loc, elementType, bars);
   const int64_t blockM = layout.blockM, blockN = T::blockN();
   // a: q, k, v, dout, lse, delta, dk, dv.
@@ -450,7 +451,7 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
   e.sharedBuffer(layout.total());
   Value base = e.descriptorBase();
   Value isThread0 = e.eq(e.threadId, 0);
-  StageRing ring{e, T::stages};
+  StageRing ring{e, layout.stages};
   ring.init(T::consumers * kWarpgroupThreads / 32, isThread0);
   // Operand 0 of the ring is Q, operand 1 dO.
   e.splitRoles(warpgroup, isThread0, [&] {
@@ -725,6 +726,29 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
   }
 }
 
+QueryGradLayout queryGradLayout(int64_t d, int64_t dv,
+                                const HopperOptions &options) {
+  return QueryGradLayout(d, dv,
+                         QueryGradTiling::get(d, dv, options.gradKeyTile).blockN,
+                         options.gradStages ? options.gradStages : 2);
+}
+
+KeyValueGradLayout keyValueGradLayout(int64_t d, int64_t dv,
+                                      const HopperOptions &options) {
+  return KeyValueGradLayout(
+      d, dv, KeyValueGradTiling::get(d, dv, options.gradQueryTile).blockM,
+      options.gradStages ? options.gradStages : 2);
+}
+
+bool fitsGrad(const QueryGradLayout &dq, const KeyValueGradLayout &kv) {
+  return dq.total() + kStaticSharedBytes <= kMaxSharedBytes &&
+         kv.total() + kStaticSharedBytes <= kMaxSharedBytes;
+}
+
+bool coversHeadDims(int64_t d, int64_t dv) {
+  return (d == 64 || d == 128) && (dv == 64 || dv == 128);
+}
+
 struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
   AttentionGradOpToWgmma(MLIRContext *context, HopperOptions options)
       : OpRewritePattern(context, /*benefit=*/2), options(options) {}
@@ -743,15 +767,12 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
     int64_t headDim = qType.getDimSize(3);
     int64_t valueDim =
         cast<MemRefType>(op.getValue().getType()).getDimSize(3);
-    if ((headDim != 64 && headDim != 128) ||
-        (valueDim != 64 && valueDim != 128))
+    if (!coversHeadDims(headDim, valueDim))
       return rewriter.notifyMatchFailure(op, "head dims other than 64/128");
 
     Location loc = op.getLoc();
     using T = QueryGradTiling;
-    QueryGradLayout layout(
-        headDim, valueDim,
-        T::get(headDim, valueDim, options.gradKeyTile).blockN);
+    QueryGradLayout layout = queryGradLayout(headDim, valueDim, options);
     auto rowsMap = tensorMapType(elementType, T::blockM());
     int64_t dqBlockN = layout.blockN;
     auto keysMap = tensorMapType(elementType, dqBlockN);
@@ -780,9 +801,10 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
                        maps, elementType, headDim, valueDim);
     gpu::ReturnOp::create(rewriter, loc);
     using KV = KeyValueGradTiling;
-    KeyValueGradLayout kvLayout(
-        headDim, valueDim,
-        KV::get(headDim, valueDim, options.gradQueryTile).blockM);
+    KeyValueGradLayout kvLayout =
+        keyValueGradLayout(headDim, valueDim, options);
+    if (!fitsGrad(layout, kvLayout)) // checkHopperGradLowerable reported it
+      return rewriter.notifyMatchFailure(op, "backward tiles do not fit");
     auto queryTileMap = tensorMapType(elementType, kvLayout.blockM);
     auto keyTileMap = tensorMapType(elementType, KV::blockN());
     // q, k, v, dout, lse, delta, dk, dv; then the maps of q, k, v, dout.
@@ -826,6 +848,26 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
 };
 
 } // namespace
+
+LogicalResult mlir::swba::checkHopperGradLowerable(Operation *op,
+                                                   HopperOptions options) {
+  auto grad = dyn_cast<AttentionGradOp>(op);
+  if (!grad)
+    return success();
+  int64_t d = cast<ShapedType>(grad.getQuery().getType()).getDimSize(3);
+  int64_t dv = cast<ShapedType>(grad.getValue().getType()).getDimSize(3);
+  if (!coversHeadDims(d, dv))
+    return success(); // the mma.sync kernels
+  QueryGradLayout dq = queryGradLayout(d, dv, options);
+  KeyValueGradLayout kv = keyValueGradLayout(d, dv, options);
+  if (fitsGrad(dq, kv))
+    return success();
+  return op->emitOpError()
+         << "chip=sm_90a: grad-stages=" << dq.stages
+         << " needs more than the " << kMaxSharedBytes - kStaticSharedBytes
+         << " bytes of shared memory a workgroup can have (dQ kernel "
+         << dq.total() << ", dK/dV kernel " << kv.total() << ")";
+}
 
 void mlir::swba::populateSWBAGradToGPUHopperPatterns(
     RewritePatternSet &patterns, HopperOptions options) {

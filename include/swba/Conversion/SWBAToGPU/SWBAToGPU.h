@@ -32,6 +32,8 @@ struct HopperOptions {
   /// tile of the dK/dV kernel (64 or 128; 0: per head dim).
   int64_t gradKeyTile = 0;
   int64_t gradQueryTile = 0;
+  /// Backward: tiles in flight in both kernels (0: 2).
+  int64_t gradStages = 0;
 };
 
 /// Patterns that rewrite memref-form `swba.attention` with head dims 64 or
@@ -40,6 +42,10 @@ struct HopperOptions {
 /// take precedence over populateSWBAToGPUPatterns, which covers the rest.
 void populateSWBAToGPUHopperPatterns(RewritePatternSet &patterns,
                                      HopperOptions options);
+
+/// Like checkHopperLowerable below, for `swba.attention_grad` and the
+/// backward's options (grad-stages, shared memory).
+LogicalResult checkHopperGradLowerable(Operation *op, HopperOptions options);
 
 /// Patterns that rewrite memref-form `swba.attention_grad` with head dims
 /// 64 or 128 into the sm_90a backward: a warp-specialized dQ kernel on TMA
