@@ -69,37 +69,162 @@ def _tensor_map(t, box_rows: int, device: int, stream: int) -> int:
     return found[0]
 
 
-def _launch(config, device, prefix, rows_dim, heads, batch, tensors):
-    if torch.cuda.current_device() == device.index:
-        _launch_on_current(config, device, prefix, rows_dim, heads, batch, tensors)
-    else:  # the kernel belongs to that device's context
-        with torch.cuda.device(device):
-            _launch_on_current(config, device, prefix, rows_dim, heads, batch, tensors)
+def _current_stream(device_index: int) -> int:
+    """The raw handle of the device's current stream. torch's private
+    accessor costs a tenth of a microsecond where the public one builds a
+    Stream object (5-15 us on the benchmark machine's host)."""
+    raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+    if raw is not None:
+        return raw(device_index)
+    return torch.cuda.current_stream(device_index).cuda_stream
 
 
-def _launch_on_current(config, device, prefix, rows_dim, heads, batch, tensors):
-    compiled, functions = _module(config, device)
-    name, launch = compiled.entry(prefix)
-    stream = torch.cuda.current_stream(device).cuda_stream
-    signature = "".join(runtime.memref_signature(t.dim()) for t in tensors)
-    values = [x for t in tensors for x in runtime.memref_values(t)]
-    if launch.box_n is not None:
-        # A TMA kernel: then the maps of q, k, v (boxes of `rows` query rows
-        # and `box_n` key rows) and, for the backward, of dout (query rows).
-        q, k, v = tensors[:3]
-        maps = [_tensor_map(q, launch.rows, device.index, stream),
-                _tensor_map(k, launch.box_n, device.index, stream),
-                _tensor_map(v, launch.box_n, device.index, stream)]
-        if "_bwd_" in name:
-            maps.append(_tensor_map(tensors[3], launch.rows, device.index, stream))
-        signature += "P" * len(maps)
-        values += maps
-    # Rows of the launch's row dimension per workgroup: a TMA dK/dV kernel
-    # owns box_n keys (its `rows` are the query rows of its Q/dO boxes).
-    per_workgroup = launch.box_n if "_dkdv_wgmma_" in name else launch.rows
-    grid = (heads, (rows_dim + per_workgroup - 1) // per_workgroup, batch)  # as the lowering's
-    functions[name].launch(grid, (launch.threads, 1, 1), signature, values, stream,
-                           launch.smem)
+class _Kernel:
+    """One kernel of a plan: everything its launch needs but the tensors'
+    addresses and the stream. `tails[i]`: what follows the two pointers of
+    tensor i's memref descriptor (offset, sizes, strides; the tensors are
+    contiguous, see `_dense`); `maps`: (tensor index, box rows) of the tensor
+    maps a TMA kernel takes after its memrefs."""
+
+    __slots__ = ("function", "grid", "block", "smem", "signature", "tails", "maps", "device")
+
+    def __init__(self, compiled, functions, prefix, rows_dim, heads, batch, shapes, device):
+        name, launch = compiled.entry(prefix)
+        self.function = functions[name]
+        # Rows of the launch's row dimension per workgroup: a TMA dK/dV
+        # kernel owns box_n keys (its `rows` are the query rows of its
+        # Q/dO boxes).
+        per_workgroup = launch.box_n if "_dkdv_wgmma_" in name else launch.rows
+        self.grid = (heads, (rows_dim + per_workgroup - 1) // per_workgroup, batch)  # as the lowering's
+        self.block = (launch.threads, 1, 1)
+        self.smem = launch.smem
+        self.device = device
+        self.tails = tuple((0, *shape, *_contiguous_strides(shape)) for shape in shapes)
+        self.signature = "".join(runtime.memref_signature(len(shape)) for shape in shapes)
+        self.maps = ()
+        if launch.box_n is not None:
+            # A TMA kernel: the maps of q, k, v (boxes of `rows` query rows
+            # and `box_n` key rows) and, for the backward, of dout (query
+            # rows).
+            self.maps = ((0, launch.rows), (1, launch.box_n), (2, launch.box_n))
+            if "_bwd_" in name:
+                self.maps += ((3, launch.rows),)
+            self.signature += "P" * len(self.maps)
+
+    def __call__(self, tensors, stream):
+        values = []
+        for t, tail in zip(tensors, self.tails):
+            p = t.data_ptr()
+            values += (p, p)
+            values += tail
+        for i, box in self.maps:
+            values.append(_tensor_map(tensors[i], box, self.device, stream))
+        self.function.launch(self.grid, self.block, self.signature, values, stream, self.smem)
+
+
+def _contiguous_strides(shape):
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= size
+    return tuple(reversed(strides))
+
+
+class _Plan:
+    """The kernels of one configuration for one set of shapes on one
+    device, made on the first call that needs them: a later call with the
+    same shapes only allocates its outputs and launches (the host cost of a
+    step matters below a few thousand tokens, where it is larger than the
+    GPU's)."""
+
+    def __init__(self, q, k, v, block_size, window, scale, options):
+        _check(q, k, v)
+        chip = chip_for(q.device)
+        self.device = q.device
+        self.index = q.device.index
+        self.dtype = q.dtype
+        self.block_size, self.window, self.scale = block_size, window, scale
+        self.chip, self.options = chip, options
+        b, hq, nq, d = q.shape
+        _, hkv, nk, dv = v.shape
+        self.shapes = (b, hq, hkv, nq, nk, d, dv)
+        self._forward = self._backward = None
+
+    def _config(self, grad):
+        b, hq, hkv, nq, nk, d, dv = self.shapes
+        return compiler.KernelConfig(
+            dtype=_TORCH_DTYPES[self.dtype], head_dim=d, value_dim=dv,
+            block_size=int(self.block_size), window=int(self.window),
+            scale=float(self.scale), with_lse=True, chip=self.chip, grad=grad,
+            options=self.options)
+
+    def forward(self, q, k, v, out=None):
+        """out [B, Hq, Nq, Dv] and the f32 log-sum-exp [B, Hq, Nq]."""
+        b, hq, hkv, nq, nk, d, dv = self.shapes
+        q, k, v = _dense(q), _dense(k), _dense(v)
+        if out is None:
+            out = torch.empty((b, hq, nq, dv), dtype=self.dtype, device=self.device)
+        elif (out.shape != (b, hq, nq, dv) or out.dtype != self.dtype
+              or out.device != self.device or not out.is_contiguous()):
+            raise ValueError("out must be a contiguous [B, Hq, Nq, Dv] tensor like q")
+        lse = torch.empty((b, hq, nq), dtype=torch.float32, device=self.device)
+        if out.numel():
+            with _on_device(self.index):
+                if self._forward is None:
+                    compiled, functions = _module(self._config(False), self.device)
+                    self._forward = _Kernel(
+                        compiled, functions, "swba_attention_fwd", nq, hq, b,
+                        ((b, hq, nq, d), (b, hkv, nk, d), (b, hkv, nk, dv),
+                         (b, hq, nq, dv), (b, hq, nq)), self.index)
+                self._forward((q, k, v, out, lse), _current_stream(self.index))
+        return out, lse
+
+    def backward(self, q, k, v, out, dout, lse):
+        """dq, dk, dv of `forward`: a dQ kernel (which also computes delta =
+        rowsum(dout * out)), then a dK/dV kernel; deterministic."""
+        b, hq, hkv, nq, nk, d, dv = self.shapes
+        q, k, v, out, dout = _dense(q), _dense(k), _dense(v), _dense(out), _dense(dout)
+        dq, dk, dvv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+        delta = torch.empty((b, hq, nq), dtype=torch.float32, device=self.device)
+        if q.numel() and k.numel():
+            with _on_device(self.index):
+                if self._backward is None:
+                    compiled, functions = _module(self._config(True), self.device)
+                    qs, ks, vs, rows = (b, hq, nq, d), (b, hkv, nk, d), (b, hkv, nk, dv), (b, hq, nq)
+                    self._backward = (
+                        _Kernel(compiled, functions, "swba_attention_bwd_dq", nq, hq, b,
+                                (qs, ks, vs, (b, hq, nq, dv), rows, rows, (b, hq, nq, dv), qs),
+                                self.index),
+                        _Kernel(compiled, functions, "swba_attention_bwd_dkdv", nk, hkv, b,
+                                (qs, ks, vs, (b, hq, nq, dv), rows, rows, ks, vs), self.index))
+                dq_kernel, dkdv_kernel = self._backward
+                stream = _current_stream(self.index)
+                dq_kernel((q, k, v, dout, lse, delta, out, dq), stream)
+                dkdv_kernel((q, k, v, dout, lse, delta, dk, dvv), stream)
+        return dq, dk, dvv
+
+
+class _on_device:
+    """`with torch.cuda.device(index)` when that is not the current device
+    already (a kernel belongs to its device's context), and that device's
+    context current for the driver calls (`runtime.make_current`); in the
+    common case a check that costs about a microsecond."""
+
+    __slots__ = ("index", "previous")
+
+    def __init__(self, index):
+        self.index = index
+
+    def __enter__(self):
+        self.previous = torch.cuda.current_device()
+        if self.previous != self.index:
+            torch.cuda.set_device(self.index)
+        runtime.make_current(self.index)
+
+    def __exit__(self, *exc):
+        if self.previous != self.index:
+            torch.cuda.set_device(self.previous)
+            runtime.forget_current()
 
 
 _device_chips: dict = {}
@@ -118,22 +243,24 @@ def chip_for(device: torch.device) -> str:
     return chip
 
 
-_configs: dict = {}
+_MAX_PLANS = 64
+_plans: OrderedDict = OrderedDict()
 
 
-def _config(q, v, block_size, window, scale, grad):
-    chip = chip_for(q.device)
+def _plan(q, k, v, block_size, window, scale) -> _Plan:
+    """The plan of this call's shapes and configuration (checked when first
+    seen), the most recently used kept."""
+    chip = os.environ.get("SWBA_CHIP", "")
     options = os.environ.get("SWBA_LOWER_OPTIONS", "")
-    key = (chip, options, q.dtype, q.shape[-1], v.shape[-1], block_size, window,
-           scale, grad)
-    config = _configs.get(key)
-    if config is None:
-        config = _configs[key] = compiler.KernelConfig(
-            dtype=_TORCH_DTYPES[q.dtype], head_dim=q.shape[-1],
-            value_dim=v.shape[-1], block_size=int(block_size), window=int(window),
-            scale=float(scale), with_lse=True, chip=chip, grad=grad,
-            options=options)
-    return config
+    key = (q.shape, k.shape, v.shape, q.dtype, k.dtype, v.dtype, q.get_device(),
+           k.get_device(), v.get_device(), block_size, window, scale, chip, options)
+    plan = _plans.get(key)
+    if plan is None:
+        plan = _Plan(q, k, v, block_size, window, scale, options)
+        _plans[key] = plan
+        if len(_plans) > _MAX_PLANS:
+            _plans.popitem(last=False)
+    return plan
 
 
 def _dense(t):
@@ -163,52 +290,34 @@ def _check(q, k, v):
 
 def attention_forward(q, k, v, block_size, window, scale, out=None):
     """out [B, Hq, Nq, Dv] and the f32 log-sum-exp [B, Hq, Nq]."""
-    b, hq, nq, _ = q.shape
-    dv = v.shape[-1]
-    q, k, v = _dense(q), _dense(k), _dense(v)
-    if out is None:
-        out = torch.empty((b, hq, nq, dv), dtype=q.dtype, device=q.device)
-    elif (out.shape != (b, hq, nq, dv) or out.dtype != q.dtype
-          or out.device != q.device or not out.is_contiguous()):
-        raise ValueError("out must be a contiguous [B, Hq, Nq, Dv] tensor like q")
-    lse = torch.empty((b, hq, nq), dtype=torch.float32, device=q.device)
-    if out.numel():
-        _launch(_config(q, v, block_size, window, scale, False), q.device,
-                "swba_attention_fwd", nq, hq, b, (q, k, v, out, lse))
-    return out, lse
+    return _plan(q, k, v, block_size, window, scale).forward(q, k, v, out)
 
 
 def attention_backward(q, k, v, out, dout, lse, block_size, window, scale):
     """dq, dk, dv of `attention_forward`: a dQ kernel (which also computes
     delta = rowsum(dout * out)), then a dK/dV kernel; deterministic."""
-    b, hq, nq, _ = q.shape
-    hkv, nk = k.shape[1], k.shape[2]
-    q, k, v, out, dout = (_dense(t) for t in (q, k, v, out, dout))
-    dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-    delta = torch.empty((b, hq, nq), dtype=torch.float32, device=q.device)
-    if q.numel() and k.numel():
-        config = _config(q, v, block_size, window, scale, True)
-        _launch(config, q.device, "swba_attention_bwd_dq", nq, hq, b,
-                (q, k, v, dout, lse, delta, out, dq))
-        _launch(config, q.device, "swba_attention_bwd_dkdv", nk, hkv, b,
-                (q, k, v, dout, lse, delta, dk, dv))
-    return dq, dk, dv
+    return _plan(q, k, v, block_size, window, scale).backward(q, k, v, out, dout, lse)
 
 
 class _Attention(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q, k, v, block_size, window, scale):
-        out, lse = attention_forward(q, k, v, block_size, window, scale)
+    def forward(ctx, q, k, v, plan):
+        out, lse = plan.forward(q, k, v)
         ctx.save_for_backward(q, k, v, out, lse)
-        ctx.args = (block_size, window, scale)
+        ctx.plan = plan
         ctx.mark_non_differentiable(lse)
+        # No zero tensor for the gradient of lse (or of an unused out):
+        # backward gets None instead.
+        ctx.set_materialize_grads(False)
         return out, lse
 
     @staticmethod
     def backward(ctx, dout, _dlse):
+        if dout is None:
+            return None, None, None, None
         q, k, v, out, lse = ctx.saved_tensors
-        dq, dk, dv = attention_backward(q, k, v, out, dout, lse, *ctx.args)
-        return dq, dk, dv, None, None, None
+        dq, dk, dv = ctx.plan.backward(q, k, v, out, dout, lse)
+        return dq, dk, dv, None
 
 
 def attention(q, k, v, block_size: int, window: int, scale: float | None = None,
@@ -220,12 +329,12 @@ def attention(q, k, v, block_size: int, window: int, scale: float | None = None,
     return_lse, the f32 log-sum-exp [B, Hq, Nq]); differentiable in q, k, v.
     `out`, when given (no autograd then), is a contiguous tensor of that shape
     and dtype to write into."""
-    _check(q, k, v)
     if scale is None:
         scale = 1.0 / math.sqrt(q.shape[-1])
+    plan = _plan(q, k, v, block_size, window, scale)
     if out is not None or not torch.is_grad_enabled() or not (
             q.requires_grad or k.requires_grad or v.requires_grad):
-        o, lse = attention_forward(q, k, v, block_size, window, scale, out)
+        o, lse = plan.forward(q, k, v, out)
     else:
-        o, lse = _Attention.apply(q, k, v, block_size, window, scale)
+        o, lse = _Attention.apply(q, k, v, plan)
     return (o, lse) if return_lse else o

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import struct
+import threading
 
 try:
     from cuda.bindings import driver as cu
@@ -20,6 +21,33 @@ def _check(result):
     if not values:
         return None
     return values[0] if len(values) == 1 else values
+
+
+_thread = threading.local()
+
+
+def make_current(device_index: int):
+    """Makes the device's primary context (the one PyTorch uses) current in
+    this thread, for the driver calls that follow. A thread that has made no
+    CUDA runtime call yet, such as the autograd engine's device thread
+    before a backward's first launch, has no current context, and
+    cuModuleLoadData or cuLaunchKernel there fail with
+    CUDA_ERROR_INVALID_CONTEXT. Checked with the driver once per thread and
+    device; `forget_current` drops that memory when the thread moves to
+    another device."""
+    if getattr(_thread, "device", None) == device_index:
+        return
+    device = _check(cu.cuDeviceGet(device_index))
+    primary = _check(cu.cuDevicePrimaryCtxRetain(device))
+    if int(_check(cu.cuCtxGetCurrent())) != int(primary):
+        _check(cu.cuCtxSetCurrent(primary))
+    # The reference taken by Retain is kept: PyTorch holds the primary
+    # context for the life of the process anyway.
+    _thread.device = device_index
+
+
+def forget_current():
+    _thread.device = None
 
 
 class Module:
