@@ -183,7 +183,9 @@ class _Plan:
         """dq, dk, dv of `forward`: a dQ kernel (which also computes delta =
         rowsum(dout * out)), then a dK/dV kernel; deterministic."""
         b, hq, hkv, nq, nk, d, dv = self.shapes
-        q, k, v, out, dout = _dense(q), _dense(k), _dense(v), _dense(out), _dense(dout)
+        # out and lse are the forward's own (contiguous); dout may be any
+        # layout (an expanded gradient has zero strides).
+        q, k, v, dout = _dense(q), _dense(k), _dense(v), _dense(dout)
         dq, dk, dvv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
         delta = torch.empty((b, hq, nq), dtype=torch.float32, device=self.device)
         if q.numel() and k.numel():
@@ -296,28 +298,31 @@ def attention_forward(q, k, v, block_size, window, scale, out=None):
 def attention_backward(q, k, v, out, dout, lse, block_size, window, scale):
     """dq, dk, dv of `attention_forward`: a dQ kernel (which also computes
     delta = rowsum(dout * out)), then a dK/dV kernel; deterministic."""
-    return _plan(q, k, v, block_size, window, scale).backward(q, k, v, out, dout, lse)
+    return _plan(q, k, v, block_size, window, scale).backward(
+        q, k, v, _dense(out), dout, _dense(lse))
 
 
 class _Attention(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, q, k, v, plan):
-        out, lse = plan.forward(q, k, v)
-        ctx.save_for_backward(q, k, v, out, lse)
-        ctx.plan = plan
-        ctx.mark_non_differentiable(lse)
-        # No zero tensor for the gradient of lse (or of an unused out):
-        # backward gets None instead.
-        ctx.set_materialize_grads(False)
-        return out, lse
+    """out as the one output: lse stays on the context (and reaches the
+    caller through `lse_out`), so autograd tracks no second output and
+    makes no zero gradient for it."""
 
     @staticmethod
-    def backward(ctx, dout, _dlse):
+    def forward(ctx, q, k, v, plan, lse_out):
+        out, lse = plan.forward(q, k, v)
+        ctx.save_for_backward(q, k, v, out)
+        ctx.plan, ctx.lse = plan, lse
+        ctx.set_materialize_grads(False)
+        lse_out.append(lse)
+        return out
+
+    @staticmethod
+    def backward(ctx, dout):
         if dout is None:
-            return None, None, None, None
-        q, k, v, out, lse = ctx.saved_tensors
-        dq, dk, dv = ctx.plan.backward(q, k, v, out, dout, lse)
-        return dq, dk, dv, None
+            return None, None, None, None, None
+        q, k, v, out = ctx.saved_tensors
+        dq, dk, dv = ctx.plan.backward(q, k, v, out, dout, ctx.lse)
+        return dq, dk, dv, None, None
 
 
 def attention(q, k, v, block_size: int, window: int, scale: float | None = None,
@@ -336,5 +341,7 @@ def attention(q, k, v, block_size: int, window: int, scale: float | None = None,
             q.requires_grad or k.requires_grad or v.requires_grad):
         o, lse = plan.forward(q, k, v, out)
     else:
-        o, lse = _Attention.apply(q, k, v, plan)
+        lse_out = []
+        o = _Attention.apply(q, k, v, plan, lse_out)
+        lse = lse_out[0]
     return (o, lse) if return_lse else o

@@ -4,7 +4,6 @@ forward paths: the mma.sync kernels (the device's plain chip, sm_90 on an
 H100) and the TMA + wgmma forward (sm_90a, compute capability 9.0 only).
 Skipped where there is no CUDA device."""
 
-import math
 import os
 import sys
 
@@ -182,6 +181,35 @@ def test_backward_is_deterministic(chip):
         grads.append((qs.grad, ks.grad, vs.grad))
     for a, b in zip(*grads):
         assert torch.equal(a, b)
+
+
+def test_lse_and_layouts_under_autograd(chip):
+    """return_lse under autograd gives the no-grad lse (not differentiable);
+    a gradient with zero strides (from an expand) and a non-contiguous q
+    give the gradients of their dense copies, every element."""
+    case = CASES[2]
+    torch.manual_seed(11)
+    dt = DTYPES[case.dtype]
+    q = torch.randn(case.b, case.hq, case.nq, case.d, device="cuda", dtype=dt)
+    k = torch.randn(case.b, case.hkv, case.nk, case.d, device="cuda", dtype=dt)
+    v = torch.randn(case.b, case.hkv, case.nk, case.dv, device="cuda", dtype=dt)
+    with torch.no_grad():
+        out0, lse0 = attention(q, k, v, case.bs, case.ws, return_lse=True)
+    qs, ks, vs = (t.clone().requires_grad_() for t in (q, k, v))
+    out, lse = attention(qs, ks, vs, case.bs, case.ws, return_lse=True)
+    assert not lse.requires_grad and out.requires_grad
+    assert torch.equal(out, out0) and torch.equal(lse, lse0)
+    row = torch.randn(1, 1, 1, case.dv, device="cuda", dtype=dt)
+    out.backward(row.expand_as(out))  # strides (0, 0, 0, 1)
+    dense = [t.clone().requires_grad_() for t in (q, k, v)]
+    attention(*dense, case.bs, case.ws).backward(row.expand_as(out).contiguous())
+    for got, want in zip((qs.grad, ks.grad, vs.grad), (t.grad for t in dense)):
+        assert torch.equal(got, want)
+    # q as a transposed view: [B, N, H, D] memory seen as [B, H, N, D].
+    qt = q.transpose(1, 2).contiguous().transpose(1, 2).requires_grad_()
+    assert not qt.is_contiguous()
+    attention(qt, k, v, case.bs, case.ws).backward(row.expand_as(out))
+    assert torch.equal(qt.grad, qs.grad)
 
 
 def test_toy_training_matches_naive_reference():
