@@ -3,6 +3,12 @@ activity) at the design configurations, on the default path and on the
 mma.sync one (SWBA_CHIP=sm_90): where the time goes.
 
     python3 python/bench/kernel_times.py
+    python3 python/bench/kernel_times.py --options "" "grad-key-tile=128"
+
+With --options: the sm_90a kernels under each SWBA_LOWER_OPTIONS value,
+taken in turn for 4 rounds (so that drift hits every option alike), the
+best and the median round of each kernel: an A/B of tile choices on GPU
+time alone, without the host or the L2 flush in it.
 """
 
 import math
@@ -45,7 +51,33 @@ def times(c, reps=10):
     return total
 
 
+def compare(options, rounds=4):
+    os.environ["SWBA_CHIP"] = "sm_90a"
+    print("| B,H,N,D,bs,ws | options | " + " | ".join(
+        f"{k} best / median us" for k in ("fwd", "bwd_dq", "bwd_dkdv")) + " | sum of medians |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for c in DESIGN:
+        seen = {o: defaultdict(list) for o in options}
+        for _ in range(rounds):
+            for o in options:
+                os.environ["SWBA_LOWER_OPTIONS"] = o
+                for kind, us in times(c).items():
+                    seen[o][kind].append(us)
+        for o in options:
+            cells, total = [], 0.0
+            for kind in ("fwd", "bwd_dq", "bwd_dkdv"):
+                xs = sorted(seen[o][kind])
+                cells.append(f"{xs[0]:.0f} / {xs[len(xs) // 2]:.0f}")
+                total += xs[len(xs) // 2]
+            print(f"| {c.b},{c.h},{c.n},{c.d},{c.bs},{c.ws} | {o or 'default'} | "
+                  + " | ".join(cells) + f" | {total:.0f} |")
+    os.environ.pop("SWBA_LOWER_OPTIONS", None)
+
+
 def main():
+    if "--options" in sys.argv:
+        compare(sys.argv[sys.argv.index("--options") + 1:])
+        return
     for chip in ("", "sm_90"):
         if chip:
             os.environ["SWBA_CHIP"] = chip

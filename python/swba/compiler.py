@@ -202,14 +202,38 @@ class Kernel:
         raise KeyError(f"no kernel {prefix}* in {sorted(self.launches)}")
 
 
+_tool_digests: dict = {}
+
+
+def tool_digest() -> str | None:
+    """sha256 of the swba-opt that `find_swba_opt` names (None where there is
+    none, as on a GPU machine that runs from a prepared cache), once per
+    process and tool file."""
+    tool = find_swba_opt()
+    if tool is None or not os.path.exists(tool):
+        return None
+    st = os.stat(tool)
+    key = (tool, st.st_mtime_ns, st.st_size)
+    if key not in _tool_digests:
+        with open(tool, "rb") as f:
+            _tool_digests[key] = hashlib.sha256(f.read()).hexdigest()[:24]
+    return _tool_digests[key]
+
+
 def load_or_compile(config: KernelConfig) -> Kernel:
+    """The compiled kernels of `config`, from the cache when it holds them,
+    built by the swba-opt at hand (a cached entry of another swba-opt build
+    is compiled afresh: the lowering's choices live in the tool, not in the
+    configuration), or, where there is no swba-opt, by whichever made them."""
     base = cache_dir() / config.key()
     meta = base.with_suffix(".json")
+    digest = tool_digest()
     if meta.exists():
         info = json.loads(meta.read_text())
-        image = base.with_suffix("." + info["kind"]).read_bytes()
-        launches = {n: Launch(**facts) for n, facts in info["kernels"].items()}
-        return Kernel(image, info["kind"], launches)
+        if digest is None or info.get("tool") == digest:
+            image = base.with_suffix("." + info["kind"]).read_bytes()
+            launches = {n: Launch(**facts) for n, facts in info["kernels"].items()}
+            return Kernel(image, info["kind"], launches)
     ptx = compile_ptx(config)
     launches = launches_in(ptx)
     if not launches:
@@ -220,6 +244,6 @@ def load_or_compile(config: KernelConfig) -> Kernel:
                     "cubin" if cubin is not None else "ptx", launches)
     base.with_suffix("." + kernel.kind).write_bytes(kernel.image)
     meta.write_text(json.dumps({
-        "kind": kernel.kind,
+        "kind": kernel.kind, "tool": digest,
         "kernels": {n: dataclasses.asdict(f) for n, f in launches.items()}}))
     return kernel

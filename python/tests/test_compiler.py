@@ -4,6 +4,7 @@ launcher reads from them, the on-disk cache, and the MLIR string unescaping.
 Runs under pytest or as a script (`SWBA_OPT` names the swba-opt to use)."""
 
 import dataclasses
+import json
 import os
 import sys
 import tempfile
@@ -95,9 +96,20 @@ def _compile_and_cache():
     assert k.launches == {"swba_attention_bwd_dq_m64": compiler.Launch(64),
                           "swba_attention_bwd_dkdv_n64": compiler.Launch(64)}, k.launches
     # A second load comes from the cache, without swba-opt.
+    tool = compiler.find_swba_opt()
     os.environ["SWBA_OPT"] = "/nonexistent/swba-opt"
     again = compiler.load_or_compile(bwd)
     assert again.image == k.image and again.launches == k.launches
+    # With a swba-opt at hand, an entry another build of it made is
+    # compiled afresh (here: one whose kernels are gone).
+    os.environ["SWBA_OPT"] = tool
+    meta = compiler.cache_dir() / (bwd.key() + ".json")
+    info = json.loads(meta.read_text())
+    assert info["tool"] == compiler.tool_digest() is not None
+    meta.write_text(json.dumps(dict(info, tool="another build", kernels={})))
+    fresh = compiler.load_or_compile(bwd)
+    assert fresh.launches == k.launches
+    assert json.loads(meta.read_text())["tool"] == compiler.tool_digest()
 
 
 def test_hopper_forward_compiles_to_wgmma():
@@ -117,17 +129,16 @@ def _compile_hopper():
         k = compiler.load_or_compile(compiler.KernelConfig(
             dtype, 32, 32, 256, 4, 0.125, chip="sm_90a"))
         assert list(k.launches) == ["swba_attention_fwd_m128"], k.launches
-        # The backward: TMA + wgmma dK/dV (128 keys a workgroup, 64-row
-        # query boxes) and dQ (128 query rows; 128-key boxes at head dim
-        # 64, 64-key ones at 128) kernels.
+        # The backward: TMA + wgmma dK/dV (128 keys a workgroup; 128-row
+        # query boxes at head dim 64, 64-row ones at 128) and dQ (128 query
+        # rows, 128-key boxes) kernels.
         k = compiler.load_or_compile(dataclasses.replace(config, grad=True))
         names = sorted(k.launches)
         assert names[0].startswith("swba_attention_bwd_dkdv_wgmma_"), names
         assert names[1].startswith("swba_attention_bwd_dq_wgmma_"), names
         assert (k.launches[names[0]].box_n, k.launches[names[0]].rows) == (
             128, 128 if d == 64 else 64)
-        assert (k.launches[names[1]].box_n, k.launches[names[1]].rows) == (
-            128 if d == 64 else 64, 128)
+        assert (k.launches[names[1]].box_n, k.launches[names[1]].rows) == (128, 128)
 
 
 if __name__ == "__main__":

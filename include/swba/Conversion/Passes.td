@@ -70,7 +70,7 @@ def LowerSWBA : Pass<"lower-swba"> {
            "product of the previous one is on the tensor cores.">,
     Option<"gradKeyTile", "grad-key-tile", "int64_t", /*default=*/"0",
            "sm_90a backward: keys per K/V tile of the dQ kernel (64 or "
-           "128); 0: per head dim.">,
+           "128); 0: 128, or 64 where 128 does not fit in shared memory.">,
     Option<"gradQueryTile", "grad-query-tile", "int64_t", /*default=*/"0",
            "sm_90a backward: query rows per Q/dO tile of the dK/dV kernel "
            "(64 or 128); 0: per head dim.">,

@@ -52,7 +52,8 @@ struct SWBAToNVVMOptions : public PassPipelineOptions<SWBAToNVVMOptions> {
   PassOptions::Option<int64_t> gradKeyTile{
       *this, "grad-key-tile",
       llvm::cl::desc("sm_90a backward: keys per K/V tile of the dQ kernel "
-                     "(64 or 128); 0: per head dim."),
+                     "(64 or 128); 0: 128, or 64 where 128 does not fit "
+                     "in shared memory."),
       llvm::cl::init(0)};
   PassOptions::Option<int64_t> gradQueryTile{
       *this, "grad-query-tile",

@@ -38,20 +38,23 @@ using namespace mlir::swba::gpu_kernels;
 namespace {
 
 /// The dQ kernel's tiling: two consumers of 64 query rows, two stages (the
-/// `grad-stages` option), and
-/// key tiles of `blockN`: 128 at head dims 64 (S, dP and dQ accumulators of
-/// 64 + 64 + 32 registers a thread; wider wgmmas, half the tiles), 64 at
-/// 128 (32 + 32 + 64: 128-key tiles would not fit in 240 registers).
+/// `grad-stages` option), and key tiles of `blockN` = 128 at every head dim
+/// (the `grad-key-tile` option; 64 where 128 does not fit in shared memory,
+/// see `queryGradLayout`). At head dim 64 the S, dP and dQ
+/// accumulators take 64 + 64 + 32 registers a thread; wider wgmmas and half
+/// the tiles made the kernel 15% faster than 64-key tiles. At head dim 128
+/// they take 64 + 64 + 64 and ptxas spills 188 bytes, yet the kernel still
+/// runs 3-4% faster than with 64-key tiles (32 + 32 + 64, no spills): GPU
+/// time 2068 -> 2015 us and 7874 -> 7533 us at the two head-dim-128
+/// design configurations (`kernel_times.py --options`, 4 alternating
+/// rounds, 2026-11-25), since the spilled values are not on the
+/// per-tile path and the K/V loads and barrier waits per query row halve.
 struct QueryGradTiling {
   static constexpr int64_t consumers = 2;
   int64_t blockN;
   static int64_t blockM() { return consumers * kRowsPerConsumer; }
   static int64_t threads() { return (consumers + 1) * kWarpgroupThreads; }
-  static QueryGradTiling get(int64_t d, int64_t dv, int64_t option) {
-    if (option)
-      return {option};
-    return {d <= 64 && dv <= 64 ? 128 : 64};
-  }
+  static QueryGradTiling get(int64_t option) { return {option ? option : 128}; }
 };
 
 /// Shared memory of the dQ kernel: Q and dO of the workgroup's rows, then
@@ -728,9 +731,16 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
 
 QueryGradLayout queryGradLayout(int64_t d, int64_t dv,
                                 const HopperOptions &options) {
-  return QueryGradLayout(d, dv,
-                         QueryGradTiling::get(d, dv, options.gradKeyTile).blockN,
-                         options.gradStages ? options.gradStages : 2);
+  int64_t stages = options.gradStages ? options.gradStages : 2;
+  QueryGradLayout layout(d, dv, QueryGradTiling::get(options.gradKeyTile).blockN,
+                         stages);
+  // The default key tile gives way to 64 keys where 128 would not fit (head
+  // dim 128 with 3 stages or more); a tile asked for stays as asked, and
+  // the op gets an error if it does not fit.
+  if (!options.gradKeyTile &&
+      layout.total() + kStaticSharedBytes > kMaxSharedBytes)
+    return QueryGradLayout(d, dv, 64, stages);
+  return layout;
 }
 
 KeyValueGradLayout keyValueGradLayout(int64_t d, int64_t dv,
