@@ -101,28 +101,27 @@ def main():
         Wrapped.apply(q, k, v).backward(dout)
     rows.append(("fwd+bwd, minimal Function over ops.*", per_call(wrapped_fb)))
     rows.append(("forward, ours, no grad", per_call(lambda: attention(qd, kd, vd, 256, 16))))
-    rows.append(("plan's forward kernel (values, maps, launch)", per_call(
+    rows.append(("plan's forward kernel (prepared parameters, launch)", per_call(
         lambda: forward((qd, kd, vd, out, lse), stream))))
     rows.append(("torch.empty (one)", per_call(lambda: torch.empty((1, 2, 64, 64), dtype=torch.float16, device="cuda"))))
     rows.append(("torch.cuda.current_stream().cuda_stream", per_call(lambda: torch.cuda.current_stream(q.device).cuda_stream)))
     rows.append(("ops._current_stream", per_call(lambda: ops._current_stream(0))))
     rows.append(("ops._tensor_map hit", per_call(lambda: ops._tensor_map(qd, 128, 0, stream))))
     values = [x for t in (qd, kd, vd, out, lse) for x in runtime.memref_values(t)]
-    maps = [ops._tensor_map(t, 128, 0, stream) for t in (qd, kd, vd)]
+    values += [ops._tensor_map(t, 128, 0, stream)[0] for t in (qd, kd, vd)]
     fn = forward.function
-    rows.append(("Kernel.launch (cuda-python cuLaunchKernel)", per_call(
-        lambda: fn.launch(forward.grid, forward.block, forward.signature, values + maps, stream,
-                          forward.smem))))
+    rows.append(("runtime.Params (pack the parameters)", per_call(
+        lambda: runtime.Params(forward.signature, values))))
+    params = runtime.Params(forward.signature, values)
+    rows.append(("Kernel.launch_packed (cuda-python cuLaunchKernel)", per_call(
+        lambda: fn.launch_packed(forward.grid, forward.block, params, stream, forward.smem))))
     libcuda = ctypes.CDLL("libcuda.so.1")
-    entry = fn._buffers[forward.signature]
     raw_fn = ctypes.c_void_p(int(fn.function))
-    params = ctypes.addressof(entry[2])
     cl = libcuda.cuLaunchKernel
     cl.argtypes = [ctypes.c_void_p] + [ctypes.c_uint] * 7 + [ctypes.c_void_p] * 3
     rows.append(("ctypes cuLaunchKernel (same kernel)", per_call(
-        lambda: cl(raw_fn, *forward.grid, *forward.block, forward.smem, stream, params, None))))
-    rows.append(("struct.pack_into of the parameters", per_call(
-        lambda: entry[0].pack_into(entry[1], 0, *values, *maps))))
+        lambda: cl(raw_fn, *forward.grid, *forward.block, forward.smem, stream, params.address,
+                   None))))
 
     print(f"{'part':55s} {'us/call':>9s}")
     for label, us in rows:

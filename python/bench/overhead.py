@@ -1,7 +1,6 @@
 """Host-side cost of one call (tiny shapes, so the GPU work is negligible),
 and the GPU time of each kernel at one configuration (torch.profiler)."""
 
-import math
 import os
 import sys
 import time

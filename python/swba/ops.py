@@ -38,11 +38,12 @@ def _module(config: compiler.KernelConfig, device: torch.device):
 
 
 _MAX_TENSOR_MAPS = 256
+_MAX_PREPARED = 8  # packed parameter sets kept per kernel of a plan
 _tensor_maps: OrderedDict = OrderedDict()  # key -> (device pointer, its tensor)
 
 
-def _tensor_map(t, box_rows: int, device: int, stream: int) -> int:
-    """Device pointer to the CUtensorMap of the contiguous t [B, H, N, D]
+def _tensor_map(t, box_rows: int, device: int, stream: int):
+    """(device pointer, device tensor) of the CUtensorMap of the contiguous t [B, H, N, D]
     seen as [B * H][N][D], in boxes of [box_rows][64] (the kernel reads a D
     of 128 as two boxes). A map depends only on t's address, shape and dtype
     and on the box, so the last maps made are kept, least recently used out
@@ -55,7 +56,7 @@ def _tensor_map(t, box_rows: int, device: int, stream: int) -> int:
     found = _tensor_maps.get(key)
     if found is not None:
         _tensor_maps.move_to_end(key)
-        return found[0]
+        return found
     b, h, n, d = t.shape
     size = t.element_size()
     raw = runtime.encode_tensor_map(_TORCH_DTYPES[t.dtype], key[0], (d, n, b * h),
@@ -66,7 +67,7 @@ def _tensor_map(t, box_rows: int, device: int, stream: int) -> int:
     _tensor_maps[key] = found = (on_device.data_ptr(), on_device)
     if len(_tensor_maps) > _MAX_TENSOR_MAPS:
         _tensor_maps.popitem(last=False)
-    return found[0]
+    return found
 
 
 def _current_stream(device_index: int) -> int:
@@ -86,7 +87,8 @@ class _Kernel:
     contiguous, see `_dense`); `maps`: (tensor index, box rows) of the tensor
     maps a TMA kernel takes after its memrefs."""
 
-    __slots__ = ("function", "grid", "block", "smem", "signature", "tails", "maps", "device")
+    __slots__ = ("function", "grid", "block", "smem", "signature", "tails", "maps", "device",
+                 "prepared")
 
     def __init__(self, compiled, functions, prefix, rows_dim, heads, batch, shapes, device):
         name, launch = compiled.entry(prefix)
@@ -99,6 +101,7 @@ class _Kernel:
         self.block = (launch.threads, 1, 1)
         self.smem = launch.smem
         self.device = device
+        self.prepared = OrderedDict()
         self.tails = tuple((0, *shape, *_contiguous_strides(shape)) for shape in shapes)
         self.signature = "".join(runtime.memref_signature(len(shape)) for shape in shapes)
         self.maps = ()
@@ -112,14 +115,30 @@ class _Kernel:
             self.signature += "P" * len(self.maps)
 
     def __call__(self, tensors, stream):
+        """Launches on `tensors` (contiguous, of the plan's shapes). The packed
+        parameters of the last few tensor sets are kept: a training loop
+        gets the same addresses from PyTorch's caching allocator step after
+        step, and then a launch is one lookup."""
+        key = (tuple([t.data_ptr() for t in tensors]), stream)
+        entry = self.prepared.get(key)
+        if entry is None:
+            entry = self._prepare(tensors, key[0], stream)
+            self.prepared[key] = entry
+            if len(self.prepared) > _MAX_PREPARED:
+                self.prepared.popitem(last=False)
+        self.function.launch_packed(self.grid, self.block, entry[0], stream, self.smem)
+
+    def _prepare(self, tensors, pointers, stream):
         values = []
-        for t, tail in zip(tensors, self.tails):
-            p = t.data_ptr()
+        for p, tail in zip(pointers, self.tails):
             values += (p, p)
             values += tail
-        for i, box in self.maps:
-            values.append(_tensor_map(tensors[i], box, self.device, stream))
-        self.function.launch(self.grid, self.block, self.signature, values, stream, self.smem)
+        # The entry holds the device memory of its tensor maps: the map
+        # cache may drop one, and then it must not be reused while this
+        # entry can still launch with its address.
+        maps = [_tensor_map(tensors[i], box, self.device, stream) for i, box in self.maps]
+        values += [address for address, _ in maps]
+        return runtime.Params(self.signature, values), maps
 
 
 def _contiguous_strides(shape):

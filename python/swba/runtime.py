@@ -65,7 +65,6 @@ class Kernel:
     def __init__(self, function, name: str = ""):
         self.function = function
         self.name = name
-        self._buffers = {}
 
     def allow_shared(self, nbytes: int):
         """Lets launches use `nbytes` of dynamic shared memory. Dynamic and
@@ -81,30 +80,52 @@ class Kernel:
     def launch(self, grid, block, signature: str, values, stream: int,
                shared_bytes: int = 0):
         """`signature`: the parameters' `struct` format ('P' pointer, 'q'
-        int64, native alignment); `values`: the parameters in order.
+        int64, native alignment); `values`: the parameters in order."""
+        self.launch_packed(grid, block, Params(signature, values), stream, shared_bytes)
 
-        The parameters go to the driver the way C passes them: one buffer
-        holding every value and an array of pointers into it, both made once
-        per signature (the driver copies them at launch, so they are reused),
-        filled by one `struct.pack_into`. Handing cuda-python a tuple of
-        values and types instead costs about a microsecond per parameter."""
-        entry = self._buffers.get(signature)
-        if entry is None:
-            fmt = struct.Struct("@" + signature)
-            buffer = ctypes.create_string_buffer(fmt.size)
-            base = ctypes.addressof(buffer)
-            offsets, offset = [], 0
-            for code in signature:
-                size = struct.calcsize("@" + code)
-                offset = (offset + size - 1) // size * size
-                offsets.append(base + offset)
-                offset += size
-            pointers = (ctypes.c_void_p * len(signature))(*offsets)
-            entry = self._buffers[signature] = (fmt, buffer, pointers)
-        fmt, buffer, pointers = entry
-        fmt.pack_into(buffer, 0, *values)
+    def launch_packed(self, grid, block, params: "Params", stream: int,
+                      shared_bytes: int = 0):
         _check(cu.cuLaunchKernel(self.function, *grid, *block, shared_bytes,
-                                 cu.CUstream(stream), ctypes.addressof(pointers), 0))
+                                 cu.CUstream(stream), params.address, 0))
+
+
+class Params:
+    """A kernel's parameters the way C passes them to cuLaunchKernel: one
+    buffer holding every value (`struct` format `signature`: 'P' pointer, 'q'
+    int64, native alignment) and an array of pointers into it. The driver
+    copies them at launch, so one Params can launch any number of times.
+    Handing cuda-python a tuple of values and types instead costs about a
+    microsecond per parameter."""
+
+    __slots__ = ("buffer", "pointers", "address")
+
+    def __init__(self, signature: str, values):
+        fmt = _formats.get(signature)
+        if fmt is None:
+            fmt = _formats[signature] = struct.Struct("@" + signature)
+        self.buffer = ctypes.create_string_buffer(fmt.size)
+        fmt.pack_into(self.buffer, 0, *values)
+        base = ctypes.addressof(self.buffer)
+        self.pointers = (ctypes.c_void_p * len(signature))(
+            *(base + offset for offset in _offsets(signature)))
+        self.address = ctypes.addressof(self.pointers)
+
+
+_formats: dict = {}
+_offset_lists: dict = {}
+
+
+def _offsets(signature: str) -> list:
+    found = _offset_lists.get(signature)
+    if found is None:
+        found, offset = [], 0
+        for code in signature:
+            size = struct.calcsize("@" + code)
+            offset = (offset + size - 1) // size * size
+            found.append(offset)
+            offset += size
+        _offset_lists[signature] = found
+    return found
 
 
 def memref_signature(rank: int) -> str:

@@ -42,13 +42,13 @@ def chip(request, monkeypatch):
 def launched_kernels(monkeypatch):
     """A list that fills with (name, block, shared bytes) of every launch."""
     launches = []
-    launch = runtime.Kernel.launch
+    launch = runtime.Kernel.launch_packed
 
-    def spy(self, grid, block, signature, values, stream, shared_bytes=0):
+    def spy(self, grid, block, params, stream, shared_bytes=0):
         launches.append((self.name, block, shared_bytes))
-        return launch(self, grid, block, signature, values, stream, shared_bytes)
+        return launch(self, grid, block, params, stream, shared_bytes)
 
-    monkeypatch.setattr(runtime.Kernel, "launch", spy)
+    monkeypatch.setattr(runtime.Kernel, "launch_packed", spy)
     return launches
 
 
