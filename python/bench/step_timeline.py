@@ -3,7 +3,7 @@
 enqueue a step; the time per step of back-to-back steps; the GPU time of
 its kernels (busy) and their span; the span of one step's kernels after a
 256 MB fill, as do_bench runs them (flushed, median of 5); and triton's
-do_bench figure.
+do_bench figure; then the same for each step captured in a CUDA graph.
 
     python3 python/bench/step_timeline.py [B H N D bs ws]
 """
@@ -86,15 +86,29 @@ def main():
         torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask).backward(dout)
 
     print(f"config {b},{h},{n},{d},{bs},{ws}: us per step")
-    print(f"{'peer':8s} {'host enqueue':>13s} {'step (loop)':>12s} {'GPU busy':>9s} "
+    print(f"{'peer':14s} {'host enqueue':>13s} {'step (loop)':>12s} {'GPU busy':>9s} "
           f"{'GPU span':>9s} {'flushed':>9s} {'do_bench':>9s}")
-    peers = (("ours", ours), ("sdpa", sdpa), ("ours", ours), ("sdpa", sdpa))
+    def captured(fn):
+        """fn's step as one CUDA graph replay (no host work per kernel)."""
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                fn()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            fn()
+        return graph.replay
+
+    graphs = [(f"{name} (graph)", captured(fn)) for name, fn in (("ours", ours), ("sdpa", sdpa))]
+    peers = (("ours", ours), ("sdpa", sdpa), ("ours", ours), ("sdpa", sdpa), *graphs)
     # do_bench first: a process that has run the profiler keeps paying for
     # it on every CUDA call (host times up to 2x were seen after it).
     benches = [do_bench(fn, warmup=25, rep=100, return_mode="median") * 1e3 for _, fn in peers]
     for (name, fn), bench in zip(peers, benches):
         host, per_step, busy, span, flushed = measure(fn)
-        print(f"{name:8s} {host:13.1f} {per_step:12.1f} {busy:9.1f} {span:9.1f} {flushed:9.1f} "
+        print(f"{name:14s} {host:13.1f} {per_step:12.1f} {busy:9.1f} {span:9.1f} {flushed:9.1f} "
               f"{bench:9.1f}")
 
 

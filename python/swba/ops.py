@@ -43,15 +43,14 @@ _tensor_maps: OrderedDict = OrderedDict()  # key -> (device pointer, its tensor)
 
 
 def _tensor_map(t, box_rows: int, device: int, stream: int):
-    """(device pointer, device tensor) of the CUtensorMap of the contiguous t [B, H, N, D]
+    """(device pointer, device tensor, pinned host bytes) of the CUtensorMap of the contiguous t [B, H, N, D]
     seen as [B * H][N][D], in boxes of [box_rows][64] (the kernel reads a D
     of 128 as two boxes). A map depends only on t's address, shape and dtype
     and on the box, so the last maps made are kept, least recently used out
     first. They are kept per stream too: the copy that puts a map on the
     device runs on the stream of the kernels that read it, which orders them
-    and makes the memory of a dropped map safe to reuse. Not handled: a CUDA
-    graph captured with these launches keeps the maps' device pointers, and
-    a map dropped from the cache later leaves the graph a dangling pointer."""
+    and makes the memory of a dropped map safe to reuse. A launch captured
+    in a CUDA graph keeps its maps for good (see `_Kernel.__call__`)."""
     key = (t.data_ptr(), t.shape, t.dtype, box_rows, device, stream)
     found = _tensor_maps.get(key)
     if found is not None:
@@ -63,11 +62,23 @@ def _tensor_map(t, box_rows: int, device: int, stream: int):
                                     (d * size, n * d * size), (64, box_rows, 1))
     host = torch.frombuffer(bytearray(raw), dtype=torch.uint8).pin_memory()
     on_device = torch.empty(128, dtype=torch.uint8, device=t.device)
-    on_device.copy_(host, non_blocking=True)  # the pinned buffer lives until it is done
-    _tensor_maps[key] = found = (on_device.data_ptr(), on_device)
+    on_device.copy_(host, non_blocking=True)
+    # The pinned bytes are kept with the map: a copy captured in a CUDA
+    # graph reads them again at every replay.
+    _tensor_maps[key] = found = (on_device.data_ptr(), on_device, host)
     if len(_tensor_maps) > _MAX_TENSOR_MAPS:
         _tensor_maps.popitem(last=False)
     return found
+
+
+_captured: list = []  # launch entries a CUDA graph captured, kept for good
+
+
+def _capturing() -> bool:
+    """Whether the current stream is capturing a CUDA graph (torch's private
+    accessor when it has one: the public one costs ~1 us more)."""
+    check = getattr(torch._C, "_cuda_isCurrentStreamCapturing", None)
+    return check() if check is not None else torch.cuda.is_current_stream_capturing()
 
 
 def _current_stream(device_index: int) -> int:
@@ -126,6 +137,12 @@ class _Kernel:
             self.prepared[key] = entry
             if len(self.prepared) > _MAX_PREPARED:
                 self.prepared.popitem(last=False)
+        if _capturing():
+            # A CUDA graph keeps the addresses of this launch's tensor maps
+            # for every replay: their memory (and the pinned bytes a map
+            # made during the capture is copied from at each replay) stays
+            # for the life of the process.
+            _captured.append(entry)
         self.function.launch_packed(self.grid, self.block, entry[0], stream, self.smem)
 
     def _prepare(self, tensors, pointers, stream):
@@ -137,7 +154,7 @@ class _Kernel:
         # cache may drop one, and then it must not be reused while this
         # entry can still launch with its address.
         maps = [_tensor_map(tensors[i], box, self.device, stream) for i, box in self.maps]
-        values += [address for address, _ in maps]
+        values += [m[0] for m in maps]
         return runtime.Params(self.signature, values), maps
 
 
