@@ -51,11 +51,14 @@ def times(c, reps=10):
     return total
 
 
+KINDS = ("fwd", "bwd_delta", "bwd_dq", "bwd_dkdv")
+
+
 def compare(options, rounds=4):
     os.environ["SWBA_CHIP"] = "sm_90a"
     print("| B,H,N,D,bs,ws | options | " + " | ".join(
-        f"{k} best / median us" for k in ("fwd", "bwd_dq", "bwd_dkdv")) + " | sum of medians |")
-    print("| --- | --- | --- | --- | --- | --- |")
+        f"{k} best / median us" for k in KINDS) + " | sum of medians |")
+    print("|" + " --- |" * (len(KINDS) + 3))
     for c in DESIGN:
         seen = {o: defaultdict(list) for o in options}
         for _ in range(rounds):
@@ -65,8 +68,8 @@ def compare(options, rounds=4):
                     seen[o][kind].append(us)
         for o in options:
             cells, total = [], 0.0
-            for kind in ("fwd", "bwd_dq", "bwd_dkdv"):
-                xs = sorted(seen[o][kind])
+            for kind in KINDS:
+                xs = sorted(seen[o][kind]) or [0.0]
                 cells.append(f"{xs[0]:.0f} / {xs[len(xs) // 2]:.0f}")
                 total += xs[len(xs) // 2]
             print(f"| {c.b},{c.h},{c.n},{c.d},{c.bs},{c.ws} | {o or 'default'} | "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections import OrderedDict
 
 import torch
@@ -130,6 +131,16 @@ class _Kernel:
         parameters of the last few tensor sets are kept: a training loop
         gets the same addresses from PyTorch's caching allocator step after
         step, and then a launch is one lookup."""
+        self.launch(self.entry(tensors, stream), stream)
+
+    def launch(self, entry, stream):
+        """Launches a prepared `entry` on `stream`: the one it was prepared
+        for, or one that waits for that stream's work up to now."""
+        self.function.launch_packed(self.grid, self.block, entry[0], stream, self.smem)
+
+    def entry(self, tensors, stream):
+        """The launch entry of `tensors`, its tensor maps (if new) copied on
+        `stream`."""
         key = (tuple([t.data_ptr() for t in tensors]), stream)
         entry = self.prepared.get(key)
         if entry is None:
@@ -143,7 +154,7 @@ class _Kernel:
             # made during the capture is copied from at each replay) stays
             # for the life of the process.
             _captured.append(entry)
-        self.function.launch_packed(self.grid, self.block, entry[0], stream, self.smem)
+        return entry
 
     def _prepare(self, tensors, pointers, stream):
         values = []
@@ -216,8 +227,12 @@ class _Plan:
         return out, lse
 
     def backward(self, q, k, v, out, dout, lse):
-        """dq, dk, dv of `forward`: a dQ kernel (which also computes delta =
-        rowsum(dout * out)), then a dK/dV kernel; deterministic."""
+        """dq, dk, dv of `forward`; deterministic. The sm_90a lowering has a
+        delta kernel (delta = rowsum(dout * out)) that both the dQ and the
+        dK/dV kernel read, so those two run at once: dK/dV on a second
+        stream that waits for the delta kernel, joined back before this
+        returns. The mma.sync lowering's dQ kernel writes delta, and dK/dV
+        follows it on the same stream."""
         b, hq, hkv, nq, nk, d, dv = self.shapes
         # out and lse are the forward's own (contiguous); dout may be any
         # layout (an expanded gradient has zero strides).
@@ -227,19 +242,83 @@ class _Plan:
         if q.numel() and k.numel():
             with _on_device(self.index):
                 if self._backward is None:
-                    compiled, functions = _module(self._config(True), self.device)
-                    qs, ks, vs, rows = (b, hq, nq, d), (b, hkv, nk, d), (b, hkv, nk, dv), (b, hq, nq)
-                    self._backward = (
-                        _Kernel(compiled, functions, "swba_attention_bwd_dq", nq, hq, b,
-                                (qs, ks, vs, (b, hq, nq, dv), rows, rows, (b, hq, nq, dv), qs),
-                                self.index),
-                        _Kernel(compiled, functions, "swba_attention_bwd_dkdv", nk, hkv, b,
-                                (qs, ks, vs, (b, hq, nq, dv), rows, rows, ks, vs), self.index))
-                dq_kernel, dkdv_kernel = self._backward
+                    self._backward = self._backward_kernels()
+                delta_kernel, dq_kernel, dkdv_kernel = self._backward
                 stream = _current_stream(self.index)
-                dq_kernel((q, k, v, dout, lse, delta, out, dq), stream)
-                dkdv_kernel((q, k, v, dout, lse, delta, dk, dvv), stream)
+                dq_args = (q, k, v, dout, lse, delta, out, dq)
+                dkdv_args = (q, k, v, dout, lse, delta, dk, dvv)
+                if delta_kernel is None:
+                    dq_kernel(dq_args, stream)
+                    dkdv_kernel(dkdv_args, stream)
+                else:
+                    delta_kernel((dout, out, delta), stream)
+                    # Prepared (tensor maps copied) on this stream before the
+                    # fork, so the side stream's wait covers the copies too.
+                    entry = dkdv_kernel.entry(dkdv_args, stream)
+                    side = _side_stream(self.index)
+                    with _Fork(self.index, stream, side):
+                        dkdv_kernel.launch(entry, side)
+                        dq_kernel(dq_args, stream)
         return dq, dk, dvv
+
+    def _backward_kernels(self):
+        b, hq, hkv, nq, nk, d, dv = self.shapes
+        compiled, functions = _module(self._config(True), self.device)
+        qs, ks, vs, rows, os_ = (b, hq, nq, d), (b, hkv, nk, d), (b, hkv, nk, dv), (b, hq, nq), \
+            (b, hq, nq, dv)
+        delta_kernel = None
+        if any(name.startswith("swba_attention_bwd_delta") for name in compiled.launches):
+            delta_kernel = _Kernel(compiled, functions, "swba_attention_bwd_delta", nq, hq, b,
+                                   (os_, os_, rows), self.index)
+        return (delta_kernel,
+                _Kernel(compiled, functions, "swba_attention_bwd_dq", nq, hq, b,
+                        (qs, ks, vs, os_, rows, rows, os_, qs), self.index),
+                _Kernel(compiled, functions, "swba_attention_bwd_dkdv", nk, hkv, b,
+                        (qs, ks, vs, os_, rows, rows, ks, vs), self.index))
+
+
+_side_streams: dict = {}  # device index -> torch.cuda.Stream
+
+
+def _side_stream(index: int) -> int:
+    """The raw handle of the device's second stream (made once; PyTorch
+    owns it)."""
+    found = _side_streams.get(index)
+    if found is None:
+        found = _side_streams[index] = torch.cuda.Stream(device=index)
+    return found.cuda_stream
+
+
+_thread_events = threading.local()
+
+
+class _Fork:
+    """`with _Fork(index, stream, side)`: `side` waits for `stream`'s work
+    so far on entry, and `stream` waits for `side`'s on exit, through two
+    events of this thread (so that no other thread records them in
+    between). Both waits are on the device; a CUDA graph capture on
+    `stream` takes `side` in and joins it back."""
+
+    __slots__ = ("events", "stream", "side")
+
+    def __init__(self, index, stream, side):
+        per_device = getattr(_thread_events, "events", None)
+        if per_device is None:
+            per_device = _thread_events.events = {}
+        events = per_device.get(index)
+        if events is None:
+            events = per_device[index] = (runtime.Event(), runtime.Event())
+        self.events, self.stream, self.side = events, stream, side
+
+    def __enter__(self):
+        fork = self.events[0]
+        fork.record(self.stream)
+        fork.wait_on(self.side)
+
+    def __exit__(self, *exc):
+        join = self.events[1]
+        join.record(self.side)
+        join.wait_on(self.stream)
 
 
 class _on_device:

@@ -128,6 +128,21 @@ def _offsets(signature: str) -> list:
     return found
 
 
+class Event:
+    """A CUDA event without timing, in the current context, for ordering
+    one stream after another on the device."""
+
+    def __init__(self):
+        self.event = _check(cu.cuEventCreate(cu.CUevent_flags.CU_EVENT_DISABLE_TIMING))
+
+    def record(self, stream: int):
+        _check(cu.cuEventRecord(self.event, cu.CUstream(stream)))
+
+    def wait_on(self, stream: int):
+        """`stream`'s later work waits for what the last `record` covered."""
+        _check(cu.cuStreamWaitEvent(cu.CUstream(stream), self.event, 0))
+
+
 def memref_signature(rank: int) -> str:
     """`struct` codes of the expanded memref descriptor MLIR's GPU lowering
     gives a kernel parameter: allocated and aligned pointers, offset, sizes,

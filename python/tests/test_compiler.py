@@ -129,16 +129,19 @@ def _compile_hopper():
         k = compiler.load_or_compile(compiler.KernelConfig(
             dtype, 32, 32, 256, 4, 0.125, chip="sm_90a"))
         assert list(k.launches) == ["swba_attention_fwd_m128"], k.launches
-        # The backward: TMA + wgmma dK/dV (128 keys a workgroup; 128-row
-        # query boxes at head dim 64, 64-row ones at 128) and dQ (128 query
-        # rows, 128-key boxes) kernels.
+        # The backward: a delta kernel (32 rows a workgroup), then TMA +
+        # wgmma dK/dV (128 keys a workgroup; 128-row query boxes at head dim
+        # 64, 64-row ones at 128) and dQ (128 query rows, 128-key boxes)
+        # kernels.
         k = compiler.load_or_compile(dataclasses.replace(config, grad=True))
         names = sorted(k.launches)
-        assert names[0].startswith("swba_attention_bwd_dkdv_wgmma_"), names
-        assert names[1].startswith("swba_attention_bwd_dq_wgmma_"), names
-        assert (k.launches[names[0]].box_n, k.launches[names[0]].rows) == (
+        assert names[0] == "swba_attention_bwd_delta_m32", names
+        assert k.launches[names[0]] == compiler.Launch(32), k.launches
+        assert names[1].startswith("swba_attention_bwd_dkdv_wgmma_"), names
+        assert names[2].startswith("swba_attention_bwd_dq_wgmma_"), names
+        assert (k.launches[names[1]].box_n, k.launches[names[1]].rows) == (
             128, 128 if d == 64 else 64)
-        assert (k.launches[names[1]].box_n, k.launches[names[1]].rows) == (128, 128)
+        assert (k.launches[names[2]].box_n, k.launches[names[2]].rows) == (128, 128)
 
 
 if __name__ == "__main__":

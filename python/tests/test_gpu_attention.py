@@ -153,17 +153,20 @@ def test_hopper_forward_launches_wgmma(case, monkeypatch):
 @pytest.mark.parametrize("case", [next(c for c in CASES if c.d == c.dv == d) for d in (64, 128)],
                          ids=lambda c: c.name)
 def test_hopper_backward_launches_wgmma(case, monkeypatch):
-    """On sm_90a at head dims 64 and 128 the backward's dQ kernel is the TMA
-    + wgmma one (the forward too), then the dK/dV kernel."""
+    """On sm_90a at head dims 64 and 128 the backward is the delta kernel,
+    then the TMA + wgmma dK/dV and dQ kernels (the forward is wgmma too)."""
     if CAPABILITY != (9, 0):
         pytest.skip("the wgmma kernel needs sm_90a")
     monkeypatch.setenv("SWBA_CHIP", "sm_90a")
     launches = launched_kernels(monkeypatch)
     check_backward(case)
     names = [name for name, _, _ in launches]
+    assert len(names) == 4, names
     assert names[0].startswith("swba_attention_fwd_wgmma_"), names
-    assert names[1].startswith("swba_attention_bwd_dq_wgmma_"), names
+    # The delta kernel, then dK/dV (on the second stream) and dQ.
+    assert names[1] == "swba_attention_bwd_delta_m32", names
     assert names[2].startswith("swba_attention_bwd_dkdv_wgmma_"), names
+    assert names[3].startswith("swba_attention_bwd_dq_wgmma_"), names
 
 
 def test_backward_is_deterministic(chip):

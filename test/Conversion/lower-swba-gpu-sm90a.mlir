@@ -141,13 +141,18 @@ func.func @forward_d32_falls_back(%q: memref<1x2x256x32xf16>, %k: memref<1x2x256
 
 // -----
 
-// The backward at head dim 64: delta in a device buffer, then the dQ
+// The backward at head dim 64: delta in a device buffer written by the
+// delta kernel (32 query rows a workgroup, from dout and out), then the dQ
 // kernel (128 query rows, 128-key K/V boxes, maps of q, k, v, dout) and the
 // dK/dV kernel (128 keys, 128-row Q/dO boxes), both warp-specialized: the
 // producer's TMA loads on mbarriers, per tile S and dP (or S^T and dP^T) as
 // one group of shared-memory wgmmas, then the register-A products.
 // CHECK-LABEL: func @grad_f16_d64
+// CHECK-SAME: %[[Q:[^:]*]]: memref<?x4x?x64xf16>, %{{[^:]*}}: memref<?x4x?x64xf16>, %{{[^:]*}}: memref<?x4x?x64xf16>, %[[O:[^:]*]]: memref<?x4x?x64xf16>, %[[DO:[^:]*]]: memref<?x4x?x64xf16>
+// CHECK: %[[N:.*]] = memref.dim %[[Q]], %c2
 // CHECK: %[[DELTA:.*]] = gpu.alloc
+// CHECK: %[[ROWS:.*]] = arith.ceildivui %[[N]], %c32
+// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_attention_bwd_delta_m32 blocks in (%c4, %[[ROWS]], %{{.*}}) threads in (%c128, %c1, %c1) args(%[[DO]] : {{.*}}, %[[O]] : {{.*}}, %[[DELTA]] : memref<?x?x?xf32>)
 // CHECK-COUNT-4: nvgpu.tma.create.descriptor
 // CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_attention_bwd_dq_wgmma_t384_s98304_n128_m128 {{.*}} threads in (%c384, %c1, %c1) dynamic_shared_memory_size %c98304_i32
 // CHECK-COUNT-4: nvgpu.tma.create.descriptor
@@ -172,7 +177,18 @@ func.func @forward_d32_falls_back(%q: memref<1x2x256x32xf16>, %k: memref<1x2x256
 // CHECK-NEXT: nvvm.wgmma.commit.group.sync.aligned
 // CHECK: nvvm.wgmma.fence.aligned
 // CHECK-COUNT-16: wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16
+// The delta kernel, after the two others: each quad of threads sums a row
+// from 16-byte loads and combines by shuffles; the quad's first lane stores.
+// CHECK: gpu.func @swba_attention_bwd_delta_m32(%[[DOK:[^:]*]]: memref<?x4x?x64xf16>, %[[OK:[^:]*]]: memref<?x4x?x64xf16>, %[[DK:[^:]*]]: memref<?x?x?xf32>)
+// CHECK: scf.if
+// CHECK-COUNT-2: vector.load %[[DOK]]{{.*}} vector<8xf16>
+// CHECK: gpu.shuffle xor
+// CHECK: gpu.shuffle xor
+// CHECK: scf.if
+// CHECK-NEXT: memref.store %{{.*}}, %[[DK]]
+// The mma.sync backward has no delta kernel: its dQ kernel writes delta.
 // SM80-LABEL: func @grad_f16_d64
+// SM80-NOT: bwd_delta
 // SM80: @swba_attention_bwd_dq_m64
 // SM80: @swba_attention_bwd_dkdv_n64
 func.func @grad_f16_d64(%q: memref<?x4x?x64xf16>, %k: memref<?x4x?x64xf16>, %v: memref<?x4x?x64xf16>,

@@ -1,9 +1,9 @@
 //===- GradKernels.h - The swba.attention_grad GPU kernels ------*- C++ -*-===//
 //
-// Internal to lib/Conversion/SWBAToGPU: the two kernels of the backward
-// (dQ, which also computes delta = rowsum(dout * out), then dK/dV) and their
-// launch, so that a lowering can combine an mma.sync kernel with a wgmma
-// one.
+// Internal to lib/Conversion/SWBAToGPU: the kernels of the backward (the
+// mma.sync path: dQ, which also writes delta = rowsum(dout * out), then
+// dK/dV; the sm_90a path adds a delta kernel before both) and their launch,
+// so that a lowering can combine an mma.sync kernel with a wgmma one.
 //
 //===----------------------------------------------------------------------===//
 
@@ -42,12 +42,17 @@ struct GradLaunch {
   std::function<SmallVector<Value>(LoopEmitter &)> extraArgs = nullptr;
 };
 
-/// Replaces `op` by: a device buffer for delta, the dQ launch over (query
-/// heads, query tiles, batch), the dK/dV launch over (key heads, key tiles,
-/// batch), and freeing delta.
+/// Replaces `op` by: a device buffer for delta, the delta kernel's launch
+/// over (query heads, query tiles, batch) when there is one (parameters
+/// dout, out, delta), the dQ launch over (query heads, query tiles, batch),
+/// the dK/dV launch over (key heads, key tiles, batch), and freeing delta.
+/// Without a delta kernel the dQ kernel writes delta, and dK/dV must follow
+/// it; with one, dQ and dK/dV only follow the delta kernel.
 void launchGradKernels(RewriterBase &rewriter, AttentionGradOp op,
                        gpu::GPUFuncOp dqKernel, GradLaunch dqLaunch,
-                       gpu::GPUFuncOp kvKernel, GradLaunch kvLaunch);
+                       gpu::GPUFuncOp kvKernel, GradLaunch kvLaunch,
+                       gpu::GPUFuncOp deltaKernel = nullptr,
+                       GradLaunch deltaLaunch = GradLaunch{0});
 
 } // namespace mlir::swba::gpu_kernels
 

@@ -584,8 +584,10 @@ void gpu_kernels::launchGradKernels(RewriterBase &rewriter, AttentionGradOp op,
                                     gpu::GPUFuncOp dqKernel,
                                     GradLaunch dqLaunch,
                                     gpu::GPUFuncOp kvKernel,
-                                    GradLaunch kvLaunch) {
-  // Host: a device buffer for delta, the two launches in order, free.
+                                    GradLaunch kvLaunch,
+                                    gpu::GPUFuncOp deltaKernel,
+                                    GradLaunch deltaLaunch) {
+  // Host: a device buffer for delta, the launches in order, free.
   rewriter.setInsertionPoint(op);
   LoopEmitter e(rewriter, op.getLoc());
   Value batch = e.dim(op.getQuery(), 0), heads = e.dim(op.getQuery(), 1);
@@ -613,6 +615,9 @@ void gpu_kernels::launchGradKernels(RewriterBase &rewriter, AttentionGradOp op,
                         batch},
         gpu::KernelDim3{e.idx(how.threads), e.idx(1), e.idx(1)}, smem, args);
   };
+  if (deltaKernel)
+    launch(deltaKernel, deltaLaunch, heads, queries,
+           {op.getGradOut(), op.getOut(), delta});
   launch(dqKernel, dqLaunch, heads, queries,
          {op.getQuery(), op.getKey(), op.getValue(), op.getGradOut(),
           op.getLse(), delta, op.getOut(), op.getGradQuery()});

@@ -15,8 +15,13 @@
 //   dQ += dS K                          (RS wgmma: dS from registers, K as
 //                                        the MN-major B)
 // then dQ * scale is stored. delta = rowsum(dout * out) is computed at the
-// start and written for the dK/dV kernel, which runs next. In both kernels
-// the two consumers take turns issuing their products (TurnTaking).
+// start for its own rows. In both kernels the two consumers take turns
+// issuing their products (TurnTaking).
+//
+// A small delta kernel runs first and writes delta for the dK/dV kernel, so
+// that the dQ and dK/dV kernels depend on nothing of each other: a runtime
+// may run them at once (two streams), and each one's tail of light
+// workgroups then shares the GPU with the other's work.
 //
 //===----------------------------------------------------------------------===//
 
@@ -90,9 +95,9 @@ void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
                                     StageRing::countFor(layout.stages)));
   HopperKernelBuilder e(builder, loc, elementType, bars);
   const int64_t blockM = T::blockM(), blockN = layout.blockN;
-  // a: q, k, v, dout, lse, delta, out, dq.
-  Value q = a[0], k = a[1], dout = a[3], lse = a[4], delta = a[5],
-        out = a[6], dq = a[7];
+  // a: q, k, v, dout, lse, delta, out, dq (delta is the delta kernel's to
+  // write; this kernel computes its rows' own).
+  Value q = a[0], k = a[1], dout = a[3], lse = a[4], out = a[6], dq = a[7];
   BlockWindow w{static_cast<int64_t>(op.getBlockSize()),
                 static_cast<int64_t>(op.getWindow())};
   double scale = op.getEffectiveScale();
@@ -146,7 +151,8 @@ void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
   Value isLane0 = e.eq(e.laneId, 0);
 
   // Per row h (rowBase + 8h): lse in the log2 domain, and delta =
-  // rowsum(dout * out), each quad's 4 threads summing a quarter of the row;
+  // rowsum(dout * out), each quad's 4 threads summing every fourth 16-byte
+  // chunk of the row as the delta kernel does (which writes it for dK/dV);
   // rows past the end read nothing and are never stored.
   Value lseLog2[2], rowDelta[2];
   int64_t quarter = valueDim / 4;
@@ -164,7 +170,9 @@ void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
       Value l = e.mulf(e.load(lse, {batch, head, row}), log2e);
       Value sum = e.f32(0.0);
       for (int64_t c = 0; c < quarter; c += kVec) {
-        Value col = e.add(e.mul(e.t, quarter), e.idx(c));
+        // The quad's 4 threads read 4 consecutive 16-byte chunks (64
+        // bytes, two whole sectors) per step.
+        Value col = e.add(e.mul(e.t, kVec), e.idx(4 * c));
         auto f32Vec = VectorType::get({kVec}, e.b.getF32Type());
         Value x = arith::ExtFOp::create(
             e.b, f32Vec,
@@ -186,9 +194,6 @@ void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
     }
     lseLog2[h] = ifOp.getResult(0);
     rowDelta[h] = e.quadReduce(ifOp.getResult(1), /*isMax=*/false);
-    e.when(arith::AndIOp::create(e.b, inRange, e.eq(e.t, 0)), [&] {
-      e.store(rowDelta[h], delta, {batch, head, row});
-    });
   }
 
   // Descriptors: this consumer's Q and dO rows (K-major A), the stage's K
@@ -729,6 +734,82 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
   }
 }
 
+/// Rows of the delta kernel's workgroup: one quad of threads a row.
+constexpr int64_t kDeltaRows = kThreads / 4;
+
+/// The delta kernel: delta = rowsum(dout * out) in f32, for kDeltaRows
+/// query rows of one (batch, query head) per workgroup of kThreads threads;
+/// each quad's 4 threads sum every fourth 16-byte chunk of a row and combine
+/// by shuffles, in the order the dQ kernel uses. Parameters: dout, out,
+/// delta; grid (query heads, query rows / kDeltaRows, batch).
+gpu::GPUFuncOp createDeltaKernel(RewriterBase &rewriter,
+                                 gpu::GPUModuleOp gpuModule,
+                                 AttentionGradOp op, Type elementType,
+                                 int64_t valueDim) {
+  Location loc = op.getLoc();
+  SmallVector<Type> args{op.getGradOut().getType(), op.getOut().getType(),
+                         deltaType(op.getContext())};
+  auto kernel = createKernel(rewriter, gpuModule, loc,
+                             "swba_attention_bwd_delta_m" +
+                                 std::to_string(kDeltaRows),
+                             args, {});
+  KernelBuilder e(rewriter, loc, elementType);
+  e.setLaneIds();
+  Value dout = kernel.getArgument(0), out = kernel.getArgument(1),
+        delta = kernel.getArgument(2);
+  Value head = gpu::BlockIdOp::create(e.b, gpu::Dimension::x);
+  Value tile = gpu::BlockIdOp::create(e.b, gpu::Dimension::y);
+  Value batch = gpu::BlockIdOp::create(e.b, gpu::Dimension::z);
+  Value row = e.add(e.mul(tile, kDeltaRows), e.div(e.threadId, 4));
+  Value inRange = arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, row,
+                                        e.dim(dout, 2));
+  int64_t quarter = valueDim / 4;
+  auto vecType = VectorType::get({kVec}, elementType);
+  auto f32Vec = VectorType::get({kVec}, e.b.getF32Type());
+  auto partial = scf::IfOp::create(e.b, TypeRange{e.b.getF32Type()}, inRange,
+                                   /*withElseRegion=*/true);
+  {
+    OpBuilder::InsertionGuard guard(e.b);
+    e.b.setInsertionPointToStart(partial.thenBlock());
+    Value sum = e.f32(0.0);
+    for (int64_t c = 0; c < quarter; c += kVec) {
+      // Interleaved as in the dQ kernel: 64 contiguous bytes a quad
+      // per step.
+      Value col = e.add(e.mul(e.t, kVec), e.idx(4 * c));
+      Value x = arith::ExtFOp::create(
+          e.b, f32Vec,
+          vector::LoadOp::create(e.b, vecType, dout,
+                                 ValueRange{batch, head, row, col})
+              .getResult());
+      Value y = arith::ExtFOp::create(
+          e.b, f32Vec,
+          vector::LoadOp::create(e.b, vecType, out,
+                                 ValueRange{batch, head, row, col})
+              .getResult());
+      sum = e.addf(sum, vector::ReductionOp::create(
+                            e.b, vector::CombiningKind::ADD, e.mulf(x, y)));
+    }
+    scf::YieldOp::create(e.b, sum);
+    e.b.setInsertionPointToStart(partial.elseBlock());
+    scf::YieldOp::create(e.b, e.f32(0.0));
+  }
+  // Every lane takes part in the shuffles; the quad's first stores.
+  Value rowDelta = e.quadReduce(partial.getResult(0), /*isMax=*/false);
+  auto write = scf::IfOp::create(
+      e.b,
+      arith::AndIOp::create(
+          e.b, inRange,
+          arith::CmpIOp::create(e.b, arith::CmpIPredicate::eq, e.t, e.idx(0))),
+      /*withElseRegion=*/false);
+  {
+    OpBuilder::InsertionGuard guard(e.b);
+    e.b.setInsertionPointToStart(write.thenBlock());
+    e.store(rowDelta, delta, {batch, head, row});
+  }
+  gpu::ReturnOp::create(rewriter, loc);
+  return kernel;
+}
+
 QueryGradLayout queryGradLayout(int64_t d, int64_t dv,
                                 const HopperOptions &options) {
   int64_t stages = options.gradStages ? options.gradStages : 2;
@@ -852,7 +933,10 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
                               createTensorMap(e, op.getGradOut(),
                                               queryTileMap)};
                         }};
-    launchGradKernels(rewriter, op, dqKernel, dqLaunch, kvKernel, kvLaunch);
+    auto deltaKernel =
+        createDeltaKernel(rewriter, gpuModule, op, elementType, valueDim);
+    launchGradKernels(rewriter, op, dqKernel, dqLaunch, kvKernel, kvLaunch,
+                      deltaKernel, GradLaunch{kDeltaRows});
     return success();
   }
 };
