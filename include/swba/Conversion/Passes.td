@@ -40,11 +40,13 @@ def LowerSWBA : Pass<"lower-swba"> {
     warpgroup MMA (`nvvm.wgmma.mma_async`, P from registers). The launch
     creates the TMA descriptors (`nvgpu.tma.create.descriptor`) and passes
     the dynamic shared memory size. The backward op at those head dims
-    becomes the same kind of kernels: dQ (Q and dO of 128 rows once, a ring
-    of 64-key K/V tiles) and dK/dV (K and V of 128 keys once, a ring of
-    64-row Q/dO tiles over the GQA group and the reverse window), S and dP
-    from shared memory, dQ, dK, dV with dS and P from registers; still no
-    atomics. Other head dims and other chips keep the `mma.sync` kernels.
+    becomes a small delta kernel, then the same kind of kernels: dQ (Q and
+    dO of 128 rows once, a ring of 128-key K/V tiles) and dK/dV (K and V of
+    128 keys once, a ring of Q/dO tiles over the GQA group and the reverse
+    window), S and dP from shared memory, dQ, dK, dV with dS and P from
+    registers; still no atomics. dQ and dK/dV read the delta kernel's
+    output and nothing of each other, so a runtime may run them at once.
+    Other head dims and other chips keep the `mma.sync` kernels.
 
     Example: `swba-opt --lower-swba="target=cpu tile-q=16 tile-k=16"`.
   }];
