@@ -16,6 +16,9 @@ CASES = [
     Case("video_frames_1560", 1, 2, 2, 3220, 3220, 128, 128, 1560, 2, "f16", None),
     Case("dv_ne_d_scale_bf16", 1, 4, 2, 257, 257, 64, 128, 37, 3, "bf16", 0.3),
     Case("tiny_nq1_decode", 3, 4, 1, 1, 700, 64, 64, 128, 2, "f16", None),
+    # Head dims the mma.sync kernels take on every chip; a value dim of 48
+    # is 6 chunks of 16 bytes, which the delta kernel's quads split 4 + 2.
+    Case("d32_dv48_gqa", 1, 2, 1, 333, 333, 32, 48, 50, 3, "f16", None),
 ]
 
 

@@ -1,6 +1,7 @@
-// --lower-swba{target=gpu} on swba.attention_grad: a delta buffer, the dQ
-// kernel over each query tile's window, then the dK/dV kernel over each key
-// tile's reverse window and its GQA group, in that order.
+// --lower-swba{target=gpu} on swba.attention_grad: a delta buffer filled by
+// the delta kernel (32 query rows a workgroup), the dQ kernel over each
+// query tile's window, then the dK/dV kernel over each key tile's reverse
+// window and its GQA group, in that order.
 // RUN: swba-opt %s --lower-swba=target=gpu --canonicalize --cse | FileCheck %s
 
 // CHECK-LABEL: func @backward
@@ -8,6 +9,8 @@
 // CHECK: %[[B:.*]] = memref.dim %[[Q]], %c0
 // CHECK: %[[NQ:.*]] = memref.dim %[[Q]], %c2
 // CHECK: %[[DELTA:.*]] = gpu.alloc (%[[B]], %c8, %[[NQ]]) : memref<?x?x?xf32>
+// CHECK: %[[DT:.*]] = arith.ceildivui %[[NQ]], %c32
+// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_attention_bwd_delta_m32 blocks in (%c8, %[[DT]], %[[B]]) threads in (%c128, %c1, %c1) args(%[[DO]] : {{.*}}, %[[O]] : {{.*}}, %[[DELTA]] : memref<?x?x?xf32>)
 // CHECK: %[[QT:.*]] = arith.ceildivui %[[NQ]], %c64
 // CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_attention_bwd_dq_m64 blocks in (%c8, %[[QT]], %[[B]]) threads in (%c128, %c1, %c1) args(%[[Q]] : {{.*}}, %[[K]] : {{.*}}, %[[V]] : {{.*}}, %[[DO]] : {{.*}}, %[[L]] : {{.*}}, %[[DELTA]] : {{.*}}, %[[O]] : {{.*}}, %[[DQ]] : {{.*}})
 // CHECK: %[[NK:.*]] = memref.dim %[[K]], %c2
@@ -15,10 +18,11 @@
 // CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_attention_bwd_dkdv_n64 blocks in (%c2, %[[KT]], %[[B]]) threads in (%c128, %c1, %c1) args({{.*}}, %[[DELTA]] : {{.*}}, %[[DK]] : {{.*}}, %[[DV]] : {{.*}})
 // CHECK: gpu.dealloc %[[DELTA]]
 
-// dQ: delta for the workgroup's rows, then the key window of its rows.
+// dQ: reads delta (writes none), then the key window of its rows.
 // CHECK: gpu.func @swba_attention_bwd_dq_m64
-// CHECK: arith.mulf
-// CHECK: memref.store %{{.*}}, %{{.*}} : memref<?x?x?xf32>
+// CHECK-NOT: memref.store %{{.*}}, %{{.*}} : memref<?x?x?xf32>
+// CHECK: memref.load %{{.*}} : memref<?x?x?xf32>
+// CHECK-NOT: memref.store %{{.*}}, %{{.*}} : memref<?x?x?xf32>
 // CHECK: %[[LOW:.*]] = arith.maxsi %{{.*}}, %c2
 // CHECK: %[[LOWF:.*]] = arith.subi %[[LOW]], %c2
 // CHECK: %[[KB:.*]] = arith.muli %[[LOWF]], %c100

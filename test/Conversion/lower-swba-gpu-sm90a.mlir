@@ -186,9 +186,9 @@ func.func @forward_d32_falls_back(%q: memref<1x2x256x32xf16>, %k: memref<1x2x256
 // CHECK: gpu.shuffle xor
 // CHECK: scf.if
 // CHECK-NEXT: memref.store %{{.*}}, %[[DK]]
-// The mma.sync backward has no delta kernel: its dQ kernel writes delta.
+// The mma.sync backward has the same delta kernel first.
 // SM80-LABEL: func @grad_f16_d64
-// SM80-NOT: bwd_delta
+// SM80: @swba_attention_bwd_delta_m32
 // SM80: @swba_attention_bwd_dq_m64
 // SM80: @swba_attention_bwd_dkdv_n64
 func.func @grad_f16_d64(%q: memref<?x4x?x64xf16>, %k: memref<?x4x?x64xf16>, %v: memref<?x4x?x64xf16>,

@@ -32,6 +32,20 @@ gpu::GPUFuncOp createKeyValueGradKernel(RewriterBase &rewriter,
                                         gpu::GPUModuleOp gpuModule,
                                         AttentionGradOp op);
 
+/// Rows of the delta kernel's workgroup: one quad of threads a row.
+constexpr int64_t kDeltaRows = kThreads / 4;
+
+/// The delta kernel: delta = rowsum(dout * out) in f32, for kDeltaRows
+/// query rows of one (batch, query head) per workgroup of kThreads threads;
+/// each quad's 4 threads sum every fourth 16-byte chunk of a row (as the
+/// sm_90a dQ kernel does for its own rows) and combine by shuffles.
+/// Parameters: dout, out, delta; grid (query heads, query rows /
+/// kDeltaRows, batch). Any value dim that is a multiple of 16.
+gpu::GPUFuncOp createDeltaKernel(RewriterBase &rewriter,
+                                 gpu::GPUModuleOp gpuModule,
+                                 AttentionGradOp op, Type elementType,
+                                 int64_t valueDim);
+
 /// How a backward kernel is launched: rows (of the queries for dQ, of the
 /// keys for dK/dV) per workgroup, threads, dynamic shared memory, and the
 /// parameters it takes after the memrefs (tensor maps), made on the host.

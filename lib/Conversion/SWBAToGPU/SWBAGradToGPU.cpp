@@ -1,17 +1,18 @@
 //===- SWBAGradToGPU.cpp - swba.attention_grad to GPU kernels -------------===//
 //
-// Lowers memref-form swba.attention_grad to two tensor-core kernels launched
-// in order on one stream, with no atomics (so results are deterministic):
+// Lowers memref-form swba.attention_grad to a delta kernel and two
+// tensor-core kernels, with no atomics (so results are deterministic):
 //
+// 0. delta = rowsum(dO * O) into a scratch buffer (createDeltaKernel), a
+//    quad of threads per query row. The dQ and dK/dV kernels only read it
+//    and nothing of each other, so a runtime may run them at once (the
+//    Python one does, on two streams); gpu.launch_func runs them in order.
 // 1. dQ, one workgroup per (64 query rows, query head, batch), over the key
-//    tiles of the rows' block window (computeKeyWindow). It first computes
-//    delta = rowsum(dO * O) for its rows and writes it to a scratch buffer:
-//    every query row belongs to exactly one dQ workgroup, so this replaces a
-//    separate preprocessing kernel and a pass over O and dO.
+//    tiles of the rows' block window (computeKeyWindow).
 // 2. dK/dV, one workgroup per (64 key rows, kv head, batch), over the query
 //    heads of its GQA group and the query tiles of the key rows' reverse
-//    window (computeQueryWindow), reading delta. Each key row belongs to one
-//    workgroup, which sums the whole group itself.
+//    window (computeQueryWindow). Each key row belongs to one workgroup,
+//    which sums the whole group itself.
 //
 // Both recompute P = exp2(S * scale * log2 e - lse * log2 e) from the
 // forward's lse; all five products run on mma.sync with f32 accumulation;
@@ -204,8 +205,8 @@ struct GradKernel {
   }
 };
 
-/// dQ kernel body; also writes delta. Arguments: q, k, v, out, dout, lse,
-/// delta, dq; shared memory: a K tile and a V tile (Q and dO pass through
+/// dQ kernel body. Arguments: q, k, v, out, dout, lse, delta (written by
+/// the delta kernel), dq; shared memory: a K tile and a V tile (Q and dO pass through
 /// them first).
 static void buildQueryGradKernel(GradKernel &gk, Value out, Value dq, Value sK,
                                  Value sV, double scale) {
@@ -219,21 +220,7 @@ static void buildQueryGradKernel(GradKernel &gk, Value out, Value dq, Value sK,
   Value q0 = e.mul(qTile, kTile);
   Value q1 = e.min(e.add(q0, e.idx(kTile)), gk.queries);
 
-  // delta = rowsum(dO * O), one row per thread of the first kTile threads.
-  {
-    Value row = e.add(q0, e.threadId);
-    Value active = arith::AndIOp::create(
-        e.b,
-        arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, e.threadId,
-                              e.idx(kTile)),
-        arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, row, q1));
-    auto ifOp = scf::IfOp::create(e.b, active, /*withElseRegion=*/false);
-    OpBuilder::InsertionGuard guard(e.b);
-    e.b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
-    e.store(e.dot(gk.valueDim, gk.dout, {batch, head, row}, out,
-                  {batch, head, row}),
-            gk.delta, {batch, head, row});
-  }
+  // delta (rowsum(dO * O)) comes from the delta kernel, which ran first.
   gk.stage(gk.q, batch, head, q0, gk.queries, sK, gk.headDim);
   gk.stage(gk.dout, batch, head, q0, gk.queries, sV, gk.valueDim);
   gpu::BarrierOp::create(e.b);
@@ -580,6 +567,95 @@ gpu_kernels::createKeyValueGradKernel(RewriterBase &rewriter,
   return kvKernel;
 }
 
+/// Rows of the delta kernel's workgroup: one quad of threads a row.
+gpu::GPUFuncOp gpu_kernels::createDeltaKernel(RewriterBase &rewriter,
+                                 gpu::GPUModuleOp gpuModule,
+                                 AttentionGradOp op, Type elementType,
+                                 int64_t valueDim) {
+  Location loc = op.getLoc();
+  SmallVector<Type> args{op.getGradOut().getType(), op.getOut().getType(),
+                         deltaType(op.getContext())};
+  auto kernel = createKernel(rewriter, gpuModule, loc,
+                             "swba_attention_bwd_delta_m" +
+                                 std::to_string(kDeltaRows),
+                             args, {});
+  KernelBuilder e(rewriter, loc, elementType);
+  e.setLaneIds();
+  Value dout = kernel.getArgument(0), out = kernel.getArgument(1),
+        delta = kernel.getArgument(2);
+  Value head = gpu::BlockIdOp::create(e.b, gpu::Dimension::x);
+  Value tile = gpu::BlockIdOp::create(e.b, gpu::Dimension::y);
+  Value batch = gpu::BlockIdOp::create(e.b, gpu::Dimension::z);
+  Value row = e.add(e.mul(tile, kDeltaRows), e.div(e.threadId, 4));
+  Value inRange = arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, row,
+                                        e.dim(dout, 2));
+  // 16-byte chunks of a row; thread t of the quad takes chunks t, t + 4,
+  // ... (64 contiguous bytes a quad per step), the last step guarded when
+  // the count is not a multiple of 4 (value dims 16, 48, 80, 112).
+  int64_t chunks = valueDim / kVec;
+  auto vecType = VectorType::get({kVec}, elementType);
+  auto f32Vec = VectorType::get({kVec}, e.b.getF32Type());
+  auto partial = scf::IfOp::create(e.b, TypeRange{e.b.getF32Type()}, inRange,
+                                   /*withElseRegion=*/true);
+  {
+    OpBuilder::InsertionGuard guard(e.b);
+    e.b.setInsertionPointToStart(partial.thenBlock());
+    Value sum = e.f32(0.0);
+    for (int64_t step = 0; step * 4 < chunks; ++step) {
+      Value col = e.add(e.mul(e.t, kVec), e.idx(step * 4 * kVec));
+      auto product = [&] {
+        Value x = arith::ExtFOp::create(
+            e.b, f32Vec,
+            vector::LoadOp::create(e.b, vecType, dout,
+                                   ValueRange{batch, head, row, col})
+                .getResult());
+        Value y = arith::ExtFOp::create(
+            e.b, f32Vec,
+            vector::LoadOp::create(e.b, vecType, out,
+                                   ValueRange{batch, head, row, col})
+                .getResult());
+        return vector::ReductionOp::create(e.b, vector::CombiningKind::ADD,
+                                           e.mulf(x, y))
+            .getResult();
+      };
+      if (step * 4 + 4 <= chunks) {
+        sum = e.addf(sum, product());
+        continue;
+      }
+      auto tail = scf::IfOp::create(
+          e.b, TypeRange{e.b.getF32Type()},
+          arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, e.t,
+                                e.idx(chunks - step * 4)),
+          /*withElseRegion=*/true);
+      OpBuilder::InsertionGuard tailGuard(e.b);
+      e.b.setInsertionPointToStart(tail.thenBlock());
+      scf::YieldOp::create(e.b, product());
+      e.b.setInsertionPointToStart(tail.elseBlock());
+      scf::YieldOp::create(e.b, e.f32(0.0));
+      e.b.setInsertionPointAfter(tail);
+      sum = e.addf(sum, tail.getResult(0));
+    }
+    scf::YieldOp::create(e.b, sum);
+    e.b.setInsertionPointToStart(partial.elseBlock());
+    scf::YieldOp::create(e.b, e.f32(0.0));
+  }
+  // Every lane takes part in the shuffles; the quad's first stores.
+  Value rowDelta = e.quadReduce(partial.getResult(0), /*isMax=*/false);
+  auto write = scf::IfOp::create(
+      e.b,
+      arith::AndIOp::create(
+          e.b, inRange,
+          arith::CmpIOp::create(e.b, arith::CmpIPredicate::eq, e.t, e.idx(0))),
+      /*withElseRegion=*/false);
+  {
+    OpBuilder::InsertionGuard guard(e.b);
+    e.b.setInsertionPointToStart(write.thenBlock());
+    e.store(rowDelta, delta, {batch, head, row});
+  }
+  gpu::ReturnOp::create(rewriter, loc);
+  return kernel;
+}
+
 void gpu_kernels::launchGradKernels(RewriterBase &rewriter, AttentionGradOp op,
                                     gpu::GPUFuncOp dqKernel,
                                     GradLaunch dqLaunch,
@@ -644,8 +720,13 @@ struct AttentionGradOpToGPU : public OpRewritePattern<AttentionGradOp> {
                                         "swba_attention_grad_kernels");
     auto dqKernel = createQueryGradKernel(rewriter, gpuModule, op);
     auto kvKernel = createKeyValueGradKernel(rewriter, gpuModule, op);
+    auto valueType = cast<MemRefType>(op.getValue().getType());
+    auto deltaKernel =
+        createDeltaKernel(rewriter, gpuModule, op, valueType.getElementType(),
+                          valueType.getDimSize(3));
     launchGradKernels(rewriter, op, dqKernel, GradLaunch{kTile},
-                      kvKernel, GradLaunch{kTile});
+                      kvKernel, GradLaunch{kTile}, deltaKernel,
+                      GradLaunch{kDeltaRows});
     return success();
   }
 };
