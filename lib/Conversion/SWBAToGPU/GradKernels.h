@@ -32,6 +32,14 @@ gpu::GPUFuncOp createKeyValueGradKernel(RewriterBase &rewriter,
                                         gpu::GPUModuleOp gpuModule,
                                         AttentionGradOp op);
 
+/// This thread's f32 share of the dot product of a row of `a` and `b`
+/// (memrefs [B][H][N][dim] of a 16-bit type; `rowIndex` = batch, head,
+/// row): the 16-byte chunks t, t + 4, ... with t = lane % 4, so that a quad
+/// covers the row (then combine with KernelBuilder::quadReduce). Needs
+/// KernelBuilder::setLaneIds; dim a multiple of 16.
+Value partialRowDot(KernelBuilder &e, Value a, Value b, ValueRange rowIndex,
+                    int64_t dim);
+
 /// Rows of the delta kernel's workgroup: one quad of threads a row.
 constexpr int64_t kDeltaRows = kThreads / 4;
 

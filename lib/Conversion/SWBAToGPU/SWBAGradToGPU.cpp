@@ -568,6 +568,50 @@ gpu_kernels::createKeyValueGradKernel(RewriterBase &rewriter,
 }
 
 /// Rows of the delta kernel's workgroup: one quad of threads a row.
+Value gpu_kernels::partialRowDot(KernelBuilder &e, Value a, Value b,
+                                 ValueRange rowIndex, int64_t dim) {
+  // Thread t of the quad takes chunks t, t + 4, ... (64 contiguous bytes a
+  // quad per step); the last step is guarded when the chunk count is not a
+  // multiple of 4 (dims 16, 48, 80, 112).
+  int64_t chunks = dim / kVec;
+  Type elementType = cast<MemRefType>(a.getType()).getElementType();
+  auto vecType = VectorType::get({kVec}, elementType);
+  auto f32Vec = VectorType::get({kVec}, e.b.getF32Type());
+  Value sum = e.f32(0.0);
+  for (int64_t step = 0; step * 4 < chunks; ++step) {
+    SmallVector<Value> index(rowIndex);
+    index.push_back(e.add(e.mul(e.t, kVec), e.idx(step * 4 * kVec)));
+    auto product = [&] {
+      Value x = arith::ExtFOp::create(
+          e.b, f32Vec,
+          vector::LoadOp::create(e.b, vecType, a, index).getResult());
+      Value y = arith::ExtFOp::create(
+          e.b, f32Vec,
+          vector::LoadOp::create(e.b, vecType, b, index).getResult());
+      return vector::ReductionOp::create(e.b, vector::CombiningKind::ADD,
+                                         e.mulf(x, y))
+          .getResult();
+    };
+    if (step * 4 + 4 <= chunks) {
+      sum = e.addf(sum, product());
+      continue;
+    }
+    auto tail = scf::IfOp::create(
+        e.b, TypeRange{e.b.getF32Type()},
+        arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, e.t,
+                              e.idx(chunks - step * 4)),
+        /*withElseRegion=*/true);
+    OpBuilder::InsertionGuard guard(e.b);
+    e.b.setInsertionPointToStart(tail.thenBlock());
+    scf::YieldOp::create(e.b, product());
+    e.b.setInsertionPointToStart(tail.elseBlock());
+    scf::YieldOp::create(e.b, e.f32(0.0));
+    e.b.setInsertionPointAfter(tail);
+    sum = e.addf(sum, tail.getResult(0));
+  }
+  return sum;
+}
+
 gpu::GPUFuncOp gpu_kernels::createDeltaKernel(RewriterBase &rewriter,
                                  gpu::GPUModuleOp gpuModule,
                                  AttentionGradOp op, Type elementType,
@@ -589,52 +633,12 @@ gpu::GPUFuncOp gpu_kernels::createDeltaKernel(RewriterBase &rewriter,
   Value row = e.add(e.mul(tile, kDeltaRows), e.div(e.threadId, 4));
   Value inRange = arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, row,
                                         e.dim(dout, 2));
-  // 16-byte chunks of a row; thread t of the quad takes chunks t, t + 4,
-  // ... (64 contiguous bytes a quad per step), the last step guarded when
-  // the count is not a multiple of 4 (value dims 16, 48, 80, 112).
-  int64_t chunks = valueDim / kVec;
-  auto vecType = VectorType::get({kVec}, elementType);
-  auto f32Vec = VectorType::get({kVec}, e.b.getF32Type());
   auto partial = scf::IfOp::create(e.b, TypeRange{e.b.getF32Type()}, inRange,
                                    /*withElseRegion=*/true);
   {
     OpBuilder::InsertionGuard guard(e.b);
     e.b.setInsertionPointToStart(partial.thenBlock());
-    Value sum = e.f32(0.0);
-    for (int64_t step = 0; step * 4 < chunks; ++step) {
-      Value col = e.add(e.mul(e.t, kVec), e.idx(step * 4 * kVec));
-      auto product = [&] {
-        Value x = arith::ExtFOp::create(
-            e.b, f32Vec,
-            vector::LoadOp::create(e.b, vecType, dout,
-                                   ValueRange{batch, head, row, col})
-                .getResult());
-        Value y = arith::ExtFOp::create(
-            e.b, f32Vec,
-            vector::LoadOp::create(e.b, vecType, out,
-                                   ValueRange{batch, head, row, col})
-                .getResult());
-        return vector::ReductionOp::create(e.b, vector::CombiningKind::ADD,
-                                           e.mulf(x, y))
-            .getResult();
-      };
-      if (step * 4 + 4 <= chunks) {
-        sum = e.addf(sum, product());
-        continue;
-      }
-      auto tail = scf::IfOp::create(
-          e.b, TypeRange{e.b.getF32Type()},
-          arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, e.t,
-                                e.idx(chunks - step * 4)),
-          /*withElseRegion=*/true);
-      OpBuilder::InsertionGuard tailGuard(e.b);
-      e.b.setInsertionPointToStart(tail.thenBlock());
-      scf::YieldOp::create(e.b, product());
-      e.b.setInsertionPointToStart(tail.elseBlock());
-      scf::YieldOp::create(e.b, e.f32(0.0));
-      e.b.setInsertionPointAfter(tail);
-      sum = e.addf(sum, tail.getResult(0));
-    }
+    Value sum = partialRowDot(e, dout, out, {batch, head, row}, valueDim);
     scf::YieldOp::create(e.b, sum);
     e.b.setInsertionPointToStart(partial.elseBlock());
     scf::YieldOp::create(e.b, e.f32(0.0));

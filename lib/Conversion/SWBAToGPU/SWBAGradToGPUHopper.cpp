@@ -155,8 +155,6 @@ void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
   // chunk of the row as the delta kernel does (which writes it for dK/dV);
   // rows past the end read nothing and are never stored.
   Value lseLog2[2], rowDelta[2];
-  int64_t quarter = valueDim / 4;
-  auto vecType = VectorType::get({kVec}, elementType);
   for (int64_t h = 0; h < 2; ++h) {
     Value row = e.add(rowBase, e.idx(8 * h));
     Value inRange =
@@ -168,26 +166,7 @@ void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
       OpBuilder::InsertionGuard g2(e.b);
       e.b.setInsertionPointToStart(ifOp.thenBlock());
       Value l = e.mulf(e.load(lse, {batch, head, row}), log2e);
-      Value sum = e.f32(0.0);
-      for (int64_t c = 0; c < quarter; c += kVec) {
-        // The quad's 4 threads read 4 consecutive 16-byte chunks (64
-        // bytes, two whole sectors) per step.
-        Value col = e.add(e.mul(e.t, kVec), e.idx(4 * c));
-        auto f32Vec = VectorType::get({kVec}, e.b.getF32Type());
-        Value x = arith::ExtFOp::create(
-            e.b, f32Vec,
-            vector::LoadOp::create(e.b, vecType, dout,
-                                   ValueRange{batch, head, row, col})
-                .getResult());
-        Value y = arith::ExtFOp::create(
-            e.b, f32Vec,
-            vector::LoadOp::create(e.b, vecType, out,
-                                   ValueRange{batch, head, row, col})
-                .getResult());
-        sum = e.addf(sum, vector::ReductionOp::create(
-                              e.b, vector::CombiningKind::ADD,
-                              e.mulf(x, y)));
-      }
+      Value sum = partialRowDot(e, dout, out, {batch, head, row}, valueDim);
       scf::YieldOp::create(e.b, ValueRange{l, sum});
       e.b.setInsertionPointToStart(ifOp.elseBlock());
       scf::YieldOp::create(e.b, ValueRange{e.f32(0.0), e.f32(0.0)});
