@@ -6,8 +6,8 @@
 // owns its rows; dK/dV sum the GQA group themselves).
 //
 // dQ kernel: 3 warpgroups. The producer loads the workgroup's 128 rows of Q
-// and dO once and a ring of K/V tiles of 64 keys (the rows' block window
-// only), each stage on full/empty mbarriers. Each consumer owns 64 query
+// and dO once and a ring of K/V tiles of 128 keys (the rows' block window
+// only; see QueryGradTiling), each stage on full/empty mbarriers. Each consumer owns 64 query
 // rows and, per tile,
 //   S  = Q K^T   and   dP = dO V^T      (SS wgmma, one group)
 //   P  = exp(S scale - lse)             (masked at the window's edges)
