@@ -227,12 +227,14 @@ class _Plan:
         return out, lse
 
     def backward(self, q, k, v, out, dout, lse):
-        """dq, dk, dv of `forward`; deterministic. The sm_90a lowering has a
-        delta kernel (delta = rowsum(dout * out)) that both the dQ and the
-        dK/dV kernel read, so those two run at once: dK/dV on a second
-        stream that waits for the delta kernel, joined back before this
-        returns. The mma.sync lowering's dQ kernel writes delta, and dK/dV
-        follows it on the same stream."""
+        """dq, dk, dv of `forward`; deterministic. The lowering's delta
+        kernel (delta = rowsum(dout * out)) runs first on this stream; the
+        dQ and dK/dV kernels depend only on it, so they run at once: dK/dV
+        on a second stream that waits for the delta kernel (launched first:
+        its heavier workgroups then go out ahead of dQ's), dQ on this one,
+        joined back before this returns. A module without a delta kernel,
+        from an older lowering whose dQ kernel writes delta, runs dQ then
+        dK/dV."""
         b, hq, hkv, nq, nk, d, dv = self.shapes
         # out and lse are the forward's own (contiguous); dout may be any
         # layout (an expanded gradient has zero strides).
