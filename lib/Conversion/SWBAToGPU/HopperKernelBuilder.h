@@ -211,38 +211,16 @@ public:
         NVVM::MMALayout::col, /*satfinite=*/nullptr);
   }
 
-  /// `values` (f32 or i32) passed through an empty asm statement with side
-  /// effects, which the compiler keeps in program order with the wgmma
-  /// fence and waits: registers that an asynchronous wgmma writes are read
-  /// only after the wait before this, and registers that a wgmma reads are
-  /// final before the fence after this (otherwise ptxas inserts extra
-  /// warpgroup syncs and serializes the wgmmas).
-  ///
-  /// With `copy`, the outputs are fresh registers (a mov each) instead of the
-  /// inputs' own: a loop-carried wgmma operand made while the previous
-  /// iteration's wgmma still reads the register it will be carried in (P_j
-  /// during P_{j-1} V_{j-1}) lands there only after the wait.
-  SmallVector<Value> fenceRegisters(ArrayRef<Value> values,
-                                    bool copy = false) {
-    int64_t n = values.size();
-    std::string constraints, asmString;
-    auto code = [](Value v) {
-      return v.getType().isF32() ? "f" : v.getType().isInteger(64) ? "l" : "r";
-    };
-    for (Value v : values)
-      constraints += std::string("=") + code(v) + ",";
-    for (int64_t i = 0; i < n; ++i) {
-      constraints += copy ? std::string(code(values[i])) : std::to_string(i);
-      constraints += i + 1 < n ? "," : "";
-      if (copy)
-        asmString += (values[i].getType().isInteger(64) ? "mov.b64 $"
-                                                        : "mov.b32 $") +
-                     std::to_string(i) + ", $" + std::to_string(n + i) + ";";
-    }
+  /// An asm statement with side effects (so the compiler keeps it in
+  /// program order with the wgmma fences and waits) that returns one value
+  /// of each of `resultTypes`, as a struct the values are taken out of.
+  SmallVector<Value> sideEffectAsm(TypeRange resultTypes, ValueRange operands,
+                                   StringRef asmString,
+                                   StringRef constraints) {
     auto type = LLVM::LLVMStructType::getLiteral(
-        b.getContext(), llvm::to_vector(ValueRange(values).getTypes()));
+        b.getContext(), llvm::to_vector(resultTypes));
     Value result = LLVM::InlineAsmOp::create(
-                       b, type, values, asmString, constraints,
+                       b, type, operands, asmString, constraints,
                        /*has_side_effects=*/true, /*is_align_stack=*/false,
                        LLVM::tailcallkind::TailCallKind::None,
                        LLVM::AsmDialectAttr::get(b.getContext(),
@@ -250,9 +228,30 @@ public:
                        /*operand_attrs=*/ArrayAttr())
                        .getResult(0);
     SmallVector<Value> out;
-    for (int64_t i = 0; i < n; ++i)
+    for (int64_t i = 0, e = resultTypes.size(); i < e; ++i)
       out.push_back(LLVM::ExtractValueOp::create(b, result, i));
     return out;
+  }
+
+  /// `values` (f32, i32 or i64) passed through an empty asm statement with
+  /// side effects, which the compiler keeps in program order with the wgmma
+  /// fence and waits: registers that an asynchronous wgmma writes are read
+  /// only after the wait before this, and registers that a wgmma reads are
+  /// final before the fence after this (otherwise ptxas inserts extra
+  /// warpgroup syncs and serializes the wgmmas). Each output is tied to its
+  /// input's register.
+  SmallVector<Value> fenceRegisters(ArrayRef<Value> values) {
+    int64_t n = values.size();
+    std::string constraints;
+    auto code = [](Value v) {
+      return v.getType().isF32() ? "f" : v.getType().isInteger(64) ? "l" : "r";
+    };
+    for (Value v : values)
+      constraints += std::string("=") + code(v) + ",";
+    for (int64_t i = 0; i < n; ++i)
+      constraints += std::to_string(i) + (i + 1 < n ? "," : "");
+    return sideEffectAsm(ValueRange(values).getTypes(), values, "",
+                         constraints);
   }
 
   /// `n` f32 zeros made by one asm statement with side effects, where it
@@ -265,20 +264,8 @@ public:
       constraints += i + 1 < n ? "=f," : "=f";
       asmString += "mov.b32 $" + std::to_string(i) + ", 0;";
     }
-    auto type = LLVM::LLVMStructType::getLiteral(
-        b.getContext(), SmallVector<Type>(n, b.getF32Type()));
-    Value result = LLVM::InlineAsmOp::create(
-                       b, type, ValueRange(), asmString, constraints,
-                       /*has_side_effects=*/true, /*is_align_stack=*/false,
-                       LLVM::tailcallkind::TailCallKind::None,
-                       LLVM::AsmDialectAttr::get(b.getContext(),
-                                                 LLVM::AsmDialect::AD_ATT),
-                       /*operand_attrs=*/ArrayAttr())
-                       .getResult(0);
-    SmallVector<Value> out;
-    for (int64_t i = 0; i < n; ++i)
-      out.push_back(LLVM::ExtractValueOp::create(b, result, i));
-    return out;
+    return sideEffectAsm(SmallVector<Type>(n, b.getF32Type()), ValueRange(),
+                         asmString, constraints);
   }
 
   /// One register-A wgmma, D (n/2 f32 per thread) += A (4 x 32-bit
@@ -308,21 +295,8 @@ public:
     SmallVector<Value> operands(d);
     operands.append(a.begin(), a.end());
     operands.push_back(descB);
-    auto resultType = LLVM::LLVMStructType::getLiteral(
-        b.getContext(), SmallVector<Type>(nd, b.getF32Type()));
-    Value result =
-        LLVM::InlineAsmOp::create(
-            b, resultType, operands, asmString, constraints,
-            /*has_side_effects=*/true, /*is_align_stack=*/false,
-            LLVM::tailcallkind::TailCallKind::None,
-            LLVM::AsmDialectAttr::get(b.getContext(),
-                                      LLVM::AsmDialect::AD_ATT),
-            /*operand_attrs=*/ArrayAttr())
-            .getResult(0);
-    SmallVector<Value> out;
-    for (int64_t i = 0; i < nd; ++i)
-      out.push_back(LLVM::ExtractValueOp::create(b, result, i));
-    return out;
+    return sideEffectAsm(SmallVector<Type>(nd, b.getF32Type()), operands,
+                         asmString, constraints);
   }
 
   /// Two f32 as the 32-bit register of an element pair.
