@@ -77,14 +77,9 @@ class Kernel:
                 cu.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                 nbytes))
 
-    def launch(self, grid, block, signature: str, values, stream: int,
-               shared_bytes: int = 0):
-        """`signature`: the parameters' `struct` format ('P' pointer, 'q'
-        int64, native alignment); `values`: the parameters in order."""
-        self.launch_packed(grid, block, Params(signature, values), stream, shared_bytes)
-
     def launch_packed(self, grid, block, params: "Params", stream: int,
                       shared_bytes: int = 0):
+        """Launches on `stream` with the parameters packed in `params`."""
         _check(cu.cuLaunchKernel(self.function, *grid, *block, shared_bytes,
                                  cu.CUstream(stream), params.address, 0))
 

@@ -514,7 +514,7 @@ gpu::GPUFuncOp gpu_kernels::createQueryGradKernel(RewriterBase &rewriter,
   int64_t valueDim = cast<MemRefType>(op.getValue().getType()).getDimSize(3);
   SmallVector<Type> smem{sharedTileType(elementType, kTile, headDim),
                          sharedTileType(elementType, kTile, valueDim)};
-  // dQ (and delta): q, k, v, dout, lse, delta, out, dq.
+  // dQ: q, k, v, dout, lse, delta (read), out, dq.
   SmallVector<Type> dqArgs = gradArgTypes(op);
   dqArgs.append({op.getOut().getType(), op.getGradQuery().getType()});
   auto dqKernel = createKernel(rewriter, gpuModule, loc,
