@@ -158,10 +158,12 @@ func.func @forward_d32_falls_back(%q: memref<1x2x256x32xf16>, %k: memref<1x2x256
 // CHECK-COUNT-4: nvgpu.tma.create.descriptor
 // CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_attention_bwd_dkdv_wgmma_t384_s102400_n128_m128 {{.*}} threads in (%c384, %c1, %c1) dynamic_shared_memory_size %c102400_i32
 // CHECK: gpu.dealloc %[[DELTA]]
-// CHECK: gpu.func @swba_attention_bwd_dq_wgmma_t384_s98304_n128_m128(
+// CHECK: gpu.func @swba_attention_bwd_dq_wgmma_t384_s98304_n128_m128(%{{[^:]*}}: {{.*}}, %{{[^:]*}}: {{.*}}, %{{[^:]*}}: {{.*}}, %{{[^:]*}}: {{.*}}, %{{[^:]*}}: {{.*}}, %[[DQDELTA:[^:]*]]: memref<?x?x?xf32>
 // CHECK: nvvm.setmaxregister  decrease 24
 // CHECK: nvgpu.tma.async.load
 // CHECK: nvvm.setmaxregister  increase 240
+// Each consumer reads its two rows' delta from the delta kernel's buffer.
+// CHECK-COUNT-2: memref.load %[[DQDELTA]]
 // CHECK: scf.for
 // CHECK: nvgpu.mbarrier.try_wait.parity
 // CHECK: nvvm.wgmma.fence.aligned

@@ -32,21 +32,13 @@ gpu::GPUFuncOp createKeyValueGradKernel(RewriterBase &rewriter,
                                         gpu::GPUModuleOp gpuModule,
                                         AttentionGradOp op);
 
-/// This thread's f32 share of the dot product of a row of `a` and `b`
-/// (memrefs [B][H][N][dim] of a 16-bit type; `rowIndex` = batch, head,
-/// row): the 16-byte chunks t, t + 4, ... with t = lane % 4, so that a quad
-/// covers the row (then combine with KernelBuilder::quadReduce). Needs
-/// KernelBuilder::setLaneIds; dim a multiple of 16.
-Value partialRowDot(KernelBuilder &e, Value a, Value b, ValueRange rowIndex,
-                    int64_t dim);
-
 /// Rows of the delta kernel's workgroup: one quad of threads a row.
 constexpr int64_t kDeltaRows = kThreads / 4;
 
 /// The delta kernel: delta = rowsum(dout * out) in f32, for kDeltaRows
 /// query rows of one (batch, query head) per workgroup of kThreads threads;
-/// each quad's 4 threads sum every fourth 16-byte chunk of a row (as the
-/// sm_90a dQ kernel does for its own rows) and combine by shuffles.
+/// each quad's 4 threads sum every fourth 16-byte chunk of a row and
+/// combine by shuffles.
 /// Parameters: dout, out, delta; grid (query heads, query rows /
 /// kDeltaRows, batch). Any value dim that is a multiple of 16.
 gpu::GPUFuncOp createDeltaKernel(RewriterBase &rewriter,

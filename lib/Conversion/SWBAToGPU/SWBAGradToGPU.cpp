@@ -568,8 +568,12 @@ gpu_kernels::createKeyValueGradKernel(RewriterBase &rewriter,
 }
 
 /// Rows of the delta kernel's workgroup: one quad of threads a row.
-Value gpu_kernels::partialRowDot(KernelBuilder &e, Value a, Value b,
-                                 ValueRange rowIndex, int64_t dim) {
+/// This thread's f32 share of the dot product of a row of `a` and `b`
+/// (memrefs [B][H][N][dim] of a 16-bit type; `rowIndex` = batch, head,
+/// row): the 16-byte chunks t, t + 4, ... with t = lane % 4, so that a quad
+/// covers the row (then combine with KernelBuilder::quadReduce).
+static Value partialRowDot(KernelBuilder &e, Value a, Value b,
+                           ValueRange rowIndex, int64_t dim) {
   // Thread t of the quad takes chunks t, t + 4, ... (64 contiguous bytes a
   // quad per step); the last step is guarded when the chunk count is not a
   // multiple of 4 (dims 16, 48, 80, 112).

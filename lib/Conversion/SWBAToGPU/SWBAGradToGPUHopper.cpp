@@ -14,14 +14,13 @@
 //   dS = P (dP - delta)
 //   dQ += dS K                          (RS wgmma: dS from registers, K as
 //                                        the MN-major B)
-// then dQ * scale is stored. delta = rowsum(dout * out) is computed at the
-// start for its own rows. In both kernels the two consumers take turns
+// then dQ * scale is stored. In both kernels the two consumers take turns
 // issuing their products (TurnTaking).
 //
-// A small delta kernel runs first and writes delta for the dK/dV kernel, so
-// that the dQ and dK/dV kernels depend on nothing of each other: a runtime
-// may run them at once (two streams), and each one's tail of light
-// workgroups then shares the GPU with the other's work.
+// A small delta kernel (delta = rowsum(dout * out)) runs first, and both
+// kernels read its output and nothing of each other's: a runtime may run
+// them at once (two streams), and each one's tail of light workgroups then
+// shares the GPU with the other's work.
 //
 //===----------------------------------------------------------------------===//
 
@@ -95,9 +94,9 @@ void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
                                     StageRing::countFor(layout.stages)));
   HopperKernelBuilder e(builder, loc, elementType, bars);
   const int64_t blockM = T::blockM(), blockN = layout.blockN;
-  // a: q, k, v, dout, lse, delta, out, dq (delta is the delta kernel's to
-  // write; this kernel computes its rows' own).
-  Value q = a[0], k = a[1], dout = a[3], lse = a[4], out = a[6], dq = a[7];
+  // a: q, k, v, dout, lse, delta, out, dq (dout and out are not read as
+  // memrefs: dO comes through its tensor map, delta from the delta kernel).
+  Value q = a[0], k = a[1], lse = a[4], delta = a[5], dq = a[7];
   BlockWindow w{static_cast<int64_t>(op.getBlockSize()),
                 static_cast<int64_t>(op.getWindow())};
   double scale = op.getEffectiveScale();
@@ -150,10 +149,9 @@ void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
                         e.add(e.mul(e.rem(e.warpId, 4), 16), e.g));
   Value isLane0 = e.eq(e.laneId, 0);
 
-  // Per row h (rowBase + 8h): lse in the log2 domain, and delta =
-  // rowsum(dout * out), each quad's 4 threads summing every fourth 16-byte
-  // chunk of the row as the delta kernel does (which writes it for dK/dV);
-  // rows past the end read nothing and are never stored.
+  // Per row h (rowBase + 8h): lse in the log2 domain, and delta (written by
+  // the delta kernel, which runs first); rows past the end read nothing and
+  // are never stored.
   Value lseLog2[2], rowDelta[2];
   for (int64_t h = 0; h < 2; ++h) {
     Value row = e.add(rowBase, e.idx(8 * h));
@@ -166,13 +164,13 @@ void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
       OpBuilder::InsertionGuard g2(e.b);
       e.b.setInsertionPointToStart(ifOp.thenBlock());
       Value l = e.mulf(e.load(lse, {batch, head, row}), log2e);
-      Value sum = partialRowDot(e, dout, out, {batch, head, row}, valueDim);
-      scf::YieldOp::create(e.b, ValueRange{l, sum});
+      scf::YieldOp::create(e.b,
+                           ValueRange{l, e.load(delta, {batch, head, row})});
       e.b.setInsertionPointToStart(ifOp.elseBlock());
       scf::YieldOp::create(e.b, ValueRange{e.f32(0.0), e.f32(0.0)});
     }
     lseLog2[h] = ifOp.getResult(0);
-    rowDelta[h] = e.quadReduce(ifOp.getResult(1), /*isMax=*/false);
+    rowDelta[h] = ifOp.getResult(1);
   }
 
   // Descriptors: this consumer's Q and dO rows (K-major A), the stage's K
