@@ -51,7 +51,7 @@ def times(c, reps=10):
     return total
 
 
-KINDS = ("fwd", "bwd_delta", "bwd_dq", "bwd_dkdv")
+KINDS = ("fwd", "bwd_delta", "bwd_dq", "bwd_dkdv", "bwd_dkdvdq", "bwd_dqconvert")
 
 
 def compare(options, rounds=4):

@@ -19,6 +19,8 @@ import torch
 from . import compiler, runtime
 
 _TORCH_DTYPES = {torch.float16: "f16", torch.bfloat16: "bf16"}
+# Tensor maps also of the f32 dQ accumulator the sm_90a dK/dV kernel adds into.
+_MAP_DTYPES = {**_TORCH_DTYPES, torch.float32: "f32"}
 _modules: dict = {}
 
 
@@ -45,8 +47,8 @@ _tensor_maps: OrderedDict = OrderedDict()  # key -> (device pointer, its tensor)
 
 def _tensor_map(t, box_rows: int, device: int, stream: int):
     """(device pointer, device tensor, pinned host bytes) of the CUtensorMap of the contiguous t [B, H, N, D]
-    seen as [B * H][N][D], in boxes of [box_rows][64] (the kernel reads a D
-    of 128 as two boxes). A map depends only on t's address, shape and dtype
+    seen as [B * H][N][D], in boxes of [box_rows][128 bytes] (64 f16/bf16 or
+    32 f32; the kernel reads a D of 128 as two boxes). A map depends only on t's address, shape and dtype
     and on the box, so the last maps made are kept, least recently used out
     first. They are kept per stream too: the copy that puts a map on the
     device runs on the stream of the kernels that read it, which orders them
@@ -59,8 +61,8 @@ def _tensor_map(t, box_rows: int, device: int, stream: int):
         return found
     b, h, n, d = t.shape
     size = t.element_size()
-    raw = runtime.encode_tensor_map(_TORCH_DTYPES[t.dtype], key[0], (d, n, b * h),
-                                    (d * size, n * d * size), (64, box_rows, 1))
+    raw = runtime.encode_tensor_map(_MAP_DTYPES[t.dtype], key[0], (d, n, b * h),
+                                    (d * size, n * d * size), (128 // size, box_rows, 1))
     host = torch.frombuffer(bytearray(raw), dtype=torch.uint8).pin_memory()
     on_device = torch.empty(128, dtype=torch.uint8, device=t.device)
     on_device.copy_(host, non_blocking=True)
@@ -106,9 +108,10 @@ class _Kernel:
         name, launch = compiled.entry(prefix)
         self.function = functions[name]
         # Rows of the launch's row dimension per workgroup: a TMA dK/dV
-        # kernel owns box_n keys (its `rows` are the query rows of its
-        # Q/dO boxes).
-        per_workgroup = launch.box_n if "_dkdv_wgmma_" in name else launch.rows
+        # kernel (which may also add dQ up: _dkdvdq_) owns box_n keys (its
+        # `rows` are the query rows of its Q/dO boxes).
+        per_workgroup = (launch.box_n if name.startswith("swba_attention_bwd_dkdv")
+                         and "_wgmma_" in name else launch.rows)
         self.grid = (heads, (rows_dim + per_workgroup - 1) // per_workgroup, batch)  # as the lowering's
         self.block = (launch.threads, 1, 1)
         self.smem = launch.smem
@@ -120,10 +123,13 @@ class _Kernel:
         if launch.box_n is not None:
             # A TMA kernel: the maps of q, k, v (boxes of `rows` query rows
             # and `box_n` key rows) and, for the backward, of dout (query
-            # rows).
+            # rows); a dK/dV kernel that adds dQ up also takes the map of
+            # its f32 accumulator (tensor 6, boxes of 64 rows).
             self.maps = ((0, launch.rows), (1, launch.box_n), (2, launch.box_n))
             if "_bwd_" in name:
                 self.maps += ((3, launch.rows),)
+            if name.startswith("swba_attention_bwd_dkdvdq_"):
+                self.maps += ((6, 64),)
             self.signature += "P" * len(self.maps)
 
     def __call__(self, tensors, stream):
@@ -195,15 +201,20 @@ class _Plan:
         b, hq, nq, d = q.shape
         _, hkv, nk, dv = v.shape
         self.shapes = (b, hq, hkv, nq, nk, d, dv)
-        self._forward = self._backward = None
+        self._forward = None
+        self._backward = {}  # deterministic? -> the backward's kernels
 
-    def _config(self, grad):
+    def _config(self, grad, deterministic=False):
         b, hq, hkv, nq, nk, d, dv = self.shapes
+        options = self.options
+        if deterministic or not grad:  # (the option only changes the backward)
+            options = " ".join(o for o in options.split()
+                               if not o.startswith("grad-fused-dq="))
         return compiler.KernelConfig(
             dtype=_TORCH_DTYPES[self.dtype], head_dim=d, value_dim=dv,
             block_size=int(self.block_size), window=int(self.window),
             scale=float(self.scale), with_lse=True, chip=self.chip, grad=grad,
-            options=self.options)
+            options=options)
 
     def forward(self, q, k, v, out=None):
         """out [B, Hq, Nq, Dv] and the f32 log-sum-exp [B, Hq, Nq]."""
@@ -227,14 +238,19 @@ class _Plan:
         return out, lse
 
     def backward(self, q, k, v, out, dout, lse):
-        """dq, dk, dv of `forward`; deterministic. The lowering's delta
-        kernel (delta = rowsum(dout * out)) runs first on this stream; the
-        dQ and dK/dV kernels depend only on it, so they run at once: dK/dV
-        on a second stream that waits for the delta kernel (launched first:
-        its heavier workgroups then go out ahead of dQ's), dQ on this one,
-        joined back before this returns. A module without a delta kernel,
-        from an older lowering whose dQ kernel writes delta, runs dQ then
-        dK/dV."""
+        """dq, dk, dv of `forward`. The lowering's delta kernel (delta =
+        rowsum(dout * out)) runs first. By default the dQ and dK/dV kernels
+        then depend only on it and run at once: dK/dV on a second stream
+        (launched first: its heavier workgroups go out ahead of dQ's), dQ
+        on this one, joined back before this returns; every result is
+        bitwise reproducible. With the sm_90a lowering option
+        grad-fused-dq=true (SWBA_LOWER_OPTIONS), one kernel makes dK and dV
+        and adds dQ up into a zeroed f32 buffer with TMA reduce-adds, and a
+        last kernel converts that into dq: the order of the additions
+        varies, so dq may differ in its last bits, and under
+        `torch.use_deterministic_algorithms(True)` the option is dropped. A
+        module without a delta kernel, from an older lowering whose dQ
+        kernel writes delta, runs dQ then dK/dV."""
         b, hq, hkv, nq, nk, d, dv = self.shapes
         # out and lse are the forward's own (contiguous); dout may be any
         # layout (an expanded gradient has zero strides).
@@ -243,10 +259,20 @@ class _Plan:
         delta = torch.empty((b, hq, nq), dtype=torch.float32, device=self.device)
         if q.numel() and k.numel():
             with _on_device(self.index):
-                if self._backward is None:
-                    self._backward = self._backward_kernels()
-                delta_kernel, dq_kernel, dkdv_kernel = self._backward
+                deterministic = torch.are_deterministic_algorithms_enabled()
+                kernels = self._backward.get(deterministic)
+                if kernels is None:
+                    kernels = self._backward[deterministic] = \
+                        self._backward_kernels(deterministic)
+                delta_kernel, dq_kernel, dkdv_kernel, convert_kernel = kernels
                 stream = _current_stream(self.index)
+                if convert_kernel is not None:
+                    accum = torch.zeros((b, hq, nq, d), dtype=torch.float32,
+                                        device=self.device)
+                    delta_kernel((dout, out, delta), stream)
+                    dkdv_kernel((q, k, v, dout, lse, delta, accum, dk, dvv), stream)
+                    convert_kernel((accum, dq), stream)
+                    return dq, dk, dvv
                 dq_args = (q, k, v, dout, lse, delta, out, dq)
                 dkdv_args = (q, k, v, dout, lse, delta, dk, dvv)
                 if delta_kernel is None:
@@ -263,20 +289,33 @@ class _Plan:
                         dq_kernel(dq_args, stream)
         return dq, dk, dvv
 
-    def _backward_kernels(self):
+    def _backward_kernels(self, deterministic):
+        """(delta, dQ, dK/dV, dQ conversion) kernels; the dQ kernel is None
+        where the dK/dV kernel adds dQ up (then there is a conversion
+        kernel), the delta kernel None in an older lowering's module."""
         b, hq, hkv, nq, nk, d, dv = self.shapes
-        compiled, functions = _module(self._config(True), self.device)
+        compiled, functions = _module(self._config(True, deterministic), self.device)
         qs, ks, vs, rows, os_ = (b, hq, nq, d), (b, hkv, nk, d), (b, hkv, nk, dv), (b, hq, nq), \
             (b, hq, nq, dv)
+
+        def has(prefix):
+            return any(name.startswith(prefix) for name in compiled.launches)
+
+        def kernel(prefix, rows_dim, heads, shapes):
+            return _Kernel(compiled, functions, prefix, rows_dim, heads, b, shapes, self.index)
+
         delta_kernel = None
-        if any(name.startswith("swba_attention_bwd_delta") for name in compiled.launches):
-            delta_kernel = _Kernel(compiled, functions, "swba_attention_bwd_delta", nq, hq, b,
-                                   (os_, os_, rows), self.index)
+        if has("swba_attention_bwd_delta"):
+            delta_kernel = kernel("swba_attention_bwd_delta", nq, hq, (os_, os_, rows))
+        if has("swba_attention_bwd_dqconvert"):
+            return (delta_kernel, None,
+                    kernel("swba_attention_bwd_dkdvdq", nk, hkv,
+                           (qs, ks, vs, os_, rows, rows, qs, ks, vs)),
+                    kernel("swba_attention_bwd_dqconvert", nq, hq, (qs, qs)))
         return (delta_kernel,
-                _Kernel(compiled, functions, "swba_attention_bwd_dq", nq, hq, b,
-                        (qs, ks, vs, os_, rows, rows, os_, qs), self.index),
-                _Kernel(compiled, functions, "swba_attention_bwd_dkdv", nk, hkv, b,
-                        (qs, ks, vs, os_, rows, rows, ks, vs), self.index))
+                kernel("swba_attention_bwd_dq", nq, hq, (qs, ks, vs, os_, rows, rows, os_, qs)),
+                kernel("swba_attention_bwd_dkdv", nk, hkv, (qs, ks, vs, os_, rows, rows, ks, vs)),
+                None)
 
 
 _side_streams: dict = {}  # device index -> torch.cuda.Stream
@@ -413,8 +452,8 @@ def attention_forward(q, k, v, block_size, window, scale, out=None):
 
 
 def attention_backward(q, k, v, out, dout, lse, block_size, window, scale):
-    """dq, dk, dv of `attention_forward`: a dQ kernel (which also computes
-    delta = rowsum(dout * out)), then a dK/dV kernel; deterministic."""
+    """dq, dk, dv of `attention_forward` (see `_Plan.backward`: bitwise
+    reproducible under `torch.use_deterministic_algorithms(True)`)."""
     return _plan(q, k, v, block_size, window, scale).backward(
         q, k, v, _dense(out), dout, _dense(lse))
 

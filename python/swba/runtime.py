@@ -153,13 +153,14 @@ def memref_values(tensor) -> list:
 _TENSOR_MAP_TYPES = {
     "f16": cu.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
     "bf16": cu.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+    "f32": cu.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_FLOAT32,
 }
 
 
 def encode_tensor_map(dtype: str, ptr: int, dims, strides, box) -> bytes:
-    """The 128 bytes of a tiled CUtensorMap for the 16-bit tensor at `ptr`:
+    """The 128 bytes of a tiled CUtensorMap for the tensor at `ptr`:
     `dims` and `box` innermost first, `strides` in bytes for every dimension
-    but the innermost; 128-byte swizzle (so box[0] is 64 elements), boxes
+    but the innermost; 128-byte swizzle (so box[0] is 128 bytes), boxes
     past the tensor's end zero-filled, L2 promotion of 256 B. The kernel
     reads it from global memory, where it must sit 64-byte aligned."""
     u64, u32 = cu.cuuint64_t, cu.cuuint32_t  # cuda-bindings 13 rejects plain ints

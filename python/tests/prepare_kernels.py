@@ -2,7 +2,8 @@
 benchmark need, into SWBA_KERNEL_DIR (default ~/.cache/swba), so that a GPU
 machine without MLIR runs them from there: each for sm_90 (the mma.sync
 kernels) and sm_90a (the TMA + wgmma forward where the head dims allow it),
-the two paths the tests and the benchmark run on an H100."""
+the two paths the tests and the benchmark run on an H100; the sm_90a
+backward also with grad-fused-dq=true."""
 
 import dataclasses
 import os
@@ -20,7 +21,11 @@ CHIPS = ("sm_90", "sm_90a")
 
 todo = {dataclasses.replace(config, chip=chip)
         for config in set(gpu_cases.kernel_configs()) | set(configs.kernel_configs())
-        for chip in CHIPS} | variants.kernel_configs()
+        for chip in CHIPS}
+# The sm_90a backward whose dK/dV kernel adds dQ up.
+todo |= {dataclasses.replace(config, options="grad-fused-dq=true")
+         for config in todo if config.grad and config.chip == "sm_90a"}
+todo |= variants.kernel_configs()
 failed = 0
 for config in sorted(todo, key=lambda c: c.key()):
     try:

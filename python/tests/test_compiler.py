@@ -136,6 +136,7 @@ def _compile_hopper():
         # kernels.
         k = compiler.load_or_compile(dataclasses.replace(config, grad=True))
         names = sorted(k.launches)
+        assert len(names) == 3, names
         assert names[0] == "swba_attention_bwd_delta_m32", names
         assert k.launches[names[0]] == compiler.Launch(32), k.launches
         assert names[1].startswith("swba_attention_bwd_dkdv_wgmma_"), names
@@ -143,6 +144,19 @@ def _compile_hopper():
         assert (k.launches[names[1]].box_n, k.launches[names[1]].rows) == (
             128, 128 if d == 64 else 64)
         assert (k.launches[names[2]].box_n, k.launches[names[2]].rows) == (128, 128)
+        # grad-fused-dq=true: the delta kernel, a dK/dV kernel that adds dQ
+        # up with TMA reduce-adds, and the dQ conversion (32 rows).
+        fused = dataclasses.replace(config, grad=True, options="grad-fused-dq=true")
+        k = compiler.load_or_compile(fused)
+        names = sorted(k.launches)
+        assert len(names) == 3, names
+        assert names[0] == "swba_attention_bwd_delta_m32", names
+        assert names[1].startswith("swba_attention_bwd_dkdvdq_wgmma_"), names
+        assert (k.launches[names[1]].box_n, k.launches[names[1]].rows) == (
+            128, 128 if d == 64 else 64)
+        assert names[2] == "swba_attention_bwd_dqconvert_m32", names
+        assert k.launches[names[2]] == compiler.Launch(32), k.launches
+        assert "cp.reduce.async.bulk.tensor" in compiler.compile_ptx(fused)
 
 
 if __name__ == "__main__":

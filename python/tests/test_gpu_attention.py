@@ -105,8 +105,24 @@ def test_backward_matches_reference(case, chip):
     check_backward(case)
 
 
-def check_backward(case):
-    """dq, dk, dv of `attention` against the fp32 reference's, every element."""
+class deterministic_algorithms:
+    """`with deterministic_algorithms():` torch.use_deterministic_algorithms
+    (warnings only: the fp32 reference's cuBLAS calls stay outside it
+    anyway) for the block, restored after."""
+
+    def __enter__(self):
+        self.saved = (torch.are_deterministic_algorithms_enabled(),
+                      torch.is_deterministic_algorithms_warn_only_enabled())
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+    def __exit__(self, *exc):
+        torch.use_deterministic_algorithms(self.saved[0], warn_only=self.saved[1])
+
+
+def check_backward(case, deterministic=False):
+    """dq, dk, dv of `attention` against the fp32 reference's, every element
+    (the backward run under torch.use_deterministic_algorithms when
+    `deterministic`)."""
     torch.manual_seed(hash(case.name) % 2**31 + 1)
     dt = DTYPES[case.dtype]
     q = torch.randn(case.b, case.hq, case.nq, case.d, device="cuda", dtype=dt)
@@ -117,7 +133,11 @@ def check_backward(case):
     k.requires_grad_()
     v.requires_grad_()
     out = attention(q, k, v, case.bs, case.ws, scale=case.scale)
-    out.backward(dout)
+    if deterministic:
+        with deterministic_algorithms():
+            out.backward(dout)
+    else:
+        out.backward(dout)
     torch.cuda.synchronize()
 
     q32, k32, v32 = (t.detach().float().requires_grad_() for t in (q, k, v))
@@ -154,23 +174,62 @@ def test_hopper_forward_launches_wgmma(case, monkeypatch):
                          ids=lambda c: c.name)
 def test_hopper_backward_launches_wgmma(case, monkeypatch):
     """On sm_90a at head dims 64 and 128 the backward is the delta kernel,
-    then the TMA + wgmma dK/dV and dQ kernels (the forward is wgmma too)."""
+    then the TMA + wgmma dK/dV and dQ kernels (the forward is wgmma too);
+    with grad-fused-dq=true, the delta kernel, the dK/dV kernel that adds
+    dQ up and the dQ conversion, except under
+    torch.use_deterministic_algorithms."""
     if CAPABILITY != (9, 0):
         pytest.skip("the wgmma kernel needs sm_90a")
     monkeypatch.setenv("SWBA_CHIP", "sm_90a")
     launches = launched_kernels(monkeypatch)
     check_backward(case)
+    separate = [name for name, _, _ in launches]
+    assert len(separate) == 4, separate
+    assert separate[0].startswith("swba_attention_fwd_wgmma_"), separate
+    # The delta kernel, then dK/dV (on the second stream) and dQ.
+    assert separate[1] == "swba_attention_bwd_delta_m32", separate
+    assert separate[2].startswith("swba_attention_bwd_dkdv_wgmma_"), separate
+    assert separate[3].startswith("swba_attention_bwd_dq_wgmma_"), separate
+    monkeypatch.setenv("SWBA_LOWER_OPTIONS", "grad-fused-dq=true")
+    launches.clear()
+    check_backward(case)
     names = [name for name, _, _ in launches]
     assert len(names) == 4, names
-    assert names[0].startswith("swba_attention_fwd_wgmma_"), names
-    # The delta kernel, then dK/dV (on the second stream) and dQ.
+    assert names[0] == separate[0], names
     assert names[1] == "swba_attention_bwd_delta_m32", names
-    assert names[2].startswith("swba_attention_bwd_dkdv_wgmma_"), names
-    assert names[3].startswith("swba_attention_bwd_dq_wgmma_"), names
+    assert names[2].startswith("swba_attention_bwd_dkdvdq_wgmma_"), names
+    assert names[3] == "swba_attention_bwd_dqconvert_m32", names
+    launches.clear()
+    check_backward(case, deterministic=True)
+    assert [name for name, _, _ in launches] == separate
+
+
+# Head dim 64 with 128-row query tiles, 128 with GQA, and 64 with a value
+# dim of 128 (64-row query tiles): the three ways the fused sm_90a dK/dV
+# kernel splits dQ between its consumers (rows, columns, keys).
+FUSED_CASES = [c for c in CASES
+               if c.name in ("square_f16", "gqa_d128_bf16", "dv_ne_d_scale_bf16",
+                             "bs_not_tile_multiple_partial_frame", "kv_cache_nq_lt_nk",
+                             "video_frames_1560")]
+
+
+@pytest.mark.parametrize("case", FUSED_CASES, ids=[c.name for c in FUSED_CASES])
+def test_fused_dq_backward_matches_reference(case, monkeypatch):
+    """grad-fused-dq=true: dq added up by TMA reduce-adds, every element."""
+    if CAPABILITY != (9, 0):
+        pytest.skip("the wgmma kernel needs sm_90a")
+    monkeypatch.setenv("SWBA_CHIP", "sm_90a")
+    monkeypatch.setenv("SWBA_LOWER_OPTIONS", "grad-fused-dq=true")
+    launches = launched_kernels(monkeypatch)
+    check_backward(case)
+    assert any(name.startswith("swba_attention_bwd_dkdvdq_") for name, _, _ in launches)
 
 
 def test_backward_is_deterministic(chip):
-    case = CASES[2]  # GQA: dk/dv sum the group without atomics
+    """Two backward passes give the same bits (GQA: dk/dv sum the group
+    without atomics), by default and, under
+    torch.use_deterministic_algorithms, with grad-fused-dq asked for."""
+    case = CASES[2]
     torch.manual_seed(7)
     dt = DTYPES[case.dtype]
     q = torch.randn(case.b, case.hq, case.nq, case.d, device="cuda", dtype=dt)
@@ -178,12 +237,20 @@ def test_backward_is_deterministic(chip):
     v = torch.randn(case.b, case.hkv, case.nk, case.dv, device="cuda", dtype=dt)
     dout = torch.randn(case.b, case.hq, case.nq, case.dv, device="cuda", dtype=dt)
     grads = []
-    for _ in range(2):
-        qs, ks, vs = (t.clone().requires_grad_() for t in (q, k, v))
-        attention(qs, ks, vs, case.bs, case.ws).backward(dout)
+    for run in range(3):
+        if run == 2:
+            os.environ["SWBA_LOWER_OPTIONS"] = "grad-fused-dq=true"
+        try:
+            qs, ks, vs = (t.clone().requires_grad_() for t in (q, k, v))
+            out = attention(qs, ks, vs, case.bs, case.ws)
+            with deterministic_algorithms():
+                out.backward(dout)
+        finally:
+            os.environ.pop("SWBA_LOWER_OPTIONS", None)
         grads.append((qs.grad, ks.grad, vs.grad))
-    for a, b in zip(*grads):
-        assert torch.equal(a, b)
+    for other in grads[1:]:
+        for a, b in zip(grads[0], other):
+            assert torch.equal(a, b)
 
 
 def test_lse_and_layouts_under_autograd(chip):

@@ -1,6 +1,9 @@
 // --lower-swba{target=gpu chip=sm_90a} rejects, at the op, backward tiles
 // that do not fit in shared memory, before rewriting anything.
 // RUN: swba-opt %s --verify-diagnostics --lower-swba="target=gpu chip=sm_90a grad-stages=6"
+// With grad-fused-dq the dK/dV kernel has dS^T slots and dQ staging more.
+// RUN: not swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-stages=6 grad-fused-dq=true" 2>&1 | FileCheck %s --check-prefix=FUSED
+// FUSED: error: 'swba.attention_grad' op chip=sm_90a: grad-stages=6 needs more than the 231168 bytes of shared memory a workgroup can have (grad-fused-dq: dK/dV kernel with dS^T slots and dQ staging 346112)
 // The dQ kernel's default 128-key tile gives way to 64 keys where it does
 // not fit (head dim 128, 3 stages); one asked for does not.
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-stages=3" | FileCheck %s --check-prefix=FALLBACK

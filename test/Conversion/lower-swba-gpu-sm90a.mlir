@@ -141,8 +141,9 @@ func.func @forward_d32_falls_back(%q: memref<1x2x256x32xf16>, %k: memref<1x2x256
 
 // -----
 
-// The backward at head dim 64: delta in a device buffer written by the
-// delta kernel (32 query rows a workgroup, from dout and out), then the dQ
+// The backward at head dim 64 (with grad-fused-dq, whose dK/dV kernel adds
+// dQ up: lower-swba-gpu-sm90a-grad-fused.mlir): delta in a device buffer
+// written by the delta kernel (32 query rows a workgroup, from dout and out), then the dQ
 // kernel (128 query rows, 128-key K/V boxes, maps of q, k, v, dout) and the
 // dK/dV kernel (128 keys, 128-row Q/dO boxes), both warp-specialized: the
 // producer's TMA loads on mbarriers, per tile S and dP (or S^T and dP^T) as

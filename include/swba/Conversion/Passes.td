@@ -78,6 +78,12 @@ def LowerSWBA : Pass<"lower-swba"> {
            "(64 or 128); 0: per head dim.">,
     Option<"gradStages", "grad-stages", "int64_t", /*default=*/"0",
            "sm_90a backward: tiles in flight in both kernels; 0: 2.">,
+    Option<"gradFusedDQ", "grad-fused-dq", "bool", /*default=*/"false",
+           "sm_90a backward: the dK/dV kernel also adds dQ up, with TMA "
+           "reduce-adds into an f32 buffer that a last kernel converts "
+           "(five products instead of seven; not bitwise reproducible), "
+           "instead of a separate dQ kernel recomputing S and dP. Slower "
+           "on the H100 so far (docs/BENCHMARKS.md).">,
     Option<"pingPong", "ping-pong", "bool", /*default=*/"true",
            "sm_90a kernel, with overlap-softmax: the two consumer "
            "warpgroups take turns issuing their products, so that one's "

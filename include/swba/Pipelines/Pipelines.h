@@ -65,6 +65,13 @@ struct SWBAToNVVMOptions : public PassPipelineOptions<SWBAToNVVMOptions> {
       llvm::cl::desc("sm_90a backward: tiles in flight in both kernels; 0: "
                      "2."),
       llvm::cl::init(0)};
+  PassOptions::Option<bool> gradFusedDQ{
+      *this, "grad-fused-dq",
+      llvm::cl::desc("sm_90a backward: the dK/dV kernel also adds dQ up "
+                     "with TMA reduce-adds into an f32 buffer (five "
+                     "products; not bitwise reproducible) instead of a "
+                     "separate dQ kernel."),
+      llvm::cl::init(false)};
   PassOptions::Option<std::string> ptxVersion{
       *this, "ptx", llvm::cl::desc("PTX ISA version (sm_90 needs ptx78 or "
                                    "later)."),

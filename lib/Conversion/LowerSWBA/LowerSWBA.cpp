@@ -22,7 +22,8 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
 
   HopperOptions hopperOptions() {
     return HopperOptions{blockN,   stages,      overlapSoftmax, pingPong,
-                         gradKeyTile, gradQueryTile, gradStages};
+                         gradKeyTile, gradQueryTile, gradStages,
+                         gradFusedDQ};
   }
 
   void runOnOperation() override {

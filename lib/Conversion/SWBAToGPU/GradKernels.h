@@ -46,14 +46,32 @@ gpu::GPUFuncOp createDeltaKernel(RewriterBase &rewriter,
                                  AttentionGradOp op, Type elementType,
                                  int64_t valueDim);
 
+/// dQ's f32 accumulator when a kernel adds dQ up with atomics:
+/// memref<?x?x?xDxf32> ([B][Hq][Nq][D]).
+MemRefType queryGradAccumType(AttentionGradOp op);
+
+/// Rows of the dQ conversion kernel's workgroup.
+constexpr int64_t kConvertRows = 32;
+
+/// The dQ conversion kernel: dq = scale * dqAccum in dq's element type, for
+/// kConvertRows rows of one (batch, query head) per workgroup of kThreads
+/// threads, 8 elements a thread and step. Parameters: dqAccum, dq; grid
+/// (query heads, query rows / kConvertRows, batch). Head dims that are a
+/// multiple of 8.
+gpu::GPUFuncOp createQueryGradConvertKernel(RewriterBase &rewriter,
+                                            gpu::GPUModuleOp gpuModule,
+                                            AttentionGradOp op);
+
 /// How a backward kernel is launched: rows (of the queries for dQ, of the
 /// keys for dK/dV) per workgroup, threads, dynamic shared memory, and the
-/// parameters it takes after the memrefs (tensor maps), made on the host.
+/// parameters it takes after the memrefs (tensor maps), made on the host
+/// from those memrefs.
 struct GradLaunch {
   int64_t rows;
   int64_t threads = kThreads;
   int64_t sharedBytes = 0;
-  std::function<SmallVector<Value>(LoopEmitter &)> extraArgs = nullptr;
+  std::function<SmallVector<Value>(LoopEmitter &, ArrayRef<Value>)>
+      extraArgs = nullptr;
 };
 
 /// Replaces `op` by: a device buffer for delta, the delta kernel's launch
@@ -62,11 +80,18 @@ struct GradLaunch {
 /// the dK/dV launch over (key heads, key tiles, batch), and freeing delta.
 /// Without a delta kernel the dQ kernel writes delta, and dK/dV must follow
 /// it; with one, dQ and dK/dV only follow the delta kernel.
+///
+/// With a `convertKernel` instead of a dQ kernel, the dK/dV kernel adds dQ
+/// up: a zeroed f32 dqAccum buffer goes to it after delta (parameters q, k,
+/// v, dout, lse, delta, dqAccum, dk, dv), and the conversion kernel then
+/// writes dq from it over (query heads, query tiles, batch).
 void launchGradKernels(RewriterBase &rewriter, AttentionGradOp op,
                        gpu::GPUFuncOp dqKernel, GradLaunch dqLaunch,
                        gpu::GPUFuncOp kvKernel, GradLaunch kvLaunch,
                        gpu::GPUFuncOp deltaKernel = nullptr,
-                       GradLaunch deltaLaunch = GradLaunch{0});
+                       GradLaunch deltaLaunch = GradLaunch{0},
+                       gpu::GPUFuncOp convertKernel = nullptr,
+                       GradLaunch convertLaunch = GradLaunch{0});
 
 } // namespace mlir::swba::gpu_kernels
 

@@ -198,8 +198,10 @@ public:
   }
 
   /// One shared-memory wgmma, D (a struct of n/2 f32) = A B (+ D unless
-  /// `first`), both operands K-major.
-  Value ssMma(Value acc, Value descA, Value descB, int64_t n, bool first) {
+  /// `first`), both operands K-major unless `mnMajorA` / `mnMajorB` (the
+  /// transposed layouts, 16-bit types only).
+  Value ssMma(Value acc, Value descA, Value descB, int64_t n, bool first,
+              bool mnMajorA = false, bool mnMajorB = false) {
     NVVM::WGMMATypes type =
         elementType.isBF16() ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
     return NVVM::WgmmaMmaAsyncOp::create(
@@ -207,8 +209,10 @@ public:
         NVVM::MMAShapeAttr::get(b.getContext(), 64, n, 16), type, type,
         NVVM::WGMMATypes::f32,
         first ? NVVM::WGMMAScaleOut::zero : NVVM::WGMMAScaleOut::one,
-        NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one, NVVM::MMALayout::row,
-        NVVM::MMALayout::col, /*satfinite=*/nullptr);
+        NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one,
+        mnMajorA ? NVVM::MMALayout::col : NVVM::MMALayout::row,
+        mnMajorB ? NVVM::MMALayout::row : NVVM::MMALayout::col,
+        /*satfinite=*/nullptr);
   }
 
   /// An asm statement with side effects (so the compiler keeps it in
@@ -393,16 +397,17 @@ struct TurnTaking {
   }
 };
 
-/// A TMA descriptor type: boxes of [1][rows][64] elements, 128B swizzle,
-/// zeros out of bounds.
+/// A TMA descriptor type: boxes of [1][rows][128 bytes] (64 16-bit
+/// elements, 32 f32), 128B swizzle, zeros out of bounds.
 inline nvgpu::TensorMapDescriptorType tensorMapType(Type elementType,
                                                      int64_t rows) {
   MLIRContext *ctx = elementType.getContext();
   auto smemSpace = gpu::AddressSpaceAttr::get(
       ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
+  int64_t cols = kBoxRowBytes * 8 / elementType.getIntOrFloatBitWidth();
   return nvgpu::TensorMapDescriptorType::get(
       ctx,
-      MemRefType::get({1, rows, kBoxCols}, elementType,
+      MemRefType::get({1, rows, cols}, elementType,
                       MemRefLayoutAttrInterface(), smemSpace),
       nvgpu::TensorMapSwizzleKind::SWIZZLE_128B,
       nvgpu::TensorMapL2PromoKind::L2PROMO_256B,
@@ -420,8 +425,9 @@ inline Value createTensorMap(LoopEmitter &e, Value tensor,
   Value unranked = memref::CastOp::create(
       e.b, UnrankedMemRefType::get(elementType, Attribute()), flat);
   int64_t rows = type.getTensor().getDimSize(1);
+  int64_t cols = type.getTensor().getDimSize(2);
   Value map = nvgpu::TmaCreateDescriptorOp::create(
-      e.b, type, unranked, ValueRange{e.idx(1), e.idx(rows), e.idx(kBoxCols)});
+      e.b, type, unranked, ValueRange{e.idx(1), e.idx(rows), e.idx(cols)});
   return UnrealizedConversionCastOp::create(
              e.b, LLVM::LLVMPointerType::get(e.b.getContext()), map)
       .getResult(0);

@@ -491,6 +491,57 @@ static GradKernel makeGradKernel(KernelBuilder &e, AttentionGradOp op,
   return gk;
 }
 
+MemRefType gpu_kernels::queryGradAccumType(AttentionGradOp op) {
+  int64_t d = cast<MemRefType>(op.getQuery().getType()).getDimSize(3);
+  return MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic,
+                          ShapedType::kDynamic, d},
+                         Float32Type::get(op.getContext()));
+}
+
+gpu::GPUFuncOp gpu_kernels::createQueryGradConvertKernel(
+    RewriterBase &rewriter, gpu::GPUModuleOp gpuModule, AttentionGradOp op) {
+  Location loc = op.getLoc();
+  auto dqType = cast<MemRefType>(op.getGradQuery().getType());
+  Type elementType = dqType.getElementType();
+  int64_t d = dqType.getDimSize(3);
+  auto kernel = createKernel(
+      rewriter, gpuModule, loc,
+      "swba_attention_bwd_dqconvert_m" + std::to_string(kConvertRows),
+      {queryGradAccumType(op), dqType}, {});
+  KernelBuilder e(rewriter, loc, elementType);
+  e.setLaneIds();
+  Value accum = kernel.getArgument(0), dq = kernel.getArgument(1);
+  Value head = gpu::BlockIdOp::create(e.b, gpu::Dimension::x);
+  Value tile = gpu::BlockIdOp::create(e.b, gpu::Dimension::y);
+  Value batch = gpu::BlockIdOp::create(e.b, gpu::Dimension::z);
+  Value rows = e.dim(dq, 2);
+  int64_t chunksPerRow = d / 8, chunks = kConvertRows * chunksPerRow;
+  auto wide = VectorType::get({8}, e.b.getF32Type());
+  Value scale = vector::BroadcastOp::create(
+      e.b, wide, e.f32(op.getEffectiveScale()));
+  for (int64_t first = 0; first < chunks; first += kThreads) {
+    Value chunk = e.add(e.threadId, e.idx(first));
+    Value row = e.add(e.mul(tile, kConvertRows),
+                      e.divIdx(chunk, e.idx(chunksPerRow)));
+    Value col = e.mul(e.rem(chunk, chunksPerRow), 8);
+    Value inside = arith::AndIOp::create(
+        e.b,
+        arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, chunk,
+                              e.idx(chunks)),
+        arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, row, rows));
+    auto branch = scf::IfOp::create(e.b, inside, /*withElseRegion=*/false);
+    OpBuilder::InsertionGuard guard(e.b);
+    e.b.setInsertionPointToStart(branch.thenBlock());
+    SmallVector<Value> at{batch, head, row, col};
+    Value sum = vector::LoadOp::create(e.b, wide, accum, at);
+    Value value = arith::TruncFOp::create(
+        e.b, VectorType::get({8}, elementType), e.mulf(sum, scale));
+    vector::StoreOp::create(e.b, value, dq, at);
+  }
+  gpu::ReturnOp::create(rewriter, loc);
+  return kernel;
+}
+
 MemRefType gpu_kernels::deltaType(MLIRContext *ctx) {
   return MemRefType::get(
       {ShapedType::kDynamic, ShapedType::kDynamic, ShapedType::kDynamic},
@@ -670,7 +721,9 @@ void gpu_kernels::launchGradKernels(RewriterBase &rewriter, AttentionGradOp op,
                                     gpu::GPUFuncOp kvKernel,
                                     GradLaunch kvLaunch,
                                     gpu::GPUFuncOp deltaKernel,
-                                    GradLaunch deltaLaunch) {
+                                    GradLaunch deltaLaunch,
+                                    gpu::GPUFuncOp convertKernel,
+                                    GradLaunch convertLaunch) {
   // Host: a device buffer for delta, the launches in order, free.
   rewriter.setInsertionPoint(op);
   LoopEmitter e(rewriter, op.getLoc());
@@ -686,7 +739,7 @@ void gpu_kernels::launchGradKernels(RewriterBase &rewriter, AttentionGradOp op,
   auto launch = [&](gpu::GPUFuncOp kernel, GradLaunch how, Value gridX,
                     Value rowsDim, SmallVector<Value> args) {
     if (how.extraArgs)
-      args.append(how.extraArgs(e));
+      args.append(how.extraArgs(e, SmallVector<Value>(args)));
     Value smem = how.sharedBytes
                      ? Value(arith::ConstantIntOp::create(
                            e.b, e.b.getI32Type(), how.sharedBytes))
@@ -702,12 +755,30 @@ void gpu_kernels::launchGradKernels(RewriterBase &rewriter, AttentionGradOp op,
   if (deltaKernel)
     launch(deltaKernel, deltaLaunch, heads, queries,
            {op.getGradOut(), op.getOut(), delta});
-  launch(dqKernel, dqLaunch, heads, queries,
-         {op.getQuery(), op.getKey(), op.getValue(), op.getGradOut(),
-          op.getLse(), delta, op.getOut(), op.getGradQuery()});
-  launch(kvKernel, kvLaunch, e.dim(op.getKey(), 1), e.dim(op.getKey(), 2),
-         {op.getQuery(), op.getKey(), op.getValue(), op.getGradOut(),
-          op.getLse(), delta, op.getGradKey(), op.getGradValue()});
+  if (convertKernel) {
+    Value accum = gpu::AllocOp::create(e.b, queryGradAccumType(op),
+                                       /*asyncToken=*/Type(),
+                                       /*asyncDependencies=*/ValueRange(),
+                                       ValueRange{batch, heads, queries},
+                                       /*symbolOperands=*/ValueRange())
+                      .getMemref();
+    gpu::MemsetOp::create(e.b, /*asyncToken=*/Type(),
+                          /*asyncDependencies=*/ValueRange(), accum,
+                          e.f32(0.0));
+    launch(kvKernel, kvLaunch, e.dim(op.getKey(), 1), e.dim(op.getKey(), 2),
+           {op.getQuery(), op.getKey(), op.getValue(), op.getGradOut(),
+            op.getLse(), delta, accum, op.getGradKey(), op.getGradValue()});
+    launch(convertKernel, convertLaunch, heads, queries,
+           {accum, op.getGradQuery()});
+    gpu::DeallocOp::create(e.b, /*asyncToken=*/Type(), ValueRange(), accum);
+  } else {
+    launch(dqKernel, dqLaunch, heads, queries,
+           {op.getQuery(), op.getKey(), op.getValue(), op.getGradOut(),
+            op.getLse(), delta, op.getOut(), op.getGradQuery()});
+    launch(kvKernel, kvLaunch, e.dim(op.getKey(), 1), e.dim(op.getKey(), 2),
+           {op.getQuery(), op.getKey(), op.getValue(), op.getGradOut(),
+            op.getLse(), delta, op.getGradKey(), op.getGradValue()});
+  }
   gpu::DeallocOp::create(e.b, /*asyncToken=*/Type(), ValueRange(), delta);
   rewriter.eraseOp(op);
 }

@@ -342,14 +342,45 @@ struct KeyValueGradTiling {
 };
 
 /// Shared memory of the dK/dV kernel: K and V of the workgroup's keys, then
-/// the Q and dO stages.
+/// the Q and dO stages, the row statistics and, when the kernel also adds
+/// up dQ, `dsSlots` slots of the query tile's dS^T ([128 keys][blockM
+/// queries] in 64-query boxes, 128B-swizzled: the MN-major A operand of
+/// dQ = dS K). Three slots: a consumer writes tile j's while the other may
+/// still read tile j - 1's, and tile j - 2's is read by a product that the
+/// writer's turn does not yet guarantee is complete.
+//
+// Each consumer's share of dQ (f32, 64 rows x `dqColumns`) goes out through
+// a staging buffer that a TMA reduce-add reads: [64 rows][32 f32] boxes,
+// 128B-swizzled. Where the consumer's own rows of a dS^T slot hold it
+// (128-row query tiles, 64 dQ columns) it is staged there, in the slot
+// that no product reads until the consumer's next dS^T is written;
+// otherwise in `stagingBytes` of its own.
 struct KeyValueGradLayout {
-  int64_t blockM, stages, kBytes, vBytes, qStageBytes, doStageBytes;
-  KeyValueGradLayout(int64_t d, int64_t dv, int64_t blockM, int64_t stages)
+  static constexpr int64_t fusedSlots = 3;
+  int64_t blockM, stages, kBytes, vBytes, qStageBytes, doStageBytes,
+      dsSlots, dqColumns, stagingBytes;
+  KeyValueGradLayout(int64_t d, int64_t dv, int64_t blockM, int64_t stages,
+                     bool fusedQueryGrad)
       : blockM(blockM), stages(stages),
         kBytes(KeyValueGradTiling::blockN() * d * 2),
         vBytes(KeyValueGradTiling::blockN() * dv * 2),
-        qStageBytes(blockM * d * 2), doStageBytes(blockM * dv * 2) {}
+        qStageBytes(blockM * d * 2), doStageBytes(blockM * dv * 2),
+        dsSlots(fusedQueryGrad ? fusedSlots : 0),
+        dqColumns(fusedQueryGrad ? queryGradColumns(blockM, d) : 0),
+        stagingBytes(fusedQueryGrad && !stagesInSlots()
+                         ? KeyValueGradTiling::consumers * stagingPerConsumer()
+                         : 0) {}
+  /// dQ columns of a consumer's share (see QueryGradShare).
+  static int64_t queryGradColumns(int64_t blockM, int64_t d) {
+    return blockM >= 2 * kRowsPerConsumer || d < 2 * kBoxCols ? d : d / 2;
+  }
+  static constexpr int64_t stagingBoxBytes = kRowsPerConsumer * kBoxRowBytes;
+  int64_t stagingPerConsumer() const {
+    return kRowsPerConsumer * dqColumns * 4;
+  }
+  /// A consumer's rows of a dS^T slot: blockM / 64 pieces of 64 rows x
+  /// 128 bytes, one per 64-query box.
+  bool stagesInSlots() const { return blockM >= 2 * dqColumns; }
   int64_t vOffset() const { return kBytes; }
   int64_t qOffset() const { return kBytes + vBytes; }
   int64_t doOffset() const {
@@ -361,9 +392,39 @@ struct KeyValueGradLayout {
     return doOffset() + stages * doStageBytes;
   }
   int64_t rowStatsSlotBytes() const { return 2 * blockM * 4; }
-  int64_t total() const {
-    return rowStatsOffset() +
-           KeyValueGradTiling::consumers * 2 * rowStatsSlotBytes();
+  /// The dS^T slots, 1024-aligned (the swizzle atom).
+  int64_t dsOffset() const {
+    return llvm::alignTo(rowStatsOffset() + KeyValueGradTiling::consumers *
+                                                2 * rowStatsSlotBytes(),
+                         kAtomBytes);
+  }
+  int64_t dsSlotBytes() const {
+    return KeyValueGradTiling::blockN() * blockM * 2;
+  }
+  int64_t stagingOffset() const { return dsOffset() + dsSlots * dsSlotBytes(); }
+  int64_t total() const { return stagingOffset() + stagingBytes; }
+};
+
+/// What one consumer of the dK/dV kernel computes of dQ = dS K for a query
+/// tile when the kernel adds dQ up: 64 query rows from `rowOffset`, `n`
+/// columns from `columnOffset`, over `steps` k16 slices of the workgroup's
+/// keys from `keyOffset`. With 128-row query tiles the consumers split the
+/// rows, with 64 rows and head dim 128 the columns (32 accumulator
+/// registers either way); with 64 rows at head dim 64 each takes its own
+/// 64 keys, and both add into the same rows.
+struct QueryGradShare {
+  Value rowOffset, columnOffset, keyOffset;
+  int64_t n, steps;
+  static QueryGradShare get(HopperKernelBuilder &e, Value consumer,
+                            int64_t blockM, int64_t headDim) {
+    Value zero = e.idx(0), half = e.mul(consumer, kRowsPerConsumer);
+    int64_t allKeys = KeyValueGradTiling::blockN() / 16;
+    int64_t n = KeyValueGradLayout::queryGradColumns(blockM, headDim);
+    if (blockM >= 2 * kRowsPerConsumer)
+      return {half, zero, zero, n, allKeys};
+    if (headDim >= 2 * kBoxCols)
+      return {zero, half, zero, n, allKeys};
+    return {zero, zero, half, n, kRowsPerConsumer / 16};
   }
 };
 
@@ -376,11 +437,26 @@ struct KeyValueGradLayout {
 //   dS^T = P^T (dP^T - delta)
 //   dV += P^T dO   and   dK += dS^T Q   (RS wgmma, dO and Q MN-major)
 // then stores dK * scale and dV: the group's sum, without atomics.
+//
+// With `dqAccum` (f32 [B][Hq][Nq][D], zeroed), the kernel also adds dQ up
+// (five products instead of the separate dQ kernel's recomputed S and dP):
+// each consumer writes its dS^T into a shared slot, and in its second turn
+// of tile j multiplies tile j - 1's dS (both consumers' keys: the turn
+// order guarantees the other has written it) by K, and adds the result to
+// dqAccum: through a staging buffer, by a TMA reduce-add that one thread
+// of the consumer issues (`dqAccumMap`: boxes of [64 rows][32 f32]; rows
+// past the queries fall outside the map, and rows past the tile add the
+// zeros of their masked dS). Tile j - 1 rather than j keeps a consumer
+// from waiting for the other's softmax; the last tile's dQ takes one more
+// turn after the loop. dqAccum holds unscaled sums; a conversion kernel
+// scales them into dq. (Per-thread f32 reductions, red.global.add.v2.f32,
+// made the kernel twice as slow: the warps stalled on them.)
 void buildKeyValueGradBody(OpBuilder &builder, Location loc,
                            AttentionGradOp op,
                            const KeyValueGradLayout &layout, ValueRange a,
                            ArrayRef<Value> maps, Type elementType,
-                           int64_t headDim, int64_t valueDim) {
+                           int64_t headDim, int64_t valueDim,
+                           Value dqAccumMap) {
   using T = KeyValueGradTiling;
   MLIRContext *ctx = builder.getContext();
   auto smemSpace = gpu::AddressSpaceAttr::get(
@@ -483,6 +559,138 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
   e.waitParity(e.idx(0), e.i1(false));
   TurnTaking turns(e, consumer);
   int64_t nS = blockM / 2, nK = headDim / 2, nV = valueDim / 2;
+
+  // Adding dQ up: this consumer's share, the dS^T slots as 32-bit words
+  // and the staging area as f32.
+  const bool fusedQueryGrad = static_cast<bool>(dqAccumMap);
+  QueryGradShare share;
+  Value dsWords, stagingF32, localThread, isLeader;
+  if (fusedQueryGrad) {
+    share = QueryGradShare::get(e, consumer, blockM, headDim);
+    auto wordsType = MemRefType::get(
+        {(layout.total() - layout.dsOffset()) / 4}, e.b.getI32Type(),
+        MemRefLayoutAttrInterface(), smemSpace);
+    dsWords = memref::ViewOp::create(e.b, wordsType, e.buffer,
+                                     e.idx(layout.dsOffset()), ValueRange{});
+    auto floatsType = MemRefType::get(
+        {(layout.total() - layout.dsOffset()) / 4}, e.b.getF32Type(),
+        MemRefLayoutAttrInterface(), smemSpace);
+    stagingF32 = memref::ViewOp::create(e.b, floatsType, e.buffer,
+                                        e.idx(layout.dsOffset()),
+                                        ValueRange{});
+    localThread = e.rem(e.threadId, kWarpgroupThreads);
+    isLeader = e.eq(localThread, 0);
+  }
+  auto dsSlot = [&](Value j) {
+    return arith::RemUIOp::create(e.b, j, e.idx(layout.dsSlots));
+  };
+  // dQ (unscaled) of this consumer's share of the tile in dS^T slot `slot`:
+  // A = dS, MN-major (the slot holds dS^T [keys][queries]); B = K [keys][D],
+  // MN-major as in the dQ kernel. Issued inside a wgmma group.
+  auto issueQueryGrad = [&](Value slot) {
+    auto type = LLVM::LLVMStructType::getLiteral(
+        ctx, SmallVector<Type>(share.n / 2, e.b.getF32Type()));
+    SmallVector<Value> zeros = e.zeroRegisters(share.n / 2);
+    Value acc = LLVM::PoisonOp::create(e.b, type);
+    for (int64_t i = 0; i < share.n / 2; ++i)
+      acc = LLVM::InsertValueOp::create(e.b, acc, zeros[i], i);
+    int64_t boxBytes = blockN * kBoxRowBytes;
+    Value aStart = e.add(
+        e.idx(layout.dsOffset()),
+        e.add(e.mul(slot, layout.dsSlotBytes()),
+              e.add(e.mul(e.divIdx(share.rowOffset, e.idx(kBoxCols)), boxBytes),
+                    e.mul(share.keyOffset, kBoxRowBytes))));
+    Value bStart =
+        e.add(e.mul(e.divIdx(share.columnOffset, e.idx(kBoxCols)), boxBytes),
+              e.mul(share.keyOffset, kBoxRowBytes));
+    Value aDesc = arith::OrIOp::create(
+        e.b, e.add(base, e.toI64(e.divIdx(aStart, e.idx(16)))),
+        high(boxBytes));
+    Value bDesc = arith::OrIOp::create(
+        e.b, e.add(base, e.toI64(e.divIdx(bStart, e.idx(16)))),
+        high(boxBytes));
+    for (int64_t kk = 0; kk < share.steps; ++kk) {
+      Value step = e.i64(kk * 16 * kBoxRowBytes / 16);
+      acc = e.ssMma(acc, e.add(aDesc, step), e.add(bDesc, step), share.n,
+                    kk == 0, /*mnMajorA=*/true, /*mnMajorB=*/true);
+    }
+    return acc;
+  };
+  // Byte offset (from the dS^T slots) of staging box `box` of tile `j`'s
+  // share: this consumer's rows of slot (j + 2) % 3, which nothing reads
+  // until its dS^T of tile j + 2 is written there (by then the reduce has
+  // read it: see the wait at the top of the loop), or its own area.
+  auto stagingBox = [&](Value j, int64_t box) {
+    if (layout.stagesInSlots())
+      return e.add(
+          e.mul(dsSlot(e.add(j, e.idx(2))), layout.dsSlotBytes()),
+          e.add(e.idx(box * blockN * kBoxRowBytes),
+                e.mul(consumer, KeyValueGradLayout::stagingBoxBytes)));
+    return e.add(
+        e.idx(layout.stagingOffset() - layout.dsOffset() +
+              box * KeyValueGradLayout::stagingBoxBytes),
+        e.mul(consumer, layout.stagingPerConsumer()));
+  };
+  // Adds the share `acc` (after its wait) of tile `j` to dqAccum: the
+  // warpgroup writes it into staging boxes (element (r, c) of a box at row
+  // r, 16-byte chunk (c / 4) XOR (r % 8)), fences it for the async proxy,
+  // syncs (named barrier 5 + consumer), and its first thread issues one
+  // TMA reduce-add per box and commits them as a bulk group.
+  auto reduceQueryGrad = [&](Value acc, Value j) {
+    SmallVector<Value> values;
+    for (int64_t i = 0; i < share.n / 2; ++i)
+      values.push_back(LLVM::ExtractValueOp::create(e.b, acc, i));
+    values = e.fenceRegisters(values);
+    auto pairType = VectorType::get({2}, e.b.getF32Type());
+    Value rowBytes = e.mul(e.add(e.mul(e.rem(e.warpId, 4), 16), e.g),
+                           kBoxRowBytes);
+    for (int64_t jn = 0; jn < share.n / 8; ++jn) {
+      Value boxStart = stagingBox(j, jn / 4);
+      Value chunk = arith::XOrIOp::create(
+          e.b, e.g, e.add(e.idx(2 * (jn % 4)), e.divIdx(e.t, e.idx(2))));
+      Value within = e.add(e.mul(chunk, 16), e.mul(e.rem(e.t, 2), 8));
+      for (int64_t h = 0; h < 2; ++h) {
+        Value byte = e.add(boxStart, e.add(e.add(rowBytes, within),
+                                           e.idx(8 * h * kBoxRowBytes)));
+        Value pair = vector::FromElementsOp::create(
+            e.b, pairType,
+            ValueRange{values[4 * jn + 2 * h], values[4 * jn + 2 * h + 1]});
+        vector::StoreOp::create(e.b, pair, stagingF32,
+                                ValueRange{e.divIdx(byte, e.idx(4))});
+      }
+    }
+    NVVM::FenceProxyOp::create(
+        e.b, NVVM::ProxyKind::async_shared,
+        NVVM::SharedSpaceAttr::get(ctx, NVVM::SharedSpace::shared_cta));
+    NVVM::BarrierOp::create(
+        e.b, loc, Type(),
+        arith::IndexCastOp::create(e.b, e.b.getI32Type(),
+                                   e.add(consumer, e.idx(5))),
+        e.constI32(kWarpgroupThreads), NVVM::BarrierReductionAttr(), Value());
+    e.when(isLeader, [&] {
+      Value row = e.add(queryRow(j), share.rowOffset);
+      Value plane =
+          e.add(arith::MulIOp::create(e.b, batch, heads), queryHead(j));
+      auto i32 = [&](Value v) {
+        return arith::IndexCastOp::create(e.b, e.b.getI32Type(), v);
+      };
+      Value bufferAddress = memref::ExtractAlignedPointerAsIndexOp::create(
+          e.b, e.buffer);
+      for (int64_t box = 0; box < share.n / 32; ++box) {
+        Value src = LLVM::IntToPtrOp::create(
+            e.b, LLVM::LLVMPointerType::get(ctx, 3),
+            e.toI64(e.add(bufferAddress,
+                          e.add(e.idx(layout.dsOffset()), stagingBox(j, box)))));
+        NVVM::CpAsyncBulkTensorReduceOp::create(
+            e.b, dqAccumMap, src, NVVM::TMAReduxKind::ADD,
+            NVVM::TMAStoreMode::TILE,
+            ValueRange{i32(e.add(share.columnOffset, e.idx(32 * box))),
+                       i32(row), i32(plane)},
+            Value());
+      }
+      NVVM::CpAsyncBulkCommitGroupOp::create(e.b);
+    });
+  };
   auto accType = LLVM::LLVMStructType::getLiteral(
       ctx, SmallVector<Type>(nS, e.b.getF32Type()));
   SmallVector<Value> init(nK + nV, e.f32(0.0));
@@ -513,6 +721,13 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
                                      MemRefLayoutAttrInterface(), smemSpace);
     Value stats = memref::ViewOp::create(e.b, statsType, e.buffer, statsSlot,
                                          ValueRange{});
+    // The staging boxes of the last reduce (tile j - 2's share) are free
+    // again once its TMA has read them; the barrier below tells the
+    // warpgroup.
+    if (fusedQueryGrad)
+      e.when(isLeader, [&] {
+        NVVM::CpAsyncBulkWaitGroupOp::create(e.b, 0, e.b.getUnitAttr());
+      });
     for (int64_t first = 0; first < 2 * blockM; first += kWarpgroupThreads) {
       Value local =
           e.add(e.rem(e.threadId, kWarpgroupThreads), e.idx(first));
@@ -645,6 +860,31 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
         dsFrags.push_back(e.packPair(ds[0], ds[1]));
       }
     }
+    // dS^T into slot j % 3 for dQ: the thread's pair (key row, queries
+    // 8 jn + 2t, + 1) goes to 16-byte chunk jn % 8 of the row in box jn / 8,
+    // XOR the row's index in its 8-row atom (g): the 128B swizzle.
+    if (fusedQueryGrad) {
+      Value row = e.add(e.mul(consumer, kRowsPerConsumer),
+                        e.add(e.mul(e.rem(e.warpId, 4), 16), e.g));
+      Value rowWord = e.add(
+          e.mul(dsSlot(j), layout.dsSlotBytes() / 4),
+          e.add(e.mul(row, kBoxRowBytes / 4), e.t));
+      for (int64_t jn = 0; jn < blockM / 8; ++jn) {
+        Value chunk = arith::XOrIOp::create(e.b, e.g, e.idx(jn % 8));
+        Value word = e.add(rowWord,
+                           e.add(e.mul(chunk, 4),
+                                 e.idx(jn / 8 * blockN * kBoxRowBytes / 4)));
+        for (int64_t h = 0; h < 2; ++h)
+          e.store(dsFrags[2 * jn + h], dsWords,
+                  {e.add(word, e.idx(8 * h * kBoxRowBytes / 4))});
+      }
+      // The stores are generic-proxy writes that a wgmma (async proxy)
+      // reads.
+      NVVM::FenceProxyOp::create(
+          e.b, NVVM::ProxyKind::async_shared,
+          NVVM::SharedSpaceAttr::get(ctx, NVVM::SharedSpace::shared_cta));
+    }
+
     // The A fragment order of a k16 slice: (jn = 2kk, h = 0), (2kk, 1),
     // (2kk + 1, 0), (2kk + 1, 1) - the order they were made in.
     ptFrags = e.fenceRegisters(ptFrags);
@@ -673,16 +913,46 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
     for (int64_t kk = 0; kk < blockM / 16; ++kk)
       dkAcc = e.rsMma(dkAcc, ArrayRef<Value>(dsFrags).slice(4 * kk, 4),
                       bDescs[blockM / 16 + kk], headDim);
+    // Tile j - 1's dQ (at j = 0 the product reads a slot not yet written,
+    // and its result is dropped).
+    Value dqAcc;
+    if (fusedQueryGrad)
+      dqAcc = issueQueryGrad(dsSlot(e.add(j, e.idx(layout.dsSlots - 1))));
     NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
     turns.pass();
     NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
     dvAcc = e.fenceRegisters(dvAcc);
     dkAcc = e.fenceRegisters(dkAcc);
+    if (fusedQueryGrad)
+      e.when(arith::CmpIOp::create(e.b, arith::CmpIPredicate::ugt, j,
+                                   e.idx(0)),
+             [&] { reduceQueryGrad(dqAcc, e.sub(j, e.idx(1))); });
     ring.release(0, j, isLane0);
     ring.release(1, j, isLane0);
     SmallVector<Value> yielded(dkAcc);
     yielded.append(dvAcc);
     scf::YieldOp::create(e.b, yielded);
+  }
+
+  // The last tile's dQ: one more turn each.
+  if (fusedQueryGrad) {
+    turns.take();
+    NVVM::WgmmaFenceAlignedOp::create(e.b);
+    Value dqAcc = issueQueryGrad(
+        dsSlot(e.add(numTiles, e.idx(layout.dsSlots - 1))));
+    NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
+    turns.pass();
+    NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
+    e.when(arith::CmpIOp::create(e.b, arith::CmpIPredicate::ugt, numTiles,
+                                 e.idx(0)),
+           [&] {
+             reduceQueryGrad(dqAcc, e.sub(numTiles, e.idx(1)));
+             // The staging boxes stay until the reduce has read them.
+             e.when(isLeader, [&] {
+               NVVM::CpAsyncBulkWaitGroupOp::create(e.b, 0,
+                                                    e.b.getUnitAttr());
+             });
+           });
   }
 
   // dK = scale * sum dS^T Q, dV = sum P^T dO: key rows keyBase + 8h.
@@ -729,11 +999,14 @@ KeyValueGradLayout keyValueGradLayout(int64_t d, int64_t dv,
                                       const HopperOptions &options) {
   return KeyValueGradLayout(
       d, dv, KeyValueGradTiling::get(d, dv, options.gradQueryTile).blockM,
-      options.gradStages ? options.gradStages : 2);
+      options.gradStages ? options.gradStages : 2,
+      /*fusedQueryGrad=*/options.gradFusedDQ);
 }
 
+/// Whether the kernels fit in shared memory (the dQ kernel only where there
+/// is one: without grad-fused-dq).
 bool fitsGrad(const QueryGradLayout &dq, const KeyValueGradLayout &kv) {
-  return dq.total() + kStaticSharedBytes <= kMaxSharedBytes &&
+  return (kv.dsSlots || dq.total() + kStaticSharedBytes <= kMaxSharedBytes) &&
          kv.total() + kStaticSharedBytes <= kMaxSharedBytes;
 }
 
@@ -765,9 +1038,12 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
     Location loc = op.getLoc();
     using T = QueryGradTiling;
     QueryGradLayout layout = queryGradLayout(headDim, valueDim, options);
-    auto rowsMap = tensorMapType(elementType, T::blockM());
-    int64_t dqBlockN = layout.blockN;
-    auto keysMap = tensorMapType(elementType, dqBlockN);
+    using KV = KeyValueGradTiling;
+    KeyValueGradLayout kvLayout =
+        keyValueGradLayout(headDim, valueDim, options);
+    if (!fitsGrad(layout, kvLayout)) // checkHopperGradLowerable reported it
+      return rewriter.notifyMatchFailure(op, "backward tiles do not fit");
+    const bool fused = options.gradFusedDQ;
 
     OpBuilder::InsertionGuard guard(rewriter);
     auto gpuModule = createKernelModule(rewriter, module, loc,
@@ -779,65 +1055,92 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
                              deltaType(op.getContext()),
                              op.getOut().getType(),
                              op.getGradQuery().getType()};
-    std::string name = "swba_attention_bwd_dq_wgmma_t" +
-                       std::to_string(T::threads()) + "_s" +
-                       std::to_string(layout.total()) + "_n" +
-                       std::to_string(dqBlockN) + "_m" +
-                       std::to_string(T::blockM());
-    SmallVector<Value> maps;
-    auto dqKernel = createHopperKernel(rewriter, gpuModule, loc, name, dqArgs,
-                                       {rowsMap, keysMap, keysMap, rowsMap},
-                                       T::threads(), maps);
-    buildQueryGradBody(rewriter, loc, op, layout,
-                       dqKernel.getArguments().take_front(dqArgs.size()),
-                       maps, elementType, headDim, valueDim);
-    gpu::ReturnOp::create(rewriter, loc);
-    using KV = KeyValueGradTiling;
-    KeyValueGradLayout kvLayout =
-        keyValueGradLayout(headDim, valueDim, options);
-    if (!fitsGrad(layout, kvLayout)) // checkHopperGradLowerable reported it
-      return rewriter.notifyMatchFailure(op, "backward tiles do not fit");
+    auto rowsMap = tensorMapType(elementType, T::blockM());
+    auto keysMap = tensorMapType(elementType, layout.blockN);
+    gpu::GPUFuncOp dqKernel;
+    if (!fused) {
+      std::string name = "swba_attention_bwd_dq_wgmma_t" +
+                         std::to_string(T::threads()) + "_s" +
+                         std::to_string(layout.total()) + "_n" +
+                         std::to_string(layout.blockN) + "_m" +
+                         std::to_string(T::blockM());
+      SmallVector<Value> maps;
+      dqKernel = createHopperKernel(rewriter, gpuModule, loc, name, dqArgs,
+                                    {rowsMap, keysMap, keysMap, rowsMap},
+                                    T::threads(), maps);
+      buildQueryGradBody(rewriter, loc, op, layout,
+                         dqKernel.getArguments().take_front(dqArgs.size()),
+                         maps, elementType, headDim, valueDim);
+      gpu::ReturnOp::create(rewriter, loc);
+    }
     auto queryTileMap = tensorMapType(elementType, kvLayout.blockM);
     auto keyTileMap = tensorMapType(elementType, KV::blockN());
-    // q, k, v, dout, lse, delta, dk, dv; then the maps of q, k, v, dout.
+    // q, k, v, dout, lse, delta, [dqAccum,] dk, dv; then the maps of q, k,
+    // v, dout.
     SmallVector<Type> kvArgs(ArrayRef<Type>(dqArgs).take_front(6));
+    if (fused)
+      kvArgs.push_back(queryGradAccumType(op));
     kvArgs.append({op.getGradKey().getType(), op.getGradValue().getType()});
-    std::string kvName = "swba_attention_bwd_dkdv_wgmma_t" +
+    std::string kvName = std::string("swba_attention_bwd_") +
+                         (fused ? "dkdvdq" : "dkdv") + "_wgmma_t" +
                          std::to_string(KV::threads()) + "_s" +
                          std::to_string(kvLayout.total()) + "_n" +
                          std::to_string(KV::blockN()) + "_m" +
                          std::to_string(kvLayout.blockM);
+    // The fused kernel's fifth map: dqAccum, [64 rows][32 f32] boxes.
+    auto accumMap = tensorMapType(rewriter.getF32Type(), kRowsPerConsumer);
+    SmallVector<nvgpu::TensorMapDescriptorType> kvMapTypes{
+        queryTileMap, keyTileMap, keyTileMap, queryTileMap};
+    if (fused)
+      kvMapTypes.push_back(accumMap);
     SmallVector<Value> kvMaps;
-    auto kvKernel = createHopperKernel(
-        rewriter, gpuModule, loc, kvName, kvArgs,
-        {queryTileMap, keyTileMap, keyTileMap, queryTileMap}, KV::threads(),
-        kvMaps);
-    buildKeyValueGradBody(rewriter, loc, op, kvLayout,
-                          kvKernel.getArguments().take_front(kvArgs.size()),
-                          kvMaps, elementType, headDim, valueDim);
+    auto kvKernel = createHopperKernel(rewriter, gpuModule, loc, kvName,
+                                       kvArgs, kvMapTypes, KV::threads(),
+                                       kvMaps);
+    ValueRange kvParams = kvKernel.getArguments().take_front(kvArgs.size());
+    SmallVector<Value> kvOperands(kvParams.begin(), kvParams.end());
+    Value dqAccumMap;
+    if (fused) {
+      // The kernel's dqAccum memref is not read: the TMA reduce goes
+      // through the map (the raw pointer parameter).
+      kvOperands.erase(kvOperands.begin() + 6);
+      dqAccumMap = kvKernel.getArgument(kvArgs.size() + 4);
+    }
+    buildKeyValueGradBody(rewriter, loc, op, kvLayout, kvOperands, kvMaps,
+                          elementType, headDim, valueDim, dqAccumMap);
     gpu::ReturnOp::create(rewriter, loc);
 
     GradLaunch dqLaunch{T::blockM(), T::threads(), layout.total(),
-                        [&](LoopEmitter &e) {
+                        [&](LoopEmitter &e, ArrayRef<Value>) {
                           return SmallVector<Value>{
                               createTensorMap(e, op.getQuery(), rowsMap),
                               createTensorMap(e, op.getKey(), keysMap),
                               createTensorMap(e, op.getValue(), keysMap),
                               createTensorMap(e, op.getGradOut(), rowsMap)};
                         }};
-    GradLaunch kvLaunch{KV::blockN(), KV::threads(), kvLayout.total(),
-                        [&](LoopEmitter &e) {
-                          return SmallVector<Value>{
-                              createTensorMap(e, op.getQuery(), queryTileMap),
-                              createTensorMap(e, op.getKey(), keyTileMap),
-                              createTensorMap(e, op.getValue(), keyTileMap),
-                              createTensorMap(e, op.getGradOut(),
-                                              queryTileMap)};
-                        }};
+    GradLaunch kvLaunch{
+        KV::blockN(), KV::threads(), kvLayout.total(),
+        [&](LoopEmitter &e, ArrayRef<Value> args) {
+          SmallVector<Value> maps{
+              createTensorMap(e, op.getQuery(), queryTileMap),
+              createTensorMap(e, op.getKey(), keyTileMap),
+              createTensorMap(e, op.getValue(), keyTileMap),
+              createTensorMap(e, op.getGradOut(), queryTileMap)};
+          if (fused) // args: q, k, v, dout, lse, delta, dqAccum, ...
+            maps.push_back(createTensorMap(e, args[6], accumMap));
+          return maps;
+        }};
     auto deltaKernel =
         createDeltaKernel(rewriter, gpuModule, op, elementType, valueDim);
-    launchGradKernels(rewriter, op, dqKernel, dqLaunch, kvKernel, kvLaunch,
-                      deltaKernel, GradLaunch{kDeltaRows});
+    if (fused) {
+      auto convertKernel = createQueryGradConvertKernel(rewriter, gpuModule, op);
+      launchGradKernels(rewriter, op, nullptr, GradLaunch{0}, kvKernel,
+                        kvLaunch, deltaKernel, GradLaunch{kDeltaRows},
+                        convertKernel, GradLaunch{kConvertRows});
+    } else {
+      launchGradKernels(rewriter, op, dqKernel, dqLaunch, kvKernel, kvLaunch,
+                        deltaKernel, GradLaunch{kDeltaRows});
+    }
     return success();
   }
 };
@@ -857,11 +1160,16 @@ LogicalResult mlir::swba::checkHopperGradLowerable(Operation *op,
   KeyValueGradLayout kv = keyValueGradLayout(d, dv, options);
   if (fitsGrad(dq, kv))
     return success();
-  return op->emitOpError()
-         << "chip=sm_90a: grad-stages=" << dq.stages
-         << " needs more than the " << kMaxSharedBytes - kStaticSharedBytes
-         << " bytes of shared memory a workgroup can have (dQ kernel "
-         << dq.total() << ", dK/dV kernel " << kv.total() << ")";
+  InFlightDiagnostic diag = op->emitOpError();
+  diag << "chip=sm_90a: grad-stages=" << dq.stages << " needs more than the "
+       << kMaxSharedBytes - kStaticSharedBytes
+       << " bytes of shared memory a workgroup can have (";
+  if (kv.dsSlots)
+    diag << "grad-fused-dq: dK/dV kernel with dS^T slots and dQ staging "
+         << kv.total();
+  else
+    diag << "dQ kernel " << dq.total() << ", dK/dV kernel " << kv.total();
+  return diag << ")";
 }
 
 void mlir::swba::populateSWBAGradToGPUHopperPatterns(

@@ -34,6 +34,11 @@ struct HopperOptions {
   int64_t gradQueryTile = 0;
   /// Backward: tiles in flight in both kernels (0: 2).
   int64_t gradStages = 0;
+  /// Backward: the dK/dV kernel also adds dQ up, with TMA reduce-adds into
+  /// an f32 buffer (five products instead of seven; not bitwise
+  /// reproducible), instead of the separate dQ kernel that recomputes S
+  /// and dP.
+  bool gradFusedDQ = false;
 };
 
 /// Patterns that rewrite memref-form `swba.attention` with head dims 64 or

@@ -1,0 +1,78 @@
+// --lower-swba{target=gpu chip=sm_90a grad-fused-dq=true}: the backward
+// whose dK/dV kernel also adds dQ up (five products instead of seven). On
+// the host: delta, a zeroed f32 dqAccum, the dK/dV kernel with a fifth
+// tensor map (dqAccum, [64 rows][32 f32] boxes), then the conversion
+// kernel that scales dqAccum into dq. In the kernel, each consumer writes
+// its dS^T into a swizzled shared slot, fences it for the async proxy,
+// multiplies the previous tile's dS by K in its second turn (both operands
+// MN-major), stages its share of dQ and has one thread issue TMA
+// reduce-adds, waiting for them to read the staging before it is reused.
+// RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-fused-dq=true" --canonicalize --cse | FileCheck %s
+// Without the option the dQ kernel recomputes S and dP (no reductions).
+// RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a" | FileCheck %s --check-prefix=SEPARATE
+
+// CHECK-LABEL: func @grad_f16_d64
+// CHECK-SAME: %[[Q:[^:]*]]: memref<?x4x?x64xf16>, %{{[^:]*}}: memref<?x4x?x64xf16>, %{{[^:]*}}: memref<?x4x?x64xf16>, %{{[^:]*}}: memref<?x4x?x64xf16>, %{{[^:]*}}: memref<?x4x?x64xf16>, %{{[^:]*}}: memref<?x4x?xf32>, %[[DQ:[^:]*]]: memref<?x4x?x64xf16>
+// CHECK: %[[DELTA:.*]] = gpu.alloc
+// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_attention_bwd_delta_m32
+// CHECK: %[[ACC:.*]] = gpu.alloc (%{{.*}}) : memref<?x?x?x64xf32>
+// CHECK-NEXT: gpu.memset %[[ACC]], %{{.*}} : memref<?x?x?x64xf32>, f32
+// CHECK-COUNT-4: nvgpu.tma.create.descriptor {{.*}} : memref<*xf16>
+// CHECK: nvgpu.tma.create.descriptor {{.*}} box[%c1, %c64, %c32] : memref<*xf32> -> <tensor = memref<1x64x32xf32, #gpu.address_space<workgroup>>, swizzle = swizzle_128b
+// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_attention_bwd_dkdvdq_wgmma_t384_s200704_n128_m128 {{.*}} threads in (%c384, %c1, %c1) dynamic_shared_memory_size %c200704_i32 args({{.*}}, %[[DELTA]] : memref<?x?x?xf32>, %[[ACC]] : memref<?x?x?x64xf32>,
+// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_attention_bwd_dqconvert_m32 {{.*}} threads in (%c128, %c1, %c1) args(%[[ACC]] : memref<?x?x?x64xf32>, %[[DQ]] : memref<?x4x?x64xf16>)
+// CHECK: gpu.dealloc %[[ACC]]
+// CHECK: gpu.dealloc %[[DELTA]]
+
+// CHECK: gpu.func @swba_attention_bwd_dkdvdq_wgmma_t384_s200704_n128_m128(
+// CHECK-SAME: %[[MAP:[^:]*]]: !llvm.ptr) kernel
+// CHECK: scf.for
+// The previous reduce has read its staging before the tile's barrier.
+// CHECK: nvvm.cp.async.bulk.wait_group 0 {read}
+// CHECK: nvvm.barrier id = %{{.*}} number_of_threads = %c128_i32
+// dS^T: 16 n8 blocks x 2 rows of pairs into the slot, then the fence.
+// CHECK-COUNT-32: memref.store %{{.*}} : memref<{{[0-9]+}}xi32, #gpu.address_space<workgroup>>
+// CHECK-NEXT: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
+// Second turn: dV and dK (register A), then dQ = dS K of the previous tile.
+// CHECK: nvvm.wgmma.fence.aligned
+// CHECK-COUNT-16: wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16
+// CHECK: nvvm.wgmma.mma_async {{.*}}<m = 64, n = 64, k = 16>, D[<f32>, <zero>], A[<f16>, <one>, <col>], B[<f16>, <one>, <row>]
+// CHECK-COUNT-7: nvvm.wgmma.mma_async {{.*}}<m = 64, n = 64, k = 16>, D[<f32>, <one>], A[<f16>, <one>, <col>], B[<f16>, <one>, <row>]
+// CHECK: nvvm.wgmma.commit.group.sync.aligned
+// CHECK: nvvm.wgmma.wait.group.sync.aligned 0
+// Staging (8-byte pairs), fence, the warpgroup's barrier, two reduce-adds.
+// CHECK: scf.if
+// CHECK-COUNT-16: vector.store %{{.*}} : memref<{{[0-9]+}}xf32, #gpu.address_space<workgroup>>, vector<2xf32>
+// CHECK-NEXT: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
+// CHECK: nvvm.barrier id = %{{.*}} number_of_threads = %c128_i32
+// CHECK: nvvm.cp.async.bulk.tensor.reduce %[[MAP]], %{{.*}}, box[%c0_i32, %{{.*}}, %{{.*}}] {redKind = #nvvm.tma_redux_kind<add>}
+// CHECK: nvvm.cp.async.bulk.tensor.reduce %[[MAP]], %{{.*}}, box[%c32_i32, %{{.*}}, %{{.*}}] {redKind = #nvvm.tma_redux_kind<add>}
+// CHECK-NEXT: nvvm.cp.async.bulk.commit.group
+// After the loop, the last tile's dQ in one more turn, and the wait.
+// CHECK: nvvm.wgmma.mma_async {{.*}}<m = 64, n = 64, k = 16>, D[<f32>, <zero>], A[<f16>, <one>, <col>]
+// CHECK: nvvm.cp.async.bulk.tensor.reduce %[[MAP]]
+// CHECK: nvvm.cp.async.bulk.commit.group
+// CHECK-NEXT: nvvm.cp.async.bulk.wait_group 0 {read}
+
+// The conversion: 8 f32 a thread and step, scaled (1/8 at head dim 64),
+// into 8 f16.
+// CHECK: gpu.func @swba_attention_bwd_dqconvert_m32(%[[A:[^:]*]]: memref<?x?x?x64xf32>, %[[D:[^:]*]]: memref<?x4x?x64xf16>)
+// CHECK-DAG: %[[SCALE:.*]] = arith.constant dense<1.250000e-01> : vector<8xf32>
+// CHECK: %[[SUM:.*]] = vector.load %[[A]]{{.*}} vector<8xf32>
+// CHECK: %[[SCALED:.*]] = arith.mulf %[[SUM]], %[[SCALE]] : vector<8xf32>
+// CHECK: %[[HALF:.*]] = arith.truncf %[[SCALED]] : vector<8xf32> to vector<8xf16>
+// CHECK: vector.store %[[HALF]], %[[D]]
+
+// SEPARATE-LABEL: func @grad_f16_d64
+// SEPARATE-NOT: gpu.memset
+// SEPARATE: @swba_attention_bwd_dq_wgmma_
+// SEPARATE: @swba_attention_bwd_dkdv_wgmma_
+// SEPARATE-NOT: cp.async.bulk.tensor.reduce
+// SEPARATE-NOT: dqconvert
+func.func @grad_f16_d64(%q: memref<?x4x?x64xf16>, %k: memref<?x4x?x64xf16>, %v: memref<?x4x?x64xf16>,
+                        %o: memref<?x4x?x64xf16>, %do: memref<?x4x?x64xf16>, %l: memref<?x4x?xf32>,
+                        %dq: memref<?x4x?x64xf16>, %dk: memref<?x4x?x64xf16>, %dv: memref<?x4x?x64xf16>) {
+  swba.attention_grad ins(%q, %k, %v, %o, %do, %l : memref<?x4x?x64xf16>, memref<?x4x?x64xf16>, memref<?x4x?x64xf16>, memref<?x4x?x64xf16>, memref<?x4x?x64xf16>, memref<?x4x?xf32>)
+      outs(%dq, %dk, %dv : memref<?x4x?x64xf16>, memref<?x4x?x64xf16>, memref<?x4x?x64xf16>) block_size = 100 window = 3
+  return
+}
