@@ -44,8 +44,12 @@ def LowerSWBA : Pass<"lower-swba"> {
     dO of 128 rows once, a ring of 128-key K/V tiles) and dK/dV (K and V of
     128 keys once, a ring of Q/dO tiles over the GQA group and the reverse
     window), S and dP from shared memory, dQ, dK, dV with dS and P from
-    registers; still no atomics. dQ and dK/dV read the delta kernel's
-    output and nothing of each other, so a runtime may run them at once.
+    registers; no atomics. dQ and dK/dV read the delta kernel's output and
+    nothing of each other, so a runtime may run them at once. With
+    `grad-fused-dq=true` the dK/dV kernel also adds dQ up instead (five
+    products): dS^T into shared memory, dQ = dS K, TMA reduce-adds
+    (`nvvm.cp.async.bulk.tensor.reduce`) into a zeroed f32 buffer that a
+    conversion kernel scales into dq.
     Other head dims and other chips keep the `mma.sync` kernels.
 
     Example: `swba-opt --lower-swba="target=cpu tile-q=16 tile-k=16"`.
