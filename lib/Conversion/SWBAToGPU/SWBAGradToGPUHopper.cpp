@@ -3,7 +3,9 @@
 // The sm_90a backward (--lower-swba{target=gpu chip=sm_90a}), head dims 64
 // and 128: a dQ kernel and a dK/dV kernel, both warp-specialized on
 // warpgroup MMA and TMA, both deterministic (no atomics: each workgroup
-// owns its rows; dK/dV sum the GQA group themselves).
+// owns its rows; dK/dV sum the GQA group themselves). With grad-fused-dq
+// the dK/dV kernel adds dQ up instead (see buildKeyValueGradBody), with
+// TMA reduce-adds into an f32 buffer and a conversion kernel after it.
 //
 // dQ kernel: 3 warpgroups. The producer loads the workgroup's 128 rows of Q
 // and dO once and a ring of K/V tiles of 128 keys (the rows' block window
