@@ -203,6 +203,7 @@ class _Plan:
         self.shapes = (b, hq, hkv, nq, nk, d, dv)
         self._forward = None
         self._backward = {}  # deterministic? -> the backward's kernels
+        self._backward_of = {}  # their KernelConfig -> the same
 
     def _config(self, grad, deterministic=False):
         b, hq, hkv, nq, nk, d, dv = self.shapes
@@ -262,8 +263,13 @@ class _Plan:
                 deterministic = torch.are_deterministic_algorithms_enabled()
                 kernels = self._backward.get(deterministic)
                 if kernels is None:
-                    kernels = self._backward[deterministic] = \
-                        self._backward_kernels(deterministic)
+                    # Both entries share kernels where the options give
+                    # them one configuration.
+                    config = self._config(True, deterministic)
+                    kernels = self._backward_of.get(config)
+                    if kernels is None:
+                        kernels = self._backward_of[config] = self._backward_kernels(config)
+                    self._backward[deterministic] = kernels
                 delta_kernel, dq_kernel, dkdv_kernel, convert_kernel = kernels
                 stream = _current_stream(self.index)
                 if convert_kernel is not None:
@@ -289,12 +295,13 @@ class _Plan:
                         dq_kernel(dq_args, stream)
         return dq, dk, dvv
 
-    def _backward_kernels(self, deterministic):
-        """(delta, dQ, dK/dV, dQ conversion) kernels; the dQ kernel is None
-        where the dK/dV kernel adds dQ up (then there is a conversion
-        kernel), the delta kernel None in an older lowering's module."""
+    def _backward_kernels(self, config):
+        """(delta, dQ, dK/dV, dQ conversion) kernels of `config`; the dQ
+        kernel is None where the dK/dV kernel adds dQ up (then there is a
+        conversion kernel), the delta kernel None in an older lowering's
+        module."""
         b, hq, hkv, nq, nk, d, dv = self.shapes
-        compiled, functions = _module(self._config(True, deterministic), self.device)
+        compiled, functions = _module(config, self.device)
         qs, ks, vs, rows, os_ = (b, hq, nq, d), (b, hkv, nk, d), (b, hkv, nk, dv), (b, hq, nq), \
             (b, hq, nq, dv)
 

@@ -225,7 +225,7 @@ def test_fused_dq_backward_matches_reference(case, monkeypatch):
     assert any(name.startswith("swba_attention_bwd_dkdvdq_") for name, _, _ in launches)
 
 
-def test_backward_is_deterministic(chip):
+def test_backward_is_deterministic(chip, monkeypatch):
     """Two backward passes give the same bits (GQA: dk/dv sum the group
     without atomics), by default and, under
     torch.use_deterministic_algorithms, with grad-fused-dq asked for."""
@@ -239,14 +239,11 @@ def test_backward_is_deterministic(chip):
     grads = []
     for run in range(3):
         if run == 2:
-            os.environ["SWBA_LOWER_OPTIONS"] = "grad-fused-dq=true"
-        try:
-            qs, ks, vs = (t.clone().requires_grad_() for t in (q, k, v))
-            out = attention(qs, ks, vs, case.bs, case.ws)
-            with deterministic_algorithms():
-                out.backward(dout)
-        finally:
-            os.environ.pop("SWBA_LOWER_OPTIONS", None)
+            monkeypatch.setenv("SWBA_LOWER_OPTIONS", "grad-fused-dq=true")
+        qs, ks, vs = (t.clone().requires_grad_() for t in (q, k, v))
+        out = attention(qs, ks, vs, case.bs, case.ws)
+        with deterministic_algorithms():
+            out.backward(dout)
         grads.append((qs.grad, ks.grad, vs.grad))
     for other in grads[1:]:
         for a, b in zip(grads[0], other):

@@ -372,9 +372,16 @@ struct KeyValueGradLayout {
         stagingBytes(fusedQueryGrad && !stagesInSlots()
                          ? KeyValueGradTiling::consumers * stagingPerConsumer()
                          : 0) {}
-  /// dQ columns of a consumer's share (see QueryGradShare).
+  /// How the two consumers split a query tile's dQ (see QueryGradShare).
+  enum class QueryGradSplit { Rows, Columns, Keys };
+  static QueryGradSplit queryGradSplit(int64_t blockM, int64_t d) {
+    if (blockM >= 2 * kRowsPerConsumer)
+      return QueryGradSplit::Rows;
+    return d >= 2 * kBoxCols ? QueryGradSplit::Columns : QueryGradSplit::Keys;
+  }
+  /// dQ columns of a consumer's share.
   static int64_t queryGradColumns(int64_t blockM, int64_t d) {
-    return blockM >= 2 * kRowsPerConsumer || d < 2 * kBoxCols ? d : d / 2;
+    return queryGradSplit(blockM, d) == QueryGradSplit::Columns ? d / 2 : d;
   }
   static constexpr int64_t stagingBoxBytes = kRowsPerConsumer * kBoxRowBytes;
   int64_t stagingPerConsumer() const {
@@ -422,10 +429,14 @@ struct QueryGradShare {
     Value zero = e.idx(0), half = e.mul(consumer, kRowsPerConsumer);
     int64_t allKeys = KeyValueGradTiling::blockN() / 16;
     int64_t n = KeyValueGradLayout::queryGradColumns(blockM, headDim);
-    if (blockM >= 2 * kRowsPerConsumer)
+    switch (KeyValueGradLayout::queryGradSplit(blockM, headDim)) {
+    case KeyValueGradLayout::QueryGradSplit::Rows:
       return {half, zero, zero, n, allKeys};
-    if (headDim >= 2 * kBoxCols)
+    case KeyValueGradLayout::QueryGradSplit::Columns:
       return {zero, half, zero, n, allKeys};
+    case KeyValueGradLayout::QueryGradSplit::Keys:
+      break;
+    }
     return {zero, zero, half, n, kRowsPerConsumer / 16};
   }
 };
@@ -440,7 +451,8 @@ struct QueryGradShare {
 //   dV += P^T dO   and   dK += dS^T Q   (RS wgmma, dO and Q MN-major)
 // then stores dK * scale and dV: the group's sum, without atomics.
 //
-// With `dqAccum` (f32 [B][Hq][Nq][D], zeroed), the kernel also adds dQ up
+// With `dqAccumMap` (the tensor map of dqAccum, f32 [B][Hq][Nq][D],
+// zeroed), the kernel also adds dQ up
 // (five products instead of the separate dQ kernel's recomputed S and dP):
 // each consumer writes its dS^T into a shared slot, and in its second turn
 // of tile j multiplies tile j - 1's dS (both consumers' keys: the turn
@@ -451,8 +463,9 @@ struct QueryGradShare {
 // zeros of their masked dS). Tile j - 1 rather than j keeps a consumer
 // from waiting for the other's softmax; the last tile's dQ takes one more
 // turn after the loop. dqAccum holds unscaled sums; a conversion kernel
-// scales them into dq. (Per-thread f32 reductions, red.global.add.v2.f32,
-// made the kernel twice as slow: the warps stalled on them.)
+// scales them into dq. (At design configuration 3 the reduce-adds cost 8%
+// of the kernel's time; per-thread red.global.add.v2.f32 reductions cost
+// 23%: docs/BENCHMARKS.md.)
 void buildKeyValueGradBody(OpBuilder &builder, Location loc,
                            AttentionGradOp op,
                            const KeyValueGradLayout &layout, ValueRange a,
@@ -566,7 +579,7 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
   // and the staging area as f32.
   const bool fusedQueryGrad = static_cast<bool>(dqAccumMap);
   QueryGradShare share;
-  Value dsWords, stagingF32, localThread, isLeader;
+  Value dsWords, stagingF32, isLeader;
   if (fusedQueryGrad) {
     share = QueryGradShare::get(e, consumer, blockM, headDim);
     auto wordsType = MemRefType::get(
@@ -580,8 +593,7 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
     stagingF32 = memref::ViewOp::create(e.b, floatsType, e.buffer,
                                         e.idx(layout.dsOffset()),
                                         ValueRange{});
-    localThread = e.rem(e.threadId, kWarpgroupThreads);
-    isLeader = e.eq(localThread, 0);
+    isLeader = e.eq(e.rem(e.threadId, kWarpgroupThreads), 0);
   }
   auto dsSlot = [&](Value j) {
     return arith::RemUIOp::create(e.b, j, e.idx(layout.dsSlots));
