@@ -1,5 +1,10 @@
-"""One forward launch of a benchmark configuration, for `ncu` to profile:
-python3 profile_forward.py B H N D BS WS"""
+"""One forward (or, with --backward, one forward+backward) step of a
+benchmark configuration, for `ncu` to profile:
+
+    python3 profile_forward.py B H N D BS WS [--backward]
+    ncu -k regex:bwd_dkdv --section SpeedOfLight python3 profile_forward.py \\
+        1 24 16384 128 1024 4 --backward
+"""
 
 import math
 import os
@@ -11,6 +16,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from swba import attention  # noqa: E402
 
 b, h, n, d, bs, ws = map(int, sys.argv[1:7])
-q, k, v = (torch.randn(b, h, n, d, device="cuda", dtype=torch.float16) for _ in range(3))
-attention(q, k, v, bs, ws, 1.0 / math.sqrt(d))
+backward = "--backward" in sys.argv[7:]
+q, k, v = (torch.randn(b, h, n, d, device="cuda", dtype=torch.float16,
+                       requires_grad=backward) for _ in range(3))
+out = attention(q, k, v, bs, ws, 1.0 / math.sqrt(d))
+if backward:
+    out.backward(torch.randn_like(out))
 torch.cuda.synchronize()

@@ -48,8 +48,14 @@
 // CHECK: nvvm.cp.async.bulk.tensor.reduce %[[MAP]], %{{.*}}, box[%c0_i32, %{{.*}}, %{{.*}}] {redKind = #nvvm.tma_redux_kind<add>}
 // CHECK: nvvm.cp.async.bulk.tensor.reduce %[[MAP]], %{{.*}}, box[%c32_i32, %{{.*}}, %{{.*}}] {redKind = #nvvm.tma_redux_kind<add>}
 // CHECK-NEXT: nvvm.cp.async.bulk.commit.group
-// After the loop, the last tile's dQ in one more turn, and the wait.
+// After the loop, the last tile's dQ in one more turn. Its staging is
+// rewritten only once the last reduce of the loop has read it (the wait,
+// then the warpgroup's barrier); then the final wait.
 // CHECK: nvvm.wgmma.mma_async {{.*}}<m = 64, n = 64, k = 16>, D[<f32>, <zero>], A[<f16>, <one>, <col>]
+// CHECK: nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK: nvvm.cp.async.bulk.wait_group 0 {read}
+// CHECK: nvvm.barrier id = %{{.*}} number_of_threads = %c128_i32
+// CHECK: vector.store %{{.*}} : memref<{{[0-9]+}}xf32, #gpu.address_space<workgroup>>, vector<2xf32>
 // CHECK: nvvm.cp.async.bulk.tensor.reduce %[[MAP]]
 // CHECK: nvvm.cp.async.bulk.commit.group
 // CHECK-NEXT: nvvm.cp.async.bulk.wait_group 0 {read}

@@ -67,6 +67,33 @@ public:
   Value eq(Value x, int64_t y) {
     return arith::CmpIOp::create(b, arith::CmpIPredicate::eq, x, idx(y));
   }
+  /// x / y and x % y of indices that fit in 32 bits. Indices are 64-bit on
+  /// the GPU, and ptxas turns a 64-bit division by a run-time value into a
+  /// call; a 32-bit one is a dozen instructions.
+  Value divU32(Value x, Value y) {
+    return fromI32(arith::DivUIOp::create(b, toI32(x), toI32(y)));
+  }
+  Value remU32(Value x, Value y) {
+    return fromI32(arith::RemUIOp::create(b, toI32(x), toI32(y)));
+  }
+  Value toI32(Value index) {
+    return arith::IndexCastUIOp::create(b, b.getI32Type(), index);
+  }
+  Value fromI32(Value v) {
+    return arith::IndexCastUIOp::create(b, b.getIndexType(), v);
+  }
+  /// threadIdx.x / 128, read from lane 0 of the warp: the same value, but
+  /// one that ptxas knows is warp-uniform, so that what derives from it (a
+  /// consumer's shared-memory descriptors) is computed and kept in uniform
+  /// registers instead of being spilled and moved into them (R2UR) before
+  /// every wgmma.
+  Value warpgroupIndex() {
+    Type i32 = b.getI32Type();
+    Value broadcast = NVVM::ShflOp::create(
+        b, i32, constI32(-1), toI32(div(threadId, kWarpgroupThreads)),
+        constI32(0), constI32(0x1f), NVVM::ShflKind::idx, UnitAttr());
+    return fromI32(broadcast);
+  }
   /// `body` under `if cond`.
   void when(Value cond, function_ref<void()> body) {
     auto ifOp = scf::IfOp::create(b, cond, /*withElseRegion=*/false);

@@ -107,7 +107,7 @@ void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
   Value log2e = e.f32(1.0 / std::log(2.0));
 
   e.setLaneIds();
-  Value warpgroup = e.div(e.threadId, kWarpgroupThreads);
+  Value warpgroup = e.warpgroupIndex();
   WorkgroupTile tile = mapWorkgroup(e, /*headsFastest=*/false);
   Value batch = tile.batch, head = tile.head;
   Value queries = e.dim(q, 2), keys = e.dim(k, 2);
@@ -492,7 +492,7 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
   Value log2e = e.f32(1.0 / std::log(2.0));
 
   e.setLaneIds();
-  Value warpgroup = e.div(e.threadId, kWarpgroupThreads);
+  Value warpgroup = e.warpgroupIndex();
   // Grid (key heads, key tiles, batch); early key tiles, which the most
   // queries see, first.
   WorkgroupTile tile =
@@ -517,11 +517,10 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
   // window.begin + (j % qTiles) * blockM.
   auto queryHead = [&](Value j) {
     return e.add(arith::MulIOp::create(e.b, kvHead, group),
-                 e.divIdx(j, qTiles));
+                 e.divU32(j, qTiles));
   };
   auto queryRow = [&](Value j) {
-    return e.add(window.begin,
-                 e.mul(arith::RemUIOp::create(e.b, j, qTiles), blockM));
+    return e.add(window.begin, e.mul(e.remU32(j, qTiles), blockM));
   };
 
   e.sharedBuffer(layout.total());
@@ -707,7 +706,74 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
   };
   auto accType = LLVM::LLVMStructType::getLiteral(
       ctx, SmallVector<Type>(nS, e.b.getF32Type()));
+
+  // A query tile's row statistics, -lse log2(e) then delta (2 blockM f32),
+  // go through shared memory (loaded from global memory next to their use,
+  // all 32 of a thread's values were hoisted and spilled). Each thread
+  // loads statsPerThread of them, entry `local` = its lane in the
+  // warpgroup + 128 i (columns clamped into the queries; a clamped column
+  // is masked), one tile ahead, and scales them as it stores them: loaded
+  // at the top of the tile that uses them, the L2 latency stood between
+  // the previous tile's products and this one's (docs/BENCHMARKS.md).
+  const int64_t statsPerThread = 2 * blockM / kWarpgroupThreads;
+  auto statsEntry = [&](int64_t i) {
+    return e.add(e.rem(e.threadId, kWarpgroupThreads),
+                 e.idx(i * kWarpgroupThreads));
+  };
+  auto isLseEntry = [&](int64_t i) {
+    return arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult,
+                                 statsEntry(i), e.idx(blockM));
+  };
+  // Raw lse or delta of this thread's entries of the tile at query head
+  // `qHead`, rows from `r0`, if `cond` (zeros otherwise).
+  auto loadStats = [&](Value cond, Value qHead, Value r0) {
+    SmallVector<Type> types(statsPerThread, e.b.getF32Type());
+    auto ifOp = scf::IfOp::create(e.b, types, cond, /*withElseRegion=*/true);
+    OpBuilder::InsertionGuard g2(e.b);
+    e.b.setInsertionPointToStart(ifOp.thenBlock());
+    SmallVector<Value> values;
+    for (int64_t i = 0; i < statsPerThread; ++i) {
+      Value query = e.min(e.add(r0, e.rem(statsEntry(i), blockM)),
+                          e.sub(queries, e.idx(1)));
+      auto pick = scf::IfOp::create(e.b, TypeRange{e.b.getF32Type()},
+                                    isLseEntry(i), /*withElseRegion=*/true);
+      OpBuilder::InsertionGuard g3(e.b);
+      e.b.setInsertionPointToStart(pick.thenBlock());
+      scf::YieldOp::create(e.b, e.load(lse, {batch, qHead, query}));
+      e.b.setInsertionPointToStart(pick.elseBlock());
+      scf::YieldOp::create(e.b, e.load(delta, {batch, qHead, query}));
+      values.push_back(pick.getResult(0));
+    }
+    scf::YieldOp::create(e.b, values);
+    e.b.setInsertionPointToStart(ifOp.elseBlock());
+    scf::YieldOp::create(
+        e.b, SmallVector<Value>(statsPerThread, e.f32(0.0)));
+    return SmallVector<Value>(ifOp.getResults());
+  };
+  SmallVector<Value> statsFactor;
+  for (int64_t i = 0; i < statsPerThread; ++i)
+    statsFactor.push_back(
+        e.select(isLseEntry(i), arith::NegFOp::create(e.b, log2e), e.f32(1.0)));
+
+  // The loop carries tile j's first row and query head (tile j + 1 is the
+  // next query tile of the head, or the first of the next head), which
+  // saves two divisions by qTiles a tile.
+  Value firstHead = arith::MulIOp::create(e.b, kvHead, group);
+  Value rowLimit = e.add(window.begin, e.mul(qTiles, blockM));
+  auto nextTile = [&](Value qHead, Value r0) {
+    Value row = e.add(r0, e.idx(blockM));
+    Value wrap =
+        arith::CmpIOp::create(e.b, arith::CmpIPredicate::uge, row, rowLimit);
+    return std::make_pair(e.select(wrap, e.add(qHead, e.idx(1)), qHead),
+                          e.select(wrap, window.begin, row));
+  };
+
   SmallVector<Value> init(nK + nV, e.f32(0.0));
+  init.append({firstHead, window.begin});
+  init.append(loadStats(
+      arith::CmpIOp::create(e.b, arith::CmpIPredicate::ugt, numTiles,
+                            e.idx(0)),
+      firstHead, window.begin));
   auto loop = scf::ForOp::create(e.b, e.idx(0), numTiles, e.idx(1), init);
   {
     OpBuilder::InsertionGuard g2(e.b);
@@ -715,18 +781,14 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
     Value j = loop.getInductionVar();
     ValueRange iter = loop.getRegionIterArgs();
     SmallVector<Value> dkAcc(iter.begin(), iter.begin() + nK);
-    SmallVector<Value> dvAcc(iter.begin() + nK, iter.end());
-    Value qHead = queryHead(j);
-    Value r0 = queryRow(j);
-    Value r1 = e.min(e.add(r0, e.idx(blockM)), window.end);
+    SmallVector<Value> dvAcc(iter.begin() + nK, iter.begin() + nK + nV);
+    Value qHead = iter[nK + nV], r0 = iter[nK + nV + 1];
+    ValueRange tileStats = iter.drop_front(nK + nV + 2);
 
-    // The tile's -lse log2(e) and delta into this consumer's slot j % 2 of
-    // shared memory (a thread each, columns clamped into the queries; a
-    // clamped column is masked), read back where they are used: loaded
-    // from global memory there, all 32 of a thread's values were hoisted
-    // and spilled. One named barrier per warpgroup and tile: a thread
-    // that writes slot j % 2 again has passed this barrier of tile j + 1,
-    // so every thread is done reading tile j - 1's.
+    // The tile's statistics into this consumer's slot j % 2, read back
+    // where they are used. One named barrier per warpgroup and tile: a
+    // thread that writes slot j % 2 again has passed this barrier of tile
+    // j + 1, so every thread is done reading tile j - 1's.
     Value statsSlot = e.add(
         e.idx(layout.rowStatsOffset()),
         e.mul(e.add(e.mul(consumer, 2), arith::RemUIOp::create(e.b, j, e.idx(2))),
@@ -742,24 +804,8 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
       e.when(isLeader, [&] {
         NVVM::CpAsyncBulkWaitGroupOp::create(e.b, 0, e.b.getUnitAttr());
       });
-    for (int64_t first = 0; first < 2 * blockM; first += kWarpgroupThreads) {
-      Value local =
-          e.add(e.rem(e.threadId, kWarpgroupThreads), e.idx(first));
-      Value isLse = arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult,
-                                          local, e.idx(blockM));
-      Value query = e.min(e.add(r0, e.rem(local, blockM)),
-                          e.sub(queries, e.idx(1)));
-      e.ifElse(isLse,
-               [&] {
-                 e.store(arith::NegFOp::create(
-                             e.b, e.mulf(e.load(lse, {batch, qHead, query}),
-                                         log2e)),
-                         stats, {local});
-               },
-               [&] {
-                 e.store(e.load(delta, {batch, qHead, query}), stats, {local});
-               });
-    }
+    for (int64_t i = 0; i < statsPerThread; ++i)
+      e.store(e.mulf(tileStats[i], statsFactor[i]), stats, {statsEntry(i)});
     {
       NVVM::BarrierOp::create(
           e.b, loc, Type(),
@@ -768,6 +814,12 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
           e.constI32(kWarpgroupThreads), NVVM::BarrierReductionAttr(),
           Value());
     }
+    auto [nextHead, nextRow] = nextTile(qHead, r0);
+    SmallVector<Value> nextStats = loadStats(
+        arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult,
+                              e.add(j, e.idx(1)), numTiles),
+        nextHead, nextRow);
+    Value r1 = e.min(e.add(r0, e.idx(blockM)), window.end);
 
     ring.waitFull(0, j);
     ring.waitFull(1, j);
@@ -854,12 +906,18 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
     // (query) serve both of the thread's rows.
     SmallVector<Value> ptFrags, dsFrags;
     for (int64_t jn = 0; jn < blockM / 8; ++jn) {
-      Value negLse[2], dlt[2];
-      for (int64_t c = 0; c < 2; ++c) {
-        Value column = e.add(e.mul(e.t, 2), e.idx(8 * jn + c));
-        negLse[c] = e.load(stats, {column});
-        dlt[c] = e.load(stats, {e.add(column, e.idx(blockM))});
-      }
+      // The pair of columns 8 jn + 2t, + 1: one 8-byte load each.
+      Value column = e.add(e.mul(e.t, 2), e.idx(8 * jn));
+      auto pairOf = [&](Value at) {
+        Value pair = vector::LoadOp::create(
+            e.b, VectorType::get({2}, e.b.getF32Type()), stats,
+            ValueRange{at});
+        return std::array<Value, 2>{
+            vector::ExtractOp::create(e.b, pair, 0).getResult(),
+            vector::ExtractOp::create(e.b, pair, 1).getResult()};
+      };
+      std::array<Value, 2> negLse = pairOf(column),
+                           dlt = pairOf(e.add(column, e.idx(blockM)));
       for (int64_t h = 0; h < 2; ++h) {
         Value p[2], ds[2];
         for (int64_t c = 0; c < 2; ++c) {
@@ -945,6 +1003,8 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
     ring.release(1, j, isLane0);
     SmallVector<Value> yielded(dkAcc);
     yielded.append(dvAcc);
+    yielded.append({nextHead, nextRow});
+    yielded.append(nextStats);
     scf::YieldOp::create(e.b, yielded);
   }
 
@@ -960,6 +1020,19 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
     e.when(arith::CmpIOp::create(e.b, arith::CmpIPredicate::ugt, numTiles,
                                  e.idx(0)),
            [&] {
+             // The staging boxes are rewritten: tile numTiles - 2's reduce
+             // must have read them (as at the top of the loop), and the
+             // warpgroup must know it.
+             e.when(isLeader, [&] {
+               NVVM::CpAsyncBulkWaitGroupOp::create(e.b, 0,
+                                                    e.b.getUnitAttr());
+             });
+             NVVM::BarrierOp::create(
+                 e.b, loc, Type(),
+                 arith::IndexCastOp::create(e.b, e.b.getI32Type(),
+                                            e.add(consumer, e.idx(3))),
+                 e.constI32(kWarpgroupThreads), NVVM::BarrierReductionAttr(),
+                 Value());
              reduceQueryGrad(dqAcc, e.sub(numTiles, e.idx(1)));
              // The staging boxes stay until the reduce has read them.
              e.when(isLeader, [&] {
@@ -990,7 +1063,7 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
     e.when(arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, key, keys),
            [&] {
              storeRows(results.take_front(nK), dk, headDim, scale, key, h);
-             storeRows(results.drop_front(nK), dv, valueDim, 1.0, key, h);
+             storeRows(results.slice(nK, nV), dv, valueDim, 1.0, key, h);
            });
   }
 }
