@@ -32,4 +32,16 @@ def kernel_configs():
                for c in CASES for grad in (False, True)]
     # examples/train_toy.py: 4 heads of 64, frames of 64 tokens, window 3.
     configs += [KernelConfig("f16", 64, 64, 64, 3, 0.125, grad=grad) for grad in (False, True)]
+    # Backward options other than the defaults, on sm_90a (see
+    # test_gpu_attention.OPTION_CASES).
+    configs += [KernelConfig(c.dtype, c.d, c.dv, c.bs, c.ws, effective_scale(c), grad=grad,
+                             chip="sm_90a", options=options)
+                for c in CASES if c.name in OPTION_CASES
+                for options in GRAD_OPTIONS for grad in (False, True)]
     return configs
+
+
+# sm_90a backward options the GPU tests also run (the defaults are tested
+# everywhere), and the cases they run on.
+GRAD_OPTIONS = ("grad-ping-pong=true",)
+OPTION_CASES = ("square_f16", "gqa_d128_bf16")

@@ -14,7 +14,7 @@ if not torch.cuda.is_available():
     pytest.skip("no CUDA device", allow_module_level=True)
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gpu_cases import CASES, effective_scale  # noqa: E402
+from gpu_cases import CASES, GRAD_OPTIONS, OPTION_CASES, effective_scale  # noqa: E402
 
 from swba import attention, compiler, runtime  # noqa: E402
 
@@ -223,6 +223,21 @@ def test_fused_dq_backward_matches_reference(case, monkeypatch):
     launches = launched_kernels(monkeypatch)
     check_backward(case)
     assert any(name.startswith("swba_attention_bwd_dkdvdq_") for name, _, _ in launches)
+
+
+@pytest.mark.parametrize("options", GRAD_OPTIONS)
+@pytest.mark.parametrize("case", [c for c in CASES if c.name in OPTION_CASES],
+                         ids=lambda c: c.name)
+def test_backward_options_match_reference(case, options, monkeypatch):
+    """sm_90a backward options other than the defaults (grad-ping-pong:
+    the consumers take turns), every element."""
+    if CAPABILITY != (9, 0):
+        pytest.skip("the wgmma kernel needs sm_90a")
+    monkeypatch.setenv("SWBA_CHIP", "sm_90a")
+    monkeypatch.setenv("SWBA_LOWER_OPTIONS", options)
+    launches = launched_kernels(monkeypatch)
+    check_backward(case)
+    assert any(name.startswith("swba_attention_bwd_dkdv_wgmma_") for name, _, _ in launches)
 
 
 def test_backward_is_deterministic(chip, monkeypatch):

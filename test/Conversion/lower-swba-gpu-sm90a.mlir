@@ -7,6 +7,7 @@
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90" --split-input-file | FileCheck %s --check-prefix=SM80
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a block-n=64 stages=3" --split-input-file | FileCheck %s --check-prefix=OPTS
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a overlap-softmax=false" --split-input-file | FileCheck %s --check-prefix=PLAIN
+// RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-ping-pong=true" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=TURNS
 
 // CHECK-LABEL: func @forward_f16_d64
 // The host side makes one TMA descriptor per operand over [B * H][N][D], a
@@ -165,16 +166,23 @@ func.func @forward_d32_falls_back(%q: memref<1x2x256x32xf16>, %k: memref<1x2x256
 // CHECK: nvvm.setmaxregister  increase 240
 // Each consumer reads its two rows' delta from the delta kernel's buffer.
 // CHECK-COUNT-2: memref.load %[[DQDELTA]]
+// The consumers issue their products without taking turns (256-thread
+// named barriers; grad-ping-pong=true has them, TURNS below).
+// CHECK-NOT: number_of_threads = %c256_i32
 // CHECK: scf.for
 // CHECK: nvgpu.mbarrier.try_wait.parity
+// CHECK-NOT: number_of_threads = %c256_i32
 // CHECK: nvvm.wgmma.fence.aligned
 // CHECK-COUNT-8: nvvm.wgmma.mma_async {{.*}}<m = 64, n = 128, k = 16>
 // CHECK-NEXT: nvvm.wgmma.commit.group.sync.aligned
 // CHECK: nvvm.wgmma.fence.aligned
 // CHECK-COUNT-8: wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16
+// CHECK-NOT: number_of_threads = %c256_i32
 // CHECK: gpu.func @swba_attention_bwd_dkdv_wgmma_t384_s102400_n128_m128(
 // CHECK: nvvm.setmaxregister  increase 240
+// CHECK-NOT: number_of_threads = %c256_i32
 // CHECK: scf.for
+// CHECK-NOT: number_of_threads = %c256_i32
 // CHECK: nvvm.wgmma.fence.aligned
 // CHECK-COUNT-8: nvvm.wgmma.mma_async {{.*}}<m = 64, n = 128, k = 16>
 // CHECK-NEXT: nvvm.wgmma.commit.group.sync.aligned
@@ -189,6 +197,21 @@ func.func @forward_d32_falls_back(%q: memref<1x2x256x32xf16>, %k: memref<1x2x256
 // CHECK: gpu.shuffle xor
 // CHECK: scf.if
 // CHECK-NEXT: memref.store %{{.*}}, %[[DK]]
+// With grad-ping-pong=true both kernels' consumers take turns: each
+// product group is issued between a 256-thread barrier and an arrive.
+// TURNS-LABEL: func @grad_f16_d64
+// TURNS: gpu.func @swba_attention_bwd_dq_wgmma
+// TURNS: scf.for
+// TURNS: nvvm.barrier id = %{{.*}} number_of_threads = %c256_i32
+// TURNS-NEXT: nvvm.wgmma.fence.aligned
+// TURNS: nvvm.wgmma.commit.group.sync.aligned
+// TURNS-NEXT: nvvm.barrier.arrive id = %{{.*}} number_of_threads = %c256_i32
+// TURNS: gpu.func @swba_attention_bwd_dkdv_wgmma
+// TURNS: scf.for
+// TURNS: nvvm.barrier id = %{{.*}} number_of_threads = %c256_i32
+// TURNS-NEXT: nvvm.wgmma.fence.aligned
+// TURNS: nvvm.wgmma.commit.group.sync.aligned
+// TURNS-NEXT: nvvm.barrier.arrive id = %{{.*}} number_of_threads = %c256_i32
 // The mma.sync backward has the same delta kernel first.
 // SM80-LABEL: func @grad_f16_d64
 // SM80: @swba_attention_bwd_delta_m32

@@ -92,6 +92,11 @@ def LowerSWBA : Pass<"lower-swba"> {
            "sm_90a kernel, with overlap-softmax: the two consumer "
            "warpgroups take turns issuing their products, so that one's "
            "softmax runs under the other's products.">,
+    Option<"gradPingPong", "grad-ping-pong", "bool", /*default=*/"false",
+           "sm_90a backward: the two consumer warpgroups of the dQ and "
+           "dK/dV kernels take turns issuing their products (slower on the "
+           "H100: docs/BENCHMARKS.md). The grad-fused-dq kernel always "
+           "takes turns.">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

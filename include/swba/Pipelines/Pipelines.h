@@ -72,6 +72,11 @@ struct SWBAToNVVMOptions : public PassPipelineOptions<SWBAToNVVMOptions> {
                      "products; not bitwise reproducible) instead of a "
                      "separate dQ kernel."),
       llvm::cl::init(false)};
+  PassOptions::Option<bool> gradPingPong{
+      *this, "grad-ping-pong",
+      llvm::cl::desc("sm_90a backward: the consumers of the dQ and dK/dV "
+                     "kernels take turns issuing their products."),
+      llvm::cl::init(false)};
   PassOptions::Option<std::string> ptxVersion{
       *this, "ptx", llvm::cl::desc("PTX ISA version (sm_90 needs ptx78 or "
                                    "later)."),

@@ -23,7 +23,7 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
   HopperOptions hopperOptions() {
     return HopperOptions{blockN,   stages,      overlapSoftmax, pingPong,
                          gradKeyTile, gradQueryTile, gradStages,
-                         gradFusedDQ};
+                         gradFusedDQ, gradPingPong};
   }
 
   void runOnOperation() override {

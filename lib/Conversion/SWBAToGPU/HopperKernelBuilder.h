@@ -408,7 +408,11 @@ struct TurnTaking {
   HopperKernelBuilder &e;
   Value mine, other, pair;
 
-  TurnTaking(HopperKernelBuilder &e, Value consumer) : e(e) {
+  bool enabled = true;
+  TurnTaking(HopperKernelBuilder &e, Value consumer, bool enabled = true)
+      : e(e), enabled(enabled) {
+    if (!enabled)
+      return;
     Type i32 = e.b.getI32Type();
     mine = arith::IndexCastOp::create(e.b, i32, e.add(consumer, e.idx(1)));
     other = arith::IndexCastOp::create(e.b, i32, e.sub(e.idx(2), consumer));
@@ -416,10 +420,14 @@ struct TurnTaking {
     e.when(e.eq(consumer, 1), [&] { pass(); });
   }
   void take() {
+    if (!enabled)
+      return;
     NVVM::BarrierOp::create(e.b, e.b.getLoc(), Type(), mine, pair,
                             NVVM::BarrierReductionAttr(), Value());
   }
   void pass() {
+    if (!enabled)
+      return;
     NVVM::BarrierArriveOp::create(e.b, e.b.getLoc(), other, pair);
   }
 };

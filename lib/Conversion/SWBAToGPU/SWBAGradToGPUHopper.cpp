@@ -16,8 +16,13 @@
 //   dS = P (dP - delta)
 //   dQ += dS K                          (RS wgmma: dS from registers, K as
 //                                        the MN-major B)
-// then dQ * scale is stored. In both kernels the two consumers take turns
-// issuing their products (TurnTaking).
+// then dQ * scale is stored. The two consumers of either kernel issue
+// their products independently: taking turns at the tensor cores
+// (TurnTaking, the grad-ping-pong option), as the forward does, made the
+// dQ kernel 8-10% and the dK/dV kernel 3-5% slower at head dim 128 on the
+// H100 (docs/BENCHMARKS.md). Their element-wise work per tile is shorter
+// than the forward's softmax, and a consumer waiting for the other's turn
+// left the tensor cores idle as often as it filled them.
 //
 // A small delta kernel (delta = rowsum(dout * out)) runs first, and both
 // kernels read its output and nothing of each other's: a runtime may run
@@ -85,7 +90,7 @@ struct QueryGradLayout {
 void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
                         const QueryGradLayout &layout, ValueRange a,
                         ArrayRef<Value> maps, Type elementType,
-                        int64_t headDim, int64_t valueDim) {
+                        int64_t headDim, int64_t valueDim, bool pingPong) {
   using T = QueryGradTiling;
   MLIRContext *ctx = builder.getContext();
   auto smemSpace = gpu::AddressSpaceAttr::get(
@@ -189,7 +194,7 @@ void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
   };
 
   e.waitParity(e.idx(0), e.i1(false));
-  TurnTaking turns(e, consumer);
+  TurnTaking turns(e, consumer, pingPong);
   int64_t nS = blockN / 2, nQ = headDim / 2;
   auto accType = LLVM::LLVMStructType::getLiteral(
       ctx, SmallVector<Type>(nS, e.b.getF32Type()));
@@ -471,7 +476,7 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
                            const KeyValueGradLayout &layout, ValueRange a,
                            ArrayRef<Value> maps, Type elementType,
                            int64_t headDim, int64_t valueDim,
-                           Value dqAccumMap) {
+                           Value dqAccumMap, bool pingPong) {
   using T = KeyValueGradTiling;
   MLIRContext *ctx = builder.getContext();
   auto smemSpace = gpu::AddressSpaceAttr::get(
@@ -571,12 +576,13 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
   };
 
   e.waitParity(e.idx(0), e.i1(false));
-  TurnTaking turns(e, consumer);
-  int64_t nS = blockM / 2, nK = headDim / 2, nV = valueDim / 2;
-
   // Adding dQ up: this consumer's share, the dS^T slots as 32-bit words
   // and the staging area as f32.
   const bool fusedQueryGrad = static_cast<bool>(dqAccumMap);
+  // The fused kernel's turn order is what guarantees that the other
+  // consumer's dS^T is in its slot when this one's dQ product reads it.
+  TurnTaking turns(e, consumer, pingPong || fusedQueryGrad);
+  int64_t nS = blockM / 2, nK = headDim / 2, nV = valueDim / 2;
   QueryGradShare share;
   Value dsWords, stagingF32, isLeader;
   if (fusedQueryGrad) {
@@ -1157,7 +1163,8 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
                                     T::threads(), maps);
       buildQueryGradBody(rewriter, loc, op, layout,
                          dqKernel.getArguments().take_front(dqArgs.size()),
-                         maps, elementType, headDim, valueDim);
+                         maps, elementType, headDim, valueDim,
+                         options.gradPingPong);
       gpu::ReturnOp::create(rewriter, loc);
     }
     auto queryTileMap = tensorMapType(elementType, kvLayout.blockM);
@@ -1194,7 +1201,8 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
       dqAccumMap = kvKernel.getArgument(kvArgs.size() + 4);
     }
     buildKeyValueGradBody(rewriter, loc, op, kvLayout, kvOperands, kvMaps,
-                          elementType, headDim, valueDim, dqAccumMap);
+                          elementType, headDim, valueDim, dqAccumMap,
+                          options.gradPingPong);
     gpu::ReturnOp::create(rewriter, loc);
 
     GradLaunch dqLaunch{T::blockM(), T::threads(), layout.total(),

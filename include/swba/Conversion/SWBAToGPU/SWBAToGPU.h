@@ -39,6 +39,10 @@ struct HopperOptions {
   /// reproducible), instead of the separate dQ kernel that recomputes S
   /// and dP.
   bool gradFusedDQ = false;
+  /// Backward: the two consumers of the dQ and dK/dV kernels take turns
+  /// issuing their products (the grad-fused-dq kernel always does: its dQ
+  /// product reads the other consumer's dS).
+  bool gradPingPong = false;
 };
 
 /// Patterns that rewrite memref-form `swba.attention` with head dims 64 or
