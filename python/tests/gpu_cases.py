@@ -38,10 +38,14 @@ def kernel_configs():
                              chip="sm_90a", options=options)
                 for c in CASES if c.name in OPTION_CASES
                 for options in GRAD_OPTIONS for grad in (False, True)]
+    configs += [KernelConfig(c.dtype, c.d, c.dv, c.bs, c.ws, effective_scale(c),
+                             chip="sm_90a", options=options)
+                for c in CASES if c.name in OPTION_CASES for options in FORWARD_OPTIONS]
     return configs
 
 
 # sm_90a backward options the GPU tests also run (the defaults are tested
 # everywhere), and the cases they run on.
 GRAD_OPTIONS = ("grad-ping-pong=true",)
+FORWARD_OPTIONS = ("consumers=2", "consumers=3", "consumers=3 ping-pong=false")
 OPTION_CASES = ("square_f16", "gqa_d128_bf16")

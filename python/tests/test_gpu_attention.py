@@ -14,7 +14,8 @@ if not torch.cuda.is_available():
     pytest.skip("no CUDA device", allow_module_level=True)
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gpu_cases import CASES, GRAD_OPTIONS, OPTION_CASES, effective_scale  # noqa: E402
+from gpu_cases import (CASES, FORWARD_OPTIONS, GRAD_OPTIONS, OPTION_CASES,  # noqa: E402
+                       effective_scale)
 
 from swba import attention, compiler, runtime  # noqa: E402
 
@@ -71,11 +72,17 @@ def test_forward_matches_reference(case, chip):
     check_forward(case)
 
 
-def check_forward(case):
+def check_forward(case, key_growth=0.0):
+    """out and lse against the reference, every element; with `key_growth`
+    the keys are scaled by 1 + key_growth * position, so the scores grow
+    along them."""
     torch.manual_seed(hash(case.name) % 2**31)
     dt = DTYPES[case.dtype]
     q = torch.randn(case.b, case.hq, case.nq, case.d, device="cuda", dtype=dt)
     k = torch.randn(case.b, case.hkv, case.nk, case.d, device="cuda", dtype=dt)
+    if key_growth:
+        growth = 1 + key_growth * torch.arange(case.nk, device="cuda", dtype=torch.float32)
+        k = (k.float() * growth[:, None]).to(dt)
     v = torch.randn(case.b, case.hkv, case.nk, case.dv, device="cuda", dtype=dt)
     out = torch.full((case.b, case.hq, case.nq, case.dv), float("nan"),
                      device="cuda", dtype=dt)
@@ -93,6 +100,16 @@ def check_forward(case):
         f"{(err.norm() / ref.norm()).item():.3e}")
     assert torch.allclose(lse, ref_lse, atol=1e-3, rtol=1e-4), (
         f"lse max err {(lse - ref_lse).abs().max().item():.3e}")
+
+
+# Scores that rise along the keys: a row's maximum climbs on every tile,
+# so every tile rescales O and the row sum by a factor far from 1 (random
+# scores mostly leave the maximum where the first tiles put it).
+@pytest.mark.parametrize("case", [c for c in CASES if c.name in
+                                  ("bs_not_tile_multiple_partial_frame", "video_frames_1560")],
+                         ids=lambda c: c.name)
+def test_forward_rising_scores(case, chip):
+    check_forward(case, key_growth=0.02)
 
 
 # Gradients: products of f16/bf16 operands (P, dS rounded to the input type
@@ -223,6 +240,25 @@ def test_fused_dq_backward_matches_reference(case, monkeypatch):
     launches = launched_kernels(monkeypatch)
     check_backward(case)
     assert any(name.startswith("swba_attention_bwd_dkdvdq_") for name, _, _ in launches)
+
+
+@pytest.mark.parametrize("options", FORWARD_OPTIONS)
+@pytest.mark.parametrize("case", [c for c in CASES if c.name in OPTION_CASES],
+                         ids=lambda c: c.name)
+def test_forward_options_match_reference(case, options, monkeypatch):
+    """sm_90a forward consumer counts (the default is three at head dim 64,
+    two at 128), with and without turns, every element."""
+    if CAPABILITY != (9, 0):
+        pytest.skip("the wgmma kernel needs sm_90a")
+    monkeypatch.setenv("SWBA_CHIP", "sm_90a")
+    monkeypatch.setenv("SWBA_LOWER_OPTIONS", options)
+    launches = launched_kernels(monkeypatch)
+    check_forward(case)
+    (name, block, shared), = launches
+    consumers = int(options.split()[0].split("=")[1])
+    threads = (consumers + 1) * 128
+    assert name.startswith(f"swba_attention_fwd_wgmma_t{threads}_"), name
+    assert name.endswith(f"_m{64 * consumers}") and block == (threads, 1, 1), name
 
 
 @pytest.mark.parametrize("options", GRAD_OPTIONS)

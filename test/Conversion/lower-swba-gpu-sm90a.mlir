@@ -1,6 +1,7 @@
 // --lower-swba{target=gpu chip=sm_90a}: the Hopper forward kernel. A
 // producer warpgroup loads Q and a two-stage ring of K/V tiles with TMA on
-// mbarriers; two consumer warpgroups run both products on warpgroup MMA.
+// mbarriers; consumer warpgroups (three at head dim 64, two at 128) run
+// both products on warpgroup MMA.
 // The same op for another chip, another head dim, or the backward op keeps
 // the mma.sync kernels.
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a" --canonicalize --cse --split-input-file | FileCheck %s
@@ -8,28 +9,32 @@
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a block-n=64 stages=3" --split-input-file | FileCheck %s --check-prefix=OPTS
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a overlap-softmax=false" --split-input-file | FileCheck %s --check-prefix=PLAIN
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-ping-pong=true" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=TURNS
+// RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a consumers=2" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=TWO
 
 // CHECK-LABEL: func @forward_f16_d64
-// The host side makes one TMA descriptor per operand over [B * H][N][D], a
-// box of 128 rows of 64 elements (128 bytes: the 128B swizzle span).
-// CHECK-COUNT-3: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64] : memref<*xf16> -> <tensor = memref<1x128x64xf16, #gpu.address_space<workgroup>>, swizzle = swizzle_128b, l2promo = l2promo_256b, oob = zero, interleave = none>
-// Three warpgroups, 16 KiB of Q and two stages of 16 KiB K and V tiles.
-// CHECK: gpu.launch_func @swba_attention_kernels::@swba_attention_fwd_wgmma_t384_s81920_n128_m128 blocks in (%c4, %{{.*}}, %{{.*}}) threads in (%c384, %c1, %c1) dynamic_shared_memory_size %c81920_i32
+// The host side makes one TMA descriptor per operand over [B * H][N][D], in
+// boxes of 64 elements (128 bytes: the 128B swizzle span): 192 rows of Q
+// (three consumers of 64), 128 of K and V.
+// CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c192, %c64] : memref<*xf16> -> <tensor = memref<1x192x64xf16, #gpu.address_space<workgroup>>, swizzle = swizzle_128b, l2promo = l2promo_256b, oob = zero, interleave = none>
+// CHECK-COUNT-2: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64] : memref<*xf16> -> <tensor = memref<1x128x64xf16, #gpu.address_space<workgroup>>, swizzle = swizzle_128b, l2promo = l2promo_256b, oob = zero, interleave = none>
+// Four warpgroups, 24 KiB of Q and two stages of 16 KiB K and V tiles; the
+// launch's 64K registers split four ways (128 a thread).
+// CHECK: gpu.launch_func @swba_attention_kernels::@swba_attention_fwd_wgmma_t512_s90112_n128_m192 blocks in (%c4, %{{.*}}, %{{.*}}) threads in (%c512, %c1, %c1) dynamic_shared_memory_size %c90112_i32
 // CHECK: memref.global @swba_smem : memref<0xi8, #gpu.address_space<workgroup>> {alignment = 1024 : i64}
-// CHECK: gpu.func @swba_attention_fwd_wgmma_t384_s81920_n128_m128({{.*}}, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr) kernel attributes {{{.*}}nvvm.maxnreg = 168 : i32, nvvm.maxntid = array<i32: 384, 1, 1>}
+// CHECK: gpu.func @swba_attention_fwd_wgmma_t512_s90112_n128_m192({{.*}}, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr) kernel attributes {{{.*}}nvvm.maxnreg = 128 : i32, nvvm.maxntid = array<i32: 512, 1, 1>}
 // CHECK: %[[BARS:.*]] = nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 9>
-// The key window of the workgroup's 128 rows: frames of 100, window 3.
+// The key window of the workgroup's 192 rows: frames of 100, window 3.
 // CHECK: arith.divui %{{.*}}, %c100
 // CHECK: arith.subi %{{.*}}, %c2
 // Full barriers (Q, K, V) take one arrival; empty ones one per consumer warp.
 // CHECK: nvgpu.mbarrier.init %[[BARS]][%c0], %c1
-// CHECK: nvgpu.mbarrier.init %[[BARS]][%c5], %c8
+// CHECK: nvgpu.mbarrier.init %[[BARS]][%c5], %c12
 // CHECK: nvvm.fence.mbarrier.init
 // Producer: fewer registers, Q once, then per tile wait for the slot to be
 // empty and load K and V into it.
 // CHECK: nvvm.setmaxregister  decrease 24
-// CHECK: nvgpu.mbarrier.arrive.expect_tx %[[BARS]][%c0], %c16384
-// CHECK: nvgpu.tma.async.load %{{.*}}[%c0, %{{.*}}, %{{.*}}], %[[BARS]][%c0] to %{{.*}} : {{.*}} -> memref<1x128x64xf16, #gpu.address_space<workgroup>>
+// CHECK: nvgpu.mbarrier.arrive.expect_tx %[[BARS]][%c0], %c24576
+// CHECK: nvgpu.tma.async.load %{{.*}}[%c0, %{{.*}}, %{{.*}}], %[[BARS]][%c0] to %{{.*}} : {{.*}} -> memref<1x192x64xf16, #gpu.address_space<workgroup>>
 // CHECK: scf.for
 // CHECK: nvgpu.mbarrier.try_wait.parity
 // CHECK: nvgpu.mbarrier.arrive.expect_tx %[[BARS]][%{{.*}}], %c16384
@@ -38,9 +43,10 @@
 // CHECK: nvgpu.tma.async.load
 // Consumers: more registers; Q; then S_0 = Q K_0^T as 4 k16 slices of
 // m64n128 from shared memory, retired at once, K_0 released.
-// The consumers take turns at the tensor cores (named barriers 1 and 2 of
-// 256 threads; consumer 1 first lets consumer 0 go).
-// CHECK: nvvm.setmaxregister  increase 240
+// The consumers take turns at the tensor cores, round robin (named
+// barriers 1-3 of 256 threads: the waiting warpgroup and the one passing
+// the turn; consumer 2 first lets consumer 0 go). 160 registers each.
+// CHECK: nvvm.setmaxregister  increase 160
 // CHECK: nvgpu.mbarrier.try_wait.parity %[[BARS]][%c0], %false
 // CHECK: nvvm.barrier.arrive id = %[[OTHER:.*]] number_of_threads = %c256_i32
 // CHECK: nvgpu.mbarrier.try_wait.parity
@@ -96,8 +102,14 @@
 // SM80: nvgpu.mma.sync
 // SM80-NOT: wgmma
 
+// Two consumers, as asked: 128 rows, 168 registers at launch, 240 after.
+// TWO-LABEL: func @forward_f16_d64
+// TWO: gpu.launch_func @swba_attention_kernels::@swba_attention_fwd_wgmma_t384_s81920_n128_m128 blocks in (%c4, %{{.*}}, %{{.*}}) threads in (%c384, %c1, %c1) dynamic_shared_memory_size %c81920_i32
+// TWO: gpu.func @swba_attention_fwd_wgmma_t384_s81920_n128_m128({{.*}}) kernel attributes {{{.*}}nvvm.maxnreg = 168 : i32, nvvm.maxntid = array<i32: 384, 1, 1>}
+// TWO: nvvm.setmaxregister  increase 240
+
 // OPTS-LABEL: func @forward_f16_d64
-// OPTS: gpu.launch_func @swba_attention_kernels::@swba_attention_fwd_wgmma_t384_s65536_n64_m128
+// OPTS: gpu.launch_func @swba_attention_kernels::@swba_attention_fwd_wgmma_t512_s73728_n64_m192
 // OPTS: nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 13>
 func.func @forward_f16_d64(%q: memref<?x4x?x64xf16>, %k: memref<?x4x?x64xf16>,
                            %v: memref<?x4x?x64xf16>, %o: memref<?x4x?x64xf16>,

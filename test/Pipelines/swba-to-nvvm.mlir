@@ -19,18 +19,18 @@
 // RUN: swba-opt %s --swba-to-nvvm="chip=sm_90a format=isa" | FileCheck %s --check-prefix=SM90A
 // SM90A: llvm.func @attention
 // SM90A-COUNT-3: llvm.call @mgpuTensorMapEncodeTiledMemref
-// SM90A: gpu.launch_func @swba_attention_kernels::@swba_attention_fwd_wgmma_t384_s81920_n128_m128 {{.*}} dynamic_shared_memory_size
+// SM90A: gpu.launch_func @swba_attention_kernels::@swba_attention_fwd_wgmma_t512_s90112_n128_m192 {{.*}} dynamic_shared_memory_size
 // SM90A: gpu.binary @swba_attention_kernels
 // SM90A-SAME: .target sm_90a
-// SM90A-SAME: .entry swba_attention_fwd_wgmma_t384_s81920_n128_m128(
-// SM90A-SAME: .maxntid 384, 1, 1
-// SM90A-SAME: .maxnreg 168
+// SM90A-SAME: .entry swba_attention_fwd_wgmma_t512_s90112_n128_m192(
+// SM90A-SAME: .maxntid 512, 1, 1
+// SM90A-SAME: .maxnreg 128
 // SM90A-DAG: cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes
 // SM90A-DAG: mbarrier.try_wait.parity.shared
 // SM90A-DAG: wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16
 // SM90A-DAG: wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16
 // SM90A-DAG: setmaxnreg.dec.sync.aligned.u32{{ *(\\09)?}}24;
-// SM90A-DAG: setmaxnreg.inc.sync.aligned.u32{{ *(\\09)?}}240;
+// SM90A-DAG: setmaxnreg.inc.sync.aligned.u32{{ *(\\09)?}}160;
 func.func @attention(%q: tensor<?x8x?x64xf16>, %k: tensor<?x8x?x64xf16>, %v: tensor<?x8x?x64xf16>, %o: tensor<?x8x?x64xf16>) -> tensor<?x8x?x64xf16> {
   %r = swba.attention ins(%q, %k, %v : tensor<?x8x?x64xf16>, tensor<?x8x?x64xf16>, tensor<?x8x?x64xf16>) outs(%o : tensor<?x8x?x64xf16>) block_size = 256 window = 4 -> tensor<?x8x?x64xf16>
   return %r : tensor<?x8x?x64xf16>

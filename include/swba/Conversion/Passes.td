@@ -66,6 +66,9 @@ def LowerSWBA : Pass<"lower-swba"> {
            "GPU architecture (target=gpu): sm_90a selects the warpgroup-MMA "
            "+ TMA forward kernel; anything else (sm_80, sm_89, sm_90) the "
            "mma.sync kernels.">,
+    Option<"consumers", "consumers", "int64_t", /*default=*/"0",
+           "Consumer warpgroups of 64 query rows in the sm_90a forward "
+           "kernel (2 or 3); 0: per head dim.">,
     Option<"blockN", "block-n", "int64_t", /*default=*/"0",
            "Keys per K/V tile of the sm_90a kernel (a multiple of 64 up to "
            "256); 0: per head dim.">,

@@ -28,6 +28,11 @@ struct SWBAToNVVMOptions : public PassPipelineOptions<SWBAToNVVMOptions> {
                      "forward op the warpgroup-MMA + TMA kernel (head dims "
                      "64 and 128); others the mma.sync kernels."),
       llvm::cl::init("sm_90")};
+  PassOptions::Option<int64_t> consumers{
+      *this, "consumers",
+      llvm::cl::desc("Consumer warpgroups of 64 query rows in the sm_90a "
+                     "forward (2 or 3); 0: per head dim."),
+      llvm::cl::init(0)};
   PassOptions::Option<int64_t> blockN{
       *this, "block-n",
       llvm::cl::desc("Keys per K/V tile of the sm_90a kernel; 0: per head "

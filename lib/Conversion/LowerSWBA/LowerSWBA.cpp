@@ -21,7 +21,7 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
   using LowerSWBABase::LowerSWBABase;
 
   HopperOptions hopperOptions() {
-    return HopperOptions{blockN,   stages,      overlapSoftmax, pingPong,
+    return HopperOptions{consumers, blockN, stages, overlapSoftmax, pingPong,
                          gradKeyTile, gradQueryTile, gradStages,
                          gradFusedDQ, gradPingPong};
   }

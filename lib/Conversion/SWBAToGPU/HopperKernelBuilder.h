@@ -34,12 +34,20 @@ constexpr int64_t kAtomBytes = 8 * kBoxRowBytes;
 constexpr int64_t kMaxSharedBytes = 232448;
 constexpr int64_t kStaticSharedBytes = 1024 + 256;
 
-/// Register budget (setmaxnreg): the launch gives every thread
-/// kLaunchRegisters; the producer drops to kProducerRegisters so that the
-/// consumers can rise to kConsumerRegisters (24 * 128 + 240 * 256 <= 64K).
-constexpr int64_t kLaunchRegisters = 168;
+/// Register budget (setmaxnreg): the launch gives every thread an equal
+/// share of the SM's 64K registers; the producer drops to
+/// kProducerRegisters so that the consumers can rise to what is left
+/// (multiples of 8): 168 and 240 with two consumers, 128 and 160 with three.
 constexpr int64_t kProducerRegisters = 24;
-constexpr int64_t kConsumerRegisters = 240;
+constexpr int64_t kRegistersPerSM = 65536;
+constexpr int64_t launchRegisters(int64_t warpgroups) {
+  return kRegistersPerSM / (warpgroups * kWarpgroupThreads) / 8 * 8;
+}
+constexpr int64_t consumerRegisters(int64_t consumers) {
+  return (kRegistersPerSM - kProducerRegisters * kWarpgroupThreads) /
+         (consumers * kWarpgroupThreads) / 8 * 8;
+}
+static_assert(launchRegisters(3) == 168 && consumerRegisters(2) == 240);
 
 /// 64-bit wgmma shared-memory matrix descriptor bits above the start
 /// address: 128B swizzle (1 << 62), stride byte offset 1024 (one 8-row
@@ -156,10 +164,10 @@ public:
 
   /// Splits the workgroup into roles: warpgroup 0, the producer, drops to
   /// kProducerRegisters and runs `produce` in its thread 0; the other
-  /// warpgroups, the consumers, rise to kConsumerRegisters and continue
-  /// where this leaves the insertion point.
+  /// `consumers` warpgroups rise to consumerRegisters(consumers) and
+  /// continue where this leaves the insertion point.
   void splitRoles(Value warpgroup, Value isThread0,
-                  function_ref<void()> produce) {
+                  function_ref<void()> produce, int64_t consumers = 2) {
     auto roles = scf::IfOp::create(b, eq(warpgroup, 0),
                                    /*withElseRegion=*/true);
     {
@@ -170,7 +178,7 @@ public:
       when(isThread0, produce);
     }
     b.setInsertionPoint(roles.elseBlock()->getTerminator());
-    NVVM::SetMaxRegisterOp::create(b, kConsumerRegisters,
+    NVVM::SetMaxRegisterOp::create(b, consumerRegisters(consumers),
                                    NVVM::SetMaxRegisterAction::increase);
   }
 
@@ -500,7 +508,8 @@ createHopperKernel(RewriterBase &rewriter, gpu::GPUModuleOp gpuModule,
   kernel->setAttr("nvvm.maxntid",
                   rewriter.getDenseI32ArrayAttr({(int32_t)threads, 1, 1}));
   kernel->setAttr("nvvm.maxnreg",
-                  rewriter.getI32IntegerAttr(kLaunchRegisters));
+                  rewriter.getI32IntegerAttr(
+                      launchRegisters(threads / kWarpgroupThreads)));
   Block &entry = kernel.getBody().front();
   rewriter.setInsertionPointToStart(&entry);
   for (auto [i, type] : llvm::enumerate(maps))

@@ -1,15 +1,15 @@
 //===- SWBAToGPUHopper.cpp - swba.attention to a wgmma + TMA kernel -------===//
 //
 // The sm_90a forward kernel (--lower-swba{target=gpu chip=sm_90a}), for head
-// dims 64 and 128. A workgroup of 3 warpgroups owns 128 query rows of one
-// (batch, head):
+// dims 64 and 128. A workgroup of 1 + n warpgroups owns 64 n query rows of
+// one (batch, head), n = 3 at head dim 64 and 2 at 128 (getTiling):
 //
 //  * warpgroup 0 is the producer: it gives up registers (setmaxnreg) and one
 //    thread issues TMA loads (nvgpu.tma.async.load, 128B swizzle) of Q once
 //    and of the K and V tiles of the block window into a ring of `stages`
 //    shared-memory slots, each completing on its "full" mbarrier, after
 //    waiting on the slot's "empty" mbarrier;
-//  * warpgroups 1 and 2 are consumers of 64 query rows each: S = Q K^T on
+//  * warpgroups 1 to n are consumers of 64 query rows each: S = Q K^T on
 //    warpgroup MMA with both operands in shared memory
 //    (nvvm.wgmma.mma_async), online softmax in the accumulator registers,
 //    then O += P V with P taken straight from registers (the register-A form
@@ -24,7 +24,7 @@
 // Shared memory is one extern buffer @swba_smem (dynamic shared memory;
 // gpu.dynamic_shared_memory would overlap the mbarriers in LLVM 22), 1024-B
 // aligned, holding
-//   Q [D/64][128 rows][64]   then   K[stage][D/64][BN][64]   then
+//   Q [D/64][64 n rows][64]   then   K[stage][D/64][BN][64]   then
 //   V[stage][Dv/64][BN][64]
 // where every [rows][64] block of 16-bit elements is one TMA box: 128-byte
 // rows in the 128B-swizzled layout that wgmma's descriptors describe.
@@ -89,19 +89,30 @@ FailureOr<HopperTiling> getTiling(int64_t d, int64_t dv,
                                   const HopperOptions &options) {
   if ((d != 64 && d != 128) || (dv != 64 && dv != 128))
     return failure();
-  // Two consumer warpgroups (128 query rows) at both head dims: while one
-  // runs its softmax, the other's MMAs keep the tensor cores busy, and a
-  // K/V tile read from shared memory feeds 128 rows. 128 keys per tile:
-  // S = 64 x 128 f32 is 64 registers a thread, O another Dv / 2, and
-  // 240 registers hold them with the P fragments at Dv = 128.
+  // Consumer warpgroups of 64 query rows: while one runs its softmax, the
+  // others' MMAs keep the tensor cores busy, and a K/V tile read from
+  // shared memory feeds all their rows. Three at head dim 64 (192 rows):
+  // there a tile's softmax (64 exponentials a thread) takes longer than
+  // one other consumer's products (S and P V of m64n128k64 and
+  // m64n64k128), and two others cover it; 160 registers a consumer hold
+  // S, O and the P fragments without spills. 326 -> 358 and 385-389 ->
+  // 405-408 TFLOP/s at design configurations 1 and 2 (variants.py,
+  // 2026-11-25). Two at head dim 128, where O doubles and 160 registers
+  // spill 384 bytes (294 against 480-491 TFLOP/s at configuration 3).
+  // 128 keys per tile: S = 64 x 128 f32 is 64 registers a thread, O
+  // another Dv / 2, and 240 registers hold them with the P fragments at
+  // Dv = 128.
   // Two stages: the next tile's TMA load runs during this tile's math;
   // at D = 128 a third stage would leave ~2 KB of shared memory spare.
   // The softmax of one tile overlaps the P V product of the previous one
   // (software pipelining within a warpgroup) unless asked otherwise.
   // The two consumers take turns at the tensor cores (ping-pong), so that
   // one's softmax runs while the other's products do.
-  HopperTiling t{2, 128, 2, /*headsFastest=*/d <= 64 && dv <= 64,
+  const bool narrow = d <= 64 && dv <= 64;
+  HopperTiling t{narrow ? 3 : 2, 128, 2, /*headsFastest=*/narrow,
                  options.overlapSoftmax, options.pingPong};
+  if (options.consumers)
+    t.consumers = options.consumers;
   if (options.blockN)
     t.blockN = options.blockN;
   if (options.stages)
@@ -110,7 +121,8 @@ FailureOr<HopperTiling> getTiling(int64_t d, int64_t dv,
 }
 
 bool fits(const HopperTiling &t, const SharedLayout &layout) {
-  return t.blockN % 64 == 0 && t.blockN <= 256 && t.stages >= 1 &&
+  return (t.consumers == 2 || t.consumers == 3) && t.blockN % 64 == 0 &&
+         t.blockN <= 256 && t.stages >= 1 &&
          layout.total() + kStaticSharedBytes <= kMaxSharedBytes;
 }
 
@@ -253,7 +265,7 @@ private:
         ring.produce(1, j, maps[2], layout.vStageBytes, layout.vOffset(0),
                      blockN, valueDim, row, kvPlane);
       });
-    });
+    }, tiling.consumers);
 
     // Consumers.
     Value consumer = e.sub(warpgroup, e.idx(1));
@@ -441,10 +453,14 @@ private:
     // softmax runs while the other's products keep the tensor cores busy.
     // Consumer 0 goes first; both issue the same number of times.
     const bool pingPong = overlap && tiling.pingPong;
+    // With three consumers the turn goes round: consumer c waits on
+    // barrier c + 1 and passes to barrier (c + 1) % n + 1.
+    const int64_t n = tiling.consumers;
     Value myTurn = arith::IndexCastOp::create(
         e.b, e.b.getI32Type(), e.add(consumer, e.idx(1)));
     Value otherTurn = arith::IndexCastOp::create(
-        e.b, e.b.getI32Type(), e.sub(e.idx(2), consumer));
+        e.b, e.b.getI32Type(),
+        e.add(e.rem(e.add(consumer, e.idx(1)), n), e.idx(1)));
     Value pair = e.constI32(2 * kWarpgroupThreads);
     auto takeTurn = [&] {
       if (pingPong)
@@ -456,7 +472,7 @@ private:
         NVVM::BarrierArriveOp::create(e.b, loc, otherTurn, pair);
     };
     if (pingPong)
-      e.when(e.eq(consumer, 1), passTurn);
+      e.when(e.eq(consumer, n - 1), passTurn);
 
     SmallVector<Value> acc(nO, e.f32(0.0));
     SmallVector<Value> rowMax(2, e.negInf()), rowSum(2, e.f32(0.0));
@@ -640,6 +656,10 @@ LogicalResult mlir::swba::checkHopperLowerable(Operation *op,
   SharedLayout layout(*tiling, headDim, valueDim);
   if (fits(*tiling, layout))
     return success();
+  if (tiling->consumers != 2 && tiling->consumers != 3)
+    return op->emitOpError()
+           << "chip=sm_90a: consumers=" << tiling->consumers
+           << ": the forward kernel takes 2 or 3 consumer warpgroups";
   return op->emitOpError()
          << "chip=sm_90a: block-n=" << tiling->blockN
          << " stages=" << tiling->stages

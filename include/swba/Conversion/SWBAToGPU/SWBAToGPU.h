@@ -20,6 +20,8 @@ void populateSWBAToGPUPatterns(RewritePatternSet &patterns);
 /// Tile choices of the sm_90a forward kernel; 0 picks the per-head-dim
 /// default (see SWBAToGPUHopper.cpp for the reasons).
 struct HopperOptions {
+  /// Consumer warpgroups of 64 query rows (2 or 3; 0: per head dim).
+  int64_t consumers = 0;
   int64_t blockN = 0;
   int64_t stages = 0;
   /// Run the softmax of S_j while P_{j-1} V_{j-1} is on the tensor cores.
