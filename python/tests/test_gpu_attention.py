@@ -53,6 +53,16 @@ def launched_kernels(monkeypatch):
     return launches
 
 
+def on_sm90a(monkeypatch, options):
+    """The sm_90a kernels under the lowering `options` (skipped on other
+    chips); returns the list of launches that fills as they run."""
+    if CAPABILITY != (9, 0):
+        pytest.skip("the wgmma kernel needs sm_90a")
+    monkeypatch.setenv("SWBA_CHIP", "sm_90a")
+    monkeypatch.setenv("SWBA_LOWER_OPTIONS", options)
+    return launched_kernels(monkeypatch)
+
+
 def reference(q, k, v, bs, ws, scale):
     """Dense masked attention in fp32 (design.md section 1)."""
     nq, nk = q.shape[2], k.shape[2]
@@ -233,11 +243,7 @@ FUSED_CASES = [c for c in CASES
 @pytest.mark.parametrize("case", FUSED_CASES, ids=[c.name for c in FUSED_CASES])
 def test_fused_dq_backward_matches_reference(case, monkeypatch):
     """grad-fused-dq=true: dq added up by TMA reduce-adds, every element."""
-    if CAPABILITY != (9, 0):
-        pytest.skip("the wgmma kernel needs sm_90a")
-    monkeypatch.setenv("SWBA_CHIP", "sm_90a")
-    monkeypatch.setenv("SWBA_LOWER_OPTIONS", "grad-fused-dq=true")
-    launches = launched_kernels(monkeypatch)
+    launches = on_sm90a(monkeypatch, "grad-fused-dq=true")
     check_backward(case)
     assert any(name.startswith("swba_attention_bwd_dkdvdq_") for name, _, _ in launches)
 
@@ -248,11 +254,7 @@ def test_fused_dq_backward_matches_reference(case, monkeypatch):
 def test_forward_options_match_reference(case, options, monkeypatch):
     """sm_90a forward consumer counts (the default is three at head dim 64,
     two at 128), with and without turns, every element."""
-    if CAPABILITY != (9, 0):
-        pytest.skip("the wgmma kernel needs sm_90a")
-    monkeypatch.setenv("SWBA_CHIP", "sm_90a")
-    monkeypatch.setenv("SWBA_LOWER_OPTIONS", options)
-    launches = launched_kernels(monkeypatch)
+    launches = on_sm90a(monkeypatch, options)
     check_forward(case)
     (name, block, shared), = launches
     consumers = int(options.split()[0].split("=")[1])
@@ -267,11 +269,7 @@ def test_forward_options_match_reference(case, options, monkeypatch):
 def test_backward_options_match_reference(case, options, monkeypatch):
     """sm_90a backward options other than the defaults (grad-ping-pong:
     the consumers take turns), every element."""
-    if CAPABILITY != (9, 0):
-        pytest.skip("the wgmma kernel needs sm_90a")
-    monkeypatch.setenv("SWBA_CHIP", "sm_90a")
-    monkeypatch.setenv("SWBA_LOWER_OPTIONS", options)
-    launches = launched_kernels(monkeypatch)
+    launches = on_sm90a(monkeypatch, options)
     check_backward(case)
     assert any(name.startswith("swba_attention_bwd_dkdv_wgmma_") for name, _, _ in launches)
 

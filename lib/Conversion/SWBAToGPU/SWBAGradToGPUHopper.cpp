@@ -600,6 +600,21 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
                                         ValueRange{});
     isLeader = e.eq(e.rem(e.threadId, kWarpgroupThreads), 0);
   }
+  // The consumer warpgroup's own barrier (named barrier 3 + consumer).
+  auto syncWarpgroup = [&] {
+    NVVM::BarrierOp::create(
+        e.b, loc, Type(),
+        arith::IndexCastOp::create(e.b, e.b.getI32Type(),
+                                   e.add(consumer, e.idx(3))),
+        e.constI32(kWarpgroupThreads), NVVM::BarrierReductionAttr(), Value());
+  };
+  // The leader waits until the TMA reduces it issued have read their
+  // staging boxes.
+  auto waitStagingRead = [&] {
+    e.when(isLeader, [&] {
+      NVVM::CpAsyncBulkWaitGroupOp::create(e.b, 0, e.b.getUnitAttr());
+    });
+  };
   auto dsSlot = [&](Value j) {
     return arith::RemUIOp::create(e.b, j, e.idx(layout.dsSlots));
   };
@@ -807,19 +822,10 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
     // again once its TMA has read them; the barrier below tells the
     // warpgroup.
     if (fusedQueryGrad)
-      e.when(isLeader, [&] {
-        NVVM::CpAsyncBulkWaitGroupOp::create(e.b, 0, e.b.getUnitAttr());
-      });
+      waitStagingRead();
     for (int64_t i = 0; i < statsPerThread; ++i)
       e.store(e.mulf(tileStats[i], statsFactor[i]), stats, {statsEntry(i)});
-    {
-      NVVM::BarrierOp::create(
-          e.b, loc, Type(),
-          arith::IndexCastOp::create(e.b, e.b.getI32Type(),
-                                     e.add(consumer, e.idx(3))),
-          e.constI32(kWarpgroupThreads), NVVM::BarrierReductionAttr(),
-          Value());
-    }
+    syncWarpgroup();
     auto [nextHead, nextRow] = nextTile(qHead, r0);
     SmallVector<Value> nextStats = loadStats(
         arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult,
@@ -1029,22 +1035,11 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
              // The staging boxes are rewritten: tile numTiles - 2's reduce
              // must have read them (as at the top of the loop), and the
              // warpgroup must know it.
-             e.when(isLeader, [&] {
-               NVVM::CpAsyncBulkWaitGroupOp::create(e.b, 0,
-                                                    e.b.getUnitAttr());
-             });
-             NVVM::BarrierOp::create(
-                 e.b, loc, Type(),
-                 arith::IndexCastOp::create(e.b, e.b.getI32Type(),
-                                            e.add(consumer, e.idx(3))),
-                 e.constI32(kWarpgroupThreads), NVVM::BarrierReductionAttr(),
-                 Value());
+             waitStagingRead();
+             syncWarpgroup();
              reduceQueryGrad(dqAcc, e.sub(numTiles, e.idx(1)));
              // The staging boxes stay until the reduce has read them.
-             e.when(isLeader, [&] {
-               NVVM::CpAsyncBulkWaitGroupOp::create(e.b, 0,
-                                                    e.b.getUnitAttr());
-             });
+             waitStagingRead();
            });
   }
 
