@@ -4,11 +4,14 @@ mma.sync one (SWBA_CHIP=sm_90): where the time goes.
 
     python3 python/bench/kernel_times.py
     python3 python/bench/kernel_times.py --options "" "grad-key-tile=128"
+    python3 python/bench/kernel_times.py --forward --options "" "ping-pong=false"
 
 With --options: the sm_90a kernels under each SWBA_LOWER_OPTIONS value,
 taken in turn for 4 rounds (so that drift hits every option alike), the
 best and the median round of each kernel: an A/B of tile choices on GPU
-time alone, without the host or the L2 flush in it.
+time alone, without the host or the L2 flush in it. With --forward the
+steps are forward passes only (options of the forward kernel, whose
+backward kernels need not be compiled).
 """
 
 import math
@@ -25,15 +28,19 @@ from swba import attention  # noqa: E402
 from configs import DESIGN  # noqa: E402
 
 
+FORWARD_ONLY = "--forward" in sys.argv
+
+
 def step(q, k, v, dout, c):
     out = attention(q, k, v, c.bs, c.ws, 1.0 / math.sqrt(c.d))
-    out.backward(dout)
+    if not FORWARD_ONLY:
+        out.backward(dout)
 
 
 def times(c, reps=10):
     torch.manual_seed(0)
     q, k, v = (torch.randn(c.b, c.h, c.n, c.d, device="cuda", dtype=torch.float16,
-                           requires_grad=True) for _ in range(3))
+                           requires_grad=not FORWARD_ONLY) for _ in range(3))
     dout = torch.randn_like(q)
     for _ in range(3):
         step(q, k, v, dout, c)
