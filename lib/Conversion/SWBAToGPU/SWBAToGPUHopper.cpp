@@ -101,7 +101,8 @@ FailureOr<HopperTiling> getTiling(int64_t d, int64_t dv,
   // spill 384 bytes (294 against 480-491 TFLOP/s at configuration 3).
   // 128 keys per tile: S = 64 x 128 f32 is 64 registers a thread, O
   // another Dv / 2, and 240 registers hold them with the P fragments at
-  // Dv = 128.
+  // Dv = 128 (with three consumers, block-n=192 makes S 96 of the 160
+  // registers, and the head-dim-64 kernel twice as slow).
   // Two stages: the next tile's TMA load runs during this tile's math;
   // at D = 128 a third stage would leave ~2 KB of shared memory spare.
   // The softmax of one tile overlaps the P V product of the previous one
