@@ -36,7 +36,8 @@ def LowerSWBA : Pass<"lower-swba"> {
     Hopper kernel instead: a producer warpgroup brings Q and a ring of
     `stages` K/V tiles of `block-n` keys into 128B-swizzled shared memory
     with TMA (`nvgpu.tma.async.load`, completing on `nvgpu.mbarrier`s), and
-    two consumer warpgroups of 64 query rows run S = Q K^T and O += P V on
+    `consumers` warpgroups of 64 query rows (three at head dim 64, two at
+    128) run S = Q K^T and O += P V on
     warpgroup MMA (`nvvm.wgmma.mma_async`, P from registers). The launch
     creates the TMA descriptors (`nvgpu.tma.create.descriptor`) and passes
     the dynamic shared memory size. The backward op at those head dims
@@ -92,7 +93,7 @@ def LowerSWBA : Pass<"lower-swba"> {
            "instead of a separate dQ kernel recomputing S and dP. Slower "
            "on the H100 so far (docs/BENCHMARKS.md).">,
     Option<"pingPong", "ping-pong", "bool", /*default=*/"true",
-           "sm_90a kernel, with overlap-softmax: the two consumer "
+           "sm_90a kernel, with overlap-softmax: the consumer "
            "warpgroups take turns issuing their products, so that one's "
            "softmax runs under the other's products.">,
     Option<"gradPingPong", "grad-ping-pong", "bool", /*default=*/"false",

@@ -51,7 +51,7 @@ struct SWBAToNVVMOptions : public PassPipelineOptions<SWBAToNVVMOptions> {
       llvm::cl::init(true)};
   PassOptions::Option<bool> pingPong{
       *this, "ping-pong",
-      llvm::cl::desc("sm_90a kernel, with overlap-softmax: the two consumer "
+      llvm::cl::desc("sm_90a kernel, with overlap-softmax: the consumer "
                      "warpgroups take turns issuing their products."),
       llvm::cl::init(true)};
   PassOptions::Option<int64_t> gradKeyTile{

@@ -407,25 +407,31 @@ struct StageRing {
   }
 };
 
-/// Ping-pong between two consumer warpgroups (named barriers 1 and 2 of 256
-/// threads): a warpgroup issues its products (`take` ... `pass`) only after
-/// the other has issued its own, so one warpgroup's element-wise work runs
-/// while the other's products keep the tensor cores busy. Consumer 0 goes
-/// first; both must take the same number of turns.
+/// Ping-pong among `consumers` consumer warpgroups, round robin: consumer c
+/// waits on named barrier c + 1 and passes the turn to barrier
+/// (c + 1) % consumers + 1 (256 threads each: the waiting warpgroup and the
+/// one passing). A warpgroup issues its products (`take` ... `pass`) only
+/// after the one before it has issued its own, so one warpgroup's
+/// element-wise work runs while the others' products keep the tensor cores
+/// busy. Consumer 0 goes first; all must take the same number of turns.
+/// Disabled, `take` and `pass` emit nothing.
 struct TurnTaking {
   HopperKernelBuilder &e;
+  bool enabled;
   Value mine, other, pair;
 
-  bool enabled = true;
-  TurnTaking(HopperKernelBuilder &e, Value consumer, bool enabled = true)
+  TurnTaking(HopperKernelBuilder &e, Value consumer, int64_t consumers,
+             bool enabled)
       : e(e), enabled(enabled) {
     if (!enabled)
       return;
     Type i32 = e.b.getI32Type();
     mine = arith::IndexCastOp::create(e.b, i32, e.add(consumer, e.idx(1)));
-    other = arith::IndexCastOp::create(e.b, i32, e.sub(e.idx(2), consumer));
+    other = arith::IndexCastOp::create(
+        e.b, i32,
+        e.add(e.rem(e.add(consumer, e.idx(1)), consumers), e.idx(1)));
     pair = e.constI32(2 * kWarpgroupThreads);
-    e.when(e.eq(consumer, 1), [&] { pass(); });
+    e.when(e.eq(consumer, consumers - 1), [&] { pass(); });
   }
   void take() {
     if (!enabled)

@@ -618,7 +618,6 @@ gpu_kernels::createKeyValueGradKernel(RewriterBase &rewriter,
   return kvKernel;
 }
 
-/// Rows of the delta kernel's workgroup: one quad of threads a row.
 /// This thread's f32 share of the dot product of a row of `a` and `b`
 /// (memrefs [B][H][N][dim] of a 16-bit type; `rowIndex` = batch, head,
 /// row): the 16-byte chunks t, t + 4, ... with t = lane % 4, so that a quad

@@ -194,7 +194,7 @@ void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
   };
 
   e.waitParity(e.idx(0), e.i1(false));
-  TurnTaking turns(e, consumer, pingPong);
+  TurnTaking turns(e, consumer, T::consumers, pingPong);
   int64_t nS = blockN / 2, nQ = headDim / 2;
   auto accType = LLVM::LLVMStructType::getLiteral(
       ctx, SmallVector<Type>(nS, e.b.getF32Type()));
@@ -581,7 +581,7 @@ void buildKeyValueGradBody(OpBuilder &builder, Location loc,
   const bool fusedQueryGrad = static_cast<bool>(dqAccumMap);
   // The fused kernel's turn order is what guarantees that the other
   // consumer's dS^T is in its slot when this one's dQ product reads it.
-  TurnTaking turns(e, consumer, pingPong || fusedQueryGrad);
+  TurnTaking turns(e, consumer, T::consumers, pingPong || fusedQueryGrad);
   int64_t nS = blockM / 2, nK = headDim / 2, nV = valueDim / 2;
   QueryGradShare share;
   Value dsWords, stagingF32, isLeader;

@@ -448,32 +448,11 @@ private:
 
     e.waitParity(e.idx(StageRing::once), e.i1(false));
 
-    // Ping-pong between the two consumer warpgroups (pipelined schedule
-    // only; named barriers 1 and 2 of 256 threads): a warpgroup issues its
-    // products only after the other has issued its own, so one warpgroup's
-    // softmax runs while the other's products keep the tensor cores busy.
-    // Consumer 0 goes first; both issue the same number of times.
-    const bool pingPong = overlap && tiling.pingPong;
-    // With three consumers the turn goes round: consumer c waits on
-    // barrier c + 1 and passes to barrier (c + 1) % n + 1.
-    const int64_t n = tiling.consumers;
-    Value myTurn = arith::IndexCastOp::create(
-        e.b, e.b.getI32Type(), e.add(consumer, e.idx(1)));
-    Value otherTurn = arith::IndexCastOp::create(
-        e.b, e.b.getI32Type(),
-        e.add(e.rem(e.add(consumer, e.idx(1)), n), e.idx(1)));
-    Value pair = e.constI32(2 * kWarpgroupThreads);
-    auto takeTurn = [&] {
-      if (pingPong)
-        NVVM::BarrierOp::create(e.b, loc, Type(), myTurn, pair,
-                                NVVM::BarrierReductionAttr(), Value());
-    };
-    auto passTurn = [&] {
-      if (pingPong)
-        NVVM::BarrierArriveOp::create(e.b, loc, otherTurn, pair);
-    };
-    if (pingPong)
-      e.when(e.eq(consumer, n - 1), passTurn);
+    // The consumers take turns at the tensor cores (pipelined schedule
+    // only), so that one's softmax runs while the others' products keep
+    // the tensor cores busy.
+    TurnTaking turns(e, consumer, tiling.consumers,
+                     overlap && tiling.pingPong);
 
     SmallVector<Value> acc(nO, e.f32(0.0));
     SmallVector<Value> rowMax(2, e.negInf()), rowSum(2, e.f32(0.0));
@@ -523,11 +502,11 @@ private:
       Value zero = e.idx(0);
       waitFull(0, zero);
       SOperands s0Ops = prepareS(zero);
-      takeTurn();
+      turns.take();
       NVVM::WgmmaFenceAlignedOp::create(e.b);
       Value s0 = issueS(s0Ops);
       NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
-      passTurn();
+      turns.pass();
       NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
       release(0, zero);
       TileSoftmax first = softmax(s0, zero, rowMax, rowSum);
@@ -550,13 +529,13 @@ private:
         waitFull(1, prev);
         SOperands sOps = prepareS(j);
         SmallVector<Value> vDescs = preparePV(prev);
-        takeTurn();
+        turns.take();
         NVVM::WgmmaFenceAlignedOp::create(e.b);
         Value sAcc = issueS(sOps);
         NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
         o = issuePV(o, p, vDescs);
         NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
-        passTurn();
+        turns.pass();
         NVVM::WgmmaWaitGroupSyncOp::create(e.b, 1);
         release(0, j);
         TileSoftmax sm = softmax(sAcc, j, mx, sum);
@@ -596,11 +575,11 @@ private:
       SmallVector<Value> p(loopResults.begin() + nO + 4, loopResults.end());
       waitFull(1, last);
       SmallVector<Value> vDescs = preparePV(last);
-      takeTurn();
+      turns.take();
       NVVM::WgmmaFenceAlignedOp::create(e.b);
       o = issuePV(o, p, vDescs);
       NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
-      passTurn();
+      turns.pass();
       NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
       o = e.fenceRegisters(o);
       release(1, last);

@@ -26,8 +26,8 @@ struct HopperOptions {
   int64_t stages = 0;
   /// Run the softmax of S_j while P_{j-1} V_{j-1} is on the tensor cores.
   bool overlapSoftmax = true;
-  /// With overlapSoftmax: the two consumer warpgroups take turns issuing
-  /// their products (named barriers), each one's softmax under the other's
+  /// With overlapSoftmax: the consumer warpgroups take turns issuing
+  /// their products (named barriers), each one's softmax under the others'
   /// products.
   bool pingPong = true;
   /// Backward: keys per K/V tile of the dQ kernel and query rows per Q/dO
