@@ -35,7 +35,8 @@
 #include "swba/Dialect/SWBA/IR/SWBA.h"
 #include "swba/Dialect/SWBA/Utils/WindowBounds.h"
 #include "GradKernels.h"
-#include "HopperKernelBuilder.h"
+#include "Hopper/Consumer.h"
+#include "Hopper/Producer.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/PatternMatch.h"

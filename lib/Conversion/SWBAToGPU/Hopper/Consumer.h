@@ -1,0 +1,88 @@
+//===- Consumer.h - The consumer warpgroups of the sm_90a kernels -*- C++ -*-===//
+//
+// Internal to lib/Conversion/SWBAToGPU/Hopper: what the consumer warpgroups
+// of the forward, dQ and dK/dV kernels share: their rows, the turns they
+// take at the tensor cores (TurnTaking), and the backward's two score
+// products (S and dP, recomputed by both backward kernels).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef SWBA_LIB_CONVERSION_SWBATOGPU_HOPPER_CONSUMER_H
+#define SWBA_LIB_CONVERSION_SWBATOGPU_HOPPER_CONSUMER_H
+
+#include "HopperKernelBuilder.h"
+
+namespace mlir::swba::gpu_kernels {
+
+/// Ping-pong among `consumers` consumer warpgroups, round robin: consumer c
+/// waits on named barrier c + 1 and passes the turn to barrier
+/// (c + 1) % consumers + 1 (256 threads each: the waiting warpgroup and the
+/// one passing). A warpgroup issues its products (`take` ... `pass`) only
+/// after the one before it has issued its own, so one warpgroup's
+/// element-wise work runs while the others' products keep the tensor cores
+/// busy. Consumer 0 goes first; all must take the same number of turns.
+/// Disabled, `take` and `pass` emit nothing.
+struct TurnTaking {
+  HopperKernelBuilder &e;
+  bool enabled;
+  Value mine, other, pair;
+
+  TurnTaking(HopperKernelBuilder &e, Value consumer, int64_t consumers,
+             bool enabled)
+      : e(e), enabled(enabled) {
+    if (!enabled)
+      return;
+    Type i32 = e.b.getI32Type();
+    mine = arith::IndexCastOp::create(e.b, i32, e.add(consumer, e.idx(1)));
+    other = arith::IndexCastOp::create(
+        e.b, i32,
+        e.add(e.rem(e.add(consumer, e.idx(1)), consumers), e.idx(1)));
+    pair = e.constI32(2 * kWarpgroupThreads);
+    e.when(e.eq(consumer, consumers - 1), [&] { pass(); });
+  }
+  void take() {
+    if (!enabled)
+      return;
+    NVVM::BarrierOp::create(e.b, e.b.getLoc(), Type(), mine, pair,
+                            NVVM::BarrierReductionAttr(), Value());
+  }
+  void pass() {
+    if (!enabled)
+      return;
+    NVVM::BarrierArriveOp::create(e.b, e.b.getLoc(), other, pair);
+  }
+};
+
+
+/// This thread's place among the consumers: `consumer` (warpgroup - 1), the
+/// first of its two accumulator rows (`rowBase` and rowBase + 8: 64 rows
+/// from `first` + 64 consumer, 16 a warp), and whether it is lane 0 of its
+/// warp (which arrives on the ring's empty barriers for the warp).
+struct ConsumerRows {
+  Value consumer, rowBase, isLane0;
+  static ConsumerRows get(HopperKernelBuilder &e, Value warpgroup,
+                          Value first);
+};
+
+/// The backward's score products S = A_S B_S^T and dP = A_P B_P^T, one
+/// wgmma group in one turn: n columns, both operands K-major in shared
+/// memory, A_S/B_S over `headDim` (their boxes `rowsA`/`rowsB` rows),
+/// A_P/B_P over `valueDim`. Returns the accumulators once the group has
+/// completed (their registers: unpackScores).
+std::pair<Value, Value> issueScoreProducts(HopperKernelBuilder &e,
+                                           TurnTaking &turns, Value aS,
+                                           Value bS, Value aP, Value bP,
+                                           int64_t rowsA, int64_t rowsB,
+                                           int64_t headDim, int64_t valueDim,
+                                           int64_t n);
+
+/// The registers of the S and dP accumulators (`n` columns), fenced; S in
+/// the log2 domain unless `positiveScale` (then the scale folds into the
+/// exponent: recomputeProbability).
+std::pair<SmallVector<Value>, SmallVector<Value>>
+unpackScores(HopperKernelBuilder &e, Value sAcc, Value dpAcc, int64_t n,
+             bool positiveScale, Value scaleLog2);
+
+} // namespace mlir::swba::gpu_kernels
+
+#endif // SWBA_LIB_CONVERSION_SWBATOGPU_HOPPER_CONSUMER_H
