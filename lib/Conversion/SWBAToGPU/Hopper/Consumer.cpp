@@ -20,6 +20,19 @@ ConsumerRows ConsumerRows::get(HopperKernelBuilder &e, Value warpgroup,
   return rows;
 }
 
+std::pair<Value, Value>
+mlir::swba::gpu_kernels::onceDescriptors(HopperKernelBuilder &e, Value base,
+                                         Value consumer, int64_t secondOffset) {
+  auto high = [&](int64_t lbo) { return e.i64(descriptorHigh(lbo)); };
+  Value rowsOffset =
+      e.toI64(e.mul(consumer, kRowsPerConsumer * kBoxRowBytes / 16));
+  Value first = arith::OrIOp::create(e.b, e.add(base, rowsOffset), high(16));
+  Value second = arith::OrIOp::create(
+      e.b, e.add(e.add(base, rowsOffset), e.i64(secondOffset / 16)),
+      high(16));
+  return {first, second};
+}
+
 std::pair<Value, Value> mlir::swba::gpu_kernels::issueScoreProducts(
     HopperKernelBuilder &e, TurnTaking &turns, Value aS, Value bS, Value aP,
     Value bP, int64_t rowsA, int64_t rowsB, int64_t headDim, int64_t valueDim,

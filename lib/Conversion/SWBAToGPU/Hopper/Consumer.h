@@ -64,6 +64,12 @@ struct ConsumerRows {
                           Value first);
 };
 
+/// The backward's K-major A descriptors of this consumer's 64 rows of the
+/// two operands loaded once (Q and dO for dQ, K and V for dK/dV: at the
+/// buffer's start `base` and `secondOffset` bytes into it).
+std::pair<Value, Value> onceDescriptors(HopperKernelBuilder &e, Value base,
+                                        Value consumer, int64_t secondOffset);
+
 /// The backward's score products S = A_S B_S^T and dP = A_P B_P^T, one
 /// wgmma group in one turn: n columns, both operands K-major in shared
 /// memory, A_S/B_S over `headDim` (their boxes `rowsA`/`rowsB` rows),

@@ -56,6 +56,14 @@ struct StageRing {
         e.toI64(arith::RemUIOp::create(e.b, round, e.idx(2))));
   }
   Value slot(int64_t first, Value j) { return e.add(stage(j), e.idx(first)); }
+  /// The descriptor start address (16-byte units, from `base`, the
+  /// buffer's) of stage(j) of an operand whose first stage is `firstOffset`
+  /// bytes into the buffer.
+  Value stageAddress(Value base, Value j, int64_t firstOffset,
+                     int64_t stageBytes) {
+    return e.add(base, e.toI64(e.add(e.idx(firstOffset / 16),
+                                     e.mul(stage(j), stageBytes / 16))));
+  }
 
   void init(int64_t consumerWarps, Value isThread0) {
     SmallVector<int64_t> counts;
