@@ -1,9 +1,10 @@
 //===- GradKernels.h - The swba.attention_grad GPU kernels ------*- C++ -*-===//
 //
-// Internal to lib/Conversion/SWBAToGPU: the kernels of the backward (the
-// mma.sync path: dQ, which also writes delta = rowsum(dout * out), then
-// dK/dV; the sm_90a path adds a delta kernel before both) and their launch,
-// so that a lowering can combine an mma.sync kernel with a wgmma one.
+// Internal to lib/Conversion/SWBAToGPU: the kernels of the backward that
+// both paths share or combine (the delta kernel delta = rowsum(dout * out)
+// that runs first, the mma.sync dQ and dK/dV kernels, the dQ conversion
+// kernel of grad-fused-dq) and their launch, so that a lowering can combine
+// an mma.sync kernel with a wgmma one.
 //
 //===----------------------------------------------------------------------===//
 
@@ -46,8 +47,8 @@ gpu::GPUFuncOp createDeltaKernel(RewriterBase &rewriter,
                                  AttentionGradOp op, Type elementType,
                                  int64_t valueDim);
 
-/// dQ's f32 accumulator when a kernel adds dQ up with atomics:
-/// memref<?x?x?xDxf32> ([B][Hq][Nq][D]).
+/// dQ's f32 accumulator when the dK/dV kernel adds dQ up (grad-fused-dq,
+/// TMA reduce-adds): memref<?x?x?xDxf32> ([B][Hq][Nq][D]).
 MemRefType queryGradAccumType(AttentionGradOp op);
 
 /// Rows of the dQ conversion kernel's workgroup.
@@ -75,11 +76,11 @@ struct GradLaunch {
 };
 
 /// Replaces `op` by: a device buffer for delta, the delta kernel's launch
-/// over (query heads, query tiles, batch) when there is one (parameters
-/// dout, out, delta), the dQ launch over (query heads, query tiles, batch),
-/// the dK/dV launch over (key heads, key tiles, batch), and freeing delta.
-/// Without a delta kernel the dQ kernel writes delta, and dK/dV must follow
-/// it; with one, dQ and dK/dV only follow the delta kernel.
+/// over (query heads, query tiles, batch) (parameters dout, out, delta),
+/// the dQ launch over (query heads, query tiles, batch), the dK/dV launch
+/// over (key heads, key tiles, batch), and freeing delta. dQ and dK/dV
+/// read delta and nothing of each other's: they only follow the delta
+/// kernel.
 ///
 /// With a `convertKernel` instead of a dQ kernel, the dK/dV kernel adds dQ
 /// up: a zeroed f32 dqAccum buffer goes to it after delta (parameters q, k,

@@ -17,8 +17,8 @@ namespace swba {
 /// new gpu.module of the enclosing module.
 void populateSWBAToGPUPatterns(RewritePatternSet &patterns);
 
-/// Tile choices of the sm_90a forward kernel; 0 picks the per-head-dim
-/// default (see SWBAToGPUHopper.cpp for the reasons).
+/// Tile choices of the sm_90a kernels; 0 picks the per-head-dim default
+/// (lib/Conversion/SWBAToGPU/Hopper/Tiling.h gives the reasons).
 struct HopperOptions {
   /// Consumer warpgroups of 64 query rows (2 or 3; 0: per head dim).
   int64_t consumers = 0;
@@ -59,9 +59,11 @@ void populateSWBAToGPUHopperPatterns(RewritePatternSet &patterns,
 LogicalResult checkHopperGradLowerable(Operation *op, HopperOptions options);
 
 /// Patterns that rewrite memref-form `swba.attention_grad` with head dims
-/// 64 or 128 into the sm_90a backward: a warp-specialized dQ kernel on TMA
-/// and warpgroup MMA (which also computes delta), then the dK/dV kernel.
-/// They take precedence over populateSWBAGradToGPUPatterns.
+/// 64 or 128 into the sm_90a backward: the delta kernel, then
+/// warp-specialized dQ and dK/dV kernels on TMA and warpgroup MMA (with
+/// grad-fused-dq, a dK/dV kernel that also adds dQ up, then a kernel that
+/// converts that sum into dq). They take precedence over
+/// populateSWBAGradToGPUPatterns.
 void populateSWBAGradToGPUHopperPatterns(RewritePatternSet &patterns,
                                          HopperOptions options);
 
@@ -70,8 +72,9 @@ void populateSWBAGradToGPUHopperPatterns(RewritePatternSet &patterns,
 /// does not fit (block-n, stages, shared memory).
 LogicalResult checkHopperLowerable(Operation *op, HopperOptions options);
 
-/// Patterns that rewrite memref-form `swba.attention_grad` into two
-/// tensor-core kernels (dQ with delta, then dK/dV) launched in order.
+/// Patterns that rewrite memref-form `swba.attention_grad` into the delta
+/// kernel and two mma.sync kernels, dQ and dK/dV, that read its output and
+/// nothing of each other's.
 void populateSWBAGradToGPUPatterns(RewritePatternSet &patterns);
 
 /// Emits an error at `op` (swba.attention or swba.attention_grad) and fails

@@ -28,8 +28,7 @@ mlir::swba::gpu_kernels::onceDescriptors(HopperKernelBuilder &e, Value base,
       e.toI64(e.mul(consumer, kRowsPerConsumer * kBoxRowBytes / 16));
   Value first = arith::OrIOp::create(e.b, e.add(base, rowsOffset), high(16));
   Value second = arith::OrIOp::create(
-      e.b, e.add(e.add(base, rowsOffset), e.i64(secondOffset / 16)),
-      high(16));
+      e.b, e.add(e.add(base, rowsOffset), e.i64(secondOffset / 16)), high(16));
   return {first, second};
 }
 
@@ -62,8 +61,8 @@ std::pair<Value, Value> mlir::swba::gpu_kernels::issueScoreProducts(
   for (int64_t kk = 0; kk < dk; ++kk)
     sAcc = e.ssMma(sAcc, ops[2 * kk], ops[2 * kk + 1], n, kk == 0);
   for (int64_t kk = 0; kk < valueDim / 16; ++kk)
-    dpAcc = e.ssMma(dpAcc, ops[2 * (dk + kk)], ops[2 * (dk + kk) + 1], n,
-                    kk == 0);
+    dpAcc =
+        e.ssMma(dpAcc, ops[2 * (dk + kk)], ops[2 * (dk + kk) + 1], n, kk == 0);
   NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
   turns.pass();
   NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);

@@ -1,4 +1,4 @@
-//===- Consumer.h - The consumer warpgroups of the sm_90a kernels -*- C++ -*-===//
+//===- Consumer.h - Consumer warpgroups of the sm_90a kernels ---*- C++ -*-===//
 //
 // Internal to lib/Conversion/SWBAToGPU/Hopper: what the consumer warpgroups
 // of the forward, dQ and dK/dV kernels share: their rows, the turns they
@@ -35,8 +35,7 @@ struct TurnTaking {
     Type i32 = e.b.getI32Type();
     mine = arith::IndexCastOp::create(e.b, i32, e.add(consumer, e.idx(1)));
     other = arith::IndexCastOp::create(
-        e.b, i32,
-        e.add(e.rem(e.add(consumer, e.idx(1)), consumers), e.idx(1)));
+        e.b, i32, e.add(e.rem(e.add(consumer, e.idx(1)), consumers), e.idx(1)));
     pair = e.constI32(2 * kWarpgroupThreads);
     e.when(e.eq(consumer, consumers - 1), [&] { pass(); });
   }
@@ -53,15 +52,13 @@ struct TurnTaking {
   }
 };
 
-
 /// This thread's place among the consumers: `consumer` (warpgroup - 1), the
 /// first of its two accumulator rows (`rowBase` and rowBase + 8: 64 rows
 /// from `first` + 64 consumer, 16 a warp), and whether it is lane 0 of its
 /// warp (which arrives on the ring's empty barriers for the warp).
 struct ConsumerRows {
   Value consumer, rowBase, isLane0;
-  static ConsumerRows get(HopperKernelBuilder &e, Value warpgroup,
-                          Value first);
+  static ConsumerRows get(HopperKernelBuilder &e, Value warpgroup, Value first);
 };
 
 /// The backward's K-major A descriptors of this consumer's 64 rows of the
@@ -75,12 +72,10 @@ std::pair<Value, Value> onceDescriptors(HopperKernelBuilder &e, Value base,
 /// memory, A_S/B_S over `headDim` (their boxes `rowsA`/`rowsB` rows),
 /// A_P/B_P over `valueDim`. Returns the accumulators once the group has
 /// completed (their registers: unpackScores).
-std::pair<Value, Value> issueScoreProducts(HopperKernelBuilder &e,
-                                           TurnTaking &turns, Value aS,
-                                           Value bS, Value aP, Value bP,
-                                           int64_t rowsA, int64_t rowsB,
-                                           int64_t headDim, int64_t valueDim,
-                                           int64_t n);
+std::pair<Value, Value>
+issueScoreProducts(HopperKernelBuilder &e, TurnTaking &turns, Value aS,
+                   Value bS, Value aP, Value bP, int64_t rowsA, int64_t rowsB,
+                   int64_t headDim, int64_t valueDim, int64_t n);
 
 /// The registers of the S and dP accumulators (`n` columns), fenced; S in
 /// the log2 domain unless `positiveScale` (then the scale folds into the

@@ -11,10 +11,12 @@
 using namespace mlir;
 using namespace mlir::swba::gpu_kernels;
 
-void mlir::swba::gpu_kernels::storeAccumulatorRow(
-    HopperKernelBuilder &e, ValueRange acc, int64_t h, int64_t width,
-    function_ref<Value()> factor, Value dst, Value batch, Value head,
-    Value row) {
+void mlir::swba::gpu_kernels::storeAccumulatorRow(HopperKernelBuilder &e,
+                                                  ValueRange acc, int64_t h,
+                                                  int64_t width,
+                                                  function_ref<Value()> factor,
+                                                  Value dst, Value batch,
+                                                  Value head, Value row) {
   auto pairType = VectorType::get({2}, e.elementType);
   for (int64_t jn = 0; jn < width / 8; ++jn) {
     Value pair = vector::FromElementsOp::create(
@@ -28,20 +30,18 @@ void mlir::swba::gpu_kernels::storeAccumulatorRow(
 }
 
 void mlir::swba::gpu_kernels::storeForwardRows(
-    HopperKernelBuilder &e, ValueRange results, int64_t valueDim,
-    Value rowBase, Value queries, Value out, Value lse, Value batch,
-    Value head) {
+    HopperKernelBuilder &e, ValueRange results, int64_t valueDim, Value rowBase,
+    Value queries, Value out, Value lse, Value batch, Value head) {
   int64_t nO = valueDim / 2;
   for (int64_t h = 0; h < 2; ++h) {
     Value sum = e.quadReduce(results[nO + 2 + h], /*isMax=*/false);
     Value inv = e.divf(e.f32(1.0), sum);
     Value row = e.add(rowBase, e.idx(8 * h));
-    e.when(arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, row,
-                                 queries),
+    e.when(arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, row, queries),
            [&] {
              storeAccumulatorRow(
-                 e, results, h, valueDim, [&] { return inv; }, out, batch,
-                 head, row);
+                 e, results, h, valueDim, [&] { return inv; }, out, batch, head,
+                 row);
              if (!lse)
                return;
              e.when(e.eq(e.t, 0), [&] {

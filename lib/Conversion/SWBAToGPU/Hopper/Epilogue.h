@@ -18,16 +18,16 @@ namespace mlir::swba::gpu_kernels {
 /// Stores row h of the accumulator `acc` of `width` columns, each value
 /// times factor(), at dst[batch, head, row, column].
 void storeAccumulatorRow(HopperKernelBuilder &e, ValueRange acc, int64_t h,
-                         int64_t width, function_ref<Value()> factor,
-                         Value dst, Value batch, Value head, Value row);
+                         int64_t width, function_ref<Value()> factor, Value dst,
+                         Value batch, Value head, Value row);
 
 /// The forward: `results` holds O (valueDim / 2 registers), the row maxima
 /// and the row sums (two each); completes the sums over the quad and
 /// stores O / sum into out and, with `lse`, the rows' log-sum-exp; rows
 /// rowBase + 8 h below `queries` only.
 void storeForwardRows(HopperKernelBuilder &e, ValueRange results,
-                      int64_t valueDim, Value rowBase, Value queries,
-                      Value out, Value lse, Value batch, Value head);
+                      int64_t valueDim, Value rowBase, Value queries, Value out,
+                      Value lse, Value batch, Value head);
 
 /// The dQ kernel: scale * dQ into dq, rows rowBase + 8 h below `queries`.
 void storeQueryGradRows(HopperKernelBuilder &e, ValueRange results,

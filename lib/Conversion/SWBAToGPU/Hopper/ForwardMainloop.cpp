@@ -50,9 +50,9 @@ struct ForwardKernel {
                 int64_t headDim, int64_t valueDim)
       : e(e), tiling(tiling), layout(layout), headDim(headDim),
         valueDim(valueDim), blockM(tiling.blockM()), blockN(tiling.blockN),
-        nS(blockN / 2), nO(valueDim / 2),
-        w{static_cast<int64_t>(op.getBlockSize()),
-          static_cast<int64_t>(op.getWindow())},
+        nS(blockN / 2),
+        nO(valueDim / 2), w{static_cast<int64_t>(op.getBlockSize()),
+                            static_cast<int64_t>(op.getWindow())},
         positiveScale(op.getEffectiveScale() > 0),
         scale(e.f32(op.getEffectiveScale() / std::log(2.0))),
         softmax{e, scale, positiveScale}, ring{e, tiling.stages} {}
@@ -73,10 +73,8 @@ private:
                                 MutableArrayRef<Value> rowMax,
                                 MutableArrayRef<Value> rowSum);
   SmallVector<Value> plainLoop(SmallVector<Value> init);
-  SmallVector<Value> pipelinedLoop(TurnTaking &turns,
-                                   SmallVector<Value> init);
-  SmallVector<Value> pipelinedStep(TurnTaking &turns, Value j,
-                                   ValueRange iter);
+  SmallVector<Value> pipelinedLoop(TurnTaking &turns, SmallVector<Value> init);
+  SmallVector<Value> pipelinedStep(TurnTaking &turns, Value j, ValueRange iter);
 };
 
 } // namespace
@@ -103,17 +101,17 @@ void ForwardKernel::setUp(ValueRange args, ArrayRef<Value> maps) {
   e.splitRoles(
       warpgroup, isThread0,
       [&] {
-        produceTiles(
-            e, ring, {TmaOperand{maps[0], 0, headDim}}, blockM, tile.q0,
-            tile.qPlane, tile.numTiles,
-            {TmaOperand{maps[1], layout.kOffset(0), headDim,
-                        layout.kStageBytes},
-             TmaOperand{maps[2], layout.vOffset(0), valueDim,
-                        layout.vStageBytes}},
-            blockN, [&](Value j) {
-              return std::make_pair(
-                  e.add(tile.window.begin, e.mul(j, blockN)), tile.kvPlane);
-            });
+        produceTiles(e, ring, {TmaOperand{maps[0], 0, headDim}}, blockM,
+                     tile.q0, tile.qPlane, tile.numTiles,
+                     {TmaOperand{maps[1], layout.kOffset(0), headDim,
+                                 layout.kStageBytes},
+                      TmaOperand{maps[2], layout.vOffset(0), valueDim,
+                                 layout.vStageBytes}},
+                     blockN, [&](Value j) {
+                       return std::make_pair(
+                           e.add(tile.window.begin, e.mul(j, blockN)),
+                           tile.kvPlane);
+                     });
       },
       tiling.consumers);
 
@@ -129,8 +127,7 @@ void ForwardKernel::setUp(ValueRange args, ArrayRef<Value> maps) {
 
 Value ForwardKernel::stageDesc(Value stage, int64_t firstOffset,
                                int64_t stageBytes, int64_t lbo) {
-  Value offset =
-      e.add(e.idx(firstOffset / 16), e.mul(stage, stageBytes / 16));
+  Value offset = e.add(e.idx(firstOffset / 16), e.mul(stage, stageBytes / 16));
   return arith::OrIOp::create(e.b, e.add(base, e.toI64(offset)),
                               e.i64(descriptorHigh(lbo)));
 }
@@ -167,16 +164,16 @@ Value ForwardKernel::issueS(const SOperands &ops) {
 /// MN-major B; the 64-column blocks of Dv = 128 are the leading byte
 /// offset apart.
 SmallVector<Value> ForwardKernel::preparePV(Value j) {
-  Value vDesc = stageDesc(ring.stage(j), layout.vOffset(0),
-                          layout.vStageBytes, blockN * kBoxRowBytes);
+  Value vDesc = stageDesc(ring.stage(j), layout.vOffset(0), layout.vStageBytes,
+                          blockN * kBoxRowBytes);
   return e.fenceRegisters(e.mnMajorSlices(vDesc, blockN / 16));
 }
 
 /// The online softmax of a retired S_j: masks it where the tile is not
 /// interior, then updates the row statistics (OnlineSoftmax).
-OnlineSoftmax::Tile
-ForwardKernel::softmaxOf(Value sAcc, Value j, MutableArrayRef<Value> rowMax,
-                         MutableArrayRef<Value> rowSum) {
+OnlineSoftmax::Tile ForwardKernel::softmaxOf(Value sAcc, Value j,
+                                             MutableArrayRef<Value> rowMax,
+                                             MutableArrayRef<Value> rowSum) {
   Value k0 = e.add(tile.window.begin, e.mul(j, blockN));
   Value k1 = e.min(e.add(k0, e.idx(blockN)), tile.window.end);
   SmallVector<Value> raw;
@@ -213,8 +210,7 @@ SmallVector<Value> ForwardKernel::mainloop() {
 /// 0) or V (1) of tile j come before the wgmma fence: a wait is a loop, and
 /// ptxas serializes wgmmas that have divergent code between them.
 SmallVector<Value> ForwardKernel::plainLoop(SmallVector<Value> init) {
-  auto loop =
-      scf::ForOp::create(e.b, e.idx(0), tile.numTiles, e.idx(1), init);
+  auto loop = scf::ForOp::create(e.b, e.idx(0), tile.numTiles, e.idx(1), init);
   OpBuilder::InsertionGuard guard(e.b);
   e.b.setInsertionPointToEnd(loop.getBody());
   Value j = loop.getInductionVar();
@@ -272,8 +268,7 @@ SmallVector<Value> ForwardKernel::pipelinedLoop(TurnTaking &turns,
   init.append(rowMax);
   init.append(rowSum);
   init.append(e.packAFragments(first.probs, blockN));
-  auto loop =
-      scf::ForOp::create(e.b, e.idx(1), tile.numTiles, e.idx(1), init);
+  auto loop = scf::ForOp::create(e.b, e.idx(1), tile.numTiles, e.idx(1), init);
   {
     OpBuilder::InsertionGuard guard(e.b);
     e.b.setInsertionPointToEnd(loop.getBody());
@@ -284,8 +279,7 @@ SmallVector<Value> ForwardKernel::pipelinedLoop(TurnTaking &turns,
   // What the loop leaves: O, the row maxima and sums, and the last P,
   // whose product with V is still to be added.
   ValueRange loopResults = loop.getResults();
-  SmallVector<Value> results(loopResults.begin(),
-                             loopResults.begin() + nO + 4);
+  SmallVector<Value> results(loopResults.begin(), loopResults.begin() + nO + 4);
   Value last = e.sub(tile.numTiles, e.idx(1));
   SmallVector<Value> o(results.begin(), results.begin() + nO);
   SmallVector<Value> p(loopResults.begin() + nO + 4, loopResults.end());
@@ -354,15 +348,13 @@ SmallVector<Value> ForwardKernel::pipelinedStep(TurnTaking &turns, Value j,
 void mlir::swba::gpu_kernels::buildForwardBody(
     OpBuilder &builder, Location loc, AttentionOp op,
     const HopperTiling &tiling, const SharedLayout &layout, ValueRange args,
-    ArrayRef<Value> maps, Type elementType, int64_t headDim,
-    int64_t valueDim) {
+    ArrayRef<Value> maps, Type elementType, int64_t headDim, int64_t valueDim) {
   Value bars = StageRing::createBarriers(builder, loc, tiling.stages);
   HopperKernelBuilder e(builder, loc, elementType, bars);
   ForwardKernel kernel(e, op, tiling, layout, headDim, valueDim);
   kernel.setUp(args, maps);
   SmallVector<Value> results = kernel.mainloop();
-  storeForwardRows(e, results, valueDim, kernel.rows.rowBase,
-                   kernel.tile.queries, args[3],
-                   args.size() > 4 ? args[4] : Value(), kernel.tile.batch,
-                   kernel.tile.head);
+  storeForwardRows(
+      e, results, valueDim, kernel.rows.rowBase, kernel.tile.queries, args[3],
+      args.size() > 4 ? args[4] : Value(), kernel.tile.batch, kernel.tile.head);
 }

@@ -29,14 +29,14 @@ void KeyValueGradKernel::setUpQueryGrad() {
   share = QueryGradShare::get(e, rows.consumer, blockM, headDim);
   auto smemSpace = gpu::AddressSpaceAttr::get(
       e.b.getContext(), gpu::GPUDialect::getWorkgroupAddressSpace());
-  auto wordsType = MemRefType::get({(layout.total() - layout.dsOffset()) / 4},
-                                   e.b.getI32Type(),
-                                   MemRefLayoutAttrInterface(), smemSpace);
+  auto wordsType =
+      MemRefType::get({(layout.total() - layout.dsOffset()) / 4},
+                      e.b.getI32Type(), MemRefLayoutAttrInterface(), smemSpace);
   dsWords = memref::ViewOp::create(e.b, wordsType, e.buffer,
                                    e.idx(layout.dsOffset()), ValueRange{});
-  auto floatsType = MemRefType::get(
-      {(layout.total() - layout.dsOffset()) / 4}, e.b.getF32Type(),
-      MemRefLayoutAttrInterface(), smemSpace);
+  auto floatsType =
+      MemRefType::get({(layout.total() - layout.dsOffset()) / 4},
+                      e.b.getF32Type(), MemRefLayoutAttrInterface(), smemSpace);
   stagingF32 = memref::ViewOp::create(e.b, floatsType, e.buffer,
                                       e.idx(layout.dsOffset()), ValueRange{});
   isLeader = e.eq(e.rem(e.threadId, kWarpgroupThreads), 0);
@@ -100,8 +100,8 @@ Value KeyValueGradKernel::issueQueryGrad(Value slot) {
       e.b, e.add(base, e.toI64(e.divIdx(bStart, e.idx(16)))), high(boxBytes));
   for (int64_t kk = 0; kk < share.steps; ++kk) {
     Value step = e.i64(kk * 16 * kBoxRowBytes / 16);
-    acc = e.ssMma(acc, e.add(aDesc, step), e.add(bDesc, step), share.n,
-                  kk == 0, /*mnMajorA=*/true, /*mnMajorB=*/true);
+    acc = e.ssMma(acc, e.add(aDesc, step), e.add(bDesc, step), share.n, kk == 0,
+                  /*mnMajorA=*/true, /*mnMajorB=*/true);
   }
   return acc;
 }
@@ -112,10 +112,10 @@ Value KeyValueGradKernel::issueQueryGrad(Value slot) {
 /// read it: see the wait at the top of the loop), or its own area.
 Value KeyValueGradKernel::stagingBox(Value j, int64_t box) {
   if (layout.stagesInSlots())
-    return e.add(e.mul(dsSlot(e.add(j, e.idx(2))), layout.dsSlotBytes()),
-                 e.add(e.idx(box * blockN * kBoxRowBytes),
-                       e.mul(rows.consumer,
-                             KeyValueGradLayout::stagingBoxBytes)));
+    return e.add(
+        e.mul(dsSlot(e.add(j, e.idx(2))), layout.dsSlotBytes()),
+        e.add(e.idx(box * blockN * kBoxRowBytes),
+              e.mul(rows.consumer, KeyValueGradLayout::stagingBoxBytes)));
   return e.add(e.idx(layout.stagingOffset() - layout.dsOffset() +
                      box * KeyValueGradLayout::stagingBoxBytes),
                e.mul(rows.consumer, layout.stagingPerConsumer()));
@@ -171,8 +171,8 @@ void KeyValueGradKernel::reduceQueryGrad(Value acc, Value j) {
       NVVM::CpAsyncBulkTensorReduceOp::create(
           e.b, dqAccumMap, src, NVVM::TMAReduxKind::ADD,
           NVVM::TMAStoreMode::TILE,
-          ValueRange{i32(e.add(share.columnOffset, e.idx(32 * box))),
-                     i32(row), i32(plane)},
+          ValueRange{i32(e.add(share.columnOffset, e.idx(32 * box))), i32(row),
+                     i32(plane)},
           Value());
     }
     NVVM::CpAsyncBulkCommitGroupOp::create(e.b);

@@ -1,4 +1,4 @@
-//===- HopperKernelBuilder.h - Building blocks of the sm_90a kernels -*- C++ -*-===//
+//===- HopperKernelBuilder.h - sm_90a building blocks ----------*- C++ -*-===//
 //
 // Internal to lib/Conversion/SWBAToGPU/Hopper: what the warp-specialized
 // TMA + wgmma kernels (forward and backward) share: constants of the layout
@@ -116,14 +116,13 @@ public:
   Value sharedBuffer(int64_t bytes) {
     auto space = gpu::AddressSpaceAttr::get(
         b.getContext(), gpu::GPUDialect::getWorkgroupAddressSpace());
-    auto globalType = MemRefType::get({0}, b.getI8Type(),
-                                      MemRefLayoutAttrInterface(), space);
+    auto globalType =
+        MemRefType::get({0}, b.getI8Type(), MemRefLayoutAttrInterface(), space);
     Value global = memref::GetGlobalOp::create(b, globalType, "swba_smem");
     auto bufType = MemRefType::get({bytes}, b.getI8Type(),
                                    MemRefLayoutAttrInterface(), space);
-    buffer = memref::ReinterpretCastOp::create(b, bufType, global, 0,
-                                               ArrayRef<int64_t>{bytes},
-                                               ArrayRef<int64_t>{1});
+    buffer = memref::ReinterpretCastOp::create(
+        b, bufType, global, 0, ArrayRef<int64_t>{bytes}, ArrayRef<int64_t>{1});
     return buffer;
   }
   /// The 14-bit start-address field (address >> 4) of a wgmma descriptor
@@ -160,9 +159,7 @@ public:
     NVVM::FenceMbarrierInitOp::create(b);
     gpu::BarrierOp::create(b);
   }
-  Value i1(bool v) {
-    return arith::ConstantIntOp::create(b, b.getI1Type(), v);
-  }
+  Value i1(bool v) { return arith::ConstantIntOp::create(b, b.getI1Type(), v); }
 
   /// Splits the workgroup into roles: warpgroup 0, the producer, drops to
   /// kProducerRegisters and runs `produce` in its thread 0; the other
@@ -206,9 +203,9 @@ public:
   /// query rowBase + 8 h, key k0 + 8 jn + 2 t + c) over keys [k0, k1) of
   /// `blockN`, masked element-wise unless the tile is full and every query
   /// of [q0, q1) sees it whole.
-  SmallVector<Value> maskScores(ArrayRef<Value> s, BlockWindow w,
-                                Value rowBase, Value q0, Value q1, Value k0,
-                                Value k1, int64_t blockN, Value posOffset) {
+  SmallVector<Value> maskScores(ArrayRef<Value> s, BlockWindow w, Value rowBase,
+                                Value q0, Value q1, Value k0, Value k1,
+                                int64_t blockN, Value posOffset) {
     Location loc = b.getLoc();
     Value interior = arith::AndIOp::create(
         b,
@@ -256,18 +253,17 @@ public:
   /// program order with the wgmma fences and waits) that returns one value
   /// of each of `resultTypes`, as a struct the values are taken out of.
   SmallVector<Value> sideEffectAsm(TypeRange resultTypes, ValueRange operands,
-                                   StringRef asmString,
-                                   StringRef constraints) {
-    auto type = LLVM::LLVMStructType::getLiteral(
-        b.getContext(), llvm::to_vector(resultTypes));
-    Value result = LLVM::InlineAsmOp::create(
-                       b, type, operands, asmString, constraints,
-                       /*has_side_effects=*/true, /*is_align_stack=*/false,
-                       LLVM::tailcallkind::TailCallKind::None,
-                       LLVM::AsmDialectAttr::get(b.getContext(),
-                                                 LLVM::AsmDialect::AD_ATT),
-                       /*operand_attrs=*/ArrayAttr())
-                       .getResult(0);
+                                   StringRef asmString, StringRef constraints) {
+    auto type = LLVM::LLVMStructType::getLiteral(b.getContext(),
+                                                 llvm::to_vector(resultTypes));
+    Value result =
+        LLVM::InlineAsmOp::create(
+            b, type, operands, asmString, constraints,
+            /*has_side_effects=*/true, /*is_align_stack=*/false,
+            LLVM::tailcallkind::TailCallKind::None,
+            LLVM::AsmDialectAttr::get(b.getContext(), LLVM::AsmDialect::AD_ATT),
+            /*operand_attrs=*/ArrayAttr())
+            .getResult(0);
     SmallVector<Value> out;
     for (int64_t i = 0, e = resultTypes.size(); i < e; ++i)
       out.push_back(LLVM::ExtractValueOp::create(b, result, i));
@@ -327,12 +323,12 @@ public:
     auto op = [&](int64_t i) { return "$" + std::to_string(2 * nd + i); };
     // The scale-d operand is a predicate in PTX; it is always true here (O
     // accumulates; its first tile adds to zeros).
-    std::string asmString =
-        "{ .reg .pred p; setp.ne.b32 p, 1, 0; "
-        "wgmma.mma_async.sync.aligned.m64n" + std::to_string(n) +
-        "k16.f32." + type + "." + type + " {" + dregs + "}, {" + op(0) +
-        ", " + op(1) + ", " + op(2) + ", " + op(3) + "}, " + op(4) +
-        ", p, 1, 1, 1; }";
+    std::string asmString = "{ .reg .pred p; setp.ne.b32 p, 1, 0; "
+                            "wgmma.mma_async.sync.aligned.m64n" +
+                            std::to_string(n) + "k16.f32." + type + "." + type +
+                            " {" + dregs + "}, {" + op(0) + ", " + op(1) +
+                            ", " + op(2) + ", " + op(3) + "}, " + op(4) +
+                            ", p, 1, 1, 1; }";
     SmallVector<Value> operands(d);
     operands.append(a.begin(), a.end());
     operands.push_back(descB);
@@ -406,15 +402,15 @@ public:
 /// A TMA descriptor type: boxes of [1][rows][128 bytes] (64 16-bit
 /// elements, 32 f32), 128B swizzle, zeros out of bounds.
 inline nvgpu::TensorMapDescriptorType tensorMapType(Type elementType,
-                                                     int64_t rows) {
+                                                    int64_t rows) {
   MLIRContext *ctx = elementType.getContext();
   auto smemSpace = gpu::AddressSpaceAttr::get(
       ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
   int64_t cols = kBoxRowBytes * 8 / elementType.getIntOrFloatBitWidth();
   return nvgpu::TensorMapDescriptorType::get(
       ctx,
-      MemRefType::get({1, rows, cols}, elementType,
-                      MemRefLayoutAttrInterface(), smemSpace),
+      MemRefType::get({1, rows, cols}, elementType, MemRefLayoutAttrInterface(),
+                      smemSpace),
       nvgpu::TensorMapSwizzleKind::SWIZZLE_128B,
       nvgpu::TensorMapL2PromoKind::L2PROMO_256B,
       nvgpu::TensorMapOOBKind::OOB_ZERO,
@@ -470,9 +466,8 @@ createHopperKernel(RewriterBase &rewriter, gpu::GPUModuleOp gpuModule,
       rewriter.getDenseI32ArrayAttr({(int32_t)threads, 1, 1}));
   kernel->setAttr("nvvm.maxntid",
                   rewriter.getDenseI32ArrayAttr({(int32_t)threads, 1, 1}));
-  kernel->setAttr("nvvm.maxnreg",
-                  rewriter.getI32IntegerAttr(
-                      launchRegisters(threads / kWarpgroupThreads)));
+  kernel->setAttr("nvvm.maxnreg", rewriter.getI32IntegerAttr(launchRegisters(
+                                      threads / kWarpgroupThreads)));
   Block &entry = kernel.getBody().front();
   rewriter.setInsertionPointToStart(&entry);
   for (auto [i, type] : llvm::enumerate(maps))

@@ -28,19 +28,18 @@ void buildForwardBody(OpBuilder &builder, Location loc, AttentionOp op,
 /// `pingPong` the consumers take turns issuing their products.
 void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
                         const QueryGradLayout &layout, ValueRange args,
-                        ArrayRef<Value> maps, Type elementType,
-                        int64_t headDim, int64_t valueDim, bool pingPong);
+                        ArrayRef<Value> maps, Type elementType, int64_t headDim,
+                        int64_t valueDim, bool pingPong);
 
 /// The dK/dV kernel's body (KeyValueGradMainloop.cpp). `args`: q, k, v,
 /// dout, lse, delta, dk, dv; `maps`: the tensor maps of q, k, v, dout.
 /// With `dqAccumMap` (grad-fused-dq) the kernel also adds dQ up into the
 /// f32 buffer behind that map.
-void buildKeyValueGradBody(OpBuilder &builder, Location loc,
-                           AttentionGradOp op,
+void buildKeyValueGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
                            const KeyValueGradLayout &layout, ValueRange args,
                            ArrayRef<Value> maps, Type elementType,
-                           int64_t headDim, int64_t valueDim,
-                           Value dqAccumMap, bool pingPong);
+                           int64_t headDim, int64_t valueDim, Value dqAccumMap,
+                           bool pingPong);
 
 } // namespace mlir::swba::gpu_kernels
 

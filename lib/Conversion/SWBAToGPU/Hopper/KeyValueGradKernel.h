@@ -86,17 +86,17 @@ struct KeyValueGradKernel {
   // KeyValueGradMainloop.cpp.
   Value statsEntry(int64_t i);
   Value isLseEntry(int64_t i);
-  SmallVector<Value> loadStats(Value lse, Value delta, Value cond,
-                               Value qHead, Value r0);
+  SmallVector<Value> loadStats(Value lse, Value delta, Value cond, Value qHead,
+                               Value r0);
   Value storeStats(Value j, ValueRange tileStats);
   std::pair<Value, Value> nextTile(Value qHead, Value r0);
   SmallVector<Value> maskScores(ArrayRef<Value> s, Value r0, Value r1);
   std::pair<SmallVector<Value>, SmallVector<Value>>
   probabilityFragments(ArrayRef<Value> s, ArrayRef<Value> dp, Value stats);
   SmallVector<Value> step(Value lse, Value delta, Value j, ValueRange iter);
-  Value accumulate(Value j, Value qBase, Value doBase,
-                   ArrayRef<Value> ptFrags, ArrayRef<Value> dsFrags,
-                   SmallVector<Value> &dkAcc, SmallVector<Value> &dvAcc);
+  Value accumulate(Value j, Value qBase, Value doBase, ArrayRef<Value> ptFrags,
+                   ArrayRef<Value> dsFrags, SmallVector<Value> &dkAcc,
+                   SmallVector<Value> &dvAcc);
   void syncWarpgroup(int64_t barrier);
 
   // FusedQueryGrad.cpp.

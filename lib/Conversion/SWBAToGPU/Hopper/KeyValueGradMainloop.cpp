@@ -14,9 +14,9 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "KeyValueGradKernel.h"
 #include "Epilogue.h"
 #include "Kernels.h"
+#include "KeyValueGradKernel.h"
 #include "Softmax.h"
 
 #include <cmath>
@@ -50,8 +50,7 @@ void KeyValueGradKernel::setUp(ValueRange args, ArrayRef<Value> maps,
   e.sharedBuffer(layout.total());
   base = e.descriptorBase();
   Value isThread0 = e.eq(e.threadId, 0);
-  ring.init(KeyValueGradTiling::consumers * kWarpgroupThreads / 32,
-            isThread0);
+  ring.init(KeyValueGradTiling::consumers * kWarpgroupThreads / 32, isThread0);
   // Operand 0 of the ring is Q, operand 1 dO.
   e.splitRoles(warpgroup, isThread0, [&] {
     produceTiles(
@@ -60,12 +59,12 @@ void KeyValueGradKernel::setUp(ValueRange args, ArrayRef<Value> maps,
          TmaOperand{maps[2], layout.vOffset(), valueDim}},
         blockN, tile.k0, tile.kvPlane, tile.numTiles,
         {TmaOperand{maps[0], layout.qOffset(), headDim, layout.qStageBytes},
-         TmaOperand{maps[3], layout.doOffset(), valueDim,
-                    layout.doStageBytes}},
+         TmaOperand{maps[3], layout.doOffset(), valueDim, layout.doStageBytes}},
         blockM, [&](Value j) {
           Value row = tile.queryRow(e, j, blockM);
-          Value plane = e.add(arith::MulIOp::create(e.b, tile.batch, tile.heads),
-                              tile.queryHead(e, j));
+          Value plane =
+              e.add(arith::MulIOp::create(e.b, tile.batch, tile.heads),
+                    tile.queryHead(e, j));
           return std::make_pair(row, plane);
         });
   });
@@ -83,8 +82,8 @@ void KeyValueGradKernel::setUp(ValueRange args, ArrayRef<Value> maps,
   if (dqAccumMap)
     setUpQueryGrad();
   for (int64_t i = 0; i < statsPerThread; ++i)
-    statsFactor.push_back(e.select(
-        isLseEntry(i), arith::NegFOp::create(e.b, log2e), e.f32(1.0)));
+    statsFactor.push_back(
+        e.select(isLseEntry(i), arith::NegFOp::create(e.b, log2e), e.f32(1.0)));
 }
 
 // A query tile's row statistics, -lse log2(e) then delta (2 blockM f32), go
@@ -130,8 +129,7 @@ SmallVector<Value> KeyValueGradKernel::loadStats(Value lse, Value delta,
   }
   scf::YieldOp::create(e.b, values);
   e.b.setInsertionPointToStart(ifOp.elseBlock());
-  scf::YieldOp::create(e.b,
-                       SmallVector<Value>(statsPerThread, e.f32(0.0)));
+  scf::YieldOp::create(e.b, SmallVector<Value>(statsPerThread, e.f32(0.0)));
   return SmallVector<Value>(ifOp.getResults());
 }
 
@@ -140,17 +138,16 @@ SmallVector<Value> KeyValueGradKernel::loadStats(Value lse, Value delta,
 /// writes slot j % 2 again has passed this barrier of tile j + 1, so every
 /// thread is done reading tile j - 1's.
 Value KeyValueGradKernel::storeStats(Value j, ValueRange tileStats) {
-  Value statsSlot = e.add(
-      e.idx(layout.rowStatsOffset()),
-      e.mul(e.add(e.mul(rows.consumer, 2),
-                  arith::RemUIOp::create(e.b, j, e.idx(2))),
-            layout.rowStatsSlotBytes()));
+  Value statsSlot = e.add(e.idx(layout.rowStatsOffset()),
+                          e.mul(e.add(e.mul(rows.consumer, 2),
+                                      arith::RemUIOp::create(e.b, j, e.idx(2))),
+                                layout.rowStatsSlotBytes()));
   auto smemSpace = gpu::AddressSpaceAttr::get(
       e.b.getContext(), gpu::GPUDialect::getWorkgroupAddressSpace());
   auto statsType = MemRefType::get({2 * blockM}, e.b.getF32Type(),
                                    MemRefLayoutAttrInterface(), smemSpace);
-  Value stats = memref::ViewOp::create(e.b, statsType, e.buffer, statsSlot,
-                                       ValueRange{});
+  Value stats =
+      memref::ViewOp::create(e.b, statsType, e.buffer, statsSlot, ValueRange{});
   // The staging boxes of the last reduce (tile j - 2's share) are free
   // again once its TMA has read them; the barrier below tells the
   // warpgroup.
@@ -185,20 +182,20 @@ std::pair<Value, Value> KeyValueGradKernel::nextTile(Value qHead, Value r0) {
 
 /// S^T masked where the tile is not interior: register 4 * jn + 2 * h + c
 /// is key rowBase + 8h, query r0 + 8 * jn + 2 * t + c.
-SmallVector<Value> KeyValueGradKernel::maskScores(ArrayRef<Value> s,
-                                                  Value r0, Value r1) {
+SmallVector<Value> KeyValueGradKernel::maskScores(ArrayRef<Value> s, Value r0,
+                                                  Value r1) {
   auto queryOf = [&](int64_t i) {
     int64_t jn = i / 4, c = i % 2;
     return e.add(r0, e.add(e.mul(e.t, 2), e.idx(8 * jn + c)));
   };
   Value interior = arith::AndIOp::create(
       e.b,
-      arith::AndIOp::create(
-          e.b,
-          arith::CmpIOp::create(e.b, arith::CmpIPredicate::eq, e.sub(r1, r0),
-                                e.idx(blockM)),
-          arith::CmpIOp::create(e.b, arith::CmpIPredicate::eq,
-                                e.sub(tile.k1, tile.k0), e.idx(blockN))),
+      arith::AndIOp::create(e.b,
+                            arith::CmpIOp::create(e.b, arith::CmpIPredicate::eq,
+                                                  e.sub(r1, r0), e.idx(blockM)),
+                            arith::CmpIOp::create(e.b, arith::CmpIPredicate::eq,
+                                                  e.sub(tile.k1, tile.k0),
+                                                  e.idx(blockN))),
       isTileFullyVisible(e.b, e.b.getLoc(), w, r0, r1, tile.k0, tile.k1,
                          tile.posOffset));
   return e.maskUnless(interior, s, [&](int64_t i) {
@@ -222,8 +219,8 @@ SmallVector<Value> KeyValueGradKernel::maskScores(ArrayRef<Value> s,
 /// (2kk, 1), (2kk + 1, 0), (2kk + 1, 1). lse and delta of a column (query)
 /// serve both of the thread's rows.
 std::pair<SmallVector<Value>, SmallVector<Value>>
-KeyValueGradKernel::probabilityFragments(ArrayRef<Value> s,
-                                         ArrayRef<Value> dp, Value stats) {
+KeyValueGradKernel::probabilityFragments(ArrayRef<Value> s, ArrayRef<Value> dp,
+                                         Value stats) {
   SmallVector<Value> ptFrags, dsFrags;
   for (int64_t jn = 0; jn < blockM / 8; ++jn) {
     // The pair of columns 8 jn + 2t, + 1: one 8-byte load each.
@@ -241,8 +238,8 @@ KeyValueGradKernel::probabilityFragments(ArrayRef<Value> s,
       Value p[2], ds[2];
       for (int64_t c = 0; c < 2; ++c) {
         int64_t i = 4 * jn + 2 * h + c;
-        p[c] = recomputeProbability(e, s[i], scaleLog2, negLse[c],
-                                    positiveScale);
+        p[c] =
+            recomputeProbability(e, s[i], scaleLog2, negLse[c], positiveScale);
         ds[c] = e.mulf(p[c], e.subf(dp[i], dlt[c]));
       }
       ptFrags.push_back(e.packPair(p[0], p[1]));
@@ -275,15 +272,12 @@ SmallVector<Value> KeyValueGradKernel::step(Value lse, Value delta, Value j,
       ring.stageAddress(base, j, layout.qOffset(), layout.qStageBytes);
   Value doBase =
       ring.stageAddress(base, j, layout.doOffset(), layout.doStageBytes);
-  Value qDescK =
-      arith::OrIOp::create(e.b, qBase, e.i64(descriptorHigh(16)));
-  Value doDescK =
-      arith::OrIOp::create(e.b, doBase, e.i64(descriptorHigh(16)));
+  Value qDescK = arith::OrIOp::create(e.b, qBase, e.i64(descriptorHigh(16)));
+  Value doDescK = arith::OrIOp::create(e.b, doBase, e.i64(descriptorHigh(16)));
   auto [sAcc, dpAcc] =
       issueScoreProducts(e, *turns, kDesc, qDescK, vDesc, doDescK, blockN,
                          blockM, headDim, valueDim, blockM);
-  auto [s, dp] =
-      unpackScores(e, sAcc, dpAcc, blockM, positiveScale, scaleLog2);
+  auto [s, dp] = unpackScores(e, sAcc, dpAcc, blockM, positiveScale, scaleLog2);
   s = maskScores(s, r0, r1);
   auto [ptFrags, dsFrags] = probabilityFragments(s, dp, stats);
   if (dqAccumMap)
@@ -292,8 +286,7 @@ SmallVector<Value> KeyValueGradKernel::step(Value lse, Value delta, Value j,
   dsFrags = e.fenceRegisters(dsFrags);
   Value dqAcc = accumulate(j, qBase, doBase, ptFrags, dsFrags, dkAcc, dvAcc);
   if (dqAccumMap)
-    e.when(arith::CmpIOp::create(e.b, arith::CmpIPredicate::ugt, j,
-                                 e.idx(0)),
+    e.when(arith::CmpIOp::create(e.b, arith::CmpIPredicate::ugt, j, e.idx(0)),
            [&] { reduceQueryGrad(dqAcc, e.sub(j, e.idx(1))); });
   ring.release(0, j, rows.isLane0);
   ring.release(1, j, rows.isLane0);
@@ -326,10 +319,9 @@ Value KeyValueGradKernel::accumulate(Value j, Value qBase, Value doBase,
   turns->take();
   NVVM::WgmmaFenceAlignedOp::create(e.b);
   ArrayRef<Value> descs(bDescs);
-  dvAcc = e.rsMmaSlices(dvAcc, ptFrags, descs.take_front(blockM / 16),
-                        valueDim);
-  dkAcc = e.rsMmaSlices(dkAcc, dsFrags, descs.drop_front(blockM / 16),
-                        headDim);
+  dvAcc =
+      e.rsMmaSlices(dvAcc, ptFrags, descs.take_front(blockM / 16), valueDim);
+  dkAcc = e.rsMmaSlices(dkAcc, dsFrags, descs.drop_front(blockM / 16), headDim);
   Value dqAcc;
   if (dqAccumMap)
     dqAcc = issueQueryGrad(dsSlot(e.add(j, e.idx(layout.dsSlots - 1))));
@@ -351,8 +343,7 @@ SmallVector<Value> KeyValueGradKernel::mainloop(Value lse, Value delta) {
                         arith::CmpIOp::create(e.b, arith::CmpIPredicate::ugt,
                                               tile.numTiles, e.idx(0)),
                         firstHead, tile.window.begin));
-  auto loop =
-      scf::ForOp::create(e.b, e.idx(0), tile.numTiles, e.idx(1), init);
+  auto loop = scf::ForOp::create(e.b, e.idx(0), tile.numTiles, e.idx(1), init);
   {
     OpBuilder::InsertionGuard guard(e.b);
     e.b.setInsertionPointToEnd(loop.getBody());
@@ -376,6 +367,6 @@ void mlir::swba::gpu_kernels::buildKeyValueGradBody(
   SmallVector<Value> grads = kernel.mainloop(args[4], args[5]);
   // dK = scale * sum dS^T Q, dV = sum P^T dO.
   storeKeyValueGradRows(e, grads, headDim, valueDim, kernel.scale,
-                        kernel.rows.rowBase, kernel.tile.keys, args[6],
-                        args[7], kernel.tile.batch, kernel.tile.kvHead);
+                        kernel.rows.rowBase, kernel.tile.keys, args[6], args[7],
+                        kernel.tile.batch, kernel.tile.kvHead);
 }

@@ -28,7 +28,6 @@ void mlir::swba::gpu_kernels::produceTiles(
     auto [row, plane] = tileAt(j);
     for (int64_t i = 0; i < 2; ++i)
       ring.produce(i, j, streamed[i].map, streamed[i].stageBytes,
-                   streamed[i].offset, tileRows, streamed[i].width, row,
-                   plane);
+                   streamed[i].offset, tileRows, streamed[i].width, row, plane);
   });
 }

@@ -46,9 +46,7 @@ struct StageRing {
   int64_t full(int64_t operand) const { return 1 + operand * stages; }
   int64_t empty(int64_t operand) const { return 1 + (2 + operand) * stages; }
 
-  Value stage(Value j) {
-    return arith::RemUIOp::create(e.b, j, e.idx(stages));
-  }
+  Value stage(Value j) { return arith::RemUIOp::create(e.b, j, e.idx(stages)); }
   Value phase(Value j) {
     Value round = e.divIdx(j, e.idx(stages));
     return arith::TruncIOp::create(

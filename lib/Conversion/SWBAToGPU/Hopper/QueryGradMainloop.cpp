@@ -49,9 +49,9 @@ struct QueryGradKernel {
                   const QueryGradLayout &layout, int64_t headDim,
                   int64_t valueDim)
       : e(e), layout(layout), headDim(headDim), valueDim(valueDim),
-        blockM(QueryGradTiling::blockM()), blockN(layout.blockN),
-        w{static_cast<int64_t>(op.getBlockSize()),
-          static_cast<int64_t>(op.getWindow())},
+        blockM(QueryGradTiling::blockM()),
+        blockN(layout.blockN), w{static_cast<int64_t>(op.getBlockSize()),
+                                 static_cast<int64_t>(op.getWindow())},
         scale(op.getEffectiveScale()), positiveScale(scale > 0),
         scaleLog2(e.f32(scale / std::log(2.0))),
         log2e(e.f32(1.0 / std::log(2.0))), ring{e, layout.stages} {}
@@ -61,8 +61,7 @@ struct QueryGradKernel {
 
 private:
   void loadRowStats(Value lse, Value delta);
-  SmallVector<Value> step(TurnTaking &turns, Value j,
-                          SmallVector<Value> acc);
+  SmallVector<Value> step(TurnTaking &turns, Value j, SmallVector<Value> acc);
 };
 
 } // namespace
@@ -75,8 +74,8 @@ private:
 void QueryGradKernel::setUp(ValueRange args, ArrayRef<Value> maps) {
   e.setLaneIds();
   Value warpgroup = e.warpgroupIndex();
-  tile = QueryTile::get(e, /*headsFastest=*/false, args[0], args[1], w,
-                        blockM, blockN);
+  tile = QueryTile::get(e, /*headsFastest=*/false, args[0], args[1], w, blockM,
+                        blockN);
   e.sharedBuffer(layout.total());
   base = e.descriptorBase();
   Value isThread0 = e.eq(e.threadId, 0);
@@ -109,8 +108,8 @@ void QueryGradKernel::setUp(ValueRange args, ArrayRef<Value> maps) {
 void QueryGradKernel::loadRowStats(Value lse, Value delta) {
   for (int64_t h = 0; h < 2; ++h) {
     Value row = e.add(rows.rowBase, e.idx(8 * h));
-    Value inRange = arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult,
-                                          row, tile.queries);
+    Value inRange = arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, row,
+                                          tile.queries);
     auto ifOp = scf::IfOp::create(
         e.b, TypeRange{e.b.getF32Type(), e.b.getF32Type()}, inRange,
         /*withElseRegion=*/true);
@@ -133,14 +132,13 @@ SmallVector<Value> QueryGradKernel::mainloop(bool pingPong) {
   e.waitParity(e.idx(0), e.i1(false));
   TurnTaking turns(e, rows.consumer, QueryGradTiling::consumers, pingPong);
   SmallVector<Value> init(headDim / 2, e.f32(0.0));
-  auto loop =
-      scf::ForOp::create(e.b, e.idx(0), tile.numTiles, e.idx(1), init);
+  auto loop = scf::ForOp::create(e.b, e.idx(0), tile.numTiles, e.idx(1), init);
   {
     OpBuilder::InsertionGuard guard(e.b);
     e.b.setInsertionPointToEnd(loop.getBody());
-    scf::YieldOp::create(
-        e.b, step(turns, loop.getInductionVar(),
-                  SmallVector<Value>(loop.getRegionIterArgs())));
+    scf::YieldOp::create(e.b,
+                         step(turns, loop.getInductionVar(),
+                              SmallVector<Value>(loop.getRegionIterArgs())));
   }
   return SmallVector<Value>(loop.getResults());
 }
@@ -152,8 +150,10 @@ SmallVector<Value> QueryGradKernel::step(TurnTaking &turns, Value j,
   Value k1 = e.min(e.add(k0, e.idx(blockN)), tile.window.end);
   ring.waitFull(0, j);
   ring.waitFull(1, j);
-  Value kBase = ring.stageAddress(base, j, layout.kOffset(), layout.kStageBytes);
-  Value vBase = ring.stageAddress(base, j, layout.vOffset(), layout.vStageBytes);
+  Value kBase =
+      ring.stageAddress(base, j, layout.kOffset(), layout.kStageBytes);
+  Value vBase =
+      ring.stageAddress(base, j, layout.vOffset(), layout.vStageBytes);
   auto high = [&](int64_t lbo) { return e.i64(descriptorHigh(lbo)); };
   // The stage's K and V: K-major B operands of S and dP.
   Value kDescK = arith::OrIOp::create(e.b, kBase, high(16));
@@ -162,8 +162,7 @@ SmallVector<Value> QueryGradKernel::step(TurnTaking &turns, Value j,
       issueScoreProducts(e, turns, qDesc, kDescK, doDesc, vDescK, blockM,
                          blockN, headDim, valueDim, blockN);
   ring.release(1, j, rows.isLane0);
-  auto [s, dp] =
-      unpackScores(e, sAcc, dpAcc, blockN, positiveScale, scaleLog2);
+  auto [s, dp] = unpackScores(e, sAcc, dpAcc, blockN, positiveScale, scaleLog2);
   // Edge tiles mask element-wise; interior tiles do not.
   s = e.maskScores(s, w, rows.rowBase, tile.q0, tile.q1, k0, k1, blockN,
                    tile.posOffset);

@@ -54,11 +54,11 @@ OnlineSoftmax::Tile OnlineSoftmax::update(SmallVector<Value> s,
   SmallVector<Value> rows[2];
   for (int64_t i = 0; i < n; ++i) {
     int64_t h = (i / 2) % 2;
-    s[i] = e.ex2(positiveScale
-                     ? Value(LLVM::FMAOp::create(
-                           e.b, s[i], scale,
-                           arith::NegFOp::create(e.b, ref[h])))
-                     : e.subf(s[i], ref[h]));
+    s[i] =
+        e.ex2(positiveScale
+                  ? Value(LLVM::FMAOp::create(
+                        e.b, s[i], scale, arith::NegFOp::create(e.b, ref[h])))
+                  : e.subf(s[i], ref[h]));
     rows[h].push_back(s[i]);
   }
   for (int64_t h = 0; h < 2; ++h)

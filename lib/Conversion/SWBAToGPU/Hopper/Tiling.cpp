@@ -11,10 +11,8 @@ using namespace mlir;
 using namespace mlir::swba;
 using namespace mlir::swba::gpu_kernels;
 
-/// The tiling for head dims `d`, `dv`; failure when this kernel does not
-/// cover them (the mma.sync kernel then does).
 FailureOr<HopperTiling> gpu_kernels::getTiling(int64_t d, int64_t dv,
-                                  const HopperOptions &options) {
+                                               const HopperOptions &options) {
   if ((d != 64 && d != 128) || (dv != 64 && dv != 128))
     return failure();
   // Consumer warpgroups of 64 query rows: while one runs its softmax, the
@@ -38,8 +36,9 @@ FailureOr<HopperTiling> gpu_kernels::getTiling(int64_t d, int64_t dv,
   // The two consumers take turns at the tensor cores (ping-pong), so that
   // one's softmax runs while the other's products do.
   const bool narrow = d <= 64 && dv <= 64;
-  HopperTiling t{narrow ? 3 : 2, 128, 2, /*headsFastest=*/narrow,
-                 options.overlapSoftmax, options.pingPong};
+  HopperTiling t{
+      narrow ? 3 : 2,  128, 2, /*headsFastest=*/narrow, options.overlapSoftmax,
+      options.pingPong};
   if (options.consumers)
     t.consumers = options.consumers;
   if (options.blockN)
@@ -56,10 +55,10 @@ bool gpu_kernels::fits(const HopperTiling &t, const SharedLayout &layout) {
 }
 
 QueryGradLayout gpu_kernels::queryGradLayout(int64_t d, int64_t dv,
-                                const HopperOptions &options) {
+                                             const HopperOptions &options) {
   int64_t stages = options.gradStages ? options.gradStages : 2;
-  QueryGradLayout layout(d, dv, QueryGradTiling::get(options.gradKeyTile).blockN,
-                         stages);
+  QueryGradLayout layout(
+      d, dv, QueryGradTiling::get(options.gradKeyTile).blockN, stages);
   // The default key tile gives way to 64 keys where 128 would not fit (head
   // dim 128 with 3 stages or more); a tile asked for stays as asked, and
   // the op gets an error if it does not fit.
@@ -69,15 +68,17 @@ QueryGradLayout gpu_kernels::queryGradLayout(int64_t d, int64_t dv,
   return layout;
 }
 
-KeyValueGradLayout gpu_kernels::keyValueGradLayout(int64_t d, int64_t dv,
-                                      const HopperOptions &options) {
+KeyValueGradLayout
+gpu_kernels::keyValueGradLayout(int64_t d, int64_t dv,
+                                const HopperOptions &options) {
   return KeyValueGradLayout(
       d, dv, KeyValueGradTiling::get(d, dv, options.gradQueryTile).blockM,
       options.gradStages ? options.gradStages : 2,
       /*fusedQueryGrad=*/options.gradFusedDQ);
 }
 
-bool gpu_kernels::fitsGrad(const QueryGradLayout &dq, const KeyValueGradLayout &kv) {
+bool gpu_kernels::fitsGrad(const QueryGradLayout &dq,
+                           const KeyValueGradLayout &kv) {
   return (kv.dsSlots || dq.total() + kStaticSharedBytes <= kMaxSharedBytes) &&
          kv.total() + kStaticSharedBytes <= kMaxSharedBytes;
 }

@@ -36,12 +36,9 @@ struct HopperTiling {
 struct SharedLayout {
   int64_t qBytes, kStageBytes, vStageBytes, stages;
   SharedLayout(const HopperTiling &t, int64_t headDim, int64_t valueDim)
-      : qBytes(t.blockM() * headDim * 2),
-        kStageBytes(t.blockN * headDim * 2),
+      : qBytes(t.blockM() * headDim * 2), kStageBytes(t.blockN * headDim * 2),
         vStageBytes(t.blockN * valueDim * 2), stages(t.stages) {}
-  int64_t kOffset(int64_t stage) const {
-    return qBytes + stage * kStageBytes;
-  }
+  int64_t kOffset(int64_t stage) const { return qBytes + stage * kStageBytes; }
   int64_t vOffset(int64_t stage) const {
     return qBytes + stages * kStageBytes + stage * vStageBytes;
   }
@@ -92,12 +89,8 @@ struct QueryGradLayout {
         kStageBytes(blockN * d * 2), vStageBytes(blockN * dv * 2) {}
   int64_t doOffset() const { return qBytes; }
   int64_t kOffset() const { return qBytes + doBytes; }
-  int64_t vOffset() const {
-    return kOffset() + stages * kStageBytes;
-  }
-  int64_t total() const {
-    return vOffset() + stages * vStageBytes;
-  }
+  int64_t vOffset() const { return kOffset() + stages * kStageBytes; }
+  int64_t total() const { return vOffset() + stages * vStageBytes; }
 };
 
 /// The dK/dV kernel's tiling: two consumers of 64 keys (128 keys a
@@ -133,8 +126,8 @@ struct KeyValueGradTiling {
 // otherwise in `stagingBytes` of its own.
 struct KeyValueGradLayout {
   static constexpr int64_t fusedSlots = 3;
-  int64_t blockM, stages, kBytes, vBytes, qStageBytes, doStageBytes,
-      dsSlots, dqColumns, stagingBytes;
+  int64_t blockM, stages, kBytes, vBytes, qStageBytes, doStageBytes, dsSlots,
+      dqColumns, stagingBytes;
   KeyValueGradLayout(int64_t d, int64_t dv, int64_t blockM, int64_t stages,
                      bool fusedQueryGrad)
       : blockM(blockM), stages(stages),
@@ -166,19 +159,15 @@ struct KeyValueGradLayout {
   bool stagesInSlots() const { return blockM >= 2 * dqColumns; }
   int64_t vOffset() const { return kBytes; }
   int64_t qOffset() const { return kBytes + vBytes; }
-  int64_t doOffset() const {
-    return qOffset() + stages * qStageBytes;
-  }
+  int64_t doOffset() const { return qOffset() + stages * qStageBytes; }
   /// Per consumer, two slots of the query tile's -lse log2(e) and delta
   /// (blockM f32 each).
-  int64_t rowStatsOffset() const {
-    return doOffset() + stages * doStageBytes;
-  }
+  int64_t rowStatsOffset() const { return doOffset() + stages * doStageBytes; }
   int64_t rowStatsSlotBytes() const { return 2 * blockM * 4; }
   /// The dS^T slots, 1024-aligned (the swizzle atom).
   int64_t dsOffset() const {
-    return llvm::alignTo(rowStatsOffset() + KeyValueGradTiling::consumers *
-                                                2 * rowStatsSlotBytes(),
+    return llvm::alignTo(rowStatsOffset() + KeyValueGradTiling::consumers * 2 *
+                                                rowStatsSlotBytes(),
                          kAtomBytes);
   }
   int64_t dsSlotBytes() const {

@@ -1,4 +1,4 @@
-//===- Workgroup.h - What a workgroup of the sm_90a kernels owns -*- C++ -*-===//
+//===- Workgroup.h - A workgroup's tile in the sm_90a kernels --*- C++ -*-===//
 //
 // Internal to lib/Conversion/SWBAToGPU/Hopper: the workgroup-to-tile
 // mapping of the forward and dQ kernels (a tile of query rows and the key
@@ -28,8 +28,7 @@ struct QueryTile {
   Value numTiles, qPlane, kvPlane;
 
   static QueryTile get(HopperKernelBuilder &e, bool headsFastest, Value q,
-                       Value k, BlockWindow w, int64_t blockM,
-                       int64_t blockN) {
+                       Value k, BlockWindow w, int64_t blockM, int64_t blockN) {
     WorkgroupTile tile = mapWorkgroup(e, headsFastest);
     QueryTile t;
     t.batch = tile.batch;
@@ -41,14 +40,13 @@ struct QueryTile {
     t.kvHead = e.divIdx(t.head, e.divIdx(e.dim(q, 1), t.kvHeads));
     t.q0 = e.mul(tile.qTile, blockM);
     t.q1 = e.min(e.add(t.q0, e.idx(blockM)), t.queries);
-    t.window = computeKeyWindow(e.b, e.b.getLoc(), w, t.q0, t.q1,
-                                t.posOffset, t.keys);
+    t.window =
+        computeKeyWindow(e.b, e.b.getLoc(), w, t.q0, t.q1, t.posOffset, t.keys);
     t.numTiles = arith::CeilDivUIOp::create(
         e.b, e.sub(t.window.end, t.window.begin), e.idx(blockN));
     // TMA coordinates, innermost first: (column, row, batch * heads + head).
     t.qPlane = e.add(arith::MulIOp::create(e.b, t.batch, e.dim(q, 1)), t.head);
-    t.kvPlane =
-        e.add(arith::MulIOp::create(e.b, t.batch, t.kvHeads), t.kvHead);
+    t.kvPlane = e.add(arith::MulIOp::create(e.b, t.batch, t.kvHeads), t.kvHead);
     return t;
   }
 };
@@ -81,17 +79,16 @@ struct KeyTile {
     t.group = e.divIdx(t.heads, t.kvHeads);
     t.k0 = e.mul(tile.qTile, blockN);
     t.k1 = e.min(e.add(t.k0, e.idx(blockN)), t.keys);
-    t.window = computeQueryWindow(e.b, e.b.getLoc(), w, t.k0, t.k1,
-                                  t.posOffset, t.queries);
+    t.window = computeQueryWindow(e.b, e.b.getLoc(), w, t.k0, t.k1, t.posOffset,
+                                  t.queries);
     Value span = e.sub(t.window.end, t.window.begin);
-    Value nonEmpty = arith::CmpIOp::create(e.b, arith::CmpIPredicate::sgt,
-                                           span, e.idx(0));
-    t.qTiles = e.select(
-        nonEmpty, arith::CeilDivUIOp::create(e.b, span, e.idx(blockM)),
-        e.idx(0));
+    Value nonEmpty =
+        arith::CmpIOp::create(e.b, arith::CmpIPredicate::sgt, span, e.idx(0));
+    t.qTiles =
+        e.select(nonEmpty, arith::CeilDivUIOp::create(e.b, span, e.idx(blockM)),
+                 e.idx(0));
     t.numTiles = arith::MulIOp::create(e.b, t.qTiles, t.group);
-    t.kvPlane =
-        e.add(arith::MulIOp::create(e.b, t.batch, t.kvHeads), t.kvHead);
+    t.kvPlane = e.add(arith::MulIOp::create(e.b, t.batch, t.kvHeads), t.kvHead);
     return t;
   }
   Value queryHead(HopperKernelBuilder &e, Value j) const {
