@@ -2,8 +2,9 @@
 //
 // Internal to lib/Conversion/SWBAToGPU/Hopper: what the consumer warpgroups
 // of the forward, dQ and dK/dV kernels share: their rows, the turns they
-// take at the tensor cores (TurnTaking), and the backward's two score
-// products (S and dP, recomputed by both backward kernels).
+// take at the tensor cores (TurnTaking), and for the backward kernels what
+// they take from the op (BackwardKernel) and their two score products (S
+// and dP, recomputed by both).
 //
 //===----------------------------------------------------------------------===//
 
@@ -11,6 +12,10 @@
 #define SWBA_LIB_CONVERSION_SWBATOGPU_HOPPER_CONSUMER_H
 
 #include "HopperKernelBuilder.h"
+#include "Producer.h"
+#include "swba/Dialect/SWBA/IR/SWBA.h"
+
+#include <cmath>
 
 namespace mlir::swba::gpu_kernels {
 
@@ -59,6 +64,24 @@ struct TurnTaking {
 struct ConsumerRows {
   Value consumer, rowBase, isLane0;
   static ConsumerRows get(HopperKernelBuilder &e, Value warpgroup, Value first);
+};
+
+/// What both backward kernels take from the op (the window, the scale and
+/// its log2-domain forms) and the ring of their streamed operands.
+struct BackwardKernel {
+  HopperKernelBuilder &e;
+  BlockWindow w;
+  double scale;
+  bool positiveScale;
+  Value scaleLog2, log2e;
+  StageRing ring;
+
+  BackwardKernel(HopperKernelBuilder &e, AttentionGradOp op, int64_t stages)
+      : e(e), w{static_cast<int64_t>(op.getBlockSize()),
+                static_cast<int64_t>(op.getWindow())},
+        scale(op.getEffectiveScale()), positiveScale(scale > 0),
+        scaleLog2(e.f32(scale / std::log(2.0))),
+        log2e(e.f32(1.0 / std::log(2.0))), ring{e, stages} {}
 };
 
 /// The backward's K-major A descriptors of this consumer's 64 rows of the

@@ -49,15 +49,9 @@ struct QueryGradShare {
 
 /// What the parts of the dK/dV kernel read. Tile j is a query tile of one
 /// query head of the GQA group (KeyTile).
-struct KeyValueGradKernel {
-  HopperKernelBuilder &e;
+struct KeyValueGradKernel : BackwardKernel {
   const KeyValueGradLayout &layout;
   int64_t headDim, valueDim, blockM, blockN;
-  BlockWindow w;
-  double scale;
-  bool positiveScale;
-  Value scaleLog2, log2e;
-  StageRing ring;
   KeyTile tile;
   ConsumerRows rows;
   Value base, kDesc, vDesc;

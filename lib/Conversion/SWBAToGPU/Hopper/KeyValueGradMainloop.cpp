@@ -30,13 +30,9 @@ KeyValueGradKernel::KeyValueGradKernel(HopperKernelBuilder &e,
                                        const KeyValueGradLayout &layout,
                                        int64_t headDim, int64_t valueDim,
                                        Value dqAccumMap)
-    : e(e), layout(layout), headDim(headDim), valueDim(valueDim),
-      blockM(layout.blockM), blockN(KeyValueGradTiling::blockN()),
-      w{static_cast<int64_t>(op.getBlockSize()),
-        static_cast<int64_t>(op.getWindow())},
-      scale(op.getEffectiveScale()), positiveScale(scale > 0),
-      scaleLog2(e.f32(scale / std::log(2.0))),
-      log2e(e.f32(1.0 / std::log(2.0))), ring{e, layout.stages},
+    : BackwardKernel(e, op, layout.stages), layout(layout), headDim(headDim),
+      valueDim(valueDim), blockM(layout.blockM),
+      blockN(KeyValueGradTiling::blockN()),
       statsPerThread(2 * blockM / kWarpgroupThreads), dqAccumMap(dqAccumMap) {}
 
 /// The workgroup's tile, the shared buffer and its mbarriers, the producer

@@ -30,15 +30,9 @@ using namespace mlir::swba::gpu_kernels;
 namespace {
 
 /// What the parts of the dQ kernel read.
-struct QueryGradKernel {
-  HopperKernelBuilder &e;
+struct QueryGradKernel : BackwardKernel {
   const QueryGradLayout &layout;
   int64_t headDim, valueDim, blockM, blockN;
-  BlockWindow w;
-  double scale;
-  bool positiveScale;
-  Value scaleLog2, log2e;
-  StageRing ring;
   QueryTile tile;
   ConsumerRows rows;
   Value base, qDesc, doDesc;
@@ -48,13 +42,9 @@ struct QueryGradKernel {
   QueryGradKernel(HopperKernelBuilder &e, AttentionGradOp op,
                   const QueryGradLayout &layout, int64_t headDim,
                   int64_t valueDim)
-      : e(e), layout(layout), headDim(headDim), valueDim(valueDim),
-        blockM(QueryGradTiling::blockM()),
-        blockN(layout.blockN), w{static_cast<int64_t>(op.getBlockSize()),
-                                 static_cast<int64_t>(op.getWindow())},
-        scale(op.getEffectiveScale()), positiveScale(scale > 0),
-        scaleLog2(e.f32(scale / std::log(2.0))),
-        log2e(e.f32(1.0 / std::log(2.0))), ring{e, layout.stages} {}
+      : BackwardKernel(e, op, layout.stages), layout(layout), headDim(headDim),
+        valueDim(valueDim), blockM(QueryGradTiling::blockM()),
+        blockN(layout.blockN) {}
 
   void setUp(ValueRange args, ArrayRef<Value> maps);
   SmallVector<Value> mainloop(bool pingPong);
