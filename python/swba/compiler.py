@@ -122,8 +122,8 @@ def _diagnostic(stderr: str) -> str:
     """The first `error:` line of a tool's output (else its last line)."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     for line in lines:
-        if "error:" in line or "error :" in line:
-            return line
+        if "error" in line:
+            return line[line.index("error"):]
     return lines[-1] if lines else "(no output)"
 
 
