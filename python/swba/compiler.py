@@ -297,7 +297,12 @@ def _launch(entry, where: str) -> Launch:
     params = tuple(_param(p, f"{where} parameter {i}")
                    for i, p in enumerate(_field(entry, "params", list, where)))
     registers = entry.get("max_registers")
-    return Launch(name, _field(entry, "order", int, where), _field(entry, "stream", int, where),
+    if registers is not None and (isinstance(registers, bool) or not isinstance(registers, int)):
+        raise ManifestError(f"launch manifest: {where}: 'max_registers' is {registers!r}")
+    stream = _field(entry, "stream", int, where)
+    if stream not in (0, 1):
+        raise ManifestError(f"launch manifest: {where}: stream {stream}, expected 0 or 1")
+    return Launch(name, _field(entry, "order", int, where), stream,
                   tuple(dims), tuple(block), _field(entry, "shared_memory", int, where),
                   params, registers)
 

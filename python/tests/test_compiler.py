@@ -110,6 +110,7 @@ def test_malformed_manifest_is_reported():
         "grid and block need 3 dims": _broken(lambda m, k: k.update(block=[128])),
         "per 0": _broken(lambda m, k: k["grid"][1].update(per=0)),
         "'stream' is '1'": _broken(lambda m, k: k.update(stream="1")),
+        "stream 2": _broken(lambda m, k: k.update(stream=2)),
         "unknown parameter kind 'texture'": _broken(
             lambda m, k: k["params"][0].update(kind="texture")),
         "swizzle 'swizzle_256b'": _broken(
