@@ -65,7 +65,7 @@ def on_sm90a(monkeypatch, options):
 
 
 def reference(q, k, v, bs, ws, scale):
-    """Dense masked attention in fp32 (design.md section 1)."""
+    """Dense masked attention in fp32 (docs/DESIGN.md, section 1)."""
     nq, nk = q.shape[2], k.shape[2]
     group = q.shape[1] // k.shape[1]
     k = k.float().repeat_interleave(group, dim=1)

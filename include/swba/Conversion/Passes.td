@@ -133,7 +133,7 @@ def WriteLaunchManifest : Pass<"swba-write-launch-manifest", "ModuleOp"> {
         "grid": [{"size": {"tensor": "q", "dim": 1}, "per": 1},
                  {"size": {"tensor": "q", "dim": 2}, "per": 192},
                  {"size": {"tensor": "q", "dim": 0}, "per": 1} ],
-        "block": [512, 1, 1], "shared_memory": 114688, "max_registers": 128,
+        "block": [512, 1, 1], "shared_memory": 90112, "max_registers": 128,
         "params": [{"tensor": "q", "kind": "memref", "rank": 4,
                     "element_type": "bf16"}, ...,
                    {"tensor": "q", "kind": "tensor_map", "element_type": "bf16",

@@ -19,7 +19,7 @@
 // Why not nvgpu.warpgroup.mma: it reads A only from shared memory (P would
 // take a round trip through shared memory), it steps a K-major B by the
 // MN-major stride (wrong for K^T), and it waits for completion right after
-// issuing. docs/HOPPER_PLAN.md has the details and the layouts below.
+// issuing. docs/DESIGN.md (section 3) has the details and the layouts.
 //
 // Shared memory is one extern buffer @swba_smem (dynamic shared memory;
 // gpu.dynamic_shared_memory would overlap the mbarriers in LLVM 22), 1024-B
