@@ -354,8 +354,9 @@ def compile_ptx(config: KernelConfig, swba_opt: str | None = None) -> tuple[str,
             f"kernel cache ahead of time); missing kernel {config}")
     with tempfile.TemporaryDirectory(prefix="swba-") as tmp:
         manifest = Path(tmp) / "manifest.json"
+        # Quoted: the temporary directory's path may hold spaces.
         proc = subprocess.run(
-            [tool, f"--swba-to-nvvm=chip={config.chip} format=isa manifest={manifest} "
+            [tool, f"--swba-to-nvvm=chip={config.chip} format=isa manifest='{manifest}' "
                    f"{config.options}".rstrip()],
             input=config.mlir(), capture_output=True, text=True)
         if proc.returncode != 0:

@@ -21,10 +21,10 @@ gpu_kernels::namedOperands(Operation *op) {
     return named;
   }
   auto grad = cast<AttentionGradOp>(op);
-  return {{"q", grad.getQuery()},        {"k", grad.getKey()},
-          {"v", grad.getValue()},        {"out", grad.getOut()},
-          {"dout", grad.getGradOut()},   {"lse", grad.getLse()},
-          {"dq", grad.getGradQuery()},   {"dk", grad.getGradKey()},
+  return {{"q", grad.getQuery()},      {"k", grad.getKey()},
+          {"v", grad.getValue()},      {"out", grad.getOut()},
+          {"dout", grad.getGradOut()}, {"lse", grad.getLse()},
+          {"dq", grad.getGradQuery()}, {"dk", grad.getGradKey()},
           {"dv", grad.getGradValue()}};
 }
 
@@ -49,8 +49,9 @@ static Attribute paramAttr(Builder &b, const KernelParam &param,
     fields.push_back(b.getNamedAttr("kind", b.getStringAttr("memref")));
     fields.push_back(
         b.getNamedAttr("rank", b.getI64IntegerAttr(tensorType.getRank())));
-    fields.push_back(b.getNamedAttr(
-        "element_type", b.getStringAttr(typeName(tensorType.getElementType()))));
+    fields.push_back(
+        b.getNamedAttr("element_type",
+                       b.getStringAttr(typeName(tensorType.getElementType()))));
     return b.getDictionaryAttr(fields);
   }
   // What cuTensorMapEncodeTiled needs: the [B * H][N][D] view of the tensor
@@ -101,8 +102,8 @@ static DictionaryAttr contractAttr(Builder &b, gpu::GPUFuncOp kernel,
       b.getNamedAttr("params", b.getArrayAttr(params))};
   // The register cap is the kernel's own attribute (the one ptxas obeys).
   if (auto regs = kernel->getAttrOfType<IntegerAttr>("nvvm.maxnreg"))
-    fields.push_back(b.getNamedAttr("max_registers",
-                                    b.getI64IntegerAttr(regs.getInt())));
+    fields.push_back(
+        b.getNamedAttr("max_registers", b.getI64IntegerAttr(regs.getInt())));
   return b.getDictionaryAttr(fields);
 }
 
@@ -118,8 +119,8 @@ static Attribute buffersAttr(Builder &b, ArrayRef<LaunchBuffer> buffers) {
                           : Attribute(b.getI64IntegerAttr(extent)));
     all.push_back(b.getDictionaryAttr(
         {b.getNamedAttr("name", b.getStringAttr(buffer.name)),
-         b.getNamedAttr("element_type",
-                        b.getStringAttr(typeName(buffer.type.getElementType()))),
+         b.getNamedAttr("element_type", b.getStringAttr(typeName(
+                                            buffer.type.getElementType()))),
          b.getNamedAttr("shape", b.getArrayAttr(shape)),
          b.getNamedAttr("zero", b.getBoolAttr(buffer.zero))}));
   }
@@ -134,7 +135,9 @@ void gpu_kernels::emitLaunches(
   llvm::StringMap<Value> tensors;
   for (auto [name, value] : namedOperands(op))
     tensors[name] = value;
-  auto size = [&](SizeRef ref) { return e.dim(tensors.lookup(ref.tensor), ref.dim); };
+  auto size = [&](SizeRef ref) {
+    return e.dim(tensors.lookup(ref.tensor), ref.dim);
+  };
 
   SmallVector<Value> allocated;
   for (const LaunchBuffer &buffer : buffers) {
@@ -161,8 +164,8 @@ void gpu_kernels::emitLaunches(
     for (const KernelParam &param : contract.params) {
       Value tensor = tensors.lookup(param.tensor);
       assert(tensor && "a parameter names no operand or buffer");
-      assert((param.map || kernel.getArgument(args.size()).getType() ==
-                               tensor.getType()) &&
+      assert((param.map ||
+              kernel.getArgument(args.size()).getType() == tensor.getType()) &&
              "a memref parameter of another type than its tensor");
       args.push_back(param.map ? createTensorMap(e, tensor, param.map)
                                : tensor);
@@ -175,8 +178,8 @@ void gpu_kernels::emitLaunches(
                                         e.b, extent, e.idx(dim.per))));
     }
     Value smem = contract.sharedBytes
-                     ? Value(arith::ConstantIntOp::create(
-                           e.b, e.b.getI32Type(), contract.sharedBytes))
+                     ? Value(arith::ConstantIntOp::create(e.b, e.b.getI32Type(),
+                                                          contract.sharedBytes))
                      : Value();
     gpu::LaunchFuncOp::create(
         e.b, kernel, gpu::KernelDim3{grid[0], grid[1], grid[2]},

@@ -67,7 +67,8 @@ struct WriteLaunchManifestPass
       // The kernels with a contract, in launch order.
       SmallVector<std::pair<int64_t, gpu::GPUFuncOp>> kernels;
       for (auto kernel : gpuModule.getOps<gpu::GPUFuncOp>())
-        if (auto launch = kernel->getAttrOfType<DictionaryAttr>(kLaunchAttrName))
+        if (auto launch =
+                kernel->getAttrOfType<DictionaryAttr>(kLaunchAttrName))
           if (auto order = launch.getAs<IntegerAttr>("order"))
             kernels.push_back({order.getInt(), kernel});
       if (kernels.empty())
@@ -104,7 +105,7 @@ struct WriteLaunchManifestPass
     if (modules.empty()) {
       emitError(module.getLoc(),
                 "swba-write-launch-manifest: no kernel with a launch "
-                       "contract (run it after --lower-swba=target=gpu)");
+                "contract (run it after --lower-swba=target=gpu)");
       return signalPassFailure();
     }
     std::string error;

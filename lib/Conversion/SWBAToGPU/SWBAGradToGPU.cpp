@@ -715,14 +715,17 @@ gpu::GPUFuncOp gpu_kernels::createDeltaKernel(RewriterBase &rewriter,
 SmallVector<LaunchBuffer> gpu_kernels::gradBuffers(AttentionGradOp op,
                                                     bool fusedQueryGrad) {
   SmallVector<SizeRef> rows{{"q", 0}, {"q", 1}, {"q", 2}};
-  SmallVector<LaunchBuffer> buffers{{"delta", deltaType(op.getContext()), rows}};
+  SmallVector<LaunchBuffer> buffers{
+      {"delta", deltaType(op.getContext()), rows}};
   if (fusedQueryGrad)
-    buffers.push_back({"dq_accum", queryGradAccumType(op), rows, /*zero=*/true});
+    buffers.push_back(
+        {"dq_accum", queryGradAccumType(op), rows, /*zero=*/true});
   return buffers;
 }
 
 LaunchContract gpu_kernels::deltaLaunch() {
-  return {tileGrid("q", kDeltaRows), kThreads, 0, {{"dout"}, {"out"}, {"delta"}}};
+  return {tileGrid("q", kDeltaRows), kThreads, 0,
+          {{"dout"}, {"out"}, {"delta"}}};
 }
 
 LaunchContract gpu_kernels::convertLaunch() {
@@ -734,7 +737,8 @@ SmallVector<KernelParam> gpu_kernels::queryGradParams() {
 }
 
 SmallVector<KernelParam> gpu_kernels::keyValueGradParams(bool fusedQueryGrad) {
-  SmallVector<KernelParam> params{{"q"}, {"k"}, {"v"}, {"dout"}, {"lse"}, {"delta"}};
+  SmallVector<KernelParam> params{{"q"},   {"k"},   {"v"},
+                                  {"dout"}, {"lse"}, {"delta"}};
   if (fusedQueryGrad)
     params.push_back({"dq_accum"});
   params.append({{"dk"}, {"dv"}});
