@@ -16,7 +16,7 @@
 #map7 = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>
 #map8 = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, 0)>
 module {
-  func.func @main(%arg0: tensor<1x2x8x16xf32>, %arg1: tensor<1x2x32x16xf32>, %arg2: tensor<1x2x32x16xf32>) -> tensor<1x2x8x16xf32> {
+  func.func @main(%arg0: tensor<1x2x12x16xf32>, %arg1: tensor<1x2x32x16xf32>, %arg2: tensor<1x2x32x16xf32>) -> tensor<1x2x12x16xf32> {
     %c2_i64 = arith.constant 2 : i64
     %c0_i64 = arith.constant 0 : i64
     %cst = arith.constant 0.000000e+00 : f32
@@ -25,22 +25,22 @@ module {
     %cst_2 = arith.constant dense<0.000000e+00> : tensor<f32>
     %cst_3 = arith.constant 8.000000e+00 : f64
     %cst_4 = arith.constant 2.500000e-01 : f32
-    %0 = tensor.empty() : tensor<8xi64>
-    %1 = linalg.generic {indexing_maps = [#map], iterator_types = ["parallel"]} outs(%0 : tensor<8xi64>) {
+    %0 = tensor.empty() : tensor<12xi64>
+    %1 = linalg.generic {indexing_maps = [#map], iterator_types = ["parallel"]} outs(%0 : tensor<12xi64>) {
     ^bb0(%out: i64):
       %35 = linalg.index 0 : index
       %36 = arith.index_cast %35 : index to i64
       linalg.yield %36 : i64
-    } -> tensor<8xi64>
-    %2 = linalg.generic {indexing_maps = [#map, #map], iterator_types = ["parallel"]} ins(%1 : tensor<8xi64>) outs(%0 : tensor<8xi64>) {
+    } -> tensor<12xi64>
+    %2 = linalg.generic {indexing_maps = [#map, #map], iterator_types = ["parallel"]} ins(%1 : tensor<12xi64>) outs(%0 : tensor<12xi64>) {
     ^bb0(%in: i64, %out: i64):
       %35 = arith.sitofp %in : i64 to f64
       %36 = arith.divf %35, %cst_3 : f64
       %37 = math.floor %36 : f64
       %38 = arith.fptosi %37 : f64 to i64
       linalg.yield %38 : i64
-    } -> tensor<8xi64>
-    %expanded = tensor.expand_shape %2 [[0, 1]] output_shape [8, 1] : tensor<8xi64> into tensor<8x1xi64>
+    } -> tensor<12xi64>
+    %expanded = tensor.expand_shape %2 [[0, 1]] output_shape [12, 1] : tensor<12xi64> into tensor<12x1xi64>
     %3 = tensor.empty() : tensor<32xi64>
     %4 = linalg.generic {indexing_maps = [#map], iterator_types = ["parallel"]} outs(%3 : tensor<32xi64>) {
     ^bb0(%out: i64):
@@ -57,58 +57,58 @@ module {
       linalg.yield %38 : i64
     } -> tensor<32xi64>
     %expanded_5 = tensor.expand_shape %5 [[0, 1]] output_shape [1, 32] : tensor<32xi64> into tensor<1x32xi64>
-    %6 = tensor.empty() : tensor<8x32xi1>
-    %7 = linalg.generic {indexing_maps = [#map1, #map2, #map3], iterator_types = ["parallel", "parallel"]} ins(%expanded_5, %expanded : tensor<1x32xi64>, tensor<8x1xi64>) outs(%6 : tensor<8x32xi1>) {
+    %6 = tensor.empty() : tensor<12x32xi1>
+    %7 = linalg.generic {indexing_maps = [#map1, #map2, #map3], iterator_types = ["parallel", "parallel"]} ins(%expanded_5, %expanded : tensor<1x32xi64>, tensor<12x1xi64>) outs(%6 : tensor<12x32xi1>) {
     ^bb0(%in: i64, %in_12: i64, %out: i1):
       %35 = arith.cmpi sle, %in, %in_12 : i64
       linalg.yield %35 : i1
-    } -> tensor<8x32xi1>
-    %8 = tensor.empty() : tensor<8x32xi64>
-    %9 = linalg.generic {indexing_maps = [#map2, #map1, #map3], iterator_types = ["parallel", "parallel"]} ins(%expanded, %expanded_5 : tensor<8x1xi64>, tensor<1x32xi64>) outs(%8 : tensor<8x32xi64>) {
+    } -> tensor<12x32xi1>
+    %8 = tensor.empty() : tensor<12x32xi64>
+    %9 = linalg.generic {indexing_maps = [#map2, #map1, #map3], iterator_types = ["parallel", "parallel"]} ins(%expanded, %expanded_5 : tensor<12x1xi64>, tensor<1x32xi64>) outs(%8 : tensor<12x32xi64>) {
     ^bb0(%in: i64, %in_12: i64, %out: i64):
       %35 = arith.subi %in, %in_12 : i64
       linalg.yield %35 : i64
-    } -> tensor<8x32xi64>
-    %10 = linalg.generic {indexing_maps = [#map3, #map3], iterator_types = ["parallel", "parallel"]} ins(%9 : tensor<8x32xi64>) outs(%6 : tensor<8x32xi1>) {
+    } -> tensor<12x32xi64>
+    %10 = linalg.generic {indexing_maps = [#map3, #map3], iterator_types = ["parallel", "parallel"]} ins(%9 : tensor<12x32xi64>) outs(%6 : tensor<12x32xi1>) {
     ^bb0(%in: i64, %out: i1):
       %35 = arith.cmpi slt, %in, %c2_i64 : i64
       linalg.yield %35 : i1
-    } -> tensor<8x32xi1>
-    %11 = linalg.generic {indexing_maps = [#map3, #map3, #map3], iterator_types = ["parallel", "parallel"]} ins(%7, %10 : tensor<8x32xi1>, tensor<8x32xi1>) outs(%6 : tensor<8x32xi1>) {
+    } -> tensor<12x32xi1>
+    %11 = linalg.generic {indexing_maps = [#map3, #map3, #map3], iterator_types = ["parallel", "parallel"]} ins(%7, %10 : tensor<12x32xi1>, tensor<12x32xi1>) outs(%6 : tensor<12x32xi1>) {
     ^bb0(%in: i1, %in_12: i1, %out: i1):
       %35 = arith.andi %in, %in_12 : i1
       linalg.yield %35 : i1
-    } -> tensor<8x32xi1>
+    } -> tensor<12x32xi1>
     %12 = tensor.empty() : tensor<1x2x16x32xf32>
     %transposed = linalg.transpose ins(%arg1 : tensor<1x2x32x16xf32>) outs(%12 : tensor<1x2x16x32xf32>) permutation = [0, 1, 3, 2] 
-    %collapsed = tensor.collapse_shape %arg0 [[0, 1], [2], [3]] : tensor<1x2x8x16xf32> into tensor<2x8x16xf32>
+    %collapsed = tensor.collapse_shape %arg0 [[0, 1], [2], [3]] : tensor<1x2x12x16xf32> into tensor<2x12x16xf32>
     %collapsed_6 = tensor.collapse_shape %transposed [[0, 1], [2], [3]] : tensor<1x2x16x32xf32> into tensor<2x16x32xf32>
-    %13 = tensor.empty() : tensor<2x8x32xf32>
-    %14 = linalg.fill ins(%cst : f32) outs(%13 : tensor<2x8x32xf32>) -> tensor<2x8x32xf32>
-    %15 = linalg.batch_matmul ins(%collapsed, %collapsed_6 : tensor<2x8x16xf32>, tensor<2x16x32xf32>) outs(%14 : tensor<2x8x32xf32>) -> tensor<2x8x32xf32>
-    %expanded_7 = tensor.expand_shape %15 [[0, 1], [2], [3]] output_shape [1, 2, 8, 32] : tensor<2x8x32xf32> into tensor<1x2x8x32xf32>
-    %16 = tensor.empty() : tensor<1x2x8x32xf32>
-    %17 = linalg.generic {indexing_maps = [#map4, #map4], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%expanded_7 : tensor<1x2x8x32xf32>) outs(%16 : tensor<1x2x8x32xf32>) {
+    %13 = tensor.empty() : tensor<2x12x32xf32>
+    %14 = linalg.fill ins(%cst : f32) outs(%13 : tensor<2x12x32xf32>) -> tensor<2x12x32xf32>
+    %15 = linalg.batch_matmul ins(%collapsed, %collapsed_6 : tensor<2x12x16xf32>, tensor<2x16x32xf32>) outs(%14 : tensor<2x12x32xf32>) -> tensor<2x12x32xf32>
+    %expanded_7 = tensor.expand_shape %15 [[0, 1], [2], [3]] output_shape [1, 2, 12, 32] : tensor<2x12x32xf32> into tensor<1x2x12x32xf32>
+    %16 = tensor.empty() : tensor<1x2x12x32xf32>
+    %17 = linalg.generic {indexing_maps = [#map4, #map4], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%expanded_7 : tensor<1x2x12x32xf32>) outs(%16 : tensor<1x2x12x32xf32>) {
     ^bb0(%in: f32, %out: f32):
       %35 = arith.mulf %in, %cst_4 : f32
       linalg.yield %35 : f32
-    } -> tensor<1x2x8x32xf32>
-    %18 = tensor.empty() : tensor<8x32xf32>
-    %19 = linalg.generic {indexing_maps = [#map3, #map5, #map5, #map3], iterator_types = ["parallel", "parallel"]} ins(%11, %cst_2, %cst_1 : tensor<8x32xi1>, tensor<f32>, tensor<f32>) outs(%18 : tensor<8x32xf32>) {
+    } -> tensor<1x2x12x32xf32>
+    %18 = tensor.empty() : tensor<12x32xf32>
+    %19 = linalg.generic {indexing_maps = [#map3, #map5, #map5, #map3], iterator_types = ["parallel", "parallel"]} ins(%11, %cst_2, %cst_1 : tensor<12x32xi1>, tensor<f32>, tensor<f32>) outs(%18 : tensor<12x32xf32>) {
     ^bb0(%in: i1, %in_12: f32, %in_13: f32, %out: f32):
       %35 = arith.select %in, %in_12, %in_13 : f32
       linalg.yield %35 : f32
-    } -> tensor<8x32xf32>
-    %20 = linalg.generic {indexing_maps = [#map4, #map6, #map4], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%17, %19 : tensor<1x2x8x32xf32>, tensor<8x32xf32>) outs(%16 : tensor<1x2x8x32xf32>) {
+    } -> tensor<12x32xf32>
+    %20 = linalg.generic {indexing_maps = [#map4, #map6, #map4], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%17, %19 : tensor<1x2x12x32xf32>, tensor<12x32xf32>) outs(%16 : tensor<1x2x12x32xf32>) {
     ^bb0(%in: f32, %in_12: f32, %out: f32):
       %35 = arith.addf %in, %in_12 : f32
       linalg.yield %35 : f32
-    } -> tensor<1x2x8x32xf32>
-    %21 = tensor.empty() : tensor<1x2x8xi64>
-    %22 = linalg.fill ins(%c0_i64 : i64) outs(%21 : tensor<1x2x8xi64>) -> tensor<1x2x8xi64>
-    %23 = tensor.empty() : tensor<1x2x8xf32>
-    %24 = linalg.fill ins(%cst_0 : f32) outs(%23 : tensor<1x2x8xf32>) -> tensor<1x2x8xf32>
-    %25:2 = linalg.generic {indexing_maps = [#map4, #map7, #map7], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%20 : tensor<1x2x8x32xf32>) outs(%24, %22 : tensor<1x2x8xf32>, tensor<1x2x8xi64>) {
+    } -> tensor<1x2x12x32xf32>
+    %21 = tensor.empty() : tensor<1x2x12xi64>
+    %22 = linalg.fill ins(%c0_i64 : i64) outs(%21 : tensor<1x2x12xi64>) -> tensor<1x2x12xi64>
+    %23 = tensor.empty() : tensor<1x2x12xf32>
+    %24 = linalg.fill ins(%cst_0 : f32) outs(%23 : tensor<1x2x12xf32>) -> tensor<1x2x12xf32>
+    %25:2 = linalg.generic {indexing_maps = [#map4, #map7, #map7], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%20 : tensor<1x2x12x32xf32>) outs(%24, %22 : tensor<1x2x12xf32>, tensor<1x2x12xi64>) {
     ^bb0(%in: f32, %out: f32, %out_12: i64):
       %35 = linalg.index 3 : index
       %36 = arith.index_cast %35 : index to i64
@@ -116,37 +116,37 @@ module {
       %38 = arith.cmpf ogt, %in, %out : f32
       %39 = arith.select %38, %36, %out_12 : i64
       linalg.yield %37, %39 : f32, i64
-    } -> (tensor<1x2x8xf32>, tensor<1x2x8xi64>)
-    %expanded_8 = tensor.expand_shape %25#0 [[0], [1], [2, 3]] output_shape [1, 2, 8, 1] : tensor<1x2x8xf32> into tensor<1x2x8x1xf32>
-    %26 = linalg.generic {indexing_maps = [#map4, #map8, #map4], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%20, %expanded_8 : tensor<1x2x8x32xf32>, tensor<1x2x8x1xf32>) outs(%16 : tensor<1x2x8x32xf32>) {
+    } -> (tensor<1x2x12xf32>, tensor<1x2x12xi64>)
+    %expanded_8 = tensor.expand_shape %25#0 [[0], [1], [2, 3]] output_shape [1, 2, 12, 1] : tensor<1x2x12xf32> into tensor<1x2x12x1xf32>
+    %26 = linalg.generic {indexing_maps = [#map4, #map8, #map4], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%20, %expanded_8 : tensor<1x2x12x32xf32>, tensor<1x2x12x1xf32>) outs(%16 : tensor<1x2x12x32xf32>) {
     ^bb0(%in: f32, %in_12: f32, %out: f32):
       %35 = arith.subf %in, %in_12 : f32
       linalg.yield %35 : f32
-    } -> tensor<1x2x8x32xf32>
-    %27 = linalg.generic {indexing_maps = [#map4, #map4], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%26 : tensor<1x2x8x32xf32>) outs(%16 : tensor<1x2x8x32xf32>) {
+    } -> tensor<1x2x12x32xf32>
+    %27 = linalg.generic {indexing_maps = [#map4, #map4], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%26 : tensor<1x2x12x32xf32>) outs(%16 : tensor<1x2x12x32xf32>) {
     ^bb0(%in: f32, %out: f32):
       %35 = math.exp %in : f32
       linalg.yield %35 : f32
-    } -> tensor<1x2x8x32xf32>
-    %28 = tensor.empty() : tensor<1x2x8x1xf32>
-    %29 = linalg.fill ins(%cst : f32) outs(%28 : tensor<1x2x8x1xf32>) -> tensor<1x2x8x1xf32>
-    %30 = linalg.generic {indexing_maps = [#map4, #map8], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%27 : tensor<1x2x8x32xf32>) outs(%29 : tensor<1x2x8x1xf32>) {
+    } -> tensor<1x2x12x32xf32>
+    %28 = tensor.empty() : tensor<1x2x12x1xf32>
+    %29 = linalg.fill ins(%cst : f32) outs(%28 : tensor<1x2x12x1xf32>) -> tensor<1x2x12x1xf32>
+    %30 = linalg.generic {indexing_maps = [#map4, #map8], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%27 : tensor<1x2x12x32xf32>) outs(%29 : tensor<1x2x12x1xf32>) {
     ^bb0(%in: f32, %out: f32):
       %35 = arith.addf %in, %out : f32
       linalg.yield %35 : f32
-    } -> tensor<1x2x8x1xf32>
-    %31 = linalg.generic {indexing_maps = [#map4, #map8, #map4], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%27, %30 : tensor<1x2x8x32xf32>, tensor<1x2x8x1xf32>) outs(%16 : tensor<1x2x8x32xf32>) {
+    } -> tensor<1x2x12x1xf32>
+    %31 = linalg.generic {indexing_maps = [#map4, #map8, #map4], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%27, %30 : tensor<1x2x12x32xf32>, tensor<1x2x12x1xf32>) outs(%16 : tensor<1x2x12x32xf32>) {
     ^bb0(%in: f32, %in_12: f32, %out: f32):
       %35 = arith.divf %in, %in_12 : f32
       linalg.yield %35 : f32
-    } -> tensor<1x2x8x32xf32>
-    %collapsed_9 = tensor.collapse_shape %31 [[0, 1], [2], [3]] : tensor<1x2x8x32xf32> into tensor<2x8x32xf32>
+    } -> tensor<1x2x12x32xf32>
+    %collapsed_9 = tensor.collapse_shape %31 [[0, 1], [2], [3]] : tensor<1x2x12x32xf32> into tensor<2x12x32xf32>
     %collapsed_10 = tensor.collapse_shape %arg2 [[0, 1], [2], [3]] : tensor<1x2x32x16xf32> into tensor<2x32x16xf32>
-    %32 = tensor.empty() : tensor<2x8x16xf32>
-    %33 = linalg.fill ins(%cst : f32) outs(%32 : tensor<2x8x16xf32>) -> tensor<2x8x16xf32>
-    %34 = linalg.batch_matmul ins(%collapsed_9, %collapsed_10 : tensor<2x8x32xf32>, tensor<2x32x16xf32>) outs(%33 : tensor<2x8x16xf32>) -> tensor<2x8x16xf32>
-    %expanded_11 = tensor.expand_shape %34 [[0, 1], [2], [3]] output_shape [1, 2, 8, 16] : tensor<2x8x16xf32> into tensor<1x2x8x16xf32>
-    return %expanded_11 : tensor<1x2x8x16xf32>
+    %32 = tensor.empty() : tensor<2x12x16xf32>
+    %33 = linalg.fill ins(%cst : f32) outs(%32 : tensor<2x12x16xf32>) -> tensor<2x12x16xf32>
+    %34 = linalg.batch_matmul ins(%collapsed_9, %collapsed_10 : tensor<2x12x32xf32>, tensor<2x32x16xf32>) outs(%33 : tensor<2x12x16xf32>) -> tensor<2x12x16xf32>
+    %expanded_11 = tensor.expand_shape %34 [[0, 1], [2], [3]] output_shape [1, 2, 12, 16] : tensor<2x12x16xf32> into tensor<1x2x12x16xf32>
+    return %expanded_11 : tensor<1x2x12x16xf32>
   }
 }
 

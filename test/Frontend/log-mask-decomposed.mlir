@@ -6,11 +6,11 @@
 // RUN: %python %S/run_model.py %s > %t.mlir
 // RUN: swba-opt %t.mlir --raise-swba --swba-to-llvm | mlir-runner -e entry -entry-point-result=void %mlir_runner_libs > %t.raised
 // RUN: swba-opt %t.mlir --swba-to-llvm | mlir-runner -e entry -entry-point-result=void %mlir_runner_libs > %t.plain
-// RUN: %python %S/run_model.py --compare %t.raised %t.plain --tolerance 1e-4 | FileCheck %s --check-prefix=RUN
+// RUN: %python %S/run_model.py --compare %t.raised %t.plain --tolerance 1e-4 | FileCheck %s --check-prefix=CMP
 // IR: swba.attention ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<1x2x32x16xf32>, tensor<1x2x32x16xf32>, tensor<1x2x32x16xf32>) outs(%{{.*}} : tensor<1x2x32x16xf32>) block_size = 4 window = 2 scale = 2.500000e-01
 // IR-NOT: swba.attention
 // IR-NOT: math.exp
-// RUN: compared {{[1-9][0-9]*}} elements, 0 mismatches, nonzero
+// CMP: compared {{[1-9][0-9]*}} elements, 0 mismatches, nonzero
 
 #map = affine_map<(d0) -> (d0)>
 #map1 = affine_map<(d0) -> ()>

@@ -3,7 +3,7 @@
 // A near miss: nothing is raised, and the remark says why.
 // RUN: swba-opt %s --raise-swba --remarks-filter-missed=raise-swba 2>&1 >/dev/null | FileCheck %s --check-prefix=REMARK
 // RUN: swba-opt %s --raise-swba | FileCheck %s --check-prefix=IR
-// REMARK: remark: {{.*}}not the key axis
+// REMARK: remark: {{.*}}a reduction is not over the key axis
 // IR-NOT: swba.attention
 
 #map = affine_map<(d0) -> (d0)>

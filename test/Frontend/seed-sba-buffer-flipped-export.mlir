@@ -3,7 +3,7 @@
 // A near miss: nothing is raised, and the remark says why.
 // RUN: swba-opt %s --raise-swba --remarks-filter-missed=raise-swba 2>&1 >/dev/null | FileCheck %s --check-prefix=REMARK
 // RUN: swba-opt %s --raise-swba | FileCheck %s --check-prefix=IR
-// REMARK: remark: {{.*}}query row 9 sees keys [0, 16) but block_size=8 window=2 would give [0, 16)
+// REMARK: remark: {{.*}}query row 9 sees keys [0, 3) and key 4: not one contiguous range
 // IR-NOT: swba.attention
 
 #map = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>
