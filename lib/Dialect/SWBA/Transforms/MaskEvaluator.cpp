@@ -911,18 +911,16 @@ FailureOr<double> MaskEvaluator::evaluateConstant(unsigned id,
 // Evaluating a mask over the grid
 //===----------------------------------------------------------------------===//
 
-/// Whether `v` hides a score: -inf, or the lowest finite value of `type`.
-static bool isMaskingValue(double v, Type type) {
-  if (std::isinf(v) && v < 0)
-    return true;
-  if (auto floatType = dyn_cast<FloatType>(type)) {
-    APFloat lowest = APFloat::getLargest(floatType.getFloatSemantics(), true);
-    bool losesInfo;
-    lowest.convert(APFloat::IEEEdouble(), APFloat::rmNearestTiesToEven,
-                   &losesInfo);
-    return v == lowest.convertToDouble();
-  }
-  return false;
+/// The lowest finite value of a float type (masks may use it for -inf).
+static double lowestFinite(Type type) {
+  auto floatType = dyn_cast<FloatType>(type);
+  if (!floatType)
+    return -INFINITY;
+  APFloat lowest = APFloat::getLargest(floatType.getFloatSemantics(), true);
+  bool losesInfo;
+  lowest.convert(APFloat::IEEEdouble(), APFloat::rmNearestTiesToEven,
+                 &losesInfo);
+  return lowest.convertToDouble();
 }
 
 namespace {
@@ -950,6 +948,112 @@ static Classes classify(int64_t count, ArrayRef<const std::vector<Scalar> *> fro
     classes.classOf[p] = it->second;
   }
   return classes;
+}
+
+/// Where an operand's values over the column classes are: `base[c *
+/// stride]` (stride 0 for a value that is the same on the whole row).
+struct MaskEvaluator::Source {
+  const Scalar *base;
+  size_t stride;
+};
+
+/// Evaluates the common integer and f32/f64 ops over all column classes
+/// at once; false when the node needs `apply` element by element (other
+/// ops, f16/bf16 rounding, divisions that may trap).
+bool MaskEvaluator::applyColumns(unsigned id, ArrayRef<Source> sources,
+                                 size_t count, Scalar *out) {
+  const Node &node = nodes[id];
+  auto at = [&](unsigned k, size_t c) -> const Scalar & {
+    return sources[k].base[c * sources[k].stride];
+  };
+  bool isInt = node.type.isSignlessIntOrIndex();
+  unsigned width = isInt ? widthOf(node.type) : 0;
+  auto wrap = [width](int64_t x) {
+    return width >= 64 ? x
+                       : llvm::SignExtend64(static_cast<uint64_t>(x), width);
+  };
+  auto mapInt = [&](auto f) {
+    for (size_t c = 0; c < count; ++c)
+      out[c].i = wrap(f(c));
+    return true;
+  };
+  bool f32 = node.type.isF32(), f64 = node.type.isF64();
+  auto mapFloat = [&](auto f) {
+    if (!f32 && !f64)
+      return false;
+    for (size_t c = 0; c < count; ++c) {
+      double x = f(c);
+      out[c].f = f32 ? static_cast<double>(static_cast<float>(x)) : x;
+    }
+    return true;
+  };
+  switch (node.kind) {
+  case Kind::Linear:
+    return mapInt([&](size_t c) {
+      int64_t r = node.c;
+      for (auto [k, coeff] : llvm::enumerate(node.coeffs))
+        r += at(k, c).i * coeff;
+      return r;
+    });
+  case Kind::Div:
+    return mapInt([&](size_t c) {
+      return llvm::divideFloorSigned(at(0, c).i, node.c);
+    });
+  case Kind::Rem:
+    return mapInt([&](size_t c) {
+      int64_t x = at(0, c).i;
+      return x - node.c * llvm::divideFloorSigned(x, node.c);
+    });
+  case Kind::Op:
+    break;
+  default:
+    return false;
+  }
+  Operation *op = node.op;
+  switch (node.native) {
+  case Native::AddI: return mapInt([&](size_t c) { return at(0, c).i + at(1, c).i; });
+  case Native::SubI: return mapInt([&](size_t c) { return at(0, c).i - at(1, c).i; });
+  case Native::MulI: return mapInt([&](size_t c) { return at(0, c).i * at(1, c).i; });
+  case Native::AndI: return mapInt([&](size_t c) { return at(0, c).i & at(1, c).i; });
+  case Native::OrI: return mapInt([&](size_t c) { return at(0, c).i | at(1, c).i; });
+  case Native::XOrI: return mapInt([&](size_t c) { return at(0, c).i ^ at(1, c).i; });
+  case Native::MinSI:
+    return mapInt([&](size_t c) { return std::min(at(0, c).i, at(1, c).i); });
+  case Native::MaxSI:
+    return mapInt([&](size_t c) { return std::max(at(0, c).i, at(1, c).i); });
+  case Native::SExt: return mapInt([&](size_t c) { return at(0, c).i; });
+  case Native::CmpI: {
+    auto p = cast<arith::CmpIOp>(op).getPredicate();
+    unsigned w = widthOf(op->getOperand(0).getType());
+    uint64_t bits = w >= 64 ? ~uint64_t(0) : (uint64_t(1) << w) - 1;
+    return mapInt([&](size_t c) -> int64_t {
+      int64_t a = at(0, c).i, b = at(1, c).i;
+      return compareInt(p, a, b, static_cast<uint64_t>(a) & bits,
+                        static_cast<uint64_t>(b) & bits)
+                 ? -1
+                 : 0;
+    });
+  }
+  case Native::CmpF: {
+    auto p = cast<arith::CmpFOp>(op).getPredicate();
+    return mapInt([&](size_t c) -> int64_t {
+      return compareFloat(p, at(0, c).f, at(1, c).f) ? -1 : 0;
+    });
+  }
+  case Native::Select:
+    for (size_t c = 0; c < count; ++c)
+      out[c] = at(0, c).i ? at(1, c) : at(2, c);
+    return true;
+  case Native::AddF: return mapFloat([&](size_t c) { return at(0, c).f + at(1, c).f; });
+  case Native::SubF: return mapFloat([&](size_t c) { return at(0, c).f - at(1, c).f; });
+  case Native::MulF: return mapFloat([&](size_t c) { return at(0, c).f * at(1, c).f; });
+  case Native::NegF: return mapFloat([&](size_t c) { return -at(0, c).f; });
+  case Native::CastF: return mapFloat([&](size_t c) { return at(0, c).f; });
+  case Native::SIToFP:
+    return mapFloat([&](size_t c) { return static_cast<double>(at(0, c).i); });
+  default:
+    return false;
+  }
 }
 
 FailureOr<const MaskRows *>
@@ -1074,20 +1178,16 @@ MaskEvaluator::evaluateMask(ArrayRef<MaskTermNodes> terms, int64_t nq,
     for (int64_t rep : cols.representative)
       byClass.push_back(values[rep]);
   }
-  struct Source {
-    const Scalar *base;
-    bool perColumn;
-  };
   auto sourceOf = [&](unsigned n, int64_t row) -> Source {
     switch (nodes[n].deps) {
-    case 0: return {&constant.find(n)->second, false};
-    case kRow: return {&perRow.find(n)->second[row], false};
-    case kCol: return {colByClass.find(n)->second.data(), true};
-    default: return {grid[slot.find(n)->second].data(), true};
+    case 0: return {&constant.find(n)->second, 0};
+    case kRow: return {&perRow.find(n)->second[row], 0};
+    case kCol: return {colByClass.find(n)->second.data(), 1};
+    default: return {grid[slot.find(n)->second].data(), 1};
     }
   };
   auto read = [](const Source &source, size_t c) -> const Scalar & {
-    return source.perColumn ? source.base[c] : *source.base;
+    return source.base[c * source.stride];
   };
   auto masks = std::make_unique<MaskRows>();
   masks->rowClass = rows.classOf;
@@ -1100,6 +1200,8 @@ MaskEvaluator::evaluateMask(ArrayRef<MaskTermNodes> terms, int64_t nq,
         sources.push_back(sourceOf(operand, row));
       SmallVector<Scalar, 3> args(sources.size());
       std::vector<Scalar> &out = grid[k];
+      if (applyColumns(n, sources, numCols, out.data()))
+        continue;
       for (size_t c = 0; c < numCols; ++c) {
         for (auto [a, source] : llvm::enumerate(sources))
           args[a] = read(source, c);
@@ -1113,14 +1215,18 @@ MaskEvaluator::evaluateMask(ArrayRef<MaskTermNodes> terms, int64_t nq,
       }
     }
     SmallVector<Source, 2> valueSources, condSources;
+    SmallVector<SmallVector<double, 2>, 2> lowest;
     for (const MaskTermNodes &term : terms) {
+      lowest.emplace_back();
+      for (Type type : term.valueTypes)
+        lowest.back().push_back(lowestFinite(type));
       if (!isa<FloatType>(nodes[term.value].type)) {
         why = "the mask is not a float";
         return failure();
       }
       valueSources.push_back(sourceOf(term.value, row));
       condSources.push_back(term.cond ? sourceOf(*term.cond, row)
-                                      : Source{nullptr, false});
+                                      : Source{nullptr, 0});
     }
     for (size_t c = 0; c < numCols; ++c) {
       bool seen = true;
@@ -1129,8 +1235,9 @@ MaskEvaluator::evaluateMask(ArrayRef<MaskTermNodes> terms, int64_t nq,
             (read(condSources[t], c).i != 0) == term.keepIfTrue)
           continue;
         double value = read(valueSources[t], c).f;
-        if (llvm::any_of(term.valueTypes,
-                         [&](Type t) { return isMaskingValue(value, t); })) {
+        // -inf, or the lowest finite value of the term's type: hidden.
+        if ((std::isinf(value) && value < 0) ||
+            llvm::is_contained(lowest[t], value)) {
           seen = false;
           continue;
         }

@@ -108,6 +108,9 @@ private:
                           std::string &why);
   FailureOr<Scalar> fold(const Node &node, ArrayRef<Scalar> operands,
                          std::string &why);
+  struct Source;
+  bool applyColumns(unsigned node, ArrayRef<Source> sources, size_t count,
+                    Scalar *out);
 
   MLIRContext *context;
   std::vector<Node> nodes;

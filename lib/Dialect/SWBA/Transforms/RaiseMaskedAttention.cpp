@@ -808,9 +808,11 @@ static void eraseDeadProducers(RewriterBase &rewriter,
   for (Value root : roots)
     if (Operation *def = root.getDefiningOp())
       worklist.push_back(def);
+  // An op reached twice (two operands from one producer) is erased once.
+  llvm::SmallPtrSet<Operation *, 32> erased;
   while (!worklist.empty()) {
     Operation *op = worklist.pop_back_val();
-    if (!isOpTriviallyDead(op))
+    if (erased.contains(op) || !isOpTriviallyDead(op))
       continue;
     // Values captured by the bodies of linalg ops may die with them too.
     op->walk([&](Operation *nested) {
@@ -819,6 +821,7 @@ static void eraseDeadProducers(RewriterBase &rewriter,
             def && !op->isAncestor(def))
           worklist.push_back(def);
     });
+    erased.insert(op);
     rewriter.eraseOp(op);
   }
 }
