@@ -194,6 +194,21 @@ class Manual(torch.nn.Module):
         return p @ v
 
 
+class BitwiseAnd(torch.nn.Module):
+    """The frame mask combined with `&` instead of logical_and."""
+
+    def __init__(self, bs, ws):
+        super().__init__()
+        self.bs, self.ws = bs, ws
+
+    def forward(self, q, k, v):
+        n = q.shape[-2]
+        d = frames(n, self.bs)[:, None] - frames(n, self.bs)[None, :]
+        vis = (d >= 0) & (d < self.ws)
+        s = (q @ k.transpose(-2, -1)) * 0.25
+        return s.masked_fill(~vis, NEG_INF).softmax(-1) @ v
+
+
 class TokenWindow(torch.nn.Module):
     """A token-level causal window of `w` keys (block_size 1), or the
     bidirectional |i - j| < w near miss."""
@@ -336,6 +351,10 @@ CASES = {
         "masked_fill, then softmax over the query axis",
         Manual(8, 2, 0.25, style="masked_fill", dim=-2), qkv(),
         dict(remark="a reduction is not over the key axis")),
+    "bitwise-and": (
+        "The frame mask combined with & of boolean tensors, ~ and masked_fill",
+        BitwiseAnd(8, 2), qkv(),
+        dict(bs=8, ws=2, scale="2.500000e-01", q="1x2x32x16xf32", k="1x2x32x16xf32")),
     "log-mask": (
         "log of the 0/1 visibility matrix added to the scores",
         Manual(4, 2, 0.25, style="log"), qkv(),
