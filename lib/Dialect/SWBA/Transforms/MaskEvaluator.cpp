@@ -15,7 +15,6 @@
 
 #include <cmath>
 #include <cstring>
-#include <unordered_map>
 
 using namespace mlir;
 using namespace mlir::swba;
@@ -207,8 +206,11 @@ static Native classify(Operation *op) {
       .Case([](arith::MaxNumFOp) { return Native::MaxNumF; })
       .Case([](arith::MinimumFOp) { return Native::MinimumF; })
       .Case([](arith::MinNumFOp) { return Native::MinNumF; })
-      .Case<arith::ExtFOp, arith::TruncFOp>(
-          [](Operation *) { return Native::CastF; })
+      .Case([](arith::ExtFOp) { return Native::CastF; })
+      .Case([](arith::TruncFOp op) {
+        // Other rounding modes go through the folder.
+        return op.getRoundingmodeAttr() ? Native::None : Native::CastF;
+      })
       .Case([](arith::SIToFPOp) { return Native::SIToFP; })
       .Case([](arith::UIToFPOp) { return Native::UIToFP; })
       .Case([](arith::CmpFOp) { return Native::CmpF; })
@@ -277,7 +279,12 @@ MaskEvaluator::getData(Attribute attr, std::string &why) {
   std::unique_ptr<ConstantData> &slot = constants[attr];
   if (slot)
     return slot.get();
-  auto type = cast<ShapedType>(cast<TypedAttr>(attr).getType());
+  auto typed = dyn_cast<TypedAttr>(attr);
+  auto type = typed ? dyn_cast<ShapedType>(typed.getType()) : ShapedType();
+  if (!type || !type.hasStaticShape()) {
+    why = "a constant that is not a statically shaped tensor";
+    return failure();
+  }
   Type elt = type.getElementType();
   if (!isScalarType(elt)) {
     why = "a constant of an unsupported element type";
@@ -405,9 +412,13 @@ FailureOr<unsigned> MaskEvaluator::buildAffine(AffineExpr expr,
 FailureOr<unsigned> MaskEvaluator::buildTensor(Value tensor,
                                                ArrayRef<unsigned> indices,
                                                std::string &why) {
+  auto type = dyn_cast<RankedTensorType>(tensor.getType());
+  if (!type || !type.hasStaticShape()) {
+    why = "the mask reads a tensor of dynamic shape";
+    return failure();
+  }
   // The one in-bounds index of a unit dimension is 0, whatever computes it
   // (a broadcast over batch/heads, say).
-  auto type = cast<RankedTensorType>(tensor.getType());
   SmallVector<unsigned> coords(indices);
   for (auto [d, coord] : llvm::enumerate(coords))
     if (type.getDimSize(d) == 1)
@@ -482,13 +493,9 @@ FailureOr<unsigned> MaskEvaluator::buildTensor(Value tensor,
     }
     result = buildTensor(expand.getSrc(), src, why);
   } else if (auto slice = dyn_cast<tensor::ExtractSliceOp>(def)) {
-    if (!slice.hasUnitStride() && llvm::any_of(slice.getStaticStrides(),
-                                                ShapedType::isDynamic)) {
-      why = "a tensor.extract_slice with dynamic strides";
-      return failure();
-    }
-    if (llvm::any_of(slice.getStaticOffsets(), ShapedType::isDynamic)) {
-      why = "a tensor.extract_slice with dynamic offsets";
+    if (llvm::any_of(slice.getStaticStrides(), ShapedType::isDynamic) ||
+        llvm::any_of(slice.getStaticOffsets(), ShapedType::isDynamic)) {
+      why = "a tensor.extract_slice with dynamic offsets or strides";
       return failure();
     }
     llvm::SmallBitVector dropped = slice.getDroppedDims();
