@@ -451,11 +451,10 @@ def header(name, route, what, inputs, expected):
            ", route " + route + "); do not edit.\n")
     lines = [gen, f"// {what}.\n"]
     if "remark" in expected:
-        lines.append("// A near miss: nothing is raised, and the remark says why.\n")
+        lines.append("// A near miss: nothing is raised, and the remark (at the P.V\n"
+                     "// contraction) says why.\n")
         lines.append("// RUN: swba-opt %s --raise-swba --remarks-filter-missed=raise-swba "
-                     "2>&1 >/dev/null | FileCheck %s --check-prefix=REMARK\n")
-        lines.append("// RUN: swba-opt %s --raise-swba | FileCheck %s --check-prefix=IR\n")
-        lines.append(f"// REMARK: remark: {{{{.*}}}}{expected['remark']}\n")
+                     "--verify-diagnostics | FileCheck %s --check-prefix=IR\n")
         lines.append("// IR-NOT: swba.attention\n")
         return "".join(lines)
     out_dtype = inputs[0][1]
@@ -481,6 +480,16 @@ def header(name, route, what, inputs, expected):
     return "".join(lines)
 
 
+def expect_remark(text, remark):
+    """`text` with an expected-remark before its last contraction (P.V)."""
+    lines = text.splitlines(keepends=True)
+    last = max(i for i, line in enumerate(lines)
+               if "linalg.batch_matmul" in line or "linalg.matmul" in line)
+    indent = lines[last][:len(lines[last]) - len(lines[last].lstrip())]
+    lines.insert(last, f"{indent}// expected-remark @below {{{{{remark}}}}}\n")
+    return "".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", help="regenerate one case")
@@ -500,6 +509,8 @@ def main():
                     os.remove(path)
                 print(f"{name} ({route}): frontend failed: {reason}")
                 continue
+            if "remark" in expected:
+                text = expect_remark(text, expected["remark"])
             with open(path, "w") as f:
                 f.write(header(name, route, what, inputs, expected))
                 f.write("\n")
