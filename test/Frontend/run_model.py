@@ -66,7 +66,7 @@ def fill(name, shape, elt, factor):
 
 
 def entry(signature):
-    match = re.match(r"\s*func\.func @main\((.*)\) -> (tensor<[^>]*>)", signature)
+    match = re.match(r"\s*func\.func (?:public )?@main\((.*)\) -> (tensor<[^>]*>)", signature)
     if not match:
         sys.exit("run_model.py: @main must return one tensor")
     args = re.findall(r"%\w+: tensor<([^>]*)>", match.group(1))
@@ -107,7 +107,7 @@ def entry(signature):
 def wrap(path):
     with open(path) as f:
         lines = f.readlines()
-    signature = next(l for l in lines if "func.func @main(" in l)
+    signature = next(l for l in lines if re.search(r"func\.func (public )?@main\(", l))
     out = []
     for line in lines:
         out.append(line)
