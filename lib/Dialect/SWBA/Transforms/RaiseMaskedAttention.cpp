@@ -4,9 +4,10 @@
 // math to `swba.attention`. The pattern is rooted at the second contraction:
 // its probability operand is traced back (ScoreTrace) to an expression for
 // one element, the expression is matched against softmax over the key axis
-// of scaled and masked scores, and the mask is evaluated on every (query,
-// key) pair and proven to be an SWBA mask (MaskAnalysis). Anything not
-// proven is left alone with a missed-optimization remark.
+// of scaled and masked scores, and the mask is constant-folded on every
+// (query, key) pair (MaskEvaluator) and proven to be an SWBA mask
+// (MaskAnalysis). Anything not proven is left alone with a
+// missed-optimization remark.
 //
 //===----------------------------------------------------------------------===//
 
