@@ -1,5 +1,5 @@
 """The executable definition of sliding window block attention in numpy
-(float64), forward and backward, for tests: shared/design.md section 1."""
+(float64), forward and backward, for tests: docs/DESIGN.md, section 1."""
 
 from __future__ import annotations
 

@@ -30,10 +30,11 @@ failed = 0
 for config in sorted(todo, key=lambda c: c.key()):
     try:
         kernel = compiler.load_or_compile(config)
-    except RuntimeError as e:
+    except (compiler.CompileError, compiler.ManifestError) as e:
         failed += 1
-        print(f"FAILED {config}: {str(e).splitlines()[1] if len(str(e).splitlines()) > 1 else e}")
+        print(f"FAILED {e}")
         continue
-    print(f"{config.key()} {sorted(kernel.launches)} {kernel.kind} {len(kernel.image)} B  {config}")
+    names = [launch.name for launch in kernel.launches]
+    print(f"{config.key()} {names} {kernel.kind} {len(kernel.image)} B  {config}")
 print(f"{len(todo) - failed} kernels in {compiler.cache_dir()}, {failed} failed")
 sys.exit(1 if failed else 0)
