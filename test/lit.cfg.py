@@ -41,6 +41,12 @@ tools = [
 ]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 
+# Python tests that need PyTorch (CPU is enough) run when the lit Python has it.
+import subprocess
+if subprocess.run([config.python_executable, "-c", "import torch"],
+                  capture_output=True).returncode == 0:
+    config.available_features.add("torch")
+
 # MPI tests (test/Integration/CPU/*-mpi.mlir): the split program and its
 # driver are compiled ahead of time and linked against libmpi, then run by
 # mpirun. The lowering to LLVM of a program with mpi ops: the swba-to-llvm
