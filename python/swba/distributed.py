@@ -19,8 +19,8 @@ queries end where its keys end (queries padded with zero rows up to the end
 of a partial frame), i.e. what the op's bottom-right alignment expresses. On
 CUDA tensors the pieces run on `swba.ops.attention_forward` /
 `attention_backward`; on CPU tensors on a plain masked attention in torch with
-explicit query and key positions (`reference_attention`), so the halo logic
-runs under the gloo backend without a GPU.
+explicit query and key positions (`reference_attention`), through the same
+padding, so the halo logic runs under the gloo backend without a GPU.
 """
 
 from __future__ import annotations
@@ -148,38 +148,55 @@ def _wait(requests):
         request.wait()
 
 
+def _reference_forward(q, k, v, block_size, window, scale):
+    """The op's semantics (bottom-right aligned) on CPU tensors."""
+    return reference_attention(q, k, v, block_size, window, scale,
+                               q_start=k.shape[2] - q.shape[2])
+
+
+def _reference_backward(q, k, v, out, dout, lse, block_size, window, scale):
+    with torch.enable_grad():
+        qg, kg, vg = (x.detach().requires_grad_() for x in (q, k, v))
+        o, _ = _reference_forward(qg, kg, vg, block_size, window, scale)
+        return torch.autograd.grad(o, (qg, kg, vg), dout)
+
+
+def _kernels(x):
+    """Bottom-right aligned forward and backward for x's device."""
+    if x.is_cuda:
+        from . import ops
+        return ops.attention_forward, ops.attention_backward
+    return _reference_forward, _reference_backward
+
+
+def _pad_rows(x, pad):
+    if not pad:
+        return x
+    return torch.cat([x, x.new_zeros(*x.shape[:2], pad, *x.shape[3:])], dim=2)
+
+
 def _piece_forward(q, k, v, block_size, window, scale, q_start, k_start):
-    """One piece: queries at q_start.., keys at k_start.. (a frame start),
-    the queries ending in the last key's frame or with the keys."""
-    if not q.is_cuda:
-        return reference_attention(q, k, v, block_size, window, scale, q_start, k_start)
-    from . import ops
+    """One piece: queries at positions q_start.., keys at k_start.., a frame
+    start, the keys ending with the last query's frame (or the sequence).
+    Zero query rows up to the keys' end make it the op's bottom-right
+    alignment; their outputs are dropped."""
+    assert k_start % block_size == 0
     pad = k_start + k.shape[2] - (q_start + q.shape[2])
-    if pad:
-        q = torch.cat([q, q.new_zeros(q.shape[0], q.shape[1], pad, q.shape[3])], dim=2)
-    out, lse = ops.attention_forward(q.contiguous(), k.contiguous(), v.contiguous(),
-                                     block_size, window, scale)
-    n = out.shape[2] - pad
+    forward, _ = _kernels(q)
+    out, lse = forward(_pad_rows(q, pad).contiguous(), k.contiguous(), v.contiguous(),
+                       block_size, window, scale)
+    n = q.shape[2]
     return out[:, :, :n], lse[:, :, :n]
 
 
 def _piece_backward(q, k, v, out, dout, lse, block_size, window, scale, q_start, k_start):
-    if not q.is_cuda:
-        with torch.enable_grad():
-            qg, kg, vg = (x.detach().requires_grad_() for x in (q, k, v))
-            o, _ = reference_attention(qg, kg, vg, block_size, window, scale, q_start, k_start)
-            return torch.autograd.grad(o, (qg, kg, vg), dout)
-    from . import ops
     pad = k_start + k.shape[2] - (q_start + q.shape[2])
-    if pad:
-        def padded(x):
-            return torch.cat([x, x.new_zeros(*x.shape[:2], pad, *x.shape[3:])], dim=2)
-        # Zero dout rows give the padded queries zero gradients everywhere.
-        q, out, dout, lse = padded(q), padded(out), padded(dout), padded(lse)
-    dq, dk, dv = ops.attention_backward(q.contiguous(), k.contiguous(), v.contiguous(),
-                                        out.contiguous(), dout.contiguous(), lse.contiguous(),
-                                        block_size, window, scale)
-    return dq[:, :, :dq.shape[2] - pad], dk, dv
+    _, backward = _kernels(q)
+    # Zero dout rows give the padded queries no part in dk and dv.
+    q, out, dout, lse = (_pad_rows(x, pad).contiguous() for x in (q, out, dout, lse))
+    dq, dk, dv = backward(q, k.contiguous(), v.contiguous(), out, dout, lse,
+                          block_size, window, scale)
+    return dq[:, :, :q.shape[2] - pad], dk, dv
 
 
 def _pieces(layout: _Layout):

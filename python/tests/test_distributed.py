@@ -33,6 +33,8 @@ CASES = [
     ([6, 9, 7], 5, 2, 4, 2, torch.float32),
     # 3 ranks, token-level window (bs 1) reaching over two ranks.
     ([2, 3, 4], 1, 6, 2, 1, torch.float64),
+    # window 1: no halo before a shard, only the rest of a frame after it.
+    ([5, 7], 4, 1, 2, 2, torch.float64),
 ]
 
 TOL = {torch.float64: 1e-10, torch.float32: 2e-5}
