@@ -117,16 +117,15 @@ struct AttentionOpToLoops : public OpRewritePattern<AttentionOp> {
             e.loop(s.valueDim, [&](Value c) { e.store(e.f32(0.0), acc, {r, c}); });
           });
 
-          RowRange keys =
-              computeKeyWindow(e.b, e.b.getLoc(), s.window, q0, q1,
-                               s.posOffset, s.keys, s.keyPhase);
+          RowRange keys = computeKeyWindow(e.b, e.b.getLoc(), s.window, q0, q1,
+                                           s.posOffset, s.keys, s.keyPhase);
           if (s.firstKey)
             keys.begin = arith::MaxSIOp::create(e.b, keys.begin, s.firstKey);
           e.loop(keys.begin, keys.end, e.idx(tk), [&](Value k0) {
             Value k1 = e.min(e.add(k0, e.idx(tk)), keys.end);
             Value interior =
-                isTileFullyVisible(e.b, e.b.getLoc(), s.window, q0, q1, k0,
-                                   k1, s.posOffset, s.keyPhase);
+                isTileFullyVisible(e.b, e.b.getLoc(), s.window, q0, q1, k0, k1,
+                                   s.posOffset, s.keyPhase);
             auto tile = [&](bool masked) {
               emitForwardTile(e, s, masked, q, k, v, bi, h, hk, q0, rows, k0,
                               e.sub(k1, k0), scores, rowMax, rowSum, acc);

@@ -196,7 +196,8 @@ getDpsEffects(DestinationStyleOpInterface op,
 /// at position Nk - Nq + key_offset, at or after the start.
 static LogicalResult verifyKeyOffset(AttentionOp op) {
   APInt offset;
-  if (!op.getKeyOffset() || !matchPattern(op.getKeyOffset(), m_ConstantInt(&offset)))
+  if (!op.getKeyOffset() ||
+      !matchPattern(op.getKeyOffset(), m_ConstantInt(&offset)))
     return success();
   int64_t nq = cast<ShapedType>(op.getQuery().getType()).getDimSize(2);
   int64_t nk = cast<ShapedType>(op.getKey().getType()).getDimSize(2);

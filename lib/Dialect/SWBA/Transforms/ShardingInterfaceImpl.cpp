@@ -40,21 +40,27 @@ namespace {
 
 /// The dimensions the op splits along, leading in every operand and result:
 /// [B, H, N, D] for q, k, v and out, [B, H, N] for lse.
-enum SplitDim : unsigned { kBatch = 0, kHeads = 1, kSeq = 2, kNumSplitDims = 3 };
+enum SplitDim : unsigned {
+  kBatch = 0,
+  kHeads = 1,
+  kSeq = 2,
+  kNumSplitDims = 3
+};
 
 /// Grid axes of each split dimension.
 using DimAxes = SmallVector<SmallVector<GridAxis>>;
+} // namespace
 
 /// The grid axes of dimension `dim` in `sharding` (none past its end).
-ArrayRef<GridAxis> axesOf(const Sharding &sharding, unsigned dim) {
+static ArrayRef<GridAxis> axesOf(const Sharding &sharding, unsigned dim) {
   ArrayRef<GridAxesAttr> split = sharding.getSplitAxes();
   return dim < split.size() ? split[dim].asArrayRef() : ArrayRef<GridAxis>();
 }
 
 /// Folds the split of a [B, H, N, ...] value into `grid` and `axes`; fails
 /// when it splits a head dimension or disagrees with what is there.
-LogicalResult mergeSharding(const Sharding &sharding, FlatSymbolRefAttr &grid,
-                            DimAxes &axes) {
+static LogicalResult mergeSharding(const Sharding &sharding,
+                                   FlatSymbolRefAttr &grid, DimAxes &axes) {
   if (!sharding)
     return success();
   if (grid && sharding.getGridAttr() != grid)
@@ -65,7 +71,8 @@ LogicalResult mergeSharding(const Sharding &sharding, FlatSymbolRefAttr &grid,
       continue;
     if (dim >= kNumSplitDims)
       return failure();
-    if (!axes[dim].empty() && ArrayRef<GridAxis>(axes[dim]) != split.asArrayRef())
+    if (!axes[dim].empty() &&
+        ArrayRef<GridAxis>(axes[dim]) != split.asArrayRef())
       return failure();
     axes[dim].assign(split.asArrayRef().begin(), split.asArrayRef().end());
   }
@@ -73,8 +80,9 @@ LogicalResult mergeSharding(const Sharding &sharding, FlatSymbolRefAttr &grid,
 }
 
 /// The sharding of a value of rank `rank` under the split `axes`.
-Sharding shardingFor(MLIRContext *ctx, FlatSymbolRefAttr grid,
-                     ArrayRef<SmallVector<GridAxis>> axes, int64_t rank) {
+static Sharding shardingFor(MLIRContext *ctx, FlatSymbolRefAttr grid,
+                            ArrayRef<SmallVector<GridAxis>> axes,
+                            int64_t rank) {
   DimAxes split(axes.take_front(std::min<int64_t>(rank, axes.size())));
   removeTrailingEmptySubArray(split);
   SmallVector<GridAxesAttr> attrs;
@@ -83,6 +91,7 @@ Sharding shardingFor(MLIRContext *ctx, FlatSymbolRefAttr grid,
   return Sharding::get(grid, attrs);
 }
 
+namespace {
 struct AttentionShardingInterface
     : public ShardingInterface::ExternalModel<AttentionShardingInterface,
                                               AttentionOp> {
@@ -226,23 +235,23 @@ struct AttentionShardingInterface
     GridAxis seqAxis = axes[kSeq].front();
     int64_t devices = grid.getShape()[seqAxis];
     int64_t halo = std::min<int64_t>((attention.getWindow() - 1) *
-                                attention.getBlockSize(),
-                            (devices - 1) * n);
+                                         attention.getBlockSize(),
+                                     (devices - 1) * n);
 
     // MLIR 22 lowers mpi.send/recv with the size of a buffer's first
     // dimension as its element count, so the halo travels in a 1-D,
     // sequence-major copy of k and v: [B, H, N, D] -> [N * B * H * D].
     auto keyType = cast<RankedTensorType>(partitionedOperands[1].getType());
-    int64_t rowSize = keyType.getDimSize(0) * keyType.getDimSize(1) *
-                      keyType.getDimSize(3);
+    int64_t rowSize =
+        keyType.getDimSize(0) * keyType.getDimSize(1) * keyType.getDimSize(3);
     ReassociationIndices allDims = {0, 1, 2, 3};
     // Its OpenMPI lowering has no 16-bit float datatype either: f16 and
     // bf16 travel as i16 bits.
     Type elementType = keyType.getElementType();
-    Type wireType = elementType.isF32()
-                        ? elementType
-                        : builder.getIntegerType(
-                              elementType.getIntOrFloatBitWidth());
+    Type wireType =
+        elementType.isF32()
+            ? elementType
+            : builder.getIntegerType(elementType.getIntOrFloatBitWidth());
     auto toRows = [&](Value x) -> Value {
       auto type = cast<RankedTensorType>(x.getType());
       Value init = tensor::EmptyOp::create(
@@ -258,8 +267,8 @@ struct AttentionShardingInterface
       if (wireType == elementType)
         return flat;
       return arith::BitcastOp::create(
-          builder, loc,
-          cast<RankedTensorType>(flat.getType()).clone(wireType), flat);
+          builder, loc, cast<RankedTensorType>(flat.getType()).clone(wireType),
+          flat);
     };
     auto fromRows = [&](Value flat, RankedTensorType like,
                         int64_t rows) -> Value {
@@ -351,8 +360,8 @@ private:
     SmallVector<Value> values(op->getOperands());
     llvm::append_range(values, op->getResults());
     for (auto [value, sharding] : llvm::zip_equal(
-             values, llvm::concat<const Sharding>(operandShardings,
-                                                  resultShardings))) {
+             values,
+             llvm::concat<const Sharding>(operandShardings, resultShardings))) {
       auto type = dyn_cast<RankedTensorType>(value.getType());
       if (!type)
         continue;
@@ -362,9 +371,9 @@ private:
                    sharding.getStaticShardedDimsOffsets().empty() &&
                    sharding.getDynamicShardedDimsOffsets().empty();
       for (int64_t dim = 0; alike && dim < type.getRank(); ++dim) {
-        ArrayRef<GridAxis> want =
-            dim < kNumSplitDims ? ArrayRef<GridAxis>(axes[dim])
-                                : ArrayRef<GridAxis>();
+        ArrayRef<GridAxis> want = dim < kNumSplitDims
+                                      ? ArrayRef<GridAxis>(axes[dim])
+                                      : ArrayRef<GridAxis>();
         alike = axesOf(sharding, dim) == want;
       }
       if (!alike)

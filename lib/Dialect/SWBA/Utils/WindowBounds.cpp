@@ -34,10 +34,9 @@ struct IndexMath {
 };
 } // namespace
 
-RowRange mlir::swba::computeKeyWindow(OpBuilder &b, Location loc,
-                                      BlockWindow w, Value q0, Value q1,
-                                      Value posOffset, Value nk,
-                                      Value keyPhase) {
+RowRange mlir::swba::computeKeyWindow(OpBuilder &b, Location loc, BlockWindow w,
+                                      Value q0, Value q1, Value posOffset,
+                                      Value nk, Value keyPhase) {
   IndexMath m{b, loc};
   Value firstFrame = m.frame(m.add(q0, posOffset), w.blockSize);
   Value lastFrame = m.frame(m.sub(m.add(q1, posOffset), m.c(1)), w.blockSize);
@@ -60,8 +59,7 @@ RowRange mlir::swba::computeQueryWindow(OpBuilder &b, Location loc,
                                         Value keyPhase) {
   IndexMath m{b, loc};
   Value firstFrame = m.frame(m.keyPos(k0, keyPhase), w.blockSize);
-  Value lastFrame =
-      m.frame(m.sub(m.keyPos(k1, keyPhase), m.c(1)), w.blockSize);
+  Value lastFrame = m.frame(m.sub(m.keyPos(k1, keyPhase), m.c(1)), w.blockSize);
   // Query positions [firstFrame * bs, (lastFrame + window) * bs), as rows.
   Value posBegin = m.mul(firstFrame, w.blockSize);
   Value posEnd = m.mul(m.add(lastFrame, m.c(w.window)), w.blockSize);

@@ -46,8 +46,8 @@ RowRange computeKeyWindow(OpBuilder &b, Location loc, BlockWindow w, Value q0,
 /// Queries that some key of the key rows [k0, k1) is seen by (the reverse
 /// window): the query frames frame(k0) .. frame(k1 - 1) + window - 1, clipped
 /// to [0, nq). Requires k0 < k1; the range may be empty.
-RowRange computeQueryWindow(OpBuilder &b, Location loc, BlockWindow w,
-                            Value k0, Value k1, Value posOffset, Value nq,
+RowRange computeQueryWindow(OpBuilder &b, Location loc, BlockWindow w, Value k0,
+                            Value k1, Value posOffset, Value nq,
                             Value keyPhase = {});
 
 /// An i1 that is true iff every key of [k0, k1) is visible to every query of
