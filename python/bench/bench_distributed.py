@@ -113,7 +113,9 @@ def main():
     n = a.n // world
     q, k, v, dout = (randn(1, a.heads, n, a.d), randn(1, hkv, n, a.d),
                      randn(1, hkv, n, a.d), randn(1, a.heads, n, a.d))
-    step = make_step(lambda q, k, v: attention(q, k, v, a.block_size, a.window), q, k, v, dout)
+    lengths = [n] * world
+    step = make_step(lambda q, k, v: attention(q, k, v, a.block_size, a.window,
+                                               shard_lengths=lengths), q, k, v, dout)
     split_ms = step_time(step, a.iters, a.warmup)
     times = [None] * world
     dist.all_gather_object(times, split_ms)

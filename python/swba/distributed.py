@@ -103,12 +103,18 @@ class _Layout:
         return (a, b) if a < b else (0, 0)
 
 
-def _layout(n: int, device, group, block_size: int, window: int) -> _Layout:
+def _layout(n: int, device, group, block_size: int, window: int,
+            lengths=None) -> _Layout:
     world = dist.get_world_size(group)
-    lengths = [torch.zeros(1, dtype=torch.int64, device=device) for _ in range(world)]
-    dist.all_gather(lengths, torch.tensor([n], dtype=torch.int64, device=device),
-                    group=group)
-    lengths = [int(x.item()) for x in lengths]
+    if lengths is None:
+        gathered = [torch.zeros(1, dtype=torch.int64, device=device) for _ in range(world)]
+        dist.all_gather(gathered, torch.tensor([n], dtype=torch.int64, device=device),
+                        group=group)
+        lengths = [int(x.item()) for x in gathered]
+    lengths = [int(x) for x in lengths]
+    if len(lengths) != world or lengths[dist.get_rank(group)] != n:
+        raise ValueError(f"shard_lengths {lengths} do not match {world} ranks with "
+                         f"{n} tokens on this one")
     if min(lengths) < 1:
         raise ValueError(f"every rank needs at least one token, got lengths {lengths}")
     ends = tuple(int(x) for x in torch.tensor(lengths).cumsum(0).tolist())
@@ -212,8 +218,8 @@ def _pieces(layout: _Layout):
 
 class _DistributedAttention(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q, k, v, block_size, window, scale, group):
-        layout = _layout(q.shape[2], q.device, group, block_size, window)
+    def forward(ctx, q, k, v, block_size, window, scale, group, lengths):
+        layout = _layout(q.shape[2], q.device, group, block_size, window, lengths)
         s, e, d = layout.start, layout.end, k.shape[3]
         lo, hi = layout.needed(layout.rank)
         # k and v travel together, one message per peer.
@@ -290,11 +296,11 @@ class _DistributedAttention(torch.autograd.Function):
         for (a, b), grad in received:
             local[:, :, a - s:b - s] += grad
         local = local.to(ctx.kv_dtype)
-        return dq, local[..., :d], local[..., d:], None, None, None, None
+        return dq, local[..., :d], local[..., d:], None, None, None, None, None
 
 
 def attention(q, k, v, block_size: int, window: int, group=None,
-              scale: float | None = None):
+              scale: float | None = None, shard_lengths=None):
     """SWBA of this rank's tokens of a sequence split contiguously across the
     ranks of `group` (default: the world), rank order = sequence order.
 
@@ -305,7 +311,9 @@ def attention(q, k, v, block_size: int, window: int, group=None,
     queries, differentiable in q, k, v: the backward adds the gradients that
     other ranks' queries send back for this rank's keys. Collective: every
     rank of the group must call it with the same block_size, window, scale,
-    B, heads and head dims."""
+    B, heads and head dims. shard_lengths (every rank's token count, in rank
+    order) saves the all_gather (and its host synchronisation) that finds
+    them otherwise."""
     if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
         raise ValueError("q, k, v must be 4-D [B, H, n, D]")
     b, hq, n, d = q.shape
@@ -320,4 +328,5 @@ def attention(q, k, v, block_size: int, window: int, group=None,
         raise ValueError("q, k, v must share dtype and device")
     if scale is None:
         scale = 1.0 / math.sqrt(d)
-    return _DistributedAttention.apply(q, k, v, block_size, window, scale, group)
+    return _DistributedAttention.apply(q, k, v, block_size, window, scale, group,
+                                       shard_lengths)
