@@ -7,6 +7,7 @@ packages=(
   cmake ninja-build g++ git
   llvm-22-dev llvm-22-tools libmlir-22-dev mlir-22-tools
   python3 python3-numpy
+  openmpi-bin libopenmpi-dev
 )
 
 missing=()
