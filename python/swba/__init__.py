@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.3.0"
+__version__ = "0.1.0"
 
 __all__ = ["attention", "backend", "load_bundle", "raise_attention", "__version__"]
 
