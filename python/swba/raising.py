@@ -274,6 +274,51 @@ class _Evaluator:
                              f"{type(e).__name__}: {e}") from None
 
 
+_IN_PLACE_FUNCTIONS = (operator.setitem, operator.iadd, operator.isub, operator.imul,
+                       operator.itruediv, operator.ifloordiv, operator.imod, operator.iand,
+                       operator.ior, operator.ixor, operator.ilshift, operator.irshift,
+                       operator.ipow)
+
+
+def _mutated(node: fx.Node) -> Any:
+    """The tensor node changes in place (its first operand, or out=), or None."""
+    if node.op not in ("call_function", "call_method"):
+        return None
+    name = _name_of(node.target)
+    if isinstance(node.kwargs.get("out"), fx.Node):
+        return node.kwargs["out"]
+    # Trailing underscore: PyTorch's in-place spelling (operator.and_ and
+    # its kin are not in place).
+    trailing = name.endswith("_") and not name.endswith("__") and (
+        node.op == "call_method" or getattr(node.target, "__module__", None) != "_operator")
+    in_place = (node.target in _IN_PLACE_FUNCTIONS or node.kwargs.get("inplace") is True
+                or trailing)
+    if in_place and node.args and isinstance(node.args[0], fx.Node):
+        return node.args[0]
+    return None
+
+
+def _check_unmutated(gm: fx.GraphModule, evaluated: set, root: fx.Node) -> None:
+    """Raises unless no in-place op of the graph writes into a tensor that
+    may alias one the mask was evaluated from (one derived from them without
+    passing through the attention `root`): the evaluation reads the values
+    before any such write."""
+    for node in gm.graph.nodes:
+        target = _mutated(node)
+        if target is None:
+            continue
+        seen, todo = set(), [target]
+        while todo:
+            n = todo.pop()
+            if n in seen or n is root:
+                continue
+            seen.add(n)
+            if n in evaluated:
+                raise _NotProven(f"the mask is changed in place by {node.name} "
+                                 f"({_name_of(node.target)})")
+            todo.extend(a for a in n.all_input_nodes)
+
+
 def _visibility(mask: torch.Tensor, lead: tuple[int, ...], nq: int, nk: int,
                 kind: str) -> np.ndarray:
     """The [Nq, Nk] visibility of a mask broadcast to [*lead, Nq, Nk]: bool
@@ -620,6 +665,7 @@ def raise_attention(gm: fx.GraphModule,
         evaluate = _Evaluator(gm, inputs if form == "flex_attention" else None)
         try:
             m = _MATCHERS[form](gm, node, evaluate)
+            _check_unmutated(gm, set(evaluate.values), node)
         except _NotProven as e:
             decision = Decision(node.name, form, False, str(e))
             log.info("swba: %s (%s) not raised to swba.attention: %s", node.name, form, e)
