@@ -6,7 +6,8 @@ swba-opt.
   CPU), differentiable, traceable by `torch.compile` and `torch.export`.
 - `backend`: a `torch.compile` backend that first replaces block-window
   masked attention it can prove (SDPA with a mask, matmul-softmax-matmul,
-  `flex_attention`) by that op: `torch.compile(model, backend=swba.backend)`.
+  `flex_attention`) by that op: `torch.compile(model, backend=swba.backend)`
+  (`make_backend(inner)` for another backend than Inductor).
 - `load_bundle(path)`: run from kernels built ahead of time by
   `swba-compile` (also `SWBA_KERNEL_BUNDLE`).
 - `swba.reference`: the numpy definition of the op's semantics.
@@ -21,12 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["attention", "backend", "load_bundle", "raise_attention", "__version__"]
+__all__ = ["attention", "backend", "make_backend", "load_bundle", "raise_attention",
+           "__version__"]
 
 if TYPE_CHECKING:
     from .bundle import load_bundle
     from .library import attention
-    from .raising import backend, raise_attention
+    from .raising import backend, make_backend, raise_attention
 
 
 def __getattr__(name: str) -> Any:
@@ -34,7 +36,7 @@ def __getattr__(name: str) -> Any:
         from .library import attention
 
         return attention
-    if name in ("backend", "raise_attention"):
+    if name in ("backend", "make_backend", "raise_attention"):
         from . import raising
 
         return getattr(raising, name)
