@@ -243,16 +243,22 @@ def attention(q: Tensor, k: Tensor, v: Tensor, block_size: int, window: int,
             anything is compiled or launched.
     """
     _check_scalars(block_size, window, scale)
+    eager = _eager_cuda(q, k, v)
+    if not eager:
+        # Checked here too for errors in the caller's terms rather than the
+        # dispatcher's (when traced, once at trace time). The eager path's
+        # plans check what they are made for.
+        _check_tensors(q, k, v)
     if scale is None:
         scale = 1.0 / math.sqrt(q.shape[-1])
     if out is not None:
-        if not _eager_cuda(q, k, v):
+        if not eager:
             raise ValueError("out= is supported in eager mode on CUDA tensors only")
         if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
             raise ValueError("out= takes no part in autograd: call it under torch.no_grad()")
         from . import ops
         o, lse = ops.attention_forward(q, k, v, block_size, window, scale, out)
-    elif _eager_cuda(q, k, v):
+    elif eager:
         from . import ops
         if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
             box: list = []

@@ -323,37 +323,42 @@ def _visibility(mask: torch.Tensor, lead: tuple[int, ...], nq: int, nk: int,
                 kind: str) -> np.ndarray:
     """The [Nq, Nk] visibility of a mask broadcast to [*lead, Nq, Nk]: bool
     (True = seen) or additive (0 = seen, -inf or the lowest finite value =
-    hidden), checked to be the same for every batch and head."""
+    hidden), checked to be the same for every batch and head. Works on the
+    mask's own leading dims (never materializes the broadcast)."""
     if not isinstance(mask, torch.Tensor):
         raise _NotProven(f"the mask is a {type(mask).__name__}, not a tensor")
     try:
-        full = mask.expand(*lead, nq, nk)
+        shape = torch.broadcast_shapes(tuple(mask.shape), (*lead, nq, nk))
     except RuntimeError:
+        shape = None
+    if shape != (*lead, nq, nk):
         raise _NotProven(f"the mask's shape {tuple(mask.shape)} does not broadcast to the "
-                         f"scores' {(*lead, nq, nk)}") from None
+                         f"scores' {(*lead, nq, nk)}")
+    while mask.dim() < 2:
+        mask = mask.unsqueeze(0)
+    mask = mask.expand(*mask.shape[:-2], nq, nk).reshape(-1, nq, nk)
     if kind == "bool":
         if mask.dtype != torch.bool:
             raise _NotProven(f"the mask is {mask.dtype}, expected bool")
-        visible = full
+        visible = mask
     elif kind == "fill":  # True where the fill (-inf) goes
         if mask.dtype != torch.bool:
             raise _NotProven(f"the fill condition is {mask.dtype}, expected bool")
-        visible = ~full
+        visible = ~mask
     else:
         if not mask.is_floating_point():
             raise _NotProven(f"the additive mask is {mask.dtype}, expected a float type")
-        hidden = (full == float("-inf")) | (full == torch.finfo(mask.dtype).min)
-        seen = full == 0
-        if not (hidden | seen).all():
-            bad = (~(hidden | seen)).nonzero()[0].tolist()
-            raise _NotProven(f"the additive mask holds {full[tuple(bad)].item()} at "
-                             f"{tuple(bad)}: only 0 and -inf (or the lowest finite value) "
-                             f"make a visibility mask")
-        visible = seen
-    flat = visible.reshape(-1, nq, nk)
-    if not bool((flat == flat[0]).all()):
+        visible = mask == 0
+        hidden = (mask == float("-inf")) | (mask == torch.finfo(mask.dtype).min)
+        other = ~(hidden | visible)
+        if other.any():
+            bad = tuple(other.nonzero()[0].tolist())
+            raise _NotProven(f"the additive mask holds {mask[bad].item()} at (query, key) "
+                             f"{bad[1:]}: only 0 and -inf (or the lowest finite value) make "
+                             f"a visibility mask")
+    if not bool((visible == visible[0]).all()):
         raise _NotProven("the mask varies over batch or heads")
-    return flat[0].numpy()
+    return visible[0].numpy()
 
 
 def _prove(visible: np.ndarray) -> tuple[int, int]:

@@ -165,6 +165,11 @@ class _Call(torch.nn.Module):
         return attention(q, k, v, **self.kw)
 
 
+def test_not_a_tensor():
+    with pytest.raises(TypeError, match="k must be a torch.Tensor, got list"):
+        attention(torch.randn(1, 1, 4, 16), [1.0], torch.randn(1, 1, 4, 16), 2, 1)
+
+
 def test_out_argument_is_eager_cuda_only():
     q = torch.randn(1, 1, 4, 16)
     with pytest.raises(ValueError, match="eager mode on CUDA"):
