@@ -552,10 +552,18 @@ def _match_flex(gm: fx.GraphModule, node: fx.Node, evaluate: _Evaluator) -> _Mat
     qv, kv = _val(q), _val(k)
     b, hq, nq = qv.shape[:3]
     nk = kv.shape[2]
+    # The BlockMask as a tuple: [Q_LEN, KV_LEN,] (PyTorch 2.7 on) the
+    # kv_num_blocks, kv_indices, full_kv_num_blocks, full_kv_indices tables,
+    # more tables, Q_BLOCK_SIZE, KV_BLOCK_SIZE, mask_mod.
     blocks = list(blocks)
-    q_len, kv_len, mask_mod = blocks[0], blocks[1], blocks[-1]
-    q_block, kv_block = blocks[-3], blocks[-2]
+    lengths = []
+    while blocks and not isinstance(blocks[0], fx.Node) and blocks[0] is not None:
+        lengths.append(blocks.pop(0))
+    q_len, kv_len = lengths if len(lengths) == 2 else (nq, nk)
+    q_block, kv_block, mask_mod = blocks[-3], blocks[-2], blocks[-1]
     _check_static([q_len, kv_len, q_block, kv_block])
+    if not all(isinstance(x, int) and x > 0 for x in (q_len, kv_len, q_block, kv_block)):
+        raise _NotProven("the BlockMask's lengths and block sizes are not positive constants")
     if (q_len, kv_len) != (nq, nk):
         raise _NotProven(f"the BlockMask is for ({q_len}, {kv_len}), the operands are "
                          f"({nq}, {nk})")
@@ -583,8 +591,16 @@ def _match_flex(gm: fx.GraphModule, node: fx.Node, evaluate: _Evaluator) -> _Mat
     element = torch.as_tensor(element).bool().expand(*lead, nq, nk)
     # The block tables decide which blocks flex_attention visits: full
     # blocks see everything, partial ones apply the mask_mod.
-    tables = [evaluate(t) if t is not None else None for t in blocks[2:6]]
+    tables = [evaluate(t) if t is not None else None for t in blocks[:4]]
     rows, cols = -(-nq // q_block), -(-nk // kv_block)
+    if tables[0] is None or tables[1] is None:
+        raise _NotProven("the BlockMask has no kv block table")
+    for num, indices in (tables[:2], tables[2:]):
+        if num is not None and (num.dim() != 3 or num.shape[-1] != rows or indices.dim() != 4
+                                or indices.shape[-2] != rows):
+            raise _NotProven(f"the BlockMask's block tables {tuple(num.shape)}, "
+                             f"{tuple(indices.shape)} do not fit {rows} query blocks of "
+                             f"{q_block}")
     bb = max(t.shape[0] for t in tables if t is not None)
     hh = max(t.shape[1] for t in tables if t is not None)
     partial = _blocks(tables[0], tables[1], (bb, hh, rows, cols))
