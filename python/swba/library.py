@@ -34,6 +34,9 @@ _REFERENCE_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
 def _check_scalars(block_size, window, scale) -> None:
+    if (type(block_size) is int and type(window) is int and block_size > 0 and window > 0
+            and (scale is None or (type(scale) is float and 0.0 < scale < math.inf))):
+        return  # the common case, in a fraction of a microsecond
     for name, value in (("block_size", block_size), ("window", window)):
         if isinstance(value, bool) or not isinstance(value, (int, torch.SymInt)):
             raise TypeError(f"{name} must be an int, got {type(value).__name__}")

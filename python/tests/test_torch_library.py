@@ -174,3 +174,52 @@ def test_out_argument_is_eager_cuda_only():
     q = torch.randn(1, 1, 4, 16)
     with pytest.raises(ValueError, match="eager mode on CUDA"):
         attention(q, q, q, 2, 1, out=torch.empty_like(q))
+
+
+def test_eager_cuda_path(monkeypatch):
+    """The eager CUDA path's wiring (autograd.Function, lse, out=, no grad)
+    with the kernels' entry points replaced by the CPU reference: the same
+    values and gradients as the op, and one launch per call."""
+    import types
+
+    import swba.library as lib
+    calls = []
+
+    def forward(q, k, v, bs, ws, scale, out=None):
+        calls.append("forward")
+        o, lse = lib.reference_forward(q, k, v, bs, ws, scale)
+        return (o, lse) if out is None else (out.copy_(o), lse)
+
+    def backward(q, k, v, out, dout, lse, bs, ws, scale):
+        calls.append("backward")
+        return lib.reference_backward(q, k, v, out, dout, lse, bs, ws, scale)
+
+    fake = types.SimpleNamespace(attention_forward=forward, attention_backward=backward)
+    monkeypatch.setitem(sys.modules, "swba.ops", fake)
+    monkeypatch.setattr(swba, "ops", fake, raising=False)
+    monkeypatch.setattr(lib, "_eager_cuda", lambda q, k, v: True)
+    q, k, v = _inputs(SHAPES[1], grad=True)
+    out, lse = attention(q, k, v, 5, 3, return_lse=True)
+    dout = torch.randn_like(out)
+    out.backward(dout)
+    assert calls == ["forward", "backward"]
+    grads = [t.grad for t in (q, k, v)]
+    monkeypatch.undo()
+    q2, k2, v2 = (t.detach().clone().requires_grad_() for t in (q, k, v))
+    want, want_lse = torch.ops.swba.attention(q2, k2, v2, 5, 3, 1 / math.sqrt(16))
+    want.backward(dout)
+    torch.testing.assert_close(out, want)
+    torch.testing.assert_close(lse, want_lse)
+    for g, t in zip(grads, (q2, k2, v2)):
+        torch.testing.assert_close(g, t.grad)
+    monkeypatch.setitem(sys.modules, "swba.ops", fake)
+    monkeypatch.setattr(swba, "ops", fake, raising=False)
+    monkeypatch.setattr(lib, "_eager_cuda", lambda q, k, v: True)
+    calls.clear()
+    with torch.no_grad():
+        target = torch.empty_like(want)
+        assert attention(q, k, v, 5, 3, out=target) is target
+        torch.testing.assert_close(target, want)
+    assert calls == ["forward"]
+    with pytest.raises(ValueError, match="under torch.no_grad"):
+        attention(q, k, v, 5, 3, out=target)
