@@ -16,7 +16,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import swba  # noqa: E402
 
-BS, WS = 16, 3
+BS, WS = 256, 16  # the kernels host_parts.py and overhead.py use
 
 
 def per_call(fn, n=500):
