@@ -243,13 +243,16 @@ class _Evaluator:
             value = self.gm
             for part in str(node.target).split("."):
                 value = getattr(value, part)
-            return _on_cpu(value)
+            # A copy: nothing evaluated here may touch the module's tensors.
+            return value.detach().cpu().clone() if isinstance(value, torch.Tensor) else value
         if node.op not in ("call_function", "call_method"):
             raise _NotProven(f"the mask depends on {node.op} {node.name}")
         name = _name_of(node.target)
         if any(word in name.lower() for word in _UNSTABLE):
             raise _NotProven(f"the mask depends on {name}, whose result is not a function "
                              f"of its inputs")
+        if _mutated(node) is not None:
+            raise _NotProven(f"the mask is built with {name}, which writes in place")
         shown = _val(node)
         if isinstance(shown, torch.Tensor) and shown.numel() > MAX_MASK_PAIRS:
             raise _NotProven(f"the mask's computation makes {shown.numel()} elements at "
@@ -258,6 +261,8 @@ class _Evaluator:
         kwargs = dict(fx.node.map_arg(node.kwargs, self))
         _check_static(args)
         _check_static(list(kwargs.values()))
+        if "device" in kwargs:  # also a device given by name
+            kwargs["device"] = "cpu"
         try:
             if node.op == "call_method":
                 self_value, rest = args[0], args[1:]
@@ -267,8 +272,8 @@ class _Evaluator:
                     rest = tuple(a for a in rest if not isinstance(a, (torch.device, str)))
                     kwargs.pop("device", None)
                     kwargs.pop("non_blocking", None)
-                return getattr(self_value, node.target)(*rest, **kwargs)
-            return node.target(*args, **kwargs)
+                return _on_cpu(getattr(self_value, node.target)(*rest, **kwargs))
+            return _on_cpu(node.target(*args, **kwargs))
         except Exception as e:  # user code run on other devices and values
             raise _NotProven(f"evaluating the mask on the CPU failed at {node.name}: "
                              f"{type(e).__name__}: {e}") from None
