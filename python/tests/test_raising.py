@@ -138,6 +138,26 @@ def test_raised_gradients_match():
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
+def test_public_backend_with_inductor(caplog):
+    """The one-line opt-in, swba.backend (Inductor after the raising): the
+    naive SBA is raised, and forward and gradients match eager."""
+    import swba
+    q, k, v = (t.requires_grad_() for t in qkv(seed=4))
+    torch._dynamo.reset()
+    fn = torch.compile(lambda q, k, v: seed_sba(q, k, v, 4, 2, 0.25), backend=swba.backend,
+                       fullgraph=True, dynamic=False)
+    with caplog.at_level(logging.INFO, logger="swba.raising"):
+        got = fn(q, k, v)
+    assert any("raised to swba.attention block_size=4 window=2" in r.message
+               for r in caplog.records)
+    want = seed_sba(q, k, v, 4, 2, 0.25)
+    dout = torch.randn(got.shape)
+    for a, b in zip(torch.autograd.grad(got, (q, k, v), dout),
+                    torch.autograd.grad(want, (q, k, v), dout)):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
 def window_mod(b, h, q_idx, kv_idx):
     return (kv_idx // 4 <= q_idx // 4) & (q_idx // 4 - kv_idx // 4 < 2)
 
