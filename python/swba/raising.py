@@ -157,8 +157,8 @@ def _transposed_last_two(node: Any) -> Any:
 def _constant_factor(node: fx.Node) -> tuple[Any, float] | None:
     """(x, factor) where node is x times a positive number (or x divided by
     one), else None."""
-    if _is_call(node, _MUL, ("mul", "__mul__")):
-        a, b = node.args[0], node.args[1]
+    if _is_call(node, _MUL, ("mul", "__mul__")) and len(node.args) == 2:
+        a, b = node.args
         for x, c in ((a, b), (b, a)):
             if isinstance(x, fx.Node) and isinstance(c, (int, float)) and not isinstance(c, bool):
                 return x, float(c)
@@ -446,7 +446,7 @@ def _leads_to_product(node: Any, depth: int = 8) -> bool:
     if _is_call(node, _ADD, ("add", "__add__")):
         return any(_leads_to_product(a, depth - 1) for a in node.args[:2])
     if _is_call(node, (torch.masked_fill,), ("masked_fill",)):
-        return _leads_to_product(node.args[0], depth - 1)
+        return _leads_to_product(_arg(node, 0, "input"), depth - 1)
     if _is_call(node, (torch.where,)) and len(node.args) == 3:
         return any(_leads_to_product(a, depth - 1) for a in node.args[1:])
     return False
@@ -455,12 +455,12 @@ def _leads_to_product(node: Any, depth: int = 8) -> bool:
 def _match_naive(gm: fx.GraphModule, node: fx.Node, evaluate: _Evaluator) -> _Match:
     """node: `p @ v`; p the softmax over the last dim of the masked, scaled
     scores `q @ k^T`."""
-    p, v = node.args[0], node.args[1]
+    p, v = _arg(node, 0, "input"), _arg(node, 1, "other")
     p = _strip_casts(p)
     if not _is_call(p, _SOFTMAX_FUNCTIONS, ("softmax",)):
         raise _NotProven("no softmax feeds the product")
     dim = _arg(p, 1, "dim")
-    scores = p.args[0]
+    scores = _arg(p, 0, "input")
     shown = _val(scores)
     if not isinstance(shown, torch.Tensor) or dim not in (-1, shown.dim() - 1):
         raise _NotProven(f"the softmax runs over dim {dim}, not the key axis")
@@ -479,7 +479,7 @@ def _match_naive(gm: fx.GraphModule, node: fx.Node, evaluate: _Evaluator) -> _Ma
             dtype = getattr(_val(x), "dtype", None)
             if not _fill_value_hides(_arg(x, 2, "value"), dtype):
                 raise _NotProven(f"masked_fill with {_arg(x, 2, 'value')!r}, not -inf")
-            x, mask, kind = x.args[0], _arg(x, 1, "mask"), "fill"
+            x, mask, kind = _arg(x, 0, "input"), _arg(x, 1, "mask"), "fill"
             continue
         if mask is None and _is_call(x, (torch.where,)) and len(x.args) == 3:
             cond, a, b = x.args
@@ -496,8 +496,8 @@ def _match_naive(gm: fx.GraphModule, node: fx.Node, evaluate: _Evaluator) -> _Ma
         raise _NotProven("no mask on the scores (plain attention)")
     if not _is_call(x, _MATMUL, ("matmul",)):
         raise _NotProven("the scores are not a product q @ k^T")
-    q, scale_q = _strip_scale(x.args[0])
-    kt, scale_k = _strip_scale(x.args[1])
+    q, scale_q = _strip_scale(_arg(x, 0, "input"))
+    kt, scale_k = _strip_scale(_arg(x, 1, "other"))
     k = _transposed_last_two(kt)
     if k is None:
         raise _NotProven("the scores' right operand is not k with its last two dims swapped")
@@ -624,7 +624,7 @@ def _form(node: fx.Node) -> str | None:
     if _is_call(node, _SDPA):
         return "sdpa"
     if _is_call(node, _MATMUL, ("matmul",)):
-        p = _strip_casts(node.args[0])
+        p = _strip_casts(_arg(node, 0, "input"))
         if _is_call(p, _SOFTMAX_FUNCTIONS, ("softmax",)):
             return "naive"
         return None
