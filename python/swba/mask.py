@@ -1,6 +1,7 @@
 """Is a visibility matrix a sliding window block mask? The proof of
-`--raise-swba` (lib/Dialect/SWBA/Transforms/MaskAnalysis.cpp), step for
-step, with the same diagnostics, for the PyTorch-level raising.
+`--raise-swba` (the row ranges of MaskEvaluator.cpp, the inference of
+MaskAnalysis.cpp, in lib/Dialect/SWBA/Transforms), step for step, with the
+same diagnostics, for the PyTorch-level raising.
 
 Pure Python and numpy on the [Nq, Nk] boolean matrix of a mask already
 evaluated: no PyTorch needed.
