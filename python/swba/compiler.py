@@ -91,10 +91,14 @@ class KernelConfig:
 
 
 def find_swba_opt() -> str | None:
-    """`SWBA_OPT`, else the build tree of this checkout, else PATH."""
+    """`SWBA_OPT`, else the one installed inside this package (`pip
+    install .`), else the build tree of this checkout, else PATH."""
     env = os.environ.get("SWBA_OPT")
     if env:
         return env
+    packaged = Path(__file__).resolve().parent / "bin" / "swba-opt"
+    if packaged.exists():
+        return str(packaged)
     local = _REPO / "build" / "bin" / "swba-opt"
     if local.exists():
         return str(local)
@@ -436,15 +440,22 @@ def load_or_compile(config: KernelConfig) -> Kernel:
     """The compiled kernels of `config`, from the cache when it holds them,
     built by the swba-opt at hand (a cached entry of another swba-opt build
     is compiled afresh: the lowering's choices live in the tool, not in the
-    configuration), or, where there is no swba-opt, by whichever made them."""
-    base = cache_dir() / config.key()
+    configuration), or, where there is no swba-opt, by whichever made them.
+    A loaded kernel bundle (`swba.bundle`) is searched first, and its
+    kernels are used as they are."""
+    from . import bundle
+
+    shipped = bundle.find(config)
+    base = (shipped or cache_dir()) / config.key()
     meta = base.with_suffix(".json")
     digest = tool_digest()
     if meta.exists():
         info = json.loads(meta.read_text())
-        if digest is None or info.get("tool") == digest:
+        if shipped or digest is None or info.get("tool") == digest:
             image = base.with_suffix("." + info["kind"]).read_bytes()
             return Kernel(image, info["kind"], info["manifest"])
+    if find_swba_opt() is None:
+        raise bundle.missing(config)
     ptx, manifest = compile_ptx(config)
     cubin = compile_cubin(ptx, config.chip)
     kernel = Kernel(cubin if cubin is not None else ptx.encode(),

@@ -9,7 +9,6 @@ there) and sm_XY on other devices."""
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 from collections import OrderedDict
@@ -481,46 +480,11 @@ def attention_backward(q, k, v, out, dout, lse, block_size, window, scale):
         q, k, v, _dense(out), dout, _dense(lse))
 
 
-class _Attention(torch.autograd.Function):
-    """out as the one output: lse stays on the context (and reaches the
-    caller through `lse_out`), so autograd tracks no second output and
-    makes no zero gradient for it."""
-
-    @staticmethod
-    def forward(ctx, q, k, v, plan, lse_out):
-        out, lse = plan.forward(q, k, v)
-        ctx.save_for_backward(q, k, v, out)
-        ctx.plan, ctx.lse = plan, lse
-        ctx.set_materialize_grads(False)
-        lse_out.append(lse)
-        return out
-
-    @staticmethod
-    def backward(ctx, dout):
-        if dout is None:
-            return None, None, None, None, None
-        q, k, v, out = ctx.saved_tensors
-        dq, dk, dv = ctx.plan.backward(q, k, v, out, dout, ctx.lse)
-        return dq, dk, dv, None, None
-
-
 def attention(q, k, v, block_size: int, window: int, scale: float | None = None,
               return_lse: bool = False, out=None):
-    """q: [B, Hq, Nq, D], k: [B, Hkv, Nk, D], v: [B, Hkv, Nk, Dv], f16 or bf16,
-    on one CUDA device; Hq a multiple of Hkv; Nq <= Nk (query i sits at
-    position i + Nk - Nq). A query in frame f = pos // block_size sees the keys
-    of frames f - window + 1 .. f. Returns out [B, Hq, Nq, Dv] (and, with
-    return_lse, the f32 log-sum-exp [B, Hq, Nq]); differentiable in q, k, v.
-    `out`, when given (no autograd then), is a contiguous tensor of that shape
-    and dtype to write into."""
-    if scale is None:
-        scale = 1.0 / math.sqrt(q.shape[-1])
-    plan = _plan(q, k, v, block_size, window, scale)
-    if out is not None or not torch.is_grad_enabled() or not (
-            q.requires_grad or k.requires_grad or v.requires_grad):
-        o, lse = plan.forward(q, k, v, out)
-    else:
-        lse_out = []
-        o = _Attention.apply(q, k, v, plan, lse_out)
-        lse = lse_out[0]
-    return (o, lse) if return_lse else o
+    """`swba.attention` (see `swba.library.attention`): the `swba::attention`
+    custom op; eager CUDA calls launch through `attention_forward` and
+    `attention_backward` without the dispatcher's round trip."""
+    from .library import attention as public
+
+    return public(q, k, v, block_size, window, scale, return_lse, out)

@@ -3,7 +3,8 @@ benchmark need, into SWBA_KERNEL_DIR (default ~/.cache/swba), so that a GPU
 machine without MLIR runs them from there: each for sm_90 (the mma.sync
 kernels) and sm_90a (the TMA + wgmma forward where the head dims allow it),
 the two paths the tests and the benchmark run on an H100; the sm_90a
-backward also with grad-fused-dq=true."""
+backward also with grad-fused-dq=true; and, for sm_90a, those of
+gpu_torch_kernels.json (the PyTorch library's GPU tests and examples)."""
 
 import dataclasses
 import os
@@ -13,6 +14,7 @@ here = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(here, ".."), here, os.path.join(here, "..", "bench")]
 
 from swba import compiler  # noqa: E402
+from swba.compile import configs_from_json  # noqa: E402
 import gpu_cases  # noqa: E402
 import configs  # noqa: E402
 import variants  # noqa: E402
@@ -26,6 +28,8 @@ todo = {dataclasses.replace(config, chip=chip)
 todo |= {dataclasses.replace(config, options="grad-fused-dq=true")
          for config in todo if config.grad and config.chip == "sm_90a"}
 todo |= variants.kernel_configs()
+todo |= set(configs_from_json(os.path.join(here, "gpu_torch_kernels.json"),
+                              {"chip": "sm_90a", "options": "", "kernels": "both"}))
 failed = 0
 for config in sorted(todo, key=lambda c: c.key()):
     try:
