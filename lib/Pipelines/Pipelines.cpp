@@ -48,9 +48,7 @@ void mlir::swba::buildSWBAToNVVMPipeline(OpPassManager &pm,
       "lower-swba{{target=gpu chip={0} block-n={4} stages={5} "
       "overlap-softmax={6} ping-pong={7} grad-key-tile={8} "
       "grad-query-tile={9} grad-stages={10} grad-fused-dq={11} "
-      "grad-ping-pong={12} consumers={13}},"
-      "gpu-lower-to-nvvm-pipeline{{cubin-chip={0} cubin-features=+{1} "
-      "cubin-format={2} opt-level={3}}",
+      "grad-ping-pong={12} consumers={13}}",
       options.chip.getValue(), options.ptxVersion.getValue(),
       options.format.getValue(), options.optLevel.getValue(),
       options.blockN.getValue(), options.stages.getValue(),
@@ -62,6 +60,16 @@ void mlir::swba::buildSWBAToNVVMPipeline(OpPassManager &pm,
       options.gradPingPong.getValue() ? "true" : "false",
       options.consumers.getValue());
   if (failed(parsePassPipeline(pipeline, pm, llvm::errs())))
+    llvm::report_fatal_error("swba-to-nvvm: invalid pass pipeline");
+  // Added as a pass, not parsed: the path may hold any character.
+  if (!options.manifest.empty())
+    pm.addPass(createWriteLaunchManifest({options.manifest.getValue()}));
+  std::string toNVVM = llvm::formatv(
+      "gpu-lower-to-nvvm-pipeline{{cubin-chip={0} cubin-features=+{1} "
+      "cubin-format={2} opt-level={3}}",
+      options.chip.getValue(), options.ptxVersion.getValue(),
+      options.format.getValue(), options.optLevel.getValue());
+  if (failed(parsePassPipeline(toNVVM, pm, llvm::errs())))
     llvm::report_fatal_error("swba-to-nvvm: invalid pass pipeline");
 }
 

@@ -94,6 +94,10 @@ struct SWBAToNVVMOptions : public PassPipelineOptions<SWBAToNVVMOptions> {
   PassOptions::Option<int64_t> optLevel{
       *this, "opt-level", llvm::cl::desc("Optimization level of the kernels."),
       llvm::cl::init(3)};
+  PassOptions::Option<std::string> manifest{
+      *this, "manifest",
+      llvm::cl::desc("Write the kernels' launch contracts to this JSON file "
+                     "(--swba-write-launch-manifest) after lowering them.")};
 };
 
 /// Tensor- or memref-level module with swba ops -> host code in the LLVM

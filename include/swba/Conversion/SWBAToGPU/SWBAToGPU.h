@@ -59,11 +59,10 @@ void populateSWBAToGPUHopperPatterns(RewritePatternSet &patterns,
 LogicalResult checkHopperGradLowerable(Operation *op, HopperOptions options);
 
 /// Patterns that rewrite memref-form `swba.attention_grad` with head dims
-/// 64 or 128 into the sm_90a backward: the delta kernel, then
-/// warp-specialized dQ and dK/dV kernels on TMA and warpgroup MMA (with
-/// grad-fused-dq, a dK/dV kernel that also adds dQ up, then a kernel that
-/// converts that sum into dq). They take precedence over
-/// populateSWBAGradToGPUPatterns.
+/// 64 or 128 into the sm_90a backward: a delta kernel, then warp-specialized
+/// dK/dV and dQ kernels on TMA and warpgroup MMA that read only delta (or,
+/// with gradFusedDQ, a dK/dV kernel that also adds dQ up and a conversion
+/// kernel). They take precedence over populateSWBAGradToGPUPatterns.
 void populateSWBAGradToGPUHopperPatterns(RewritePatternSet &patterns,
                                          HopperOptions options);
 
@@ -72,9 +71,10 @@ void populateSWBAGradToGPUHopperPatterns(RewritePatternSet &patterns,
 /// does not fit (block-n, stages, shared memory).
 LogicalResult checkHopperLowerable(Operation *op, HopperOptions options);
 
-/// Patterns that rewrite memref-form `swba.attention_grad` into the delta
-/// kernel and two mma.sync kernels, dQ and dK/dV, that read its output and
-/// nothing of each other's.
+/// Patterns that rewrite memref-form `swba.attention_grad` into a delta
+/// kernel and two tensor-core kernels, dK/dV and dQ, that read only delta.
+/// Every kernel the GPU patterns make carries its launch contract
+/// (`swba.launch`, see --swba-write-launch-manifest).
 void populateSWBAGradToGPUPatterns(RewritePatternSet &patterns);
 
 /// Emits an error at `op` (swba.attention or swba.attention_grad) and fails

@@ -7,7 +7,8 @@
 // mbarrier operations, the extern shared-memory buffer, and the kernel and
 // host-side tensor maps. The barrier protocols built on it are in
 // Producer.h (StageRing) and Consumer.h (TurnTaking). The layouts and the
-// reasons are in docs/HOPPER_PLAN.md.
+// reasons are in docs/DESIGN.md
+// (section 3).
 //
 //===----------------------------------------------------------------------===//
 
