@@ -37,6 +37,7 @@ for path in sorted(glob.glob("test/Conversion/*.mlir") + glob.glob("test/Pipelin
     for i, line in enumerate(runs):
         cmd = re.split(r"\s2>&1|\s\|\s", line.split("RUN:", 1)[1].strip())[0].strip()
         cmd = cmd.removeprefix("not ").replace("%s", path).replace("swba-opt", opt, 1)
+        cmd = cmd.replace("%t", os.path.join(out, f"tmp_{os.path.basename(path)}"))
         jobs.append((f"lit_{os.path.basename(path)}_{i}", cmd, None))
 
 todo = {dataclasses.replace(c, chip=chip)
