@@ -17,8 +17,8 @@ namespace swba {
 /// new gpu.module of the enclosing module.
 void populateSWBAToGPUPatterns(RewritePatternSet &patterns);
 
-/// Tile choices of the sm_90a forward kernel; 0 picks the per-head-dim
-/// default (see SWBAToGPUHopper.cpp for the reasons).
+/// Tile choices of the sm_90a kernels; 0 picks the per-head-dim default
+/// (lib/Conversion/SWBAToGPU/Hopper/Tiling.h gives the reasons).
 struct HopperOptions {
   /// Consumer warpgroups of 64 query rows (2 or 3; 0: per head dim).
   int64_t consumers = 0;
