@@ -26,7 +26,9 @@
 // CHECK: %[[LOW:.*]] = arith.maxsi %{{.*}}, %c2
 // CHECK: %[[LOWF:.*]] = arith.subi %[[LOW]], %c2
 // CHECK: %[[KB:.*]] = arith.muli %[[LOWF]], %c100
-// CHECK: %[[KE:.*]] = arith.minsi %{{.*}}, %{{.*}} : index
+// CHECK: %[[LAST:.*]] = arith.muli %{{.*}}, %c100
+// CHECK: %[[REST:.*]] = arith.minsi %{{.*}}, %c100 : index
+// CHECK: %[[KE:.*]] = arith.addi %[[LAST]], %[[REST]] : index
 // CHECK: scf.for %{{.*}} = %[[KB]] to %[[KE]] step %c64 iter_args
 // CHECK: nvgpu.mma.sync
 // CHECK: scf.if %{{.*}} -> (vector<2x2xf32>
@@ -35,14 +37,20 @@
 
 // dK/dV: K and V tiles in shared memory (head dim 64), the reverse window
 // [max(frame(k0) * 100, off) - off, max((frame(k1 - 1) + 3) * 100, off) - off)
-// clipped to Nq, times the 4 query heads of the group, as one loop.
+// clipped to Nq (the window of 3 frames first clipped to the frames left
+// before Nk, so that the end cannot wrap), times the 4 query heads of the
+// group, as one loop.
 // CHECK: gpu.func @swba_attention_bwd_dkdv_n64({{.*}}) workgroup({{.*}}, %{{.*}} : memref<64xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<64xf32, #gpu.address_space<workgroup>>, %[[SK:.*]] : memref<64x72xf16, #gpu.address_space<workgroup>>, %[[SV:.*]] : memref<64x72xf16, #gpu.address_space<workgroup>>)
 // CHECK: %[[K0:.*]] = arith.muli %block_id_y, %c64
 // CHECK: %[[KF0:.*]] = arith.divui %[[K0]], %c100
 // CHECK: %[[KF1:.*]] = arith.divui %{{.*}}, %c100
 // CHECK: %[[PB:.*]] = arith.muli %[[KF0]], %c100
-// CHECK: %[[KF1W:.*]] = arith.addi %[[KF1]], %c3
-// CHECK: %[[PE:.*]] = arith.muli %[[KF1W]], %c100
+// CHECK: %[[LAST:.*]] = arith.muli %[[KF1]], %c100
+// CHECK: %[[LEFT:.*]] = arith.subi %{{.*}}, %[[LAST]]
+// CHECK: %[[FR:.*]] = arith.minsi %{{.*}}, %c3
+// CHECK: %[[SPAN0:.*]] = arith.muli %[[FR]], %c100
+// CHECK: %[[SPANC:.*]] = arith.minsi %[[SPAN0]], %[[LEFT]]
+// CHECK: %[[PE:.*]] = arith.addi %[[LAST]], %[[SPANC]]
 // CHECK: %[[PBC:.*]] = arith.maxsi %[[PB]], %[[OFF:.*]] : index
 // CHECK: %[[QB0:.*]] = arith.subi %[[PBC]], %[[OFF]]
 // CHECK: %[[PEC:.*]] = arith.maxsi %[[PE]], %[[OFF]]

@@ -43,7 +43,12 @@ struct AttentionShape {
     s.queryHeads = e.dim(op.getQuery(), 1);
     s.queries = e.dim(op.getQuery(), 2);
     s.keys = e.dim(op.getKey(), 2);
-    s.groupSize = e.divIdx(s.queryHeads, e.dim(op.getKey(), 1));
+    // No key/value heads means no query heads either (the verifier's rule
+    // for static sizes); dividing by at least 1 keeps that case from
+    // trapping.
+    Value keyHeads = arith::MaxUIOp::create(e.b, e.dim(op.getKey(), 1),
+                                            e.idx(1));
+    s.groupSize = e.divIdx(s.queryHeads, keyHeads);
     s.posOffset = e.sub(s.keys, s.queries);
     s.headDim = cast<ShapedType>(op.getQuery().getType()).getDimSize(3);
     s.valueDim = cast<ShapedType>(op.getValue().getType()).getDimSize(3);

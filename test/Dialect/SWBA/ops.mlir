@@ -74,3 +74,11 @@ func.func @grad_memref_bf16(%q: memref<?x4x?x128xbf16>, %k: memref<?x4x?x128xbf1
                       block_size = 1560 window = 2
   return
 }
+
+// Zero heads of each kind is an empty but valid op (0 is a multiple of 0).
+// CHECK-LABEL: func @zero_heads
+func.func @zero_heads(%q: memref<1x0x8x16xf32>) {
+  // CHECK: swba.attention ins({{.*}} : memref<1x0x8x16xf32>, memref<1x0x8x16xf32>, memref<1x0x8x16xf32>) outs({{.*}}) block_size = 4 window = 1
+  swba.attention ins(%q, %q, %q : memref<1x0x8x16xf32>, memref<1x0x8x16xf32>, memref<1x0x8x16xf32>) outs(%q : memref<1x0x8x16xf32>) block_size = 4 window = 1
+  return
+}

@@ -40,7 +40,11 @@ RowRange mlir::swba::computeKeyWindow(OpBuilder &b, Location loc,
   Value lowFrame =
       m.sub(m.max(firstFrame, m.c(w.window - 1)), m.c(w.window - 1));
   Value begin = m.mul(lowFrame, w.blockSize);
-  Value end = m.min(m.mul(m.add(lastFrame, m.c(1)), w.blockSize), nk);
+  // min((lastFrame + 1) * bs, nk) as lastFrameStart + min(bs, nk -
+  // lastFrameStart): the product would wrap for block sizes near 2^63.
+  Value lastFrameStart = m.mul(lastFrame, w.blockSize);
+  Value end = m.add(lastFrameStart,
+                    m.min(m.c(w.blockSize), m.sub(nk, lastFrameStart)));
   return {begin, end};
 }
 
@@ -51,8 +55,17 @@ RowRange mlir::swba::computeQueryWindow(OpBuilder &b, Location loc,
   Value firstFrame = m.frame(k0, w.blockSize);
   Value lastFrame = m.frame(m.sub(k1, m.c(1)), w.blockSize);
   // Query positions [firstFrame * bs, (lastFrame + window) * bs), as rows.
+  // (lastFrame + window) * bs wraps around 2^64 for large windows or block
+  // sizes: the window is first clipped to the frames that hold positions
+  // (below nq + posOffset = Nk), so that every term stays below 2 Nk.
   Value posBegin = m.mul(firstFrame, w.blockSize);
-  Value posEnd = m.mul(m.add(lastFrame, m.c(w.window)), w.blockSize);
+  Value lastFrameStart = m.mul(lastFrame, w.blockSize);
+  Value positionsLeft = m.sub(m.add(nq, posOffset), lastFrameStart);
+  Value framesLeft =
+      m.add(m.frame(m.sub(positionsLeft, m.c(1)), w.blockSize), m.c(1));
+  Value frames = m.min(framesLeft, m.c(w.window));
+  Value posEnd = m.add(lastFrameStart,
+                       m.min(m.mul(frames, w.blockSize), positionsLeft));
   Value begin = m.sub(m.max(posBegin, posOffset), posOffset);
   Value end = m.sub(m.max(posEnd, posOffset), posOffset);
   return {m.min(begin, nq), m.min(end, nq)};
