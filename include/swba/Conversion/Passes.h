@@ -21,6 +21,13 @@ namespace mlir::swba {
 #define GEN_PASS_DECL
 #include "swba/Conversion/Passes.h.inc"
 
+/// Reports through `emitError` the first option of --lower-swba that is out
+/// of range (an unknown target or chip, a tile size, a kernel option), as a
+/// sentence naming the option, and fails; succeeds when all are valid. The
+/// pass and the pipelines that run it call this before building anything.
+LogicalResult verifyLowerSWBAOptions(const LowerSWBAOptions &options,
+                                     function_ref<void(const Twine &)> emitError);
+
 #define GEN_PASS_REGISTRATION
 #include "swba/Conversion/Passes.h.inc"
 

@@ -16,9 +16,75 @@ namespace mlir::swba {
 using namespace mlir;
 using namespace mlir::swba;
 
+/// Largest tile-q/tile-k: the CPU loops' per-tile scratch (two tile-q x
+/// tile-k score tiles and the accumulators) lives on the stack.
+static constexpr int64_t kMaxLoopTile = 256;
+/// Largest stages/grad-stages: far more than fits in shared memory, and small
+/// enough that the shared-memory sizes computed from it cannot wrap.
+static constexpr int64_t kMaxStages = 16;
+
+LogicalResult
+mlir::swba::verifyLowerSWBAOptions(const LowerSWBAOptions &options,
+                                   function_ref<void(const Twine &)> emitError) {
+  auto fail = [&](const Twine &message) {
+    emitError(message);
+    return failure();
+  };
+  if (options.target != "cpu" && options.target != "gpu")
+    return fail("unsupported target '" + options.target +
+                "' (supported: 'cpu', 'gpu')");
+  if (!lookupChip(options.chip))
+    return fail("unsupported chip '" + options.chip +
+                "' (supported: " + supportedChips() + ")");
+  for (int64_t tile : {options.tileQ, options.tileK})
+    if (tile < 1 || tile > kMaxLoopTile)
+      return fail("tile-q and tile-k must be in [1, " + Twine(kMaxLoopTile) +
+                  "], got tile-q=" + Twine(options.tileQ) +
+                  " tile-k=" + Twine(options.tileK));
+  if (options.consumers != 0 && options.consumers != 2 &&
+      options.consumers != 3)
+    return fail("consumers must be 0, 2 or 3, got " +
+                Twine(options.consumers));
+  if (options.blockN != 0 &&
+      (options.blockN < 0 || options.blockN % 64 != 0 || options.blockN > 256))
+    return fail("block-n must be 0 or a multiple of 64 up to 256, got " +
+                Twine(options.blockN));
+  for (int64_t stages : {options.stages, options.gradStages})
+    if (stages < 0 || stages > kMaxStages)
+      return fail("stages and grad-stages must be in [0, " +
+                  Twine(kMaxStages) + "], got stages=" +
+                  Twine(options.stages) +
+                  " grad-stages=" + Twine(options.gradStages));
+  for (int64_t tile : {options.gradKeyTile, options.gradQueryTile})
+    if (tile != 0 && tile != 64 && tile != 128)
+      return fail("grad-key-tile and grad-query-tile must be 0, 64 or 128, "
+                  "got " +
+                  Twine(tile));
+  return success();
+}
+
 namespace {
 struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
   using LowerSWBABase::LowerSWBABase;
+
+  LowerSWBAOptions options() {
+    LowerSWBAOptions o;
+    o.target = target;
+    o.tileQ = tileQ;
+    o.tileK = tileK;
+    o.chip = chip;
+    o.consumers = consumers;
+    o.blockN = blockN;
+    o.stages = stages;
+    o.overlapSoftmax = overlapSoftmax;
+    o.gradKeyTile = gradKeyTile;
+    o.gradQueryTile = gradQueryTile;
+    o.gradStages = gradStages;
+    o.gradFusedDQ = gradFusedDQ;
+    o.pingPong = pingPong;
+    o.gradPingPong = gradPingPong;
+    return o;
+  }
 
   HopperOptions hopperOptions() {
     return HopperOptions{consumers, blockN, stages, overlapSoftmax, pingPong,
@@ -28,28 +94,11 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
 
   void runOnOperation() override {
     Operation *root = getOperation();
-    if (target != "cpu" && target != "gpu") {
-      root->emitError() << "--lower-swba: unsupported target '" << target
-                        << "' (supported: 'cpu', 'gpu')";
+    if (failed(verifyLowerSWBAOptions(
+            options(), [&](const Twine &message) {
+              root->emitError("--lower-swba: " + message);
+            })))
       return signalPassFailure();
-    }
-    if (blockN < 0 || stages < 0 || gradStages < 0) {
-      root->emitError()
-          << "--lower-swba: block-n, stages and grad-stages must be >= 0";
-      return signalPassFailure();
-    }
-    for (int64_t tile : {gradKeyTile.getValue(), gradQueryTile.getValue()})
-      if (tile != 0 && tile != 64 && tile != 128) {
-        root->emitError() << "--lower-swba: grad-key-tile and "
-                             "grad-query-tile must be 0, 64 or 128, got "
-                          << tile;
-        return signalPassFailure();
-      }
-    if (tileQ < 1 || tileK < 1) {
-      root->emitError() << "--lower-swba: tile sizes must be >= 1, got tile-q="
-                        << tileQ.getValue() << " tile-k=" << tileK.getValue();
-      return signalPassFailure();
-    }
 
     // Every op must be lowerable before anything is rewritten.
     bool gpu = target == "gpu";
