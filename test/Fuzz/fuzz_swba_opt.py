@@ -188,7 +188,7 @@ def gen_commands(rng, case):
     tile = [16, 16, 1, 2, 5, 64, 0, -1, 2**31, 2**62]
     choices = []
     tq, tk = pick(rng, tile), pick(rng, tile)
-    good_tiles = tq >= 1 and tk >= 1 and tq <= 64 and tk <= 64
+    good_tiles = 1 <= tq <= 256 and 1 <= tk <= 256
     choices.append(([f"--swba-to-llvm=tile-q={tq} tile-k={tk}"],
                     case.valid and good_tiles and "memref" not in case.text))
     choices.append((["--one-shot-bufferize=bufferize-function-boundaries",
