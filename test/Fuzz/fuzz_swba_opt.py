@@ -6,7 +6,8 @@ or memrefs) whose attributes and shapes are drawn from the extremes (0, 1,
 2^31, 2^62, 2^63 - 1, dynamic dims, every element type), run through one or
 more pipelines or passes with random options (--lower-swba target=cpu/gpu,
 --swba-to-llvm, --swba-to-nvvm with chips and formats, --raise-swba,
---one-shot-bufferize).
+--one-shot-bufferize). Some cases are instead the masked attention functions
+of the raising tests, raised with random options and lowered.
 
 A run fails when swba-opt
   - exits by a signal (crash, abort),
@@ -165,6 +166,20 @@ def gen_case(rng):
     return Case("\n".join(lines) + "\n", defect is None, summary)
 
 
+def raising_case(rng):
+    """One of the raising tests' masked-attention functions, unchanged: the
+    raising pass and the pipelines after it get random options."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                        "Transforms", "raise-swba.mlir")
+    with open(path) as f:
+        chunks = [c for c in f.read().split("// -----") if "func.func" in c]
+    chunk = pick(rng, chunks)
+    # Diagnostics the test expects would be errors without --verify-diagnostics.
+    text = "\n".join(line for line in chunk.splitlines()
+                     if "expected-" not in line) + "\n"
+    return Case(text, False, "a function of test/Transforms/raise-swba.mlir")
+
+
 def hopper_options(rng):
     opts = []
     for name, values in [
@@ -204,8 +219,9 @@ def gen_commands(rng, case):
     if rng.random() < 0.2:
         opts.append(f"ptx={pick(rng, PTX)}")
     choices.append(([f"--swba-to-nvvm={' '.join(opts + hopper_options(rng))}"], False))
-    choices.append(([f"--raise-swba=max-mask-pairs={pick(rng, [0, 1, 2**24, 2**62, -1])}"],
-                    False))
+    raise_opt = f"--raise-swba=max-mask-pairs={pick(rng, [0, 1, 2**24, 2**62, -1])}"
+    choices.append(([raise_opt], False))
+    choices.append(([raise_opt, f"--swba-to-llvm=tile-q={tq} tile-k={tk}"], False))
     choices.append((["--one-shot-bufferize=bufferize-function-boundaries"], False))
     rng.shuffle(choices)
     return choices[:rng.randint(1, 3)]
@@ -257,7 +273,7 @@ def main():
     work = []
     for i in range(a.cases if a.only is None else a.only + 1):
         rng = random.Random(f"{a.seed}/{i}")
-        case = gen_case(rng)
+        case = raising_case(rng) if rng.random() < 0.15 else gen_case(rng)
         if a.only is None or i == a.only:
             work += [(i, case, argv, must) for argv, must in gen_commands(rng, case)]
 
