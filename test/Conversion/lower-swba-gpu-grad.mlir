@@ -6,14 +6,18 @@
 
 // CHECK-LABEL: func @backward
 // CHECK-SAME: (%[[Q:[^:]*]]: memref<?x8x?x64xf16>, %[[K:[^:]*]]: memref<?x2x?x64xf16>, %[[V:[^:]*]]: memref<?x2x?x64xf16>, %[[O:[^:]*]]: memref<?x8x?x64xf16>, %[[DO:[^:]*]]: memref<?x8x?x64xf16>, %[[L:[^:]*]]: memref<?x8x?xf32>, %[[DQ:[^:]*]]: memref<?x8x?x64xf16>, %[[DK:[^:]*]]: memref<?x2x?x64xf16>, %[[DV:[^:]*]]: memref<?x2x?x64xf16>)
+// The dynamic sizes the verifier cannot compare are asserted before any
+// launch (here the last: Nq <= Nk).
 // CHECK: %[[B:.*]] = memref.dim %[[Q]], %c0
 // CHECK: %[[NQ:.*]] = memref.dim %[[Q]], %c2
+// CHECK: %[[NK:.*]] = memref.dim %[[K]], %c2
+// CHECK: %[[LE:.*]] = arith.cmpi ule, %[[NQ]], %[[NK]]
+// CHECK: cf.assert %[[LE]], "swba.attention_grad: more queries than keys"
 // CHECK: %[[DELTA:.*]] = gpu.alloc (%[[B]], %c8, %[[NQ]]) : memref<?x?x?xf32>
 // CHECK: %[[DT:.*]] = arith.ceildivui %[[NQ]], %c32
 // CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_attention_bwd_delta_m32 blocks in (%c8, %[[DT]], %[[B]]) threads in (%c128, %c1, %c1) args(%[[DO]] : {{.*}}, %[[O]] : {{.*}}, %[[DELTA]] : memref<?x?x?xf32>)
 // CHECK: %[[QT:.*]] = arith.ceildivui %[[NQ]], %c64
 // CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_attention_bwd_dq_m64 blocks in (%c8, %[[QT]], %[[B]]) threads in (%c128, %c1, %c1) args(%[[Q]] : {{.*}}, %[[K]] : {{.*}}, %[[V]] : {{.*}}, %[[DO]] : {{.*}}, %[[L]] : {{.*}}, %[[DELTA]] : {{.*}}, %[[O]] : {{.*}}, %[[DQ]] : {{.*}})
-// CHECK: %[[NK:.*]] = memref.dim %[[K]], %c2
 // CHECK: %[[KT:.*]] = arith.ceildivui %[[NK]], %c64
 // CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_attention_bwd_dkdv_n64 blocks in (%c2, %[[KT]], %[[B]]) threads in (%c128, %c1, %c1) args({{.*}}, %[[DELTA]] : {{.*}}, %[[DK]] : {{.*}}, %[[DV]] : {{.*}})
 // CHECK: gpu.dealloc %[[DELTA]]

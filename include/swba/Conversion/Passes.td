@@ -32,7 +32,9 @@ def LowerSWBA : Pass<"lower-swba"> {
     up to 128). The ops must already be bufferized: a tensor-form op is an
     error, and so is what a target does not support. Every option is
     checked before anything is rewritten; a value out of range is an
-    error.
+    error. Sizes the verifier cannot check because they are dynamic
+    (matching batches, heads and lengths, Nq <= Nk, grouped heads) are
+    asserted at run time (`cf.assert`) before the loops or the launch.
 
     With `chip=sm_90a` the forward op at head dims 64 and 128 becomes a
     Hopper kernel instead: a producer warpgroup brings Q and a ring of
@@ -111,6 +113,7 @@ def LowerSWBA : Pass<"lower-swba"> {
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
+    "::mlir::cf::ControlFlowDialect",
     "::mlir::gpu::GPUDialect",
     "::mlir::NVVM::NVVMDialect",
     "::mlir::math::MathDialect",

@@ -5,6 +5,9 @@
 #include "swba/Conversion/SWBAToLoops/SWBAToLoops.h"
 #include "swba/Dialect/SWBA/IR/SWBA.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/WalkPatternRewriteDriver.h"
 
@@ -61,6 +64,76 @@ mlir::swba::verifyLowerSWBAOptions(const LowerSWBAOptions &options,
                   "got " +
                   Twine(tile));
   return success();
+}
+
+/// Asserts at run time what the verifier checks of static sizes, where some
+/// are dynamic: mismatched batches, heads or lengths, or more queries than
+/// keys, would make the lowered loops and kernels read and write out of
+/// bounds. Nothing is emitted for static sizes.
+static void emitDynamicSizeChecks(Operation *op) {
+  SmallVector<Value> queryLike, keyLike;
+  if (auto forward = dyn_cast<AttentionOp>(op)) {
+    queryLike = {forward.getQuery(), forward.getOut()};
+    if (forward.getLse())
+      queryLike.push_back(forward.getLse());
+    keyLike = {forward.getKey(), forward.getValue()};
+  } else {
+    auto grad = cast<AttentionGradOp>(op);
+    queryLike = {grad.getQuery(), grad.getOut(), grad.getGradOut(),
+                 grad.getLse(), grad.getGradQuery()};
+    keyLike = {grad.getKey(), grad.getValue(), grad.getGradKey(),
+               grad.getGradValue()};
+  }
+  OpBuilder b(op);
+  Location loc = op->getLoc();
+  auto isDynamic = [](Value v, int64_t i) {
+    return cast<ShapedType>(v.getType()).isDynamicDim(i);
+  };
+  auto dim = [&](Value v, int64_t i) -> Value {
+    return memref::DimOp::create(b, loc, v, i);
+  };
+  auto cmp = [&](arith::CmpIPredicate p, Value x, Value y) -> Value {
+    return arith::CmpIOp::create(b, loc, p, x, y);
+  };
+  auto check = [&](Value holds, const Twine &what) {
+    cf::AssertOp::create(b, loc, holds,
+                         (op->getName().getStringRef() + ": " + what).str());
+  };
+  auto requireEqual = [&](Value x, Value y, int64_t i, StringRef what) {
+    if (isDynamic(x, i) || isDynamic(y, i))
+      check(cmp(arith::CmpIPredicate::eq, dim(x, i), dim(y, i)),
+            Twine(what) + " sizes differ");
+  };
+
+  Value q = queryLike.front(), k = keyLike.front();
+  for (Value x : llvm::drop_begin(queryLike)) {
+    requireEqual(x, q, 0, "batch");
+    requireEqual(x, q, 1, "query head");
+    requireEqual(x, q, 2, "query length");
+  }
+  for (Value x : keyLike)
+    requireEqual(x, q, 0, "batch");
+  for (Value x : llvm::drop_begin(keyLike)) {
+    requireEqual(x, k, 1, "key/value head");
+    requireEqual(x, k, 2, "key length");
+  }
+  if (isDynamic(q, 2) || isDynamic(k, 2))
+    check(cmp(arith::CmpIPredicate::ule, dim(q, 2), dim(k, 2)),
+          "more queries than keys");
+  if (isDynamic(q, 1) || isDynamic(k, 1)) {
+    // Query heads a multiple of key/value heads; none of either is valid.
+    Value queryHeads = dim(q, 1), keyHeads = dim(k, 1);
+    Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+    Value one = arith::ConstantIndexOp::create(b, loc, 1);
+    Value rem = arith::RemUIOp::create(
+        b, loc, queryHeads, arith::MaxUIOp::create(b, loc, keyHeads, one));
+    Value grouped = arith::AndIOp::create(
+        b, loc, cmp(arith::CmpIPredicate::eq, rem, zero),
+        arith::OrIOp::create(b, loc,
+                             cmp(arith::CmpIPredicate::ne, keyHeads, zero),
+                             cmp(arith::CmpIPredicate::eq, queryHeads, zero)));
+    check(grouped, "query heads not a multiple of key/value heads");
+  }
 }
 
 namespace {
@@ -120,6 +193,11 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
     });
     if (unsupported.wasInterrupted())
       return signalPassFailure();
+
+    root->walk([](Operation *op) {
+      if (isa<AttentionOp, AttentionGradOp>(op))
+        emitDynamicSizeChecks(op);
+    });
 
     RewritePatternSet patterns(&getContext());
     if (gpu) {

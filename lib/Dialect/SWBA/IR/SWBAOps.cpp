@@ -53,7 +53,7 @@ static LogicalResult verifyElementType(Operation *op, const NamedOperand &x,
 }
 
 /// Checks that dimension `ai` of `a` equals dimension `bi` of `b` when both
-/// are static; dynamic sizes are checked by the lowering at run time.
+/// are static; --lower-swba asserts dynamic ones at run time.
 static LogicalResult verifyDimMatch(Operation *op, const NamedOperand &a,
                                     unsigned ai, const NamedOperand &b,
                                     unsigned bi) {
