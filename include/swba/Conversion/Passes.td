@@ -69,11 +69,11 @@ def LowerSWBA : Pass<"lower-swba"> {
     Option<"tileK", "tile-k", "int64_t", /*default=*/"16",
            "target=cpu: key rows per tile, 1 to 256.">,
     Option<"chip", "chip", "std::string", /*default=*/"::mlir::swba::kDefaultChip",
-           "target=gpu: the GPU the kernels are for, sm_80 or later "
-           "(the error for another lists them). sm_90a gives the forward "
-           "and backward at head dims 64 and 128 the warpgroup-MMA + TMA "
-           "kernels; every other chip, and other head dims, the mma.sync "
-           "kernels.">,
+           "target=gpu: the GPU the kernels are for, sm_80 (the default) or "
+           "later (the error for another lists them). sm_90a gives the "
+           "forward and backward at head dims 64 and 128 the warpgroup-MMA "
+           "+ TMA kernels; every other chip, and other head dims, the "
+           "mma.sync kernels.">,
     Option<"consumers", "consumers", "int64_t", /*default=*/"0",
            "sm_90a forward: consumer warpgroups of 64 query rows, 2 or 3; "
            "0: three at head dim 64, two at 128.">,

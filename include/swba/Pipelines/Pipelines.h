@@ -39,10 +39,10 @@ struct SWBAToLLVMOptions : public PassPipelineOptions<SWBAToLLVMOptions> {
 struct SWBAToNVVMOptions : public PassPipelineOptions<SWBAToNVVMOptions> {
   PassOptions::Option<std::string> chip{
       *this, "chip",
-      llvm::cl::desc("GPU the kernels are for, sm_80 or later (the error "
-                     "for another lists them): sm_90a gives head dims 64 "
-                     "and 128 the warpgroup-MMA + TMA kernels, every other "
-                     "chip the mma.sync kernels."),
+      llvm::cl::desc("GPU the kernels are for, sm_80 (the default) or later "
+                     "(the error for another lists them): sm_90a gives head "
+                     "dims 64 and 128 the warpgroup-MMA + TMA kernels, every "
+                     "other chip the mma.sync kernels."),
       llvm::cl::init(kDefaultChip)};
   PassOptions::Option<std::string> ptxVersion{
       *this, "ptx",
