@@ -21,13 +21,6 @@ bool mlir::swba::isSWBAVisible(int64_t i, int64_t j, int64_t nq, int64_t nk,
   return fk <= fq && fq - fk < window;
 }
 
-namespace {
-/// The keys a query row sees, `[lo, hi)`.
-struct KeyRange {
-  int64_t lo, hi;
-};
-} // namespace
-
 /// The SWBA key range of query row `i`.
 static KeyRange expectedRange(int64_t i, int64_t nq, int64_t nk, int64_t bs,
                               int64_t ws) {
@@ -36,38 +29,13 @@ static KeyRange expectedRange(int64_t i, int64_t nq, int64_t nk, int64_t bs,
           std::min<int64_t>((fq + 1) * bs, nk)};
 }
 
-FailureOr<SWBAMaskParams> mlir::swba::inferSWBAMask(
-    const llvm::BitVector &visible, int64_t nq, int64_t nk, std::string &why) {
+FailureOr<SWBAMaskParams> mlir::swba::inferSWBAMask(ArrayRef<KeyRange> rows,
+                                                    int64_t nq, int64_t nk,
+                                                    std::string &why) {
   if (nq < 1 || nk < nq) {
     why = llvm::formatv("needs 1 <= Nq <= Nk, got Nq={0} Nk={1}", nq, nk);
     return failure();
   }
-  // Every SWBA row sees one contiguous, non-empty run of keys.
-  SmallVector<KeyRange> rows;
-  rows.reserve(nq);
-  for (int64_t i = 0; i < nq; ++i) {
-    int64_t base = i * nk;
-    int64_t lo = 0;
-    while (lo < nk && !visible.test(base + lo))
-      ++lo;
-    if (lo == nk) {
-      why = llvm::formatv("query row {0} sees no key", i);
-      return failure();
-    }
-    int64_t hi = lo;
-    while (hi < nk && visible.test(base + hi))
-      ++hi;
-    for (int64_t j = hi; j < nk; ++j) {
-      if (visible.test(base + j)) {
-        why = llvm::formatv("query row {0} sees keys [{1}, {2}) and key {3}: "
-                            "not one contiguous range",
-                            i, lo, hi, j);
-        return failure();
-      }
-    }
-    rows.push_back({lo, hi});
-  }
-
   // Frame edges are multiples of the block size: it divides every range
   // bound that is not clipped to [0, Nk].
   int64_t edges = 0;

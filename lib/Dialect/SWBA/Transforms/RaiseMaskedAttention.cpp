@@ -4,13 +4,15 @@
 // math to `swba.attention`. The pattern is rooted at the second contraction:
 // its probability operand is traced back (ScoreTrace) to an expression for
 // one element, the expression is matched against softmax over the key axis
-// of scaled and masked scores, and the mask is evaluated on every (query,
-// key) pair and proven to be an SWBA mask (MaskAnalysis). Anything not
-// proven is left alone with a missed-optimization remark.
+// of scaled and masked scores, and the mask is constant-folded on every
+// (query, key) pair (MaskEvaluator) and proven to be an SWBA mask
+// (MaskAnalysis). Anything not proven is left alone with a
+// missed-optimization remark.
 //
 //===----------------------------------------------------------------------===//
 
 #include "MaskAnalysis.h"
+#include "MaskEvaluator.h"
 #include "ScoreTrace.h"
 
 #include "swba/Dialect/SWBA/IR/SWBA.h"
@@ -49,6 +51,9 @@ struct OperandPlan {
   Value value;
   SmallVector<int64_t> perm;
   double scale = 1.0;
+  /// k/v: each head of `value` is read by this many consecutive heads of
+  /// the contraction (repeat_interleave over heads: grouped-query).
+  int64_t headRepeat = 1;
 };
 
 /// A proven masked attention.
@@ -166,6 +171,39 @@ static FailureOr<double> matchScaleOrCast(linalg::LinalgOp op) {
   return scale;
 }
 
+/// The dimension that `op` broadcasts its single input along, when `op`
+/// only copies its input (`linalg.broadcast` or the equivalent generic)
+/// and adds exactly one dimension.
+static std::optional<unsigned> matchSingleBroadcast(linalg::LinalgOp op) {
+  if (op.getNumDpsInputs() != 1 || op.getNumDpsInits() != 1 ||
+      op.getNumParallelLoops() != op.getNumLoops() ||
+      !op.hasPureTensorSemantics() ||
+      !isa<RankedTensorType>(op.getDpsInputs()[0].getType()))
+    return std::nullopt;
+  Block *body = op.getBlock();
+  if (body->getTerminator()->getOperand(0) != body->getArgument(0))
+    return std::nullopt;
+  if (!op.getMatchingIndexingMap(op.getDpsInitOperand(0)).isIdentity())
+    return std::nullopt;
+  AffineMap in = op.getMatchingIndexingMap(op.getDpsInputOperand(0));
+  if (in.getNumResults() + 1 != op.getNumLoops())
+    return std::nullopt;
+  std::optional<unsigned> dropped;
+  unsigned next = 0;
+  for (AffineExpr result : in.getResults()) {
+    auto dim = dyn_cast<AffineDimExpr>(result);
+    if (!dim)
+      return std::nullopt;
+    if (dim.getPosition() != next) {
+      if (dropped || dim.getPosition() != next + 1)
+        return std::nullopt;
+      dropped = next++;
+    }
+    ++next;
+  }
+  return dropped ? dropped : std::optional<unsigned>(next);
+}
+
 /// Plans how to read operand `operand` of contraction `op` as
 /// [batch..., seq, feature], looking through transposes, batch reshapes,
 /// casts and (when `allowScale`) scaling by a constant.
@@ -173,7 +211,8 @@ static FailureOr<OperandPlan> planOperand(linalg::LinalgOp op,
                                           OpOperand *operand,
                                           ArrayRef<unsigned> batchLoops,
                                           unsigned seqLoop, unsigned featLoop,
-                                          bool allowScale, std::string &why) {
+                                          bool allowScale, bool allowRepeat,
+                                          std::string &why) {
   AffineMap map = op.getMatchingIndexingMap(operand);
   SmallVector<unsigned> wanted(batchLoops);
   wanted.push_back(seqLoop);
@@ -221,7 +260,24 @@ static FailureOr<OperandPlan> planOperand(linalg::LinalgOp op,
       plan.value = collapse.getSrc();
       continue;
     }
-    if (auto linalgOp = dyn_cast<linalg::LinalgOp>(def)) {
+    auto linalgOp = dyn_cast<linalg::LinalgOp>(def);
+    size_t numBatch = plan.perm.size() - 2;
+    if (linalgOp && allowRepeat && numBatch > 0) {
+      // kv heads repeated along the innermost batch dimension: head h of the
+      // contraction reads head h / repeat of the input.
+      std::optional<unsigned> dim = matchSingleBroadcast(linalgOp);
+      if (dim && static_cast<int64_t>(*dim) == plan.perm[numBatch - 1]) {
+        plan.headRepeat *= cast<RankedTensorType>(plan.value.getType())
+                               .getDimSize(*dim);
+        plan.perm.erase(plan.perm.begin() + numBatch - 1);
+        for (int64_t &d : plan.perm)
+          if (d > static_cast<int64_t>(*dim))
+            --d;
+        plan.value = linalgOp.getDpsInputs()[0];
+        continue;
+      }
+    }
+    if (linalgOp) {
       FailureOr<double> scale = matchScaleOrCast(linalgOp);
       if (failed(scale) || (!allowScale && *scale != 1.0))
         break;
@@ -239,11 +295,114 @@ static FailureOr<OperandPlan> planOperand(linalg::LinalgOp op,
   return plan;
 }
 
+/// Whether `x` is (L != -inf) (true) or (L == -inf) (false) for some L,
+/// through boolean negations; sets `logits` to L.
+static std::optional<bool> notNegInfTest(Expr *x, Expr *&logits);
+
+/// Peels boolean negations (`xori x, true`, `cmpi eq x, false`, `cmpi ne x,
+/// true`) off `x`; `positive` flips with each.
+static Expr *peelNot(Expr *x, bool &positive) {
+  while (x->kind == ExprKind::Op) {
+    auto constantBool = [](Expr *e) -> std::optional<bool> {
+      e = stripCasts(e);
+      if (e->kind != ExprKind::Constant)
+        return std::nullopt;
+      auto i = dyn_cast<IntegerAttr>(e->constant);
+      if (!i || !i.getType().isInteger(1))
+        return std::nullopt;
+      return !i.getValue().isZero();
+    };
+    bool negates;
+    if (isa<arith::XOrIOp>(x->op))
+      negates = true;
+    else if (auto cmp = dyn_cast<arith::CmpIOp>(x->op);
+             cmp && (cmp.getPredicate() == arith::CmpIPredicate::eq ||
+                     cmp.getPredicate() == arith::CmpIPredicate::ne))
+      negates = cmp.getPredicate() == arith::CmpIPredicate::eq;
+    else
+      break;
+    std::optional<bool> c = constantBool(x->operands[1]);
+    if (!c || (isa<arith::XOrIOp>(x->op) && !*c))
+      break;
+    // xori x, true and cmpi eq x, false negate; cmpi ne x, false and
+    // cmpi eq x, true keep.
+    if (isa<arith::CmpIOp>(x->op) && *c)
+      negates = !negates;
+    if (negates)
+      positive = !positive;
+    x = x->operands[0];
+  }
+  return x;
+}
+
+static std::optional<bool> notNegInfTest(Expr *x, Expr *&logits) {
+  bool positive = true;
+  x = peelNot(x, positive);
+  if (x->kind != ExprKind::Op)
+    return std::nullopt;
+  auto cmp = dyn_cast<arith::CmpFOp>(x->op);
+  if (!cmp)
+    return std::nullopt;
+  Expr *rhs = stripCasts(x->operands[1]);
+  auto inf = rhs->kind == ExprKind::Constant
+                 ? dyn_cast<FloatAttr>(rhs->constant)
+                 : FloatAttr();
+  if (!inf || !inf.getValue().isInfinity() || !inf.getValue().isNegative())
+    return std::nullopt;
+  using P = arith::CmpFPredicate;
+  P p = cmp.getPredicate();
+  if (p == P::OEQ || p == P::UEQ)
+    positive = !positive;
+  else if (p != P::ONE && p != P::UNE)
+    return std::nullopt;
+  logits = x->operands[0];
+  return positive;
+}
+
+/// Matches the empty-row guard of decomposed SDPA with a boolean mask:
+/// `select(g, 0, p)` / `select(g, p, 0)` with g = [not] any_j(L != -inf).
+/// Returns p and sets `logits` to L when the guard keeps p on every row that
+/// has a key with L != -inf, which is every row once the mask is proven an
+/// SWBA mask (every row sees its own frame) and L is the softmax input.
+static Expr *peelEmptyRowGuard(Expr *e, Expr *&logits) {
+  e = stripCasts(e);
+  if (e->kind != ExprKind::Op || !isa<arith::SelectOp>(e->op))
+    return nullptr;
+  auto isZero = [](Expr *x) {
+    x = stripCasts(x);
+    auto f = x->kind == ExprKind::Constant ? dyn_cast<FloatAttr>(x->constant)
+                                           : FloatAttr();
+    return f && f.getValue().isZero();
+  };
+  bool positive = true;
+  Expr *any = peelNot(e->operands[0], positive);
+  if (any->kind != ExprKind::Reduce || any->reduce != ReduceKind::Any)
+    return nullptr;
+  std::optional<bool> test = notNegInfTest(any->operands[0], logits);
+  if (!test || !*test)
+    return nullptr;
+  // positive: the condition is "the row has a visible key".
+  Expr *kept = e->operands[positive ? 1 : 2];
+  if (!isZero(e->operands[positive ? 2 : 1]))
+    return nullptr;
+  return kept;
+}
+
 /// Matches `p` against softmax over the key axis and returns its input.
 static FailureOr<Expr *> matchSoftmax(Expr *p, std::string &why) {
   p = stripCasts(p);
+  Expr *guardLogits = nullptr;
+  if (Expr *kept = peelEmptyRowGuard(p, guardLogits))
+    p = stripCasts(kept);
+  auto checkGuard = [&](Expr *logits) -> FailureOr<Expr *> {
+    if (guardLogits && !equalExprs(guardLogits, logits)) {
+      why = "the empty-row guard tests other values than the softmax input";
+      return failure();
+    }
+    return logits;
+  };
   if (p->kind == ExprKind::Softmax)
-    return p->operands[0];
+    return checkGuard(p->operands[0]);
   auto describe = [](Expr *e) -> std::string {
     if (e->kind == ExprKind::Op)
       return "'" + e->op->getName().getStringRef().str() + "'";
@@ -273,36 +432,31 @@ static FailureOr<Expr *> matchSoftmax(Expr *p, std::string &why) {
         why = "softmax subtracts the maximum of another value";
         return failure();
       }
-      return shifted->operands[0];
+      return checkGuard(shifted->operands[0]);
     }
   }
-  return shifted;
+  return checkGuard(shifted);
 }
 
-/// Whether `e` has a value independent of the position.
-static std::optional<double> positionFreeConstant(Expr *e) {
+/// The value of `e` when it depends on no position and no input.
+static std::optional<double> positionFreeConstant(Expr *e,
+                                                  MaskEvaluator &evaluator) {
   std::string why;
   if (readsScores(e))
     return std::nullopt;
-  FailureOr<EvalValue> v0 = evaluate(e, 0, 0, why);
-  FailureOr<EvalValue> v1 = evaluate(e, 1, 1, why);
-  if (failed(v0) || failed(v1) || !v0->isFloat || v0->f != v1->f)
+  FailureOr<unsigned> node = evaluator.build(e, why);
+  if (failed(node) || evaluator.dependsOnPosition(*node))
     return std::nullopt;
-  // Only plain constants count: a value read from a mask tensor that happens
-  // to agree at two positions must not.
-  std::function<bool(Expr *)> isConstantTree = [&](Expr *x) {
-    if (x->kind == ExprKind::Constant)
-      return true;
-    return x->kind == ExprKind::Op && llvm::all_of(x->operands, isConstantTree);
-  };
-  if (!isConstantTree(e))
+  FailureOr<double> value = evaluator.evaluateConstant(*node, why);
+  if (failed(value))
     return std::nullopt;
-  return v0->f;
+  return *value;
 }
 
 /// Splits the softmax input into scores, a scale and mask terms.
 static FailureOr<Expr *> decomposeLogits(Expr *x, double &scale,
                                          SmallVector<MaskTerm> &masks,
+                                         MaskEvaluator &evaluator,
                                          std::string &why) {
   while (true) {
     x = stripCasts(x);
@@ -315,9 +469,11 @@ static FailureOr<Expr *> decomposeLogits(Expr *x, double &scale,
     Operation *op = x->op;
     if (isa<arith::MulFOp, arith::DivFOp>(op)) {
       bool isDiv = isa<arith::DivFOp>(op);
-      std::optional<double> rhs = positionFreeConstant(x->operands[1]);
+      std::optional<double> rhs =
+          positionFreeConstant(x->operands[1], evaluator);
       std::optional<double> lhs =
-          isDiv ? std::nullopt : positionFreeConstant(x->operands[0]);
+          isDiv ? std::nullopt
+                : positionFreeConstant(x->operands[0], evaluator);
       if (rhs) {
         scale = isDiv ? scale / *rhs : scale * *rhs;
         x = x->operands[0];
@@ -364,61 +520,36 @@ static FailureOr<Expr *> decomposeLogits(Expr *x, double &scale,
   }
 }
 
-/// Whether `v`, of type `type`, hides a score: -inf or the lowest finite.
-static bool isMaskingValue(double v, Type type) {
-  if (std::isinf(v) && v < 0)
-    return true;
-  if (auto floatType = dyn_cast<FloatType>(type)) {
-    APFloat lowest = APFloat::getLargest(floatType.getFloatSemantics(), true);
-    bool losesInfo;
-    lowest.convert(APFloat::IEEEdouble(), APFloat::rmNearestTiesToEven,
-                   &losesInfo);
-    return v == lowest.convertToDouble();
-  }
-  return false;
-}
-
-static bool isMaskingValue(double v, Expr *term) {
-  return isMaskingValue(v, term->type) ||
-         isMaskingValue(v, stripCasts(term)->type);
-}
-
-/// Evaluates the mask terms on all pairs: which ones stay visible.
-static FailureOr<llvm::BitVector>
+/// Evaluates the mask terms on all pairs: the keys each query row sees.
+static FailureOr<SmallVector<KeyRange>>
 evaluateVisibility(ArrayRef<MaskTerm> masks, int64_t nq, int64_t nk,
-                   std::string &why) {
-  llvm::BitVector visible(nq * nk, true);
+                   MaskEvaluator &evaluator, std::string &why) {
+  SmallVector<MaskTermNodes> terms;
   for (const MaskTerm &term : masks) {
-    for (int64_t i = 0; i < nq; ++i) {
-      for (int64_t j = 0; j < nk; ++j) {
-        if (term.cond) {
-          FailureOr<EvalValue> cond = evaluate(term.cond, i, j, why);
-          if (failed(cond))
-            return failure();
-          if ((cond->i != 0) == term.keepIfTrue)
-            continue;
-        }
-        FailureOr<EvalValue> value = evaluate(term.value, i, j, why);
-        if (failed(value))
-          return failure();
-        if (!value->isFloat) {
-          why = "the mask is not a float";
-          return failure();
-        }
-        if (isMaskingValue(value->f, term.value)) {
-          visible.reset(i * nk + j);
-          continue;
-        }
-        if (term.cond || value->f != 0.0) {
-          why = llvm::formatv("the mask value at (query {0}, key {1}) is {2}, "
-                              "neither 0 nor -inf/the lowest finite value",
-                              i, j, value->f);
-          return failure();
-        }
-      }
+    MaskTermNodes nodes;
+    FailureOr<unsigned> value = evaluator.build(term.value, why);
+    if (failed(value))
+      return failure();
+    nodes.value = *value;
+    if (term.cond) {
+      FailureOr<unsigned> cond = evaluator.build(term.cond, why);
+      if (failed(cond))
+        return failure();
+      nodes.cond = *cond;
     }
+    nodes.keepIfTrue = term.keepIfTrue;
+    nodes.valueTypes = {term.value->type, stripCasts(term.value)->type};
+    terms.push_back(std::move(nodes));
   }
-  return visible;
+  FailureOr<const MaskRows *> rows =
+      evaluator.evaluateMask(terms, nq, nk, why);
+  if (failed(rows))
+    return failure();
+  SmallVector<KeyRange> ranges;
+  ranges.reserve(nq);
+  for (uint32_t rowClass : (*rows)->rowClass)
+    ranges.push_back((*rows)->ranges[rowClass]);
+  return ranges;
 }
 
 /// The batch dimensions of `plan` in canonical order.
@@ -440,6 +571,7 @@ static int64_t product(ArrayRef<int64_t> sizes) {
 /// Proves that `pv` computes SWBA and gathers what the rewrite needs.
 static FailureOr<AttentionMatch> matchAttention(linalg::LinalgOp pv,
                                                 int64_t maxMaskPairs,
+                                                MaskEvaluator &evaluator,
                                                 std::string &why) {
   if (!pv.hasPureTensorSemantics()) {
     why = "the contraction is not on tensors";
@@ -502,7 +634,8 @@ static FailureOr<AttentionMatch> matchAttention(linalg::LinalgOp pv,
 
   AttentionMatch match;
   SmallVector<MaskTerm> masks;
-  FailureOr<Expr *> scores = decomposeLogits(*logits, match.scale, masks, why);
+  FailureOr<Expr *> scores =
+      decomposeLogits(*logits, match.scale, masks, evaluator, why);
   if (failed(scores))
     return failure();
 
@@ -526,7 +659,8 @@ static FailureOr<AttentionMatch> matchAttention(linalg::LinalgOp pv,
     return failure();
   }
 
-  FailureOr<llvm::BitVector> visible = evaluateVisibility(masks, nq, nk, why);
+  FailureOr<SmallVector<KeyRange>> visible =
+      evaluateVisibility(masks, nq, nk, evaluator, why);
   if (failed(visible))
     return failure();
   FailureOr<SWBAMaskParams> params = inferSWBAMask(*visible, nq, nk, why);
@@ -549,15 +683,22 @@ static FailureOr<AttentionMatch> matchAttention(linalg::LinalgOp pv,
   }
   FailureOr<OperandPlan> q =
       planOperand(qk, qOperand, qkLoops->batch, qkLoops->row,
-                  qkLoops->reduction, /*allowScale=*/true, why);
+                  qkLoops->reduction, /*allowScale=*/true,
+                  /*allowRepeat=*/false, why);
   FailureOr<OperandPlan> k =
       planOperand(qk, kOperand, qkLoops->batch, qkLoops->col,
-                  qkLoops->reduction, /*allowScale=*/true, why);
+                  qkLoops->reduction, /*allowScale=*/true,
+                  /*allowRepeat=*/true, why);
   FailureOr<OperandPlan> v =
       planOperand(pv, vOperand, loops->batch, loops->reduction, loops->col,
-                  /*allowScale=*/false, why);
+                  /*allowScale=*/false, /*allowRepeat=*/true, why);
   if (failed(q) || failed(k) || failed(v))
     return failure();
+  if (k->headRepeat != v->headRepeat) {
+    why = llvm::formatv("k repeats its heads {0} times but v {1} times",
+                        k->headRepeat, v->headRepeat);
+    return failure();
+  }
   match.q = *q;
   match.k = *k;
   match.v = *v;
@@ -578,7 +719,7 @@ static FailureOr<AttentionMatch> matchAttention(linalg::LinalgOp pv,
   for (int64_t size : outType.getShape().drop_back(2))
     outBatch *= size;
   for (const OperandPlan *plan : {&match.q, &match.k, &match.v}) {
-    if (product(batchShape(*plan)) != outBatch) {
+    if (product(batchShape(*plan)) * plan->headRepeat != outBatch) {
       why = "q, k and v do not span the same batch and heads as the result";
       return failure();
     }
@@ -668,9 +809,11 @@ static void eraseDeadProducers(RewriterBase &rewriter,
   for (Value root : roots)
     if (Operation *def = root.getDefiningOp())
       worklist.push_back(def);
+  // An op reached twice (two operands from one producer) is erased once.
+  llvm::SmallPtrSet<Operation *, 32> erased;
   while (!worklist.empty()) {
     Operation *op = worklist.pop_back_val();
-    if (!isOpTriviallyDead(op))
+    if (erased.contains(op) || !isOpTriviallyDead(op))
       continue;
     // Values captured by the bodies of linalg ops may die with them too.
     op->walk([&](Operation *nested) {
@@ -679,8 +822,31 @@ static void eraseDeadProducers(RewriterBase &rewriter,
             def && !op->isAncestor(def))
           worklist.push_back(def);
     });
+    erased.insert(op);
     rewriter.eraseOp(op);
   }
+}
+
+/// Whether `result` is only ever rounded to `type`: its one use, through
+/// reshapes, is an elementwise `truncf` to `type` and nothing else.
+static bool isOnlyNarrowedTo(Value result, Type type) {
+  while (result.hasOneUse()) {
+    Operation *user = *result.getUsers().begin();
+    if (isa<tensor::ExpandShapeOp, tensor::CollapseShapeOp>(user)) {
+      result = user->getResult(0);
+      continue;
+    }
+    auto generic = dyn_cast<linalg::LinalgOp>(user);
+    if (!generic || generic.getNumDpsInputs() != 1 ||
+        generic->getNumResults() != 1 || failed(matchScaleOrCast(generic)))
+      return false;
+    Block *body = generic.getBlock();
+    auto trunc =
+        body->getTerminator()->getOperand(0).getDefiningOp<arith::TruncFOp>();
+    return trunc && trunc.getIn() == body->getArgument(0) &&
+           body->getOperations().size() == 2 && trunc.getType() == type;
+  }
+  return false;
 }
 
 static void rewriteAttention(RewriterBase &rewriter, linalg::LinalgOp pv,
@@ -690,7 +856,19 @@ static void rewriteAttention(RewriterBase &rewriter, linalg::LinalgOp pv,
   auto outType = cast<RankedTensorType>(pv->getResult(0).getType());
   // The op runs in the widest element type among q, k, v and the result, so
   // that no operand is narrowed; the result is narrowed to the chain's type.
+  // When the result is only rounded to the type q, k and v share (f16/bf16
+  // models accumulating P.V in f32), the op runs in that type: it
+  // accumulates in f32 and rounds once too, and the round trip through the
+  // result's type is exact.
+  Type shared =
+      cast<RankedTensorType>(match.q.value.getType()).getElementType();
+  for (const OperandPlan *plan : {&match.k, &match.v})
+    if (cast<RankedTensorType>(plan->value.getType()).getElementType() !=
+        shared)
+      shared = Type();
   Type elt = outType.getElementType();
+  if (shared && isOnlyNarrowedTo(pv->getResult(0), shared))
+    elt = shared;
   for (const OperandPlan *plan : {&match.q, &match.k, &match.v}) {
     Type t = cast<RankedTensorType>(plan->value.getType()).getElementType();
     unsigned tw = cast<FloatType>(t).getWidth();
@@ -702,7 +880,12 @@ static void rewriteAttention(RewriterBase &rewriter, linalg::LinalgOp pv,
   }
   SmallVector<int64_t> bq = batchShape(match.q), bk = batchShape(match.k),
                        bv = batchShape(match.v);
-  bool flatten = !(bq.size() == 2 && bq == bk && bq == bv);
+  // [B, Hq] and [B, Hkv] stay apart; any other batch layout is flattened
+  // into the heads, which keeps query head h reading kv head h / repeat as
+  // long as the repeat is the innermost batch dimension (planOperand).
+  int64_t repeat = match.k.headRepeat;
+  bool flatten = !(bq.size() == 2 && bk.size() == 2 && bk == bv &&
+                   bq[0] == bk[0] && bq[1] == bk[1] * repeat);
   Value q = materialize(rewriter, loc, match.q, flatten, elt);
   Value k = materialize(rewriter, loc, match.k, flatten, elt);
   Value v = materialize(rewriter, loc, match.v, flatten, elt);
@@ -783,14 +966,17 @@ struct RaiseMaskedAttentionPattern
   RaiseMaskedAttentionPattern(MLIRContext *context, int64_t maxMaskPairs,
                               bool emitRemarks)
       : OpInterfaceRewritePattern(context), maxMaskPairs(maxMaskPairs),
-        emitRemarks(emitRemarks) {}
+        emitRemarks(emitRemarks),
+        evaluator(std::make_unique<MaskEvaluator>(context)) {}
 
   LogicalResult matchAndRewrite(linalg::LinalgOp op,
                                 PatternRewriter &rewriter) const override {
     if (!isContraction(op) || !readsSoftmaxLike(op))
       return rewriter.notifyMatchFailure(op, "not an attention candidate");
     std::string why;
-    FailureOr<AttentionMatch> match = matchAttention(op, maxMaskPairs, why);
+    evaluator->clearIRCache();
+    FailureOr<AttentionMatch> match =
+        matchAttention(op, maxMaskPairs, *evaluator, why);
     if (failed(match)) {
       LLVM_DEBUG(llvm::dbgs() << "raise-swba: rejected " << op << ": " << why
                               << "\n");
@@ -806,6 +992,9 @@ struct RaiseMaskedAttentionPattern
 
   int64_t maxMaskPairs;
   bool emitRemarks;
+  /// Shared by the candidates so that a mask repeated in many layers is
+  /// evaluated once.
+  std::unique_ptr<MaskEvaluator> evaluator;
 };
 
 struct RaiseSWBAPass : public swba::impl::RaiseSWBABase<RaiseSWBAPass> {

@@ -3,13 +3,9 @@
 #include "ScoreTrace.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "llvm/ADT/APFloat.h"
-#include "llvm/ADT/TypeSwitch.h"
-#include "llvm/Support/MathExtras.h"
-
-#include <cmath>
 
 using namespace mlir;
 using namespace mlir::swba;
@@ -115,6 +111,38 @@ static FailureOr<Access> accessThrough(AffineMap map,
   return access;
 }
 
+/// Whether `v` is computed without any contraction or softmax (reading
+/// through the bodies of the ops that compute it): then it is no part of
+/// the scores chain, and MaskEvaluator takes it as a whole.
+bool ScoreTracer::isScoresFree(Value v) {
+  if (auto it = scoresFree.find(v); it != scoresFree.end())
+    return it->second;
+  Operation *def = v.getDefiningOp();
+  bool result = true;
+  if (def) {
+    auto linalgOp = dyn_cast<linalg::LinalgOp>(def);
+    if ((linalgOp && isContraction(linalgOp)) || isa<linalg::SoftmaxOp>(def)) {
+      result = false;
+    } else {
+      def->walk([&](Operation *nested) {
+        for (Value operand : nested->getOperands()) {
+          Operation *producer = operand.getDefiningOp();
+          bool inside = producer ? def->isAncestor(producer)
+                                 : def->isAncestor(operand.getParentBlock()
+                                                       ->getParentOp());
+          if (!inside && !isScoresFree(operand)) {
+            result = false;
+            return WalkResult::interrupt();
+          }
+        }
+        return WalkResult::advance();
+      });
+    }
+  }
+  scoresFree[v] = result;
+  return result;
+}
+
 FailureOr<Expr *> ScoreTracer::traceTensor(Value v, const Access &access) {
   auto type = dyn_cast<RankedTensorType>(v.getType());
   if (!type)
@@ -131,19 +159,16 @@ FailureOr<Expr *> ScoreTracer::traceTensor(Value v, const Access &access) {
     return opaque();
 
   if (auto cst = dyn_cast<arith::ConstantOp>(def)) {
-    auto dense = dyn_cast<DenseElementsAttr>(cst.getValue());
-    if (!dense)
-      return opaque();
-    if (dense.isSplat()) {
+    if (auto splat = dyn_cast<SplatElementsAttr>(cst.getValue())) {
       Expr *e = make(ExprKind::Constant, elt);
-      e->constant = dense.getSplatValue<TypedAttr>();
+      e->constant = splat.getSplatValue<TypedAttr>();
       return e;
     }
-    for (auto [d, axis] : llvm::enumerate(access))
-      if (axis == Axis::Batch && type.getDimSize(d) != 1)
-        return fail("a constant varies over the batch/head dimensions");
-    Expr *e = make(ExprKind::DenseLeaf, elt);
-    e->dense = dense;
+  }
+  // Fills stay constants: reduction inits are checked for identities.
+  if (!isa<linalg::FillOp>(def) && isScoresFree(v)) {
+    Expr *e = make(ExprKind::TensorLeaf, elt);
+    e->value = v;
     e->access = access;
     return e;
   }
@@ -291,6 +316,10 @@ FailureOr<Expr *> ScoreTracer::traceLinalg(linalg::LinalgOp op,
              isa<arith::MaximumFOp, arith::MaxNumFOp>(combiner)) {
     kind = ReduceKind::Max;
     x = other(combiner->getOperand(0), combiner->getOperand(1));
+  } else if (auto orOp = dyn_cast_or_null<arith::OrIOp>(combiner);
+             orOp && orOp.getType().isInteger(1)) {
+    kind = ReduceKind::Any;
+    x = other(orOp.getLhs(), orOp.getRhs());
   } else if (auto select = dyn_cast_or_null<arith::SelectOp>(combiner)) {
     kind = ReduceKind::Max;
     auto cmp = select.getCondition().getDefiningOp<arith::CmpFOp>();
@@ -307,7 +336,8 @@ FailureOr<Expr *> ScoreTracer::traceLinalg(linalg::LinalgOp op,
     }
   }
   if (!x)
-    return fail("a reduction body is not a sum or a max");
+    return fail("a reduction body is not a sum, a max or an 'or' of "
+                "booleans");
 
   AffineMap initMap = outMap;
   FailureOr<Access> initAccess =
@@ -325,14 +355,18 @@ FailureOr<Expr *> ScoreTracer::traceLinalg(linalg::LinalgOp op,
       APFloat value = f.getValue();
       if (kind == ReduceKind::Sum)
         identity = value.isZero();
-      else
+      else if (kind == ReduceKind::Max)
         identity = (value.isInfinity() && value.isNegative()) ||
                    (value.isNegative() && value.isLargest());
+    } else if (auto i = dyn_cast<IntegerAttr>(initValue->constant)) {
+      identity = kind == ReduceKind::Any && i.getValue().isZero();
     }
   }
   if (!identity)
     return fail(Twine("the init of a ") +
-                (kind == ReduceKind::Sum ? "sum" : "max") +
+                (kind == ReduceKind::Sum   ? "sum"
+                 : kind == ReduceKind::Max ? "max"
+                                           : "boolean 'or'") +
                 " reduction is not its identity");
   FailureOr<Expr *> operand = traceBodyValue(x, env);
   if (failed(operand))
@@ -357,19 +391,13 @@ FailureOr<Expr *> ScoreTracer::traceOutsideScalar(Value v) {
   return e;
 }
 
-/// The arith/math ops a body may use; evaluate() knows each of them.
-static bool isSupportedScalarOp(Operation *op) {
-  return isa<arith::AddFOp, arith::SubFOp, arith::MulFOp, arith::DivFOp,
-             arith::NegFOp, arith::MaximumFOp, arith::MaxNumFOp,
-             arith::MinimumFOp, arith::MinNumFOp, arith::ExtFOp,
-             arith::TruncFOp, arith::SIToFPOp, arith::UIToFPOp,
-             arith::CmpFOp, arith::SelectOp, math::ExpOp, arith::AddIOp,
-             arith::SubIOp, arith::MulIOp, arith::DivSIOp, arith::DivUIOp,
-             arith::FloorDivSIOp, arith::CeilDivSIOp, arith::RemSIOp,
-             arith::RemUIOp, arith::AndIOp, arith::OrIOp, arith::XOrIOp,
-             arith::CmpIOp, arith::IndexCastOp, arith::IndexCastUIOp,
-             arith::ExtSIOp, arith::ExtUIOp, arith::TruncIOp, arith::MinSIOp,
-             arith::MaxSIOp, arith::MinUIOp, arith::MaxUIOp>(op);
+/// A body op the trees keep: pure, one scalar result, no regions. The
+/// pattern matches the ones it knows; MaskEvaluator folds any of them.
+static bool isScalarOp(Operation *op) {
+  auto scalar = [](Type t) { return t.isIntOrIndexOrFloat(); };
+  return op->getNumResults() == 1 && op->getNumRegions() == 0 &&
+         isMemoryEffectFree(op) && scalar(op->getResult(0).getType()) &&
+         llvm::all_of(op->getOperandTypes(), scalar);
 }
 
 FailureOr<Expr *> ScoreTracer::traceBodyValue(Value v, BodyEnv &env) {
@@ -411,7 +439,7 @@ FailureOr<Expr *> ScoreTracer::traceBodyValue(Value v, BodyEnv &env) {
       }
     } else if (isa<arith::ConstantOp>(def)) {
       result = traceOutsideScalar(v);
-    } else if (isSupportedScalarOp(def)) {
+    } else if (isScalarOp(def)) {
       Expr *e = make(ExprKind::Op, v.getType());
       e->op = def;
       for (Value operand : def->getOperands()) {
@@ -467,10 +495,6 @@ bool mlir::swba::equalExprs(Expr *a, Expr *b) {
     if (a->constant != b->constant)
       return false;
     break;
-  case ExprKind::DenseLeaf:
-    if (a->dense != b->dense || a->access != b->access)
-      return false;
-    break;
   case ExprKind::Index:
     if (a->axis != b->axis)
       return false;
@@ -485,6 +509,7 @@ bool mlir::swba::equalExprs(Expr *a, Expr *b) {
     break;
   case ExprKind::Softmax:
     break;
+  case ExprKind::TensorLeaf:
   case ExprKind::Opaque:
     if (a->value != b->value || a->access != b->access)
       return false;
@@ -502,245 +527,3 @@ bool mlir::swba::readsScores(Expr *e) {
   return llvm::any_of(e->operands, readsScores);
 }
 
-//===----------------------------------------------------------------------===//
-// Evaluation
-//===----------------------------------------------------------------------===//
-
-/// Rounds `x` to the float type `type` (f16, bf16, f32, f64).
-static double roundTo(double x, Type type) {
-  auto floatType = dyn_cast<FloatType>(type);
-  if (!floatType || floatType.isF64() || std::isnan(x))
-    return x;
-  bool losesInfo;
-  APFloat value(x);
-  value.convert(floatType.getFloatSemantics(), APFloat::rmNearestTiesToEven,
-                &losesInfo);
-  value.convert(APFloat::IEEEdouble(), APFloat::rmNearestTiesToEven,
-                &losesInfo);
-  return value.convertToDouble();
-}
-
-static unsigned intWidth(Type type) {
-  if (type.isIndex())
-    return 64;
-  return type.getIntOrFloatBitWidth();
-}
-
-/// `x` wrapped to the signed range of `type`.
-static int64_t wrapTo(int64_t x, Type type) {
-  unsigned width = intWidth(type);
-  return width >= 64 ? x : llvm::SignExtend64(static_cast<uint64_t>(x), width);
-}
-
-/// `x` (a value of `type`) read as unsigned.
-static uint64_t asUnsigned(int64_t x, Type type) {
-  unsigned width = intWidth(type);
-  uint64_t bits = static_cast<uint64_t>(x);
-  return width >= 64 ? bits : bits & ((uint64_t(1) << width) - 1);
-}
-
-static bool compareFloat(arith::CmpFPredicate p, double a, double b) {
-  using P = arith::CmpFPredicate;
-  bool unordered = std::isnan(a) || std::isnan(b);
-  switch (p) {
-  case P::AlwaysFalse: return false;
-  case P::AlwaysTrue: return true;
-  case P::OEQ: return !unordered && a == b;
-  case P::OGT: return !unordered && a > b;
-  case P::OGE: return !unordered && a >= b;
-  case P::OLT: return !unordered && a < b;
-  case P::OLE: return !unordered && a <= b;
-  case P::ONE: return !unordered && a != b;
-  case P::ORD: return !unordered;
-  case P::UEQ: return unordered || a == b;
-  case P::UGT: return unordered || a > b;
-  case P::UGE: return unordered || a >= b;
-  case P::ULT: return unordered || a < b;
-  case P::ULE: return unordered || a <= b;
-  case P::UNE: return unordered || a != b;
-  case P::UNO: return unordered;
-  }
-  return false;
-}
-
-FailureOr<EvalValue> mlir::swba::evaluate(Expr *e, int64_t row, int64_t col,
-                                          std::string &why) {
-  auto floatValue = [](double f) {
-    EvalValue v;
-    v.isFloat = true;
-    v.f = f;
-    return v;
-  };
-  auto intValue = [](int64_t i) {
-    EvalValue v;
-    v.i = i;
-    return v;
-  };
-  auto attrValue = [&](Attribute attr) -> FailureOr<EvalValue> {
-    if (auto f = dyn_cast<FloatAttr>(attr))
-      return floatValue(f.getValueAsDouble());
-    if (auto i = dyn_cast<IntegerAttr>(attr)) {
-      if (i.getType().isIndex())
-        return intValue(i.getInt());
-      return intValue(i.getValue().getSExtValue());
-    }
-    if (auto b = dyn_cast<BoolAttr>(attr))
-      return intValue(b.getValue() ? -1 : 0);
-    why = "a constant of an unsupported kind";
-    return failure();
-  };
-
-  switch (e->kind) {
-  case ExprKind::Constant:
-    return attrValue(e->constant);
-  case ExprKind::Index:
-    if (e->axis == Axis::Query)
-      return intValue(row);
-    if (e->axis == Axis::Key)
-      return intValue(col);
-    if (e->axis == Axis::Zero)
-      return intValue(0);
-    why = "the mask depends on the batch/head index";
-    return failure();
-  case ExprKind::DenseLeaf: {
-    auto type = cast<ShapedType>(e->dense.getType());
-    int64_t flat = 0;
-    for (auto [d, axis] : llvm::enumerate(e->access)) {
-      int64_t index = axis == Axis::Query ? row : axis == Axis::Key ? col : 0;
-      flat = flat * type.getDimSize(d) + index;
-    }
-    Attribute element = e->dense.getValues<Attribute>()[flat];
-    return attrValue(element);
-  }
-  case ExprKind::Scores:
-    why = "the mask reads the scores";
-    return failure();
-  case ExprKind::Reduce:
-  case ExprKind::Softmax:
-    why = "the mask contains a reduction";
-    return failure();
-  case ExprKind::Opaque: {
-    std::string desc;
-    llvm::raw_string_ostream os(desc);
-    e->value.printAsOperand(os, OpPrintingFlags());
-    why = "the mask is not a compile-time constant: it reads " + desc;
-    return failure();
-  }
-  case ExprKind::Op:
-    break;
-  }
-
-  SmallVector<EvalValue, 3> args;
-  for (Expr *operand : e->operands) {
-    FailureOr<EvalValue> v = evaluate(operand, row, col, why);
-    if (failed(v))
-      return failure();
-    args.push_back(*v);
-  }
-  Type type = e->type;
-  Operation *op = e->op;
-  Type operandType =
-      op->getNumOperands() ? op->getOperand(op->getNumOperands() - 1).getType()
-                           : type;
-  auto f = [&](double x) { return floatValue(roundTo(x, type)); };
-  auto i = [&](int64_t x) { return intValue(wrapTo(x, type)); };
-  auto u = [&](unsigned k) { return asUnsigned(args[k].i, operandType); };
-  auto truth = [](bool b) -> int64_t { return b ? -1 : 0; };
-
-  return llvm::TypeSwitch<Operation *, FailureOr<EvalValue>>(op)
-      .Case([&](arith::AddFOp) { return f(args[0].f + args[1].f); })
-      .Case([&](arith::SubFOp) { return f(args[0].f - args[1].f); })
-      .Case([&](arith::MulFOp) { return f(args[0].f * args[1].f); })
-      .Case([&](arith::DivFOp) { return f(args[0].f / args[1].f); })
-      .Case([&](arith::NegFOp) { return f(-args[0].f); })
-      .Case([&](arith::MaximumFOp) {
-        return std::isnan(args[0].f) || std::isnan(args[1].f)
-                   ? f(NAN)
-                   : f(std::max(args[0].f, args[1].f));
-      })
-      .Case([&](arith::MaxNumFOp) { return f(std::fmax(args[0].f, args[1].f)); })
-      .Case([&](arith::MinimumFOp) {
-        return std::isnan(args[0].f) || std::isnan(args[1].f)
-                   ? f(NAN)
-                   : f(std::min(args[0].f, args[1].f));
-      })
-      .Case([&](arith::MinNumFOp) { return f(std::fmin(args[0].f, args[1].f)); })
-      .Case<arith::ExtFOp, arith::TruncFOp>(
-          [&](Operation *) { return f(args[0].f); })
-      .Case([&](arith::SIToFPOp) {
-        return f(static_cast<double>(args[0].i));
-      })
-      .Case([&](arith::UIToFPOp) { return f(static_cast<double>(u(0))); })
-      .Case([&](math::ExpOp) { return f(std::exp(args[0].f)); })
-      .Case([&](arith::CmpFOp cmp) {
-        return intValue(
-            truth(compareFloat(cmp.getPredicate(), args[0].f, args[1].f)));
-      })
-      .Case([&](arith::SelectOp) { return args[0].i ? args[1] : args[2]; })
-      .Case([&](arith::AddIOp) { return i(args[0].i + args[1].i); })
-      .Case([&](arith::SubIOp) { return i(args[0].i - args[1].i); })
-      .Case([&](arith::MulIOp) { return i(args[0].i * args[1].i); })
-      .Case([&](arith::AndIOp) { return i(args[0].i & args[1].i); })
-      .Case([&](arith::OrIOp) { return i(args[0].i | args[1].i); })
-      .Case([&](arith::XOrIOp) { return i(args[0].i ^ args[1].i); })
-      .Case([&](arith::MinSIOp) { return i(std::min(args[0].i, args[1].i)); })
-      .Case([&](arith::MaxSIOp) { return i(std::max(args[0].i, args[1].i)); })
-      .Case([&](arith::MinUIOp) {
-        return i(static_cast<int64_t>(std::min(u(0), u(1))));
-      })
-      .Case([&](arith::MaxUIOp) {
-        return i(static_cast<int64_t>(std::max(u(0), u(1))));
-      })
-      .Case<arith::DivSIOp, arith::FloorDivSIOp, arith::CeilDivSIOp,
-            arith::RemSIOp>([&](Operation *divOp) -> FailureOr<EvalValue> {
-        int64_t a = args[0].i, b = args[1].i;
-        if (b == 0 || (b == -1 && a == INT64_MIN)) {
-          why = "the mask divides by zero";
-          return failure();
-        }
-        if (isa<arith::DivSIOp>(divOp))
-          return i(a / b);
-        if (isa<arith::RemSIOp>(divOp))
-          return i(a % b);
-        if (isa<arith::FloorDivSIOp>(divOp))
-          return i(llvm::divideFloorSigned(a, b));
-        return i(llvm::divideCeilSigned(a, b));
-      })
-      .Case<arith::DivUIOp, arith::RemUIOp>(
-          [&](Operation *divOp) -> FailureOr<EvalValue> {
-            if (u(1) == 0) {
-              why = "the mask divides by zero";
-              return failure();
-            }
-            uint64_t r = isa<arith::DivUIOp>(divOp) ? u(0) / u(1) : u(0) % u(1);
-            return i(static_cast<int64_t>(r));
-          })
-      .Case([&](arith::CmpIOp cmp) -> FailureOr<EvalValue> {
-        using P = arith::CmpIPredicate;
-        int64_t a = args[0].i, b = args[1].i;
-        uint64_t ua = u(0), ub = u(1);
-        bool r = false;
-        switch (cmp.getPredicate()) {
-        case P::eq: r = a == b; break;
-        case P::ne: r = a != b; break;
-        case P::slt: r = a < b; break;
-        case P::sle: r = a <= b; break;
-        case P::sgt: r = a > b; break;
-        case P::sge: r = a >= b; break;
-        case P::ult: r = ua < ub; break;
-        case P::ule: r = ua <= ub; break;
-        case P::ugt: r = ua > ub; break;
-        case P::uge: r = ua >= ub; break;
-        }
-        return intValue(truth(r));
-      })
-      .Case<arith::IndexCastOp, arith::ExtSIOp, arith::TruncIOp>(
-          [&](Operation *) { return i(args[0].i); })
-      .Case<arith::IndexCastUIOp, arith::ExtUIOp>([&](Operation *) {
-        return i(static_cast<int64_t>(u(0)));
-      })
-      .Default([&](Operation *other) -> FailureOr<EvalValue> {
-        why = "cannot evaluate '" + other->getName().getStringRef().str() + "'";
-        return failure();
-      });
-}

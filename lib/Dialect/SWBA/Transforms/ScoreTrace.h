@@ -32,8 +32,9 @@ enum class ExprKind {
   Scores,
   /// A scalar constant.
   Constant,
-  /// An element of a dense constant tensor, at `access`.
-  DenseLeaf,
+  /// An element of a tensor computed without the scores (a mask, say), at
+  /// `access`; MaskEvaluator evaluates it.
+  TensorLeaf,
   /// `linalg.index` of a loop indexed by `axis`.
   Index,
   /// An arith/math op applied to `operands`.
@@ -46,7 +47,8 @@ enum class ExprKind {
   Opaque,
 };
 
-enum class ReduceKind { Sum, Max };
+/// Any is the `ori` of booleans (the empty-row guard of decomposed SDPA).
+enum class ReduceKind { Sum, Max, Any };
 
 struct Expr {
   ExprKind kind;
@@ -54,11 +56,10 @@ struct Expr {
   SmallVector<Expr *, 2> operands;
   Operation *op = nullptr;   // Op: the op; Scores: the contraction.
   TypedAttr constant;        // Constant.
-  DenseElementsAttr dense;   // DenseLeaf.
-  Access access;             // DenseLeaf, Opaque.
+  Access access;             // TensorLeaf, Opaque.
   Axis axis = Axis::Zero;    // Index.
   ReduceKind reduce = ReduceKind::Sum;
-  Value value;               // Opaque, Scores (the contraction result).
+  Value value;               // TensorLeaf, Opaque, Scores (the result).
 };
 
 /// Builds expression trees; owns them.
@@ -77,10 +78,12 @@ private:
   FailureOr<Expr *> traceBodyValue(Value v, BodyEnv &env);
   FailureOr<Expr *> traceOutsideScalar(Value v);
   FailureOr<Expr *> fail(const Twine &why);
+  bool isScoresFree(Value v);
   Expr *make(ExprKind kind, Type type);
 
   std::deque<Expr> storage;
   std::string reason;
+  DenseMap<Value, bool> scoresFree;
 };
 
 /// Strips extf/truncf: the pattern treats precision changes as rounding.
@@ -91,19 +94,6 @@ bool equalExprs(Expr *a, Expr *b);
 
 /// Whether `e` reads the Q.K^T scores (anywhere below it).
 bool readsScores(Expr *e);
-
-/// A scalar value computed by `evaluate`.
-struct EvalValue {
-  bool isFloat = false;
-  double f = 0;
-  int64_t i = 0;
-};
-
-/// Evaluates a scores-free expression at query row `row`, key column `col`.
-/// Fails (with `why`) on what has no compile-time value: the batch index,
-/// opaque values, reductions.
-FailureOr<EvalValue> evaluate(Expr *e, int64_t row, int64_t col,
-                              std::string &why);
 
 /// Whether a linalg op is a contraction `out += cast(a) * cast(b)` with one
 /// reduction loop.

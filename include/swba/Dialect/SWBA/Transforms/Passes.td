@@ -23,11 +23,21 @@ def RaiseSWBA : Pass<"raise-swba"> {
       with `tensor.collapse_shape`/`tensor.expand_shape`;
     - the scale: `mulf`/`divf` by a constant on the scores, on q or on k;
     - the mask: `addf` of a tensor of 0 and -inf (or the lowest finite
-      value), or `select(cond, s, -inf)`, the mask or condition a dense
-      constant (broadcast or not) or computed from `linalg.index`;
+      value, or `log` of 0/1), or `select(cond, s, -inf)`; the mask or the
+      condition computed by anything constant-foldable (see below);
     - softmax: `linalg.softmax`, or decomposed into a max reduction,
-      `subf`, `exp`, a sum reduction and `divf`;
+      `subf`, `exp`, a sum reduction and `divf`, optionally behind the
+      empty-row guard of decomposed SDPA (`select` on an `or` reduction of
+      `logits != -inf`), which is a no-op once the mask is proven;
+    - k and v repeated over heads inside the head axis (`repeat_interleave`:
+      a broadcast, then `collapse_shape`): grouped-query attention;
     - `extf`/`truncf` anywhere on the way (f16/bf16 inputs, f32 softmax).
+
+    The mask is evaluated, not matched: its backward slice (linalg bodies,
+    `linalg.index`, indexing maps, broadcasts, reshapes that merge or split
+    its axes, slices, `dense`/`dense_resource` constants) is constant-folded
+    over the (query, key) index space, any scalar op through its folder.
+    What cannot be evaluated is refused with a remark naming the op.
 
     Soundness: the pass evaluates the mask on every (query, key) pair of the
     static shapes and rewrites only when the visible pairs are exactly those

@@ -1,0 +1,1283 @@
+//===- MaskEvaluator.cpp - Constant-fold a mask over (query, key) ---------===//
+
+#include "MaskEvaluator.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/AffineExpr.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
+#include "mlir/IR/IRMapping.h"
+#include "llvm/ADT/APFloat.h"
+#include "llvm/ADT/TypeSwitch.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/MathExtras.h"
+
+#include <cmath>
+#include <cstring>
+
+using namespace mlir;
+using namespace mlir::swba;
+
+//===----------------------------------------------------------------------===//
+// Nodes
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// Dependence bits of a node.
+enum : uint8_t { kRow = 1, kCol = 2, kBatch = 4 };
+
+/// The ops evaluated natively (exactly as their folders would, but without
+/// building attributes); everything else goes through `Operation::fold`.
+enum class Native : uint8_t {
+  None, AddF, SubF, MulF, DivF, NegF, MaximumF, MaxNumF, MinimumF, MinNumF,
+  CastF, SIToFP, UIToFP, CmpF, Select, AddI, SubI, MulI, AndI, OrI, XOrI,
+  MinSI, MaxSI, DivSI, FloorDivSI, RemSI, CmpI, SExt, ZExt,
+};
+} // namespace
+
+enum class MaskEvaluator::Kind : uint8_t {
+  Const, Row, Col, Batch, Op, Read, Div, Rem, Linear
+};
+
+struct MaskEvaluator::ConstantData {
+  bool isFloat;
+  SmallVector<int64_t> shape;
+  std::vector<double> f;
+  std::vector<int64_t> i;
+};
+
+struct MaskEvaluator::Node {
+  Kind kind;
+  Type type;
+  uint8_t deps = 0;
+  SmallVector<unsigned, 3> operands;
+  Scalar value;                        // Const
+  Operation *op = nullptr;             // Op: a detached copy
+  Native native = Native::None;        // Op
+  const ConstantData *data = nullptr;  // Read
+  int64_t c = 0;                       // Div/Rem divisor, Linear offset
+  SmallVector<int64_t, 3> coeffs;      // Linear
+};
+
+MaskEvaluator::MaskEvaluator(MLIRContext *context) : context(context) {}
+MaskEvaluator::~MaskEvaluator() = default;
+
+static uint64_t bitsOf(double f) {
+  uint64_t bits;
+  std::memcpy(&bits, &f, sizeof(bits));
+  return bits;
+}
+
+unsigned MaskEvaluator::intern(Node node) {
+  for (unsigned operand : node.operands)
+    node.deps |= nodes[operand].deps;
+  if (node.kind == Kind::Row)
+    node.deps = kRow;
+  else if (node.kind == Kind::Col)
+    node.deps = kCol;
+  else if (node.kind == Kind::Batch)
+    node.deps = kBatch;
+  std::vector<uint64_t> key = {
+      static_cast<uint64_t>(node.kind),
+      reinterpret_cast<uint64_t>(node.type.getAsOpaquePointer()),
+      bitsOf(node.value.f), static_cast<uint64_t>(node.value.i),
+      reinterpret_cast<uint64_t>(node.op),
+      reinterpret_cast<uint64_t>(node.data), static_cast<uint64_t>(node.c),
+      node.operands.size()};
+  key.insert(key.end(), node.operands.begin(), node.operands.end());
+  for (int64_t coeff : node.coeffs)
+    key.push_back(static_cast<uint64_t>(coeff));
+  auto [it, inserted] = interned.try_emplace(key, nodes.size());
+  if (inserted)
+    nodes.push_back(std::move(node));
+  return it->second;
+}
+
+unsigned MaskEvaluator::constantNode(Scalar value, Type type) {
+  Node node{Kind::Const, type};
+  node.value = value;
+  return intern(std::move(node));
+}
+
+static Type indexType(MLIRContext *context) {
+  return IndexType::get(context);
+}
+
+static FailureOr<Scalar> scalarOf(Attribute attr) {
+  Scalar s;
+  if (auto f = dyn_cast<FloatAttr>(attr)) {
+    APFloat value = f.getValue();
+    bool losesInfo;
+    value.convert(APFloat::IEEEdouble(), APFloat::rmNearestTiesToEven,
+                  &losesInfo);
+    s.f = value.convertToDouble();
+    return s;
+  }
+  if (auto i = dyn_cast<IntegerAttr>(attr)) {
+    s.i = i.getType().isIndex() ? i.getInt() : i.getValue().getSExtValue();
+    return s;
+  }
+  return failure();
+}
+
+static bool isScalarType(Type type) {
+  return isa<FloatType, IntegerType, IndexType>(type) &&
+         (!isa<IntegerType>(type) || type.getIntOrFloatBitWidth() <= 64) &&
+         (!isa<FloatType>(type) || type.getIntOrFloatBitWidth() <= 64);
+}
+
+static std::string describe(Value v) {
+  std::string desc;
+  llvm::raw_string_ostream os(desc);
+  v.printAsOperand(os, OpPrintingFlags());
+  return desc;
+}
+
+//===----------------------------------------------------------------------===//
+// Building from expressions and tensors
+//===----------------------------------------------------------------------===//
+
+FailureOr<unsigned> MaskEvaluator::build(Expr *e, std::string &why) {
+  switch (e->kind) {
+  case ExprKind::Constant: {
+    FailureOr<Scalar> value = scalarOf(e->constant);
+    if (failed(value)) {
+      why = "a constant of an unsupported kind";
+      return failure();
+    }
+    return constantNode(*value, e->type);
+  }
+  case ExprKind::Index:
+    switch (e->axis) {
+    case Axis::Query:
+      return intern(Node{Kind::Row, indexType(context)});
+    case Axis::Key:
+      return intern(Node{Kind::Col, indexType(context)});
+    case Axis::Zero:
+      return constantNode(Scalar{}, indexType(context));
+    case Axis::Batch:
+      return intern(Node{Kind::Batch, indexType(context)});
+    }
+    break;
+  case ExprKind::TensorLeaf: {
+    SmallVector<unsigned> coords;
+    for (Axis axis : e->access) {
+      Expr index{ExprKind::Index, indexType(context)};
+      index.axis = axis;
+      coords.push_back(*build(&index, why));
+    }
+    return buildTensor(e->value, coords, why);
+  }
+  case ExprKind::Op: {
+    SmallVector<unsigned> operands;
+    for (Expr *operand : e->operands) {
+      FailureOr<unsigned> node = build(operand, why);
+      if (failed(node))
+        return failure();
+      operands.push_back(*node);
+    }
+    return buildOp(e->op, operands, why);
+  }
+  case ExprKind::Scores:
+    why = "the mask reads the scores";
+    return failure();
+  case ExprKind::Reduce:
+  case ExprKind::Softmax:
+    why = "the mask contains a reduction of the scores";
+    return failure();
+  case ExprKind::Opaque:
+    why = "the mask is not a compile-time constant: it reads " +
+          describe(e->value);
+    return failure();
+  }
+  why = "unknown expression";
+  return failure();
+}
+
+static Native classify(Operation *op) {
+  return llvm::TypeSwitch<Operation *, Native>(op)
+      .Case([](arith::AddFOp) { return Native::AddF; })
+      .Case([](arith::SubFOp) { return Native::SubF; })
+      .Case([](arith::MulFOp) { return Native::MulF; })
+      .Case([](arith::DivFOp) { return Native::DivF; })
+      .Case([](arith::NegFOp) { return Native::NegF; })
+      .Case([](arith::MaximumFOp) { return Native::MaximumF; })
+      .Case([](arith::MaxNumFOp) { return Native::MaxNumF; })
+      .Case([](arith::MinimumFOp) { return Native::MinimumF; })
+      .Case([](arith::MinNumFOp) { return Native::MinNumF; })
+      .Case([](arith::ExtFOp) { return Native::CastF; })
+      .Case([](arith::TruncFOp op) {
+        // Other rounding modes go through the folder.
+        return op.getRoundingmodeAttr() ? Native::None : Native::CastF;
+      })
+      .Case([](arith::SIToFPOp) { return Native::SIToFP; })
+      .Case([](arith::UIToFPOp) { return Native::UIToFP; })
+      .Case([](arith::CmpFOp) { return Native::CmpF; })
+      .Case([](arith::SelectOp) { return Native::Select; })
+      .Case([](arith::AddIOp) { return Native::AddI; })
+      .Case([](arith::SubIOp) { return Native::SubI; })
+      .Case([](arith::MulIOp) { return Native::MulI; })
+      .Case([](arith::AndIOp) { return Native::AndI; })
+      .Case([](arith::OrIOp) { return Native::OrI; })
+      .Case([](arith::XOrIOp) { return Native::XOrI; })
+      .Case([](arith::MinSIOp) { return Native::MinSI; })
+      .Case([](arith::MaxSIOp) { return Native::MaxSI; })
+      .Case([](arith::DivSIOp) { return Native::DivSI; })
+      .Case([](arith::FloorDivSIOp) { return Native::FloorDivSI; })
+      .Case([](arith::RemSIOp) { return Native::RemSI; })
+      .Case([](arith::CmpIOp) { return Native::CmpI; })
+      .Case<arith::ExtSIOp, arith::TruncIOp, arith::IndexCastOp>(
+          [](Operation *) { return Native::SExt; })
+      .Case<arith::ExtUIOp, arith::IndexCastUIOp>(
+          [](Operation *) { return Native::ZExt; })
+      .Default([](Operation *) { return Native::None; });
+}
+
+FailureOr<unsigned> MaskEvaluator::buildOp(Operation *op,
+                                           ArrayRef<unsigned> operands,
+                                           std::string &why) {
+  auto cannot = [&]() -> FailureOr<unsigned> {
+    why = "cannot evaluate '" + op->getName().getStringRef().str() + "'";
+    return failure();
+  };
+  if (op->getNumResults() != 1 || op->getNumRegions() != 0 ||
+      !isScalarType(op->getResult(0).getType()))
+    return cannot();
+  for (Value operand : op->getOperands())
+    if (!isScalarType(operand.getType()))
+      return cannot();
+  // Ops with the same name, properties, attributes and types compute the
+  // same function: one detached copy serves them all (the IR they come from
+  // may be rewritten later).
+  std::vector<const void *> key = {
+      op->getName().getAsOpaquePointer(),
+      op->getPropertiesAsAttribute().getAsOpaquePointer(),
+      op->getDiscardableAttrDictionary().getAsOpaquePointer(),
+      op->getResult(0).getType().getAsOpaquePointer()};
+  for (Value operand : op->getOperands())
+    key.push_back(operand.getType().getAsOpaquePointer());
+  Operation *&copy = opCopies[key];
+  if (!copy) {
+    auto block = std::make_unique<Block>();
+    IRMapping mapping;
+    for (Value operand : op->getOperands())
+      mapping.map(operand, block->addArgument(operand.getType(), op->getLoc()));
+    copy = op->cloneWithoutRegions(mapping);
+    block->push_back(copy);
+    scratch.push_back(std::move(block));
+  }
+  Node node{Kind::Op, op->getResult(0).getType()};
+  node.op = copy;
+  node.native = classify(copy);
+  node.operands.assign(operands.begin(), operands.end());
+  return intern(std::move(node));
+}
+
+FailureOr<const MaskEvaluator::ConstantData *>
+MaskEvaluator::getData(Attribute attr, std::string &why) {
+  std::unique_ptr<ConstantData> &slot = constants[attr];
+  if (slot)
+    return slot.get();
+  auto typed = dyn_cast<TypedAttr>(attr);
+  auto type = typed ? dyn_cast<ShapedType>(typed.getType()) : ShapedType();
+  if (!type || !type.hasStaticShape()) {
+    why = "a constant that is not a statically shaped tensor";
+    return failure();
+  }
+  Type elt = type.getElementType();
+  if (!isScalarType(elt)) {
+    why = "a constant of an unsupported element type";
+    return failure();
+  }
+  auto data = std::make_unique<ConstantData>();
+  data->isFloat = isa<FloatType>(elt);
+  data->shape.assign(type.getShape().begin(), type.getShape().end());
+  int64_t count = type.getNumElements();
+  auto toDouble = [&](APFloat value) {
+    bool losesInfo;
+    value.convert(APFloat::IEEEdouble(), APFloat::rmNearestTiesToEven,
+                  &losesInfo);
+    return value.convertToDouble();
+  };
+  if (auto dense = dyn_cast<DenseElementsAttr>(attr)) {
+    if (data->isFloat) {
+      data->f.reserve(count);
+      for (const APFloat &value : dense.getValues<APFloat>())
+        data->f.push_back(toDouble(value));
+    } else if (elt.isInteger(1)) {
+      data->i.reserve(count);
+      for (bool value : dense.getValues<bool>())
+        data->i.push_back(value ? -1 : 0);
+    } else {
+      data->i.reserve(count);
+      for (const APInt &value : dense.getValues<APInt>())
+        data->i.push_back(value.getSExtValue());
+    }
+  } else if (auto resource = dyn_cast<DenseResourceElementsAttr>(attr)) {
+    AsmResourceBlob *blob = resource.getRawHandle().getBlob();
+    if (!blob) {
+      why = "a dense_resource constant has no data";
+      return failure();
+    }
+    ArrayRef<char> bytes = blob->getData();
+    unsigned width = elt.isIndex() ? 64 : elt.getIntOrFloatBitWidth();
+    size_t size = width == 1 ? 1 : width / 8;
+    if (width % 8 != 0 && width != 1) {
+      why = "a dense_resource constant of an unsupported element type";
+      return failure();
+    }
+    if (bytes.size() != size * count) {
+      why = llvm::formatv("a dense_resource constant holds {0} bytes, not {1}",
+                          bytes.size(), size * count);
+      return failure();
+    }
+    for (int64_t k = 0; k < count; ++k) {
+      uint64_t raw = 0;
+      std::memcpy(&raw, bytes.data() + k * size, size);
+      if (data->isFloat) {
+        APFloat value(cast<FloatType>(elt).getFloatSemantics(),
+                      APInt(width, raw));
+        data->f.push_back(toDouble(value));
+      } else if (width == 1) {
+        data->i.push_back(raw & 1 ? -1 : 0);
+      } else {
+        data->i.push_back(APInt(width, raw).getSExtValue());
+      }
+    }
+  } else {
+    why = "a constant that is neither dense nor dense_resource";
+    return failure();
+  }
+  slot = std::move(data);
+  return slot.get();
+}
+
+FailureOr<unsigned> MaskEvaluator::buildAffine(AffineExpr expr,
+                                               ArrayRef<unsigned> loopCoords,
+                                               std::string &why) {
+  Type index = indexType(context);
+  if (auto dim = dyn_cast<AffineDimExpr>(expr))
+    return loopCoords[dim.getPosition()];
+  if (auto cst = dyn_cast<AffineConstantExpr>(expr)) {
+    Scalar s;
+    s.i = cst.getValue();
+    return constantNode(s, index);
+  }
+  auto binary = dyn_cast<AffineBinaryOpExpr>(expr);
+  if (!binary) {
+    why = "an indexing map with symbols";
+    return failure();
+  }
+  FailureOr<unsigned> lhs = buildAffine(binary.getLHS(), loopCoords, why);
+  if (failed(lhs))
+    return failure();
+  auto rhsConst = dyn_cast<AffineConstantExpr>(binary.getRHS());
+  switch (expr.getKind()) {
+  case AffineExprKind::Add: {
+    FailureOr<unsigned> rhs = buildAffine(binary.getRHS(), loopCoords, why);
+    if (failed(rhs))
+      return failure();
+    Node node{Kind::Linear, index};
+    node.operands = {*lhs, *rhs};
+    node.coeffs = {1, 1};
+    return intern(std::move(node));
+  }
+  case AffineExprKind::Mul:
+    if (rhsConst) {
+      Node node{Kind::Linear, index};
+      node.operands = {*lhs};
+      node.coeffs = {rhsConst.getValue()};
+      return intern(std::move(node));
+    }
+    break;
+  case AffineExprKind::FloorDiv:
+  case AffineExprKind::Mod:
+    if (rhsConst && rhsConst.getValue() > 0) {
+      Node node{expr.getKind() == AffineExprKind::Mod ? Kind::Rem : Kind::Div,
+                index};
+      node.operands = {*lhs};
+      node.c = rhsConst.getValue();
+      return intern(std::move(node));
+    }
+    break;
+  default:
+    break;
+  }
+  why = "an indexing map that is not affine in the loops with constant "
+        "factors and divisors";
+  return failure();
+}
+
+FailureOr<unsigned> MaskEvaluator::buildTensor(Value tensor,
+                                               ArrayRef<unsigned> indices,
+                                               std::string &why) {
+  auto type = dyn_cast<RankedTensorType>(tensor.getType());
+  if (!type || !type.hasStaticShape()) {
+    why = "the mask reads a tensor of dynamic shape";
+    return failure();
+  }
+  // The one in-bounds index of a unit dimension is 0, whatever computes it
+  // (a broadcast over batch/heads, say).
+  SmallVector<unsigned> coords(indices);
+  for (auto [d, coord] : llvm::enumerate(coords))
+    if (type.getDimSize(d) == 1)
+      coord = constantNode(Scalar{}, indexType(context));
+  auto memoKey = std::make_pair(tensor.getAsOpaquePointer(),
+                                std::vector<unsigned>(coords.begin(),
+                                                      coords.end()));
+  if (auto it = tensorMemo.find(memoKey); it != tensorMemo.end())
+    return it->second;
+  FailureOr<unsigned> result = failure();
+  Type index = indexType(context);
+  Operation *def = tensor.getDefiningOp();
+  if (!def) {
+    why = "the mask is not a compile-time constant: it reads " +
+          describe(tensor);
+    return failure();
+  }
+  if (auto cst = dyn_cast<arith::ConstantOp>(def)) {
+    if (auto splat = dyn_cast<SplatElementsAttr>(cst.getValue())) {
+      FailureOr<Scalar> value = scalarOf(splat.getSplatValue<Attribute>());
+      if (failed(value)) {
+        why = "a constant of an unsupported kind";
+        return failure();
+      }
+      result = constantNode(*value, type.getElementType());
+    } else {
+      FailureOr<const ConstantData *> data = getData(cst.getValue(), why);
+      if (failed(data))
+        return failure();
+      Node node{Kind::Read, type.getElementType()};
+      node.data = *data;
+      node.operands.assign(coords.begin(), coords.end());
+      result = intern(std::move(node));
+    }
+  } else if (auto collapse = dyn_cast<tensor::CollapseShapeOp>(def)) {
+    // A collapsed index splits back into the source's row-major indices.
+    RankedTensorType srcType = collapse.getSrcType();
+    SmallVector<unsigned> src(srcType.getRank());
+    for (auto [k, group] :
+         llvm::enumerate(collapse.getReassociationIndices())) {
+      int64_t stride = 1;
+      for (int64_t d : llvm::reverse(group)) {
+        int64_t size = srcType.getDimSize(d);
+        Node div{Kind::Div, index};
+        div.operands = {coords[k]};
+        div.c = stride;
+        unsigned quotient = stride == 1 ? coords[k] : intern(std::move(div));
+        if (d == group.front()) {
+          src[d] = quotient;
+        } else {
+          Node rem{Kind::Rem, index};
+          rem.operands = {quotient};
+          rem.c = size;
+          src[d] = intern(std::move(rem));
+        }
+        stride *= size;
+      }
+    }
+    result = buildTensor(collapse.getSrc(), src, why);
+  } else if (auto expand = dyn_cast<tensor::ExpandShapeOp>(def)) {
+    SmallVector<unsigned> src;
+    for (const ReassociationIndices &group : expand.getReassociationIndices()) {
+      Node linear{Kind::Linear, index};
+      int64_t stride = 1;
+      for (int64_t d : llvm::reverse(group)) {
+        linear.operands.push_back(coords[d]);
+        linear.coeffs.push_back(stride);
+        stride *= type.getDimSize(d);
+      }
+      src.push_back(group.size() == 1 ? coords[group[0]]
+                                      : intern(std::move(linear)));
+    }
+    result = buildTensor(expand.getSrc(), src, why);
+  } else if (auto slice = dyn_cast<tensor::ExtractSliceOp>(def)) {
+    if (llvm::any_of(slice.getStaticStrides(), ShapedType::isDynamic) ||
+        llvm::any_of(slice.getStaticOffsets(), ShapedType::isDynamic)) {
+      why = "a tensor.extract_slice with dynamic offsets or strides";
+      return failure();
+    }
+    llvm::SmallBitVector dropped = slice.getDroppedDims();
+    SmallVector<unsigned> src;
+    unsigned k = 0;
+    for (auto [d, offset] : llvm::enumerate(slice.getStaticOffsets())) {
+      Scalar off;
+      off.i = offset;
+      if (dropped.test(d)) {
+        src.push_back(constantNode(off, index));
+        continue;
+      }
+      Node linear{Kind::Linear, index};
+      linear.operands = {coords[k++]};
+      linear.coeffs = {slice.getStaticStrides()[d]};
+      linear.c = offset;
+      src.push_back(intern(std::move(linear)));
+    }
+    result = buildTensor(slice.getSource(), src, why);
+  } else if (auto castOp = dyn_cast<tensor::CastOp>(def)) {
+    result = buildTensor(castOp.getSource(), coords, why);
+  } else if (isa<tensor::EmptyOp>(def)) {
+    why = "the mask reads the contents of a tensor.empty";
+    return failure();
+  } else if (auto linalgOp = dyn_cast<linalg::LinalgOp>(def)) {
+    result = buildLinalg(def, cast<OpResult>(tensor).getResultNumber(), coords,
+                         why);
+  } else {
+    why = "cannot evaluate '" + def->getName().getStringRef().str() + "'";
+    return failure();
+  }
+  if (succeeded(result))
+    tensorMemo[memoKey] = *result;
+  return result;
+}
+
+FailureOr<unsigned> MaskEvaluator::buildLinalg(Operation *def,
+                                               unsigned resultNumber,
+                                               ArrayRef<unsigned> coords,
+                                               std::string &why) {
+  auto op = cast<linalg::LinalgOp>(def);
+  std::string name = "'" + def->getName().getStringRef().str() + "'";
+  if (!op.hasPureTensorSemantics()) {
+    why = "cannot evaluate " + name + " on buffers";
+    return failure();
+  }
+  if (op.getNumReductionLoops() != 0) {
+    why = "cannot evaluate " + name + ": the mask is reduced over a loop";
+    return failure();
+  }
+  AffineMap outMap =
+      op.getMatchingIndexingMap(op.getDpsInitOperand(resultNumber));
+  SmallVector<std::optional<unsigned>> loopCoords(op.getNumLoops());
+  for (auto [k, result] : llvm::enumerate(outMap.getResults())) {
+    auto dim = dyn_cast<AffineDimExpr>(result);
+    if (!dim) {
+      why = "cannot evaluate " + name + ": its result map is not a "
+                                        "permutation of its loops";
+      return failure();
+    }
+    loopCoords[dim.getPosition()] = coords[k];
+  }
+  SmallVector<unsigned> loops;
+  for (std::optional<unsigned> coord : loopCoords) {
+    if (!coord) {
+      why = "cannot evaluate " + name + ": a loop does not index its result";
+      return failure();
+    }
+    loops.push_back(*coord);
+  }
+  Block *body = op.getBlock();
+  return buildScalar(body->getTerminator()->getOperand(resultNumber), body,
+                     loops, why);
+}
+
+FailureOr<unsigned> MaskEvaluator::buildScalar(Value v, Block *body,
+                                               ArrayRef<unsigned> loopCoords,
+                                               std::string &why) {
+  if (auto arg = dyn_cast<BlockArgument>(v); arg && arg.getOwner() == body) {
+    auto op = cast<linalg::LinalgOp>(body->getParentOp());
+    OpOperand *operand = op.getMatchingOpOperand(arg);
+    Value source = operand->get();
+    if (!isa<RankedTensorType>(source.getType()))
+      return buildScalar(source, nullptr, {}, why);
+    SmallVector<unsigned> coords;
+    for (AffineExpr result : op.getMatchingIndexingMap(operand).getResults()) {
+      FailureOr<unsigned> coord = buildAffine(result, loopCoords, why);
+      if (failed(coord))
+        return failure();
+      coords.push_back(*coord);
+    }
+    return buildTensor(source, coords, why);
+  }
+  Operation *def = v.getDefiningOp();
+  bool inBody = body && def && def->getBlock() == body;
+  if (!def) {
+    why = "the mask is not a compile-time constant: it reads " + describe(v);
+    return failure();
+  }
+  if (auto index = dyn_cast<linalg::IndexOp>(def); index && inBody)
+    return loopCoords[index.getDim()];
+  if (auto cst = dyn_cast<arith::ConstantOp>(def)) {
+    FailureOr<Scalar> value = scalarOf(cst.getValue());
+    if (failed(value)) {
+      why = "a constant of an unsupported kind";
+      return failure();
+    }
+    return constantNode(*value, v.getType());
+  }
+  SmallVector<unsigned> operands;
+  if (auto extract = dyn_cast<tensor::ExtractOp>(def)) {
+    for (Value index : extract.getIndices()) {
+      FailureOr<unsigned> node =
+          buildScalar(index, inBody ? body : nullptr, loopCoords, why);
+      if (failed(node))
+        return failure();
+      operands.push_back(*node);
+    }
+    return buildTensor(extract.getTensor(), operands, why);
+  }
+  for (Value operand : def->getOperands()) {
+    FailureOr<unsigned> node =
+        buildScalar(operand, inBody ? body : nullptr, loopCoords, why);
+    if (failed(node))
+      return failure();
+    operands.push_back(*node);
+  }
+  return buildOp(def, operands, why);
+}
+
+bool MaskEvaluator::dependsOnPosition(unsigned node) const {
+  return nodes[node].deps != 0;
+}
+
+//===----------------------------------------------------------------------===//
+// Evaluating one node
+//===----------------------------------------------------------------------===//
+
+/// Rounds `x` to the float type `type`.
+static double roundTo(double x, Type type) {
+  auto floatType = dyn_cast<FloatType>(type);
+  if (!floatType || floatType.isF64() || std::isnan(x))
+    return x;
+  if (floatType.isF32())
+    return static_cast<double>(static_cast<float>(x));
+  bool losesInfo;
+  APFloat value(x);
+  value.convert(floatType.getFloatSemantics(), APFloat::rmNearestTiesToEven,
+                &losesInfo);
+  value.convert(APFloat::IEEEdouble(), APFloat::rmNearestTiesToEven,
+                &losesInfo);
+  return value.convertToDouble();
+}
+
+static unsigned widthOf(Type type) {
+  return type.isIndex() ? 64 : type.getIntOrFloatBitWidth();
+}
+
+static int64_t wrapTo(int64_t x, Type type) {
+  unsigned width = widthOf(type);
+  return width >= 64 ? x : llvm::SignExtend64(static_cast<uint64_t>(x), width);
+}
+
+static uint64_t asUnsigned(int64_t x, Type type) {
+  unsigned width = widthOf(type);
+  uint64_t bits = static_cast<uint64_t>(x);
+  return width >= 64 ? bits : bits & ((uint64_t(1) << width) - 1);
+}
+
+static bool compareFloat(arith::CmpFPredicate p, double a, double b) {
+  using P = arith::CmpFPredicate;
+  bool unordered = std::isnan(a) || std::isnan(b);
+  switch (p) {
+  case P::AlwaysFalse: return false;
+  case P::AlwaysTrue: return true;
+  case P::OEQ: return !unordered && a == b;
+  case P::OGT: return !unordered && a > b;
+  case P::OGE: return !unordered && a >= b;
+  case P::OLT: return !unordered && a < b;
+  case P::OLE: return !unordered && a <= b;
+  case P::ONE: return !unordered && a != b;
+  case P::ORD: return !unordered;
+  case P::UEQ: return unordered || a == b;
+  case P::UGT: return unordered || a > b;
+  case P::UGE: return unordered || a >= b;
+  case P::ULT: return unordered || a < b;
+  case P::ULE: return unordered || a <= b;
+  case P::UNE: return unordered || a != b;
+  case P::UNO: return unordered;
+  }
+  return false;
+}
+
+static bool compareInt(arith::CmpIPredicate p, int64_t a, int64_t b,
+                       uint64_t ua, uint64_t ub) {
+  using P = arith::CmpIPredicate;
+  switch (p) {
+  case P::eq: return a == b;
+  case P::ne: return a != b;
+  case P::slt: return a < b;
+  case P::sle: return a <= b;
+  case P::sgt: return a > b;
+  case P::sge: return a >= b;
+  case P::ult: return ua < ub;
+  case P::ule: return ua <= ub;
+  case P::ugt: return ua > ub;
+  case P::uge: return ua >= ub;
+  }
+  return false;
+}
+
+FailureOr<Scalar> MaskEvaluator::fold(const Node &node,
+                                      ArrayRef<Scalar> operands,
+                                      std::string &why) {
+  Operation *op = node.op;
+  std::vector<uint64_t> key = {reinterpret_cast<uint64_t>(op)};
+  for (auto [operand, value] : llvm::zip(op->getOperands(), operands))
+    key.push_back(isa<FloatType>(operand.getType()) ? bitsOf(value.f)
+                                                     : value.i);
+  if (auto it = foldMemo.find(key); it != foldMemo.end())
+    return it->second;
+  SmallVector<Attribute> attrs;
+  for (auto [operand, value] : llvm::zip(op->getOperands(), operands)) {
+    Type type = operand.getType();
+    if (auto floatType = dyn_cast<FloatType>(type)) {
+      APFloat x(value.f);
+      bool losesInfo;
+      x.convert(floatType.getFloatSemantics(), APFloat::rmNearestTiesToEven,
+                &losesInfo);
+      attrs.push_back(FloatAttr::get(type, x));
+    } else {
+      attrs.push_back(IntegerAttr::get(
+          type, APInt(widthOf(type), static_cast<uint64_t>(value.i),
+                      /*isSigned=*/true, /*implicitTrunc=*/true)));
+    }
+  }
+  SmallVector<OpFoldResult> results;
+  std::string name = op->getName().getStringRef().str();
+  if (failed(op->fold(attrs, results)) || results.size() != 1) {
+    why = "cannot evaluate '" + name + "' on these operands (it does not fold)";
+    return failure();
+  }
+  Scalar result;
+  if (auto attr = dyn_cast<Attribute>(results[0])) {
+    FailureOr<Scalar> value = scalarOf(attr);
+    if (failed(value)) {
+      why = "'" + name + "' folds to a value that is not a scalar";
+      return failure();
+    }
+    result = *value;
+  } else {
+    Value same = cast<Value>(results[0]);
+    auto it = llvm::find(op->getOperands(), same);
+    if (it == op->getOperands().end()) {
+      why = "'" + name + "' folds to a value that is not one of its operands";
+      return failure();
+    }
+    result = operands[it - op->getOperands().begin()];
+  }
+  foldMemo[key] = result;
+  return result;
+}
+
+FailureOr<Scalar> MaskEvaluator::apply(unsigned id, ArrayRef<Scalar> args,
+                                       std::string &why) {
+  const Node &node = nodes[id];
+  Scalar r;
+  switch (node.kind) {
+  case Kind::Const:
+    return node.value;
+  case Kind::Row:
+  case Kind::Col:
+    why = "an index outside of the (query, key) grid";
+    return failure();
+  case Kind::Batch:
+    why = "the mask depends on the batch/head index";
+    return failure();
+  case Kind::Div:
+    r.i = llvm::divideFloorSigned(args[0].i, node.c);
+    return r;
+  case Kind::Rem:
+    r.i = args[0].i - node.c * llvm::divideFloorSigned(args[0].i, node.c);
+    return r;
+  case Kind::Linear:
+    r.i = node.c;
+    for (auto [arg, coeff] : llvm::zip(args, node.coeffs))
+      r.i += arg.i * coeff;
+    return r;
+  case Kind::Read: {
+    const ConstantData &data = *node.data;
+    int64_t flat = 0;
+    for (auto [arg, size] : llvm::zip(args, data.shape)) {
+      if (arg.i < 0 || arg.i >= size) {
+        why = llvm::formatv("the mask reads a constant out of its bounds "
+                            "(index {0} of a dimension of {1})",
+                            arg.i, size);
+        return failure();
+      }
+      flat = flat * size + arg.i;
+    }
+    if (data.isFloat)
+      r.f = data.f[flat];
+    else
+      r.i = data.i[flat];
+    return r;
+  }
+  case Kind::Op:
+    break;
+  }
+
+  Type type = node.type;
+  Operation *op = node.op;
+  auto f = [&](double x) {
+    r.f = roundTo(x, type);
+    return r;
+  };
+  auto i = [&](int64_t x) {
+    r.i = wrapTo(x, type);
+    return r;
+  };
+  auto truth = [&](bool b) {
+    r.i = b ? -1 : 0;
+    return r;
+  };
+  const Scalar *a = args.data();
+  switch (node.native) {
+  case Native::AddF: return f(a[0].f + a[1].f);
+  case Native::SubF: return f(a[0].f - a[1].f);
+  case Native::MulF: return f(a[0].f * a[1].f);
+  case Native::DivF: return f(a[0].f / a[1].f);
+  case Native::NegF: return f(-a[0].f);
+  case Native::MaximumF:
+    return f(std::isnan(a[0].f) || std::isnan(a[1].f)
+                 ? NAN
+                 : std::max(a[0].f, a[1].f));
+  case Native::MaxNumF: return f(std::fmax(a[0].f, a[1].f));
+  case Native::MinimumF:
+    return f(std::isnan(a[0].f) || std::isnan(a[1].f)
+                 ? NAN
+                 : std::min(a[0].f, a[1].f));
+  case Native::MinNumF: return f(std::fmin(a[0].f, a[1].f));
+  case Native::CastF: return f(a[0].f);
+  case Native::SIToFP: return f(static_cast<double>(a[0].i));
+  case Native::UIToFP:
+    return f(static_cast<double>(asUnsigned(a[0].i, op->getOperand(0).getType())));
+  case Native::CmpF:
+    return truth(compareFloat(cast<arith::CmpFOp>(op).getPredicate(), a[0].f,
+                              a[1].f));
+  case Native::Select: return a[0].i ? a[1] : a[2];
+  case Native::AddI: return i(a[0].i + a[1].i);
+  case Native::SubI: return i(a[0].i - a[1].i);
+  case Native::MulI: return i(a[0].i * a[1].i);
+  case Native::AndI: return i(a[0].i & a[1].i);
+  case Native::OrI: return i(a[0].i | a[1].i);
+  case Native::XOrI: return i(a[0].i ^ a[1].i);
+  case Native::MinSI: return i(std::min(a[0].i, a[1].i));
+  case Native::MaxSI: return i(std::max(a[0].i, a[1].i));
+  case Native::DivSI:
+  case Native::FloorDivSI:
+  case Native::RemSI:
+    if (a[1].i == 0 || (a[1].i == -1 && a[0].i == INT64_MIN))
+      break; // the folder decides (it refuses)
+    if (node.native == Native::DivSI)
+      return i(a[0].i / a[1].i);
+    if (node.native == Native::RemSI)
+      return i(a[0].i % a[1].i);
+    return i(llvm::divideFloorSigned(a[0].i, a[1].i));
+  case Native::CmpI: {
+    Type operandType = op->getOperand(0).getType();
+    return truth(compareInt(cast<arith::CmpIOp>(op).getPredicate(), a[0].i,
+                            a[1].i, asUnsigned(a[0].i, operandType),
+                            asUnsigned(a[1].i, operandType)));
+  }
+  case Native::SExt: return i(a[0].i);
+  case Native::ZExt:
+    return i(static_cast<int64_t>(
+        asUnsigned(a[0].i, op->getOperand(0).getType())));
+  case Native::None:
+    break;
+  }
+  return fold(node, args, why);
+}
+
+FailureOr<double> MaskEvaluator::evaluateConstant(unsigned id,
+                                                  std::string &why) {
+  if (nodes[id].deps != 0) {
+    why = "the value depends on the position";
+    return failure();
+  }
+  // Nodes are numbered after their operands: evaluate in order.
+  std::vector<unsigned> order;
+  SmallVector<unsigned> stack = {id};
+  llvm::DenseSet<unsigned> seen;
+  while (!stack.empty()) {
+    unsigned n = stack.pop_back_val();
+    if (!seen.insert(n).second)
+      continue;
+    order.push_back(n);
+    llvm::append_range(stack, nodes[n].operands);
+  }
+  llvm::sort(order);
+  llvm::DenseMap<unsigned, Scalar> values;
+  for (unsigned n : order) {
+    SmallVector<Scalar, 3> args;
+    for (unsigned operand : nodes[n].operands)
+      args.push_back(values[operand]);
+    FailureOr<Scalar> value = apply(n, args, why);
+    if (failed(value))
+      return failure();
+    values[n] = *value;
+  }
+  if (!isa<FloatType>(nodes[id].type)) {
+    why = "the value is not a float";
+    return failure();
+  }
+  return values[id].f;
+}
+
+//===----------------------------------------------------------------------===//
+// Evaluating a mask over the grid
+//===----------------------------------------------------------------------===//
+
+/// The lowest finite value of a float type (masks may use it for -inf).
+static double lowestFinite(Type type) {
+  auto floatType = dyn_cast<FloatType>(type);
+  if (!floatType)
+    return -INFINITY;
+  APFloat lowest = APFloat::getLargest(floatType.getFloatSemantics(), true);
+  bool losesInfo;
+  lowest.convert(APFloat::IEEEdouble(), APFloat::rmNearestTiesToEven,
+                 &losesInfo);
+  return lowest.convertToDouble();
+}
+
+namespace {
+/// Groups positions on which a set of row-only (column-only) values agree.
+struct Classes {
+  std::vector<uint32_t> classOf;
+  std::vector<int64_t> representative;
+};
+} // namespace
+
+/// Classes of `count` positions by the values of `frontier`.
+static Classes classify(int64_t count, ArrayRef<const std::vector<Scalar> *> frontier,
+                        ArrayRef<bool> isFloat) {
+  Classes classes;
+  classes.classOf.resize(count);
+  std::map<std::vector<uint64_t>, uint32_t> ids;
+  std::vector<uint64_t> key(frontier.size());
+  for (int64_t p = 0; p < count; ++p) {
+    for (auto [k, values] : llvm::enumerate(frontier))
+      key[k] = isFloat[k] ? bitsOf((*values)[p].f)
+                          : static_cast<uint64_t>((*values)[p].i);
+    auto [it, inserted] = ids.try_emplace(key, classes.representative.size());
+    if (inserted)
+      classes.representative.push_back(p);
+    classes.classOf[p] = it->second;
+  }
+  return classes;
+}
+
+/// Where an operand's values over the column classes are: `base[c *
+/// stride]` (stride 0 for a value that is the same on the whole row).
+struct MaskEvaluator::Source {
+  const Scalar *base;
+  size_t stride;
+};
+
+/// Evaluates the common integer and f32/f64 ops over all column classes
+/// at once; false when the node needs `apply` element by element (other
+/// ops, f16/bf16 rounding, divisions that may trap).
+bool MaskEvaluator::applyColumns(unsigned id, ArrayRef<Source> sources,
+                                 size_t count, Scalar *out) {
+  const Node &node = nodes[id];
+  auto at = [&](unsigned k, size_t c) -> const Scalar & {
+    return sources[k].base[c * sources[k].stride];
+  };
+  bool isInt = node.type.isSignlessIntOrIndex();
+  unsigned width = isInt ? widthOf(node.type) : 0;
+  auto wrap = [width](int64_t x) {
+    return width >= 64 ? x
+                       : llvm::SignExtend64(static_cast<uint64_t>(x), width);
+  };
+  auto mapInt = [&](auto f) {
+    for (size_t c = 0; c < count; ++c)
+      out[c].i = wrap(f(c));
+    return true;
+  };
+  bool f32 = node.type.isF32(), f64 = node.type.isF64();
+  auto mapFloat = [&](auto f) {
+    if (!f32 && !f64)
+      return false;
+    for (size_t c = 0; c < count; ++c) {
+      double x = f(c);
+      out[c].f = f32 ? static_cast<double>(static_cast<float>(x)) : x;
+    }
+    return true;
+  };
+  switch (node.kind) {
+  case Kind::Linear:
+    return mapInt([&](size_t c) {
+      int64_t r = node.c;
+      for (auto [k, coeff] : llvm::enumerate(node.coeffs))
+        r += at(k, c).i * coeff;
+      return r;
+    });
+  case Kind::Div:
+    return mapInt([&](size_t c) {
+      return llvm::divideFloorSigned(at(0, c).i, node.c);
+    });
+  case Kind::Rem:
+    return mapInt([&](size_t c) {
+      int64_t x = at(0, c).i;
+      return x - node.c * llvm::divideFloorSigned(x, node.c);
+    });
+  case Kind::Op:
+    break;
+  default:
+    return false;
+  }
+  Operation *op = node.op;
+  switch (node.native) {
+  case Native::AddI: return mapInt([&](size_t c) { return at(0, c).i + at(1, c).i; });
+  case Native::SubI: return mapInt([&](size_t c) { return at(0, c).i - at(1, c).i; });
+  case Native::MulI: return mapInt([&](size_t c) { return at(0, c).i * at(1, c).i; });
+  case Native::AndI: return mapInt([&](size_t c) { return at(0, c).i & at(1, c).i; });
+  case Native::OrI: return mapInt([&](size_t c) { return at(0, c).i | at(1, c).i; });
+  case Native::XOrI: return mapInt([&](size_t c) { return at(0, c).i ^ at(1, c).i; });
+  case Native::MinSI:
+    return mapInt([&](size_t c) { return std::min(at(0, c).i, at(1, c).i); });
+  case Native::MaxSI:
+    return mapInt([&](size_t c) { return std::max(at(0, c).i, at(1, c).i); });
+  case Native::SExt: return mapInt([&](size_t c) { return at(0, c).i; });
+  case Native::CmpI: {
+    auto p = cast<arith::CmpIOp>(op).getPredicate();
+    unsigned w = widthOf(op->getOperand(0).getType());
+    uint64_t bits = w >= 64 ? ~uint64_t(0) : (uint64_t(1) << w) - 1;
+    return mapInt([&](size_t c) -> int64_t {
+      int64_t a = at(0, c).i, b = at(1, c).i;
+      return compareInt(p, a, b, static_cast<uint64_t>(a) & bits,
+                        static_cast<uint64_t>(b) & bits)
+                 ? -1
+                 : 0;
+    });
+  }
+  case Native::CmpF: {
+    auto p = cast<arith::CmpFOp>(op).getPredicate();
+    return mapInt([&](size_t c) -> int64_t {
+      return compareFloat(p, at(0, c).f, at(1, c).f) ? -1 : 0;
+    });
+  }
+  case Native::Select:
+    for (size_t c = 0; c < count; ++c)
+      out[c] = at(0, c).i ? at(1, c) : at(2, c);
+    return true;
+  case Native::AddF: return mapFloat([&](size_t c) { return at(0, c).f + at(1, c).f; });
+  case Native::SubF: return mapFloat([&](size_t c) { return at(0, c).f - at(1, c).f; });
+  case Native::MulF: return mapFloat([&](size_t c) { return at(0, c).f * at(1, c).f; });
+  case Native::NegF: return mapFloat([&](size_t c) { return -at(0, c).f; });
+  case Native::CastF: return mapFloat([&](size_t c) { return at(0, c).f; });
+  case Native::SIToFP:
+    return mapFloat([&](size_t c) { return static_cast<double>(at(0, c).i); });
+  default:
+    return false;
+  }
+}
+
+FailureOr<const MaskRows *>
+MaskEvaluator::evaluateMask(ArrayRef<MaskTermNodes> terms, int64_t nq,
+                            int64_t nk, std::string &why) {
+  std::vector<int64_t> memoKey = {nq, nk};
+  for (const MaskTermNodes &term : terms) {
+    memoKey.push_back(term.value);
+    memoKey.push_back(term.cond ? static_cast<int64_t>(*term.cond) : -1);
+    memoKey.push_back(term.keepIfTrue);
+    for (Type type : term.valueTypes)
+      memoKey.push_back(reinterpret_cast<int64_t>(type.getAsOpaquePointer()));
+    memoKey.push_back(-2);
+  }
+  if (auto it = maskMemo.find(memoKey); it != maskMemo.end())
+    return it->second.get();
+
+  // The nodes the terms read, in an order where operands come first.
+  SmallVector<unsigned> roots;
+  for (const MaskTermNodes &term : terms) {
+    roots.push_back(term.value);
+    if (term.cond)
+      roots.push_back(*term.cond);
+  }
+  std::vector<unsigned> order;
+  {
+    llvm::DenseSet<unsigned> seen;
+    SmallVector<unsigned> stack(roots);
+    while (!stack.empty()) {
+      unsigned n = stack.pop_back_val();
+      if (!seen.insert(n).second)
+        continue;
+      order.push_back(n);
+      llvm::append_range(stack, nodes[n].operands);
+    }
+    llvm::sort(order);
+  }
+
+  // Position-free nodes once, row-only ones per row, column-only per column.
+  llvm::DenseMap<unsigned, Scalar> constant;
+  llvm::DenseMap<unsigned, std::vector<Scalar>> perRow, perCol;
+  SmallVector<unsigned> both;
+  for (unsigned n : order) {
+    const Node &node = nodes[n];
+    if (node.deps & kBatch) {
+      why = "the mask depends on the batch/head index";
+      return failure();
+    }
+    if (node.deps == (kRow | kCol)) {
+      both.push_back(n);
+      continue;
+    }
+    SmallVector<Scalar, 3> args(node.operands.size());
+    if (node.deps == 0) {
+      for (auto [k, operand] : llvm::enumerate(node.operands))
+        args[k] = constant[operand];
+      FailureOr<Scalar> value = apply(n, args, why);
+      if (failed(value))
+        return failure();
+      constant[n] = *value;
+      continue;
+    }
+    bool isRow = node.deps == kRow;
+    int64_t count = isRow ? nq : nk;
+    auto &table = isRow ? perRow : perCol;
+    std::vector<Scalar> values(count);
+    for (int64_t p = 0; p < count; ++p) {
+      if (node.kind == Kind::Row || node.kind == Kind::Col) {
+        values[p].i = p;
+        continue;
+      }
+      for (auto [k, operand] : llvm::enumerate(node.operands))
+        args[k] = nodes[operand].deps ? table[operand][p] : constant[operand];
+      FailureOr<Scalar> value = apply(n, args, why);
+      if (failed(value)) {
+        why += llvm::formatv(" (at {0} {1})", isRow ? "query" : "key", p);
+        return failure();
+      }
+      values[p] = *value;
+    }
+    table[n] = std::move(values);
+  }
+
+  // Rows (columns) that agree on every row-only (column-only) value that the
+  // rest reads see the same keys.
+  SmallVector<const std::vector<Scalar> *> rowFrontier, colFrontier;
+  SmallVector<bool> rowFloat, colFloat;
+  llvm::DenseSet<unsigned> frontierSeen;
+  auto addFrontier = [&](unsigned operand) {
+    const Node &node = nodes[operand];
+    if (node.deps == (kRow | kCol) || node.deps == 0 ||
+        !frontierSeen.insert(operand).second)
+      return;
+    bool isFloat = isa<FloatType>(node.type);
+    if (node.deps == kRow) {
+      rowFrontier.push_back(&perRow[operand]);
+      rowFloat.push_back(isFloat);
+    } else {
+      colFrontier.push_back(&perCol[operand]);
+      colFloat.push_back(isFloat);
+    }
+  };
+  for (unsigned n : both)
+    for (unsigned operand : nodes[n].operands)
+      addFrontier(operand);
+  for (unsigned root : roots)
+    addFrontier(root);
+  Classes rows = classify(nq, rowFrontier, rowFloat);
+  Classes cols = classify(nk, colFrontier, colFloat);
+  size_t numCols = cols.representative.size();
+
+  // Nodes of both, one row class at a time, over the column classes. Each
+  // operand is read either as one value for the row or per column class.
+  llvm::DenseMap<unsigned, unsigned> slot;
+  for (auto [k, n] : llvm::enumerate(both))
+    slot[n] = k;
+  std::vector<std::vector<Scalar>> grid(both.size(),
+                                        std::vector<Scalar>(numCols));
+  llvm::DenseMap<unsigned, std::vector<Scalar>> colByClass;
+  for (auto &[n, values] : perCol) {
+    std::vector<Scalar> &byClass = colByClass[n];
+    for (int64_t rep : cols.representative)
+      byClass.push_back(values[rep]);
+  }
+  auto sourceOf = [&](unsigned n, int64_t row) -> Source {
+    switch (nodes[n].deps) {
+    case 0: return {&constant.find(n)->second, 0};
+    case kRow: return {&perRow.find(n)->second[row], 0};
+    case kCol: return {colByClass.find(n)->second.data(), 1};
+    default: return {grid[slot.find(n)->second].data(), 1};
+    }
+  };
+  auto read = [](const Source &source, size_t c) -> const Scalar & {
+    return source.base[c * source.stride];
+  };
+  auto masks = std::make_unique<MaskRows>();
+  masks->rowClass = rows.classOf;
+  std::vector<char> visible(numCols);
+  for (int64_t row : rows.representative) {
+    for (auto [k, n] : llvm::enumerate(both)) {
+      const Node &node = nodes[n];
+      SmallVector<Source, 3> sources;
+      for (unsigned operand : node.operands)
+        sources.push_back(sourceOf(operand, row));
+      SmallVector<Scalar, 3> args(sources.size());
+      std::vector<Scalar> &out = grid[k];
+      if (applyColumns(n, sources, numCols, out.data()))
+        continue;
+      for (size_t c = 0; c < numCols; ++c) {
+        for (auto [a, source] : llvm::enumerate(sources))
+          args[a] = read(source, c);
+        FailureOr<Scalar> value = apply(n, args, why);
+        if (failed(value)) {
+          why += llvm::formatv(" (at query {0}, key {1})", row,
+                               cols.representative[c]);
+          return failure();
+        }
+        out[c] = *value;
+      }
+    }
+    SmallVector<Source, 2> valueSources, condSources;
+    SmallVector<SmallVector<double, 2>, 2> lowest;
+    for (const MaskTermNodes &term : terms) {
+      lowest.emplace_back();
+      for (Type type : term.valueTypes)
+        lowest.back().push_back(lowestFinite(type));
+      if (!isa<FloatType>(nodes[term.value].type)) {
+        why = "the mask is not a float";
+        return failure();
+      }
+      valueSources.push_back(sourceOf(term.value, row));
+      condSources.push_back(term.cond ? sourceOf(*term.cond, row)
+                                      : Source{nullptr, 0});
+    }
+    for (size_t c = 0; c < numCols; ++c) {
+      bool seen = true;
+      for (auto [t, term] : llvm::enumerate(terms)) {
+        if (term.cond &&
+            (read(condSources[t], c).i != 0) == term.keepIfTrue)
+          continue;
+        double value = read(valueSources[t], c).f;
+        // -inf, or the lowest finite value of the term's type: hidden.
+        if ((std::isinf(value) && value < 0) ||
+            llvm::is_contained(lowest[t], value)) {
+          seen = false;
+          continue;
+        }
+        if (term.cond || value != 0.0) {
+          why = llvm::formatv("the mask value at (query {0}, key {1}) is {2}, "
+                              "neither 0 nor -inf/the lowest finite value",
+                              row, cols.representative[c], value);
+          return failure();
+        }
+      }
+      visible[c] = seen;
+    }
+    // The keys this row class sees must be one contiguous range.
+    int64_t lo = 0;
+    while (lo < nk && !visible[cols.classOf[lo]])
+      ++lo;
+    if (lo == nk) {
+      why = llvm::formatv("query row {0} sees no key", row);
+      return failure();
+    }
+    int64_t hi = lo;
+    while (hi < nk && visible[cols.classOf[hi]])
+      ++hi;
+    for (int64_t j = hi; j < nk; ++j) {
+      if (visible[cols.classOf[j]]) {
+        why = llvm::formatv("query row {0} sees keys [{1}, {2}) and key {3}: "
+                            "not one contiguous range",
+                            row, lo, hi, j);
+        return failure();
+      }
+    }
+    masks->ranges.push_back({lo, hi});
+  }
+  auto [it, inserted] = maskMemo.try_emplace(memoKey, std::move(masks));
+  return it->second.get();
+}

@@ -1,0 +1,129 @@
+//===- MaskEvaluator.h - Constant-fold a mask over (query, key) -*- C++ -*-===//
+//
+// Evaluates the scores-free parts of an attention chain (the mask, the
+// scale) at compile time. Their expressions and the tensors they read are
+// turned into a graph of scalar nodes over the query row i and key column j
+// (linalg bodies, linalg.index, indexing maps, broadcasts, reshapes that
+// merge or split axes, slices, dense and dense_resource constants), and any
+// scalar op in it is evaluated through its own folder (`Operation::fold`);
+// a few arith ops have an exact native fast path. What cannot be evaluated
+// is refused with a reason naming the op.
+//
+// Evaluation is exact and structured: nodes that depend on i alone are
+// evaluated once per row, those on j alone once per column; rows (columns)
+// on which every such node feeding the rest agrees form one class, and the
+// nodes that depend on both are evaluated once per pair of classes. A
+// frame-level mask costs O((Nq + Nk) * frames) this way; a token-level one
+// O(Nq * Nk). Nodes are hash-consed on their semantics and results
+// memoized, so the same mask in many layers is evaluated once.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef SWBA_LIB_DIALECT_SWBA_TRANSFORMS_MASKEVALUATOR_H
+#define SWBA_LIB_DIALECT_SWBA_TRANSFORMS_MASKEVALUATOR_H
+
+#include "MaskAnalysis.h"
+#include "ScoreTrace.h"
+
+#include "mlir/IR/Block.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "llvm/ADT/DenseMap.h"
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace mlir::swba {
+
+/// A scalar value: floats as double (exact for f16, bf16, f32 and f64),
+/// integers and index sign-extended to 64 bits.
+struct Scalar {
+  double f = 0;
+  int64_t i = 0;
+};
+
+/// One mask term as the logits apply it: `logits + value` (no `cond`), or
+/// `select(cond, logits, value)` (`keepIfTrue`) / `select(cond, value,
+/// logits)`. `value` must be 0 or a masking value (-inf, or the lowest
+/// finite value of one of `valueTypes`) wherever it is applied.
+struct MaskTermNodes {
+  unsigned value;
+  std::optional<unsigned> cond;
+  bool keepIfTrue = true;
+  SmallVector<Type, 2> valueTypes;
+};
+
+/// Which keys every query row sees: one contiguous range per row class.
+struct MaskRows {
+  std::vector<uint32_t> rowClass;
+  std::vector<KeyRange> ranges;
+};
+
+class MaskEvaluator {
+public:
+  explicit MaskEvaluator(MLIRContext *context);
+  ~MaskEvaluator();
+
+  /// The node computing a scores-free expression.
+  FailureOr<unsigned> build(Expr *e, std::string &why);
+
+  /// The value of a node that depends on no position (the scale).
+  FailureOr<double> evaluateConstant(unsigned node, std::string &why);
+
+  /// Evaluates the terms on every (query, key) pair of an nq x nk mask. On
+  /// failure `why` names the op, value or row at fault.
+  FailureOr<const MaskRows *> evaluateMask(ArrayRef<MaskTermNodes> terms,
+                                           int64_t nq, int64_t nk,
+                                           std::string &why);
+
+  /// Whether the node depends on the query row, the key or the batch.
+  bool dependsOnPosition(unsigned node) const;
+
+  /// Forgets what was built from the IR (values may be erased after a
+  /// rewrite); hash-consed nodes and memoized results stay.
+  void clearIRCache() { tensorMemo.clear(); }
+
+private:
+  struct Node;
+  struct ConstantData;
+  enum class Kind : uint8_t;
+
+  unsigned intern(Node node);
+  unsigned constantNode(Scalar value, Type type);
+  FailureOr<unsigned> buildTensor(Value tensor, ArrayRef<unsigned> coords,
+                                  std::string &why);
+  FailureOr<unsigned> buildLinalg(Operation *op, unsigned resultNumber,
+                                  ArrayRef<unsigned> coords, std::string &why);
+  FailureOr<unsigned> buildScalar(Value v, Block *body,
+                                  ArrayRef<unsigned> loopCoords,
+                                  std::string &why);
+  FailureOr<unsigned> buildAffine(AffineExpr expr,
+                                  ArrayRef<unsigned> loopCoords,
+                                  std::string &why);
+  FailureOr<unsigned> buildOp(Operation *op, ArrayRef<unsigned> operands,
+                              std::string &why);
+  FailureOr<const ConstantData *> getData(Attribute attr, std::string &why);
+  FailureOr<Scalar> apply(unsigned node, ArrayRef<Scalar> operands,
+                          std::string &why);
+  FailureOr<Scalar> fold(const Node &node, ArrayRef<Scalar> operands,
+                         std::string &why);
+  struct Source;
+  bool applyColumns(unsigned node, ArrayRef<Source> sources, size_t count,
+                    Scalar *out);
+
+  MLIRContext *context;
+  std::vector<Node> nodes;
+  std::map<std::vector<uint64_t>, unsigned> interned;
+  /// Detached copies of the scalar ops the nodes apply, and their operands.
+  std::vector<std::unique_ptr<Block>> scratch;
+  std::map<std::vector<const void *>, Operation *> opCopies;
+  llvm::DenseMap<Attribute, std::unique_ptr<ConstantData>> constants;
+  std::map<std::pair<const void *, std::vector<unsigned>>, unsigned> tensorMemo;
+  std::map<std::vector<uint64_t>, Scalar> foldMemo;
+  std::map<std::vector<int64_t>, std::unique_ptr<MaskRows>> maskMemo;
+};
+
+} // namespace mlir::swba
+
+#endif // SWBA_LIB_DIALECT_SWBA_TRANSFORMS_MASKEVALUATOR_H

@@ -1,0 +1,529 @@
+#!/usr/bin/env python3
+"""Regenerates the frontend corpus: PyTorch modules written the ways people
+write (sliding window) block attention, exported to linalg-on-tensors the
+way torch-mlir does it, each wrapped in a lit test of --raise-swba.
+
+Needs a virtual environment with `iree-base-compiler`, `iree-turbine` and
+`torch` from PyPI (not a CI dependency: the generated files are checked in):
+
+    python3 -m venv venv && venv/bin/pip install iree-base-compiler iree-turbine torch
+    venv/bin/python test/Frontend/generate.py [--only NAME]
+
+Two export routes per module:
+  * `export`:     torch.export.export(module, args), imported by torch-mlir's
+                  FX importer (bundled with IREE), then
+                  iree-opt --pass-pipeline='builtin.module(
+                    torchdynamo-export-to-torch-backend-pipeline,
+                    torch-backend-to-linalg-on-tensors-backend-pipeline)'
+  * `decomposed`: the same after `.run_decompositions()`.
+Registered buffers are frozen into `dense_resource` constants.
+
+Each positive case gets a test that checks the one swba.attention and its
+attributes, then runs the module with and without --raise-swba through
+--swba-to-llvm and mlir-runner (run_model.py) and compares every element.
+Each negative case gets a test that checks nothing is raised and the
+remark. A module the frontend cannot lower is listed in FRONTEND_FAILURES.md
+(and in the README's list of forms not recognized).
+"""
+
+import argparse
+import math
+import os
+import subprocess
+import sys
+
+import torch
+import torch.nn.functional as F
+from iree.compiler.extras.fx_importer import FxImporter
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+IREE_OPT = os.path.join(os.path.dirname(sys.executable), "iree-opt")
+PIPELINE = ("builtin.module(torchdynamo-export-to-torch-backend-pipeline,"
+            "torch-backend-to-linalg-on-tensors-backend-pipeline)")
+
+NEG_INF = float("-inf")
+
+
+def frames(n, bs, offset=0):
+    """Frame index of positions offset .. offset + n - 1."""
+    return (torch.arange(n) + offset) // bs
+
+
+def swba_visible(nq, nk, bs, ws):
+    """Boolean [nq, nk] SWBA mask, queries bottom-right aligned."""
+    fq = frames(nq, bs, nk - nq)[:, None]
+    fk = frames(nk, bs)[None, :]
+    return torch.logical_and(fk <= fq, fq - fk < ws)
+
+
+# --- the modules ------------------------------------------------------------
+
+
+class SeedSBA(torch.nn.Module):
+    """The seed's naive SBA, verbatim (triu/tril frame mask, masked_fill,
+    repeat_interleave to tokens, added to the scaled scores)."""
+
+    def __init__(self, bs, ws, sm_scale, triu_diagonal=1):
+        super().__init__()
+        self.bs, self.ws, self.sm_scale = bs, ws, sm_scale
+        self.triu_diagonal = triu_diagonal
+
+    def forward(self, q, k, v):
+        bs, ws = self.bs, self.ws
+        B, NH, N, DH = q.size()
+        NB = N // bs
+        mask = torch.triu(torch.ones((NB, NB), device=q.device), diagonal=self.triu_diagonal) + \
+            torch.tril(torch.ones((NB, NB), device=q.device), diagonal=-ws)
+        mask = torch.masked_fill(mask, mask == 1.0, float('-inf'))
+        mask = mask.repeat_interleave(bs, 0)
+        mask = mask.repeat_interleave(bs, 1)
+        mask = mask.unsqueeze(0).unsqueeze(0)
+        attn = (q @ k.transpose(-2, -1)) * self.sm_scale
+        attn = attn + mask.to(attn.dtype)
+        attn = attn.softmax(dim=-1)
+        return attn @ v
+
+
+class BufferSBA(torch.nn.Module):
+    """The seed's mask computed once in __init__ and registered as a buffer
+    (frozen into a dense_resource constant); `flip` changes one element."""
+
+    def __init__(self, n, bs, ws, sm_scale, flip=None):
+        super().__init__()
+        nb = n // bs
+        mask = torch.triu(torch.ones((nb, nb)), diagonal=1) + torch.tril(torch.ones((nb, nb)), diagonal=-ws)
+        mask = torch.masked_fill(mask, mask == 1.0, float('-inf'))
+        mask = mask.repeat_interleave(bs, 0).repeat_interleave(bs, 1)
+        if flip is not None:
+            mask[flip] = 0.0 if mask[flip] != 0 else NEG_INF
+        self.register_buffer("mask", mask[None, None].contiguous())
+        self.sm_scale = sm_scale
+
+    def forward(self, q, k, v):
+        attn = (q @ k.transpose(-2, -1)) * self.sm_scale
+        attn = attn + self.mask
+        return attn.softmax(dim=-1) @ v
+
+
+class SdpaBool(torch.nn.Module):
+    """scaled_dot_product_attention with a boolean mask built from arange
+    with `//` and logical_and (2-D or 4-D), or a bidirectional near miss."""
+
+    def __init__(self, bs, ws, rank=2, bidirectional=False, scale=None):
+        super().__init__()
+        self.bs, self.ws, self.rank = bs, ws, rank
+        self.bidirectional, self.scale = bidirectional, scale
+
+    def forward(self, q, k, v):
+        n = q.shape[-2]
+        fq = frames(n, self.bs)[:, None]
+        fk = frames(n, self.bs)[None, :]
+        d = fq - fk
+        if self.bidirectional:
+            m = torch.logical_and(d > -self.ws, d < self.ws)
+        else:
+            m = torch.logical_and(d >= 0, d < self.ws)
+        if self.rank == 4:
+            m = m[None, None]
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=m, scale=self.scale)
+
+
+class SdpaBoolBuffer(torch.nn.Module):
+    """scaled_dot_product_attention with a boolean [N, N] buffer mask."""
+
+    def __init__(self, n, bs, ws):
+        super().__init__()
+        self.register_buffer("mask", swba_visible(n, n, bs, ws))
+
+    def forward(self, q, k, v):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=self.mask)
+
+
+class SdpaFloat(torch.nn.Module):
+    """scaled_dot_product_attention with an additive 0/-inf float mask."""
+
+    def __init__(self, bs, ws):
+        super().__init__()
+        self.bs, self.ws = bs, ws
+
+    def forward(self, q, k, v):
+        n = q.shape[-2]
+        vis = swba_visible(n, n, self.bs, self.ws)
+        m = torch.zeros(n, n).masked_fill(vis.logical_not(), NEG_INF)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=m)
+
+
+class Manual(torch.nn.Module):
+    """softmax(q k^T * scale + mask) v written out, the mask applied as
+    `style`: where (0/-inf added), masked_fill, log of a 0/1 matrix, or
+    where with -1e4. `scale_on` puts the scale on q, k or the scores; `nq`
+    makes a KV cache (queries bottom-right, or top-left when `top_left`);
+    `dtype`/`softmax_dtype` cast around the softmax; `dim` is the softmax's."""
+
+    def __init__(self, bs, ws, scale, style="where", scale_on="scores",
+                 top_left=False, softmax_dtype=None, dim=-1, log_of=1.0,
+                 masked_value=NEG_INF):
+        super().__init__()
+        self.bs, self.ws, self.scale, self.style = bs, ws, scale, style
+        self.scale_on, self.top_left = scale_on, top_left
+        self.softmax_dtype, self.dim = softmax_dtype, dim
+        self.log_of, self.masked_value = log_of, masked_value
+
+    def forward(self, q, k, v):
+        nq, nk = q.shape[-2], k.shape[-2]
+        offset = 0 if self.top_left else nk - nq
+        fq = frames(nq, self.bs, offset)[:, None]
+        fk = frames(nk, self.bs)[None, :]
+        vis = torch.logical_and(fk <= fq, fq - fk < self.ws)
+        if self.scale_on == "q":
+            q = q * self.scale
+        elif self.scale_on == "k":
+            k = k * self.scale
+        s = q @ k.transpose(-2, -1)
+        if self.softmax_dtype is not None:
+            s = s.to(self.softmax_dtype)
+        if self.scale_on == "scores":
+            s = s * self.scale
+        if self.style == "where":
+            s = s + torch.where(vis, 0.0, self.masked_value)
+        elif self.style == "masked_fill":
+            s = s.masked_fill(vis.logical_not(), self.masked_value)
+        elif self.style == "log":
+            s = s + torch.log(vis.to(s.dtype) * self.log_of)
+        p = s.softmax(dim=self.dim).to(v.dtype)
+        return p @ v
+
+
+class BitwiseAnd(torch.nn.Module):
+    """The frame mask combined with `&` instead of logical_and."""
+
+    def __init__(self, bs, ws):
+        super().__init__()
+        self.bs, self.ws = bs, ws
+
+    def forward(self, q, k, v):
+        n = q.shape[-2]
+        d = frames(n, self.bs)[:, None] - frames(n, self.bs)[None, :]
+        vis = (d >= 0) & (d < self.ws)
+        s = (q @ k.transpose(-2, -1)) * 0.25
+        return s.masked_fill(~vis, NEG_INF).softmax(-1) @ v
+
+
+class TokenWindow(torch.nn.Module):
+    """A token-level causal window of `w` keys (block_size 1), or the
+    bidirectional |i - j| < w near miss."""
+
+    def __init__(self, w, bidirectional=False):
+        super().__init__()
+        self.w, self.bidirectional = w, bidirectional
+
+    def forward(self, q, k, v):
+        n = q.shape[-2]
+        i = torch.arange(n)[:, None]
+        j = torch.arange(n)[None, :]
+        if self.bidirectional:
+            vis = torch.logical_and(i - j < self.w, j - i < self.w)
+        else:
+            vis = torch.logical_and(j <= i, i - j < self.w)
+        s = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+        s = s.masked_fill(vis.logical_not(), NEG_INF)
+        return s.softmax(-1) @ v
+
+
+class GQA(torch.nn.Module):
+    """Grouped-query attention: k/v heads repeated with repeat_interleave
+    (query head h reads kv head h // rep), or with repeat (h % Hkv: not
+    the grouping swba.attention has) as a near miss."""
+
+    def __init__(self, bs, ws, rep, interleave=True, sdpa=False):
+        super().__init__()
+        self.bs, self.ws, self.rep = bs, ws, rep
+        self.interleave, self.sdpa = interleave, sdpa
+
+    def forward(self, q, k, v):
+        if self.interleave:
+            k = k.repeat_interleave(self.rep, dim=1)
+            v = v.repeat_interleave(self.rep, dim=1)
+        else:
+            k = k.repeat(1, self.rep, 1, 1)
+            v = v.repeat(1, self.rep, 1, 1)
+        n = q.shape[-2]
+        vis = swba_visible(n, n, self.bs, self.ws)
+        if self.sdpa:
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=vis)
+        s = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.shape[-1]))
+        s = s + torch.where(vis, 0.0, NEG_INF)
+        return s.softmax(-1) @ v
+
+
+class ScaleArgument(torch.nn.Module):
+    """The scale is an input tensor, not a constant."""
+
+    def __init__(self, bs, ws):
+        super().__init__()
+        self.bs, self.ws = bs, ws
+
+    def forward(self, q, k, v, scale):
+        n = q.shape[-2]
+        vis = swba_visible(n, n, self.bs, self.ws)
+        s = (q @ k.transpose(-2, -1)) * scale
+        s = s + torch.where(vis, 0.0, NEG_INF)
+        return s.softmax(-1) @ v
+
+
+class MaskArgument(torch.nn.Module):
+    """The mask is an input: nothing to prove it with."""
+
+    def forward(self, q, k, v, mask):
+        s = (q @ k.transpose(-2, -1)) * 0.25
+        return (s + mask).softmax(-1) @ v
+
+
+# --- the corpus -------------------------------------------------------------
+
+
+def qkv(nq=32, nk=None, hq=2, hkv=None, d=16, dtype=torch.float32):
+    nk = nq if nk is None else nk
+    hkv = hq if hkv is None else hkv
+    return [((1, hq, nq, d), dtype), ((1, hkv, nk, d), dtype), ((1, hkv, nk, d), dtype)]
+
+
+F32, F16, BF16 = torch.float32, torch.float16, torch.bfloat16
+
+# name: (what the test checks, module, inputs, expected)
+#   expected: dict(bs=, ws=, scale=, q=, k=, v=) for a raised op, with the
+#   op's operand types; or dict(remark=...) for a near miss.
+CASES = {
+    "seed-sba": (
+        "The seed's naive SBA, verbatim: frame mask from triu/tril, masked_fill, "
+        "repeat_interleave to tokens (broadcast + collapse_shape of the mask)",
+        SeedSBA(8, 2, 0.25), qkv(),
+        dict(bs=8, ws=2, scale="2.500000e-01", q="1x2x32x16xf32", k="1x2x32x16xf32")),
+    "seed-sba-offbyone": (
+        "The seed's SBA with triu(diagonal=2): each frame also sees the next one",
+        SeedSBA(8, 2, 0.25, triu_diagonal=2), qkv(),
+        dict(remark="not a sliding window block mask for any block size")),
+    "seed-sba-buffer": (
+        "The seed's mask registered as a buffer: a dense_resource constant",
+        BufferSBA(32, 8, 2, 0.25), qkv(),
+        dict(bs=8, ws=2, scale="2.500000e-01", q="1x2x32x16xf32", k="1x2x32x16xf32")),
+    "seed-sba-buffer-flipped": (
+        "The buffer mask with one element (query 9, key 3) changed",
+        BufferSBA(32, 8, 2, 0.25, flip=(9, 3)), qkv(),
+        dict(remark="query row 9 sees keys [0, 3) and key 4: not one contiguous range")),
+    "sdpa-bool-2d": (
+        "SDPA with a 2-D boolean mask from arange // block size and logical_and",
+        SdpaBool(8, 2), qkv(),
+        dict(bs=8, ws=2, scale="2.500000e-01", q="1x2x32x16xf32", k="1x2x32x16xf32")),
+    "sdpa-bool-4d": (
+        "SDPA with a 4-D [1, 1, N, N] boolean mask",
+        SdpaBool(8, 2, rank=4), qkv(),
+        dict(bs=8, ws=2, scale="2.500000e-01", q="1x2x32x16xf32", k="1x2x32x16xf32")),
+    "sdpa-bool-bidirectional": (
+        "SDPA with a boolean mask that also sees the next frames",
+        SdpaBool(8, 2, bidirectional=True), qkv(),
+        dict(remark="not a sliding window block mask for any block size")),
+    "sdpa-bool-buffer": (
+        "SDPA with a boolean [N, N] buffer mask (dense_resource of i1), scale given",
+        SdpaBoolBuffer(32, 4, 3), qkv(),
+        dict(bs=4, ws=3, scale="2.500000e-01", q="1x2x32x16xf32", k="1x2x32x16xf32")),
+    "sdpa-float-mask": (
+        "SDPA with an additive 0/-inf float mask",
+        SdpaFloat(8, 2), qkv(),
+        dict(bs=8, ws=2, scale="2.500000e-01", q="1x2x32x16xf32", k="1x2x32x16xf32")),
+    "where-mask": (
+        "where(visible, 0, -inf) added to the scores, frames from arange //",
+        Manual(8, 3, 0.25), qkv(),
+        dict(bs=8, ws=3, scale="2.500000e-01", q="1x2x32x16xf32", k="1x2x32x16xf32")),
+    "where-mask-finite": (
+        "where(visible, 0, -1e4): masked scores do not provably vanish",
+        Manual(8, 3, 0.25, masked_value=-1e4), qkv(),
+        dict(remark="neither 0 nor -inf/the lowest finite value")),
+    "masked-fill": (
+        "scores.masked_fill(~visible, -inf), the scale on q",
+        Manual(8, 2, 0.25, style="masked_fill", scale_on="q"), qkv(),
+        dict(bs=8, ws=2, scale="2.500000e-01", q="1x2x32x16xf32", k="1x2x32x16xf32")),
+    "masked-fill-scale-on-k": (
+        "scores.masked_fill(~visible, -inf), the scale on k",
+        Manual(8, 2, 0.125, style="masked_fill", scale_on="k"), qkv(),
+        dict(bs=8, ws=2, scale="1.250000e-01", q="1x2x32x16xf32", k="1x2x32x16xf32")),
+    "masked-fill-wrong-dim": (
+        "masked_fill, then softmax over the query axis",
+        Manual(8, 2, 0.25, style="masked_fill", dim=-2), qkv(),
+        dict(remark="a reduction is not over the key axis")),
+    "bitwise-and": (
+        "The frame mask combined with & of boolean tensors, ~ and masked_fill",
+        BitwiseAnd(8, 2), qkv(),
+        dict(bs=8, ws=2, scale="2.500000e-01", q="1x2x32x16xf32", k="1x2x32x16xf32")),
+    "log-mask": (
+        "log of the 0/1 visibility matrix added to the scores",
+        Manual(4, 2, 0.25, style="log"), qkv(),
+        dict(bs=4, ws=2, scale="2.500000e-01", q="1x2x32x16xf32", k="1x2x32x16xf32")),
+    "log-mask-half": (
+        "log of 0/0.5 added: visible scores are shifted by log 0.5",
+        Manual(4, 2, 0.25, style="log", log_of=0.5), qkv(),
+        dict(remark="neither 0 nor -inf/the lowest finite value")),
+    "token-window": (
+        "A token-level causal window of 5 keys (block_size 1)",
+        TokenWindow(5), qkv(),
+        dict(bs=1, ws=5, scale="2.500000e-01", q="1x2x32x16xf32", k="1x2x32x16xf32")),
+    "token-window-bidirectional": (
+        "A token-level window |i - j| < 5: not causal",
+        TokenWindow(5, bidirectional=True), qkv(),
+        dict(remark="not a sliding window block mask for any block size")),
+    "kv-cache": (
+        "12 new queries against a KV cache of 32 keys, positions bottom-right aligned",
+        Manual(8, 2, 0.25), qkv(nq=12, nk=32),
+        dict(bs=8, ws=2, scale="2.500000e-01", q="1x2x12x16xf32", k="1x2x32x16xf32")),
+    "kv-cache-top-left": (
+        "The KV cache with query positions starting at 0 (top-left aligned)",
+        Manual(8, 2, 0.25, top_left=True), qkv(nq=12, nk=32),
+        dict(remark="not a sliding window block mask for any block size")),
+    "gqa-repeat-interleave": (
+        "GQA: 4 query heads, 2 kv heads repeated with repeat_interleave",
+        GQA(8, 2, 2), qkv(hq=4, hkv=2),
+        dict(bs=8, ws=2, scale="2.500000e-01", q="1x4x32x16xf32", k="1x2x32x16xf32")),
+    "gqa-sdpa": (
+        "GQA through SDPA with a boolean mask, k/v repeat_interleave'd",
+        GQA(8, 2, 2, sdpa=True), qkv(hq=4, hkv=2),
+        dict(bs=8, ws=2, scale="2.500000e-01", q="1x4x32x16xf32", k="1x2x32x16xf32")),
+    "gqa-repeat": (
+        "k/v heads tiled with repeat (query head h reads kv head h % 2): not the "
+        "grouping swba.attention has, so k/v stay materialized with 4 heads",
+        GQA(8, 2, 2, interleave=False), qkv(hq=4, hkv=2),
+        dict(bs=8, ws=2, scale="2.500000e-01", q="1x4x32x16xf32", k="1x4x32x16xf32")),
+    "f16-f32-softmax": (
+        "f16 q/k/v, scores cast to f32 for the mask and softmax, back to f16",
+        Manual(8, 2, 0.25, softmax_dtype=F32), qkv(dtype=F16),
+        dict(bs=8, ws=2, scale="2.500000e-01", q="1x2x32x16xf16", k="1x2x32x16xf16")),
+    "bf16": (
+        "bf16 throughout, masked_fill and softmax in bf16",
+        Manual(8, 2, 0.25, style="masked_fill"), qkv(dtype=BF16),
+        dict(bs=8, ws=2, scale="2.500000e-01", q="1x2x32x16xbf16", k="1x2x32x16xbf16")),
+    "bf16-sdpa-bool": (
+        "SDPA on bf16 inputs with a boolean mask",
+        SdpaBool(8, 2), qkv(dtype=BF16),
+        dict(bs=8, ws=2, scale="2.500000e-01", q="1x2x32x16xbf16", k="1x2x32x16xbf16")),
+    "scale-argument": (
+        "The scale is an input tensor",
+        ScaleArgument(8, 2), qkv() + [((1,), F32)],
+        dict(remark="the scores are scaled by a value that is not a constant")),
+    "mask-argument": (
+        "The mask is an input tensor",
+        MaskArgument(), qkv() + [((32, 32), F32)],
+        dict(remark="the mask is not a compile-time constant")),
+}
+
+ROUTES = ("export", "decomposed")
+
+# Tolerance of the raised-vs-unraised comparison per output element type:
+# the unraised chain rounds its probabilities (and with f16/bf16 its P.V
+# accumulation) to the element type; the op keeps f32 throughout.
+TOLERANCE = {F32: "1e-4", F16: "1e-2", BF16: "5e-2"}
+
+DTYPE_NAME = {F32: "f32", F16: "f16", BF16: "bf16"}
+
+
+def export(module, inputs, route):
+    """The linalg module text, or raises with the frontend's error."""
+    torch.manual_seed(0)
+    args = tuple(torch.randn(*shape).to(dtype) for shape, dtype in inputs)
+    ep = torch.export.export(module, args)
+    if route == "decomposed":
+        ep = ep.run_decompositions()
+    importer = FxImporter()
+    importer.import_frozen_program(ep)
+    result = subprocess.run([IREE_OPT, f"--pass-pipeline={PIPELINE}", "-"],
+                            input=str(importer.module), capture_output=True,
+                            text=True)
+    if result.returncode != 0:
+        first = next((line for line in result.stderr.splitlines() if "error" in line),
+                     result.stderr.strip().splitlines()[0])
+        raise RuntimeError(first.split("error: ", 1)[-1])
+    text = result.stdout
+    if "tm_tensor" in text:
+        raise RuntimeError("SDPA became tm_tensor.attention, not linalg")
+    return text
+
+
+def header(name, route, what, inputs, expected, script="generate.py"):
+    gen = (f"// Generated by test/Frontend/{script} (case " + name +
+           ", route " + route + "); do not edit.\n")
+    lines = [gen, f"// {what}.\n"]
+    if "remark" in expected:
+        lines.append("// A near miss: nothing is raised, and the remark (at the P.V\n"
+                     "// contraction) says why.\n")
+        lines.append("// RUN: swba-opt %s --raise-swba --remarks-filter-missed=raise-swba "
+                     "--verify-diagnostics | FileCheck %s --check-prefix=IR\n")
+        lines.append("// IR-NOT: swba.attention\n")
+        return "".join(lines)
+    out_dtype = inputs[0][1]
+    tol = TOLERANCE[out_dtype]
+    lines.append("// Raised to exactly one swba.attention with the expected attributes;\n"
+                 "// the module run with and without --raise-swba agrees on every element.\n")
+    lines.append("// RUN: swba-opt %s --raise-swba | FileCheck %s --check-prefix=IR\n")
+    lines.append("// RUN: %python %S/run_model.py %s > %t.mlir\n")
+    lines.append("// RUN: swba-opt %t.mlir --raise-swba --swba-to-llvm | mlir-runner -e entry "
+                 "-entry-point-result=void %mlir_runner_libs > %t.raised\n")
+    lines.append("// RUN: swba-opt %t.mlir --swba-to-llvm | mlir-runner -e entry "
+                 "-entry-point-result=void %mlir_runner_libs > %t.plain\n")
+    lines.append(f"// RUN: %python %S/run_model.py --compare %t.raised %t.plain --tolerance {tol} "
+                 "| FileCheck %s --check-prefix=CMP\n")
+    lines.append(f"// IR: swba.attention ins(%{{{{.*}}}}, %{{{{.*}}}}, %{{{{.*}}}} : "
+                 f"tensor<{expected['q']}>, tensor<{expected['k']}>, tensor<{expected['k']}>) "
+                 f"outs(%{{{{.*}}}} : tensor<{expected['q']}>) "
+                 f"block_size = {expected['bs']} window = {expected['ws']} "
+                 f"scale = {expected['scale']}\n")
+    lines.append("// IR-NOT: swba.attention\n")
+    lines.append("// IR-NOT: math.exp\n")
+    lines.append("// CMP: compared {{[1-9][0-9]*}} elements, 0 mismatches, nonzero\n")
+    return "".join(lines)
+
+
+def expect_remark(text, remark):
+    """`text` with an expected-remark before its last contraction (P.V)."""
+    lines = text.splitlines(keepends=True)
+    last = max(i for i, line in enumerate(lines)
+               if "linalg.batch_matmul" in line or "linalg.matmul" in line)
+    indent = lines[last][:len(lines[last]) - len(lines[last].lstrip())]
+    lines.insert(last, f"{indent}// expected-remark @below {{{{{remark}}}}}\n")
+    return "".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", help="regenerate one case")
+    args = parser.parse_args()
+    failures = []
+    for name, (what, module, inputs, expected) in CASES.items():
+        if args.only and name != args.only:
+            continue
+        for route in ROUTES:
+            path = os.path.join(HERE, f"{name}-{route}.mlir")
+            try:
+                text = export(module, inputs, route)
+            except Exception as err:  # the frontend's own failure
+                reason = str(err).strip().splitlines()[0][:200]
+                failures.append(f"| {name} | {route} | {reason} |")
+                if os.path.exists(path):
+                    os.remove(path)
+                print(f"{name} ({route}): frontend failed: {reason}")
+                continue
+            if "remark" in expected:
+                text = expect_remark(text, expected["remark"])
+            with open(path, "w") as f:
+                f.write(header(name, route, what, inputs, expected))
+                f.write("\n")
+                f.write(text)
+            print(f"{name} ({route}): {os.path.relpath(path)}")
+    if not args.only:
+        with open(os.path.join(HERE, "FRONTEND_FAILURES.md"), "w") as f:
+            f.write("# Modules the frontend does not lower to linalg\n\n"
+                    "Written by generate.py: these cases of the corpus have no test for the\n"
+                    "route named, because torch-mlir (IREE 3.13) fails on them first.\n\n"
+                    "| case | route | frontend error |\n| --- | --- | --- |\n")
+            f.write("\n".join(failures) + "\n")
+
+
+if __name__ == "__main__":
+    main()

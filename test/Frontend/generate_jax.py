@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Regenerates the JAX part of the frontend corpus: JAX functions lowered to
+StableHLO (`jax.jit(f).lower(...).as_text()`), then to linalg-on-tensors by
+IREE's StableHLO input pipeline:
+
+    iree-opt --pass-pipeline='builtin.module(iree-stablehlo-input-transformation-pipeline)'
+
+Needs `jax` besides generate.py's virtual environment:
+    venv/bin/pip install jax && venv/bin/python test/Frontend/generate_jax.py
+
+The tests are written like generate.py's (route `jax`).
+"""
+
+import os
+import subprocess
+
+import jax
+import jax.numpy as jnp
+import torch
+
+from generate import HERE, IREE_OPT, expect_remark, header
+
+PIPELINE = "builtin.module(iree-stablehlo-input-transformation-pipeline)"
+
+
+def frames_visible(nq, nk, bs, ws, bidirectional=False):
+    fq = (jnp.arange(nq) + (nk - nq)) // bs
+    fk = jnp.arange(nk) // bs
+    d = fq[:, None] - fk[None, :]
+    if bidirectional:
+        return (d > -ws) & (d < ws)
+    return (d >= 0) & (d < ws)
+
+
+def einsum_attention(bs, ws, scale, bidirectional=False, dtype=None):
+    """softmax(einsum(q, k) * scale where visible, -inf) v, [B, H, N, D]."""
+    def f(q, k, v):
+        vis = frames_visible(q.shape[-2], k.shape[-2], bs, ws, bidirectional)
+        s = jnp.einsum("bhqd,bhkd->bhqk", q, k)
+        if dtype is not None:
+            s = s.astype(dtype)
+        s = jnp.where(vis, s * scale, -jnp.inf)
+        p = jax.nn.softmax(s, axis=-1).astype(v.dtype)
+        return jnp.einsum("bhqk,bhkd->bhqd", p, v)
+    return f
+
+
+def dot_product_attention(bs, ws):
+    """jax.nn.dot_product_attention with a boolean mask, [B, N, H, D]."""
+    def f(q, k, v):
+        vis = frames_visible(q.shape[1], k.shape[1], bs, ws)
+        return jax.nn.dot_product_attention(q, k, v, mask=vis[None, None])
+    return f
+
+
+F32, BF16 = (jnp.float32, torch.float32), (jnp.bfloat16, torch.bfloat16)
+
+
+def inputs(nq=32, nk=None, h=2, d=16, dtype=F32, layout="bhnd"):
+    nk = nq if nk is None else nk
+    if layout == "bnhd":
+        return [((1, nq, h, d), dtype), ((1, nk, h, d), dtype), ((1, nk, h, d), dtype)]
+    return [((1, h, nq, d), dtype), ((1, h, nk, d), dtype), ((1, h, nk, d), dtype)]
+
+
+CASES = {
+    "jax-einsum-where": (
+        "JAX: einsum scores, where(visible, s * scale, -inf), jax.nn.softmax, einsum",
+        einsum_attention(8, 2, 0.25), inputs(),
+        dict(bs=8, ws=2, scale="2.500000e-01", q="1x2x32x16xf32", k="1x2x32x16xf32")),
+    "jax-einsum-where-bidirectional": (
+        "JAX: the same with a window that also looks ahead",
+        einsum_attention(8, 2, 0.25, bidirectional=True), inputs(),
+        dict(remark="not a sliding window block mask for any block size")),
+    "jax-token-window": (
+        "JAX: a token-level causal window of 5 keys (block_size 1)",
+        einsum_attention(1, 5, 0.25), inputs(),
+        dict(bs=1, ws=5, scale="2.500000e-01", q="1x2x32x16xf32", k="1x2x32x16xf32")),
+    "jax-kv-cache": (
+        "JAX: 12 queries against 32 cached keys, positions bottom-right aligned",
+        einsum_attention(8, 2, 0.25), inputs(nq=12, nk=32),
+        dict(bs=8, ws=2, scale="2.500000e-01", q="1x2x12x16xf32", k="1x2x32x16xf32")),
+    "jax-bf16-f32-softmax": (
+        "JAX: bf16 q/k/v, scores and softmax in f32",
+        einsum_attention(8, 2, 0.25, dtype=jnp.float32), inputs(dtype=BF16),
+        dict(bs=8, ws=2, scale="2.500000e-01", q="1x2x32x16xbf16", k="1x2x32x16xbf16")),
+    "jax-dot-product-attention": (
+        "JAX: jax.nn.dot_product_attention with a boolean mask; its P.V product "
+        "is computed transposed (V^T P^T) and its scores are reshaped through a "
+        "flat vector, which the pass does not follow",
+        dot_product_attention(8, 2), inputs(layout="bnhd"),
+        dict(remark="the probabilities are not a softmax")),
+}
+
+
+def lower(fn, args):
+    specs = [jnp.zeros(shape, dtype[0]) for shape, dtype in args]
+    text = jax.jit(fn).lower(*specs).as_text()
+    result = subprocess.run([IREE_OPT, f"--pass-pipeline={PIPELINE}", "-"],
+                            input=text, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr.strip().splitlines()[0])
+    return result.stdout
+
+
+def main():
+    for name, (what, fn, args, expected) in CASES.items():
+        text = lower(fn, args)
+        if "remark" in expected:
+            text = expect_remark(text, expected["remark"])
+        torch_inputs = [(shape, dtype[1]) for shape, dtype in args]
+        path = os.path.join(HERE, f"{name}.mlir")
+        with open(path, "w") as f:
+            f.write(header(name, "jax", what, torch_inputs, expected,
+                           script="generate_jax.py"))
+            f.write("\n")
+            f.write(text)
+        print(f"{name}: {os.path.relpath(path)}")
+
+
+if __name__ == "__main__":
+    main()

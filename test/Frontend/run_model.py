@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Runs a generated model, or compares two runs.
+
+`run_model.py MODEL.mlir` prints MODEL with an `@entry` function added that
+fills every tensor argument of `@main` with pseudo-random non-zero values
+(sin of the flat index times a per-argument factor, rounded to the element
+type), calls `@main` and prints its result as f32 with printMemrefF32.
+
+`run_model.py --compare A B --tolerance T` reads the printed data of two
+runs and prints `compared N elements, M mismatches, nonzero|zero`: a
+mismatch is an element whose values differ by more than T.
+"""
+
+import argparse
+import re
+import sys
+
+
+def parse_tensor(text):
+    """('1x2x32x16', 'f32') -> ([1, 2, 32, 16], 'f32')."""
+    parts = text.split("x")
+    return [int(p) for p in parts[:-1]], parts[-1]
+
+
+def parallel(rank):
+    return ", ".join(['"parallel"'] * rank)
+
+
+def tensor_type(shape, elt):
+    return "tensor<" + "".join(f"{d}x" for d in shape) + elt + ">"
+
+
+def fill(name, shape, elt, factor):
+    """A linalg.generic producing sin((flat + 1) * factor) in `elt`."""
+    rank = len(shape)
+    dims = ", ".join(f"d{i}" for i in range(rank))
+    ty = tensor_type(shape, elt)
+    lines = [f"    %{name}_e = tensor.empty() : {ty}\n",
+             f"    %{name} = linalg.generic {{indexing_maps = [affine_map<({dims}) -> ({dims})>], "
+             f"iterator_types = [{parallel(rank)}]}} "
+             f"outs(%{name}_e : {ty}) {{\n",
+             f"    ^bb0(%{name}_out: {elt}):\n",
+             f"      %{name}_f0 = arith.constant 0 : index\n"]
+    flat = f"%{name}_f0"
+    for d in range(rank):
+        lines.append(f"      %{name}_x{d} = linalg.index {d} : index\n")
+        lines.append(f"      %{name}_s{d} = arith.constant {shape[d]} : index\n")
+        lines.append(f"      %{name}_m{d} = arith.muli {flat}, %{name}_s{d} : index\n")
+        lines.append(f"      %{name}_f{d + 1} = arith.addi %{name}_m{d}, %{name}_x{d} : index\n")
+        flat = f"%{name}_f{d + 1}"
+    lines.append(f"      %{name}_i = arith.index_cast {flat} : index to i64\n")
+    lines.append(f"      %{name}_c = arith.sitofp %{name}_i : i64 to f32\n")
+    lines.append(f"      %{name}_k = arith.constant {factor} : f32\n")
+    lines.append(f"      %{name}_a = arith.addf %{name}_c, %{name}_k : f32\n")
+    lines.append(f"      %{name}_b = arith.mulf %{name}_a, %{name}_k : f32\n")
+    lines.append(f"      %{name}_v = math.sin %{name}_b : f32\n")
+    value = f"%{name}_v"
+    if elt in ("f16", "bf16"):
+        lines.append(f"      %{name}_t = arith.truncf %{name}_v : f32 to {elt}\n")
+        value = f"%{name}_t"
+    elif elt != "f32":
+        sys.exit(f"run_model.py: no inputs of element type {elt}")
+    lines.append(f"      linalg.yield {value} : {elt}\n")
+    lines.append(f"    }} -> {ty}\n")
+    return lines
+
+
+def entry(signature):
+    match = re.match(r"\s*func\.func (?:public )?@main\((.*)\) -> (tensor<[^>]*>)", signature)
+    if not match:
+        sys.exit("run_model.py: @main must return one tensor")
+    args = re.findall(r"%\w+: tensor<([^>]*)>", match.group(1))
+    result_shape, result_elt = parse_tensor(match.group(2)[len("tensor<"):-1])
+    lines = ["  func.func private @printMemrefF32(memref<*xf32>) attributes {llvm.emit_c_interface}\n",
+             "  func.func @entry() {\n"]
+    names = []
+    for n, arg in enumerate(args):
+        shape, elt = parse_tensor(arg)
+        lines += fill(f"in{n}", shape, elt, [0.731, 1.377, 0.593, 0.911][n % 4])
+        names.append((f"%in{n}", tensor_type(shape, elt)))
+    result_ty = tensor_type(result_shape, result_elt)
+    lines.append(f"    %r = func.call @main({', '.join(n for n, _ in names)}) : "
+                 f"({', '.join(t for _, t in names)}) -> {result_ty}\n")
+    value = "%r"
+    if result_elt != "f32":
+        rank = len(result_shape)
+        dims = ", ".join(f"d{i}" for i in range(rank))
+        f32_ty = tensor_type(result_shape, "f32")
+        lines += [f"    %r32_e = tensor.empty() : {f32_ty}\n",
+                  f"    %r32 = linalg.generic {{indexing_maps = [affine_map<({dims}) -> ({dims})>, "
+                  f"affine_map<({dims}) -> ({dims})>], iterator_types = [{parallel(rank)}]}} "
+                  f"ins(%r : {result_ty}) outs(%r32_e : {f32_ty}) {{\n",
+                  f"    ^bb0(%x: {result_elt}, %o: f32):\n",
+                  f"      %y = arith.extf %x : {result_elt} to f32\n",
+                  "      linalg.yield %y : f32\n",
+                  f"    }} -> {f32_ty}\n"]
+        value = "%r32"
+    memref_ty = "memref<" + "".join(f"{d}x" for d in result_shape) + "f32>"
+    lines += [f"    %buf = bufferization.to_buffer {value} : {tensor_type(result_shape, 'f32')} to {memref_ty}\n",
+              f"    %unranked = memref.cast %buf : {memref_ty} to memref<*xf32>\n",
+              "    func.call @printMemrefF32(%unranked) : (memref<*xf32>) -> ()\n",
+              "    return\n",
+              "  }\n"]
+    return lines
+
+
+def wrap(path):
+    with open(path) as f:
+        lines = f.readlines()
+    signature = next(l for l in lines if re.search(r"func\.func (public )?@main\(", l))
+    out = []
+    for line in lines:
+        out.append(line)
+        if line.startswith("module"):
+            out += entry(signature)
+    sys.stdout.write("".join(out))
+
+
+def values(path):
+    with open(path) as f:
+        text = f.read()
+    if "data =" not in text:
+        sys.exit(f"run_model.py: no printed memref in {path}")
+    return [float(x) for x in re.findall(r"-?(?:nan|inf|[0-9][0-9.]*(?:e[-+]?[0-9]+)?)",
+                                           text.split("data =", 1)[1])]
+
+
+def compare(a_path, b_path, tolerance):
+    a, b = values(a_path), values(b_path)
+    if len(a) != len(b):
+        print(f"compared {len(a)} and {len(b)} elements: sizes differ")
+        return
+    bad = sum(not (abs(x - y) <= tolerance) for x, y in zip(a, b))
+    nonzero = "nonzero" if max(map(abs, a)) > 0.01 else "zero"
+    print(f"compared {len(a)} elements, {bad} mismatches, {nonzero}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("model", nargs="?")
+    parser.add_argument("--compare", nargs=2)
+    parser.add_argument("--tolerance", type=float, default=1e-4)
+    args = parser.parse_args()
+    if args.compare:
+        compare(*args.compare, args.tolerance)
+    else:
+        wrap(args.model)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,529 @@
+// RUN: swba-opt %s --raise-swba --remarks-filter-missed=raise-swba --split-input-file --verify-diagnostics | FileCheck %s
+//
+// --raise-swba's mask evaluation: masks are constant-folded through the ops
+// that compute them (folders for ops without a fast path, reshapes that
+// merge mask axes, broadcasts); what cannot be evaluated is refused with a
+// remark naming it.
+
+// Frames from torch's integer floor division (sitofp, divf, math.floor,
+// fptosi in f64; floor and fptosi through their folders): frames of 2,
+// window 2.
+// CHECK-LABEL: func.func @floor_division_frames
+// CHECK: swba.attention {{.*}} block_size = 2 window = 2 scale = 5.000000e-01
+// CHECK-NOT: linalg.softmax
+func.func @floor_division_frames(%q: tensor<2x8x4xf32>, %k: tensor<2x8x4xf32>, %v: tensor<2x8x4xf32>) -> tensor<2x8x4xf32> {
+  %zero = arith.constant 0.0 : f32
+  %ninf = arith.constant 0xFF800000 : f32
+  %scale = arith.constant 0.5 : f32
+  %me = tensor.empty() : tensor<8x8xi1>
+  %m = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]} outs(%me : tensor<8x8xi1>) {
+  ^bb0(%mo: i1):
+    %i = linalg.index 0 : index
+    %j = linalg.index 1 : index
+    %ii = arith.index_cast %i : index to i64
+    %ji = arith.index_cast %j : index to i64
+    %if = arith.sitofp %ii : i64 to f64
+    %jf = arith.sitofp %ji : i64 to f64
+    %two = arith.constant 2.0 : f64
+    %iq = arith.divf %if, %two : f64
+    %jq = arith.divf %jf, %two : f64
+    %ifl = math.floor %iq : f64
+    %jfl = math.floor %jq : f64
+    %fq = arith.fptosi %ifl : f64 to i64
+    %fk = arith.fptosi %jfl : f64 to i64
+    %d = arith.subi %fq, %fk : i64
+    %c0 = arith.constant 0 : i64
+    %c2 = arith.constant 2 : i64
+    %past = arith.cmpi sge, %d, %c0 : i64
+    %near = arith.cmpi slt, %d, %c2 : i64
+    %keep = arith.andi %past, %near : i1
+    linalg.yield %keep : i1
+  } -> tensor<8x8xi1>
+  %se = tensor.empty() : tensor<2x8x8xf32>
+  %sz = linalg.fill ins(%zero : f32) outs(%se : tensor<2x8x8xf32>) -> tensor<2x8x8xf32>
+  %s = linalg.batch_matmul indexing_maps = [affine_map<(b, m, n, k) -> (b, m, k)>, affine_map<(b, m, n, k) -> (b, n, k)>, affine_map<(b, m, n, k) -> (b, m, n)>] ins(%q, %k : tensor<2x8x4xf32>, tensor<2x8x4xf32>) outs(%sz : tensor<2x8x8xf32>) -> tensor<2x8x8xf32>
+  %xe = tensor.empty() : tensor<2x8x8xf32>
+  %x = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%s, %m : tensor<2x8x8xf32>, tensor<8x8xi1>) outs(%xe : tensor<2x8x8xf32>) {
+  ^bb0(%in: f32, %keep: i1, %out: f32):
+    %sc = arith.mulf %in, %scale : f32
+    %r = arith.select %keep, %sc, %ninf : f32
+    linalg.yield %r : f32
+  } -> tensor<2x8x8xf32>
+  %pe = tensor.empty() : tensor<2x8x8xf32>
+  %p = linalg.softmax dimension(2) ins(%x : tensor<2x8x8xf32>) outs(%pe : tensor<2x8x8xf32>) -> tensor<2x8x8xf32>
+  %oe = tensor.empty() : tensor<2x8x4xf32>
+  %oz = linalg.fill ins(%zero : f32) outs(%oe : tensor<2x8x4xf32>) -> tensor<2x8x4xf32>
+  %o = linalg.batch_matmul ins(%p, %v : tensor<2x8x8xf32>, tensor<2x8x4xf32>) outs(%oz : tensor<2x8x4xf32>) -> tensor<2x8x4xf32>
+  return %o : tensor<2x8x4xf32>
+}
+
+// -----
+
+// A frame-level mask repeated to tokens (broadcast, then collapse_shape
+// merging each frame axis with its token axis): frames of 2, window 2.
+// CHECK-LABEL: func.func @frame_mask_collapsed
+// CHECK: swba.attention {{.*}} block_size = 2 window = 2 scale = 5.000000e-01
+func.func @frame_mask_collapsed(%q: tensor<2x8x4xf32>, %k: tensor<2x8x4xf32>, %v: tensor<2x8x4xf32>) -> tensor<2x8x4xf32> {
+  %zero = arith.constant 0.0 : f32
+  %ninf = arith.constant 0xFF800000 : f32
+  %scale = arith.constant 0.5 : f32
+  %mf = arith.constant dense<[[true, false, false, false], [true, true, false, false], [false, true, true, false], [false, false, true, true]]> : tensor<4x4xi1>
+  %mbe = tensor.empty() : tensor<4x2x4x2xi1>
+  %mb = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d2)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%mf : tensor<4x4xi1>) outs(%mbe : tensor<4x2x4x2xi1>) {
+  ^bb0(%b: i1, %bo: i1):
+    linalg.yield %b : i1
+  } -> tensor<4x2x4x2xi1>
+  %m = tensor.collapse_shape %mb [[0, 1], [2, 3]] : tensor<4x2x4x2xi1> into tensor<8x8xi1>
+  %se = tensor.empty() : tensor<2x8x8xf32>
+  %sz = linalg.fill ins(%zero : f32) outs(%se : tensor<2x8x8xf32>) -> tensor<2x8x8xf32>
+  %s = linalg.batch_matmul indexing_maps = [affine_map<(b, m, n, k) -> (b, m, k)>, affine_map<(b, m, n, k) -> (b, n, k)>, affine_map<(b, m, n, k) -> (b, m, n)>] ins(%q, %k : tensor<2x8x4xf32>, tensor<2x8x4xf32>) outs(%sz : tensor<2x8x8xf32>) -> tensor<2x8x8xf32>
+  %xe = tensor.empty() : tensor<2x8x8xf32>
+  %x = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%s, %m : tensor<2x8x8xf32>, tensor<8x8xi1>) outs(%xe : tensor<2x8x8xf32>) {
+  ^bb0(%in: f32, %keep: i1, %out: f32):
+    %sc = arith.mulf %in, %scale : f32
+    %r = arith.select %keep, %sc, %ninf : f32
+    linalg.yield %r : f32
+  } -> tensor<2x8x8xf32>
+  %pe = tensor.empty() : tensor<2x8x8xf32>
+  %p = linalg.softmax dimension(2) ins(%x : tensor<2x8x8xf32>) outs(%pe : tensor<2x8x8xf32>) -> tensor<2x8x8xf32>
+  %oe = tensor.empty() : tensor<2x8x4xf32>
+  %oz = linalg.fill ins(%zero : f32) outs(%oe : tensor<2x8x4xf32>) -> tensor<2x8x4xf32>
+  %o = linalg.batch_matmul ins(%p, %v : tensor<2x8x8xf32>, tensor<2x8x4xf32>) outs(%oz : tensor<2x8x4xf32>) -> tensor<2x8x4xf32>
+  return %o : tensor<2x8x4xf32>
+}
+
+// -----
+
+// The same frame mask with one frame pair flipped (frame 3 sees frame 1):
+// evaluated through the collapse, and refused.
+// CHECK-LABEL: func.func @frame_mask_collapsed_flipped
+// CHECK-NOT: swba.attention
+func.func @frame_mask_collapsed_flipped(%q: tensor<2x8x4xf32>, %k: tensor<2x8x4xf32>, %v: tensor<2x8x4xf32>) -> tensor<2x8x4xf32> {
+  %zero = arith.constant 0.0 : f32
+  %ninf = arith.constant 0xFF800000 : f32
+  %scale = arith.constant 0.5 : f32
+  %mf = arith.constant dense<[[true, false, false, false], [true, true, false, false], [false, true, true, false], [false, true, true, true]]> : tensor<4x4xi1>
+  %mbe = tensor.empty() : tensor<4x2x4x2xi1>
+  %mb = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d2)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%mf : tensor<4x4xi1>) outs(%mbe : tensor<4x2x4x2xi1>) {
+  ^bb0(%b: i1, %bo: i1):
+    linalg.yield %b : i1
+  } -> tensor<4x2x4x2xi1>
+  %m = tensor.collapse_shape %mb [[0, 1], [2, 3]] : tensor<4x2x4x2xi1> into tensor<8x8xi1>
+  %se = tensor.empty() : tensor<2x8x8xf32>
+  %sz = linalg.fill ins(%zero : f32) outs(%se : tensor<2x8x8xf32>) -> tensor<2x8x8xf32>
+  %s = linalg.batch_matmul indexing_maps = [affine_map<(b, m, n, k) -> (b, m, k)>, affine_map<(b, m, n, k) -> (b, n, k)>, affine_map<(b, m, n, k) -> (b, m, n)>] ins(%q, %k : tensor<2x8x4xf32>, tensor<2x8x4xf32>) outs(%sz : tensor<2x8x8xf32>) -> tensor<2x8x8xf32>
+  %xe = tensor.empty() : tensor<2x8x8xf32>
+  %x = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%s, %m : tensor<2x8x8xf32>, tensor<8x8xi1>) outs(%xe : tensor<2x8x8xf32>) {
+  ^bb0(%in: f32, %keep: i1, %out: f32):
+    %sc = arith.mulf %in, %scale : f32
+    %r = arith.select %keep, %sc, %ninf : f32
+    linalg.yield %r : f32
+  } -> tensor<2x8x8xf32>
+  %pe = tensor.empty() : tensor<2x8x8xf32>
+  %p = linalg.softmax dimension(2) ins(%x : tensor<2x8x8xf32>) outs(%pe : tensor<2x8x8xf32>) -> tensor<2x8x8xf32>
+  %oe = tensor.empty() : tensor<2x8x4xf32>
+  %oz = linalg.fill ins(%zero : f32) outs(%oe : tensor<2x8x4xf32>) -> tensor<2x8x4xf32>
+  // expected-remark @below {{not a sliding window block mask for any block size}}
+  %o = linalg.batch_matmul ins(%p, %v : tensor<2x8x8xf32>, tensor<2x8x4xf32>) outs(%oz : tensor<2x8x4xf32>) -> tensor<2x8x4xf32>
+  return %o : tensor<2x8x4xf32>
+}
+
+// -----
+
+// A mask that differs per batch/head (it reads linalg.index 0): refused.
+// CHECK-LABEL: func.func @mask_per_head
+// CHECK-NOT: swba.attention
+func.func @mask_per_head(%q: tensor<2x8x4xf32>, %k: tensor<2x8x4xf32>, %v: tensor<2x8x4xf32>) -> tensor<2x8x4xf32> {
+  %zero = arith.constant 0.0 : f32
+  %ninf = arith.constant 0xFF800000 : f32
+  %scale = arith.constant 0.5 : f32
+  %me = tensor.empty() : tensor<2x8x8xi1>
+  %m = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} outs(%me : tensor<2x8x8xi1>) {
+  ^bb0(%mo: i1):
+    %i = linalg.index 1 : index
+    %j = linalg.index 2 : index
+    %ii = arith.index_cast %i : index to i64
+    %ji = arith.index_cast %j : index to i64
+    %if = arith.sitofp %ii : i64 to f64
+    %jf = arith.sitofp %ji : i64 to f64
+    %two = arith.constant 2.0 : f64
+    %iq = arith.divf %if, %two : f64
+    %jq = arith.divf %jf, %two : f64
+    %ifl = math.floor %iq : f64
+    %jfl = math.floor %jq : f64
+    %fq = arith.fptosi %ifl : f64 to i64
+    %fk = arith.fptosi %jfl : f64 to i64
+    %d = arith.subi %fq, %fk : i64
+    %c0 = arith.constant 0 : i64
+    %c2 = arith.constant 2 : i64
+    %past = arith.cmpi sge, %d, %c0 : i64
+    %near = arith.cmpi slt, %d, %c2 : i64
+    %h = linalg.index 0 : index
+    %hz = arith.constant 0 : index
+    %h0 = arith.cmpi eq, %h, %hz : index
+    %both = arith.andi %past, %near : i1
+    %keep = arith.ori %both, %h0 : i1
+    linalg.yield %keep : i1
+  } -> tensor<2x8x8xi1>
+  %se = tensor.empty() : tensor<2x8x8xf32>
+  %sz = linalg.fill ins(%zero : f32) outs(%se : tensor<2x8x8xf32>) -> tensor<2x8x8xf32>
+  %s = linalg.batch_matmul indexing_maps = [affine_map<(b, m, n, k) -> (b, m, k)>, affine_map<(b, m, n, k) -> (b, n, k)>, affine_map<(b, m, n, k) -> (b, m, n)>] ins(%q, %k : tensor<2x8x4xf32>, tensor<2x8x4xf32>) outs(%sz : tensor<2x8x8xf32>) -> tensor<2x8x8xf32>
+  %xe = tensor.empty() : tensor<2x8x8xf32>
+  %x = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%s, %m : tensor<2x8x8xf32>, tensor<2x8x8xi1>) outs(%xe : tensor<2x8x8xf32>) {
+  ^bb0(%in: f32, %keep: i1, %out: f32):
+    %sc = arith.mulf %in, %scale : f32
+    %r = arith.select %keep, %sc, %ninf : f32
+    linalg.yield %r : f32
+  } -> tensor<2x8x8xf32>
+  %pe = tensor.empty() : tensor<2x8x8xf32>
+  %p = linalg.softmax dimension(2) ins(%x : tensor<2x8x8xf32>) outs(%pe : tensor<2x8x8xf32>) -> tensor<2x8x8xf32>
+  %oe = tensor.empty() : tensor<2x8x4xf32>
+  %oz = linalg.fill ins(%zero : f32) outs(%oe : tensor<2x8x4xf32>) -> tensor<2x8x4xf32>
+  // expected-remark @below {{the mask depends on the batch/head index}}
+  %o = linalg.batch_matmul ins(%p, %v : tensor<2x8x8xf32>, tensor<2x8x4xf32>) outs(%oz : tensor<2x8x4xf32>) -> tensor<2x8x4xf32>
+  return %o : tensor<2x8x4xf32>
+}
+
+// -----
+
+// A mask whose frame index divides by zero: divsi has no value there (its
+// folder refuses), so nothing is proven.
+// CHECK-LABEL: func.func @mask_divides_by_zero
+// CHECK-NOT: swba.attention
+func.func @mask_divides_by_zero(%q: tensor<2x8x4xf32>, %k: tensor<2x8x4xf32>, %v: tensor<2x8x4xf32>) -> tensor<2x8x4xf32> {
+  %zero = arith.constant 0.0 : f32
+  %ninf = arith.constant 0xFF800000 : f32
+  %scale = arith.constant 0.5 : f32
+  %me = tensor.empty() : tensor<8x8xi1>
+  %m = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]} outs(%me : tensor<8x8xi1>) {
+  ^bb0(%mo: i1):
+    %i = linalg.index 0 : index
+    %j = linalg.index 1 : index
+    %z = arith.constant 0 : index
+    %fq = arith.divsi %i, %z : index
+    %keep = arith.cmpi sle, %j, %fq : index
+    linalg.yield %keep : i1
+  } -> tensor<8x8xi1>
+  %se = tensor.empty() : tensor<2x8x8xf32>
+  %sz = linalg.fill ins(%zero : f32) outs(%se : tensor<2x8x8xf32>) -> tensor<2x8x8xf32>
+  %s = linalg.batch_matmul indexing_maps = [affine_map<(b, m, n, k) -> (b, m, k)>, affine_map<(b, m, n, k) -> (b, n, k)>, affine_map<(b, m, n, k) -> (b, m, n)>] ins(%q, %k : tensor<2x8x4xf32>, tensor<2x8x4xf32>) outs(%sz : tensor<2x8x8xf32>) -> tensor<2x8x8xf32>
+  %xe = tensor.empty() : tensor<2x8x8xf32>
+  %x = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%s, %m : tensor<2x8x8xf32>, tensor<8x8xi1>) outs(%xe : tensor<2x8x8xf32>) {
+  ^bb0(%in: f32, %keep: i1, %out: f32):
+    %sc = arith.mulf %in, %scale : f32
+    %r = arith.select %keep, %sc, %ninf : f32
+    linalg.yield %r : f32
+  } -> tensor<2x8x8xf32>
+  %pe = tensor.empty() : tensor<2x8x8xf32>
+  %p = linalg.softmax dimension(2) ins(%x : tensor<2x8x8xf32>) outs(%pe : tensor<2x8x8xf32>) -> tensor<2x8x8xf32>
+  %oe = tensor.empty() : tensor<2x8x4xf32>
+  %oz = linalg.fill ins(%zero : f32) outs(%oe : tensor<2x8x4xf32>) -> tensor<2x8x4xf32>
+  // expected-remark @below {{cannot evaluate 'arith.divsi' on these operands (it does not fold) (at query 0)}}
+  %o = linalg.batch_matmul ins(%p, %v : tensor<2x8x8xf32>, tensor<2x8x4xf32>) outs(%oz : tensor<2x8x4xf32>) -> tensor<2x8x4xf32>
+  return %o : tensor<2x8x4xf32>
+}
+
+// -----
+
+// A mask computed by a reduction: not evaluated.
+// CHECK-LABEL: func.func @mask_from_reduction
+// CHECK-NOT: swba.attention
+func.func @mask_from_reduction(%q: tensor<2x8x4xf32>, %k: tensor<2x8x4xf32>, %v: tensor<2x8x4xf32>) -> tensor<2x8x4xf32> {
+  %zero = arith.constant 0.0 : f32
+  %ninf = arith.constant 0xFF800000 : f32
+  %scale = arith.constant 0.5 : f32
+  %mc = arith.constant dense<true> : tensor<8x8x2xi1>
+  %mi = arith.constant dense<false> : tensor<8x8xi1>
+  %m = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>], iterator_types = ["parallel", "parallel", "reduction"]} ins(%mc : tensor<8x8x2xi1>) outs(%mi : tensor<8x8xi1>) {
+  ^bb0(%a: i1, %acc: i1):
+    %o = arith.ori %a, %acc : i1
+    linalg.yield %o : i1
+  } -> tensor<8x8xi1>
+  %se = tensor.empty() : tensor<2x8x8xf32>
+  %sz = linalg.fill ins(%zero : f32) outs(%se : tensor<2x8x8xf32>) -> tensor<2x8x8xf32>
+  %s = linalg.batch_matmul indexing_maps = [affine_map<(b, m, n, k) -> (b, m, k)>, affine_map<(b, m, n, k) -> (b, n, k)>, affine_map<(b, m, n, k) -> (b, m, n)>] ins(%q, %k : tensor<2x8x4xf32>, tensor<2x8x4xf32>) outs(%sz : tensor<2x8x8xf32>) -> tensor<2x8x8xf32>
+  %xe = tensor.empty() : tensor<2x8x8xf32>
+  %x = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%s, %m : tensor<2x8x8xf32>, tensor<8x8xi1>) outs(%xe : tensor<2x8x8xf32>) {
+  ^bb0(%in: f32, %keep: i1, %out: f32):
+    %sc = arith.mulf %in, %scale : f32
+    %r = arith.select %keep, %sc, %ninf : f32
+    linalg.yield %r : f32
+  } -> tensor<2x8x8xf32>
+  %pe = tensor.empty() : tensor<2x8x8xf32>
+  %p = linalg.softmax dimension(2) ins(%x : tensor<2x8x8xf32>) outs(%pe : tensor<2x8x8xf32>) -> tensor<2x8x8xf32>
+  %oe = tensor.empty() : tensor<2x8x4xf32>
+  %oz = linalg.fill ins(%zero : f32) outs(%oe : tensor<2x8x4xf32>) -> tensor<2x8x4xf32>
+  // expected-remark @below {{cannot evaluate 'linalg.generic': the mask is reduced over a loop}}
+  %o = linalg.batch_matmul ins(%p, %v : tensor<2x8x8xf32>, tensor<2x8x4xf32>) outs(%oz : tensor<2x8x4xf32>) -> tensor<2x8x4xf32>
+  return %o : tensor<2x8x4xf32>
+}
+
+// -----
+
+// k has 2 heads repeated with repeat_interleave (a broadcast inside the head
+// axis, then collapse_shape) but v has all 4: k and v must be grouped alike.
+// CHECK-LABEL: func.func @gqa_k_only
+// CHECK-NOT: swba.attention
+func.func @gqa_k_only(%q: tensor<2x8x4xf32>, %k: tensor<1x8x4xf32>, %v: tensor<2x8x4xf32>) -> tensor<2x8x4xf32> {
+  %zero = arith.constant 0.0 : f32
+  %ninf = arith.constant 0xFF800000 : f32
+  %scale = arith.constant 0.5 : f32
+  %me = tensor.empty() : tensor<8x8xi1>
+  %m = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]} outs(%me : tensor<8x8xi1>) {
+  ^bb0(%mo: i1):
+    %i = linalg.index 0 : index
+    %j = linalg.index 1 : index
+    %ii = arith.index_cast %i : index to i64
+    %ji = arith.index_cast %j : index to i64
+    %if = arith.sitofp %ii : i64 to f64
+    %jf = arith.sitofp %ji : i64 to f64
+    %two = arith.constant 2.0 : f64
+    %iq = arith.divf %if, %two : f64
+    %jq = arith.divf %jf, %two : f64
+    %ifl = math.floor %iq : f64
+    %jfl = math.floor %jq : f64
+    %fq = arith.fptosi %ifl : f64 to i64
+    %fk = arith.fptosi %jfl : f64 to i64
+    %d = arith.subi %fq, %fk : i64
+    %c0 = arith.constant 0 : i64
+    %c2 = arith.constant 2 : i64
+    %past = arith.cmpi sge, %d, %c0 : i64
+    %near = arith.cmpi slt, %d, %c2 : i64
+    %keep = arith.andi %past, %near : i1
+    linalg.yield %keep : i1
+  } -> tensor<8x8xi1>
+  %kbe = tensor.empty() : tensor<1x2x8x4xf32>
+  %kb = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%k : tensor<1x8x4xf32>) outs(%kbe : tensor<1x2x8x4xf32>) {
+  ^bb0(%kin: f32, %kout: f32):
+    linalg.yield %kin : f32
+  } -> tensor<1x2x8x4xf32>
+  %kr = tensor.collapse_shape %kb [[0, 1], [2], [3]] : tensor<1x2x8x4xf32> into tensor<2x8x4xf32>
+  %se = tensor.empty() : tensor<2x8x8xf32>
+  %sz = linalg.fill ins(%zero : f32) outs(%se : tensor<2x8x8xf32>) -> tensor<2x8x8xf32>
+  %s = linalg.batch_matmul indexing_maps = [affine_map<(b, m, n, k) -> (b, m, k)>, affine_map<(b, m, n, k) -> (b, n, k)>, affine_map<(b, m, n, k) -> (b, m, n)>] ins(%q, %kr : tensor<2x8x4xf32>, tensor<2x8x4xf32>) outs(%sz : tensor<2x8x8xf32>) -> tensor<2x8x8xf32>
+  %xe = tensor.empty() : tensor<2x8x8xf32>
+  %x = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%s, %m : tensor<2x8x8xf32>, tensor<8x8xi1>) outs(%xe : tensor<2x8x8xf32>) {
+  ^bb0(%in: f32, %keep: i1, %out: f32):
+    %sc = arith.mulf %in, %scale : f32
+    %r = arith.select %keep, %sc, %ninf : f32
+    linalg.yield %r : f32
+  } -> tensor<2x8x8xf32>
+  %pe = tensor.empty() : tensor<2x8x8xf32>
+  %p = linalg.softmax dimension(2) ins(%x : tensor<2x8x8xf32>) outs(%pe : tensor<2x8x8xf32>) -> tensor<2x8x8xf32>
+  %oe = tensor.empty() : tensor<2x8x4xf32>
+  %oz = linalg.fill ins(%zero : f32) outs(%oe : tensor<2x8x4xf32>) -> tensor<2x8x4xf32>
+  // expected-remark @below {{k repeats its heads 2 times but v 1 times}}
+  %o = linalg.batch_matmul ins(%p, %v : tensor<2x8x8xf32>, tensor<2x8x4xf32>) outs(%oz : tensor<2x8x4xf32>) -> tensor<2x8x4xf32>
+  return %o : tensor<2x8x4xf32>
+}
+
+// -----
+
+// Both k and v repeated that way: grouped-query attention, 2 query heads
+// per kv head.
+// CHECK-LABEL: func.func @gqa_k_and_v
+// CHECK: swba.attention ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<1x2x8x4xf32>, tensor<1x1x8x4xf32>, tensor<1x1x8x4xf32>) {{.*}} block_size = 2 window = 2
+func.func @gqa_k_and_v(%q: tensor<2x8x4xf32>, %k: tensor<1x8x4xf32>, %v: tensor<1x8x4xf32>) -> tensor<2x8x4xf32> {
+  %zero = arith.constant 0.0 : f32
+  %ninf = arith.constant 0xFF800000 : f32
+  %scale = arith.constant 0.5 : f32
+  %me = tensor.empty() : tensor<8x8xi1>
+  %m = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]} outs(%me : tensor<8x8xi1>) {
+  ^bb0(%mo: i1):
+    %i = linalg.index 0 : index
+    %j = linalg.index 1 : index
+    %ii = arith.index_cast %i : index to i64
+    %ji = arith.index_cast %j : index to i64
+    %if = arith.sitofp %ii : i64 to f64
+    %jf = arith.sitofp %ji : i64 to f64
+    %two = arith.constant 2.0 : f64
+    %iq = arith.divf %if, %two : f64
+    %jq = arith.divf %jf, %two : f64
+    %ifl = math.floor %iq : f64
+    %jfl = math.floor %jq : f64
+    %fq = arith.fptosi %ifl : f64 to i64
+    %fk = arith.fptosi %jfl : f64 to i64
+    %d = arith.subi %fq, %fk : i64
+    %c0 = arith.constant 0 : i64
+    %c2 = arith.constant 2 : i64
+    %past = arith.cmpi sge, %d, %c0 : i64
+    %near = arith.cmpi slt, %d, %c2 : i64
+    %keep = arith.andi %past, %near : i1
+    linalg.yield %keep : i1
+  } -> tensor<8x8xi1>
+  %kbe = tensor.empty() : tensor<1x2x8x4xf32>
+  %kb = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%k : tensor<1x8x4xf32>) outs(%kbe : tensor<1x2x8x4xf32>) {
+  ^bb0(%kin: f32, %kout: f32):
+    linalg.yield %kin : f32
+  } -> tensor<1x2x8x4xf32>
+  %kr = tensor.collapse_shape %kb [[0, 1], [2], [3]] : tensor<1x2x8x4xf32> into tensor<2x8x4xf32>
+  %vbe = tensor.empty() : tensor<1x2x8x4xf32>
+  %vb = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%v : tensor<1x8x4xf32>) outs(%vbe : tensor<1x2x8x4xf32>) {
+  ^bb0(%vin: f32, %vout: f32):
+    linalg.yield %vin : f32
+  } -> tensor<1x2x8x4xf32>
+  %vr = tensor.collapse_shape %vb [[0, 1], [2], [3]] : tensor<1x2x8x4xf32> into tensor<2x8x4xf32>
+  %se = tensor.empty() : tensor<2x8x8xf32>
+  %sz = linalg.fill ins(%zero : f32) outs(%se : tensor<2x8x8xf32>) -> tensor<2x8x8xf32>
+  %s = linalg.batch_matmul indexing_maps = [affine_map<(b, m, n, k) -> (b, m, k)>, affine_map<(b, m, n, k) -> (b, n, k)>, affine_map<(b, m, n, k) -> (b, m, n)>] ins(%q, %kr : tensor<2x8x4xf32>, tensor<2x8x4xf32>) outs(%sz : tensor<2x8x8xf32>) -> tensor<2x8x8xf32>
+  %xe = tensor.empty() : tensor<2x8x8xf32>
+  %x = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%s, %m : tensor<2x8x8xf32>, tensor<8x8xi1>) outs(%xe : tensor<2x8x8xf32>) {
+  ^bb0(%in: f32, %keep: i1, %out: f32):
+    %sc = arith.mulf %in, %scale : f32
+    %r = arith.select %keep, %sc, %ninf : f32
+    linalg.yield %r : f32
+  } -> tensor<2x8x8xf32>
+  %pe = tensor.empty() : tensor<2x8x8xf32>
+  %p = linalg.softmax dimension(2) ins(%x : tensor<2x8x8xf32>) outs(%pe : tensor<2x8x8xf32>) -> tensor<2x8x8xf32>
+  %oe = tensor.empty() : tensor<2x8x4xf32>
+  %oz = linalg.fill ins(%zero : f32) outs(%oe : tensor<2x8x4xf32>) -> tensor<2x8x4xf32>
+  %o = linalg.batch_matmul ins(%p, %vr : tensor<2x8x8xf32>, tensor<2x8x4xf32>) outs(%oz : tensor<2x8x4xf32>) -> tensor<2x8x4xf32>
+  return %o : tensor<2x8x4xf32>
+}
+
+// -----
+
+// Decomposed SDPA's empty-row guard: probabilities zeroed on rows whose
+// logits are all -inf. A proven SWBA mask leaves no such row, so the guard
+// is dropped (causal, block_size 1).
+// CHECK-LABEL: func.func @empty_row_guard
+// CHECK: swba.attention {{.*}} block_size = 1 window = 8 scale = 1.000000e+00
+// CHECK-NOT: linalg.generic
+func.func @empty_row_guard(%q: tensor<2x8x4xf32>, %k: tensor<2x8x4xf32>, %v: tensor<2x8x4xf32>) -> tensor<2x8x4xf32> {
+  %zero = arith.constant 0.0 : f32
+  %ninf = arith.constant 0xFF800000 : f32
+  %false = arith.constant false
+  %zeros = arith.constant dense<0.0> : tensor<2x8x8xf32>
+  %me = tensor.empty() : tensor<8x8xi1>
+  %m = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]} outs(%me : tensor<8x8xi1>) {
+  ^bb0(%mo: i1):
+    %i = linalg.index 0 : index
+    %j = linalg.index 1 : index
+    %keep = arith.cmpi sle, %j, %i : index
+    linalg.yield %keep : i1
+  } -> tensor<8x8xi1>
+  %se = tensor.empty() : tensor<2x8x8xf32>
+  %sz = linalg.fill ins(%zero : f32) outs(%se : tensor<2x8x8xf32>) -> tensor<2x8x8xf32>
+  %s = linalg.batch_matmul indexing_maps = [affine_map<(b, m, n, k) -> (b, m, k)>, affine_map<(b, m, n, k) -> (b, n, k)>, affine_map<(b, m, n, k) -> (b, m, n)>] ins(%q, %k : tensor<2x8x4xf32>, tensor<2x8x4xf32>) outs(%sz : tensor<2x8x8xf32>) -> tensor<2x8x8xf32>
+  %x = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%s, %m : tensor<2x8x8xf32>, tensor<8x8xi1>) outs(%se : tensor<2x8x8xf32>) {
+  ^bb0(%in: f32, %keep: i1, %out: f32):
+    %r = arith.select %keep, %in, %ninf : f32
+    linalg.yield %r : f32
+  } -> tensor<2x8x8xf32>
+  %re = tensor.empty() : tensor<2x8xf32>
+  %rm = linalg.fill ins(%ninf : f32) outs(%re : tensor<2x8xf32>) -> tensor<2x8xf32>
+  %max = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>], iterator_types = ["parallel", "parallel", "reduction"]} ins(%x : tensor<2x8x8xf32>) outs(%rm : tensor<2x8xf32>) {
+  ^bb0(%in: f32, %acc: f32):
+    %a = arith.maximumf %in, %acc : f32
+    linalg.yield %a : f32
+  } -> tensor<2x8xf32>
+  %ex = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%x, %max : tensor<2x8x8xf32>, tensor<2x8xf32>) outs(%se : tensor<2x8x8xf32>) {
+  ^bb0(%in: f32, %mx: f32, %out: f32):
+    %d = arith.subf %in, %mx : f32
+    %e = math.exp %d : f32
+    linalg.yield %e : f32
+  } -> tensor<2x8x8xf32>
+  %rz = linalg.fill ins(%zero : f32) outs(%re : tensor<2x8xf32>) -> tensor<2x8xf32>
+  %sum = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>], iterator_types = ["parallel", "parallel", "reduction"]} ins(%ex : tensor<2x8x8xf32>) outs(%rz : tensor<2x8xf32>) {
+  ^bb0(%in: f32, %acc: f32):
+    %a = arith.addf %in, %acc : f32
+    linalg.yield %a : f32
+  } -> tensor<2x8xf32>
+  %p = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%ex, %sum : tensor<2x8x8xf32>, tensor<2x8xf32>) outs(%se : tensor<2x8x8xf32>) {
+  ^bb0(%in: f32, %sm: f32, %out: f32):
+    %d = arith.divf %in, %sm : f32
+    linalg.yield %d : f32
+  } -> tensor<2x8x8xf32>
+  %be = tensor.empty() : tensor<2x8xi1>
+  %bf = linalg.fill ins(%false : i1) outs(%be : tensor<2x8xi1>) -> tensor<2x8xi1>
+  %any = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>], iterator_types = ["parallel", "parallel", "reduction"]} ins(%x : tensor<2x8x8xf32>) outs(%bf : tensor<2x8xi1>) {
+  ^bb0(%in: f32, %acc: i1):
+    %isinf = arith.cmpf oeq, %in, %ninf : f32
+    %seen = arith.cmpi eq, %isinf, %false : i1
+    %a = arith.ori %seen, %acc : i1
+    linalg.yield %a : i1
+  } -> tensor<2x8xi1>
+  %g = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%any, %p : tensor<2x8xi1>, tensor<2x8x8xf32>) outs(%se : tensor<2x8x8xf32>) {
+  ^bb0(%a: i1, %in: f32, %out: f32):
+    %none = arith.cmpi eq, %a, %false : i1
+    %r = arith.select %none, %zero, %in : f32
+    linalg.yield %r : f32
+  } -> tensor<2x8x8xf32>
+  %oe = tensor.empty() : tensor<2x8x4xf32>
+  %oz = linalg.fill ins(%zero : f32) outs(%oe : tensor<2x8x4xf32>) -> tensor<2x8x4xf32>
+  %o = linalg.batch_matmul ins(%g, %v : tensor<2x8x8xf32>, tensor<2x8x4xf32>) outs(%oz : tensor<2x8x4xf32>) -> tensor<2x8x4xf32>
+  return %o : tensor<2x8x4xf32>
+}
+
+// -----
+
+// The guard tests the raw scores instead of the logits: not the guard the
+// proof covers, left alone.
+// CHECK-LABEL: func.func @empty_row_guard_on_scores
+// CHECK-NOT: swba.attention
+func.func @empty_row_guard_on_scores(%q: tensor<2x8x4xf32>, %k: tensor<2x8x4xf32>, %v: tensor<2x8x4xf32>) -> tensor<2x8x4xf32> {
+  %zero = arith.constant 0.0 : f32
+  %ninf = arith.constant 0xFF800000 : f32
+  %false = arith.constant false
+  %zeros = arith.constant dense<0.0> : tensor<2x8x8xf32>
+  %me = tensor.empty() : tensor<8x8xi1>
+  %m = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]} outs(%me : tensor<8x8xi1>) {
+  ^bb0(%mo: i1):
+    %i = linalg.index 0 : index
+    %j = linalg.index 1 : index
+    %keep = arith.cmpi sle, %j, %i : index
+    linalg.yield %keep : i1
+  } -> tensor<8x8xi1>
+  %se = tensor.empty() : tensor<2x8x8xf32>
+  %sz = linalg.fill ins(%zero : f32) outs(%se : tensor<2x8x8xf32>) -> tensor<2x8x8xf32>
+  %s = linalg.batch_matmul indexing_maps = [affine_map<(b, m, n, k) -> (b, m, k)>, affine_map<(b, m, n, k) -> (b, n, k)>, affine_map<(b, m, n, k) -> (b, m, n)>] ins(%q, %k : tensor<2x8x4xf32>, tensor<2x8x4xf32>) outs(%sz : tensor<2x8x8xf32>) -> tensor<2x8x8xf32>
+  %x = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%s, %m : tensor<2x8x8xf32>, tensor<8x8xi1>) outs(%se : tensor<2x8x8xf32>) {
+  ^bb0(%in: f32, %keep: i1, %out: f32):
+    %r = arith.select %keep, %in, %ninf : f32
+    linalg.yield %r : f32
+  } -> tensor<2x8x8xf32>
+  %re = tensor.empty() : tensor<2x8xf32>
+  %rm = linalg.fill ins(%ninf : f32) outs(%re : tensor<2x8xf32>) -> tensor<2x8xf32>
+  %max = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>], iterator_types = ["parallel", "parallel", "reduction"]} ins(%x : tensor<2x8x8xf32>) outs(%rm : tensor<2x8xf32>) {
+  ^bb0(%in: f32, %acc: f32):
+    %a = arith.maximumf %in, %acc : f32
+    linalg.yield %a : f32
+  } -> tensor<2x8xf32>
+  %ex = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%x, %max : tensor<2x8x8xf32>, tensor<2x8xf32>) outs(%se : tensor<2x8x8xf32>) {
+  ^bb0(%in: f32, %mx: f32, %out: f32):
+    %d = arith.subf %in, %mx : f32
+    %e = math.exp %d : f32
+    linalg.yield %e : f32
+  } -> tensor<2x8x8xf32>
+  %rz = linalg.fill ins(%zero : f32) outs(%re : tensor<2x8xf32>) -> tensor<2x8xf32>
+  %sum = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>], iterator_types = ["parallel", "parallel", "reduction"]} ins(%ex : tensor<2x8x8xf32>) outs(%rz : tensor<2x8xf32>) {
+  ^bb0(%in: f32, %acc: f32):
+    %a = arith.addf %in, %acc : f32
+    linalg.yield %a : f32
+  } -> tensor<2x8xf32>
+  %p = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%ex, %sum : tensor<2x8x8xf32>, tensor<2x8xf32>) outs(%se : tensor<2x8x8xf32>) {
+  ^bb0(%in: f32, %sm: f32, %out: f32):
+    %d = arith.divf %in, %sm : f32
+    linalg.yield %d : f32
+  } -> tensor<2x8x8xf32>
+  %be = tensor.empty() : tensor<2x8xi1>
+  %bf = linalg.fill ins(%false : i1) outs(%be : tensor<2x8xi1>) -> tensor<2x8xi1>
+  %any = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>], iterator_types = ["parallel", "parallel", "reduction"]} ins(%s : tensor<2x8x8xf32>) outs(%bf : tensor<2x8xi1>) {
+  ^bb0(%in: f32, %acc: i1):
+    %isinf = arith.cmpf oeq, %in, %ninf : f32
+    %seen = arith.cmpi eq, %isinf, %false : i1
+    %a = arith.ori %seen, %acc : i1
+    linalg.yield %a : i1
+  } -> tensor<2x8xi1>
+  %g = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%any, %p : tensor<2x8xi1>, tensor<2x8x8xf32>) outs(%se : tensor<2x8x8xf32>) {
+  ^bb0(%a: i1, %in: f32, %out: f32):
+    %none = arith.cmpi eq, %a, %false : i1
+    %r = arith.select %none, %zero, %in : f32
+    linalg.yield %r : f32
+  } -> tensor<2x8x8xf32>
+  %oe = tensor.empty() : tensor<2x8x4xf32>
+  %oz = linalg.fill ins(%zero : f32) outs(%oe : tensor<2x8x4xf32>) -> tensor<2x8x4xf32>
+  // expected-remark @below {{the empty-row guard tests other values than the softmax input}}
+  %o = linalg.batch_matmul ins(%g, %v : tensor<2x8x8xf32>, tensor<2x8x4xf32>) outs(%oz : tensor<2x8x4xf32>) -> tensor<2x8x4xf32>
+  return %o : tensor<2x8x4xf32>
+}
