@@ -7,7 +7,8 @@ or memrefs) whose attributes and shapes are drawn from the extremes (0, 1,
 more pipelines or passes with random options (--lower-swba target=cpu/gpu,
 --swba-to-llvm, --swba-to-nvvm with chips and formats, --raise-swba,
 --one-shot-bufferize). Some cases are instead the masked attention functions
-of the raising tests, raised with random options and lowered.
+of the raising tests, some with a constant set to an extreme, raised with
+random options and lowered.
 
 A run fails when swba-opt
   - exits by a signal (crash, abort),
@@ -22,8 +23,10 @@ of seed S alone. Exit status 1 when any run failed.
 
 import argparse
 import concurrent.futures
+import glob
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -167,17 +170,27 @@ def gen_case(rng):
 
 
 def raising_case(rng):
-    """One of the raising tests' masked-attention functions, unchanged: the
+    """A function of the raising tests (masked attention as frontends write
+    it), half the time with one integer constant set to an extreme: the
     raising pass and the pipelines after it get random options."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
-                        "Transforms", "raise-swba.mlir")
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    paths = sorted(glob.glob(os.path.join(root, "Transforms", "raise-swba*.mlir")) +
+                   glob.glob(os.path.join(root, "Frontend", "*.mlir")))
+    path = pick(rng, paths)
     with open(path) as f:
         chunks = [c for c in f.read().split("// -----") if "func.func" in c]
-    chunk = pick(rng, chunks)
-    # Diagnostics the test expects would be errors without --verify-diagnostics.
-    text = "\n".join(line for line in chunk.splitlines()
+    # Diagnostics the tests expect would be errors without --verify-diagnostics.
+    text = "\n".join(line for line in pick(rng, chunks).splitlines()
                      if "expected-" not in line) + "\n"
-    return Case(text, False, "a function of test/Transforms/raise-swba.mlir")
+    what = os.path.relpath(path, root)
+    constants = list(re.finditer(r"arith\.constant (-?\d+) : (index|i64|i32)", text))
+    if constants and rng.random() < 0.5:
+        c = pick(rng, constants)
+        value = pick(rng, [0, 1, -1, 2**31 - 1, 2**62] if c.group(2) != "i32"
+                     else [0, 1, -1, 2**31 - 1])
+        text = text[:c.start(1)] + str(value) + text[c.end(1):]
+        what += f" with constant {c.group(1)} set to {value}"
+    return Case(text, False, what)
 
 
 def hopper_options(rng):
