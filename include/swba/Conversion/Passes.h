@@ -3,8 +3,7 @@
 #ifndef SWBA_CONVERSION_PASSES_H
 #define SWBA_CONVERSION_PASSES_H
 
-#include "swba/Conversion/SWBAToGPU/SWBAToGPU.h"
-#include "swba/Conversion/SWBAToLoops/SWBAToLoops.h"
+#include "swba/Conversion/SWBAToGPU/Chips.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/ControlFlow/IR/ControlFlow.h"
@@ -33,5 +32,9 @@ LogicalResult verifyLowerSWBAOptions(const LowerSWBAOptions &options,
 #include "swba/Conversion/Passes.h.inc"
 
 } // namespace mlir::swba
+
+// The lowerings' headers use LowerSWBAOptions, declared above.
+#include "swba/Conversion/SWBAToGPU/SWBAToGPU.h"
+#include "swba/Conversion/SWBAToLoops/SWBAToLoops.h"
 
 #endif // SWBA_CONVERSION_PASSES_H

@@ -159,12 +159,6 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
     return o;
   }
 
-  HopperOptions hopperOptions() {
-    return HopperOptions{consumers, blockN, stages, overlapSoftmax, pingPong,
-                         gradKeyTile, gradQueryTile, gradStages,
-                         gradFusedDQ, gradPingPong};
-  }
-
   void runOnOperation() override {
     Operation *root = getOperation();
     if (failed(verifyLowerSWBAOptions(
@@ -186,8 +180,8 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
       if (gpu && failed(checkGPULowerable(op)))
         return WalkResult::interrupt();
       if (gpu && chip == "sm_90a" &&
-          (failed(checkHopperLowerable(op, hopperOptions())) ||
-           failed(checkHopperGradLowerable(op, hopperOptions()))))
+          (failed(checkHopperLowerable(op, options())) ||
+           failed(checkHopperGradLowerable(op, options()))))
         return WalkResult::interrupt();
       return WalkResult::advance();
     });
@@ -202,8 +196,8 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
     RewritePatternSet patterns(&getContext());
     if (gpu) {
       if (chip == "sm_90a") {
-        populateSWBAToGPUHopperPatterns(patterns, hopperOptions());
-        populateSWBAGradToGPUHopperPatterns(patterns, hopperOptions());
+        populateSWBAToGPUHopperPatterns(patterns, options());
+        populateSWBAGradToGPUHopperPatterns(patterns, options());
       }
       populateSWBAToGPUPatterns(patterns);
       populateSWBAGradToGPUPatterns(patterns);

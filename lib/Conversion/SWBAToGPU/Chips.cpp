@@ -1,6 +1,6 @@
 //===- Chips.cpp - The GPU chips the swba kernels support -----------------===//
 
-#include "swba/Conversion/SWBAToGPU/SWBAToGPU.h"
+#include "swba/Conversion/SWBAToGPU/Chips.h"
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/raw_ostream.h"
