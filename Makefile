@@ -1,13 +1,17 @@
 # SWBA-MLIR: one-command build, demo and tests.
 #   make demo    build, then run swba-opt on the bundled examples
 #   make check   build, then run the lit test suite (check-swba)
+#   make check-python  the Python package's tests (pytest) in a virtual
+#                environment under the build directory with PyTorch from PyPI;
+#                the GPU tests skip themselves without CUDA
 #   make docs    regenerate docs/*.md (dialect, passes) from the ODS definitions
 
 BUILD ?= build
 LLVM_PREFIX ?= /usr/lib/llvm-22
 SWBA_OPT := $(BUILD)/bin/swba-opt
+VENV ?= $(BUILD)/venv-torch
 
-.PHONY: all setup configure build check demo docs clean
+.PHONY: all setup configure build check check-python demo docs clean
 
 all: build
 
@@ -27,6 +31,13 @@ build: configure
 
 check: build
 	ninja -C $(BUILD) check-swba
+
+$(VENV)/bin/pytest: | setup
+	/usr/bin/python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check torch numpy pytest
+
+check-python: build $(VENV)/bin/pytest
+	SWBA_OPT=$(abspath $(SWBA_OPT)) $(VENV)/bin/python -m pytest -q python/tests
 
 demo: build
 	@for f in examples/*.mlir; do \

@@ -6,7 +6,8 @@ set -euo pipefail
 packages=(
   cmake ninja-build g++ git
   llvm-22-dev llvm-22-tools libmlir-22-dev mlir-22-tools
-  python3 python3-numpy
+  python3 python3-numpy python3-venv
+  openmpi-bin libopenmpi-dev
 )
 
 missing=()

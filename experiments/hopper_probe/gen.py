@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Generates experiments/hopper_probe/qk.mlir: one gpu.module @probe (sm_90a) with three
-kernels, each one warpgroup (128 threads), following docs/HOPPER_PLAN.md.
+kernels, each one warpgroup (128 threads), following docs/DESIGN.md (section 3).
 
   tma_copy(map3, row, bh, out: memref<4096xf16>)
       rank-3 TMA box [1][64][64] f16, 128B swizzle, coordinates (0, row, bh),

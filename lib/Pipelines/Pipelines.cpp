@@ -125,6 +125,11 @@ mlir::swba::buildSWBAToNVVMPipeline(OpPassManager &pm,
 
   addBufferization(pm);
   pm.addPass(createLowerSWBA(lowering));
+  if (!options.manifest.empty()) {
+    WriteLaunchManifestOptions manifest;
+    manifest.path = options.manifest;
+    pm.addPass(createWriteLaunchManifest(manifest));
+  }
   gpu::GPUToNVVMPipelineOptions nvvm;
   nvvm.cubinChip = options.chip;
   nvvm.cubinFeatures = ("+ptx" + Twine(ptx)).str();

@@ -11,6 +11,7 @@
 #include "swba/Dialect/SWBA/IR/SWBA.h"
 #include "swba/Dialect/SWBA/Transforms/BufferizableOpInterfaceImpl.h"
 #include "swba/Dialect/SWBA/Transforms/Passes.h"
+#include "swba/Dialect/SWBA/Transforms/ShardingInterfaceImpl.h"
 #include "swba/Pipelines/Pipelines.h"
 
 #include "mlir/IR/DialectRegistry.h"
@@ -26,6 +27,7 @@ mlirGetDialectPluginInfo() {
           [](DialectRegistry *registry) {
             registry->insert<swba::SWBADialect>();
             swba::registerBufferizableOpInterfaceExternalModels(*registry);
+            swba::registerShardingInterfaceExternalModels(*registry);
           }};
 }
 

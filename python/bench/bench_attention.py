@@ -5,7 +5,7 @@ with --backward forward+backward (loss = sum(out * dout)). "ours" is
 SWBA-MLIR's default path for the device; where that is sm_90a (an H100: the
 TMA + wgmma forward), the "mma_sync" column times SWBA_CHIP=sm_90 next to it.
 
-Effective TFLOP/s count only visible (query, key) pairs (design.md s.4):
+Effective TFLOP/s count only visible (query, key) pairs (docs/DESIGN.md, section 7):
 fwd = 4 * pairs * D * B * H, fwd+bwd = 3.5 * fwd. Prints a markdown table;
 with --plot PATH also draws time against tokens (log scale) for the N sweep."""
 
@@ -185,7 +185,7 @@ if __name__ == "__main__":
           f"SWBA-MLIR chip {swba_chip()}")
     what = "forward+backward" if args.backward else "forward"
     design = run(DESIGN, backward=args.backward)
-    print(f"\n## design.md configurations, {what}\n")
+    print(f"\n## Configurations, {what}\n")
     print(table(design))
     if not args.no_sweep:
         sweep = run(SWEEP, backward=args.backward)

@@ -1,4 +1,4 @@
-"""Benchmark configurations: design.md section 4 and a sweep of N."""
+"""Benchmark configurations: the four of docs/BENCHMARKS.md and a sweep of N."""
 
 import math
 from collections import namedtuple

@@ -106,9 +106,15 @@ def main():
     rows.append(("torch.empty (one)", per_call(lambda: torch.empty((1, 2, 64, 64), dtype=torch.float16, device="cuda"))))
     rows.append(("torch.cuda.current_stream().cuda_stream", per_call(lambda: torch.cuda.current_stream(q.device).cuda_stream)))
     rows.append(("ops._current_stream", per_call(lambda: ops._current_stream(0))))
-    rows.append(("ops._tensor_map hit", per_call(lambda: ops._tensor_map(qd, 128, 0, stream))))
-    values = [x for t in (qd, kd, vd, out, lse) for x in runtime.memref_values(t)]
-    values += [ops._tensor_map(t, 128, 0, stream)[0] for t in (qd, kd, vd)]
+    # The tensor maps the forward takes (none on the mma.sync path).
+    maps = [(i, spec) for i, spec in forward.params if not isinstance(spec, tuple)]
+    tensors = (qd, kd, vd, out, lse)
+    if maps:
+        i, spec = maps[0]
+        rows.append(("ops._tensor_map hit", per_call(
+            lambda: ops._tensor_map(tensors[i], spec, 0, stream))))
+    values = [x for t in tensors for x in runtime.memref_values(t)]
+    values += [ops._tensor_map(tensors[i], spec, 0, stream)[0] for i, spec in maps]
     fn = forward.function
     rows.append(("runtime.Params (pack the parameters)", per_call(
         lambda: runtime.Params(forward.signature, values))))

@@ -51,10 +51,8 @@ def times(c, reps=10):
         torch.cuda.synchronize()
     total = defaultdict(float)
     for ev in prof.events():
-        if ev.device_type.name == "CUDA" and ev.name.startswith("swba_attention"):
-            kind = ev.name.split("_wgmma")[0].rsplit("_", 1)[0] \
-                if "_wgmma" not in ev.name else ev.name.split("_wgmma")[0]
-            total[kind.replace("swba_attention_", "")] += ev.device_time / reps
+        if ev.device_type.name == "CUDA" and ev.name.startswith("swba_"):
+            total[ev.name.removeprefix("swba_")] += ev.device_time / reps
     return total
 
 

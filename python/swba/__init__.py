@@ -1,13 +1,47 @@
 """SWBA-MLIR from Python: sliding window block attention kernels compiled by
-swba-opt (`attention`, needs PyTorch and a CUDA device) and the numpy
-reference of the op's semantics (`swba.reference`)."""
+swba-opt.
+
+- `attention(q, k, v, block_size, window, scale=None)`: the
+  `torch.ops.swba.attention` custom op (CUDA kernels; a dense reference on
+  CPU), differentiable, traceable by `torch.compile` and `torch.export`.
+- `backend`: a `torch.compile` backend that first replaces block-window
+  masked attention it can prove (SDPA with a mask, matmul-softmax-matmul,
+  `flex_attention`) by that op: `torch.compile(model, backend=swba.backend)`
+  (`make_backend(inner)` for another backend than Inductor).
+- `load_bundle(path)`: run from kernels built ahead of time by
+  `swba-compile` (also `SWBA_KERNEL_BUNDLE`).
+- `swba.reference`: the numpy definition of the op's semantics.
+
+PyTorch is imported only when a name that needs it is asked for, so the
+compiler, the bundle tools and the reference work without it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = ["attention", "backend", "make_backend", "load_bundle", "raise_attention",
+           "__version__"]
+
+if TYPE_CHECKING:
+    from .bundle import load_bundle
+    from .library import attention
+    from .raising import backend, make_backend, raise_attention
 
 
-def __getattr__(name):
-    # PyTorch is imported only when the GPU entry point is asked for, so the
-    # compiler and the reference work on machines without it.
+def __getattr__(name: str) -> Any:
     if name == "attention":
-        from .ops import attention
+        from .library import attention
 
         return attention
-    raise AttributeError(name)
+    if name in ("backend", "make_backend", "raise_attention"):
+        from . import raising
+
+        return getattr(raising, name)
+    if name == "load_bundle":
+        from .bundle import load_bundle
+
+        return load_bundle
+    raise AttributeError(f"module 'swba' has no attribute {name!r}")

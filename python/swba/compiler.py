@@ -2,9 +2,14 @@
 
 A kernel is specialised on what the op's attributes and static types carry
 (element type, head dims, block size, window, scale, lse); batch, heads and
-sequence lengths stay dynamic. Compiled kernels are cached on disk by
-configuration, so a GPU machine without MLIR can run from a cache filled
-ahead of time (`python -m swba.compile`).
+sequence lengths stay dynamic. `swba-opt --swba-to-nvvm=... manifest=<file>`
+gives the PTX (in its `gpu.binary`) and the launch manifest: how to launch
+each kernel (grid as a function of the tensors' sizes, block, shared
+memory, parameters, tensor maps, order and streams), which the runtime
+(ops.py) follows without computing any of it itself. Compiled kernels are
+cached on disk by configuration, so a GPU machine without MLIR can run from
+a cache filled ahead of time (python/tests/prepare_kernels.py fills it for
+the tests and the benchmark).
 """
 
 from __future__ import annotations
@@ -13,9 +18,9 @@ import dataclasses
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 _DTYPES = ("f16", "bf16")
@@ -23,7 +28,10 @@ _REPO = Path(__file__).resolve().parents[2]
 # Part of every cache key: bumped when the cached metadata changes meaning,
 # so that older caches are compiled afresh rather than misread.
 # 2: per-kernel launch facts (threads, shared memory, TMA box rows).
-_CACHE_FORMAT = 2
+# 3: the lowering's launch manifest.
+_CACHE_FORMAT = 3
+# The manifest format this runtime reads (--swba-write-launch-manifest).
+_MANIFEST_FORMAT = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,10 +91,14 @@ class KernelConfig:
 
 
 def find_swba_opt() -> str | None:
-    """`SWBA_OPT`, else the build tree of this checkout, else PATH."""
+    """`SWBA_OPT`, else the one installed inside this package (`pip
+    install .`), else the build tree of this checkout, else PATH."""
     env = os.environ.get("SWBA_OPT")
     if env:
         return env
+    packaged = Path(__file__).resolve().parent / "bin" / "swba-opt"
+    if packaged.exists():
+        return str(packaged)
     local = _REPO / "build" / "bin" / "swba-opt"
     if local.exists():
         return str(local)
@@ -97,33 +109,271 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SWBA_KERNEL_DIR", Path.home() / ".cache" / "swba"))
 
 
-_ASSEMBLY = re.compile(r'assembly = "((?:[^"\\]|\\.)*)"')
+class CompileError(RuntimeError):
+    """swba-opt or ptxas could not compile a configuration. The message is
+    the tool's first `error:` diagnostic; `output` holds all it printed."""
+
+    def __init__(self, message: str, output: str = ""):
+        super().__init__(message)
+        self.output = output
 
 
-def _unescape_mlir_string(s: str) -> str:
-    """MLIR prints a string attribute with `\\` for a backslash and `\\XX`
-    (two hex digits) for every other byte that is not printable, quotes too."""
-    return re.sub(r"\\(\\|[0-9A-Fa-f]{2})",
-                  lambda m: "\\" if m.group(1) == "\\" else chr(int(m.group(1), 16)),
-                  s)
+class ManifestError(ValueError):
+    """A launch manifest that this runtime cannot follow."""
 
 
-def compile_ptx(config: KernelConfig, swba_opt: str | None = None) -> str:
-    """Runs `swba-opt --swba-to-nvvm=format=isa` and returns the kernel's PTX."""
+def _diagnostic(stderr: str) -> str:
+    """The first `error:` line of a tool's output (else its last line)."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for line in lines:
+        if "error" in line:
+            return line[line.index("error"):]
+    return lines[-1] if lines else "(no output)"
+
+
+def _mlir_string_at(text: str, start: int) -> str:
+    """The MLIR string literal that opens at text[start] (a '"'), decoded:
+    MLIR prints `\\` for a backslash and `\XX` (two hex digits) for every
+    other byte that is not printable, quotes too."""
+    assert text[start] == '"'
+    out, i = bytearray(), start + 1
+    while True:
+        c = text[i]
+        if c == '"':
+            return out.decode()
+        if c == "\\":
+            if text[i + 1] == "\\":
+                out.append(0x5C)
+                i += 2
+            else:
+                out.append(int(text[i + 1:i + 3], 16))
+                i += 3
+        else:
+            out += c.encode()
+            i += 1
+
+
+def binary_assembly(ir: str, module: str) -> str:
+    """The PTX of `gpu.binary @module` in printed IR (format=isa)."""
+    at = ir.find(f"gpu.binary @{module} ")
+    if at < 0:
+        raise CompileError(f"swba-opt printed no gpu.binary @{module}", ir[-2000:])
+    key = ir.find("assembly = \"", at)
+    if key < 0:
+        raise CompileError(f"gpu.binary @{module} holds no PTX assembly", ir[at:at + 2000])
+    return _mlir_string_at(ir, key + len("assembly = "))
+
+
+@dataclasses.dataclass(frozen=True)
+class Size:
+    """Dimension `dim` of the tensor (or buffer) named `tensor`."""
+
+    tensor: str
+    dim: int
+
+    def of(self, shapes: dict) -> int:
+        return shapes[self.tensor][self.dim]
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorMap:
+    """A TMA tensor map parameter: the tensor seen through `view` (groups
+    of its dims merged, outermost first), in boxes of `box` elements
+    (outermost first), with the CUtensorMap modes named as nvgpu names
+    them."""
+
+    element_type: str
+    view: tuple
+    box: tuple
+    swizzle: str
+    l2_promotion: str
+    oob_fill: str
+    interleave: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    """A kernel parameter: the memref descriptor of `tensor` (`rank`), or,
+    with `map`, a pointer to its tensor map."""
+
+    tensor: str
+    rank: int | None = None
+    element_type: str | None = None
+    map: TensorMap | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Launch:
+    """How the lowering says to launch one kernel."""
+
+    name: str
+    order: int
+    stream: int  # 1: may run on a second stream (see ops._Launches)
+    grid: tuple  # three (Size, per): ceildiv(size, per)
+    block: tuple
+    shared_memory: int
+    params: tuple
+    max_registers: int | None = None
+
+    def grid_for(self, shapes: dict) -> tuple:
+        return tuple(-(-size.of(shapes) // per) for size, per in self.grid)
+
+
+@dataclasses.dataclass(frozen=True)
+class Buffer:
+    """A device buffer the launches share: `shape` holds numbers and
+    Sizes; zeroed before the launches when `zero`."""
+
+    name: str
+    element_type: str
+    shape: tuple
+    zero: bool
+
+    def shape_for(self, shapes: dict) -> tuple:
+        return tuple(d.of(shapes) if isinstance(d, Size) else d for d in self.shape)
+
+
+# The tensor map modes a runtime can encode, by nvgpu's names for them.
+_MAP_MODES = {
+    "swizzle": ("none", "swizzle_32b", "swizzle_64b", "swizzle_128b"),
+    "l2_promotion": ("none", "l2promo_64b", "l2promo_128b", "l2promo_256b"),
+    "oob_fill": ("zero", "nan"),
+    "interleave": ("none", "interleave_16b", "interleave_32b"),
+}
+
+
+def _field(entry: dict, key: str, kind, where: str):
+    if key not in entry:
+        raise ManifestError(f"launch manifest: {where} has no {key!r}")
+    value = entry[key]
+    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        raise ManifestError(f"launch manifest: {where}: {key!r} is {value!r}")
+    return value
+
+
+def _size(entry, where: str) -> Size:
+    if not isinstance(entry, dict):
+        raise ManifestError(f"launch manifest: {where}: {entry!r} is not a size")
+    return Size(_field(entry, "tensor", str, where), _field(entry, "dim", int, where))
+
+
+def _param(entry, where: str) -> Param:
+    if not isinstance(entry, dict):
+        raise ManifestError(f"launch manifest: {where} is not an object")
+    tensor = _field(entry, "tensor", str, where)
+    kind = _field(entry, "kind", str, where)
+    element_type = _field(entry, "element_type", str, where)
+    if kind == "memref":
+        return Param(tensor, _field(entry, "rank", int, where), element_type)
+    if kind == "tensor_map":
+        view = tuple(tuple(g) for g in _field(entry, "view", list, where))
+        box = tuple(_field(entry, "box", list, where))
+        if len(view) != len(box) or not all(isinstance(b, int) for b in box):
+            raise ManifestError(f"launch manifest: {where}: box {box} for view {view}")
+        modes = []
+        for key, known in _MAP_MODES.items():
+            mode = _field(entry, key, str, where)
+            if mode not in known:
+                raise ManifestError(f"launch manifest: {where}: {key} {mode!r} is none "
+                                    f"of {known}")
+            modes.append(mode)
+        return Param(tensor, map=TensorMap(element_type, view, box, *modes))
+    raise ManifestError(f"launch manifest: {where}: unknown parameter kind {kind!r}")
+
+
+def _launch(entry, where: str) -> Launch:
+    if not isinstance(entry, dict):
+        raise ManifestError(f"launch manifest: {where} is not an object")
+    name = _field(entry, "name", str, where)
+    where = f"kernel {name!r}"
+    grid = _field(entry, "grid", list, where)
+    block = _field(entry, "block", list, where)
+    if len(grid) != 3 or len(block) != 3:
+        raise ManifestError(f"launch manifest: {where}: grid and block need 3 dims")
+    dims = []
+    for i, dim in enumerate(grid):
+        if not isinstance(dim, dict):
+            raise ManifestError(f"launch manifest: {where}: grid[{i}] is {dim!r}")
+        per = _field(dim, "per", int, f"{where} grid[{i}]")
+        if per < 1:
+            raise ManifestError(f"launch manifest: {where}: grid[{i}] per {per}")
+        dims.append((_size(dim.get("size"), f"{where} grid[{i}]"), per))
+    params = tuple(_param(p, f"{where} parameter {i}")
+                   for i, p in enumerate(_field(entry, "params", list, where)))
+    registers = entry.get("max_registers")
+    if registers is not None and (isinstance(registers, bool) or not isinstance(registers, int)):
+        raise ManifestError(f"launch manifest: {where}: 'max_registers' is {registers!r}")
+    stream = _field(entry, "stream", int, where)
+    if stream not in (0, 1):
+        raise ManifestError(f"launch manifest: {where}: stream {stream}, expected 0 or 1")
+    return Launch(name, _field(entry, "order", int, where), stream,
+                  tuple(dims), tuple(block), _field(entry, "shared_memory", int, where),
+                  params, registers)
+
+
+def _buffer(entry, where: str) -> Buffer:
+    if not isinstance(entry, dict):
+        raise ManifestError(f"launch manifest: {where} is not an object")
+    name = _field(entry, "name", str, where)
+    shape = tuple(d if isinstance(d, int) else _size(d, f"buffer {name!r}")
+                  for d in _field(entry, "shape", list, f"buffer {name!r}"))
+    return Buffer(name, _field(entry, "element_type", str, f"buffer {name!r}"), shape,
+                  _field(entry, "zero", bool, f"buffer {name!r}"))
+
+
+def read_manifest(text: str) -> tuple[str, tuple, tuple]:
+    """(gpu.module name, Launches in launch order, Buffers) of a launch
+    manifest (--swba-write-launch-manifest) of one swba op's kernels."""
+    try:
+        manifest = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ManifestError(f"launch manifest: not JSON ({e})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != _MANIFEST_FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else manifest
+        raise ManifestError(f"launch manifest: format {found!r}, this runtime reads "
+                            f"format {_MANIFEST_FORMAT}")
+    modules = _field(manifest, "modules", list, "the manifest")
+    if len(modules) != 1 or not isinstance(modules[0], dict):
+        raise ManifestError(f"launch manifest: {len(modules)} kernel modules, expected "
+                            "the one of a single swba op")
+    module = modules[0]
+    name = _field(module, "name", str, "the module")
+    launches = sorted((_launch(k, f"kernel {i}") for i, k in
+                       enumerate(_field(module, "kernels", list, f"module {name!r}"))),
+                      key=lambda launch: launch.order)
+    if not launches:
+        raise ManifestError(f"launch manifest: module {name!r} has no kernel")
+    buffers = tuple(_buffer(b, f"buffer {i}") for i, b in
+                    enumerate(_field(module, "buffers", list, f"module {name!r}")))
+    return name, tuple(launches), buffers
+
+
+def compile_ptx(config: KernelConfig, swba_opt: str | None = None) -> tuple[str, str]:
+    """Runs `swba-opt --swba-to-nvvm=format=isa manifest=...`: the kernels'
+    PTX and the launch manifest (JSON text)."""
     tool = swba_opt or find_swba_opt()
     if tool is None:
-        raise RuntimeError(
+        raise CompileError(
             "swba-opt not found (set SWBA_OPT, build this checkout, or fill the "
             f"kernel cache ahead of time); missing kernel {config}")
-    proc = subprocess.run(
-        [tool, f"--swba-to-nvvm=chip={config.chip} format=isa {config.options}".rstrip()],
-        input=config.mlir(), capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"swba-opt failed for {config}:\n{proc.stderr}")
-    match = _ASSEMBLY.search(proc.stdout)
-    if not match:
-        raise RuntimeError("swba-opt produced no gpu.binary assembly")
-    return _unescape_mlir_string(match.group(1))
+    with tempfile.TemporaryDirectory(prefix="swba-") as tmp:
+        manifest = Path(tmp) / "manifest.json"
+        # Quoted: the temporary directory's path may hold spaces.
+        proc = subprocess.run(
+            [tool, f"--swba-to-nvvm=chip={config.chip} format=isa manifest='{manifest}' "
+                   f"{config.options}".rstrip()],
+            input=config.mlir(), capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise CompileError(f"swba-opt could not compile {config}: "
+                               f"{_diagnostic(proc.stderr)}", proc.stderr)
+        text = manifest.read_text()
+    module, launches, _ = read_manifest(text)
+    ptx = binary_assembly(proc.stdout, module)
+    for launch in launches:
+        if f".entry {launch.name}(" not in ptx:
+            raise ManifestError(f"launch manifest: kernel {launch.name!r} is not in "
+                                f"the PTX of gpu.binary @{module}")
+    return ptx, text
 
 
 def compile_cubin(ptx: str, chip: str) -> bytes | None:
@@ -132,74 +382,40 @@ def compile_cubin(ptx: str, chip: str) -> bytes | None:
     ptxas = shutil.which("ptxas") or "/usr/local/cuda/bin/ptxas"
     if not Path(ptxas).exists():
         return None
-    tmp = cache_dir() / "tmp"
-    tmp.mkdir(parents=True, exist_ok=True)
-    src, dst = tmp / f"{os.getpid()}.ptx", tmp / f"{os.getpid()}.cubin"
-    src.write_text(ptx)
-    proc = subprocess.run([ptxas, f"-arch={chip}", "-O3", str(src), "-o", str(dst)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"ptxas -arch={chip} failed:\n{proc.stderr}")
-    return dst.read_bytes()
-
-
-_ENTRY = re.compile(r"\.visible \.entry (swba_attention_\w+)\(")
-# The TMA + wgmma forward kernel (sm_90a): threads per workgroup, dynamic
-# shared memory bytes, K/V box rows, query rows per workgroup.
-_WGMMA_NAME = re.compile(r"swba_attention_\w+?_wgmma_t(\d+)_s(\d+)_n(\d+)_m(\d+)")
-# The mma.sync kernels: rows (queries, or keys for dK/dV) per workgroup.
-_MMA_SYNC_NAME = re.compile(r"swba_attention_\w+?_[mn](\d+)")
-
-
-@dataclasses.dataclass(frozen=True)
-class Launch:
-    """How a kernel is launched, as its name tells: `rows` of the launch's
-    row dimension per workgroup (the grid's y is ceil(rows_dim / rows)),
-    `threads` per workgroup, `smem` bytes of dynamic shared memory and, for
-    the TMA kernel, `box_n`, the K/V rows of one tensor-map box (the Q box
-    has `rows` rows); the TMA kernel takes the tensor maps of q, k and v as
-    three pointers after its memrefs."""
-
-    rows: int
-    threads: int = 128
-    smem: int = 0
-    box_n: int | None = None
-
-
-def launch_of(name: str) -> Launch:
-    """The launch facts carried in a kernel's name (set by the lowering)."""
-    if "_wgmma_" in name:  # never launched as an mma.sync kernel
-        m = _WGMMA_NAME.fullmatch(name)
-        if m:
-            threads, smem, box_n, rows = map(int, m.groups())
-            return Launch(rows, threads, smem, box_n)
-    else:
-        m = _MMA_SYNC_NAME.fullmatch(name)
-        if m:
-            return Launch(int(m.group(1)))
-    raise ValueError(f"kernel name {name!r} carries no launch facts")
-
-
-def launches_in(ptx: str) -> dict:
-    """{kernel name: Launch} of the swba_attention_* kernels in `ptx`."""
-    return {m.group(1): launch_of(m.group(1)) for m in _ENTRY.finditer(ptx)}
+    with tempfile.TemporaryDirectory(prefix="swba-") as tmp:
+        src, dst = Path(tmp) / "kernels.ptx", Path(tmp) / "kernels.cubin"
+        src.write_text(ptx)
+        proc = subprocess.run([ptxas, f"-arch={chip}", "-O3", str(src), "-o", str(dst)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise CompileError(f"ptxas -arch={chip} failed: {_diagnostic(proc.stderr)}",
+                               proc.stderr)
+        return dst.read_bytes()
 
 
 @dataclasses.dataclass
 class Kernel:
     """A compiled module: its image (a cubin, or PTX that the driver compiles
-    on load) and how to launch each of its kernels (the lowering's choices,
-    carried in the kernels' names)."""
+    on load) and its launch manifest."""
 
     image: bytes
     kind: str
-    launches: dict  # kernel name -> Launch
+    manifest: str  # the JSON text
 
-    def entry(self, prefix: str) -> tuple[str, Launch]:
-        for name, launch in self.launches.items():
-            if name.startswith(prefix):
-                return name, launch
-        raise KeyError(f"no kernel {prefix}* in {sorted(self.launches)}")
+    def __post_init__(self):
+        self.module, self.launches, self.buffers = read_manifest(self.manifest)
+
+
+def _write_atomically(path: Path, data: bytes):
+    """Writes `path` whole or not at all (a reader never sees half a file)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 _tool_digests: dict = {}
@@ -224,26 +440,30 @@ def load_or_compile(config: KernelConfig) -> Kernel:
     """The compiled kernels of `config`, from the cache when it holds them,
     built by the swba-opt at hand (a cached entry of another swba-opt build
     is compiled afresh: the lowering's choices live in the tool, not in the
-    configuration), or, where there is no swba-opt, by whichever made them."""
-    base = cache_dir() / config.key()
+    configuration), or, where there is no swba-opt, by whichever made them.
+    A loaded kernel bundle (`swba.bundle`) is searched first, and its
+    kernels are used as they are."""
+    from . import bundle
+
+    shipped = bundle.find(config)
+    base = (shipped or cache_dir()) / config.key()
     meta = base.with_suffix(".json")
     digest = tool_digest()
     if meta.exists():
         info = json.loads(meta.read_text())
-        if digest is None or info.get("tool") == digest:
+        if shipped or digest is None or info.get("tool") == digest:
             image = base.with_suffix("." + info["kind"]).read_bytes()
-            launches = {n: Launch(**facts) for n, facts in info["kernels"].items()}
-            return Kernel(image, info["kind"], launches)
-    ptx = compile_ptx(config)
-    launches = launches_in(ptx)
-    if not launches:
-        raise RuntimeError("no swba_attention_* kernel in the PTX")
-    base.parent.mkdir(parents=True, exist_ok=True)
+            return Kernel(image, info["kind"], info["manifest"])
+    if find_swba_opt() is None:
+        raise bundle.missing(config)
+    ptx, manifest = compile_ptx(config)
     cubin = compile_cubin(ptx, config.chip)
     kernel = Kernel(cubin if cubin is not None else ptx.encode(),
-                    "cubin" if cubin is not None else "ptx", launches)
-    base.with_suffix("." + kernel.kind).write_bytes(kernel.image)
-    meta.write_text(json.dumps({
-        "kind": kernel.kind, "tool": digest,
-        "kernels": {n: dataclasses.asdict(f) for n, f in launches.items()}}))
+                    "cubin" if cubin is not None else "ptx", manifest)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    # The image first: the metadata names it, and its presence says that
+    # the entry is whole.
+    _write_atomically(base.with_suffix("." + kernel.kind), kernel.image)
+    _write_atomically(meta, json.dumps({
+        "kind": kernel.kind, "tool": digest, "manifest": manifest}).encode())
     return kernel

@@ -19,13 +19,13 @@ import torch
 from . import compiler, runtime
 
 _TORCH_DTYPES = {torch.float16: "f16", torch.bfloat16: "bf16"}
-# Tensor maps also of the f32 dQ accumulator the sm_90a dK/dV kernel adds into.
-_MAP_DTYPES = {**_TORCH_DTYPES, torch.float32: "f32"}
+# Element types the manifest names for tensors and buffers.
+_ELEMENT_TYPES = {"f16": torch.float16, "bf16": torch.bfloat16, "f32": torch.float32}
 _modules: dict = {}
 
 
 def _module(config: compiler.KernelConfig, device: torch.device):
-    """(compiled kernel info, {kernel name: runtime.Kernel}) for `config`."""
+    """(compiled kernels, {kernel name: runtime.Kernel}) for `config`."""
     key = (config, device.index)
     if key not in _modules:
         compiled = compiler.load_or_compile(config)
@@ -33,9 +33,9 @@ def _module(config: compiler.KernelConfig, device: torch.device):
             torch.cuda.current_stream(device)  # makes the primary context current
             loaded = runtime.Module(compiled.image)
             functions = {}
-            for name, launch in compiled.launches.items():
-                functions[name] = loaded.function(name)
-                functions[name].allow_shared(launch.smem)
+            for launch in compiled.launches:
+                functions[launch.name] = loaded.function(launch.name)
+                functions[launch.name].allow_shared(launch.shared_memory)
             _modules[key] = (compiled, functions)
     return _modules[key]
 
@@ -45,24 +45,28 @@ _MAX_PREPARED = 8  # packed parameter sets kept per kernel of a plan
 _tensor_maps: OrderedDict = OrderedDict()  # key -> (device pointer, its tensor)
 
 
-def _tensor_map(t, box_rows: int, device: int, stream: int):
-    """(device pointer, device tensor, pinned host bytes) of the CUtensorMap of the contiguous t [B, H, N, D]
-    seen as [B * H][N][D], in boxes of [box_rows][128 bytes] (64 f16/bf16 or
-    32 f32; the kernel reads a D of 128 as two boxes). A map depends only on t's address, shape and dtype
-    and on the box, so the last maps made are kept, least recently used out
-    first. They are kept per stream too: the copy that puts a map on the
-    device runs on the stream of the kernels that read it, which orders them
-    and makes the memory of a dropped map safe to reuse. A launch captured
-    in a CUDA graph keeps its maps for good (see `_Kernel.__call__`)."""
-    key = (t.data_ptr(), t.shape, t.dtype, box_rows, device, stream)
+def _tensor_map(t, spec: compiler.TensorMap, device: int, stream: int):
+    """(device pointer, device tensor, pinned host bytes) of the CUtensorMap
+    that `spec` (from the launch manifest) describes for the contiguous t. A
+    map depends only on t's address, shape and dtype and on the spec, so the
+    last maps made are kept, least recently used out first. They are kept
+    per stream too: the copy that puts a map on the device runs on the
+    stream of the kernels that read it, which orders them and makes the
+    memory of a dropped map safe to reuse. A launch captured in a CUDA graph
+    keeps its maps for good (see `_Kernel.entry`)."""
+    key = (t.data_ptr(), t.shape, t.dtype, spec, device, stream)
     found = _tensor_maps.get(key)
     if found is not None:
         _tensor_maps.move_to_end(key)
         return found
-    b, h, n, d = t.shape
     size = t.element_size()
-    raw = runtime.encode_tensor_map(_MAP_DTYPES[t.dtype], key[0], (d, n, b * h),
-                                    (d * size, n * d * size), (128 // size, box_rows, 1))
+    strides = t.stride()
+    # The view's dims and byte strides (a merged group steps as its last
+    # dim), outermost first; the driver takes them innermost first.
+    dims = [math.prod(t.shape[i] for i in group) for group in spec.view]
+    steps = [strides[group[-1]] * size for group in spec.view]
+    raw = runtime.encode_tensor_map(
+        spec, key[0], dims[::-1], steps[-2::-1], spec.box[::-1])
     host = torch.frombuffer(bytearray(raw), dtype=torch.uint8).pin_memory()
     on_device = torch.empty(128, dtype=torch.uint8, device=t.device)
     on_device.copy_(host, non_blocking=True)
@@ -87,7 +91,7 @@ def _capturing() -> bool:
 def _current_stream(device_index: int) -> int:
     """The raw handle of the device's current stream. torch's private
     accessor costs a tenth of a microsecond where the public one builds a
-    Stream object (5-15 us on the benchmark machine's host)."""
+    Stream object (5-15 us on a typical host)."""
     raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
     if raw is not None:
         return raw(device_index)
@@ -96,41 +100,51 @@ def _current_stream(device_index: int) -> int:
 
 class _Kernel:
     """One kernel of a plan: everything its launch needs but the tensors'
-    addresses and the stream. `tails[i]`: what follows the two pointers of
-    tensor i's memref descriptor (offset, sizes, strides; the tensors are
-    contiguous, see `_dense`); `maps`: (tensor index, box rows) of the tensor
-    maps a TMA kernel takes after its memrefs."""
+    addresses and the stream, from its entry in the launch manifest. It is
+    called with the plan's tensors (the op's, then the buffers, in the
+    order of `names`); `uses`: the positions of those it takes; `params`:
+    per parameter, its tensor's position and either the tail of its memref
+    descriptor (offset, sizes, strides; the tensors are contiguous, see
+    `_dense`) or its tensor map's spec."""
 
-    __slots__ = ("function", "grid", "block", "smem", "signature", "tails", "maps", "device",
-                 "prepared")
+    __slots__ = ("function", "grid", "block", "smem", "signature", "uses", "params",
+                 "device", "prepared")
 
-    def __init__(self, compiled, functions, prefix, rows_dim, heads, batch, shapes, device):
-        name, launch = compiled.entry(prefix)
-        self.function = functions[name]
-        # Rows of the launch's row dimension per workgroup: a TMA dK/dV
-        # kernel (which may also add dQ up: _dkdvdq_) owns box_n keys (its
-        # `rows` are the query rows of its Q/dO boxes).
-        per_workgroup = (launch.box_n if name.startswith("swba_attention_bwd_dkdv")
-                         and "_wgmma_" in name else launch.rows)
-        self.grid = (heads, (rows_dim + per_workgroup - 1) // per_workgroup, batch)  # as the lowering's
-        self.block = (launch.threads, 1, 1)
-        self.smem = launch.smem
+    def __init__(self, function, launch: compiler.Launch, names, shapes, dtypes, device):
+        self.function = function
+        self.grid = launch.grid_for(shapes)
+        self.block = tuple(launch.block)
+        self.smem = launch.shared_memory
         self.device = device
         self.prepared = OrderedDict()
-        self.tails = tuple((0, *shape, *_contiguous_strides(shape)) for shape in shapes)
-        self.signature = "".join(runtime.memref_signature(len(shape)) for shape in shapes)
-        self.maps = ()
-        if launch.box_n is not None:
-            # A TMA kernel: the maps of q, k, v (boxes of `rows` query rows
-            # and `box_n` key rows) and, for the backward, of dout (query
-            # rows); a dK/dV kernel that adds dQ up also takes the map of
-            # its f32 accumulator (tensor 6, boxes of 64 rows).
-            self.maps = ((0, launch.rows), (1, launch.box_n), (2, launch.box_n))
-            if "_bwd_" in name:
-                self.maps += ((3, launch.rows),)
-            if name.startswith("swba_attention_bwd_dkdvdq_"):
-                self.maps += ((6, 64),)
-            self.signature += "P" * len(self.maps)
+        position = {name: i for i, name in enumerate(names)}
+        signature, params = "", []
+        for p in launch.params:
+            if p.tensor not in position:
+                raise compiler.ManifestError(
+                    f"launch manifest: kernel {launch.name!r} takes {p.tensor!r}, "
+                    f"which is none of {list(names)}")
+            shape = shapes[p.tensor]
+            element_type = p.map.element_type if p.map else p.element_type
+            if _ELEMENT_TYPES.get(element_type) != dtypes[p.tensor] or (
+                    p.map is None and p.rank != len(shape)):
+                raise compiler.ManifestError(
+                    f"launch manifest: kernel {launch.name!r} takes {p.tensor!r} as "
+                    f"{element_type} of rank {p.rank}, but it is {dtypes[p.tensor]} "
+                    f"{tuple(shape)}")
+            if p.map is not None and sorted(sum(p.map.view, ())) != list(range(len(shape))):
+                raise compiler.ManifestError(
+                    f"launch manifest: kernel {launch.name!r}: view {p.map.view} of "
+                    f"{p.tensor!r} {tuple(shape)}")
+            if p.map is None:
+                signature += runtime.memref_signature(len(shape))
+                params.append((position[p.tensor], (0, *shape, *_contiguous_strides(shape))))
+            else:
+                signature += "P"
+                params.append((position[p.tensor], p.map))
+        self.signature = signature
+        self.params = tuple(params)
+        self.uses = tuple(sorted({i for i, _ in params}))
 
     def __call__(self, tensors, stream):
         """Launches on `tensors` (contiguous, of the plan's shapes). The packed
@@ -147,10 +161,10 @@ class _Kernel:
     def entry(self, tensors, stream):
         """The launch entry of `tensors`, its tensor maps (if new) copied on
         `stream`."""
-        key = (tuple([t.data_ptr() for t in tensors]), stream)
+        key = (tuple([tensors[i].data_ptr() for i in self.uses]), stream)
         entry = self.prepared.get(key)
         if entry is None:
-            entry = self._prepare(tensors, key[0], stream)
+            entry = self._prepare(tensors, stream)
             self.prepared[key] = entry
             if len(self.prepared) > _MAX_PREPARED:
                 self.prepared.popitem(last=False)
@@ -162,16 +176,20 @@ class _Kernel:
             _captured.append(entry)
         return entry
 
-    def _prepare(self, tensors, pointers, stream):
-        values = []
-        for p, tail in zip(pointers, self.tails):
-            values += (p, p)
-            values += tail
+    def _prepare(self, tensors, stream):
         # The entry holds the device memory of its tensor maps: the map
         # cache may drop one, and then it must not be reused while this
         # entry can still launch with its address.
-        maps = [_tensor_map(tensors[i], box, self.device, stream) for i, box in self.maps]
-        values += [m[0] for m in maps]
+        values, maps = [], []
+        for i, how in self.params:
+            if isinstance(how, tuple):
+                p = tensors[i].data_ptr()
+                values += (p, p)
+                values += how
+            else:
+                found = _tensor_map(tensors[i], how, self.device, stream)
+                maps.append(found)
+                values.append(found[0])
         return runtime.Params(self.signature, values), maps
 
 
@@ -181,6 +199,60 @@ def _contiguous_strides(shape):
         strides.append(step)
         step *= size
     return tuple(reversed(strides))
+
+
+class _Launches:
+    """The kernels of one swba op for one set of shapes, as its launch
+    manifest says: device buffers made for each call (zeroed where it says
+    so), then the kernels in order. A kernel on stream 1 runs on a second
+    stream after the work so far on the caller's, at once with the stream-0
+    kernels after it; the caller's stream waits for it before this returns
+    (every wait on the device; a CUDA graph capture on the caller's stream
+    takes the second stream in and joins it back)."""
+
+    def __init__(self, compiled, functions, shapes, dtypes, device):
+        names = tuple(shapes)
+        self.device = device
+        self.buffers = []
+        shapes, dtypes = dict(shapes), dict(dtypes)
+        for buffer in compiled.buffers:
+            if buffer.element_type not in _ELEMENT_TYPES:
+                raise compiler.ManifestError(
+                    f"launch manifest: buffer {buffer.name!r} of {buffer.element_type}")
+            shapes[buffer.name] = buffer.shape_for(shapes)
+            dtypes[buffer.name] = _ELEMENT_TYPES[buffer.element_type]
+            self.buffers.append((shapes[buffer.name], dtypes[buffer.name], buffer.zero))
+            names += (buffer.name,)
+        self.kernels = tuple(
+            (_Kernel(functions[launch.name], launch, names, shapes, dtypes, device.index),
+             launch.stream) for launch in compiled.launches)
+        self.forks = any(stream for _, stream in self.kernels)
+
+    def __call__(self, tensors, stream):
+        """Launches on `tensors` (the op's, contiguous, in manifest order)."""
+        for shape, dtype, zero in self.buffers:
+            make = torch.zeros if zero else torch.empty
+            tensors += (make(shape, dtype=dtype, device=self.device),)
+        if not self.forks:
+            for kernel, _ in self.kernels:
+                kernel(tensors, stream)
+            return
+        # Prepared (tensor maps copied) on this stream before any fork, so
+        # that the second stream's waits cover the copies too.
+        entries = [kernel.entry(tensors, stream) for kernel, _ in self.kernels]
+        fork, join = _events(self.device.index)
+        side = None
+        for (kernel, on), entry in zip(self.kernels, entries):
+            if on:
+                side = side or _side_stream(self.device.index)
+                fork.record(stream)
+                fork.wait_on(side)
+                kernel.launch(entry, side)
+            else:
+                kernel.launch(entry, stream)
+        if side is not None:
+            join.record(side)
+            join.wait_on(stream)
 
 
 class _Plan:
@@ -230,100 +302,60 @@ class _Plan:
         if out.numel():
             with _on_device(self.index):
                 if self._forward is None:
-                    compiled, functions = _module(self._config(False), self.device)
-                    self._forward = _Kernel(
-                        compiled, functions, "swba_attention_fwd", nq, hq, b,
-                        ((b, hq, nq, d), (b, hkv, nk, d), (b, hkv, nk, dv),
-                         (b, hq, nq, dv), (b, hq, nq)), self.index)
+                    self._forward = self._launches(self._config(False), (q, k, v, out, lse))
                 self._forward((q, k, v, out, lse), _current_stream(self.index))
         return out, lse
 
     def backward(self, q, k, v, out, dout, lse):
-        """dq, dk, dv of `forward`. The lowering's delta kernel (delta =
-        rowsum(dout * out)) runs first. By default the dQ and dK/dV kernels
-        then depend only on it and run at once: dK/dV on a second stream
-        (launched first: its heavier workgroups go out ahead of dQ's), dQ
-        on this one, joined back before this returns; every result is
-        bitwise reproducible. With the sm_90a lowering option
-        grad-fused-dq=true (SWBA_LOWER_OPTIONS), one kernel makes dK and dV
-        and adds dQ up into a zeroed f32 buffer with TMA reduce-adds, and a
-        last kernel converts that into dq: the order of the additions
-        varies, so dq may differ in its last bits, and under
-        `torch.use_deterministic_algorithms(True)` the option is dropped. A
-        module without a delta kernel, from an older lowering whose dQ
-        kernel writes delta, runs dQ then dK/dV."""
+        """dq, dk, dv of `forward`, by the kernels and in the order the
+        lowering's manifest gives: by default a delta kernel (delta =
+        rowsum(dout * out)), then dK/dV on a second stream at once with dQ
+        on this one (both read only delta), every result bitwise
+        reproducible. With the sm_90a lowering option grad-fused-dq=true
+        (SWBA_LOWER_OPTIONS), one kernel makes dK and dV and adds dQ up into
+        a zeroed f32 buffer with TMA reduce-adds, and a last kernel converts
+        that into dq: the order of the additions varies, so dq may differ
+        in its last bits, and under `torch.use_deterministic_algorithms(True)`
+        the option is dropped."""
         b, hq, hkv, nq, nk, d, dv = self.shapes
         # out and lse are the forward's own (contiguous); dout may be any
         # layout (an expanded gradient has zero strides).
         q, k, v, dout = _dense(q), _dense(k), _dense(v), _dense(dout)
         dq, dk, dvv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-        delta = torch.empty((b, hq, nq), dtype=torch.float32, device=self.device)
         if q.numel() and k.numel():
+            tensors = (q, k, v, out, dout, lse, dq, dk, dvv)
             with _on_device(self.index):
                 deterministic = torch.are_deterministic_algorithms_enabled()
-                kernels = self._backward.get(deterministic)
-                if kernels is None:
+                launches = self._backward.get(deterministic)
+                if launches is None:
                     # Both entries share kernels where the options give
                     # them one configuration.
                     config = self._config(True, deterministic)
-                    kernels = self._backward_of.get(config)
-                    if kernels is None:
-                        kernels = self._backward_of[config] = self._backward_kernels(config)
-                    self._backward[deterministic] = kernels
-                delta_kernel, dq_kernel, dkdv_kernel, convert_kernel = kernels
-                stream = _current_stream(self.index)
-                if convert_kernel is not None:
-                    accum = torch.zeros((b, hq, nq, d), dtype=torch.float32,
-                                        device=self.device)
-                    delta_kernel((dout, out, delta), stream)
-                    dkdv_kernel((q, k, v, dout, lse, delta, accum, dk, dvv), stream)
-                    convert_kernel((accum, dq), stream)
-                    return dq, dk, dvv
-                dq_args = (q, k, v, dout, lse, delta, out, dq)
-                dkdv_args = (q, k, v, dout, lse, delta, dk, dvv)
-                if delta_kernel is None:
-                    dq_kernel(dq_args, stream)
-                    dkdv_kernel(dkdv_args, stream)
-                else:
-                    delta_kernel((dout, out, delta), stream)
-                    # Prepared (tensor maps copied) on this stream before the
-                    # fork, so the side stream's wait covers the copies too.
-                    entry = dkdv_kernel.entry(dkdv_args, stream)
-                    side = _side_stream(self.index)
-                    with _Fork(self.index, stream, side):
-                        dkdv_kernel.launch(entry, side)
-                        dq_kernel(dq_args, stream)
+                    launches = self._backward_of.get(config)
+                    if launches is None:
+                        launches = self._backward_of[config] = self._launches(config, tensors)
+                    self._backward[deterministic] = launches
+                launches(tensors, _current_stream(self.index))
         return dq, dk, dvv
 
-    def _backward_kernels(self, config):
-        """(delta, dQ, dK/dV, dQ conversion) kernels of `config`; the dQ
-        kernel is None where the dK/dV kernel adds dQ up (then there is a
-        conversion kernel), the delta kernel None in an older lowering's
-        module."""
-        b, hq, hkv, nq, nk, d, dv = self.shapes
+    def _launches(self, config, tensors):
+        """The _Launches of `config` for tensors shaped as `tensors` (the
+        op's operands in the order the manifest names them)."""
         compiled, functions = _module(config, self.device)
-        qs, ks, vs, rows, os_ = (b, hq, nq, d), (b, hkv, nk, d), (b, hkv, nk, dv), (b, hq, nq), \
-            (b, hq, nq, dv)
+        names = _GRAD_OPERANDS if config.grad else _FORWARD_OPERANDS
+        launches = _Launches(compiled, functions,
+                             {n: tuple(t.shape) for n, t in zip(names, tensors)},
+                             {n: t.dtype for n, t in zip(names, tensors)}, self.device)
+        # A lone kernel without buffers (the forward) is called directly:
+        # one call less on the host's fast path.
+        if len(launches.kernels) == 1 and not launches.buffers:
+            return launches.kernels[0][0]
+        return launches
 
-        def has(prefix):
-            return any(name.startswith(prefix) for name in compiled.launches)
 
-        def kernel(prefix, rows_dim, heads, shapes):
-            return _Kernel(compiled, functions, prefix, rows_dim, heads, b, shapes, self.index)
-
-        delta_kernel = None
-        if has("swba_attention_bwd_delta"):
-            delta_kernel = kernel("swba_attention_bwd_delta", nq, hq, (os_, os_, rows))
-        if has("swba_attention_bwd_dqconvert"):
-            return (delta_kernel, None,
-                    kernel("swba_attention_bwd_dkdvdq", nk, hkv,
-                           (qs, ks, vs, os_, rows, rows, qs, ks, vs)),
-                    kernel("swba_attention_bwd_dqconvert", nq, hq, (qs, qs)))
-        return (delta_kernel,
-                kernel("swba_attention_bwd_dq", nq, hq, (qs, ks, vs, os_, rows, rows, os_, qs)),
-                kernel("swba_attention_bwd_dkdv", nk, hkv, (qs, ks, vs, os_, rows, rows, ks, vs)),
-                None)
-
+# The op's operands as the launch manifest names them.
+_FORWARD_OPERANDS = ("q", "k", "v", "out", "lse")
+_GRAD_OPERANDS = ("q", "k", "v", "out", "dout", "lse", "dq", "dk", "dv")
 
 _side_streams: dict = {}  # device index -> torch.cuda.Stream
 
@@ -340,33 +372,17 @@ def _side_stream(index: int) -> int:
 _thread_events = threading.local()
 
 
-class _Fork:
-    """`with _Fork(index, stream, side)`: `side` waits for `stream`'s work
-    so far on entry, and `stream` waits for `side`'s on exit, through two
-    events of this thread (so that no other thread records them in
-    between). Both waits are on the device; a CUDA graph capture on
-    `stream` takes `side` in and joins it back."""
-
-    __slots__ = ("events", "stream", "side")
-
-    def __init__(self, index, stream, side):
-        per_device = getattr(_thread_events, "events", None)
-        if per_device is None:
-            per_device = _thread_events.events = {}
-        events = per_device.get(index)
-        if events is None:
-            events = per_device[index] = (runtime.Event(), runtime.Event())
-        self.events, self.stream, self.side = events, stream, side
-
-    def __enter__(self):
-        fork = self.events[0]
-        fork.record(self.stream)
-        fork.wait_on(self.side)
-
-    def __exit__(self, *exc):
-        join = self.events[1]
-        join.record(self.side)
-        join.wait_on(self.stream)
+def _events(index: int):
+    """This thread's two events on device `index` that fork a second stream
+    off and join it back (per thread, so that no other thread records them
+    in between)."""
+    per_device = getattr(_thread_events, "events", None)
+    if per_device is None:
+        per_device = _thread_events.events = {}
+    events = per_device.get(index)
+    if events is None:
+        events = per_device[index] = (runtime.Event(), runtime.Event())
+    return events
 
 
 class _on_device:
@@ -465,46 +481,11 @@ def attention_backward(q, k, v, out, dout, lse, block_size, window, scale):
         q, k, v, _dense(out), dout, _dense(lse))
 
 
-class _Attention(torch.autograd.Function):
-    """out as the one output: lse stays on the context (and reaches the
-    caller through `lse_out`), so autograd tracks no second output and
-    makes no zero gradient for it."""
-
-    @staticmethod
-    def forward(ctx, q, k, v, plan, lse_out):
-        out, lse = plan.forward(q, k, v)
-        ctx.save_for_backward(q, k, v, out)
-        ctx.plan, ctx.lse = plan, lse
-        ctx.set_materialize_grads(False)
-        lse_out.append(lse)
-        return out
-
-    @staticmethod
-    def backward(ctx, dout):
-        if dout is None:
-            return None, None, None, None, None
-        q, k, v, out = ctx.saved_tensors
-        dq, dk, dv = ctx.plan.backward(q, k, v, out, dout, ctx.lse)
-        return dq, dk, dv, None, None
-
-
 def attention(q, k, v, block_size: int, window: int, scale: float | None = None,
               return_lse: bool = False, out=None):
-    """q: [B, Hq, Nq, D], k: [B, Hkv, Nk, D], v: [B, Hkv, Nk, Dv], f16 or bf16,
-    on one CUDA device; Hq a multiple of Hkv; Nq <= Nk (query i sits at
-    position i + Nk - Nq). A query in frame f = pos // block_size sees the keys
-    of frames f - window + 1 .. f. Returns out [B, Hq, Nq, Dv] (and, with
-    return_lse, the f32 log-sum-exp [B, Hq, Nq]); differentiable in q, k, v.
-    `out`, when given (no autograd then), is a contiguous tensor of that shape
-    and dtype to write into."""
-    if scale is None:
-        scale = 1.0 / math.sqrt(q.shape[-1])
-    plan = _plan(q, k, v, block_size, window, scale)
-    if out is not None or not torch.is_grad_enabled() or not (
-            q.requires_grad or k.requires_grad or v.requires_grad):
-        o, lse = plan.forward(q, k, v, out)
-    else:
-        lse_out = []
-        o = _Attention.apply(q, k, v, plan, lse_out)
-        lse = lse_out[0]
-    return (o, lse) if return_lse else o
+    """`swba.attention` (see `swba.library.attention`): the `swba::attention`
+    custom op; eager CUDA calls launch through `attention_forward` and
+    `attention_backward` without the dispatcher's round trip."""
+    from .library import attention as public
+
+    return public(q, k, v, block_size, window, scale, return_lse, out)

@@ -1,30 +1,37 @@
 """The executable definition of sliding window block attention in numpy
-(float64), forward and backward, for tests: shared/design.md section 1."""
+(float64), forward and backward, for tests: docs/DESIGN.md, section 1."""
 
 from __future__ import annotations
 
 import numpy as np
 
 
-def swba_mask(nq: int, nk: int, block_size: int, window: int) -> np.ndarray:
-    """[Nq, Nk] bool: key j visible to query i (positions bottom-right aligned)."""
-    qf = (np.arange(nq) + nk - nq) // block_size
-    kf = np.arange(nk) // block_size
-    return (kf[None, :] <= qf[:, None]) & (qf[:, None] - kf[None, :] < window)
+def swba_mask(nq: int, nk: int, block_size: int, window: int,
+              key_offset: int = 0) -> np.ndarray:
+    """[Nq, Nk] bool: key j visible to query i (positions bottom-right aligned).
+
+    key_offset is the op's: key row j sits at position j + key_offset, query
+    row i at i + nk - nq + key_offset, keys at negative positions are unseen.
+    """
+    kpos = np.arange(nk) + key_offset
+    qf = (np.arange(nq) + nk - nq + key_offset) // block_size
+    kf = kpos // block_size
+    return ((kf[None, :] <= qf[:, None]) & (qf[:, None] - kf[None, :] < window)
+            & (kpos >= 0)[None, :])
 
 
 def _expand_kv(x: np.ndarray, hq: int) -> np.ndarray:
     return np.repeat(x, hq // x.shape[1], axis=1)
 
 
-def attention_forward(q, k, v, block_size, window, scale=None):
+def attention_forward(q, k, v, block_size, window, scale=None, key_offset=0):
     """out [B, Hq, Nq, Dv] and lse [B, Hq, Nq] (natural log)."""
     hq, nq, d = q.shape[1], q.shape[2], q.shape[3]
     nk = k.shape[2]
     scale = 1.0 / np.sqrt(d) if scale is None else scale
     k, v = _expand_kv(k, hq), _expand_kv(v, hq)
     s = np.einsum("bhid,bhjd->bhij", q, k) * scale
-    s = np.where(swba_mask(nq, nk, block_size, window), s, -np.inf)
+    s = np.where(swba_mask(nq, nk, block_size, window, key_offset), s, -np.inf)
     m = s.max(axis=-1, keepdims=True)
     p = np.exp(s - m)
     l = p.sum(axis=-1, keepdims=True)

@@ -155,21 +155,42 @@ _TENSOR_MAP_TYPES = {
     "bf16": cu.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
     "f32": cu.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_FLOAT32,
 }
+# The tensor map modes by the names nvgpu gives them (as the launch
+# manifest carries them).
+_SWIZZLES = {
+    "none": cu.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_NONE,
+    "swizzle_32b": cu.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_32B,
+    "swizzle_64b": cu.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_64B,
+    "swizzle_128b": cu.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_128B,
+}
+_L2_PROMOTIONS = {
+    "none": cu.CUtensorMapL2promotion.CU_TENSOR_MAP_L2_PROMOTION_NONE,
+    "l2promo_64b": cu.CUtensorMapL2promotion.CU_TENSOR_MAP_L2_PROMOTION_L2_64B,
+    "l2promo_128b": cu.CUtensorMapL2promotion.CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+    "l2promo_256b": cu.CUtensorMapL2promotion.CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+}
+_OOB_FILLS = {
+    "zero": cu.CUtensorMapFloatOOBfill.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
+    "nan": cu.CUtensorMapFloatOOBfill.CU_TENSOR_MAP_FLOAT_OOB_FILL_NAN_REQUEST_ZERO_FMA,
+}
+_INTERLEAVES = {
+    "none": cu.CUtensorMapInterleave.CU_TENSOR_MAP_INTERLEAVE_NONE,
+    "interleave_16b": cu.CUtensorMapInterleave.CU_TENSOR_MAP_INTERLEAVE_16B,
+    "interleave_32b": cu.CUtensorMapInterleave.CU_TENSOR_MAP_INTERLEAVE_32B,
+}
 
 
-def encode_tensor_map(dtype: str, ptr: int, dims, strides, box) -> bytes:
-    """The 128 bytes of a tiled CUtensorMap for the tensor at `ptr`:
-    `dims` and `box` innermost first, `strides` in bytes for every dimension
-    but the innermost; 128-byte swizzle (so box[0] is 128 bytes), boxes
-    past the tensor's end zero-filled, L2 promotion of 256 B. The kernel
-    reads it from global memory, where it must sit 64-byte aligned."""
+def encode_tensor_map(spec, ptr: int, dims, strides, box) -> bytes:
+    """The 128 bytes of a tiled CUtensorMap for the tensor at `ptr`, with
+    the element type and modes of `spec` (a compiler.TensorMap): `dims` and
+    `box` innermost first, `strides` in bytes for every dimension but the
+    innermost. The kernel reads it from global memory, where it must sit
+    64-byte aligned."""
     u64, u32 = cu.cuuint64_t, cu.cuuint32_t  # cuda-bindings 13 rejects plain ints
     tensor_map = _check(cu.cuTensorMapEncodeTiled(
-        _TENSOR_MAP_TYPES[dtype], len(dims), ptr,
+        _TENSOR_MAP_TYPES[spec.element_type], len(dims), ptr,
         [u64(d) for d in dims], [u64(s) for s in strides],
         [u32(b) for b in box], [u32(1)] * len(dims),
-        cu.CUtensorMapInterleave.CU_TENSOR_MAP_INTERLEAVE_NONE,
-        cu.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_128B,
-        cu.CUtensorMapL2promotion.CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-        cu.CUtensorMapFloatOOBfill.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE))
+        _INTERLEAVES[spec.interleave], _SWIZZLES[spec.swizzle],
+        _L2_PROMOTIONS[spec.l2_promotion], _OOB_FILLS[spec.oob_fill]))
     return struct.pack("<16Q", *(int(x) for x in tensor_map.opaque))

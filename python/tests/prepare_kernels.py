@@ -3,7 +3,8 @@ benchmark need, into SWBA_KERNEL_DIR (default ~/.cache/swba), so that a GPU
 machine without MLIR runs them from there: each for sm_90 (the mma.sync
 kernels) and sm_90a (the TMA + wgmma forward where the head dims allow it),
 the two paths the tests and the benchmark run on an H100; the sm_90a
-backward also with grad-fused-dq=true."""
+backward also with grad-fused-dq=true; and, for sm_90a, those of
+gpu_torch_kernels.json (the PyTorch library's GPU tests and examples)."""
 
 import dataclasses
 import os
@@ -13,6 +14,7 @@ here = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(here, ".."), here, os.path.join(here, "..", "bench")]
 
 from swba import compiler  # noqa: E402
+from swba.compile import configs_from_json  # noqa: E402
 import gpu_cases  # noqa: E402
 import configs  # noqa: E402
 import variants  # noqa: E402
@@ -26,14 +28,17 @@ todo = {dataclasses.replace(config, chip=chip)
 todo |= {dataclasses.replace(config, options="grad-fused-dq=true")
          for config in todo if config.grad and config.chip == "sm_90a"}
 todo |= variants.kernel_configs()
+todo |= set(configs_from_json(os.path.join(here, "gpu_torch_kernels.json"),
+                              {"chip": "sm_90a", "options": "", "kernels": "both"}))
 failed = 0
 for config in sorted(todo, key=lambda c: c.key()):
     try:
         kernel = compiler.load_or_compile(config)
-    except RuntimeError as e:
+    except (compiler.CompileError, compiler.ManifestError) as e:
         failed += 1
-        print(f"FAILED {config}: {str(e).splitlines()[1] if len(str(e).splitlines()) > 1 else e}")
+        print(f"FAILED {e}")
         continue
-    print(f"{config.key()} {sorted(kernel.launches)} {kernel.kind} {len(kernel.image)} B  {config}")
+    names = [launch.name for launch in kernel.launches]
+    print(f"{config.key()} {names} {kernel.kind} {len(kernel.image)} B  {config}")
 print(f"{len(todo) - failed} kernels in {compiler.cache_dir()}, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -1,8 +1,10 @@
 """The Python compile path without a GPU: KernelConfig -> swba-opt -> PTX
-(and a cubin when ptxas is there), the kernel names and the launch facts the
-launcher reads from them, the on-disk cache, and the MLIR string unescaping.
+(and a cubin when ptxas is there) and the launch manifest the runtime
+launches from, the on-disk cache, the MLIR string decoding, and the errors
+of a malformed manifest or a failed compile.
 Runs under pytest or as a script (`SWBA_OPT` names the swba-opt to use)."""
 
+import copy
 import dataclasses
 import json
 import os
@@ -13,8 +15,20 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from swba import compiler  # noqa: E402
 
 
-def test_unescape():
-    assert compiler._unescape_mlir_string(r"a\0Ab\09\22q\22\\") == 'a\nb\t"q"\\'
+def test_mlir_string_decoding():
+    text = 'x "a\\0Ab\\09\\22q\\22\\\\" y'
+    assert compiler._mlir_string_at(text, 2) == 'a\nb\t"q"\\'
+    ir = ('gpu.binary @other [#gpu.object<#nvvm.target<chip = "sm_90">, assembly = "no">]\n'
+          'gpu.binary @mine  [#gpu.object<#nvvm.target<chip = "sm_90">, '
+          'assembly = "\\0A.visible .entry k(\\0A">]\n')
+    assert compiler.binary_assembly(ir, "mine") == "\n.visible .entry k(\n"
+    for module in ("absent", "oth"):
+        try:
+            compiler.binary_assembly(ir, module)
+        except compiler.CompileError as e:
+            assert module in str(e)
+            continue
+        raise AssertionError(f"found a gpu.binary @{module}")
 
 
 def test_config_validation():
@@ -28,25 +42,90 @@ def test_config_validation():
         raise AssertionError(f"accepted {bad}")
 
 
-def test_launch_facts_from_kernel_names():
-    Launch = compiler.Launch
-    assert compiler.launch_of("swba_attention_fwd_wgmma_t384_s82944_n128_m128") == \
-        Launch(rows=128, threads=384, smem=82944, box_n=128)
-    assert compiler.launch_of("swba_attention_fwd_m64") == Launch(rows=64)
-    assert compiler.launch_of("swba_attention_bwd_dkdv_n64") == \
-        Launch(rows=64, threads=128, smem=0, box_n=None)
-    ptx = (".visible .entry swba_attention_fwd_wgmma_t384_s82944_n64_m128(\n"
-           "\t.param .u64 swba_attention_fwd_wgmma_t384_s82944_n64_m128_param_0,\n"
-           ".visible .entry swba_attention_bwd_dq_m64(\n")
-    assert compiler.launches_in(ptx) == {
-        "swba_attention_fwd_wgmma_t384_s82944_n64_m128": Launch(128, 384, 82944, 64),
-        "swba_attention_bwd_dq_m64": Launch(64)}
-    for bad in ("swba_attention_fwd", "swba_attention_fwd_wgmma_t384_m128"):
+def _size(tensor, dim):
+    return {"tensor": tensor, "dim": dim}
+
+
+def _memref(tensor, rank=4, element_type="bf16"):
+    return {"tensor": tensor, "kind": "memref", "rank": rank, "element_type": element_type}
+
+
+_MAP = {"tensor": "k", "kind": "tensor_map", "element_type": "bf16",
+        "view": [[0, 1], [2], [3]], "box": [1, 128, 64], "swizzle": "swizzle_128b",
+        "l2_promotion": "l2promo_256b", "oob_fill": "zero", "interleave": "none"}
+
+# A manifest as --swba-write-launch-manifest writes it (kernels out of order
+# on purpose: the runtime sorts them by `order`).
+_MANIFEST = {"format": 1, "modules": [{
+    "name": "swba_attention_grad_kernels",
+    "buffers": [{"name": "delta", "element_type": "f32", "zero": False,
+                 "shape": [_size("q", 0), _size("q", 1), _size("q", 2)]},
+                {"name": "acc", "element_type": "f32", "zero": True,
+                 "shape": [_size("q", 0), 64]}],
+    "kernels": [
+        {"name": "swba_bwd_dkdv", "order": 1, "stream": 1, "block": [384, 1, 1],
+         "grid": [{"size": _size("k", 1), "per": 1}, {"size": _size("k", 2), "per": 128},
+                  {"size": _size("k", 0), "per": 1}],
+         "shared_memory": 133120, "max_registers": 168,
+         "params": [_memref("q"), _memref("k"), _memref("delta", 3, "f32"), _MAP]},
+        {"name": "swba_bwd_delta", "order": 0, "stream": 0, "block": [128, 1, 1],
+         "grid": [{"size": _size("q", 1), "per": 1}, {"size": _size("q", 2), "per": 32},
+                  {"size": _size("q", 0), "per": 1}],
+         "shared_memory": 0,
+         "params": [_memref("dout"), _memref("out"), _memref("delta", 3, "f32")]}]}]}
+
+
+def test_manifest_read():
+    module, launches, buffers = compiler.read_manifest(json.dumps(_MANIFEST))
+    assert module == "swba_attention_grad_kernels"
+    assert [(k.name, k.order, k.stream) for k in launches] == [
+        ("swba_bwd_delta", 0, 0), ("swba_bwd_dkdv", 1, 1)]
+    dkdv = launches[1]
+    shapes = {"q": (2, 8, 1000, 128), "k": (2, 4, 1100, 128)}
+    assert dkdv.grid_for(shapes) == (4, 9, 2)  # ceil(1100 / 128)
+    assert launches[0].grid_for(shapes) == (8, 32, 2)  # ceil(1000 / 32)
+    assert (dkdv.block, dkdv.shared_memory, dkdv.max_registers) == ((384, 1, 1), 133120, 168)
+    assert launches[0].max_registers is None
+    assert [p.tensor for p in dkdv.params] == ["q", "k", "delta", "k"]
+    assert dkdv.params[2].rank == 3 and dkdv.params[2].map is None
+    spec = dkdv.params[3].map
+    assert (spec.view, spec.box, spec.swizzle, spec.element_type) == (
+        ((0, 1), (2,), (3,)), (1, 128, 64), "swizzle_128b", "bf16")
+    assert buffers[0].shape_for(shapes) == (2, 8, 1000) and not buffers[0].zero
+    assert buffers[1].shape_for(shapes) == (2, 64) and buffers[1].zero
+
+
+def _broken(edit):
+    manifest = copy.deepcopy(_MANIFEST)
+    edit(manifest, manifest["modules"][0]["kernels"][0])
+    return json.dumps(manifest)
+
+
+def test_malformed_manifest_is_reported():
+    cases = {
+        "not JSON": "{",
+        "format": _broken(lambda m, k: m.update(format=2)),
+        "2 kernel modules": _broken(lambda m, k: m["modules"].append(m["modules"][0])),
+        "no 'grid'": _broken(lambda m, k: k.pop("grid")),
+        "grid and block need 3 dims": _broken(lambda m, k: k.update(block=[128])),
+        "per 0": _broken(lambda m, k: k["grid"][1].update(per=0)),
+        "'stream' is '1'": _broken(lambda m, k: k.update(stream="1")),
+        "stream 2": _broken(lambda m, k: k.update(stream=2)),
+        "unknown parameter kind 'texture'": _broken(
+            lambda m, k: k["params"][0].update(kind="texture")),
+        "swizzle 'swizzle_256b'": _broken(
+            lambda m, k: k["params"][3].update(swizzle="swizzle_256b")),
+        "box (1, 128)": _broken(lambda m, k: k["params"][3].update(box=[1, 128])),
+        "no 'name'": _broken(lambda m, k: m["modules"][0]["buffers"][0].pop("name")),
+        "no kernel": _broken(lambda m, k: m["modules"][0].update(kernels=[])),
+    }
+    for expected, text in cases.items():
         try:
-            compiler.launch_of(bad)
-        except ValueError:
+            compiler.read_manifest(text)
+        except compiler.ManifestError as e:
+            assert expected in str(e) and str(e).startswith("launch manifest:"), (expected, e)
             continue
-        raise AssertionError(f"parsed {bad!r}")
+        raise AssertionError(f"accepted a manifest with {expected}")
 
 
 def test_chip_and_cache_format_in_key():
@@ -80,6 +159,12 @@ def _with_tool_and_cache(run):
                 os.environ[k] = v
 
 
+def _summary(kernel):
+    """(name, rows per workgroup along grid y, threads, order, stream) of
+    each launch."""
+    return [(k.name, k.grid[1][1], k.block[0], k.order, k.stream) for k in kernel.launches]
+
+
 def test_forward_and_backward_compile_and_cache():
     _with_tool_and_cache(_compile_and_cache)
 
@@ -87,33 +172,67 @@ def test_forward_and_backward_compile_and_cache():
 def _compile_and_cache():
     fwd = compiler.KernelConfig("bf16", 64, 64, 100, 3, 0.125)
     k = compiler.load_or_compile(fwd)
-    assert k.launches == {"swba_attention_fwd_m128": compiler.Launch(128)}, k.launches
-    assert k.entry("swba_attention_fwd") == ("swba_attention_fwd_m128", compiler.Launch(128))
-    ptx = compiler.compile_ptx(fwd)
+    assert _summary(k) == [("swba_fwd", 128, 128, 0, 0)], _summary(k)
+    assert k.buffers == () and k.launches[0].shared_memory == 0
+    assert [p.tensor for p in k.launches[0].params] == ["q", "k", "v", "out", "lse"]
+    ptx, _ = compiler.compile_ptx(fwd)
     assert "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32" in ptx
     bwd = compiler.KernelConfig("f16", 128, 128, 1560, 2, 0.088, grad=True)
     k = compiler.load_or_compile(bwd)
-    assert k.launches == {"swba_attention_bwd_delta_m32": compiler.Launch(32),
-                          "swba_attention_bwd_dq_m64": compiler.Launch(64),
-                          "swba_attention_bwd_dkdv_n64": compiler.Launch(64)}, k.launches
+    assert _summary(k) == [("swba_bwd_delta", 32, 128, 0, 0),
+                           ("swba_bwd_dkdv", 64, 128, 1, 1),
+                           ("swba_bwd_dq", 64, 128, 2, 0)], _summary(k)
+    assert [b.name for b in k.buffers] == ["delta"]
+    # The cache holds the image and its metadata, nothing else (no
+    # temporary PTX or cubin left behind).
+    files = sorted(p.name for p in compiler.cache_dir().iterdir())
+    assert files == sorted(f"{c.key()}.{ext}" for c in (fwd, bwd)
+                           for ext in ("json", k.kind)), files
     # A second load comes from the cache, without swba-opt.
     tool = compiler.find_swba_opt()
     os.environ["SWBA_OPT"] = "/nonexistent/swba-opt"
     again = compiler.load_or_compile(bwd)
     assert again.image == k.image and again.launches == k.launches
     # With a swba-opt at hand, an entry another build of it made is
-    # compiled afresh (here: one whose kernels are gone).
+    # compiled afresh (here: one whose manifest is gone).
     os.environ["SWBA_OPT"] = tool
     meta = compiler.cache_dir() / (bwd.key() + ".json")
     info = json.loads(meta.read_text())
     assert info["tool"] == compiler.tool_digest() is not None
-    meta.write_text(json.dumps(dict(info, tool="another build", kernels={})))
+    meta.write_text(json.dumps(dict(info, tool="another build", manifest="{}")))
     fresh = compiler.load_or_compile(bwd)
     assert fresh.launches == k.launches
     assert json.loads(meta.read_text())["tool"] == compiler.tool_digest()
+    # A cached manifest this runtime cannot follow is an error, not a guess.
+    meta.write_text(json.dumps(dict(info, manifest=json.dumps({"format": 0}))))
+    try:
+        compiler.load_or_compile(bwd)
+    except compiler.ManifestError as e:
+        assert "format 0" in str(e), e
+    else:
+        raise AssertionError("loaded a manifest of format 0")
 
 
-def test_hopper_forward_compiles_to_wgmma():
+def test_compile_failure_reports_the_diagnostic():
+    _with_tool_and_cache(_compile_failure)
+
+
+def _compile_failure():
+    config = compiler.KernelConfig("f16", 64, 64, 256, 4, 0.125, chip="sm_90a",
+                                   options="stages=8")
+    try:
+        compiler.load_or_compile(config)
+    except compiler.CompileError as e:
+        message = str(e)
+        assert "\n" not in message, message
+        assert "error: 'swba.attention' op chip=sm_90a: block-n=128 stages=8" in message, message
+        assert "see current operation" in e.output  # the rest is kept aside
+    else:
+        raise AssertionError("compiled stages=8")
+    assert not any(compiler.cache_dir().iterdir()), "a failed compile left files"
+
+
+def test_hopper_kernels_compile_to_wgmma():
     _with_tool_and_cache(_compile_hopper)
 
 
@@ -121,42 +240,42 @@ def _compile_hopper():
     for dtype, d in (("f16", 64), ("bf16", 128)):
         config = compiler.KernelConfig(dtype, d, d, 256, 4, 0.125, chip="sm_90a")
         k = compiler.load_or_compile(config)
-        (name, launch), = k.launches.items()
-        assert name.startswith("swba_attention_fwd_wgmma_"), name
-        assert launch.box_n and launch.threads > 128 and launch.smem > 48 * 1024, launch
-        ptx = compiler.compile_ptx(config)
+        # Three consumers of 64 rows at head dim 64, two at 128, plus the
+        # producer; Q boxes of those rows, K/V boxes of 128 keys.
+        rows = 192 if d == 64 else 128
+        assert _summary(k) == [("swba_fwd", rows, rows * 2 + 128, 0, 0)], _summary(k)
+        launch = k.launches[0]
+        assert launch.shared_memory > 48 * 1024 and launch.max_registers, launch
+        assert [(p.tensor, p.map.box) for p in launch.params if p.map] == [
+            ("q", (1, rows, 64)), ("k", (1, 128, 64)), ("v", (1, 128, 64))]
+        ptx, _ = compiler.compile_ptx(config)
         assert "wgmma.mma_async" in ptx and "cp.async.bulk.tensor" in ptx
         # Other head dims keep the mma.sync kernels.
         k = compiler.load_or_compile(compiler.KernelConfig(
             dtype, 32, 32, 256, 4, 0.125, chip="sm_90a"))
-        assert list(k.launches) == ["swba_attention_fwd_m128"], k.launches
-        # The backward: a delta kernel (32 rows a workgroup), then TMA +
-        # wgmma dK/dV (128 keys a workgroup; 128-row query boxes at head dim
-        # 64, 64-row ones at 128) and dQ (128 query rows, 128-key boxes)
-        # kernels.
+        assert _summary(k) == [("swba_fwd", 128, 128, 0, 0)], _summary(k)
+        # The backward: the delta kernel (32 rows a workgroup), then dK/dV
+        # (128 keys; 128-row query boxes at head dim 64, 64-row ones at
+        # 128) on a second stream, at once with dQ (128 query rows).
         k = compiler.load_or_compile(dataclasses.replace(config, grad=True))
-        names = sorted(k.launches)
-        assert len(names) == 3, names
-        assert names[0] == "swba_attention_bwd_delta_m32", names
-        assert k.launches[names[0]] == compiler.Launch(32), k.launches
-        assert names[1].startswith("swba_attention_bwd_dkdv_wgmma_"), names
-        assert names[2].startswith("swba_attention_bwd_dq_wgmma_"), names
-        assert (k.launches[names[1]].box_n, k.launches[names[1]].rows) == (
-            128, 128 if d == 64 else 64)
-        assert (k.launches[names[2]].box_n, k.launches[names[2]].rows) == (128, 128)
-        # grad-fused-dq=true: the delta kernel, a dK/dV kernel that adds dQ
-        # up with TMA reduce-adds, and the dQ conversion (32 rows).
+        assert _summary(k) == [("swba_bwd_delta", 32, 128, 0, 0),
+                               ("swba_bwd_dkdv", 128, 384, 1, 1),
+                               ("swba_bwd_dq", 128, 384, 2, 0)], _summary(k)
+        query_box = 128 if d == 64 else 64
+        assert [(p.tensor, p.map.box[1]) for p in k.launches[1].params if p.map] == [
+            ("q", query_box), ("k", 128), ("v", 128), ("dout", query_box)]
+        # grad-fused-dq=true: a dK/dV kernel that adds dQ up into a zeroed
+        # f32 buffer (through a fifth map), then the dQ conversion, all on
+        # one stream.
         fused = dataclasses.replace(config, grad=True, options="grad-fused-dq=true")
         k = compiler.load_or_compile(fused)
-        names = sorted(k.launches)
-        assert len(names) == 3, names
-        assert names[0] == "swba_attention_bwd_delta_m32", names
-        assert names[1].startswith("swba_attention_bwd_dkdvdq_wgmma_"), names
-        assert (k.launches[names[1]].box_n, k.launches[names[1]].rows) == (
-            128, 128 if d == 64 else 64)
-        assert names[2] == "swba_attention_bwd_dqconvert_m32", names
-        assert k.launches[names[2]] == compiler.Launch(32), k.launches
-        assert "cp.reduce.async.bulk.tensor" in compiler.compile_ptx(fused)
+        assert _summary(k) == [("swba_bwd_delta", 32, 128, 0, 0),
+                               ("swba_bwd_dkdvdq", 128, 384, 1, 0),
+                               ("swba_bwd_dqconvert", 32, 128, 2, 0)], _summary(k)
+        assert [(b.name, b.zero) for b in k.buffers] == [("delta", False), ("dq_accum", True)]
+        assert k.launches[1].params[-1].tensor == "dq_accum"
+        assert k.launches[1].params[-1].map.element_type == "f32"
+        assert "cp.reduce.async.bulk.tensor" in compiler.compile_ptx(fused)[0]
 
 
 if __name__ == "__main__":

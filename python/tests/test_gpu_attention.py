@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from gpu_cases import (CASES, FORWARD_OPTIONS, GRAD_OPTIONS, OPTION_CASES,  # noqa: E402
                        effective_scale)
 
-from swba import attention, compiler, runtime  # noqa: E402
+from swba import attention, runtime  # noqa: E402
 
 DTYPES = {"f16": torch.float16, "bf16": torch.bfloat16}
 # f32 accumulation, P rounded to the input type before P.V, output rounded:
@@ -41,12 +41,13 @@ def chip(request, monkeypatch):
 
 
 def launched_kernels(monkeypatch):
-    """A list that fills with (name, block, shared bytes) of every launch."""
+    """A list that fills with (name, grid, block, shared bytes) of every
+    launch."""
     launches = []
     launch = runtime.Kernel.launch_packed
 
     def spy(self, grid, block, params, stream, shared_bytes=0):
-        launches.append((self.name, block, shared_bytes))
+        launches.append((self.name, tuple(grid), tuple(block), shared_bytes))
         return launch(self, grid, block, params, stream, shared_bytes)
 
     monkeypatch.setattr(runtime.Kernel, "launch_packed", spy)
@@ -64,7 +65,7 @@ def on_sm90a(monkeypatch, options):
 
 
 def reference(q, k, v, bs, ws, scale):
-    """Dense masked attention in fp32 (design.md section 1)."""
+    """Dense masked attention in fp32 (docs/DESIGN.md, section 1)."""
     nq, nk = q.shape[2], k.shape[2]
     group = q.shape[1] // k.shape[1]
     k = k.float().repeat_interleave(group, dim=1)
@@ -185,16 +186,19 @@ def check_backward(case, deterministic=False):
                          ids=lambda c: c.name)
 def test_hopper_forward_launches_wgmma(case, monkeypatch):
     """On sm_90a at head dims 64 and 128 the forward is the TMA + wgmma
-    kernel, launched as its name says; a silent mma.sync fallback fails."""
+    kernel (a producer and two or three consumer warpgroups of 64 query
+    rows), launched as the manifest says; a silent mma.sync fallback (128
+    threads, no dynamic shared memory) fails."""
     if CAPABILITY != (9, 0):
         pytest.skip("the wgmma kernel needs sm_90a")
     monkeypatch.setenv("SWBA_CHIP", "sm_90a")
     launches = launched_kernels(monkeypatch)
     check_forward(case)
-    (name, block, shared), = launches
-    assert name.startswith("swba_attention_fwd_wgmma_"), name
-    facts = compiler.launch_of(name)
-    assert block == (facts.threads, 1, 1) and shared == facts.smem > 48 * 1024
+    (name, grid, block, shared), = launches
+    assert name == "swba_fwd", name
+    consumers = block[0] // 128 - 1
+    assert block in ((384, 1, 1), (512, 1, 1)) and shared > 48 * 1024, (block, shared)
+    assert grid == (case.hq, -(-case.nq // (64 * consumers)), case.b), grid
 
 
 @pytest.mark.parametrize("case", [next(c for c in CASES if c.d == c.dv == d) for d in (64, 128)],
@@ -210,25 +214,21 @@ def test_hopper_backward_launches_wgmma(case, monkeypatch):
     monkeypatch.setenv("SWBA_CHIP", "sm_90a")
     launches = launched_kernels(monkeypatch)
     check_backward(case)
-    separate = [name for name, _, _ in launches]
-    assert len(separate) == 4, separate
-    assert separate[0].startswith("swba_attention_fwd_wgmma_"), separate
+    separate = [name for name, *_ in launches]
     # The delta kernel, then dK/dV (on the second stream) and dQ.
-    assert separate[1] == "swba_attention_bwd_delta_m32", separate
-    assert separate[2].startswith("swba_attention_bwd_dkdv_wgmma_"), separate
-    assert separate[3].startswith("swba_attention_bwd_dq_wgmma_"), separate
+    assert separate == ["swba_fwd", "swba_bwd_delta", "swba_bwd_dkdv", "swba_bwd_dq"], separate
+    # The wgmma kernels: a producer and two consumer warpgroups; dK/dV over
+    # the key tiles of the kv heads, 128 keys a workgroup.
+    assert [block for _, _, block, _ in launches[2:]] == [(384, 1, 1)] * 2, launches
+    assert launches[2][1] == (case.hkv, -(-case.nk // 128), case.b), launches[2]
     monkeypatch.setenv("SWBA_LOWER_OPTIONS", "grad-fused-dq=true")
     launches.clear()
     check_backward(case)
-    names = [name for name, _, _ in launches]
-    assert len(names) == 4, names
-    assert names[0] == separate[0], names
-    assert names[1] == "swba_attention_bwd_delta_m32", names
-    assert names[2].startswith("swba_attention_bwd_dkdvdq_wgmma_"), names
-    assert names[3] == "swba_attention_bwd_dqconvert_m32", names
+    names = [name for name, *_ in launches]
+    assert names == ["swba_fwd", "swba_bwd_delta", "swba_bwd_dkdvdq", "swba_bwd_dqconvert"], names
     launches.clear()
     check_backward(case, deterministic=True)
-    assert [name for name, _, _ in launches] == separate
+    assert [name for name, *_ in launches] == separate
 
 
 # Head dim 64 with 128-row query tiles, 128 with GQA, and 64 with a value
@@ -245,7 +245,7 @@ def test_fused_dq_backward_matches_reference(case, monkeypatch):
     """grad-fused-dq=true: dq added up by TMA reduce-adds, every element."""
     launches = on_sm90a(monkeypatch, "grad-fused-dq=true")
     check_backward(case)
-    assert any(name.startswith("swba_attention_bwd_dkdvdq_") for name, _, _ in launches)
+    assert "swba_bwd_dkdvdq" in [name for name, *_ in launches]
 
 
 @pytest.mark.parametrize("options", FORWARD_OPTIONS)
@@ -256,11 +256,11 @@ def test_forward_options_match_reference(case, options, monkeypatch):
     two at 128), with and without turns, every element."""
     launches = on_sm90a(monkeypatch, options)
     check_forward(case)
-    (name, block, shared), = launches
+    (name, grid, block, shared), = launches
     consumers = int(options.split()[0].split("=")[1])
-    threads = (consumers + 1) * 128
-    assert name.startswith(f"swba_attention_fwd_wgmma_t{threads}_"), name
-    assert name.endswith(f"_m{64 * consumers}") and block == (threads, 1, 1), name
+    # A producer and the consumer warpgroups, 64 query rows each.
+    assert name == "swba_fwd" and block == ((consumers + 1) * 128, 1, 1), (name, block)
+    assert grid == (case.hq, -(-case.nq // (64 * consumers)), case.b), grid
 
 
 @pytest.mark.parametrize("options", GRAD_OPTIONS)
@@ -271,7 +271,7 @@ def test_backward_options_match_reference(case, options, monkeypatch):
     the consumers take turns), every element."""
     launches = on_sm90a(monkeypatch, options)
     check_backward(case)
-    assert any(name.startswith("swba_attention_bwd_dkdv_wgmma_") for name, _, _ in launches)
+    assert ("swba_bwd_dkdv", (384, 1, 1)) in [(name, block) for name, _, block, _ in launches]
 
 
 def test_backward_is_deterministic(chip, monkeypatch):

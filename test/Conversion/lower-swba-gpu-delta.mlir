@@ -5,7 +5,7 @@
 // second that only threads 0 and 1 of the quad take (chunks 4 and 5).
 // RUN: swba-opt %s --lower-swba=target=gpu --canonicalize --cse | FileCheck %s
 
-// CHECK-LABEL: gpu.func @swba_attention_bwd_delta_m32
+// CHECK-LABEL: gpu.func @swba_bwd_delta
 // CHECK-SAME: (%[[DO:[^:]*]]: memref<?x4x?x48xf16>, %[[O:[^:]*]]: memref<?x4x?x48xf16>, %[[D:[^:]*]]: memref<?x?x?xf32>)
 // CHECK: %[[T:.*]] = arith.remui %{{.*}}, %c4
 // CHECK: %[[ROW:.*]] = arith.addi

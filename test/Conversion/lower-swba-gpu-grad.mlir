@@ -1,7 +1,7 @@
 // --lower-swba{target=gpu} on swba.attention_grad: a delta buffer filled by
-// the delta kernel (32 query rows a workgroup), the dQ kernel over each
-// query tile's window, then the dK/dV kernel over each key tile's reverse
-// window and its GQA group, in that order.
+// the delta kernel (32 query rows a workgroup), then the dK/dV kernel over
+// each key tile's reverse window and its GQA group and the dQ kernel over
+// each query tile's window (both read only delta), in that order.
 // RUN: swba-opt %s --lower-swba=target=gpu --canonicalize --cse | FileCheck %s
 
 // CHECK-LABEL: func @backward
@@ -10,20 +10,21 @@
 // launch (here the last: Nq <= Nk).
 // CHECK: %[[B:.*]] = memref.dim %[[Q]], %c0
 // CHECK: %[[NQ:.*]] = memref.dim %[[Q]], %c2
+// CHECK: %[[KB:.*]] = memref.dim %[[K]], %c0
 // CHECK: %[[NK:.*]] = memref.dim %[[K]], %c2
 // CHECK: %[[LE:.*]] = arith.cmpi ule, %[[NQ]], %[[NK]]
 // CHECK: cf.assert %[[LE]], "swba.attention_grad: more queries than keys"
 // CHECK: %[[DELTA:.*]] = gpu.alloc (%[[B]], %c8, %[[NQ]]) : memref<?x?x?xf32>
 // CHECK: %[[DT:.*]] = arith.ceildivui %[[NQ]], %c32
-// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_attention_bwd_delta_m32 blocks in (%c8, %[[DT]], %[[B]]) threads in (%c128, %c1, %c1) args(%[[DO]] : {{.*}}, %[[O]] : {{.*}}, %[[DELTA]] : memref<?x?x?xf32>)
-// CHECK: %[[QT:.*]] = arith.ceildivui %[[NQ]], %c64
-// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_attention_bwd_dq_m64 blocks in (%c8, %[[QT]], %[[B]]) threads in (%c128, %c1, %c1) args(%[[Q]] : {{.*}}, %[[K]] : {{.*}}, %[[V]] : {{.*}}, %[[DO]] : {{.*}}, %[[L]] : {{.*}}, %[[DELTA]] : {{.*}}, %[[O]] : {{.*}}, %[[DQ]] : {{.*}})
+// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_delta blocks in (%c8, %[[DT]], %[[B]]) threads in (%c128, %c1, %c1) args(%[[DO]] : {{.*}}, %[[O]] : {{.*}}, %[[DELTA]] : memref<?x?x?xf32>)
 // CHECK: %[[KT:.*]] = arith.ceildivui %[[NK]], %c64
-// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_attention_bwd_dkdv_n64 blocks in (%c2, %[[KT]], %[[B]]) threads in (%c128, %c1, %c1) args({{.*}}, %[[DELTA]] : {{.*}}, %[[DK]] : {{.*}}, %[[DV]] : {{.*}})
+// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv blocks in (%c2, %[[KT]], %[[KB]]) threads in (%c128, %c1, %c1) args({{.*}}, %[[DELTA]] : {{.*}}, %[[DK]] : {{.*}}, %[[DV]] : {{.*}})
+// CHECK: %[[QT:.*]] = arith.ceildivui %[[NQ]], %c64
+// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq blocks in (%c8, %[[QT]], %[[B]]) threads in (%c128, %c1, %c1) args(%[[Q]] : {{.*}}, %[[K]] : {{.*}}, %[[V]] : {{.*}}, %[[DO]] : {{.*}}, %[[L]] : {{.*}}, %[[DELTA]] : {{.*}}, %[[O]] : {{.*}}, %[[DQ]] : {{.*}})
 // CHECK: gpu.dealloc %[[DELTA]]
 
 // dQ: reads delta (writes none), then the key window of its rows.
-// CHECK: gpu.func @swba_attention_bwd_dq_m64
+// CHECK: gpu.func @swba_bwd_dq
 // CHECK-NOT: memref.store %{{.*}}, %{{.*}} : memref<?x?x?xf32>
 // CHECK: memref.load %{{.*}} : memref<?x?x?xf32>
 // CHECK-NOT: memref.store %{{.*}}, %{{.*}} : memref<?x?x?xf32>
@@ -44,7 +45,7 @@
 // clipped to Nq (the window of 3 frames first clipped to the frames left
 // before Nk, so that the end cannot wrap), times the 4 query heads of the
 // group, as one loop.
-// CHECK: gpu.func @swba_attention_bwd_dkdv_n64({{.*}}) workgroup({{.*}}, %{{.*}} : memref<64xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<64xf32, #gpu.address_space<workgroup>>, %[[SK:.*]] : memref<64x72xf16, #gpu.address_space<workgroup>>, %[[SV:.*]] : memref<64x72xf16, #gpu.address_space<workgroup>>)
+// CHECK: gpu.func @swba_bwd_dkdv({{.*}}) workgroup({{.*}}, %{{.*}} : memref<64xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<64xf32, #gpu.address_space<workgroup>>, %[[SK:.*]] : memref<64x72xf16, #gpu.address_space<workgroup>>, %[[SV:.*]] : memref<64x72xf16, #gpu.address_space<workgroup>>)
 // CHECK: %[[K0:.*]] = arith.muli %block_id_y, %c64
 // CHECK: %[[KF0:.*]] = arith.divui %[[K0]], %c100
 // CHECK: %[[KF1:.*]] = arith.divui %{{.*}}, %c100

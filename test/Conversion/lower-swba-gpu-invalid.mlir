@@ -42,3 +42,12 @@ func.func @gpu_grad_f32(%q: memref<1x2x64x64xf32>, %l: memref<1x2x64xf32>) {
   swba.attention_grad ins(%q, %q, %q, %q, %q, %l : memref<1x2x64x64xf32>, memref<1x2x64x64xf32>, memref<1x2x64x64xf32>, memref<1x2x64x64xf32>, memref<1x2x64x64xf32>, memref<1x2x64xf32>) outs(%q, %q, %q : memref<1x2x64x64xf32>, memref<1x2x64x64xf32>, memref<1x2x64x64xf32>) block_size = 4 window = 1
   return
 }
+
+// -----
+
+// The GPU kernels have no key_offset (a shard's positions): CPU only.
+func.func @gpu_key_offset(%q: memref<1x2x64x64xf16>, %off: index) {
+  // expected-error @+1 {{'swba.attention' op 'key_offset' is supported by --lower-swba target=cpu only}}
+  swba.attention ins(%q, %q, %q : memref<1x2x64x64xf16>, memref<1x2x64x64xf16>, memref<1x2x64x64xf16>) outs(%q : memref<1x2x64x64xf16>) block_size = 4 window = 1 key_offset = %off
+  return
+}

@@ -1,6 +1,6 @@
 // --lower-swba{target=gpu chip=sm_90a grad-fused-dq=true}: the backward
 // whose dK/dV kernel also adds dQ up (five products instead of seven). On
-// the host: delta, a zeroed f32 dqAccum, the dK/dV kernel with a fifth
+// the host: delta and a zeroed f32 dqAccum, the delta kernel, the dK/dV kernel with a fifth
 // tensor map (dqAccum, [64 rows][32 f32] boxes), then the conversion
 // kernel that scales dqAccum into dq. In the kernel, each consumer writes
 // its dS^T into a swizzled shared slot, fences it for the async proxy,
@@ -14,17 +14,17 @@
 // CHECK-LABEL: func @grad_f16_d64
 // CHECK-SAME: %[[Q:[^:]*]]: memref<?x4x?x64xf16>, %{{[^:]*}}: memref<?x4x?x64xf16>, %{{[^:]*}}: memref<?x4x?x64xf16>, %{{[^:]*}}: memref<?x4x?x64xf16>, %{{[^:]*}}: memref<?x4x?x64xf16>, %{{[^:]*}}: memref<?x4x?xf32>, %[[DQ:[^:]*]]: memref<?x4x?x64xf16>
 // CHECK: %[[DELTA:.*]] = gpu.alloc
-// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_attention_bwd_delta_m32
 // CHECK: %[[ACC:.*]] = gpu.alloc (%{{.*}}) : memref<?x?x?x64xf32>
 // CHECK-NEXT: gpu.memset %[[ACC]], %{{.*}} : memref<?x?x?x64xf32>, f32
+// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_delta
 // CHECK-COUNT-4: nvgpu.tma.create.descriptor {{.*}} : memref<*xf16>
 // CHECK: nvgpu.tma.create.descriptor {{.*}} box[%c1, %c64, %c32] : memref<*xf32> -> <tensor = memref<1x64x32xf32, #gpu.address_space<workgroup>>, swizzle = swizzle_128b
-// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_attention_bwd_dkdvdq_wgmma_t384_s200704_n128_m128 {{.*}} threads in (%c384, %c1, %c1) dynamic_shared_memory_size %c200704_i32 args({{.*}}, %[[DELTA]] : memref<?x?x?xf32>, %[[ACC]] : memref<?x?x?x64xf32>,
-// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_attention_bwd_dqconvert_m32 {{.*}} threads in (%c128, %c1, %c1) args(%[[ACC]] : memref<?x?x?x64xf32>, %[[DQ]] : memref<?x4x?x64xf16>)
+// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdvdq {{.*}} threads in (%c384, %c1, %c1) dynamic_shared_memory_size %c200704_i32 args({{.*}}, %[[DELTA]] : memref<?x?x?xf32>, %[[ACC]] : memref<?x?x?x64xf32>,
+// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dqconvert {{.*}} threads in (%c128, %c1, %c1) args(%[[ACC]] : memref<?x?x?x64xf32>, %[[DQ]] : memref<?x4x?x64xf16>)
 // CHECK: gpu.dealloc %[[ACC]]
 // CHECK: gpu.dealloc %[[DELTA]]
 
-// CHECK: gpu.func @swba_attention_bwd_dkdvdq_wgmma_t384_s200704_n128_m128(
+// CHECK: gpu.func @swba_bwd_dkdvdq(
 // CHECK-SAME: %[[MAP:[^:]*]]: !llvm.ptr) kernel
 // CHECK: scf.for
 // The previous reduce has read its staging before the tile's barrier.
@@ -62,7 +62,7 @@
 
 // The conversion: 8 f32 a thread and step, scaled (1/8 at head dim 64),
 // into 8 f16.
-// CHECK: gpu.func @swba_attention_bwd_dqconvert_m32(%[[A:[^:]*]]: memref<?x?x?x64xf32>, %[[D:[^:]*]]: memref<?x4x?x64xf16>)
+// CHECK: gpu.func @swba_bwd_dqconvert(%[[A:[^:]*]]: memref<?x?x?x64xf32>, %[[D:[^:]*]]: memref<?x4x?x64xf16>)
 // CHECK-DAG: %[[SCALE:.*]] = arith.constant dense<1.250000e-01> : vector<8xf32>
 // CHECK: %[[SUM:.*]] = vector.load %[[A]]{{.*}} vector<8xf32>
 // CHECK: %[[SCALED:.*]] = arith.mulf %[[SUM]], %[[SCALE]] : vector<8xf32>
@@ -71,8 +71,8 @@
 
 // SEPARATE-LABEL: func @grad_f16_d64
 // SEPARATE-NOT: gpu.memset
-// SEPARATE: @swba_attention_bwd_dq_wgmma_
-// SEPARATE: @swba_attention_bwd_dkdv_wgmma_
+// SEPARATE: gpu.func @swba_bwd_dq(
+// SEPARATE: gpu.func @swba_bwd_dkdv(
 // SEPARATE-NOT: cp.async.bulk.tensor.reduce
 // SEPARATE-NOT: dqconvert
 func.func @grad_f16_d64(%q: memref<?x4x?x64xf16>, %k: memref<?x4x?x64xf16>, %v: memref<?x4x?x64xf16>,

@@ -19,9 +19,9 @@
 // CHECK-COUNT-2: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64] : memref<*xf16> -> <tensor = memref<1x128x64xf16, #gpu.address_space<workgroup>>, swizzle = swizzle_128b, l2promo = l2promo_256b, oob = zero, interleave = none>
 // Four warpgroups, 24 KiB of Q and two stages of 16 KiB K and V tiles; the
 // launch's 64K registers split four ways (128 a thread).
-// CHECK: gpu.launch_func @swba_attention_kernels::@swba_attention_fwd_wgmma_t512_s90112_n128_m192 blocks in (%c4, %{{.*}}, %{{.*}}) threads in (%c512, %c1, %c1) dynamic_shared_memory_size %c90112_i32
+// CHECK: gpu.launch_func @swba_attention_kernels::@swba_fwd blocks in (%c4, %{{.*}}, %{{.*}}) threads in (%c512, %c1, %c1) dynamic_shared_memory_size %c90112_i32
 // CHECK: memref.global @swba_smem : memref<0xi8, #gpu.address_space<workgroup>> {alignment = 1024 : i64}
-// CHECK: gpu.func @swba_attention_fwd_wgmma_t512_s90112_n128_m192({{.*}}, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr) kernel attributes {{{.*}}nvvm.maxnreg = 128 : i32, nvvm.maxntid = array<i32: 512, 1, 1>}
+// CHECK: gpu.func @swba_fwd({{.*}}, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr) kernel attributes {{{.*}}nvvm.maxnreg = 128 : i32, nvvm.maxntid = array<i32: 512, 1, 1>, swba.launch = {{.*}}}
 // CHECK: %[[BARS:.*]] = nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 9>
 // The key window of the workgroup's 192 rows: frames of 100, window 3.
 // CHECK: arith.divui %{{.*}}, %c100
@@ -97,19 +97,19 @@
 // PLAIN: scf.yield
 
 // SM80-LABEL: func @forward_f16_d64
-// SM80: gpu.launch_func @swba_attention_kernels::@swba_attention_fwd_m128
+// SM80: gpu.launch_func @swba_attention_kernels::@swba_fwd
 // SM80-NOT: wgmma
 // SM80: nvgpu.mma.sync
 // SM80-NOT: wgmma
 
 // Two consumers, as asked: 128 rows, 168 registers at launch, 240 after.
 // TWO-LABEL: func @forward_f16_d64
-// TWO: gpu.launch_func @swba_attention_kernels::@swba_attention_fwd_wgmma_t384_s81920_n128_m128 blocks in (%c4, %{{.*}}, %{{.*}}) threads in (%c384, %c1, %c1) dynamic_shared_memory_size %c81920_i32
-// TWO: gpu.func @swba_attention_fwd_wgmma_t384_s81920_n128_m128({{.*}}) kernel attributes {{{.*}}nvvm.maxnreg = 168 : i32, nvvm.maxntid = array<i32: 384, 1, 1>}
+// TWO: gpu.launch_func @swba_attention_kernels::@swba_fwd blocks in (%c4, %{{.*}}, %{{.*}}) threads in (%c384, %c1, %c1) dynamic_shared_memory_size %c81920_i32
+// TWO: gpu.func @swba_fwd({{.*}}) kernel attributes {{{.*}}nvvm.maxnreg = 168 : i32, nvvm.maxntid = array<i32: 384, 1, 1>, swba.launch = {{.*}}}
 // TWO: nvvm.setmaxregister  increase 240
 
 // OPTS-LABEL: func @forward_f16_d64
-// OPTS: gpu.launch_func @swba_attention_kernels::@swba_attention_fwd_wgmma_t512_s73728_n64_m192
+// OPTS: gpu.launch_func @swba_attention_kernels::@swba_fwd
 // OPTS: nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 13>
 func.func @forward_f16_d64(%q: memref<?x4x?x64xf16>, %k: memref<?x4x?x64xf16>,
                            %v: memref<?x4x?x64xf16>, %o: memref<?x4x?x64xf16>,
@@ -124,14 +124,14 @@ func.func @forward_f16_d64(%q: memref<?x4x?x64xf16>, %k: memref<?x4x?x64xf16>,
 // bf16, head dim 128: Q and every K/V tile are two 64-column boxes, 4 + 4
 // k16 slices for S, and P V is m64n128 with bf16 operands.
 // CHECK-LABEL: func @forward_bf16_d128
-// CHECK: gpu.launch_func @swba_attention_kernels::@swba_attention_fwd_wgmma_t384_s163840_n128_m128
+// CHECK: gpu.launch_func @swba_attention_kernels::@swba_fwd
 // CHECK: nvgpu.mbarrier.arrive.expect_tx %{{.*}}[%c0], %c32768
 // CHECK-COUNT-2: nvgpu.tma.async.load
 // CHECK: nvvm.setmaxregister  increase 240
 // CHECK-COUNT-8: nvvm.wgmma.mma_async {{.*}}<m = 64, n = 128, k = 16>, D[<f32>, <{{zero|one}}>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
 // CHECK-COUNT-8: wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16
 // SM80-LABEL: func @forward_bf16_d128
-// SM80: gpu.launch_func @swba_attention_kernels::@swba_attention_fwd_m64
+// SM80: gpu.launch_func @swba_attention_kernels::@swba_fwd
 func.func @forward_bf16_d128(%q: memref<?x8x?x128xbf16>, %k: memref<?x2x?x128xbf16>,
                              %v: memref<?x2x?x128xbf16>, %o: memref<?x8x?x128xbf16>) {
   swba.attention ins(%q, %k, %v : memref<?x8x?x128xbf16>, memref<?x2x?x128xbf16>, memref<?x2x?x128xbf16>)
@@ -143,7 +143,7 @@ func.func @forward_bf16_d128(%q: memref<?x8x?x128xbf16>, %k: memref<?x2x?x128xbf
 
 // Head dim 32 has no 128-byte box: the mma.sync kernel, also on sm_90a.
 // CHECK-LABEL: func @forward_d32_falls_back
-// CHECK: gpu.launch_func @swba_attention_kernels::@swba_attention_fwd_m128
+// CHECK: gpu.launch_func @swba_attention_kernels::@swba_fwd
 // CHECK-NOT: wgmma
 func.func @forward_d32_falls_back(%q: memref<1x2x256x32xf16>, %k: memref<1x2x256x32xf16>,
                                   %v: memref<1x2x256x32xf16>, %o: memref<1x2x256x32xf16>) {
@@ -156,9 +156,9 @@ func.func @forward_d32_falls_back(%q: memref<1x2x256x32xf16>, %k: memref<1x2x256
 
 // The backward at head dim 64 (with grad-fused-dq, whose dK/dV kernel adds
 // dQ up: lower-swba-gpu-sm90a-grad-fused.mlir): delta in a device buffer
-// written by the delta kernel (32 query rows a workgroup, from dout and out), then the dQ
-// kernel (128 query rows, 128-key K/V boxes, maps of q, k, v, dout) and the
-// dK/dV kernel (128 keys, 128-row Q/dO boxes), both warp-specialized: the
+// written by the delta kernel (32 query rows a workgroup, from dout and out), then the dK/dV
+// kernel (128 keys, 128-row Q/dO boxes) and the dQ kernel (128 query rows,
+// 128-key K/V boxes, maps of q, k, v, dout), both warp-specialized: the
 // producer's TMA loads on mbarriers, per tile S and dP (or S^T and dP^T) as
 // one group of shared-memory wgmmas, then the register-A products.
 // CHECK-LABEL: func @grad_f16_d64
@@ -166,13 +166,13 @@ func.func @forward_d32_falls_back(%q: memref<1x2x256x32xf16>, %k: memref<1x2x256
 // CHECK: %[[N:.*]] = memref.dim %[[Q]], %c2
 // CHECK: %[[DELTA:.*]] = gpu.alloc
 // CHECK: %[[ROWS:.*]] = arith.ceildivui %[[N]], %c32
-// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_attention_bwd_delta_m32 blocks in (%c4, %[[ROWS]], %{{.*}}) threads in (%c128, %c1, %c1) args(%[[DO]] : {{.*}}, %[[O]] : {{.*}}, %[[DELTA]] : memref<?x?x?xf32>)
+// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_delta blocks in (%c4, %[[ROWS]], %{{.*}}) threads in (%c128, %c1, %c1) args(%[[DO]] : {{.*}}, %[[O]] : {{.*}}, %[[DELTA]] : memref<?x?x?xf32>)
 // CHECK-COUNT-4: nvgpu.tma.create.descriptor
-// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_attention_bwd_dq_wgmma_t384_s98304_n128_m128 {{.*}} threads in (%c384, %c1, %c1) dynamic_shared_memory_size %c98304_i32
+// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv {{.*}} threads in (%c384, %c1, %c1) dynamic_shared_memory_size %c102400_i32
 // CHECK-COUNT-4: nvgpu.tma.create.descriptor
-// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_attention_bwd_dkdv_wgmma_t384_s102400_n128_m128 {{.*}} threads in (%c384, %c1, %c1) dynamic_shared_memory_size %c102400_i32
+// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq {{.*}} threads in (%c384, %c1, %c1) dynamic_shared_memory_size %c98304_i32
 // CHECK: gpu.dealloc %[[DELTA]]
-// CHECK: gpu.func @swba_attention_bwd_dq_wgmma_t384_s98304_n128_m128(%{{[^:]*}}: {{.*}}, %{{[^:]*}}: {{.*}}, %{{[^:]*}}: {{.*}}, %{{[^:]*}}: {{.*}}, %{{[^:]*}}: {{.*}}, %[[DQDELTA:[^:]*]]: memref<?x?x?xf32>
+// CHECK: gpu.func @swba_bwd_dq(%{{[^:]*}}: {{.*}}, %{{[^:]*}}: {{.*}}, %{{[^:]*}}: {{.*}}, %{{[^:]*}}: {{.*}}, %{{[^:]*}}: {{.*}}, %[[DQDELTA:[^:]*]]: memref<?x?x?xf32>
 // CHECK: nvvm.setmaxregister  decrease 24
 // CHECK: nvgpu.tma.async.load
 // CHECK: nvvm.setmaxregister  increase 240
@@ -190,7 +190,7 @@ func.func @forward_d32_falls_back(%q: memref<1x2x256x32xf16>, %k: memref<1x2x256
 // CHECK: nvvm.wgmma.fence.aligned
 // CHECK-COUNT-8: wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16
 // CHECK-NOT: number_of_threads = %c256_i32
-// CHECK: gpu.func @swba_attention_bwd_dkdv_wgmma_t384_s102400_n128_m128(
+// CHECK: gpu.func @swba_bwd_dkdv(
 // CHECK: nvvm.setmaxregister  increase 240
 // CHECK-NOT: number_of_threads = %c256_i32
 // CHECK: scf.for
@@ -202,7 +202,7 @@ func.func @forward_d32_falls_back(%q: memref<1x2x256x32xf16>, %k: memref<1x2x256
 // CHECK-COUNT-16: wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16
 // The delta kernel, after the two others: each quad of threads sums a row
 // from 16-byte loads and combines by shuffles; the quad's first lane stores.
-// CHECK: gpu.func @swba_attention_bwd_delta_m32(%[[DOK:[^:]*]]: memref<?x4x?x64xf16>, %[[OK:[^:]*]]: memref<?x4x?x64xf16>, %[[DK:[^:]*]]: memref<?x?x?xf32>)
+// CHECK: gpu.func @swba_bwd_delta(%[[DOK:[^:]*]]: memref<?x4x?x64xf16>, %[[OK:[^:]*]]: memref<?x4x?x64xf16>, %[[DK:[^:]*]]: memref<?x?x?xf32>)
 // CHECK: scf.if
 // CHECK-COUNT-2: vector.load %[[DOK]]{{.*}} vector<8xf16>
 // CHECK: gpu.shuffle xor
@@ -212,13 +212,13 @@ func.func @forward_d32_falls_back(%q: memref<1x2x256x32xf16>, %k: memref<1x2x256
 // With grad-ping-pong=true both kernels' consumers take turns: each
 // product group is issued between a 256-thread barrier and an arrive.
 // TURNS-LABEL: func @grad_f16_d64
-// TURNS: gpu.func @swba_attention_bwd_dq_wgmma
+// TURNS: gpu.func @swba_bwd_dq(
 // TURNS: scf.for
 // TURNS: nvvm.barrier id = %{{.*}} number_of_threads = %c256_i32
 // TURNS-NEXT: nvvm.wgmma.fence.aligned
 // TURNS: nvvm.wgmma.commit.group.sync.aligned
 // TURNS-NEXT: nvvm.barrier.arrive id = %{{.*}} number_of_threads = %c256_i32
-// TURNS: gpu.func @swba_attention_bwd_dkdv_wgmma
+// TURNS: gpu.func @swba_bwd_dkdv(
 // TURNS: scf.for
 // TURNS: nvvm.barrier id = %{{.*}} number_of_threads = %c256_i32
 // TURNS-NEXT: nvvm.wgmma.fence.aligned
@@ -226,9 +226,9 @@ func.func @forward_d32_falls_back(%q: memref<1x2x256x32xf16>, %k: memref<1x2x256
 // TURNS-NEXT: nvvm.barrier.arrive id = %{{.*}} number_of_threads = %c256_i32
 // The mma.sync backward has the same delta kernel first.
 // SM80-LABEL: func @grad_f16_d64
-// SM80: @swba_attention_bwd_delta_m32
-// SM80: @swba_attention_bwd_dq_m64
-// SM80: @swba_attention_bwd_dkdv_n64
+// SM80: @swba_bwd_delta
+// SM80: @swba_bwd_dq
+// SM80: @swba_bwd_dkdv
 func.func @grad_f16_d64(%q: memref<?x4x?x64xf16>, %k: memref<?x4x?x64xf16>, %v: memref<?x4x?x64xf16>,
                         %o: memref<?x4x?x64xf16>, %do: memref<?x4x?x64xf16>, %l: memref<?x4x?xf32>,
                         %dq: memref<?x4x?x64xf16>, %dk: memref<?x4x?x64xf16>, %dv: memref<?x4x?x64xf16>) {

@@ -8,9 +8,9 @@
 // CHECK-SAME: (%[[Q:[^:]*]]: memref<?x4x?x64xf16>
 // CHECK: %[[NQ:.*]] = memref.dim %[[Q]], %c2
 // CHECK: %[[TILES:.*]] = arith.ceildivui %[[NQ]], %c128
-// CHECK: gpu.launch_func @swba_attention_kernels::@swba_attention_fwd_m128 blocks in (%c4, %[[TILES]], %{{.*}}) threads in (%c128, %c1, %c1)
+// CHECK: gpu.launch_func @swba_attention_kernels::@swba_fwd blocks in (%c4, %[[TILES]], %{{.*}}) threads in (%c128, %c1, %c1)
 // CHECK: gpu.module @swba_attention_kernels
-// CHECK: gpu.func @swba_attention_fwd_m128({{.*}}) workgroup(%[[SK:.*]] : memref<64x72xf16, #gpu.address_space<workgroup>>, %[[SV:.*]] : memref<64x72xf16, #gpu.address_space<workgroup>>, %[[SQ:.*]] : memref<128x72xf16, #gpu.address_space<workgroup>>) kernel
+// CHECK: gpu.func @swba_fwd({{.*}}) workgroup(%[[SK:.*]] : memref<64x72xf16, #gpu.address_space<workgroup>>, %[[SV:.*]] : memref<64x72xf16, #gpu.address_space<workgroup>>, %[[SQ:.*]] : memref<128x72xf16, #gpu.address_space<workgroup>>) kernel
 // The key window of the workgroup's rows: frames of 100, window 3.
 // CHECK: arith.divui %{{.*}}, %c100
 // CHECK: %[[LOW:.*]] = arith.maxsi %{{.*}}, %c2
@@ -60,8 +60,8 @@ func.func @forward_f16_d64(%q: memref<?x4x?x64xf16>, %k: memref<?x2x?x64xf16>, %
 // bf16, head dim 128: one m16 tile per warp, Q staged through the K tile,
 // products on nvvm.mma.sync with packed bf16 registers.
 // CHECK-LABEL: func @forward_bf16_d128
-// CHECK: gpu.launch_func @swba_attention_kernels::@swba_attention_fwd_m64
-// CHECK: gpu.func @swba_attention_fwd_m64({{.*}}) workgroup(%[[SK:.*]] : memref<64x136xbf16, #gpu.address_space<workgroup>>, %{{.*}} : memref<64x136xbf16, #gpu.address_space<workgroup>>) kernel
+// CHECK: gpu.launch_func @swba_attention_kernels::@swba_fwd
+// CHECK: gpu.func @swba_fwd({{.*}}) workgroup(%[[SK:.*]] : memref<64x136xbf16, #gpu.address_space<workgroup>>, %{{.*}} : memref<64x136xbf16, #gpu.address_space<workgroup>>) kernel
 // CHECK: nvgpu.ldmatrix %[[SK]][{{.*}}] {numTiles = 4 : i32, transpose = false}
 // CHECK: nvvm.mma.sync A[{{.*}}]  B[{{.*}}]  C[{{.*}}]  {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, multiplicandAPtxType = #nvvm.mma_type<bf16>, multiplicandBPtxType = #nvvm.mma_type<bf16>, shape = #nvvm.shape<m = 16, n = 8, k = 16>} : (i32, i32, f32) -> !llvm.struct<(f32, f32, f32, f32)>
 func.func @forward_bf16_d128(%q: memref<2x8x?x128xbf16>, %k: memref<2x8x?x128xbf16>, %v: memref<2x8x?x128xbf16>, %o: memref<2x8x?x128xbf16>) {

@@ -4,10 +4,10 @@
 // RUN: swba-opt %s --swba-to-nvvm="chip=sm_90 format=isa" | FileCheck %s
 
 // CHECK: llvm.func @attention
-// CHECK: gpu.launch_func @swba_attention_kernels::@swba_attention_fwd_m128
+// CHECK: gpu.launch_func @swba_attention_kernels::@swba_fwd
 // CHECK: gpu.binary @swba_attention_kernels
 // CHECK-SAME: .target sm_90
-// CHECK-SAME: .entry swba_attention_fwd_m128(
+// CHECK-SAME: .entry swba_fwd(
 // CHECK-DAG: ldmatrix.sync.aligned.m8n8.x4.shared.b16
 // CHECK-DAG: mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32
 // CHECK-DAG: ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16
@@ -19,10 +19,10 @@
 // RUN: swba-opt %s --swba-to-nvvm="chip=sm_90a format=isa" | FileCheck %s --check-prefix=SM90A
 // SM90A: llvm.func @attention
 // SM90A-COUNT-3: llvm.call @mgpuTensorMapEncodeTiledMemref
-// SM90A: gpu.launch_func @swba_attention_kernels::@swba_attention_fwd_wgmma_t512_s90112_n128_m192 {{.*}} dynamic_shared_memory_size
+// SM90A: gpu.launch_func @swba_attention_kernels::@swba_fwd {{.*}} dynamic_shared_memory_size
 // SM90A: gpu.binary @swba_attention_kernels
 // SM90A-SAME: .target sm_90a
-// SM90A-SAME: .entry swba_attention_fwd_wgmma_t512_s90112_n128_m192(
+// SM90A-SAME: .entry swba_fwd(
 // SM90A-SAME: .maxntid 512, 1, 1
 // SM90A-SAME: .maxnreg 128
 // SM90A-DAG: cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes

@@ -9,6 +9,7 @@
 #include "swba/Dialect/SWBA/IR/SWBA.h"
 #include "swba/Dialect/SWBA/Transforms/BufferizableOpInterfaceImpl.h"
 #include "swba/Dialect/SWBA/Transforms/Passes.h"
+#include "swba/Dialect/SWBA/Transforms/ShardingInterfaceImpl.h"
 #include "swba/Pipelines/Pipelines.h"
 
 #include "mlir/IR/DialectRegistry.h"
@@ -30,6 +31,7 @@ int main(int argc, char **argv) {
   mlir::registerAllToLLVMIRTranslations(registry);
   registry.insert<mlir::swba::SWBADialect>();
   mlir::swba::registerBufferizableOpInterfaceExternalModels(registry);
+  mlir::swba::registerShardingInterfaceExternalModels(registry);
 
   return mlir::asMainReturnCode(
       mlir::MlirOptMain(argc, argv, "SWBA optimizer driver\n", registry));

@@ -124,4 +124,55 @@ def LowerSWBA : Pass<"lower-swba"> {
   ];
 }
 
+def WriteLaunchManifest : Pass<"swba-write-launch-manifest", "ModuleOp"> {
+  let summary = "Write the launch contracts of the SWBA GPU kernels as JSON.";
+  let description = [{
+    `--lower-swba{target=gpu}` attaches to every kernel it makes how to
+    launch it (`swba.launch` on the `gpu.func`) and to its `gpu.module` the
+    device buffers the launches share (`swba.buffers`); the host code it
+    emits is built from the same description. This pass writes them to
+    `path` as JSON, for runtimes that launch the kernels themselves (the
+    Python bridge launches from it alone). Run it after `--lower-swba` and
+    before the `gpu.module`s become `gpu.binary`s; `--swba-to-nvvm` does
+    with `manifest=<path>`.
+
+    ```json
+    {"format": 1, "modules": [{"name": "swba_attention_kernels",
+      "buffers": [],
+      "kernels": [{"name": "swba_fwd", "order": 0, "stream": 0,
+        "grid": [{"size": {"tensor": "q", "dim": 1}, "per": 1},
+                 {"size": {"tensor": "q", "dim": 2}, "per": 192},
+                 {"size": {"tensor": "q", "dim": 0}, "per": 1} ],
+        "block": [512, 1, 1], "shared_memory": 90112, "max_registers": 128,
+        "params": [{"tensor": "q", "kind": "memref", "rank": 4,
+                    "element_type": "bf16"}, ...,
+                   {"tensor": "q", "kind": "tensor_map", "element_type": "bf16",
+                    "view": [[0, 1], [2], [3]], "box": [1, 192, 64],
+                    "swizzle": "swizzle_128b", "l2_promotion": "l2promo_256b",
+                    "oob_fill": "zero", "interleave": "none"}, ...]} ]} ]}
+    ```
+
+    - Tensors are named as the op's operands: `q`, `k`, `v`, `out`, `lse`
+      (`swba.attention`), `q`, `k`, `v`, `out`, `dout`, `lse`, `dq`, `dk`,
+      `dv` (`swba.attention_grad`), or as a buffer (`delta`, `dq_accum`):
+      `name`, `element_type`, `shape` (a size or a number per dim), `zero`
+      (zeroed before the launches).
+    - A grid dimension is `ceildiv(size, per)`, a size being dimension `dim`
+      of tensor `tensor` at run time.
+    - A `memref` parameter is the expanded memref descriptor of the tensor
+      (allocated and aligned pointers, offset, sizes, strides); a
+      `tensor_map` parameter a pointer to a 128-byte CUtensorMap, in global
+      memory, of the tensor seen through `view` (groups of dims merged,
+      outermost first) in boxes of `box` elements (outermost first).
+    - Kernels run in `order`. A kernel on `stream` 1 may run on a second
+      stream, at once with the stream-0 kernels after it; it waits for the
+      stream-0 work before it, and the op's work ends when both streams'
+      does. `max_registers` is present where the kernel caps them.
+  }];
+  let options = [
+    Option<"path", "path", "std::string", /*default=*/"",
+           "The file to write ('-': standard output).">,
+  ];
+}
+
 #endif // SWBA_CONVERSION_PASSES_TD

@@ -116,6 +116,10 @@ struct SWBAToNVVMOptions : public PassPipelineOptions<SWBAToNVVMOptions> {
                      "kernels take turns issuing their products "
                      "(--lower-swba grad-ping-pong)."),
       llvm::cl::init(LowerSWBAOptions().gradPingPong)};
+  PassOptions::Option<std::string> manifest{
+      *this, "manifest",
+      llvm::cl::desc("Write the kernels' launch contracts to this JSON file "
+                     "(--swba-write-launch-manifest) after lowering them.")};
 
   /// --lower-swba's options for the GPU kernels.
   LowerSWBAOptions lowerSWBAOptions() const;

@@ -177,6 +177,12 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
                              "--one-shot-bufferize first)";
         return WalkResult::interrupt();
       }
+      auto forward = dyn_cast<AttentionOp>(op);
+      if (gpu && forward && forward.getKeyOffset()) {
+        op->emitOpError() << "'key_offset' is supported by --lower-swba "
+                             "target=cpu only";
+        return WalkResult::interrupt();
+      }
       if (gpu && failed(checkGPULowerable(op)))
         return WalkResult::interrupt();
       if (gpu && chip == "sm_90a" &&

@@ -1,8 +1,8 @@
 //===- GradKernels.h - The swba.attention_grad GPU kernels ------*- C++ -*-===//
 //
-// Internal to lib/Conversion/SWBAToGPU: the kernels of the backward (the
-// mma.sync path: dQ, which also writes delta = rowsum(dout * out), then
-// dK/dV; the sm_90a path adds a delta kernel before both) and their launch,
+// Internal to lib/Conversion/SWBAToGPU: the kernels of the backward (on
+// both paths a delta kernel, delta = rowsum(dout * out), then dQ and dK/dV,
+// which read delta and nothing of each other) and their launch contracts,
 // so that a lowering can combine an mma.sync kernel with a wgmma one.
 //
 //===----------------------------------------------------------------------===//
@@ -11,9 +11,8 @@
 #define SWBA_LIB_CONVERSION_SWBATOGPU_GRADKERNELS_H
 
 #include "KernelBuilder.h"
+#include "LaunchContract.h"
 #include "swba/Dialect/SWBA/IR/SWBA.h"
-
-#include <functional>
 
 namespace mlir::swba::gpu_kernels {
 
@@ -46,8 +45,8 @@ gpu::GPUFuncOp createDeltaKernel(RewriterBase &rewriter,
                                  AttentionGradOp op, Type elementType,
                                  int64_t valueDim);
 
-/// dQ's f32 accumulator when a kernel adds dQ up with atomics:
-/// memref<?x?x?xDxf32> ([B][Hq][Nq][D]).
+/// dQ's f32 accumulator when the dK/dV kernel adds dQ up (TMA
+/// reduce-adds): memref<?x?x?xDxf32> ([B][Hq][Nq][D]).
 MemRefType queryGradAccumType(AttentionGradOp op);
 
 /// Rows of the dQ conversion kernel's workgroup.
@@ -62,36 +61,24 @@ gpu::GPUFuncOp createQueryGradConvertKernel(RewriterBase &rewriter,
                                             gpu::GPUModuleOp gpuModule,
                                             AttentionGradOp op);
 
-/// How a backward kernel is launched: rows (of the queries for dQ, of the
-/// keys for dK/dV) per workgroup, threads, dynamic shared memory, and the
-/// parameters it takes after the memrefs (tensor maps), made on the host
-/// from those memrefs.
-struct GradLaunch {
-  int64_t rows;
-  int64_t threads = kThreads;
-  int64_t sharedBytes = 0;
-  std::function<SmallVector<Value>(LoopEmitter &, ArrayRef<Value>)>
-      extraArgs = nullptr;
-};
+/// The backward's device buffers: `delta` ([B][Hq][Nq] f32) and, when the
+/// dK/dV kernel adds dQ up, `dq_accum` (queryGradAccumType, zeroed).
+SmallVector<LaunchBuffer> gradBuffers(AttentionGradOp op, bool fusedQueryGrad);
 
-/// Replaces `op` by: a device buffer for delta, the delta kernel's launch
-/// over (query heads, query tiles, batch) when there is one (parameters
-/// dout, out, delta), the dQ launch over (query heads, query tiles, batch),
-/// the dK/dV launch over (key heads, key tiles, batch), and freeing delta.
-/// Without a delta kernel the dQ kernel writes delta, and dK/dV must follow
-/// it; with one, dQ and dK/dV only follow the delta kernel.
-///
-/// With a `convertKernel` instead of a dQ kernel, the dK/dV kernel adds dQ
-/// up: a zeroed f32 dqAccum buffer goes to it after delta (parameters q, k,
-/// v, dout, lse, delta, dqAccum, dk, dv), and the conversion kernel then
-/// writes dq from it over (query heads, query tiles, batch).
-void launchGradKernels(RewriterBase &rewriter, AttentionGradOp op,
-                       gpu::GPUFuncOp dqKernel, GradLaunch dqLaunch,
-                       gpu::GPUFuncOp kvKernel, GradLaunch kvLaunch,
-                       gpu::GPUFuncOp deltaKernel = nullptr,
-                       GradLaunch deltaLaunch = GradLaunch{0},
-                       gpu::GPUFuncOp convertKernel = nullptr,
-                       GradLaunch convertLaunch = GradLaunch{0});
+/// The delta kernel's launch: dout, out, delta over (query heads, query
+/// rows / kDeltaRows, batch).
+LaunchContract deltaLaunch();
+
+/// The dQ conversion kernel's launch: dq_accum, dq over (query heads, query
+/// rows / kConvertRows, batch).
+LaunchContract convertLaunch();
+
+/// The memref parameters of a dQ kernel: q, k, v, dout, lse, delta, out, dq.
+SmallVector<KernelParam> queryGradParams();
+
+/// The memref parameters of a dK/dV kernel: q, k, v, dout, lse, delta,
+/// [dq_accum,] dk, dv.
+SmallVector<KernelParam> keyValueGradParams(bool fusedQueryGrad);
 
 } // namespace mlir::swba::gpu_kernels
 

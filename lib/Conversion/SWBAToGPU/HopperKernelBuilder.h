@@ -5,7 +5,7 @@
 // (128B-swizzled 64-column TMA boxes), wgmma descriptors and products, the
 // register fences that keep ptxas from serializing wgmmas, mbarriers, the
 // extern shared-memory buffer and the host-side tensor maps. The layouts
-// and the reasons are in docs/HOPPER_PLAN.md.
+// and the reasons are in docs/DESIGN.md (section 3).
 //
 //===----------------------------------------------------------------------===//
 

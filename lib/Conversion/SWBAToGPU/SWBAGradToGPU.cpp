@@ -506,7 +506,7 @@ gpu::GPUFuncOp gpu_kernels::createQueryGradConvertKernel(
   int64_t d = dqType.getDimSize(3);
   auto kernel = createKernel(
       rewriter, gpuModule, loc,
-      "swba_attention_bwd_dqconvert_m" + std::to_string(kConvertRows),
+      "swba_bwd_dqconvert",
       {queryGradAccumType(op), dqType}, {});
   KernelBuilder e(rewriter, loc, elementType);
   e.setLaneIds();
@@ -569,7 +569,7 @@ gpu::GPUFuncOp gpu_kernels::createQueryGradKernel(RewriterBase &rewriter,
   SmallVector<Type> dqArgs = gradArgTypes(op);
   dqArgs.append({op.getOut().getType(), op.getGradQuery().getType()});
   auto dqKernel = createKernel(rewriter, gpuModule, loc,
-                               "swba_attention_bwd_dq_m64", dqArgs, smem);
+                               "swba_bwd_dq", dqArgs, smem);
   KernelBuilder e(rewriter, loc, elementType);
   ValueRange a = dqKernel.getArguments().take_front(dqArgs.size());
   GradKernel gk = makeGradKernel(e, op, a);
@@ -605,7 +605,7 @@ gpu_kernels::createKeyValueGradKernel(RewriterBase &rewriter,
   if (kvInShared)
     kvSmem.append(smem);
   auto kvKernel = createKernel(rewriter, gpuModule, loc,
-                               "swba_attention_bwd_dkdv_n64", kvArgs, kvSmem);
+                               "swba_bwd_dkdv", kvArgs, kvSmem);
   KernelBuilder e(rewriter, loc, elementType);
   ValueRange a = kvKernel.getArguments().take_front(kvArgs.size());
   GradKernel gk = makeGradKernel(e, op, a);
@@ -674,9 +674,7 @@ gpu::GPUFuncOp gpu_kernels::createDeltaKernel(RewriterBase &rewriter,
   SmallVector<Type> args{op.getGradOut().getType(), op.getOut().getType(),
                          deltaType(op.getContext())};
   auto kernel = createKernel(rewriter, gpuModule, loc,
-                             "swba_attention_bwd_delta_m" +
-                                 std::to_string(kDeltaRows),
-                             args, {});
+                             "swba_bwd_delta", args, {});
   KernelBuilder e(rewriter, loc, elementType);
   e.setLaneIds();
   Value dout = kernel.getArgument(0), out = kernel.getArgument(1),
@@ -714,72 +712,37 @@ gpu::GPUFuncOp gpu_kernels::createDeltaKernel(RewriterBase &rewriter,
   return kernel;
 }
 
-void gpu_kernels::launchGradKernels(RewriterBase &rewriter, AttentionGradOp op,
-                                    gpu::GPUFuncOp dqKernel,
-                                    GradLaunch dqLaunch,
-                                    gpu::GPUFuncOp kvKernel,
-                                    GradLaunch kvLaunch,
-                                    gpu::GPUFuncOp deltaKernel,
-                                    GradLaunch deltaLaunch,
-                                    gpu::GPUFuncOp convertKernel,
-                                    GradLaunch convertLaunch) {
-  // Host: a device buffer for delta, the launches in order, free.
-  rewriter.setInsertionPoint(op);
-  LoopEmitter e(rewriter, op.getLoc());
-  Value batch = e.dim(op.getQuery(), 0), heads = e.dim(op.getQuery(), 1);
-  Value queries = e.dim(op.getQuery(), 2);
-  Value delta =
-      gpu::AllocOp::create(e.b, deltaType(op.getContext()),
-                           /*asyncToken=*/Type(),
-                           /*asyncDependencies=*/ValueRange(),
-                           ValueRange{batch, heads, queries},
-                           /*symbolOperands=*/ValueRange())
-          .getMemref();
-  auto launch = [&](gpu::GPUFuncOp kernel, GradLaunch how, Value gridX,
-                    Value rowsDim, SmallVector<Value> args) {
-    if (how.extraArgs)
-      args.append(how.extraArgs(e, SmallVector<Value>(args)));
-    Value smem = how.sharedBytes
-                     ? Value(arith::ConstantIntOp::create(
-                           e.b, e.b.getI32Type(), how.sharedBytes))
-                     : Value();
-    gpu::LaunchFuncOp::create(
-        e.b, kernel,
-        gpu::KernelDim3{gridX,
-                        arith::CeilDivUIOp::create(e.b, rowsDim,
-                                                   e.idx(how.rows)),
-                        batch},
-        gpu::KernelDim3{e.idx(how.threads), e.idx(1), e.idx(1)}, smem, args);
-  };
-  if (deltaKernel)
-    launch(deltaKernel, deltaLaunch, heads, queries,
-           {op.getGradOut(), op.getOut(), delta});
-  if (convertKernel) {
-    Value accum = gpu::AllocOp::create(e.b, queryGradAccumType(op),
-                                       /*asyncToken=*/Type(),
-                                       /*asyncDependencies=*/ValueRange(),
-                                       ValueRange{batch, heads, queries},
-                                       /*symbolOperands=*/ValueRange())
-                      .getMemref();
-    gpu::MemsetOp::create(e.b, /*asyncToken=*/Type(),
-                          /*asyncDependencies=*/ValueRange(), accum,
-                          e.f32(0.0));
-    launch(kvKernel, kvLaunch, e.dim(op.getKey(), 1), e.dim(op.getKey(), 2),
-           {op.getQuery(), op.getKey(), op.getValue(), op.getGradOut(),
-            op.getLse(), delta, accum, op.getGradKey(), op.getGradValue()});
-    launch(convertKernel, convertLaunch, heads, queries,
-           {accum, op.getGradQuery()});
-    gpu::DeallocOp::create(e.b, /*asyncToken=*/Type(), ValueRange(), accum);
-  } else {
-    launch(dqKernel, dqLaunch, heads, queries,
-           {op.getQuery(), op.getKey(), op.getValue(), op.getGradOut(),
-            op.getLse(), delta, op.getOut(), op.getGradQuery()});
-    launch(kvKernel, kvLaunch, e.dim(op.getKey(), 1), e.dim(op.getKey(), 2),
-           {op.getQuery(), op.getKey(), op.getValue(), op.getGradOut(),
-            op.getLse(), delta, op.getGradKey(), op.getGradValue()});
-  }
-  gpu::DeallocOp::create(e.b, /*asyncToken=*/Type(), ValueRange(), delta);
-  rewriter.eraseOp(op);
+SmallVector<LaunchBuffer> gpu_kernels::gradBuffers(AttentionGradOp op,
+                                                    bool fusedQueryGrad) {
+  SmallVector<SizeRef> rows{{"q", 0}, {"q", 1}, {"q", 2}};
+  SmallVector<LaunchBuffer> buffers{
+      {"delta", deltaType(op.getContext()), rows}};
+  if (fusedQueryGrad)
+    buffers.push_back(
+        {"dq_accum", queryGradAccumType(op), rows, /*zero=*/true});
+  return buffers;
+}
+
+LaunchContract gpu_kernels::deltaLaunch() {
+  return {tileGrid("q", kDeltaRows), kThreads, 0,
+          {{"dout"}, {"out"}, {"delta"}}};
+}
+
+LaunchContract gpu_kernels::convertLaunch() {
+  return {tileGrid("q", kConvertRows), kThreads, 0, {{"dq_accum"}, {"dq"}}};
+}
+
+SmallVector<KernelParam> gpu_kernels::queryGradParams() {
+  return {{"q"}, {"k"}, {"v"}, {"dout"}, {"lse"}, {"delta"}, {"out"}, {"dq"}};
+}
+
+SmallVector<KernelParam> gpu_kernels::keyValueGradParams(bool fusedQueryGrad) {
+  SmallVector<KernelParam> params{{"q"},   {"k"},   {"v"},
+                                  {"dout"}, {"lse"}, {"delta"}};
+  if (fusedQueryGrad)
+    params.push_back({"dq_accum"});
+  params.append({{"dk"}, {"dv"}});
+  return params;
 }
 
 namespace {
@@ -802,9 +765,15 @@ struct AttentionGradOpToGPU : public OpRewritePattern<AttentionGradOp> {
     auto deltaKernel =
         createDeltaKernel(rewriter, gpuModule, op, valueType.getElementType(),
                           valueType.getDimSize(3));
-    launchGradKernels(rewriter, op, dqKernel, GradLaunch{kTile},
-                      kvKernel, GradLaunch{kTile}, deltaKernel,
-                      GradLaunch{kDeltaRows});
+    // dK/dV (the heavier workgroups) goes out first, on a second stream.
+    LaunchContract kvLaunch{tileGrid("k", kTile), kThreads, 0,
+                            keyValueGradParams(false), /*stream=*/1};
+    LaunchContract dqLaunch{tileGrid("q", kTile), kThreads, 0,
+                            queryGradParams()};
+    emitLaunches(rewriter, op, gradBuffers(op, false),
+                 {{deltaKernel, deltaLaunch()},
+                  {kvKernel, kvLaunch},
+                  {dqKernel, dqLaunch}});
     return success();
   }
 };

@@ -1145,17 +1145,16 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
                              op.getGradQuery().getType()};
     auto rowsMap = tensorMapType(elementType, T::blockM());
     auto keysMap = tensorMapType(elementType, layout.blockN);
+    LaunchContract dqLaunch{tileGrid("q", T::blockM()), T::threads(),
+                            layout.total(), queryGradParams()};
+    dqLaunch.params.append(
+        {{"q", rowsMap}, {"k", keysMap}, {"v", keysMap}, {"dout", rowsMap}});
     gpu::GPUFuncOp dqKernel;
     if (!fused) {
-      std::string name = "swba_attention_bwd_dq_wgmma_t" +
-                         std::to_string(T::threads()) + "_s" +
-                         std::to_string(layout.total()) + "_n" +
-                         std::to_string(layout.blockN) + "_m" +
-                         std::to_string(T::blockM());
       SmallVector<Value> maps;
-      dqKernel = createHopperKernel(rewriter, gpuModule, loc, name, dqArgs,
-                                    {rowsMap, keysMap, keysMap, rowsMap},
-                                    T::threads(), maps);
+      dqKernel = createHopperKernel(rewriter, gpuModule, loc, "swba_bwd_dq",
+                                    dqArgs, dqLaunch.mapTypes(), T::threads(),
+                                    maps);
       buildQueryGradBody(rewriter, loc, op, layout,
                          dqKernel.getArguments().take_front(dqArgs.size()),
                          maps, elementType, headDim, valueDim,
@@ -1165,27 +1164,27 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
     auto queryTileMap = tensorMapType(elementType, kvLayout.blockM);
     auto keyTileMap = tensorMapType(elementType, KV::blockN());
     // q, k, v, dout, lse, delta, [dqAccum,] dk, dv; then the maps of q, k,
-    // v, dout.
+    // v, dout [and dqAccum, in [64 rows][32 f32] boxes].
     SmallVector<Type> kvArgs(ArrayRef<Type>(dqArgs).take_front(6));
     if (fused)
       kvArgs.push_back(queryGradAccumType(op));
     kvArgs.append({op.getGradKey().getType(), op.getGradValue().getType()});
-    std::string kvName = std::string("swba_attention_bwd_") +
-                         (fused ? "dkdvdq" : "dkdv") + "_wgmma_t" +
-                         std::to_string(KV::threads()) + "_s" +
-                         std::to_string(kvLayout.total()) + "_n" +
-                         std::to_string(KV::blockN()) + "_m" +
-                         std::to_string(kvLayout.blockM);
-    // The fused kernel's fifth map: dqAccum, [64 rows][32 f32] boxes.
-    auto accumMap = tensorMapType(rewriter.getF32Type(), kRowsPerConsumer);
-    SmallVector<nvgpu::TensorMapDescriptorType> kvMapTypes{
-        queryTileMap, keyTileMap, keyTileMap, queryTileMap};
+    // Without fused dQ, dK/dV (the heavier workgroups) goes out first, on a
+    // second stream, and dQ runs at once with it.
+    LaunchContract kvLaunch{tileGrid("k", KV::blockN()), KV::threads(),
+                            kvLayout.total(), keyValueGradParams(fused),
+                            /*stream=*/fused ? 0 : 1};
+    kvLaunch.params.append({{"q", queryTileMap},
+                            {"k", keyTileMap},
+                            {"v", keyTileMap},
+                            {"dout", queryTileMap}});
     if (fused)
-      kvMapTypes.push_back(accumMap);
+      kvLaunch.params.push_back(
+          {"dq_accum", tensorMapType(rewriter.getF32Type(), kRowsPerConsumer)});
     SmallVector<Value> kvMaps;
-    auto kvKernel = createHopperKernel(rewriter, gpuModule, loc, kvName,
-                                       kvArgs, kvMapTypes, KV::threads(),
-                                       kvMaps);
+    auto kvKernel = createHopperKernel(
+        rewriter, gpuModule, loc, fused ? "swba_bwd_dkdvdq" : "swba_bwd_dkdv",
+        kvArgs, kvLaunch.mapTypes(), KV::threads(), kvMaps);
     ValueRange kvParams = kvKernel.getArguments().take_front(kvArgs.size());
     SmallVector<Value> kvOperands(kvParams.begin(), kvParams.end());
     Value dqAccumMap;
@@ -1200,36 +1199,19 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
                           options.gradPingPong);
     gpu::ReturnOp::create(rewriter, loc);
 
-    GradLaunch dqLaunch{T::blockM(), T::threads(), layout.total(),
-                        [&](LoopEmitter &e, ArrayRef<Value>) {
-                          return SmallVector<Value>{
-                              createTensorMap(e, op.getQuery(), rowsMap),
-                              createTensorMap(e, op.getKey(), keysMap),
-                              createTensorMap(e, op.getValue(), keysMap),
-                              createTensorMap(e, op.getGradOut(), rowsMap)};
-                        }};
-    GradLaunch kvLaunch{
-        KV::blockN(), KV::threads(), kvLayout.total(),
-        [&](LoopEmitter &e, ArrayRef<Value> args) {
-          SmallVector<Value> maps{
-              createTensorMap(e, op.getQuery(), queryTileMap),
-              createTensorMap(e, op.getKey(), keyTileMap),
-              createTensorMap(e, op.getValue(), keyTileMap),
-              createTensorMap(e, op.getGradOut(), queryTileMap)};
-          if (fused) // args: q, k, v, dout, lse, delta, dqAccum, ...
-            maps.push_back(createTensorMap(e, args[6], accumMap));
-          return maps;
-        }};
     auto deltaKernel =
         createDeltaKernel(rewriter, gpuModule, op, elementType, valueDim);
     if (fused) {
       auto convertKernel = createQueryGradConvertKernel(rewriter, gpuModule, op);
-      launchGradKernels(rewriter, op, nullptr, GradLaunch{0}, kvKernel,
-                        kvLaunch, deltaKernel, GradLaunch{kDeltaRows},
-                        convertKernel, GradLaunch{kConvertRows});
+      emitLaunches(rewriter, op, gradBuffers(op, true),
+                   {{deltaKernel, deltaLaunch()},
+                    {kvKernel, kvLaunch},
+                    {convertKernel, convertLaunch()}});
     } else {
-      launchGradKernels(rewriter, op, dqKernel, dqLaunch, kvKernel, kvLaunch,
-                        deltaKernel, GradLaunch{kDeltaRows});
+      emitLaunches(rewriter, op, gradBuffers(op, false),
+                   {{deltaKernel, deltaLaunch()},
+                    {kvKernel, kvLaunch},
+                    {dqKernel, dqLaunch}});
     }
     return success();
   }

@@ -18,6 +18,7 @@
 #include "swba/Dialect/SWBA/IR/SWBA.h"
 #include "swba/Dialect/SWBA/Utils/WindowBounds.h"
 #include "KernelBuilder.h"
+#include "LaunchContract.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/PatternMatch.h"
@@ -86,9 +87,7 @@ struct AttentionOpToGPU : public OpRewritePattern<AttentionOp> {
     if (tiling.blockM() > kBlockN)
       smemTypes.push_back(
           sharedTileType(elementType, tiling.blockM(), headDim));
-    // The name carries the query rows per workgroup, which sets the grid.
-    std::string name = "swba_attention_fwd_m" + std::to_string(tiling.blockM());
-    auto kernel = createKernel(rewriter, gpuModule, loc, name,
+    auto kernel = createKernel(rewriter, gpuModule, loc, "swba_fwd",
                                TypeRange(ValueRange(args)), smemTypes);
     Block &entry = kernel.getBody().front();
     rewriter.setInsertionPointToStart(&entry);
@@ -99,18 +98,10 @@ struct AttentionOpToGPU : public OpRewritePattern<AttentionOp> {
                     headDim, valueDim);
     gpu::ReturnOp::create(rewriter, loc);
 
-    // The launch: a grid of (query heads, query tiles, batch).
-    rewriter.setInsertionPoint(op);
-    LoopEmitter e(rewriter, loc);
-    Value queries = e.dim(op.getQuery(), 2);
-    Value tiles =
-        arith::CeilDivUIOp::create(e.b, queries, e.idx(tiling.blockM()));
-    gpu::KernelDim3 grid{e.dim(op.getQuery(), 1), tiles,
-                         e.dim(op.getQuery(), 0)};
-    gpu::KernelDim3 block{e.idx(kThreads), e.idx(1), e.idx(1)};
-    gpu::LaunchFuncOp::create(e.b, kernel, grid, block,
-                              /*dynamicSharedMemorySize=*/Value(), args);
-    rewriter.eraseOp(op);
+    LaunchContract launch{tileGrid("q", tiling.blockM()), kThreads};
+    for (auto [name, value] : namedOperands(op))
+      launch.params.push_back({name});
+    emitLaunches(rewriter, op, {}, {{kernel, launch}});
     return success();
   }
 

@@ -19,7 +19,7 @@
 // Why not nvgpu.warpgroup.mma: it reads A only from shared memory (P would
 // take a round trip through shared memory), it steps a K-major B by the
 // MN-major stride (wrong for K^T), and it waits for completion right after
-// issuing. docs/HOPPER_PLAN.md has the details and the layouts below.
+// issuing. docs/DESIGN.md (section 3) has the details and the layouts.
 //
 // Shared memory is one extern buffer @swba_smem (dynamic shared memory;
 // gpu.dynamic_shared_memory would overlap the mbarriers in LLVM 22), 1024-B
@@ -40,6 +40,7 @@
 #include "swba/Dialect/SWBA/IR/SWBA.h"
 #include "swba/Dialect/SWBA/Utils/WindowBounds.h"
 #include "HopperKernelBuilder.h"
+#include "LaunchContract.h"
 
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -161,44 +162,26 @@ struct AttentionOpToWgmma : public OpRewritePattern<AttentionOp> {
     if (op.getLse())
       args.push_back(op.getLse());
 
+    // q, k, v, out[, lse], then the tensor maps of q, k, v.
+    LaunchContract launch{tileGrid("q", tiling.blockM()), tiling.threads(),
+                          layout.total()};
+    for (auto [name, value] : namedOperands(op))
+      launch.params.push_back({name});
+    launch.params.append({{"q", qMapType}, {"k", kvMapType}, {"v", kvMapType}});
+
     OpBuilder::InsertionGuard guard(rewriter);
     auto gpuModule = createKernelModule(rewriter, module, loc,
                                         "swba_attention_kernels");
-    // The name carries what a launcher needs: threads, dynamic shared
-    // memory bytes, the K/V box rows and the query rows per workgroup.
-    std::string name = "swba_attention_fwd_wgmma_t" +
-                       std::to_string(tiling.threads()) + "_s" +
-                       std::to_string(layout.total()) + "_n" +
-                       std::to_string(tiling.blockN) + "_m" +
-                       std::to_string(tiling.blockM());
     SmallVector<Value> maps;
     auto kernel = createHopperKernel(
-        rewriter, gpuModule, loc, name, ValueRange(args).getTypes(),
-        {qMapType, kvMapType, kvMapType}, tiling.threads(), maps);
+        rewriter, gpuModule, loc, "swba_fwd", ValueRange(args).getTypes(),
+        launch.mapTypes(), tiling.threads(), maps);
     buildKernelBody(rewriter, loc, op, tiling, layout,
                     kernel.getArguments().take_front(args.size()), maps,
                     elementType, headDim, valueDim);
     gpu::ReturnOp::create(rewriter, loc);
 
-    // The launch: tensor maps of q, k, v, then a grid of (query heads,
-    // query tiles, batch).
-    rewriter.setInsertionPoint(op);
-    LoopEmitter e(rewriter, loc);
-    SmallVector<Value> launchArgs(args);
-    launchArgs.push_back(createTensorMap(e, op.getQuery(), qMapType));
-    launchArgs.push_back(createTensorMap(e, op.getKey(), kvMapType));
-    launchArgs.push_back(createTensorMap(e, op.getValue(), kvMapType));
-    Value queries = e.dim(op.getQuery(), 2);
-    Value tiles =
-        arith::CeilDivUIOp::create(e.b, queries, e.idx(tiling.blockM()));
-    gpu::KernelDim3 grid{e.dim(op.getQuery(), 1), tiles,
-                         e.dim(op.getQuery(), 0)};
-    gpu::KernelDim3 block{e.idx(tiling.threads()), e.idx(1), e.idx(1)};
-    Value smemBytes = arith::ConstantIntOp::create(e.b, e.b.getI32Type(),
-                                                   layout.total());
-    gpu::LaunchFuncOp::create(e.b, kernel, grid, block, smemBytes,
-                              launchArgs);
-    rewriter.eraseOp(op);
+    emitLaunches(rewriter, op, {}, {{kernel, launch}});
     return success();
   }
 

@@ -30,8 +30,12 @@ struct AttentionShape {
   Value batch, queryHeads, queries, keys;
   /// Query heads per key/value head.
   Value groupSize;
-  /// Nk - Nq: the position of query row 0.
+  /// Nk - Nq (+ keyPhase): the position of query row 0.
   Value posOffset;
+  /// With a key_offset: its value modulo the block size, the position of
+  /// key row 0 (WindowBounds.h), and the first key row at or after the
+  /// sequence start. Null without one.
+  Value keyPhase, firstKey;
   int64_t headDim, valueDim;
   BlockWindow window;
   double scale;
@@ -56,6 +60,22 @@ struct AttentionShape {
                 static_cast<int64_t>(op.getWindow())};
     s.scale = op.getEffectiveScale();
     return s;
+  }
+
+  /// Positions of the rows of a shard of a longer sequence (key row 0 at
+  /// `keyOffset`, possibly negative): only the offset modulo the block size
+  /// matters to the frames, and rows before the sequence start are skipped.
+  void setKeyOffset(LoopEmitter &e, Value keyOffset) {
+    Value bs = e.idx(window.blockSize);
+    // keyOffset mod bs in [0, bs); (rem + bs) % bs would wrap for block
+    // sizes near 2^63.
+    Value rem = arith::RemSIOp::create(e.b, keyOffset, bs);
+    Value negative = arith::CmpIOp::create(e.b, arith::CmpIPredicate::slt,
+                                           rem, e.idx(0));
+    keyPhase = e.select(negative, e.add(rem, bs), rem);
+    posOffset = e.add(posOffset, keyPhase);
+    firstKey =
+        arith::MaxSIOp::create(e.b, e.sub(e.idx(0), keyOffset), e.idx(0));
   }
 };
 
@@ -82,6 +102,8 @@ struct AttentionOpToLoops : public OpRewritePattern<AttentionOp> {
 
     LoopEmitter e(rewriter, op.getLoc());
     AttentionShape s = AttentionShape::get(e, op);
+    if (Value keyOffset = op.getKeyOffset())
+      s.setKeyOffset(e, keyOffset);
     const int64_t tq = tiling.tileQ, tk = tiling.tileK;
     Value q = op.getQuery(), k = op.getKey(), v = op.getValue(),
           out = op.getOut(), lse = op.getLse();
@@ -104,13 +126,15 @@ struct AttentionOpToLoops : public OpRewritePattern<AttentionOp> {
             e.loop(s.valueDim, [&](Value c) { e.store(e.f32(0.0), acc, {r, c}); });
           });
 
-          RowRange keys =
-              computeKeyWindow(e.b, e.b.getLoc(), s.window, q0, q1,
-                               s.posOffset, s.keys);
+          RowRange keys = computeKeyWindow(e.b, e.b.getLoc(), s.window, q0, q1,
+                                           s.posOffset, s.keys, s.keyPhase);
+          if (s.firstKey)
+            keys.begin = arith::MaxSIOp::create(e.b, keys.begin, s.firstKey);
           e.loop(keys.begin, keys.end, e.idx(tk), [&](Value k0) {
             Value k1 = e.min(e.add(k0, e.idx(tk)), keys.end);
-            Value interior = isTileFullyVisible(
-                e.b, e.b.getLoc(), s.window, q0, q1, k0, k1, s.posOffset);
+            Value interior =
+                isTileFullyVisible(e.b, e.b.getLoc(), s.window, q0, q1, k0, k1,
+                                   s.posOffset, s.keyPhase);
             auto tile = [&](bool masked) {
               emitForwardTile(e, s, masked, q, k, v, bi, h, hk, q0, rows, k0,
                               e.sub(k1, k0), scores, rowMax, rowSum, acc);
@@ -155,9 +179,9 @@ private:
         Value j = e.add(k0, c);
         Value score = emitScore(e, s, q, k, bi, h, hk, i, j);
         if (masked)
-          score = e.select(
-              isVisible(e.b, e.b.getLoc(), s.window, i, j, s.posOffset), score,
-              e.negInf());
+          score = e.select(isVisible(e.b, e.b.getLoc(), s.window, i, j,
+                                     s.posOffset, s.keyPhase),
+                           score, e.negInf());
         e.store(score, scores, {r, c});
         return e.maxf(mx, score);
       });

@@ -35,7 +35,7 @@ func.func @scale_nan(%q: memref<1x2x8x16xf32>, %o: memref<1x2x8x16xf32>) {
 
 func.func @no_outputs(%q: memref<1x2x8x16xf32>) {
   // expected-error @+1 {{expects 1 or 2 outputs (out, then optional lse), got 0}}
-  "swba.attention"(%q, %q, %q) {block_size = 4 : i64, window = 1 : i64} : (memref<1x2x8x16xf32>, memref<1x2x8x16xf32>, memref<1x2x8x16xf32>) -> ()
+  "swba.attention"(%q, %q, %q) {block_size = 4 : i64, window = 1 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>} : (memref<1x2x8x16xf32>, memref<1x2x8x16xf32>, memref<1x2x8x16xf32>) -> ()
   return
 }
 
@@ -253,7 +253,7 @@ func.func @tensor_result_type(%q: tensor<1x2x8x16xf32>) -> tensor<1x2x8x8xf32> {
 
 func.func @memref_with_result(%q: memref<1x2x8x16xf32>) {
   // expected-error @+1 {{expected the number of tensor results (1) to be equal to the number of output tensors (0)}}
-  %r = "swba.attention"(%q, %q, %q, %q) {block_size = 4 : i64, window = 1 : i64} : (memref<1x2x8x16xf32>, memref<1x2x8x16xf32>, memref<1x2x8x16xf32>, memref<1x2x8x16xf32>) -> tensor<1x2x8x16xf32>
+  %r = "swba.attention"(%q, %q, %q, %q) {block_size = 4 : i64, window = 1 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 1, 0>} : (memref<1x2x8x16xf32>, memref<1x2x8x16xf32>, memref<1x2x8x16xf32>, memref<1x2x8x16xf32>) -> tensor<1x2x8x16xf32>
   return
 }
 
@@ -294,5 +294,15 @@ func.func @grad_dv_element_type(%q: memref<1x2x8x16xf16>, %dv: memref<1x2x8x16xf
 func.func @grad_dq_rank(%q: memref<1x2x8x16xf32>, %dq: memref<2x8x16xf32>, %l: memref<1x2x8xf32>) {
   // expected-error @+1 {{'grad_query' must have rank 4 (the rank of 'query'), got rank 3}}
   swba.attention_grad ins(%q, %q, %q, %q, %q, %l : memref<1x2x8x16xf32>, memref<1x2x8x16xf32>, memref<1x2x8x16xf32>, memref<1x2x8x16xf32>, memref<1x2x8x16xf32>, memref<1x2x8xf32>) outs(%dq, %q, %q : memref<2x8x16xf32>, memref<1x2x8x16xf32>, memref<1x2x8x16xf32>) block_size = 4 window = 1
+  return
+}
+
+// -----
+
+// A constant key_offset that puts the first query before the sequence start.
+func.func @key_offset_query_before_start(%q: memref<1x2x8x16xf32>, %k: memref<1x2x12x16xf32>, %o: memref<1x2x8x16xf32>) {
+  %c = arith.constant -5 : index
+  // expected-error @+1 {{'key_offset' -5 puts query row 0 at position -1 (Nk - Nq + key_offset with Nk = 12, Nq = 8): queries before the sequence start see no key}}
+  swba.attention ins(%q, %k, %k : memref<1x2x8x16xf32>, memref<1x2x12x16xf32>, memref<1x2x12x16xf32>) outs(%o : memref<1x2x8x16xf32>) block_size = 4 window = 2 key_offset = %c
   return
 }

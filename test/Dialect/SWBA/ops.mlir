@@ -75,6 +75,17 @@ func.func @grad_memref_bf16(%q: memref<?x4x?x128xbf16>, %k: memref<?x4x?x128xbf1
   return
 }
 
+// CHECK-LABEL: func @key_offset
+func.func @key_offset(%q: tensor<1x8x512x64xbf16>, %k: tensor<1x8x896x64xbf16>,
+                      %v: tensor<1x8x896x64xbf16>, %o: tensor<1x8x512x64xbf16>,
+                      %off: index) -> tensor<1x8x512x64xbf16> {
+  // CHECK: swba.attention ins({{.*}}) outs({{.*}}) block_size = 128 window = 4 key_offset = %{{.*}} scale = 1.250000e-01 -> tensor<1x8x512x64xbf16>
+  %r = swba.attention ins(%q, %k, %v : tensor<1x8x512x64xbf16>, tensor<1x8x896x64xbf16>, tensor<1x8x896x64xbf16>)
+                      outs(%o : tensor<1x8x512x64xbf16>) block_size = 128 window = 4
+                      key_offset = %off scale = 0.125 -> tensor<1x8x512x64xbf16>
+  return %r : tensor<1x8x512x64xbf16>
+}
+
 // Zero heads of each kind is an empty but valid op (0 is a multiple of 0).
 // CHECK-LABEL: func @zero_heads
 func.func @zero_heads(%q: memref<1x0x8x16xf32>) {

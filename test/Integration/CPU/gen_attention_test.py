@@ -95,7 +95,13 @@ def parse_args(argv=None):
     ap.add_argument("--lse", action="store_true")
     ap.add_argument("--grad", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
-    return ap.parse_args(argv)
+    ap.add_argument("--key-offset", type=int,
+                    help="forward only: the op's key_offset; key rows at "
+                         "negative positions hold NaN, which must never be read")
+    a = ap.parse_args(argv)
+    if a.key_offset is not None and a.grad:
+        ap.error("--key-offset is a forward option")
+    return a
 
 
 def test_function(name, a):
@@ -107,6 +113,16 @@ def test_function(name, a):
     k = round_to(rng.standard_normal((a.b, a.hkv, a.nk, a.d)), dt)
     v = round_to(rng.standard_normal((a.b, a.hkv, a.nk, a.dv)), dt)
     scale_attr = f" scale = {a.scale!r}" if a.scale is not None else ""
+    ko = a.key_offset or 0
+    k_op, v_op = k, v
+    if a.key_offset is not None:
+        scale_attr = f" key_offset = %key_offset{scale_attr}"
+        before = max(0, -ko)
+        k_op, v_op = k.copy(), v.copy()
+        k_op[:, :, :before] = np.nan
+        v_op[:, :, :before] = np.nan
+        k[:, :, :before] = 0.0
+        v[:, :, :before] = 0.0
     tq, tk = tensor_type(q.shape, dt), tensor_type(k.shape, dt)
     tv, to = tensor_type(v.shape, dt), tensor_type((a.b, a.hq, a.nq, a.dv), dt)
     tl = tensor_type((a.b, a.hq, a.nq), "f32")
@@ -117,10 +133,13 @@ def test_function(name, a):
              *(f"  %rtol_{t} = arith.constant {r:e} : f32\n" for t, r in RTOL.items())]
     dims = {a.b, a.hq, a.hkv, a.nq, a.nk, a.d, a.dv} - {0, 1}
     lines += [f"  %c{n} = arith.constant {n} : index\n" for n in sorted(dims)]
-    lines += [constant("q", q, dt), constant("k", k, dt), constant("v", v, dt)]
+    lines += [constant("q", q, dt), constant("k", k_op, dt),
+              constant("v", v_op, dt)]
+    if a.key_offset is not None:
+        lines.append(f"  %key_offset = arith.constant {ko} : index\n")
 
     if not a.grad:
-        out, lse = attention_forward(q, k, v, a.bs, a.ws, a.scale)
+        out, lse = attention_forward(q, k, v, a.bs, a.ws, a.scale, ko)
         lines.append(f"  %eo = tensor.empty() : {to}\n")
         if a.lse:
             lines.append(f"  %el = tensor.empty() : {tl}\n"

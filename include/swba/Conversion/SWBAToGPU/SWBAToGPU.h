@@ -36,9 +36,10 @@ void populateSWBAToGPUHopperPatterns(RewritePatternSet &patterns,
 LogicalResult checkHopperGradLowerable(Operation *op, HopperOptions options);
 
 /// Patterns that rewrite memref-form `swba.attention_grad` with head dims
-/// 64 or 128 into the sm_90a backward: a warp-specialized dQ kernel on TMA
-/// and warpgroup MMA (which also computes delta), then the dK/dV kernel.
-/// They take precedence over populateSWBAGradToGPUPatterns.
+/// 64 or 128 into the sm_90a backward: a delta kernel, then warp-specialized
+/// dK/dV and dQ kernels on TMA and warpgroup MMA that read only delta (or,
+/// with gradFusedDQ, a dK/dV kernel that also adds dQ up and a conversion
+/// kernel). They take precedence over populateSWBAGradToGPUPatterns.
 void populateSWBAGradToGPUHopperPatterns(RewritePatternSet &patterns,
                                          HopperOptions options);
 
@@ -47,8 +48,10 @@ void populateSWBAGradToGPUHopperPatterns(RewritePatternSet &patterns,
 /// does not fit (block-n, stages, shared memory).
 LogicalResult checkHopperLowerable(Operation *op, HopperOptions options);
 
-/// Patterns that rewrite memref-form `swba.attention_grad` into two
-/// tensor-core kernels (dQ with delta, then dK/dV) launched in order.
+/// Patterns that rewrite memref-form `swba.attention_grad` into a delta
+/// kernel and two tensor-core kernels, dK/dV and dQ, that read only delta.
+/// Every kernel the GPU patterns make carries its launch contract
+/// (`swba.launch`, see --swba-write-launch-manifest).
 void populateSWBAGradToGPUPatterns(RewritePatternSet &patterns);
 
 /// Emits an error at `op` (swba.attention or swba.attention_grad) and fails

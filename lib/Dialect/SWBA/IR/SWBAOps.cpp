@@ -3,6 +3,7 @@
 #include "swba/Dialect/SWBA/IR/SWBA.h"
 
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/Matchers.h"
 #include "mlir/IR/OpImplementation.h"
 
 #include <cmath>
@@ -196,15 +197,37 @@ getDpsEffects(DestinationStyleOpInterface op,
 // AttentionOp
 //===----------------------------------------------------------------------===//
 
+/// A query row at a negative position would see no key at all (its own frame
+/// lies before the sequence), so a constant offset must keep query row 0,
+/// at position Nk - Nq + key_offset, at or after the start.
+static LogicalResult verifyKeyOffset(AttentionOp op) {
+  APInt offset;
+  if (!op.getKeyOffset() ||
+      !matchPattern(op.getKeyOffset(), m_ConstantInt(&offset)))
+    return success();
+  int64_t nq = cast<ShapedType>(op.getQuery().getType()).getDimSize(2);
+  int64_t nk = cast<ShapedType>(op.getKey().getType()).getDimSize(2);
+  if (ShapedType::isDynamic(nq) || ShapedType::isDynamic(nk))
+    return success();
+  int64_t firstQuery = nk - nq + offset.getSExtValue();
+  if (firstQuery >= 0)
+    return success();
+  return op.emitOpError() << "'key_offset' " << offset.getSExtValue()
+                          << " puts query row 0 at position " << firstQuery
+                          << " (Nk - Nq + key_offset with Nk = " << nk
+                          << ", Nq = " << nq
+                          << "): queries before the sequence start see no key";
+}
+
 void AttentionOp::build(OpBuilder &builder, OperationState &state, Value query,
                         Value key, Value value, ValueRange outputs,
                         int64_t blockSize, int64_t window,
-                        std::optional<float> scale) {
+                        std::optional<float> scale, Value keyOffset) {
   SmallVector<Type> resultTypes;
   for (Value output : outputs)
     if (isa<RankedTensorType>(output.getType()))
       resultTypes.push_back(output.getType());
-  build(builder, state, resultTypes, query, key, value, outputs,
+  build(builder, state, resultTypes, query, key, value, outputs, keyOffset,
         builder.getI64IntegerAttr(blockSize), builder.getI64IntegerAttr(window),
         scale ? builder.getF32FloatAttr(*scale) : FloatAttr());
 }
@@ -217,10 +240,12 @@ LogicalResult AttentionOp::verify() {
   std::optional<NamedOperand> lse;
   if (getLse())
     lse = named("lse", getLse());
-  return verifyAttentionCore(
-      *this, named("query", getQuery()), named("key", getKey()),
-      named("value", getValue()), named("out", getOut()), lse, getBlockSize(),
-      getWindow(), getScale());
+  if (failed(verifyAttentionCore(
+          *this, named("query", getQuery()), named("key", getKey()),
+          named("value", getValue()), named("out", getOut()), lse,
+          getBlockSize(), getWindow(), getScale())))
+    return failure();
+  return verifyKeyOffset(*this);
 }
 
 double AttentionOp::getEffectiveScale() {

@@ -37,6 +37,11 @@ struct SWBAOpInterface
     rewriter.setInsertionPoint(op);
     SmallVector<Value> buffers;
     for (OpOperand &operand : op->getOpOperands()) {
+      // Scalars (the forward's key_offset) stay as they are.
+      if (!isa<TensorType>(operand.get().getType())) {
+        buffers.push_back(operand.get());
+        continue;
+      }
       FailureOr<Value> buffer =
           getBuffer(rewriter, operand.get(), options, state);
       if (failed(buffer))

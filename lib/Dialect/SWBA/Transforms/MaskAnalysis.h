@@ -1,8 +1,8 @@
 //===- MaskAnalysis.h - Is a visibility matrix an SWBA mask? ----*- C++ -*-===//
 //
 // Given which (query, key) pairs a mask lets through, find a block size and
-// a window for which the SWBA predicate (design.md section 1, bottom-right
-// aligned positions) lets through exactly those pairs.
+// a window for which the SWBA predicate (docs/DESIGN.md, section 1:
+// bottom-right aligned positions) lets through exactly those pairs.
 //
 //===----------------------------------------------------------------------===//
 

@@ -27,12 +27,16 @@ struct IndexMath {
   Value cmp(arith::CmpIPredicate p, Value x, Value y) {
     return arith::CmpIOp::create(b, loc, p, x, y);
   }
+  /// The position of key row `k`; no arithmetic without a phase.
+  Value keyPos(Value k, Value keyPhase) {
+    return keyPhase ? add(k, keyPhase) : k;
+  }
 };
 } // namespace
 
-RowRange mlir::swba::computeKeyWindow(OpBuilder &b, Location loc,
-                                      BlockWindow w, Value q0, Value q1,
-                                      Value posOffset, Value nk) {
+RowRange mlir::swba::computeKeyWindow(OpBuilder &b, Location loc, BlockWindow w,
+                                      Value q0, Value q1, Value posOffset,
+                                      Value nk, Value keyPhase) {
   IndexMath m{b, loc};
   Value firstFrame = m.frame(m.add(q0, posOffset), w.blockSize);
   Value lastFrame = m.frame(m.sub(m.add(q1, posOffset), m.c(1)), w.blockSize);
@@ -40,24 +44,33 @@ RowRange mlir::swba::computeKeyWindow(OpBuilder &b, Location loc,
   Value lowFrame =
       m.sub(m.max(firstFrame, m.c(w.window - 1)), m.c(w.window - 1));
   Value begin = m.mul(lowFrame, w.blockSize);
-  // min((lastFrame + 1) * bs, nk) as lastFrameStart + min(bs, nk -
-  // lastFrameStart): the product would wrap for block sizes near 2^63.
+  // min((lastFrame + 1) * bs, end of the keys) as lastFrameStart +
+  // min(bs, keysEnd - lastFrameStart): the product would wrap for block
+  // sizes near 2^63.
+  Value keysEnd = m.keyPos(nk, keyPhase);
   Value lastFrameStart = m.mul(lastFrame, w.blockSize);
   Value end = m.add(lastFrameStart,
-                    m.min(m.c(w.blockSize), m.sub(nk, lastFrameStart)));
+                    m.min(m.c(w.blockSize), m.sub(keysEnd, lastFrameStart)));
+  if (keyPhase) {
+    // Positions to rows; key row 0 sits at position keyPhase.
+    begin = m.sub(m.max(begin, keyPhase), keyPhase);
+    end = m.sub(end, keyPhase);
+  }
   return {begin, end};
 }
 
 RowRange mlir::swba::computeQueryWindow(OpBuilder &b, Location loc,
                                         BlockWindow w, Value k0, Value k1,
-                                        Value posOffset, Value nq) {
+                                        Value posOffset, Value nq,
+                                        Value keyPhase) {
   IndexMath m{b, loc};
-  Value firstFrame = m.frame(k0, w.blockSize);
-  Value lastFrame = m.frame(m.sub(k1, m.c(1)), w.blockSize);
+  Value firstFrame = m.frame(m.keyPos(k0, keyPhase), w.blockSize);
+  Value lastFrame = m.frame(m.sub(m.keyPos(k1, keyPhase), m.c(1)), w.blockSize);
   // Query positions [firstFrame * bs, (lastFrame + window) * bs), as rows.
   // (lastFrame + window) * bs wraps around 2^64 for large windows or block
-  // sizes: the window is first clipped to the frames that hold positions
-  // (below nq + posOffset = Nk), so that every term stays below 2 Nk.
+  // sizes: the window is first clipped to the frames that hold query
+  // positions (below nq + posOffset), so that every term stays below twice
+  // that.
   Value posBegin = m.mul(firstFrame, w.blockSize);
   Value lastFrameStart = m.mul(lastFrame, w.blockSize);
   Value positionsLeft = m.sub(m.add(nq, posOffset), lastFrameStart);
@@ -73,13 +86,14 @@ RowRange mlir::swba::computeQueryWindow(OpBuilder &b, Location loc,
 
 Value mlir::swba::isTileFullyVisible(OpBuilder &b, Location loc, BlockWindow w,
                                      Value q0, Value q1, Value k0, Value k1,
-                                     Value posOffset) {
+                                     Value posOffset, Value keyPhase) {
   IndexMath m{b, loc};
   Value firstQueryFrame = m.frame(m.add(q0, posOffset), w.blockSize);
   Value lastQueryFrame =
       m.frame(m.sub(m.add(q1, posOffset), m.c(1)), w.blockSize);
-  Value firstKeyFrame = m.frame(k0, w.blockSize);
-  Value lastKeyFrame = m.frame(m.sub(k1, m.c(1)), w.blockSize);
+  Value firstKeyFrame = m.frame(m.keyPos(k0, keyPhase), w.blockSize);
+  Value lastKeyFrame =
+      m.frame(m.sub(m.keyPos(k1, keyPhase), m.c(1)), w.blockSize);
   // The latest key is not in the future of the earliest query, and the
   // earliest key is not too far in the past of the latest query.
   Value notFuture =
@@ -90,10 +104,10 @@ Value mlir::swba::isTileFullyVisible(OpBuilder &b, Location loc, BlockWindow w,
 }
 
 Value mlir::swba::isVisible(OpBuilder &b, Location loc, BlockWindow w, Value q,
-                            Value k, Value posOffset) {
+                            Value k, Value posOffset, Value keyPhase) {
   IndexMath m{b, loc};
   Value queryFrame = m.frame(m.add(q, posOffset), w.blockSize);
-  Value keyFrame = m.frame(k, w.blockSize);
+  Value keyFrame = m.frame(m.keyPos(k, keyPhase), w.blockSize);
   Value notFuture = m.cmp(arith::CmpIPredicate::ule, keyFrame, queryFrame);
   // Only evaluated as a whole with notFuture, so the wrap-around of the
   // subtraction when keyFrame > queryFrame does not matter.

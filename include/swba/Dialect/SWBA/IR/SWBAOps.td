@@ -17,6 +17,7 @@ def SWBA_TensorOrMemRef : AnyTypeOf<[AnyRankedTensor, AnyMemRef],
 //===----------------------------------------------------------------------===//
 
 def SWBA_AttentionOp : SWBA_Op<"attention", [
+    AttrSizedOperandSegments,
     DestinationStyleOpInterface,
     DeclareOpInterfaceMethods<MemoryEffectsOpInterface>]> {
   let summary = "Sliding window block attention, forward.";
@@ -44,6 +45,16 @@ def SWBA_AttentionOp : SWBA_Op<"attention", [
     logarithm of the sum of `exp` of the scaled, masked scores; the backward
     op needs it. `scale` defaults to `1/sqrt(D)`.
 
+    The optional `key_offset` (an `index`, may be negative) places the rows
+    in a longer sequence: key row `j` sits at position `j + key_offset` and
+    query row `i` at `i + Nk - Nq + key_offset` (still bottom-right aligned),
+    so frames follow the positions in that sequence, and key rows at negative
+    positions lie before its start and are seen by no query. A shard of a
+    sequence split across devices is the op on its own tokens plus a halo of
+    the `(window - 1) * block_size` keys before them, with `key_offset` the
+    position of the halo's first row. Without it the offset is 0. Only the
+    CPU lowering supports it.
+
     The op is in destination-passing style: on tensors it returns one result
     per output operand, on memrefs it writes the output buffers and returns
     nothing. The initial contents of the outputs are never read.
@@ -60,6 +71,15 @@ def SWBA_AttentionOp : SWBA_Op<"attention", [
              memref<1x8x512x64xbf16>, memref<1x8x512x64xbf16>)
            outs(%o, %lse : memref<1x8x512x64xbf16>, memref<1x8x512xf32>)
            block_size = 128 window = 2 scale = 0.125
+
+    // Tokens 512..1023 of a sequence split in two, with the halo of the
+    // (4 - 1) * 128 keys before them: the keys start at position 128.
+    %c128 = arith.constant 128 : index
+    %o2 = swba.attention ins(%q2, %k2, %v2 : tensor<1x8x512x64xbf16>,
+             tensor<1x8x896x64xbf16>, tensor<1x8x896x64xbf16>)
+           outs(%init2 : tensor<1x8x512x64xbf16>)
+           block_size = 128 window = 4 key_offset = %c128
+           -> tensor<1x8x512x64xbf16>
     ```
   }];
 
@@ -67,6 +87,7 @@ def SWBA_AttentionOp : SWBA_Op<"attention", [
                        SWBA_TensorOrMemRef:$key,
                        SWBA_TensorOrMemRef:$value,
                        Variadic<SWBA_TensorOrMemRef>:$outputs,
+                       Optional<Index>:$key_offset,
                        I64Attr:$block_size,
                        I64Attr:$window,
                        OptionalAttr<F32Attr>:$scale);
@@ -77,13 +98,15 @@ def SWBA_AttentionOp : SWBA_Op<"attention", [
         type($value) `)`
     `outs` `(` $outputs `:` type($outputs) `)`
     `block_size` `=` $block_size `window` `=` $window
+    (`key_offset` `=` $key_offset^)?
     (`scale` `=` $scale^)? attr-dict (`->` type($results)^)?
   }];
 
   let builders = [
     OpBuilder<(ins "Value":$query, "Value":$key, "Value":$value,
                    "ValueRange":$outputs, "int64_t":$blockSize,
-                   "int64_t":$window, "std::optional<float>":$scale)>
+                   "int64_t":$window, "std::optional<float>":$scale,
+                   CArg<"Value", "{}">:$keyOffset)>
   ];
 
   let extraClassDeclaration = [{

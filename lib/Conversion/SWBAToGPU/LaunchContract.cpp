@@ -1,0 +1,198 @@
+//===- LaunchContract.cpp - How the host launches a SWBA kernel -----------===//
+
+#include "LaunchContract.h"
+#include "HopperKernelBuilder.h"
+
+#include "mlir/IR/BuiltinOps.h"
+
+using namespace mlir;
+using namespace mlir::swba;
+using namespace mlir::swba::gpu_kernels;
+
+SmallVector<std::pair<StringRef, Value>>
+gpu_kernels::namedOperands(Operation *op) {
+  if (auto fwd = dyn_cast<AttentionOp>(op)) {
+    SmallVector<std::pair<StringRef, Value>> named{{"q", fwd.getQuery()},
+                                                   {"k", fwd.getKey()},
+                                                   {"v", fwd.getValue()},
+                                                   {"out", fwd.getOut()}};
+    if (fwd.getLse())
+      named.push_back({"lse", fwd.getLse()});
+    return named;
+  }
+  auto grad = cast<AttentionGradOp>(op);
+  return {{"q", grad.getQuery()},      {"k", grad.getKey()},
+          {"v", grad.getValue()},      {"out", grad.getOut()},
+          {"dout", grad.getGradOut()}, {"lse", grad.getLse()},
+          {"dq", grad.getGradQuery()}, {"dk", grad.getGradKey()},
+          {"dv", grad.getGradValue()}};
+}
+
+static std::string typeName(Type type) {
+  std::string name;
+  llvm::raw_string_ostream os(name);
+  type.print(os);
+  return name;
+}
+
+static Attribute sizeAttr(Builder &b, SizeRef size) {
+  return b.getDictionaryAttr(
+      {b.getNamedAttr("tensor", b.getStringAttr(size.tensor)),
+       b.getNamedAttr("dim", b.getI64IntegerAttr(size.dim))});
+}
+
+static Attribute paramAttr(Builder &b, const KernelParam &param,
+                           MemRefType tensorType) {
+  SmallVector<NamedAttribute> fields{
+      b.getNamedAttr("tensor", b.getStringAttr(param.tensor))};
+  if (!param.map) {
+    fields.push_back(b.getNamedAttr("kind", b.getStringAttr("memref")));
+    fields.push_back(
+        b.getNamedAttr("rank", b.getI64IntegerAttr(tensorType.getRank())));
+    fields.push_back(
+        b.getNamedAttr("element_type",
+                       b.getStringAttr(typeName(tensorType.getElementType()))));
+    return b.getDictionaryAttr(fields);
+  }
+  // What cuTensorMapEncodeTiled needs: the [B * H][N][D] view of the tensor
+  // (createTensorMap), the box (outermost first) and the map's modes.
+  MemRefType box = param.map.getTensor();
+  fields.push_back(b.getNamedAttr("kind", b.getStringAttr("tensor_map")));
+  fields.push_back(b.getNamedAttr(
+      "element_type", b.getStringAttr(typeName(box.getElementType()))));
+  fields.push_back(b.getNamedAttr(
+      "view", b.getArrayAttr({b.getI64ArrayAttr({0, 1}), b.getI64ArrayAttr({2}),
+                              b.getI64ArrayAttr({3})})));
+  fields.push_back(b.getNamedAttr("box", b.getI64ArrayAttr(box.getShape())));
+  fields.push_back(b.getNamedAttr(
+      "swizzle",
+      b.getStringAttr(nvgpu::stringifyEnum(param.map.getSwizzle()))));
+  fields.push_back(b.getNamedAttr(
+      "l2_promotion",
+      b.getStringAttr(nvgpu::stringifyEnum(param.map.getL2promo()))));
+  fields.push_back(b.getNamedAttr(
+      "oob_fill", b.getStringAttr(nvgpu::stringifyEnum(param.map.getOob()))));
+  fields.push_back(b.getNamedAttr(
+      "interleave",
+      b.getStringAttr(nvgpu::stringifyEnum(param.map.getInterleave()))));
+  return b.getDictionaryAttr(fields);
+}
+
+/// The contract as the `swba.launch` attribute of `kernel`, the `order`-th
+/// launch of its op.
+static DictionaryAttr contractAttr(Builder &b, gpu::GPUFuncOp kernel,
+                                   const LaunchContract &contract,
+                                   int64_t order,
+                                   const llvm::StringMap<Value> &tensors) {
+  SmallVector<Attribute> grid, params;
+  for (const GridDim &dim : contract.grid)
+    grid.push_back(b.getDictionaryAttr(
+        {b.getNamedAttr("size", sizeAttr(b, dim.size)),
+         b.getNamedAttr("per", b.getI64IntegerAttr(dim.per))}));
+  for (const KernelParam &param : contract.params)
+    params.push_back(paramAttr(
+        b, param, cast<MemRefType>(tensors.lookup(param.tensor).getType())));
+  SmallVector<NamedAttribute> fields{
+      b.getNamedAttr("order", b.getI64IntegerAttr(order)),
+      b.getNamedAttr("stream", b.getI64IntegerAttr(contract.stream)),
+      b.getNamedAttr("grid", b.getArrayAttr(grid)),
+      b.getNamedAttr("block", b.getI64ArrayAttr({contract.threads, 1, 1})),
+      b.getNamedAttr("shared_memory",
+                     b.getI64IntegerAttr(contract.sharedBytes)),
+      b.getNamedAttr("params", b.getArrayAttr(params))};
+  // The register cap is the kernel's own attribute (the one ptxas obeys).
+  if (auto regs = kernel->getAttrOfType<IntegerAttr>("nvvm.maxnreg"))
+    fields.push_back(
+        b.getNamedAttr("max_registers", b.getI64IntegerAttr(regs.getInt())));
+  return b.getDictionaryAttr(fields);
+}
+
+static Attribute buffersAttr(Builder &b, ArrayRef<LaunchBuffer> buffers) {
+  SmallVector<Attribute> all;
+  for (const LaunchBuffer &buffer : buffers) {
+    // The shape: a size reference per dynamic dim, the static ones as ints.
+    SmallVector<Attribute> shape;
+    auto size = buffer.sizes.begin();
+    for (int64_t extent : buffer.type.getShape())
+      shape.push_back(ShapedType::isDynamic(extent)
+                          ? sizeAttr(b, *size++)
+                          : Attribute(b.getI64IntegerAttr(extent)));
+    all.push_back(b.getDictionaryAttr(
+        {b.getNamedAttr("name", b.getStringAttr(buffer.name)),
+         b.getNamedAttr("element_type", b.getStringAttr(typeName(
+                                            buffer.type.getElementType()))),
+         b.getNamedAttr("shape", b.getArrayAttr(shape)),
+         b.getNamedAttr("zero", b.getBoolAttr(buffer.zero))}));
+  }
+  return b.getArrayAttr(all);
+}
+
+void gpu_kernels::emitLaunches(
+    RewriterBase &rewriter, Operation *op, ArrayRef<LaunchBuffer> buffers,
+    ArrayRef<std::pair<gpu::GPUFuncOp, LaunchContract>> kernels) {
+  rewriter.setInsertionPoint(op);
+  LoopEmitter e(rewriter, op->getLoc());
+  llvm::StringMap<Value> tensors;
+  for (auto [name, value] : namedOperands(op))
+    tensors[name] = value;
+  auto size = [&](SizeRef ref) {
+    return e.dim(tensors.lookup(ref.tensor), ref.dim);
+  };
+
+  SmallVector<Value> allocated;
+  for (const LaunchBuffer &buffer : buffers) {
+    SmallVector<Value> sizes = llvm::map_to_vector(buffer.sizes, size);
+    Value memref = gpu::AllocOp::create(e.b, buffer.type, /*asyncToken=*/Type(),
+                                        /*asyncDependencies=*/ValueRange(),
+                                        sizes, /*symbolOperands=*/ValueRange())
+                       .getMemref();
+    if (buffer.zero)
+      gpu::MemsetOp::create(
+          e.b, /*asyncToken=*/Type(), /*asyncDependencies=*/ValueRange(),
+          memref,
+          arith::ConstantOp::create(
+              e.b, e.b.getZeroAttr(buffer.type.getElementType())));
+    tensors[buffer.name] = memref;
+    allocated.push_back(memref);
+  }
+
+  for (auto [order, entry] : llvm::enumerate(kernels)) {
+    auto &[kernel, contract] = entry;
+    assert(kernel.getNumArguments() == contract.params.size() &&
+           "contract and kernel disagree on the parameters");
+    SmallVector<Value> args;
+    for (const KernelParam &param : contract.params) {
+      Value tensor = tensors.lookup(param.tensor);
+      assert(tensor && "a parameter names no operand or buffer");
+      assert((param.map ||
+              kernel.getArgument(args.size()).getType() == tensor.getType()) &&
+             "a memref parameter of another type than its tensor");
+      args.push_back(param.map ? createTensorMap(e, tensor, param.map)
+                               : tensor);
+    }
+    SmallVector<Value, 3> grid;
+    for (const GridDim &dim : contract.grid) {
+      Value extent = size(dim.size);
+      grid.push_back(dim.per == 1 ? extent
+                                  : Value(arith::CeilDivUIOp::create(
+                                        e.b, extent, e.idx(dim.per))));
+    }
+    Value smem = contract.sharedBytes
+                     ? Value(arith::ConstantIntOp::create(e.b, e.b.getI32Type(),
+                                                          contract.sharedBytes))
+                     : Value();
+    gpu::LaunchFuncOp::create(
+        e.b, kernel, gpu::KernelDim3{grid[0], grid[1], grid[2]},
+        gpu::KernelDim3{e.idx(contract.threads), e.idx(1), e.idx(1)}, smem,
+        args);
+    kernel->setAttr(kLaunchAttrName,
+                    contractAttr(e.b, kernel, contract, order, tensors));
+  }
+
+  for (Value memref : llvm::reverse(allocated))
+    gpu::DeallocOp::create(e.b, /*asyncToken=*/Type(), ValueRange(), memref);
+  if (!buffers.empty())
+    kernels.front().first->getParentOp()->setAttr(kBuffersAttrName,
+                                                  buffersAttr(e.b, buffers));
+  rewriter.eraseOp(op);
+}

@@ -1,0 +1,168 @@
+"""`swba-compile` (`python -m swba.compile`): builds the kernels of a list of
+configurations into a kernel bundle, on a machine with swba-opt, for GPU
+machines that run without MLIR (`SWBA_KERNEL_BUNDLE=DIR` or
+`swba.load_bundle(DIR)` there).
+
+Configurations come from flags (one), a JSON file (a list of objects with
+the flags' names: dtype, head_dim, value_dim, block_size, window, scale,
+chip, options, kernels), or a model saved by `torch.export.save` (every
+`swba.attention` call in its graph)::
+
+    swba-compile --bundle kernels --dtype bf16 --head-dim 128 --block-size 1560 --window 4
+    swba-compile --bundle kernels --config-file configs.json
+    swba-compile --bundle kernels --exported model.pt2 --chip sm_90a
+
+`--kernels` picks the forward, the backward (training) or both. `--options`
+are the `--swba-to-nvvm` options of `SWBA_LOWER_OPTIONS` at run time: a
+bundle holds the kernels of the options it was built with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from . import bundle, compiler
+
+_KERNELS = ("forward", "backward", "both")
+_TORCH_DTYPES = {"torch.float16": "f16", "torch.bfloat16": "bf16"}
+
+
+def configs_for(dtype: str, head_dim: int, block_size: int, window: int,
+                value_dim: int | None = None, scale: float | None = None,
+                chip: str = "sm_90a", options: str = "", kernels: str = "both",
+                with_lse: bool = True) -> list[compiler.KernelConfig]:
+    """The kernel configurations the runtime asks for when it runs
+    `swba.attention` with these attributes: the forward, the backward, or
+    both. The scale defaults to 1/sqrt(head_dim) as `swba.attention`'s does;
+    the forward is built without `grad-fused-dq=` (an option of the
+    backward only), as the runtime asks for it."""
+    if kernels not in _KERNELS:
+        raise ValueError(f"kernels must be one of {_KERNELS}, got {kernels!r}")
+    value_dim = head_dim if value_dim is None else value_dim
+    scale = 1.0 / math.sqrt(head_dim) if scale is None else float(scale)
+    common = dict(dtype=dtype, head_dim=head_dim, value_dim=value_dim, block_size=block_size,
+                  window=window, scale=scale, with_lse=with_lse, chip=chip)
+    forward_options = " ".join(o for o in options.split() if not o.startswith("grad-fused-dq="))
+    out = []
+    if kernels in ("forward", "both"):
+        out.append(compiler.KernelConfig(**common, grad=False, options=forward_options))
+    if kernels in ("backward", "both"):
+        out.append(compiler.KernelConfig(**common, grad=True, options=options))
+    return out
+
+
+def configs_from_json(path: Path, defaults: dict[str, Any]) -> list[compiler.KernelConfig]:
+    """Configurations listed in a JSON file (see the module's doc); keys a
+    row leaves out come from `defaults` (chip, options, kernels)."""
+    rows = json.loads(Path(path).read_text())
+    if not isinstance(rows, list):
+        raise ValueError(f"{path}: expected a JSON list of configurations")
+    out = []
+    known = {"dtype", "head_dim", "value_dim", "block_size", "window", "scale", "chip",
+             "options", "kernels", "with_lse"}
+    for i, row in enumerate(rows):
+        unknown = set(row) - known
+        if unknown:
+            raise ValueError(f"{path}: entry {i} has unknown keys {sorted(unknown)} "
+                             f"(known: {sorted(known)})")
+        try:
+            out += configs_for(**(defaults | row))
+        except TypeError as e:
+            raise ValueError(f"{path}: entry {i}: {e}") from None
+    return out
+
+
+def configs_from_exported(path: Path, defaults: dict[str, Any]) -> list[compiler.KernelConfig]:
+    """The configurations of every `swba::attention` call in a program saved
+    by `torch.export.save` (dtype and head dims from the traced shapes)."""
+    import torch
+
+    from . import library  # noqa: F401  (registers the ops the program calls)
+
+    program = torch.export.load(str(path))
+    out = []
+    for node in program.graph.nodes:
+        if node.op != "call_function" or node.target is not torch.ops.swba.attention.default:
+            continue
+        q, _, v, block_size, window, scale = node.args
+        qv, vv = q.meta["val"], v.meta["val"]
+        dtype = _TORCH_DTYPES.get(str(qv.dtype))
+        if dtype is None:
+            raise ValueError(f"{path}: {node.name} runs in {qv.dtype}; the kernels take "
+                             f"float16 or bfloat16")
+        out += configs_for(dtype, int(qv.shape[-1]), int(block_size), int(window),
+                           int(vv.shape[-1]), float(scale), **defaults)
+    if not out:
+        raise ValueError(f"{path}: no swba.attention call in the exported program")
+    return out
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="swba-compile", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--bundle", required=True, type=Path,
+                   help="the bundle directory to create or add to")
+    src = p.add_argument_group("one configuration")
+    src.add_argument("--dtype", choices=("f16", "bf16"))
+    src.add_argument("--head-dim", type=int, help="D of q and k")
+    src.add_argument("--value-dim", type=int, help="Dv of v (default: --head-dim)")
+    src.add_argument("--block-size", type=int)
+    src.add_argument("--window", type=int)
+    src.add_argument("--scale", type=float, help="default 1/sqrt(head dim)")
+    src.add_argument("--no-lse", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--config-file", type=Path, help="a JSON list of configurations")
+    p.add_argument("--exported", type=Path, action="append", default=[],
+                   help="a program saved by torch.export.save: its swba.attention calls")
+    p.add_argument("--chip", default="sm_90a",
+                   help="the GPU: sm_90a (H100/H200, TMA + wgmma kernels), sm_90, sm_80, ... "
+                        "(default sm_90a; the runtime asks for sm_90a on compute capability "
+                        "9.0, sm_XY elsewhere, SWBA_CHIP when set)")
+    p.add_argument("--options", default="", help="--swba-to-nvvm options (SWBA_LOWER_OPTIONS)")
+    p.add_argument("--kernels", choices=_KERNELS, default="both",
+                   help="forward (inference), backward, or both (training; the default)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    defaults = {"chip": args.chip, "options": args.options, "kernels": args.kernels}
+    one = (args.dtype, args.head_dim, args.block_size, args.window)
+    configs: list[compiler.KernelConfig] = []
+    try:
+        if any(x is not None for x in one):
+            if any(x is None for x in one):
+                raise ValueError("one configuration needs --dtype, --head-dim, --block-size "
+                                 "and --window")
+            configs += configs_for(args.dtype, args.head_dim, args.block_size, args.window,
+                                   args.value_dim, args.scale, with_lse=not args.no_lse,
+                                   **defaults)
+        if args.config_file:
+            configs += configs_from_json(args.config_file, defaults)
+        for path in args.exported:
+            configs += configs_from_exported(path, defaults)
+        if not configs:
+            raise ValueError("nothing to build: give one configuration's flags, --config-file "
+                             "or --exported")
+    except (ValueError, OSError) as e:
+        print(f"swba-compile: error: {e}", file=sys.stderr)
+        return 2
+    unique: Iterable[compiler.KernelConfig] = list(dict.fromkeys(configs))
+    try:
+        bundle.build_bundle(unique, args.bundle, progress=lambda s: print(s, flush=True))
+    except RuntimeError as e:
+        print(f"swba-compile: error: {e}", file=sys.stderr)
+        return 1
+    print(f"bundle {args.bundle}: {len(bundle.bundle_configs(args.bundle))} configuration(s); "
+          f"run with SWBA_KERNEL_BUNDLE={args.bundle}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

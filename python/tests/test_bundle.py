@@ -1,0 +1,161 @@
+"""Kernel bundles and swba-compile without a GPU: the command line and its
+configurations, the error naming a missing configuration and the command
+that builds it (and that command building it), loading errors, and the
+configurations of an exported program. CPU only; the builds need
+swba-opt (skipped without it)."""
+
+import json
+import os
+import shlex
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from swba import bundle, compiler  # noqa: E402
+from swba import compile as swba_compile  # noqa: E402
+
+pytestmark = pytest.mark.cpu
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """An empty kernel cache and no loaded bundle."""
+    monkeypatch.setenv("SWBA_KERNEL_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("SWBA_KERNEL_BUNDLE", raising=False)
+    monkeypatch.setattr(bundle, "_loaded", [])
+    monkeypatch.setattr(bundle, "_env_seen", None)
+    return tmp_path
+
+
+def no_swba_opt(monkeypatch):
+    monkeypatch.setattr(compiler, "find_swba_opt", lambda: None)
+
+
+CONFIG = compiler.KernelConfig("bf16", 64, 64, 100, 3, 0.125, chip="sm_80")
+
+
+def test_configs_for_matches_the_runtime():
+    fwd, bwd = swba_compile.configs_for("f16", 128, 1560, 4, chip="sm_90a",
+                                        options="stages=3 grad-fused-dq=true")
+    assert fwd == compiler.KernelConfig("f16", 128, 128, 1560, 4, 1 / 128 ** 0.5,
+                                        chip="sm_90a", options="stages=3")
+    assert bwd.grad and bwd.options == "stages=3 grad-fused-dq=true"
+    with pytest.raises(ValueError, match="kernels must be one of"):
+        swba_compile.configs_for("f16", 64, 4, 2, kernels="all")
+
+
+def test_compile_command_round_trips():
+    """The command an error prints builds exactly the missing configuration."""
+    for config in (CONFIG, compiler.KernelConfig("f16", 32, 64, 7, 2, 0.1767766952966369,
+                                                 chip="sm_90a", grad=True,
+                                                 options="grad-fused-dq=true")):
+        argv = shlex.split(bundle.compile_command(config, "dir"))
+        assert argv[0] == "swba-compile"
+        args = swba_compile._parser().parse_args(argv[1:])
+        (got,) = swba_compile.configs_for(
+            args.dtype, args.head_dim, args.block_size, args.window, args.value_dim,
+            args.scale, chip=args.chip, options=args.options, kernels=args.kernels)
+        assert got == config and got.key() == config.key()
+
+
+def test_missing_kernel_names_config_and_command(isolated, monkeypatch):
+    no_swba_opt(monkeypatch)
+    with pytest.raises(bundle.MissingKernelError) as e:
+        compiler.load_or_compile(CONFIG)
+    text = str(e.value)
+    assert "bf16 head_dim=64 value_dim=64 block_size=100 window=3 scale=0.125 chip=sm_80 " \
+           "forward" in text
+    assert "swba-compile --bundle swba-kernels --dtype bf16 --head-dim 64 --value-dim 64 " \
+           "--block-size 100 --window 3 --scale 0.125 --chip sm_80 --kernels forward" in text
+    assert "SWBA_KERNEL_BUNDLE=swba-kernels" in text
+
+
+def test_not_a_bundle(isolated):
+    with pytest.raises(FileNotFoundError, match="is not a kernel bundle: it has no "
+                                                "swba-bundle.json"):
+        bundle.load_bundle(isolated)
+    (isolated / bundle.MANIFEST).write_text(json.dumps({"format": 99, "kernels": []}))
+    with pytest.raises(ValueError, match="bundle format 99"):
+        bundle.load_bundle(isolated)
+
+
+def test_cli_errors(isolated, capsys):
+    assert swba_compile.main(["--bundle", str(isolated / "b"), "--dtype", "f16"]) == 2
+    assert "needs --dtype, --head-dim, --block-size and --window" in capsys.readouterr().err
+    assert swba_compile.main(["--bundle", str(isolated / "b")]) == 2
+    assert "nothing to build" in capsys.readouterr().err
+    rows = isolated / "c.json"
+    rows.write_text(json.dumps([{"dtype": "f16", "head_dim": 64, "block_size": 4,
+                                 "window": 2, "windows": 3}]))
+    assert swba_compile.main(["--bundle", str(isolated / "b"), "--config-file", str(rows)]) == 2
+    assert "unknown keys ['windows']" in capsys.readouterr().err
+
+
+def test_config_file(isolated):
+    rows = isolated / "c.json"
+    rows.write_text(json.dumps([
+        {"dtype": "f16", "head_dim": 64, "block_size": 4, "window": 2},
+        {"dtype": "bf16", "head_dim": 128, "value_dim": 64, "block_size": 1, "window": 9,
+         "scale": 0.5, "kernels": "forward", "chip": "sm_80"}]))
+    configs = swba_compile.configs_from_json(rows, {"chip": "sm_90a", "options": "",
+                                                    "kernels": "both"})
+    assert [(c.dtype, c.grad, c.chip) for c in configs] == [
+        ("f16", False, "sm_90a"), ("f16", True, "sm_90a"), ("bf16", False, "sm_80")]
+    assert configs[2].value_dim == 64 and configs[2].scale == 0.5
+
+
+def test_configs_from_exported_program(isolated):
+    torch = pytest.importorskip("torch")
+    import swba
+
+    class Model(torch.nn.Module):
+        def forward(self, q, k, v):
+            return swba.attention(q, k, v, 256, 4) + swba.attention(q, k, v, 1, 64, scale=0.5)
+
+    with torch.device("meta"):
+        q = torch.empty(1, 8, 512, 128, dtype=torch.bfloat16)
+        kv = torch.empty(1, 2, 512, 128, dtype=torch.bfloat16)
+    path = isolated / "model.pt2"
+    torch.export.save(torch.export.export(Model(), (q, kv, kv)), str(path))
+    configs = swba_compile.configs_from_exported(
+        path, {"chip": "sm_90a", "options": "", "kernels": "forward"})
+    assert configs == [
+        compiler.KernelConfig("bf16", 128, 128, 256, 4, 1 / 128 ** 0.5, chip="sm_90a"),
+        compiler.KernelConfig("bf16", 128, 128, 1, 64, 0.5, chip="sm_90a")]
+
+
+def test_build_load_and_missing(isolated, monkeypatch, capsys):
+    """swba-compile builds a bundle; without swba-opt the runtime finds its
+    kernels there (and nowhere else); a configuration it lacks raises an
+    error whose command, run, adds it."""
+    if compiler.find_swba_opt() is None:
+        pytest.skip("no swba-opt to compile with")
+    out = isolated / "kernels"
+    argv = ["--bundle", str(out), "--dtype", "bf16", "--head-dim", "64", "--block-size", "100",
+            "--window", "3", "--scale", "0.125", "--chip", "sm_80", "--kernels", "forward"]
+    assert swba_compile.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "[1/1] bf16 head_dim=64 value_dim=64 block_size=100 window=3" in printed
+    assert f"run with SWBA_KERNEL_BUNDLE={out}" in printed
+    assert bundle.bundle_configs(out) == [CONFIG]
+    built = compiler.load_or_compile(CONFIG)  # (from the cache of this process' tool)
+
+    no_swba_opt(monkeypatch)
+    monkeypatch.setenv("SWBA_KERNEL_BUNDLE", str(out))
+    shipped = compiler.load_or_compile(CONFIG)
+    assert shipped.image == built.image and shipped.launches == built.launches
+    other = compiler.KernelConfig("bf16", 64, 64, 100, 4, 0.125, chip="sm_80")
+    with pytest.raises(bundle.MissingKernelError) as e:
+        compiler.load_or_compile(other)
+    command = [line.strip() for line in str(e.value).splitlines()
+               if line.strip().startswith("swba-compile ")][0]
+    assert f"--bundle {out} " in command and "--window 4" in command
+    monkeypatch.undo()
+    monkeypatch.setenv("SWBA_KERNEL_DIR", str(isolated / "cache"))
+    assert swba_compile.main(shlex.split(command)[1:]) == 0
+    no_swba_opt(monkeypatch)
+    monkeypatch.setattr(bundle, "_loaded", [])
+    monkeypatch.setattr(bundle, "_env_seen", None)
+    assert set(bundle.load_bundle(out)) == {CONFIG, other}
+    assert compiler.load_or_compile(other).launches

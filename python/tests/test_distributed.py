@@ -1,0 +1,118 @@
+"""swba.distributed.attention on CPU processes (gloo): outputs and gradients
+of every rank's shard equal, element by element, the single-process result
+on the whole sequence. Shard lengths below, equal to and above the halo,
+shards that start and end inside frames, halos that span several ranks, GQA.
+Runs under pytest (skipped without torch) or as
+`python3 python/tests/test_distributed.py`."""
+
+import os
+import sys
+import tempfile
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.distributed as dist  # noqa: E402
+import torch.multiprocessing as mp  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from swba.distributed import attention, reference_attention  # noqa: E402
+
+# (lengths per rank, block_size, window, Hq, Hkv, dtype). With bs 4 and
+# window 3 a rank needs up to 11 keys before its first token and 3 after.
+CASES = [
+    # 2 ranks, frame-aligned shards as long as the halo ((3 - 1) * 4 = 8).
+    ([8, 8], 4, 3, 2, 2, torch.float64),
+    # 2 ranks, longer than the halo, the boundary inside a frame; GQA.
+    ([13, 6], 4, 3, 4, 2, torch.float64),
+    # 3 ranks shorter than the halo: rank 2's halo spans ranks 0 and 1,
+    # rank 0 needs the rest of its frame from rank 1; MQA.
+    ([3, 5, 4], 4, 3, 3, 1, torch.float64),
+    # 3 ranks, uneven, partial frames at both edges of every shard and a
+    # partial last frame; float32.
+    ([6, 9, 7], 5, 2, 4, 2, torch.float32),
+    # 3 ranks, token-level window (bs 1) reaching over two ranks.
+    ([2, 3, 4], 1, 6, 2, 1, torch.float64),
+    # window 1: no halo before a shard, only the rest of a frame after it.
+    ([5, 7], 4, 1, 2, 2, torch.float64),
+]
+
+TOL = {torch.float64: 1e-10, torch.float32: 2e-5}
+
+
+def _worker(rank, world, init_file, case, result_dir):
+    lengths, bs, ws, hq, hkv, dtype = case
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
+                            world_size=world)
+    try:
+        gen = torch.Generator().manual_seed(1234)
+        b, d, dv, n = 2, 8, 6, sum(lengths)
+        q = torch.randn(b, hq, n, d, generator=gen, dtype=dtype)
+        k = torch.randn(b, hkv, n, d, generator=gen, dtype=dtype)
+        v = torch.randn(b, hkv, n, dv, generator=gen, dtype=dtype)
+        dout = torch.randn(b, hq, n, dv, generator=gen, dtype=dtype)
+        scale = 0.4
+
+        # The single-process result on the whole sequence.
+        qf, kf, vf = (x.clone().requires_grad_() for x in (q, k, v))
+        of, _ = reference_attention(qf, kf, vf, bs, ws, scale)
+        of.backward(dout)
+
+        s = sum(lengths[:rank])
+        rows = slice(s, s + lengths[rank])
+        ql, kl, vl = (x[:, :, rows].clone().requires_grad_() for x in (q, k, v))
+        # Odd cases pass the lengths, even ones let the op gather them.
+        lengths_arg = lengths if CASES.index(case) % 2 else None
+        ol = attention(ql, kl, vl, bs, ws, scale=scale, shard_lengths=lengths_arg)
+        ol.backward(dout[:, :, rows])
+
+        tol = TOL[dtype]
+        report = []
+        for name, got, want in [("out", ol, of), ("dq", ql.grad, qf.grad),
+                                ("dk", kl.grad, kf.grad), ("dv", vl.grad, vf.grad)]:
+            want = want[:, :, rows]
+            bad = ~((got - want).abs() <= tol * (1 + want.abs()))
+            report.append(f"{name} {got.numel()} {int(bad.sum())}")
+        with open(os.path.join(result_dir, f"{rank}"), "w") as f:
+            f.write("\n".join(report))
+    finally:
+        dist.destroy_process_group()
+
+
+def _run(case):
+    world = len(case[0])
+    with tempfile.TemporaryDirectory() as tmp:
+        mp.spawn(_worker, args=(world, os.path.join(tmp, "store"), case, tmp),
+                 nprocs=world, join=True)
+        checked = {}
+        for rank in range(world):
+            for line in open(os.path.join(tmp, f"{rank}")).read().splitlines():
+                name, count, bad = line.split()
+                assert int(bad) == 0, f"case {case}: rank {rank}: {bad} of {count} {name} differ"
+                checked[name] = checked.get(name, 0) + int(count)
+    return checked
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(map(str, c[0])))
+def test_matches_single_process(case):
+    checked = _run(case)
+    lengths, _, _, hq, hkv, _ = case
+    # Every element of the whole sequence's outputs and gradients was checked.
+    n = sum(lengths)
+    assert checked == {"out": 2 * hq * n * 6, "dq": 2 * hq * n * 8,
+                       "dk": 2 * hkv * n * 8, "dv": 2 * hkv * n * 6}
+
+
+def test_rejects_mismatched_shapes():
+    q = torch.zeros(1, 2, 4, 8)
+    with pytest.raises(ValueError, match="multiple of kv heads"):
+        attention(q, torch.zeros(1, 3, 4, 8), torch.zeros(1, 3, 4, 8), 4, 2)
+    with pytest.raises(ValueError, match="expected k"):
+        attention(q, torch.zeros(1, 2, 5, 8), torch.zeros(1, 2, 5, 8), 4, 2)
+
+
+if __name__ == "__main__":
+    for c in CASES:
+        _run(c)
+    test_rejects_mismatched_shapes()
+    print(f"{len(CASES) + 1} passed, 0 failed")

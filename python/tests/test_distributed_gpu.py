@@ -1,0 +1,86 @@
+"""swba.distributed.attention on two GPUs (NCCL): every rank's outputs and
+gradients against the single-GPU `swba.attention` on the whole sequence, for
+shards shorter than, as long as and longer than the halo, with partial frames
+at their edges, GQA, f16 and bf16. Skipped without two CUDA devices.
+
+    python3 -m pytest python/tests/test_distributed_gpu.py
+"""
+
+import os
+import sys
+import tempfile
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.distributed as dist  # noqa: E402
+import torch.multiprocessing as mp  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+pytestmark = pytest.mark.skipif(
+    not torch.cuda.is_available() or torch.cuda.device_count() < 2,
+    reason="needs two CUDA devices")
+
+# (name, lengths per rank, Hq, Hkv, D, block_size, window, dtype); the halo
+# before a frame-aligned shard is (window - 1) * block_size = 256 tokens.
+CASES = [
+    ("below_halo_partial_frames", [100, 412], 4, 4, 64, 128, 3, torch.float16),
+    ("equal_halo_aligned", [256, 256], 4, 4, 64, 128, 3, torch.float16),
+    ("above_halo_gqa_bf16", [700, 333], 8, 2, 128, 128, 3, torch.bfloat16),
+    ("video_frames_1560", [2000, 2680], 2, 2, 128, 1560, 2, torch.bfloat16),
+]
+OUT_TOL = {torch.float16: 4e-3, torch.bfloat16: 3e-2}
+GRAD_TOL = {torch.float16: 1e-2, torch.bfloat16: 5e-2}
+
+
+def _worker(rank, world, init_file, case, result_dir):
+    from swba import attention as single_gpu_attention
+    from swba.distributed import attention
+
+    _, lengths, hq, hkv, d, bs, ws, dtype = case
+    torch.cuda.set_device(rank)
+    dist.init_process_group("nccl", init_method=f"file://{init_file}", rank=rank,
+                            world_size=world)
+    try:
+        gen = torch.Generator().manual_seed(7)
+        n = sum(lengths)
+        q, k, v, dout = (torch.randn(shape, generator=gen).to(f"cuda:{rank}", dtype)
+                         for shape in ((1, hq, n, d), (1, hkv, n, d), (1, hkv, n, d),
+                                       (1, hq, n, d)))
+        qf, kf, vf = (x.clone().requires_grad_() for x in (q, k, v))
+        of = single_gpu_attention(qf, kf, vf, bs, ws)
+        of.backward(dout)
+
+        s = sum(lengths[:rank])
+        rows = slice(s, s + lengths[rank])
+        ql, kl, vl = (x[:, :, rows].clone().requires_grad_() for x in (q, k, v))
+        ol = attention(ql, kl, vl, bs, ws)
+        ol.backward(dout[:, :, rows].contiguous())
+        torch.cuda.synchronize()
+
+        report = []
+        for name, got, want, tol in [("out", ol, of, OUT_TOL[dtype]),
+                                     ("dq", ql.grad, qf.grad, GRAD_TOL[dtype]),
+                                     ("dk", kl.grad, kf.grad, GRAD_TOL[dtype]),
+                                     ("dv", vl.grad, vf.grad, GRAD_TOL[dtype])]:
+            got, want = got.float(), want[:, :, rows].float()
+            bound = tol * want.abs().amax().clamp_min(1e-3) + tol * want.abs()
+            bad = ~((got - want).abs() <= bound)
+            report.append(f"{name} {got.numel()} {int(bad.sum())}")
+        with open(os.path.join(result_dir, f"{rank}"), "w") as f:
+            f.write("\n".join(report))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c[0])
+def test_two_gpus_match_one(case):
+    world = len(case[1])
+    with tempfile.TemporaryDirectory() as tmp:
+        mp.spawn(_worker, args=(world, os.path.join(tmp, "store"), case, tmp),
+                 nprocs=world, join=True)
+        for rank in range(world):
+            for line in open(os.path.join(tmp, f"{rank}")).read().splitlines():
+                name, count, bad = line.split()
+                assert int(bad) == 0, f"{case[0]}: rank {rank}: {bad} of {count} {name} differ"

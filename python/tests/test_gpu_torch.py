@@ -1,0 +1,264 @@
+"""The torch.library op on the GPU: opcheck, torch.compile(fullgraph=True)
+with Inductor against eager, the op captured in a CUDA graph, and the
+raising backend training a model with the seed's naive SBA written inline,
+on the swba kernels (seen in the profiler), matching eager. Skipped without
+CUDA. The kernels are listed in gpu_torch_kernels.json (swba-compile
+--config-file builds them where there is no MLIR)."""
+
+import math
+import os
+import sys
+
+import pytest
+
+torch = pytest.importorskip("torch")
+if not torch.cuda.is_available():
+    pytest.skip("no CUDA device", allow_module_level=True)
+
+import torch.nn.functional as F  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import swba  # noqa: E402
+from swba import raising  # noqa: E402
+
+TOL = {torch.float16: 4e-3, torch.bfloat16: 3e-2}
+
+
+def rand(*shape, dtype, seed, grad=False):
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    t = torch.randn(*shape, device="cuda", dtype=dtype, generator=g)
+    return t.requires_grad_() if grad else t
+
+
+def reference(q, k, v, bs, ws, scale):
+    """Dense masked attention in float32 (design.md section 1)."""
+    hq, nq, nk = q.shape[1], q.shape[2], k.shape[2]
+    k = k.float().repeat_interleave(hq // k.shape[1], 1)
+    v = v.float().repeat_interleave(hq // v.shape[1], 1)
+    qf = (torch.arange(nq, device=q.device) + nk - nq) // bs
+    kf = torch.arange(nk, device=q.device) // bs
+    visible = (kf[None, :] <= qf[:, None]) & (qf[:, None] - kf[None, :] < ws)
+    s = (q.float() @ k.transpose(-1, -2) * scale).masked_fill(~visible, float("-inf"))
+    return torch.softmax(s, -1) @ v
+
+
+def assert_close(got, want, dtype):
+    err = (got.float() - want.float()).abs()
+    tol = TOL[dtype]
+    assert (err <= tol * want.abs().amax() + tol * want.abs()).all(), err.max().item()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("heads", [(2, 2), (4, 1)], ids=["mha", "gqa"])
+def test_opcheck(dtype, heads):
+    hq, hkv = heads
+    q = rand(1, hq, 200, 64, dtype=dtype, seed=1, grad=True)
+    k = rand(1, hkv, 200, 64, dtype=dtype, seed=2, grad=True)
+    v = rand(1, hkv, 200, 64, dtype=dtype, seed=3, grad=True)
+    torch.library.opcheck(torch.ops.swba.attention.default, (q, k, v, 16, 3, 0.125))
+
+
+class Block(torch.nn.Module):
+    def __init__(self, dim=256, heads=4, bs=16, ws=3):
+        super().__init__()
+        self.heads, self.bs, self.ws = heads, bs, ws
+        self.qkv = torch.nn.Linear(dim, 3 * dim)
+        self.proj = torch.nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        a = swba.attention(q, k, v, self.bs, self.ws)
+        return self.proj(a.transpose(1, 2).reshape(b, n, c))
+
+
+def test_compile_fullgraph_inductor_matches_eager():
+    """Inductor, fullgraph: forward and every gradient match the eager call
+    (the same kernels: bitwise for the attention, to rounding elsewhere)."""
+    torch.manual_seed(0)
+    model = Block().cuda().to(torch.bfloat16)
+    x = rand(2, 300, 256, dtype=torch.bfloat16, seed=4)
+    compiled = torch.compile(model, fullgraph=True)
+    got = compiled(x)
+    got.float().square().sum().backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    want = model(x)
+    want.float().square().sum().backward()
+    assert_close(got, want, torch.bfloat16)
+    for g, p in zip(grads, model.parameters()):
+        assert_close(g, p.grad, torch.bfloat16)
+
+
+def test_eager_and_op_paths_agree():
+    """The eager short path and the dispatcher's path run the same kernels."""
+    q, k, v = (rand(1, 2, 150, 64, dtype=torch.float16, seed=s) for s in (5, 6, 7))
+    out, lse = swba.attention(q, k, v, 16, 3, return_lse=True)
+    out2, lse2 = torch.ops.swba.attention(q, k, v, 16, 3, 0.125)
+    assert torch.equal(out, out2) and torch.equal(lse, lse2)
+    assert_close(out, reference(q, k, v, 16, 3, 0.125), torch.float16)
+
+
+def test_op_in_cuda_graph():
+    """torch.ops.swba.attention forward and backward captured in a CUDA
+    graph replay on new values like eager calls."""
+    dt = torch.float16
+    q, k, v = (rand(1, 2, 256, 64, dtype=dt, seed=s, grad=True) for s in (8, 9, 10))
+    dout = rand(1, 2, 256, 64, dtype=dt, seed=11)
+
+    def step():
+        out, _ = torch.ops.swba.attention(q, k, v, 16, 3, 0.125)
+        out.backward(dout)
+        return out
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(2):
+            step()
+    side.synchronize()
+    for t in (q, k, v):
+        t.grad = None
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, stream=side):
+        out = step()
+    new = [rand(*t.shape, dtype=dt, seed=20 + i) for i, t in enumerate((q, k, v, dout))]
+    with torch.no_grad():
+        for t, x in zip((q, k, v, dout), new):
+            t.copy_(x)
+    graph.replay()
+    torch.cuda.synchronize()
+    eager = [t.clone().requires_grad_() for t in new[:3]]
+    want, _ = torch.ops.swba.attention(*eager, 16, 3, 0.125)
+    want.backward(new[3])
+    assert torch.equal(out, want)
+    for got, e in zip((q.grad, k.grad, v.grad), eager):
+        assert torch.equal(got, e.grad)
+
+
+def test_reduce_overhead_mode():
+    """torch.compile(mode="reduce-overhead") (Inductor's CUDA graphs)."""
+    model = Block().cuda().to(torch.float16)
+    x = rand(1, 256, 256, dtype=torch.float16, seed=12)
+    compiled = torch.compile(model, mode="reduce-overhead", fullgraph=True)
+    with torch.no_grad():
+        for _ in range(3):
+            got = compiled(x).clone()
+        assert_close(got, model(x), torch.float16)
+
+
+def seed_sba(q, k, v, bs, ws, sm_scale):
+    """The seed's naive SBA, as written there."""
+    B, NH, N, DH = q.size()
+    NB = N // bs
+    mask = torch.triu(torch.ones((NB, NB), device=q.device), diagonal=1) + \
+        torch.tril(torch.ones((NB, NB), device=q.device), diagonal=-ws)
+    mask = torch.masked_fill(mask, mask == 1.0, float('-inf'))
+    mask = mask.repeat_interleave(bs, 0)
+    mask = mask.repeat_interleave(bs, 1)
+    mask = mask.unsqueeze(0).unsqueeze(0)
+    attn = (q @ k.transpose(-2, -1)) * sm_scale
+    attn = attn + mask.to(attn.dtype)
+    attn = attn.softmax(dim=-1)
+    return attn @ v
+
+
+class NaiveVideoLayer(torch.nn.Module):
+    """A video transformer layer whose attention is the seed's naive SBA."""
+
+    def __init__(self, dim=256, heads=4, tokens=64, window=3):
+        super().__init__()
+        self.heads, self.tokens, self.window = heads, tokens, window
+        self.norm1 = torch.nn.LayerNorm(dim)
+        self.qkv = torch.nn.Linear(dim, 3 * dim)
+        self.proj = torch.nn.Linear(dim, dim)
+        self.norm2 = torch.nn.LayerNorm(dim)
+        self.mlp = torch.nn.Sequential(torch.nn.Linear(dim, 4 * dim), torch.nn.GELU(),
+                                       torch.nn.Linear(4 * dim, dim))
+
+    def forward(self, x):
+        b, n, c = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(b, n, 3, self.heads, c // self.heads) \
+            .permute(2, 0, 3, 1, 4)
+        a = seed_sba(q, k, v, self.tokens, self.window, 1 / math.sqrt(c // self.heads))
+        x = x + self.proj(a.transpose(1, 2).reshape(b, n, c))
+        return x + self.mlp(self.norm2(x))
+
+
+def train(model, steps, video, tokens):
+    opt = torch.optim.SGD(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(steps):
+        pred = model(video[:, :-tokens])
+        loss = F.mse_loss(pred.float(), video[:, tokens:].float())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+def test_naive_sba_trains_on_swba_kernels_under_the_backend():
+    """The seed's naive SBA inline, compiled with swba.backend: the raised
+    graph trains on the swba kernels (forward and backward, in the
+    profiler) and its losses follow eager's."""
+    tokens, frames = 64, 6
+    gen = torch.Generator(device="cuda").manual_seed(1)
+    video = torch.randn(2, (frames + 1) * tokens, 256, device="cuda", generator=gen).half()
+    torch.manual_seed(0)
+    eager = NaiveVideoLayer(tokens=tokens).cuda().half()
+    compiled_model = NaiveVideoLayer(tokens=tokens).cuda().half()
+    compiled_model.load_state_dict(eager.state_dict())
+    compiled = torch.compile(compiled_model, backend=swba.backend, fullgraph=True, dynamic=False)
+    decisions = []
+    real = raising.raise_attention
+
+    def spy(gm, example_inputs=None):
+        result = real(gm, example_inputs)
+        decisions.extend(result)
+        return result
+
+    raising.raise_attention = spy
+    try:
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            ours = train(compiled, 5, video, tokens)
+            torch.cuda.synchronize()
+    finally:
+        raising.raise_attention = real
+    ref = train(eager, 5, video, tokens)
+    assert [(d.raised, d.block_size, d.window) for d in decisions] == [(True, tokens, 3)], \
+        decisions
+    names = [e.key for e in prof.key_averages()]
+    assert any(n.startswith("swba_attention_fwd") for n in names), names
+    assert any(n.startswith("swba_attention_bwd_dq") or n.startswith("swba_attention_bwd_dkdv")
+               for n in names), names
+    assert ours[-1] < ours[0], ours
+    for a, b in zip(ours, ref):
+        assert abs(a - b) <= 5e-3 * abs(b), (ours, ref)
+
+
+@pytest.mark.parametrize("form", ["sdpa", "flex"])
+def test_sdpa_and_flex_raised_on_gpu(form):
+    dt = torch.bfloat16
+    q, k, v = (rand(1, 2, 160, 64, dtype=dt, seed=s) for s in (30, 31, 32))
+    if form == "sdpa":
+        def fn(q, k, v):
+            f = torch.arange(q.shape[2], device=q.device) // 16
+            mask = (f[None, :] <= f[:, None]) & (f[:, None] - f[None, :] < 3)
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    else:
+        from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+
+        def window(b, h, i, j):
+            return (j // 16 <= i // 16) & (i // 16 - j // 16 < 3)
+        block_mask = create_block_mask(window, None, None, 160, 160, device="cuda")
+
+        def fn(q, k, v):
+            return flex_attention(q, k, v, block_mask=block_mask)
+    torch._dynamo.reset()
+    compiled = torch.compile(fn, backend=swba.backend, fullgraph=True, dynamic=False)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        got = compiled(q, k, v)
+        torch.cuda.synchronize()
+    assert any(e.key.startswith("swba_attention_fwd") for e in prof.key_averages())
+    assert_close(got, reference(q, k, v, 16, 3, 0.125), dt)

@@ -1,0 +1,135 @@
+"""The Python runtime's launch path without a GPU: ops.attention_forward and
+attention_backward on kernels that swba-opt compiles here, with torch and the
+CUDA driver replaced by recorders (fake_gpu.py) in a process of its own. It
+checks that what reaches cuLaunchKernel and cuTensorMapEncodeTiled is what
+the lowering's tiling implies (grids, blocks, shared memory, boxes, the
+backward's buffers, order and second stream), and that a repeated call
+reuses its prepared parameters and tensor maps.
+Runs under pytest or as a script (`SWBA_OPT` names the swba-opt to use)."""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.join(here, ".."), here]
+from swba import compiler  # noqa: E402
+
+B, HQ, HKV, NQ, NK = 2, 8, 2, 1000, 1100
+
+
+def ceil(a, b):
+    return -(-a // b)
+
+
+def test_launch_path():
+    if compiler.find_swba_opt() is None:
+        import pytest
+        pytest.skip("no swba-opt to compile with")
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, SWBA_KERNEL_DIR=tmp, SWBA_OPT=compiler.find_swba_opt())
+        proc = subprocess.run([sys.executable, __file__, "--fake"], env=env,
+                              capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.endswith("launch path ok\n"), \
+        proc.stdout + proc.stderr
+
+
+def _run(ops, torch, fake, chip, options, d):
+    """(forward calls, backward calls, repeated backward calls)."""
+    os.environ["SWBA_CHIP"], os.environ["SWBA_LOWER_OPTIONS"] = chip, options
+    q = fake.Tensor((B, HQ, NQ, d), torch.bfloat16)
+    k, v = (fake.Tensor((B, HKV, NK, d), torch.bfloat16) for _ in range(2))
+    fake.calls.clear()
+    out, lse = ops.attention_forward(q, k, v, 256, 4, 0.125)
+    forward = list(fake.calls)
+    dout = fake.Tensor(out.shape, torch.bfloat16)
+    fake.calls.clear()
+    ops.attention_backward(q, k, v, out, dout, lse, 256, 4, 0.125)
+    backward = list(fake.calls)
+    fake.calls.clear()
+    ops.attention_backward(q, k, v, out, dout, lse, 256, 4, 0.125)
+    return forward, backward, list(fake.calls)
+
+
+def _launches(calls):
+    return [c[1:] for c in calls if c[0] == "launch"]
+
+
+def _maps(calls):
+    """(dims, byte strides, box) of each tensor map encoded, innermost first."""
+    return [c[3:6] for c in calls if c[0] == "tensor_map"]
+
+
+def _streams(calls):
+    """The launches and the event calls between them, in order."""
+    return [c[0] if c[0] != "launch" else c[1] for c in calls
+            if c[0] in ("launch", "event_record", "stream_wait")]
+
+
+def _fake_main():
+    import fake_gpu as fake
+    torch = fake.install()
+    from swba import ops
+    main, side = fake.MAIN_STREAM, fake.SIDE_STREAM
+    q_view, k_view = (64, NQ, B * HQ), (64, NK, B * HKV)
+    q_steps, k_steps = (128, NQ * 128), (128, NK * 128)
+
+    # sm_90a, head dim 64: three consumers (192 query rows, 512 threads).
+    forward, backward, again = _run(ops, torch, fake, "sm_90a", "", 64)
+    (name, grid, block, smem, stream), = _launches(forward)
+    assert (name, grid, block, stream) == ("swba_fwd", (HQ, ceil(NQ, 192), B), (512, 1, 1),
+                                           main), _launches(forward)
+    assert smem > 48 * 1024, smem
+    # Opted in to its dynamic shared memory when the module was loaded.
+    assert any(c[0] == "allow_shared" and c[1] == "swba_fwd" and c[3] == smem
+               for c in forward), forward
+    assert _maps(forward) == [(q_view, q_steps, (64, 192, 1)), (k_view, k_steps, (64, 128, 1)),
+                              (k_view, k_steps, (64, 128, 1))], _maps(forward)
+    # The backward: delta into a buffer, then dK/dV (128 keys of the kv
+    # heads) on the second stream at once with dQ (128 query rows); the new
+    # maps are the 128-row Q and dO boxes (K and V are the forward's).
+    assert ("empty", (B, HQ, NQ), torch.float32) in backward
+    assert [(n, g, b[0], s) for n, g, b, _, s in _launches(backward)] == [
+        ("swba_bwd_delta", (HQ, ceil(NQ, 32), B), 128, main),
+        ("swba_bwd_dkdv", (HKV, ceil(NK, 128), B), 384, side),
+        ("swba_bwd_dq", (HQ, ceil(NQ, 128), B), 384, main)], _launches(backward)
+    assert _streams(backward) == ["swba_bwd_delta", "event_record", "stream_wait", "swba_bwd_dkdv",
+                                  "swba_bwd_dq", "event_record", "stream_wait"], _streams(backward)
+    records = [c for c in backward if c[0] in ("event_record", "stream_wait")]
+    assert [c[1] for c in records] == [main, side, side, main], records
+    assert _maps(backward) == [(q_view, q_steps, (64, 128, 1))] * 2, _maps(backward)
+    # The same tensors again: the prepared parameters and maps are reused.
+    assert _maps(again) == [] and _launches(again) == _launches(backward), again
+
+    # sm_90: the mma.sync kernels, 128 threads, 128 query rows (64 in the
+    # backward), no tensor maps, no dynamic shared memory.
+    forward, backward, _ = _run(ops, torch, fake, "sm_90", "", 64)
+    assert _launches(forward) == [("swba_fwd", (HQ, ceil(NQ, 128), B), (128, 1, 1), 0, main)]
+    assert _maps(forward) == [] and _maps(backward) == []
+    assert [(n, g, s) for n, g, _, _, s in _launches(backward)] == [
+        ("swba_bwd_delta", (HQ, ceil(NQ, 32), B), main),
+        ("swba_bwd_dkdv", (HKV, ceil(NK, 64), B), side),
+        ("swba_bwd_dq", (HQ, ceil(NQ, 64), B), main)], _launches(backward)
+
+    # sm_90a, head dim 128, grad-fused-dq: a zeroed f32 dq_accum, all on one
+    # stream, its map in [64 rows][32 f32] boxes.
+    forward, backward, _ = _run(ops, torch, fake, "sm_90a", "grad-fused-dq=true", 128)
+    assert _launches(forward)[0][1:3] == ((HQ, ceil(NQ, 128), B), (384, 1, 1))
+    assert ("zeros", (B, HQ, NQ, 128), torch.float32) in backward
+    assert [(n, g, s) for n, g, _, _, s in _launches(backward)] == [
+        ("swba_bwd_delta", (HQ, ceil(NQ, 32), B), main),
+        ("swba_bwd_dkdvdq", (HKV, ceil(NK, 128), B), main),
+        ("swba_bwd_dqconvert", (HQ, ceil(NQ, 32), B), main)], _launches(backward)
+    assert not any(c[0] in ("event_record", "stream_wait") for c in backward)
+    assert _maps(backward)[-1] == ((128, NQ, B * HQ), (512, NQ * 512), (32, 64, 1)), \
+        _maps(backward)
+    print("launch path ok")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--fake"]:
+        _fake_main()
+    else:
+        import _runner
+        _runner.run(globals())
