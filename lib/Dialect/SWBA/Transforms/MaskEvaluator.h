@@ -112,6 +112,19 @@ private:
   bool applyColumns(unsigned node, ArrayRef<Source> sources, size_t count,
                     Scalar *out);
 
+  // The steps of evaluateMask, sharing the node values of one mask.
+  struct MaskTables;
+  std::vector<unsigned> operandsFirst(ArrayRef<unsigned> roots) const;
+  LogicalResult evaluateAxes(ArrayRef<unsigned> order, MaskTables &tables,
+                             std::string &why);
+  void classifyPositions(ArrayRef<unsigned> roots, MaskTables &tables);
+  Source sourceOf(const MaskTables &tables, unsigned node, int64_t row) const;
+  LogicalResult evaluateGrid(MaskTables &tables, int64_t row,
+                             std::string &why);
+  LogicalResult markVisible(ArrayRef<MaskTermNodes> terms,
+                            const MaskTables &tables, int64_t row,
+                            std::vector<char> &visible, std::string &why);
+
   MLIRContext *context;
   std::vector<Node> nodes;
   std::map<std::vector<uint64_t>, unsigned> interned;
