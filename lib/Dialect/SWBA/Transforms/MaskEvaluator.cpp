@@ -759,9 +759,9 @@ FailureOr<Scalar> MaskEvaluator::fold(const Node &node,
   return result;
 }
 
-FailureOr<Scalar> MaskEvaluator::apply(unsigned id, ArrayRef<Scalar> args,
-                                       std::string &why) {
-  const Node &node = nodes[id];
+FailureOr<Scalar> MaskEvaluator::applyIndexing(const Node &node,
+                                               ArrayRef<Scalar> args,
+                                               std::string &why) {
   Scalar r;
   switch (node.kind) {
   case Kind::Const:
@@ -805,7 +805,12 @@ FailureOr<Scalar> MaskEvaluator::apply(unsigned id, ArrayRef<Scalar> args,
   case Kind::Op:
     break;
   }
+  llvm_unreachable("scalar ops are applied by applyNative or fold");
+}
 
+std::optional<Scalar> MaskEvaluator::applyNative(const Node &node,
+                                                 ArrayRef<Scalar> args) {
+  Scalar r;
   Type type = node.type;
   Operation *op = node.op;
   auto f = [&](double x) {
@@ -876,6 +881,16 @@ FailureOr<Scalar> MaskEvaluator::apply(unsigned id, ArrayRef<Scalar> args,
   case Native::None:
     break;
   }
+  return std::nullopt;
+}
+
+FailureOr<Scalar> MaskEvaluator::apply(unsigned id, ArrayRef<Scalar> args,
+                                       std::string &why) {
+  const Node &node = nodes[id];
+  if (node.kind != Kind::Op)
+    return applyIndexing(node, args, why);
+  if (std::optional<Scalar> r = applyNative(node, args))
+    return *r;
   return fold(node, args, why);
 }
 

@@ -106,6 +106,14 @@ private:
   FailureOr<const ConstantData *> getData(Attribute attr, std::string &why);
   FailureOr<Scalar> apply(unsigned node, ArrayRef<Scalar> operands,
                           std::string &why);
+  /// apply for the index and constant-read nodes.
+  static FailureOr<Scalar> applyIndexing(const Node &node,
+                                         ArrayRef<Scalar> operands,
+                                         std::string &why);
+  /// apply for the ops with an exact native path; nullopt sends the op to
+  /// its folder.
+  static std::optional<Scalar> applyNative(const Node &node,
+                                           ArrayRef<Scalar> operands);
   FailureOr<Scalar> fold(const Node &node, ArrayRef<Scalar> operands,
                          std::string &why);
   struct Source;
