@@ -409,51 +409,11 @@ FailureOr<unsigned> MaskEvaluator::buildAffine(AffineExpr expr,
   return failure();
 }
 
-FailureOr<unsigned> MaskEvaluator::buildTensor(Value tensor,
-                                               ArrayRef<unsigned> indices,
-                                               std::string &why) {
-  auto type = dyn_cast<RankedTensorType>(tensor.getType());
-  if (!type || !type.hasStaticShape()) {
-    why = "the mask reads a tensor of dynamic shape";
-    return failure();
-  }
-  // The one in-bounds index of a unit dimension is 0, whatever computes it
-  // (a broadcast over batch/heads, say).
-  SmallVector<unsigned> coords(indices);
-  for (auto [d, coord] : llvm::enumerate(coords))
-    if (type.getDimSize(d) == 1)
-      coord = constantNode(Scalar{}, indexType(context));
-  auto memoKey = std::make_pair(tensor.getAsOpaquePointer(),
-                                std::vector<unsigned>(coords.begin(),
-                                                      coords.end()));
-  if (auto it = tensorMemo.find(memoKey); it != tensorMemo.end())
-    return it->second;
-  FailureOr<unsigned> result = failure();
+FailureOr<SmallVector<unsigned>>
+MaskEvaluator::viewSourceCoords(Operation *view, ArrayRef<unsigned> coords,
+                                std::string &why) {
   Type index = indexType(context);
-  Operation *def = tensor.getDefiningOp();
-  if (!def) {
-    why = "the mask is not a compile-time constant: it reads " +
-          describe(tensor);
-    return failure();
-  }
-  if (auto cst = dyn_cast<arith::ConstantOp>(def)) {
-    if (auto splat = dyn_cast<SplatElementsAttr>(cst.getValue())) {
-      FailureOr<Scalar> value = scalarOf(splat.getSplatValue<Attribute>());
-      if (failed(value)) {
-        why = "a constant of an unsupported kind";
-        return failure();
-      }
-      result = constantNode(*value, type.getElementType());
-    } else {
-      FailureOr<const ConstantData *> data = getData(cst.getValue(), why);
-      if (failed(data))
-        return failure();
-      Node node{Kind::Read, type.getElementType()};
-      node.data = *data;
-      node.operands.assign(coords.begin(), coords.end());
-      result = intern(std::move(node));
-    }
-  } else if (auto collapse = dyn_cast<tensor::CollapseShapeOp>(def)) {
+  if (auto collapse = dyn_cast<tensor::CollapseShapeOp>(view)) {
     // A collapsed index splits back into the source's row-major indices.
     RankedTensorType srcType = collapse.getSrcType();
     SmallVector<unsigned> src(srcType.getRank());
@@ -477,8 +437,10 @@ FailureOr<unsigned> MaskEvaluator::buildTensor(Value tensor,
         stride *= size;
       }
     }
-    result = buildTensor(collapse.getSrc(), src, why);
-  } else if (auto expand = dyn_cast<tensor::ExpandShapeOp>(def)) {
+    return src;
+  }
+  if (auto expand = dyn_cast<tensor::ExpandShapeOp>(view)) {
+    RankedTensorType type = expand.getResultType();
     SmallVector<unsigned> src;
     for (const ReassociationIndices &group : expand.getReassociationIndices()) {
       Node linear{Kind::Linear, index};
@@ -491,8 +453,9 @@ FailureOr<unsigned> MaskEvaluator::buildTensor(Value tensor,
       src.push_back(group.size() == 1 ? coords[group[0]]
                                       : intern(std::move(linear)));
     }
-    result = buildTensor(expand.getSrc(), src, why);
-  } else if (auto slice = dyn_cast<tensor::ExtractSliceOp>(def)) {
+    return src;
+  }
+  if (auto slice = dyn_cast<tensor::ExtractSliceOp>(view)) {
     if (llvm::any_of(slice.getStaticStrides(), ShapedType::isDynamic) ||
         llvm::any_of(slice.getStaticOffsets(), ShapedType::isDynamic)) {
       why = "a tensor.extract_slice with dynamic offsets or strides";
@@ -514,9 +477,61 @@ FailureOr<unsigned> MaskEvaluator::buildTensor(Value tensor,
       linear.c = offset;
       src.push_back(intern(std::move(linear)));
     }
-    result = buildTensor(slice.getSource(), src, why);
-  } else if (auto castOp = dyn_cast<tensor::CastOp>(def)) {
-    result = buildTensor(castOp.getSource(), coords, why);
+    return src;
+  }
+  // A tensor.cast reads its source at the same indices.
+  return SmallVector<unsigned>(coords);
+}
+
+FailureOr<unsigned> MaskEvaluator::buildTensor(Value tensor,
+                                               ArrayRef<unsigned> indices,
+                                               std::string &why) {
+  auto type = dyn_cast<RankedTensorType>(tensor.getType());
+  if (!type || !type.hasStaticShape()) {
+    why = "the mask reads a tensor of dynamic shape";
+    return failure();
+  }
+  // The one in-bounds index of a unit dimension is 0, whatever computes it
+  // (a broadcast over batch/heads, say).
+  SmallVector<unsigned> coords(indices);
+  for (auto [d, coord] : llvm::enumerate(coords))
+    if (type.getDimSize(d) == 1)
+      coord = constantNode(Scalar{}, indexType(context));
+  auto memoKey = std::make_pair(tensor.getAsOpaquePointer(),
+                                std::vector<unsigned>(coords.begin(),
+                                                      coords.end()));
+  if (auto it = tensorMemo.find(memoKey); it != tensorMemo.end())
+    return it->second;
+  FailureOr<unsigned> result = failure();
+  Operation *def = tensor.getDefiningOp();
+  if (!def) {
+    why = "the mask is not a compile-time constant: it reads " +
+          describe(tensor);
+    return failure();
+  }
+  if (auto cst = dyn_cast<arith::ConstantOp>(def)) {
+    if (auto splat = dyn_cast<SplatElementsAttr>(cst.getValue())) {
+      FailureOr<Scalar> value = scalarOf(splat.getSplatValue<Attribute>());
+      if (failed(value)) {
+        why = "a constant of an unsupported kind";
+        return failure();
+      }
+      result = constantNode(*value, type.getElementType());
+    } else {
+      FailureOr<const ConstantData *> data = getData(cst.getValue(), why);
+      if (failed(data))
+        return failure();
+      Node node{Kind::Read, type.getElementType()};
+      node.data = *data;
+      node.operands.assign(coords.begin(), coords.end());
+      result = intern(std::move(node));
+    }
+  } else if (isa<tensor::CollapseShapeOp, tensor::ExpandShapeOp,
+                 tensor::ExtractSliceOp, tensor::CastOp>(def)) {
+    FailureOr<SmallVector<unsigned>> src = viewSourceCoords(def, coords, why);
+    if (failed(src))
+      return failure();
+    result = buildTensor(def->getOperand(0), *src, why);
   } else if (isa<tensor::EmptyOp>(def)) {
     why = "the mask reads the contents of a tensor.empty";
     return failure();

@@ -93,6 +93,11 @@ private:
   unsigned constantNode(Scalar value, Type type);
   FailureOr<unsigned> buildTensor(Value tensor, ArrayRef<unsigned> coords,
                                   std::string &why);
+  /// The indices into its source that a reshape, slice or cast reads at
+  /// `coords`.
+  FailureOr<SmallVector<unsigned>>
+  viewSourceCoords(Operation *view, ArrayRef<unsigned> coords,
+                   std::string &why);
   FailureOr<unsigned> buildLinalg(Operation *op, unsigned resultNumber,
                                   ArrayRef<unsigned> coords, std::string &why);
   FailureOr<unsigned> buildScalar(Value v, Block *body,
