@@ -96,10 +96,10 @@ LogicalResult mlir::swba::checkGPULowerable(Operation *op) {
     return op->emitOpError() << "target=gpu supports f16 and bf16, got "
                              << elementType;
   for (int64_t d : {qType.getDimSize(3), vType.getDimSize(3)})
-    if (d % 16 != 0 || d > 128)
+    if (d % 16 != 0 || d < 16 || d > 128)
       return op->emitOpError()
-             << "target=gpu supports head dims that are multiples of 16 up "
-                "to 128 (64 and 128 are the tuned ones), got "
+             << "target=gpu supports head dims that are multiples of 16 "
+                "from 16 to 128 (64 and 128 are the tuned ones), got "
              << qType.getDimSize(3) << " and " << vType.getDimSize(3);
   for (Value operand : op->getOperands()) {
     auto memref = dyn_cast<MemRefType>(operand.getType());

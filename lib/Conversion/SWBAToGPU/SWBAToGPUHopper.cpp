@@ -127,10 +127,6 @@ LogicalResult mlir::swba::checkHopperLowerable(Operation *op,
   SharedLayout layout(*tiling, headDim, valueDim);
   if (fits(*tiling, layout))
     return success();
-  if (tiling->consumers != 2 && tiling->consumers != 3)
-    return op->emitOpError()
-           << "chip=sm_90a: consumers=" << tiling->consumers
-           << ": the forward kernel takes 2 or 3 consumer warpgroups";
   return op->emitOpError()
          << "chip=sm_90a: block-n=" << tiling->blockN
          << " stages=" << tiling->stages
