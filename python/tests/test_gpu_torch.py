@@ -229,8 +229,8 @@ def test_naive_sba_trains_on_swba_kernels_under_the_backend():
     assert [(d.raised, d.block_size, d.window) for d in decisions] == [(True, tokens, 3)], \
         decisions
     names = [e.key for e in prof.key_averages()]
-    assert any(n.startswith("swba_attention_fwd") for n in names), names
-    assert any(n.startswith("swba_attention_bwd_dq") or n.startswith("swba_attention_bwd_dkdv")
+    assert any(n.startswith("swba_fwd") for n in names), names
+    assert any(n.startswith("swba_bwd_dq") or n.startswith("swba_bwd_dkdv")
                for n in names), names
     assert ours[-1] < ours[0], ours
     for a, b in zip(ours, ref):
@@ -260,5 +260,5 @@ def test_sdpa_and_flex_raised_on_gpu(form):
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
         got = compiled(q, k, v)
         torch.cuda.synchronize()
-    assert any(e.key.startswith("swba_attention_fwd") for e in prof.key_averages())
+    assert any(e.key.startswith("swba_fwd") for e in prof.key_averages())
     assert_close(got, reference(q, k, v, 16, 3, 0.125), dt)
