@@ -54,11 +54,16 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
     // Every op must be lowerable before anything is rewritten.
     bool gpu = target == "gpu";
     WalkResult unsupported = root->walk([&](Operation *op) {
-      if (!isa<AttentionOp, AttentionGradOp>(op))
+      if (!isa<AttentionOp, AttentionGradOp, PagedAttentionOp>(op))
         return WalkResult::advance();
       if (!cast<DestinationStyleOpInterface>(op).hasPureBufferSemantics()) {
         op->emitOpError() << "must be bufferized before --lower-swba (run "
                              "--one-shot-bufferize first)";
+        return WalkResult::interrupt();
+      }
+      if (gpu && isa<PagedAttentionOp>(op)) {
+        op->emitOpError() << "is not supported by --lower-swba target=gpu "
+                             "yet (target=cpu lowers it)";
         return WalkResult::interrupt();
       }
       auto forward = dyn_cast<AttentionOp>(op);
