@@ -67,8 +67,8 @@ struct OnlineSoftmax {
       Value oldMax = e.load(rowMax, r);
       Value newMax = e.reduce(cols, oldMax, [&](Value c, Value mx) {
         Value j = e.add(k0, c);
-        Value score =
-            e.mulf(e.f32(s.scale), e.dot(s.headDim, q, {bi, h, i}, k, keyRow(j)));
+        Value score = e.mulf(e.f32(s.scale),
+                             e.dot(s.headDim, q, {bi, h, i}, k, keyRow(j)));
         if (masked)
           score = e.select(isVisible(e.b, e.b.getLoc(), s.window, i, j,
                                      s.posOffset, s.keyPhase),
@@ -80,8 +80,8 @@ struct OnlineSoftmax {
       // instead keeps its exponentials at 0 rather than NaN.
       Value ref = newMax;
       if (masked) {
-        Value noneSeen = arith::CmpFOp::create(
-            e.b, arith::CmpFPredicate::OEQ, newMax, e.negInf());
+        Value noneSeen = arith::CmpFOp::create(e.b, arith::CmpFPredicate::OEQ,
+                                               newMax, e.negInf());
         ref = e.select(noneSeen, e.f32(0.0), newMax);
       }
       Value alpha = e.exp(e.subf(oldMax, ref));

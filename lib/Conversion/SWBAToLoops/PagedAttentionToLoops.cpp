@@ -7,9 +7,9 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "ForwardTile.h"
 #include "swba/Conversion/SWBAToLoops/SWBAToLoops.h"
 #include "swba/Dialect/SWBA/IR/SWBA.h"
-#include "ForwardTile.h"
 
 #include "mlir/IR/PatternMatch.h"
 
@@ -59,12 +59,12 @@ struct PagedAttentionOpToLoops : public OpRewritePattern<PagedAttentionOp> {
     e.loop(s.batch, [&](Value bi) {
       // Tokens in the cache (a negative length counts as 0); query row i at
       // position len - Nq + i, so rows below Nq - len precede the sequence.
-      Value len = arith::MaxSIOp::create(
-          e.b, toIndex(e, e.load(seqLens, bi)), e.idx(0));
+      Value len = arith::MaxSIOp::create(e.b, toIndex(e, e.load(seqLens, bi)),
+                                         e.idx(0));
       s.keys = len;
       s.posOffset = e.sub(len, s.queries);
-      Value firstQuery = arith::MaxSIOp::create(e.b, e.sub(s.queries, len),
-                                                e.idx(0));
+      Value firstQuery =
+          arith::MaxSIOp::create(e.b, e.sub(s.queries, len), e.idx(0));
       e.loop(s.queryHeads, [&](Value h) {
         Value hk = e.divIdx(h, s.groupSize);
         emitRowsBeforeStart(e, s, out, lse, bi, h, firstQuery);
@@ -77,24 +77,24 @@ struct PagedAttentionOpToLoops : public OpRewritePattern<PagedAttentionOp> {
           RowRange keys = computeKeyWindow(e.b, e.b.getLoc(), s.window, q0, q1,
                                            s.posOffset, s.keys);
           Value firstPage = e.divIdx(keys.begin, pageSize);
-          Value endPage = e.divIdx(
-              e.add(keys.end, e.sub(pageSize, e.idx(1))), pageSize);
+          Value endPage =
+              e.divIdx(e.add(keys.end, e.sub(pageSize, e.idx(1))), pageSize);
           e.loop(firstPage, endPage, e.idx(1), [&](Value page) {
             Value pageStart = arith::MulIOp::create(e.b, page, pageSize);
             RowRange inPage = {
                 arith::MaxSIOp::create(e.b, keys.begin, pageStart),
                 e.min(keys.end, e.add(pageStart, pageSize))};
             Value slot = loadPageSlot(e, pageTable, bi, page, maxPages);
-            Value valid = arith::CmpIOp::create(
-                e.b, arith::CmpIPredicate::ult, slot, numPages);
+            Value valid = arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult,
+                                                slot, numPages);
             e.ifElse(
                 valid,
                 [&] {
                   auto keyRow = [&](Value j) {
                     return SmallVector<Value, 4>{slot, e.sub(j, pageStart), hk};
                   };
-                  emitPageTiles(e, s, softmax, q, kc, vc, keyRow, bi, h, q0,
-                                q1, inPage, tk);
+                  emitPageTiles(e, s, softmax, q, kc, vc, keyRow, bi, h, q0, q1,
+                                inPage, tk);
                 },
                 [&] { poisonRowsSeeing(e, s, softmax, q0, rows, inPage); });
           });
@@ -116,8 +116,8 @@ private:
   /// past the page table: the table itself is not read out of bounds either.
   static Value loadPageSlot(LoopEmitter &e, Value pageTable, Value bi,
                             Value page, Value maxPages) {
-    Value inTable = arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, page,
-                                          maxPages);
+    Value inTable =
+        arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, page, maxPages);
     auto ifOp = scf::IfOp::create(e.b, TypeRange{e.b.getIndexType()}, inTable,
                                   /*withElseRegion=*/true);
     OpBuilder::InsertionGuard guard(e.b);
@@ -150,8 +150,9 @@ private:
   }
 
   /// A page whose table entry lies outside the cache is not read: the rows
-  /// whose window holds one of its keys get a NaN running max, which the
-  /// online softmax carries into their out and lse.
+  /// whose window holds one of its keys get a NaN running max and sum, which
+  /// later steps of the online softmax keep and finish() turns into NaN out
+  /// and lse, whether the page comes before or after the valid ones.
   static void poisonRowsSeeing(LoopEmitter &e, const AttentionShape &s,
                                const OnlineSoftmax &softmax, Value q0,
                                Value rows, RowRange inPage) {
@@ -166,8 +167,8 @@ private:
           arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, inPage.begin,
                                 seen.end));
       Value nan = e.f32(std::numeric_limits<float>::quiet_NaN());
-      e.store(e.select(overlaps, nan, e.load(softmax.rowMax, r)),
-              softmax.rowMax, r);
+      for (Value stat : {softmax.rowMax, softmax.rowSum})
+        e.store(e.select(overlaps, nan, e.load(stat, r)), stat, r);
     });
   }
 
@@ -177,8 +178,9 @@ private:
                                   Value out, Value lse, Value bi, Value h,
                                   Value firstQuery) {
     e.loop(firstQuery, [&](Value i) {
-      e.loop(s.valueDim,
-             [&](Value c) { e.storeF32(e.f32(0.0), out, {bi, h, i, c}); });
+      e.loop(s.valueDim, [&](Value c) {
+        e.storeF32(e.f32(0.0), out, {bi, h, i, c});
+      });
       if (lse)
         e.store(e.negInf(), lse, {bi, h, i});
     });

@@ -60,6 +60,9 @@ def main():
                     metavar="B,PAGE,VALUE",
                     help="set page_table[B, PAGE] = VALUE (outside the cache); "
                          "the rows whose window holds that page must be NaN")
+    ap.add_argument("--table-columns", type=int,
+                    help="cut the page table to this many columns, so that "
+                         "some sequences hold more tokens than it maps")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     lens = [int(x) for x in a.lens.split(",")]
@@ -112,11 +115,14 @@ def main():
     for entry in a.bad_entry:
         bi, p, value = (int(x) for x in entry.split(","))
         page_table[bi, p] = value
-    if a.bad_entry:
+    if a.table_columns is not None:
+        page_table = page_table[:, :a.table_columns]
+        max_pages = a.table_columns
+    if a.bad_entry or a.table_columns is not None:
         out, lse = paged_attention_forward(q, key_cache, value_cache, page_table,
                                            lens, a.bs, a.ws, a.scale)
         nan_rows = np.isnan(lse).sum()
-        assert 0 < nan_rows < lse.size, "a bad entry must spoil some rows, not all"
+        assert 0 < nan_rows < lse.size, "the bad entries must spoil some rows, not all"
         sys.stderr.write(f"rows expected NaN: {nan_rows} of {lse.size}\n")
 
     to = tensor_type((a.b, a.hq, a.nq, a.dv), dt)

@@ -388,8 +388,10 @@ LogicalResult PagedAttentionOp::verify() {
       failed(verifySizeMatch(*this, "value head dim", out, 3, v, 3)))
     return failure();
   if (lse)
-    for (auto [i, what] : llvm::enumerate({"batch", "head", "query"}))
-      if (failed(verifySizeMatch(*this, what, *lse, i, q, i)))
+    for (unsigned i = 0; i < 3; ++i)
+      if (failed(verifySizeMatch(
+              *this, i == 2 ? StringRef("query") : StringRef(kDimNames[i]),
+              *lse, i, q, i)))
         return failure();
 
   int64_t hq = q.type.getDimSize(1), hkv = k.type.getDimSize(2);
