@@ -2,84 +2,174 @@
 
 #include "swba/Pipelines/Pipelines.h"
 #include "swba/Conversion/Passes.h"
+#include "swba/Dialect/SWBA/Transforms/Passes.h"
 
+#include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Arith/Transforms/Passes.h"
+#include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
+#include "mlir/Dialect/Bufferization/Transforms/Passes.h"
+#include "mlir/Dialect/GPU/Pipelines/Passes.h"
+#include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
-#include "llvm/Support/FormatVariadic.h"
-#include "llvm/Support/raw_ostream.h"
 
 using namespace mlir;
+using namespace mlir::swba;
 
-void mlir::swba::buildSWBAToLLVMPipeline(OpPassManager &pm,
-                                         const SWBAToLLVMOptions &options) {
-  // Upstream passes by their registered names keep this list readable next
-  // to the `swba-opt` command line that it is equivalent to.
-  std::string pipeline = llvm::formatv(
-      "swba-decompose-linalg-aggregates,"
-      "one-shot-bufferize{{bufferize-function-boundaries "
-      "function-boundary-type-conversion=identity-layout-map},"
-      "buffer-deallocation-pipeline,"
-      "convert-linalg-to-loops,"
-      "lower-swba{{target=cpu tile-q={0} tile-k={1}},"
-      "lower-affine,"
-      "convert-scf-to-cf,"
-      "expand-strided-metadata,"
-      "lower-affine,"
-      "arith-expand{{include-bf16=true},"
-      "convert-math-to-llvm,"
-      "convert-math-to-libm,"
-      "convert-vector-to-llvm,"
-      "finalize-memref-to-llvm,"
-      "convert-arith-to-llvm,"
-      "convert-index-to-llvm,"
-      "convert-func-to-llvm,"
-      "convert-cf-to-llvm,"
-      "reconcile-unrealized-casts",
-      options.tileQ.getValue(), options.tileK.getValue());
-  if (failed(parsePassPipeline(pipeline, pm, llvm::errs())))
-    llvm::report_fatal_error("swba-to-llvm: invalid pass pipeline");
+/// The PTX ISA version the kernels are built with when none is named: 8.0
+/// (what the sm_90a kernels need), or the chip's first version if later.
+static constexpr unsigned kDefaultPtxVersion = 80;
+
+/// Bufferizes the functions' bodies and signatures, with identity layouts at
+/// function boundaries (what mlir-runner and the GPU host code expect).
+static void addBufferization(OpPassManager &pm) {
+  bufferization::OneShotBufferizePassOptions options;
+  options.bufferizeFunctionBoundaries = true;
+  options.functionBoundaryTypeConversion =
+      bufferization::LayoutMapOption::IdentityLayoutMap;
+  pm.addPass(bufferization::createOneShotBufferizePass(options));
 }
 
-void mlir::swba::buildSWBAToNVVMPipeline(OpPassManager &pm,
-                                         const SWBAToNVVMOptions &options) {
-  std::string pipeline = llvm::formatv(
-      "one-shot-bufferize{{bufferize-function-boundaries "
-      "function-boundary-type-conversion=identity-layout-map},"
-      "lower-swba{{target=gpu chip={0} block-n={4} stages={5} "
-      "overlap-softmax={6} ping-pong={7} grad-key-tile={8} "
-      "grad-query-tile={9} grad-stages={10} grad-fused-dq={11} "
-      "grad-ping-pong={12} consumers={13}}",
-      options.chip.getValue(), options.ptxVersion.getValue(),
-      options.format.getValue(), options.optLevel.getValue(),
-      options.blockN.getValue(), options.stages.getValue(),
-      options.overlapSoftmax.getValue() ? "true" : "false",
-      options.pingPong.getValue() ? "true" : "false",
-      options.gradKeyTile.getValue(), options.gradQueryTile.getValue(),
-      options.gradStages.getValue(),
-      options.gradFusedDQ.getValue() ? "true" : "false",
-      options.gradPingPong.getValue() ? "true" : "false",
-      options.consumers.getValue());
-  if (failed(parsePassPipeline(pipeline, pm, llvm::errs())))
-    llvm::report_fatal_error("swba-to-nvvm: invalid pass pipeline");
-  // Added as a pass, not parsed: the path may hold any character.
-  if (!options.manifest.empty())
-    pm.addPass(createWriteLaunchManifest({options.manifest.getValue()}));
-  std::string toNVVM = llvm::formatv(
-      "gpu-lower-to-nvvm-pipeline{{cubin-chip={0} cubin-features=+{1} "
-      "cubin-format={2} opt-level={3}}",
-      options.chip.getValue(), options.ptxVersion.getValue(),
-      options.format.getValue(), options.optLevel.getValue());
-  if (failed(parsePassPipeline(toNVVM, pm, llvm::errs())))
-    llvm::report_fatal_error("swba-to-nvvm: invalid pass pipeline");
+LowerSWBAOptions SWBAToLLVMOptions::lowerSWBAOptions() const {
+  LowerSWBAOptions options;
+  options.target = "cpu";
+  options.tileQ = tileQ;
+  options.tileK = tileK;
+  return options;
+}
+
+LogicalResult
+mlir::swba::buildSWBAToLLVMPipeline(OpPassManager &pm,
+                                    const SWBAToLLVMOptions &options,
+                                    function_ref<void(const Twine &)> emitError) {
+  LowerSWBAOptions lowering = options.lowerSWBAOptions();
+  if (failed(verifyLowerSWBAOptions(lowering, [&](const Twine &message) {
+        emitError("--swba-to-llvm: " + message);
+      })))
+    return failure();
+
+  pm.addPass(createDecomposeLinalgAggregates());
+  addBufferization(pm);
+  bufferization::buildBufferDeallocationPipeline(pm);
+  pm.addPass(createConvertLinalgToLoopsPass());
+  pm.addPass(createLowerSWBA(lowering));
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createSCFToControlFlowPass());
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createLowerAffinePass());
+  arith::ArithExpandOpsPassOptions expand;
+  expand.includeBf16 = true;
+  pm.addPass(arith::createArithExpandOpsPass(expand));
+  pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(createConvertMathToLibmPass());
+  pm.addPass(createConvertVectorToLLVMPass());
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
+  pm.addPass(createArithToLLVMConversionPass());
+  pm.addPass(createConvertIndexToLLVMPass());
+  pm.addPass(createConvertFuncToLLVMPass());
+  pm.addPass(createConvertControlFlowToLLVMPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+  return success();
+}
+
+LowerSWBAOptions SWBAToNVVMOptions::lowerSWBAOptions() const {
+  LowerSWBAOptions options;
+  options.target = "gpu";
+  options.chip = chip;
+  options.consumers = consumers;
+  options.blockN = blockN;
+  options.stages = stages;
+  options.overlapSoftmax = overlapSoftmax;
+  options.pingPong = pingPong;
+  options.gradKeyTile = gradKeyTile;
+  options.gradQueryTile = gradQueryTile;
+  options.gradStages = gradStages;
+  options.gradFusedDQ = gradFusedDQ;
+  options.gradPingPong = gradPingPong;
+  return options;
+}
+
+LogicalResult
+mlir::swba::buildSWBAToNVVMPipeline(OpPassManager &pm,
+                                    const SWBAToNVVMOptions &options,
+                                    function_ref<void(const Twine &)> emitError) {
+  auto fail = [&](const Twine &message) {
+    emitError("--swba-to-nvvm: " + message);
+    return failure();
+  };
+  LowerSWBAOptions lowering = options.lowerSWBAOptions();
+  if (failed(verifyLowerSWBAOptions(
+          lowering, [&](const Twine &message) { (void)fail(message); })))
+    return failure();
+  // The chip is known: verifyLowerSWBAOptions checked it.
+  unsigned minPtx = lookupChip(options.chip)->minPtxVersion;
+  unsigned ptx = std::max(kDefaultPtxVersion, minPtx);
+  if (!options.ptxVersion.empty()) {
+    std::optional<unsigned> given = parsePtxVersion(options.ptxVersion);
+    if (!given)
+      return fail("unknown PTX ISA version '" + options.ptxVersion +
+                  "' (expected ptx70 .. ptx90)");
+    if (*given < minPtx)
+      return fail(options.chip + " needs ptx" + Twine(minPtx) +
+                  " or later, got " + options.ptxVersion);
+    ptx = *given;
+  }
+  if (options.format != "bin" && options.format != "isa" &&
+      options.format != "fatbin")
+    return fail("unsupported format '" + options.format +
+                "' (supported: 'bin', 'isa', 'fatbin')");
+  if (options.optLevel < 0 || options.optLevel > 3)
+    return fail("opt-level must be in [0, 3], got " +
+                Twine(options.optLevel));
+
+  addBufferization(pm);
+  pm.addPass(createLowerSWBA(lowering));
+  if (!options.manifest.empty()) {
+    WriteLaunchManifestOptions manifest;
+    manifest.path = options.manifest;
+    pm.addPass(createWriteLaunchManifest(manifest));
+  }
+  gpu::GPUToNVVMPipelineOptions nvvm;
+  nvvm.cubinChip = options.chip;
+  nvvm.cubinFeatures = ("+ptx" + Twine(ptx)).str();
+  nvvm.cubinFormat = options.format;
+  nvvm.optLevel = static_cast<int>(options.optLevel);
+  gpu::buildLowerToNVVMPassPipeline(pm, nvvm);
+  return success();
+}
+
+/// Registers `Options`' pipeline under `name`: its options are parsed, then
+/// checked by `build`, whose messages become the pipeline's errors.
+template <typename Options>
+static void registerPipeline(
+    StringRef name, StringRef description,
+    LogicalResult (*build)(OpPassManager &, const Options &,
+                           function_ref<void(const Twine &)>)) {
+  registerPassPipeline(
+      name, description,
+      [name, build](OpPassManager &pm, StringRef text,
+              function_ref<LogicalResult(const Twine &)> errorHandler) {
+        Options options;
+        // The option parser has printed what it could not read.
+        if (failed(options.parseFromString(text)))
+          return errorHandler("--" + name + ": cannot parse the options '" +
+                              text + "'");
+        return build(pm, options,
+                     [&](const Twine &message) { (void)errorHandler(message); });
+      },
+      [](function_ref<void(const mlir::detail::PassOptions &)> optionHandler) {
+        optionHandler(Options());
+      });
 }
 
 void mlir::swba::registerSWBAPipelines() {
-  PassPipelineRegistration<SWBAToLLVMOptions>(
+  registerPipeline<SWBAToLLVMOptions>(
       "swba-to-llvm",
       "Bufferize, lower swba ops to CPU loops and everything to the LLVM "
       "dialect (runnable by mlir-runner).",
       buildSWBAToLLVMPipeline);
-  PassPipelineRegistration<SWBAToNVVMOptions>(
+  registerPipeline<SWBAToNVVMOptions>(
       "swba-to-nvvm",
       "Bufferize, lower swba ops to tensor-core GPU kernels and those to "
       "NVVM and a cubin (or PTX); host code to the LLVM dialect.",

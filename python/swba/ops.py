@@ -9,6 +9,7 @@ there) and sm_XY on other devices."""
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections import OrderedDict

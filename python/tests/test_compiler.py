@@ -219,16 +219,16 @@ def test_compile_failure_reports_the_diagnostic():
 
 def _compile_failure():
     config = compiler.KernelConfig("f16", 64, 64, 256, 4, 0.125, chip="sm_90a",
-                                   options="stages=99")
+                                   options="stages=8")
     try:
         compiler.load_or_compile(config)
     except compiler.CompileError as e:
         message = str(e)
         assert "\n" not in message, message
-        assert "error: 'swba.attention' op chip=sm_90a: block-n=128 stages=99" in message, message
+        assert "error: 'swba.attention' op chip=sm_90a: block-n=128 stages=8" in message, message
         assert "see current operation" in e.output  # the rest is kept aside
     else:
-        raise AssertionError("compiled stages=99")
+        raise AssertionError("compiled stages=8")
     assert not any(compiler.cache_dir().iterdir()), "a failed compile left files"
 
 

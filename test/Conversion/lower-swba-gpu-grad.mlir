@@ -6,14 +6,18 @@
 
 // CHECK-LABEL: func @backward
 // CHECK-SAME: (%[[Q:[^:]*]]: memref<?x8x?x64xf16>, %[[K:[^:]*]]: memref<?x2x?x64xf16>, %[[V:[^:]*]]: memref<?x2x?x64xf16>, %[[O:[^:]*]]: memref<?x8x?x64xf16>, %[[DO:[^:]*]]: memref<?x8x?x64xf16>, %[[L:[^:]*]]: memref<?x8x?xf32>, %[[DQ:[^:]*]]: memref<?x8x?x64xf16>, %[[DK:[^:]*]]: memref<?x2x?x64xf16>, %[[DV:[^:]*]]: memref<?x2x?x64xf16>)
+// The dynamic sizes the verifier cannot compare are asserted before any
+// launch (here the last: Nq <= Nk).
 // CHECK: %[[B:.*]] = memref.dim %[[Q]], %c0
 // CHECK: %[[NQ:.*]] = memref.dim %[[Q]], %c2
+// CHECK: %[[KB:.*]] = memref.dim %[[K]], %c0
+// CHECK: %[[NK:.*]] = memref.dim %[[K]], %c2
+// CHECK: %[[LE:.*]] = arith.cmpi ule, %[[NQ]], %[[NK]]
+// CHECK: cf.assert %[[LE]], "swba.attention_grad: more queries than keys"
 // CHECK: %[[DELTA:.*]] = gpu.alloc (%[[B]], %c8, %[[NQ]]) : memref<?x?x?xf32>
 // CHECK: %[[DT:.*]] = arith.ceildivui %[[NQ]], %c32
 // CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_delta blocks in (%c8, %[[DT]], %[[B]]) threads in (%c128, %c1, %c1) args(%[[DO]] : {{.*}}, %[[O]] : {{.*}}, %[[DELTA]] : memref<?x?x?xf32>)
-// CHECK: %[[NK:.*]] = memref.dim %[[K]], %c2
 // CHECK: %[[KT:.*]] = arith.ceildivui %[[NK]], %c64
-// CHECK: %[[KB:.*]] = memref.dim %[[K]], %c0
 // CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv blocks in (%c2, %[[KT]], %[[KB]]) threads in (%c128, %c1, %c1) args({{.*}}, %[[DELTA]] : {{.*}}, %[[DK]] : {{.*}}, %[[DV]] : {{.*}})
 // CHECK: %[[QT:.*]] = arith.ceildivui %[[NQ]], %c64
 // CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq blocks in (%c8, %[[QT]], %[[B]]) threads in (%c128, %c1, %c1) args(%[[Q]] : {{.*}}, %[[K]] : {{.*}}, %[[V]] : {{.*}}, %[[DO]] : {{.*}}, %[[L]] : {{.*}}, %[[DELTA]] : {{.*}}, %[[O]] : {{.*}}, %[[DQ]] : {{.*}})
@@ -27,7 +31,9 @@
 // CHECK: %[[LOW:.*]] = arith.maxsi %{{.*}}, %c2
 // CHECK: %[[LOWF:.*]] = arith.subi %[[LOW]], %c2
 // CHECK: %[[KB:.*]] = arith.muli %[[LOWF]], %c100
-// CHECK: %[[KE:.*]] = arith.minsi %{{.*}}, %{{.*}} : index
+// CHECK: %[[LAST:.*]] = arith.muli %{{.*}}, %c100
+// CHECK: %[[REST:.*]] = arith.minsi %{{.*}}, %c100 : index
+// CHECK: %[[KE:.*]] = arith.addi %[[LAST]], %[[REST]] : index
 // CHECK: scf.for %{{.*}} = %[[KB]] to %[[KE]] step %c64 iter_args
 // CHECK: nvgpu.mma.sync
 // CHECK: scf.if %{{.*}} -> (vector<2x2xf32>
@@ -36,14 +42,20 @@
 
 // dK/dV: K and V tiles in shared memory (head dim 64), the reverse window
 // [max(frame(k0) * 100, off) - off, max((frame(k1 - 1) + 3) * 100, off) - off)
-// clipped to Nq, times the 4 query heads of the group, as one loop.
+// clipped to Nq (the window of 3 frames first clipped to the frames left
+// before Nk, so that the end cannot wrap), times the 4 query heads of the
+// group, as one loop.
 // CHECK: gpu.func @swba_bwd_dkdv({{.*}}) workgroup({{.*}}, %{{.*}} : memref<64xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<64xf32, #gpu.address_space<workgroup>>, %[[SK:.*]] : memref<64x72xf16, #gpu.address_space<workgroup>>, %[[SV:.*]] : memref<64x72xf16, #gpu.address_space<workgroup>>)
 // CHECK: %[[K0:.*]] = arith.muli %block_id_y, %c64
 // CHECK: %[[KF0:.*]] = arith.divui %[[K0]], %c100
 // CHECK: %[[KF1:.*]] = arith.divui %{{.*}}, %c100
 // CHECK: %[[PB:.*]] = arith.muli %[[KF0]], %c100
-// CHECK: %[[KF1W:.*]] = arith.addi %[[KF1]], %c3
-// CHECK: %[[PE:.*]] = arith.muli %[[KF1W]], %c100
+// CHECK: %[[LAST:.*]] = arith.muli %[[KF1]], %c100
+// CHECK: %[[LEFT:.*]] = arith.subi %{{.*}}, %[[LAST]]
+// CHECK: %[[FR:.*]] = arith.minsi %{{.*}}, %c3
+// CHECK: %[[SPAN0:.*]] = arith.muli %[[FR]], %c100
+// CHECK: %[[SPANC:.*]] = arith.minsi %[[SPAN0]], %[[LEFT]]
+// CHECK: %[[PE:.*]] = arith.addi %[[LAST]], %[[SPANC]]
 // CHECK: %[[PBC:.*]] = arith.maxsi %[[PB]], %[[OFF:.*]] : index
 // CHECK: %[[QB0:.*]] = arith.subi %[[PBC]], %[[OFF]]
 // CHECK: %[[PEC:.*]] = arith.maxsi %[[PE]], %[[OFF]]

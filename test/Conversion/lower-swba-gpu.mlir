@@ -16,7 +16,9 @@
 // CHECK: %[[LOW:.*]] = arith.maxsi %{{.*}}, %c2
 // CHECK: %[[LOWF:.*]] = arith.subi %[[LOW]], %c2
 // CHECK: %[[KB:.*]] = arith.muli %[[LOWF]], %c100
-// CHECK: %[[KE:.*]] = arith.minsi %{{.*}}, %{{.*}} : index
+// CHECK: %[[LAST:.*]] = arith.muli %{{.*}}, %c100
+// CHECK: %[[REST:.*]] = arith.minsi %{{.*}}, %c100 : index
+// CHECK: %[[KE:.*]] = arith.addi %[[LAST]], %[[REST]] : index
 // Q goes through shared memory into A fragments, 16-byte accesses.
 // CHECK: vector.load %{{.*}} {alignment = 16 : i64} : memref<?x4x?x64xf16>, vector<8xf16>
 // CHECK: vector.store %{{.*}}, %[[SQ]]

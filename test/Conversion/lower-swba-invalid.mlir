@@ -3,11 +3,24 @@
 // RUN: swba-opt %s --lower-swba --split-input-file --verify-diagnostics
 // RUN: not swba-opt %s --lower-swba="target=tpu" 2>&1 | FileCheck %s --check-prefix=TARGET
 // RUN: not swba-opt %s --lower-swba="tile-q=0" 2>&1 | FileCheck %s --check-prefix=TILE
+// RUN: not swba-opt %s --lower-swba="tile-k=4611686018427387904" 2>&1 | FileCheck %s --check-prefix=HUGETILE
 // RUN: not swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-key-tile=96" 2>&1 | FileCheck %s --check-prefix=GRADTILE
+// RUN: not swba-opt %s --lower-swba="target=gpu chip=sm_75" 2>&1 | FileCheck %s --check-prefix=CHIP
+// RUN: not swba-opt %s --lower-swba="target=gpu chip=" 2>&1 | FileCheck %s --check-prefix=NOCHIP
+// RUN: not swba-opt %s --lower-swba="target=gpu consumers=1" 2>&1 | FileCheck %s --check-prefix=CONSUMERS
+// RUN: not swba-opt %s --lower-swba="target=gpu block-n=96" 2>&1 | FileCheck %s --check-prefix=BLOCKN
+// RUN: not swba-opt %s --lower-swba="target=gpu grad-stages=-1" 2>&1 | FileCheck %s --check-prefix=STAGES
 
+// Every option is checked before any op is looked at, whatever the target.
 // TARGET: error: --lower-swba: unsupported target 'tpu' (supported: 'cpu', 'gpu')
-// TILE: error: --lower-swba: tile sizes must be >= 1, got tile-q=0 tile-k=16
+// TILE: error: --lower-swba: tile-q and tile-k must be in [1, 256], got tile-q=0 tile-k=16
+// HUGETILE: error: --lower-swba: tile-q and tile-k must be in [1, 256], got tile-q=16 tile-k=4611686018427387904
 // GRADTILE: error: --lower-swba: grad-key-tile and grad-query-tile must be 0, 64 or 128, got 96
+// CHIP: error: --lower-swba: unsupported chip 'sm_75' (supported: sm_80, sm_86, {{.*}}, sm_90, sm_90a, sm_100, {{.*}})
+// NOCHIP: error: --lower-swba: unsupported chip '' (supported: sm_80,
+// CONSUMERS: error: --lower-swba: consumers must be 0, 2 or 3, got 1
+// BLOCKN: error: --lower-swba: block-n must be 0 or a multiple of 64 up to 256, got 96
+// STAGES: error: --lower-swba: stages and grad-stages must be in [0, 16], got stages=0 grad-stages=-1
 
 func.func @tensor_form(%q: tensor<1x2x8x16xf32>) -> tensor<1x2x8x16xf32> {
   // expected-error @+1 {{'swba.attention' op must be bufferized before --lower-swba (run --one-shot-bufferize first)}}

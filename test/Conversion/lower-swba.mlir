@@ -18,7 +18,8 @@
 // CHECK: %[[HK:.*]] = arith.divui %[[H]], %c2
 // CHECK: scf.for %[[Q0:.*]] = %c0 to %[[NQ]] step %c16 {
 // CHECK: %[[Q1:.*]] = arith.minsi %{{.*}}, %[[NQ]]
-// Key window: [max(0, frame(q0+off) - 2) * 12, min((frame(q1-1+off) + 1) * 12, Nk)).
+// Key window: [max(0, frame(q0+off) - 2) * 12, min((frame(q1-1+off) + 1) * 12, Nk)),
+// the end computed as F1 * 12 + min(Nk - F1 * 12, 12), which cannot wrap.
 // CHECK: %[[P0:.*]] = arith.addi %[[Q0]], %[[OFF]]
 // CHECK: %[[F0:.*]] = arith.divui %[[P0]], %c12
 // CHECK: %[[P1:.*]] = arith.addi %[[Q1]], %[[OFF]]
@@ -27,9 +28,10 @@
 // CHECK: %[[LOWC:.*]] = arith.maxsi %[[F0]], %c2
 // CHECK: %[[LOWF:.*]] = arith.subi %[[LOWC]], %c2
 // CHECK: %[[KB:.*]] = arith.muli %[[LOWF]], %c12
-// CHECK: %[[F1P:.*]] = arith.addi %[[F1]], %c1
-// CHECK: %[[KE0:.*]] = arith.muli %[[F1P]], %c12
-// CHECK: %[[KE:.*]] = arith.minsi %[[KE0]], %[[NK]]
+// CHECK: %[[LAST:.*]] = arith.muli %[[F1]], %c12
+// CHECK: %[[LEFT:.*]] = arith.subi %[[NK]], %[[LAST]]
+// CHECK: %[[REST:.*]] = arith.minsi %[[LEFT]], %c12
+// CHECK: %[[KE:.*]] = arith.addi %[[LAST]], %[[REST]]
 // CHECK: scf.for %[[K0:.*]] = %[[KB]] to %[[KE]] step %c8 {
 // CHECK: %[[K1:.*]] = arith.minsi %{{.*}}, %[[KE]]
 // Interior iff frame(k1-1) <= frame(q0+off) and frame(q1-1+off) - frame(k0) < 3.
@@ -94,7 +96,9 @@ func.func @forward_lse(%q: memref<1x2x40x8xf32>, %o: memref<1x2x40x8xf32>, %l: m
 // CHECK: %[[DELTA:.*]] = memref.alloc(%{{.*}}, %[[NQ]]) : memref<?x4x?xf32>
 // CHECK: memref.store %{{.*}}, %[[DELTA]]
 // dK/dV: per kv head, per key tile, over the query heads of the group and
-// the query rows [max(frame(k0) * 6, off) - off, max((frame(k1-1) + 4) * 6, off) - off).
+// the query rows [max(frame(k0) * 6, off) - off, max((frame(k1-1) + 4) * 6, off) - off),
+// the window of 4 frames first clipped to the frames left before Nk, so
+// that the end cannot wrap.
 // CHECK: scf.for %[[HK:.*]] = %c0 to %c2 step %c1 {
 // CHECK: scf.for %[[K0:.*]] = %c0 to %[[NK]] step %c8 {
 // CHECK: %[[K1:.*]] = arith.minsi %{{.*}}, %[[NK]]
@@ -102,8 +106,15 @@ func.func @forward_lse(%q: memref<1x2x40x8xf32>, %o: memref<1x2x40x8xf32>, %l: m
 // CHECK: %[[KL:.*]] = arith.subi %[[K1]], %c1
 // CHECK: %[[KF1:.*]] = arith.divui %[[KL]], %c6
 // CHECK: %[[PB:.*]] = arith.muli %[[KF0]], %c6
-// CHECK: %[[KF1W:.*]] = arith.addi %[[KF1]], %c4
-// CHECK: %[[PE:.*]] = arith.muli %[[KF1W]], %c6
+// CHECK: %[[LAST:.*]] = arith.muli %[[KF1]], %c6
+// CHECK: %[[LEFT:.*]] = arith.subi %[[NK]], %[[LAST]]
+// CHECK: %[[LEFT1:.*]] = arith.subi %[[LEFT]], %c1
+// CHECK: %[[FL0:.*]] = arith.divui %[[LEFT1]], %c6
+// CHECK: %[[FL:.*]] = arith.addi %[[FL0]], %c1
+// CHECK: %[[FR:.*]] = arith.minsi %[[FL]], %c4
+// CHECK: %[[SPAN:.*]] = arith.muli %[[FR]], %c6
+// CHECK: %[[SPANC:.*]] = arith.minsi %[[SPAN]], %[[LEFT]]
+// CHECK: %[[PE:.*]] = arith.addi %[[LAST]], %[[SPANC]]
 // CHECK: %[[PBC:.*]] = arith.maxsi %[[PB]], %[[OFF]]
 // CHECK: %[[QB0:.*]] = arith.subi %[[PBC]], %[[OFF]]
 // CHECK: %[[PEC:.*]] = arith.maxsi %[[PE]], %[[OFF]]
@@ -121,7 +132,10 @@ func.func @forward_lse(%q: memref<1x2x40x8xf32>, %o: memref<1x2x40x8xf32>, %l: m
 // dQ: per query head and tile, over the key window.
 // CHECK: scf.for %[[Q0:.*]] = %c0 to %[[NQ]] step %c16 {
 // CHECK: %[[KB:.*]] = arith.muli %{{.*}}, %c6
-// CHECK: %[[KE:.*]] = arith.minsi %{{.*}}, %[[NK]]
+// CHECK: %[[DQLAST:.*]] = arith.muli %{{.*}}, %c6
+// CHECK: %[[DQLEFT:.*]] = arith.subi %[[NK]], %[[DQLAST]]
+// CHECK: %[[DQREST:.*]] = arith.minsi %[[DQLEFT]], %c6
+// CHECK: %[[KE:.*]] = arith.addi %[[DQLAST]], %[[DQREST]]
 // CHECK: scf.for %{{.*}} = %[[KB]] to %[[KE]] step %c8 {
 // CHECK: scf.if
 // CHECK: memref.dealloc %[[DELTA]]

@@ -3,10 +3,10 @@
 #ifndef SWBA_CONVERSION_PASSES_H
 #define SWBA_CONVERSION_PASSES_H
 
-#include "swba/Conversion/SWBAToGPU/SWBAToGPU.h"
-#include "swba/Conversion/SWBAToLoops/SWBAToLoops.h"
+#include "swba/Conversion/SWBAToGPU/Chips.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/ControlFlow/IR/ControlFlow.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
@@ -21,9 +21,20 @@ namespace mlir::swba {
 #define GEN_PASS_DECL
 #include "swba/Conversion/Passes.h.inc"
 
+/// Reports through `emitError` the first option of --lower-swba that is out
+/// of range (an unknown target or chip, a tile size, a kernel option), as a
+/// sentence naming the option, and fails; succeeds when all are valid. The
+/// pass and the pipelines that run it call this before building anything.
+LogicalResult verifyLowerSWBAOptions(const LowerSWBAOptions &options,
+                                     function_ref<void(const Twine &)> emitError);
+
 #define GEN_PASS_REGISTRATION
 #include "swba/Conversion/Passes.h.inc"
 
 } // namespace mlir::swba
+
+// The lowerings' headers use LowerSWBAOptions, declared above.
+#include "swba/Conversion/SWBAToGPU/SWBAToGPU.h"
+#include "swba/Conversion/SWBAToLoops/SWBAToLoops.h"
 
 #endif // SWBA_CONVERSION_PASSES_H

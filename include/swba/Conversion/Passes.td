@@ -36,7 +36,11 @@ def LowerSWBA : Pass<"lower-swba"> {
     products on tensor cores (`nvgpu.ldmatrix` + `nvgpu.mma.sync`, sm_80 and
     later), online softmax in registers (f16/bf16, head dims multiples of 16
     up to 128). The ops must already be bufferized: a tensor-form op is an
-    error, and so is what a target does not support.
+    error, and so is what a target does not support. Every option is
+    checked before anything is rewritten; a value out of range is an
+    error. Sizes the verifier cannot check because they are dynamic
+    (matching batches, heads and lengths, Nq <= Nk, grouped heads) are
+    asserted at run time (`cf.assert`) before the loops or the launch.
 
     With `chip=sm_90a` the forward op at head dims 64 and 128 becomes a
     Hopper kernel instead: a producer warpgroup brings Q and a ring of
@@ -64,44 +68,49 @@ def LowerSWBA : Pass<"lower-swba"> {
   let options = [
     Option<"target", "target", "std::string", /*default=*/"\"cpu\"",
            "Code to produce: 'cpu' (scf loops) or 'gpu' (gpu.launch_func "
-           "of an nvgpu tensor-core kernel).">,
+           "of tensor-core kernels).">,
     Option<"tileQ", "tile-q", "int64_t", /*default=*/"16",
-           "Query rows per tile (target=cpu).">,
+           "target=cpu: query rows per tile, 1 to 256 (the tile's scratch "
+           "lives on the stack).">,
     Option<"tileK", "tile-k", "int64_t", /*default=*/"16",
-           "Key rows per tile (target=cpu).">,
-    Option<"chip", "chip", "std::string", /*default=*/"\"sm_80\"",
-           "GPU architecture (target=gpu): sm_90a selects the warpgroup-MMA "
-           "+ TMA forward kernel; anything else (sm_80, sm_89, sm_90) the "
+           "target=cpu: key rows per tile, 1 to 256.">,
+    Option<"chip", "chip", "std::string", /*default=*/"::mlir::swba::kDefaultChip",
+           "target=gpu: the GPU the kernels are for, sm_80 (the default) or "
+           "later (the error for another lists them). sm_90a gives the "
+           "forward and backward at head dims 64 and 128 the warpgroup-MMA "
+           "+ TMA kernels; every other chip, and other head dims, the "
            "mma.sync kernels.">,
     Option<"consumers", "consumers", "int64_t", /*default=*/"0",
-           "Consumer warpgroups of 64 query rows in the sm_90a forward "
-           "kernel (2 or 3); 0: per head dim.">,
+           "sm_90a forward: consumer warpgroups of 64 query rows, 2 or 3; "
+           "0: three at head dim 64, two at 128.">,
     Option<"blockN", "block-n", "int64_t", /*default=*/"0",
-           "Keys per K/V tile of the sm_90a kernel (a multiple of 64 up to "
-           "256); 0: per head dim.">,
+           "sm_90a forward: keys per K/V tile, a multiple of 64 up to 256; "
+           "0: per head dim.">,
     Option<"stages", "stages", "int64_t", /*default=*/"0",
-           "K/V tiles in flight in the sm_90a kernel; 0: per head dim.">,
+           "sm_90a forward: K/V tiles in flight (shared-memory ring), up to "
+           "16 (and what fits in shared memory); 0: per head dim.">,
     Option<"overlapSoftmax", "overlap-softmax", "bool", /*default=*/"true",
-           "sm_90a kernel: run the softmax of one K/V tile while the P V "
+           "sm_90a forward: run the softmax of one K/V tile while the P V "
            "product of the previous one is on the tensor cores.">,
+    Option<"pingPong", "ping-pong", "bool", /*default=*/"true",
+           "sm_90a forward, with overlap-softmax: the consumer warpgroups "
+           "take turns issuing their products, so that one's softmax runs "
+           "under the others' products.">,
     Option<"gradKeyTile", "grad-key-tile", "int64_t", /*default=*/"0",
-           "sm_90a backward: keys per K/V tile of the dQ kernel (64 or "
-           "128); 0: 128, or 64 where 128 does not fit in shared memory.">,
+           "sm_90a backward: keys per K/V tile of the dQ kernel, 64 or "
+           "128; 0: 128, or 64 where 128 does not fit in shared memory.">,
     Option<"gradQueryTile", "grad-query-tile", "int64_t", /*default=*/"0",
-           "sm_90a backward: query rows per Q/dO tile of the dK/dV kernel "
-           "(64 or 128); 0: per head dim.">,
+           "sm_90a backward: query rows per Q/dO tile of the dK/dV kernel, "
+           "64 or 128; 0: per head dim.">,
     Option<"gradStages", "grad-stages", "int64_t", /*default=*/"0",
-           "sm_90a backward: tiles in flight in both kernels; 0: 2.">,
+           "sm_90a backward: tiles in flight in the dQ and dK/dV kernels, "
+           "up to 16 (and what fits in shared memory); 0: 2.">,
     Option<"gradFusedDQ", "grad-fused-dq", "bool", /*default=*/"false",
            "sm_90a backward: the dK/dV kernel also adds dQ up, with TMA "
            "reduce-adds into an f32 buffer that a last kernel converts "
            "(five products instead of seven; not bitwise reproducible), "
            "instead of a separate dQ kernel recomputing S and dP. Slower "
            "on the H100 so far (docs/BENCHMARKS.md).">,
-    Option<"pingPong", "ping-pong", "bool", /*default=*/"true",
-           "sm_90a kernel, with overlap-softmax: the consumer "
-           "warpgroups take turns issuing their products, so that one's "
-           "softmax runs under the other's products.">,
     Option<"gradPingPong", "grad-ping-pong", "bool", /*default=*/"false",
            "sm_90a backward: the two consumer warpgroups of the dQ and "
            "dK/dV kernels take turns issuing their products (slower on the "
@@ -110,6 +119,7 @@ def LowerSWBA : Pass<"lower-swba"> {
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
+    "::mlir::cf::ControlFlowDialect",
     "::mlir::gpu::GPUDialect",
     "::mlir::NVVM::NVVMDialect",
     "::mlir::math::MathDialect",

@@ -5,6 +5,9 @@
 #include "swba/Conversion/SWBAToLoops/SWBAToLoops.h"
 #include "swba/Dialect/SWBA/IR/SWBA.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/WalkPatternRewriteDriver.h"
 
@@ -16,40 +19,170 @@ namespace mlir::swba {
 using namespace mlir;
 using namespace mlir::swba;
 
+/// Largest tile-q/tile-k: the CPU loops' per-tile scratch (two tile-q x
+/// tile-k score tiles and the accumulators) lives on the stack.
+static constexpr int64_t kMaxLoopTile = 256;
+/// Largest stages/grad-stages: far more than fits in shared memory, and small
+/// enough that the shared-memory sizes computed from it cannot wrap.
+static constexpr int64_t kMaxStages = 16;
+
+LogicalResult
+mlir::swba::verifyLowerSWBAOptions(const LowerSWBAOptions &options,
+                                   function_ref<void(const Twine &)> emitError) {
+  auto fail = [&](const Twine &message) {
+    emitError(message);
+    return failure();
+  };
+  if (options.target != "cpu" && options.target != "gpu")
+    return fail("unsupported target '" + options.target +
+                "' (supported: 'cpu', 'gpu')");
+  if (!lookupChip(options.chip))
+    return fail("unsupported chip '" + options.chip +
+                "' (supported: " + supportedChips() + ")");
+  for (int64_t tile : {options.tileQ, options.tileK})
+    if (tile < 1 || tile > kMaxLoopTile)
+      return fail("tile-q and tile-k must be in [1, " + Twine(kMaxLoopTile) +
+                  "], got tile-q=" + Twine(options.tileQ) +
+                  " tile-k=" + Twine(options.tileK));
+  if (options.consumers != 0 && options.consumers != 2 &&
+      options.consumers != 3)
+    return fail("consumers must be 0, 2 or 3, got " +
+                Twine(options.consumers));
+  if (options.blockN != 0 &&
+      (options.blockN < 0 || options.blockN % 64 != 0 || options.blockN > 256))
+    return fail("block-n must be 0 or a multiple of 64 up to 256, got " +
+                Twine(options.blockN));
+  for (int64_t stages : {options.stages, options.gradStages})
+    if (stages < 0 || stages > kMaxStages)
+      return fail("stages and grad-stages must be in [0, " +
+                  Twine(kMaxStages) + "], got stages=" +
+                  Twine(options.stages) +
+                  " grad-stages=" + Twine(options.gradStages));
+  for (int64_t tile : {options.gradKeyTile, options.gradQueryTile})
+    if (tile != 0 && tile != 64 && tile != 128)
+      return fail("grad-key-tile and grad-query-tile must be 0, 64 or 128, "
+                  "got " +
+                  Twine(tile));
+  return success();
+}
+
+/// Asserts at run time what the verifier checks of static sizes, where some
+/// are dynamic: mismatched batches, heads or lengths, or more queries than
+/// keys, would make the lowered loops and kernels read and write out of
+/// bounds. Nothing is emitted for static sizes.
+static void emitDynamicSizeChecks(Operation *op) {
+  SmallVector<Value> queryLike, keyLike;
+  auto paged = dyn_cast<PagedAttentionOp>(op);
+  if (paged) {
+    queryLike = {paged.getQuery(), paged.getOut()};
+    if (paged.getLse())
+      queryLike.push_back(paged.getLse());
+    keyLike = {paged.getKeyCache(), paged.getValueCache()};
+  } else if (auto forward = dyn_cast<AttentionOp>(op)) {
+    queryLike = {forward.getQuery(), forward.getOut()};
+    if (forward.getLse())
+      queryLike.push_back(forward.getLse());
+    keyLike = {forward.getKey(), forward.getValue()};
+  } else {
+    auto grad = cast<AttentionGradOp>(op);
+    queryLike = {grad.getQuery(), grad.getOut(), grad.getGradOut(),
+                 grad.getLse(), grad.getGradQuery()};
+    keyLike = {grad.getKey(), grad.getValue(), grad.getGradKey(),
+               grad.getGradValue()};
+  }
+  OpBuilder b(op);
+  Location loc = op->getLoc();
+  auto isDynamic = [](Value v, int64_t i) {
+    return cast<ShapedType>(v.getType()).isDynamicDim(i);
+  };
+  auto dim = [&](Value v, int64_t i) -> Value {
+    return memref::DimOp::create(b, loc, v, i);
+  };
+  auto cmp = [&](arith::CmpIPredicate p, Value x, Value y) -> Value {
+    return arith::CmpIOp::create(b, loc, p, x, y);
+  };
+  auto check = [&](Value holds, const Twine &what) {
+    cf::AssertOp::create(b, loc, holds,
+                         (op->getName().getStringRef() + ": " + what).str());
+  };
+  auto requireEqual = [&](Value x, Value y, int64_t i, StringRef what) {
+    if (isDynamic(x, i) || isDynamic(y, i))
+      check(cmp(arith::CmpIPredicate::eq, dim(x, i), dim(y, i)),
+            Twine(what) + " sizes differ");
+  };
+
+  Value q = queryLike.front(), k = keyLike.front();
+  for (Value x : llvm::drop_begin(queryLike)) {
+    requireEqual(x, q, 0, "batch");
+    requireEqual(x, q, 1, "query head");
+    requireEqual(x, q, 2, "query length");
+  }
+  // The caches: [num_pages, page_size, Hkv, D], with the batch in the page
+  // table and the lengths instead.
+  int64_t keyHeadDim = paged ? 2 : 1;
+  if (paged) {
+    requireEqual(paged.getPageTable(), q, 0, "batch");
+    requireEqual(paged.getSeqLens(), q, 0, "batch");
+    requireEqual(paged.getValueCache(), k, 0, "page count");
+    requireEqual(paged.getValueCache(), k, 1, "page size");
+    requireEqual(paged.getValueCache(), k, 2, "key/value head");
+  } else {
+    for (Value x : keyLike)
+      requireEqual(x, q, 0, "batch");
+    for (Value x : llvm::drop_begin(keyLike)) {
+      requireEqual(x, k, 1, "key/value head");
+      requireEqual(x, k, 2, "key length");
+    }
+    if (isDynamic(q, 2) || isDynamic(k, 2))
+      check(cmp(arith::CmpIPredicate::ule, dim(q, 2), dim(k, 2)),
+            "more queries than keys");
+  }
+  if (isDynamic(q, 1) || isDynamic(k, keyHeadDim)) {
+    // Query heads a multiple of key/value heads; none of either is valid.
+    Value queryHeads = dim(q, 1), keyHeads = dim(k, keyHeadDim);
+    Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+    Value one = arith::ConstantIndexOp::create(b, loc, 1);
+    Value rem = arith::RemUIOp::create(
+        b, loc, queryHeads, arith::MaxUIOp::create(b, loc, keyHeads, one));
+    Value grouped = arith::AndIOp::create(
+        b, loc, cmp(arith::CmpIPredicate::eq, rem, zero),
+        arith::OrIOp::create(b, loc,
+                             cmp(arith::CmpIPredicate::ne, keyHeads, zero),
+                             cmp(arith::CmpIPredicate::eq, queryHeads, zero)));
+    check(grouped, "query heads not a multiple of key/value heads");
+  }
+}
+
 namespace {
 struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
   using LowerSWBABase::LowerSWBABase;
 
-  HopperOptions hopperOptions() {
-    return HopperOptions{consumers, blockN, stages, overlapSoftmax, pingPong,
-                         gradKeyTile, gradQueryTile, gradStages,
-                         gradFusedDQ, gradPingPong};
+  LowerSWBAOptions options() {
+    LowerSWBAOptions o;
+    o.target = target;
+    o.tileQ = tileQ;
+    o.tileK = tileK;
+    o.chip = chip;
+    o.consumers = consumers;
+    o.blockN = blockN;
+    o.stages = stages;
+    o.overlapSoftmax = overlapSoftmax;
+    o.gradKeyTile = gradKeyTile;
+    o.gradQueryTile = gradQueryTile;
+    o.gradStages = gradStages;
+    o.gradFusedDQ = gradFusedDQ;
+    o.pingPong = pingPong;
+    o.gradPingPong = gradPingPong;
+    return o;
   }
 
   void runOnOperation() override {
     Operation *root = getOperation();
-    if (target != "cpu" && target != "gpu") {
-      root->emitError() << "--lower-swba: unsupported target '" << target
-                        << "' (supported: 'cpu', 'gpu')";
+    if (failed(verifyLowerSWBAOptions(
+            options(), [&](const Twine &message) {
+              root->emitError("--lower-swba: " + message);
+            })))
       return signalPassFailure();
-    }
-    if (blockN < 0 || stages < 0 || gradStages < 0) {
-      root->emitError()
-          << "--lower-swba: block-n, stages and grad-stages must be >= 0";
-      return signalPassFailure();
-    }
-    for (int64_t tile : {gradKeyTile.getValue(), gradQueryTile.getValue()})
-      if (tile != 0 && tile != 64 && tile != 128) {
-        root->emitError() << "--lower-swba: grad-key-tile and "
-                             "grad-query-tile must be 0, 64 or 128, got "
-                          << tile;
-        return signalPassFailure();
-      }
-    if (tileQ < 1 || tileK < 1) {
-      root->emitError() << "--lower-swba: tile sizes must be >= 1, got tile-q="
-                        << tileQ.getValue() << " tile-k=" << tileK.getValue();
-      return signalPassFailure();
-    }
 
     // Every op must be lowerable before anything is rewritten.
     bool gpu = target == "gpu";
@@ -75,19 +208,24 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
       if (gpu && failed(checkGPULowerable(op)))
         return WalkResult::interrupt();
       if (gpu && chip == "sm_90a" &&
-          (failed(checkHopperLowerable(op, hopperOptions())) ||
-           failed(checkHopperGradLowerable(op, hopperOptions()))))
+          (failed(checkHopperLowerable(op, options())) ||
+           failed(checkHopperGradLowerable(op, options()))))
         return WalkResult::interrupt();
       return WalkResult::advance();
     });
     if (unsupported.wasInterrupted())
       return signalPassFailure();
 
+    root->walk([](Operation *op) {
+      if (isa<AttentionOp, AttentionGradOp, PagedAttentionOp>(op))
+        emitDynamicSizeChecks(op);
+    });
+
     RewritePatternSet patterns(&getContext());
     if (gpu) {
       if (chip == "sm_90a") {
-        populateSWBAToGPUHopperPatterns(patterns, hopperOptions());
-        populateSWBAGradToGPUHopperPatterns(patterns, hopperOptions());
+        populateSWBAToGPUHopperPatterns(patterns, options());
+        populateSWBAGradToGPUHopperPatterns(patterns, options());
       }
       populateSWBAToGPUPatterns(patterns);
       populateSWBAGradToGPUPatterns(patterns);

@@ -1,7 +1,7 @@
 //===- LaunchContract.cpp - How the host launches a SWBA kernel -----------===//
 
 #include "LaunchContract.h"
-#include "HopperKernelBuilder.h"
+#include "Hopper/HopperKernelBuilder.h"
 
 #include "mlir/IR/BuiltinOps.h"
 

@@ -305,6 +305,112 @@ static void buildQueryGradKernel(GradKernel &gk, Value out, Value dq, Value sK,
   gk.storeRows(acc, dq, batch, head, warpRow, gk.queries, e.f32(scale));
 }
 
+/// The (query head, query tile) pairs a dK/dV workgroup meets, as one flat
+/// loop: pair t is query head h0 + t / tiles, query rows from begin + (t %
+/// tiles) * kTile, clipped to the reverse window's end.
+struct QueryTilePairs {
+  GradKernel &gk;
+  Value batch, h0, tiles;
+  RowRange queries;
+  Value sQ, sO, sLse, sDelta;
+
+  std::pair<Value, Value> pairOf(Value t) {
+    KernelBuilder &e = gk.e;
+    // Never divides by zero: there are no pairs when there are no tiles.
+    Value safeTiles = arith::MaxUIOp::create(e.b, tiles, e.idx(1));
+    Value head = e.add(h0, e.divIdx(t, safeTiles));
+    Value q0 = e.add(queries.begin,
+                     e.mul(arith::RemUIOp::create(e.b, t, safeTiles), kTile));
+    return std::pair{head, q0};
+  }
+
+  /// A pair's inputs, in registers: Q and dO chunks, then (threads below
+  /// kTile) the lse and delta of one row. `valid` false loads zeros.
+  SmallVector<Value> load(Value t, Value valid) {
+    KernelBuilder &e = gk.e;
+    auto [head, q0] = pairOf(t);
+    Value q1 = e.min(e.add(q0, e.idx(kTile)), queries.end);
+    Value rowEnd = e.select(valid, gk.queries, e.idx(0));
+    SmallVector<Value> regs =
+        e.loadTile(gk.q, batch, head, q0, rowEnd, kTile, gk.headDim);
+    regs.append(e.loadTile(gk.dout, batch, head, q0, rowEnd, kTile,
+                           gk.valueDim));
+    Value row = e.add(q0, e.threadId);
+    Value rowValid = e.select(valid, q1, e.idx(0));
+    regs.push_back(gk.loadRowValue(gk.lse, batch, head, row, rowValid));
+    regs.push_back(gk.loadRowValue(gk.delta, batch, head, row, rowValid));
+    return regs;
+  }
+
+  /// Puts what `load` brought into the shared Q, dO, lse and delta tiles.
+  void store(ArrayRef<Value> regs) {
+    KernelBuilder &e = gk.e;
+    int64_t qChunks = kTile * gk.headDim / kVec / kThreads;
+    e.storeTile(regs.take_front(qChunks), sQ, kTile, gk.headDim);
+    e.storeTile(regs.slice(qChunks, regs.size() - qChunks - 2), sO, kTile,
+                gk.valueDim);
+    Value first = arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult,
+                                        e.threadId, e.idx(kTile));
+    auto ifOp = scf::IfOp::create(e.b, first, /*withElseRegion=*/false);
+    OpBuilder::InsertionGuard guard(e.b);
+    e.b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
+    e.store(e.mulf(regs[regs.size() - 2], gk.log2e), sLse, {e.threadId});
+    e.store(regs.back(), sDelta, {e.threadId});
+  }
+};
+
+/// One pair's products in the dK/dV kernel: with the pair's Q, dO, lse and
+/// delta in shared memory, dV += P^T dO and dK += dS^T Q for the key rows
+/// of this warp (K and V as A fragments `kFrag`, `vFrag`).
+static void accumulatePair(GradKernel &gk, ArrayRef<Value> kFrag,
+                           ArrayRef<Value> vFrag, Value sQ, Value sO,
+                           Value sLse, Value sDelta, Value q0, Value q1,
+                           Value k0, Value k1, Value warpRow,
+                           SmallVector<Value> &dkAcc,
+                           SmallVector<Value> &dvAcc) {
+  KernelBuilder &e = gk.e;
+  // S^T = K Q^T (key rows, query columns).
+  SmallVector<Value> s = gk.maskScores(
+      gk.scores(kFrag, sQ, gk.headDim, gk.scaleLog2),
+      gk.isInterior(q0, q1, k0, k1), q1, k1,
+      [&](int64_t nt, int64_t r, int64_t c) {
+        return std::pair{
+            e.add(q0, e.add(e.mul(e.t, 2), e.idx(nt * 8 + c))),
+            e.add(warpRow, e.add(e.g, e.idx(8 * r)))};
+      });
+  // P^T, from each query column's lse.
+  SmallVector<Value> p;
+  SmallVector<Value> colDelta;
+  for (int64_t nt = 0; nt < kNTiles; ++nt) {
+    Value tile = s[nt];
+    for (int64_t c = 0; c < 2; ++c) {
+      Value col = e.add(e.mul(e.t, 2), e.idx(nt * 8 + c));
+      Value colLse = e.load(sLse, {col});
+      colDelta.push_back(e.load(sDelta, {col}));
+      for (int64_t r = 0; r < 2; ++r)
+        tile = e.insert(e.ex2(e.subf(e.extract(s[nt], r, c), colLse)),
+                        tile, r, c);
+    }
+    p.push_back(tile);
+  }
+  // dV += P^T dO.
+  gk.accumulate(dvAcc, p, sO);
+  // dS^T = P^T * (dP^T - delta), dP^T = V dO^T; dK += dS^T Q.
+  SmallVector<Value> dp = gk.scores(vFrag, sO, gk.valueDim, Value());
+  SmallVector<Value> ds;
+  for (int64_t nt = 0; nt < kNTiles; ++nt) {
+    Value tile = p[nt];
+    for (int64_t r = 0; r < 2; ++r)
+      for (int64_t c = 0; c < 2; ++c)
+        tile = e.insert(e.mulf(e.extract(p[nt], r, c),
+                               e.subf(e.extract(dp[nt], r, c),
+                                      colDelta[2 * nt + c])),
+                        tile, r, c);
+    ds.push_back(tile);
+  }
+  gk.accumulate(dkAcc, ds, sQ);
+}
+
 /// dK/dV kernel body. Arguments: q, k, v, dout, lse, delta, dk, dv; shared
 /// memory: a Q tile, a dO tile, the lse and delta of the Q tile's rows, and,
 /// when `sK`/`sV` are given, K and V tiles.
@@ -344,57 +450,25 @@ static void buildKeyValueGradKernel(GradKernel &gk, Value dk, Value dv,
     loadKVFragments();
   }
 
-  // Pair t: query head h0 + t / tiles, query rows from begin + (t % tiles)
-  // * kTile, clipped to the reverse window's end.
   RowRange queries = computeQueryWindow(e.b, e.b.getLoc(), gk.w, k0, k1,
                                         gk.posOffset, gk.queries);
   Value tiles = arith::CeilDivUIOp::create(
       e.b, e.sub(queries.end, queries.begin), e.idx(kTile));
   Value pairs = arith::MulIOp::create(e.b, tiles, gk.group);
-  Value h0 = arith::MulIOp::create(e.b, kvHead, gk.group);
-  auto pairOf = [&](Value t) {
-    // Never divides by zero: there are no pairs when there are no tiles.
-    Value safeTiles = arith::MaxUIOp::create(e.b, tiles, e.idx(1));
-    Value head = e.add(h0, e.divIdx(t, safeTiles));
-    Value q0 = e.add(queries.begin,
-                     e.mul(arith::RemUIOp::create(e.b, t, safeTiles), kTile));
-    return std::pair{head, q0};
-  };
-
-  // A pair's inputs, in registers: Q and dO chunks, then (threads below
-  // kTile) the lse and delta of one row. `valid` false loads zeros.
-  auto load = [&](Value t, Value valid) {
-    auto [head, q0] = pairOf(t);
-    Value q1 = e.min(e.add(q0, e.idx(kTile)), queries.end);
-    Value rowEnd = e.select(valid, gk.queries, e.idx(0));
-    SmallVector<Value> regs =
-        e.loadTile(gk.q, batch, head, q0, rowEnd, kTile, gk.headDim);
-    regs.append(e.loadTile(gk.dout, batch, head, q0, rowEnd, kTile,
-                           gk.valueDim));
-    Value row = e.add(q0, e.threadId);
-    Value rowValid = e.select(valid, q1, e.idx(0));
-    regs.push_back(gk.loadRowValue(gk.lse, batch, head, row, rowValid));
-    regs.push_back(gk.loadRowValue(gk.delta, batch, head, row, rowValid));
-    return regs;
-  };
-  int64_t qChunks = kTile * gk.headDim / kVec / kThreads;
-  auto store = [&](ArrayRef<Value> regs) {
-    e.storeTile(regs.take_front(qChunks), sQ, kTile, gk.headDim);
-    e.storeTile(regs.slice(qChunks, regs.size() - qChunks - 2), sO, kTile,
-                gk.valueDim);
-    Value first = arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult,
-                                        e.threadId, e.idx(kTile));
-    auto ifOp = scf::IfOp::create(e.b, first, /*withElseRegion=*/false);
-    OpBuilder::InsertionGuard guard(e.b);
-    e.b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
-    e.store(e.mulf(regs[regs.size() - 2], gk.log2e), sLse, {e.threadId});
-    e.store(regs.back(), sDelta, {e.threadId});
-  };
+  QueryTilePairs qt{gk,
+                    batch,
+                    arith::MulIOp::create(e.b, kvHead, gk.group),
+                    tiles,
+                    queries,
+                    sQ,
+                    sO,
+                    sLse,
+                    sDelta};
   auto lessThan = [&](Value x, Value y) {
     return arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, x, y);
   };
   if (prefetch)
-    store(load(e.idx(0), lessThan(e.idx(0), pairs)));
+    qt.store(qt.load(e.idx(0), lessThan(e.idx(0), pairs)));
 
   int64_t nDk = gk.headDim / 8, nDv = gk.valueDim / 8;
   SmallVector<Value> init(nDk + nDv, e.zeroAcc());
@@ -402,62 +476,24 @@ static void buildKeyValueGradKernel(GradKernel &gk, Value dk, Value dv,
       e.idx(0), pairs, 1, init, [&](Value t, ValueRange iter) {
         SmallVector<Value> dkAcc(iter.take_front(nDk));
         SmallVector<Value> dvAcc(iter.drop_front(nDk));
-        auto [head, q0] = pairOf(t);
+        auto [head, q0] = qt.pairOf(t);
         Value q1 = e.min(e.add(q0, e.idx(kTile)), queries.end);
         gpu::BarrierOp::create(e.b);
         SmallVector<Value> next;
         if (prefetch) {
           Value tNext = e.add(t, e.idx(1));
-          next = load(tNext, lessThan(tNext, pairs));
+          next = qt.load(tNext, lessThan(tNext, pairs));
           loadKVFragments();
         } else {
-          store(load(t, lessThan(t, pairs)));
+          qt.store(qt.load(t, lessThan(t, pairs)));
           gpu::BarrierOp::create(e.b);
         }
 
-        // S^T = K Q^T (key rows, query columns).
-        SmallVector<Value> s = gk.maskScores(
-            gk.scores(kFrag, sQ, gk.headDim, gk.scaleLog2),
-            gk.isInterior(q0, q1, k0, k1), q1, k1,
-            [&](int64_t nt, int64_t r, int64_t c) {
-              return std::pair{
-                  e.add(q0, e.add(e.mul(e.t, 2), e.idx(nt * 8 + c))),
-                  e.add(warpRow, e.add(e.g, e.idx(8 * r)))};
-            });
-        // P^T, from each query column's lse.
-        SmallVector<Value> p;
-        SmallVector<Value> colDelta;
-        for (int64_t nt = 0; nt < kNTiles; ++nt) {
-          Value tile = s[nt];
-          for (int64_t c = 0; c < 2; ++c) {
-            Value col = e.add(e.mul(e.t, 2), e.idx(nt * 8 + c));
-            Value colLse = e.load(sLse, {col});
-            colDelta.push_back(e.load(sDelta, {col}));
-            for (int64_t r = 0; r < 2; ++r)
-              tile = e.insert(e.ex2(e.subf(e.extract(s[nt], r, c), colLse)),
-                              tile, r, c);
-          }
-          p.push_back(tile);
-        }
-        // dV += P^T dO.
-        gk.accumulate(dvAcc, p, sO);
-        // dS^T = P^T * (dP^T - delta), dP^T = V dO^T; dK += dS^T Q.
-        SmallVector<Value> dp = gk.scores(vFrag, sO, gk.valueDim, Value());
-        SmallVector<Value> ds;
-        for (int64_t nt = 0; nt < kNTiles; ++nt) {
-          Value tile = p[nt];
-          for (int64_t r = 0; r < 2; ++r)
-            for (int64_t c = 0; c < 2; ++c)
-              tile = e.insert(e.mulf(e.extract(p[nt], r, c),
-                                     e.subf(e.extract(dp[nt], r, c),
-                                            colDelta[2 * nt + c])),
-                              tile, r, c);
-          ds.push_back(tile);
-        }
-        gk.accumulate(dkAcc, ds, sQ);
+        accumulatePair(gk, kFrag, vFrag, sQ, sO, sLse, sDelta, q0, q1, k0, k1,
+                       warpRow, dkAcc, dvAcc);
         if (prefetch) {
           gpu::BarrierOp::create(e.b);
-          store(next);
+          qt.store(next);
         }
         SmallVector<Value> nextAcc(dkAcc);
         nextAcc.append(dvAcc);

@@ -39,7 +39,10 @@ struct PagedAttentionOpToLoops : public OpRewritePattern<PagedAttentionOp> {
     s.batch = e.dim(q, 0);
     s.queryHeads = e.dim(q, 1);
     s.queries = e.dim(q, 2);
-    s.groupSize = e.divIdx(s.queryHeads, e.dim(kc, 2));
+    // Dividing by at least 1 keeps a dynamic Hkv of 0 (then Hq is 0 too, as
+    // --lower-swba asserts) from trapping.
+    s.groupSize = e.divIdx(s.queryHeads,
+                           arith::MaxUIOp::create(e.b, e.dim(kc, 2), e.idx(1)));
     s.headDim = cast<ShapedType>(q.getType()).getDimSize(3);
     s.valueDim = cast<ShapedType>(vc.getType()).getDimSize(3);
     s.window = {static_cast<int64_t>(op.getBlockSize()),

@@ -32,7 +32,12 @@ static AttentionShape getShape(LoopEmitter &e, OpTy op) {
   s.queryHeads = e.dim(op.getQuery(), 1);
   s.queries = e.dim(op.getQuery(), 2);
   s.keys = e.dim(op.getKey(), 2);
-  s.groupSize = e.divIdx(s.queryHeads, e.dim(op.getKey(), 1));
+  // No key/value heads means no query heads either (the verifier's rule
+  // for static sizes); dividing by at least 1 keeps that case from
+  // trapping.
+  Value keyHeads =
+      arith::MaxUIOp::create(e.b, e.dim(op.getKey(), 1), e.idx(1));
+  s.groupSize = e.divIdx(s.queryHeads, keyHeads);
   s.posOffset = e.sub(s.keys, s.queries);
   s.headDim = cast<ShapedType>(op.getQuery().getType()).getDimSize(3);
   s.valueDim = cast<ShapedType>(op.getValue().getType()).getDimSize(3);
@@ -47,8 +52,12 @@ static AttentionShape getShape(LoopEmitter &e, OpTy op) {
 /// matters to the frames, and rows before the sequence start are skipped.
 static void setKeyOffset(LoopEmitter &e, AttentionShape &s, Value keyOffset) {
   Value bs = e.idx(s.window.blockSize);
+  // keyOffset mod bs in [0, bs); (rem + bs) % bs would wrap for block
+  // sizes near 2^63.
   Value rem = arith::RemSIOp::create(e.b, keyOffset, bs);
-  s.keyPhase = arith::RemSIOp::create(e.b, e.add(rem, bs), bs);
+  Value negative =
+      arith::CmpIOp::create(e.b, arith::CmpIPredicate::slt, rem, e.idx(0));
+  s.keyPhase = e.select(negative, e.add(rem, bs), rem);
   s.posOffset = e.add(s.posOffset, s.keyPhase);
   s.firstKey =
       arith::MaxSIOp::create(e.b, e.sub(e.idx(0), keyOffset), e.idx(0));

@@ -217,6 +217,24 @@ func.func @gqa_not_multiple(%q: memref<1x6x8x16xf32>, %k: memref<1x4x8x16xf32>) 
 
 // -----
 
+// Zero key/value heads under query heads: the verifier used to divide by the
+// key/value head count.
+func.func @zero_kv_heads(%q: memref<1x3x8x16xf32>, %k: memref<1x0x8x16xf32>) {
+  // expected-error @+1 {{query heads (3) must be a multiple of key/value heads (0)}}
+  swba.attention ins(%q, %k, %k : memref<1x3x8x16xf32>, memref<1x0x8x16xf32>, memref<1x0x8x16xf32>) outs(%q : memref<1x3x8x16xf32>) block_size = 4 window = 1
+  return
+}
+
+// -----
+
+func.func @zero_head_dim(%q: memref<1x2x8x0xf32>, %v: memref<1x2x8x16xf32>) {
+  // expected-error @+1 {{head dim of 'query' (dim 3) must be >= 1, got 0}}
+  swba.attention ins(%q, %q, %v : memref<1x2x8x0xf32>, memref<1x2x8x0xf32>, memref<1x2x8x16xf32>) outs(%v : memref<1x2x8x16xf32>) block_size = 4 window = 1
+  return
+}
+
+// -----
+
 func.func @more_queries_than_keys(%q: memref<1x2x16x16xf32>, %k: memref<1x2x8x16xf32>) {
   // expected-error @+1 {{query length (16) must not exceed key length (8): positions are bottom-right aligned}}
   swba.attention ins(%q, %k, %k : memref<1x2x16x16xf32>, memref<1x2x8x16xf32>, memref<1x2x8x16xf32>) outs(%q : memref<1x2x16x16xf32>) block_size = 4 window = 1

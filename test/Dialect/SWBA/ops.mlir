@@ -85,3 +85,11 @@ func.func @key_offset(%q: tensor<1x8x512x64xbf16>, %k: tensor<1x8x896x64xbf16>,
                       key_offset = %off scale = 0.125 -> tensor<1x8x512x64xbf16>
   return %r : tensor<1x8x512x64xbf16>
 }
+
+// Zero heads of each kind is an empty but valid op (0 is a multiple of 0).
+// CHECK-LABEL: func @zero_heads
+func.func @zero_heads(%q: memref<1x0x8x16xf32>) {
+  // CHECK: swba.attention ins({{.*}} : memref<1x0x8x16xf32>, memref<1x0x8x16xf32>, memref<1x0x8x16xf32>) outs({{.*}}) block_size = 4 window = 1
+  swba.attention ins(%q, %q, %q : memref<1x0x8x16xf32>, memref<1x0x8x16xf32>, memref<1x0x8x16xf32>) outs(%q : memref<1x0x8x16xf32>) block_size = 4 window = 1
+  return
+}

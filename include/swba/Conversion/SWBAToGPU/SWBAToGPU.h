@@ -3,9 +3,10 @@
 #ifndef SWBA_CONVERSION_SWBATOGPU_SWBATOGPU_H
 #define SWBA_CONVERSION_SWBATOGPU_SWBATOGPU_H
 
-#include "mlir/Support/LLVM.h"
+#include "swba/Conversion/Passes.h"
 
 #include "mlir/IR/Operation.h"
+#include "mlir/Support/LLVM.h"
 
 namespace mlir {
 class RewritePatternSet;
@@ -17,35 +18,11 @@ namespace swba {
 /// new gpu.module of the enclosing module.
 void populateSWBAToGPUPatterns(RewritePatternSet &patterns);
 
-/// Tile choices of the sm_90a forward kernel; 0 picks the per-head-dim
-/// default (see SWBAToGPUHopper.cpp for the reasons).
-struct HopperOptions {
-  /// Consumer warpgroups of 64 query rows (2 or 3; 0: per head dim).
-  int64_t consumers = 0;
-  int64_t blockN = 0;
-  int64_t stages = 0;
-  /// Run the softmax of S_j while P_{j-1} V_{j-1} is on the tensor cores.
-  bool overlapSoftmax = true;
-  /// With overlapSoftmax: the consumer warpgroups take turns issuing
-  /// their products (named barriers), each one's softmax under the others'
-  /// products.
-  bool pingPong = true;
-  /// Backward: keys per K/V tile of the dQ kernel and query rows per Q/dO
-  /// tile of the dK/dV kernel (64 or 128; 0: per head dim).
-  int64_t gradKeyTile = 0;
-  int64_t gradQueryTile = 0;
-  /// Backward: tiles in flight in both kernels (0: 2).
-  int64_t gradStages = 0;
-  /// Backward: the dK/dV kernel also adds dQ up, with TMA reduce-adds into
-  /// an f32 buffer (five products instead of seven; not bitwise
-  /// reproducible), instead of the separate dQ kernel that recomputes S
-  /// and dP.
-  bool gradFusedDQ = false;
-  /// Backward: the two consumers of the dQ and dK/dV kernels take turns
-  /// issuing their products (the grad-fused-dq kernel always does: its dQ
-  /// product reads the other consumer's dS).
-  bool gradPingPong = false;
-};
+/// The sm_90a kernels' tile choices are --lower-swba's options (consumers,
+/// block-n, stages, overlap-softmax, ping-pong and the grad-* ones, declared
+/// in Passes.td); 0 picks the per-head-dim default
+/// (lib/Conversion/SWBAToGPU/Hopper/Tiling.h gives the reasons).
+using HopperOptions = LowerSWBAOptions;
 
 /// Patterns that rewrite memref-form `swba.attention` with head dims 64 or
 /// 128 into a gpu.launch_func of an sm_90a kernel: warp-specialized, K/V

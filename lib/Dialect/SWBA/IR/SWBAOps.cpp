@@ -54,7 +54,7 @@ static LogicalResult verifyElementType(Operation *op, const NamedOperand &x,
 }
 
 /// Checks that dimension `ai` of `a` equals dimension `bi` of `b` when both
-/// are static; dynamic sizes are checked by the lowering at run time.
+/// are static; --lower-swba asserts dynamic ones at run time.
 /// `what` names the size in the diagnostic.
 static LogicalResult verifySizeMatch(Operation *op, StringRef what,
                                      const NamedOperand &a, unsigned ai,
@@ -154,6 +154,10 @@ verifyAttentionCore(Operation *op, NamedOperand q, NamedOperand k,
                              << "' element type must be f32, got "
                              << lse->type.getElementType();
 
+  // The default scale is 1/sqrt(D): a zero head dim has none.
+  if (q.type.getDimSize(3) == 0)
+    return op->emitOpError() << "head dim of '" << q.name
+                             << "' (dim 3) must be >= 1, got 0";
   if (failed(verifyStaticHeadDim(op, q)) ||
       failed(verifyStaticHeadDim(op, k)) ||
       failed(verifyStaticHeadDim(op, v)) ||
@@ -176,9 +180,11 @@ verifyAttentionCore(Operation *op, NamedOperand q, NamedOperand k,
       if (failed(verifyDimMatch(op, *lse, i, q, i)))
         return failure();
 
+  // Zero heads of each is an empty op; zero key/value heads under some
+  // query heads leaves those heads nothing to read.
   int64_t hq = q.type.getDimSize(1), hkv = k.type.getDimSize(1);
   if (!ShapedType::isDynamic(hq) && !ShapedType::isDynamic(hkv) &&
-      hq % hkv != 0)
+      (hkv == 0 ? hq != 0 : hq % hkv != 0))
     return op->emitOpError() << "query heads (" << hq
                              << ") must be a multiple of key/value heads ("
                              << hkv << ")";

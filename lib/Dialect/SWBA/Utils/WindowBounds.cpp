@@ -44,13 +44,19 @@ RowRange mlir::swba::computeKeyWindow(OpBuilder &b, Location loc, BlockWindow w,
   Value lowFrame =
       m.sub(m.max(firstFrame, m.c(w.window - 1)), m.c(w.window - 1));
   Value begin = m.mul(lowFrame, w.blockSize);
-  Value end = m.mul(m.add(lastFrame, m.c(1)), w.blockSize);
+  // min((lastFrame + 1) * bs, end of the keys) as lastFrameStart +
+  // min(bs, keysEnd - lastFrameStart): the product would wrap for block
+  // sizes near 2^63.
+  Value keysEnd = m.keyPos(nk, keyPhase);
+  Value lastFrameStart = m.mul(lastFrame, w.blockSize);
+  Value end = m.add(lastFrameStart,
+                    m.min(m.c(w.blockSize), m.sub(keysEnd, lastFrameStart)));
   if (keyPhase) {
     // Positions to rows; key row 0 sits at position keyPhase.
     begin = m.sub(m.max(begin, keyPhase), keyPhase);
     end = m.sub(end, keyPhase);
   }
-  return {begin, m.min(end, nk)};
+  return {begin, end};
 }
 
 RowRange mlir::swba::computeQueryWindow(OpBuilder &b, Location loc,
@@ -61,8 +67,18 @@ RowRange mlir::swba::computeQueryWindow(OpBuilder &b, Location loc,
   Value firstFrame = m.frame(m.keyPos(k0, keyPhase), w.blockSize);
   Value lastFrame = m.frame(m.sub(m.keyPos(k1, keyPhase), m.c(1)), w.blockSize);
   // Query positions [firstFrame * bs, (lastFrame + window) * bs), as rows.
+  // (lastFrame + window) * bs wraps around 2^64 for large windows or block
+  // sizes: the window is first clipped to the frames that hold query
+  // positions (below nq + posOffset), so that every term stays below twice
+  // that.
   Value posBegin = m.mul(firstFrame, w.blockSize);
-  Value posEnd = m.mul(m.add(lastFrame, m.c(w.window)), w.blockSize);
+  Value lastFrameStart = m.mul(lastFrame, w.blockSize);
+  Value positionsLeft = m.sub(m.add(nq, posOffset), lastFrameStart);
+  Value framesLeft =
+      m.add(m.frame(m.sub(positionsLeft, m.c(1)), w.blockSize), m.c(1));
+  Value frames = m.min(framesLeft, m.c(w.window));
+  Value posEnd = m.add(lastFrameStart,
+                       m.min(m.mul(frames, w.blockSize), positionsLeft));
   Value begin = m.sub(m.max(posBegin, posOffset), posOffset);
   Value end = m.sub(m.max(posEnd, posOffset), posOffset);
   return {m.min(begin, nq), m.min(end, nq)};

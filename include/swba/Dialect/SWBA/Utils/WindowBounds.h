@@ -15,6 +15,10 @@
 // the block size, which keeps the frames of a shard's rows those of the
 // whole sequence. A null keyPhase emits no arithmetic for it.
 //
+// Block sizes and windows may be anything up to 2^63 - 1: no intermediate
+// value exceeds max(2 (Nk + keyPhase), block size), so the index arithmetic
+// never wraps.
+//
 //===----------------------------------------------------------------------===//
 
 #ifndef SWBA_DIALECT_SWBA_UTILS_WINDOWBOUNDS_H
@@ -38,14 +42,14 @@ struct BlockWindow {
 
 /// Keys that some query of the query rows [q0, q1) can see: the frames
 /// frame(first query) - window + 1 .. frame(last query), clipped to [0, nk).
-/// Requires q0 < q1.
+/// Requires q0 < q1 <= Nq.
 RowRange computeKeyWindow(OpBuilder &b, Location loc, BlockWindow w, Value q0,
                           Value q1, Value posOffset, Value nk,
                           Value keyPhase = {});
 
 /// Queries that some key of the key rows [k0, k1) is seen by (the reverse
 /// window): the query frames frame(k0) .. frame(k1 - 1) + window - 1, clipped
-/// to [0, nq). Requires k0 < k1; the range may be empty.
+/// to [0, nq). Requires k0 < k1 <= Nk; the range may be empty.
 RowRange computeQueryWindow(OpBuilder &b, Location loc, BlockWindow w, Value k0,
                             Value k1, Value posOffset, Value nq,
                             Value keyPhase = {});

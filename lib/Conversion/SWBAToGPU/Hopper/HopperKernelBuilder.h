@@ -1,18 +1,21 @@
-//===- HopperKernelBuilder.h - Building blocks of the sm_90a kernels -*- C++ -*-===//
+//===- HopperKernelBuilder.h - sm_90a building blocks ----------*- C++ -*-===//
 //
-// Internal to lib/Conversion/SWBAToGPU: what the warp-specialized TMA +
-// wgmma kernels (forward and backward) share: constants of the layout
-// (128B-swizzled 64-column TMA boxes), wgmma descriptors and products, the
-// register fences that keep ptxas from serializing wgmmas, mbarriers, the
-// extern shared-memory buffer and the host-side tensor maps. The layouts
-// and the reasons are in docs/DESIGN.md (section 3).
+// Internal to lib/Conversion/SWBAToGPU/Hopper: what the warp-specialized
+// TMA + wgmma kernels (forward and backward) share: constants of the layout
+// (128B-swizzled 64-column TMA boxes), wgmma descriptors, fragments and
+// products, the register fences that keep ptxas from serializing wgmmas,
+// mbarrier operations, the extern shared-memory buffer, and the kernel and
+// host-side tensor maps. The barrier protocols built on it are in
+// Producer.h (StageRing) and Consumer.h (TurnTaking). The layouts and the
+// reasons are in docs/DESIGN.md
+// (section 3).
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef SWBA_LIB_CONVERSION_SWBATOGPU_HOPPERKERNELBUILDER_H
-#define SWBA_LIB_CONVERSION_SWBATOGPU_HOPPERKERNELBUILDER_H
+#ifndef SWBA_LIB_CONVERSION_SWBATOGPU_HOPPER_HOPPERKERNELBUILDER_H
+#define SWBA_LIB_CONVERSION_SWBATOGPU_HOPPER_HOPPERKERNELBUILDER_H
 
-#include "KernelBuilder.h"
+#include "../KernelBuilder.h"
 #include "swba/Dialect/SWBA/Utils/WindowBounds.h"
 
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
@@ -114,14 +117,13 @@ public:
   Value sharedBuffer(int64_t bytes) {
     auto space = gpu::AddressSpaceAttr::get(
         b.getContext(), gpu::GPUDialect::getWorkgroupAddressSpace());
-    auto globalType = MemRefType::get({0}, b.getI8Type(),
-                                      MemRefLayoutAttrInterface(), space);
+    auto globalType =
+        MemRefType::get({0}, b.getI8Type(), MemRefLayoutAttrInterface(), space);
     Value global = memref::GetGlobalOp::create(b, globalType, "swba_smem");
     auto bufType = MemRefType::get({bytes}, b.getI8Type(),
                                    MemRefLayoutAttrInterface(), space);
-    buffer = memref::ReinterpretCastOp::create(b, bufType, global, 0,
-                                               ArrayRef<int64_t>{bytes},
-                                               ArrayRef<int64_t>{1});
+    buffer = memref::ReinterpretCastOp::create(
+        b, bufType, global, 0, ArrayRef<int64_t>{bytes}, ArrayRef<int64_t>{1});
     return buffer;
   }
   /// The 14-bit start-address field (address >> 4) of a wgmma descriptor
@@ -158,9 +160,7 @@ public:
     NVVM::FenceMbarrierInitOp::create(b);
     gpu::BarrierOp::create(b);
   }
-  Value i1(bool v) {
-    return arith::ConstantIntOp::create(b, b.getI1Type(), v);
-  }
+  Value i1(bool v) { return arith::ConstantIntOp::create(b, b.getI1Type(), v); }
 
   /// Splits the workgroup into roles: warpgroup 0, the producer, drops to
   /// kProducerRegisters and runs `produce` in its thread 0; the other
@@ -204,9 +204,9 @@ public:
   /// query rowBase + 8 h, key k0 + 8 jn + 2 t + c) over keys [k0, k1) of
   /// `blockN`, masked element-wise unless the tile is full and every query
   /// of [q0, q1) sees it whole.
-  SmallVector<Value> maskScores(ArrayRef<Value> s, BlockWindow w,
-                                Value rowBase, Value q0, Value q1, Value k0,
-                                Value k1, int64_t blockN, Value posOffset) {
+  SmallVector<Value> maskScores(ArrayRef<Value> s, BlockWindow w, Value rowBase,
+                                Value q0, Value q1, Value k0, Value k1,
+                                int64_t blockN, Value posOffset) {
     Location loc = b.getLoc();
     Value interior = arith::AndIOp::create(
         b,
@@ -254,18 +254,17 @@ public:
   /// program order with the wgmma fences and waits) that returns one value
   /// of each of `resultTypes`, as a struct the values are taken out of.
   SmallVector<Value> sideEffectAsm(TypeRange resultTypes, ValueRange operands,
-                                   StringRef asmString,
-                                   StringRef constraints) {
-    auto type = LLVM::LLVMStructType::getLiteral(
-        b.getContext(), llvm::to_vector(resultTypes));
-    Value result = LLVM::InlineAsmOp::create(
-                       b, type, operands, asmString, constraints,
-                       /*has_side_effects=*/true, /*is_align_stack=*/false,
-                       LLVM::tailcallkind::TailCallKind::None,
-                       LLVM::AsmDialectAttr::get(b.getContext(),
-                                                 LLVM::AsmDialect::AD_ATT),
-                       /*operand_attrs=*/ArrayAttr())
-                       .getResult(0);
+                                   StringRef asmString, StringRef constraints) {
+    auto type = LLVM::LLVMStructType::getLiteral(b.getContext(),
+                                                 llvm::to_vector(resultTypes));
+    Value result =
+        LLVM::InlineAsmOp::create(
+            b, type, operands, asmString, constraints,
+            /*has_side_effects=*/true, /*is_align_stack=*/false,
+            LLVM::tailcallkind::TailCallKind::None,
+            LLVM::AsmDialectAttr::get(b.getContext(), LLVM::AsmDialect::AD_ATT),
+            /*operand_attrs=*/ArrayAttr())
+            .getResult(0);
     SmallVector<Value> out;
     for (int64_t i = 0, e = resultTypes.size(); i < e; ++i)
       out.push_back(LLVM::ExtractValueOp::create(b, result, i));
@@ -325,12 +324,12 @@ public:
     auto op = [&](int64_t i) { return "$" + std::to_string(2 * nd + i); };
     // The scale-d operand is a predicate in PTX; it is always true here (O
     // accumulates; its first tile adds to zeros).
-    std::string asmString =
-        "{ .reg .pred p; setp.ne.b32 p, 1, 0; "
-        "wgmma.mma_async.sync.aligned.m64n" + std::to_string(n) +
-        "k16.f32." + type + "." + type + " {" + dregs + "}, {" + op(0) +
-        ", " + op(1) + ", " + op(2) + ", " + op(3) + "}, " + op(4) +
-        ", p, 1, 1, 1; }";
+    std::string asmString = "{ .reg .pred p; setp.ne.b32 p, 1, 0; "
+                            "wgmma.mma_async.sync.aligned.m64n" +
+                            std::to_string(n) + "k16.f32." + type + "." + type +
+                            " {" + dregs + "}, {" + op(0) + ", " + op(1) +
+                            ", " + op(2) + ", " + op(3) + "}, " + op(4) +
+                            ", p, 1, 1, 1; }";
     SmallVector<Value> operands(d);
     operands.append(a.begin(), a.end());
     operands.push_back(descB);
@@ -347,117 +346,72 @@ public:
         b, VectorType::get({1}, b.getI32Type()), pair);
     return vector::ExtractOp::create(b, reg, ArrayRef<int64_t>{0});
   }
-};
 
-/// The mbarriers of a warp-specialized kernel: slot 0 for what is loaded
-/// once, then for each of two streamed operands (0 and 1) a ring of
-/// `stages` "full" slots (one arrival, the producer's, plus the TMA bytes)
-/// and `stages` "empty" slots (one arrival per consumer warp). Tile j uses
-/// stage j % stages; its phase parity is (j / stages) % 2. The producer
-/// waits on an empty slot with the opposite parity, which a fresh barrier
-/// passes at once.
-struct StageRing {
-  HopperKernelBuilder &e;
-  int64_t stages;
+  /// Offset, in the 16-byte units of a descriptor's start address, of k16
+  /// slice `kk` of a K-major operand whose boxes have `rows` rows: slice kk
+  /// lies in 64-column block kk / 4, 32 bytes further per slice inside a
+  /// block.
+  static int64_t kMajorSlice(int64_t rows, int64_t kk) {
+    int64_t cb = kk / 4, within = (kk % 4) * 32;
+    return (cb * rows * kBoxRowBytes + within) / 16;
+  }
+  /// The descriptors of the first `slices` k16 slices of an MN-major
+  /// operand that `desc` describes: a k16 slice is 16 rows (2048 bytes);
+  /// the operand's 64-column blocks are the descriptor's leading byte
+  /// offset apart.
+  SmallVector<Value> mnMajorSlices(Value desc, int64_t slices) {
+    SmallVector<Value> descriptors;
+    for (int64_t kk = 0; kk < slices; ++kk)
+      descriptors.push_back(add(desc, i64(kk * 16 * kBoxRowBytes / 16)));
+    return descriptors;
+  }
 
-  static constexpr int64_t once = 0;
-  static int64_t countFor(int64_t stages) { return 1 + 4 * stages; }
-  int64_t count() const { return countFor(stages); }
-  int64_t full(int64_t operand) const { return 1 + operand * stages; }
-  int64_t empty(int64_t operand) const { return 1 + (2 + operand) * stages; }
-
-  Value stage(Value j) {
-    return arith::RemUIOp::create(e.b, j, e.idx(stages));
+  /// Values in the accumulator layout (register 4 jn + 2 h + c: row 8 h,
+  /// column 8 jn + 2 t + c) of `columns` columns as register-A fragments,
+  /// four 32-bit registers a k16 slice: slice kk takes n8 blocks 2 kk and
+  /// 2 kk + 1 (the m16n8k16 A pairing per warp).
+  SmallVector<Value> packAFragments(ArrayRef<Value> values, int64_t columns) {
+    SmallVector<Value> frags;
+    for (int64_t kk = 0; kk < columns / 16; ++kk) {
+      int64_t j0 = 4 * (2 * kk), j1 = 4 * (2 * kk + 1);
+      for (int64_t r : {j0, j0 + 2, j1, j1 + 2})
+        frags.push_back(packPair(values[r], values[r + 1]));
+    }
+    return frags;
   }
-  Value phase(Value j) {
-    Value round = e.divIdx(j, e.idx(stages));
-    return arith::TruncIOp::create(
-        e.b, e.b.getI1Type(),
-        e.toI64(arith::RemUIOp::create(e.b, round, e.idx(2))));
+  /// acc (n/2 f32 a thread) += A B, one register-A wgmma per k16 slice:
+  /// A from `frags` (packAFragments), B from `descs` (one a slice).
+  SmallVector<Value> rsMmaSlices(SmallVector<Value> acc, ArrayRef<Value> frags,
+                                 ArrayRef<Value> descs, int64_t n) {
+    for (int64_t kk = 0, e = descs.size(); kk < e; ++kk)
+      acc = rsMma(acc, frags.slice(4 * kk, 4), descs[kk], n);
+    return acc;
   }
-  Value slot(int64_t first, Value j) { return e.add(stage(j), e.idx(first)); }
-
-  void init(int64_t consumerWarps, Value isThread0) {
-    SmallVector<int64_t> counts;
-    for (int64_t i = 0; i < count(); ++i)
-      counts.push_back(i < empty(0) ? 1 : consumerWarps);
-    e.initBarriers(counts, isThread0);
-  }
-  /// Producer: once stage(j) of `operand` is free, loads rows [row, row +
-  /// rows) x [0, width) of `plane` into it (`firstOffset` + stage(j) *
-  /// `stageBytes` bytes into the buffer).
-  void produce(int64_t operand, Value j, Value map, int64_t stageBytes,
-               int64_t firstOffset, int64_t rows, int64_t width, Value row,
-               Value plane) {
-    e.waitParity(slot(empty(operand), j),
-                 arith::XOrIOp::create(e.b, phase(j), e.i1(true)));
-    Value s = slot(full(operand), j);
-    nvgpu::MBarrierArriveExpectTxOp::create(e.b, e.bars, e.idx(stageBytes), s,
-                                            Value());
-    e.loadBoxes(map, s, e.add(e.idx(firstOffset), e.mul(stage(j), stageBytes)),
-                rows, width, row, plane);
-  }
-  /// Consumer: waits until tile j of `operand` has landed.
-  void waitFull(int64_t operand, Value j) {
-    e.waitParity(slot(full(operand), j), phase(j));
-  }
-  /// Consumer: stage(j) of `operand` may be refilled (one arrival a warp).
-  void release(int64_t operand, Value j, Value isLane0) {
-    e.when(isLane0, [&] { e.arrive(slot(empty(operand), j)); });
-  }
-};
-
-/// Ping-pong among `consumers` consumer warpgroups, round robin: consumer c
-/// waits on named barrier c + 1 and passes the turn to barrier
-/// (c + 1) % consumers + 1 (256 threads each: the waiting warpgroup and the
-/// one passing). A warpgroup issues its products (`take` ... `pass`) only
-/// after the one before it has issued its own, so one warpgroup's
-/// element-wise work runs while the others' products keep the tensor cores
-/// busy. Consumer 0 goes first; all must take the same number of turns.
-/// Disabled, `take` and `pass` emit nothing.
-struct TurnTaking {
-  HopperKernelBuilder &e;
-  bool enabled;
-  Value mine, other, pair;
-
-  TurnTaking(HopperKernelBuilder &e, Value consumer, int64_t consumers,
-             bool enabled)
-      : e(e), enabled(enabled) {
-    if (!enabled)
-      return;
-    Type i32 = e.b.getI32Type();
-    mine = arith::IndexCastOp::create(e.b, i32, e.add(consumer, e.idx(1)));
-    other = arith::IndexCastOp::create(
-        e.b, i32,
-        e.add(e.rem(e.add(consumer, e.idx(1)), consumers), e.idx(1)));
-    pair = e.constI32(2 * kWarpgroupThreads);
-    e.when(e.eq(consumer, consumers - 1), [&] { pass(); });
-  }
-  void take() {
-    if (!enabled)
-      return;
-    NVVM::BarrierOp::create(e.b, e.b.getLoc(), Type(), mine, pair,
-                            NVVM::BarrierReductionAttr(), Value());
-  }
-  void pass() {
-    if (!enabled)
-      return;
-    NVVM::BarrierArriveOp::create(e.b, e.b.getLoc(), other, pair);
+  /// The struct of f32 that a shared-memory wgmma accumulates into, holding
+  /// `values` (zeroRegisters' zeros).
+  Value accumulatorOf(ArrayRef<Value> values) {
+    int64_t n = values.size();
+    auto type = LLVM::LLVMStructType::getLiteral(
+        b.getContext(), SmallVector<Type>(n, b.getF32Type()));
+    Value acc = LLVM::PoisonOp::create(b, type);
+    for (int64_t i = 0; i < n; ++i)
+      acc = LLVM::InsertValueOp::create(b, acc, values[i], i);
+    return acc;
   }
 };
 
 /// A TMA descriptor type: boxes of [1][rows][128 bytes] (64 16-bit
 /// elements, 32 f32), 128B swizzle, zeros out of bounds.
 inline nvgpu::TensorMapDescriptorType tensorMapType(Type elementType,
-                                                     int64_t rows) {
+                                                    int64_t rows) {
   MLIRContext *ctx = elementType.getContext();
   auto smemSpace = gpu::AddressSpaceAttr::get(
       ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
   int64_t cols = kBoxRowBytes * 8 / elementType.getIntOrFloatBitWidth();
   return nvgpu::TensorMapDescriptorType::get(
       ctx,
-      MemRefType::get({1, rows, cols}, elementType,
-                      MemRefLayoutAttrInterface(), smemSpace),
+      MemRefType::get({1, rows, cols}, elementType, MemRefLayoutAttrInterface(),
+                      smemSpace),
       nvgpu::TensorMapSwizzleKind::SWIZZLE_128B,
       nvgpu::TensorMapL2PromoKind::L2PROMO_256B,
       nvgpu::TensorMapOOBKind::OOB_ZERO,
@@ -513,9 +467,8 @@ createHopperKernel(RewriterBase &rewriter, gpu::GPUModuleOp gpuModule,
       rewriter.getDenseI32ArrayAttr({(int32_t)threads, 1, 1}));
   kernel->setAttr("nvvm.maxntid",
                   rewriter.getDenseI32ArrayAttr({(int32_t)threads, 1, 1}));
-  kernel->setAttr("nvvm.maxnreg",
-                  rewriter.getI32IntegerAttr(
-                      launchRegisters(threads / kWarpgroupThreads)));
+  kernel->setAttr("nvvm.maxnreg", rewriter.getI32IntegerAttr(launchRegisters(
+                                      threads / kWarpgroupThreads)));
   Block &entry = kernel.getBody().front();
   rewriter.setInsertionPointToStart(&entry);
   for (auto [i, type] : llvm::enumerate(maps))
@@ -528,4 +481,4 @@ createHopperKernel(RewriterBase &rewriter, gpu::GPUModuleOp gpuModule,
 
 } // namespace mlir::swba::gpu_kernels
 
-#endif // SWBA_LIB_CONVERSION_SWBATOGPU_HOPPERKERNELBUILDER_H
+#endif // SWBA_LIB_CONVERSION_SWBATOGPU_HOPPER_HOPPERKERNELBUILDER_H

@@ -1,0 +1,112 @@
+//===- Consumer.h - Consumer warpgroups of the sm_90a kernels ---*- C++ -*-===//
+//
+// Internal to lib/Conversion/SWBAToGPU/Hopper: what the consumer warpgroups
+// of the forward, dQ and dK/dV kernels share: their rows, the turns they
+// take at the tensor cores (TurnTaking), and for the backward kernels what
+// they take from the op (BackwardKernel) and their two score products (S
+// and dP, recomputed by both).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef SWBA_LIB_CONVERSION_SWBATOGPU_HOPPER_CONSUMER_H
+#define SWBA_LIB_CONVERSION_SWBATOGPU_HOPPER_CONSUMER_H
+
+#include "HopperKernelBuilder.h"
+#include "Producer.h"
+#include "swba/Dialect/SWBA/IR/SWBA.h"
+
+#include <cmath>
+
+namespace mlir::swba::gpu_kernels {
+
+/// Ping-pong among `consumers` consumer warpgroups, round robin: consumer c
+/// waits on named barrier c + 1 and passes the turn to barrier
+/// (c + 1) % consumers + 1 (256 threads each: the waiting warpgroup and the
+/// one passing). A warpgroup issues its products (`take` ... `pass`) only
+/// after the one before it has issued its own, so one warpgroup's
+/// element-wise work runs while the others' products keep the tensor cores
+/// busy. Consumer 0 goes first; all must take the same number of turns.
+/// Disabled, `take` and `pass` emit nothing.
+struct TurnTaking {
+  HopperKernelBuilder &e;
+  bool enabled;
+  Value mine, other, pair;
+
+  TurnTaking(HopperKernelBuilder &e, Value consumer, int64_t consumers,
+             bool enabled)
+      : e(e), enabled(enabled) {
+    if (!enabled)
+      return;
+    Type i32 = e.b.getI32Type();
+    mine = arith::IndexCastOp::create(e.b, i32, e.add(consumer, e.idx(1)));
+    other = arith::IndexCastOp::create(
+        e.b, i32, e.add(e.rem(e.add(consumer, e.idx(1)), consumers), e.idx(1)));
+    pair = e.constI32(2 * kWarpgroupThreads);
+    e.when(e.eq(consumer, consumers - 1), [&] { pass(); });
+  }
+  void take() {
+    if (!enabled)
+      return;
+    NVVM::BarrierOp::create(e.b, e.b.getLoc(), Type(), mine, pair,
+                            NVVM::BarrierReductionAttr(), Value());
+  }
+  void pass() {
+    if (!enabled)
+      return;
+    NVVM::BarrierArriveOp::create(e.b, e.b.getLoc(), other, pair);
+  }
+};
+
+/// This thread's place among the consumers: `consumer` (warpgroup - 1), the
+/// first of its two accumulator rows (`rowBase` and rowBase + 8: 64 rows
+/// from `first` + 64 consumer, 16 a warp), and whether it is lane 0 of its
+/// warp (which arrives on the ring's empty barriers for the warp).
+struct ConsumerRows {
+  Value consumer, rowBase, isLane0;
+  static ConsumerRows get(HopperKernelBuilder &e, Value warpgroup, Value first);
+};
+
+/// What both backward kernels take from the op (the window, the scale and
+/// its log2-domain forms) and the ring of their streamed operands.
+struct BackwardKernel {
+  HopperKernelBuilder &e;
+  BlockWindow w;
+  double scale;
+  bool positiveScale;
+  Value scaleLog2, log2e;
+  StageRing ring;
+
+  BackwardKernel(HopperKernelBuilder &e, AttentionGradOp op, int64_t stages)
+      : e(e), w{static_cast<int64_t>(op.getBlockSize()),
+                static_cast<int64_t>(op.getWindow())},
+        scale(op.getEffectiveScale()), positiveScale(scale > 0),
+        scaleLog2(e.f32(scale / std::log(2.0))),
+        log2e(e.f32(1.0 / std::log(2.0))), ring{e, stages} {}
+};
+
+/// The backward's K-major A descriptors of this consumer's 64 rows of the
+/// two operands loaded once (Q and dO for dQ, K and V for dK/dV: at the
+/// buffer's start `base` and `secondOffset` bytes into it).
+std::pair<Value, Value> onceDescriptors(HopperKernelBuilder &e, Value base,
+                                        Value consumer, int64_t secondOffset);
+
+/// The backward's score products S = A_S B_S^T and dP = A_P B_P^T, one
+/// wgmma group in one turn: n columns, both operands K-major in shared
+/// memory, A_S/B_S over `headDim` (their boxes `rowsA`/`rowsB` rows),
+/// A_P/B_P over `valueDim`. Returns the accumulators once the group has
+/// completed (their registers: unpackScores).
+std::pair<Value, Value>
+issueScoreProducts(HopperKernelBuilder &e, TurnTaking &turns, Value aS,
+                   Value bS, Value aP, Value bP, int64_t rowsA, int64_t rowsB,
+                   int64_t headDim, int64_t valueDim, int64_t n);
+
+/// The registers of the S and dP accumulators (`n` columns), fenced; S in
+/// the log2 domain unless `positiveScale` (then the scale folds into the
+/// exponent: recomputeProbability).
+std::pair<SmallVector<Value>, SmallVector<Value>>
+unpackScores(HopperKernelBuilder &e, Value sAcc, Value dpAcc, int64_t n,
+             bool positiveScale, Value scaleLog2);
+
+} // namespace mlir::swba::gpu_kernels
+
+#endif // SWBA_LIB_CONVERSION_SWBATOGPU_HOPPER_CONSUMER_H

@@ -1,0 +1,46 @@
+//===- Epilogue.h - Epilogues of the sm_90a kernels -------------*- C++ -*-===//
+//
+// Internal to lib/Conversion/SWBAToGPU/Hopper: what the consumers store
+// after their mainloop: the forward's normalized O and lse, the dQ
+// kernel's dQ, the dK/dV kernel's dK and dV, all from wgmma accumulators
+// (register 4 jn + 2 h + c: row rowBase + 8 h, column 8 jn + 2 t + c) as
+// pairs of elements a store.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef SWBA_LIB_CONVERSION_SWBATOGPU_HOPPER_EPILOGUE_H
+#define SWBA_LIB_CONVERSION_SWBATOGPU_HOPPER_EPILOGUE_H
+
+#include "HopperKernelBuilder.h"
+
+namespace mlir::swba::gpu_kernels {
+
+/// Stores row h of the accumulator `acc` of `width` columns, each value
+/// times factor(), at dst[batch, head, row, column].
+void storeAccumulatorRow(HopperKernelBuilder &e, ValueRange acc, int64_t h,
+                         int64_t width, function_ref<Value()> factor, Value dst,
+                         Value batch, Value head, Value row);
+
+/// The forward: `results` holds O (valueDim / 2 registers), the row maxima
+/// and the row sums (two each); completes the sums over the quad and
+/// stores O / sum into out and, with `lse`, the rows' log-sum-exp; rows
+/// rowBase + 8 h below `queries` only.
+void storeForwardRows(HopperKernelBuilder &e, ValueRange results,
+                      int64_t valueDim, Value rowBase, Value queries, Value out,
+                      Value lse, Value batch, Value head);
+
+/// The dQ kernel: scale * dQ into dq, rows rowBase + 8 h below `queries`.
+void storeQueryGradRows(HopperKernelBuilder &e, ValueRange results,
+                        int64_t headDim, double scale, Value rowBase,
+                        Value queries, Value dq, Value batch, Value head);
+
+/// The dK/dV kernel: `results` holds dK (headDim / 2 registers) then dV;
+/// stores scale * dK and dV, key rows keyBase + 8 h below `keys`.
+void storeKeyValueGradRows(HopperKernelBuilder &e, ValueRange results,
+                           int64_t headDim, int64_t valueDim, double scale,
+                           Value keyBase, Value keys, Value dk, Value dv,
+                           Value batch, Value kvHead);
+
+} // namespace mlir::swba::gpu_kernels
+
+#endif // SWBA_LIB_CONVERSION_SWBATOGPU_HOPPER_EPILOGUE_H

@@ -1,0 +1,360 @@
+//===- ForwardMainloop.cpp - The sm_90a forward kernel --------------------===//
+//
+// The body of the sm_90a forward kernel (SWBAToGPUHopper.cpp has the
+// kernel, its launch and the overview): the producer streams K and V
+// tiles (Producer.h); each consumer warpgroup of 64 query rows runs
+//   S_j = Q K_j^T             shared-memory wgmma
+//   P_j = online softmax      in the accumulator registers (Softmax.h)
+//   O  += P_j V_j             register-A wgmma (P never leaves registers)
+// over the key tiles of its block window, and the epilogue stores
+// O / rowsum and lse (Epilogue.h). By default the softmax of S_j runs
+// while P_{j-1} V_{j-1} is on the tensor cores (overlap-softmax), and the
+// consumers take turns at the tensor cores (ping-pong).
+//
+//===----------------------------------------------------------------------===//
+
+#include "Consumer.h"
+#include "Epilogue.h"
+#include "Kernels.h"
+#include "Producer.h"
+#include "Softmax.h"
+#include "Workgroup.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::swba;
+using namespace mlir::swba::gpu_kernels;
+
+namespace {
+
+/// What the parts of the forward kernel read: the tiling, the workgroup's
+/// tile, the ring, this consumer's rows and the descriptors of its Q rows.
+struct ForwardKernel {
+  HopperKernelBuilder &e;
+  const HopperTiling &tiling;
+  const SharedLayout &layout;
+  int64_t headDim, valueDim, blockM, blockN, nS, nO;
+  BlockWindow w;
+  bool positiveScale;
+  /// The scale times log2(e): scores in the log2 domain.
+  Value scale;
+  OnlineSoftmax softmax;
+  StageRing ring;
+  QueryTile tile;
+  ConsumerRows rows;
+  Value base, qDesc;
+
+  ForwardKernel(HopperKernelBuilder &e, AttentionOp op,
+                const HopperTiling &tiling, const SharedLayout &layout,
+                int64_t headDim, int64_t valueDim)
+      : e(e), tiling(tiling), layout(layout), headDim(headDim),
+        valueDim(valueDim), blockM(tiling.blockM()), blockN(tiling.blockN),
+        nS(blockN / 2),
+        nO(valueDim / 2), w{static_cast<int64_t>(op.getBlockSize()),
+                            static_cast<int64_t>(op.getWindow())},
+        positiveScale(op.getEffectiveScale() > 0),
+        scale(e.f32(op.getEffectiveScale() / std::log(2.0))),
+        softmax{e, scale, positiveScale}, ring{e, tiling.stages} {}
+
+  void setUp(ValueRange args, ArrayRef<Value> maps);
+  SmallVector<Value> mainloop();
+
+private:
+  Value stageDesc(Value stage, int64_t firstOffset, int64_t stageBytes,
+                  int64_t lbo);
+  struct SOperands {
+    SmallVector<Value> zero, descriptors;
+  };
+  SOperands prepareS(Value j);
+  Value issueS(const SOperands &ops);
+  SmallVector<Value> preparePV(Value j);
+  OnlineSoftmax::Tile softmaxOf(Value sAcc, Value j,
+                                MutableArrayRef<Value> rowMax,
+                                MutableArrayRef<Value> rowSum);
+  SmallVector<Value> plainLoop(SmallVector<Value> init);
+  SmallVector<Value> pipelinedLoop(TurnTaking &turns, SmallVector<Value> init);
+  SmallVector<Value> pipelinedStep(TurnTaking &turns, Value j, ValueRange iter);
+};
+
+} // namespace
+
+/// The workgroup's tile, the shared buffer and its mbarriers, the producer
+/// (warpgroup 0), then the consumers' rows and Q descriptors.
+void ForwardKernel::setUp(ValueRange args, ArrayRef<Value> maps) {
+  e.setLaneIds();
+  // (Not warpgroupIndex(): the forward keeps its descriptors in regular
+  // registers without spilling, and the uniform index made the head-dim-64
+  // forward 2% slower, 451 -> 459 us at design configuration 2.)
+  Value warpgroup = e.div(e.threadId, kWarpgroupThreads);
+  tile = QueryTile::get(e, tiling.headsFastest, args[0], args[1], w, blockM,
+                        blockN);
+
+  // Shared memory: the extern buffer, and the descriptors' start-address
+  // field at its base.
+  e.sharedBuffer(layout.total());
+  base = e.descriptorBase();
+
+  // mbarriers: Q's, then a ring of K (operand 0) and V (operand 1) tiles.
+  Value isThread0 = e.eq(e.threadId, 0);
+  ring.init(tiling.consumers * kWarpgroupThreads / 32, isThread0);
+  e.splitRoles(
+      warpgroup, isThread0,
+      [&] {
+        produceTiles(e, ring, {TmaOperand{maps[0], 0, headDim}}, blockM,
+                     tile.q0, tile.qPlane, tile.numTiles,
+                     {TmaOperand{maps[1], layout.kOffset(0), headDim,
+                                 layout.kStageBytes},
+                      TmaOperand{maps[2], layout.vOffset(0), valueDim,
+                                 layout.vStageBytes}},
+                     blockN, [&](Value j) {
+                       return std::make_pair(
+                           e.add(tile.window.begin, e.mul(j, blockN)),
+                           tile.kvPlane);
+                     });
+      },
+      tiling.consumers);
+
+  rows = ConsumerRows::get(e, warpgroup, tile.q0);
+  // Descriptor start addresses (in 16-byte units) of this warpgroup's Q
+  // rows; K and V add their stage's offset.
+  qDesc = arith::OrIOp::create(
+      e.b,
+      e.add(base, e.toI64(e.mul(rows.consumer,
+                                kRowsPerConsumer * kBoxRowBytes / 16))),
+      e.i64(descriptorHigh(16)));
+}
+
+Value ForwardKernel::stageDesc(Value stage, int64_t firstOffset,
+                               int64_t stageBytes, int64_t lbo) {
+  Value offset = e.add(e.idx(firstOffset / 16), e.mul(stage, stageBytes / 16));
+  return arith::OrIOp::create(e.b, e.add(base, e.toI64(offset)),
+                              e.i64(descriptorHigh(lbo)));
+}
+
+/// The operands of S_j = Q K_j^T: a zero accumulator and a descriptor pair
+/// per k16 slice. Made, like every wgmma operand, before the wgmma fence:
+/// ptxas serializes wgmmas when other instructions define their inputs
+/// between them.
+ForwardKernel::SOperands ForwardKernel::prepareS(Value j) {
+  SOperands ops;
+  Value kDesc =
+      stageDesc(ring.stage(j), layout.kOffset(0), layout.kStageBytes, 16);
+  for (int64_t kk = 0; kk < headDim / 16; ++kk) {
+    ops.descriptors.push_back(
+        e.add(qDesc, e.i64(HopperKernelBuilder::kMajorSlice(blockM, kk))));
+    ops.descriptors.push_back(
+        e.add(kDesc, e.i64(HopperKernelBuilder::kMajorSlice(blockN, kk))));
+  }
+  ops.descriptors = e.fenceRegisters(ops.descriptors);
+  ops.zero = e.zeroRegisters(nS);
+  return ops;
+}
+
+/// Issues S_j (no commit).
+Value ForwardKernel::issueS(const SOperands &ops) {
+  Value acc = e.accumulatorOf(ops.zero);
+  for (int64_t kk = 0; kk < headDim / 16; ++kk)
+    acc = e.ssMma(acc, ops.descriptors[2 * kk], ops.descriptors[2 * kk + 1],
+                  blockN, kk == 0);
+  return acc;
+}
+
+/// The B descriptors of O += P V_j, one per k16 slice: V [keys][Dv] is the
+/// MN-major B; the 64-column blocks of Dv = 128 are the leading byte
+/// offset apart.
+SmallVector<Value> ForwardKernel::preparePV(Value j) {
+  Value vDesc = stageDesc(ring.stage(j), layout.vOffset(0), layout.vStageBytes,
+                          blockN * kBoxRowBytes);
+  return e.fenceRegisters(e.mnMajorSlices(vDesc, blockN / 16));
+}
+
+/// The online softmax of a retired S_j: masks it where the tile is not
+/// interior, then updates the row statistics (OnlineSoftmax).
+OnlineSoftmax::Tile ForwardKernel::softmaxOf(Value sAcc, Value j,
+                                             MutableArrayRef<Value> rowMax,
+                                             MutableArrayRef<Value> rowSum) {
+  Value k0 = e.add(tile.window.begin, e.mul(j, blockN));
+  Value k1 = e.min(e.add(k0, e.idx(blockN)), tile.window.end);
+  SmallVector<Value> raw;
+  for (int64_t i = 0; i < nS; ++i)
+    raw.push_back(LLVM::ExtractValueOp::create(e.b, sAcc, i));
+  SmallVector<Value> s = e.fenceRegisters(raw);
+  if (!positiveScale)
+    for (Value &x : s)
+      x = e.mulf(x, scale);
+  s = e.maskScores(s, w, rows.rowBase, tile.q0, tile.q1, k0, k1, blockN,
+                   tile.posOffset);
+  return softmax.update(s, rowMax, rowSum);
+}
+
+/// O, the row maxima and the row sums after every tile.
+SmallVector<Value> ForwardKernel::mainloop() {
+  e.waitParity(e.idx(StageRing::once), e.i1(false));
+  // The consumers take turns at the tensor cores (pipelined schedule
+  // only), so that one's softmax runs while the others' products keep the
+  // tensor cores busy.
+  TurnTaking turns(e, rows.consumer, tiling.consumers,
+                   tiling.overlapSoftmax && tiling.pingPong);
+  SmallVector<Value> acc(nO, e.f32(0.0));
+  SmallVector<Value> rowMax(2, e.negInf()), rowSum(2, e.f32(0.0));
+  SmallVector<Value> init(acc);
+  init.append(rowMax);
+  init.append(rowSum);
+  if (!tiling.overlapSoftmax)
+    return plainLoop(init);
+  return pipelinedLoop(turns, init);
+}
+
+/// Each tile in turn: S_j, its softmax, then P_j V_j. Waits for K (operand
+/// 0) or V (1) of tile j come before the wgmma fence: a wait is a loop, and
+/// ptxas serializes wgmmas that have divergent code between them.
+SmallVector<Value> ForwardKernel::plainLoop(SmallVector<Value> init) {
+  auto loop = scf::ForOp::create(e.b, e.idx(0), tile.numTiles, e.idx(1), init);
+  OpBuilder::InsertionGuard guard(e.b);
+  e.b.setInsertionPointToEnd(loop.getBody());
+  Value j = loop.getInductionVar();
+  ValueRange iter = loop.getRegionIterArgs();
+  SmallVector<Value> acc(iter.begin(), iter.begin() + nO);
+  SmallVector<Value> rowMax(iter.begin() + nO, iter.begin() + nO + 2);
+  SmallVector<Value> rowSum(iter.begin() + nO + 2, iter.begin() + nO + 4);
+  ring.waitFull(0, j);
+  SOperands sOps = prepareS(j);
+  NVVM::WgmmaFenceAlignedOp::create(e.b);
+  Value sAcc = issueS(sOps);
+  NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
+  NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
+  ring.release(0, j, rows.isLane0);
+  OnlineSoftmax::Tile sm = softmaxOf(sAcc, j, rowMax, rowSum);
+  acc = softmax.rescale(acc, sm.alpha);
+  SmallVector<Value> p = e.packAFragments(sm.probs, blockN);
+  ring.waitFull(1, j);
+  SmallVector<Value> vDescs = preparePV(j);
+  acc = e.fenceRegisters(acc);
+  p = e.fenceRegisters(p);
+  NVVM::WgmmaFenceAlignedOp::create(e.b);
+  acc = e.rsMmaSlices(acc, p, vDescs, valueDim);
+  NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
+  NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
+  acc = e.fenceRegisters(acc);
+  ring.release(1, j, rows.isLane0);
+  SmallVector<Value> yielded(acc);
+  yielded.append(rowMax);
+  yielded.append(rowSum);
+  scf::YieldOp::create(e.b, yielded);
+  return SmallVector<Value>(loop.getResults());
+}
+
+/// Software-pipelined: iteration j issues S_j and then P_{j-1} V_{j-1},
+/// waits for S_j only, and runs the softmax of S_j while P_{j-1} V_{j-1} is
+/// still on the tensor cores; O is rescaled once that product has retired.
+/// Tile 0's S and softmax come before the loop, the last P V after it.
+SmallVector<Value> ForwardKernel::pipelinedLoop(TurnTaking &turns,
+                                                SmallVector<Value> init) {
+  SmallVector<Value> rowMax(init.begin() + nO, init.begin() + nO + 2);
+  SmallVector<Value> rowSum(init.begin() + nO + 2, init.end());
+  Value zero = e.idx(0);
+  ring.waitFull(0, zero);
+  SOperands s0Ops = prepareS(zero);
+  turns.take();
+  NVVM::WgmmaFenceAlignedOp::create(e.b);
+  Value s0 = issueS(s0Ops);
+  NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
+  turns.pass();
+  NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
+  ring.release(0, zero, rows.isLane0);
+  OnlineSoftmax::Tile first = softmaxOf(s0, zero, rowMax, rowSum);
+  init.resize(nO);
+  init.append(rowMax);
+  init.append(rowSum);
+  init.append(e.packAFragments(first.probs, blockN));
+  auto loop = scf::ForOp::create(e.b, e.idx(1), tile.numTiles, e.idx(1), init);
+  {
+    OpBuilder::InsertionGuard guard(e.b);
+    e.b.setInsertionPointToEnd(loop.getBody());
+    scf::YieldOp::create(e.b, pipelinedStep(turns, loop.getInductionVar(),
+                                            loop.getRegionIterArgs()));
+  }
+
+  // What the loop leaves: O, the row maxima and sums, and the last P,
+  // whose product with V is still to be added.
+  ValueRange loopResults = loop.getResults();
+  SmallVector<Value> results(loopResults.begin(), loopResults.begin() + nO + 4);
+  Value last = e.sub(tile.numTiles, e.idx(1));
+  SmallVector<Value> o(results.begin(), results.begin() + nO);
+  SmallVector<Value> p(loopResults.begin() + nO + 4, loopResults.end());
+  ring.waitFull(1, last);
+  SmallVector<Value> vDescs = preparePV(last);
+  turns.take();
+  NVVM::WgmmaFenceAlignedOp::create(e.b);
+  o = e.rsMmaSlices(o, p, vDescs, valueDim);
+  NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
+  turns.pass();
+  NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
+  o = e.fenceRegisters(o);
+  ring.release(1, last, rows.isLane0);
+  std::copy(o.begin(), o.end(), results.begin());
+  return results;
+}
+
+/// Iteration j of the pipelined loop: `iter` and the result are O, the row
+/// maxima and sums, and P_{j-1} (P_j) as A fragments.
+SmallVector<Value> ForwardKernel::pipelinedStep(TurnTaking &turns, Value j,
+                                                ValueRange iter) {
+  Value prev = e.sub(j, e.idx(1));
+  SmallVector<Value> o(iter.begin(), iter.begin() + nO);
+  SmallVector<Value> mx(iter.begin() + nO, iter.begin() + nO + 2);
+  SmallVector<Value> sum(iter.begin() + nO + 2, iter.begin() + nO + 4);
+  SmallVector<Value> p(iter.begin() + nO + 4, iter.end());
+  ring.waitFull(0, j);
+  ring.waitFull(1, prev);
+  SOperands sOps = prepareS(j);
+  SmallVector<Value> vDescs = preparePV(prev);
+  turns.take();
+  NVVM::WgmmaFenceAlignedOp::create(e.b);
+  Value sAcc = issueS(sOps);
+  NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
+  o = e.rsMmaSlices(o, p, vDescs, valueDim);
+  NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
+  turns.pass();
+  NVVM::WgmmaWaitGroupSyncOp::create(e.b, 1);
+  ring.release(0, j, rows.isLane0);
+  OnlineSoftmax::Tile sm = softmaxOf(sAcc, j, mx, sum);
+  // The softmax's results fenced before the wait: otherwise the compiler
+  // may sink its arithmetic below the wait, after the P V product, which
+  // is the overlap undone.
+  SmallVector<Value> done(sm.probs);
+  done.append({sm.alpha[0], sm.alpha[1], mx[0], mx[1], sum[0], sum[1]});
+  done = e.fenceRegisters(done);
+  sm.probs.assign(done.begin(), done.begin() + nS);
+  sm.alpha[0] = done[nS];
+  sm.alpha[1] = done[nS + 1];
+  mx.assign(done.begin() + nS + 2, done.begin() + nS + 4);
+  sum.assign(done.begin() + nS + 4, done.end());
+  NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
+  o = e.fenceRegisters(o);
+  ring.release(1, prev, rows.isLane0);
+  // P_j is packed only now: the registers P_{j-1} V_{j-1} read are written
+  // after it has retired (ptxas serializes every wgmma otherwise, as it
+  // folds register copies).
+  o = e.fenceRegisters(softmax.rescale(o, sm.alpha));
+  SmallVector<Value> yielded(o);
+  yielded.append(mx);
+  yielded.append(sum);
+  yielded.append(e.fenceRegisters(e.packAFragments(sm.probs, blockN)));
+  return yielded;
+}
+
+void mlir::swba::gpu_kernels::buildForwardBody(
+    OpBuilder &builder, Location loc, AttentionOp op,
+    const HopperTiling &tiling, const SharedLayout &layout, ValueRange args,
+    ArrayRef<Value> maps, Type elementType, int64_t headDim, int64_t valueDim) {
+  Value bars = StageRing::createBarriers(builder, loc, tiling.stages);
+  HopperKernelBuilder e(builder, loc, elementType, bars);
+  ForwardKernel kernel(e, op, tiling, layout, headDim, valueDim);
+  kernel.setUp(args, maps);
+  SmallVector<Value> results = kernel.mainloop();
+  storeForwardRows(
+      e, results, valueDim, kernel.rows.rowBase, kernel.tile.queries, args[3],
+      args.size() > 4 ? args[4] : Value(), kernel.tile.batch, kernel.tile.head);
+}

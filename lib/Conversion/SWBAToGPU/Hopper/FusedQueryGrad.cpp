@@ -1,0 +1,203 @@
+//===- FusedQueryGrad.cpp - dQ in the sm_90a dK/dV kernel -----------------===//
+//
+// What grad-fused-dq adds to the dK/dV kernel (KeyValueGradMainloop.cpp):
+// with `dqAccumMap` (the tensor map of dqAccum, f32 [B][Hq][Nq][D],
+// zeroed) the kernel also adds dQ up (five products instead of the
+// separate dQ kernel's recomputed S and dP): each consumer writes its dS^T
+// into a shared slot, and in its second turn of tile j multiplies tile
+// j - 1's dS (both consumers' keys: the turn order guarantees the other
+// has written it) by K, and adds the result to dqAccum: through a staging
+// buffer, by a TMA reduce-add that one thread of the consumer issues
+// (`dqAccumMap`: boxes of [64 rows][32 f32]; rows past the queries fall
+// outside the map, and rows past the tile add the zeros of their masked
+// dS). Tile j - 1 rather than j keeps a consumer from waiting for the
+// other's softmax; the last tile's dQ takes one more turn after the loop.
+// dqAccum holds unscaled sums; a conversion kernel scales them into dq.
+// (At design configuration 3 the reduce-adds cost 8% of the kernel's
+// time; per-thread red.global.add.v2.f32 reductions cost 23%:
+// docs/BENCHMARKS.md.)
+//
+//===----------------------------------------------------------------------===//
+
+#include "KeyValueGradKernel.h"
+
+using namespace mlir;
+using namespace mlir::swba;
+using namespace mlir::swba::gpu_kernels;
+
+void KeyValueGradKernel::setUpQueryGrad() {
+  share = QueryGradShare::get(e, rows.consumer, blockM, headDim);
+  auto smemSpace = gpu::AddressSpaceAttr::get(
+      e.b.getContext(), gpu::GPUDialect::getWorkgroupAddressSpace());
+  auto wordsType =
+      MemRefType::get({(layout.total() - layout.dsOffset()) / 4},
+                      e.b.getI32Type(), MemRefLayoutAttrInterface(), smemSpace);
+  dsWords = memref::ViewOp::create(e.b, wordsType, e.buffer,
+                                   e.idx(layout.dsOffset()), ValueRange{});
+  auto floatsType =
+      MemRefType::get({(layout.total() - layout.dsOffset()) / 4},
+                      e.b.getF32Type(), MemRefLayoutAttrInterface(), smemSpace);
+  stagingF32 = memref::ViewOp::create(e.b, floatsType, e.buffer,
+                                      e.idx(layout.dsOffset()), ValueRange{});
+  isLeader = e.eq(e.rem(e.threadId, kWarpgroupThreads), 0);
+}
+
+Value KeyValueGradKernel::dsSlot(Value j) {
+  return arith::RemUIOp::create(e.b, j, e.idx(layout.dsSlots));
+}
+
+/// The leader waits until the TMA reduces it issued have read their
+/// staging boxes.
+void KeyValueGradKernel::waitStagingRead() {
+  e.when(isLeader, [&] {
+    NVVM::CpAsyncBulkWaitGroupOp::create(e.b, 0, e.b.getUnitAttr());
+  });
+}
+
+/// dS^T of tile j into slot j % 3 for dQ: the thread's pair (key row,
+/// queries 8 jn + 2t, + 1) goes to 16-byte chunk jn % 8 of the row in box
+/// jn / 8, XOR the row's index in its 8-row atom (g): the 128B swizzle.
+void KeyValueGradKernel::writeScoreGrad(Value j, ArrayRef<Value> dsFrags) {
+  Value row = e.add(e.mul(rows.consumer, kRowsPerConsumer),
+                    e.add(e.mul(e.rem(e.warpId, 4), 16), e.g));
+  Value rowWord = e.add(e.mul(dsSlot(j), layout.dsSlotBytes() / 4),
+                        e.add(e.mul(row, kBoxRowBytes / 4), e.t));
+  for (int64_t jn = 0; jn < blockM / 8; ++jn) {
+    Value chunk = arith::XOrIOp::create(e.b, e.g, e.idx(jn % 8));
+    Value word =
+        e.add(rowWord, e.add(e.mul(chunk, 4),
+                             e.idx(jn / 8 * blockN * kBoxRowBytes / 4)));
+    for (int64_t h = 0; h < 2; ++h)
+      e.store(dsFrags[2 * jn + h], dsWords,
+              {e.add(word, e.idx(8 * h * kBoxRowBytes / 4))});
+  }
+  // The stores are generic-proxy writes that a wgmma (async proxy) reads.
+  NVVM::FenceProxyOp::create(
+      e.b, NVVM::ProxyKind::async_shared,
+      NVVM::SharedSpaceAttr::get(e.b.getContext(),
+                                 NVVM::SharedSpace::shared_cta));
+}
+
+/// dQ (unscaled) of this consumer's share of the tile in dS^T slot `slot`:
+/// A = dS, MN-major (the slot holds dS^T [keys][queries]); B = K [keys][D],
+/// MN-major as in the dQ kernel. Issued inside a wgmma group.
+Value KeyValueGradKernel::issueQueryGrad(Value slot) {
+  auto high = [&](int64_t lbo) { return e.i64(descriptorHigh(lbo)); };
+  SmallVector<Value> zeros = e.zeroRegisters(share.n / 2);
+  Value acc = e.accumulatorOf(zeros);
+  int64_t boxBytes = blockN * kBoxRowBytes;
+  Value aStart = e.add(
+      e.idx(layout.dsOffset()),
+      e.add(e.mul(slot, layout.dsSlotBytes()),
+            e.add(e.mul(e.divIdx(share.rowOffset, e.idx(kBoxCols)), boxBytes),
+                  e.mul(share.keyOffset, kBoxRowBytes))));
+  Value bStart =
+      e.add(e.mul(e.divIdx(share.columnOffset, e.idx(kBoxCols)), boxBytes),
+            e.mul(share.keyOffset, kBoxRowBytes));
+  Value aDesc = arith::OrIOp::create(
+      e.b, e.add(base, e.toI64(e.divIdx(aStart, e.idx(16)))), high(boxBytes));
+  Value bDesc = arith::OrIOp::create(
+      e.b, e.add(base, e.toI64(e.divIdx(bStart, e.idx(16)))), high(boxBytes));
+  for (int64_t kk = 0; kk < share.steps; ++kk) {
+    Value step = e.i64(kk * 16 * kBoxRowBytes / 16);
+    acc = e.ssMma(acc, e.add(aDesc, step), e.add(bDesc, step), share.n, kk == 0,
+                  /*mnMajorA=*/true, /*mnMajorB=*/true);
+  }
+  return acc;
+}
+
+/// Byte offset (from the dS^T slots) of staging box `box` of tile `j`'s
+/// share: this consumer's rows of slot (j + 2) % 3, which nothing reads
+/// until its dS^T of tile j + 2 is written there (by then the reduce has
+/// read it: see the wait at the top of the loop), or its own area.
+Value KeyValueGradKernel::stagingBox(Value j, int64_t box) {
+  if (layout.stagesInSlots())
+    return e.add(
+        e.mul(dsSlot(e.add(j, e.idx(2))), layout.dsSlotBytes()),
+        e.add(e.idx(box * blockN * kBoxRowBytes),
+              e.mul(rows.consumer, KeyValueGradLayout::stagingBoxBytes)));
+  return e.add(e.idx(layout.stagingOffset() - layout.dsOffset() +
+                     box * KeyValueGradLayout::stagingBoxBytes),
+               e.mul(rows.consumer, layout.stagingPerConsumer()));
+}
+
+/// Adds the share `acc` (after its wait) of tile `j` to dqAccum: the
+/// warpgroup writes it into staging boxes (element (r, c) of a box at row
+/// r, 16-byte chunk (c / 4) XOR (r % 8)), fences it for the async proxy,
+/// syncs (named barrier 5 + consumer), and its first thread issues one TMA
+/// reduce-add per box and commits them as a bulk group.
+void KeyValueGradKernel::reduceQueryGrad(Value acc, Value j) {
+  MLIRContext *ctx = e.b.getContext();
+  SmallVector<Value> values;
+  for (int64_t i = 0; i < share.n / 2; ++i)
+    values.push_back(LLVM::ExtractValueOp::create(e.b, acc, i));
+  values = e.fenceRegisters(values);
+  auto pairType = VectorType::get({2}, e.b.getF32Type());
+  Value rowBytes =
+      e.mul(e.add(e.mul(e.rem(e.warpId, 4), 16), e.g), kBoxRowBytes);
+  for (int64_t jn = 0; jn < share.n / 8; ++jn) {
+    Value boxStart = stagingBox(j, jn / 4);
+    Value chunk = arith::XOrIOp::create(
+        e.b, e.g, e.add(e.idx(2 * (jn % 4)), e.divIdx(e.t, e.idx(2))));
+    Value within = e.add(e.mul(chunk, 16), e.mul(e.rem(e.t, 2), 8));
+    for (int64_t h = 0; h < 2; ++h) {
+      Value byte = e.add(boxStart, e.add(e.add(rowBytes, within),
+                                         e.idx(8 * h * kBoxRowBytes)));
+      Value pair = vector::FromElementsOp::create(
+          e.b, pairType,
+          ValueRange{values[4 * jn + 2 * h], values[4 * jn + 2 * h + 1]});
+      vector::StoreOp::create(e.b, pair, stagingF32,
+                              ValueRange{e.divIdx(byte, e.idx(4))});
+    }
+  }
+  NVVM::FenceProxyOp::create(
+      e.b, NVVM::ProxyKind::async_shared,
+      NVVM::SharedSpaceAttr::get(ctx, NVVM::SharedSpace::shared_cta));
+  syncWarpgroup(5);
+  e.when(isLeader, [&] {
+    Value row = e.add(tile.queryRow(e, j, blockM), share.rowOffset);
+    Value plane = e.add(arith::MulIOp::create(e.b, tile.batch, tile.heads),
+                        tile.queryHead(e, j));
+    auto i32 = [&](Value v) {
+      return arith::IndexCastOp::create(e.b, e.b.getI32Type(), v);
+    };
+    Value bufferAddress =
+        memref::ExtractAlignedPointerAsIndexOp::create(e.b, e.buffer);
+    for (int64_t box = 0; box < share.n / 32; ++box) {
+      Value src = LLVM::IntToPtrOp::create(
+          e.b, LLVM::LLVMPointerType::get(ctx, 3),
+          e.toI64(e.add(bufferAddress,
+                        e.add(e.idx(layout.dsOffset()), stagingBox(j, box)))));
+      NVVM::CpAsyncBulkTensorReduceOp::create(
+          e.b, dqAccumMap, src, NVVM::TMAReduxKind::ADD,
+          NVVM::TMAStoreMode::TILE,
+          ValueRange{i32(e.add(share.columnOffset, e.idx(32 * box))), i32(row),
+                     i32(plane)},
+          Value());
+    }
+    NVVM::CpAsyncBulkCommitGroupOp::create(e.b);
+  });
+}
+
+/// The last tile's dQ: one more turn each.
+void KeyValueGradKernel::lastQueryGrad() {
+  turns->take();
+  NVVM::WgmmaFenceAlignedOp::create(e.b);
+  Value dqAcc =
+      issueQueryGrad(dsSlot(e.add(tile.numTiles, e.idx(layout.dsSlots - 1))));
+  NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
+  turns->pass();
+  NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
+  e.when(arith::CmpIOp::create(e.b, arith::CmpIPredicate::ugt, tile.numTiles,
+                               e.idx(0)),
+         [&] {
+           // The staging boxes are rewritten: tile numTiles - 2's reduce
+           // must have read them (as at the top of the loop), and the
+           // warpgroup must know it.
+           waitStagingRead();
+           syncWarpgroup(3);
+           reduceQueryGrad(dqAcc, e.sub(tile.numTiles, e.idx(1)));
+           // The staging boxes stay until the reduce has read them.
+           waitStagingRead();
+         });
+}

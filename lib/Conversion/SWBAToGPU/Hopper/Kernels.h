@@ -1,0 +1,46 @@
+//===- Kernels.h - Bodies of the sm_90a kernels -----------------*- C++ -*-===//
+//
+// Internal to lib/Conversion/SWBAToGPU: the bodies of the warp-specialized
+// forward, dQ and dK/dV kernels, built at the start of an empty kernel
+// (createHopperKernel) from the parts in this folder: the workgroup's tile
+// (Workgroup.h), the producer (Producer.h), the consumers' mainloop (one
+// file per kernel), their softmax (Softmax.h) and epilogue (Epilogue.h).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef SWBA_LIB_CONVERSION_SWBATOGPU_HOPPER_KERNELS_H
+#define SWBA_LIB_CONVERSION_SWBATOGPU_HOPPER_KERNELS_H
+
+#include "Tiling.h"
+#include "swba/Dialect/SWBA/IR/SWBA.h"
+
+namespace mlir::swba::gpu_kernels {
+
+/// The forward kernel's body (ForwardMainloop.cpp). `args`: q, k, v, out
+/// and, if the op has one, lse; `maps`: the tensor maps of q, k, v.
+void buildForwardBody(OpBuilder &builder, Location loc, AttentionOp op,
+                      const HopperTiling &tiling, const SharedLayout &layout,
+                      ValueRange args, ArrayRef<Value> maps, Type elementType,
+                      int64_t headDim, int64_t valueDim);
+
+/// The dQ kernel's body (QueryGradMainloop.cpp). `args`: q, k, v, dout,
+/// lse, delta, out, dq; `maps`: the tensor maps of q, k, v, dout. With
+/// `pingPong` the consumers take turns issuing their products.
+void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
+                        const QueryGradLayout &layout, ValueRange args,
+                        ArrayRef<Value> maps, Type elementType, int64_t headDim,
+                        int64_t valueDim, bool pingPong);
+
+/// The dK/dV kernel's body (KeyValueGradMainloop.cpp). `args`: q, k, v,
+/// dout, lse, delta, dk, dv; `maps`: the tensor maps of q, k, v, dout.
+/// With `dqAccumMap` (grad-fused-dq) the kernel also adds dQ up into the
+/// f32 buffer behind that map.
+void buildKeyValueGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
+                           const KeyValueGradLayout &layout, ValueRange args,
+                           ArrayRef<Value> maps, Type elementType,
+                           int64_t headDim, int64_t valueDim, Value dqAccumMap,
+                           bool pingPong);
+
+} // namespace mlir::swba::gpu_kernels
+
+#endif // SWBA_LIB_CONVERSION_SWBATOGPU_HOPPER_KERNELS_H

@@ -1,0 +1,368 @@
+//===- KeyValueGradMainloop.cpp - The sm_90a dK/dV kernel -----------------===//
+//
+// The body of the sm_90a dK/dV kernel (SWBAGradToGPUHopper.cpp has the
+// kernel, its launch and the overview of the backward): 3 warpgroups. The
+// producer loads the workgroup's 128 keys of K and V once and a ring of
+// Q/dO tiles: for each query head of the GQA group, the query tiles of the
+// keys' reverse window. Each consumer owns 64 keys and, per query tile,
+//   S^T = K Q^T   and   dP^T = V dO^T   (SS wgmma, keys as rows)
+//   P^T = exp(S^T scale - lse)          (lse, delta per column: a query)
+//   dS^T = P^T (dP^T - delta)
+//   dV += P^T dO   and   dK += dS^T Q   (RS wgmma, dO and Q MN-major)
+// then stores dK * scale and dV: the group's sum, without atomics. With
+// grad-fused-dq it also adds dQ up (FusedQueryGrad.cpp).
+//
+//===----------------------------------------------------------------------===//
+
+#include "Epilogue.h"
+#include "Kernels.h"
+#include "KeyValueGradKernel.h"
+#include "Softmax.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::swba;
+using namespace mlir::swba::gpu_kernels;
+
+KeyValueGradKernel::KeyValueGradKernel(HopperKernelBuilder &e,
+                                       AttentionGradOp op,
+                                       const KeyValueGradLayout &layout,
+                                       int64_t headDim, int64_t valueDim,
+                                       Value dqAccumMap)
+    : BackwardKernel(e, op, layout.stages), layout(layout), headDim(headDim),
+      valueDim(valueDim), blockM(layout.blockM),
+      blockN(KeyValueGradTiling::blockN()),
+      statsPerThread(2 * blockM / kWarpgroupThreads), dqAccumMap(dqAccumMap) {}
+
+/// The workgroup's tile, the shared buffer and its mbarriers, the producer
+/// (warpgroup 0), then the consumers' rows, K and V descriptors, turns and
+/// row-statistics factors. `args`: q, k, v, dout, lse, delta, dk, dv.
+void KeyValueGradKernel::setUp(ValueRange args, ArrayRef<Value> maps,
+                               bool pingPong) {
+  e.setLaneIds();
+  Value warpgroup = e.warpgroupIndex();
+  tile = KeyTile::get(e, args[0], args[1], w, blockM, blockN);
+  e.sharedBuffer(layout.total());
+  base = e.descriptorBase();
+  Value isThread0 = e.eq(e.threadId, 0);
+  ring.init(KeyValueGradTiling::consumers * kWarpgroupThreads / 32, isThread0);
+  // Operand 0 of the ring is Q, operand 1 dO.
+  e.splitRoles(warpgroup, isThread0, [&] {
+    produceTiles(
+        e, ring,
+        {TmaOperand{maps[1], 0, headDim},
+         TmaOperand{maps[2], layout.vOffset(), valueDim}},
+        blockN, tile.k0, tile.kvPlane, tile.numTiles,
+        {TmaOperand{maps[0], layout.qOffset(), headDim, layout.qStageBytes},
+         TmaOperand{maps[3], layout.doOffset(), valueDim, layout.doStageBytes}},
+        blockM, [&](Value j) {
+          Value row = tile.queryRow(e, j, blockM);
+          Value plane =
+              e.add(arith::MulIOp::create(e.b, tile.batch, tile.heads),
+                    tile.queryHead(e, j));
+          return std::make_pair(row, plane);
+        });
+  });
+
+  // This thread's key rows: rowBase + 8h; K and V rows of this consumer:
+  // the A operands (K-major).
+  rows = ConsumerRows::get(e, warpgroup, tile.k0);
+  std::tie(kDesc, vDesc) =
+      onceDescriptors(e, base, rows.consumer, layout.vOffset());
+  e.waitParity(e.idx(0), e.i1(false));
+  // The fused kernel's turn order is what guarantees that the other
+  // consumer's dS^T is in its slot when this one's dQ product reads it.
+  turns.emplace(e, rows.consumer, KeyValueGradTiling::consumers,
+                pingPong || dqAccumMap);
+  if (dqAccumMap)
+    setUpQueryGrad();
+  for (int64_t i = 0; i < statsPerThread; ++i)
+    statsFactor.push_back(
+        e.select(isLseEntry(i), arith::NegFOp::create(e.b, log2e), e.f32(1.0)));
+}
+
+// A query tile's row statistics, -lse log2(e) then delta (2 blockM f32), go
+// through shared memory (loaded from global memory next to their use, all
+// 32 of a thread's values were hoisted and spilled). Each thread loads
+// statsPerThread of them, entry `local` = its lane in the warpgroup + 128 i
+// (columns clamped into the queries; a clamped column is masked), one tile
+// ahead, and scales them as it stores them: loaded at the top of the tile
+// that uses them, the L2 latency stood between the previous tile's
+// products and this one's (docs/BENCHMARKS.md).
+
+Value KeyValueGradKernel::statsEntry(int64_t i) {
+  return e.add(e.rem(e.threadId, kWarpgroupThreads),
+               e.idx(i * kWarpgroupThreads));
+}
+
+Value KeyValueGradKernel::isLseEntry(int64_t i) {
+  return arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, statsEntry(i),
+                               e.idx(blockM));
+}
+
+/// Raw lse or delta of this thread's entries of the tile at query head
+/// `qHead`, rows from `r0`, if `cond` (zeros otherwise).
+SmallVector<Value> KeyValueGradKernel::loadStats(Value lse, Value delta,
+                                                 Value cond, Value qHead,
+                                                 Value r0) {
+  SmallVector<Type> types(statsPerThread, e.b.getF32Type());
+  auto ifOp = scf::IfOp::create(e.b, types, cond, /*withElseRegion=*/true);
+  OpBuilder::InsertionGuard guard(e.b);
+  e.b.setInsertionPointToStart(ifOp.thenBlock());
+  SmallVector<Value> values;
+  for (int64_t i = 0; i < statsPerThread; ++i) {
+    Value query = e.min(e.add(r0, e.rem(statsEntry(i), blockM)),
+                        e.sub(tile.queries, e.idx(1)));
+    auto pick = scf::IfOp::create(e.b, TypeRange{e.b.getF32Type()},
+                                  isLseEntry(i), /*withElseRegion=*/true);
+    OpBuilder::InsertionGuard inner(e.b);
+    e.b.setInsertionPointToStart(pick.thenBlock());
+    scf::YieldOp::create(e.b, e.load(lse, {tile.batch, qHead, query}));
+    e.b.setInsertionPointToStart(pick.elseBlock());
+    scf::YieldOp::create(e.b, e.load(delta, {tile.batch, qHead, query}));
+    values.push_back(pick.getResult(0));
+  }
+  scf::YieldOp::create(e.b, values);
+  e.b.setInsertionPointToStart(ifOp.elseBlock());
+  scf::YieldOp::create(e.b, SmallVector<Value>(statsPerThread, e.f32(0.0)));
+  return SmallVector<Value>(ifOp.getResults());
+}
+
+/// The tile's statistics into this consumer's slot j % 2, read back where
+/// they are used. One named barrier per warpgroup and tile: a thread that
+/// writes slot j % 2 again has passed this barrier of tile j + 1, so every
+/// thread is done reading tile j - 1's.
+Value KeyValueGradKernel::storeStats(Value j, ValueRange tileStats) {
+  Value statsSlot = e.add(e.idx(layout.rowStatsOffset()),
+                          e.mul(e.add(e.mul(rows.consumer, 2),
+                                      arith::RemUIOp::create(e.b, j, e.idx(2))),
+                                layout.rowStatsSlotBytes()));
+  auto smemSpace = gpu::AddressSpaceAttr::get(
+      e.b.getContext(), gpu::GPUDialect::getWorkgroupAddressSpace());
+  auto statsType = MemRefType::get({2 * blockM}, e.b.getF32Type(),
+                                   MemRefLayoutAttrInterface(), smemSpace);
+  Value stats =
+      memref::ViewOp::create(e.b, statsType, e.buffer, statsSlot, ValueRange{});
+  // The staging boxes of the last reduce (tile j - 2's share) are free
+  // again once its TMA has read them; the barrier below tells the
+  // warpgroup.
+  if (dqAccumMap)
+    waitStagingRead();
+  for (int64_t i = 0; i < statsPerThread; ++i)
+    e.store(e.mulf(tileStats[i], statsFactor[i]), stats, {statsEntry(i)});
+  syncWarpgroup(3);
+  return stats;
+}
+
+/// A barrier of the consumer warpgroup alone (named barrier `barrier` +
+/// consumer: 3 and 4 for the row statistics, 5 and 6 for dQ's staging).
+void KeyValueGradKernel::syncWarpgroup(int64_t barrier) {
+  NVVM::BarrierOp::create(
+      e.b, e.b.getLoc(), Type(),
+      arith::IndexCastOp::create(e.b, e.b.getI32Type(),
+                                 e.add(rows.consumer, e.idx(barrier))),
+      e.constI32(kWarpgroupThreads), NVVM::BarrierReductionAttr(), Value());
+}
+
+/// The query head and first row of the tile after the one at (qHead, r0):
+/// the next query tile of the head, or the first of the next head. (The
+/// loop carries them, which saves two divisions by qTiles a tile.)
+std::pair<Value, Value> KeyValueGradKernel::nextTile(Value qHead, Value r0) {
+  Value row = e.add(r0, e.idx(blockM));
+  Value wrap =
+      arith::CmpIOp::create(e.b, arith::CmpIPredicate::uge, row, rowLimit);
+  return std::make_pair(e.select(wrap, e.add(qHead, e.idx(1)), qHead),
+                        e.select(wrap, tile.window.begin, row));
+}
+
+/// S^T masked where the tile is not interior: register 4 * jn + 2 * h + c
+/// is key rowBase + 8h, query r0 + 8 * jn + 2 * t + c.
+SmallVector<Value> KeyValueGradKernel::maskScores(ArrayRef<Value> s, Value r0,
+                                                  Value r1) {
+  auto queryOf = [&](int64_t i) {
+    int64_t jn = i / 4, c = i % 2;
+    return e.add(r0, e.add(e.mul(e.t, 2), e.idx(8 * jn + c)));
+  };
+  Value interior = arith::AndIOp::create(
+      e.b,
+      arith::AndIOp::create(e.b,
+                            arith::CmpIOp::create(e.b, arith::CmpIPredicate::eq,
+                                                  e.sub(r1, r0), e.idx(blockM)),
+                            arith::CmpIOp::create(e.b, arith::CmpIPredicate::eq,
+                                                  e.sub(tile.k1, tile.k0),
+                                                  e.idx(blockN))),
+      isTileFullyVisible(e.b, e.b.getLoc(), w, r0, r1, tile.k0, tile.k1,
+                         tile.posOffset));
+  return e.maskUnless(interior, s, [&](int64_t i) {
+    int64_t h = (i / 2) % 2;
+    Value key = e.add(rows.rowBase, e.idx(8 * h));
+    Value query = queryOf(i);
+    return arith::AndIOp::create(
+        e.b,
+        arith::AndIOp::create(
+            e.b,
+            arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, query, r1),
+            arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, key,
+                                  tile.keys)),
+        isVisible(e.b, e.b.getLoc(), w, query, key, tile.posOffset));
+  });
+}
+
+/// P^T and dS^T, packed into A fragments pair by pair as they are made (64
+/// f32 of them alive at once would not fit next to dK and dV): k16 slice
+/// kk takes n8 blocks 2kk and 2kk + 1, in the order (jn = 2kk, h = 0),
+/// (2kk, 1), (2kk + 1, 0), (2kk + 1, 1). lse and delta of a column (query)
+/// serve both of the thread's rows.
+std::pair<SmallVector<Value>, SmallVector<Value>>
+KeyValueGradKernel::probabilityFragments(ArrayRef<Value> s, ArrayRef<Value> dp,
+                                         Value stats) {
+  SmallVector<Value> ptFrags, dsFrags;
+  for (int64_t jn = 0; jn < blockM / 8; ++jn) {
+    // The pair of columns 8 jn + 2t, + 1: one 8-byte load each.
+    Value column = e.add(e.mul(e.t, 2), e.idx(8 * jn));
+    auto pairOf = [&](Value at) {
+      Value pair = vector::LoadOp::create(
+          e.b, VectorType::get({2}, e.b.getF32Type()), stats, ValueRange{at});
+      return std::array<Value, 2>{
+          vector::ExtractOp::create(e.b, pair, 0).getResult(),
+          vector::ExtractOp::create(e.b, pair, 1).getResult()};
+    };
+    std::array<Value, 2> negLse = pairOf(column),
+                         dlt = pairOf(e.add(column, e.idx(blockM)));
+    for (int64_t h = 0; h < 2; ++h) {
+      Value p[2], ds[2];
+      for (int64_t c = 0; c < 2; ++c) {
+        int64_t i = 4 * jn + 2 * h + c;
+        p[c] =
+            recomputeProbability(e, s[i], scaleLog2, negLse[c], positiveScale);
+        ds[c] = e.mulf(p[c], e.subf(dp[i], dlt[c]));
+      }
+      ptFrags.push_back(e.packPair(p[0], p[1]));
+      dsFrags.push_back(e.packPair(ds[0], ds[1]));
+    }
+  }
+  return {ptFrags, dsFrags};
+}
+
+/// Query tile j: `iter` and the result are dK, dV, the tile's query head
+/// and first row, and its row statistics.
+SmallVector<Value> KeyValueGradKernel::step(Value lse, Value delta, Value j,
+                                            ValueRange iter) {
+  int64_t nK = headDim / 2, nV = valueDim / 2;
+  SmallVector<Value> dkAcc(iter.begin(), iter.begin() + nK);
+  SmallVector<Value> dvAcc(iter.begin() + nK, iter.begin() + nK + nV);
+  Value qHead = iter[nK + nV], r0 = iter[nK + nV + 1];
+  Value stats = storeStats(j, iter.drop_front(nK + nV + 2));
+  auto [nextHead, nextRow] = nextTile(qHead, r0);
+  SmallVector<Value> nextStats =
+      loadStats(lse, delta,
+                arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult,
+                                      e.add(j, e.idx(1)), tile.numTiles),
+                nextHead, nextRow);
+  Value r1 = e.min(e.add(r0, e.idx(blockM)), tile.window.end);
+
+  ring.waitFull(0, j);
+  ring.waitFull(1, j);
+  Value qBase =
+      ring.stageAddress(base, j, layout.qOffset(), layout.qStageBytes);
+  Value doBase =
+      ring.stageAddress(base, j, layout.doOffset(), layout.doStageBytes);
+  Value qDescK = arith::OrIOp::create(e.b, qBase, e.i64(descriptorHigh(16)));
+  Value doDescK = arith::OrIOp::create(e.b, doBase, e.i64(descriptorHigh(16)));
+  auto [sAcc, dpAcc] =
+      issueScoreProducts(e, *turns, kDesc, qDescK, vDesc, doDescK, blockN,
+                         blockM, headDim, valueDim, blockM);
+  auto [s, dp] = unpackScores(e, sAcc, dpAcc, blockM, positiveScale, scaleLog2);
+  s = maskScores(s, r0, r1);
+  auto [ptFrags, dsFrags] = probabilityFragments(s, dp, stats);
+  if (dqAccumMap)
+    writeScoreGrad(j, dsFrags);
+  ptFrags = e.fenceRegisters(ptFrags);
+  dsFrags = e.fenceRegisters(dsFrags);
+  Value dqAcc = accumulate(j, qBase, doBase, ptFrags, dsFrags, dkAcc, dvAcc);
+  if (dqAccumMap)
+    e.when(arith::CmpIOp::create(e.b, arith::CmpIPredicate::ugt, j, e.idx(0)),
+           [&] { reduceQueryGrad(dqAcc, e.sub(j, e.idx(1))); });
+  ring.release(0, j, rows.isLane0);
+  ring.release(1, j, rows.isLane0);
+  SmallVector<Value> yielded(dkAcc);
+  yielded.append(dvAcc);
+  yielded.append({nextHead, nextRow});
+  yielded.append(nextStats);
+  return yielded;
+}
+
+/// dV += P^T dO and dK += dS^T Q in one turn, and with grad-fused-dq tile
+/// j - 1's dQ (returned: at j = 0 the product reads a slot not yet
+/// written, and its result is dropped). dO [queries][Dv] and Q
+/// [queries][D] are MN-major B operands; 64-column blocks are blockM rows
+/// apart.
+Value KeyValueGradKernel::accumulate(Value j, Value qBase, Value doBase,
+                                     ArrayRef<Value> ptFrags,
+                                     ArrayRef<Value> dsFrags,
+                                     SmallVector<Value> &dkAcc,
+                                     SmallVector<Value> &dvAcc) {
+  Value doDescMN = arith::OrIOp::create(
+      e.b, doBase, e.i64(descriptorHigh(blockM * kBoxRowBytes)));
+  Value qDescMN = arith::OrIOp::create(
+      e.b, qBase, e.i64(descriptorHigh(blockM * kBoxRowBytes)));
+  SmallVector<Value> bDescs = e.mnMajorSlices(doDescMN, blockM / 16);
+  bDescs.append(e.mnMajorSlices(qDescMN, blockM / 16));
+  bDescs = e.fenceRegisters(bDescs);
+  dvAcc = e.fenceRegisters(dvAcc);
+  dkAcc = e.fenceRegisters(dkAcc);
+  turns->take();
+  NVVM::WgmmaFenceAlignedOp::create(e.b);
+  ArrayRef<Value> descs(bDescs);
+  dvAcc =
+      e.rsMmaSlices(dvAcc, ptFrags, descs.take_front(blockM / 16), valueDim);
+  dkAcc = e.rsMmaSlices(dkAcc, dsFrags, descs.drop_front(blockM / 16), headDim);
+  Value dqAcc;
+  if (dqAccumMap)
+    dqAcc = issueQueryGrad(dsSlot(e.add(j, e.idx(layout.dsSlots - 1))));
+  NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
+  turns->pass();
+  NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
+  dvAcc = e.fenceRegisters(dvAcc);
+  dkAcc = e.fenceRegisters(dkAcc);
+  return dqAcc;
+}
+
+SmallVector<Value> KeyValueGradKernel::mainloop(Value lse, Value delta) {
+  firstHead = arith::MulIOp::create(e.b, tile.kvHead, tile.group);
+  rowLimit = e.add(tile.window.begin, e.mul(tile.qTiles, blockM));
+  int64_t nKV = headDim / 2 + valueDim / 2;
+  SmallVector<Value> init(nKV, e.f32(0.0));
+  init.append({firstHead, tile.window.begin});
+  init.append(loadStats(lse, delta,
+                        arith::CmpIOp::create(e.b, arith::CmpIPredicate::ugt,
+                                              tile.numTiles, e.idx(0)),
+                        firstHead, tile.window.begin));
+  auto loop = scf::ForOp::create(e.b, e.idx(0), tile.numTiles, e.idx(1), init);
+  {
+    OpBuilder::InsertionGuard guard(e.b);
+    e.b.setInsertionPointToEnd(loop.getBody());
+    scf::YieldOp::create(e.b, step(lse, delta, loop.getInductionVar(),
+                                   loop.getRegionIterArgs()));
+  }
+  if (dqAccumMap)
+    lastQueryGrad();
+  return SmallVector<Value>(loop.getResults().take_front(nKV));
+}
+
+void mlir::swba::gpu_kernels::buildKeyValueGradBody(
+    OpBuilder &builder, Location loc, AttentionGradOp op,
+    const KeyValueGradLayout &layout, ValueRange args, ArrayRef<Value> maps,
+    Type elementType, int64_t headDim, int64_t valueDim, Value dqAccumMap,
+    bool pingPong) {
+  Value bars = StageRing::createBarriers(builder, loc, layout.stages);
+  HopperKernelBuilder e(builder, loc, elementType, bars);
+  KeyValueGradKernel kernel(e, op, layout, headDim, valueDim, dqAccumMap);
+  kernel.setUp(args, maps, pingPong);
+  SmallVector<Value> grads = kernel.mainloop(args[4], args[5]);
+  // dK = scale * sum dS^T Q, dV = sum P^T dO.
+  storeKeyValueGradRows(e, grads, headDim, valueDim, kernel.scale,
+                        kernel.rows.rowBase, kernel.tile.keys, args[6], args[7],
+                        kernel.tile.batch, kernel.tile.kvHead);
+}

@@ -1,0 +1,201 @@
+//===- QueryGradMainloop.cpp - The sm_90a dQ kernel -----------------------===//
+//
+// The body of the sm_90a dQ kernel (SWBAGradToGPUHopper.cpp has the kernel,
+// its launch and the overview of the backward): 3 warpgroups. The producer
+// loads the workgroup's 128 rows of Q and dO once and a ring of K/V tiles
+// (the rows' block window only; see QueryGradTiling), each stage on
+// full/empty mbarriers. Each consumer owns 64 query rows and, per tile,
+//   S  = Q K^T   and   dP = dO V^T      (SS wgmma, one group)
+//   P  = exp(S scale - lse)             (masked at the window's edges)
+//   dS = P (dP - delta)
+//   dQ += dS K                          (RS wgmma: dS from registers, K as
+//                                        the MN-major B)
+// then dQ * scale is stored.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Consumer.h"
+#include "Epilogue.h"
+#include "Kernels.h"
+#include "Producer.h"
+#include "Softmax.h"
+#include "Workgroup.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::swba;
+using namespace mlir::swba::gpu_kernels;
+
+namespace {
+
+/// What the parts of the dQ kernel read.
+struct QueryGradKernel : BackwardKernel {
+  const QueryGradLayout &layout;
+  int64_t headDim, valueDim, blockM, blockN;
+  QueryTile tile;
+  ConsumerRows rows;
+  Value base, qDesc, doDesc;
+  /// Per row h (rowBase + 8h): lse in the log2 domain, and delta.
+  Value lseLog2[2], rowDelta[2];
+
+  QueryGradKernel(HopperKernelBuilder &e, AttentionGradOp op,
+                  const QueryGradLayout &layout, int64_t headDim,
+                  int64_t valueDim)
+      : BackwardKernel(e, op, layout.stages), layout(layout), headDim(headDim),
+        valueDim(valueDim), blockM(QueryGradTiling::blockM()),
+        blockN(layout.blockN) {}
+
+  void setUp(ValueRange args, ArrayRef<Value> maps);
+  SmallVector<Value> mainloop(bool pingPong);
+
+private:
+  void loadRowStats(Value lse, Value delta);
+  SmallVector<Value> step(TurnTaking &turns, Value j, SmallVector<Value> acc);
+};
+
+} // namespace
+
+/// The workgroup's tile, the shared buffer and its mbarriers, the producer
+/// (warpgroup 0), then the consumers' rows, row statistics and Q and dO
+/// descriptors. `args`: q, k, v, dout, lse, delta, out, dq (dout and out
+/// are not read as memrefs: dO comes through its tensor map, delta from
+/// the delta kernel).
+void QueryGradKernel::setUp(ValueRange args, ArrayRef<Value> maps) {
+  e.setLaneIds();
+  Value warpgroup = e.warpgroupIndex();
+  tile = QueryTile::get(e, /*headsFastest=*/false, args[0], args[1], w, blockM,
+                        blockN);
+  e.sharedBuffer(layout.total());
+  base = e.descriptorBase();
+  Value isThread0 = e.eq(e.threadId, 0);
+  ring.init(QueryGradTiling::consumers * kWarpgroupThreads / 32, isThread0);
+  // Operand 0 of the ring is K, operand 1 V.
+  e.splitRoles(warpgroup, isThread0, [&] {
+    produceTiles(
+        e, ring,
+        {TmaOperand{maps[0], 0, headDim},
+         TmaOperand{maps[3], layout.doOffset(), valueDim}},
+        blockM, tile.q0, tile.qPlane, tile.numTiles,
+        {TmaOperand{maps[1], layout.kOffset(), headDim, layout.kStageBytes},
+         TmaOperand{maps[2], layout.vOffset(), valueDim, layout.vStageBytes}},
+        blockN, [&](Value j) {
+          return std::make_pair(e.add(tile.window.begin, e.mul(j, blockN)),
+                                tile.kvPlane);
+        });
+  });
+
+  rows = ConsumerRows::get(e, warpgroup, tile.q0);
+  loadRowStats(args[4], args[5]);
+  // Descriptors: this consumer's Q and dO rows (K-major A).
+  std::tie(qDesc, doDesc) =
+      onceDescriptors(e, base, rows.consumer, layout.doOffset());
+}
+
+/// lse (in the log2 domain) and delta (written by the delta kernel, which
+/// runs first) of this thread's rows; rows past the end read nothing and
+/// are never stored.
+void QueryGradKernel::loadRowStats(Value lse, Value delta) {
+  for (int64_t h = 0; h < 2; ++h) {
+    Value row = e.add(rows.rowBase, e.idx(8 * h));
+    Value inRange = arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, row,
+                                          tile.queries);
+    auto ifOp = scf::IfOp::create(
+        e.b, TypeRange{e.b.getF32Type(), e.b.getF32Type()}, inRange,
+        /*withElseRegion=*/true);
+    {
+      OpBuilder::InsertionGuard guard(e.b);
+      e.b.setInsertionPointToStart(ifOp.thenBlock());
+      Value l = e.mulf(e.load(lse, {tile.batch, tile.head, row}), log2e);
+      scf::YieldOp::create(
+          e.b, ValueRange{l, e.load(delta, {tile.batch, tile.head, row})});
+      e.b.setInsertionPointToStart(ifOp.elseBlock());
+      scf::YieldOp::create(e.b, ValueRange{e.f32(0.0), e.f32(0.0)});
+    }
+    lseLog2[h] = ifOp.getResult(0);
+    rowDelta[h] = ifOp.getResult(1);
+  }
+}
+
+/// dQ (unscaled) after every key tile.
+SmallVector<Value> QueryGradKernel::mainloop(bool pingPong) {
+  e.waitParity(e.idx(0), e.i1(false));
+  TurnTaking turns(e, rows.consumer, QueryGradTiling::consumers, pingPong);
+  SmallVector<Value> init(headDim / 2, e.f32(0.0));
+  auto loop = scf::ForOp::create(e.b, e.idx(0), tile.numTiles, e.idx(1), init);
+  {
+    OpBuilder::InsertionGuard guard(e.b);
+    e.b.setInsertionPointToEnd(loop.getBody());
+    scf::YieldOp::create(e.b,
+                         step(turns, loop.getInductionVar(),
+                              SmallVector<Value>(loop.getRegionIterArgs())));
+  }
+  return SmallVector<Value>(loop.getResults());
+}
+
+/// Key tile j: S and dP, then dS, then dQ += dS K; returns the next dQ.
+SmallVector<Value> QueryGradKernel::step(TurnTaking &turns, Value j,
+                                         SmallVector<Value> acc) {
+  Value k0 = e.add(tile.window.begin, e.mul(j, blockN));
+  Value k1 = e.min(e.add(k0, e.idx(blockN)), tile.window.end);
+  ring.waitFull(0, j);
+  ring.waitFull(1, j);
+  Value kBase =
+      ring.stageAddress(base, j, layout.kOffset(), layout.kStageBytes);
+  Value vBase =
+      ring.stageAddress(base, j, layout.vOffset(), layout.vStageBytes);
+  auto high = [&](int64_t lbo) { return e.i64(descriptorHigh(lbo)); };
+  // The stage's K and V: K-major B operands of S and dP.
+  Value kDescK = arith::OrIOp::create(e.b, kBase, high(16));
+  Value vDescK = arith::OrIOp::create(e.b, vBase, high(16));
+  auto [sAcc, dpAcc] =
+      issueScoreProducts(e, turns, qDesc, kDescK, doDesc, vDescK, blockM,
+                         blockN, headDim, valueDim, blockN);
+  ring.release(1, j, rows.isLane0);
+  auto [s, dp] = unpackScores(e, sAcc, dpAcc, blockN, positiveScale, scaleLog2);
+  // Edge tiles mask element-wise; interior tiles do not.
+  s = e.maskScores(s, w, rows.rowBase, tile.q0, tile.q1, k0, k1, blockN,
+                   tile.posOffset);
+
+  // dS = P (dP - delta), P = 2^(S scale log2e - lse log2e).
+  SmallVector<Value> ds;
+  for (int64_t i = 0, n = s.size(); i < n; ++i) {
+    int64_t h = (i / 2) % 2;
+    Value negLse = arith::NegFOp::create(e.b, lseLog2[h]);
+    Value p = recomputeProbability(e, s[i], scaleLog2, negLse, positiveScale);
+    ds.push_back(e.mulf(p, e.subf(dp[i], rowDelta[h])));
+  }
+  SmallVector<Value> dsFrags = e.packAFragments(ds, blockN);
+
+  // dQ += dS K: K [keys][D] is the MN-major B; the 64-column blocks of
+  // D = 128 are the leading byte offset apart.
+  Value kDescMN = arith::OrIOp::create(e.b, kBase, high(blockN * kBoxRowBytes));
+  SmallVector<Value> bDescs =
+      e.fenceRegisters(e.mnMajorSlices(kDescMN, blockN / 16));
+  dsFrags = e.fenceRegisters(dsFrags);
+  acc = e.fenceRegisters(acc);
+  turns.take();
+  NVVM::WgmmaFenceAlignedOp::create(e.b);
+  acc = e.rsMmaSlices(acc, dsFrags, bDescs, headDim);
+  NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
+  turns.pass();
+  NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
+  acc = e.fenceRegisters(acc);
+  ring.release(0, j, rows.isLane0);
+  return acc;
+}
+
+void mlir::swba::gpu_kernels::buildQueryGradBody(
+    OpBuilder &builder, Location loc, AttentionGradOp op,
+    const QueryGradLayout &layout, ValueRange args, ArrayRef<Value> maps,
+    Type elementType, int64_t headDim, int64_t valueDim, bool pingPong) {
+  Value bars = StageRing::createBarriers(builder, loc, layout.stages);
+  HopperKernelBuilder e(builder, loc, elementType, bars);
+  QueryGradKernel kernel(e, op, layout, headDim, valueDim);
+  kernel.setUp(args, maps);
+  SmallVector<Value> dq = kernel.mainloop(pingPong);
+  // dQ = scale * sum dS K.
+  storeQueryGradRows(e, dq, headDim, kernel.scale, kernel.rows.rowBase,
+                     kernel.tile.queries, args[7], kernel.tile.batch,
+                     kernel.tile.head);
+}

@@ -1,0 +1,88 @@
+//===- Tiling.cpp - Tile sizes of the sm_90a kernels ----------------------===//
+//
+// The tiling decisions of the sm_90a kernels and the measurements behind
+// them (Tiling.h).
+//
+//===----------------------------------------------------------------------===//
+
+#include "Tiling.h"
+
+using namespace mlir;
+using namespace mlir::swba;
+using namespace mlir::swba::gpu_kernels;
+
+FailureOr<HopperTiling> gpu_kernels::getTiling(int64_t d, int64_t dv,
+                                               const HopperOptions &options) {
+  if ((d != 64 && d != 128) || (dv != 64 && dv != 128))
+    return failure();
+  // Consumer warpgroups of 64 query rows: while one runs its softmax, the
+  // others' MMAs keep the tensor cores busy, and a K/V tile read from
+  // shared memory feeds all their rows. Three at head dim 64 (192 rows):
+  // there a tile's softmax (64 exponentials a thread) takes longer than
+  // one other consumer's products (S and P V of m64n128k64 and
+  // m64n64k128), and two others cover it; 160 registers a consumer hold
+  // S, O and the P fragments without spills. 326 -> 358 and 385-389 ->
+  // 405-408 TFLOP/s at design configurations 1 and 2 (variants.py,
+  // 2026-11-25). Two at head dim 128, where O doubles and 160 registers
+  // spill 384 bytes (294 against 480-491 TFLOP/s at configuration 3).
+  // 128 keys per tile: S = 64 x 128 f32 is 64 registers a thread, O
+  // another Dv / 2, and 240 registers hold them with the P fragments at
+  // Dv = 128 (with three consumers, block-n=192 makes S 96 of the 160
+  // registers, and the head-dim-64 kernel twice as slow).
+  // Two stages: the next tile's TMA load runs during this tile's math;
+  // at D = 128 a third stage would leave ~2 KB of shared memory spare.
+  // The softmax of one tile overlaps the P V product of the previous one
+  // (software pipelining within a warpgroup) unless asked otherwise.
+  // The two consumers take turns at the tensor cores (ping-pong), so that
+  // one's softmax runs while the other's products do.
+  const bool narrow = d <= 64 && dv <= 64;
+  HopperTiling t{
+      narrow ? 3 : 2,  128, 2, /*headsFastest=*/narrow, options.overlapSoftmax,
+      options.pingPong};
+  if (options.consumers)
+    t.consumers = options.consumers;
+  if (options.blockN)
+    t.blockN = options.blockN;
+  if (options.stages)
+    t.stages = options.stages;
+  return t;
+}
+
+bool gpu_kernels::fits(const HopperTiling &t, const SharedLayout &layout) {
+  return (t.consumers == 2 || t.consumers == 3) && t.blockN % 64 == 0 &&
+         t.blockN <= 256 && t.stages >= 1 &&
+         layout.total() + kStaticSharedBytes <= kMaxSharedBytes;
+}
+
+QueryGradLayout gpu_kernels::queryGradLayout(int64_t d, int64_t dv,
+                                             const HopperOptions &options) {
+  int64_t stages = options.gradStages ? options.gradStages : 2;
+  QueryGradLayout layout(
+      d, dv, QueryGradTiling::get(options.gradKeyTile).blockN, stages);
+  // The default key tile gives way to 64 keys where 128 would not fit (head
+  // dim 128 with 3 stages or more); a tile asked for stays as asked, and
+  // the op gets an error if it does not fit.
+  if (!options.gradKeyTile &&
+      layout.total() + kStaticSharedBytes > kMaxSharedBytes)
+    return QueryGradLayout(d, dv, 64, stages);
+  return layout;
+}
+
+KeyValueGradLayout
+gpu_kernels::keyValueGradLayout(int64_t d, int64_t dv,
+                                const HopperOptions &options) {
+  return KeyValueGradLayout(
+      d, dv, KeyValueGradTiling::get(d, dv, options.gradQueryTile).blockM,
+      options.gradStages ? options.gradStages : 2,
+      /*fusedQueryGrad=*/options.gradFusedDQ);
+}
+
+bool gpu_kernels::fitsGrad(const QueryGradLayout &dq,
+                           const KeyValueGradLayout &kv) {
+  return (kv.dsSlots || dq.total() + kStaticSharedBytes <= kMaxSharedBytes) &&
+         kv.total() + kStaticSharedBytes <= kMaxSharedBytes;
+}
+
+bool gpu_kernels::coversHeadDims(int64_t d, int64_t dv) {
+  return (d == 64 || d == 128) && (dv == 64 || dv == 128);
+}

@@ -1,0 +1,198 @@
+//===- Tiling.h - Tile sizes of the sm_90a kernels --------------*- C++ -*-===//
+//
+// Internal to lib/Conversion/SWBAToGPU/Hopper: the tiling decisions of the
+// forward, dQ and dK/dV kernels (consumers, tile sizes, stages, and why
+// they are what they are, in Tiling.cpp and below) and the shared-memory
+// layouts that follow from them, with the checks that they fit.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef SWBA_LIB_CONVERSION_SWBATOGPU_HOPPER_TILING_H
+#define SWBA_LIB_CONVERSION_SWBATOGPU_HOPPER_TILING_H
+
+#include "HopperKernelBuilder.h"
+#include "swba/Conversion/SWBAToGPU/SWBAToGPU.h"
+
+namespace mlir::swba::gpu_kernels {
+
+//===----------------------------------------------------------------------===//
+// Forward
+//===----------------------------------------------------------------------===//
+
+/// How the kernel is tiled; see HopperTiling::get for the reasons.
+struct HopperTiling {
+  int64_t consumers; // warpgroups of 64 query rows
+  int64_t blockN;    // keys per K/V tile
+  int64_t stages;    // K/V tiles in flight
+  bool headsFastest;
+  bool overlapSoftmax; // softmax of S_j during P_{j-1} V_{j-1}
+  bool pingPong;       // consumers take turns issuing their products
+
+  int64_t blockM() const { return consumers * kRowsPerConsumer; }
+  int64_t threads() const { return (consumers + 1) * kWarpgroupThreads; }
+};
+
+/// The shared-memory layout of a tiling, in bytes from @swba_smem.
+struct SharedLayout {
+  int64_t qBytes, kStageBytes, vStageBytes, stages;
+  SharedLayout(const HopperTiling &t, int64_t headDim, int64_t valueDim)
+      : qBytes(t.blockM() * headDim * 2), kStageBytes(t.blockN * headDim * 2),
+        vStageBytes(t.blockN * valueDim * 2), stages(t.stages) {}
+  int64_t kOffset(int64_t stage) const { return qBytes + stage * kStageBytes; }
+  int64_t vOffset(int64_t stage) const {
+    return qBytes + stages * kStageBytes + stage * vStageBytes;
+  }
+  int64_t total() const { return vOffset(stages); }
+};
+
+/// The forward's tiling for head dims `d`, `dv` (the defaults, then what
+/// `options` ask for); failure when the kernel does not cover them (the
+/// mma.sync kernel then does).
+FailureOr<HopperTiling> getTiling(int64_t d, int64_t dv,
+                                  const HopperOptions &options);
+
+/// Whether the tiling is one the kernel takes and fits in shared memory.
+bool fits(const HopperTiling &t, const SharedLayout &layout);
+
+//===----------------------------------------------------------------------===//
+// Backward
+//===----------------------------------------------------------------------===//
+
+/// The dQ kernel's tiling: two consumers of 64 query rows, two stages (the
+/// `grad-stages` option), and key tiles of `blockN` = 128 at every head dim
+/// (the `grad-key-tile` option; 64 where 128 does not fit in shared memory,
+/// see `queryGradLayout`). At head dim 64 the S, dP and dQ
+/// accumulators take 64 + 64 + 32 registers a thread; wider wgmmas and half
+/// the tiles made the kernel 15% faster than 64-key tiles. At head dim 128
+/// they take 64 + 64 + 64 and ptxas spills 188 bytes, yet the kernel still
+/// runs 3-4% faster than with 64-key tiles (32 + 32 + 64, no spills): GPU
+/// time 2068 -> 2015 us and 7874 -> 7533 us at the two head-dim-128
+/// design configurations (`kernel_times.py --options`, 4 alternating
+/// rounds, 2026-11-25), since the spilled values are not on the
+/// per-tile path and the K/V loads and barrier waits per query row halve.
+struct QueryGradTiling {
+  static constexpr int64_t consumers = 2;
+  int64_t blockN;
+  static int64_t blockM() { return consumers * kRowsPerConsumer; }
+  static int64_t threads() { return (consumers + 1) * kWarpgroupThreads; }
+  static QueryGradTiling get(int64_t option) { return {option ? option : 128}; }
+};
+
+/// Shared memory of the dQ kernel: Q and dO of the workgroup's rows, then
+/// the K and V stages.
+struct QueryGradLayout {
+  int64_t blockN, stages, qBytes, doBytes, kStageBytes, vStageBytes;
+  QueryGradLayout(int64_t d, int64_t dv, int64_t blockN, int64_t stages)
+      : blockN(blockN), stages(stages),
+        qBytes(QueryGradTiling::blockM() * d * 2),
+        doBytes(QueryGradTiling::blockM() * dv * 2),
+        kStageBytes(blockN * d * 2), vStageBytes(blockN * dv * 2) {}
+  int64_t doOffset() const { return qBytes; }
+  int64_t kOffset() const { return qBytes + doBytes; }
+  int64_t vOffset() const { return kOffset() + stages * kStageBytes; }
+  int64_t total() const { return vOffset() + stages * vStageBytes; }
+};
+
+/// The dK/dV kernel's tiling: two consumers of 64 keys (128 keys a
+/// workgroup), two stages (`grad-stages`), query tiles of `blockM` rows:
+/// 128 at head dims
+/// 64 (S^T and dP^T accumulators of 64 registers each next to dK and dV of
+/// 32), 64 at 128 (32 each next to 64 + 64; that already spills 100 bytes).
+struct KeyValueGradTiling {
+  static constexpr int64_t consumers = 2;
+  int64_t blockM;
+  static int64_t blockN() { return consumers * kRowsPerConsumer; }
+  static int64_t threads() { return (consumers + 1) * kWarpgroupThreads; }
+  static KeyValueGradTiling get(int64_t d, int64_t dv, int64_t option) {
+    if (option)
+      return {option};
+    return {d <= 64 && dv <= 64 ? 128 : 64};
+  }
+};
+
+/// Shared memory of the dK/dV kernel: K and V of the workgroup's keys, then
+/// the Q and dO stages, the row statistics and, when the kernel also adds
+/// up dQ, `dsSlots` slots of the query tile's dS^T ([128 keys][blockM
+/// queries] in 64-query boxes, 128B-swizzled: the MN-major A operand of
+/// dQ = dS K). Three slots: a consumer writes tile j's while the other may
+/// still read tile j - 1's, and tile j - 2's is read by a product that the
+/// writer's turn does not yet guarantee is complete.
+//
+// Each consumer's share of dQ (f32, 64 rows x `dqColumns`) goes out through
+// a staging buffer that a TMA reduce-add reads: [64 rows][32 f32] boxes,
+// 128B-swizzled. Where the consumer's own rows of a dS^T slot hold it
+// (128-row query tiles, 64 dQ columns) it is staged there, in the slot
+// that no product reads until the consumer's next dS^T is written;
+// otherwise in `stagingBytes` of its own.
+struct KeyValueGradLayout {
+  static constexpr int64_t fusedSlots = 3;
+  int64_t blockM, stages, kBytes, vBytes, qStageBytes, doStageBytes, dsSlots,
+      dqColumns, stagingBytes;
+  KeyValueGradLayout(int64_t d, int64_t dv, int64_t blockM, int64_t stages,
+                     bool fusedQueryGrad)
+      : blockM(blockM), stages(stages),
+        kBytes(KeyValueGradTiling::blockN() * d * 2),
+        vBytes(KeyValueGradTiling::blockN() * dv * 2),
+        qStageBytes(blockM * d * 2), doStageBytes(blockM * dv * 2),
+        dsSlots(fusedQueryGrad ? fusedSlots : 0),
+        dqColumns(fusedQueryGrad ? queryGradColumns(blockM, d) : 0),
+        stagingBytes(fusedQueryGrad && !stagesInSlots()
+                         ? KeyValueGradTiling::consumers * stagingPerConsumer()
+                         : 0) {}
+  /// How the two consumers split a query tile's dQ (see QueryGradShare).
+  enum class QueryGradSplit { Rows, Columns, Keys };
+  static QueryGradSplit queryGradSplit(int64_t blockM, int64_t d) {
+    if (blockM >= 2 * kRowsPerConsumer)
+      return QueryGradSplit::Rows;
+    return d >= 2 * kBoxCols ? QueryGradSplit::Columns : QueryGradSplit::Keys;
+  }
+  /// dQ columns of a consumer's share.
+  static int64_t queryGradColumns(int64_t blockM, int64_t d) {
+    return queryGradSplit(blockM, d) == QueryGradSplit::Columns ? d / 2 : d;
+  }
+  static constexpr int64_t stagingBoxBytes = kRowsPerConsumer * kBoxRowBytes;
+  int64_t stagingPerConsumer() const {
+    return kRowsPerConsumer * dqColumns * 4;
+  }
+  /// A consumer's rows of a dS^T slot: blockM / 64 pieces of 64 rows x
+  /// 128 bytes, one per 64-query box.
+  bool stagesInSlots() const { return blockM >= 2 * dqColumns; }
+  int64_t vOffset() const { return kBytes; }
+  int64_t qOffset() const { return kBytes + vBytes; }
+  int64_t doOffset() const { return qOffset() + stages * qStageBytes; }
+  /// Per consumer, two slots of the query tile's -lse log2(e) and delta
+  /// (blockM f32 each).
+  int64_t rowStatsOffset() const { return doOffset() + stages * doStageBytes; }
+  int64_t rowStatsSlotBytes() const { return 2 * blockM * 4; }
+  /// The dS^T slots, 1024-aligned (the swizzle atom).
+  int64_t dsOffset() const {
+    return llvm::alignTo(rowStatsOffset() + KeyValueGradTiling::consumers * 2 *
+                                                rowStatsSlotBytes(),
+                         kAtomBytes);
+  }
+  int64_t dsSlotBytes() const {
+    return KeyValueGradTiling::blockN() * blockM * 2;
+  }
+  int64_t stagingOffset() const { return dsOffset() + dsSlots * dsSlotBytes(); }
+  int64_t total() const { return stagingOffset() + stagingBytes; }
+};
+
+/// The dQ kernel's layout for `options` (grad-key-tile, grad-stages).
+QueryGradLayout queryGradLayout(int64_t d, int64_t dv,
+                                const HopperOptions &options);
+
+/// The dK/dV kernel's layout for `options` (grad-query-tile, grad-stages,
+/// grad-fused-dq).
+KeyValueGradLayout keyValueGradLayout(int64_t d, int64_t dv,
+                                      const HopperOptions &options);
+
+/// Whether the kernels fit in shared memory (the dQ kernel only where there
+/// is one: without grad-fused-dq).
+bool fitsGrad(const QueryGradLayout &dq, const KeyValueGradLayout &kv);
+
+/// Whether the sm_90a backward covers head dims `d`, `dv` (64 and 128).
+bool coversHeadDims(int64_t d, int64_t dv);
+
+} // namespace mlir::swba::gpu_kernels
+
+#endif // SWBA_LIB_CONVERSION_SWBATOGPU_HOPPER_TILING_H

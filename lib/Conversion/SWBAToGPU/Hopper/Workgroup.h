@@ -1,0 +1,105 @@
+//===- Workgroup.h - A workgroup's tile in the sm_90a kernels --*- C++ -*-===//
+//
+// Internal to lib/Conversion/SWBAToGPU/Hopper: the workgroup-to-tile
+// mapping of the forward and dQ kernels (a tile of query rows and the key
+// window it sees) and of the dK/dV kernel (a tile of key rows and the query
+// tiles of its GQA group that see them), with the TMA planes they read.
+// The grids that go with them are made where the kernels are launched
+// (SWBAToGPUHopper.cpp, SWBAGradToGPUHopper.cpp): (query heads, query
+// tiles, batch) and (key heads, key tiles, batch).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef SWBA_LIB_CONVERSION_SWBATOGPU_HOPPER_WORKGROUP_H
+#define SWBA_LIB_CONVERSION_SWBATOGPU_HOPPER_WORKGROUP_H
+
+#include "HopperKernelBuilder.h"
+
+namespace mlir::swba::gpu_kernels {
+
+/// A forward or dQ workgroup: query rows [q0, q1) of (batch, head), at most
+/// `blockM` (mapWorkgroup: late tiles first), the keys [window.begin,
+/// window.end) they see in `numTiles` tiles of `blockN`, and the TMA planes
+/// (batch * heads + head) of the queries and of their key head.
+struct QueryTile {
+  Value batch, head;
+  Value queries, keys, posOffset, kvHeads, kvHead, q0, q1;
+  RowRange window;
+  Value numTiles, qPlane, kvPlane;
+
+  static QueryTile get(HopperKernelBuilder &e, bool headsFastest, Value q,
+                       Value k, BlockWindow w, int64_t blockM, int64_t blockN) {
+    WorkgroupTile tile = mapWorkgroup(e, headsFastest);
+    QueryTile t;
+    t.batch = tile.batch;
+    t.head = tile.head;
+    t.queries = e.dim(q, 2);
+    t.keys = e.dim(k, 2);
+    t.posOffset = e.sub(t.keys, t.queries);
+    t.kvHeads = e.dim(k, 1);
+    t.kvHead = e.divIdx(t.head, e.divIdx(e.dim(q, 1), t.kvHeads));
+    t.q0 = e.mul(tile.qTile, blockM);
+    t.q1 = e.min(e.add(t.q0, e.idx(blockM)), t.queries);
+    t.window =
+        computeKeyWindow(e.b, e.b.getLoc(), w, t.q0, t.q1, t.posOffset, t.keys);
+    t.numTiles = arith::CeilDivUIOp::create(
+        e.b, e.sub(t.window.end, t.window.begin), e.idx(blockN));
+    // TMA coordinates, innermost first: (column, row, batch * heads + head).
+    t.qPlane = e.add(arith::MulIOp::create(e.b, t.batch, e.dim(q, 1)), t.head);
+    t.kvPlane = e.add(arith::MulIOp::create(e.b, t.batch, t.kvHeads), t.kvHead);
+    return t;
+  }
+};
+
+/// A dK/dV workgroup: key rows [k0, k1) of (batch, kvHead), at most
+/// `blockN` (early tiles first: early keys are seen by the most queries),
+/// the query rows [window.begin, window.end) that see them in `qTiles`
+/// tiles of `blockM`, for each of the `group` query heads of the key head:
+/// `numTiles` tiles in all. Tile j is query head kvHead * group + j /
+/// qTiles, rows from window.begin + (j % qTiles) * blockM.
+struct KeyTile {
+  Value batch, kvHead;
+  Value queries, keys, posOffset, heads, kvHeads, group, k0, k1;
+  RowRange window;
+  Value qTiles, numTiles, kvPlane;
+
+  static KeyTile get(HopperKernelBuilder &e, Value q, Value k, BlockWindow w,
+                     int64_t blockM, int64_t blockN) {
+    // Grid (key heads, key tiles, batch).
+    WorkgroupTile tile =
+        mapWorkgroup(e, /*headsFastest=*/false, /*lastFirst=*/false);
+    KeyTile t;
+    t.batch = tile.batch;
+    t.kvHead = tile.head;
+    t.queries = e.dim(q, 2);
+    t.keys = e.dim(k, 2);
+    t.posOffset = e.sub(t.keys, t.queries);
+    t.heads = e.dim(q, 1);
+    t.kvHeads = e.dim(k, 1);
+    t.group = e.divIdx(t.heads, t.kvHeads);
+    t.k0 = e.mul(tile.qTile, blockN);
+    t.k1 = e.min(e.add(t.k0, e.idx(blockN)), t.keys);
+    t.window = computeQueryWindow(e.b, e.b.getLoc(), w, t.k0, t.k1, t.posOffset,
+                                  t.queries);
+    Value span = e.sub(t.window.end, t.window.begin);
+    Value nonEmpty =
+        arith::CmpIOp::create(e.b, arith::CmpIPredicate::sgt, span, e.idx(0));
+    t.qTiles =
+        e.select(nonEmpty, arith::CeilDivUIOp::create(e.b, span, e.idx(blockM)),
+                 e.idx(0));
+    t.numTiles = arith::MulIOp::create(e.b, t.qTiles, t.group);
+    t.kvPlane = e.add(arith::MulIOp::create(e.b, t.batch, t.kvHeads), t.kvHead);
+    return t;
+  }
+  Value queryHead(HopperKernelBuilder &e, Value j) const {
+    return e.add(arith::MulIOp::create(e.b, kvHead, group),
+                 e.divU32(j, qTiles));
+  }
+  Value queryRow(HopperKernelBuilder &e, Value j, int64_t blockM) const {
+    return e.add(window.begin, e.mul(e.remU32(j, qTiles), blockM));
+  }
+};
+
+} // namespace mlir::swba::gpu_kernels
+
+#endif // SWBA_LIB_CONVERSION_SWBATOGPU_HOPPER_WORKGROUP_H
