@@ -45,9 +45,10 @@
 // CHECK: %[[LOWC:.*]] = arith.maxsi %[[F0]], %c2
 // CHECK: %[[LOWF:.*]] = arith.subi %[[LOWC]], %c2
 // CHECK: %[[KB:.*]] = arith.muli %[[LOWF]], %c12
-// CHECK: %[[F1P:.*]] = arith.addi %[[F1]], %c1
-// CHECK: %[[KE0:.*]] = arith.muli %[[F1P]], %c12
-// CHECK: %[[KE:.*]] = arith.minsi %[[KE0]], %[[LEN]]
+// CHECK: %[[LAST:.*]] = arith.muli %[[F1]], %c12
+// CHECK: %[[LEFT:.*]] = arith.subi %[[LEN]], %[[LAST]]
+// CHECK: %[[REST:.*]] = arith.minsi %[[LEFT]], %c12
+// CHECK: %[[KE:.*]] = arith.addi %[[LAST]], %[[REST]]
 // The pages of the window: [KB / ps, ceildiv(KE, ps)).
 // CHECK: %[[PG0:.*]] = arith.divui %[[KB]], %[[PS]]
 // CHECK: %[[PSM:.*]] = arith.subi %[[PS]], %c1
