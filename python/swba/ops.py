@@ -42,11 +42,11 @@ def _module(config: compiler.KernelConfig, device: torch.device):
 
 _MAX_TENSOR_MAPS = 256
 _MAX_PREPARED = 8  # packed parameter sets kept per kernel of a plan
-_tensor_maps: OrderedDict = OrderedDict()  # key -> (device pointer, its tensor)
+_tensor_maps: OrderedDict = OrderedDict()  # key -> (device pointer, its MapSlot, host bytes)
 
 
 def _tensor_map(t, spec: compiler.TensorMap, device: int, stream: int):
-    """(device pointer, device tensor, pinned host bytes) of the CUtensorMap
+    """(device pointer, runtime.MapSlot, pinned host bytes) of the CUtensorMap
     that `spec` (from the launch manifest) describes for the contiguous t. A
     map depends only on t's address, shape and dtype and on the spec, so the
     last maps made are kept, least recently used out first. They are kept
@@ -68,11 +68,10 @@ def _tensor_map(t, spec: compiler.TensorMap, device: int, stream: int):
     raw = runtime.encode_tensor_map(
         spec, key[0], dims[::-1], steps[-2::-1], spec.box[::-1])
     host = torch.frombuffer(bytearray(raw), dtype=torch.uint8).pin_memory()
-    on_device = torch.empty(128, dtype=torch.uint8, device=t.device)
-    on_device.copy_(host, non_blocking=True)
+    on_device = runtime.MapSlot(device, stream, host.data_ptr())
     # The pinned bytes are kept with the map: a copy captured in a CUDA
     # graph reads them again at every replay.
-    _tensor_maps[key] = found = (on_device.data_ptr(), on_device, host)
+    _tensor_maps[key] = found = (on_device.address, on_device, host)
     if len(_tensor_maps) > _MAX_TENSOR_MAPS:
         _tensor_maps.popitem(last=False)
     return found

@@ -138,6 +138,50 @@ class Event:
         _check(cu.cuStreamWaitEvent(cu.CUstream(stream), self.event, 0))
 
 
+class MapSlot:
+    """128 bytes of device memory for one CUtensorMap, from the driver
+    rather than PyTorch's allocator: a map copied while a CUDA graph is
+    captured would otherwise live in the graph's private pool, which
+    `torch.compile(mode="reduce-overhead")` requires to hold only the
+    graph's outputs. Slots come from slabs that are never freed. A slot goes
+    back, when its last reference is dropped, to the free list of the
+    stream its map was copied on: a later copy into it on that stream is
+    ordered after every kernel that read it there (and a kernel that read it
+    on a second stream was joined back into that stream)."""
+
+    __slots__ = ("address", "stream", "__weakref__")
+    _free: dict = {}  # (device, stream) -> addresses
+    _lock = threading.Lock()
+    _SLAB = 256  # slots per cuMemAlloc
+
+    def __init__(self, device: int, stream: int, host_address: int):
+        with MapSlot._lock:
+            free = MapSlot._free.setdefault((device, stream), [])
+            if not free:
+                free.extend(_allocate_slab(MapSlot._SLAB))
+            self.address = free.pop()
+        self.stream = (device, stream)
+        _check(cu.cuMemcpyHtoDAsync(self.address, host_address, 128, cu.CUstream(stream)))
+
+    def __del__(self):
+        with MapSlot._lock:
+            MapSlot._free[self.stream].append(self.address)
+
+
+def _allocate_slab(slots: int) -> list:
+    """Addresses of `slots` 128-byte slots (64-byte aligned, as TMA needs)
+    in one new allocation of the current context. cuMemAlloc is not allowed
+    in a thread whose stream is capturing in the global mode, so it runs in
+    the relaxed mode, as PyTorch's allocator does."""
+    relaxed = cu.CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_RELAXED
+    previous = _check(cu.cuThreadExchangeStreamCaptureMode(relaxed))
+    try:
+        base = int(_check(cu.cuMemAlloc(128 * slots)))
+    finally:
+        _check(cu.cuThreadExchangeStreamCaptureMode(previous))
+    return [base + 128 * i for i in reversed(range(slots))]
+
+
 def memref_signature(rank: int) -> str:
     """`struct` codes of the expanded memref descriptor MLIR's GPU lowering
     gives a kernel parameter: allocated and aligned pointers, offset, sizes,

@@ -29,7 +29,7 @@ def _driver():
     cu.CUresult = types.SimpleNamespace(CUDA_SUCCESS="ok")
     for enum in ("CUtensorMapDataType", "CUtensorMapSwizzle", "CUtensorMapL2promotion",
                  "CUtensorMapFloatOOBfill", "CUtensorMapInterleave",
-                 "CUfunction_attribute", "CUevent_flags"):
+                 "CUfunction_attribute", "CUevent_flags", "CUstreamCaptureMode"):
         setattr(cu, enum, _Enum(enum.removeprefix("CU")))
     cu.cuuint64_t = cu.cuuint32_t = int
     cu.CUstream = int
@@ -62,6 +62,10 @@ def _driver():
     cu.cuDevicePrimaryCtxRetain = lambda device: ("ok", 1)
     cu.cuCtxGetCurrent = lambda: ("ok", 1)
     cu.cuCtxSetCurrent = lambda context: ("ok",)
+    slabs = itertools.count(1 << 40, 1 << 20)
+    cu.cuMemAlloc = lambda size: ("ok", next(slabs))
+    cu.cuMemcpyHtoDAsync = lambda dst, src, size, stream: record("map_copy")(dst, size, stream)
+    cu.cuThreadExchangeStreamCaptureMode = lambda mode: ("ok", mode)
     return cu
 
 

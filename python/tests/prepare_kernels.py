@@ -3,7 +3,8 @@ benchmark need, into SWBA_KERNEL_DIR (default ~/.cache/swba), so that a GPU
 machine without MLIR runs them from there: each for sm_90 (the mma.sync
 kernels) and sm_90a (the TMA + wgmma forward where the head dims allow it),
 the two paths the tests and the benchmark run on an H100; the sm_90a
-backward also with grad-fused-dq=true; and, for sm_90a, those of
+backward also with grad-fused-dq=true; the tile options of
+bench/variants.py (unless --no-variants); and, for sm_90a, those of
 gpu_torch_kernels.json (the PyTorch library's GPU tests and examples)."""
 
 import dataclasses
@@ -27,7 +28,9 @@ todo = {dataclasses.replace(config, chip=chip)
 # The sm_90a backward whose dK/dV kernel adds dQ up.
 todo |= {dataclasses.replace(config, options="grad-fused-dq=true")
          for config in todo if config.grad and config.chip == "sm_90a"}
-todo |= variants.kernel_configs()
+# The tile options bench/variants.py times (not needed by the tests).
+if "--no-variants" not in sys.argv[1:]:
+    todo |= variants.kernel_configs()
 todo |= set(configs_from_json(os.path.join(here, "gpu_torch_kernels.json"),
                               {"chip": "sm_90a", "options": "", "kernels": "both"}))
 failed = 0

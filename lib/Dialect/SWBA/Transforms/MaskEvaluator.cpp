@@ -409,51 +409,11 @@ FailureOr<unsigned> MaskEvaluator::buildAffine(AffineExpr expr,
   return failure();
 }
 
-FailureOr<unsigned> MaskEvaluator::buildTensor(Value tensor,
-                                               ArrayRef<unsigned> indices,
-                                               std::string &why) {
-  auto type = dyn_cast<RankedTensorType>(tensor.getType());
-  if (!type || !type.hasStaticShape()) {
-    why = "the mask reads a tensor of dynamic shape";
-    return failure();
-  }
-  // The one in-bounds index of a unit dimension is 0, whatever computes it
-  // (a broadcast over batch/heads, say).
-  SmallVector<unsigned> coords(indices);
-  for (auto [d, coord] : llvm::enumerate(coords))
-    if (type.getDimSize(d) == 1)
-      coord = constantNode(Scalar{}, indexType(context));
-  auto memoKey = std::make_pair(tensor.getAsOpaquePointer(),
-                                std::vector<unsigned>(coords.begin(),
-                                                      coords.end()));
-  if (auto it = tensorMemo.find(memoKey); it != tensorMemo.end())
-    return it->second;
-  FailureOr<unsigned> result = failure();
+FailureOr<SmallVector<unsigned>>
+MaskEvaluator::viewSourceCoords(Operation *view, ArrayRef<unsigned> coords,
+                                std::string &why) {
   Type index = indexType(context);
-  Operation *def = tensor.getDefiningOp();
-  if (!def) {
-    why = "the mask is not a compile-time constant: it reads " +
-          describe(tensor);
-    return failure();
-  }
-  if (auto cst = dyn_cast<arith::ConstantOp>(def)) {
-    if (auto splat = dyn_cast<SplatElementsAttr>(cst.getValue())) {
-      FailureOr<Scalar> value = scalarOf(splat.getSplatValue<Attribute>());
-      if (failed(value)) {
-        why = "a constant of an unsupported kind";
-        return failure();
-      }
-      result = constantNode(*value, type.getElementType());
-    } else {
-      FailureOr<const ConstantData *> data = getData(cst.getValue(), why);
-      if (failed(data))
-        return failure();
-      Node node{Kind::Read, type.getElementType()};
-      node.data = *data;
-      node.operands.assign(coords.begin(), coords.end());
-      result = intern(std::move(node));
-    }
-  } else if (auto collapse = dyn_cast<tensor::CollapseShapeOp>(def)) {
+  if (auto collapse = dyn_cast<tensor::CollapseShapeOp>(view)) {
     // A collapsed index splits back into the source's row-major indices.
     RankedTensorType srcType = collapse.getSrcType();
     SmallVector<unsigned> src(srcType.getRank());
@@ -477,8 +437,10 @@ FailureOr<unsigned> MaskEvaluator::buildTensor(Value tensor,
         stride *= size;
       }
     }
-    result = buildTensor(collapse.getSrc(), src, why);
-  } else if (auto expand = dyn_cast<tensor::ExpandShapeOp>(def)) {
+    return src;
+  }
+  if (auto expand = dyn_cast<tensor::ExpandShapeOp>(view)) {
+    RankedTensorType type = expand.getResultType();
     SmallVector<unsigned> src;
     for (const ReassociationIndices &group : expand.getReassociationIndices()) {
       Node linear{Kind::Linear, index};
@@ -491,8 +453,9 @@ FailureOr<unsigned> MaskEvaluator::buildTensor(Value tensor,
       src.push_back(group.size() == 1 ? coords[group[0]]
                                       : intern(std::move(linear)));
     }
-    result = buildTensor(expand.getSrc(), src, why);
-  } else if (auto slice = dyn_cast<tensor::ExtractSliceOp>(def)) {
+    return src;
+  }
+  if (auto slice = dyn_cast<tensor::ExtractSliceOp>(view)) {
     if (llvm::any_of(slice.getStaticStrides(), ShapedType::isDynamic) ||
         llvm::any_of(slice.getStaticOffsets(), ShapedType::isDynamic)) {
       why = "a tensor.extract_slice with dynamic offsets or strides";
@@ -514,9 +477,61 @@ FailureOr<unsigned> MaskEvaluator::buildTensor(Value tensor,
       linear.c = offset;
       src.push_back(intern(std::move(linear)));
     }
-    result = buildTensor(slice.getSource(), src, why);
-  } else if (auto castOp = dyn_cast<tensor::CastOp>(def)) {
-    result = buildTensor(castOp.getSource(), coords, why);
+    return src;
+  }
+  // A tensor.cast reads its source at the same indices.
+  return SmallVector<unsigned>(coords);
+}
+
+FailureOr<unsigned> MaskEvaluator::buildTensor(Value tensor,
+                                               ArrayRef<unsigned> indices,
+                                               std::string &why) {
+  auto type = dyn_cast<RankedTensorType>(tensor.getType());
+  if (!type || !type.hasStaticShape()) {
+    why = "the mask reads a tensor of dynamic shape";
+    return failure();
+  }
+  // The one in-bounds index of a unit dimension is 0, whatever computes it
+  // (a broadcast over batch/heads, say).
+  SmallVector<unsigned> coords(indices);
+  for (auto [d, coord] : llvm::enumerate(coords))
+    if (type.getDimSize(d) == 1)
+      coord = constantNode(Scalar{}, indexType(context));
+  auto memoKey = std::make_pair(tensor.getAsOpaquePointer(),
+                                std::vector<unsigned>(coords.begin(),
+                                                      coords.end()));
+  if (auto it = tensorMemo.find(memoKey); it != tensorMemo.end())
+    return it->second;
+  FailureOr<unsigned> result = failure();
+  Operation *def = tensor.getDefiningOp();
+  if (!def) {
+    why = "the mask is not a compile-time constant: it reads " +
+          describe(tensor);
+    return failure();
+  }
+  if (auto cst = dyn_cast<arith::ConstantOp>(def)) {
+    if (auto splat = dyn_cast<SplatElementsAttr>(cst.getValue())) {
+      FailureOr<Scalar> value = scalarOf(splat.getSplatValue<Attribute>());
+      if (failed(value)) {
+        why = "a constant of an unsupported kind";
+        return failure();
+      }
+      result = constantNode(*value, type.getElementType());
+    } else {
+      FailureOr<const ConstantData *> data = getData(cst.getValue(), why);
+      if (failed(data))
+        return failure();
+      Node node{Kind::Read, type.getElementType()};
+      node.data = *data;
+      node.operands.assign(coords.begin(), coords.end());
+      result = intern(std::move(node));
+    }
+  } else if (isa<tensor::CollapseShapeOp, tensor::ExpandShapeOp,
+                 tensor::ExtractSliceOp, tensor::CastOp>(def)) {
+    FailureOr<SmallVector<unsigned>> src = viewSourceCoords(def, coords, why);
+    if (failed(src))
+      return failure();
+    result = buildTensor(def->getOperand(0), *src, why);
   } else if (isa<tensor::EmptyOp>(def)) {
     why = "the mask reads the contents of a tensor.empty";
     return failure();
@@ -759,9 +774,9 @@ FailureOr<Scalar> MaskEvaluator::fold(const Node &node,
   return result;
 }
 
-FailureOr<Scalar> MaskEvaluator::apply(unsigned id, ArrayRef<Scalar> args,
-                                       std::string &why) {
-  const Node &node = nodes[id];
+FailureOr<Scalar> MaskEvaluator::applyIndexing(const Node &node,
+                                               ArrayRef<Scalar> args,
+                                               std::string &why) {
   Scalar r;
   switch (node.kind) {
   case Kind::Const:
@@ -805,7 +820,12 @@ FailureOr<Scalar> MaskEvaluator::apply(unsigned id, ArrayRef<Scalar> args,
   case Kind::Op:
     break;
   }
+  llvm_unreachable("scalar ops are applied by applyNative or fold");
+}
 
+std::optional<Scalar> MaskEvaluator::applyNative(const Node &node,
+                                                 ArrayRef<Scalar> args) {
+  Scalar r;
   Type type = node.type;
   Operation *op = node.op;
   auto f = [&](double x) {
@@ -876,6 +896,16 @@ FailureOr<Scalar> MaskEvaluator::apply(unsigned id, ArrayRef<Scalar> args,
   case Native::None:
     break;
   }
+  return std::nullopt;
+}
+
+FailureOr<Scalar> MaskEvaluator::apply(unsigned id, ArrayRef<Scalar> args,
+                                       std::string &why) {
+  const Node &node = nodes[id];
+  if (node.kind != Kind::Op)
+    return applyIndexing(node, args, why);
+  if (std::optional<Scalar> r = applyNative(node, args))
+    return *r;
   return fold(node, args, why);
 }
 
@@ -962,6 +992,8 @@ static Classes classify(int64_t count, ArrayRef<const std::vector<Scalar> *> fro
 struct MaskEvaluator::Source {
   const Scalar *base;
   size_t stride;
+
+  const Scalar &read(size_t c) const { return base[c * stride]; }
 };
 
 /// Evaluates the common integer and f32/f64 ops over all column classes
@@ -1063,9 +1095,10 @@ bool MaskEvaluator::applyColumns(unsigned id, ArrayRef<Source> sources,
   }
 }
 
-FailureOr<const MaskRows *>
-MaskEvaluator::evaluateMask(ArrayRef<MaskTermNodes> terms, int64_t nq,
-                            int64_t nk, std::string &why) {
+/// The memo key of an evaluateMask call: the mask size and every term's
+/// nodes and masking types, each term closed by -2.
+static std::vector<int64_t> maskMemoKey(ArrayRef<MaskTermNodes> terms,
+                                        int64_t nq, int64_t nk) {
   std::vector<int64_t> memoKey = {nq, nk};
   for (const MaskTermNodes &term : terms) {
     memoKey.push_back(term.value);
@@ -1075,34 +1108,47 @@ MaskEvaluator::evaluateMask(ArrayRef<MaskTermNodes> terms, int64_t nq,
       memoKey.push_back(reinterpret_cast<int64_t>(type.getAsOpaquePointer()));
     memoKey.push_back(-2);
   }
-  if (auto it = maskMemo.find(memoKey); it != maskMemo.end())
-    return it->second.get();
+  return memoKey;
+}
 
-  // The nodes the terms read, in an order where operands come first.
-  SmallVector<unsigned> roots;
-  for (const MaskTermNodes &term : terms) {
-    roots.push_back(term.value);
-    if (term.cond)
-      roots.push_back(*term.cond);
-  }
-  std::vector<unsigned> order;
-  {
-    llvm::DenseSet<unsigned> seen;
-    SmallVector<unsigned> stack(roots);
-    while (!stack.empty()) {
-      unsigned n = stack.pop_back_val();
-      if (!seen.insert(n).second)
-        continue;
-      order.push_back(n);
-      llvm::append_range(stack, nodes[n].operands);
-    }
-    llvm::sort(order);
-  }
-
-  // Position-free nodes once, row-only ones per row, column-only per column.
+/// The values of one mask's nodes: position-free nodes once, row-only ones
+/// per row, column-only ones per column, and the nodes of both (`both`, in
+/// evaluation order) per column class of the row class at hand (`grid`).
+struct MaskEvaluator::MaskTables {
+  int64_t nq, nk;
   llvm::DenseMap<unsigned, Scalar> constant;
   llvm::DenseMap<unsigned, std::vector<Scalar>> perRow, perCol;
   SmallVector<unsigned> both;
+  Classes rows, cols;
+  /// The column-only values at each column class's representative.
+  llvm::DenseMap<unsigned, std::vector<Scalar>> colByClass;
+  llvm::DenseMap<unsigned, unsigned> slot;
+  std::vector<std::vector<Scalar>> grid;
+
+  size_t numCols() const { return cols.representative.size(); }
+};
+
+std::vector<unsigned>
+MaskEvaluator::operandsFirst(ArrayRef<unsigned> roots) const {
+  std::vector<unsigned> order;
+  llvm::DenseSet<unsigned> seen;
+  SmallVector<unsigned> stack(roots);
+  while (!stack.empty()) {
+    unsigned n = stack.pop_back_val();
+    if (!seen.insert(n).second)
+      continue;
+    order.push_back(n);
+    llvm::append_range(stack, nodes[n].operands);
+  }
+  // Nodes are interned after their operands, so ids are an operands-first
+  // order.
+  llvm::sort(order);
+  return order;
+}
+
+LogicalResult MaskEvaluator::evaluateAxes(ArrayRef<unsigned> order,
+                                          MaskTables &tables,
+                                          std::string &why) {
   for (unsigned n : order) {
     const Node &node = nodes[n];
     if (node.deps & kBatch) {
@@ -1110,22 +1156,22 @@ MaskEvaluator::evaluateMask(ArrayRef<MaskTermNodes> terms, int64_t nq,
       return failure();
     }
     if (node.deps == (kRow | kCol)) {
-      both.push_back(n);
+      tables.both.push_back(n);
       continue;
     }
     SmallVector<Scalar, 3> args(node.operands.size());
     if (node.deps == 0) {
       for (auto [k, operand] : llvm::enumerate(node.operands))
-        args[k] = constant[operand];
+        args[k] = tables.constant[operand];
       FailureOr<Scalar> value = apply(n, args, why);
       if (failed(value))
         return failure();
-      constant[n] = *value;
+      tables.constant[n] = *value;
       continue;
     }
     bool isRow = node.deps == kRow;
-    int64_t count = isRow ? nq : nk;
-    auto &table = isRow ? perRow : perCol;
+    int64_t count = isRow ? tables.nq : tables.nk;
+    auto &table = isRow ? tables.perRow : tables.perCol;
     std::vector<Scalar> values(count);
     for (int64_t p = 0; p < count; ++p) {
       if (node.kind == Kind::Row || node.kind == Kind::Col) {
@@ -1133,7 +1179,8 @@ MaskEvaluator::evaluateMask(ArrayRef<MaskTermNodes> terms, int64_t nq,
         continue;
       }
       for (auto [k, operand] : llvm::enumerate(node.operands))
-        args[k] = nodes[operand].deps ? table[operand][p] : constant[operand];
+        args[k] = nodes[operand].deps ? table[operand][p]
+                                      : tables.constant[operand];
       FailureOr<Scalar> value = apply(n, args, why);
       if (failed(value)) {
         why += llvm::formatv(" (at {0} {1})", isRow ? "query" : "key", p);
@@ -1143,7 +1190,11 @@ MaskEvaluator::evaluateMask(ArrayRef<MaskTermNodes> terms, int64_t nq,
     }
     table[n] = std::move(values);
   }
+  return success();
+}
 
+void MaskEvaluator::classifyPositions(ArrayRef<unsigned> roots,
+                                      MaskTables &tables) {
   // Rows (columns) that agree on every row-only (column-only) value that the
   // rest reads see the same keys.
   SmallVector<const std::vector<Scalar> *> rowFrontier, colFrontier;
@@ -1156,127 +1207,173 @@ MaskEvaluator::evaluateMask(ArrayRef<MaskTermNodes> terms, int64_t nq,
       return;
     bool isFloat = isa<FloatType>(node.type);
     if (node.deps == kRow) {
-      rowFrontier.push_back(&perRow[operand]);
+      rowFrontier.push_back(&tables.perRow[operand]);
       rowFloat.push_back(isFloat);
     } else {
-      colFrontier.push_back(&perCol[operand]);
+      colFrontier.push_back(&tables.perCol[operand]);
       colFloat.push_back(isFloat);
     }
   };
-  for (unsigned n : both)
+  for (unsigned n : tables.both)
     for (unsigned operand : nodes[n].operands)
       addFrontier(operand);
   for (unsigned root : roots)
     addFrontier(root);
-  Classes rows = classify(nq, rowFrontier, rowFloat);
-  Classes cols = classify(nk, colFrontier, colFloat);
-  size_t numCols = cols.representative.size();
+  tables.rows = classify(tables.nq, rowFrontier, rowFloat);
+  tables.cols = classify(tables.nk, colFrontier, colFloat);
 
-  // Nodes of both, one row class at a time, over the column classes. Each
-  // operand is read either as one value for the row or per column class.
-  llvm::DenseMap<unsigned, unsigned> slot;
-  for (auto [k, n] : llvm::enumerate(both))
-    slot[n] = k;
-  std::vector<std::vector<Scalar>> grid(both.size(),
-                                        std::vector<Scalar>(numCols));
-  llvm::DenseMap<unsigned, std::vector<Scalar>> colByClass;
-  for (auto &[n, values] : perCol) {
-    std::vector<Scalar> &byClass = colByClass[n];
-    for (int64_t rep : cols.representative)
+  for (auto [k, n] : llvm::enumerate(tables.both))
+    tables.slot[n] = k;
+  tables.grid.assign(tables.both.size(),
+                     std::vector<Scalar>(tables.numCols()));
+  for (auto &[n, values] : tables.perCol) {
+    std::vector<Scalar> &byClass = tables.colByClass[n];
+    for (int64_t rep : tables.cols.representative)
       byClass.push_back(values[rep]);
   }
-  auto sourceOf = [&](unsigned n, int64_t row) -> Source {
-    switch (nodes[n].deps) {
-    case 0: return {&constant.find(n)->second, 0};
-    case kRow: return {&perRow.find(n)->second[row], 0};
-    case kCol: return {colByClass.find(n)->second.data(), 1};
-    default: return {grid[slot.find(n)->second].data(), 1};
-    }
-  };
-  auto read = [](const Source &source, size_t c) -> const Scalar & {
-    return source.base[c * source.stride];
-  };
-  auto masks = std::make_unique<MaskRows>();
-  masks->rowClass = rows.classOf;
-  std::vector<char> visible(numCols);
-  for (int64_t row : rows.representative) {
-    for (auto [k, n] : llvm::enumerate(both)) {
-      const Node &node = nodes[n];
-      SmallVector<Source, 3> sources;
-      for (unsigned operand : node.operands)
-        sources.push_back(sourceOf(operand, row));
-      SmallVector<Scalar, 3> args(sources.size());
-      std::vector<Scalar> &out = grid[k];
-      if (applyColumns(n, sources, numCols, out.data()))
-        continue;
-      for (size_t c = 0; c < numCols; ++c) {
-        for (auto [a, source] : llvm::enumerate(sources))
-          args[a] = read(source, c);
-        FailureOr<Scalar> value = apply(n, args, why);
-        if (failed(value)) {
-          why += llvm::formatv(" (at query {0}, key {1})", row,
-                               cols.representative[c]);
-          return failure();
-        }
-        out[c] = *value;
-      }
-    }
-    SmallVector<Source, 2> valueSources, condSources;
-    SmallVector<SmallVector<double, 2>, 2> lowest;
-    for (const MaskTermNodes &term : terms) {
-      lowest.emplace_back();
-      for (Type type : term.valueTypes)
-        lowest.back().push_back(lowestFinite(type));
-      if (!isa<FloatType>(nodes[term.value].type)) {
-        why = "the mask is not a float";
+}
+
+/// Where node `n`'s values for query `row` lie: one value for the whole row,
+/// or one per column class.
+MaskEvaluator::Source MaskEvaluator::sourceOf(const MaskTables &tables,
+                                              unsigned n, int64_t row) const {
+  switch (nodes[n].deps) {
+  case 0: return {&tables.constant.find(n)->second, 0};
+  case kRow: return {&tables.perRow.find(n)->second[row], 0};
+  case kCol: return {tables.colByClass.find(n)->second.data(), 1};
+  default: return {tables.grid[tables.slot.find(n)->second].data(), 1};
+  }
+}
+
+LogicalResult MaskEvaluator::evaluateGrid(MaskTables &tables, int64_t row,
+                                          std::string &why) {
+  size_t numCols = tables.numCols();
+  for (auto [k, n] : llvm::enumerate(tables.both)) {
+    const Node &node = nodes[n];
+    SmallVector<Source, 3> sources;
+    for (unsigned operand : node.operands)
+      sources.push_back(sourceOf(tables, operand, row));
+    SmallVector<Scalar, 3> args(sources.size());
+    std::vector<Scalar> &out = tables.grid[k];
+    if (applyColumns(n, sources, numCols, out.data()))
+      continue;
+    for (size_t c = 0; c < numCols; ++c) {
+      for (auto [a, source] : llvm::enumerate(sources))
+        args[a] = source.read(c);
+      FailureOr<Scalar> value = apply(n, args, why);
+      if (failed(value)) {
+        why += llvm::formatv(" (at query {0}, key {1})", row,
+                             tables.cols.representative[c]);
         return failure();
       }
-      valueSources.push_back(sourceOf(term.value, row));
-      condSources.push_back(term.cond ? sourceOf(*term.cond, row)
-                                      : Source{nullptr, 0});
+      out[c] = *value;
     }
-    for (size_t c = 0; c < numCols; ++c) {
-      bool seen = true;
-      for (auto [t, term] : llvm::enumerate(terms)) {
-        if (term.cond &&
-            (read(condSources[t], c).i != 0) == term.keepIfTrue)
-          continue;
-        double value = read(valueSources[t], c).f;
-        // -inf, or the lowest finite value of the term's type: hidden.
-        if ((std::isinf(value) && value < 0) ||
-            llvm::is_contained(lowest[t], value)) {
-          seen = false;
-          continue;
-        }
-        if (term.cond || value != 0.0) {
-          why = llvm::formatv("the mask value at (query {0}, key {1}) is {2}, "
-                              "neither 0 nor -inf/the lowest finite value",
-                              row, cols.representative[c], value);
-          return failure();
-        }
-      }
-      visible[c] = seen;
-    }
-    // The keys this row class sees must be one contiguous range.
-    int64_t lo = 0;
-    while (lo < nk && !visible[cols.classOf[lo]])
-      ++lo;
-    if (lo == nk) {
-      why = llvm::formatv("query row {0} sees no key", row);
+  }
+  return success();
+}
+
+LogicalResult MaskEvaluator::markVisible(ArrayRef<MaskTermNodes> terms,
+                                         const MaskTables &tables, int64_t row,
+                                         std::vector<char> &visible,
+                                         std::string &why) {
+  SmallVector<Source, 2> valueSources, condSources;
+  SmallVector<SmallVector<double, 2>, 2> lowest;
+  for (const MaskTermNodes &term : terms) {
+    lowest.emplace_back();
+    for (Type type : term.valueTypes)
+      lowest.back().push_back(lowestFinite(type));
+    if (!isa<FloatType>(nodes[term.value].type)) {
+      why = "the mask is not a float";
       return failure();
     }
-    int64_t hi = lo;
-    while (hi < nk && visible[cols.classOf[hi]])
-      ++hi;
-    for (int64_t j = hi; j < nk; ++j) {
-      if (visible[cols.classOf[j]]) {
-        why = llvm::formatv("query row {0} sees keys [{1}, {2}) and key {3}: "
-                            "not one contiguous range",
-                            row, lo, hi, j);
+    valueSources.push_back(sourceOf(tables, term.value, row));
+    condSources.push_back(term.cond ? sourceOf(tables, *term.cond, row)
+                                    : Source{nullptr, 0});
+  }
+  for (size_t c = 0; c < tables.numCols(); ++c) {
+    bool seen = true;
+    for (auto [t, term] : llvm::enumerate(terms)) {
+      if (term.cond && (condSources[t].read(c).i != 0) == term.keepIfTrue)
+        continue;
+      double value = valueSources[t].read(c).f;
+      // -inf, or the lowest finite value of the term's type: hidden.
+      if ((std::isinf(value) && value < 0) ||
+          llvm::is_contained(lowest[t], value)) {
+        seen = false;
+        continue;
+      }
+      if (term.cond || value != 0.0) {
+        why = llvm::formatv("the mask value at (query {0}, key {1}) is {2}, "
+                            "neither 0 nor -inf/the lowest finite value",
+                            row, tables.cols.representative[c], value);
         return failure();
       }
     }
-    masks->ranges.push_back({lo, hi});
+    visible[c] = seen;
+  }
+  return success();
+}
+
+/// The keys query `row` sees, which must be one contiguous range; `visible`
+/// is indexed by column class.
+static FailureOr<KeyRange> contiguousRange(ArrayRef<char> visible,
+                                           const Classes &cols, int64_t nk,
+                                           int64_t row, std::string &why) {
+  int64_t lo = 0;
+  while (lo < nk && !visible[cols.classOf[lo]])
+    ++lo;
+  if (lo == nk) {
+    why = llvm::formatv("query row {0} sees no key", row);
+    return failure();
+  }
+  int64_t hi = lo;
+  while (hi < nk && visible[cols.classOf[hi]])
+    ++hi;
+  for (int64_t j = hi; j < nk; ++j) {
+    if (visible[cols.classOf[j]]) {
+      why = llvm::formatv("query row {0} sees keys [{1}, {2}) and key {3}: "
+                          "not one contiguous range",
+                          row, lo, hi, j);
+      return failure();
+    }
+  }
+  return KeyRange{lo, hi};
+}
+
+FailureOr<const MaskRows *>
+MaskEvaluator::evaluateMask(ArrayRef<MaskTermNodes> terms, int64_t nq,
+                            int64_t nk, std::string &why) {
+  std::vector<int64_t> memoKey = maskMemoKey(terms, nq, nk);
+  if (auto it = maskMemo.find(memoKey); it != maskMemo.end())
+    return it->second.get();
+
+  SmallVector<unsigned> roots;
+  for (const MaskTermNodes &term : terms) {
+    roots.push_back(term.value);
+    if (term.cond)
+      roots.push_back(*term.cond);
+  }
+  MaskTables tables;
+  tables.nq = nq;
+  tables.nk = nk;
+  if (failed(evaluateAxes(operandsFirst(roots), tables, why)))
+    return failure();
+  classifyPositions(roots, tables);
+
+  // Only the nodes of both are evaluated per row class, over the column
+  // classes.
+  auto masks = std::make_unique<MaskRows>();
+  masks->rowClass = tables.rows.classOf;
+  std::vector<char> visible(tables.numCols());
+  for (int64_t row : tables.rows.representative) {
+    if (failed(evaluateGrid(tables, row, why)) ||
+        failed(markVisible(terms, tables, row, visible, why)))
+      return failure();
+    FailureOr<KeyRange> range =
+        contiguousRange(visible, tables.cols, nk, row, why);
+    if (failed(range))
+      return failure();
+    masks->ranges.push_back(*range);
   }
   auto [it, inserted] = maskMemo.try_emplace(memoKey, std::move(masks));
   return it->second.get();

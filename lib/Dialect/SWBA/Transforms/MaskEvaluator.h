@@ -93,6 +93,11 @@ private:
   unsigned constantNode(Scalar value, Type type);
   FailureOr<unsigned> buildTensor(Value tensor, ArrayRef<unsigned> coords,
                                   std::string &why);
+  /// The indices into its source that a reshape, slice or cast reads at
+  /// `coords`.
+  FailureOr<SmallVector<unsigned>>
+  viewSourceCoords(Operation *view, ArrayRef<unsigned> coords,
+                   std::string &why);
   FailureOr<unsigned> buildLinalg(Operation *op, unsigned resultNumber,
                                   ArrayRef<unsigned> coords, std::string &why);
   FailureOr<unsigned> buildScalar(Value v, Block *body,
@@ -106,11 +111,32 @@ private:
   FailureOr<const ConstantData *> getData(Attribute attr, std::string &why);
   FailureOr<Scalar> apply(unsigned node, ArrayRef<Scalar> operands,
                           std::string &why);
+  /// apply for the index and constant-read nodes.
+  static FailureOr<Scalar> applyIndexing(const Node &node,
+                                         ArrayRef<Scalar> operands,
+                                         std::string &why);
+  /// apply for the ops with an exact native path; nullopt sends the op to
+  /// its folder.
+  static std::optional<Scalar> applyNative(const Node &node,
+                                           ArrayRef<Scalar> operands);
   FailureOr<Scalar> fold(const Node &node, ArrayRef<Scalar> operands,
                          std::string &why);
   struct Source;
   bool applyColumns(unsigned node, ArrayRef<Source> sources, size_t count,
                     Scalar *out);
+
+  // The steps of evaluateMask, sharing the node values of one mask.
+  struct MaskTables;
+  std::vector<unsigned> operandsFirst(ArrayRef<unsigned> roots) const;
+  LogicalResult evaluateAxes(ArrayRef<unsigned> order, MaskTables &tables,
+                             std::string &why);
+  void classifyPositions(ArrayRef<unsigned> roots, MaskTables &tables);
+  Source sourceOf(const MaskTables &tables, unsigned node, int64_t row) const;
+  LogicalResult evaluateGrid(MaskTables &tables, int64_t row,
+                             std::string &why);
+  LogicalResult markVisible(ArrayRef<MaskTermNodes> terms,
+                            const MaskTables &tables, int64_t row,
+                            std::vector<char> &visible, std::string &why);
 
   MLIRContext *context;
   std::vector<Node> nodes;

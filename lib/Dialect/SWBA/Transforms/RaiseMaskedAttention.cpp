@@ -568,11 +568,14 @@ static int64_t product(ArrayRef<int64_t> sizes) {
   return result;
 }
 
-/// Proves that `pv` computes SWBA and gathers what the rewrite needs.
-static FailureOr<AttentionMatch> matchAttention(linalg::LinalgOp pv,
-                                                int64_t maxMaskPairs,
-                                                MaskEvaluator &evaluator,
-                                                std::string &why) {
+/// The P.V contraction: its loops and which input is P, which V.
+struct PVContraction {
+  ContractionLoops loops;
+  OpOperand *p = nullptr, *v = nullptr;
+};
+
+static FailureOr<PVContraction> matchPVContraction(linalg::LinalgOp pv,
+                                                   std::string &why) {
   if (!pv.hasPureTensorSemantics()) {
     why = "the contraction is not on tensors";
     return failure();
@@ -582,17 +585,18 @@ static FailureOr<AttentionMatch> matchAttention(linalg::LinalgOp pv,
     why = "the contraction result has rank < 2";
     return failure();
   }
-  OpOperand *pOperand = nullptr, *vOperand = nullptr;
+  PVContraction result;
+  result.loops = *loops;
   for (OpOperand *operand : pv.getDpsInputOperands()) {
     AffineMap map = pv.getMatchingIndexingMap(operand);
     if (uses(map, loops->row) && uses(map, loops->reduction) &&
         !uses(map, loops->col))
-      pOperand = operand;
+      result.p = operand;
     else if (uses(map, loops->col) && uses(map, loops->reduction) &&
              !uses(map, loops->row))
-      vOperand = operand;
+      result.v = operand;
   }
-  if (!pOperand || !vOperand) {
+  if (!result.p || !result.v) {
     why = "the contraction is not a [.., i, j] x [.., j, e] product";
     return failure();
   }
@@ -600,51 +604,41 @@ static FailureOr<AttentionMatch> matchAttention(linalg::LinalgOp pv,
     why = "the P.V contraction does not accumulate into zeros";
     return failure();
   }
+  return result;
+}
 
-  // The probabilities, read at [batch..., query, key].
+/// How P.V reads the probabilities, as [batch..., query, key].
+static FailureOr<Access> probabilitiesAccess(linalg::LinalgOp pv,
+                                             const PVContraction &contraction,
+                                             std::string &why) {
+  const ContractionLoops &loops = contraction.loops;
   Access pAccess;
-  AffineMap pMap = pv.getMatchingIndexingMap(pOperand);
+  AffineMap pMap = pv.getMatchingIndexingMap(contraction.p);
   SmallVector<unsigned> batchRead;
   for (AffineExpr result : pMap.getResults()) {
     auto dim = dyn_cast<AffineDimExpr>(result);
     unsigned d = dim.getPosition();
-    if (d == loops->row)
+    if (d == loops.row)
       pAccess.push_back(Axis::Query);
-    else if (d == loops->reduction)
+    else if (d == loops.reduction)
       pAccess.push_back(Axis::Key);
     else {
       pAccess.push_back(Axis::Batch);
       batchRead.push_back(d);
     }
   }
-  if (batchRead != loops->batch) {
+  if (batchRead != loops.batch) {
     why = "the probabilities are broadcast or permuted over batch/heads";
     return failure();
   }
+  return pAccess;
+}
 
-  ScoreTracer tracer;
-  FailureOr<Expr *> p = tracer.traceTensor(pOperand->get(), pAccess);
-  if (failed(p)) {
-    why = tracer.getReason();
-    return failure();
-  }
-  FailureOr<Expr *> logits = matchSoftmax(*p, why);
-  if (failed(logits))
-    return failure();
-
-  AttentionMatch match;
-  SmallVector<MaskTerm> masks;
-  FailureOr<Expr *> scores =
-      decomposeLogits(*logits, match.scale, masks, evaluator, why);
-  if (failed(scores))
-    return failure();
-
-  auto qk = cast<linalg::LinalgOp>((*scores)->op);
-  if (!qk.hasPureTensorSemantics() || !hasZeroInit(qk)) {
-    why = "the Q.K^T contraction does not accumulate into zeros";
-    return failure();
-  }
-  FailureOr<ContractionLoops> qkLoops = getContractionLoops(qk);
+/// Proves the mask terms a sliding window block mask over the Q.K^T
+/// scores and stores its parameters in `match`.
+static LogicalResult proveMask(linalg::LinalgOp qk, ArrayRef<MaskTerm> masks,
+                               int64_t maxMaskPairs, MaskEvaluator &evaluator,
+                               AttentionMatch &match, std::string &why) {
   auto scoresType = cast<RankedTensorType>(qk->getResult(0).getType());
   int64_t rank = scoresType.getRank();
   int64_t nq = scoresType.getDimSize(rank - 2);
@@ -667,7 +661,14 @@ static FailureOr<AttentionMatch> matchAttention(linalg::LinalgOp pv,
   if (failed(params))
     return failure();
   match.params = *params;
+  return success();
+}
 
+/// Plans q and k from Q.K^T and v from P.V into `match`.
+static LogicalResult planQKV(linalg::LinalgOp qk, linalg::LinalgOp pv,
+                             const PVContraction &contraction,
+                             AttentionMatch &match, std::string &why) {
+  FailureOr<ContractionLoops> qkLoops = getContractionLoops(qk);
   // q reads the row loop, k the column loop of Q.K^T; both reduce over D.
   OpOperand *qOperand = nullptr, *kOperand = nullptr;
   for (OpOperand *operand : qk.getDpsInputOperands()) {
@@ -681,6 +682,7 @@ static FailureOr<AttentionMatch> matchAttention(linalg::LinalgOp pv,
     why = "the scores contraction is not a [.., i, d] x [.., j, d] product";
     return failure();
   }
+  const ContractionLoops &loops = contraction.loops;
   FailureOr<OperandPlan> q =
       planOperand(qk, qOperand, qkLoops->batch, qkLoops->row,
                   qkLoops->reduction, /*allowScale=*/true,
@@ -690,7 +692,7 @@ static FailureOr<AttentionMatch> matchAttention(linalg::LinalgOp pv,
                   qkLoops->reduction, /*allowScale=*/true,
                   /*allowRepeat=*/true, why);
   FailureOr<OperandPlan> v =
-      planOperand(pv, vOperand, loops->batch, loops->reduction, loops->col,
+      planOperand(pv, contraction.v, loops.batch, loops.reduction, loops.col,
                   /*allowScale=*/false, /*allowRepeat=*/true, why);
   if (failed(q) || failed(k) || failed(v))
     return failure();
@@ -703,6 +705,13 @@ static FailureOr<AttentionMatch> matchAttention(linalg::LinalgOp pv,
   match.k = *k;
   match.v = *v;
   match.scale *= q->scale * k->scale;
+  return success();
+}
+
+/// Checks what the kernel needs of the planned match and of the P.V result.
+static LogicalResult checkScaleAndResult(linalg::LinalgOp pv,
+                                         const AttentionMatch &match,
+                                         std::string &why) {
   if (!(match.scale > 0) || !std::isfinite(match.scale)) {
     why = llvm::formatv("the scale {0} is not positive and finite",
                         match.scale);
@@ -729,6 +738,48 @@ static FailureOr<AttentionMatch> matchAttention(linalg::LinalgOp pv,
     why = "the result element type is not f16, bf16 or f32";
     return failure();
   }
+  return success();
+}
+
+/// Proves that `pv` computes SWBA and gathers what the rewrite needs.
+static FailureOr<AttentionMatch> matchAttention(linalg::LinalgOp pv,
+                                                int64_t maxMaskPairs,
+                                                MaskEvaluator &evaluator,
+                                                std::string &why) {
+  FailureOr<PVContraction> contraction = matchPVContraction(pv, why);
+  if (failed(contraction))
+    return failure();
+  FailureOr<Access> pAccess = probabilitiesAccess(pv, *contraction, why);
+  if (failed(pAccess))
+    return failure();
+
+  // The tracer owns the expressions; it lives until the mask is proven.
+  ScoreTracer tracer;
+  FailureOr<Expr *> p = tracer.traceTensor(contraction->p->get(), *pAccess);
+  if (failed(p)) {
+    why = tracer.getReason();
+    return failure();
+  }
+  FailureOr<Expr *> logits = matchSoftmax(*p, why);
+  if (failed(logits))
+    return failure();
+
+  AttentionMatch match;
+  SmallVector<MaskTerm> masks;
+  FailureOr<Expr *> scores =
+      decomposeLogits(*logits, match.scale, masks, evaluator, why);
+  if (failed(scores))
+    return failure();
+
+  auto qk = cast<linalg::LinalgOp>((*scores)->op);
+  if (!qk.hasPureTensorSemantics() || !hasZeroInit(qk)) {
+    why = "the Q.K^T contraction does not accumulate into zeros";
+    return failure();
+  }
+  if (failed(proveMask(qk, masks, maxMaskPairs, evaluator, match, why)) ||
+      failed(planQKV(qk, pv, *contraction, match, why)) ||
+      failed(checkScaleAndResult(pv, match, why)))
+    return failure();
   return match;
 }
 
