@@ -38,6 +38,56 @@ def attention_forward(q, k, v, block_size, window, scale=None, key_offset=0):
     return np.einsum("bhij,bhjd->bhid", p / l, v), (m + np.log(l))[..., 0]
 
 
+def paged_attention_forward(q, key_cache, value_cache, page_table, seq_lens,
+                            block_size, window, scale=None):
+    """swba.paged_attention: out [B, Hq, Nq, Dv] and lse [B, Hq, Nq].
+
+    Sequence b holds seq_lens[b] tokens (negative counts as 0); the key at
+    position p is key_cache[page_table[b, p // page_size], p % page_size]
+    ([num_pages, page_size, Hkv, D]); query row i sits at position
+    seq_lens[b] - Nq + i. Built on attention_forward: each sequence's keys
+    from the start of its first query's window are gathered through the page
+    table and placed there with key_offset, so pages before that start are
+    never looked at. Query rows before the sequence start give out 0 and lse
+    -inf; a row whose window holds a key of a page whose entry (or index)
+    lies outside the cache (or the table) gives NaN.
+    """
+    b, hq, nq, _ = q.shape
+    num_pages, page_size = key_cache.shape[0], key_cache.shape[1]
+    dv = value_cache.shape[3]
+    out = np.zeros((b, hq, nq, dv))
+    lse = np.full((b, hq, nq), -np.inf)
+    for bi in range(b):
+        n = max(int(seq_lens[bi]), 0)
+        rows = min(nq, n)
+        if rows == 0:
+            continue
+        first = (n - rows) // block_size - window + 1
+        start = max(first, 0) * block_size
+        pos = np.arange(start, n)
+        page = pos // page_size
+        in_table = page < page_table.shape[1]
+        slot = np.where(in_table, page_table[bi, np.minimum(
+            page, page_table.shape[1] - 1)], -1)
+        valid = in_table & (slot >= 0) & (slot < num_pages)
+        slot = np.where(valid, slot, 0)
+        # [Hkv, keys, D] -> [1, Hkv, keys, D]; invalid keys zero, then NaN rows.
+        k = np.where(valid[:, None, None], key_cache[slot, pos % page_size], 0.0)
+        v = np.where(valid[:, None, None], value_cache[slot, pos % page_size],
+                     0.0)
+        k = k.transpose(1, 0, 2)[None]
+        v = v.transpose(1, 0, 2)[None]
+        o, l = attention_forward(q[bi:bi + 1, :, nq - rows:], k, v, block_size,
+                                 window, scale, start)
+        sees_invalid = (swba_mask(rows, len(pos), block_size, window, start)
+                        & ~valid[None, :]).any(axis=1)
+        o[:, :, sees_invalid] = np.nan
+        l[:, :, sees_invalid] = np.nan
+        out[bi, :, nq - rows:] = o[0]
+        lse[bi, :, nq - rows:] = l[0]
+    return out, lse
+
+
 def attention_backward(q, k, v, dout, block_size, window, scale=None):
     """dq, dk, dv; with GQA, dk and dv sum over each group's query heads."""
     b, hq, nq, d = q.shape

@@ -11,7 +11,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from swba.reference import (attention_backward, attention_forward,  # noqa: E402
-                            raw_bytes, round_to, swba_mask)
+                            paged_attention_forward, raw_bytes, round_to,
+                            swba_mask)
 
 
 def test_mask_matches_definition():
@@ -46,6 +47,42 @@ def test_forward_matches_dense_softmax():
             p = np.exp(s - s.max(axis=1, keepdims=True))
             assert np.allclose(out[bi, h], (p / p.sum(axis=1, keepdims=True)) @ v[bi, kv])
             assert np.allclose(lse[bi, h], np.log(np.exp(s).sum(axis=1)))
+
+
+def test_paged_forward_matches_per_row_definition():
+    # Ragged lengths (one shorter than Nq, one empty), GQA 2, pages in random
+    # order, an entry past the cache and one negative (in and out of windows).
+    rng = np.random.default_rng(5)
+    b, hq, hkv, nq, d, dv, bs, ws, ps = 4, 4, 2, 5, 3, 2, 3, 2, 4
+    lens = np.array([14, 3, 0, 21])
+    num_pages, max_pages = 16, 7
+    kc = rng.standard_normal((num_pages, ps, hkv, d))
+    vc = rng.standard_normal((num_pages, ps, hkv, dv))
+    table = rng.integers(0, num_pages, (b, max_pages))  # shared pages too
+    table[0, 3] = num_pages + 2     # positions 12..15: seen by the last rows
+    table[3, 0] = -1                # positions 0..3: before every window
+    out, lse = paged_attention_forward(q := rng.standard_normal((b, hq, nq, d)),
+                                       kc, vc, table, lens, bs, ws, 0.6)
+    for bi, h, i in itertools.product(range(b), range(hq), range(nq)):
+        qpos = lens[bi] - nq + i
+        if qpos < 0:
+            assert (out[bi, h, i] == 0).all() and lse[bi, h, i] == -np.inf
+            continue
+        seen = [p for p in range(lens[bi])
+                if p // bs <= qpos // bs < p // bs + ws]
+        entries = [table[bi, p // ps] for p in seen]
+        if any(not 0 <= e < num_pages for e in entries):
+            assert np.isnan(out[bi, h, i]).all() and np.isnan(lse[bi, h, i])
+            continue
+        kv = h // (hq // hkv)
+        ks = np.array([kc[e, p % ps, kv] for e, p in zip(entries, seen)])
+        vs = np.array([vc[e, p % ps, kv] for e, p in zip(entries, seen)])
+        s = ks @ q[bi, h, i] * 0.6
+        p = np.exp(s - s.max())
+        assert np.allclose(out[bi, h, i], p @ vs / p.sum())
+        assert np.isclose(lse[bi, h, i], s.max() + np.log(p.sum()))
+    assert np.isnan(lse[0]).any() and not np.isnan(lse[0]).all()
+    assert not np.isnan(lse[3]).any()
 
 
 def _check_backward(b, hq, hkv, nq, nk, d, dv, bs, ws, scale, seed):

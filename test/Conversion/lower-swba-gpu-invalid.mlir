@@ -51,3 +51,11 @@ func.func @gpu_key_offset(%q: memref<1x2x64x64xf16>, %off: index) {
   swba.attention ins(%q, %q, %q : memref<1x2x64x64xf16>, memref<1x2x64x64xf16>, memref<1x2x64x64xf16>) outs(%q : memref<1x2x64x64xf16>) block_size = 4 window = 1 key_offset = %off
   return
 }
+
+// -----
+
+func.func @gpu_paged(%q: memref<2x8x1x64xf16>, %c: memref<32x16x2x64xf16>, %p: memref<2x8xi32>, %n: memref<2xi32>) {
+  // expected-error @+1 {{'swba.paged_attention' op is not supported by --lower-swba target=gpu yet (target=cpu lowers it)}}
+  swba.paged_attention ins(%q, %c, %c, %p, %n : memref<2x8x1x64xf16>, memref<32x16x2x64xf16>, memref<32x16x2x64xf16>, memref<2x8xi32>, memref<2xi32>) outs(%q : memref<2x8x1x64xf16>) block_size = 16 window = 4
+  return
+}

@@ -28,3 +28,11 @@ func.func @tensor_form(%q: tensor<1x2x8x16xf32>) -> tensor<1x2x8x16xf32> {
   return %r : tensor<1x2x8x16xf32>
 }
 
+
+// -----
+
+func.func @paged_tensor_form(%q: tensor<1x2x1x16xf32>, %c: tensor<4x8x2x16xf32>, %p: tensor<1x4xi32>, %n: tensor<1xi32>) -> tensor<1x2x1x16xf32> {
+  // expected-error @+1 {{'swba.paged_attention' op must be bufferized before --lower-swba (run --one-shot-bufferize first)}}
+  %r = swba.paged_attention ins(%q, %c, %c, %p, %n : tensor<1x2x1x16xf32>, tensor<4x8x2x16xf32>, tensor<4x8x2x16xf32>, tensor<1x4xi32>, tensor<1xi32>) outs(%q : tensor<1x2x1x16xf32>) block_size = 4 window = 1 -> tensor<1x2x1x16xf32>
+  return %r : tensor<1x2x1x16xf32>
+}

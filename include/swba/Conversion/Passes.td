@@ -23,6 +23,12 @@ def LowerSWBA : Pass<"lower-swba"> {
     (summing the query heads of a GQA group, so no two iterations write the
     same rows), then dQ per query tile over its window.
 
+    `swba.paged_attention` (target=cpu only) is the same forward with the
+    key loop of each query tile walking its window page by page: the page
+    table entry of a page is loaded only when the page holds a key of the
+    window, and an entry outside the cache is not dereferenced (the rows
+    that would see it get NaN).
+
     `target=cpu` produces `scf`/`memref`/`arith`/`math` loops with f32
     accumulation. `target=gpu` turns `swba.attention` into a `gpu.launch_func`
     of a kernel in a new `gpu.module`: one workgroup of 4 warps per (64 query

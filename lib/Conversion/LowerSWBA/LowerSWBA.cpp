@@ -72,7 +72,13 @@ mlir::swba::verifyLowerSWBAOptions(const LowerSWBAOptions &options,
 /// bounds. Nothing is emitted for static sizes.
 static void emitDynamicSizeChecks(Operation *op) {
   SmallVector<Value> queryLike, keyLike;
-  if (auto forward = dyn_cast<AttentionOp>(op)) {
+  auto paged = dyn_cast<PagedAttentionOp>(op);
+  if (paged) {
+    queryLike = {paged.getQuery(), paged.getOut()};
+    if (paged.getLse())
+      queryLike.push_back(paged.getLse());
+    keyLike = {paged.getKeyCache(), paged.getValueCache()};
+  } else if (auto forward = dyn_cast<AttentionOp>(op)) {
     queryLike = {forward.getQuery(), forward.getOut()};
     if (forward.getLse())
       queryLike.push_back(forward.getLse());
@@ -111,18 +117,29 @@ static void emitDynamicSizeChecks(Operation *op) {
     requireEqual(x, q, 1, "query head");
     requireEqual(x, q, 2, "query length");
   }
-  for (Value x : keyLike)
-    requireEqual(x, q, 0, "batch");
-  for (Value x : llvm::drop_begin(keyLike)) {
-    requireEqual(x, k, 1, "key/value head");
-    requireEqual(x, k, 2, "key length");
+  // The caches: [num_pages, page_size, Hkv, D], with the batch in the page
+  // table and the lengths instead.
+  int64_t keyHeadDim = paged ? 2 : 1;
+  if (paged) {
+    requireEqual(paged.getPageTable(), q, 0, "batch");
+    requireEqual(paged.getSeqLens(), q, 0, "batch");
+    requireEqual(paged.getValueCache(), k, 0, "page count");
+    requireEqual(paged.getValueCache(), k, 1, "page size");
+    requireEqual(paged.getValueCache(), k, 2, "key/value head");
+  } else {
+    for (Value x : keyLike)
+      requireEqual(x, q, 0, "batch");
+    for (Value x : llvm::drop_begin(keyLike)) {
+      requireEqual(x, k, 1, "key/value head");
+      requireEqual(x, k, 2, "key length");
+    }
+    if (isDynamic(q, 2) || isDynamic(k, 2))
+      check(cmp(arith::CmpIPredicate::ule, dim(q, 2), dim(k, 2)),
+            "more queries than keys");
   }
-  if (isDynamic(q, 2) || isDynamic(k, 2))
-    check(cmp(arith::CmpIPredicate::ule, dim(q, 2), dim(k, 2)),
-          "more queries than keys");
-  if (isDynamic(q, 1) || isDynamic(k, 1)) {
+  if (isDynamic(q, 1) || isDynamic(k, keyHeadDim)) {
     // Query heads a multiple of key/value heads; none of either is valid.
-    Value queryHeads = dim(q, 1), keyHeads = dim(k, 1);
+    Value queryHeads = dim(q, 1), keyHeads = dim(k, keyHeadDim);
     Value zero = arith::ConstantIndexOp::create(b, loc, 0);
     Value one = arith::ConstantIndexOp::create(b, loc, 1);
     Value rem = arith::RemUIOp::create(
@@ -170,11 +187,16 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
     // Every op must be lowerable before anything is rewritten.
     bool gpu = target == "gpu";
     WalkResult unsupported = root->walk([&](Operation *op) {
-      if (!isa<AttentionOp, AttentionGradOp>(op))
+      if (!isa<AttentionOp, AttentionGradOp, PagedAttentionOp>(op))
         return WalkResult::advance();
       if (!cast<DestinationStyleOpInterface>(op).hasPureBufferSemantics()) {
         op->emitOpError() << "must be bufferized before --lower-swba (run "
                              "--one-shot-bufferize first)";
+        return WalkResult::interrupt();
+      }
+      if (gpu && isa<PagedAttentionOp>(op)) {
+        op->emitOpError() << "is not supported by --lower-swba target=gpu "
+                             "yet (target=cpu lowers it)";
         return WalkResult::interrupt();
       }
       auto forward = dyn_cast<AttentionOp>(op);
@@ -195,7 +217,7 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
       return signalPassFailure();
 
     root->walk([](Operation *op) {
-      if (isa<AttentionOp, AttentionGradOp>(op))
+      if (isa<AttentionOp, AttentionGradOp, PagedAttentionOp>(op))
         emitDynamicSizeChecks(op);
     });
 

@@ -12,7 +12,7 @@
 #include "swba/Conversion/SWBAToLoops/SWBAToLoops.h"
 #include "swba/Dialect/SWBA/IR/SWBA.h"
 #include "swba/Dialect/SWBA/Utils/WindowBounds.h"
-#include "../LoopEmitter.h"
+#include "ForwardTile.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
@@ -25,59 +25,43 @@ using namespace mlir::swba;
 
 namespace {
 
-/// Sizes and values shared by the forward and backward lowerings.
-struct AttentionShape {
-  Value batch, queryHeads, queries, keys;
-  /// Query heads per key/value head.
-  Value groupSize;
-  /// Nk - Nq (+ keyPhase): the position of query row 0.
-  Value posOffset;
-  /// With a key_offset: its value modulo the block size, the position of
-  /// key row 0 (WindowBounds.h), and the first key row at or after the
-  /// sequence start. Null without one.
-  Value keyPhase, firstKey;
-  int64_t headDim, valueDim;
-  BlockWindow window;
-  double scale;
+template <typename OpTy>
+static AttentionShape getShape(LoopEmitter &e, OpTy op) {
+  AttentionShape s;
+  s.batch = e.dim(op.getQuery(), 0);
+  s.queryHeads = e.dim(op.getQuery(), 1);
+  s.queries = e.dim(op.getQuery(), 2);
+  s.keys = e.dim(op.getKey(), 2);
+  // No key/value heads means no query heads either (the verifier's rule
+  // for static sizes); dividing by at least 1 keeps that case from
+  // trapping.
+  Value keyHeads =
+      arith::MaxUIOp::create(e.b, e.dim(op.getKey(), 1), e.idx(1));
+  s.groupSize = e.divIdx(s.queryHeads, keyHeads);
+  s.posOffset = e.sub(s.keys, s.queries);
+  s.headDim = cast<ShapedType>(op.getQuery().getType()).getDimSize(3);
+  s.valueDim = cast<ShapedType>(op.getValue().getType()).getDimSize(3);
+  s.window = {static_cast<int64_t>(op.getBlockSize()),
+              static_cast<int64_t>(op.getWindow())};
+  s.scale = op.getEffectiveScale();
+  return s;
+}
 
-  template <typename OpTy>
-  static AttentionShape get(LoopEmitter &e, OpTy op) {
-    AttentionShape s;
-    s.batch = e.dim(op.getQuery(), 0);
-    s.queryHeads = e.dim(op.getQuery(), 1);
-    s.queries = e.dim(op.getQuery(), 2);
-    s.keys = e.dim(op.getKey(), 2);
-    // No key/value heads means no query heads either (the verifier's rule
-    // for static sizes); dividing by at least 1 keeps that case from
-    // trapping.
-    Value keyHeads = arith::MaxUIOp::create(e.b, e.dim(op.getKey(), 1),
-                                            e.idx(1));
-    s.groupSize = e.divIdx(s.queryHeads, keyHeads);
-    s.posOffset = e.sub(s.keys, s.queries);
-    s.headDim = cast<ShapedType>(op.getQuery().getType()).getDimSize(3);
-    s.valueDim = cast<ShapedType>(op.getValue().getType()).getDimSize(3);
-    s.window = {static_cast<int64_t>(op.getBlockSize()),
-                static_cast<int64_t>(op.getWindow())};
-    s.scale = op.getEffectiveScale();
-    return s;
-  }
-
-  /// Positions of the rows of a shard of a longer sequence (key row 0 at
-  /// `keyOffset`, possibly negative): only the offset modulo the block size
-  /// matters to the frames, and rows before the sequence start are skipped.
-  void setKeyOffset(LoopEmitter &e, Value keyOffset) {
-    Value bs = e.idx(window.blockSize);
-    // keyOffset mod bs in [0, bs); (rem + bs) % bs would wrap for block
-    // sizes near 2^63.
-    Value rem = arith::RemSIOp::create(e.b, keyOffset, bs);
-    Value negative = arith::CmpIOp::create(e.b, arith::CmpIPredicate::slt,
-                                           rem, e.idx(0));
-    keyPhase = e.select(negative, e.add(rem, bs), rem);
-    posOffset = e.add(posOffset, keyPhase);
-    firstKey =
-        arith::MaxSIOp::create(e.b, e.sub(e.idx(0), keyOffset), e.idx(0));
-  }
-};
+/// Positions of the rows of a shard of a longer sequence (key row 0 at
+/// `keyOffset`, possibly negative): only the offset modulo the block size
+/// matters to the frames, and rows before the sequence start are skipped.
+static void setKeyOffset(LoopEmitter &e, AttentionShape &s, Value keyOffset) {
+  Value bs = e.idx(s.window.blockSize);
+  // keyOffset mod bs in [0, bs); (rem + bs) % bs would wrap for block
+  // sizes near 2^63.
+  Value rem = arith::RemSIOp::create(e.b, keyOffset, bs);
+  Value negative =
+      arith::CmpIOp::create(e.b, arith::CmpIPredicate::slt, rem, e.idx(0));
+  s.keyPhase = e.select(negative, e.add(rem, bs), rem);
+  s.posOffset = e.add(s.posOffset, s.keyPhase);
+  s.firstKey =
+      arith::MaxSIOp::create(e.b, e.sub(e.idx(0), keyOffset), e.idx(0));
+}
 
 /// Scaled score of query row `i` (head `h`) against key row `j` (head `hk`).
 static Value emitScore(LoopEmitter &e, const AttentionShape &s, Value q,
@@ -101,30 +85,22 @@ struct AttentionOpToLoops : public OpRewritePattern<AttentionOp> {
       return rewriter.notifyMatchFailure(op, "expected memref operands");
 
     LoopEmitter e(rewriter, op.getLoc());
-    AttentionShape s = AttentionShape::get(e, op);
+    AttentionShape s = getShape(e, op);
     if (Value keyOffset = op.getKeyOffset())
-      s.setKeyOffset(e, keyOffset);
+      setKeyOffset(e, s, keyOffset);
     const int64_t tq = tiling.tileQ, tk = tiling.tileK;
     Value q = op.getQuery(), k = op.getKey(), v = op.getValue(),
           out = op.getOut(), lse = op.getLse();
 
-    // Per query tile: scores/probabilities, running max and sum, output.
-    Value scores = e.scratch({tq, tk});
-    Value rowMax = e.scratch({tq});
-    Value rowSum = e.scratch({tq});
-    Value acc = e.scratch({tq, s.valueDim});
-
+    OnlineSoftmax softmax = OnlineSoftmax::allocate(e, tq, tk, s.valueDim);
     e.loop(s.batch, [&](Value bi) {
       e.loop(s.queryHeads, [&](Value h) {
         Value hk = e.divIdx(h, s.groupSize);
+        auto keyRow = [&](Value j) { return SmallVector<Value, 4>{bi, hk, j}; };
         e.loop(e.idx(0), s.queries, e.idx(tq), [&](Value q0) {
           Value q1 = e.min(e.add(q0, e.idx(tq)), s.queries);
           Value rows = e.sub(q1, q0);
-          e.loop(rows, [&](Value r) {
-            e.store(e.negInf(), rowMax, r);
-            e.store(e.f32(0.0), rowSum, r);
-            e.loop(s.valueDim, [&](Value c) { e.store(e.f32(0.0), acc, {r, c}); });
-          });
+          softmax.reset(e, s, rows);
 
           RowRange keys = computeKeyWindow(e.b, e.b.getLoc(), s.window, q0, q1,
                                            s.posOffset, s.keys, s.keyPhase);
@@ -136,24 +112,14 @@ struct AttentionOpToLoops : public OpRewritePattern<AttentionOp> {
                 isTileFullyVisible(e.b, e.b.getLoc(), s.window, q0, q1, k0, k1,
                                    s.posOffset, s.keyPhase);
             auto tile = [&](bool masked) {
-              emitForwardTile(e, s, masked, q, k, v, bi, h, hk, q0, rows, k0,
-                              e.sub(k1, k0), scores, rowMax, rowSum, acc);
+              softmax.addKeys(e, s, masked, q, k, v, keyRow, bi, h, q0, rows,
+                              k0, e.sub(k1, k0));
             };
             e.ifElse(
                 interior, [&] { tile(/*masked=*/false); },
                 [&] { tile(/*masked=*/true); });
           });
-
-          e.loop(rows, [&](Value r) {
-            Value i = e.add(q0, r);
-            Value sum = e.load(rowSum, r);
-            Value inv = e.divf(e.f32(1.0), sum);
-            e.loop(s.valueDim, [&](Value c) {
-              e.storeF32(e.mulf(e.load(acc, {r, c}), inv), out, {bi, h, i, c});
-            });
-            if (lse)
-              e.store(e.addf(e.load(rowMax, r), e.log(sum)), lse, {bi, h, i});
-          });
+          softmax.finish(e, s, out, lse, bi, h, q0, rows);
         });
       });
     });
@@ -163,51 +129,6 @@ struct AttentionOpToLoops : public OpRewritePattern<AttentionOp> {
   }
 
 private:
-  /// One online-softmax step: folds key rows [k0, k0 + cols) into the
-  /// running max, sum and output of query rows [q0, q0 + rows). An unmasked
-  /// tile has no mask arithmetic at all; a masked one sets invisible scores
-  /// to -inf and guards the rows that have seen no visible key yet.
-  static void emitForwardTile(LoopEmitter &e, const AttentionShape &s,
-                              bool masked, Value q, Value k, Value v, Value bi,
-                              Value h, Value hk, Value q0, Value rows, Value k0,
-                              Value cols, Value scores, Value rowMax,
-                              Value rowSum, Value acc) {
-    e.loop(rows, [&](Value r) {
-      Value i = e.add(q0, r);
-      Value oldMax = e.load(rowMax, r);
-      Value newMax = e.reduce(cols, oldMax, [&](Value c, Value mx) {
-        Value j = e.add(k0, c);
-        Value score = emitScore(e, s, q, k, bi, h, hk, i, j);
-        if (masked)
-          score = e.select(isVisible(e.b, e.b.getLoc(), s.window, i, j,
-                                     s.posOffset, s.keyPhase),
-                           score, e.negInf());
-        e.store(score, scores, {r, c});
-        return e.maxf(mx, score);
-      });
-      // A row that has seen only masked keys keeps max -inf; subtracting 0
-      // instead keeps its exponentials at 0 rather than NaN.
-      Value ref = newMax;
-      if (masked) {
-        Value noneSeen = arith::CmpFOp::create(
-            e.b, arith::CmpFPredicate::OEQ, newMax, e.negInf());
-        ref = e.select(noneSeen, e.f32(0.0), newMax);
-      }
-      Value alpha = e.exp(e.subf(oldMax, ref));
-      e.loop(s.valueDim, [&](Value c) {
-        e.store(e.mulf(e.load(acc, {r, c}), alpha), acc, {r, c});
-      });
-      Value tileSum = e.reduce(cols, e.f32(0.0), [&](Value c, Value sum) {
-        Value p = e.exp(e.subf(e.load(scores, {r, c}), ref));
-        Value j = e.add(k0, c);
-        e.axpy(s.valueDim, p, v, {bi, hk, j}, acc, {r});
-        return e.addf(sum, p);
-      });
-      e.store(e.addf(e.mulf(e.load(rowSum, r), alpha), tileSum), rowSum, r);
-      e.store(newMax, rowMax, r);
-    });
-  }
-
   LoopTiling tiling;
 };
 
@@ -225,7 +146,7 @@ struct AttentionGradOpToLoops : public OpRewritePattern<AttentionGradOp> {
       return rewriter.notifyMatchFailure(op, "expected memref operands");
 
     LoopEmitter e(rewriter, op.getLoc());
-    AttentionShape s = AttentionShape::get(e, op);
+    AttentionShape s = getShape(e, op);
     const int64_t tq = tiling.tileQ, tk = tiling.tileK;
     Operands x{op.getQuery(),   op.getKey(),     op.getValue(),
                op.getOut(),     op.getGradOut(), op.getLse(),
@@ -410,4 +331,5 @@ void mlir::swba::populateSWBAToLoopsPatterns(RewritePatternSet &patterns,
                                              LoopTiling tiling) {
   patterns.add<AttentionOpToLoops, AttentionGradOpToLoops>(
       patterns.getContext(), tiling);
+  populatePagedAttentionToLoopsPatterns(patterns, tiling);
 }

@@ -68,3 +68,20 @@ func.func @attention_grad(%q: tensor<1x4x?x32xbf16>, %k: tensor<1x2x?x32xbf16>, 
                              block_size = 5 window = 2 -> tensor<1x4x?x32xbf16>, tensor<1x2x?x32xbf16>, tensor<1x2x?x32xbf16>
   return %g#0, %g#1, %g#2 : tensor<1x4x?x32xbf16>, tensor<1x2x?x32xbf16>, tensor<1x2x?x32xbf16>
 }
+
+// -----
+
+// swba.paged_attention bufferizes like swba.attention: the caches, page
+// table and lengths are read in place, the output written in place.
+// CHECK-LABEL: func @paged_attention
+// CHECK-SAME: (%[[Q:.*]]: memref<2x4x1x32xbf16{{.*}}>, %[[K:.*]]: memref<?x16x2x32xbf16{{.*}}>, %[[V:.*]]: memref<?x16x2x32xbf16{{.*}}>, %[[P:.*]]: memref<2x?xi32{{.*}}>, %[[N:.*]]: memref<2xi32{{.*}}>, %[[O:.*]]: memref<2x4x1x32xbf16{{.*}}>)
+// CHECK-NOT: memref.alloc
+// CHECK-NOT: memref.copy
+// CHECK: swba.paged_attention ins(%[[Q]], %[[K]], %[[V]], %[[P]], %[[N]] : {{.*}}) outs(%[[O]] : {{.*}}) block_size = 64 window = 2{{$}}
+// CHECK: return %[[O]]
+func.func @paged_attention(%q: tensor<2x4x1x32xbf16>, %kc: tensor<?x16x2x32xbf16>, %vc: tensor<?x16x2x32xbf16>,
+                           %p: tensor<2x?xi32>, %n: tensor<2xi32>, %o: tensor<2x4x1x32xbf16>) -> tensor<2x4x1x32xbf16> {
+  %r = swba.paged_attention ins(%q, %kc, %vc, %p, %n : tensor<2x4x1x32xbf16>, tensor<?x16x2x32xbf16>, tensor<?x16x2x32xbf16>, tensor<2x?xi32>, tensor<2xi32>)
+                            outs(%o : tensor<2x4x1x32xbf16>) block_size = 64 window = 2 -> tensor<2x4x1x32xbf16>
+  return %r : tensor<2x4x1x32xbf16>
+}

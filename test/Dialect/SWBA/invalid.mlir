@@ -306,3 +306,179 @@ func.func @key_offset_query_before_start(%q: memref<1x2x8x16xf32>, %k: memref<1x
   swba.attention ins(%q, %k, %k : memref<1x2x8x16xf32>, memref<1x2x12x16xf32>, memref<1x2x12x16xf32>) outs(%o : memref<1x2x8x16xf32>) block_size = 4 window = 2 key_offset = %c
   return
 }
+
+// -----
+
+func.func @paged_no_outputs(%q: memref<1x2x1x16xf32>, %c: memref<4x8x2x16xf32>, %p: memref<1x4xi32>, %n: memref<1xi32>) {
+  // expected-error @+1 {{'swba.paged_attention' op expects 1 or 2 outputs (out, then optional lse), got 0}}
+  "swba.paged_attention"(%q, %c, %c, %p, %n) {block_size = 4 : i64, window = 1 : i64} : (memref<1x2x1x16xf32>, memref<4x8x2x16xf32>, memref<4x8x2x16xf32>, memref<1x4xi32>, memref<1xi32>) -> ()
+  return
+}
+
+// -----
+
+func.func @paged_window_zero(%q: memref<1x2x1x16xf32>, %c: memref<4x8x2x16xf32>, %p: memref<1x4xi32>, %n: memref<1xi32>) {
+  // expected-error @+1 {{'swba.paged_attention' op 'window' must be >= 1, got 0}}
+  swba.paged_attention ins(%q, %c, %c, %p, %n : memref<1x2x1x16xf32>, memref<4x8x2x16xf32>, memref<4x8x2x16xf32>, memref<1x4xi32>, memref<1xi32>) outs(%q : memref<1x2x1x16xf32>) block_size = 4 window = 0
+  return
+}
+
+// -----
+
+func.func @paged_mixed(%q: tensor<1x2x1x16xf32>, %c: tensor<4x8x2x16xf32>, %p: tensor<1x4xi32>, %n: tensor<1xi32>, %o: memref<1x2x1x16xf32>) {
+  // expected-error @+1 {{operands must be all tensors or all memrefs, got a mix}}
+  swba.paged_attention ins(%q, %c, %c, %p, %n : tensor<1x2x1x16xf32>, tensor<4x8x2x16xf32>, tensor<4x8x2x16xf32>, tensor<1x4xi32>, tensor<1xi32>) outs(%o : memref<1x2x1x16xf32>) block_size = 4 window = 1
+  return
+}
+
+// -----
+
+func.func @paged_cache_rank(%q: memref<1x2x1x16xf32>, %c: memref<32x2x16xf32>, %p: memref<1x4xi32>, %n: memref<1xi32>) {
+  // expected-error @+1 {{'key_cache' must have rank 4 ([num_pages, page_size, Hkv, D]), got rank 3}}
+  swba.paged_attention ins(%q, %c, %c, %p, %n : memref<1x2x1x16xf32>, memref<32x2x16xf32>, memref<32x2x16xf32>, memref<1x4xi32>, memref<1xi32>) outs(%q : memref<1x2x1x16xf32>) block_size = 4 window = 1
+  return
+}
+
+// -----
+
+func.func @paged_table_rank(%q: memref<1x2x1x16xf32>, %c: memref<4x8x2x16xf32>, %p: memref<4xi32>, %n: memref<1xi32>) {
+  // expected-error @+1 {{'page_table' must have rank 2 ([B, max_pages]), got rank 1}}
+  swba.paged_attention ins(%q, %c, %c, %p, %n : memref<1x2x1x16xf32>, memref<4x8x2x16xf32>, memref<4x8x2x16xf32>, memref<4xi32>, memref<1xi32>) outs(%q : memref<1x2x1x16xf32>) block_size = 4 window = 1
+  return
+}
+
+// -----
+
+func.func @paged_table_i64(%q: memref<1x2x1x16xf32>, %c: memref<4x8x2x16xf32>, %p: memref<1x4xi64>, %n: memref<1xi32>) {
+  // expected-error @+1 {{'page_table' element type must be i32, got 'i64'}}
+  swba.paged_attention ins(%q, %c, %c, %p, %n : memref<1x2x1x16xf32>, memref<4x8x2x16xf32>, memref<4x8x2x16xf32>, memref<1x4xi64>, memref<1xi32>) outs(%q : memref<1x2x1x16xf32>) block_size = 4 window = 1
+  return
+}
+
+// -----
+
+func.func @paged_lens_f32(%q: memref<1x2x1x16xf32>, %c: memref<4x8x2x16xf32>, %p: memref<1x4xi32>, %n: memref<1xf32>) {
+  // expected-error @+1 {{'seq_lens' element type must be i32, got 'f32'}}
+  swba.paged_attention ins(%q, %c, %c, %p, %n : memref<1x2x1x16xf32>, memref<4x8x2x16xf32>, memref<4x8x2x16xf32>, memref<1x4xi32>, memref<1xf32>) outs(%q : memref<1x2x1x16xf32>) block_size = 4 window = 1
+  return
+}
+
+// -----
+
+func.func @paged_cache_type(%q: memref<1x2x1x16xf16>, %c: memref<4x8x2x16xf32>, %p: memref<1x4xi32>, %n: memref<1xi32>) {
+  // expected-error @+1 {{'key_cache' element type 'f32' does not match the element type 'f16' of 'query'}}
+  swba.paged_attention ins(%q, %c, %c, %p, %n : memref<1x2x1x16xf16>, memref<4x8x2x16xf32>, memref<4x8x2x16xf32>, memref<1x4xi32>, memref<1xi32>) outs(%q : memref<1x2x1x16xf16>) block_size = 4 window = 1
+  return
+}
+
+// -----
+
+func.func @paged_query_i8(%q: memref<1x2x1x16xi8>, %c: memref<4x8x2x16xi8>, %p: memref<1x4xi32>, %n: memref<1xi32>) {
+  // expected-error @+1 {{'query' element type must be f16, bf16 or f32, got 'i8'}}
+  swba.paged_attention ins(%q, %c, %c, %p, %n : memref<1x2x1x16xi8>, memref<4x8x2x16xi8>, memref<4x8x2x16xi8>, memref<1x4xi32>, memref<1xi32>) outs(%q : memref<1x2x1x16xi8>) block_size = 4 window = 1
+  return
+}
+
+// -----
+
+func.func @paged_lse_f16(%q: memref<1x2x1x16xf16>, %c: memref<4x8x2x16xf16>, %p: memref<1x4xi32>, %n: memref<1xi32>, %l: memref<1x2x1xf16>) {
+  // expected-error @+1 {{'lse' element type must be f32, got 'f16'}}
+  swba.paged_attention ins(%q, %c, %c, %p, %n : memref<1x2x1x16xf16>, memref<4x8x2x16xf16>, memref<4x8x2x16xf16>, memref<1x4xi32>, memref<1xi32>) outs(%q, %l : memref<1x2x1x16xf16>, memref<1x2x1xf16>) block_size = 4 window = 1
+  return
+}
+
+// -----
+
+func.func @paged_dynamic_head_dim(%q: memref<1x2x1x16xf32>, %c: memref<4x8x2x?xf32>, %p: memref<1x4xi32>, %n: memref<1xi32>) {
+  // expected-error @+1 {{head dim of 'key_cache' (dim 3) must be static}}
+  swba.paged_attention ins(%q, %c, %c, %p, %n : memref<1x2x1x16xf32>, memref<4x8x2x?xf32>, memref<4x8x2x?xf32>, memref<1x4xi32>, memref<1xi32>) outs(%q : memref<1x2x1x16xf32>) block_size = 4 window = 1
+  return
+}
+
+// -----
+
+func.func @paged_page_size_zero(%q: memref<1x2x1x16xf32>, %c: memref<4x0x2x16xf32>, %p: memref<1x4xi32>, %n: memref<1xi32>) {
+  // expected-error @+1 {{page size ('key_cache' dim 1) must be >= 1, got 0}}
+  swba.paged_attention ins(%q, %c, %c, %p, %n : memref<1x2x1x16xf32>, memref<4x0x2x16xf32>, memref<4x0x2x16xf32>, memref<1x4xi32>, memref<1xi32>) outs(%q : memref<1x2x1x16xf32>) block_size = 4 window = 1
+  return
+}
+
+// -----
+
+func.func @paged_table_batch(%q: memref<2x2x1x16xf32>, %c: memref<4x8x2x16xf32>, %p: memref<3x4xi32>, %n: memref<2xi32>) {
+  // expected-error @+1 {{batch size mismatch: 'page_table' has 3 (dim 0) but 'query' has 2 (dim 0)}}
+  swba.paged_attention ins(%q, %c, %c, %p, %n : memref<2x2x1x16xf32>, memref<4x8x2x16xf32>, memref<4x8x2x16xf32>, memref<3x4xi32>, memref<2xi32>) outs(%q : memref<2x2x1x16xf32>) block_size = 4 window = 1
+  return
+}
+
+// -----
+
+func.func @paged_lens_batch(%q: memref<2x2x1x16xf32>, %c: memref<4x8x2x16xf32>, %p: memref<2x4xi32>, %n: memref<1xi32>) {
+  // expected-error @+1 {{batch size mismatch: 'seq_lens' has 1 (dim 0) but 'query' has 2 (dim 0)}}
+  swba.paged_attention ins(%q, %c, %c, %p, %n : memref<2x2x1x16xf32>, memref<4x8x2x16xf32>, memref<4x8x2x16xf32>, memref<2x4xi32>, memref<1xi32>) outs(%q : memref<2x2x1x16xf32>) block_size = 4 window = 1
+  return
+}
+
+// -----
+
+func.func @paged_value_pages(%q: memref<1x2x1x16xf32>, %k: memref<4x8x2x16xf32>, %v: memref<5x8x2x16xf32>, %p: memref<1x4xi32>, %n: memref<1xi32>) {
+  // expected-error @+1 {{page count size mismatch: 'value_cache' has 5 (dim 0) but 'key_cache' has 4 (dim 0)}}
+  swba.paged_attention ins(%q, %k, %v, %p, %n : memref<1x2x1x16xf32>, memref<4x8x2x16xf32>, memref<5x8x2x16xf32>, memref<1x4xi32>, memref<1xi32>) outs(%q : memref<1x2x1x16xf32>) block_size = 4 window = 1
+  return
+}
+
+// -----
+
+func.func @paged_value_page_size(%q: memref<1x2x1x16xf32>, %k: memref<4x8x2x16xf32>, %v: memref<4x16x2x16xf32>, %p: memref<1x4xi32>, %n: memref<1xi32>) {
+  // expected-error @+1 {{page size size mismatch: 'value_cache' has 16 (dim 1) but 'key_cache' has 8 (dim 1)}}
+  swba.paged_attention ins(%q, %k, %v, %p, %n : memref<1x2x1x16xf32>, memref<4x8x2x16xf32>, memref<4x16x2x16xf32>, memref<1x4xi32>, memref<1xi32>) outs(%q : memref<1x2x1x16xf32>) block_size = 4 window = 1
+  return
+}
+
+// -----
+
+func.func @paged_value_heads(%q: memref<1x2x1x16xf32>, %k: memref<4x8x2x16xf32>, %v: memref<4x8x1x16xf32>, %p: memref<1x4xi32>, %n: memref<1xi32>) {
+  // expected-error @+1 {{kv head size mismatch: 'value_cache' has 1 (dim 2) but 'key_cache' has 2 (dim 2)}}
+  swba.paged_attention ins(%q, %k, %v, %p, %n : memref<1x2x1x16xf32>, memref<4x8x2x16xf32>, memref<4x8x1x16xf32>, memref<1x4xi32>, memref<1xi32>) outs(%q : memref<1x2x1x16xf32>) block_size = 4 window = 1
+  return
+}
+
+// -----
+
+func.func @paged_head_dim(%q: memref<1x2x1x16xf32>, %c: memref<4x8x2x32xf32>, %p: memref<1x4xi32>, %n: memref<1xi32>) {
+  // expected-error @+1 {{head dim size mismatch: 'key_cache' has 32 (dim 3) but 'query' has 16 (dim 3)}}
+  swba.paged_attention ins(%q, %c, %c, %p, %n : memref<1x2x1x16xf32>, memref<4x8x2x32xf32>, memref<4x8x2x32xf32>, memref<1x4xi32>, memref<1xi32>) outs(%q : memref<1x2x1x16xf32>) block_size = 4 window = 1
+  return
+}
+
+// -----
+
+func.func @paged_out_queries(%q: memref<1x2x1x16xf32>, %c: memref<4x8x2x16xf32>, %p: memref<1x4xi32>, %n: memref<1xi32>, %o: memref<1x2x4x16xf32>) {
+  // expected-error @+1 {{query size mismatch: 'out' has 4 (dim 2) but 'query' has 1 (dim 2)}}
+  swba.paged_attention ins(%q, %c, %c, %p, %n : memref<1x2x1x16xf32>, memref<4x8x2x16xf32>, memref<4x8x2x16xf32>, memref<1x4xi32>, memref<1xi32>) outs(%o : memref<1x2x4x16xf32>) block_size = 4 window = 1
+  return
+}
+
+// -----
+
+func.func @paged_out_value_dim(%q: memref<1x2x1x16xf32>, %c: memref<4x8x2x16xf32>, %p: memref<1x4xi32>, %n: memref<1xi32>, %o: memref<1x2x1x8xf32>) {
+  // expected-error @+1 {{value head dim size mismatch: 'out' has 8 (dim 3) but 'value_cache' has 16 (dim 3)}}
+  swba.paged_attention ins(%q, %c, %c, %p, %n : memref<1x2x1x16xf32>, memref<4x8x2x16xf32>, memref<4x8x2x16xf32>, memref<1x4xi32>, memref<1xi32>) outs(%o : memref<1x2x1x8xf32>) block_size = 4 window = 1
+  return
+}
+
+// -----
+
+func.func @paged_lse_heads(%q: memref<1x2x1x16xf32>, %c: memref<4x8x2x16xf32>, %p: memref<1x4xi32>, %n: memref<1xi32>, %l: memref<1x3x1xf32>) {
+  // expected-error @+1 {{head size mismatch: 'lse' has 3 (dim 1) but 'query' has 2 (dim 1)}}
+  swba.paged_attention ins(%q, %c, %c, %p, %n : memref<1x2x1x16xf32>, memref<4x8x2x16xf32>, memref<4x8x2x16xf32>, memref<1x4xi32>, memref<1xi32>) outs(%q, %l : memref<1x2x1x16xf32>, memref<1x3x1xf32>) block_size = 4 window = 1
+  return
+}
+
+// -----
+
+func.func @paged_gqa(%q: memref<1x6x1x16xf32>, %c: memref<4x8x4x16xf32>, %p: memref<1x4xi32>, %n: memref<1xi32>) {
+  // expected-error @+1 {{query heads (6) must be a multiple of the cache's key/value heads (4, 'key_cache' dim 2)}}
+  swba.paged_attention ins(%q, %c, %c, %p, %n : memref<1x6x1x16xf32>, memref<4x8x4x16xf32>, memref<4x8x4x16xf32>, memref<1x4xi32>, memref<1xi32>) outs(%q : memref<1x6x1x16xf32>) block_size = 4 window = 1
+  return
+}

@@ -34,6 +34,11 @@ from swba.reference import (attention_backward, attention_forward,  # noqa: E402
 RTOL = {"f32": 1e-5, "f16": 2e-3, "bf16": 1.6e-2}
 
 
+# Constants check() uses.
+PRELUDE = ("  %zero_i64 = arith.constant 0 : i64\n  %zero_f32 = arith.constant 0.0 : f32\n"
+           "  %false = arith.constant false\n")
+
+
 def tensor_type(shape, dtype):
     return "tensor<" + "x".join(str(s) for s in shape) + f"x{dtype}>"
 
@@ -44,10 +49,12 @@ def constant(name, x, dtype):
 
 
 def check(name, value, dtype, ref, lines):
-    """Loops comparing every element of %value (dtype) with ref (f64)."""
+    """Loops comparing every element of %value (dtype) with ref (f64): within
+    tolerance of a finite ref, equal to an infinite one, NaN where ref is."""
     shape = ref.shape
-    atol = RTOL[dtype] * max(float(np.abs(ref).max()), 1e-6)
-    lines.append(constant(f"{name}_ref", ref.astype(np.float32), "f32"))
+    finite = np.abs(ref[np.isfinite(ref)])
+    atol = RTOL[dtype] * max(float(finite.max(initial=0.0)), 1e-6)
+    lines.append(constant(f"{name}_ref", ref, "f32"))
     body = []
     rank = len(shape)
     body.append(f"  %{name}_res:2 = scf.for %{name}_i0 = %c0 to %c{shape[0]} step %c1 "
@@ -71,10 +78,18 @@ def check(name, value, dtype, ref, lines):
                 f"    %{name}_atol = arith.constant {atol:.9e} : f32\n"
                 f"    %{name}_t = arith.addf %{name}_t0, %{name}_atol : f32\n"
                 # ugt is true for NaN too.
-                f"    %{name}_bad = arith.cmpf ugt, %{name}_d, %{name}_t : f32\n"
+                f"    %{name}_far = arith.cmpf ugt, %{name}_d, %{name}_t : f32\n"
+                # Expected infinities must be met exactly, expected NaNs by NaN.
+                f"    %{name}_same = arith.cmpf oeq, {x}, %{name}_r : f32\n"
+                f"    %{name}_rnan = arith.cmpf uno, %{name}_r, %{name}_r : f32\n"
+                f"    %{name}_xnum = arith.cmpf ord, {x}, {x} : f32\n"
+                f"    %{name}_off = arith.select %{name}_rnan, %{name}_xnum, %{name}_far : i1\n"
+                f"    %{name}_ok = arith.ori %{name}_same, %{name}_rnan : i1\n"
+                f"    %{name}_bad = arith.select %{name}_same, %false, %{name}_off : i1\n"
                 f"    %{name}_b = arith.extui %{name}_bad : i1 to i64\n"
                 f"    %{name}_n = arith.addi %n{last}, %{name}_b : i64\n"
-                f"    %{name}_e = arith.maximumf %e{last}, %{name}_d : f32\n"
+                f"    %{name}_de = arith.select %{name}_ok, %zero_f32, %{name}_d : f32\n"
+                f"    %{name}_e = arith.maximumf %e{last}, %{name}_de : f32\n"
                 f"    scf.yield %{name}_n, %{name}_e : i64, f32\n")
     for r in range(rank - 1, 0, -1):
         body.append(f"  }}\n  scf.yield %{name}_l{r}#0, %{name}_l{r}#1 : i64, f32\n")
@@ -129,7 +144,7 @@ def test_function(name, a):
 
     lines = [f"func.func @{name}() {{\n",
              "  %c0 = arith.constant 0 : index\n  %c1 = arith.constant 1 : index\n",
-             "  %zero_i64 = arith.constant 0 : i64\n  %zero_f32 = arith.constant 0.0 : f32\n",
+             PRELUDE,
              *(f"  %rtol_{t} = arith.constant {r:e} : f32\n" for t, r in RTOL.items())]
     dims = {a.b, a.hq, a.hkv, a.nq, a.nk, a.d, a.dv} - {0, 1}
     lines += [f"  %c{n} = arith.constant {n} : index\n" for n in sorted(dims)]

@@ -16,10 +16,16 @@ struct LoopTiling {
   int64_t tileK = 16;
 };
 
-/// Patterns that rewrite memref-form `swba.attention` and
-/// `swba.attention_grad` into tiled scf loops with block-window bounds.
+/// Patterns that rewrite memref-form `swba.attention`,
+/// `swba.attention_grad` and `swba.paged_attention` into tiled scf loops
+/// with block-window bounds.
 void populateSWBAToLoopsPatterns(RewritePatternSet &patterns,
                                  LoopTiling tiling);
+
+/// The `swba.paged_attention` pattern alone: key loops walk each window
+/// page by page through the page table.
+void populatePagedAttentionToLoopsPatterns(RewritePatternSet &patterns,
+                                           LoopTiling tiling);
 
 } // namespace swba
 } // namespace mlir

@@ -55,15 +55,23 @@ static LogicalResult verifyElementType(Operation *op, const NamedOperand &x,
 
 /// Checks that dimension `ai` of `a` equals dimension `bi` of `b` when both
 /// are static; --lower-swba asserts dynamic ones at run time.
-static LogicalResult verifyDimMatch(Operation *op, const NamedOperand &a,
-                                    unsigned ai, const NamedOperand &b,
-                                    unsigned bi) {
+/// `what` names the size in the diagnostic.
+static LogicalResult verifySizeMatch(Operation *op, StringRef what,
+                                     const NamedOperand &a, unsigned ai,
+                                     const NamedOperand &b, unsigned bi) {
   int64_t x = a.type.getDimSize(ai), y = b.type.getDimSize(bi);
   if (ShapedType::isDynamic(x) || ShapedType::isDynamic(y) || x == y)
     return success();
-  return op->emitOpError() << kDimNames[ai] << " size mismatch: '" << a.name
+  return op->emitOpError() << what << " size mismatch: '" << a.name
                            << "' has " << x << " (dim " << ai << ") but '"
                            << b.name << "' has " << y << " (dim " << bi << ")";
+}
+
+/// verifySizeMatch for [B, H, N, D] operands, whose dims are named by `ai`.
+static LogicalResult verifyDimMatch(Operation *op, const NamedOperand &a,
+                                    unsigned ai, const NamedOperand &b,
+                                    unsigned bi) {
+  return verifySizeMatch(op, kDimNames[ai], a, ai, b, bi);
 }
 
 static LogicalResult verifySameShape(Operation *op, const NamedOperand &a,
@@ -81,13 +89,9 @@ static LogicalResult verifyStaticHeadDim(Operation *op, const NamedOperand &x) {
                            << "' (dim 3) must be static";
 }
 
-/// Verifies the operands and attributes both ops share: q, k, v, out and lse
-/// (lse may be absent in the forward op).
-static LogicalResult
-verifyAttentionCore(Operation *op, NamedOperand q, NamedOperand k,
-                    NamedOperand v, NamedOperand out,
-                    std::optional<NamedOperand> lse, int64_t blockSize,
-                    int64_t window, std::optional<APFloat> scale) {
+static LogicalResult verifyAttributes(Operation *op, int64_t blockSize,
+                                      int64_t window,
+                                      std::optional<APFloat> scale) {
   if (blockSize < 1)
     return op->emitOpError() << "'block_size' must be >= 1, got " << blockSize;
   if (window < 1)
@@ -95,7 +99,10 @@ verifyAttentionCore(Operation *op, NamedOperand q, NamedOperand k,
   if (scale && !scale->isFinite())
     return op->emitOpError() << "'scale' must be finite, got "
                              << scale->convertToDouble();
+  return success();
+}
 
+static LogicalResult verifyAllTensorsOrAllMemRefs(Operation *op) {
   bool anyTensor = false, anyMemRef = false;
   for (Value operand : op->getOperands()) {
     anyTensor |= isa<TensorType>(operand.getType());
@@ -104,6 +111,29 @@ verifyAttentionCore(Operation *op, NamedOperand q, NamedOperand k,
   if (anyTensor && anyMemRef)
     return op->emitOpError()
            << "operands must be all tensors or all memrefs, got a mix";
+  return success();
+}
+
+static LogicalResult verifyFloatElementType(Operation *op,
+                                            const NamedOperand &x) {
+  Type elementType = x.type.getElementType();
+  if (elementType.isF16() || elementType.isBF16() || elementType.isF32())
+    return success();
+  return op->emitOpError() << "'" << x.name
+                           << "' element type must be f16, bf16 or f32, got "
+                           << elementType;
+}
+
+/// Verifies the operands and attributes both ops share: q, k, v, out and lse
+/// (lse may be absent in the forward op).
+static LogicalResult
+verifyAttentionCore(Operation *op, NamedOperand q, NamedOperand k,
+                    NamedOperand v, NamedOperand out,
+                    std::optional<NamedOperand> lse, int64_t blockSize,
+                    int64_t window, std::optional<APFloat> scale) {
+  if (failed(verifyAttributes(op, blockSize, window, scale)) ||
+      failed(verifyAllTensorsOrAllMemRefs(op)))
+    return failure();
 
   if (failed(verifyRank(op, q, 4, "[B, Hq, Nq, D]")) ||
       failed(verifyRank(op, k, 4, "[B, Hkv, Nk, D]")) ||
@@ -113,10 +143,8 @@ verifyAttentionCore(Operation *op, NamedOperand q, NamedOperand k,
     return failure();
 
   Type elementType = q.type.getElementType();
-  if (!elementType.isF16() && !elementType.isBF16() && !elementType.isF32())
-    return op->emitOpError() << "'" << q.name
-                             << "' element type must be f16, bf16 or f32, got "
-                             << elementType;
+  if (failed(verifyFloatElementType(op, q)))
+    return failure();
   if (failed(verifyElementType(op, k, elementType, q.name)) ||
       failed(verifyElementType(op, v, elementType, q.name)) ||
       failed(verifyElementType(op, out, elementType, q.name)))
@@ -289,6 +317,104 @@ double AttentionGradOp::getEffectiveScale() {
 }
 
 void AttentionGradOp::getEffects(
+    SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
+        &effects) {
+  getDpsEffects(*this, effects);
+}
+
+//===----------------------------------------------------------------------===//
+// PagedAttentionOp
+//===----------------------------------------------------------------------===//
+
+static LogicalResult verifyI32(Operation *op, const NamedOperand &x) {
+  if (x.type.getElementType().isSignlessInteger(32))
+    return success();
+  return op->emitOpError() << "'" << x.name << "' element type must be i32, got "
+                           << x.type.getElementType();
+}
+
+LogicalResult PagedAttentionOp::verify() {
+  if (getOutputs().empty() || getOutputs().size() > 2)
+    return emitOpError() << "expects 1 or 2 outputs (out, then optional lse), "
+                            "got "
+                         << getOutputs().size();
+  if (failed(verifyAttributes(*this, getBlockSize(), getWindow(),
+                              getScale())) ||
+      failed(verifyAllTensorsOrAllMemRefs(*this)))
+    return failure();
+
+  NamedOperand q = named("query", getQuery()),
+               k = named("key_cache", getKeyCache()),
+               v = named("value_cache", getValueCache()),
+               pages = named("page_table", getPageTable()),
+               lens = named("seq_lens", getSeqLens()),
+               out = named("out", getOut());
+  std::optional<NamedOperand> lse;
+  if (getLse())
+    lse = named("lse", getLse());
+  if (failed(verifyRank(*this, q, 4, "[B, Hq, Nq, D]")) ||
+      failed(verifyRank(*this, k, 4, "[num_pages, page_size, Hkv, D]")) ||
+      failed(verifyRank(*this, v, 4, "[num_pages, page_size, Hkv, Dv]")) ||
+      failed(verifyRank(*this, pages, 2, "[B, max_pages]")) ||
+      failed(verifyRank(*this, lens, 1, "[B]")) ||
+      failed(verifyRank(*this, out, 4, "[B, Hq, Nq, Dv]")) ||
+      (lse && failed(verifyRank(*this, *lse, 3, "[B, Hq, Nq]"))))
+    return failure();
+
+  if (failed(verifyFloatElementType(*this, q)) ||
+      failed(verifyElementType(*this, k, q.type.getElementType(), q.name)) ||
+      failed(verifyElementType(*this, v, q.type.getElementType(), q.name)) ||
+      failed(verifyElementType(*this, out, q.type.getElementType(), q.name)) ||
+      failed(verifyI32(*this, pages)) || failed(verifyI32(*this, lens)))
+    return failure();
+  if (lse && !lse->type.getElementType().isF32())
+    return emitOpError() << "'lse' element type must be f32, got "
+                         << lse->type.getElementType();
+
+  if (failed(verifyStaticHeadDim(*this, q)) ||
+      failed(verifyStaticHeadDim(*this, k)) ||
+      failed(verifyStaticHeadDim(*this, v)) ||
+      failed(verifyStaticHeadDim(*this, out)))
+    return failure();
+
+  int64_t pageSize = k.type.getDimSize(1);
+  if (!ShapedType::isDynamic(pageSize) && pageSize < 1)
+    return emitOpError() << "page size ('key_cache' dim 1) must be >= 1, got "
+                         << pageSize;
+
+  if (failed(verifySizeMatch(*this, "batch", pages, 0, q, 0)) ||
+      failed(verifySizeMatch(*this, "batch", lens, 0, q, 0)) ||
+      failed(verifySizeMatch(*this, "batch", out, 0, q, 0)) ||
+      failed(verifySizeMatch(*this, "page count", v, 0, k, 0)) ||
+      failed(verifySizeMatch(*this, "page size", v, 1, k, 1)) ||
+      failed(verifySizeMatch(*this, "kv head", v, 2, k, 2)) ||
+      failed(verifySizeMatch(*this, "head dim", k, 3, q, 3)) ||
+      failed(verifySizeMatch(*this, "head", out, 1, q, 1)) ||
+      failed(verifySizeMatch(*this, "query", out, 2, q, 2)) ||
+      failed(verifySizeMatch(*this, "value head dim", out, 3, v, 3)))
+    return failure();
+  if (lse)
+    for (unsigned i = 0; i < 3; ++i)
+      if (failed(verifySizeMatch(
+              *this, i == 2 ? StringRef("query") : StringRef(kDimNames[i]),
+              *lse, i, q, i)))
+        return failure();
+
+  int64_t hq = q.type.getDimSize(1), hkv = k.type.getDimSize(2);
+  if (!ShapedType::isDynamic(hq) && !ShapedType::isDynamic(hkv) &&
+      (hkv == 0 || hq % hkv != 0))
+    return emitOpError() << "query heads (" << hq
+                         << ") must be a multiple of the cache's key/value "
+                            "heads ("
+                         << hkv << ", 'key_cache' dim 2)";
+  return success();
+}
+
+double PagedAttentionOp::getEffectiveScale() {
+  return effectiveScale(getScale(), getQuery());
+}
+
+void PagedAttentionOp::getEffects(
     SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
         &effects) {
   getDpsEffects(*this, effects);

@@ -67,5 +67,7 @@ void mlir::swba::registerBufferizableOpInterfaceExternalModels(
   registry.addExtension(+[](MLIRContext *ctx, SWBADialect *dialect) {
     AttentionOp::attachInterface<SWBAOpInterface<AttentionOp>>(*ctx);
     AttentionGradOp::attachInterface<SWBAOpInterface<AttentionGradOp>>(*ctx);
+    PagedAttentionOp::attachInterface<SWBAOpInterface<PagedAttentionOp>>(
+        *ctx);
   });
 }

@@ -191,4 +191,113 @@ def SWBA_AttentionGradOp : SWBA_Op<"attention_grad", [
   let hasVerifier = 1;
 }
 
+//===----------------------------------------------------------------------===//
+// PagedAttentionOp
+//===----------------------------------------------------------------------===//
+
+def SWBA_PagedAttentionOp : SWBA_Op<"paged_attention", [
+    DestinationStyleOpInterface,
+    DeclareOpInterfaceMethods<MemoryEffectsOpInterface>]> {
+  let summary = "Sliding window block attention against a paged KV cache.";
+  let description = [{
+    The forward of `swba.attention` for serving: the keys and values of each
+    sequence live in fixed-size pages of a cache shared by the batch, found
+    through a per-sequence page table, as vLLM and FlashInfer hold them.
+
+    | operand       | shape                                   |
+    | ------------- | --------------------------------------- |
+    | `q`           | `[B, Hq, Nq, D]`                        |
+    | `key_cache`   | `[num_pages, page_size, Hkv, D]`        |
+    | `value_cache` | `[num_pages, page_size, Hkv, Dv]`       |
+    | `page_table`  | `[B, max_pages]`, i32                   |
+    | `seq_lens`    | `[B]`, i32                              |
+    | `out`         | `[B, Hq, Nq, Dv]`                       |
+    | `lse`         | `[B, Hq, Nq]`, f32 (optional)           |
+
+    The caches are in the NHD page layout of vLLM's and FlashInfer's paged
+    caches (`[num_pages, page_size, num_kv_heads, head_dim]`): a token's
+    keys for all heads are contiguous, so appending a token writes one run
+    of `Hkv * D` elements, and a page holds whole tokens, so a page is freed
+    or reused as a unit. Sequence `b` has `seq_lens[b]` tokens in the cache;
+    the key at position `p` is `key_cache[page_table[b, p / page_size],
+    p % page_size]`. The `Nq` queries of each sequence are its last `Nq`
+    tokens (bottom-right aligned per sequence): query row `i` sits at
+    position `seq_lens[b] - Nq + i`, so the cache must already hold the
+    queries' own keys and values. Frames of `block_size` tokens start at
+    position 0 and the block window is that of `swba.attention`.
+
+    `Nq` is the same for the whole batch: `Nq = 1` is decode, `Nq =
+    block_size` one frame of prefill. A batch whose sequences add different
+    numbers of tokens uses the largest `Nq`: the extra leading query rows of
+    a sequence are earlier positions of it, computed correctly and ignored
+    by the caller. Query rows before the start of a sequence (`seq_lens[b]
+    < Nq`, a negative length counting as 0) see no key: their `out` is 0
+    and their `lse` is `-inf`; a padding entry of length 0 reads nothing.
+
+    Only the pages holding keys of some query's window are read, page table
+    entries included: the pages (and entries) that hold only positions
+    before `(frame(seq_lens[b] - Nq) - window + 1) * block_size`, the start
+    of the first query's window, are never read, so the caller may reuse
+    those pages and mark their entries -1.
+    A page table entry that is read and lies outside `[0, num_pages)`
+    (or a page index at or after `max_pages`) is never dereferenced: every
+    query row whose window holds a key of that page gets NaN in `out` and
+    `lse`, the other rows are exact. The check is one comparison per page.
+
+    Element types are f16, bf16 or f32 (the same for `q`, the caches and
+    `out`), with f32 accumulation; `Hq` is a multiple of `Hkv` (query head
+    `h` reads cache head `h / (Hq / Hkv)`); head dims are static, the batch,
+    lengths, `num_pages`, `page_size` and `max_pages` may be dynamic. `scale`
+    defaults to `1/sqrt(D)`. Tensors or memrefs, destination-passing style
+    as `swba.attention`; only the CPU lowering supports the op so far.
+
+    Example (decode: one query per sequence, pages of 16 tokens, frames of
+    256 tokens, a window of 8 frames, 32 query heads on 8 cache heads):
+
+    ```mlir
+    %o = swba.paged_attention
+        ins(%q, %kc, %vc, %pages, %lens : tensor<?x32x1x128xbf16>,
+            tensor<?x16x8x128xbf16>, tensor<?x16x8x128xbf16>,
+            tensor<?x?xi32>, tensor<?xi32>)
+        outs(%init : tensor<?x32x1x128xbf16>)
+        block_size = 256 window = 8 -> tensor<?x32x1x128xbf16>
+    ```
+  }];
+
+  let arguments = (ins SWBA_TensorOrMemRef:$query,
+                       SWBA_TensorOrMemRef:$key_cache,
+                       SWBA_TensorOrMemRef:$value_cache,
+                       SWBA_TensorOrMemRef:$page_table,
+                       SWBA_TensorOrMemRef:$seq_lens,
+                       Variadic<SWBA_TensorOrMemRef>:$outputs,
+                       I64Attr:$block_size,
+                       I64Attr:$window,
+                       OptionalAttr<F32Attr>:$scale);
+  let results = (outs Variadic<AnyRankedTensor>:$results);
+
+  let assemblyFormat = [{
+    `ins` `(` $query `,` $key_cache `,` $value_cache `,` $page_table `,`
+        $seq_lens `:` type($query) `,` type($key_cache) `,`
+        type($value_cache) `,` type($page_table) `,` type($seq_lens) `)`
+    `outs` `(` $outputs `:` type($outputs) `)`
+    `block_size` `=` $block_size `window` `=` $window
+    (`scale` `=` $scale^)? attr-dict (`->` type($results)^)?
+  }];
+
+  let extraClassDeclaration = [{
+    /// The `out` output operand.
+    Value getOut() { return getOutputs()[0]; }
+    /// The optional `lse` output operand, null when absent.
+    Value getLse() {
+      return getOutputs().size() > 1 ? getOutputs()[1] : Value();
+    }
+    /// The scale applied to the scores: the `scale` attribute, or 1/sqrt(D).
+    double getEffectiveScale();
+
+    MutableOperandRange getDpsInitsMutable() { return getOutputsMutable(); }
+  }];
+
+  let hasVerifier = 1;
+}
+
 #endif // SWBA_DIALECT_SWBA_IR_SWBAOPS_TD
