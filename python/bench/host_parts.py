@@ -68,7 +68,7 @@ def main():
 
     stream = torch.cuda.current_stream().cuda_stream
     ops.attention_forward(qd, kd, vd, 256, 16, 0.125)
-    plan = ops._plan(qd, kd, vd, 256, 16, 0.125)
+    plan = ops.plan_for(qd, kd, vd, 256, 16, 0.125)
     forward = plan._forward
     out = torch.empty_like(qd)
     lse = torch.empty((1, 2, 64), dtype=torch.float32, device="cuda")

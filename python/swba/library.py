@@ -197,9 +197,11 @@ class _EagerAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, block_size, window, scale, lse_box):
         from . import ops
-        out, lse = ops.attention_forward(q, k, v, block_size, window, scale)
+        # The plan is kept for the backward: one lookup per step, not two.
+        plan = ops.plan_for(q, k, v, block_size, window, scale)
+        out, lse = plan.forward(q, k, v)
         ctx.save_for_backward(q, k, v, out)
-        ctx.lse, ctx.attrs = lse, (block_size, window, scale)
+        ctx.lse, ctx.plan = lse, plan
         ctx.set_materialize_grads(False)
         lse_box.append(lse)
         return out
@@ -208,9 +210,8 @@ class _EagerAttention(torch.autograd.Function):
     def backward(ctx, dout):
         if dout is None:
             return (None,) * 7
-        from . import ops
         q, k, v, out = ctx.saved_tensors
-        dq, dk, dv = ops.attention_backward(q, k, v, out, dout, ctx.lse, *ctx.attrs)
+        dq, dk, dv = ctx.plan.backward(q, k, v, out, dout, ctx.lse)
         return dq, dk, dv, None, None, None, None
 
 

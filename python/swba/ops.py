@@ -427,7 +427,7 @@ _MAX_PLANS = 64
 _plans: OrderedDict = OrderedDict()
 
 
-def _plan(q, k, v, block_size, window, scale) -> _Plan:
+def plan_for(q, k, v, block_size, window, scale) -> _Plan:
     """The plan of this call's shapes and configuration (checked when first
     seen), the most recently used kept."""
     chip = os.environ.get("SWBA_CHIP", "")
@@ -470,13 +470,13 @@ def _check(q, k, v):
 
 def attention_forward(q, k, v, block_size, window, scale, out=None):
     """out [B, Hq, Nq, Dv] and the f32 log-sum-exp [B, Hq, Nq]."""
-    return _plan(q, k, v, block_size, window, scale).forward(q, k, v, out)
+    return plan_for(q, k, v, block_size, window, scale).forward(q, k, v, out)
 
 
 def attention_backward(q, k, v, out, dout, lse, block_size, window, scale):
     """dq, dk, dv of `attention_forward` (see `_Plan.backward`: bitwise
     reproducible under `torch.use_deterministic_algorithms(True)`)."""
-    return _plan(q, k, v, block_size, window, scale).backward(
+    return plan_for(q, k, v, block_size, window, scale).backward(
         q, k, v, _dense(out), dout, _dense(lse))
 
 

@@ -194,7 +194,14 @@ def test_eager_cuda_path(monkeypatch):
         calls.append("backward")
         return lib.reference_backward(q, k, v, out, dout, lse, bs, ws, scale)
 
-    fake = types.SimpleNamespace(attention_forward=forward, attention_backward=backward)
+    def plan_for(q, k, v, bs, ws, scale):
+        return types.SimpleNamespace(
+            forward=lambda q, k, v: forward(q, k, v, bs, ws, scale),
+            backward=lambda q, k, v, out, dout, lse: backward(q, k, v, out, dout, lse,
+                                                              bs, ws, scale))
+
+    fake = types.SimpleNamespace(attention_forward=forward, attention_backward=backward,
+                                 plan_for=plan_for)
     monkeypatch.setitem(sys.modules, "swba.ops", fake)
     monkeypatch.setattr(swba, "ops", fake, raising=False)
     monkeypatch.setattr(lib, "_eager_cuda", lambda q, k, v: True)
