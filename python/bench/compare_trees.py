@@ -5,6 +5,7 @@ Prints one line of {config: (forward ms, forward+backward ms)} (median of do_ben
 import argparse, json, math, os, sys
 ap = argparse.ArgumentParser()
 ap.add_argument("--root"); ap.add_argument("--kernels"); ap.add_argument("--tag")
+ap.add_argument("--first", type=int, default=5, help="time only the first N configurations")
 a = ap.parse_args()
 os.environ["SWBA_KERNEL_DIR"] = os.path.abspath(a.kernels)
 sys.path.insert(0, os.path.abspath(a.root))
@@ -14,7 +15,7 @@ from swba import attention
 CFGS = [(1, 12, 4096, 64, 256, 16), (1, 12, 16384, 64, 256, 16), (1, 24, 16384, 128, 1024, 4),
         (1, 24, 32768, 128, 2048, 4), (1, 12, 1024, 64, 256, 16)]
 res = {}
-for (b, h, n, d, bs, ws) in CFGS:
+for (b, h, n, d, bs, ws) in CFGS[:a.first]:
     torch.manual_seed(0)
     q, k, v = (torch.randn(b, h, n, d, device="cuda", dtype=torch.float16, requires_grad=True) for _ in range(3))
     dout = torch.randn_like(q)
