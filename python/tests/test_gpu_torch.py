@@ -21,6 +21,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import swba  # noqa: E402
 from swba import raising  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(__file__))
+from seed_sba import seed_sba  # noqa: E402
+
 TOL = {torch.float16: 4e-3, torch.bfloat16: 3e-2}
 
 
@@ -146,21 +149,6 @@ def test_reduce_overhead_mode():
             got = compiled(x).clone()
         assert_close(got, model(x), torch.float16)
 
-
-def seed_sba(q, k, v, bs, ws, sm_scale):
-    """The seed's naive SBA, as written there."""
-    B, NH, N, DH = q.size()
-    NB = N // bs
-    mask = torch.triu(torch.ones((NB, NB), device=q.device), diagonal=1) + \
-        torch.tril(torch.ones((NB, NB), device=q.device), diagonal=-ws)
-    mask = torch.masked_fill(mask, mask == 1.0, float('-inf'))
-    mask = mask.repeat_interleave(bs, 0)
-    mask = mask.repeat_interleave(bs, 1)
-    mask = mask.unsqueeze(0).unsqueeze(0)
-    attn = (q @ k.transpose(-2, -1)) * sm_scale
-    attn = attn + mask.to(attn.dtype)
-    attn = attn.softmax(dim=-1)
-    return attn @ v
 
 
 class NaiveVideoLayer(torch.nn.Module):

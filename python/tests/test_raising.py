@@ -18,6 +18,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from swba import raising  # noqa: E402
 from swba.mask import NotSWBAMask, infer_swba_mask, swba_mask  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(__file__))
+from seed_sba import seed_sba  # noqa: E402
+
 pytestmark = pytest.mark.cpu
 
 
@@ -48,21 +51,6 @@ def qkv(b=1, hq=2, hkv=2, nq=24, nk=24, d=16, seed=0, dtype=torch.float32):
             torch.randn(b, hkv, nk, d, generator=g).to(dtype),
             torch.randn(b, hkv, nk, d, generator=g).to(dtype))
 
-
-def seed_sba(q, k, v, bs, ws, sm_scale):
-    """The seed's naive SBA, as written there."""
-    B, NH, N, DH = q.size()
-    NB = N // bs
-    mask = torch.triu(torch.ones((NB, NB), device=q.device), diagonal=1) + \
-        torch.tril(torch.ones((NB, NB), device=q.device), diagonal=-ws)
-    mask = torch.masked_fill(mask, mask == 1.0, float('-inf'))
-    mask = mask.repeat_interleave(bs, 0)
-    mask = mask.repeat_interleave(bs, 1)
-    mask = mask.unsqueeze(0).unsqueeze(0)
-    attn = (q @ k.transpose(-2, -1)) * sm_scale
-    attn = attn + mask.to(attn.dtype)
-    attn = attn.softmax(dim=-1)
-    return attn @ v
 
 
 def frames_visible(nq, nk, bs, ws, device=None):

@@ -915,20 +915,8 @@ FailureOr<double> MaskEvaluator::evaluateConstant(unsigned id,
     why = "the value depends on the position";
     return failure();
   }
-  // Nodes are numbered after their operands: evaluate in order.
-  std::vector<unsigned> order;
-  SmallVector<unsigned> stack = {id};
-  llvm::DenseSet<unsigned> seen;
-  while (!stack.empty()) {
-    unsigned n = stack.pop_back_val();
-    if (!seen.insert(n).second)
-      continue;
-    order.push_back(n);
-    llvm::append_range(stack, nodes[n].operands);
-  }
-  llvm::sort(order);
   llvm::DenseMap<unsigned, Scalar> values;
-  for (unsigned n : order) {
+  for (unsigned n : operandsFirst({id})) {
     SmallVector<Scalar, 3> args;
     for (unsigned operand : nodes[n].operands)
       args.push_back(values[operand]);
