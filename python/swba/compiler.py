@@ -132,7 +132,7 @@ def _diagnostic(stderr: str) -> str:
 
 
 def _mlir_string_at(text: str, start: int) -> str:
-    """The MLIR string literal that opens at text[start] (a '"'), decoded:
+    r"""The MLIR string literal that opens at text[start] (a '"'), decoded:
     MLIR prints `\\` for a backslash and `\XX` (two hex digits) for every
     other byte that is not printable, quotes too."""
     assert text[start] == '"'
