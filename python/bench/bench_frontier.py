@@ -23,15 +23,16 @@ from collections import namedtuple
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(here, ".."), here]
 
-Case = namedtuple("Case", "name b hq hkv n d bs ws")
+Case = namedtuple("Case", "name b hq hkv n d bs ws peers")
+# The peers each case's bar names (the frame windows' bars are absolute).
 CASES = [
-    Case("token-16k", 1, 32, 8, 16384, 128, 1, 4096),
-    Case("token-32k", 1, 32, 8, 32768, 128, 1, 4096),
-    Case("narrow", 1, 64, 64, 8192, 64, 1, 128),
-    Case("small-frames", 4, 16, 16, 4096, 64, 64, 8),
-    Case("frames-d64-16k", 1, 12, 12, 16384, 64, 256, 16),
-    Case("frames-d128-16k", 1, 24, 24, 16384, 128, 1024, 4),
-    Case("frames-d128-32k", 1, 24, 24, 32768, 128, 2048, 4),
+    Case("token-16k", 1, 32, 8, 16384, 128, 1, 4096, ("fa3", "flex")),
+    Case("token-32k", 1, 32, 8, 32768, 128, 1, 4096, ("fa3",)),
+    Case("narrow", 1, 64, 64, 8192, 64, 1, 128, ("flex",)),
+    Case("small-frames", 4, 16, 16, 4096, 64, 64, 8, ("flex",)),
+    Case("frames-d64-16k", 1, 12, 12, 16384, 64, 256, 16, ()),
+    Case("frames-d128-16k", 1, 24, 24, 16384, 128, 1024, 4, ()),
+    Case("frames-d128-32k", 1, 24, 24, 32768, 128, 2048, 4, ()),
 ]
 
 
@@ -135,7 +136,7 @@ def main():
         def mask_mod(b, h, qi, ki):
             qf, kf = qi // bs, ki // bs
             return (kf <= qf) & (qf - kf < ws)
-        block_mask = None if args.no_flex else create_block_mask(
+        block_mask = None if args.no_flex or "flex" not in c.peers else create_block_mask(
             mask_mod, None, None, c.n, c.n, device="cuda")
         for backward in (False, True):
             mult = 3.5 if backward else 1.0
@@ -155,7 +156,7 @@ def main():
                 res["flex"] = time_torch(lambda q, k, v: flex(
                     q, k, v, block_mask=block_mask, scale=scale, enable_gqa=c.hq != c.hkv),
                     q, k, v, dout, backward)
-            if not args.no_fa3:
+            if not args.no_fa3 and "fa3" in c.peers:
                 try:
                     res["fa3"] = time_fa3(c, q, k, v, dout, backward)
                 except Exception as e:  # noqa: BLE001 (a peer that does not run is reported)
