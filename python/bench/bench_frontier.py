@@ -39,12 +39,12 @@ CASES = [
 def kernel_configs():
     """The forward and backward kernels of every case, with the autotuner's
     candidates, for sm_90a."""
-    from swba import autotune
+    from swba import tuning
     from swba.compile import configs_for
     out = set()
     for c in CASES:
         for base in configs_for("bf16", c.d, c.bs, c.ws, chip="sm_90a"):
-            out |= set(autotune.candidate_configs(base))
+            out |= set(tuning.candidate_configs(base))
     return out
 
 
@@ -114,7 +114,7 @@ def main():
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     import torch
     import swba
-    from swba import autotune, ops
+    from swba import tuning, ops
     from torch.nn.attention.flex_attention import create_block_mask, flex_attention
     flex = torch.compile(flex_attention, dynamic=False)
     print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}")
@@ -142,13 +142,13 @@ def main():
             mult = 3.5 if backward else 1.0
             res = {"case": c.name, "what": "fwd+bwd" if backward else "fwd"}
             ops._plans.clear()
-            autotune._entries = {}  # the default tiling first
+            tuning._entries = {}  # the default tiling first
             res["ours"] = time_torch(lambda q, k, v: swba.attention(q, k, v, bs, ws, scale),
                                      q, k, v, dout, backward)
-            autotune._entries = None
+            tuning._entries = None
             if not args.no_tune:
-                tuning = swba.autotune(q, k, v, bs, ws, scale, backward=backward)
-                res["tuning"] = tuning.backward if backward else tuning.forward
+                chosen = swba.autotune(q, k, v, bs, ws, scale, backward=backward)
+                res["tuning"] = chosen.backward if backward else chosen.forward
                 ops._plans.clear()
                 res["tuned"] = time_torch(lambda q, k, v: swba.attention(q, k, v, bs, ws, scale),
                                           q, k, v, dout, backward)

@@ -29,7 +29,7 @@ __all__ = ["attention", "autotune", "backend", "make_backend", "load_bundle",
            "raise_attention", "__version__"]
 
 if TYPE_CHECKING:
-    from .autotune import autotune
+    from .tuning import autotune
     from .bundle import load_bundle
     from .library import attention
     from .raising import backend, make_backend, raise_attention
@@ -45,7 +45,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(raising, name)
     if name == "autotune":
-        from .autotune import autotune
+        from .tuning import autotune
 
         return autotune
     if name == "load_bundle":

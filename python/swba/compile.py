@@ -163,9 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"swba-compile: error: {e}", file=sys.stderr)
         return 1
     if args.autotune:
-        from . import autotune
+        from . import tuning
 
-        candidates = [c for config in unique for c in autotune.candidate_configs(config)]
+        candidates = [c for config in unique for c in tuning.candidate_configs(config)]
         try:
             bundle.build_bundle(dict.fromkeys(candidates), args.bundle, progress=None)
         except RuntimeError as e:

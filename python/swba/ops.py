@@ -449,15 +449,15 @@ def plan_for(q, k, v, block_size, window, scale) -> _Plan:
 
 
 def _tuned_options(q, k, v, block_size, window, scale) -> str:
-    from . import autotune
+    from . import tuning
 
     _check(q, k, v)
     chip = chip_for(q.device)
     if chip != "sm_90a":
         return ""
-    found = autotune.tuned_options(q, k, v, block_size, window, scale, chip)
+    found = tuning.tuned_options(q, k, v, block_size, window, scale, chip)
     if found is None and os.environ.get("SWBA_AUTOTUNE") == "1" and not _capturing():
-        found = autotune.autotune(q, k, v, block_size, window, scale,
+        found = tuning.autotune(q, k, v, block_size, window, scale,
                                   backward=q.requires_grad or k.requires_grad
                                   or v.requires_grad).options
     return found or ""

@@ -58,7 +58,7 @@ AUTOTUNE_CASE = dict(dtype="bf16", head_dim=64, block_size=1, window=128)
 
 def autotune_configs():
     """Every candidate kernel swba.autotune times for AUTOTUNE_CASE."""
-    from swba import autotune
+    from swba import tuning
     from swba.compile import configs_for
     return {c for base in configs_for(**AUTOTUNE_CASE, chip="sm_90a")
-            for c in autotune.candidate_configs(base)}
+            for c in tuning.candidate_configs(base)}

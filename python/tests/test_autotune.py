@@ -11,7 +11,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from swba import autotune, bundle, compiler  # noqa: E402
+from swba import tuning, bundle, compiler  # noqa: E402
 from swba import compile as swba_compile  # noqa: E402
 
 pytestmark = pytest.mark.cpu
@@ -25,8 +25,8 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.delenv("SWBA_KERNEL_BUNDLE", raising=False)
     monkeypatch.setattr(bundle, "_loaded", [])
     monkeypatch.setattr(bundle, "_env_seen", None)
-    monkeypatch.setattr(autotune, "_entries", None)
-    monkeypatch.setattr(autotune, "_gpu_name", lambda device: "GPU A")
+    monkeypatch.setattr(tuning, "_entries", None)
+    monkeypatch.setattr(tuning, "_gpu_name", lambda device: "GPU A")
     return tmp_path
 
 
@@ -39,14 +39,14 @@ def test_kernel_options_split_by_kernel():
 
 def test_candidates_are_each_kernels_own():
     base = compiler.KernelConfig("bf16", 128, 128, 1, 4096, 0.088, chip="sm_90a")
-    forward = autotune.candidate_configs(base)
-    assert [c.options for c in forward] == list(autotune.FORWARD_CANDIDATES)
+    forward = tuning.candidate_configs(base)
+    assert [c.options for c in forward] == list(tuning.FORWARD_CANDIDATES)
     assert all(compiler.kernel_options(c.options, False) == c.options for c in forward)
-    grad = autotune.candidate_configs(base.__class__(**{**base.__dict__, "grad": True}))
+    grad = tuning.candidate_configs(base.__class__(**{**base.__dict__, "grad": True}))
     assert all(c.grad and compiler.kernel_options(c.options, True) == c.options for c in grad)
-    assert autotune.FUSED_DQ not in [c.options for c in grad]
-    fused = autotune.candidate_configs(grad[0], allow_fused_dq=True)
-    assert fused[-1].options == autotune.FUSED_DQ
+    assert tuning.FUSED_DQ not in [c.options for c in grad]
+    fused = tuning.candidate_configs(grad[0], allow_fused_dq=True)
+    assert fused[-1].options == tuning.FUSED_DQ
 
 
 def _tensors(b=1, hq=4, hkv=2, nq=64, nk=96, d=64):
@@ -58,46 +58,46 @@ def _tensors(b=1, hq=4, hkv=2, nq=64, nk=96, d=64):
 
 def test_tuned_entries_persist_per_configuration_shape_and_gpu(isolated, monkeypatch):
     q, k, v = _tensors()
-    assert autotune.tuned_options(q, k, v, 16, 2, 0.125, "sm_90a") is None
-    tuning = autotune.Tuning("consumers=2 block-n=64", "grad-key-tile=64",
+    assert tuning.tuned_options(q, k, v, 16, 2, 0.125, "sm_90a") is None
+    chosen = tuning.Tuning("consumers=2 block-n=64", "grad-key-tile=64",
                              {"": 1.0, "consumers=2 block-n=64": 0.5},
                              {"": 2.0, "grad-key-tile=64": 1.5}, {})
-    autotune._store(autotune._key(q, k, v, 16, 2, 0.125, "sm_90a"), tuning)
+    tuning._store(tuning._key(q, k, v, 16, 2, 0.125, "sm_90a"), chosen)
     expected = "consumers=2 block-n=64 grad-key-tile=64"
-    assert tuning.options == expected
-    assert autotune.tuned_options(q, k, v, 16, 2, 0.125, "sm_90a") == expected
+    assert chosen.options == expected
+    assert tuning.tuned_options(q, k, v, 16, 2, 0.125, "sm_90a") == expected
     # Read again from the file, as a new process does.
-    monkeypatch.setattr(autotune, "_entries", None)
-    assert autotune.tuned_options(q, k, v, 16, 2, 0.125, "sm_90a") == expected
-    saved = json.loads((isolated / autotune.FILE).read_text())
+    monkeypatch.setattr(tuning, "_entries", None)
+    assert tuning.tuned_options(q, k, v, 16, 2, 0.125, "sm_90a") == expected
+    saved = json.loads((isolated / tuning.FILE).read_text())
     (entry,) = saved.values()
     assert entry["forward_ms"]["consumers=2 block-n=64"] == 0.5
     # Another window, other shapes, another GPU: not tuned.
-    assert autotune.tuned_options(q, k, v, 16, 3, 0.125, "sm_90a") is None
-    assert autotune.tuned_options(*_tensors(nq=96), 16, 2, 0.125, "sm_90a") is None
-    monkeypatch.setattr(autotune, "_gpu_name", lambda device: "GPU B")
-    assert autotune.tuned_options(q, k, v, 16, 2, 0.125, "sm_90a") is None
+    assert tuning.tuned_options(q, k, v, 16, 3, 0.125, "sm_90a") is None
+    assert tuning.tuned_options(*_tensors(nq=96), 16, 2, 0.125, "sm_90a") is None
+    monkeypatch.setattr(tuning, "_gpu_name", lambda device: "GPU B")
+    assert tuning.tuned_options(q, k, v, 16, 2, 0.125, "sm_90a") is None
 
 
 def test_store_keeps_entries_of_other_processes(isolated, monkeypatch):
     q, k, v = _tensors()
-    autotune._store(autotune._key(q, k, v, 16, 2, 0.125, "sm_90a"),
-                    autotune.Tuning("stages=3", "", {}, {}, {}))
+    tuning._store(tuning._key(q, k, v, 16, 2, 0.125, "sm_90a"),
+                    tuning.Tuning("stages=3", "", {}, {}, {}))
     # A second process, which read the file before the first wrote it.
-    monkeypatch.setattr(autotune, "_entries", {})
-    autotune._store(autotune._key(q, k, v, 8, 2, 0.125, "sm_90a"),
-                    autotune.Tuning("block-n=64", "", {}, {}, {}))
-    monkeypatch.setattr(autotune, "_entries", None)
-    assert autotune.tuned_options(q, k, v, 16, 2, 0.125, "sm_90a") == "stages=3"
-    assert autotune.tuned_options(q, k, v, 8, 2, 0.125, "sm_90a") == "block-n=64"
+    monkeypatch.setattr(tuning, "_entries", {})
+    tuning._store(tuning._key(q, k, v, 8, 2, 0.125, "sm_90a"),
+                    tuning.Tuning("block-n=64", "", {}, {}, {}))
+    monkeypatch.setattr(tuning, "_entries", None)
+    assert tuning.tuned_options(q, k, v, 16, 2, 0.125, "sm_90a") == "stages=3"
+    assert tuning.tuned_options(q, k, v, 8, 2, 0.125, "sm_90a") == "block-n=64"
 
 
 def test_autotune_rejects_cpu_tensors(isolated):
     q, k, v = _tensors()
     with pytest.raises(ValueError, match="CUDA tensors"):
-        autotune.autotune(q, k, v, 16, 2)
+        tuning.autotune(q, k, v, 16, 2)
     with pytest.raises(ValueError, match="window"):
-        autotune.autotune(q, k, v, 16, 0)
+        tuning.autotune(q, k, v, 16, 0)
 
 
 def test_compile_autotune_builds_the_candidates_that_fit(isolated, capsys):
@@ -111,5 +111,5 @@ def test_compile_autotune_builds_the_candidates_that_fit(isolated, capsys):
     assert "" in built and "block-n=64" in built and "consumers=2" in built
     # At head dim 128 four stages of 64 KiB K/V tiles do not fit in shared
     # memory beside the queries' tiles.
-    assert built == set(autotune.FORWARD_CANDIDATES) - {"stages=4"}
+    assert built == set(tuning.FORWARD_CANDIDATES) - {"stages=4"}
     assert "left out 1 candidate" in capsys.readouterr().out

@@ -17,7 +17,7 @@ if not torch.cuda.is_available():
 
 sys.path[:0] = [os.path.join(os.path.dirname(__file__), ".."), os.path.dirname(__file__)]
 import swba  # noqa: E402
-from swba import autotune, ops  # noqa: E402
+from swba import tuning, ops  # noqa: E402
 from gpu_cases import AUTOTUNE_CASE  # noqa: E402
 from test_gpu_torch import assert_close, rand, reference  # noqa: E402
 
@@ -31,11 +31,11 @@ BS, WS, D = AUTOTUNE_CASE["block_size"], AUTOTUNE_CASE["window"], AUTOTUNE_CASE[
 def tuned_file(tmp_path, monkeypatch):
     """Tuned entries in a file of this test's own (the kernels stay where
     they are), none read yet, no plan made before."""
-    monkeypatch.setattr(autotune, "_path", lambda: tmp_path / autotune.FILE)
-    monkeypatch.setattr(autotune, "_entries", None)
+    monkeypatch.setattr(tuning, "_path", lambda: tmp_path / tuning.FILE)
+    monkeypatch.setattr(tuning, "_entries", None)
     monkeypatch.delenv("SWBA_LOWER_OPTIONS", raising=False)
     ops._plans.clear()
-    yield tmp_path / autotune.FILE
+    yield tmp_path / tuning.FILE
     ops._plans.clear()
 
 
@@ -62,17 +62,17 @@ def _check_step(q, k, v):
 def test_autotune_keeps_the_fastest_and_calls_use_it(tuned_file):
     q, k, v = _inputs(1024, seed=1)
     before = torch.cuda.get_rng_state()
-    tuning = swba.autotune(q, k, v, BS, WS)
+    chosen = swba.autotune(q, k, v, BS, WS)
     assert torch.equal(torch.cuda.get_rng_state(), before)  # the caller's stream untouched
     # Every candidate that fits was timed (at head dim 64 all fit), and the
     # fastest was kept.
-    assert set(tuning.forward_ms) == set(autotune.FORWARD_CANDIDATES), tuning.skipped
-    assert set(tuning.backward_ms) == set(autotune.BACKWARD_CANDIDATES), tuning.skipped
-    assert tuning.forward_ms[tuning.forward] == min(tuning.forward_ms.values())
-    assert tuning.backward_ms[tuning.backward] == min(tuning.backward_ms.values())
+    assert set(chosen.forward_ms) == set(tuning.FORWARD_CANDIDATES), chosen.skipped
+    assert set(chosen.backward_ms) == set(tuning.BACKWARD_CANDIDATES), chosen.skipped
+    assert chosen.forward_ms[chosen.forward] == min(chosen.forward_ms.values())
+    assert chosen.backward_ms[chosen.backward] == min(chosen.backward_ms.values())
     assert tuned_file.is_file()
     scale = 1 / math.sqrt(D)
-    assert ops.plan_for(q, k, v, BS, WS, scale).options == tuning.options
+    assert ops.plan_for(q, k, v, BS, WS, scale).options == chosen.options
     _check_step(q, k, v)
     # SWBA_LOWER_OPTIONS wins over a tuned entry.
     os.environ["SWBA_LOWER_OPTIONS"] = "consumers=2"
@@ -85,6 +85,6 @@ def test_autotune_keeps_the_fastest_and_calls_use_it(tuned_file):
 def test_env_switch_tunes_new_shapes_on_first_call(tuned_file, monkeypatch):
     monkeypatch.setenv("SWBA_AUTOTUNE", "1")
     q, k, v = _inputs(768, seed=5)
-    assert autotune.tuned_options(q, k, v, BS, WS, 1 / math.sqrt(D), "sm_90a") is None
+    assert tuning.tuned_options(q, k, v, BS, WS, 1 / math.sqrt(D), "sm_90a") is None
     _check_step(q, k, v)
-    assert autotune.tuned_options(q, k, v, BS, WS, 1 / math.sqrt(D), "sm_90a") is not None
+    assert tuning.tuned_options(q, k, v, BS, WS, 1 / math.sqrt(D), "sm_90a") is not None

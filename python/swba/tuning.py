@@ -1,6 +1,6 @@
-"""`swba.autotune(q, k, v, block_size, window)`: times the lowering's
-candidate tilings of one configuration on this GPU and keeps the fastest
-forward and backward beside the kernels (`autotune.json` in the kernel cache
+"""`swba.autotune(q, k, v, block_size, window)` (this module's `autotune`):
+times the lowering's candidate tilings of one configuration on this GPU and
+keeps the fastest forward and backward beside the kernels (`autotune.json` in the kernel cache
 directory, `SWBA_KERNEL_DIR`), keyed by the configuration, the shapes and
 the GPU's name. Later `swba.attention` calls of that configuration and those
 shapes run with them, in this process and the next.
