@@ -141,14 +141,21 @@ def _median_ms(fn, reps: int) -> float:
     return statistics.median(s.elapsed_time(e) for s, e in zip(start, end))
 
 
-def _candidates_timed(make, candidates, reps, skipped) -> dict:
+def _candidates_timed(make, candidates, reps, skipped, image_of) -> dict:
     """{options: median ms} of the candidates that compile and run; the
-    others go to `skipped` with the first line of why."""
+    others go to `skipped` with the first line of why, and so does one
+    whose kernels are those of a candidate timed before (an option that
+    restates a default)."""
     from . import bundle
 
-    times = {}
+    times, seen = {}, {}
     for options in candidates:
         try:
+            image = image_of(options)
+            if image in seen:
+                skipped[options] = f"the same kernels as {seen[image] or 'the default'!r}"
+                continue
+            seen[image] = options
             fn = make(options)
             times[options] = _median_ms(fn, reps)
         except (compiler.CompileError, compiler.ManifestError, bundle.MissingKernelError) as e:
@@ -156,15 +163,27 @@ def _candidates_timed(make, candidates, reps, skipped) -> dict:
     return times
 
 
+def _fastest(times: dict, margin: float) -> str:
+    """The fastest candidate, unless it beats the default ("") by less than
+    `margin` (a fraction): then the default, which the lowering chose on
+    purpose, stays."""
+    best = min(times, key=times.get)
+    if "" in times and times[best] > times[""] * (1 - margin):
+        return ""
+    return best
+
+
 def autotune(q, k, v, block_size: int, window: int, scale: float | None = None,
-             backward: bool = True, allow_fused_dq: bool = False, reps: int = 20,
-             store: bool = True) -> Tuning:
+             backward: bool = True, allow_fused_dq: bool = False, reps: int = 30,
+             margin: float = 0.02, store: bool = True) -> Tuning:
     """Times the candidate tilings on q, k, v (read only; the backward on a
     pseudo-random dout of a private generator, so the caller's random
     stream is untouched), keeps the fastest forward and (with `backward`)
-    backward, and stores them for this configuration, these shapes and this
-    GPU. Returns the `Tuning`. Only sm_90a kernels have options to tune:
-    on other chips the defaults are returned at once."""
+    backward (a candidate replaces the lowering's default only when it is
+    faster by more than `margin`, so that timing noise does not pick), and
+    stores them for this configuration, these shapes and this GPU. Returns
+    the `Tuning`. Only sm_90a kernels have options to tune: on other chips
+    the defaults are returned at once."""
     import torch
 
     from . import library, ops
@@ -187,14 +206,19 @@ def autotune(q, k, v, block_size: int, window: int, scale: float | None = None,
     def plan(options):
         return ops._Plan(q, k, v, block_size, window, scale, options)
 
+    def image_of(grad):
+        def image(options):
+            return compiler.load_or_compile(plan(options)._config(grad)).image
+        return image
+
     with torch.no_grad(), ops._on_device(q.device.index):
         forward_ms = _candidates_timed(lambda o: (lambda p=plan(o): p.forward(q, k, v)),
-                                       FORWARD_CANDIDATES, reps, skipped)
+                                       FORWARD_CANDIDATES, reps, skipped, image_of(False))
         if not forward_ms:
             raise compiler.CompileError(
                 "autotune: no forward candidate could be compiled or loaded: " +
                 "; ".join(f"{o or 'default'}: {why}" for o, why in skipped.items()))
-        forward = min(forward_ms, key=forward_ms.get)
+        forward = _fastest(forward_ms, margin)
         backward_ms: dict = {}
         if backward:
             out, lse = plan(forward).forward(q, k, v)
@@ -204,8 +228,8 @@ def autotune(q, k, v, block_size: int, window: int, scale: float | None = None,
             candidates = BACKWARD_CANDIDATES + ((FUSED_DQ,) if allow_fused_dq else ())
             backward_ms = _candidates_timed(
                 lambda o: (lambda p=plan(o): p.backward(q, k, v, out, dout, lse)),
-                candidates, reps, skipped)
-        best_backward = min(backward_ms, key=backward_ms.get) if backward_ms else ""
+                candidates, reps, skipped, image_of(True))
+        best_backward = _fastest(backward_ms, margin) if backward_ms else ""
     tuning = Tuning(forward, best_backward, forward_ms, backward_ms, skipped)
     if store:
         _store(_key(q, k, v, block_size, window, scale, chip), tuning)

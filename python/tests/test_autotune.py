@@ -92,6 +92,12 @@ def test_store_keeps_entries_of_other_processes(isolated, monkeypatch):
     assert tuning.tuned_options(q, k, v, 8, 2, 0.125, "sm_90a") == "block-n=64"
 
 
+def test_the_default_stays_unless_beaten_by_the_margin():
+    assert tuning._fastest({"": 1.0, "a": 0.99, "b": 1.2}, 0.02) == ""
+    assert tuning._fastest({"": 1.0, "a": 0.97, "b": 0.9}, 0.02) == "b"
+    assert tuning._fastest({"a": 0.97, "b": 0.9}, 0.02) == "b"
+
+
 def test_autotune_rejects_cpu_tensors(isolated):
     q, k, v = _tensors()
     with pytest.raises(ValueError, match="CUDA tensors"):

@@ -64,12 +64,17 @@ def test_autotune_keeps_the_fastest_and_calls_use_it(tuned_file):
     before = torch.cuda.get_rng_state()
     chosen = swba.autotune(q, k, v, BS, WS)
     assert torch.equal(torch.cuda.get_rng_state(), before)  # the caller's stream untouched
-    # Every candidate that fits was timed (at head dim 64 all fit), and the
-    # fastest was kept.
-    assert set(chosen.forward_ms) == set(tuning.FORWARD_CANDIDATES), chosen.skipped
-    assert set(chosen.backward_ms) == set(tuning.BACKWARD_CANDIDATES), chosen.skipped
-    assert chosen.forward_ms[chosen.forward] == min(chosen.forward_ms.values())
-    assert chosen.backward_ms[chosen.backward] == min(chosen.backward_ms.values())
+    # Every candidate was timed (at head dim 64 all fit) or had the kernels
+    # of one timed before; the fastest was kept where it beats the default
+    # by the margin.
+    for times, candidates in ((chosen.forward_ms, tuning.FORWARD_CANDIDATES),
+                              (chosen.backward_ms, tuning.BACKWARD_CANDIDATES)):
+        assert set(candidates) <= set(times) | set(chosen.skipped), chosen.skipped
+        assert all(why.startswith("the same kernels as") for why in chosen.skipped.values())
+        assert "" in times and len(times) >= 4
+    for options, times in ((chosen.forward, chosen.forward_ms),
+                           (chosen.backward, chosen.backward_ms)):
+        assert options == "" or times[options] == min(times.values()) < 0.98 * times[""]
     assert tuned_file.is_file()
     scale = 1 / math.sqrt(D)
     assert ops.plan_for(q, k, v, BS, WS, scale).options == chosen.options
