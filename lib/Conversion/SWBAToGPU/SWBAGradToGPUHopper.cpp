@@ -218,12 +218,15 @@ LogicalResult mlir::swba::checkHopperGradLowerable(Operation *op,
     KeyValueGradLayout kv = keyValueGradLayout(d, dv, options, part);
     if (fitsGrad(dq, kv))
       continue;
-    if (kv.dsSlots && (part != KeyValueGradPart::Both || kv.blockM < 64))
+    if (kv.dsSlots && part != KeyValueGradPart::Both)
       return op->emitOpError()
-             << "chip=sm_90a: grad-fused-dq needs one dK/dV kernel with "
-                "query tiles of 64 or 128 rows (head dims " << d << " and "
-             << dv << " take " << (part == KeyValueGradPart::Both ? 1 : 2)
-             << " kernels with " << kv.blockM << "-row query tiles)";
+             << "chip=sm_90a: grad-fused-dq needs dK and dV in one kernel "
+                "(head dims with d + dv <= 256), got "
+             << d << " and " << dv;
+    if (kv.dsSlots && kv.blockM < 64)
+      return op->emitOpError() << "chip=sm_90a: grad-fused-dq needs query "
+                                  "tiles of 64 or 128 rows, got "
+                               << kv.blockM;
     return reportGradSharedMemory(op, dq, kv);
   }
   return success();
