@@ -45,7 +45,7 @@ class KernelConfig:
     window: int
     scale: float
     with_lse: bool = True
-    chip: str = "sm_80"  # swba-opt's default; sm_90a: the TMA + wgmma kernels (head dims 64, 128)
+    chip: str = "sm_80"  # swba-opt's default; sm_90a: the TMA + wgmma kernels (head dims 64-256)
     grad: bool = False  # swba.attention_grad instead of swba.attention
     # Extra --swba-to-nvvm options (tile choices of the sm_90a kernel, e.g.
     # "stages=3 overlap-softmax=false"); empty: the lowering's defaults.
@@ -54,10 +54,9 @@ class KernelConfig:
     def __post_init__(self):
         if self.dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {_DTYPES}, got {self.dtype!r}")
-        for name in ("head_dim", "value_dim"):
-            d = getattr(self, name)
-            if d % 16 or not 16 <= d <= 128:
-                raise ValueError(f"{name} must be a multiple of 16 in [16, 128], got {d}")
+        problem = head_dims_problem(self.head_dim, self.value_dim, self.chip)
+        if problem:
+            raise ValueError(problem)
         if self.block_size < 1 or self.window < 1:
             raise ValueError("block_size and window must be >= 1")
 
@@ -88,6 +87,24 @@ class KernelConfig:
             f"  swba.attention ins(%q, %k, %v : {q}, {q}, {v}) outs({outs}) {attrs}\n"
             f"  return\n}}\n"
         )
+
+
+def head_dims_problem(d: int, dv: int, chip: str) -> str | None:
+    """Why the GPU kernels for `chip` do not take head dims `d`, `dv`, or
+    None: multiples of 16 up to 128 on every chip, and on sm_90a also
+    multiples of 64 up to 256 (the TMA + wgmma kernels)."""
+    def small(x):
+        return x % 16 == 0 and 16 <= x <= 128
+
+    def hopper(x):
+        return x % 64 == 0 and 64 <= x <= 256
+
+    if small(d) and small(dv):
+        return None
+    if chip == "sm_90a" and hopper(d) and hopper(dv):
+        return None
+    return (f"head dims must be multiples of 16 in [16, 128], or on sm_90a multiples "
+            f"of 64 up to 256; got {d} and {dv} for {chip}")
 
 
 def kernel_options(options: str, grad: bool) -> str:

@@ -73,9 +73,10 @@ def _check_tensors(q: Tensor, k: Tensor, v: Tensor) -> None:
     if q.device.type == "cuda":
         if q.dtype not in _KERNEL_DTYPES:
             raise TypeError(f"on CUDA, q, k, v must be float16 or bfloat16, got {q.dtype}")
-        for name, dim in (("head dim of q/k", d), ("head dim of v", dv)):
-            if dim % 16 or not 16 <= dim <= 128:
-                raise ValueError(f"{name} must be a multiple of 16 in [16, 128], got {dim}")
+        from . import compiler, ops
+        problem = compiler.head_dims_problem(d, dv, ops.chip_for(q.device))
+        if problem:
+            raise ValueError(problem)
     elif q.device.type in ("cpu", "meta"):
         if q.dtype not in _REFERENCE_DTYPES:
             raise TypeError(f"q, k, v must be float16, bfloat16 or float32, got {q.dtype}")

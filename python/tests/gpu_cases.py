@@ -21,6 +21,18 @@ CASES = [
     Case("d32_dv48_gqa", 1, 2, 1, 333, 333, 32, 48, 50, 3, "f16", None),
 ]
 
+# Head dims only the sm_90a kernels take (multiples of 64 past 128): run on
+# the wgmma path alone. 64-key forward tiles, 32-key dQ tiles, and dK/dV as
+# a dV and a dK kernel (docs/DESIGN.md 3.2): partial tiles, GQA, Nq < Nk,
+# token windows, both types, and a value dim other than the key's.
+HOPPER_CASES = [
+    Case("d256_frames_partial_gqa", 1, 4, 2, 1030, 1030, 256, 256, 100, 3, "bf16", None),
+    Case("d256_token_bs1_f16", 1, 2, 1, 700, 700, 256, 256, 1, 300, "f16", None),
+    Case("d256_kv_cache_nq_lt_nk", 2, 2, 2, 300, 1300, 256, 256, 256, 4, "bf16", None),
+    Case("d192_frames_bf16", 1, 4, 2, 777, 777, 192, 192, 130, 2, "bf16", None),
+    Case("d256_dv128_scale", 1, 2, 2, 333, 333, 256, 128, 37, 3, "f16", 0.05),
+]
+
 
 def effective_scale(case):
     return case.scale if case.scale is not None else 1.0 / math.sqrt(case.d)
@@ -42,6 +54,14 @@ def kernel_configs():
                              chip="sm_90a", options=options)
                 for c in CASES if c.name in OPTION_CASES for options in FORWARD_OPTIONS]
     return configs
+
+
+def hopper_kernel_configs():
+    """The kernels of HOPPER_CASES, on sm_90a."""
+    from swba.compiler import KernelConfig
+    return [KernelConfig(c.dtype, c.d, c.dv, c.bs, c.ws, effective_scale(c), grad=grad,
+                         chip="sm_90a")
+            for c in HOPPER_CASES for grad in (False, True)]
 
 
 # sm_90a backward options the GPU tests also run (the defaults are tested

@@ -30,6 +30,8 @@ todo = {dataclasses.replace(config, chip=chip)
 # The sm_90a backward whose dK/dV kernel adds dQ up.
 todo |= {dataclasses.replace(config, options="grad-fused-dq=true")
          for config in todo if config.grad and config.chip == "sm_90a"}
+# Head dims past 128: sm_90a only, one dK/dV kernel a gradient (no fused dQ).
+todo |= set(gpu_cases.hopper_kernel_configs())
 # The tile options bench/variants.py times (not needed by the tests).
 if "--no-variants" not in sys.argv[1:]:
     todo |= variants.kernel_configs()

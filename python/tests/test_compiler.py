@@ -32,7 +32,11 @@ def test_mlir_string_decoding():
 
 
 def test_config_validation():
-    for bad in (dict(head_dim=72), dict(dtype="f32"), dict(window=0)):
+    # Head dims past 128 only on sm_90a, and only whole 64-column TMA boxes.
+    for bad in (dict(head_dim=72), dict(dtype="f32"), dict(window=0),
+                dict(head_dim=256, value_dim=256),
+                dict(head_dim=160, value_dim=160, chip="sm_90a"),
+                dict(head_dim=256, value_dim=48, chip="sm_90a")):
         args = dict(dtype="f16", head_dim=64, value_dim=64, block_size=4,
                     window=2, scale=0.125) | bad
         try:
@@ -40,6 +44,8 @@ def test_config_validation():
         except ValueError:
             continue
         raise AssertionError(f"accepted {bad}")
+    for d, dv in ((256, 256), (192, 192), (256, 128)):
+        compiler.KernelConfig("bf16", d, dv, 4, 2, 0.0625, chip="sm_90a")
 
 
 def _size(tensor, dim):
@@ -276,6 +282,23 @@ def _compile_hopper():
         assert k.launches[1].params[-1].tensor == "dq_accum"
         assert k.launches[1].params[-1].map.element_type == "f32"
         assert "cp.reduce.async.bulk.tensor" in compiler.compile_ptx(fused)[0]
+    # Head dim 256: 64-key forward tiles; the backward's dK/dV as a dV and a
+    # dK kernel (32-row query boxes) on the second stream, then dQ (32-key
+    # boxes).
+    config = compiler.KernelConfig("bf16", 256, 256, 1, 1024, 0.0625, chip="sm_90a")
+    k = compiler.load_or_compile(config)
+    assert _summary(k) == [("swba_fwd", 128, 384, 0, 0)], _summary(k)
+    assert [(p.tensor, p.map.box[1]) for p in k.launches[0].params if p.map] == [
+        ("q", 128), ("k", 64), ("v", 64)]
+    k = compiler.load_or_compile(dataclasses.replace(config, grad=True))
+    assert _summary(k) == [("swba_bwd_delta", 32, 128, 0, 0),
+                           ("swba_bwd_dv", 128, 384, 1, 1),
+                           ("swba_bwd_dk", 128, 384, 2, 1),
+                           ("swba_bwd_dq", 128, 384, 3, 0)], _summary(k)
+    assert [(p.tensor, p.map.box[1]) for p in k.launches[2].params if p.map] == [
+        ("q", 32), ("k", 128), ("v", 128), ("dout", 32)]
+    assert [(p.tensor, p.map.box[1]) for p in k.launches[3].params if p.map] == [
+        ("q", 128), ("k", 32), ("v", 32), ("dout", 128)]
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ if not torch.cuda.is_available():
     pytest.skip("no CUDA device", allow_module_level=True)
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gpu_cases import (CASES, FORWARD_OPTIONS, GRAD_OPTIONS, OPTION_CASES,  # noqa: E402
-                       effective_scale)
+from gpu_cases import (CASES, FORWARD_OPTIONS, GRAD_OPTIONS, HOPPER_CASES,  # noqa: E402
+                       OPTION_CASES, effective_scale)
 
 from swba import attention, runtime  # noqa: E402
 
@@ -393,3 +393,29 @@ def test_toy_training_matches_naive_reference():
     assert ours[-1] < ours[0], "training did not reduce the loss"
     for a, b in zip(ours, ref):
         assert abs(a - b) <= 2e-3 * abs(b), (ours, ref)
+
+
+@pytest.mark.parametrize("case", HOPPER_CASES, ids=[c.name for c in HOPPER_CASES])
+def test_wide_head_dims_forward(case, monkeypatch):
+    """Head dims 192 and 256 (sm_90a only): the forward of two consumers and
+    64-key tiles, every element of out and lse against the reference, with
+    rising scores too (every tile rescales)."""
+    launches = on_sm90a(monkeypatch, "")
+    check_forward(case)
+    check_forward(case, key_growth=0.02)
+    (name, _, block, shared), *_ = launches
+    assert name == "swba_fwd" and block == (384, 1, 1), (name, block)
+    # Q of 128 rows and two stages of 64-key K and V tiles.
+    assert shared == 2 * (128 * case.d + 2 * 64 * (case.d + case.dv)), shared
+
+
+@pytest.mark.parametrize("case", HOPPER_CASES, ids=[c.name for c in HOPPER_CASES])
+def test_wide_head_dims_backward(case, monkeypatch):
+    """Head dims 192 and 256 (sm_90a only): dq, dk, dv against the
+    reference, every element; dK/dV come from a dV kernel and a dK kernel,
+    on the second stream, as the manifest orders them."""
+    launches = on_sm90a(monkeypatch, "")
+    check_backward(case)
+    names = [name for name, *_ in launches]
+    assert names == ["swba_fwd", "swba_bwd_delta", "swba_bwd_dv", "swba_bwd_dk",
+                     "swba_bwd_dq"], names

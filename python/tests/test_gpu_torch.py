@@ -19,7 +19,7 @@ import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import swba  # noqa: E402
-from swba import raising  # noqa: E402
+from swba import ops, raising  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 from seed_sba import seed_sba  # noqa: E402
@@ -91,6 +91,25 @@ def test_compile_fullgraph_inductor_matches_eager():
     assert_close(got, want, torch.bfloat16)
     for g, p in zip(grads, model.parameters()):
         assert_close(g, p.grad, torch.bfloat16)
+
+
+def test_compile_fullgraph_head_dim_256():
+    """Head dim 256 (the sm_90a kernels only) through torch.compile with
+    fullgraph: out and every gradient against the float32 reference."""
+    if ops.chip_for(torch.device("cuda")) != "sm_90a":
+        pytest.skip("head dim 256 needs the sm_90a kernels")
+    dt = torch.bfloat16
+    q, k, v = (rand(1, 4, 520, 256, dtype=dt, seed=s, grad=True) for s in (21, 22, 23))
+    dout = rand(1, 4, 520, 256, dtype=dt, seed=24)
+    compiled = torch.compile(lambda q, k, v: swba.attention(q, k, v, 64, 3), fullgraph=True)
+    out = compiled(q, k, v)
+    out.backward(dout)
+    q32, k32, v32 = (t.detach().float().requires_grad_() for t in (q, k, v))
+    want = reference(q32, k32, v32, 64, 3, 1 / 16)
+    want.backward(dout.float())
+    assert_close(out, want, dt)
+    for got, ref in ((q.grad, q32.grad), (k.grad, k32.grad), (v.grad, v32.grad)):
+        assert_close(got, ref, dt)
 
 
 def test_eager_and_op_paths_agree():

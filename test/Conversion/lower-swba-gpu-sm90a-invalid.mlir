@@ -21,3 +21,23 @@ func.func @sm90a_stages_fit_d64(%q: memref<1x2x64x64xf16>) {
   return
 }
 
+
+// -----
+
+// Past 128, sm_90a takes whole 64-column TMA boxes only: 160 is refused
+// (neither kernel family holds it).
+func.func @sm90a_head_dim_160(%q: memref<1x2x64x160xf16>) {
+  // expected-error @+1 {{target=gpu supports head dims that are multiples of 16 from 16 to 128 (64 and 128 are the tuned ones), and with chip=sm_90a multiples of 64 up to 256, got 160 and 160}}
+  swba.attention ins(%q, %q, %q : memref<1x2x64x160xf16>, memref<1x2x64x160xf16>, memref<1x2x64x160xf16>) outs(%q : memref<1x2x64x160xf16>) block_size = 4 window = 1
+  return
+}
+
+// -----
+
+// Head dim 256: Q of 128 rows (64 KiB) and four stages of 64-key K and V
+// tiles (4 x 64 KiB) do not fit.
+func.func @sm90a_d256_stages_exceed_shared_memory(%q: memref<1x2x64x256xbf16>) {
+  // expected-error @+1 {{chip=sm_90a: block-n=64 stages=4 needs block-n a multiple of 64 up to 256, at least one stage and at most 231168 bytes of shared memory for Q and the K/V stages (this takes 327680)}}
+  swba.attention ins(%q, %q, %q : memref<1x2x64x256xbf16>, memref<1x2x64x256xbf16>, memref<1x2x64x256xbf16>) outs(%q : memref<1x2x64x256xbf16>) block_size = 4 window = 1
+  return
+}

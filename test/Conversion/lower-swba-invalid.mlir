@@ -15,7 +15,7 @@
 // TARGET: error: --lower-swba: unsupported target 'tpu' (supported: 'cpu', 'gpu')
 // TILE: error: --lower-swba: tile-q and tile-k must be in [1, 256], got tile-q=0 tile-k=16
 // HUGETILE: error: --lower-swba: tile-q and tile-k must be in [1, 256], got tile-q=16 tile-k=4611686018427387904
-// GRADTILE: error: --lower-swba: grad-key-tile and grad-query-tile must be 0, 64 or 128, got 96
+// GRADTILE: error: --lower-swba: grad-key-tile and grad-query-tile must be 0, 32, 64 or 128, got 96
 // CHIP: error: --lower-swba: unsupported chip 'sm_75' (supported: sm_80, sm_86, {{.*}}, sm_90, sm_90a, sm_100, {{.*}})
 // NOCHIP: error: --lower-swba: unsupported chip '' (supported: sm_80,
 // CONSUMERS: error: --lower-swba: consumers must be 0, 2 or 3, got 1

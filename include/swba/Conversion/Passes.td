@@ -42,12 +42,12 @@ def LowerSWBA : Pass<"lower-swba"> {
     (matching batches, heads and lengths, Nq <= Nk, grouped heads) are
     asserted at run time (`cf.assert`) before the loops or the launch.
 
-    With `chip=sm_90a` the forward op at head dims 64 and 128 becomes a
-    Hopper kernel instead: a producer warpgroup brings Q and a ring of
+    With `chip=sm_90a` the forward op at head dims that are multiples of 64
+    up to 256 becomes a Hopper kernel instead: a producer warpgroup brings Q and a ring of
     `stages` K/V tiles of `block-n` keys into 128B-swizzled shared memory
     with TMA (`nvgpu.tma.async.load`, completing on `nvgpu.mbarrier`s), and
-    `consumers` warpgroups of 64 query rows (three at head dim 64, two at
-    128) run S = Q K^T and O += P V on
+    `consumers` warpgroups of 64 query rows (three at head dim 64, two from
+    128; 64-key tiles past 128) run S = Q K^T and O += P V on
     warpgroup MMA (`nvvm.wgmma.mma_async`, P from registers). The launch
     creates the TMA descriptors (`nvgpu.tma.create.descriptor`) and passes
     the dynamic shared memory size. The backward op at those head dims
@@ -55,7 +55,11 @@ def LowerSWBA : Pass<"lower-swba"> {
     dO of 128 rows once, a ring of 128-key K/V tiles) and dK/dV (K and V of
     128 keys once, a ring of Q/dO tiles over the GQA group and the reverse
     window), S and dP from shared memory, dQ, dK, dV with dS and P from
-    registers; no atomics. dQ and dK/dV read the delta kernel's output and
+    registers; no atomics. Where dK and dV do not fit in a consumer's
+    registers together (d + dv > 256: head dims 192 and 256) the dK/dV
+    kernel is two, `swba_bwd_dv` and `swba_bwd_dk`, and the dQ and dK
+    kernels take 32-row tiles where larger ones do not fit in shared
+    memory. dQ and dK/dV read the delta kernel's output and
     nothing of each other, so a runtime may run them at once. With
     `grad-fused-dq=true` the dK/dV kernel also adds dQ up instead (five
     products): dS^T into shared memory, dQ = dS K, TMA reduce-adds
@@ -77,12 +81,13 @@ def LowerSWBA : Pass<"lower-swba"> {
     Option<"chip", "chip", "std::string", /*default=*/"::mlir::swba::kDefaultChip",
            "target=gpu: the GPU the kernels are for, sm_80 (the default) or "
            "later (the error for another lists them). sm_90a gives the "
-           "forward and backward at head dims 64 and 128 the warpgroup-MMA "
-           "+ TMA kernels; every other chip, and other head dims, the "
-           "mma.sync kernels.">,
+           "forward and backward at head dims that are multiples of 64 up "
+           "to 256 the warpgroup-MMA + TMA kernels; every other chip, and "
+           "other head dims (multiples of 16 up to 128), the mma.sync "
+           "kernels.">,
     Option<"consumers", "consumers", "int64_t", /*default=*/"0",
            "sm_90a forward: consumer warpgroups of 64 query rows, 2 or 3; "
-           "0: three at head dim 64, two at 128.">,
+           "0: three at head dim 64, two from 128.">,
     Option<"blockN", "block-n", "int64_t", /*default=*/"0",
            "sm_90a forward: keys per K/V tile, a multiple of 64 up to 256; "
            "0: chosen from the head dims and the window (192 for token "
@@ -99,13 +104,15 @@ def LowerSWBA : Pass<"lower-swba"> {
            "take turns issuing their products, so that one's softmax runs "
            "under the others' products.">,
     Option<"gradKeyTile", "grad-key-tile", "int64_t", /*default=*/"0",
-           "sm_90a backward: keys per K/V tile of the dQ kernel, 64 or "
-           "128; 0: 64 for token windows at head dim 128 and where 128 does "
-           "not fit in shared memory, else 128.">,
+           "sm_90a backward: keys per K/V tile of the dQ kernel, 32, 64 or "
+           "128; 0: 64 for token windows at head dim 128, else 128, or 64 "
+           "where 128 does not fit in shared memory (past head dim 128 also "
+           "32).">,
     Option<"gradQueryTile", "grad-query-tile", "int64_t", /*default=*/"0",
            "sm_90a backward: query rows per Q/dO tile of the dK/dV kernel, "
-           "64 or 128; 0: 128 at head dim 64 (64 for bands of at most 512 "
-           "keys), 64 at 128.">,
+           "32, 64 or 128; 0: 128 at head dim 64 (64 for bands of at most "
+           "512 keys), 64 at 128, 32 past head dim 128 where 64 does not "
+           "fit in shared memory.">,
     Option<"gradStages", "grad-stages", "int64_t", /*default=*/"0",
            "sm_90a backward: tiles in flight in the dQ and dK/dV kernels, "
            "up to 16 (and what fits in shared memory); 0: 2.">,

@@ -59,9 +59,9 @@ mlir::swba::verifyLowerSWBAOptions(const LowerSWBAOptions &options,
                   Twine(options.stages) +
                   " grad-stages=" + Twine(options.gradStages));
   for (int64_t tile : {options.gradKeyTile, options.gradQueryTile})
-    if (tile != 0 && tile != 64 && tile != 128)
-      return fail("grad-key-tile and grad-query-tile must be 0, 64 or 128, "
-                  "got " +
+    if (tile != 0 && tile != 32 && tile != 64 && tile != 128)
+      return fail("grad-key-tile and grad-query-tile must be 0, 32, 64 or "
+                  "128, got " +
                   Twine(tile));
   return success();
 }
@@ -205,7 +205,7 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
                              "target=cpu only";
         return WalkResult::interrupt();
       }
-      if (gpu && failed(checkGPULowerable(op)))
+      if (gpu && failed(checkGPULowerable(op, chip == "sm_90a")))
         return WalkResult::interrupt();
       if (gpu && chip == "sm_90a" &&
           (failed(checkHopperLowerable(op, options())) ||

@@ -60,18 +60,20 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
     int64_t valueDim =
         cast<MemRefType>(op.getValue().getType()).getDimSize(3);
     if (!coversHeadDims(headDim, valueDim))
-      return rewriter.notifyMatchFailure(op, "head dims other than 64/128");
+      return rewriter.notifyMatchFailure(op, "head dims not multiples of 64 "
+                                             "up to 256");
 
     Location loc = op.getLoc();
     using T = QueryGradTiling;
     HopperOptions tiles = withWindowTiling(
         options, headDim, valueDim, op.getBlockSize(), op.getWindow());
     QueryGradLayout layout = queryGradLayout(headDim, valueDim, tiles);
-    using KV = KeyValueGradTiling;
-    KeyValueGradLayout kvLayout =
-        keyValueGradLayout(headDim, valueDim, tiles);
-    if (!fitsGrad(layout, kvLayout)) // checkHopperGradLowerable reported it
-      return rewriter.notifyMatchFailure(op, "backward tiles do not fit");
+    SmallVector<KeyValueGradLayout> kvLayouts;
+    for (KeyValueGradPart part : keyValueGradParts(headDim, valueDim)) {
+      kvLayouts.push_back(keyValueGradLayout(headDim, valueDim, tiles, part));
+      if (!fitsGrad(layout, kvLayouts.back())) // checkHopperGradLowerable
+        return rewriter.notifyMatchFailure(op, "backward tiles do not fit");
+    }
     const bool fused = options.gradFusedDQ;
 
     OpBuilder::InsertionGuard guard(rewriter);
@@ -102,14 +104,51 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
                          options.gradPingPong);
       gpu::ReturnOp::create(rewriter, loc);
     }
-    auto queryTileMap = tensorMapType(elementType, kvLayout.blockM);
-    auto keyTileMap = tensorMapType(elementType, KV::blockN());
     // q, k, v, dout, lse, delta, [dqAccum,] dk, dv; then the maps of q, k,
     // v, dout [and dqAccum, in [64 rows][32 f32] boxes].
     SmallVector<Type> kvArgs(ArrayRef<Type>(dqArgs).take_front(6));
     if (fused)
       kvArgs.push_back(queryGradAccumType(op));
     kvArgs.append({op.getGradKey().getType(), op.getGradValue().getType()});
+    SmallVector<std::pair<gpu::GPUFuncOp, LaunchContract>> kvKernels;
+    for (const KeyValueGradLayout &kvLayout : kvLayouts)
+      kvKernels.push_back(buildKeyValueGradKernel(rewriter, gpuModule, op,
+                                                  kvLayout, kvArgs, fused));
+
+    auto deltaKernel =
+        createDeltaKernel(rewriter, gpuModule, op, elementType, valueDim);
+    if (fused) {
+      auto convertKernel = createQueryGradConvertKernel(rewriter, gpuModule, op);
+      emitLaunches(rewriter, op, gradBuffers(op, true),
+                   {{deltaKernel, deltaLaunch()},
+                    kvKernels.front(),
+                    {convertKernel, convertLaunch()}});
+    } else {
+      SmallVector<std::pair<gpu::GPUFuncOp, LaunchContract>> launches{
+          {deltaKernel, deltaLaunch()}};
+      launches.append(kvKernels);
+      launches.push_back({dqKernel, dqLaunch});
+      emitLaunches(rewriter, op, gradBuffers(op, false), launches);
+    }
+    return success();
+  }
+
+  /// The dK/dV kernel of `kvLayout`'s part and its launch: `kvArgs` are
+  /// its memref parameters.
+  std::pair<gpu::GPUFuncOp, LaunchContract>
+  buildKeyValueGradKernel(PatternRewriter &rewriter,
+                          gpu::GPUModuleOp gpuModule, AttentionGradOp op,
+                          const KeyValueGradLayout &kvLayout,
+                          ArrayRef<Type> kvArgs, bool fused) const {
+    using KV = KeyValueGradTiling;
+    Location loc = op.getLoc();
+    Type elementType =
+        cast<MemRefType>(op.getQuery().getType()).getElementType();
+    int64_t headDim = cast<MemRefType>(op.getQuery().getType()).getDimSize(3);
+    int64_t valueDim =
+        cast<MemRefType>(op.getValue().getType()).getDimSize(3);
+    auto queryTileMap = tensorMapType(elementType, kvLayout.blockM);
+    auto keyTileMap = tensorMapType(elementType, KV::blockN());
     // Without fused dQ, dK/dV (the heavier workgroups) goes out first, on a
     // second stream, and dQ runs at once with it.
     LaunchContract kvLaunch{tileGrid("k", KV::blockN()), KV::threads(),
@@ -123,9 +162,14 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
       kvLaunch.params.push_back(
           {"dq_accum", tensorMapType(rewriter.getF32Type(), kRowsPerConsumer)});
     SmallVector<Value> kvMaps;
-    auto kvKernel = createHopperKernel(
-        rewriter, gpuModule, loc, fused ? "swba_bwd_dkdvdq" : "swba_bwd_dkdv",
-        kvArgs, kvLaunch.mapTypes(), KV::threads(), kvMaps);
+    StringRef name = fused ? "swba_bwd_dkdvdq" : "swba_bwd_dkdv";
+    if (kvLayout.part == KeyValueGradPart::Key)
+      name = "swba_bwd_dk";
+    if (kvLayout.part == KeyValueGradPart::Value)
+      name = "swba_bwd_dv";
+    auto kvKernel =
+        createHopperKernel(rewriter, gpuModule, loc, name, kvArgs,
+                           kvLaunch.mapTypes(), KV::threads(), kvMaps);
     ValueRange kvParams = kvKernel.getArguments().take_front(kvArgs.size());
     SmallVector<Value> kvOperands(kvParams.begin(), kvParams.end());
     Value dqAccumMap;
@@ -139,26 +183,27 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
                           elementType, headDim, valueDim, dqAccumMap,
                           options.gradPingPong);
     gpu::ReturnOp::create(rewriter, loc);
-
-    auto deltaKernel =
-        createDeltaKernel(rewriter, gpuModule, op, elementType, valueDim);
-    if (fused) {
-      auto convertKernel = createQueryGradConvertKernel(rewriter, gpuModule, op);
-      emitLaunches(rewriter, op, gradBuffers(op, true),
-                   {{deltaKernel, deltaLaunch()},
-                    {kvKernel, kvLaunch},
-                    {convertKernel, convertLaunch()}});
-    } else {
-      emitLaunches(rewriter, op, gradBuffers(op, false),
-                   {{deltaKernel, deltaLaunch()},
-                    {kvKernel, kvLaunch},
-                    {dqKernel, dqLaunch}});
-    }
-    return success();
+    return {kvKernel, kvLaunch};
   }
 };
 
 } // namespace
+
+/// The error for backward kernels that do not fit in shared memory.
+static LogicalResult reportGradSharedMemory(Operation *op,
+                                            const QueryGradLayout &dq,
+                                            const KeyValueGradLayout &kv) {
+  InFlightDiagnostic diag = op->emitOpError();
+  diag << "chip=sm_90a: grad-stages=" << dq.stages << " needs more than the "
+       << kMaxSharedBytes - kStaticSharedBytes
+       << " bytes of shared memory a workgroup can have (";
+  if (kv.dsSlots)
+    diag << "grad-fused-dq: dK/dV kernel with dS^T slots and dQ staging "
+         << kv.total();
+  else
+    diag << "dQ kernel " << dq.total() << ", dK/dV kernel " << kv.total();
+  return diag << ")";
+}
 
 LogicalResult mlir::swba::checkHopperGradLowerable(Operation *op,
                                                    HopperOptions options) {
@@ -172,19 +217,22 @@ LogicalResult mlir::swba::checkHopperGradLowerable(Operation *op,
   HopperOptions tiles =
       withWindowTiling(options, d, dv, grad.getBlockSize(), grad.getWindow());
   QueryGradLayout dq = queryGradLayout(d, dv, tiles);
-  KeyValueGradLayout kv = keyValueGradLayout(d, dv, tiles);
-  if (fitsGrad(dq, kv))
-    return success();
-  InFlightDiagnostic diag = op->emitOpError();
-  diag << "chip=sm_90a: grad-stages=" << dq.stages << " needs more than the "
-       << kMaxSharedBytes - kStaticSharedBytes
-       << " bytes of shared memory a workgroup can have (";
-  if (kv.dsSlots)
-    diag << "grad-fused-dq: dK/dV kernel with dS^T slots and dQ staging "
-         << kv.total();
-  else
-    diag << "dQ kernel " << dq.total() << ", dK/dV kernel " << kv.total();
-  return diag << ")";
+  for (KeyValueGradPart part : keyValueGradParts(d, dv)) {
+    KeyValueGradLayout kv = keyValueGradLayout(d, dv, tiles, part);
+    if (fitsGrad(dq, kv))
+      continue;
+    if (kv.dsSlots && part != KeyValueGradPart::Both)
+      return op->emitOpError()
+             << "chip=sm_90a: grad-fused-dq needs dK and dV in one kernel "
+                "(head dims with d + dv <= 256), got "
+             << d << " and " << dv;
+    if (kv.dsSlots && kv.blockM < 64)
+      return op->emitOpError() << "chip=sm_90a: grad-fused-dq needs query "
+                                  "tiles of 64 or 128 rows, got "
+                               << kv.blockM;
+    return reportGradSharedMemory(op, dq, kv);
+  }
+  return success();
 }
 
 void mlir::swba::populateSWBAGradToGPUHopperPatterns(

@@ -19,6 +19,7 @@
 #include "swba/Dialect/SWBA/IR/SWBA.h"
 #include "swba/Dialect/SWBA/Utils/WindowBounds.h"
 #include "LaunchContract.h"
+#include "Hopper/Tiling.h"
 #include "MmaSync/Kernels.h"
 
 #include "mlir/IR/BuiltinOps.h"
@@ -87,7 +88,7 @@ struct AttentionOpToGPU : public OpRewritePattern<AttentionOp> {
 
 } // namespace
 
-LogicalResult mlir::swba::checkGPULowerable(Operation *op) {
+LogicalResult mlir::swba::checkGPULowerable(Operation *op, bool hopper) {
   // Both ops start with q, k, v.
   auto qType = cast<ShapedType>(op->getOperand(0).getType());
   auto vType = cast<ShapedType>(op->getOperand(2).getType());
@@ -95,12 +96,18 @@ LogicalResult mlir::swba::checkGPULowerable(Operation *op) {
   if (!elementType.isF16() && !elementType.isBF16())
     return op->emitOpError() << "target=gpu supports f16 and bf16, got "
                              << elementType;
-  for (int64_t d : {qType.getDimSize(3), vType.getDimSize(3)})
-    if (d % 16 != 0 || d < 16 || d > 128)
-      return op->emitOpError()
-             << "target=gpu supports head dims that are multiples of 16 "
-                "from 16 to 128 (64 and 128 are the tuned ones), got "
-             << qType.getDimSize(3) << " and " << vType.getDimSize(3);
+  // Past 128 only the sm_90a kernels hold a row's accumulators (O of 256
+  // columns is 128 registers a thread of a warpgroup; the mma.sync kernel's
+  // warps would need 256 for their 16 rows).
+  int64_t d = qType.getDimSize(3), dv = vType.getDimSize(3);
+  bool mmaSync = d % 16 == 0 && d >= 16 && d <= 128 && dv % 16 == 0 &&
+                 dv >= 16 && dv <= 128;
+  if (!mmaSync && !(hopper && gpu_kernels::coversHeadDims(d, dv)))
+    return op->emitOpError()
+           << "target=gpu supports head dims that are multiples of 16 "
+              "from 16 to 128 (64 and 128 are the tuned ones), and with "
+              "chip=sm_90a multiples of 64 up to 256, got "
+           << d << " and " << dv;
   for (Value operand : op->getOperands()) {
     auto memref = dyn_cast<MemRefType>(operand.getType());
     if (memref && !memref.getLayout().isIdentity())

@@ -74,7 +74,8 @@ struct AttentionOpToWgmma : public OpRewritePattern<AttentionOp> {
         withWindowTiling(options, headDim, valueDim, op.getBlockSize(),
                          op.getWindow()));
     if (failed(maybeTiling))
-      return rewriter.notifyMatchFailure(op, "head dims other than 64/128");
+      return rewriter.notifyMatchFailure(
+          op, "head dims not multiples of 64 up to 256");
     HopperTiling tiling = *maybeTiling;
     SharedLayout layout(tiling, headDim, valueDim);
     if (!fits(tiling, layout))

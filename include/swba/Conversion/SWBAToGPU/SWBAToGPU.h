@@ -56,8 +56,9 @@ void populateSWBAGradToGPUPatterns(RewritePatternSet &patterns);
 
 /// Emits an error at `op` (swba.attention or swba.attention_grad) and fails
 /// when the GPU kernels do not support it (element type, head dims, memref
-/// layouts).
-LogicalResult checkGPULowerable(Operation *op);
+/// layouts); `hopper`: for chip=sm_90a, whose kernels also take head dims
+/// 192 and 256.
+LogicalResult checkGPULowerable(Operation *op, bool hopper = false);
 
 } // namespace swba
 } // namespace mlir

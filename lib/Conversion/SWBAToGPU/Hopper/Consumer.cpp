@@ -52,11 +52,13 @@ std::pair<Value, Value> mlir::swba::gpu_kernels::issueScoreProducts(
   // fencing all of them first would keep 2 (D + Dv) / 16 more registers
   // live.)
   int64_t nS = n / 2;
-  SmallVector<Value> zeros = e.zeroRegisters(2 * nS);
+  SmallVector<Value> zeros = e.zeroRegisters(valueDim ? 2 * nS : nS);
   turns.take();
   NVVM::WgmmaFenceAlignedOp::create(e.b);
   Value sAcc = e.accumulatorOf(ArrayRef<Value>(zeros).take_front(nS));
-  Value dpAcc = e.accumulatorOf(ArrayRef<Value>(zeros).drop_front(nS));
+  Value dpAcc;
+  if (valueDim)
+    dpAcc = e.accumulatorOf(ArrayRef<Value>(zeros).drop_front(nS));
   int64_t dk = headDim / 16;
   for (int64_t kk = 0; kk < dk; ++kk)
     sAcc = e.ssMma(sAcc, ops[2 * kk], ops[2 * kk + 1], n, kk == 0);
@@ -76,10 +78,12 @@ mlir::swba::gpu_kernels::unpackScores(HopperKernelBuilder &e, Value sAcc,
   SmallVector<Value> s, dp;
   for (int64_t i = 0; i < n / 2; ++i) {
     s.push_back(LLVM::ExtractValueOp::create(e.b, sAcc, i));
-    dp.push_back(LLVM::ExtractValueOp::create(e.b, dpAcc, i));
+    if (dpAcc)
+      dp.push_back(LLVM::ExtractValueOp::create(e.b, dpAcc, i));
   }
   s = e.fenceRegisters(s);
-  dp = e.fenceRegisters(dp);
+  if (dpAcc)
+    dp = e.fenceRegisters(dp);
   if (!positiveScale)
     for (Value &x : s)
       x = e.mulf(x, scaleLog2);

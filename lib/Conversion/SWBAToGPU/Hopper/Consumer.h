@@ -93,14 +93,16 @@ std::pair<Value, Value> onceDescriptors(HopperKernelBuilder &e, Value base,
 /// The backward's score products S = A_S B_S^T and dP = A_P B_P^T, one
 /// wgmma group in one turn: n columns, both operands K-major in shared
 /// memory, A_S/B_S over `headDim` (their boxes `rowsA`/`rowsB` rows),
-/// A_P/B_P over `valueDim`. Returns the accumulators once the group has
-/// completed (their registers: unpackScores).
+/// A_P/B_P over `valueDim` (0: no dP, a null accumulator). Returns the
+/// accumulators once the group has completed (their registers:
+/// unpackScores).
 std::pair<Value, Value>
 issueScoreProducts(HopperKernelBuilder &e, TurnTaking &turns, Value aS,
                    Value bS, Value aP, Value bP, int64_t rowsA, int64_t rowsB,
                    int64_t headDim, int64_t valueDim, int64_t n);
 
-/// The registers of the S and dP accumulators (`n` columns), fenced; S in
+/// The registers of the S and dP accumulators (`n` columns; none of a null
+/// dP), fenced; S in
 /// the log2 domain unless `positiveScale` (then the scale folds into the
 /// exponent: recomputeProbability).
 std::pair<SmallVector<Value>, SmallVector<Value>>

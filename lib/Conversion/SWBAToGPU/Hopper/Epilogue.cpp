@@ -77,12 +77,14 @@ void mlir::swba::gpu_kernels::storeKeyValueGradRows(
     Value key = e.add(keyBase, e.idx(8 * h));
     e.when(arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, key, keys),
            [&] {
-             storeAccumulatorRow(
-                 e, results.take_front(nK), h, headDim,
-                 [&] { return e.f32(scale); }, dk, batch, kvHead, key);
-             storeAccumulatorRow(
-                 e, results.slice(nK, nV), h, valueDim,
-                 [&] { return e.f32(1.0); }, dv, batch, kvHead, key);
+             if (headDim)
+               storeAccumulatorRow(
+                   e, results.take_front(nK), h, headDim,
+                   [&] { return e.f32(scale); }, dk, batch, kvHead, key);
+             if (valueDim)
+               storeAccumulatorRow(
+                   e, results.slice(nK, nV), h, valueDim,
+                   [&] { return e.f32(1.0); }, dv, batch, kvHead, key);
            });
   }
 }

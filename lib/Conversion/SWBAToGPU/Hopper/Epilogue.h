@@ -35,7 +35,8 @@ void storeQueryGradRows(HopperKernelBuilder &e, ValueRange results,
                         Value queries, Value dq, Value batch, Value head);
 
 /// The dK/dV kernel: `results` holds dK (headDim / 2 registers) then dV;
-/// stores scale * dK and dV, key rows keyBase + 8 h below `keys`.
+/// stores scale * dK and dV, key rows keyBase + 8 h below `keys`. A head
+/// dim of 0 stands for a gradient the kernel does not make (a split part).
 void storeKeyValueGradRows(HopperKernelBuilder &e, ValueRange results,
                            int64_t headDim, int64_t valueDim, double scale,
                            Value keyBase, Value keys, Value dk, Value dv,

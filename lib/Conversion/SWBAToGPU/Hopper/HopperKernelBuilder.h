@@ -280,6 +280,8 @@ public:
   /// input's register.
   SmallVector<Value> fenceRegisters(ArrayRef<Value> values) {
     int64_t n = values.size();
+    if (n == 0)
+      return {};
     std::string constraints;
     auto code = [](Value v) {
       return v.getType().isF32() ? "f" : v.getType().isInteger(64) ? "l" : "r";

@@ -74,6 +74,12 @@ struct KeyValueGradKernel : BackwardKernel {
                      int64_t valueDim, Value dqAccumMap);
 
   void setUp(ValueRange args, ArrayRef<Value> maps, bool pingPong);
+  /// Whether this kernel accumulates dK (dV); the accumulators' registers
+  /// a thread (none for a gradient it does not make).
+  bool wantsKey() const { return layout.part != KeyValueGradPart::Value; }
+  bool wantsValue() const { return layout.part != KeyValueGradPart::Key; }
+  int64_t keyRegisters() const { return wantsKey() ? headDim / 2 : 0; }
+  int64_t valueRegisters() const { return wantsValue() ? valueDim / 2 : 0; }
   /// dK then dV (unscaled) after every query tile.
   SmallVector<Value> mainloop(Value lse, Value delta);
 

@@ -33,7 +33,8 @@ KeyValueGradKernel::KeyValueGradKernel(HopperKernelBuilder &e,
     : BackwardKernel(e, op, layout.stages), layout(layout), headDim(headDim),
       valueDim(valueDim), blockM(layout.blockM),
       blockN(KeyValueGradTiling::blockN()),
-      statsPerThread(2 * blockM / kWarpgroupThreads), dqAccumMap(dqAccumMap) {}
+      statsPerThread(llvm::divideCeil(2 * blockM, kWarpgroupThreads)),
+      dqAccumMap(dqAccumMap) {}
 
 /// The workgroup's tile, the shared buffer and its mbarriers, the producer
 /// (warpgroup 0), then the consumers' rows, K and V descriptors, turns and
@@ -47,13 +48,13 @@ void KeyValueGradKernel::setUp(ValueRange args, ArrayRef<Value> maps,
   base = e.descriptorBase();
   Value isThread0 = e.eq(e.threadId, 0);
   ring.init(KeyValueGradTiling::consumers * kWarpgroupThreads / 32, isThread0);
-  // Operand 0 of the ring is Q, operand 1 dO.
+  // Operand 0 of the ring is Q, operand 1 dO; the dV part loads no V.
+  SmallVector<TmaOperand> once{TmaOperand{maps[1], 0, headDim}};
+  if (layout.part != KeyValueGradPart::Value)
+    once.push_back(TmaOperand{maps[2], layout.vOffset(), valueDim});
   e.splitRoles(warpgroup, isThread0, [&] {
     produceTiles(
-        e, ring,
-        {TmaOperand{maps[1], 0, headDim},
-         TmaOperand{maps[2], layout.vOffset(), valueDim}},
-        blockN, tile.k0, tile.kvPlane, tile.numTiles,
+        e, ring, once, blockN, tile.k0, tile.kvPlane, tile.numTiles,
         {TmaOperand{maps[0], layout.qOffset(), headDim, layout.qStageBytes},
          TmaOperand{maps[3], layout.doOffset(), valueDim, layout.doStageBytes}},
         blockM, [&](Value j) {
@@ -149,8 +150,16 @@ Value KeyValueGradKernel::storeStats(Value j, ValueRange tileStats) {
   // warpgroup.
   if (dqAccumMap)
     waitStagingRead();
-  for (int64_t i = 0; i < statsPerThread; ++i)
-    e.store(e.mulf(tileStats[i], statsFactor[i]), stats, {statsEntry(i)});
+  for (int64_t i = 0; i < statsPerThread; ++i) {
+    Value value = e.mulf(tileStats[i], statsFactor[i]);
+    // With 32-row query tiles half the warpgroup has no entry.
+    if (kWarpgroupThreads * (i + 1) > 2 * blockM)
+      e.when(arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult,
+                                   statsEntry(i), e.idx(2 * blockM)),
+             [&] { e.store(value, stats, {statsEntry(i)}); });
+    else
+      e.store(value, stats, {statsEntry(i)});
+  }
   syncWarpgroup(3);
   return stats;
 }
@@ -228,18 +237,22 @@ KeyValueGradKernel::probabilityFragments(ArrayRef<Value> s, ArrayRef<Value> dp,
           vector::ExtractOp::create(e.b, pair, 0).getResult(),
           vector::ExtractOp::create(e.b, pair, 1).getResult()};
     };
-    std::array<Value, 2> negLse = pairOf(column),
-                         dlt = pairOf(e.add(column, e.idx(blockM)));
+    std::array<Value, 2> negLse = pairOf(column), dlt;
+    if (wantsKey())
+      dlt = pairOf(e.add(column, e.idx(blockM)));
     for (int64_t h = 0; h < 2; ++h) {
       Value p[2], ds[2];
       for (int64_t c = 0; c < 2; ++c) {
         int64_t i = 4 * jn + 2 * h + c;
         p[c] =
             recomputeProbability(e, s[i], scaleLog2, negLse[c], positiveScale);
-        ds[c] = e.mulf(p[c], e.subf(dp[i], dlt[c]));
+        if (wantsKey())
+          ds[c] = e.mulf(p[c], e.subf(dp[i], dlt[c]));
       }
-      ptFrags.push_back(e.packPair(p[0], p[1]));
-      dsFrags.push_back(e.packPair(ds[0], ds[1]));
+      if (wantsValue())
+        ptFrags.push_back(e.packPair(p[0], p[1]));
+      if (wantsKey())
+        dsFrags.push_back(e.packPair(ds[0], ds[1]));
     }
   }
   return {ptFrags, dsFrags};
@@ -249,7 +262,7 @@ KeyValueGradKernel::probabilityFragments(ArrayRef<Value> s, ArrayRef<Value> dp,
 /// and first row, and its row statistics.
 SmallVector<Value> KeyValueGradKernel::step(Value lse, Value delta, Value j,
                                             ValueRange iter) {
-  int64_t nK = headDim / 2, nV = valueDim / 2;
+  int64_t nK = keyRegisters(), nV = valueRegisters();
   SmallVector<Value> dkAcc(iter.begin(), iter.begin() + nK);
   SmallVector<Value> dvAcc(iter.begin() + nK, iter.begin() + nK + nV);
   Value qHead = iter[nK + nV], r0 = iter[nK + nV + 1];
@@ -270,9 +283,10 @@ SmallVector<Value> KeyValueGradKernel::step(Value lse, Value delta, Value j,
       ring.stageAddress(base, j, layout.doOffset(), layout.doStageBytes);
   Value qDescK = arith::OrIOp::create(e.b, qBase, e.i64(descriptorHigh(16)));
   Value doDescK = arith::OrIOp::create(e.b, doBase, e.i64(descriptorHigh(16)));
+  // (The dV part needs no dP^T.)
   auto [sAcc, dpAcc] =
       issueScoreProducts(e, *turns, kDesc, qDescK, vDesc, doDescK, blockN,
-                         blockM, headDim, valueDim, blockM);
+                         blockM, headDim, wantsKey() ? valueDim : 0, blockM);
   auto [s, dp] = unpackScores(e, sAcc, dpAcc, blockM, positiveScale, scaleLog2);
   s = maskScores(s, r0, r1);
   auto [ptFrags, dsFrags] = probabilityFragments(s, dp, stats);
@@ -307,32 +321,43 @@ Value KeyValueGradKernel::accumulate(Value j, Value qBase, Value doBase,
       e.b, doBase, e.i64(descriptorHigh(blockM * kBoxRowBytes)));
   Value qDescMN = arith::OrIOp::create(
       e.b, qBase, e.i64(descriptorHigh(blockM * kBoxRowBytes)));
-  SmallVector<Value> bDescs = e.mnMajorSlices(doDescMN, blockM / 16);
-  bDescs.append(e.mnMajorSlices(qDescMN, blockM / 16));
+  SmallVector<Value> bDescs;
+  if (wantsValue())
+    bDescs.append(e.mnMajorSlices(doDescMN, blockM / 16));
+  if (wantsKey())
+    bDescs.append(e.mnMajorSlices(qDescMN, blockM / 16));
   bDescs = e.fenceRegisters(bDescs);
-  dvAcc = e.fenceRegisters(dvAcc);
-  dkAcc = e.fenceRegisters(dkAcc);
+  if (wantsValue())
+    dvAcc = e.fenceRegisters(dvAcc);
+  if (wantsKey())
+    dkAcc = e.fenceRegisters(dkAcc);
   turns->take();
   NVVM::WgmmaFenceAlignedOp::create(e.b);
   ArrayRef<Value> descs(bDescs);
-  dvAcc =
-      e.rsMmaSlices(dvAcc, ptFrags, descs.take_front(blockM / 16), valueDim);
-  dkAcc = e.rsMmaSlices(dkAcc, dsFrags, descs.drop_front(blockM / 16), headDim);
+  if (wantsValue()) {
+    dvAcc =
+        e.rsMmaSlices(dvAcc, ptFrags, descs.take_front(blockM / 16), valueDim);
+    descs = descs.drop_front(blockM / 16);
+  }
+  if (wantsKey())
+    dkAcc = e.rsMmaSlices(dkAcc, dsFrags, descs, headDim);
   Value dqAcc;
   if (dqAccumMap)
     dqAcc = issueQueryGrad(dsSlot(e.add(j, e.idx(layout.dsSlots - 1))));
   NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
   turns->pass();
   NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
-  dvAcc = e.fenceRegisters(dvAcc);
-  dkAcc = e.fenceRegisters(dkAcc);
+  if (wantsValue())
+    dvAcc = e.fenceRegisters(dvAcc);
+  if (wantsKey())
+    dkAcc = e.fenceRegisters(dkAcc);
   return dqAcc;
 }
 
 SmallVector<Value> KeyValueGradKernel::mainloop(Value lse, Value delta) {
   firstHead = arith::MulIOp::create(e.b, tile.kvHead, tile.group);
   rowLimit = e.add(tile.window.begin, e.mul(tile.qTiles, blockM));
-  int64_t nKV = headDim / 2 + valueDim / 2;
+  int64_t nKV = keyRegisters() + valueRegisters();
   SmallVector<Value> init(nKV, e.f32(0.0));
   init.append({firstHead, tile.window.begin});
   init.append(loadStats(lse, delta,
@@ -361,8 +386,10 @@ void mlir::swba::gpu_kernels::buildKeyValueGradBody(
   KeyValueGradKernel kernel(e, op, layout, headDim, valueDim, dqAccumMap);
   kernel.setUp(args, maps, pingPong);
   SmallVector<Value> grads = kernel.mainloop(args[4], args[5]);
-  // dK = scale * sum dS^T Q, dV = sum P^T dO.
-  storeKeyValueGradRows(e, grads, headDim, valueDim, kernel.scale,
-                        kernel.rows.rowBase, kernel.tile.keys, args[6], args[7],
-                        kernel.tile.batch, kernel.tile.kvHead);
+  // dK = scale * sum dS^T Q, dV = sum P^T dO: what this part made.
+  storeKeyValueGradRows(
+      e, grads, kernel.wantsKey() ? headDim : 0,
+      kernel.wantsValue() ? valueDim : 0, kernel.scale, kernel.rows.rowBase,
+      kernel.tile.keys, args[6], args[7], kernel.tile.batch,
+      kernel.tile.kvHead);
 }

@@ -15,7 +15,7 @@ using namespace mlir::swba::gpu_kernels;
 
 FailureOr<HopperTiling> gpu_kernels::getTiling(int64_t d, int64_t dv,
                                                const HopperOptions &options) {
-  if ((d != 64 && d != 128) || (dv != 64 && dv != 128))
+  if (!coversHeadDim(d) || !coversHeadDim(dv))
     return failure();
   // Consumer warpgroups of 64 query rows: while one runs its softmax, the
   // others' MMAs keep the tensor cores busy, and a K/V tile read from
@@ -37,10 +37,20 @@ FailureOr<HopperTiling> gpu_kernels::getTiling(int64_t d, int64_t dv,
   // (software pipelining within a warpgroup) unless asked otherwise.
   // The two consumers take turns at the tensor cores (ping-pong), so that
   // one's softmax runs while the other's products do.
+  // Past head dim 128 (192, 256): two consumers and 64-key tiles. Shared
+  // memory at 256: Q of 128 rows 64 KiB, a stage of K and V 2 x 32 KiB,
+  // two stages 128 KiB: 192 KiB of the 227 (128-key tiles would need 256
+  // with two stages, and one stage leaves no load under the math).
+  // Registers of a consumer: O 128, S 32, P's fragments 16 (the previous
+  // tile's, while S is computed), the row statistics: about 190 of the 240.
   const bool narrow = d <= 64 && dv <= 64;
-  HopperTiling t{
-      narrow ? 3 : 2,  128, 2, /*headsFastest=*/narrow, options.overlapSoftmax,
-      options.pingPong};
+  const bool wide = isWide(d, dv);
+  HopperTiling t{narrow ? 3 : 2,
+                 wide ? 64 : 128,
+                 2,
+                 /*headsFastest=*/narrow,
+                 options.overlapSoftmax,
+                 options.pingPong};
   if (options.consumers)
     t.consumers = options.consumers;
   if (options.blockN)
@@ -106,30 +116,46 @@ QueryGradLayout gpu_kernels::queryGradLayout(int64_t d, int64_t dv,
   int64_t stages = options.gradStages ? options.gradStages : 2;
   QueryGradLayout layout(
       d, dv, QueryGradTiling::get(options.gradKeyTile).blockN, stages);
-  // The default key tile gives way to 64 keys where 128 would not fit (head
-  // dim 128 with 3 stages or more); a tile asked for stays as asked, and
-  // the op gets an error if it does not fit.
-  if (!options.gradKeyTile &&
-      layout.total() + kStaticSharedBytes > kMaxSharedBytes)
-    return QueryGradLayout(d, dv, 64, stages);
+  // The default key tile gives way to 64 keys where 128 would not fit
+  // (head dim 128 with 3 stages or more), and past head dim 128 to 32 (head
+  // dim 256); a tile asked for stays as asked, and the op gets an error if
+  // it does not fit.
+  for (int64_t blockN : {64, 32}) {
+    if (options.gradKeyTile ||
+        layout.total() + kStaticSharedBytes <= kMaxSharedBytes ||
+        (blockN < 64 && !isWide(d, dv)))
+      break;
+    layout = QueryGradLayout(d, dv, blockN, stages);
+  }
   return layout;
 }
 
 KeyValueGradLayout
 gpu_kernels::keyValueGradLayout(int64_t d, int64_t dv,
-                                const HopperOptions &options) {
-  return KeyValueGradLayout(
+                                const HopperOptions &options,
+                                KeyValueGradPart part) {
+  int64_t stages = options.gradStages ? options.gradStages : 2;
+  KeyValueGradLayout layout(
       d, dv, KeyValueGradTiling::get(d, dv, options.gradQueryTile).blockM,
-      options.gradStages ? options.gradStages : 2,
-      /*fusedQueryGrad=*/options.gradFusedDQ);
+      stages, /*fusedQueryGrad=*/options.gradFusedDQ, part);
+  // As the dQ kernel's key tile: 32-row query tiles where the default's do
+  // not fit past head dim 128 (the dK part at head dim 256).
+  if (!options.gradQueryTile && isWide(d, dv) &&
+      layout.total() + kStaticSharedBytes > kMaxSharedBytes)
+    return KeyValueGradLayout(d, dv, 32, stages, options.gradFusedDQ, part);
+  return layout;
 }
 
 bool gpu_kernels::fitsGrad(const QueryGradLayout &dq,
                            const KeyValueGradLayout &kv) {
+  // The fused dQ's dS^T slots and shares are laid out for one kernel of
+  // both parts and query tiles of 64 or 128 rows.
+  if (kv.dsSlots && (kv.part != KeyValueGradPart::Both || kv.blockM < 64))
+    return false;
   return (kv.dsSlots || dq.total() + kStaticSharedBytes <= kMaxSharedBytes) &&
          kv.total() + kStaticSharedBytes <= kMaxSharedBytes;
 }
 
 bool gpu_kernels::coversHeadDims(int64_t d, int64_t dv) {
-  return (d == 64 || d == 128) && (dv == 64 || dv == 128);
+  return coversHeadDim(d) && coversHeadDim(dv);
 }

@@ -45,6 +45,18 @@ struct SharedLayout {
   int64_t total() const { return vOffset(stages); }
 };
 
+/// The widest head dim the sm_90a kernels take: a wgmma's N is at most 256.
+constexpr int64_t kMaxHopperHeadDim = 256;
+
+/// Whether the sm_90a kernels cover head dim `d`: whole 64-column TMA boxes
+/// (64, 128, 192, 256).
+inline bool coversHeadDim(int64_t d) {
+  return d >= kBoxCols && d <= kMaxHopperHeadDim && d % kBoxCols == 0;
+}
+
+/// Head dims past 128, whose tiles shrink to fit in shared memory.
+inline bool isWide(int64_t d, int64_t dv) { return d > 128 || dv > 128; }
+
 /// `options` with the tiles chosen from the window where they are left to
 /// the lowering (0): what the window's shape makes worth it, measured
 /// (Tiling.cpp). The kernels' defaults stand where no rule applies, and an
@@ -66,9 +78,11 @@ bool fits(const HopperTiling &t, const SharedLayout &layout);
 //===----------------------------------------------------------------------===//
 
 /// The dQ kernel's tiling: two consumers of 64 query rows, two stages (the
-/// `grad-stages` option), and key tiles of `blockN` = 128 at every head dim
-/// (the `grad-key-tile` option; 64 where 128 does not fit in shared memory,
-/// see `queryGradLayout`). At head dim 64 the S, dP and dQ
+/// `grad-stages` option), and key tiles of `blockN` = 128 at head dims up
+/// to 128 (the `grad-key-tile` option; 64 or 32 where 128 does not fit in
+/// shared memory, see `queryGradLayout`: at head dim 256, Q and dO of 128
+/// rows take 64 KiB each, and two stages of 32-key K and V tiles 16 KiB
+/// each: 192 KiB; 64-key tiles would need 256). At head dim 64 the S, dP and dQ
 /// accumulators take 64 + 64 + 32 registers a thread; wider wgmmas and half
 /// the tiles made the kernel 15% faster than 64-key tiles. At head dim 128
 /// they take 64 + 64 + 64 and ptxas spills 188 bytes, yet the kernel still
@@ -100,11 +114,32 @@ struct QueryGradLayout {
   int64_t total() const { return vOffset() + stages * vStageBytes; }
 };
 
+/// Which gradients a dK/dV kernel accumulates. Where dK and dV together
+/// would not fit in a consumer's registers (d + dv > 256: at head dim 256
+/// they are 128 + 128 f32 a thread, next to S^T and dP^T), the work is
+/// split into a dV kernel (S^T, P^T, dV += P^T dO: two products, no V, dP
+/// or delta) and a dK kernel (S^T, dP^T, dS^T, dK += dS^T Q: three), which
+/// recompute S^T once more: eight products in all with the dQ kernel's
+/// three, instead of seven.
+enum class KeyValueGradPart { Both, Key, Value };
+
+/// The dK/dV kernel parts for head dims `d`, `dv`.
+inline SmallVector<KeyValueGradPart> keyValueGradParts(int64_t d, int64_t dv) {
+  if (d + dv <= 2 * 128)
+    return {KeyValueGradPart::Both};
+  return {KeyValueGradPart::Value, KeyValueGradPart::Key};
+}
+
 /// The dK/dV kernel's tiling: two consumers of 64 keys (128 keys a
 /// workgroup), two stages (`grad-stages`), query tiles of `blockM` rows:
 /// 128 at head dims
 /// 64 (S^T and dP^T accumulators of 64 registers each next to dK and dV of
-/// 32), 64 at 128 (32 each next to 64 + 64; that already spills 100 bytes).
+/// 32), 64 at 128 (32 each next to 64 + 64; that already spills 100 bytes)
+/// and in the dV kernel of the split parts (dV 128 and S^T 32 registers at
+/// head dim 256), 32 in the dK kernel of the split parts where 64 does not
+/// fit in shared memory (keyValueGradLayout; K and V of 128 keys take
+/// 64 KiB each at head dim 256, two stages of 32-row Q and dO tiles 16 KiB
+/// each: 192 KiB).
 struct KeyValueGradTiling {
   static constexpr int64_t consumers = 2;
   int64_t blockM;
@@ -133,13 +168,18 @@ struct KeyValueGradTiling {
 // otherwise in `stagingBytes` of its own.
 struct KeyValueGradLayout {
   static constexpr int64_t fusedSlots = 3;
+  KeyValueGradPart part;
   int64_t blockM, stages, kBytes, vBytes, qStageBytes, doStageBytes, dsSlots,
       dqColumns, stagingBytes;
+  /// (The dV part reads no V: its kernel loads none.)
   KeyValueGradLayout(int64_t d, int64_t dv, int64_t blockM, int64_t stages,
-                     bool fusedQueryGrad)
-      : blockM(blockM), stages(stages),
+                     bool fusedQueryGrad,
+                     KeyValueGradPart part = KeyValueGradPart::Both)
+      : part(part), blockM(blockM), stages(stages),
         kBytes(KeyValueGradTiling::blockN() * d * 2),
-        vBytes(KeyValueGradTiling::blockN() * dv * 2),
+        vBytes(part == KeyValueGradPart::Value
+                   ? 0
+                   : KeyValueGradTiling::blockN() * dv * 2),
         qStageBytes(blockM * d * 2), doStageBytes(blockM * dv * 2),
         dsSlots(fusedQueryGrad ? fusedSlots : 0),
         dqColumns(fusedQueryGrad ? queryGradColumns(blockM, d) : 0),
@@ -188,16 +228,19 @@ struct KeyValueGradLayout {
 QueryGradLayout queryGradLayout(int64_t d, int64_t dv,
                                 const HopperOptions &options);
 
-/// The dK/dV kernel's layout for `options` (grad-query-tile, grad-stages,
-/// grad-fused-dq).
-KeyValueGradLayout keyValueGradLayout(int64_t d, int64_t dv,
-                                      const HopperOptions &options);
+/// The layout of the dK/dV kernel `part` for `options` (grad-query-tile,
+/// grad-stages, grad-fused-dq).
+KeyValueGradLayout keyValueGradLayout(
+    int64_t d, int64_t dv, const HopperOptions &options,
+    KeyValueGradPart part = KeyValueGradPart::Both);
 
 /// Whether the kernels fit in shared memory (the dQ kernel only where there
-/// is one: without grad-fused-dq).
+/// is one: without grad-fused-dq), and the dK/dV kernel takes its tiling
+/// (grad-fused-dq: one kernel for dK and dV, query tiles of 64 or 128).
 bool fitsGrad(const QueryGradLayout &dq, const KeyValueGradLayout &kv);
 
-/// Whether the sm_90a backward covers head dims `d`, `dv` (64 and 128).
+/// Whether the sm_90a backward covers head dims `d`, `dv` (multiples of 64
+/// up to 256).
 bool coversHeadDims(int64_t d, int64_t dv);
 
 } // namespace mlir::swba::gpu_kernels
