@@ -96,6 +96,13 @@ def LowerSWBA : Pass<"lower-swba"> {
            "sm_90a forward, with overlap-softmax: the consumer warpgroups "
            "take turns issuing their products, so that one's softmax runs "
            "under the others' products.">,
+    Option<"splitKv", "split-kv", "int64_t", /*default=*/"0",
+           "sm_90a forward: 0 gives each query tile one workgroup; N >= 1 "
+           "the split-KV forward: each query tile's key tiles divided among "
+           "`splits` workgroups (a launch scalar the launcher picks; the "
+           "host code made here launches N), partial results in f32 "
+           "buffers that a combine kernel merges. For windows too long for "
+           "batch x heads x query tiles to fill the GPU.">,
     Option<"gradKeyTile", "grad-key-tile", "int64_t", /*default=*/"0",
            "sm_90a backward: keys per K/V tile of the dQ kernel, 64 or "
            "128; 0: 128, or 64 where 128 does not fit in shared memory.">,
