@@ -164,15 +164,18 @@ static Value sizeValue(LoopEmitter &e, const Size &size,
   return product ? product : e.idx(1);
 }
 
-/// The argument for `param`: the tensor, collapsed as it says, or its
-/// tensor map.
-static Value paramValue(LoopEmitter &e, const KernelParam &param,
-                        Value tensor) {
+/// The argument for `param` of type `type`: the tensor (collapsed as it
+/// says, then cast to the kernel's dynamic sizes), or its tensor map.
+static Value paramValue(LoopEmitter &e, const KernelParam &param, Value tensor,
+                        Type type) {
   if (param.map)
     return createTensorMap(e, tensor, param.map);
   if (param.collapse.empty())
     return tensor;
-  return memref::CollapseShapeOp::create(e.b, tensor, param.collapse);
+  Value rows = memref::CollapseShapeOp::create(e.b, tensor, param.collapse);
+  if (rows.getType() == type)
+    return rows;
+  return memref::CastOp::create(e.b, type, rows);
 }
 
 void gpu_kernels::emitLaunches(
@@ -215,7 +218,8 @@ void gpu_kernels::emitLaunches(
     for (const KernelParam &param : contract.params) {
       Value tensor = tensors.lookup(param.tensor);
       assert(tensor && "a parameter names no operand or buffer");
-      Value arg = paramValue(e, param, tensor);
+      Value arg =
+          paramValue(e, param, tensor, kernel.getArgument(args.size()).getType());
       assert((param.map ||
               kernel.getArgument(args.size()).getType() == arg.getType()) &&
              "a memref parameter of another type than its tensor");
