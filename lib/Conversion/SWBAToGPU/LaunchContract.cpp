@@ -218,10 +218,9 @@ void gpu_kernels::emitLaunches(
     for (const KernelParam &param : contract.params) {
       Value tensor = tensors.lookup(param.tensor);
       assert(tensor && "a parameter names no operand or buffer");
-      Value arg =
-          paramValue(e, param, tensor, kernel.getArgument(args.size()).getType());
-      assert((param.map ||
-              kernel.getArgument(args.size()).getType() == arg.getType()) &&
+      Type type = gpu::GPUFuncOp(kernel).getArgument(args.size()).getType();
+      Value arg = paramValue(e, param, tensor, type);
+      assert((param.map || type == arg.getType()) &&
              "a memref parameter of another type than its tensor");
       args.push_back(arg);
     }
