@@ -50,15 +50,14 @@ struct Size {
   Size(StringRef tensor, int64_t dim) : factors{SizeRef{tensor, dim}} {}
   Size(SizeRef ref) : factors{ref} {}
   static Size product(ArrayRef<SizeRef> factors) {
-    Size size = one();
+    Size size;
     size.factors.assign(factors.begin(), factors.end());
     return size;
   }
-  static Size one() {
-    Size size("", 0);
-    size.factors.clear();
-    return size;
-  }
+  static Size one() { return Size(); }
+
+private:
+  Size() = default;
 };
 
 /// One grid dimension: ceildiv(size, per).
