@@ -4,14 +4,13 @@ process and interleaved (the host CPU changes speed between processes):
 eager (kernels and the host's enqueueing) and replayed from a CUDA graph (the
 kernels alone, no host cost).
     python3 python/bench/compare_step.py OLD/python OLD_KERNELS NEW_KERNELS [--rounds 5]
-(old and new kernels go in one cache directory: their cache keys differ).
+(each checkout loads its kernels from its own directory, before the timing).
 Prints per configuration and mode the median over rounds of do_bench's median,
 in ms."""
 import argparse
 import importlib.util
 import math
 import os
-import shutil
 import statistics
 import sys
 
@@ -20,16 +19,9 @@ ap.add_argument("old_python")
 ap.add_argument("old_kernels")
 ap.add_argument("new_kernels")
 ap.add_argument("--rounds", type=int, default=5)
-ap.add_argument("--first", type=int, default=2, help="the first N design configurations")
+ap.add_argument("--first", type=int, default=4, help="the first N design configurations")
 args = ap.parse_args()
 
-merged = "/tmp/swba-compare-kernels"
-os.makedirs(merged, exist_ok=True)
-for src in (args.old_kernels, args.new_kernels):
-    for f in os.listdir(src):
-        if os.path.isfile(os.path.join(src, f)):
-            shutil.copy(os.path.join(src, f), merged)
-os.environ["SWBA_KERNEL_DIR"] = merged
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(here, ".."), here]
 
@@ -93,7 +85,10 @@ for (b, h, n, d, bs, ws) in CONFIGS[:args.first]:
         return f
 
     fns = {}
-    for tag, mod in (("old", old), ("new", new)):
+    for tag, mod, kernels in (("old", old, args.old_kernels), ("new", new, args.new_kernels)):
+        # Each package keeps the kernels it loaded: the directory matters
+        # only for these first calls.
+        os.environ["SWBA_KERNEL_DIR"] = os.path.abspath(kernels)
         fns[tag] = {"fwd eager": forward(mod), "step eager": step(mod),
                     "fwd graph": graphed(forward(mod)), "step graph": graphed(step(mod))}
     times = {(tag, mode): [] for tag in fns for mode in fns[tag]}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -202,6 +203,27 @@ class Size:
 
 
 @dataclasses.dataclass(frozen=True)
+class Scalar:
+    """The launch scalar `name` (a count the launcher picks, such as the
+    split-KV forward's number of splits), given with the shapes."""
+
+    name: str
+
+    def of(self, shapes: dict) -> int:
+        return shapes[self.name]
+
+
+@dataclasses.dataclass(frozen=True)
+class Product:
+    """The product of sizes (1 without any)."""
+
+    factors: tuple
+
+    def of(self, shapes: dict) -> int:
+        return math.prod(f.of(shapes) for f in self.factors)
+
+
+@dataclasses.dataclass(frozen=True)
 class TensorMap:
     """A TMA tensor map parameter: the tensor seen through `view` (groups
     of its dims merged, outermost first), in boxes of `box` elements
@@ -219,13 +241,15 @@ class TensorMap:
 
 @dataclasses.dataclass(frozen=True)
 class Param:
-    """A kernel parameter: the memref descriptor of `tensor` (`rank`), or,
-    with `map`, a pointer to its tensor map."""
+    """A kernel parameter: the memref descriptor of `tensor` (`rank`; with
+    `collapse`, of the tensor with those groups of dims merged), or, with
+    `map`, a pointer to its tensor map."""
 
     tensor: str
     rank: int | None = None
     element_type: str | None = None
     map: TensorMap | None = None
+    collapse: tuple | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -256,7 +280,7 @@ class Buffer:
     zero: bool
 
     def shape_for(self, shapes: dict) -> tuple:
-        return tuple(d.of(shapes) if isinstance(d, Size) else d for d in self.shape)
+        return tuple(d if isinstance(d, int) else d.of(shapes) for d in self.shape)
 
 
 # The tensor map modes a runtime can encode, by nvgpu's names for them.
@@ -277,9 +301,13 @@ def _field(entry: dict, key: str, kind, where: str):
     return value
 
 
-def _size(entry, where: str) -> Size:
+def _size(entry, where: str) -> Size | Scalar | Product:
     if not isinstance(entry, dict):
         raise ManifestError(f"launch manifest: {where}: {entry!r} is not a size")
+    if "scalar" in entry:
+        return Scalar(_field(entry, "scalar", str, where))
+    if "product" in entry:
+        return Product(tuple(_size(f, where) for f in _field(entry, "product", list, where)))
     return Size(_field(entry, "tensor", str, where), _field(entry, "dim", int, where))
 
 
@@ -290,7 +318,18 @@ def _param(entry, where: str) -> Param:
     kind = _field(entry, "kind", str, where)
     element_type = _field(entry, "element_type", str, where)
     if kind == "memref":
-        return Param(tensor, _field(entry, "rank", int, where), element_type)
+        rank = _field(entry, "rank", int, where)
+        collapse = entry.get("collapse")
+        if collapse is None:
+            return Param(tensor, rank, element_type)
+        if (not isinstance(collapse, list) or len(collapse) != rank
+                or not all(isinstance(g, list) and g and
+                           all(isinstance(d, int) and not isinstance(d, bool) for d in g)
+                           for g in collapse)):
+            raise ManifestError(f"launch manifest: {where}: collapse {collapse!r} for "
+                                f"rank {rank}")
+        return Param(tensor, rank, element_type,
+                     collapse=tuple(tuple(g) for g in collapse))
     if kind == "tensor_map":
         view = tuple(tuple(g) for g in _field(entry, "view", list, where))
         box = tuple(_field(entry, "box", list, where))
@@ -347,9 +386,10 @@ def _buffer(entry, where: str) -> Buffer:
                   _field(entry, "zero", bool, f"buffer {name!r}"))
 
 
-def read_manifest(text: str) -> tuple[str, tuple, tuple]:
-    """(gpu.module name, Launches in launch order, Buffers) of a launch
-    manifest (--swba-write-launch-manifest) of one swba op's kernels."""
+def read_manifest(text: str) -> tuple[str, tuple, tuple, tuple]:
+    """(gpu.module name, Launches in launch order, Buffers, names of the
+    launch scalars) of a launch manifest (--swba-write-launch-manifest) of
+    one swba op's kernels."""
     try:
         manifest = json.loads(text)
     except json.JSONDecodeError as e:
@@ -371,7 +411,10 @@ def read_manifest(text: str) -> tuple[str, tuple, tuple]:
         raise ManifestError(f"launch manifest: module {name!r} has no kernel")
     buffers = tuple(_buffer(b, f"buffer {i}") for i, b in
                     enumerate(_field(module, "buffers", list, f"module {name!r}")))
-    return name, tuple(launches), buffers
+    scalars = module.get("scalars", [])
+    if not isinstance(scalars, list) or not all(isinstance(n, str) for n in scalars):
+        raise ManifestError(f"launch manifest: module {name!r}: scalars {scalars!r}")
+    return name, tuple(launches), buffers, tuple(scalars)
 
 
 def compile_ptx(config: KernelConfig, swba_opt: str | None = None) -> tuple[str, str]:
@@ -393,7 +436,7 @@ def compile_ptx(config: KernelConfig, swba_opt: str | None = None) -> tuple[str,
             raise CompileError(f"swba-opt could not compile {config}: "
                                f"{_diagnostic(proc.stderr)}", proc.stderr)
         text = manifest.read_text()
-    module, launches, _ = read_manifest(text)
+    module, launches, _, _ = read_manifest(text)
     ptx = binary_assembly(proc.stdout, module)
     for launch in launches:
         if f".entry {launch.name}(" not in ptx:
@@ -429,7 +472,8 @@ class Kernel:
     manifest: str  # the JSON text
 
     def __post_init__(self):
-        self.module, self.launches, self.buffers = read_manifest(self.manifest)
+        self.module, self.launches, self.buffers, self.scalars = read_manifest(
+            self.manifest)
 
 
 def _write_atomically(path: Path, data: bytes):

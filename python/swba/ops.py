@@ -124,6 +124,12 @@ class _Kernel:
                     f"launch manifest: kernel {launch.name!r} takes {p.tensor!r}, "
                     f"which is none of {list(names)}")
             shape = shapes[p.tensor]
+            if p.map is None and p.collapse is not None:
+                if [d for group in p.collapse for d in group] != list(range(len(shape))):
+                    raise compiler.ManifestError(
+                        f"launch manifest: kernel {launch.name!r}: collapse "
+                        f"{p.collapse} of {p.tensor!r} {tuple(shape)}")
+                shape = tuple(math.prod(shape[d] for d in group) for group in p.collapse)
             element_type = p.map.element_type if p.map else p.element_type
             if _ELEMENT_TYPES.get(element_type) != dtypes[p.tensor] or (
                     p.map is None and p.rank != len(shape)):
@@ -209,11 +215,17 @@ class _Launches:
     (every wait on the device; a CUDA graph capture on the caller's stream
     takes the second stream in and joins it back)."""
 
-    def __init__(self, compiled, functions, shapes, dtypes, device):
+    def __init__(self, compiled, functions, shapes, dtypes, device, scalars=None):
         names = tuple(shapes)
         self.device = device
         self.buffers = []
         shapes, dtypes = dict(shapes), dict(dtypes)
+        scalars = scalars or {}
+        if set(compiled.scalars) != set(scalars):
+            raise compiler.ManifestError(
+                f"launch manifest: the kernels take the launch scalars "
+                f"{sorted(compiled.scalars)}, given {sorted(scalars)}")
+        shapes.update(scalars)
         for buffer in compiled.buffers:
             if buffer.element_type not in _ELEMENT_TYPES:
                 raise compiler.ManifestError(
@@ -273,23 +285,35 @@ class _Plan:
         _, hkv, nk, dv = v.shape
         self.shapes = (b, hq, hkv, nq, nk, d, dv)
         self._forward = None
+        self._splits = None  # the split count picked for these shapes
+        self._split_forward = {}  # splits -> the split-KV forward's kernels
         self._backward = {}  # deterministic? -> the backward's kernels
         self._backward_of = {}  # their KernelConfig -> the same
 
-    def _config(self, grad, deterministic=False):
+    def _config(self, grad, deterministic=False, split=False):
         b, hq, hkv, nq, nk, d, dv = self.shapes
         options = compiler.kernel_options(self.options, grad)
         if deterministic:
             options = " ".join(o for o in options.split()
                                if not o.startswith("grad-fused-dq="))
+        # The split-KV forward is this plan's choice (split-kv=1: its
+        # kernels; the count of splits is given at each launch).
+        options = [o for o in options.split() if not o.startswith("split-kv=")]
+        if split:
+            options.append("split-kv=1")
+        options = " ".join(options)
         return compiler.KernelConfig(
             dtype=_TORCH_DTYPES[self.dtype], head_dim=d, value_dim=dv,
             block_size=int(self.block_size), window=int(self.window),
             scale=float(self.scale), with_lse=True, chip=self.chip, grad=grad,
             options=options)
 
-    def forward(self, q, k, v, out=None):
-        """out [B, Hq, Nq, Dv] and the f32 log-sum-exp [B, Hq, Nq]."""
+    def forward(self, q, k, v, out=None, splits=None):
+        """out [B, Hq, Nq, Dv] and the f32 log-sum-exp [B, Hq, Nq]. With
+        `splits` > 1 (sm_90a, head dims 64/128), the split-KV forward: the
+        key tiles of each query tile divided among that many workgroups, a
+        combine kernel merging their partial results; None picks the count
+        from the shapes and the GPU (`split_count`)."""
         b, hq, hkv, nq, nk, d, dv = self.shapes
         q, k, v = _dense(q), _dense(k), _dense(v)
         if out is None:
@@ -299,11 +323,54 @@ class _Plan:
             raise ValueError("out must be a contiguous [B, Hq, Nq, Dv] tensor like q")
         lse = torch.empty((b, hq, nq), dtype=torch.float32, device=self.device)
         if out.numel():
+            tensors = (q, k, v, out, lse)
             with _on_device(self.index):
-                if self._forward is None:
-                    self._forward = self._launches(self._config(False), (q, k, v, out, lse))
-                self._forward((q, k, v, out, lse), _current_stream(self.index))
+                if splits is None:
+                    splits = self.split_count()
+                if splits > 1:
+                    launches = self._split_forward.get(splits)
+                    if launches is None:
+                        launches = self._split_forward[splits] = self._launches(
+                            self._config(False, split=True), tensors, {"splits": splits})
+                elif self._forward is None:
+                    launches = self._forward = self._launches(self._config(False), tensors)
+                else:
+                    launches = self._forward
+                launches(tensors, _current_stream(self.index))
         return out, lse
+
+    def split_count(self) -> int:
+        """How many workgroups share a query tile's key tiles: 1 unless
+        batch x heads x query tiles leave SMs idle (sm_90a, head dims 64 and
+        128), then the count that minimizes the waves of workgroups times
+        the key tiles each runs (plus a fixed cost of about two tiles: Q,
+        the ring's fill, the epilogue)."""
+        if self._splits is None:
+            self._splits = self._pick_splits()
+        return self._splits
+
+    def _pick_splits(self) -> int:
+        b, hq, hkv, nq, nk, d, dv = self.shapes
+        if self.chip != "sm_90a" or d not in (64, 128) or dv not in (64, 128) or not nq:
+            return 1
+        compiled, _ = _module(self._config(False), self.device)
+        launch = compiled.launches[0]
+        shapes = {"q": (b, hq, nq, d), "k": (b, hkv, nk, d)}
+        workgroups = math.prod(launch.grid_for(shapes))
+        sms = torch.cuda.get_device_properties(self.index).multi_processor_count
+        if workgroups >= sms:
+            return 1
+        block_m = launch.grid[1][1]
+        block_n = next(p.map.box[1] for p in launch.params if p.map and p.tensor == "k")
+        # The keys of the last query tile's window (the most loaded).
+        first = nk - nq + (nq - 1) // block_m * block_m
+        begin = max(0, (first // self.block_size - self.window + 1) * self.block_size)
+        tiles = -(-(nk - begin) // block_n)
+
+        def cost(s):
+            return -(-workgroups * s // sms) * (-(-tiles // s) + 2)
+        return min(range(1, max(1, min(tiles, 65535 // max(b, 1), 256)) + 1),
+                   key=lambda s: (cost(s), s))
 
     def backward(self, q, k, v, out, dout, lse):
         """dq, dk, dv of `forward`, by the kernels and in the order the
@@ -337,14 +404,16 @@ class _Plan:
                 launches(tensors, _current_stream(self.index))
         return dq, dk, dvv
 
-    def _launches(self, config, tensors):
+    def _launches(self, config, tensors, scalars=None):
         """The _Launches of `config` for tensors shaped as `tensors` (the
-        op's operands in the order the manifest names them)."""
+        op's operands in the order the manifest names them) and the launch
+        `scalars`."""
         compiled, functions = _module(config, self.device)
         names = _GRAD_OPERANDS if config.grad else _FORWARD_OPERANDS
         launches = _Launches(compiled, functions,
                              {n: tuple(t.shape) for n, t in zip(names, tensors)},
-                             {n: t.dtype for n, t in zip(names, tensors)}, self.device)
+                             {n: t.dtype for n, t in zip(names, tensors)}, self.device,
+                             scalars)
         # A lone kernel without buffers (the forward) is called directly:
         # one call less on the host's fast path.
         if len(launches.kernels) == 1 and not launches.buffers:
@@ -488,9 +557,10 @@ def _check(q, k, v):
         raise ValueError("q, k, v must be on one CUDA device")
 
 
-def attention_forward(q, k, v, block_size, window, scale, out=None):
-    """out [B, Hq, Nq, Dv] and the f32 log-sum-exp [B, Hq, Nq]."""
-    return plan_for(q, k, v, block_size, window, scale).forward(q, k, v, out)
+def attention_forward(q, k, v, block_size, window, scale, out=None, splits=None):
+    """out [B, Hq, Nq, Dv] and the f32 log-sum-exp [B, Hq, Nq]; `splits`:
+    see `_Plan.forward`."""
+    return plan_for(q, k, v, block_size, window, scale).forward(q, k, v, out, splits)
 
 
 def attention_backward(q, k, v, out, dout, lse, block_size, window, scale):

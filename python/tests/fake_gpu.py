@@ -159,6 +159,8 @@ def _torch():
         current_stream=lambda device=None: types.SimpleNamespace(cuda_stream=1),
         current_device=lambda: 0, set_device=lambda index: None,
         get_device_capability=lambda device: (9, 0),
+        get_device_properties=lambda device: types.SimpleNamespace(
+            multi_processor_count=132),
         is_current_stream_capturing=lambda: False,
         Stream=lambda device=None: types.SimpleNamespace(cuda_stream=2))
     torch._C = types.SimpleNamespace(_cuda_getCurrentRawStream=lambda index: 1,

@@ -3,7 +3,8 @@ benchmark need, into SWBA_KERNEL_DIR (default ~/.cache/swba), so that a GPU
 machine without MLIR runs them from there: each for sm_90 (the mma.sync
 kernels) and sm_90a (the TMA + wgmma forward where the head dims allow it),
 the two paths the tests and the benchmark run on an H100; the sm_90a
-backward also with grad-fused-dq=true; the tile options of
+backward also with grad-fused-dq=true; the split-KV forward's
+(test_gpu_splitkv.py, bench/bench_splitkv.py); the tile options of
 bench/variants.py (unless --no-variants); for sm_90a, those of
 gpu_torch_kernels.json (the PyTorch library's GPU tests and examples) and
 the autotuner's candidates of test_gpu_autotune.py (and, with --frontier,
@@ -20,6 +21,8 @@ from swba import compiler  # noqa: E402
 from swba.compile import configs_from_json  # noqa: E402
 import gpu_cases  # noqa: E402
 import configs  # noqa: E402
+import splitkv_cases  # noqa: E402
+import bench_splitkv  # noqa: E402
 import variants  # noqa: E402
 
 CHIPS = ("sm_90", "sm_90a")
@@ -32,6 +35,9 @@ todo |= {dataclasses.replace(config, options="grad-fused-dq=true")
          for config in todo if config.grad and config.chip == "sm_90a"}
 # Head dims past 128: sm_90a only, one dK/dV kernel a gradient (no fused dQ).
 todo |= set(gpu_cases.hopper_kernel_configs())
+# The split-KV forward's tests and benchmark (sm_90a, with and without
+# split-kv).
+todo |= splitkv_cases.kernel_configs() | bench_splitkv.kernel_configs()
 # The tile options bench/variants.py times (not needed by the tests).
 if "--no-variants" not in sys.argv[1:]:
     todo |= variants.kernel_configs()

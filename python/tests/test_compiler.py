@@ -82,7 +82,8 @@ _MANIFEST = {"format": 1, "modules": [{
 
 
 def test_manifest_read():
-    module, launches, buffers = compiler.read_manifest(json.dumps(_MANIFEST))
+    module, launches, buffers, scalars = compiler.read_manifest(json.dumps(_MANIFEST))
+    assert scalars == ()
     assert module == "swba_attention_grad_kernels"
     assert [(k.name, k.order, k.stream) for k in launches] == [
         ("swba_bwd_delta", 0, 0), ("swba_bwd_dkdv", 1, 1)]
@@ -99,6 +100,32 @@ def test_manifest_read():
         ((0, 1), (2,), (3,)), (1, 128, 64), "swizzle_128b", "bf16")
     assert buffers[0].shape_for(shapes) == (2, 8, 1000) and not buffers[0].zero
     assert buffers[1].shape_for(shapes) == (2, 64) and buffers[1].zero
+
+
+def test_split_manifest_read():
+    """The split-KV forward's manifest: a launch scalar `splits` in the
+    grid and in the partial buffers' shapes (products of sizes), and the
+    combine kernel's out and lse collapsed into rows."""
+    rows = {"product": [_size("q", 0), _size("q", 1), _size("q", 2)]}
+    splits = {"scalar": "splits"}
+    manifest = {"format": 1, "modules": [{
+        "name": "swba_attention_kernels", "scalars": ["splits"],
+        "buffers": [{"name": "split_lse", "element_type": "f32", "shape": [splits, rows],
+                     "zero": False}],
+        "kernels": [{
+            "name": "swba_split_combine", "order": 1, "stream": 0, "block": [128, 1, 1],
+            "grid": [{"size": _size("split_lse", 1), "per": 4},
+                     {"size": {"product": []}, "per": 1},
+                     {"size": {"product": [_size("q", 0), splits]}, "per": 1}],
+            "shared_memory": 0,
+            "params": [dict(_memref("out"), rank=2, collapse=[[0, 1, 2], [3]])]}]}]}
+    _, launches, buffers, scalars = compiler.read_manifest(json.dumps(manifest))
+    assert scalars == ("splits",)
+    shapes = {"q": (2, 8, 100, 128), "splits": 3}
+    shapes["split_lse"] = buffers[0].shape_for(shapes)
+    assert shapes["split_lse"] == (3, 1600)
+    assert launches[0].grid_for(shapes) == (400, 1, 6)
+    assert launches[0].params[0].collapse == ((0, 1, 2), (3,))
 
 
 def _broken(edit):
@@ -124,6 +151,9 @@ def test_malformed_manifest_is_reported():
         "box (1, 128)": _broken(lambda m, k: k["params"][3].update(box=[1, 128])),
         "no 'name'": _broken(lambda m, k: m["modules"][0]["buffers"][0].pop("name")),
         "no kernel": _broken(lambda m, k: m["modules"][0].update(kernels=[])),
+        "scalars 'splits'": _broken(lambda m, k: m["modules"][0].update(scalars="splits")),
+        "collapse [[0, 1]] for rank 2": _broken(
+            lambda m, k: k["params"][0].update(rank=2, collapse=[[0, 1]])),
     }
     for expected, text in cases.items():
         try:

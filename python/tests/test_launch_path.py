@@ -3,7 +3,8 @@ attention_backward on kernels that swba-opt compiles here, with torch and the
 CUDA driver replaced by recorders (fake_gpu.py) in a process of its own. It
 checks that what reaches cuLaunchKernel and cuTensorMapEncodeTiled is what
 the lowering's tiling implies (grids, blocks, shared memory, boxes, the
-backward's buffers, order and second stream), and that a repeated call
+backward's buffers, order and second stream, the split-KV forward's
+buffers and grids), and that a repeated call
 reuses its prepared parameters and tensor maps.
 Runs under pytest or as a script (`SWBA_OPT` names the swba-opt to use)."""
 
@@ -101,6 +102,29 @@ def _fake_main():
     assert _maps(backward) == [(q_view, q_steps, (64, 128, 1))] * 2, _maps(backward)
     # The same tensors again: the prepared parameters and maps are reused.
     assert _maps(again) == [] and _launches(again) == _launches(backward), again
+
+    # The split-KV forward in 3 splits: f32 partial out and lse for the
+    # B * HQ * NQ rows, the split kernel over (heads, query tiles, splits x
+    # batch), then the combine kernel, 4 rows a workgroup.
+    q, k, v = fake.Tensor((B, HQ, NQ, 64), torch.bfloat16), *(
+        fake.Tensor((B, HKV, NK, 64), torch.bfloat16) for _ in range(2))
+    fake.calls.clear()
+    ops.attention_forward(q, k, v, 256, 4, 0.125, splits=3)
+    assert ("empty", (3, B * HQ * NQ, 64), torch.float32) in fake.calls, fake.calls
+    assert ("empty", (3, B * HQ * NQ), torch.float32) in fake.calls, fake.calls
+    assert [(n, g, b[0]) for n, g, b, _, _ in _launches(fake.calls)] == [
+        ("swba_fwd_split", (HQ, ceil(NQ, 192), 3 * B), 512),
+        ("swba_split_combine", (ceil(B * HQ * NQ, 4), 1, 1), 128)], _launches(fake.calls)
+    # Picked by the runtime: 2 query heads of one 100-row tile against
+    # 20000 keys leave most of the 132 SMs idle; the window's 9 key tiles
+    # go to 9 workgroups each (one wave, the least work a workgroup).
+    q, k, v = fake.Tensor((1, 2, 100, 64), torch.bfloat16), *(
+        fake.Tensor((1, 1, 20000, 64), torch.bfloat16) for _ in range(2))
+    fake.calls.clear()
+    ops.attention_forward(q, k, v, 256, 4, 0.125)
+    assert [(n, g) for n, g, *_ in _launches(fake.calls)] == [
+        ("swba_fwd_split", (2, 1, 9)), ("swba_split_combine", (ceil(200, 4), 1, 1))], \
+        _launches(fake.calls)
 
     # sm_90: the mma.sync kernels, 128 threads, 128 query rows (64 in the
     # backward), no tensor maps, no dynamic shared memory.

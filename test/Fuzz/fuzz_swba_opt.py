@@ -204,6 +204,7 @@ def hopper_options(rng):
             ("grad-stages", [0, 1, 2, 3, 5, -2]),
             ("overlap-softmax", ["true", "false"]),
             ("ping-pong", ["true", "false"]),
+            ("split-kv", [0, 1, 2, 3, 1024, 1025, -1, 2**40]),
             ("grad-fused-dq", ["true", "false"]),
             ("grad-ping-pong", ["true", "false"])]:
         if rng.random() < 0.25:

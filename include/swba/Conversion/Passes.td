@@ -65,6 +65,13 @@ def LowerSWBA : Pass<"lower-swba"> {
     products): dS^T into shared memory, dQ = dS K, TMA reduce-adds
     (`nvvm.cp.async.bulk.tensor.reduce`) into a zeroed f32 buffer that a
     conversion kernel scales into dq.
+    With `split-kv=N` (N >= 1) the sm_90a forward is split-KV instead, for
+    windows too long for batch x heads x query tiles to fill the GPU: a
+    kernel whose grid's z is batch x splits, each workgroup taking a share
+    of its query tile's key tiles and leaving its normalized partial O and
+    lse in f32 buffers, then a combine kernel that merges them by their
+    log-sum-exps. The count of splits is a launch scalar: the host code
+    made here launches N, a runtime picks its own at each launch.
     Other head dims and other chips keep the `mma.sync` kernels.
 
     Example: `swba-opt --lower-swba="target=cpu tile-q=16 tile-k=16"`.
@@ -103,6 +110,13 @@ def LowerSWBA : Pass<"lower-swba"> {
            "sm_90a forward, with overlap-softmax: the consumer warpgroups "
            "take turns issuing their products, so that one's softmax runs "
            "under the others' products.">,
+    Option<"splitKv", "split-kv", "int64_t", /*default=*/"0",
+           "sm_90a forward: 0 gives each query tile one workgroup; N >= 1 "
+           "the split-KV forward: each query tile's key tiles divided among "
+           "`splits` workgroups (a launch scalar the launcher picks; the "
+           "host code made here launches N), partial results in f32 "
+           "buffers that a combine kernel merges. For windows too long for "
+           "batch x heads x query tiles to fill the GPU.">,
     Option<"gradKeyTile", "grad-key-tile", "int64_t", /*default=*/"0",
            "sm_90a backward: keys per K/V tile of the dQ kernel, 32, 64 or "
            "128; 0: 64 for token windows at head dim 128, else 128, or 64 "
@@ -155,7 +169,7 @@ def WriteLaunchManifest : Pass<"swba-write-launch-manifest", "ModuleOp"> {
 
     ```json
     {"format": 1, "modules": [{"name": "swba_attention_kernels",
-      "buffers": [],
+      "buffers": [], "scalars": [],
       "kernels": [{"name": "swba_fwd", "order": 0, "stream": 0,
         "grid": [{"size": {"tensor": "q", "dim": 1}, "per": 1},
                  {"size": {"tensor": "q", "dim": 2}, "per": 192},
@@ -175,9 +189,16 @@ def WriteLaunchManifest : Pass<"swba-write-launch-manifest", "ModuleOp"> {
       `name`, `element_type`, `shape` (a size or a number per dim), `zero`
       (zeroed before the launches).
     - A grid dimension is `ceildiv(size, per)`, a size being dimension `dim`
-      of tensor `tensor` at run time.
+      of tensor `tensor` at run time (`{"tensor": t, "dim": d}`), a launch
+      scalar (`{"scalar": name}`), or a product of sizes
+      (`{"product": [...]}`, 1 when empty).
+    - `scalars` names the launch scalars: counts the launcher picks at each
+      launch and gives with the sizes (`splits`: the split-KV forward's
+      number of splits, `--lower-swba` split-kv).
     - A `memref` parameter is the expanded memref descriptor of the tensor
-      (allocated and aligned pointers, offset, sizes, strides); a
+      (allocated and aligned pointers, offset, sizes, strides), with
+      `collapse` of the tensor with those groups of dims merged (the
+      split-KV combine kernel takes out and lse as rows); a
       `tensor_map` parameter a pointer to a 128-byte CUtensorMap, in global
       memory, of the tensor seen through `view` (groups of dims merged,
       outermost first) in boxes of `box` elements (outermost first).

@@ -87,6 +87,12 @@ struct SWBAToNVVMOptions : public PassPipelineOptions<SWBAToNVVMOptions> {
                      "take turns issuing their products (--lower-swba "
                      "ping-pong)."),
       llvm::cl::init(LowerSWBAOptions().pingPong)};
+  PassOptions::Option<int64_t> splitKv{
+      *this, "split-kv",
+      llvm::cl::desc("sm_90a forward: 0 one workgroup per query tile; N >= 1 "
+                     "the split-KV forward, launched here with N splits "
+                     "(--lower-swba split-kv)."),
+      llvm::cl::init(LowerSWBAOptions().splitKv)};
   PassOptions::Option<int64_t> gradKeyTile{
       *this, "grad-key-tile",
       llvm::cl::desc("sm_90a backward: keys per K/V tile of the dQ kernel, "

@@ -25,6 +25,8 @@ static constexpr int64_t kMaxLoopTile = 256;
 /// Largest stages/grad-stages: far more than fits in shared memory, and small
 /// enough that the shared-memory sizes computed from it cannot wrap.
 static constexpr int64_t kMaxStages = 16;
+/// Largest split-kv: batch x splits is a grid dimension (at most 65535).
+static constexpr int64_t kMaxSplits = 1024;
 
 LogicalResult
 mlir::swba::verifyLowerSWBAOptions(const LowerSWBAOptions &options,
@@ -58,6 +60,9 @@ mlir::swba::verifyLowerSWBAOptions(const LowerSWBAOptions &options,
                   Twine(kMaxStages) + "], got stages=" +
                   Twine(options.stages) +
                   " grad-stages=" + Twine(options.gradStages));
+  if (options.splitKv < 0 || options.splitKv > kMaxSplits)
+    return fail("split-kv must be in [0, " + Twine(kMaxSplits) + "], got " +
+                Twine(options.splitKv));
   for (int64_t tile : {options.gradKeyTile, options.gradQueryTile})
     if (tile != 0 && tile != 32 && tile != 64 && tile != 128)
       return fail("grad-key-tile and grad-query-tile must be 0, 32, 64 or "
@@ -167,6 +172,7 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
     o.blockN = blockN;
     o.stages = stages;
     o.overlapSoftmax = overlapSoftmax;
+    o.splitKv = splitKv;
     o.gradKeyTile = gradKeyTile;
     o.gradQueryTile = gradQueryTile;
     o.gradStages = gradStages;
@@ -205,7 +211,8 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
                              "target=cpu only";
         return WalkResult::interrupt();
       }
-      if (gpu && failed(checkGPULowerable(op, chip == "sm_90a")))
+      if (gpu && (failed(checkGPULowerable(op, chip == "sm_90a")) ||
+                  failed(checkSplitKvLowerable(op, options()))))
         return WalkResult::interrupt();
       if (gpu && chip == "sm_90a" &&
           (failed(checkHopperLowerable(op, options())) ||

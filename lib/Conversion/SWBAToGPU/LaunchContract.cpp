@@ -35,10 +35,24 @@ static std::string typeName(Type type) {
   return name;
 }
 
-static Attribute sizeAttr(Builder &b, SizeRef size) {
+static Attribute sizeRefAttr(Builder &b, SizeRef size) {
+  if (size.isScalar())
+    return b.getDictionaryAttr(
+        {b.getNamedAttr("scalar", b.getStringAttr(size.tensor))});
   return b.getDictionaryAttr(
       {b.getNamedAttr("tensor", b.getStringAttr(size.tensor)),
        b.getNamedAttr("dim", b.getI64IntegerAttr(size.dim))});
+}
+
+/// One factor as itself; a product (or 1, no factor) as {product = [...]}.
+static Attribute sizeAttr(Builder &b, const Size &size) {
+  if (size.factors.size() == 1)
+    return sizeRefAttr(b, size.factors.front());
+  SmallVector<Attribute> factors;
+  for (SizeRef factor : size.factors)
+    factors.push_back(sizeRefAttr(b, factor));
+  return b.getDictionaryAttr(
+      {b.getNamedAttr("product", b.getArrayAttr(factors))});
 }
 
 static Attribute paramAttr(Builder &b, const KernelParam &param,
@@ -47,8 +61,15 @@ static Attribute paramAttr(Builder &b, const KernelParam &param,
       b.getNamedAttr("tensor", b.getStringAttr(param.tensor))};
   if (!param.map) {
     fields.push_back(b.getNamedAttr("kind", b.getStringAttr("memref")));
-    fields.push_back(
-        b.getNamedAttr("rank", b.getI64IntegerAttr(tensorType.getRank())));
+    int64_t rank = tensorType.getRank();
+    if (!param.collapse.empty()) {
+      rank = param.collapse.size();
+      SmallVector<Attribute> groups;
+      for (const ReassociationIndices &group : param.collapse)
+        groups.push_back(b.getI64ArrayAttr(group));
+      fields.push_back(b.getNamedAttr("collapse", b.getArrayAttr(groups)));
+    }
+    fields.push_back(b.getNamedAttr("rank", b.getI64IntegerAttr(rank)));
     fields.push_back(
         b.getNamedAttr("element_type",
                        b.getStringAttr(typeName(tensorType.getElementType()))));
@@ -127,16 +148,49 @@ static Attribute buffersAttr(Builder &b, ArrayRef<LaunchBuffer> buffers) {
   return b.getArrayAttr(all);
 }
 
+/// The value of `size` in the host code: tensors' dims and scalars
+/// multiplied.
+static Value sizeValue(LoopEmitter &e, const Size &size,
+                       const llvm::StringMap<Value> &tensors,
+                       const llvm::StringMap<Value> &scalars) {
+  Value product;
+  for (SizeRef ref : size.factors) {
+    Value factor = ref.isScalar() ? scalars.lookup(ref.tensor)
+                                  : e.dim(tensors.lookup(ref.tensor), ref.dim);
+    assert(factor && "a size names no operand, buffer or scalar");
+    product =
+        product ? Value(arith::MulIOp::create(e.b, product, factor)) : factor;
+  }
+  return product ? product : e.idx(1);
+}
+
+/// The argument for `param` of type `type`: the tensor (collapsed as it
+/// says, then cast to the kernel's dynamic sizes), or its tensor map.
+static Value paramValue(LoopEmitter &e, const KernelParam &param, Value tensor,
+                        Type type) {
+  if (param.map)
+    return createTensorMap(e, tensor, param.map);
+  if (param.collapse.empty())
+    return tensor;
+  Value rows = memref::CollapseShapeOp::create(e.b, tensor, param.collapse);
+  if (rows.getType() == type)
+    return rows;
+  return memref::CastOp::create(e.b, type, rows);
+}
+
 void gpu_kernels::emitLaunches(
     RewriterBase &rewriter, Operation *op, ArrayRef<LaunchBuffer> buffers,
-    ArrayRef<std::pair<gpu::GPUFuncOp, LaunchContract>> kernels) {
+    ArrayRef<std::pair<gpu::GPUFuncOp, LaunchContract>> kernels,
+    ArrayRef<std::pair<StringRef, Value>> scalars) {
   rewriter.setInsertionPoint(op);
   LoopEmitter e(rewriter, op->getLoc());
-  llvm::StringMap<Value> tensors;
+  llvm::StringMap<Value> tensors, scalarValues;
   for (auto [name, value] : namedOperands(op))
     tensors[name] = value;
-  auto size = [&](SizeRef ref) {
-    return e.dim(tensors.lookup(ref.tensor), ref.dim);
+  for (auto [name, value] : scalars)
+    scalarValues[name] = value;
+  auto size = [&](const Size &ref) {
+    return sizeValue(e, ref, tensors, scalarValues);
   };
 
   SmallVector<Value> allocated;
@@ -164,11 +218,11 @@ void gpu_kernels::emitLaunches(
     for (const KernelParam &param : contract.params) {
       Value tensor = tensors.lookup(param.tensor);
       assert(tensor && "a parameter names no operand or buffer");
-      assert((param.map ||
-              kernel.getArgument(args.size()).getType() == tensor.getType()) &&
+      Type type = gpu::GPUFuncOp(kernel).getArgument(args.size()).getType();
+      Value arg = paramValue(e, param, tensor, type);
+      assert((param.map || type == arg.getType()) &&
              "a memref parameter of another type than its tensor");
-      args.push_back(param.map ? createTensorMap(e, tensor, param.map)
-                               : tensor);
+      args.push_back(arg);
     }
     SmallVector<Value, 3> grid;
     for (const GridDim &dim : contract.grid) {
@@ -191,8 +245,12 @@ void gpu_kernels::emitLaunches(
 
   for (Value memref : llvm::reverse(allocated))
     gpu::DeallocOp::create(e.b, /*asyncToken=*/Type(), ValueRange(), memref);
+  Operation *gpuModule = kernels.front().first->getParentOp();
   if (!buffers.empty())
-    kernels.front().first->getParentOp()->setAttr(kBuffersAttrName,
-                                                  buffersAttr(e.b, buffers));
+    gpuModule->setAttr(kBuffersAttrName, buffersAttr(e.b, buffers));
+  if (!scalars.empty())
+    gpuModule->setAttr(kScalarsAttrName,
+                       e.b.getStrArrayAttr(llvm::map_to_vector(
+                           scalars, [](auto &entry) { return entry.first; })));
   rewriter.eraseOp(op);
 }

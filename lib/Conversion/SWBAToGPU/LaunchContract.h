@@ -18,6 +18,7 @@
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/Utils/ReshapeOpsUtils.h"
 #include "mlir/IR/PatternMatch.h"
 
 #include <array>
@@ -27,26 +28,53 @@ namespace mlir::swba::gpu_kernels {
 /// Attribute names of the contract in the lowered IR.
 constexpr llvm::StringLiteral kLaunchAttrName = "swba.launch";
 constexpr llvm::StringLiteral kBuffersAttrName = "swba.buffers";
+constexpr llvm::StringLiteral kScalarsAttrName = "swba.scalars";
 
 /// A runtime size: dimension `dim` of the tensor named `tensor` (an operand
-/// of the op, see namedOperands, or a buffer of the launch).
+/// of the op, see namedOperands, or a buffer of the launch), or, with
+/// `dim == kScalar`, the launch scalar named `tensor`: a count the launcher
+/// chooses at each launch (the split-KV forward's number of splits).
 struct SizeRef {
+  static constexpr int64_t kScalar = -1;
   StringRef tensor;
   int64_t dim;
+
+  static SizeRef scalar(StringRef name) { return {name, kScalar}; }
+  bool isScalar() const { return dim == kScalar; }
+};
+
+/// A product of runtime sizes (no factor: 1).
+struct Size {
+  SmallVector<SizeRef, 1> factors;
+
+  Size(StringRef tensor, int64_t dim) : factors{SizeRef{tensor, dim}} {}
+  Size(SizeRef ref) : factors{ref} {}
+  static Size product(ArrayRef<SizeRef> factors) {
+    Size size;
+    size.factors.assign(factors.begin(), factors.end());
+    return size;
+  }
+  static Size one() { return Size(); }
+
+private:
+  Size() = default;
 };
 
 /// One grid dimension: ceildiv(size, per).
 struct GridDim {
-  SizeRef size;
+  Size size;
   int64_t per = 1;
 };
 
 /// One kernel parameter, in order: the expanded memref descriptor of a
-/// tensor, or (with `map` set) a pointer to the 128-byte CUtensorMap of the
-/// tensor seen as [B * H][N][D], in boxes of `map`'s shape.
+/// tensor (with `collapse`, of the tensor with those groups of dims merged:
+/// rows of a generic kernel), or (with `map` set) a pointer to the 128-byte
+/// CUtensorMap of the tensor seen as [B * H][N][D], in boxes of `map`'s
+/// shape.
 struct KernelParam {
   StringRef tensor;
   nvgpu::TensorMapDescriptorType map = nullptr;
+  SmallVector<ReassociationIndices> collapse = {};
 };
 
 /// The grid of the workgroup-to-tile mapping (mapWorkgroup) over the
@@ -86,7 +114,7 @@ struct LaunchBuffer {
   StringRef name;
   MemRefType type;
   /// The sizes of the type's dynamic dims, in order.
-  SmallVector<SizeRef> sizes;
+  SmallVector<Size> sizes;
   bool zero = false;
 };
 
@@ -97,10 +125,13 @@ SmallVector<std::pair<StringRef, Value>> namedOperands(Operation *op);
 
 /// Replaces `op` by the launches of `kernels` in order (with their
 /// `buffers` allocated first and freed last) and attaches the contracts to
-/// the kernels and the buffers to their gpu.module.
-void emitLaunches(RewriterBase &rewriter, Operation *op,
-                  ArrayRef<LaunchBuffer> buffers,
-                  ArrayRef<std::pair<gpu::GPUFuncOp, LaunchContract>> kernels);
+/// the kernels, and the buffers and the names of the launch `scalars` to
+/// their gpu.module. The host code made here launches with the values of
+/// `scalars`; another launcher picks its own.
+void emitLaunches(
+    RewriterBase &rewriter, Operation *op, ArrayRef<LaunchBuffer> buffers,
+    ArrayRef<std::pair<gpu::GPUFuncOp, LaunchContract>> kernels,
+    ArrayRef<std::pair<StringRef, Value>> scalars = {});
 
 } // namespace mlir::swba::gpu_kernels
 

@@ -96,8 +96,13 @@ struct WriteLaunchManifestPass
         }
         buffers = std::move(*value);
       }
+      llvm::json::Array scalars;
+      if (auto names = gpuModule->getAttrOfType<ArrayAttr>(kScalarsAttrName))
+        for (auto name : names.getAsValueRange<StringAttr>())
+          scalars.push_back(name.str());
       modules.push_back(llvm::json::Object{{"name", gpuModule.getName().str()},
                                            {"buffers", std::move(buffers)},
+                                           {"scalars", std::move(scalars)},
                                            {"kernels", std::move(entries)}});
     });
     if (bad)

@@ -750,7 +750,7 @@ gpu::GPUFuncOp gpu_kernels::createDeltaKernel(RewriterBase &rewriter,
 
 SmallVector<LaunchBuffer> gpu_kernels::gradBuffers(AttentionGradOp op,
                                                     bool fusedQueryGrad) {
-  SmallVector<SizeRef> rows{{"q", 0}, {"q", 1}, {"q", 2}};
+  SmallVector<Size> rows{{"q", 0}, {"q", 1}, {"q", 2}};
   SmallVector<LaunchBuffer> buffers{
       {"delta", deltaType(op.getContext()), rows}};
   if (fusedQueryGrad)

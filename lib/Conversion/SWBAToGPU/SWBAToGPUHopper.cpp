@@ -29,6 +29,14 @@
 // where every [rows][64] block of 16-bit elements is one TMA box: 128-byte
 // rows in the 128B-swizzled layout that wgmma's descriptors describe.
 //
+// With split-kv the forward is two kernels: swba_fwd_split, whose grid's
+// z is splits x batch and whose workgroups each take a share of their
+// query tile's key tiles (Workgroup.h), leaving normalized partial O and lse
+// in f32 buffers [splits, B Hq Nq, Dv] and [splits, B Hq Nq], then
+// swba_split_combine (SplitCombine.h), which merges them by their lse into
+// out and lse. The count of splits is a launch scalar: the host code made
+// here launches split-kv splits, a runtime picks its own from the shapes.
+//
 // The tensor maps reach the kernel as pointers (the last three parameters)
 // to 128-byte CUtensorMaps in global memory; the host code made here creates
 // them with nvgpu.tma.create.descriptor, the Python runtime with
@@ -41,6 +49,7 @@
 #include "swba/Dialect/SWBA/Utils/WindowBounds.h"
 #include "Hopper/Kernels.h"
 #include "LaunchContract.h"
+#include "SplitCombine.h"
 
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -51,6 +60,10 @@ using namespace mlir::swba;
 using namespace mlir::swba::gpu_kernels;
 
 namespace {
+
+int64_t valueDimOf(AttentionOp op) {
+  return cast<MemRefType>(op.getValue().getType()).getDimSize(3);
+}
 
 struct AttentionOpToWgmma : public OpRewritePattern<AttentionOp> {
   AttentionOpToWgmma(MLIRContext *context, HopperOptions options)
@@ -67,7 +80,6 @@ struct AttentionOpToWgmma : public OpRewritePattern<AttentionOp> {
       return rewriter.notifyMatchFailure(op, "expected an enclosing module");
     auto qType = cast<MemRefType>(op.getQuery().getType());
     auto vType = cast<MemRefType>(op.getValue().getType());
-    Type elementType = qType.getElementType();
     int64_t headDim = qType.getDimSize(3), valueDim = vType.getDimSize(3);
     FailureOr<HopperTiling> maybeTiling = getTiling(
         headDim, valueDim,
@@ -81,35 +93,84 @@ struct AttentionOpToWgmma : public OpRewritePattern<AttentionOp> {
     if (!fits(tiling, layout))
       return rewriter.notifyMatchFailure(op, "tiling does not fit");
 
-    Location loc = op.getLoc();
-    auto qMapType = tensorMapType(elementType, tiling.blockM());
-    auto kvMapType = tensorMapType(elementType, tiling.blockN);
-    SmallVector<Value> args{op.getQuery(), op.getKey(), op.getValue(),
-                            op.getOut()};
-    if (op.getLse())
-      args.push_back(op.getLse());
-
+    OpBuilder::InsertionGuard guard(rewriter);
+    auto gpuModule = createKernelModule(rewriter, module, op.getLoc(),
+                                        "swba_attention_kernels");
+    if (options.splitKv > 0) {
+      rewriteSplit(op, rewriter, gpuModule, tiling, layout);
+      return success();
+    }
     // q, k, v, out[, lse], then the tensor maps of q, k, v.
     LaunchContract launch{tileGrid("q", tiling.blockM()), tiling.threads(),
                           layout.total()};
     for (auto [name, value] : namedOperands(op))
       launch.params.push_back({name});
-    launch.params.append({{"q", qMapType}, {"k", kvMapType}, {"v", kvMapType}});
-
-    OpBuilder::InsertionGuard guard(rewriter);
-    auto gpuModule = createKernelModule(rewriter, module, loc,
-                                        "swba_attention_kernels");
-    SmallVector<Value> maps;
-    auto kernel = createHopperKernel(
-        rewriter, gpuModule, loc, "swba_fwd", ValueRange(args).getTypes(),
-        launch.mapTypes(), tiling.threads(), maps);
-    buildForwardBody(rewriter, loc, op, tiling, layout,
-                     kernel.getArguments().take_front(args.size()), maps,
-                     elementType, headDim, valueDim);
-    gpu::ReturnOp::create(rewriter, loc);
-
+    auto kernel = createForwardKernel(op, rewriter, gpuModule, tiling, layout,
+                                      "swba_fwd", launch, /*split=*/false);
     emitLaunches(rewriter, op, {}, {{kernel, launch}});
     return success();
+  }
+
+private:
+  /// The kernel `name` of `launch` (the memref parameters given, the tensor
+  /// maps of q, k, v added here) with the forward's body.
+  gpu::GPUFuncOp createForwardKernel(AttentionOp op, RewriterBase &rewriter,
+                                     gpu::GPUModuleOp gpuModule,
+                                     const HopperTiling &tiling,
+                                     const SharedLayout &layout, StringRef name,
+                                     LaunchContract &launch, bool split) const {
+    Location loc = op.getLoc();
+    Type elementType =
+        cast<MemRefType>(op.getQuery().getType()).getElementType();
+    auto qMapType = tensorMapType(elementType, tiling.blockM());
+    auto kvMapType = tensorMapType(elementType, tiling.blockN);
+    llvm::StringMap<Type> types;
+    for (auto [tensorName, value] : namedOperands(op))
+      types[tensorName] = value.getType();
+    types[kSplitOutBuffer] = splitOutType(op.getContext(), valueDimOf(op));
+    types[kSplitLseBuffer] = splitLseType(op.getContext());
+    SmallVector<Type> args;
+    for (const KernelParam &param : launch.params)
+      args.push_back(types.lookup(param.tensor));
+    launch.params.append({{"q", qMapType}, {"k", kvMapType}, {"v", kvMapType}});
+    SmallVector<Value> maps;
+    auto kernel = createHopperKernel(rewriter, gpuModule, loc, name, args,
+                                     launch.mapTypes(), tiling.threads(), maps);
+    int64_t headDim = cast<MemRefType>(op.getQuery().getType()).getDimSize(3);
+    buildForwardBody(rewriter, loc, op, tiling, layout,
+                     kernel.getArguments().take_front(args.size()), maps,
+                     elementType, headDim, valueDimOf(op), split);
+    gpu::ReturnOp::create(rewriter, loc);
+    return kernel;
+  }
+
+  /// The split-KV forward: swba_fwd_split over (heads, query tiles,
+  /// splits x batch) into the partial buffers, then swba_split_combine.
+  void rewriteSplit(AttentionOp op, PatternRewriter &rewriter,
+                    gpu::GPUModuleOp gpuModule, const HopperTiling &tiling,
+                    const SharedLayout &layout) const {
+    std::array<GridDim, 3> grid = tileGrid("q", tiling.blockM());
+    grid[2].size = Size::product({{"q", 0}, SizeRef::scalar(kSplitsScalar)});
+    LaunchContract launch{grid, tiling.threads(), layout.total(),
+                          {{"q"}, {"k"}, {"v"}, {kSplitOutBuffer},
+                           {kSplitLseBuffer}}};
+    auto kernel = createForwardKernel(op, rewriter, gpuModule, tiling, layout,
+                                      "swba_fwd_split", launch, /*split=*/true);
+    auto outType = cast<MemRefType>(op.getOut().getType());
+    auto combine = createSplitCombineKernel(
+        rewriter, gpuModule, op.getLoc(), outType.getElementType(),
+        valueDimOf(op), static_cast<bool>(op.getLse()));
+    Size rows = Size::product({{"q", 0}, {"q", 1}, {"q", 2}});
+    rewriter.setInsertionPoint(op);
+    Value splits = arith::ConstantIndexOp::create(rewriter, op.getLoc(),
+                                                  options.splitKv);
+    emitLaunches(
+        rewriter, op,
+        splitBuffers(op.getContext(), valueDimOf(op), rows),
+        {{kernel, launch},
+         {combine, splitCombineLaunch("out", outType.getRank(),
+                                      op.getLse() ? "lse" : "")}},
+        {{kSplitsScalar, splits}});
   }
 };
 
@@ -141,6 +202,25 @@ LogicalResult mlir::swba::checkHopperLowerable(Operation *op,
          << kMaxSharedBytes - kStaticSharedBytes
          << " bytes of shared memory for Q and the K/V stages (this takes "
          << layout.total() << ")";
+}
+
+LogicalResult mlir::swba::checkSplitKvLowerable(Operation *op,
+                                                HopperOptions options) {
+  auto attention = dyn_cast<AttentionOp>(op);
+  if (!attention || options.splitKv == 0)
+    return success();
+  int64_t headDim =
+      cast<ShapedType>(attention.getQuery().getType()).getDimSize(3);
+  int64_t valueDim =
+      cast<ShapedType>(attention.getValue().getType()).getDimSize(3);
+  if (options.chip == "sm_90a" &&
+      succeeded(getTiling(headDim, valueDim, options)))
+    return success();
+  return op->emitOpError()
+         << "split-kv=" << options.splitKv
+         << " needs the sm_90a forward (chip=sm_90a, head dims 64 or 128), "
+            "got chip="
+         << options.chip << " and head dims " << headDim << "/" << valueDim;
 }
 
 void mlir::swba::populateSWBAToGPUHopperPatterns(RewritePatternSet &patterns,

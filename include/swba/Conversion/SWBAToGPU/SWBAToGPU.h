@@ -48,6 +48,11 @@ void populateSWBAGradToGPUHopperPatterns(RewritePatternSet &patterns,
 /// does not fit (block-n, stages, shared memory).
 LogicalResult checkHopperLowerable(Operation *op, HopperOptions options);
 
+/// Emits an error at `op` and fails when `options` ask for the split-KV
+/// forward (split-kv) of a swba.attention that the sm_90a forward does not
+/// take (another chip, head dims other than 64/128).
+LogicalResult checkSplitKvLowerable(Operation *op, HopperOptions options);
+
 /// Patterns that rewrite memref-form `swba.attention_grad` into a delta
 /// kernel and two tensor-core kernels, dK/dV and dQ, that read only delta.
 /// Every kernel the GPU patterns make carries its launch contract

@@ -54,6 +54,40 @@ void mlir::swba::gpu_kernels::storeForwardRows(
   }
 }
 
+void mlir::swba::gpu_kernels::storeSplitRows(
+    HopperKernelBuilder &e, ValueRange results, int64_t valueDim, Value rowBase,
+    Value queries, Value splitOut, Value splitLse, Value firstRow,
+    Value split) {
+  int64_t nO = valueDim / 2;
+  auto pairType = VectorType::get({2}, e.b.getF32Type());
+  for (int64_t h = 0; h < 2; ++h) {
+    Value sum = e.quadReduce(results[nO + 2 + h], /*isMax=*/false);
+    Value seen = arith::CmpFOp::create(e.b, arith::CmpFPredicate::OGT, sum,
+                                       e.f32(0.0));
+    Value inv = e.select(seen, e.divf(e.f32(1.0), sum), e.f32(0.0));
+    Value row = e.add(rowBase, e.idx(8 * h));
+    e.when(arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, row, queries),
+           [&] {
+             Value r = e.add(firstRow, row);
+             for (int64_t jn = 0; jn < valueDim / 8; ++jn) {
+               Value pair = vector::FromElementsOp::create(
+                   e.b, pairType,
+                   ValueRange{e.mulf(results[4 * jn + 2 * h], inv),
+                              e.mulf(results[4 * jn + 2 * h + 1], inv)});
+               Value col = e.add(e.mul(e.t, 2), e.idx(jn * 8));
+               vector::StoreOp::create(e.b, pair, splitOut,
+                                       ValueRange{split, r, col});
+             }
+             e.when(e.eq(e.t, 0), [&] {
+               // max -inf and sum 0 give -inf: the combine skips the split.
+               Value value = e.mulf(e.addf(results[nO + h], e.lg2(sum)),
+                                    e.f32(std::log(2.0)));
+               e.store(value, splitLse, {split, r});
+             });
+           });
+  }
+}
+
 void mlir::swba::gpu_kernels::storeQueryGradRows(
     HopperKernelBuilder &e, ValueRange results, int64_t headDim, double scale,
     Value rowBase, Value queries, Value dq, Value batch, Value head) {

@@ -29,6 +29,15 @@ void storeForwardRows(HopperKernelBuilder &e, ValueRange results,
                       int64_t valueDim, Value rowBase, Value queries, Value out,
                       Value lse, Value batch, Value head);
 
+/// The split-KV forward: like storeForwardRows, O / sum into
+/// splitOut[split, firstRow + row] and the lse into splitLse[split,
+/// firstRow + row], in f32; a row that saw no key of this split gets 0 and
+/// -inf.
+void storeSplitRows(HopperKernelBuilder &e, ValueRange results,
+                    int64_t valueDim, Value rowBase, Value queries,
+                    Value splitOut, Value splitLse, Value firstRow,
+                    Value split);
+
 /// The dQ kernel: scale * dQ into dq, rows rowBase + 8 h below `queries`.
 void storeQueryGradRows(HopperKernelBuilder &e, ValueRange results,
                         int64_t headDim, double scale, Value rowBase,

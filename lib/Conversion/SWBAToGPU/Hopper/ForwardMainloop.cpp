@@ -7,7 +7,9 @@
 //   P_j = online softmax      in the accumulator registers (Softmax.h)
 //   O  += P_j V_j             register-A wgmma (P never leaves registers)
 // over the key tiles of its block window, and the epilogue stores
-// O / rowsum and lse (Epilogue.h). By default the softmax of S_j runs
+// O / rowsum and lse (Epilogue.h); the split-KV variant runs a share of
+// the key tiles and stores its normalized partial O and lse in f32 for the
+// combine kernel (SplitCombine.h). By default the softmax of S_j runs
 // while P_{j-1} V_{j-1} is on the tensor cores (overlap-softmax), and the
 // consumers take turns at the tensor cores (ping-pong).
 //
@@ -37,6 +39,8 @@ struct ForwardKernel {
   int64_t headDim, valueDim, blockM, blockN, nS, nO;
   BlockWindow w;
   bool positiveScale;
+  /// The split-KV variant: partial results, a share of the key tiles.
+  bool split;
   /// The scale times log2(e): scores in the log2 domain.
   Value scale;
   OnlineSoftmax softmax;
@@ -47,13 +51,13 @@ struct ForwardKernel {
 
   ForwardKernel(HopperKernelBuilder &e, AttentionOp op,
                 const HopperTiling &tiling, const SharedLayout &layout,
-                int64_t headDim, int64_t valueDim)
+                int64_t headDim, int64_t valueDim, bool split)
       : e(e), tiling(tiling), layout(layout), headDim(headDim),
         valueDim(valueDim), blockM(tiling.blockM()), blockN(tiling.blockN),
         nS(blockN / 2),
         nO(valueDim / 2), w{static_cast<int64_t>(op.getBlockSize()),
                             static_cast<int64_t>(op.getWindow())},
-        positiveScale(op.getEffectiveScale() > 0),
+        positiveScale(op.getEffectiveScale() > 0), split(split),
         scale(e.f32(op.getEffectiveScale() / std::log(2.0))),
         softmax{e, scale, positiveScale}, ring{e, tiling.stages} {}
 
@@ -61,6 +65,7 @@ struct ForwardKernel {
   SmallVector<Value> mainloop();
 
 private:
+  SmallVector<Value> loops(SmallVector<Value> init);
   Value stageDesc(Value stage, int64_t firstOffset, int64_t stageBytes,
                   int64_t lbo);
   struct SOperands {
@@ -87,8 +92,9 @@ void ForwardKernel::setUp(ValueRange args, ArrayRef<Value> maps) {
   // registers without spilling, and the uniform index made the head-dim-64
   // forward 2% slower, 451 -> 459 us at design configuration 2.)
   Value warpgroup = e.div(e.threadId, kWarpgroupThreads);
+  // The split-KV variant's count of splits: its partial lse's dim 0.
   tile = QueryTile::get(e, tiling.headsFastest, args[0], args[1], w, blockM,
-                        blockN);
+                        blockN, split ? e.dim(args[4], 0) : Value());
 
   // Shared memory: the extern buffer, and the descriptors' start-address
   // field at its base.
@@ -191,16 +197,32 @@ OnlineSoftmax::Tile ForwardKernel::softmaxOf(Value sAcc, Value j,
 /// O, the row maxima and the row sums after every tile.
 SmallVector<Value> ForwardKernel::mainloop() {
   e.waitParity(e.idx(StageRing::once), e.i1(false));
+  SmallVector<Value> init(nO, e.f32(0.0));
+  init.append({e.negInf(), e.negInf(), e.f32(0.0), e.f32(0.0)});
+  if (!split)
+    return loops(init);
+  // A split past the last key tile (more splits than tiles) sees no key:
+  // its rows keep max -inf and sum 0.
+  auto some = scf::IfOp::create(
+      e.b, TypeRange(ValueRange(init)),
+      arith::CmpIOp::create(e.b, arith::CmpIPredicate::ugt, tile.numTiles,
+                            e.idx(0)),
+      /*withElseRegion=*/true);
+  OpBuilder::InsertionGuard guard(e.b);
+  e.b.setInsertionPointToStart(some.thenBlock());
+  scf::YieldOp::create(e.b, loops(init));
+  e.b.setInsertionPointToStart(some.elseBlock());
+  scf::YieldOp::create(e.b, init);
+  return SmallVector<Value>(some.getResults());
+}
+
+/// The loops over the key tiles from `init` (O, row maxima, row sums).
+SmallVector<Value> ForwardKernel::loops(SmallVector<Value> init) {
   // The consumers take turns at the tensor cores (pipelined schedule
   // only), so that one's softmax runs while the others' products keep the
   // tensor cores busy.
   TurnTaking turns(e, rows.consumer, tiling.consumers,
                    tiling.overlapSoftmax && tiling.pingPong);
-  SmallVector<Value> acc(nO, e.f32(0.0));
-  SmallVector<Value> rowMax(2, e.negInf()), rowSum(2, e.f32(0.0));
-  SmallVector<Value> init(acc);
-  init.append(rowMax);
-  init.append(rowSum);
   if (!tiling.overlapSoftmax)
     return plainLoop(init);
   return pipelinedLoop(turns, init);
@@ -348,12 +370,24 @@ SmallVector<Value> ForwardKernel::pipelinedStep(TurnTaking &turns, Value j,
 void mlir::swba::gpu_kernels::buildForwardBody(
     OpBuilder &builder, Location loc, AttentionOp op,
     const HopperTiling &tiling, const SharedLayout &layout, ValueRange args,
-    ArrayRef<Value> maps, Type elementType, int64_t headDim, int64_t valueDim) {
+    ArrayRef<Value> maps, Type elementType, int64_t headDim, int64_t valueDim,
+    bool split) {
   Value bars = StageRing::createBarriers(builder, loc, tiling.stages);
   HopperKernelBuilder e(builder, loc, elementType, bars);
-  ForwardKernel kernel(e, op, tiling, layout, headDim, valueDim);
+  ForwardKernel kernel(e, op, tiling, layout, headDim, valueDim, split);
   kernel.setUp(args, maps);
   SmallVector<Value> results = kernel.mainloop();
+  const QueryTile &tile = kernel.tile;
+  if (split) {
+    // Rows in the op's order: (batch, head, query row).
+    Value firstRow = arith::MulIOp::create(
+        e.b, e.add(arith::MulIOp::create(e.b, tile.batch, e.dim(args[0], 1)),
+                   tile.head),
+        tile.queries);
+    storeSplitRows(e, results, valueDim, kernel.rows.rowBase, tile.queries,
+                   args[3], args[4], firstRow, tile.split);
+    return;
+  }
   storeForwardRows(
       e, results, valueDim, kernel.rows.rowBase, kernel.tile.queries, args[3],
       args.size() > 4 ? args[4] : Value(), kernel.tile.batch, kernel.tile.head);

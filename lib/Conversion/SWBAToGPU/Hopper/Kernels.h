@@ -17,11 +17,13 @@
 namespace mlir::swba::gpu_kernels {
 
 /// The forward kernel's body (ForwardMainloop.cpp). `args`: q, k, v, out
-/// and, if the op has one, lse; `maps`: the tensor maps of q, k, v.
+/// and, if the op has one, lse; `maps`: the tensor maps of q, k, v. With
+/// `split`, the split-KV variant: `args` q, k, v, split_out, split_lse
+/// (SplitCombine.h), the grid's z splits x batch.
 void buildForwardBody(OpBuilder &builder, Location loc, AttentionOp op,
                       const HopperTiling &tiling, const SharedLayout &layout,
                       ValueRange args, ArrayRef<Value> maps, Type elementType,
-                      int64_t headDim, int64_t valueDim);
+                      int64_t headDim, int64_t valueDim, bool split);
 
 /// The dQ kernel's body (QueryGradMainloop.cpp). `args`: q, k, v, dout,
 /// lse, delta, out, dq; `maps`: the tensor maps of q, k, v, dout. With

@@ -21,17 +21,29 @@ namespace mlir::swba::gpu_kernels {
 /// `blockM` (mapWorkgroup: late tiles first), the keys [window.begin,
 /// window.end) they see in `numTiles` tiles of `blockN`, and the TMA planes
 /// (batch * heads + head) of the queries and of their key head.
+///
+/// With `splits` (the split-KV forward: grid z = splits x batch, batch
+/// fastest) the workgroup is split `split` of the query tile's key tiles:
+/// tiles [split n / splits, (split + 1) n / splits) of the n of the window,
+/// which `window.begin` and `numTiles` then describe (none when there are
+/// more splits than tiles); `window.end` stays the window's.
 struct QueryTile {
-  Value batch, head;
+  Value batch, head, split;
   Value queries, keys, posOffset, kvHeads, kvHead, q0, q1;
   RowRange window;
   Value numTiles, qPlane, kvPlane;
 
   static QueryTile get(HopperKernelBuilder &e, bool headsFastest, Value q,
-                       Value k, BlockWindow w, int64_t blockM, int64_t blockN) {
+                       Value k, BlockWindow w, int64_t blockM, int64_t blockN,
+                       Value splits = Value()) {
     WorkgroupTile tile = mapWorkgroup(e, headsFastest);
     QueryTile t;
     t.batch = tile.batch;
+    if (splits) {
+      Value batches = e.dim(q, 0);
+      t.batch = e.remU32(tile.batch, batches);
+      t.split = e.divU32(tile.batch, batches);
+    }
     t.head = tile.head;
     t.queries = e.dim(q, 2);
     t.keys = e.dim(k, 2);
@@ -44,10 +56,22 @@ struct QueryTile {
         computeKeyWindow(e.b, e.b.getLoc(), w, t.q0, t.q1, t.posOffset, t.keys);
     t.numTiles = arith::CeilDivUIOp::create(
         e.b, e.sub(t.window.end, t.window.begin), e.idx(blockN));
+    if (splits)
+      t.takeSplit(e, splits, blockN);
     // TMA coordinates, innermost first: (column, row, batch * heads + head).
     t.qPlane = e.add(arith::MulIOp::create(e.b, t.batch, e.dim(q, 1)), t.head);
     t.kvPlane = e.add(arith::MulIOp::create(e.b, t.batch, t.kvHeads), t.kvHead);
     return t;
+  }
+
+private:
+  void takeSplit(HopperKernelBuilder &e, Value splits, int64_t blockN) {
+    auto bound = [&](Value s) {
+      return e.divU32(arith::MulIOp::create(e.b, s, numTiles), splits);
+    };
+    Value first = bound(split), last = bound(e.add(split, e.idx(1)));
+    window.begin = e.add(window.begin, e.mul(first, blockN));
+    numTiles = e.sub(last, first);
   }
 };
 
