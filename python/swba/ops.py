@@ -325,26 +325,45 @@ class _Plan:
         if out.numel():
             tensors = (q, k, v, out, lse)
             with _on_device(self.index):
-                if splits is None:
+                chosen = splits is None
+                if chosen:
                     splits = self.split_count()
                 if splits > 1:
                     launches = self._split_forward.get(splits)
                     if launches is None:
-                        launches = self._split_forward[splits] = self._launches(
-                            self._config(False, split=True), tensors, {"splits": splits})
-                elif self._forward is None:
-                    launches = self._forward = self._launches(self._config(False), tensors)
-                else:
+                        launches = self._split_launches(tensors, splits, chosen)
+                if splits <= 1 or launches is None:
+                    if self._forward is None:
+                        self._forward = self._launches(self._config(False), tensors)
                     launches = self._forward
                 launches(tensors, _current_stream(self.index))
         return out, lse
 
+    def _split_launches(self, tensors, splits, chosen):
+        """The split-KV forward's launches for `splits`, or None where the
+        count was this plan's choice and its kernels are neither in the
+        cache nor in a bundle nor compilable here (a bundle built for the
+        plain forward): then the plain forward runs, as it would unsplit."""
+        from . import bundle
+
+        try:
+            launches = self._launches(self._config(False, split=True), tensors,
+                                      {"splits": splits})
+        except bundle.MissingKernelError:
+            if not chosen:
+                raise
+            self._splits = 1
+            return None
+        self._split_forward[splits] = launches
+        return launches
+
     def split_count(self) -> int:
         """How many workgroups share a query tile's key tiles: 1 unless
         batch x heads x query tiles leave SMs idle (sm_90a, head dims 64 and
-        128), then the count that minimizes the waves of workgroups times
-        the key tiles each runs (plus a fixed cost of about two tiles: Q,
-        the ring's fill, the epilogue)."""
+        128) and a query tile visits at least 16 key tiles, then the count
+        that minimizes the waves of workgroups times the key tiles each runs
+        (plus a fixed cost of about two tiles: Q, the ring's fill, the
+        epilogue), if that saves at least a quarter."""
         if self._splits is None:
             self._splits = self._pick_splits()
         return self._splits
@@ -369,8 +388,14 @@ class _Plan:
 
         def cost(s):
             return -(-workgroups * s // sms) * (-(-tiles // s) + 2)
-        return min(range(1, max(1, min(tiles, 65535 // max(b, 1), 256)) + 1),
+        best = min(range(1, max(1, min(tiles, 65535 // max(b, 1), 256)) + 1),
                    key=lambda s: (cost(s), s))
+        # A second launch (the combine) and its buffers are worth it only
+        # where the key loop is long and the split saves a quarter of it;
+        # short problems stay one kernel (their host cost dominates).
+        if tiles < _MIN_SPLIT_TILES or cost(best) > 0.75 * cost(1):
+            return 1
+        return best
 
     def backward(self, q, k, v, out, dout, lse):
         """dq, dk, dv of `forward`, by the kernels and in the order the
@@ -493,6 +518,7 @@ def chip_for(device: torch.device) -> str:
 
 
 _MAX_PLANS = 64
+_MIN_SPLIT_TILES = 16  # key tiles a query tile must visit before splitting pays
 _plans: OrderedDict = OrderedDict()
 
 

@@ -116,14 +116,20 @@ def _fake_main():
         ("swba_fwd_split", (HQ, ceil(NQ, 192), 3 * B), 512),
         ("swba_split_combine", (ceil(B * HQ * NQ, 4), 1, 1), 128)], _launches(fake.calls)
     # Picked by the runtime: 2 query heads of one 100-row tile against
-    # 20000 keys leave most of the 132 SMs idle; the window's 9 key tiles
-    # go to 9 workgroups each (one wave, the least work a workgroup).
+    # 20000 keys leave most of the 132 SMs idle. A window of 16 frames of
+    # 256 is 33 key tiles: they go to 33 workgroups each (one wave, the
+    # least work a workgroup); a window of 4 frames is 9 tiles, too short a
+    # loop to pay for the combine: one kernel.
     q, k, v = fake.Tensor((1, 2, 100, 64), torch.bfloat16), *(
         fake.Tensor((1, 1, 20000, 64), torch.bfloat16) for _ in range(2))
     fake.calls.clear()
-    ops.attention_forward(q, k, v, 256, 4, 0.125)
+    ops.attention_forward(q, k, v, 256, 16, 0.125)
     assert [(n, g) for n, g, *_ in _launches(fake.calls)] == [
-        ("swba_fwd_split", (2, 1, 9)), ("swba_split_combine", (ceil(200, 4), 1, 1))], \
+        ("swba_fwd_split", (2, 1, 33)), ("swba_split_combine", (ceil(200, 4), 1, 1))], \
+        _launches(fake.calls)
+    fake.calls.clear()
+    ops.attention_forward(q, k, v, 256, 4, 0.125)
+    assert [(n, g) for n, g, *_ in _launches(fake.calls)] == [("swba_fwd", (2, 1, 1))], \
         _launches(fake.calls)
 
     # sm_90: the mma.sync kernels, 128 threads, 128 query rows (64 in the
