@@ -30,6 +30,7 @@ from triton.testing import do_bench  # noqa: E402
 
 import swba as new  # noqa: E402
 from configs import DESIGN as CONFIGS  # noqa: E402
+from cuda_graphs import capture  # noqa: E402
 
 spec = importlib.util.spec_from_file_location(
     "swba_old", os.path.join(args.old_python, "swba", "__init__.py"),
@@ -42,15 +43,7 @@ spec.loader.exec_module(old)
 def graphed(fn, replays=10):
     """fn captured in a CUDA graph; the returned callable replays it
     `replays` times (so that the host's replay call is hidden)."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(3):
-            fn()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        fn()
+    graph = capture(fn)
 
     def replay():
         for _ in range(replays):

@@ -20,6 +20,7 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.dirname(__file__))
 from swba import attention  # noqa: E402
+from cuda_graphs import capture  # noqa: E402
 from bench_attention import bool_mask  # noqa: E402
 
 
@@ -90,16 +91,7 @@ def main():
           f"{'GPU span':>9s} {'flushed':>9s} {'do_bench':>9s}")
     def captured(fn):
         """fn's step as one CUDA graph replay (no host work per kernel)."""
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(3):
-                fn()
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            fn()
-        return graph.replay
+        return capture(fn).replay
 
     graphs = [(f"{name} (graph)", captured(fn)) for name, fn in (("ours", ours), ("sdpa", sdpa))]
     peers = (("ours", ours), ("sdpa", sdpa), ("ours", ours), ("sdpa", sdpa), *graphs)

@@ -18,6 +18,7 @@ if not torch.cuda.is_available() or torch.cuda.get_device_capability() != (9, 0)
 
 sys.path.insert(0, os.path.dirname(__file__))
 from splitkv_cases import CASES, SPLITS  # noqa: E402
+from test_gpu_attention import reference as dense_reference  # noqa: E402
 
 from swba import ops  # noqa: E402
 
@@ -37,16 +38,7 @@ def reference(q, k, v, bs, ws, scale):
     nq, nk = q.shape[2], k.shape[2]
     begin = max(0, ((nk - nq) // bs - ws + 1) * bs)
     k, v = k[:, :, begin:], v[:, :, begin:]
-    nk -= begin
-    group = q.shape[1] // k.shape[1]
-    k = k.float().repeat_interleave(group, dim=1)
-    v = v.float().repeat_interleave(group, dim=1)
-    qf = (torch.arange(nq, device=q.device) + nk - nq) // bs
-    kf = torch.arange(nk, device=q.device) // bs
-    visible = (kf[None, :] <= qf[:, None]) & (qf[:, None] - kf[None, :] < ws)
-    s = (q.float() @ k.transpose(-1, -2)) * scale
-    s = s.masked_fill(~visible, float("-inf"))
-    return torch.softmax(s, dim=-1) @ v, torch.logsumexp(s, dim=-1)
+    return dense_reference(q, k, v, bs, ws, scale)
 
 
 def inputs(case):
