@@ -82,6 +82,7 @@ LowerSWBAOptions SWBAToNVVMOptions::lowerSWBAOptions() const {
   options.stages = stages;
   options.overlapSoftmax = overlapSoftmax;
   options.pingPong = pingPong;
+  options.decode = decode;
   options.gradKeyTile = gradKeyTile;
   options.gradQueryTile = gradQueryTile;
   options.gradStages = gradStages;

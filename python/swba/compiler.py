@@ -47,6 +47,7 @@ class KernelConfig:
     with_lse: bool = True
     chip: str = "sm_80"  # swba-opt's default; sm_90a: the TMA + wgmma kernels (head dims 64, 128)
     grad: bool = False  # swba.attention_grad instead of swba.attention
+    paged: bool = False  # swba.paged_attention (the KV cache in pages) instead
     # Extra --swba-to-nvvm options (tile choices of the sm_90a kernel, e.g.
     # "stages=3 overlap-softmax=false"); empty: the lowering's defaults.
     options: str = ""
@@ -81,6 +82,8 @@ class KernelConfig:
                 f"  swba.attention_grad ins(%q, %k, %v, %o, %do, %l : {q}, {q}, {v}, "
                 f"{v}, {v}, {lse}) outs(%dq, %dk, %dv : {q}, {q}, {v}) {attrs}\n"
                 f"  return\n}}\n")
+        if self.paged:
+            return self._paged_mlir(q, v, lse, attrs)
         lse_arg = f", %l: {lse}" if self.with_lse else ""
         outs = f"%o, %l : {v}, {lse}" if self.with_lse else f"%o : {v}"
         return (
@@ -88,6 +91,19 @@ class KernelConfig:
             f"  swba.attention ins(%q, %k, %v : {q}, {q}, {v}) outs({outs}) {attrs}\n"
             f"  return\n}}\n"
         )
+
+    def _paged_mlir(self, q: str, o: str, lse: str, attrs: str) -> str:
+        t, d, dv = self.dtype, self.head_dim, self.value_dim
+        kc, vc = f"memref<?x?x?x{d}x{t}>", f"memref<?x?x?x{dv}x{t}>"
+        pt, sl = "memref<?x?xi32>", "memref<?xi32>"
+        lse_arg = f", %l: {lse}" if self.with_lse else ""
+        outs = f"%o, %l : {o}, {lse}" if self.with_lse else f"%o : {o}"
+        return (
+            f"func.func @paged_attention(%q: {q}, %kc: {kc}, %vc: {vc}, %pt: {pt}, "
+            f"%sl: {sl}, %o: {o}{lse_arg}) {{\n"
+            f"  swba.paged_attention ins(%q, %kc, %vc, %pt, %sl : {q}, {kc}, {vc}, {pt}, "
+            f"{sl}) outs({outs}) {attrs}\n"
+            f"  return\n}}\n")
 
 
 def find_swba_opt() -> str | None:
@@ -321,6 +337,17 @@ def _buffer(entry, where: str) -> Buffer:
                   _field(entry, "zero", bool, f"buffer {name!r}"))
 
 
+def read_sizes(text: str) -> tuple:
+    """The names of the sizes the host chooses at each launch (the decode
+    kernels' `splits`) in a launch manifest read by `read_manifest`."""
+    module = json.loads(text)["modules"][0]
+    sizes = module.get("sizes", [])
+    if not isinstance(sizes, list) or not all(
+            isinstance(s, dict) and isinstance(s.get("name"), str) for s in sizes):
+        raise ManifestError(f"launch manifest: sizes {sizes!r}")
+    return tuple(s["name"] for s in sizes)
+
+
 def read_manifest(text: str) -> tuple[str, tuple, tuple]:
     """(gpu.module name, Launches in launch order, Buffers) of a launch
     manifest (--swba-write-launch-manifest) of one swba op's kernels."""
@@ -404,6 +431,7 @@ class Kernel:
 
     def __post_init__(self):
         self.module, self.launches, self.buffers = read_manifest(self.manifest)
+        self.sizes = read_sizes(self.manifest)
 
 
 def _write_atomically(path: Path, data: bytes):

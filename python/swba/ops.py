@@ -20,7 +20,8 @@ from . import compiler, runtime
 
 _TORCH_DTYPES = {torch.float16: "f16", torch.bfloat16: "bf16"}
 # Element types the manifest names for tensors and buffers.
-_ELEMENT_TYPES = {"f16": torch.float16, "bf16": torch.bfloat16, "f32": torch.float32}
+_ELEMENT_TYPES = {"f16": torch.float16, "bf16": torch.bfloat16, "f32": torch.float32,
+                  "i32": torch.int32}
 _modules: dict = {}
 
 
@@ -209,11 +210,19 @@ class _Launches:
     (every wait on the device; a CUDA graph capture on the caller's stream
     takes the second stream in and joins it back)."""
 
-    def __init__(self, compiled, functions, shapes, dtypes, device):
+    def __init__(self, compiled, functions, shapes, dtypes, device, sizes=None):
         names = tuple(shapes)
         self.device = device
         self.buffers = []
         shapes, dtypes = dict(shapes), dict(dtypes)
+        # Sizes the host chooses (the decode kernels' split count) read as
+        # dim 0 of a tensor of that name.
+        for name in compiled.sizes:
+            if name not in (sizes or {}):
+                raise compiler.ManifestError(
+                    f"launch manifest: the launch needs a {name!r} size this runtime "
+                    "does not choose")
+            shapes[name] = (int(sizes[name]),)
         for buffer in compiled.buffers:
             if buffer.element_type not in _ELEMENT_TYPES:
                 raise compiler.ManifestError(
@@ -279,6 +288,8 @@ class _Plan:
     def _config(self, grad, deterministic=False):
         b, hq, hkv, nq, nk, d, dv = self.shapes
         options = self.options
+        if not grad and self._uses_decode():
+            options = (options + " decode=true").strip()
         if deterministic or not grad:  # (the option only changes the backward)
             options = " ".join(o for o in options.split()
                                if not o.startswith("grad-fused-dq="))
@@ -340,20 +351,64 @@ class _Plan:
     def _launches(self, config, tensors):
         """The _Launches of `config` for tensors shaped as `tensors` (the
         op's operands in the order the manifest names them)."""
-        compiled, functions = _module(config, self.device)
         names = _GRAD_OPERANDS if config.grad else _FORWARD_OPERANDS
-        launches = _Launches(compiled, functions,
-                             {n: tuple(t.shape) for n, t in zip(names, tensors)},
-                             {n: t.dtype for n, t in zip(names, tensors)}, self.device)
-        # A lone kernel without buffers (the forward) is called directly:
-        # one call less on the host's fast path.
-        if len(launches.kernels) == 1 and not launches.buffers:
-            return launches.kernels[0][0]
-        return launches
+        b, hq, hkv, nq, nk, d, dv = self.shapes
+        splits = decode_splits(b, hkv, min(nk, _window_keys(self.block_size, self.window, nq)),
+                               self.device)
+        return _make_launches(config, self.device, names, tensors, {"splits": splits})
+
+    def _uses_decode(self) -> bool:
+        """Whether the forward runs on the split-KV decode kernel: few query
+        rows per kv head (at most 16 queries, at most 64 rows Hq / Hkv * Nq
+        packed), where the tiled forward would read every K/V tile once per
+        query head and launch too few workgroups."""
+        b, hq, hkv, nq, nk, d, dv = self.shapes
+        return nq <= _DECODE_QUERIES and hq // hkv * nq <= _DECODE_ROWS
+
+
+def _make_launches(config, device, names, tensors, sizes):
+    compiled, functions = _module(config, device)
+    launches = _Launches(compiled, functions,
+                         {n: tuple(t.shape) for n, t in zip(names, tensors)},
+                         {n: t.dtype for n, t in zip(names, tensors)}, device, sizes)
+    # A lone kernel without buffers (the forward) is called directly: one
+    # call less on the host's fast path.
+    if len(launches.kernels) == 1 and not launches.buffers:
+        return launches.kernels[0][0]
+    return launches
 
 
 # The op's operands as the launch manifest names them.
 _FORWARD_OPERANDS = ("q", "k", "v", "out", "lse")
+_PAGED_OPERANDS = ("q", "k_cache", "v_cache", "page_table", "seq_lens", "out", "lse")
+
+# The decode kernel's limits (--lower-swba decode): packed rows per kv head
+# it takes, and the query count up to which swba.attention uses it.
+_DECODE_ROWS = 64
+_DECODE_QUERIES = 16
+_sm_counts: dict = {}
+
+
+def _window_keys(block_size: int, window: int, nq: int) -> int:
+    """The most keys the rows of Nq consecutive queries see together."""
+    return block_size * window + nq - 1
+
+
+def decode_splits(batch: int, kv_heads: int, keys: int, device) -> int:
+    """Workgroups among which the decode kernel divides each row group's
+    window of (at most) `keys` keys: enough that batch x kv heads x splits
+    workgroups fill the GPU about four times over, no more than there are
+    64-key tiles. `SWBA_DECODE_SPLITS` overrides it (any value >= 1 gives
+    the same result)."""
+    forced = os.environ.get("SWBA_DECODE_SPLITS")
+    if forced:
+        return max(1, int(forced))
+    sms = _sm_counts.get(device.index)
+    if sms is None:
+        sms = _sm_counts[device.index] = torch.cuda.get_device_properties(
+            device).multi_processor_count
+    want = -(-4 * sms // max(batch * kv_heads, 1))
+    return max(1, min(want, -(-keys // 64), 64))
 _GRAD_OPERANDS = ("q", "k", "v", "out", "dout", "lse", "dq", "dk", "dv")
 
 _side_streams: dict = {}  # device index -> torch.cuda.Stream

@@ -96,6 +96,12 @@ def LowerSWBA : Pass<"lower-swba"> {
            "sm_90a forward, with overlap-softmax: the consumer warpgroups "
            "take turns issuing their products, so that one's softmax runs "
            "under the others' products.">,
+    Option<"decode", "decode", "bool", /*default=*/"false",
+           "target=gpu: swba.attention's forward on the split-KV decode "
+           "kernel (as swba.paged_attention always is): the query heads of "
+           "a kv head packed into one workgroup (at most 64 rows, Hq / Hkv "
+           "* Nq), their key window divided among a host-chosen number of "
+           "workgroups. For decode and short query frames.">,
     Option<"gradKeyTile", "grad-key-tile", "int64_t", /*default=*/"0",
            "sm_90a backward: keys per K/V tile of the dQ kernel, 64 or "
            "128; 0: 128, or 64 where 128 does not fit in shared memory.">,

@@ -87,6 +87,11 @@ struct SWBAToNVVMOptions : public PassPipelineOptions<SWBAToNVVMOptions> {
                      "take turns issuing their products (--lower-swba "
                      "ping-pong)."),
       llvm::cl::init(LowerSWBAOptions().pingPong)};
+  PassOptions::Option<bool> decode{
+      *this, "decode",
+      llvm::cl::desc("swba.attention's forward on the split-KV decode kernel "
+                     "(--lower-swba decode)."),
+      llvm::cl::init(LowerSWBAOptions().decode)};
   PassOptions::Option<int64_t> gradKeyTile{
       *this, "grad-key-tile",
       llvm::cl::desc("sm_90a backward: keys per K/V tile of the dQ kernel, "

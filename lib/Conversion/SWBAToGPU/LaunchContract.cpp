@@ -20,6 +20,15 @@ gpu_kernels::namedOperands(Operation *op) {
       named.push_back({"lse", fwd.getLse()});
     return named;
   }
+  if (auto paged = dyn_cast<PagedAttentionOp>(op)) {
+    SmallVector<std::pair<StringRef, Value>> named{
+        {"q", paged.getQuery()},           {"k_cache", paged.getKeyCache()},
+        {"v_cache", paged.getValueCache()}, {"page_table", paged.getPageTable()},
+        {"seq_lens", paged.getSeqLens()},   {"out", paged.getOut()}};
+    if (paged.getLse())
+      named.push_back({"lse", paged.getLse()});
+    return named;
+  }
   auto grad = cast<AttentionGradOp>(op);
   return {{"q", grad.getQuery()},      {"k", grad.getKey()},
           {"v", grad.getValue()},      {"out", grad.getOut()},
@@ -129,13 +138,18 @@ static Attribute buffersAttr(Builder &b, ArrayRef<LaunchBuffer> buffers) {
 
 void gpu_kernels::emitLaunches(
     RewriterBase &rewriter, Operation *op, ArrayRef<LaunchBuffer> buffers,
-    ArrayRef<std::pair<gpu::GPUFuncOp, LaunchContract>> kernels) {
+    ArrayRef<std::pair<gpu::GPUFuncOp, LaunchContract>> kernels,
+    ArrayRef<LaunchSize> sizes) {
   rewriter.setInsertionPoint(op);
   LoopEmitter e(rewriter, op->getLoc());
-  llvm::StringMap<Value> tensors;
+  llvm::StringMap<Value> tensors, chosen;
   for (auto [name, value] : namedOperands(op))
     tensors[name] = value;
+  for (const LaunchSize &launchSize : sizes)
+    chosen[launchSize.name] = launchSize.value;
   auto size = [&](SizeRef ref) {
+    if (Value value = chosen.lookup(ref.tensor))
+      return value;
     return e.dim(tensors.lookup(ref.tensor), ref.dim);
   };
 
@@ -191,8 +205,15 @@ void gpu_kernels::emitLaunches(
 
   for (Value memref : llvm::reverse(allocated))
     gpu::DeallocOp::create(e.b, /*asyncToken=*/Type(), ValueRange(), memref);
+  Operation *gpuModule = kernels.front().first->getParentOp();
   if (!buffers.empty())
-    kernels.front().first->getParentOp()->setAttr(kBuffersAttrName,
-                                                  buffersAttr(e.b, buffers));
+    gpuModule->setAttr(kBuffersAttrName, buffersAttr(e.b, buffers));
+  if (!sizes.empty()) {
+    SmallVector<Attribute> names;
+    for (const LaunchSize &launchSize : sizes)
+      names.push_back(e.b.getDictionaryAttr(
+          {e.b.getNamedAttr("name", e.b.getStringAttr(launchSize.name))}));
+    gpuModule->setAttr(kSizesAttrName, e.b.getArrayAttr(names));
+  }
   rewriter.eraseOp(op);
 }

@@ -27,9 +27,16 @@ namespace mlir::swba::gpu_kernels {
 /// Attribute names of the contract in the lowered IR.
 constexpr llvm::StringLiteral kLaunchAttrName = "swba.launch";
 constexpr llvm::StringLiteral kBuffersAttrName = "swba.buffers";
+constexpr llvm::StringLiteral kSizesAttrName = "swba.sizes";
+
+/// A size the host chooses at each launch, not the shape of any tensor:
+/// the split count of the decode kernels (any value >= 1 gives the same
+/// result; the runtime picks it from the shapes and the GPU's size).
+constexpr llvm::StringLiteral kSplitsSize = "splits";
 
 /// A runtime size: dimension `dim` of the tensor named `tensor` (an operand
-/// of the op, see namedOperands, or a buffer of the launch).
+/// of the op, see namedOperands, or a buffer of the launch), or, with dim
+/// 0, a size the host chooses (LaunchSize).
 struct SizeRef {
   StringRef tensor;
   int64_t dim;
@@ -90,17 +97,26 @@ struct LaunchBuffer {
   bool zero = false;
 };
 
+/// A size the host chooses (kSplitsSize), with the value the emitted host
+/// code launches with.
+struct LaunchSize {
+  StringRef name;
+  Value value;
+};
+
 /// The op's operands by the names the contracts use: q, k, v, out[, lse]
 /// for swba.attention; q, k, v, out, dout, lse, dq, dk, dv for
-/// swba.attention_grad.
+/// swba.attention_grad; q, k_cache, v_cache, page_table, seq_lens, out[,
+/// lse] for swba.paged_attention.
 SmallVector<std::pair<StringRef, Value>> namedOperands(Operation *op);
 
 /// Replaces `op` by the launches of `kernels` in order (with their
 /// `buffers` allocated first and freed last) and attaches the contracts to
-/// the kernels and the buffers to their gpu.module.
+/// the kernels and the buffers and host-chosen `sizes` to their gpu.module.
 void emitLaunches(RewriterBase &rewriter, Operation *op,
                   ArrayRef<LaunchBuffer> buffers,
-                  ArrayRef<std::pair<gpu::GPUFuncOp, LaunchContract>> kernels);
+                  ArrayRef<std::pair<gpu::GPUFuncOp, LaunchContract>> kernels,
+                  ArrayRef<LaunchSize> sizes = {});
 
 } // namespace mlir::swba::gpu_kernels
 

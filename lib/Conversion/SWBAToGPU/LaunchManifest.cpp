@@ -96,9 +96,20 @@ struct WriteLaunchManifestPass
         }
         buffers = std::move(*value);
       }
-      modules.push_back(llvm::json::Object{{"name", gpuModule.getName().str()},
-                                           {"buffers", std::move(buffers)},
-                                           {"kernels", std::move(entries)}});
+      llvm::json::Object entry{{"name", gpuModule.getName().str()},
+                               {"buffers", std::move(buffers)},
+                               {"kernels", std::move(entries)}};
+      // Sizes the host chooses (the decode kernels' split count).
+      if (Attribute attr = gpuModule->getAttr(kSizesAttrName)) {
+        FailureOr<llvm::json::Value> value = toJSON(attr);
+        if (failed(value)) {
+          gpuModule.emitError() << "unexpected value in " << kSizesAttrName;
+          bad = true;
+          return;
+        }
+        entry["sizes"] = std::move(*value);
+      }
+      modules.push_back(std::move(entry));
     });
     if (bad)
       return signalPassFailure();
