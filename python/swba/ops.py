@@ -396,10 +396,12 @@ def _window_keys(block_size: int, window: int, nq: int) -> int:
 
 def decode_splits(batch: int, kv_heads: int, keys: int, device) -> int:
     """Workgroups among which the decode kernel divides each row group's
-    window of (at most) `keys` keys: enough that batch x kv heads x splits
-    workgroups fill the GPU about four times over, no more than there are
-    64-key tiles. `SWBA_DECODE_SPLITS` overrides it (any value >= 1 gives
-    the same result)."""
+    window of (at most) `keys` keys: as many as make batch x kv heads x
+    splits workgroups one wave of two per SM (the kernel's shared memory
+    and registers let two share an SM; a second, partial wave would leave
+    most SMs idle at its end), with at least two 64-key tiles a split.
+    `SWBA_DECODE_SPLITS` overrides it (any value >= 1 gives the same
+    result)."""
     forced = os.environ.get("SWBA_DECODE_SPLITS")
     if forced:
         return max(1, int(forced))
@@ -407,8 +409,8 @@ def decode_splits(batch: int, kv_heads: int, keys: int, device) -> int:
     if sms is None:
         sms = _sm_counts[device.index] = torch.cuda.get_device_properties(
             device).multi_processor_count
-    want = -(-4 * sms // max(batch * kv_heads, 1))
-    return max(1, min(want, -(-keys // 64), 64))
+    want = 2 * sms // max(batch * kv_heads, 1)
+    return max(1, min(want, -(-keys // 128), 64))
 _GRAD_OPERANDS = ("q", "k", "v", "out", "dout", "lse", "dq", "dk", "dv")
 
 _side_streams: dict = {}  # device index -> torch.cuda.Stream

@@ -47,14 +47,15 @@ struct DecodeKernel {
 
   void setUp(Value buffer);
   void loadQuery();
-  Value issueTile(Value tile);
+  Value issueTile(Value tile, Value entry);
   SmallVector<Value> mainloop();
   void writePartials(ValueRange state, Value buffer);
 
 private:
   Value sequenceLength();
   void splitWindow();
-  std::pair<SmallVector<Value>, Value> keyAddress(Value key);
+  Value threadKey(Value tile);
+  Value lookUpEntry(Value tile);
   void copyChunk(Value cache, Value smem, ArrayRef<Value> address, Value ok,
                  Value smemRow, Value col);
   SmallVector<Value> tileStep(Value tile, ValueRange state);
@@ -91,6 +92,13 @@ static Value sharedBytesBuffer(KernelBuilder &e, int64_t bytes) {
   return memref::ReinterpretCastOp::create(e.b, bufType, global, 0,
                                            ArrayRef<int64_t>{bytes},
                                            ArrayRef<int64_t>{1});
+}
+/// Fragment j (rows 2j, 2j + 1) of an ldmatrix result.
+static Value halfOf(KernelBuilder &e, Value frags, int64_t j) {
+  if (cast<VectorType>(frags.getType()).getDimSize(0) == 2)
+    return frags;
+  return vector::ShuffleOp::create(e.b, frags, frags,
+                                   ArrayRef<int64_t>{2 * j, 2 * j + 1});
 }
 static Value workgroupView(KernelBuilder &e, Value buffer, int64_t offset,
                            ArrayRef<int64_t> shape, Type type) {
@@ -204,29 +212,31 @@ void DecodeKernel::loadQuery() {
   qFrag = e.loadAFragments(sK, e.add(slotRow, e.mul(warpTile, 16)), d);
 }
 
-/// The indices of key `key`'s row in k/v (the column left out) and whether
-/// it may be read: a paged key's page must be in the table and its entry
-/// a page of the cache.
-std::pair<SmallVector<Value>, Value> DecodeKernel::keyAddress(Value key) {
-  if (!ops.paged())
-    return {{batch, kvHead, key}, Value()};
-  Value page = e.divIdx(key, pageSize);
-  Value inTable = cmp(e, arith::CmpIPredicate::ult, page, maxPages);
-  auto ifOp = scf::IfOp::create(e.b, TypeRange{e.b.getIndexType()}, inTable,
+/// The key row this thread copies in tile `tile`: two threads a row, so
+/// that a thread looks up one page a tile.
+Value DecodeKernel::threadKey(Value tile) {
+  return e.add(e.add(keys.begin, e.mul(tile, kDecodeTile)),
+               e.div(e.threadId, kThreads / kDecodeTile));
+}
+
+/// The page table entry of this thread's key row in tile `tile` (-1 past
+/// the table or the split's tiles): loaded one step before the tile is
+/// issued, so that its latency does not hold the copies up.
+Value DecodeKernel::lookUpEntry(Value tile) {
+  Value page = e.divIdx(threadKey(tile), pageSize);
+  Value needed =
+      andI(e, cmp(e, arith::CmpIPredicate::ult, page, maxPages),
+           cmp(e, arith::CmpIPredicate::ult, tile, numTiles));
+  auto ifOp = scf::IfOp::create(e.b, TypeRange{e.b.getIndexType()}, needed,
                                 true);
-  {
-    OpBuilder::InsertionGuard guard(e.b);
-    e.b.setInsertionPointToStart(ifOp.thenBlock());
-    Value slot = arith::IndexCastOp::create(
-        e.b, e.b.getIndexType(), e.load(ops.pageTable, {batch, page}));
-    scf::YieldOp::create(e.b, slot);
-    e.b.setInsertionPointToStart(ifOp.elseBlock());
-    scf::YieldOp::create(e.b, e.idx(-1));
-  }
-  Value slot = ifOp.getResult(0);
-  Value valid = cmp(e, arith::CmpIPredicate::ult, slot, numPages);
-  Value row = arith::RemUIOp::create(e.b, key, pageSize);
-  return {{e.select(valid, slot, e.idx(0)), row, kvHead}, valid};
+  OpBuilder::InsertionGuard guard(e.b);
+  e.b.setInsertionPointToStart(ifOp.thenBlock());
+  Value slot = arith::IndexCastOp::create(
+      e.b, e.b.getIndexType(), e.load(ops.pageTable, {batch, page}));
+  scf::YieldOp::create(e.b, slot);
+  e.b.setInsertionPointToStart(ifOp.elseBlock());
+  scf::YieldOp::create(e.b, e.idx(-1));
+  return ifOp.getResult(0);
 }
 
 /// One 16-byte cp.async; `ok` false copies nothing and zero-fills, so keys
@@ -244,43 +254,47 @@ void DecodeKernel::copyChunk(Value cache, Value smem, ArrayRef<Value> address,
 
 /// Issues tile `tile` of the split into its ring slot (when the split has
 /// it) and closes a cp.async group either way, so that every thread
-/// counts the same groups; returns the group's token.
-Value DecodeKernel::issueTile(Value tile) {
+/// counts the same groups; returns the group's token. A thread copies
+/// every other 16-byte chunk of one key row (its pair partner the others:
+/// each copy of a warp covers whole 32-byte sectors); `entry` is the page
+/// table entry of that row (paged caches).
+Value DecodeKernel::issueTile(Value tile, Value entry) {
   Value has = cmp(e, arith::CmpIPredicate::ult, tile, numTiles);
   auto ifOp = scf::IfOp::create(e.b, has, /*withElseRegion=*/false);
   {
     OpBuilder::InsertionGuard guard(e.b);
     e.b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
-    Value k0 = e.add(keys.begin, e.mul(tile, kDecodeTile));
-    Value slotRow = e.mul(e.rem(tile, kDecodeStages), kDecodeTile);
-    int64_t widths[2] = {layout.headDim, layout.valueDim};
-    Value caches[2] = {ops.k, ops.v}, smems[2] = {sK, sV};
-    for (int64_t which = 0; which < 2; ++which) {
-      int64_t perRow = widths[which] / kVec;
-      for (int64_t base = 0; base < kDecodeTile * perRow; base += kThreads) {
-        Value chunk = e.add(e.threadId, e.idx(base));
-        Value r = e.div(chunk, perRow), col = e.mul(e.rem(chunk, perRow), kVec);
-        Value key = e.add(k0, r);
-        Value inSplit = cmp(e, arith::CmpIPredicate::ult, key, keys.end);
-        auto [address, valid] =
-            keyAddress(e.select(inSplit, key, keys.begin));
-        Value ok = valid ? andI(e, inSplit, valid) : inSplit;
-        copyChunk(caches[which], smems[which], address, ok,
-                  e.add(slotRow, r), col);
-        if (!valid || which)
-          continue;
-        // A key of an invalid page poisons the rows that see it (NaN).
-        Value first = cmp(e, arith::CmpIPredicate::eq, col, e.idx(0));
-        Value bad = andI(e, inSplit, arith::XOrIOp::create(
-                                         e.b, valid,
-                                         arith::ConstantIntOp::create(
-                                             e.b, e.b.getI1Type(), 1)));
-        Value word = e.select(bad, e.f32(std::nan("")), e.f32(0.0));
-        auto store = scf::IfOp::create(e.b, first, false);
-        OpBuilder::InsertionGuard g2(e.b);
-        e.b.setInsertionPoint(store.thenBlock()->getTerminator());
-        e.store(word, sPoison, {e.add(slotRow, r)});
-      }
+    int64_t perRow = kThreads / kDecodeTile;
+    Value r = e.div(e.threadId, perRow), half = e.rem(e.threadId, perRow);
+    Value smemRow = e.add(e.mul(e.rem(tile, kDecodeStages), kDecodeTile), r);
+    Value key = threadKey(tile);
+    Value ok = cmp(e, arith::CmpIPredicate::ult, key, keys.end);
+    key = e.select(ok, key, keys.begin);
+    SmallVector<Value> address{batch, kvHead, key};
+    Value bad;
+    if (ops.paged()) {
+      Value valid = cmp(e, arith::CmpIPredicate::ult, entry, numPages);
+      bad = andI(e, ok, arith::XOrIOp::create(
+                            e.b, valid,
+                            arith::ConstantIntOp::create(e.b, e.b.getI1Type(), 1)));
+      ok = andI(e, ok, valid);
+      address = {e.select(valid, entry, e.idx(0)),
+                 arith::RemUIOp::create(e.b, key, pageSize), kvHead};
+    }
+    for (int64_t i = 0; i < layout.headDim / (kVec * perRow); ++i)
+      copyChunk(ops.k, sK, address, ok, smemRow,
+                e.mul(e.add(e.mul(e.idx(i), perRow), half), kVec));
+    for (int64_t i = 0; i < layout.valueDim / (kVec * perRow); ++i)
+      copyChunk(ops.v, sV, address, ok, smemRow,
+                e.mul(e.add(e.mul(e.idx(i), perRow), half), kVec));
+    if (ops.paged()) {
+      // A key of an invalid page poisons the rows that see it (NaN).
+      Value word = e.select(bad, e.f32(std::nan("")), e.f32(0.0));
+      auto store = scf::IfOp::create(
+          e.b, cmp(e, arith::CmpIPredicate::eq, half, e.idx(0)), false);
+      OpBuilder::InsertionGuard g2(e.b);
+      e.b.setInsertionPoint(store.thenBlock()->getTerminator());
+      e.store(word, sPoison, {smemRow});
     }
   }
   return nvgpu::DeviceAsyncCreateGroupOp::create(
@@ -288,15 +302,19 @@ Value DecodeKernel::issueTile(Value tile) {
 }
 
 /// Loop-carried per warp: nAcc output tiles, then the max and the
-/// (per-thread partial) sum of rows g and g + 8.
+/// (per-thread partial) sum of rows g and g + 8; for a paged cache then
+/// the page table entry of the tile the next step issues.
 SmallVector<Value> DecodeKernel::mainloop() {
   for (int64_t s = 0; s + 1 < kDecodeStages; ++s)
-    groupToken = issueTile(e.idx(s));
+    groupToken =
+        issueTile(e.idx(s), ops.paged() ? lookUpEntry(e.idx(s)) : Value());
   loadQuery();
   SmallVector<Value> init;
   for (int64_t i = 0; i < nAcc; ++i)
     init.push_back(e.zeroAcc());
   init.append({e.negInf(), e.negInf(), e.f32(0.0), e.f32(0.0)});
+  if (ops.paged())
+    init.push_back(lookUpEntry(e.idx(kDecodeStages - 1)));
   auto loop = scf::ForOp::create(e.b, e.idx(0), numTiles, e.idx(1), init);
   OpBuilder::InsertionGuard guard(e.b);
   e.b.setInsertionPointToEnd(loop.getBody());
@@ -315,19 +333,30 @@ SmallVector<Value> DecodeKernel::tileStep(Value tile, ValueRange state) {
   // Everyone's copies of this tile are visible, and everyone is done with
   // the slot that the next issue overwrites.
   gpu::BarrierOp::create(e.b);
-  issueTile(e.add(tile, e.idx(kDecodeStages - 1)));
+  Value entry, nextEntry;
+  if (ops.paged()) {
+    entry = state.back();
+    state = state.drop_back();
+    nextEntry = lookUpEntry(e.add(tile, e.idx(kDecodeStages)));
+  }
+  issueTile(e.add(tile, e.idx(kDecodeStages - 1)), entry);
   Value k0 = e.add(keys.begin, e.mul(tile, kDecodeTile));
   Value slotRow = e.mul(e.rem(tile, kDecodeStages), kDecodeTile);
   auto chunks = scf::ForOp::create(e.b, keyGroup, e.idx(kDecodeTile / kChunk),
                                    keyGroups, state);
-  OpBuilder::InsertionGuard guard(e.b);
-  e.b.setInsertionPointToEnd(chunks.getBody());
-  Value c = chunks.getInductionVar();
-  scf::YieldOp::create(
-      e.b, chunkStep(e.add(k0, e.mul(c, kChunk)),
-                     e.add(slotRow, e.mul(c, kChunk)),
-                     chunks.getRegionIterArgs()));
-  return SmallVector<Value>(chunks.getResults());
+  {
+    OpBuilder::InsertionGuard guard(e.b);
+    e.b.setInsertionPointToEnd(chunks.getBody());
+    Value c = chunks.getInductionVar();
+    scf::YieldOp::create(
+        e.b, chunkStep(e.add(k0, e.mul(c, kChunk)),
+                       e.add(slotRow, e.mul(c, kChunk)),
+                       chunks.getRegionIterArgs()));
+  }
+  SmallVector<Value> next(chunks.getResults());
+  if (nextEntry)
+    next.push_back(nextEntry);
+  return next;
 }
 
 /// Keys [c0, c0 + 16) at shared row `chunkRow`: scores, mask, softmax,
@@ -354,10 +383,15 @@ SmallVector<Value> DecodeKernel::chunkStep(Value c0, Value chunkRow,
   SmallVector<Value> masked(maskIf.getResults());
   SmallVector<Value> p = softmax(masked, next);
   Value aFrag = e.toAFragment(p[0], p[1]);
-  for (int64_t dt = 0; dt < nAcc; ++dt) {
-    Value bFrag = e.ldmatrix(sV, e.add(chunkRow, e.rem(e.laneId, 16)),
-                             e.idx(dt * 8), 2, /*transpose=*/true);
-    next[dt] = e.mma(aFrag, bFrag, next[dt]);
+  // ldmatrix.x4 with transpose: the B fragments of n tiles dt and dt + 1.
+  Value row = e.add(chunkRow, e.rem(e.laneId, 16));
+  for (int64_t dt = 0; dt < nAcc; dt += 2) {
+    int64_t tiles = dt + 1 < nAcc ? 4 : 2;
+    Value col = e.add(e.mul(e.div(e.laneId, 16), 8 * (tiles / 4)),
+                      e.idx(dt * 8));
+    Value frags = e.ldmatrix(sV, row, col, tiles, /*transpose=*/true);
+    for (int64_t j = 0; j < tiles / 2; ++j)
+      next[dt + j] = e.mma(aFrag, halfOf(e, frags, j), next[dt + j]);
   }
   return next;
 }
@@ -367,23 +401,30 @@ SmallVector<Value> DecodeKernel::chunkStep(Value c0, Value chunkRow,
 SmallVector<Value> DecodeKernel::scores(Value chunkRow) {
   SmallVector<Value> s;
   for (int64_t nt = 0; nt < 2; ++nt) {
-    Value c = e.zeroAcc();
+    // ldmatrix.x4 gives the B fragments of k slices kk and kk + 1; two
+    // accumulators halve the chain of dependent mmas.
+    Value c[2] = {e.zeroAcc(), e.zeroAcc()};
     Value row = e.add(chunkRow, e.add(e.rem(e.laneId, 8), e.idx(nt * 8)));
-    for (int64_t kk = 0; kk < dk; ++kk) {
-      Value col = e.add(e.mul(e.rem(e.div(e.laneId, 8), 2), 8), e.idx(kk * 16));
-      c = e.mma(qFrag[kk], e.ldmatrix(sK, row, col, 2, false), c);
+    for (int64_t kk = 0; kk < dk; kk += 2) {
+      int64_t tiles = kk + 1 < dk ? 4 : 2;
+      Value col = e.add(e.mul(e.rem(e.div(e.laneId, 8), tiles / 2 * 2), 8),
+                        e.idx(kk * 16));
+      Value frags = e.ldmatrix(sK, row, col, tiles, false);
+      for (int64_t j = 0; j < tiles / 2; ++j)
+        c[j] = e.mma(qFrag[kk + j], halfOf(e, frags, j), c[j]);
     }
-    c = arith::MulFOp::create(
-        e.b, c, vector::BroadcastOp::create(e.b, c.getType(), scale));
+    Value sum = arith::AddFOp::create(e.b, c[0], c[1]);
+    sum = arith::MulFOp::create(
+        e.b, sum, vector::BroadcastOp::create(e.b, sum.getType(), scale));
     if (ops.paged()) {
       Value key = e.add(chunkRow, e.add(e.mul(e.t, 2), e.idx(nt * 8)));
       for (int64_t col = 0; col < 2; ++col) {
         Value poison = e.load(sPoison, {e.add(key, e.idx(col))});
         for (int64_t r = 0; r < 2; ++r)
-          c = e.insert(e.addf(e.extract(c, r, col), poison), c, r, col);
+          sum = e.insert(e.addf(e.extract(sum, r, col), poison), sum, r, col);
       }
     }
-    s.push_back(c);
+    s.push_back(sum);
   }
   return s;
 }
