@@ -47,15 +47,16 @@ struct DecodeKernel {
 
   void setUp(Value buffer);
   void loadQuery();
-  Value issueTile(Value tile, Value entry);
+  Value issueTile(Value tile);
   SmallVector<Value> mainloop();
   void writePartials(ValueRange state, Value buffer);
 
 private:
   Value sequenceLength();
   void splitWindow();
-  Value threadKey(Value tile);
-  Value lookUpEntry(Value tile);
+  std::pair<SmallVector<Value>, Value> keyAddress(Value key);
+  void copyRows(Value k0, Value slotRow, int64_t width, Value cache,
+                Value smem, bool alsoV);
   void copyChunk(Value cache, Value smem, ArrayRef<Value> address, Value ok,
                  Value smemRow, Value col);
   SmallVector<Value> tileStep(Value tile, ValueRange state);
@@ -212,31 +213,29 @@ void DecodeKernel::loadQuery() {
   qFrag = e.loadAFragments(sK, e.add(slotRow, e.mul(warpTile, 16)), d);
 }
 
-/// The key row this thread copies in tile `tile`: two threads a row, so
-/// that a thread looks up one page a tile.
-Value DecodeKernel::threadKey(Value tile) {
-  return e.add(e.add(keys.begin, e.mul(tile, kDecodeTile)),
-               e.div(e.threadId, kThreads / kDecodeTile));
-}
-
-/// The page table entry of this thread's key row in tile `tile` (-1 past
-/// the table or the split's tiles): loaded one step before the tile is
-/// issued, so that its latency does not hold the copies up.
-Value DecodeKernel::lookUpEntry(Value tile) {
-  Value page = e.divIdx(threadKey(tile), pageSize);
-  Value needed =
-      andI(e, cmp(e, arith::CmpIPredicate::ult, page, maxPages),
-           cmp(e, arith::CmpIPredicate::ult, tile, numTiles));
-  auto ifOp = scf::IfOp::create(e.b, TypeRange{e.b.getIndexType()}, needed,
+/// The indices of key `key`'s row in k/v (the column left out) and whether
+/// it may be read: a paged key's page must be in the table and its entry
+/// a page of the cache.
+std::pair<SmallVector<Value>, Value> DecodeKernel::keyAddress(Value key) {
+  if (!ops.paged())
+    return {{batch, kvHead, key}, Value()};
+  Value page = e.divIdx(key, pageSize);
+  Value inTable = cmp(e, arith::CmpIPredicate::ult, page, maxPages);
+  auto ifOp = scf::IfOp::create(e.b, TypeRange{e.b.getIndexType()}, inTable,
                                 true);
-  OpBuilder::InsertionGuard guard(e.b);
-  e.b.setInsertionPointToStart(ifOp.thenBlock());
-  Value slot = arith::IndexCastOp::create(
-      e.b, e.b.getIndexType(), e.load(ops.pageTable, {batch, page}));
-  scf::YieldOp::create(e.b, slot);
-  e.b.setInsertionPointToStart(ifOp.elseBlock());
-  scf::YieldOp::create(e.b, e.idx(-1));
-  return ifOp.getResult(0);
+  {
+    OpBuilder::InsertionGuard guard(e.b);
+    e.b.setInsertionPointToStart(ifOp.thenBlock());
+    Value slot = arith::IndexCastOp::create(
+        e.b, e.b.getIndexType(), e.load(ops.pageTable, {batch, page}));
+    scf::YieldOp::create(e.b, slot);
+    e.b.setInsertionPointToStart(ifOp.elseBlock());
+    scf::YieldOp::create(e.b, e.idx(-1));
+  }
+  Value slot = ifOp.getResult(0);
+  Value valid = cmp(e, arith::CmpIPredicate::ult, slot, numPages);
+  Value row = arith::RemUIOp::create(e.b, key, pageSize);
+  return {{e.select(valid, slot, e.idx(0)), row, kvHead}, valid};
 }
 
 /// One 16-byte cp.async; `ok` false copies nothing and zero-fills, so keys
@@ -252,69 +251,69 @@ void DecodeKernel::copyChunk(Value cache, Value smem, ArrayRef<Value> address,
       e.select(ok, e.idx(kVec), e.idx(0)), e.b.getUnitAttr());
 }
 
+/// Copies the tile's rows of `cache` (`width` columns) into `smem` from
+/// `slotRow`: consecutive threads take consecutive 16-byte chunks, so that
+/// a warp's copy reads whole lines. K and V of one width share the rows'
+/// addresses (`alsoV`).
+void DecodeKernel::copyRows(Value k0, Value slotRow, int64_t width, Value cache,
+                            Value smem, bool alsoV) {
+  int64_t perRow = width / kVec;
+  for (int64_t base = 0; base < kDecodeTile * perRow; base += kThreads) {
+    Value chunk = e.add(e.threadId, e.idx(base));
+    Value r = e.div(chunk, perRow), col = e.mul(e.rem(chunk, perRow), kVec);
+    Value key = e.add(k0, r);
+    Value inSplit = cmp(e, arith::CmpIPredicate::ult, key, keys.end);
+    auto [address, valid] = keyAddress(e.select(inSplit, key, keys.begin));
+    Value ok = valid ? andI(e, inSplit, valid) : inSplit;
+    copyChunk(cache, smem, address, ok, e.add(slotRow, r), col);
+    if (alsoV)
+      copyChunk(ops.v, sV, address, ok, e.add(slotRow, r), col);
+    if (!valid || smem != sK)
+      continue;
+    // A key of an invalid page poisons the rows that see it (NaN).
+    Value bad = andI(e, inSplit,
+                     arith::XOrIOp::create(
+                         e.b, valid,
+                         arith::ConstantIntOp::create(e.b, e.b.getI1Type(), 1)));
+    Value word = e.select(bad, e.f32(std::nan("")), e.f32(0.0));
+    auto store = scf::IfOp::create(
+        e.b, cmp(e, arith::CmpIPredicate::eq, col, e.idx(0)), false);
+    OpBuilder::InsertionGuard guard(e.b);
+    e.b.setInsertionPoint(store.thenBlock()->getTerminator());
+    e.store(word, sPoison, {e.add(slotRow, r)});
+  }
+}
+
 /// Issues tile `tile` of the split into its ring slot (when the split has
 /// it) and closes a cp.async group either way, so that every thread
-/// counts the same groups; returns the group's token. A thread copies
-/// every other 16-byte chunk of one key row (its pair partner the others:
-/// each copy of a warp covers whole 32-byte sectors); `entry` is the page
-/// table entry of that row (paged caches).
-Value DecodeKernel::issueTile(Value tile, Value entry) {
+/// counts the same groups; returns the group's token.
+Value DecodeKernel::issueTile(Value tile) {
   Value has = cmp(e, arith::CmpIPredicate::ult, tile, numTiles);
   auto ifOp = scf::IfOp::create(e.b, has, /*withElseRegion=*/false);
   {
     OpBuilder::InsertionGuard guard(e.b);
     e.b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
-    int64_t perRow = kThreads / kDecodeTile;
-    Value r = e.div(e.threadId, perRow), half = e.rem(e.threadId, perRow);
-    Value smemRow = e.add(e.mul(e.rem(tile, kDecodeStages), kDecodeTile), r);
-    Value key = threadKey(tile);
-    Value ok = cmp(e, arith::CmpIPredicate::ult, key, keys.end);
-    key = e.select(ok, key, keys.begin);
-    SmallVector<Value> address{batch, kvHead, key};
-    Value bad;
-    if (ops.paged()) {
-      Value valid = cmp(e, arith::CmpIPredicate::ult, entry, numPages);
-      bad = andI(e, ok, arith::XOrIOp::create(
-                            e.b, valid,
-                            arith::ConstantIntOp::create(e.b, e.b.getI1Type(), 1)));
-      ok = andI(e, ok, valid);
-      address = {e.select(valid, entry, e.idx(0)),
-                 arith::RemUIOp::create(e.b, key, pageSize), kvHead};
-    }
-    for (int64_t i = 0; i < layout.headDim / (kVec * perRow); ++i)
-      copyChunk(ops.k, sK, address, ok, smemRow,
-                e.mul(e.add(e.mul(e.idx(i), perRow), half), kVec));
-    for (int64_t i = 0; i < layout.valueDim / (kVec * perRow); ++i)
-      copyChunk(ops.v, sV, address, ok, smemRow,
-                e.mul(e.add(e.mul(e.idx(i), perRow), half), kVec));
-    if (ops.paged()) {
-      // A key of an invalid page poisons the rows that see it (NaN).
-      Value word = e.select(bad, e.f32(std::nan("")), e.f32(0.0));
-      auto store = scf::IfOp::create(
-          e.b, cmp(e, arith::CmpIPredicate::eq, half, e.idx(0)), false);
-      OpBuilder::InsertionGuard g2(e.b);
-      e.b.setInsertionPoint(store.thenBlock()->getTerminator());
-      e.store(word, sPoison, {smemRow});
-    }
+    Value k0 = e.add(keys.begin, e.mul(tile, kDecodeTile));
+    Value slotRow = e.mul(e.rem(tile, kDecodeStages), kDecodeTile);
+    bool sameWidth = layout.headDim == layout.valueDim;
+    copyRows(k0, slotRow, layout.headDim, ops.k, sK, sameWidth);
+    if (!sameWidth)
+      copyRows(k0, slotRow, layout.valueDim, ops.v, sV, false);
   }
   return nvgpu::DeviceAsyncCreateGroupOp::create(
       e.b, nvgpu::DeviceAsyncTokenType::get(e.b.getContext()), ValueRange{});
 }
 
 /// Loop-carried per warp: nAcc output tiles, then the max and the
-/// (per-thread partial) sum of rows g and g + 8; for a paged cache then
-/// the page table entry of the tile the next step issues.
+/// (per-thread partial) sum of rows g and g + 8.
 SmallVector<Value> DecodeKernel::mainloop() {
   for (int64_t s = 0; s + 1 < kDecodeStages; ++s)
-    groupToken =
-        issueTile(e.idx(s), ops.paged() ? lookUpEntry(e.idx(s)) : Value());
+    groupToken = issueTile(e.idx(s));
   loadQuery();
   SmallVector<Value> init;
   for (int64_t i = 0; i < nAcc; ++i)
     init.push_back(e.zeroAcc());
   init.append({e.negInf(), e.negInf(), e.f32(0.0), e.f32(0.0)});
-  if (ops.paged())
-    init.push_back(lookUpEntry(e.idx(kDecodeStages - 1)));
   auto loop = scf::ForOp::create(e.b, e.idx(0), numTiles, e.idx(1), init);
   OpBuilder::InsertionGuard guard(e.b);
   e.b.setInsertionPointToEnd(loop.getBody());
@@ -333,13 +332,7 @@ SmallVector<Value> DecodeKernel::tileStep(Value tile, ValueRange state) {
   // Everyone's copies of this tile are visible, and everyone is done with
   // the slot that the next issue overwrites.
   gpu::BarrierOp::create(e.b);
-  Value entry, nextEntry;
-  if (ops.paged()) {
-    entry = state.back();
-    state = state.drop_back();
-    nextEntry = lookUpEntry(e.add(tile, e.idx(kDecodeStages)));
-  }
-  issueTile(e.add(tile, e.idx(kDecodeStages - 1)), entry);
+  issueTile(e.add(tile, e.idx(kDecodeStages - 1)));
   Value k0 = e.add(keys.begin, e.mul(tile, kDecodeTile));
   Value slotRow = e.mul(e.rem(tile, kDecodeStages), kDecodeTile);
   auto chunks = scf::ForOp::create(e.b, keyGroup, e.idx(kDecodeTile / kChunk),
@@ -353,10 +346,7 @@ SmallVector<Value> DecodeKernel::tileStep(Value tile, ValueRange state) {
                        e.add(slotRow, e.mul(c, kChunk)),
                        chunks.getRegionIterArgs()));
   }
-  SmallVector<Value> next(chunks.getResults());
-  if (nextEntry)
-    next.push_back(nextEntry);
-  return next;
+  return SmallVector<Value>(chunks.getResults());
 }
 
 /// Keys [c0, c0 + 16) at shared row `chunkRow`: scores, mask, softmax,
