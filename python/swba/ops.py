@@ -352,10 +352,12 @@ class _Plan:
         """The _Launches of `config` for tensors shaped as `tensors` (the
         op's operands in the order the manifest names them)."""
         names = _GRAD_OPERANDS if config.grad else _FORWARD_OPERANDS
-        b, hq, hkv, nq, nk, d, dv = self.shapes
-        splits = decode_splits(b, hkv, min(nk, _window_keys(self.block_size, self.window, nq)),
-                               self.device)
-        return _make_launches(config, self.device, names, tensors, {"splits": splits})
+        sizes = {}
+        if not config.grad and self._uses_decode():
+            b, hq, hkv, nq, nk, d, dv = self.shapes
+            keys = min(nk, _window_keys(self.block_size, self.window, nq))
+            sizes["splits"] = decode_splits(b, hkv, keys, self.device)
+        return _make_launches(config, self.device, names, tensors, sizes)
 
     def _uses_decode(self) -> bool:
         """Whether the forward runs on the split-KV decode kernel: few query

@@ -213,6 +213,28 @@ def _compile_and_cache():
         raise AssertionError("loaded a manifest of format 0")
 
 
+def test_decode_kernels_compile():
+    _with_tool_and_cache(_compile_decode)
+
+
+def _compile_decode():
+    """swba.paged_attention, and swba.attention with decode=true: the decode
+    kernel over (splits, Hkv, B) and the combination, the split count a size
+    the host chooses, the partials launch buffers."""
+    paged = compiler.KernelConfig("f16", 64, 64, 16, 3, 0.125, paged=True)
+    assert "swba.paged_attention ins(%q, %kc, %vc, %pt, %sl" in paged.mlir()
+    dense = compiler.KernelConfig("bf16", 128, 128, 256, 8, 0.088, options="decode=true")
+    for config, keys in ((paged, ("k_cache", 2)), (dense, ("k", 1))):
+        k = compiler.load_or_compile(config)
+        assert k.sizes == ("splits",), k.sizes
+        assert [launch.name for launch in k.launches] == ["swba_decode", "swba_decode_combine"]
+        decode = k.launches[0]
+        assert [(s.tensor, s.dim) for s, _ in decode.grid] == [("splits", 0), keys, ("q", 0)]
+        assert [b.name for b in k.buffers] == ["partial_out", "partial_lse"]
+        assert k.buffers[0].shape[0] == compiler.Size("splits", 0)
+    assert [p.tensor for p in k.launches[1].params] == ["partial_out", "partial_lse", "out", "lse"]
+
+
 def test_compile_failure_reports_the_diagnostic():
     _with_tool_and_cache(_compile_failure)
 
