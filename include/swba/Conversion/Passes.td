@@ -23,11 +23,24 @@ def LowerSWBA : Pass<"lower-swba"> {
     (summing the query heads of a GQA group, so no two iterations write the
     same rows), then dQ per query tile over its window.
 
-    `swba.paged_attention` (target=cpu only) is the same forward with the
-    key loop of each query tile walking its window page by page: the page
-    table entry of a page is loaded only when the page holds a key of the
-    window, and an entry outside the cache is not dereferenced (the rows
-    that would see it get NaN).
+    `swba.paged_attention` is the same forward with the key loop of each
+    query tile walking its window page by page: the page table entry of a
+    page is loaded only when the page holds a key of the window, and an
+    entry outside the cache is not dereferenced (the rows that would see
+    it get NaN).
+
+    On `target=gpu`, `swba.paged_attention` (and `swba.attention` with
+    `decode=true`) becomes the split-KV decode kernel and a kernel that
+    combines its splits: the query heads of one kv head times the queries
+    (at most 64 rows) are packed into one workgroup, so each K/V tile is
+    read once per kv head, and the rows' key window is divided into runs
+    of 64-key tiles among a number of workgroups the host chooses at
+    launch (`splits` in the launch manifest; the emitted host code takes
+    about one per 512 keys of a window). K/V tiles stream through a
+    three-slot shared-memory ring by `cp.async`; the sequence lengths are
+    read on the device. Each split writes its partial out and lse (f32
+    launch buffers `[splits, B, Hq, Nq(, Dv)]`), the second kernel
+    combines them with their log-sum-exps.
 
     `target=cpu` produces `scf`/`memref`/`arith`/`math` loops with f32
     accumulation. `target=gpu` turns `swba.attention` into a `gpu.launch_func`
@@ -166,11 +179,16 @@ def WriteLaunchManifest : Pass<"swba-write-launch-manifest", "ModuleOp"> {
 
     - Tensors are named as the op's operands: `q`, `k`, `v`, `out`, `lse`
       (`swba.attention`), `q`, `k`, `v`, `out`, `dout`, `lse`, `dq`, `dk`,
-      `dv` (`swba.attention_grad`), or as a buffer (`delta`, `dq_accum`):
+      `dv` (`swba.attention_grad`), `q`, `k_cache`, `v_cache`,
+      `page_table`, `seq_lens`, `out`, `lse` (`swba.paged_attention`), or
+      as a buffer (`delta`, `dq_accum`, `partial_out`, `partial_lse`):
       `name`, `element_type`, `shape` (a size or a number per dim), `zero`
       (zeroed before the launches).
     - A grid dimension is `ceildiv(size, per)`, a size being dimension `dim`
-      of tensor `tensor` at run time.
+      of tensor `tensor` at run time, or a size the host chooses: a module
+      whose `sizes` list names `splits` (the decode kernels) takes the
+      split count where a size names tensor `splits` (dim 0); any value
+      >= 1 gives the same result.
     - A `memref` parameter is the expanded memref descriptor of the tensor
       (allocated and aligned pointers, offset, sizes, strides); a
       `tensor_map` parameter a pointer to a 128-byte CUtensorMap, in global
