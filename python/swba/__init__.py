@@ -12,6 +12,9 @@ swba-opt.
   (`make_backend(inner)` for another backend than Inductor).
 - `load_bundle(path)`: run from kernels built ahead of time by
   `swba-compile` (also `SWBA_KERNEL_BUNDLE`).
+- `autotune(q, k, v, block_size, window)`: times the candidate tilings of
+  one configuration on this GPU and keeps the fastest for later calls
+  (also `SWBA_AUTOTUNE=1`).
 - `swba.reference`: the numpy definition of the op's semantics.
 
 PyTorch is imported only when a name that needs it is asked for, so the
@@ -24,10 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["attention", "paged_attention", "backend", "make_backend", "load_bundle", "raise_attention",
-           "__version__"]
+__all__ = ["attention", "autotune", "paged_attention", "backend", "make_backend",
+           "load_bundle", "raise_attention", "__version__"]
 
 if TYPE_CHECKING:
+    from .tuning import autotune
     from .bundle import load_bundle
     from .library import attention
     from .paged import paged_attention
@@ -47,6 +51,10 @@ def __getattr__(name: str) -> Any:
         from . import raising
 
         return getattr(raising, name)
+    if name == "autotune":
+        from .tuning import autotune
+
+        return autotune
     if name == "load_bundle":
         from .bundle import load_bundle
 

@@ -14,7 +14,9 @@ chip, options, kernels), or a model saved by `torch.export.save` (every
 
 `--kernels` picks the forward, the backward (training) or both. `--options`
 are the `--swba-to-nvvm` options of `SWBA_LOWER_OPTIONS` at run time: a
-bundle holds the kernels of the options it was built with.
+bundle holds the kernels of the options it was built with. `--autotune` adds
+every candidate tiling `swba.autotune` times (those that do not fit the head
+dims are left out), so that it can tune where there is no swba-opt.
 """
 
 from __future__ import annotations
@@ -39,20 +41,19 @@ def configs_for(dtype: str, head_dim: int, block_size: int, window: int,
     """The kernel configurations the runtime asks for when it runs
     `swba.attention` with these attributes: the forward, the backward, or
     both. The scale defaults to 1/sqrt(head_dim) as `swba.attention`'s does;
-    the forward is built without `grad-fused-dq=` (an option of the
-    backward only), as the runtime asks for it."""
+    each gets its own part of `options` (`compiler.kernel_options`), as the
+    runtime asks for it."""
     if kernels not in _KERNELS:
         raise ValueError(f"kernels must be one of {_KERNELS}, got {kernels!r}")
     value_dim = head_dim if value_dim is None else value_dim
     scale = 1.0 / math.sqrt(head_dim) if scale is None else float(scale)
     common = dict(dtype=dtype, head_dim=head_dim, value_dim=value_dim, block_size=block_size,
                   window=window, scale=scale, with_lse=with_lse, chip=chip)
-    forward_options = " ".join(o for o in options.split() if not o.startswith("grad-fused-dq="))
     out = []
-    if kernels in ("forward", "both"):
-        out.append(compiler.KernelConfig(**common, grad=False, options=forward_options))
-    if kernels in ("backward", "both"):
-        out.append(compiler.KernelConfig(**common, grad=True, options=options))
+    for grad in (False, True):
+        if kernels in ("both", "backward" if grad else "forward"):
+            out.append(compiler.KernelConfig(**common, grad=grad,
+                                             options=compiler.kernel_options(options, grad)))
     return out
 
 
@@ -126,6 +127,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--options", default="", help="--swba-to-nvvm options (SWBA_LOWER_OPTIONS)")
     p.add_argument("--kernels", choices=_KERNELS, default="both",
                    help="forward (inference), backward, or both (training; the default)")
+    p.add_argument("--autotune", action="store_true",
+                   help="also the candidate tilings swba.autotune times")
     return p
 
 
@@ -159,6 +162,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RuntimeError as e:
         print(f"swba-compile: error: {e}", file=sys.stderr)
         return 1
+    if args.autotune:
+        from . import tuning
+
+        candidates = [c for config in unique for c in tuning.candidate_configs(config)]
+        try:
+            bundle.build_bundle(dict.fromkeys(candidates), args.bundle, progress=None)
+        except RuntimeError as e:
+            # A candidate that does not fit these head dims is not an error.
+            print(f"swba-compile: left out {str(e).splitlines()[0].split(' ')[0]} candidate "
+                  f"tiling(s) that do not compile for these configurations")
     print(f"bundle {args.bundle}: {len(bundle.bundle_configs(args.bundle))} configuration(s); "
           f"run with SWBA_KERNEL_BUNDLE={args.bundle}")
     return 0

@@ -106,6 +106,15 @@ class KernelConfig:
             f"  return\n}}\n")
 
 
+def kernel_options(options: str, grad: bool) -> str:
+    """The part of `--swba-to-nvvm` options (SWBA_LOWER_OPTIONS) that the
+    forward (grad=False) or the backward (grad=True) kernels depend on: the
+    backward's options are named `grad-*`, the forward's are the others.
+    Each configuration is specialised on its own part only, so that a
+    forward tiling and a backward tiling combine without a third build."""
+    return " ".join(o for o in options.split() if o.startswith("grad-") == grad)
+
+
 def find_swba_opt() -> str | None:
     """`SWBA_OPT`, else the one installed inside this package (`pip
     install .`), else the build tree of this checkout, else PATH."""
@@ -148,7 +157,7 @@ def _diagnostic(stderr: str) -> str:
 
 
 def _mlir_string_at(text: str, start: int) -> str:
-    """The MLIR string literal that opens at text[start] (a '"'), decoded:
+    r"""The MLIR string literal that opens at text[start] (a '"'), decoded:
     MLIR prints `\\` for a backslash and `\XX` (two hex digits) for every
     other byte that is not printable, quotes too."""
     assert text[start] == '"'

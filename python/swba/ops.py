@@ -287,10 +287,10 @@ class _Plan:
 
     def _config(self, grad, deterministic=False):
         b, hq, hkv, nq, nk, d, dv = self.shapes
-        options = self.options
+        options = compiler.kernel_options(self.options, grad)
         if not grad and self._uses_decode():
             options = (options + " decode=true").strip()
-        if deterministic or not grad:  # (the option only changes the backward)
+        if deterministic:
             options = " ".join(o for o in options.split()
                                if not o.startswith("grad-fused-dq="))
         return compiler.KernelConfig(
@@ -488,18 +488,38 @@ _plans: OrderedDict = OrderedDict()
 
 def plan_for(q, k, v, block_size, window, scale) -> _Plan:
     """The plan of this call's shapes and configuration (checked when first
-    seen), the most recently used kept."""
+    seen), the most recently used kept. Its lowering options are
+    SWBA_LOWER_OPTIONS when set, else those `swba.autotune` chose for these
+    shapes on this GPU (tuned first under SWBA_AUTOTUNE=1), else the
+    lowering's defaults."""
     chip = os.environ.get("SWBA_CHIP", "")
     options = os.environ.get("SWBA_LOWER_OPTIONS", "")
     key = (q.shape, k.shape, v.shape, q.dtype, k.dtype, v.dtype, q.get_device(),
            k.get_device(), v.get_device(), block_size, window, scale, chip, options)
     plan = _plans.get(key)
     if plan is None:
+        if not options:
+            options = _tuned_options(q, k, v, block_size, window, scale)
         plan = _Plan(q, k, v, block_size, window, scale, options)
         _plans[key] = plan
         if len(_plans) > _MAX_PLANS:
             _plans.popitem(last=False)
     return plan
+
+
+def _tuned_options(q, k, v, block_size, window, scale) -> str:
+    from . import tuning
+
+    _check(q, k, v)
+    chip = chip_for(q.device)
+    if chip != "sm_90a":
+        return ""
+    found = tuning.tuned_options(q, k, v, block_size, window, scale, chip)
+    if found is None and os.environ.get("SWBA_AUTOTUNE") == "1" and not _capturing():
+        found = tuning.autotune(q, k, v, block_size, window, scale,
+                                  backward=q.requires_grad or k.requires_grad
+                                  or v.requires_grad).options
+    return found or ""
 
 
 def _dense(t):

@@ -86,7 +86,7 @@ class _PagedPlan:
             dtype=ops._TORCH_DTYPES[q.dtype], head_dim=d, value_dim=dv,
             block_size=int(block_size), window=int(window), scale=float(scale),
             with_lse=True, chip=ops.chip_for(q.device), paged=True,
-            options=ops.os.environ.get("SWBA_LOWER_OPTIONS", ""))
+            options=compiler.kernel_options(ops.os.environ.get("SWBA_LOWER_OPTIONS", ""), False))
         keys = min(ops._window_keys(block_size, window, nq), page_table.shape[1] * page_size)
         self.splits = ops.decode_splits(b, hkv, keys, q.device)
         self.launches = None

@@ -49,3 +49,16 @@ def kernel_configs():
 GRAD_OPTIONS = ("grad-ping-pong=true",)
 FORWARD_OPTIONS = ("consumers=2", "consumers=3", "consumers=3 ping-pong=false")
 OPTION_CASES = ("square_f16", "gqa_d128_bf16")
+
+
+# The configuration test_gpu_autotune.py tunes: a narrow token window, whose
+# best tiles differ from the lowering's wide-window defaults.
+AUTOTUNE_CASE = dict(dtype="bf16", head_dim=64, block_size=1, window=128)
+
+
+def autotune_configs():
+    """Every candidate kernel swba.autotune times for AUTOTUNE_CASE."""
+    from swba import tuning
+    from swba.compile import configs_for
+    return {c for base in configs_for(**AUTOTUNE_CASE, chip="sm_90a")
+            for c in tuning.candidate_configs(base)}

@@ -4,8 +4,10 @@ machine without MLIR runs them from there: each for sm_90 (the mma.sync
 kernels) and sm_90a (the TMA + wgmma forward where the head dims allow it),
 the two paths the tests and the benchmark run on an H100; the sm_90a
 backward also with grad-fused-dq=true; the tile options of
-bench/variants.py (unless --no-variants); and, for sm_90a, those of
-gpu_torch_kernels.json (the PyTorch library's GPU tests and examples)."""
+bench/variants.py (unless --no-variants); for sm_90a, those of
+gpu_torch_kernels.json (the PyTorch library's GPU tests and examples) and
+the autotuner's candidates of test_gpu_autotune.py (and, with --frontier,
+bench_frontier.py's kernels and candidates)."""
 
 import dataclasses
 import os
@@ -35,6 +37,13 @@ if "--no-variants" not in sys.argv[1:]:
     todo |= variants.kernel_configs()
 todo |= set(configs_from_json(os.path.join(here, "gpu_torch_kernels.json"),
                               {"chip": "sm_90a", "options": "", "kernels": "both"}))
+# The candidates test_gpu_autotune.py times (one of them does not fit: a
+# failure there is no error).
+candidates = gpu_cases.autotune_configs() - todo
+# With --frontier, the kernels (and autotune candidates) of bench_frontier.py.
+if "--frontier" in sys.argv[1:]:
+    import bench_frontier
+    candidates |= bench_frontier.kernel_configs() - todo
 failed = 0
 for config in sorted(todo, key=lambda c: c.key()):
     try:
@@ -46,4 +55,11 @@ for config in sorted(todo, key=lambda c: c.key()):
     names = [launch.name for launch in kernel.launches]
     print(f"{config.key()} {names} {kernel.kind} {len(kernel.image)} B  {config}")
 print(f"{len(todo) - failed} kernels in {compiler.cache_dir()}, {failed} failed")
+unfit = 0
+for config in sorted(candidates, key=lambda c: c.key()):
+    try:
+        compiler.load_or_compile(config)
+    except compiler.CompileError:
+        unfit += 1
+print(f"{len(candidates) - unfit} autotune candidates, {unfit} that do not fit")
 sys.exit(1 if failed else 0)

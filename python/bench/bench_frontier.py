@@ -1,0 +1,184 @@
+"""The window shapes of real models against the fastest peers, in one run on
+the same inputs (bf16): token windows of Mistral-class LLMs against
+FlashAttention-3 (its Hopper kernels through the JAX binding
+`flash-attn3-jax`, head dim 128, `window_size=(W - 1, 0)`) and FlexAttention,
+narrow 128-token windows, small frames, frame windows at head dim 128;
+forward and forward+backward (loss = sum(out * dout)). "ours" is the
+lowering's default tiling, "tuned" the one `swba.autotune` picks for the
+shapes (its candidates must be compiled: prepare_kernels.py --frontier).
+
+Effective TFLOP/s count visible (query, key) pairs only (docs/DESIGN.md):
+fwd = 4 * pairs * D * B * Hq, fwd+bwd = 3.5 * fwd.
+
+    python3 python/bench/bench_frontier.py [--only NAME ...] [--no-fa3] [--no-tune]
+"""
+
+import argparse
+import math
+import os
+import sys
+import time
+from collections import namedtuple
+
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.join(here, ".."), here]
+
+Case = namedtuple("Case", "name b hq hkv n d bs ws peers")
+# The peers each case's bar names (the frame windows' bars are absolute).
+CASES = [
+    Case("token-16k", 1, 32, 8, 16384, 128, 1, 4096, ("fa3", "flex")),
+    Case("token-32k", 1, 32, 8, 32768, 128, 1, 4096, ("fa3",)),
+    Case("narrow", 1, 64, 64, 8192, 64, 1, 128, ("flex",)),
+    Case("small-frames", 4, 16, 16, 4096, 64, 64, 8, ("flex",)),
+    Case("frames-d64-16k", 1, 12, 12, 16384, 64, 256, 16, ()),
+    Case("frames-d128-16k", 1, 24, 24, 16384, 128, 1024, 4, ()),
+    Case("frames-d128-32k", 1, 24, 24, 32768, 128, 2048, 4, ()),
+]
+
+
+def kernel_configs():
+    """The forward and backward kernels of every case, with the autotuner's
+    candidates, for sm_90a."""
+    from swba import tuning
+    from swba.compile import configs_for
+    out = set()
+    for c in CASES:
+        for base in configs_for("bf16", c.d, c.bs, c.ws, chip="sm_90a"):
+            out |= set(tuning.candidate_configs(base))
+    return out
+
+
+def visible_pairs(n, bs, ws):
+    import torch
+    pos = torch.arange(n, dtype=torch.int64)
+    f = pos // bs
+    lo = torch.clamp(f - ws + 1, min=0) * bs
+    hi = torch.clamp((f + 1) * bs, max=n)
+    return int((hi - lo).sum())
+
+
+def time_torch(fn, q, k, v, dout, backward):
+    from triton.testing import do_bench
+
+    def step():
+        for t in (q, k, v):
+            t.grad = None
+        fn(q, k, v).backward(dout)
+    return do_bench(step if backward else (lambda: fn(q, k, v)), warmup=25, rep=200,
+                    return_mode="median")
+
+
+def time_fa3(c, q, k, v, dout, backward):
+    """FlashAttention-3 through JAX on the same values, [B, N, H, D]."""
+    import jax
+    import jax.numpy as jnp
+    from flash_attn3_jax import flash_mha
+
+    def to_jax(t):
+        return jnp.asarray(t.detach().transpose(1, 2).float().cpu().numpy(), dtype=jnp.bfloat16)
+    jq, jk, jv, jd = (to_jax(t) for t in (q, k, v, dout))
+    scale = 1 / math.sqrt(c.d)
+    window = (c.ws * c.bs - 1, 0) if c.bs == 1 else None
+    if window is None:
+        return None
+
+    def fwd(q, k, v):
+        return flash_mha(q, k, v, softmax_scale=scale, is_causal=True, window_size=window)
+
+    if backward:
+        def loss(q, k, v):
+            return jnp.sum(fwd(q, k, v).astype(jnp.float32) * jd.astype(jnp.float32))
+        fn = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
+    else:
+        fn = jax.jit(fwd)
+    for _ in range(3):
+        jax.block_until_ready(fn(jq, jk, jv))
+    best = []
+    for _ in range(5):
+        reps = 20
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            r = fn(jq, jk, jv)
+        jax.block_until_ready(r)
+        best.append((time.perf_counter() - t0) / reps * 1e3)
+    return sorted(best)[len(best) // 2]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", nargs="*")
+    ap.add_argument("--no-fa3", action="store_true")
+    ap.add_argument("--no-tune", action="store_true")
+    ap.add_argument("--no-flex", action="store_true")
+    args = ap.parse_args()
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    import torch
+    import swba
+    from swba import tuning, ops
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+    flex = torch.compile(flex_attention, dynamic=False)
+    print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}")
+    rows = []
+    for c in CASES:
+        if args.only and c.name not in args.only:
+            continue
+        g = torch.Generator(device="cuda").manual_seed(0)
+        q = torch.randn(c.b, c.hq, c.n, c.d, device="cuda", dtype=torch.bfloat16, generator=g)
+        k = torch.randn(c.b, c.hkv, c.n, c.d, device="cuda", dtype=torch.bfloat16, generator=g)
+        v = torch.randn(c.b, c.hkv, c.n, c.d, device="cuda", dtype=torch.bfloat16, generator=g)
+        dout = torch.randn_like(q)
+        for t in (q, k, v):
+            t.requires_grad_()
+        scale = 1 / math.sqrt(c.d)
+        flops = 4 * visible_pairs(c.n, c.bs, c.ws) * c.d * c.b * c.hq
+        bs, ws = c.bs, c.ws
+
+        def mask_mod(b, h, qi, ki):
+            qf, kf = qi // bs, ki // bs
+            return (kf <= qf) & (qf - kf < ws)
+        block_mask = None if args.no_flex or "flex" not in c.peers else create_block_mask(
+            mask_mod, None, None, c.n, c.n, device="cuda")
+        for backward in (False, True):
+            mult = 3.5 if backward else 1.0
+            res = {"case": c.name, "what": "fwd+bwd" if backward else "fwd"}
+            ops._plans.clear()
+            tuning._entries = {}  # the default tiling first
+            res["ours"] = time_torch(lambda q, k, v: swba.attention(q, k, v, bs, ws, scale),
+                                     q, k, v, dout, backward)
+            tuning._entries = None
+            if not args.no_tune:
+                chosen = swba.autotune(q, k, v, bs, ws, scale, backward=backward)
+                res["tuning"] = chosen.backward if backward else chosen.forward
+                ops._plans.clear()
+                res["tuned"] = time_torch(lambda q, k, v: swba.attention(q, k, v, bs, ws, scale),
+                                          q, k, v, dout, backward)
+            if block_mask is not None:
+                res["flex"] = time_torch(lambda q, k, v: flex(
+                    q, k, v, block_mask=block_mask, scale=scale, enable_gqa=c.hq != c.hkv),
+                    q, k, v, dout, backward)
+            if not args.no_fa3 and "fa3" in c.peers:
+                try:
+                    res["fa3"] = time_fa3(c, q, k, v, dout, backward)
+                except Exception as e:  # noqa: BLE001 (a peer that does not run is reported)
+                    print(f"FA3 {c.name}: {type(e).__name__}: {str(e)[:200]}", flush=True)
+            for col in ("ours", "tuned", "flex", "fa3"):
+                if res.get(col):
+                    res[col + "_tf"] = mult * flops / (res[col] * 1e-3) / 1e12
+            rows.append(res)
+            print(res, flush=True)
+        del q, k, v, dout
+        torch.cuda.empty_cache()
+    print("\n| case | pass | ours TFLOP/s | tuned TFLOP/s (options) | Flex | FA3 "
+          "| best ours / Flex | best ours / FA3 |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        best = max(r.get("ours_tf", 0), r.get("tuned_tf", 0))
+        cell = lambda col: f"{r[col + '_tf']:.0f}" if r.get(col + "_tf") else "-"  # noqa: E731
+        ratio = lambda col: f"{best / r[col + '_tf']:.2f}x" if r.get(col + "_tf") else "-"  # noqa
+        print(f"| {r['case']} | {r['what']} | {cell('ours')} | {cell('tuned')} "
+              f"({r.get('tuning', '') or 'default'}) | {cell('flex')} | {cell('fa3')} "
+              f"| {ratio('flex')} | {ratio('fa3')} |")
+
+
+if __name__ == "__main__":
+    main()

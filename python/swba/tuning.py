@@ -1,0 +1,248 @@
+"""`swba.autotune(q, k, v, block_size, window)` (this module's `autotune`):
+times the lowering's candidate tilings of one configuration on this GPU and
+keeps the fastest forward and backward beside the kernels (`autotune.json` in the kernel cache
+directory, `SWBA_KERNEL_DIR`), keyed by the configuration, the shapes and
+the GPU's name. Later `swba.attention` calls of that configuration and those
+shapes run with them, in this process and the next.
+
+The lowering's heuristic stays the default: without a tuned entry nothing
+changes, and `SWBA_LOWER_OPTIONS`, when set, wins over a tuned entry. With
+`SWBA_AUTOTUNE=1` the first eager call of shapes not tuned yet tunes them
+(not while a CUDA graph is being captured).
+
+The candidates are `--swba-to-nvvm` options of the sm_90a kernels
+(`FORWARD_CANDIDATES`, `BACKWARD_CANDIDATES`); one that does not fit the
+head dims (shared memory, registers) is skipped. Each must be compiled: by
+swba-opt where there is one, else from the kernel cache or a loaded bundle
+(`swba-compile --autotune` builds them all), and one that is missing there
+is skipped too (`tune.skipped` says why).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import statistics
+import threading
+from pathlib import Path
+
+from . import compiler
+
+# Each changes one or two choices of the lowering's forward tiling: query
+# rows per workgroup (consumers x 64), keys per tile, tiles in flight, the
+# consumers' turn-taking. Small key tiles pay on narrow windows, where a
+# large tile is mostly masked.
+FORWARD_CANDIDATES = (
+    "", "consumers=2", "consumers=3", "block-n=64", "block-n=128", "block-n=192",
+    "consumers=2 block-n=64", "consumers=3 block-n=64", "stages=3", "stages=4",
+    "ping-pong=false", "consumers=3 ping-pong=false")
+# The backward's tiles and schedule. grad-fused-dq=true (dQ added up with
+# reduce-adds: not bitwise reproducible) only with allow_fused_dq.
+BACKWARD_CANDIDATES = (
+    "", "grad-key-tile=64", "grad-key-tile=128", "grad-query-tile=64",
+    "grad-query-tile=128", "grad-stages=3", "grad-stages=4", "grad-ping-pong=true")
+FUSED_DQ = "grad-fused-dq=true"
+
+FILE = "autotune.json"
+_lock = threading.Lock()
+_entries: dict | None = None  # the file's entries, read once per process
+
+
+@dataclasses.dataclass
+class Tuning:
+    """What `autotune` chose: the forward's and the backward's options
+    (empty: the lowering's default), the median ms of each candidate timed,
+    and the candidates skipped with the reason."""
+
+    forward: str
+    backward: str
+    forward_ms: dict
+    backward_ms: dict
+    skipped: dict
+
+    @property
+    def options(self) -> str:
+        return " ".join(o for o in (self.forward, self.backward) if o)
+
+
+def _path() -> Path:
+    return compiler.cache_dir() / FILE
+
+
+def _gpu_name(device) -> str:
+    import torch
+
+    return torch.cuda.get_device_name(device)
+
+
+def _key(q, k, v, block_size, window, scale, chip) -> str:
+    b, hq, nq, d = q.shape
+    _, hkv, nk, dv = v.shape
+    return json.dumps({
+        "gpu": _gpu_name(q.device), "chip": chip,
+        "dtype": str(q.dtype).removeprefix("torch."), "head_dim": d, "value_dim": dv,
+        "block_size": int(block_size), "window": int(window), "scale": float(scale),
+        "shape": [b, hq, hkv, nq, nk]}, sort_keys=True)
+
+
+def _load() -> dict:
+    global _entries
+    if _entries is None:
+        try:
+            _entries = json.loads(_path().read_text())
+        except (OSError, ValueError):
+            _entries = {}
+    return _entries
+
+
+def _store(key: str, tuning: Tuning):
+    with _lock:
+        entries = _load()
+        # Entries another process wrote since are kept.
+        try:
+            entries.update(json.loads(_path().read_text()))
+        except (OSError, ValueError):
+            pass
+        entries[key] = {"forward": tuning.forward, "backward": tuning.backward,
+                        "forward_ms": tuning.forward_ms, "backward_ms": tuning.backward_ms}
+        path = _path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(entries, indent=1, sort_keys=True))
+        os.replace(tmp, path)
+
+
+def tuned_options(q, k, v, block_size, window, scale, chip) -> str | None:
+    """The options tuned for this call's configuration and shapes on this
+    GPU, or None."""
+    entries = _load()
+    if not entries:
+        return None
+    entry = entries.get(_key(q, k, v, block_size, window, scale, chip))
+    if entry is None:
+        return None
+    return " ".join(o for o in (entry["forward"], entry["backward"]) if o)
+
+
+def _median_ms(fn, reps: int) -> float:
+    import torch
+
+    for _ in range(3):
+        fn()
+    start = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+    end = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+    for s, e in zip(start, end):
+        s.record()
+        fn()
+        e.record()
+    torch.cuda.synchronize()
+    return statistics.median(s.elapsed_time(e) for s, e in zip(start, end))
+
+
+def _candidates_timed(make, candidates, reps, skipped, image_of) -> dict:
+    """{options: median ms} of the candidates that compile and run; the
+    others go to `skipped` with the first line of why, and so does one
+    whose kernels are those of a candidate timed before (an option that
+    restates a default)."""
+    from . import bundle
+
+    times, seen = {}, {}
+    for options in candidates:
+        try:
+            image = image_of(options)
+            if image in seen:
+                skipped[options] = f"the same kernels as {seen[image] or 'the default'!r}"
+                continue
+            seen[image] = options
+            fn = make(options)
+            times[options] = _median_ms(fn, reps)
+        except (compiler.CompileError, compiler.ManifestError, bundle.MissingKernelError) as e:
+            skipped[options] = str(e).strip().splitlines()[0]
+    return times
+
+
+def _fastest(times: dict, margin: float) -> str:
+    """The fastest candidate, unless it beats the default ("") by less than
+    `margin` (a fraction): then the default, which the lowering chose on
+    purpose, stays."""
+    best = min(times, key=times.get)
+    if "" in times and times[best] > times[""] * (1 - margin):
+        return ""
+    return best
+
+
+def autotune(q, k, v, block_size: int, window: int, scale: float | None = None,
+             backward: bool = True, allow_fused_dq: bool = False, reps: int = 30,
+             margin: float = 0.02, store: bool = True) -> Tuning:
+    """Times the candidate tilings on q, k, v (read only; the backward on a
+    pseudo-random dout of a private generator, so the caller's random
+    stream is untouched), keeps the fastest forward and (with `backward`)
+    backward (a candidate replaces the lowering's default only when it is
+    faster by more than `margin`, so that timing noise does not pick), and
+    stores them for this configuration, these shapes and this GPU. Returns
+    the `Tuning`. Only sm_90a kernels have options to tune: on other chips
+    the defaults are returned at once."""
+    import torch
+
+    from . import library, ops
+
+    library._check_scalars(block_size, window, scale)
+    library._check_tensors(q, k, v)
+    if not q.is_cuda:
+        raise ValueError("autotune times CUDA kernels: q, k, v must be CUDA tensors")
+    if ops._capturing():
+        raise RuntimeError("autotune synchronizes the device: not while a CUDA graph is "
+                           "being captured")
+    if scale is None:
+        scale = 1.0 / math.sqrt(q.shape[-1])
+    chip = ops.chip_for(q.device)
+    skipped: dict = {}
+    if chip != "sm_90a":
+        return Tuning("", "", {}, {}, {"*": f"{chip}: the mma.sync kernels have no options"})
+    q, k, v = (ops._dense(t.detach()) for t in (q, k, v))
+
+    def plan(options):
+        return ops._Plan(q, k, v, block_size, window, scale, options)
+
+    def image_of(grad):
+        def image(options):
+            return compiler.load_or_compile(plan(options)._config(grad)).image
+        return image
+
+    with torch.no_grad(), ops._on_device(q.device.index):
+        forward_ms = _candidates_timed(lambda o: (lambda p=plan(o): p.forward(q, k, v)),
+                                       FORWARD_CANDIDATES, reps, skipped, image_of(False))
+        if not forward_ms:
+            raise compiler.CompileError(
+                "autotune: no forward candidate could be compiled or loaded: " +
+                "; ".join(f"{o or 'default'}: {why}" for o, why in skipped.items()))
+        forward = _fastest(forward_ms, margin)
+        backward_ms: dict = {}
+        if backward:
+            out, lse = plan(forward).forward(q, k, v)
+            generator = torch.Generator(device=q.device).manual_seed(0)
+            dout = torch.randn(out.shape, dtype=out.dtype, device=out.device,
+                               generator=generator)
+            candidates = BACKWARD_CANDIDATES + ((FUSED_DQ,) if allow_fused_dq else ())
+            backward_ms = _candidates_timed(
+                lambda o: (lambda p=plan(o): p.backward(q, k, v, out, dout, lse)),
+                candidates, reps, skipped, image_of(True))
+        best_backward = _fastest(backward_ms, margin) if backward_ms else ""
+    tuning = Tuning(forward, best_backward, forward_ms, backward_ms, skipped)
+    if store:
+        _store(_key(q, k, v, block_size, window, scale, chip), tuning)
+        ops._plans.clear()  # plans made before take the tuned options from now on
+    return tuning
+
+
+def candidate_configs(config: compiler.KernelConfig, allow_fused_dq: bool = False
+                      ) -> list[compiler.KernelConfig]:
+    """The kernel configurations `autotune` may time for `config` (its
+    forward candidates if it is a forward, else the backward's)."""
+    if config.grad:
+        options = BACKWARD_CANDIDATES + ((FUSED_DQ,) if allow_fused_dq else ())
+    else:
+        options = FORWARD_CANDIDATES
+    return [dataclasses.replace(config, options=o) for o in options]
