@@ -47,16 +47,18 @@ struct DecodeKernel {
 
   void setUp(Value buffer);
   void loadQuery();
-  Value issueTile(Value tile);
+  Value issueTile(Value tile, ArrayRef<Value> entries);
+  SmallVector<Value> lookUpEntries(Value tile);
   SmallVector<Value> mainloop();
   void writePartials(ValueRange state, Value buffer);
 
 private:
   Value sequenceLength();
   void splitWindow();
-  std::pair<SmallVector<Value>, Value> keyAddress(Value key);
+  Value loadEntry(Value page, Value when);
+  std::pair<SmallVector<Value>, Value> keyAddress(Value key, Value entry);
   void copyRows(Value k0, Value slotRow, int64_t width, Value cache,
-                Value smem, bool alsoV);
+                Value smem, bool alsoV, ArrayRef<Value> entries);
   void copyChunk(Value cache, Value smem, ArrayRef<Value> address, Value ok,
                  Value smemRow, Value col);
   SmallVector<Value> tileStep(Value tile, ValueRange state);
@@ -213,26 +215,52 @@ void DecodeKernel::loadQuery() {
   qFrag = e.loadAFragments(sK, e.add(slotRow, e.mul(warpTile, 16)), d);
 }
 
+/// The sequence's page table entry of page `page` when `when` holds and
+/// the page is in the table (the table is not read past its columns), else
+/// -1.
+Value DecodeKernel::loadEntry(Value page, Value when) {
+  Value needed = cmp(e, arith::CmpIPredicate::ult, page, maxPages);
+  if (when)
+    needed = andI(e, needed, when);
+  auto ifOp = scf::IfOp::create(e.b, TypeRange{e.b.getIndexType()}, needed,
+                                true);
+  OpBuilder::InsertionGuard guard(e.b);
+  e.b.setInsertionPointToStart(ifOp.thenBlock());
+  Value slot = arith::IndexCastOp::create(
+      e.b, e.b.getIndexType(), e.load(ops.pageTable, {batch, page}));
+  scf::YieldOp::create(e.b, slot);
+  e.b.setInsertionPointToStart(ifOp.elseBlock());
+  scf::YieldOp::create(e.b, e.idx(-1));
+  return ifOp.getResult(0);
+}
+
+/// The page table entries of this thread's key rows in tile `tile`, one a
+/// copy round of K (-1 past the split's tiles): loaded a step before the
+/// tile is issued, so that their latency does not hold its copies up.
+SmallVector<Value> DecodeKernel::lookUpEntries(Value tile) {
+  SmallVector<Value> entries;
+  if (!ops.paged())
+    return entries;
+  Value has = cmp(e, arith::CmpIPredicate::ult, tile, numTiles);
+  Value k0 = e.add(keys.begin, e.mul(tile, kDecodeTile));
+  int64_t perRow = layout.headDim / kVec;
+  for (int64_t base = 0; base < kDecodeTile * perRow; base += kThreads) {
+    Value key = e.add(k0, e.div(e.add(e.threadId, e.idx(base)), perRow));
+    Value inSplit = cmp(e, arith::CmpIPredicate::ult, key, keys.end);
+    Value page = e.divIdx(e.select(inSplit, key, keys.begin), pageSize);
+    entries.push_back(loadEntry(page, has));
+  }
+  return entries;
+}
+
 /// The indices of key `key`'s row in k/v (the column left out) and whether
-/// it may be read: a paged key's page must be in the table and its entry
-/// a page of the cache.
-std::pair<SmallVector<Value>, Value> DecodeKernel::keyAddress(Value key) {
+/// it may be read: a paged key's page table entry (`entry`, or loaded
+/// now) must be a page of the cache.
+std::pair<SmallVector<Value>, Value> DecodeKernel::keyAddress(Value key,
+                                                              Value entry) {
   if (!ops.paged())
     return {{batch, kvHead, key}, Value()};
-  Value page = e.divIdx(key, pageSize);
-  Value inTable = cmp(e, arith::CmpIPredicate::ult, page, maxPages);
-  auto ifOp = scf::IfOp::create(e.b, TypeRange{e.b.getIndexType()}, inTable,
-                                true);
-  {
-    OpBuilder::InsertionGuard guard(e.b);
-    e.b.setInsertionPointToStart(ifOp.thenBlock());
-    Value slot = arith::IndexCastOp::create(
-        e.b, e.b.getIndexType(), e.load(ops.pageTable, {batch, page}));
-    scf::YieldOp::create(e.b, slot);
-    e.b.setInsertionPointToStart(ifOp.elseBlock());
-    scf::YieldOp::create(e.b, e.idx(-1));
-  }
-  Value slot = ifOp.getResult(0);
+  Value slot = entry ? entry : loadEntry(e.divIdx(key, pageSize), Value());
   Value valid = cmp(e, arith::CmpIPredicate::ult, slot, numPages);
   Value row = arith::RemUIOp::create(e.b, key, pageSize);
   return {{e.select(valid, slot, e.idx(0)), row, kvHead}, valid};
@@ -256,14 +284,16 @@ void DecodeKernel::copyChunk(Value cache, Value smem, ArrayRef<Value> address,
 /// a warp's copy reads whole lines. K and V of one width share the rows'
 /// addresses (`alsoV`).
 void DecodeKernel::copyRows(Value k0, Value slotRow, int64_t width, Value cache,
-                            Value smem, bool alsoV) {
+                            Value smem, bool alsoV, ArrayRef<Value> entries) {
   int64_t perRow = width / kVec;
   for (int64_t base = 0; base < kDecodeTile * perRow; base += kThreads) {
     Value chunk = e.add(e.threadId, e.idx(base));
     Value r = e.div(chunk, perRow), col = e.mul(e.rem(chunk, perRow), kVec);
     Value key = e.add(k0, r);
     Value inSplit = cmp(e, arith::CmpIPredicate::ult, key, keys.end);
-    auto [address, valid] = keyAddress(e.select(inSplit, key, keys.begin));
+    auto [address, valid] =
+        keyAddress(e.select(inSplit, key, keys.begin),
+                   entries.empty() ? Value() : entries[base / kThreads]);
     Value ok = valid ? andI(e, inSplit, valid) : inSplit;
     copyChunk(cache, smem, address, ok, e.add(slotRow, r), col);
     if (alsoV)
@@ -286,8 +316,9 @@ void DecodeKernel::copyRows(Value k0, Value slotRow, int64_t width, Value cache,
 
 /// Issues tile `tile` of the split into its ring slot (when the split has
 /// it) and closes a cp.async group either way, so that every thread
-/// counts the same groups; returns the group's token.
-Value DecodeKernel::issueTile(Value tile) {
+/// counts the same groups; returns the group's token. `entries`: the page
+/// table entries of the K rows (lookUpEntries).
+Value DecodeKernel::issueTile(Value tile, ArrayRef<Value> entries) {
   Value has = cmp(e, arith::CmpIPredicate::ult, tile, numTiles);
   auto ifOp = scf::IfOp::create(e.b, has, /*withElseRegion=*/false);
   {
@@ -296,24 +327,26 @@ Value DecodeKernel::issueTile(Value tile) {
     Value k0 = e.add(keys.begin, e.mul(tile, kDecodeTile));
     Value slotRow = e.mul(e.rem(tile, kDecodeStages), kDecodeTile);
     bool sameWidth = layout.headDim == layout.valueDim;
-    copyRows(k0, slotRow, layout.headDim, ops.k, sK, sameWidth);
+    copyRows(k0, slotRow, layout.headDim, ops.k, sK, sameWidth, entries);
     if (!sameWidth)
-      copyRows(k0, slotRow, layout.valueDim, ops.v, sV, false);
+      copyRows(k0, slotRow, layout.valueDim, ops.v, sV, false, {});
   }
   return nvgpu::DeviceAsyncCreateGroupOp::create(
       e.b, nvgpu::DeviceAsyncTokenType::get(e.b.getContext()), ValueRange{});
 }
 
 /// Loop-carried per warp: nAcc output tiles, then the max and the
-/// (per-thread partial) sum of rows g and g + 8.
+/// (per-thread partial) sum of rows g and g + 8; on a paged cache then the
+/// page table entries of the tile the next step issues.
 SmallVector<Value> DecodeKernel::mainloop() {
   for (int64_t s = 0; s + 1 < kDecodeStages; ++s)
-    groupToken = issueTile(e.idx(s));
+    groupToken = issueTile(e.idx(s), lookUpEntries(e.idx(s)));
   loadQuery();
   SmallVector<Value> init;
   for (int64_t i = 0; i < nAcc; ++i)
     init.push_back(e.zeroAcc());
   init.append({e.negInf(), e.negInf(), e.f32(0.0), e.f32(0.0)});
+  init.append(lookUpEntries(e.idx(kDecodeStages - 1)));
   auto loop = scf::ForOp::create(e.b, e.idx(0), numTiles, e.idx(1), init);
   OpBuilder::InsertionGuard guard(e.b);
   e.b.setInsertionPointToEnd(loop.getBody());
@@ -332,7 +365,12 @@ SmallVector<Value> DecodeKernel::tileStep(Value tile, ValueRange state) {
   // Everyone's copies of this tile are visible, and everyone is done with
   // the slot that the next issue overwrites.
   gpu::BarrierOp::create(e.b);
-  issueTile(e.add(tile, e.idx(kDecodeStages - 1)));
+  size_t softmaxState = nAcc + 4;
+  SmallVector<Value> entries(state.drop_front(softmaxState));
+  SmallVector<Value> nextEntries =
+      lookUpEntries(e.add(tile, e.idx(kDecodeStages)));
+  issueTile(e.add(tile, e.idx(kDecodeStages - 1)), entries);
+  state = state.take_front(softmaxState);
   Value k0 = e.add(keys.begin, e.mul(tile, kDecodeTile));
   Value slotRow = e.mul(e.rem(tile, kDecodeStages), kDecodeTile);
   auto chunks = scf::ForOp::create(e.b, keyGroup, e.idx(kDecodeTile / kChunk),
@@ -346,7 +384,9 @@ SmallVector<Value> DecodeKernel::tileStep(Value tile, ValueRange state) {
                        e.add(slotRow, e.mul(c, kChunk)),
                        chunks.getRegionIterArgs()));
   }
-  return SmallVector<Value>(chunks.getResults());
+  SmallVector<Value> next(chunks.getResults());
+  next.append(nextEntries);
+  return next;
 }
 
 /// Keys [c0, c0 + 16) at shared row `chunkRow`: scores, mask, softmax,
