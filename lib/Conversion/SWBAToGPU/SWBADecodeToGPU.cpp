@@ -12,9 +12,9 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "swba/Conversion/SWBAToGPU/SWBAToGPU.h"
 #include "Decode/Kernels.h"
 #include "LaunchContract.h"
+#include "swba/Conversion/SWBAToGPU/SWBAToGPU.h"
 
 #include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -32,7 +32,8 @@ using namespace mlir::swba::gpu_kernels;
 /// own from the shapes and the GPU): about one split per 512 keys of a
 /// window, at most 16.
 static int64_t hostSplits(BlockWindow w) {
-  double keys = static_cast<double>(w.blockSize) * static_cast<double>(w.window);
+  double keys =
+      static_cast<double>(w.blockSize) * static_cast<double>(w.window);
   return std::clamp<int64_t>(static_cast<int64_t>(std::ceil(keys / 512.0)), 1,
                              16);
 }
@@ -63,8 +64,13 @@ struct DecodeOp {
   }
   static DecodeOp of(PagedAttentionOp op) {
     return {op,
-            {op.getQuery(), op.getKeyCache(), op.getValueCache(),
-             op.getPageTable(), op.getSeqLens(), {}, {}},
+            {op.getQuery(),
+             op.getKeyCache(),
+             op.getValueCache(),
+             op.getPageTable(),
+             op.getSeqLens(),
+             {},
+             {}},
             op.getOut(),
             op.getLse(),
             "k_cache",
@@ -101,8 +107,8 @@ void assertRowsFit(LoopEmitter &e, const DecodeOp &d) {
   Value q = d.operands.q, k = d.operands.k;
   Value rows = arith::MulIOp::create(
       e.b,
-      e.divIdx(e.dim(q, 1), arith::MaxUIOp::create(e.b, e.dim(k, d.kvHeadDim),
-                                                   e.idx(1))),
+      e.divIdx(e.dim(q, 1),
+               arith::MaxUIOp::create(e.b, e.dim(k, d.kvHeadDim), e.idx(1))),
       e.dim(q, 2));
   cf::AssertOp::create(
       e.b,
@@ -120,15 +126,15 @@ LogicalResult rewriteDecode(DecodeOp d, PatternRewriter &rewriter) {
   if (!module)
     return rewriter.notifyMatchFailure(op, "expected an enclosing module");
   Location loc = op->getLoc();
-  Type elementType =
-      cast<MemRefType>(d.operands.q.getType()).getElementType();
+  Type elementType = cast<MemRefType>(d.operands.q.getType()).getElementType();
   DecodeLayout layout{cast<MemRefType>(d.operands.q.getType()).getDimSize(3),
                       cast<MemRefType>(d.operands.v.getType()).getDimSize(3),
                       d.operands.paged()};
   int64_t dyn = ShapedType::kDynamic;
-  auto partialOutType =
-      MemRefType::get({dyn, dyn, dyn, dyn, layout.valueDim}, rewriter.getF32Type());
-  auto partialLseType = MemRefType::get({dyn, dyn, dyn, dyn}, rewriter.getF32Type());
+  auto partialOutType = MemRefType::get({dyn, dyn, dyn, dyn, layout.valueDim},
+                                        rewriter.getF32Type());
+  auto partialLseType =
+      MemRefType::get({dyn, dyn, dyn, dyn}, rewriter.getF32Type());
 
   rewriter.setInsertionPoint(op);
   LoopEmitter host(rewriter, loc);
@@ -142,8 +148,8 @@ LogicalResult rewriteDecode(DecodeOp d, PatternRewriter &rewriter) {
     decodeArgs.append({d.operands.pageTable, d.operands.seqLens});
     decodeNames.append({"page_table", "seq_lens"});
   }
-  SmallVector<Type> decodeTypes = llvm::map_to_vector(
-      decodeArgs, [](Value v) { return v.getType(); });
+  SmallVector<Type> decodeTypes =
+      llvm::map_to_vector(decodeArgs, [](Value v) { return v.getType(); });
   decodeTypes.append({partialOutType, partialLseType});
   decodeNames.append({"partial_out", "partial_lse"});
 

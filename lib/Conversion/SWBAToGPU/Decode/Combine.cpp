@@ -58,8 +58,8 @@ void mlir::swba::gpu_kernels::buildDecodeCombineBody(OpBuilder &builder,
   e.storeF32(e.select(noKeys, e.f32(0.0), e.divf(o, l)), out, {bi, h, i, d});
   if (!lse)
     return;
-  Value first = arith::CmpIOp::create(e.b, arith::CmpIPredicate::eq, d,
-                                      e.idx(0));
+  Value first =
+      arith::CmpIOp::create(e.b, arith::CmpIPredicate::eq, d, e.idx(0));
   auto lseIf = scf::IfOp::create(e.b, first, /*withElseRegion=*/false);
   e.b.setInsertionPoint(lseIf.thenBlock()->getTerminator());
   Value value = e.addf(ref, e.mulf(e.lg2(l), e.f32(std::log(2.0))));

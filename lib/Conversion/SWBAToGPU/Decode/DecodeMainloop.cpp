@@ -57,8 +57,8 @@ private:
   void splitWindow();
   Value loadEntry(Value page, Value when);
   std::pair<SmallVector<Value>, Value> keyAddress(Value key, Value entry);
-  void copyRows(Value k0, Value slotRow, int64_t width, Value cache,
-                Value smem, bool alsoV, ArrayRef<Value> entries);
+  void copyRows(Value k0, Value slotRow, int64_t width, Value cache, Value smem,
+                bool alsoV, ArrayRef<Value> entries);
   void copyChunk(Value cache, Value smem, ArrayRef<Value> address, Value ok,
                  Value smemRow, Value col);
   SmallVector<Value> tileStep(Value tile, ValueRange state);
@@ -87,14 +87,13 @@ static Value ceilDiv(KernelBuilder &e, Value x, int64_t y) {
 static Value sharedBytesBuffer(KernelBuilder &e, int64_t bytes) {
   auto space = gpu::AddressSpaceAttr::get(
       e.b.getContext(), gpu::GPUDialect::getWorkgroupAddressSpace());
-  auto globalType = MemRefType::get({0}, e.b.getI8Type(),
-                                    MemRefLayoutAttrInterface(), space);
+  auto globalType =
+      MemRefType::get({0}, e.b.getI8Type(), MemRefLayoutAttrInterface(), space);
   Value global = memref::GetGlobalOp::create(e.b, globalType, "swba_smem");
   auto bufType = MemRefType::get({bytes}, e.b.getI8Type(),
                                  MemRefLayoutAttrInterface(), space);
-  return memref::ReinterpretCastOp::create(e.b, bufType, global, 0,
-                                           ArrayRef<int64_t>{bytes},
-                                           ArrayRef<int64_t>{1});
+  return memref::ReinterpretCastOp::create(
+      e.b, bufType, global, 0, ArrayRef<int64_t>{bytes}, ArrayRef<int64_t>{1});
 }
 /// Fragment j (rows 2j, 2j + 1) of an ldmatrix result.
 static Value halfOf(KernelBuilder &e, Value frags, int64_t j) {
@@ -130,7 +129,8 @@ void DecodeKernel::setUp(Value buffer) {
   kvHead = gpu::BlockIdOp::create(e.b, gpu::Dimension::y);
   batch = gpu::BlockIdOp::create(e.b, gpu::Dimension::z);
   queries = e.dim(ops.q, 2);
-  group = e.divIdx(e.dim(ops.q, 1), gpu::GridDimOp::create(e.b, gpu::Dimension::y));
+  group =
+      e.divIdx(e.dim(ops.q, 1), gpu::GridDimOp::create(e.b, gpu::Dimension::y));
   rows = arith::MulIOp::create(e.b, group, queries);
   Value len = sequenceLength();
   posOffset = e.sub(len, queries);
@@ -139,15 +139,17 @@ void DecodeKernel::setUp(Value buffer) {
   firstQuery = maxIdx(e, e.sub(queries, len), e.idx(0));
   Value none = cmp(e, arith::CmpIPredicate::sge, firstQuery, queries);
   Value q0 = e.min(firstQuery, e.sub(queries, e.idx(1)));
-  RowRange all = computeKeyWindow(e.b, e.b.getLoc(), w, q0, queries, posOffset,
-                                  len);
-  keys = {e.select(none, e.idx(0), all.begin), e.select(none, e.idx(0), all.end)};
+  RowRange all =
+      computeKeyWindow(e.b, e.b.getLoc(), w, q0, queries, posOffset, len);
+  keys = {e.select(none, e.idx(0), all.begin),
+          e.select(none, e.idx(0), all.end)};
   splitWindow();
 
   // One m16 row tile per 1, 2 or 4 warps, by the rows at hand.
   Value oneTile = cmp(e, arith::CmpIPredicate::ule, rows, e.idx(16));
   Value twoTiles = cmp(e, arith::CmpIPredicate::ule, rows, e.idx(32));
-  keyGroups = e.select(oneTile, e.idx(4), e.select(twoTiles, e.idx(2), e.idx(1)));
+  keyGroups =
+      e.select(oneTile, e.idx(4), e.select(twoTiles, e.idx(2), e.idx(1)));
   warpTile = e.divIdx(e.warpId, keyGroups);
   keyGroup = arith::RemUIOp::create(e.b, e.warpId, keyGroups);
 
@@ -175,8 +177,8 @@ void DecodeKernel::splitWindow() {
   Value tiles = ceilDiv(e, e.sub(keys.end, keys.begin), kDecodeTile);
   Value perSplit = arith::CeilDivUIOp::create(e.b, tiles, splits);
   Value span = e.mul(perSplit, kDecodeTile);
-  Value begin = e.min(e.add(keys.begin, arith::MulIOp::create(e.b, split, span)),
-                      keys.end);
+  Value begin = e.min(
+      e.add(keys.begin, arith::MulIOp::create(e.b, split, span)), keys.end);
   keys = {begin, e.min(e.add(begin, span), keys.end)};
   numTiles = ceilDiv(e, e.sub(keys.end, keys.begin), kDecodeTile);
 }
@@ -222,12 +224,12 @@ Value DecodeKernel::loadEntry(Value page, Value when) {
   Value needed = cmp(e, arith::CmpIPredicate::ult, page, maxPages);
   if (when)
     needed = andI(e, needed, when);
-  auto ifOp = scf::IfOp::create(e.b, TypeRange{e.b.getIndexType()}, needed,
-                                true);
+  auto ifOp =
+      scf::IfOp::create(e.b, TypeRange{e.b.getIndexType()}, needed, true);
   OpBuilder::InsertionGuard guard(e.b);
   e.b.setInsertionPointToStart(ifOp.thenBlock());
-  Value slot = arith::IndexCastOp::create(
-      e.b, e.b.getIndexType(), e.load(ops.pageTable, {batch, page}));
+  Value slot = arith::IndexCastOp::create(e.b, e.b.getIndexType(),
+                                          e.load(ops.pageTable, {batch, page}));
   scf::YieldOp::create(e.b, slot);
   e.b.setInsertionPointToStart(ifOp.elseBlock());
   scf::YieldOp::create(e.b, e.idx(-1));
@@ -301,10 +303,10 @@ void DecodeKernel::copyRows(Value k0, Value slotRow, int64_t width, Value cache,
     if (!valid || smem != sK)
       continue;
     // A key of an invalid page poisons the rows that see it (NaN).
-    Value bad = andI(e, inSplit,
-                     arith::XOrIOp::create(
-                         e.b, valid,
-                         arith::ConstantIntOp::create(e.b, e.b.getI1Type(), 1)));
+    Value bad = andI(
+        e, inSplit,
+        arith::XOrIOp::create(
+            e.b, valid, arith::ConstantIntOp::create(e.b, e.b.getI1Type(), 1)));
     Value word = e.select(bad, e.f32(std::nan("")), e.f32(0.0));
     auto store = scf::IfOp::create(
         e.b, cmp(e, arith::CmpIPredicate::eq, col, e.idx(0)), false);
@@ -360,8 +362,8 @@ SmallVector<Value> DecodeKernel::mainloop() {
 SmallVector<Value> DecodeKernel::tileStep(Value tile, ValueRange state) {
   // Groups close in tile order, one per step: the kDecodeStages - 2 after
   // this tile's may still be in flight.
-  nvgpu::DeviceAsyncWaitOp::create(
-      e.b, groupToken, e.b.getI32IntegerAttr(kDecodeStages - 2));
+  nvgpu::DeviceAsyncWaitOp::create(e.b, groupToken,
+                                   e.b.getI32IntegerAttr(kDecodeStages - 2));
   // Everyone's copies of this tile are visible, and everyone is done with
   // the slot that the next issue overwrites.
   gpu::BarrierOp::create(e.b);
@@ -379,10 +381,9 @@ SmallVector<Value> DecodeKernel::tileStep(Value tile, ValueRange state) {
     OpBuilder::InsertionGuard guard(e.b);
     e.b.setInsertionPointToEnd(chunks.getBody());
     Value c = chunks.getInductionVar();
-    scf::YieldOp::create(
-        e.b, chunkStep(e.add(k0, e.mul(c, kChunk)),
-                       e.add(slotRow, e.mul(c, kChunk)),
-                       chunks.getRegionIterArgs()));
+    scf::YieldOp::create(e.b, chunkStep(e.add(k0, e.mul(c, kChunk)),
+                                        e.add(slotRow, e.mul(c, kChunk)),
+                                        chunks.getRegionIterArgs()));
   }
   SmallVector<Value> next(chunks.getResults());
   next.append(nextEntries);
@@ -394,14 +395,16 @@ SmallVector<Value> DecodeKernel::tileStep(Value tile, ValueRange state) {
 SmallVector<Value> DecodeKernel::chunkStep(Value c0, Value chunkRow,
                                            ValueRange state) {
   SmallVector<Value> s = scores(chunkRow);
-  Value interior = andI(
-      e,
-      andI(e, cmp(e, arith::CmpIPredicate::ule, e.add(c0, e.idx(kChunk)),
-                  keys.end),
-           cmp(e, arith::CmpIPredicate::eq, firstQuery, e.idx(0))),
-      isTileFullyVisible(e.b, e.b.getLoc(), w, e.idx(0), queries, c0,
-                         e.add(c0, e.idx(kChunk)), posOffset));
-  auto maskIf = scf::IfOp::create(e.b, TypeRange(ValueRange(s)), interior, true);
+  Value interior =
+      andI(e,
+           andI(e,
+                cmp(e, arith::CmpIPredicate::ule, e.add(c0, e.idx(kChunk)),
+                    keys.end),
+                cmp(e, arith::CmpIPredicate::eq, firstQuery, e.idx(0))),
+           isTileFullyVisible(e.b, e.b.getLoc(), w, e.idx(0), queries, c0,
+                              e.add(c0, e.idx(kChunk)), posOffset));
+  auto maskIf =
+      scf::IfOp::create(e.b, TypeRange(ValueRange(s)), interior, true);
   {
     OpBuilder::InsertionGuard guard(e.b);
     e.b.setInsertionPointToStart(maskIf.thenBlock());
@@ -417,8 +420,8 @@ SmallVector<Value> DecodeKernel::chunkStep(Value c0, Value chunkRow,
   Value row = e.add(chunkRow, e.rem(e.laneId, 16));
   for (int64_t dt = 0; dt < nAcc; dt += 2) {
     int64_t tiles = dt + 1 < nAcc ? 4 : 2;
-    Value col = e.add(e.mul(e.div(e.laneId, 16), 8 * (tiles / 4)),
-                      e.idx(dt * 8));
+    Value col =
+        e.add(e.mul(e.div(e.laneId, 16), 8 * (tiles / 4)), e.idx(dt * 8));
     Value frags = e.ldmatrix(sV, row, col, tiles, /*transpose=*/true);
     for (int64_t j = 0; j < tiles / 2; ++j)
       next[dt + j] = e.mma(aFrag, halfOf(e, frags, j), next[dt + j]);
@@ -468,8 +471,8 @@ SmallVector<Value> DecodeKernel::mask(ArrayRef<Value> s, Value c0) {
     Value tile = s[nt];
     for (int64_t r = 0; r < 2; ++r) {
       Value packed = e.add(e.mul(warpTile, 16), e.add(e.g, e.idx(8 * r)));
-      Value i = arith::RemUIOp::create(e.b, packed,
-                                       maxIdx(e, queries, e.idx(1)));
+      Value i =
+          arith::RemUIOp::create(e.b, packed, maxIdx(e, queries, e.idx(1)));
       Value rowOk = andI(e, cmp(e, arith::CmpIPredicate::ult, packed, rows),
                          cmp(e, arith::CmpIPredicate::sge, i, firstQuery));
       for (int64_t c = 0; c < 2; ++c) {
@@ -568,18 +571,20 @@ void DecodeKernel::combineRows(Value accS, Value statS, Value buffer) {
       OpBuilder::InsertionGuard guard(e.b);
       e.b.setInsertionPointToEnd(sums.getBody());
       Value wk = warp(sums.getInductionVar());
-      Value alpha =
-          e.ex2(e.subf(e.load(statS, {wk, e.idx(0), tileRow}), ref));
+      Value alpha = e.ex2(e.subf(e.load(statS, {wk, e.idx(0), tileRow}), ref));
       ValueRange acc = sums.getRegionIterArgs();
       scf::YieldOp::create(
-          e.b, ValueRange{e.addf(acc[0], e.mulf(alpha, e.load(statS, {wk, e.idx(1), tileRow}))),
-                          e.addf(acc[1], e.mulf(alpha, e.load(accS, {wk, tileRow, d})))});
+          e.b,
+          ValueRange{
+              e.addf(acc[0],
+                     e.mulf(alpha, e.load(statS, {wk, e.idx(1), tileRow}))),
+              e.addf(acc[1], e.mulf(alpha, e.load(accS, {wk, tileRow, d})))});
     }
     Value l = sums.getResult(0), o = sums.getResult(1);
-    Value noKeys = arith::CmpFOp::create(e.b, arith::CmpFPredicate::OEQ, l,
-                                         e.f32(0.0));
-    Value head = e.add(arith::MulIOp::create(e.b, kvHead, group),
-                       e.divIdx(r, queries));
+    Value noKeys =
+        arith::CmpFOp::create(e.b, arith::CmpFPredicate::OEQ, l, e.f32(0.0));
+    Value head =
+        e.add(arith::MulIOp::create(e.b, kvHead, group), e.divIdx(r, queries));
     Value i = arith::RemUIOp::create(e.b, r, queries);
     e.store(e.select(noKeys, e.f32(0.0), e.divf(o, l)), ops.partialOut,
             {split, batch, head, i, d});
@@ -593,9 +598,11 @@ void DecodeKernel::combineRows(Value accS, Value statS, Value buffer) {
   });
 }
 
-void mlir::swba::gpu_kernels::buildDecodeBody(
-    OpBuilder &builder, Location loc, Type elementType, DecodeLayout layout,
-    BlockWindow window, double scale, DecodeOperands operands) {
+void mlir::swba::gpu_kernels::buildDecodeBody(OpBuilder &builder, Location loc,
+                                              Type elementType,
+                                              DecodeLayout layout,
+                                              BlockWindow window, double scale,
+                                              DecodeOperands operands) {
   KernelBuilder e(builder, loc, elementType);
   Value buffer = sharedBytesBuffer(e, layout.sharedBytes());
   // Scores are kept in the log2 domain: exp2 is one instruction.
