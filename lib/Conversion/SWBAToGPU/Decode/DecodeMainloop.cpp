@@ -14,7 +14,6 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 
 #include <cmath>
-#include <limits>
 
 using namespace mlir;
 using namespace mlir::swba;
@@ -66,7 +65,7 @@ private:
   SmallVector<Value> scores(Value chunkRow);
   SmallVector<Value> mask(ArrayRef<Value> s, Value c0);
   SmallVector<Value> softmax(ArrayRef<Value> s, MutableArrayRef<Value> state);
-  void combineRows(Value accS, Value statS, Value buffer);
+  void combineRows(Value accS, Value statS);
 };
 
 } // namespace
@@ -546,12 +545,12 @@ void DecodeKernel::writePartials(ValueRange state, Value buffer) {
     e.store(sum, statS, {e.warpId, e.idx(1), row});
   }
   gpu::BarrierOp::create(e.b);
-  combineRows(accS, statS, buffer);
+  combineRows(accS, statS);
 }
 
 /// Element (r, d) of the packed rows: the warps of r's row tile merged by
 /// their maxima; out normalized (0 where no key was seen), lse natural.
-void DecodeKernel::combineRows(Value accS, Value statS, Value buffer) {
+void DecodeKernel::combineRows(Value accS, Value statS) {
   int64_t dv = layout.valueDim;
   Value total = arith::MulIOp::create(e.b, rows, e.idx(dv));
   e.loop(e.threadId, total, e.idx(kThreads), [&](Value index) {
