@@ -79,6 +79,6 @@ func.func @grad_f16_d64(%q: memref<?x4x?x64xf16>, %k: memref<?x4x?x64xf16>, %v: 
                         %o: memref<?x4x?x64xf16>, %do: memref<?x4x?x64xf16>, %l: memref<?x4x?xf32>,
                         %dq: memref<?x4x?x64xf16>, %dk: memref<?x4x?x64xf16>, %dv: memref<?x4x?x64xf16>) {
   swba.attention_grad ins(%q, %k, %v, %o, %do, %l : memref<?x4x?x64xf16>, memref<?x4x?x64xf16>, memref<?x4x?x64xf16>, memref<?x4x?x64xf16>, memref<?x4x?x64xf16>, memref<?x4x?xf32>)
-      outs(%dq, %dk, %dv : memref<?x4x?x64xf16>, memref<?x4x?x64xf16>, memref<?x4x?x64xf16>) block_size = 100 window = 3
+      outs(%dq, %dk, %dv : memref<?x4x?x64xf16>, memref<?x4x?x64xf16>, memref<?x4x?x64xf16>) block_size = 100 window = 6
   return
 }

@@ -23,9 +23,9 @@
 // CHECK: memref.global @swba_smem : memref<0xi8, #gpu.address_space<workgroup>> {alignment = 1024 : i64}
 // CHECK: gpu.func @swba_fwd({{.*}}, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr) kernel attributes {{{.*}}nvvm.maxnreg = 128 : i32, nvvm.maxntid = array<i32: 512, 1, 1>, swba.launch = {{.*}}}
 // CHECK: %[[BARS:.*]] = nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 9>
-// The key window of the workgroup's 192 rows: frames of 100, window 3.
+// The key window of the workgroup's 192 rows: frames of 100, window 6.
 // CHECK: arith.divui %{{.*}}, %c100
-// CHECK: arith.subi %{{.*}}, %c2
+// CHECK: arith.subi %{{.*}}, %c5
 // Full barriers (Q, K, V) take one arrival; empty ones one per consumer warp.
 // CHECK: nvgpu.mbarrier.init %[[BARS]][%c0], %c1
 // CHECK: nvgpu.mbarrier.init %[[BARS]][%c5], %c12
@@ -115,7 +115,7 @@ func.func @forward_f16_d64(%q: memref<?x4x?x64xf16>, %k: memref<?x4x?x64xf16>,
                            %v: memref<?x4x?x64xf16>, %o: memref<?x4x?x64xf16>,
                            %l: memref<?x4x?xf32>) {
   swba.attention ins(%q, %k, %v : memref<?x4x?x64xf16>, memref<?x4x?x64xf16>, memref<?x4x?x64xf16>)
-      outs(%o, %l : memref<?x4x?x64xf16>, memref<?x4x?xf32>) block_size = 100 window = 3
+      outs(%o, %l : memref<?x4x?x64xf16>, memref<?x4x?xf32>) block_size = 100 window = 6
   return
 }
 
@@ -233,6 +233,6 @@ func.func @grad_f16_d64(%q: memref<?x4x?x64xf16>, %k: memref<?x4x?x64xf16>, %v: 
                         %o: memref<?x4x?x64xf16>, %do: memref<?x4x?x64xf16>, %l: memref<?x4x?xf32>,
                         %dq: memref<?x4x?x64xf16>, %dk: memref<?x4x?x64xf16>, %dv: memref<?x4x?x64xf16>) {
   swba.attention_grad ins(%q, %k, %v, %o, %do, %l : memref<?x4x?x64xf16>, memref<?x4x?x64xf16>, memref<?x4x?x64xf16>, memref<?x4x?x64xf16>, memref<?x4x?x64xf16>, memref<?x4x?xf32>)
-      outs(%dq, %dk, %dv : memref<?x4x?x64xf16>, memref<?x4x?x64xf16>, memref<?x4x?x64xf16>) block_size = 100 window = 3
+      outs(%dq, %dk, %dv : memref<?x4x?x64xf16>, memref<?x4x?x64xf16>, memref<?x4x?x64xf16>) block_size = 100 window = 6
   return
 }

@@ -34,7 +34,7 @@
 func.func @forward(%q: memref<?x4x?x64xf16>, %k: memref<?x2x?x64xf16>, %v: memref<?x2x?x64xf16>,
                    %o: memref<?x4x?x64xf16>, %l: memref<?x4x?xf32>) {
   swba.attention ins(%q, %k, %v : memref<?x4x?x64xf16>, memref<?x2x?x64xf16>, memref<?x2x?x64xf16>)
-      outs(%o, %l : memref<?x4x?x64xf16>, memref<?x4x?xf32>) block_size = 100 window = 3
+      outs(%o, %l : memref<?x4x?x64xf16>, memref<?x4x?xf32>) block_size = 100 window = 6
   return
 }
 

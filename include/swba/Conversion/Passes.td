@@ -98,7 +98,9 @@ def LowerSWBA : Pass<"lower-swba"> {
            "0: three at head dim 64, two at 128.">,
     Option<"blockN", "block-n", "int64_t", /*default=*/"0",
            "sm_90a forward: keys per K/V tile, a multiple of 64 up to 256; "
-           "0: per head dim.">,
+           "0: chosen from the head dims and the window (192 for token "
+           "windows at head dim 128, 64 for bands of at most 512 keys at "
+           "head dim 64, else 128).">,
     Option<"stages", "stages", "int64_t", /*default=*/"0",
            "sm_90a forward: K/V tiles in flight (shared-memory ring), up to "
            "16 (and what fits in shared memory); 0: per head dim.">,
@@ -117,10 +119,12 @@ def LowerSWBA : Pass<"lower-swba"> {
            "workgroups. For decode and short query frames.">,
     Option<"gradKeyTile", "grad-key-tile", "int64_t", /*default=*/"0",
            "sm_90a backward: keys per K/V tile of the dQ kernel, 64 or "
-           "128; 0: 128, or 64 where 128 does not fit in shared memory.">,
+           "128; 0: 64 for token windows at head dim 128 and where 128 does "
+           "not fit in shared memory, else 128.">,
     Option<"gradQueryTile", "grad-query-tile", "int64_t", /*default=*/"0",
            "sm_90a backward: query rows per Q/dO tile of the dK/dV kernel, "
-           "64 or 128; 0: per head dim.">,
+           "64 or 128; 0: 128 at head dim 64 (64 for bands of at most 512 "
+           "keys), 64 at 128.">,
     Option<"gradStages", "grad-stages", "int64_t", /*default=*/"0",
            "sm_90a backward: tiles in flight in the dQ and dK/dV kernels, "
            "up to 16 (and what fits in shared memory); 0: 2.">,

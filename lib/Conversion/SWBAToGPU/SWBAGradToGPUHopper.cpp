@@ -64,10 +64,12 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
 
     Location loc = op.getLoc();
     using T = QueryGradTiling;
-    QueryGradLayout layout = queryGradLayout(headDim, valueDim, options);
+    HopperOptions tiles = withWindowTiling(
+        options, headDim, valueDim, op.getBlockSize(), op.getWindow());
+    QueryGradLayout layout = queryGradLayout(headDim, valueDim, tiles);
     using KV = KeyValueGradTiling;
     KeyValueGradLayout kvLayout =
-        keyValueGradLayout(headDim, valueDim, options);
+        keyValueGradLayout(headDim, valueDim, tiles);
     if (!fitsGrad(layout, kvLayout)) // checkHopperGradLowerable reported it
       return rewriter.notifyMatchFailure(op, "backward tiles do not fit");
     const bool fused = options.gradFusedDQ;
@@ -167,8 +169,10 @@ LogicalResult mlir::swba::checkHopperGradLowerable(Operation *op,
   int64_t dv = cast<ShapedType>(grad.getValue().getType()).getDimSize(3);
   if (!coversHeadDims(d, dv))
     return success(); // the mma.sync kernels
-  QueryGradLayout dq = queryGradLayout(d, dv, options);
-  KeyValueGradLayout kv = keyValueGradLayout(d, dv, options);
+  HopperOptions tiles =
+      withWindowTiling(options, d, dv, grad.getBlockSize(), grad.getWindow());
+  QueryGradLayout dq = queryGradLayout(d, dv, tiles);
+  KeyValueGradLayout kv = keyValueGradLayout(d, dv, tiles);
   if (fitsGrad(dq, kv))
     return success();
   InFlightDiagnostic diag = op->emitOpError();

@@ -69,8 +69,10 @@ struct AttentionOpToWgmma : public OpRewritePattern<AttentionOp> {
     auto vType = cast<MemRefType>(op.getValue().getType());
     Type elementType = qType.getElementType();
     int64_t headDim = qType.getDimSize(3), valueDim = vType.getDimSize(3);
-    FailureOr<HopperTiling> maybeTiling =
-        getTiling(headDim, valueDim, options);
+    FailureOr<HopperTiling> maybeTiling = getTiling(
+        headDim, valueDim,
+        withWindowTiling(options, headDim, valueDim, op.getBlockSize(),
+                         op.getWindow()));
     if (failed(maybeTiling))
       return rewriter.notifyMatchFailure(op, "head dims other than 64/128");
     HopperTiling tiling = *maybeTiling;
@@ -121,7 +123,10 @@ LogicalResult mlir::swba::checkHopperLowerable(Operation *op,
                         .getDimSize(3);
   int64_t valueDim = cast<ShapedType>(attention.getValue().getType())
                          .getDimSize(3);
-  FailureOr<HopperTiling> tiling = getTiling(headDim, valueDim, options);
+  FailureOr<HopperTiling> tiling = getTiling(
+      headDim, valueDim,
+      withWindowTiling(options, headDim, valueDim, attention.getBlockSize(),
+                       attention.getWindow()));
   if (failed(tiling))
     return success(); // the mma.sync kernel
   SharedLayout layout(*tiling, headDim, valueDim);

@@ -7,6 +7,8 @@
 
 #include "Tiling.h"
 
+#include <algorithm>
+
 using namespace mlir;
 using namespace mlir::swba;
 using namespace mlir::swba::gpu_kernels;
@@ -46,6 +48,51 @@ FailureOr<HopperTiling> gpu_kernels::getTiling(int64_t d, int64_t dv,
   if (options.stages)
     t.stages = options.stages;
   return t;
+}
+
+// A query tile of M rows visits the key tiles of N keys that cover
+// [lo, hi), its rows' union of windows: ceil(hi / N) - floor(lo / N) tiles,
+// each costing N keys of products plus a fixed part (barriers, the
+// softmax's row reductions, the pipeline's hand-offs), and masked where it
+// straddles an edge of the band. Frames of a multiple of the tiles align
+// the band's edges with tile edges: only the diagonal tile is masked, and
+// 128-key tiles waste nothing. Frames shorter than a tile (token windows:
+// block_size 1) put both edges inside tiles in every query tile, so every
+// tile size wastes about one tile per edge; larger key tiles then pay the
+// fixed part less often. Narrow bands (a span of at most 512 keys) visit
+// a handful of tiles, most of them masked: smaller tiles waste less.
+// Measured on an H200 (bf16, python/bench/bench_frontier.py with
+// swba.autotune, 2026-12-01): token windows of 4096 keys at head dim 128,
+// forward 462 -> 501-505 TFLOP/s with 192-key tiles, forward+backward
+// 355 -> 427 with 64-key dQ tiles; frame windows (1024- and 2048-token
+// frames) keep 128; 128-token windows at head dim 64, forward 50 -> 55
+// with 64-key tiles, forward+backward 46 -> 52 with 64-row dK/dV query
+// tiles (small frames, 512 keys: 149 -> 165).
+HopperOptions gpu_kernels::withWindowTiling(HopperOptions options, int64_t d,
+                                            int64_t dv, int64_t blockSize,
+                                            int64_t window) {
+  const bool wide = d == 128 && dv == 128, narrow = d == 64 && dv == 64;
+  if (!wide && !narrow)
+    return options;
+  // The keys one query sees (saturating: window and block_size are
+  // unbounded attributes).
+  int64_t span = window > (int64_t{1} << 40) / std::max<int64_t>(blockSize, 1)
+                     ? int64_t{1} << 40
+                     : blockSize * window;
+  const bool edgesCutTiles = blockSize < 128;
+  if (wide && edgesCutTiles && span >= 1024) {
+    if (!options.blockN && options.consumers != 3)
+      options.blockN = 192;
+    if (!options.gradKeyTile)
+      options.gradKeyTile = 64;
+  }
+  if (narrow && span <= 512) {
+    if (!options.blockN)
+      options.blockN = 64;
+    if (!options.gradQueryTile)
+      options.gradQueryTile = 64;
+  }
+  return options;
 }
 
 bool gpu_kernels::fits(const HopperTiling &t, const SharedLayout &layout) {

@@ -45,6 +45,13 @@ struct SharedLayout {
   int64_t total() const { return vOffset(stages); }
 };
 
+/// `options` with the tiles chosen from the window where they are left to
+/// the lowering (0): what the window's shape makes worth it, measured
+/// (Tiling.cpp). The kernels' defaults stand where no rule applies, and an
+/// option given stays as given.
+HopperOptions withWindowTiling(HopperOptions options, int64_t d, int64_t dv,
+                               int64_t blockSize, int64_t window);
+
 /// The forward's tiling for head dims `d`, `dv` (the defaults, then what
 /// `options` ask for); failure when the kernel does not cover them (the
 /// mma.sync kernel then does).

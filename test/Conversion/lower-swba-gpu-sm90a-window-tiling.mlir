@@ -1,0 +1,101 @@
+// The sm_90a tiles chosen from the window (withWindowTiling): token windows
+// at head dim 128 take 192-key forward tiles and 64-key dQ tiles; frames
+// aligned with the tiles keep 128-key tiles; narrow bands at head dim 64
+// take 64-key forward tiles and 64-row dK/dV query tiles; an option given
+// wins over the window's choice.
+// RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a" --canonicalize --cse --split-input-file | FileCheck %s
+// RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a block-n=128 grad-key-tile=128 grad-query-tile=128" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=ASKED
+
+// Q in 128-row boxes; K and V in 192-key boxes, two stages of them:
+// 32 KiB + 2 x (48 + 48) KiB.
+// CHECK-LABEL: func @token_window_d128
+// CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
+// CHECK-COUNT-2: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c192, %c64]
+// CHECK: gpu.launch_func @swba_attention_kernels::@swba_fwd {{.*}} dynamic_shared_memory_size %c229376_i32
+// ASKED-LABEL: func @token_window_d128
+// ASKED: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
+// ASKED-COUNT-2: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
+// ASKED: gpu.launch_func @swba_attention_kernels::@swba_fwd {{.*}} dynamic_shared_memory_size %c163840_i32
+func.func @token_window_d128(%q: memref<?x32x?x128xbf16>, %k: memref<?x8x?x128xbf16>,
+                             %v: memref<?x8x?x128xbf16>, %o: memref<?x32x?x128xbf16>) {
+  swba.attention ins(%q, %k, %v : memref<?x32x?x128xbf16>, memref<?x8x?x128xbf16>, memref<?x8x?x128xbf16>)
+      outs(%o : memref<?x32x?x128xbf16>) block_size = 1 window = 4096
+  return
+}
+
+// -----
+
+// CHECK-LABEL: func @frame_window_d128
+// CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
+// CHECK-COUNT-2: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
+// CHECK: gpu.launch_func @swba_attention_kernels::@swba_fwd {{.*}} dynamic_shared_memory_size %c163840_i32
+func.func @frame_window_d128(%q: memref<?x24x?x128xbf16>, %k: memref<?x24x?x128xbf16>,
+                             %v: memref<?x24x?x128xbf16>, %o: memref<?x24x?x128xbf16>) {
+  swba.attention ins(%q, %k, %v : memref<?x24x?x128xbf16>, memref<?x24x?x128xbf16>, memref<?x24x?x128xbf16>)
+      outs(%o : memref<?x24x?x128xbf16>) block_size = 1024 window = 4
+  return
+}
+
+// -----
+
+// A 128-token band at head dim 64: Q in 192-row boxes (three consumers),
+// K and V in 64-key boxes.
+// CHECK-LABEL: func @narrow_band_d64
+// CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c192, %c64]
+// CHECK-COUNT-2: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
+// ASKED-LABEL: func @narrow_band_d64
+// ASKED: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c192, %c64]
+// ASKED-COUNT-2: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
+func.func @narrow_band_d64(%q: memref<?x64x?x64xbf16>, %k: memref<?x64x?x64xbf16>,
+                           %v: memref<?x64x?x64xbf16>, %o: memref<?x64x?x64xbf16>) {
+  swba.attention ins(%q, %k, %v : memref<?x64x?x64xbf16>, memref<?x64x?x64xbf16>, memref<?x64x?x64xbf16>)
+      outs(%o : memref<?x64x?x64xbf16>) block_size = 1 window = 128
+  return
+}
+
+// -----
+
+// The backward of a token window at head dim 128: the dQ kernel's K/V
+// boxes hold 64 keys (maps of q, k, v, dout in that order).
+// CHECK-LABEL: func @token_window_grad_d128
+// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_delta
+// CHECK-COUNT-4: nvgpu.tma.create.descriptor
+// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv
+// CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
+// CHECK-COUNT-2: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
+// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq
+// ASKED-LABEL: func @token_window_grad_d128
+// ASKED: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv
+// ASKED: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
+// ASKED-COUNT-2: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
+// ASKED: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq
+func.func @token_window_grad_d128(%q: memref<?x8x?x128xbf16>, %k: memref<?x8x?x128xbf16>, %v: memref<?x8x?x128xbf16>,
+                                  %o: memref<?x8x?x128xbf16>, %do: memref<?x8x?x128xbf16>, %l: memref<?x8x?xf32>,
+                                  %dq: memref<?x8x?x128xbf16>, %dk: memref<?x8x?x128xbf16>, %dv: memref<?x8x?x128xbf16>) {
+  swba.attention_grad ins(%q, %k, %v, %o, %do, %l : memref<?x8x?x128xbf16>, memref<?x8x?x128xbf16>, memref<?x8x?x128xbf16>, memref<?x8x?x128xbf16>, memref<?x8x?x128xbf16>, memref<?x8x?xf32>)
+      outs(%dq, %dk, %dv : memref<?x8x?x128xbf16>, memref<?x8x?x128xbf16>, memref<?x8x?x128xbf16>) block_size = 1 window = 4096
+  return
+}
+
+// -----
+
+// The backward of a narrow band at head dim 64: the dK/dV kernel's Q and
+// dO boxes hold 64 query rows.
+// (maps of q, k, v, dout in that order).
+// CHECK-LABEL: func @narrow_band_grad_d64
+// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_delta
+// CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
+// CHECK-COUNT-2: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
+// CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
+// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv
+// ASKED-LABEL: func @narrow_band_grad_d64
+// ASKED: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_delta
+// ASKED-COUNT-4: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
+// ASKED: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv
+func.func @narrow_band_grad_d64(%q: memref<?x4x?x64xbf16>, %k: memref<?x4x?x64xbf16>, %v: memref<?x4x?x64xbf16>,
+                                %o: memref<?x4x?x64xbf16>, %do: memref<?x4x?x64xbf16>, %l: memref<?x4x?xf32>,
+                                %dq: memref<?x4x?x64xbf16>, %dk: memref<?x4x?x64xbf16>, %dv: memref<?x4x?x64xbf16>) {
+  swba.attention_grad ins(%q, %k, %v, %o, %do, %l : memref<?x4x?x64xbf16>, memref<?x4x?x64xbf16>, memref<?x4x?x64xbf16>, memref<?x4x?x64xbf16>, memref<?x4x?x64xbf16>, memref<?x4x?xf32>)
+      outs(%dq, %dk, %dv : memref<?x4x?x64xbf16>, memref<?x4x?x64xbf16>, memref<?x4x?x64xbf16>) block_size = 1 window = 128
+  return
+}
