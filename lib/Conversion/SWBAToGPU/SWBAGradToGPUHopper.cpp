@@ -110,7 +110,7 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
     if (fused)
       kvArgs.push_back(queryGradAccumType(op));
     kvArgs.append({op.getGradKey().getType(), op.getGradValue().getType()});
-    SmallVector<std::pair<gpu::GPUFuncOp, LaunchContract>> kvKernels;
+    SmallVector<std::pair<gpu::GPUFuncOp, LaunchContract>, 2> kvKernels;
     for (const KeyValueGradLayout &kvLayout : kvLayouts)
       kvKernels.push_back(buildKeyValueGradKernel(rewriter, gpuModule, op,
                                                   kvLayout, kvArgs, fused));
@@ -124,7 +124,7 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
                     kvKernels.front(),
                     {convertKernel, convertLaunch()}});
     } else {
-      SmallVector<std::pair<gpu::GPUFuncOp, LaunchContract>> launches{
+      SmallVector<std::pair<gpu::GPUFuncOp, LaunchContract>, 4> launches{
           {deltaKernel, deltaLaunch()}};
       launches.append(kvKernels);
       launches.push_back({dqKernel, dqLaunch});
