@@ -14,6 +14,8 @@
 // RUN: FileCheck %s --input-file=%t.json --check-prefix=JSON
 // Without decode=true, swba.attention keeps the tiled forward.
 // RUN: swba-opt %s --split-input-file --lower-swba="target=gpu" | FileCheck %s --check-prefix=TILED
+// With split-kv as well (sm_90a), decode=true takes swba.attention.
+// RUN: swba-opt %s --split-input-file --lower-swba="target=gpu chip=sm_90a decode=true split-kv=2" | FileCheck %s --check-prefix=BOTH
 
 // GQA 4/2, head dim 16, bs 12, window 3: one split on the emitted host
 // (ceil(36 / 512)); the rows per kv head (2 * Nq) asserted to fit.
@@ -119,6 +121,11 @@ func.func @paged(%q: memref<?x4x?x16xf16>, %kc: memref<?x?x2x16xf16>, %vc: memre
 // CHECK: memref.dim %arg1, %c2
 // CHECK: nvgpu.device_async_copy %arg1[%block_id_z, %block_id_y,
 // CHECK: gpu.func @swba_split_combine(
+// BOTH-LABEL: func @dense
+// BOTH: gpu.launch_func @swba_decode_kernels::@swba_decode
+// BOTH-NEXT: memref.collapse_shape
+// BOTH: gpu.launch_func @swba_decode_kernels::@swba_split_combine
+// BOTH-NOT: swba_fwd_split
 // TILED-LABEL: func @dense
 // TILED: gpu.launch_func @swba_attention_kernels::@swba_fwd
 // TILED-NOT: swba_decode

@@ -30,17 +30,17 @@ def LowerSWBA : Pass<"lower-swba"> {
     it get NaN).
 
     On `target=gpu`, `swba.paged_attention` (and `swba.attention` with
-    `decode=true`) becomes the split-KV decode kernel and a kernel that
-    combines its splits: the query heads of one kv head times the queries
+    `decode=true`) becomes the split-KV decode kernel and the split-KV
+    forward's combine kernel: the query heads of one kv head times the queries
     (at most 64 rows) are packed into one workgroup, so each K/V tile is
     read once per kv head, and the rows' key window is divided into runs
-    of 64-key tiles among a number of workgroups the host chooses at
-    launch (`splits` in the launch manifest; the emitted host code takes
+    of 64-key tiles among a number of workgroups the launcher chooses
+    (the launch scalar `splits` of the manifest; the emitted host code takes
     about one per 512 keys of a window). K/V tiles stream through a
     three-slot shared-memory ring by `cp.async`; the sequence lengths are
-    read on the device. Each split writes its partial out and lse (f32
-    launch buffers `[splits, B, Hq, Nq(, Dv)]`), the second kernel
-    combines them with their log-sum-exps.
+    read on the device. Each split writes its partial out and lse (the
+    f32 launch buffers `split_out` `[splits, B * Hq * Nq, Dv]` and
+    `split_lse`), the combine kernel merges them with their log-sum-exps.
 
     `target=cpu` produces `scf`/`memref`/`arith`/`math` loops with f32
     accumulation. `target=gpu` turns `swba.attention` into a `gpu.launch_func`
@@ -134,8 +134,9 @@ def LowerSWBA : Pass<"lower-swba"> {
            "target=gpu: swba.attention's forward on the split-KV decode "
            "kernel (as swba.paged_attention always is): the query heads of "
            "a kv head packed into one workgroup (at most 64 rows, Hq / Hkv "
-           "* Nq), their key window divided among a host-chosen number of "
-           "workgroups. For decode and short query frames.">,
+           "* Nq), their key window divided among `splits` workgroups (the "
+           "launch scalar of the split-KV forward). Takes precedence over "
+           "split-kv. For decode and short query frames.">,
     Option<"gradKeyTile", "grad-key-tile", "int64_t", /*default=*/"0",
            "sm_90a backward: keys per K/V tile of the dQ kernel, 32, 64 or "
            "128; 0: 64 for token windows at head dim 128, else 128, or 64 "

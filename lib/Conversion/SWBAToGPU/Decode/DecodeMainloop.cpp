@@ -588,7 +588,8 @@ void DecodeKernel::combineRows(Value accS, Value statS) {
     // The partials' row of (batch, head, i): rows in the op's order.
     Value row = e.add(
         arith::MulIOp::create(
-            e.b, e.add(arith::MulIOp::create(e.b, batch, e.dim(ops.q, 1)), head),
+            e.b,
+            e.add(arith::MulIOp::create(e.b, batch, e.dim(ops.q, 1)), head),
             queries),
         i);
     e.store(e.select(noKeys, e.f32(0.0), e.divf(o, l)), ops.partialOut,
