@@ -80,3 +80,13 @@ func.func @gpu_paged_f32(%q: memref<2x8x1x64xf32>, %c: memref<32x16x2x64xf32>, %
   swba.paged_attention ins(%q, %c, %c, %p, %n : memref<2x8x1x64xf32>, memref<32x16x2x64xf32>, memref<32x16x2x64xf32>, memref<2x8xi32>, memref<2xi32>) outs(%q : memref<2x8x1x64xf32>) block_size = 16 window = 4
   return
 }
+
+// -----
+
+// The decode kernel takes head dims up to 128 (its ring at two workgroups
+// an SM), on every chip.
+func.func @gpu_paged_head_dim(%q: memref<2x8x1x192xf16>, %c: memref<32x16x2x192xf16>, %p: memref<2x8xi32>, %n: memref<2xi32>) {
+  // expected-error @+1 {{'swba.paged_attention' op the decode kernel takes head dims up to 128, got 192 and 192}}
+  swba.paged_attention ins(%q, %c, %c, %p, %n : memref<2x8x1x192xf16>, memref<32x16x2x192xf16>, memref<32x16x2x192xf16>, memref<2x8xi32>, memref<2xi32>) outs(%q : memref<2x8x1x192xf16>) block_size = 16 window = 4
+  return
+}

@@ -217,6 +217,14 @@ struct AttentionToDecode : public OpRewritePattern<AttentionOp> {
 LogicalResult mlir::swba::checkDecodeLowerable(Operation *op) {
   auto q = cast<ShapedType>(op->getOperand(0).getType());
   auto k = cast<ShapedType>(op->getOperand(1).getType());
+  auto v = cast<ShapedType>(op->getOperand(2).getType());
+  // The kernel is laid out for two workgroups an SM: at head dim 128 its
+  // ring takes 105 KiB, past it only one would fit.
+  if (q.getDimSize(3) > kDecodeMaxHeadDim ||
+      v.getDimSize(3) > kDecodeMaxHeadDim)
+    return op->emitOpError()
+           << "the decode kernel takes head dims up to " << kDecodeMaxHeadDim
+           << ", got " << q.getDimSize(3) << " and " << v.getDimSize(3);
   int64_t kvHeadDim = isa<PagedAttentionOp>(op) ? 2 : 1;
   if (q.isDynamicDim(1) || k.isDynamicDim(kvHeadDim) || q.isDynamicDim(2) ||
       k.getDimSize(kvHeadDim) == 0)

@@ -37,6 +37,8 @@ namespace mlir::swba::gpu_kernels {
 constexpr int64_t kDecodeTile = 64;
 /// Packed query rows a workgroup holds at most (one m16 tile a warp).
 constexpr int64_t kDecodeRows = 64;
+/// Head dims (of q/k and of v) the kernel takes at most.
+constexpr int64_t kDecodeMaxHeadDim = 128;
 /// Ring slots: two tiles in flight while one is used. With 64-key tiles
 /// at head dim 128 a workgroup takes 105 KiB, two fit on an SM.
 constexpr int64_t kDecodeStages = 3;
