@@ -5,7 +5,8 @@ FlashAttention-3 (its Hopper kernels through the JAX binding
 narrow 128-token windows, small frames, frame windows at head dim 128;
 forward and forward+backward (loss = sum(out * dout)). "ours" is the
 lowering's default tiling, "tuned" the one `swba.autotune` picks for the
-shapes (its candidates must be compiled: prepare_kernels.py --frontier).
+shapes (its candidates must be compiled: prepare_kernels.py --frontier-tune;
+--frontier compiles the defaults, for --no-tune).
 
 Effective TFLOP/s count visible (query, key) pairs only (docs/DESIGN.md):
 fwd = 4 * pairs * D * B * Hq, fwd+bwd = 3.5 * fwd.
@@ -36,15 +37,15 @@ CASES = [
 ]
 
 
-def kernel_configs():
-    """The forward and backward kernels of every case, with the autotuner's
-    candidates, for sm_90a."""
+def kernel_configs(candidates=True):
+    """The forward and backward kernels of every case for sm_90a, with the
+    autotuner's candidates unless `candidates` is false."""
     from swba import tuning
     from swba.compile import configs_for
     out = set()
     for c in CASES:
         for base in configs_for("bf16", c.d, c.bs, c.ws, chip="sm_90a"):
-            out |= set(tuning.candidate_configs(base))
+            out |= set(tuning.candidate_configs(base)) if candidates else {base}
     return out
 
 

@@ -8,7 +8,7 @@ backward also with grad-fused-dq=true; the split-KV forward's
 bench/variants.py (unless --no-variants); for sm_90a, those of
 gpu_torch_kernels.json (the PyTorch library's GPU tests and examples) and
 the autotuner's candidates of test_gpu_autotune.py (and, with --frontier,
-bench_frontier.py's kernels and candidates)."""
+bench_frontier.py's kernels; with --frontier-tune, their candidates too)."""
 
 import dataclasses
 import os
@@ -49,9 +49,10 @@ todo |= set(configs_from_json(os.path.join(here, "gpu_torch_kernels.json"),
 # failure there is no error).
 candidates = gpu_cases.autotune_configs() - todo
 # With --frontier, the kernels (and autotune candidates) of bench_frontier.py.
-if "--frontier" in sys.argv[1:]:
+if {"--frontier", "--frontier-tune"} & set(sys.argv[1:]):
     import bench_frontier
-    candidates |= bench_frontier.kernel_configs() - todo
+    candidates |= bench_frontier.kernel_configs(
+        candidates="--frontier-tune" in sys.argv[1:]) - todo
 failed = 0
 for config in sorted(todo, key=lambda c: c.key()):
     try:
