@@ -151,6 +151,14 @@ def _fake_main():
         ("swba_split_combine", (ceil(B * HQ, 4), 1, 1), 128)], _launches(fake.calls)
     assert ("empty", (3, B * HQ, 64), torch.float32) in fake.calls, fake.calls
     assert ("empty", (3, B * HQ), torch.float32) in fake.calls, fake.calls
+    assert ops.plan_for(q, k, v, 256, 4, 0.125).split_count() == 3
+    # A count given by the caller runs the same decode kernel in that many
+    # splits (one split count path for the decode and split-KV forwards).
+    fake.calls.clear()
+    ops.attention_forward(q, k, v, 256, 4, 0.125, splits=2)
+    assert [(n, g) for n, g, *_ in _launches(fake.calls)] == [
+        ("swba_decode", (2, HKV, B)), ("swba_split_combine", (ceil(B * HQ, 4), 1, 1))], \
+        _launches(fake.calls)
     del os.environ["SWBA_DECODE_SPLITS"]
 
     # sm_90a, head dim 128, grad-fused-dq: a zeroed f32 dq_accum, all on one
