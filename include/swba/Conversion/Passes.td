@@ -207,7 +207,7 @@ def WriteLaunchManifest : Pass<"swba-write-launch-manifest", "ModuleOp"> {
       (`swba.attention`), `q`, `k`, `v`, `out`, `dout`, `lse`, `dq`, `dk`,
       `dv` (`swba.attention_grad`), `q`, `k_cache`, `v_cache`,
       `page_table`, `seq_lens`, `out`, `lse` (`swba.paged_attention`), or
-      as a buffer (`delta`, `dq_accum`, `partial_out`, `partial_lse`):
+      as a buffer (`delta`, `dq_accum`, `split_out`, `split_lse`):
       `name`, `element_type`, `shape` (a size or a number per dim), `zero`
       (zeroed before the launches).
     - A grid dimension is `ceildiv(size, per)`, a size being dimension `dim`
