@@ -83,6 +83,7 @@ LowerSWBAOptions SWBAToNVVMOptions::lowerSWBAOptions() const {
   options.overlapSoftmax = overlapSoftmax;
   options.pingPong = pingPong;
   options.splitKv = splitKv;
+  options.decode = decode;
   options.gradKeyTile = gradKeyTile;
   options.gradQueryTile = gradQueryTile;
   options.gradStages = gradStages;

@@ -4,6 +4,8 @@ swba-opt.
 - `attention(q, k, v, block_size, window, scale=None)`: the
   `torch.ops.swba.attention` custom op (CUDA kernels; a dense reference on
   CPU), differentiable, traceable by `torch.compile` and `torch.export`.
+- `paged_attention(q, k_cache, v_cache, page_table, seq_lens, block_size,
+  window, scale=None)`: the forward against a paged KV cache (serving).
 - `backend`: a `torch.compile` backend that first replaces block-window
   masked attention it can prove (SDPA with a mask, matmul-softmax-matmul,
   `flex_attention`) by that op: `torch.compile(model, backend=swba.backend)`
@@ -25,13 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["attention", "autotune", "backend", "make_backend", "load_bundle",
-           "raise_attention", "__version__"]
+__all__ = ["attention", "autotune", "paged_attention", "backend", "make_backend",
+           "load_bundle", "raise_attention", "__version__"]
 
 if TYPE_CHECKING:
     from .tuning import autotune
     from .bundle import load_bundle
     from .library import attention
+    from .paged import paged_attention
     from .raising import backend, make_backend, raise_attention
 
 
@@ -40,6 +43,10 @@ def __getattr__(name: str) -> Any:
         from .library import attention
 
         return attention
+    if name == "paged_attention":
+        from .paged import paged_attention
+
+        return paged_attention
     if name in ("backend", "make_backend", "raise_attention"):
         from . import raising
 

@@ -63,7 +63,7 @@ def compile_command(config: compiler.KernelConfig, bundle: Path | str) -> str:
             "--head-dim", str(config.head_dim), "--value-dim", str(config.value_dim),
             "--block-size", str(config.block_size), "--window", str(config.window),
             "--scale", repr(config.scale), "--chip", config.chip,
-            "--kernels", "backward" if config.grad else "forward"]
+            "--kernels", "backward" if config.grad else "paged" if config.paged else "forward"]
     if config.options:
         args += ["--options", config.options]
     if not config.with_lse:

@@ -12,7 +12,9 @@ chip, options, kernels), or a model saved by `torch.export.save` (every
     swba-compile --bundle kernels --config-file configs.json
     swba-compile --bundle kernels --exported model.pt2 --chip sm_90a
 
-`--kernels` picks the forward, the backward (training) or both. `--options`
+`--kernels` picks the forward, the backward (training), both, or `paged`
+(`swba.paged_attention`); a forward of decode-sized calls (see
+`swba.ops`) takes `--options decode=true`. `--options`
 are the `--swba-to-nvvm` options of `SWBA_LOWER_OPTIONS` at run time: a
 bundle holds the kernels of the options it was built with. `--autotune` adds
 every candidate tiling `swba.autotune` times (those that do not fit the head
@@ -30,7 +32,7 @@ from typing import Any, Iterable, Sequence
 
 from . import bundle, compiler
 
-_KERNELS = ("forward", "backward", "both")
+_KERNELS = ("forward", "backward", "both", "paged")
 _TORCH_DTYPES = {"torch.float16": "f16", "torch.bfloat16": "bf16"}
 
 
@@ -40,7 +42,8 @@ def configs_for(dtype: str, head_dim: int, block_size: int, window: int,
                 with_lse: bool = True) -> list[compiler.KernelConfig]:
     """The kernel configurations the runtime asks for when it runs
     `swba.attention` with these attributes: the forward, the backward, or
-    both. The scale defaults to 1/sqrt(head_dim) as `swba.attention`'s does;
+    both (`--options decode=true`: the forward of decode-sized calls, see
+    `swba.ops`), or `swba.paged_attention`'s kernels ("paged"). The scale defaults to 1/sqrt(head_dim) as `swba.attention`'s does;
     each gets its own part of `options` (`compiler.kernel_options`), as the
     runtime asks for it."""
     if kernels not in _KERNELS:
@@ -49,6 +52,9 @@ def configs_for(dtype: str, head_dim: int, block_size: int, window: int,
     scale = 1.0 / math.sqrt(head_dim) if scale is None else float(scale)
     common = dict(dtype=dtype, head_dim=head_dim, value_dim=value_dim, block_size=block_size,
                   window=window, scale=scale, with_lse=with_lse, chip=chip)
+    if kernels == "paged":  # swba.paged_attention (swba.paged.paged_attention)
+        return [compiler.KernelConfig(**common, paged=True,
+                                      options=compiler.kernel_options(options, False))]
     out = []
     for grad in (False, True):
         if kernels in ("both", "backward" if grad else "forward"):

@@ -48,6 +48,7 @@ class KernelConfig:
     with_lse: bool = True
     chip: str = "sm_80"  # swba-opt's default; sm_90a: the TMA + wgmma kernels (head dims 64-256)
     grad: bool = False  # swba.attention_grad instead of swba.attention
+    paged: bool = False  # swba.paged_attention (the KV cache in pages) instead
     # Extra --swba-to-nvvm options (tile choices of the sm_90a kernel, e.g.
     # "stages=3 overlap-softmax=false"); empty: the lowering's defaults.
     options: str = ""
@@ -81,6 +82,8 @@ class KernelConfig:
                 f"  swba.attention_grad ins(%q, %k, %v, %o, %do, %l : {q}, {q}, {v}, "
                 f"{v}, {v}, {lse}) outs(%dq, %dk, %dv : {q}, {q}, {v}) {attrs}\n"
                 f"  return\n}}\n")
+        if self.paged:
+            return self._paged_mlir(q, v, lse, attrs)
         lse_arg = f", %l: {lse}" if self.with_lse else ""
         outs = f"%o, %l : {v}, {lse}" if self.with_lse else f"%o : {v}"
         return (
@@ -88,6 +91,19 @@ class KernelConfig:
             f"  swba.attention ins(%q, %k, %v : {q}, {q}, {v}) outs({outs}) {attrs}\n"
             f"  return\n}}\n"
         )
+
+    def _paged_mlir(self, q: str, o: str, lse: str, attrs: str) -> str:
+        t, d, dv = self.dtype, self.head_dim, self.value_dim
+        kc, vc = f"memref<?x?x?x{d}x{t}>", f"memref<?x?x?x{dv}x{t}>"
+        pt, sl = "memref<?x?xi32>", "memref<?xi32>"
+        lse_arg = f", %l: {lse}" if self.with_lse else ""
+        outs = f"%o, %l : {o}, {lse}" if self.with_lse else f"%o : {o}"
+        return (
+            f"func.func @paged_attention(%q: {q}, %kc: {kc}, %vc: {vc}, %pt: {pt}, "
+            f"%sl: {sl}, %o: {o}{lse_arg}) {{\n"
+            f"  swba.paged_attention ins(%q, %kc, %vc, %pt, %sl : {q}, {kc}, {vc}, {pt}, "
+            f"{sl}) outs({outs}) {attrs}\n"
+            f"  return\n}}\n")
 
 
 def head_dims_problem(d: int, dv: int, chip: str) -> str | None:
@@ -106,6 +122,22 @@ def head_dims_problem(d: int, dv: int, chip: str) -> str | None:
         return None
     return (f"head dims must be multiples of 16 in [16, 128], or on sm_90a multiples "
             f"of 64 up to 256; got {d} and {dv} for {chip}")
+
+
+# The decode kernel's limits (--lower-swba decode): packed rows per kv head
+# it takes, and the query count up to which swba.attention uses it.
+DECODE_ROWS = 64
+DECODE_QUERIES = 16
+
+
+def uses_decode(hq: int, hkv: int, nq: int, d: int, dv: int) -> bool:
+    """Whether swba.attention's forward runs on the split-KV decode kernel:
+    few query rows per kv head (at most 16 queries, at most 64 rows
+    Hq / Hkv * Nq packed; head dims up to 128), where the tiled forward
+    would read every K/V tile once per query head and launch too few
+    workgroups."""
+    return (nq <= DECODE_QUERIES and hq // max(hkv, 1) * nq <= DECODE_ROWS
+            and d <= 128 and dv <= 128)
 
 
 def kernel_options(options: str, grad: bool) -> str:

@@ -20,7 +20,8 @@ from . import compiler, runtime
 
 _TORCH_DTYPES = {torch.float16: "f16", torch.bfloat16: "bf16"}
 # Element types the manifest names for tensors and buffers.
-_ELEMENT_TYPES = {"f16": torch.float16, "bf16": torch.bfloat16, "f32": torch.float32}
+_ELEMENT_TYPES = {"f16": torch.float16, "bf16": torch.bfloat16, "f32": torch.float32,
+                  "i32": torch.int32}
 _modules: dict = {}
 
 
@@ -296,10 +297,14 @@ class _Plan:
         if deterministic:
             options = " ".join(o for o in options.split()
                                if not o.startswith("grad-fused-dq="))
-        # The split-KV forward is this plan's choice (split-kv=1: its
-        # kernels; the count of splits is given at each launch).
-        options = [o for o in options.split() if not o.startswith("split-kv=")]
-        if split:
+        # The decode kernel and the split-KV forward are this plan's choice
+        # (decode=true, split-kv=1: their kernels; the count of splits is
+        # given at each launch).
+        options = [o for o in options.split()
+                   if not o.startswith(("split-kv=", "decode="))]
+        if not grad and self._uses_decode():
+            options.append("decode=true")
+        elif split:
             options.append("split-kv=1")
         options = " ".join(options)
         return compiler.KernelConfig(
@@ -309,11 +314,13 @@ class _Plan:
             options=options)
 
     def forward(self, q, k, v, out=None, splits=None):
-        """out [B, Hq, Nq, Dv] and the f32 log-sum-exp [B, Hq, Nq]. With
-        `splits` > 1 (sm_90a, head dims 64/128), the split-KV forward: the
-        key tiles of each query tile divided among that many workgroups, a
-        combine kernel merging their partial results; None picks the count
-        from the shapes and the GPU (`split_count`)."""
+        """out [B, Hq, Nq, Dv] and the f32 log-sum-exp [B, Hq, Nq]. With few
+        query rows per kv head (`_uses_decode`), the decode kernel over
+        `splits` workgroups per kv head; else with `splits` > 1 (sm_90a,
+        head dims 64/128), the split-KV forward: the key tiles of each query
+        tile divided among that many workgroups. A combine kernel merges
+        their partial results. None picks the count from the shapes and the
+        GPU (`split_count`)."""
         b, hq, hkv, nq, nk, d, dv = self.shapes
         q, k, v = _dense(q), _dense(k), _dense(v)
         if out is None:
@@ -328,11 +335,12 @@ class _Plan:
                 chosen = splits is None
                 if chosen:
                     splits = self.split_count()
-                if splits > 1:
+                launches = None
+                if splits > 1 or self._uses_decode():
                     launches = self._split_forward.get(splits)
                     if launches is None:
                         launches = self._split_launches(tensors, splits, chosen)
-                if splits <= 1 or launches is None:
+                if launches is None:
                     if self._forward is None:
                         self._forward = self._launches(self._config(False), tensors)
                     launches = self._forward
@@ -358,14 +366,20 @@ class _Plan:
         return launches
 
     def split_count(self) -> int:
-        """How many workgroups share a query tile's key tiles: 1 unless
-        batch x heads x query tiles leave SMs idle (sm_90a, head dims 64 and
-        128) and a query tile visits at least 16 key tiles, then the count
-        that minimizes the waves of workgroups times the key tiles each runs
-        (plus a fixed cost of about two tiles: Q, the ring's fill, the
-        epilogue), if that saves at least a quarter."""
+        """How many workgroups share a query tile's key tiles. The decode
+        kernel: `decode_splits`. Else 1 unless batch x heads x query tiles
+        leave SMs idle (sm_90a, head dims 64 and 128) and a query tile
+        visits at least 16 key tiles, then the count that minimizes the
+        waves of workgroups times the key tiles each runs (plus a fixed cost
+        of about two tiles: Q, the ring's fill, the epilogue), if that saves
+        at least a quarter."""
         if self._splits is None:
-            self._splits = self._pick_splits()
+            b, hq, hkv, nq, nk, d, dv = self.shapes
+            if self._uses_decode():
+                keys = min(nk, _window_keys(self.block_size, self.window, nq))
+                self._splits = decode_splits(b, hkv, keys, self.device)
+            else:
+                self._splits = self._pick_splits()
         return self._splits
 
     def _pick_splits(self) -> int:
@@ -433,21 +447,59 @@ class _Plan:
         """The _Launches of `config` for tensors shaped as `tensors` (the
         op's operands in the order the manifest names them) and the launch
         `scalars`."""
-        compiled, functions = _module(config, self.device)
         names = _GRAD_OPERANDS if config.grad else _FORWARD_OPERANDS
-        launches = _Launches(compiled, functions,
-                             {n: tuple(t.shape) for n, t in zip(names, tensors)},
-                             {n: t.dtype for n, t in zip(names, tensors)}, self.device,
-                             scalars)
-        # A lone kernel without buffers (the forward) is called directly:
-        # one call less on the host's fast path.
-        if len(launches.kernels) == 1 and not launches.buffers:
-            return launches.kernels[0][0]
-        return launches
+        return _make_launches(config, self.device, names, tensors, scalars)
+
+    def _uses_decode(self) -> bool:
+        """Whether the forward runs on the split-KV decode kernel (few query
+        rows per kv head: compiler.uses_decode)."""
+        b, hq, hkv, nq, nk, d, dv = self.shapes
+        return compiler.uses_decode(hq, hkv, nq, d, dv)
+
+
+def _make_launches(config, device, names, tensors, scalars=None):
+    """The _Launches of `config` for tensors shaped as `tensors` (named
+    `names`, the manifest's) and the launch `scalars`; a lone kernel
+    without buffers (the forward) is called directly: one call less on the
+    host's fast path."""
+    compiled, functions = _module(config, device)
+    launches = _Launches(compiled, functions,
+                         {n: tuple(t.shape) for n, t in zip(names, tensors)},
+                         {n: t.dtype for n, t in zip(names, tensors)}, device, scalars)
+    if len(launches.kernels) == 1 and not launches.buffers:
+        return launches.kernels[0][0]
+    return launches
 
 
 # The op's operands as the launch manifest names them.
 _FORWARD_OPERANDS = ("q", "k", "v", "out", "lse")
+_PAGED_OPERANDS = ("q", "k_cache", "v_cache", "page_table", "seq_lens", "out", "lse")
+
+_sm_counts: dict = {}
+
+
+def _window_keys(block_size: int, window: int, nq: int) -> int:
+    """The most keys the rows of Nq consecutive queries see together."""
+    return block_size * window + nq - 1
+
+
+def decode_splits(batch: int, kv_heads: int, keys: int, device) -> int:
+    """Workgroups among which the decode kernel divides each row group's
+    window of (at most) `keys` keys: as many as make batch x kv heads x
+    splits workgroups one wave of two per SM (the kernel's shared memory
+    and registers let two share an SM; a second, partial wave would leave
+    most SMs idle at its end), with at least two 64-key tiles a split.
+    `SWBA_DECODE_SPLITS` overrides it (any value >= 1 gives the same
+    result)."""
+    forced = os.environ.get("SWBA_DECODE_SPLITS")
+    if forced:
+        return max(1, int(forced))
+    sms = _sm_counts.get(device.index)
+    if sms is None:
+        sms = _sm_counts[device.index] = torch.cuda.get_device_properties(
+            device).multi_processor_count
+    want = 2 * sms // max(batch * kv_heads, 1)
+    return max(1, min(want, -(-keys // 128), 64))
 _GRAD_OPERANDS = ("q", "k", "v", "out", "dout", "lse", "dq", "dk", "dv")
 
 _side_streams: dict = {}  # device index -> torch.cuda.Stream

@@ -139,6 +139,7 @@ def _torch():
     torch = types.ModuleType("torch")
     torch.float16, torch.bfloat16 = DType("float16", 2), DType("bfloat16", 2)
     torch.float32, torch.uint8 = DType("float32", 4), DType("uint8", 1)
+    torch.int32 = DType("int32", 4)
 
     def make(kind):
         def new(shape, dtype=None, device=None):

@@ -39,9 +39,14 @@ def effective_scale(case):
 
 
 def kernel_configs():
-    from swba.compiler import KernelConfig
+    from swba.compiler import KernelConfig, uses_decode
     configs = [KernelConfig(c.dtype, c.d, c.dv, c.bs, c.ws, effective_scale(c), grad=grad)
                for c in CASES for grad in (False, True)]
+    # The forward of cases with few query rows runs on the decode kernel
+    # (swba.ops routes it there).
+    configs += [KernelConfig(c.dtype, c.d, c.dv, c.bs, c.ws, effective_scale(c),
+                             options="decode=true")
+                for c in CASES if uses_decode(c.hq, c.hkv, c.nq, c.d, c.dv)]
     # examples/train_toy.py: 4 heads of 64, frames of 64 tokens, window 3.
     configs += [KernelConfig("f16", 64, 64, 64, 3, 0.125, grad=grad) for grad in (False, True)]
     # Backward options other than the defaults, on sm_90a (see

@@ -19,6 +19,7 @@ sys.path[:0] = [os.path.join(here, ".."), here, os.path.join(here, "..", "bench"
 
 from swba import compiler  # noqa: E402
 from swba.compile import configs_from_json  # noqa: E402
+import decode_cases  # noqa: E402
 import gpu_cases  # noqa: E402
 import configs  # noqa: E402
 import splitkv_cases  # noqa: E402
@@ -30,6 +31,7 @@ CHIPS = ("sm_90", "sm_90a")
 todo = {dataclasses.replace(config, chip=chip)
         for config in set(gpu_cases.kernel_configs()) | set(configs.kernel_configs())
         for chip in CHIPS}
+todo |= decode_cases.kernel_configs()
 # The sm_90a backward whose dK/dV kernel adds dQ up.
 todo |= {dataclasses.replace(config, options="grad-fused-dq=true")
          for config in todo if config.grad and config.chip == "sm_90a"}

@@ -13,7 +13,8 @@ CASES = [
     Case("partial_frames_gqa_kv_cache", 2, 4, 2, 300, 1030, 64, 64, 100, 3, "f16"),
     # Nq == Nk, GQA 4, frames straddling query tiles.
     Case("square_gqa_d128", 1, 8, 2, 777, 777, 128, 128, 130, 2, "bf16"),
-    # Decode: one query a sequence, GQA 4.
+    # Decode: one query a sequence, GQA 4 (swba.ops runs it on the decode
+    # kernel, at the same split counts).
     Case("decode_nq1_gqa", 3, 8, 2, 1, 5000, 128, 128, 256, 4, "bf16"),
 ]
 
@@ -28,7 +29,16 @@ SPLITS = {
 
 
 def kernel_configs():
-    from swba.compiler import KernelConfig
+    """The forward's kernels of each shape, as swba.ops picks them: the
+    decode kernel for few query rows per kv head, else the plain and the
+    split-KV forward."""
+    from swba.compiler import KernelConfig, uses_decode
+
+    def forward_options(c):
+        if uses_decode(c.hq, c.hkv, c.nq, c.d, c.dv):
+            return ("decode=true",)
+        return ("", "split-kv=1")
+
     return {KernelConfig(c.dtype, c.d, c.dv, c.bs, c.ws, 1.0 / math.sqrt(c.d),
                          chip="sm_90a", options=options)
-            for c in CASES for options in ("", "split-kv=1")}
+            for c in CASES for options in forward_options(c)}

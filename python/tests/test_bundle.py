@@ -42,6 +42,10 @@ def test_configs_for_matches_the_runtime():
                                         chip="sm_90a", options="stages=3")
     assert bwd == compiler.KernelConfig("f16", 128, 128, 1560, 4, 1 / 128 ** 0.5,
                                         chip="sm_90a", grad=True, options="grad-fused-dq=true")
+    (paged,) = swba_compile.configs_for("bf16", 128, 256, 8, kernels="paged",
+                                        options="stages=3 grad-fused-dq=true")
+    assert paged == compiler.KernelConfig("bf16", 128, 128, 256, 8, 1 / 128 ** 0.5,
+                                          chip="sm_90a", paged=True, options="stages=3")
     with pytest.raises(ValueError, match="kernels must be one of"):
         swba_compile.configs_for("f16", 64, 4, 2, kernels="all")
 
@@ -50,7 +54,11 @@ def test_compile_command_round_trips():
     """The command an error prints builds exactly the missing configuration."""
     for config in (CONFIG, compiler.KernelConfig("f16", 32, 64, 7, 2, 0.1767766952966369,
                                                  chip="sm_90a", grad=True,
-                                                 options="grad-fused-dq=true")):
+                                                 options="grad-fused-dq=true"),
+                   compiler.KernelConfig("bf16", 64, 64, 16, 3, 0.125, chip="sm_90a",
+                                         paged=True),
+                   compiler.KernelConfig("bf16", 64, 64, 16, 3, 0.125, chip="sm_90a",
+                                         options="decode=true")):
         argv = shlex.split(bundle.compile_command(config, "dir"))
         assert argv[0] == "swba-compile"
         args = swba_compile._parser().parse_args(argv[1:])

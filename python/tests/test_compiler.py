@@ -249,6 +249,33 @@ def _compile_and_cache():
         raise AssertionError("loaded a manifest of format 0")
 
 
+def test_decode_kernels_compile():
+    _with_tool_and_cache(_compile_decode)
+
+
+def _compile_decode():
+    """swba.paged_attention, and swba.attention with decode=true: the decode
+    kernel over (splits, Hkv, B) and the split-KV forward's combine kernel,
+    the split count a launch scalar, the partials its launch buffers over
+    the rows B x Hq x Nq."""
+    paged = compiler.KernelConfig("f16", 64, 64, 16, 3, 0.125, paged=True)
+    assert "swba.paged_attention ins(%q, %kc, %vc, %pt, %sl" in paged.mlir()
+    dense = compiler.KernelConfig("bf16", 128, 128, 256, 8, 0.088, options="decode=true")
+    splits = compiler.Scalar("splits")
+    rows = compiler.Product((compiler.Size("q", 0), compiler.Size("q", 1),
+                             compiler.Size("q", 2)))
+    for config, keys in ((paged, compiler.Size("k_cache", 2)), (dense, compiler.Size("k", 1))):
+        k = compiler.load_or_compile(config)
+        assert k.scalars == ("splits",), k.scalars
+        assert [launch.name for launch in k.launches] == ["swba_decode", "swba_split_combine"]
+        decode = k.launches[0]
+        assert [s for s, _ in decode.grid] == [splits, keys, compiler.Size("q", 0)], decode.grid
+        assert [b.name for b in k.buffers] == ["split_out", "split_lse"]
+        assert k.buffers[0].shape == (splits, rows, config.value_dim), k.buffers[0].shape
+        assert k.buffers[1].shape == (splits, rows), k.buffers[1].shape
+    assert [p.tensor for p in k.launches[1].params] == ["split_out", "split_lse", "out", "lse"]
+
+
 def test_compile_failure_reports_the_diagnostic():
     _with_tool_and_cache(_compile_failure)
 

@@ -142,6 +142,31 @@ def _fake_main():
         ("swba_bwd_dkdv", (HKV, ceil(NK, 64), B), side),
         ("swba_bwd_dq", (HQ, ceil(NQ, 64), B), main)], _launches(backward)
 
+    # A decode step (Nq = 1, four query heads a kv head): the split-KV decode
+    # kernel over (splits, Hkv, B) writing f32 partials [splits, B * Hq * 1(,
+    # D)], then the split-KV forward's combine kernel, 4 rows a workgroup;
+    # the split count is the runtime's (here forced).
+    os.environ["SWBA_DECODE_SPLITS"] = "3"
+    os.environ["SWBA_CHIP"], os.environ["SWBA_LOWER_OPTIONS"] = "sm_90a", ""
+    q = fake.Tensor((B, HQ, 1, 64), torch.bfloat16)
+    k, v = (fake.Tensor((B, HKV, NK, 64), torch.bfloat16) for _ in range(2))
+    fake.calls.clear()
+    ops.attention_forward(q, k, v, 256, 4, 0.125)
+    assert [(n, g, b[0]) for n, g, b, _, _ in _launches(fake.calls)] == [
+        ("swba_decode", (3, HKV, B), 128),
+        ("swba_split_combine", (ceil(B * HQ, 4), 1, 1), 128)], _launches(fake.calls)
+    assert ("empty", (3, B * HQ, 64), torch.float32) in fake.calls, fake.calls
+    assert ("empty", (3, B * HQ), torch.float32) in fake.calls, fake.calls
+    assert ops.plan_for(q, k, v, 256, 4, 0.125).split_count() == 3
+    # A count given by the caller runs the same decode kernel in that many
+    # splits (one split count path for the decode and split-KV forwards).
+    fake.calls.clear()
+    ops.attention_forward(q, k, v, 256, 4, 0.125, splits=2)
+    assert [(n, g) for n, g, *_ in _launches(fake.calls)] == [
+        ("swba_decode", (2, HKV, B)), ("swba_split_combine", (ceil(B * HQ, 4), 1, 1))], \
+        _launches(fake.calls)
+    del os.environ["SWBA_DECODE_SPLITS"]
+
     # sm_90a, head dim 128, grad-fused-dq: a zeroed f32 dq_accum, all on one
     # stream, its map in [64 rows][32 f32] boxes.
     forward, backward, _ = _run(ops, torch, fake, "sm_90a", "grad-fused-dq=true", 128)

@@ -64,8 +64,29 @@ func.func @gpu_key_offset(%q: memref<1x2x64x64xf16>, %off: index) {
 
 // -----
 
-func.func @gpu_paged(%q: memref<2x8x1x64xf16>, %c: memref<32x16x2x64xf16>, %p: memref<2x8xi32>, %n: memref<2xi32>) {
-  // expected-error @+1 {{'swba.paged_attention' op is not supported by --lower-swba target=gpu yet (target=cpu lowers it)}}
-  swba.paged_attention ins(%q, %c, %c, %p, %n : memref<2x8x1x64xf16>, memref<32x16x2x64xf16>, memref<32x16x2x64xf16>, memref<2x8xi32>, memref<2xi32>) outs(%q : memref<2x8x1x64xf16>) block_size = 16 window = 4
+// The decode kernel packs the query heads of a kv head times the queries
+// into one workgroup of at most 64 rows: 4 heads x 17 queries do not fit.
+func.func @gpu_paged_rows(%q: memref<2x8x17x64xf16>, %c: memref<32x16x2x64xf16>, %p: memref<2x8xi32>, %n: memref<2xi32>) {
+  // expected-error @+1 {{'swba.paged_attention' op the decode kernel takes at most 64 query rows per kv head (Hq / Hkv * Nq), got 68}}
+  swba.paged_attention ins(%q, %c, %c, %p, %n : memref<2x8x17x64xf16>, memref<32x16x2x64xf16>, memref<32x16x2x64xf16>, memref<2x8xi32>, memref<2xi32>) outs(%q : memref<2x8x17x64xf16>) block_size = 16 window = 4
+  return
+}
+
+// -----
+
+// The decode kernel takes the element types the mma.sync kernels take.
+func.func @gpu_paged_f32(%q: memref<2x8x1x64xf32>, %c: memref<32x16x2x64xf32>, %p: memref<2x8xi32>, %n: memref<2xi32>) {
+  // expected-error @+1 {{'swba.paged_attention' op target=gpu supports f16 and bf16, got 'f32'}}
+  swba.paged_attention ins(%q, %c, %c, %p, %n : memref<2x8x1x64xf32>, memref<32x16x2x64xf32>, memref<32x16x2x64xf32>, memref<2x8xi32>, memref<2xi32>) outs(%q : memref<2x8x1x64xf32>) block_size = 16 window = 4
+  return
+}
+
+// -----
+
+// The decode kernel takes head dims up to 128 (its ring at two workgroups
+// an SM), on every chip.
+func.func @gpu_paged_head_dim(%q: memref<2x8x1x192xf16>, %c: memref<32x16x2x192xf16>, %p: memref<2x8xi32>, %n: memref<2xi32>) {
+  // expected-error @+1 {{'swba.paged_attention' op the decode kernel takes head dims up to 128, got 192 and 192}}
+  swba.paged_attention ins(%q, %c, %c, %p, %n : memref<2x8x1x192xf16>, memref<32x16x2x192xf16>, memref<32x16x2x192xf16>, memref<2x8xi32>, memref<2xi32>) outs(%q : memref<2x8x1x192xf16>) block_size = 16 window = 4
   return
 }

@@ -51,16 +51,16 @@
 // CHECK: memref.store %{{.*}}, %[[KPL]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
 
 // The combine kernel: a warp a row; the max of the rows' lse over the
-// splits, then the weighted sum with every split whose lse is -inf left
-// out, 16-byte loads of the partial rows, out in bf16, lse = m + ln(sum).
+// splits (NaN kept), then the weighted sum with every split whose lse is
+// -inf left out (a NaN one kept), 16-byte loads of the partial rows, out in bf16, lse = m + ln(sum).
 // CHECK: gpu.func @swba_split_combine(%[[CPO:.*]]: memref<?x?x128xf32>, %[[CPL:.*]]: memref<?x?xf32>, %[[COUT:.*]]: memref<?x128xbf16>, %[[CLSE:.*]]: memref<?xf32>)
 // CHECK-SAME: params = [{element_type = "f32", kind = "memref", rank = 3 : i64, tensor = "split_out"}, {element_type = "f32", kind = "memref", rank = 2 : i64, tensor = "split_lse"}, {collapse = {{\[\[}}0, 1, 2], [3]], element_type = "bf16", kind = "memref", rank = 2 : i64, tensor = "out"}, {collapse = {{\[\[}}0, 1, 2]], element_type = "f32", kind = "memref", rank = 1 : i64, tensor = "lse"}]
 // CHECK: %[[NS:.*]] = memref.dim %[[CPL]], %c0
 // CHECK: %[[M:.*]] = scf.for %{{.*}} = %{{.*}} to %[[NS]]
-// CHECK: arith.maxnumf
+// CHECK: arith.maximumf
 // CHECK: scf.for %{{.*}} = %{{.*}} to %[[NS]] {{.*}} -> (vector<4xf32>, f32)
 // CHECK: %[[LS:.*]] = memref.load %[[CPL]]
-// CHECK: %[[SEEN:.*]] = arith.cmpf one, %[[LS]], %cst
+// CHECK: %[[SEEN:.*]] = arith.cmpf une, %[[LS]], %cst
 // CHECK: vector.load %[[CPO]]{{.*}} : memref<?x?x128xf32>, vector<4xf32>
 // CHECK: arith.select %[[SEEN]]
 // CHECK: arith.select %[[SEEN]]

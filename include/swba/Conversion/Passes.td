@@ -23,11 +23,24 @@ def LowerSWBA : Pass<"lower-swba"> {
     (summing the query heads of a GQA group, so no two iterations write the
     same rows), then dQ per query tile over its window.
 
-    `swba.paged_attention` (target=cpu only) is the same forward with the
-    key loop of each query tile walking its window page by page: the page
-    table entry of a page is loaded only when the page holds a key of the
-    window, and an entry outside the cache is not dereferenced (the rows
-    that would see it get NaN).
+    `swba.paged_attention` is the same forward with the key loop of each
+    query tile walking its window page by page: the page table entry of a
+    page is loaded only when the page holds a key of the window, and an
+    entry outside the cache is not dereferenced (the rows that would see
+    it get NaN).
+
+    On `target=gpu`, `swba.paged_attention` (and `swba.attention` with
+    `decode=true`) becomes the split-KV decode kernel and the split-KV
+    forward's combine kernel: the query heads of one kv head times the queries
+    (at most 64 rows) are packed into one workgroup, so each K/V tile is
+    read once per kv head, and the rows' key window is divided into runs
+    of 64-key tiles among a number of workgroups the launcher chooses
+    (the launch scalar `splits` of the manifest; the emitted host code takes
+    about one per 512 keys of a window). K/V tiles stream through a
+    three-slot shared-memory ring by `cp.async`; the sequence lengths are
+    read on the device. Each split writes its partial out and lse (the
+    f32 launch buffers `split_out` `[splits, B * Hq * Nq, Dv]` and
+    `split_lse`), the combine kernel merges them with their log-sum-exps.
 
     `target=cpu` produces `scf`/`memref`/`arith`/`math` loops with f32
     accumulation. `target=gpu` turns `swba.attention` into a `gpu.launch_func`
@@ -117,6 +130,13 @@ def LowerSWBA : Pass<"lower-swba"> {
            "host code made here launches N), partial results in f32 "
            "buffers that a combine kernel merges. For windows too long for "
            "batch x heads x query tiles to fill the GPU.">,
+    Option<"decode", "decode", "bool", /*default=*/"false",
+           "target=gpu: swba.attention's forward on the split-KV decode "
+           "kernel (as swba.paged_attention always is): the query heads of "
+           "a kv head packed into one workgroup (at most 64 rows, Hq / Hkv "
+           "* Nq), their key window divided among `splits` workgroups (the "
+           "launch scalar of the split-KV forward). Takes precedence over "
+           "split-kv. For decode and short query frames.">,
     Option<"gradKeyTile", "grad-key-tile", "int64_t", /*default=*/"0",
            "sm_90a backward: keys per K/V tile of the dQ kernel, 32, 64 or "
            "128; 0: 64 for token windows at head dim 128, else 128, or 64 "
@@ -185,7 +205,9 @@ def WriteLaunchManifest : Pass<"swba-write-launch-manifest", "ModuleOp"> {
 
     - Tensors are named as the op's operands: `q`, `k`, `v`, `out`, `lse`
       (`swba.attention`), `q`, `k`, `v`, `out`, `dout`, `lse`, `dq`, `dk`,
-      `dv` (`swba.attention_grad`), or as a buffer (`delta`, `dq_accum`):
+      `dv` (`swba.attention_grad`), `q`, `k_cache`, `v_cache`,
+      `page_table`, `seq_lens`, `out`, `lse` (`swba.paged_attention`), or
+      as a buffer (`delta`, `dq_accum`, `split_out`, `split_lse`):
       `name`, `element_type`, `shape` (a size or a number per dim), `zero`
       (zeroed before the launches).
     - A grid dimension is `ceildiv(size, per)`, a size being dimension `dim`
@@ -193,8 +215,9 @@ def WriteLaunchManifest : Pass<"swba-write-launch-manifest", "ModuleOp"> {
       scalar (`{"scalar": name}`), or a product of sizes
       (`{"product": [...]}`, 1 when empty).
     - `scalars` names the launch scalars: counts the launcher picks at each
-      launch and gives with the sizes (`splits`: the split-KV forward's
-      number of splits, `--lower-swba` split-kv).
+      launch and gives with the sizes (`splits`: the number of splits of
+      the split-KV forward, `--lower-swba` split-kv, and of the decode
+      kernels; any value >= 1 gives the same result).
     - A `memref` parameter is the expanded memref descriptor of the tensor
       (allocated and aligned pointers, offset, sizes, strides), with
       `collapse` of the tensor with those groups of dims merged (the

@@ -93,6 +93,11 @@ struct SWBAToNVVMOptions : public PassPipelineOptions<SWBAToNVVMOptions> {
                      "the split-KV forward, launched here with N splits "
                      "(--lower-swba split-kv)."),
       llvm::cl::init(LowerSWBAOptions().splitKv)};
+  PassOptions::Option<bool> decode{
+      *this, "decode",
+      llvm::cl::desc("swba.attention's forward on the split-KV decode kernel "
+                     "(--lower-swba decode)."),
+      llvm::cl::init(LowerSWBAOptions().decode)};
   PassOptions::Option<int64_t> gradKeyTile{
       *this, "grad-key-tile",
       llvm::cl::desc("sm_90a backward: keys per K/V tile of the dQ kernel, "

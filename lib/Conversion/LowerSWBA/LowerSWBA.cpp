@@ -178,6 +178,7 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
     o.gradStages = gradStages;
     o.gradFusedDQ = gradFusedDQ;
     o.pingPong = pingPong;
+    o.decode = decode;
     o.gradPingPong = gradPingPong;
     return o;
   }
@@ -200,11 +201,10 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
                              "--one-shot-bufferize first)";
         return WalkResult::interrupt();
       }
-      if (gpu && isa<PagedAttentionOp>(op)) {
-        op->emitOpError() << "is not supported by --lower-swba target=gpu "
-                             "yet (target=cpu lowers it)";
+      bool decodes =
+          isa<PagedAttentionOp>(op) || (decode && isa<AttentionOp>(op));
+      if (gpu && decodes && failed(checkDecodeLowerable(op)))
         return WalkResult::interrupt();
-      }
       auto forward = dyn_cast<AttentionOp>(op);
       if (gpu && forward && forward.getKeyOffset()) {
         op->emitOpError() << "'key_offset' is supported by --lower-swba "
@@ -214,7 +214,7 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
       if (gpu && (failed(checkGPULowerable(op, chip == "sm_90a")) ||
                   failed(checkSplitKvLowerable(op, options()))))
         return WalkResult::interrupt();
-      if (gpu && chip == "sm_90a" &&
+      if (gpu && !decodes && chip == "sm_90a" &&
           (failed(checkHopperLowerable(op, options())) ||
            failed(checkHopperGradLowerable(op, options()))))
         return WalkResult::interrupt();
@@ -230,6 +230,7 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
 
     RewritePatternSet patterns(&getContext());
     if (gpu) {
+      populateSWBADecodeToGPUPatterns(patterns, decode);
       if (chip == "sm_90a") {
         populateSWBAToGPUHopperPatterns(patterns, options());
         populateSWBAGradToGPUHopperPatterns(patterns, options());

@@ -20,6 +20,15 @@ gpu_kernels::namedOperands(Operation *op) {
       named.push_back({"lse", fwd.getLse()});
     return named;
   }
+  if (auto paged = dyn_cast<PagedAttentionOp>(op)) {
+    SmallVector<std::pair<StringRef, Value>> named{
+        {"q", paged.getQuery()},           {"k_cache", paged.getKeyCache()},
+        {"v_cache", paged.getValueCache()}, {"page_table", paged.getPageTable()},
+        {"seq_lens", paged.getSeqLens()},   {"out", paged.getOut()}};
+    if (paged.getLse())
+      named.push_back({"lse", paged.getLse()});
+    return named;
+  }
   auto grad = cast<AttentionGradOp>(op);
   return {{"q", grad.getQuery()},      {"k", grad.getKey()},
           {"v", grad.getValue()},      {"out", grad.getOut()},

@@ -33,7 +33,8 @@ constexpr llvm::StringLiteral kScalarsAttrName = "swba.scalars";
 /// A runtime size: dimension `dim` of the tensor named `tensor` (an operand
 /// of the op, see namedOperands, or a buffer of the launch), or, with
 /// `dim == kScalar`, the launch scalar named `tensor`: a count the launcher
-/// chooses at each launch (the split-KV forward's number of splits).
+/// chooses at each launch (the number of splits of the split-KV forward
+/// and of the decode kernels).
 struct SizeRef {
   static constexpr int64_t kScalar = -1;
   StringRef tensor;
@@ -120,7 +121,8 @@ struct LaunchBuffer {
 
 /// The op's operands by the names the contracts use: q, k, v, out[, lse]
 /// for swba.attention; q, k, v, out, dout, lse, dq, dk, dv for
-/// swba.attention_grad.
+/// swba.attention_grad; q, k_cache, v_cache, page_table, seq_lens, out[,
+/// lse] for swba.paged_attention.
 SmallVector<std::pair<StringRef, Value>> namedOperands(Operation *op);
 
 /// Replaces `op` by the launches of `kernels` in order (with their

@@ -66,7 +66,7 @@ struct RowCombiner {
 
 Value RowCombiner::maxLse(Value splits) {
   return e.reduce(splits, e.negInf(), [&](Value s, Value acc) -> Value {
-    return arith::MaxNumFOp::create(e.b, acc, e.load(partLse, {s, row}));
+    return e.maxf(acc, e.load(partLse, {s, row}));
   });
 }
 
@@ -83,8 +83,9 @@ SmallVector<Value> RowCombiner::accumulate(Value splits, Value ref) {
   ValueRange iter = loop.getRegionIterArgs();
   Value l = e.load(partLse, {s, row});
   // A split that saw no key has lse -inf; its partial row is not read into
-  // the sums at all (whatever it holds).
-  Value seen = arith::CmpFOp::create(e.b, arith::CmpFPredicate::ONE, l,
+  // the sums at all (whatever it holds). A NaN lse (a split that saw a NaN
+  // key, as of an invalid page) is read: the row stays NaN, as unsplit.
+  Value seen = arith::CmpFOp::create(e.b, arith::CmpFPredicate::UNE, l,
                                      e.negInf());
   Value w = e.ex2(e.mulf(e.subf(l, ref), e.f32(1.0 / std::log(2.0))));
   Value wide = vector::BroadcastOp::create(e.b, vecType, w);

@@ -13,7 +13,7 @@
 // Rows are generic: any op whose rows flatten to R = B * Hq * Nq (in the
 // op's order) reuses it, with its out and lse passed collapsed to [R, Dv]
 // and [R] (KernelParam::collapse). A row no split saw (every lse -inf)
-// gets out 0 and lse -inf.
+// gets out 0 and lse -inf; a NaN lse or partial makes the row NaN.
 //
 //===----------------------------------------------------------------------===//
 

@@ -59,6 +59,19 @@ LogicalResult checkSplitKvLowerable(Operation *op, HopperOptions options);
 /// (`swba.launch`, see --swba-write-launch-manifest).
 void populateSWBAGradToGPUPatterns(RewritePatternSet &patterns);
 
+/// Patterns that rewrite memref-form `swba.paged_attention` (and, with
+/// `decodeAttention`, `swba.attention`, ahead of the other forward
+/// patterns) into the split-KV decode kernel, which packs the query heads
+/// of a kv head into one workgroup and divides their key window among a
+/// host-chosen number of workgroups, and a kernel that combines the
+/// splits.
+void populateSWBADecodeToGPUPatterns(RewritePatternSet &patterns,
+                                     bool decodeAttention);
+
+/// Emits an error at `op` and fails when its static sizes hold more query
+/// rows per kv head than the decode kernel takes.
+LogicalResult checkDecodeLowerable(Operation *op);
+
 /// Emits an error at `op` (swba.attention or swba.attention_grad) and fails
 /// when the GPU kernels do not support it (element type, head dims, memref
 /// layouts); `hopper`: for chip=sm_90a, whose kernels also take head dims

@@ -1,0 +1,624 @@
+//===- DecodeMainloop.cpp - The split-KV decode kernel --------------------===//
+//
+// The body of the decode kernel (Kernels.h has the overview): the split's
+// key range from the rows' block window, Q into A fragments, the cp.async
+// ring over the split's tiles, per warp its 16-key chunks of each tile
+// (S = Q K^T, mask on edge chunks, online softmax, O += P V), and the
+// epilogue that merges the warps of a row tile and writes the split's
+// partial out and lse.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Kernels.h"
+
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::swba;
+using namespace mlir::swba::gpu_kernels;
+
+namespace {
+
+/// Keys per warp step: one k16 slice of P V.
+constexpr int64_t kChunk = 16;
+
+struct DecodeKernel {
+  KernelBuilder &e;
+  DecodeLayout layout;
+  BlockWindow w;
+  Value scale;
+  DecodeOperands ops;
+  int64_t dk, nAcc;
+
+  Value split, kvHead, batch, queries, group, rows, posOffset, firstQuery;
+  Value warpTile, keyGroup, keyGroups;
+  /// The split's keys and the number of tiles they take.
+  RowRange keys;
+  Value numTiles;
+  Value sK, sV, sPoison;
+  Value numPages, pageSize, maxPages;
+  SmallVector<Value> qFrag;
+  /// The last cp.async group of the prologue: the waits name it (their
+  /// lowering counts groups, the token only orders the IR).
+  Value groupToken;
+
+  void setUp(Value buffer);
+  void loadQuery();
+  Value issueTile(Value tile, ArrayRef<Value> entries);
+  SmallVector<Value> lookUpEntries(Value tile);
+  SmallVector<Value> mainloop();
+  void writePartials(ValueRange state, Value buffer);
+
+private:
+  Value sequenceLength();
+  void splitWindow();
+  Value loadEntry(Value page, Value when);
+  std::pair<SmallVector<Value>, Value> keyAddress(Value key, Value entry);
+  void copyRows(Value k0, Value slotRow, int64_t width, Value cache, Value smem,
+                bool alsoV, ArrayRef<Value> entries);
+  void copyChunk(Value cache, Value smem, ArrayRef<Value> address, Value ok,
+                 Value smemRow, Value col);
+  SmallVector<Value> tileStep(Value tile, ValueRange state);
+  SmallVector<Value> chunkStep(Value k0, Value chunkRow, ValueRange state);
+  SmallVector<Value> scores(Value chunkRow);
+  SmallVector<Value> mask(ArrayRef<Value> s, Value c0);
+  SmallVector<Value> softmax(ArrayRef<Value> s, MutableArrayRef<Value> state);
+  void combineRows(Value accS, Value statS);
+};
+
+} // namespace
+
+static Value cmp(KernelBuilder &e, arith::CmpIPredicate p, Value x, Value y) {
+  return arith::CmpIOp::create(e.b, p, x, y);
+}
+static Value andI(KernelBuilder &e, Value x, Value y) {
+  return arith::AndIOp::create(e.b, x, y);
+}
+static Value maxIdx(KernelBuilder &e, Value x, Value y) {
+  return arith::MaxSIOp::create(e.b, x, y);
+}
+static Value ceilDiv(KernelBuilder &e, Value x, int64_t y) {
+  return arith::CeilDivUIOp::create(e.b, x, e.idx(y));
+}
+/// The extern shared-memory buffer @swba_smem as `bytes` bytes.
+static Value sharedBytesBuffer(KernelBuilder &e, int64_t bytes) {
+  auto space = gpu::AddressSpaceAttr::get(
+      e.b.getContext(), gpu::GPUDialect::getWorkgroupAddressSpace());
+  auto globalType =
+      MemRefType::get({0}, e.b.getI8Type(), MemRefLayoutAttrInterface(), space);
+  Value global = memref::GetGlobalOp::create(e.b, globalType, "swba_smem");
+  auto bufType = MemRefType::get({bytes}, e.b.getI8Type(),
+                                 MemRefLayoutAttrInterface(), space);
+  return memref::ReinterpretCastOp::create(
+      e.b, bufType, global, 0, ArrayRef<int64_t>{bytes}, ArrayRef<int64_t>{1});
+}
+/// Fragment j (rows 2j, 2j + 1) of an ldmatrix result.
+static Value halfOf(KernelBuilder &e, Value frags, int64_t j) {
+  if (cast<VectorType>(frags.getType()).getDimSize(0) == 2)
+    return frags;
+  return vector::ShuffleOp::create(e.b, frags, frags,
+                                   ArrayRef<int64_t>{2 * j, 2 * j + 1});
+}
+static Value workgroupView(KernelBuilder &e, Value buffer, int64_t offset,
+                           ArrayRef<int64_t> shape, Type type) {
+  auto space = gpu::AddressSpaceAttr::get(
+      e.b.getContext(), gpu::GPUDialect::getWorkgroupAddressSpace());
+  auto viewType =
+      MemRefType::get(shape, type, MemRefLayoutAttrInterface(), space);
+  return memref::ViewOp::create(e.b, viewType, buffer, e.idx(offset),
+                                ValueRange{});
+}
+
+/// Tokens in the sequence: Nk, or max(seq_lens[b], 0) of a paged cache.
+Value DecodeKernel::sequenceLength() {
+  if (!ops.paged())
+    return e.dim(ops.k, 2);
+  Value len = arith::IndexCastOp::create(e.b, e.b.getIndexType(),
+                                         e.load(ops.seqLens, {batch}));
+  return maxIdx(e, len, e.idx(0));
+}
+
+/// The workgroup's rows, their key window and the split's share of it:
+/// whole tiles from the window's start, so that splits never share a tile.
+void DecodeKernel::setUp(Value buffer) {
+  e.setLaneIds();
+  split = gpu::BlockIdOp::create(e.b, gpu::Dimension::x);
+  kvHead = gpu::BlockIdOp::create(e.b, gpu::Dimension::y);
+  batch = gpu::BlockIdOp::create(e.b, gpu::Dimension::z);
+  queries = e.dim(ops.q, 2);
+  group =
+      e.divIdx(e.dim(ops.q, 1), gpu::GridDimOp::create(e.b, gpu::Dimension::y));
+  rows = arith::MulIOp::create(e.b, group, queries);
+  Value len = sequenceLength();
+  posOffset = e.sub(len, queries);
+  // Rows before the sequence's start (a sequence shorter than Nq) see no
+  // key: out 0 and lse -inf, as for a softmax over nothing.
+  firstQuery = maxIdx(e, e.sub(queries, len), e.idx(0));
+  Value none = cmp(e, arith::CmpIPredicate::sge, firstQuery, queries);
+  Value q0 = e.min(firstQuery, e.sub(queries, e.idx(1)));
+  RowRange all =
+      computeKeyWindow(e.b, e.b.getLoc(), w, q0, queries, posOffset, len);
+  keys = {e.select(none, e.idx(0), all.begin),
+          e.select(none, e.idx(0), all.end)};
+  splitWindow();
+
+  // One m16 row tile per 1, 2 or 4 warps, by the rows at hand.
+  Value oneTile = cmp(e, arith::CmpIPredicate::ule, rows, e.idx(16));
+  Value twoTiles = cmp(e, arith::CmpIPredicate::ule, rows, e.idx(32));
+  keyGroups =
+      e.select(oneTile, e.idx(4), e.select(twoTiles, e.idx(2), e.idx(1)));
+  warpTile = e.divIdx(e.warpId, keyGroups);
+  keyGroup = arith::RemUIOp::create(e.b, e.warpId, keyGroups);
+
+  sK = workgroupView(e, buffer, 0,
+                     {kDecodeStages * kDecodeTile, layout.headDim + kPad},
+                     e.elementType);
+  sV = workgroupView(e, buffer, layout.vOffset(),
+                     {kDecodeStages * kDecodeTile, layout.valueDim + kPad},
+                     e.elementType);
+  if (!ops.paged())
+    return;
+  sPoison = workgroupView(e, buffer, layout.poisonOffset(),
+                          {kDecodeStages * kDecodeTile}, e.b.getF32Type());
+  // A page size of 0 holds no key: no page is valid then, and the page
+  // arithmetic divides by 1.
+  Value size = e.dim(ops.k, 1);
+  numPages = e.select(cmp(e, arith::CmpIPredicate::eq, size, e.idx(0)),
+                      e.idx(0), e.dim(ops.k, 0));
+  pageSize = maxIdx(e, size, e.idx(1));
+  maxPages = e.dim(ops.pageTable, 1);
+}
+
+void DecodeKernel::splitWindow() {
+  Value splits = gpu::GridDimOp::create(e.b, gpu::Dimension::x);
+  Value tiles = ceilDiv(e, e.sub(keys.end, keys.begin), kDecodeTile);
+  Value perSplit = arith::CeilDivUIOp::create(e.b, tiles, splits);
+  Value span = e.mul(perSplit, kDecodeTile);
+  Value begin = e.min(
+      e.add(keys.begin, arith::MulIOp::create(e.b, split, span)), keys.end);
+  keys = {begin, e.min(e.add(begin, span), keys.end)};
+  numTiles = ceilDiv(e, e.sub(keys.end, keys.begin), kDecodeTile);
+}
+
+/// Q's packed rows (row r: head kvHead * G + r / Nq, query r % Nq; rows
+/// past R zero) staged through the last ring slot, which the prologue
+/// leaves free, into A fragments of the warp's row tile.
+void DecodeKernel::loadQuery() {
+  int64_t d = layout.headDim, perRow = d / kVec;
+  VectorType vecType = VectorType::get({kVec}, e.elementType);
+  Value slotRow = e.idx((kDecodeStages - 1) * kDecodeTile);
+  for (int64_t base = 0; base < kDecodeRows * perRow; base += kThreads) {
+    Value chunk = e.add(e.threadId, e.idx(base));
+    Value r = e.div(chunk, perRow), col = e.mul(e.rem(chunk, perRow), kVec);
+    Value inRows = cmp(e, arith::CmpIPredicate::ult, r, rows);
+    auto ifOp = scf::IfOp::create(e.b, TypeRange{vecType}, inRows, true);
+    {
+      OpBuilder::InsertionGuard guard(e.b);
+      e.b.setInsertionPointToStart(ifOp.thenBlock());
+      Value head = e.add(arith::MulIOp::create(e.b, kvHead, group),
+                         e.divIdx(r, queries));
+      Value row = arith::RemUIOp::create(e.b, r, queries);
+      Value loaded = vector::LoadOp::create(e.b, vecType, ops.q,
+                                            ValueRange{batch, head, row, col});
+      scf::YieldOp::create(e.b, loaded);
+      e.b.setInsertionPointToStart(ifOp.elseBlock());
+      Value zero = arith::ConstantOp::create(
+          e.b, vecType,
+          DenseElementsAttr::get(vecType, e.b.getZeroAttr(e.elementType)));
+      scf::YieldOp::create(e.b, zero);
+    }
+    vector::StoreOp::create(e.b, ifOp.getResult(0), sK,
+                            ValueRange{e.add(slotRow, r), col});
+  }
+  gpu::BarrierOp::create(e.b);
+  qFrag = e.loadAFragments(sK, e.add(slotRow, e.mul(warpTile, 16)), d);
+}
+
+/// The sequence's page table entry of page `page` when `when` holds and
+/// the page is in the table (the table is not read past its columns), else
+/// -1.
+Value DecodeKernel::loadEntry(Value page, Value when) {
+  Value needed = cmp(e, arith::CmpIPredicate::ult, page, maxPages);
+  if (when)
+    needed = andI(e, needed, when);
+  auto ifOp =
+      scf::IfOp::create(e.b, TypeRange{e.b.getIndexType()}, needed, true);
+  OpBuilder::InsertionGuard guard(e.b);
+  e.b.setInsertionPointToStart(ifOp.thenBlock());
+  Value slot = arith::IndexCastOp::create(e.b, e.b.getIndexType(),
+                                          e.load(ops.pageTable, {batch, page}));
+  scf::YieldOp::create(e.b, slot);
+  e.b.setInsertionPointToStart(ifOp.elseBlock());
+  scf::YieldOp::create(e.b, e.idx(-1));
+  return ifOp.getResult(0);
+}
+
+/// The page table entries of this thread's key rows in tile `tile`, one a
+/// copy round of K (-1 past the split's tiles): loaded a step before the
+/// tile is issued, so that their latency does not hold its copies up.
+SmallVector<Value> DecodeKernel::lookUpEntries(Value tile) {
+  SmallVector<Value> entries;
+  if (!ops.paged())
+    return entries;
+  Value has = cmp(e, arith::CmpIPredicate::ult, tile, numTiles);
+  Value k0 = e.add(keys.begin, e.mul(tile, kDecodeTile));
+  int64_t perRow = layout.headDim / kVec;
+  for (int64_t base = 0; base < kDecodeTile * perRow; base += kThreads) {
+    Value key = e.add(k0, e.div(e.add(e.threadId, e.idx(base)), perRow));
+    Value inSplit = cmp(e, arith::CmpIPredicate::ult, key, keys.end);
+    Value page = e.divIdx(e.select(inSplit, key, keys.begin), pageSize);
+    entries.push_back(loadEntry(page, has));
+  }
+  return entries;
+}
+
+/// The indices of key `key`'s row in k/v (the column left out) and whether
+/// it may be read: a paged key's page table entry (`entry`, or loaded
+/// now) must be a page of the cache.
+std::pair<SmallVector<Value>, Value> DecodeKernel::keyAddress(Value key,
+                                                              Value entry) {
+  if (!ops.paged())
+    return {{batch, kvHead, key}, Value()};
+  Value slot = entry ? entry : loadEntry(e.divIdx(key, pageSize), Value());
+  Value valid = cmp(e, arith::CmpIPredicate::ult, slot, numPages);
+  Value row = arith::RemUIOp::create(e.b, key, pageSize);
+  return {{e.select(valid, slot, e.idx(0)), row, kvHead}, valid};
+}
+
+/// One 16-byte cp.async; `ok` false copies nothing and zero-fills, so keys
+/// past the split and keys of invalid pages are finite zeros in shared
+/// memory.
+void DecodeKernel::copyChunk(Value cache, Value smem, ArrayRef<Value> address,
+                             Value ok, Value smemRow, Value col) {
+  SmallVector<Value> src(address);
+  src.push_back(col);
+  nvgpu::DeviceAsyncCopyOp::create(
+      e.b, nvgpu::DeviceAsyncTokenType::get(e.b.getContext()), smem,
+      ValueRange{smemRow, col}, cache, src, e.b.getIndexAttr(kVec),
+      e.select(ok, e.idx(kVec), e.idx(0)), e.b.getUnitAttr());
+}
+
+/// Copies the tile's rows of `cache` (`width` columns) into `smem` from
+/// `slotRow`: consecutive threads take consecutive 16-byte chunks, so that
+/// a warp's copy reads whole lines. K and V of one width share the rows'
+/// addresses (`alsoV`).
+void DecodeKernel::copyRows(Value k0, Value slotRow, int64_t width, Value cache,
+                            Value smem, bool alsoV, ArrayRef<Value> entries) {
+  int64_t perRow = width / kVec;
+  for (int64_t base = 0; base < kDecodeTile * perRow; base += kThreads) {
+    Value chunk = e.add(e.threadId, e.idx(base));
+    Value r = e.div(chunk, perRow), col = e.mul(e.rem(chunk, perRow), kVec);
+    Value key = e.add(k0, r);
+    Value inSplit = cmp(e, arith::CmpIPredicate::ult, key, keys.end);
+    auto [address, valid] =
+        keyAddress(e.select(inSplit, key, keys.begin),
+                   entries.empty() ? Value() : entries[base / kThreads]);
+    Value ok = valid ? andI(e, inSplit, valid) : inSplit;
+    copyChunk(cache, smem, address, ok, e.add(slotRow, r), col);
+    if (alsoV)
+      copyChunk(ops.v, sV, address, ok, e.add(slotRow, r), col);
+    if (!valid || smem != sK)
+      continue;
+    // A key of an invalid page poisons the rows that see it (NaN).
+    Value bad = andI(
+        e, inSplit,
+        arith::XOrIOp::create(
+            e.b, valid, arith::ConstantIntOp::create(e.b, e.b.getI1Type(), 1)));
+    Value word = e.select(bad, e.f32(std::nan("")), e.f32(0.0));
+    auto store = scf::IfOp::create(
+        e.b, cmp(e, arith::CmpIPredicate::eq, col, e.idx(0)), false);
+    OpBuilder::InsertionGuard guard(e.b);
+    e.b.setInsertionPoint(store.thenBlock()->getTerminator());
+    e.store(word, sPoison, {e.add(slotRow, r)});
+  }
+}
+
+/// Issues tile `tile` of the split into its ring slot (when the split has
+/// it) and closes a cp.async group either way, so that every thread
+/// counts the same groups; returns the group's token. `entries`: the page
+/// table entries of the K rows (lookUpEntries).
+Value DecodeKernel::issueTile(Value tile, ArrayRef<Value> entries) {
+  Value has = cmp(e, arith::CmpIPredicate::ult, tile, numTiles);
+  auto ifOp = scf::IfOp::create(e.b, has, /*withElseRegion=*/false);
+  {
+    OpBuilder::InsertionGuard guard(e.b);
+    e.b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
+    Value k0 = e.add(keys.begin, e.mul(tile, kDecodeTile));
+    Value slotRow = e.mul(e.rem(tile, kDecodeStages), kDecodeTile);
+    bool sameWidth = layout.headDim == layout.valueDim;
+    copyRows(k0, slotRow, layout.headDim, ops.k, sK, sameWidth, entries);
+    if (!sameWidth)
+      copyRows(k0, slotRow, layout.valueDim, ops.v, sV, false, {});
+  }
+  return nvgpu::DeviceAsyncCreateGroupOp::create(
+      e.b, nvgpu::DeviceAsyncTokenType::get(e.b.getContext()), ValueRange{});
+}
+
+/// Loop-carried per warp: nAcc output tiles, then the max and the
+/// (per-thread partial) sum of rows g and g + 8; on a paged cache then the
+/// page table entries of the tile the next step issues.
+SmallVector<Value> DecodeKernel::mainloop() {
+  for (int64_t s = 0; s + 1 < kDecodeStages; ++s)
+    groupToken = issueTile(e.idx(s), lookUpEntries(e.idx(s)));
+  loadQuery();
+  SmallVector<Value> init;
+  for (int64_t i = 0; i < nAcc; ++i)
+    init.push_back(e.zeroAcc());
+  init.append({e.negInf(), e.negInf(), e.f32(0.0), e.f32(0.0)});
+  init.append(lookUpEntries(e.idx(kDecodeStages - 1)));
+  auto loop = scf::ForOp::create(e.b, e.idx(0), numTiles, e.idx(1), init);
+  OpBuilder::InsertionGuard guard(e.b);
+  e.b.setInsertionPointToEnd(loop.getBody());
+  scf::YieldOp::create(
+      e.b, tileStep(loop.getInductionVar(), loop.getRegionIterArgs()));
+  return SmallVector<Value>(loop.getResults());
+}
+
+/// Waits for tile `tile`, refills the slot the previous step used, and
+/// runs the warp's chunks of the tile.
+SmallVector<Value> DecodeKernel::tileStep(Value tile, ValueRange state) {
+  // Groups close in tile order, one per step: the kDecodeStages - 2 after
+  // this tile's may still be in flight.
+  nvgpu::DeviceAsyncWaitOp::create(e.b, groupToken,
+                                   e.b.getI32IntegerAttr(kDecodeStages - 2));
+  // Everyone's copies of this tile are visible, and everyone is done with
+  // the slot that the next issue overwrites.
+  gpu::BarrierOp::create(e.b);
+  size_t softmaxState = nAcc + 4;
+  SmallVector<Value> entries(state.drop_front(softmaxState));
+  SmallVector<Value> nextEntries =
+      lookUpEntries(e.add(tile, e.idx(kDecodeStages)));
+  issueTile(e.add(tile, e.idx(kDecodeStages - 1)), entries);
+  state = state.take_front(softmaxState);
+  Value k0 = e.add(keys.begin, e.mul(tile, kDecodeTile));
+  Value slotRow = e.mul(e.rem(tile, kDecodeStages), kDecodeTile);
+  auto chunks = scf::ForOp::create(e.b, keyGroup, e.idx(kDecodeTile / kChunk),
+                                   keyGroups, state);
+  {
+    OpBuilder::InsertionGuard guard(e.b);
+    e.b.setInsertionPointToEnd(chunks.getBody());
+    Value c = chunks.getInductionVar();
+    scf::YieldOp::create(e.b, chunkStep(e.add(k0, e.mul(c, kChunk)),
+                                        e.add(slotRow, e.mul(c, kChunk)),
+                                        chunks.getRegionIterArgs()));
+  }
+  SmallVector<Value> next(chunks.getResults());
+  next.append(nextEntries);
+  return next;
+}
+
+/// Keys [c0, c0 + 16) at shared row `chunkRow`: scores, mask, softmax,
+/// then O += P V with P's two C tiles as one A fragment.
+SmallVector<Value> DecodeKernel::chunkStep(Value c0, Value chunkRow,
+                                           ValueRange state) {
+  SmallVector<Value> s = scores(chunkRow);
+  Value interior =
+      andI(e,
+           andI(e,
+                cmp(e, arith::CmpIPredicate::ule, e.add(c0, e.idx(kChunk)),
+                    keys.end),
+                cmp(e, arith::CmpIPredicate::eq, firstQuery, e.idx(0))),
+           isTileFullyVisible(e.b, e.b.getLoc(), w, e.idx(0), queries, c0,
+                              e.add(c0, e.idx(kChunk)), posOffset));
+  auto maskIf =
+      scf::IfOp::create(e.b, TypeRange(ValueRange(s)), interior, true);
+  {
+    OpBuilder::InsertionGuard guard(e.b);
+    e.b.setInsertionPointToStart(maskIf.thenBlock());
+    scf::YieldOp::create(e.b, s);
+    e.b.setInsertionPointToStart(maskIf.elseBlock());
+    scf::YieldOp::create(e.b, mask(s, c0));
+  }
+  SmallVector<Value> next(state);
+  SmallVector<Value> masked(maskIf.getResults());
+  SmallVector<Value> p = softmax(masked, next);
+  Value aFrag = e.toAFragment(p[0], p[1]);
+  // ldmatrix.x4 with transpose: the B fragments of n tiles dt and dt + 1.
+  Value row = e.add(chunkRow, e.rem(e.laneId, 16));
+  for (int64_t dt = 0; dt < nAcc; dt += 2) {
+    int64_t tiles = dt + 1 < nAcc ? 4 : 2;
+    Value col =
+        e.add(e.mul(e.div(e.laneId, 16), 8 * (tiles / 4)), e.idx(dt * 8));
+    Value frags = e.ldmatrix(sV, row, col, tiles, /*transpose=*/true);
+    for (int64_t j = 0; j < tiles / 2; ++j)
+      next[dt + j] = e.mma(aFrag, halfOf(e, frags, j), next[dt + j]);
+  }
+  return next;
+}
+
+/// S = Q K^T of the chunk (two n8 tiles), scaled into the log2 domain; on
+/// a paged cache plus the keys' poison words (NaN for invalid pages).
+SmallVector<Value> DecodeKernel::scores(Value chunkRow) {
+  SmallVector<Value> s;
+  for (int64_t nt = 0; nt < 2; ++nt) {
+    // ldmatrix.x4 gives the B fragments of k slices kk and kk + 1; two
+    // accumulators halve the chain of dependent mmas.
+    Value c[2] = {e.zeroAcc(), e.zeroAcc()};
+    Value row = e.add(chunkRow, e.add(e.rem(e.laneId, 8), e.idx(nt * 8)));
+    for (int64_t kk = 0; kk < dk; kk += 2) {
+      int64_t tiles = kk + 1 < dk ? 4 : 2;
+      Value col = e.add(e.mul(e.rem(e.div(e.laneId, 8), tiles / 2 * 2), 8),
+                        e.idx(kk * 16));
+      Value frags = e.ldmatrix(sK, row, col, tiles, false);
+      for (int64_t j = 0; j < tiles / 2; ++j)
+        c[j] = e.mma(qFrag[kk + j], halfOf(e, frags, j), c[j]);
+    }
+    Value sum = arith::AddFOp::create(e.b, c[0], c[1]);
+    sum = arith::MulFOp::create(
+        e.b, sum, vector::BroadcastOp::create(e.b, sum.getType(), scale));
+    if (ops.paged()) {
+      Value key = e.add(chunkRow, e.add(e.mul(e.t, 2), e.idx(nt * 8)));
+      for (int64_t col = 0; col < 2; ++col) {
+        Value poison = e.load(sPoison, {e.add(key, e.idx(col))});
+        for (int64_t r = 0; r < 2; ++r)
+          sum = e.insert(e.addf(e.extract(sum, r, col), poison), sum, r, col);
+      }
+    }
+    s.push_back(sum);
+  }
+  return s;
+}
+
+/// Element mask of an edge chunk: keys past the split, rows past R or
+/// before the sequence's start, and pairs outside the block window get
+/// -inf.
+SmallVector<Value> DecodeKernel::mask(ArrayRef<Value> s, Value c0) {
+  SmallVector<Value> masked;
+  for (int64_t nt = 0; nt < 2; ++nt) {
+    Value tile = s[nt];
+    for (int64_t r = 0; r < 2; ++r) {
+      Value packed = e.add(e.mul(warpTile, 16), e.add(e.g, e.idx(8 * r)));
+      Value i =
+          arith::RemUIOp::create(e.b, packed, maxIdx(e, queries, e.idx(1)));
+      Value rowOk = andI(e, cmp(e, arith::CmpIPredicate::ult, packed, rows),
+                         cmp(e, arith::CmpIPredicate::sge, i, firstQuery));
+      for (int64_t c = 0; c < 2; ++c) {
+        Value col = e.add(c0, e.add(e.mul(e.t, 2), e.idx(nt * 8 + c)));
+        Value visible = andI(
+            e, andI(e, rowOk, cmp(e, arith::CmpIPredicate::ult, col, keys.end)),
+            isVisible(e.b, e.b.getLoc(), w, i, col, posOffset));
+        tile = e.insert(e.select(visible, e.extract(tile, r, c), e.negInf()),
+                        tile, r, c);
+      }
+    }
+    masked.push_back(tile);
+  }
+  return masked;
+}
+
+/// Online softmax of rows g (r = 0) and g + 8 (r = 1) over the chunk:
+/// updates state's max and sum, rescales its O and returns P.
+SmallVector<Value> DecodeKernel::softmax(ArrayRef<Value> s,
+                                         MutableArrayRef<Value> state) {
+  SmallVector<Value> p(s);
+  for (int64_t r = 0; r < 2; ++r) {
+    Value &mx = state[nAcc + r];
+    Value old = mx;
+    for (Value tile : s)
+      mx = e.maxf(mx, e.maxf(e.extract(tile, r, 0), e.extract(tile, r, 1)));
+    mx = e.quadReduce(mx, /*isMax=*/true);
+    // A row that has seen only masked keys keeps max -inf; subtracting 0
+    // keeps its exponentials at 0 instead of NaN.
+    Value ref = e.select(
+        arith::CmpFOp::create(e.b, arith::CmpFPredicate::OEQ, mx, e.negInf()),
+        e.f32(0.0), mx);
+    Value alpha = e.ex2(e.subf(old, ref));
+    Value partial = e.f32(0.0);
+    for (Value &tile : p)
+      for (int64_t c = 0; c < 2; ++c) {
+        Value x = e.ex2(e.subf(e.extract(tile, r, c), ref));
+        partial = e.addf(partial, x);
+        tile = e.insert(x, tile, r, c);
+      }
+    state[nAcc + 2 + r] = e.addf(e.mulf(state[nAcc + 2 + r], alpha), partial);
+    for (int64_t dt = 0; dt < nAcc; ++dt)
+      for (int64_t c = 0; c < 2; ++c)
+        state[dt] = e.insert(e.mulf(e.extract(state[dt], r, c), alpha),
+                             state[dt], r, c);
+  }
+  return p;
+}
+
+/// The warps' states into shared memory (the ring is free now), then the
+/// merge of the warps of each row tile into the split's partials.
+void DecodeKernel::writePartials(ValueRange state, Value buffer) {
+  nvgpu::DeviceAsyncWaitOp::create(e.b, groupToken, e.b.getI32IntegerAttr(0));
+  gpu::BarrierOp::create(e.b);
+  int64_t dv = layout.valueDim;
+  Value accS = workgroupView(e, buffer, 0, {kWarps, 16, dv}, e.b.getF32Type());
+  Value statS = workgroupView(e, buffer, kWarps * 16 * dv * 4, {kWarps, 2, 16},
+                              e.b.getF32Type());
+  for (int64_t r = 0; r < 2; ++r) {
+    Value row = e.add(e.g, e.idx(8 * r));
+    for (int64_t dt = 0; dt < nAcc; ++dt)
+      for (int64_t c = 0; c < 2; ++c)
+        e.store(e.extract(state[dt], r, c), accS,
+                {e.warpId, row, e.add(e.mul(e.t, 2), e.idx(dt * 8 + c))});
+    Value sum = e.quadReduce(state[nAcc + 2 + r], /*isMax=*/false);
+    auto first = scf::IfOp::create(
+        e.b, cmp(e, arith::CmpIPredicate::eq, e.t, e.idx(0)), false);
+    OpBuilder::InsertionGuard guard(e.b);
+    e.b.setInsertionPoint(first.thenBlock()->getTerminator());
+    e.store(state[nAcc + r], statS, {e.warpId, e.idx(0), row});
+    e.store(sum, statS, {e.warpId, e.idx(1), row});
+  }
+  gpu::BarrierOp::create(e.b);
+  combineRows(accS, statS);
+}
+
+/// Element (r, d) of the packed rows: the warps of r's row tile merged by
+/// their maxima; out normalized (0 where no key was seen), lse natural.
+void DecodeKernel::combineRows(Value accS, Value statS) {
+  int64_t dv = layout.valueDim;
+  Value total = arith::MulIOp::create(e.b, rows, e.idx(dv));
+  e.loop(e.threadId, total, e.idx(kThreads), [&](Value index) {
+    Value r = e.div(index, dv), d = e.rem(index, dv);
+    Value tileRow = e.rem(r, 16);
+    Value firstWarp = arith::MulIOp::create(e.b, e.div(r, 16), keyGroups);
+    auto warp = [&](Value k) { return e.add(firstWarp, k); };
+    Value mx = e.reduce(keyGroups, e.negInf(), [&](Value k, Value m) {
+      return e.maxf(m, e.load(statS, {warp(k), e.idx(0), tileRow}));
+    });
+    Value ref = e.select(
+        arith::CmpFOp::create(e.b, arith::CmpFPredicate::OEQ, mx, e.negInf()),
+        e.f32(0.0), mx);
+    auto sums = scf::ForOp::create(e.b, e.idx(0), keyGroups, e.idx(1),
+                                   ValueRange{e.f32(0.0), e.f32(0.0)});
+    {
+      OpBuilder::InsertionGuard guard(e.b);
+      e.b.setInsertionPointToEnd(sums.getBody());
+      Value wk = warp(sums.getInductionVar());
+      Value alpha = e.ex2(e.subf(e.load(statS, {wk, e.idx(0), tileRow}), ref));
+      ValueRange acc = sums.getRegionIterArgs();
+      scf::YieldOp::create(
+          e.b,
+          ValueRange{
+              e.addf(acc[0],
+                     e.mulf(alpha, e.load(statS, {wk, e.idx(1), tileRow}))),
+              e.addf(acc[1], e.mulf(alpha, e.load(accS, {wk, tileRow, d})))});
+    }
+    Value l = sums.getResult(0), o = sums.getResult(1);
+    Value noKeys =
+        arith::CmpFOp::create(e.b, arith::CmpFPredicate::OEQ, l, e.f32(0.0));
+    Value head =
+        e.add(arith::MulIOp::create(e.b, kvHead, group), e.divIdx(r, queries));
+    Value i = arith::RemUIOp::create(e.b, r, queries);
+    // The partials' row of (batch, head, i): rows in the op's order.
+    Value row = e.add(
+        arith::MulIOp::create(
+            e.b,
+            e.add(arith::MulIOp::create(e.b, batch, e.dim(ops.q, 1)), head),
+            queries),
+        i);
+    e.store(e.select(noKeys, e.f32(0.0), e.divf(o, l)), ops.partialOut,
+            {split, row, d});
+    auto first = scf::IfOp::create(
+        e.b, cmp(e, arith::CmpIPredicate::eq, d, e.idx(0)), false);
+    OpBuilder::InsertionGuard guard(e.b);
+    e.b.setInsertionPoint(first.thenBlock()->getTerminator());
+    Value lse = e.mulf(e.addf(ref, e.lg2(l)), e.f32(std::log(2.0)));
+    e.store(e.select(noKeys, e.negInf(), lse), ops.partialLse, {split, row});
+  });
+}
+
+void mlir::swba::gpu_kernels::buildDecodeBody(OpBuilder &builder, Location loc,
+                                              Type elementType,
+                                              DecodeLayout layout,
+                                              BlockWindow window, double scale,
+                                              DecodeOperands operands) {
+  KernelBuilder e(builder, loc, elementType);
+  Value buffer = sharedBytesBuffer(e, layout.sharedBytes());
+  // Scores are kept in the log2 domain: exp2 is one instruction.
+  DecodeKernel kernel{e,
+                      layout,
+                      window,
+                      e.f32(scale / std::log(2.0)),
+                      operands,
+                      layout.headDim / 16,
+                      layout.valueDim / 8};
+  kernel.setUp(buffer);
+  SmallVector<Value> state = kernel.mainloop();
+  kernel.writePartials(state, buffer);
+}

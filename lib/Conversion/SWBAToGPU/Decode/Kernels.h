@@ -1,0 +1,79 @@
+//===- Kernels.h - The split-KV decode kernels ------------------*- C++ -*-===//
+//
+// Internal to lib/Conversion/SWBAToGPU: the bodies of the decode kernels
+// (SWBADecodeToGPU.cpp makes the kernels and their launches).
+//
+// The decode kernel serves few query rows per kv head (decode: one query a
+// sequence, or a few). A workgroup takes the G = Hq / Hkv query heads of one
+// kv head times the Nq queries, R = G * Nq <= kDecodeRows rows packed (row
+// r = g * Nq + i, contiguous in q for a fixed (b, kv head)), so each K/V
+// tile is read once per kv head. The rows' key window is cut into `splits`
+// runs of whole tiles, one per workgroup: grid (splits, Hkv, B). A split
+// writes its normalized partial out and lse into the split-KV forward's
+// partial buffers (f32 [splits, B * Hq * Nq, Dv] and [splits, B * Hq * Nq],
+// SplitCombine.h), whose combine kernel merges the splits. An empty split
+// writes out 0 and lse -inf, which the combination ignores.
+//
+// Inside a workgroup, K/V tiles of kDecodeTile keys stream through a ring
+// of kDecodeStages shared-memory slots by cp.async (16 bytes a thread and
+// copy). The 4 warps divide the m16 row tiles and each tile's four 16-key
+// chunks among them (R <= 16: all warps on one row tile, a chunk each;
+// R <= 32: two warps a row tile, two chunks each; else a warp a row tile,
+// all chunks), run S = Q K^T and O += P V on mma.sync m16n8k16 with the
+// online softmax in registers, and the warps of one row tile merge their
+// states through shared memory at the end.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef SWBA_LIB_CONVERSION_SWBATOGPU_DECODE_KERNELS_H
+#define SWBA_LIB_CONVERSION_SWBATOGPU_DECODE_KERNELS_H
+
+#include "../KernelBuilder.h"
+#include "swba/Dialect/SWBA/Utils/WindowBounds.h"
+
+namespace mlir::swba::gpu_kernels {
+
+/// Keys per K/V tile: one 16-key chunk per warp.
+constexpr int64_t kDecodeTile = 64;
+/// Packed query rows a workgroup holds at most (one m16 tile a warp).
+constexpr int64_t kDecodeRows = 64;
+/// Head dims (of q/k and of v) the kernel takes at most.
+constexpr int64_t kDecodeMaxHeadDim = 128;
+/// Ring slots: two tiles in flight while one is used. With 64-key tiles
+/// at head dim 128 a workgroup takes 105 KiB, two fit on an SM.
+constexpr int64_t kDecodeStages = 3;
+
+/// The shared memory of a decode kernel, in bytes from @swba_smem: the
+/// ring's K slots, then its V slots, then (paged caches) a NaN-or-zero
+/// word per key of each slot that marks keys of invalid pages.
+struct DecodeLayout {
+  int64_t headDim, valueDim;
+  bool paged;
+
+  int64_t kSlotBytes() const { return kDecodeTile * (headDim + kPad) * 2; }
+  int64_t vSlotBytes() const { return kDecodeTile * (valueDim + kPad) * 2; }
+  int64_t vOffset() const { return kDecodeStages * kSlotBytes(); }
+  int64_t poisonOffset() const {
+    return vOffset() + kDecodeStages * vSlotBytes();
+  }
+  int64_t sharedBytes() const {
+    return poisonOffset() + (paged ? kDecodeStages * kDecodeTile * 4 : 0);
+  }
+};
+
+/// Where the keys come from: a dense [B, Hkv, Nk, D] k and v, or paged
+/// caches [pages, page size, Hkv, D] with a page table [B, max pages] and
+/// the sequences' lengths [B] (i32).
+struct DecodeOperands {
+  Value q, k, v, pageTable, seqLens, partialOut, partialLse;
+  bool paged() const { return static_cast<bool>(pageTable); }
+};
+
+/// The split-KV decode kernel's body (grid (splits, Hkv, B), kThreads).
+void buildDecodeBody(OpBuilder &builder, Location loc, Type elementType,
+                     DecodeLayout layout, BlockWindow window, double scale,
+                     DecodeOperands operands);
+
+} // namespace mlir::swba::gpu_kernels
+
+#endif // SWBA_LIB_CONVERSION_SWBATOGPU_DECODE_KERNELS_H

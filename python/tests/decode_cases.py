@@ -1,0 +1,22 @@
+"""The decode configurations the GPU decode tests and bench/bench_decode.py
+run: their kernels for prepare_kernels.py (sm_90a; the decode kernels are
+the same mma.sync + cp.async kernels on every chip)."""
+
+import math
+
+from swba import compiler
+
+# (dtype, head dim, block size, window) of the paged and dense tests.
+PAGED = [("f16", 64, 16, 3), ("bf16", 128, 7, 4), ("bf16", 128, 256, 8)]
+DENSE = [("f16", 64, 16, 3), ("bf16", 128, 256, 8)]
+
+
+def kernel_configs(chip="sm_90a"):
+    configs = set()
+    for paged, cases in ((True, PAGED), (False, DENSE)):
+        for dtype, d, bs, ws in cases:
+            configs.add(compiler.KernelConfig(
+                dtype=dtype, head_dim=d, value_dim=d, block_size=bs, window=ws,
+                scale=1.0 / math.sqrt(d), chip=chip, paged=paged,
+                options="" if paged else "decode=true"))
+    return configs
