@@ -1,4 +1,4 @@
-"""Single-query decode against a KV cache (issue bar): B=16, Hq=32, Hkv=8,
+"""Single-query decode against a KV cache (the serving bar): B=16, Hq=32, Hkv=8,
 D=128, bf16, block size 256, window 8, a 32k-token cache of which the last
 2048 tokens are visible. Times swba.attention (routed to the split-KV decode
 kernel), swba.paged_attention with pages of 16, 64 and 256 tokens in random
