@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 if not torch.cuda.is_available():
     pytest.skip("no CUDA device", allow_module_level=True)
 
-sys.path.insert(0, os.path.dirname(__file__))
+sys.path[:0] = [os.path.join(os.path.dirname(__file__), ".."), os.path.dirname(__file__)]
 from gpu_cases import (CASES, FORWARD_OPTIONS, GRAD_OPTIONS, HOPPER_CASES,  # noqa: E402
                        OPTION_CASES, effective_scale)
 

@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 if not torch.cuda.is_available() or torch.cuda.get_device_capability() != (9, 0):
     pytest.skip("the split-KV forward needs sm_90a", allow_module_level=True)
 
-sys.path.insert(0, os.path.dirname(__file__))
+sys.path[:0] = [os.path.join(os.path.dirname(__file__), ".."), os.path.dirname(__file__)]
 from splitkv_cases import CASES, SPLITS  # noqa: E402
 from test_gpu_attention import reference as dense_reference  # noqa: E402
 
