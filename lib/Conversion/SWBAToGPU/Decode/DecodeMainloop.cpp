@@ -46,18 +46,17 @@ struct DecodeKernel {
 
   void setUp(Value buffer);
   void loadQuery();
-  Value issueTile(Value tile, ArrayRef<Value> entries);
-  SmallVector<Value> lookUpEntries(Value tile);
+  Value issueTile(Value tile);
   SmallVector<Value> mainloop();
   void writePartials(ValueRange state, Value buffer);
 
 private:
   Value sequenceLength();
   void splitWindow();
-  Value loadEntry(Value page, Value when);
-  std::pair<SmallVector<Value>, Value> keyAddress(Value key, Value entry);
+  Value loadEntry(Value page);
+  std::pair<SmallVector<Value>, Value> keyAddress(Value key);
   void copyRows(Value k0, Value slotRow, int64_t width, Value cache, Value smem,
-                bool alsoV, ArrayRef<Value> entries);
+                bool alsoV);
   void copyChunk(Value cache, Value smem, ArrayRef<Value> address, Value ok,
                  Value smemRow, Value col);
   SmallVector<Value> tileStep(Value tile, ValueRange state);
@@ -216,13 +215,10 @@ void DecodeKernel::loadQuery() {
   qFrag = e.loadAFragments(sK, e.add(slotRow, e.mul(warpTile, 16)), d);
 }
 
-/// The sequence's page table entry of page `page` when `when` holds and
-/// the page is in the table (the table is not read past its columns), else
-/// -1.
-Value DecodeKernel::loadEntry(Value page, Value when) {
+/// The sequence's page table entry of page `page` when the page is in
+/// the table (the table is not read past its columns), else -1.
+Value DecodeKernel::loadEntry(Value page) {
   Value needed = cmp(e, arith::CmpIPredicate::ult, page, maxPages);
-  if (when)
-    needed = andI(e, needed, when);
   auto ifOp =
       scf::IfOp::create(e.b, TypeRange{e.b.getIndexType()}, needed, true);
   OpBuilder::InsertionGuard guard(e.b);
@@ -235,33 +231,14 @@ Value DecodeKernel::loadEntry(Value page, Value when) {
   return ifOp.getResult(0);
 }
 
-/// The page table entries of this thread's key rows in tile `tile`, one a
-/// copy round of K (-1 past the split's tiles): loaded a step before the
-/// tile is issued, so that their latency does not hold its copies up.
-SmallVector<Value> DecodeKernel::lookUpEntries(Value tile) {
-  SmallVector<Value> entries;
-  if (!ops.paged())
-    return entries;
-  Value has = cmp(e, arith::CmpIPredicate::ult, tile, numTiles);
-  Value k0 = e.add(keys.begin, e.mul(tile, kDecodeTile));
-  int64_t perRow = layout.headDim / kVec;
-  for (int64_t base = 0; base < kDecodeTile * perRow; base += kThreads) {
-    Value key = e.add(k0, e.div(e.add(e.threadId, e.idx(base)), perRow));
-    Value inSplit = cmp(e, arith::CmpIPredicate::ult, key, keys.end);
-    Value page = e.divIdx(e.select(inSplit, key, keys.begin), pageSize);
-    entries.push_back(loadEntry(page, has));
-  }
-  return entries;
-}
-
 /// The indices of key `key`'s row in k/v (the column left out) and whether
-/// it may be read: a paged key's page table entry (`entry`, or loaded
-/// now) must be a page of the cache.
-std::pair<SmallVector<Value>, Value> DecodeKernel::keyAddress(Value key,
-                                                              Value entry) {
+/// it may be read: a paged key's page table entry must be a page of the
+/// cache. (Loading the entries a tile ahead, loop-carried, made the paged
+/// kernel 25% slower: 238 registers a thread against the copies' latency.)
+std::pair<SmallVector<Value>, Value> DecodeKernel::keyAddress(Value key) {
   if (!ops.paged())
     return {{batch, kvHead, key}, Value()};
-  Value slot = entry ? entry : loadEntry(e.divIdx(key, pageSize), Value());
+  Value slot = loadEntry(e.divIdx(key, pageSize));
   Value valid = cmp(e, arith::CmpIPredicate::ult, slot, numPages);
   Value row = arith::RemUIOp::create(e.b, key, pageSize);
   return {{e.select(valid, slot, e.idx(0)), row, kvHead}, valid};
@@ -285,16 +262,14 @@ void DecodeKernel::copyChunk(Value cache, Value smem, ArrayRef<Value> address,
 /// a warp's copy reads whole lines. K and V of one width share the rows'
 /// addresses (`alsoV`).
 void DecodeKernel::copyRows(Value k0, Value slotRow, int64_t width, Value cache,
-                            Value smem, bool alsoV, ArrayRef<Value> entries) {
+                            Value smem, bool alsoV) {
   int64_t perRow = width / kVec;
   for (int64_t base = 0; base < kDecodeTile * perRow; base += kThreads) {
     Value chunk = e.add(e.threadId, e.idx(base));
     Value r = e.div(chunk, perRow), col = e.mul(e.rem(chunk, perRow), kVec);
     Value key = e.add(k0, r);
     Value inSplit = cmp(e, arith::CmpIPredicate::ult, key, keys.end);
-    auto [address, valid] =
-        keyAddress(e.select(inSplit, key, keys.begin),
-                   entries.empty() ? Value() : entries[base / kThreads]);
+    auto [address, valid] = keyAddress(e.select(inSplit, key, keys.begin));
     Value ok = valid ? andI(e, inSplit, valid) : inSplit;
     copyChunk(cache, smem, address, ok, e.add(slotRow, r), col);
     if (alsoV)
@@ -317,9 +292,8 @@ void DecodeKernel::copyRows(Value k0, Value slotRow, int64_t width, Value cache,
 
 /// Issues tile `tile` of the split into its ring slot (when the split has
 /// it) and closes a cp.async group either way, so that every thread
-/// counts the same groups; returns the group's token. `entries`: the page
-/// table entries of the K rows (lookUpEntries).
-Value DecodeKernel::issueTile(Value tile, ArrayRef<Value> entries) {
+/// counts the same groups; returns the group's token.
+Value DecodeKernel::issueTile(Value tile) {
   Value has = cmp(e, arith::CmpIPredicate::ult, tile, numTiles);
   auto ifOp = scf::IfOp::create(e.b, has, /*withElseRegion=*/false);
   {
@@ -328,26 +302,24 @@ Value DecodeKernel::issueTile(Value tile, ArrayRef<Value> entries) {
     Value k0 = e.add(keys.begin, e.mul(tile, kDecodeTile));
     Value slotRow = e.mul(e.rem(tile, kDecodeStages), kDecodeTile);
     bool sameWidth = layout.headDim == layout.valueDim;
-    copyRows(k0, slotRow, layout.headDim, ops.k, sK, sameWidth, entries);
+    copyRows(k0, slotRow, layout.headDim, ops.k, sK, sameWidth);
     if (!sameWidth)
-      copyRows(k0, slotRow, layout.valueDim, ops.v, sV, false, {});
+      copyRows(k0, slotRow, layout.valueDim, ops.v, sV, false);
   }
   return nvgpu::DeviceAsyncCreateGroupOp::create(
       e.b, nvgpu::DeviceAsyncTokenType::get(e.b.getContext()), ValueRange{});
 }
 
 /// Loop-carried per warp: nAcc output tiles, then the max and the
-/// (per-thread partial) sum of rows g and g + 8; on a paged cache then the
-/// page table entries of the tile the next step issues.
+/// (per-thread partial) sum of rows g and g + 8.
 SmallVector<Value> DecodeKernel::mainloop() {
   for (int64_t s = 0; s + 1 < kDecodeStages; ++s)
-    groupToken = issueTile(e.idx(s), lookUpEntries(e.idx(s)));
+    groupToken = issueTile(e.idx(s));
   loadQuery();
   SmallVector<Value> init;
   for (int64_t i = 0; i < nAcc; ++i)
     init.push_back(e.zeroAcc());
   init.append({e.negInf(), e.negInf(), e.f32(0.0), e.f32(0.0)});
-  init.append(lookUpEntries(e.idx(kDecodeStages - 1)));
   auto loop = scf::ForOp::create(e.b, e.idx(0), numTiles, e.idx(1), init);
   OpBuilder::InsertionGuard guard(e.b);
   e.b.setInsertionPointToEnd(loop.getBody());
@@ -366,12 +338,7 @@ SmallVector<Value> DecodeKernel::tileStep(Value tile, ValueRange state) {
   // Everyone's copies of this tile are visible, and everyone is done with
   // the slot that the next issue overwrites.
   gpu::BarrierOp::create(e.b);
-  size_t softmaxState = nAcc + 4;
-  SmallVector<Value> entries(state.drop_front(softmaxState));
-  SmallVector<Value> nextEntries =
-      lookUpEntries(e.add(tile, e.idx(kDecodeStages)));
-  issueTile(e.add(tile, e.idx(kDecodeStages - 1)), entries);
-  state = state.take_front(softmaxState);
+  issueTile(e.add(tile, e.idx(kDecodeStages - 1)));
   Value k0 = e.add(keys.begin, e.mul(tile, kDecodeTile));
   Value slotRow = e.mul(e.rem(tile, kDecodeStages), kDecodeTile);
   auto chunks = scf::ForOp::create(e.b, keyGroup, e.idx(kDecodeTile / kChunk),
@@ -384,9 +351,7 @@ SmallVector<Value> DecodeKernel::tileStep(Value tile, ValueRange state) {
                                         e.add(slotRow, e.mul(c, kChunk)),
                                         chunks.getRegionIterArgs()));
   }
-  SmallVector<Value> next(chunks.getResults());
-  next.append(nextEntries);
-  return next;
+  return SmallVector<Value>(chunks.getResults());
 }
 
 /// Keys [c0, c0 + 16) at shared row `chunkRow`: scores, mask, softmax,
