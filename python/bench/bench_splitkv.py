@@ -34,19 +34,11 @@ FORCED = (2, 3, 4, 6, 8, 16)
 
 
 def kernel_configs():
-    """The forward's kernels of each shape, as swba.ops picks them: the
-    decode kernel for few query rows per kv head, else the plain and the
-    split-KV forward."""
-    from swba.compiler import KernelConfig, uses_decode
+    """The forward's kernels of each shape, as swba.ops picks them."""
+    from swba.compile import forward_configs
 
-    def forward_options(s):
-        if uses_decode(s.hq, s.hkv, s.nq, s.d, s.d):
-            return ("decode=true",)
-        return ("", "split-kv=1")
-
-    return {KernelConfig(s.dtype, s.d, s.d, s.bs, s.ws, 1.0 / math.sqrt(s.d),
-                         chip="sm_90a", options=options)
-            for s in SHAPES for options in forward_options(s)}
+    return {config for s in SHAPES
+            for config in forward_configs(s.dtype, s.hq, s.hkv, s.nq, s.d, s.d, s.bs, s.ws)}
 
 
 def visible_pairs(nq, nk, bs, ws):

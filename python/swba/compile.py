@@ -63,6 +63,21 @@ def configs_for(dtype: str, head_dim: int, block_size: int, window: int,
     return out
 
 
+def forward_configs(dtype: str, hq: int, hkv: int, nq: int, d: int, dv: int,
+                    block_size: int, window: int, chip: str = "sm_90a"
+                    ) -> list[compiler.KernelConfig]:
+    """The forward kernel configurations `swba.attention` may ask for at
+    these shapes (default scale): the decode kernel where few query rows
+    share a kv head (`compiler.uses_decode`), else the plain forward and the
+    split-KV forward (which the runtime picks where SMs would idle)."""
+    if compiler.uses_decode(hq, hkv, nq, d, dv):
+        options: tuple[str, ...] = ("decode=true",)
+    else:
+        options = ("", "split-kv=1")
+    return [compiler.KernelConfig(dtype, d, dv, block_size, window, 1.0 / math.sqrt(d),
+                                  chip=chip, options=o) for o in options]
+
+
 def configs_from_json(path: Path, defaults: dict[str, Any]) -> list[compiler.KernelConfig]:
     """Configurations listed in a JSON file (see the module's doc); keys a
     row leaves out come from `defaults` (chip, options, kernels)."""

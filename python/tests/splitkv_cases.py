@@ -1,7 +1,6 @@
 """The shapes of the split-KV GPU tests (test_gpu_splitkv.py), importable
 without torch so that their kernels can be compiled ahead of time."""
 
-import math
 from collections import namedtuple
 
 Case = namedtuple("Case", "name b hq hkv nq nk d dv bs ws dtype")
@@ -29,16 +28,8 @@ SPLITS = {
 
 
 def kernel_configs():
-    """The forward's kernels of each shape, as swba.ops picks them: the
-    decode kernel for few query rows per kv head, else the plain and the
-    split-KV forward."""
-    from swba.compiler import KernelConfig, uses_decode
+    """The forward's kernels of each case, as swba.ops picks them."""
+    from swba.compile import forward_configs
 
-    def forward_options(c):
-        if uses_decode(c.hq, c.hkv, c.nq, c.d, c.dv):
-            return ("decode=true",)
-        return ("", "split-kv=1")
-
-    return {KernelConfig(c.dtype, c.d, c.dv, c.bs, c.ws, 1.0 / math.sqrt(c.d),
-                         chip="sm_90a", options=options)
-            for c in CASES for options in forward_options(c)}
+    return {config for c in CASES
+            for config in forward_configs(c.dtype, c.hq, c.hkv, c.nq, c.d, c.dv, c.bs, c.ws)}
