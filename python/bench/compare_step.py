@@ -4,9 +4,11 @@ process and interleaved (the host CPU changes speed between processes):
 eager (kernels and the host's enqueueing) and replayed from a CUDA graph (the
 kernels alone, no host cost).
     python3 python/bench/compare_step.py OLD/python OLD_KERNELS NEW_KERNELS [--rounds 5]
+        [--first N | --frontier [NAME ...]]
 (each checkout loads its kernels from its own directory, before the timing).
-Prints per configuration and mode the median over rounds of do_bench's median,
-in ms."""
+The design configurations (fp16) by default; --frontier takes the cases of
+bench_frontier.py (bf16, GQA), all or those named. Prints per configuration
+and mode the median over rounds of do_bench's median, in ms."""
 import argparse
 import importlib.util
 import math
@@ -20,6 +22,7 @@ ap.add_argument("old_kernels")
 ap.add_argument("new_kernels")
 ap.add_argument("--rounds", type=int, default=5)
 ap.add_argument("--first", type=int, default=4, help="the first N design configurations")
+ap.add_argument("--frontier", nargs="*", help="bench_frontier.py's cases (all, or these)")
 args = ap.parse_args()
 
 here = os.path.dirname(os.path.abspath(__file__))
@@ -57,10 +60,18 @@ def ms(fn):
     return t / getattr(fn, "replays", 1)
 
 
-for (b, h, n, d, bs, ws) in CONFIGS[:args.first]:
+if args.frontier is not None:
+    from bench_frontier import CASES
+    RUNS = [(c.b, c.hq, c.hkv, c.n, c.d, c.bs, c.ws, torch.bfloat16) for c in CASES
+            if not args.frontier or c.name in args.frontier]
+else:
+    RUNS = [(b, h, h, n, d, bs, ws, torch.float16) for (b, h, n, d, bs, ws) in CONFIGS[:args.first]]
+
+for (b, h, hkv, n, d, bs, ws, dtype) in RUNS:
     torch.manual_seed(0)
-    q, k, v = (torch.randn(b, h, n, d, device="cuda", dtype=torch.float16, requires_grad=True)
-               for _ in range(3))
+    q = torch.randn(b, h, n, d, device="cuda", dtype=dtype, requires_grad=True)
+    k, v = (torch.randn(b, hkv, n, d, device="cuda", dtype=dtype, requires_grad=True)
+            for _ in range(2))
     dout = torch.randn_like(q)
     scale = 1 / math.sqrt(d)
 
@@ -77,6 +88,12 @@ for (b, h, n, d, bs, ws) in CONFIGS[:args.first]:
             mod.attention(q, k, v, bs, ws, scale).backward(dout)
         return f
 
+    from bench_frontier import visible_pairs
+    fwd_flops = 4 * visible_pairs(n, bs, ws) * d * b * h
+
+    def tflops(mode, t_ms):
+        return (3.5 if mode.startswith("step") else 1.0) * fwd_flops / (t_ms * 1e-3) / 1e12
+
     fns = {}
     for tag, mod, kernels in (("old", old, args.old_kernels), ("new", new, args.new_kernels)):
         # Each package keeps the kernels it loaded: the directory matters
@@ -89,11 +106,13 @@ for (b, h, n, d, bs, ws) in CONFIGS[:args.first]:
         for tag in ("old", "new"):
             for mode, fn in fns[tag].items():
                 times[(tag, mode)].append(ms(fn))
-    print(f"config {(b, h, n, d, bs, ws)}: median of {args.rounds} rounds (min-max), ms")
+    print(f"config {(b, h, hkv, n, d, bs, ws)}: median of {args.rounds} rounds (min-max), ms")
     for mode in fns["old"]:
         o, nw = times[("old", mode)], times[("new", mode)]
         print(f"  {mode:10s} old {statistics.median(o):.4f} ({min(o):.4f}-{max(o):.4f})"
               f"  new {statistics.median(nw):.4f} ({min(nw):.4f}-{max(nw):.4f})"
-              f"  new/old {statistics.median(nw) / statistics.median(o):.3f}", flush=True)
+              f"  new/old {statistics.median(nw) / statistics.median(o):.3f}"
+              f"  TFLOP/s {tflops(mode, statistics.median(o)):.0f}"
+              f" -> {tflops(mode, statistics.median(nw)):.0f}", flush=True)
     del q, k, v, dout, fns
     torch.cuda.empty_cache()

@@ -1,7 +1,7 @@
 """One forward (or, with --backward, one forward+backward) step of a
 benchmark configuration, for `ncu` to profile:
 
-    python3 profile_forward.py B H N D BS WS [--backward]
+    python3 profile_forward.py B H N D BS WS [--backward] [--bf16]
     ncu -k regex:bwd_dkdv --section SpeedOfLight python3 profile_forward.py \\
         1 24 16384 128 1024 4 --backward
 """
@@ -17,7 +17,8 @@ from swba import attention  # noqa: E402
 
 b, h, n, d, bs, ws = map(int, sys.argv[1:7])
 backward = "--backward" in sys.argv[7:]
-q, k, v = (torch.randn(b, h, n, d, device="cuda", dtype=torch.float16,
+dtype = torch.bfloat16 if "--bf16" in sys.argv[7:] else torch.float16
+q, k, v = (torch.randn(b, h, n, d, device="cuda", dtype=dtype,
                        requires_grad=backward) for _ in range(3))
 out = attention(q, k, v, bs, ws, 1.0 / math.sqrt(d))
 if backward:

@@ -13,6 +13,7 @@ bench_frontier.py's kernels; with --frontier-tune, their candidates too)."""
 import dataclasses
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(here, ".."), here, os.path.join(here, "..", "bench")]
@@ -53,22 +54,31 @@ if {"--frontier", "--frontier-tune"} & set(sys.argv[1:]):
     import bench_frontier
     candidates |= bench_frontier.kernel_configs(
         candidates="--frontier-tune" in sys.argv[1:]) - todo
-failed = 0
-for config in sorted(todo, key=lambda c: c.key()):
+def build(config):
+    """The kernel of `config`, or the error that kept it from compiling
+    (swba-opt and ptxas run as subprocesses: threads keep every core busy)."""
     try:
-        kernel = compiler.load_or_compile(config)
+        return compiler.load_or_compile(config)
     except (compiler.CompileError, compiler.ManifestError) as e:
-        failed += 1
+        return e
+
+
+with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    failed = 0
+    ordered = sorted(todo, key=lambda c: c.key())
+    for config, kernel in zip(ordered, pool.map(build, ordered)):
+        if isinstance(kernel, Exception):
+            failed += 1
+            print(f"FAILED {kernel}")
+            continue
+        names = [launch.name for launch in kernel.launches]
+        print(f"{config.key()} {names} {kernel.kind} {len(kernel.image)} B  {config}")
+    print(f"{len(todo) - failed} kernels in {compiler.cache_dir()}, {failed} failed")
+    # A candidate that does not fit is no failure.
+    results = list(pool.map(build, sorted(candidates, key=lambda c: c.key())))
+    unfit = sum(isinstance(r, compiler.CompileError) for r in results)
+    broken = [r for r in results if isinstance(r, compiler.ManifestError)]
+    for e in broken:
         print(f"FAILED {e}")
-        continue
-    names = [launch.name for launch in kernel.launches]
-    print(f"{config.key()} {names} {kernel.kind} {len(kernel.image)} B  {config}")
-print(f"{len(todo) - failed} kernels in {compiler.cache_dir()}, {failed} failed")
-unfit = 0
-for config in sorted(candidates, key=lambda c: c.key()):
-    try:
-        compiler.load_or_compile(config)
-    except compiler.CompileError:
-        unfit += 1
 print(f"{len(candidates) - unfit} autotune candidates, {unfit} that do not fit")
-sys.exit(1 if failed else 0)
+sys.exit(1 if failed or broken else 0)

@@ -12,6 +12,11 @@
 // CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
 // CHECK-COUNT-2: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c192, %c64]
 // CHECK: gpu.launch_func @swba_attention_kernels::@swba_fwd {{.*}} dynamic_shared_memory_size %c229376_i32
+// A consumer's rows see nearly all of the workgroup's 23 key tiles: the
+// consumers run the workgroup's (the pipelined loop from its second tile).
+// CHECK: nvvm.setmaxregister  increase 240
+// CHECK-NOT: scf.for
+// CHECK: scf.for %{{.*}} = %c1 to
 // ASKED-LABEL: func @token_window_d128
 // ASKED: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
 // ASKED-COUNT-2: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
@@ -43,6 +48,31 @@ func.func @frame_window_d128(%q: memref<?x24x?x128xbf16>, %k: memref<?x24x?x128x
 // CHECK-LABEL: func @narrow_band_d64
 // CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c192, %c64]
 // CHECK-COUNT-2: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
+// The workgroup's 192 rows see 5 tiles of 64 keys, each consumer's 64
+// rows 3: each runs its own, and before and after them releases the
+// workgroup's others once they have landed, with a turn for each.
+// CHECK: nvvm.setmaxregister  increase 160
+// CHECK: arith.ceildivui %{{.*}}, %c64
+// CHECK: scf.for %{{.*}} = %c0 to %{{.*}} step %c1 {
+// CHECK: nvgpu.mbarrier.try_wait.parity
+// CHECK: nvgpu.mbarrier.arrive
+// CHECK: nvgpu.mbarrier.try_wait.parity
+// CHECK: nvgpu.mbarrier.arrive
+// CHECK: nvvm.barrier id
+// CHECK-NEXT: nvvm.barrier.arrive id
+// CHECK: scf.for %{{.*}} = %{{.*}} to %[[END:.*]] step %c1 iter_args
+// An edge tile's mask: each of a thread's two rows has its keys' bounds
+// taken relative to its first column once, as i32 in [-1, 64]; an element
+// compares its constant offset with them.
+// CHECK: arith.minsi %{{.*}}, %c64 : index
+// CHECK-NEXT: arith.maxsi %{{.*}}, %c-1 : index
+// CHECK-NEXT: %[[LO:.*]] = arith.index_cast %{{.*}} : index to i32
+// CHECK: %[[HI:.*]] = arith.index_cast %{{.*}} : index to i32
+// CHECK: arith.cmpi sgt, %[[HI]], %c0_i32 : i32
+// CHECK-NEXT: arith.cmpi sle, %[[LO]], %c0_i32 : i32
+// CHECK-NEXT: arith.andi
+// CHECK-NEXT: arith.select
+// CHECK: scf.for %{{.*}} = %[[END]] to %{{.*}} step %c1 {
 // ASKED-LABEL: func @narrow_band_d64
 // ASKED: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c192, %c64]
 // ASKED-COUNT-2: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]

@@ -49,8 +49,22 @@
 // CHECK: nvvm.setmaxregister  increase 160
 // CHECK: nvgpu.mbarrier.try_wait.parity %[[BARS]][%c0], %false
 // CHECK: nvvm.barrier.arrive id = %[[OTHER:.*]] number_of_threads = %c256_i32
+// A consumer's 64 rows see fewer key tiles than the workgroup's 192 where
+// the band's edges cut the tiles (frames of 100, window 6: 700-800 keys
+// against 600-700): it runs its own tiles [first, end) and, before and
+// after them, releases the workgroup's others once they have landed, with
+// a turn taken for each.
+// CHECK: arith.divui %{{.*}}, %c100
+// CHECK: arith.ceildivui %{{.*}}, %c128
+// CHECK: scf.for %{{.*}} = %c0 to %[[FIRST:.*]] step %c1
 // CHECK: nvgpu.mbarrier.try_wait.parity
+// CHECK: nvgpu.mbarrier.arrive
+// CHECK: nvgpu.mbarrier.try_wait.parity
+// CHECK: nvgpu.mbarrier.arrive
 // CHECK: nvvm.barrier id = %[[MINE:.*]] number_of_threads = %c256_i32
+// CHECK-NEXT: nvvm.barrier.arrive id = %[[OTHER]]
+// CHECK: nvgpu.mbarrier.try_wait.parity
+// CHECK: nvvm.barrier id = %[[MINE]] number_of_threads = %c256_i32
 // CHECK-NEXT: nvvm.wgmma.fence.aligned
 // CHECK-COUNT-4: nvvm.wgmma.mma_async {{.*}}<m = 64, n = 128, k = 16>, D[<f32>, <{{zero|one}}>], A[<f16>, <one>, <row>], B[<f16>, <one>, <col>]
 // CHECK: nvvm.wgmma.commit.group.sync.aligned
@@ -76,10 +90,15 @@
 // CHECK: nvvm.wgmma.wait.group.sync.aligned 0
 // CHECK: nvgpu.mbarrier.arrive
 // CHECK: scf.yield
-// The last tile's P V after the loop.
+// The last tile's P V after the loop, then the tiles after this
+// consumer's.
 // CHECK: nvvm.wgmma.fence.aligned
 // CHECK-COUNT-8: wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16
 // CHECK: nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK: scf.for
+// CHECK: nvgpu.mbarrier.try_wait.parity
+// CHECK: nvvm.barrier id = %[[MINE]]
+// CHECK-NEXT: nvvm.barrier.arrive id = %[[OTHER]]
 
 // Without the overlap, each tile in turn: S_j, its softmax, P_j V_j.
 // PLAIN-LABEL: func @forward_f16_d64

@@ -20,6 +20,22 @@ ConsumerRows ConsumerRows::get(HopperKernelBuilder &e, Value warpgroup,
   return rows;
 }
 
+void mlir::swba::gpu_kernels::skipTiles(HopperKernelBuilder &e, StageRing &ring,
+                                        TurnTaking &turns, Value isLane0,
+                                        Value from, Value to,
+                                        int64_t turnsPerTile) {
+  e.loop(from, to, e.idx(1), [&](Value j) {
+    for (int64_t operand : {0, 1}) {
+      ring.waitFull(operand, j);
+      ring.release(operand, j, isLane0);
+    }
+    for (int64_t i = 0; i < turnsPerTile; ++i) {
+      turns.take();
+      turns.pass();
+    }
+  });
+}
+
 std::pair<Value, Value>
 mlir::swba::gpu_kernels::onceDescriptors(HopperKernelBuilder &e, Value base,
                                          Value consumer, int64_t secondOffset) {

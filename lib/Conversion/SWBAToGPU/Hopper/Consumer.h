@@ -57,6 +57,15 @@ struct TurnTaking {
   }
 };
 
+/// Tiles [from, to) of the workgroup's that this consumer's rows do not
+/// see (QueryTile::consumerTiles): the consumer releases both operands of
+/// each once it has landed (the ring's empty barriers count every
+/// consumer's warps, and an arrival before the tile has landed would count
+/// towards the stage's previous tile) and takes the `turns` a tile it
+/// would have taken (every consumer takes as many).
+void skipTiles(HopperKernelBuilder &e, StageRing &ring, TurnTaking &turns,
+               Value isLane0, Value from, Value to, int64_t turnsPerTile);
+
 /// This thread's place among the consumers: `consumer` (warpgroup - 1), the
 /// first of its two accumulator rows (`rowBase` and rowBase + 8: 64 rows
 /// from `first` + 64 consumer, 16 a warp), and whether it is lane 0 of its

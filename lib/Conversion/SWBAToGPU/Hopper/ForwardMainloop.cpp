@@ -77,8 +77,9 @@ private:
   OnlineSoftmax::Tile softmaxOf(Value sAcc, Value j,
                                 MutableArrayRef<Value> rowMax,
                                 MutableArrayRef<Value> rowSum);
-  SmallVector<Value> plainLoop(SmallVector<Value> init);
-  SmallVector<Value> pipelinedLoop(TurnTaking &turns, SmallVector<Value> init);
+  SmallVector<Value> plainLoop(Value first, Value end, SmallVector<Value> init);
+  SmallVector<Value> pipelinedLoop(TurnTaking &turns, Value first, Value end,
+                                   SmallVector<Value> init);
   SmallVector<Value> pipelinedStep(TurnTaking &turns, Value j, ValueRange iter);
 };
 
@@ -203,11 +204,11 @@ SmallVector<Value> ForwardKernel::mainloop() {
     return loops(init);
   // A split past the last key tile (more splits than tiles) sees no key:
   // its rows keep max -inf and sum 0.
-  auto some = scf::IfOp::create(
-      e.b, TypeRange(ValueRange(init)),
-      arith::CmpIOp::create(e.b, arith::CmpIPredicate::ugt, tile.numTiles,
-                            e.idx(0)),
-      /*withElseRegion=*/true);
+  auto some =
+      scf::IfOp::create(e.b, TypeRange(ValueRange(init)),
+                        arith::CmpIOp::create(e.b, arith::CmpIPredicate::ugt,
+                                              tile.numTiles, e.idx(0)),
+                        /*withElseRegion=*/true);
   OpBuilder::InsertionGuard guard(e.b);
   e.b.setInsertionPointToStart(some.thenBlock());
   scf::YieldOp::create(e.b, loops(init));
@@ -216,23 +217,34 @@ SmallVector<Value> ForwardKernel::mainloop() {
   return SmallVector<Value>(some.getResults());
 }
 
-/// The loops over the key tiles from `init` (O, row maxima, row sums).
+/// The loops over the key tiles from `init` (O, row maxima, row sums):
+/// the workgroup's, or where consumersTakeOwnTiles this consumer's rows'
+/// [first, end), the others skipped.
 SmallVector<Value> ForwardKernel::loops(SmallVector<Value> init) {
   // The consumers take turns at the tensor cores (pipelined schedule
   // only), so that one's softmax runs while the others' products keep the
   // tensor cores busy.
   TurnTaking turns(e, rows.consumer, tiling.consumers,
                    tiling.overlapSoftmax && tiling.pingPong);
-  if (!tiling.overlapSoftmax)
-    return plainLoop(init);
-  return pipelinedLoop(turns, init);
+  bool own = consumersTakeOwnTiles(w, blockM, blockN);
+  auto [first, end] = own ? tile.consumerTiles(e, w, rows.consumer, blockN)
+                          : std::make_pair(e.idx(0), tile.numTiles);
+  if (own)
+    skipTiles(e, ring, turns, rows.isLane0, e.idx(0), first, 1);
+  SmallVector<Value> results = tiling.overlapSoftmax
+                                   ? pipelinedLoop(turns, first, end, init)
+                                   : plainLoop(first, end, init);
+  if (own)
+    skipTiles(e, ring, turns, rows.isLane0, end, tile.numTiles, 1);
+  return results;
 }
 
 /// Each tile in turn: S_j, its softmax, then P_j V_j. Waits for K (operand
 /// 0) or V (1) of tile j come before the wgmma fence: a wait is a loop, and
 /// ptxas serializes wgmmas that have divergent code between them.
-SmallVector<Value> ForwardKernel::plainLoop(SmallVector<Value> init) {
-  auto loop = scf::ForOp::create(e.b, e.idx(0), tile.numTiles, e.idx(1), init);
+SmallVector<Value> ForwardKernel::plainLoop(Value first, Value end,
+                                            SmallVector<Value> init) {
+  auto loop = scf::ForOp::create(e.b, first, end, e.idx(1), init);
   OpBuilder::InsertionGuard guard(e.b);
   e.b.setInsertionPointToEnd(loop.getBody());
   Value j = loop.getInductionVar();
@@ -270,27 +282,29 @@ SmallVector<Value> ForwardKernel::plainLoop(SmallVector<Value> init) {
 /// Software-pipelined: iteration j issues S_j and then P_{j-1} V_{j-1},
 /// waits for S_j only, and runs the softmax of S_j while P_{j-1} V_{j-1} is
 /// still on the tensor cores; O is rescaled once that product has retired.
-/// Tile 0's S and softmax come before the loop, the last P V after it.
-SmallVector<Value> ForwardKernel::pipelinedLoop(TurnTaking &turns,
+/// The first tile's S and softmax come before the loop, the last P V after
+/// it.
+SmallVector<Value> ForwardKernel::pipelinedLoop(TurnTaking &turns, Value first,
+                                                Value end,
                                                 SmallVector<Value> init) {
   SmallVector<Value> rowMax(init.begin() + nO, init.begin() + nO + 2);
   SmallVector<Value> rowSum(init.begin() + nO + 2, init.end());
-  Value zero = e.idx(0);
-  ring.waitFull(0, zero);
-  SOperands s0Ops = prepareS(zero);
+  ring.waitFull(0, first);
+  SOperands s0Ops = prepareS(first);
   turns.take();
   NVVM::WgmmaFenceAlignedOp::create(e.b);
   Value s0 = issueS(s0Ops);
   NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
   turns.pass();
   NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
-  ring.release(0, zero, rows.isLane0);
-  OnlineSoftmax::Tile first = softmaxOf(s0, zero, rowMax, rowSum);
+  ring.release(0, first, rows.isLane0);
+  OnlineSoftmax::Tile sm0 = softmaxOf(s0, first, rowMax, rowSum);
   init.resize(nO);
   init.append(rowMax);
   init.append(rowSum);
-  init.append(e.packAFragments(first.probs, blockN));
-  auto loop = scf::ForOp::create(e.b, e.idx(1), tile.numTiles, e.idx(1), init);
+  init.append(e.packAFragments(sm0.probs, blockN));
+  auto loop =
+      scf::ForOp::create(e.b, e.add(first, e.idx(1)), end, e.idx(1), init);
   {
     OpBuilder::InsertionGuard guard(e.b);
     e.b.setInsertionPointToEnd(loop.getBody());
@@ -302,7 +316,7 @@ SmallVector<Value> ForwardKernel::pipelinedLoop(TurnTaking &turns,
   // whose product with V is still to be added.
   ValueRange loopResults = loop.getResults();
   SmallVector<Value> results(loopResults.begin(), loopResults.begin() + nO + 4);
-  Value last = e.sub(tile.numTiles, e.idx(1));
+  Value last = e.sub(end, e.idx(1));
   SmallVector<Value> o(results.begin(), results.begin() + nO);
   SmallVector<Value> p(loopResults.begin() + nO + 4, loopResults.end());
   ring.waitFull(1, last);
@@ -381,8 +395,9 @@ void mlir::swba::gpu_kernels::buildForwardBody(
   if (split) {
     // Rows in the op's order: (batch, head, query row).
     Value firstRow = arith::MulIOp::create(
-        e.b, e.add(arith::MulIOp::create(e.b, tile.batch, e.dim(args[0], 1)),
-                   tile.head),
+        e.b,
+        e.add(arith::MulIOp::create(e.b, tile.batch, e.dim(args[0], 1)),
+              tile.head),
         tile.queries);
     storeSplitRows(e, results, valueDim, kernel.rows.rowBase, tile.queries,
                    args[3], args[4], firstRow, tile.split);

@@ -200,10 +200,50 @@ public:
                               maskIf.getResults().end());
   }
 
+  /// An accumulator tile of `n` columns from column `c0` (register
+  /// 4 jn + 2 h + c: row h of this thread's two, column c0 + 8 jn + 2 t +
+  /// c) as it is where `interior`, else with -inf outside the columns
+  /// [begin, end) that `columnsOf(h)` gives for row h. A row's bounds are
+  /// taken relative to this thread's first column once a tile (clamped to
+  /// [-1, n], as i32); each element then compares its constant offset with
+  /// them: two compares and a select, where the frame arithmetic of
+  /// isVisible per element kept the integer pipe busy (44% of its peak at
+  /// a 128-token window, docs/BENCHMARKS.md).
+  SmallVector<Value> maskColumns(Value interior, ArrayRef<Value> s, Value c0,
+                                 int64_t n,
+                                 function_ref<RowRange(int64_t)> columnsOf) {
+    SmallVector<Value> lo, hi;
+    return maskUnless(interior, s, [&](int64_t i) {
+      if (lo.empty()) {
+        Value first = add(c0, mul(t, 2));
+        auto relative = [&](Value col) -> Value {
+          Value d = arith::MaxSIOp::create(
+              b, arith::MinSIOp::create(b, sub(col, first), idx(n)), idx(-1));
+          return arith::IndexCastOp::create(b, b.getI32Type(), d);
+        };
+        for (int64_t h = 0; h < 2; ++h) {
+          RowRange cols = columnsOf(h);
+          lo.push_back(relative(cols.begin));
+          hi.push_back(relative(cols.end));
+        }
+      }
+      int64_t jn = i / 4, h = (i / 2) % 2, c = i % 2;
+      Value offset = constI32(8 * jn + c);
+      return arith::AndIOp::create(
+          b, arith::CmpIOp::create(b, arith::CmpIPredicate::sle, lo[h], offset),
+          arith::CmpIOp::create(b, arith::CmpIPredicate::slt, offset, hi[h]));
+    });
+  }
+
   /// Scores of a tile in the accumulator layout (register 4 jn + 2 h + c:
   /// query rowBase + 8 h, key k0 + 8 jn + 2 t + c) over keys [k0, k1) of
-  /// `blockN`, masked element-wise unless the tile is full and every query
-  /// of [q0, q1) sees it whole.
+  /// `blockN`, masked unless the tile is full and every query of [q0, q1)
+  /// sees it whole. Frames shorter than a tile put the band's edges inside
+  /// tiles, and most tiles of a narrow band are masked: there a query's
+  /// keys are its row's window, cut at k1 (maskColumns). Frames of whole
+  /// tiles mask the diagonal tiles only: there the rows' windows, which the
+  /// compiler hoists out of the loop, made the head-dim-64 forward spill
+  /// (24 bytes, 6% slower) where the per-element frame arithmetic does not.
   SmallVector<Value> maskScores(ArrayRef<Value> s, BlockWindow w, Value rowBase,
                                 Value q0, Value q1, Value k0, Value k1,
                                 int64_t blockN, Value posOffset) {
@@ -213,13 +253,18 @@ public:
         arith::CmpIOp::create(b, arith::CmpIPredicate::eq, sub(k1, k0),
                               idx(blockN)),
         isTileFullyVisible(b, loc, w, q0, q1, k0, k1, posOffset));
-    return maskUnless(interior, s, [&](int64_t i) {
-      int64_t jn = i / 4, h = (i / 2) % 2, c = i % 2;
+    if (w.blockSize >= blockN)
+      return maskUnless(interior, s, [&](int64_t i) {
+        int64_t jn = i / 4, h = (i / 2) % 2, c = i % 2;
+        Value row = add(rowBase, idx(8 * h));
+        Value col = add(k0, add(mul(t, 2), idx(8 * jn + c)));
+        return arith::AndIOp::create(
+            b, arith::CmpIOp::create(b, arith::CmpIPredicate::ult, col, k1),
+            isVisible(b, loc, w, row, col, posOffset));
+      });
+    return maskColumns(interior, s, k0, blockN, [&](int64_t h) {
       Value row = add(rowBase, idx(8 * h));
-      Value col = add(k0, add(mul(t, 2), idx(8 * jn + c)));
-      return arith::AndIOp::create(
-          b, arith::CmpIOp::create(b, arith::CmpIPredicate::ult, col, k1),
-          isVisible(b, loc, w, row, col, posOffset));
+      return computeKeyWindow(b, loc, w, row, add(row, idx(1)), posOffset, k1);
     });
   }
 

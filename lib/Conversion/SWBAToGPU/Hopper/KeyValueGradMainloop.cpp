@@ -186,13 +186,10 @@ std::pair<Value, Value> KeyValueGradKernel::nextTile(Value qHead, Value r0) {
 }
 
 /// S^T masked where the tile is not interior: register 4 * jn + 2 * h + c
-/// is key rowBase + 8h, query r0 + 8 * jn + 2 * t + c.
+/// is key rowBase + 8h, query r0 + 8 * jn + 2 * t + c; a key's queries are
+/// the queries that see it, cut at r1 (none for keys past the end).
 SmallVector<Value> KeyValueGradKernel::maskScores(ArrayRef<Value> s, Value r0,
                                                   Value r1) {
-  auto queryOf = [&](int64_t i) {
-    int64_t jn = i / 4, c = i % 2;
-    return e.add(r0, e.add(e.mul(e.t, 2), e.idx(8 * jn + c)));
-  };
   Value interior = arith::AndIOp::create(
       e.b,
       arith::AndIOp::create(e.b,
@@ -203,18 +200,15 @@ SmallVector<Value> KeyValueGradKernel::maskScores(ArrayRef<Value> s, Value r0,
                                                   e.idx(blockN))),
       isTileFullyVisible(e.b, e.b.getLoc(), w, r0, r1, tile.k0, tile.k1,
                          tile.posOffset));
-  return e.maskUnless(interior, s, [&](int64_t i) {
-    int64_t h = (i / 2) % 2;
+  return e.maskColumns(interior, s, r0, blockM, [&](int64_t h) {
     Value key = e.add(rows.rowBase, e.idx(8 * h));
-    Value query = queryOf(i);
-    return arith::AndIOp::create(
-        e.b,
-        arith::AndIOp::create(
-            e.b,
-            arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, query, r1),
-            arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, key,
-                                  tile.keys)),
-        isVisible(e.b, e.b.getLoc(), w, query, key, tile.posOffset));
+    RowRange seen = computeQueryWindow(e.b, e.b.getLoc(), w, key,
+                                       e.add(key, e.idx(1)), tile.posOffset,
+                                       tile.queries);
+    Value end = e.select(
+        arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, key, tile.keys),
+        e.min(seen.end, r1), seen.begin);
+    return RowRange{seen.begin, end};
   });
 }
 

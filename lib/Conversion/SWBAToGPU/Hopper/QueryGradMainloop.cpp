@@ -117,12 +117,19 @@ void QueryGradKernel::loadRowStats(Value lse, Value delta) {
   }
 }
 
-/// dQ (unscaled) after every key tile.
+/// dQ (unscaled) after every key tile of the workgroup's, or where
+/// consumersTakeOwnTiles of this consumer's rows (the others skipped: two
+/// turns a tile).
 SmallVector<Value> QueryGradKernel::mainloop(bool pingPong) {
   e.waitParity(e.idx(0), e.i1(false));
   TurnTaking turns(e, rows.consumer, QueryGradTiling::consumers, pingPong);
+  bool own = consumersTakeOwnTiles(w, blockM, blockN);
+  auto [first, end] = own ? tile.consumerTiles(e, w, rows.consumer, blockN)
+                          : std::make_pair(e.idx(0), tile.numTiles);
+  if (own)
+    skipTiles(e, ring, turns, rows.isLane0, e.idx(0), first, 2);
   SmallVector<Value> init(headDim / 2, e.f32(0.0));
-  auto loop = scf::ForOp::create(e.b, e.idx(0), tile.numTiles, e.idx(1), init);
+  auto loop = scf::ForOp::create(e.b, first, end, e.idx(1), init);
   {
     OpBuilder::InsertionGuard guard(e.b);
     e.b.setInsertionPointToEnd(loop.getBody());
@@ -130,6 +137,8 @@ SmallVector<Value> QueryGradKernel::mainloop(bool pingPong) {
                          step(turns, loop.getInductionVar(),
                               SmallVector<Value>(loop.getRegionIterArgs())));
   }
+  if (own)
+    skipTiles(e, ring, turns, rows.isLane0, end, tile.numTiles, 2);
   return SmallVector<Value>(loop.getResults());
 }
 

@@ -105,6 +105,51 @@ HopperOptions gpu_kernels::withWindowTiling(HopperOptions options, int64_t d,
   return options;
 }
 
+// A consumer's 64 rows see fewer keys than the workgroup's blockM rows
+// where frames are shorter than blockM rows (frames of a multiple of blockM
+// rows put a workgroup's rows in one frame: the ranges agree), and fewer
+// key tiles where the difference is a large share of the band. A consumer
+// that runs only its own tiles still waits for and releases the others and
+// takes their turns, and its loop bounds cost registers (ptxas spills them
+// in kernels that had no spills): where few tiles are saved that does not
+// pay. Measured on an H200 (bf16, compare_step.py --frontier, 2026-12-01):
+// own tiles everywhere made 128-token windows at head dim 64 (192-row
+// workgroups, 5 tiles of 64 keys, each consumer's 3: 40% skipped) forward
+// 0.312 -> 0.282 ms, small frames (64-token frames, window 8: 20% skipped)
+// 0.177 -> 0.168 ms, their steps 0.688 -> 0.661 ms (the dQ kernel's
+// 128-row workgroups skip 10%); and the 128-token windows' dQ kernel (no
+// tile skipped) 1%, token windows of 4096 keys (2-3% skipped) 4-8%, the
+// design configurations' frame windows (under 5%) 3-10% slower.
+//
+// The share skipped, counted over 64 workgroups of rows far from the
+// sequence's start (no window clipped at key 0).
+bool gpu_kernels::consumersTakeOwnTiles(BlockWindow w, int64_t blockM,
+                                        int64_t blockN) {
+  const int64_t bs = w.blockSize, maxSpan = int64_t{1} << 20;
+  if (bs >= blockM || w.window > maxSpan / bs)
+    return false;
+  const int64_t span = bs * w.window;
+  auto keys = [&](int64_t r0, int64_t r1) {
+    int64_t low = std::max<int64_t>(r0 / bs - (w.window - 1), 0);
+    return std::make_pair(low * bs, ((r1 - 1) / bs + 1) * bs);
+  };
+  int64_t workgroupTiles = 0, consumerTiles = 0;
+  const int64_t consumers = blockM / kRowsPerConsumer;
+  const int64_t firstTile = span / blockM + 2;
+  for (int64_t t = firstTile; t < firstTile + 64; ++t) {
+    auto [begin, end] = keys(t * blockM, (t + 1) * blockM);
+    int64_t tiles = llvm::divideCeil(end - begin, blockN);
+    workgroupTiles += consumers * tiles;
+    for (int64_t c = 0; c < consumers; ++c) {
+      int64_t r0 = t * blockM + c * kRowsPerConsumer;
+      auto [b, e] = keys(r0, r0 + kRowsPerConsumer);
+      consumerTiles +=
+          llvm::divideCeil(e - begin, blockN) - (b - begin) / blockN;
+    }
+  }
+  return 10 * (workgroupTiles - consumerTiles) >= workgroupTiles;
+}
+
 bool gpu_kernels::fits(const HopperTiling &t, const SharedLayout &layout) {
   return (t.consumers == 2 || t.consumers == 3) && t.blockN % 64 == 0 &&
          t.blockN <= 256 && t.stages >= 1 &&
@@ -130,10 +175,9 @@ QueryGradLayout gpu_kernels::queryGradLayout(int64_t d, int64_t dv,
   return layout;
 }
 
-KeyValueGradLayout
-gpu_kernels::keyValueGradLayout(int64_t d, int64_t dv,
-                                const HopperOptions &options,
-                                KeyValueGradPart part) {
+KeyValueGradLayout gpu_kernels::keyValueGradLayout(int64_t d, int64_t dv,
+                                                   const HopperOptions &options,
+                                                   KeyValueGradPart part) {
   int64_t stages = options.gradStages ? options.gradStages : 2;
   KeyValueGradLayout layout(
       d, dv, KeyValueGradTiling::get(d, dv, options.gradQueryTile).blockM,

@@ -64,6 +64,12 @@ inline bool isWide(int64_t d, int64_t dv) { return d > 128 || dv > 128; }
 HopperOptions withWindowTiling(HopperOptions options, int64_t d, int64_t dv,
                                int64_t blockSize, int64_t window);
 
+/// Whether the consumers of a forward or dQ workgroup of `blockM` query
+/// rows each run only the key tiles of `blockN` keys their own 64 rows see
+/// (QueryTile::consumerTiles) rather than the workgroup's: where that
+/// skips at least a tenth of the workgroup's tile products (Tiling.cpp).
+bool consumersTakeOwnTiles(BlockWindow w, int64_t blockM, int64_t blockN);
+
 /// The forward's tiling for head dims `d`, `dv` (the defaults, then what
 /// `options` ask for); failure when the kernel does not cover them (the
 /// mma.sync kernel then does).
@@ -230,9 +236,9 @@ QueryGradLayout queryGradLayout(int64_t d, int64_t dv,
 
 /// The layout of the dK/dV kernel `part` for `options` (grad-query-tile,
 /// grad-stages, grad-fused-dq).
-KeyValueGradLayout keyValueGradLayout(
-    int64_t d, int64_t dv, const HopperOptions &options,
-    KeyValueGradPart part = KeyValueGradPart::Both);
+KeyValueGradLayout
+keyValueGradLayout(int64_t d, int64_t dv, const HopperOptions &options,
+                   KeyValueGradPart part = KeyValueGradPart::Both);
 
 /// Whether the kernels fit in shared memory (the dQ kernel only where there
 /// is one: without grad-fused-dq), and the dK/dV kernel takes its tiling

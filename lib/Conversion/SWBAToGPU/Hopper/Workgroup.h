@@ -64,6 +64,40 @@ struct QueryTile {
     return t;
   }
 
+  /// The key tiles [first, end) of the workgroup's `numTiles` that the 64
+  /// rows of consumer `consumer` see: a consumer's rows
+  /// see fewer tiles than the workgroup's where the band's edges cut the
+  /// tiles (frames shorter than the workgroup's rows). Never empty where
+  /// the workgroup has a tile, so that every consumer has a first tile (rows
+  /// past the queries take the last row's; a split that this consumer's rows do
+  /// not reach, its first tile, masked).
+  std::pair<Value, Value> consumerTiles(HopperKernelBuilder &e, BlockWindow w,
+                                        Value consumer, int64_t blockN) const {
+    Value one = e.idx(1);
+    Value r0 =
+        e.min(e.add(q0, e.mul(consumer, kRowsPerConsumer)), e.sub(q1, one));
+    Value r1 = e.min(e.add(r0, e.idx(kRowsPerConsumer)), q1);
+    RowRange seen =
+        computeKeyWindow(e.b, e.b.getLoc(), w, r0, r1, posOffset, keys);
+    // Tiles of the workgroup's window before `key` (rounded up or down),
+    // within [0, numTiles].
+    auto tilesBefore = [&](Value key, bool roundUp) -> Value {
+      Value offset =
+          arith::MaxSIOp::create(e.b, e.sub(key, window.begin), e.idx(0));
+      Value n =
+          roundUp
+              ? Value(arith::CeilDivUIOp::create(e.b, offset, e.idx(blockN)))
+              : e.divIdx(offset, e.idx(blockN));
+      return e.min(n, numTiles);
+    };
+    Value zero = e.idx(0);
+    Value lastTile = arith::MaxSIOp::create(e.b, e.sub(numTiles, one), zero);
+    Value first = e.min(tilesBefore(seen.begin, false), lastTile);
+    Value end = arith::MaxSIOp::create(e.b, tilesBefore(seen.end, true),
+                                       e.min(e.add(first, one), numTiles));
+    return {first, end};
+  }
+
 private:
   void takeSplit(HopperKernelBuilder &e, Value splits, int64_t blockN) {
     auto bound = [&](Value s) {
