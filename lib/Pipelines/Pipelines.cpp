@@ -82,6 +82,7 @@ LowerSWBAOptions SWBAToNVVMOptions::lowerSWBAOptions() const {
   options.stages = stages;
   options.overlapSoftmax = overlapSoftmax;
   options.pingPong = pingPong;
+  options.workgroupsPerSM = workgroupsPerSM;
   options.splitKv = splitKv;
   options.decode = decode;
   options.gradKeyTile = gradKeyTile;

@@ -9,6 +9,7 @@
 // RUN: not swba-opt %s --lower-swba="target=gpu chip=" 2>&1 | FileCheck %s --check-prefix=NOCHIP
 // RUN: not swba-opt %s --lower-swba="target=gpu consumers=1" 2>&1 | FileCheck %s --check-prefix=CONSUMERS
 // RUN: not swba-opt %s --lower-swba="target=gpu block-n=96" 2>&1 | FileCheck %s --check-prefix=BLOCKN
+// RUN: not swba-opt %s --lower-swba="target=gpu chip=sm_90a workgroups-per-sm=3" 2>&1 | FileCheck %s --check-prefix=PERSM
 // RUN: not swba-opt %s --lower-swba="target=gpu grad-stages=-1" 2>&1 | FileCheck %s --check-prefix=STAGES
 
 // Every option is checked before any op is looked at, whatever the target.
@@ -20,6 +21,7 @@
 // NOCHIP: error: --lower-swba: unsupported chip '' (supported: sm_80,
 // CONSUMERS: error: --lower-swba: consumers must be 0, 2 or 3, got 1
 // BLOCKN: error: --lower-swba: block-n must be 0 or a multiple of 64 up to 256, got 96
+// PERSM: error: --lower-swba: workgroups-per-sm must be 0, 1 or 2, got 3
 // STAGES: error: --lower-swba: stages and grad-stages must be in [0, 16], got stages=0 grad-stages=-1
 
 func.func @tensor_form(%q: tensor<1x2x8x16xf32>) -> tensor<1x2x8x16xf32> {

@@ -116,6 +116,12 @@ def LowerSWBA : Pass<"lower-swba"> {
     Option<"stages", "stages", "int64_t", /*default=*/"0",
            "sm_90a forward: K/V tiles in flight (shared-memory ring), up to "
            "16 (and what fits in shared memory); 0: per head dim.">,
+    Option<"workgroupsPerSM", "workgroups-per-sm", "int64_t",
+           /*default=*/"0",
+           "sm_90a forward: workgroups resident on an SM, 1 or 2 (two cut "
+           "each thread's registers by half, so that one workgroup's loads, "
+           "prologue and epilogue run under the other's products); 0: "
+           "chosen from the head dims and the window.">,
     Option<"overlapSoftmax", "overlap-softmax", "bool", /*default=*/"true",
            "sm_90a forward: run the softmax of one K/V tile while the P V "
            "product of the previous one is on the tensor cores.">,

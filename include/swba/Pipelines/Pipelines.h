@@ -75,6 +75,12 @@ struct SWBAToNVVMOptions : public PassPipelineOptions<SWBAToNVVMOptions> {
       llvm::cl::desc("sm_90a forward: K/V tiles in flight; 0: per head dim "
                      "(--lower-swba stages)."),
       llvm::cl::init(LowerSWBAOptions().stages)};
+  PassOptions::Option<int64_t> workgroupsPerSM{
+      *this, "workgroups-per-sm",
+      llvm::cl::desc("sm_90a forward: workgroups resident on an SM, 1 or 2; "
+                     "0: chosen from the window (--lower-swba "
+                     "workgroups-per-sm)."),
+      llvm::cl::init(LowerSWBAOptions().workgroupsPerSM)};
   PassOptions::Option<bool> overlapSoftmax{
       *this, "overlap-softmax",
       llvm::cl::desc("sm_90a forward: the softmax of one K/V tile runs under "

@@ -50,6 +50,9 @@ mlir::swba::verifyLowerSWBAOptions(const LowerSWBAOptions &options,
       options.consumers != 3)
     return fail("consumers must be 0, 2 or 3, got " +
                 Twine(options.consumers));
+  if (options.workgroupsPerSM < 0 || options.workgroupsPerSM > 2)
+    return fail("workgroups-per-sm must be 0, 1 or 2, got " +
+                Twine(options.workgroupsPerSM));
   if (options.blockN != 0 &&
       (options.blockN < 0 || options.blockN % 64 != 0 || options.blockN > 256))
     return fail("block-n must be 0 or a multiple of 64 up to 256, got " +
@@ -178,6 +181,7 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
     o.gradStages = gradStages;
     o.gradFusedDQ = gradFusedDQ;
     o.pingPong = pingPong;
+    o.workgroupsPerSM = workgroupsPerSM;
     o.decode = decode;
     o.gradPingPong = gradPingPong;
     return o;

@@ -134,8 +134,10 @@ private:
       args.push_back(types.lookup(param.tensor));
     launch.params.append({{"q", qMapType}, {"k", kvMapType}, {"v", kvMapType}});
     SmallVector<Value> maps;
-    auto kernel = createHopperKernel(rewriter, gpuModule, loc, name, args,
-                                     launch.mapTypes(), tiling.threads(), maps);
+    auto kernel =
+        createHopperKernel(rewriter, gpuModule, loc, name, args,
+                           launch.mapTypes(), tiling.threads(), maps,
+                           tiling.perSM);
     int64_t headDim = cast<MemRefType>(op.getQuery().getType()).getDimSize(3);
     buildForwardBody(rewriter, loc, op, tiling, layout,
                      kernel.getArguments().take_front(args.size()), maps,

@@ -120,7 +120,7 @@ void ForwardKernel::setUp(ValueRange args, ArrayRef<Value> maps) {
                            tile.kvPlane);
                      });
       },
-      tiling.consumers);
+      tiling.consumers, tiling.perSM);
 
   rows = ConsumerRows::get(e, warpgroup, tile.q0);
   // Descriptor start addresses (in 16-byte units) of this warpgroup's Q

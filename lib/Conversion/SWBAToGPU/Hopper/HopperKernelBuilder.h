@@ -38,19 +38,26 @@ constexpr int64_t kMaxSharedBytes = 232448;
 constexpr int64_t kStaticSharedBytes = 1024 + 256;
 
 /// Register budget (setmaxnreg): the launch gives every thread an equal
-/// share of the SM's 64K registers; the producer drops to
-/// kProducerRegisters so that the consumers can rise to what is left
-/// (multiples of 8): 168 and 240 with two consumers, 128 and 160 with three.
+/// share of the SM's 64K registers (of its share of them, with `perSM`
+/// workgroups resident); the producer drops to kProducerRegisters and the
+/// consumers rise to what that leaves of the workgroup's own registers
+/// (setmaxnreg.inc takes from what the workgroup's warps gave back; it
+/// waits for ever for more), in multiples of 8: 168 and 240 with two
+/// consumers, 128 and 160 with three; 80 and 104 with two consumers and
+/// two workgroups an SM.
 constexpr int64_t kProducerRegisters = 24;
 constexpr int64_t kRegistersPerSM = 65536;
-constexpr int64_t launchRegisters(int64_t warpgroups) {
-  return kRegistersPerSM / (warpgroups * kWarpgroupThreads) / 8 * 8;
+constexpr int64_t launchRegisters(int64_t warpgroups, int64_t perSM = 1) {
+  return kRegistersPerSM / perSM / (warpgroups * kWarpgroupThreads) / 8 * 8;
 }
-constexpr int64_t consumerRegisters(int64_t consumers) {
-  return (kRegistersPerSM - kProducerRegisters * kWarpgroupThreads) /
-         (consumers * kWarpgroupThreads) / 8 * 8;
+constexpr int64_t consumerRegisters(int64_t consumers, int64_t perSM = 1) {
+  return (launchRegisters(consumers + 1, perSM) * (consumers + 1) -
+          kProducerRegisters) /
+         consumers / 8 * 8;
 }
-static_assert(launchRegisters(3) == 168 && consumerRegisters(2) == 240);
+static_assert(launchRegisters(3) == 168 && consumerRegisters(2) == 240 &&
+              consumerRegisters(3) == 160);
+static_assert(launchRegisters(3, 2) == 80 && consumerRegisters(2, 2) == 104);
 
 /// 64-bit wgmma shared-memory matrix descriptor bits above the start
 /// address: 128B swizzle (1 << 62), stride byte offset 1024 (one 8-row
@@ -164,10 +171,11 @@ public:
 
   /// Splits the workgroup into roles: warpgroup 0, the producer, drops to
   /// kProducerRegisters and runs `produce` in its thread 0; the other
-  /// `consumers` warpgroups rise to consumerRegisters(consumers) and
+  /// `consumers` warpgroups rise to consumerRegisters(consumers, perSM) and
   /// continue where this leaves the insertion point.
   void splitRoles(Value warpgroup, Value isThread0,
-                  function_ref<void()> produce, int64_t consumers = 2) {
+                  function_ref<void()> produce, int64_t consumers = 2,
+                  int64_t perSM = 1) {
     auto roles = scf::IfOp::create(b, eq(warpgroup, 0),
                                    /*withElseRegion=*/true);
     {
@@ -178,7 +186,7 @@ public:
       when(isThread0, produce);
     }
     b.setInsertionPoint(roles.elseBlock()->getTerminator());
-    NVVM::SetMaxRegisterOp::create(b, consumerRegisters(consumers),
+    NVVM::SetMaxRegisterOp::create(b, consumerRegisters(consumers, perSM),
                                    NVVM::SetMaxRegisterAction::increase);
   }
 
@@ -485,14 +493,15 @@ inline Value createTensorMap(LoopEmitter &e, Value tensor,
 
 /// A kernel of `threads` threads in `gpuModule` with dynamic shared memory
 /// (@swba_smem, declared once per module), `memrefs` parameters and then
-/// `maps.size()` tensor-map pointers; returns it with the insertion point at
-/// the start of its body and the maps cast to their descriptor types in
-/// `mapValues`.
+/// `maps.size()` tensor-map pointers, its registers capped for `perSM`
+/// workgroups an SM; returns it with the insertion point at the start of
+/// its body and the maps cast to their descriptor types in `mapValues`.
 inline gpu::GPUFuncOp
 createHopperKernel(RewriterBase &rewriter, gpu::GPUModuleOp gpuModule,
                    Location loc, StringRef name, TypeRange memrefs,
                    ArrayRef<nvgpu::TensorMapDescriptorType> maps,
-                   int64_t threads, SmallVectorImpl<Value> &mapValues) {
+                   int64_t threads, SmallVectorImpl<Value> &mapValues,
+                   int64_t perSM = 1) {
   MLIRContext *ctx = rewriter.getContext();
   if (!SymbolTable::lookupSymbolIn(gpuModule, "swba_smem")) {
     OpBuilder::InsertionGuard guard(rewriter);
@@ -514,8 +523,9 @@ createHopperKernel(RewriterBase &rewriter, gpu::GPUModuleOp gpuModule,
       rewriter.getDenseI32ArrayAttr({(int32_t)threads, 1, 1}));
   kernel->setAttr("nvvm.maxntid",
                   rewriter.getDenseI32ArrayAttr({(int32_t)threads, 1, 1}));
-  kernel->setAttr("nvvm.maxnreg", rewriter.getI32IntegerAttr(launchRegisters(
-                                      threads / kWarpgroupThreads)));
+  kernel->setAttr("nvvm.maxnreg",
+                  rewriter.getI32IntegerAttr(
+                      launchRegisters(threads / kWarpgroupThreads, perSM)));
   Block &entry = kernel.getBody().front();
   rewriter.setInsertionPointToStart(&entry);
   for (auto [i, type] : llvm::enumerate(maps))

@@ -57,6 +57,8 @@ FailureOr<HopperTiling> gpu_kernels::getTiling(int64_t d, int64_t dv,
     t.blockN = options.blockN;
   if (options.stages)
     t.stages = options.stages;
+  if (options.workgroupsPerSM)
+    t.perSM = options.workgroupsPerSM;
   return t;
 }
 
@@ -99,6 +101,20 @@ HopperOptions gpu_kernels::withWindowTiling(HopperOptions options, int64_t d,
   if (narrow && span <= 512) {
     if (!options.blockN)
       options.blockN = 64;
+    // Two workgroups of two consumers an SM (104 registers a consumer
+    // thread), unless the consumers or the workgroups were asked for: a
+    // workgroup runs 3 key tiles a consumer between its prologue and its
+    // epilogue, and one workgroup an SM left it latency-bound (warps
+    // waiting on loads, mbarriers and turns; the integer pipe at 40%).
+    // Measured on an H200 (bf16, compare_step.py --frontier, 2026-12-01):
+    // 128-token windows forward 0.260 -> 0.240 ms, forward+backward 1.007
+    // -> 0.985; small frames 0.172 -> 0.169 and 0.658 -> 0.651 (ptxas
+    // spills 144-188 bytes at 104 registers). Not for the split-KV
+    // forward, which long windows take.
+    if (!options.workgroupsPerSM && !options.consumers && !options.splitKv) {
+      options.consumers = 2;
+      options.workgroupsPerSM = 2;
+    }
     if (!options.gradQueryTile)
       options.gradQueryTile = 64;
   }
@@ -152,8 +168,8 @@ bool gpu_kernels::consumersTakeOwnTiles(BlockWindow w, int64_t blockM,
 
 bool gpu_kernels::fits(const HopperTiling &t, const SharedLayout &layout) {
   return (t.consumers == 2 || t.consumers == 3) && t.blockN % 64 == 0 &&
-         t.blockN <= 256 && t.stages >= 1 &&
-         layout.total() + kStaticSharedBytes <= kMaxSharedBytes;
+         t.blockN <= 256 && t.stages >= 1 && (t.perSM == 1 || t.perSM == 2) &&
+         t.perSM * (layout.total() + kStaticSharedBytes) <= kMaxSharedBytes;
 }
 
 QueryGradLayout gpu_kernels::queryGradLayout(int64_t d, int64_t dv,
