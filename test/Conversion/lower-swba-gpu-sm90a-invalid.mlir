@@ -7,7 +7,7 @@
 // CONSUMERS: error: --lower-swba: consumers must be 0, 2 or 3, got 4
 
 func.func @sm90a_stages_exceed_shared_memory(%q: memref<1x2x64x128xf16>) {
-  // expected-error @+1 {{chip=sm_90a: block-n=128 stages=4 needs block-n a multiple of 64 up to 256, at least one stage and at most 231168 bytes of shared memory for Q and the K/V stages (this takes 294912)}}
+  // expected-error @+1 {{chip=sm_90a: block-n=128 stages=4 workgroups-per-sm=1 needs block-n a multiple of 64 up to 256, at least one stage, one or two workgroups an SM and at most 231168 bytes of shared memory a workgroup for Q and the K/V stages (this takes 294912)}}
   swba.attention ins(%q, %q, %q : memref<1x2x64x128xf16>, memref<1x2x64x128xf16>, memref<1x2x64x128xf16>) outs(%q : memref<1x2x64x128xf16>) block_size = 4 window = 1
   return
 }
@@ -37,7 +37,7 @@ func.func @sm90a_head_dim_160(%q: memref<1x2x64x160xf16>) {
 // Head dim 256: Q of 128 rows (64 KiB) and four stages of 64-key K and V
 // tiles (4 x 64 KiB) do not fit.
 func.func @sm90a_d256_stages_exceed_shared_memory(%q: memref<1x2x64x256xbf16>) {
-  // expected-error @+1 {{chip=sm_90a: block-n=64 stages=4 needs block-n a multiple of 64 up to 256, at least one stage and at most 231168 bytes of shared memory for Q and the K/V stages (this takes 327680)}}
+  // expected-error @+1 {{chip=sm_90a: block-n=64 stages=4 workgroups-per-sm=1 needs block-n a multiple of 64 up to 256, at least one stage, one or two workgroups an SM and at most 231168 bytes of shared memory a workgroup for Q and the K/V stages (this takes 327680)}}
   swba.attention ins(%q, %q, %q : memref<1x2x64x256xbf16>, memref<1x2x64x256xbf16>, memref<1x2x64x256xbf16>) outs(%q : memref<1x2x64x256xbf16>) block_size = 4 window = 1
   return
 }

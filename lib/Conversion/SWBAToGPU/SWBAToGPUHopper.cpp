@@ -199,10 +199,13 @@ LogicalResult mlir::swba::checkHopperLowerable(Operation *op,
   return op->emitOpError()
          << "chip=sm_90a: block-n=" << tiling->blockN
          << " stages=" << tiling->stages
-         << " needs block-n a multiple of 64 up to 256, at least one stage "
-            "and at most "
-         << kMaxSharedBytes - kStaticSharedBytes
-         << " bytes of shared memory for Q and the K/V stages (this takes "
+         << " workgroups-per-sm=" << tiling->perSM
+         << " needs block-n a multiple of 64 up to 256, at least one stage, "
+            "one or two workgroups an SM and at most "
+         << kMaxSharedBytes / std::max<int64_t>(tiling->perSM, 1) -
+                kStaticSharedBytes
+         << " bytes of shared memory a workgroup for Q and the K/V stages "
+            "(this takes "
          << layout.total() << ")";
 }
 

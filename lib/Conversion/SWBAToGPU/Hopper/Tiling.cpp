@@ -110,10 +110,15 @@ HopperOptions gpu_kernels::withWindowTiling(HopperOptions options, int64_t d,
     // 128-token windows forward 0.260 -> 0.240 ms, forward+backward 1.007
     // -> 0.985; small frames 0.172 -> 0.169 and 0.658 -> 0.651 (ptxas
     // spills 144-188 bytes at 104 registers). Not for the split-KV
-    // forward, which long windows take.
+    // forward, which long windows take, nor where two workgroups' shared
+    // memory does not fit (larger tiles or more stages asked for).
     if (!options.workgroupsPerSM && !options.consumers && !options.splitKv) {
-      options.consumers = 2;
-      options.workgroupsPerSM = 2;
+      HopperOptions two = options;
+      two.consumers = 2;
+      two.workgroupsPerSM = 2;
+      FailureOr<HopperTiling> t = getTiling(d, dv, two);
+      if (succeeded(t) && fits(*t, SharedLayout(*t, d, dv)))
+        options = two;
     }
     if (!options.gradQueryTile)
       options.gradQueryTile = 64;

@@ -1,0 +1,19 @@
+// Two workgroups an SM for a narrow band at head dim 64 (withWindowTiling)
+// only where both fit in shared memory: with 256-key tiles asked for
+// (2 x 144 KiB) the band keeps one workgroup of three consumers, and 2
+// workgroups asked for with tiles that do not fit are an error.
+// RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a block-n=256" --canonicalize --cse | FileCheck %s
+// RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a block-n=256 consumers=2 workgroups-per-sm=2" -verify-diagnostics
+
+// CHECK-LABEL: func @narrow_band_d64
+// CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c192, %c64]
+// CHECK: gpu.launch_func @swba_attention_kernels::@swba_fwd {{.*}} threads in (%c512, %c1, %c1)
+// CHECK: nvvm.maxnreg = 128 : i32
+// CHECK: nvvm.setmaxregister  increase 160
+func.func @narrow_band_d64(%q: memref<?x64x?x64xbf16>, %k: memref<?x64x?x64xbf16>,
+                           %v: memref<?x64x?x64xbf16>, %o: memref<?x64x?x64xbf16>) {
+  // expected-error @+1 {{chip=sm_90a: block-n=256 stages=2 workgroups-per-sm=2 needs block-n a multiple of 64 up to 256, at least one stage, one or two workgroups an SM and at most 114944 bytes of shared memory a workgroup for Q and the K/V stages (this takes 147456)}}
+  swba.attention ins(%q, %k, %v : memref<?x64x?x64xbf16>, memref<?x64x?x64xbf16>, memref<?x64x?x64xbf16>)
+      outs(%o : memref<?x64x?x64xbf16>) block_size = 1 window = 128
+  return
+}
