@@ -20,20 +20,30 @@ ConsumerRows ConsumerRows::get(HopperKernelBuilder &e, Value warpgroup,
   return rows;
 }
 
-void mlir::swba::gpu_kernels::skipTiles(HopperKernelBuilder &e, StageRing &ring,
-                                        TurnTaking &turns, Value isLane0,
-                                        Value from, Value to,
-                                        int64_t turnsPerTile) {
-  e.loop(from, to, e.idx(1), [&](Value j) {
-    for (int64_t operand : {0, 1}) {
-      ring.waitFull(operand, j);
-      ring.release(operand, j, isLane0);
-    }
-    for (int64_t i = 0; i < turnsPerTile; ++i) {
-      turns.take();
-      turns.pass();
-    }
-  });
+SmallVector<Value> mlir::swba::gpu_kernels::overConsumerTiles(
+    HopperKernelBuilder &e, StageRing &ring, TurnTaking &turns,
+    const QueryTile &tile, const ConsumerRows &rows, BlockWindow w,
+    int64_t blockM, int64_t blockN, int64_t turnsPerTile,
+    function_ref<SmallVector<Value>(Value, Value)> loop) {
+  if (!consumersTakeOwnTiles(w, blockM, blockN))
+    return loop(e.idx(0), tile.numTiles);
+  auto skip = [&](Value from, Value to) {
+    e.loop(from, to, e.idx(1), [&](Value j) {
+      for (int64_t operand : {0, 1}) {
+        ring.waitFull(operand, j);
+        ring.release(operand, j, rows.isLane0);
+      }
+      for (int64_t i = 0; i < turnsPerTile; ++i) {
+        turns.take();
+        turns.pass();
+      }
+    });
+  };
+  auto [first, end] = tile.consumerTiles(e, w, rows.consumer, blockN);
+  skip(e.idx(0), first);
+  SmallVector<Value> results = loop(first, end);
+  skip(end, tile.numTiles);
+  return results;
 }
 
 std::pair<Value, Value>

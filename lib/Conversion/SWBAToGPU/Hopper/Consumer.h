@@ -13,6 +13,8 @@
 
 #include "HopperKernelBuilder.h"
 #include "Producer.h"
+#include "Tiling.h"
+#include "Workgroup.h"
 #include "swba/Dialect/SWBA/IR/SWBA.h"
 
 #include <cmath>
@@ -57,15 +59,6 @@ struct TurnTaking {
   }
 };
 
-/// Tiles [from, to) of the workgroup's that this consumer's rows do not
-/// see (QueryTile::consumerTiles): the consumer releases both operands of
-/// each once it has landed (the ring's empty barriers count every
-/// consumer's warps, and an arrival before the tile has landed would count
-/// towards the stage's previous tile) and takes the `turns` a tile it
-/// would have taken (every consumer takes as many).
-void skipTiles(HopperKernelBuilder &e, StageRing &ring, TurnTaking &turns,
-               Value isLane0, Value from, Value to, int64_t turnsPerTile);
-
 /// This thread's place among the consumers: `consumer` (warpgroup - 1), the
 /// first of its two accumulator rows (`rowBase` and rowBase + 8: 64 rows
 /// from `first` + 64 consumer, 16 a warp), and whether it is lane 0 of its
@@ -74,6 +67,22 @@ struct ConsumerRows {
   Value consumer, rowBase, isLane0;
   static ConsumerRows get(HopperKernelBuilder &e, Value warpgroup, Value first);
 };
+
+/// Builds `loop` over the key tiles [first, end) this consumer computes and
+/// returns what it returns: the workgroup's [0, numTiles), or where
+/// consumersTakeOwnTiles the tiles its own rows see
+/// (QueryTile::consumerTiles). Then the workgroup's other tiles, before and
+/// after, are skipped: the consumer releases both operands of each once it
+/// has landed (the ring's empty barriers count every consumer's warps, and
+/// an arrival before the tile has landed would count towards the stage's
+/// previous tile) and takes the `turnsPerTile` turns it would have taken
+/// (every consumer takes as many).
+SmallVector<Value>
+overConsumerTiles(HopperKernelBuilder &e, StageRing &ring, TurnTaking &turns,
+                  const QueryTile &tile, const ConsumerRows &rows,
+                  BlockWindow w, int64_t blockM, int64_t blockN,
+                  int64_t turnsPerTile,
+                  function_ref<SmallVector<Value>(Value, Value)> loop);
 
 /// What both backward kernels take from the op (the window, the scale and
 /// its log2-domain forms) and the ring of their streamed operands.

@@ -204,11 +204,11 @@ SmallVector<Value> ForwardKernel::mainloop() {
     return loops(init);
   // A split past the last key tile (more splits than tiles) sees no key:
   // its rows keep max -inf and sum 0.
-  auto some =
-      scf::IfOp::create(e.b, TypeRange(ValueRange(init)),
-                        arith::CmpIOp::create(e.b, arith::CmpIPredicate::ugt,
-                                              tile.numTiles, e.idx(0)),
-                        /*withElseRegion=*/true);
+  auto some = scf::IfOp::create(
+      e.b, TypeRange(ValueRange(init)),
+      arith::CmpIOp::create(e.b, arith::CmpIPredicate::ugt, tile.numTiles,
+                            e.idx(0)),
+      /*withElseRegion=*/true);
   OpBuilder::InsertionGuard guard(e.b);
   e.b.setInsertionPointToStart(some.thenBlock());
   scf::YieldOp::create(e.b, loops(init));
@@ -226,17 +226,12 @@ SmallVector<Value> ForwardKernel::loops(SmallVector<Value> init) {
   // tensor cores busy.
   TurnTaking turns(e, rows.consumer, tiling.consumers,
                    tiling.overlapSoftmax && tiling.pingPong);
-  bool own = consumersTakeOwnTiles(w, blockM, blockN);
-  auto [first, end] = own ? tile.consumerTiles(e, w, rows.consumer, blockN)
-                          : std::make_pair(e.idx(0), tile.numTiles);
-  if (own)
-    skipTiles(e, ring, turns, rows.isLane0, e.idx(0), first, 1);
-  SmallVector<Value> results = tiling.overlapSoftmax
-                                   ? pipelinedLoop(turns, first, end, init)
-                                   : plainLoop(first, end, init);
-  if (own)
-    skipTiles(e, ring, turns, rows.isLane0, end, tile.numTiles, 1);
-  return results;
+  return overConsumerTiles(
+      e, ring, turns, tile, rows, w, blockM, blockN, /*turnsPerTile=*/1,
+      [&](Value first, Value end) {
+        return tiling.overlapSoftmax ? pipelinedLoop(turns, first, end, init)
+                                     : plainLoop(first, end, init);
+      });
 }
 
 /// Each tile in turn: S_j, its softmax, then P_j V_j. Waits for K (operand
@@ -395,9 +390,8 @@ void mlir::swba::gpu_kernels::buildForwardBody(
   if (split) {
     // Rows in the op's order: (batch, head, query row).
     Value firstRow = arith::MulIOp::create(
-        e.b,
-        e.add(arith::MulIOp::create(e.b, tile.batch, e.dim(args[0], 1)),
-              tile.head),
+        e.b, e.add(arith::MulIOp::create(e.b, tile.batch, e.dim(args[0], 1)),
+                   tile.head),
         tile.queries);
     storeSplitRows(e, results, valueDim, kernel.rows.rowBase, tile.queries,
                    args[3], args[4], firstRow, tile.split);

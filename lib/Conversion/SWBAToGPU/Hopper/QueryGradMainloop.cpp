@@ -123,23 +123,18 @@ void QueryGradKernel::loadRowStats(Value lse, Value delta) {
 SmallVector<Value> QueryGradKernel::mainloop(bool pingPong) {
   e.waitParity(e.idx(0), e.i1(false));
   TurnTaking turns(e, rows.consumer, QueryGradTiling::consumers, pingPong);
-  bool own = consumersTakeOwnTiles(w, blockM, blockN);
-  auto [first, end] = own ? tile.consumerTiles(e, w, rows.consumer, blockN)
-                          : std::make_pair(e.idx(0), tile.numTiles);
-  if (own)
-    skipTiles(e, ring, turns, rows.isLane0, e.idx(0), first, 2);
   SmallVector<Value> init(headDim / 2, e.f32(0.0));
-  auto loop = scf::ForOp::create(e.b, first, end, e.idx(1), init);
-  {
-    OpBuilder::InsertionGuard guard(e.b);
-    e.b.setInsertionPointToEnd(loop.getBody());
-    scf::YieldOp::create(e.b,
-                         step(turns, loop.getInductionVar(),
-                              SmallVector<Value>(loop.getRegionIterArgs())));
-  }
-  if (own)
-    skipTiles(e, ring, turns, rows.isLane0, end, tile.numTiles, 2);
-  return SmallVector<Value>(loop.getResults());
+  return overConsumerTiles(
+      e, ring, turns, tile, rows, w, blockM, blockN, /*turnsPerTile=*/2,
+      [&](Value first, Value end) {
+        auto loop = scf::ForOp::create(e.b, first, end, e.idx(1), init);
+        OpBuilder::InsertionGuard guard(e.b);
+        e.b.setInsertionPointToEnd(loop.getBody());
+        scf::YieldOp::create(
+            e.b, step(turns, loop.getInductionVar(),
+                      SmallVector<Value>(loop.getRegionIterArgs())));
+        return SmallVector<Value>(loop.getResults());
+      });
 }
 
 /// Key tile j: S and dP, then dS, then dQ += dS K; returns the next dQ.

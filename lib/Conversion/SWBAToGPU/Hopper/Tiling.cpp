@@ -196,9 +196,10 @@ QueryGradLayout gpu_kernels::queryGradLayout(int64_t d, int64_t dv,
   return layout;
 }
 
-KeyValueGradLayout gpu_kernels::keyValueGradLayout(int64_t d, int64_t dv,
-                                                   const HopperOptions &options,
-                                                   KeyValueGradPart part) {
+KeyValueGradLayout
+gpu_kernels::keyValueGradLayout(int64_t d, int64_t dv,
+                                const HopperOptions &options,
+                                KeyValueGradPart part) {
   int64_t stages = options.gradStages ? options.gradStages : 2;
   KeyValueGradLayout layout(
       d, dv, KeyValueGradTiling::get(d, dv, options.gradQueryTile).blockM,

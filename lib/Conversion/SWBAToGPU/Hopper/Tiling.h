@@ -237,9 +237,9 @@ QueryGradLayout queryGradLayout(int64_t d, int64_t dv,
 
 /// The layout of the dK/dV kernel `part` for `options` (grad-query-tile,
 /// grad-stages, grad-fused-dq).
-KeyValueGradLayout
-keyValueGradLayout(int64_t d, int64_t dv, const HopperOptions &options,
-                   KeyValueGradPart part = KeyValueGradPart::Both);
+KeyValueGradLayout keyValueGradLayout(
+    int64_t d, int64_t dv, const HopperOptions &options,
+    KeyValueGradPart part = KeyValueGradPart::Both);
 
 /// Whether the kernels fit in shared memory (the dQ kernel only where there
 /// is one: without grad-fused-dq), and the dK/dV kernel takes its tiling

@@ -65,12 +65,11 @@ struct QueryTile {
   }
 
   /// The key tiles [first, end) of the workgroup's `numTiles` that the 64
-  /// rows of consumer `consumer` see: a consumer's rows
-  /// see fewer tiles than the workgroup's where the band's edges cut the
-  /// tiles (frames shorter than the workgroup's rows). Never empty where
-  /// the workgroup has a tile, so that every consumer has a first tile (rows
-  /// past the queries take the last row's; a split that this consumer's rows do
-  /// not reach, its first tile, masked).
+  /// rows of consumer `consumer` see: fewer than the workgroup's where the
+  /// band's edges cut the tiles (frames shorter than the workgroup's rows).
+  /// Never empty where the workgroup has a tile, so that every consumer has
+  /// a first tile (rows past the queries take the last row's; a split that
+  /// this consumer's rows do not reach, its first tile, masked).
   std::pair<Value, Value> consumerTiles(HopperKernelBuilder &e, BlockWindow w,
                                         Value consumer, int64_t blockN) const {
     Value one = e.idx(1);
