@@ -32,6 +32,7 @@ import torch  # noqa: E402
 from triton.testing import do_bench  # noqa: E402
 
 import swba as new  # noqa: E402
+from bench_frontier import CASES, visible_pairs  # noqa: E402
 from configs import DESIGN as CONFIGS  # noqa: E402
 from cuda_graphs import capture  # noqa: E402
 
@@ -61,7 +62,6 @@ def ms(fn):
 
 
 if args.frontier is not None:
-    from bench_frontier import CASES
     RUNS = [(c.b, c.hq, c.hkv, c.n, c.d, c.bs, c.ws, torch.bfloat16) for c in CASES
             if not args.frontier or c.name in args.frontier]
 else:
@@ -88,7 +88,6 @@ for (b, h, hkv, n, d, bs, ws, dtype) in RUNS:
             mod.attention(q, k, v, bs, ws, scale).backward(dout)
         return f
 
-    from bench_frontier import visible_pairs
     fwd_flops = 4 * visible_pairs(n, bs, ws) * d * b * h
 
     def tflops(mode, t_ms):
