@@ -197,7 +197,8 @@ def test_hopper_forward_launches_wgmma(case, monkeypatch):
     (name, grid, block, shared), = launches
     assert name == "swba_fwd", name
     consumers = block[0] // 128 - 1
-    assert block in ((384, 1, 1), (512, 1, 1)) and shared > 48 * 1024, (block, shared)
+    # (Two workgroups an SM of a narrow band take 48 KiB each.)
+    assert block in ((384, 1, 1), (512, 1, 1)) and shared >= 48 * 1024, (block, shared)
     assert grid == (case.hq, -(-case.nq // (64 * consumers)), case.b), grid
 
 

@@ -1,9 +1,18 @@
 // Two workgroups an SM for a narrow band at head dim 64 (withWindowTiling)
 // only where both fit in shared memory: with 256-key tiles asked for
 // (2 x 144 KiB) the band keeps one workgroup of three consumers, and 2
-// workgroups asked for with tiles that do not fit are an error.
+// workgroups asked for with tiles that do not fit are an error. Nor where a
+// consumer's accumulator does not fit in the 80 registers a thread of two
+// workgroups is launched with (ptxas refuses the wgmma): 128-key tiles
+// keep one workgroup, and two asked for with them are an error.
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a block-n=256" --canonicalize --cse | FileCheck %s
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a block-n=256 consumers=2 workgroups-per-sm=2" -verify-diagnostics
+// RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a block-n=128" --canonicalize --cse | FileCheck %s --check-prefix=BN128
+// RUN: not swba-opt %s --lower-swba="target=gpu chip=sm_90a block-n=128 consumers=2 workgroups-per-sm=2" 2>&1 | FileCheck %s --check-prefix=REGS
+
+// BN128: gpu.launch_func @swba_attention_kernels::@swba_fwd {{.*}} threads in (%c512, %c1, %c1)
+// BN128: nvvm.maxnreg = 128 : i32
+// REGS: error: 'swba.attention' op chip=sm_90a: workgroups-per-sm=2 gives a thread 80 registers at launch, too few for a consumer's 64 x 128 f32 accumulator (block-n=128, value head dim 64); two workgroups an SM take block-n=64 at head dim 64
 
 // CHECK-LABEL: func @narrow_band_d64
 // CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c192, %c64]

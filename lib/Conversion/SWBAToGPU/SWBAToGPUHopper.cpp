@@ -196,6 +196,16 @@ LogicalResult mlir::swba::checkHopperLowerable(Operation *op,
   SharedLayout layout(*tiling, headDim, valueDim);
   if (fits(*tiling, layout))
     return success();
+  if (!accumulatorsFit(*tiling, valueDim) &&
+      tiling->perSM * (layout.total() + kStaticSharedBytes) <= kMaxSharedBytes)
+    return op->emitOpError()
+           << "chip=sm_90a: workgroups-per-sm=2 gives a thread "
+           << launchRegisters(tiling->consumers + 1, tiling->perSM)
+           << " registers at launch, too few for a consumer's 64 x "
+           << std::max(tiling->blockN, valueDim)
+           << " f32 accumulator (block-n=" << tiling->blockN
+           << ", value head dim " << valueDim
+           << "); two workgroups an SM take block-n=64 at head dim 64";
   return op->emitOpError()
          << "chip=sm_90a: block-n=" << tiling->blockN
          << " stages=" << tiling->stages

@@ -111,7 +111,8 @@ HopperOptions gpu_kernels::withWindowTiling(HopperOptions options, int64_t d,
     // -> 0.985; small frames 0.172 -> 0.169 and 0.658 -> 0.651 (ptxas
     // spills 144-188 bytes at 104 registers). Not for the split-KV
     // forward, which long windows take, nor where two workgroups' shared
-    // memory does not fit (larger tiles or more stages asked for).
+    // memory or a consumer's accumulators in 80 registers do not fit
+    // (larger tiles or more stages asked for).
     if (!options.workgroupsPerSM && !options.consumers && !options.splitKv) {
       HopperOptions two = options;
       two.consumers = 2;
@@ -171,10 +172,23 @@ bool gpu_kernels::consumersTakeOwnTiles(BlockWindow w, int64_t blockM,
   return 10 * (workgroupTiles - consumerTiles) >= workgroupTiles;
 }
 
+// An accumulator of 64 x N f32 is N / 2 registers a thread; addresses,
+// descriptors and the loop's state take about 24 more. ptxas refuses
+// (C7602: insufficient registers) a wgmma it cannot hold: at two
+// workgroups an SM (80 registers at launch) 128-key tiles, or head dim
+// 128 with 64-key tiles; 64-key tiles at head dim 64 compile (spilling).
+// At one workgroup an SM (128 or 168 registers) every tiling that fits in
+// shared memory compiles.
+bool gpu_kernels::accumulatorsFit(const HopperTiling &t, int64_t valueDim) {
+  return t.perSM == 1 || std::max(t.blockN, valueDim) / 2 + 24 <=
+                             launchRegisters(t.consumers + 1, t.perSM);
+}
+
 bool gpu_kernels::fits(const HopperTiling &t, const SharedLayout &layout) {
   return (t.consumers == 2 || t.consumers == 3) && t.blockN % 64 == 0 &&
          t.blockN <= 256 && t.stages >= 1 && (t.perSM == 1 || t.perSM == 2) &&
-         t.perSM * (layout.total() + kStaticSharedBytes) <= kMaxSharedBytes;
+         t.perSM * (layout.total() + kStaticSharedBytes) <= kMaxSharedBytes &&
+         accumulatorsFit(t, layout.valueDim);
 }
 
 QueryGradLayout gpu_kernels::queryGradLayout(int64_t d, int64_t dv,

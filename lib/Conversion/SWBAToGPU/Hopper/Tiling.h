@@ -35,10 +35,11 @@ struct HopperTiling {
 
 /// The shared-memory layout of a tiling, in bytes from @swba_smem.
 struct SharedLayout {
-  int64_t qBytes, kStageBytes, vStageBytes, stages;
+  int64_t qBytes, kStageBytes, vStageBytes, stages, valueDim;
   SharedLayout(const HopperTiling &t, int64_t headDim, int64_t valueDim)
       : qBytes(t.blockM() * headDim * 2), kStageBytes(t.blockN * headDim * 2),
-        vStageBytes(t.blockN * valueDim * 2), stages(t.stages) {}
+        vStageBytes(t.blockN * valueDim * 2), stages(t.stages),
+        valueDim(valueDim) {}
   int64_t kOffset(int64_t stage) const { return qBytes + stage * kStageBytes; }
   int64_t vOffset(int64_t stage) const {
     return qBytes + stages * kStageBytes + stage * vStageBytes;
@@ -77,7 +78,14 @@ bool consumersTakeOwnTiles(BlockWindow w, int64_t blockM, int64_t blockN);
 FailureOr<HopperTiling> getTiling(int64_t d, int64_t dv,
                                   const HopperOptions &options);
 
-/// Whether the tiling is one the kernel takes and fits in shared memory.
+/// Whether a consumer's widest wgmma accumulator (S: 64 x blockN, or O: 64
+/// x Dv, f32) fits in the registers a thread is launched with, which
+/// ptxas compiles the whole kernel for: always at one workgroup an SM;
+/// at two (80 registers), 64-key tiles at head dim 64 only.
+bool accumulatorsFit(const HopperTiling &t, int64_t valueDim);
+
+/// Whether the tiling is one the kernel takes and fits in shared memory
+/// and registers.
 bool fits(const HopperTiling &t, const SharedLayout &layout);
 
 //===----------------------------------------------------------------------===//
