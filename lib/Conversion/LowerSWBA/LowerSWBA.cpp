@@ -234,7 +234,7 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
 
     RewritePatternSet patterns(&getContext());
     if (gpu) {
-      populateSWBADecodeToGPUPatterns(patterns, decode);
+      populateSWBADecodeToGPUPatterns(patterns, decode, chip == "sm_90a");
       if (chip == "sm_90a") {
         populateSWBAToGPUHopperPatterns(patterns, options());
         populateSWBAGradToGPUHopperPatterns(patterns, options());

@@ -121,7 +121,8 @@ void assertRowsFit(LoopEmitter &e, const DecodeOp &d) {
           .str());
 }
 
-LogicalResult rewriteDecode(DecodeOp d, PatternRewriter &rewriter) {
+LogicalResult rewriteDecode(DecodeOp d, PatternRewriter &rewriter,
+                            bool bulkCopies) {
   Operation *op = d.op;
   auto module = op->getParentOfType<ModuleOp>();
   if (!module)
@@ -131,7 +132,7 @@ LogicalResult rewriteDecode(DecodeOp d, PatternRewriter &rewriter) {
   Type elementType = cast<MemRefType>(d.operands.q.getType()).getElementType();
   DecodeLayout layout{cast<MemRefType>(d.operands.q.getType()).getDimSize(3),
                       cast<MemRefType>(d.operands.v.getType()).getDimSize(3),
-                      d.operands.paged()};
+                      d.operands.paged(), bulkCopies && d.operands.paged()};
 
   rewriter.setInsertionPoint(op);
   LoopEmitter host(rewriter, loc);
@@ -192,24 +193,17 @@ LogicalResult rewriteDecode(DecodeOp d, PatternRewriter &rewriter) {
   return success();
 }
 
-struct PagedAttentionToDecode : public OpRewritePattern<PagedAttentionOp> {
-  using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(PagedAttentionOp op,
+template <typename Op>
+struct ToDecode : public OpRewritePattern<Op> {
+  ToDecode(MLIRContext *context, bool bulkCopies, PatternBenefit benefit = 1)
+      : OpRewritePattern<Op>(context, benefit), bulkCopies(bulkCopies) {}
+  LogicalResult matchAndRewrite(Op op,
                                 PatternRewriter &rewriter) const override {
     if (!op.hasPureBufferSemantics())
       return rewriter.notifyMatchFailure(op, "expected memref operands");
-    return rewriteDecode(DecodeOp::of(op), rewriter);
+    return rewriteDecode(DecodeOp::of(op), rewriter, bulkCopies);
   }
-};
-
-struct AttentionToDecode : public OpRewritePattern<AttentionOp> {
-  using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(AttentionOp op,
-                                PatternRewriter &rewriter) const override {
-    if (!op.hasPureBufferSemantics())
-      return rewriter.notifyMatchFailure(op, "expected memref operands");
-    return rewriteDecode(DecodeOp::of(op), rewriter);
-  }
+  bool bulkCopies;
 };
 
 } // namespace
@@ -238,9 +232,11 @@ LogicalResult mlir::swba::checkDecodeLowerable(Operation *op) {
 }
 
 void mlir::swba::populateSWBADecodeToGPUPatterns(RewritePatternSet &patterns,
-                                                 bool decodeAttention) {
-  patterns.add<PagedAttentionToDecode>(patterns.getContext());
+                                                 bool decodeAttention,
+                                                 bool bulkCopies) {
+  patterns.add<ToDecode<PagedAttentionOp>>(patterns.getContext(), bulkCopies);
   // Ahead of the other swba.attention patterns (benefit 1).
   if (decodeAttention)
-    patterns.add<AttentionToDecode>(patterns.getContext(), /*benefit=*/10);
+    patterns.add<ToDecode<AttentionOp>>(patterns.getContext(), bulkCopies,
+                                        /*benefit=*/10);
 }

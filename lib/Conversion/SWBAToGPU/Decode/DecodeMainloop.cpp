@@ -11,6 +11,8 @@
 
 #include "Kernels.h"
 
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 
 #include <cmath>
@@ -43,6 +45,14 @@ struct DecodeKernel {
   /// The last cp.async group of the prologue: the waits name it (their
   /// lowering counts groups, the token only orders the IR).
   Value groupToken;
+  /// Bulk copies: the shared address of @swba_smem (i64), and the byte
+  /// address of element 0 and the strides (elements) of k and v.
+  struct Rows {
+    Value base;
+    SmallVector<Value> strides;
+  };
+  Value smemAddress;
+  Rows kRows, vRows;
 
   void setUp(Value buffer);
   void loadQuery();
@@ -59,6 +69,11 @@ private:
                 bool alsoV);
   void copyChunk(Value cache, Value smem, ArrayRef<Value> address, Value ok,
                  Value smemRow, Value col);
+  Rows rowsOf(Value cache);
+  Value sharedPointer(Value byteOffset);
+  Value barrier(Value slot);
+  void bulkRows(Value k0, Value slot);
+  void zeroRow(Value smem, Value row, int64_t width);
   SmallVector<Value> tileStep(Value tile, ValueRange state);
   SmallVector<Value> chunkStep(Value k0, Value chunkRow, ValueRange state);
   SmallVector<Value> scores(Value chunkRow);
@@ -152,15 +167,36 @@ void DecodeKernel::setUp(Value buffer) {
   keyGroup = arith::RemUIOp::create(e.b, e.warpId, keyGroups);
 
   sK = workgroupView(e, buffer, 0,
-                     {kDecodeStages * kDecodeTile, layout.headDim + kPad},
+                     {layout.stages * layout.tile, layout.headDim + kPad},
                      e.elementType);
   sV = workgroupView(e, buffer, layout.vOffset(),
-                     {kDecodeStages * kDecodeTile, layout.valueDim + kPad},
+                     {layout.stages * layout.tile, layout.valueDim + kPad},
                      e.elementType);
+  if (layout.bulk) {
+    smemAddress = arith::IndexCastUIOp::create(
+        e.b, e.b.getI64Type(),
+        memref::ExtractAlignedPointerAsIndexOp::create(e.b, buffer));
+    kRows = rowsOf(ops.k);
+    vRows = rowsOf(ops.v);
+    // Every thread arrives once on a slot's barrier per tile it fills.
+    auto first = scf::IfOp::create(
+        e.b, cmp(e, arith::CmpIPredicate::eq, e.threadId, e.idx(0)), false);
+    {
+      OpBuilder::InsertionGuard guard(e.b);
+      e.b.setInsertionPoint(first.thenBlock()->getTerminator());
+      for (int64_t s = 0; s < layout.stages; ++s)
+        NVVM::MBarrierInitOp::create(
+            e.b, barrier(e.idx(s)),
+            arith::ConstantIntOp::create(e.b, e.b.getI32Type(), kThreads),
+            Value());
+      NVVM::FenceMbarrierInitOp::create(e.b);
+    }
+    gpu::BarrierOp::create(e.b);
+  }
   if (!ops.paged())
     return;
   sPoison = workgroupView(e, buffer, layout.poisonOffset(),
-                          {kDecodeStages * kDecodeTile}, e.b.getF32Type());
+                          {layout.stages * layout.tile}, e.b.getF32Type());
   // A page size of 0 holds no key: no page is valid then, and the page
   // arithmetic divides by 1.
   Value size = e.dim(ops.k, 1);
@@ -172,13 +208,13 @@ void DecodeKernel::setUp(Value buffer) {
 
 void DecodeKernel::splitWindow() {
   Value splits = gpu::GridDimOp::create(e.b, gpu::Dimension::x);
-  Value tiles = ceilDiv(e, e.sub(keys.end, keys.begin), kDecodeTile);
+  Value tiles = ceilDiv(e, e.sub(keys.end, keys.begin), layout.tile);
   Value perSplit = arith::CeilDivUIOp::create(e.b, tiles, splits);
-  Value span = e.mul(perSplit, kDecodeTile);
+  Value span = e.mul(perSplit, layout.tile);
   Value begin = e.min(
       e.add(keys.begin, arith::MulIOp::create(e.b, split, span)), keys.end);
   keys = {begin, e.min(e.add(begin, span), keys.end)};
-  numTiles = ceilDiv(e, e.sub(keys.end, keys.begin), kDecodeTile);
+  numTiles = ceilDiv(e, e.sub(keys.end, keys.begin), layout.tile);
 }
 
 /// Q's packed rows (row r: head kvHead * G + r / Nq, query r % Nq; rows
@@ -187,7 +223,7 @@ void DecodeKernel::splitWindow() {
 void DecodeKernel::loadQuery() {
   int64_t d = layout.headDim, perRow = d / kVec;
   VectorType vecType = VectorType::get({kVec}, e.elementType);
-  Value slotRow = e.idx((kDecodeStages - 1) * kDecodeTile);
+  Value slotRow = e.idx((layout.stages - 1) * layout.tile);
   for (int64_t base = 0; base < kDecodeRows * perRow; base += kThreads) {
     Value chunk = e.add(e.threadId, e.idx(base));
     Value r = e.div(chunk, perRow), col = e.mul(e.rem(chunk, perRow), kVec);
@@ -211,6 +247,12 @@ void DecodeKernel::loadQuery() {
     vector::StoreOp::create(e.b, ifOp.getResult(0), sK,
                             ValueRange{e.add(slotRow, r), col});
   }
+  // The slot's next writer is a bulk copy (the async proxy).
+  if (layout.bulk)
+    NVVM::FenceProxyOp::create(
+        e.b, NVVM::ProxyKind::async_shared,
+        NVVM::SharedSpaceAttr::get(e.b.getContext(),
+                                   NVVM::SharedSpace::shared_cta));
   gpu::BarrierOp::create(e.b);
   qFrag = e.loadAFragments(sK, e.add(slotRow, e.mul(warpTile, 16)), d);
 }
@@ -264,7 +306,7 @@ void DecodeKernel::copyChunk(Value cache, Value smem, ArrayRef<Value> address,
 void DecodeKernel::copyRows(Value k0, Value slotRow, int64_t width, Value cache,
                             Value smem, bool alsoV) {
   int64_t perRow = width / kVec;
-  for (int64_t base = 0; base < kDecodeTile * perRow; base += kThreads) {
+  for (int64_t base = 0; base < layout.tile * perRow; base += kThreads) {
     Value chunk = e.add(e.threadId, e.idx(base));
     Value r = e.div(chunk, perRow), col = e.mul(e.rem(chunk, perRow), kVec);
     Value key = e.add(k0, r);
@@ -290,6 +332,137 @@ void DecodeKernel::copyRows(Value k0, Value slotRow, int64_t width, Value cache,
   }
 }
 
+/// The byte address of element 0 of `cache` (i64) and its strides.
+DecodeKernel::Rows DecodeKernel::rowsOf(Value cache) {
+  auto meta = memref::ExtractStridedMetadataOp::create(e.b, cache);
+  Value aligned = memref::ExtractAlignedPointerAsIndexOp::create(e.b, cache);
+  Value base = e.add(aligned, e.mul(meta.getOffset(), 2));
+  return {arith::IndexCastUIOp::create(e.b, e.b.getI64Type(), base),
+          SmallVector<Value>(meta.getStrides())};
+}
+
+/// A shared-memory pointer `byteOffset` (index) bytes into @swba_smem.
+Value DecodeKernel::sharedPointer(Value byteOffset) {
+  Value address = arith::AddIOp::create(
+      e.b, smemAddress,
+      arith::IndexCastUIOp::create(e.b, e.b.getI64Type(), byteOffset));
+  return LLVM::IntToPtrOp::create(
+      e.b, LLVM::LLVMPointerType::get(e.b.getContext(), 3), address);
+}
+
+/// The mbarrier of ring slot `slot`.
+Value DecodeKernel::barrier(Value slot) {
+  return sharedPointer(
+      e.add(e.idx(layout.barrierOffset()), e.mul(slot, 8)));
+}
+
+/// Zeros in row `row` of `smem` (`width` columns): a key the split does
+/// not have (or of an invalid page) is finite in shared memory, and the
+/// fence orders these generic writes before the slot's next bulk copy.
+void DecodeKernel::zeroRow(Value smem, Value row, int64_t width) {
+  VectorType vecType = VectorType::get({kVec}, e.elementType);
+  Value zero = arith::ConstantOp::create(
+      e.b, vecType,
+      DenseElementsAttr::get(vecType, e.b.getZeroAttr(e.elementType)));
+  for (int64_t col = 0; col < width; col += kVec)
+    vector::StoreOp::create(e.b, zero, smem, ValueRange{row, e.idx(col)});
+  NVVM::FenceProxyOp::create(
+      e.b, NVVM::ProxyKind::async_shared,
+      NVVM::SharedSpaceAttr::get(e.b.getContext(),
+                                 NVVM::SharedSpace::shared_cta));
+}
+
+/// Fills ring slot `slot` with keys [k0, k0 + tile) by bulk copies, one a
+/// row of K or of V (thread j takes copies j, j + kThreads, ...: K rows,
+/// then V rows), each announced to the slot's barrier before it is
+/// issued; a row that is not copied gets zeros. Every thread then arrives
+/// once. One look-up a thread of the page table and one copy instruction
+/// stand where 16-byte cp.async took 16 a thread and a tile, whose
+/// per-thread requests limited the rate at which an SM read (docs/
+/// BENCHMARKS.md).
+void DecodeKernel::bulkRows(Value k0, Value slot) {
+  Value bar = barrier(slot);
+  Value slotRow = e.mul(slot, layout.tile);
+  const int64_t copies = 2 * layout.tile;
+  for (int64_t base = 0; base < copies; base += kThreads) {
+    Value j = e.add(e.threadId, e.idx(base));
+    auto inRange = scf::IfOp::create(
+        e.b, cmp(e, arith::CmpIPredicate::ult, j, e.idx(copies)), false);
+    OpBuilder::InsertionGuard guard(e.b);
+    e.b.setInsertionPoint(inRange.thenBlock()->getTerminator());
+    Value isV = cmp(e, arith::CmpIPredicate::uge, j, e.idx(layout.tile));
+    Value r = e.select(isV, e.sub(j, e.idx(layout.tile)), j);
+    Value key = e.add(k0, r);
+    Value inSplit = cmp(e, arith::CmpIPredicate::ult, key, keys.end);
+    auto [address, valid] = keyAddress(e.select(inSplit, key, keys.begin));
+    Value ok = valid ? andI(e, inSplit, valid) : inSplit;
+    Value row = e.add(slotRow, r);
+    auto copy = scf::IfOp::create(e.b, ok, /*withElseRegion=*/true);
+    {
+      OpBuilder::InsertionGuard inner(e.b);
+      e.b.setInsertionPoint(copy.thenBlock()->getTerminator());
+      // Byte address of the row: element 0 + the indices times the strides.
+      auto rowAddress = [&](const Rows &rows) {
+        Value elements = e.idx(0);
+        for (auto [index, stride] : llvm::zip(address, rows.strides))
+          elements = e.add(elements, arith::MulIOp::create(e.b, index, stride));
+        return arith::AddIOp::create(
+            e.b, rows.base,
+            arith::IndexCastUIOp::create(e.b, e.b.getI64Type(),
+                                         e.mul(elements, 2)));
+      };
+      Value src = arith::SelectOp::create(e.b, isV, rowAddress(vRows),
+                                          rowAddress(kRows));
+      Value dstOffset = e.select(
+          isV,
+          e.add(e.idx(layout.vOffset()),
+                e.mul(row, (layout.valueDim + kPad) * 2)),
+          e.mul(row, (layout.headDim + kPad) * 2));
+      Value bytes = arith::IndexCastUIOp::create(
+          e.b, e.b.getI32Type(),
+          e.select(isV, e.idx(layout.valueDim * 2),
+                   e.idx(layout.headDim * 2)));
+      NVVM::MBarrierExpectTxOp::create(
+          e.b, bar, bytes,
+          NVVM::MemScopeKindAttr::get(e.b.getContext(),
+                                      NVVM::MemScopeKind::CTA));
+      // (The shared::cluster form: shared::cta needs PTX 8.6. A CTA's own
+      // shared addresses are its shared::cluster addresses.)
+      NVVM::CpAsyncBulkGlobalToSharedClusterOp::create(
+          e.b,
+          LLVM::AddrSpaceCastOp::create(
+              e.b, LLVM::LLVMPointerType::get(e.b.getContext(), 7),
+              sharedPointer(dstOffset)),
+          LLVM::IntToPtrOp::create(
+              e.b, LLVM::LLVMPointerType::get(e.b.getContext(), 1), src),
+          bar, bytes, /*multicastMask=*/Value(), /*l2CacheHint=*/Value());
+      e.b.setInsertionPoint(copy.elseBlock()->getTerminator());
+      auto which = scf::IfOp::create(e.b, isV, /*withElseRegion=*/true);
+      e.b.setInsertionPoint(which.thenBlock()->getTerminator());
+      zeroRow(sV, row, layout.valueDim);
+      e.b.setInsertionPoint(which.elseBlock()->getTerminator());
+      zeroRow(sK, row, layout.headDim);
+    }
+    if (!valid)
+      continue;
+    // A key of an invalid page poisons the rows that see it (NaN): the
+    // word of the K row's copy.
+    Value bad = andI(
+        e, inSplit,
+        arith::XOrIOp::create(
+            e.b, valid, arith::ConstantIntOp::create(e.b, e.b.getI1Type(), 1)));
+    Value word = e.select(bad, e.f32(std::nan("")), e.f32(0.0));
+    auto store = scf::IfOp::create(
+        e.b, arith::XOrIOp::create(
+                 e.b, isV,
+                 arith::ConstantIntOp::create(e.b, e.b.getI1Type(), 1)),
+        false);
+    e.b.setInsertionPoint(store.thenBlock()->getTerminator());
+    e.store(word, sPoison, {row});
+  }
+  NVVM::MBarrierArriveOp::create(e.b, e.b.getI64Type(), bar, Value());
+}
+
 /// Issues tile `tile` of the split into its ring slot (when the split has
 /// it) and closes a cp.async group either way, so that every thread
 /// counts the same groups; returns the group's token.
@@ -299,13 +472,19 @@ Value DecodeKernel::issueTile(Value tile) {
   {
     OpBuilder::InsertionGuard guard(e.b);
     e.b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
-    Value k0 = e.add(keys.begin, e.mul(tile, kDecodeTile));
-    Value slotRow = e.mul(e.rem(tile, kDecodeStages), kDecodeTile);
+    Value k0 = e.add(keys.begin, e.mul(tile, layout.tile));
+    if (layout.bulk) {
+      bulkRows(k0, e.rem(tile, layout.stages));
+      return Value();
+    }
+    Value slotRow = e.mul(e.rem(tile, layout.stages), layout.tile);
     bool sameWidth = layout.headDim == layout.valueDim;
     copyRows(k0, slotRow, layout.headDim, ops.k, sK, sameWidth);
     if (!sameWidth)
       copyRows(k0, slotRow, layout.valueDim, ops.v, sV, false);
   }
+  if (layout.bulk)
+    return Value();
   return nvgpu::DeviceAsyncCreateGroupOp::create(
       e.b, nvgpu::DeviceAsyncTokenType::get(e.b.getContext()), ValueRange{});
 }
@@ -313,7 +492,7 @@ Value DecodeKernel::issueTile(Value tile) {
 /// Loop-carried per warp: nAcc output tiles, then the max and the
 /// (per-thread partial) sum of rows g and g + 8.
 SmallVector<Value> DecodeKernel::mainloop() {
-  for (int64_t s = 0; s + 1 < kDecodeStages; ++s)
+  for (int64_t s = 0; s + 1 < layout.stages; ++s)
     groupToken = issueTile(e.idx(s));
   loadQuery();
   SmallVector<Value> init;
@@ -331,17 +510,27 @@ SmallVector<Value> DecodeKernel::mainloop() {
 /// Waits for tile `tile`, refills the slot the previous step used, and
 /// runs the warp's chunks of the tile.
 SmallVector<Value> DecodeKernel::tileStep(Value tile, ValueRange state) {
-  // Groups close in tile order, one per step: the kDecodeStages - 2 after
-  // this tile's may still be in flight.
-  nvgpu::DeviceAsyncWaitOp::create(e.b, groupToken,
-                                   e.b.getI32IntegerAttr(kDecodeStages - 2));
+  if (layout.bulk) {
+    // The tile's slot's barrier completes a phase per tile it takes.
+    Value phase = arith::IndexCastUIOp::create(
+        e.b, e.b.getI32Type(),
+        e.rem(e.div(tile, layout.stages), 2));
+    NVVM::MBarrierTryWaitParityOp::create(
+        e.b, barrier(e.rem(tile, layout.stages)), phase,
+        arith::ConstantIntOp::create(e.b, e.b.getI32Type(), 10000000));
+  } else {
+    // Groups close in tile order, one per step: the stages - 2 after this
+    // tile's may still be in flight.
+    nvgpu::DeviceAsyncWaitOp::create(e.b, groupToken,
+                                     e.b.getI32IntegerAttr(layout.stages - 2));
+  }
   // Everyone's copies of this tile are visible, and everyone is done with
   // the slot that the next issue overwrites.
   gpu::BarrierOp::create(e.b);
-  issueTile(e.add(tile, e.idx(kDecodeStages - 1)));
-  Value k0 = e.add(keys.begin, e.mul(tile, kDecodeTile));
-  Value slotRow = e.mul(e.rem(tile, kDecodeStages), kDecodeTile);
-  auto chunks = scf::ForOp::create(e.b, keyGroup, e.idx(kDecodeTile / kChunk),
+  issueTile(e.add(tile, e.idx(layout.stages - 1)));
+  Value k0 = e.add(keys.begin, e.mul(tile, layout.tile));
+  Value slotRow = e.mul(e.rem(tile, layout.stages), layout.tile);
+  auto chunks = scf::ForOp::create(e.b, keyGroup, e.idx(layout.tile / kChunk),
                                    keyGroups, state);
   {
     OpBuilder::InsertionGuard guard(e.b);
@@ -489,7 +678,11 @@ SmallVector<Value> DecodeKernel::softmax(ArrayRef<Value> s,
 /// The warps' states into shared memory (the ring is free now), then the
 /// merge of the warps of each row tile into the split's partials.
 void DecodeKernel::writePartials(ValueRange state, Value buffer) {
-  nvgpu::DeviceAsyncWaitOp::create(e.b, groupToken, e.b.getI32IntegerAttr(0));
+  // (Bulk copies: the split's every tile was waited for, and none past it
+  // was issued.)
+  if (!layout.bulk)
+    nvgpu::DeviceAsyncWaitOp::create(e.b, groupToken,
+                                     e.b.getI32IntegerAttr(0));
   gpu::BarrierOp::create(e.b);
   int64_t dv = layout.valueDim;
   Value accS = workgroupView(e, buffer, 0, {kWarps, 16, dv}, e.b.getF32Type());
