@@ -10,8 +10,10 @@
 // mbarriers: 104448 + 768 + 24.
 // RUN: swba-opt %s --split-input-file --lower-swba="target=gpu chip=sm_90a" --canonicalize --cse \
 // RUN:   | FileCheck %s --implicit-check-not=nvgpu.device_async_copy
-// A dense cache (decode=true) keeps cp.async on sm_90a: bulk copies of
-// single rows were slower there (docs/BENCHMARKS.md).
+// A dense cache (decode=true) on sm_90a: TMA boxes of 64 keys x 64
+// columns of k and v (128B swizzle, unpadded rows: 98304 bytes), thread 0
+// announcing a tile's 32 KiB on the slot's barrier; ldmatrix addresses
+// XOR the 16-byte chunk with the row.
 // RUN: swba-opt %s --split-input-file --lower-swba="target=gpu chip=sm_90a decode=true" --canonicalize --cse \
 // RUN:   | FileCheck %s --check-prefix=DENSE
 // Before sm_90a the paged kernel keeps cp.async too.
@@ -53,10 +55,19 @@
 // CHECK: nvvm.mma.sync
 // DENSE-LABEL: func @paged
 // DENSE-LABEL: func @dense
+// DENSE: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64] : memref<*xbf16> -> <tensor = memref<1x64x64xbf16, #gpu.address_space<workgroup>>, swizzle = swizzle_128b
+// DENSE: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
+// DENSE: gpu.launch_func @swba_decode_kernels::@swba_decode {{.*}} dynamic_shared_memory_size %c98304_i32
 // DENSE: gpu.func @swba_decode(
-// DENSE-NOT: nvvm.cp.async.bulk
-// DENSE: nvgpu.device_async_copy %arg1
-// DENSE-NOT: nvvm.cp.async.bulk
+// DENSE-NOT: nvgpu.device_async_copy
+// DENSE: nvgpu.mbarrier.arrive.expect_tx %[[BARS:.*]][%c0], %c32768
+// DENSE-COUNT-4: nvgpu.tma.async.load %{{.*}}, %[[BARS]][%c0] to
+// DENSE: scf.for
+// DENSE: nvgpu.mbarrier.try_wait.parity %[[BARS]]
+// DENSE-NEXT: gpu.barrier
+// DENSE: arith.xori
+// DENSE: nvgpu.ldmatrix
+// DENSE-NOT: nvgpu.device_async_copy
 // DENSE: gpu.func @swba_split_combine(
 // SM80-LABEL: func @paged
 // SM80: nvgpu.device_async_copy %arg1

@@ -13,6 +13,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "Decode/Kernels.h"
+#include "Hopper/HopperKernelBuilder.h"
 #include "LaunchContract.h"
 #include "SplitCombine.h"
 #include "swba/Conversion/SWBAToGPU/SWBAToGPU.h"
@@ -96,7 +97,7 @@ gpu::GPUFuncOp createDecodeKernel(RewriterBase &rewriter,
         MemRefType::get({0}, rewriter.getI8Type(), MemRefLayoutAttrInterface(),
                         space),
         /*initial_value=*/Attribute(), /*constant=*/false,
-        rewriter.getI64IntegerAttr(16));
+        rewriter.getI64IntegerAttr(1024)); // TMA's 128B swizzle
   }
   return createKernel(rewriter, gpuModule, loc, name, args, TypeRange());
 }
@@ -132,7 +133,8 @@ LogicalResult rewriteDecode(DecodeOp d, PatternRewriter &rewriter,
   Type elementType = cast<MemRefType>(d.operands.q.getType()).getElementType();
   DecodeLayout layout{cast<MemRefType>(d.operands.q.getType()).getDimSize(3),
                       cast<MemRefType>(d.operands.v.getType()).getDimSize(3),
-                      d.operands.paged(), bulkCopies && d.operands.paged()};
+                      d.operands.paged(), bulkCopies && d.operands.paged(),
+                      bulkCopies && !d.operands.paged()};
 
   rewriter.setInsertionPoint(op);
   LoopEmitter host(rewriter, loc);
@@ -151,6 +153,13 @@ LogicalResult rewriteDecode(DecodeOp d, PatternRewriter &rewriter,
   decodeTypes.append(
       {splitOutType(context, layout.valueDim), splitLseType(context)});
   decodeNames.append({kSplitOutBuffer, kSplitLseBuffer});
+  // TMA (dense caches on sm_90a): the maps of k and v, after the memrefs.
+  nvgpu::TensorMapDescriptorType kMapType, vMapType;
+  if (layout.tma) {
+    kMapType = tensorMapType(elementType, layout.tile);
+    vMapType = tensorMapType(elementType, layout.tile);
+    decodeTypes.append(2, LLVM::LLVMPointerType::get(context));
+  }
 
   OpBuilder::InsertionGuard guard(rewriter);
   auto gpuModule =
@@ -166,8 +175,18 @@ LogicalResult rewriteDecode(DecodeOp d, PatternRewriter &rewriter,
     operands.pageTable = args[3];
     operands.seqLens = args[4];
   }
-  operands.partialOut = args[args.size() - 2];
-  operands.partialLse = args.back();
+  size_t buffers = args.size() - (layout.tma ? 2 : 0);
+  operands.partialOut = args[buffers - 2];
+  operands.partialLse = args[buffers - 1];
+  if (layout.tma) {
+    // The maps come as pointers, cast to their descriptor types.
+    operands.kMap =
+        UnrealizedConversionCastOp::create(rewriter, loc, kMapType, args[buffers])
+            .getResult(0);
+    operands.vMap = UnrealizedConversionCastOp::create(rewriter, loc, vMapType,
+                                                       args[buffers + 1])
+                        .getResult(0);
+  }
   buildDecodeBody(rewriter, loc, elementType, layout, d.window, d.scale,
                   operands);
   gpu::ReturnOp::create(rewriter, loc);
@@ -184,6 +203,8 @@ LogicalResult rewriteDecode(DecodeOp d, PatternRewriter &rewriter,
                               layout.sharedBytes()};
   for (StringRef name : decodeNames)
     decodeLaunch.params.push_back({name});
+  if (layout.tma)
+    decodeLaunch.params.append({{"k", kMapType}, {"v", vMapType}});
   Size rows = Size::product({{"q", 0}, {"q", 1}, {"q", 2}});
   emitLaunches(rewriter, op, splitBuffers(context, layout.valueDim, rows),
                {{decode, decodeLaunch},

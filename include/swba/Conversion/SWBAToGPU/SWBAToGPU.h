@@ -64,9 +64,9 @@ void populateSWBAGradToGPUPatterns(RewritePatternSet &patterns);
 /// patterns) into the split-KV decode kernel, which packs the query heads
 /// of a kv head into one workgroup and divides their key window among a
 /// host-chosen number of workgroups, and a kernel that combines the
-/// splits. With `bulkCopies` (sm_90a) bulk copies of whole key rows fill
-/// the ring of a paged cache's kernel, else (and for dense caches) 16-byte
-/// cp.async.
+/// splits. With `bulkCopies` (sm_90a) the kernel's ring is filled by
+/// TMA boxes (dense caches) or a bulk copy a key row (paged caches), else
+/// by 16-byte cp.async.
 void populateSWBADecodeToGPUPatterns(RewritePatternSet &patterns,
                                      bool decodeAttention,
                                      bool bulkCopies = false);

@@ -25,6 +25,8 @@ namespace {
 
 /// Keys per warp step: one k16 slice of P V.
 constexpr int64_t kChunk = 16;
+/// Columns of a TMA box: 128 bytes of 16-bit elements.
+constexpr int64_t kBoxColumns = 64;
 
 struct DecodeKernel {
   KernelBuilder &e;
@@ -53,6 +55,8 @@ struct DecodeKernel {
   };
   Value smemAddress;
   Rows kRows, vRows;
+  /// TMA: the slots' mbarriers (an nvgpu group) and the buffer.
+  Value bars, buffer;
 
   void setUp(Value buffer);
   void loadQuery();
@@ -70,6 +74,10 @@ private:
   void copyChunk(Value cache, Value smem, ArrayRef<Value> address, Value ok,
                  Value smemRow, Value col);
   Rows rowsOf(Value cache);
+  std::pair<Value, Value> place(Value row, Value col, int64_t width);
+  Value ld(Value view, Value row, Value col, int64_t width, int64_t tiles,
+           bool transpose);
+  void tmaTile(Value k0, Value slot);
   Value sharedPointer(Value byteOffset);
   Value barrier(Value slot);
   void bulkRows(Value k0, Value slot);
@@ -166,12 +174,33 @@ void DecodeKernel::setUp(Value buffer) {
   warpTile = e.divIdx(e.warpId, keyGroups);
   keyGroup = arith::RemUIOp::create(e.b, e.warpId, keyGroups);
 
-  sK = workgroupView(e, buffer, 0,
-                     {layout.stages * layout.tile, layout.headDim + kPad},
-                     e.elementType);
-  sV = workgroupView(e, buffer, layout.vOffset(),
-                     {layout.stages * layout.tile, layout.valueDim + kPad},
-                     e.elementType);
+  this->buffer = buffer;
+  if (layout.tma) {
+    // Boxes of 64 columns: slot s, box cb at rows (s * width / 64 + cb) *
+    // tile (place()).
+    sK = workgroupView(
+        e, buffer, 0,
+        {layout.stages * layout.headDim / kBoxColumns * layout.tile,
+         kBoxColumns},
+        e.elementType);
+    sV = workgroupView(
+        e, buffer, layout.vOffset(),
+        {layout.stages * layout.valueDim / kBoxColumns * layout.tile,
+         kBoxColumns},
+        e.elementType);
+    Value first = cmp(e, arith::CmpIPredicate::eq, e.threadId, e.idx(0));
+    for (int64_t s = 0; s < layout.stages; ++s)
+      nvgpu::MBarrierInitOp::create(e.b, bars, e.idx(1), e.idx(s), first);
+    NVVM::FenceMbarrierInitOp::create(e.b);
+    gpu::BarrierOp::create(e.b);
+  } else {
+    sK = workgroupView(e, buffer, 0,
+                       {layout.stages * layout.tile, layout.headDim + kPad},
+                       e.elementType);
+    sV = workgroupView(e, buffer, layout.vOffset(),
+                       {layout.stages * layout.tile, layout.valueDim + kPad},
+                       e.elementType);
+  }
   if (layout.bulk) {
     smemAddress = arith::IndexCastUIOp::create(
         e.b, e.b.getI64Type(),
@@ -244,17 +273,21 @@ void DecodeKernel::loadQuery() {
           DenseElementsAttr::get(vecType, e.b.getZeroAttr(e.elementType)));
       scf::YieldOp::create(e.b, zero);
     }
+    auto [row, column] = place(e.add(slotRow, r), col, d);
     vector::StoreOp::create(e.b, ifOp.getResult(0), sK,
-                            ValueRange{e.add(slotRow, r), col});
+                            ValueRange{row, column});
   }
-  // The slot's next writer is a bulk copy (the async proxy).
-  if (layout.bulk)
+  // The slot's next writer is a bulk copy or TMA (the async proxy).
+  if (layout.bulk || layout.tma)
     NVVM::FenceProxyOp::create(
         e.b, NVVM::ProxyKind::async_shared,
         NVVM::SharedSpaceAttr::get(e.b.getContext(),
                                    NVVM::SharedSpace::shared_cta));
   gpu::BarrierOp::create(e.b);
-  qFrag = e.loadAFragments(sK, e.add(slotRow, e.mul(warpTile, 16)), d);
+  Value row = e.add(e.add(slotRow, e.mul(warpTile, 16)), e.rem(e.laneId, 16));
+  Value col = e.mul(e.div(e.laneId, 16), 8);
+  for (int64_t kk = 0; kk < d / 16; ++kk)
+    qFrag.push_back(ld(sK, row, e.add(col, e.idx(kk * 16)), d, 4, false));
 }
 
 /// The sequence's page table entry of page `page` when the page is in
@@ -463,6 +496,66 @@ void DecodeKernel::bulkRows(Value k0, Value slot) {
   NVVM::MBarrierArriveOp::create(e.b, e.b.getI64Type(), bar, Value());
 }
 
+/// Where element (row, col) of a slot's rows (row = slot * tile + r) of
+/// `width` columns lies in the K or V view: the same indices, or with TMA
+/// box col / 64 of the slot, and the 16-byte chunk col % 64 / 8 XORed with
+/// r % 8 (the 128B swizzle of a 1024-byte aligned box of 128-byte rows).
+std::pair<Value, Value> DecodeKernel::place(Value row, Value col,
+                                            int64_t width) {
+  if (!layout.tma)
+    return {row, col};
+  Value slot = e.div(row, layout.tile), r = e.rem(row, layout.tile);
+  Value box = e.add(e.mul(slot, width / kBoxColumns), e.div(col, kBoxColumns));
+  Value chunk = arith::XOrIOp::create(e.b, e.div(e.rem(col, kBoxColumns), 8),
+                                      e.rem(r, 8));
+  return {e.add(e.mul(box, layout.tile), r),
+          e.add(e.mul(chunk, 8), e.rem(col, 8))};
+}
+
+/// ldmatrix of `tiles` 8x8 tiles at (row, col) of the K or V view (each
+/// lane's 16 bytes lie together in either layout).
+Value DecodeKernel::ld(Value view, Value row, Value col, int64_t width,
+                       int64_t tiles, bool transpose) {
+  auto [r, c] = place(row, col, width);
+  return e.ldmatrix(view, r, c, tiles, transpose);
+}
+
+/// TMA: thread 0 announces the tile's bytes to the slot's barrier and
+/// loads its 64 keys of K and V (rows past Nk come as zeros; rows past the
+/// split are finite and masked) in boxes of 64 columns.
+void DecodeKernel::tmaTile(Value k0, Value slot) {
+  auto first = scf::IfOp::create(
+      e.b, cmp(e, arith::CmpIPredicate::eq, e.threadId, e.idx(0)), false);
+  OpBuilder::InsertionGuard guard(e.b);
+  e.b.setInsertionPoint(first.thenBlock()->getTerminator());
+  int64_t bytes = layout.tile * (layout.headDim + layout.valueDim) * 2;
+  nvgpu::MBarrierArriveExpectTxOp::create(e.b, bars, e.idx(bytes), slot,
+                                          Value());
+  Value plane = e.add(
+      arith::MulIOp::create(e.b, batch,
+                            gpu::GridDimOp::create(e.b, gpu::Dimension::y)),
+      kvHead);
+  auto space = gpu::AddressSpaceAttr::get(
+      e.b.getContext(), gpu::GPUDialect::getWorkgroupAddressSpace());
+  auto boxType =
+      MemRefType::get({1, layout.tile, kBoxColumns}, e.elementType,
+                      MemRefLayoutAttrInterface(), space);
+  int64_t boxBytes = layout.tile * kBoxColumns * 2;
+  auto load = [&](Value map, int64_t offset, int64_t width) {
+    for (int64_t cb = 0; cb < width / kBoxColumns; ++cb) {
+      Value at = e.add(e.idx(offset + cb * boxBytes),
+                       e.mul(slot, width / kBoxColumns * boxBytes));
+      Value box = memref::ViewOp::create(e.b, boxType, buffer, at,
+                                         ValueRange{});
+      nvgpu::TmaAsyncLoadOp::create(
+          e.b, box, bars, map, ValueRange{e.idx(cb * kBoxColumns), k0, plane},
+          slot, /*multicastMask=*/Value(), /*predicate=*/Value());
+    }
+  };
+  load(ops.kMap, 0, layout.headDim);
+  load(ops.vMap, layout.vOffset(), layout.valueDim);
+}
+
 /// Issues tile `tile` of the split into its ring slot (when the split has
 /// it) and closes a cp.async group either way, so that every thread
 /// counts the same groups; returns the group's token.
@@ -477,13 +570,17 @@ Value DecodeKernel::issueTile(Value tile) {
       bulkRows(k0, e.rem(tile, layout.stages));
       return Value();
     }
+    if (layout.tma) {
+      tmaTile(k0, e.rem(tile, layout.stages));
+      return Value();
+    }
     Value slotRow = e.mul(e.rem(tile, layout.stages), layout.tile);
     bool sameWidth = layout.headDim == layout.valueDim;
     copyRows(k0, slotRow, layout.headDim, ops.k, sK, sameWidth);
     if (!sameWidth)
       copyRows(k0, slotRow, layout.valueDim, ops.v, sV, false);
   }
-  if (layout.bulk)
+  if (layout.bulk || layout.tma)
     return Value();
   return nvgpu::DeviceAsyncCreateGroupOp::create(
       e.b, nvgpu::DeviceAsyncTokenType::get(e.b.getContext()), ValueRange{});
@@ -518,6 +615,13 @@ SmallVector<Value> DecodeKernel::tileStep(Value tile, ValueRange state) {
     NVVM::MBarrierTryWaitParityOp::create(
         e.b, barrier(e.rem(tile, layout.stages)), phase,
         arith::ConstantIntOp::create(e.b, e.b.getI32Type(), 10000000));
+  } else if (layout.tma) {
+    Value phase = arith::TruncIOp::create(
+        e.b, e.b.getI1Type(),
+        arith::IndexCastUIOp::create(e.b, e.b.getI64Type(),
+                                     e.rem(e.div(tile, layout.stages), 2)));
+    nvgpu::MBarrierTryWaitParityOp::create(e.b, bars, phase, e.idx(10000000),
+                                           e.rem(tile, layout.stages));
   } else {
     // Groups close in tile order, one per step: the stages - 2 after this
     // tile's may still be in flight.
@@ -575,7 +679,7 @@ SmallVector<Value> DecodeKernel::chunkStep(Value c0, Value chunkRow,
     int64_t tiles = dt + 1 < nAcc ? 4 : 2;
     Value col =
         e.add(e.mul(e.div(e.laneId, 16), 8 * (tiles / 4)), e.idx(dt * 8));
-    Value frags = e.ldmatrix(sV, row, col, tiles, /*transpose=*/true);
+    Value frags = ld(sV, row, col, layout.valueDim, tiles, /*transpose=*/true);
     for (int64_t j = 0; j < tiles / 2; ++j)
       next[dt + j] = e.mma(aFrag, halfOf(e, frags, j), next[dt + j]);
   }
@@ -595,7 +699,7 @@ SmallVector<Value> DecodeKernel::scores(Value chunkRow) {
       int64_t tiles = kk + 1 < dk ? 4 : 2;
       Value col = e.add(e.mul(e.rem(e.div(e.laneId, 8), tiles / 2 * 2), 8),
                         e.idx(kk * 16));
-      Value frags = e.ldmatrix(sK, row, col, tiles, false);
+      Value frags = ld(sK, row, col, layout.headDim, tiles, false);
       for (int64_t j = 0; j < tiles / 2; ++j)
         c[j] = e.mma(qFrag[kk + j], halfOf(e, frags, j), c[j]);
     }
@@ -680,7 +784,7 @@ SmallVector<Value> DecodeKernel::softmax(ArrayRef<Value> s,
 void DecodeKernel::writePartials(ValueRange state, Value buffer) {
   // (Bulk copies: the split's every tile was waited for, and none past it
   // was issued.)
-  if (!layout.bulk)
+  if (!layout.bulk && !layout.tma)
     nvgpu::DeviceAsyncWaitOp::create(e.b, groupToken,
                                      e.b.getI32IntegerAttr(0));
   gpu::BarrierOp::create(e.b);
@@ -776,6 +880,14 @@ void mlir::swba::gpu_kernels::buildDecodeBody(OpBuilder &builder, Location loc,
                       operands,
                       layout.headDim / 16,
                       layout.valueDim / 8};
+  if (layout.tma) {
+    auto space = gpu::AddressSpaceAttr::get(
+        builder.getContext(), gpu::GPUDialect::getWorkgroupAddressSpace());
+    kernel.bars = nvgpu::MBarrierCreateOp::create(
+        builder, loc,
+        nvgpu::MBarrierGroupType::get(builder.getContext(), space,
+                                      layout.stages));
+  }
   kernel.setUp(buffer);
   SmallVector<Value> state = kernel.mainloop();
   kernel.writePartials(state, buffer);

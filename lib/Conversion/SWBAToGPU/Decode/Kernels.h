@@ -16,9 +16,10 @@
 //
 // Inside a workgroup, K/V tiles of 64 keys stream through a ring of 3
 // shared-memory slots (DecodeLayout), filled by cp.async (16 bytes a thread
-// and copy) or, for a paged cache on sm_90a, by one bulk copy a key row
-// completing on the slot's mbarrier (a thread looks up one page a tile
-// instead of eight: 50 -> 45 us at the serving bar's shape). The 4 warps divide the m16 row tiles and each tile's four 16-key
+// and copy) or on sm_90a by TMA boxes (dense caches: 41 -> 39 us at the
+// serving bar's shape) or one bulk copy a key row (paged caches: a thread
+// looks up one page a tile instead of eight, 50 -> 45 us), completing on
+// the slot's mbarrier. The 4 warps divide the m16 row tiles and each tile's four 16-key
 // chunks among them (R <= 16: all warps on one row tile, a chunk each;
 // R <= 32: two warps a row tile, two chunks each; else a warp a row tile,
 // all chunks), run S = Q K^T and O += P V on mma.sync m16n8k16 with the
@@ -47,15 +48,19 @@ constexpr int64_t kDecodeMaxHeadDim = 128;
 /// leaves free: a tile holds at least kDecodeRows keys.
 /// With `bulk` (sm_90a), a bulk copy (cp.async.bulk) a key row fills the
 /// ring, completing on an mbarrier a slot (8 bytes each, after the poison
-/// words), instead of 16-byte cp.async.
+/// words), instead of 16-byte cp.async. With `tma` (sm_90a, dense caches)
+/// TMA loads boxes of 64 keys x 64 columns (128B-swizzled, unpadded rows,
+/// 1024-byte aligned) completing on an nvgpu mbarrier group.
 struct DecodeLayout {
   int64_t headDim, valueDim;
   bool paged;
   bool bulk = false;
+  bool tma = false;
   int64_t tile = 64, stages = 3;
 
-  int64_t kSlotBytes() const { return tile * (headDim + kPad) * 2; }
-  int64_t vSlotBytes() const { return tile * (valueDim + kPad) * 2; }
+  int64_t pad() const { return tma ? 0 : kPad; }
+  int64_t kSlotBytes() const { return tile * (headDim + pad()) * 2; }
+  int64_t vSlotBytes() const { return tile * (valueDim + pad()) * 2; }
   int64_t vOffset() const { return stages * kSlotBytes(); }
   int64_t poisonOffset() const { return vOffset() + stages * vSlotBytes(); }
   int64_t barrierOffset() const {
@@ -71,6 +76,8 @@ struct DecodeLayout {
 /// the sequences' lengths [B] (i32).
 struct DecodeOperands {
   Value q, k, v, pageTable, seqLens, partialOut, partialLse;
+  /// TMA: the tensor maps of k and v ([B * Hkv][Nk][D], 64 x 64 boxes).
+  Value kMap = {}, vMap = {};
   bool paged() const { return static_cast<bool>(pageTable); }
 };
 
