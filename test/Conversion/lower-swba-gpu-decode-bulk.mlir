@@ -82,3 +82,15 @@ func.func @dense(%q: memref<16x32x1x128xbf16>, %k: memref<16x8x4096x128xbf16>, %
   swba.attention ins(%q, %k, %v : memref<16x32x1x128xbf16>, memref<16x8x4096x128xbf16>, memref<16x8x4096x128xbf16>) outs(%o : memref<16x32x1x128xbf16>) block_size = 256 window = 8
   return
 }
+
+// -----
+
+// Head dim 32 is no whole TMA box: cp.async.
+// DENSE-LABEL: func @dense_d32
+// DENSE: gpu.func @swba_decode(
+// DENSE-NOT: nvgpu.tma.async.load
+// DENSE: nvgpu.device_async_copy %arg1
+func.func @dense_d32(%q: memref<2x4x1x32xf16>, %k: memref<2x2x512x32xf16>, %v: memref<2x2x512x32xf16>, %o: memref<2x4x1x32xf16>) {
+  swba.attention ins(%q, %k, %v : memref<2x4x1x32xf16>, memref<2x2x512x32xf16>, memref<2x2x512x32xf16>) outs(%o : memref<2x4x1x32xf16>) block_size = 16 window = 4
+  return
+}

@@ -133,8 +133,10 @@ LogicalResult rewriteDecode(DecodeOp d, PatternRewriter &rewriter,
   Type elementType = cast<MemRefType>(d.operands.q.getType()).getElementType();
   DecodeLayout layout{cast<MemRefType>(d.operands.q.getType()).getDimSize(3),
                       cast<MemRefType>(d.operands.v.getType()).getDimSize(3),
-                      d.operands.paged(), bulkCopies && d.operands.paged(),
-                      bulkCopies && !d.operands.paged()};
+                      d.operands.paged(), bulkCopies && d.operands.paged()};
+  // TMA boxes are 64 columns wide: head dims of whole boxes (64, 128).
+  layout.tma = bulkCopies && !d.operands.paged() &&
+               layout.headDim % 64 == 0 && layout.valueDim % 64 == 0;
 
   rewriter.setInsertionPoint(op);
   LoopEmitter host(rewriter, loc);

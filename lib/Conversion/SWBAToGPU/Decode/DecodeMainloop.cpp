@@ -82,6 +82,7 @@ private:
   Value barrier(Value slot);
   void bulkRows(Value k0, Value slot);
   void zeroRow(Value smem, Value row, int64_t width);
+  void poisonWord(Value inSplit, Value valid, Value writer, Value row);
   SmallVector<Value> tileStep(Value tile, ValueRange state);
   SmallVector<Value> chunkStep(Value k0, Value chunkRow, ValueRange state);
   SmallVector<Value> scores(Value chunkRow);
@@ -349,20 +350,27 @@ void DecodeKernel::copyRows(Value k0, Value slotRow, int64_t width, Value cache,
     copyChunk(cache, smem, address, ok, e.add(slotRow, r), col);
     if (alsoV)
       copyChunk(ops.v, sV, address, ok, e.add(slotRow, r), col);
-    if (!valid || smem != sK)
-      continue;
-    // A key of an invalid page poisons the rows that see it (NaN).
-    Value bad = andI(
-        e, inSplit,
-        arith::XOrIOp::create(
-            e.b, valid, arith::ConstantIntOp::create(e.b, e.b.getI1Type(), 1)));
-    Value word = e.select(bad, e.f32(std::nan("")), e.f32(0.0));
-    auto store = scf::IfOp::create(
-        e.b, cmp(e, arith::CmpIPredicate::eq, col, e.idx(0)), false);
-    OpBuilder::InsertionGuard guard(e.b);
-    e.b.setInsertionPoint(store.thenBlock()->getTerminator());
-    e.store(word, sPoison, {e.add(slotRow, r)});
+    if (valid && smem == sK)
+      poisonWord(inSplit, valid,
+                 cmp(e, arith::CmpIPredicate::eq, col, e.idx(0)),
+                 e.add(slotRow, r));
   }
+}
+
+/// A key of an invalid page poisons the rows that see it: the thread where
+/// `writer` holds writes its word at `row` (NaN for a key in the split
+/// whose page is not `valid`, else 0).
+void DecodeKernel::poisonWord(Value inSplit, Value valid, Value writer,
+                              Value row) {
+  Value bad = andI(
+      e, inSplit,
+      arith::XOrIOp::create(
+          e.b, valid, arith::ConstantIntOp::create(e.b, e.b.getI1Type(), 1)));
+  Value word = e.select(bad, e.f32(std::nan("")), e.f32(0.0));
+  auto store = scf::IfOp::create(e.b, writer, false);
+  OpBuilder::InsertionGuard guard(e.b);
+  e.b.setInsertionPoint(store.thenBlock()->getTerminator());
+  e.store(word, sPoison, {row});
 }
 
 /// The byte address of element 0 of `cache` (i64) and its strides.
@@ -476,22 +484,13 @@ void DecodeKernel::bulkRows(Value k0, Value slot) {
       e.b.setInsertionPoint(which.elseBlock()->getTerminator());
       zeroRow(sK, row, layout.headDim);
     }
-    if (!valid)
-      continue;
-    // A key of an invalid page poisons the rows that see it (NaN): the
-    // word of the K row's copy.
-    Value bad = andI(
-        e, inSplit,
-        arith::XOrIOp::create(
-            e.b, valid, arith::ConstantIntOp::create(e.b, e.b.getI1Type(), 1)));
-    Value word = e.select(bad, e.f32(std::nan("")), e.f32(0.0));
-    auto store = scf::IfOp::create(
-        e.b, arith::XOrIOp::create(
-                 e.b, isV,
-                 arith::ConstantIntOp::create(e.b, e.b.getI1Type(), 1)),
-        false);
-    e.b.setInsertionPoint(store.thenBlock()->getTerminator());
-    e.store(word, sPoison, {row});
+    // The K row's copy writes the row's poison word.
+    if (valid)
+      poisonWord(inSplit, valid,
+                 arith::XOrIOp::create(
+                     e.b, isV,
+                     arith::ConstantIntOp::create(e.b, e.b.getI1Type(), 1)),
+                 row);
   }
   NVVM::MBarrierArriveOp::create(e.b, e.b.getI64Type(), bar, Value());
 }
