@@ -1,6 +1,7 @@
 """The decode configurations the GPU decode tests and bench/bench_decode.py
-run: their kernels for prepare_kernels.py (sm_90a; the decode kernels are
-the same mma.sync + cp.async kernels on every chip)."""
+run: their kernels for prepare_kernels.py (sm_90a, whose kernels fill their
+ring by TMA or bulk copies, and sm_90, whose are the mma.sync + cp.async
+kernels of every other chip)."""
 
 import math
 

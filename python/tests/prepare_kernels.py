@@ -32,7 +32,7 @@ CHIPS = ("sm_90", "sm_90a")
 todo = {dataclasses.replace(config, chip=chip)
         for config in set(gpu_cases.kernel_configs()) | set(configs.kernel_configs())
         for chip in CHIPS}
-todo |= decode_cases.kernel_configs()
+todo |= decode_cases.kernel_configs("sm_90a") | decode_cases.kernel_configs("sm_90")
 # The sm_90a backward whose dK/dV kernel adds dQ up.
 todo |= {dataclasses.replace(config, options="grad-fused-dq=true")
          for config in todo if config.grad and config.chip == "sm_90a"}

@@ -6,8 +6,10 @@ table entries of an invalid page (NaN rows), CUDA-graph replay after the
 lengths change in place; and swba.attention's forward routed to the decode
 kernel for few query rows. Every element is compared; pages and table
 entries outside the block window hold NaN and garbage, so a read of them
-shows. Skipped without CUDA; kernels: decode_cases.py (prepare_kernels.py
-compiles them)."""
+shows. On an sm_90 device every test runs both copy paths: sm_90a's (TMA
+boxes for dense caches, a bulk copy a key row for paged ones) and the
+16-byte cp.async of every other chip (SWBA_CHIP=sm_90). Skipped without
+CUDA; kernels: decode_cases.py (prepare_kernels.py compiles them)."""
 
 import math
 import os
@@ -28,6 +30,16 @@ from decode_cases import DENSE, PAGED  # noqa: E402
 
 DTYPES = {"f16": torch.float16, "bf16": torch.bfloat16}
 TOL = {torch.float16: 4e-3, torch.bfloat16: 3e-2}
+CAPABILITY = torch.cuda.get_device_capability()
+
+
+@pytest.fixture(autouse=True, params=["sm_90a", "sm_90"] if CAPABILITY == (9, 0) else [None],
+                ids=lambda chip: {"sm_90a": "tma-bulk", "sm_90": "cp-async"}.get(chip, "device"))
+def copy_path(request, monkeypatch):
+    """The chip the kernels are compiled for (plans are kept per chip)."""
+    if request.param:
+        monkeypatch.setenv("SWBA_CHIP", request.param)
+    return request.param
 
 
 def paged_inputs(lens, hq, hkv, nq, d, bs, ws, page_size, dtype, seed):
