@@ -377,7 +377,7 @@ class _Plan:
             b, hq, hkv, nq, nk, d, dv = self.shapes
             if self._uses_decode():
                 keys = min(nk, _window_keys(self.block_size, self.window, nq))
-                self._splits = decode_splits(b, hkv, keys, self.device)
+                self._splits = decode_splits(b, hkv, keys, self.device, per_sm=1)
             else:
                 self._splits = self._pick_splits()
         return self._splits
@@ -483,14 +483,18 @@ def _window_keys(block_size: int, window: int, nq: int) -> int:
     return block_size * window + nq - 1
 
 
-def decode_splits(batch: int, kv_heads: int, keys: int, device) -> int:
+def decode_splits(batch: int, kv_heads: int, keys: int, device,
+                  per_sm: int = 2) -> int:
     """Workgroups among which the decode kernel divides each row group's
     window of (at most) `keys` keys: as many as make batch x kv heads x
-    splits workgroups one wave of two per SM (the kernel's shared memory
-    and registers let two share an SM; a second, partial wave would leave
-    most SMs idle at its end), with at least two 64-key tiles a split.
-    `SWBA_DECODE_SPLITS` overrides it (any value >= 1 gives the same
-    result)."""
+    splits workgroups one wave of `per_sm` per SM (the kernel's shared
+    memory and registers let two share an SM; a second, partial wave would
+    leave most SMs idle at its end), with at least two 64-key tiles a split.
+    Paged caches want two an SM (their per-row copies keep more in flight:
+    at B=16, Hkv=8 on 132 SMs one split took 70-80 us, two 45-52), dense
+    caches one (39.1 against 39.8 us, 40.9 against 41.7 with cp.async:
+    docs/BENCHMARKS.md). `SWBA_DECODE_SPLITS` overrides it (any value >= 1
+    gives the same result)."""
     forced = os.environ.get("SWBA_DECODE_SPLITS")
     if forced:
         return max(1, int(forced))
@@ -498,7 +502,7 @@ def decode_splits(batch: int, kv_heads: int, keys: int, device) -> int:
     if sms is None:
         sms = _sm_counts[device.index] = torch.cuda.get_device_properties(
             device).multi_processor_count
-    want = 2 * sms // max(batch * kv_heads, 1)
+    want = per_sm * sms // max(batch * kv_heads, 1)
     return max(1, min(want, -(-keys // 128), 64))
 _GRAD_OPERANDS = ("q", "k", "v", "out", "dout", "lse", "dq", "dk", "dv")
 

@@ -76,7 +76,7 @@ def test_argument_errors():
         swba.paged_attention(q, kc, vc, table, seq_lens, 3, 0)
 
 
-def test_decode_splits_fill_one_wave_of_two_per_sm(monkeypatch):
+def test_decode_splits_fill_one_wave(monkeypatch):
     monkeypatch.delenv("SWBA_DECODE_SPLITS", raising=False)
     monkeypatch.setattr(ops, "_sm_counts", {0: 132})
     device = torch.device("cuda", 0)
@@ -84,5 +84,9 @@ def test_decode_splits_fill_one_wave_of_two_per_sm(monkeypatch):
     assert ops.decode_splits(1, 8, 2048, device) == 16       # two 64-key tiles a split
     assert ops.decode_splits(1, 1, 100_000, device) == 64    # at most 64
     assert ops.decode_splits(64, 8, 2048, device) == 1       # more rows than slots
+    # One workgroup an SM (dense caches).
+    assert ops.decode_splits(16, 8, 2048, device, per_sm=1) == 1
+    assert ops.decode_splits(4, 8, 2048, device, per_sm=1) == 4
+    assert ops.decode_splits(1, 8, 2048, device, per_sm=1) == 16
     monkeypatch.setenv("SWBA_DECODE_SPLITS", "5")
     assert ops.decode_splits(16, 8, 2048, device) == 5
