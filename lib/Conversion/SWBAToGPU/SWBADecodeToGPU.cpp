@@ -135,8 +135,8 @@ LogicalResult rewriteDecode(DecodeOp d, PatternRewriter &rewriter,
                       cast<MemRefType>(d.operands.v.getType()).getDimSize(3),
                       d.operands.paged(), bulkCopies && d.operands.paged()};
   // TMA boxes are 64 columns wide: head dims of whole boxes (64, 128).
-  layout.tma = bulkCopies && !d.operands.paged() &&
-               layout.headDim % 64 == 0 && layout.valueDim % 64 == 0;
+  layout.tma = bulkCopies && !d.operands.paged() && layout.headDim % 64 == 0 &&
+               layout.valueDim % 64 == 0;
 
   rewriter.setInsertionPoint(op);
   LoopEmitter host(rewriter, loc);
@@ -182,9 +182,9 @@ LogicalResult rewriteDecode(DecodeOp d, PatternRewriter &rewriter,
   operands.partialLse = args[buffers - 1];
   if (layout.tma) {
     // The maps come as pointers, cast to their descriptor types.
-    operands.kMap =
-        UnrealizedConversionCastOp::create(rewriter, loc, kMapType, args[buffers])
-            .getResult(0);
+    operands.kMap = UnrealizedConversionCastOp::create(rewriter, loc, kMapType,
+                                                       args[buffers])
+                        .getResult(0);
     operands.vMap = UnrealizedConversionCastOp::create(rewriter, loc, vMapType,
                                                        args[buffers + 1])
                         .getResult(0);
@@ -216,8 +216,7 @@ LogicalResult rewriteDecode(DecodeOp d, PatternRewriter &rewriter,
   return success();
 }
 
-template <typename Op>
-struct ToDecode : public OpRewritePattern<Op> {
+template <typename Op> struct ToDecode : public OpRewritePattern<Op> {
   ToDecode(MLIRContext *context, bool bulkCopies, PatternBenefit benefit = 1)
       : OpRewritePattern<Op>(context, benefit), bulkCopies(bulkCopies) {}
   LogicalResult matchAndRewrite(Op op,

@@ -1,11 +1,11 @@
 //===- DecodeMainloop.cpp - The split-KV decode kernel --------------------===//
 //
 // The body of the decode kernel (Kernels.h has the overview): the split's
-// key range from the rows' block window, Q into A fragments, the cp.async
-// ring over the split's tiles, per warp its 16-key chunks of each tile
-// (S = Q K^T, mask on edge chunks, online softmax, O += P V), and the
-// epilogue that merges the warps of a row tile and writes the split's
-// partial out and lse.
+// key range from the rows' block window, Q into A fragments, the ring over
+// the split's tiles (cp.async, or on sm_90a TMA boxes or bulk copies), per
+// warp its 16-key chunks of each tile (S = Q K^T, mask on edge chunks,
+// online softmax, O += P V), and the epilogue that merges the warps of a
+// row tile and writes the split's partial out and lse.
 //
 //===----------------------------------------------------------------------===//
 
@@ -393,8 +393,7 @@ Value DecodeKernel::sharedPointer(Value byteOffset) {
 
 /// The mbarrier of ring slot `slot`.
 Value DecodeKernel::barrier(Value slot) {
-  return sharedPointer(
-      e.add(e.idx(layout.barrierOffset()), e.mul(slot, 8)));
+  return sharedPointer(e.add(e.idx(layout.barrierOffset()), e.mul(slot, 8)));
 }
 
 /// Zeros in row `row` of `smem` (`width` columns): a key the split does
@@ -454,15 +453,14 @@ void DecodeKernel::bulkRows(Value k0, Value slot) {
       };
       Value src = arith::SelectOp::create(e.b, isV, rowAddress(vRows),
                                           rowAddress(kRows));
-      Value dstOffset = e.select(
-          isV,
-          e.add(e.idx(layout.vOffset()),
-                e.mul(row, (layout.valueDim + kPad) * 2)),
-          e.mul(row, (layout.headDim + kPad) * 2));
+      Value dstOffset =
+          e.select(isV,
+                   e.add(e.idx(layout.vOffset()),
+                         e.mul(row, (layout.valueDim + kPad) * 2)),
+                   e.mul(row, (layout.headDim + kPad) * 2));
       Value bytes = arith::IndexCastUIOp::create(
           e.b, e.b.getI32Type(),
-          e.select(isV, e.idx(layout.valueDim * 2),
-                   e.idx(layout.headDim * 2)));
+          e.select(isV, e.idx(layout.valueDim * 2), e.idx(layout.headDim * 2)));
       NVVM::MBarrierExpectTxOp::create(
           e.b, bar, bytes,
           NVVM::MemScopeKindAttr::get(e.b.getContext(),
@@ -486,11 +484,11 @@ void DecodeKernel::bulkRows(Value k0, Value slot) {
     }
     // The K row's copy writes the row's poison word.
     if (valid)
-      poisonWord(inSplit, valid,
-                 arith::XOrIOp::create(
-                     e.b, isV,
-                     arith::ConstantIntOp::create(e.b, e.b.getI1Type(), 1)),
-                 row);
+      poisonWord(
+          inSplit, valid,
+          arith::XOrIOp::create(
+              e.b, isV, arith::ConstantIntOp::create(e.b, e.b.getI1Type(), 1)),
+          row);
   }
   NVVM::MBarrierArriveOp::create(e.b, e.b.getI64Type(), bar, Value());
 }
@@ -530,22 +528,21 @@ void DecodeKernel::tmaTile(Value k0, Value slot) {
   int64_t bytes = layout.tile * (layout.headDim + layout.valueDim) * 2;
   nvgpu::MBarrierArriveExpectTxOp::create(e.b, bars, e.idx(bytes), slot,
                                           Value());
-  Value plane = e.add(
-      arith::MulIOp::create(e.b, batch,
-                            gpu::GridDimOp::create(e.b, gpu::Dimension::y)),
-      kvHead);
+  Value plane =
+      e.add(arith::MulIOp::create(
+                e.b, batch, gpu::GridDimOp::create(e.b, gpu::Dimension::y)),
+            kvHead);
   auto space = gpu::AddressSpaceAttr::get(
       e.b.getContext(), gpu::GPUDialect::getWorkgroupAddressSpace());
-  auto boxType =
-      MemRefType::get({1, layout.tile, kBoxColumns}, e.elementType,
-                      MemRefLayoutAttrInterface(), space);
+  auto boxType = MemRefType::get({1, layout.tile, kBoxColumns}, e.elementType,
+                                 MemRefLayoutAttrInterface(), space);
   int64_t boxBytes = layout.tile * kBoxColumns * 2;
   auto load = [&](Value map, int64_t offset, int64_t width) {
     for (int64_t cb = 0; cb < width / kBoxColumns; ++cb) {
       Value at = e.add(e.idx(offset + cb * boxBytes),
                        e.mul(slot, width / kBoxColumns * boxBytes));
-      Value box = memref::ViewOp::create(e.b, boxType, buffer, at,
-                                         ValueRange{});
+      Value box =
+          memref::ViewOp::create(e.b, boxType, buffer, at, ValueRange{});
       nvgpu::TmaAsyncLoadOp::create(
           e.b, box, bars, map, ValueRange{e.idx(cb * kBoxColumns), k0, plane},
           slot, /*multicastMask=*/Value(), /*predicate=*/Value());
@@ -609,8 +606,7 @@ SmallVector<Value> DecodeKernel::tileStep(Value tile, ValueRange state) {
   if (layout.bulk) {
     // The tile's slot's barrier completes a phase per tile it takes.
     Value phase = arith::IndexCastUIOp::create(
-        e.b, e.b.getI32Type(),
-        e.rem(e.div(tile, layout.stages), 2));
+        e.b, e.b.getI32Type(), e.rem(e.div(tile, layout.stages), 2));
     NVVM::MBarrierTryWaitParityOp::create(
         e.b, barrier(e.rem(tile, layout.stages)), phase,
         arith::ConstantIntOp::create(e.b, e.b.getI32Type(), 10000000));
@@ -784,8 +780,7 @@ void DecodeKernel::writePartials(ValueRange state, Value buffer) {
   // (Bulk copies: the split's every tile was waited for, and none past it
   // was issued.)
   if (!layout.bulk && !layout.tma)
-    nvgpu::DeviceAsyncWaitOp::create(e.b, groupToken,
-                                     e.b.getI32IntegerAttr(0));
+    nvgpu::DeviceAsyncWaitOp::create(e.b, groupToken, e.b.getI32IntegerAttr(0));
   gpu::BarrierOp::create(e.b);
   int64_t dv = layout.valueDim;
   Value accS = workgroupView(e, buffer, 0, {kWarps, 16, dv}, e.b.getF32Type());

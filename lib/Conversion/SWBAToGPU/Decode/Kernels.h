@@ -19,9 +19,9 @@
 // and copy) or on sm_90a by TMA boxes (dense caches: 41 -> 39 us at the
 // serving bar's shape) or one bulk copy a key row (paged caches: a thread
 // looks up one page a tile instead of eight, 50 -> 45 us), completing on
-// the slot's mbarrier. The 4 warps divide the m16 row tiles and each tile's four 16-key
-// chunks among them (R <= 16: all warps on one row tile, a chunk each;
-// R <= 32: two warps a row tile, two chunks each; else a warp a row tile,
+// the slot's mbarrier. The 4 warps divide the m16 row tiles and each tile's
+// four 16-key chunks among them (R <= 16: all warps on one row tile, a chunk
+// each; R <= 32: two warps a row tile, two chunks each; else a warp a row tile,
 // all chunks), run S = Q K^T and O += P V on mma.sync m16n8k16 with the
 // online softmax in registers, and the warps of one row tile merge their
 // states through shared memory at the end.
