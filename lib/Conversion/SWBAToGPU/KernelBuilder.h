@@ -225,6 +225,15 @@ public:
         b, VectorType::get({2, 2}, f32), elements);
   }
 
+  /// Orders this thread's generic-proxy writes to shared memory before
+  /// later async-proxy accesses of it (wgmma operands, TMA and bulk copies).
+  void fenceAsyncShared() {
+    NVVM::FenceProxyOp::create(
+        b, NVVM::ProxyKind::async_shared,
+        NVVM::SharedSpaceAttr::get(b.getContext(),
+                                   NVVM::SharedSpace::shared_cta));
+  }
+
   Value zeroAcc() {
     auto type = VectorType::get({2, 2}, b.getF32Type());
     return arith::ConstantOp::create(

@@ -197,7 +197,7 @@ LogicalResult mlir::swba::checkHopperLowerable(Operation *op,
   if (fits(*tiling, layout))
     return success();
   if (!accumulatorsFit(*tiling, valueDim) &&
-      tiling->perSM * (layout.total() + kStaticSharedBytes) <= kMaxSharedBytes)
+      sharedMemoryFits(*tiling, layout))
     return op->emitOpError()
            << "chip=sm_90a: workgroups-per-sm=2 gives a thread "
            << launchRegisters(tiling->consumers + 1, tiling->perSM)

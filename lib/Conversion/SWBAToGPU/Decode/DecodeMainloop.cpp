@@ -279,11 +279,8 @@ void DecodeKernel::loadQuery() {
                             ValueRange{row, column});
   }
   // The slot's next writer is a bulk copy or TMA (the async proxy).
-  if (layout.bulk || layout.tma)
-    NVVM::FenceProxyOp::create(
-        e.b, NVVM::ProxyKind::async_shared,
-        NVVM::SharedSpaceAttr::get(e.b.getContext(),
-                                   NVVM::SharedSpace::shared_cta));
+  if (!layout.cpAsync())
+    e.fenceAsyncShared();
   gpu::BarrierOp::create(e.b);
   Value row = e.add(e.add(slotRow, e.mul(warpTile, 16)), e.rem(e.laneId, 16));
   Value col = e.mul(e.div(e.laneId, 16), 8);
@@ -406,10 +403,7 @@ void DecodeKernel::zeroRow(Value smem, Value row, int64_t width) {
       DenseElementsAttr::get(vecType, e.b.getZeroAttr(e.elementType)));
   for (int64_t col = 0; col < width; col += kVec)
     vector::StoreOp::create(e.b, zero, smem, ValueRange{row, e.idx(col)});
-  NVVM::FenceProxyOp::create(
-      e.b, NVVM::ProxyKind::async_shared,
-      NVVM::SharedSpaceAttr::get(e.b.getContext(),
-                                 NVVM::SharedSpace::shared_cta));
+  e.fenceAsyncShared();
 }
 
 /// Fills ring slot `slot` with keys [k0, k0 + tile) by bulk copies, one a
@@ -576,7 +570,7 @@ Value DecodeKernel::issueTile(Value tile) {
     if (!sameWidth)
       copyRows(k0, slotRow, layout.valueDim, ops.v, sV, false);
   }
-  if (layout.bulk || layout.tma)
+  if (!layout.cpAsync())
     return Value();
   return nvgpu::DeviceAsyncCreateGroupOp::create(
       e.b, nvgpu::DeviceAsyncTokenType::get(e.b.getContext()), ValueRange{});
@@ -603,20 +597,22 @@ SmallVector<Value> DecodeKernel::mainloop() {
 /// Waits for tile `tile`, refills the slot the previous step used, and
 /// runs the warp's chunks of the tile.
 SmallVector<Value> DecodeKernel::tileStep(Value tile, ValueRange state) {
-  if (layout.bulk) {
+  if (!layout.cpAsync()) {
     // The tile's slot's barrier completes a phase per tile it takes.
-    Value phase = arith::IndexCastUIOp::create(
-        e.b, e.b.getI32Type(), e.rem(e.div(tile, layout.stages), 2));
-    NVVM::MBarrierTryWaitParityOp::create(
-        e.b, barrier(e.rem(tile, layout.stages)), phase,
-        arith::ConstantIntOp::create(e.b, e.b.getI32Type(), 10000000));
-  } else if (layout.tma) {
-    Value phase = arith::TruncIOp::create(
-        e.b, e.b.getI1Type(),
-        arith::IndexCastUIOp::create(e.b, e.b.getI64Type(),
-                                     e.rem(e.div(tile, layout.stages), 2)));
-    nvgpu::MBarrierTryWaitParityOp::create(e.b, bars, phase, e.idx(10000000),
-                                           e.rem(tile, layout.stages));
+    Value slot = e.rem(tile, layout.stages);
+    Value parity = e.rem(e.div(tile, layout.stages), 2);
+    if (layout.bulk) {
+      Value phase = arith::IndexCastUIOp::create(e.b, e.b.getI32Type(), parity);
+      Value ticks =
+          arith::ConstantIntOp::create(e.b, e.b.getI32Type(), 10000000);
+      NVVM::MBarrierTryWaitParityOp::create(e.b, barrier(slot), phase, ticks);
+    } else {
+      Value phase = arith::TruncIOp::create(
+          e.b, e.b.getI1Type(),
+          arith::IndexCastUIOp::create(e.b, e.b.getI64Type(), parity));
+      nvgpu::MBarrierTryWaitParityOp::create(e.b, bars, phase,
+                                             e.idx(10000000), slot);
+    }
   } else {
     // Groups close in tile order, one per step: the stages - 2 after this
     // tile's may still be in flight.
@@ -777,9 +773,9 @@ SmallVector<Value> DecodeKernel::softmax(ArrayRef<Value> s,
 /// The warps' states into shared memory (the ring is free now), then the
 /// merge of the warps of each row tile into the split's partials.
 void DecodeKernel::writePartials(ValueRange state, Value buffer) {
-  // (Bulk copies: the split's every tile was waited for, and none past it
-  // was issued.)
-  if (!layout.bulk && !layout.tma)
+  // (Bulk copies and TMA: the split's every tile was waited for, and none
+  // past it was issued.)
+  if (layout.cpAsync())
     nvgpu::DeviceAsyncWaitOp::create(e.b, groupToken, e.b.getI32IntegerAttr(0));
   gpu::BarrierOp::create(e.b);
   int64_t dv = layout.valueDim;

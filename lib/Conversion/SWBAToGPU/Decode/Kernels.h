@@ -58,6 +58,8 @@ struct DecodeLayout {
   bool tma = false;
   int64_t tile = 64, stages = 3;
 
+  /// 16-byte cp.async fills the ring (no mbarriers).
+  bool cpAsync() const { return !bulk && !tma; }
   int64_t pad() const { return tma ? 0 : kPad; }
   int64_t kSlotBytes() const { return tile * (headDim + pad()) * 2; }
   int64_t vSlotBytes() const { return tile * (valueDim + pad()) * 2; }

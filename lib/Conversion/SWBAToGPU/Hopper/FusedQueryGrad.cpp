@@ -72,10 +72,7 @@ void KeyValueGradKernel::writeScoreGrad(Value j, ArrayRef<Value> dsFrags) {
               {e.add(word, e.idx(8 * h * kBoxRowBytes / 4))});
   }
   // The stores are generic-proxy writes that a wgmma (async proxy) reads.
-  NVVM::FenceProxyOp::create(
-      e.b, NVVM::ProxyKind::async_shared,
-      NVVM::SharedSpaceAttr::get(e.b.getContext(),
-                                 NVVM::SharedSpace::shared_cta));
+  e.fenceAsyncShared();
 }
 
 /// dQ (unscaled) of this consumer's share of the tile in dS^T slot `slot`:
@@ -150,9 +147,7 @@ void KeyValueGradKernel::reduceQueryGrad(Value acc, Value j) {
                               ValueRange{e.divIdx(byte, e.idx(4))});
     }
   }
-  NVVM::FenceProxyOp::create(
-      e.b, NVVM::ProxyKind::async_shared,
-      NVVM::SharedSpaceAttr::get(ctx, NVVM::SharedSpace::shared_cta));
+  e.fenceAsyncShared();
   syncWarpgroup(5);
   e.when(isLeader, [&] {
     Value row = e.add(tile.queryRow(e, j, blockM), share.rowOffset);

@@ -184,11 +184,15 @@ bool gpu_kernels::accumulatorsFit(const HopperTiling &t, int64_t valueDim) {
                              launchRegisters(t.consumers + 1, t.perSM);
 }
 
+bool gpu_kernels::sharedMemoryFits(const HopperTiling &t,
+                                   const SharedLayout &layout) {
+  return t.perSM * (layout.total() + kStaticSharedBytes) <= kMaxSharedBytes;
+}
+
 bool gpu_kernels::fits(const HopperTiling &t, const SharedLayout &layout) {
   return (t.consumers == 2 || t.consumers == 3) && t.blockN % 64 == 0 &&
          t.blockN <= 256 && t.stages >= 1 && (t.perSM == 1 || t.perSM == 2) &&
-         t.perSM * (layout.total() + kStaticSharedBytes) <= kMaxSharedBytes &&
-         accumulatorsFit(t, layout.valueDim);
+         sharedMemoryFits(t, layout) && accumulatorsFit(t, layout.valueDim);
 }
 
 QueryGradLayout gpu_kernels::queryGradLayout(int64_t d, int64_t dv,
@@ -210,10 +214,9 @@ QueryGradLayout gpu_kernels::queryGradLayout(int64_t d, int64_t dv,
   return layout;
 }
 
-KeyValueGradLayout
-gpu_kernels::keyValueGradLayout(int64_t d, int64_t dv,
-                                const HopperOptions &options,
-                                KeyValueGradPart part) {
+KeyValueGradLayout gpu_kernels::keyValueGradLayout(int64_t d, int64_t dv,
+                                                   const HopperOptions &options,
+                                                   KeyValueGradPart part) {
   int64_t stages = options.gradStages ? options.gradStages : 2;
   KeyValueGradLayout layout(
       d, dv, KeyValueGradTiling::get(d, dv, options.gradQueryTile).blockM,

@@ -84,6 +84,10 @@ FailureOr<HopperTiling> getTiling(int64_t d, int64_t dv,
 /// at two (80 registers), 64-key tiles at head dim 64 only.
 bool accumulatorsFit(const HopperTiling &t, int64_t valueDim);
 
+/// Whether `perSM` workgroups' shared memory (Q, the K/V stages and the
+/// static part) fits on an SM.
+bool sharedMemoryFits(const HopperTiling &t, const SharedLayout &layout);
+
 /// Whether the tiling is one the kernel takes and fits in shared memory
 /// and registers.
 bool fits(const HopperTiling &t, const SharedLayout &layout);
