@@ -196,8 +196,7 @@ LogicalResult mlir::swba::checkHopperLowerable(Operation *op,
   SharedLayout layout(*tiling, headDim, valueDim);
   if (fits(*tiling, layout))
     return success();
-  if (!accumulatorsFit(*tiling, valueDim) &&
-      sharedMemoryFits(*tiling, layout))
+  if (!accumulatorsFit(*tiling, valueDim) && sharedMemoryFits(*tiling, layout))
     return op->emitOpError()
            << "chip=sm_90a: workgroups-per-sm=2 gives a thread "
            << launchRegisters(tiling->consumers + 1, tiling->perSM)

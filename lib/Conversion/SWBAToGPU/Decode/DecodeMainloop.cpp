@@ -610,8 +610,8 @@ SmallVector<Value> DecodeKernel::tileStep(Value tile, ValueRange state) {
       Value phase = arith::TruncIOp::create(
           e.b, e.b.getI1Type(),
           arith::IndexCastUIOp::create(e.b, e.b.getI64Type(), parity));
-      nvgpu::MBarrierTryWaitParityOp::create(e.b, bars, phase,
-                                             e.idx(10000000), slot);
+      nvgpu::MBarrierTryWaitParityOp::create(e.b, bars, phase, e.idx(10000000),
+                                             slot);
     }
   } else {
     // Groups close in tile order, one per step: the stages - 2 after this
