@@ -120,7 +120,8 @@ def main():
     print(f"B={B} Hq={HQ} Hkv={HKV} D={D} bf16 bs={BS} ws={WS} cache={CACHE}: "
           f"{nbytes / 2**20:.0f} MiB of visible K/V; splits by default "
           f"{ops.decode_splits(B, HKV, VISIBLE, q.device, per_sm=1)} (dense), "
-          f"{ops.decode_splits(B, HKV, VISIBLE, q.device)} (paged)")
+          f"{ops.decode_splits(B, HKV, VISIBLE, q.device, per_sm=1)} (paged, pages of 64k), "
+          f"{ops.decode_splits(B, HKV, VISIBLE, q.device)} (smaller pages)")
     print("per call: a CUDA graph of calls (us, TB/s, x SDPA); kernel: the profiler's "
           "kernel time per call (us, TB/s)")
     print(f"{'':52} {'us':>7} {'TB/s':>6} {'x SDPA':>7} {'kernel':>7} {'TB/s':>6} {'max err':>8}")

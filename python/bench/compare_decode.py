@@ -7,6 +7,10 @@ bench_decode.py times (a CUDA graph of 20 calls, best of 5 replays; us and
 TB/s of visible K/V). Paged results are checked against the dense one.
 
     python3 python/bench/compare_decode.py OLD_KERNEL_DIR NEW_KERNEL_DIR [--rounds 2]
+        [--old-python OLD_CHECKOUT/python]
+
+`--old-python` runs the old kernels with that checkout's swba package (when
+the kernel configurations' keys changed between the two).
 """
 
 import argparse
@@ -18,7 +22,7 @@ here = os.path.dirname(os.path.abspath(__file__))
 
 
 def measure():
-    sys.path[:0] = [os.path.join(here, ".."), here]
+    sys.path[:0] = [os.environ.get("SWBA_COMPARE_PYTHON", os.path.join(here, "..")), here]
     import torch
 
     import swba
@@ -60,11 +64,14 @@ def main():
     ap.add_argument("old")
     ap.add_argument("new")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--old-python", default=os.path.join(here, ".."))
     args = ap.parse_args()
     for _ in range(args.rounds):
-        for name, kernels in (("old", args.old), ("new", args.new)):
+        for name, kernels, package in (("old", args.old, args.old_python),
+                                       ("new", args.new, os.path.join(here, ".."))):
             env = dict(os.environ, SWBA_KERNEL_DIR=os.path.abspath(kernels),
-                       SWBA_COMPARE_DECODE_CHILD="1")
+                       SWBA_COMPARE_DECODE_CHILD="1",
+                       SWBA_COMPARE_PYTHON=os.path.abspath(package))
             proc = subprocess.run([sys.executable, os.path.abspath(__file__)], env=env,
                                   capture_output=True, text=True)
             lines = proc.stdout.strip().splitlines()

@@ -49,6 +49,9 @@ class KernelConfig:
     chip: str = "sm_80"  # swba-opt's default; sm_90a: the TMA + wgmma kernels (head dims 64-256)
     grad: bool = False  # swba.attention_grad instead of swba.attention
     paged: bool = False  # swba.paged_attention (the KV cache in pages) instead
+    # Paged: the page size, static in the kernel (0: dynamic). On sm_90a a
+    # static page size that TMA boxes tile makes TMA fill the ring.
+    page_size: int = 0
     # Extra --swba-to-nvvm options (tile choices of the sm_90a kernel, e.g.
     # "stages=3 overlap-softmax=false"); empty: the lowering's defaults.
     options: str = ""
@@ -61,6 +64,8 @@ class KernelConfig:
             raise ValueError(problem)
         if self.block_size < 1 or self.window < 1:
             raise ValueError("block_size and window must be >= 1")
+        if self.page_size < 0 or (self.page_size and not self.paged):
+            raise ValueError(f"page_size must be >= 0, and 0 unless paged, got {self.page_size}")
 
     def key(self) -> str:
         fields = dataclasses.asdict(self) | {"cache_format": _CACHE_FORMAT}
@@ -94,7 +99,8 @@ class KernelConfig:
 
     def _paged_mlir(self, q: str, o: str, lse: str, attrs: str) -> str:
         t, d, dv = self.dtype, self.head_dim, self.value_dim
-        kc, vc = f"memref<?x?x?x{d}x{t}>", f"memref<?x?x?x{dv}x{t}>"
+        page = self.page_size or "?"
+        kc, vc = f"memref<?x{page}x?x{d}x{t}>", f"memref<?x{page}x?x{dv}x{t}>"
         pt, sl = "memref<?x?xi32>", "memref<?xi32>"
         lse_arg = f", %l: {lse}" if self.with_lse else ""
         outs = f"%o, %l : {o}, {lse}" if self.with_lse else f"%o : {o}"

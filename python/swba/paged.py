@@ -86,9 +86,14 @@ class _PagedPlan:
             dtype=ops._TORCH_DTYPES[q.dtype], head_dim=d, value_dim=dv,
             block_size=int(block_size), window=int(window), scale=float(scale),
             with_lse=True, chip=ops.chip_for(q.device), paged=True,
+            # (sm_90a: the lowering picks TMA boxes or bulk row copies by it.)
+            page_size=page_size if ops.chip_for(q.device) == "sm_90a" else 0,
             options=compiler.kernel_options(ops.os.environ.get("SWBA_LOWER_OPTIONS", ""), False))
         keys = min(ops._window_keys(block_size, window, nq), page_table.shape[1] * page_size)
-        self.splits = ops.decode_splits(b, hkv, keys, q.device)
+        # Pages of whole 64-key tiles (TMA boxes of a tile on sm_90a) want
+        # one workgroup an SM, as dense caches do; smaller pages two.
+        whole_tiles = self.config.page_size and page_size % 64 == 0
+        self.splits = ops.decode_splits(b, hkv, keys, q.device, per_sm=1 if whole_tiles else 2)
         self.launches = None
 
     def __call__(self, tensors):

@@ -7,8 +7,9 @@ lengths change in place; and swba.attention's forward routed to the decode
 kernel for few query rows. Every element is compared; pages and table
 entries outside the block window hold NaN and garbage, so a read of them
 shows. On an sm_90 device every test runs both copy paths: sm_90a's (TMA
-boxes for dense caches, a bulk copy a key row for paged ones) and the
-16-byte cp.async of every other chip (SWBA_CHIP=sm_90). Skipped without
+boxes for dense caches and for pages of 16 and 64, a bulk copy a key row
+for pages of 24) and the 16-byte cp.async of every other chip
+(SWBA_CHIP=sm_90). Skipped without
 CUDA; kernels: decode_cases.py (prepare_kernels.py compiles them)."""
 
 import math
@@ -45,7 +46,8 @@ def copy_path(request, monkeypatch):
 def paged_inputs(lens, hq, hkv, nq, d, bs, ws, page_size, dtype, seed):
     """q and a cache whose pages are in random order; pages wholly before a
     sequence's window point at a NaN page, entries past its length at
-    garbage indices."""
+    garbage indices, and the rows of its last page past its length are NaN
+    (a kernel that copies whole pages must not let them through)."""
     g = torch.Generator().manual_seed(seed)
     b = len(lens)
     counts = [-(-n // page_size) for n in lens]
@@ -63,6 +65,9 @@ def paged_inputs(lens, hq, hkv, nq, d, bs, ws, page_size, dtype, seed):
         start = max((n - rows) // bs - ws + 1, 0) * bs if rows else n
         for p in range(counts[bi]):
             table[bi, p] = nan_page if (p + 1) * page_size <= start else order.pop()
+        if n % page_size:
+            kc[table[bi, counts[bi] - 1], n % page_size:] = float("nan")
+            vc[table[bi, counts[bi] - 1], n % page_size:] = float("nan")
     q = torch.randn(b, hq, nq, d, generator=g).to(dtype)
     seq_lens = torch.tensor(lens, dtype=torch.int32)
     return q, kc, vc, table, seq_lens
@@ -104,7 +109,7 @@ def ragged_lens(bs, ws, nq):
 @pytest.mark.parametrize("case", PAGED, ids=lambda c: "-".join(map(str, c)))
 @pytest.mark.parametrize("group", [1, 4, 8])
 @pytest.mark.parametrize("nq", [1, 3, 8])
-@pytest.mark.parametrize("page_size", [16, 64])
+@pytest.mark.parametrize("page_size", [16, 24, 64])
 def test_paged(case, group, nq, page_size):
     dtype_name, d, bs, ws = case
     if group * nq > 64:

@@ -1,5 +1,6 @@
-// --lower-swba{target=gpu chip=sm_90a} on swba.paged_attention: the decode
-// kernel's ring is filled by one bulk copy a K or V row (thread j copies K
+// --lower-swba{target=gpu chip=sm_90a} on swba.paged_attention of a
+// dynamic page size: the decode kernel's ring is filled by one bulk copy a
+// K or V row (thread j copies K
 // row j, thread 64 + j V row j of a 64-key tile), each announced to the
 // slot's mbarrier (expect_tx) before it is issued; a row the split does not
 // have, or of an invalid page, gets zeros, fenced before the slot's next
@@ -11,8 +12,9 @@
 // RUN: swba-opt %s --split-input-file --lower-swba="target=gpu chip=sm_90a" --canonicalize --cse \
 // RUN:   | FileCheck %s --implicit-check-not=nvgpu.device_async_copy
 // A dense cache (decode=true) on sm_90a: TMA boxes of 64 keys x 64
-// columns of k and v (128B swizzle, unpadded rows: 98304 bytes), thread 0
-// announcing a tile's 32 KiB on the slot's barrier; ldmatrix addresses
+// columns of k and v (128B swizzle, unpadded rows: 98304 bytes, then three
+// mbarriers), thread 0 announcing a tile's 32 KiB on the slot's barrier
+// with its arrive, the only one the barrier waits for; ldmatrix addresses
 // XOR the 16-byte chunk with the row.
 // RUN: swba-opt %s --split-input-file --lower-swba="target=gpu chip=sm_90a decode=true" --canonicalize --cse \
 // RUN:   | FileCheck %s --check-prefix=DENSE
@@ -57,13 +59,14 @@
 // DENSE-LABEL: func @dense
 // DENSE: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64] : memref<*xbf16> -> <tensor = memref<1x64x64xbf16, #gpu.address_space<workgroup>>, swizzle = swizzle_128b
 // DENSE: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
-// DENSE: gpu.launch_func @swba_decode_kernels::@swba_decode {{.*}} dynamic_shared_memory_size %c98304_i32
+// DENSE: gpu.launch_func @swba_decode_kernels::@swba_decode {{.*}} dynamic_shared_memory_size %c98328_i32
 // DENSE: gpu.func @swba_decode(
 // DENSE-NOT: nvgpu.device_async_copy
-// DENSE: nvgpu.mbarrier.arrive.expect_tx %[[BARS:.*]][%c0], %c32768
-// DENSE-COUNT-4: nvgpu.tma.async.load %{{.*}}, %[[BARS]][%c0] to
+// DENSE-COUNT-3: nvvm.mbarrier.init %{{.*}}, %c1_i32 : !llvm.ptr<3>, i32
+// DENSE: nvvm.mbarrier.arrive.expect_tx %[[BAR:.*]], %c32768_i32
+// DENSE-COUNT-4: nvvm.cp.async.bulk.tensor.shared.cluster.global %{{.*}}, %arg{{.*}}, %[[BAR]], box[%c{{0|64}}_i32, %{{.*}}, %{{.*}}]
 // DENSE: scf.for
-// DENSE: nvgpu.mbarrier.try_wait.parity %[[BARS]]
+// DENSE: nvvm.mbarrier.try_wait.parity
 // DENSE-NEXT: gpu.barrier
 // DENSE: arith.xori
 // DENSE: nvgpu.ldmatrix
@@ -88,9 +91,81 @@ func.func @dense(%q: memref<16x32x1x128xbf16>, %k: memref<16x8x4096x128xbf16>, %
 // Head dim 32 is no whole TMA box: cp.async.
 // DENSE-LABEL: func @dense_d32
 // DENSE: gpu.func @swba_decode(
-// DENSE-NOT: nvgpu.tma.async.load
+// DENSE-NOT: nvvm.cp.async.bulk.tensor
 // DENSE: nvgpu.device_async_copy %arg1
 func.func @dense_d32(%q: memref<2x4x1x32xf16>, %k: memref<2x2x512x32xf16>, %v: memref<2x2x512x32xf16>, %o: memref<2x4x1x32xf16>) {
   swba.attention ins(%q, %k, %v : memref<2x4x1x32xf16>, memref<2x2x512x32xf16>, memref<2x2x512x32xf16>) outs(%o : memref<2x4x1x32xf16>) block_size = 16 window = 4
+  return
+}
+
+// -----
+
+// A static page size of 16 (a multiple of 16 that divides the 64-key
+// tile): TMA boxes of 16 keys x 1 head x 64 columns, one a page run and
+// column half of K and of V (16 a tile); the tiles start at a multiple of
+// 16 (block size 7: the window's start need not be one). Thread 0 looks up
+// the four runs' pages and announces the tile's 32 KiB; a thread a key
+// writes its poison word. After the wait, the V rows past the split's end
+// that the last box brought from its page are zeroed and fenced.
+// CHECK-LABEL: func @paged16
+// CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c16, %c1, %c64] : memref<*xbf16> -> <tensor = memref<16x1x64xbf16, #gpu.address_space<workgroup>>, swizzle = swizzle_128b
+// CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c16, %c1, %c64]
+// CHECK: gpu.launch_func @swba_decode_kernels::@swba_decode {{.*}} dynamic_shared_memory_size %c99096_i32
+// CHECK: gpu.func @swba_decode(
+// CHECK: %[[ROWS:.*]] = arith.divui %{{.*}}, %c16 : index
+// CHECK-NEXT: %[[BEGIN:.*]] = arith.muli %[[ROWS]], %c16 : index
+// CHECK-COUNT-3: nvvm.mbarrier.init %{{.*}}, %c1_i32 : !llvm.ptr<3>, i32
+// CHECK: memref.load %arg3[%block_id_z,
+// CHECK: memref.store %{{.*}}, %{{.*}}[%{{.*}}] : memref<192xf32, #gpu.address_space<workgroup>>
+// CHECK: nvvm.mbarrier.arrive.expect_tx %[[BAR:.*]], %c32768_i32
+// CHECK-COUNT-4: memref.load %arg3[%block_id_z,
+// CHECK-COUNT-16: nvvm.cp.async.bulk.tensor.shared.cluster.global %{{.*}}, %arg{{.*}}, %[[BAR]], box[%c{{0|64}}_i32, %{{.*}}, %{{.*}}] : !llvm.ptr<7>, !llvm.ptr
+// CHECK-NOT: nvvm.cp.async.bulk.shared.cluster.global
+// CHECK: scf.for
+// CHECK: nvvm.mbarrier.try_wait.parity
+// CHECK: scf.for %{{.*}} = %thread_id_x to %{{.*}} step %c128
+// CHECK: vector.store %{{.*}} : memref<384x64xbf16, #gpu.address_space<workgroup>>, vector<8xbf16>
+// CHECK: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
+// CHECK-NEXT: gpu.barrier
+// CHECK: gpu.func @swba_split_combine(
+// SM80-LABEL: func @paged16
+// SM80: nvgpu.device_async_copy %arg1
+func.func @paged16(%q: memref<?x4x?x128xbf16>, %kc: memref<?x16x2x128xbf16>, %vc: memref<?x16x2x128xbf16>, %pt: memref<?x?xi32>, %sl: memref<?xi32>, %o: memref<?x4x?x128xbf16>) {
+  swba.paged_attention ins(%q, %kc, %vc, %pt, %sl : memref<?x4x?x128xbf16>, memref<?x16x2x128xbf16>, memref<?x16x2x128xbf16>, memref<?x?xi32>, memref<?xi32>) outs(%o : memref<?x4x?x128xbf16>) block_size = 7 window = 4
+  return
+}
+
+// -----
+
+// Pages of 256 (head dim 64): boxes of a whole tile (one of K and one of V
+// a tile), the tile start a multiple of 64.
+// CHECK-LABEL: func @paged256
+// CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c64, %c1, %c64]
+// CHECK: gpu.func @swba_decode(
+// CHECK: nvvm.mbarrier.arrive.expect_tx %[[BAR:.*]], %c16384_i32
+// CHECK-COUNT-2: nvvm.cp.async.bulk.tensor.shared.cluster.global %{{.*}}, %arg{{.*}}, %[[BAR]], box[
+// CHECK: nvvm.mbarrier.arrive.expect_tx %[[BAR1:.*]], %c16384_i32
+// CHECK-COUNT-2: nvvm.cp.async.bulk.tensor.shared.cluster.global %{{.*}}, %arg{{.*}}, %[[BAR1]], box[
+// CHECK-NOT: nvvm.cp.async.bulk.tensor
+// CHECK: scf.for
+// CHECK: gpu.func @swba_split_combine(
+func.func @paged256(%q: memref<?x4x?x64xf16>, %kc: memref<?x256x2x64xf16>, %vc: memref<?x256x2x64xf16>, %pt: memref<?x?xi32>, %sl: memref<?xi32>, %o: memref<?x4x?x64xf16>) {
+  swba.paged_attention ins(%q, %kc, %vc, %pt, %sl : memref<?x4x?x64xf16>, memref<?x256x2x64xf16>, memref<?x256x2x64xf16>, memref<?x?xi32>, memref<?xi32>) outs(%o : memref<?x4x?x64xf16>) block_size = 1 window = 100
+  return
+}
+
+// -----
+
+// Pages of 24 (no multiple of 16) keep the bulk row copies.
+// CHECK-LABEL: func @paged24
+// CHECK-NOT: nvgpu.tma.create.descriptor
+// CHECK: gpu.func @swba_decode(
+// CHECK-COUNT-3: nvvm.mbarrier.init %{{.*}}, %c128_i32 : !llvm.ptr<3>, i32
+// CHECK-NOT: nvvm.cp.async.bulk.tensor
+// CHECK: nvvm.cp.async.bulk.shared.cluster.global
+// CHECK-NOT: nvvm.cp.async.bulk.tensor
+// CHECK: gpu.func @swba_split_combine(
+func.func @paged24(%q: memref<?x4x?x64xf16>, %kc: memref<?x24x2x64xf16>, %vc: memref<?x24x2x64xf16>, %pt: memref<?x?xi32>, %sl: memref<?xi32>, %o: memref<?x4x?x64xf16>) {
+  swba.paged_attention ins(%q, %kc, %vc, %pt, %sl : memref<?x4x?x64xf16>, memref<?x24x2x64xf16>, memref<?x24x2x64xf16>, memref<?x?xi32>, memref<?xi32>) outs(%o : memref<?x4x?x64xf16>) block_size = 1 window = 100
   return
 }

@@ -122,6 +122,38 @@ void assertRowsFit(LoopEmitter &e, const DecodeOp &d) {
           .str());
 }
 
+/// Rows of a paged cache's TMA box: min(page size, tile) where the page
+/// size is static, a multiple of 16 (whole 2 KiB boxes keep the 128B
+/// swizzle's 1024-byte phase) and divides the tile or is divided by it;
+/// else 0 (bulk copies a row).
+int64_t pagedBoxRows(const DecodeOp &d, int64_t tile) {
+  if (!d.operands.paged())
+    return 0;
+  int64_t pageSize = cast<MemRefType>(d.operands.k.getType()).getDimSize(1);
+  if (ShapedType::isDynamic(pageSize) || pageSize % 16 != 0 ||
+      (pageSize % tile != 0 && tile % pageSize != 0))
+    return 0;
+  return std::min(pageSize, tile);
+}
+
+/// The map type of a paged cache [pages][page size][Hkv][D] seen as
+/// [pages * page size][Hkv][D], in boxes of `rows` x 1 x 64 columns.
+nvgpu::TensorMapDescriptorType pagedTensorMapType(Type elementType,
+                                                  int64_t rows) {
+  MLIRContext *ctx = elementType.getContext();
+  auto smemSpace = gpu::AddressSpaceAttr::get(
+      ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
+  return nvgpu::TensorMapDescriptorType::get(
+      ctx,
+      MemRefType::get(
+          {rows, 1, kBoxRowBytes * 8 / elementType.getIntOrFloatBitWidth()},
+          elementType, MemRefLayoutAttrInterface(), smemSpace),
+      nvgpu::TensorMapSwizzleKind::SWIZZLE_128B,
+      nvgpu::TensorMapL2PromoKind::L2PROMO_256B,
+      nvgpu::TensorMapOOBKind::OOB_ZERO,
+      nvgpu::TensorMapInterleaveKind::INTERLEAVE_NONE);
+}
+
 LogicalResult rewriteDecode(DecodeOp d, PatternRewriter &rewriter,
                             bool bulkCopies) {
   Operation *op = d.op;
@@ -133,10 +165,14 @@ LogicalResult rewriteDecode(DecodeOp d, PatternRewriter &rewriter,
   Type elementType = cast<MemRefType>(d.operands.q.getType()).getElementType();
   DecodeLayout layout{cast<MemRefType>(d.operands.q.getType()).getDimSize(3),
                       cast<MemRefType>(d.operands.v.getType()).getDimSize(3),
-                      d.operands.paged(), bulkCopies && d.operands.paged()};
-  // TMA boxes are 64 columns wide: head dims of whole boxes (64, 128).
-  layout.tma = bulkCopies && !d.operands.paged() && layout.headDim % 64 == 0 &&
-               layout.valueDim % 64 == 0;
+                      d.operands.paged()};
+  layout.pageRows = pagedBoxRows(d, layout.tile);
+  // TMA boxes are 64 columns wide: head dims of whole boxes (64, 128), and
+  // a paged cache's boxes must tile its pages.
+  layout.tma = bulkCopies && layout.headDim % 64 == 0 &&
+               layout.valueDim % 64 == 0 &&
+               (!d.operands.paged() || layout.pageRows);
+  layout.bulk = bulkCopies && d.operands.paged() && !layout.tma;
 
   rewriter.setInsertionPoint(op);
   LoopEmitter host(rewriter, loc);
@@ -155,11 +191,12 @@ LogicalResult rewriteDecode(DecodeOp d, PatternRewriter &rewriter,
   decodeTypes.append(
       {splitOutType(context, layout.valueDim), splitLseType(context)});
   decodeNames.append({kSplitOutBuffer, kSplitLseBuffer});
-  // TMA (dense caches on sm_90a): the maps of k and v, after the memrefs.
-  nvgpu::TensorMapDescriptorType kMapType, vMapType;
+  // TMA: pointers to the maps of k and v, after the memrefs.
+  nvgpu::TensorMapDescriptorType mapType;
   if (layout.tma) {
-    kMapType = tensorMapType(elementType, layout.tile);
-    vMapType = tensorMapType(elementType, layout.tile);
+    mapType = d.operands.paged()
+                  ? pagedTensorMapType(elementType, layout.pageRows)
+                  : tensorMapType(elementType, layout.tile);
     decodeTypes.append(2, LLVM::LLVMPointerType::get(context));
   }
 
@@ -181,13 +218,8 @@ LogicalResult rewriteDecode(DecodeOp d, PatternRewriter &rewriter,
   operands.partialOut = args[buffers - 2];
   operands.partialLse = args[buffers - 1];
   if (layout.tma) {
-    // The maps come as pointers, cast to their descriptor types.
-    operands.kMap = UnrealizedConversionCastOp::create(rewriter, loc, kMapType,
-                                                       args[buffers])
-                        .getResult(0);
-    operands.vMap = UnrealizedConversionCastOp::create(rewriter, loc, vMapType,
-                                                       args[buffers + 1])
-                        .getResult(0);
+    operands.kMap = args[buffers];
+    operands.vMap = args[buffers + 1];
   }
   buildDecodeBody(rewriter, loc, elementType, layout, d.window, d.scale,
                   operands);
@@ -206,7 +238,8 @@ LogicalResult rewriteDecode(DecodeOp d, PatternRewriter &rewriter,
   for (StringRef name : decodeNames)
     decodeLaunch.params.push_back({name});
   if (layout.tma)
-    decodeLaunch.params.append({{"k", kMapType}, {"v", vMapType}});
+    decodeLaunch.params.append(
+        {{decodeNames[1], mapType}, {decodeNames[2], mapType}});
   Size rows = Size::product({{"q", 0}, {"q", 1}, {"q", 2}});
   emitLaunches(rewriter, op, splitBuffers(context, layout.valueDim, rows),
                {{decode, decodeLaunch},

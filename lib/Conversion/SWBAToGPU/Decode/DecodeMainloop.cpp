@@ -47,7 +47,7 @@ struct DecodeKernel {
   /// The last cp.async group of the prologue: the waits name it (their
   /// lowering counts groups, the token only orders the IR).
   Value groupToken;
-  /// Bulk copies: the shared address of @swba_smem (i64), and the byte
+  /// sm_90a: the shared address of @swba_smem (i64); bulk copies: the byte
   /// address of element 0 and the strides (elements) of k and v.
   struct Rows {
     Value base;
@@ -55,8 +55,7 @@ struct DecodeKernel {
   };
   Value smemAddress;
   Rows kRows, vRows;
-  /// TMA: the slots' mbarriers (an nvgpu group) and the buffer.
-  Value bars, buffer;
+  Value buffer;
 
   void setUp(Value buffer);
   void loadQuery();
@@ -78,6 +77,8 @@ private:
   Value ld(Value view, Value row, Value col, int64_t width, int64_t tiles,
            bool transpose);
   void tmaTile(Value k0, Value slot);
+  void pagedPoisonWords(Value k0, Value slot);
+  void zeroTail(Value tile);
   Value sharedPointer(Value byteOffset);
   Value barrier(Value slot);
   void bulkRows(Value k0, Value slot);
@@ -189,11 +190,6 @@ void DecodeKernel::setUp(Value buffer) {
         {layout.stages * layout.valueDim / kBoxColumns * layout.tile,
          kBoxColumns},
         e.elementType);
-    Value first = cmp(e, arith::CmpIPredicate::eq, e.threadId, e.idx(0));
-    for (int64_t s = 0; s < layout.stages; ++s)
-      nvgpu::MBarrierInitOp::create(e.b, bars, e.idx(1), e.idx(s), first);
-    NVVM::FenceMbarrierInitOp::create(e.b);
-    gpu::BarrierOp::create(e.b);
   } else {
     sK = workgroupView(e, buffer, 0,
                        {layout.stages * layout.tile, layout.headDim + kPad},
@@ -202,13 +198,17 @@ void DecodeKernel::setUp(Value buffer) {
                        {layout.stages * layout.tile, layout.valueDim + kPad},
                        e.elementType);
   }
-  if (layout.bulk) {
+  if (!layout.cpAsync()) {
     smemAddress = arith::IndexCastUIOp::create(
         e.b, e.b.getI64Type(),
         memref::ExtractAlignedPointerAsIndexOp::create(e.b, buffer));
-    kRows = rowsOf(ops.k);
-    vRows = rowsOf(ops.v);
-    // Every thread arrives once on a slot's barrier per tile it fills.
+    if (layout.bulk) {
+      kRows = rowsOf(ops.k);
+      vRows = rowsOf(ops.v);
+    }
+    // A slot's barrier completes a phase per tile it takes: on TMA thread
+    // 0's arrive (which announces the tile's bytes), on bulk copies every
+    // thread's.
     auto first = scf::IfOp::create(
         e.b, cmp(e, arith::CmpIPredicate::eq, e.threadId, e.idx(0)), false);
     {
@@ -217,7 +217,8 @@ void DecodeKernel::setUp(Value buffer) {
       for (int64_t s = 0; s < layout.stages; ++s)
         NVVM::MBarrierInitOp::create(
             e.b, barrier(e.idx(s)),
-            arith::ConstantIntOp::create(e.b, e.b.getI32Type(), kThreads),
+            arith::ConstantIntOp::create(e.b, e.b.getI32Type(),
+                                         layout.tma ? 1 : kThreads),
             Value());
       NVVM::FenceMbarrierInitOp::create(e.b);
     }
@@ -237,6 +238,10 @@ void DecodeKernel::setUp(Value buffer) {
 }
 
 void DecodeKernel::splitWindow() {
+  // Paged TMA: tiles start at multiples of the box rows, so that a box lies
+  // in one page; the keys before the window are masked.
+  if (layout.tma && ops.paged())
+    keys.begin = e.mul(e.div(keys.begin, layout.pageRows), layout.pageRows);
   Value splits = gpu::GridDimOp::create(e.b, gpu::Dimension::x);
   Value tiles = ceilDiv(e, e.sub(keys.end, keys.begin), layout.tile);
   Value perSplit = arith::CeilDivUIOp::create(e.b, tiles, splits);
@@ -511,39 +516,120 @@ Value DecodeKernel::ld(Value view, Value row, Value col, int64_t width,
   return e.ldmatrix(view, r, c, tiles, transpose);
 }
 
-/// TMA: thread 0 announces the tile's bytes to the slot's barrier and
-/// loads its 64 keys of K and V (rows past Nk come as zeros; rows past the
-/// split are finite and masked) in boxes of 64 columns.
+/// TMA: thread 0 announces the tile's bytes to the slot's barrier (with
+/// its arrive) and loads its 64 keys of K and V in boxes of 64 columns.
+/// Dense caches: a box of the tile's rows (rows past Nk come as zeros;
+/// rows past the split are finite and masked). Paged caches: a box a run
+/// of pageRows keys from its page; a run past the split or of an invalid
+/// page loads a box past the cache's last row, which TMA fills with zeros
+/// (so the byte count stays the tile's).
 void DecodeKernel::tmaTile(Value k0, Value slot) {
+  if (ops.paged())
+    pagedPoisonWords(k0, slot);
   auto first = scf::IfOp::create(
       e.b, cmp(e, arith::CmpIPredicate::eq, e.threadId, e.idx(0)), false);
   OpBuilder::InsertionGuard guard(e.b);
   e.b.setInsertionPoint(first.thenBlock()->getTerminator());
+  Type i32 = e.b.getI32Type();
+  auto toI32 = [&](Value index) {
+    return arith::IndexCastOp::create(e.b, i32, index).getResult();
+  };
+  Value bar = barrier(slot);
   int64_t bytes = layout.tile * (layout.headDim + layout.valueDim) * 2;
-  nvgpu::MBarrierArriveExpectTxOp::create(e.b, bars, e.idx(bytes), slot,
-                                          Value());
-  Value plane =
-      e.add(arith::MulIOp::create(
-                e.b, batch, gpu::GridDimOp::create(e.b, gpu::Dimension::y)),
-            kvHead);
-  auto space = gpu::AddressSpaceAttr::get(
-      e.b.getContext(), gpu::GPUDialect::getWorkgroupAddressSpace());
-  auto boxType = MemRefType::get({1, layout.tile, kBoxColumns}, e.elementType,
-                                 MemRefLayoutAttrInterface(), space);
+  NVVM::MBarrierArriveExpectTxOp::create(
+      e.b, Type(), bar, arith::ConstantIntOp::create(e.b, i32, bytes),
+      NVVM::MemScopeKind::CTA, /*relaxed=*/false, Value());
   int64_t boxBytes = layout.tile * kBoxColumns * 2;
+  // Rows a box, and per box the coordinates of its first row after the
+  // column: dense (key, B * Hkv plane), paged (kv head, cache row).
+  int64_t runRows = ops.paged() ? layout.pageRows : layout.tile;
+  SmallVector<std::pair<Value, Value>> runs;
+  if (!ops.paged()) {
+    Value plane =
+        e.add(arith::MulIOp::create(
+                  e.b, batch, gpu::GridDimOp::create(e.b, gpu::Dimension::y)),
+              kvHead);
+    runs.push_back({toI32(k0), toI32(plane)});
+  }
+  for (int64_t i = 0; ops.paged() && i < layout.tile / runRows; ++i) {
+    Value key = e.add(k0, e.idx(i * runRows));
+    Value needed = cmp(e, arith::CmpIPredicate::ult, key, keys.end);
+    // (loadEntry gives -1 for a page past the table.)
+    Value entry =
+        loadEntry(e.select(needed, e.divIdx(key, pageSize), maxPages));
+    Value valid = cmp(e, arith::CmpIPredicate::ult, entry, numPages);
+    Value row = e.select(valid,
+                         e.add(arith::MulIOp::create(e.b, entry, pageSize),
+                               arith::RemUIOp::create(e.b, key, pageSize)),
+                         arith::MulIOp::create(e.b, numPages, pageSize));
+    runs.push_back({toI32(kvHead), toI32(row)});
+  }
   auto load = [&](Value map, int64_t offset, int64_t width) {
     for (int64_t cb = 0; cb < width / kBoxColumns; ++cb) {
-      Value at = e.add(e.idx(offset + cb * boxBytes),
-                       e.mul(slot, width / kBoxColumns * boxBytes));
-      Value box =
-          memref::ViewOp::create(e.b, boxType, buffer, at, ValueRange{});
-      nvgpu::TmaAsyncLoadOp::create(
-          e.b, box, bars, map, ValueRange{e.idx(cb * kBoxColumns), k0, plane},
-          slot, /*multicastMask=*/Value(), /*predicate=*/Value());
+      Value box = e.add(e.idx(offset + cb * boxBytes),
+                        e.mul(slot, width / kBoxColumns * boxBytes));
+      for (auto [i, run] : llvm::enumerate(runs)) {
+        Value col = arith::ConstantIntOp::create(e.b, i32, cb * kBoxColumns);
+        // Innermost first: dense [D][Nk][B * Hkv], paged [D][Hkv][rows].
+        SmallVector<Value> coords{col, run.first, run.second};
+        // (The shared::cluster form, as for bulk copies.)
+        NVVM::CpAsyncBulkTensorGlobalToSharedClusterOp::create(
+            e.b,
+            LLVM::AddrSpaceCastOp::create(
+                e.b, LLVM::LLVMPointerType::get(e.b.getContext(), 7),
+                sharedPointer(e.add(box, e.idx(static_cast<int64_t>(i) *
+                                               runRows * kBoxColumns * 2)))),
+            map, coords, bar, /*im2colOffsets=*/ValueRange{},
+            /*multicastMask=*/Value(), /*l2CacheHint=*/Value(),
+            NVVM::TMALoadMode::TILE, /*isCTAOnly=*/false,
+            /*group=*/NVVM::CTAGroupKindAttr(), /*predicate=*/Value());
+      }
     }
   };
   load(ops.kMap, 0, layout.headDim);
   load(ops.vMap, layout.vOffset(), layout.valueDim);
+}
+
+/// Paged TMA: the poison words of the tile's keys (thread j < tile: key
+/// k0 + j; NaN for a key in the split whose page is not in the cache).
+void DecodeKernel::pagedPoisonWords(Value k0, Value slot) {
+  auto mine = scf::IfOp::create(
+      e.b, cmp(e, arith::CmpIPredicate::ult, e.threadId, e.idx(layout.tile)),
+      false);
+  OpBuilder::InsertionGuard guard(e.b);
+  e.b.setInsertionPoint(mine.thenBlock()->getTerminator());
+  Value key = e.add(k0, e.threadId);
+  Value inSplit = cmp(e, arith::CmpIPredicate::ult, key, keys.end);
+  auto [address, valid] = keyAddress(e.select(inSplit, key, keys.begin));
+  (void)address;
+  poisonWord(inSplit, valid,
+             arith::ConstantIntOp::create(e.b, e.b.getI1Type(), 1),
+             e.add(e.mul(slot, layout.tile), e.threadId));
+}
+
+/// Paged TMA, after tile `tile` landed: zeros in the V rows past the
+/// split's end that its last box brought from a page (rows of the page
+/// past the sequence's length need not be finite, and P V would turn them
+/// into NaN), fenced before the slot's next TMA.
+void DecodeKernel::zeroTail(Value tile) {
+  Value k0 = e.add(keys.begin, e.mul(tile, layout.tile));
+  Value lo = e.min(e.sub(keys.end, k0), e.idx(layout.tile));
+  Value hi = e.min(e.mul(ceilDiv(e, lo, layout.pageRows), layout.pageRows),
+                   e.idx(layout.tile));
+  int64_t perRow = layout.valueDim / kVec;
+  Value slotRow = e.add(e.mul(e.rem(tile, layout.stages), layout.tile), lo);
+  VectorType vecType = VectorType::get({kVec}, e.elementType);
+  Value zero = arith::ConstantOp::create(
+      e.b, vecType,
+      DenseElementsAttr::get(vecType, e.b.getZeroAttr(e.elementType)));
+  e.loop(e.threadId, e.mul(e.sub(hi, lo), perRow), e.idx(kThreads),
+         [&](Value index) {
+           auto [row, col] =
+               place(e.add(slotRow, e.div(index, perRow)),
+                     e.mul(e.rem(index, perRow), kVec), layout.valueDim);
+           vector::StoreOp::create(e.b, zero, sV, ValueRange{row, col});
+         });
+  e.fenceAsyncShared();
 }
 
 /// Issues tile `tile` of the split into its ring slot (when the split has
@@ -601,18 +687,11 @@ SmallVector<Value> DecodeKernel::tileStep(Value tile, ValueRange state) {
     // The tile's slot's barrier completes a phase per tile it takes.
     Value slot = e.rem(tile, layout.stages);
     Value parity = e.rem(e.div(tile, layout.stages), 2);
-    if (layout.bulk) {
-      Value phase = arith::IndexCastUIOp::create(e.b, e.b.getI32Type(), parity);
-      Value ticks =
-          arith::ConstantIntOp::create(e.b, e.b.getI32Type(), 10000000);
-      NVVM::MBarrierTryWaitParityOp::create(e.b, barrier(slot), phase, ticks);
-    } else {
-      Value phase = arith::TruncIOp::create(
-          e.b, e.b.getI1Type(),
-          arith::IndexCastUIOp::create(e.b, e.b.getI64Type(), parity));
-      nvgpu::MBarrierTryWaitParityOp::create(e.b, bars, phase, e.idx(10000000),
-                                             slot);
-    }
+    Value phase = arith::IndexCastUIOp::create(e.b, e.b.getI32Type(), parity);
+    Value ticks = arith::ConstantIntOp::create(e.b, e.b.getI32Type(), 10000000);
+    NVVM::MBarrierTryWaitParityOp::create(e.b, barrier(slot), phase, ticks);
+    if (layout.tma && ops.paged())
+      zeroTail(tile);
   } else {
     // Groups close in tile order, one per step: the stages - 2 after this
     // tile's may still be in flight.
@@ -870,14 +949,6 @@ void mlir::swba::gpu_kernels::buildDecodeBody(OpBuilder &builder, Location loc,
                       operands,
                       layout.headDim / 16,
                       layout.valueDim / 8};
-  if (layout.tma) {
-    auto space = gpu::AddressSpaceAttr::get(
-        builder.getContext(), gpu::GPUDialect::getWorkgroupAddressSpace());
-    kernel.bars = nvgpu::MBarrierCreateOp::create(
-        builder, loc,
-        nvgpu::MBarrierGroupType::get(builder.getContext(), space,
-                                      layout.stages));
-  }
   kernel.setUp(buffer);
   SmallVector<Value> state = kernel.mainloop();
   kernel.writePartials(state, buffer);

@@ -17,14 +17,15 @@
 // Inside a workgroup, K/V tiles of 64 keys stream through a ring of 3
 // shared-memory slots (DecodeLayout), filled by cp.async (16 bytes a thread
 // and copy) or on sm_90a by TMA boxes (dense caches: 41 -> 39 us at the
-// serving bar's shape) or one bulk copy a key row (paged caches: a thread
-// looks up one page a tile instead of eight, 50 -> 45 us), completing on
-// the slot's mbarrier. The 4 warps divide the m16 row tiles and each tile's
-// four 16-key chunks among them (R <= 16: all warps on one row tile, a chunk
-// each; R <= 32: two warps a row tile, two chunks each; else a warp a row tile,
-// all chunks), run S = Q K^T and O += P V on mma.sync m16n8k16 with the
-// online softmax in registers, and the warps of one row tile merge their
-// states through shared memory at the end.
+// serving bar's shape; paged caches of a static page size that boxes of
+// min(page size, 64) rows tile) or else one bulk copy a key row (paged
+// caches: a thread looks up one page a tile instead of eight, 50 -> 45
+// us), completing on the slot's mbarrier. The 4 warps divide the m16 row tiles
+// and each tile's four 16-key chunks among them (R <= 16: all warps on one row
+// tile, a chunk each; R <= 32: two warps a row tile, two chunks each; else a
+// warp a row tile, all chunks), run S = Q K^T and O += P V on mma.sync m16n8k16
+// with the online softmax in registers, and the warps of one row tile merge
+// their states through shared memory at the end.
 //
 //===----------------------------------------------------------------------===//
 
@@ -46,16 +47,21 @@ constexpr int64_t kDecodeMaxHeadDim = 128;
 /// caches) a NaN-or-zero word per key of each slot that marks keys of
 /// invalid pages. Q is staged through the last slot, which the prologue
 /// leaves free: a tile holds at least kDecodeRows keys.
-/// With `bulk` (sm_90a), a bulk copy (cp.async.bulk) a key row fills the
-/// ring, completing on an mbarrier a slot (8 bytes each, after the poison
-/// words), instead of 16-byte cp.async. With `tma` (sm_90a, dense caches)
-/// TMA loads boxes of 64 keys x 64 columns (128B-swizzled, unpadded rows,
-/// 1024-byte aligned) completing on an nvgpu mbarrier group.
+/// On sm_90a the ring's copies complete on an mbarrier a slot (8 bytes
+/// each, after the poison words). With `bulk`, a bulk copy
+/// (cp.async.bulk) a key row fills the ring. With `tma`, TMA loads boxes of
+/// 64 columns (128B-swizzled, unpadded rows, 1024-byte aligned): of a
+/// tile's 64 keys from a dense cache, or of `pageRows` keys of one page
+/// from a paged cache, whose tiles then start at multiples of `pageRows`
+/// (a box never crosses a page).
 struct DecodeLayout {
   int64_t headDim, valueDim;
   bool paged;
   bool bulk = false;
   bool tma = false;
+  /// TMA of a paged cache: rows a box (divides the tile and the static
+  /// page size).
+  int64_t pageRows = 0;
   int64_t tile = 64, stages = 3;
 
   /// 16-byte cp.async fills the ring (no mbarriers).
@@ -69,7 +75,7 @@ struct DecodeLayout {
     return (poisonOffset() + (paged ? stages * tile * 4 : 0) + 7) / 8 * 8;
   }
   int64_t sharedBytes() const {
-    return barrierOffset() + (bulk ? stages * 8 : 0);
+    return barrierOffset() + (cpAsync() ? 0 : stages * 8);
   }
 };
 
@@ -78,7 +84,9 @@ struct DecodeLayout {
 /// the sequences' lengths [B] (i32).
 struct DecodeOperands {
   Value q, k, v, pageTable, seqLens, partialOut, partialLse;
-  /// TMA: the tensor maps of k and v ([B * Hkv][Nk][D], 64 x 64 boxes).
+  /// TMA: pointers to the tensor maps of k and v (dense: [B * Hkv][Nk][D]
+  /// in 64 x 64 boxes; paged: [pages * page size][Hkv][D] in boxes of
+  /// pageRows x 1 x 64).
   Value kMap = {}, vMap = {};
   bool paged() const { return static_cast<bool>(pageTable); }
 };

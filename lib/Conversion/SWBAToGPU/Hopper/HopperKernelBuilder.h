@@ -473,8 +473,10 @@ inline nvgpu::TensorMapDescriptorType tensorMapType(Type elementType,
       nvgpu::TensorMapInterleaveKind::INTERLEAVE_NONE);
 }
 
-/// Host side: the tensor map of a [B][H][N][D] memref seen as [B * H][N][D],
-/// as the kernel's `!llvm.ptr` argument.
+/// Host side: the tensor map of a rank-4 memref with its two outer dims
+/// merged ([B][H][N][D] as [B * H][N][D], or a paged cache [pages][page
+/// size][Hkv][D] as [pages * page size][Hkv][D]) in boxes of `type`'s
+/// shape, as the kernel's `!llvm.ptr` argument.
 inline Value createTensorMap(LoopEmitter &e, Value tensor,
                              nvgpu::TensorMapDescriptorType type) {
   Type elementType = cast<MemRefType>(tensor.getType()).getElementType();
@@ -482,10 +484,9 @@ inline Value createTensorMap(LoopEmitter &e, Value tensor,
       e.b, tensor, SmallVector<ReassociationIndices>{{0, 1}, {2}, {3}});
   Value unranked = memref::CastOp::create(
       e.b, UnrankedMemRefType::get(elementType, Attribute()), flat);
-  int64_t rows = type.getTensor().getDimSize(1);
-  int64_t cols = type.getTensor().getDimSize(2);
-  Value map = nvgpu::TmaCreateDescriptorOp::create(
-      e.b, type, unranked, ValueRange{e.idx(1), e.idx(rows), e.idx(cols)});
+  SmallVector<Value> box = llvm::map_to_vector(
+      type.getTensor().getShape(), [&](int64_t size) { return e.idx(size); });
+  Value map = nvgpu::TmaCreateDescriptorOp::create(e.b, type, unranked, box);
   return UnrealizedConversionCastOp::create(
              e.b, LLVM::LLVMPointerType::get(e.b.getContext()), map)
       .getResult(0);
