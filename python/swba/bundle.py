@@ -68,6 +68,8 @@ def compile_command(config: compiler.KernelConfig, bundle: Path | str) -> str:
         args += ["--options", config.options]
     if not config.with_lse:
         args += ["--no-lse"]
+    if config.paged and config.chip == "sm_90a":
+        args += ["--page-size", str(config.page_size)]
     return shlex.join(args)
 
 

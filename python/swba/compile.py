@@ -13,7 +13,8 @@ chip, options, kernels), or a model saved by `torch.export.save` (every
     swba-compile --bundle kernels --exported model.pt2 --chip sm_90a
 
 `--kernels` picks the forward, the backward (training), both, or `paged`
-(`swba.paged_attention`); a forward of decode-sized calls (see
+(`swba.paged_attention`, with `--page-size` on sm_90a, whose paged kernels
+are compiled per page size); a forward of decode-sized calls (see
 `swba.ops`) takes `--options decode=true`. `--options`
 are the `--swba-to-nvvm` options of `SWBA_LOWER_OPTIONS` at run time: a
 bundle holds the kernels of the options it was built with. `--autotune` adds
@@ -39,7 +40,8 @@ _TORCH_DTYPES = {"torch.float16": "f16", "torch.bfloat16": "bf16"}
 def configs_for(dtype: str, head_dim: int, block_size: int, window: int,
                 value_dim: int | None = None, scale: float | None = None,
                 chip: str = "sm_90a", options: str = "", kernels: str = "both",
-                with_lse: bool = True) -> list[compiler.KernelConfig]:
+                with_lse: bool = True, page_size: int | None = None
+                ) -> list[compiler.KernelConfig]:
     """The kernel configurations the runtime asks for when it runs
     `swba.attention` with these attributes: the forward, the backward, or
     both (`--options decode=true`: the forward of decode-sized calls, see
@@ -53,8 +55,14 @@ def configs_for(dtype: str, head_dim: int, block_size: int, window: int,
     common = dict(dtype=dtype, head_dim=head_dim, value_dim=value_dim, block_size=block_size,
                   window=window, scale=scale, with_lse=with_lse, chip=chip)
     if kernels == "paged":  # swba.paged_attention (swba.paged.paged_attention)
+        if page_size is None and chip == "sm_90a":
+            raise ValueError("sm_90a's paged kernels are compiled per page size: give "
+                             "--page-size (page_size in a configuration file)")
         return [compiler.KernelConfig(**common, paged=True,
+                                      page_size=compiler.kernel_page_size(page_size or 0, chip),
                                       options=compiler.kernel_options(options, False))]
+    if page_size is not None:
+        raise ValueError("--page-size (page_size) is for --kernels paged")
     out = []
     for grad in (False, True):
         if kernels in ("both", "backward" if grad else "forward"):
@@ -86,7 +94,7 @@ def configs_from_json(path: Path, defaults: dict[str, Any]) -> list[compiler.Ker
         raise ValueError(f"{path}: expected a JSON list of configurations")
     out = []
     known = {"dtype", "head_dim", "value_dim", "block_size", "window", "scale", "chip",
-             "options", "kernels", "with_lse"}
+             "options", "kernels", "with_lse", "page_size"}
     for i, row in enumerate(rows):
         unknown = set(row) - known
         if unknown:
@@ -138,6 +146,9 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--window", type=int)
     src.add_argument("--scale", type=float, help="default 1/sqrt(head dim)")
     src.add_argument("--no-lse", action="store_true", help=argparse.SUPPRESS)
+    src.add_argument("--page-size", type=int,
+                     help="--kernels paged: the caches' page size (sm_90a compiles a kernel "
+                          "per page size)")
     p.add_argument("--config-file", type=Path, help="a JSON list of configurations")
     p.add_argument("--exported", type=Path, action="append", default=[],
                    help="a program saved by torch.export.save: its swba.attention calls")
@@ -166,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  "and --window")
             configs += configs_for(args.dtype, args.head_dim, args.block_size, args.window,
                                    args.value_dim, args.scale, with_lse=not args.no_lse,
-                                   **defaults)
+                                   page_size=args.page_size, **defaults)
         if args.config_file:
             configs += configs_from_json(args.config_file, defaults)
         for path in args.exported:

@@ -112,6 +112,13 @@ class KernelConfig:
             f"  return\n}}\n")
 
 
+def kernel_page_size(page_size: int, chip: str) -> int:
+    """The page size a paged kernel for `chip` is compiled for: sm_90a's are
+    specialised on it (TMA boxes for pages of 16, 32 or a multiple of 64),
+    the others take any (0)."""
+    return page_size if chip == "sm_90a" else 0
+
+
 def head_dims_problem(d: int, dv: int, chip: str) -> str | None:
     """Why the GPU kernels for `chip` do not take head dims `d`, `dv`, or
     None: multiples of 16 up to 128 on every chip, and on sm_90a also

@@ -87,7 +87,7 @@ class _PagedPlan:
             block_size=int(block_size), window=int(window), scale=float(scale),
             with_lse=True, chip=ops.chip_for(q.device), paged=True,
             # (sm_90a: the lowering picks TMA boxes or bulk row copies by it.)
-            page_size=page_size if ops.chip_for(q.device) == "sm_90a" else 0,
+            page_size=compiler.kernel_page_size(page_size, ops.chip_for(q.device)),
             options=compiler.kernel_options(ops.os.environ.get("SWBA_LOWER_OPTIONS", ""), False))
         keys = min(ops._window_keys(block_size, window, nq), page_table.shape[1] * page_size)
         # Pages of whole 64-key tiles (TMA boxes of a tile on sm_90a) want

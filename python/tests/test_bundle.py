@@ -43,11 +43,19 @@ def test_configs_for_matches_the_runtime():
     assert bwd == compiler.KernelConfig("f16", 128, 128, 1560, 4, 1 / 128 ** 0.5,
                                         chip="sm_90a", grad=True, options="grad-fused-dq=true")
     (paged,) = swba_compile.configs_for("bf16", 128, 256, 8, kernels="paged",
-                                        options="stages=3 grad-fused-dq=true")
+                                        options="stages=3 grad-fused-dq=true", page_size=16)
     assert paged == compiler.KernelConfig("bf16", 128, 128, 256, 8, 1 / 128 ** 0.5,
-                                          chip="sm_90a", paged=True, options="stages=3")
+                                          chip="sm_90a", paged=True, page_size=16,
+                                          options="stages=3")
+    (other,) = swba_compile.configs_for("bf16", 128, 256, 8, kernels="paged", chip="sm_80",
+                                        page_size=16)
+    assert other.page_size == 0  # only sm_90a's paged kernels are per page size
     with pytest.raises(ValueError, match="kernels must be one of"):
         swba_compile.configs_for("f16", 64, 4, 2, kernels="all")
+    with pytest.raises(ValueError, match="give --page-size"):
+        swba_compile.configs_for("bf16", 128, 256, 8, kernels="paged")
+    with pytest.raises(ValueError, match="is for --kernels paged"):
+        swba_compile.configs_for("bf16", 128, 256, 8, page_size=16)
 
 
 def test_compile_command_round_trips():
@@ -56,6 +64,8 @@ def test_compile_command_round_trips():
                                                  chip="sm_90a", grad=True,
                                                  options="grad-fused-dq=true"),
                    compiler.KernelConfig("bf16", 64, 64, 16, 3, 0.125, chip="sm_90a",
+                                         paged=True, page_size=24),
+                   compiler.KernelConfig("bf16", 64, 64, 16, 3, 0.125, chip="sm_80",
                                          paged=True),
                    compiler.KernelConfig("bf16", 64, 64, 16, 3, 0.125, chip="sm_90a",
                                          options="decode=true")):
@@ -64,7 +74,8 @@ def test_compile_command_round_trips():
         args = swba_compile._parser().parse_args(argv[1:])
         (got,) = swba_compile.configs_for(
             args.dtype, args.head_dim, args.block_size, args.window, args.value_dim,
-            args.scale, chip=args.chip, options=args.options, kernels=args.kernels)
+            args.scale, chip=args.chip, options=args.options, kernels=args.kernels,
+            page_size=args.page_size)
         assert got == config and got.key() == config.key()
 
 
