@@ -123,9 +123,11 @@ func.func @dense_d32(%q: memref<2x4x1x32xf16>, %k: memref<2x2x512x32xf16>, %v: m
 // CHECK-NOT: nvvm.cp.async.bulk.shared.cluster.global
 // CHECK: scf.for
 // CHECK: nvvm.mbarrier.try_wait.parity
+// CHECK: scf.if
 // CHECK: scf.for %{{.*}} = %thread_id_x to %{{.*}} step %c128
 // CHECK: vector.store %{{.*}} : memref<384x64xbf16, #gpu.address_space<workgroup>>, vector<8xbf16>
 // CHECK: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
+// CHECK-NEXT: }
 // CHECK-NEXT: gpu.barrier
 // CHECK: gpu.func @swba_split_combine(
 // SM80-LABEL: func @paged16

@@ -616,6 +616,11 @@ void DecodeKernel::zeroTail(Value tile) {
   Value lo = e.min(e.sub(keys.end, k0), e.idx(layout.tile));
   Value hi = e.min(e.mul(ceilDiv(e, lo, layout.pageRows), layout.pageRows),
                    e.idx(layout.tile));
+  // (Only the split's last tile can have such rows.)
+  auto tail = scf::IfOp::create(
+      e.b, cmp(e, arith::CmpIPredicate::ult, lo, hi), false);
+  OpBuilder::InsertionGuard guard(e.b);
+  e.b.setInsertionPoint(tail.thenBlock()->getTerminator());
   int64_t perRow = layout.valueDim / kVec;
   Value slotRow = e.add(e.mul(e.rem(tile, layout.stages), layout.tile), lo);
   VectorType vecType = VectorType::get({kVec}, e.elementType);
