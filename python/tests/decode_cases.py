@@ -11,9 +11,9 @@ from swba import compiler
 PAGED = [("f16", 64, 16, 3), ("bf16", 128, 7, 4), ("bf16", 128, 256, 8)]
 DENSE = [("f16", 64, 16, 3), ("bf16", 128, 256, 8)]
 # Page sizes of the paged tests and benchmark. sm_90a's kernels are
-# specialised on the page size: TMA boxes for 16, 64 and 256, bulk copies
-# of a row for 24 (not a multiple of 16).
-PAGE_SIZES = (16, 24, 64, 256)
+# specialised on the page size: TMA boxes for 16, 32, 64 and 256, bulk
+# copies of a row for 24 (not a multiple of 16).
+PAGE_SIZES = (16, 24, 32, 64, 256)
 
 
 def kernel_configs(chip="sm_90a"):

@@ -7,8 +7,8 @@ lengths change in place; and swba.attention's forward routed to the decode
 kernel for few query rows. Every element is compared; pages and table
 entries outside the block window hold NaN and garbage, so a read of them
 shows. On an sm_90 device every test runs both copy paths: sm_90a's (TMA
-boxes for dense caches and for pages of 16 and 64, a bulk copy a key row
-for pages of 24) and the 16-byte cp.async of every other chip
+boxes for dense caches and for pages of 16, 32 and 64, a bulk copy a key
+row for pages of 24) and the 16-byte cp.async of every other chip
 (SWBA_CHIP=sm_90). Skipped without
 CUDA; kernels: decode_cases.py (prepare_kernels.py compiles them)."""
 
@@ -109,7 +109,7 @@ def ragged_lens(bs, ws, nq):
 @pytest.mark.parametrize("case", PAGED, ids=lambda c: "-".join(map(str, c)))
 @pytest.mark.parametrize("group", [1, 4, 8])
 @pytest.mark.parametrize("nq", [1, 3, 8])
-@pytest.mark.parametrize("page_size", [16, 24, 64])
+@pytest.mark.parametrize("page_size", [16, 24, 32, 64])
 def test_paged(case, group, nq, page_size):
     dtype_name, d, bs, ws = case
     if group * nq > 64:

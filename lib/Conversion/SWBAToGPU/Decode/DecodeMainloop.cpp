@@ -522,7 +522,8 @@ Value DecodeKernel::ld(Value view, Value row, Value col, int64_t width,
 /// rows past the split are finite and masked). Paged caches: a box a run
 /// of pageRows keys from its page; a run past the split or of an invalid
 /// page loads a box past the cache's last row, which TMA fills with zeros
-/// (so the byte count stays the tile's).
+/// (so the byte count stays the tile's). Rows are i32 coordinates: a cache
+/// of 2^31 rows would be 256 GiB at the smallest TMA row (128 bytes).
 void DecodeKernel::tmaTile(Value k0, Value slot) {
   if (ops.paged())
     pagedPoisonWords(k0, slot);
