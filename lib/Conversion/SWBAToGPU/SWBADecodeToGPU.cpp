@@ -136,24 +136,6 @@ int64_t pagedBoxRows(const DecodeOp &d, int64_t tile) {
   return std::min(pageSize, tile);
 }
 
-/// The map type of a paged cache [pages][page size][Hkv][D] seen as
-/// [pages * page size][Hkv][D], in boxes of `rows` x 1 x 64 columns.
-nvgpu::TensorMapDescriptorType pagedTensorMapType(Type elementType,
-                                                  int64_t rows) {
-  MLIRContext *ctx = elementType.getContext();
-  auto smemSpace = gpu::AddressSpaceAttr::get(
-      ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
-  return nvgpu::TensorMapDescriptorType::get(
-      ctx,
-      MemRefType::get(
-          {rows, 1, kBoxRowBytes * 8 / elementType.getIntOrFloatBitWidth()},
-          elementType, MemRefLayoutAttrInterface(), smemSpace),
-      nvgpu::TensorMapSwizzleKind::SWIZZLE_128B,
-      nvgpu::TensorMapL2PromoKind::L2PROMO_256B,
-      nvgpu::TensorMapOOBKind::OOB_ZERO,
-      nvgpu::TensorMapInterleaveKind::INTERLEAVE_NONE);
-}
-
 LogicalResult rewriteDecode(DecodeOp d, PatternRewriter &rewriter,
                             bool bulkCopies) {
   Operation *op = d.op;
@@ -166,12 +148,13 @@ LogicalResult rewriteDecode(DecodeOp d, PatternRewriter &rewriter,
   DecodeLayout layout{cast<MemRefType>(d.operands.q.getType()).getDimSize(3),
                       cast<MemRefType>(d.operands.v.getType()).getDimSize(3),
                       d.operands.paged()};
-  layout.pageRows = pagedBoxRows(d, layout.tile);
+  int64_t pageRows = pagedBoxRows(d, layout.tile);
   // TMA boxes are 64 columns wide: head dims of whole boxes (64, 128), and
   // a paged cache's boxes must tile its pages.
   layout.tma = bulkCopies && layout.headDim % 64 == 0 &&
-               layout.valueDim % 64 == 0 &&
-               (!d.operands.paged() || layout.pageRows);
+               layout.valueDim % 64 == 0 && (!d.operands.paged() || pageRows);
+  if (layout.pagedTma())
+    layout.pageRows = pageRows;
   layout.bulk = bulkCopies && d.operands.paged() && !layout.tma;
 
   rewriter.setInsertionPoint(op);
@@ -194,8 +177,10 @@ LogicalResult rewriteDecode(DecodeOp d, PatternRewriter &rewriter,
   // TMA: pointers to the maps of k and v, after the memrefs.
   nvgpu::TensorMapDescriptorType mapType;
   if (layout.tma) {
-    mapType = d.operands.paged()
-                  ? pagedTensorMapType(elementType, layout.pageRows)
+    // Dense: [B * Hkv][Nk][D] in boxes of 1 x tile x 64; paged: [pages *
+    // page size][Hkv][D] in boxes of pageRows x 1 x 64.
+    mapType = layout.pagedTma()
+                  ? tensorMapType(elementType, /*rows=*/1, layout.pageRows)
                   : tensorMapType(elementType, layout.tile);
     decodeTypes.append(2, LLVM::LLVMPointerType::get(context));
   }

@@ -80,6 +80,7 @@ private:
   void pagedPoisonWords(Value k0, Value slot);
   void zeroTail(Value tile);
   Value sharedPointer(Value byteOffset);
+  Value clusterPointer(Value byteOffset);
   Value barrier(Value slot);
   void bulkRows(Value k0, Value slot);
   void zeroRow(Value smem, Value row, int64_t width);
@@ -240,7 +241,7 @@ void DecodeKernel::setUp(Value buffer) {
 void DecodeKernel::splitWindow() {
   // Paged TMA: tiles start at multiples of the box rows, so that a box lies
   // in one page; the keys before the window are masked.
-  if (layout.tma && ops.paged())
+  if (layout.pagedTma())
     keys.begin = e.mul(e.div(keys.begin, layout.pageRows), layout.pageRows);
   Value splits = gpu::GridDimOp::create(e.b, gpu::Dimension::x);
   Value tiles = ceilDiv(e, e.sub(keys.end, keys.begin), layout.tile);
@@ -393,6 +394,15 @@ Value DecodeKernel::sharedPointer(Value byteOffset) {
       e.b, LLVM::LLVMPointerType::get(e.b.getContext(), 3), address);
 }
 
+/// The same as a shared::cluster pointer, the destination of bulk copies
+/// and TMA (their shared::cta forms need PTX 8.6; a CTA's own shared
+/// addresses are its shared::cluster addresses).
+Value DecodeKernel::clusterPointer(Value byteOffset) {
+  return LLVM::AddrSpaceCastOp::create(
+      e.b, LLVM::LLVMPointerType::get(e.b.getContext(), 7),
+      sharedPointer(byteOffset));
+}
+
 /// The mbarrier of ring slot `slot`.
 Value DecodeKernel::barrier(Value slot) {
   return sharedPointer(e.add(e.idx(layout.barrierOffset()), e.mul(slot, 8)));
@@ -464,13 +474,8 @@ void DecodeKernel::bulkRows(Value k0, Value slot) {
           e.b, bar, bytes,
           NVVM::MemScopeKindAttr::get(e.b.getContext(),
                                       NVVM::MemScopeKind::CTA));
-      // (The shared::cluster form: shared::cta needs PTX 8.6. A CTA's own
-      // shared addresses are its shared::cluster addresses.)
       NVVM::CpAsyncBulkGlobalToSharedClusterOp::create(
-          e.b,
-          LLVM::AddrSpaceCastOp::create(
-              e.b, LLVM::LLVMPointerType::get(e.b.getContext(), 7),
-              sharedPointer(dstOffset)),
+          e.b, clusterPointer(dstOffset),
           LLVM::IntToPtrOp::create(
               e.b, LLVM::LLVMPointerType::get(e.b.getContext(), 1), src),
           bar, bytes, /*multicastMask=*/Value(), /*l2CacheHint=*/Value());
@@ -573,13 +578,10 @@ void DecodeKernel::tmaTile(Value k0, Value slot) {
         Value col = arith::ConstantIntOp::create(e.b, i32, cb * kBoxColumns);
         // Innermost first: dense [D][Nk][B * Hkv], paged [D][Hkv][rows].
         SmallVector<Value> coords{col, run.first, run.second};
-        // (The shared::cluster form, as for bulk copies.)
         NVVM::CpAsyncBulkTensorGlobalToSharedClusterOp::create(
             e.b,
-            LLVM::AddrSpaceCastOp::create(
-                e.b, LLVM::LLVMPointerType::get(e.b.getContext(), 7),
-                sharedPointer(e.add(box, e.idx(static_cast<int64_t>(i) *
-                                               runRows * kBoxColumns * 2)))),
+            clusterPointer(e.add(box, e.idx(static_cast<int64_t>(i) * runRows *
+                                            kBoxColumns * 2))),
             map, coords, bar, /*im2colOffsets=*/ValueRange{},
             /*multicastMask=*/Value(), /*l2CacheHint=*/Value(),
             NVVM::TMALoadMode::TILE, /*isCTAOnly=*/false,
@@ -696,7 +698,7 @@ SmallVector<Value> DecodeKernel::tileStep(Value tile, ValueRange state) {
     Value phase = arith::IndexCastUIOp::create(e.b, e.b.getI32Type(), parity);
     Value ticks = arith::ConstantIntOp::create(e.b, e.b.getI32Type(), 10000000);
     NVVM::MBarrierTryWaitParityOp::create(e.b, barrier(slot), phase, ticks);
-    if (layout.tma && ops.paged())
+    if (layout.pagedTma())
       zeroTail(tile);
   } else {
     // Groups close in tile order, one per step: the stages - 2 after this

@@ -59,13 +59,15 @@ struct DecodeLayout {
   bool paged;
   bool bulk = false;
   bool tma = false;
-  /// TMA of a paged cache: rows a box (divides the tile and the static
-  /// page size).
+  /// pagedTma(): rows a box (divides the tile and the static page size);
+  /// else 0.
   int64_t pageRows = 0;
   int64_t tile = 64, stages = 3;
 
   /// 16-byte cp.async fills the ring (no mbarriers).
   bool cpAsync() const { return !bulk && !tma; }
+  /// TMA boxes of pageRows keys of one page fill the ring.
+  bool pagedTma() const { return tma && paged; }
   int64_t pad() const { return tma ? 0 : kPad; }
   int64_t kSlotBytes() const { return tile * (headDim + pad()) * 2; }
   int64_t vSlotBytes() const { return tile * (valueDim + pad()) * 2; }

@@ -455,18 +455,18 @@ public:
   }
 };
 
-/// A TMA descriptor type: boxes of [1][rows][128 bytes] (64 16-bit
-/// elements, 32 f32), 128B swizzle, zeros out of bounds.
-inline nvgpu::TensorMapDescriptorType tensorMapType(Type elementType,
-                                                    int64_t rows) {
+/// A TMA descriptor type of a rank-3 view: boxes of [outer][rows][128
+/// bytes] (64 16-bit elements, 32 f32), 128B swizzle, zeros out of bounds.
+inline nvgpu::TensorMapDescriptorType
+tensorMapType(Type elementType, int64_t rows, int64_t outer = 1) {
   MLIRContext *ctx = elementType.getContext();
   auto smemSpace = gpu::AddressSpaceAttr::get(
       ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
   int64_t cols = kBoxRowBytes * 8 / elementType.getIntOrFloatBitWidth();
   return nvgpu::TensorMapDescriptorType::get(
       ctx,
-      MemRefType::get({1, rows, cols}, elementType, MemRefLayoutAttrInterface(),
-                      smemSpace),
+      MemRefType::get({outer, rows, cols}, elementType,
+                      MemRefLayoutAttrInterface(), smemSpace),
       nvgpu::TensorMapSwizzleKind::SWIZZLE_128B,
       nvgpu::TensorMapL2PromoKind::L2PROMO_256B,
       nvgpu::TensorMapOOBKind::OOB_ZERO,
