@@ -119,9 +119,8 @@ def main():
     os.environ.pop("SWBA_DECODE_SPLITS", None)
     print(f"B={B} Hq={HQ} Hkv={HKV} D={D} bf16 bs={BS} ws={WS} cache={CACHE}: "
           f"{nbytes / 2**20:.0f} MiB of visible K/V; splits by default "
-          f"{ops.decode_splits(B, HKV, VISIBLE, q.device, per_sm=1)} (dense), "
-          f"{ops.decode_splits(B, HKV, VISIBLE, q.device, per_sm=1)} (paged, pages of 64k), "
-          f"{ops.decode_splits(B, HKV, VISIBLE, q.device)} (smaller pages)")
+          f"{ops.decode_splits(B, HKV, VISIBLE, q.device, per_sm=1)} (dense; paged by "
+          f"64-key TMA boxes), {ops.decode_splits(B, HKV, VISIBLE, q.device)} (other pages)")
     print("per call: a CUDA graph of calls (us, TB/s, x SDPA); kernel: the profiler's "
           "kernel time per call (us, TB/s)")
     print(f"{'':52} {'us':>7} {'TB/s':>6} {'x SDPA':>7} {'kernel':>7} {'TB/s':>6} {'max err':>8}")

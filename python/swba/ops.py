@@ -491,11 +491,11 @@ def decode_splits(batch: int, kv_heads: int, keys: int, device,
     memory and registers let two share an SM; a second, partial wave would
     leave most SMs idle at its end), with at least two 64-key tiles a split.
     Dense caches want one (39.1 against 39.8 us, 40.9 against 41.7 with
-    cp.async: docs/BENCHMARKS.md), and so do paged caches whose pages hold
-    whole 64-key tiles (one TMA box a tile on sm_90a: 41.5 against 42.5 us);
-    smaller pages want two (pages of 16: 44.4 against 54 us; bulk row
-    copies and cp.async: 45-52 against 70-80). `SWBA_DECODE_SPLITS` overrides it (any value >= 1
-    gives the same result)."""
+    cp.async: docs/BENCHMARKS.md), and so do paged caches loaded by TMA
+    boxes of a whole 64-key tile (41.5 against 42.5 us); smaller boxes want
+    two (pages of 16: 44.4 against 54 us), as do bulk row copies and
+    cp.async (45-52 against 70-80). `SWBA_DECODE_SPLITS` overrides it (any
+    value >= 1 gives the same result)."""
     forced = os.environ.get("SWBA_DECODE_SPLITS")
     if forced:
         return max(1, int(forced))

@@ -90,20 +90,30 @@ class _PagedPlan:
             page_size=compiler.kernel_page_size(page_size, ops.chip_for(q.device)),
             options=compiler.kernel_options(ops.os.environ.get("SWBA_LOWER_OPTIONS", ""), False))
         keys = min(ops._window_keys(block_size, window, nq), page_table.shape[1] * page_size)
-        # Pages of whole 64-key tiles (TMA boxes of a tile on sm_90a) want
-        # one workgroup an SM, as dense caches do; smaller pages two.
-        whole_tiles = self.config.page_size and page_size % 64 == 0
-        self.splits = ops.decode_splits(b, hkv, keys, q.device, per_sm=1 if whole_tiles else 2)
+        self.rows = (b, hkv, keys)
         self.launches = None
 
     def __call__(self, tensors):
         index = self.device.index
         with ops._on_device(index):
             if self.launches is None:
+                compiled, _ = ops._module(self.config, self.device)
+                splits = ops.decode_splits(*self.rows, self.device,
+                                           per_sm=1 if _whole_tile_boxes(compiled) else 2)
                 self.launches = ops._make_launches(self.config, self.device,
                                                    ops._PAGED_OPERANDS, tensors,
-                                                   {"splits": self.splits})
+                                                   {"splits": splits})
             self.launches(tensors, ops._current_stream(index))
+
+
+def _whole_tile_boxes(compiled) -> bool:
+    """Whether the decode kernel loads its paged cache by TMA boxes of a
+    whole 64-key tile (its manifest's k_cache map, boxes of rows x 1 x 64):
+    such kernels want one workgroup an SM, as dense caches do; bulk row
+    copies, cp.async and smaller boxes two (docs/BENCHMARKS.md)."""
+    return any(p.map is not None and p.map.box[0] == 64
+               for launch in compiled.launches for p in launch.params
+               if p.tensor == "k_cache")
 
 
 _MAX_PLANS = 64
