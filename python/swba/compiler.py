@@ -112,6 +112,14 @@ class KernelConfig:
             f"  return\n}}\n")
 
 
+def loads_whole_tiles(kernel, cache: str) -> bool:
+    """Whether a paged decode kernel loads `cache` by TMA boxes of a whole
+    64-key tile (its manifest's map of the cache [pages * page size][Hkv][D]
+    in boxes of rows x 1 x 64, rows = 64)."""
+    return any(p.map is not None and p.map.box[0] == 64
+               for launch in kernel.launches for p in launch.params if p.tensor == cache)
+
+
 def kernel_page_size(page_size: int, chip: str) -> int:
     """The page size a paged kernel for `chip` is compiled for: sm_90a's are
     specialised on it (TMA boxes for pages of 16, 32 or a multiple of 64),

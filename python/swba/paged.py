@@ -97,23 +97,16 @@ class _PagedPlan:
         index = self.device.index
         with ops._on_device(index):
             if self.launches is None:
+                # Kernels loading whole 64-key tiles by TMA want one
+                # workgroup an SM, as dense caches do; bulk row copies,
+                # cp.async and smaller boxes two (docs/BENCHMARKS.md).
                 compiled, _ = ops._module(self.config, self.device)
-                splits = ops.decode_splits(*self.rows, self.device,
-                                           per_sm=1 if _whole_tile_boxes(compiled) else 2)
+                whole = compiler.loads_whole_tiles(compiled, "k_cache")
+                splits = ops.decode_splits(*self.rows, self.device, per_sm=1 if whole else 2)
                 self.launches = ops._make_launches(self.config, self.device,
                                                    ops._PAGED_OPERANDS, tensors,
                                                    {"splits": splits})
             self.launches(tensors, ops._current_stream(index))
-
-
-def _whole_tile_boxes(compiled) -> bool:
-    """Whether the decode kernel loads its paged cache by TMA boxes of a
-    whole 64-key tile (its manifest's k_cache map, boxes of rows x 1 x 64):
-    such kernels want one workgroup an SM, as dense caches do; bulk row
-    copies, cp.async and smaller boxes two (docs/BENCHMARKS.md)."""
-    return any(p.map is not None and p.map.box[0] == 64
-               for launch in compiled.launches for p in launch.params
-               if p.tensor == "k_cache")
 
 
 _MAX_PLANS = 64

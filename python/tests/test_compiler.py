@@ -11,8 +11,6 @@ import os
 import sys
 import tempfile
 
-import pytest
-
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from swba import compiler  # noqa: E402
 
@@ -280,7 +278,6 @@ def _compile_decode():
     # in boxes of 16 x 1 x 64; pages of 256 in boxes of a whole 64-key tile
     # (which the runtime gives one workgroup an SM); pages of 24 take bulk
     # row copies (no maps).
-    paged = pytest.importorskip("swba.paged")
     for page_size, boxes in ((16, [(16, 1, 64)] * 2), (256, [(64, 1, 64)] * 2), (24, [])):
         k = compiler.load_or_compile(compiler.KernelConfig(
             "bf16", 128, 128, 7, 4, 0.088, chip="sm_90a", paged=True, page_size=page_size))
@@ -288,7 +285,7 @@ def _compile_decode():
         assert [p.map.box for p in maps] == boxes
         assert all(p.map.view == ((0, 1), (2,), (3,)) for p in maps)
         assert [p.tensor for p in maps] == ["k_cache", "v_cache"][:len(boxes)]
-        assert paged._whole_tile_boxes(k) == (page_size == 256)
+        assert compiler.loads_whole_tiles(k, "k_cache") == (page_size == 256)
 
 
 def test_compile_failure_reports_the_diagnostic():
