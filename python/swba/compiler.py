@@ -317,6 +317,9 @@ class Launch:
     shared_memory: int
     params: tuple
     max_registers: int | None = None
+    # (scalar, n): launched only when that launch scalar is above n (the
+    # decode kernel's combine, which one split does without).
+    only_when: tuple | None = None
 
     def grid_for(self, shapes: dict) -> tuple:
         return tuple(-(-size.of(shapes) // per) for size, per in self.grid)
@@ -424,9 +427,15 @@ def _launch(entry, where: str) -> Launch:
     stream = _field(entry, "stream", int, where)
     if stream not in (0, 1):
         raise ManifestError(f"launch manifest: {where}: stream {stream}, expected 0 or 1")
+    only_when = entry.get("only_when")
+    if only_when is not None:
+        if not isinstance(only_when, dict):
+            raise ManifestError(f"launch manifest: {where}: 'only_when' is {only_when!r}")
+        only_when = (_field(only_when, "scalar", str, f"{where} only_when"),
+                     _field(only_when, "above", int, f"{where} only_when"))
     return Launch(name, _field(entry, "order", int, where), stream,
                   tuple(dims), tuple(block), _field(entry, "shared_memory", int, where),
-                  params, registers)
+                  params, registers, only_when)
 
 
 def _buffer(entry, where: str) -> Buffer:

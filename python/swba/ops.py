@@ -235,9 +235,17 @@ class _Launches:
             dtypes[buffer.name] = _ELEMENT_TYPES[buffer.element_type]
             self.buffers.append((shapes[buffer.name], dtypes[buffer.name], buffer.zero))
             names += (buffer.name,)
+        for launch in compiled.launches:
+            if launch.only_when and launch.only_when[0] not in scalars:
+                raise compiler.ManifestError(
+                    f"launch manifest: kernel {launch.name!r} is launched when the scalar "
+                    f"{launch.only_when[0]!r} is above {launch.only_when[1]}; no such scalar")
+        # (A kernel launched only when a scalar is above a bound is left out
+        # for scalars at or below it: one split writes the decode's out.)
         self.kernels = tuple(
             (_Kernel(functions[launch.name], launch, names, shapes, dtypes, device.index),
-             launch.stream) for launch in compiled.launches)
+             launch.stream) for launch in compiled.launches
+            if not launch.only_when or scalars[launch.only_when[0]] > launch.only_when[1])
         self.forks = any(stream for _, stream in self.kernels)
 
     def __call__(self, tensors, stream):

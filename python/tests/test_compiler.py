@@ -154,6 +154,9 @@ def test_malformed_manifest_is_reported():
         "scalars 'splits'": _broken(lambda m, k: m["modules"][0].update(scalars="splits")),
         "collapse [[0, 1]] for rank 2": _broken(
             lambda m, k: k["params"][0].update(rank=2, collapse=[[0, 1]])),
+        "'only_when' is 'splits'": _broken(lambda m, k: k.update(only_when="splits")),
+        "only_when has no 'above'": _broken(
+            lambda m, k: k.update(only_when={"scalar": "splits"})),
     }
     for expected, text in cases.items():
         try:
@@ -268,6 +271,10 @@ def _compile_decode():
         k = compiler.load_or_compile(config)
         assert k.scalars == ("splits",), k.scalars
         assert [launch.name for launch in k.launches] == ["swba_decode", "swba_split_combine"]
+        # One split writes out itself: the combine is launched for more.
+        assert [launch.only_when for launch in k.launches] == [None, ("splits", 1)]
+        assert [p.tensor for p in k.launches[0].params if p.tensor in ("out", "lse")] == \
+            ["out", "lse"]
         decode = k.launches[0]
         assert [s for s, _ in decode.grid] == [splits, keys, compiler.Size("q", 0)], decode.grid
         assert [b.name for b in k.buffers] == ["split_out", "split_lse"]

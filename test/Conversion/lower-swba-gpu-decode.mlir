@@ -1,8 +1,9 @@
 // --lower-swba{target=gpu} on swba.paged_attention, and on swba.attention
 // with decode=true: the split-KV decode kernel and the split-KV forward's
 // combine kernel. The host allocates the partials [splits, B * Hq * Nq(,
-// Dv)] and launches the decode kernel over (splits, Hkv, B), then the
-// combine kernel over out (and lse) collapsed into rows; in the kernel the
+// Dv)] and launches the decode kernel over (splits, Hkv, B), then, when
+// there is more than one split, the combine kernel over out (and lse)
+// collapsed into rows (one split writes out itself); in the kernel the
 // window bounds come from the sequence length read on the device, each
 // workgroup takes its split's run of 64-key tiles, the page table is read
 // only under the check that the page lies in the table, and the caches are
@@ -25,10 +26,8 @@
 // CHECK: %[[ROWS:.*]] = arith.muli %[[B4]], %[[NQ:.*]] : index
 // CHECK: %[[PO:.*]] = gpu.alloc (%[[S:.*]], %[[ROWS]]) : memref<?x?x16xf32>
 // CHECK: %[[PL:.*]] = gpu.alloc (%[[S]], %[[ROWS]]) : memref<?x?xf32>
-// CHECK: gpu.launch_func @swba_decode_kernels::@swba_decode blocks in (%[[S]], %c2, %[[B]]) threads in (%c128, %c1, %c1) dynamic_shared_memory_size %c19200_i32 args({{.*}}, %[[PO]] : memref<?x?x16xf32>, %[[PL]] : memref<?x?xf32>)
-// CHECK: %[[OUT:.*]] = memref.collapse_shape %arg5 {{\[\[}}0, 1, 2], [3]] : memref<?x4x?x16xf16> into memref<?x16xf16>
-// CHECK: %[[WG:.*]] = arith.ceildivui %[[ROWS]], %c4
-// CHECK: gpu.launch_func @swba_decode_kernels::@swba_split_combine blocks in (%[[WG]], %c1, %c1) threads in (%c128, %c1, %c1) args(%[[PO]] : {{.*}}, %[[PL]] : {{.*}}, %[[OUT]] : memref<?x16xf16>)
+// CHECK: gpu.launch_func @swba_decode_kernels::@swba_decode blocks in (%[[S]], %c2, %[[B]]) threads in (%c128, %c1, %c1) dynamic_shared_memory_size %c19200_i32 args({{.*}}, %arg5 : memref<?x4x?x16xf16>, %[[PO]] : memref<?x?x16xf32>, %[[PL]] : memref<?x?xf32>)
+// CHECK-NOT: @swba_split_combine blocks
 // CHECK: gpu.module @swba_decode_kernels attributes {{{.*}}swba.scalars = ["splits"]}
 // CHECK: gpu.func @swba_decode(
 // The sequence's length, its queries' key window [%[[KB]], %[[KE]]) (empty
@@ -84,9 +83,16 @@
 // CHECK: memref.load %arg3[%block_id_z,
 // CHECK: nvgpu.device_async_copy %arg1
 // CHECK: nvgpu.mma.sync
-// The split's partials at row (b * Hq + head) * Nq + query of [splits, rows].
-// CHECK: memref.store %{{.*}}, %arg5[%block_id_x, %[[ROW:.*]], %{{.*}}] : memref<?x?x16xf32>
-// CHECK: memref.store %{{.*}}, %arg6[%block_id_x, %[[ROW]]] : memref<?x?xf32>
+// One split writes out itself (cast to f16) at [b, head, query]; more
+// write the split's partials at row (b * Hq + head) * Nq + query of
+// [splits, rows].
+// CHECK: %[[ONE:.*]] = arith.cmpi eq, %[[SPLITS]], %c1 : index
+// CHECK: scf.if %[[ONE]] {
+// CHECK: %[[O16:.*]] = arith.truncf %{{.*}} : f32 to f16
+// CHECK-NEXT: memref.store %[[O16]], %arg5[%block_id_z,
+// CHECK: } else {
+// CHECK: memref.store %{{.*}}, %arg6[%block_id_x, %[[ROW:.*]], %{{.*}}] : memref<?x?x16xf32>
+// CHECK: memref.store %{{.*}}, %arg7[%block_id_x, %[[ROW]]] : memref<?x?xf32>
 // CHECK: gpu.func @swba_split_combine(
 func.func @paged(%q: memref<?x4x?x16xf16>, %kc: memref<?x?x2x16xf16>, %vc: memref<?x?x2x16xf16>, %pt: memref<?x?xi32>, %sl: memref<?xi32>, %o: memref<?x4x?x16xf16>) {
   swba.paged_attention ins(%q, %kc, %vc, %pt, %sl : memref<?x4x?x16xf16>, memref<?x?x2x16xf16>, memref<?x?x2x16xf16>, memref<?x?xi32>, memref<?xi32>) outs(%o : memref<?x4x?x16xf16>) block_size = 12 window = 3
@@ -103,6 +109,9 @@ func.func @paged(%q: memref<?x4x?x16xf16>, %kc: memref<?x?x2x16xf16>, %vc: memre
 // JSON: "scalar": "splits"
 // JSON: "name": "swba_decode"
 // JSON: "name": "swba_split_combine"
+// JSON-NEXT: "only_when": {
+// JSON-NEXT: "above": 1,
+// JSON-NEXT: "scalar": "splits"
 // JSON: "name": "swba_decode_kernels",
 // JSON-NEXT: "scalars": [
 // JSON-NEXT: "splits"
@@ -113,13 +122,16 @@ func.func @paged(%q: memref<?x4x?x16xf16>, %kc: memref<?x?x2x16xf16>, %vc: memre
 // k[b, kv head, key]; 8 splits on the host for a window of 4096 keys.
 // CHECK-LABEL: func @dense
 // CHECK: gpu.launch_func @swba_decode_kernels::@swba_decode blocks in (%c8, %c2, %{{.*}})
+// CHECK: gpu.launch_func @swba_decode_kernels::@swba_split_combine
 // CHECK: gpu.func @swba_decode(
 // CHECK: memref.dim %arg1, %c2
 // CHECK: nvgpu.device_async_copy %arg1[%block_id_z, %block_id_y,
 // CHECK: gpu.func @swba_split_combine(
 // BOTH-LABEL: func @dense
 // BOTH: gpu.launch_func @swba_decode_kernels::@swba_decode
-// BOTH-NEXT: memref.collapse_shape
+// BOTH: memref.collapse_shape
+// BOTH: %[[MORE:.*]] = arith.cmpi ugt, %c8, %{{.*}} : index
+// BOTH-NEXT: scf.if %[[MORE]] {
 // BOTH: gpu.launch_func @swba_decode_kernels::@swba_split_combine
 // BOTH-NOT: swba_fwd_split
 // TILED-LABEL: func @dense

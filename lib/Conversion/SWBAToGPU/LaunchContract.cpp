@@ -130,6 +130,12 @@ static DictionaryAttr contractAttr(Builder &b, gpu::GPUFuncOp kernel,
       b.getNamedAttr("shared_memory",
                      b.getI64IntegerAttr(contract.sharedBytes)),
       b.getNamedAttr("params", b.getArrayAttr(params))};
+  if (!contract.onlyAboveOne.empty())
+    fields.push_back(b.getNamedAttr(
+        "only_when",
+        b.getDictionaryAttr(
+            {b.getNamedAttr("scalar", b.getStringAttr(contract.onlyAboveOne)),
+             b.getNamedAttr("above", b.getI64IntegerAttr(1))})));
   // The register cap is the kernel's own attribute (the one ptxas obeys).
   if (auto regs = kernel->getAttrOfType<IntegerAttr>("nvvm.maxnreg"))
     fields.push_back(
@@ -244,6 +250,17 @@ void gpu_kernels::emitLaunches(
                      ? Value(arith::ConstantIntOp::create(e.b, e.b.getI32Type(),
                                                           contract.sharedBytes))
                      : Value();
+    OpBuilder::InsertionGuard guard(e.b);
+    if (!contract.onlyAboveOne.empty()) {
+      Value scalar = scalarValues.lookup(contract.onlyAboveOne);
+      assert(scalar && "a launch condition names no scalar");
+      auto when = scf::IfOp::create(
+          e.b,
+          arith::CmpIOp::create(e.b, arith::CmpIPredicate::ugt, scalar,
+                                e.idx(1)),
+          /*withElseRegion=*/false);
+      e.b.setInsertionPoint(when.thenBlock()->getTerminator());
+    }
     gpu::LaunchFuncOp::create(
         e.b, kernel, gpu::KernelDim3{grid[0], grid[1], grid[2]},
         gpu::KernelDim3{e.idx(contract.threads), e.idx(1), e.idx(1)}, smem,

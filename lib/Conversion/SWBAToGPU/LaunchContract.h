@@ -97,6 +97,9 @@ struct LaunchContract {
   /// with the stream-0 kernels that follow it; it waits for the stream-0
   /// work before it, and the op's work ends when both streams' do.
   int64_t stream = 0;
+  /// When set, the kernel is launched only when this launch scalar is
+  /// above 1 (a combine kernel with nothing to combine at one split).
+  StringRef onlyAboveOne = {};
 
   /// The types of the tensor-map parameters, in order (the kernel takes
   /// them after its memrefs).

@@ -169,6 +169,14 @@ LogicalResult rewriteDecode(DecodeOp d, PatternRewriter &rewriter,
     decodeArgs.append({d.operands.pageTable, d.operands.seqLens});
     decodeNames.append({"page_table", "seq_lens"});
   }
+  // A single split writes out and lse itself.
+  size_t outArg = decodeArgs.size();
+  decodeArgs.push_back(d.out);
+  decodeNames.push_back("out");
+  if (d.lse) {
+    decodeArgs.push_back(d.lse);
+    decodeNames.push_back("lse");
+  }
   SmallVector<Type> decodeTypes =
       llvm::map_to_vector(decodeArgs, [](Value v) { return v.getType(); });
   decodeTypes.append(
@@ -202,6 +210,9 @@ LogicalResult rewriteDecode(DecodeOp d, PatternRewriter &rewriter,
   size_t buffers = args.size() - (layout.tma ? 2 : 0);
   operands.partialOut = args[buffers - 2];
   operands.partialLse = args[buffers - 1];
+  operands.out = args[outArg];
+  if (d.lse)
+    operands.lse = args[outArg + 1];
   if (layout.tma) {
     operands.kMap = args[buffers];
     operands.vMap = args[buffers + 1];
@@ -226,10 +237,11 @@ LogicalResult rewriteDecode(DecodeOp d, PatternRewriter &rewriter,
     decodeLaunch.params.append(
         {{decodeNames[1], mapType}, {decodeNames[2], mapType}});
   Size rows = Size::product({{"q", 0}, {"q", 1}, {"q", 2}});
+  LaunchContract combineLaunch =
+      splitCombineLaunch("out", outType.getRank(), d.lse ? "lse" : "");
+  combineLaunch.onlyAboveOne = kSplitsScalar;
   emitLaunches(rewriter, op, splitBuffers(context, layout.valueDim, rows),
-               {{decode, decodeLaunch},
-                {combine, splitCombineLaunch("out", outType.getRank(),
-                                             d.lse ? "lse" : "")}},
+               {{decode, decodeLaunch}, {combine, combineLaunch}},
                {{kSplitsScalar, splits}});
   return success();
 }

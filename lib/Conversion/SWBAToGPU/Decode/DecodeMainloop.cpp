@@ -931,14 +931,35 @@ void DecodeKernel::combineRows(Value accS, Value statS) {
             e.add(arith::MulIOp::create(e.b, batch, e.dim(ops.q, 1)), head),
             queries),
         i);
-    e.store(e.select(noKeys, e.f32(0.0), e.divf(o, l)), ops.partialOut,
-            {split, row, d});
-    auto first = scf::IfOp::create(
-        e.b, cmp(e, arith::CmpIPredicate::eq, d, e.idx(0)), false);
+    Value value = e.select(noKeys, e.f32(0.0), e.divf(o, l));
+    Value lse = e.select(noKeys, e.negInf(),
+                         e.mulf(e.addf(ref, e.lg2(l)), e.f32(std::log(2.0))));
+    Value firstColumn = cmp(e, arith::CmpIPredicate::eq, d, e.idx(0));
+    // One split: out and lse are this split's (what the combine would
+    // make of them), written here; else the partials.
+    auto single = scf::IfOp::create(
+        e.b,
+        cmp(e, arith::CmpIPredicate::eq,
+            gpu::GridDimOp::create(e.b, gpu::Dimension::x), e.idx(1)),
+        /*withElseRegion=*/true);
     OpBuilder::InsertionGuard guard(e.b);
+    e.b.setInsertionPoint(single.thenBlock()->getTerminator());
+    Type outType = cast<MemRefType>(ops.out.getType()).getElementType();
+    e.store(outType == value.getType()
+                ? value
+                : Value(arith::TruncFOp::create(e.b, outType, value)),
+            ops.out, {batch, head, i, d});
+    if (ops.lse) {
+      auto first = scf::IfOp::create(e.b, firstColumn, false);
+      OpBuilder::InsertionGuard inner(e.b);
+      e.b.setInsertionPoint(first.thenBlock()->getTerminator());
+      e.store(lse, ops.lse, {batch, head, i});
+    }
+    e.b.setInsertionPoint(single.elseBlock()->getTerminator());
+    e.store(value, ops.partialOut, {split, row, d});
+    auto first = scf::IfOp::create(e.b, firstColumn, false);
     e.b.setInsertionPoint(first.thenBlock()->getTerminator());
-    Value lse = e.mulf(e.addf(ref, e.lg2(l)), e.f32(std::log(2.0)));
-    e.store(e.select(noKeys, e.negInf(), lse), ops.partialLse, {split, row});
+    e.store(lse, ops.partialLse, {split, row});
   });
 }
 

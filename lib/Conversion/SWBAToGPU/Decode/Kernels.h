@@ -12,7 +12,8 @@
 // writes its normalized partial out and lse into the split-KV forward's
 // partial buffers (f32 [splits, B * Hq * Nq, Dv] and [splits, B * Hq * Nq],
 // SplitCombine.h), whose combine kernel merges the splits. An empty split
-// writes out 0 and lse -inf, which the combination ignores.
+// writes out 0 and lse -inf, which the combination ignores. With one split
+// the kernel writes out and lse itself, and the combine is not launched.
 //
 // Inside a workgroup, K/V tiles of 64 keys stream through a ring of 3
 // shared-memory slots (DecodeLayout), filled by cp.async (16 bytes a thread
@@ -86,6 +87,9 @@ struct DecodeLayout {
 /// the sequences' lengths [B] (i32).
 struct DecodeOperands {
   Value q, k, v, pageTable, seqLens, partialOut, partialLse;
+  /// The op's out [B, Hq, Nq, Dv] and lse [B, Hq, Nq] (or null), which a
+  /// single split writes itself (the launcher skips the combine then).
+  Value out = {}, lse = {};
   /// TMA: pointers to the tensor maps of k and v (dense: [B * Hkv][Nk][D]
   /// in 64 x 64 boxes; paged: [pages * page size][Hkv][D] in boxes of
   /// pageRows x 1 x 64).
