@@ -103,8 +103,9 @@ func.func @dense_d32(%q: memref<2x4x1x32xf16>, %k: memref<2x2x512x32xf16>, %v: m
 // A static page size of 16 (a multiple of 16 that divides the 64-key
 // tile): TMA boxes of 16 keys x 1 head x 64 columns, one a page run and
 // column half of K and of V (16 a tile); the tiles start at a multiple of
-// 16 (block size 7: the window's start need not be one). Thread 0 looks up
-// the four runs' pages and announces the tile's 32 KiB; a thread a key
+// 16 (block size 7: the window's start need not be one). Thread 0
+// announces the tile's 32 KiB; lanes 0-3 each look up one run's page and
+// issue its four boxes (the column halves of K and of V); a thread a key
 // writes its poison word. After the wait, the V rows past the split's end
 // that the last box brought from its page are zeroed and fenced.
 // CHECK-LABEL: func @paged16
@@ -117,9 +118,12 @@ func.func @dense_d32(%q: memref<2x4x1x32xf16>, %k: memref<2x2x512x32xf16>, %v: m
 // CHECK-COUNT-3: nvvm.mbarrier.init %{{.*}}, %c1_i32 : !llvm.ptr<3>, i32
 // CHECK: memref.load %arg3[%block_id_z,
 // CHECK: memref.store %{{.*}}, %{{.*}}[%{{.*}}] : memref<192xf32, #gpu.address_space<workgroup>>
+// CHECK: %[[ISSUER:.*]] = arith.cmpi ult, %thread_id_x, %c4 : index
+// CHECK-NEXT: scf.if %[[ISSUER]] {
 // CHECK: nvvm.mbarrier.arrive.expect_tx %[[BAR:.*]], %c32768_i32
-// CHECK-COUNT-4: memref.load %arg3[%block_id_z,
-// CHECK-COUNT-16: nvvm.cp.async.bulk.tensor.shared.cluster.global %{{.*}}, %arg{{.*}}, %[[BAR]], box[%c{{0|64}}_i32, %{{.*}}, %{{.*}}] : !llvm.ptr<7>, !llvm.ptr
+// CHECK: memref.load %arg3[%block_id_z,
+// CHECK-NOT: memref.load %arg3
+// CHECK-COUNT-4: nvvm.cp.async.bulk.tensor.shared.cluster.global %{{.*}}, %arg{{.*}}, %[[BAR]], box[%c{{0|64}}_i32, %{{.*}}, %{{.*}}] : !llvm.ptr<7>, !llvm.ptr
 // CHECK-NOT: nvvm.cp.async.bulk.shared.cluster.global
 // CHECK: scf.for
 // CHECK: nvvm.mbarrier.try_wait.parity

@@ -532,8 +532,14 @@ Value DecodeKernel::ld(Value view, Value row, Value col, int64_t width,
 void DecodeKernel::tmaTile(Value k0, Value slot) {
   if (ops.paged())
     pagedPoisonWords(k0, slot);
+  // Paged: lane i of warp 0 looks up run i's page and issues its boxes
+  // (the runs' look-ups and copies at once, not one after another in one
+  // thread); dense: thread 0 issues the tile's boxes.
+  int64_t runRows = ops.paged() ? layout.pageRows : layout.tile;
+  int64_t issuers = ops.paged() ? layout.tile / runRows : 1;
   auto first = scf::IfOp::create(
-      e.b, cmp(e, arith::CmpIPredicate::eq, e.threadId, e.idx(0)), false);
+      e.b, cmp(e, arith::CmpIPredicate::ult, e.threadId, e.idx(issuers)),
+      false);
   OpBuilder::InsertionGuard guard(e.b);
   e.b.setInsertionPoint(first.thenBlock()->getTerminator());
   Type i32 = e.b.getI32Type();
@@ -542,23 +548,30 @@ void DecodeKernel::tmaTile(Value k0, Value slot) {
   };
   Value bar = barrier(slot);
   int64_t bytes = layout.tile * (layout.headDim + layout.valueDim) * 2;
-  NVVM::MBarrierArriveExpectTxOp::create(
-      e.b, Type(), bar, arith::ConstantIntOp::create(e.b, i32, bytes),
-      NVVM::MemScopeKind::CTA, /*relaxed=*/false, Value());
+  // (A copy may complete before thread 0 announces the bytes: the phase
+  // waits for its arrival too.)
+  {
+    auto announce = scf::IfOp::create(
+        e.b, cmp(e, arith::CmpIPredicate::eq, e.threadId, e.idx(0)), false);
+    OpBuilder::InsertionGuard inner(e.b);
+    e.b.setInsertionPoint(announce.thenBlock()->getTerminator());
+    NVVM::MBarrierArriveExpectTxOp::create(
+        e.b, Type(), bar, arith::ConstantIntOp::create(e.b, i32, bytes),
+        NVVM::MemScopeKind::CTA, /*relaxed=*/false, Value());
+  }
   int64_t boxBytes = layout.tile * kBoxColumns * 2;
-  // Rows a box, and per box the coordinates of its first row after the
-  // column: dense (key, B * Hkv plane), paged (kv head, cache row).
-  int64_t runRows = ops.paged() ? layout.pageRows : layout.tile;
-  SmallVector<std::pair<Value, Value>> runs;
+  // The run's coordinates of its first row after the column: dense (key,
+  // B * Hkv plane), paged (kv head, cache row); and its bytes into a box.
+  Value coordA, coordB, runOffset = e.idx(0);
   if (!ops.paged()) {
     Value plane =
         e.add(arith::MulIOp::create(
                   e.b, batch, gpu::GridDimOp::create(e.b, gpu::Dimension::y)),
               kvHead);
-    runs.push_back({toI32(k0), toI32(plane)});
-  }
-  for (int64_t i = 0; ops.paged() && i < layout.tile / runRows; ++i) {
-    Value key = e.add(k0, e.idx(i * runRows));
+    coordA = toI32(k0);
+    coordB = toI32(plane);
+  } else {
+    Value key = e.add(k0, e.mul(e.threadId, runRows));
     Value needed = cmp(e, arith::CmpIPredicate::ult, key, keys.end);
     // (loadEntry gives -1 for a page past the table.)
     Value entry =
@@ -568,25 +581,23 @@ void DecodeKernel::tmaTile(Value k0, Value slot) {
                          e.add(arith::MulIOp::create(e.b, entry, pageSize),
                                arith::RemUIOp::create(e.b, key, pageSize)),
                          arith::MulIOp::create(e.b, numPages, pageSize));
-    runs.push_back({toI32(kvHead), toI32(row)});
+    coordA = toI32(kvHead);
+    coordB = toI32(row);
+    runOffset = e.mul(e.threadId, runRows * kBoxColumns * 2);
   }
   auto load = [&](Value map, int64_t offset, int64_t width) {
     for (int64_t cb = 0; cb < width / kBoxColumns; ++cb) {
       Value box = e.add(e.idx(offset + cb * boxBytes),
                         e.mul(slot, width / kBoxColumns * boxBytes));
-      for (auto [i, run] : llvm::enumerate(runs)) {
-        Value col = arith::ConstantIntOp::create(e.b, i32, cb * kBoxColumns);
-        // Innermost first: dense [D][Nk][B * Hkv], paged [D][Hkv][rows].
-        SmallVector<Value> coords{col, run.first, run.second};
-        NVVM::CpAsyncBulkTensorGlobalToSharedClusterOp::create(
-            e.b,
-            clusterPointer(e.add(box, e.idx(static_cast<int64_t>(i) * runRows *
-                                            kBoxColumns * 2))),
-            map, coords, bar, /*im2colOffsets=*/ValueRange{},
-            /*multicastMask=*/Value(), /*l2CacheHint=*/Value(),
-            NVVM::TMALoadMode::TILE, /*isCTAOnly=*/false,
-            /*group=*/NVVM::CTAGroupKindAttr(), /*predicate=*/Value());
-      }
+      Value col = arith::ConstantIntOp::create(e.b, i32, cb * kBoxColumns);
+      // Innermost first: dense [D][Nk][B * Hkv], paged [D][Hkv][rows].
+      SmallVector<Value> coords{col, coordA, coordB};
+      NVVM::CpAsyncBulkTensorGlobalToSharedClusterOp::create(
+          e.b, clusterPointer(e.add(box, runOffset)), map, coords, bar,
+          /*im2colOffsets=*/ValueRange{},
+          /*multicastMask=*/Value(), /*l2CacheHint=*/Value(),
+          NVVM::TMALoadMode::TILE, /*isCTAOnly=*/false,
+          /*group=*/NVVM::CTAGroupKindAttr(), /*predicate=*/Value());
     }
   };
   load(ops.kMap, 0, layout.headDim);
