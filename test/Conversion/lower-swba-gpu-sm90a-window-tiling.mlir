@@ -1,5 +1,5 @@
 // The sm_90a tiles chosen from the window (withWindowTiling): token windows
-// at head dim 128 take 192-key forward tiles and 64-key dQ tiles; frames
+// at head dim 128 keep 128-key forward tiles and take 64-key dQ tiles; frames
 // aligned with the tiles keep 128-key tiles; narrow bands at head dim 64
 // take 64-key forward tiles, two workgroups of two consumers an SM and
 // 64-row dK/dV query tiles; an option given wins over the window's choice.
@@ -7,13 +7,13 @@
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a block-n=128 grad-key-tile=128 grad-query-tile=128" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=ASKED
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a workgroups-per-sm=1" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=ONE
 
-// Q in 128-row boxes; K and V in 192-key boxes, two stages of them:
-// 32 KiB + 2 x (48 + 48) KiB.
+// Q in 128-row boxes; K and V in 128-key boxes, two stages of them:
+// 32 KiB + 2 x (32 + 32) KiB.
 // CHECK-LABEL: func @token_window_d128
 // CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
-// CHECK-COUNT-2: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c192, %c64]
-// CHECK: gpu.launch_func @swba_attention_kernels::@swba_fwd {{.*}} dynamic_shared_memory_size %c229376_i32
-// A consumer's rows see nearly all of the workgroup's 23 key tiles: the
+// CHECK-COUNT-2: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
+// CHECK: gpu.launch_func @swba_attention_kernels::@swba_fwd {{.*}} dynamic_shared_memory_size %c163840_i32
+// A consumer's rows see nearly all of the workgroup's 34 key tiles: the
 // consumers run the workgroup's (the pipelined loop from its second tile).
 // CHECK: nvvm.setmaxregister  increase 240
 // CHECK-NOT: scf.for

@@ -110,9 +110,8 @@ def LowerSWBA : Pass<"lower-swba"> {
            "0: three at head dim 64, two from 128.">,
     Option<"blockN", "block-n", "int64_t", /*default=*/"0",
            "sm_90a forward: keys per K/V tile, a multiple of 64 up to 256; "
-           "0: chosen from the head dims and the window (192 for token "
-           "windows at head dim 128, 64 for bands of at most 512 keys at "
-           "head dim 64, else 128).">,
+           "0: chosen from the head dims and the window (64 for bands of at "
+           "most 512 keys at head dim 64, else 128).">,
     Option<"stages", "stages", "int64_t", /*default=*/"0",
            "sm_90a forward: K/V tiles in flight (shared-memory ring), up to "
            "16 (and what fits in shared memory); 0: per head dim.">,

@@ -70,13 +70,17 @@ FailureOr<HopperTiling> gpu_kernels::getTiling(int64_t d, int64_t dv,
 // the band's edges with tile edges: only the diagonal tile is masked, and
 // 128-key tiles waste nothing. Frames shorter than a tile (token windows:
 // block_size 1) put both edges inside tiles in every query tile, so every
-// tile size wastes about one tile per edge; larger key tiles then pay the
-// fixed part less often. Narrow bands (a span of at most 512 keys) visit
-// a handful of tiles, most of them masked: smaller tiles waste less.
-// Measured on an H200 (bf16, python/bench/bench_frontier.py with
-// swba.autotune, 2026-12-01): token windows of 4096 keys at head dim 128,
-// forward 462 -> 501-505 TFLOP/s with 192-key tiles, forward+backward
-// 355 -> 427 with 64-key dQ tiles; frame windows (1024- and 2048-token
+// tile size wastes about one tile per edge; larger key tiles pay the
+// fixed part less often, smaller ones mask fewer columns. Narrow bands (a
+// span of at most 512 keys) visit a handful of tiles, most of them masked:
+// smaller tiles waste less. Measured on an H200 (bf16,
+// python/bench/bench_frontier.py with swba.autotune, 2026-12-01): token
+// windows of 4096 keys at head dim 128, forward+backward 355 -> 427 with
+// 64-key dQ tiles; their forward took 192-key tiles (462 -> 501-505)
+// until the edge tiles' masks became column bounds, after which 128-key
+// tiles are faster again and spill nothing (192 spilled 124 bytes):
+// 2.062 -> 1.905 ms at 16k, 4.331 -> 4.092 at 32k (compare_step.py,
+// 2026-12-02); frame windows (1024- and 2048-token
 // frames) keep 128; 128-token windows at head dim 64, forward 50 -> 55
 // with 64-key tiles, forward+backward 46 -> 52 with 64-row dK/dV query
 // tiles (small frames, 512 keys: 149 -> 165).
@@ -92,12 +96,8 @@ HopperOptions gpu_kernels::withWindowTiling(HopperOptions options, int64_t d,
                      ? int64_t{1} << 40
                      : blockSize * window;
   const bool edgesCutTiles = blockSize < 128;
-  if (wide && edgesCutTiles && span >= 1024) {
-    if (!options.blockN && options.consumers != 3)
-      options.blockN = 192;
-    if (!options.gradKeyTile)
-      options.gradKeyTile = 64;
-  }
+  if (wide && edgesCutTiles && span >= 1024 && !options.gradKeyTile)
+    options.gradKeyTile = 64;
   if (narrow && span <= 512) {
     if (!options.blockN)
       options.blockN = 64;
