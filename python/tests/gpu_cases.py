@@ -12,6 +12,9 @@ CASES = [
     Case("gqa_d128_bf16", 1, 8, 2, 777, 777, 128, 128, 130, 2, "bf16", None),
     Case("kv_cache_nq_lt_nk", 1, 4, 4, 300, 1300, 64, 64, 256, 4, "f16", None),
     Case("token_level_bs1", 2, 2, 1, 200, 200, 64, 64, 1, 64, "f16", None),
+    # A token window of more than 1024 keys at head dim 128: on sm_90a
+    # 128-key forward tiles with column-bound edge masks, 64-key dQ tiles.
+    Case("token_window_d128_bf16", 1, 8, 2, 1500, 1500, 128, 128, 1, 1100, "bf16", None),
     Case("window_beyond_frames_bf16", 1, 2, 2, 256, 256, 64, 64, 64, 100, "bf16", None),
     Case("video_frames_1560", 1, 2, 2, 3220, 3220, 128, 128, 1560, 2, "f16", None),
     Case("dv_ne_d_scale_bf16", 1, 4, 2, 257, 257, 64, 128, 37, 3, "bf16", 0.3),
