@@ -83,6 +83,7 @@ LowerSWBAOptions SWBAToNVVMOptions::lowerSWBAOptions() const {
   options.overlapSoftmax = overlapSoftmax;
   options.pingPong = pingPong;
   options.workgroupsPerSM = workgroupsPerSM;
+  options.tileScheduler = tileScheduler;
   options.splitKv = splitKv;
   options.decode = decode;
   options.gradKeyTile = gradKeyTile;

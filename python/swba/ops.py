@@ -221,7 +221,10 @@ class _Launches:
         self.device = device
         self.buffers = []
         shapes, dtypes = dict(shapes), dict(dtypes)
-        scalars = scalars or {}
+        scalars = dict(scalars or {})
+        # A persistent kernel's grid: one workgroup an SM of this device.
+        if SM_COUNT in compiled.scalars and SM_COUNT not in scalars:
+            scalars[SM_COUNT] = sm_count(device)
         if set(compiled.scalars) != set(scalars):
             raise compiler.ManifestError(
                 f"launch manifest: the kernels take the launch scalars "
@@ -396,13 +399,14 @@ class _Plan:
             return 1
         compiled, _ = _module(self._config(False), self.device)
         launch = compiled.launches[0]
-        shapes = {"q": (b, hq, nq, d), "k": (b, hkv, nk, d)}
-        workgroups = math.prod(launch.grid_for(shapes))
-        sms = torch.cuda.get_device_properties(self.index).multi_processor_count
+        # The query tiles (a workgroup each on the grid; a persistent
+        # kernel's workgroups loop over them), from the rows of Q's box.
+        block_m = next(p.map.box[1] for p in launch.params if p.map and p.tensor == "q")
+        block_n = next(p.map.box[1] for p in launch.params if p.map and p.tensor == "k")
+        workgroups = b * hq * -(-nq // block_m)
+        sms = sm_count(self.device)
         if workgroups >= sms:
             return 1
-        block_m = launch.grid[1][1]
-        block_n = next(p.map.box[1] for p in launch.params if p.map and p.tensor == "k")
         # The keys of the last query tile's window (the most loaded).
         first = nk - nq + (nq - 1) // block_m * block_m
         begin = max(0, (first // self.block_size - self.window + 1) * self.block_size)
@@ -485,6 +489,19 @@ _PAGED_OPERANDS = ("q", "k_cache", "v_cache", "page_table", "seq_lens", "out", "
 
 _sm_counts: dict = {}
 
+# The launch scalar of persistent kernels (--lower-swba tile-scheduler):
+# the device's count of SMs, which the launcher fills in.
+SM_COUNT = "sm_count"
+
+
+def sm_count(device) -> int:
+    """The device's count of SMs (asked once a device)."""
+    sms = _sm_counts.get(device.index)
+    if sms is None:
+        sms = _sm_counts[device.index] = torch.cuda.get_device_properties(
+            device).multi_processor_count
+    return sms
+
 
 def _window_keys(block_size: int, window: int, nq: int) -> int:
     """The most keys the rows of Nq consecutive queries see together."""
@@ -507,11 +524,7 @@ def decode_splits(batch: int, kv_heads: int, keys: int, device,
     forced = os.environ.get("SWBA_DECODE_SPLITS")
     if forced:
         return max(1, int(forced))
-    sms = _sm_counts.get(device.index)
-    if sms is None:
-        sms = _sm_counts[device.index] = torch.cuda.get_device_properties(
-            device).multi_processor_count
-    want = per_sm * sms // max(batch * kv_heads, 1)
+    want = per_sm * sm_count(device) // max(batch * kv_heads, 1)
     return max(1, min(want, -(-keys // 128), 64))
 _GRAD_OPERANDS = ("q", "k", "v", "out", "dout", "lse", "dq", "dk", "dv")
 

@@ -61,6 +61,10 @@ def kernel_configs():
     configs += [KernelConfig(c.dtype, c.d, c.dv, c.bs, c.ws, effective_scale(c),
                              chip="sm_90a", options=options)
                 for c in CASES if c.name in OPTION_CASES for options in FORWARD_OPTIONS]
+    configs += [KernelConfig(c.dtype, c.d, c.dv, c.bs, c.ws, effective_scale(c),
+                             chip="sm_90a", options=options)
+                for c in CASES for name, options in SCHEDULER_CASES
+                if c.name == name and options]
     return configs
 
 
@@ -77,6 +81,18 @@ def hopper_kernel_configs():
 GRAD_OPTIONS = ("grad-ping-pong=true",)
 FORWARD_OPTIONS = ("consumers=2", "consumers=3", "consumers=3 ping-pong=false")
 OPTION_CASES = ("square_f16", "gqa_d128_bf16")
+# The sm_90a forward's tile schedulers (test_gpu_attention's
+# test_tile_schedulers): persistent by default where one workgroup an SM
+# fits, asked for on narrow bands (two workgroups an SM on the grid by
+# default, and consumers that take their own key tiles), the grid asked for.
+SCHEDULER_CASES = (
+    ("window_beyond_frames_bf16", ""), ("gqa_d128_bf16", ""), ("kv_cache_nq_lt_nk", ""),
+    ("video_frames_1560", ""), ("dv_ne_d_scale_bf16", ""),
+    ("square_f16", "tile-scheduler=persistent"),
+    ("token_level_bs1", "tile-scheduler=persistent"),
+    ("bs_not_tile_multiple_partial_frame", "tile-scheduler=persistent"),
+    ("window_beyond_frames_bf16", "tile-scheduler=grid"),
+    ("gqa_d128_bf16", "tile-scheduler=grid"))
 
 
 # The configuration test_gpu_autotune.py tunes: a narrow token window, whose

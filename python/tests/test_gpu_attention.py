@@ -15,9 +15,9 @@ if not torch.cuda.is_available():
 
 sys.path[:0] = [os.path.join(os.path.dirname(__file__), ".."), os.path.dirname(__file__)]
 from gpu_cases import (CASES, FORWARD_OPTIONS, GRAD_OPTIONS, HOPPER_CASES,  # noqa: E402
-                       OPTION_CASES, effective_scale)
+                       OPTION_CASES, SCHEDULER_CASES, effective_scale)
 
-from swba import attention, runtime  # noqa: E402
+from swba import attention, ops, runtime  # noqa: E402
 
 DTYPES = {"f16": torch.float16, "bf16": torch.bfloat16}
 # f32 accumulation, P rounded to the input type before P.V, output rounded:
@@ -111,6 +111,27 @@ def check_forward(case, key_growth=0.0):
         f"{(err.norm() / ref.norm()).item():.3e}")
     assert torch.allclose(lse, ref_lse, atol=1e-3, rtol=1e-4), (
         f"lse max err {(lse - ref_lse).abs().max().item():.3e}")
+
+
+@pytest.mark.parametrize("sms", [1, 3])
+@pytest.mark.parametrize("name,options", SCHEDULER_CASES,
+                         ids=[f"{n}-{o or 'default'}" for n, o in SCHEDULER_CASES])
+def test_tile_schedulers(name, options, sms, monkeypatch):
+    """The sm_90a forward under its tile schedulers. The persistent kernel
+    is launched over `sms` workgroups (the device's SM count is what the
+    launcher fills in), fewer than the query tiles: each runs several query
+    tiles in turn, reusing Q's buffer, its mbarriers' phases and the K/V
+    ring across them, and every output element must still match."""
+    launches = on_sm90a(monkeypatch, options)
+    monkeypatch.setattr(ops, "_sm_counts", {torch.cuda.current_device(): sms})
+    monkeypatch.setattr(ops, "_plans", type(ops._plans)())
+    check_forward(next(c for c in CASES if c.name == name))
+    grids = [grid for kernel, grid, _, _ in launches if kernel == "swba_fwd"]
+    assert grids, launches
+    if options == "tile-scheduler=grid":
+        assert grids[0][0] * grids[0][1] * grids[0][2] > 3, grids
+    else:
+        assert grids == [(sms, 1, 1)], grids
 
 
 # Scores that rise along the keys: a row's maximum climbs on every tile,

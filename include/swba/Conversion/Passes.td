@@ -121,6 +121,15 @@ def LowerSWBA : Pass<"lower-swba"> {
            "each thread's registers by half, so that one workgroup's loads, "
            "prologue and epilogue run under the other's products); 0: "
            "chosen from the head dims and the window.">,
+    Option<"tileScheduler", "tile-scheduler", "std::string",
+           /*default=*/"\"\"",
+           "sm_90a forward: 'grid' launches a workgroup per query tile; "
+           "'persistent' one per SM (the launch scalar sm_count, which the "
+           "host code made here sets to 132), each looping over query tiles "
+           "(round robin, late tiles first), so that its producer loads the "
+           "next tile's Q and first K/V tiles under this tile's last "
+           "products and epilogue; empty: chosen from the head dims and the "
+           "window.">,
     Option<"overlapSoftmax", "overlap-softmax", "bool", /*default=*/"true",
            "sm_90a forward: run the softmax of one K/V tile while the P V "
            "product of the previous one is on the tensor cores.">,

@@ -81,6 +81,12 @@ struct SWBAToNVVMOptions : public PassPipelineOptions<SWBAToNVVMOptions> {
                      "0: chosen from the window (--lower-swba "
                      "workgroups-per-sm)."),
       llvm::cl::init(LowerSWBAOptions().workgroupsPerSM)};
+  PassOptions::Option<std::string> tileScheduler{
+      *this, "tile-scheduler",
+      llvm::cl::desc("sm_90a forward: 'grid' (a workgroup per query tile) or "
+                     "'persistent' (one per SM, looping over query tiles); "
+                     "empty: chosen (--lower-swba tile-scheduler)."),
+      llvm::cl::init(LowerSWBAOptions().tileScheduler)};
   PassOptions::Option<bool> overlapSoftmax{
       *this, "overlap-softmax",
       llvm::cl::desc("sm_90a forward: the softmax of one K/V tile runs under "

@@ -53,6 +53,13 @@ mlir::swba::verifyLowerSWBAOptions(const LowerSWBAOptions &options,
   if (options.workgroupsPerSM < 0 || options.workgroupsPerSM > 2)
     return fail("workgroups-per-sm must be 0, 1 or 2, got " +
                 Twine(options.workgroupsPerSM));
+  if (!options.tileScheduler.empty() && options.tileScheduler != "grid" &&
+      options.tileScheduler != "persistent")
+    return fail("tile-scheduler must be empty, 'grid' or 'persistent', got '" +
+                options.tileScheduler + "'");
+  if (options.tileScheduler == "persistent" && options.workgroupsPerSM == 2)
+    return fail("tile-scheduler=persistent launches one workgroup an SM; "
+                "workgroups-per-sm=2 needs tile-scheduler=grid");
   if (options.blockN != 0 &&
       (options.blockN < 0 || options.blockN % 64 != 0 || options.blockN > 256))
     return fail("block-n must be 0 or a multiple of 64 up to 256, got " +
@@ -182,6 +189,7 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
     o.gradFusedDQ = gradFusedDQ;
     o.pingPong = pingPong;
     o.workgroupsPerSM = workgroupsPerSM;
+    o.tileScheduler = tileScheduler;
     o.decode = decode;
     o.gradPingPong = gradPingPong;
     return o;

@@ -44,6 +44,13 @@ struct SizeRef {
   bool isScalar() const { return dim == kScalar; }
 };
 
+/// The launch scalar of a persistent kernel's grid: the device's count of
+/// SMs, which a runtime fills in. The host code made by the lowering
+/// launches kHostSmCount (an H100 or H200 SXM's): any count is correct,
+/// another than the device's only slower.
+constexpr llvm::StringLiteral kSmCountScalar = "sm_count";
+constexpr int64_t kHostSmCount = 132;
+
 /// A product of runtime sizes (no factor: 1).
 struct Size {
   SmallVector<SizeRef, 1> factors;

@@ -100,14 +100,27 @@ struct AttentionOpToWgmma : public OpRewritePattern<AttentionOp> {
       rewriteSplit(op, rewriter, gpuModule, tiling, layout);
       return success();
     }
-    // q, k, v, out[, lse], then the tensor maps of q, k, v.
-    LaunchContract launch{tileGrid("q", tiling.blockM()), tiling.threads(),
-                          layout.total()};
+    // q, k, v, out[, lse], then the tensor maps of q, k, v. A persistent
+    // kernel's grid is one workgroup an SM (the launch scalar sm_count).
+    std::array<GridDim, 3> grid =
+        tiling.persistent
+            ? std::array<GridDim, 3>{GridDim{SizeRef::scalar(kSmCountScalar)},
+                                     GridDim{Size::one()},
+                                     GridDim{Size::one()}}
+            : tileGrid("q", tiling.blockM());
+    LaunchContract launch{grid, tiling.threads(), layout.total()};
     for (auto [name, value] : namedOperands(op))
       launch.params.push_back({name});
     auto kernel = createForwardKernel(op, rewriter, gpuModule, tiling, layout,
                                       "swba_fwd", launch, /*split=*/false);
-    emitLaunches(rewriter, op, {}, {{kernel, launch}});
+    if (!tiling.persistent) {
+      emitLaunches(rewriter, op, {}, {{kernel, launch}});
+      return success();
+    }
+    rewriter.setInsertionPoint(op);
+    Value sms = arith::ConstantIndexOp::create(rewriter, op.getLoc(),
+                                               kHostSmCount);
+    emitLaunches(rewriter, op, {}, {{kernel, launch}}, {{kSmCountScalar, sms}});
     return success();
   }
 

@@ -23,6 +23,7 @@
 #include "Workgroup.h"
 
 #include <cmath>
+#include <optional>
 
 using namespace mlir;
 using namespace mlir::swba;
@@ -47,7 +48,10 @@ struct ForwardKernel {
   StageRing ring;
   QueryTile tile;
   ConsumerRows rows;
-  Value base, qDesc;
+  Value base, qDesc, warpgroup;
+  /// A persistent kernel's consumers take turns across its query tiles
+  /// (TurnTaking's first pass made once); otherwise per tile, in loops().
+  std::optional<TurnTaking> turnsAcrossTiles;
 
   ForwardKernel(HopperKernelBuilder &e, AttentionOp op,
                 const HopperTiling &tiling, const SharedLayout &layout,
@@ -59,10 +63,13 @@ struct ForwardKernel {
                             static_cast<int64_t>(op.getWindow())},
         positiveScale(op.getEffectiveScale() > 0), split(split),
         scale(e.f32(op.getEffectiveScale() / std::log(2.0))),
-        softmax{e, scale, positiveScale}, ring{e, tiling.stages} {}
+        softmax{e, scale, positiveScale},
+        ring{e, tiling.stages, tiling.persistent} {}
 
   void setUp(ValueRange args, ArrayRef<Value> maps);
   SmallVector<Value> mainloop();
+  void forEachTile(ValueRange args,
+                   function_ref<Value(const QueryTile &)> body);
 
 private:
   SmallVector<Value> loops(SmallVector<Value> init);
@@ -92,10 +99,12 @@ void ForwardKernel::setUp(ValueRange args, ArrayRef<Value> maps) {
   // (Not warpgroupIndex(): the forward keeps its descriptors in regular
   // registers without spilling, and the uniform index made the head-dim-64
   // forward 2% slower, 451 -> 459 us at design configuration 2.)
-  Value warpgroup = e.div(e.threadId, kWarpgroupThreads);
-  // The split-KV variant's count of splits: its partial lse's dim 0.
-  tile = QueryTile::get(e, tiling.headsFastest, args[0], args[1], w, blockM,
-                        blockN, split ? e.dim(args[4], 0) : Value());
+  warpgroup = e.div(e.threadId, kWarpgroupThreads);
+  // The split-KV variant's count of splits: its partial lse's dim 0. (A
+  // persistent kernel's tiles come in forEachTile.)
+  if (!tiling.persistent)
+    tile = QueryTile::get(e, tiling.headsFastest, args[0], args[1], w, blockM,
+                          blockN, split ? e.dim(args[4], 0) : Value());
 
   // Shared memory: the extern buffer, and the descriptors' start-address
   // field at its base.
@@ -108,21 +117,29 @@ void ForwardKernel::setUp(ValueRange args, ArrayRef<Value> maps) {
   e.splitRoles(
       warpgroup, isThread0,
       [&] {
-        produceTiles(e, ring, {TmaOperand{maps[0], 0, headDim}}, blockM,
-                     tile.q0, tile.qPlane, tile.numTiles,
-                     {TmaOperand{maps[1], layout.kOffset(0), headDim,
-                                 layout.kStageBytes},
-                      TmaOperand{maps[2], layout.vOffset(0), valueDim,
-                                 layout.vStageBytes}},
-                     blockN, [&](Value j) {
-                       return std::make_pair(
-                           e.add(tile.window.begin, e.mul(j, blockN)),
-                           tile.kvPlane);
-                     });
+        auto produce = [&](const QueryTile &t) {
+          produceTiles(e, ring, {TmaOperand{maps[0], 0, headDim}}, blockM,
+                       t.q0, t.qPlane, t.numTiles,
+                       {TmaOperand{maps[1], layout.kOffset(0), headDim,
+                                   layout.kStageBytes},
+                        TmaOperand{maps[2], layout.vOffset(0), valueDim,
+                                   layout.vStageBytes}},
+                       blockN, [&](Value j) {
+                         return std::make_pair(
+                             e.add(t.window.begin, e.mul(j, blockN)),
+                             t.kvPlane);
+                       });
+          return t.numTiles;
+        };
+        if (tiling.persistent)
+          forEachTile(args, produce);
+        else
+          produce(tile);
       },
       tiling.consumers, tiling.perSM);
 
-  rows = ConsumerRows::get(e, warpgroup, tile.q0);
+  // The consumer's rows (a persistent kernel's again for each tile).
+  rows = ConsumerRows::get(e, warpgroup, tiling.persistent ? e.idx(0) : tile.q0);
   // Descriptor start addresses (in 16-byte units) of this warpgroup's Q
   // rows; K and V add their stage's offset.
   qDesc = arith::OrIOp::create(
@@ -195,9 +212,50 @@ OnlineSoftmax::Tile ForwardKernel::softmaxOf(Value sAcc, Value j,
   return softmax.update(s, rowMax, rowSum);
 }
 
+/// A persistent kernel's loop over its query tiles (QueryTile::at's order,
+/// falling in cost): round r gives workgroup b of W tile r W + b for even r
+/// and r W + W - 1 - b for odd r (a snake, so that no workgroup takes the
+/// most expensive tile of every round), the last round's tiles past the
+/// count none. StageRing's `round` is r and its `base` the ring position of
+/// the tile's first key tile, for `body`, which returns its count of key
+/// tiles.
+void ForwardKernel::forEachTile(ValueRange args,
+                                function_ref<Value(const QueryTile &)> body) {
+  Value worker = gpu::BlockIdOp::create(e.b, gpu::Dimension::x);
+  Value workers = gpu::GridDimOp::create(e.b, gpu::Dimension::x);
+  Value count = QueryTile::count(e, args[0], blockM);
+  Value rounds = arith::CeilDivUIOp::create(e.b, count, workers);
+  auto loop = scf::ForOp::create(e.b, e.idx(0), rounds, e.idx(1),
+                                 ValueRange{e.idx(0)});
+  OpBuilder::InsertionGuard guard(e.b);
+  e.b.setInsertionPointToStart(loop.getBody());
+  Value r = loop.getInductionVar(), base = loop.getRegionIterArgs()[0];
+  Value odd = arith::TruncIOp::create(
+      e.b, e.b.getI1Type(),
+      e.toI64(arith::RemUIOp::create(e.b, r, e.idx(2))));
+  Value linear = e.add(
+      arith::MulIOp::create(e.b, r, workers),
+      e.select(odd, e.sub(e.sub(workers, e.idx(1)), worker), worker));
+  auto some = scf::IfOp::create(
+      e.b, TypeRange{e.b.getIndexType()},
+      arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, linear, count),
+      /*withElseRegion=*/true);
+  e.b.setInsertionPointToStart(some.thenBlock());
+  ring.round = r;
+  ring.base = base;
+  QueryTile t = QueryTile::at(e, args[0], args[1], w, blockM, blockN, linear);
+  Value used = body(t);
+  scf::YieldOp::create(e.b, ValueRange{e.add(base, used)});
+  e.b.setInsertionPointToStart(some.elseBlock());
+  scf::YieldOp::create(e.b, ValueRange{base});
+  e.b.setInsertionPointAfter(some);
+  scf::YieldOp::create(e.b, some.getResults());
+  ring.round = ring.base = Value();
+}
+
 /// O, the row maxima and the row sums after every tile.
 SmallVector<Value> ForwardKernel::mainloop() {
-  e.waitParity(e.idx(StageRing::once), e.i1(false));
+  ring.waitOnce();
   SmallVector<Value> init(nO, e.f32(0.0));
   init.append({e.negInf(), e.negInf(), e.f32(0.0), e.f32(0.0)});
   if (!split)
@@ -224,8 +282,11 @@ SmallVector<Value> ForwardKernel::loops(SmallVector<Value> init) {
   // The consumers take turns at the tensor cores (pipelined schedule
   // only), so that one's softmax runs while the others' products keep the
   // tensor cores busy.
-  TurnTaking turns(e, rows.consumer, tiling.consumers,
-                   tiling.overlapSoftmax && tiling.pingPong);
+  std::optional<TurnTaking> own;
+  if (!turnsAcrossTiles)
+    own.emplace(e, rows.consumer, tiling.consumers,
+                tiling.overlapSoftmax && tiling.pingPong);
+  TurnTaking &turns = turnsAcrossTiles ? *turnsAcrossTiles : *own;
   return overConsumerTiles(
       e, ring, turns, tile, rows, w, blockM, blockN, /*turnsPerTile=*/1,
       [&](Value first, Value end) {
@@ -381,10 +442,29 @@ void mlir::swba::gpu_kernels::buildForwardBody(
     const HopperTiling &tiling, const SharedLayout &layout, ValueRange args,
     ArrayRef<Value> maps, Type elementType, int64_t headDim, int64_t valueDim,
     bool split) {
-  Value bars = StageRing::createBarriers(builder, loc, tiling.stages);
+  Value bars = StageRing::createBarriers(builder, loc, tiling.stages,
+                                        tiling.persistent);
   HopperKernelBuilder e(builder, loc, elementType, bars);
   ForwardKernel kernel(e, op, tiling, layout, headDim, valueDim, split);
   kernel.setUp(args, maps);
+  if (tiling.persistent) {
+    // Each query tile in turn: its key tiles, Q released to the producer
+    // (which loads the next tile's Q and K/V under this one's epilogue),
+    // then its rows stored.
+    kernel.turnsAcrossTiles.emplace(e, kernel.rows.consumer, tiling.consumers,
+                                    tiling.overlapSoftmax && tiling.pingPong);
+    kernel.forEachTile(args, [&](const QueryTile &t) {
+      kernel.tile = t;
+      kernel.rows = ConsumerRows::get(e, kernel.warpgroup, t.q0);
+      SmallVector<Value> results = kernel.mainloop();
+      kernel.ring.releaseOnce(kernel.rows.isLane0);
+      storeForwardRows(e, results, valueDim, kernel.rows.rowBase, t.queries,
+                       args[3], args.size() > 4 ? args[4] : Value(), t.batch,
+                       t.head);
+      return t.numTiles;
+    });
+    return;
+  }
   SmallVector<Value> results = kernel.mainloop();
   const QueryTile &tile = kernel.tile;
   if (split) {

@@ -25,34 +25,71 @@ namespace mlir::swba::gpu_kernels {
 /// stage j % stages; its phase parity is (j / stages) % 2. The producer
 /// waits on an empty slot with the opposite parity, which a fresh barrier
 /// passes at once.
+///
+/// A persistent kernel (`reusesOnce`) runs several tiles of what it loads
+/// once (query tiles) in turn: the ring's tiles continue across them (tile
+/// j of the current one is ring position `base` + j), its `once` slot
+/// completes once per query tile (`round`, the query tile's index among
+/// the workgroup's, gives the parity), and a last slot, `onceEmpty`, takes
+/// an arrival from every consumer warp once it has read the once-loaded
+/// operands for the last time, before the producer loads the next tile's.
 struct StageRing {
   HopperKernelBuilder &e;
   int64_t stages;
+  bool reusesOnce = false;
+  Value base = {}, round = {};
 
   static constexpr int64_t once = 0;
-  static int64_t countFor(int64_t stages) { return 1 + 4 * stages; }
-  int64_t count() const { return countFor(stages); }
+  static int64_t countFor(int64_t stages, bool reusesOnce = false) {
+    return 1 + 4 * stages + (reusesOnce ? 1 : 0);
+  }
+  int64_t count() const { return countFor(stages, reusesOnce); }
   /// The mbarrier group of a ring of `stages` (made before the kernel's
   /// HopperKernelBuilder, which takes it).
-  static Value createBarriers(OpBuilder &builder, Location loc,
-                              int64_t stages) {
+  static Value createBarriers(OpBuilder &builder, Location loc, int64_t stages,
+                              bool reusesOnce = false) {
     MLIRContext *ctx = builder.getContext();
     auto smemSpace = gpu::AddressSpaceAttr::get(
         ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
     return nvgpu::MBarrierCreateOp::create(
         builder, loc,
-        nvgpu::MBarrierGroupType::get(ctx, smemSpace, countFor(stages)));
+        nvgpu::MBarrierGroupType::get(ctx, smemSpace,
+                                      countFor(stages, reusesOnce)));
   }
   int64_t full(int64_t operand) const { return 1 + operand * stages; }
   int64_t empty(int64_t operand) const { return 1 + (2 + operand) * stages; }
+  int64_t onceEmpty() const { return 1 + 4 * stages; }
 
-  Value stage(Value j) { return arith::RemUIOp::create(e.b, j, e.idx(stages)); }
-  Value phase(Value j) {
-    Value round = e.divIdx(j, e.idx(stages));
+  /// The ring position of tile j.
+  Value at(Value j) { return base ? e.add(base, j) : j; }
+  Value stage(Value j) {
+    return arith::RemUIOp::create(e.b, at(j), e.idx(stages));
+  }
+  Value parityOf(Value n) {
     return arith::TruncIOp::create(
         e.b, e.b.getI1Type(),
-        e.toI64(arith::RemUIOp::create(e.b, round, e.idx(2))));
+        e.toI64(arith::RemUIOp::create(e.b, n, e.idx(2))));
   }
+  /// Consumer: waits until the once-loaded operands (of this round) have
+  /// landed.
+  void waitOnce() {
+    e.waitParity(e.idx(once), round ? parityOf(round) : e.i1(false));
+  }
+  /// Producer (reusesOnce): waits until every consumer is done with the
+  /// previous round's once-loaded operands (a fresh barrier passes the
+  /// first round at once).
+  void waitOnceFree() {
+    if (reusesOnce)
+      e.waitParity(e.idx(onceEmpty()),
+                   arith::XOrIOp::create(e.b, parityOf(round), e.i1(true)));
+  }
+  /// Consumer (reusesOnce): this warp has read the once-loaded operands
+  /// for the last time this round.
+  void releaseOnce(Value isLane0) {
+    if (reusesOnce)
+      e.when(isLane0, [&] { e.arrive(e.idx(onceEmpty())); });
+  }
+  Value phase(Value j) { return parityOf(e.divIdx(at(j), e.idx(stages))); }
   Value slot(int64_t first, Value j) { return e.add(stage(j), e.idx(first)); }
   /// The descriptor start address (16-byte units, from `base`, the
   /// buffer's) of stage(j) of an operand whose first stage is `firstOffset`

@@ -59,6 +59,9 @@ FailureOr<HopperTiling> gpu_kernels::getTiling(int64_t d, int64_t dv,
     t.stages = options.stages;
   if (options.workgroupsPerSM)
     t.perSM = options.workgroupsPerSM;
+  // The split-KV forward keeps its grid (batch x splits in z).
+  t.persistent = options.splitKv == 0 && t.perSM == 1 &&
+                 options.tileScheduler != "grid";
   return t;
 }
 
@@ -113,7 +116,8 @@ HopperOptions gpu_kernels::withWindowTiling(HopperOptions options, int64_t d,
     // forward, which long windows take, nor where two workgroups' shared
     // memory or a consumer's accumulators in 80 registers do not fit
     // (larger tiles or more stages asked for).
-    if (!options.workgroupsPerSM && !options.consumers && !options.splitKv) {
+    if (!options.workgroupsPerSM && !options.consumers && !options.splitKv &&
+        options.tileScheduler != "persistent") {
       HopperOptions two = options;
       two.consumers = 2;
       two.workgroupsPerSM = 2;

@@ -28,6 +28,8 @@ struct HopperTiling {
   bool overlapSoftmax; // softmax of S_j during P_{j-1} V_{j-1}
   bool pingPong;       // consumers take turns issuing their products
   int64_t perSM = 1;   // workgroups resident on an SM
+  /// One workgroup an SM looping over query tiles (tile-scheduler).
+  bool persistent = false;
 
   int64_t blockM() const { return consumers * kRowsPerConsumer; }
   int64_t threads() const { return (consumers + 1) * kWarpgroupThreads; }

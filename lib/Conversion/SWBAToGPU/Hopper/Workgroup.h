@@ -36,7 +36,36 @@ struct QueryTile {
   static QueryTile get(HopperKernelBuilder &e, bool headsFastest, Value q,
                        Value k, BlockWindow w, int64_t blockM, int64_t blockN,
                        Value splits = Value()) {
-    WorkgroupTile tile = mapWorkgroup(e, headsFastest);
+    return of(e, mapWorkgroup(e, headsFastest), q, k, w, blockM, blockN,
+              splits);
+  }
+
+  /// The query tiles of a persistent kernel (one workgroup an SM): tile
+  /// `linear` of query tiles x heads x batch, late query tiles first and
+  /// the query tile slowest, so that the tiles come in falling order of
+  /// their key tiles (a query tile's window grows with its row until the
+  /// band is full) whatever the heads and batch.
+  static Value count(HopperKernelBuilder &e, Value q, int64_t blockM) {
+    return arith::MulIOp::create(
+        e.b, arith::MulIOp::create(e.b, e.dim(q, 0), e.dim(q, 1)),
+        arith::CeilDivUIOp::create(e.b, e.dim(q, 2), e.idx(blockM)));
+  }
+  static QueryTile at(HopperKernelBuilder &e, Value q, Value k, BlockWindow w,
+                      int64_t blockM, int64_t blockN, Value linear) {
+    Value heads = e.dim(q, 1);
+    Value tiles = arith::CeilDivUIOp::create(e.b, e.dim(q, 2), e.idx(blockM));
+    Value rows = arith::MulIOp::create(e.b, heads, e.dim(q, 0));
+    Value within = e.remU32(linear, rows);
+    WorkgroupTile tile;
+    tile.head = e.remU32(within, heads);
+    tile.batch = e.divU32(within, heads);
+    tile.qTile = e.sub(e.sub(tiles, e.idx(1)), e.divU32(linear, rows));
+    return of(e, tile, q, k, w, blockM, blockN, Value());
+  }
+
+  static QueryTile of(HopperKernelBuilder &e, WorkgroupTile tile, Value q,
+                      Value k, BlockWindow w, int64_t blockM, int64_t blockN,
+                      Value splits) {
     QueryTile t;
     t.batch = tile.batch;
     if (splits) {
