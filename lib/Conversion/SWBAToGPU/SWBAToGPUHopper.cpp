@@ -61,6 +61,12 @@ using namespace mlir::swba::gpu_kernels;
 
 namespace {
 
+/// The persistent forward's tile counter: one i32, zeroed at each launch.
+constexpr llvm::StringLiteral kTileCounterBuffer = "tile_counter";
+MemRefType tileCounterType(MLIRContext *context) {
+  return MemRefType::get({1}, IntegerType::get(context, 32));
+}
+
 int64_t valueDimOf(AttentionOp op) {
   return cast<MemRefType>(op.getValue().getType()).getDimSize(3);
 }
@@ -111,6 +117,10 @@ struct AttentionOpToWgmma : public OpRewritePattern<AttentionOp> {
     LaunchContract launch{grid, tiling.threads(), layout.total()};
     for (auto [name, value] : namedOperands(op))
       launch.params.push_back({name});
+    // (A persistent kernel's workgroups claim query tiles from a zeroed
+    // counter, its last memref.)
+    if (tiling.persistent)
+      launch.params.push_back({kTileCounterBuffer});
     auto kernel = createForwardKernel(op, rewriter, gpuModule, tiling, layout,
                                       "swba_fwd", launch, /*split=*/false);
     if (!tiling.persistent) {
@@ -120,7 +130,10 @@ struct AttentionOpToWgmma : public OpRewritePattern<AttentionOp> {
     rewriter.setInsertionPoint(op);
     Value sms = arith::ConstantIndexOp::create(rewriter, op.getLoc(),
                                                kHostSmCount);
-    emitLaunches(rewriter, op, {}, {{kernel, launch}}, {{kSmCountScalar, sms}});
+    emitLaunches(rewriter, op,
+                 {LaunchBuffer{kTileCounterBuffer, tileCounterType(op.getContext()),
+                               {}, /*zero=*/true}},
+                 {{kernel, launch}}, {{kSmCountScalar, sms}});
     return success();
   }
 
@@ -142,6 +155,7 @@ private:
       types[tensorName] = value.getType();
     types[kSplitOutBuffer] = splitOutType(op.getContext(), valueDimOf(op));
     types[kSplitLseBuffer] = splitLseType(op.getContext());
+    types[kTileCounterBuffer] = tileCounterType(op.getContext());
     SmallVector<Type> args;
     for (const KernelParam &param : launch.params)
       args.push_back(types.lookup(param.tensor));

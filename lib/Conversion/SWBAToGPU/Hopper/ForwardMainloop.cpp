@@ -49,6 +49,8 @@ struct ForwardKernel {
   QueryTile tile;
   ConsumerRows rows;
   Value base, qDesc, warpgroup;
+  /// A persistent kernel's tile counter (the producer's).
+  Value counter;
   /// A persistent kernel's consumers take turns across its query tiles
   /// (TurnTaking's first pass made once); otherwise per tile, in loops().
   std::optional<TurnTaking> turnsAcrossTiles;
@@ -68,8 +70,11 @@ struct ForwardKernel {
 
   void setUp(ValueRange args, ArrayRef<Value> maps);
   SmallVector<Value> mainloop();
-  void forEachTile(ValueRange args,
+  void forEachTile(ValueRange args, Value counter,
                    function_ref<Value(const QueryTile &)> body);
+  QueryTile claimedTile(ValueRange args);
+  /// Set where the consumers have waited for Q before the mainloop.
+  bool onceAwaited = false;
 
 private:
   SmallVector<Value> loops(SmallVector<Value> init);
@@ -132,7 +137,7 @@ void ForwardKernel::setUp(ValueRange args, ArrayRef<Value> maps) {
           return t.numTiles;
         };
         if (tiling.persistent)
-          forEachTile(args, produce);
+          forEachTile(args, counter, produce);
         else
           produce(tile);
       },
@@ -212,50 +217,83 @@ OnlineSoftmax::Tile ForwardKernel::softmaxOf(Value sAcc, Value j,
   return softmax.update(s, rowMax, rowSum);
 }
 
-/// A persistent kernel's loop over its query tiles (QueryTile::at's order,
-/// falling in cost): round r gives workgroup b of W tile r W + b for even r
-/// and r W + W - 1 - b for odd r (a snake, so that no workgroup takes the
-/// most expensive tile of every round), the last round's tiles past the
-/// count none. StageRing's `round` is r and its `base` the ring position of
-/// the tile's first key tile, for `body`, which returns its count of key
-/// tiles.
-void ForwardKernel::forEachTile(ValueRange args,
+/// A persistent kernel's query tiles, claimed one at a time from the
+/// launch's zeroed counter (`counter`, an i32 in global memory) by the
+/// producer thread, so that a workgroup that finishes early takes the next
+/// tile, as the hardware's scheduler does for a grid; tiles come in
+/// QueryTile::at's order (late tiles first). The producer waits until the
+/// consumers have released Q, claims a tile and writes its index into the
+/// shared tile slot before Q's barrier completes (its arrival releases the
+/// write); past the last tile it arrives without loading Q, and the
+/// consumers, reading an index past the count, stop. Iteration r is the
+/// workgroup's r-th query tile (StageRing's `round`); `base` is the ring
+/// position of its first key tile. `body` returns the tile's key tiles.
+void ForwardKernel::forEachTile(ValueRange args, Value counter,
                                 function_ref<Value(const QueryTile &)> body) {
-  Value worker = gpu::BlockIdOp::create(e.b, gpu::Dimension::x);
-  Value workers = gpu::GridDimOp::create(e.b, gpu::Dimension::x);
-  Value count = QueryTile::count(e, args[0], blockM);
-  Value rounds = arith::CeilDivUIOp::create(e.b, count, workers);
-  auto loop = scf::ForOp::create(e.b, e.idx(0), rounds, e.idx(1),
-                                 ValueRange{e.idx(0)});
+  Type i32 = e.b.getI32Type();
+  Value count = arith::IndexCastOp::create(
+      e.b, i32, QueryTile::count(e, args[0], blockM));
+  auto smemSpace = gpu::AddressSpaceAttr::get(
+      e.b.getContext(), gpu::GPUDialect::getWorkgroupAddressSpace());
+  Value slot = memref::ViewOp::create(
+      e.b, MemRefType::get({1}, i32, MemRefLayoutAttrInterface(), smemSpace),
+      e.buffer, e.idx(layout.tileSlotOffset()), ValueRange{});
+  Type index = e.b.getIndexType();
+  auto loop = scf::WhileOp::create(e.b, TypeRange{index, index},
+                                   ValueRange{e.idx(0), e.idx(0)});
   OpBuilder::InsertionGuard guard(e.b);
-  e.b.setInsertionPointToStart(loop.getBody());
-  Value r = loop.getInductionVar(), base = loop.getRegionIterArgs()[0];
-  Value odd = arith::TruncIOp::create(
-      e.b, e.b.getI1Type(),
-      e.toI64(arith::RemUIOp::create(e.b, r, e.idx(2))));
-  Value linear = e.add(
-      arith::MulIOp::create(e.b, r, workers),
-      e.select(odd, e.sub(e.sub(workers, e.idx(1)), worker), worker));
-  auto some = scf::IfOp::create(
-      e.b, TypeRange{e.b.getIndexType()},
-      arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, linear, count),
-      /*withElseRegion=*/true);
-  e.b.setInsertionPointToStart(some.thenBlock());
-  ring.round = r;
-  ring.base = base;
-  QueryTile t = QueryTile::at(e, args[0], args[1], w, blockM, blockN, linear);
+  Block *before = e.b.createBlock(&loop.getBefore(), {}, {index, index},
+                                  {e.b.getLoc(), e.b.getLoc()});
+  ring.round = before->getArgument(0);
+  Value claimed;
+  if (counter) {
+    ring.waitOnceFree();
+    claimed = memref::AtomicRMWOp::create(
+        e.b, arith::AtomicRMWKind::addi, arith::ConstantIntOp::create(e.b, i32, 1),
+        counter, ValueRange{e.idx(0)});
+    memref::StoreOp::create(e.b, claimed, slot, ValueRange{e.idx(0)});
+  } else {
+    ring.waitOnce();
+    claimed = memref::LoadOp::create(e.b, slot, ValueRange{e.idx(0)});
+  }
+  Value more = arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, claimed,
+                                     count);
+  if (counter)
+    e.when(arith::XOrIOp::create(e.b, more, e.i1(true)),
+           [&] { e.arrive(e.idx(StageRing::once)); });
+  scf::ConditionOp::create(e.b, more, before->getArguments());
+  Block *after = e.b.createBlock(&loop.getAfter(), {}, {index, index},
+                                 {e.b.getLoc(), e.b.getLoc()});
+  ring.round = after->getArgument(0);
+  ring.base = after->getArgument(1);
+  // (The claimed index again, from the slot: a value carried by the loop
+  // would live through the whole tile.)
+  QueryTile t = claimedTile(args);
   Value used = body(t);
-  scf::YieldOp::create(e.b, ValueRange{e.add(base, used)});
-  e.b.setInsertionPointToStart(some.elseBlock());
-  scf::YieldOp::create(e.b, ValueRange{base});
-  e.b.setInsertionPointAfter(some);
-  scf::YieldOp::create(e.b, some.getResults());
+  scf::YieldOp::create(e.b, ValueRange{e.add(ring.round, e.idx(1)),
+                                       e.add(ring.base, used)});
   ring.round = ring.base = Value();
+}
+
+/// The query tile whose index the producer wrote into the tile slot.
+QueryTile ForwardKernel::claimedTile(ValueRange args) {
+  Type i32 = e.b.getI32Type();
+  auto smemSpace = gpu::AddressSpaceAttr::get(
+      e.b.getContext(), gpu::GPUDialect::getWorkgroupAddressSpace());
+  Value slot = memref::ViewOp::create(
+      e.b, MemRefType::get({1}, i32, MemRefLayoutAttrInterface(), smemSpace),
+      e.buffer, e.idx(layout.tileSlotOffset()), ValueRange{});
+  Value linear = arith::IndexCastOp::create(
+      e.b, e.b.getIndexType(),
+      memref::LoadOp::create(e.b, slot, ValueRange{e.idx(0)}));
+  return QueryTile::at(e, tiling.headsFastest, args[0], args[1], w, blockM,
+                       blockN, linear);
 }
 
 /// O, the row maxima and the row sums after every tile.
 SmallVector<Value> ForwardKernel::mainloop() {
-  ring.waitOnce();
+  if (!onceAwaited)
+    ring.waitOnce();
   SmallVector<Value> init(nO, e.f32(0.0));
   init.append({e.negInf(), e.negInf(), e.f32(0.0), e.f32(0.0)});
   if (!split)
@@ -446,6 +484,11 @@ void mlir::swba::gpu_kernels::buildForwardBody(
                                         tiling.persistent);
   HopperKernelBuilder e(builder, loc, elementType, bars);
   ForwardKernel kernel(e, op, tiling, layout, headDim, valueDim, split);
+  // A persistent kernel's last memref is its tile counter.
+  if (tiling.persistent) {
+    kernel.counter = args.back();
+    args = args.drop_back();
+  }
   kernel.setUp(args, maps);
   if (tiling.persistent) {
     // Each query tile in turn: its key tiles, Q released to the producer
@@ -453,14 +496,20 @@ void mlir::swba::gpu_kernels::buildForwardBody(
     // then its rows stored.
     kernel.turnsAcrossTiles.emplace(e, kernel.rows.consumer, tiling.consumers,
                                     tiling.overlapSoftmax && tiling.pingPong);
-    kernel.forEachTile(args, [&](const QueryTile &t) {
+    kernel.onceAwaited = true;
+    kernel.forEachTile(args, Value(), [&](const QueryTile &t) {
       kernel.tile = t;
       kernel.rows = ConsumerRows::get(e, kernel.warpgroup, t.q0);
       SmallVector<Value> results = kernel.mainloop();
-      kernel.ring.releaseOnce(kernel.rows.isLane0);
-      storeForwardRows(e, results, valueDim, kernel.rows.rowBase, t.queries,
-                       args[3], args.size() > 4 ? args[4] : Value(), t.batch,
-                       t.head);
+      // The epilogue's indices from the tile slot again (read before Q is
+      // released, after which the producer writes the next tile's): values
+      // carried through the mainloop would take its registers.
+      QueryTile stored = kernel.claimedTile(args);
+      ConsumerRows rows = ConsumerRows::get(e, kernel.warpgroup, stored.q0);
+      kernel.ring.releaseOnce(rows.isLane0);
+      storeForwardRows(e, results, valueDim, rows.rowBase, stored.queries,
+                       args[3], args.size() > 4 ? args[4] : Value(),
+                       stored.batch, stored.head);
       return t.numTiles;
     });
     return;

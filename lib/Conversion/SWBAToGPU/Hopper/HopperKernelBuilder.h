@@ -55,8 +55,15 @@ constexpr int64_t consumerRegisters(int64_t consumers, int64_t perSM = 1) {
           kProducerRegisters) /
          consumers / 8 * 8;
 }
+/// What the consumers leave the producer: at least kProducerRegisters (32
+/// with three consumers, whose 160 leave 32 of a thread's 128 at launch).
+constexpr int64_t producerRegisters(int64_t consumers, int64_t perSM = 1) {
+  return launchRegisters(consumers + 1, perSM) * (consumers + 1) -
+         consumerRegisters(consumers, perSM) * consumers;
+}
 static_assert(launchRegisters(3) == 168 && consumerRegisters(2) == 240 &&
-              consumerRegisters(3) == 160);
+              consumerRegisters(3) == 160 && producerRegisters(2) == 24 &&
+              producerRegisters(3) == 32);
 static_assert(launchRegisters(3, 2) == 80 && consumerRegisters(2, 2) == 104);
 
 /// 64-bit wgmma shared-memory matrix descriptor bits above the start
@@ -181,7 +188,7 @@ public:
     {
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPoint(roles.thenBlock()->getTerminator());
-      NVVM::SetMaxRegisterOp::create(b, kProducerRegisters,
+      NVVM::SetMaxRegisterOp::create(b, producerRegisters(consumers, perSM),
                                      NVVM::SetMaxRegisterAction::decrease);
       when(isThread0, produce);
     }

@@ -15,7 +15,6 @@ void mlir::swba::gpu_kernels::produceTiles(
     int64_t onceRows, Value onceRow, Value oncePlane, Value numTiles,
     std::array<TmaOperand, 2> streamed, int64_t tileRows,
     function_ref<std::pair<Value, Value>(Value)> tileAt) {
-  ring.waitOnceFree();
   Value onceSlot = e.idx(StageRing::once);
   int64_t onceBytes = 0;
   for (const TmaOperand &operand : once)

@@ -38,15 +38,18 @@ struct HopperTiling {
 /// The shared-memory layout of a tiling, in bytes from @swba_smem.
 struct SharedLayout {
   int64_t qBytes, kStageBytes, vStageBytes, stages, valueDim;
+  bool persistent;
   SharedLayout(const HopperTiling &t, int64_t headDim, int64_t valueDim)
       : qBytes(t.blockM() * headDim * 2), kStageBytes(t.blockN * headDim * 2),
         vStageBytes(t.blockN * valueDim * 2), stages(t.stages),
-        valueDim(valueDim) {}
+        valueDim(valueDim), persistent(t.persistent) {}
   int64_t kOffset(int64_t stage) const { return qBytes + stage * kStageBytes; }
   int64_t vOffset(int64_t stage) const {
     return qBytes + stages * kStageBytes + stage * vStageBytes;
   }
-  int64_t total() const { return vOffset(stages); }
+  /// A persistent kernel's claimed query tile (an i32) after the stages.
+  int64_t tileSlotOffset() const { return vOffset(stages); }
+  int64_t total() const { return vOffset(stages) + (persistent ? 16 : 0); }
 };
 
 /// The widest head dim the sm_90a kernels take: a wgmma's N is at most 256.

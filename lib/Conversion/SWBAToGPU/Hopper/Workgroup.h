@@ -41,25 +41,31 @@ struct QueryTile {
   }
 
   /// The query tiles of a persistent kernel (one workgroup an SM): tile
-  /// `linear` of query tiles x heads x batch, late query tiles first and
-  /// the query tile slowest, so that the tiles come in falling order of
-  /// their key tiles (a query tile's window grows with its row until the
-  /// band is full) whatever the heads and batch.
+  /// `linear` of batch x heads x query tiles, batch slowest, in
+  /// mapWorkgroup's order within a batch entry (late tiles first).
   static Value count(HopperKernelBuilder &e, Value q, int64_t blockM) {
     return arith::MulIOp::create(
         e.b, arith::MulIOp::create(e.b, e.dim(q, 0), e.dim(q, 1)),
         arith::CeilDivUIOp::create(e.b, e.dim(q, 2), e.idx(blockM)));
   }
-  static QueryTile at(HopperKernelBuilder &e, Value q, Value k, BlockWindow w,
-                      int64_t blockM, int64_t blockN, Value linear) {
+  static QueryTile at(HopperKernelBuilder &e, bool headsFastest, Value q,
+                      Value k, BlockWindow w, int64_t blockM, int64_t blockN,
+                      Value linear) {
     Value heads = e.dim(q, 1);
     Value tiles = arith::CeilDivUIOp::create(e.b, e.dim(q, 2), e.idx(blockM));
-    Value rows = arith::MulIOp::create(e.b, heads, e.dim(q, 0));
-    Value within = e.remU32(linear, rows);
+    Value perBatch = arith::MulIOp::create(e.b, heads, tiles);
+    Value within = e.remU32(linear, perBatch);
     WorkgroupTile tile;
-    tile.head = e.remU32(within, heads);
-    tile.batch = e.divU32(within, heads);
-    tile.qTile = e.sub(e.sub(tiles, e.idx(1)), e.divU32(linear, rows));
+    tile.batch = e.divU32(linear, perBatch);
+    Value fromLast;
+    if (headsFastest) {
+      tile.head = e.remU32(within, heads);
+      fromLast = e.divU32(within, heads);
+    } else {
+      tile.head = e.divU32(within, tiles);
+      fromLast = e.remU32(within, tiles);
+    }
+    tile.qTile = e.sub(e.sub(tiles, e.idx(1)), fromLast);
     return of(e, tile, q, k, w, blockM, blockN, Value());
   }
 
