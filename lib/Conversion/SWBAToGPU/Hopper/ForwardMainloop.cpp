@@ -141,7 +141,8 @@ void ForwardKernel::setUp(ValueRange args, ArrayRef<Value> maps) {
         else
           produce(tile);
       },
-      tiling.consumers, tiling.perSM);
+      tiling.consumers, tiling.perSM,
+      /*producerAtLeast=*/tiling.persistent ? 32 : 0);
 
   // The consumer's rows (a persistent kernel's again for each tile).
   rows = ConsumerRows::get(e, warpgroup, tiling.persistent ? e.idx(0) : tile.q0);

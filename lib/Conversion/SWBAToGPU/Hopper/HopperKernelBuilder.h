@@ -182,18 +182,27 @@ public:
   /// continue where this leaves the insertion point.
   void splitRoles(Value warpgroup, Value isThread0,
                   function_ref<void()> produce, int64_t consumers = 2,
-                  int64_t perSM = 1) {
+                  int64_t perSM = 1, int64_t producerAtLeast = 0) {
+    // (A producer that asks for more registers than the consumers leave it
+    // takes them from the consumers, 8 at a time.)
+    int64_t producer = producerRegisters(consumers, perSM);
+    int64_t consumer = consumerRegisters(consumers, perSM);
+    while (producer < producerAtLeast) {
+      consumer -= 8;
+      producer = launchRegisters(consumers + 1, perSM) * (consumers + 1) -
+                 consumer * consumers;
+    }
     auto roles = scf::IfOp::create(b, eq(warpgroup, 0),
                                    /*withElseRegion=*/true);
     {
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPoint(roles.thenBlock()->getTerminator());
-      NVVM::SetMaxRegisterOp::create(b, producerRegisters(consumers, perSM),
+      NVVM::SetMaxRegisterOp::create(b, producer / 8 * 8,
                                      NVVM::SetMaxRegisterAction::decrease);
       when(isThread0, produce);
     }
     b.setInsertionPoint(roles.elseBlock()->getTerminator());
-    NVVM::SetMaxRegisterOp::create(b, consumerRegisters(consumers, perSM),
+    NVVM::SetMaxRegisterOp::create(b, consumer,
                                    NVVM::SetMaxRegisterAction::increase);
   }
 
