@@ -82,17 +82,20 @@ GRAD_OPTIONS = ("grad-ping-pong=true",)
 FORWARD_OPTIONS = ("consumers=2", "consumers=3", "consumers=3 ping-pong=false")
 OPTION_CASES = ("square_f16", "gqa_d128_bf16")
 # The sm_90a forward's tile schedulers (test_gpu_attention's
-# test_tile_schedulers): persistent by default where one workgroup an SM
-# fits, asked for on narrow bands (two workgroups an SM on the grid by
-# default, and consumers that take their own key tiles), the grid asked for.
+# test_tile_schedulers): the persistent kernel asked for (the grid is the
+# default), on frames, GQA, a KV cache longer than the queries, unequal
+# head dims, and narrow bands (whose consumers take their own key tiles);
+# the grid, the default, checked alongside.
 SCHEDULER_CASES = (
-    ("window_beyond_frames_bf16", ""), ("gqa_d128_bf16", ""), ("kv_cache_nq_lt_nk", ""),
-    ("video_frames_1560", ""), ("dv_ne_d_scale_bf16", ""),
+    ("window_beyond_frames_bf16", "tile-scheduler=persistent"),
+    ("gqa_d128_bf16", "tile-scheduler=persistent"),
+    ("kv_cache_nq_lt_nk", "tile-scheduler=persistent"),
+    ("video_frames_1560", "tile-scheduler=persistent"),
+    ("dv_ne_d_scale_bf16", "tile-scheduler=persistent"),
     ("square_f16", "tile-scheduler=persistent"),
     ("token_level_bs1", "tile-scheduler=persistent"),
     ("bs_not_tile_multiple_partial_frame", "tile-scheduler=persistent"),
-    ("window_beyond_frames_bf16", "tile-scheduler=grid"),
-    ("gqa_d128_bf16", "tile-scheduler=grid"))
+    ("window_beyond_frames_bf16", ""), ("gqa_d128_bf16", ""))
 
 
 # The configuration test_gpu_autotune.py tunes: a narrow token window, whose

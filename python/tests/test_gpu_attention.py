@@ -128,10 +128,10 @@ def test_tile_schedulers(name, options, sms, monkeypatch):
     check_forward(next(c for c in CASES if c.name == name))
     grids = [grid for kernel, grid, _, _ in launches if kernel == "swba_fwd"]
     assert grids, launches
-    if options == "tile-scheduler=grid":
-        assert grids[0][0] * grids[0][1] * grids[0][2] > 3, grids
-    else:
+    if options == "tile-scheduler=persistent":
         assert grids == [(sms, 1, 1)], grids
+    else:
+        assert grids[0][0] * grids[0][1] * grids[0][2] > 3, grids
 
 
 # Scores that rise along the keys: a row's maximum climbs on every tile,

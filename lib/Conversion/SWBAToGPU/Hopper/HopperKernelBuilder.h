@@ -185,7 +185,8 @@ public:
                   int64_t perSM = 1, int64_t producerAtLeast = 0) {
     // (A producer that asks for more registers than the consumers leave it
     // takes them from the consumers, 8 at a time.)
-    int64_t producer = producerRegisters(consumers, perSM);
+    int64_t producer = producerAtLeast ? producerRegisters(consumers, perSM)
+                                       : kProducerRegisters;
     int64_t consumer = consumerRegisters(consumers, perSM);
     while (producer < producerAtLeast) {
       consumer -= 8;
