@@ -222,9 +222,10 @@ class _Launches:
         self.buffers = []
         shapes, dtypes = dict(shapes), dict(dtypes)
         scalars = dict(scalars or {})
-        # A persistent kernel's grid: one workgroup an SM of this device.
+        # A persistent kernel's grid: one workgroup an SM of this device, or
+        # one a query tile where there are fewer.
         if SM_COUNT in compiled.scalars and SM_COUNT not in scalars:
-            scalars[SM_COUNT] = sm_count(device)
+            scalars[SM_COUNT] = max(1, min(sm_count(device), _query_tiles(compiled, shapes)))
         if set(compiled.scalars) != set(scalars):
             raise compiler.ManifestError(
                 f"launch manifest: the kernels take the launch scalars "
@@ -492,6 +493,15 @@ _sm_counts: dict = {}
 # The launch scalar of persistent kernels (--lower-swba tile-scheduler):
 # the device's count of SMs, which the launcher fills in.
 SM_COUNT = "sm_count"
+
+
+def _query_tiles(compiled, shapes) -> int:
+    """The query tiles of a persistent kernel: B x Hq x ceil(Nq / rows),
+    its rows those of Q's tensor map box."""
+    rows = next(p.map.box[1] for launch in compiled.launches for p in launch.params
+                if p.map and p.tensor == "q")
+    b, hq, nq = shapes["q"][:3]
+    return b * hq * -(-nq // rows)
 
 
 def sm_count(device) -> int:

@@ -32,12 +32,14 @@ from . import compiler
 
 # Each changes one or two choices of the lowering's forward tiling: query
 # rows per workgroup (consumers x 64), keys per tile, tiles in flight, the
-# consumers' turn-taking, the workgroups resident on an SM. Small key tiles
-# pay on narrow windows, where a large tile is mostly masked.
+# consumers' turn-taking, the workgroups resident on an SM, the tile
+# scheduler (a workgroup per query tile, or one an SM looping over them).
+# Small key tiles pay on narrow windows, where a large tile is mostly masked.
 FORWARD_CANDIDATES = (
     "", "consumers=2", "consumers=3", "block-n=64", "block-n=128", "block-n=192",
     "consumers=2 block-n=64", "consumers=3 block-n=64", "stages=3", "stages=4",
-    "ping-pong=false", "consumers=3 ping-pong=false", "workgroups-per-sm=1")
+    "ping-pong=false", "consumers=3 ping-pong=false", "workgroups-per-sm=1",
+    "tile-scheduler=grid", "tile-scheduler=persistent")
 # The backward's tiles and schedule. grad-fused-dq=true (dQ added up with
 # reduce-adds: not bitwise reproducible) only with allow_fused_dq.
 BACKWARD_CANDIDATES = (

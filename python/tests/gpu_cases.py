@@ -82,10 +82,10 @@ GRAD_OPTIONS = ("grad-ping-pong=true",)
 FORWARD_OPTIONS = ("consumers=2", "consumers=3", "consumers=3 ping-pong=false")
 OPTION_CASES = ("square_f16", "gqa_d128_bf16")
 # The sm_90a forward's tile schedulers (test_gpu_attention's
-# test_tile_schedulers): the persistent kernel asked for (the grid is the
-# default), on frames, GQA, a KV cache longer than the queries, unequal
-# head dims, and narrow bands (whose consumers take their own key tiles);
-# the grid, the default, checked alongside.
+# test_tile_schedulers): the persistent kernel asked for (the default at
+# head dim 64, the grid's at 128), on frames, GQA, a KV cache longer than
+# the queries, unequal head dims, and narrow bands (whose consumers take
+# their own key tiles); the grid asked for, and the defaults, alongside.
 SCHEDULER_CASES = (
     ("window_beyond_frames_bf16", "tile-scheduler=persistent"),
     ("gqa_d128_bf16", "tile-scheduler=persistent"),
@@ -95,7 +95,9 @@ SCHEDULER_CASES = (
     ("square_f16", "tile-scheduler=persistent"),
     ("token_level_bs1", "tile-scheduler=persistent"),
     ("bs_not_tile_multiple_partial_frame", "tile-scheduler=persistent"),
-    ("window_beyond_frames_bf16", ""), ("gqa_d128_bf16", ""))
+    ("window_beyond_frames_bf16", ""), ("gqa_d128_bf16", ""),
+    ("square_f16", ""), ("token_level_bs1", ""),
+    ("square_f16", "tile-scheduler=grid"), ("token_level_bs1", "tile-scheduler=grid"))
 
 
 # The configuration test_gpu_autotune.py tunes: a narrow token window, whose

@@ -76,11 +76,16 @@ def _fake_main():
     q_view, k_view = (64, NQ, B * HQ), (64, NK, B * HKV)
     q_steps, k_steps = (128, NQ * 128), (128, NK * 128)
 
-    # sm_90a, head dim 64: three consumers (192 query rows, 512 threads).
+    # sm_90a, head dim 64: three consumers (192 query rows, 512 threads),
+    # persistent: a workgroup an SM (the device's 132), or one a query tile
+    # where there are fewer (here 2 x 8 heads x 6), claiming query tiles from
+    # a zeroed counter.
     forward, backward, again = _run(ops, torch, fake, "sm_90a", "", 64)
     (name, grid, block, smem, stream), = _launches(forward)
-    assert (name, grid, block, stream) == ("swba_fwd", (HQ, ceil(NQ, 192), B), (512, 1, 1),
-                                           main), _launches(forward)
+    assert (name, grid, block, stream) == ("swba_fwd", (B * HQ * ceil(NQ, 192), 1, 1),
+                                           (512, 1, 1), main), _launches(forward)
+    assert B * HQ * ceil(NQ, 192) < 132
+    assert ("zeros", (1,), torch.int32) in forward, forward
     assert smem > 48 * 1024, smem
     # Opted in to its dynamic shared memory when the module was loaded.
     assert any(c[0] == "allow_shared" and c[1] == "swba_fwd" and c[3] == smem

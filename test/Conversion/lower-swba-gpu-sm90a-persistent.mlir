@@ -1,6 +1,7 @@
 // --lower-swba{target=gpu chip=sm_90a tile-scheduler=persistent}: the
 // forward as a persistent kernel. One workgroup an SM (the launch scalar
-// sm_count; the host code made here launches 132) claims query tiles from
+// sm_count; the host code made here launches 132, or fewer where there are
+// fewer query tiles) claims query tiles from
 // a zeroed i32 counter, a launch buffer, until the count is passed. The
 // producer (40 registers: two consumers keep 232) waits until every
 // consumer warp has released Q (a tenth mbarrier), claims a tile with an
@@ -12,10 +13,19 @@
 // RUN: not swba-opt %s --lower-swba="target=gpu chip=sm_90a tile-scheduler=ring" 2>&1 | FileCheck %s --check-prefix=BAD
 // RUN: not swba-opt %s --lower-swba="target=gpu chip=sm_90a tile-scheduler=persistent workgroups-per-sm=2" 2>&1 | FileCheck %s --check-prefix=TWO
 
+// The host code launches 132 workgroups, or one a query tile where there
+// are fewer (B x 24 heads x ceil(Nq / 128)), at least one.
 // CHECK-LABEL: func @frames_d128
+// CHECK: %[[B:.*]] = memref.dim %arg0, %c0
+// CHECK: %[[NQ:.*]] = memref.dim %arg0, %c2
+// CHECK: %[[QT:.*]] = arith.ceildivui %[[NQ]], %c128 : index
+// CHECK-NEXT: %[[BH:.*]] = arith.muli %[[B]], %c24 : index
+// CHECK-NEXT: %[[TILES:.*]] = arith.muli %[[BH]], %[[QT]] : index
+// CHECK-NEXT: %[[FEWER:.*]] = arith.minui %[[TILES]], %c132 : index
+// CHECK-NEXT: %[[WORKGROUPS:.*]] = arith.maxui %[[FEWER]], %c1 : index
 // CHECK: %[[COUNTER:.*]] = gpu.alloc () : memref<1xi32>
 // CHECK-NEXT: gpu.memset %[[COUNTER]], %c0_i32 : memref<1xi32>, i32
-// CHECK: gpu.launch_func @swba_attention_kernels::@swba_fwd blocks in (%c132, %c1, %c1) threads in (%c384, %c1, %c1) dynamic_shared_memory_size %c163856_i32 args({{.*}}%[[COUNTER]] : memref<1xi32>
+// CHECK: gpu.launch_func @swba_attention_kernels::@swba_fwd blocks in (%[[WORKGROUPS]], %c1, %c1) threads in (%c384, %c1, %c1) dynamic_shared_memory_size %c163856_i32 args({{.*}}%[[COUNTER]] : memref<1xi32>
 // CHECK: gpu.dealloc %[[COUNTER]] : memref<1xi32>
 // CHECK: gpu.module @swba_attention_kernels attributes {swba.buffers = [{element_type = "i32", name = "tile_counter", shape = [1], zero = true}], swba.scalars = ["sm_count"]}
 // CHECK: gpu.func @swba_fwd(%{{.*}}, %[[ARG4:.*]]: memref<1xi32>, %{{.*}}: !llvm.ptr

@@ -1,11 +1,13 @@
 // The sm_90a tiles chosen from the window (withWindowTiling): token windows
 // at head dim 128 keep 128-key forward tiles and take 64-key dQ tiles; frames
 // aligned with the tiles keep 128-key tiles; narrow bands at head dim 64
-// take 64-key forward tiles, two workgroups of two consumers an SM and
-// 64-row dK/dV query tiles; an option given wins over the window's choice.
+// take 64-key forward tiles (and with the grid asked for, two workgroups of
+// two consumers an SM) and 64-row dK/dV query tiles; an option given wins
+// over the window's choice.
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a" --canonicalize --cse --split-input-file | FileCheck %s
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a block-n=128 grad-key-tile=128 grad-query-tile=128" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=ASKED
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a workgroups-per-sm=1" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=ONE
+// RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a tile-scheduler=grid" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=GRID
 
 // Q in 128-row boxes; K and V in 128-key boxes, two stages of them:
 // 32 KiB + 2 x (32 + 32) KiB.
@@ -44,20 +46,30 @@ func.func @frame_window_d128(%q: memref<?x24x?x128xbf16>, %k: memref<?x24x?x128x
 
 // -----
 
-// A 128-token band at head dim 64: two workgroups an SM, each of two
-// consumers: Q in 128-row boxes, K and V in 64-key boxes, 48 KiB of
+// A 128-token band at head dim 64: a persistent workgroup an SM (the
+// default at head dim 64) of three consumers: Q in 192-row boxes, K and V
+// in 64-key boxes, 56 KiB of shared memory and the tile slot; the producer
+// keeps 32 registers, the consumers take 160. With the grid asked for, two
+// workgroups an SM, each of two consumers: Q in 128-row boxes, 48 KiB of
 // shared memory, 80 registers a thread at launch; the producer gives 56
 // back and the consumers take them (104).
 // CHECK-LABEL: func @narrow_band_d64
-// CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
+// CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c192, %c64]
 // CHECK-COUNT-2: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
-// CHECK: gpu.launch_func @swba_attention_kernels::@swba_fwd {{.*}} threads in (%c384, %c1, %c1) dynamic_shared_memory_size %c49152_i32
-// CHECK: gpu.func @swba_fwd({{.*}}) kernel attributes {{{.*}}nvvm.maxnreg = 80 : i32
-// CHECK: nvvm.setmaxregister  decrease 24
-// The workgroup's 128 rows see 4 tiles of 64 keys, each consumer's 64
-// rows 3: each runs its own, and before and after them releases the
+// CHECK: gpu.launch_func @swba_attention_kernels::@swba_fwd blocks in (%{{.*}}, %c1, %c1) threads in (%c512, %c1, %c1) dynamic_shared_memory_size %c57360_i32
+// CHECK: gpu.func @swba_fwd({{.*}}) kernel attributes {{{.*}}nvvm.maxnreg = 128 : i32
+// CHECK: nvvm.setmaxregister  decrease 32
+// A consumer's 64 rows see 3 tiles of 64 keys, fewer than the
+// workgroup's: each runs its own, and before and after them releases the
 // workgroup's others once they have landed, with a turn for each.
-// CHECK: nvvm.setmaxregister  increase 104
+// CHECK: nvvm.setmaxregister  increase 160
+// GRID-LABEL: func @narrow_band_d64
+// GRID: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
+// GRID-COUNT-2: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
+// GRID: gpu.launch_func @swba_attention_kernels::@swba_fwd {{.*}} threads in (%c384, %c1, %c1) dynamic_shared_memory_size %c49152_i32
+// GRID: gpu.func @swba_fwd({{.*}}) kernel attributes {{{.*}}nvvm.maxnreg = 80 : i32
+// GRID: nvvm.setmaxregister  decrease 24
+// GRID: nvvm.setmaxregister  increase 104
 // CHECK: arith.ceildivui %{{.*}}, %c64
 // CHECK: scf.for %{{.*}} = %c0 to %{{.*}} step %c1 {
 // CHECK: nvgpu.mbarrier.try_wait.parity

@@ -1,15 +1,17 @@
 // --lower-swba{target=gpu chip=sm_90a}: the Hopper forward kernel. A
 // producer warpgroup loads Q and a two-stage ring of K/V tiles with TMA on
 // mbarriers; consumer warpgroups (three at head dim 64, two at 128) run
-// both products on warpgroup MMA.
+// both products on warpgroup MMA. A workgroup per query tile here
+// (tile-scheduler=grid; head dim 64 is persistent by default:
+// lower-swba-gpu-sm90a-persistent.mlir).
 // The same op for another chip, another head dim, or the backward op keeps
 // the mma.sync kernels.
-// RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a" --canonicalize --cse --split-input-file | FileCheck %s
+// RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a tile-scheduler=grid" --canonicalize --cse --split-input-file | FileCheck %s
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90" --split-input-file | FileCheck %s --check-prefix=SM80
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a block-n=64 stages=3" --split-input-file | FileCheck %s --check-prefix=OPTS
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a overlap-softmax=false" --split-input-file | FileCheck %s --check-prefix=PLAIN
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-ping-pong=true" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=TURNS
-// RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a consumers=2" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=TWO
+// RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a consumers=2 tile-scheduler=grid" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=TWO
 
 // CHECK-LABEL: func @forward_f16_d64
 // The host side makes one TMA descriptor per operand over [B * H][N][D], in

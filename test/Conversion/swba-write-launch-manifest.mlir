@@ -1,7 +1,7 @@
 // The launch contract --lower-swba{target=gpu} attaches to each kernel
 // (swba.launch) and to its gpu.module (swba.buffers), and the JSON manifest
 // --swba-write-launch-manifest writes from them: grid as ceildiv(a tensor's
-// dim, rows per workgroup), block, dynamic shared memory, register cap,
+// dim, rows per workgroup) or a launch scalar, block, dynamic shared memory, register cap,
 // parameters with their TMA boxes, the backward's buffers, order and
 // streams; on sm_90 (mma.sync kernels) and sm_90a (TMA + wgmma kernels).
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a" --swba-write-launch-manifest="path=%t.sm90a.json" | FileCheck %s --check-prefix=SM90A
@@ -13,18 +13,21 @@
 // RUN: swba-opt %s --swba-to-nvvm="chip=sm_90a format=isa manifest=%t.nvvm.json" -o /dev/null
 // RUN: FileCheck %s --input-file=%t.nvvm.json --check-prefix=JSON
 
-// Forward, f16, head dim 64 on sm_90a: three consumers of 64 rows (192 rows
-// a workgroup, 512 threads), 90112 bytes of dynamic shared memory, 128
+// Forward, f16, head dim 64 on sm_90a: persistent, a workgroup an SM (the
+// launch scalar sm_count) of three consumers of 64 rows (192 rows a query
+// tile, 512 threads) claiming tiles from a zeroed i32 buffer, its last
+// memref; 90112 bytes of dynamic shared memory and the tile slot (16), 128
 // registers a thread; Q boxes of 192 rows, K/V boxes of 128 keys.
+// SM90A: gpu.module @swba_attention_kernels attributes {swba.buffers = [{element_type = "i32", name = "tile_counter", shape = [1], zero = true}], swba.scalars = ["sm_count"]}
 // SM90A: gpu.func @swba_fwd(
 // SM90A-SAME: swba.launch = {block = [512, 1, 1],
-// SM90A-SAME: grid = [{per = 1 : i64, size = {dim = 1 : i64, tensor = "q"}}, {per = 192 : i64, size = {dim = 2 : i64, tensor = "q"}}, {per = 1 : i64, size = {dim = 0 : i64, tensor = "q"}}]
+// SM90A-SAME: grid = [{per = 1 : i64, size = {scalar = "sm_count"}}, {per = 1 : i64, size = {product = []}}, {per = 1 : i64, size = {product = []}}]
 // SM90A-SAME: max_registers = 128 : i64, order = 0 : i64
-// SM90A-SAME: params = [{element_type = "f16", kind = "memref", rank = 4 : i64, tensor = "q"}, {{.*}} {element_type = "f32", kind = "memref", rank = 3 : i64, tensor = "lse"},
+// SM90A-SAME: params = [{element_type = "f16", kind = "memref", rank = 4 : i64, tensor = "q"}, {{.*}} {element_type = "f32", kind = "memref", rank = 3 : i64, tensor = "lse"}, {element_type = "i32", kind = "memref", rank = 1 : i64, tensor = "tile_counter"},
 // SM90A-SAME: {box = [1, 192, 64], element_type = "f16", interleave = "none", kind = "tensor_map", l2_promotion = "l2promo_256b", oob_fill = "zero", swizzle = "swizzle_128b", tensor = "q", view = {{\[\[}}0, 1], [2], [3]]},
 // SM90A-SAME: {box = [1, 128, 64], {{.*}} tensor = "k"
 // SM90A-SAME: {box = [1, 128, 64], {{.*}} tensor = "v"
-// SM90A-SAME: shared_memory = 90112 : i64, stream = 0 : i64}
+// SM90A-SAME: shared_memory = 90128 : i64, stream = 0 : i64}
 // On sm_90 the mma.sync forward: 128 rows a workgroup of 128 threads, no
 // dynamic shared memory, no tensor maps, no register cap.
 // SM90: gpu.func @swba_fwd(
@@ -83,16 +86,23 @@ func.func @backward(%q: memref<?x4x?x128xbf16>, %k: memref<?x2x?x128xbf16>, %v: 
 
 // The manifest: one entry per gpu.module, its kernels in launch order.
 // JSON: "format": 1,
-// JSON: "buffers": [],
+// JSON: "buffers": [
+// JSON-NEXT: {
+// JSON-NEXT: "element_type": "i32",
+// JSON-NEXT: "name": "tile_counter",
+// JSON: "zero": true
 // JSON: "block": [
 // JSON-NEXT: 512,
+// JSON: "scalar": "sm_count"
 // JSON: "name": "swba_fwd",
 // JSON: "box": [
 // JSON-NEXT: 1,
 // JSON-NEXT: 192,
 // JSON-NEXT: 64
-// JSON: "shared_memory": 90112,
-// JSON: "name": "swba_attention_kernels"
+// JSON: "shared_memory": 90128,
+// JSON: "name": "swba_attention_kernels",
+// JSON-NEXT: "scalars": [
+// JSON-NEXT: "sm_count"
 // JSON: "name": "delta",
 // JSON: "name": "swba_bwd_delta",
 // JSON: "name": "swba_bwd_dkdv",

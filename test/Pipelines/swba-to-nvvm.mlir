@@ -15,7 +15,9 @@
 
 // chip=sm_90a: the host makes the TMA descriptors and launches with dynamic
 // shared memory; the PTX has TMA loads, mbarrier waits, warpgroup MMA with
-// shared-memory and register operands, and the register reallocation.
+// shared-memory and register operands, and the register reallocation (the
+// persistent kernel's producer keeps 32, and claims query tiles with an
+// atomic add).
 // RUN: swba-opt %s --swba-to-nvvm="chip=sm_90a format=isa" | FileCheck %s --check-prefix=SM90A
 // SM90A: llvm.func @attention
 // SM90A-COUNT-3: llvm.call @mgpuTensorMapEncodeTiledMemref
@@ -29,7 +31,8 @@
 // SM90A-DAG: mbarrier.try_wait.parity.shared
 // SM90A-DAG: wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16
 // SM90A-DAG: wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16
-// SM90A-DAG: setmaxnreg.dec.sync.aligned.u32{{ *(\\09)?}}24;
+// SM90A-DAG: setmaxnreg.dec.sync.aligned.u32{{ *(\\09)?}}32;
+// SM90A-DAG: atom.global.add.u32
 // SM90A-DAG: setmaxnreg.inc.sync.aligned.u32{{ *(\\09)?}}160;
 func.func @attention(%q: tensor<?x8x?x64xf16>, %k: tensor<?x8x?x64xf16>, %v: tensor<?x8x?x64xf16>, %o: tensor<?x8x?x64xf16>) -> tensor<?x8x?x64xf16> {
   %r = swba.attention ins(%q, %k, %v : tensor<?x8x?x64xf16>, tensor<?x8x?x64xf16>, tensor<?x8x?x64xf16>) outs(%o : tensor<?x8x?x64xf16>) block_size = 256 window = 4 -> tensor<?x8x?x64xf16>

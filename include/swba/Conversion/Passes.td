@@ -125,11 +125,12 @@ def LowerSWBA : Pass<"lower-swba"> {
            /*default=*/"\"\"",
            "sm_90a forward: 'grid' launches a workgroup per query tile; "
            "'persistent' one per SM (the launch scalar sm_count, which the "
-           "host code made here sets to 132), each looping over query tiles "
-           "(round robin, late tiles first), so that its producer loads the "
-           "next tile's Q and first K/V tiles under this tile's last "
-           "products and epilogue; empty: chosen from the head dims and the "
-           "window.">,
+           "host code made here sets to 132), each claiming query tiles in "
+           "the grid's order from a zeroed counter until none is left, so "
+           "that its producer loads the next tile's Q and first K/V tiles "
+           "under this tile's last products and epilogue; empty: persistent "
+           "at head dim 64, the grid otherwise (and always for the split-KV "
+           "forward and two workgroups an SM).">,
     Option<"overlapSoftmax", "overlap-softmax", "bool", /*default=*/"true",
            "sm_90a forward: run the softmax of one K/V tile while the P V "
            "product of the previous one is on the tensor cores.">,

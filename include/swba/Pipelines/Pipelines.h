@@ -85,7 +85,8 @@ struct SWBAToNVVMOptions : public PassPipelineOptions<SWBAToNVVMOptions> {
       *this, "tile-scheduler",
       llvm::cl::desc("sm_90a forward: 'grid' (a workgroup per query tile) or "
                      "'persistent' (one per SM, looping over query tiles); "
-                     "empty: chosen (--lower-swba tile-scheduler)."),
+                     "empty: persistent at head dim 64 (--lower-swba "
+                     "tile-scheduler)."),
       llvm::cl::init(LowerSWBAOptions().tileScheduler)};
   PassOptions::Option<bool> overlapSoftmax{
       *this, "overlap-softmax",

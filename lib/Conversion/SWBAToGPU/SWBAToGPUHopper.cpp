@@ -127,9 +127,24 @@ struct AttentionOpToWgmma : public OpRewritePattern<AttentionOp> {
       emitLaunches(rewriter, op, {}, {{kernel, launch}});
       return success();
     }
+    // The host code launches kHostSmCount workgroups, or one a query tile
+    // where there are fewer tiles (at least one: it finds none to claim).
     rewriter.setInsertionPoint(op);
-    Value sms = arith::ConstantIndexOp::create(rewriter, op.getLoc(),
-                                               kHostSmCount);
+    Location loc = op.getLoc();
+    auto dim = [&](int64_t i) -> Value {
+      return memref::DimOp::create(rewriter, loc, op.getQuery(), i);
+    };
+    auto constant = [&](int64_t c) -> Value {
+      return arith::ConstantIndexOp::create(rewriter, loc, c);
+    };
+    Value tiles = arith::MulIOp::create(
+        rewriter, loc, arith::MulIOp::create(rewriter, loc, dim(0), dim(1)),
+        arith::CeilDivUIOp::create(rewriter, loc, dim(2),
+                                   constant(tiling.blockM())));
+    Value sms = arith::MaxUIOp::create(
+        rewriter, loc,
+        arith::MinUIOp::create(rewriter, loc, tiles, constant(kHostSmCount)),
+        constant(1));
     emitLaunches(rewriter, op,
                  {LaunchBuffer{kTileCounterBuffer, tileCounterType(op.getContext()),
                                {}, /*zero=*/true}},
