@@ -12,8 +12,8 @@
 // CHECK: %[[IN:.*]] = arith.cmpi ult, %[[ROW]], %{{.*}}
 // CHECK: scf.if %[[IN]] -> (f32)
 // CHECK: %[[COL:.*]] = arith.muli %[[T]], %c8
-// CHECK: vector.load %[[DO]][%{{.*}}, %{{.*}}, %[[ROW]], %[[COL]]] {{.*}} vector<8xf16>
-// CHECK: vector.load %[[O]][%{{.*}}, %{{.*}}, %[[ROW]], %[[COL]]] {{.*}} vector<8xf16>
+// CHECK: vector.load %[[DO]][%{{.*}}, %{{.*}}, %[[ROW]], %[[COL]]] {alignment = 16 : i64} {{.*}} vector<8xf16>
+// CHECK: vector.load %[[O]][%{{.*}}, %{{.*}}, %[[ROW]], %[[COL]]] {alignment = 16 : i64} {{.*}} vector<8xf16>
 // CHECK: %[[COL2:.*]] = arith.addi %[[COL]], %c32
 // CHECK: %[[TAIL:.*]] = arith.cmpi ult, %[[T]], %c2
 // CHECK: scf.if %[[TAIL]] -> (f32)

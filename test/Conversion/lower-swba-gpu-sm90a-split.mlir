@@ -47,7 +47,7 @@
 // CHECK: scf.if %{{.*}} -> (f32,
 // CHECK: nvvm.wgmma.mma_async
 // CHECK: } else {
-// CHECK: vector.store %{{.*}}, %[[KPO]][%{{.*}}, %{{.*}}, %{{.*}}] : memref<?x?x128xf32>, vector<2xf32>
+// CHECK: vector.store %{{.*}}, %[[KPO]][%{{.*}}, %{{.*}}, %{{.*}}] {alignment = 8 : i64} : memref<?x?x128xf32>, vector<2xf32>
 // CHECK: memref.store %{{.*}}, %[[KPL]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
 
 // The combine kernel: a warp a row; the max of the rows' lse over the
@@ -61,7 +61,7 @@
 // CHECK: scf.for %{{.*}} = %{{.*}} to %[[NS]] {{.*}} -> (vector<4xf32>, f32)
 // CHECK: %[[LS:.*]] = memref.load %[[CPL]]
 // CHECK: %[[SEEN:.*]] = arith.cmpf une, %[[LS]], %cst
-// CHECK: vector.load %[[CPO]]{{.*}} : memref<?x?x128xf32>, vector<4xf32>
+// CHECK: vector.load %[[CPO]]{{.*}} {alignment = 16 : i64} : memref<?x?x128xf32>, vector<4xf32>
 // CHECK: arith.select %[[SEEN]]
 // CHECK: arith.select %[[SEEN]]
 // CHECK: arith.truncf %{{.*}} : vector<4xf32> to vector<4xbf16>
@@ -85,8 +85,12 @@
 // JSON-NEXT: "scalars": [
 // JSON-NEXT: "splits"
 
+// The partial O leaves as 8-byte pairs, the combine reads 16-byte chunks
+// (their natural alignment: no access an element).
 // PTX: .entry swba_fwd_split(
+// PTX: st.global.v2.b32
 // PTX: .entry swba_split_combine(
+// PTX: ld.global.v4.b32
 func.func @forward(%q: memref<?x32x?x128xbf16>, %k: memref<?x8x?x128xbf16>, %v: memref<?x8x?x128xbf16>,
                    %o: memref<?x32x?x128xbf16>, %l: memref<?x32x?xf32>) {
   swba.attention ins(%q, %k, %v : memref<?x32x?x128xbf16>, memref<?x8x?x128xbf16>, memref<?x8x?x128xbf16>)

@@ -124,8 +124,9 @@ def LowerSWBA : Pass<"lower-swba"> {
     Option<"tileScheduler", "tile-scheduler", "std::string",
            /*default=*/"\"\"",
            "sm_90a forward: 'grid' launches a workgroup per query tile; "
-           "'persistent' one per SM (the launch scalar sm_count, which the "
-           "host code made here sets to 132), each claiming query tiles in "
+           "'persistent' one per SM (the launch scalar sm_count; the host "
+           "code made here launches 132, or one a query tile where there are "
+           "fewer), each claiming query tiles in "
            "the grid's order from a zeroed counter until none is left, so "
            "that its producer loads the next tile's Q and first K/V tiles "
            "under this tile's last products and epilogue; empty: persistent "

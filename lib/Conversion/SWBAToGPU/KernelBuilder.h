@@ -41,6 +41,17 @@ constexpr int64_t kPad = 8;
 /// Elements per 16-byte global/shared access.
 constexpr int64_t kVec = 8;
 
+/// A vector's natural alignment, its size in bytes, for loads and stores
+/// whose innermost index is a multiple of its length: rows are whole
+/// multiples of it and buffers 16-byte aligned (as TMA needs them, and the
+/// runtime ensures), so one access moves the vector (without, the NVPTX
+/// backend splits it into an access an element).
+inline llvm::MaybeAlign naturalAlignment(Type vectorType) {
+  auto type = cast<VectorType>(vectorType);
+  return llvm::MaybeAlign(type.getNumElements() *
+                          type.getElementTypeBitWidth() / 8);
+}
+
 /// Builds the kernel body. All fragments are SSA values; the C++ loops here
 /// unroll at compile time so that they stay in registers.
 class KernelBuilder : public LoopEmitter {

@@ -171,7 +171,8 @@ struct GradKernel {
                        e.mulf(e.extract(acc[dt], r, 1), factor)});
         vector::StoreOp::create(
             e.b, arith::TruncFOp::create(e.b, pairType, pair), dst,
-            ValueRange{batch, head, row, e.add(e.mul(e.t, 2), e.idx(dt * 8))});
+            ValueRange{batch, head, row, e.add(e.mul(e.t, 2), e.idx(dt * 8))},
+            /*nontemporal=*/false, naturalAlignment(pairType));
       }
     }
   }
@@ -569,10 +570,13 @@ gpu::GPUFuncOp gpu_kernels::createQueryGradConvertKernel(
     OpBuilder::InsertionGuard guard(e.b);
     e.b.setInsertionPointToStart(branch.thenBlock());
     SmallVector<Value> at{batch, head, row, col};
-    Value sum = vector::LoadOp::create(e.b, wide, accum, at);
+    Value sum =
+        vector::LoadOp::create(e.b, wide, accum, at,
+                               /*nontemporal=*/false, naturalAlignment(wide));
     Value value = arith::TruncFOp::create(
         e.b, VectorType::get({8}, elementType), e.mulf(sum, scale));
-    vector::StoreOp::create(e.b, value, dq, at);
+    vector::StoreOp::create(e.b, value, dq, at, /*nontemporal=*/false,
+                            naturalAlignment(value.getType()));
   }
   gpu::ReturnOp::create(rewriter, loc);
   return kernel;
@@ -674,10 +678,14 @@ static Value partialRowDot(KernelBuilder &e, Value a, Value b,
     auto product = [&] {
       Value x = arith::ExtFOp::create(
           e.b, f32Vec,
-          vector::LoadOp::create(e.b, vecType, a, index).getResult());
+          vector::LoadOp::create(e.b, vecType, a, index, /*nontemporal=*/false,
+                                 naturalAlignment(vecType))
+              .getResult());
       Value y = arith::ExtFOp::create(
           e.b, f32Vec,
-          vector::LoadOp::create(e.b, vecType, b, index).getResult());
+          vector::LoadOp::create(e.b, vecType, b, index, /*nontemporal=*/false,
+                                 naturalAlignment(vecType))
+              .getResult());
       return vector::ReductionOp::create(e.b, vector::CombiningKind::ADD,
                                          e.mulf(x, y))
           .getResult();

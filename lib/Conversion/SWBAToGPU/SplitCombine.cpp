@@ -93,8 +93,9 @@ SmallVector<Value> RowCombiner::accumulate(Value splits, Value ref) {
   Value lastColumn = e.idx(valueDim - vec);
   for (int64_t c = 0; c < perLane; ++c) {
     Value col = e.min(column(c), lastColumn);
-    Value part = vector::LoadOp::create(e.b, vecType, partOut,
-                                        ValueRange{s, row, col});
+    Value part = vector::LoadOp::create(
+        e.b, vecType, partOut, ValueRange{s, row, col},
+        /*nontemporal=*/false, naturalAlignment(vecType));
     next.push_back(
         e.select(seen, e.addf(iter[c], e.mulf(wide, part)), iter[c]));
   }
@@ -123,7 +124,9 @@ void RowCombiner::build() {
       Value value = e.mulf(sums[c], wideInv);
       if (outType != vecType)
         value = arith::TruncFOp::create(e.b, outType, value);
-      vector::StoreOp::create(e.b, value, out, ValueRange{row, column(c)});
+      vector::StoreOp::create(e.b, value, out, ValueRange{row, column(c)},
+                              /*nontemporal=*/false,
+                              naturalAlignment(value.getType()));
     };
     if ((c + 1) * 32 <= chunks) {
       store();

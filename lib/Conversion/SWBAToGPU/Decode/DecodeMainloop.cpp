@@ -271,8 +271,9 @@ void DecodeKernel::loadQuery() {
       Value head = e.add(arith::MulIOp::create(e.b, kvHead, group),
                          e.divIdx(r, queries));
       Value row = arith::RemUIOp::create(e.b, r, queries);
-      Value loaded = vector::LoadOp::create(e.b, vecType, ops.q,
-                                            ValueRange{batch, head, row, col});
+      Value loaded = vector::LoadOp::create(
+          e.b, vecType, ops.q, ValueRange{batch, head, row, col},
+          /*nontemporal=*/false, naturalAlignment(vecType));
       scf::YieldOp::create(e.b, loaded);
       e.b.setInsertionPointToStart(ifOp.elseBlock());
       Value zero = arith::ConstantOp::create(

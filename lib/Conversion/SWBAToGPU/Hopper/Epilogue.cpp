@@ -25,7 +25,8 @@ void mlir::swba::gpu_kernels::storeAccumulatorRow(HopperKernelBuilder &e,
                    e.mulf(acc[4 * jn + 2 * h + 1], factor())});
     pair = arith::TruncFOp::create(e.b, pairType, pair);
     Value col = e.add(e.mul(e.t, 2), e.idx(jn * 8));
-    vector::StoreOp::create(e.b, pair, dst, ValueRange{batch, head, row, col});
+    vector::StoreOp::create(e.b, pair, dst, ValueRange{batch, head, row, col},
+                            /*nontemporal=*/false, naturalAlignment(pairType));
   }
 }
 
@@ -75,8 +76,9 @@ void mlir::swba::gpu_kernels::storeSplitRows(
                    ValueRange{e.mulf(results[4 * jn + 2 * h], inv),
                               e.mulf(results[4 * jn + 2 * h + 1], inv)});
                Value col = e.add(e.mul(e.t, 2), e.idx(jn * 8));
-               vector::StoreOp::create(e.b, pair, splitOut,
-                                       ValueRange{split, r, col});
+               vector::StoreOp::create(
+                   e.b, pair, splitOut, ValueRange{split, r, col},
+                   /*nontemporal=*/false, naturalAlignment(pairType));
              }
              e.when(e.eq(e.t, 0), [&] {
                // max -inf and sum 0 give -inf: the combine skips the split.

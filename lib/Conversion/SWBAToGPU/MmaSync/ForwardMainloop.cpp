@@ -286,8 +286,9 @@ void MmaForwardKernel::storeRows(ValueRange results, Value out, Value lse) {
             e.b, VectorType::get({2}, e.b.getF32Type()), ValueRange{x0, x1});
         pair = arith::TruncFOp::create(e.b, pairType, pair);
         Value col = e.add(e.mul(e.t, 2), e.idx(dt * 8));
-        vector::StoreOp::create(e.b, pair, out,
-                                ValueRange{batch, head, row, col});
+        vector::StoreOp::create(
+            e.b, pair, out, ValueRange{batch, head, row, col},
+            /*nontemporal=*/false, naturalAlignment(pairType));
       }
       if (!lse)
         continue;
