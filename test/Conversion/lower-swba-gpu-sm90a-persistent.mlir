@@ -49,8 +49,12 @@
 // CHECK-NEXT: %[[INDEX:.*]] = memref.load %{{.*}}[%c0] : memref<1xi32, #gpu.address_space<workgroup>>
 // CHECK-NEXT: %[[GO:.*]] = arith.cmpi ult, %[[INDEX]], %{{.*}} : i32
 // CHECK-NEXT: scf.condition(%[[GO]])
-// Q released by each consumer warp's lane 0 once its products are done.
-// CHECK: nvgpu.mbarrier.arrive %[[BARS]][%c9]
+// Q released by each consumer warp's lane 0 once its products are done
+// and its lanes have reread the tile slot (a warp barrier orders their
+// reads before the arrival, after which the producer overwrites it).
+// CHECK: nvvm.bar.warp.sync %c-1_i32 : i32
+// CHECK-NEXT: scf.if
+// CHECK-NEXT: nvgpu.mbarrier.arrive %[[BARS]][%c9]
 // GRID-LABEL: func @frames_d128
 // GRID-NOT: tile_counter
 // GRID: gpu.launch_func @swba_attention_kernels::@swba_fwd blocks in (%c24, %{{.*}}, %{{.*}})

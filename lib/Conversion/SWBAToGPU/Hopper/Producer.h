@@ -84,10 +84,15 @@ struct StageRing {
                    arith::XOrIOp::create(e.b, parityOf(round), e.i1(true)));
   }
   /// Consumer (reusesOnce): this warp has read the once-loaded operands
-  /// for the last time this round.
+  /// for the last time this round. Every lane calls it: a warp barrier
+  /// orders all lanes' reads (the tile slot's too) before lane 0's arrival
+  /// releases them to the producer, which then overwrites them.
   void releaseOnce(Value isLane0) {
-    if (reusesOnce)
-      e.when(isLane0, [&] { e.arrive(e.idx(onceEmpty())); });
+    if (!reusesOnce)
+      return;
+    NVVM::SyncWarpOp::create(
+        e.b, arith::ConstantIntOp::create(e.b, e.b.getI32Type(), -1));
+    e.when(isLane0, [&] { e.arrive(e.idx(onceEmpty())); });
   }
   Value phase(Value j) { return parityOf(e.divIdx(at(j), e.idx(stages))); }
   Value slot(int64_t first, Value j) { return e.add(stage(j), e.idx(first)); }
