@@ -92,6 +92,12 @@ def _fake_main():
                for c in forward), forward
     assert _maps(forward) == [(q_view, q_steps, (64, 192, 1)), (k_view, k_steps, (64, 128, 1)),
                               (k_view, k_steps, (64, 128, 1))], _maps(forward)
+    # More query tiles than SMs: one workgroup an SM (the device's 132).
+    big = fake.Tensor((2, 16, 4096, 64), torch.bfloat16)
+    fake.calls.clear()
+    ops.attention_forward(big, big, big, 256, 4, 0.125)
+    assert [(n, g) for n, g, *_ in _launches(fake.calls)] == [("swba_fwd", (132, 1, 1))], \
+        _launches(fake.calls)
     # The backward: delta into a buffer, then dK/dV (128 keys of the kv
     # heads) on the second stream at once with dQ (128 query rows); the new
     # maps are the 128-row Q and dO boxes (K and V are the forward's).
