@@ -225,7 +225,8 @@ class _Launches:
         # A persistent kernel's grid: one workgroup an SM of this device, or
         # one a query tile where there are fewer.
         if SM_COUNT in compiled.scalars and SM_COUNT not in scalars:
-            scalars[SM_COUNT] = max(1, min(sm_count(device), _query_tiles(compiled, shapes)))
+            scalars[SM_COUNT] = max(1, min(sm_count(device),
+                                           _query_tiles(compiled, shapes["q"])))
         if set(compiled.scalars) != set(scalars):
             raise compiler.ManifestError(
                 f"launch manifest: the kernels take the launch scalars "
@@ -399,12 +400,10 @@ class _Plan:
         if self.chip != "sm_90a" or d not in (64, 128) or dv not in (64, 128) or not nq:
             return 1
         compiled, _ = _module(self._config(False), self.device)
-        launch = compiled.launches[0]
         # The query tiles (a workgroup each on the grid; a persistent
-        # kernel's workgroups loop over them), from the rows of Q's box.
-        block_m = next(p.map.box[1] for p in launch.params if p.map and p.tensor == "q")
-        block_n = next(p.map.box[1] for p in launch.params if p.map and p.tensor == "k")
-        workgroups = b * hq * -(-nq // block_m)
+        # kernel's workgroups loop over them).
+        block_m, block_n = _box_rows(compiled, "q"), _box_rows(compiled, "k")
+        workgroups = _query_tiles(compiled, (b, hq, nq))
         sms = sm_count(self.device)
         if workgroups >= sms:
             return 1
@@ -495,13 +494,18 @@ _sm_counts: dict = {}
 SM_COUNT = "sm_count"
 
 
-def _query_tiles(compiled, shapes) -> int:
-    """The query tiles of a persistent kernel: B x Hq x ceil(Nq / rows),
-    its rows those of Q's tensor map box."""
-    rows = next(p.map.box[1] for launch in compiled.launches for p in launch.params
-                if p.map and p.tensor == "q")
-    b, hq, nq = shapes["q"][:3]
-    return b * hq * -(-nq // rows)
+def _box_rows(compiled, tensor) -> int:
+    """The rows of the first tensor map box of `tensor` in the launches
+    (the forward's query or key tile)."""
+    return next(p.map.box[1] for launch in compiled.launches for p in launch.params
+                if p.map and p.tensor == tensor)
+
+
+def _query_tiles(compiled, q_shape) -> int:
+    """The forward's query tiles, B x Hq x ceil(Nq / rows), its rows those
+    of Q's tensor map box."""
+    b, hq, nq = q_shape[:3]
+    return b * hq * -(-nq // _box_rows(compiled, "q"))
 
 
 def sm_count(device) -> int:

@@ -73,6 +73,7 @@ struct ForwardKernel {
   void forEachTile(ValueRange args, Value counter,
                    function_ref<Value(const QueryTile &)> body);
   QueryTile claimedTile(ValueRange args);
+  Value tileSlot();
   /// Set where the consumers have waited for Q before the mainloop.
   bool onceAwaited = false;
 
@@ -234,11 +235,7 @@ void ForwardKernel::forEachTile(ValueRange args, Value counter,
   Type i32 = e.b.getI32Type();
   Value count = arith::IndexCastOp::create(
       e.b, i32, QueryTile::count(e, args[0], blockM));
-  auto smemSpace = gpu::AddressSpaceAttr::get(
-      e.b.getContext(), gpu::GPUDialect::getWorkgroupAddressSpace());
-  Value slot = memref::ViewOp::create(
-      e.b, MemRefType::get({1}, i32, MemRefLayoutAttrInterface(), smemSpace),
-      e.buffer, e.idx(layout.tileSlotOffset()), ValueRange{});
+  Value slot = tileSlot();
   Type index = e.b.getIndexType();
   auto loop = scf::WhileOp::create(e.b, TypeRange{index, index},
                                    ValueRange{e.idx(0), e.idx(0)});
@@ -276,17 +273,22 @@ void ForwardKernel::forEachTile(ValueRange args, Value counter,
   ring.round = ring.base = Value();
 }
 
-/// The query tile whose index the producer wrote into the tile slot.
-QueryTile ForwardKernel::claimedTile(ValueRange args) {
-  Type i32 = e.b.getI32Type();
+/// The shared i32 that holds a persistent kernel's claimed query tile.
+Value ForwardKernel::tileSlot() {
   auto smemSpace = gpu::AddressSpaceAttr::get(
       e.b.getContext(), gpu::GPUDialect::getWorkgroupAddressSpace());
-  Value slot = memref::ViewOp::create(
-      e.b, MemRefType::get({1}, i32, MemRefLayoutAttrInterface(), smemSpace),
+  return memref::ViewOp::create(
+      e.b,
+      MemRefType::get({1}, e.b.getI32Type(), MemRefLayoutAttrInterface(),
+                      smemSpace),
       e.buffer, e.idx(layout.tileSlotOffset()), ValueRange{});
+}
+
+/// The query tile whose index the producer wrote into the tile slot.
+QueryTile ForwardKernel::claimedTile(ValueRange args) {
   Value linear = arith::IndexCastOp::create(
       e.b, e.b.getIndexType(),
-      memref::LoadOp::create(e.b, slot, ValueRange{e.idx(0)}));
+      memref::LoadOp::create(e.b, tileSlot(), ValueRange{e.idx(0)}));
   return QueryTile::at(e, tiling.headsFastest, args[0], args[1], w, blockM,
                        blockN, linear);
 }

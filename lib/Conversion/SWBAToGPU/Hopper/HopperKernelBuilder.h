@@ -55,11 +55,17 @@ constexpr int64_t consumerRegisters(int64_t consumers, int64_t perSM = 1) {
           kProducerRegisters) /
          consumers / 8 * 8;
 }
-/// What the consumers leave the producer: at least kProducerRegisters (32
-/// with three consumers, whose 160 leave 32 of a thread's 128 at launch).
-constexpr int64_t producerRegisters(int64_t consumers, int64_t perSM = 1) {
+/// What consumers of `consumer` registers each leave the producer: at
+/// least kProducerRegisters with consumerRegisters (32 with three
+/// consumers, whose 160 leave 32 of a thread's 128 at launch).
+constexpr int64_t producerRegisters(int64_t consumers, int64_t perSM,
+                                    int64_t consumer) {
   return launchRegisters(consumers + 1, perSM) * (consumers + 1) -
-         consumerRegisters(consumers, perSM) * consumers;
+         consumer * consumers;
+}
+constexpr int64_t producerRegisters(int64_t consumers, int64_t perSM = 1) {
+  return producerRegisters(consumers, perSM,
+                           consumerRegisters(consumers, perSM));
 }
 static_assert(launchRegisters(3) == 168 && consumerRegisters(2) == 240 &&
               consumerRegisters(3) == 160 && producerRegisters(2) == 24 &&
@@ -185,14 +191,12 @@ public:
                   int64_t perSM = 1, int64_t producerAtLeast = 0) {
     // (A producer that asks for more registers than the consumers leave it
     // takes them from the consumers, 8 at a time.)
-    int64_t producer = producerAtLeast ? producerRegisters(consumers, perSM)
-                                       : kProducerRegisters;
     int64_t consumer = consumerRegisters(consumers, perSM);
-    while (producer < producerAtLeast) {
+    while (producerRegisters(consumers, perSM, consumer) < producerAtLeast)
       consumer -= 8;
-      producer = launchRegisters(consumers + 1, perSM) * (consumers + 1) -
-                 consumer * consumers;
-    }
+    int64_t producer = producerAtLeast
+                           ? producerRegisters(consumers, perSM, consumer)
+                           : kProducerRegisters;
     auto roles = scf::IfOp::create(b, eq(warpgroup, 0),
                                    /*withElseRegion=*/true);
     {
