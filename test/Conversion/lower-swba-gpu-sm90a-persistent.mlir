@@ -4,10 +4,12 @@
 // fewer query tiles) claims query tiles from
 // a zeroed i32 counter, a launch buffer, until the count is passed. The
 // producer (40 registers: two consumers keep 232) waits until every
-// consumer warp has released Q (a tenth mbarrier), claims a tile with an
-// atomic add and writes its index into a shared slot after the stages,
-// which Q's barrier publishes; past the count it arrives without loading.
-// The consumers read the index after Q's barrier and stop past the count.
+// consumer thread has released the round's Q buffer (one of two, so that
+// the next tile's Q loads under this one's products), claims a tile with
+// an atomic add and writes its index into the buffer's shared slot after
+// the stages, which the buffer's barrier publishes; past the count it
+// arrives without loading. The consumers read the index after that
+// barrier and stop past the count.
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a tile-scheduler=persistent" --canonicalize --cse | FileCheck %s
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a" --canonicalize --cse | FileCheck %s --check-prefix=GRID
 // RUN: not swba-opt %s --lower-swba="target=gpu chip=sm_90a tile-scheduler=ring" 2>&1 | FileCheck %s --check-prefix=BAD
@@ -25,36 +27,65 @@
 // CHECK-NEXT: %[[WORKGROUPS:.*]] = arith.maxui %[[FEWER]], %c1 : index
 // CHECK: %[[COUNTER:.*]] = gpu.alloc () : memref<1xi32>
 // CHECK-NEXT: gpu.memset %[[COUNTER]], %c0_i32 : memref<1xi32>, i32
-// CHECK: gpu.launch_func @swba_attention_kernels::@swba_fwd blocks in (%[[WORKGROUPS]], %c1, %c1) threads in (%c384, %c1, %c1) dynamic_shared_memory_size %c163856_i32 args({{.*}}%[[COUNTER]] : memref<1xi32>
+// Two Q buffers of 32 KiB, two K/V stages of 64 KiB, two tile slots.
+// CHECK: gpu.launch_func @swba_attention_kernels::@swba_fwd blocks in (%[[WORKGROUPS]], %c1, %c1) threads in (%c384, %c1, %c1) dynamic_shared_memory_size %c196624_i32 args({{.*}}%[[COUNTER]] : memref<1xi32>
 // CHECK: gpu.dealloc %[[COUNTER]] : memref<1xi32>
 // CHECK: gpu.module @swba_attention_kernels attributes {swba.buffers = [{element_type = "i32", name = "tile_counter", shape = [1], zero = true}], swba.scalars = ["sm_count"]}
 // CHECK: gpu.func @swba_fwd(%{{.*}}, %[[ARG4:.*]]: memref<1xi32>, %{{.*}}: !llvm.ptr
 // CHECK-SAME: grid = [{per = 1 : i64, size = {scalar = "sm_count"}}, {per = 1 : i64, size = {product = []}}, {per = 1 : i64, size = {product = []}}]
-// CHECK: %[[BARS:.*]] = nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 10>
-// The producer.
+// mbarriers: Q buffer 0's "full" (0), the K/V ring (1-8), the two Q
+// buffers' "empty" (9, 10: an arrival from each of the 2 x 128 consumer
+// threads) and Q buffer 1's "full" (11).
+// CHECK: %[[BARS:.*]] = nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 12>
+// CHECK: nvgpu.mbarrier.init %[[BARS]][%c8], %c8,
+// CHECK-NEXT: nvgpu.mbarrier.init %[[BARS]][%c9], %c256,
+// CHECK-NEXT: nvgpu.mbarrier.init %[[BARS]][%c10], %c256,
+// CHECK-NEXT: nvgpu.mbarrier.init %[[BARS]][%c11], %c1,
+// The producer: round r takes buffer r % 2, whose "empty" barrier it
+// waits on with parity !((r / 2) % 2) before claiming a tile into the
+// buffer's slot (after the stages, 4 bytes a buffer).
 // CHECK: nvvm.setmaxregister  decrease 40
-// CHECK: %[[SLOT:.*]] = memref.view %{{.*}}[%c163840][] : memref<163856xi8, #gpu.address_space<workgroup>> to memref<1xi32, #gpu.address_space<workgroup>>
-// CHECK: scf.while
-// CHECK: nvgpu.mbarrier.try_wait.parity %[[BARS]][%c9]
+// CHECK: scf.while (%[[ROUND:.*]] = %c0, %{{.*}} = %c0)
+// CHECK-NEXT: %[[BUF:.*]] = arith.remui %[[ROUND]], %c2 : index
+// CHECK-NEXT: %[[SLOTOFF:.*]] = arith.muli %[[BUF]], %c4 : index
+// CHECK-NEXT: %[[SLOTAT:.*]] = arith.addi %[[SLOTOFF]], %c196608 : index
+// CHECK-NEXT: %[[SLOT:.*]] = memref.view %{{.*}}[%[[SLOTAT]]][]
+// CHECK-NEXT: %[[USES:.*]] = arith.divui %[[ROUND]], %c2 : index
+// CHECK: %[[FREE:.*]] = arith.xori
+// CHECK-NEXT: %[[EMPTY:.*]] = arith.addi %[[BUF]], %c9 : index
+// CHECK-NEXT: nvgpu.mbarrier.try_wait.parity %[[BARS]][%[[EMPTY]]], %[[FREE]]
 // CHECK-NEXT: %[[CLAIMED:.*]] = memref.atomic_rmw addi %c1_i32, %[[ARG4]][%c0] : (i32, memref<1xi32>) -> i32
 // CHECK-NEXT: memref.store %[[CLAIMED]], %[[SLOT]][%c0]
 // CHECK-NEXT: %[[MORE:.*]] = arith.cmpi ult, %[[CLAIMED]], %{{.*}} : i32
-// CHECK: nvgpu.mbarrier.arrive %[[BARS]][%c0]
+// Past the count: the buffer's "full" barrier (0, or 11 for buffer 1)
+// completes without a load.
+// CHECK: %[[OTHER:.*]] = arith.addi %[[BUF]], %c10 : index
+// CHECK-NEXT: %[[IS0:.*]] = arith.cmpi eq, %[[BUF]], %c0 : index
+// CHECK-NEXT: %[[FULL:.*]] = arith.select %[[IS0]], %c0, %[[OTHER]] : index
+// CHECK-NEXT: nvgpu.mbarrier.arrive %[[BARS]][%[[FULL]]]
 // CHECK: scf.condition(%[[MORE]])
-// CHECK: nvgpu.mbarrier.arrive.expect_tx %[[BARS]][%c0], %c32768
+// Q into the round's buffer: 32 KiB in.
+// CHECK: %[[FULL2:.*]] = arith.select %{{.*}}, %c0, %{{.*}} : index
+// CHECK-NEXT: nvgpu.mbarrier.arrive.expect_tx %[[BARS]][%[[FULL2]]], %c32768
+// CHECK-NEXT: %[[QAT:.*]] = arith.muli %{{.*}}, %c32768 : index
+// CHECK-NEXT: memref.view %{{.*}}[%[[QAT]]][]
 // The consumers.
 // CHECK: nvvm.setmaxregister  increase 232
 // CHECK: scf.while
-// CHECK: nvgpu.mbarrier.try_wait.parity %[[BARS]][%c0]
+// CHECK: nvgpu.mbarrier.try_wait.parity %[[BARS]][%{{.*}}]
 // CHECK-NEXT: %[[INDEX:.*]] = memref.load %{{.*}}[%c0] : memref<1xi32, #gpu.address_space<workgroup>>
 // CHECK-NEXT: %[[GO:.*]] = arith.cmpi ult, %[[INDEX]], %{{.*}} : i32
 // CHECK-NEXT: scf.condition(%[[GO]])
-// Q released by each consumer warp's lane 0 once its products are done
-// and its lanes have reread the tile slot (a warp barrier orders their
-// reads before the arrival, after which the producer overwrites it).
-// CHECK: nvvm.bar.warp.sync %c-1_i32 : i32
-// CHECK-NEXT: scf.if
-// CHECK-NEXT: nvgpu.mbarrier.arrive %[[BARS]][%c9]
+// CHECK: } do {
+// CHECK-NEXT: ^bb0(%[[CROUND:.*]]: index, %{{.*}}: index):
+// CHECK-NEXT: %[[CBUF:.*]] = arith.remui %[[CROUND]], %c2 : index
+// Q's buffer released by every consumer thread once its products are done
+// and it has reread the tile slot (its arrival orders its own reads
+// before the producer's overwrite), not under a lane-0 branch: the
+// epilogue's row sums follow in the same block, no closing brace.
+// CHECK: %[[RELEASED:.*]] = arith.addi %[[CBUF]], %c9 : index
+// CHECK-NEXT: nvgpu.mbarrier.arrive %[[BARS]][%[[RELEASED]]]
+// CHECK-NEXT: gpu.shuffle
 // GRID-LABEL: func @frames_d128
 // GRID-NOT: tile_counter
 // GRID: gpu.launch_func @swba_attention_kernels::@swba_fwd blocks in (%c24, %{{.*}}, %{{.*}})

@@ -48,6 +48,8 @@ struct ForwardKernel {
   StageRing ring;
   QueryTile tile;
   ConsumerRows rows;
+  /// qDesc: this consumer's Q rows (a persistent kernel's in this round's
+  /// Q buffer).
   Value base, qDesc, warpgroup;
   /// A persistent kernel's tile counter (the producer's).
   Value counter;
@@ -65,8 +67,10 @@ struct ForwardKernel {
                             static_cast<int64_t>(op.getWindow())},
         positiveScale(op.getEffectiveScale() > 0), split(split),
         scale(e.f32(op.getEffectiveScale() / std::log(2.0))),
-        softmax{e, scale, positiveScale},
-        ring{e, tiling.stages, tiling.persistent} {}
+        softmax{e, scale, positiveScale}, ring{e, tiling.stages,
+                                               tiling.persistent,
+                                               tiling.queryBuffers,
+                                               layout.qBytes} {}
 
   void setUp(ValueRange args, ArrayRef<Value> maps);
   SmallVector<Value> mainloop();
@@ -223,10 +227,13 @@ OnlineSoftmax::Tile ForwardKernel::softmaxOf(Value sAcc, Value j,
 /// launch's zeroed counter (`counter`, an i32 in global memory) by the
 /// producer thread, so that a workgroup that finishes early takes the next
 /// tile, as the hardware's scheduler does for a grid; tiles come in
-/// QueryTile::at's order (late tiles first). The producer waits until the
-/// consumers have released Q, claims a tile and writes its index into the
-/// shared tile slot before Q's barrier completes (its arrival releases the
-/// write); past the last tile it arrives without loading Q, and the
+/// QueryTile::at's order (late tiles first). Iteration r uses Q's buffer r
+/// % queryBuffers and its tile slot: the producer waits until the
+/// consumers have released that buffer (in iteration r - queryBuffers),
+/// claims a tile and writes its index into the slot before the buffer's
+/// barrier completes (its arrival releases the write); with two buffers
+/// that is while the consumers still run iteration r - 1's key tiles.
+/// Past the last tile it arrives without loading Q, and the
 /// consumers, reading an index past the count, stop. Iteration r is the
 /// workgroup's r-th query tile (StageRing's `round`); `base` is the ring
 /// position of its first key tile. `body` returns the tile's key tiles.
@@ -235,7 +242,6 @@ void ForwardKernel::forEachTile(ValueRange args, Value counter,
   Type i32 = e.b.getI32Type();
   Value count = arith::IndexCastOp::create(
       e.b, i32, QueryTile::count(e, args[0], blockM));
-  Value slot = tileSlot();
   Type index = e.b.getIndexType();
   auto loop = scf::WhileOp::create(e.b, TypeRange{index, index},
                                    ValueRange{e.idx(0), e.idx(0)});
@@ -243,6 +249,7 @@ void ForwardKernel::forEachTile(ValueRange args, Value counter,
   Block *before = e.b.createBlock(&loop.getBefore(), {}, {index, index},
                                   {e.b.getLoc(), e.b.getLoc()});
   ring.round = before->getArgument(0);
+  Value slot = tileSlot();
   Value claimed;
   if (counter) {
     ring.waitOnceFree();
@@ -258,7 +265,7 @@ void ForwardKernel::forEachTile(ValueRange args, Value counter,
                                      count);
   if (counter)
     e.when(arith::XOrIOp::create(e.b, more, e.i1(true)),
-           [&] { e.arrive(e.idx(StageRing::once)); });
+           [&] { e.arrive(ring.onceFullSlot()); });
   scf::ConditionOp::create(e.b, more, before->getArguments());
   Block *after = e.b.createBlock(&loop.getAfter(), {}, {index, index},
                                  {e.b.getLoc(), e.b.getLoc()});
@@ -273,7 +280,8 @@ void ForwardKernel::forEachTile(ValueRange args, Value counter,
   ring.round = ring.base = Value();
 }
 
-/// The shared i32 that holds a persistent kernel's claimed query tile.
+/// The shared i32 that holds a persistent kernel's claimed query tile of
+/// this round (one for each of Q's buffers).
 Value ForwardKernel::tileSlot() {
   auto smemSpace = gpu::AddressSpaceAttr::get(
       e.b.getContext(), gpu::GPUDialect::getWorkgroupAddressSpace());
@@ -281,7 +289,9 @@ Value ForwardKernel::tileSlot() {
       e.b,
       MemRefType::get({1}, e.b.getI32Type(), MemRefLayoutAttrInterface(),
                       smemSpace),
-      e.buffer, e.idx(layout.tileSlotOffset()), ValueRange{});
+      e.buffer,
+      e.add(e.idx(layout.tileSlotOffset()), e.mul(ring.onceBuffer(), 4)),
+      ValueRange{});
 }
 
 /// The query tile whose index the producer wrote into the tile slot.
@@ -483,8 +493,8 @@ void mlir::swba::gpu_kernels::buildForwardBody(
     const HopperTiling &tiling, const SharedLayout &layout, ValueRange args,
     ArrayRef<Value> maps, Type elementType, int64_t headDim, int64_t valueDim,
     bool split) {
-  Value bars = StageRing::createBarriers(builder, loc, tiling.stages,
-                                        tiling.persistent);
+  Value bars = StageRing::createBarriers(
+      builder, loc, tiling.stages, tiling.persistent, tiling.queryBuffers);
   HopperKernelBuilder e(builder, loc, elementType, bars);
   ForwardKernel kernel(e, op, tiling, layout, headDim, valueDim, split);
   // A persistent kernel's last memref is its tile counter.
@@ -494,22 +504,25 @@ void mlir::swba::gpu_kernels::buildForwardBody(
   }
   kernel.setUp(args, maps);
   if (tiling.persistent) {
-    // Each query tile in turn: its key tiles, Q released to the producer
-    // (which loads the next tile's Q and K/V under this one's epilogue),
-    // then its rows stored.
+    // Each query tile in turn: its key tiles (Q from this round's buffer),
+    // Q's buffer released to the producer, then its rows stored.
     kernel.turnsAcrossTiles.emplace(e, kernel.rows.consumer, tiling.consumers,
                                     tiling.overlapSoftmax && tiling.pingPong);
     kernel.onceAwaited = true;
+    Value firstQDesc = kernel.qDesc;
     kernel.forEachTile(args, Value(), [&](const QueryTile &t) {
       kernel.tile = t;
       kernel.rows = ConsumerRows::get(e, kernel.warpgroup, t.q0);
+      kernel.qDesc =
+          e.add(firstQDesc,
+                e.toI64(e.mul(kernel.ring.onceBuffer(), layout.qBytes / 16)));
       SmallVector<Value> results = kernel.mainloop();
       // The epilogue's indices from the tile slot again (read before Q is
       // released, after which the producer writes the next tile's): values
       // carried through the mainloop would take its registers.
       QueryTile stored = kernel.claimedTile(args);
       ConsumerRows rows = ConsumerRows::get(e, kernel.warpgroup, stored.q0);
-      kernel.ring.releaseOnce(rows.isLane0);
+      kernel.ring.releaseOnce();
       storeForwardRows(e, results, valueDim, rows.rowBase, stored.queries,
                        args[3], args.size() > 4 ? args[4] : Value(),
                        stored.batch, stored.head);

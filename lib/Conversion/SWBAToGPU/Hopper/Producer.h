@@ -28,37 +28,77 @@ namespace mlir::swba::gpu_kernels {
 ///
 /// A persistent kernel (`reusesOnce`) runs several tiles of what it loads
 /// once (query tiles) in turn: the ring's tiles continue across them (tile
-/// j of the current one is ring position `base` + j), its `once` slot
-/// completes once per query tile (`round`, the query tile's index among
-/// the workgroup's, gives the parity), and a last slot, `onceEmpty`, takes
-/// an arrival from every consumer warp once it has read the once-loaded
-/// operands for the last time, before the producer loads the next tile's.
+/// j of the current one is ring position `base` + j). Round r (`round`,
+/// the query tile's index among the workgroup's) loads its once operands
+/// into buffer r % `onceBuffers` (`onceStride` bytes apart), so that with
+/// two the producer loads the next tile's under this one's products. Each
+/// buffer has a "full" slot (buffer 0's is `once`, the others' follow the
+/// "empty" ones), which completes once per round of that buffer, and an
+/// "empty" slot (`onceEmpty`) that takes an arrival from every consumer
+/// thread once it has read the buffer for the last time in the round,
+/// before the producer loads it again.
 struct StageRing {
   HopperKernelBuilder &e;
   int64_t stages;
   bool reusesOnce = false;
+  int64_t onceBuffers = 1, onceStride = 0;
   Value base = {}, round = {};
 
   static constexpr int64_t once = 0;
-  static int64_t countFor(int64_t stages, bool reusesOnce = false) {
-    return 1 + 4 * stages + (reusesOnce ? 1 : 0);
+  static int64_t countFor(int64_t stages, bool reusesOnce = false,
+                          int64_t onceBuffers = 1) {
+    return 1 + 4 * stages + (reusesOnce ? 2 * onceBuffers - 1 : 0);
   }
-  int64_t count() const { return countFor(stages, reusesOnce); }
+  int64_t count() const { return countFor(stages, reusesOnce, onceBuffers); }
   /// The mbarrier group of a ring of `stages` (made before the kernel's
   /// HopperKernelBuilder, which takes it).
   static Value createBarriers(OpBuilder &builder, Location loc, int64_t stages,
-                              bool reusesOnce = false) {
+                              bool reusesOnce = false,
+                              int64_t onceBuffers = 1) {
     MLIRContext *ctx = builder.getContext();
     auto smemSpace = gpu::AddressSpaceAttr::get(
         ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
     return nvgpu::MBarrierCreateOp::create(
         builder, loc,
-        nvgpu::MBarrierGroupType::get(ctx, smemSpace,
-                                      countFor(stages, reusesOnce)));
+        nvgpu::MBarrierGroupType::get(
+            ctx, smemSpace, countFor(stages, reusesOnce, onceBuffers)));
   }
   int64_t full(int64_t operand) const { return 1 + operand * stages; }
   int64_t empty(int64_t operand) const { return 1 + (2 + operand) * stages; }
-  int64_t onceEmpty() const { return 1 + 4 * stages; }
+  int64_t onceEmpty(int64_t buffer = 0) const {
+    return 1 + 4 * stages + buffer;
+  }
+
+  /// This round's buffer of the once-loaded operands.
+  Value onceBuffer() {
+    return round && onceBuffers > 1
+               ? arith::RemUIOp::create(e.b, round, e.idx(onceBuffers))
+               : e.idx(0);
+  }
+  /// `offset` (bytes, in the first buffer) in this round's buffer.
+  Value onceOffset(int64_t offset) {
+    if (onceBuffers == 1)
+      return e.idx(offset);
+    return e.add(e.mul(onceBuffer(), onceStride), e.idx(offset));
+  }
+  /// Its "full" slot (buffer 0's is `once`, the others' follow the
+  /// "empty" ones) and its "empty" slot.
+  Value onceFullSlot() {
+    if (onceBuffers == 1)
+      return e.idx(once);
+    Value buffer = onceBuffer();
+    return arith::SelectOp::create(
+        e.b, e.eq(buffer, 0), e.idx(once),
+        e.add(buffer, e.idx(onceEmpty(onceBuffers) - 1)));
+  }
+  Value onceEmptySlot() { return e.add(onceBuffer(), e.idx(onceEmpty())); }
+  /// The phase parity of this round's buffer: the buffer's own round count.
+  Value onceParity() {
+    if (!round)
+      return e.i1(false);
+    return parityOf(onceBuffers > 1 ? e.divIdx(round, e.idx(onceBuffers))
+                                    : round);
+  }
 
   /// The ring position of tile j.
   Value at(Value j) { return base ? e.add(base, j) : j; }
@@ -72,27 +112,23 @@ struct StageRing {
   }
   /// Consumer: waits until the once-loaded operands (of this round) have
   /// landed.
-  void waitOnce() {
-    e.waitParity(e.idx(once), round ? parityOf(round) : e.i1(false));
-  }
+  void waitOnce() { e.waitParity(onceFullSlot(), onceParity()); }
   /// Producer (reusesOnce): waits until every consumer is done with the
   /// previous round's once-loaded operands (a fresh barrier passes the
   /// first round at once).
   void waitOnceFree() {
     if (reusesOnce)
-      e.waitParity(e.idx(onceEmpty()),
-                   arith::XOrIOp::create(e.b, parityOf(round), e.i1(true)));
+      e.waitParity(onceEmptySlot(),
+                   arith::XOrIOp::create(e.b, onceParity(), e.i1(true)));
   }
-  /// Consumer (reusesOnce): this warp has read the once-loaded operands
-  /// for the last time this round. Every lane calls it: a warp barrier
-  /// orders all lanes' reads (the tile slot's too) before lane 0's arrival
-  /// releases them to the producer, which then overwrites them.
-  void releaseOnce(Value isLane0) {
-    if (!reusesOnce)
-      return;
-    NVVM::SyncWarpOp::create(
-        e.b, arith::ConstantIntOp::create(e.b, e.b.getI32Type(), -1));
-    e.when(isLane0, [&] { e.arrive(e.idx(onceEmpty())); });
+  /// Consumer (reusesOnce): this thread has read the once-loaded operands
+  /// for the last time this round. Every consumer thread arrives (its
+  /// release orders its own reads, the tile slot's too, before the
+  /// producer's overwrite), not one lane a warp: a lane's arrival does not
+  /// release what the warp's other lanes read.
+  void releaseOnce() {
+    if (reusesOnce)
+      e.arrive(onceEmptySlot());
   }
   Value phase(Value j) { return parityOf(e.divIdx(at(j), e.idx(stages))); }
   Value slot(int64_t first, Value j) { return e.add(stage(j), e.idx(first)); }
@@ -107,8 +143,14 @@ struct StageRing {
 
   void init(int64_t consumerWarps, Value isThread0) {
     SmallVector<int64_t> counts;
-    for (int64_t i = 0; i < count(); ++i)
-      counts.push_back(i < empty(0) ? 1 : consumerWarps);
+    for (int64_t i = 0; i < count(); ++i) {
+      if (i < empty(0) || i >= onceEmpty(onceBuffers))
+        counts.push_back(1); // "full": the producer's arrival
+      else if (i >= onceEmpty())
+        counts.push_back(consumerWarps * 32); // a buffer's "empty"
+      else
+        counts.push_back(consumerWarps);
+    }
     e.initBarriers(counts, isThread0);
   }
   /// Producer: once stage(j) of `operand` is free, loads rows [row, row +

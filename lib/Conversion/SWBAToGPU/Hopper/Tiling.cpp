@@ -74,6 +74,14 @@ FailureOr<HopperTiling> gpu_kernels::getTiling(int64_t d, int64_t dv,
   const bool persistentByDefault = narrow && options.tileScheduler.empty();
   t.persistent = options.splitKv == 0 && t.perSM == 1 &&
                  (options.tileScheduler == "persistent" || persistentByDefault);
+  // Two Q buffers where they fit: the producer claims the next query tile
+  // and loads its Q and first K/V tiles while this one's products run,
+  // not only under its epilogue.
+  if (t.persistent) {
+    t.queryBuffers = 2;
+    if (!sharedMemoryFits(t, SharedLayout(t, d, dv)))
+      t.queryBuffers = 1;
+  }
   return t;
 }
 

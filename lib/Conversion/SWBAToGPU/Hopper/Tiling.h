@@ -30,6 +30,9 @@ struct HopperTiling {
   int64_t perSM = 1;   // workgroups resident on an SM
   /// One workgroup an SM looping over query tiles (tile-scheduler).
   bool persistent = false;
+  /// Q's buffers: two in a persistent kernel where they fit, so that the
+  /// producer loads the next query tile's under this one's products.
+  int64_t queryBuffers = 1;
 
   int64_t blockM() const { return consumers * kRowsPerConsumer; }
   int64_t threads() const { return (consumers + 1) * kWarpgroupThreads; }
@@ -37,17 +40,22 @@ struct HopperTiling {
 
 /// The shared-memory layout of a tiling, in bytes from @swba_smem.
 struct SharedLayout {
-  int64_t qBytes, kStageBytes, vStageBytes, stages, valueDim;
+  int64_t qBytes, kStageBytes, vStageBytes, stages, valueDim, queryBuffers;
   bool persistent;
   SharedLayout(const HopperTiling &t, int64_t headDim, int64_t valueDim)
       : qBytes(t.blockM() * headDim * 2), kStageBytes(t.blockN * headDim * 2),
         vStageBytes(t.blockN * valueDim * 2), stages(t.stages),
-        valueDim(valueDim), persistent(t.persistent) {}
-  int64_t kOffset(int64_t stage) const { return qBytes + stage * kStageBytes; }
-  int64_t vOffset(int64_t stage) const {
-    return qBytes + stages * kStageBytes + stage * vStageBytes;
+        valueDim(valueDim), queryBuffers(t.queryBuffers),
+        persistent(t.persistent) {}
+  /// Q's buffers (qBytes each), then the K stages, then the V stages.
+  int64_t kOffset(int64_t stage) const {
+    return queryBuffers * qBytes + stage * kStageBytes;
   }
-  /// A persistent kernel's claimed query tile (an i32) after the stages.
+  int64_t vOffset(int64_t stage) const {
+    return kOffset(stages) + stage * vStageBytes;
+  }
+  /// A persistent kernel's claimed query tiles (an i32 for each of Q's
+  /// buffers) after the stages.
   int64_t tileSlotOffset() const { return vOffset(stages); }
   int64_t total() const { return vOffset(stages) + (persistent ? 16 : 0); }
 };
