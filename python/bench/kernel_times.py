@@ -5,13 +5,17 @@ mma.sync one (SWBA_CHIP=sm_90): where the time goes.
     python3 python/bench/kernel_times.py
     python3 python/bench/kernel_times.py --options "" "grad-key-tile=128"
     python3 python/bench/kernel_times.py --forward --options "" "ping-pong=false"
+    python3 python/bench/kernel_times.py --frontier narrow small-frames \
+        --options "" "grad-stages=3"
 
 With --options: the sm_90a kernels under each SWBA_LOWER_OPTIONS value,
 taken in turn for 4 rounds (so that drift hits every option alike), the
 best and the median round of each kernel: an A/B of tile choices on GPU
 time alone, without the host or the L2 flush in it. With --forward the
 steps are forward passes only (options of the forward kernel, whose
-backward kernels need not be compiled).
+backward kernels need not be compiled). --frontier takes the cases of
+bench_frontier.py (bf16, GQA), all or those named, instead of the design
+configurations (fp16).
 """
 
 import math
@@ -25,7 +29,7 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.dirname(__file__))
 from swba import attention  # noqa: E402
-from configs import DESIGN  # noqa: E402
+from configs import DESIGN, Config  # noqa: E402
 
 
 FORWARD_ONLY = "--forward" in sys.argv
@@ -37,10 +41,31 @@ def step(q, k, v, dout, c):
         out.backward(dout)
 
 
-def times(c, reps=10):
+def args_after(flag):
+    """The arguments after `flag` up to the next flag."""
+    if flag not in sys.argv:
+        return None
+    rest = sys.argv[sys.argv.index(flag) + 1:]
+    return rest[:next((i for i, a in enumerate(rest) if a.startswith("--")), len(rest))]
+
+
+def configs():
+    """The design configurations, or bench_frontier.py's cases (--frontier)."""
+    names = args_after("--frontier")
+    if names is None:
+        return [(c, c.h, torch.float16) for c in DESIGN]
+    from bench_frontier import CASES
+    return [(Config(c.b, c.hq, c.n, c.d, c.bs, c.ws), c.hkv, torch.bfloat16)
+            for c in CASES if not names or c.name in names]
+
+
+def times(c, hkv=None, dtype=torch.float16, reps=10):
     torch.manual_seed(0)
-    q, k, v = (torch.randn(c.b, c.h, c.n, c.d, device="cuda", dtype=torch.float16,
-                           requires_grad=not FORWARD_ONLY) for _ in range(3))
+    hkv = hkv or c.h
+    q = torch.randn(c.b, c.h, c.n, c.d, device="cuda", dtype=dtype,
+                    requires_grad=not FORWARD_ONLY)
+    k, v = (torch.randn(c.b, hkv, c.n, c.d, device="cuda", dtype=dtype,
+                        requires_grad=not FORWARD_ONLY) for _ in range(2))
     dout = torch.randn_like(q)
     for _ in range(3):
         step(q, k, v, dout, c)
@@ -64,12 +89,12 @@ def compare(options, rounds=4):
     print("| B,H,N,D,bs,ws | options | " + " | ".join(
         f"{k} best / median us" for k in KINDS) + " | sum of medians |")
     print("|" + " --- |" * (len(KINDS) + 3))
-    for c in DESIGN:
+    for c, hkv, dtype in configs():
         seen = {o: defaultdict(list) for o in options}
         for _ in range(rounds):
             for o in options:
                 os.environ["SWBA_LOWER_OPTIONS"] = o
-                for kind, us in times(c).items():
+                for kind, us in times(c, hkv, dtype).items():
                     seen[o][kind].append(us)
         for o in options:
             cells, total = [], 0.0
@@ -84,14 +109,14 @@ def compare(options, rounds=4):
 
 def main():
     if "--options" in sys.argv:
-        compare(sys.argv[sys.argv.index("--options") + 1:])
+        compare(args_after("--options"))
         return
     for chip in ("", "sm_90"):
         if chip:
             os.environ["SWBA_CHIP"] = chip
         print(f"## {chip or 'default'} (us per step)")
-        for c in DESIGN:
-            t = times(c)
+        for c, hkv, dtype in configs():
+            t = times(c, hkv, dtype)
             print(f"{c.b},{c.h},{c.n},{c.d},{c.bs},{c.ws}: " +
                   ", ".join(f"{k} {v:.0f}" for k, v in sorted(t.items())))
 

@@ -135,7 +135,7 @@ func.func @token_window_grad_d128(%q: memref<?x8x?x128xbf16>, %k: memref<?x8x?x1
 // -----
 
 // The backward of a narrow band at head dim 64: the dK/dV kernel's Q and
-// dO boxes hold 64 query rows.
+// dO boxes hold 64 query rows, the dQ kernel's K and V boxes 64 keys
 // (maps of q, k, v, dout in that order).
 // CHECK-LABEL: func @narrow_band_grad_d64
 // CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_delta
@@ -143,10 +143,16 @@ func.func @token_window_grad_d128(%q: memref<?x8x?x128xbf16>, %k: memref<?x8x?x1
 // CHECK-COUNT-2: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
 // CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
 // CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv
+// CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
+// CHECK-COUNT-2: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
+// CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
+// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq
 // ASKED-LABEL: func @narrow_band_grad_d64
 // ASKED: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_delta
 // ASKED-COUNT-4: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
 // ASKED: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv
+// ASKED-COUNT-4: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
+// ASKED: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq
 func.func @narrow_band_grad_d64(%q: memref<?x4x?x64xbf16>, %k: memref<?x4x?x64xbf16>, %v: memref<?x4x?x64xbf16>,
                                 %o: memref<?x4x?x64xbf16>, %do: memref<?x4x?x64xbf16>, %l: memref<?x4x?xf32>,
                                 %dq: memref<?x4x?x64xbf16>, %dk: memref<?x4x?x64xbf16>, %dv: memref<?x4x?x64xbf16>) {

@@ -155,7 +155,8 @@ def LowerSWBA : Pass<"lower-swba"> {
            "split-kv. For decode and short query frames.">,
     Option<"gradKeyTile", "grad-key-tile", "int64_t", /*default=*/"0",
            "sm_90a backward: keys per K/V tile of the dQ kernel, 32, 64 or "
-           "128; 0: 64 for token windows at head dim 128, else 128, or 64 "
+           "128; 0: 64 for token windows at head dim 128 and for bands of "
+           "at most 512 keys at head dim 64, else 128, or 64 "
            "where 128 does not fit in shared memory (past head dim 128 also "
            "32).">,
     Option<"gradQueryTile", "grad-query-tile", "int64_t", /*default=*/"0",

@@ -106,7 +106,7 @@ FailureOr<HopperTiling> gpu_kernels::getTiling(int64_t d, int64_t dv,
 // 2026-12-02); frame windows (1024- and 2048-token
 // frames) keep 128; 128-token windows at head dim 64, forward 50 -> 55
 // with 64-key tiles, forward+backward 46 -> 52 with 64-row dK/dV query
-// tiles (small frames, 512 keys: 149 -> 165).
+// tiles (small frames, 512 keys: 149 -> 165), and 64-key dQ tiles.
 HopperOptions gpu_kernels::withWindowTiling(HopperOptions options, int64_t d,
                                             int64_t dv, int64_t blockSize,
                                             int64_t window) {
@@ -149,6 +149,13 @@ HopperOptions gpu_kernels::withWindowTiling(HopperOptions options, int64_t d,
     }
     if (!options.gradQueryTile)
       options.gradQueryTile = 64;
+    // 64-key dQ tiles: a band's rows see a few key tiles, most of them
+    // masked, and smaller ones mask fewer columns (on wider frame windows
+    // they lose 5%). dQ kernel 239 -> 221 us on 128-token windows, 169 ->
+    // 154 on small frames (H200, bf16, kernel_times.py --frontier,
+    // 2026-12-02).
+    if (!options.gradKeyTile)
+      options.gradKeyTile = 64;
   }
   return options;
 }
