@@ -129,20 +129,21 @@ def kernel_page_size(page_size: int, chip: str) -> int:
 
 def head_dims_problem(d: int, dv: int, chip: str) -> str | None:
     """Why the GPU kernels for `chip` do not take head dims `d`, `dv`, or
-    None: multiples of 16 up to 128 on every chip, and on sm_90a also
-    multiples of 64 up to 256 (the TMA + wgmma kernels)."""
+    None: multiples of 16 up to 128 on every chip, and on sm_90a multiples
+    of 16 from 64 to 256 (the TMA + wgmma kernels take multiples of 64, and
+    round the others up to them)."""
     def small(x):
         return x % 16 == 0 and 16 <= x <= 128
 
     def hopper(x):
-        return x % 64 == 0 and 64 <= x <= 256
+        return x % 16 == 0 and 64 <= x <= 256
 
     if small(d) and small(dv):
         return None
     if chip == "sm_90a" and hopper(d) and hopper(dv):
         return None
-    return (f"head dims must be multiples of 16 in [16, 128], or on sm_90a multiples "
-            f"of 64 up to 256; got {d} and {dv} for {chip}")
+    return (f"head dims must be multiples of 16 in [16, 128], or on sm_90a both in [64, 256]; "
+            f"got {d} and {dv} for {chip}")
 
 
 # The decode kernel's limits (--lower-swba decode): packed rows per kv head

@@ -22,10 +22,16 @@ CASES = [
     # Head dims the mma.sync kernels take on every chip; a value dim of 48
     # is 6 chunks of 16 bytes, which the delta kernel's quads split 4 + 2.
     Case("d32_dv48_gqa", 1, 2, 1, 333, 333, 32, 48, 50, 3, "f16", None),
+    # Head dims past 64 that are not multiples of 64: on sm_90a the wgmma
+    # kernels of the next multiple (96 -> 128), whose last TMA box reaches
+    # past the tensor's columns; a token window with GQA, and unequal dims
+    # with a KV cache longer than the queries.
+    Case("d96_token_gqa_bf16", 1, 4, 2, 700, 700, 96, 96, 1, 300, "bf16", None),
+    Case("d80_dv112_kv_cache_f16", 2, 2, 1, 300, 1300, 80, 112, 256, 4, "f16", None),
 ]
 
-# Head dims only the sm_90a kernels take (multiples of 64 past 128): run on
-# the wgmma path alone. 64-key forward tiles, 32-key dQ tiles, and dK/dV as
+# Head dims only the sm_90a kernels take (past 128: multiples of 64, and of
+# 16 that they round up to one): run on the wgmma path alone. 64-key forward tiles, 32-key dQ tiles, and dK/dV as
 # a dV and a dK kernel (docs/DESIGN.md 3.2): partial tiles, GQA, Nq < Nk,
 # token windows, both types, and a value dim other than the key's.
 HOPPER_CASES = [
@@ -34,6 +40,7 @@ HOPPER_CASES = [
     Case("d256_kv_cache_nq_lt_nk", 2, 2, 2, 300, 1300, 256, 256, 256, 4, "bf16", None),
     Case("d192_frames_bf16", 1, 4, 2, 777, 777, 192, 192, 130, 2, "bf16", None),
     Case("d256_dv128_scale", 1, 2, 2, 333, 333, 256, 128, 37, 3, "f16", 0.05),
+    Case("d160_dv80_frames_f16", 1, 2, 2, 333, 333, 160, 80, 37, 3, "f16", 0.07),
 ]
 
 

@@ -32,10 +32,12 @@ def test_mlir_string_decoding():
 
 
 def test_config_validation():
-    # Head dims past 128 only on sm_90a, and only whole 64-column TMA boxes.
+    # Head dims past 128 only on sm_90a, multiples of 16 up to 256 there,
+    # and both at least 64 when one is past 128.
     for bad in (dict(head_dim=72), dict(dtype="f32"), dict(window=0),
                 dict(head_dim=256, value_dim=256),
-                dict(head_dim=160, value_dim=160, chip="sm_90a"),
+                dict(head_dim=168, value_dim=168, chip="sm_90a"),
+                dict(head_dim=272, value_dim=272, chip="sm_90a"),
                 dict(head_dim=256, value_dim=48, chip="sm_90a")):
         args = dict(dtype="f16", head_dim=64, value_dim=64, block_size=4,
                     window=2, scale=0.125) | bad
@@ -44,7 +46,7 @@ def test_config_validation():
         except ValueError:
             continue
         raise AssertionError(f"accepted {bad}")
-    for d, dv in ((256, 256), (192, 192), (256, 128)):
+    for d, dv in ((256, 256), (192, 192), (256, 128), (160, 160), (96, 240)):
         compiler.KernelConfig("bf16", d, dv, 4, 2, 0.0625, chip="sm_90a")
 
 
@@ -382,6 +384,26 @@ def _compile_hopper():
         ("q", 32), ("k", 128), ("v", 128), ("dout", 32)]
     assert [(p.tensor, p.map.box[1]) for p in k.launches[3].params if p.map] == [
         ("q", 128), ("k", 32), ("v", 32), ("dout", 128)]
+    # Head dims past 64 that are not multiples of 64 take the kernels of
+    # the next multiple (96 -> 128, 160 -> 192): the same launches, tiles
+    # and 64-column boxes (the last reaching past the tensor's columns),
+    # on wgmma; the fused backward reduce-adds only Q's columns.
+    for (d, dv), (pd, pdv) in (((96, 96), (128, 128)), ((160, 80), (192, 128))):
+        for options in ("", "grad-fused-dq=true"):
+            if options and pd + pdv > 256:
+                continue
+            for grad in (False, True):
+                made = [compiler.load_or_compile(compiler.KernelConfig(
+                    "bf16", x, y, 1, 300, 0.1, chip="sm_90a", grad=grad, options=options))
+                    for x, y in ((d, dv), (pd, pdv))]
+                assert _summary(made[0]) == _summary(made[1]), (d, dv, grad, options)
+                for a, b in zip(made[0].launches, made[1].launches):
+                    assert a.shared_memory == b.shared_memory, (a.name, d, dv)
+                    assert [p.map.box for p in a.params if p.map] == \
+                        [p.map.box for p in b.params if p.map], (a.name, d, dv)
+            ptx, _ = compiler.compile_ptx(compiler.KernelConfig(
+                "bf16", d, dv, 1, 300, 0.1, chip="sm_90a", grad=True, options=options))
+            assert "wgmma.mma_async" in ptx, (d, dv, options)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ func.func @gpu_f32(%q: memref<1x2x64x64xf32>) {
 // -----
 
 func.func @gpu_head_dim_72(%q: memref<1x2x64x72xf16>) {
-  // expected-error @+1 {{target=gpu supports head dims that are multiples of 16 from 16 to 128 (64 and 128 are the tuned ones), and with chip=sm_90a multiples of 64 up to 256, got 72 and 72}}
+  // expected-error @+1 {{target=gpu supports head dims that are multiples of 16 from 16 to 128 (64 and 128 are the tuned ones), and with chip=sm_90a multiples of 16 from 64 to 256, got 72 and 72}}
   swba.attention ins(%q, %q, %q : memref<1x2x64x72xf16>, memref<1x2x64x72xf16>, memref<1x2x64x72xf16>) outs(%q : memref<1x2x64x72xf16>) block_size = 4 window = 1
   return
 }
@@ -21,7 +21,7 @@ func.func @gpu_head_dim_72(%q: memref<1x2x64x72xf16>) {
 // Head dim 256 is for the sm_90a kernels only (this runs the default chip):
 // the mma.sync kernels' warps would hold 256 f32 of O a thread.
 func.func @gpu_head_dim_256_mma_sync(%q: memref<1x2x64x256xbf16>) {
-  // expected-error @+1 {{target=gpu supports head dims that are multiples of 16 from 16 to 128 (64 and 128 are the tuned ones), and with chip=sm_90a multiples of 64 up to 256, got 256 and 256}}
+  // expected-error @+1 {{target=gpu supports head dims that are multiples of 16 from 16 to 128 (64 and 128 are the tuned ones), and with chip=sm_90a multiples of 16 from 64 to 256, got 256 and 256}}
   swba.attention ins(%q, %q, %q : memref<1x2x64x256xbf16>, memref<1x2x64x256xbf16>, memref<1x2x64x256xbf16>) outs(%q : memref<1x2x64x256xbf16>) block_size = 4 window = 1
   return
 }
@@ -31,7 +31,7 @@ func.func @gpu_head_dim_256_mma_sync(%q: memref<1x2x64x256xbf16>) {
 // A value head dim of 0 is a valid op (empty output) but not one the
 // kernels' fragment loops were written for.
 func.func @gpu_value_dim_0(%q: memref<1x2x64x64xf16>, %v: memref<1x2x64x0xf16>) {
-  // expected-error @+1 {{target=gpu supports head dims that are multiples of 16 from 16 to 128 (64 and 128 are the tuned ones), and with chip=sm_90a multiples of 64 up to 256, got 64 and 0}}
+  // expected-error @+1 {{target=gpu supports head dims that are multiples of 16 from 16 to 128 (64 and 128 are the tuned ones), and with chip=sm_90a multiples of 16 from 64 to 256, got 64 and 0}}
   swba.attention ins(%q, %q, %v : memref<1x2x64x64xf16>, memref<1x2x64x64xf16>, memref<1x2x64x0xf16>) outs(%v : memref<1x2x64x0xf16>) block_size = 4 window = 1
   return
 }

@@ -4,7 +4,7 @@
 // RUN: swba-opt %s --split-input-file --verify-diagnostics --lower-swba="target=gpu chip=sm_90a grad-fused-dq=true"
 
 func.func @sm90a_d256_grad_fused(%q: memref<1x2x64x256xbf16>, %l: memref<1x2x64xf32>) {
-  // expected-error @+1 {{chip=sm_90a: grad-fused-dq needs dK and dV in one kernel (head dims with d + dv <= 256), got 256 and 256}}
+  // expected-error @+1 {{chip=sm_90a: grad-fused-dq needs dK and dV in one kernel (head dims with d + dv <= 256, each rounded up to a multiple of 64), got 256 and 256}}
   swba.attention_grad ins(%q, %q, %q, %q, %q, %l : memref<1x2x64x256xbf16>, memref<1x2x64x256xbf16>, memref<1x2x64x256xbf16>, memref<1x2x64x256xbf16>, memref<1x2x64x256xbf16>, memref<1x2x64xf32>) outs(%q, %q, %q : memref<1x2x64x256xbf16>, memref<1x2x64x256xbf16>, memref<1x2x64x256xbf16>) block_size = 4 window = 1
   return
 }

@@ -56,7 +56,10 @@ def LowerSWBA : Pass<"lower-swba"> {
     asserted at run time (`cf.assert`) before the loops or the launch.
 
     With `chip=sm_90a` the forward op at head dims that are multiples of 64
-    up to 256 becomes a Hopper kernel instead: a producer warpgroup brings Q and a ring of
+    up to 256, or of 16 past 64 (which the kernels round up to whole
+    64-column TMA boxes: the loads fill the columns past the tensor's with
+    zeros, and the epilogues store the tensor's columns alone), becomes a
+    Hopper kernel instead: a producer warpgroup brings Q and a ring of
     `stages` K/V tiles of `block-n` keys into 128B-swizzled shared memory
     with TMA (`nvgpu.tma.async.load`, completing on `nvgpu.mbarrier`s), and
     `consumers` warpgroups of 64 query rows (three at head dim 64, two from
@@ -102,9 +105,9 @@ def LowerSWBA : Pass<"lower-swba"> {
            "target=gpu: the GPU the kernels are for, sm_80 (the default) or "
            "later (the error for another lists them). sm_90a gives the "
            "forward and backward at head dims that are multiples of 64 up "
-           "to 256 the warpgroup-MMA + TMA kernels; every other chip, and "
-           "other head dims (multiples of 16 up to 128), the mma.sync "
-           "kernels.">,
+           "to 256, or of 16 past 64 (rounded up to whole TMA boxes), the "
+           "warpgroup-MMA + TMA kernels; every other chip, and other head "
+           "dims (multiples of 16 up to 64), the mma.sync kernels.">,
     Option<"consumers", "consumers", "int64_t", /*default=*/"0",
            "sm_90a forward: consumer warpgroups of 64 query rows, 2 or 3; "
            "0: three at head dim 64, two from 128.">,
@@ -128,8 +131,9 @@ def LowerSWBA : Pass<"lower-swba"> {
            "code made here launches 132, or one a query tile where there are "
            "fewer), each claiming query tiles in "
            "the grid's order from a zeroed counter until none is left, so "
-           "that its producer loads the next tile's Q and first K/V tiles "
-           "under this tile's last products and epilogue; empty: persistent "
+           "that its producer claims the next tile and loads its Q (into a "
+           "second buffer, where one fits) and first K/V tiles under this "
+           "tile's products and epilogue; empty: persistent "
            "at head dim 64, the grid otherwise (and always for the split-KV "
            "forward and two workgroups an SM).">,
     Option<"overlapSoftmax", "overlap-softmax", "bool", /*default=*/"true",

@@ -41,6 +41,19 @@ using namespace mlir::swba::gpu_kernels;
 
 namespace {
 
+/// The head dims the kernels compute with (kernelHeadDim: whole TMA
+/// boxes), and the tensors' value head dim.
+struct GradHeadDims {
+  int64_t headDim, valueDim, tensorValueDim;
+  explicit GradHeadDims(AttentionGradOp op)
+      : tensorValueDim(
+            cast<ShapedType>(op.getValue().getType()).getDimSize(3)) {
+    headDim =
+        kernelHeadDim(cast<ShapedType>(op.getQuery().getType()).getDimSize(3));
+    valueDim = kernelHeadDim(tensorValueDim);
+  }
+};
+
 struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
   AttentionGradOpToWgmma(MLIRContext *context, HopperOptions options)
       : OpRewritePattern(context, /*benefit=*/2), options(options) {}
@@ -54,14 +67,13 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
     auto module = op->getParentOfType<ModuleOp>();
     if (!module)
       return rewriter.notifyMatchFailure(op, "expected an enclosing module");
-    auto qType = cast<MemRefType>(op.getQuery().getType());
-    Type elementType = qType.getElementType();
-    int64_t headDim = qType.getDimSize(3);
-    int64_t valueDim =
-        cast<MemRefType>(op.getValue().getType()).getDimSize(3);
+    Type elementType =
+        cast<MemRefType>(op.getQuery().getType()).getElementType();
+    GradHeadDims dims(op);
+    int64_t headDim = dims.headDim, valueDim = dims.valueDim;
     if (!coversHeadDims(headDim, valueDim))
       return rewriter.notifyMatchFailure(op, "head dims not multiples of 64 "
-                                             "up to 256");
+                                             "up to 256, nor of 16 past 64");
 
     Location loc = op.getLoc();
     using T = QueryGradTiling;
@@ -115,8 +127,9 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
       kvKernels.push_back(buildKeyValueGradKernel(rewriter, gpuModule, op,
                                                   kvLayout, kvArgs, fused));
 
-    auto deltaKernel =
-        createDeltaKernel(rewriter, gpuModule, op, elementType, valueDim);
+    // (The delta kernel reads out and dout: the tensors' columns.)
+    auto deltaKernel = createDeltaKernel(rewriter, gpuModule, op, elementType,
+                                         dims.tensorValueDim);
     if (fused) {
       auto convertKernel = createQueryGradConvertKernel(rewriter, gpuModule, op);
       emitLaunches(rewriter, op, gradBuffers(op, true),
@@ -144,9 +157,8 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
     Location loc = op.getLoc();
     Type elementType =
         cast<MemRefType>(op.getQuery().getType()).getElementType();
-    int64_t headDim = cast<MemRefType>(op.getQuery().getType()).getDimSize(3);
-    int64_t valueDim =
-        cast<MemRefType>(op.getValue().getType()).getDimSize(3);
+    GradHeadDims dims(op);
+    int64_t headDim = dims.headDim, valueDim = dims.valueDim;
     auto queryTileMap = tensorMapType(elementType, kvLayout.blockM);
     auto keyTileMap = tensorMapType(elementType, KV::blockN());
     // Without fused dQ, dK/dV (the heavier workgroups) goes out first, on a
@@ -210,8 +222,8 @@ LogicalResult mlir::swba::checkHopperGradLowerable(Operation *op,
   auto grad = dyn_cast<AttentionGradOp>(op);
   if (!grad)
     return success();
-  int64_t d = cast<ShapedType>(grad.getQuery().getType()).getDimSize(3);
-  int64_t dv = cast<ShapedType>(grad.getValue().getType()).getDimSize(3);
+  GradHeadDims dims(grad);
+  int64_t d = dims.headDim, dv = dims.valueDim;
   if (!coversHeadDims(d, dv))
     return success(); // the mma.sync kernels
   HopperOptions tiles =
@@ -224,8 +236,10 @@ LogicalResult mlir::swba::checkHopperGradLowerable(Operation *op,
     if (kv.dsSlots && part != KeyValueGradPart::Both)
       return op->emitOpError()
              << "chip=sm_90a: grad-fused-dq needs dK and dV in one kernel "
-                "(head dims with d + dv <= 256), got "
-             << d << " and " << dv;
+                "(head dims with d + dv <= 256, each rounded up to a "
+                "multiple of 64), got "
+             << cast<ShapedType>(grad.getQuery().getType()).getDimSize(3)
+             << " and " << dims.tensorValueDim;
     if (kv.dsSlots && kv.blockM < 64)
       return op->emitOpError() << "chip=sm_90a: grad-fused-dq needs query "
                                   "tiles of 64 or 128 rows, got "

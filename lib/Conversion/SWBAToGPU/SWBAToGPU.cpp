@@ -102,11 +102,13 @@ LogicalResult mlir::swba::checkGPULowerable(Operation *op, bool hopper) {
   int64_t d = qType.getDimSize(3), dv = vType.getDimSize(3);
   bool mmaSync = d % 16 == 0 && d >= 16 && d <= 128 && dv % 16 == 0 &&
                  dv >= 16 && dv <= 128;
-  if (!mmaSync && !(hopper && gpu_kernels::coversHeadDims(d, dv)))
+  if (!mmaSync &&
+      !(hopper && gpu_kernels::coversHeadDims(gpu_kernels::kernelHeadDim(d),
+                                              gpu_kernels::kernelHeadDim(dv))))
     return op->emitOpError()
            << "target=gpu supports head dims that are multiples of 16 "
               "from 16 to 128 (64 and 128 are the tuned ones), and with "
-              "chip=sm_90a multiples of 64 up to 256, got "
+              "chip=sm_90a multiples of 16 from 64 to 256, got "
            << d << " and " << dv;
   for (Value operand : op->getOperands()) {
     auto memref = dyn_cast<MemRefType>(operand.getType());

@@ -71,6 +71,15 @@ int64_t valueDimOf(AttentionOp op) {
   return cast<MemRefType>(op.getValue().getType()).getDimSize(3);
 }
 
+/// The head dims the kernels compute with (kernelHeadDim): whole TMA boxes.
+std::pair<int64_t, int64_t> kernelHeadDims(Operation *op) {
+  auto attention = cast<AttentionOp>(op);
+  return {kernelHeadDim(
+              cast<ShapedType>(attention.getQuery().getType()).getDimSize(3)),
+          kernelHeadDim(
+              cast<ShapedType>(attention.getValue().getType()).getDimSize(3))};
+}
+
 struct AttentionOpToWgmma : public OpRewritePattern<AttentionOp> {
   AttentionOpToWgmma(MLIRContext *context, HopperOptions options)
       : OpRewritePattern(context, /*benefit=*/2), options(options) {}
@@ -84,16 +93,14 @@ struct AttentionOpToWgmma : public OpRewritePattern<AttentionOp> {
     auto module = op->getParentOfType<ModuleOp>();
     if (!module)
       return rewriter.notifyMatchFailure(op, "expected an enclosing module");
-    auto qType = cast<MemRefType>(op.getQuery().getType());
-    auto vType = cast<MemRefType>(op.getValue().getType());
-    int64_t headDim = qType.getDimSize(3), valueDim = vType.getDimSize(3);
+    auto [headDim, valueDim] = kernelHeadDims(op);
     FailureOr<HopperTiling> maybeTiling = getTiling(
         headDim, valueDim,
         withWindowTiling(options, headDim, valueDim, op.getBlockSize(),
                          op.getWindow()));
     if (failed(maybeTiling))
       return rewriter.notifyMatchFailure(
-          op, "head dims not multiples of 64 up to 256");
+          op, "head dims not multiples of 64 up to 256, nor of 16 past 64");
     HopperTiling tiling = *maybeTiling;
     SharedLayout layout(tiling, headDim, valueDim);
     if (!fits(tiling, layout))
@@ -180,10 +187,10 @@ private:
         createHopperKernel(rewriter, gpuModule, loc, name, args,
                            launch.mapTypes(), tiling.threads(), maps,
                            tiling.perSM);
-    int64_t headDim = cast<MemRefType>(op.getQuery().getType()).getDimSize(3);
+    auto [headDim, valueDim] = kernelHeadDims(op);
     buildForwardBody(rewriter, loc, op, tiling, layout,
                      kernel.getArguments().take_front(args.size()), maps,
-                     elementType, headDim, valueDimOf(op), split);
+                     elementType, headDim, valueDim, split);
     gpu::ReturnOp::create(rewriter, loc);
     return kernel;
   }
@@ -225,10 +232,7 @@ LogicalResult mlir::swba::checkHopperLowerable(Operation *op,
   auto attention = dyn_cast<AttentionOp>(op);
   if (!attention)
     return success();
-  int64_t headDim = cast<ShapedType>(attention.getQuery().getType())
-                        .getDimSize(3);
-  int64_t valueDim = cast<ShapedType>(attention.getValue().getType())
-                         .getDimSize(3);
+  auto [headDim, valueDim] = kernelHeadDims(op);
   FailureOr<HopperTiling> tiling = getTiling(
       headDim, valueDim,
       withWindowTiling(options, headDim, valueDim, attention.getBlockSize(),
@@ -265,18 +269,17 @@ LogicalResult mlir::swba::checkSplitKvLowerable(Operation *op,
   auto attention = dyn_cast<AttentionOp>(op);
   if (!attention || options.splitKv == 0)
     return success();
-  int64_t headDim =
-      cast<ShapedType>(attention.getQuery().getType()).getDimSize(3);
-  int64_t valueDim =
-      cast<ShapedType>(attention.getValue().getType()).getDimSize(3);
+  auto [headDim, valueDim] = kernelHeadDims(op);
   if (options.chip == "sm_90a" &&
       succeeded(getTiling(headDim, valueDim, options)))
     return success();
   return op->emitOpError()
          << "split-kv=" << options.splitKv
-         << " needs the sm_90a forward (chip=sm_90a, head dims 64 or 128), "
-            "got chip="
-         << options.chip << " and head dims " << headDim << "/" << valueDim;
+         << " needs the sm_90a forward (chip=sm_90a, head dims multiples of "
+            "64 up to 256 or of 16 past 64), got chip="
+         << options.chip << " and head dims "
+         << cast<ShapedType>(attention.getQuery().getType()).getDimSize(3)
+         << "/" << valueDimOf(attention);
 }
 
 void mlir::swba::populateSWBAToGPUHopperPatterns(RewritePatternSet &patterns,

@@ -6,10 +6,20 @@
 
 #include "Epilogue.h"
 
+#include <algorithm>
 #include <cmath>
 
 using namespace mlir;
 using namespace mlir::swba::gpu_kernels;
+
+/// The columns of `width` (the kernel's head dim) that `dst` has: fewer
+/// where the kernel rounded the tensor's head dim up to whole TMA boxes
+/// (kernelHeadDim), whose last columns are zeros and stay unstored.
+static int64_t storedColumns(Value dst, int64_t width) {
+  auto type = cast<MemRefType>(dst.getType());
+  int64_t columns = type.getDimSize(type.getRank() - 1);
+  return ShapedType::isDynamic(columns) ? width : std::min(width, columns);
+}
 
 void mlir::swba::gpu_kernels::storeAccumulatorRow(HopperKernelBuilder &e,
                                                   ValueRange acc, int64_t h,
@@ -18,7 +28,7 @@ void mlir::swba::gpu_kernels::storeAccumulatorRow(HopperKernelBuilder &e,
                                                   Value dst, Value batch,
                                                   Value head, Value row) {
   auto pairType = VectorType::get({2}, e.elementType);
-  for (int64_t jn = 0; jn < width / 8; ++jn) {
+  for (int64_t jn = 0; jn < storedColumns(dst, width) / 8; ++jn) {
     Value pair = vector::FromElementsOp::create(
         e.b, VectorType::get({2}, e.b.getF32Type()),
         ValueRange{e.mulf(acc[4 * jn + 2 * h], factor()),
@@ -70,7 +80,8 @@ void mlir::swba::gpu_kernels::storeSplitRows(
     e.when(arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, row, queries),
            [&] {
              Value r = e.add(firstRow, row);
-             for (int64_t jn = 0; jn < valueDim / 8; ++jn) {
+             for (int64_t jn = 0; jn < storedColumns(splitOut, valueDim) / 8;
+                  ++jn) {
                Value pair = vector::FromElementsOp::create(
                    e.b, pairType,
                    ValueRange{e.mulf(results[4 * jn + 2 * h], inv),

@@ -159,16 +159,25 @@ void KeyValueGradKernel::reduceQueryGrad(Value acc, Value j) {
     Value bufferAddress =
         memref::ExtractAlignedPointerAsIndexOp::create(e.b, e.buffer);
     for (int64_t box = 0; box < share.n / 32; ++box) {
-      Value src = LLVM::IntToPtrOp::create(
-          e.b, LLVM::LLVMPointerType::get(ctx, 3),
-          e.toI64(e.add(bufferAddress,
-                        e.add(e.idx(layout.dsOffset()), stagingBox(j, box)))));
-      NVVM::CpAsyncBulkTensorReduceOp::create(
-          e.b, dqAccumMap, src, NVVM::TMAReduxKind::ADD,
-          NVVM::TMAStoreMode::TILE,
-          ValueRange{i32(e.add(share.columnOffset, e.idx(32 * box))), i32(row),
-                     i32(plane)},
-          Value());
+      Value column = e.add(share.columnOffset, e.idx(32 * box));
+      auto reduce = [&] {
+        Value src = LLVM::IntToPtrOp::create(
+            e.b, LLVM::LLVMPointerType::get(ctx, 3),
+            e.toI64(e.add(bufferAddress, e.add(e.idx(layout.dsOffset()),
+                                               stagingBox(j, box)))));
+        NVVM::CpAsyncBulkTensorReduceOp::create(
+            e.b, dqAccumMap, src, NVVM::TMAReduxKind::ADD,
+            NVVM::TMAStoreMode::TILE,
+            ValueRange{i32(column), i32(row), i32(plane)}, Value());
+      };
+      // Boxes past Q's columns (a head dim rounded up to whole TMA boxes)
+      // hold zeros and add nothing.
+      if (tensorHeadDim < headDim)
+        e.when(arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, column,
+                                     e.idx(tensorHeadDim)),
+               reduce);
+      else
+        reduce();
     }
     NVVM::CpAsyncBulkCommitGroupOp::create(e.b);
   });

@@ -52,6 +52,8 @@ struct QueryGradShare {
 struct KeyValueGradKernel : BackwardKernel {
   const KeyValueGradLayout &layout;
   int64_t headDim, valueDim, blockM, blockN;
+  /// Q's head dim in the tensors (headDim rounds it up to whole TMA boxes).
+  int64_t tensorHeadDim;
   KeyTile tile;
   ConsumerRows rows;
   Value base, kDesc, vDesc;

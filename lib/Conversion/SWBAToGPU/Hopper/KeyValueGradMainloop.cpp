@@ -33,6 +33,7 @@ KeyValueGradKernel::KeyValueGradKernel(HopperKernelBuilder &e,
     : BackwardKernel(e, op, layout.stages), layout(layout), headDim(headDim),
       valueDim(valueDim), blockM(layout.blockM),
       blockN(KeyValueGradTiling::blockN()),
+      tensorHeadDim(cast<ShapedType>(op.getQuery().getType()).getDimSize(3)),
       statsPerThread(llvm::divideCeil(2 * blockM, kWarpgroupThreads)),
       dqAccumMap(dqAccumMap) {}
 

@@ -69,6 +69,21 @@ inline bool coversHeadDim(int64_t d) {
   return d >= kBoxCols && d <= kMaxHopperHeadDim && d % kBoxCols == 0;
 }
 
+/// The head dim the sm_90a kernels compute with for a tensor's head dim
+/// `d`: a multiple of 16 past 64 and up to 256 is rounded up to whole TMA
+/// boxes (96 -> 128, 160 -> 192). The loads' boxes reach past the tensor's
+/// last column, and TMA fills those columns with zeros: they add nothing
+/// to Q K^T, and the columns of O, dQ, dK and dV they make are zero and
+/// not stored (the epilogues store the tensor's columns). Any other head
+/// dim is its own (coversHeadDim decides). Head dims up to 64 stay on the
+/// mma.sync kernels, where padding would waste a quarter or more of the
+/// products.
+inline int64_t kernelHeadDim(int64_t d) {
+  if (d > kBoxCols && d < kMaxHopperHeadDim && d % 16 == 0)
+    return llvm::alignTo(d, kBoxCols);
+  return d;
+}
+
 /// Head dims past 128, whose tiles shrink to fit in shared memory.
 inline bool isWide(int64_t d, int64_t dv) { return d > 128 || dv > 128; }
 
