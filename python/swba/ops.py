@@ -330,7 +330,7 @@ class _Plan:
         """out [B, Hq, Nq, Dv] and the f32 log-sum-exp [B, Hq, Nq]. With few
         query rows per kv head (`_uses_decode`), the decode kernel over
         `splits` workgroups per kv head; else with `splits` > 1 (sm_90a,
-        head dims 64/128), the split-KV forward: the key tiles of each query
+        head dims 64 to 128), the split-KV forward: the key tiles of each query
         tile divided among that many workgroups. A combine kernel merges
         their partial results. None picks the count from the shapes and the
         GPU (`split_count`)."""
@@ -397,7 +397,8 @@ class _Plan:
 
     def _pick_splits(self) -> int:
         b, hq, hkv, nq, nk, d, dv = self.shapes
-        if self.chip != "sm_90a" or d not in (64, 128) or dv not in (64, 128) or not nq:
+        if (self.chip != "sm_90a" or _kernel_head_dim(d) not in (64, 128)
+                or _kernel_head_dim(dv) not in (64, 128) or not nq):
             return 1
         compiled, _ = _module(self._config(False), self.device)
         # The query tiles (a workgroup each on the grid; a persistent
@@ -607,6 +608,13 @@ def chip_for(device: torch.device) -> str:
         chip = "sm_90a" if (major, minor) == (9, 0) else f"sm_{major}{minor}"
         _device_chips[device.index] = chip
     return chip
+
+
+def _kernel_head_dim(d: int) -> int:
+    """The head dim the sm_90a kernels compute with: multiples of 16 past 64
+    rounded up to whole 64-column TMA boxes (96 -> 128), as the lowering
+    does."""
+    return -(-d // 64) * 64 if d > 64 else d
 
 
 _MAX_PLANS = 64

@@ -15,6 +15,10 @@ CASES = [
     # Decode: one query a sequence, GQA 4 (swba.ops runs it on the decode
     # kernel, at the same split counts).
     Case("decode_nq1_gqa", 3, 8, 2, 1, 5000, 128, 128, 256, 4, "bf16"),
+    # Head dim 96 (the kernels of 128, their last TMA box past the tensor's
+    # columns): a frame of queries against a long cache, which the runtime
+    # splits.
+    Case("frame_vs_32k_cache_d96", 1, 32, 8, 256, 32768, 96, 96, 256, 64, "bf16"),
 ]
 
 # Split counts per case: 1 (the plain kernel), a few that divide the key
@@ -24,6 +28,7 @@ SPLITS = {
     "partial_frames_gqa_kv_cache": (1, 2, 3, 40),
     "square_gqa_d128": (1, 2, 7, 40),
     "decode_nq1_gqa": (1, 3, 8, 40),
+    "frame_vs_32k_cache_d96": (1, 3, 129),
 }
 
 
