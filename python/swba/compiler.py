@@ -127,6 +127,13 @@ def kernel_page_size(page_size: int, chip: str) -> int:
     return page_size if chip == "sm_90a" else 0
 
 
+def kernel_head_dim(d: int) -> int:
+    """The head dim the sm_90a kernels compute with for a tensor's `d`, as
+    the lowering rounds it (kernelHeadDim): multiples of 16 past 64 up to
+    whole 64-column TMA boxes (80, 96, 112 -> 128; 160 -> 192)."""
+    return -(-d // 64) * 64 if 64 < d <= 256 and d % 16 == 0 else d
+
+
 def head_dims_problem(d: int, dv: int, chip: str) -> str | None:
     """Why the GPU kernels for `chip` do not take head dims `d`, `dv`, or
     None: multiples of 16 up to 128 on every chip, and on sm_90a multiples

@@ -397,8 +397,8 @@ class _Plan:
 
     def _pick_splits(self) -> int:
         b, hq, hkv, nq, nk, d, dv = self.shapes
-        if (self.chip != "sm_90a" or _kernel_head_dim(d) not in (64, 128)
-                or _kernel_head_dim(dv) not in (64, 128) or not nq):
+        if (self.chip != "sm_90a" or compiler.kernel_head_dim(d) not in (64, 128)
+                or compiler.kernel_head_dim(dv) not in (64, 128) or not nq):
             return 1
         compiled, _ = _module(self._config(False), self.device)
         # The query tiles (a workgroup each on the grid; a persistent
@@ -608,13 +608,6 @@ def chip_for(device: torch.device) -> str:
         chip = "sm_90a" if (major, minor) == (9, 0) else f"sm_{major}{minor}"
         _device_chips[device.index] = chip
     return chip
-
-
-def _kernel_head_dim(d: int) -> int:
-    """The head dim the sm_90a kernels compute with: multiples of 16 past 64
-    rounded up to whole 64-column TMA boxes (96 -> 128), as the lowering
-    does."""
-    return -(-d // 64) * 64 if d > 64 else d
 
 
 _MAX_PLANS = 64

@@ -389,6 +389,8 @@ def _compile_hopper():
     # and 64-column boxes (the last reaching past the tensor's columns),
     # on wgmma; the fused backward reduce-adds only Q's columns.
     for (d, dv), (pd, pdv) in (((96, 96), (128, 128)), ((160, 80), (192, 128))):
+        # (The runtime's copy of the rounding: its split-KV choice.)
+        assert (compiler.kernel_head_dim(d), compiler.kernel_head_dim(dv)) == (pd, pdv)
         for options in ("", "grad-fused-dq=true"):
             if options and pd + pdv > 256:
                 continue
