@@ -41,6 +41,8 @@ HOPPER_CASES = [
     Case("d192_frames_bf16", 1, 4, 2, 777, 777, 192, 192, 130, 2, "bf16", None),
     Case("d256_dv128_scale", 1, 2, 2, 333, 333, 256, 128, 37, 3, "f16", 0.05),
     Case("d160_dv80_frames_f16", 1, 2, 2, 333, 333, 160, 80, 37, 3, "f16", 0.07),
+    # A value dim past 128 above a smaller key dim (the kernels of 128/256).
+    Case("d96_dv240_token_bf16", 1, 2, 1, 500, 500, 96, 240, 1, 200, "bf16", None),
 ]
 
 
