@@ -106,8 +106,9 @@ def LowerSWBA : Pass<"lower-swba"> {
            "later (the error for another lists them). sm_90a gives the "
            "forward and backward at head dims that are multiples of 64 up "
            "to 256, or of 16 past 64 (rounded up to whole TMA boxes), the "
-           "warpgroup-MMA + TMA kernels; every other chip, and other head "
-           "dims (multiples of 16 up to 64), the mma.sync kernels.">,
+           "warpgroup-MMA + TMA kernels; every other chip (head dims that "
+           "are multiples of 16 up to 128), and sm_90a at head dims 16, 32 "
+           "and 48, the mma.sync kernels.">,
     Option<"consumers", "consumers", "int64_t", /*default=*/"0",
            "sm_90a forward: consumer warpgroups of 64 query rows, 2 or 3; "
            "0: three at head dim 64, two from 128.">,
