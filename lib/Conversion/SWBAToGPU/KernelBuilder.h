@@ -283,6 +283,25 @@ public:
 struct WorkgroupTile {
   Value batch, head, qTile;
 };
+/// The head and tile of workgroup `linear` of one batch entry's heads x
+/// tiles, heads or tiles fastest, late tiles first with `lastFirst`; `div`
+/// and `rem` divide (a grid's index ops, or a persistent kernel's 32-bit
+/// ones).
+inline std::pair<Value, Value>
+headAndTile(LoopEmitter &e, Value linear, Value heads, Value tiles,
+            bool headsFastest, bool lastFirst,
+            function_ref<Value(Value, Value)> div,
+            function_ref<Value(Value, Value)> rem) {
+  Value head, tile;
+  if (headsFastest) {
+    head = rem(linear, heads);
+    tile = div(linear, heads);
+  } else {
+    head = div(linear, tiles);
+    tile = rem(linear, tiles);
+  }
+  return {head, lastFirst ? e.sub(e.sub(tiles, e.idx(1)), tile) : tile};
+}
 inline WorkgroupTile mapWorkgroup(LoopEmitter &e, bool headsFastest,
                                   bool lastFirst = true) {
   Value heads = gpu::GridDimOp::create(e.b, gpu::Dimension::x);
@@ -291,16 +310,12 @@ inline WorkgroupTile mapWorkgroup(LoopEmitter &e, bool headsFastest,
       e.add(gpu::BlockIdOp::create(e.b, gpu::Dimension::x),
             arith::MulIOp::create(
                 e.b, gpu::BlockIdOp::create(e.b, gpu::Dimension::y), heads));
-  Value head, tileFromLast;
-  if (headsFastest) {
-    head = arith::RemUIOp::create(e.b, linear, heads);
-    tileFromLast = e.divIdx(linear, heads);
-  } else {
-    head = e.divIdx(linear, tiles);
-    tileFromLast = arith::RemUIOp::create(e.b, linear, tiles);
-  }
-  Value qTile =
-      lastFirst ? e.sub(e.sub(tiles, e.idx(1)), tileFromLast) : tileFromLast;
+  auto [head, qTile] = headAndTile(
+      e, linear, heads, tiles, headsFastest, lastFirst,
+      [&](Value a, Value b) { return e.divIdx(a, b); },
+      [&](Value a, Value b) -> Value {
+        return arith::RemUIOp::create(e.b, a, b);
+      });
   return {gpu::BlockIdOp::create(e.b, gpu::Dimension::z), head, qTile};
 }
 

@@ -57,15 +57,10 @@ struct QueryTile {
     Value within = e.remU32(linear, perBatch);
     WorkgroupTile tile;
     tile.batch = e.divU32(linear, perBatch);
-    Value fromLast;
-    if (headsFastest) {
-      tile.head = e.remU32(within, heads);
-      fromLast = e.divU32(within, heads);
-    } else {
-      tile.head = e.divU32(within, tiles);
-      fromLast = e.remU32(within, tiles);
-    }
-    tile.qTile = e.sub(e.sub(tiles, e.idx(1)), fromLast);
+    std::tie(tile.head, tile.qTile) = headAndTile(
+        e, within, heads, tiles, headsFastest, /*lastFirst=*/true,
+        [&](Value a, Value b) { return e.divU32(a, b); },
+        [&](Value a, Value b) { return e.remU32(a, b); });
     return of(e, tile, q, k, w, blockM, blockN, Value());
   }
 
