@@ -31,9 +31,10 @@ CASES = [
 ]
 
 # Head dims only the sm_90a kernels take (past 128: multiples of 64, and of
-# 16 that they round up to one): run on the wgmma path alone. 64-key forward tiles, 32-key dQ tiles, and dK/dV as
-# a dV and a dK kernel (docs/DESIGN.md 3.2): partial tiles, GQA, Nq < Nk,
-# token windows, both types, and a value dim other than the key's.
+# 16 that they round up to one): run on the wgmma path alone. 64-key
+# forward tiles, 32-key dQ tiles, and dK/dV as a dV and a dK kernel
+# (docs/DESIGN.md 3.2): partial tiles, GQA, Nq < Nk, token windows, both
+# types, and a value dim other than the key's.
 HOPPER_CASES = [
     Case("d256_frames_partial_gqa", 1, 4, 2, 1030, 1030, 256, 256, 100, 3, "bf16", None),
     Case("d256_token_bs1_f16", 1, 2, 1, 700, 700, 256, 256, 1, 300, "f16", None),

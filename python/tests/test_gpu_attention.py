@@ -18,7 +18,7 @@ sys.path[:0] = [os.path.join(os.path.dirname(__file__), ".."), os.path.dirname(_
 from gpu_cases import (CASES, FORWARD_OPTIONS, GRAD_OPTIONS, HOPPER_CASES,  # noqa: E402
                        OPTION_CASES, SCHEDULER_CASES, effective_scale)
 
-from swba import attention, ops, runtime  # noqa: E402
+from swba import attention, compiler, ops, runtime  # noqa: E402
 
 DTYPES = {"f16": torch.float16, "bf16": torch.bfloat16}
 # f32 accumulation, P rounded to the input type before P.V, output rounded:
@@ -448,7 +448,7 @@ def test_wide_head_dims_forward(case, monkeypatch):
     assert name == "swba_fwd" and block == (384, 1, 1), (name, block)
     # Q of 128 rows and two stages of 64-key K and V tiles, of whole
     # 64-column boxes.
-    d, dv = (-(-x // 64) * 64 for x in (case.d, case.dv))
+    d, dv = (compiler.kernel_head_dim(x) for x in (case.d, case.dv))
     assert shared == 2 * (128 * d + 2 * 64 * (d + dv)), shared
 
 

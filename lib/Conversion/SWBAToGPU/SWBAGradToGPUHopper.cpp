@@ -41,19 +41,6 @@ using namespace mlir::swba::gpu_kernels;
 
 namespace {
 
-/// The head dims the kernels compute with (kernelHeadDim: whole TMA
-/// boxes), and the tensors' value head dim.
-struct GradHeadDims {
-  int64_t headDim, valueDim, tensorValueDim;
-  explicit GradHeadDims(AttentionGradOp op)
-      : tensorValueDim(
-            cast<ShapedType>(op.getValue().getType()).getDimSize(3)) {
-    headDim =
-        kernelHeadDim(cast<ShapedType>(op.getQuery().getType()).getDimSize(3));
-    valueDim = kernelHeadDim(tensorValueDim);
-  }
-};
-
 struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
   AttentionGradOpToWgmma(MLIRContext *context, HopperOptions options)
       : OpRewritePattern(context, /*benefit=*/2), options(options) {}
@@ -69,8 +56,7 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
       return rewriter.notifyMatchFailure(op, "expected an enclosing module");
     Type elementType =
         cast<MemRefType>(op.getQuery().getType()).getElementType();
-    GradHeadDims dims(op);
-    int64_t headDim = dims.headDim, valueDim = dims.valueDim;
+    auto [headDim, valueDim] = kernelHeadDims(op);
     if (!coversHeadDims(headDim, valueDim))
       return rewriter.notifyMatchFailure(op, "head dims not multiples of 64 "
                                              "up to 256, nor of 16 past 64");
@@ -128,8 +114,9 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
                                                   kvLayout, kvArgs, fused));
 
     // (The delta kernel reads out and dout: the tensors' columns.)
-    auto deltaKernel = createDeltaKernel(rewriter, gpuModule, op, elementType,
-                                         dims.tensorValueDim);
+    auto deltaKernel = createDeltaKernel(
+        rewriter, gpuModule, op, elementType,
+        cast<MemRefType>(op.getValue().getType()).getDimSize(3));
     if (fused) {
       auto convertKernel = createQueryGradConvertKernel(rewriter, gpuModule, op);
       emitLaunches(rewriter, op, gradBuffers(op, true),
@@ -157,8 +144,7 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
     Location loc = op.getLoc();
     Type elementType =
         cast<MemRefType>(op.getQuery().getType()).getElementType();
-    GradHeadDims dims(op);
-    int64_t headDim = dims.headDim, valueDim = dims.valueDim;
+    auto [headDim, valueDim] = kernelHeadDims(op);
     auto queryTileMap = tensorMapType(elementType, kvLayout.blockM);
     auto keyTileMap = tensorMapType(elementType, KV::blockN());
     // Without fused dQ, dK/dV (the heavier workgroups) goes out first, on a
@@ -222,8 +208,7 @@ LogicalResult mlir::swba::checkHopperGradLowerable(Operation *op,
   auto grad = dyn_cast<AttentionGradOp>(op);
   if (!grad)
     return success();
-  GradHeadDims dims(grad);
-  int64_t d = dims.headDim, dv = dims.valueDim;
+  auto [d, dv] = kernelHeadDims(grad);
   if (!coversHeadDims(d, dv))
     return success(); // the mma.sync kernels
   HopperOptions tiles =
@@ -239,7 +224,8 @@ LogicalResult mlir::swba::checkHopperGradLowerable(Operation *op,
                 "(head dims with d + dv <= 256, each rounded up to a "
                 "multiple of 64), got "
              << cast<ShapedType>(grad.getQuery().getType()).getDimSize(3)
-             << " and " << dims.tensorValueDim;
+             << " and "
+             << cast<ShapedType>(grad.getValue().getType()).getDimSize(3);
     if (kv.dsSlots && kv.blockM < 64)
       return op->emitOpError() << "chip=sm_90a: grad-fused-dq needs query "
                                   "tiles of 64 or 128 rows, got "

@@ -102,9 +102,8 @@ LogicalResult mlir::swba::checkGPULowerable(Operation *op, bool hopper) {
   int64_t d = qType.getDimSize(3), dv = vType.getDimSize(3);
   bool mmaSync = d % 16 == 0 && d >= 16 && d <= 128 && dv % 16 == 0 &&
                  dv >= 16 && dv <= 128;
-  if (!mmaSync &&
-      !(hopper && gpu_kernels::coversHeadDims(gpu_kernels::kernelHeadDim(d),
-                                              gpu_kernels::kernelHeadDim(dv))))
+  auto [kernelD, kernelDv] = gpu_kernels::kernelHeadDims(op);
+  if (!mmaSync && !(hopper && gpu_kernels::coversHeadDims(kernelD, kernelDv)))
     return op->emitOpError()
            << "target=gpu supports head dims that are multiples of 16 "
               "from 16 to 128 (64 and 128 are the tuned ones), and with "

@@ -71,15 +71,6 @@ int64_t valueDimOf(AttentionOp op) {
   return cast<MemRefType>(op.getValue().getType()).getDimSize(3);
 }
 
-/// The head dims the kernels compute with (kernelHeadDim): whole TMA boxes.
-std::pair<int64_t, int64_t> kernelHeadDims(Operation *op) {
-  auto attention = cast<AttentionOp>(op);
-  return {kernelHeadDim(
-              cast<ShapedType>(attention.getQuery().getType()).getDimSize(3)),
-          kernelHeadDim(
-              cast<ShapedType>(attention.getValue().getType()).getDimSize(3))};
-}
-
 struct AttentionOpToWgmma : public OpRewritePattern<AttentionOp> {
   AttentionOpToWgmma(MLIRContext *context, HopperOptions options)
       : OpRewritePattern(context, /*benefit=*/2), options(options) {}

@@ -84,6 +84,16 @@ inline int64_t kernelHeadDim(int64_t d) {
   return d;
 }
 
+/// kernelHeadDim of the head dims of an attention or attention_grad op's
+/// Q and V (both ops start with q, k, v).
+inline std::pair<int64_t, int64_t> kernelHeadDims(Operation *op) {
+  auto headDimOf = [&](unsigned operand) {
+    return kernelHeadDim(
+        cast<ShapedType>(op->getOperand(operand).getType()).getDimSize(3));
+  };
+  return {headDimOf(0), headDimOf(2)};
+}
+
 /// Head dims past 128, whose tiles shrink to fit in shared memory.
 inline bool isWide(int64_t d, int64_t dv) { return d > 128 || dv > 128; }
 
