@@ -7,11 +7,16 @@ mma.sync one (SWBA_CHIP=sm_90): where the time goes.
     python3 python/bench/kernel_times.py --forward --options "" "ping-pong=false"
     python3 python/bench/kernel_times.py --frontier narrow small-frames \
         --options "" "grad-stages=3"
+    python3 python/bench/kernel_times.py --frontier token-16k \
+        --options "" "grad-fused-dq=true" --kernel-dirs .kernels-a .kernels-b
 
 With --options: the sm_90a kernels under each SWBA_LOWER_OPTIONS value,
 taken in turn for 4 rounds (so that drift hits every option alike), the
 best and the median round of each kernel: an A/B of tile choices on GPU
-time alone, without the host or the L2 flush in it. With --forward the
+time alone, without the host or the L2 flush in it. With --kernel-dirs
+DIR... as well, each option's kernels from each of those SWBA_KERNEL_DIRs
+in turn (kernels that two builds of swba-opt compiled: an A/B of a
+change to the lowering, in one process). With --forward the
 steps are forward passes only (options of the forward kernel, whose
 backward kernels need not be compiled). --frontier takes the cases of
 bench_frontier.py (bf16, GQA), all or those named, instead of the design
@@ -84,32 +89,40 @@ def times(c, hkv=None, dtype=torch.float16, reps=10):
 KINDS = ("fwd", "bwd_delta", "bwd_dq", "bwd_dkdv", "bwd_dkdvdq", "bwd_dqconvert")
 
 
-def compare(options, rounds=4):
+def compare(options, dirs=None, rounds=4):
+    from swba import ops
+
     os.environ["SWBA_CHIP"] = "sm_90a"
-    print("| B,H,N,D,bs,ws | options | " + " | ".join(
+    variants = [(o, d) for o in options for d in dirs or [None]]
+    print("| B,H,N,D,bs,ws | options | " + ("kernels | " if dirs else "") + " | ".join(
         f"{k} best / median us" for k in KINDS) + " | sum of medians |")
-    print("|" + " --- |" * (len(KINDS) + 3))
+    print("|" + " --- |" * (len(KINDS) + 3 + bool(dirs)))
     for c, hkv, dtype in configs():
-        seen = {o: defaultdict(list) for o in options}
+        seen = {v: defaultdict(list) for v in variants}
         for _ in range(rounds):
-            for o in options:
+            for o, d in variants:
                 os.environ["SWBA_LOWER_OPTIONS"] = o
+                if d:
+                    # Another directory's kernels: forget the loaded ones.
+                    os.environ["SWBA_KERNEL_DIR"] = os.path.abspath(d)
+                    ops._modules.clear()
+                    ops._plans.clear()
                 for kind, us in times(c, hkv, dtype).items():
-                    seen[o][kind].append(us)
-        for o in options:
+                    seen[o, d][kind].append(us)
+        for o, d in variants:
             cells, total = [], 0.0
             for kind in KINDS:
-                xs = sorted(seen[o][kind]) or [0.0]
+                xs = sorted(seen[o, d][kind]) or [0.0]
                 cells.append(f"{xs[0]:.0f} / {xs[len(xs) // 2]:.0f}")
                 total += xs[len(xs) // 2]
             print(f"| {c.b},{c.h},{c.n},{c.d},{c.bs},{c.ws} | {o or 'default'} | "
-                  + " | ".join(cells) + f" | {total:.0f} |")
+                  + (f"{d} | " if d else "") + " | ".join(cells) + f" | {total:.0f} |")
     os.environ.pop("SWBA_LOWER_OPTIONS", None)
 
 
 def main():
     if "--options" in sys.argv:
-        compare(args_after("--options"))
+        compare(args_after("--options"), args_after("--kernel-dirs"))
         return
     for chip in ("", "sm_90"):
         if chip:

@@ -27,6 +27,11 @@
 // CHECK: gpu.func @swba_bwd_dkdvdq(
 // CHECK-SAME: %[[MAP:[^:]*]]: !llvm.ptr) kernel
 // CHECK: scf.for
+// The window spans 600 keys: each tile starts from opaque copies of the
+// thread's and the tile's indices and the descriptors' bases (17 of them),
+// so that what is computed from them stays in the loop.
+// CHECK: scf.for
+// CHECK: llvm.inline_asm has_side_effects asm_dialect = att "", "=l,=l,=l,=l,=l,=l,=l,=l,=l,=l,=l,=l,=l,=l,=l,=l,=l,0,
 // The previous reduce has read its staging before the tile's barrier.
 // CHECK: nvvm.cp.async.bulk.wait_group 0 {read}
 // CHECK: nvvm.barrier id = %{{.*}} number_of_threads = %c128_i32
@@ -75,6 +80,9 @@
 // SEPARATE: gpu.func @swba_bwd_dkdv(
 // SEPARATE-NOT: cp.async.bulk.tensor.reduce
 // SEPARATE-NOT: dqconvert
+// The separate dK/dV kernel keeps what does not change from tile to tile
+// out of its loop.
+// SEPARATE-NOT: "=l,=l,=l,=l,=l,=l,=l,=l,=l,=l,=l,=l,=l,=l,=l,=l,=l,0,
 func.func @grad_f16_d64(%q: memref<?x4x?x64xf16>, %k: memref<?x4x?x64xf16>, %v: memref<?x4x?x64xf16>,
                         %o: memref<?x4x?x64xf16>, %do: memref<?x4x?x64xf16>, %l: memref<?x4x?xf32>,
                         %dq: memref<?x4x?x64xf16>, %dk: memref<?x4x?x64xf16>, %dv: memref<?x4x?x64xf16>) {
@@ -82,3 +90,4 @@ func.func @grad_f16_d64(%q: memref<?x4x?x64xf16>, %k: memref<?x4x?x64xf16>, %v: 
       outs(%dq, %dk, %dv : memref<?x4x?x64xf16>, memref<?x4x?x64xf16>, memref<?x4x?x64xf16>) block_size = 100 window = 6
   return
 }
+

@@ -69,6 +69,10 @@ public:
   /// Sets threadId, warpId, laneId, g = lane / 4 and t = lane % 4.
   void setLaneIds() {
     threadId = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+    deriveLaneIds();
+  }
+  /// warpId, laneId, g and t from threadId.
+  void deriveLaneIds() {
     warpId = div(threadId, 32);
     laneId = rem(threadId, 32);
     g = div(laneId, 4);

@@ -368,6 +368,21 @@ public:
                          constraints);
   }
 
+  /// Replaces each of `values` (index, i32, i64 or f32) by an opaque copy
+  /// made where this stands (one asm statement with side effects): what is
+  /// computed from the copies inside a loop stays in the loop, where LLVM
+  /// would hoist it out and hold it in registers for the loop's length.
+  void makeOpaque(ArrayRef<Value *> values) {
+    SmallVector<Value> plain;
+    for (Value *v : values)
+      plain.push_back(v->getType().isIndex() ? toI64(*v) : *v);
+    plain = fenceRegisters(plain);
+    for (auto [v, copy] : llvm::zip(values, plain))
+      *v = v->getType().isIndex()
+               ? arith::IndexCastOp::create(b, b.getIndexType(), copy)
+               : copy;
+  }
+
   /// `n` f32 zeros made by one asm statement with side effects, where it
   /// stands: plain constants would be hoisted out of the loop and held in
   /// n registers for its whole length, to be copied into the accumulator

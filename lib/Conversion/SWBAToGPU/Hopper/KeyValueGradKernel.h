@@ -96,6 +96,7 @@ struct KeyValueGradKernel : BackwardKernel {
   std::pair<SmallVector<Value>, SmallVector<Value>>
   probabilityFragments(ArrayRef<Value> s, ArrayRef<Value> dp, Value stats);
   SmallVector<Value> step(Value lse, Value delta, Value j, ValueRange iter);
+  SmallVector<Value> tileStep(Value lse, Value delta, Value j, ValueRange iter);
   Value accumulate(Value j, Value qBase, Value doBase, ArrayRef<Value> ptFrags,
                    ArrayRef<Value> dsFrags, SmallVector<Value> &dkAcc,
                    SmallVector<Value> &dvAcc);

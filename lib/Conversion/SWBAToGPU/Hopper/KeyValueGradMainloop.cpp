@@ -19,7 +19,9 @@
 #include "KeyValueGradKernel.h"
 #include "Softmax.h"
 
+#include <algorithm>
 #include <cmath>
+#include <tuple>
 
 using namespace mlir;
 using namespace mlir::swba;
@@ -254,9 +256,48 @@ KeyValueGradKernel::probabilityFragments(ArrayRef<Value> s, ArrayRef<Value> dp,
 }
 
 /// Query tile j: `iter` and the result are dK, dV, the tile's query head
-/// and first row, and its row statistics.
+/// and first row, and its row statistics. The fused kernel on windows of
+/// more than 512 keys builds the tile from opaque copies of what its index
+/// arithmetic and descriptors start from, so that what is computed from
+/// them is computed again in each tile: hoisted out of the loop (K's and
+/// V's k16-slice descriptors, dQ's, the masks' and the dS^T and staging
+/// addresses of each thread), they held registers for the loop's length,
+/// and ptxas spilled 416 bytes at head dim 128 (148 after). The kernel is
+/// 4-9% faster on such windows (H200, docs/BENCHMARKS.md); on narrower
+/// bands, whose loops run a few tiles, and in the separate dK/dV kernel,
+/// the recomputation costs more than the spills did.
 SmallVector<Value> KeyValueGradKernel::step(Value lse, Value delta, Value j,
                                             ValueRange iter) {
+  const int64_t span = w.window > 512 / std::max<int64_t>(w.blockSize, 1)
+                           ? 513
+                           : w.blockSize * w.window;
+  if (!dqAccumMap || span <= 512)
+    return tileStep(lse, delta, j, iter);
+  ConsumerRows setUpRows = rows;
+  KeyTile setUpTile = tile;
+  Value setUpBase = base, setUpK = kDesc, setUpV = vDesc,
+        setUpRowLimit = rowLimit;
+  Value tid = e.threadId, warpId = e.warpId, laneId = e.laneId, g = e.g,
+        t = e.t;
+  e.makeOpaque({&e.threadId, &rows.rowBase, &rows.consumer, &base, &kDesc,
+                &vDesc, &tile.k0, &tile.k1, &tile.window.begin,
+                &tile.window.end, &tile.queries, &tile.keys, &tile.posOffset,
+                &tile.batch, &tile.heads, &tile.numTiles, &rowLimit});
+  e.deriveLaneIds();
+  SmallVector<Value> yielded = tileStep(lse, delta, j, iter);
+  std::tie(e.threadId, e.warpId, e.laneId, e.g, e.t) =
+      std::make_tuple(tid, warpId, laneId, g, t);
+  rows = setUpRows;
+  tile = setUpTile;
+  base = setUpBase;
+  kDesc = setUpK;
+  vDesc = setUpV;
+  rowLimit = setUpRowLimit;
+  return yielded;
+}
+
+SmallVector<Value> KeyValueGradKernel::tileStep(Value lse, Value delta, Value j,
+                                                ValueRange iter) {
   int64_t nK = keyRegisters(), nV = valueRegisters();
   SmallVector<Value> dkAcc(iter.begin(), iter.begin() + nK);
   SmallVector<Value> dvAcc(iter.begin() + nK, iter.begin() + nK + nV);
