@@ -119,11 +119,22 @@ func.func @narrow_band_d64(%q: memref<?x64x?x64xbf16>, %k: memref<?x64x?x64xbf16
 // CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
 // CHECK-COUNT-2: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
 // CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq
+// With 64-key tiles the dQ kernel keeps its loop-invariant descriptors
+// out of the loop; with 128-key tiles (ASKED) each tile makes them from
+// opaque copies of their bases (the descriptors' base, Q's and dO's).
+// CHECK: gpu.func @swba_bwd_dq(
+// CHECK-NOT: "=l,=l,=l,0,1,2"
+// CHECK: gpu.func @swba_bwd_dkdv(
 // ASKED-LABEL: func @token_window_grad_d128
 // ASKED: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv
 // ASKED: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
 // ASKED-COUNT-2: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
 // ASKED: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq
+// ASKED: gpu.func @swba_bwd_dq(
+// ASKED: scf.for
+// ASKED: scf.for
+// ASKED-NEXT: llvm.inline_asm has_side_effects asm_dialect = att "", "=l,=l,=l,0,1,2"
+// ASKED: gpu.func @swba_bwd_dkdv(
 func.func @token_window_grad_d128(%q: memref<?x8x?x128xbf16>, %k: memref<?x8x?x128xbf16>, %v: memref<?x8x?x128xbf16>,
                                   %o: memref<?x8x?x128xbf16>, %do: memref<?x8x?x128xbf16>, %l: memref<?x8x?xf32>,
                                   %dq: memref<?x8x?x128xbf16>, %dk: memref<?x8x?x128xbf16>, %dv: memref<?x8x?x128xbf16>) {

@@ -52,6 +52,8 @@ struct QueryGradKernel : BackwardKernel {
 private:
   void loadRowStats(Value lse, Value delta);
   SmallVector<Value> step(TurnTaking &turns, Value j, SmallVector<Value> acc);
+  SmallVector<Value> tileStep(TurnTaking &turns, Value j,
+                              SmallVector<Value> acc);
 };
 
 } // namespace
@@ -140,6 +142,23 @@ SmallVector<Value> QueryGradKernel::mainloop(bool pingPong) {
 /// Key tile j: S and dP, then dS, then dQ += dS K; returns the next dQ.
 SmallVector<Value> QueryGradKernel::step(TurnTaking &turns, Value j,
                                          SmallVector<Value> acc) {
+  // With 128-key tiles (S and dP take 128 registers a thread) the tile's
+  // descriptors are made from opaque copies of their bases: hoisted out of
+  // the loop (K's and V's k16 slices are the same in every tile of a
+  // stage), they held registers for its length, and ptxas spilled
+  // (docs/BENCHMARKS.md). With 64-key tiles they cost nothing.
+  Value setUpBase = base, setUpQ = qDesc, setUpDO = doDesc;
+  if (blockN == 128)
+    e.makeOpaque({&base, &qDesc, &doDesc});
+  acc = tileStep(turns, j, acc);
+  base = setUpBase;
+  qDesc = setUpQ;
+  doDesc = setUpDO;
+  return acc;
+}
+
+SmallVector<Value> QueryGradKernel::tileStep(TurnTaking &turns, Value j,
+                                             SmallVector<Value> acc) {
   Value k0 = e.add(tile.window.begin, e.mul(j, blockN));
   Value k1 = e.min(e.add(k0, e.idx(blockN)), tile.window.end);
   ring.waitFull(0, j);
