@@ -20,7 +20,8 @@ change to the lowering, in one process). With --forward the
 steps are forward passes only (options of the forward kernel, whose
 backward kernels need not be compiled). --frontier takes the cases of
 bench_frontier.py (bf16, GQA), all or those named, instead of the design
-configurations (fp16).
+configurations (fp16); --head-dims D ... the token and frame windows of
+bench_head_dims.py at those head dims (bf16).
 """
 
 import math
@@ -55,7 +56,13 @@ def args_after(flag):
 
 
 def configs():
-    """The design configurations, or bench_frontier.py's cases (--frontier)."""
+    """The design configurations, bench_frontier.py's cases (--frontier), or
+    bench_head_dims.py's shapes at the head dims given (--head-dims)."""
+    dims = args_after("--head-dims")
+    if dims is not None:
+        import bench_head_dims
+        return [(Config(c.b, c.h, c.n, c.d, c.bs, c.ws), c.h, torch.bfloat16)
+                for c in bench_head_dims.configs([int(d) for d in dims])]
     names = args_after("--frontier")
     if names is None:
         return [(c, c.h, torch.float16) for c in DESIGN]
@@ -86,7 +93,8 @@ def times(c, hkv=None, dtype=torch.float16, reps=10):
     return total
 
 
-KINDS = ("fwd", "bwd_delta", "bwd_dq", "bwd_dkdv", "bwd_dkdvdq", "bwd_dqconvert")
+KINDS = ("fwd", "bwd_delta", "bwd_dq", "bwd_dkdv", "bwd_dk", "bwd_dv", "bwd_dkdvdq",
+         "bwd_dqconvert")
 
 
 def compare(options, dirs=None, rounds=4):

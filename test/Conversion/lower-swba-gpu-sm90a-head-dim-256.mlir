@@ -49,6 +49,12 @@ func.func @forward(%q: memref<?x4x?x256xbf16>, %k: memref<?x2x?x256xbf16>, %v: m
 // CHECK-SAME: {box = [1, 32, 64], {{.*}} tensor = "v"
 // CHECK-SAME: {box = [1, 128, 64], {{.*}} tensor = "dout"
 // CHECK-SAME: shared_memory = 196608 : i64, stream = 0 : i64}
+// S, dP and the dQ accumulator take 160 registers a thread: each tile
+// makes its descriptors from opaque copies of their bases (the producer's
+// loop, then the consumers').
+// CHECK: scf.for
+// CHECK: scf.for
+// CHECK: llvm.inline_asm has_side_effects asm_dialect = att "", "=l,=l,=l,0,1,2"
 // CHECK: gpu.func @swba_bwd_dv(
 // CHECK-SAME: {per = 128 : i64, size = {dim = 2 : i64, tensor = "k"}}
 // CHECK-SAME: order = 1 : i64
@@ -66,6 +72,7 @@ func.func @forward(%q: memref<?x4x?x256xbf16>, %k: memref<?x2x?x256xbf16>, %v: m
 // CHECK-NOT: @swba_bwd_dkdv
 // D192-LABEL: gpu.func @swba_bwd_dq(
 // D192-SAME: {box = [1, 64, 64], {{.*}} tensor = "k"
+// D192: llvm.inline_asm has_side_effects asm_dialect = att "", "=l,=l,=l,0,1,2"
 // D192: gpu.func @swba_bwd_dk(
 // D192-SAME: {box = [1, 64, 64], {{.*}} tensor = "q"
 // The manifest (each split writes it; this one is the last) holds the

@@ -142,13 +142,15 @@ SmallVector<Value> QueryGradKernel::mainloop(bool pingPong) {
 /// Key tile j: S and dP, then dS, then dQ += dS K; returns the next dQ.
 SmallVector<Value> QueryGradKernel::step(TurnTaking &turns, Value j,
                                          SmallVector<Value> acc) {
-  // With 128-key tiles (S and dP take 128 registers a thread) the tile's
+  // Where S, dP and the dQ accumulator take 160 or more of a thread's 240
+  // registers (128-key tiles, or head dims past 128) the tile's
   // descriptors are made from opaque copies of their bases: hoisted out of
-  // the loop (K's and V's k16 slices are the same in every tile of a
-  // stage), they held registers for its length, and ptxas spilled
-  // (docs/BENCHMARKS.md). With 64-key tiles they cost nothing.
+  // the loop (Q's and dO's k16 slices, and K's and V's, are the same in
+  // every tile of a stage), they held registers for its length, and ptxas
+  // spilled. 3-9% faster there; with 64-key tiles at head dims up to 128
+  // the hoisting costs nothing and is kept (docs/BENCHMARKS.md).
   Value setUpBase = base, setUpQ = qDesc, setUpDO = doDesc;
-  if (blockN == 128)
+  if (blockN + headDim / 2 >= 160)
     e.makeOpaque({&base, &qDesc, &doDesc});
   acc = tileStep(turns, j, acc);
   base = setUpBase;
