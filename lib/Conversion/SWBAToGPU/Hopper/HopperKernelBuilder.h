@@ -372,6 +372,7 @@ public:
   /// made where this stands (one asm statement with side effects): what is
   /// computed from the copies inside a loop stays in the loop, where LLVM
   /// would hoist it out and hold it in registers for the loop's length.
+  /// OpaqueScope puts the originals back.
   void makeOpaque(ArrayRef<Value *> values) {
     SmallVector<Value> plain;
     for (Value *v : values)
@@ -572,6 +573,39 @@ createHopperKernel(RewriterBase &rewriter, gpu::GPUModuleOp gpuModule,
             .getResult(0));
   return kernel;
 }
+
+/// Opaque copies (HopperKernelBuilder::makeOpaque) of `values` while the
+/// scope lasts, and with `laneIds` of the thread id too, with warpId,
+/// laneId, g and t derived from that copy: what a loop body built in the
+/// scope computes from them stays in the loop. The originals are put back
+/// when the scope ends.
+class OpaqueScope {
+public:
+  OpaqueScope(HopperKernelBuilder &e, ArrayRef<Value *> values,
+              bool laneIds = false) {
+    SmallVector<Value *> opaque;
+    if (laneIds) {
+      opaque.push_back(&e.threadId);
+      for (Value *v : {&e.threadId, &e.warpId, &e.laneId, &e.g, &e.t})
+        saved.emplace_back(v, *v);
+    }
+    opaque.append(values.begin(), values.end());
+    for (Value *v : values)
+      saved.emplace_back(v, *v);
+    e.makeOpaque(opaque);
+    if (laneIds)
+      e.deriveLaneIds();
+  }
+  ~OpaqueScope() {
+    for (auto [v, original] : saved)
+      *v = original;
+  }
+  OpaqueScope(const OpaqueScope &) = delete;
+  OpaqueScope &operator=(const OpaqueScope &) = delete;
+
+private:
+  SmallVector<std::pair<Value *, Value>> saved;
+};
 
 } // namespace mlir::swba::gpu_kernels
 

@@ -19,9 +19,7 @@
 #include "KeyValueGradKernel.h"
 #include "Softmax.h"
 
-#include <algorithm>
 #include <cmath>
-#include <tuple>
 
 using namespace mlir;
 using namespace mlir::swba;
@@ -268,32 +266,15 @@ KeyValueGradKernel::probabilityFragments(ArrayRef<Value> s, ArrayRef<Value> dp,
 /// the recomputation costs more than the spills did.
 SmallVector<Value> KeyValueGradKernel::step(Value lse, Value delta, Value j,
                                             ValueRange iter) {
-  const int64_t span = w.window > 512 / std::max<int64_t>(w.blockSize, 1)
-                           ? 513
-                           : w.blockSize * w.window;
-  if (!dqAccumMap || span <= 512)
+  if (!dqAccumMap || keySpan(w.blockSize, w.window) <= 512)
     return tileStep(lse, delta, j, iter);
-  ConsumerRows setUpRows = rows;
-  KeyTile setUpTile = tile;
-  Value setUpBase = base, setUpK = kDesc, setUpV = vDesc,
-        setUpRowLimit = rowLimit;
-  Value tid = e.threadId, warpId = e.warpId, laneId = e.laneId, g = e.g,
-        t = e.t;
-  e.makeOpaque({&e.threadId, &rows.rowBase, &rows.consumer, &base, &kDesc,
-                &vDesc, &tile.k0, &tile.k1, &tile.window.begin,
-                &tile.window.end, &tile.queries, &tile.keys, &tile.posOffset,
-                &tile.batch, &tile.heads, &tile.numTiles, &rowLimit});
-  e.deriveLaneIds();
-  SmallVector<Value> yielded = tileStep(lse, delta, j, iter);
-  std::tie(e.threadId, e.warpId, e.laneId, e.g, e.t) =
-      std::make_tuple(tid, warpId, laneId, g, t);
-  rows = setUpRows;
-  tile = setUpTile;
-  base = setUpBase;
-  kDesc = setUpK;
-  vDesc = setUpV;
-  rowLimit = setUpRowLimit;
-  return yielded;
+  OpaqueScope opaque(e,
+                     {&rows.rowBase, &rows.consumer, &base, &kDesc, &vDesc,
+                      &tile.k0, &tile.k1, &tile.window.begin, &tile.window.end,
+                      &tile.queries, &tile.keys, &tile.posOffset, &tile.batch,
+                      &tile.heads, &tile.numTiles, &rowLimit},
+                     /*laneIds=*/true);
+  return tileStep(lse, delta, j, iter);
 }
 
 SmallVector<Value> KeyValueGradKernel::tileStep(Value lse, Value delta, Value j,

@@ -149,14 +149,10 @@ SmallVector<Value> QueryGradKernel::step(TurnTaking &turns, Value j,
   // every tile of a stage), they held registers for its length, and ptxas
   // spilled. 3-9% faster there; with 64-key tiles at head dims up to 128
   // the hoisting costs nothing and is kept (docs/BENCHMARKS.md).
-  Value setUpBase = base, setUpQ = qDesc, setUpDO = doDesc;
-  if (blockN + headDim / 2 >= 160)
-    e.makeOpaque({&base, &qDesc, &doDesc});
-  acc = tileStep(turns, j, acc);
-  base = setUpBase;
-  qDesc = setUpQ;
-  doDesc = setUpDO;
-  return acc;
+  if (blockN + headDim / 2 < 160)
+    return tileStep(turns, j, acc);
+  OpaqueScope opaque(e, {&base, &qDesc, &doDesc});
+  return tileStep(turns, j, acc);
 }
 
 SmallVector<Value> QueryGradKernel::tileStep(TurnTaking &turns, Value j,

@@ -113,11 +113,7 @@ HopperOptions gpu_kernels::withWindowTiling(HopperOptions options, int64_t d,
   const bool wide = d == 128 && dv == 128, narrow = d == 64 && dv == 64;
   if (!wide && !narrow)
     return options;
-  // The keys one query sees (saturating: window and block_size are
-  // unbounded attributes).
-  int64_t span = window > (int64_t{1} << 40) / std::max<int64_t>(blockSize, 1)
-                     ? int64_t{1} << 40
-                     : blockSize * window;
+  const int64_t span = keySpan(blockSize, window);
   const bool edgesCutTiles = blockSize < 128;
   if (wide && edgesCutTiles && span >= 1024 && !options.gradKeyTile)
     options.gradKeyTile = 64;

@@ -13,6 +13,8 @@
 #include "HopperKernelBuilder.h"
 #include "swba/Conversion/SWBAToGPU/SWBAToGPU.h"
 
+#include <algorithm>
+
 namespace mlir::swba::gpu_kernels {
 
 //===----------------------------------------------------------------------===//
@@ -92,6 +94,14 @@ inline std::pair<int64_t, int64_t> kernelHeadDims(Operation *op) {
         cast<ShapedType>(op->getOperand(operand).getType()).getDimSize(3));
   };
   return {headDimOf(0), headDimOf(2)};
+}
+
+/// The keys one query sees, block_size * window, saturating at 2^40 (both
+/// are unbounded attributes).
+inline int64_t keySpan(int64_t blockSize, int64_t window) {
+  const int64_t limit = int64_t{1} << 40;
+  return window > limit / std::max<int64_t>(blockSize, 1) ? limit
+                                                          : blockSize * window;
 }
 
 /// Head dims past 128, whose tiles shrink to fit in shared memory.
