@@ -46,8 +46,19 @@
 // CHECK: nvvm.wgmma.commit.group.sync.aligned
 // CHECK: nvvm.wgmma.wait.group.sync.aligned 0
 // Staging (8-byte pairs), fence, the warpgroup's barrier, two reduce-adds.
+// Lanes of odd rows g store column group k ^ 2 in store k (select), at
+// swizzle row g ^ 4 (g & 1): no two rows of a half-warp share a bank.
 // CHECK: scf.if
-// CHECK-COUNT-16: vector.store %{{.*}} : memref<{{[0-9]+}}xf32, #gpu.address_space<workgroup>>, vector<2xf32>
+// CHECK: %[[PARITY:.*]] = arith.remui %[[G:.*]], %c2 : index
+// CHECK-NEXT: %[[ODD:.*]] = arith.cmpi eq, %[[PARITY]], %c1 : index
+// CHECK-NEXT: %[[FLIP:.*]] = arith.muli %[[PARITY]], %c4 : index
+// CHECK-NEXT: arith.xori %[[G]], %[[FLIP]] : index
+// CHECK: %[[A:.*]] = arith.select %[[ODD]], %{{.*}}, %{{.*}} : f32
+// CHECK-NEXT: %[[B:.*]] = arith.select %[[ODD]], %{{.*}}, %{{.*}} : f32
+// CHECK-NEXT: %[[PAIR:.*]] = vector.from_elements %[[A]], %[[B]] : vector<2xf32>
+// CHECK-NEXT: arith.divui
+// CHECK-NEXT: vector.store %[[PAIR]], %{{.*}} : memref<{{[0-9]+}}xf32, #gpu.address_space<workgroup>>, vector<2xf32>
+// CHECK-COUNT-15: vector.store %{{.*}} : memref<{{[0-9]+}}xf32, #gpu.address_space<workgroup>>, vector<2xf32>
 // CHECK-NEXT: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
 // CHECK: nvvm.barrier id = %{{.*}} number_of_threads = %c128_i32
 // CHECK: nvvm.cp.async.bulk.tensor.reduce %[[MAP]], %{{.*}}, box[%c0_i32, %{{.*}}, %{{.*}}] {redKind = #nvvm.tma_redux_kind<add>}

@@ -123,6 +123,13 @@ Value KeyValueGradKernel::stagingBox(Value j, int64_t box) {
 /// r, 16-byte chunk (c / 4) XOR (r % 8)), fences it for the async proxy,
 /// syncs (named barrier 5 + consumer), and its first thread issues one TMA
 /// reduce-add per box and commits them as a bulk group.
+///
+/// A warp's 8-byte stores run as two half-warps (g < 4, g >= 4). Were
+/// every lane to store its column group jn in store jn, lanes g and g ^ 1
+/// would fill the same two 16-byte chunks (the swizzle's low bit only
+/// swaps them) and each half-warp would meet itself twice in every bank:
+/// a 2-way conflict on each store. So store k takes column group
+/// k ^ 2 (g & 1): the four rows of a half-warp then fill all eight chunks.
 void KeyValueGradKernel::reduceQueryGrad(Value acc, Value j) {
   MLIRContext *ctx = e.b.getContext();
   SmallVector<Value> values;
@@ -132,17 +139,25 @@ void KeyValueGradKernel::reduceQueryGrad(Value acc, Value j) {
   auto pairType = VectorType::get({2}, e.b.getF32Type());
   Value rowBytes =
       e.mul(e.add(e.mul(e.rem(e.warpId, 4), 16), e.g), kBoxRowBytes);
-  for (int64_t jn = 0; jn < share.n / 8; ++jn) {
-    Value boxStart = stagingBox(j, jn / 4);
+  Value oddRow = e.eq(e.rem(e.g, 2), 1);
+  // g ^ 4 (g & 1): the swizzle row, with the odd rows' groups k ^ 2
+  // (chunk bit 2) folded in.
+  Value rowSwizzle = arith::XOrIOp::create(e.b, e.g, e.mul(e.rem(e.g, 2), 4));
+  for (int64_t k = 0; k < share.n / 8; ++k) {
+    Value boxStart = stagingBox(j, k / 4);
     Value chunk = arith::XOrIOp::create(
-        e.b, e.g, e.add(e.idx(2 * (jn % 4)), e.divIdx(e.t, e.idx(2))));
+        e.b, rowSwizzle, e.add(e.idx(2 * (k % 4)), e.divIdx(e.t, e.idx(2))));
     Value within = e.add(e.mul(chunk, 16), e.mul(e.rem(e.t, 2), 8));
     for (int64_t h = 0; h < 2; ++h) {
       Value byte = e.add(boxStart, e.add(e.add(rowBytes, within),
                                          e.idx(8 * h * kBoxRowBytes)));
+      auto column = [&](int64_t i) {
+        return arith::SelectOp::create(e.b, oddRow,
+                                       values[4 * (k ^ 2) + 2 * h + i],
+                                       values[4 * k + 2 * h + i]);
+      };
       Value pair = vector::FromElementsOp::create(
-          e.b, pairType,
-          ValueRange{values[4 * jn + 2 * h], values[4 * jn + 2 * h + 1]});
+          e.b, pairType, ValueRange{column(0), column(1)});
       vector::StoreOp::create(e.b, pair, stagingF32,
                               ValueRange{e.divIdx(byte, e.idx(4))});
     }
