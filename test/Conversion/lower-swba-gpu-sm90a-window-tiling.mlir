@@ -80,14 +80,29 @@ func.func @frame_window_d128(%q: memref<?x24x?x128xbf16>, %k: memref<?x24x?x128x
 // CHECK: nvvm.barrier id
 // CHECK-NEXT: nvvm.barrier.arrive id
 // CHECK: scf.for %{{.*}} = %{{.*}} to %[[END:.*]] step %c1 iter_args
+// Whether the tile is interior: two compares of its first key with the
+// keys every query of the workgroup sees (interiorKeys, made before the
+// loop), not the frame arithmetic of each key tile.
+// CHECK: %[[IN_END:.*]] = arith.cmpi ule, %{{.*}}, %{{.*}} : index
+// CHECK-NEXT: %[[IN_BEGIN:.*]] = arith.cmpi uge, %{{.*}}, %{{.*}} : index
+// CHECK-NEXT: %[[IN:.*]] = arith.andi %[[IN_BEGIN]], %[[IN_END]] : i1
+// CHECK-NEXT: scf.if %[[IN]] -> (f32
 // An edge tile's mask: each of a thread's two rows has its keys' bounds
-// taken relative to its first column once, as i32 in [-1, 64]; an element
-// compares its constant offset with them.
+// taken relative to its first column once, as i32 in [-1, 64], made opaque
+// (else LLVM compares the 64-bit values they were clamped from); an
+// element compares its constant offset with them.
 // CHECK: arith.minsi %{{.*}}, %c64 : index
 // CHECK-NEXT: arith.maxsi %{{.*}}, %c-1 : index
-// CHECK-NEXT: %[[LO:.*]] = arith.index_cast %{{.*}} : index to i32
-// CHECK: %[[HI:.*]] = arith.index_cast %{{.*}} : index to i32
-// CHECK: arith.cmpi sgt, %[[HI]], %c0_i32 : i32
+// CHECK-NEXT: %[[LO0:.*]] = arith.index_cast %{{.*}} : index to i32
+// CHECK: %[[HI0:.*]] = arith.index_cast %{{.*}} : index to i32
+// CHECK: %[[LO1:.*]] = arith.index_cast %{{.*}} : index to i32
+// CHECK: %[[HI1:.*]] = arith.index_cast %{{.*}} : index to i32
+// CHECK-NEXT: %[[B:.*]] = llvm.inline_asm has_side_effects asm_dialect = att "", "=r,=r,=r,=r,0,1,2,3" %[[LO0]], %[[LO1]], %[[HI0]], %[[HI1]]
+// CHECK-NEXT: %[[LO:.*]] = llvm.extractvalue %[[B]][0]
+// CHECK-NEXT: llvm.extractvalue %[[B]][1]
+// CHECK-NEXT: %[[HI:.*]] = llvm.extractvalue %[[B]][2]
+// CHECK-NEXT: llvm.extractvalue %[[B]][3]
+// CHECK-NEXT: arith.cmpi sgt, %[[HI]], %c0_i32 : i32
 // CHECK-NEXT: arith.cmpi sle, %[[LO]], %c0_i32 : i32
 // CHECK-NEXT: arith.andi
 // CHECK-NEXT: arith.select

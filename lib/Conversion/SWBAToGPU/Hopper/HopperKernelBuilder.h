@@ -20,6 +20,7 @@
 
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 
+#include <optional>
 #include <string>
 
 namespace mlir::swba::gpu_kernels {
@@ -255,6 +256,12 @@ public:
           lo.push_back(relative(cols.begin));
           hi.push_back(relative(cols.end));
         }
+        // Opaque: LLVM knows the clamped bounds' range and would compare
+        // the untruncated 64-bit values instead (two ISETPs a compare).
+        SmallVector<Value> bounds =
+            fenceRegisters({lo[0], lo[1], hi[0], hi[1]});
+        lo.assign({bounds[0], bounds[1]});
+        hi.assign({bounds[2], bounds[3]});
       }
       int64_t jn = i / 4, h = (i / 2) % 2, c = i % 2;
       Value offset = constI32(8 * jn + c);
@@ -264,24 +271,55 @@ public:
     });
   }
 
+  /// The keys every query of [q0, q1) sees: from the last query's first
+  /// key to the first query's last (its frame's end, at most `keys`).
+  /// Block windows are contiguous and move forward with the query, so a key
+  /// tile inside this range is seen whole by every query of the tile: the
+  /// interior test of maskScores is then two compares of the tile's first
+  /// key, made once a query tile, not the frame arithmetic of each key tile.
+  /// Empty (begin >= end) when no key is seen by every query.
+  RowRange interiorKeys(BlockWindow w, Value q0, Value q1, Value posOffset,
+                        Value keys) {
+    Location loc = b.getLoc();
+    Value last = sub(q1, idx(1));
+    Value first = computeKeyWindow(b, loc, w, last, q1, posOffset, keys).begin;
+    Value end =
+        computeKeyWindow(b, loc, w, q0, add(q0, idx(1)), posOffset, keys).end;
+    return {first, end};
+  }
+
   /// Scores of a tile in the accumulator layout (register 4 jn + 2 h + c:
   /// query rowBase + 8 h, key k0 + 8 jn + 2 t + c) over keys [k0, k1) of
-  /// `blockN`, masked unless the tile is full and every query of [q0, q1)
-  /// sees it whole. Frames shorter than a tile put the band's edges inside
-  /// tiles, and most tiles of a narrow band are masked: there a query's
-  /// keys are its row's window, cut at k1 (maskColumns). Frames of whole
-  /// tiles mask the diagonal tiles only: there the rows' windows, which the
-  /// compiler hoists out of the loop, made the head-dim-64 forward spill
-  /// (24 bytes, 6% slower) where the per-element frame arithmetic does not.
+  /// `blockN`, masked unless the tile is interior: with `interiorRange`
+  /// (interiorKeys of the query tile) its `blockN` keys lie in that range,
+  /// else the tile is full and every query of [q0, q1) sees it whole
+  /// (isTileFullyVisible on each key tile: kept where the range, held in
+  /// registers across the loop, measured slower). Frames shorter than a tile
+  /// put the band's edges inside tiles, and most tiles of a narrow band are
+  /// masked: there a query's keys are its row's window, cut at k1
+  /// (maskColumns). Frames of whole tiles mask the diagonal tiles only: there
+  /// the rows' windows, which the compiler hoists out of the loop, made the
+  /// head-dim-64 forward spill (24 bytes, 6% slower) where the per-element
+  /// frame arithmetic does not.
   SmallVector<Value> maskScores(ArrayRef<Value> s, BlockWindow w, Value rowBase,
-                                Value q0, Value q1, Value k0, Value k1,
-                                int64_t blockN, Value posOffset) {
+                                Value q0, Value q1,
+                                std::optional<RowRange> interiorRange, Value k0,
+                                Value k1, int64_t blockN, Value posOffset) {
     Location loc = b.getLoc();
-    Value interior = arith::AndIOp::create(
-        b,
-        arith::CmpIOp::create(b, arith::CmpIPredicate::eq, sub(k1, k0),
-                              idx(blockN)),
-        isTileFullyVisible(b, loc, w, q0, q1, k0, k1, posOffset));
+    Value interior =
+        interiorRange
+            ? arith::AndIOp::create(
+                  b,
+                  arith::CmpIOp::create(b, arith::CmpIPredicate::uge, k0,
+                                        interiorRange->begin),
+                  arith::CmpIOp::create(b, arith::CmpIPredicate::ule,
+                                        add(k0, idx(blockN)),
+                                        interiorRange->end))
+            : arith::AndIOp::create(
+                  b,
+                  arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
+                                        sub(k1, k0), idx(blockN)),
+                  isTileFullyVisible(b, loc, w, q0, q1, k0, k1, posOffset));
     if (w.blockSize >= blockN)
       return maskUnless(interior, s, [&](int64_t i) {
         int64_t jn = i / 4, h = (i / 2) % 2, c = i % 2;

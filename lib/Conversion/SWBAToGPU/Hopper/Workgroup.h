@@ -31,6 +31,8 @@ struct QueryTile {
   Value batch, head, split;
   Value queries, keys, posOffset, kvHeads, kvHead, q0, q1;
   RowRange window;
+  /// The keys every query of [q0, q1) sees (interiorKeys).
+  RowRange interior;
   Value numTiles, qPlane, kvPlane;
 
   static QueryTile get(HopperKernelBuilder &e, bool headsFastest, Value q,
@@ -84,6 +86,7 @@ struct QueryTile {
     t.q1 = e.min(e.add(t.q0, e.idx(blockM)), t.queries);
     t.window =
         computeKeyWindow(e.b, e.b.getLoc(), w, t.q0, t.q1, t.posOffset, t.keys);
+    t.interior = e.interiorKeys(w, t.q0, t.q1, t.posOffset, t.keys);
     t.numTiles = arith::CeilDivUIOp::create(
         e.b, e.sub(t.window.end, t.window.begin), e.idx(blockN));
     if (splits)
