@@ -139,10 +139,11 @@ void KeyValueGradKernel::reduceQueryGrad(Value acc, Value j) {
   auto pairType = VectorType::get({2}, e.b.getF32Type());
   Value rowBytes =
       e.mul(e.add(e.mul(e.rem(e.warpId, 4), 16), e.g), kBoxRowBytes);
-  Value oddRow = e.eq(e.rem(e.g, 2), 1);
+  Value parity = e.rem(e.g, 2);
+  Value oddRow = e.eq(parity, 1);
   // g ^ 4 (g & 1): the swizzle row, with the odd rows' groups k ^ 2
   // (chunk bit 2) folded in.
-  Value rowSwizzle = arith::XOrIOp::create(e.b, e.g, e.mul(e.rem(e.g, 2), 4));
+  Value rowSwizzle = arith::XOrIOp::create(e.b, e.g, e.mul(parity, 4));
   for (int64_t k = 0; k < share.n / 8; ++k) {
     Value boxStart = stagingBox(j, k / 4);
     Value chunk = arith::XOrIOp::create(
