@@ -12,6 +12,12 @@ Effective TFLOP/s count visible (query, key) pairs only (docs/DESIGN.md):
 fwd = 4 * pairs * D * B * Hq, fwd+bwd = 3.5 * fwd.
 
     python3 python/bench/bench_frontier.py [--only NAME ...] [--no-fa3] [--no-tune]
+        [--rounds R]
+
+The contenders of a case take turns, R rounds (3 by default), and each
+reports its median round: the GPU's clocks drift with its power and heat
+over a run, and timing one contender after another lets that drift
+favour whichever comes first.
 """
 
 import argparse
@@ -69,8 +75,9 @@ def time_torch(fn, q, k, v, dout, backward):
                     return_mode="median")
 
 
-def time_fa3(c, q, k, v, dout, backward):
-    """FlashAttention-3 through JAX on the same values, [B, N, H, D]."""
+def fa3_timer(c, q, k, v, dout, backward):
+    """FlashAttention-3 through JAX on the same values, [B, N, H, D]: a
+    function that times it (ms, the median of 5 runs of 20 calls)."""
     import jax
     import jax.numpy as jnp
     from flash_attn3_jax import flash_mha
@@ -81,7 +88,7 @@ def time_fa3(c, q, k, v, dout, backward):
     scale = 1 / math.sqrt(c.d)
     window = (c.ws * c.bs - 1, 0) if c.bs == 1 else None
     if window is None:
-        return None
+        raise ValueError("frame windows have no FlashAttention-3 form")
 
     def fwd(q, k, v):
         return flash_mha(q, k, v, softmax_scale=scale, is_causal=True, window_size=window)
@@ -94,15 +101,18 @@ def time_fa3(c, q, k, v, dout, backward):
         fn = jax.jit(fwd)
     for _ in range(3):
         jax.block_until_ready(fn(jq, jk, jv))
-    best = []
-    for _ in range(5):
-        reps = 20
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            r = fn(jq, jk, jv)
-        jax.block_until_ready(r)
-        best.append((time.perf_counter() - t0) / reps * 1e3)
-    return sorted(best)[len(best) // 2]
+
+    def timed():
+        best = []
+        for _ in range(5):
+            reps = 20
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                r = fn(jq, jk, jv)
+            jax.block_until_ready(r)
+            best.append((time.perf_counter() - t0) / reps * 1e3)
+        return sorted(best)[len(best) // 2]
+    return timed
 
 
 def main():
@@ -111,6 +121,8 @@ def main():
     ap.add_argument("--no-fa3", action="store_true")
     ap.add_argument("--no-tune", action="store_true")
     ap.add_argument("--no-flex", action="store_true")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds of every contender in turn; the median round is reported")
     args = ap.parse_args()
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     import torch
@@ -142,26 +154,42 @@ def main():
         for backward in (False, True):
             mult = 3.5 if backward else 1.0
             res = {"case": c.name, "what": "fwd+bwd" if backward else "fwd"}
-            ops._plans.clear()
-            tuning._entries = {}  # the default tiling first
-            res["ours"] = time_torch(lambda q, k, v: swba.attention(q, k, v, bs, ws, scale),
-                                     q, k, v, dout, backward)
-            tuning._entries = None
+
+            def ours(entries):
+                """Timing ours with the tuning cache `entries` (None: the
+                autotuner's winners; {}: the lowering's default tiling)."""
+                def timed():
+                    ops._plans.clear()
+                    tuning._entries = entries
+                    return time_torch(lambda q, k, v: swba.attention(q, k, v, bs, ws, scale),
+                                      q, k, v, dout, backward)
+                return timed
+            # Each contender: a function that times it (ms).
+            contenders = {"ours": ours({})}
             if not args.no_tune:
+                tuning._entries = None
                 chosen = swba.autotune(q, k, v, bs, ws, scale, backward=backward)
                 res["tuning"] = chosen.backward if backward else chosen.forward
-                ops._plans.clear()
-                res["tuned"] = time_torch(lambda q, k, v: swba.attention(q, k, v, bs, ws, scale),
-                                          q, k, v, dout, backward)
+                contenders["tuned"] = ours(None)
             if block_mask is not None:
-                res["flex"] = time_torch(lambda q, k, v: flex(
+                contenders["flex"] = lambda: time_torch(lambda q, k, v: flex(
                     q, k, v, block_mask=block_mask, scale=scale, enable_gqa=c.hq != c.hkv),
                     q, k, v, dout, backward)
             if not args.no_fa3 and "fa3" in c.peers:
                 try:
-                    res["fa3"] = time_fa3(c, q, k, v, dout, backward)
+                    contenders["fa3"] = fa3_timer(c, q, k, v, dout, backward)
                 except Exception as e:  # noqa: BLE001 (a peer that does not run is reported)
                     print(f"FA3 {c.name}: {type(e).__name__}: {str(e)[:200]}", flush=True)
+            # Every contender once a round, in turn, so that the clocks'
+            # drift (power and heat) hits each alike; the median round.
+            times = {name: [] for name in contenders}
+            for _ in range(args.rounds):
+                for name, timed in contenders.items():
+                    times[name].append(timed())
+            for name, ts in times.items():
+                res[name] = sorted(ts)[len(ts) // 2]
+                res[name + "_rounds"] = [round(t, 4) for t in ts]
+            tuning._entries = None
             for col in ("ours", "tuned", "flex", "fa3"):
                 if res.get(col):
                     res[col + "_tf"] = mult * flops / (res[col] * 1e-3) / 1e12

@@ -173,12 +173,25 @@ func.func @token_window_grad_d128(%q: memref<?x8x?x128xbf16>, %k: memref<?x8x?x1
 // CHECK-COUNT-2: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
 // CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
 // CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq
+// A dK/dV consumer's 64 keys are seen by 3 of the workgroup's 4 query
+// tiles: it runs the products of those alone (the others keep dK and dV
+// as they were). With 128-row query tiles (ASKED) both consumers' keys
+// are seen by both tiles: nothing to skip.
+// CHECK: gpu.func @swba_bwd_dkdv(
+// CHECK: scf.for
+// CHECK: scf.if %{{.*}} -> (f32,
+// CHECK: nvvm.wgmma.fence.aligned
+// CHECK: scf.yield %arg{{[0-9]+}}, %arg
+// CHECK: gpu.func @swba_bwd_delta(
 // ASKED-LABEL: func @narrow_band_grad_d64
 // ASKED: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_delta
 // ASKED-COUNT-4: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
 // ASKED: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv
 // ASKED-COUNT-4: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
 // ASKED: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq
+// ASKED: gpu.func @swba_bwd_dkdv(
+// ASKED-NOT: scf.yield %arg{{[0-9]+}}, %arg
+// ASKED: gpu.func @swba_bwd_delta(
 func.func @narrow_band_grad_d64(%q: memref<?x4x?x64xbf16>, %k: memref<?x4x?x64xbf16>, %v: memref<?x4x?x64xbf16>,
                                 %o: memref<?x4x?x64xbf16>, %do: memref<?x4x?x64xbf16>, %l: memref<?x4x?xf32>,
                                 %dq: memref<?x4x?x64xbf16>, %dk: memref<?x4x?x64xbf16>, %dv: memref<?x4x?x64xbf16>) {

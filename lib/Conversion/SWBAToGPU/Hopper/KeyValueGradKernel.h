@@ -63,6 +63,10 @@ struct KeyValueGradKernel : BackwardKernel {
   SmallVector<Value> statsFactor;
   /// Tile 0's query head, and the row past the last query tile of a head.
   Value firstHead, rowLimit;
+  /// Where the consumers skip the query tiles their own keys are not seen
+  /// by (keyConsumersTakeOwnTiles): the query rows that see this
+  /// consumer's keys (empty where it has none).
+  std::optional<RowRange> ownRows;
 
   // grad-fused-dq: the map of dqAccum, this consumer's share, the dS^T
   // slots as 32-bit words and the staging area as f32, and the thread

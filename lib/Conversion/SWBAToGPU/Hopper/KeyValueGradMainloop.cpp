@@ -79,6 +79,16 @@ void KeyValueGradKernel::setUp(ValueRange args, ArrayRef<Value> maps,
                 pingPong || dqAccumMap);
   if (dqAccumMap)
     setUpQueryGrad();
+  else if (!pingPong && keyConsumersTakeOwnTiles(w, blockM, blockN)) {
+    Value k0 =
+        e.min(e.add(tile.k0, e.mul(rows.consumer, kRowsPerConsumer)), tile.k1);
+    Value k1 = e.min(e.add(k0, e.idx(kRowsPerConsumer)), tile.k1);
+    RowRange seen = computeQueryWindow(e.b, e.b.getLoc(), w, k0, k1,
+                                       tile.posOffset, tile.queries);
+    Value hasKeys =
+        arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, k0, k1);
+    ownRows = RowRange{seen.begin, e.select(hasKeys, seen.end, seen.begin)};
+  }
   for (int64_t i = 0; i < statsPerThread; ++i)
     statsFactor.push_back(
         e.select(isLseEntry(i), arith::NegFOp::create(e.b, log2e), e.f32(1.0)));
@@ -300,18 +310,52 @@ SmallVector<Value> KeyValueGradKernel::tileStep(Value lse, Value delta, Value j,
       ring.stageAddress(base, j, layout.doOffset(), layout.doStageBytes);
   Value qDescK = arith::OrIOp::create(e.b, qBase, e.i64(descriptorHigh(16)));
   Value doDescK = arith::OrIOp::create(e.b, doBase, e.i64(descriptorHigh(16)));
-  // (The dV part needs no dP^T.)
-  auto [sAcc, dpAcc] =
-      issueScoreProducts(e, *turns, kDesc, qDescK, vDesc, doDescK, blockN,
-                         blockM, headDim, wantsKey() ? valueDim : 0, blockM);
-  auto [s, dp] = unpackScores(e, sAcc, dpAcc, blockM, positiveScale, scaleLog2);
-  s = maskScores(s, r0, r1);
-  auto [ptFrags, dsFrags] = probabilityFragments(s, dp, stats);
-  if (dqAccumMap)
-    writeScoreGrad(j, dsFrags);
-  ptFrags = e.fenceRegisters(ptFrags);
-  dsFrags = e.fenceRegisters(dsFrags);
-  Value dqAcc = accumulate(j, qBase, doBase, ptFrags, dsFrags, dkAcc, dvAcc);
+  // The tile's products: S^T and dP^T (the dV part needs no dP^T), the
+  // masks and probabilities, dV and dK (and dQ).
+  Value dqAcc;
+  auto products = [&] {
+    auto [sAcc, dpAcc] =
+        issueScoreProducts(e, *turns, kDesc, qDescK, vDesc, doDescK, blockN,
+                           blockM, headDim, wantsKey() ? valueDim : 0, blockM);
+    auto [s, dp] =
+        unpackScores(e, sAcc, dpAcc, blockM, positiveScale, scaleLog2);
+    s = maskScores(s, r0, r1);
+    auto [ptFrags, dsFrags] = probabilityFragments(s, dp, stats);
+    if (dqAccumMap)
+      writeScoreGrad(j, dsFrags);
+    ptFrags = e.fenceRegisters(ptFrags);
+    dsFrags = e.fenceRegisters(dsFrags);
+    dqAcc = accumulate(j, qBase, doBase, ptFrags, dsFrags, dkAcc, dvAcc);
+  };
+  if (!ownRows) {
+    products();
+  } else {
+    // Only where this consumer's keys are seen by a row of the tile; the
+    // tile's stages are released either way. (No turns to keep: the
+    // consumers take turns only with grad-ping-pong or grad-fused-dq, and
+    // then keep to the workgroup's tiles.)
+    Value seen = arith::AndIOp::create(
+        e.b,
+        arith::CmpIOp::create(e.b, arith::CmpIPredicate::slt, r0, ownRows->end),
+        arith::CmpIOp::create(e.b, arith::CmpIPredicate::sgt, r1,
+                              ownRows->begin));
+    SmallVector<Value> accs(dkAcc);
+    accs.append(dvAcc);
+    auto ifOp = scf::IfOp::create(e.b, TypeRange(ValueRange(accs)), seen,
+                                  /*withElseRegion=*/true);
+    {
+      OpBuilder::InsertionGuard guard(e.b);
+      e.b.setInsertionPointToStart(ifOp.thenBlock());
+      products();
+      SmallVector<Value> updated(dkAcc);
+      updated.append(dvAcc);
+      scf::YieldOp::create(e.b, updated);
+      e.b.setInsertionPointToStart(ifOp.elseBlock());
+      scf::YieldOp::create(e.b, accs);
+    }
+    dkAcc.assign(ifOp.getResults().begin(), ifOp.getResults().begin() + nK);
+    dvAcc.assign(ifOp.getResults().begin() + nK, ifOp.getResults().end());
+  }
   if (dqAccumMap)
     e.when(arith::CmpIOp::create(e.b, arith::CmpIPredicate::ugt, j, e.idx(0)),
            [&] { reduceQueryGrad(dqAcc, e.sub(j, e.idx(1))); });

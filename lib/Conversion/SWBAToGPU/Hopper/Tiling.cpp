@@ -201,6 +201,40 @@ bool gpu_kernels::consumersTakeOwnTiles(BlockWindow w, int64_t blockM,
   return 10 * (workgroupTiles - consumerTiles) >= workgroupTiles;
 }
 
+// The dK/dV kernel's mirror image: a consumer's 64 keys are seen by fewer
+// query rows than the workgroup's blockN keys where frames are shorter
+// than blockN keys, and it skips the query tiles none of its keys' rows
+// reach (the band's first and last tiles). Narrow bands skip the most:
+// 128-token windows at head dim 64 (64-row query tiles) run 3 of the
+// workgroup's 4 tiles a consumer, small frames (64-token frames, window
+// 8) 8 of 9; token windows of 4096 keys about 1 in 66 (not taken).
+//
+// The share skipped, counted over 64 workgroups of keys far from the
+// sequence's start and end.
+bool gpu_kernels::keyConsumersTakeOwnTiles(BlockWindow w, int64_t blockM,
+                                           int64_t blockN) {
+  const int64_t bs = w.blockSize, maxSpan = int64_t{1} << 20;
+  if (bs >= blockN || w.window > maxSpan / bs)
+    return false;
+  // The query rows [begin, end) that see keys [k0, k1).
+  auto queries = [&](int64_t k0, int64_t k1) {
+    return std::make_pair(k0 / bs * bs, ((k1 - 1) / bs + w.window) * bs);
+  };
+  int64_t workgroupTiles = 0, consumerTiles = 0;
+  const int64_t consumers = blockN / kRowsPerConsumer;
+  for (int64_t t = 4; t < 4 + 64; ++t) {
+    auto [begin, end] = queries(t * blockN, (t + 1) * blockN);
+    workgroupTiles += consumers * llvm::divideCeil(end - begin, blockM);
+    for (int64_t c = 0; c < consumers; ++c) {
+      int64_t k0 = t * blockN + c * kRowsPerConsumer;
+      auto [b, e] = queries(k0, k0 + kRowsPerConsumer);
+      consumerTiles +=
+          llvm::divideCeil(e - begin, blockM) - (b - begin) / blockM;
+    }
+  }
+  return 10 * (workgroupTiles - consumerTiles) >= workgroupTiles;
+}
+
 // An accumulator of 64 x N f32 is N / 2 registers a thread; addresses,
 // descriptors and the loop's state take about 24 more. ptxas refuses
 // (C7602: insufficient registers) a wgmma it cannot hold: at two

@@ -120,6 +120,11 @@ HopperOptions withWindowTiling(HopperOptions options, int64_t d, int64_t dv,
 /// skips at least a tenth of the workgroup's tile products (Tiling.cpp).
 bool consumersTakeOwnTiles(BlockWindow w, int64_t blockM, int64_t blockN);
 
+/// Whether each consumer of a dK/dV workgroup of `blockN` keys skips the
+/// query tiles of `blockM` rows that none of its own 64 keys is seen by:
+/// where that skips at least a tenth of the workgroup's tile products.
+bool keyConsumersTakeOwnTiles(BlockWindow w, int64_t blockM, int64_t blockN);
+
 /// The forward's tiling for head dims `d`, `dv` (the defaults, then what
 /// `options` ask for); failure when the kernel does not cover them (the
 /// mma.sync kernel then does).
