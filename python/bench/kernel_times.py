@@ -11,7 +11,8 @@ mma.sync one (SWBA_CHIP=sm_90): where the time goes.
         --options "" "grad-fused-dq=true" --kernel-dirs .kernels-a .kernels-b
 
 With --options: the sm_90a kernels under each SWBA_LOWER_OPTIONS value,
-taken in turn for 4 rounds (so that drift hits every option alike), the
+taken in turn for 4 rounds (--rounds N; every other round in reverse
+order, so that drift hits every option alike), the
 best and the median round of each kernel: an A/B of tile choices on GPU
 time alone, without the host or the L2 flush in it. With --kernel-dirs
 DIR... as well, each option's kernels from each of those SWBA_KERNEL_DIRs
@@ -107,8 +108,10 @@ def compare(options, dirs=None, rounds=4):
     print("|" + " --- |" * (len(KINDS) + 3 + bool(dirs)))
     for c, hkv, dtype in configs():
         seen = {v: defaultdict(list) for v in variants}
-        for _ in range(rounds):
-            for o, d in variants:
+        for r in range(rounds):
+            # Every other round in reverse order (A B, B A, ...), so that
+            # no variant always runs first on a cooler GPU.
+            for o, d in variants if r % 2 == 0 else variants[::-1]:
                 os.environ["SWBA_LOWER_OPTIONS"] = o
                 if d:
                     # Another directory's kernels: forget the loaded ones.
@@ -130,7 +133,9 @@ def compare(options, dirs=None, rounds=4):
 
 def main():
     if "--options" in sys.argv:
-        compare(args_after("--options"), args_after("--kernel-dirs"))
+        rounds = args_after("--rounds")
+        compare(args_after("--options"), args_after("--kernel-dirs"),
+                int(rounds[0]) if rounds else 4)
         return
     for chip in ("", "sm_90"):
         if chip:

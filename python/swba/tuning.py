@@ -38,7 +38,7 @@ from . import compiler
 FORWARD_CANDIDATES = (
     "", "consumers=2", "consumers=3", "block-n=64", "block-n=128", "block-n=192",
     "consumers=2 block-n=64", "consumers=3 block-n=64", "stages=3", "stages=4",
-    "ping-pong=false", "consumers=3 ping-pong=false", "workgroups-per-sm=1",
+    "ping-pong=false", "ping-pong=true", "consumers=3 ping-pong=false", "workgroups-per-sm=1",
     "tile-scheduler=grid", "tile-scheduler=persistent")
 # The backward's tiles and schedule. grad-fused-dq=true (dQ added up with
 # reduce-adds: not bitwise reproducible) only with allow_fused_dq.

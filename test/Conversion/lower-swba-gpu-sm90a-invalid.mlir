@@ -1,10 +1,14 @@
 // --lower-swba{target=gpu chip=sm_90a} rejects, at the op, a tiling of the
 // Hopper kernel that cannot run, before rewriting anything; an option out
-// of range whatever the op (consumers=4) is rejected before looking at ops.
+// of range whatever the op (consumers=4, ping-pong=1) is rejected before
+// looking at ops.
 // RUN: swba-opt %s --split-input-file --verify-diagnostics --lower-swba="target=gpu chip=sm_90a stages=4"
 // RUN: not swba-opt %s --split-input-file --lower-swba="target=gpu chip=sm_90a consumers=4" 2>&1 | FileCheck %s --check-prefix=CONSUMERS
 
+// RUN: not swba-opt %s --split-input-file --lower-swba="target=gpu chip=sm_90a ping-pong=1" 2>&1 | FileCheck %s --check-prefix=PINGPONG
+
 // CONSUMERS: error: --lower-swba: consumers must be 0, 2 or 3, got 4
+// PINGPONG: error: --lower-swba: ping-pong must be empty, 'true' or 'false', got '1'
 
 func.func @sm90a_stages_exceed_shared_memory(%q: memref<1x2x64x128xf16>) {
   // expected-error @+1 {{chip=sm_90a: block-n=128 stages=4 workgroups-per-sm=1 needs block-n a multiple of 64 up to 256, at least one stage, one or two workgroups an SM and at most 231168 bytes of shared memory a workgroup for Q and the K/V stages (this takes 294912)}}

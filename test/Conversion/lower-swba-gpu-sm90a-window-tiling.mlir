@@ -8,6 +8,7 @@
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a block-n=128 grad-key-tile=128 grad-query-tile=128" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=ASKED
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a workgroups-per-sm=1" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=ONE
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a tile-scheduler=grid" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=GRID
+// RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a ping-pong=true" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=TURNS
 
 // Q in 128-row boxes; K and V in 128-key boxes, two stages of them:
 // 32 KiB + 2 x (32 + 32) KiB.
@@ -62,7 +63,9 @@ func.func @frame_window_d128(%q: memref<?x24x?x128xbf16>, %k: memref<?x24x?x128x
 // CHECK: nvvm.setmaxregister  decrease 32
 // A consumer's 64 rows see 3 tiles of 64 keys, fewer than the
 // workgroup's: each runs its own, and before and after them releases the
-// workgroup's others once they have landed, with a turn for each.
+// workgroup's others once they have landed. The consumers take no turns
+// there (ping-pong chosen off: a turn on each skipped tile would hold a
+// consumer to the others' pace); asked for (TURNS), a turn for each.
 // CHECK: nvvm.setmaxregister  increase 160
 // GRID-LABEL: func @narrow_band_d64
 // GRID: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
@@ -77,9 +80,18 @@ func.func @frame_window_d128(%q: memref<?x24x?x128xbf16>, %k: memref<?x24x?x128x
 // CHECK: nvgpu.mbarrier.arrive
 // CHECK: nvgpu.mbarrier.try_wait.parity
 // CHECK: nvgpu.mbarrier.arrive
-// CHECK: nvvm.barrier id
-// CHECK-NEXT: nvvm.barrier.arrive id
+// CHECK-NOT: nvvm.barrier
 // CHECK: scf.for %{{.*}} = %{{.*}} to %[[END:.*]] step %c1 iter_args
+// TURNS-LABEL: func @narrow_band_d64
+// TURNS: nvvm.setmaxregister  increase 160
+// TURNS: scf.for %{{.*}} = %c0 to %{{.*}} step %c1 {
+// TURNS: nvgpu.mbarrier.try_wait.parity
+// TURNS: nvgpu.mbarrier.arrive
+// TURNS: nvgpu.mbarrier.try_wait.parity
+// TURNS: nvgpu.mbarrier.arrive
+// TURNS: nvvm.barrier id
+// TURNS-NEXT: nvvm.barrier.arrive id
+// TURNS: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c1 iter_args
 // Whether the tile is interior: two compares of its first key with the
 // keys every query of the workgroup sees (interiorKeys, made before the
 // loop), not the frame arithmetic of each key tile.

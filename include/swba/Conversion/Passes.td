@@ -140,10 +140,13 @@ def LowerSWBA : Pass<"lower-swba"> {
     Option<"overlapSoftmax", "overlap-softmax", "bool", /*default=*/"true",
            "sm_90a forward: run the softmax of one K/V tile while the P V "
            "product of the previous one is on the tensor cores.">,
-    Option<"pingPong", "ping-pong", "bool", /*default=*/"true",
-           "sm_90a forward, with overlap-softmax: the consumer warpgroups "
-           "take turns issuing their products, so that one's softmax runs "
-           "under the others' products.">,
+    Option<"pingPong", "ping-pong", "std::string", /*default=*/"\"\"",
+           "sm_90a forward, with overlap-softmax: 'true': the consumer "
+           "warpgroups take turns issuing their products, so that one's "
+           "softmax runs under the others' products; 'false': each issues "
+           "its own when ready; empty: true, but false on bands of at most "
+           "512 keys at head dim 64 where the consumers run only their own "
+           "rows' key tiles (turns would hold them to the workgroup's).">,
     Option<"splitKv", "split-kv", "int64_t", /*default=*/"0",
            "sm_90a forward: 0 gives each query tile one workgroup; N >= 1 "
            "the split-KV forward: each query tile's key tiles divided among "

@@ -94,11 +94,12 @@ struct SWBAToNVVMOptions : public PassPipelineOptions<SWBAToNVVMOptions> {
                      "the P V product of the previous one (--lower-swba "
                      "overlap-softmax)."),
       llvm::cl::init(LowerSWBAOptions().overlapSoftmax)};
-  PassOptions::Option<bool> pingPong{
+  PassOptions::Option<std::string> pingPong{
       *this, "ping-pong",
-      llvm::cl::desc("sm_90a forward, with overlap-softmax: the consumers "
-                     "take turns issuing their products (--lower-swba "
-                     "ping-pong)."),
+      llvm::cl::desc("sm_90a forward, with overlap-softmax: 'true', "
+                     "'false' or empty (chosen from the window): the "
+                     "consumers take turns issuing their products "
+                     "(--lower-swba ping-pong)."),
       llvm::cl::init(LowerSWBAOptions().pingPong)};
   PassOptions::Option<int64_t> splitKv{
       *this, "split-kv",

@@ -57,6 +57,10 @@ mlir::swba::verifyLowerSWBAOptions(const LowerSWBAOptions &options,
       options.tileScheduler != "persistent")
     return fail("tile-scheduler must be empty, 'grid' or 'persistent', got '" +
                 options.tileScheduler + "'");
+  if (!options.pingPong.empty() && options.pingPong != "true" &&
+      options.pingPong != "false")
+    return fail("ping-pong must be empty, 'true' or 'false', got '" +
+                options.pingPong + "'");
   if (options.tileScheduler == "persistent" && options.workgroupsPerSM == 2)
     return fail("tile-scheduler=persistent launches one workgroup an SM; "
                 "workgroups-per-sm=2 needs tile-scheduler=grid");

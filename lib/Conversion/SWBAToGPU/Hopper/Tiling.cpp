@@ -50,7 +50,7 @@ FailureOr<HopperTiling> gpu_kernels::getTiling(int64_t d, int64_t dv,
                  2,
                  /*headsFastest=*/narrow,
                  options.overlapSoftmax,
-                 options.pingPong};
+                 options.pingPong != "false"};
   if (options.consumers)
     t.consumers = options.consumers;
   if (options.blockN)
@@ -143,6 +143,19 @@ HopperOptions gpu_kernels::withWindowTiling(HopperOptions options, int64_t d,
       if (succeeded(t) && fits(*t, SharedLayout(*t, d, dv)))
         options = two;
     }
+    // No turns where the consumers run only their own rows' key tiles: a
+    // consumer still takes its turn on each tile it skips, which holds it
+    // to the others' pace over the workgroup's tiles. Measured on an H200
+    // (bf16, forward kernel times, alternating, 2026-12-02): 128-token
+    // windows 154 -> 146 us, small frames 120 -> 120; frames of 256 at
+    // 16k, whose consumers share their tiles, 363 -> 381 without turns
+    // (they keep them).
+    if (options.pingPong.empty()) {
+      FailureOr<HopperTiling> t = getTiling(d, dv, options);
+      if (succeeded(t) && consumersTakeOwnTiles(BlockWindow{blockSize, window},
+                                                t->blockM(), t->blockN))
+        options.pingPong = "false";
+    }
     if (!options.gradQueryTile)
       options.gradQueryTile = 64;
     // 64-key dQ tiles: a band's rows see a few key tiles, most of them
@@ -154,6 +167,27 @@ HopperOptions gpu_kernels::withWindowTiling(HopperOptions options, int64_t d,
       options.gradKeyTile = 64;
   }
   return options;
+}
+
+// Whether the consumers of workgroups of `rows` rows (64 a consumer) skip
+// at least a tenth of the workgroup's products when each runs only the
+// tiles of `tile` that its own rows see, over 64 workgroups from `first`;
+// `seen(r0, r1)` is what rows [r0, r1) see, on the tiles' side.
+static bool skipATenth(
+    int64_t rows, int64_t tile, int64_t first,
+    llvm::function_ref<std::pair<int64_t, int64_t>(int64_t, int64_t)> seen) {
+  int64_t workgroupTiles = 0, consumerTiles = 0;
+  const int64_t consumers = rows / kRowsPerConsumer;
+  for (int64_t t = first; t < first + 64; ++t) {
+    auto [begin, end] = seen(t * rows, (t + 1) * rows);
+    workgroupTiles += consumers * llvm::divideCeil(end - begin, tile);
+    for (int64_t c = 0; c < consumers; ++c) {
+      int64_t r0 = t * rows + c * kRowsPerConsumer;
+      auto [b, e] = seen(r0, r0 + kRowsPerConsumer);
+      consumerTiles += llvm::divideCeil(e - begin, tile) - (b - begin) / tile;
+    }
+  }
+  return 10 * (workgroupTiles - consumerTiles) >= workgroupTiles;
 }
 
 // A consumer's 64 rows see fewer keys than the workgroup's blockM rows
@@ -184,21 +218,7 @@ bool gpu_kernels::consumersTakeOwnTiles(BlockWindow w, int64_t blockM,
     int64_t low = std::max<int64_t>(r0 / bs - (w.window - 1), 0);
     return std::make_pair(low * bs, ((r1 - 1) / bs + 1) * bs);
   };
-  int64_t workgroupTiles = 0, consumerTiles = 0;
-  const int64_t consumers = blockM / kRowsPerConsumer;
-  const int64_t firstTile = span / blockM + 2;
-  for (int64_t t = firstTile; t < firstTile + 64; ++t) {
-    auto [begin, end] = keys(t * blockM, (t + 1) * blockM);
-    int64_t tiles = llvm::divideCeil(end - begin, blockN);
-    workgroupTiles += consumers * tiles;
-    for (int64_t c = 0; c < consumers; ++c) {
-      int64_t r0 = t * blockM + c * kRowsPerConsumer;
-      auto [b, e] = keys(r0, r0 + kRowsPerConsumer);
-      consumerTiles +=
-          llvm::divideCeil(e - begin, blockN) - (b - begin) / blockN;
-    }
-  }
-  return 10 * (workgroupTiles - consumerTiles) >= workgroupTiles;
+  return skipATenth(blockM, blockN, span / blockM + 2, keys);
 }
 
 // The dK/dV kernel's mirror image: a consumer's 64 keys are seen by fewer
@@ -209,8 +229,8 @@ bool gpu_kernels::consumersTakeOwnTiles(BlockWindow w, int64_t blockM,
 // workgroup's 4 tiles a consumer, small frames (64-token frames, window
 // 8) 8 of 9; token windows of 4096 keys about 1 in 66 (not taken).
 //
-// The share skipped, counted over 64 workgroups of keys far from the
-// sequence's start and end.
+// The share skipped, counted over 64 workgroups of keys (the window's
+// rows of the last keys are not clipped here).
 bool gpu_kernels::keyConsumersTakeOwnTiles(BlockWindow w, int64_t blockM,
                                            int64_t blockN) {
   const int64_t bs = w.blockSize, maxSpan = int64_t{1} << 20;
@@ -220,19 +240,7 @@ bool gpu_kernels::keyConsumersTakeOwnTiles(BlockWindow w, int64_t blockM,
   auto queries = [&](int64_t k0, int64_t k1) {
     return std::make_pair(k0 / bs * bs, ((k1 - 1) / bs + w.window) * bs);
   };
-  int64_t workgroupTiles = 0, consumerTiles = 0;
-  const int64_t consumers = blockN / kRowsPerConsumer;
-  for (int64_t t = 4; t < 4 + 64; ++t) {
-    auto [begin, end] = queries(t * blockN, (t + 1) * blockN);
-    workgroupTiles += consumers * llvm::divideCeil(end - begin, blockM);
-    for (int64_t c = 0; c < consumers; ++c) {
-      int64_t k0 = t * blockN + c * kRowsPerConsumer;
-      auto [b, e] = queries(k0, k0 + kRowsPerConsumer);
-      consumerTiles +=
-          llvm::divideCeil(e - begin, blockM) - (b - begin) / blockM;
-    }
-  }
-  return 10 * (workgroupTiles - consumerTiles) >= workgroupTiles;
+  return skipATenth(blockN, blockM, 4, queries);
 }
 
 // An accumulator of 64 x N f32 is N / 2 registers a thread; addresses,
