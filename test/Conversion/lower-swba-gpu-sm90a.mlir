@@ -76,7 +76,10 @@
 // Tile j: wait for K_j and V_{j-1}, issue S_j and O += P_{j-1} V_{j-1}
 // (P from registers: 8 k16 slices of m64n64) as two groups, retire S_j
 // only, mask edge tiles only and run the softmax of S_j while the P V
-// product is in flight, then retire it.
+// product is in flight, then retire it. The row maxima (the tree, then the
+// quad's shuffles, for each of the thread's two rows) are made in both
+// branches of the mask's test, the exponentials after them: ptxas keeps
+// what a branch computes before the wait for P V that follows.
 // CHECK: scf.for
 // CHECK: nvgpu.mbarrier.try_wait.parity
 // CHECK: nvgpu.mbarrier.try_wait.parity
@@ -88,7 +91,21 @@
 // CHECK: nvvm.wgmma.commit.group.sync.aligned
 // CHECK-NEXT: nvvm.barrier.arrive id = %[[OTHER]]
 // CHECK-NEXT: nvvm.wgmma.wait.group.sync.aligned 1
-// CHECK: scf.if %{{.*}} -> (f32
+// CHECK: %[[MASKED:.*]]:66 = scf.if %{{.*}} -> (f32
+// CHECK-COUNT-2: gpu.shuffle  xor
+// CHECK-NOT: ex2.approx
+// CHECK-COUNT-2: gpu.shuffle  xor
+// CHECK-NOT: ex2.approx
+// CHECK: scf.yield
+// CHECK-NEXT: } else {
+// CHECK: arith.select
+// CHECK-COUNT-2: gpu.shuffle  xor
+// CHECK-NOT: ex2.approx
+// CHECK-COUNT-2: gpu.shuffle  xor
+// CHECK-NOT: ex2.approx
+// CHECK: scf.yield
+// CHECK-NEXT: }
+// CHECK: ex2.approx.ftz.f32
 // CHECK: nvvm.wgmma.wait.group.sync.aligned 0
 // CHECK: nvgpu.mbarrier.arrive
 // CHECK: scf.yield

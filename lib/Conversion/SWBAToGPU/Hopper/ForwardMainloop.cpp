@@ -226,9 +226,37 @@ OnlineSoftmax::Tile ForwardKernel::softmaxOf(Value sAcc, Value j,
   std::optional<RowRange> interior;
   if (w.blockSize < blockN)
     interior = tile.interior;
-  s = e.maskScores(s, w, rows.rowBase, tile.q0, tile.q1, interior, k0, k1,
-                   blockN, tile.posOffset);
-  return softmax.update(s, rowMax, rowSum);
+  // The row maxima in both branches of the mask's test, the exponentials
+  // after their merge. ptxas schedules within basic blocks: with the whole
+  // softmax after the merge it moved the pipelined step's wait for
+  // P_{j-1} V_{j-1} to the merge's top, so that none of the softmax ran
+  // under that product; the maxima (a dependent chain of max and shuffle
+  // steps) now do. With the exponentials in the branches too (twice the
+  // softmax's code) the head-dim-64 kernels spilled or slowed by 6-10%.
+  // Forward kernel times on an H200 (alternating, 12 rounds, median us,
+  // docs/BENCHMARKS.md): token windows 1639 -> 1589 at 16k and 3665 ->
+  // 3554 at 32k, frames of 1024 1216 -> 1174 and of 2048 4904 -> 4863;
+  // the head-dim-64 bands within 1%.
+  HopperKernelBuilder::Finish maxima;
+  maxima.types.assign(nS + 2, e.b.getF32Type());
+  auto withMaxima = [&](ArrayRef<Value> masked) {
+    SmallVector<Value> mx(rowMax);
+    softmax.updateMaxima(masked, mx);
+    SmallVector<Value> out(masked);
+    out.append(mx);
+    return out;
+  };
+  maxima.fn = withMaxima;
+  SmallVector<Value> out =
+      e.maskScores(s, w, rows.rowBase, tile.q0, tile.q1, interior, k0, k1,
+                   blockN, tile.posOffset, &maxima);
+  SmallVector<Value> oldMax(rowMax);
+  rowMax[0] = out[nS];
+  rowMax[1] = out[nS + 1];
+  OnlineSoftmax::Tile t =
+      softmax.exponentiate(SmallVector<Value>(out.begin(), out.begin() + nS),
+                           oldMax, rowMax, rowSum);
+  return t;
 }
 
 /// A persistent kernel's query tiles, claimed one at a time from the

@@ -214,18 +214,31 @@ public:
 
   /// `s` as it is where `interior`, else with -inf where `visible(i)` is
   /// false: an scf.if whose else branch evaluates the mask element-wise.
+  /// With `finish`, what it makes of the scores (values of the types
+  /// `finish->types`), made in both branches: the branches end the basic
+  /// block of what they compute, which ptxas does not schedule past (a
+  /// wgmma wait after the scores' use otherwise moves above it: see the
+  /// forward's pipelined step).
+  struct Finish {
+    function_ref<SmallVector<Value>(ArrayRef<Value>)> fn;
+    SmallVector<Type> types;
+  };
   SmallVector<Value> maskUnless(Value interior, ArrayRef<Value> s,
-                                function_ref<Value(int64_t)> visible) {
-    auto maskIf = scf::IfOp::create(b, TypeRange(ValueRange(s)), interior,
+                                function_ref<Value(int64_t)> visible,
+                                const Finish *finish = nullptr) {
+    SmallVector<Type> types(ValueRange(s).getTypes());
+    if (finish)
+      types = finish->types;
+    auto maskIf = scf::IfOp::create(b, TypeRange(types), interior,
                                     /*withElseRegion=*/true);
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(maskIf.thenBlock());
-    scf::YieldOp::create(b, s);
+    scf::YieldOp::create(b, finish ? finish->fn(s) : SmallVector<Value>(s));
     b.setInsertionPointToStart(maskIf.elseBlock());
     SmallVector<Value> masked;
     for (auto [i, x] : llvm::enumerate(s))
       masked.push_back(select(visible(i), x, negInf()));
-    scf::YieldOp::create(b, masked);
+    scf::YieldOp::create(b, finish ? finish->fn(masked) : masked);
     return SmallVector<Value>(maskIf.getResults().begin(),
                               maskIf.getResults().end());
   }
@@ -241,9 +254,10 @@ public:
   /// a 128-token window, docs/BENCHMARKS.md).
   SmallVector<Value> maskColumns(Value interior, ArrayRef<Value> s, Value c0,
                                  int64_t n,
-                                 function_ref<RowRange(int64_t)> columnsOf) {
+                                 function_ref<RowRange(int64_t)> columnsOf,
+                                 const Finish *finish = nullptr) {
     SmallVector<Value> lo, hi;
-    return maskUnless(interior, s, [&](int64_t i) {
+    auto visible = [&](int64_t i) -> Value {
       if (lo.empty()) {
         Value first = add(c0, mul(t, 2));
         auto relative = [&](Value col) -> Value {
@@ -268,7 +282,8 @@ public:
       return arith::AndIOp::create(
           b, arith::CmpIOp::create(b, arith::CmpIPredicate::sle, lo[h], offset),
           arith::CmpIOp::create(b, arith::CmpIPredicate::slt, offset, hi[h]));
-    });
+    };
+    return maskUnless(interior, s, visible, finish);
   }
 
   /// The keys every query of [q0, q1) sees: from the last query's first
@@ -304,7 +319,8 @@ public:
   SmallVector<Value> maskScores(ArrayRef<Value> s, BlockWindow w, Value rowBase,
                                 Value q0, Value q1,
                                 std::optional<RowRange> interiorRange, Value k0,
-                                Value k1, int64_t blockN, Value posOffset) {
+                                Value k1, int64_t blockN, Value posOffset,
+                                const Finish *finish = nullptr) {
     Location loc = b.getLoc();
     Value interior =
         interiorRange
@@ -320,19 +336,21 @@ public:
                   arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
                                         sub(k1, k0), idx(blockN)),
                   isTileFullyVisible(b, loc, w, q0, q1, k0, k1, posOffset));
+    auto visible = [&](int64_t i) -> Value {
+      int64_t jn = i / 4, h = (i / 2) % 2, c = i % 2;
+      Value row = add(rowBase, idx(8 * h));
+      Value col = add(k0, add(mul(t, 2), idx(8 * jn + c)));
+      return arith::AndIOp::create(
+          b, arith::CmpIOp::create(b, arith::CmpIPredicate::ult, col, k1),
+          isVisible(b, loc, w, row, col, posOffset));
+    };
     if (w.blockSize >= blockN)
-      return maskUnless(interior, s, [&](int64_t i) {
-        int64_t jn = i / 4, h = (i / 2) % 2, c = i % 2;
-        Value row = add(rowBase, idx(8 * h));
-        Value col = add(k0, add(mul(t, 2), idx(8 * jn + c)));
-        return arith::AndIOp::create(
-            b, arith::CmpIOp::create(b, arith::CmpIPredicate::ult, col, k1),
-            isVisible(b, loc, w, row, col, posOffset));
-      });
-    return maskColumns(interior, s, k0, blockN, [&](int64_t h) {
+      return maskUnless(interior, s, visible, finish);
+    auto columns = [&](int64_t h) {
       Value row = add(rowBase, idx(8 * h));
       return computeKeyWindow(b, loc, w, row, add(row, idx(1)), posOffset, k1);
-    });
+    };
+    return maskColumns(interior, s, k0, blockN, columns, finish);
   }
 
   void waitParity(Value slot, Value parity) {

@@ -22,15 +22,9 @@ static Value reduceTree(HopperKernelBuilder &e, ArrayRef<Value> values,
   return isMax ? Value(arith::MaxNumFOp::create(e.b, lo, hi)) : e.addf(lo, hi);
 }
 
-OnlineSoftmax::Tile OnlineSoftmax::update(SmallVector<Value> s,
-                                          MutableArrayRef<Value> rowMax,
-                                          MutableArrayRef<Value> rowSum) {
+void OnlineSoftmax::updateMaxima(ArrayRef<Value> s,
+                                 MutableArrayRef<Value> rowMax) {
   int64_t n = s.size();
-  auto tree = [&](ArrayRef<Value> values, bool isMax) {
-    return reduceTree(e, values, isMax);
-  };
-  Tile result;
-  Value ref[2];
   for (int64_t h = 0; h < 2; ++h) {
     SmallVector<Value> row;
     for (int64_t i = 0; i < n; ++i)
@@ -38,18 +32,28 @@ OnlineSoftmax::Tile OnlineSoftmax::update(SmallVector<Value> s,
         row.push_back(s[i]);
     // With a positive scale, the row max of the raw scores, scaled once,
     // is the max of the scaled ones.
-    Value mx = tree(row, /*isMax=*/true);
+    Value mx = reduceTree(e, row, /*isMax=*/true);
     if (positiveScale)
       mx = e.mulf(mx, scale);
-    Value old = rowMax[h];
-    mx = e.quadReduce(arith::MaxNumFOp::create(e.b, old, mx), /*isMax=*/true);
-    rowMax[h] = mx;
+    rowMax[h] = e.quadReduce(arith::MaxNumFOp::create(e.b, rowMax[h], mx),
+                             /*isMax=*/true);
+  }
+}
+
+OnlineSoftmax::Tile OnlineSoftmax::exponentiate(SmallVector<Value> s,
+                                                ArrayRef<Value> oldMax,
+                                                ArrayRef<Value> rowMax,
+                                                MutableArrayRef<Value> rowSum) {
+  int64_t n = s.size();
+  Tile result;
+  Value ref[2];
+  for (int64_t h = 0; h < 2; ++h) {
     // A row that has seen only masked keys keeps max -inf; subtracting 0
     // keeps its exponentials at 0 instead of NaN.
-    Value noneSeen =
-        arith::CmpFOp::create(e.b, arith::CmpFPredicate::OEQ, mx, e.negInf());
-    ref[h] = e.select(noneSeen, e.f32(0.0), mx);
-    result.alpha[h] = e.ex2(e.subf(old, ref[h]));
+    Value noneSeen = arith::CmpFOp::create(e.b, arith::CmpFPredicate::OEQ,
+                                           rowMax[h], e.negInf());
+    ref[h] = e.select(noneSeen, e.f32(0.0), rowMax[h]);
+    result.alpha[h] = e.ex2(e.subf(oldMax[h], ref[h]));
   }
   SmallVector<Value> rows[2];
   for (int64_t i = 0; i < n; ++i) {
@@ -63,9 +67,17 @@ OnlineSoftmax::Tile OnlineSoftmax::update(SmallVector<Value> s,
   }
   for (int64_t h = 0; h < 2; ++h)
     rowSum[h] = e.addf(e.mulf(rowSum[h], result.alpha[h]),
-                       tree(rows[h], /*isMax=*/false));
+                       reduceTree(e, rows[h], /*isMax=*/false));
   result.probs = s;
   return result;
+}
+
+OnlineSoftmax::Tile OnlineSoftmax::update(SmallVector<Value> s,
+                                          MutableArrayRef<Value> rowMax,
+                                          MutableArrayRef<Value> rowSum) {
+  SmallVector<Value> oldMax(rowMax);
+  updateMaxima(s, rowMax);
+  return exponentiate(std::move(s), oldMax, rowMax, rowSum);
 }
 
 SmallVector<Value> OnlineSoftmax::rescale(SmallVector<Value> acc,

@@ -35,6 +35,11 @@ struct OnlineSoftmax {
   /// The softmax of masked scores `s`: updates the row maxima and sums.
   Tile update(SmallVector<Value> s, MutableArrayRef<Value> rowMax,
               MutableArrayRef<Value> rowSum);
+  /// Its two parts: the row maxima with `s`'s, then the probabilities
+  /// against the maxima `rowMax` (`oldMax` before `s`), the sums updated.
+  void updateMaxima(ArrayRef<Value> s, MutableArrayRef<Value> rowMax);
+  Tile exponentiate(SmallVector<Value> s, ArrayRef<Value> oldMax,
+                    ArrayRef<Value> rowMax, MutableArrayRef<Value> rowSum);
   /// O's accumulator with each row times its alpha.
   SmallVector<Value> rescale(SmallVector<Value> acc, Value alpha[2]);
 };
