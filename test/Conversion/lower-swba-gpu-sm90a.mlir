@@ -91,7 +91,7 @@
 // CHECK: nvvm.wgmma.commit.group.sync.aligned
 // CHECK-NEXT: nvvm.barrier.arrive id = %[[OTHER]]
 // CHECK-NEXT: nvvm.wgmma.wait.group.sync.aligned 1
-// CHECK: %[[MASKED:.*]]:66 = scf.if %{{.*}} -> (f32
+// CHECK: %{{.*}}:66 = scf.if %{{.*}} -> (f32
 // CHECK-COUNT-2: gpu.shuffle  xor
 // CHECK-NOT: ex2.approx
 // CHECK-COUNT-2: gpu.shuffle  xor

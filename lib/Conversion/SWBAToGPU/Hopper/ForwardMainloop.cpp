@@ -237,8 +237,6 @@ OnlineSoftmax::Tile ForwardKernel::softmaxOf(Value sAcc, Value j,
   // docs/BENCHMARKS.md): token windows 1639 -> 1589 at 16k and 3665 ->
   // 3554 at 32k, frames of 1024 1216 -> 1174 and of 2048 4904 -> 4863;
   // the head-dim-64 bands within 1%.
-  HopperKernelBuilder::Finish maxima;
-  maxima.types.assign(nS + 2, e.b.getF32Type());
   auto withMaxima = [&](ArrayRef<Value> masked) {
     SmallVector<Value> mx(rowMax);
     softmax.updateMaxima(masked, mx);
@@ -246,17 +244,14 @@ OnlineSoftmax::Tile ForwardKernel::softmaxOf(Value sAcc, Value j,
     out.append(mx);
     return out;
   };
-  maxima.fn = withMaxima;
   SmallVector<Value> out =
       e.maskScores(s, w, rows.rowBase, tile.q0, tile.q1, interior, k0, k1,
-                   blockN, tile.posOffset, &maxima);
+                   blockN, tile.posOffset, withMaxima);
   SmallVector<Value> oldMax(rowMax);
   rowMax[0] = out[nS];
   rowMax[1] = out[nS + 1];
-  OnlineSoftmax::Tile t =
-      softmax.exponentiate(SmallVector<Value>(out.begin(), out.begin() + nS),
-                           oldMax, rowMax, rowSum);
-  return t;
+  return softmax.exponentiate(SmallVector<Value>(out.begin(), out.begin() + nS),
+                              oldMax, rowMax, rowSum);
 }
 
 /// A persistent kernel's query tiles, claimed one at a time from the

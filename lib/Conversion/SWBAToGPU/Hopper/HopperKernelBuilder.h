@@ -214,31 +214,28 @@ public:
 
   /// `s` as it is where `interior`, else with -inf where `visible(i)` is
   /// false: an scf.if whose else branch evaluates the mask element-wise.
-  /// With `finish`, what it makes of the scores (values of the types
-  /// `finish->types`), made in both branches: the branches end the basic
-  /// block of what they compute, which ptxas does not schedule past (a
-  /// wgmma wait after the scores' use otherwise moves above it: see the
+  /// With `finish`, what it makes of the scores, made in both branches
+  /// (the scf.if's results are then its values): the branches end the
+  /// basic block of what they compute, which ptxas does not schedule past
+  /// (a wgmma wait after the scores' use otherwise moves above it: see the
   /// forward's pipelined step).
-  struct Finish {
-    function_ref<SmallVector<Value>(ArrayRef<Value>)> fn;
-    SmallVector<Type> types;
-  };
+  using Finish = function_ref<SmallVector<Value>(ArrayRef<Value>)>;
   SmallVector<Value> maskUnless(Value interior, ArrayRef<Value> s,
                                 function_ref<Value(int64_t)> visible,
-                                const Finish *finish = nullptr) {
-    SmallVector<Type> types(ValueRange(s).getTypes());
-    if (finish)
-      types = finish->types;
-    auto maskIf = scf::IfOp::create(b, TypeRange(types), interior,
-                                    /*withElseRegion=*/true);
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(maskIf.thenBlock());
-    scf::YieldOp::create(b, finish ? finish->fn(s) : SmallVector<Value>(s));
-    b.setInsertionPointToStart(maskIf.elseBlock());
-    SmallVector<Value> masked;
-    for (auto [i, x] : llvm::enumerate(s))
-      masked.push_back(select(visible(i), x, negInf()));
-    scf::YieldOp::create(b, finish ? finish->fn(masked) : masked);
+                                Finish finish = nullptr) {
+    auto yield = [&](ArrayRef<Value> scores) {
+      scf::YieldOp::create(b, finish ? finish(scores)
+                                     : SmallVector<Value>(scores));
+    };
+    // The builder form infers the results from the branches' yields.
+    auto maskIf = scf::IfOp::create(
+        b, b.getLoc(), interior, [&](OpBuilder &, Location) { yield(s); },
+        [&](OpBuilder &, Location) {
+          SmallVector<Value> masked;
+          for (auto [i, x] : llvm::enumerate(s))
+            masked.push_back(select(visible(i), x, negInf()));
+          yield(masked);
+        });
     return SmallVector<Value>(maskIf.getResults().begin(),
                               maskIf.getResults().end());
   }
@@ -255,7 +252,7 @@ public:
   SmallVector<Value> maskColumns(Value interior, ArrayRef<Value> s, Value c0,
                                  int64_t n,
                                  function_ref<RowRange(int64_t)> columnsOf,
-                                 const Finish *finish = nullptr) {
+                                 Finish finish = nullptr) {
     SmallVector<Value> lo, hi;
     auto visible = [&](int64_t i) -> Value {
       if (lo.empty()) {
@@ -320,7 +317,7 @@ public:
                                 Value q0, Value q1,
                                 std::optional<RowRange> interiorRange, Value k0,
                                 Value k1, int64_t blockN, Value posOffset,
-                                const Finish *finish = nullptr) {
+                                Finish finish = nullptr) {
     Location loc = b.getLoc();
     Value interior =
         interiorRange
