@@ -222,9 +222,22 @@ func.func @forward_d32_falls_back(%q: memref<1x2x256x32xf16>, %k: memref<1x2x256
 // CHECK: scf.for
 // CHECK: nvgpu.mbarrier.try_wait.parity
 // CHECK-NOT: number_of_threads = %c256_i32
+// S and dP are two groups: P's exponentials, in both branches of the
+// mask's test, run under dP's product; dS after dP's wait.
 // CHECK: nvvm.wgmma.fence.aligned
-// CHECK-COUNT-8: nvvm.wgmma.mma_async {{.*}}<m = 64, n = 128, k = 16>
+// CHECK-COUNT-4: nvvm.wgmma.mma_async {{.*}}<m = 64, n = 128, k = 16>
 // CHECK-NEXT: nvvm.wgmma.commit.group.sync.aligned
+// CHECK-COUNT-4: nvvm.wgmma.mma_async {{.*}}<m = 64, n = 128, k = 16>
+// CHECK-NEXT: nvvm.wgmma.commit.group.sync.aligned
+// CHECK-NEXT: nvvm.wgmma.wait.group.sync.aligned 1
+// CHECK: scf.if %{{.*}} -> (f32
+// CHECK-COUNT-64: ex2.approx.ftz.f32
+// CHECK: scf.yield
+// CHECK-COUNT-64: ex2.approx.ftz.f32
+// CHECK: scf.yield
+// CHECK-NEXT: }
+// CHECK-NEXT: nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK-NOT: ex2.approx
 // CHECK: nvvm.wgmma.fence.aligned
 // CHECK-COUNT-8: wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16
 // CHECK-NOT: number_of_threads = %c256_i32
@@ -233,11 +246,29 @@ func.func @forward_d32_falls_back(%q: memref<1x2x256x32xf16>, %k: memref<1x2x256
 // CHECK-NOT: number_of_threads = %c256_i32
 // CHECK: scf.for
 // CHECK-NOT: number_of_threads = %c256_i32
+// At head dim 64 the same split, and dV += P^T dO is issued before dS^T
+// is made: dS^T waits for dP^T's group alone, and dK's product follows.
 // CHECK: nvvm.wgmma.fence.aligned
-// CHECK-COUNT-8: nvvm.wgmma.mma_async {{.*}}<m = 64, n = 128, k = 16>
+// CHECK-COUNT-4: nvvm.wgmma.mma_async {{.*}}<m = 64, n = 128, k = 16>
 // CHECK-NEXT: nvvm.wgmma.commit.group.sync.aligned
+// CHECK-COUNT-4: nvvm.wgmma.mma_async {{.*}}<m = 64, n = 128, k = 16>
+// CHECK-NEXT: nvvm.wgmma.commit.group.sync.aligned
+// CHECK-NEXT: nvvm.wgmma.wait.group.sync.aligned 1
+// CHECK: scf.if %{{.*}} -> (f32
+// CHECK-COUNT-64: ex2.approx.ftz.f32
+// CHECK: scf.yield
+// CHECK-COUNT-64: ex2.approx.ftz.f32
+// CHECK: scf.yield
+// CHECK-NOT: ex2.approx
 // CHECK: nvvm.wgmma.fence.aligned
-// CHECK-COUNT-16: wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16
+// CHECK-COUNT-8: wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16
+// CHECK: nvvm.wgmma.commit.group.sync.aligned
+// CHECK-NEXT: nvvm.wgmma.wait.group.sync.aligned 1
+// CHECK-NOT: ex2.approx
+// CHECK: nvvm.wgmma.fence.aligned
+// CHECK-COUNT-8: wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16
+// CHECK: nvvm.wgmma.commit.group.sync.aligned
+// CHECK-NEXT: nvvm.wgmma.wait.group.sync.aligned 0
 // The delta kernel, after the two others: each quad of threads sums a row
 // from 16-byte loads and combines by shuffles; the quad's first lane stores.
 // CHECK: gpu.func @swba_bwd_delta(%[[DOK:[^:]*]]: memref<?x4x?x64xf16>, %[[OK:[^:]*]]: memref<?x4x?x64xf16>, %[[DK:[^:]*]]: memref<?x?x?xf32>)
@@ -248,12 +279,15 @@ func.func @forward_d32_falls_back(%q: memref<1x2x256x32xf16>, %k: memref<1x2x256
 // CHECK: scf.if
 // CHECK-NEXT: memref.store %{{.*}}, %[[DK]]
 // With grad-ping-pong=true both kernels' consumers take turns: each
-// product group is issued between a 256-thread barrier and an arrive.
+// turn's products are issued between a 256-thread barrier and an arrive
+// (dQ's S and dP as two groups in one turn).
 // TURNS-LABEL: func @grad_f16_d64
 // TURNS: gpu.func @swba_bwd_dq(
 // TURNS: scf.for
 // TURNS: nvvm.barrier id = %{{.*}} number_of_threads = %c256_i32
 // TURNS-NEXT: nvvm.wgmma.fence.aligned
+// TURNS: nvvm.wgmma.commit.group.sync.aligned
+// TURNS-NOT: nvvm.barrier
 // TURNS: nvvm.wgmma.commit.group.sync.aligned
 // TURNS-NEXT: nvvm.barrier.arrive id = %{{.*}} number_of_threads = %c256_i32
 // TURNS: gpu.func @swba_bwd_dkdv(

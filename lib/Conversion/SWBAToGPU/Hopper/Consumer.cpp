@@ -61,7 +61,7 @@ mlir::swba::gpu_kernels::onceDescriptors(HopperKernelBuilder &e, Value base,
 std::pair<Value, Value> mlir::swba::gpu_kernels::issueScoreProducts(
     HopperKernelBuilder &e, TurnTaking &turns, Value aS, Value bS, Value aP,
     Value bP, int64_t rowsA, int64_t rowsB, int64_t headDim, int64_t valueDim,
-    int64_t n) {
+    int64_t n, bool scoresFirst) {
   auto kMajor = [&](int64_t rows, int64_t kk) {
     return e.i64(HopperKernelBuilder::kMajorSlice(rows, kk));
   };
@@ -88,12 +88,15 @@ std::pair<Value, Value> mlir::swba::gpu_kernels::issueScoreProducts(
   int64_t dk = headDim / 16;
   for (int64_t kk = 0; kk < dk; ++kk)
     sAcc = e.ssMma(sAcc, ops[2 * kk], ops[2 * kk + 1], n, kk == 0);
+  bool split = scoresFirst && valueDim;
+  if (split)
+    NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
   for (int64_t kk = 0; kk < valueDim / 16; ++kk)
     dpAcc =
         e.ssMma(dpAcc, ops[2 * (dk + kk)], ops[2 * (dk + kk) + 1], n, kk == 0);
   NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
   turns.pass();
-  NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
+  NVVM::WgmmaWaitGroupSyncOp::create(e.b, split ? 1 : 0);
   return {sAcc, dpAcc};
 }
 
@@ -114,4 +117,14 @@ mlir::swba::gpu_kernels::unpackScores(HopperKernelBuilder &e, Value sAcc,
     for (Value &x : s)
       x = e.mulf(x, scaleLog2);
   return {s, dp};
+}
+
+SmallVector<Value>
+mlir::swba::gpu_kernels::scoreGradRegisters(HopperKernelBuilder &e, Value dpAcc,
+                                            int64_t n, int64_t pending) {
+  NVVM::WgmmaWaitGroupSyncOp::create(e.b, pending);
+  SmallVector<Value> dp;
+  for (int64_t i = 0; i < n / 2; ++i)
+    dp.push_back(LLVM::ExtractValueOp::create(e.b, dpAcc, i));
+  return e.fenceRegisters(dp);
 }

@@ -108,16 +108,24 @@ struct BackwardKernel {
 std::pair<Value, Value> onceDescriptors(HopperKernelBuilder &e, Value base,
                                         Value consumer, int64_t secondOffset);
 
-/// The backward's score products S = A_S B_S^T and dP = A_P B_P^T, one
-/// wgmma group in one turn: n columns, both operands K-major in shared
-/// memory, A_S/B_S over `headDim` (their boxes `rowsA`/`rowsB` rows),
-/// A_P/B_P over `valueDim` (0: no dP, a null accumulator). Returns the
-/// accumulators once the group has completed (their registers:
-/// unpackScores).
-std::pair<Value, Value>
-issueScoreProducts(HopperKernelBuilder &e, TurnTaking &turns, Value aS,
-                   Value bS, Value aP, Value bP, int64_t rowsA, int64_t rowsB,
-                   int64_t headDim, int64_t valueDim, int64_t n);
+/// The backward's score products S = A_S B_S^T and dP = A_P B_P^T in one
+/// turn: n columns, both operands K-major in shared memory, A_S/B_S over
+/// `headDim` (their boxes `rowsA`/`rowsB` rows), A_P/B_P over `valueDim`
+/// (0: no dP, a null accumulator). Returns the accumulators once the
+/// products have completed (their registers: unpackScores), or with
+/// `scoresFirst` as two groups, once S's has: dP's registers are then
+/// scoreGradRegisters'.
+std::pair<Value, Value> issueScoreProducts(HopperKernelBuilder &e,
+                                           TurnTaking &turns, Value aS,
+                                           Value bS, Value aP, Value bP,
+                                           int64_t rowsA, int64_t rowsB,
+                                           int64_t headDim, int64_t valueDim,
+                                           int64_t n, bool scoresFirst = false);
+
+/// dP's registers (`n` columns), fenced, once no more than `pending` wgmma
+/// groups issued after it are in flight.
+SmallVector<Value> scoreGradRegisters(HopperKernelBuilder &e, Value dpAcc,
+                                      int64_t n, int64_t pending = 0);
 
 /// The registers of the S and dP accumulators (`n` columns; none of a null
 /// dP), fenced; S in

@@ -67,6 +67,9 @@ struct KeyValueGradKernel : BackwardKernel {
   /// by (keyConsumersTakeOwnTiles): the query rows that see this
   /// consumer's keys (empty where it has none).
   std::optional<RowRange> ownRows;
+  /// Whether a tile's products run value first (valueFirstProducts):
+  /// head dims up to 64, both gradients, no turns, no dQ.
+  bool valueFirst = false;
 
   // grad-fused-dq: the map of dqAccum, this consumer's share, the dS^T
   // slots as 32-bit words and the staging area as f32, and the thread
@@ -96,7 +99,9 @@ struct KeyValueGradKernel : BackwardKernel {
                                Value r0);
   Value storeStats(Value j, ValueRange tileStats);
   std::pair<Value, Value> nextTile(Value qHead, Value r0);
-  SmallVector<Value> maskScores(ArrayRef<Value> s, Value r0, Value r1);
+  SmallVector<Value> maskScores(ArrayRef<Value> s, Value r0, Value r1,
+                                HopperKernelBuilder::Finish finish = nullptr);
+  std::array<Value, 2> statsPair(Value stats, Value at);
   std::pair<SmallVector<Value>, SmallVector<Value>>
   probabilityFragments(ArrayRef<Value> s, ArrayRef<Value> dp, Value stats);
   SmallVector<Value> step(Value lse, Value delta, Value j, ValueRange iter);
@@ -104,6 +109,9 @@ struct KeyValueGradKernel : BackwardKernel {
   Value accumulate(Value j, Value qBase, Value doBase, ArrayRef<Value> ptFrags,
                    ArrayRef<Value> dsFrags, SmallVector<Value> &dkAcc,
                    SmallVector<Value> &dvAcc);
+  void valueFirstProducts(Value qBase, Value doBase, Value qDescK,
+                          Value doDescK, Value r0, Value r1, Value stats,
+                          SmallVector<Value> &dkAcc, SmallVector<Value> &dvAcc);
   void syncWarpgroup(int64_t barrier);
 
   // FusedQueryGrad.cpp.

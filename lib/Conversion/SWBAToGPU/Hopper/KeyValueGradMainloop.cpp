@@ -77,6 +77,8 @@ void KeyValueGradKernel::setUp(ValueRange args, ArrayRef<Value> maps,
   // consumer's dS^T is in its slot when this one's dQ product reads it.
   turns.emplace(e, rows.consumer, KeyValueGradTiling::consumers,
                 pingPong || dqAccumMap);
+  valueFirst = headDim <= 64 && layout.part == KeyValueGradPart::Both &&
+               !pingPong && !dqAccumMap;
   if (dqAccumMap)
     setUpQueryGrad();
   else if (!pingPong && keyConsumersTakeOwnTiles(w, blockM, blockN)) {
@@ -199,8 +201,9 @@ std::pair<Value, Value> KeyValueGradKernel::nextTile(Value qHead, Value r0) {
 /// S^T masked where the tile is not interior: register 4 * jn + 2 * h + c
 /// is key rowBase + 8h, query r0 + 8 * jn + 2 * t + c; a key's queries are
 /// the queries that see it, cut at r1 (none for keys past the end).
-SmallVector<Value> KeyValueGradKernel::maskScores(ArrayRef<Value> s, Value r0,
-                                                  Value r1) {
+SmallVector<Value>
+KeyValueGradKernel::maskScores(ArrayRef<Value> s, Value r0, Value r1,
+                               HopperKernelBuilder::Finish finish) {
   Value interior = arith::AndIOp::create(
       e.b,
       arith::AndIOp::create(e.b,
@@ -211,16 +214,28 @@ SmallVector<Value> KeyValueGradKernel::maskScores(ArrayRef<Value> s, Value r0,
                                                   e.idx(blockN))),
       isTileFullyVisible(e.b, e.b.getLoc(), w, r0, r1, tile.k0, tile.k1,
                          tile.posOffset));
-  return e.maskColumns(interior, s, r0, blockM, [&](int64_t h) {
-    Value key = e.add(rows.rowBase, e.idx(8 * h));
-    RowRange seen = computeQueryWindow(e.b, e.b.getLoc(), w, key,
-                                       e.add(key, e.idx(1)), tile.posOffset,
-                                       tile.queries);
-    Value end = e.select(
-        arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, key, tile.keys),
-        e.min(seen.end, r1), seen.begin);
-    return RowRange{seen.begin, end};
-  });
+  return e.maskColumns(
+      interior, s, r0, blockM,
+      [&](int64_t h) {
+        Value key = e.add(rows.rowBase, e.idx(8 * h));
+        RowRange seen =
+            computeQueryWindow(e.b, e.b.getLoc(), w, key, e.add(key, e.idx(1)),
+                               tile.posOffset, tile.queries);
+        Value end =
+            e.select(arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, key,
+                                           tile.keys),
+                     e.min(seen.end, r1), seen.begin);
+        return RowRange{seen.begin, end};
+      },
+      finish);
+}
+
+/// Entries `at` and `at` + 1 of a tile's row statistics: one 8-byte load.
+std::array<Value, 2> KeyValueGradKernel::statsPair(Value stats, Value at) {
+  Value pair = vector::LoadOp::create(
+      e.b, VectorType::get({2}, e.b.getF32Type()), stats, ValueRange{at});
+  return {vector::ExtractOp::create(e.b, pair, 0).getResult(),
+          vector::ExtractOp::create(e.b, pair, 1).getResult()};
 }
 
 /// P^T and dS^T, packed into A fragments pair by pair as they are made (64
@@ -235,16 +250,9 @@ KeyValueGradKernel::probabilityFragments(ArrayRef<Value> s, ArrayRef<Value> dp,
   for (int64_t jn = 0; jn < blockM / 8; ++jn) {
     // The pair of columns 8 jn + 2t, + 1: one 8-byte load each.
     Value column = e.add(e.mul(e.t, 2), e.idx(8 * jn));
-    auto pairOf = [&](Value at) {
-      Value pair = vector::LoadOp::create(
-          e.b, VectorType::get({2}, e.b.getF32Type()), stats, ValueRange{at});
-      return std::array<Value, 2>{
-          vector::ExtractOp::create(e.b, pair, 0).getResult(),
-          vector::ExtractOp::create(e.b, pair, 1).getResult()};
-    };
-    std::array<Value, 2> negLse = pairOf(column), dlt;
+    std::array<Value, 2> negLse = statsPair(stats, column), dlt;
     if (wantsKey())
-      dlt = pairOf(e.add(column, e.idx(blockM)));
+      dlt = statsPair(stats, e.add(column, e.idx(blockM)));
     for (int64_t h = 0; h < 2; ++h) {
       Value p[2], ds[2];
       for (int64_t c = 0; c < 2; ++c) {
@@ -314,6 +322,9 @@ SmallVector<Value> KeyValueGradKernel::tileStep(Value lse, Value delta, Value j,
   // masks and probabilities, dV and dK (and dQ).
   Value dqAcc;
   auto products = [&] {
+    if (valueFirst)
+      return valueFirstProducts(qBase, doBase, qDescK, doDescK, r0, r1, stats,
+                                dkAcc, dvAcc);
     auto [sAcc, dpAcc] =
         issueScoreProducts(e, *turns, kDesc, qDescK, vDesc, doDescK, blockN,
                            blockM, headDim, wantsKey() ? valueDim : 0, blockM);
@@ -413,6 +424,68 @@ Value KeyValueGradKernel::accumulate(Value j, Value qBase, Value doBase,
   if (wantsKey())
     dkAcc = e.fenceRegisters(dkAcc);
   return dqAcc;
+}
+
+/// A tile's products with the exponentials under dP^T's product and dS^T
+/// under dV's: S^T and dP^T as two groups; once S^T's has completed, P^T
+/// in the mask's branches (so that ptxas does not move the wait for dP^T
+/// above them: maskUnless); dV += P^T dO issued; once dP^T's group has
+/// completed (dV's still in flight), dS^T, then dK += dS^T Q. At head dim
+/// 64 the dK/dV kernel takes 2-5% less time than with the tile's products
+/// one after the other (docs/BENCHMARKS.md); at 128, where the kernel
+/// spills, 3-4% more.
+void KeyValueGradKernel::valueFirstProducts(Value qBase, Value doBase,
+                                            Value qDescK, Value doDescK,
+                                            Value r0, Value r1, Value stats,
+                                            SmallVector<Value> &dkAcc,
+                                            SmallVector<Value> &dvAcc) {
+  auto [sAcc, dpAcc] =
+      issueScoreProducts(e, *turns, kDesc, qDescK, vDesc, doDescK, blockN,
+                         blockM, headDim, valueDim, blockM,
+                         /*scoresFirst=*/true);
+  SmallVector<Value> s =
+      unpackScores(e, sAcc, Value(), blockM, positiveScale, scaleLog2).first;
+  SmallVector<Value> p = maskScores(s, r0, r1, [&](ArrayRef<Value> scores) {
+    SmallVector<Value> probs;
+    for (int64_t jn = 0; jn < blockM / 8; ++jn) {
+      std::array<Value, 2> negLse =
+          statsPair(stats, e.add(e.mul(e.t, 2), e.idx(8 * jn)));
+      for (int64_t i = 4 * jn; i < 4 * jn + 4; ++i)
+        probs.push_back(recomputeProbability(e, scores[i], scaleLog2,
+                                             negLse[i % 2], positiveScale));
+    }
+    return probs;
+  });
+  // Register 4 jn + 2 h + c: the pairs (c = 0, 1) are the A fragments'.
+  auto issue = [&](SmallVector<Value> &acc, SmallVector<Value> frags,
+                   Value stage, int64_t n) {
+    Value descMN = arith::OrIOp::create(
+        e.b, stage, e.i64(descriptorHigh(blockM * kBoxRowBytes)));
+    SmallVector<Value> descs =
+        e.fenceRegisters(e.mnMajorSlices(descMN, blockM / 16));
+    frags = e.fenceRegisters(frags);
+    acc = e.fenceRegisters(acc);
+    NVVM::WgmmaFenceAlignedOp::create(e.b);
+    acc = e.rsMmaSlices(acc, frags, descs, n);
+    NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
+  };
+  SmallVector<Value> ptFrags, dsFrags;
+  for (size_t i = 0; i < p.size(); i += 2)
+    ptFrags.push_back(e.packPair(p[i], p[i + 1]));
+  issue(dvAcc, ptFrags, doBase, valueDim);
+  SmallVector<Value> dp = scoreGradRegisters(e, dpAcc, blockM, /*pending=*/1);
+  for (int64_t jn = 0; jn < blockM / 8; ++jn) {
+    std::array<Value, 2> dlt =
+        statsPair(stats, e.add(e.mul(e.t, 2), e.idx(8 * jn + blockM)));
+    for (int64_t i = 4 * jn; i < 4 * jn + 4; i += 2)
+      dsFrags.push_back(
+          e.packPair(e.mulf(p[i], e.subf(dp[i], dlt[0])),
+                     e.mulf(p[i + 1], e.subf(dp[i + 1], dlt[1]))));
+  }
+  issue(dkAcc, dsFrags, qBase, headDim);
+  NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
+  dvAcc = e.fenceRegisters(dvAcc);
+  dkAcc = e.fenceRegisters(dkAcc);
 }
 
 SmallVector<Value> KeyValueGradKernel::mainloop(Value lse, Value delta) {

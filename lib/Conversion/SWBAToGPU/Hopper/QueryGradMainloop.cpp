@@ -169,11 +169,16 @@ SmallVector<Value> QueryGradKernel::tileStep(TurnTaking &turns, Value j,
   // The stage's K and V: K-major B operands of S and dP.
   Value kDescK = arith::OrIOp::create(e.b, kBase, high(16));
   Value vDescK = arith::OrIOp::create(e.b, vBase, high(16));
+  // S and dP as two groups: P is made while dP's product runs, in the
+  // mask's branches (so that ptxas does not move dP's wait above it:
+  // maskUnless); 2-7% less time than with P and dS after both products
+  // (docs/BENCHMARKS.md).
   auto [sAcc, dpAcc] =
       issueScoreProducts(e, turns, qDesc, kDescK, doDesc, vDescK, blockM,
-                         blockN, headDim, valueDim, blockN);
-  ring.release(1, j, rows.isLane0);
-  auto [s, dp] = unpackScores(e, sAcc, dpAcc, blockN, positiveScale, scaleLog2);
+                         blockN, headDim, valueDim, blockN,
+                         /*scoresFirst=*/true);
+  SmallVector<Value> s =
+      unpackScores(e, sAcc, Value(), blockN, positiveScale, scaleLog2).first;
   // Edge tiles mask element-wise; interior tiles do not.
   // The interior range (ForwardMainloop.cpp) where it was faster: head
   // dims up to 64 on bands with edges inside tiles (4% on the 128-token
@@ -182,17 +187,24 @@ SmallVector<Value> QueryGradKernel::tileStep(TurnTaking &turns, Value j,
   std::optional<RowRange> interior;
   if (w.blockSize < blockN && headDim <= 64)
     interior = tile.interior;
-  s = e.maskScores(s, w, rows.rowBase, tile.q0, tile.q1, interior, k0, k1,
-                   blockN, tile.posOffset);
+  // P = 2^(S scale log2e - lse log2e).
+  SmallVector<Value> p = e.maskScores(
+      s, w, rows.rowBase, tile.q0, tile.q1, interior, k0, k1, blockN,
+      tile.posOffset, [&](ArrayRef<Value> scores) {
+        SmallVector<Value> probs;
+        for (auto [i, x] : llvm::enumerate(scores))
+          probs.push_back(recomputeProbability(
+              e, x, scaleLog2, arith::NegFOp::create(e.b, lseLog2[(i / 2) % 2]),
+              positiveScale));
+        return probs;
+      });
 
-  // dS = P (dP - delta), P = 2^(S scale log2e - lse log2e).
+  // dS = P (dP - delta); V's stage is free once dP has completed.
+  SmallVector<Value> dp = scoreGradRegisters(e, dpAcc, blockN);
+  ring.release(1, j, rows.isLane0);
   SmallVector<Value> ds;
-  for (int64_t i = 0, n = s.size(); i < n; ++i) {
-    int64_t h = (i / 2) % 2;
-    Value negLse = arith::NegFOp::create(e.b, lseLog2[h]);
-    Value p = recomputeProbability(e, s[i], scaleLog2, negLse, positiveScale);
-    ds.push_back(e.mulf(p, e.subf(dp[i], rowDelta[h])));
-  }
+  for (auto [i, x] : llvm::enumerate(p))
+    ds.push_back(e.mulf(x, e.subf(dp[i], rowDelta[(i / 2) % 2])));
   SmallVector<Value> dsFrags = e.packAFragments(ds, blockN);
 
   // dQ += dS K: K [keys][D] is the MN-major B; the 64-column blocks of
