@@ -169,16 +169,20 @@ SmallVector<Value> QueryGradKernel::tileStep(TurnTaking &turns, Value j,
   // The stage's K and V: K-major B operands of S and dP.
   Value kDescK = arith::OrIOp::create(e.b, kBase, high(16));
   Value vDescK = arith::OrIOp::create(e.b, vBase, high(16));
-  // S and dP as two groups: P is made while dP's product runs, in the
-  // mask's branches (so that ptxas does not move dP's wait above it:
-  // maskUnless); 2-7% less time than with P and dS after both products
+  // Where S, dP and dQ's accumulator leave room (64-key tiles, or head
+  // dim 64), S and dP as two groups: P is made while dP's product runs,
+  // in the mask's branches (so that ptxas does not move dP's wait above
+  // it: maskUnless); 2-7% less time than with P and dS after both
+  // products. With 128-key tiles at head dim 128 it was 1% slower
   // (docs/BENCHMARKS.md).
+  bool scoresFirst = blockN <= 64 || headDim <= 64;
   auto [sAcc, dpAcc] =
       issueScoreProducts(e, turns, qDesc, kDescK, doDesc, vDescK, blockM,
-                         blockN, headDim, valueDim, blockN,
-                         /*scoresFirst=*/true);
-  SmallVector<Value> s =
-      unpackScores(e, sAcc, Value(), blockN, positiveScale, scaleLog2).first;
+                         blockN, headDim, valueDim, blockN, scoresFirst);
+  if (!scoresFirst)
+    ring.release(1, j, rows.isLane0);
+  auto [s, dp] = unpackScores(e, sAcc, scoresFirst ? Value() : dpAcc, blockN,
+                              positiveScale, scaleLog2);
   // Edge tiles mask element-wise; interior tiles do not.
   // The interior range (ForwardMainloop.cpp) where it was faster: head
   // dims up to 64 on bands with edges inside tiles (4% on the 128-token
@@ -187,24 +191,35 @@ SmallVector<Value> QueryGradKernel::tileStep(TurnTaking &turns, Value j,
   std::optional<RowRange> interior;
   if (w.blockSize < blockN && headDim <= 64)
     interior = tile.interior;
-  // P = 2^(S scale log2e - lse log2e).
-  SmallVector<Value> p = e.maskScores(
-      s, w, rows.rowBase, tile.q0, tile.q1, interior, k0, k1, blockN,
-      tile.posOffset, [&](ArrayRef<Value> scores) {
-        SmallVector<Value> probs;
-        for (auto [i, x] : llvm::enumerate(scores))
-          probs.push_back(recomputeProbability(
-              e, x, scaleLog2, arith::NegFOp::create(e.b, lseLog2[(i / 2) % 2]),
-              positiveScale));
-        return probs;
-      });
-
-  // dS = P (dP - delta); V's stage is free once dP has completed.
-  SmallVector<Value> dp = scoreGradRegisters(e, dpAcc, blockN);
-  ring.release(1, j, rows.isLane0);
+  // P = 2^(S scale log2e - lse log2e), dS = P (dP - delta).
+  auto probability = [&](Value x, int64_t i) {
+    Value negLse = arith::NegFOp::create(e.b, lseLog2[(i / 2) % 2]);
+    return recomputeProbability(e, x, scaleLog2, negLse, positiveScale);
+  };
+  auto scoreGrad = [&](Value p, int64_t i) {
+    return e.mulf(p, e.subf(dp[i], rowDelta[(i / 2) % 2]));
+  };
   SmallVector<Value> ds;
-  for (auto [i, x] : llvm::enumerate(p))
-    ds.push_back(e.mulf(x, e.subf(dp[i], rowDelta[(i / 2) % 2])));
+  if (scoresFirst) {
+    SmallVector<Value> p =
+        e.maskScores(s, w, rows.rowBase, tile.q0, tile.q1, interior, k0, k1,
+                     blockN, tile.posOffset, [&](ArrayRef<Value> scores) {
+                       SmallVector<Value> probs;
+                       for (auto [i, x] : llvm::enumerate(scores))
+                         probs.push_back(probability(x, i));
+                       return probs;
+                     });
+    // V's stage is free once dP has completed.
+    dp = scoreGradRegisters(e, dpAcc, blockN);
+    ring.release(1, j, rows.isLane0);
+    for (auto [i, x] : llvm::enumerate(p))
+      ds.push_back(scoreGrad(x, i));
+  } else {
+    s = e.maskScores(s, w, rows.rowBase, tile.q0, tile.q1, interior, k0, k1,
+                     blockN, tile.posOffset);
+    for (auto [i, x] : llvm::enumerate(s))
+      ds.push_back(scoreGrad(probability(x, i), i));
+  }
   SmallVector<Value> dsFrags = e.packAFragments(ds, blockN);
 
   // dQ += dS K: K [keys][D] is the MN-major B; the 64-column blocks of
