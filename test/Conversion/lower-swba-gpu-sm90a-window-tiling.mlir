@@ -149,9 +149,16 @@ func.func @narrow_band_d64(%q: memref<?x64x?x64xbf16>, %k: memref<?x64x?x64xbf16
 // With 64-key tiles the dQ kernel keeps its loop-invariant descriptors
 // out of the loop; with 128-key tiles (ASKED) each tile makes them from
 // opaque copies of their bases (the descriptors' base, Q's and dO's).
+// With 64-key tiles the dQ kernel waits for S alone before P (dP's
+// group still in flight); with 128-key tiles at head dim 128 (ASKED) for
+// both. The dK/dV kernel at head dim 128 waits for both.
 // CHECK: gpu.func @swba_bwd_dq(
 // CHECK-NOT: "=l,=l,=l,0,1,2"
+// CHECK: nvvm.wgmma.wait.group.sync.aligned 1
+// CHECK-NOT: "=l,=l,=l,0,1,2"
 // CHECK: gpu.func @swba_bwd_dkdv(
+// CHECK-NOT: nvvm.wgmma.wait.group.sync.aligned 1
+// CHECK: gpu.func @swba_bwd_delta(
 // ASKED-LABEL: func @token_window_grad_d128
 // ASKED: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv
 // ASKED: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
@@ -161,6 +168,7 @@ func.func @narrow_band_d64(%q: memref<?x64x?x64xbf16>, %k: memref<?x64x?x64xbf16
 // ASKED: scf.for
 // ASKED: scf.for
 // ASKED-NEXT: llvm.inline_asm has_side_effects asm_dialect = att "", "=l,=l,=l,0,1,2"
+// ASKED-NOT: nvvm.wgmma.wait.group.sync.aligned 1
 // ASKED: gpu.func @swba_bwd_dkdv(
 func.func @token_window_grad_d128(%q: memref<?x8x?x128xbf16>, %k: memref<?x8x?x128xbf16>, %v: memref<?x8x?x128xbf16>,
                                   %o: memref<?x8x?x128xbf16>, %do: memref<?x8x?x128xbf16>, %l: memref<?x8x?xf32>,
