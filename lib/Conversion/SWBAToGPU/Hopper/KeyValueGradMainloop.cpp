@@ -456,7 +456,6 @@ void KeyValueGradKernel::valueFirstProducts(Value qBase, Value doBase,
     }
     return probs;
   });
-  // Register 4 jn + 2 h + c: the pairs (c = 0, 1) are the A fragments'.
   auto issue = [&](SmallVector<Value> &acc, SmallVector<Value> frags,
                    Value stage, int64_t n) {
     Value descMN = arith::OrIOp::create(
@@ -469,11 +468,10 @@ void KeyValueGradKernel::valueFirstProducts(Value qBase, Value doBase,
     acc = e.rsMmaSlices(acc, frags, descs, n);
     NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
   };
-  SmallVector<Value> ptFrags, dsFrags;
-  for (size_t i = 0; i < p.size(); i += 2)
-    ptFrags.push_back(e.packPair(p[i], p[i + 1]));
-  issue(dvAcc, ptFrags, doBase, valueDim);
+  issue(dvAcc, e.packAFragments(p, blockM), doBase, valueDim);
   SmallVector<Value> dp = scoreGradRegisters(e, dpAcc, blockM, /*pending=*/1);
+  // dS^T packed pair by pair as it is made (packAFragments' order).
+  SmallVector<Value> dsFrags;
   for (int64_t jn = 0; jn < blockM / 8; ++jn) {
     std::array<Value, 2> dlt =
         statsPair(stats, e.add(e.mul(e.t, 2), e.idx(8 * jn + blockM)));
