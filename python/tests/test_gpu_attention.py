@@ -258,10 +258,16 @@ def test_hopper_backward_launches_wgmma(case, monkeypatch):
     separate = [name for name, *_ in launches]
     # The delta kernel, then dK/dV (on the second stream) and dQ.
     assert separate == ["swba_fwd", "swba_bwd_delta", "swba_bwd_dkdv", "swba_bwd_dq"], separate
-    # The wgmma kernels: a producer and two consumer warpgroups; dK/dV over
-    # the key tiles of the kv heads, 128 keys a workgroup.
-    assert [block for _, _, block, _ in launches[2:]] == [(384, 1, 1)] * 2, launches
+    # The wgmma kernels: a producer and consumer warpgroups of 64 rows; dK/dV
+    # over the key tiles of the kv heads, 128 keys a workgroup (two
+    # consumers); dQ over the query tiles of the query heads, with three
+    # consumers where a band of at most 512 keys at head dim 64 gives it
+    # 64-key tiles (QueryGradTiling), two otherwise.
+    dq_consumers = 3 if case.d == case.dv == 64 and case.bs * case.ws <= 512 else 2
+    assert [block for _, _, block, _ in launches[2:]] == [
+        (384, 1, 1), (128 * (dq_consumers + 1), 1, 1)], launches
     assert launches[2][1] == (case.hkv, -(-case.nk // 128), case.b), launches[2]
+    assert launches[3][1] == (case.hq, -(-case.nq // (64 * dq_consumers)), case.b), launches[3]
     monkeypatch.setenv("SWBA_LOWER_OPTIONS", "grad-fused-dq=true")
     launches.clear()
     check_backward(case)

@@ -181,18 +181,22 @@ func.func @token_window_grad_d128(%q: memref<?x8x?x128xbf16>, %k: memref<?x8x?x1
 // -----
 
 // The backward of a narrow band at head dim 64: the dK/dV kernel's Q and
-// dO boxes hold 64 query rows, the dQ kernel's K and V boxes 64 keys
-// (maps of q, k, v, dout in that order).
+// dO boxes hold 64 query rows; the dQ kernel's K and V boxes 64 keys, and
+// with 64-key tiles it has three consumers: Q and dO boxes of 192 rows,
+// 512 threads, consumers at 160 registers (maps of q, k, v, dout in that
+// order). With 128-key tiles (ASKED) it keeps two (128 rows, 384 threads).
 // CHECK-LABEL: func @narrow_band_grad_d64
 // CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_delta
 // CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
 // CHECK-COUNT-2: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
 // CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
 // CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv
-// CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
+// CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c192, %c64]
 // CHECK-COUNT-2: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
-// CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
-// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq
+// CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c192, %c64]
+// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq {{.*}} threads in (%c512, %c1, %c1)
+// CHECK: gpu.func @swba_bwd_dq(
+// CHECK: nvvm.setmaxregister  increase 160
 // A dK/dV consumer's 64 keys are seen by 3 of the workgroup's 4 query
 // tiles: it runs the products of those alone (the others keep dK and dV
 // as they were). With 128-row query tiles (ASKED) both consumers' keys
@@ -208,7 +212,9 @@ func.func @token_window_grad_d128(%q: memref<?x8x?x128xbf16>, %k: memref<?x8x?x1
 // ASKED-COUNT-4: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
 // ASKED: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv
 // ASKED-COUNT-4: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
-// ASKED: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq
+// ASKED: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq {{.*}} threads in (%c384, %c1, %c1)
+// ASKED: gpu.func @swba_bwd_dq(
+// ASKED: nvvm.setmaxregister  increase 240
 // ASKED: gpu.func @swba_bwd_dkdv(
 // ASKED-NOT: scf.yield %arg{{[0-9]+}}, %arg
 // ASKED: gpu.func @swba_bwd_delta(

@@ -62,7 +62,6 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
                                              "up to 256, nor of 16 past 64");
 
     Location loc = op.getLoc();
-    using T = QueryGradTiling;
     HopperOptions tiles = withWindowTiling(
         options, headDim, valueDim, op.getBlockSize(), op.getWindow());
     QueryGradLayout layout = queryGradLayout(headDim, valueDim, tiles);
@@ -84,18 +83,20 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
                              deltaType(op.getContext()),
                              op.getOut().getType(),
                              op.getGradQuery().getType()};
-    auto rowsMap = tensorMapType(elementType, T::blockM());
+    const QueryGradTiling &dqTiling = layout.tiling;
+    auto rowsMap = tensorMapType(elementType, dqTiling.blockM());
     auto keysMap = tensorMapType(elementType, layout.blockN);
-    LaunchContract dqLaunch{tileGrid("q", T::blockM()), T::threads(),
-                            layout.total(), queryGradParams()};
+    LaunchContract dqLaunch{tileGrid("q", dqTiling.blockM()),
+                            dqTiling.threads(), layout.total(),
+                            queryGradParams()};
     dqLaunch.params.append(
         {{"q", rowsMap}, {"k", keysMap}, {"v", keysMap}, {"dout", rowsMap}});
     gpu::GPUFuncOp dqKernel;
     if (!fused) {
       SmallVector<Value> maps;
-      dqKernel = createHopperKernel(rewriter, gpuModule, loc, "swba_bwd_dq",
-                                    dqArgs, dqLaunch.mapTypes(), T::threads(),
-                                    maps);
+      dqKernel =
+          createHopperKernel(rewriter, gpuModule, loc, "swba_bwd_dq", dqArgs,
+                             dqLaunch.mapTypes(), dqTiling.threads(), maps);
       buildQueryGradBody(rewriter, loc, op, layout,
                          dqKernel.getArguments().take_front(dqArgs.size()),
                          maps, elementType, headDim, valueDim,

@@ -43,7 +43,7 @@ struct QueryGradKernel : BackwardKernel {
                   const QueryGradLayout &layout, int64_t headDim,
                   int64_t valueDim)
       : BackwardKernel(e, op, layout.stages), layout(layout), headDim(headDim),
-        valueDim(valueDim), blockM(QueryGradTiling::blockM()),
+        valueDim(valueDim), blockM(layout.tiling.blockM()),
         blockN(layout.blockN) {}
 
   void setUp(ValueRange args, ArrayRef<Value> maps);
@@ -71,21 +71,26 @@ void QueryGradKernel::setUp(ValueRange args, ArrayRef<Value> maps) {
   e.sharedBuffer(layout.total());
   base = e.descriptorBase();
   Value isThread0 = e.eq(e.threadId, 0);
-  ring.init(QueryGradTiling::consumers * kWarpgroupThreads / 32, isThread0);
+  const int64_t consumers = layout.tiling.consumers;
+  ring.init(consumers * kWarpgroupThreads / 32, isThread0);
   // Operand 0 of the ring is K, operand 1 V.
-  e.splitRoles(warpgroup, isThread0, [&] {
-    produceTiles(
-        e, ring,
-        {TmaOperand{maps[0], 0, headDim},
-         TmaOperand{maps[3], layout.doOffset(), valueDim}},
-        blockM, tile.q0, tile.qPlane, tile.numTiles,
-        {TmaOperand{maps[1], layout.kOffset(), headDim, layout.kStageBytes},
-         TmaOperand{maps[2], layout.vOffset(), valueDim, layout.vStageBytes}},
-        blockN, [&](Value j) {
-          return std::make_pair(e.add(tile.window.begin, e.mul(j, blockN)),
-                                tile.kvPlane);
-        });
-  });
+  e.splitRoles(
+      warpgroup, isThread0,
+      [&] {
+        produceTiles(
+            e, ring,
+            {TmaOperand{maps[0], 0, headDim},
+             TmaOperand{maps[3], layout.doOffset(), valueDim}},
+            blockM, tile.q0, tile.qPlane, tile.numTiles,
+            {TmaOperand{maps[1], layout.kOffset(), headDim, layout.kStageBytes},
+             TmaOperand{maps[2], layout.vOffset(), valueDim,
+                        layout.vStageBytes}},
+            blockN, [&](Value j) {
+              return std::make_pair(e.add(tile.window.begin, e.mul(j, blockN)),
+                                    tile.kvPlane);
+            });
+      },
+      consumers);
 
   rows = ConsumerRows::get(e, warpgroup, tile.q0);
   loadRowStats(args[4], args[5]);
@@ -124,7 +129,7 @@ void QueryGradKernel::loadRowStats(Value lse, Value delta) {
 /// turns a tile).
 SmallVector<Value> QueryGradKernel::mainloop(bool pingPong) {
   e.waitParity(e.idx(0), e.i1(false));
-  TurnTaking turns(e, rows.consumer, QueryGradTiling::consumers, pingPong);
+  TurnTaking turns(e, rows.consumer, layout.tiling.consumers, pingPong);
   SmallVector<Value> init(headDim / 2, e.f32(0.0));
   return overConsumerTiles(
       e, ring, turns, tile, rows, w, blockM, blockN, /*turnsPerTile=*/2,

@@ -270,7 +270,7 @@ QueryGradLayout gpu_kernels::queryGradLayout(int64_t d, int64_t dv,
                                              const HopperOptions &options) {
   int64_t stages = options.gradStages ? options.gradStages : 2;
   QueryGradLayout layout(
-      d, dv, QueryGradTiling::get(options.gradKeyTile).blockN, stages);
+      d, dv, QueryGradTiling::defaultKeyTile(options.gradKeyTile), stages);
   // The default key tile gives way to 64 keys where 128 would not fit
   // (head dim 128 with 3 stages or more), and past head dim 128 to 32 (head
   // dim 256); a tile asked for stays as asked, and the op gets an error if

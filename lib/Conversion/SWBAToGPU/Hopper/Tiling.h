@@ -149,7 +149,7 @@ bool fits(const HopperTiling &t, const SharedLayout &layout);
 // Backward
 //===----------------------------------------------------------------------===//
 
-/// The dQ kernel's tiling: two consumers of 64 query rows, two stages (the
+/// The dQ kernel's tiling: consumers of 64 query rows, two stages (the
 /// `grad-stages` option), and key tiles of `blockN` = 128 at head dims up
 /// to 128 (the `grad-key-tile` option; 64 or 32 where 128 does not fit in
 /// shared memory, see `queryGradLayout`: at head dim 256, Q and dO of 128
@@ -163,23 +163,41 @@ bool fits(const HopperTiling &t, const SharedLayout &layout);
 /// design configurations (`kernel_times.py --options`, 4 alternating
 /// rounds, 2026-11-25), since the spilled values are not on the
 /// per-tile path and the K/V loads and barrier waits per query row halve.
+///
+/// Two consumers (128 rows), or three (192 rows) where their accumulators
+/// fit in the 160 registers three leave a consumer thread: head dim 64
+/// with 64-key tiles (S, dP and dQ 32 + 32 + 32; the narrow bands' and
+/// small frames' default). A band's query tile runs a few key tiles
+/// between its prologue and epilogue, and a third consumer's work hides
+/// more of the others' waits: dQ kernel 200 -> 182 us on 128-token
+/// windows and 154 -> 143 on small frames (H200, bf16, kernel times,
+/// alternating, 2026-12-03). With 128-key tiles at head dim 64, or at
+/// head dim 128, three consumers spill 170-340 bytes.
 struct QueryGradTiling {
-  static constexpr int64_t consumers = 2;
+  int64_t consumers;
   int64_t blockN;
-  static int64_t blockM() { return consumers * kRowsPerConsumer; }
-  static int64_t threads() { return (consumers + 1) * kWarpgroupThreads; }
-  static QueryGradTiling get(int64_t option) { return {option ? option : 128}; }
+  int64_t blockM() const { return consumers * kRowsPerConsumer; }
+  int64_t threads() const { return (consumers + 1) * kWarpgroupThreads; }
+  /// The tiling of key tiles of `blockN` at head dims `d`, `dv`.
+  static QueryGradTiling get(int64_t d, int64_t dv, int64_t blockN) {
+    return {d <= 64 && dv <= 64 && blockN == 64 ? 3 : 2, blockN};
+  }
+  /// The default key tile where the `grad-key-tile` option is 0.
+  static int64_t defaultKeyTile(int64_t option) {
+    return option ? option : 128;
+  }
 };
 
 /// Shared memory of the dQ kernel: Q and dO of the workgroup's rows, then
 /// the K and V stages.
 struct QueryGradLayout {
+  QueryGradTiling tiling;
   int64_t blockN, stages, qBytes, doBytes, kStageBytes, vStageBytes;
   QueryGradLayout(int64_t d, int64_t dv, int64_t blockN, int64_t stages)
-      : blockN(blockN), stages(stages),
-        qBytes(QueryGradTiling::blockM() * d * 2),
-        doBytes(QueryGradTiling::blockM() * dv * 2),
-        kStageBytes(blockN * d * 2), vStageBytes(blockN * dv * 2) {}
+      : tiling(QueryGradTiling::get(d, dv, blockN)), blockN(blockN),
+        stages(stages), qBytes(tiling.blockM() * d * 2),
+        doBytes(tiling.blockM() * dv * 2), kStageBytes(blockN * d * 2),
+        vStageBytes(blockN * dv * 2) {}
   int64_t doOffset() const { return qBytes; }
   int64_t kOffset() const { return qBytes + doBytes; }
   int64_t vOffset() const { return kOffset() + stages * kStageBytes; }
