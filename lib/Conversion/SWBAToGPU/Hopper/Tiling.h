@@ -175,12 +175,12 @@ bool fits(const HopperTiling &t, const SharedLayout &layout);
 /// head dim 128, three consumers spill 170-340 bytes.
 struct QueryGradTiling {
   int64_t consumers;
-  int64_t blockN;
   int64_t blockM() const { return consumers * kRowsPerConsumer; }
   int64_t threads() const { return (consumers + 1) * kWarpgroupThreads; }
-  /// The tiling of key tiles of `blockN` at head dims `d`, `dv`.
+  /// The consumers that go with key tiles of `blockN` at head dims `d`,
+  /// `dv`.
   static QueryGradTiling get(int64_t d, int64_t dv, int64_t blockN) {
-    return {d <= 64 && dv <= 64 && blockN == 64 ? 3 : 2, blockN};
+    return {d <= 64 && dv <= 64 && blockN == 64 ? 3 : 2};
   }
   /// The default key tile where the `grad-key-tile` option is 0.
   static int64_t defaultKeyTile(int64_t option) {
