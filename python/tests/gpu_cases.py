@@ -71,6 +71,9 @@ def kernel_configs():
     configs += [KernelConfig(c.dtype, c.d, c.dv, c.bs, c.ws, effective_scale(c),
                              chip="sm_90a", options=options)
                 for c in CASES if c.name in OPTION_CASES for options in FORWARD_OPTIONS]
+    configs += [KernelConfig(c.dtype, c.d, c.dv, c.bs, c.ws, effective_scale(c), grad=True,
+                             chip="sm_90a", options=options)
+                for c in CASES for name, options, _ in DQ_TILE_CASES if c.name == name]
     configs += [KernelConfig(c.dtype, c.d, c.dv, c.bs, c.ws, effective_scale(c),
                              chip="sm_90a", options=options)
                 for c in CASES for name, options in SCHEDULER_CASES
@@ -85,6 +88,15 @@ def hopper_kernel_configs():
                          chip="sm_90a")
             for c in HOPPER_CASES for grad in (False, True)]
 
+
+# The sm_90a dQ kernel's consumers, which its key tile sets at head dim 64
+# (QueryGradTiling): three with 64-key tiles, asked for here where the
+# default is 128 (the consumers share the workgroup's key tiles; a KV cache
+# longer than the queries), two with 128-key tiles asked for on a band whose
+# default is 64. (case, options, consumers)
+DQ_TILE_CASES = (("window_beyond_frames_bf16", "grad-key-tile=64", 3),
+                 ("kv_cache_nq_lt_nk", "grad-key-tile=64", 3),
+                 ("square_f16", "grad-key-tile=128", 2))
 
 # sm_90a backward options the GPU tests also run (the defaults are tested
 # everywhere), and the cases they run on.

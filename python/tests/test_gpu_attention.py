@@ -15,7 +15,7 @@ if not torch.cuda.is_available():
     pytest.skip("no CUDA device", allow_module_level=True)
 
 sys.path[:0] = [os.path.join(os.path.dirname(__file__), ".."), os.path.dirname(__file__)]
-from gpu_cases import (CASES, FORWARD_OPTIONS, GRAD_OPTIONS, HOPPER_CASES,  # noqa: E402
+from gpu_cases import (CASES, DQ_TILE_CASES, FORWARD_OPTIONS, GRAD_OPTIONS, HOPPER_CASES,  # noqa: E402
                        OPTION_CASES, SCHEDULER_CASES, effective_scale)
 
 from swba import attention, compiler, ops, runtime  # noqa: E402
@@ -319,6 +319,19 @@ def test_backward_options_match_reference(case, options, monkeypatch):
     launches = on_sm90a(monkeypatch, options)
     check_backward(case)
     assert ("swba_bwd_dkdv", (384, 1, 1)) in [(name, block) for name, _, block, _ in launches]
+
+
+@pytest.mark.parametrize("name,options,consumers", DQ_TILE_CASES,
+                         ids=[f"{n}-{o}" for n, o, _ in DQ_TILE_CASES])
+def test_dq_consumers_match_reference(name, options, consumers, monkeypatch):
+    """The sm_90a dQ kernel with the consumers its key tile gives it at head
+    dim 64 (three with 64-key tiles, two with 128), every element."""
+    case = next(c for c in CASES if c.name == name)
+    launches = on_sm90a(monkeypatch, options)
+    check_backward(case)
+    dq = [(grid, block) for kernel, grid, block, _ in launches if kernel == "swba_bwd_dq"]
+    assert dq == [((case.hq, -(-case.nq // (64 * consumers)), case.b),
+                   (128 * (consumers + 1), 1, 1))], launches
 
 
 def test_backward_is_deterministic(chip, monkeypatch):
