@@ -91,6 +91,7 @@ LowerSWBAOptions SWBAToNVVMOptions::lowerSWBAOptions() const {
   options.gradStages = gradStages;
   options.gradFusedDQ = gradFusedDQ;
   options.gradPingPong = gradPingPong;
+  options.gradDeferProducts = gradDeferProducts;
   return options;
 }
 
