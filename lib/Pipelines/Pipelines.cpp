@@ -91,7 +91,6 @@ LowerSWBAOptions SWBAToNVVMOptions::lowerSWBAOptions() const {
   options.gradStages = gradStages;
   options.gradFusedDQ = gradFusedDQ;
   options.gradPingPong = gradPingPong;
-  options.gradDeferProducts = gradDeferProducts;
   return options;
 }
 

@@ -21,8 +21,7 @@ VARIANTS = ["", "ping-pong=false", "overlap-softmax=false", "stages=3", "block-n
             "consumers=2", "consumers=3"]
 # The backward's tiles (the defaults are 128 at head dim 64, 64 at 128).
 GRAD_VARIANTS = ["", "grad-fused-dq=true", "grad-ping-pong=true", "grad-key-tile=64", "grad-key-tile=128",
-                 "grad-query-tile=64", "grad-query-tile=128", "grad-stages=3", "grad-stages=4",
-                 "grad-defer-products=true"]
+                 "grad-query-tile=64", "grad-query-tile=128", "grad-stages=3", "grad-stages=4"]
 
 
 def kernel_configs():

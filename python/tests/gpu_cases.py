@@ -82,15 +82,11 @@ def kernel_configs():
 
 
 def hopper_kernel_configs():
-    """The kernels of HOPPER_CASES, on sm_90a, and those of DEFER_CASES."""
+    """The kernels of HOPPER_CASES, on sm_90a."""
     from swba.compiler import KernelConfig
-    return ([KernelConfig(c.dtype, c.d, c.dv, c.bs, c.ws, effective_scale(c), grad=grad,
-                          chip="sm_90a")
-             for c in HOPPER_CASES for grad in (False, True)]
-            + [KernelConfig(c.dtype, c.d, c.dv, c.bs, c.ws, effective_scale(c), grad=grad,
-                            chip="sm_90a", options="grad-defer-products=true")
-               for c in CASES + HOPPER_CASES if c.name in DEFER_CASES
-               for grad in (False, True)])
+    return [KernelConfig(c.dtype, c.d, c.dv, c.bs, c.ws, effective_scale(c), grad=grad,
+                         chip="sm_90a")
+            for c in HOPPER_CASES for grad in (False, True)]
 
 
 # The sm_90a dQ kernel's consumers, which its key tile sets at head dim 64
@@ -101,17 +97,6 @@ def hopper_kernel_configs():
 DQ_TILE_CASES = (("window_beyond_frames_bf16", "grad-key-tile=64", 3),
                  ("kv_cache_nq_lt_nk", "grad-key-tile=64", 3),
                  ("square_f16", "grad-key-tile=128", 2))
-
-# grad-defer-products=true (each tile's last products issued with the next
-# tile's S product) where it applies: frames and token windows at head dim
-# 128 (GQA, partial frames, frames longer than a tile), head dim 64 on
-# bands longer than 512 keys and with a KV cache longer than the queries
-# (the dK/dV kernel's tiles that no query sees), 96 on the kernels of 128,
-# and past 128 (the dQ kernel alone: dK/dV run as two kernels there).
-DEFER_CASES = ("gqa_d128_bf16", "token_window_d128_bf16", "video_frames_1560",
-               "window_beyond_frames_bf16", "kv_cache_nq_lt_nk",
-               "bs_not_tile_multiple_partial_frame", "d96_token_gqa_bf16",
-               "d80_dv112_kv_cache_f16", "d192_frames_bf16", "d256_frames_partial_gqa")
 
 # sm_90a backward options the GPU tests also run (the defaults are tested
 # everywhere), and the cases they run on.

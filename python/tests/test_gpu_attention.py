@@ -15,9 +15,8 @@ if not torch.cuda.is_available():
     pytest.skip("no CUDA device", allow_module_level=True)
 
 sys.path[:0] = [os.path.join(os.path.dirname(__file__), ".."), os.path.dirname(__file__)]
-from gpu_cases import (CASES, DEFER_CASES, DQ_TILE_CASES, FORWARD_OPTIONS,  # noqa: E402
-                       GRAD_OPTIONS, HOPPER_CASES, OPTION_CASES, SCHEDULER_CASES,
-                       effective_scale)
+from gpu_cases import (CASES, DQ_TILE_CASES, FORWARD_OPTIONS, GRAD_OPTIONS, HOPPER_CASES,  # noqa: E402
+                       OPTION_CASES, SCHEDULER_CASES, effective_scale)
 
 from swba import attention, compiler, ops, runtime  # noqa: E402
 
@@ -320,17 +319,6 @@ def test_backward_options_match_reference(case, options, monkeypatch):
     launches = on_sm90a(monkeypatch, options)
     check_backward(case)
     assert ("swba_bwd_dkdv", (384, 1, 1)) in [(name, block) for name, _, block, _ in launches]
-
-
-@pytest.mark.parametrize("case", [c for c in CASES + HOPPER_CASES if c.name in DEFER_CASES],
-                         ids=lambda c: c.name)
-def test_deferred_products_match_reference(case, monkeypatch):
-    """grad-defer-products=true: each tile's dV and dK (dQ) products issued
-    with the next tile's S, the last tile's after the loop, every
-    element."""
-    launches = on_sm90a(monkeypatch, "grad-defer-products=true")
-    check_backward(case)
-    assert "swba_bwd_dq" in [name for name, *_ in launches]
 
 
 @pytest.mark.parametrize("name,options,consumers", DQ_TILE_CASES,

@@ -12,7 +12,6 @@
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a overlap-softmax=false" --split-input-file | FileCheck %s --check-prefix=PLAIN
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-ping-pong=true" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=TURNS
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a consumers=2 tile-scheduler=grid" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=TWO
-// RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-defer-products=true" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=DEFER
 
 // CHECK-LABEL: func @forward_f16_d64
 // The host side makes one TMA descriptor per operand over [B * H][N][D], in
@@ -297,56 +296,6 @@ func.func @forward_d32_falls_back(%q: memref<1x2x256x32xf16>, %k: memref<1x2x256
 // TURNS-NEXT: nvvm.wgmma.fence.aligned
 // TURNS: nvvm.wgmma.commit.group.sync.aligned
 // TURNS-NEXT: nvvm.barrier.arrive id = %{{.*}} number_of_threads = %c256_i32
-// With grad-defer-products=true a tile's last products go out with the
-// next tile's S: in the dQ kernel S_j (4 wgmmas) and dQ += dS_{j-1} K_{j-1}
-// (8 register-A wgmmas) as one group and a wait, then dP_j alone, P_j's
-// exponentials under it, and dS_j after its wait, with no product after
-// it in the step; the last tile's dQ product follows the loop.
-// DEFER-LABEL: func @grad_f16_d64
-// DEFER: gpu.func @swba_bwd_dq(
-// DEFER: scf.for
-// DEFER: scf.for
-// DEFER: nvvm.wgmma.fence.aligned
-// DEFER-COUNT-4: nvvm.wgmma.mma_async {{.*}}<m = 64, n = 128, k = 16>
-// DEFER: nvvm.wgmma.fence.aligned
-// DEFER-COUNT-8: wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16
-// DEFER: nvvm.wgmma.commit.group.sync.aligned
-// DEFER-NEXT: nvvm.wgmma.wait.group.sync.aligned 0
-// DEFER-NOT: ex2.approx
-// DEFER: nvvm.wgmma.fence.aligned
-// DEFER-COUNT-4: nvvm.wgmma.mma_async {{.*}}<m = 64, n = 128, k = 16>
-// DEFER-NEXT: nvvm.wgmma.commit.group.sync.aligned
-// DEFER-COUNT-64: ex2.approx.ftz.f32
-// DEFER: nvvm.wgmma.wait.group.sync.aligned 0
-// DEFER-NOT: wgmma.mma_async
-// DEFER: scf.if
-// DEFER: nvvm.wgmma.fence.aligned
-// DEFER-COUNT-8: wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16
-// DEFER: nvvm.wgmma.commit.group.sync.aligned
-// DEFER-NEXT: nvvm.wgmma.wait.group.sync.aligned 0
-// The dK/dV kernel the same way: dV and dK of tile j - 1 (8 register-A
-// wgmmas each, over 128-row query tiles) with S^T_j, then dP^T_j alone;
-// the last tile's dV and dK after the loop.
-// DEFER: gpu.func @swba_bwd_dkdv(
-// DEFER: scf.for
-// DEFER: scf.for
-// DEFER: nvvm.wgmma.fence.aligned
-// DEFER-COUNT-16: wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16
-// DEFER-COUNT-4: nvvm.wgmma.mma_async {{.*}}<m = 64, n = 128, k = 16>
-// DEFER-NEXT: nvvm.wgmma.commit.group.sync.aligned
-// DEFER-NEXT: nvvm.wgmma.wait.group.sync.aligned 0
-// DEFER-NOT: ex2.approx
-// DEFER: nvvm.wgmma.fence.aligned
-// DEFER-COUNT-4: nvvm.wgmma.mma_async {{.*}}<m = 64, n = 128, k = 16>
-// DEFER-NEXT: nvvm.wgmma.commit.group.sync.aligned
-// DEFER-COUNT-64: ex2.approx.ftz.f32
-// DEFER: nvvm.wgmma.wait.group.sync.aligned 0
-// DEFER-NOT: wgmma.mma_async
-// DEFER: scf.if
-// DEFER: nvvm.wgmma.fence.aligned
-// DEFER-COUNT-16: wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16
-// DEFER: nvvm.wgmma.commit.group.sync.aligned
-// DEFER-NEXT: nvvm.wgmma.wait.group.sync.aligned 0
 // The mma.sync backward has the same delta kernel first.
 // SM80-LABEL: func @grad_f16_d64
 // SM80: @swba_bwd_delta

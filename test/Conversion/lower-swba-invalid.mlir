@@ -11,8 +11,6 @@
 // RUN: not swba-opt %s --lower-swba="target=gpu block-n=96" 2>&1 | FileCheck %s --check-prefix=BLOCKN
 // RUN: not swba-opt %s --lower-swba="target=gpu chip=sm_90a workgroups-per-sm=3" 2>&1 | FileCheck %s --check-prefix=PERSM
 // RUN: not swba-opt %s --lower-swba="target=gpu grad-stages=-1" 2>&1 | FileCheck %s --check-prefix=STAGES
-// RUN: not swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-defer-products=true grad-ping-pong=true" 2>&1 | FileCheck %s --check-prefix=DEFERTURNS
-// RUN: not swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-defer-products=true grad-stages=1" 2>&1 | FileCheck %s --check-prefix=DEFERSTAGES
 
 // Every option is checked before any op is looked at, whatever the target.
 // TARGET: error: --lower-swba: unsupported target 'tpu' (supported: 'cpu', 'gpu')
@@ -25,8 +23,6 @@
 // BLOCKN: error: --lower-swba: block-n must be 0 or a multiple of 64 up to 256, got 96
 // PERSM: error: --lower-swba: workgroups-per-sm must be 0, 1 or 2, got 3
 // STAGES: error: --lower-swba: stages and grad-stages must be in [0, 16], got stages=0 grad-stages=-1
-// DEFERTURNS: error: --lower-swba: grad-defer-products and grad-ping-pong do not combine: consumers that take turns issue a tile's products in its own turns
-// DEFERSTAGES: error: --lower-swba: grad-defer-products holds two tiles' stages at once: it needs grad-stages of 2 or more (or 0)
 
 func.func @tensor_form(%q: tensor<1x2x8x16xf32>) -> tensor<1x2x8x16xf32> {
   // expected-error @+1 {{'swba.attention' op must be bufferized before --lower-swba (run --one-shot-bufferize first)}}

@@ -206,8 +206,7 @@ def hopper_options(rng):
             ("ping-pong", ["true", "false"]),
             ("split-kv", [0, 1, 2, 3, 1024, 1025, -1, 2**40]),
             ("grad-fused-dq", ["true", "false"]),
-            ("grad-ping-pong", ["true", "false"]),
-            ("grad-defer-products", ["true", "false"])]:
+            ("grad-ping-pong", ["true", "false"])]:
         if rng.random() < 0.25:
             opts.append(f"{name}={pick(rng, values)}")
     return opts

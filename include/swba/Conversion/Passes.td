@@ -181,15 +181,6 @@ def LowerSWBA : Pass<"lower-swba"> {
            "(five products instead of seven; not bitwise reproducible), "
            "instead of a separate dQ kernel recomputing S and dP. Slower "
            "on the H100 so far (docs/BENCHMARKS.md).">,
-    Option<"gradDeferProducts", "grad-defer-products", "bool",
-           /*default=*/"false",
-           "sm_90a backward: each tile's last products (dV and dK in the "
-           "dK/dV kernel, dQ in the dQ kernel) are issued with the next "
-           "tile's S product, their register-A fragments carried across "
-           "the loop, and the tile's exponentials run under dP's product. "
-           "Not where the consumers take turns (grad-ping-pong) or take "
-           "their own tiles (bands of at most 512 keys at head dim 64), "
-           "nor in the grad-fused-dq kernel.">,
     Option<"gradPingPong", "grad-ping-pong", "bool", /*default=*/"false",
            "sm_90a backward: the two consumer warpgroups of the dQ and "
            "dK/dV kernels take turns issuing their products (slower on the "

@@ -141,12 +141,6 @@ struct SWBAToNVVMOptions : public PassPipelineOptions<SWBAToNVVMOptions> {
                      "kernels take turns issuing their products "
                      "(--lower-swba grad-ping-pong)."),
       llvm::cl::init(LowerSWBAOptions().gradPingPong)};
-  PassOptions::Option<bool> gradDeferProducts{
-      *this, "grad-defer-products",
-      llvm::cl::desc("sm_90a backward: each tile's last products issued "
-                     "with the next tile's S product (--lower-swba "
-                     "grad-defer-products)."),
-      llvm::cl::init(LowerSWBAOptions().gradDeferProducts)};
   PassOptions::Option<std::string> manifest{
       *this, "manifest",
       llvm::cl::desc("Write the kernels' launch contracts to this JSON file "

@@ -82,13 +82,6 @@ mlir::swba::verifyLowerSWBAOptions(const LowerSWBAOptions &options,
       return fail("grad-key-tile and grad-query-tile must be 0, 32, 64 or "
                   "128, got " +
                   Twine(tile));
-  if (options.gradDeferProducts && options.gradPingPong)
-    return fail("grad-defer-products and grad-ping-pong do not combine: "
-                "consumers that take turns issue a tile's products in its "
-                "own turns");
-  if (options.gradDeferProducts && options.gradStages == 1)
-    return fail("grad-defer-products holds two tiles' stages at once: it "
-                "needs grad-stages of 2 or more (or 0)");
   return success();
 }
 
@@ -203,7 +196,6 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
     o.tileScheduler = tileScheduler;
     o.decode = decode;
     o.gradPingPong = gradPingPong;
-    o.gradDeferProducts = gradDeferProducts;
     return o;
   }
 

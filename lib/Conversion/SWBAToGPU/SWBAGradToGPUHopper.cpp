@@ -100,7 +100,7 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
       buildQueryGradBody(rewriter, loc, op, layout,
                          dqKernel.getArguments().take_front(dqArgs.size()),
                          maps, elementType, headDim, valueDim,
-                         options.gradPingPong, options.gradDeferProducts);
+                         options.gradPingPong);
       gpu::ReturnOp::create(rewriter, loc);
     }
     // q, k, v, dout, lse, delta, [dqAccum,] dk, dv; then the maps of q, k,
@@ -180,7 +180,7 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
     }
     buildKeyValueGradBody(rewriter, loc, op, kvLayout, kvOperands, kvMaps,
                           elementType, headDim, valueDim, dqAccumMap,
-                          options.gradPingPong, options.gradDeferProducts);
+                          options.gradPingPong);
     gpu::ReturnOp::create(rewriter, loc);
     return {kvKernel, kvLaunch};
   }

@@ -128,25 +128,3 @@ mlir::swba::gpu_kernels::scoreGradRegisters(HopperKernelBuilder &e, Value dpAcc,
     dp.push_back(LLVM::ExtractValueOp::create(e.b, dpAcc, i));
   return e.fenceRegisters(dp);
 }
-
-SmallVector<Value> mlir::swba::gpu_kernels::finishDeferred(
-    HopperKernelBuilder &e, Value numTiles, ArrayRef<Value> accs,
-    function_ref<SmallVector<Value>(Value, SmallVector<Value>)> issue,
-    function_ref<void(Value)> release) {
-  auto ifOp = scf::IfOp::create(
-      e.b, TypeRange(ValueRange(accs)),
-      arith::CmpIOp::create(e.b, arith::CmpIPredicate::ugt, numTiles, e.idx(0)),
-      /*withElseRegion=*/true);
-  OpBuilder::InsertionGuard guard(e.b);
-  e.b.setInsertionPointToStart(ifOp.thenBlock());
-  Value last = e.sub(numTiles, e.idx(1));
-  SmallVector<Value> done = issue(last, SmallVector<Value>(accs));
-  NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
-  NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
-  done = e.fenceRegisters(done);
-  release(last);
-  scf::YieldOp::create(e.b, done);
-  e.b.setInsertionPointToStart(ifOp.elseBlock());
-  scf::YieldOp::create(e.b, accs);
-  return SmallVector<Value>(ifOp.getResults());
-}

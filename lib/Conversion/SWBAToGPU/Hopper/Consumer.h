@@ -122,15 +122,6 @@ std::pair<Value, Value> issueScoreProducts(HopperKernelBuilder &e,
                                            int64_t headDim, int64_t valueDim,
                                            int64_t n, bool scoresFirst = false);
 
-/// After a loop over `numTiles` tiles whose products of each tile the
-/// next tile's step issues (grad-defer-products): if there was a tile, the
-/// last tile's, which `issue` adds to `accs` (into an open wgmma group),
-/// waited for; then `release` frees its stages. Returns the accumulators.
-SmallVector<Value> finishDeferred(
-    HopperKernelBuilder &e, Value numTiles, ArrayRef<Value> accs,
-    function_ref<SmallVector<Value>(Value last, SmallVector<Value> accs)> issue,
-    function_ref<void(Value last)> release);
-
 /// dP's registers (`n` columns), fenced, once no more than `pending` wgmma
 /// groups issued after it are in flight.
 SmallVector<Value> scoreGradRegisters(HopperKernelBuilder &e, Value dpAcc,

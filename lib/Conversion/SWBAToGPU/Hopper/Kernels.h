@@ -27,23 +27,21 @@ void buildForwardBody(OpBuilder &builder, Location loc, AttentionOp op,
 
 /// The dQ kernel's body (QueryGradMainloop.cpp). `args`: q, k, v, dout,
 /// lse, delta, out, dq; `maps`: the tensor maps of q, k, v, dout. With
-/// `pingPong` the consumers take turns issuing their products; with
-/// `deferProducts` each tile's dQ product is issued with the next tile's S.
+/// `pingPong` the consumers take turns issuing their products.
 void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
                         const QueryGradLayout &layout, ValueRange args,
                         ArrayRef<Value> maps, Type elementType, int64_t headDim,
-                        int64_t valueDim, bool pingPong, bool deferProducts);
+                        int64_t valueDim, bool pingPong);
 
 /// The dK/dV kernel's body (KeyValueGradMainloop.cpp). `args`: q, k, v,
 /// dout, lse, delta, dk, dv; `maps`: the tensor maps of q, k, v, dout.
 /// With `dqAccumMap` (grad-fused-dq) the kernel also adds dQ up into the
-/// f32 buffer behind that map. With `deferProducts` each tile's dV and dK
-/// products are issued with the next tile's S^T.
+/// f32 buffer behind that map.
 void buildKeyValueGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
                            const KeyValueGradLayout &layout, ValueRange args,
                            ArrayRef<Value> maps, Type elementType,
                            int64_t headDim, int64_t valueDim, Value dqAccumMap,
-                           bool pingPong, bool deferProducts);
+                           bool pingPong);
 
 } // namespace mlir::swba::gpu_kernels
 

@@ -70,10 +70,6 @@ struct KeyValueGradKernel : BackwardKernel {
   /// Whether a tile's products run value first (valueFirstProducts):
   /// head dims up to 64, both gradients, no turns, no dQ.
   bool valueFirst = false;
-  /// Whether a tile's dV and dK products are issued in the next tile's
-  /// step, with its S^T (deferredStep): the P^T and dS^T fragments carried
-  /// across the loop.
-  bool deferred = false;
 
   // grad-fused-dq: the map of dqAccum, this consumer's share, the dS^T
   // slots as 32-bit words and the staging area as f32, and the thread
@@ -86,8 +82,7 @@ struct KeyValueGradKernel : BackwardKernel {
                      const KeyValueGradLayout &layout, int64_t headDim,
                      int64_t valueDim, Value dqAccumMap);
 
-  void setUp(ValueRange args, ArrayRef<Value> maps, bool pingPong,
-             bool deferProducts);
+  void setUp(ValueRange args, ArrayRef<Value> maps, bool pingPong);
   /// Whether this kernel accumulates dK (dV); the accumulators' registers
   /// a thread (none for a gradient it does not make).
   bool wantsKey() const { return layout.part != KeyValueGradPart::Value; }
@@ -118,19 +113,6 @@ struct KeyValueGradKernel : BackwardKernel {
                           Value doDescK, Value r0, Value r1, Value stats,
                           SmallVector<Value> &dkAcc, SmallVector<Value> &dvAcc);
   void syncWarpgroup(int64_t barrier);
-  int64_t fragmentRegisters() const { return deferred ? blockM / 2 : 0; }
-  struct TileStart {
-    Value r0, r1, stats, nextHead, nextRow, qBase, doBase, qDescK, doDescK;
-    SmallVector<Value> nextStats;
-  };
-  TileStart beginTile(Value lse, Value delta, Value j, ValueRange iter);
-  SmallVector<Value> probabilities(ArrayRef<Value> scores, Value stats);
-  SmallVector<Value> scoreGradFragments(ArrayRef<Value> p, ArrayRef<Value> dp,
-                                        Value stats);
-  SmallVector<Value> deferredStep(Value lse, Value delta, Value j,
-                                  ValueRange iter);
-  void issueDeferred(Value j, ArrayRef<Value> frags, SmallVector<Value> &dkAcc,
-                     SmallVector<Value> &dvAcc);
 
   // FusedQueryGrad.cpp.
   void setUpQueryGrad();

@@ -41,7 +41,7 @@ KeyValueGradKernel::KeyValueGradKernel(HopperKernelBuilder &e,
 /// (warpgroup 0), then the consumers' rows, K and V descriptors, turns and
 /// row-statistics factors. `args`: q, k, v, dout, lse, delta, dk, dv.
 void KeyValueGradKernel::setUp(ValueRange args, ArrayRef<Value> maps,
-                               bool pingPong, bool deferProducts) {
+                               bool pingPong) {
   e.setLaneIds();
   Value warpgroup = e.warpgroupIndex();
   tile = KeyTile::get(e, args[0], args[1], w, blockM, blockN);
@@ -79,8 +79,6 @@ void KeyValueGradKernel::setUp(ValueRange args, ArrayRef<Value> maps,
                 pingPong || dqAccumMap);
   valueFirst = headDim <= 64 && layout.part == KeyValueGradPart::Both &&
                !pingPong && !dqAccumMap;
-  deferred = deferProducts && layout.part == KeyValueGradPart::Both &&
-             !pingPong && !dqAccumMap && layout.stages >= 2;
   if (dqAccumMap)
     setUpQueryGrad();
   else if (!pingPong && keyConsumersTakeOwnTiles(w, blockM, blockN)) {
@@ -92,10 +90,7 @@ void KeyValueGradKernel::setUp(ValueRange args, ArrayRef<Value> maps,
     Value hasKeys =
         arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, k0, k1);
     ownRows = RowRange{seen.begin, e.select(hasKeys, seen.end, seen.begin)};
-    deferred = false;
   }
-  if (deferred)
-    valueFirst = false;
   for (int64_t i = 0; i < statsPerThread; ++i)
     statsFactor.push_back(
         e.select(isLseEntry(i), arith::NegFOp::create(e.b, log2e), e.f32(1.0)));
@@ -305,9 +300,24 @@ SmallVector<Value> KeyValueGradKernel::tileStep(Value lse, Value delta, Value j,
   int64_t nK = keyRegisters(), nV = valueRegisters();
   SmallVector<Value> dkAcc(iter.begin(), iter.begin() + nK);
   SmallVector<Value> dvAcc(iter.begin() + nK, iter.begin() + nK + nV);
-  TileStart t = beginTile(lse, delta, j, iter.drop_front(nK + nV));
-  Value qBase = t.qBase, doBase = t.doBase, qDescK = t.qDescK,
-        doDescK = t.doDescK, r0 = t.r0, r1 = t.r1, stats = t.stats;
+  Value qHead = iter[nK + nV], r0 = iter[nK + nV + 1];
+  Value stats = storeStats(j, iter.drop_front(nK + nV + 2));
+  auto [nextHead, nextRow] = nextTile(qHead, r0);
+  SmallVector<Value> nextStats =
+      loadStats(lse, delta,
+                arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult,
+                                      e.add(j, e.idx(1)), tile.numTiles),
+                nextHead, nextRow);
+  Value r1 = e.min(e.add(r0, e.idx(blockM)), tile.window.end);
+
+  ring.waitFull(0, j);
+  ring.waitFull(1, j);
+  Value qBase =
+      ring.stageAddress(base, j, layout.qOffset(), layout.qStageBytes);
+  Value doBase =
+      ring.stageAddress(base, j, layout.doOffset(), layout.doStageBytes);
+  Value qDescK = arith::OrIOp::create(e.b, qBase, e.i64(descriptorHigh(16)));
+  Value doDescK = arith::OrIOp::create(e.b, doBase, e.i64(descriptorHigh(16)));
   // The tile's products: S^T and dP^T (the dV part needs no dP^T), the
   // masks and probabilities, dV and dK (and dQ).
   Value dqAcc;
@@ -364,8 +374,8 @@ SmallVector<Value> KeyValueGradKernel::tileStep(Value lse, Value delta, Value j,
   ring.release(1, j, rows.isLane0);
   SmallVector<Value> yielded(dkAcc);
   yielded.append(dvAcc);
-  yielded.append({t.nextHead, t.nextRow});
-  yielded.append(t.nextStats);
+  yielded.append({nextHead, nextRow});
+  yielded.append(nextStats);
   return yielded;
 }
 
@@ -416,62 +426,6 @@ Value KeyValueGradKernel::accumulate(Value j, Value qBase, Value doBase,
   return dqAcc;
 }
 
-/// The start of query tile j (`iter`: its query head and first row, then
-/// its row statistics): the statistics stored and the next tile's loaded,
-/// the tile's stages waited for, and their descriptors.
-KeyValueGradKernel::TileStart KeyValueGradKernel::beginTile(Value lse,
-                                                            Value delta,
-                                                            Value j,
-                                                            ValueRange iter) {
-  TileStart t;
-  t.r0 = iter[1];
-  t.stats = storeStats(j, iter.slice(2, statsPerThread));
-  std::tie(t.nextHead, t.nextRow) = nextTile(iter[0], t.r0);
-  t.nextStats =
-      loadStats(lse, delta,
-                arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult,
-                                      e.add(j, e.idx(1)), tile.numTiles),
-                t.nextHead, t.nextRow);
-  t.r1 = e.min(e.add(t.r0, e.idx(blockM)), tile.window.end);
-  ring.waitFull(0, j);
-  ring.waitFull(1, j);
-  t.qBase = ring.stageAddress(base, j, layout.qOffset(), layout.qStageBytes);
-  t.doBase = ring.stageAddress(base, j, layout.doOffset(), layout.doStageBytes);
-  t.qDescK = arith::OrIOp::create(e.b, t.qBase, e.i64(descriptorHigh(16)));
-  t.doDescK = arith::OrIOp::create(e.b, t.doBase, e.i64(descriptorHigh(16)));
-  return t;
-}
-
-/// P^T from the (masked) S^T `scores`, in the accumulator's order.
-SmallVector<Value> KeyValueGradKernel::probabilities(ArrayRef<Value> scores,
-                                                     Value stats) {
-  SmallVector<Value> probs;
-  for (int64_t jn = 0; jn < blockM / 8; ++jn) {
-    std::array<Value, 2> negLse =
-        statsPair(stats, e.add(e.mul(e.t, 2), e.idx(8 * jn)));
-    for (int64_t i = 4 * jn; i < 4 * jn + 4; ++i)
-      probs.push_back(recomputeProbability(e, scores[i], scaleLog2,
-                                           negLse[i % 2], positiveScale));
-  }
-  return probs;
-}
-
-/// dS^T = P^T (dP^T - delta), packed pair by pair as it is made
-/// (packAFragments' order).
-SmallVector<Value> KeyValueGradKernel::scoreGradFragments(ArrayRef<Value> p,
-                                                          ArrayRef<Value> dp,
-                                                          Value stats) {
-  SmallVector<Value> frags;
-  for (int64_t jn = 0; jn < blockM / 8; ++jn) {
-    std::array<Value, 2> dlt =
-        statsPair(stats, e.add(e.mul(e.t, 2), e.idx(8 * jn + blockM)));
-    for (int64_t i = 4 * jn; i < 4 * jn + 4; i += 2)
-      frags.push_back(e.packPair(e.mulf(p[i], e.subf(dp[i], dlt[0])),
-                                 e.mulf(p[i + 1], e.subf(dp[i + 1], dlt[1]))));
-  }
-  return frags;
-}
-
 /// A tile's products with the exponentials under dP^T's product and dS^T
 /// under dV's: S^T and dP^T as two groups; once S^T's has completed, P^T
 /// in the mask's branches (so that ptxas does not move the wait for dP^T
@@ -492,7 +446,15 @@ void KeyValueGradKernel::valueFirstProducts(Value qBase, Value doBase,
   SmallVector<Value> s =
       unpackScores(e, sAcc, Value(), blockM, positiveScale, scaleLog2).first;
   SmallVector<Value> p = maskScores(s, r0, r1, [&](ArrayRef<Value> scores) {
-    return probabilities(scores, stats);
+    SmallVector<Value> probs;
+    for (int64_t jn = 0; jn < blockM / 8; ++jn) {
+      std::array<Value, 2> negLse =
+          statsPair(stats, e.add(e.mul(e.t, 2), e.idx(8 * jn)));
+      for (int64_t i = 4 * jn; i < 4 * jn + 4; ++i)
+        probs.push_back(recomputeProbability(e, scores[i], scaleLog2,
+                                             negLse[i % 2], positiveScale));
+    }
+    return probs;
   });
   auto issue = [&](SmallVector<Value> &acc, SmallVector<Value> frags,
                    Value stage, int64_t n) {
@@ -508,95 +470,20 @@ void KeyValueGradKernel::valueFirstProducts(Value qBase, Value doBase,
   };
   issue(dvAcc, e.packAFragments(p, blockM), doBase, valueDim);
   SmallVector<Value> dp = scoreGradRegisters(e, dpAcc, blockM, /*pending=*/1);
-  issue(dkAcc, scoreGradFragments(p, dp, stats), qBase, headDim);
+  // dS^T packed pair by pair as it is made (packAFragments' order).
+  SmallVector<Value> dsFrags;
+  for (int64_t jn = 0; jn < blockM / 8; ++jn) {
+    std::array<Value, 2> dlt =
+        statsPair(stats, e.add(e.mul(e.t, 2), e.idx(8 * jn + blockM)));
+    for (int64_t i = 4 * jn; i < 4 * jn + 4; i += 2)
+      dsFrags.push_back(
+          e.packPair(e.mulf(p[i], e.subf(dp[i], dlt[0])),
+                     e.mulf(p[i + 1], e.subf(dp[i + 1], dlt[1]))));
+  }
+  issue(dkAcc, dsFrags, qBase, headDim);
   NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
   dvAcc = e.fenceRegisters(dvAcc);
   dkAcc = e.fenceRegisters(dkAcc);
-}
-
-/// Tile j's dV += P^T dO and dK += dS^T Q from its fragments (P^T's, then
-/// dS^T's), issued into the open wgmma group; its stage is still held.
-void KeyValueGradKernel::issueDeferred(Value j, ArrayRef<Value> frags,
-                                       SmallVector<Value> &dkAcc,
-                                       SmallVector<Value> &dvAcc) {
-  auto slices = [&](int64_t offset, int64_t bytes) {
-    Value stage = ring.stageAddress(base, j, offset, bytes);
-    return e.mnMajorSlices(
-        arith::OrIOp::create(e.b, stage,
-                             e.i64(descriptorHigh(blockM * kBoxRowBytes))),
-        blockM / 16);
-  };
-  SmallVector<Value> descs = slices(layout.doOffset(), layout.doStageBytes);
-  descs.append(slices(layout.qOffset(), layout.qStageBytes));
-  descs = e.fenceRegisters(descs);
-  SmallVector<Value> fenced = e.fenceRegisters(frags);
-  dvAcc = e.fenceRegisters(dvAcc);
-  dkAcc = e.fenceRegisters(dkAcc);
-  int64_t n = fenced.size() / 2;
-  NVVM::WgmmaFenceAlignedOp::create(e.b);
-  dvAcc =
-      e.rsMmaSlices(dvAcc, ArrayRef<Value>(fenced).take_front(n),
-                    ArrayRef<Value>(descs).take_front(blockM / 16), valueDim);
-  dkAcc =
-      e.rsMmaSlices(dkAcc, ArrayRef<Value>(fenced).drop_front(n),
-                    ArrayRef<Value>(descs).drop_front(blockM / 16), headDim);
-}
-
-/// Query tile j with the previous tile's dV and dK products issued under
-/// its own S^T: S^T_j, dV_{j-1} and dK_{j-1} as one group (tile 0 adds
-/// zero fragments over its own stage), tile j - 1's stage released once
-/// they complete, then dP^T_j with P^T_j made under it, dS^T_j, and
-/// tile j's fragments carried to the next step (mainloop issues the last
-/// tile's). `iter` is step's, then the fragments.
-SmallVector<Value> KeyValueGradKernel::deferredStep(Value lse, Value delta,
-                                                    Value j, ValueRange iter) {
-  int64_t nK = keyRegisters(), nV = valueRegisters();
-  SmallVector<Value> dkAcc(iter.begin(), iter.begin() + nK);
-  SmallVector<Value> dvAcc(iter.begin() + nK, iter.begin() + nK + nV);
-  SmallVector<Value> frags(iter.take_back(fragmentRegisters()));
-  TileStart t = beginTile(lse, delta, j, iter.drop_front(nK + nV));
-  auto kMajor = [&](int64_t rows, int64_t kk) {
-    return e.i64(HopperKernelBuilder::kMajorSlice(rows, kk));
-  };
-  Value hasPrevious =
-      arith::CmpIOp::create(e.b, arith::CmpIPredicate::ugt, j, e.idx(0));
-  Value previous = e.select(hasPrevious, e.sub(j, e.idx(1)), j);
-  SmallVector<Value> zeros = e.zeroRegisters(blockM / 2);
-  issueDeferred(previous, frags, dkAcc, dvAcc);
-  Value sAcc = e.accumulatorOf(zeros);
-  for (int64_t kk = 0; kk < headDim / 16; ++kk)
-    sAcc = e.ssMma(sAcc, e.add(kDesc, kMajor(blockN, kk)),
-                   e.add(t.qDescK, kMajor(blockM, kk)), blockM, kk == 0);
-  NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
-  NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
-  dvAcc = e.fenceRegisters(dvAcc);
-  dkAcc = e.fenceRegisters(dkAcc);
-  e.when(hasPrevious, [&] {
-    ring.release(0, previous, rows.isLane0);
-    ring.release(1, previous, rows.isLane0);
-  });
-
-  SmallVector<Value> dpZeros = e.zeroRegisters(blockM / 2);
-  NVVM::WgmmaFenceAlignedOp::create(e.b);
-  Value dpAcc = e.accumulatorOf(dpZeros);
-  for (int64_t kk = 0; kk < valueDim / 16; ++kk)
-    dpAcc = e.ssMma(dpAcc, e.add(vDesc, kMajor(blockN, kk)),
-                    e.add(t.doDescK, kMajor(blockM, kk)), blockM, kk == 0);
-  NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
-  SmallVector<Value> s =
-      unpackScores(e, sAcc, Value(), blockM, positiveScale, scaleLog2).first;
-  SmallVector<Value> p = maskScores(s, t.r0, t.r1, [&](ArrayRef<Value> scores) {
-    return probabilities(scores, t.stats);
-  });
-  SmallVector<Value> dp = scoreGradRegisters(e, dpAcc, blockM);
-  SmallVector<Value> next = e.packAFragments(p, blockM);
-  next.append(scoreGradFragments(p, dp, t.stats));
-  SmallVector<Value> yielded(dkAcc);
-  yielded.append(dvAcc);
-  yielded.append({t.nextHead, t.nextRow});
-  yielded.append(t.nextStats);
-  yielded.append(next);
-  return yielded;
 }
 
 SmallVector<Value> KeyValueGradKernel::mainloop(Value lse, Value delta) {
@@ -609,49 +496,27 @@ SmallVector<Value> KeyValueGradKernel::mainloop(Value lse, Value delta) {
                         arith::CmpIOp::create(e.b, arith::CmpIPredicate::ugt,
                                               tile.numTiles, e.idx(0)),
                         firstHead, tile.window.begin));
-  for (int64_t i = 0; i < fragmentRegisters(); ++i)
-    init.push_back(e.constI32(0));
   auto loop = scf::ForOp::create(e.b, e.idx(0), tile.numTiles, e.idx(1), init);
   {
     OpBuilder::InsertionGuard guard(e.b);
     e.b.setInsertionPointToEnd(loop.getBody());
-    Value j = loop.getInductionVar();
-    ValueRange iter = loop.getRegionIterArgs();
-    scf::YieldOp::create(e.b, deferred ? deferredStep(lse, delta, j, iter)
-                                       : step(lse, delta, j, iter));
+    scf::YieldOp::create(e.b, step(lse, delta, loop.getInductionVar(),
+                                   loop.getRegionIterArgs()));
   }
   if (dqAccumMap)
     lastQueryGrad();
-  SmallVector<Value> grads(loop.getResults().take_front(nKV));
-  if (!deferred)
-    return grads;
-  // The last tile's dV and dK products.
-  SmallVector<Value> frags(loop.getResults().take_back(fragmentRegisters()));
-  return finishDeferred(
-      e, tile.numTiles, grads,
-      [&](Value last, SmallVector<Value> accs) {
-        int64_t nK = keyRegisters();
-        SmallVector<Value> dkAcc(accs.begin(), accs.begin() + nK);
-        SmallVector<Value> dvAcc(accs.begin() + nK, accs.end());
-        issueDeferred(last, frags, dkAcc, dvAcc);
-        dkAcc.append(dvAcc);
-        return dkAcc;
-      },
-      [&](Value last) {
-        ring.release(0, last, rows.isLane0);
-        ring.release(1, last, rows.isLane0);
-      });
+  return SmallVector<Value>(loop.getResults().take_front(nKV));
 }
 
 void mlir::swba::gpu_kernels::buildKeyValueGradBody(
     OpBuilder &builder, Location loc, AttentionGradOp op,
     const KeyValueGradLayout &layout, ValueRange args, ArrayRef<Value> maps,
     Type elementType, int64_t headDim, int64_t valueDim, Value dqAccumMap,
-    bool pingPong, bool deferProducts) {
+    bool pingPong) {
   Value bars = StageRing::createBarriers(builder, loc, layout.stages);
   HopperKernelBuilder e(builder, loc, elementType, bars);
   KeyValueGradKernel kernel(e, op, layout, headDim, valueDim, dqAccumMap);
-  kernel.setUp(args, maps, pingPong, deferProducts);
+  kernel.setUp(args, maps, pingPong);
   SmallVector<Value> grads = kernel.mainloop(args[4], args[5]);
   // dK = scale * sum dS^T Q, dV = sum P^T dO: what this part made.
   storeKeyValueGradRows(

@@ -47,24 +47,13 @@ struct QueryGradKernel : BackwardKernel {
         blockN(layout.blockN) {}
 
   void setUp(ValueRange args, ArrayRef<Value> maps);
-  SmallVector<Value> mainloop(bool pingPong, bool deferProducts);
+  SmallVector<Value> mainloop(bool pingPong);
 
 private:
   void loadRowStats(Value lse, Value delta);
   SmallVector<Value> step(TurnTaking &turns, Value j, SmallVector<Value> acc);
   SmallVector<Value> tileStep(TurnTaking &turns, Value j,
                               SmallVector<Value> acc);
-  bool deferred = false;
-  SmallVector<Value> deferredStep(Value j, ValueRange iter);
-  void issueDeferred(Value j, ArrayRef<Value> frags, SmallVector<Value> &acc);
-  /// Key tile j's keys [k0, k1) and its stages' K-major descriptors, once
-  /// they have landed.
-  struct KeyStage {
-    Value k0, k1, kBase, vBase, kDescK, vDescK;
-  };
-  KeyStage beginTile(Value j);
-  /// P of score `x`, the thread's accumulator register i.
-  Value probability(Value x, int64_t i);
 };
 
 } // namespace
@@ -138,35 +127,10 @@ void QueryGradKernel::loadRowStats(Value lse, Value delta) {
 /// dQ (unscaled) after every key tile of the workgroup's, or where
 /// consumersTakeOwnTiles of this consumer's rows (the others skipped: two
 /// turns a tile).
-SmallVector<Value> QueryGradKernel::mainloop(bool pingPong,
-                                             bool deferProducts) {
+SmallVector<Value> QueryGradKernel::mainloop(bool pingPong) {
   e.waitParity(e.idx(0), e.i1(false));
   TurnTaking turns(e, rows.consumer, layout.tiling.consumers, pingPong);
   SmallVector<Value> init(headDim / 2, e.f32(0.0));
-  deferred = deferProducts && !pingPong && layout.stages >= 2 &&
-             !consumersTakeOwnTiles(w, blockM, blockN);
-  if (deferred) {
-    int64_t nFrags = blockN / 4;
-    for (int64_t i = 0; i < nFrags; ++i)
-      init.push_back(e.constI32(0));
-    auto loop =
-        scf::ForOp::create(e.b, e.idx(0), tile.numTiles, e.idx(1), init);
-    {
-      OpBuilder::InsertionGuard guard(e.b);
-      e.b.setInsertionPointToEnd(loop.getBody());
-      scf::YieldOp::create(
-          e.b, deferredStep(loop.getInductionVar(), loop.getRegionIterArgs()));
-    }
-    SmallVector<Value> frags(loop.getResults().take_back(nFrags));
-    return finishDeferred(
-        e, tile.numTiles,
-        SmallVector<Value>(loop.getResults().take_front(headDim / 2)),
-        [&](Value last, SmallVector<Value> acc) {
-          issueDeferred(last, frags, acc);
-          return acc;
-        },
-        [&](Value last) { ring.release(0, last, rows.isLane0); });
-  }
   return overConsumerTiles(
       e, ring, turns, tile, rows, w, blockM, blockN, /*turnsPerTile=*/2,
       [&](Value first, Value end) {
@@ -196,30 +160,20 @@ SmallVector<Value> QueryGradKernel::step(TurnTaking &turns, Value j,
   return tileStep(turns, j, acc);
 }
 
-QueryGradKernel::KeyStage QueryGradKernel::beginTile(Value j) {
-  KeyStage t;
-  t.k0 = e.add(tile.window.begin, e.mul(j, blockN));
-  t.k1 = e.min(e.add(t.k0, e.idx(blockN)), tile.window.end);
-  ring.waitFull(0, j);
-  ring.waitFull(1, j);
-  t.kBase = ring.stageAddress(base, j, layout.kOffset(), layout.kStageBytes);
-  t.vBase = ring.stageAddress(base, j, layout.vOffset(), layout.vStageBytes);
-  // The stage's K and V: K-major B operands of S and dP.
-  t.kDescK = arith::OrIOp::create(e.b, t.kBase, e.i64(descriptorHigh(16)));
-  t.vDescK = arith::OrIOp::create(e.b, t.vBase, e.i64(descriptorHigh(16)));
-  return t;
-}
-
-/// P = 2^(S scale log2e - lse log2e).
-Value QueryGradKernel::probability(Value x, int64_t i) {
-  Value negLse = arith::NegFOp::create(e.b, lseLog2[(i / 2) % 2]);
-  return recomputeProbability(e, x, scaleLog2, negLse, positiveScale);
-}
-
 SmallVector<Value> QueryGradKernel::tileStep(TurnTaking &turns, Value j,
                                              SmallVector<Value> acc) {
-  auto [k0, k1, kBase, vBase, kDescK, vDescK] = beginTile(j);
+  Value k0 = e.add(tile.window.begin, e.mul(j, blockN));
+  Value k1 = e.min(e.add(k0, e.idx(blockN)), tile.window.end);
+  ring.waitFull(0, j);
+  ring.waitFull(1, j);
+  Value kBase =
+      ring.stageAddress(base, j, layout.kOffset(), layout.kStageBytes);
+  Value vBase =
+      ring.stageAddress(base, j, layout.vOffset(), layout.vStageBytes);
   auto high = [&](int64_t lbo) { return e.i64(descriptorHigh(lbo)); };
+  // The stage's K and V: K-major B operands of S and dP.
+  Value kDescK = arith::OrIOp::create(e.b, kBase, high(16));
+  Value vDescK = arith::OrIOp::create(e.b, vBase, high(16));
   // Where S, dP and dQ's accumulator leave room (64-key tiles, or head
   // dim 64), S and dP as two groups: P is made while dP's product runs,
   // in the mask's branches (so that ptxas does not move dP's wait above
@@ -242,7 +196,11 @@ SmallVector<Value> QueryGradKernel::tileStep(TurnTaking &turns, Value j,
   std::optional<RowRange> interior;
   if (w.blockSize < blockN && headDim <= 64)
     interior = tile.interior;
-  // dS = P (dP - delta).
+  // P = 2^(S scale log2e - lse log2e), dS = P (dP - delta).
+  auto probability = [&](Value x, int64_t i) {
+    Value negLse = arith::NegFOp::create(e.b, lseLog2[(i / 2) % 2]);
+    return recomputeProbability(e, x, scaleLog2, negLse, positiveScale);
+  };
   auto scoreGrad = [&](Value p, int64_t i) {
     return e.mulf(p, e.subf(dp[i], rowDelta[(i / 2) % 2]));
   };
@@ -287,95 +245,15 @@ SmallVector<Value> QueryGradKernel::tileStep(TurnTaking &turns, Value j,
   return acc;
 }
 
-/// dQ += dS K of tile j (its K stage still held) from its fragments, into
-/// the open wgmma group.
-void QueryGradKernel::issueDeferred(Value j, ArrayRef<Value> frags,
-                                    SmallVector<Value> &acc) {
-  Value kBase =
-      ring.stageAddress(base, j, layout.kOffset(), layout.kStageBytes);
-  Value kDescMN = arith::OrIOp::create(
-      e.b, kBase, e.i64(descriptorHigh(blockN * kBoxRowBytes)));
-  SmallVector<Value> bDescs =
-      e.fenceRegisters(e.mnMajorSlices(kDescMN, blockN / 16));
-  SmallVector<Value> fenced = e.fenceRegisters(frags);
-  acc = e.fenceRegisters(acc);
-  NVVM::WgmmaFenceAlignedOp::create(e.b);
-  acc = e.rsMmaSlices(acc, fenced, bDescs, headDim);
-}
-
-/// Key tile j with the previous tile's dQ product issued behind its S:
-/// S_j and dQ += dS_{j-1} K_{j-1} as one group (tile 0 adds zero
-/// fragments over its own stage), K_{j-1}'s stage released once they
-/// complete, then dP_j with P_j made under it, and dS_j's fragments
-/// carried to the next step (mainloop issues the last tile's).
-SmallVector<Value> QueryGradKernel::deferredStep(Value j, ValueRange iter) {
-  // As in step: where S, dP and dQ take 160 or more registers the
-  // descriptors come from opaque copies (ptxas spilled 44 bytes without).
-  std::optional<OpaqueScope> opaque;
-  if (blockN + headDim / 2 >= 160)
-    opaque.emplace(e, ArrayRef<Value *>{&base, &qDesc, &doDesc});
-  int64_t nAcc = headDim / 2;
-  SmallVector<Value> acc(iter.take_front(nAcc));
-  SmallVector<Value> frags(iter.drop_front(nAcc));
-  KeyStage t = beginTile(j);
-  auto kMajor = [&](int64_t rows, int64_t kk) {
-    return e.i64(HopperKernelBuilder::kMajorSlice(rows, kk));
-  };
-  Value hasPrevious =
-      arith::CmpIOp::create(e.b, arith::CmpIPredicate::ugt, j, e.idx(0));
-  Value previous = e.select(hasPrevious, e.sub(j, e.idx(1)), j);
-  SmallVector<Value> zeros = e.zeroRegisters(blockN / 2);
-  NVVM::WgmmaFenceAlignedOp::create(e.b);
-  Value sAcc = e.accumulatorOf(zeros);
-  for (int64_t kk = 0; kk < headDim / 16; ++kk)
-    sAcc = e.ssMma(sAcc, e.add(qDesc, kMajor(blockM, kk)),
-                   e.add(t.kDescK, kMajor(blockN, kk)), blockN, kk == 0);
-  issueDeferred(previous, frags, acc);
-  NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
-  NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
-  acc = e.fenceRegisters(acc);
-  e.when(hasPrevious, [&] { ring.release(0, previous, rows.isLane0); });
-
-  SmallVector<Value> dpZeros = e.zeroRegisters(blockN / 2);
-  NVVM::WgmmaFenceAlignedOp::create(e.b);
-  Value dpAcc = e.accumulatorOf(dpZeros);
-  for (int64_t kk = 0; kk < valueDim / 16; ++kk)
-    dpAcc = e.ssMma(dpAcc, e.add(doDesc, kMajor(blockM, kk)),
-                    e.add(t.vDescK, kMajor(blockN, kk)), blockN, kk == 0);
-  NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
-  SmallVector<Value> s =
-      unpackScores(e, sAcc, Value(), blockN, positiveScale, scaleLog2).first;
-  std::optional<RowRange> interior;
-  if (w.blockSize < blockN && headDim <= 64)
-    interior = tile.interior;
-  SmallVector<Value> p =
-      e.maskScores(s, w, rows.rowBase, tile.q0, tile.q1, interior, t.k0, t.k1,
-                   blockN, tile.posOffset, [&](ArrayRef<Value> scores) {
-                     SmallVector<Value> probs;
-                     for (auto [i, x] : llvm::enumerate(scores))
-                       probs.push_back(probability(x, i));
-                     return probs;
-                   });
-  SmallVector<Value> dp = scoreGradRegisters(e, dpAcc, blockN);
-  ring.release(1, j, rows.isLane0);
-  SmallVector<Value> ds;
-  for (auto [i, x] : llvm::enumerate(p))
-    ds.push_back(e.mulf(x, e.subf(dp[i], rowDelta[(i / 2) % 2])));
-  SmallVector<Value> yielded(acc);
-  yielded.append(e.packAFragments(ds, blockN));
-  return yielded;
-}
-
 void mlir::swba::gpu_kernels::buildQueryGradBody(
     OpBuilder &builder, Location loc, AttentionGradOp op,
     const QueryGradLayout &layout, ValueRange args, ArrayRef<Value> maps,
-    Type elementType, int64_t headDim, int64_t valueDim, bool pingPong,
-    bool deferProducts) {
+    Type elementType, int64_t headDim, int64_t valueDim, bool pingPong) {
   Value bars = StageRing::createBarriers(builder, loc, layout.stages);
   HopperKernelBuilder e(builder, loc, elementType, bars);
   QueryGradKernel kernel(e, op, layout, headDim, valueDim);
   kernel.setUp(args, maps);
-  SmallVector<Value> dq = kernel.mainloop(pingPong, deferProducts);
+  SmallVector<Value> dq = kernel.mainloop(pingPong);
   // dQ = scale * sum dS K.
   storeQueryGradRows(e, dq, headDim, kernel.scale, kernel.rows.rowBase,
                      kernel.tile.queries, args[7], kernel.tile.batch,
