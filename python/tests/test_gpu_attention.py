@@ -15,8 +15,8 @@ if not torch.cuda.is_available():
     pytest.skip("no CUDA device", allow_module_level=True)
 
 sys.path[:0] = [os.path.join(os.path.dirname(__file__), ".."), os.path.dirname(__file__)]
-from gpu_cases import (CASES, DQ_TILE_CASES, FORWARD_OPTIONS, GRAD_OPTIONS, HOPPER_CASES,  # noqa: E402
-                       OPTION_CASES, SCHEDULER_CASES, effective_scale)
+from gpu_cases import (CASES, DQ_TILE_CASES, FORWARD_OPTIONS, GRAD_OPTIONS,  # noqa: E402
+                       HOPPER_CASES, OPTION_CASES, SCHEDULER_CASES, effective_scale)
 
 from swba import attention, compiler, ops, runtime  # noqa: E402
 
@@ -126,6 +126,12 @@ def forward_grid(case, consumers, options):
         return tiles
     sms = torch.cuda.get_device_properties(torch.cuda.current_device()).multi_processor_count
     return (min(sms, math.prod(tiles)), 1, 1)
+
+
+def dq_launch(case, consumers):
+    """The sm_90a dQ kernel's grid and block: a workgroup per query tile of
+    64 rows a consumer, a producer and the consumer warpgroups."""
+    return (case.hq, -(-case.nq // (64 * consumers)), case.b), (128 * (consumers + 1), 1, 1)
 
 
 @pytest.mark.parametrize("sms", [1, 3])
@@ -264,10 +270,10 @@ def test_hopper_backward_launches_wgmma(case, monkeypatch):
     # consumers where a band of at most 512 keys at head dim 64 gives it
     # 64-key tiles (QueryGradTiling), two otherwise.
     dq_consumers = 3 if case.d == case.dv == 64 and case.bs * case.ws <= 512 else 2
-    assert [block for _, _, block, _ in launches[2:]] == [
-        (384, 1, 1), (128 * (dq_consumers + 1), 1, 1)], launches
+    dq_grid, dq_block = dq_launch(case, dq_consumers)
+    assert [block for _, _, block, _ in launches[2:]] == [(384, 1, 1), dq_block], launches
     assert launches[2][1] == (case.hkv, -(-case.nk // 128), case.b), launches[2]
-    assert launches[3][1] == (case.hq, -(-case.nq // (64 * dq_consumers)), case.b), launches[3]
+    assert launches[3][1] == dq_grid, launches[3]
     monkeypatch.setenv("SWBA_LOWER_OPTIONS", "grad-fused-dq=true")
     launches.clear()
     check_backward(case)
@@ -330,8 +336,7 @@ def test_dq_consumers_match_reference(name, options, consumers, monkeypatch):
     launches = on_sm90a(monkeypatch, options)
     check_backward(case)
     dq = [(grid, block) for kernel, grid, block, _ in launches if kernel == "swba_bwd_dq"]
-    assert dq == [((case.hq, -(-case.nq // (64 * consumers)), case.b),
-                   (128 * (consumers + 1), 1, 1))], launches
+    assert dq == [dq_launch(case, consumers)], launches
 
 
 def test_backward_is_deterministic(chip, monkeypatch):
