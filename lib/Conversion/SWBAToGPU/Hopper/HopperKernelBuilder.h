@@ -300,6 +300,23 @@ public:
     return {first, end};
   }
 
+  /// The queries that see every key of [k0, k1): from the first query that
+  /// sees the last key to the end of those that see the first (at most
+  /// `queries`); interiorKeys with keys and queries swapped. A query tile
+  /// of whole rows inside this range sees the key tile whole. Empty (begin
+  /// >= end) when no query sees every key.
+  RowRange interiorQueries(BlockWindow w, Value k0, Value k1, Value posOffset,
+                           Value queries) {
+    Location loc = b.getLoc();
+    Value last = sub(k1, idx(1));
+    Value first =
+        computeQueryWindow(b, loc, w, last, k1, posOffset, queries).begin;
+    Value end =
+        computeQueryWindow(b, loc, w, k0, add(k0, idx(1)), posOffset, queries)
+            .end;
+    return {first, end};
+  }
+
   /// Scores of a tile in the accumulator layout (register 4 jn + 2 h + c:
   /// query rowBase + 8 h, key k0 + 8 jn + 2 t + c) over keys [k0, k1) of
   /// `blockN`, masked unless the tile is interior: with `interiorRange`

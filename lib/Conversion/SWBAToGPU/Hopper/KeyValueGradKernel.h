@@ -67,6 +67,11 @@ struct KeyValueGradKernel : BackwardKernel {
   /// by (keyConsumersTakeOwnTiles): the query rows that see this
   /// consumer's keys (empty where it has none).
   std::optional<RowRange> ownRows;
+  /// Where the interior test compares a tile's first row with a range:
+  /// [begin, end] holds the first rows of the query tiles that see the
+  /// workgroup's keys whole (interiorQueries; empty where its keys are
+  /// not a whole tile).
+  std::optional<RowRange> interiorStarts;
   /// Whether a tile's products run value first (valueFirstProducts):
   /// head dims up to 64, both gradients, no turns, no dQ.
   bool valueFirst = false;

@@ -91,6 +91,25 @@ void KeyValueGradKernel::setUp(ValueRange args, ArrayRef<Value> maps,
         arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, k0, k1);
     ownRows = RowRange{seen.begin, e.select(hasKeys, seen.end, seen.begin)};
   }
+  // The interior test from the rows that see the workgroup's keys whole,
+  // computed once: two compares of a tile's first row, where the frame
+  // arithmetic of each tile held k0, k1 and the position offset across the
+  // loop (ptxas spills 176 -> 132 bytes of loads at frames of 1024, dK/dV
+  // kernel 4-5% faster on frames of head dim 128, 3% at 64:
+  // docs/BENCHMARKS.md). The fused kernel, which builds each tile from
+  // opaque copies (step), keeps the per-tile test.
+  if (!dqAccumMap) {
+    RowRange seenWhole =
+        e.interiorQueries(w, tile.k0, tile.k1, tile.posOffset, tile.queries);
+    Value wholeKeys = arith::CmpIOp::create(
+        e.b, arith::CmpIPredicate::eq, e.sub(tile.k1, tile.k0), e.idx(blockN));
+    // First rows r0 with [r0, r0 + blockM) inside the range: r0 <= end -
+    // blockM (signed: the range may be shorter than a tile).
+    Value lastStart = e.sub(seenWhole.end, e.idx(blockM));
+    interiorStarts =
+        RowRange{seenWhole.begin, e.select(wholeKeys, lastStart,
+                                           e.sub(seenWhole.begin, e.idx(1)))};
+  }
   for (int64_t i = 0; i < statsPerThread; ++i)
     statsFactor.push_back(
         e.select(isLseEntry(i), arith::NegFOp::create(e.b, log2e), e.f32(1.0)));
@@ -198,22 +217,32 @@ std::pair<Value, Value> KeyValueGradKernel::nextTile(Value qHead, Value r0) {
                         e.select(wrap, tile.window.begin, row));
 }
 
-/// S^T masked where the tile is not interior: register 4 * jn + 2 * h + c
+/// S^T masked where the tile is not interior (interiorStarts, or the frame
+/// test of the tile where the kernel adds dQ up): register 4 * jn + 2 * h + c
 /// is key rowBase + 8h, query r0 + 8 * jn + 2 * t + c; a key's queries are
 /// the queries that see it, cut at r1 (none for keys past the end).
 SmallVector<Value>
 KeyValueGradKernel::maskScores(ArrayRef<Value> s, Value r0, Value r1,
                                HopperKernelBuilder::Finish finish) {
-  Value interior = arith::AndIOp::create(
-      e.b,
-      arith::AndIOp::create(e.b,
-                            arith::CmpIOp::create(e.b, arith::CmpIPredicate::eq,
-                                                  e.sub(r1, r0), e.idx(blockM)),
-                            arith::CmpIOp::create(e.b, arith::CmpIPredicate::eq,
-                                                  e.sub(tile.k1, tile.k0),
-                                                  e.idx(blockN))),
-      isTileFullyVisible(e.b, e.b.getLoc(), w, r0, r1, tile.k0, tile.k1,
-                         tile.posOffset));
+  Value interior =
+      interiorStarts
+          ? arith::AndIOp::create(
+                e.b,
+                arith::CmpIOp::create(e.b, arith::CmpIPredicate::sge, r0,
+                                      interiorStarts->begin),
+                arith::CmpIOp::create(e.b, arith::CmpIPredicate::sle, r0,
+                                      interiorStarts->end))
+          : arith::AndIOp::create(
+                e.b,
+                arith::AndIOp::create(
+                    e.b,
+                    arith::CmpIOp::create(e.b, arith::CmpIPredicate::eq,
+                                          e.sub(r1, r0), e.idx(blockM)),
+                    arith::CmpIOp::create(e.b, arith::CmpIPredicate::eq,
+                                          e.sub(tile.k1, tile.k0),
+                                          e.idx(blockN))),
+                isTileFullyVisible(e.b, e.b.getLoc(), w, r0, r1, tile.k0,
+                                   tile.k1, tile.posOffset));
   return e.maskColumns(
       interior, s, r0, blockM,
       [&](int64_t h) {
