@@ -107,8 +107,9 @@ void KeyValueGradKernel::setUp(ValueRange args, ArrayRef<Value> maps,
     // blockM (signed: the range may be shorter than a tile).
     Value lastStart = e.sub(seenWhole.end, e.idx(blockM));
     interiorStarts =
-        RowRange{seenWhole.begin, e.select(wholeKeys, lastStart,
-                                           e.sub(seenWhole.begin, e.idx(1)))};
+        RowRange{e.toI32(seenWhole.begin),
+                 e.toI32(e.select(wholeKeys, lastStart,
+                                  e.sub(seenWhole.begin, e.idx(1))))};
   }
   for (int64_t i = 0; i < statsPerThread; ++i)
     statsFactor.push_back(
@@ -208,13 +209,16 @@ void KeyValueGradKernel::syncWarpgroup(int64_t barrier) {
 
 /// The query head and first row of the tile after the one at (qHead, r0):
 /// the next query tile of the head, or the first of the next head. (The
-/// loop carries them, which saves two divisions by qTiles a tile.)
+/// loop carries them, which saves two divisions by qTiles a tile, as i32:
+/// rows and heads are TMA coordinates, and 64-bit ones held twice the
+/// registers across the loop and spilled.)
 std::pair<Value, Value> KeyValueGradKernel::nextTile(Value qHead, Value r0) {
-  Value row = e.add(r0, e.idx(blockM));
-  Value wrap =
-      arith::CmpIOp::create(e.b, arith::CmpIPredicate::uge, row, rowLimit);
-  return std::make_pair(e.select(wrap, e.add(qHead, e.idx(1)), qHead),
-                        e.select(wrap, tile.window.begin, row));
+  Value row = arith::AddIOp::create(e.b, r0, e.constI32(blockM));
+  Value wrap = arith::CmpIOp::create(e.b, arith::CmpIPredicate::uge, row,
+                                     e.toI32(rowLimit));
+  return std::make_pair(
+      e.select(wrap, arith::AddIOp::create(e.b, qHead, e.constI32(1)), qHead),
+      e.select(wrap, e.toI32(tile.window.begin), row));
 }
 
 /// S^T masked where the tile is not interior (interiorStarts, or the frame
@@ -228,10 +232,10 @@ KeyValueGradKernel::maskScores(ArrayRef<Value> s, Value r0, Value r1,
       interiorStarts
           ? arith::AndIOp::create(
                 e.b,
-                arith::CmpIOp::create(e.b, arith::CmpIPredicate::sge, r0,
-                                      interiorStarts->begin),
-                arith::CmpIOp::create(e.b, arith::CmpIPredicate::sle, r0,
-                                      interiorStarts->end))
+                arith::CmpIOp::create(e.b, arith::CmpIPredicate::sge,
+                                      e.toI32(r0), interiorStarts->begin),
+                arith::CmpIOp::create(e.b, arith::CmpIPredicate::sle,
+                                      e.toI32(r0), interiorStarts->end))
           : arith::AndIOp::create(
                 e.b,
                 arith::AndIOp::create(
@@ -301,7 +305,7 @@ KeyValueGradKernel::probabilityFragments(ArrayRef<Value> s, ArrayRef<Value> dp,
 }
 
 /// Query tile j: `iter` and the result are dK, dV, the tile's query head
-/// and first row, and its row statistics. The fused kernel on windows of
+/// and first row (i32), and its row statistics. The fused kernel on windows of
 /// more than 512 keys builds the tile from opaque copies of what its index
 /// arithmetic and descriptors start from, so that what is computed from
 /// them is computed again in each tile: hoisted out of the loop (K's and
@@ -329,14 +333,17 @@ SmallVector<Value> KeyValueGradKernel::tileStep(Value lse, Value delta, Value j,
   int64_t nK = keyRegisters(), nV = valueRegisters();
   SmallVector<Value> dkAcc(iter.begin(), iter.begin() + nK);
   SmallVector<Value> dvAcc(iter.begin() + nK, iter.begin() + nK + nV);
-  Value qHead = iter[nK + nV], r0 = iter[nK + nV + 1];
+  Value qHead32 = iter[nK + nV], r032 = iter[nK + nV + 1];
+  Value r0 = e.fromI32(r032);
   Value stats = storeStats(j, iter.drop_front(nK + nV + 2));
-  auto [nextHead, nextRow] = nextTile(qHead, r0);
+  auto [nextHead, nextRow] = nextTile(qHead32, r032);
   SmallVector<Value> nextStats =
       loadStats(lse, delta,
-                arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult,
-                                      e.add(j, e.idx(1)), tile.numTiles),
-                nextHead, nextRow);
+                arith::CmpIOp::create(
+                    e.b, arith::CmpIPredicate::ult,
+                    arith::AddIOp::create(e.b, e.toI32(j), e.constI32(1)),
+                    e.toI32(tile.numTiles)),
+                e.fromI32(nextHead), e.fromI32(nextRow));
   Value r1 = e.min(e.add(r0, e.idx(blockM)), tile.window.end);
 
   ring.waitFull(0, j);
@@ -520,7 +527,7 @@ SmallVector<Value> KeyValueGradKernel::mainloop(Value lse, Value delta) {
   rowLimit = e.add(tile.window.begin, e.mul(tile.qTiles, blockM));
   int64_t nKV = keyRegisters() + valueRegisters();
   SmallVector<Value> init(nKV, e.f32(0.0));
-  init.append({firstHead, tile.window.begin});
+  init.append({e.toI32(firstHead), e.toI32(tile.window.begin)});
   init.append(loadStats(lse, delta,
                         arith::CmpIOp::create(e.b, arith::CmpIPredicate::ugt,
                                               tile.numTiles, e.idx(0)),
