@@ -71,6 +71,20 @@ def visible_pairs(n, bs, ws):
 TIMING = "do_bench"
 
 
+def sm_clock():
+    """The GPU's SM clock now (MHz), through NVML where nvidia-ml-py is
+    installed, else None: read right after a contender's timing, it shows
+    how far power and heat have pulled the clock down."""
+    try:
+        import pynvml
+        pynvml.nvmlInit()
+        import torch
+        handle = pynvml.nvmlDeviceGetHandleByIndex(torch.cuda.current_device())
+        return pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM)
+    except Exception:  # noqa: BLE001 (no NVML: no clock in the report)
+        return None
+
+
 def time_torch(fn, q, k, v, dout, backward):
     """ms per call of `fn` (with the backward: per step). "do_bench":
     triton's, each call timed alone after a 256 MB L2 flush; "loop": as
@@ -212,9 +226,12 @@ def main():
             # Every contender once a round, in turn, so that the clocks'
             # drift (power and heat) hits each alike; the median round.
             times = {name: [] for name in contenders}
+            clocks = {name: [] for name in contenders}
             for _ in range(args.rounds):
                 for name, timed in contenders.items():
                     times[name].append(timed())
+                    clocks[name].append(sm_clock())
+            res["sm_mhz"] = {name: c for name, c in clocks.items() if any(c)}
             for name, ts in times.items():
                 res[name] = sorted(ts)[len(ts) // 2]
                 res[name + "_rounds"] = [round(t, 4) for t in ts]
