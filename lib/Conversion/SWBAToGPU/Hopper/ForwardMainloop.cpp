@@ -221,11 +221,18 @@ OnlineSoftmax::Tile ForwardKernel::softmaxOf(Value sAcc, Value j,
   // Bands with edges inside tiles test a tile's keys against the range
   // all the workgroup's queries see (fewer instructions a tile: 2.9%
   // faster at token windows); frames of whole tiles, whose tiles are
-  // interior but for the sequence's end, keep the per-tile frame test
-  // (1.5% faster at frames of 1024, H200, docs/BENCHMARKS.md).
+  // interior but for the sequence's end, test it in 32 bits
+  // (interiorTile32: 1-3% faster than the per-tile frame test on frames,
+  // which was 1.5% faster than the 64-bit range; on token windows the
+  // 32-bit test was 1.5% slower than the 64-bit one, H200,
+  // docs/BENCHMARKS.md).
   std::optional<RowRange> interior;
+  Value interiorTest;
   if (w.blockSize < blockN)
     interior = tile.interior;
+  else
+    interiorTest =
+        e.interiorTile32(tile.window.begin, j, blockN, tile.interior);
   // The row maxima in both branches of the mask's test, the exponentials
   // after their merge. ptxas schedules within basic blocks: with the whole
   // softmax after the merge it moved the pipelined step's wait for
@@ -246,7 +253,7 @@ OnlineSoftmax::Tile ForwardKernel::softmaxOf(Value sAcc, Value j,
   };
   SmallVector<Value> out =
       e.maskScores(s, w, rows.rowBase, tile.q0, tile.q1, interior, k0, k1,
-                   blockN, tile.posOffset, withMaxima);
+                   blockN, tile.posOffset, withMaxima, interiorTest);
   SmallVector<Value> oldMax(rowMax);
   rowMax[0] = out[nS];
   rowMax[1] = out[nS + 1];

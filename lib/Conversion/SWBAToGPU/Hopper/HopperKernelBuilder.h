@@ -317,6 +317,24 @@ public:
     return {first, end};
   }
 
+  /// Whether key tile j of a query tile, keys [begin + j blockN, + blockN),
+  /// lies inside `interior` (interiorKeys): maskScores' range test in 32
+  /// bits (rows and keys are TMA coordinates), so that the loop holds two
+  /// i32 bounds where the 64-bit range or the frame arithmetic of each
+  /// tile held more.
+  Value interiorTile32(Value begin, Value j, int64_t blockN,
+                       RowRange interior) {
+    Value k0 = arith::AddIOp::create(
+        b, toI32(begin), arith::MulIOp::create(b, toI32(j), constI32(blockN)));
+    Value last =
+        arith::SubIOp::create(b, toI32(interior.end), constI32(blockN));
+    return arith::AndIOp::create(
+        b,
+        arith::CmpIOp::create(b, arith::CmpIPredicate::sge, k0,
+                              toI32(interior.begin)),
+        arith::CmpIOp::create(b, arith::CmpIPredicate::sle, k0, last));
+  }
+
   /// Scores of a tile in the accumulator layout (register 4 jn + 2 h + c:
   /// query rowBase + 8 h, key k0 + 8 jn + 2 t + c) over keys [k0, k1) of
   /// `blockN`, masked unless the tile is interior: with `interiorRange`
@@ -334,10 +352,12 @@ public:
                                 Value q0, Value q1,
                                 std::optional<RowRange> interiorRange, Value k0,
                                 Value k1, int64_t blockN, Value posOffset,
-                                Finish finish = nullptr) {
+                                Finish finish = nullptr,
+                                Value interiorTest = Value()) {
     Location loc = b.getLoc();
     Value interior =
-        interiorRange
+        interiorTest ? interiorTest
+        : interiorRange
             ? arith::AndIOp::create(
                   b,
                   arith::CmpIOp::create(b, arith::CmpIPredicate::uge, k0,
