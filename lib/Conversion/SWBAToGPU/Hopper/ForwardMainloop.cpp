@@ -226,13 +226,10 @@ OnlineSoftmax::Tile ForwardKernel::softmaxOf(Value sAcc, Value j,
   // which was 1.5% faster than the 64-bit range; on token windows the
   // 32-bit test was 1.5% slower than the 64-bit one, H200,
   // docs/BENCHMARKS.md).
-  std::optional<RowRange> interior;
-  Value interiorTest;
-  if (w.blockSize < blockN)
-    interior = tile.interior;
-  else
-    interiorTest =
-        e.interiorTile32(tile.window.begin, j, blockN, tile.interior);
+  Value interior =
+      w.blockSize < blockN
+          ? e.interiorTile(k0, blockN, tile.interior)
+          : e.interiorTile32(tile.window.begin, j, blockN, tile.interior);
   // The row maxima in both branches of the mask's test, the exponentials
   // after their merge. ptxas schedules within basic blocks: with the whole
   // softmax after the merge it moved the pipelined step's wait for
@@ -253,7 +250,7 @@ OnlineSoftmax::Tile ForwardKernel::softmaxOf(Value sAcc, Value j,
   };
   SmallVector<Value> out =
       e.maskScores(s, w, rows.rowBase, tile.q0, tile.q1, interior, k0, k1,
-                   blockN, tile.posOffset, withMaxima, interiorTest);
+                   blockN, tile.posOffset, withMaxima);
   SmallVector<Value> oldMax(rowMax);
   rowMax[0] = out[nS];
   rowMax[1] = out[nS + 1];

@@ -317,8 +317,20 @@ public:
     return {first, end};
   }
 
+  /// Whether the key tile [k0, k0 + blockN) lies inside `interior`
+  /// (interiorKeys of its query tile): then every query of the tile sees it
+  /// whole. Two compares of its first key, made once a query tile, instead
+  /// of the frame arithmetic of each key tile.
+  Value interiorTile(Value k0, int64_t blockN, RowRange interior) {
+    return arith::AndIOp::create(
+        b,
+        arith::CmpIOp::create(b, arith::CmpIPredicate::uge, k0, interior.begin),
+        arith::CmpIOp::create(b, arith::CmpIPredicate::ule,
+                              add(k0, idx(blockN)), interior.end));
+  }
+
   /// Whether key tile j of a query tile, keys [begin + j blockN, + blockN),
-  /// lies inside `interior` (interiorKeys): maskScores' range test in 32
+  /// lies inside `interior` (interiorKeys): interiorTile in 32
   /// bits (rows and keys are TMA coordinates), so that the loop holds two
   /// i32 bounds where the 64-bit range or the frame arithmetic of each
   /// tile held more.
@@ -337,10 +349,10 @@ public:
 
   /// Scores of a tile in the accumulator layout (register 4 jn + 2 h + c:
   /// query rowBase + 8 h, key k0 + 8 jn + 2 t + c) over keys [k0, k1) of
-  /// `blockN`, masked unless the tile is interior: with `interiorRange`
-  /// (interiorKeys of the query tile) its `blockN` keys lie in that range,
-  /// else the tile is full and every query of [q0, q1) sees it whole
-  /// (isTileFullyVisible on each key tile: kept where the range, held in
+  /// `blockN`, masked unless the tile is interior: `interior` where the
+  /// caller tests it against a range (interiorTile, interiorTile32), else
+  /// the tile is full and every query of [q0, q1) sees it whole
+  /// (isTileFullyVisible on each key tile: kept where a range, held in
   /// registers across the loop, measured slower). Frames shorter than a tile
   /// put the band's edges inside tiles, and most tiles of a narrow band are
   /// masked: there a query's keys are its row's window, cut at k1
@@ -349,27 +361,16 @@ public:
   /// head-dim-64 forward spill (24 bytes, 6% slower) where the per-element
   /// frame arithmetic does not.
   SmallVector<Value> maskScores(ArrayRef<Value> s, BlockWindow w, Value rowBase,
-                                Value q0, Value q1,
-                                std::optional<RowRange> interiorRange, Value k0,
+                                Value q0, Value q1, Value interior, Value k0,
                                 Value k1, int64_t blockN, Value posOffset,
-                                Finish finish = nullptr,
-                                Value interiorTest = Value()) {
+                                Finish finish = nullptr) {
     Location loc = b.getLoc();
-    Value interior =
-        interiorTest ? interiorTest
-        : interiorRange
-            ? arith::AndIOp::create(
-                  b,
-                  arith::CmpIOp::create(b, arith::CmpIPredicate::uge, k0,
-                                        interiorRange->begin),
-                  arith::CmpIOp::create(b, arith::CmpIPredicate::ule,
-                                        add(k0, idx(blockN)),
-                                        interiorRange->end))
-            : arith::AndIOp::create(
-                  b,
-                  arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
-                                        sub(k1, k0), idx(blockN)),
-                  isTileFullyVisible(b, loc, w, q0, q1, k0, k1, posOffset));
+    if (!interior)
+      interior = arith::AndIOp::create(
+          b,
+          arith::CmpIOp::create(b, arith::CmpIPredicate::eq, sub(k1, k0),
+                                idx(blockN)),
+          isTileFullyVisible(b, loc, w, q0, q1, k0, k1, posOffset));
     auto visible = [&](int64_t i) -> Value {
       int64_t jn = i / 4, h = (i / 2) % 2, c = i % 2;
       Value row = add(rowBase, idx(8 * h));

@@ -196,13 +196,11 @@ SmallVector<Value> QueryGradKernel::tileStep(TurnTaking &turns, Value j,
   // the dQ kernel was 3-6% slower with the 64-bit range, on token windows
   // and frames alike, and within 2% either way with the 32-bit one: the
   // per-tile test stays there.
-  std::optional<RowRange> interior;
-  Value interiorTest;
+  Value interior;
   if (w.blockSize < blockN && headDim <= 64)
-    interior = tile.interior;
+    interior = e.interiorTile(k0, blockN, tile.interior);
   else if (headDim <= 64)
-    interiorTest =
-        e.interiorTile32(tile.window.begin, j, blockN, tile.interior);
+    interior = e.interiorTile32(tile.window.begin, j, blockN, tile.interior);
   // P = 2^(S scale log2e - lse log2e), dS = P (dP - delta).
   auto probability = [&](Value x, int64_t i) {
     Value negLse = arith::NegFOp::create(e.b, lseLog2[(i / 2) % 2]);
@@ -213,16 +211,14 @@ SmallVector<Value> QueryGradKernel::tileStep(TurnTaking &turns, Value j,
   };
   SmallVector<Value> ds;
   if (scoresFirst) {
-    SmallVector<Value> p = e.maskScores(
-        s, w, rows.rowBase, tile.q0, tile.q1, interior, k0, k1, blockN,
-        tile.posOffset,
-        [&](ArrayRef<Value> scores) {
-          SmallVector<Value> probs;
-          for (auto [i, x] : llvm::enumerate(scores))
-            probs.push_back(probability(x, i));
-          return probs;
-        },
-        interiorTest);
+    SmallVector<Value> p =
+        e.maskScores(s, w, rows.rowBase, tile.q0, tile.q1, interior, k0, k1,
+                     blockN, tile.posOffset, [&](ArrayRef<Value> scores) {
+                       SmallVector<Value> probs;
+                       for (auto [i, x] : llvm::enumerate(scores))
+                         probs.push_back(probability(x, i));
+                       return probs;
+                     });
     // V's stage is free once dP has completed.
     dp = scoreGradRegisters(e, dpAcc, blockN);
     ring.release(1, j, rows.isLane0);
@@ -230,7 +226,7 @@ SmallVector<Value> QueryGradKernel::tileStep(TurnTaking &turns, Value j,
       ds.push_back(scoreGrad(x, i));
   } else {
     s = e.maskScores(s, w, rows.rowBase, tile.q0, tile.q1, interior, k0, k1,
-                     blockN, tile.posOffset, nullptr, interiorTest);
+                     blockN, tile.posOffset);
     for (auto [i, x] : llvm::enumerate(s))
       ds.push_back(scoreGrad(probability(x, i), i));
   }
