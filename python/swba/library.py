@@ -236,8 +236,8 @@ def attention(q: Tensor, k: Tensor, v: Tensor, block_size: int, window: int,
             frame f sees the keys of frames f - window + 1 .. f.
         scale: multiplies the scores; default 1 / sqrt(D).
         return_lse: also return the float32 log-sum-exp [B, Hq, Nq].
-        out: a contiguous [B, Hq, Nq, Dv] tensor like q to write into
-            (eager CUDA only, no autograd).
+        out: a contiguous [B, Hq, Nq, Dv] tensor like q, 16-byte aligned, to
+            write into (eager CUDA only, no autograd).
 
     Returns:
         out [B, Hq, Nq, Dv] in q's dtype, differentiable in q, k and v; with

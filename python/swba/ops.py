@@ -341,6 +341,10 @@ class _Plan:
         elif (out.shape != (b, hq, nq, dv) or out.dtype != self.dtype
               or out.device != self.device or not out.is_contiguous()):
             raise ValueError("out must be a contiguous [B, Hq, Nq, Dv] tensor like q")
+        elif out.data_ptr() % 16:
+            # The kernels store rows of O 8 bytes at a time.
+            raise ValueError("out must start at a 16-byte aligned address "
+                             f"(it starts at {out.data_ptr():#x})")
         lse = torch.empty((b, hq, nq), dtype=torch.float32, device=self.device)
         if out.numel():
             tensors = (q, k, v, out, lse)

@@ -486,3 +486,23 @@ def test_wide_head_dims_backward(case, monkeypatch):
     names = [name for name, *_ in launches]
     assert names == ["swba_fwd", "swba_bwd_delta", "swba_bwd_dv", "swba_bwd_dk",
                      "swba_bwd_dq"], names
+
+
+def test_out_must_be_aligned():
+    """A caller's `out` that is contiguous but not 16-byte aligned (the
+    kernels store O 8 bytes at a time) is refused before any launch, and an
+    aligned one is written (the shapes of window_beyond_frames_bf16)."""
+    torch.manual_seed(7)
+    q = torch.randn(1, 2, 256, 64, device="cuda", dtype=torch.bfloat16)
+    k, v = torch.randn_like(q), torch.randn_like(q)
+    buffer = torch.full((q.numel() + 8,), float("nan"), device="cuda",
+                        dtype=torch.bfloat16)
+    with pytest.raises(ValueError, match="16-byte aligned"):
+        attention(q, k, v, 64, 100, out=buffer[1:1 + q.numel()].view(q.shape))
+    assert buffer.isnan().all()
+    out = buffer[8:].view(q.shape)
+    attention(q, k, v, 64, 100, out=out)
+    ref, _ = reference(q, k, v, 64, 100, 0.125)
+    err = (out.float() - ref).abs()
+    tol = TOL["bf16"]
+    assert (err <= tol * ref.abs().amax() + tol * ref.abs()).all(), err.max()

@@ -10,23 +10,27 @@
 // RUN: not swba-opt %s --split-input-file --lower-swba="target=gpu chip=sm_90a grad-fused-dq=true" 2>/dev/null | FileCheck %s --check-prefix=FUSED
 // Head dims up to 64 that are not 64 keep the mma.sync kernels.
 // RUN: sed 's/x96x/x32x/g' %s | swba-opt --split-input-file --lower-swba="target=gpu chip=sm_90a" | FileCheck %s --check-prefix=D32
+// A band of more than 512 keys: the dK/dV kernel stores pairs (WIDE below).
+// RUN: sed 's/window = 300/window = 1000/' %s | swba-opt --split-input-file --lower-swba="target=gpu chip=sm_90a" | FileCheck %s --check-prefix=WIDE
 
 // Forward: two consumers (384 threads), Q boxes of 128 rows and K/V boxes
 // of 128 keys, 64 columns each: 163840 bytes of shared memory, as at 128.
-// O's rows are stored as 12 pairs of columns a thread (2 rows: 24 stores),
-// not 16.
+// O's rows leave the registers 8 bytes a store: lanes t and t ^ 1 trade a
+// word of two column blocks (a shuffle), so that a thread stores 4 columns
+// at once, 6 stores a row (2 rows: 12), not 8.
 // CHECK-LABEL: gpu.func @swba_fwd(
 // CHECK-SAME: swba.launch = {block = [384, 1, 1],
 // CHECK-SAME: {box = [1, 128, 64], {{.*}} tensor = "q"
 // CHECK-SAME: {box = [1, 128, 64], {{.*}} tensor = "k"
 // CHECK-SAME: shared_memory = 163840 : i64
-// CHECK-COUNT-24: vector.store {{.*}} : memref<?x4x?x96xbf16>, vector<2xbf16>
+// CHECK: gpu.shuffle xor %{{.*}}, %c1_i32
+// CHECK-COUNT-12: vector.store {{.*}} : memref<?x4x?x96xbf16>, vector<4xbf16>
 // CHECK-NOT: vector.store {{.*}} : memref<?x4x?x96xbf16>
 // CHECK: gpu.return
 // D128-LABEL: gpu.func @swba_fwd(
 // D128-SAME: swba.launch = {block = [384, 1, 1],
 // D128-SAME: shared_memory = 163840 : i64
-// D128-COUNT-32: vector.store {{.*}} : memref<?x4x?x128xbf16>, vector<2xbf16>
+// D128-COUNT-16: vector.store {{.*}} : memref<?x4x?x128xbf16>, vector<4xbf16>
 // D32-LABEL: gpu.func @swba_fwd(
 // D32-SAME: block = [128, 1, 1]
 // D32-NOT: nvvm.wgmma
@@ -44,16 +48,22 @@ func.func @forward(%q: memref<?x4x?x96xbf16>, %k: memref<?x2x?x96xbf16>, %v: mem
 // -----
 
 // Backward: the dQ kernel and the dK/dV kernel, of 384 threads, storing
-// 12 pairs of columns a thread and row (dK and dV: 48 stores); the delta
-// kernel reads the tensors' 96 columns.
+// 6 quads of columns a thread and row (dK and dV: 24 stores); the delta
+// kernel reads the tensors' 96 columns. On wider bands the dK/dV kernel
+// stores 12 pairs a row instead (48 stores).
+// WIDE-LABEL: gpu.func @swba_bwd_dkdv(
+// WIDE-NOT: gpu.shuffle
+// WIDE-COUNT-48: vector.store {{.*}} : memref<?x2x?x96xbf16>, vector<2xbf16>
+// WIDE-NOT: vector.store {{.*}} : memref<?x2x?x96xbf16>
+// WIDE: gpu.func @swba_bwd_delta(
 // CHECK-LABEL: gpu.module @swba_attention_grad_kernels
 // CHECK: gpu.func @swba_bwd_dq(
 // CHECK-SAME: block = [384, 1, 1]
-// CHECK-COUNT-24: vector.store {{.*}} : memref<?x4x?x96xbf16>, vector<2xbf16>
+// CHECK-COUNT-12: vector.store {{.*}} : memref<?x4x?x96xbf16>, vector<4xbf16>
 // CHECK-NOT: vector.store {{.*}} : memref<?x4x?x96xbf16>
 // CHECK: gpu.func @swba_bwd_dkdv(
 // CHECK-SAME: block = [384, 1, 1]
-// CHECK-COUNT-48: vector.store {{.*}} : memref<?x2x?x96xbf16>, vector<2xbf16>
+// CHECK-COUNT-24: vector.store {{.*}} : memref<?x2x?x96xbf16>, vector<4xbf16>
 // CHECK-NOT: vector.store {{.*}} : memref<?x2x?x96xbf16>
 // CHECK: gpu.func @swba_bwd_delta(
 // CHECK-SAME: memref<?x4x?x96xbf16>

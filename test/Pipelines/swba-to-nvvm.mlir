@@ -19,10 +19,12 @@
 // persistent kernel's producer keeps 32, and claims query tiles with an
 // atomic add).
 // RUN: swba-opt %s --swba-to-nvvm="chip=sm_90a format=isa" | FileCheck %s --check-prefix=SM90A
-// O leaves the registers as pairs of elements, one 4-byte store each.
+// O leaves the registers four elements a store (8 bytes; lanes trade
+// words with a shuffle), not as pairs or single elements.
 // RUN: swba-opt %s --swba-to-nvvm="chip=sm_90a format=isa" | FileCheck %s --check-prefix=STORES --implicit-check-not=st.global.b16
 // STORES: .entry swba_fwd(
-// STORES: st.global.b32
+// STORES: shfl.sync.bfly.b32 {{.*}}, 1, 31, -1;
+// STORES: st.global.v2.b32
 // SM90A: llvm.func @attention
 // SM90A-COUNT-3: llvm.call @mgpuTensorMapEncodeTiledMemref
 // SM90A: gpu.launch_func @swba_attention_kernels::@swba_fwd {{.*}} dynamic_shared_memory_size

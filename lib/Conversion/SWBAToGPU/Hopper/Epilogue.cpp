@@ -21,6 +21,49 @@ static int64_t storedColumns(Value dst, int64_t width) {
   return ShapedType::isDynamic(columns) ? width : std::min(width, columns);
 }
 
+RowStores mlir::swba::gpu_kernels::packAccumulatorRow(
+    HopperKernelBuilder &e, ValueRange acc, int64_t h, int64_t width,
+    function_ref<Value()> factor, Value dst) {
+  auto pairType = VectorType::get({2}, e.elementType);
+  auto wordType = VectorType::get({1}, e.b.getI32Type());
+  int64_t blocks = storedColumns(dst, width) / 8;
+  SmallVector<Value> words;
+  for (int64_t jn = 0; jn < blocks; ++jn) {
+    Value pair = vector::FromElementsOp::create(
+        e.b, VectorType::get({2}, e.b.getF32Type()),
+        ValueRange{e.mulf(acc[4 * jn + 2 * h], factor()),
+                   e.mulf(acc[4 * jn + 2 * h + 1], factor())});
+    pair = arith::TruncFOp::create(e.b, pairType, pair);
+    words.push_back(vector::ExtractOp::create(
+        e.b, vector::BitCastOp::create(e.b, wordType, pair), 0));
+  }
+  RowStores stores;
+  // Blocks 2q and 2q + 1 (16 columns, 32 bytes): lanes t and t ^ 1 trade
+  // one word, so that an even lane holds columns 16q + 2t .. + 3 of block
+  // 2q and an odd one columns 16q + 2t + 6 .. + 3 of block 2q + 1.
+  Value odd = e.eq(e.rem(e.t, 2), 1);
+  for (int64_t q = 0; q < blocks / 2; ++q) {
+    Value sent = e.select(odd, words[2 * q], words[2 * q + 1]);
+    Value got = gpu::ShuffleOp::create(e.b, sent, 1, 32, gpu::ShuffleMode::XOR)
+                    .getShuffleResult();
+    Value quad = vector::FromElementsOp::create(
+        e.b, VectorType::get({2}, e.b.getI32Type()),
+        ValueRange{e.select(odd, got, words[2 * q]),
+                   e.select(odd, words[2 * q + 1], got)});
+    stores.values.push_back(vector::BitCastOp::create(
+        e.b, VectorType::get({4}, e.elementType), quad));
+    stores.columns.push_back(e.add(e.add(e.mul(e.t, 2), e.idx(16 * q)),
+                                   e.select(odd, e.idx(6), e.idx(0))));
+  }
+  if (blocks % 2) {
+    stores.values.push_back(vector::BitCastOp::create(
+        e.b, pairType,
+        vector::FromElementsOp::create(e.b, wordType, words.back())));
+    stores.columns.push_back(e.add(e.mul(e.t, 2), e.idx(8 * (blocks - 1))));
+  }
+  return stores;
+}
+
 void mlir::swba::gpu_kernels::storeAccumulatorRow(HopperKernelBuilder &e,
                                                   ValueRange acc, int64_t h,
                                                   int64_t width,
@@ -40,6 +83,15 @@ void mlir::swba::gpu_kernels::storeAccumulatorRow(HopperKernelBuilder &e,
   }
 }
 
+void mlir::swba::gpu_kernels::storeRow(HopperKernelBuilder &e,
+                                       const RowStores &stores, Value dst,
+                                       Value batch, Value head, Value row) {
+  for (auto [value, column] : llvm::zip(stores.values, stores.columns))
+    vector::StoreOp::create(
+        e.b, value, dst, ValueRange{batch, head, row, column},
+        /*nontemporal=*/false, naturalAlignment(value.getType()));
+}
+
 void mlir::swba::gpu_kernels::storeForwardRows(
     HopperKernelBuilder &e, ValueRange results, int64_t valueDim, Value rowBase,
     Value queries, Value out, Value lse, Value batch, Value head) {
@@ -48,11 +100,11 @@ void mlir::swba::gpu_kernels::storeForwardRows(
     Value sum = e.quadReduce(results[nO + 2 + h], /*isMax=*/false);
     Value inv = e.divf(e.f32(1.0), sum);
     Value row = e.add(rowBase, e.idx(8 * h));
+    RowStores stores = packAccumulatorRow(
+        e, results, h, valueDim, [&] { return inv; }, out);
     e.when(arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, row, queries),
            [&] {
-             storeAccumulatorRow(
-                 e, results, h, valueDim, [&] { return inv; }, out, batch, head,
-                 row);
+             storeRow(e, stores, out, batch, head, row);
              if (!lse)
                return;
              e.when(e.eq(e.t, 0), [&] {
@@ -106,32 +158,47 @@ void mlir::swba::gpu_kernels::storeQueryGradRows(
     Value rowBase, Value queries, Value dq, Value batch, Value head) {
   for (int64_t h = 0; h < 2; ++h) {
     Value row = e.add(rowBase, e.idx(8 * h));
+    RowStores stores = packAccumulatorRow(
+        e, results, h, headDim, [&] { return e.f32(scale); }, dq);
     e.when(arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, row, queries),
-           [&] {
-             storeAccumulatorRow(
-                 e, results, h, headDim, [&] { return e.f32(scale); }, dq,
-                 batch, head, row);
-           });
+           [&] { storeRow(e, stores, dq, batch, head, row); });
   }
 }
 
 void mlir::swba::gpu_kernels::storeKeyValueGradRows(
     HopperKernelBuilder &e, ValueRange results, int64_t headDim,
     int64_t valueDim, double scale, Value keyBase, Value keys, Value dk,
-    Value dv, Value batch, Value kvHead) {
+    Value dv, Value batch, Value kvHead, bool paired) {
   int64_t nK = headDim / 2, nV = valueDim / 2;
   for (int64_t h = 0; h < 2; ++h) {
     Value key = e.add(keyBase, e.idx(8 * h));
-    e.when(arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, key, keys),
-           [&] {
-             if (headDim)
-               storeAccumulatorRow(
-                   e, results.take_front(nK), h, headDim,
-                   [&] { return e.f32(scale); }, dk, batch, kvHead, key);
-             if (valueDim)
-               storeAccumulatorRow(
-                   e, results.slice(nK, nV), h, valueDim,
-                   [&] { return e.f32(1.0); }, dv, batch, kvHead, key);
-           });
+    Value seen =
+        arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, key, keys);
+    if (!paired) {
+      e.when(seen, [&] {
+        if (headDim)
+          storeAccumulatorRow(
+              e, results.take_front(nK), h, headDim,
+              [&] { return e.f32(scale); }, dk, batch, kvHead, key);
+        if (valueDim)
+          storeAccumulatorRow(
+              e, results.slice(nK, nV), h, valueDim, [&] { return e.f32(1.0); },
+              dv, batch, kvHead, key);
+      });
+      continue;
+    }
+    // dK's row stored before dV's is made: fewer values alive at once.
+    if (headDim) {
+      RowStores stores = packAccumulatorRow(
+          e, results.take_front(nK), h, headDim, [&] { return e.f32(scale); },
+          dk);
+      e.when(seen, [&] { storeRow(e, stores, dk, batch, kvHead, key); });
+    }
+    if (valueDim) {
+      RowStores stores = packAccumulatorRow(
+          e, results.slice(nK, nV), h, valueDim, [&] { return e.f32(1.0); },
+          dv);
+      e.when(seen, [&] { storeRow(e, stores, dv, batch, kvHead, key); });
+    }
   }
 }

@@ -15,11 +15,32 @@
 
 namespace mlir::swba::gpu_kernels {
 
-/// Stores row h of the accumulator `acc` of `width` columns, each value
-/// times factor(), at dst[batch, head, row, column].
+/// Row h of an accumulator as stores: `values[i]` at column `columns[i]`.
+struct RowStores {
+  SmallVector<Value> values, columns;
+};
+
+/// Row h of the accumulator `acc` of `width` columns, each value times
+/// factor(), converted to the element type and arranged for 8-byte stores:
+/// a quad's lanes trade halves of two column blocks (one shuffle a pair of
+/// blocks), so that each lane stores four adjacent columns and a warp's
+/// store fills whole 32-byte sectors (4-byte stores of one block a store
+/// filled half of each). Every lane of the warp must run it (the
+/// shuffles); the stores may then be predicated by row.
+RowStores packAccumulatorRow(HopperKernelBuilder &e, ValueRange acc, int64_t h,
+                             int64_t width, function_ref<Value()> factor,
+                             Value dst);
+
+/// Row h of `acc` stored as it is made, one 4-byte store a column block, at
+/// dst[batch, head, row, column].
 void storeAccumulatorRow(HopperKernelBuilder &e, ValueRange acc, int64_t h,
                          int64_t width, function_ref<Value()> factor, Value dst,
                          Value batch, Value head, Value row);
+
+/// The stores of `stores` at dst[batch, head, row, column] (rows 8-byte
+/// aligned: the runtime passes contiguous outputs 16-byte aligned).
+void storeRow(HopperKernelBuilder &e, const RowStores &stores, Value dst,
+              Value batch, Value head, Value row);
 
 /// The forward: `results` holds O (valueDim / 2 registers), the row maxima
 /// and the row sums (two each); completes the sums over the quad and
@@ -46,10 +67,11 @@ void storeQueryGradRows(HopperKernelBuilder &e, ValueRange results,
 /// The dK/dV kernel: `results` holds dK (headDim / 2 registers) then dV;
 /// stores scale * dK and dV, key rows keyBase + 8 h below `keys`. A head
 /// dim of 0 stands for a gradient the kernel does not make (a split part).
+/// `paired`: packAccumulatorRow's 8-byte stores, else storeAccumulatorRow's.
 void storeKeyValueGradRows(HopperKernelBuilder &e, ValueRange results,
                            int64_t headDim, int64_t valueDim, double scale,
                            Value keyBase, Value keys, Value dk, Value dv,
-                           Value batch, Value kvHead);
+                           Value batch, Value kvHead, bool paired);
 
 } // namespace mlir::swba::gpu_kernels
 

@@ -554,10 +554,14 @@ void mlir::swba::gpu_kernels::buildKeyValueGradBody(
   KeyValueGradKernel kernel(e, op, layout, headDim, valueDim, dqAccumMap);
   kernel.setUp(args, maps, pingPong);
   SmallVector<Value> grads = kernel.mainloop(args[4], args[5]);
-  // dK = scale * sum dS^T Q, dV = sum P^T dO: what this part made.
+  // dK = scale * sum dS^T Q, dV = sum P^T dO: what this part made. 8-byte
+  // stores on bands of at most 512 keys, whose loops run a few query tiles
+  // (dK/dV kernel 10% faster on the 128-token window and small frames);
+  // on wider bands the shuffles' registers made ptxas spill more in the
+  // loop (frames of 256 at head dim 64 5% slower; docs/BENCHMARKS.md).
   storeKeyValueGradRows(
       e, grads, kernel.wantsKey() ? headDim : 0,
       kernel.wantsValue() ? valueDim : 0, kernel.scale, kernel.rows.rowBase,
-      kernel.tile.keys, args[6], args[7], kernel.tile.batch,
-      kernel.tile.kvHead);
+      kernel.tile.keys, args[6], args[7], kernel.tile.batch, kernel.tile.kvHead,
+      /*paired=*/keySpan(kernel.w.blockSize, kernel.w.window) <= 512);
 }
