@@ -109,7 +109,19 @@
 // CHECK: nvvm.wgmma.wait.group.sync.aligned 0
 // CHECK: nvgpu.mbarrier.arrive
 // CHECK: scf.yield
-// The last tile's P V after the loop, then the tiles after this
+// On a band of more than 512 keys (600 here) the interior tiles run in a
+// loop of their own, the same step with neither the test nor the mask,
+// and the tiles after them in a third loop like the first.
+// CHECK: scf.for
+// CHECK-COUNT-4: nvvm.wgmma.mma_async {{.*}}<m = 64, n = 128, k = 16>
+// CHECK-NOT: scf.if %{{.*}} -> (f32
+// CHECK: ex2.approx.ftz.f32
+// CHECK: scf.yield
+// CHECK: scf.for
+// CHECK: scf.if %{{.*}} -> (f32
+// CHECK: ex2.approx.ftz.f32
+// CHECK: scf.yield
+// The last tile's P V after the loops, then the tiles after this
 // consumer's.
 // CHECK: nvvm.wgmma.fence.aligned
 // CHECK-COUNT-8: wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16
