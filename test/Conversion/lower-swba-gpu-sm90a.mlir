@@ -253,6 +253,17 @@ func.func @forward_d32_falls_back(%q: memref<1x2x256x32xf16>, %k: memref<1x2x256
 // CHECK: nvvm.wgmma.fence.aligned
 // CHECK-COUNT-8: wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16
 // CHECK-NOT: number_of_threads = %c256_i32
+// On a band of more than 512 keys (600 here) at head dim 64 the interior
+// tiles run in a loop of their own, with neither the test nor the mask
+// (P made once), then the tiles after them as in the first loop.
+// CHECK: scf.for
+// CHECK-COUNT-4: nvvm.wgmma.mma_async {{.*}}<m = 64, n = 128, k = 16>
+// CHECK-NOT: scf.if %{{.*}} -> (f32
+// CHECK-COUNT-64: ex2.approx.ftz.f32
+// CHECK-NOT: ex2.approx
+// CHECK: wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16
+// CHECK: scf.for
+// CHECK: scf.if %{{.*}} -> (f32
 // CHECK: gpu.func @swba_bwd_dkdv(
 // CHECK: nvvm.setmaxregister  increase 240
 // CHECK-NOT: number_of_threads = %c256_i32

@@ -100,7 +100,6 @@ private:
                                    SmallVector<Value> init);
   SmallVector<Value> pipelinedStep(TurnTaking &turns, Value j, ValueRange iter,
                                    bool interiorKnown);
-  std::pair<Value, Value> interiorTiles(Value first, Value end);
 };
 
 } // namespace
@@ -428,25 +427,6 @@ SmallVector<Value> ForwardKernel::plainLoop(Value first, Value end,
   return SmallVector<Value>(loop.getResults());
 }
 
-/// The key tiles of [first, end) inside the query tile's interior range
-/// (tile.interior): [begin, end), clamped into [first, end). Tile j, keys
-/// [window.begin + j blockN, + blockN), is inside when j blockN >=
-/// interior.begin - window.begin and (j + 1) blockN <= interior.end -
-/// window.begin.
-std::pair<Value, Value> ForwardKernel::interiorTiles(Value first, Value end) {
-  auto max = [&](Value x, Value y) {
-    return arith::MaxSIOp::create(e.b, x, y).getResult();
-  };
-  Value origin = tile.window.begin;
-  Value beginOffset = e.sub(max(tile.interior.begin, origin), origin);
-  Value endOffset = e.sub(max(tile.interior.end, origin), origin);
-  Value begin = arith::CeilDivUIOp::create(e.b, beginOffset, e.idx(blockN));
-  Value stop = arith::DivUIOp::create(e.b, endOffset, e.idx(blockN));
-  begin = e.min(max(begin, first), end);
-  stop = e.min(max(stop, begin), end);
-  return {begin, stop};
-}
-
 /// Software-pipelined: iteration j issues S_j and then P_{j-1} V_{j-1},
 /// waits for S_j only, and runs the softmax of S_j while P_{j-1} V_{j-1} is
 /// still on the tensor cores; O is rescaled once that product has retired.
@@ -476,23 +456,12 @@ SmallVector<Value> ForwardKernel::pipelinedLoop(TurnTaking &turns, Value first,
   // the tiles after them. Forward 2% faster at token windows of 4096,
   // within 0.6% on frames; on narrower bands, whose query tiles see a few
   // key tiles, 1% slower than one loop (H200, docs/BENCHMARKS.md).
-  Value second = e.add(first, e.idx(1));
-  SmallVector<std::tuple<Value, Value, bool>> parts{{second, end, false}};
-  if (keySpan(w.blockSize, w.window) > 512) {
-    auto [interiorBegin, interiorEnd] = interiorTiles(second, end);
-    parts = {{second, interiorBegin, false},
-             {interiorBegin, interiorEnd, true},
-             {interiorEnd, end, false}};
-  }
-  SmallVector<Value> carried(init);
-  for (auto [lb, ub, known] : parts) {
-    auto loop = scf::ForOp::create(e.b, lb, ub, e.idx(1), carried);
-    OpBuilder::InsertionGuard guard(e.b);
-    e.b.setInsertionPointToEnd(loop.getBody());
-    scf::YieldOp::create(e.b, pipelinedStep(turns, loop.getInductionVar(),
-                                            loop.getRegionIterArgs(), known));
-    carried.assign(loop.getResults().begin(), loop.getResults().end());
-  }
+  SmallVector<Value> carried = e.keyTileLoops(
+      e.add(first, e.idx(1)), end, init, keySpan(w.blockSize, w.window) > 512,
+      tile.window.begin, tile.interior, blockN,
+      [&](Value j, ValueRange iter, bool known) {
+        return pipelinedStep(turns, j, iter, known);
+      });
 
   // What the loops leave: O, the row maxima and sums, and the last P,
   // whose product with V is still to be added.

@@ -329,6 +329,43 @@ public:
                               add(k0, idx(blockN)), interior.end));
   }
 
+  /// Loops over key tiles [first, end) from `init`: body(j, iter,
+  /// interiorKnown) yields the next iter. With `splitInterior`, three loops
+  /// (as FlashAttention-3 splits its own): the tiles before those inside
+  /// `interior` (interiorKeys; tile j holds keys [origin + j blockN, +
+  /// blockN)), the tiles inside it, whose body is built knowing so (no
+  /// test and no mask), and the tiles after them. Tile j is inside when j
+  /// blockN >= interior.begin - origin and (j + 1) blockN <= interior.end -
+  /// origin.
+  SmallVector<Value>
+  keyTileLoops(Value first, Value end, ValueRange init, bool splitInterior,
+               Value origin, RowRange interior, int64_t blockN,
+               function_ref<SmallVector<Value>(Value, ValueRange, bool)> body) {
+    SmallVector<std::tuple<Value, Value, bool>> parts{{first, end, false}};
+    if (splitInterior) {
+      auto max = [&](Value x, Value y) {
+        return arith::MaxSIOp::create(b, x, y).getResult();
+      };
+      Value beginOffset = sub(max(interior.begin, origin), origin);
+      Value endOffset = sub(max(interior.end, origin), origin);
+      Value begin = arith::CeilDivUIOp::create(b, beginOffset, idx(blockN));
+      Value stop = arith::DivUIOp::create(b, endOffset, idx(blockN));
+      begin = min(max(begin, first), end);
+      stop = min(max(stop, begin), end);
+      parts = {{first, begin, false}, {begin, stop, true}, {stop, end, false}};
+    }
+    SmallVector<Value> carried(init);
+    for (auto [lb, ub, known] : parts) {
+      auto loop = scf::ForOp::create(b, lb, ub, idx(1), carried);
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToEnd(loop.getBody());
+      scf::YieldOp::create(
+          b, body(loop.getInductionVar(), loop.getRegionIterArgs(), known));
+      carried.assign(loop.getResults().begin(), loop.getResults().end());
+    }
+    return carried;
+  }
+
   /// Whether key tile j of a query tile, keys [begin + j blockN, + blockN),
   /// lies inside `interior` (interiorKeys): interiorTile in 32
   /// bits (rows and keys are TMA coordinates), so that the loop holds two

@@ -51,9 +51,10 @@ struct QueryGradKernel : BackwardKernel {
 
 private:
   void loadRowStats(Value lse, Value delta);
-  SmallVector<Value> step(TurnTaking &turns, Value j, SmallVector<Value> acc);
+  SmallVector<Value> step(TurnTaking &turns, Value j, SmallVector<Value> acc,
+                          bool interiorKnown);
   SmallVector<Value> tileStep(TurnTaking &turns, Value j,
-                              SmallVector<Value> acc);
+                              SmallVector<Value> acc, bool interiorKnown);
 };
 
 } // namespace
@@ -131,22 +132,35 @@ SmallVector<Value> QueryGradKernel::mainloop(bool pingPong) {
   e.waitParity(e.idx(0), e.i1(false));
   TurnTaking turns(e, rows.consumer, layout.tiling.consumers, pingPong);
   SmallVector<Value> init(headDim / 2, e.f32(0.0));
-  return overConsumerTiles(
-      e, ring, turns, tile, rows, w, blockM, blockN, /*turnsPerTile=*/2,
-      [&](Value first, Value end) {
-        auto loop = scf::ForOp::create(e.b, first, end, e.idx(1), init);
-        OpBuilder::InsertionGuard guard(e.b);
-        e.b.setInsertionPointToEnd(loop.getBody());
-        scf::YieldOp::create(
-            e.b, step(turns, loop.getInductionVar(),
-                      SmallVector<Value>(loop.getRegionIterArgs())));
-        return SmallVector<Value>(loop.getResults());
-      });
+  return overConsumerTiles(e, ring, turns, tile, rows, w, blockM, blockN,
+                           /*turnsPerTile=*/2, [&](Value first, Value end) {
+                             // On bands of more than 512 keys, three loops: the
+                             // tiles before the interior ones, the interior
+                             // ones (neither the test nor the mask in their
+                             // body), the tiles after them, as in the forward.
+                             // Where band edges cut the tiles or at head dim
+                             // 64: dQ kernel 4-5% faster at token windows of
+                             // 4096, 3% on frames of 256. Frames of whole tiles
+                             // at head dim 128 keep one loop: with three ptxas
+                             // spilled 56 / 152 bytes (8 / 16 before) and the
+                             // kernel was 1-2% slower (H200,
+                             // docs/BENCHMARKS.md).
+                             return e.keyTileLoops(
+                                 first, end, init,
+                                 keySpan(w.blockSize, w.window) > 512 &&
+                                     (w.blockSize < blockN || headDim <= 64),
+                                 tile.window.begin, tile.interior, blockN,
+                                 [&](Value j, ValueRange iter, bool known) {
+                                   return step(turns, j,
+                                               SmallVector<Value>(iter), known);
+                                 });
+                           });
 }
 
 /// Key tile j: S and dP, then dS, then dQ += dS K; returns the next dQ.
 SmallVector<Value> QueryGradKernel::step(TurnTaking &turns, Value j,
-                                         SmallVector<Value> acc) {
+                                         SmallVector<Value> acc,
+                                         bool interiorKnown) {
   // Where S, dP and the dQ accumulator take 160 or more of a thread's 240
   // registers (128-key tiles, or head dims past 128) the tile's
   // descriptors are made from opaque copies of their bases: hoisted out of
@@ -155,13 +169,14 @@ SmallVector<Value> QueryGradKernel::step(TurnTaking &turns, Value j,
   // spilled. 3-9% faster there; with 64-key tiles at head dims up to 128
   // the hoisting costs nothing and is kept (docs/BENCHMARKS.md).
   if (blockN + headDim / 2 < 160)
-    return tileStep(turns, j, acc);
+    return tileStep(turns, j, acc, interiorKnown);
   OpaqueScope opaque(e, {&base, &qDesc, &doDesc});
-  return tileStep(turns, j, acc);
+  return tileStep(turns, j, acc, interiorKnown);
 }
 
 SmallVector<Value> QueryGradKernel::tileStep(TurnTaking &turns, Value j,
-                                             SmallVector<Value> acc) {
+                                             SmallVector<Value> acc,
+                                             bool interiorKnown) {
   Value k0 = e.add(tile.window.begin, e.mul(j, blockN));
   Value k1 = e.min(e.add(k0, e.idx(blockN)), tile.window.end);
   ring.waitFull(0, j);
@@ -211,22 +226,26 @@ SmallVector<Value> QueryGradKernel::tileStep(TurnTaking &turns, Value j,
   };
   SmallVector<Value> ds;
   if (scoresFirst) {
+    auto probabilities = [&](ArrayRef<Value> scores) {
+      SmallVector<Value> probs;
+      for (auto [i, x] : llvm::enumerate(scores))
+        probs.push_back(probability(x, i));
+      return probs;
+    };
     SmallVector<Value> p =
-        e.maskScores(s, w, rows.rowBase, tile.q0, tile.q1, interior, k0, k1,
-                     blockN, tile.posOffset, [&](ArrayRef<Value> scores) {
-                       SmallVector<Value> probs;
-                       for (auto [i, x] : llvm::enumerate(scores))
-                         probs.push_back(probability(x, i));
-                       return probs;
-                     });
+        interiorKnown
+            ? probabilities(s)
+            : e.maskScores(s, w, rows.rowBase, tile.q0, tile.q1, interior, k0,
+                           k1, blockN, tile.posOffset, probabilities);
     // V's stage is free once dP has completed.
     dp = scoreGradRegisters(e, dpAcc, blockN);
     ring.release(1, j, rows.isLane0);
     for (auto [i, x] : llvm::enumerate(p))
       ds.push_back(scoreGrad(x, i));
   } else {
-    s = e.maskScores(s, w, rows.rowBase, tile.q0, tile.q1, interior, k0, k1,
-                     blockN, tile.posOffset);
+    if (!interiorKnown)
+      s = e.maskScores(s, w, rows.rowBase, tile.q0, tile.q1, interior, k0, k1,
+                       blockN, tile.posOffset);
     for (auto [i, x] : llvm::enumerate(s))
       ds.push_back(scoreGrad(probability(x, i), i));
   }
