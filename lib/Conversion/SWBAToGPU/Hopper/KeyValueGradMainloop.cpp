@@ -557,8 +557,9 @@ void mlir::swba::gpu_kernels::buildKeyValueGradBody(
   // dK = scale * sum dS^T Q, dV = sum P^T dO: what this part made. 8-byte
   // stores on bands of at most 512 keys, whose loops run a few query tiles
   // (dK/dV kernel 10% faster on the 128-token window and small frames);
-  // on wider bands the shuffles' registers made ptxas spill more in the
-  // loop (frames of 256 at head dim 64 5% slower; docs/BENCHMARKS.md).
+  // on wider bands, a row's values made before its stores (as the pairing
+  // needs, outside the row's test) made ptxas spill more in the loop
+  // (frames of 256 at head dim 64 5% slower; docs/BENCHMARKS.md).
   storeKeyValueGradRows(
       e, grads, kernel.wantsKey() ? headDim : 0,
       kernel.wantsValue() ? valueDim : 0, kernel.scale, kernel.rows.rowBase,
