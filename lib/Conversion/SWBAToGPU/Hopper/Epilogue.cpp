@@ -21,6 +21,18 @@ static int64_t storedColumns(Value dst, int64_t width) {
   return ShapedType::isDynamic(columns) ? width : std::min(width, columns);
 }
 
+/// Columns 8 jn + 2t, + 1 of row h of `acc`, times factor(), as a pair of
+/// the element type.
+static Value rowPair(HopperKernelBuilder &e, ValueRange acc, int64_t jn,
+                     int64_t h, function_ref<Value()> factor) {
+  Value pair = vector::FromElementsOp::create(
+      e.b, VectorType::get({2}, e.b.getF32Type()),
+      ValueRange{e.mulf(acc[4 * jn + 2 * h], factor()),
+                 e.mulf(acc[4 * jn + 2 * h + 1], factor())});
+  return arith::TruncFOp::create(e.b, VectorType::get({2}, e.elementType),
+                                 pair);
+}
+
 RowStores mlir::swba::gpu_kernels::packAccumulatorRow(
     HopperKernelBuilder &e, ValueRange acc, int64_t h, int64_t width,
     function_ref<Value()> factor, Value dst) {
@@ -28,15 +40,12 @@ RowStores mlir::swba::gpu_kernels::packAccumulatorRow(
   auto wordType = VectorType::get({1}, e.b.getI32Type());
   int64_t blocks = storedColumns(dst, width) / 8;
   SmallVector<Value> words;
-  for (int64_t jn = 0; jn < blocks; ++jn) {
-    Value pair = vector::FromElementsOp::create(
-        e.b, VectorType::get({2}, e.b.getF32Type()),
-        ValueRange{e.mulf(acc[4 * jn + 2 * h], factor()),
-                   e.mulf(acc[4 * jn + 2 * h + 1], factor())});
-    pair = arith::TruncFOp::create(e.b, pairType, pair);
+  for (int64_t jn = 0; jn < blocks; ++jn)
     words.push_back(vector::ExtractOp::create(
-        e.b, vector::BitCastOp::create(e.b, wordType, pair), 0));
-  }
+        e.b,
+        vector::BitCastOp::create(e.b, wordType,
+                                  rowPair(e, acc, jn, h, factor)),
+        0));
   RowStores stores;
   // Blocks 2q and 2q + 1 (16 columns, 32 bytes): lanes t and t ^ 1 trade
   // one word, so that an even lane holds columns 16q + 2t .. + 3 of block
@@ -72,11 +81,7 @@ void mlir::swba::gpu_kernels::storeAccumulatorRow(HopperKernelBuilder &e,
                                                   Value head, Value row) {
   auto pairType = VectorType::get({2}, e.elementType);
   for (int64_t jn = 0; jn < storedColumns(dst, width) / 8; ++jn) {
-    Value pair = vector::FromElementsOp::create(
-        e.b, VectorType::get({2}, e.b.getF32Type()),
-        ValueRange{e.mulf(acc[4 * jn + 2 * h], factor()),
-                   e.mulf(acc[4 * jn + 2 * h + 1], factor())});
-    pair = arith::TruncFOp::create(e.b, pairType, pair);
+    Value pair = rowPair(e, acc, jn, h, factor);
     Value col = e.add(e.mul(e.t, 2), e.idx(jn * 8));
     vector::StoreOp::create(e.b, pair, dst, ValueRange{batch, head, row, col},
                             /*nontemporal=*/false, naturalAlignment(pairType));

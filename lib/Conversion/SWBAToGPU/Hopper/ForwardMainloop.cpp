@@ -229,11 +229,11 @@ OnlineSoftmax::Tile ForwardKernel::softmaxOf(Value sAcc, Value j,
   // which was 1.5% faster than the 64-bit range; on token windows the
   // 32-bit test was 1.5% slower than the 64-bit one, H200,
   // docs/BENCHMARKS.md).
-  Value interior =
-      interiorKnown ? e.i1(true)
-      : w.blockSize < blockN
-          ? e.interiorTile(k0, blockN, tile.interior)
-          : e.interiorTile32(tile.window.begin, j, blockN, tile.interior);
+  auto interior = [&]() -> Value {
+    return w.blockSize < blockN
+               ? e.interiorTile(k0, blockN, tile.interior)
+               : e.interiorTile32(tile.window.begin, j, blockN, tile.interior);
+  };
   // The row maxima in both branches of the mask's test, the exponentials
   // after their merge. ptxas schedules within basic blocks: with the whole
   // softmax after the merge it moved the pipelined step's wait for
@@ -255,8 +255,8 @@ OnlineSoftmax::Tile ForwardKernel::softmaxOf(Value sAcc, Value j,
   SmallVector<Value> out =
       interiorKnown
           ? withMaxima(s)
-          : e.maskScores(s, w, rows.rowBase, tile.q0, tile.q1, interior, k0, k1,
-                         blockN, tile.posOffset, withMaxima);
+          : e.maskScores(s, w, rows.rowBase, tile.q0, tile.q1, interior(), k0,
+                         k1, blockN, tile.posOffset, withMaxima);
   SmallVector<Value> oldMax(rowMax);
   rowMax[0] = out[nS];
   rowMax[1] = out[nS + 1];

@@ -132,29 +132,24 @@ SmallVector<Value> QueryGradKernel::mainloop(bool pingPong) {
   e.waitParity(e.idx(0), e.i1(false));
   TurnTaking turns(e, rows.consumer, layout.tiling.consumers, pingPong);
   SmallVector<Value> init(headDim / 2, e.f32(0.0));
-  return overConsumerTiles(e, ring, turns, tile, rows, w, blockM, blockN,
-                           /*turnsPerTile=*/2, [&](Value first, Value end) {
-                             // On bands of more than 512 keys, three loops: the
-                             // tiles before the interior ones, the interior
-                             // ones (neither the test nor the mask in their
-                             // body), the tiles after them, as in the forward.
-                             // Where band edges cut the tiles or at head dim
-                             // 64: dQ kernel 4-5% faster at token windows of
-                             // 4096, 3% on frames of 256. Frames of whole tiles
-                             // at head dim 128 keep one loop: with three ptxas
-                             // spilled 56 / 152 bytes (8 / 16 before) and the
-                             // kernel was 1-2% slower (H200,
-                             // docs/BENCHMARKS.md).
-                             return e.keyTileLoops(
-                                 first, end, init,
-                                 keySpan(w.blockSize, w.window) > 512 &&
-                                     (w.blockSize < blockN || headDim <= 64),
-                                 tile.window.begin, tile.interior, blockN,
-                                 [&](Value j, ValueRange iter, bool known) {
-                                   return step(turns, j,
-                                               SmallVector<Value>(iter), known);
-                                 });
-                           });
+  // On bands of more than 512 keys, three loops: the tiles before the
+  // interior ones, the interior ones (neither the test nor the mask in
+  // their body), the tiles after them, as in the forward. Where band edges
+  // cut the tiles or at head dim 64: dQ kernel 4-5% faster at token
+  // windows of 4096, 3% on frames of 256. Frames of whole tiles at head
+  // dim 128 keep one loop: with three ptxas spilled 56 / 152 bytes (8 / 16
+  // before) and the kernel was 1-2% slower (H200, docs/BENCHMARKS.md).
+  bool splitInterior = keySpan(w.blockSize, w.window) > 512 &&
+                       (w.blockSize < blockN || headDim <= 64);
+  return overConsumerTiles(
+      e, ring, turns, tile, rows, w, blockM, blockN, /*turnsPerTile=*/2,
+      [&](Value first, Value end) {
+        return e.keyTileLoops(
+            first, end, init, splitInterior, tile.window.begin, tile.interior,
+            blockN, [&](Value j, ValueRange iter, bool known) {
+              return step(turns, j, SmallVector<Value>(iter), known);
+            });
+      });
 }
 
 /// Key tile j: S and dP, then dS, then dQ += dS K; returns the next dQ.
@@ -211,10 +206,11 @@ SmallVector<Value> QueryGradKernel::tileStep(TurnTaking &turns, Value j,
   // the dQ kernel was 3-6% slower with the 64-bit range, on token windows
   // and frames alike, and within 2% either way with the 32-bit one: the
   // per-tile test stays there.
+  // (None at all in the interior loop of keyTileLoops.)
   Value interior;
-  if (w.blockSize < blockN && headDim <= 64)
+  if (!interiorKnown && w.blockSize < blockN && headDim <= 64)
     interior = e.interiorTile(k0, blockN, tile.interior);
-  else if (headDim <= 64)
+  else if (!interiorKnown && headDim <= 64)
     interior = e.interiorTile32(tile.window.begin, j, blockN, tile.interior);
   // P = 2^(S scale log2e - lse log2e), dS = P (dP - delta).
   auto probability = [&](Value x, int64_t i) {
