@@ -3,10 +3,11 @@
 // the host: delta and a zeroed f32 dqAccum, the delta kernel, the dK/dV kernel with a fifth
 // tensor map (dqAccum, [64 rows][32 f32] boxes), then the conversion
 // kernel that scales dqAccum into dq. In the kernel, each consumer writes
-// its dS^T into a swizzled shared slot, fences it for the async proxy,
-// multiplies the previous tile's dS by K in its second turn (both operands
-// MN-major), stages its share of dQ and has one thread issue TMA
-// reduce-adds, waiting for them to read the staging before it is reused.
+// its dS^T of the tile into a swizzled shared slot, fences it for the async
+// proxy, issues dV and dK, meets the other consumer at a barrier of both,
+// then multiplies the tile's dS by K (both operands MN-major), stages its
+// share of dQ and has one thread issue TMA reduce-adds, waiting for them
+// to read the staging before it is reused.
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-fused-dq=true" --canonicalize --cse | FileCheck %s
 // Without the option the dQ kernel recomputes S and dP (no reductions).
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a" | FileCheck %s --check-prefix=SEPARATE
@@ -32,15 +33,23 @@
 // so that what is computed from them stays in the loop.
 // CHECK: scf.for
 // CHECK: llvm.inline_asm has_side_effects asm_dialect = att "", "=l,=l,=l,=l,=l,=l,=l,=l,=l,=l,=l,=l,=l,=l,=l,=l,=l,0,
-// The previous reduce has read its staging before the tile's barrier.
-// CHECK: nvvm.cp.async.bulk.wait_group 0 {read}
+// The row statistics' barrier of the warpgroup.
 // CHECK: nvvm.barrier id = %{{.*}} number_of_threads = %c128_i32
+// CHECK-NOT: nvvm.cp.async.bulk.wait_group
 // dS^T: 16 n8 blocks x 2 rows of pairs into the slot, then the fence.
 // CHECK-COUNT-32: memref.store %{{.*}} : memref<{{[0-9]+}}xi32, #gpu.address_space<workgroup>>
 // CHECK-NEXT: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
-// Second turn: dV and dK (register A), then dQ = dS K of the previous tile.
+// dV and dK (register A) in a group of their own; the consumers meet at
+// named barrier 7 (both warpgroups: the slot holds both halves of dS^T);
+// then dQ = dS K of the tile, and the wait for all of them.
 // CHECK: nvvm.wgmma.fence.aligned
 // CHECK-COUNT-16: wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16
+// CHECK: nvvm.wgmma.commit.group.sync.aligned
+// The previous tile's reduce has read its staging (its first thread waits
+// for that) before the consumers' barrier.
+// CHECK: nvvm.cp.async.bulk.wait_group 0 {read}
+// CHECK: nvvm.barrier id = %c7_i32 number_of_threads = %c256_i32
+// CHECK-NEXT: nvvm.wgmma.fence.aligned
 // CHECK: nvvm.wgmma.mma_async {{.*}}<m = 64, n = 64, k = 16>, D[<f32>, <zero>], A[<f16>, <one>, <col>], B[<f16>, <one>, <row>]
 // CHECK-COUNT-7: nvvm.wgmma.mma_async {{.*}}<m = 64, n = 64, k = 16>, D[<f32>, <one>], A[<f16>, <one>, <col>], B[<f16>, <one>, <row>]
 // CHECK: nvvm.wgmma.commit.group.sync.aligned
@@ -48,7 +57,6 @@
 // Staging (8-byte pairs), fence, the warpgroup's barrier, two reduce-adds.
 // Lanes of odd rows g store column group k ^ 2 in store k (select), at
 // swizzle row g ^ 4 (g & 1): no two rows of a half-warp share a bank.
-// CHECK: scf.if
 // CHECK: %[[PARITY:.*]] = arith.remui %[[G:.*]], %c2 : index
 // CHECK-NEXT: %[[ODD:.*]] = arith.cmpi eq, %[[PARITY]], %c1 : index
 // CHECK-NEXT: %[[FLIP:.*]] = arith.muli %[[PARITY]], %c4 : index
@@ -64,17 +72,12 @@
 // CHECK: nvvm.cp.async.bulk.tensor.reduce %[[MAP]], %{{.*}}, box[%c0_i32, %{{.*}}, %{{.*}}] {redKind = #nvvm.tma_redux_kind<add>}
 // CHECK: nvvm.cp.async.bulk.tensor.reduce %[[MAP]], %{{.*}}, box[%c32_i32, %{{.*}}, %{{.*}}] {redKind = #nvvm.tma_redux_kind<add>}
 // CHECK-NEXT: nvvm.cp.async.bulk.commit.group
-// After the loop, the last tile's dQ in one more turn. Its staging is
-// rewritten only once the last reduce of the loop has read it (the wait,
-// then the warpgroup's barrier); then the final wait.
-// CHECK: nvvm.wgmma.mma_async {{.*}}<m = 64, n = 64, k = 16>, D[<f32>, <zero>], A[<f16>, <one>, <col>]
-// CHECK: nvvm.wgmma.wait.group.sync.aligned 0
+// After the loop no more products: only the wait for the last reduce's
+// read of its staging.
+// CHECK-NOT: wgmma
 // CHECK: nvvm.cp.async.bulk.wait_group 0 {read}
-// CHECK: nvvm.barrier id = %{{.*}} number_of_threads = %c128_i32
-// CHECK: vector.store %{{.*}} : memref<{{[0-9]+}}xf32, #gpu.address_space<workgroup>>, vector<2xf32>
-// CHECK: nvvm.cp.async.bulk.tensor.reduce %[[MAP]]
-// CHECK: nvvm.cp.async.bulk.commit.group
-// CHECK-NEXT: nvvm.cp.async.bulk.wait_group 0 {read}
+// CHECK-NOT: wgmma
+// CHECK: gpu.return
 
 // The conversion: 8 f32 a thread and step, scaled (1/8 at head dim 64),
 // into 8 f16.

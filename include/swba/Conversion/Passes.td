@@ -179,13 +179,14 @@ def LowerSWBA : Pass<"lower-swba"> {
            "sm_90a backward: the dK/dV kernel also adds dQ up, with TMA "
            "reduce-adds into an f32 buffer that a last kernel converts "
            "(five products instead of seven; not bitwise reproducible), "
-           "instead of a separate dQ kernel recomputing S and dP. Slower "
-           "on the H100 so far (docs/BENCHMARKS.md).">,
+           "instead of a separate dQ kernel recomputing S and dP. With its "
+           "zeroing and conversion, slower than the default on most "
+           "windows so far (docs/BENCHMARKS.md).">,
     Option<"gradPingPong", "grad-ping-pong", "bool", /*default=*/"false",
            "sm_90a backward: the two consumer warpgroups of the dQ and "
            "dK/dV kernels take turns issuing their products (slower on the "
-           "H100: docs/BENCHMARKS.md). The grad-fused-dq kernel always "
-           "takes turns.">,
+           "H100: docs/BENCHMARKS.md). The grad-fused-dq kernel never "
+           "does (a barrier of both consumers orders its dS^T).">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

@@ -4,14 +4,19 @@
 // with `dqAccumMap` (the tensor map of dqAccum, f32 [B][Hq][Nq][D],
 // zeroed) the kernel also adds dQ up (five products instead of the
 // separate dQ kernel's recomputed S and dP): each consumer writes its dS^T
-// into a shared slot, and in its second turn of tile j multiplies tile
-// j - 1's dS (both consumers' keys: the turn order guarantees the other
-// has written it) by K, and adds the result to dqAccum: through a staging
-// buffer, by a TMA reduce-add that one thread of the consumer issues
-// (`dqAccumMap`: boxes of [64 rows][32 f32]; rows past the queries fall
-// outside the map, and rows past the tile add the zeros of their masked
-// dS). Tile j - 1 rather than j keeps a consumer from waiting for the
-// other's softmax; the last tile's dQ takes one more turn after the loop.
+// of query tile j into shared slot j % 3 and issues dV and dK; then the
+// consumers meet at a barrier (named barrier 7: both halves of the slot are
+// written), and each multiplies the tile's dS (both consumers' keys) by K
+// and adds the result to dqAccum: through a staging buffer, by a TMA
+// reduce-add that one thread of the consumer issues (`dqAccumMap`: boxes
+// of [64 rows][32 f32]; rows past the queries fall outside the map, and
+// rows past the tile add the zeros of their masked dS). A reduce's TMA
+// reads its staging while the consumer computes the next tile; the
+// consumer waits for that read just before the next tile's barrier, not
+// at the top of the next tile, right after the issue (8-12% of the
+// kernel's time). The consumers take no turns (FlashAttention-3's order;
+// with turns and tile j - 1's dQ in tile j the kernel was slower:
+// docs/BENCHMARKS.md).
 // dqAccum holds unscaled sums; a conversion kernel scales them into dq.
 // (At design configuration 3 the reduce-adds cost 8% of the kernel's
 // time; per-thread red.global.add.v2.f32 reductions cost 23%:
@@ -104,9 +109,11 @@ Value KeyValueGradKernel::issueQueryGrad(Value slot) {
 }
 
 /// Byte offset (from the dS^T slots) of staging box `box` of tile `j`'s
-/// share: this consumer's rows of slot (j + 2) % 3, which nothing reads
-/// until its dS^T of tile j + 2 is written there (by then the reduce has
-/// read it: see the wait at the top of the loop), or its own area.
+/// share: this consumer's rows of slot (j + 2) % 3, or its own area. Slot
+/// (j + 2) % 3 held tile j - 1's dS^T, whose dQ products both consumers
+/// completed before they met at tile j's barrier; the consumer writes its
+/// own rows of it again with tile j + 2's dS^T, after it waited for this
+/// reduce's read before tile j + 1's barrier (accumulate).
 Value KeyValueGradKernel::stagingBox(Value j, int64_t box) {
   if (layout.stagesInSlots())
     return e.add(
@@ -197,27 +204,4 @@ void KeyValueGradKernel::reduceQueryGrad(Value acc, Value j) {
     }
     NVVM::CpAsyncBulkCommitGroupOp::create(e.b);
   });
-}
-
-/// The last tile's dQ: one more turn each.
-void KeyValueGradKernel::lastQueryGrad() {
-  turns->take();
-  NVVM::WgmmaFenceAlignedOp::create(e.b);
-  Value dqAcc =
-      issueQueryGrad(dsSlot(e.add(tile.numTiles, e.idx(layout.dsSlots - 1))));
-  NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
-  turns->pass();
-  NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
-  e.when(arith::CmpIOp::create(e.b, arith::CmpIPredicate::ugt, tile.numTiles,
-                               e.idx(0)),
-         [&] {
-           // The staging boxes are rewritten: tile numTiles - 2's reduce
-           // must have read them (as at the top of the loop), and the
-           // warpgroup must know it.
-           waitStagingRead();
-           syncWarpgroup(3);
-           reduceQueryGrad(dqAcc, e.sub(tile.numTiles, e.idx(1)));
-           // The staging boxes stay until the reduce has read them.
-           waitStagingRead();
-         });
 }

@@ -118,6 +118,7 @@ struct KeyValueGradKernel : BackwardKernel {
                           Value doDescK, Value r0, Value r1, Value stats,
                           SmallVector<Value> &dkAcc, SmallVector<Value> &dvAcc);
   void syncWarpgroup(int64_t barrier);
+  void syncConsumers();
 
   // FusedQueryGrad.cpp.
   void setUpQueryGrad();
@@ -127,7 +128,6 @@ struct KeyValueGradKernel : BackwardKernel {
   Value issueQueryGrad(Value slot);
   Value stagingBox(Value j, int64_t box);
   void reduceQueryGrad(Value acc, Value j);
-  void lastQueryGrad();
 };
 
 } // namespace mlir::swba::gpu_kernels

@@ -73,10 +73,10 @@ void KeyValueGradKernel::setUp(ValueRange args, ArrayRef<Value> maps,
   std::tie(kDesc, vDesc) =
       onceDescriptors(e, base, rows.consumer, layout.vOffset());
   e.waitParity(e.idx(0), e.i1(false));
-  // The fused kernel's turn order is what guarantees that the other
-  // consumer's dS^T is in its slot when this one's dQ product reads it.
+  // The fused kernel takes no turns: a barrier of both consumers in each
+  // tile orders its dS^T slots (accumulate).
   turns.emplace(e, rows.consumer, KeyValueGradTiling::consumers,
-                pingPong || dqAccumMap);
+                pingPong && !dqAccumMap);
   valueFirst = headDim <= 64 && layout.part == KeyValueGradPart::Both &&
                !pingPong && !dqAccumMap;
   if (dqAccumMap)
@@ -178,11 +178,6 @@ Value KeyValueGradKernel::storeStats(Value j, ValueRange tileStats) {
                                    MemRefLayoutAttrInterface(), smemSpace);
   Value stats =
       memref::ViewOp::create(e.b, statsType, e.buffer, statsSlot, ValueRange{});
-  // The staging boxes of the last reduce (tile j - 2's share) are free
-  // again once its TMA has read them; the barrier below tells the
-  // warpgroup.
-  if (dqAccumMap)
-    waitStagingRead();
   for (int64_t i = 0; i < statsPerThread; ++i) {
     Value value = e.mulf(tileStats[i], statsFactor[i]);
     // With 32-row query tiles half the warpgroup has no entry.
@@ -205,6 +200,14 @@ void KeyValueGradKernel::syncWarpgroup(int64_t barrier) {
       arith::IndexCastOp::create(e.b, e.b.getI32Type(),
                                  e.add(rows.consumer, e.idx(barrier))),
       e.constI32(kWarpgroupThreads), NVVM::BarrierReductionAttr(), Value());
+}
+
+/// A barrier of both consumers (named barrier 7).
+void KeyValueGradKernel::syncConsumers() {
+  NVVM::BarrierOp::create(
+      e.b, e.b.getLoc(), Type(), e.constI32(7),
+      e.constI32(KeyValueGradTiling::consumers * kWarpgroupThreads),
+      NVVM::BarrierReductionAttr(), Value());
 }
 
 /// The query head and first row of the tile after the one at (qHead, r0):
@@ -379,8 +382,8 @@ SmallVector<Value> KeyValueGradKernel::tileStep(Value lse, Value delta, Value j,
   } else {
     // Only where this consumer's keys are seen by a row of the tile; the
     // tile's stages are released either way. (No turns to keep: the
-    // consumers take turns only with grad-ping-pong or grad-fused-dq, and
-    // then keep to the workgroup's tiles.)
+    // consumers take turns only with grad-ping-pong, and then keep to the
+    // workgroup's tiles, as the fused kernel does.)
     Value seen = arith::AndIOp::create(
         e.b,
         arith::CmpIOp::create(e.b, arith::CmpIPredicate::slt, r0, ownRows->end),
@@ -404,8 +407,7 @@ SmallVector<Value> KeyValueGradKernel::tileStep(Value lse, Value delta, Value j,
     dvAcc.assign(ifOp.getResults().begin() + nK, ifOp.getResults().end());
   }
   if (dqAccumMap)
-    e.when(arith::CmpIOp::create(e.b, arith::CmpIPredicate::ugt, j, e.idx(0)),
-           [&] { reduceQueryGrad(dqAcc, e.sub(j, e.idx(1))); });
+    reduceQueryGrad(dqAcc, j);
   ring.release(0, j, rows.isLane0);
   ring.release(1, j, rows.isLane0);
   SmallVector<Value> yielded(dkAcc);
@@ -415,11 +417,12 @@ SmallVector<Value> KeyValueGradKernel::tileStep(Value lse, Value delta, Value j,
   return yielded;
 }
 
-/// dV += P^T dO and dK += dS^T Q in one turn, and with grad-fused-dq tile
-/// j - 1's dQ (returned: at j = 0 the product reads a slot not yet
-/// written, and its result is dropped). dO [queries][Dv] and Q
-/// [queries][D] are MN-major B operands; 64-column blocks are blockM rows
-/// apart.
+/// dV += P^T dO and dK += dS^T Q in one turn, and with grad-fused-dq the
+/// tile's dQ (returned): dV and dK are issued, then the consumers meet at
+/// a barrier (each has written its keys' dS^T of the tile into slot j % 3
+/// before it arrives), and dQ reads the whole slot. dO [queries][Dv] and
+/// Q [queries][D] are MN-major B operands; 64-column blocks are blockM
+/// rows apart.
 Value KeyValueGradKernel::accumulate(Value j, Value qBase, Value doBase,
                                      ArrayRef<Value> ptFrags,
                                      ArrayRef<Value> dsFrags,
@@ -450,8 +453,16 @@ Value KeyValueGradKernel::accumulate(Value j, Value qBase, Value doBase,
   if (wantsKey())
     dkAcc = e.rsMmaSlices(dkAcc, dsFrags, descs, headDim);
   Value dqAcc;
-  if (dqAccumMap)
-    dqAcc = issueQueryGrad(dsSlot(e.add(j, e.idx(layout.dsSlots - 1))));
+  if (dqAccumMap) {
+    // dV and dK run while the consumers wait for each other.
+    NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
+    // The last reduce (tile j - 1's) has read its staging before the
+    // barrier: this tile's staging may reuse it.
+    waitStagingRead();
+    syncConsumers();
+    NVVM::WgmmaFenceAlignedOp::create(e.b);
+    dqAcc = issueQueryGrad(dsSlot(j));
+  }
   NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
   turns->pass();
   NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
@@ -539,8 +550,9 @@ SmallVector<Value> KeyValueGradKernel::mainloop(Value lse, Value delta) {
     scf::YieldOp::create(e.b, step(lse, delta, loop.getInductionVar(),
                                    loop.getRegionIterArgs()));
   }
+  // The last reduce-add's staging stays until its TMA has read it.
   if (dqAccumMap)
-    lastQueryGrad();
+    waitStagingRead();
   return SmallVector<Value>(loop.getResults().take_front(nKV));
 }
 

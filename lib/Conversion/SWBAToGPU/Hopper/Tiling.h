@@ -246,9 +246,10 @@ struct KeyValueGradTiling {
 /// the Q and dO stages, the row statistics and, when the kernel also adds
 /// up dQ, `dsSlots` slots of the query tile's dS^T ([128 keys][blockM
 /// queries] in 64-query boxes, 128B-swizzled: the MN-major A operand of
-/// dQ = dS K). Three slots: a consumer writes tile j's while the other may
-/// still read tile j - 1's, and tile j - 2's is read by a product that the
-/// writer's turn does not yet guarantee is complete.
+/// dQ = dS K). Tile j's dS^T goes into slot j % 3: each consumer has
+/// completed its dQ products of tile j - 1 when it meets the other at tile
+/// j's barrier, so two slots would do; the third holds the staging of
+/// tile j's dQ where it goes in the slots (below).
 //
 // Each consumer's share of dQ (f32, 64 rows x `dqColumns`) goes out through
 // a staging buffer that a TMA reduce-add reads: [64 rows][32 f32] boxes,
