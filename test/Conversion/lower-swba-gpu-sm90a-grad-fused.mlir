@@ -4,10 +4,10 @@
 // tensor map (dqAccum, [64 rows][32 f32] boxes), then the conversion
 // kernel that scales dqAccum into dq. In the kernel, each consumer writes
 // its dS^T of the tile into a swizzled shared slot, fences it for the async
-// proxy, issues dV and dK, meets the other consumer at a barrier of both,
-// then multiplies the tile's dS by K (both operands MN-major), stages its
-// share of dQ and has one thread issue TMA reduce-adds, waiting for them
-// to read the staging before it is reused.
+// proxy, issues dV, meets the other consumer at a barrier of both, then
+// multiplies the tile's dS by K (both operands MN-major) and issues dK,
+// stages its share of dQ under dK's product and has one thread issue TMA
+// reduce-adds, waiting for them to read the staging before it is reused.
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-fused-dq=true" --canonicalize --cse | FileCheck %s
 // Without the option the dQ kernel recomputes S and dP (no reductions).
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a" | FileCheck %s --check-prefix=SEPARATE
@@ -39,11 +39,13 @@
 // dS^T: 16 n8 blocks x 2 rows of pairs into the slot, then the fence.
 // CHECK-COUNT-32: memref.store %{{.*}} : memref<{{[0-9]+}}xi32, #gpu.address_space<workgroup>>
 // CHECK-NEXT: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
-// dV and dK (register A) in a group of their own; the consumers meet at
-// named barrier 7 (both warpgroups: the slot holds both halves of dS^T);
-// then dQ = dS K of the tile, and the wait for all of them.
+// dV (register A) in a group of its own; the consumers meet at named
+// barrier 7 (both warpgroups: the slot holds both halves of dS^T); then
+// dQ = dS K of the tile as a group, dK += dS^T Q as another, and the wait
+// for all but dK's: the consumer stages its dQ while dK's product runs.
 // CHECK: nvvm.wgmma.fence.aligned
-// CHECK-COUNT-16: wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16
+// CHECK-COUNT-8: wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16
+// CHECK-NOT: wgmma.mma_async
 // CHECK: nvvm.wgmma.commit.group.sync.aligned
 // The previous tile's reduce has read its staging (its first thread waits
 // for that) before the consumers' barrier.
@@ -52,8 +54,11 @@
 // CHECK-NEXT: nvvm.wgmma.fence.aligned
 // CHECK: nvvm.wgmma.mma_async {{.*}}<m = 64, n = 64, k = 16>, D[<f32>, <zero>], A[<f16>, <one>, <col>], B[<f16>, <one>, <row>]
 // CHECK-COUNT-7: nvvm.wgmma.mma_async {{.*}}<m = 64, n = 64, k = 16>, D[<f32>, <one>], A[<f16>, <one>, <col>], B[<f16>, <one>, <row>]
+// CHECK-NEXT: nvvm.wgmma.commit.group.sync.aligned
+// CHECK-COUNT-8: wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16
+// CHECK-NOT: wgmma.mma_async
 // CHECK: nvvm.wgmma.commit.group.sync.aligned
-// CHECK: nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK-NEXT: nvvm.wgmma.wait.group.sync.aligned 1
 // Staging (8-byte pairs), fence, the warpgroup's barrier, two reduce-adds.
 // Lanes of odd rows g store column group k ^ 2 in store k (select), at
 // swizzle row g ^ 4 (g & 1): no two rows of a half-warp share a bank.
@@ -72,6 +77,8 @@
 // CHECK: nvvm.cp.async.bulk.tensor.reduce %[[MAP]], %{{.*}}, box[%c0_i32, %{{.*}}, %{{.*}}] {redKind = #nvvm.tma_redux_kind<add>}
 // CHECK: nvvm.cp.async.bulk.tensor.reduce %[[MAP]], %{{.*}}, box[%c32_i32, %{{.*}}, %{{.*}}] {redKind = #nvvm.tma_redux_kind<add>}
 // CHECK-NEXT: nvvm.cp.async.bulk.commit.group
+// Then the wait for dK's product.
+// CHECK: nvvm.wgmma.wait.group.sync.aligned 0
 // After the loop no more products: only the wait for the last reduce's
 // read of its staging.
 // CHECK-NOT: wgmma

@@ -111,9 +111,9 @@ struct KeyValueGradKernel : BackwardKernel {
   probabilityFragments(ArrayRef<Value> s, ArrayRef<Value> dp, Value stats);
   SmallVector<Value> step(Value lse, Value delta, Value j, ValueRange iter);
   SmallVector<Value> tileStep(Value lse, Value delta, Value j, ValueRange iter);
-  Value accumulate(Value j, Value qBase, Value doBase, ArrayRef<Value> ptFrags,
-                   ArrayRef<Value> dsFrags, SmallVector<Value> &dkAcc,
-                   SmallVector<Value> &dvAcc);
+  void accumulate(Value j, Value qBase, Value doBase, ArrayRef<Value> ptFrags,
+                  ArrayRef<Value> dsFrags, SmallVector<Value> &dkAcc,
+                  SmallVector<Value> &dvAcc);
   void valueFirstProducts(Value qBase, Value doBase, Value qDescK,
                           Value doDescK, Value r0, Value r1, Value stats,
                           SmallVector<Value> &dkAcc, SmallVector<Value> &dvAcc);

@@ -359,7 +359,6 @@ SmallVector<Value> KeyValueGradKernel::tileStep(Value lse, Value delta, Value j,
   Value doDescK = arith::OrIOp::create(e.b, doBase, e.i64(descriptorHigh(16)));
   // The tile's products: S^T and dP^T (the dV part needs no dP^T), the
   // masks and probabilities, dV and dK (and dQ).
-  Value dqAcc;
   auto products = [&] {
     if (valueFirst)
       return valueFirstProducts(qBase, doBase, qDescK, doDescK, r0, r1, stats,
@@ -375,7 +374,7 @@ SmallVector<Value> KeyValueGradKernel::tileStep(Value lse, Value delta, Value j,
       writeScoreGrad(j, dsFrags);
     ptFrags = e.fenceRegisters(ptFrags);
     dsFrags = e.fenceRegisters(dsFrags);
-    dqAcc = accumulate(j, qBase, doBase, ptFrags, dsFrags, dkAcc, dvAcc);
+    accumulate(j, qBase, doBase, ptFrags, dsFrags, dkAcc, dvAcc);
   };
   if (!ownRows) {
     products();
@@ -406,8 +405,6 @@ SmallVector<Value> KeyValueGradKernel::tileStep(Value lse, Value delta, Value j,
     dkAcc.assign(ifOp.getResults().begin(), ifOp.getResults().begin() + nK);
     dvAcc.assign(ifOp.getResults().begin() + nK, ifOp.getResults().end());
   }
-  if (dqAccumMap)
-    reduceQueryGrad(dqAcc, j);
   ring.release(0, j, rows.isLane0);
   ring.release(1, j, rows.isLane0);
   SmallVector<Value> yielded(dkAcc);
@@ -423,11 +420,11 @@ SmallVector<Value> KeyValueGradKernel::tileStep(Value lse, Value delta, Value j,
 /// before it arrives), and dQ reads the whole slot. dO [queries][Dv] and
 /// Q [queries][D] are MN-major B operands; 64-column blocks are blockM
 /// rows apart.
-Value KeyValueGradKernel::accumulate(Value j, Value qBase, Value doBase,
-                                     ArrayRef<Value> ptFrags,
-                                     ArrayRef<Value> dsFrags,
-                                     SmallVector<Value> &dkAcc,
-                                     SmallVector<Value> &dvAcc) {
+void KeyValueGradKernel::accumulate(Value j, Value qBase, Value doBase,
+                                    ArrayRef<Value> ptFrags,
+                                    ArrayRef<Value> dsFrags,
+                                    SmallVector<Value> &dkAcc,
+                                    SmallVector<Value> &dvAcc) {
   Value doDescMN = arith::OrIOp::create(
       e.b, doBase, e.i64(descriptorHigh(blockM * kBoxRowBytes)));
   Value qDescMN = arith::OrIOp::create(
@@ -450,19 +447,28 @@ Value KeyValueGradKernel::accumulate(Value j, Value qBase, Value doBase,
         e.rsMmaSlices(dvAcc, ptFrags, descs.take_front(blockM / 16), valueDim);
     descs = descs.drop_front(blockM / 16);
   }
-  if (wantsKey())
-    dkAcc = e.rsMmaSlices(dkAcc, dsFrags, descs, headDim);
-  Value dqAcc;
   if (dqAccumMap) {
-    // dV and dK run while the consumers wait for each other.
+    // dV runs while the consumers wait for each other; then dQ, and dK
+    // as a group of its own, under which the consumer stages its dQ.
     NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
     // The last reduce (tile j - 1's) has read its staging before the
     // barrier: this tile's staging may reuse it.
     waitStagingRead();
     syncConsumers();
     NVVM::WgmmaFenceAlignedOp::create(e.b);
-    dqAcc = issueQueryGrad(dsSlot(j));
+    Value dqAcc = issueQueryGrad(dsSlot(j));
+    NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
+    dkAcc = e.rsMmaSlices(dkAcc, dsFrags, descs, headDim);
+    NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
+    NVVM::WgmmaWaitGroupSyncOp::create(e.b, 1);
+    reduceQueryGrad(dqAcc, j);
+    NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
+    dvAcc = e.fenceRegisters(dvAcc);
+    dkAcc = e.fenceRegisters(dkAcc);
+    return;
   }
+  if (wantsKey())
+    dkAcc = e.rsMmaSlices(dkAcc, dsFrags, descs, headDim);
   NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
   turns->pass();
   NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
@@ -470,7 +476,6 @@ Value KeyValueGradKernel::accumulate(Value j, Value qBase, Value doBase,
     dvAcc = e.fenceRegisters(dvAcc);
   if (wantsKey())
     dkAcc = e.fenceRegisters(dkAcc);
-  return dqAcc;
 }
 
 /// A tile's products with the exponentials under dP^T's product and dS^T
