@@ -414,12 +414,13 @@ SmallVector<Value> KeyValueGradKernel::tileStep(Value lse, Value delta, Value j,
   return yielded;
 }
 
-/// dV += P^T dO and dK += dS^T Q in one turn, and with grad-fused-dq the
-/// tile's dQ (returned): dV and dK are issued, then the consumers meet at
-/// a barrier (each has written its keys' dS^T of the tile into slot j % 3
-/// before it arrives), and dQ reads the whole slot. dO [queries][Dv] and
-/// Q [queries][D] are MN-major B operands; 64-column blocks are blockM
-/// rows apart.
+/// dV += P^T dO and dK += dS^T Q in one turn. With grad-fused-dq, also the
+/// tile's dQ: dV is issued, the consumers meet at a barrier (each has
+/// written its keys' dS^T of the tile into slot j % 3 before it arrives),
+/// dQ's product reads the whole slot, dK's follows as a group of its own,
+/// and the consumer reduce-adds its dQ (reduceQueryGrad) while dK's runs.
+/// dO [queries][Dv] and Q [queries][D] are MN-major B operands; 64-column
+/// blocks are blockM rows apart.
 void KeyValueGradKernel::accumulate(Value j, Value qBase, Value doBase,
                                     ArrayRef<Value> ptFrags,
                                     ArrayRef<Value> dsFrags,
