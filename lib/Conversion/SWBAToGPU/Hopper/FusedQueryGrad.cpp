@@ -4,12 +4,12 @@
 // with `dqAccumMap` (the tensor map of dqAccum, f32 [B][Hq][Nq][D],
 // zeroed) the kernel also adds dQ up (five products instead of the
 // separate dQ kernel's recomputed S and dP): each consumer writes its dS^T
-// of query tile j into shared slot j % 3 and issues dV and dK; then the
-// consumers meet at a barrier (named barrier 7: both halves of the slot are
+// of query tile j into shared slot j % 3 and issues dV; then the consumers
+// meet at a barrier (named barrier 7: both halves of the slot are
 // written), and each multiplies the tile's dS (both consumers' keys) by K,
 // issues dK, and adds the dQ product to dqAccum while dK's runs
-// (accumulate): through a staging buffer, by a TMA
-// reduce-add that one thread of the consumer issues (`dqAccumMap`: boxes
+// (accumulate): through a staging buffer, by a TMA reduce-add that one
+// thread of the consumer issues (`dqAccumMap`: boxes
 // of [64 rows][32 f32]; rows past the queries fall outside the map, and
 // rows past the tile add the zeros of their masked dS). A reduce's TMA
 // reads its staging while the consumer computes the next tile; the

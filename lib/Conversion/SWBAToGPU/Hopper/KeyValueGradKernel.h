@@ -117,6 +117,7 @@ struct KeyValueGradKernel : BackwardKernel {
   void valueFirstProducts(Value qBase, Value doBase, Value qDescK,
                           Value doDescK, Value r0, Value r1, Value stats,
                           SmallVector<Value> &dkAcc, SmallVector<Value> &dvAcc);
+  void namedBarrier(Value id, int64_t threads);
   void syncWarpgroup(int64_t barrier);
   void syncConsumers();
 

@@ -192,22 +192,24 @@ Value KeyValueGradKernel::storeStats(Value j, ValueRange tileStats) {
   return stats;
 }
 
+/// Named barrier `id` (i32) of `threads` threads.
+void KeyValueGradKernel::namedBarrier(Value id, int64_t threads) {
+  NVVM::BarrierOp::create(e.b, e.b.getLoc(), Type(), id, e.constI32(threads),
+                          NVVM::BarrierReductionAttr(), Value());
+}
+
 /// A barrier of the consumer warpgroup alone (named barrier `barrier` +
 /// consumer: 3 and 4 for the row statistics, 5 and 6 for dQ's staging).
 void KeyValueGradKernel::syncWarpgroup(int64_t barrier) {
-  NVVM::BarrierOp::create(
-      e.b, e.b.getLoc(), Type(),
-      arith::IndexCastOp::create(e.b, e.b.getI32Type(),
-                                 e.add(rows.consumer, e.idx(barrier))),
-      e.constI32(kWarpgroupThreads), NVVM::BarrierReductionAttr(), Value());
+  namedBarrier(arith::IndexCastOp::create(e.b, e.b.getI32Type(),
+                                          e.add(rows.consumer, e.idx(barrier))),
+               kWarpgroupThreads);
 }
 
 /// A barrier of both consumers (named barrier 7).
 void KeyValueGradKernel::syncConsumers() {
-  NVVM::BarrierOp::create(
-      e.b, e.b.getLoc(), Type(), e.constI32(7),
-      e.constI32(KeyValueGradTiling::consumers * kWarpgroupThreads),
-      NVVM::BarrierReductionAttr(), Value());
+  namedBarrier(e.constI32(7),
+               KeyValueGradTiling::consumers * kWarpgroupThreads);
 }
 
 /// The query head and first row of the tile after the one at (qHead, r0):
@@ -463,14 +465,11 @@ void KeyValueGradKernel::accumulate(Value j, Value qBase, Value doBase,
     NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
     NVVM::WgmmaWaitGroupSyncOp::create(e.b, 1);
     reduceQueryGrad(dqAcc, j);
-    NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
-    dvAcc = e.fenceRegisters(dvAcc);
-    dkAcc = e.fenceRegisters(dkAcc);
-    return;
+  } else {
+    if (wantsKey())
+      dkAcc = e.rsMmaSlices(dkAcc, dsFrags, descs, headDim);
+    NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
   }
-  if (wantsKey())
-    dkAcc = e.rsMmaSlices(dkAcc, dsFrags, descs, headDim);
-  NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
   turns->pass();
   NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
   if (wantsValue())
