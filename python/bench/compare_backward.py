@@ -7,7 +7,7 @@ TFLOP/s, and the largest difference of each option's gradients from the
 first option's.
 
     python3 python/bench/compare_backward.py "" "grad-fused-dq=true" \\
-        [--cases frames-d128-16k ...] [--rounds 5]
+        [--cases frames-d128-16k ...] [--shape B,HQ,HKV,N,D,BS,WS ...] [--rounds 5]
 
 The empty string is the lowering's default. Kernels come from
 SWBA_KERNEL_DIR, as everywhere (SWBA_LOWER_OPTIONS picks each option's);
@@ -23,18 +23,28 @@ import sys
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(here, ".."), here]
 
-from bench_frontier import CASES, visible_pairs  # noqa: E402
+from bench_frontier import CASES, Case, visible_pairs  # noqa: E402
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("options", nargs="+")
     ap.add_argument("--cases", nargs="*", help="bench_frontier.py's cases (all by default)")
+    ap.add_argument("--shape", action="append", default=[], metavar="B,HQ,HKV,N,D,BS,WS",
+                    help="a case of its own (repeatable); with --shape alone, only those run")
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
     unknown = set(args.cases or ()) - {c.name for c in CASES}
     if unknown:
         ap.error(f"unknown cases {sorted(unknown)}; known: {[c.name for c in CASES]}")
+    extra = []
+    for text in args.shape:
+        try:
+            b, hq, hkv, n, d, bs, ws = (int(x) for x in text.split(","))
+        except ValueError:
+            ap.error(f"--shape wants seven integers B,HQ,HKV,N,D,BS,WS, got {text!r}")
+        extra.append(Case(f"{b}x{hq}/{hkv}x{n} d{d} bs{bs} ws{ws}", b, hq, hkv, n, d, bs, ws, ()))
+    cases = [c for c in CASES if (args.cases is None and not extra) or c.name in (args.cases or ())]
 
     import torch
     from triton.testing import do_bench
@@ -45,9 +55,7 @@ def main():
 
     print("| case | options | ms | TFLOP/s | max gradient difference |")
     print("| --- | --- | --- | --- | --- |")
-    for c in CASES:
-        if args.cases and c.name not in args.cases:
-            continue
+    for c in cases + extra:
         g = torch.Generator(device="cuda").manual_seed(0)
         q, k, v = (torch.randn(c.b, h, c.n, c.d, device="cuda", dtype=torch.bfloat16,
                                generator=g, requires_grad=True)

@@ -155,9 +155,12 @@ def _kernel_dir(path: Path) -> Iterator[None]:
 def build_bundle(configs: Iterable[compiler.KernelConfig], path: Path | str,
                  progress: Callable[[str], None] | None = print) -> Path:
     """Compiles every configuration into the bundle at `path` (created, or
-    added to), printing one line per configuration through `progress`.
-    Raises RuntimeError naming the configurations that failed, after trying
-    them all."""
+    added to), printing one line per configuration through `progress`; a
+    backward whose results are not bitwise reproducible (grad-fused-dq) is
+    joined by the one that is (`compiler.reproducible_config`), which the
+    runtime runs under torch.use_deterministic_algorithms. Raises
+    RuntimeError naming the configurations that failed, after trying them
+    all."""
     if compiler.find_swba_opt() is None:
         raise RuntimeError("swba-opt not found: building a bundle needs it (set SWBA_OPT, or "
                            "install swba with its compiler: pip install . on a machine with "
@@ -182,6 +185,14 @@ def build_bundle(configs: Iterable[compiler.KernelConfig], path: Path | str,
                 progress(f"    FAILED: {str(e).strip().splitlines()[0]}")
             continue
         entries[config.key()] = {"key": config.key(), "config": dataclasses.asdict(config)}
+        if not kernel.reproducible:
+            # (and the lowering's default, which it may have compiled to
+            # find that one)
+            with _kernel_dir(path):
+                other = compiler.reproducible_config(config)
+            default = dataclasses.replace(config, options=" ".join(
+                o for o in config.options.split() if not o.startswith("grad-fused-dq=")))
+            todo += [c for c in dict.fromkeys((default, other)) if c not in todo]
         if progress:
             progress(f"    {kernel.kind}, {len(kernel.launches)} kernel(s), "
                      f"{len(kernel.image)} bytes, {time.monotonic() - start:.1f} s")

@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 _DTYPES = ("f16", "bf16")
 _REPO = Path(__file__).resolve().parents[2]
@@ -176,6 +177,27 @@ def kernel_options(options: str, grad: bool) -> str:
     Each configuration is specialised on its own part only, so that a
     forward tiling and a backward tiling combine without a third build."""
     return " ".join(o for o in options.split() if o.startswith("grad-") == grad)
+
+
+def reproducible_config(config: KernelConfig,
+                        load: Callable[[KernelConfig], Kernel] | None = None) -> KernelConfig:
+    """What a runtime asked for bitwise reproducible results runs for
+    `config`: with grad-fused-dq=false asked for, `config`; with
+    grad-fused-dq=true, `config` without it where the lowering's default is
+    reproducible (its kernels are the default's); without the option,
+    `config` where its kernels are (`Kernel.reproducible`); else `config`
+    with grad-fused-dq=false. `load` gives a configuration's kernels
+    (`load_or_compile` by default)."""
+    load = load or load_or_compile
+    options = config.options.split()
+    asked = [o for o in options if o.startswith("grad-fused-dq=")]
+    rest = [o for o in options if not o.startswith("grad-fused-dq=")]
+    if asked and asked[-1] == "grad-fused-dq=false":
+        return config
+    candidate = dataclasses.replace(config, options=" ".join(rest)) if asked else config
+    if load(candidate).reproducible:
+        return candidate
+    return dataclasses.replace(config, options=" ".join(rest + ["grad-fused-dq=false"]))
 
 
 def find_swba_opt() -> str | None:
@@ -456,10 +478,11 @@ def _buffer(entry, where: str) -> Buffer:
                   _field(entry, "zero", bool, f"buffer {name!r}"))
 
 
-def read_manifest(text: str) -> tuple[str, tuple, tuple, tuple]:
+def read_manifest(text: str) -> tuple[str, tuple, tuple, tuple, bool]:
     """(gpu.module name, Launches in launch order, Buffers, names of the
-    launch scalars) of a launch manifest (--swba-write-launch-manifest) of
-    one swba op's kernels."""
+    launch scalars, whether the results are bitwise reproducible) of a
+    launch manifest (--swba-write-launch-manifest) of one swba op's
+    kernels."""
     try:
         manifest = json.loads(text)
     except json.JSONDecodeError as e:
@@ -484,7 +507,11 @@ def read_manifest(text: str) -> tuple[str, tuple, tuple, tuple]:
     scalars = module.get("scalars", [])
     if not isinstance(scalars, list) or not all(isinstance(n, str) for n in scalars):
         raise ManifestError(f"launch manifest: module {name!r}: scalars {scalars!r}")
-    return name, tuple(launches), buffers, tuple(scalars)
+    reproducible = module.get("reproducible", True)
+    if not isinstance(reproducible, bool):
+        raise ManifestError(f"launch manifest: module {name!r}: reproducible "
+                            f"{reproducible!r}")
+    return name, tuple(launches), buffers, tuple(scalars), reproducible
 
 
 def compile_ptx(config: KernelConfig, swba_opt: str | None = None) -> tuple[str, str]:
@@ -506,7 +533,7 @@ def compile_ptx(config: KernelConfig, swba_opt: str | None = None) -> tuple[str,
             raise CompileError(f"swba-opt could not compile {config}: "
                                f"{_diagnostic(proc.stderr)}", proc.stderr)
         text = manifest.read_text()
-    module, launches, _, _ = read_manifest(text)
+    module, launches, *_ = read_manifest(text)
     ptx = binary_assembly(proc.stdout, module)
     for launch in launches:
         if f".entry {launch.name}(" not in ptx:
@@ -542,8 +569,8 @@ class Kernel:
     manifest: str  # the JSON text
 
     def __post_init__(self):
-        self.module, self.launches, self.buffers, self.scalars = read_manifest(
-            self.manifest)
+        (self.module, self.launches, self.buffers, self.scalars,
+         self.reproducible) = read_manifest(self.manifest)
 
 
 def _write_atomically(path: Path, data: bytes):

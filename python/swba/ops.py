@@ -304,12 +304,9 @@ class _Plan:
         self._backward = {}  # deterministic? -> the backward's kernels
         self._backward_of = {}  # their KernelConfig -> the same
 
-    def _config(self, grad, deterministic=False, split=False):
+    def _config(self, grad, split=False):
         b, hq, hkv, nq, nk, d, dv = self.shapes
         options = compiler.kernel_options(self.options, grad)
-        if deterministic:
-            options = " ".join(o for o in options.split()
-                               if not o.startswith("grad-fused-dq="))
         # The decode kernel and the split-KV forward are this plan's choice
         # (decode=true, split-kv=1: their kernels; the count of splits is
         # given at each launch).
@@ -434,11 +431,13 @@ class _Plan:
         rowsum(dout * out)), then dK/dV on a second stream at once with dQ
         on this one (both read only delta), every result bitwise
         reproducible. With the sm_90a lowering option grad-fused-dq=true
-        (SWBA_LOWER_OPTIONS), one kernel makes dK and dV and adds dQ up into
-        a zeroed f32 buffer with TMA reduce-adds, and a last kernel converts
-        that into dq: the order of the additions varies, so dq may differ
-        in its last bits, and under `torch.use_deterministic_algorithms(True)`
-        the option is dropped."""
+        (SWBA_LOWER_OPTIONS; the lowering's default for frames at head dim
+        128), one kernel makes dK and dV and adds dQ up into a zeroed f32
+        buffer with TMA reduce-adds, and a last kernel converts that into
+        dq: the order of the additions varies, so dq may differ in its last
+        bits (the manifest says so), and under
+        `torch.use_deterministic_algorithms(True)` the backward of
+        grad-fused-dq=false runs instead."""
         b, hq, hkv, nq, nk, d, dv = self.shapes
         # out and lse are the forward's own (contiguous); dout may be any
         # layout (an expanded gradient has zero strides).
@@ -450,9 +449,12 @@ class _Plan:
                 deterministic = torch.are_deterministic_algorithms_enabled()
                 launches = self._backward.get(deterministic)
                 if launches is None:
-                    # Both entries share kernels where the options give
-                    # them one configuration.
-                    config = self._config(True, deterministic)
+                    # Both entries share kernels where the default's
+                    # results are reproducible.
+                    config = self._config(True)
+                    if deterministic:
+                        config = compiler.reproducible_config(
+                            config, lambda c: _module(c, self.device)[0])
                     launches = self._backward_of.get(config)
                     if launches is None:
                         launches = self._backward_of[config] = self._launches(config, tensors)

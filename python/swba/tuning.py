@@ -41,7 +41,10 @@ FORWARD_CANDIDATES = (
     "ping-pong=false", "ping-pong=true", "consumers=3 ping-pong=false", "workgroups-per-sm=1",
     "tile-scheduler=grid", "tile-scheduler=persistent")
 # The backward's tiles and schedule. grad-fused-dq=true (dQ added up with
-# reduce-adds: not bitwise reproducible) only with allow_fused_dq.
+# reduce-adds: not bitwise reproducible) as a candidate of its own only with
+# allow_fused_dq; the lowering's default ("") is that backward on frames at
+# head dim 128. Under torch.use_deterministic_algorithms the runtime runs
+# the reproducible backward of whichever options won (swba.ops).
 BACKWARD_CANDIDATES = (
     "", "grad-key-tile=64", "grad-key-tile=128", "grad-query-tile=64",
     "grad-query-tile=128", "grad-stages=3", "grad-stages=4", "grad-ping-pong=true")
@@ -184,7 +187,8 @@ def autotune(q, k, v, block_size: int, window: int, scale: float | None = None,
     backward (a candidate replaces the lowering's default only when it is
     faster by more than `margin`, so that timing noise does not pick), and
     stores them for this configuration, these shapes and this GPU. Returns
-    the `Tuning`. Only sm_90a kernels have options to tune: on other chips
+    the `Tuning`. `allow_fused_dq` adds grad-fused-dq=true to the backward's
+    candidates. Only sm_90a kernels have options to tune: on other chips
     the defaults are returned at once."""
     import torch
 

@@ -3,7 +3,8 @@ benchmark need, into SWBA_KERNEL_DIR (default ~/.cache/swba), so that a GPU
 machine without MLIR runs them from there: each for sm_90 (the mma.sync
 kernels) and sm_90a (the TMA + wgmma forward where the head dims allow it),
 the two paths the tests and the benchmark run on an H100; the sm_90a
-backward also with grad-fused-dq=true; the split-KV forward's
+backward also with grad-fused-dq=true (and with grad-fused-dq=false where
+that is not the default's); the split-KV forward's
 (test_gpu_splitkv.py, bench/bench_splitkv.py); the tile options of
 bench/variants.py (unless --no-variants); for sm_90a, those of
 gpu_torch_kernels.json (the PyTorch library's GPU tests and examples) and
@@ -66,13 +67,26 @@ def build(config):
 with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
     failed = 0
     ordered = sorted(todo, key=lambda c: c.key())
-    for config, kernel in zip(ordered, pool.map(build, ordered)):
+    kernels = list(pool.map(build, ordered))
+    for config, kernel in zip(ordered, kernels):
         if isinstance(kernel, Exception):
             failed += 1
             print(f"FAILED {kernel}")
             continue
         names = [launch.name for launch in kernel.launches]
         print(f"{config.key()} {names} {kernel.kind} {len(kernel.image)} B  {config}")
+    # The reproducible backward of those that are not (the default of
+    # frames at head dim 128), which torch.use_deterministic_algorithms runs.
+    unsure = [c for c, k in zip(ordered, kernels)
+              if not isinstance(k, Exception) and not k.reproducible]
+    more = sorted(set(pool.map(compiler.reproducible_config, unsure)) - todo,
+                  key=lambda c: c.key())
+    for config, kernel in zip(more, pool.map(build, more)):
+        if isinstance(kernel, Exception) or not kernel.reproducible:
+            failed += 1
+            print(f"FAILED {kernel if isinstance(kernel, Exception) else config}")
+    print(f"{len(more)} reproducible backward(s) of {len(unsure)} that are not")
+    todo |= set(more)
     print(f"{len(todo) - failed} kernels in {compiler.cache_dir()}, {failed} failed")
     # A candidate that does not fit is no failure.
     results = list(pool.map(build, sorted(candidates, key=lambda c: c.key())))

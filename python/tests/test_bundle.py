@@ -5,6 +5,7 @@ configurations of an exported program. CPU only; the builds need
 swba-opt (skipped without it)."""
 
 import json
+import math
 import os
 import shlex
 import sys
@@ -179,3 +180,26 @@ def test_build_load_and_missing(isolated, monkeypatch, capsys):
     monkeypatch.setattr(bundle, "_env_seen", None)
     assert set(bundle.load_bundle(out)) == {CONFIG, other}
     assert compiler.load_or_compile(other).launches
+
+
+def test_bundle_holds_the_reproducible_backward(isolated, monkeypatch, capsys):
+    """A backward whose dq is not bitwise reproducible (the fused one, the
+    default on frames at head dim 128) brings the one that is into the
+    bundle, which the runtime runs under torch.use_deterministic_algorithms
+    (compiler.reproducible_config) without swba-opt."""
+    if compiler.find_swba_opt() is None:
+        pytest.skip("no swba-opt to compile with")
+    out = isolated / "kernels"
+    argv = ["--bundle", str(out), "--dtype", "bf16", "--head-dim", "128", "--block-size",
+            "256", "--window", "2", "--kernels", "backward"]
+    assert swba_compile.main(argv) == 0
+    default = compiler.KernelConfig("bf16", 128, 128, 256, 2, 1 / math.sqrt(128), chip="sm_90a",
+                                    grad=True)
+    split = compiler.KernelConfig("bf16", 128, 128, 256, 2, 1 / math.sqrt(128), chip="sm_90a",
+                                  grad=True, options="grad-fused-dq=false")
+    assert set(bundle.bundle_configs(out)) == {default, split}
+    no_swba_opt(monkeypatch)
+    monkeypatch.setenv("SWBA_KERNEL_BUNDLE", str(out))
+    assert not compiler.load_or_compile(default).reproducible
+    assert compiler.reproducible_config(default) == split
+    assert compiler.load_or_compile(split).reproducible

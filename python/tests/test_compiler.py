@@ -84,8 +84,9 @@ _MANIFEST = {"format": 1, "modules": [{
 
 
 def test_manifest_read():
-    module, launches, buffers, scalars = compiler.read_manifest(json.dumps(_MANIFEST))
-    assert scalars == ()
+    module, launches, buffers, scalars, reproducible = compiler.read_manifest(
+        json.dumps(_MANIFEST))
+    assert scalars == () and reproducible  # (absent: true)
     assert module == "swba_attention_grad_kernels"
     assert [(k.name, k.order, k.stream) for k in launches] == [
         ("swba_bwd_delta", 0, 0), ("swba_bwd_dkdv", 1, 1)]
@@ -102,6 +103,35 @@ def test_manifest_read():
         ((0, 1), (2,), (3,)), (1, 128, 64), "swizzle_128b", "bf16")
     assert buffers[0].shape_for(shapes) == (2, 8, 1000) and not buffers[0].zero
     assert buffers[1].shape_for(shapes) == (2, 64) and buffers[1].zero
+
+
+def test_reproducible_config():
+    """What runs under torch.use_deterministic_algorithms: the
+    configuration itself where its kernels are reproducible or
+    grad-fused-dq=false is asked for; with grad-fused-dq=true asked for, the
+    default where that is reproducible (the mma.sync chips, head dim 64);
+    else grad-fused-dq=false, keeping the other options."""
+    from types import SimpleNamespace
+
+    fused = set()  # the options whose kernels are not reproducible
+    loaded = []
+
+    def load(config):
+        loaded.append(config.options)
+        return SimpleNamespace(reproducible=config.options not in fused)
+
+    config = compiler.KernelConfig("bf16", 128, 128, 256, 2, 0.1, chip="sm_90a", grad=True)
+    with_options = lambda o: dataclasses.replace(config, options=o)  # noqa: E731
+    assert compiler.reproducible_config(config, load) == config and loaded == [""]
+    assert compiler.reproducible_config(with_options("grad-fused-dq=true"), load) == config
+    loaded.clear()
+    assert compiler.reproducible_config(with_options("grad-stages=3 grad-fused-dq=false"),
+                                        load).options == "grad-stages=3 grad-fused-dq=false"
+    assert loaded == []  # (asked for: nothing to load)
+    fused.update({"", "grad-stages=3"})
+    assert compiler.reproducible_config(config, load).options == "grad-fused-dq=false"
+    assert compiler.reproducible_config(with_options("grad-fused-dq=true grad-stages=3"),
+                                        load).options == "grad-stages=3 grad-fused-dq=false"
 
 
 def test_split_manifest_read():
@@ -121,7 +151,7 @@ def test_split_manifest_read():
                      {"size": {"product": [_size("q", 0), splits]}, "per": 1}],
             "shared_memory": 0,
             "params": [dict(_memref("out"), rank=2, collapse=[[0, 1, 2], [3]])]}]}]}
-    _, launches, buffers, scalars = compiler.read_manifest(json.dumps(manifest))
+    _, launches, buffers, scalars, _ = compiler.read_manifest(json.dumps(manifest))
     assert scalars == ("splits",)
     shapes = {"q": (2, 8, 100, 128), "splits": 3}
     shapes["split_lse"] = buffers[0].shape_for(shapes)
@@ -347,8 +377,13 @@ def _compile_hopper():
         assert _summary(k) == [("swba_fwd", 128, 128, 0, 0)], _summary(k)
         # The backward: the delta kernel (32 rows a workgroup), then dK/dV
         # (128 keys; 128-row query boxes at head dim 64, 64-row ones at
-        # 128) on a second stream, at once with dQ (128 query rows).
-        k = compiler.load_or_compile(dataclasses.replace(config, grad=True))
+        # 128) on a second stream, at once with dQ (128 query rows). (At
+        # head dim 128 these frames' default is the fused backward, below.)
+        split = dataclasses.replace(config, grad=True,
+                                    options="grad-fused-dq=false" if d == 128 else "")
+        k = compiler.load_or_compile(split)
+        assert k.reproducible
+        assert compiler.reproducible_config(split) == split
         assert _summary(k) == [("swba_bwd_delta", 32, 128, 0, 0),
                                ("swba_bwd_dkdv", 128, 384, 1, 1),
                                ("swba_bwd_dq", 128, 384, 2, 0)], _summary(k)
@@ -367,6 +402,15 @@ def _compile_hopper():
         assert k.launches[1].params[-1].tensor == "dq_accum"
         assert k.launches[1].params[-1].map.element_type == "f32"
         assert "cp.reduce.async.bulk.tensor" in compiler.compile_ptx(fused)[0]
+        # Its dq is not bitwise reproducible: the manifest says so, and the
+        # reproducible backward is the default at head dim 64 and
+        # grad-fused-dq=false at 128, where the default is this one.
+        assert not k.reproducible
+        default = dataclasses.replace(config, grad=True)
+        assert compiler.reproducible_config(fused) == (default if d == 64 else split)
+        if d == 128:
+            assert _summary(compiler.load_or_compile(default)) == _summary(k)
+            assert compiler.reproducible_config(default) == split
     # Head dim 256: 64-key forward tiles; the backward's dK/dV as a dV and a
     # dK kernel (32-row query boxes) on the second stream, then dQ (32-key
     # boxes).

@@ -253,13 +253,19 @@ def test_hopper_forward_launches_wgmma(case, monkeypatch):
 def test_hopper_backward_launches_wgmma(case, monkeypatch):
     """On sm_90a at head dims 64, 96 and 128 the backward is the delta kernel,
     then the TMA + wgmma dK/dV and dQ kernels (the forward is wgmma too);
-    with grad-fused-dq=true, the delta kernel, the dK/dV kernel that adds
-    dQ up and the dQ conversion, except under
-    torch.use_deterministic_algorithms."""
+    with grad-fused-dq=true (the default on frames of 128 tokens or more at
+    head dim 128), the delta kernel, the dK/dV kernel that adds dQ up and
+    the dQ conversion, except under torch.use_deterministic_algorithms."""
     if CAPABILITY != (9, 0):
         pytest.skip("the wgmma kernel needs sm_90a")
     monkeypatch.setenv("SWBA_CHIP", "sm_90a")
     launches = launched_kernels(monkeypatch)
+    fused = ["swba_fwd", "swba_bwd_delta", "swba_bwd_dkdvdq", "swba_bwd_dqconvert"]
+    if case.d == case.dv == 128 and case.bs >= 128:
+        check_backward(case)
+        assert [name for name, *_ in launches] == fused, launches
+        launches.clear()
+        monkeypatch.setenv("SWBA_LOWER_OPTIONS", "grad-fused-dq=false")
     check_backward(case)
     separate = [name for name, *_ in launches]
     # The delta kernel, then dK/dV (on the second stream) and dQ.
@@ -278,7 +284,11 @@ def test_hopper_backward_launches_wgmma(case, monkeypatch):
     launches.clear()
     check_backward(case)
     names = [name for name, *_ in launches]
-    assert names == ["swba_fwd", "swba_bwd_delta", "swba_bwd_dkdvdq", "swba_bwd_dqconvert"], names
+    assert names == fused, names
+    launches.clear()
+    check_backward(case, deterministic=True)
+    assert [name for name, *_ in launches] == separate
+    monkeypatch.delenv("SWBA_LOWER_OPTIONS")
     launches.clear()
     check_backward(case, deterministic=True)
     assert [name for name, *_ in launches] == separate
@@ -340,9 +350,10 @@ def test_dq_consumers_match_reference(name, options, consumers, monkeypatch):
 
 
 def test_backward_is_deterministic(chip, monkeypatch):
-    """Two backward passes give the same bits (GQA: dk/dv sum the group
-    without atomics), by default and, under
-    torch.use_deterministic_algorithms, with grad-fused-dq asked for."""
+    """Under torch.use_deterministic_algorithms, backward passes give the
+    same bits (GQA: dk/dv sum the group without atomics), by default (for
+    these frames at head dim 128 the fused backward, which the runtime
+    replaces with grad-fused-dq=false) and with grad-fused-dq asked for."""
     case = CASES[2]
     torch.manual_seed(7)
     dt = DTYPES[case.dtype]

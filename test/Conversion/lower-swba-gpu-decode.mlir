@@ -113,6 +113,7 @@ func.func @paged(%q: memref<?x4x?x16xf16>, %kc: memref<?x?x2x16xf16>, %vc: memre
 // JSON-NEXT: "above": 1,
 // JSON-NEXT: "scalar": "splits"
 // JSON: "name": "swba_decode_kernels",
+// JSON-NEXT: "reproducible": true,
 // JSON-NEXT: "scalars": [
 // JSON-NEXT: "splits"
 

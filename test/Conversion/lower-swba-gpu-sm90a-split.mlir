@@ -82,6 +82,7 @@
 // JSON: "name": "swba_split_combine",
 // JSON: "collapse": [
 // JSON: "name": "swba_attention_kernels",
+// JSON-NEXT: "reproducible": true,
 // JSON-NEXT: "scalars": [
 // JSON-NEXT: "splits"
 

@@ -4,13 +4,15 @@
 // dim, rows per workgroup) or a launch scalar, block, dynamic shared memory, register cap,
 // parameters with their TMA boxes, the backward's buffers, order and
 // streams; on sm_90 (mma.sync kernels) and sm_90a (TMA + wgmma kernels).
-// RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a" --swba-write-launch-manifest="path=%t.sm90a.json" | FileCheck %s --check-prefix=SM90A
+// RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-fused-dq=false" --swba-write-launch-manifest="path=%t.sm90a.json" | FileCheck %s --check-prefix=SM90A
 // RUN: FileCheck %s --input-file=%t.sm90a.json --check-prefix=JSON
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90" --swba-write-launch-manifest="path=%t.sm90.json" | FileCheck %s --check-prefix=SM90
 // RUN: FileCheck %s --input-file=%t.sm90.json --check-prefix=JSON90
-// RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-fused-dq=true" | FileCheck %s --check-prefix=FUSED
+// The backward of frames at head dim 128 is fused by default.
+// RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a" --swba-write-launch-manifest="path=%t.fused.json" | FileCheck %s --check-prefix=FUSED
+// RUN: FileCheck %s --input-file=%t.fused.json --check-prefix=JSONFUSED
 // The pipeline writes the same manifest with manifest=<path>.
-// RUN: swba-opt %s --swba-to-nvvm="chip=sm_90a format=isa manifest=%t.nvvm.json" -o /dev/null
+// RUN: swba-opt %s --swba-to-nvvm="chip=sm_90a format=isa manifest=%t.nvvm.json grad-fused-dq=false" -o /dev/null
 // RUN: FileCheck %s --input-file=%t.nvvm.json --check-prefix=JSON
 
 // Forward, f16, head dim 64 on sm_90a: persistent, a workgroup an SM (the
@@ -42,7 +44,7 @@ func.func @forward(%q: memref<?x4x?x64xf16>, %k: memref<?x2x?x64xf16>, %v: memre
   return
 }
 
-// Backward, bf16, head dim 128: a delta buffer [B][Hq][Nq] of f32; the
+// Backward, bf16, head dim 128, with grad-fused-dq=false: a delta buffer [B][Hq][Nq] of f32; the
 // delta kernel (32 query rows) first, then dK/dV over the key tiles (grid
 // from k, 128 keys, Q/dO boxes of 64 rows) on stream 1, then dQ (128 query
 // rows, all boxes of 128 rows) on stream 0.
@@ -66,10 +68,13 @@ func.func @forward(%q: memref<?x4x?x64xf16>, %k: memref<?x2x?x64xf16>, %v: memre
 // SM90-SAME: {per = 64 : i64, size = {dim = 2 : i64, tensor = "k"}}
 // SM90-SAME: order = 1 : i64
 // SM90-SAME: stream = 1 : i64}
-// With grad-fused-dq: a zeroed f32 dq_accum [B][Hq][Nq][128] too, the
-// dK/dV kernel adding into it through a fifth map (boxes of 64 rows of 32
-// f32) on stream 0, then the conversion kernel.
-// FUSED: gpu.module @swba_attention_grad_kernels attributes {swba.buffers = [{{.*}} name = "delta", {{.*}}, {element_type = "f32", name = "dq_accum", shape = [{dim = 0 : i64, tensor = "q"}, {dim = 1 : i64, tensor = "q"}, {dim = 2 : i64, tensor = "q"}, 128], zero = true}]}
+// With grad-fused-dq (the default here: frames of 256 at head dim 128): a
+// zeroed f32 dq_accum [B][Hq][Nq][128] too, the dK/dV kernel adding into it
+// through a fifth map (boxes of 64 rows of 32 f32) on stream 0, then the
+// conversion kernel; the module is marked not reproducible (the order of
+// the additions varies), and so is the manifest's entry.
+// FUSED: gpu.module @swba_attention_grad_kernels attributes {swba.buffers = [{{.*}} name = "delta", {{.*}}, {element_type = "f32", name = "dq_accum", shape = [{dim = 0 : i64, tensor = "q"}, {dim = 1 : i64, tensor = "q"}, {dim = 2 : i64, tensor = "q"}, 128], zero = true}]
+// FUSED-SAME: swba.reproducible = false}
 // FUSED: gpu.func @swba_bwd_dkdvdq(
 // FUSED-SAME: order = 1 : i64
 // FUSED-SAME: {element_type = "f32", kind = "memref", rank = 4 : i64, tensor = "dq_accum"}
@@ -102,6 +107,7 @@ func.func @backward(%q: memref<?x4x?x128xbf16>, %k: memref<?x2x?x128xbf16>, %v: 
 // JSON-NEXT: 64
 // JSON: "shared_memory": 114704,
 // JSON: "name": "swba_attention_kernels",
+// JSON-NEXT: "reproducible": true,
 // JSON-NEXT: "scalars": [
 // JSON-NEXT: "sm_count"
 // JSON: "name": "delta",
@@ -111,6 +117,14 @@ func.func @backward(%q: memref<?x4x?x128xbf16>, %k: memref<?x2x?x128xbf16>, %v: 
 // JSON: "name": "swba_bwd_dq",
 // JSON: "stream": 0
 // JSON: "name": "swba_attention_grad_kernels"
+// JSON-NEXT: "reproducible": true,
+// JSONFUSED: "name": "swba_attention_kernels",
+// JSONFUSED-NEXT: "reproducible": true,
+// JSONFUSED: "name": "dq_accum",
+// JSONFUSED: "name": "swba_bwd_dkdvdq",
+// JSONFUSED: "name": "swba_bwd_dqconvert",
+// JSONFUSED: "name": "swba_attention_grad_kernels",
+// JSONFUSED-NEXT: "reproducible": false,
 // JSON90: "name": "swba_fwd",
 // JSON90-NOT: tensor_map
 // JSON90: "name": "swba_bwd_delta",

@@ -77,10 +77,12 @@ def LowerSWBA : Pass<"lower-swba"> {
     kernels take 32-row tiles where larger ones do not fit in shared
     memory. dQ and dK/dV read the delta kernel's output and
     nothing of each other, so a runtime may run them at once. With
-    `grad-fused-dq=true` the dK/dV kernel also adds dQ up instead (five
-    products): dS^T into shared memory, dQ = dS K, TMA reduce-adds
+    `grad-fused-dq=true` (the default for frames at head dim 128) the
+    dK/dV kernel also adds dQ up instead (five products): dS^T into shared
+    memory, dQ = dS K, TMA reduce-adds
     (`nvvm.cp.async.bulk.tensor.reduce`) into a zeroed f32 buffer that a
-    conversion kernel scales into dq.
+    conversion kernel scales into dq; those kernels are not bitwise
+    reproducible, and their manifest says so.
     With `split-kv=N` (N >= 1) the sm_90a forward is split-KV instead, for
     windows too long for batch x heads x query tiles to fill the GPU: a
     kernel whose grid's z is batch x splits, each workgroup taking a share
@@ -175,13 +177,18 @@ def LowerSWBA : Pass<"lower-swba"> {
     Option<"gradStages", "grad-stages", "int64_t", /*default=*/"0",
            "sm_90a backward: tiles in flight in the dQ and dK/dV kernels, "
            "up to 16 (and what fits in shared memory); 0: 2.">,
-    Option<"gradFusedDQ", "grad-fused-dq", "bool", /*default=*/"false",
-           "sm_90a backward: the dK/dV kernel also adds dQ up, with TMA "
-           "reduce-adds into an f32 buffer that a last kernel converts "
-           "(five products instead of seven; not bitwise reproducible), "
-           "instead of a separate dQ kernel recomputing S and dP. With its "
-           "zeroing and conversion, slower than the default on most "
-           "windows so far (docs/BENCHMARKS.md).">,
+    Option<"gradFusedDQ", "grad-fused-dq", "std::string", /*default=*/"\"\"",
+           "sm_90a backward: 'true': the dK/dV kernel also adds dQ up, with "
+           "TMA reduce-adds into an f32 buffer that a last kernel converts "
+           "(five products instead of seven), instead of a separate dQ "
+           "kernel recomputing S and dP; the order of the additions varies, "
+           "so dq is not bitwise reproducible (the launch manifest says "
+           "\"reproducible\": false). 'false': the separate dQ kernel, "
+           "reproducible. Empty: true for frames at head dims 128 (d and dv "
+           "rounded up to 128, block_size >= 128: 1.4-3.6% faster steps, "
+           "docs/BENCHMARKS.md), unless an option of the separate kernels "
+           "is given (grad-key-tile, grad-query-tile=32, "
+           "grad-ping-pong=true); false elsewhere.">,
     Option<"gradPingPong", "grad-ping-pong", "bool", /*default=*/"false",
            "sm_90a backward: the two consumer warpgroups of the dQ and "
            "dK/dV kernels take turns issuing their products (slower on the "
@@ -215,7 +222,7 @@ def WriteLaunchManifest : Pass<"swba-write-launch-manifest", "ModuleOp"> {
 
     ```json
     {"format": 1, "modules": [{"name": "swba_attention_kernels",
-      "buffers": [], "scalars": [],
+      "reproducible": true, "buffers": [], "scalars": [],
       "kernels": [{"name": "swba_fwd", "order": 0, "stream": 0,
         "grid": [{"size": {"tensor": "q", "dim": 1}, "per": 1},
                  {"size": {"tensor": "q", "dim": 2}, "per": 192},
@@ -251,6 +258,10 @@ def WriteLaunchManifest : Pass<"swba-write-launch-manifest", "ModuleOp"> {
       `tensor_map` parameter a pointer to a 128-byte CUtensorMap, in global
       memory, of the tensor seen through `view` (groups of dims merged,
       outermost first) in boxes of `box` elements (outermost first).
+    - `reproducible` is false where the results may differ in their last
+      bits from one run to the next (`grad-fused-dq`'s reduce-adds, whose
+      order varies): a runtime asked for bitwise reproducible results
+      compiles the op again with `grad-fused-dq=false`.
     - Kernels run in `order`. A kernel on `stream` 1 may run on a second
       stream, at once with the stream-0 kernels after it; it waits for the
       stream-0 work before it, and the op's work ends when both streams'

@@ -129,11 +129,13 @@ struct SWBAToNVVMOptions : public PassPipelineOptions<SWBAToNVVMOptions> {
       llvm::cl::desc("sm_90a backward: tiles in flight in the dQ and dK/dV "
                      "kernels; 0: 2 (--lower-swba grad-stages)."),
       llvm::cl::init(LowerSWBAOptions().gradStages)};
-  PassOptions::Option<bool> gradFusedDQ{
+  PassOptions::Option<std::string> gradFusedDQ{
       *this, "grad-fused-dq",
-      llvm::cl::desc("sm_90a backward: the dK/dV kernel also adds dQ up with "
-                     "TMA reduce-adds, instead of a dQ kernel; not bitwise "
-                     "reproducible (--lower-swba grad-fused-dq)."),
+      llvm::cl::desc("sm_90a backward: 'true': the dK/dV kernel also adds dQ "
+                     "up with TMA reduce-adds, instead of a dQ kernel (not "
+                     "bitwise reproducible); 'false': the dQ kernel; empty: "
+                     "true for frames at head dim 128 (--lower-swba "
+                     "grad-fused-dq)."),
       llvm::cl::init(LowerSWBAOptions().gradFusedDQ)};
   PassOptions::Option<bool> gradPingPong{
       *this, "grad-ping-pong",

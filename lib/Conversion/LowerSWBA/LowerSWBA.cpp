@@ -61,6 +61,10 @@ mlir::swba::verifyLowerSWBAOptions(const LowerSWBAOptions &options,
       options.pingPong != "false")
     return fail("ping-pong must be empty, 'true' or 'false', got '" +
                 options.pingPong + "'");
+  if (!options.gradFusedDQ.empty() && options.gradFusedDQ != "true" &&
+      options.gradFusedDQ != "false")
+    return fail("grad-fused-dq must be empty, 'true' or 'false', got '" +
+                options.gradFusedDQ + "'");
   if (options.tileScheduler == "persistent" && options.workgroupsPerSM == 2)
     return fail("tile-scheduler=persistent launches one workgroup an SM; "
                 "workgroups-per-sm=2 needs tile-scheduler=grid");

@@ -29,6 +29,9 @@ namespace mlir::swba::gpu_kernels {
 constexpr llvm::StringLiteral kLaunchAttrName = "swba.launch";
 constexpr llvm::StringLiteral kBuffersAttrName = "swba.buffers";
 constexpr llvm::StringLiteral kScalarsAttrName = "swba.scalars";
+/// `false` on a gpu.module whose kernels' results may differ in their last
+/// bits from run to run (additions in a varying order); absent: they do not.
+constexpr llvm::StringLiteral kReproducibleAttrName = "swba.reproducible";
 
 /// A runtime size: dimension `dim` of the tensor named `tensor` (an operand
 /// of the op, see namedOperands, or a buffer of the launch), or, with

@@ -100,10 +100,14 @@ struct WriteLaunchManifestPass
       if (auto names = gpuModule->getAttrOfType<ArrayAttr>(kScalarsAttrName))
         for (auto name : names.getAsValueRange<StringAttr>())
           scalars.push_back(name.str());
-      modules.push_back(llvm::json::Object{{"name", gpuModule.getName().str()},
-                                           {"buffers", std::move(buffers)},
-                                           {"scalars", std::move(scalars)},
-                                           {"kernels", std::move(entries)}});
+      auto reproducible =
+          gpuModule->getAttrOfType<BoolAttr>(kReproducibleAttrName);
+      modules.push_back(llvm::json::Object{
+          {"name", gpuModule.getName().str()},
+          {"reproducible", !reproducible || reproducible.getValue()},
+          {"buffers", std::move(buffers)},
+          {"scalars", std::move(scalars)},
+          {"kernels", std::move(entries)}});
     });
     if (bad)
       return signalPassFailure();

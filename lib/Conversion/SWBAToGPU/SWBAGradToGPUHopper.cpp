@@ -71,11 +71,14 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
       if (!fitsGrad(layout, kvLayouts.back())) // checkHopperGradLowerable
         return rewriter.notifyMatchFailure(op, "backward tiles do not fit");
     }
-    const bool fused = options.gradFusedDQ;
+    const bool fused = fusesQueryGrad(tiles);
 
     OpBuilder::InsertionGuard guard(rewriter);
     auto gpuModule = createKernelModule(rewriter, module, loc,
                                         "swba_attention_grad_kernels");
+    // dQ's reduce-adds land in whichever order the workgroups reach them.
+    if (fused)
+      gpuModule->setAttr(kReproducibleAttrName, rewriter.getBoolAttr(false));
     // q, k, v, dout, lse, delta, out, dq; then the maps of q, k, v, dout.
     SmallVector<Type> dqArgs{op.getQuery().getType(), op.getKey().getType(),
                              op.getValue().getType(),

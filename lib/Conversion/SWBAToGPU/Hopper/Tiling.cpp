@@ -111,6 +111,30 @@ HopperOptions gpu_kernels::withWindowTiling(HopperOptions options, int64_t d,
                                             int64_t dv, int64_t blockSize,
                                             int64_t window) {
   const bool wide = d == 128 && dv == 128, narrow = d == 64 && dv == 64;
+  // The fused dK/dV/dQ backward on frames at head dim 128, whose band's
+  // edges fall on the 128-key tiles' (block_size >= 128): its five products
+  // against the split backward's seven pay for the f32 buffer's zeroing,
+  // the reduce-adds and the conversion. Whole steps on an H200 (bf16,
+  // compare_backward.py, CUDA graphs, 2026-12-03), default -> fused: frames
+  // of 128 x 16 at 16k 2.053 -> 2.010 ms, 256 x 16 5.342 -> 5.159, 512 x 8
+  // 3.192 -> 3.103, 1024 x 4 5.361 -> 5.252, 2048 x 4 at 32k 20.59 ->
+  // 20.30; it loses on frames of 64 x 8 (0.801 -> 0.941: a few tiles a
+  // key tile, each masked), on token windows (6.955 -> 6.986 at 4096 keys,
+  // 2.445 -> 2.512 at 1024) and at head dim 64 (docs/BENCHMARKS.md). An
+  // option only the separate kernels have keeps them, and so do tiles asked
+  // for that the fused kernel's shared memory does not fit.
+  if (options.gradFusedDQ.empty()) {
+    options.gradFusedDQ = "false";
+    if (wide && blockSize >= 128 && !options.gradKeyTile &&
+        !options.gradPingPong) {
+      HopperOptions fused = options;
+      fused.gradFusedDQ = "true";
+      KeyValueGradLayout kv =
+          keyValueGradLayout(d, dv, fused, KeyValueGradPart::Both);
+      if (kv.blockM >= 64 && fitsGrad(queryGradLayout(d, dv, fused), kv))
+        options.gradFusedDQ = "true";
+    }
+  }
   if (!wide && !narrow)
     return options;
   const int64_t span = keySpan(blockSize, window);
@@ -291,12 +315,12 @@ KeyValueGradLayout gpu_kernels::keyValueGradLayout(int64_t d, int64_t dv,
   int64_t stages = options.gradStages ? options.gradStages : 2;
   KeyValueGradLayout layout(
       d, dv, KeyValueGradTiling::get(d, dv, options.gradQueryTile).blockM,
-      stages, /*fusedQueryGrad=*/options.gradFusedDQ, part);
+      stages, fusesQueryGrad(options), part);
   // As the dQ kernel's key tile: 32-row query tiles where the default's do
   // not fit past head dim 128 (the dK part at head dim 256).
   if (!options.gradQueryTile && isWide(d, dv) &&
       layout.total() + kStaticSharedBytes > kMaxSharedBytes)
-    return KeyValueGradLayout(d, dv, 32, stages, options.gradFusedDQ, part);
+    return KeyValueGradLayout(d, dv, 32, stages, fusesQueryGrad(options), part);
   return layout;
 }
 

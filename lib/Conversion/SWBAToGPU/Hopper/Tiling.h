@@ -114,6 +114,12 @@ inline bool isWide(int64_t d, int64_t dv) { return d > 128 || dv > 128; }
 HopperOptions withWindowTiling(HopperOptions options, int64_t d, int64_t dv,
                                int64_t blockSize, int64_t window);
 
+/// Whether the backward of `options` (after withWindowTiling, which
+/// resolves an empty grad-fused-dq) is the fused dK/dV/dQ kernel.
+inline bool fusesQueryGrad(const HopperOptions &options) {
+  return options.gradFusedDQ == "true";
+}
+
 /// Whether the consumers of a forward or dQ workgroup of `blockM` query
 /// rows each run only the key tiles of `blockN` keys their own 64 rows see
 /// (QueryTile::consumerTiles) rather than the workgroup's: where that
