@@ -187,8 +187,9 @@ def LowerSWBA : Pass<"lower-swba"> {
            "reproducible. Empty: true for frames at head dims 128 (d and dv "
            "rounded up to 128, block_size >= 128: 1.4-3.6% faster steps, "
            "docs/BENCHMARKS.md), unless an option of the separate kernels "
-           "is given (grad-key-tile, grad-query-tile=32, "
-           "grad-ping-pong=true); false elsewhere.">,
+           "is given (grad-key-tile, grad-ping-pong=true) or the tiles "
+           "asked for (grad-query-tile, grad-stages) do not fit the fused "
+           "kernel; false elsewhere.">,
     Option<"gradPingPong", "grad-ping-pong", "bool", /*default=*/"false",
            "sm_90a backward: the two consumer warpgroups of the dQ and "
            "dK/dV kernels take turns issuing their products (slower on the "
