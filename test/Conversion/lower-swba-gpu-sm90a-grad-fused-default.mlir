@@ -5,13 +5,14 @@
 // separate dQ and dK/dV kernels elsewhere (frames of 64, token windows,
 // head dim 64), wherever an option of the separate kernels is given, and
 // where tiles asked for do not fit the fused kernel's shared memory
-// (128-row query tiles at head dim 128).
+// (128-row query tiles or three stages at head dim 128).
 // RUN: swba-opt %s --split-input-file --lower-swba="target=gpu chip=sm_90a" | FileCheck %s
 // RUN: swba-opt %s --split-input-file --lower-swba="target=gpu chip=sm_90a grad-fused-dq=false" | FileCheck %s --check-prefix=FALSE
 // RUN: swba-opt %s --split-input-file --lower-swba="target=gpu chip=sm_90a grad-key-tile=64" | FileCheck %s --check-prefix=FALSE
 // RUN: swba-opt %s --split-input-file --lower-swba="target=gpu chip=sm_90a grad-ping-pong=true" | FileCheck %s --check-prefix=FALSE
 // RUN: swba-opt %s --split-input-file --lower-swba="target=gpu chip=sm_90a grad-query-tile=32" | FileCheck %s --check-prefix=FALSE
 // RUN: swba-opt %s --split-input-file --lower-swba="target=gpu chip=sm_90a grad-query-tile=128" | FileCheck %s --check-prefix=QUERY128
+// RUN: swba-opt %s --split-input-file --lower-swba="target=gpu chip=sm_90a grad-stages=3" | FileCheck %s --check-prefix=FALSE
 // RUN: not swba-opt %s --split-input-file --lower-swba="target=gpu chip=sm_90a grad-fused-dq=1" 2>&1 | FileCheck %s --check-prefix=BAD
 // BAD: error: --lower-swba: grad-fused-dq must be empty, 'true' or 'false', got '1'
 
