@@ -186,13 +186,15 @@ def build_bundle(configs: Iterable[compiler.KernelConfig], path: Path | str,
             continue
         entries[config.key()] = {"key": config.key(), "config": dataclasses.asdict(config)}
         if not kernel.reproducible:
-            # (and the lowering's default, which it may have compiled to
-            # find that one)
+            # With what it compiled to find that one (the lowering's default).
+            loaded = []
+
+            def load(c):
+                loaded.append(c)
+                return compiler.load_or_compile(c)
             with _kernel_dir(path):
-                other = compiler.reproducible_config(config)
-            default = dataclasses.replace(config, options=" ".join(
-                o for o in config.options.split() if not o.startswith("grad-fused-dq=")))
-            todo += [c for c in dict.fromkeys((default, other)) if c not in todo]
+                other = compiler.reproducible_config(config, load)
+            todo += [c for c in dict.fromkeys(loaded + [other]) if c not in todo]
         if progress:
             progress(f"    {kernel.kind}, {len(kernel.launches)} kernel(s), "
                      f"{len(kernel.image)} bytes, {time.monotonic() - start:.1f} s")
