@@ -190,11 +190,20 @@ def build_bundle(configs: Iterable[compiler.KernelConfig], path: Path | str,
             loaded = []
 
             def load(c):
+                kernel = compiler.load_or_compile(c)
                 loaded.append(c)
-                return compiler.load_or_compile(c)
-            with _kernel_dir(path):
-                other = compiler.reproducible_config(config, load)
-            todo += [c for c in dict.fromkeys(loaded + [other]) if c not in todo]
+                return kernel
+            try:
+                with _kernel_dir(path):
+                    loaded.append(compiler.reproducible_config(config, load))
+            except RuntimeError as e:
+                # The configuration itself is in; deterministic runs of it
+                # would find no kernels.
+                failed.append((config, f"its reproducible backward: {e}"))
+                if progress:
+                    progress(f"    FAILED (its reproducible backward): "
+                             f"{str(e).strip().splitlines()[0]}")
+            todo += [c for c in dict.fromkeys(loaded) if c not in todo]
         if progress:
             progress(f"    {kernel.kind}, {len(kernel.launches)} kernel(s), "
                      f"{len(kernel.image)} bytes, {time.monotonic() - start:.1f} s")

@@ -4,11 +4,13 @@ that builds it (and that command building it), loading errors, and the
 configurations of an exported program. CPU only; the builds need
 swba-opt (skipped without it)."""
 
+import dataclasses
 import json
 import math
 import os
 import shlex
 import sys
+import types
 
 import pytest
 
@@ -203,3 +205,45 @@ def test_bundle_holds_the_reproducible_backward(isolated, monkeypatch, capsys):
     assert not compiler.load_or_compile(default).reproducible
     assert compiler.reproducible_config(default) == split
     assert compiler.load_or_compile(split).reproducible
+
+
+def test_bundle_reports_a_reproducible_backward_that_fails(isolated, monkeypatch):
+    """Where the reproducible partner of a backward does not compile, the
+    build goes on, keeps the backward itself and names the failure: with
+    grad-fused-dq=true asked for, the lowering's default is that partner
+    (and is tried once); without it, the split backward is, a configuration
+    of its own."""
+    fused = compiler.KernelConfig("bf16", 128, 128, 256, 2, 0.125, chip="sm_90a", grad=True,
+                                  options="grad-fused-dq=true")
+    default = dataclasses.replace(fused, options="")
+    split = dataclasses.replace(fused, options="grad-fused-dq=false")
+    forward = compiler.KernelConfig("bf16", 64, 64, 100, 3, 0.125, chip="sm_90a")
+    compiled, failing, unreproducible = [], {default, split}, {fused}
+
+    def fake_load(config):
+        compiled.append(config)
+        if config in failing:
+            raise compiler.CompileError(f"error: no room for {config.options!r}")
+        return types.SimpleNamespace(reproducible=config not in unreproducible,
+                                     kind="cubin", launches=[], image=b"")
+    monkeypatch.setattr(compiler, "find_swba_opt", lambda: "swba-opt")
+    monkeypatch.setattr(compiler, "load_or_compile", fake_load)
+    out = isolated / "kernels"
+    with pytest.raises(RuntimeError) as e:
+        bundle.build_bundle([fused, forward], out, progress=None)
+    assert str(e.value).splitlines() == [
+        "1 of 2 configuration(s) failed:",
+        f"  {bundle.describe(fused)}: its reproducible backward: error: no room for ''"]
+    assert compiled == [fused, default, forward]
+    assert set(bundle.bundle_configs(out)) == {fused, forward}
+
+    # The fused backward as the default: the split one is added, and fails
+    # as a configuration of its own.
+    failing, unreproducible = {split}, {default}
+    compiled.clear()
+    with pytest.raises(RuntimeError) as e:
+        bundle.build_bundle([default], out, progress=None)
+    assert str(e.value).splitlines() == [
+        "1 of 2 configuration(s) failed:",
+        f"  {bundle.describe(split)}: error: no room for 'grad-fused-dq=false'"]
+    assert compiled == [default, default, split]

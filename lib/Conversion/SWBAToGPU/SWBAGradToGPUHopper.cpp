@@ -64,13 +64,12 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
     Location loc = op.getLoc();
     HopperOptions tiles = withWindowTiling(
         options, headDim, valueDim, op.getBlockSize(), op.getWindow());
+    if (!gradFits(headDim, valueDim, tiles)) // checkHopperGradLowerable
+      return rewriter.notifyMatchFailure(op, "backward tiles do not fit");
     QueryGradLayout layout = queryGradLayout(headDim, valueDim, tiles);
     SmallVector<KeyValueGradLayout> kvLayouts;
-    for (KeyValueGradPart part : keyValueGradParts(headDim, valueDim)) {
+    for (KeyValueGradPart part : keyValueGradParts(headDim, valueDim))
       kvLayouts.push_back(keyValueGradLayout(headDim, valueDim, tiles, part));
-      if (!fitsGrad(layout, kvLayouts.back())) // checkHopperGradLowerable
-        return rewriter.notifyMatchFailure(op, "backward tiles do not fit");
-    }
     const bool fused = fusesQueryGrad(tiles);
 
     OpBuilder::InsertionGuard guard(rewriter);

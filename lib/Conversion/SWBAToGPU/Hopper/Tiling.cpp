@@ -129,9 +129,7 @@ HopperOptions gpu_kernels::withWindowTiling(HopperOptions options, int64_t d,
         !options.gradPingPong) {
       HopperOptions fused = options;
       fused.gradFusedDQ = "true";
-      KeyValueGradLayout kv =
-          keyValueGradLayout(d, dv, fused, KeyValueGradPart::Both);
-      if (kv.blockM >= 64 && fitsGrad(queryGradLayout(d, dv, fused), kv))
+      if (gradFits(d, dv, fused))
         options.gradFusedDQ = "true";
     }
   }
@@ -332,6 +330,14 @@ bool gpu_kernels::fitsGrad(const QueryGradLayout &dq,
     return false;
   return (kv.dsSlots || dq.total() + kStaticSharedBytes <= kMaxSharedBytes) &&
          kv.total() + kStaticSharedBytes <= kMaxSharedBytes;
+}
+
+bool gpu_kernels::gradFits(int64_t d, int64_t dv,
+                           const HopperOptions &options) {
+  QueryGradLayout dq = queryGradLayout(d, dv, options);
+  return llvm::all_of(keyValueGradParts(d, dv), [&](KeyValueGradPart part) {
+    return fitsGrad(dq, keyValueGradLayout(d, dv, options, part));
+  });
 }
 
 bool gpu_kernels::coversHeadDims(int64_t d, int64_t dv) {

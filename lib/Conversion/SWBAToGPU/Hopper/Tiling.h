@@ -336,6 +336,10 @@ KeyValueGradLayout keyValueGradLayout(
 /// (grad-fused-dq: one kernel for dK and dV, query tiles of 64 or 128).
 bool fitsGrad(const QueryGradLayout &dq, const KeyValueGradLayout &kv);
 
+/// fitsGrad over every dK/dV part of head dims `d`, `dv` with `options`:
+/// whether the backward lowers (checkHopperGradLowerable says why not).
+bool gradFits(int64_t d, int64_t dv, const HopperOptions &options);
+
 /// Whether the sm_90a backward covers head dims `d`, `dv` (multiples of 64
 /// up to 256).
 bool coversHeadDims(int64_t d, int64_t dv);
