@@ -96,7 +96,9 @@ def hopper_kernel_configs():
 # default is 64. (case, options, consumers)
 DQ_TILE_CASES = (("window_beyond_frames_bf16", "grad-key-tile=64", 3),
                  ("kv_cache_nq_lt_nk", "grad-key-tile=64", 3),
-                 ("square_f16", "grad-key-tile=128", 2))
+                 ("square_f16", "grad-key-tile=128", 2),
+                 # A token window's edge masks over 128 keys: 32 bits a row.
+                 ("token_level_bs1", "grad-key-tile=128", 2))
 
 # sm_90a backward options the GPU tests also run (the defaults are tested
 # everywhere), and the cases they run on.
@@ -119,7 +121,9 @@ SCHEDULER_CASES = (
     ("bs_not_tile_multiple_partial_frame", "tile-scheduler=persistent"),
     ("window_beyond_frames_bf16", ""), ("gqa_d128_bf16", ""),
     ("square_f16", ""), ("token_level_bs1", ""),
-    ("square_f16", "tile-scheduler=grid"), ("token_level_bs1", "tile-scheduler=grid"))
+    ("square_f16", "tile-scheduler=grid"), ("token_level_bs1", "tile-scheduler=grid"),
+    # 128-key tiles on a token window: edge masks of 32 bits a row.
+    ("token_level_bs1", "tile-scheduler=persistent block-n=128"))
 
 
 # The configuration test_gpu_autotune.py tunes: a narrow token window, whose

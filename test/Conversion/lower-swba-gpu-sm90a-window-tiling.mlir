@@ -93,31 +93,30 @@ func.func @frame_window_d128(%q: memref<?x24x?x128xbf16>, %k: memref<?x24x?x128x
 // TURNS-NEXT: nvvm.barrier.arrive id
 // TURNS: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c1 iter_args
 // Whether the tile is interior: two compares of its first key with the
-// keys every query of the workgroup sees (interiorKeys, made before the
-// loop), not the frame arithmetic of each key tile.
+// keys every row of the consumer sees (interiorKeys of its 64 rows, made
+// before the loop), not the frame arithmetic of each key tile.
 // CHECK: %[[IN_END:.*]] = arith.cmpi ule, %{{.*}}, %{{.*}} : index
 // CHECK-NEXT: %[[IN_BEGIN:.*]] = arith.cmpi uge, %{{.*}}, %{{.*}} : index
 // CHECK-NEXT: %[[IN:.*]] = arith.andi %[[IN_BEGIN]], %[[IN_END]] : i1
 // CHECK-NEXT: scf.if %[[IN]] -> (f32
 // An edge tile's mask: each of a thread's two rows has its keys' bounds
-// taken relative to its first column once, as i32 in [-1, 64], made opaque
-// (else LLVM compares the 64-bit values they were clamped from); an
-// element compares its constant offset with them.
+// taken relative to its first column once, as i32 in [0, 64], then made a
+// bit an element (rowBits: the count of the thread's offsets below each
+// bound), made opaque; an element tests its bit.
 // CHECK: arith.minsi %{{.*}}, %c64 : index
-// CHECK-NEXT: arith.maxsi %{{.*}}, %c-1 : index
-// CHECK-NEXT: %[[LO0:.*]] = arith.index_cast %{{.*}} : index to i32
-// CHECK: %[[HI0:.*]] = arith.index_cast %{{.*}} : index to i32
-// CHECK: %[[LO1:.*]] = arith.index_cast %{{.*}} : index to i32
-// CHECK: %[[HI1:.*]] = arith.index_cast %{{.*}} : index to i32
-// CHECK-NEXT: %[[B:.*]] = llvm.inline_asm has_side_effects asm_dialect = att "", "=r,=r,=r,=r,0,1,2,3" %[[LO0]], %[[LO1]], %[[HI0]], %[[HI1]]
-// CHECK-NEXT: %[[LO:.*]] = llvm.extractvalue %[[B]][0]
+// CHECK-NEXT: arith.maxsi %{{.*}}, %c0 : index
+// CHECK-NEXT: arith.index_cast %{{.*}} : index to i32
+// CHECK: arith.shrui %{{.*}}, %c3_i32 : i32
+// CHECK-NEXT: arith.shli %{{.*}}, %c1_i32 : i32
+// CHECK-NEXT: arith.andi %{{.*}}, %c7_i32 : i32
+// CHECK-NEXT: arith.minsi %{{.*}}, %c2_i32 : i32
+// CHECK: %[[B:.*]] = llvm.inline_asm has_side_effects asm_dialect = att "", "=r,=r,0,1"
+// CHECK-NEXT: %[[BITS:.*]] = llvm.extractvalue %[[B]][0]
 // CHECK-NEXT: llvm.extractvalue %[[B]][1]
-// CHECK-NEXT: %[[HI:.*]] = llvm.extractvalue %[[B]][2]
-// CHECK-NEXT: llvm.extractvalue %[[B]][3]
-// CHECK-NEXT: arith.cmpi sgt, %[[HI]], %c0_i32 : i32
-// CHECK-NEXT: arith.cmpi sle, %[[LO]], %c0_i32 : i32
-// CHECK-NEXT: arith.andi
-// CHECK-NEXT: arith.select
+// CHECK-NEXT: %[[BIT:.*]] = arith.andi %[[BITS]], %c1_i32 : i32
+// CHECK-NEXT: %[[SEEN:.*]] = arith.cmpi ne, %[[BIT]], %c0_i32 : i32
+// CHECK-NEXT: arith.select %[[SEEN]]
+// CHECK-NEXT: arith.andi %[[BITS]], %c2_i32 : i32
 // CHECK: scf.for %{{.*}} = %[[END]] to %{{.*}} step %c1 {
 // 128-key tiles asked for: one workgroup of three consumers (two would
 // need more than 80 registers a thread for the 64 x 128 accumulator).

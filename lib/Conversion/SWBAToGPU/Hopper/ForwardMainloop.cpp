@@ -256,7 +256,9 @@ OnlineSoftmax::Tile ForwardKernel::softmaxOf(Value sAcc, Value j,
       interiorKnown
           ? withMaxima(s)
           : e.maskScores(s, w, rows.rowBase, tile.q0, tile.q1, interior(), k0,
-                         k1, blockN, tile.posOffset, withMaxima);
+                         k1, blockN, tile.posOffset,
+                         /*bitMask=*/std::max(headDim, valueDim) <= 64,
+                         withMaxima);
   SmallVector<Value> oldMax(rowMax);
   rowMax[0] = out[nS];
   rowMax[1] = out[nS + 1];
@@ -379,6 +381,14 @@ SmallVector<Value> ForwardKernel::loops(SmallVector<Value> init) {
     own.emplace(e, rows.consumer, tiling.consumers,
                 tiling.overlapSoftmax && tiling.pingPong);
   TurnTaking &turns = turnsAcrossTiles ? *turnsAcrossTiles : *own;
+  // One loop on bands of at most 512 keys (pipelinedLoop), whose tiles
+  // at head dim 64 test the consumer's own interior: on the 128-token
+  // window a consumer's middle tile of three is seen whole by its 64 rows,
+  // and by none of the workgroup's 192. (Its bounds, live across the loop,
+  // made the kernels of head dims 128 and 256 spill 16-24 bytes more.)
+  if (keySpan(w.blockSize, w.window) <= 512 &&
+      std::max(headDim, valueDim) <= 64)
+    tile.takeConsumerInterior(e, w, rows.consumer);
   return overConsumerTiles(
       e, ring, turns, tile, rows, w, blockM, blockN, /*turnsPerTile=*/1,
       [&](Value first, Value end) {

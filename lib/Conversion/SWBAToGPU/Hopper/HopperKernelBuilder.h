@@ -245,21 +245,29 @@ public:
   /// c) as it is where `interior`, else with -inf outside the columns
   /// [begin, end) that `columnsOf(h)` gives for row h. A row's bounds are
   /// taken relative to this thread's first column once a tile (clamped to
-  /// [-1, n], as i32); each element then compares its constant offset with
-  /// them: two compares and a select, where the frame arithmetic of
-  /// isVisible per element kept the integer pipe busy (44% of its peak at
-  /// a 128-token window, docs/BENCHMARKS.md).
+  /// [0, n] for bitMask, else [-1, n], as i32), where the frame arithmetic of
+  /// isVisible per element kept the integer pipe busy (44% of its peak at a
+  /// 128-token window, docs/BENCHMARKS.md). With `bitMask` (up to 128 columns:
+  /// 32 elements a row) a row's bounds then become a bit an element (rowBits),
+  /// and each element tests its bit: ptxas moves 2-6 bits at once into
+  /// predicates (R2P), where comparing an offset with both bounds took two
+  /// compares and two selects. Without, an element compares its offset with the
+  /// bounds. The bits took the kernels of head dim 64 3-12% less time on
+  /// narrow bands and small frames, and spilled 8 bytes more in those of
+  /// head dim 128, 1-2% slower (H200, docs/BENCHMARKS.md).
   SmallVector<Value> maskColumns(Value interior, ArrayRef<Value> s, Value c0,
-                                 int64_t n,
+                                 int64_t n, bool bitMask,
                                  function_ref<RowRange(int64_t)> columnsOf,
                                  Finish finish = nullptr) {
-    SmallVector<Value> lo, hi;
+    bitMask = bitMask && n <= 128;
+    SmallVector<Value> lo, hi, bits;
     auto visible = [&](int64_t i) -> Value {
       if (lo.empty()) {
         Value first = add(c0, mul(t, 2));
         auto relative = [&](Value col) -> Value {
           Value d = arith::MaxSIOp::create(
-              b, arith::MinSIOp::create(b, sub(col, first), idx(n)), idx(-1));
+              b, arith::MinSIOp::create(b, sub(col, first), idx(n)),
+              idx(bitMask ? 0 : -1));
           return arith::IndexCastOp::create(b, b.getI32Type(), d);
         };
         for (int64_t h = 0; h < 2; ++h) {
@@ -269,18 +277,54 @@ public:
         }
         // Opaque: LLVM knows the clamped bounds' range and would compare
         // the untruncated 64-bit values instead (two ISETPs a compare).
-        SmallVector<Value> bounds =
-            fenceRegisters({lo[0], lo[1], hi[0], hi[1]});
-        lo.assign({bounds[0], bounds[1]});
-        hi.assign({bounds[2], bounds[3]});
+        if (bitMask) {
+          bits = fenceRegisters({rowBits(lo[0], hi[0]), rowBits(lo[1], hi[1])});
+        } else {
+          SmallVector<Value> bounds =
+              fenceRegisters({lo[0], lo[1], hi[0], hi[1]});
+          lo.assign({bounds[0], bounds[1]});
+          hi.assign({bounds[2], bounds[3]});
+        }
       }
       int64_t jn = i / 4, h = (i / 2) % 2, c = i % 2;
+      if (!bits.empty())
+        return arith::CmpIOp::create(
+            b, arith::CmpIPredicate::ne,
+            arith::AndIOp::create(
+                b, bits[h], constI32(static_cast<int32_t>(1u << (2 * jn + c)))),
+            constI32(0));
       Value offset = constI32(8 * jn + c);
       return arith::AndIOp::create(
           b, arith::CmpIOp::create(b, arith::CmpIPredicate::sle, lo[h], offset),
           arith::CmpIOp::create(b, arith::CmpIPredicate::slt, offset, hi[h]));
     };
     return maskUnless(interior, s, visible, finish);
+  }
+
+  /// Bit k (k < 32) set where this thread's element k of a row, at offset
+  /// 8 (k / 2) + k % 2 from its first column, lies in [lo, hi) (i32, each
+  /// in [0, 128]). The offsets grow with k, so the bits are those from the
+  /// count of offsets below lo to the count below hi: 2 (L / 8) + min(L %
+  /// 8, 2).
+  Value rowBits(Value lo, Value hi) {
+    Type i64 = b.getI64Type();
+    auto below = [&](Value l) -> Value {
+      Value pairs = arith::ShLIOp::create(
+          b, arith::ShRUIOp::create(b, l, constI32(3)), constI32(1));
+      Value rest = arith::MinSIOp::create(
+          b, arith::AndIOp::create(b, l, constI32(7)), constI32(2));
+      return arith::AddIOp::create(b, pairs, rest);
+    };
+    // The low `count` bits (count <= 32), shifted in 64 bits.
+    auto low = [&](Value count) -> Value {
+      Value one = arith::ConstantIntOp::create(b, i64, 1);
+      Value shifted =
+          arith::ShLIOp::create(b, one, arith::ExtUIOp::create(b, i64, count));
+      return arith::TruncIOp::create(b, b.getI32Type(),
+                                     arith::SubIOp::create(b, shifted, one));
+    };
+    Value notBelowLo = arith::XOrIOp::create(b, low(below(lo)), constI32(-1));
+    return arith::AndIOp::create(b, low(below(hi)), notBelowLo);
   }
 
   /// The keys every query of [q0, q1) sees: from the last query's first
@@ -396,11 +440,11 @@ public:
   /// (maskColumns). Frames of whole tiles mask the diagonal tiles only: there
   /// the rows' windows, which the compiler hoists out of the loop, made the
   /// head-dim-64 forward spill (24 bytes, 6% slower) where the per-element
-  /// frame arithmetic does not.
+  /// frame arithmetic does not. `bitMask` as maskColumns's.
   SmallVector<Value> maskScores(ArrayRef<Value> s, BlockWindow w, Value rowBase,
                                 Value q0, Value q1, Value interior, Value k0,
                                 Value k1, int64_t blockN, Value posOffset,
-                                Finish finish = nullptr) {
+                                bool bitMask, Finish finish = nullptr) {
     Location loc = b.getLoc();
     if (!interior)
       interior = arith::AndIOp::create(
@@ -422,7 +466,7 @@ public:
       Value row = add(rowBase, idx(8 * h));
       return computeKeyWindow(b, loc, w, row, add(row, idx(1)), posOffset, k1);
     };
-    return maskColumns(interior, s, k0, blockN, columns, finish);
+    return maskColumns(interior, s, k0, blockN, bitMask, columns, finish);
   }
 
   void waitParity(Value slot, Value parity) {

@@ -253,7 +253,10 @@ KeyValueGradKernel::maskScores(ArrayRef<Value> s, Value r0, Value r1,
                 isTileFullyVisible(e.b, e.b.getLoc(), w, r0, r1, tile.k0,
                                    tile.k1, tile.posOffset));
   return e.maskColumns(
-      interior, s, r0, blockM,
+      // Compares, not bits: with bits the kernel took as long on narrow
+      // bands and small frames and spilled 8 bytes more on frames of 256
+      // at head dim 64 (H200, docs/BENCHMARKS.md).
+      interior, s, r0, blockM, /*bitMask=*/false,
       [&](int64_t h) {
         Value key = e.add(rows.rowBase, e.idx(8 * h));
         RowRange seen =

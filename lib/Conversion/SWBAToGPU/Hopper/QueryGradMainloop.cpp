@@ -141,6 +141,10 @@ SmallVector<Value> QueryGradKernel::mainloop(bool pingPong) {
   // before) and the kernel was 1-2% slower (H200, docs/BENCHMARKS.md).
   bool splitInterior = keySpan(w.blockSize, w.window) > 512 &&
                        (w.blockSize < blockN || headDim <= 64);
+  // With one loop, the tiles test the consumer's own interior (as the
+  // forward's).
+  if (!splitInterior && headDim <= 64)
+    tile.takeConsumerInterior(e, w, rows.consumer);
   return overConsumerTiles(
       e, ring, turns, tile, rows, w, blockM, blockN, /*turnsPerTile=*/2,
       [&](Value first, Value end) {
@@ -220,6 +224,7 @@ SmallVector<Value> QueryGradKernel::tileStep(TurnTaking &turns, Value j,
   auto scoreGrad = [&](Value p, int64_t i) {
     return e.mulf(p, e.subf(dp[i], rowDelta[(i / 2) % 2]));
   };
+  const bool bitMask = std::max(headDim, valueDim) <= 64;
   SmallVector<Value> ds;
   if (scoresFirst) {
     auto probabilities = [&](ArrayRef<Value> scores) {
@@ -232,7 +237,7 @@ SmallVector<Value> QueryGradKernel::tileStep(TurnTaking &turns, Value j,
         interiorKnown
             ? probabilities(s)
             : e.maskScores(s, w, rows.rowBase, tile.q0, tile.q1, interior, k0,
-                           k1, blockN, tile.posOffset, probabilities);
+                           k1, blockN, tile.posOffset, bitMask, probabilities);
     // V's stage is free once dP has completed.
     dp = scoreGradRegisters(e, dpAcc, blockN);
     ring.release(1, j, rows.isLane0);
@@ -241,7 +246,7 @@ SmallVector<Value> QueryGradKernel::tileStep(TurnTaking &turns, Value j,
   } else {
     if (!interiorKnown)
       s = e.maskScores(s, w, rows.rowBase, tile.q0, tile.q1, interior, k0, k1,
-                       blockN, tile.posOffset);
+                       blockN, tile.posOffset, bitMask);
     for (auto [i, x] : llvm::enumerate(s))
       ds.push_back(scoreGrad(probability(x, i), i));
   }

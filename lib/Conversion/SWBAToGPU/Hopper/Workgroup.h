@@ -97,6 +97,24 @@ struct QueryTile {
     return t;
   }
 
+  /// The rows [r0, r1) of consumer `consumer`: its 64 of [q0, q1), or the
+  /// last row where none of its rows is a query.
+  RowRange consumerRows(HopperKernelBuilder &e, Value consumer) const {
+    Value r0 = e.min(e.add(q0, e.mul(consumer, kRowsPerConsumer)),
+                     e.sub(q1, e.idx(1)));
+    return {r0, e.min(e.add(r0, e.idx(kRowsPerConsumer)), q1)};
+  }
+
+  /// Makes `interior` the keys every row of consumer `consumer` sees
+  /// (interiorKeys of its rows), which holds the workgroup's: on narrow
+  /// bands, where no key is seen by all of the workgroup's rows, a
+  /// consumer's middle tiles are seen whole by its own.
+  void takeConsumerInterior(HopperKernelBuilder &e, BlockWindow w,
+                            Value consumer) {
+    RowRange rows = consumerRows(e, consumer);
+    interior = e.interiorKeys(w, rows.begin, rows.end, posOffset, keys);
+  }
+
   /// The key tiles [first, end) of the workgroup's `numTiles` that the 64
   /// rows of consumer `consumer` see: fewer than the workgroup's where the
   /// band's edges cut the tiles (frames shorter than the workgroup's rows).
@@ -106,11 +124,9 @@ struct QueryTile {
   std::pair<Value, Value> consumerTiles(HopperKernelBuilder &e, BlockWindow w,
                                         Value consumer, int64_t blockN) const {
     Value one = e.idx(1);
-    Value r0 =
-        e.min(e.add(q0, e.mul(consumer, kRowsPerConsumer)), e.sub(q1, one));
-    Value r1 = e.min(e.add(r0, e.idx(kRowsPerConsumer)), q1);
-    RowRange seen =
-        computeKeyWindow(e.b, e.b.getLoc(), w, r0, r1, posOffset, keys);
+    RowRange rows = consumerRows(e, consumer);
+    RowRange seen = computeKeyWindow(e.b, e.b.getLoc(), w, rows.begin, rows.end,
+                                     posOffset, keys);
     // Tiles of the workgroup's window before `key` (rounded up or down),
     // within [0, numTiles].
     auto tilesBefore = [&](Value key, bool roundUp) -> Value {
