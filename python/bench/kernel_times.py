@@ -22,7 +22,8 @@ steps are forward passes only (options of the forward kernel, whose
 backward kernels need not be compiled). --frontier takes the cases of
 bench_frontier.py (bf16, GQA), all or those named, instead of the design
 configurations (fp16); --head-dims D ... the token and frame windows of
-bench_head_dims.py at those head dims (bf16).
+bench_head_dims.py at those head dims (bf16); --shape B,H,N,D,BS,WS ...
+shapes of one's own (bf16, as many kv heads as query heads).
 """
 
 import math
@@ -57,8 +58,13 @@ def args_after(flag):
 
 
 def configs():
-    """The design configurations, bench_frontier.py's cases (--frontier), or
-    bench_head_dims.py's shapes at the head dims given (--head-dims)."""
+    """The design configurations, bench_frontier.py's cases (--frontier),
+    bench_head_dims.py's shapes at the head dims given (--head-dims), or
+    shapes of one's own (--shape B,H,N,D,BS,WS ..., bf16)."""
+    shapes = args_after("--shape")
+    if shapes is not None:
+        return [(Config(*(int(x) for x in s.split(","))), None, torch.bfloat16)
+                for s in shapes]
     dims = args_after("--head-dims")
     if dims is not None:
         import bench_head_dims

@@ -9,6 +9,7 @@
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a workgroups-per-sm=1" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=ONE
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a tile-scheduler=grid" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=GRID
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a ping-pong=true" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=TURNS
+// RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a stages=2" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=TWO
 
 // Q in 128-row boxes; K and V in 128-key boxes, two stages of them:
 // 32 KiB + 2 x (32 + 32) KiB.
@@ -49,8 +50,9 @@ func.func @frame_window_d128(%q: memref<?x24x?x128xbf16>, %k: memref<?x24x?x128x
 
 // A 128-token band at head dim 64: a persistent workgroup an SM (the
 // default at head dim 64) of three consumers: Q in 192-row boxes, K and V
-// in 64-key boxes, 80 KiB of shared memory (two Q buffers) and the tile
-// slots; the producer
+// in 64-key boxes, 112 KiB of shared memory (two Q buffers, four K/V
+// stages; 80 KiB with two stages asked for, TWO) and the tile slots; the
+// producer
 // keeps 32 registers, the consumers take 160. With the grid asked for, two
 // workgroups an SM, each of two consumers: Q in 128-row boxes, 48 KiB of
 // shared memory, 80 registers a thread at launch; the producer gives 56
@@ -58,7 +60,9 @@ func.func @frame_window_d128(%q: memref<?x24x?x128xbf16>, %k: memref<?x24x?x128x
 // CHECK-LABEL: func @narrow_band_d64
 // CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c192, %c64]
 // CHECK-COUNT-2: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
-// CHECK: gpu.launch_func @swba_attention_kernels::@swba_fwd blocks in (%{{.*}}, %c1, %c1) threads in (%c512, %c1, %c1) dynamic_shared_memory_size %c81936_i32
+// CHECK: gpu.launch_func @swba_attention_kernels::@swba_fwd blocks in (%{{.*}}, %c1, %c1) threads in (%c512, %c1, %c1) dynamic_shared_memory_size %c114704_i32
+// TWO-LABEL: func @narrow_band_d64
+// TWO: gpu.launch_func @swba_attention_kernels::@swba_fwd blocks in (%{{.*}}, %c1, %c1) threads in (%c512, %c1, %c1) dynamic_shared_memory_size %c81936_i32
 // CHECK: gpu.func @swba_fwd({{.*}}) kernel attributes {{{.*}}nvvm.maxnreg = 128 : i32
 // CHECK: nvvm.setmaxregister  decrease 32
 // A consumer's 64 rows see 3 tiles of 64 keys, fewer than the

@@ -120,7 +120,9 @@ def LowerSWBA : Pass<"lower-swba"> {
            "most 512 keys at head dim 64, else 128).">,
     Option<"stages", "stages", "int64_t", /*default=*/"0",
            "sm_90a forward: K/V tiles in flight (shared-memory ring), up to "
-           "16 (and what fits in shared memory); 0: per head dim.">,
+           "16 (and what fits in shared memory); 0: per head dim and "
+           "window (4 for the persistent forward of bands of at most 512 "
+           "keys at head dim 64, else 2).">,
     Option<"workgroupsPerSM", "workgroups-per-sm", "int64_t",
            /*default=*/"0",
            "sm_90a forward: workgroups resident on an SM, 1 or 2 (two cut "

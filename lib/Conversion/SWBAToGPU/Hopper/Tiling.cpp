@@ -165,6 +165,23 @@ HopperOptions gpu_kernels::withWindowTiling(HopperOptions options, int64_t d,
       if (succeeded(t) && fits(*t, SharedLayout(*t, d, dv)))
         options = two;
     }
+    // Four K/V stages for the persistent forward (the default here): the
+    // producer runs further ahead of consumers that each take a few of the
+    // workgroup's tiles. Measured on an H200 (bf16, forward kernel times,
+    // kernel_times.py, 2026-12-04), two stages -> four: 128-token windows
+    // 126 -> 120 us, 256-token windows 166 -> 160, small frames 109 ->
+    // 103, frames of 128 x 2 74 -> 67; three and six stages were slower
+    // than four (130 and 126 us on the 128-token window). Not for the grid
+    // (two workgroups an SM), the split-KV forward or other key tiles
+    // asked for.
+    if (!options.stages && options.blockN == 64 &&
+        options.tileScheduler != "grid" && !options.splitKv) {
+      HopperOptions four = options;
+      four.stages = 4;
+      FailureOr<HopperTiling> t = getTiling(d, dv, four);
+      if (succeeded(t) && fits(*t, SharedLayout(*t, d, dv)))
+        options = four;
+    }
     // No turns where the consumers run only their own rows' key tiles: a
     // consumer still takes its turn on each tile it skips, which holds it
     // to the others' pace over the workgroup's tiles. Measured on an H200
