@@ -89,6 +89,7 @@ LowerSWBAOptions SWBAToNVVMOptions::lowerSWBAOptions() const {
   options.gradKeyTile = gradKeyTile;
   options.gradQueryTile = gradQueryTile;
   options.gradStages = gradStages;
+  options.gradKeyStages = gradKeyStages;
   options.gradFusedDQ = gradFusedDQ;
   options.gradPingPong = gradPingPong;
   return options;

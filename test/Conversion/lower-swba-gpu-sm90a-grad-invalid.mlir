@@ -10,6 +10,9 @@
 // RUN: not swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-stages=3 grad-key-tile=128" 2>&1 | FileCheck %s --check-prefix=ASKED
 // FALLBACK: gpu.func @swba_bwd_dq
 // ASKED: error: 'swba.attention_grad' op chip=sm_90a: grad-stages=3 needs more than the 231168 bytes of shared memory a workgroup can have (dQ kernel 262144, dK/dV kernel 165888)
+// grad-key-stages sets the dQ kernel's stages alone, and the error names both.
+// RUN: not swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-key-stages=6 grad-key-tile=128" 2>&1 | FileCheck %s --check-prefix=KEYSTAGES
+// KEYSTAGES: error: 'swba.attention_grad' op chip=sm_90a: grad-stages=2 grad-key-stages=6 needs more than the 231168 bytes of shared memory a workgroup can have (dQ kernel 458752, dK/dV kernel 133120)
 
 func.func @sm90a_grad_stages_exceed_shared_memory(%q: memref<1x2x64x128xf16>, %l: memref<1x2x64xf32>) {
   // expected-error @+1 {{chip=sm_90a: grad-stages=6 needs more than the 231168 bytes of shared memory a workgroup can have (dQ kernel 262144, dK/dV kernel 264192)}}

@@ -9,7 +9,7 @@
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a workgroups-per-sm=1" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=ONE
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a tile-scheduler=grid" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=GRID
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a ping-pong=true" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=TURNS
-// RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a stages=2" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=TWO
+// RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a stages=2 grad-stages=2" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=TWO
 
 // Q in 128-row boxes; K and V in 128-key boxes, two stages of them:
 // 32 KiB + 2 x (32 + 32) KiB.
@@ -188,16 +188,22 @@ func.func @token_window_grad_d128(%q: memref<?x8x?x128xbf16>, %k: memref<?x8x?x1
 // with 64-key tiles it has three consumers: Q and dO boxes of 192 rows,
 // 512 threads, consumers at 160 registers (maps of q, k, v, dout in that
 // order). With 128-key tiles (ASKED) it keeps two (128 rows, 384 threads).
+// The dQ kernel streams its key tiles through four stages (grad-key-stages
+// left empty: 112 KiB of shared memory), the dK/dV kernel through two; with
+// grad-stages asked for (TWO) both take that (the dQ kernel 80 KiB).
 // CHECK-LABEL: func @narrow_band_grad_d64
 // CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_delta
 // CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
 // CHECK-COUNT-2: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
 // CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
-// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv
+// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv {{.*}} dynamic_shared_memory_size %c67584_i32
 // CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c192, %c64]
 // CHECK-COUNT-2: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
 // CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c192, %c64]
-// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq {{.*}} threads in (%c512, %c1, %c1)
+// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq {{.*}} threads in (%c512, %c1, %c1) dynamic_shared_memory_size %c114688_i32
+// TWO-LABEL: func @narrow_band_grad_d64
+// TWO: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv {{.*}} dynamic_shared_memory_size %c67584_i32
+// TWO: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq {{.*}} threads in (%c512, %c1, %c1) dynamic_shared_memory_size %c81920_i32
 // CHECK: gpu.func @swba_bwd_dq(
 // CHECK: nvvm.setmaxregister  increase 160
 // A dK/dV consumer's 64 keys are seen by 3 of the workgroup's 4 query

@@ -11,6 +11,7 @@
 // RUN: not swba-opt %s --lower-swba="target=gpu block-n=96" 2>&1 | FileCheck %s --check-prefix=BLOCKN
 // RUN: not swba-opt %s --lower-swba="target=gpu chip=sm_90a workgroups-per-sm=3" 2>&1 | FileCheck %s --check-prefix=PERSM
 // RUN: not swba-opt %s --lower-swba="target=gpu grad-stages=-1" 2>&1 | FileCheck %s --check-prefix=STAGES
+// RUN: not swba-opt %s --lower-swba="target=gpu grad-key-stages=17" 2>&1 | FileCheck %s --check-prefix=KEYSTAGES
 
 // Every option is checked before any op is looked at, whatever the target.
 // TARGET: error: --lower-swba: unsupported target 'tpu' (supported: 'cpu', 'gpu')
@@ -22,7 +23,8 @@
 // CONSUMERS: error: --lower-swba: consumers must be 0, 2 or 3, got 1
 // BLOCKN: error: --lower-swba: block-n must be 0 or a multiple of 64 up to 256, got 96
 // PERSM: error: --lower-swba: workgroups-per-sm must be 0, 1 or 2, got 3
-// STAGES: error: --lower-swba: stages and grad-stages must be in [0, 16], got stages=0 grad-stages=-1
+// STAGES: error: --lower-swba: stages, grad-stages and grad-key-stages must be in [0, 16], got stages=0 grad-stages=-1 grad-key-stages=0
+// KEYSTAGES: error: --lower-swba: stages, grad-stages and grad-key-stages must be in [0, 16], got stages=0 grad-stages=0 grad-key-stages=17
 
 func.func @tensor_form(%q: tensor<1x2x8x16xf32>) -> tensor<1x2x8x16xf32> {
   // expected-error @+1 {{'swba.attention' op must be bufferized before --lower-swba (run --one-shot-bufferize first)}}

@@ -20,7 +20,7 @@
 // BADPTX: error: --swba-to-nvvm: unknown PTX ISA version 'ptx99' (expected ptx70 .. ptx90)
 // FORMAT: error: --swba-to-nvvm: unsupported format 'llvm' (supported: 'bin', 'isa', 'fatbin')
 // OPT: error: --swba-to-nvvm: opt-level must be in [0, 3], got 2147483648
-// STAGES: error: --swba-to-nvvm: stages and grad-stages must be in [0, 16], got stages=4611686018427387904 grad-stages=0
+// STAGES: error: --swba-to-nvvm: stages, grad-stages and grad-key-stages must be in [0, 16], got stages=4611686018427387904 grad-stages=0 grad-key-stages=0
 // UNKNOWN: error: --swba-to-nvvm: cannot parse the options 'tile-q=8'
 // TILE: error: --swba-to-llvm: tile-q and tile-k must be in [1, 256], got tile-q=0 tile-k=16
 

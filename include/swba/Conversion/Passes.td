@@ -179,6 +179,12 @@ def LowerSWBA : Pass<"lower-swba"> {
     Option<"gradStages", "grad-stages", "int64_t", /*default=*/"0",
            "sm_90a backward: tiles in flight in the dQ and dK/dV kernels, "
            "up to 16 (and what fits in shared memory); 0: 2.">,
+    Option<"gradKeyStages", "grad-key-stages", "int64_t", /*default=*/"0",
+           "sm_90a backward: K/V tiles in flight in the dQ kernel alone, up "
+           "to 16 (and what fits); 0: grad-stages where given, else 4 on "
+           "bands of at most 512 keys at head dim 64, where the dQ kernel's "
+           "consumers each take a few key tiles (3-8% faster there, the "
+           "dK/dV kernel 1-2% slower with more stages), else 2.">,
     Option<"gradFusedDQ", "grad-fused-dq", "std::string", /*default=*/"\"\"",
            "sm_90a backward: 'true': the dK/dV kernel also adds dQ up, with "
            "TMA reduce-adds into an f32 buffer that a last kernel converts "

@@ -129,6 +129,12 @@ struct SWBAToNVVMOptions : public PassPipelineOptions<SWBAToNVVMOptions> {
       llvm::cl::desc("sm_90a backward: tiles in flight in the dQ and dK/dV "
                      "kernels; 0: 2 (--lower-swba grad-stages)."),
       llvm::cl::init(LowerSWBAOptions().gradStages)};
+  PassOptions::Option<int64_t> gradKeyStages{
+      *this, "grad-key-stages",
+      llvm::cl::desc("sm_90a backward: K/V tiles in flight in the dQ kernel "
+                     "alone; 0: grad-stages, or per window (--lower-swba "
+                     "grad-key-stages)."),
+      llvm::cl::init(LowerSWBAOptions().gradKeyStages)};
   PassOptions::Option<std::string> gradFusedDQ{
       *this, "grad-fused-dq",
       llvm::cl::desc("sm_90a backward: 'true': the dK/dV kernel also adds dQ "

@@ -72,12 +72,13 @@ mlir::swba::verifyLowerSWBAOptions(const LowerSWBAOptions &options,
       (options.blockN < 0 || options.blockN % 64 != 0 || options.blockN > 256))
     return fail("block-n must be 0 or a multiple of 64 up to 256, got " +
                 Twine(options.blockN));
-  for (int64_t stages : {options.stages, options.gradStages})
+  for (int64_t stages :
+       {options.stages, options.gradStages, options.gradKeyStages})
     if (stages < 0 || stages > kMaxStages)
-      return fail("stages and grad-stages must be in [0, " +
-                  Twine(kMaxStages) + "], got stages=" +
-                  Twine(options.stages) +
-                  " grad-stages=" + Twine(options.gradStages));
+      return fail("stages, grad-stages and grad-key-stages must be in [0, " +
+                  Twine(kMaxStages) + "], got stages=" + Twine(options.stages) +
+                  " grad-stages=" + Twine(options.gradStages) +
+                  " grad-key-stages=" + Twine(options.gradKeyStages));
   if (options.splitKv < 0 || options.splitKv > kMaxSplits)
     return fail("split-kv must be in [0, " + Twine(kMaxSplits) + "], got " +
                 Twine(options.splitKv));
@@ -194,6 +195,7 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
     o.gradKeyTile = gradKeyTile;
     o.gradQueryTile = gradQueryTile;
     o.gradStages = gradStages;
+    o.gradKeyStages = gradKeyStages;
     o.gradFusedDQ = gradFusedDQ;
     o.pingPong = pingPong;
     o.workgroupsPerSM = workgroupsPerSM;

@@ -195,8 +195,10 @@ static LogicalResult reportGradSharedMemory(Operation *op,
                                             const QueryGradLayout &dq,
                                             const KeyValueGradLayout &kv) {
   InFlightDiagnostic diag = op->emitOpError();
-  diag << "chip=sm_90a: grad-stages=" << dq.stages << " needs more than the "
-       << kMaxSharedBytes - kStaticSharedBytes
+  diag << "chip=sm_90a: grad-stages=" << kv.stages;
+  if (!kv.dsSlots && dq.stages != kv.stages)
+    diag << " grad-key-stages=" << dq.stages;
+  diag << " needs more than the " << kMaxSharedBytes - kStaticSharedBytes
        << " bytes of shared memory a workgroup can have (";
   if (kv.dsSlots)
     diag << "grad-fused-dq: dK/dV kernel with dS^T slots and dQ staging "

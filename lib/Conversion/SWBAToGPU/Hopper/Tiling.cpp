@@ -204,6 +204,20 @@ HopperOptions gpu_kernels::withWindowTiling(HopperOptions options, int64_t d,
     // 2026-12-02).
     if (!options.gradKeyTile)
       options.gradKeyTile = 64;
+    // Four stages in the dQ kernel, whose three consumers each take a few
+    // of the workgroup's 64-key tiles, as the forward's (the dK/dV kernel
+    // keeps two: 1-2% slower with four). dQ kernel times on an H200 (bf16,
+    // kernel_times.py, 2026-12-04), grad-stages 2 -> 4: 128-token windows
+    // 171 -> 158 us, 256-token windows 208 -> 195, small frames 127 ->
+    // 123, frames of 128 x 2 92 -> 90; three stages were slower than four
+    // on small frames (133).
+    if (!options.gradKeyStages && !options.gradStages &&
+        options.gradKeyTile == 64) {
+      HopperOptions four = options;
+      four.gradKeyStages = 4;
+      if (gradFits(d, dv, four))
+        options = four;
+    }
   }
   return options;
 }
@@ -307,7 +321,9 @@ bool gpu_kernels::fits(const HopperTiling &t, const SharedLayout &layout) {
 
 QueryGradLayout gpu_kernels::queryGradLayout(int64_t d, int64_t dv,
                                              const HopperOptions &options) {
-  int64_t stages = options.gradStages ? options.gradStages : 2;
+  int64_t stages = options.gradKeyStages ? options.gradKeyStages
+                   : options.gradStages  ? options.gradStages
+                                         : 2;
   QueryGradLayout layout(
       d, dv, QueryGradTiling::defaultKeyTile(options.gradKeyTile), stages);
   // The default key tile gives way to 64 keys where 128 would not fit
