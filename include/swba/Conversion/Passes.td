@@ -122,7 +122,7 @@ def LowerSWBA : Pass<"lower-swba"> {
            "sm_90a forward: K/V tiles in flight (shared-memory ring), up to "
            "16 (and what fits in shared memory); 0: per head dim and "
            "window (4 for the persistent forward of bands of at most 512 "
-           "keys at head dim 64, else 2).">,
+           "keys at head dim 64 with 64-key tiles, else 2).">,
     Option<"workgroupsPerSM", "workgroups-per-sm", "int64_t",
            /*default=*/"0",
            "sm_90a forward: workgroups resident on an SM, 1 or 2 (two cut "
@@ -182,8 +182,9 @@ def LowerSWBA : Pass<"lower-swba"> {
     Option<"gradKeyStages", "grad-key-stages", "int64_t", /*default=*/"0",
            "sm_90a backward: K/V tiles in flight in the dQ kernel alone, up "
            "to 16 (and what fits); 0: grad-stages where given, else 4 on "
-           "bands of at most 512 keys at head dim 64, where the dQ kernel's "
-           "consumers each take a few key tiles (3-8% faster there, the "
+           "bands of at most 512 keys at head dim 64 with 64-key dQ tiles, "
+           "where the dQ kernel's consumers each take a few key tiles "
+           "(3-8% faster there, the "
            "dK/dV kernel 1-2% slower with more stages), else 2.">,
     Option<"gradFusedDQ", "grad-fused-dq", "std::string", /*default=*/"\"\"",
            "sm_90a backward: 'true': the dK/dV kernel also adds dQ up, with "

@@ -42,6 +42,12 @@ struct ForwardKernel {
   bool positiveScale;
   /// The split-KV variant: partial results, a share of the key tiles.
   bool split;
+  /// Bands of more than 512 keys: the pipelined forward's interior tiles
+  /// run in a loop of their own (pipelinedLoop); narrower bands take one.
+  bool splitInterior;
+  /// Head dims up to 64: edge masks as bits (maskColumns) and, with one
+  /// loop, the consumer's own interior (loops).
+  bool smallHeads;
   /// The scale times log2(e): scores in the log2 domain.
   Value scale;
   OnlineSoftmax softmax;
@@ -66,6 +72,8 @@ struct ForwardKernel {
         nO(valueDim / 2), w{static_cast<int64_t>(op.getBlockSize()),
                             static_cast<int64_t>(op.getWindow())},
         positiveScale(op.getEffectiveScale() > 0), split(split),
+        splitInterior(keySpan(w.blockSize, w.window) > 512),
+        smallHeads(std::max(headDim, valueDim) <= 64),
         scale(e.f32(op.getEffectiveScale() / std::log(2.0))),
         softmax{e, scale, positiveScale}, ring{e, tiling.stages,
                                                tiling.persistent,
@@ -253,12 +261,10 @@ OnlineSoftmax::Tile ForwardKernel::softmaxOf(Value sAcc, Value j,
     return out;
   };
   SmallVector<Value> out =
-      interiorKnown
-          ? withMaxima(s)
-          : e.maskScores(s, w, rows.rowBase, tile.q0, tile.q1, interior(), k0,
-                         k1, blockN, tile.posOffset,
-                         /*bitMask=*/std::max(headDim, valueDim) <= 64,
-                         withMaxima);
+      interiorKnown ? withMaxima(s)
+                    : e.maskScores(s, w, rows.rowBase, tile.q0, tile.q1,
+                                   interior(), k0, k1, blockN, tile.posOffset,
+                                   /*bitMask=*/smallHeads, withMaxima);
   SmallVector<Value> oldMax(rowMax);
   rowMax[0] = out[nS];
   rowMax[1] = out[nS + 1];
@@ -386,8 +392,7 @@ SmallVector<Value> ForwardKernel::loops(SmallVector<Value> init) {
   // window a consumer's middle tile of three is seen whole by its 64 rows,
   // and by none of the workgroup's 192. (Its bounds, live across the loop,
   // made the kernels of head dims 128 and 256 spill 16-24 bytes more.)
-  if (keySpan(w.blockSize, w.window) <= 512 &&
-      std::max(headDim, valueDim) <= 64)
+  if (!splitInterior && smallHeads)
     tile.takeConsumerInterior(e, w, rows.consumer);
   return overConsumerTiles(
       e, ring, turns, tile, rows, w, blockM, blockN, /*turnsPerTile=*/1,
@@ -467,9 +472,8 @@ SmallVector<Value> ForwardKernel::pipelinedLoop(TurnTaking &turns, Value first,
   // within 0.6% on frames; on narrower bands, whose query tiles see a few
   // key tiles, 1% slower than one loop (H200, docs/BENCHMARKS.md).
   SmallVector<Value> carried = e.keyTileLoops(
-      e.add(first, e.idx(1)), end, init, keySpan(w.blockSize, w.window) > 512,
-      tile.window.begin, tile.interior, blockN,
-      [&](Value j, ValueRange iter, bool known) {
+      e.add(first, e.idx(1)), end, init, splitInterior, tile.window.begin,
+      tile.interior, blockN, [&](Value j, ValueRange iter, bool known) {
         return pipelinedStep(turns, j, iter, known);
       });
 

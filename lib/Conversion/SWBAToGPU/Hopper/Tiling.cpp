@@ -140,6 +140,11 @@ HopperOptions gpu_kernels::withWindowTiling(HopperOptions options, int64_t d,
   if (wide && edgesCutTiles && span >= 1024 && !options.gradKeyTile)
     options.gradKeyTile = 64;
   if (narrow && span <= 512) {
+    // Whether the forward lowers with `o`: its tiling, in shared memory.
+    auto forwardFits = [&](const HopperOptions &o) {
+      FailureOr<HopperTiling> t = getTiling(d, dv, o);
+      return succeeded(t) && fits(*t, SharedLayout(*t, d, dv));
+    };
     if (!options.blockN)
       options.blockN = 64;
     // With the grid asked for (tile-scheduler=grid; by default a
@@ -161,8 +166,7 @@ HopperOptions gpu_kernels::withWindowTiling(HopperOptions options, int64_t d,
       HopperOptions two = options;
       two.consumers = 2;
       two.workgroupsPerSM = 2;
-      FailureOr<HopperTiling> t = getTiling(d, dv, two);
-      if (succeeded(t) && fits(*t, SharedLayout(*t, d, dv)))
+      if (forwardFits(two))
         options = two;
     }
     // Four K/V stages for the persistent forward (the default here): the
@@ -178,8 +182,7 @@ HopperOptions gpu_kernels::withWindowTiling(HopperOptions options, int64_t d,
         options.tileScheduler != "grid" && !options.splitKv) {
       HopperOptions four = options;
       four.stages = 4;
-      FailureOr<HopperTiling> t = getTiling(d, dv, four);
-      if (succeeded(t) && fits(*t, SharedLayout(*t, d, dv)))
+      if (forwardFits(four))
         options = four;
     }
     // No turns where the consumers run only their own rows' key tiles: a
