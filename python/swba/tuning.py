@@ -40,14 +40,18 @@ FORWARD_CANDIDATES = (
     "consumers=2 block-n=64", "consumers=3 block-n=64", "stages=3", "stages=4",
     "ping-pong=false", "ping-pong=true", "consumers=3 ping-pong=false", "workgroups-per-sm=1",
     "tile-scheduler=grid", "tile-scheduler=persistent")
-# The backward's tiles and schedule. grad-fused-dq=true (dQ added up with
+# The backward's tiles and schedule: grad-stages sets the tiles in flight
+# of both kernels (and takes the dQ kernel's default of 4 on narrow bands
+# away), grad-key-stages those of the dQ kernel alone (the same kernels as
+# the default where the backward is fused). grad-fused-dq=true (dQ added up with
 # reduce-adds: not bitwise reproducible) as a candidate of its own only with
 # allow_fused_dq; the lowering's default ("") is that backward on frames at
 # head dim 128. Under torch.use_deterministic_algorithms the runtime runs
 # the reproducible backward of whichever options won (swba.ops).
 BACKWARD_CANDIDATES = (
     "", "grad-key-tile=64", "grad-key-tile=128", "grad-query-tile=64",
-    "grad-query-tile=128", "grad-stages=3", "grad-stages=4", "grad-ping-pong=true")
+    "grad-query-tile=128", "grad-stages=3", "grad-stages=4", "grad-key-stages=2",
+    "grad-key-stages=3", "grad-key-stages=4", "grad-ping-pong=true")
 FUSED_DQ = "grad-fused-dq=true"
 
 FILE = "autotune.json"
@@ -58,8 +62,9 @@ _entries: dict | None = None  # the file's entries, read once per process
 @dataclasses.dataclass
 class Tuning:
     """What `autotune` chose: the forward's and the backward's options
-    (empty: the lowering's default), the median ms of each candidate timed,
-    and the candidates skipped with the reason."""
+    (empty: the lowering's default), the ms of each candidate timed (the
+    mean of its rounds' medians) and the candidates skipped with the
+    reason."""
 
     forward: str
     backward: str
@@ -146,26 +151,37 @@ def _median_ms(fn, reps: int) -> float:
     return statistics.median(s.elapsed_time(e) for s, e in zip(start, end))
 
 
-def _candidates_timed(make, candidates, reps, skipped, image_of) -> dict:
-    """{options: median ms} of the candidates that compile and run; the
-    others go to `skipped` with the first line of why, and so does one
-    whose kernels are those of a candidate timed before (an option that
-    restates a default)."""
+def _candidates_timed(make, candidates, reps, skipped, image_of, rounds: int = 4) -> dict:
+    """{options: ms} of the candidates that compile and run; the others go
+    to `skipped` with the first line of why, and so does one whose kernels
+    are those of a candidate kept before (an option that restates a
+    default). The candidates are timed in turn, `rounds` times (an even
+    count), every other round in reverse order, and each one's time is the
+    mean of its rounds' medians: a clock that drifts steadily over the
+    tuning (power, heat) then adds the same to every candidate, where timing
+    one candidate after another credited the drift to the last ones."""
     from . import bundle
 
-    times, seen = {}, {}
+    fns, seen = {}, {}
     for options in candidates:
         try:
             image = image_of(options)
             if image in seen:
                 skipped[options] = f"the same kernels as {seen[image] or 'the default'!r}"
                 continue
-            seen[image] = options
             fn = make(options)
-            times[options] = _median_ms(fn, reps)
+            fn()  # loads the kernels: one that is missing is skipped here
+            seen[image] = options
+            fns[options] = fn
         except (compiler.CompileError, compiler.ManifestError, bundle.MissingKernelError) as e:
             skipped[options] = str(e).strip().splitlines()[0]
-    return times
+    per_round = max(3, -(-reps // rounds))
+    times: dict = {options: [] for options in fns}
+    order = list(fns)
+    for r in range(rounds):
+        for options in (order if r % 2 == 0 else reversed(order)):
+            times[options].append(_median_ms(fns[options], per_round))
+    return {options: statistics.fmean(ts) for options, ts in times.items()}
 
 
 def _fastest(times: dict, margin: float) -> str:

@@ -119,3 +119,59 @@ def test_compile_autotune_builds_the_candidates_that_fit(isolated, capsys):
     # memory beside the queries' tiles.
     assert built == set(tuning.FORWARD_CANDIDATES) - {"stages=4"}
     assert "left out 1 candidate" in capsys.readouterr().out
+
+
+def test_dq_stage_candidates_restate_or_change_the_default(isolated):
+    """On a narrow band at head dim 64 the dQ kernel's default is four
+    stages: the grad-key-stages=4 candidate restates it (the autotuner skips
+    it as the default's kernels), grad-key-stages=2 builds other kernels."""
+    if compiler.find_swba_opt() is None:
+        pytest.skip("no swba-opt to compile with")
+    assert {"grad-key-stages=2", "grad-key-stages=4"} <= set(tuning.BACKWARD_CANDIDATES)
+    base = compiler.KernelConfig("bf16", 64, 64, 1, 128, 0.125, chip="sm_90a", grad=True)
+    image = {o: compiler.load_or_compile(c).image
+             for c in tuning.candidate_configs(base)
+             for o in [c.options] if o in ("", "grad-key-stages=2", "grad-key-stages=4")}
+    assert image[""] == image["grad-key-stages=4"]
+    assert image[""] != image["grad-key-stages=2"]
+
+
+def test_candidates_timed_in_turn_cancel_a_drifting_clock(monkeypatch):
+    """A clock that speeds up 3% with every timing (a GPU warming its way up
+    to its boost clock) made the candidates timed last look fastest when
+    each was timed after the one before; timed in turn, in alternating
+    order, equal candidates time the same and the default stays, and one
+    truly faster by 10% is still found."""
+    calls = []
+
+    def fake_median_ms(fn, reps):
+        calls.append(fn)
+        return fn() * 0.97 ** len(calls)
+
+    monkeypatch.setattr(tuning, "_median_ms", fake_median_ms)
+    for cost, want in (({"": 1.0, "a": 1.0, "b": 1.0, "c": 1.0}, ""),
+                       ({"": 1.0, "a": 1.0, "b": 0.9, "c": 1.0}, "b")):
+        calls.clear()
+        skipped = {}
+        times = tuning._candidates_timed(lambda o: (lambda: cost[o]), list(cost), 30,
+                                         skipped, image_of=lambda o: o)
+        assert not skipped and set(times) == set(cost)
+        assert tuning._fastest(times, 0.02) == want, times
+
+
+def test_candidates_that_restate_one_or_fail_are_skipped(monkeypatch):
+    monkeypatch.setattr(tuning, "_median_ms", lambda fn, reps: fn())
+
+    def make(options):
+        if options == "missing":
+            def fn():
+                raise compiler.CompileError("no kernels for 'missing'")
+            return fn
+        return lambda: 1.0
+
+    skipped = {}
+    times = tuning._candidates_timed(make, ["", "same", "missing", "other"], 8, skipped,
+                                     image_of=lambda o: "A" if o in ("", "same") else o)
+    assert set(times) == {"", "other"}
+    assert skipped["same"] == "the same kernels as 'the default'"
+    assert skipped["missing"].startswith("no kernels")
