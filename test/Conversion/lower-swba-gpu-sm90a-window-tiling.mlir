@@ -209,8 +209,14 @@ func.func @token_window_grad_d128(%q: memref<?x8x?x128xbf16>, %k: memref<?x8x?x1
 // A dK/dV consumer's 64 keys are seen by 3 of the workgroup's 4 query
 // tiles: it runs the products of those alone (the others keep dK and dV
 // as they were). With 128-row query tiles (ASKED) both consumers' keys
-// are seen by both tiles: nothing to skip.
+// are seen by both tiles: nothing to skip. Its interior test takes the
+// query tiles that see its own 64 keys whole (the middle one of its
+// three: are its keys 64 whole, then the last first row), not the
+// workgroup's 128 keys, which no 64-row tile of a 128-token window sees
+// whole.
 // CHECK: gpu.func @swba_bwd_dkdv(
+// CHECK: arith.cmpi eq, %{{.*}}, %c64 : index
+// CHECK-NEXT: arith.subi %{{.*}}, %c64 : index
 // CHECK: scf.for
 // CHECK: scf.if %{{.*}} -> (f32,
 // CHECK: nvvm.wgmma.fence.aligned

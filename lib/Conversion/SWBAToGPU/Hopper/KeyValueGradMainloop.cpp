@@ -79,12 +79,14 @@ void KeyValueGradKernel::setUp(ValueRange args, ArrayRef<Value> maps,
                 pingPong && !dqAccumMap);
   valueFirst = headDim <= 64 && layout.part == KeyValueGradPart::Both &&
                !pingPong && !dqAccumMap;
+  std::optional<RowRange> ownKeys;
   if (dqAccumMap)
     setUpQueryGrad();
   else if (!pingPong && keyConsumersTakeOwnTiles(w, blockM, blockN)) {
     Value k0 =
         e.min(e.add(tile.k0, e.mul(rows.consumer, kRowsPerConsumer)), tile.k1);
     Value k1 = e.min(e.add(k0, e.idx(kRowsPerConsumer)), tile.k1);
+    ownKeys = RowRange{k0, k1};
     RowRange seen = computeQueryWindow(e.b, e.b.getLoc(), w, k0, k1,
                                        tile.posOffset, tile.queries);
     Value hasKeys =
@@ -98,11 +100,22 @@ void KeyValueGradKernel::setUp(ValueRange args, ArrayRef<Value> maps,
   // kernel 4-5% faster on frames of head dim 128, 3% at 64:
   // docs/BENCHMARKS.md). The fused kernel, which builds each tile from
   // opaque copies (step), keeps the per-tile test.
+  //
+  // A consumer that takes its own tiles tests them against its own keys at
+  // head dims up to 64: a narrow band's query tiles see no workgroup's 128
+  // keys whole, but the middle one of a consumer's three sees its 64.
   if (!dqAccumMap) {
-    RowRange seenWhole =
-        e.interiorQueries(w, tile.k0, tile.k1, tile.posOffset, tile.queries);
-    Value wholeKeys = arith::CmpIOp::create(
-        e.b, arith::CmpIPredicate::eq, e.sub(tile.k1, tile.k0), e.idx(blockN));
+    RowRange keys{tile.k0, tile.k1};
+    int64_t keyCount = blockN;
+    if (ownKeys && std::max(headDim, valueDim) <= 64) {
+      keys = *ownKeys;
+      keyCount = kRowsPerConsumer;
+    }
+    RowRange seenWhole = e.interiorQueries(w, keys.begin, keys.end,
+                                           tile.posOffset, tile.queries);
+    Value wholeKeys =
+        arith::CmpIOp::create(e.b, arith::CmpIPredicate::eq,
+                              e.sub(keys.end, keys.begin), e.idx(keyCount));
     // First rows r0 with [r0, r0 + blockM) inside the range: r0 <= end -
     // blockM (signed: the range may be shorter than a tile).
     Value lastStart = e.sub(seenWhole.end, e.idx(blockM));
