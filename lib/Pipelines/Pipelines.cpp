@@ -90,6 +90,7 @@ LowerSWBAOptions SWBAToNVVMOptions::lowerSWBAOptions() const {
   options.gradQueryTile = gradQueryTile;
   options.gradStages = gradStages;
   options.gradKeyStages = gradKeyStages;
+  options.gradKvConsumers = gradKvConsumers;
   options.gradFusedDQ = gradFusedDQ;
   options.gradPingPong = gradPingPong;
   return options;

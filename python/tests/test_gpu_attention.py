@@ -16,7 +16,7 @@ if not torch.cuda.is_available():
 
 sys.path[:0] = [os.path.join(os.path.dirname(__file__), ".."), os.path.dirname(__file__)]
 from gpu_cases import (CASES, DQ_TILE_CASES, FORWARD_OPTIONS, GRAD_OPTIONS,  # noqa: E402
-                       HOPPER_CASES, OPTION_CASES, SCHEDULER_CASES, effective_scale)
+                       HOPPER_CASES, KV_CONSUMER_CASES, OPTION_CASES, SCHEDULER_CASES, effective_scale)
 
 from swba import attention, compiler, ops, runtime  # noqa: E402
 
@@ -271,14 +271,17 @@ def test_hopper_backward_launches_wgmma(case, monkeypatch):
     # The delta kernel, then dK/dV (on the second stream) and dQ.
     assert separate == ["swba_fwd", "swba_bwd_delta", "swba_bwd_dkdv", "swba_bwd_dq"], separate
     # The wgmma kernels: a producer and consumer warpgroups of 64 rows; dK/dV
-    # over the key tiles of the kv heads, 128 keys a workgroup (two
-    # consumers); dQ over the query tiles of the query heads, with three
-    # consumers where a band of at most 512 keys at head dim 64 gives it
-    # 64-key tiles (QueryGradTiling), two otherwise.
-    dq_consumers = 3 if case.d == case.dv == 64 and case.bs * case.ws <= 512 else 2
+    # over the key tiles of the kv heads, 64 keys a consumer: one consumer
+    # (two workgroups an SM) on a band of at most 512 keys at head dim 64,
+    # two otherwise; dQ over the query tiles of the query heads, with three
+    # consumers where such a band gives it 64-key tiles (QueryGradTiling),
+    # two otherwise.
+    narrow = case.d == case.dv == 64 and case.bs * case.ws <= 512
+    kv_consumers, dq_consumers = (1, 3) if narrow else (2, 2)
     dq_grid, dq_block = dq_launch(case, dq_consumers)
-    assert [block for _, _, block, _ in launches[2:]] == [(384, 1, 1), dq_block], launches
-    assert launches[2][1] == (case.hkv, -(-case.nk // 128), case.b), launches[2]
+    assert [block for _, _, block, _ in launches[2:]] == [
+        (128 * (kv_consumers + 1), 1, 1), dq_block], launches
+    assert launches[2][1] == (case.hkv, -(-case.nk // (64 * kv_consumers)), case.b), launches[2]
     assert launches[3][1] == dq_grid, launches[3]
     monkeypatch.setenv("SWBA_LOWER_OPTIONS", "grad-fused-dq=true")
     launches.clear()
@@ -335,6 +338,18 @@ def test_backward_options_match_reference(case, options, monkeypatch):
     launches = on_sm90a(monkeypatch, options)
     check_backward(case)
     assert ("swba_bwd_dkdv", (384, 1, 1)) in [(name, block) for name, _, block, _ in launches]
+
+
+@pytest.mark.parametrize("name", KV_CONSUMER_CASES)
+def test_dkdv_one_consumer_matches_reference(name, monkeypatch):
+    """The sm_90a dK/dV kernel of one consumer (grad-kv-consumers=1): a
+    workgroup per 64 keys of a kv head, a producer and one consumer
+    warpgroup, two an SM; every element."""
+    case = next(c for c in CASES if c.name == name)
+    launches = on_sm90a(monkeypatch, "grad-kv-consumers=1")
+    check_backward(case)
+    dkdv = [(grid, block) for kernel, grid, block, _ in launches if kernel == "swba_bwd_dkdv"]
+    assert dkdv == [((case.hkv, -(-case.nk // 64), case.b), (256, 1, 1))], launches
 
 
 @pytest.mark.parametrize("name,options,consumers", DQ_TILE_CASES,

@@ -2,7 +2,8 @@
 // at head dim 128 keep 128-key forward tiles and take 64-key dQ tiles; frames
 // aligned with the tiles keep 128-key tiles; narrow bands at head dim 64
 // take 64-key forward tiles (and with the grid asked for, two workgroups of
-// two consumers an SM) and 64-row dK/dV query tiles; an option given wins
+// two consumers an SM), 64-row dK/dV query tiles and one dK/dV consumer
+// (two workgroups an SM); an option given wins
 // over the window's choice.
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a" --canonicalize --cse --split-input-file | FileCheck %s
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a block-n=128 grad-key-tile=128 grad-query-tile=128" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=ASKED
@@ -10,6 +11,7 @@
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a tile-scheduler=grid" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=GRID
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a ping-pong=true" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=TURNS
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a stages=2 grad-stages=2" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=TWO
+// RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-kv-consumers=2" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=KV2
 
 // Q in 128-row boxes; K and V in 128-key boxes, two stages of them:
 // 32 KiB + 2 x (32 + 32) KiB.
@@ -183,49 +185,65 @@ func.func @token_window_grad_d128(%q: memref<?x8x?x128xbf16>, %k: memref<?x8x?x1
 
 // -----
 
-// The backward of a narrow band at head dim 64: the dK/dV kernel's Q and
-// dO boxes hold 64 query rows; the dQ kernel's K and V boxes 64 keys, and
-// with 64-key tiles it has three consumers: Q and dO boxes of 192 rows,
-// 512 threads, consumers at 160 registers (maps of q, k, v, dout in that
-// order). With 128-key tiles (ASKED) it keeps two (128 rows, 384 threads).
-// The dQ kernel streams its key tiles through four stages (grad-key-stages
-// left empty: 112 KiB of shared memory), the dK/dV kernel through two; with
-// grad-stages asked for (TWO) both take that (the dQ kernel 80 KiB).
+// The backward of a narrow band at head dim 64: the dK/dV kernel has one
+// consumer (grad-kv-consumers left empty): a workgroup of 256 threads holds
+// 64 keys (K and V boxes of 64), in 49 KiB of shared memory and half of
+// the SM's registers (128 a thread at launch, the consumer rising to
+// 232), two workgroups an SM; its Q and dO boxes hold 64 query rows. The
+// dQ kernel's K and V boxes hold 64 keys, and with 64-key tiles it has
+// three consumers: Q and dO boxes of 192 rows, 512 threads, consumers at
+// 160 registers (maps of q, k, v, dout in that order). With 128-key tiles
+// (ASKED) it keeps two (128 rows, 384 threads). The dQ kernel streams its
+// key tiles through four stages (grad-key-stages left empty: 112 KiB of
+// shared memory), the dK/dV kernel through two; with grad-stages asked
+// for (TWO) both take that (the dQ kernel 80 KiB).
 // CHECK-LABEL: func @narrow_band_grad_d64
 // CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_delta
-// CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
-// CHECK-COUNT-2: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
-// CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
-// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv {{.*}} dynamic_shared_memory_size %c67584_i32
+// CHECK-COUNT-4: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
+// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv blocks in (%c4, %{{.*}}, %{{.*}}) threads in (%c256, %c1, %c1) dynamic_shared_memory_size %c50176_i32
 // CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c192, %c64]
 // CHECK-COUNT-2: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
 // CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c192, %c64]
 // CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq {{.*}} threads in (%c512, %c1, %c1) dynamic_shared_memory_size %c114688_i32
 // TWO-LABEL: func @narrow_band_grad_d64
-// TWO: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv {{.*}} dynamic_shared_memory_size %c67584_i32
+// TWO: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv {{.*}} threads in (%c256, %c1, %c1) dynamic_shared_memory_size %c50176_i32
 // TWO: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq {{.*}} threads in (%c512, %c1, %c1) dynamic_shared_memory_size %c81920_i32
 // CHECK: gpu.func @swba_bwd_dq(
 // CHECK: nvvm.setmaxregister  increase 160
-// A dK/dV consumer's 64 keys are seen by 3 of the workgroup's 4 query
-// tiles: it runs the products of those alone (the others keep dK and dV
-// as they were). With 128-row query tiles (ASKED) both consumers' keys
-// are seen by both tiles: nothing to skip. Its interior test takes the
-// query tiles that see its own 64 keys whole (the middle one of its
-// three: are its keys 64 whole, then the last first row), not the
-// workgroup's 128 keys, which no 64-row tile of a 128-token window sees
-// whole.
-// CHECK: gpu.func @swba_bwd_dkdv(
+// The dK/dV kernel's interior test: a query tile that sees the
+// workgroup's 64 keys whole (are they 64 whole, then the last first row).
+// CHECK: gpu.func @swba_bwd_dkdv({{.*}}nvvm.maxnreg = 128 : i32
+// CHECK: nvvm.setmaxregister  decrease 24
+// CHECK: nvvm.setmaxregister  increase 232
 // CHECK: arith.cmpi eq, %{{.*}}, %c64 : index
 // CHECK-NEXT: arith.subi %{{.*}}, %c64 : index
-// CHECK: scf.for
-// CHECK: scf.if %{{.*}} -> (f32,
-// CHECK: nvvm.wgmma.fence.aligned
-// CHECK: scf.yield %arg{{[0-9]+}}, %arg
 // CHECK: gpu.func @swba_bwd_delta(
+// With two dK/dV consumers asked for (KV2): 128 keys a workgroup, 384
+// threads, 66 KiB. A consumer's 64 keys are seen by 3 of the workgroup's
+// 4 query tiles: it runs the products of those alone (the others keep dK
+// and dV as they were), and its interior test takes the query tiles that
+// see its own 64 keys whole (the middle one of its three), not the
+// workgroup's 128 keys, which no 64-row tile of a 128-token window sees
+// whole. With 128-row query tiles (ASKED) both consumers' keys are seen
+// by both tiles: nothing to skip.
+// KV2-LABEL: func @narrow_band_grad_d64
+// KV2: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
+// KV2-COUNT-2: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
+// KV2: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
+// KV2: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv {{.*}} threads in (%c384, %c1, %c1) dynamic_shared_memory_size %c67584_i32
+// KV2: gpu.func @swba_bwd_dkdv(
+// KV2: nvvm.setmaxregister  increase 240
+// KV2: arith.cmpi eq, %{{.*}}, %c64 : index
+// KV2-NEXT: arith.subi %{{.*}}, %c64 : index
+// KV2: scf.for
+// KV2: scf.if %{{.*}} -> (f32,
+// KV2: nvvm.wgmma.fence.aligned
+// KV2: scf.yield %arg{{[0-9]+}}, %arg
+// KV2: gpu.func @swba_bwd_delta(
 // ASKED-LABEL: func @narrow_band_grad_d64
 // ASKED: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_delta
 // ASKED-COUNT-4: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
-// ASKED: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv
+// ASKED: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv {{.*}} threads in (%c384, %c1, %c1)
 // ASKED-COUNT-4: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
 // ASKED: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq {{.*}} threads in (%c384, %c1, %c1)
 // ASKED: gpu.func @swba_bwd_dq(

@@ -186,6 +186,15 @@ def LowerSWBA : Pass<"lower-swba"> {
            "where the dQ kernel's consumers each take a few key tiles "
            "(3-8% faster there, the "
            "dK/dV kernel 1-2% slower with more stages), else 2.">,
+    Option<"gradKvConsumers", "grad-kv-consumers", "int64_t",
+           /*default=*/"0",
+           "sm_90a backward: consumer warpgroups of the dK/dV kernel, 64 keys "
+           "each: 2 (one workgroup an SM), or 1 (two workgroups an SM, each "
+           "in half of the SM's registers and shared memory, whose "
+           "prologues and epilogues interleave); 0: 1 on bands of at most "
+           "512 keys at head dim 64 with 64-row query tiles (the kernel "
+           "7-14% faster there, 25% slower on frames of 256), unless "
+           "grad-ping-pong=true, else 2.">,
     Option<"gradFusedDQ", "grad-fused-dq", "std::string", /*default=*/"\"\"",
            "sm_90a backward: 'true': the dK/dV kernel also adds dQ up, with "
            "TMA reduce-adds into an f32 buffer that a last kernel converts "

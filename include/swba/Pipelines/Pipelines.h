@@ -135,6 +135,12 @@ struct SWBAToNVVMOptions : public PassPipelineOptions<SWBAToNVVMOptions> {
                      "alone; 0: grad-stages, or per window (--lower-swba "
                      "grad-key-stages)."),
       llvm::cl::init(LowerSWBAOptions().gradKeyStages)};
+  PassOptions::Option<int64_t> gradKvConsumers{
+      *this, "grad-kv-consumers",
+      llvm::cl::desc("sm_90a backward: consumer warpgroups of the dK/dV "
+                     "kernel, 1 or 2; 0: per window (--lower-swba "
+                     "grad-kv-consumers)."),
+      llvm::cl::init(LowerSWBAOptions().gradKvConsumers)};
   PassOptions::Option<std::string> gradFusedDQ{
       *this, "grad-fused-dq",
       llvm::cl::desc("sm_90a backward: 'true': the dK/dV kernel also adds dQ "

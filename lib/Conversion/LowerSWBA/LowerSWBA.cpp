@@ -87,6 +87,9 @@ mlir::swba::verifyLowerSWBAOptions(const LowerSWBAOptions &options,
       return fail("grad-key-tile and grad-query-tile must be 0, 32, 64 or "
                   "128, got " +
                   Twine(tile));
+  if (options.gradKvConsumers < 0 || options.gradKvConsumers > 2)
+    return fail("grad-kv-consumers must be 0, 1 or 2, got " +
+                Twine(options.gradKvConsumers));
   return success();
 }
 
@@ -196,6 +199,7 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
     o.gradQueryTile = gradQueryTile;
     o.gradStages = gradStages;
     o.gradKeyStages = gradKeyStages;
+    o.gradKvConsumers = gradKvConsumers;
     o.gradFusedDQ = gradFusedDQ;
     o.pingPong = pingPong;
     o.workgroupsPerSM = workgroupsPerSM;

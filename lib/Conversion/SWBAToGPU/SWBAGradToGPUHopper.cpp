@@ -139,21 +139,21 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
   /// The dK/dV kernel of `kvLayout`'s part and its launch: `kvArgs` are
   /// its memref parameters.
   std::pair<gpu::GPUFuncOp, LaunchContract>
-  buildKeyValueGradKernel(PatternRewriter &rewriter,
-                          gpu::GPUModuleOp gpuModule, AttentionGradOp op,
+  buildKeyValueGradKernel(PatternRewriter &rewriter, gpu::GPUModuleOp gpuModule,
+                          AttentionGradOp op,
                           const KeyValueGradLayout &kvLayout,
                           ArrayRef<Type> kvArgs, bool fused) const {
-    using KV = KeyValueGradTiling;
     Location loc = op.getLoc();
     Type elementType =
         cast<MemRefType>(op.getQuery().getType()).getElementType();
     auto [headDim, valueDim] = kernelHeadDims(op);
     auto queryTileMap = tensorMapType(elementType, kvLayout.blockM);
-    auto keyTileMap = tensorMapType(elementType, KV::blockN());
+    auto keyTileMap = tensorMapType(elementType, kvLayout.blockN());
     // Without fused dQ, dK/dV (the heavier workgroups) goes out first, on a
     // second stream, and dQ runs at once with it.
-    LaunchContract kvLaunch{tileGrid("k", KV::blockN()), KV::threads(),
-                            kvLayout.total(), keyValueGradParams(fused),
+    LaunchContract kvLaunch{tileGrid("k", kvLayout.blockN()),
+                            kvLayout.threads(), kvLayout.total(),
+                            keyValueGradParams(fused),
                             /*stream=*/fused ? 0 : 1};
     kvLaunch.params.append({{"q", queryTileMap},
                             {"k", keyTileMap},
@@ -168,9 +168,9 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
       name = "swba_bwd_dk";
     if (kvLayout.part == KeyValueGradPart::Value)
       name = "swba_bwd_dv";
-    auto kvKernel =
-        createHopperKernel(rewriter, gpuModule, loc, name, kvArgs,
-                           kvLaunch.mapTypes(), KV::threads(), kvMaps);
+    auto kvKernel = createHopperKernel(rewriter, gpuModule, loc, name, kvArgs,
+                                       kvLaunch.mapTypes(), kvLayout.threads(),
+                                       kvMaps, kvLayout.perSM());
     ValueRange kvParams = kvKernel.getArguments().take_front(kvArgs.size());
     SmallVector<Value> kvOperands(kvParams.begin(), kvParams.end());
     Value dqAccumMap;
@@ -199,7 +199,11 @@ static LogicalResult reportGradSharedMemory(Operation *op,
   if (!kv.dsSlots && dq.stages != kv.stages)
     diag << " grad-key-stages=" << dq.stages;
   diag << " needs more than the " << kMaxSharedBytes - kStaticSharedBytes
-       << " bytes of shared memory a workgroup can have (";
+       << " bytes of shared memory a workgroup can have";
+  if (kv.perSM() > 1)
+    diag << ", " << kMaxSharedBytes / kv.perSM() - kStaticSharedBytes
+         << " where two run on an SM (grad-kv-consumers=1)";
+  diag << " (";
   if (kv.dsSlots)
     diag << "grad-fused-dq: dK/dV kernel with dS^T slots and dQ staging "
          << kv.total();
@@ -235,6 +239,11 @@ LogicalResult mlir::swba::checkHopperGradLowerable(Operation *op,
       return op->emitOpError() << "chip=sm_90a: grad-fused-dq needs query "
                                   "tiles of 64 or 128 rows, got "
                                << kv.blockM;
+    if (kv.dsSlots && kv.consumers != 2)
+      return op->emitOpError() << "chip=sm_90a: grad-fused-dq needs the "
+                                  "dK/dV kernel's two consumers, got "
+                                  "grad-kv-consumers="
+                               << kv.consumers;
     return reportGradSharedMemory(op, dq, kv);
   }
   return success();

@@ -33,7 +33,7 @@ struct QueryGradShare {
   static QueryGradShare get(HopperKernelBuilder &e, Value consumer,
                             int64_t blockM, int64_t headDim) {
     Value zero = e.idx(0), half = e.mul(consumer, kRowsPerConsumer);
-    int64_t allKeys = KeyValueGradTiling::blockN() / 16;
+    int64_t allKeys = 2 * kRowsPerConsumer / 16; // two consumers' keys
     int64_t n = KeyValueGradLayout::queryGradColumns(blockM, headDim);
     switch (KeyValueGradLayout::queryGradSplit(blockM, headDim)) {
     case KeyValueGradLayout::QueryGradSplit::Rows:

@@ -31,8 +31,7 @@ KeyValueGradKernel::KeyValueGradKernel(HopperKernelBuilder &e,
                                        int64_t headDim, int64_t valueDim,
                                        Value dqAccumMap)
     : BackwardKernel(e, op, layout.stages), layout(layout), headDim(headDim),
-      valueDim(valueDim), blockM(layout.blockM),
-      blockN(KeyValueGradTiling::blockN()),
+      valueDim(valueDim), blockM(layout.blockM), blockN(layout.blockN()),
       tensorHeadDim(cast<ShapedType>(op.getQuery().getType()).getDimSize(3)),
       statsPerThread(llvm::divideCeil(2 * blockM, kWarpgroupThreads)),
       dqAccumMap(dqAccumMap) {}
@@ -48,24 +47,28 @@ void KeyValueGradKernel::setUp(ValueRange args, ArrayRef<Value> maps,
   e.sharedBuffer(layout.total());
   base = e.descriptorBase();
   Value isThread0 = e.eq(e.threadId, 0);
-  ring.init(KeyValueGradTiling::consumers * kWarpgroupThreads / 32, isThread0);
+  ring.init(layout.consumers * kWarpgroupThreads / 32, isThread0);
   // Operand 0 of the ring is Q, operand 1 dO; the dV part loads no V.
   SmallVector<TmaOperand> once{TmaOperand{maps[1], 0, headDim}};
   if (layout.part != KeyValueGradPart::Value)
     once.push_back(TmaOperand{maps[2], layout.vOffset(), valueDim});
-  e.splitRoles(warpgroup, isThread0, [&] {
-    produceTiles(
-        e, ring, once, blockN, tile.k0, tile.kvPlane, tile.numTiles,
-        {TmaOperand{maps[0], layout.qOffset(), headDim, layout.qStageBytes},
-         TmaOperand{maps[3], layout.doOffset(), valueDim, layout.doStageBytes}},
-        blockM, [&](Value j) {
-          Value row = tile.queryRow(e, j, blockM);
-          Value plane =
-              e.add(arith::MulIOp::create(e.b, tile.batch, tile.heads),
-                    tile.queryHead(e, j));
-          return std::make_pair(row, plane);
-        });
-  });
+  e.splitRoles(
+      warpgroup, isThread0,
+      [&] {
+        produceTiles(
+            e, ring, once, blockN, tile.k0, tile.kvPlane, tile.numTiles,
+            {TmaOperand{maps[0], layout.qOffset(), headDim, layout.qStageBytes},
+             TmaOperand{maps[3], layout.doOffset(), valueDim,
+                        layout.doStageBytes}},
+            blockM, [&](Value j) {
+              Value row = tile.queryRow(e, j, blockM);
+              Value plane =
+                  e.add(arith::MulIOp::create(e.b, tile.batch, tile.heads),
+                        tile.queryHead(e, j));
+              return std::make_pair(row, plane);
+            });
+      },
+      layout.consumers, layout.perSM());
 
   // This thread's key rows: rowBase + 8h; K and V rows of this consumer:
   // the A operands (K-major).
@@ -75,8 +78,8 @@ void KeyValueGradKernel::setUp(ValueRange args, ArrayRef<Value> maps,
   e.waitParity(e.idx(0), e.i1(false));
   // The fused kernel takes no turns: a barrier of both consumers in each
   // tile orders its dS^T slots (accumulate).
-  turns.emplace(e, rows.consumer, KeyValueGradTiling::consumers,
-                pingPong && !dqAccumMap);
+  turns.emplace(e, rows.consumer, layout.consumers,
+                pingPong && !dqAccumMap && layout.consumers > 1);
   valueFirst = headDim <= 64 && layout.part == KeyValueGradPart::Both &&
                !pingPong && !dqAccumMap;
   std::optional<RowRange> ownKeys;
@@ -221,8 +224,7 @@ void KeyValueGradKernel::syncWarpgroup(int64_t barrier) {
 
 /// A barrier of both consumers (named barrier 7).
 void KeyValueGradKernel::syncConsumers() {
-  namedBarrier(e.constI32(7),
-               KeyValueGradTiling::consumers * kWarpgroupThreads);
+  namedBarrier(e.constI32(7), layout.consumers * kWarpgroupThreads);
 }
 
 /// The query head and first row of the tile after the one at (qHead, r0):

@@ -221,6 +221,25 @@ HopperOptions gpu_kernels::withWindowTiling(HopperOptions options, int64_t d,
       if (gradFits(d, dv, four))
         options = four;
     }
+    // One consumer a dK/dV workgroup of 64 keys, two workgroups an SM:
+    // a workgroup runs 3 query tiles a consumer between its prologue (K and
+    // V, the first Q and dO tiles) and its epilogue (dK and dV), and the
+    // two consumers of one workgroup start and end together; two
+    // workgroups of one interleave them. dK/dV kernel times on an H200
+    // (bf16, kernel_times.py, 2026-12-04), two consumers -> one:
+    // 128-token windows 233 -> 203 us, 256-token windows 290 -> 250,
+    // small frames 181 -> 169, frames of 128 x 2 134 -> 118; on frames of
+    // 256 (a wider band) 684 -> 858, at head dim 128 slower too. Not with
+    // grad-ping-pong=true (turns need two consumers), other query tiles
+    // asked for, or where the backward does not fit (the fused dQ needs
+    // two).
+    if (!options.gradKvConsumers && !options.gradPingPong &&
+        options.gradQueryTile == 64) {
+      HopperOptions one = options;
+      one.gradKvConsumers = 1;
+      if (gradFits(d, dv, one))
+        options = one;
+    }
   }
   return options;
 }
@@ -347,25 +366,28 @@ KeyValueGradLayout gpu_kernels::keyValueGradLayout(int64_t d, int64_t dv,
                                                    const HopperOptions &options,
                                                    KeyValueGradPart part) {
   int64_t stages = options.gradStages ? options.gradStages : 2;
+  int64_t consumers = options.gradKvConsumers ? options.gradKvConsumers : 2;
   KeyValueGradLayout layout(
       d, dv, KeyValueGradTiling::get(d, dv, options.gradQueryTile).blockM,
-      stages, fusesQueryGrad(options), part);
+      stages, fusesQueryGrad(options), part, consumers);
   // As the dQ kernel's key tile: 32-row query tiles where the default's do
   // not fit past head dim 128 (the dK part at head dim 256).
   if (!options.gradQueryTile && isWide(d, dv) &&
-      layout.total() + kStaticSharedBytes > kMaxSharedBytes)
-    return KeyValueGradLayout(d, dv, 32, stages, fusesQueryGrad(options), part);
+      layout.perSM() * (layout.total() + kStaticSharedBytes) > kMaxSharedBytes)
+    return KeyValueGradLayout(d, dv, 32, stages, fusesQueryGrad(options), part,
+                              consumers);
   return layout;
 }
 
 bool gpu_kernels::fitsGrad(const QueryGradLayout &dq,
                            const KeyValueGradLayout &kv) {
   // The fused dQ's dS^T slots and shares are laid out for one kernel of
-  // both parts and query tiles of 64 or 128 rows.
-  if (kv.dsSlots && (kv.part != KeyValueGradPart::Both || kv.blockM < 64))
+  // both parts, two consumers and query tiles of 64 or 128 rows.
+  if (kv.dsSlots && (kv.part != KeyValueGradPart::Both || kv.blockM < 64 ||
+                     kv.consumers != 2))
     return false;
   return (kv.dsSlots || dq.total() + kStaticSharedBytes <= kMaxSharedBytes) &&
-         kv.total() + kStaticSharedBytes <= kMaxSharedBytes;
+         kv.perSM() * (kv.total() + kStaticSharedBytes) <= kMaxSharedBytes;
 }
 
 bool gpu_kernels::gradFits(int64_t d, int64_t dv,

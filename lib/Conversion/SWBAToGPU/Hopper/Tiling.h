@@ -227,7 +227,9 @@ inline SmallVector<KeyValueGradPart> keyValueGradParts(int64_t d, int64_t dv) {
 }
 
 /// The dK/dV kernel's tiling: two consumers of 64 keys (128 keys a
-/// workgroup), two stages (`grad-stages`), query tiles of `blockM` rows:
+/// workgroup; one with grad-kv-consumers=1, two workgroups an SM: see
+/// KeyValueGradLayout), two stages (`grad-stages`), query tiles of
+/// `blockM` rows:
 /// 128 at head dims
 /// 64 (S^T and dP^T accumulators of 64 registers each next to dK and dV of
 /// 32), 64 at 128 (32 each next to 64 + 64; that already spills 100 bytes)
@@ -237,10 +239,7 @@ inline SmallVector<KeyValueGradPart> keyValueGradParts(int64_t d, int64_t dv) {
 /// 64 KiB each at head dim 256, two stages of 32-row Q and dO tiles 16 KiB
 /// each: 192 KiB).
 struct KeyValueGradTiling {
-  static constexpr int64_t consumers = 2;
   int64_t blockM;
-  static int64_t blockN() { return consumers * kRowsPerConsumer; }
-  static int64_t threads() { return (consumers + 1) * kWarpgroupThreads; }
   static KeyValueGradTiling get(int64_t d, int64_t dv, int64_t option) {
     if (option)
       return {option};
@@ -263,26 +262,35 @@ struct KeyValueGradTiling {
 // (128-row query tiles, 64 dQ columns) it is staged there, in the slot
 // that no product reads until the consumer's next dS^T is written;
 // otherwise in `stagingBytes` of its own.
+//
+// With one consumer (grad-kv-consumers=1) a workgroup holds 64 keys and two
+// run on an SM, each in half of its registers and shared memory: their
+// prologues, a few query tiles' products and epilogues interleave, where
+// the two consumers of one workgroup start and end together.
 struct KeyValueGradLayout {
   static constexpr int64_t fusedSlots = 3;
   KeyValueGradPart part;
-  int64_t blockM, stages, kBytes, vBytes, qStageBytes, doStageBytes, dsSlots,
-      dqColumns, stagingBytes;
+  int64_t consumers, blockM, stages, kBytes, vBytes, qStageBytes, doStageBytes,
+      dsSlots, dqColumns, stagingBytes;
   /// (The dV part reads no V: its kernel loads none.)
   KeyValueGradLayout(int64_t d, int64_t dv, int64_t blockM, int64_t stages,
                      bool fusedQueryGrad,
-                     KeyValueGradPart part = KeyValueGradPart::Both)
-      : part(part), blockM(blockM), stages(stages),
-        kBytes(KeyValueGradTiling::blockN() * d * 2),
-        vBytes(part == KeyValueGradPart::Value
-                   ? 0
-                   : KeyValueGradTiling::blockN() * dv * 2),
+                     KeyValueGradPart part = KeyValueGradPart::Both,
+                     int64_t consumers = 2)
+      : part(part), consumers(consumers), blockM(blockM), stages(stages),
+        kBytes(blockN() * d * 2),
+        vBytes(part == KeyValueGradPart::Value ? 0 : blockN() * dv * 2),
         qStageBytes(blockM * d * 2), doStageBytes(blockM * dv * 2),
         dsSlots(fusedQueryGrad ? fusedSlots : 0),
         dqColumns(fusedQueryGrad ? queryGradColumns(blockM, d) : 0),
         stagingBytes(fusedQueryGrad && !stagesInSlots()
-                         ? KeyValueGradTiling::consumers * stagingPerConsumer()
+                         ? consumers * stagingPerConsumer()
                          : 0) {}
+  /// Keys a workgroup, threads (a producer and the consumers) and
+  /// workgroups an SM.
+  int64_t blockN() const { return consumers * kRowsPerConsumer; }
+  int64_t threads() const { return (consumers + 1) * kWarpgroupThreads; }
+  int64_t perSM() const { return consumers == 1 ? 2 : 1; }
   /// How the two consumers split a query tile's dQ (see QueryGradShare).
   enum class QueryGradSplit { Rows, Columns, Keys };
   static QueryGradSplit queryGradSplit(int64_t blockM, int64_t d) {
@@ -310,13 +318,10 @@ struct KeyValueGradLayout {
   int64_t rowStatsSlotBytes() const { return 2 * blockM * 4; }
   /// The dS^T slots, 1024-aligned (the swizzle atom).
   int64_t dsOffset() const {
-    return llvm::alignTo(rowStatsOffset() + KeyValueGradTiling::consumers * 2 *
-                                                rowStatsSlotBytes(),
+    return llvm::alignTo(rowStatsOffset() + consumers * 2 * rowStatsSlotBytes(),
                          kAtomBytes);
   }
-  int64_t dsSlotBytes() const {
-    return KeyValueGradTiling::blockN() * blockM * 2;
-  }
+  int64_t dsSlotBytes() const { return blockN() * blockM * 2; }
   int64_t stagingOffset() const { return dsOffset() + dsSlots * dsSlotBytes(); }
   int64_t total() const { return stagingOffset() + stagingBytes; }
 };
