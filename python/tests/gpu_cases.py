@@ -75,8 +75,9 @@ def kernel_configs():
                              chip="sm_90a", options=options)
                 for c in CASES for name, options, _ in DQ_TILE_CASES if c.name == name]
     configs += [KernelConfig(c.dtype, c.d, c.dv, c.bs, c.ws, effective_scale(c), grad=True,
-                             chip="sm_90a", options="grad-kv-consumers=1")
-                for c in CASES if c.name in KV_CONSUMER_CASES]
+                             chip="sm_90a", options=options)
+                for c in CASES if c.name in ONE_CONSUMER_CASES
+                for options in ("grad-kv-consumers=1", "grad-q-consumers=1")]
     configs += [KernelConfig(c.dtype, c.d, c.dv, c.bs, c.ws, effective_scale(c),
                              chip="sm_90a", options=options)
                 for c in CASES for name, options in SCHEDULER_CASES
@@ -103,10 +104,10 @@ DQ_TILE_CASES = (("window_beyond_frames_bf16", "grad-key-tile=64", 3),
                  # A token window's edge masks over 128 keys: 32 bits a row.
                  ("token_level_bs1", "grad-key-tile=128", 2))
 
-# The sm_90a dK/dV kernel with one consumer (grad-kv-consumers=1, two
-# workgroups an SM): frames, a partial last frame, GQA at head dim 128 and
-# a token window (whose consumer's query tiles are a band's).
-KV_CONSUMER_CASES = ("square_f16", "bs_not_tile_multiple_partial_frame", "gqa_d128_bf16",
+# The sm_90a dK/dV and dQ kernels with one consumer (grad-kv-consumers=1,
+# grad-q-consumers=1: two workgroups an SM): frames, a partial last frame,
+# GQA at head dim 128 and a token window (a band).
+ONE_CONSUMER_CASES = ("square_f16", "bs_not_tile_multiple_partial_frame", "gqa_d128_bf16",
                      "token_level_bs1")
 
 # sm_90a backward options the GPU tests also run (the defaults are tested

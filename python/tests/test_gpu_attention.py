@@ -16,7 +16,7 @@ if not torch.cuda.is_available():
 
 sys.path[:0] = [os.path.join(os.path.dirname(__file__), ".."), os.path.dirname(__file__)]
 from gpu_cases import (CASES, DQ_TILE_CASES, FORWARD_OPTIONS, GRAD_OPTIONS,  # noqa: E402
-                       HOPPER_CASES, KV_CONSUMER_CASES, OPTION_CASES, SCHEDULER_CASES, effective_scale)
+                       HOPPER_CASES, ONE_CONSUMER_CASES, OPTION_CASES, SCHEDULER_CASES, effective_scale)
 
 from swba import attention, compiler, ops, runtime  # noqa: E402
 
@@ -340,16 +340,20 @@ def test_backward_options_match_reference(case, options, monkeypatch):
     assert ("swba_bwd_dkdv", (384, 1, 1)) in [(name, block) for name, _, block, _ in launches]
 
 
-@pytest.mark.parametrize("name", KV_CONSUMER_CASES)
-def test_dkdv_one_consumer_matches_reference(name, monkeypatch):
-    """The sm_90a dK/dV kernel of one consumer (grad-kv-consumers=1): a
-    workgroup per 64 keys of a kv head, a producer and one consumer
-    warpgroup, two an SM; every element."""
+@pytest.mark.parametrize("name", ONE_CONSUMER_CASES)
+@pytest.mark.parametrize("kernel", ["dkdv", "dq"])
+def test_backward_one_consumer_matches_reference(name, kernel, monkeypatch):
+    """The sm_90a dK/dV kernel of one consumer (grad-kv-consumers=1: a
+    workgroup per 64 keys of a kv head) or dQ kernel of one consumer
+    (grad-q-consumers=1: a workgroup per 64 query rows of a query head), a
+    producer and one consumer warpgroup, two an SM; every element."""
     case = next(c for c in CASES if c.name == name)
-    launches = on_sm90a(monkeypatch, "grad-kv-consumers=1")
+    option = "grad-kv-consumers=1" if kernel == "dkdv" else "grad-q-consumers=1"
+    launches = on_sm90a(monkeypatch, option)
     check_backward(case)
-    dkdv = [(grid, block) for kernel, grid, block, _ in launches if kernel == "swba_bwd_dkdv"]
-    assert dkdv == [((case.hkv, -(-case.nk // 64), case.b), (256, 1, 1))], launches
+    got = [(grid, block) for k, grid, block, _ in launches if k == "swba_bwd_" + kernel]
+    heads, rows = (case.hkv, case.nk) if kernel == "dkdv" else (case.hq, case.nq)
+    assert got == [((heads, -(-rows // 64), case.b), (256, 1, 1))], launches
 
 
 @pytest.mark.parametrize("name,options,consumers", DQ_TILE_CASES,
@@ -393,8 +397,14 @@ def test_backward_is_deterministic(chip, monkeypatch):
 def test_lse_and_layouts_under_autograd(chip):
     """return_lse under autograd gives the no-grad lse (not differentiable);
     a gradient with zero strides (from an expand) and a non-contiguous q
-    give the gradients of their dense copies, every element."""
-    case = CASES[2]
+    give the gradients of their dense copies, every element (bit for bit:
+    under torch.use_deterministic_algorithms, as this case's default
+    backward adds dq up in whichever order its workgroups come)."""
+    with deterministic_algorithms():
+        _check_lse_and_layouts(CASES[2])
+
+
+def _check_lse_and_layouts(case):
     torch.manual_seed(11)
     dt = DTYPES[case.dtype]
     q = torch.randn(case.b, case.hq, case.nq, case.d, device="cuda", dtype=dt)

@@ -12,6 +12,7 @@
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a ping-pong=true" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=TURNS
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a stages=2 grad-stages=2" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=TWO
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-kv-consumers=2" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=KV2
+// RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-q-consumers=1" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=Q1
 
 // Q in 128-row boxes; K and V in 128-key boxes, two stages of them:
 // 32 KiB + 2 x (32 + 32) KiB.
@@ -240,6 +241,14 @@ func.func @token_window_grad_d128(%q: memref<?x8x?x128xbf16>, %k: memref<?x8x?x1
 // KV2: nvvm.wgmma.fence.aligned
 // KV2: scf.yield %arg{{[0-9]+}}, %arg
 // KV2: gpu.func @swba_bwd_delta(
+// With one dQ consumer (Q1): 64 query rows a workgroup, 256 threads, Q
+// and dO boxes of 64 rows, 80 KiB (four K/V stages), two workgroups an SM.
+// Q1-LABEL: func @narrow_band_grad_d64
+// Q1: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv
+// Q1-COUNT-4: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
+// Q1: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq {{.*}} threads in (%c256, %c1, %c1) dynamic_shared_memory_size %c81920_i32
+// Q1: gpu.func @swba_bwd_dq({{.*}}nvvm.maxnreg = 128 : i32
+// Q1: nvvm.setmaxregister  increase 232
 // ASKED-LABEL: func @narrow_band_grad_d64
 // ASKED: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_delta
 // ASKED-COUNT-4: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]

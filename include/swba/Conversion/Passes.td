@@ -186,6 +186,11 @@ def LowerSWBA : Pass<"lower-swba"> {
            "where the dQ kernel's consumers each take a few key tiles "
            "(3-8% faster there, the "
            "dK/dV kernel 1-2% slower with more stages), else 2.">,
+    Option<"gradQConsumers", "grad-q-consumers", "int64_t",
+           /*default=*/"0",
+           "sm_90a backward: consumer warpgroups of the dQ kernel, 64 query "
+           "rows each: 1 (two workgroups an SM), 2 or 3; 0: 3 with 64-key "
+           "tiles at head dim 64, else 2.">,
     Option<"gradKvConsumers", "grad-kv-consumers", "int64_t",
            /*default=*/"0",
            "sm_90a backward: consumer warpgroups of the dK/dV kernel, 64 keys "
@@ -205,7 +210,8 @@ def LowerSWBA : Pass<"lower-swba"> {
            "reproducible. Empty: true for frames at head dims 128 (d and dv "
            "rounded up to 128, block_size >= 128: 1.4-3.6% faster steps, "
            "docs/BENCHMARKS.md), unless an option of the separate kernels "
-           "is given (grad-key-tile, grad-ping-pong=true) or the tiles "
+           "is given (grad-key-tile, grad-q-consumers, grad-ping-pong=true) "
+           "or the tiles "
            "asked for (grad-query-tile, grad-stages) do not fit the fused "
            "kernel; false elsewhere.">,
     Option<"gradPingPong", "grad-ping-pong", "bool", /*default=*/"false",

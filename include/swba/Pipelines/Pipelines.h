@@ -135,6 +135,12 @@ struct SWBAToNVVMOptions : public PassPipelineOptions<SWBAToNVVMOptions> {
                      "alone; 0: grad-stages, or per window (--lower-swba "
                      "grad-key-stages)."),
       llvm::cl::init(LowerSWBAOptions().gradKeyStages)};
+  PassOptions::Option<int64_t> gradQConsumers{
+      *this, "grad-q-consumers",
+      llvm::cl::desc("sm_90a backward: consumer warpgroups of the dQ kernel, "
+                     "1 to 3; 0: per key tile (--lower-swba "
+                     "grad-q-consumers)."),
+      llvm::cl::init(LowerSWBAOptions().gradQConsumers)};
   PassOptions::Option<int64_t> gradKvConsumers{
       *this, "grad-kv-consumers",
       llvm::cl::desc("sm_90a backward: consumer warpgroups of the dK/dV "

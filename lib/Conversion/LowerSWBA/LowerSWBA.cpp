@@ -90,6 +90,9 @@ mlir::swba::verifyLowerSWBAOptions(const LowerSWBAOptions &options,
   if (options.gradKvConsumers < 0 || options.gradKvConsumers > 2)
     return fail("grad-kv-consumers must be 0, 1 or 2, got " +
                 Twine(options.gradKvConsumers));
+  if (options.gradQConsumers < 0 || options.gradQConsumers > 3)
+    return fail("grad-q-consumers must be 0, 1, 2 or 3, got " +
+                Twine(options.gradQConsumers));
   return success();
 }
 
@@ -200,6 +203,7 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
     o.gradStages = gradStages;
     o.gradKeyStages = gradKeyStages;
     o.gradKvConsumers = gradKvConsumers;
+    o.gradQConsumers = gradQConsumers;
     o.gradFusedDQ = gradFusedDQ;
     o.pingPong = pingPong;
     o.workgroupsPerSM = workgroupsPerSM;

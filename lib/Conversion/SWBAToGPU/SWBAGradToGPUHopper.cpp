@@ -96,9 +96,9 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
     gpu::GPUFuncOp dqKernel;
     if (!fused) {
       SmallVector<Value> maps;
-      dqKernel =
-          createHopperKernel(rewriter, gpuModule, loc, "swba_bwd_dq", dqArgs,
-                             dqLaunch.mapTypes(), dqTiling.threads(), maps);
+      dqKernel = createHopperKernel(rewriter, gpuModule, loc, "swba_bwd_dq",
+                                    dqArgs, dqLaunch.mapTypes(),
+                                    dqTiling.threads(), maps, dqTiling.perSM());
       buildQueryGradBody(rewriter, loc, op, layout,
                          dqKernel.getArguments().take_front(dqArgs.size()),
                          maps, elementType, headDim, valueDim,

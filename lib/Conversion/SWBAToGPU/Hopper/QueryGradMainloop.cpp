@@ -91,7 +91,7 @@ void QueryGradKernel::setUp(ValueRange args, ArrayRef<Value> maps) {
                                     tile.kvPlane);
             });
       },
-      consumers);
+      consumers, layout.tiling.perSM());
 
   rows = ConsumerRows::get(e, warpgroup, tile.q0);
   loadRowStats(args[4], args[5]);

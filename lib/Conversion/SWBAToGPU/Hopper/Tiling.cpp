@@ -126,7 +126,7 @@ HopperOptions gpu_kernels::withWindowTiling(HopperOptions options, int64_t d,
   if (options.gradFusedDQ.empty()) {
     options.gradFusedDQ = "false";
     if (wide && blockSize >= 128 && !options.gradKeyTile &&
-        !options.gradPingPong) {
+        !options.gradQConsumers && !options.gradPingPong) {
       HopperOptions fused = options;
       fused.gradFusedDQ = "true";
       if (gradFits(d, dv, fused))
@@ -346,18 +346,20 @@ QueryGradLayout gpu_kernels::queryGradLayout(int64_t d, int64_t dv,
   int64_t stages = options.gradKeyStages ? options.gradKeyStages
                    : options.gradStages  ? options.gradStages
                                          : 2;
-  QueryGradLayout layout(
-      d, dv, QueryGradTiling::defaultKeyTile(options.gradKeyTile), stages);
+  QueryGradLayout layout(d, dv,
+                         QueryGradTiling::defaultKeyTile(options.gradKeyTile),
+                         stages, options.gradQConsumers);
   // The default key tile gives way to 64 keys where 128 would not fit
   // (head dim 128 with 3 stages or more), and past head dim 128 to 32 (head
   // dim 256); a tile asked for stays as asked, and the op gets an error if
   // it does not fit.
   for (int64_t blockN : {64, 32}) {
     if (options.gradKeyTile ||
-        layout.total() + kStaticSharedBytes <= kMaxSharedBytes ||
+        layout.tiling.perSM() * (layout.total() + kStaticSharedBytes) <=
+            kMaxSharedBytes ||
         (blockN < 64 && !isWide(d, dv)))
       break;
-    layout = QueryGradLayout(d, dv, blockN, stages);
+    layout = QueryGradLayout(d, dv, blockN, stages, options.gradQConsumers);
   }
   return layout;
 }
@@ -386,7 +388,8 @@ bool gpu_kernels::fitsGrad(const QueryGradLayout &dq,
   if (kv.dsSlots && (kv.part != KeyValueGradPart::Both || kv.blockM < 64 ||
                      kv.consumers != 2))
     return false;
-  return (kv.dsSlots || dq.total() + kStaticSharedBytes <= kMaxSharedBytes) &&
+  return (kv.dsSlots || dq.tiling.perSM() * (dq.total() + kStaticSharedBytes) <=
+                            kMaxSharedBytes) &&
          kv.perSM() * (kv.total() + kStaticSharedBytes) <= kMaxSharedBytes;
 }
 

@@ -183,6 +183,8 @@ struct QueryGradTiling {
   int64_t consumers;
   int64_t blockM() const { return consumers * kRowsPerConsumer; }
   int64_t threads() const { return (consumers + 1) * kWarpgroupThreads; }
+  /// Workgroups an SM: two of one consumer (grad-q-consumers=1).
+  int64_t perSM() const { return consumers == 1 ? 2 : 1; }
   /// The consumers that go with key tiles of `blockN` at head dims `d`,
   /// `dv`.
   static QueryGradTiling get(int64_t d, int64_t dv, int64_t blockN) {
@@ -199,9 +201,12 @@ struct QueryGradTiling {
 struct QueryGradLayout {
   QueryGradTiling tiling;
   int64_t blockN, stages, qBytes, doBytes, kStageBytes, vStageBytes;
-  QueryGradLayout(int64_t d, int64_t dv, int64_t blockN, int64_t stages)
-      : tiling(QueryGradTiling::get(d, dv, blockN)), blockN(blockN),
-        stages(stages), qBytes(tiling.blockM() * d * 2),
+  /// `consumers` 0: those that go with the key tile.
+  QueryGradLayout(int64_t d, int64_t dv, int64_t blockN, int64_t stages,
+                  int64_t consumers = 0)
+      : tiling(consumers ? QueryGradTiling{consumers}
+                         : QueryGradTiling::get(d, dv, blockN)),
+        blockN(blockN), stages(stages), qBytes(tiling.blockM() * d * 2),
         doBytes(tiling.blockM() * dv * 2), kStageBytes(blockN * d * 2),
         vStageBytes(blockN * dv * 2) {}
   int64_t doOffset() const { return qBytes; }
