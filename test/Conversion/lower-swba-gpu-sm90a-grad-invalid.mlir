@@ -13,10 +13,12 @@
 // grad-key-stages sets the dQ kernel's stages alone, and the error names both.
 // RUN: not swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-key-stages=6 grad-key-tile=128" 2>&1 | FileCheck %s --check-prefix=KEYSTAGES
 // KEYSTAGES: error: 'swba.attention_grad' op chip=sm_90a: grad-stages=2 grad-key-stages=6 needs more than the 231168 bytes of shared memory a workgroup can have (dQ kernel 458752, dK/dV kernel 133120)
-// With one dK/dV consumer two workgroups share an SM's shared memory; the
-// fused kernel needs two consumers.
+// With one dK/dV or dQ consumer two workgroups share an SM's shared
+// memory; the fused kernel needs two consumers.
 // RUN: not swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-stages=3 grad-kv-consumers=1" 2>&1 | FileCheck %s --check-prefix=ONEKV
 // ONEKV: error: 'swba.attention_grad' op chip=sm_90a: grad-stages=3 needs more than the 231168 bytes of shared memory a workgroup can have, 114944 where two run on an SM (grad-kv-consumers=1) (dQ kernel 163840, dK/dV kernel 132096)
+// RUN: not swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-stages=4 grad-q-consumers=1" 2>&1 | FileCheck %s --check-prefix=ONEQ
+// ONEQ: error: 'swba.attention_grad' op chip=sm_90a: grad-stages=4 needs more than the 231168 bytes of shared memory a workgroup can have, 114944 where two run on an SM (grad-q-consumers=1) (dQ kernel 163840, dK/dV kernel 198656)
 // RUN: not swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-fused-dq=true grad-kv-consumers=1" 2>&1 | FileCheck %s --check-prefix=ONEKVFUSED
 // ONEKVFUSED: error: 'swba.attention_grad' op chip=sm_90a: grad-fused-dq needs the dK/dV kernel's two consumers, got grad-kv-consumers=1
 

@@ -200,9 +200,14 @@ static LogicalResult reportGradSharedMemory(Operation *op,
     diag << " grad-key-stages=" << dq.stages;
   diag << " needs more than the " << kMaxSharedBytes - kStaticSharedBytes
        << " bytes of shared memory a workgroup can have";
-  if (kv.perSM() > 1)
-    diag << ", " << kMaxSharedBytes / kv.perSM() - kStaticSharedBytes
-         << " where two run on an SM (grad-kv-consumers=1)";
+  const bool dqTwo = !kv.dsSlots && dq.tiling.perSM() > 1;
+  if (dqTwo || kv.perSM() > 1)
+    diag << ", " << kMaxSharedBytes / 2 - kStaticSharedBytes
+         << " where two run on an SM ("
+         << (dqTwo && kv.perSM() > 1 ? "grad-q-consumers=1, grad-kv-consumers=1"
+             : dqTwo                 ? "grad-q-consumers=1"
+                                     : "grad-kv-consumers=1")
+         << ")";
   diag << " (";
   if (kv.dsSlots)
     diag << "grad-fused-dq: dK/dV kernel with dS^T slots and dQ staging "

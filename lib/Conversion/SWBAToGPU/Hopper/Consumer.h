@@ -34,9 +34,10 @@ struct TurnTaking {
   bool enabled;
   Value mine, other, pair;
 
+  /// (A single consumer has no one to take turns with: disabled.)
   TurnTaking(HopperKernelBuilder &e, Value consumer, int64_t consumers,
              bool enabled)
-      : e(e), enabled(enabled) {
+      : e(e), enabled(enabled && consumers > 1) {
     if (!enabled)
       return;
     Type i32 = e.b.getI32Type();

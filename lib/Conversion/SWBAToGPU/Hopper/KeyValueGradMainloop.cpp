@@ -78,8 +78,7 @@ void KeyValueGradKernel::setUp(ValueRange args, ArrayRef<Value> maps,
   e.waitParity(e.idx(0), e.i1(false));
   // The fused kernel takes no turns: a barrier of both consumers in each
   // tile orders its dS^T slots (accumulate).
-  turns.emplace(e, rows.consumer, layout.consumers,
-                pingPong && !dqAccumMap && layout.consumers > 1);
+  turns.emplace(e, rows.consumer, layout.consumers, pingPong && !dqAccumMap);
   valueFirst = headDim <= 64 && layout.part == KeyValueGradPart::Both &&
                !pingPong && !dqAccumMap;
   std::optional<RowRange> ownKeys;

@@ -332,7 +332,7 @@ bool gpu_kernels::accumulatorsFit(const HopperTiling &t, int64_t valueDim) {
 
 bool gpu_kernels::sharedMemoryFits(const HopperTiling &t,
                                    const SharedLayout &layout) {
-  return t.perSM * (layout.total() + kStaticSharedBytes) <= kMaxSharedBytes;
+  return sharedBytesFit(layout.total(), t.perSM);
 }
 
 bool gpu_kernels::fits(const HopperTiling &t, const SharedLayout &layout) {
@@ -355,8 +355,7 @@ QueryGradLayout gpu_kernels::queryGradLayout(int64_t d, int64_t dv,
   // it does not fit.
   for (int64_t blockN : {64, 32}) {
     if (options.gradKeyTile ||
-        layout.tiling.perSM() * (layout.total() + kStaticSharedBytes) <=
-            kMaxSharedBytes ||
+        sharedBytesFit(layout.total(), layout.tiling.perSM()) ||
         (blockN < 64 && !isWide(d, dv)))
       break;
     layout = QueryGradLayout(d, dv, blockN, stages, options.gradQConsumers);
@@ -375,7 +374,7 @@ KeyValueGradLayout gpu_kernels::keyValueGradLayout(int64_t d, int64_t dv,
   // As the dQ kernel's key tile: 32-row query tiles where the default's do
   // not fit past head dim 128 (the dK part at head dim 256).
   if (!options.gradQueryTile && isWide(d, dv) &&
-      layout.perSM() * (layout.total() + kStaticSharedBytes) > kMaxSharedBytes)
+      !sharedBytesFit(layout.total(), layout.perSM()))
     return KeyValueGradLayout(d, dv, 32, stages, fusesQueryGrad(options), part,
                               consumers);
   return layout;
@@ -388,9 +387,8 @@ bool gpu_kernels::fitsGrad(const QueryGradLayout &dq,
   if (kv.dsSlots && (kv.part != KeyValueGradPart::Both || kv.blockM < 64 ||
                      kv.consumers != 2))
     return false;
-  return (kv.dsSlots || dq.tiling.perSM() * (dq.total() + kStaticSharedBytes) <=
-                            kMaxSharedBytes) &&
-         kv.perSM() * (kv.total() + kStaticSharedBytes) <= kMaxSharedBytes;
+  return (kv.dsSlots || sharedBytesFit(dq.total(), dq.tiling.perSM())) &&
+         sharedBytesFit(kv.total(), kv.perSM());
 }
 
 bool gpu_kernels::gradFits(int64_t d, int64_t dv,

@@ -155,6 +155,18 @@ bool fits(const HopperTiling &t, const SharedLayout &layout);
 // Backward
 //===----------------------------------------------------------------------===//
 
+/// Workgroups of a backward kernel an SM: two of one consumer each
+/// (grad-q-consumers=1, grad-kv-consumers=1), else one.
+constexpr int64_t backwardWorkgroupsPerSM(int64_t consumers) {
+  return consumers == 1 ? 2 : 1;
+}
+
+/// Whether `perSM` workgroups of `bytes` of dynamic shared memory each (and
+/// the static part) fit on an SM.
+constexpr bool sharedBytesFit(int64_t bytes, int64_t perSM) {
+  return perSM * (bytes + kStaticSharedBytes) <= kMaxSharedBytes;
+}
+
 /// The dQ kernel's tiling: consumers of 64 query rows, two stages (the
 /// `grad-stages` option), and key tiles of `blockN` = 128 at head dims up
 /// to 128 (the `grad-key-tile` option; 64 or 32 where 128 does not fit in
@@ -184,7 +196,7 @@ struct QueryGradTiling {
   int64_t blockM() const { return consumers * kRowsPerConsumer; }
   int64_t threads() const { return (consumers + 1) * kWarpgroupThreads; }
   /// Workgroups an SM: two of one consumer (grad-q-consumers=1).
-  int64_t perSM() const { return consumers == 1 ? 2 : 1; }
+  int64_t perSM() const { return backwardWorkgroupsPerSM(consumers); }
   /// The consumers that go with key tiles of `blockN` at head dims `d`,
   /// `dv`.
   static QueryGradTiling get(int64_t d, int64_t dv, int64_t blockN) {
@@ -295,7 +307,7 @@ struct KeyValueGradLayout {
   /// workgroups an SM.
   int64_t blockN() const { return consumers * kRowsPerConsumer; }
   int64_t threads() const { return (consumers + 1) * kWarpgroupThreads; }
-  int64_t perSM() const { return consumers == 1 ? 2 : 1; }
+  int64_t perSM() const { return backwardWorkgroupsPerSM(consumers); }
   /// How the two consumers split a query tile's dQ (see QueryGradShare).
   enum class QueryGradSplit { Rows, Columns, Keys };
   static QueryGradSplit queryGradSplit(int64_t blockM, int64_t d) {
