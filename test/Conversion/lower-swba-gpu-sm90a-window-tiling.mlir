@@ -107,12 +107,13 @@ func.func @frame_window_d128(%q: memref<?x24x?x128xbf16>, %k: memref<?x24x?x128x
 // CHECK-NEXT: %[[IN:.*]] = arith.andi %[[IN_BEGIN]], %[[IN_END]] : i1
 // CHECK-NEXT: scf.if %[[IN]] -> (f32
 // An edge tile's mask: each of a thread's two rows has its keys' bounds
-// taken relative to its first column once, as i32 in [0, 64], then made a
-// bit an element (rowBits: the count of the thread's offsets below each
-// bound), made opaque; an element tests its bit.
-// CHECK: arith.minsi %{{.*}}, %c64 : index
-// CHECK-NEXT: arith.maxsi %{{.*}}, %c0 : index
-// CHECK-NEXT: arith.index_cast %{{.*}} : index to i32
+// (the row's window, in i32) taken relative to its first column once, in
+// [0, 64], then made a bit an element (rowBits: the count of the thread's
+// offsets below each bound), made opaque; an element tests its bit.
+// CHECK: arith.maxsi %{{.*}}, %c127_i32 : i32
+// CHECK-NEXT: arith.subi %{{.*}}, %c127_i32 : i32
+// CHECK: arith.minsi %{{.*}}, %c64_i32 : i32
+// CHECK-NEXT: arith.maxsi %{{.*}}, %c0_i32 : i32
 // CHECK: arith.shrui %{{.*}}, %c3_i32 : i32
 // CHECK-NEXT: arith.shli %{{.*}}, %c1_i32 : i32
 // CHECK-NEXT: arith.andi %{{.*}}, %c7_i32 : i32

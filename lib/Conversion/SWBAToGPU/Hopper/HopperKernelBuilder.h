@@ -263,12 +263,24 @@ public:
     SmallVector<Value> lo, hi, bits;
     auto visible = [&](int64_t i) -> Value {
       if (lo.empty()) {
-        Value first = add(c0, mul(t, 2));
+        // Bounds as index values, or as i32 where columnsOf gives them so
+        // (i32 arithmetic: a 64-bit min or max is four instructions).
+        Value first = add(c0, mul(t, 2)), first32;
         auto relative = [&](Value col) -> Value {
-          Value d = arith::MaxSIOp::create(
-              b, arith::MinSIOp::create(b, sub(col, first), idx(n)),
-              idx(bitMask ? 0 : -1));
-          return arith::IndexCastOp::create(b, b.getI32Type(), d);
+          if (!col.getType().isInteger(32)) {
+            Value d = arith::MaxSIOp::create(
+                b, arith::MinSIOp::create(b, sub(col, first), idx(n)),
+                idx(bitMask ? 0 : -1));
+            return arith::IndexCastOp::create(b, b.getI32Type(), d);
+          }
+          if (!first32)
+            first32 = arith::AddIOp::create(
+                b, toI32(c0), arith::ShLIOp::create(b, toI32(t), constI32(1)));
+          return arith::MaxSIOp::create(
+              b,
+              arith::MinSIOp::create(b, arith::SubIOp::create(b, col, first32),
+                                     constI32(n)),
+              constI32(bitMask ? 0 : -1));
         };
         for (int64_t h = 0; h < 2; ++h) {
           RowRange cols = columnsOf(h);
@@ -299,6 +311,15 @@ public:
           arith::CmpIOp::create(b, arith::CmpIPredicate::slt, offset, hi[h]));
     };
     return maskUnless(interior, s, visible, finish);
+  }
+
+  /// Whether a window's bounds may be computed in i32: rows, keys and
+  /// positions are below 2^30 (they are TMA coordinates, i32, and 2^30 keys
+  /// would be 128 GiB of K a head at the narrowest TMA row), so no
+  /// intermediate value of WindowBounds passes 2^31 when the window and the
+  /// block size are below 2^30 too.
+  static bool windowFitsI32(BlockWindow w) {
+    return w.window < (int64_t{1} << 30) && w.blockSize < (int64_t{1} << 30);
   }
 
   /// Bit k (k < 32) set where this thread's element k of a row, at offset
@@ -462,9 +483,20 @@ public:
     };
     if (w.blockSize >= blockN)
       return maskUnless(interior, s, visible, finish);
+    // The rows' windows in i32 with bit masks (head dims up to 64): 5% less
+    // time in the forward and 3-4% in the dQ kernel on 128- and 256-token
+    // windows (H200, docs/BENCHMARKS.md); at head dim 128 the dQ kernel was
+    // 1.4-2.6% slower in i32, its spills unchanged.
     auto columns = [&](int64_t h) {
-      Value row = add(rowBase, idx(8 * h));
-      return computeKeyWindow(b, loc, w, row, add(row, idx(1)), posOffset, k1);
+      if (!bitMask || !windowFitsI32(w)) {
+        Value row = add(rowBase, idx(8 * h));
+        return computeKeyWindow(b, loc, w, row, add(row, idx(1)), posOffset,
+                                k1);
+      }
+      Value row = arith::AddIOp::create(b, toI32(rowBase), constI32(8 * h));
+      return computeKeyWindow(b, loc, w, row,
+                              arith::AddIOp::create(b, row, constI32(1)),
+                              toI32(posOffset), toI32(k1));
     };
     return maskColumns(interior, s, k0, blockN, bitMask, columns, finish);
   }

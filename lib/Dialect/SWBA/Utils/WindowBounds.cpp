@@ -8,12 +8,16 @@ using namespace mlir;
 using namespace mlir::swba;
 
 namespace {
-/// Index arithmetic on non-negative values, at one location.
+/// Integer arithmetic on non-negative values of one type (index, or i32
+/// where the caller knows every value fits), at one location.
 struct IndexMath {
   OpBuilder &b;
   Location loc;
+  Type type;
 
-  Value c(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
+  Value c(int64_t v) {
+    return arith::ConstantOp::create(b, loc, b.getIntegerAttr(type, v));
+  }
   Value add(Value x, Value y) { return arith::AddIOp::create(b, loc, x, y); }
   Value sub(Value x, Value y) { return arith::SubIOp::create(b, loc, x, y); }
   Value mul(Value x, int64_t y) {
@@ -37,7 +41,7 @@ struct IndexMath {
 RowRange mlir::swba::computeKeyWindow(OpBuilder &b, Location loc, BlockWindow w,
                                       Value q0, Value q1, Value posOffset,
                                       Value nk, Value keyPhase) {
-  IndexMath m{b, loc};
+  IndexMath m{b, loc, q0.getType()};
   Value firstFrame = m.frame(m.add(q0, posOffset), w.blockSize);
   Value lastFrame = m.frame(m.sub(m.add(q1, posOffset), m.c(1)), w.blockSize);
   // max(0, firstFrame - window + 1) without going below zero in index math.
@@ -63,7 +67,7 @@ RowRange mlir::swba::computeQueryWindow(OpBuilder &b, Location loc,
                                         BlockWindow w, Value k0, Value k1,
                                         Value posOffset, Value nq,
                                         Value keyPhase) {
-  IndexMath m{b, loc};
+  IndexMath m{b, loc, k0.getType()};
   Value firstFrame = m.frame(m.keyPos(k0, keyPhase), w.blockSize);
   Value lastFrame = m.frame(m.sub(m.keyPos(k1, keyPhase), m.c(1)), w.blockSize);
   // Query positions [firstFrame * bs, (lastFrame + window) * bs), as rows.
@@ -87,7 +91,7 @@ RowRange mlir::swba::computeQueryWindow(OpBuilder &b, Location loc,
 Value mlir::swba::isTileFullyVisible(OpBuilder &b, Location loc, BlockWindow w,
                                      Value q0, Value q1, Value k0, Value k1,
                                      Value posOffset, Value keyPhase) {
-  IndexMath m{b, loc};
+  IndexMath m{b, loc, q0.getType()};
   Value firstQueryFrame = m.frame(m.add(q0, posOffset), w.blockSize);
   Value lastQueryFrame =
       m.frame(m.sub(m.add(q1, posOffset), m.c(1)), w.blockSize);
@@ -105,7 +109,7 @@ Value mlir::swba::isTileFullyVisible(OpBuilder &b, Location loc, BlockWindow w,
 
 Value mlir::swba::isVisible(OpBuilder &b, Location loc, BlockWindow w, Value q,
                             Value k, Value posOffset, Value keyPhase) {
-  IndexMath m{b, loc};
+  IndexMath m{b, loc, q.getType()};
   Value queryFrame = m.frame(m.add(q, posOffset), w.blockSize);
   Value keyFrame = m.frame(m.keyPos(k, keyPhase), w.blockSize);
   Value notFuture = m.cmp(arith::CmpIPredicate::ule, keyFrame, queryFrame);

@@ -17,7 +17,10 @@
 //
 // Block sizes and windows may be anything up to 2^63 - 1: no intermediate
 // value exceeds max(2 (Nk + keyPhase), block size), so the index arithmetic
-// never wraps.
+// never wraps. The functions compute in the type of their row operands:
+// index, or i32 where the caller knows rows, positions, the block size and
+// the window to be below 2^30 (the GPU kernels' masks, whose rows are TMA
+// coordinates); every operand then has that type.
 //
 //===----------------------------------------------------------------------===//
 
