@@ -34,12 +34,14 @@ from . import compiler
 # rows per workgroup (consumers x 64), keys per tile, tiles in flight, the
 # consumers' turn-taking, the workgroups resident on an SM, the tile
 # scheduler (a workgroup per query tile, or one an SM looping over them).
-# Small key tiles pay on narrow windows, where a large tile is mostly masked.
+# Small key tiles pay on narrow windows, where a large tile is mostly masked;
+# one consumer a workgroup, two or three an SM, on bands of a few key tiles.
 FORWARD_CANDIDATES = (
     "", "consumers=2", "consumers=3", "block-n=64", "block-n=128", "block-n=192",
     "consumers=2 block-n=64", "consumers=3 block-n=64", "stages=3", "stages=4",
     "ping-pong=false", "ping-pong=true", "consumers=3 ping-pong=false", "workgroups-per-sm=1",
-    "tile-scheduler=grid", "tile-scheduler=persistent")
+    "tile-scheduler=grid", "tile-scheduler=persistent", "consumers=1 workgroups-per-sm=2",
+    "consumers=1 workgroups-per-sm=3")
 # The backward's tiles and schedule: grad-stages sets the tiles in flight
 # of both kernels (and takes the dQ kernel's default of 4 on narrow bands
 # away), grad-key-stages those of the dQ kernel alone (the same kernels as

@@ -80,6 +80,10 @@ def kernel_configs():
                 for options in ("grad-kv-consumers=1", "grad-q-consumers=1")]
     configs += [KernelConfig(c.dtype, c.d, c.dv, c.bs, c.ws, effective_scale(c),
                              chip="sm_90a", options=options)
+                for c in CASES for name, options in FORWARD_ONE_CONSUMER_CASES
+                if c.name == name]
+    configs += [KernelConfig(c.dtype, c.d, c.dv, c.bs, c.ws, effective_scale(c),
+                             chip="sm_90a", options=options)
                 for c in CASES for name, options in SCHEDULER_CASES
                 if c.name == name and options]
     return configs
@@ -109,6 +113,16 @@ DQ_TILE_CASES = (("window_beyond_frames_bf16", "grad-key-tile=64", 3),
 # GQA at head dim 128 and a token window (a band).
 ONE_CONSUMER_CASES = ("square_f16", "bs_not_tile_multiple_partial_frame", "gqa_d128_bf16",
                      "token_level_bs1")
+# The sm_90a forward of one consumer a workgroup, two or three workgroups an
+# SM (the default on bands of 256 to 512 keys at head dim 64, which
+# square_f16 and bs_not_tile_multiple_partial_frame take), asked for on a
+# token window, a KV cache longer than the queries, unequal head dims and
+# GQA at head dim 128. (case, options)
+FORWARD_ONE_CONSUMER_CASES = (
+    ("token_level_bs1", "consumers=1 workgroups-per-sm=3"),
+    ("kv_cache_nq_lt_nk", "consumers=1 workgroups-per-sm=3 block-n=64"),
+    ("dv_ne_d_scale_bf16", "consumers=1 workgroups-per-sm=2"),
+    ("gqa_d128_bf16", "consumers=1 workgroups-per-sm=2 block-n=64"))
 
 # sm_90a backward options the GPU tests also run (the defaults are tested
 # everywhere), and the cases they run on.

@@ -116,9 +116,11 @@ def test_compile_autotune_builds_the_candidates_that_fit(isolated, capsys):
     built = {c.options for c in bundle.bundle_configs(out)}
     assert "" in built and "block-n=64" in built and "consumers=2" in built
     # At head dim 128 four stages of 64 KiB K/V tiles do not fit in shared
-    # memory beside the queries' tiles.
-    assert built == set(tuning.FORWARD_CANDIDATES) - {"stages=4"}
-    assert "left out 1 candidate" in capsys.readouterr().out
+    # memory beside the queries' tiles, nor do two or three workgroups an SM
+    # of one consumer with two.
+    assert built == set(tuning.FORWARD_CANDIDATES) - {
+        "stages=4", "consumers=1 workgroups-per-sm=2", "consumers=1 workgroups-per-sm=3"}
+    assert "left out 3 candidate" in capsys.readouterr().out
 
 
 def test_dq_stage_candidates_restate_or_change_the_default(isolated):

@@ -15,8 +15,9 @@ if not torch.cuda.is_available():
     pytest.skip("no CUDA device", allow_module_level=True)
 
 sys.path[:0] = [os.path.join(os.path.dirname(__file__), ".."), os.path.dirname(__file__)]
-from gpu_cases import (CASES, DQ_TILE_CASES, FORWARD_OPTIONS, GRAD_OPTIONS,  # noqa: E402
-                       HOPPER_CASES, ONE_CONSUMER_CASES, OPTION_CASES, SCHEDULER_CASES, effective_scale)
+from gpu_cases import (CASES, DQ_TILE_CASES, FORWARD_ONE_CONSUMER_CASES,  # noqa: E402
+                       FORWARD_OPTIONS, GRAD_OPTIONS, HOPPER_CASES, ONE_CONSUMER_CASES,
+                       OPTION_CASES, SCHEDULER_CASES, effective_scale)
 
 from swba import attention, compiler, ops, runtime  # noqa: E402
 
@@ -114,14 +115,23 @@ def check_forward(case, key_growth=0.0):
         f"lse max err {(lse - ref_lse).abs().max().item():.3e}")
 
 
+def one_consumer_by_default(case):
+    """Whether the sm_90a forward's default for `case` is one consumer a
+    workgroup, three an SM on the grid: bands of 256 to 512 keys at head
+    dim 64 (withWindowTiling)."""
+    return case.d == case.dv == 64 and 256 <= case.bs * case.ws <= 512
+
+
 def forward_grid(case, consumers, options):
     """The sm_90a forward's grid: a workgroup per query tile of 64 rows a
-    consumer, or, persistent (by default at head dim 64), a workgroup an SM
-    of the device or one a query tile where there are fewer."""
+    consumer, or, persistent (by default at head dim 64, but for
+    one_consumer_by_default), a workgroup an SM of the device or one a query
+    tile where there are fewer."""
     tiles = (case.hq, -(-case.nq // (64 * consumers)), case.b)
     persistent = "tile-scheduler=persistent" in options or (
         case.d == case.dv == 64 and "tile-scheduler" not in options
-        and "workgroups-per-sm" not in options)
+        and "workgroups-per-sm" not in options and not (
+            not options and one_consumer_by_default(case)))
     if not persistent:
         return tiles
     sms = torch.cuda.get_device_properties(torch.cuda.current_device()).multi_processor_count
@@ -150,9 +160,13 @@ def test_tile_schedulers(name, options, sms, monkeypatch):
     check_forward(case)
     grids = [grid for kernel, grid, _, _ in launches if kernel == "swba_fwd"]
     assert grids, launches
-    # Persistent when asked for, and by default at head dim 64.
-    if "tile-scheduler=persistent" in options.split() or (not options and case.d == case.dv == 64):
+    # Persistent when asked for, and by default at head dim 64 (but for
+    # bands of 256 to 512 keys: one consumer, three workgroups an SM).
+    if "tile-scheduler=persistent" in options.split() or (
+            not options and case.d == case.dv == 64 and not one_consumer_by_default(case)):
         assert grids == [(sms, 1, 1)], grids
+    elif not options and one_consumer_by_default(case):
+        assert grids == [(case.hq, -(-case.nq // 64), case.b)], grids
     else:
         assert grids[0][0] * grids[0][1] * grids[0][2] > 3, grids
 
@@ -242,8 +256,12 @@ def test_hopper_forward_launches_wgmma(case, monkeypatch):
     (name, grid, block, shared), = launches
     assert name == "swba_fwd", name
     consumers = block[0] // 128 - 1
-    # (Two workgroups an SM of a narrow band take 48 KiB each.)
-    assert block in ((384, 1, 1), (512, 1, 1)) and shared >= 48 * 1024, (block, shared)
+    # (Two workgroups an SM of a narrow band take 48 KiB each, three of one
+    # consumer 40 KiB.)
+    if one_consumer_by_default(case):
+        assert block == (256, 1, 1) and shared >= 40 * 1024, (block, shared)
+    else:
+        assert block in ((384, 1, 1), (512, 1, 1)) and shared >= 48 * 1024, (block, shared)
     assert grid == forward_grid(case, consumers, ""), grid
 
 
@@ -354,6 +372,19 @@ def test_backward_one_consumer_matches_reference(name, kernel, monkeypatch):
     got = [(grid, block) for k, grid, block, _ in launches if k == "swba_bwd_" + kernel]
     heads, rows = (case.hkv, case.nk) if kernel == "dkdv" else (case.hq, case.nq)
     assert got == [((heads, -(-rows // 64), case.b), (256, 1, 1))], launches
+
+
+@pytest.mark.parametrize("name,options", FORWARD_ONE_CONSUMER_CASES,
+                         ids=[f"{n}-{o}" for n, o in FORWARD_ONE_CONSUMER_CASES])
+def test_forward_one_consumer_matches_reference(name, options, monkeypatch):
+    """The sm_90a forward of one consumer warpgroup a workgroup (a
+    workgroup per 64 query rows of a query head, two or three an SM), every
+    element of out and lse."""
+    case = next(c for c in CASES if c.name == name)
+    launches = on_sm90a(monkeypatch, options)
+    check_forward(case)
+    got = [(grid, block) for k, grid, block, _ in launches if k == "swba_fwd"]
+    assert got == [((case.hq, -(-case.nq // 64), case.b), (256, 1, 1))], launches
 
 
 @pytest.mark.parametrize("name,options,consumers", DQ_TILE_CASES,

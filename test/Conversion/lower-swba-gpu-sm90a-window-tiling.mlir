@@ -144,6 +144,35 @@ func.func @narrow_band_d64(%q: memref<?x64x?x64xbf16>, %k: memref<?x64x?x64xbf16
 
 // -----
 
+// Small frames at head dim 64 (a band of 512 keys): one consumer a
+// workgroup of 64 rows, three workgroups an SM on the grid: 256 threads, 80
+// registers a thread at launch, the consumer rising to 136; Q in 64-row
+// boxes and two stages of 64-key K/V tiles, 40 KiB. Asked for one
+// workgroup an SM (ONE), the persistent workgroup of three consumers;
+// the grid asked for (GRID), two workgroups of two consumers.
+// CHECK-LABEL: func @small_frames_d64
+// CHECK-COUNT-3: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
+// CHECK: gpu.launch_func @swba_attention_kernels::@swba_fwd blocks in (%c16, %{{.*}}, %{{.*}}) threads in (%c256, %c1, %c1) dynamic_shared_memory_size %c40960_i32
+// CHECK: gpu.func @swba_fwd({{.*}}) kernel attributes {{{.*}}nvvm.maxnreg = 80 : i32
+// CHECK: nvvm.setmaxregister  decrease 24
+// CHECK: nvvm.setmaxregister  increase 136
+// ONE-LABEL: func @small_frames_d64
+// ONE: gpu.launch_func @swba_attention_kernels::@swba_fwd {{.*}} threads in (%c512, %c1, %c1)
+// ONE: nvvm.maxnreg = 128 : i32
+// ONE: nvvm.setmaxregister  increase 160
+// GRID-LABEL: func @small_frames_d64
+// GRID: gpu.launch_func @swba_attention_kernels::@swba_fwd {{.*}} threads in (%c384, %c1, %c1)
+// GRID: nvvm.maxnreg = 80 : i32
+// GRID: nvvm.setmaxregister  increase 104
+func.func @small_frames_d64(%q: memref<?x16x?x64xbf16>, %k: memref<?x16x?x64xbf16>,
+                            %v: memref<?x16x?x64xbf16>, %o: memref<?x16x?x64xbf16>) {
+  swba.attention ins(%q, %k, %v : memref<?x16x?x64xbf16>, memref<?x16x?x64xbf16>, memref<?x16x?x64xbf16>)
+      outs(%o : memref<?x16x?x64xbf16>) block_size = 64 window = 8
+  return
+}
+
+// -----
+
 // The backward of a token window at head dim 128: the dQ kernel's K/V
 // boxes hold 64 keys (maps of q, k, v, dout in that order).
 // CHECK-LABEL: func @token_window_grad_d128

@@ -7,9 +7,9 @@
 // RUN: not swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-key-tile=96" 2>&1 | FileCheck %s --check-prefix=GRADTILE
 // RUN: not swba-opt %s --lower-swba="target=gpu chip=sm_75" 2>&1 | FileCheck %s --check-prefix=CHIP
 // RUN: not swba-opt %s --lower-swba="target=gpu chip=" 2>&1 | FileCheck %s --check-prefix=NOCHIP
-// RUN: not swba-opt %s --lower-swba="target=gpu consumers=1" 2>&1 | FileCheck %s --check-prefix=CONSUMERS
+// RUN: not swba-opt %s --lower-swba="target=gpu consumers=4" 2>&1 | FileCheck %s --check-prefix=CONSUMERS
 // RUN: not swba-opt %s --lower-swba="target=gpu block-n=96" 2>&1 | FileCheck %s --check-prefix=BLOCKN
-// RUN: not swba-opt %s --lower-swba="target=gpu chip=sm_90a workgroups-per-sm=3" 2>&1 | FileCheck %s --check-prefix=PERSM
+// RUN: not swba-opt %s --lower-swba="target=gpu chip=sm_90a workgroups-per-sm=4" 2>&1 | FileCheck %s --check-prefix=PERSM
 // RUN: not swba-opt %s --lower-swba="target=gpu grad-stages=-1" 2>&1 | FileCheck %s --check-prefix=STAGES
 // RUN: not swba-opt %s --lower-swba="target=gpu grad-key-stages=17" 2>&1 | FileCheck %s --check-prefix=KEYSTAGES
 // RUN: not swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-kv-consumers=3" 2>&1 | FileCheck %s --check-prefix=KVCONSUMERS
@@ -22,9 +22,9 @@
 // GRADTILE: error: --lower-swba: grad-key-tile and grad-query-tile must be 0, 32, 64 or 128, got 96
 // CHIP: error: --lower-swba: unsupported chip 'sm_75' (supported: sm_80, sm_86, {{.*}}, sm_90, sm_90a, sm_100, {{.*}})
 // NOCHIP: error: --lower-swba: unsupported chip '' (supported: sm_80,
-// CONSUMERS: error: --lower-swba: consumers must be 0, 2 or 3, got 1
+// CONSUMERS: error: --lower-swba: consumers must be 0, 1, 2 or 3, got 4
 // BLOCKN: error: --lower-swba: block-n must be 0 or a multiple of 64 up to 256, got 96
-// PERSM: error: --lower-swba: workgroups-per-sm must be 0, 1 or 2, got 3
+// PERSM: error: --lower-swba: workgroups-per-sm must be 0, 1, 2 or 3, got 4
 // STAGES: error: --lower-swba: stages, grad-stages and grad-key-stages must be in [0, 16], got stages=0 grad-stages=-1 grad-key-stages=0
 // KEYSTAGES: error: --lower-swba: stages, grad-stages and grad-key-stages must be in [0, 16], got stages=0 grad-stages=0 grad-key-stages=17
 // KVCONSUMERS: error: --lower-swba: grad-kv-consumers must be 0, 1 or 2, got 3

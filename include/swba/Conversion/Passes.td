@@ -112,8 +112,10 @@ def LowerSWBA : Pass<"lower-swba"> {
            "are multiples of 16 up to 128), and sm_90a at head dims 16, 32 "
            "and 48, the mma.sync kernels.">,
     Option<"consumers", "consumers", "int64_t", /*default=*/"0",
-           "sm_90a forward: consumer warpgroups of 64 query rows, 2 or 3; "
-           "0: three at head dim 64, two from 128.">,
+           "sm_90a forward: consumer warpgroups of 64 query rows, 1 to 3 "
+           "(one with two or three workgroups an SM); 0: three at head dim "
+           "64 (one, three workgroups an SM, on bands of 256 to 512 keys), "
+           "two from 128.">,
     Option<"blockN", "block-n", "int64_t", /*default=*/"0",
            "sm_90a forward: keys per K/V tile, a multiple of 64 up to 256; "
            "0: chosen from the head dims and the window (64 for bands of at "
@@ -125,10 +127,11 @@ def LowerSWBA : Pass<"lower-swba"> {
            "keys at head dim 64 with 64-key tiles, else 2).">,
     Option<"workgroupsPerSM", "workgroups-per-sm", "int64_t",
            /*default=*/"0",
-           "sm_90a forward: workgroups resident on an SM, 1 or 2 (two cut "
-           "each thread's registers by half, so that one workgroup's loads, "
-           "prologue and epilogue run under the other's products); 0: "
-           "chosen from the head dims and the window.">,
+           "sm_90a forward: workgroups resident on an SM, 1 to 3 (two or "
+           "three share the SM's registers and shared memory, so that one "
+           "workgroup's loads, prologue and epilogue run under the others' "
+           "products; they take the grid); 0: chosen from the head dims and "
+           "the window.">,
     Option<"tileScheduler", "tile-scheduler", "std::string",
            /*default=*/"\"\"",
            "sm_90a forward: 'grid' launches a workgroup per query tile; "

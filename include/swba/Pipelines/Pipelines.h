@@ -62,8 +62,8 @@ struct SWBAToNVVMOptions : public PassPipelineOptions<SWBAToNVVMOptions> {
       llvm::cl::init(3)};
   PassOptions::Option<int64_t> consumers{
       *this, "consumers",
-      llvm::cl::desc("sm_90a forward: consumer warpgroups, 2 or 3; 0: per "
-                     "head dim (--lower-swba consumers)."),
+      llvm::cl::desc("sm_90a forward: consumer warpgroups, 1 to 3; 0: per "
+                     "head dim and window (--lower-swba consumers)."),
       llvm::cl::init(LowerSWBAOptions().consumers)};
   PassOptions::Option<int64_t> blockN{
       *this, "block-n",
@@ -77,7 +77,7 @@ struct SWBAToNVVMOptions : public PassPipelineOptions<SWBAToNVVMOptions> {
       llvm::cl::init(LowerSWBAOptions().stages)};
   PassOptions::Option<int64_t> workgroupsPerSM{
       *this, "workgroups-per-sm",
-      llvm::cl::desc("sm_90a forward: workgroups resident on an SM, 1 or 2; "
+      llvm::cl::desc("sm_90a forward: workgroups resident on an SM, 1 to 3; "
                      "0: chosen from the window (--lower-swba "
                      "workgroups-per-sm)."),
       llvm::cl::init(LowerSWBAOptions().workgroupsPerSM)};

@@ -46,12 +46,11 @@ mlir::swba::verifyLowerSWBAOptions(const LowerSWBAOptions &options,
       return fail("tile-q and tile-k must be in [1, " + Twine(kMaxLoopTile) +
                   "], got tile-q=" + Twine(options.tileQ) +
                   " tile-k=" + Twine(options.tileK));
-  if (options.consumers != 0 && options.consumers != 2 &&
-      options.consumers != 3)
-    return fail("consumers must be 0, 2 or 3, got " +
+  if (options.consumers < 0 || options.consumers > 3)
+    return fail("consumers must be 0, 1, 2 or 3, got " +
                 Twine(options.consumers));
-  if (options.workgroupsPerSM < 0 || options.workgroupsPerSM > 2)
-    return fail("workgroups-per-sm must be 0, 1 or 2, got " +
+  if (options.workgroupsPerSM < 0 || options.workgroupsPerSM > 3)
+    return fail("workgroups-per-sm must be 0, 1, 2 or 3, got " +
                 Twine(options.workgroupsPerSM));
   if (!options.tileScheduler.empty() && options.tileScheduler != "grid" &&
       options.tileScheduler != "persistent")
@@ -65,9 +64,10 @@ mlir::swba::verifyLowerSWBAOptions(const LowerSWBAOptions &options,
       options.gradFusedDQ != "false")
     return fail("grad-fused-dq must be empty, 'true' or 'false', got '" +
                 options.gradFusedDQ + "'");
-  if (options.tileScheduler == "persistent" && options.workgroupsPerSM == 2)
+  if (options.tileScheduler == "persistent" && options.workgroupsPerSM > 1)
     return fail("tile-scheduler=persistent launches one workgroup an SM; "
-                "workgroups-per-sm=2 needs tile-scheduler=grid");
+                "workgroups-per-sm=" +
+                Twine(options.workgroupsPerSM) + " needs tile-scheduler=grid");
   if (options.blockN != 0 &&
       (options.blockN < 0 || options.blockN % 64 != 0 || options.blockN > 256))
     return fail("block-n must be 0 or a multiple of 64 up to 256, got " +

@@ -235,19 +235,21 @@ LogicalResult mlir::swba::checkHopperLowerable(Operation *op,
     return success();
   if (!accumulatorsFit(*tiling, valueDim) && sharedMemoryFits(*tiling, layout))
     return op->emitOpError()
-           << "chip=sm_90a: workgroups-per-sm=2 gives a thread "
+           << "chip=sm_90a: workgroups-per-sm=" << tiling->perSM
+           << " with consumers=" << tiling->consumers << " gives a thread "
            << launchRegisters(tiling->consumers + 1, tiling->perSM)
            << " registers at launch, too few for a consumer's 64 x "
            << std::max(tiling->blockN, valueDim)
            << " f32 accumulator (block-n=" << tiling->blockN
            << ", value head dim " << valueDim
-           << "); two workgroups an SM take block-n=64 at head dim 64";
+           << "); two or three workgroups an SM take block-n=64 at head dim "
+              "64";
   return op->emitOpError()
          << "chip=sm_90a: block-n=" << tiling->blockN
          << " stages=" << tiling->stages
          << " workgroups-per-sm=" << tiling->perSM
          << " needs block-n a multiple of 64 up to 256, at least one stage, "
-            "one or two workgroups an SM and at most "
+            "one to three workgroups an SM and at most "
          << kMaxSharedBytes / std::max<int64_t>(tiling->perSM, 1) -
                 kStaticSharedBytes
          << " bytes of shared memory a workgroup for Q and the K/V stages "
