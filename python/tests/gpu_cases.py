@@ -109,7 +109,8 @@ DQ_TILE_CASES = (("window_beyond_frames_bf16", "grad-key-tile=64", 3),
                  ("token_level_bs1", "grad-key-tile=128", 2))
 
 # The sm_90a dK/dV and dQ kernels with one consumer (grad-kv-consumers=1,
-# grad-q-consumers=1: two workgroups an SM): frames, a partial last frame,
+# grad-q-consumers=1: two workgroups an SM, three for the dQ kernel with two
+# stages at head dim 64): frames, a partial last frame,
 # GQA at head dim 128 and a token window (a band).
 ONE_CONSUMER_CASES = ("square_f16", "bs_not_tile_multiple_partial_frame", "gqa_d128_bf16",
                      "token_level_bs1")

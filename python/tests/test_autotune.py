@@ -4,6 +4,7 @@ beside the kernels (keyed by configuration, shapes and GPU name) and found
 again in a new process, and swba-compile --autotune building the candidates
 that fit (skipped without swba-opt). The timing itself: test_gpu_torch.py."""
 
+import dataclasses
 import json
 import os
 import sys
@@ -124,18 +125,22 @@ def test_compile_autotune_builds_the_candidates_that_fit(isolated, capsys):
 
 
 def test_dq_stage_candidates_restate_or_change_the_default(isolated):
-    """On a narrow band at head dim 64 the dQ kernel's default is four
-    stages: the grad-key-stages=4 candidate restates it (the autotuner skips
-    it as the default's kernels), grad-key-stages=2 builds other kernels."""
+    """On a narrow band at head dim 64 the dQ kernel's default is one
+    consumer, three workgroups an SM, two stages: asking for the dQ
+    kernel's stages (three consumers then) or its consumers alone (four
+    stages, two workgroups an SM) builds other kernels, each candidate its
+    own; asking for both as the default has them restates it."""
     if compiler.find_swba_opt() is None:
         pytest.skip("no swba-opt to compile with")
-    assert {"grad-key-stages=2", "grad-key-stages=4"} <= set(tuning.BACKWARD_CANDIDATES)
+    names = ("grad-key-stages=2", "grad-key-stages=4", "grad-q-consumers=1")
+    assert set(names) <= set(tuning.BACKWARD_CANDIDATES)
     base = compiler.KernelConfig("bf16", 64, 64, 1, 128, 0.125, chip="sm_90a", grad=True)
     image = {o: compiler.load_or_compile(c).image
              for c in tuning.candidate_configs(base)
-             for o in [c.options] if o in ("", "grad-key-stages=2", "grad-key-stages=4")}
-    assert image[""] == image["grad-key-stages=4"]
-    assert image[""] != image["grad-key-stages=2"]
+             for o in [c.options] if o in ("",) + names}
+    assert len(set(image.values())) == 4, sorted(image)
+    same = dataclasses.replace(base, options="grad-q-consumers=1 grad-key-stages=2")
+    assert compiler.load_or_compile(same).image == image[""]
 
 
 def test_candidates_timed_in_turn_cancel_a_drifting_clock(monkeypatch):

@@ -291,11 +291,11 @@ def test_hopper_backward_launches_wgmma(case, monkeypatch):
     # The wgmma kernels: a producer and consumer warpgroups of 64 rows; dK/dV
     # over the key tiles of the kv heads, 64 keys a consumer: one consumer
     # (two workgroups an SM) on a band of at most 512 keys at head dim 64,
-    # two otherwise; dQ over the query tiles of the query heads, with three
-    # consumers where such a band gives it 64-key tiles (QueryGradTiling),
-    # two otherwise.
+    # two otherwise; dQ over the query tiles of the query heads, with one
+    # consumer (three workgroups an SM) where such a band gives it 64-key
+    # tiles (QueryGradTiling), two otherwise.
     narrow = case.d == case.dv == 64 and case.bs * case.ws <= 512
-    kv_consumers, dq_consumers = (1, 3) if narrow else (2, 2)
+    kv_consumers, dq_consumers = (1, 1) if narrow else (2, 2)
     dq_grid, dq_block = dq_launch(case, dq_consumers)
     assert [block for _, _, block, _ in launches[2:]] == [
         (128 * (kv_consumers + 1), 1, 1), dq_block], launches

@@ -184,16 +184,18 @@ def LowerSWBA : Pass<"lower-swba"> {
            "up to 16 (and what fits in shared memory); 0: 2.">,
     Option<"gradKeyStages", "grad-key-stages", "int64_t", /*default=*/"0",
            "sm_90a backward: K/V tiles in flight in the dQ kernel alone, up "
-           "to 16 (and what fits); 0: grad-stages where given, else 4 on "
-           "bands of at most 512 keys at head dim 64 with 64-key dQ tiles, "
-           "where the dQ kernel's consumers each take a few key tiles "
-           "(3-8% faster there, the "
-           "dK/dV kernel 1-2% slower with more stages), else 2.">,
+           "to 16 (and what fits); 0: grad-stages where given, else 2 (4 "
+           "on bands of at most 512 keys at head dim 64 with 64-key dQ "
+           "tiles and grad-q-consumers asked for, where the dQ kernel's "
+           "consumers each take a few key tiles: 3-8% faster there).">,
     Option<"gradQConsumers", "grad-q-consumers", "int64_t",
            /*default=*/"0",
            "sm_90a backward: consumer warpgroups of the dQ kernel, 64 query "
-           "rows each: 1 (two workgroups an SM), 2 or 3; 0: 3 with 64-key "
-           "tiles at head dim 64, else 2.">,
+           "rows each: 1 (two workgroups an SM, three at head dim 64 with "
+           "64-key tiles where they fit in shared memory), 2 or 3; 0: 1 "
+           "(three an SM, two stages) on bands of at most 512 keys at head "
+           "dim 64 with 64-key tiles (the kernel 15-21% faster there), 3 "
+           "with 64-key tiles at head dim 64 elsewhere, else 2.">,
     Option<"gradKvConsumers", "grad-kv-consumers", "int64_t",
            /*default=*/"0",
            "sm_90a backward: consumer warpgroups of the dK/dV kernel, 64 keys "

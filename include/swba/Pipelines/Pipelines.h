@@ -138,7 +138,7 @@ struct SWBAToNVVMOptions : public PassPipelineOptions<SWBAToNVVMOptions> {
   PassOptions::Option<int64_t> gradQConsumers{
       *this, "grad-q-consumers",
       llvm::cl::desc("sm_90a backward: consumer warpgroups of the dQ kernel, "
-                     "1 to 3; 0: per key tile (--lower-swba "
+                     "1 to 3; 0: per window and key tile (--lower-swba "
                      "grad-q-consumers)."),
       llvm::cl::init(LowerSWBAOptions().gradQConsumers)};
   PassOptions::Option<int64_t> gradKvConsumers{

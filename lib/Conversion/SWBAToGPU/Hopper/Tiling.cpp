@@ -227,13 +227,28 @@ HopperOptions gpu_kernels::withWindowTiling(HopperOptions options, int64_t d,
     // 2026-12-02).
     if (!options.gradKeyTile)
       options.gradKeyTile = 64;
-    // Four stages in the dQ kernel, whose three consumers each take a few
+    // Four stages in the dQ kernel where its consumers were asked for
+    // (above, one consumer takes two): three consumers each take a few
     // of the workgroup's 64-key tiles, as the forward's (the dK/dV kernel
     // keeps two: 1-2% slower with four). dQ kernel times on an H200 (bf16,
     // kernel_times.py, 2026-12-04), grad-stages 2 -> 4: 128-token windows
     // 171 -> 158 us, 256-token windows 208 -> 195, small frames 127 ->
     // 123, frames of 128 x 2 92 -> 90; three stages were slower than four
     // on small frames (133).
+    // One dQ consumer a workgroup, three workgroups an SM, with two stages
+    // (QueryGradTiling::onePerSM; four stages fit two workgroups an SM
+    // only), unless the dQ kernel's consumers, stages or turns were asked
+    // for.
+    if (!options.gradQConsumers && !options.gradKeyStages &&
+        !options.gradStages && !options.gradPingPong &&
+        options.gradKeyTile == 64) {
+      HopperOptions one = options;
+      one.gradQConsumers = 1;
+      one.gradKeyStages = 2;
+      if (gradFits(d, dv, one) &&
+          queryGradLayout(d, dv, one).tiling.perSM() == 3)
+        options = one;
+    }
     if (!options.gradKeyStages && !options.gradStages &&
         options.gradKeyTile == 64) {
       HopperOptions four = options;

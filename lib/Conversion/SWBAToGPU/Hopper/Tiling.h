@@ -155,8 +155,8 @@ bool fits(const HopperTiling &t, const SharedLayout &layout);
 // Backward
 //===----------------------------------------------------------------------===//
 
-/// Workgroups of a backward kernel an SM: two of one consumer each
-/// (grad-q-consumers=1, grad-kv-consumers=1), else one.
+/// Workgroups of the dK/dV kernel an SM: two of one consumer each
+/// (grad-kv-consumers=1), else one (the dQ kernel's: QueryGradTiling).
 constexpr int64_t backwardWorkgroupsPerSM(int64_t consumers) {
   return consumers == 1 ? 2 : 1;
 }
@@ -193,10 +193,19 @@ constexpr bool sharedBytesFit(int64_t bytes, int64_t perSM) {
 /// head dim 128, three consumers spill 170-340 bytes.
 struct QueryGradTiling {
   int64_t consumers;
+  /// Workgroups an SM where there is one consumer: two, or three
+  /// (QueryGradLayout) at head dim 64 with 64-key tiles where three fit in
+  /// shared memory, 80 registers a thread at launch and 136 a consumer (S,
+  /// dP and dQ 32 + 32 + 32): dQ kernel 151 -> 122 us on the 128-token
+  /// window, 124 -> 106 on small frames, 187 -> 155 on 256-token windows
+  /// and 91 -> 72 on frames of 128 x 2 against three consumers in one
+  /// workgroup (two an SM were within 4% of those; H200, bf16,
+  /// kernel_times.py, 2026-12-04).
+  int64_t onePerSM = 2;
   int64_t blockM() const { return consumers * kRowsPerConsumer; }
   int64_t threads() const { return (consumers + 1) * kWarpgroupThreads; }
-  /// Workgroups an SM: two of one consumer (grad-q-consumers=1).
-  int64_t perSM() const { return backwardWorkgroupsPerSM(consumers); }
+  /// Workgroups an SM: two or three of one consumer (grad-q-consumers=1).
+  int64_t perSM() const { return consumers == 1 ? onePerSM : 1; }
   /// The consumers that go with key tiles of `blockN` at head dims `d`,
   /// `dv`.
   static QueryGradTiling get(int64_t d, int64_t dv, int64_t blockN) {
@@ -220,7 +229,11 @@ struct QueryGradLayout {
                          : QueryGradTiling::get(d, dv, blockN)),
         blockN(blockN), stages(stages), qBytes(tiling.blockM() * d * 2),
         doBytes(tiling.blockM() * dv * 2), kStageBytes(blockN * d * 2),
-        vStageBytes(blockN * dv * 2) {}
+        vStageBytes(blockN * dv * 2) {
+    if (tiling.consumers == 1 && d <= 64 && dv <= 64 && blockN == 64 &&
+        sharedBytesFit(total(), 3))
+      tiling.onePerSM = 3;
+  }
   int64_t doOffset() const { return qBytes; }
   int64_t kOffset() const { return qBytes + doBytes; }
   int64_t vOffset() const { return kOffset() + stages * kStageBytes; }
