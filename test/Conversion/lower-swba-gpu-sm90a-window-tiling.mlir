@@ -245,6 +245,12 @@ func.func @token_window_grad_d128(%q: memref<?x8x?x128xbf16>, %k: memref<?x8x?x1
 // CHECK: nvvm.setmaxregister  increase 232
 // CHECK: arith.cmpi eq, %{{.*}}, %c64 : index
 // CHECK-NEXT: arith.subi %{{.*}}, %c64 : index
+// The first query tile's lse and delta are loaded before the consumer
+// waits for K and V (barrier 0), then the loop over query tiles.
+// CHECK: memref.load %arg4
+// CHECK: memref.load %arg5
+// CHECK: nvgpu.mbarrier.try_wait.parity %{{.*}}[%c0], %false
+// CHECK-NEXT: scf.for
 // CHECK: gpu.func @swba_bwd_delta(
 // With two dK/dV consumers asked for (KV2): 128 keys a workgroup, 384
 // threads, 66 KiB. A consumer's 64 keys are seen by 3 of the workgroup's

@@ -75,6 +75,10 @@ struct KeyValueGradKernel : BackwardKernel {
   /// Whether a tile's products run value first (valueFirstProducts):
   /// head dims up to 64, both gradients, no turns, no dQ.
   bool valueFirst = false;
+  /// Bands of at most 512 keys, whose workgroups run a few query tiles:
+  /// the first tile's row statistics are loaded before the wait for K and
+  /// V (mainloop), not after it.
+  bool statsBeforeKeys = false;
 
   // grad-fused-dq: the map of dqAccum, this consumer's share, the dS^T
   // slots as 32-bit words and the staging area as f32, and the thread

@@ -75,7 +75,9 @@ void KeyValueGradKernel::setUp(ValueRange args, ArrayRef<Value> maps,
   rows = ConsumerRows::get(e, warpgroup, tile.k0);
   std::tie(kDesc, vDesc) =
       onceDescriptors(e, base, rows.consumer, layout.vOffset());
-  e.waitParity(e.idx(0), e.i1(false));
+  statsBeforeKeys = keySpan(w.blockSize, w.window) <= 512;
+  if (!statsBeforeKeys)
+    e.waitParity(e.idx(0), e.i1(false));
   // The fused kernel takes no turns: a barrier of both consumers in each
   // tile orders its dS^T slots (accumulate).
   turns.emplace(e, rows.consumer, layout.consumers, pingPong && !dqAccumMap);
@@ -582,6 +584,14 @@ SmallVector<Value> KeyValueGradKernel::mainloop(Value lse, Value delta) {
                         arith::CmpIOp::create(e.b, arith::CmpIPredicate::ugt,
                                               tile.numTiles, e.idx(0)),
                         firstHead, tile.window.begin));
+  // On narrow bands, K and V after the first tile's statistics went out:
+  // their loads' latency under the wait for K and V, where it stood
+  // between the wait and the first of a workgroup's few tiles. dK/dV
+  // kernel on an H200 (bf16, kernel_times.py, 2026-12-04): 128-token
+  // windows 197 -> 176 us, small frames 167 -> 163; wider bands, whose
+  // workgroups run many tiles, within 1% either way (they keep the order).
+  if (statsBeforeKeys)
+    e.waitParity(e.idx(0), e.i1(false));
   auto loop = scf::ForOp::create(e.b, e.idx(0), tile.numTiles, e.idx(1), init);
   {
     OpBuilder::InsertionGuard guard(e.b);
