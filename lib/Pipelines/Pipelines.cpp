@@ -91,6 +91,7 @@ LowerSWBAOptions SWBAToNVVMOptions::lowerSWBAOptions() const {
   options.gradStages = gradStages;
   options.gradKeyStages = gradKeyStages;
   options.gradKvConsumers = gradKvConsumers;
+  options.gradKvTiles = gradKvTiles;
   options.gradQConsumers = gradQConsumers;
   options.gradFusedDQ = gradFusedDQ;
   options.gradPingPong = gradPingPong;

@@ -47,7 +47,9 @@ FORWARD_CANDIDATES = (
 # away), grad-key-stages those of the dQ kernel alone (the same kernels as
 # the default where the backward is fused), grad-kv-consumers and
 # grad-q-consumers the dK/dV and dQ kernels' consumers (one: two
-# workgroups an SM). grad-fused-dq=true (dQ added up with
+# workgroups an SM), grad-kv-tiles the key tiles a dK/dV workgroup runs in
+# turn (two: the default on bands of at most 256 keys at head dim 64).
+# grad-fused-dq=true (dQ added up with
 # reduce-adds: not bitwise reproducible) as a candidate of its own only with
 # allow_fused_dq; the lowering's default ("") is that backward on frames at
 # head dim 128. Under torch.use_deterministic_algorithms the runtime runs
@@ -56,7 +58,7 @@ BACKWARD_CANDIDATES = (
     "", "grad-key-tile=64", "grad-key-tile=128", "grad-query-tile=64",
     "grad-query-tile=128", "grad-stages=3", "grad-stages=4", "grad-key-stages=2",
     "grad-key-stages=3", "grad-key-stages=4", "grad-kv-consumers=1", "grad-kv-consumers=2",
-    "grad-q-consumers=1", "grad-ping-pong=true")
+    "grad-q-consumers=1", "grad-ping-pong=true", "grad-kv-tiles=1", "grad-kv-tiles=2")
 FUSED_DQ = "grad-fused-dq=true"
 
 FILE = "autotune.json"

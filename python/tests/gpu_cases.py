@@ -77,7 +77,10 @@ def kernel_configs():
     configs += [KernelConfig(c.dtype, c.d, c.dv, c.bs, c.ws, effective_scale(c), grad=True,
                              chip="sm_90a", options=options)
                 for c in CASES if c.name in ONE_CONSUMER_CASES
-                for options in ("grad-kv-consumers=1", "grad-q-consumers=1")]
+                for options in ("grad-kv-consumers=1 grad-kv-tiles=1", "grad-q-consumers=1")]
+    configs += [KernelConfig(c.dtype, c.d, c.dv, c.bs, c.ws, effective_scale(c), grad=True,
+                             chip="sm_90a", options=options)
+                for c in CASES for name, options in KV_TILES_CASES if c.name == name]
     configs += [KernelConfig(c.dtype, c.d, c.dv, c.bs, c.ws, effective_scale(c),
                              chip="sm_90a", options=options)
                 for c in CASES for name, options in FORWARD_ONE_CONSUMER_CASES
@@ -114,6 +117,20 @@ DQ_TILE_CASES = (("window_beyond_frames_bf16", "grad-key-tile=64", 3),
 # GQA at head dim 128 and a token window (a band).
 ONE_CONSUMER_CASES = ("square_f16", "bs_not_tile_multiple_partial_frame", "gqa_d128_bf16",
                      "token_level_bs1")
+# The sm_90a dK/dV kernel running several key tiles a workgroup, one after
+# another (grad-kv-tiles: the next tile's K and V in a second buffer; two is
+# the default on bands of at most 256 keys at head dim 64, which
+# token_level_bs1 and square_f16 take): three tiles, so that a buffer is
+# used again and the last workgroup's last tiles lie past the keys, on a
+# token window and on partial frames (one consumer); two and four with two
+# consumers, GQA at head dim 128 and a KV cache longer than the queries;
+# one where two is the default. (case, options)
+KV_TILES_CASES = (
+    ("token_level_bs1", "grad-kv-tiles=3"),
+    ("bs_not_tile_multiple_partial_frame", "grad-kv-tiles=3"),
+    ("gqa_d128_bf16", "grad-kv-tiles=2"),
+    ("kv_cache_nq_lt_nk", "grad-kv-tiles=4"),
+    ("square_f16", "grad-kv-tiles=1"))
 # The sm_90a forward of one consumer a workgroup, two or three workgroups an
 # SM (the default on bands of 256 to 512 keys at head dim 64, which
 # square_f16 and bs_not_tile_multiple_partial_frame take), asked for on a

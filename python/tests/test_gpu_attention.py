@@ -16,6 +16,7 @@ if not torch.cuda.is_available():
 
 sys.path[:0] = [os.path.join(os.path.dirname(__file__), ".."), os.path.dirname(__file__)]
 from gpu_cases import (CASES, DQ_TILE_CASES, FORWARD_ONE_CONSUMER_CASES,  # noqa: E402
+                       KV_TILES_CASES,
                        FORWARD_OPTIONS, GRAD_OPTIONS, HOPPER_CASES, ONE_CONSUMER_CASES,
                        OPTION_CASES, SCHEDULER_CASES, effective_scale)
 
@@ -291,15 +292,18 @@ def test_hopper_backward_launches_wgmma(case, monkeypatch):
     # The wgmma kernels: a producer and consumer warpgroups of 64 rows; dK/dV
     # over the key tiles of the kv heads, 64 keys a consumer: one consumer
     # (two workgroups an SM) on a band of at most 512 keys at head dim 64,
-    # two otherwise; dQ over the query tiles of the query heads, with one
-    # consumer (three workgroups an SM) where such a band gives it 64-key
-    # tiles (QueryGradTiling), two otherwise.
+    # two otherwise, and two key tiles a workgroup (grad-kv-tiles) on a band
+    # of at most 256 keys; dQ over the query tiles of the query heads, with
+    # one consumer (three workgroups an SM) where such a band gives it
+    # 64-key tiles (QueryGradTiling), two otherwise.
     narrow = case.d == case.dv == 64 and case.bs * case.ws <= 512
     kv_consumers, dq_consumers = (1, 1) if narrow else (2, 2)
+    kv_tiles = 2 if narrow and case.bs * case.ws <= 256 else 1
     dq_grid, dq_block = dq_launch(case, dq_consumers)
     assert [block for _, _, block, _ in launches[2:]] == [
         (128 * (kv_consumers + 1), 1, 1), dq_block], launches
-    assert launches[2][1] == (case.hkv, -(-case.nk // (64 * kv_consumers)), case.b), launches[2]
+    kv_keys = 64 * kv_consumers * kv_tiles
+    assert launches[2][1] == (case.hkv, -(-case.nk // kv_keys), case.b), launches[2]
     assert launches[3][1] == dq_grid, launches[3]
     monkeypatch.setenv("SWBA_LOWER_OPTIONS", "grad-fused-dq=true")
     launches.clear()
@@ -362,16 +366,34 @@ def test_backward_options_match_reference(case, options, monkeypatch):
 @pytest.mark.parametrize("kernel", ["dkdv", "dq"])
 def test_backward_one_consumer_matches_reference(name, kernel, monkeypatch):
     """The sm_90a dK/dV kernel of one consumer (grad-kv-consumers=1: a
-    workgroup per 64 keys of a kv head) or dQ kernel of one consumer
-    (grad-q-consumers=1: a workgroup per 64 query rows of a query head), a
-    producer and one consumer warpgroup, two an SM; every element."""
+    workgroup per 64 keys of a kv head, one key tile a workgroup) or dQ
+    kernel of one consumer (grad-q-consumers=1: a workgroup per 64 query
+    rows of a query head), a producer and one consumer warpgroup, two an SM;
+    every element."""
     case = next(c for c in CASES if c.name == name)
-    option = "grad-kv-consumers=1" if kernel == "dkdv" else "grad-q-consumers=1"
+    option = ("grad-kv-consumers=1 grad-kv-tiles=1" if kernel == "dkdv"
+              else "grad-q-consumers=1")
     launches = on_sm90a(monkeypatch, option)
     check_backward(case)
     got = [(grid, block) for k, grid, block, _ in launches if k == "swba_bwd_" + kernel]
     heads, rows = (case.hkv, case.nk) if kernel == "dkdv" else (case.hq, case.nq)
     assert got == [((heads, -(-rows // 64), case.b), (256, 1, 1))], launches
+
+
+@pytest.mark.parametrize("name,options", KV_TILES_CASES,
+                         ids=[f"{n}-{o}" for n, o in KV_TILES_CASES])
+def test_backward_key_tiles_match_reference(name, options, monkeypatch):
+    """The sm_90a dK/dV kernel running grad-kv-tiles key tiles a workgroup
+    one after another (K and V of the next in a second buffer): a grid of
+    that many fewer workgroups, every element of dq, dk and dv."""
+    case = next(c for c in CASES if c.name == name)
+    launches = on_sm90a(monkeypatch, options)
+    check_backward(case)
+    tiles = int(options.split("=")[1])
+    (grid, block), = [(grid, block) for k, grid, block, _ in launches
+                      if k == "swba_bwd_dkdv"]
+    keys = 64 * (block[0] // 128 - 1) * tiles  # 64 keys a consumer
+    assert grid == (case.hkv, -(-case.nk // keys), case.b), launches
 
 
 @pytest.mark.parametrize("name,options", FORWARD_ONE_CONSUMER_CASES,

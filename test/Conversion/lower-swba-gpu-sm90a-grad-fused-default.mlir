@@ -13,6 +13,7 @@
 // RUN: swba-opt %s --split-input-file --lower-swba="target=gpu chip=sm_90a grad-query-tile=32" | FileCheck %s --check-prefix=FALSE
 // RUN: swba-opt %s --split-input-file --lower-swba="target=gpu chip=sm_90a grad-query-tile=128" | FileCheck %s --check-prefix=QUERY128
 // RUN: swba-opt %s --split-input-file --lower-swba="target=gpu chip=sm_90a grad-stages=3" | FileCheck %s --check-prefix=FALSE
+// RUN: swba-opt %s --split-input-file --lower-swba="target=gpu chip=sm_90a grad-kv-tiles=2" | FileCheck %s --check-prefix=FALSE
 // RUN: not swba-opt %s --split-input-file --lower-swba="target=gpu chip=sm_90a grad-fused-dq=1" 2>&1 | FileCheck %s --check-prefix=BAD
 // BAD: error: --lower-swba: grad-fused-dq must be empty, 'true' or 'false', got '1'
 

@@ -13,6 +13,7 @@
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a stages=2 grad-stages=2" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=TWO
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-kv-consumers=2" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=KV2
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-q-consumers=1" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=Q1
+// RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-kv-tiles=1" --canonicalize --cse --split-input-file | FileCheck %s --check-prefix=KT1
 
 // Q in 128-row boxes; K and V in 128-key boxes, two stages of them:
 // 32 KiB + 2 x (32 + 32) KiB.
@@ -218,9 +219,12 @@ func.func @token_window_grad_d128(%q: memref<?x8x?x128xbf16>, %k: memref<?x8x?x1
 
 // The backward of a narrow band at head dim 64: the dK/dV kernel has one
 // consumer (grad-kv-consumers left empty): a workgroup of 256 threads holds
-// 64 keys (K and V boxes of 64), in 49 KiB of shared memory and half of
-// the SM's registers (128 a thread at launch, the consumer rising to
-// 232), two workgroups an SM; its Q and dO boxes hold 64 query rows. The
+// 64 keys (K and V boxes of 64) at a time and runs two key tiles one after
+// the other (grad-kv-tiles left empty: a grid of 128 keys a workgroup),
+// K and V in two buffers, in 65 KiB of shared memory and half of the SM's
+// registers (128 a thread at launch, the consumer rising to 232), two
+// workgroups an SM; its Q and dO boxes hold 64 query rows. With one key
+// tile a workgroup (KT1): 64 keys a workgroup, one K/V buffer, 49 KiB. The
 // dQ kernel's K and V boxes hold 64 keys, and with 64-key tiles it has one
 // consumer, three workgroups an SM: Q and dO boxes of 64 rows, 256
 // threads, 80 registers at launch and 136 a consumer, two stages (48
@@ -230,28 +234,58 @@ func.func @token_window_grad_d128(%q: memref<?x8x?x128xbf16>, %k: memref<?x8x?x1
 // CHECK-LABEL: func @narrow_band_grad_d64
 // CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_delta
 // CHECK-COUNT-4: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
-// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv blocks in (%c4, %{{.*}}, %{{.*}}) threads in (%c256, %c1, %c1) dynamic_shared_memory_size %c50176_i32
+// CHECK: %[[KEY_TILES:.*]] = arith.ceildivui %{{.*}}, %c128 : index
+// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv blocks in (%c4, %[[KEY_TILES]], %{{.*}}) threads in (%c256, %c1, %c1) dynamic_shared_memory_size %c66560_i32
 // CHECK-COUNT-4: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
 // CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq {{.*}} threads in (%c256, %c1, %c1) dynamic_shared_memory_size %c49152_i32
 // TWO-LABEL: func @narrow_band_grad_d64
-// TWO: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv {{.*}} threads in (%c256, %c1, %c1) dynamic_shared_memory_size %c50176_i32
+// TWO: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv {{.*}} threads in (%c256, %c1, %c1) dynamic_shared_memory_size %c66560_i32
 // TWO: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq {{.*}} threads in (%c512, %c1, %c1) dynamic_shared_memory_size %c81920_i32
 // CHECK: gpu.func @swba_bwd_dq({{.*}}nvvm.maxnreg = 80 : i32
 // CHECK: nvvm.setmaxregister  increase 136
 // The dK/dV kernel's interior test: a query tile that sees the
 // workgroup's 64 keys whole (are they 64 whole, then the last first row).
+// Barriers: Q's and dO's two stages, full and empty (8), and the two K/V
+// buffers' full (0 and 11) and empty ones (9 and 10: each consumer thread
+// arrives). The producer and the consumer each run the workgroup's two key
+// tiles, the ring's position carried from one to the next; the producer
+// waits for a K/V buffer to be empty before it loads it.
 // CHECK: gpu.func @swba_bwd_dkdv({{.*}}nvvm.maxnreg = 128 : i32
+// CHECK: nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 12>
+// CHECK: nvgpu.mbarrier.init %{{.*}}[%c9], %c128
+// CHECK: nvgpu.mbarrier.init %{{.*}}[%c10], %c128
+// CHECK: nvgpu.mbarrier.init %{{.*}}[%c11], %c1
 // CHECK: nvvm.setmaxregister  decrease 24
+// CHECK: scf.for %[[PROUND:.*]] = %c0 to %c2 step %c1 iter_args(%{{.*}} = %c0) -> (index) {
+// CHECK: nvgpu.mbarrier.try_wait.parity
+// CHECK: nvgpu.mbarrier.arrive.expect_tx %{{.*}}, %c16384
 // CHECK: nvvm.setmaxregister  increase 232
+// CHECK: scf.for %[[ROUND:.*]] = %c0 to %c2 step %c1 iter_args(%[[BASE:.*]] = %c0) -> (index) {
 // CHECK: arith.cmpi eq, %{{.*}}, %c64 : index
 // CHECK-NEXT: arith.subi %{{.*}}, %c64 : index
 // The first query tile's lse and delta are loaded before the consumer
-// waits for K and V (barrier 0), then the loop over query tiles.
+// waits for this round's K and V (buffer round % 2: barrier 0 or 11), then
+// the loop over query tiles, whose row statistics' slots alternate along
+// the ring (base + j).
 // CHECK: memref.load %arg4
 // CHECK: memref.load %arg5
-// CHECK: nvgpu.mbarrier.try_wait.parity %{{.*}}[%c0], %false
-// CHECK-NEXT: scf.for
+// CHECK: arith.divui %[[ROUND]], %c2 : index
+// CHECK: nvgpu.mbarrier.try_wait.parity
+// CHECK-NEXT: scf.for %[[J:.*]] = %c0 to
+// CHECK: arith.addi %[[BASE]], %[[J]] : index
+// After the last query tile every consumer thread releases the buffer.
+// CHECK: nvgpu.mbarrier.arrive
 // CHECK: gpu.func @swba_bwd_delta(
+// KT1-LABEL: func @narrow_band_grad_d64
+// KT1: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv blocks in (%c4, %{{.*}}, %{{.*}}) threads in (%c256, %c1, %c1) dynamic_shared_memory_size %c50176_i32
+// KT1: gpu.func @swba_bwd_dkdv(
+// KT1: num_barriers = 9
+// KT1-NOT: scf.for %{{.*}} = %c0 to %c2 step %c1 iter_args
+// KT1: memref.load %arg4
+// KT1: memref.load %arg5
+// KT1: nvgpu.mbarrier.try_wait.parity %{{.*}}[%c0], %false
+// KT1-NEXT: scf.for
+// KT1: gpu.func @swba_bwd_delta(
 // With two dK/dV consumers asked for (KV2): 128 keys a workgroup, 384
 // threads, 66 KiB. A consumer's 64 keys are seen by 3 of the workgroup's
 // 4 query tiles: it runs the products of those alone (the others keep dK

@@ -205,6 +205,15 @@ def LowerSWBA : Pass<"lower-swba"> {
            "512 keys at head dim 64 with 64-row query tiles (the kernel "
            "7-14% faster there, 25% slower on frames of 256), unless "
            "grad-ping-pong=true, else 2.">,
+    Option<"gradKvTiles", "grad-kv-tiles", "int64_t", /*default=*/"0",
+           "sm_90a backward: key tiles a dK/dV workgroup runs one after "
+           "another, 1 to 8 (the grid's key tiles divided by it): the "
+           "producer loads the next tile's K and V into a second buffer and "
+           "its first Q/dO tiles under this tile's products and epilogue. "
+           "Not with grad-fused-dq=true (and asked for, it keeps the "
+           "fused kernel from being the default). 0: 2 on bands of at most "
+           "256 keys at head dim 64 with one dK/dV consumer (the kernel "
+           "4-8% faster there; slower on wider bands), else 1.">,
     Option<"gradFusedDQ", "grad-fused-dq", "std::string", /*default=*/"\"\"",
            "sm_90a backward: 'true': the dK/dV kernel also adds dQ up, with "
            "TMA reduce-adds into an f32 buffer that a last kernel converts "
@@ -215,7 +224,8 @@ def LowerSWBA : Pass<"lower-swba"> {
            "reproducible. Empty: true for frames at head dims 128 (d and dv "
            "rounded up to 128, block_size >= 128: 1.4-3.6% faster steps, "
            "docs/BENCHMARKS.md), unless an option of the separate kernels "
-           "is given (grad-key-tile, grad-q-consumers, grad-ping-pong=true) "
+           "is given (grad-key-tile, grad-q-consumers, grad-ping-pong=true, "
+           "grad-kv-tiles past 1) "
            "or the tiles "
            "asked for (grad-query-tile, grad-stages) do not fit the fused "
            "kernel; false elsewhere.">,

@@ -147,6 +147,12 @@ struct SWBAToNVVMOptions : public PassPipelineOptions<SWBAToNVVMOptions> {
                      "kernel, 1 or 2; 0: per window (--lower-swba "
                      "grad-kv-consumers)."),
       llvm::cl::init(LowerSWBAOptions().gradKvConsumers)};
+  PassOptions::Option<int64_t> gradKvTiles{
+      *this, "grad-kv-tiles",
+      llvm::cl::desc("sm_90a backward: key tiles a dK/dV workgroup runs one "
+                     "after another, 1 to 8; 0: per window (--lower-swba "
+                     "grad-kv-tiles)."),
+      llvm::cl::init(LowerSWBAOptions().gradKvTiles)};
   PassOptions::Option<std::string> gradFusedDQ{
       *this, "grad-fused-dq",
       llvm::cl::desc("sm_90a backward: 'true': the dK/dV kernel also adds dQ "

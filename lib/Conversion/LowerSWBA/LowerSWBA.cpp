@@ -90,6 +90,13 @@ mlir::swba::verifyLowerSWBAOptions(const LowerSWBAOptions &options,
   if (options.gradKvConsumers < 0 || options.gradKvConsumers > 2)
     return fail("grad-kv-consumers must be 0, 1 or 2, got " +
                 Twine(options.gradKvConsumers));
+  if (options.gradKvTiles < 0 || options.gradKvTiles > 8)
+    return fail("grad-kv-tiles must be in [0, 8], got " +
+                Twine(options.gradKvTiles));
+  if (options.gradKvTiles > 1 && options.gradFusedDQ == "true")
+    return fail("grad-kv-tiles=" + Twine(options.gradKvTiles) +
+                " runs the dK/dV kernel of the separate dQ kernel; "
+                "grad-fused-dq=true adds dQ up in one key tile a workgroup");
   if (options.gradQConsumers < 0 || options.gradQConsumers > 3)
     return fail("grad-q-consumers must be 0, 1, 2 or 3, got " +
                 Twine(options.gradQConsumers));
@@ -203,6 +210,7 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
     o.gradStages = gradStages;
     o.gradKeyStages = gradKeyStages;
     o.gradKvConsumers = gradKvConsumers;
+    o.gradKvTiles = gradKvTiles;
     o.gradQConsumers = gradQConsumers;
     o.gradFusedDQ = gradFusedDQ;
     o.pingPong = pingPong;

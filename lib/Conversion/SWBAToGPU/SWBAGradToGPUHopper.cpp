@@ -151,10 +151,10 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
     auto keyTileMap = tensorMapType(elementType, kvLayout.blockN());
     // Without fused dQ, dK/dV (the heavier workgroups) goes out first, on a
     // second stream, and dQ runs at once with it.
-    LaunchContract kvLaunch{tileGrid("k", kvLayout.blockN()),
-                            kvLayout.threads(), kvLayout.total(),
-                            keyValueGradParams(fused),
-                            /*stream=*/fused ? 0 : 1};
+    LaunchContract kvLaunch{
+        tileGrid("k", kvLayout.blockN() * kvLayout.keyTiles),
+        kvLayout.threads(), kvLayout.total(), keyValueGradParams(fused),
+        /*stream=*/fused ? 0 : 1};
     kvLaunch.params.append({{"q", queryTileMap},
                             {"k", keyTileMap},
                             {"v", keyTileMap},

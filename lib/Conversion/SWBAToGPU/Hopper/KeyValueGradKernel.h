@@ -56,7 +56,7 @@ struct KeyValueGradKernel : BackwardKernel {
   int64_t tensorHeadDim;
   KeyTile tile;
   ConsumerRows rows;
-  Value base, kDesc, vDesc;
+  Value warpgroup, base, kDesc, vDesc;
   std::optional<TurnTaking> turns;
   /// Each thread's entries of a query tile's row statistics.
   int64_t statsPerThread;
@@ -91,7 +91,14 @@ struct KeyValueGradKernel : BackwardKernel {
                      const KeyValueGradLayout &layout, int64_t headDim,
                      int64_t valueDim, Value dqAccumMap);
 
-  void setUp(ValueRange args, ArrayRef<Value> maps, bool pingPong);
+  void setUp(ValueRange args, ArrayRef<Value> maps);
+  void setUpTile(bool pingPong);
+  /// With grad-kv-tiles past one: `body` for each of the workgroup's key
+  /// tiles in turn (StageRing's round; its `base`, the ring position of the
+  /// tile's first query tile), skipping those past the keys; `body` returns
+  /// the tile's query tiles.
+  void forEachKeyTile(ValueRange args,
+                      function_ref<Value(const KeyTile &)> body);
   /// Whether this kernel accumulates dK (dV); the accumulators' registers
   /// a thread (none for a gradient it does not make).
   bool wantsKey() const { return layout.part != KeyValueGradPart::Value; }

@@ -36,48 +36,98 @@ KeyValueGradKernel::KeyValueGradKernel(HopperKernelBuilder &e,
       statsPerThread(llvm::divideCeil(2 * blockM, kWarpgroupThreads)),
       dqAccumMap(dqAccumMap) {}
 
-/// The workgroup's tile, the shared buffer and its mbarriers, the producer
-/// (warpgroup 0), then the consumers' rows, K and V descriptors, turns and
-/// row-statistics factors. `args`: q, k, v, dout, lse, delta, dk, dv.
-void KeyValueGradKernel::setUp(ValueRange args, ArrayRef<Value> maps,
-                               bool pingPong) {
+/// The workgroup's tile (of one key tile a workgroup), the shared buffer
+/// and its mbarriers, the producer (warpgroup 0); setUpTile does the rest.
+/// `args`: q, k, v, dout, lse, delta, dk, dv.
+void KeyValueGradKernel::setUp(ValueRange args, ArrayRef<Value> maps) {
   e.setLaneIds();
-  Value warpgroup = e.warpgroupIndex();
-  tile = KeyTile::get(e, args[0], args[1], w, blockM, blockN);
+  warpgroup = e.warpgroupIndex();
+  const int64_t keyTiles = layout.keyTiles;
+  if (keyTiles == 1)
+    tile = KeyTile::get(e, args[0], args[1], w, blockM, blockN);
   e.sharedBuffer(layout.total());
   base = e.descriptorBase();
   Value isThread0 = e.eq(e.threadId, 0);
+  if (keyTiles > 1) {
+    ring.reusesOnce = true;
+    ring.onceBuffers = layout.onceBuffers();
+    ring.onceStride = layout.onceBytes();
+  }
   ring.init(layout.consumers * kWarpgroupThreads / 32, isThread0);
   // Operand 0 of the ring is Q, operand 1 dO; the dV part loads no V.
   SmallVector<TmaOperand> once{TmaOperand{maps[1], 0, headDim}};
   if (layout.part != KeyValueGradPart::Value)
     once.push_back(TmaOperand{maps[2], layout.vOffset(), valueDim});
+  // The producer's loads of key tile `t`; returns its query tiles.
+  auto produce = [&](const KeyTile &t) {
+    produceTiles(
+        e, ring, once, blockN, t.k0, t.kvPlane, t.numTiles,
+        {TmaOperand{maps[0], layout.qOffset(), headDim, layout.qStageBytes},
+         TmaOperand{maps[3], layout.doOffset(), valueDim, layout.doStageBytes}},
+        blockM, [&](Value j) {
+          Value row = t.queryRow(e, j, blockM);
+          Value plane = e.add(arith::MulIOp::create(e.b, t.batch, t.heads),
+                              t.queryHead(e, j));
+          return std::make_pair(row, plane);
+        });
+    return t.numTiles;
+  };
   e.splitRoles(
       warpgroup, isThread0,
       [&] {
-        produceTiles(
-            e, ring, once, blockN, tile.k0, tile.kvPlane, tile.numTiles,
-            {TmaOperand{maps[0], layout.qOffset(), headDim, layout.qStageBytes},
-             TmaOperand{maps[3], layout.doOffset(), valueDim,
-                        layout.doStageBytes}},
-            blockM, [&](Value j) {
-              Value row = tile.queryRow(e, j, blockM);
-              Value plane =
-                  e.add(arith::MulIOp::create(e.b, tile.batch, tile.heads),
-                        tile.queryHead(e, j));
-              return std::make_pair(row, plane);
-            });
+        if (keyTiles == 1) {
+          produce(tile);
+          return;
+        }
+        // Each key tile's K and V into buffer round % 2 once the consumers
+        // are done with the tile two rounds back, then its Q/dO tiles.
+        forEachKeyTile(args, [&](const KeyTile &t) {
+          ring.waitOnceFree();
+          return produce(t);
+        });
       },
       layout.consumers, layout.perSM());
+}
 
+void KeyValueGradKernel::forEachKeyTile(
+    ValueRange args, function_ref<Value(const KeyTile &)> body) {
+  Type index = e.b.getIndexType();
+  auto loop = scf::ForOp::create(e.b, e.idx(0), e.idx(layout.keyTiles),
+                                 e.idx(1), ValueRange{e.idx(0)});
+  OpBuilder::InsertionGuard guard(e.b);
+  e.b.setInsertionPointToStart(loop.getBody());
+  ring.round = loop.getInductionVar();
+  ring.base = loop.getRegionIterArgs()[0];
+  KeyTile t = KeyTile::get(e, args[0], args[1], w, blockM, blockN,
+                           layout.keyTiles, ring.round);
+  // (The last workgroup's last rounds may lie past the keys.)
+  auto ifOp = scf::IfOp::create(
+      e.b, TypeRange{index},
+      arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, t.k0, t.keys),
+      /*withElseRegion=*/true);
+  e.b.setInsertionPointToStart(ifOp.thenBlock());
+  scf::YieldOp::create(e.b, body(t));
+  e.b.setInsertionPointToStart(ifOp.elseBlock());
+  scf::YieldOp::create(e.b, e.idx(0));
+  e.b.setInsertionPointAfter(ifOp);
+  scf::YieldOp::create(e.b, e.add(ring.base, ifOp.getResult(0)));
+  ring.round = ring.base = Value();
+}
+
+/// The consumers' rows of `tile`, K and V descriptors, turns and
+/// row-statistics factors.
+void KeyValueGradKernel::setUpTile(bool pingPong) {
   // This thread's key rows: rowBase + 8h; K and V rows of this consumer:
-  // the A operands (K-major).
+  // the A operands (K-major), in this round's buffer.
   rows = ConsumerRows::get(e, warpgroup, tile.k0);
+  Value onceBase = base;
+  if (layout.onceBuffers() > 1)
+    onceBase = e.add(base, e.toI64(e.divIdx(ring.onceOffset(0), e.idx(16))));
   std::tie(kDesc, vDesc) =
-      onceDescriptors(e, base, rows.consumer, layout.vOffset());
+      onceDescriptors(e, onceBase, rows.consumer, layout.vOffset());
   statsBeforeKeys = keySpan(w.blockSize, w.window) <= 512;
   if (!statsBeforeKeys)
-    e.waitParity(e.idx(0), e.i1(false));
+    ring.waitOnce();
   // The fused kernel takes no turns: a barrier of both consumers in each
   // tile orders its dS^T slots (accumulate).
   turns.emplace(e, rows.consumer, layout.consumers, pingPong && !dqAccumMap);
@@ -376,7 +426,8 @@ SmallVector<Value> KeyValueGradKernel::tileStep(Value lse, Value delta, Value j,
   SmallVector<Value> dvAcc(iter.begin() + nK, iter.begin() + nK + nV);
   Value qHead32 = iter[nK + nV], r032 = iter[nK + nV + 1];
   Value r0 = e.fromI32(r032);
-  Value stats = storeStats(j, iter.drop_front(nK + nV + 2));
+  // (Slots alternate along the ring, across a workgroup's key tiles.)
+  Value stats = storeStats(ring.at(j), iter.drop_front(nK + nV + 2));
   auto [nextHead, nextRow] = nextTile(qHead32, r032);
   SmallVector<Value> nextStats =
       loadStats(lse, delta,
@@ -591,7 +642,7 @@ SmallVector<Value> KeyValueGradKernel::mainloop(Value lse, Value delta) {
   // windows 197 -> 176 us, small frames 167 -> 163; wider bands, whose
   // workgroups run many tiles, within 1% either way (they keep the order).
   if (statsBeforeKeys)
-    e.waitParity(e.idx(0), e.i1(false));
+    ring.waitOnce();
   auto loop = scf::ForOp::create(e.b, e.idx(0), tile.numTiles, e.idx(1), init);
   {
     OpBuilder::InsertionGuard guard(e.b);
@@ -610,20 +661,38 @@ void mlir::swba::gpu_kernels::buildKeyValueGradBody(
     const KeyValueGradLayout &layout, ValueRange args, ArrayRef<Value> maps,
     Type elementType, int64_t headDim, int64_t valueDim, Value dqAccumMap,
     bool pingPong) {
-  Value bars = StageRing::createBarriers(builder, loc, layout.stages);
+  const bool reusesOnce = layout.keyTiles > 1;
+  Value bars = StageRing::createBarriers(builder, loc, layout.stages,
+                                         reusesOnce, layout.onceBuffers());
   HopperKernelBuilder e(builder, loc, elementType, bars);
   KeyValueGradKernel kernel(e, op, layout, headDim, valueDim, dqAccumMap);
-  kernel.setUp(args, maps, pingPong);
-  SmallVector<Value> grads = kernel.mainloop(args[4], args[5]);
-  // dK = scale * sum dS^T Q, dV = sum P^T dO: what this part made. 8-byte
-  // stores on bands of at most 512 keys, whose loops run a few query tiles
-  // (dK/dV kernel 10% faster on the 128-token window and small frames);
-  // on wider bands, a row's values made before its stores (as the pairing
-  // needs, outside the row's test) made ptxas spill more in the loop
-  // (frames of 256 at head dim 64 5% slower; docs/BENCHMARKS.md).
-  storeKeyValueGradRows(
-      e, grads, kernel.wantsKey() ? headDim : 0,
-      kernel.wantsValue() ? valueDim : 0, kernel.scale, kernel.rows.rowBase,
-      kernel.tile.keys, args[6], args[7], kernel.tile.batch, kernel.tile.kvHead,
-      /*paired=*/keySpan(kernel.w.blockSize, kernel.w.window) <= 512);
+  kernel.setUp(args, maps);
+  // The tile's products, then its dK and dV: dK = scale * sum dS^T Q, dV =
+  // sum P^T dO, what this part made. 8-byte stores on bands of at most 512
+  // keys, whose loops run a few query tiles (dK/dV kernel 10% faster on the
+  // 128-token window and small frames); on wider bands, a row's values made
+  // before its stores (as the pairing needs, outside the row's test) made
+  // ptxas spill more in the loop (frames of 256 at head dim 64 5% slower;
+  // docs/BENCHMARKS.md).
+  auto run = [&] {
+    kernel.setUpTile(pingPong);
+    SmallVector<Value> grads = kernel.mainloop(args[4], args[5]);
+    // (K and V of this round are read no more: every product has completed.)
+    kernel.ring.releaseOnce();
+    storeKeyValueGradRows(
+        e, grads, kernel.wantsKey() ? headDim : 0,
+        kernel.wantsValue() ? valueDim : 0, kernel.scale, kernel.rows.rowBase,
+        kernel.tile.keys, args[6], args[7], kernel.tile.batch,
+        kernel.tile.kvHead,
+        /*paired=*/keySpan(kernel.w.blockSize, kernel.w.window) <= 512);
+    return kernel.tile.numTiles;
+  };
+  if (!reusesOnce) {
+    run();
+    return;
+  }
+  kernel.forEachKeyTile(args, [&](const KeyTile &t) {
+    kernel.tile = t;
+    return run();
+  });
 }

@@ -121,12 +121,14 @@ HopperOptions gpu_kernels::withWindowTiling(HopperOptions options, int64_t d,
   // 20.30; it loses on frames of 64 x 8 (0.801 -> 0.941: a few tiles a
   // key tile, each masked), on token windows (6.955 -> 6.986 at 4096 keys,
   // 2.445 -> 2.512 at 1024) and at head dim 64 (docs/BENCHMARKS.md). An
-  // option only the separate kernels have keeps them, and so do tiles asked
-  // for that the fused kernel's shared memory does not fit.
+  // option only the separate kernels have (grad-kv-tiles past one among
+  // them) keeps them, and so do tiles asked for that the fused kernel's
+  // shared memory does not fit.
   if (options.gradFusedDQ.empty()) {
     options.gradFusedDQ = "false";
     if (wide && blockSize >= 128 && !options.gradKeyTile &&
-        !options.gradQConsumers && !options.gradPingPong) {
+        !options.gradQConsumers && !options.gradPingPong &&
+        options.gradKvTiles <= 1) {
       HopperOptions fused = options;
       fused.gradFusedDQ = "true";
       if (gradFits(d, dv, fused))
@@ -275,6 +277,23 @@ HopperOptions gpu_kernels::withWindowTiling(HopperOptions options, int64_t d,
       if (gradFits(d, dv, one))
         options = one;
     }
+    // Two key tiles a dK/dV workgroup of one consumer on bands of at most
+    // 256 keys: the second tile's K and V load into a second buffer, and
+    // its first Q/dO tiles into the ring, under the first tile's products
+    // and epilogue, where a workgroup of one tile waited for its K and V
+    // at the start (a consumer runs 2-5 query tiles between that wait and
+    // its epilogue). dK/dV kernel times on an H200 (bf16, kernel_times.py,
+    // 2026-12-04), one key tile -> two: 128-token windows 177 -> 163 us,
+    // 256-token windows 233 -> 223, frames of 128 x 2 108 -> 104; 512-key
+    // bands within 2% (small frames 162 -> 164), wider bands slower
+    // (frames of 256 x 16 682 -> 727, token windows of 4096 keys 17%).
+    if (!options.gradKvTiles && span <= 256 && options.gradKvConsumers == 1 &&
+        options.gradFusedDQ != "true") {
+      HopperOptions two = options;
+      two.gradKvTiles = 2;
+      if (gradFits(d, dv, two))
+        options = two;
+    }
   }
   return options;
 }
@@ -403,15 +422,16 @@ KeyValueGradLayout gpu_kernels::keyValueGradLayout(int64_t d, int64_t dv,
                                                    KeyValueGradPart part) {
   int64_t stages = options.gradStages ? options.gradStages : 2;
   int64_t consumers = options.gradKvConsumers ? options.gradKvConsumers : 2;
+  int64_t keyTiles = std::max<int64_t>(options.gradKvTiles, 1);
   KeyValueGradLayout layout(
       d, dv, KeyValueGradTiling::get(d, dv, options.gradQueryTile).blockM,
-      stages, fusesQueryGrad(options), part, consumers);
+      stages, fusesQueryGrad(options), part, consumers, keyTiles);
   // As the dQ kernel's key tile: 32-row query tiles where the default's do
   // not fit past head dim 128 (the dK part at head dim 256).
   if (!options.gradQueryTile && isWide(d, dv) &&
       !sharedBytesFit(layout.total(), layout.perSM()))
     return KeyValueGradLayout(d, dv, 32, stages, fusesQueryGrad(options), part,
-                              consumers);
+                              consumers, keyTiles);
   return layout;
 }
 
@@ -420,7 +440,7 @@ bool gpu_kernels::fitsGrad(const QueryGradLayout &dq,
   // The fused dQ's dS^T slots and shares are laid out for one kernel of
   // both parts, two consumers and query tiles of 64 or 128 rows.
   if (kv.dsSlots && (kv.part != KeyValueGradPart::Both || kv.blockM < 64 ||
-                     kv.consumers != 2))
+                     kv.keyTiles > 1 || kv.consumers != 2))
     return false;
   return (kv.dsSlots || sharedBytesFit(dq.total(), dq.tiling.perSM())) &&
          sharedBytesFit(kv.total(), kv.perSM());

@@ -302,11 +302,14 @@ struct KeyValueGradLayout {
   KeyValueGradPart part;
   int64_t consumers, blockM, stages, kBytes, vBytes, qStageBytes, doStageBytes,
       dsSlots, dqColumns, stagingBytes;
+  /// Key tiles a workgroup runs one after another (grad-kv-tiles): past
+  /// one, K and V have two buffers, the next tile's loaded under this one.
+  int64_t keyTiles;
   /// (The dV part reads no V: its kernel loads none.)
   KeyValueGradLayout(int64_t d, int64_t dv, int64_t blockM, int64_t stages,
                      bool fusedQueryGrad,
                      KeyValueGradPart part = KeyValueGradPart::Both,
-                     int64_t consumers = 2)
+                     int64_t consumers = 2, int64_t keyTiles = 1)
       : part(part), consumers(consumers), blockM(blockM), stages(stages),
         kBytes(blockN() * d * 2),
         vBytes(part == KeyValueGradPart::Value ? 0 : blockN() * dv * 2),
@@ -315,7 +318,8 @@ struct KeyValueGradLayout {
         dqColumns(fusedQueryGrad ? queryGradColumns(blockM, d) : 0),
         stagingBytes(fusedQueryGrad && !stagesInSlots()
                          ? consumers * stagingPerConsumer()
-                         : 0) {}
+                         : 0),
+        keyTiles(keyTiles) {}
   /// Keys a workgroup, threads (a producer and the consumers) and
   /// workgroups an SM.
   int64_t blockN() const { return consumers * kRowsPerConsumer; }
@@ -339,8 +343,11 @@ struct KeyValueGradLayout {
   /// A consumer's rows of a dS^T slot: blockM / 64 pieces of 64 rows x
   /// 128 bytes, one per 64-query box.
   bool stagesInSlots() const { return blockM >= 2 * dqColumns; }
+  /// K then V of a key tile, in each of onceBuffers() buffers.
+  int64_t onceBuffers() const { return keyTiles > 1 ? 2 : 1; }
+  int64_t onceBytes() const { return kBytes + vBytes; }
   int64_t vOffset() const { return kBytes; }
-  int64_t qOffset() const { return kBytes + vBytes; }
+  int64_t qOffset() const { return onceBuffers() * onceBytes(); }
   int64_t doOffset() const { return qOffset() + stages * qStageBytes; }
   /// Per consumer, two slots of the query tile's -lse log2(e) and delta
   /// (blockM f32 each).

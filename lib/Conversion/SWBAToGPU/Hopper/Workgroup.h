@@ -169,8 +169,11 @@ struct KeyTile {
   RowRange window;
   Value qTiles, numTiles, kvPlane;
 
+  /// With `round` (a workgroup of `perWorkgroup` key tiles), its tile
+  /// `round`: key tile qTile * perWorkgroup + round of the grid's.
   static KeyTile get(HopperKernelBuilder &e, Value q, Value k, BlockWindow w,
-                     int64_t blockM, int64_t blockN) {
+                     int64_t blockM, int64_t blockN, int64_t perWorkgroup = 1,
+                     Value round = Value()) {
     // Grid (key heads, key tiles, batch).
     WorkgroupTile tile =
         mapWorkgroup(e, /*headsFastest=*/false, /*lastFirst=*/false);
@@ -183,7 +186,10 @@ struct KeyTile {
     t.heads = e.dim(q, 1);
     t.kvHeads = e.dim(k, 1);
     t.group = e.divIdx(t.heads, t.kvHeads);
-    t.k0 = e.mul(tile.qTile, blockN);
+    Value keyTile = tile.qTile;
+    if (round)
+      keyTile = e.add(e.mul(keyTile, perWorkgroup), round);
+    t.k0 = e.mul(keyTile, blockN);
     t.k1 = e.min(e.add(t.k0, e.idx(blockN)), t.keys);
     t.window = computeQueryWindow(e.b, e.b.getLoc(), w, t.k0, t.k1, t.posOffset,
                                   t.queries);
