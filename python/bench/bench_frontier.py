@@ -12,11 +12,15 @@ Effective TFLOP/s count visible (query, key) pairs only (docs/DESIGN.md):
 fwd = 4 * pairs * D * B * Hq, fwd+bwd = 3.5 * fwd.
 
     python3 python/bench/bench_frontier.py [--only NAME ...] [--no-fa3] [--no-tune]
-        [--rounds R] [--timing do_bench|loop]
+        [--rounds R] [--timing do_bench|loop|graph]
 
 Ours and Flex are timed with triton's do_bench (each call alone, after
 an L2 flush) unless --timing loop times them as FlashAttention-3 is
-(20 calls back to back, no flush, median of 5 runs).
+(20 calls back to back, no flush, median of 5 runs), or --timing graph
+replays each call captured in a CUDA graph under do_bench (each replay
+after an L2 flush): the kernels alone, without the host's enqueueing,
+which bounds the eager steps of the short cases (narrow windows, small
+frames: both contenders' rounds spread by a third there).
 
 The contenders of a case take turns, R rounds (3 by default), and each
 reports its median round: the GPU's clocks drift with its power and heat
@@ -100,6 +104,14 @@ def time_torch(fn, q, k, v, dout, backward):
     call = step if backward else (lambda: fn(q, k, v))
     if TIMING == "do_bench":
         return do_bench(call, warmup=25, rep=200, return_mode="median")
+    if TIMING == "graph":
+        # One call (a step: the forward, the backward and the gradients'
+        # allocation) captured after warm-up calls; its replays timed.
+        from cuda_graphs import capture
+        graph = capture(call)
+        ms = do_bench(graph.replay, warmup=25, rep=200, return_mode="median")
+        del graph
+        return ms
     for _ in range(3):
         call()
     runs = []
@@ -161,7 +173,7 @@ def main():
     ap.add_argument("--no-flex", action="store_true")
     ap.add_argument("--rounds", type=int, default=3,
                     help="rounds of every contender in turn; the median round is reported")
-    ap.add_argument("--timing", choices=("do_bench", "loop"), default="do_bench",
+    ap.add_argument("--timing", choices=("do_bench", "loop", "graph"), default="do_bench",
                     help="how ours and Flex are timed (FlashAttention-3 always as "
                          "'loop': its JAX calls run back to back)")
     args = ap.parse_args()
