@@ -198,6 +198,9 @@ static LogicalResult reportGradSharedMemory(Operation *op,
   diag << "chip=sm_90a: grad-stages=" << kv.stages;
   if (!kv.dsSlots && dq.stages != kv.stages)
     diag << " grad-key-stages=" << dq.stages;
+  // (Past one key tile a dK/dV workgroup, K and V take two buffers.)
+  if (kv.keyTiles > 1)
+    diag << " grad-kv-tiles=" << kv.keyTiles;
   diag << " needs more than the " << kMaxSharedBytes - kStaticSharedBytes
        << " bytes of shared memory a workgroup can have";
   const bool dqTwo = !kv.dsSlots && dq.tiling.perSM() > 1;
