@@ -16,9 +16,9 @@ if not torch.cuda.is_available():
 
 sys.path[:0] = [os.path.join(os.path.dirname(__file__), ".."), os.path.dirname(__file__)]
 from gpu_cases import (CASES, DQ_TILE_CASES, FORWARD_ONE_CONSUMER_CASES,  # noqa: E402
-                       KV_TILES_CASES,
-                       FORWARD_OPTIONS, GRAD_OPTIONS, HOPPER_CASES, ONE_CONSUMER_CASES,
-                       OPTION_CASES, SCHEDULER_CASES, effective_scale)
+                       FORWARD_OPTIONS, GRAD_OPTIONS, HOPPER_CASES, KV_TILES_CASES,
+                       ONE_CONSUMER_CASES, OPTION_CASES, SCHEDULER_CASES,
+                       effective_scale)
 
 from swba import attention, compiler, ops, runtime  # noqa: E402
 

@@ -272,7 +272,12 @@ func.func @token_window_grad_d128(%q: memref<?x8x?x128xbf16>, %k: memref<?x8x?x1
 // CHECK: arith.divui %[[ROUND]], %c2 : index
 // CHECK: nvgpu.mbarrier.try_wait.parity
 // CHECK-NEXT: scf.for %[[J:.*]] = %c0 to
-// CHECK: arith.addi %[[BASE]], %[[J]] : index
+// CHECK: %[[AT:.*]] = arith.addi %[[BASE]], %[[J]] : index
+// CHECK-NEXT: %[[SLOT:.*]] = arith.remui %[[AT]], %c2 : index
+// CHECK: arith.addi %{{.*}}, %[[SLOT]] : index
+// CHECK-NEXT: arith.muli %{{.*}}, %c512 : index
+// CHECK-NEXT: arith.addi %{{.*}}, %c65536 : index
+// CHECK-NEXT: memref.view %{{.*}} to memref<128xf32
 // After the last query tile every consumer thread releases the buffer.
 // CHECK: nvgpu.mbarrier.arrive
 // CHECK: gpu.func @swba_bwd_delta(

@@ -78,7 +78,7 @@ struct KeyValueGradKernel : BackwardKernel {
   /// Bands of at most 512 keys, whose workgroups run a few query tiles:
   /// the first tile's row statistics are loaded before the wait for K and
   /// V (mainloop), not after it.
-  bool statsBeforeKeys = false;
+  bool statsBeforeKeys;
 
   // grad-fused-dq: the map of dqAccum, this consumer's share, the dS^T
   // slots as 32-bit words and the staging area as f32, and the thread

@@ -34,6 +34,7 @@ KeyValueGradKernel::KeyValueGradKernel(HopperKernelBuilder &e,
       valueDim(valueDim), blockM(layout.blockM), blockN(layout.blockN()),
       tensorHeadDim(cast<ShapedType>(op.getQuery().getType()).getDimSize(3)),
       statsPerThread(llvm::divideCeil(2 * blockM, kWarpgroupThreads)),
+      statsBeforeKeys(keySpan(w.blockSize, w.window) <= 512),
       dqAccumMap(dqAccumMap) {}
 
 /// The workgroup's tile (of one key tile a workgroup), the shared buffer
@@ -125,7 +126,6 @@ void KeyValueGradKernel::setUpTile(bool pingPong) {
     onceBase = e.add(base, e.toI64(e.divIdx(ring.onceOffset(0), e.idx(16))));
   std::tie(kDesc, vDesc) =
       onceDescriptors(e, onceBase, rows.consumer, layout.vOffset());
-  statsBeforeKeys = keySpan(w.blockSize, w.window) <= 512;
   if (!statsBeforeKeys)
     ring.waitOnce();
   // The fused kernel takes no turns: a barrier of both consumers in each
