@@ -94,6 +94,7 @@ LowerSWBAOptions SWBAToNVVMOptions::lowerSWBAOptions() const {
   options.gradKvTiles = gradKvTiles;
   options.gradQConsumers = gradQConsumers;
   options.gradFusedDQ = gradFusedDQ;
+  options.gradDqDelta = gradDqDelta;
   options.gradPingPong = gradPingPong;
   return options;
 }

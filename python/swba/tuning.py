@@ -48,7 +48,10 @@ FORWARD_CANDIDATES = (
 # the default where the backward is fused), grad-kv-consumers and
 # grad-q-consumers the dK/dV and dQ kernels' consumers (one: two
 # workgroups an SM), grad-kv-tiles the key tiles a dK/dV workgroup runs in
-# turn (two: the default on bands of at most 256 keys at head dim 64).
+# turn (two: the default on bands of at most 256 keys at head dim 64),
+# grad-dq-delta whether the dQ kernel computes delta for the dK/dV kernel
+# after it (true: the default on bands of at most 512 keys at head dim 64)
+# or a delta kernel does before both run at once.
 # grad-fused-dq=true (dQ added up with
 # reduce-adds: not bitwise reproducible) as a candidate of its own only with
 # allow_fused_dq; the lowering's default ("") is that backward on frames at
@@ -58,7 +61,8 @@ BACKWARD_CANDIDATES = (
     "", "grad-key-tile=64", "grad-key-tile=128", "grad-query-tile=64",
     "grad-query-tile=128", "grad-stages=3", "grad-stages=4", "grad-key-stages=2",
     "grad-key-stages=3", "grad-key-stages=4", "grad-kv-consumers=1", "grad-kv-consumers=2",
-    "grad-q-consumers=1", "grad-ping-pong=true", "grad-kv-tiles=1", "grad-kv-tiles=2")
+    "grad-q-consumers=1", "grad-ping-pong=true", "grad-kv-tiles=1", "grad-kv-tiles=2",
+    "grad-dq-delta=true", "grad-dq-delta=false")
 FUSED_DQ = "grad-fused-dq=true"
 
 FILE = "autotune.json"

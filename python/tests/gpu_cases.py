@@ -81,6 +81,9 @@ def kernel_configs():
     configs += [KernelConfig(c.dtype, c.d, c.dv, c.bs, c.ws, effective_scale(c), grad=True,
                              chip="sm_90a", options=options)
                 for c in CASES for name, options in KV_TILES_CASES if c.name == name]
+    configs += [KernelConfig(c.dtype, c.d, c.dv, c.bs, c.ws, effective_scale(c), grad=True,
+                             chip="sm_90a", options=f"grad-dq-delta={computes}")
+                for c in CASES for name, computes in DQ_DELTA_CASES if c.name == name]
     configs += [KernelConfig(c.dtype, c.d, c.dv, c.bs, c.ws, effective_scale(c),
                              chip="sm_90a", options=options)
                 for c in CASES for name, options in FORWARD_ONE_CONSUMER_CASES
@@ -93,11 +96,17 @@ def kernel_configs():
 
 
 def hopper_kernel_configs():
-    """The kernels of HOPPER_CASES, on sm_90a."""
+    """The kernels of HOPPER_CASES, on sm_90a (and those of DQ_DELTA_CASES
+    among them)."""
     from swba.compiler import KernelConfig
-    return [KernelConfig(c.dtype, c.d, c.dv, c.bs, c.ws, effective_scale(c), grad=grad,
-                         chip="sm_90a")
-            for c in HOPPER_CASES for grad in (False, True)]
+    configs = [KernelConfig(c.dtype, c.d, c.dv, c.bs, c.ws, effective_scale(c), grad=grad,
+                            chip="sm_90a")
+               for c in HOPPER_CASES for grad in (False, True)]
+    return configs + [KernelConfig(c.dtype, c.d, c.dv, c.bs, c.ws, effective_scale(c),
+                                   grad=True, chip="sm_90a",
+                                   options=f"grad-dq-delta={computes}")
+                      for c in HOPPER_CASES for name, computes in DQ_DELTA_CASES
+                      if c.name == name]
 
 
 # The sm_90a dQ kernel's consumers, which its key tile sets at head dim 64
@@ -131,6 +140,21 @@ KV_TILES_CASES = (
     ("gqa_d128_bf16", "grad-kv-tiles=2"),
     ("kv_cache_nq_lt_nk", "grad-kv-tiles=4"),
     ("square_f16", "grad-kv-tiles=1"))
+# The sm_90a dQ kernel computing delta of its rows for the dK/dV kernel
+# after it (grad-dq-delta=true, no delta kernel; the default on bands of at
+# most 512 keys at head dim 64, which token_level_bs1 and square_f16 take):
+# GQA at head dim 128 with a partial last query tile, a KV cache longer
+# than the queries, dv != d with a scale, head dim 256 with a value dim of
+# 128 (dK and dV in two kernels after it) and a value dim of 240 (rounded up to 256 in the
+# kernel: the row dot covers the tensor's 240 columns); and the delta
+# kernel where it is the default's. (case, grad-dq-delta)
+DQ_DELTA_CASES = (
+    ("gqa_d128_bf16", "true"),
+    ("kv_cache_nq_lt_nk", "true"),
+    ("dv_ne_d_scale_bf16", "true"),
+    ("d256_dv128_scale", "true"),
+    ("d96_dv240_token_bf16", "true"),
+    ("token_level_bs1", "false"))
 # The sm_90a forward of one consumer a workgroup, two or three workgroups an
 # SM (the default on bands of 256 to 512 keys at head dim 64, which
 # square_f16 and bs_not_tile_multiple_partial_frame take), asked for on a

@@ -15,9 +15,10 @@ if not torch.cuda.is_available():
     pytest.skip("no CUDA device", allow_module_level=True)
 
 sys.path[:0] = [os.path.join(os.path.dirname(__file__), ".."), os.path.dirname(__file__)]
-from gpu_cases import (CASES, DQ_TILE_CASES, FORWARD_ONE_CONSUMER_CASES,  # noqa: E402
-                       FORWARD_OPTIONS, GRAD_OPTIONS, HOPPER_CASES, KV_TILES_CASES,
-                       ONE_CONSUMER_CASES, OPTION_CASES, SCHEDULER_CASES,
+from gpu_cases import (CASES, DQ_DELTA_CASES, DQ_TILE_CASES,  # noqa: E402
+                       FORWARD_ONE_CONSUMER_CASES, FORWARD_OPTIONS, GRAD_OPTIONS,
+                       HOPPER_CASES, KV_TILES_CASES, ONE_CONSUMER_CASES, OPTION_CASES,
+                       SCHEDULER_CASES,
                        effective_scale)
 
 from swba import attention, compiler, ops, runtime  # noqa: E402
@@ -271,7 +272,8 @@ def test_hopper_forward_launches_wgmma(case, monkeypatch):
                          ids=lambda c: c.name)
 def test_hopper_backward_launches_wgmma(case, monkeypatch):
     """On sm_90a at head dims 64, 96 and 128 the backward is the delta kernel,
-    then the TMA + wgmma dK/dV and dQ kernels (the forward is wgmma too);
+    then the TMA + wgmma dK/dV and dQ kernels (the forward is wgmma too; on
+    narrow bands at head dim 64 the dQ kernel computing delta, then dK/dV);
     with grad-fused-dq=true (the default on frames of 128 tokens or more at
     head dim 128), the delta kernel, the dK/dV kernel that adds dQ up and
     the dQ conversion, except under torch.use_deterministic_algorithms."""
@@ -287,8 +289,6 @@ def test_hopper_backward_launches_wgmma(case, monkeypatch):
         monkeypatch.setenv("SWBA_LOWER_OPTIONS", "grad-fused-dq=false")
     check_backward(case)
     separate = [name for name, *_ in launches]
-    # The delta kernel, then dK/dV (on the second stream) and dQ.
-    assert separate == ["swba_fwd", "swba_bwd_delta", "swba_bwd_dkdv", "swba_bwd_dq"], separate
     # The wgmma kernels: a producer and consumer warpgroups of 64 rows; dK/dV
     # over the key tiles of the kv heads, 64 keys a consumer: one consumer
     # (two workgroups an SM) on a band of at most 512 keys at head dim 64,
@@ -297,14 +297,23 @@ def test_hopper_backward_launches_wgmma(case, monkeypatch):
     # one consumer (three workgroups an SM) where such a band gives it
     # 64-key tiles (QueryGradTiling), two otherwise.
     narrow = case.d == case.dv == 64 and case.bs * case.ws <= 512
+    if narrow:
+        # The dQ kernel computes delta (grad-dq-delta), then dK/dV.
+        assert separate == ["swba_fwd", "swba_bwd_dq", "swba_bwd_dkdv"], separate
+        kv_at, dq_at = 2, 1
+    else:
+        # The delta kernel, then dK/dV (on the second stream) and dQ.
+        assert separate == ["swba_fwd", "swba_bwd_delta", "swba_bwd_dkdv",
+                            "swba_bwd_dq"], separate
+        kv_at, dq_at = 2, 3
     kv_consumers, dq_consumers = (1, 1) if narrow else (2, 2)
     kv_tiles = 2 if narrow and case.bs * case.ws <= 256 else 1
     dq_grid, dq_block = dq_launch(case, dq_consumers)
-    assert [block for _, _, block, _ in launches[2:]] == [
-        (128 * (kv_consumers + 1), 1, 1), dq_block], launches
+    assert launches[kv_at][2] == (128 * (kv_consumers + 1), 1, 1), launches
+    assert launches[dq_at][2] == dq_block, launches
     kv_keys = 64 * kv_consumers * kv_tiles
-    assert launches[2][1] == (case.hkv, -(-case.nk // kv_keys), case.b), launches[2]
-    assert launches[3][1] == dq_grid, launches[3]
+    assert launches[kv_at][1] == (case.hkv, -(-case.nk // kv_keys), case.b), launches
+    assert launches[dq_at][1] == dq_grid, launches
     monkeypatch.setenv("SWBA_LOWER_OPTIONS", "grad-fused-dq=true")
     launches.clear()
     check_backward(case)
@@ -394,6 +403,25 @@ def test_backward_key_tiles_match_reference(name, options, monkeypatch):
                       if k == "swba_bwd_dkdv"]
     keys = 64 * (block[0] // 128 - 1) * tiles  # 64 keys a consumer
     assert grid == (case.hkv, -(-case.nk // keys), case.b), launches
+
+
+@pytest.mark.parametrize("name,computes", DQ_DELTA_CASES,
+                         ids=[f"{n}-{c}" for n, c in DQ_DELTA_CASES])
+def test_backward_dq_delta_matches_reference(name, computes, monkeypatch):
+    """The sm_90a dQ kernel computing delta = rowsum(dO * O) of its rows and
+    writing it for the dK/dV kernels, which run after it (grad-dq-delta=
+    true: no delta kernel), or reading the delta kernel's (false), every
+    element of dq, dk and dv."""
+    case = next(c for c in (*CASES, *HOPPER_CASES) if c.name == name)
+    launches = on_sm90a(monkeypatch, f"grad-dq-delta={computes}")
+    check_backward(case)
+    kernels = [k for k, _, _, _ in launches]
+    grads = [k for k in kernels if k.startswith("swba_bwd_d")]
+    if computes == "true":
+        assert "swba_bwd_delta" not in kernels, kernels
+        assert grads[0] == "swba_bwd_dq" and len(grads) > 1, kernels
+    else:
+        assert grads[0] == "swba_bwd_delta" and grads[-1] == "swba_bwd_dq", kernels
 
 
 @pytest.mark.parametrize("name,options", FORWARD_ONE_CONSUMER_CASES,

@@ -22,9 +22,12 @@
 // RUN: not swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-fused-dq=true grad-kv-consumers=1" 2>&1 | FileCheck %s --check-prefix=ONEKVFUSED
 // ONEKVFUSED: error: 'swba.attention_grad' op chip=sm_90a: grad-fused-dq needs the dK/dV kernel's two consumers, got grad-kv-consumers=1
 // Past one key tile a dK/dV workgroup K and V take two buffers, and the
-// error names grad-kv-tiles.
+// error names grad-kv-tiles; O's rows take the dQ kernel's with
+// grad-dq-delta=true, and the error names it.
 // RUN: not swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-stages=4 grad-kv-tiles=2" 2>&1 | FileCheck %s --check-prefix=KVTILES
 // KVTILES: error: 'swba.attention_grad' op chip=sm_90a: grad-stages=4 grad-kv-tiles=2 needs more than the 231168 bytes of shared memory a workgroup can have (dQ kernel 196608, dK/dV kernel 264192)
+// RUN: not swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-key-stages=5 grad-dq-delta=true" 2>&1 | FileCheck %s --check-prefix=DQDELTA
+// DQDELTA: error: 'swba.attention_grad' op chip=sm_90a: grad-stages=2 grad-key-stages=5 grad-dq-delta=true needs more than the 231168 bytes of shared memory a workgroup can have (dQ kernel 262144, dK/dV kernel 133120)
 
 func.func @sm90a_grad_stages_exceed_shared_memory(%q: memref<1x2x64x128xf16>, %l: memref<1x2x64xf32>) {
   // expected-error @+1 {{chip=sm_90a: grad-stages=6 needs more than the 231168 bytes of shared memory a workgroup can have (dQ kernel 262144, dK/dV kernel 264192)}}

@@ -226,21 +226,24 @@ func.func @token_window_grad_d128(%q: memref<?x8x?x128xbf16>, %k: memref<?x8x?x1
 // workgroups an SM; its Q and dO boxes hold 64 query rows. With one key
 // tile a workgroup (KT1): 64 keys a workgroup, one K/V buffer, 49 KiB. The
 // dQ kernel's K and V boxes hold 64 keys, and with 64-key tiles it has one
-// consumer, three workgroups an SM: Q and dO boxes of 64 rows, 256
-// threads, 80 registers at launch and 136 a consumer, two stages (48
+// consumer, three workgroups an SM: Q, dO and O boxes of 64 rows, 256
+// threads, 80 registers at launch and 136 a consumer, two stages (56
 // KiB). With 128-key tiles (ASKED) it keeps two consumers (128 rows, 384
 // threads); with grad-stages asked for (TWO) three consumers (192 rows,
-// 512 threads) and those stages (80 KiB), as the dK/dV kernel.
+// 512 threads) and those stages (104 KiB), as the dK/dV kernel. The dQ
+// kernel computes delta (grad-dq-delta left empty: O's rows loaded with
+// Q's and dO's, a fifth tensor map) and runs first, the dK/dV kernel
+// after it; no delta kernel.
 // CHECK-LABEL: func @narrow_band_grad_d64
-// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_delta
+// CHECK-NOT: swba_bwd_delta
+// CHECK-COUNT-5: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
+// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq {{.*}} threads in (%c256, %c1, %c1) dynamic_shared_memory_size %c57344_i32
 // CHECK-COUNT-4: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
 // CHECK: %[[KEY_TILES:.*]] = arith.ceildivui %{{.*}}, %c128 : index
 // CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv blocks in (%c4, %[[KEY_TILES]], %{{.*}}) threads in (%c256, %c1, %c1) dynamic_shared_memory_size %c66560_i32
-// CHECK-COUNT-4: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
-// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq {{.*}} threads in (%c256, %c1, %c1) dynamic_shared_memory_size %c49152_i32
 // TWO-LABEL: func @narrow_band_grad_d64
+// TWO: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq {{.*}} threads in (%c512, %c1, %c1) dynamic_shared_memory_size %c106496_i32
 // TWO: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv {{.*}} threads in (%c256, %c1, %c1) dynamic_shared_memory_size %c66560_i32
-// TWO: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq {{.*}} threads in (%c512, %c1, %c1) dynamic_shared_memory_size %c81920_i32
 // CHECK: gpu.func @swba_bwd_dq({{.*}}nvvm.maxnreg = 80 : i32
 // CHECK: nvvm.setmaxregister  increase 136
 // The dK/dV kernel's interior test: a query tile that sees the
@@ -280,7 +283,7 @@ func.func @token_window_grad_d128(%q: memref<?x8x?x128xbf16>, %k: memref<?x8x?x1
 // CHECK-NEXT: memref.view %{{.*}} to memref<128xf32
 // After the last query tile every consumer thread releases the buffer.
 // CHECK: nvgpu.mbarrier.arrive
-// CHECK: gpu.func @swba_bwd_delta(
+// CHECK-NOT: gpu.func @swba_bwd_delta(
 // KT1-LABEL: func @narrow_band_grad_d64
 // KT1: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv blocks in (%c4, %{{.*}}, %{{.*}}) threads in (%c256, %c1, %c1) dynamic_shared_memory_size %c50176_i32
 // KT1: gpu.func @swba_bwd_dkdv(
@@ -290,7 +293,6 @@ func.func @token_window_grad_d128(%q: memref<?x8x?x128xbf16>, %k: memref<?x8x?x1
 // KT1: memref.load %arg5
 // KT1: nvgpu.mbarrier.try_wait.parity %{{.*}}[%c0], %false
 // KT1-NEXT: scf.for
-// KT1: gpu.func @swba_bwd_delta(
 // With two dK/dV consumers asked for (KV2): 128 keys a workgroup, 384
 // threads, 66 KiB. A consumer's 64 keys are seen by 3 of the workgroup's
 // 4 query tiles: it runs the products of those alone (the others keep dK
@@ -312,26 +314,24 @@ func.func @token_window_grad_d128(%q: memref<?x8x?x128xbf16>, %k: memref<?x8x?x1
 // KV2: scf.if %{{.*}} -> (f32,
 // KV2: nvvm.wgmma.fence.aligned
 // KV2: scf.yield %arg{{[0-9]+}}, %arg
-// KV2: gpu.func @swba_bwd_delta(
-// With one dQ consumer (Q1): 64 query rows a workgroup, 256 threads, Q
-// and dO boxes of 64 rows, 80 KiB (four K/V stages), two workgroups an SM.
+// With one dQ consumer (Q1): 64 query rows a workgroup, 256 threads, Q,
+// dO and O boxes of 64 rows, 88 KiB (four K/V stages), two workgroups an
+// SM.
 // Q1-LABEL: func @narrow_band_grad_d64
+// Q1-COUNT-5: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
+// Q1: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq {{.*}} threads in (%c256, %c1, %c1) dynamic_shared_memory_size %c90112_i32
 // Q1: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv
-// Q1-COUNT-4: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
-// Q1: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq {{.*}} threads in (%c256, %c1, %c1) dynamic_shared_memory_size %c81920_i32
 // Q1: gpu.func @swba_bwd_dq({{.*}}nvvm.maxnreg = 128 : i32
 // Q1: nvvm.setmaxregister  increase 232
 // ASKED-LABEL: func @narrow_band_grad_d64
-// ASKED: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_delta
+// ASKED-COUNT-5: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
+// ASKED: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq {{.*}} threads in (%c384, %c1, %c1)
 // ASKED-COUNT-4: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
 // ASKED: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv {{.*}} threads in (%c384, %c1, %c1)
-// ASKED-COUNT-4: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c128, %c64]
-// ASKED: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq {{.*}} threads in (%c384, %c1, %c1)
 // ASKED: gpu.func @swba_bwd_dq(
 // ASKED: nvvm.setmaxregister  increase 240
 // ASKED: gpu.func @swba_bwd_dkdv(
 // ASKED-NOT: scf.yield %arg{{[0-9]+}}, %arg
-// ASKED: gpu.func @swba_bwd_delta(
 func.func @narrow_band_grad_d64(%q: memref<?x4x?x64xbf16>, %k: memref<?x4x?x64xbf16>, %v: memref<?x4x?x64xbf16>,
                                 %o: memref<?x4x?x64xbf16>, %do: memref<?x4x?x64xbf16>, %l: memref<?x4x?xf32>,
                                 %dq: memref<?x4x?x64xbf16>, %dk: memref<?x4x?x64xbf16>, %dv: memref<?x4x?x64xbf16>) {

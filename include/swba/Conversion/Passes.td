@@ -76,7 +76,10 @@ def LowerSWBA : Pass<"lower-swba"> {
     kernel is two, `swba_bwd_dv` and `swba_bwd_dk`, and the dQ and dK
     kernels take 32-row tiles where larger ones do not fit in shared
     memory. dQ and dK/dV read the delta kernel's output and
-    nothing of each other, so a runtime may run them at once. With
+    nothing of each other, so a runtime may run them at once; with
+    `grad-dq-delta=true` (the default on bands of at most 512 keys at head
+    dim 64) the dQ kernel computes delta of its rows itself and writes it,
+    and the dK/dV kernel runs after it, without a delta kernel. With
     `grad-fused-dq=true` (the default for frames at head dim 128) the
     dK/dV kernel also adds dQ up instead (five products): dS^T into shared
     memory, dQ = dS K, TMA reduce-adds
@@ -225,10 +228,21 @@ def LowerSWBA : Pass<"lower-swba"> {
            "rounded up to 128, block_size >= 128: 1.4-3.6% faster steps, "
            "docs/BENCHMARKS.md), unless an option of the separate kernels "
            "is given (grad-key-tile, grad-q-consumers, grad-ping-pong=true, "
-           "grad-kv-tiles past 1) "
+           "grad-kv-tiles past 1, grad-dq-delta=true) "
            "or the tiles "
            "asked for (grad-query-tile, grad-stages) do not fit the fused "
            "kernel; false elsewhere.">,
+    Option<"gradDqDelta", "grad-dq-delta", "std::string", /*default=*/"\"\"",
+           "sm_90a backward with the separate dQ kernel: 'true': the dQ "
+           "kernel computes delta = rowsum(dO * O) of its own rows (O's rows "
+           "loaded by TMA with Q's and dO's, the sums from shared memory) "
+           "and writes it for the dK/dV kernel, which then runs after it on the same stream: "
+           "no delta kernel. 'false': the delta kernel first, then dK/dV "
+           "and dQ at once (a runtime may run them on two streams). Not "
+           "with grad-fused-dq=true (which has no dQ kernel; asked for, it "
+           "keeps the fused kernel from being the default). Empty: true on "
+           "bands of at most 512 keys at head dim 64 (steps 3-4% faster "
+           "there), else false.">,
     Option<"gradPingPong", "grad-ping-pong", "bool", /*default=*/"false",
            "sm_90a backward: the two consumer warpgroups of the dQ and "
            "dK/dV kernels take turns issuing their products (slower on the "

@@ -161,6 +161,13 @@ struct SWBAToNVVMOptions : public PassPipelineOptions<SWBAToNVVMOptions> {
                      "true for frames at head dim 128 (--lower-swba "
                      "grad-fused-dq)."),
       llvm::cl::init(LowerSWBAOptions().gradFusedDQ)};
+  PassOptions::Option<std::string> gradDqDelta{
+      *this, "grad-dq-delta",
+      llvm::cl::desc("sm_90a backward: 'true': the dQ kernel computes delta "
+                     "for the dK/dV kernel after it (no delta kernel); "
+                     "'false': the delta kernel; empty: per window "
+                     "(--lower-swba grad-dq-delta)."),
+      llvm::cl::init(LowerSWBAOptions().gradDqDelta)};
   PassOptions::Option<bool> gradPingPong{
       *this, "grad-ping-pong",
       llvm::cl::desc("sm_90a backward: the consumers of the dQ and dK/dV "

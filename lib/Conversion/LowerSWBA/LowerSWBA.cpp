@@ -64,6 +64,13 @@ mlir::swba::verifyLowerSWBAOptions(const LowerSWBAOptions &options,
       options.gradFusedDQ != "false")
     return fail("grad-fused-dq must be empty, 'true' or 'false', got '" +
                 options.gradFusedDQ + "'");
+  if (!options.gradDqDelta.empty() && options.gradDqDelta != "true" &&
+      options.gradDqDelta != "false")
+    return fail("grad-dq-delta must be empty, 'true' or 'false', got '" +
+                options.gradDqDelta + "'");
+  if (options.gradDqDelta == "true" && options.gradFusedDQ == "true")
+    return fail("grad-dq-delta=true computes delta in the separate dQ "
+                "kernel; grad-fused-dq=true has none");
   if (options.tileScheduler == "persistent" && options.workgroupsPerSM > 1)
     return fail("tile-scheduler=persistent launches one workgroup an SM; "
                 "workgroups-per-sm=" +
@@ -213,6 +220,7 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
     o.gradKvTiles = gradKvTiles;
     o.gradQConsumers = gradQConsumers;
     o.gradFusedDQ = gradFusedDQ;
+    o.gradDqDelta = gradDqDelta;
     o.pingPong = pingPong;
     o.workgroupsPerSM = workgroupsPerSM;
     o.tileScheduler = tileScheduler;

@@ -2,8 +2,9 @@
 //
 // Internal to lib/Conversion/SWBAToGPU: the kernels of the backward (on
 // both paths a delta kernel, delta = rowsum(dout * out), then dQ and dK/dV,
-// which read delta and nothing of each other) and their launch contracts,
-// so that a lowering can combine an mma.sync kernel with a wgmma one.
+// which read delta and nothing of each other; on sm_90a with grad-dq-delta
+// dQ computes delta and dK/dV runs after it) and their launch contracts, so
+// that a lowering can combine an mma.sync kernel with a wgmma one.
 //
 //===----------------------------------------------------------------------===//
 

@@ -22,7 +22,9 @@
 // A small delta kernel (delta = rowsum(dout * out)) runs first, and both
 // kernels read its output and nothing of each other's: a runtime may run
 // them at once (two streams), and each one's tail of light workgroups then
-// shares the GPU with the other's work.
+// shares the GPU with the other's work. With grad-dq-delta the dQ kernel
+// computes delta of its rows itself and writes it, and the dK/dV kernel
+// runs after it: one kernel and one pass over O and dO less.
 //
 //===----------------------------------------------------------------------===//
 
@@ -71,6 +73,7 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
     for (KeyValueGradPart part : keyValueGradParts(headDim, valueDim))
       kvLayouts.push_back(keyValueGradLayout(headDim, valueDim, tiles, part));
     const bool fused = fusesQueryGrad(tiles);
+    const bool dqDelta = queryGradComputesDelta(tiles);
 
     OpBuilder::InsertionGuard guard(rewriter);
     auto gpuModule = createKernelModule(rewriter, module, loc,
@@ -93,6 +96,9 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
                             queryGradParams()};
     dqLaunch.params.append(
         {{"q", rowsMap}, {"k", keysMap}, {"v", keysMap}, {"dout", rowsMap}});
+    // (With grad-dq-delta, O's rows come in with Q's and dO's.)
+    if (dqDelta)
+      dqLaunch.params.push_back({"out", rowsMap});
     gpu::GPUFuncOp dqKernel;
     if (!fused) {
       SmallVector<Value> maps;
@@ -102,7 +108,7 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
       buildQueryGradBody(rewriter, loc, op, layout,
                          dqKernel.getArguments().take_front(dqArgs.size()),
                          maps, elementType, headDim, valueDim,
-                         options.gradPingPong);
+                         options.gradPingPong, dqDelta);
       gpu::ReturnOp::create(rewriter, loc);
     }
     // q, k, v, dout, lse, delta, [dqAccum,] dk, dv; then the maps of q, k,
@@ -113,9 +119,18 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
     kvArgs.append({op.getGradKey().getType(), op.getGradValue().getType()});
     SmallVector<std::pair<gpu::GPUFuncOp, LaunchContract>, 2> kvKernels;
     for (const KeyValueGradLayout &kvLayout : kvLayouts)
-      kvKernels.push_back(buildKeyValueGradKernel(rewriter, gpuModule, op,
-                                                  kvLayout, kvArgs, fused));
+      kvKernels.push_back(buildKeyValueGradKernel(
+          rewriter, gpuModule, op, kvLayout, kvArgs, fused, dqDelta));
 
+    // With grad-dq-delta, the dQ kernel writes delta and dK/dV reads it
+    // after it, on the same stream.
+    if (dqDelta) {
+      SmallVector<std::pair<gpu::GPUFuncOp, LaunchContract>, 3> launches{
+          {dqKernel, dqLaunch}};
+      launches.append(kvKernels);
+      emitLaunches(rewriter, op, gradBuffers(op, false), launches);
+      return success();
+    }
     // (The delta kernel reads out and dout: the tensors' columns.)
     auto deltaKernel = createDeltaKernel(
         rewriter, gpuModule, op, elementType,
@@ -138,11 +153,10 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
 
   /// The dK/dV kernel of `kvLayout`'s part and its launch: `kvArgs` are
   /// its memref parameters.
-  std::pair<gpu::GPUFuncOp, LaunchContract>
-  buildKeyValueGradKernel(PatternRewriter &rewriter, gpu::GPUModuleOp gpuModule,
-                          AttentionGradOp op,
-                          const KeyValueGradLayout &kvLayout,
-                          ArrayRef<Type> kvArgs, bool fused) const {
+  std::pair<gpu::GPUFuncOp, LaunchContract> buildKeyValueGradKernel(
+      PatternRewriter &rewriter, gpu::GPUModuleOp gpuModule, AttentionGradOp op,
+      const KeyValueGradLayout &kvLayout, ArrayRef<Type> kvArgs, bool fused,
+      bool afterQueryGrad) const {
     Location loc = op.getLoc();
     Type elementType =
         cast<MemRefType>(op.getQuery().getType()).getElementType();
@@ -150,11 +164,12 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
     auto queryTileMap = tensorMapType(elementType, kvLayout.blockM);
     auto keyTileMap = tensorMapType(elementType, kvLayout.blockN());
     // Without fused dQ, dK/dV (the heavier workgroups) goes out first, on a
-    // second stream, and dQ runs at once with it.
+    // second stream, and dQ runs at once with it; after the dQ kernel that
+    // writes delta, on its stream.
     LaunchContract kvLaunch{
         tileGrid("k", kvLayout.blockN() * kvLayout.keyTiles),
         kvLayout.threads(), kvLayout.total(), keyValueGradParams(fused),
-        /*stream=*/fused ? 0 : 1};
+        /*stream=*/fused || afterQueryGrad ? 0 : 1};
     kvLaunch.params.append({{"q", queryTileMap},
                             {"k", keyTileMap},
                             {"v", keyTileMap},
@@ -201,6 +216,9 @@ static LogicalResult reportGradSharedMemory(Operation *op,
   // (Past one key tile a dK/dV workgroup, K and V take two buffers.)
   if (kv.keyTiles > 1)
     diag << " grad-kv-tiles=" << kv.keyTiles;
+  // (O's rows take the dQ kernel's shared memory too.)
+  if (dq.oBytes)
+    diag << " grad-dq-delta=true";
   diag << " needs more than the " << kMaxSharedBytes - kStaticSharedBytes
        << " bytes of shared memory a workgroup can have";
   const bool dqTwo = !kv.dsSlots && dq.tiling.perSM() > 1;

@@ -27,11 +27,13 @@ void buildForwardBody(OpBuilder &builder, Location loc, AttentionOp op,
 
 /// The dQ kernel's body (QueryGradMainloop.cpp). `args`: q, k, v, dout,
 /// lse, delta, out, dq; `maps`: the tensor maps of q, k, v, dout. With
-/// `pingPong` the consumers take turns issuing their products.
+/// `pingPong` the consumers take turns issuing their products; with
+/// `computeDelta` (grad-dq-delta) the kernel computes delta of its rows and
+/// writes it, instead of reading it.
 void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
                         const QueryGradLayout &layout, ValueRange args,
                         ArrayRef<Value> maps, Type elementType, int64_t headDim,
-                        int64_t valueDim, bool pingPong);
+                        int64_t valueDim, bool pingPong, bool computeDelta);
 
 /// The dK/dV kernel's body (KeyValueGradMainloop.cpp). `args`: q, k, v,
 /// dout, lse, delta, dk, dv; `maps`: the tensor maps of q, k, v, dout.

@@ -38,6 +38,9 @@ struct QueryGradKernel : BackwardKernel {
   Value base, qDesc, doDesc;
   /// Per row h (rowBase + 8h): lse in the log2 domain, and delta.
   Value lseLog2[2], rowDelta[2];
+  /// Where the kernel computes delta (grad-dq-delta): the delta buffer it
+  /// writes for the dK/dV kernel.
+  Value deltaOut;
 
   QueryGradKernel(HopperKernelBuilder &e, AttentionGradOp op,
                   const QueryGradLayout &layout, int64_t headDim,
@@ -46,11 +49,12 @@ struct QueryGradKernel : BackwardKernel {
         valueDim(valueDim), blockM(layout.tiling.blockM()),
         blockN(layout.blockN) {}
 
-  void setUp(ValueRange args, ArrayRef<Value> maps);
+  void setUp(ValueRange args, ArrayRef<Value> maps, bool computeDelta);
   SmallVector<Value> mainloop(bool pingPong);
 
 private:
   void loadRowStats(Value lse, Value delta);
+  void computeRowDeltas();
   SmallVector<Value> step(TurnTaking &turns, Value j, SmallVector<Value> acc,
                           bool interiorKnown);
   SmallVector<Value> tileStep(TurnTaking &turns, Value j,
@@ -62,9 +66,12 @@ private:
 /// The workgroup's tile, the shared buffer and its mbarriers, the producer
 /// (warpgroup 0), then the consumers' rows, row statistics and Q and dO
 /// descriptors. `args`: q, k, v, dout, lse, delta, out, dq (dout and out
-/// are not read as memrefs: dO comes through its tensor map, delta from
-/// the delta kernel).
-void QueryGradKernel::setUp(ValueRange args, ArrayRef<Value> maps) {
+/// are not read as memrefs: dO comes through its tensor map, and where
+/// `computeDelta` O through the fifth map, for delta of the workgroup's
+/// rows, which it writes for the dK/dV kernel instead of reading the delta
+/// kernel's).
+void QueryGradKernel::setUp(ValueRange args, ArrayRef<Value> maps,
+                            bool computeDelta) {
   e.setLaneIds();
   Value warpgroup = e.warpgroupIndex();
   tile = QueryTile::get(e, /*headsFastest=*/false, args[0], args[1], w, blockM,
@@ -78,11 +85,13 @@ void QueryGradKernel::setUp(ValueRange args, ArrayRef<Value> maps) {
   e.splitRoles(
       warpgroup, isThread0,
       [&] {
+        SmallVector<TmaOperand, 3> once{
+            TmaOperand{maps[0], 0, headDim},
+            TmaOperand{maps[3], layout.doOffset(), valueDim}};
+        if (computeDelta)
+          once.push_back(TmaOperand{maps[4], layout.oOffset(), valueDim});
         produceTiles(
-            e, ring,
-            {TmaOperand{maps[0], 0, headDim},
-             TmaOperand{maps[3], layout.doOffset(), valueDim}},
-            blockM, tile.q0, tile.qPlane, tile.numTiles,
+            e, ring, once, blockM, tile.q0, tile.qPlane, tile.numTiles,
             {TmaOperand{maps[1], layout.kOffset(), headDim, layout.kStageBytes},
              TmaOperand{maps[2], layout.vOffset(), valueDim,
                         layout.vStageBytes}},
@@ -94,34 +103,83 @@ void QueryGradKernel::setUp(ValueRange args, ArrayRef<Value> maps) {
       consumers, layout.tiling.perSM());
 
   rows = ConsumerRows::get(e, warpgroup, tile.q0);
-  loadRowStats(args[4], args[5]);
+  if (computeDelta)
+    deltaOut = args[5];
+  loadRowStats(args[4], computeDelta ? Value() : args[5]);
   // Descriptors: this consumer's Q and dO rows (K-major A).
   std::tie(qDesc, doDesc) =
       onceDescriptors(e, base, rows.consumer, layout.doOffset());
 }
 
-/// lse (in the log2 domain) and delta (written by the delta kernel, which
-/// runs first) of this thread's rows; rows past the end read nothing and
-/// are never stored.
+/// lse (in the log2 domain) and, where `delta` is given, delta (written by
+/// the delta kernel, which runs first) of this thread's rows; rows past the
+/// end read nothing and are never stored.
 void QueryGradKernel::loadRowStats(Value lse, Value delta) {
   for (int64_t h = 0; h < 2; ++h) {
     Value row = e.add(rows.rowBase, e.idx(8 * h));
     Value inRange = arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, row,
                                           tile.queries);
-    auto ifOp = scf::IfOp::create(
-        e.b, TypeRange{e.b.getF32Type(), e.b.getF32Type()}, inRange,
-        /*withElseRegion=*/true);
+    SmallVector<Type> types(delta ? 2 : 1, e.b.getF32Type());
+    auto ifOp = scf::IfOp::create(e.b, types, inRange,
+                                  /*withElseRegion=*/true);
     {
       OpBuilder::InsertionGuard guard(e.b);
       e.b.setInsertionPointToStart(ifOp.thenBlock());
-      Value l = e.mulf(e.load(lse, {tile.batch, tile.head, row}), log2e);
-      scf::YieldOp::create(
-          e.b, ValueRange{l, e.load(delta, {tile.batch, tile.head, row})});
+      SmallVector<Value> stats{
+          e.mulf(e.load(lse, {tile.batch, tile.head, row}), log2e)};
+      if (delta)
+        stats.push_back(e.load(delta, {tile.batch, tile.head, row}));
+      scf::YieldOp::create(e.b, stats);
       e.b.setInsertionPointToStart(ifOp.elseBlock());
-      scf::YieldOp::create(e.b, ValueRange{e.f32(0.0), e.f32(0.0)});
+      scf::YieldOp::create(e.b, SmallVector<Value>(types.size(), e.f32(0.0)));
     }
     lseLog2[h] = ifOp.getResult(0);
-    rowDelta[h] = ifOp.getResult(1);
+    if (delta)
+      rowDelta[h] = ifOp.getResult(1);
+  }
+}
+
+/// delta = rowsum(dO * O) of this thread's rows from the workgroup's dO
+/// and O in shared memory (after the once-loaded operands have landed):
+/// a quad of threads a row, as in the delta kernel, each thread's 16-byte
+/// chunks t, t + 4, ... of each 64-column box (whose 128-byte swizzle puts
+/// chunk c of row r at c ^ (r % 8); r % 8 is the thread's g), combined by
+/// shuffles; the quad's first thread writes it for the dK/dV kernel. Rows
+/// past the end are TMA's zeros and are never stored.
+void QueryGradKernel::computeRowDeltas() {
+  auto f32Vec = VectorType::get({kVec}, e.b.getF32Type());
+  auto vecType = VectorType::get({kVec}, e.elementType);
+  Value isFirst = e.eq(e.t, 0);
+  for (int64_t h = 0; h < 2; ++h) {
+    Value row = e.add(rows.rowBase, e.idx(8 * h));
+    Value tileRow = e.sub(row, tile.q0);
+    Value partial = e.f32(0.0);
+    for (int64_t box = 0; box < valueDim / kBoxCols; ++box) {
+      int64_t boxBytes = box * blockM * kBoxRowBytes;
+      Value dO = e.boxView(e.idx(layout.doOffset() + boxBytes), blockM);
+      Value o = e.boxView(e.idx(layout.oOffset() + boxBytes), blockM);
+      for (int64_t c = 0; c < kBoxCols / kVec; c += 4) {
+        Value chunk = arith::XOrIOp::create(e.b, e.add(e.t, e.idx(c)), e.g);
+        SmallVector<Value> index{e.idx(0), tileRow, e.mul(chunk, kVec)};
+        auto load = [&](Value view) {
+          Value v = vector::LoadOp::create(e.b, vecType, view, index);
+          return arith::ExtFOp::create(e.b, f32Vec, v).getResult();
+        };
+        partial =
+            e.addf(partial,
+                   vector::ReductionOp::create(e.b, vector::CombiningKind::ADD,
+                                               e.mulf(load(dO), load(o))));
+      }
+    }
+    rowDelta[h] = e.quadReduce(partial, /*isMax=*/false);
+    Value inRange = arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, row,
+                                          tile.queries);
+    auto write =
+        scf::IfOp::create(e.b, arith::AndIOp::create(e.b, inRange, isFirst),
+                          /*withElseRegion=*/false);
+    OpBuilder::InsertionGuard guard(e.b);
+    e.b.setInsertionPointToStart(write.thenBlock());
+    e.store(rowDelta[h], deltaOut, {tile.batch, tile.head, row});
   }
 }
 
@@ -130,6 +188,8 @@ void QueryGradKernel::loadRowStats(Value lse, Value delta) {
 /// turns a tile).
 SmallVector<Value> QueryGradKernel::mainloop(bool pingPong) {
   e.waitParity(e.idx(0), e.i1(false));
+  if (deltaOut)
+    computeRowDeltas();
   TurnTaking turns(e, rows.consumer, layout.tiling.consumers, pingPong);
   SmallVector<Value> init(headDim / 2, e.f32(0.0));
   // On bands of more than 512 keys, three loops: the tiles before the
@@ -273,11 +333,12 @@ SmallVector<Value> QueryGradKernel::tileStep(TurnTaking &turns, Value j,
 void mlir::swba::gpu_kernels::buildQueryGradBody(
     OpBuilder &builder, Location loc, AttentionGradOp op,
     const QueryGradLayout &layout, ValueRange args, ArrayRef<Value> maps,
-    Type elementType, int64_t headDim, int64_t valueDim, bool pingPong) {
+    Type elementType, int64_t headDim, int64_t valueDim, bool pingPong,
+    bool computeDelta) {
   Value bars = StageRing::createBarriers(builder, loc, layout.stages);
   HopperKernelBuilder e(builder, loc, elementType, bars);
   QueryGradKernel kernel(e, op, layout, headDim, valueDim);
-  kernel.setUp(args, maps);
+  kernel.setUp(args, maps, computeDelta);
   SmallVector<Value> dq = kernel.mainloop(pingPong);
   // dQ = scale * sum dS K.
   storeQueryGradRows(e, dq, headDim, kernel.scale, kernel.rows.rowBase,

@@ -128,13 +128,30 @@ HopperOptions gpu_kernels::withWindowTiling(HopperOptions options, int64_t d,
     options.gradFusedDQ = "false";
     if (wide && blockSize >= 128 && !options.gradKeyTile &&
         !options.gradQConsumers && !options.gradPingPong &&
-        options.gradKvTiles <= 1) {
+        options.gradKvTiles <= 1 && options.gradDqDelta != "true") {
       HopperOptions fused = options;
       fused.gradFusedDQ = "true";
       if (gradFits(d, dv, fused))
         options.gradFusedDQ = "true";
     }
   }
+  // delta in the dQ kernel (grad-dq-delta) on bands of at most 512 keys at
+  // head dim 64: O's rows come in with Q's and dO's and the consumers sum
+  // them from shared memory, where the delta kernel made a pass over O and
+  // dO of its own; the dK/dV kernel then runs after the dQ kernel rather
+  // than at once with it. Kernel times on an H200 (bf16, kernel_times.py,
+  // 2026-12-04), delta + dQ + dK/dV: 128-token windows 35 + 124 + 169 ->
+  // 0 + 137 + 164 us, small frames 19 + 105 + 163 -> 0 + 113 + 159; the
+  // narrow window's step 136 -> 144 TFLOP/s (bench_frontier.py, graph
+  // timing). On wider bands the two kernels at once were worth more than
+  // the delta kernel (frames of 256 x 16 and token windows of 4096 keys at
+  // head dim 128 1-2% slower steps with delta read from global memory in
+  // the dQ kernel, docs/BENCHMARKS.md).
+  if (options.gradDqDelta.empty())
+    options.gradDqDelta =
+        narrow && keySpan(blockSize, window) <= 512 && !fusesQueryGrad(options)
+            ? "true"
+            : "false";
   if (!wide && !narrow)
     return options;
   const int64_t span = keySpan(blockSize, window);
@@ -400,9 +417,10 @@ QueryGradLayout gpu_kernels::queryGradLayout(int64_t d, int64_t dv,
   int64_t stages = options.gradKeyStages ? options.gradKeyStages
                    : options.gradStages  ? options.gradStages
                                          : 2;
+  const bool withOut = queryGradComputesDelta(options);
   QueryGradLayout layout(d, dv,
                          QueryGradTiling::defaultKeyTile(options.gradKeyTile),
-                         stages, options.gradQConsumers);
+                         stages, options.gradQConsumers, withOut);
   // The default key tile gives way to 64 keys where 128 would not fit
   // (head dim 128 with 3 stages or more), and past head dim 128 to 32 (head
   // dim 256); a tile asked for stays as asked, and the op gets an error if
@@ -412,7 +430,8 @@ QueryGradLayout gpu_kernels::queryGradLayout(int64_t d, int64_t dv,
         sharedBytesFit(layout.total(), layout.tiling.perSM()) ||
         (blockN < 64 && !isWide(d, dv)))
       break;
-    layout = QueryGradLayout(d, dv, blockN, stages, options.gradQConsumers);
+    layout =
+        QueryGradLayout(d, dv, blockN, stages, options.gradQConsumers, withOut);
   }
   return layout;
 }

@@ -120,6 +120,12 @@ inline bool fusesQueryGrad(const HopperOptions &options) {
   return options.gradFusedDQ == "true";
 }
 
+/// Whether the dQ kernel of `options` (after withWindowTiling) computes
+/// delta for the dK/dV kernel after it, in place of the delta kernel.
+inline bool queryGradComputesDelta(const HopperOptions &options) {
+  return !fusesQueryGrad(options) && options.gradDqDelta == "true";
+}
+
 /// Whether the consumers of a forward or dQ workgroup of `blockM` query
 /// rows each run only the key tiles of `blockN` keys their own 64 rows see
 /// (QueryTile::consumerTiles) rather than the workgroup's: where that
@@ -222,14 +228,18 @@ struct QueryGradTiling {
 struct QueryGradLayout {
   QueryGradTiling tiling;
   int64_t blockN, stages, qBytes, doBytes, kStageBytes, vStageBytes;
+  /// O's rows, loaded once with Q and dO where the kernel computes delta
+  /// (grad-dq-delta), after the K/V stages; else 0.
+  int64_t oBytes;
   /// `consumers` 0: those that go with the key tile.
   QueryGradLayout(int64_t d, int64_t dv, int64_t blockN, int64_t stages,
-                  int64_t consumers = 0)
+                  int64_t consumers = 0, bool withOut = false)
       : tiling(consumers ? QueryGradTiling{consumers}
                          : QueryGradTiling::get(d, dv, blockN)),
         blockN(blockN), stages(stages), qBytes(tiling.blockM() * d * 2),
         doBytes(tiling.blockM() * dv * 2), kStageBytes(blockN * d * 2),
-        vStageBytes(blockN * dv * 2) {
+        vStageBytes(blockN * dv * 2),
+        oBytes(withOut ? tiling.blockM() * dv * 2 : 0) {
     if (tiling.consumers == 1 && d <= 64 && dv <= 64 && blockN == 64 &&
         sharedBytesFit(total(), 3))
       tiling.onePerSM = 3;
@@ -237,7 +247,8 @@ struct QueryGradLayout {
   int64_t doOffset() const { return qBytes; }
   int64_t kOffset() const { return qBytes + doBytes; }
   int64_t vOffset() const { return kOffset() + stages * kStageBytes; }
-  int64_t total() const { return vOffset() + stages * vStageBytes; }
+  int64_t oOffset() const { return vOffset() + stages * vStageBytes; }
+  int64_t total() const { return oOffset() + oBytes; }
 };
 
 /// Which gradients a dK/dV kernel accumulates. Where dK and dV together
