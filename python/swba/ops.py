@@ -46,7 +46,8 @@ _MAX_PREPARED = 8  # packed parameter sets kept per kernel of a plan
 _tensor_maps: OrderedDict = OrderedDict()  # key -> (device pointer, its MapSlot, host bytes)
 
 
-def _tensor_map(t, spec: compiler.TensorMap, device: int, stream: int):
+def _tensor_map(t, spec: compiler.TensorMap, device: int, stream: int,
+                capturing: bool = False):
     """(device pointer, runtime.MapSlot, pinned host bytes) of the CUtensorMap
     that `spec` (from the launch manifest) describes for the contiguous t. A
     map depends only on t's address, shape and dtype and on the spec, so the
@@ -54,7 +55,10 @@ def _tensor_map(t, spec: compiler.TensorMap, device: int, stream: int):
     per stream too: the copy that puts a map on the device runs on the
     stream of the kernels that read it, which orders them and makes the
     memory of a dropped map safe to reuse. A launch captured in a CUDA graph
-    keeps its maps for good (see `_Kernel.entry`)."""
+    keeps its maps for good (see `_Kernel.entry`). A map made while
+    `capturing` is copied into place at once, outside of the graph
+    (runtime.MapSlot), and is that graph's alone: it is not kept here, and
+    other graphs and eager calls make their own."""
     key = (t.data_ptr(), t.shape, t.dtype, spec, device, stream)
     found = _tensor_maps.get(key)
     if found is not None:
@@ -69,12 +73,13 @@ def _tensor_map(t, spec: compiler.TensorMap, device: int, stream: int):
     raw = runtime.encode_tensor_map(
         spec, key[0], dims[::-1], steps[-2::-1], spec.box[::-1])
     host = torch.frombuffer(bytearray(raw), dtype=torch.uint8).pin_memory()
-    on_device = runtime.MapSlot(device, stream, host.data_ptr())
-    # The pinned bytes are kept with the map: a copy captured in a CUDA
-    # graph reads them again at every replay.
-    _tensor_maps[key] = found = (on_device.address, on_device, host)
-    if len(_tensor_maps) > _MAX_TENSOR_MAPS:
-        _tensor_maps.popitem(last=False)
+    on_device = runtime.MapSlot(device, stream, host.data_ptr(), captured=capturing)
+    # (The pinned bytes are kept with the map while the copy may run.)
+    found = (on_device.address, on_device, host)
+    if not capturing:
+        _tensor_maps[key] = found
+        if len(_tensor_maps) > _MAX_TENSOR_MAPS:
+            _tensor_maps.popitem(last=False)
     return found
 
 
@@ -170,19 +175,23 @@ class _Kernel:
         key = (tuple([tensors[i].data_ptr() for i in self.uses]), stream)
         entry = self.prepared.get(key)
         if entry is None:
-            entry = self._prepare(tensors, stream)
-            self.prepared[key] = entry
-            if len(self.prepared) > _MAX_PREPARED:
-                self.prepared.popitem(last=False)
-        if _capturing():
+            capturing = _capturing()
+            entry = self._prepare(tensors, stream, capturing)
+            # (One prepared while capturing is that graph's alone.)
+            if not capturing:
+                self.prepared[key] = entry
+                if len(self.prepared) > _MAX_PREPARED:
+                    self.prepared.popitem(last=False)
+            else:
+                _captured.append(entry)
+        elif _capturing():
             # A CUDA graph keeps the addresses of this launch's tensor maps
-            # for every replay: their memory (and the pinned bytes a map
-            # made during the capture is copied from at each replay) stays
-            # for the life of the process.
+            # for every replay: their memory stays for the life of the
+            # process.
             _captured.append(entry)
         return entry
 
-    def _prepare(self, tensors, stream):
+    def _prepare(self, tensors, stream, capturing=False):
         # The entry holds the device memory of its tensor maps: the map
         # cache may drop one, and then it must not be reused while this
         # entry can still launch with its address.
@@ -193,7 +202,7 @@ class _Kernel:
                 values += (p, p)
                 values += how
             else:
-                found = _tensor_map(tensors[i], how, self.device, stream)
+                found = _tensor_map(tensors[i], how, self.device, stream, capturing)
                 maps.append(found)
                 values.append(found[0])
         return runtime.Params(self.signature, values), maps
@@ -608,11 +617,25 @@ def chip_for(device: torch.device) -> str:
     chip = os.environ.get("SWBA_CHIP")
     if chip:
         return chip
-    chip = _device_chips.get(device.index)
+    return _device_chip(device.index)
+
+
+# (torch.compiler's, where torch has it.)
+_constant_result = getattr(getattr(torch, "compiler", None), "assume_constant_result",
+                           lambda fn: fn)
+
+
+@_constant_result
+def _device_chip(index: int) -> str:
+    """The chip of CUDA device `index`, asked once. A constant to
+    torch.compile, which traces the op's argument checks: traced, the cache
+    got a guard that failed in the same frame when the op's first call
+    filled it (dynamo's "Guard failed on the same frame it was created")."""
+    chip = _device_chips.get(index)
     if chip is None:
-        major, minor = torch.cuda.get_device_capability(device)
-        chip = "sm_90a" if (major, minor) == (9, 0) else f"sm_{major}{minor}"
-        _device_chips[device.index] = chip
+        major, minor = torch.cuda.get_device_capability(index)
+        chip = _device_chips[index] = (
+            "sm_90a" if (major, minor) == (9, 0) else f"sm_{major}{minor}")
     return chip
 
 

@@ -147,25 +147,61 @@ class MapSlot:
     back, when its last reference is dropped, to the free list of the
     stream its map was copied on: a later copy into it on that stream is
     ordered after every kernel that read it there (and a kernel that read it
-    on a second stream was joined back into that stream)."""
+    on a second stream was joined back into that stream).
+
+    A map made while a graph is `captured` goes into a fresh slot that never
+    goes back (the graph may replay with it for good), copied at once on a
+    stream of the runtime's own rather than on the capturing stream: a copy
+    there would become a node of the graph, run again at every replay (a
+    microsecond or two each, a few percent of a short training step), and
+    leave the slot unwritten until the graph first replays."""
 
     __slots__ = ("address", "stream", "__weakref__")
     _free: dict = {}  # (device, stream) -> addresses
+    _fresh: dict = {}  # device -> addresses for maps made during a capture
+    _copy_streams: dict = {}  # device -> the runtime's own stream
     _lock = threading.Lock()
     _SLAB = 256  # slots per cuMemAlloc
 
-    def __init__(self, device: int, stream: int, host_address: int):
+    def __init__(self, device: int, stream: int, host_address: int,
+                 captured: bool = False):
         with MapSlot._lock:
-            free = MapSlot._free.setdefault((device, stream), [])
+            free = (MapSlot._fresh.setdefault(device, []) if captured
+                    else MapSlot._free.setdefault((device, stream), []))
             if not free:
                 free.extend(_allocate_slab(MapSlot._SLAB))
             self.address = free.pop()
+        if captured:
+            self.stream = None
+            _copy_outside_capture(device, self.address, host_address)
+            return
         self.stream = (device, stream)
         _check(cu.cuMemcpyHtoDAsync(self.address, host_address, 128, cu.CUstream(stream)))
 
     def __del__(self):
+        if self.stream is None:
+            return  # (a captured graph's: never reused)
         with MapSlot._lock:
             MapSlot._free[self.stream].append(self.address)
+
+
+def _copy_outside_capture(device: int, address: int, host_address: int):
+    """Copies 128 bytes from pinned host memory to `address` now, on a
+    non-blocking stream of the runtime's own (made once per device in the
+    current context), while this thread's stream may be capturing: in the
+    relaxed capture mode, as _allocate_slab."""
+    relaxed = cu.CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_RELAXED
+    previous = _check(cu.cuThreadExchangeStreamCaptureMode(relaxed))
+    try:
+        with MapSlot._lock:
+            stream = MapSlot._copy_streams.get(device)
+            if stream is None:
+                stream = MapSlot._copy_streams[device] = _check(cu.cuStreamCreate(
+                    cu.CUstream_flags.CU_STREAM_NON_BLOCKING.value))
+        _check(cu.cuMemcpyHtoDAsync(address, host_address, 128, stream))
+        _check(cu.cuStreamSynchronize(stream))
+    finally:
+        _check(cu.cuThreadExchangeStreamCaptureMode(previous))
 
 
 def _allocate_slab(slots: int) -> list:

@@ -158,6 +158,43 @@ def test_op_in_cuda_graph():
         assert torch.equal(got, e.grad)
 
 
+def test_cuda_graph_keeps_its_own_tensor_maps():
+    """Two CUDA graphs of a training step over the same tensors, captured on
+    a stream of their own, the first dropped before it ever replays: a
+    tensor map made during a capture is copied into place by that graph's
+    replays only, so the second graph must not take the first's (its
+    replay read memory never written: an illegal instruction); it makes its
+    own and matches the eager step."""
+    dt = torch.float16
+    q, k, v = (rand(1, 2, 256, 64, dtype=dt, seed=s, grad=True) for s in (30, 31, 32))
+    dout = rand(1, 2, 256, 64, dtype=dt, seed=33)
+
+    def step():
+        for t in (q, k, v):
+            t.grad = None
+        out, _ = torch.ops.swba.attention(q, k, v, 16, 3, 0.125)
+        out.backward(dout)
+        return out
+
+    # Eager on this stream (kernels loaded, its maps made for this stream).
+    want = step().detach().clone()
+    want_grads = [t.grad.clone() for t in (q, k, v)]
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    first = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(first, stream=side):
+        step()
+    second = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(second, stream=side):
+        out = step()
+    del first
+    second.replay()
+    torch.cuda.synchronize()
+    assert torch.equal(out, want)
+    for t, g in zip((q, k, v), want_grads):
+        assert torch.equal(t.grad, g)
+
+
 def test_reduce_overhead_mode():
     """torch.compile(mode="reduce-overhead") (Inductor's CUDA graphs)."""
     model = Block().cuda().to(torch.float16)
