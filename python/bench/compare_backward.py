@@ -34,6 +34,10 @@ def main():
                     help="a case of its own (repeatable); with --shape alone, only those run")
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
+    repeated = sorted({o for o in args.options if args.options.count(o) > 1})
+    if repeated:
+        ap.error(f"options given more than once: {repeated} (each option's "
+                 "results are kept under its string)")
     unknown = set(args.cases or ()) - {c.name for c in CASES}
     if unknown:
         ap.error(f"unknown cases {sorted(unknown)}; known: {[c.name for c in CASES]}")

@@ -105,6 +105,10 @@ def main():
     ap.add_argument("--prepare", action="store_true",
                     help="compile the kernels into SWBA_KERNEL_DIR and exit")
     args = ap.parse_args()
+    repeated = sorted({o for o in args.options if args.options.count(o) > 1})
+    if repeated:
+        ap.error(f"options given more than once: {repeated} (each option's "
+                 "results are kept under its string)")
     names = {c.name for c in CASES}
     unknown = set(args.cases or ()) - names
     if unknown:
