@@ -572,9 +572,7 @@ void mlir::swba::gpu_kernels::buildForwardBody(
     kernel.forEachTile(args, Value(), [&](const QueryTile &t) {
       kernel.tile = t;
       kernel.rows = ConsumerRows::get(e, kernel.warpgroup, t.q0);
-      kernel.qDesc =
-          e.add(firstQDesc,
-                e.toI64(e.mul(kernel.ring.onceBuffer(), layout.qBytes / 16)));
+      kernel.qDesc = e.add(firstQDesc, kernel.ring.onceDescriptorOffset());
       SmallVector<Value> results = kernel.mainloop();
       // The epilogue's indices from the tile slot again (read before Q is
       // released, after which the producer writes the next tile's): values

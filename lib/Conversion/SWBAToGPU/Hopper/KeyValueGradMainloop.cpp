@@ -123,7 +123,7 @@ void KeyValueGradKernel::setUpTile(bool pingPong) {
   rows = ConsumerRows::get(e, warpgroup, tile.k0);
   Value onceBase = base;
   if (layout.onceBuffers() > 1)
-    onceBase = e.add(base, e.toI64(e.divIdx(ring.onceOffset(0), e.idx(16))));
+    onceBase = e.add(base, ring.onceDescriptorOffset());
   std::tie(kDesc, vDesc) =
       onceDescriptors(e, onceBase, rows.consumer, layout.vOffset());
   if (!statsBeforeKeys)

@@ -92,6 +92,11 @@ struct StageRing {
         e.add(buffer, e.idx(onceEmpty(onceBuffers) - 1)));
   }
   Value onceEmptySlot() { return e.add(onceBuffer(), e.idx(onceEmpty())); }
+  /// This round's buffer's offset from the first in a wgmma descriptor's
+  /// 16-byte units (i64): to add to a descriptor of the first buffer.
+  Value onceDescriptorOffset() {
+    return e.toI64(e.mul(onceBuffer(), onceStride / 16));
+  }
   /// The phase parity of this round's buffer: the buffer's own round count.
   Value onceParity() {
     if (!round)

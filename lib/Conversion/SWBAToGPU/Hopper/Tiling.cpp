@@ -121,9 +121,9 @@ HopperOptions gpu_kernels::withWindowTiling(HopperOptions options, int64_t d,
   // 20.30; it loses on frames of 64 x 8 (0.801 -> 0.941: a few tiles a
   // key tile, each masked), on token windows (6.955 -> 6.986 at 4096 keys,
   // 2.445 -> 2.512 at 1024) and at head dim 64 (docs/BENCHMARKS.md). An
-  // option only the separate kernels have (grad-kv-tiles past one among
-  // them) keeps them, and so do tiles asked for that the fused kernel's
-  // shared memory does not fit.
+  // option only the separate kernels have (grad-kv-tiles past one and
+  // grad-dq-delta=true among them) keeps them, and so do tiles asked for that
+  // the fused kernel's shared memory does not fit.
   if (options.gradFusedDQ.empty()) {
     options.gradFusedDQ = "false";
     if (wide && blockSize >= 128 && !options.gradKeyTile &&
@@ -147,14 +147,12 @@ HopperOptions gpu_kernels::withWindowTiling(HopperOptions options, int64_t d,
   // the delta kernel (frames of 256 x 16 and token windows of 4096 keys at
   // head dim 128 1-2% slower steps with delta read from global memory in
   // the dQ kernel, docs/BENCHMARKS.md).
+  const int64_t span = keySpan(blockSize, window);
   if (options.gradDqDelta.empty())
     options.gradDqDelta =
-        narrow && keySpan(blockSize, window) <= 512 && !fusesQueryGrad(options)
-            ? "true"
-            : "false";
+        narrow && span <= 512 && !fusesQueryGrad(options) ? "true" : "false";
   if (!wide && !narrow)
     return options;
-  const int64_t span = keySpan(blockSize, window);
   const bool edgesCutTiles = blockSize < 128;
   if (wide && edgesCutTiles && span >= 1024 && !options.gradKeyTile)
     options.gradKeyTile = 64;
