@@ -23,7 +23,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 _DTYPES = ("f16", "bf16")
 _REPO = Path(__file__).resolve().parents[2]
@@ -335,6 +335,39 @@ class Param:
     collapse: tuple | None = None
 
 
+class GridDim(NamedTuple):
+    """One grid dimension: ceildiv(size, per) chunks. With `most` past
+    one a workgroup may run up to `most` chunks (the kernel divides the
+    chunks by the extent it is launched with): the launcher picks the count
+    with `chunks_per_workgroup`."""
+
+    size: object  # Size
+    per: int
+    most: int = 1
+    per_sm: int = 1  # workgroups an SM runs at once
+    overhead: int = 0  # a workgroup's start and end, in % of a chunk's time
+
+
+def chunks_per_workgroup(chunks: int, rest: int, dim: GridDim, sms: int) -> int:
+    """The chunks t of a workgroup for a dim of `chunks` chunks in a grid of
+    `rest` workgroups along its other dims, on `sms` SMs: of t in [1, most]
+    (the largest of equals), the one with the fewest waves of workgroups
+    times a workgroup's time, ceildiv(rest x ceildiv(chunks, t), per_sm x
+    sms) x (100 t + overhead), as the lowering's host code picks for 132
+    SMs. `SWBA_WORKGROUP_CHUNKS` forces a count (at most `most`; any count
+    gives the same results)."""
+    forced = os.environ.get("SWBA_WORKGROUP_CHUNKS")
+    if forced:
+        if not forced.isdigit() or int(forced) < 1:
+            raise ValueError(f"SWBA_WORKGROUP_CHUNKS must be a positive integer, "
+                             f"got {forced!r}")
+        return min(int(forced), dim.most)
+    slots = dim.per_sm * sms
+    cost = {t: -(-rest * -(-chunks // t) // slots) * (100 * t + dim.overhead)
+            for t in range(1, dim.most + 1)}
+    return min(cost, key=lambda t: (cost[t], -t))
+
+
 @dataclasses.dataclass(frozen=True)
 class Launch:
     """How the lowering says to launch one kernel."""
@@ -342,7 +375,7 @@ class Launch:
     name: str
     order: int
     stream: int  # 1: may run on a second stream (see ops._Launches)
-    grid: tuple  # three (Size, per): ceildiv(size, per)
+    grid: tuple  # three GridDims
     block: tuple
     shared_memory: int
     params: tuple
@@ -351,8 +384,14 @@ class Launch:
     # decode kernel's combine, which one split does without).
     only_when: tuple | None = None
 
-    def grid_for(self, shapes: dict) -> tuple:
-        return tuple(-(-size.of(shapes) // per) for size, per in self.grid)
+    def grid_for(self, shapes: dict, sms: int = 132) -> tuple:
+        """The grid for `shapes` on a device of `sms` SMs."""
+        grid = [-(-dim.size.of(shapes) // dim.per) for dim in self.grid]
+        for i, dim in enumerate(self.grid):
+            if dim.most > 1:
+                rest = math.prod(grid) // max(grid[i], 1)
+                grid[i] = -(-grid[i] // chunks_per_workgroup(grid[i], rest, dim, sms))
+        return tuple(grid)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -446,9 +485,12 @@ def _launch(entry, where: str) -> Launch:
         if not isinstance(dim, dict):
             raise ManifestError(f"launch manifest: {where}: grid[{i}] is {dim!r}")
         per = _field(dim, "per", int, f"{where} grid[{i}]")
-        if per < 1:
-            raise ManifestError(f"launch manifest: {where}: grid[{i}] per {per}")
-        dims.append((_size(dim.get("size"), f"{where} grid[{i}]"), per))
+        packing = [dim.get(n, d) for n, d in (("most", 1), ("per_sm", 1), ("overhead", 0))]
+        if per < 1 or any(isinstance(n, bool) or not isinstance(n, int) for n in packing) \
+                or min(packing[:2]) < 1 or packing[2] < 0:
+            raise ManifestError(f"launch manifest: {where}: grid[{i}] per {per}, most, "
+                                f"per_sm, overhead {packing}")
+        dims.append(GridDim(_size(dim.get("size"), f"{where} grid[{i}]"), per, *packing))
     params = tuple(_param(p, f"{where} parameter {i}")
                    for i, p in enumerate(_field(entry, "params", list, where)))
     registers = entry.get("max_registers")

@@ -110,14 +110,16 @@ class _Kernel:
     order of `names`); `uses`: the positions of those it takes; `params`:
     per parameter, its tensor's position and either the tail of its memref
     descriptor (offset, sizes, strides; the tensors are contiguous, see
-    `_dense`) or its tensor map's spec."""
+    `_dense`) or its tensor map's spec. `sms`: the device's SMs, for grids
+    whose workgroups run several chunks (compiler.chunks_per_workgroup)."""
 
     __slots__ = ("function", "grid", "block", "smem", "signature", "uses", "params",
                  "device", "prepared")
 
-    def __init__(self, function, launch: compiler.Launch, names, shapes, dtypes, device):
+    def __init__(self, function, launch: compiler.Launch, names, shapes, dtypes, device,
+                 sms):
         self.function = function
-        self.grid = launch.grid_for(shapes)
+        self.grid = launch.grid_for(shapes, sms)
         self.block = tuple(launch.block)
         self.smem = launch.shared_memory
         self.device = device
@@ -257,7 +259,8 @@ class _Launches:
         # (A kernel launched only when a scalar is above a bound is left out
         # for scalars at or below it: one split writes the decode's out.)
         self.kernels = tuple(
-            (_Kernel(functions[launch.name], launch, names, shapes, dtypes, device.index),
+            (_Kernel(functions[launch.name], launch, names, shapes, dtypes, device.index,
+                     sm_count(device)),
              launch.stream) for launch in compiled.launches
             if not launch.only_when or scalars[launch.only_when[0]] > launch.only_when[1])
         self.forks = any(stream for _, stream in self.kernels)
@@ -652,8 +655,10 @@ def plan_for(q, k, v, block_size, window, scale) -> _Plan:
     lowering's defaults."""
     chip = os.environ.get("SWBA_CHIP", "")
     options = os.environ.get("SWBA_LOWER_OPTIONS", "")
+    # (SWBA_WORKGROUP_CHUNKS sets grids: compiler.chunks_per_workgroup.)
     key = (q.shape, k.shape, v.shape, q.dtype, k.dtype, v.dtype, q.get_device(),
-           k.get_device(), v.get_device(), block_size, window, scale, chip, options)
+           k.get_device(), v.get_device(), block_size, window, scale, chip, options,
+           os.environ.get("SWBA_WORKGROUP_CHUNKS", ""))
     plan = _plans.get(key)
     if plan is None:
         if not options:

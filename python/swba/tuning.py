@@ -47,8 +47,9 @@ FORWARD_CANDIDATES = (
 # away), grad-key-stages those of the dQ kernel alone (the same kernels as
 # the default where the backward is fused), grad-kv-consumers and
 # grad-q-consumers the dK/dV and dQ kernels' consumers (one: two
-# workgroups an SM), grad-kv-tiles the key tiles a dK/dV workgroup runs in
-# turn (two: the default on bands of at most 256 keys at head dim 64),
+# workgroups an SM), grad-kv-tiles the most key tiles a dK/dV workgroup
+# runs in turn (the launcher picks how many for the grid; eight: the
+# default on bands of at most 512 keys at head dim 64),
 # grad-dq-delta whether the dQ kernel computes delta for the dK/dV kernel
 # after it (true: the default on bands of at most 512 keys at head dim 64)
 # or a delta kernel does before both run at once.
@@ -62,7 +63,7 @@ BACKWARD_CANDIDATES = (
     "grad-query-tile=128", "grad-stages=3", "grad-stages=4", "grad-key-stages=2",
     "grad-key-stages=3", "grad-key-stages=4", "grad-kv-consumers=1", "grad-kv-consumers=2",
     "grad-q-consumers=1", "grad-ping-pong=true", "grad-kv-tiles=1", "grad-kv-tiles=2",
-    "grad-dq-delta=true", "grad-dq-delta=false")
+    "grad-kv-tiles=8", "grad-dq-delta=true", "grad-dq-delta=false")
 FUSED_DQ = "grad-fused-dq=true"
 
 FILE = "autotune.json"

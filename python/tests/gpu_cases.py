@@ -127,13 +127,13 @@ DQ_TILE_CASES = (("window_beyond_frames_bf16", "grad-key-tile=64", 3),
 ONE_CONSUMER_CASES = ("square_f16", "bs_not_tile_multiple_partial_frame", "gqa_d128_bf16",
                      "token_level_bs1")
 # The sm_90a dK/dV kernel running several key tiles a workgroup, one after
-# another (grad-kv-tiles: the next tile's K and V in a second buffer; two is
-# the default on bands of at most 256 keys at head dim 64, which
-# token_level_bs1 and square_f16 take): three tiles, so that a buffer is
-# used again and the last workgroup's last tiles lie past the keys, on a
-# token window and on partial frames (one consumer); two and four with two
-# consumers, GQA at head dim 128 and a KV cache longer than the queries;
-# one where two is the default. (case, options)
+# another (grad-kv-tiles: at most that many, the next tile's K and V in a
+# second buffer; eight is the default on bands of at most 512 keys at head
+# dim 64, which token_level_bs1 and square_f16 take): three tiles, so that
+# a buffer is used again and the last workgroup's last tiles lie past the
+# keys, on a token window and on partial frames (one consumer); two and
+# four with two consumers, GQA at head dim 128 and a KV cache longer than
+# the queries; one where eight is the default. (case, options)
 KV_TILES_CASES = (
     ("token_level_bs1", "grad-kv-tiles=3"),
     ("bs_not_tile_multiple_partial_frame", "grad-kv-tiles=3"),

@@ -105,6 +105,44 @@ def test_manifest_read():
     assert buffers[1].shape_for(shapes) == (2, 64) and buffers[1].zero
 
 
+def test_grid_of_several_chunks_a_workgroup():
+    """A grid dim whose workgroups may run up to `most` chunks: the count
+    with the fewest waves of workgroups times a workgroup's time (chunks
+    and start), from the grid at one chunk a workgroup; SWBA_WORKGROUP_CHUNKS
+    forces one."""
+    manifest = copy.deepcopy(_MANIFEST)
+    manifest["modules"][0]["kernels"][0]["grid"][1].update(
+        per=64, most=8, per_sm=2, overhead=30)
+    dkdv = compiler.read_manifest(json.dumps(manifest))[1][1]
+    assert dkdv.grid[1] == compiler.GridDim(compiler.Size("k", 2), 64, 8, 2, 30), dkdv.grid
+    os.environ.pop("SWBA_WORKGROUP_CHUNKS", None)
+    # 64 kv heads x 128 key tiles on 264 slots: 8 tiles in 4 waves (3320)
+    # beat 4 in 8 (3440), 2 in 16 (3680) and one in 32 (4160).
+    assert dkdv.grid_for({"k": (1, 64, 8192, 64)}, 132) == (64, 16, 1)
+    # 8 x 64: two tiles, 256 workgroups in one wave (230), against one in
+    # two waves (260) or three in one (330).
+    assert dkdv.grid_for({"k": (1, 8, 4096, 64)}, 132) == (8, 32, 1)
+    # 16 x 128 on 32 SMs: 8 tiles in 4 waves.
+    assert dkdv.grid_for({"k": (1, 16, 8192, 64)}, 32) == (16, 16, 1)
+    # A single head of 64 tiles: one wave at any count, so one tile.
+    assert dkdv.grid_for({"k": (1, 1, 4096, 64)}, 132) == (1, 64, 1)
+    try:
+        for forced, extent in (("1", 128), ("5", 26), ("99", 16)):
+            os.environ["SWBA_WORKGROUP_CHUNKS"] = forced
+            assert dkdv.grid_for({"k": (1, 64, 8192, 64)}, 132) == (64, extent, 1), forced
+        os.environ["SWBA_WORKGROUP_CHUNKS"] = "0"
+        try:
+            dkdv.grid_for({"k": (1, 64, 8192, 64)}, 132)
+            raise AssertionError("took SWBA_WORKGROUP_CHUNKS=0")
+        except ValueError as e:
+            assert "SWBA_WORKGROUP_CHUNKS must be a positive integer, got '0'" in str(e)
+    finally:
+        os.environ.pop("SWBA_WORKGROUP_CHUNKS", None)
+    # Dims of one chunk a workgroup ignore it.
+    assert compiler.read_manifest(json.dumps(_MANIFEST))[1][1].grid_for(
+        {"k": (1, 64, 8192, 64)}, 132) == (64, 64, 1)
+
+
 def test_reproducible_config():
     """What runs under torch.use_deterministic_algorithms: the
     configuration itself where its kernels are reproducible or
@@ -174,6 +212,9 @@ def test_malformed_manifest_is_reported():
         "no 'grid'": _broken(lambda m, k: k.pop("grid")),
         "grid and block need 3 dims": _broken(lambda m, k: k.update(block=[128])),
         "per 0": _broken(lambda m, k: k["grid"][1].update(per=0)),
+        "most, per_sm, overhead [0, 1, 0]": _broken(lambda m, k: k["grid"][1].update(most=0)),
+        "most, per_sm, overhead [2, '4', 0]": _broken(
+            lambda m, k: k["grid"][1].update(most=2, per_sm="4")),
         "'stream' is '1'": _broken(lambda m, k: k.update(stream="1")),
         "stream 2": _broken(lambda m, k: k.update(stream=2)),
         "unknown parameter kind 'texture'": _broken(
@@ -308,7 +349,8 @@ def _compile_decode():
         assert [p.tensor for p in k.launches[0].params if p.tensor in ("out", "lse")] == \
             ["out", "lse"]
         decode = k.launches[0]
-        assert [s for s, _ in decode.grid] == [splits, keys, compiler.Size("q", 0)], decode.grid
+        assert [dim.size for dim in decode.grid] == [splits, keys, compiler.Size("q", 0)], \
+            decode.grid
         assert [b.name for b in k.buffers] == ["split_out", "split_lse"]
         assert k.buffers[0].shape == (splits, rows, config.value_dim), k.buffers[0].shape
         assert k.buffers[1].shape == (splits, rows), k.buffers[1].shape
@@ -362,7 +404,8 @@ def _compile_hopper():
         per = 1 if d == 64 else rows
         assert _summary(k) == [("swba_fwd", per, rows * 2 + 128, 0, 0)], _summary(k)
         if d == 64:
-            assert k.launches[0].grid[0] == (compiler.Scalar("sm_count"), 1), k.launches[0].grid
+            assert k.launches[0].grid[0] == compiler.GridDim(compiler.Scalar("sm_count"), 1), \
+                k.launches[0].grid
             assert k.scalars == ("sm_count",), k.scalars
             assert [(b.name, b.zero) for b in k.buffers] == [("tile_counter", True)], k.buffers
         launch = k.launches[0]
@@ -411,6 +454,15 @@ def _compile_hopper():
         if d == 128:
             assert _summary(compiler.load_or_compile(default)) == _summary(k)
             assert compiler.reproducible_config(default) == split
+    # A 128-token window at head dim 64: dQ (computing delta), then dK/dV of
+    # one consumer (64 keys), up to eight key tiles a workgroup, two
+    # workgroups an SM; the manifest's grid says so, and the runtime picks.
+    k = compiler.load_or_compile(compiler.KernelConfig("bf16", 64, 64, 1, 128, 0.125,
+                                                       chip="sm_90a", grad=True))
+    assert [launch.name for launch in k.launches] == ["swba_bwd_dq", "swba_bwd_dkdv"]
+    assert k.launches[1].grid[1] == compiler.GridDim(compiler.Size("k", 2), 64, 8, 2, 30), \
+        k.launches[1].grid
+    assert k.launches[1].grid_for({"k": (1, 64, 8192, 64)}, 132) == (64, 16, 1)
     # Head dim 256: 64-key forward tiles; the backward's dK/dV as a dV and a
     # dK kernel (32-row query boxes) on the second stream, then dQ (32-key
     # boxes).

@@ -292,8 +292,9 @@ def test_hopper_backward_launches_wgmma(case, monkeypatch):
     # The wgmma kernels: a producer and consumer warpgroups of 64 rows; dK/dV
     # over the key tiles of the kv heads, 64 keys a consumer: one consumer
     # (two workgroups an SM) on a band of at most 512 keys at head dim 64,
-    # two otherwise, and two key tiles a workgroup (grad-kv-tiles) on a band
-    # of at most 256 keys; dQ over the query tiles of the query heads, with
+    # two otherwise, and on such a band up to eight key tiles a workgroup
+    # (grad-kv-tiles), as many as the launcher's rule picks for the grid;
+    # dQ over the query tiles of the query heads, with
     # one consumer (three workgroups an SM) where such a band gives it
     # 64-key tiles (QueryGradTiling), two otherwise.
     narrow = case.d == case.dv == 64 and case.bs * case.ws <= 512
@@ -307,12 +308,15 @@ def test_hopper_backward_launches_wgmma(case, monkeypatch):
                             "swba_bwd_dq"], separate
         kv_at, dq_at = 2, 3
     kv_consumers, dq_consumers = (1, 1) if narrow else (2, 2)
-    kv_tiles = 2 if narrow and case.bs * case.ws <= 256 else 1
+    kv_blocks = -(-case.nk // (64 * kv_consumers))
+    if narrow:
+        kv_blocks = -(-kv_blocks // compiler.chunks_per_workgroup(
+            kv_blocks, case.hkv * case.b, compiler.GridDim(None, 64, 8, 2, 30),
+            ops.sm_count(torch.device("cuda"))))
     dq_grid, dq_block = dq_launch(case, dq_consumers)
     assert launches[kv_at][2] == (128 * (kv_consumers + 1), 1, 1), launches
     assert launches[dq_at][2] == dq_block, launches
-    kv_keys = 64 * kv_consumers * kv_tiles
-    assert launches[kv_at][1] == (case.hkv, -(-case.nk // kv_keys), case.b), launches
+    assert launches[kv_at][1] == (case.hkv, kv_blocks, case.b), launches
     assert launches[dq_at][1] == dq_grid, launches
     monkeypatch.setenv("SWBA_LOWER_OPTIONS", "grad-fused-dq=true")
     launches.clear()
@@ -389,20 +393,27 @@ def test_backward_one_consumer_matches_reference(name, kernel, monkeypatch):
     assert got == [((heads, -(-rows // 64), case.b), (256, 1, 1))], launches
 
 
+@pytest.mark.parametrize("chunks", [None, "most", "2"])
 @pytest.mark.parametrize("name,options", KV_TILES_CASES,
                          ids=[f"{n}-{o}" for n, o in KV_TILES_CASES])
-def test_backward_key_tiles_match_reference(name, options, monkeypatch):
-    """The sm_90a dK/dV kernel running grad-kv-tiles key tiles a workgroup
-    one after another (K and V of the next in a second buffer): a grid of
-    that many fewer workgroups, every element of dq, dk and dv."""
+def test_backward_key_tiles_match_reference(name, options, chunks, monkeypatch):
+    """The sm_90a dK/dV kernel running up to grad-kv-tiles key tiles a
+    workgroup one after another (K and V of the next in a second buffer),
+    as many as the launcher picks (None: the rule, which keeps one a
+    workgroup on these small grids; or SWBA_WORKGROUP_CHUNKS: the most, or
+    two): a grid of that many fewer workgroups, each taking ceildiv(key
+    tiles, grid) of them; every element of dq, dk and dv."""
     case = next(c for c in CASES if c.name == name)
+    most = int(options.split("=")[1])
+    if chunks:
+        monkeypatch.setenv("SWBA_WORKGROUP_CHUNKS", str(most) if chunks == "most" else chunks)
     launches = on_sm90a(monkeypatch, options)
     check_backward(case)
-    tiles = int(options.split("=")[1])
     (grid, block), = [(grid, block) for k, grid, block, _ in launches
                       if k == "swba_bwd_dkdv"]
-    keys = 64 * (block[0] // 128 - 1) * tiles  # 64 keys a consumer
-    assert grid == (case.hkv, -(-case.nk // keys), case.b), launches
+    tiles = -(-case.nk // (64 * (block[0] // 128 - 1)))  # 64 keys a consumer
+    per = min(most, most if chunks == "most" else int(chunks or 1))
+    assert grid == (case.hkv, -(-tiles // per), case.b), launches
 
 
 @pytest.mark.parametrize("name,computes", DQ_DELTA_CASES,

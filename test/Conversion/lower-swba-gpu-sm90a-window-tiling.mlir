@@ -219,8 +219,8 @@ func.func @token_window_grad_d128(%q: memref<?x8x?x128xbf16>, %k: memref<?x8x?x1
 
 // The backward of a narrow band at head dim 64: the dK/dV kernel has one
 // consumer (grad-kv-consumers left empty): a workgroup of 256 threads holds
-// 64 keys (K and V boxes of 64) at a time and runs two key tiles one after
-// the other (grad-kv-tiles left empty: a grid of 128 keys a workgroup),
+// 64 keys (K and V boxes of 64) at a time and runs up to eight key tiles
+// one after the other (grad-kv-tiles left empty: the host picks the count),
 // K and V in two buffers, in 65 KiB of shared memory and half of the SM's
 // registers (128 a thread at launch, the consumer rising to 232), two
 // workgroups an SM; its Q and dO boxes hold 64 query rows. With one key
@@ -239,8 +239,28 @@ func.func @token_window_grad_d128(%q: memref<?x8x?x128xbf16>, %k: memref<?x8x?x1
 // CHECK-COUNT-5: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
 // CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq {{.*}} threads in (%c256, %c1, %c1) dynamic_shared_memory_size %c57344_i32
 // CHECK-COUNT-4: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
-// CHECK: %[[KEY_TILES:.*]] = arith.ceildivui %{{.*}}, %c128 : index
-// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv blocks in (%c4, %[[KEY_TILES]], %{{.*}}) threads in (%c256, %c1, %c1) dynamic_shared_memory_size %c66560_i32
+// The dK/dV grid: up to eight key tiles a workgroup, the count whose waves
+// of workgroups (264 at once: two an SM of 132) times a workgroup's time
+// (100 a tile, 30 to start and end) are fewest, the last of equals.
+// CHECK: %[[KEY_TILES:.*]] = arith.ceildivui %{{.*}}, %c64 : index
+// CHECK-NEXT: %[[HEADS:.*]] = arith.muli %{{.*}}, %c4 : index
+// CHECK-NEXT: %[[AT_ONE:.*]] = arith.muli %[[HEADS]], %[[KEY_TILES]] : index
+// CHECK-NEXT: %[[WAVES_ONE:.*]] = arith.ceildivui %[[AT_ONE]], %c264 : index
+// CHECK-NEXT: %[[COST_ONE:.*]] = arith.muli %[[WAVES_ONE]], %c130 : index
+// CHECK-NEXT: %[[EXTENT_TWO:.*]] = arith.ceildivui %[[KEY_TILES]], %c2 : index
+// CHECK-NEXT: %[[AT_TWO:.*]] = arith.muli %[[HEADS]], %[[EXTENT_TWO]] : index
+// CHECK-NEXT: %[[WAVES_TWO:.*]] = arith.ceildivui %[[AT_TWO]], %c264 : index
+// CHECK-NEXT: %[[COST_TWO:.*]] = arith.muli %[[WAVES_TWO]], %c230 : index
+// CHECK-NEXT: %[[TWO_BETTER:.*]] = arith.cmpi ule, %[[COST_TWO]], %[[COST_ONE]] : index
+// CHECK-NEXT: arith.select %[[TWO_BETTER]], %[[EXTENT_TWO]], %[[KEY_TILES]] : index
+// CHECK-NEXT: arith.minui %[[COST_TWO]], %[[COST_ONE]] : index
+// CHECK: %[[EXTENT_EIGHT:.*]] = arith.ceildivui %[[KEY_TILES]], %c8 : index
+// CHECK-NEXT: %[[AT_EIGHT:.*]] = arith.muli %[[HEADS]], %[[EXTENT_EIGHT]] : index
+// CHECK-NEXT: %[[WAVES_EIGHT:.*]] = arith.ceildivui %[[AT_EIGHT]], %c264 : index
+// CHECK-NEXT: %[[COST_EIGHT:.*]] = arith.muli %[[WAVES_EIGHT]], %c830 : index
+// CHECK-NEXT: %[[EIGHT_BETTER:.*]] = arith.cmpi ule, %[[COST_EIGHT]], %{{.*}} : index
+// CHECK-NEXT: %[[PICKED:.*]] = arith.select %[[EIGHT_BETTER]], %[[EXTENT_EIGHT]], %{{.*}} : index
+// CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv blocks in (%c4, %[[PICKED]], %{{.*}}) threads in (%c256, %c1, %c1) dynamic_shared_memory_size %c66560_i32
 // TWO-LABEL: func @narrow_band_grad_d64
 // TWO: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq {{.*}} threads in (%c512, %c1, %c1) dynamic_shared_memory_size %c106496_i32
 // TWO: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv {{.*}} threads in (%c256, %c1, %c1) dynamic_shared_memory_size %c66560_i32
@@ -250,20 +270,27 @@ func.func @token_window_grad_d128(%q: memref<?x8x?x128xbf16>, %k: memref<?x8x?x1
 // workgroup's 64 keys whole (are they 64 whole, then the last first row).
 // Barriers: Q's and dO's two stages, full and empty (8), and the two K/V
 // buffers' full (0 and 11) and empty ones (9 and 10: each consumer thread
-// arrives). The producer and the consumer each run the workgroup's two key
-// tiles, the ring's position carried from one to the next; the producer
-// waits for a K/V buffer to be empty before it loads it.
-// CHECK: gpu.func @swba_bwd_dkdv({{.*}}nvvm.maxnreg = 128 : i32
+// arrives). The producer and the consumer each run the workgroup's key
+// tiles, ceildiv(key tiles, grid y) of them (the launch manifest's grid
+// dim with "most"), the ring's position carried from one to the next; the
+// producer waits for a K/V buffer to be empty before it loads it.
+// CHECK: gpu.func @swba_bwd_dkdv({{.*}}nvvm.maxnreg = 128 : i32{{.*}}{most = 8 : i64, overhead = 30 : i64, per = 64 : i64, per_sm = 2 : i64, size = {dim = 2 : i64, tensor = "k"}}
 // CHECK: nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 12>
 // CHECK: nvgpu.mbarrier.init %{{.*}}[%c9], %c128
 // CHECK: nvgpu.mbarrier.init %{{.*}}[%c10], %c128
 // CHECK: nvgpu.mbarrier.init %{{.*}}[%c11], %c1
 // CHECK: nvvm.setmaxregister  decrease 24
-// CHECK: scf.for %[[PROUND:.*]] = %c0 to %c2 step %c1 iter_args(%{{.*}} = %c0) -> (index) {
+// CHECK: %[[PTILES:.*]] = arith.ceildivui %{{.*}}, %c64 : index
+// CHECK-NEXT: %[[P_Y:.*]] = gpu.grid_dim  y
+// CHECK-NEXT: %[[PSHARE:.*]] = arith.ceildivui %[[PTILES]], %[[P_Y]] : index
+// CHECK-NEXT: scf.for %[[PROUND:.*]] = %c0 to %[[PSHARE]] step %c1 iter_args(%{{.*}} = %c0) -> (index) {
 // CHECK: nvgpu.mbarrier.try_wait.parity
 // CHECK: nvgpu.mbarrier.arrive.expect_tx %{{.*}}, %c16384
 // CHECK: nvvm.setmaxregister  increase 232
-// CHECK: scf.for %[[ROUND:.*]] = %c0 to %c2 step %c1 iter_args(%[[BASE:.*]] = %c0) -> (index) {
+// CHECK: %[[TILES:.*]] = arith.ceildivui %{{.*}}, %c64 : index
+// CHECK-NEXT: %[[Y:.*]] = gpu.grid_dim  y
+// CHECK-NEXT: %[[SHARE:.*]] = arith.ceildivui %[[TILES]], %[[Y]] : index
+// CHECK-NEXT: scf.for %[[ROUND:.*]] = %c0 to %[[SHARE]] step %c1 iter_args(%[[BASE:.*]] = %c0) -> (index) {
 // CHECK: arith.cmpi eq, %{{.*}}, %c64 : index
 // CHECK-NEXT: arith.subi %{{.*}}, %c64 : index
 // The first query tile's lse and delta are loaded before the consumer
@@ -288,7 +315,7 @@ func.func @token_window_grad_d128(%q: memref<?x8x?x128xbf16>, %k: memref<?x8x?x1
 // KT1: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv blocks in (%c4, %{{.*}}, %{{.*}}) threads in (%c256, %c1, %c1) dynamic_shared_memory_size %c50176_i32
 // KT1: gpu.func @swba_bwd_dkdv(
 // KT1: num_barriers = 9
-// KT1-NOT: scf.for %{{.*}} = %c0 to %c2 step %c1 iter_args
+// KT1-NOT: iter_args(%{{.*}} = %c0) -> (index)
 // KT1: memref.load %arg4
 // KT1: memref.load %arg5
 // KT1: nvgpu.mbarrier.try_wait.parity %{{.*}}[%c0], %false

@@ -209,14 +209,18 @@ def LowerSWBA : Pass<"lower-swba"> {
            "7-14% faster there, 25% slower on frames of 256), unless "
            "grad-ping-pong=true, else 2.">,
     Option<"gradKvTiles", "grad-kv-tiles", "int64_t", /*default=*/"0",
-           "sm_90a backward: key tiles a dK/dV workgroup runs one after "
-           "another, 1 to 8 (the grid's key tiles divided by it): the "
-           "producer loads the next tile's K and V into a second buffer and "
-           "its first Q/dO tiles under this tile's products and epilogue. "
-           "Not with grad-fused-dq=true (and asked for, it keeps the "
-           "fused kernel from being the default). 0: 2 on bands of at most "
-           "256 keys at head dim 64 with one dK/dV consumer (the kernel "
-           "4-8% faster there; slower on wider bands), else 1.">,
+           "sm_90a backward: the most key tiles a dK/dV workgroup runs one "
+           "after another, 1 to 8: the producer loads the next tile's K and "
+           "V into a second buffer and its first Q/dO tiles under this "
+           "tile's products and epilogue. Past 1, the launcher picks the "
+           "count for the problem and the device (the launch manifest's "
+           "grid dim with \"most\": the fewest waves of workgroups times a "
+           "workgroup's time; the host code made here assumes 132 SMs) and "
+           "each workgroup takes ceildiv(key tiles, grid) of them. Not with "
+           "grad-fused-dq=true (and asked for, it keeps the fused kernel "
+           "from being the default). 0: 8 on bands of at most 512 keys at "
+           "head dim 64 with one dK/dV consumer (the kernel 2-20% faster "
+           "there; slower on wider bands), else 1.">,
     Option<"gradFusedDQ", "grad-fused-dq", "std::string", /*default=*/"\"\"",
            "sm_90a backward: 'true': the dK/dV kernel also adds dQ up, with "
            "TMA reduce-adds into an f32 buffer that a last kernel converts "
@@ -300,7 +304,18 @@ def WriteLaunchManifest : Pass<"swba-write-launch-manifest", "ModuleOp"> {
     - A grid dimension is `ceildiv(size, per)`, a size being dimension `dim`
       of tensor `tensor` at run time (`{"tensor": t, "dim": d}`), a launch
       scalar (`{"scalar": name}`), or a product of sizes
-      (`{"product": [...]}`, 1 when empty).
+      (`{"product": [...]}`, 1 when empty). With `most` (past 1),
+      `per_sm` and `overhead`, a workgroup may run up to `most` of those
+      `per`-sized chunks one after another (the dK/dV kernel of
+      `grad-kv-tiles`): the launcher picks t in [1, most] and launches
+      ceildiv(chunks, t) workgroups along the dim, and the kernel takes
+      ceildiv(chunks, extent) chunks a workgroup from the extent it gets,
+      so any t is right. The rule (the host code emitted here follows it
+      for 132 SMs, the Python launcher for the device's count): the t, the
+      largest of equals, with the fewest waves of workgroups times a
+      workgroup's time, `ceildiv(grid's workgroups, per_sm x SMs) x (100 t
+      + overhead)`, `per_sm` being the workgroups an SM runs at once and
+      `overhead` a workgroup's start and end in percent of a chunk's time.
     - `scalars` names the launch scalars: counts the launcher picks at each
       launch and gives with the sizes (`splits`: the number of splits of
       the split-KV forward, `--lower-swba` split-kv, and of the decode

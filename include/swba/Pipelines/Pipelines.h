@@ -149,9 +149,9 @@ struct SWBAToNVVMOptions : public PassPipelineOptions<SWBAToNVVMOptions> {
       llvm::cl::init(LowerSWBAOptions().gradKvConsumers)};
   PassOptions::Option<int64_t> gradKvTiles{
       *this, "grad-kv-tiles",
-      llvm::cl::desc("sm_90a backward: key tiles a dK/dV workgroup runs one "
-                     "after another, 1 to 8; 0: per window (--lower-swba "
-                     "grad-kv-tiles)."),
+      llvm::cl::desc("sm_90a backward: the most key tiles a dK/dV workgroup "
+                     "runs one after another, 1 to 8; 0: per window "
+                     "(--lower-swba grad-kv-tiles)."),
       llvm::cl::init(LowerSWBAOptions().gradKvTiles)};
   PassOptions::Option<std::string> gradFusedDQ{
       *this, "grad-fused-dq",

@@ -115,10 +115,17 @@ static DictionaryAttr contractAttr(Builder &b, gpu::GPUFuncOp kernel,
                                    int64_t order,
                                    const llvm::StringMap<Value> &tensors) {
   SmallVector<Attribute> grid, params;
-  for (const GridDim &dim : contract.grid)
-    grid.push_back(b.getDictionaryAttr(
-        {b.getNamedAttr("size", sizeAttr(b, dim.size)),
-         b.getNamedAttr("per", b.getI64IntegerAttr(dim.per))}));
+  for (const GridDim &dim : contract.grid) {
+    SmallVector<NamedAttribute> fields{
+        b.getNamedAttr("size", sizeAttr(b, dim.size)),
+        b.getNamedAttr("per", b.getI64IntegerAttr(dim.per))};
+    if (dim.most > 1)
+      fields.append(
+          {b.getNamedAttr("most", b.getI64IntegerAttr(dim.most)),
+           b.getNamedAttr("per_sm", b.getI64IntegerAttr(dim.perSM)),
+           b.getNamedAttr("overhead", b.getI64IntegerAttr(dim.overhead))});
+    grid.push_back(b.getDictionaryAttr(fields));
+  }
   for (const KernelParam &param : contract.params)
     params.push_back(paramAttr(
         b, param, cast<MemRefType>(tensors.lookup(param.tensor).getType())));
@@ -193,6 +200,36 @@ static Value paramValue(LoopEmitter &e, const KernelParam &param, Value tensor,
   return memref::CastOp::create(e.b, type, rows);
 }
 
+/// The extent of `grid[i]` (its chunks) that GridDim's rule picks.
+static Value packedExtent(LoopEmitter &e, ArrayRef<Value> grid, int64_t i,
+                          const GridDim &dim) {
+  Value rest = e.idx(1);
+  for (auto [j, extent] : llvm::enumerate(grid))
+    if (static_cast<int64_t>(j) != i)
+      rest = arith::MulIOp::create(e.b, rest, extent);
+  Value slots = e.idx(dim.perSM * kHostSmCount);
+  Value best, bestCost;
+  for (int64_t t = 1; t <= dim.most; ++t) {
+    Value extent =
+        t == 1 ? grid[i]
+               : Value(arith::CeilDivUIOp::create(e.b, grid[i], e.idx(t)));
+    Value waves = arith::CeilDivUIOp::create(
+        e.b, arith::MulIOp::create(e.b, rest, extent), slots);
+    Value cost =
+        arith::MulIOp::create(e.b, waves, e.idx(100 * t + dim.overhead));
+    if (!best) {
+      best = extent;
+      bestCost = cost;
+      continue;
+    }
+    Value better =
+        arith::CmpIOp::create(e.b, arith::CmpIPredicate::ule, cost, bestCost);
+    best = arith::SelectOp::create(e.b, better, extent, best);
+    bestCost = arith::MinUIOp::create(e.b, cost, bestCost);
+  }
+  return best;
+}
+
 void gpu_kernels::emitLaunches(
     RewriterBase &rewriter, Operation *op, ArrayRef<LaunchBuffer> buffers,
     ArrayRef<std::pair<gpu::GPUFuncOp, LaunchContract>> kernels,
@@ -246,6 +283,11 @@ void gpu_kernels::emitLaunches(
                                   : Value(arith::CeilDivUIOp::create(
                                         e.b, extent, e.idx(dim.per))));
     }
+    // A dim whose workgroups may run several chunks: GridDim's choice for
+    // kHostSmCount SMs, over each count in turn.
+    for (auto [i, dim] : llvm::enumerate(contract.grid))
+      if (dim.most > 1)
+        grid[i] = packedExtent(e, grid, i, dim);
     Value smem = contract.sharedBytes
                      ? Value(arith::ConstantIntOp::create(e.b, e.b.getI32Type(),
                                                           contract.sharedBytes))

@@ -71,10 +71,22 @@ private:
   Size() = default;
 };
 
-/// One grid dimension: ceildiv(size, per).
+/// One grid dimension: ceildiv(size, per) chunks of `per`. With `most`
+/// past one, a workgroup may run up to `most` chunks one after another
+/// (the kernel takes ceildiv(chunks, extent) of them from the extent it was
+/// launched with, so any extent in [ceildiv(chunks, most), chunks] is
+/// right). The launcher puts t chunks in a workgroup, ceildiv(chunks, t)
+/// workgroups, for the t in [1, most] (the largest of equals) that
+/// minimizes the waves of workgroups times a workgroup's time:
+///   ceildiv(grid's workgroups, perSM x SMs) x (100 t + overhead)
+/// where `perSM` workgroups run on an SM at once and `overhead` is a
+/// workgroup's start and end in percent of a chunk's time.
 struct GridDim {
   Size size;
   int64_t per = 1;
+  int64_t most = 1;
+  int64_t perSM = 1;
+  int64_t overhead = 0;
 };
 
 /// One kernel parameter, in order: the expanded memref descriptor of a

@@ -94,9 +94,9 @@ struct KeyValueGradKernel : BackwardKernel {
   void setUp(ValueRange args, ArrayRef<Value> maps);
   void setUpTile(bool pingPong);
   /// With grad-kv-tiles past one: `body` for each of the workgroup's key
-  /// tiles in turn (StageRing's round; its `base`, the ring position of the
-  /// tile's first query tile), skipping those past the keys; `body` returns
-  /// the tile's query tiles.
+  /// tiles in turn, ceildiv(key tiles, grid y) of them (StageRing's round;
+  /// its `base`, the ring position of the tile's first query tile),
+  /// skipping those past the keys; `body` returns the tile's query tiles.
   void forEachKeyTile(ValueRange args,
                       function_ref<Value(const KeyTile &)> body);
   /// Whether this kernel accumulates dK (dV); the accumulators' registers

@@ -93,14 +93,20 @@ void KeyValueGradKernel::setUp(ValueRange args, ArrayRef<Value> maps) {
 void KeyValueGradKernel::forEachKeyTile(
     ValueRange args, function_ref<Value(const KeyTile &)> body) {
   Type index = e.b.getIndexType();
-  auto loop = scf::ForOp::create(e.b, e.idx(0), e.idx(layout.keyTiles),
-                                 e.idx(1), ValueRange{e.idx(0)});
+  // The workgroup's share of the key tiles: the launcher picks how many
+  // workgroups run them (at most layout.keyTiles each; see GridDim).
+  Value keyTiles =
+      arith::CeilDivUIOp::create(e.b, e.dim(args[1], 2), e.idx(blockN));
+  Value perWorkgroup = arith::CeilDivUIOp::create(
+      e.b, keyTiles, gpu::GridDimOp::create(e.b, gpu::Dimension::y));
+  auto loop = scf::ForOp::create(e.b, e.idx(0), perWorkgroup, e.idx(1),
+                                 ValueRange{e.idx(0)});
   OpBuilder::InsertionGuard guard(e.b);
   e.b.setInsertionPointToStart(loop.getBody());
   ring.round = loop.getInductionVar();
   ring.base = loop.getRegionIterArgs()[0];
-  KeyTile t = KeyTile::get(e, args[0], args[1], w, blockM, blockN,
-                           layout.keyTiles, ring.round);
+  KeyTile t = KeyTile::get(e, args[0], args[1], w, blockM, blockN, perWorkgroup,
+                           ring.round);
   // (The last workgroup's last rounds may lie past the keys.)
   auto ifOp = scf::IfOp::create(
       e.b, TypeRange{index},

@@ -292,22 +292,26 @@ HopperOptions gpu_kernels::withWindowTiling(HopperOptions options, int64_t d,
       if (gradFits(d, dv, one))
         options = one;
     }
-    // Two key tiles a dK/dV workgroup of one consumer on bands of at most
-    // 256 keys: the second tile's K and V load into a second buffer, and
-    // its first Q/dO tiles into the ring, under the first tile's products
-    // and epilogue, where a workgroup of one tile waited for its K and V
-    // at the start (a consumer runs 2-5 query tiles between that wait and
-    // its epilogue). dK/dV kernel times on an H200 (bf16, kernel_times.py,
-    // 2026-12-04), one key tile -> two: 128-token windows 177 -> 163 us,
-    // 256-token windows 233 -> 223, frames of 128 x 2 108 -> 104; 512-key
-    // bands within 2% (small frames 162 -> 164), wider bands slower
-    // (frames of 256 x 16 682 -> 727, token windows of 4096 keys 17%).
-    if (!options.gradKvTiles && span <= 256 && options.gradKvConsumers == 1 &&
+    // Up to eight key tiles a dK/dV workgroup of one consumer, as many as
+    // the launcher finds best for the grid's waves (GridDim): the next
+    // tile's K and V load into a second buffer, and its first Q/dO tiles
+    // into the ring, under this tile's products and epilogue, where a
+    // workgroup of one tile waited for its K and V at the start (a
+    // consumer runs 2-5 query tiles between that wait and its epilogue).
+    // dK/dV kernel times on an H200 (bf16, 2026-12-04), one key tile a
+    // workgroup -> two -> eight: 128-token windows (64 heads of 8k) 195 ->
+    // 167 -> 156 us, 256-token windows 247 -> 224 -> 217, frames of 128 x
+    // 2 114 -> 104 -> 95; small frames 168 -> 161 -> 157 (160 in the
+    // kernel of one tile); but eight heads of 4k on the 128-token window
+    // 14 -> 13 -> 27 (64 workgroups): there the launcher picks two. Wider
+    // bands are slower (frames of 256 x 16 682 -> 727 with two, token
+    // windows of 4096 keys 17%).
+    if (!options.gradKvTiles && options.gradKvConsumers == 1 &&
         options.gradFusedDQ != "true") {
-      HopperOptions two = options;
-      two.gradKvTiles = 2;
-      if (gradFits(d, dv, two))
-        options = two;
+      HopperOptions eight = options;
+      eight.gradKvTiles = 8;
+      if (gradFits(d, dv, eight))
+        options = eight;
     }
   }
   return options;

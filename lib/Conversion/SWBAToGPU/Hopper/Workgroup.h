@@ -172,8 +172,8 @@ struct KeyTile {
   /// With `round` (a workgroup of `perWorkgroup` key tiles), its tile
   /// `round`: key tile qTile * perWorkgroup + round of the grid's.
   static KeyTile get(HopperKernelBuilder &e, Value q, Value k, BlockWindow w,
-                     int64_t blockM, int64_t blockN, int64_t perWorkgroup = 1,
-                     Value round = Value()) {
+                     int64_t blockM, int64_t blockN,
+                     Value perWorkgroup = Value(), Value round = Value()) {
     // Grid (key heads, key tiles, batch).
     WorkgroupTile tile =
         mapWorkgroup(e, /*headsFastest=*/false, /*lastFirst=*/false);
@@ -188,7 +188,7 @@ struct KeyTile {
     t.group = e.divIdx(t.heads, t.kvHeads);
     Value keyTile = tile.qTile;
     if (round)
-      keyTile = e.add(e.mul(keyTile, perWorkgroup), round);
+      keyTile = e.add(arith::MulIOp::create(e.b, keyTile, perWorkgroup), round);
     t.k0 = e.mul(keyTile, blockN);
     t.k1 = e.min(e.add(t.k0, e.idx(blockN)), t.keys);
     t.window = computeQueryWindow(e.b, e.b.getLoc(), w, t.k0, t.k1, t.posOffset,
