@@ -383,6 +383,10 @@ class Launch:
     # (scalar, n): launched only when that launch scalar is above n (the
     # decode kernel's combine, which one split does without).
     only_when: tuple | None = None
+    # It may start while the launch before it on its stream ends
+    # (programmatic dependent launch): it waits for that one on the device
+    # before it reads what that one writes.
+    early_start: bool = False
 
     def grid_for(self, shapes: dict, sms: int = 132) -> tuple:
         """The grid for `shapes` on a device of `sms` SMs."""
@@ -505,9 +509,12 @@ def _launch(entry, where: str) -> Launch:
             raise ManifestError(f"launch manifest: {where}: 'only_when' is {only_when!r}")
         only_when = (_field(only_when, "scalar", str, f"{where} only_when"),
                      _field(only_when, "above", int, f"{where} only_when"))
+    early_start = entry.get("early_start", False)
+    if not isinstance(early_start, bool):
+        raise ManifestError(f"launch manifest: {where}: 'early_start' is {early_start!r}")
     return Launch(name, _field(entry, "order", int, where), stream,
                   tuple(dims), tuple(block), _field(entry, "shared_memory", int, where),
-                  params, registers, only_when)
+                  params, registers, only_when, early_start)
 
 
 def _buffer(entry, where: str) -> Buffer:

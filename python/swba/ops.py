@@ -114,12 +114,13 @@ class _Kernel:
     whose workgroups run several chunks (compiler.chunks_per_workgroup)."""
 
     __slots__ = ("function", "grid", "block", "smem", "signature", "uses", "params",
-                 "device", "prepared")
+                 "device", "prepared", "early")
 
     def __init__(self, function, launch: compiler.Launch, names, shapes, dtypes, device,
                  sms):
         self.function = function
         self.grid = launch.grid_for(shapes, sms)
+        self.early = False  # may start while the kernel before it ends (_Launches)
         self.block = tuple(launch.block)
         self.smem = launch.shared_memory
         self.device = device
@@ -169,7 +170,8 @@ class _Kernel:
     def launch(self, entry, stream):
         """Launches a prepared `entry` on `stream`: the one it was prepared
         for, or one that waits for that stream's work up to now."""
-        self.function.launch_packed(self.grid, self.block, entry[0], stream, self.smem)
+        self.function.launch_packed(self.grid, self.block, entry[0], stream, self.smem,
+                                    self.early)
 
     def entry(self, tensors, stream):
         """The launch entry of `tensors`, its tensor maps (if new) copied on
@@ -264,6 +266,15 @@ class _Launches:
              launch.stream) for launch in compiled.launches
             if not launch.only_when or scalars[launch.only_when[0]] > launch.only_when[1])
         self.forks = any(stream for _, stream in self.kernels)
+        # A kernel that says it may start while the one before it ends does
+        # so where that one is the launch just before it on the same stream
+        # (no fork in between). SWBA_EARLY_START=0 turns it off.
+        if not self.forks and os.environ.get("SWBA_EARLY_START", "1") != "0":
+            launches = [launch for launch in compiled.launches
+                        if not launch.only_when
+                        or scalars[launch.only_when[0]] > launch.only_when[1]]
+            for i, (kernel, _) in enumerate(self.kernels):
+                kernel.early = i > 0 and launches[i].early_start
 
     def __call__(self, tensors, stream):
         """Launches on `tensors` (the op's, contiguous, in manifest order)."""

@@ -78,10 +78,39 @@ class Kernel:
                 nbytes))
 
     def launch_packed(self, grid, block, params: "Params", stream: int,
-                      shared_bytes: int = 0):
-        """Launches on `stream` with the parameters packed in `params`."""
-        _check(cu.cuLaunchKernel(self.function, *grid, *block, shared_bytes,
-                                 cu.CUstream(stream), params.address, 0))
+                      shared_bytes: int = 0, early: bool = False):
+        """Launches on `stream` with the parameters packed in `params`. With
+        `early`, the kernel may start while the kernel before it on the
+        stream ends (programmatic stream serialization): it must wait for
+        that one (griddepcontrol.wait) before it reads its results."""
+        if not early:
+            _check(cu.cuLaunchKernel(self.function, *grid, *block, shared_bytes,
+                                     cu.CUstream(stream), params.address, 0))
+            return
+        config = cu.CUlaunchConfig()
+        config.gridDimX, config.gridDimY, config.gridDimZ = grid
+        config.blockDimX, config.blockDimY, config.blockDimZ = block
+        config.sharedMemBytes = shared_bytes
+        config.hStream = cu.CUstream(stream)
+        config.attrs = [_early_start_attribute()]
+        config.numAttrs = 1
+        _check(cu.cuLaunchKernelEx(config, self.function, params.address, 0))
+
+
+_early_start = None
+
+
+def _early_start_attribute():
+    """The launch attribute that lets a kernel start while the one before
+    it on its stream ends (made once)."""
+    global _early_start
+    if _early_start is None:
+        attribute = cu.CUlaunchAttribute()
+        attribute.id = (cu.CUlaunchAttributeID
+                        .CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION)
+        attribute.value.programmaticStreamSerializationAllowed = 1
+        _early_start = attribute
+    return _early_start
 
 
 class Params:

@@ -50,10 +50,25 @@ def _driver():
         calls.append(("launch", function, (gx, gy, gz), (bx, by, bz), smem, stream))
         return ("ok",)
 
+    def launch_ex(config, function, params, extra):
+        # (Only programmatic stream serialization is asked for this way.)
+        assert config.numAttrs == 1 and config.attrs[0].id == (
+            "CUlaunchAttributeID.CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION")
+        assert config.attrs[0].value.programmaticStreamSerializationAllowed == 1
+        calls.append(("early_start", function))
+        return launch(function, config.gridDimX, config.gridDimY, config.gridDimZ,
+                      config.blockDimX, config.blockDimY, config.blockDimZ,
+                      config.sharedMemBytes, config.hStream, params, extra)
+
     cu.cuModuleLoadData = lambda image: ("ok", "module")
     cu.cuModuleGetFunction = lambda module, name: ("ok", name.decode())
     cu.cuFuncSetAttribute = record("allow_shared")
     cu.cuLaunchKernel = launch
+    cu.cuLaunchKernelEx = launch_ex
+    cu.CUlaunchConfig = types.SimpleNamespace
+    cu.CUlaunchAttribute = lambda: types.SimpleNamespace(
+        id=None, value=types.SimpleNamespace(programmaticStreamSerializationAllowed=0))
+    cu.CUlaunchAttributeID = _Enum("CUlaunchAttributeID")
     cu.cuTensorMapEncodeTiled = encode
     cu.cuEventCreate = lambda flags: ("ok", next(events))
     cu.cuEventRecord = record("event_record")

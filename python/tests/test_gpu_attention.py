@@ -44,15 +44,22 @@ def chip(request, monkeypatch):
     return chip
 
 
+# (name, whether it may start while the kernel before it ends) of every
+# launch since the last launched_kernels().
+early_starts = []
+
+
 def launched_kernels(monkeypatch):
     """A list that fills with (name, grid, block, shared bytes) of every
-    launch."""
+    launch (and early_starts with whether each was an early start)."""
     launches = []
+    early_starts.clear()
     launch = runtime.Kernel.launch_packed
 
-    def spy(self, grid, block, params, stream, shared_bytes=0):
+    def spy(self, grid, block, params, stream, shared_bytes=0, early=False):
         launches.append((self.name, tuple(grid), tuple(block), shared_bytes))
-        return launch(self, grid, block, params, stream, shared_bytes)
+        early_starts.append((self.name, early))
+        return launch(self, grid, block, params, stream, shared_bytes, early)
 
     monkeypatch.setattr(runtime.Kernel, "launch_packed", spy)
     return launches
@@ -240,6 +247,7 @@ def check_backward(case, deterministic=False):
         assert (err <= bound).all(), (
             f"{name}: max abs err {err.max().item():.3e}, rel "
             f"{(err.norm() / want.norm()).item():.3e}")
+    return q.grad, k.grad, v.grad
 
 
 @pytest.mark.parametrize("case", [next(c for c in CASES if c.d == c.dv == d)
@@ -299,8 +307,11 @@ def test_hopper_backward_launches_wgmma(case, monkeypatch):
     # 64-key tiles (QueryGradTiling), two otherwise.
     narrow = case.d == case.dv == 64 and case.bs * case.ws <= 512
     if narrow:
-        # The dQ kernel computes delta (grad-dq-delta), then dK/dV.
+        # The dQ kernel computes delta (grad-dq-delta), then dK/dV, which
+        # starts while dQ ends (programmatic dependent launch).
         assert separate == ["swba_fwd", "swba_bwd_dq", "swba_bwd_dkdv"], separate
+        assert early_starts[-3:] == [("swba_fwd", False), ("swba_bwd_dq", False),
+                                     ("swba_bwd_dkdv", True)], early_starts
         kv_at, dq_at = 2, 1
     else:
         # The delta kernel, then dK/dV (on the second stream) and dQ.
@@ -433,6 +444,27 @@ def test_backward_dq_delta_matches_reference(name, computes, monkeypatch):
         assert grads[0] == "swba_bwd_dq" and len(grads) > 1, kernels
     else:
         assert grads[0] == "swba_bwd_delta" and grads[-1] == "swba_bwd_dq", kernels
+
+
+@pytest.mark.parametrize("name", ["token_level_bs1", "square_f16"])
+def test_early_start_gives_the_same_bits(name, monkeypatch):
+    """On narrow bands the dK/dV kernel starts while the dQ kernel that
+    writes delta ends (programmatic dependent launch; its consumers wait
+    for dQ before they read): every element of dq, dk and dv matches the
+    reference, and the bits are those of dK/dV launched after dQ
+    (SWBA_EARLY_START=0)."""
+    case = next(c for c in CASES if c.name == name)
+    on_sm90a(monkeypatch, "")
+    early = check_backward(case)
+    assert ("swba_bwd_dkdv", True) in early_starts, early_starts
+    monkeypatch.setenv("SWBA_EARLY_START", "0")
+    monkeypatch.setattr(ops, "_plans", type(ops._plans)())
+    early_starts.clear()
+    late = check_backward(case)
+    assert ("swba_bwd_dkdv", False) in early_starts, early_starts
+    assert not any(starts for _, starts in early_starts), early_starts
+    for got, want in zip(early, late):
+        assert torch.equal(got, want)
 
 
 @pytest.mark.parametrize("name,options", FORWARD_ONE_CONSUMER_CASES,

@@ -178,6 +178,29 @@ def _fake_main():
         _launches(fake.calls)
     del os.environ["SWBA_DECODE_SPLITS"]
 
+    # sm_90a, head dim 64, a 128-token window: the dQ kernel writes delta,
+    # then the dK/dV kernel (one consumer, 64 keys) on the same stream,
+    # launched to start while dQ ends (programmatic stream serialization),
+    # up to eight key tiles a workgroup as the rule picks: 2 x 8 kv heads x
+    # 128 key tiles on 132 SMs at two workgroups each are eight tiles a
+    # workgroup, 256 workgroups in one wave (four tiles would take two).
+    # SWBA_EARLY_START=0 launches it plainly.
+    q, k, v = (fake.Tensor((2, 8, 8192, 64), torch.bfloat16) for _ in range(3))
+    os.environ["SWBA_CHIP"], os.environ["SWBA_LOWER_OPTIONS"] = "sm_90a", ""
+    out, lse = ops.attention_forward(q, k, v, 1, 128, 0.125)
+    for early in ("1", "0"):
+        os.environ["SWBA_EARLY_START"] = early
+        ops._plans.clear()
+        fake.calls.clear()
+        ops.attention_backward(q, k, v, out, fake.Tensor(out.shape, torch.bfloat16), lse,
+                               1, 128, 0.125)
+        assert [(n, g, s) for n, g, _, _, s in _launches(fake.calls)] == [
+            ("swba_bwd_dq", (8, 128, 2), main), ("swba_bwd_dkdv", (8, 16, 2), main)], \
+            _launches(fake.calls)
+        assert [c[1] for c in fake.calls if c[0] == "early_start"] == \
+            (["swba_bwd_dkdv"] if early == "1" else []), fake.calls
+    del os.environ["SWBA_EARLY_START"]
+
     # sm_90a, head dim 128, grad-fused-dq: a zeroed f32 dq_accum, all on one
     # stream, its map in [64 rows][32 f32] boxes.
     forward, backward, _ = _run(ops, torch, fake, "sm_90a", "grad-fused-dq=true", 128)

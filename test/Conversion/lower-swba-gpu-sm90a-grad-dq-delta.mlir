@@ -59,10 +59,15 @@
 // FALSE: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_delta
 // FALSE: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv
 // FALSE: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq
+// Without it, no kernel lets another start early nor waits for one.
+// FALSE-NOT: griddepcontrol
 // FALSE: gpu.func @swba_bwd_dq(
 // FALSE-NOT: memref.store {{.*}} %arg5
+// FALSE-NOT: griddepcontrol
 // FALSE: gpu.func @swba_bwd_dkdv(
+// FALSE-NOT: early_start
 // FALSE-SAME: stream = 1
+// FALSE-NOT: griddepcontrol
 // FALSE: gpu.func @swba_bwd_delta(
 func.func @narrow_band_d64(%q: memref<?x4x?x64xbf16>, %k: memref<?x4x?x64xbf16>, %v: memref<?x4x?x64xbf16>,
     %o: memref<?x4x?x64xbf16>, %do: memref<?x4x?x64xbf16>, %l: memref<?x4x?xf32>,

@@ -264,7 +264,13 @@ func.func @token_window_grad_d128(%q: memref<?x8x?x128xbf16>, %k: memref<?x8x?x1
 // TWO-LABEL: func @narrow_band_grad_d64
 // TWO: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq {{.*}} threads in (%c512, %c1, %c1) dynamic_shared_memory_size %c106496_i32
 // TWO: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv {{.*}} threads in (%c256, %c1, %c1) dynamic_shared_memory_size %c66560_i32
+// The dQ kernel lets the dK/dV kernel after it start once all of its
+// workgroups have; the dK/dV kernel's launch says it may (early_start), and
+// its consumers wait for the dQ kernel before they read anything (delta);
+// its producer, which loads only the op's inputs, does not.
 // CHECK: gpu.func @swba_bwd_dq({{.*}}nvvm.maxnreg = 80 : i32
+// CHECK: nvvm.griddepcontrol  launch_dependents
+// CHECK-NEXT: nvgpu.mbarrier.create
 // CHECK: nvvm.setmaxregister  increase 136
 // The dK/dV kernel's interior test: a query tile that sees the
 // workgroup's 64 keys whole (are they 64 whole, then the last first row).
@@ -274,7 +280,7 @@ func.func @token_window_grad_d128(%q: memref<?x8x?x128xbf16>, %k: memref<?x8x?x1
 // tiles, ceildiv(key tiles, grid y) of them (the launch manifest's grid
 // dim with "most"), the ring's position carried from one to the next; the
 // producer waits for a K/V buffer to be empty before it loads it.
-// CHECK: gpu.func @swba_bwd_dkdv({{.*}}nvvm.maxnreg = 128 : i32{{.*}}{most = 8 : i64, overhead = 30 : i64, per = 64 : i64, per_sm = 2 : i64, size = {dim = 2 : i64, tensor = "k"}}
+// CHECK: gpu.func @swba_bwd_dkdv({{.*}}nvvm.maxnreg = 128 : i32{{.*}}early_start = true, grid = [{{.*}}{most = 8 : i64, overhead = 30 : i64, per = 64 : i64, per_sm = 2 : i64, size = {dim = 2 : i64, tensor = "k"}}
 // CHECK: nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 12>
 // CHECK: nvgpu.mbarrier.init %{{.*}}[%c9], %c128
 // CHECK: nvgpu.mbarrier.init %{{.*}}[%c10], %c128
@@ -286,7 +292,9 @@ func.func @token_window_grad_d128(%q: memref<?x8x?x128xbf16>, %k: memref<?x8x?x1
 // CHECK-NEXT: scf.for %[[PROUND:.*]] = %c0 to %[[PSHARE]] step %c1 iter_args(%{{.*}} = %c0) -> (index) {
 // CHECK: nvgpu.mbarrier.try_wait.parity
 // CHECK: nvgpu.mbarrier.arrive.expect_tx %{{.*}}, %c16384
+// CHECK-NOT: griddepcontrol
 // CHECK: nvvm.setmaxregister  increase 232
+// CHECK-NEXT: nvvm.griddepcontrol  wait
 // CHECK: %[[TILES:.*]] = arith.ceildivui %{{.*}}, %c64 : index
 // CHECK-NEXT: %[[Y:.*]] = gpu.grid_dim  y
 // CHECK-NEXT: %[[SHARE:.*]] = arith.ceildivui %[[TILES]], %[[Y]] : index

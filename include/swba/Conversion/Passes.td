@@ -335,6 +335,12 @@ def WriteLaunchManifest : Pass<"swba-write-launch-manifest", "ModuleOp"> {
       stream, at once with the stream-0 kernels after it; it waits for the
       stream-0 work before it, and the op's work ends when both streams'
       does. `max_registers` is present where the kernel caps them.
+      `early_start` (true) says the kernel may start while the kernel
+      launched before it on the same stream ends (CUDA's programmatic
+      dependent launch): it reads what that kernel writes only after
+      `griddepcontrol.wait`, and that kernel lets it start
+      (`griddepcontrol.launch_dependents`); a launcher may also launch it
+      plainly (the emitted host code does).
   }];
   let options = [
     Option<"path", "path", "std::string", /*default=*/"",

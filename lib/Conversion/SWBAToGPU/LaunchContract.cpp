@@ -143,6 +143,8 @@ static DictionaryAttr contractAttr(Builder &b, gpu::GPUFuncOp kernel,
         b.getDictionaryAttr(
             {b.getNamedAttr("scalar", b.getStringAttr(contract.onlyAboveOne)),
              b.getNamedAttr("above", b.getI64IntegerAttr(1))})));
+  if (contract.earlyStart)
+    fields.push_back(b.getNamedAttr("early_start", b.getBoolAttr(true)));
   // The register cap is the kernel's own attribute (the one ptxas obeys).
   if (auto regs = kernel->getAttrOfType<IntegerAttr>("nvvm.maxnreg"))
     fields.push_back(

@@ -122,6 +122,12 @@ struct LaunchContract {
   /// When set, the kernel is launched only when this launch scalar is
   /// above 1 (a combine kernel with nothing to combine at one split).
   StringRef onlyAboveOne = {};
+  /// The kernel reads what the launch before it (on the same stream)
+  /// writes only after `griddepcontrol.wait`, and reads nothing before it
+  /// that work older than that launch left unfinished: a launcher may
+  /// start it while that launch ends (programmatic dependent launch). The
+  /// launch before it lets it start by `griddepcontrol.launch_dependents`.
+  bool earlyStart = false;
 
   /// The types of the tensor-map parameters, in order (the kernel takes
   /// them after its memrefs).

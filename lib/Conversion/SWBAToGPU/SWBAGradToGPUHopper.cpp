@@ -180,6 +180,9 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
     LaunchContract kvLaunch{kvGrid, kvLayout.threads(), kvLayout.total(),
                             keyValueGradParams(fused),
                             /*stream=*/fused || afterQueryGrad ? 0 : 1};
+    // After the dQ kernel that writes delta, the dK/dV kernel may start
+    // while it ends: its consumers wait for it before reading delta.
+    kvLaunch.earlyStart = afterQueryGrad;
     kvLaunch.params.append({{"q", queryTileMap},
                             {"k", keyTileMap},
                             {"v", keyTileMap},
@@ -207,7 +210,7 @@ struct AttentionGradOpToWgmma : public OpRewritePattern<AttentionGradOp> {
     }
     buildKeyValueGradBody(rewriter, loc, op, kvLayout, kvOperands, kvMaps,
                           elementType, headDim, valueDim, dqAccumMap,
-                          options.gradPingPong);
+                          options.gradPingPong, kvLaunch.earlyStart);
     gpu::ReturnOp::create(rewriter, loc);
     return {kvKernel, kvLaunch};
   }

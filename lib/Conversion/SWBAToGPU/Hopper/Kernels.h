@@ -29,7 +29,9 @@ void buildForwardBody(OpBuilder &builder, Location loc, AttentionOp op,
 /// lse, delta, out, dq; `maps`: the tensor maps of q, k, v, dout. With
 /// `pingPong` the consumers take turns issuing their products; with
 /// `computeDelta` (grad-dq-delta) the kernel computes delta of its rows and
-/// writes it, instead of reading it.
+/// writes it, instead of reading it, and lets the dK/dV kernel after it
+/// start as soon as its own last workgroups have (griddepcontrol
+/// .launch_dependents).
 void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
                         const QueryGradLayout &layout, ValueRange args,
                         ArrayRef<Value> maps, Type elementType, int64_t headDim,
@@ -38,12 +40,15 @@ void buildQueryGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
 /// The dK/dV kernel's body (KeyValueGradMainloop.cpp). `args`: q, k, v,
 /// dout, lse, delta, dk, dv; `maps`: the tensor maps of q, k, v, dout.
 /// With `dqAccumMap` (grad-fused-dq) the kernel also adds dQ up into the
-/// f32 buffer behind that map.
+/// f32 buffer behind that map. With `earlyStart` (after the dQ kernel that
+/// writes delta) its consumers wait for the launch before it
+/// (griddepcontrol.wait) before they read anything; its producer loads
+/// only the op's inputs and does not wait.
 void buildKeyValueGradBody(OpBuilder &builder, Location loc, AttentionGradOp op,
                            const KeyValueGradLayout &layout, ValueRange args,
                            ArrayRef<Value> maps, Type elementType,
                            int64_t headDim, int64_t valueDim, Value dqAccumMap,
-                           bool pingPong);
+                           bool pingPong, bool earlyStart = false);
 
 } // namespace mlir::swba::gpu_kernels
 

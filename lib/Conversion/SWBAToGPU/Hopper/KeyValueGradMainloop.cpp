@@ -666,13 +666,17 @@ void mlir::swba::gpu_kernels::buildKeyValueGradBody(
     OpBuilder &builder, Location loc, AttentionGradOp op,
     const KeyValueGradLayout &layout, ValueRange args, ArrayRef<Value> maps,
     Type elementType, int64_t headDim, int64_t valueDim, Value dqAccumMap,
-    bool pingPong) {
+    bool pingPong, bool earlyStart) {
   const bool reusesOnce = layout.keyTiles > 1;
   Value bars = StageRing::createBarriers(builder, loc, layout.stages,
                                          reusesOnce, layout.onceBuffers());
   HopperKernelBuilder e(builder, loc, elementType, bars);
   KeyValueGradKernel kernel(e, op, layout, headDim, valueDim, dqAccumMap);
   kernel.setUp(args, maps);
+  // (The consumers from here: the producer has its loads of the op's
+  // inputs in flight.)
+  if (earlyStart)
+    NVVM::GriddepcontrolOp::create(e.b, loc, NVVM::GridDepActionKind::wait);
   // The tile's products, then its dK and dV: dK = scale * sum dS^T Q, dV =
   // sum P^T dO, what this part made. 8-byte stores on bands of at most 512
   // keys, whose loops run a few query tiles (dK/dV kernel 10% faster on the

@@ -335,6 +335,11 @@ void mlir::swba::gpu_kernels::buildQueryGradBody(
     const QueryGradLayout &layout, ValueRange args, ArrayRef<Value> maps,
     Type elementType, int64_t headDim, int64_t valueDim, bool pingPong,
     bool computeDelta) {
+  // The dK/dV kernel after this one may start once every workgroup of
+  // this one has: it waits for this one before it reads delta.
+  if (computeDelta)
+    NVVM::GriddepcontrolOp::create(builder, loc,
+                                   NVVM::GridDepActionKind::launch_dependents);
   Value bars = StageRing::createBarriers(builder, loc, layout.stages);
   HopperKernelBuilder e(builder, loc, elementType, bars);
   QueryGradKernel kernel(e, op, layout, headDim, valueDim);
