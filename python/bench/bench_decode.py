@@ -5,7 +5,10 @@ kernel), swba.paged_attention with pages of 16, 64 and 256 tokens in random
 order, and SDPA on the pre-sliced window, each as a CUDA graph of `--calls`
 calls (no host time); prints the K/V read rate (bytes of the visible K/V
 over the time per call) and the ratio to SDPA. `--splits` also times the
-decode kernel at fixed split counts (SWBA_DECODE_SPLITS)."""
+decode kernel at fixed split counts (SWBA_DECODE_SPLITS). On sm_90a the
+combine kernel starts while the decode kernel ends (SWBA_EARLY_START): the
+profiler's "kernel" column then counts its wait for the decode kernel too,
+and the per-call time is the measure."""
 
 import argparse
 import math

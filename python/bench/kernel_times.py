@@ -24,6 +24,9 @@ bench_frontier.py (bf16, GQA), all or those named, instead of the design
 configurations (fp16); --head-dims D ... the token and frame windows of
 bench_head_dims.py at those head dims (bf16); --shape B,H,N,D,BS,WS ...
 shapes of one's own (bf16, as many kv heads as query heads).
+
+Kernels launch plainly here (SWBA_EARLY_START=0 unless set): a kernel
+started while the one before it ends would count its wait for that one.
 """
 
 import math
@@ -41,6 +44,7 @@ from configs import DESIGN, Config  # noqa: E402
 
 
 FORWARD_ONLY = "--forward" in sys.argv
+os.environ.setdefault("SWBA_EARLY_START", "0")
 
 
 def step(q, k, v, dout, c):

@@ -169,9 +169,12 @@ class _Kernel:
 
     def launch(self, entry, stream):
         """Launches a prepared `entry` on `stream`: the one it was prepared
-        for, or one that waits for that stream's work up to now."""
+        for, or one that waits for that stream's work up to now. A kernel
+        that may start early does so in a CUDA graph being captured, whose
+        replays gain the launch's latency; eagerly it launches plainly, by
+        the cheaper host call (a step that small is bound by the host)."""
         self.function.launch_packed(self.grid, self.block, entry[0], stream, self.smem,
-                                    self.early)
+                                    self.early and _capturing())
 
     def entry(self, tensors, stream):
         """The launch entry of `tensors`, its tensor maps (if new) copied on

@@ -65,6 +65,7 @@ class Kernel:
     def __init__(self, function, name: str = ""):
         self.function = function
         self.name = name
+        self._configs = {}  # (grid, block, shared bytes, stream) -> CUlaunchConfig
 
     def allow_shared(self, nbytes: int):
         """Lets launches use `nbytes` of dynamic shared memory. Dynamic and
@@ -87,13 +88,21 @@ class Kernel:
             _check(cu.cuLaunchKernel(self.function, *grid, *block, shared_bytes,
                                      cu.CUstream(stream), params.address, 0))
             return
-        config = cu.CUlaunchConfig()
-        config.gridDimX, config.gridDimY, config.gridDimZ = grid
-        config.blockDimX, config.blockDimY, config.blockDimZ = block
-        config.sharedMemBytes = shared_bytes
-        config.hStream = cu.CUstream(stream)
-        config.attrs = [_early_start_attribute()]
-        config.numAttrs = 1
+        # (A launch configuration is a few driver objects: made once per
+        # grid and stream, as a training loop launches the same again.)
+        key = (tuple(grid), tuple(block), shared_bytes, stream)
+        config = self._configs.get(key)
+        if config is None:
+            config = cu.CUlaunchConfig()
+            config.gridDimX, config.gridDimY, config.gridDimZ = grid
+            config.blockDimX, config.blockDimY, config.blockDimZ = block
+            config.sharedMemBytes = shared_bytes
+            config.hStream = cu.CUstream(stream)
+            config.attrs = [_early_start_attribute()]
+            config.numAttrs = 1
+            if len(self._configs) >= 64:
+                self._configs.clear()
+            self._configs[key] = config
         _check(cu.cuLaunchKernelEx(config, self.function, params.address, 0))
 
 

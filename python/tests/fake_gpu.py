@@ -11,6 +11,7 @@ import sys
 import types
 
 calls = []  # what was asked, in order: (kind, ...)
+capturing = [False]  # whether the current stream is capturing a CUDA graph
 
 
 class _Enum:
@@ -81,6 +82,10 @@ def _driver():
     cu.cuMemAlloc = lambda size: ("ok", next(slabs))
     cu.cuMemcpyHtoDAsync = lambda dst, src, size, stream: record("map_copy")(dst, size, stream)
     cu.cuThreadExchangeStreamCaptureMode = lambda mode: ("ok", mode)
+    cu.CUstream_flags = types.SimpleNamespace(
+        CU_STREAM_NON_BLOCKING=types.SimpleNamespace(value=1))
+    cu.cuStreamCreate = lambda flags: ("ok", 3)  # the runtime's copy stream
+    cu.cuStreamSynchronize = record("stream_sync")
     return cu
 
 
@@ -177,10 +182,10 @@ def _torch():
         get_device_capability=lambda device: (9, 0),
         get_device_properties=lambda device: types.SimpleNamespace(
             multi_processor_count=132),
-        is_current_stream_capturing=lambda: False,
+        is_current_stream_capturing=lambda: capturing[0],
         Stream=lambda device=None: types.SimpleNamespace(cuda_stream=2))
     torch._C = types.SimpleNamespace(_cuda_getCurrentRawStream=lambda index: 1,
-                                     _cuda_isCurrentStreamCapturing=lambda: False)
+                                     _cuda_isCurrentStreamCapturing=lambda: capturing[0])
     return torch
 
 

@@ -307,11 +307,8 @@ def test_hopper_backward_launches_wgmma(case, monkeypatch):
     # 64-key tiles (QueryGradTiling), two otherwise.
     narrow = case.d == case.dv == 64 and case.bs * case.ws <= 512
     if narrow:
-        # The dQ kernel computes delta (grad-dq-delta), then dK/dV, which
-        # starts while dQ ends (programmatic dependent launch).
+        # The dQ kernel computes delta (grad-dq-delta), then dK/dV.
         assert separate == ["swba_fwd", "swba_bwd_dq", "swba_bwd_dkdv"], separate
-        assert early_starts[-3:] == [("swba_fwd", False), ("swba_bwd_dq", False),
-                                     ("swba_bwd_dkdv", True)], early_starts
         kv_at, dq_at = 2, 1
     else:
         # The delta kernel, then dK/dV (on the second stream) and dQ.
@@ -448,22 +445,41 @@ def test_backward_dq_delta_matches_reference(name, computes, monkeypatch):
 
 @pytest.mark.parametrize("name", ["token_level_bs1", "square_f16"])
 def test_early_start_gives_the_same_bits(name, monkeypatch):
-    """On narrow bands the dK/dV kernel starts while the dQ kernel that
-    writes delta ends (programmatic dependent launch; its consumers wait
-    for dQ before they read): every element of dq, dk and dv matches the
-    reference, and the bits are those of dK/dV launched after dQ
-    (SWBA_EARLY_START=0)."""
+    """On narrow bands the dK/dV kernel captured in a CUDA graph starts
+    while the dQ kernel that writes delta ends (programmatic dependent
+    launch; its consumers wait for dQ before they read); eagerly it
+    launches plainly. The graph's replay gives the bits of the eager
+    backward, which matches the reference in every element."""
     case = next(c for c in CASES if c.name == name)
     on_sm90a(monkeypatch, "")
-    early = check_backward(case)
-    assert ("swba_bwd_dkdv", True) in early_starts, early_starts
-    monkeypatch.setenv("SWBA_EARLY_START", "0")
-    monkeypatch.setattr(ops, "_plans", type(ops._plans)())
-    early_starts.clear()
-    late = check_backward(case)
+    eager = [g.clone() for g in check_backward(case)]
     assert ("swba_bwd_dkdv", False) in early_starts, early_starts
-    assert not any(starts for _, starts in early_starts), early_starts
-    for got, want in zip(early, late):
+    # The same inputs as check_backward's (its seed), in a graph.
+    torch.manual_seed(hash(case.name) % 2**31 + 1)
+    dt = DTYPES[case.dtype]
+    q = torch.randn(case.b, case.hq, case.nq, case.d, device="cuda", dtype=dt)
+    k = torch.randn(case.b, case.hkv, case.nk, case.d, device="cuda", dtype=dt)
+    v = torch.randn(case.b, case.hkv, case.nk, case.dv, device="cuda", dtype=dt)
+    dout = torch.randn(case.b, case.hq, case.nq, case.dv, device="cuda", dtype=dt)
+    for t in (q, k, v):
+        t.requires_grad_()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up, as torch.cuda.graphs asks
+        attention(q, k, v, case.bs, case.ws, scale=case.scale).backward(dout)
+    side.synchronize()
+    for t in (q, k, v):
+        t.grad = None
+    early_starts.clear()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, stream=side):
+        attention(q, k, v, case.bs, case.ws, scale=case.scale).backward(dout)
+    assert ("swba_bwd_dkdv", True) in early_starts, early_starts
+    for t in (q, k, v):
+        t.grad.zero_()
+    graph.replay()
+    torch.cuda.synchronize()
+    for got, want in zip((q.grad, k.grad, v.grad), eager):
         assert torch.equal(got, want)
 
 

@@ -126,6 +126,9 @@ def _fake_main():
     assert [(n, g, b[0]) for n, g, b, _, _ in _launches(fake.calls)] == [
         ("swba_fwd_split", (HQ, ceil(NQ, 192), 3 * B), 512),
         ("swba_split_combine", (ceil(B * HQ * NQ, 4), 1, 1), 128)], _launches(fake.calls)
+    # Eagerly, plainly launched (in a CUDA graph the combine would start
+    # while the split kernel ends).
+    assert not any(c[0] == "early_start" for c in fake.calls), fake.calls
     # Picked by the runtime: 2 query heads of one 100-row tile against
     # 20000 keys leave most of the 132 SMs idle. A window of 16 frames of
     # 256 is 33 key tiles: they go to 33 workgroups each (one wave, the
@@ -166,6 +169,13 @@ def _fake_main():
     assert [(n, g, b[0]) for n, g, b, _, _ in _launches(fake.calls)] == [
         ("swba_decode", (3, HKV, B), 128),
         ("swba_split_combine", (ceil(B * HQ, 4), 1, 1), 128)], _launches(fake.calls)
+    # Captured, the combine starts while the decode kernel ends.
+    fake.calls.clear()
+    fake.capturing[0] = True
+    ops.attention_forward(q, k, v, 256, 4, 0.125)
+    fake.capturing[0] = False
+    assert [c[1] for c in fake.calls if c[0] == "early_start"] == ["swba_split_combine"], \
+        fake.calls
     assert ("empty", (3, B * HQ, 64), torch.float32) in fake.calls, fake.calls
     assert ("empty", (3, B * HQ), torch.float32) in fake.calls, fake.calls
     assert ops.plan_for(q, k, v, 256, 4, 0.125).split_count() == 3
@@ -179,26 +189,29 @@ def _fake_main():
     del os.environ["SWBA_DECODE_SPLITS"]
 
     # sm_90a, head dim 64, a 128-token window: the dQ kernel writes delta,
-    # then the dK/dV kernel (one consumer, 64 keys) on the same stream,
-    # launched to start while dQ ends (programmatic stream serialization),
-    # up to eight key tiles a workgroup as the rule picks: 2 x 8 kv heads x
-    # 128 key tiles on 132 SMs at two workgroups each are eight tiles a
+    # then the dK/dV kernel (one consumer, 64 keys) on the same stream, up
+    # to eight key tiles a workgroup as the rule picks: 2 x 8 kv heads x 128
+    # key tiles on 132 SMs at two workgroups each are eight tiles a
     # workgroup, 256 workgroups in one wave (four tiles would take two).
-    # SWBA_EARLY_START=0 launches it plainly.
+    # Captured in a CUDA graph, dK/dV is launched to start while dQ ends
+    # (programmatic stream serialization); eagerly, or with
+    # SWBA_EARLY_START=0, plainly.
     q, k, v = (fake.Tensor((2, 8, 8192, 64), torch.bfloat16) for _ in range(3))
     os.environ["SWBA_CHIP"], os.environ["SWBA_LOWER_OPTIONS"] = "sm_90a", ""
     out, lse = ops.attention_forward(q, k, v, 1, 128, 0.125)
-    for early in ("1", "0"):
+    for early, capturing in (("1", True), ("1", False), ("0", True)):
         os.environ["SWBA_EARLY_START"] = early
         ops._plans.clear()
         fake.calls.clear()
+        fake.capturing[0] = capturing
         ops.attention_backward(q, k, v, out, fake.Tensor(out.shape, torch.bfloat16), lse,
                                1, 128, 0.125)
+        fake.capturing[0] = False
         assert [(n, g, s) for n, g, _, _, s in _launches(fake.calls)] == [
             ("swba_bwd_dq", (8, 128, 2), main), ("swba_bwd_dkdv", (8, 16, 2), main)], \
             _launches(fake.calls)
         assert [c[1] for c in fake.calls if c[0] == "early_start"] == \
-            (["swba_bwd_dkdv"] if early == "1" else []), fake.calls
+            (["swba_bwd_dkdv"] if early == "1" and capturing else []), fake.calls
     del os.environ["SWBA_EARLY_START"]
 
     # sm_90a, head dim 128, grad-fused-dq: a zeroed f32 dq_accum, all on one

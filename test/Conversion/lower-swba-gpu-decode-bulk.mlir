@@ -60,7 +60,11 @@
 // DENSE: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64] : memref<*xbf16> -> <tensor = memref<1x64x64xbf16, #gpu.address_space<workgroup>>, swizzle = swizzle_128b
 // DENSE: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
 // DENSE: gpu.launch_func @swba_decode_kernels::@swba_decode {{.*}} dynamic_shared_memory_size %c98328_i32
+// The decode kernel lets the combine kernel start at once; the combine's
+// launch says it may (early_start), and it waits for the decode kernel
+// before it reads the partials. Not before sm_90 (SM80).
 // DENSE: gpu.func @swba_decode(
+// DENSE: nvvm.griddepcontrol  launch_dependents
 // DENSE-NOT: nvgpu.device_async_copy
 // DENSE-COUNT-3: nvvm.mbarrier.init %{{.*}}, %c1_i32 : !llvm.ptr<3>, i32
 // DENSE: nvvm.mbarrier.arrive.expect_tx %[[BAR:.*]], %c32768_i32
@@ -72,7 +76,12 @@
 // DENSE: nvgpu.ldmatrix
 // DENSE-NOT: nvgpu.device_async_copy
 // DENSE: gpu.func @swba_split_combine(
+// DENSE-SAME: early_start = true
+// DENSE: nvvm.griddepcontrol  wait
+// DENSE-NEXT: gpu.thread_id  x
 // SM80-LABEL: func @paged
+// SM80-NOT: griddepcontrol
+// SM80-NOT: early_start
 // SM80: nvgpu.device_async_copy %arg1
 func.func @paged(%q: memref<?x4x?x128xbf16>, %kc: memref<?x?x2x128xbf16>, %vc: memref<?x?x2x128xbf16>, %pt: memref<?x?xi32>, %sl: memref<?xi32>, %o: memref<?x4x?x128xbf16>) {
   swba.paged_attention ins(%q, %kc, %vc, %pt, %sl : memref<?x4x?x128xbf16>, memref<?x?x2x128xbf16>, memref<?x?x2x128xbf16>, memref<?x?xi32>, memref<?xi32>) outs(%o : memref<?x4x?x128xbf16>) block_size = 256 window = 8

@@ -35,9 +35,12 @@
 
 // The split kernel: grid z is batch x splits; the split count is its
 // partial lse's dim 0; a workgroup takes tiles [s n / S, (s + 1) n / S) of
-// its window's n, and skips the mainloop when that is empty.
+// its window's n, and skips the mainloop when that is empty. It lets the
+// combine kernel start at once (launch_dependents, at its top).
 // CHECK: gpu.func @swba_fwd_split(%{{.*}}: memref<?x32x?x128xbf16>, %{{.*}}: memref<?x8x?x128xbf16>, %{{.*}}: memref<?x8x?x128xbf16>, %[[KPO:.*]]: memref<?x?x128xf32>, %[[KPL:.*]]: memref<?x?xf32>,
 // CHECK-SAME: grid = [{per = 1 : i64, size = {dim = 1 : i64, tensor = "q"}}, {per = 128 : i64, size = {dim = 2 : i64, tensor = "q"}}, {per = 1 : i64, size = {product = [{dim = 0 : i64, tensor = "q"}, {scalar = "splits"}]}}]
+// CHECK: nvvm.griddepcontrol  launch_dependents
+// CHECK-NEXT: nvgpu.mbarrier.create
 // CHECK: %[[SPLITS:.*]] = memref.dim %[[KPL]], %c0
 // CHECK: arith.ceildivui
 // CHECK: arith.muli {{.*}} : index
@@ -53,8 +56,12 @@
 // The combine kernel: a warp a row; the max of the rows' lse over the
 // splits (NaN kept), then the weighted sum with every split whose lse is
 // -inf left out (a NaN one kept), 16-byte loads of the partial rows, out in bf16, lse = m + ln(sum).
+// It may start while the split kernel ends (early_start; the split kernel
+// lets it at its top), and waits for that kernel before it reads.
 // CHECK: gpu.func @swba_split_combine(%[[CPO:.*]]: memref<?x?x128xf32>, %[[CPL:.*]]: memref<?x?xf32>, %[[COUT:.*]]: memref<?x128xbf16>, %[[CLSE:.*]]: memref<?xf32>)
+// CHECK-SAME: early_start = true
 // CHECK-SAME: params = [{element_type = "f32", kind = "memref", rank = 3 : i64, tensor = "split_out"}, {element_type = "f32", kind = "memref", rank = 2 : i64, tensor = "split_lse"}, {collapse = {{\[\[}}0, 1, 2], [3]], element_type = "bf16", kind = "memref", rank = 2 : i64, tensor = "out"}, {collapse = {{\[\[}}0, 1, 2]], element_type = "f32", kind = "memref", rank = 1 : i64, tensor = "lse"}]
+// CHECK-NEXT: nvvm.griddepcontrol  wait
 // CHECK: %[[NS:.*]] = memref.dim %[[CPL]], %c0
 // CHECK: %[[M:.*]] = scf.for %{{.*}} = %{{.*}} to %[[NS]]
 // CHECK: arith.maximumf
@@ -79,6 +86,7 @@
 // JSON: "kernels": [
 // JSON: "scalar": "splits"
 // JSON: "name": "swba_fwd_split",
+// JSON: "early_start": true,
 // JSON: "name": "swba_split_combine",
 // JSON: "collapse": [
 // JSON: "name": "swba_attention_kernels",

@@ -198,6 +198,12 @@ LogicalResult rewriteDecode(DecodeOp d, PatternRewriter &rewriter,
       createKernelModule(rewriter, module, loc, "swba_decode_kernels");
   auto decode =
       createDecodeKernel(rewriter, gpuModule, loc, "swba_decode", decodeTypes);
+  // On sm_90a the combine kernel may start while this one ends: it waits
+  // for it before it reads the partials.
+  const bool earlyCombine = bulkCopies;
+  if (earlyCombine)
+    NVVM::GriddepcontrolOp::create(rewriter, loc,
+                                   NVVM::GridDepActionKind::launch_dependents);
   DecodeOperands operands = d.operands;
   ArrayRef<BlockArgument> args = decode.getArguments();
   operands.q = args[0];
@@ -222,9 +228,9 @@ LogicalResult rewriteDecode(DecodeOp d, PatternRewriter &rewriter,
   gpu::ReturnOp::create(rewriter, loc);
 
   auto outType = cast<MemRefType>(d.out.getType());
-  auto combine = createSplitCombineKernel(rewriter, gpuModule, loc,
-                                          outType.getElementType(),
-                                          layout.valueDim, bool(d.lse));
+  auto combine = createSplitCombineKernel(
+      rewriter, gpuModule, loc, outType.getElementType(), layout.valueDim,
+      bool(d.lse), earlyCombine);
 
   LaunchContract decodeLaunch{{GridDim{SizeRef::scalar(kSplitsScalar)},
                                GridDim{{d.keyName, d.kvHeadDim}},
@@ -240,6 +246,7 @@ LogicalResult rewriteDecode(DecodeOp d, PatternRewriter &rewriter,
   LaunchContract combineLaunch =
       splitCombineLaunch("out", outType.getRank(), d.lse ? "lse" : "");
   combineLaunch.onlyAboveOne = kSplitsScalar;
+  combineLaunch.earlyStart = earlyCombine;
   emitLaunches(rewriter, op, splitBuffers(context, layout.valueDim, rows),
                {{decode, decodeLaunch}, {combine, combineLaunch}},
                {{kSplitsScalar, splits}});

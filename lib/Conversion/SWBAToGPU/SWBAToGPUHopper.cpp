@@ -179,6 +179,11 @@ private:
                            launch.mapTypes(), tiling.threads(), maps,
                            tiling.perSM);
     auto [headDim, valueDim] = kernelHeadDims(op);
+    // The split kernel lets the combine kernel after it start at once: it
+    // waits for this one before it reads the partials.
+    if (split)
+      NVVM::GriddepcontrolOp::create(
+          rewriter, loc, NVVM::GridDepActionKind::launch_dependents);
     buildForwardBody(rewriter, loc, op, tiling, layout,
                      kernel.getArguments().take_front(args.size()), maps,
                      elementType, headDim, valueDim, split);
@@ -201,18 +206,18 @@ private:
     auto outType = cast<MemRefType>(op.getOut().getType());
     auto combine = createSplitCombineKernel(
         rewriter, gpuModule, op.getLoc(), outType.getElementType(),
-        valueDimOf(op), static_cast<bool>(op.getLse()));
+        valueDimOf(op), static_cast<bool>(op.getLse()), /*earlyStart=*/true);
+    LaunchContract combineLaunch =
+        splitCombineLaunch("out", outType.getRank(), op.getLse() ? "lse" : "");
+    combineLaunch.earlyStart = true;
     Size rows = Size::product({{"q", 0}, {"q", 1}, {"q", 2}});
     rewriter.setInsertionPoint(op);
     Value splits = arith::ConstantIndexOp::create(rewriter, op.getLoc(),
                                                   options.splitKv);
-    emitLaunches(
-        rewriter, op,
-        splitBuffers(op.getContext(), valueDimOf(op), rows),
-        {{kernel, launch},
-         {combine, splitCombineLaunch("out", outType.getRank(),
-                                      op.getLse() ? "lse" : "")}},
-        {{kSplitsScalar, splits}});
+    emitLaunches(rewriter, op,
+                 splitBuffers(op.getContext(), valueDimOf(op), rows),
+                 {{kernel, launch}, {combine, combineLaunch}},
+                 {{kSplitsScalar, splits}});
   }
 };
 

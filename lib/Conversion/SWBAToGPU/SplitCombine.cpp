@@ -153,7 +153,7 @@ void RowCombiner::build() {
 
 gpu::GPUFuncOp gpu_kernels::createSplitCombineKernel(
     RewriterBase &rewriter, gpu::GPUModuleOp gpuModule, Location loc,
-    Type outElementType, int64_t valueDim, bool withLse) {
+    Type outElementType, int64_t valueDim, bool withLse, bool earlyStart) {
   MLIRContext *context = rewriter.getContext();
   SmallVector<Type> args{
       splitOutType(context, valueDim), splitLseType(context),
@@ -163,6 +163,10 @@ gpu::GPUFuncOp gpu_kernels::createSplitCombineKernel(
         MemRefType::get({ShapedType::kDynamic}, Float32Type::get(context)));
   auto kernel = createKernel(rewriter, gpuModule, loc, "swba_split_combine",
                              args, {});
+  // Everything it reads is the split kernel's.
+  if (earlyStart)
+    NVVM::GriddepcontrolOp::create(rewriter, loc,
+                                   NVVM::GridDepActionKind::wait);
   KernelBuilder e(rewriter, loc, outElementType);
   e.setLaneIds();
   int64_t vec = combineVector(valueDim);

@@ -41,11 +41,14 @@ MemRefType splitLseType(MLIRContext *context);
 /// The combine kernel `swba_split_combine` in `gpuModule`: parameters
 /// split_out, split_lse, out memref<?x valueDim x outElementType> and, with
 /// `withLse`, lse memref<?xf32>. A warp merges a row; the split count is
-/// split_lse's dim 0.
+/// split_lse's dim 0. With `earlyStart` (sm_90 and later) it first waits
+/// for the split kernel before it (griddepcontrol.wait): its launch may
+/// start it while that kernel ends (LaunchContract::earlyStart).
 gpu::GPUFuncOp createSplitCombineKernel(RewriterBase &rewriter,
                                         gpu::GPUModuleOp gpuModule,
                                         Location loc, Type outElementType,
-                                        int64_t valueDim, bool withLse);
+                                        int64_t valueDim, bool withLse,
+                                        bool earlyStart = false);
 
 /// Its launch: a workgroup per kCombineRows rows of split_lse, the op's
 /// `out` (of rank `outRank`, the last dim the columns) and, if `lse` is not
