@@ -214,19 +214,23 @@ class deterministic_algorithms:
         torch.use_deterministic_algorithms(self.saved[0], warn_only=self.saved[1])
 
 
-def check_backward(case, deterministic=False):
-    """dq, dk, dv of `attention` against the fp32 reference's, every element
-    (the backward run under torch.use_deterministic_algorithms when
-    `deterministic`)."""
+def backward_inputs(case):
+    """q, k, v (requiring grad) and dout of `case`, pseudo-random from the
+    case's own seed."""
     torch.manual_seed(hash(case.name) % 2**31 + 1)
     dt = DTYPES[case.dtype]
     q = torch.randn(case.b, case.hq, case.nq, case.d, device="cuda", dtype=dt)
     k = torch.randn(case.b, case.hkv, case.nk, case.d, device="cuda", dtype=dt)
     v = torch.randn(case.b, case.hkv, case.nk, case.dv, device="cuda", dtype=dt)
     dout = torch.randn(case.b, case.hq, case.nq, case.dv, device="cuda", dtype=dt)
-    q.requires_grad_()
-    k.requires_grad_()
-    v.requires_grad_()
+    return q.requires_grad_(), k.requires_grad_(), v.requires_grad_(), dout
+
+
+def check_backward(case, deterministic=False):
+    """dq, dk, dv of `attention` against the fp32 reference's, every element
+    (the backward run under torch.use_deterministic_algorithms when
+    `deterministic`)."""
+    q, k, v, dout = backward_inputs(case)
     out = attention(q, k, v, case.bs, case.ws, scale=case.scale)
     if deterministic:
         with deterministic_algorithms():
@@ -454,15 +458,8 @@ def test_early_start_gives_the_same_bits(name, monkeypatch):
     on_sm90a(monkeypatch, "")
     eager = [g.clone() for g in check_backward(case)]
     assert ("swba_bwd_dkdv", False) in early_starts, early_starts
-    # The same inputs as check_backward's (its seed), in a graph.
-    torch.manual_seed(hash(case.name) % 2**31 + 1)
-    dt = DTYPES[case.dtype]
-    q = torch.randn(case.b, case.hq, case.nq, case.d, device="cuda", dtype=dt)
-    k = torch.randn(case.b, case.hkv, case.nk, case.d, device="cuda", dtype=dt)
-    v = torch.randn(case.b, case.hkv, case.nk, case.dv, device="cuda", dtype=dt)
-    dout = torch.randn(case.b, case.hq, case.nq, case.dv, device="cuda", dtype=dt)
-    for t in (q, k, v):
-        t.requires_grad_()
+    # The same inputs as check_backward's, in a graph.
+    q, k, v, dout = backward_inputs(case)
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):  # warm-up, as torch.cuda.graphs asks
