@@ -24,6 +24,7 @@ here = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(here, ".."), here]
 
 from bench_frontier import CASES, Case, visible_pairs  # noqa: E402
+from configs import refuse_repeated_options  # noqa: E402
 
 
 def main():
@@ -34,10 +35,7 @@ def main():
                     help="a case of its own (repeatable); with --shape alone, only those run")
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
-    repeated = sorted({o for o in args.options if args.options.count(o) > 1})
-    if repeated:
-        ap.error(f"options given more than once: {repeated} (each option's "
-                 "results are kept under its string)")
+    refuse_repeated_options(ap, args.options)
     unknown = set(args.cases or ()) - {c.name for c in CASES}
     if unknown:
         ap.error(f"unknown cases {sorted(unknown)}; known: {[c.name for c in CASES]}")

@@ -23,6 +23,7 @@ here = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(here, ".."), here]
 
 from bench_frontier import CASES  # noqa: E402
+from configs import refuse_repeated_options  # noqa: E402
 
 
 def forward_configs(cases, options):
@@ -105,10 +106,7 @@ def main():
     ap.add_argument("--prepare", action="store_true",
                     help="compile the kernels into SWBA_KERNEL_DIR and exit")
     args = ap.parse_args()
-    repeated = sorted({o for o in args.options if args.options.count(o) > 1})
-    if repeated:
-        ap.error(f"options given more than once: {repeated} (each option's "
-                 "results are kept under its string)")
+    refuse_repeated_options(ap, args.options)
     names = {c.name for c in CASES}
     unknown = set(args.cases or ()) - names
     if unknown:

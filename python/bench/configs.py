@@ -1,4 +1,5 @@
-"""Benchmark configurations: the four of docs/BENCHMARKS.md and a sweep of N."""
+"""Benchmark configurations: the four of docs/BENCHMARKS.md and a sweep of N;
+and the check the option-comparing tools share."""
 
 import math
 from collections import namedtuple
@@ -23,3 +24,12 @@ def kernel_configs():
             out.add(KernelConfig("f16", c.d, c.d, c.bs, c.ws, 1.0 / math.sqrt(c.d),
                                  grad=grad))
     return out
+
+
+def refuse_repeated_options(parser, options):
+    """Stops `parser` with an error when an option string is given twice:
+    the comparing tools keep each one's results under its string."""
+    repeated = sorted({o for o in options if options.count(o) > 1})
+    if repeated:
+        parser.error(f"options given more than once: {repeated} (each option's "
+                     "results are kept under its string)")
