@@ -313,8 +313,9 @@ struct KeyValueGradLayout {
   KeyValueGradPart part;
   int64_t consumers, blockM, stages, kBytes, vBytes, qStageBytes, doStageBytes,
       dsSlots, dqColumns, stagingBytes;
-  /// Key tiles a workgroup runs one after another (grad-kv-tiles): past
-  /// one, K and V have two buffers, the next tile's loaded under this one.
+  /// The most key tiles a workgroup runs one after another (grad-kv-tiles;
+  /// the launcher picks how many, GridDim::most): past one, K and V have
+  /// two buffers, the next tile's loaded under this one.
   int64_t keyTiles;
   /// (The dV part reads no V: its kernel loads none.)
   KeyValueGradLayout(int64_t d, int64_t dv, int64_t blockM, int64_t stages,

@@ -169,8 +169,9 @@ struct KeyTile {
   RowRange window;
   Value qTiles, numTiles, kvPlane;
 
-  /// With `round` (a workgroup of `perWorkgroup` key tiles), its tile
-  /// `round`: key tile qTile * perWorkgroup + round of the grid's.
+  /// With `round` (a workgroup of `perWorkgroup` key tiles, a value the
+  /// kernel derives from its grid), its tile `round`: key tile qTile *
+  /// perWorkgroup + round of the grid's.
   static KeyTile get(HopperKernelBuilder &e, Value q, Value k, BlockWindow w,
                      int64_t blockM, int64_t blockN,
                      Value perWorkgroup = Value(), Value round = Value()) {
