@@ -268,6 +268,10 @@ void gpu_kernels::emitLaunches(
     auto &[kernel, contract] = entry;
     assert(kernel.getNumArguments() == contract.params.size() &&
            "contract and kernel disagree on the parameters");
+    assert((!contract.earlyStart ||
+            (order > 0 && kernels[order - 1].second.stream == 0 &&
+             contract.stream == 0)) &&
+           "an early start follows a kernel on the same stream");
     SmallVector<Value> args;
     for (const KernelParam &param : contract.params) {
       Value tensor = tensors.lookup(param.tensor);
