@@ -227,7 +227,8 @@ static Value packedExtent(LoopEmitter &e, ArrayRef<Value> grid, int64_t i,
     Value better =
         arith::CmpIOp::create(e.b, arith::CmpIPredicate::ule, cost, bestCost);
     best = arith::SelectOp::create(e.b, better, extent, best);
-    bestCost = arith::MinUIOp::create(e.b, cost, bestCost);
+    if (t < dim.most)
+      bestCost = arith::MinUIOp::create(e.b, cost, bestCost);
   }
   return best;
 }

@@ -200,8 +200,12 @@ LogicalResult rewriteDecode(DecodeOp d, PatternRewriter &rewriter,
       createDecodeKernel(rewriter, gpuModule, loc, "swba_decode", decodeTypes);
   // On sm_90a the combine kernel may start while this one ends: it waits
   // for it before it reads the partials.
-  const bool earlyCombine = bulkCopies;
-  if (earlyCombine)
+  auto outType = cast<MemRefType>(d.out.getType());
+  LaunchContract combineLaunch =
+      splitCombineLaunch("out", outType.getRank(), d.lse ? "lse" : "");
+  combineLaunch.onlyAboveOne = kSplitsScalar;
+  combineLaunch.earlyStart = bulkCopies;
+  if (combineLaunch.earlyStart)
     NVVM::GriddepcontrolOp::create(rewriter, loc,
                                    NVVM::GridDepActionKind::launch_dependents);
   DecodeOperands operands = d.operands;
@@ -227,10 +231,9 @@ LogicalResult rewriteDecode(DecodeOp d, PatternRewriter &rewriter,
                   operands);
   gpu::ReturnOp::create(rewriter, loc);
 
-  auto outType = cast<MemRefType>(d.out.getType());
   auto combine = createSplitCombineKernel(
       rewriter, gpuModule, loc, outType.getElementType(), layout.valueDim,
-      bool(d.lse), earlyCombine);
+      bool(d.lse), combineLaunch.earlyStart);
 
   LaunchContract decodeLaunch{{GridDim{SizeRef::scalar(kSplitsScalar)},
                                GridDim{{d.keyName, d.kvHeadDim}},
@@ -243,10 +246,6 @@ LogicalResult rewriteDecode(DecodeOp d, PatternRewriter &rewriter,
     decodeLaunch.params.append(
         {{decodeNames[1], mapType}, {decodeNames[2], mapType}});
   Size rows = Size::product({{"q", 0}, {"q", 1}, {"q", 2}});
-  LaunchContract combineLaunch =
-      splitCombineLaunch("out", outType.getRank(), d.lse ? "lse" : "");
-  combineLaunch.onlyAboveOne = kSplitsScalar;
-  combineLaunch.earlyStart = earlyCombine;
   emitLaunches(rewriter, op, splitBuffers(context, layout.valueDim, rows),
                {{decode, decodeLaunch}, {combine, combineLaunch}},
                {{kSplitsScalar, splits}});

@@ -204,12 +204,13 @@ private:
     auto kernel = createForwardKernel(op, rewriter, gpuModule, tiling, layout,
                                       "swba_fwd_split", launch, /*split=*/true);
     auto outType = cast<MemRefType>(op.getOut().getType());
-    auto combine = createSplitCombineKernel(
-        rewriter, gpuModule, op.getLoc(), outType.getElementType(),
-        valueDimOf(op), static_cast<bool>(op.getLse()), /*earlyStart=*/true);
     LaunchContract combineLaunch =
         splitCombineLaunch("out", outType.getRank(), op.getLse() ? "lse" : "");
     combineLaunch.earlyStart = true;
+    auto combine = createSplitCombineKernel(
+        rewriter, gpuModule, op.getLoc(), outType.getElementType(),
+        valueDimOf(op), static_cast<bool>(op.getLse()),
+        combineLaunch.earlyStart);
     Size rows = Size::product({{"q", 0}, {"q", 1}, {"q", 2}});
     rewriter.setInsertionPoint(op);
     Value splits = arith::ConstantIndexOp::create(rewriter, op.getLoc(),
