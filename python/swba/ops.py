@@ -263,21 +263,19 @@ class _Launches:
                     f"{launch.only_when[0]!r} is above {launch.only_when[1]}; no such scalar")
         # (A kernel launched only when a scalar is above a bound is left out
         # for scalars at or below it: one split writes the decode's out.)
+        launched = [launch for launch in compiled.launches
+                    if not launch.only_when
+                    or scalars[launch.only_when[0]] > launch.only_when[1]]
         self.kernels = tuple(
             (_Kernel(functions[launch.name], launch, names, shapes, dtypes, device.index,
-                     sm_count(device)),
-             launch.stream) for launch in compiled.launches
-            if not launch.only_when or scalars[launch.only_when[0]] > launch.only_when[1])
+                     sm_count(device)), launch.stream) for launch in launched)
         self.forks = any(stream for _, stream in self.kernels)
         # A kernel that says it may start while the one before it ends does
         # so where that one is the launch just before it on the same stream
         # (no fork in between). SWBA_EARLY_START=0 turns it off.
         if not self.forks and os.environ.get("SWBA_EARLY_START", "1") != "0":
-            launches = [launch for launch in compiled.launches
-                        if not launch.only_when
-                        or scalars[launch.only_when[0]] > launch.only_when[1]]
-            for i, (kernel, _) in enumerate(self.kernels):
-                kernel.early = i > 0 and launches[i].early_start
+            for i, ((kernel, _), launch) in enumerate(zip(self.kernels, launched)):
+                kernel.early = i > 0 and launch.early_start
 
     def __call__(self, tensors, stream):
         """Launches on `tensors` (the op's, contiguous, in manifest order)."""
