@@ -126,6 +126,12 @@ def test_grid_of_several_chunks_a_workgroup():
     assert dkdv.grid_for({"k": (1, 16, 8192, 64)}, 32) == (16, 16, 1)
     # A single head of 64 tiles: one wave at any count, so one tile.
     assert dkdv.grid_for({"k": (1, 1, 4096, 64)}, 132) == (1, 64, 1)
+    # Of equal costs the most chunks: without overhead, 8 x 64 are one tile
+    # in two waves or two tiles in one (200 each).
+    even = compiler.Launch(dkdv.name, dkdv.order, dkdv.stream,
+                           (dkdv.grid[0], dkdv.grid[1]._replace(overhead=0), dkdv.grid[2]),
+                           dkdv.block, dkdv.shared_memory, dkdv.params)
+    assert even.grid_for({"k": (1, 8, 4096, 64)}, 132) == (8, 32, 1)
     try:
         for forced, extent in (("1", 128), ("5", 26), ("99", 16)):
             os.environ["SWBA_WORKGROUP_CHUNKS"] = forced
