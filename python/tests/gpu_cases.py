@@ -128,15 +128,18 @@ ONE_CONSUMER_CASES = ("square_f16", "bs_not_tile_multiple_partial_frame", "gqa_d
                      "token_level_bs1")
 # The sm_90a dK/dV kernel running several key tiles a workgroup, one after
 # another (grad-kv-tiles: at most that many, the next tile's K and V in a
-# second buffer; eight is the default on bands of at most 512 keys at head
+# second buffer; 16 is the default on bands of at most 512 keys at head
 # dim 64, which token_level_bs1 and square_f16 take): three tiles, so that
 # a buffer is used again and the last workgroup's last tiles lie past the
-# keys, on a token window and on partial frames (one consumer); two and
-# four with two consumers, GQA at head dim 128 and a KV cache longer than
-# the queries; one where eight is the default. (case, options)
+# keys, on a token window and on partial frames (one consumer); 16 on the
+# partial frames' 17 key tiles (nine and eight a workgroup when the most is
+# forced); two and four with two consumers, GQA at head dim 128 and a KV
+# cache longer than the queries; one where 16 is the default. (case,
+# options)
 KV_TILES_CASES = (
     ("token_level_bs1", "grad-kv-tiles=3"),
     ("bs_not_tile_multiple_partial_frame", "grad-kv-tiles=3"),
+    ("bs_not_tile_multiple_partial_frame", "grad-kv-tiles=16"),
     ("gqa_d128_bf16", "grad-kv-tiles=2"),
     ("kv_cache_nq_lt_nk", "grad-kv-tiles=4"),
     ("square_f16", "grad-kv-tiles=1"))

@@ -461,14 +461,16 @@ def _compile_hopper():
             assert _summary(compiler.load_or_compile(default)) == _summary(k)
             assert compiler.reproducible_config(default) == split
     # A 128-token window at head dim 64: dQ (computing delta), then dK/dV of
-    # one consumer (64 keys), up to eight key tiles a workgroup, two
-    # workgroups an SM; the manifest's grid says so, and the runtime picks.
+    # one consumer (64 keys), up to 16 key tiles a workgroup, two
+    # workgroups an SM; the manifest's grid says so, and the runtime picks:
+    # 64 heads x 128 key tiles on 132 SMs, 16 a workgroup in two waves of
+    # 264 (eight would take four).
     k = compiler.load_or_compile(compiler.KernelConfig("bf16", 64, 64, 1, 128, 0.125,
                                                        chip="sm_90a", grad=True))
     assert [launch.name for launch in k.launches] == ["swba_bwd_dq", "swba_bwd_dkdv"]
-    assert k.launches[1].grid[1] == compiler.GridDim(compiler.Size("k", 2), 64, 8, 2, 30), \
+    assert k.launches[1].grid[1] == compiler.GridDim(compiler.Size("k", 2), 64, 16, 2, 30), \
         k.launches[1].grid
-    assert k.launches[1].grid_for({"k": (1, 64, 8192, 64)}, 132) == (64, 16, 1)
+    assert k.launches[1].grid_for({"k": (1, 64, 8192, 64)}, 132) == (64, 8, 1)
     # Head dim 256: 64-key forward tiles; the backward's dK/dV as a dV and a
     # dK kernel (32-row query boxes) on the second stream, then dQ (32-key
     # boxes).

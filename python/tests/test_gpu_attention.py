@@ -304,7 +304,7 @@ def test_hopper_backward_launches_wgmma(case, monkeypatch):
     # The wgmma kernels: a producer and consumer warpgroups of 64 rows; dK/dV
     # over the key tiles of the kv heads, 64 keys a consumer: one consumer
     # (two workgroups an SM) on a band of at most 512 keys at head dim 64,
-    # two otherwise, and on such a band up to eight key tiles a workgroup
+    # two otherwise, and on such a band up to 16 key tiles a workgroup
     # (grad-kv-tiles), as many as the launcher's rule picks for the grid;
     # dQ over the query tiles of the query heads, with
     # one consumer (three workgroups an SM) where such a band gives it
@@ -323,7 +323,7 @@ def test_hopper_backward_launches_wgmma(case, monkeypatch):
     kv_blocks = -(-case.nk // (64 * kv_consumers))
     if narrow:
         kv_blocks = -(-kv_blocks // compiler.chunks_per_workgroup(
-            kv_blocks, case.hkv * case.b, compiler.GridDim(None, 64, 8, 2, 30),
+            kv_blocks, case.hkv * case.b, compiler.GridDim(None, 64, 16, 2, 30),
             ops.sm_count(torch.device("cuda"))))
     dq_grid, dq_block = dq_launch(case, dq_consumers)
     assert launches[kv_at][2] == (128 * (kv_consumers + 1), 1, 1), launches

@@ -190,9 +190,10 @@ def _fake_main():
 
     # sm_90a, head dim 64, a 128-token window: the dQ kernel writes delta,
     # then the dK/dV kernel (one consumer, 64 keys) on the same stream, up
-    # to eight key tiles a workgroup as the rule picks: 2 x 8 kv heads x 128
+    # to 16 key tiles a workgroup as the rule picks: 2 x 8 kv heads x 128
     # key tiles on 132 SMs at two workgroups each are eight tiles a
-    # workgroup, 256 workgroups in one wave (four tiles would take two).
+    # workgroup, 256 workgroups in one wave (four tiles would take two, 16
+    # one wave of workgroups twice as long).
     # Captured in a CUDA graph, dK/dV is launched to start while dQ ends
     # (programmatic stream serialization); eagerly, or with
     # SWBA_EARLY_START=0, plainly.

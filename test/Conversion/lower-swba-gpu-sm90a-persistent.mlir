@@ -6,10 +6,11 @@
 // producer (40 registers: two consumers keep 232) waits until every
 // consumer thread has released the round's Q buffer (one of two, so that
 // the next tile's Q loads under this one's products), claims a tile with
-// an atomic add and writes its index into the buffer's shared slot after
-// the stages, which the buffer's barrier publishes; past the count it
-// arrives without loading. The consumers read the index after that
-// barrier and stop past the count.
+// an atomic add and writes its index, and the batch, head and query tile
+// it divides out of it, into the buffer's shared slot after the stages,
+// which the buffer's barrier publishes; past the count it arrives without
+// loading. The consumers read the slot after that barrier and stop past
+// the count.
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a tile-scheduler=persistent" --canonicalize --cse | FileCheck %s
 // RUN: swba-opt %s --lower-swba="target=gpu chip=sm_90a" --canonicalize --cse | FileCheck %s --check-prefix=GRID
 // RUN: not swba-opt %s --lower-swba="target=gpu chip=sm_90a tile-scheduler=ring" 2>&1 | FileCheck %s --check-prefix=BAD
@@ -28,7 +29,7 @@
 // CHECK: %[[COUNTER:.*]] = gpu.alloc () : memref<1xi32>
 // CHECK-NEXT: gpu.memset %[[COUNTER]], %c0_i32 : memref<1xi32>, i32
 // Two Q buffers of 32 KiB, two K/V stages of 64 KiB, two tile slots.
-// CHECK: gpu.launch_func @swba_attention_kernels::@swba_fwd blocks in (%[[WORKGROUPS]], %c1, %c1) threads in (%c384, %c1, %c1) dynamic_shared_memory_size %c196624_i32 args({{.*}}%[[COUNTER]] : memref<1xi32>
+// CHECK: gpu.launch_func @swba_attention_kernels::@swba_fwd blocks in (%[[WORKGROUPS]], %c1, %c1) threads in (%c384, %c1, %c1) dynamic_shared_memory_size %c196640_i32 args({{.*}}%[[COUNTER]] : memref<1xi32>
 // CHECK: gpu.dealloc %[[COUNTER]] : memref<1xi32>
 // CHECK: gpu.module @swba_attention_kernels attributes {swba.buffers = [{element_type = "i32", name = "tile_counter", shape = [1], zero = true}], swba.scalars = ["sm_count"]}
 // CHECK: gpu.func @swba_fwd(%{{.*}}, %[[ARG4:.*]]: memref<1xi32>, %{{.*}}: !llvm.ptr
@@ -43,11 +44,11 @@
 // CHECK-NEXT: nvgpu.mbarrier.init %[[BARS]][%c11], %c1,
 // The producer: round r takes buffer r % 2, whose "empty" barrier it
 // waits on with parity !((r / 2) % 2) before claiming a tile into the
-// buffer's slot (after the stages, 4 bytes a buffer).
+// buffer's slot (after the stages, four i32s a buffer).
 // CHECK: nvvm.setmaxregister  decrease 40
 // CHECK: scf.while (%[[ROUND:.*]] = %c0, %{{.*}} = %c0)
 // CHECK-NEXT: %[[BUF:.*]] = arith.remui %[[ROUND]], %c2 : index
-// CHECK-NEXT: %[[SLOTOFF:.*]] = arith.muli %[[BUF]], %c4 : index
+// CHECK-NEXT: %[[SLOTOFF:.*]] = arith.muli %[[BUF]], %c16 : index
 // CHECK-NEXT: %[[SLOTAT:.*]] = arith.addi %[[SLOTOFF]], %c196608 : index
 // CHECK-NEXT: %[[SLOT:.*]] = memref.view %{{.*}}[%[[SLOTAT]]][]
 // CHECK-NEXT: %[[USES:.*]] = arith.divui %[[ROUND]], %c2 : index
@@ -57,6 +58,19 @@
 // CHECK-NEXT: %[[CLAIMED:.*]] = memref.atomic_rmw addi %c1_i32, %[[ARG4]][%c0] : (i32, memref<1xi32>) -> i32
 // CHECK-NEXT: memref.store %[[CLAIMED]], %[[SLOT]][%c0]
 // CHECK-NEXT: %[[MORE:.*]] = arith.cmpi ult, %[[CLAIMED]], %{{.*}} : i32
+// Tile `claimed` of B x 24 heads x QT query tiles (late tiles first):
+// batch, head and query tile, once for the workgroup.
+// CHECK-NEXT: scf.if %[[MORE]] {
+// CHECK-NEXT: %[[PER:.*]] = arith.muli %[[QTP:.*]], %c24 : index
+// CHECK-NEXT: %[[PER32:.*]] = arith.index_castui %[[PER]] : index to i32
+// CHECK-NEXT: %[[WITHIN:.*]] = arith.remui %[[CLAIMED]], %[[PER32]] : i32
+// CHECK-NEXT: %[[BATCH:.*]] = arith.divui %[[CLAIMED]], %[[PER32]] : i32
+// CHECK-NEXT: %[[QT32:.*]] = arith.index_castui %[[QTP]] : index to i32
+// CHECK-NEXT: %[[HEAD:.*]] = arith.divui %[[WITHIN]], %[[QT32]] : i32
+// CHECK-NEXT: %[[TILE:.*]] = arith.remui %[[WITHIN]], %[[QT32]] : i32
+// CHECK: memref.store %[[BATCH]], %[[SLOT]][%c1]
+// CHECK-NEXT: memref.store %[[HEAD]], %[[SLOT]][%c2]
+// CHECK: memref.store %{{.*}}, %[[SLOT]][%c3]
 // Past the count: the buffer's "full" barrier (0, or 11 for buffer 1)
 // completes without a load.
 // CHECK: %[[OTHER:.*]] = arith.addi %[[BUF]], %c10 : index
@@ -73,12 +87,19 @@
 // CHECK: nvvm.setmaxregister  increase 232
 // CHECK: scf.while
 // CHECK: nvgpu.mbarrier.try_wait.parity %[[BARS]][%{{.*}}]
-// CHECK-NEXT: %[[INDEX:.*]] = memref.load %{{.*}}[%c0] : memref<1xi32, #gpu.address_space<workgroup>>
+// CHECK-NEXT: %[[INDEX:.*]] = memref.load %{{.*}}[%c0] : memref<4xi32, #gpu.address_space<workgroup>>
 // CHECK-NEXT: %[[GO:.*]] = arith.cmpi ult, %[[INDEX]], %{{.*}} : i32
 // CHECK-NEXT: scf.condition(%[[GO]])
 // CHECK: } do {
 // CHECK-NEXT: ^bb0(%[[CROUND:.*]]: index, %{{.*}}: index):
 // CHECK-NEXT: %[[CBUF:.*]] = arith.remui %[[CROUND]], %c2 : index
+// The tile's batch, head and query tile from the slot, not divided again.
+// CHECK: memref.load %{{.*}}[%c1] : memref<4xi32
+// CHECK-NEXT: arith.index_castui
+// CHECK-NEXT: memref.load %{{.*}}[%c2] : memref<4xi32
+// CHECK-NEXT: arith.index_castui
+// CHECK-NEXT: memref.load %{{.*}}[%c3] : memref<4xi32
+// CHECK-NOT: arith.divui %{{.*}} : i32
 // Q's buffer released by every consumer thread once its products are done
 // and it has reread the tile slot (its arrival orders its own reads
 // before the producer's overwrite), not under a lane-0 branch: the

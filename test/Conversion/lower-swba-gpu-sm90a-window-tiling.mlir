@@ -64,9 +64,9 @@ func.func @frame_window_d128(%q: memref<?x24x?x128xbf16>, %k: memref<?x24x?x128x
 // CHECK-LABEL: func @narrow_band_d64
 // CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c192, %c64]
 // CHECK-COUNT-2: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
-// CHECK: gpu.launch_func @swba_attention_kernels::@swba_fwd blocks in (%{{.*}}, %c1, %c1) threads in (%c512, %c1, %c1) dynamic_shared_memory_size %c114704_i32
+// CHECK: gpu.launch_func @swba_attention_kernels::@swba_fwd blocks in (%{{.*}}, %c1, %c1) threads in (%c512, %c1, %c1) dynamic_shared_memory_size %c114720_i32
 // TWO-LABEL: func @narrow_band_d64
-// TWO: gpu.launch_func @swba_attention_kernels::@swba_fwd blocks in (%{{.*}}, %c1, %c1) threads in (%c512, %c1, %c1) dynamic_shared_memory_size %c81936_i32
+// TWO: gpu.launch_func @swba_attention_kernels::@swba_fwd blocks in (%{{.*}}, %c1, %c1) threads in (%c512, %c1, %c1) dynamic_shared_memory_size %c81952_i32
 // CHECK: gpu.func @swba_fwd({{.*}}) kernel attributes {{{.*}}nvvm.maxnreg = 128 : i32
 // CHECK: nvvm.setmaxregister  decrease 32
 // A consumer's 64 rows see 3 tiles of 64 keys, fewer than the
@@ -219,7 +219,7 @@ func.func @token_window_grad_d128(%q: memref<?x8x?x128xbf16>, %k: memref<?x8x?x1
 
 // The backward of a narrow band at head dim 64: the dK/dV kernel has one
 // consumer (grad-kv-consumers left empty): a workgroup of 256 threads holds
-// 64 keys (K and V boxes of 64) at a time and runs up to eight key tiles
+// 64 keys (K and V boxes of 64) at a time and runs up to 16 key tiles
 // one after the other (grad-kv-tiles left empty: the host picks the count),
 // K and V in two buffers, in 65 KiB of shared memory and half of the SM's
 // registers (128 a thread at launch, the consumer rising to 232), two
@@ -239,7 +239,7 @@ func.func @token_window_grad_d128(%q: memref<?x8x?x128xbf16>, %k: memref<?x8x?x1
 // CHECK-COUNT-5: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
 // CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq {{.*}} threads in (%c256, %c1, %c1) dynamic_shared_memory_size %c57344_i32
 // CHECK-COUNT-4: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
-// The dK/dV grid: up to eight key tiles a workgroup, the count whose waves
+// The dK/dV grid: up to 16 key tiles a workgroup, the count whose waves
 // of workgroups (264 at once: two an SM of 132) times a workgroup's time
 // (100 a tile, 30 to start and end) are fewest, the last of equals.
 // CHECK: %[[KEY_TILES:.*]] = arith.ceildivui %{{.*}}, %c64 : index
@@ -259,7 +259,12 @@ func.func @token_window_grad_d128(%q: memref<?x8x?x128xbf16>, %k: memref<?x8x?x1
 // CHECK-NEXT: %[[WAVES_EIGHT:.*]] = arith.ceildivui %[[AT_EIGHT]], %c264 : index
 // CHECK-NEXT: %[[COST_EIGHT:.*]] = arith.muli %[[WAVES_EIGHT]], %c830 : index
 // CHECK-NEXT: %[[EIGHT_BETTER:.*]] = arith.cmpi ule, %[[COST_EIGHT]], %{{.*}} : index
-// CHECK-NEXT: %[[PICKED:.*]] = arith.select %[[EIGHT_BETTER]], %[[EXTENT_EIGHT]], %{{.*}} : index
+// CHECK: %[[EXTENT_SIXTEEN:.*]] = arith.ceildivui %[[KEY_TILES]], %c16 : index
+// CHECK-NEXT: %[[AT_SIXTEEN:.*]] = arith.muli %[[HEADS]], %[[EXTENT_SIXTEEN]] : index
+// CHECK-NEXT: %[[WAVES_SIXTEEN:.*]] = arith.ceildivui %[[AT_SIXTEEN]], %c264 : index
+// CHECK-NEXT: %[[COST_SIXTEEN:.*]] = arith.muli %[[WAVES_SIXTEEN]], %c1630 : index
+// CHECK-NEXT: %[[SIXTEEN_BETTER:.*]] = arith.cmpi ule, %[[COST_SIXTEEN]], %{{.*}} : index
+// CHECK-NEXT: %[[PICKED:.*]] = arith.select %[[SIXTEEN_BETTER]], %[[EXTENT_SIXTEEN]], %{{.*}} : index
 // CHECK: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dkdv blocks in (%c4, %[[PICKED]], %{{.*}}) threads in (%c256, %c1, %c1) dynamic_shared_memory_size %c66560_i32
 // TWO-LABEL: func @narrow_band_grad_d64
 // TWO: gpu.launch_func @swba_attention_grad_kernels::@swba_bwd_dq {{.*}} threads in (%c512, %c1, %c1) dynamic_shared_memory_size %c106496_i32
@@ -280,7 +285,7 @@ func.func @token_window_grad_d128(%q: memref<?x8x?x128xbf16>, %k: memref<?x8x?x1
 // tiles, ceildiv(key tiles, grid y) of them (the launch manifest's grid
 // dim with "most"), the ring's position carried from one to the next; the
 // producer waits for a K/V buffer to be empty before it loads it.
-// CHECK: gpu.func @swba_bwd_dkdv({{.*}}nvvm.maxnreg = 128 : i32{{.*}}early_start = true, grid = [{{.*}}{most = 8 : i64, overhead = 30 : i64, per = 64 : i64, per_sm = 2 : i64, size = {dim = 2 : i64, tensor = "k"}}
+// CHECK: gpu.func @swba_bwd_dkdv({{.*}}nvvm.maxnreg = 128 : i32{{.*}}early_start = true, grid = [{{.*}}{most = 16 : i64, overhead = 30 : i64, per = 64 : i64, per_sm = 2 : i64, size = {dim = 2 : i64, tensor = "k"}}
 // CHECK: nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 12>
 // CHECK: nvgpu.mbarrier.init %{{.*}}[%c9], %c128
 // CHECK: nvgpu.mbarrier.init %{{.*}}[%c10], %c128

@@ -14,7 +14,7 @@
 // RUN: not swba-opt %s --lower-swba="target=gpu grad-key-stages=17" 2>&1 | FileCheck %s --check-prefix=KEYSTAGES
 // RUN: not swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-kv-consumers=3" 2>&1 | FileCheck %s --check-prefix=KVCONSUMERS
 // RUN: not swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-q-consumers=4" 2>&1 | FileCheck %s --check-prefix=QCONSUMERS
-// RUN: not swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-kv-tiles=9" 2>&1 | FileCheck %s --check-prefix=KVTILES
+// RUN: not swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-kv-tiles=17" 2>&1 | FileCheck %s --check-prefix=KVTILES
 // RUN: not swba-opt %s --lower-swba="target=gpu chip=sm_90a grad-kv-tiles=2 grad-fused-dq=true" 2>&1 | FileCheck %s --check-prefix=KVTILESFUSED
 
 // Every option is checked before any op is looked at, whatever the target.
@@ -31,7 +31,7 @@
 // KEYSTAGES: error: --lower-swba: stages, grad-stages and grad-key-stages must be in [0, 16], got stages=0 grad-stages=0 grad-key-stages=17
 // KVCONSUMERS: error: --lower-swba: grad-kv-consumers must be 0, 1 or 2, got 3
 // QCONSUMERS: error: --lower-swba: grad-q-consumers must be 0, 1, 2 or 3, got 4
-// KVTILES: error: --lower-swba: grad-kv-tiles must be in [0, 8], got 9
+// KVTILES: error: --lower-swba: grad-kv-tiles must be in [0, 16], got 17
 // KVTILESFUSED: error: --lower-swba: grad-kv-tiles=2 runs the dK/dV kernel of the separate dQ kernel; grad-fused-dq=true adds dQ up in one key tile a workgroup
 
 func.func @tensor_form(%q: tensor<1x2x8x16xf32>) -> tensor<1x2x8x16xf32> {

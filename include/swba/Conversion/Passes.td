@@ -210,7 +210,7 @@ def LowerSWBA : Pass<"lower-swba"> {
            "grad-ping-pong=true, else 2.">,
     Option<"gradKvTiles", "grad-kv-tiles", "int64_t", /*default=*/"0",
            "sm_90a backward: the most key tiles a dK/dV workgroup runs one "
-           "after another, 1 to 8: the producer loads the next tile's K and "
+           "after another, 1 to 16: the producer loads the next tile's K and "
            "V into a second buffer and its first Q/dO tiles under this "
            "tile's products and epilogue. Past 1, the launcher picks the "
            "count for the problem and the device (the launch manifest's "
@@ -218,7 +218,7 @@ def LowerSWBA : Pass<"lower-swba"> {
            "workgroup's time; the host code made here assumes 132 SMs) and "
            "each workgroup takes ceildiv(key tiles, grid) of them. Not with "
            "grad-fused-dq=true (and asked for, it keeps the fused kernel "
-           "from being the default). 0: 8 on bands of at most 512 keys at "
+           "from being the default). 0: 16 on bands of at most 512 keys at "
            "head dim 64 with one dK/dV consumer (the kernel 2-20% faster "
            "there; slower on wider bands), else 1.">,
     Option<"gradFusedDQ", "grad-fused-dq", "std::string", /*default=*/"\"\"",

@@ -97,8 +97,8 @@ mlir::swba::verifyLowerSWBAOptions(const LowerSWBAOptions &options,
   if (options.gradKvConsumers < 0 || options.gradKvConsumers > 2)
     return fail("grad-kv-consumers must be 0, 1 or 2, got " +
                 Twine(options.gradKvConsumers));
-  if (options.gradKvTiles < 0 || options.gradKvTiles > 8)
-    return fail("grad-kv-tiles must be in [0, 8], got " +
+  if (options.gradKvTiles < 0 || options.gradKvTiles > 16)
+    return fail("grad-kv-tiles must be in [0, 16], got " +
                 Twine(options.gradKvTiles));
   if (options.gradKvTiles > 1 && options.gradFusedDQ == "true")
     return fail("grad-kv-tiles=" + Twine(options.gradKvTiles) +

@@ -85,6 +85,7 @@ struct ForwardKernel {
   void forEachTile(ValueRange args, Value counter,
                    function_ref<Value(const QueryTile &)> body);
   QueryTile claimedTile(ValueRange args);
+  WorkgroupTile decodeTile(ValueRange args, Value linear);
   Value tileSlot();
   /// Set where the consumers have waited for Q before the mainloop.
   bool onceAwaited = false;
@@ -276,10 +277,11 @@ OnlineSoftmax::Tile ForwardKernel::softmaxOf(Value sAcc, Value j,
 /// launch's zeroed counter (`counter`, an i32 in global memory) by the
 /// producer thread, so that a workgroup that finishes early takes the next
 /// tile, as the hardware's scheduler does for a grid; tiles come in
-/// QueryTile::at's order (late tiles first). Iteration r uses Q's buffer r
-/// % queryBuffers and its tile slot: the producer waits until the
+/// QueryTile::decode's order (late tiles first). Iteration r uses Q's
+/// buffer r % queryBuffers and its tile slot: the producer waits until the
 /// consumers have released that buffer (in iteration r - queryBuffers),
-/// claims a tile and writes its index into the slot before the buffer's
+/// claims a tile and writes its index, batch, head and query tile into the
+/// slot before the buffer's
 /// barrier completes (its arrival releases the write); with two buffers
 /// that is while the consumers still run iteration r - 1's key tiles.
 /// Past the last tile it arrives without loading Q, and the
@@ -306,6 +308,21 @@ void ForwardKernel::forEachTile(ValueRange args, Value counter,
         e.b, arith::AtomicRMWKind::addi, arith::ConstantIntOp::create(e.b, i32, 1),
         counter, ValueRange{e.idx(0)});
     memref::StoreOp::create(e.b, claimed, slot, ValueRange{e.idx(0)});
+    // The tile's batch, head and query tile, divided out here once for the
+    // workgroup: each consumer warp read them where it divided them out
+    // itself, twice a tile (45 instructions of a warp's ~1700 a tile on
+    // the 128-token window, H200, docs/BENCHMARKS.md).
+    e.when(
+        arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, claimed, count),
+        [&] {
+          WorkgroupTile t = decodeTile(
+              args,
+              arith::IndexCastUIOp::create(e.b, e.b.getIndexType(), claimed));
+          Value fields[] = {t.batch, t.head, t.qTile};
+          for (int64_t i = 0; i < 3; ++i)
+            memref::StoreOp::create(e.b, e.toI32(fields[i]), slot,
+                                    ValueRange{e.idx(i + 1)});
+        });
   } else {
     ring.waitOnce();
     claimed = memref::LoadOp::create(e.b, slot, ValueRange{e.idx(0)});
@@ -329,27 +346,36 @@ void ForwardKernel::forEachTile(ValueRange args, Value counter,
   ring.round = ring.base = Value();
 }
 
-/// The shared i32 that holds a persistent kernel's claimed query tile of
-/// this round (one for each of Q's buffers).
+/// The shared i32s that hold a persistent kernel's claimed query tile of
+/// this round (a slot for each of Q's buffers): its index, then its batch,
+/// head and query tile (decodeTile).
 Value ForwardKernel::tileSlot() {
   auto smemSpace = gpu::AddressSpaceAttr::get(
       e.b.getContext(), gpu::GPUDialect::getWorkgroupAddressSpace());
   return memref::ViewOp::create(
       e.b,
-      MemRefType::get({1}, e.b.getI32Type(), MemRefLayoutAttrInterface(),
-                      smemSpace),
+      MemRefType::get({SharedLayout::kTileSlotWords}, e.b.getI32Type(),
+                      MemRefLayoutAttrInterface(), smemSpace),
       e.buffer,
-      e.add(e.idx(layout.tileSlotOffset()), e.mul(ring.onceBuffer(), 4)),
+      e.add(e.idx(layout.tileSlotOffset()),
+            e.mul(ring.onceBuffer(), SharedLayout::kTileSlotWords * 4)),
       ValueRange{});
 }
 
-/// The query tile whose index the producer wrote into the tile slot.
+/// Tile `linear` of the persistent kernel's batch x heads x query tiles.
+WorkgroupTile ForwardKernel::decodeTile(ValueRange args, Value linear) {
+  return QueryTile::decode(e, tiling.headsFastest, args[0], blockM, linear);
+}
+
+/// The query tile whose batch, head and index the producer wrote into the
+/// tile slot.
 QueryTile ForwardKernel::claimedTile(ValueRange args) {
-  Value linear = arith::IndexCastOp::create(
-      e.b, e.b.getIndexType(),
-      memref::LoadOp::create(e.b, tileSlot(), ValueRange{e.idx(0)}));
-  return QueryTile::at(e, tiling.headsFastest, args[0], args[1], w, blockM,
-                       blockN, linear);
+  Value slot = tileSlot();
+  auto field = [&](int64_t i) {
+    return e.fromI32(memref::LoadOp::create(e.b, slot, ValueRange{e.idx(i)}));
+  };
+  WorkgroupTile t{field(1), field(2), field(3)};
+  return QueryTile::of(e, t, args[0], args[1], w, blockM, blockN, Value());
 }
 
 /// O, the row maxima and the row sums after every tile.

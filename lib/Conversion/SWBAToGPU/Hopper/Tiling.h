@@ -56,10 +56,13 @@ struct SharedLayout {
   int64_t vOffset(int64_t stage) const {
     return kOffset(stages) + stage * vStageBytes;
   }
-  /// A persistent kernel's claimed query tiles (an i32 for each of Q's
-  /// buffers) after the stages.
+  /// A persistent kernel's claimed query tiles (kTileSlotWords i32s for
+  /// each of Q's buffers) after the stages.
+  static constexpr int64_t kTileSlotWords = 4;
   int64_t tileSlotOffset() const { return vOffset(stages); }
-  int64_t total() const { return vOffset(stages) + (persistent ? 16 : 0); }
+  int64_t total() const {
+    return vOffset(stages) + (persistent ? 2 * kTileSlotWords * 4 : 0);
+  }
 };
 
 /// The widest head dim the sm_90a kernels take: a wgmma's N is at most 256.

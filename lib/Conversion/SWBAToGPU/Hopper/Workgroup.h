@@ -42,17 +42,17 @@ struct QueryTile {
               splits);
   }
 
-  /// The query tiles of a persistent kernel (one workgroup an SM): tile
-  /// `linear` of batch x heads x query tiles, batch slowest, in
-  /// mapWorkgroup's order within a batch entry (late tiles first).
+  /// The query tiles of a persistent kernel (one workgroup an SM), and
+  /// (decode) the batch, head and query tile of tile `linear` of them:
+  /// batch slowest, in mapWorkgroup's order within a batch entry (late
+  /// tiles first).
   static Value count(HopperKernelBuilder &e, Value q, int64_t blockM) {
     return arith::MulIOp::create(
         e.b, arith::MulIOp::create(e.b, e.dim(q, 0), e.dim(q, 1)),
         arith::CeilDivUIOp::create(e.b, e.dim(q, 2), e.idx(blockM)));
   }
-  static QueryTile at(HopperKernelBuilder &e, bool headsFastest, Value q,
-                      Value k, BlockWindow w, int64_t blockM, int64_t blockN,
-                      Value linear) {
+  static WorkgroupTile decode(HopperKernelBuilder &e, bool headsFastest,
+                              Value q, int64_t blockM, Value linear) {
     Value heads = e.dim(q, 1);
     Value tiles = arith::CeilDivUIOp::create(e.b, e.dim(q, 2), e.idx(blockM));
     Value perBatch = arith::MulIOp::create(e.b, heads, tiles);
@@ -63,7 +63,7 @@ struct QueryTile {
         e, within, heads, tiles, headsFastest, /*lastFirst=*/true,
         [&](Value a, Value b) { return e.divU32(a, b); },
         [&](Value a, Value b) { return e.remU32(a, b); });
-    return of(e, tile, q, k, w, blockM, blockN, Value());
+    return tile;
   }
 
   static QueryTile of(HopperKernelBuilder &e, WorkgroupTile tile, Value q,
