@@ -19,6 +19,10 @@ CASES = [
     Case("video_frames_1560", 1, 2, 2, 3220, 3220, 128, 128, 1560, 2, "f16", None),
     Case("dv_ne_d_scale_bf16", 1, 4, 2, 257, 257, 64, 128, 37, 3, "bf16", 0.3),
     Case("tiny_nq1_decode", 3, 4, 1, 1, 700, 64, 64, 128, 2, "f16", None),
+    # A 128-token window at head dim 64: on sm_90a a consumer runs the three
+    # key tiles its rows see in one pass (the tile-by-tile loop near the
+    # sequence's start and in the last, partial workgroup), GQA.
+    Case("narrow_window_128_bf16", 1, 4, 2, 1000, 1000, 64, 64, 1, 128, "bf16", None),
     # Head dims the mma.sync kernels take on every chip; a value dim of 48
     # is 6 chunks of 16 bytes, which the delta kernel's quads split 4 + 2.
     Case("d32_dv48_gqa", 1, 2, 1, 333, 333, 32, 48, 50, 3, "f16", None),
@@ -81,6 +85,8 @@ def kernel_configs():
     configs += [KernelConfig(c.dtype, c.d, c.dv, c.bs, c.ws, effective_scale(c), grad=True,
                              chip="sm_90a", options=options)
                 for c in CASES for name, options in KV_TILES_CASES if c.name == name]
+    configs += [KernelConfig(c.dtype, c.d, c.dv, c.bs, ws, effective_scale(c), chip="sm_90a")
+                for c in CASES if c.name == "narrow_window_128_bf16" for ws in WHOLE_BAND_WINDOWS]
     configs += [KernelConfig(c.dtype, c.d, c.dv, c.bs, c.ws, effective_scale(c), grad=True,
                              chip="sm_90a", options=f"grad-dq-delta={computes}")
                 for c in CASES for name, computes in DQ_DELTA_CASES if c.name == name]
@@ -143,6 +149,10 @@ KV_TILES_CASES = (
     ("gqa_d128_bf16", "grad-kv-tiles=2"),
     ("kv_cache_nq_lt_nk", "grad-kv-tiles=4"),
     ("square_f16", "grad-kv-tiles=1"))
+# Token windows whose forward consumers run their key tiles in one pass on
+# sm_90a (test_whole_band_forward_matches_reference): three tiles at 128 and
+# 129 keys, two at 64.
+WHOLE_BAND_WINDOWS = (128, 64, 129)
 # The sm_90a dQ kernel computing delta of its rows for the dK/dV kernel
 # after it (grad-dq-delta=true, no delta kernel; the default on bands of at
 # most 512 keys at head dim 64, which token_level_bs1 and square_f16 take):

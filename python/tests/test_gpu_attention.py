@@ -18,7 +18,7 @@ sys.path[:0] = [os.path.join(os.path.dirname(__file__), ".."), os.path.dirname(_
 from gpu_cases import (CASES, DQ_DELTA_CASES, DQ_TILE_CASES,  # noqa: E402
                        FORWARD_ONE_CONSUMER_CASES, FORWARD_OPTIONS, GRAD_OPTIONS,
                        HOPPER_CASES, KV_TILES_CASES, ONE_CONSUMER_CASES, OPTION_CASES,
-                       SCHEDULER_CASES,
+                       SCHEDULER_CASES, WHOLE_BAND_WINDOWS,
                        effective_scale)
 
 from swba import attention, compiler, ops, runtime  # noqa: E402
@@ -184,7 +184,8 @@ def test_tile_schedulers(name, options, sms, monkeypatch):
 # so every tile rescales O and the row sum by a factor far from 1 (random
 # scores mostly leave the maximum where the first tiles put it).
 @pytest.mark.parametrize("case", [c for c in CASES if c.name in
-                                  ("bs_not_tile_multiple_partial_frame", "video_frames_1560")],
+                                  ("bs_not_tile_multiple_partial_frame", "video_frames_1560",
+                                   "narrow_window_128_bf16")],
                          ids=lambda c: c.name)
 def test_forward_rising_scores(case, chip):
     check_forward(case, key_growth=0.02)
@@ -252,6 +253,25 @@ def check_backward(case, deterministic=False):
             f"{name}: max abs err {err.max().item():.3e}, rel "
             f"{(err.norm() / want.norm()).item():.3e}")
     return q.grad, k.grad, v.grad
+
+
+@pytest.mark.parametrize("ws", WHOLE_BAND_WINDOWS)
+def test_whole_band_forward_matches_reference(ws, monkeypatch):
+    """The sm_90a forward on token windows of at most 129 keys at head dim
+    64, where a consumer runs the key tiles its rows see in one pass (three,
+    or two at 64 keys) and the ring has eight stages (two Q buffers of 192
+    rows, eight of 64-key K and V, the tile slots), rising scores too;
+    every element of out and lse."""
+    if CAPABILITY != (9, 0):
+        pytest.skip("the wgmma kernel needs sm_90a")
+    case = next(c for c in CASES if c.name == "narrow_window_128_bf16")._replace(
+        name=f"narrow_window_{ws}", ws=ws)
+    launches = on_sm90a(monkeypatch, "")
+    check_forward(case)
+    check_forward(case, key_growth=0.02)
+    (name, _, block, shared), *_ = launches
+    assert (name, block) == ("swba_fwd", (512, 1, 1)), launches
+    assert shared == 2 * 192 * 64 * 2 + 8 * 2 * 64 * 64 * 2 + 32, shared
 
 
 @pytest.mark.parametrize("case", [next(c for c in CASES if c.d == c.dv == d)

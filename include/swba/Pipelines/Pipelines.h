@@ -150,7 +150,7 @@ struct SWBAToNVVMOptions : public PassPipelineOptions<SWBAToNVVMOptions> {
   PassOptions::Option<int64_t> gradKvTiles{
       *this, "grad-kv-tiles",
       llvm::cl::desc("sm_90a backward: the most key tiles a dK/dV workgroup "
-                     "runs one after another, 1 to 8; 0: per window "
+                     "runs one after another, 1 to 16; 0: per window "
                      "(--lower-swba grad-kv-tiles)."),
       llvm::cl::init(LowerSWBAOptions().gradKvTiles)};
   PassOptions::Option<std::string> gradFusedDQ{

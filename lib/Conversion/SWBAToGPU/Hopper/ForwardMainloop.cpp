@@ -62,6 +62,9 @@ struct ForwardKernel {
   /// A persistent kernel's consumers take turns across its query tiles
   /// (TurnTaking's first pass made once); otherwise per tile, in loops().
   std::optional<TurnTaking> turnsAcrossTiles;
+  /// The key tiles a consumer's rows see on a token window short enough
+  /// that they all fit its registers at once (wholeBandTiles), or 0.
+  int64_t bandTiles = 0;
 
   ForwardKernel(HopperKernelBuilder &e, AttentionOp op,
                 const HopperTiling &tiling, const SharedLayout &layout,
@@ -78,7 +81,10 @@ struct ForwardKernel {
         softmax{e, scale, positiveScale}, ring{e, tiling.stages,
                                                tiling.persistent,
                                                tiling.queryBuffers,
-                                               layout.qBytes} {}
+                                               layout.qBytes} {
+    if (!split)
+      bandTiles = wholeBandTiles(w, tiling, headDim, valueDim);
+  }
 
   void setUp(ValueRange args, ArrayRef<Value> maps);
   SmallVector<Value> mainloop();
@@ -109,6 +115,8 @@ private:
                                    SmallVector<Value> init);
   SmallVector<Value> pipelinedStep(TurnTaking &turns, Value j, ValueRange iter,
                                    bool interiorKnown);
+  SmallVector<Value> wholeBandPass(TurnTaking &turns, Value first,
+                                   SmallVector<Value> init);
 };
 
 } // namespace
@@ -423,9 +431,96 @@ SmallVector<Value> ForwardKernel::loops(SmallVector<Value> init) {
   return overConsumerTiles(
       e, ring, turns, tile, rows, w, blockM, blockN, /*turnsPerTile=*/1,
       [&](Value first, Value end) {
-        return tiling.overlapSoftmax ? pipelinedLoop(turns, first, end, init)
-                                     : plainLoop(first, end, init);
+        auto loop = [&] {
+          return tiling.overlapSoftmax ? pipelinedLoop(turns, first, end, init)
+                                       : plainLoop(first, end, init);
+        };
+        if (!bandTiles)
+          return loop();
+        // All of the band's tiles at once where the consumer sees that
+        // many (not near the sequence's ends): no online softmax.
+        auto whole = scf::IfOp::create(e.b, TypeRange(ValueRange(init)),
+                                       e.eq(e.sub(end, first), bandTiles),
+                                       /*withElseRegion=*/true);
+        OpBuilder::InsertionGuard guard(e.b);
+        e.b.setInsertionPointToStart(whole.thenBlock());
+        scf::YieldOp::create(e.b, wholeBandPass(turns, first, init));
+        e.b.setInsertionPointToStart(whole.elseBlock());
+        scf::YieldOp::create(e.b, loop());
+        return SmallVector<Value>(whole.getResults());
       });
+}
+
+/// The consumer's bandTiles key tiles from `first` in one pass: every S_j
+/// in one group of products, the edge tiles masked, the row maxima and
+/// sums of all of them at once, then every P_j V_j in one group, from
+/// `init` (O zero, maxima -inf, sums 0: the state before any tile). Where
+/// the pipelined loop ran the three tiles' softmaxes one after another,
+/// each waiting for its S and rescaling O, this waits for the products
+/// twice and rescales nothing.
+SmallVector<Value> ForwardKernel::wholeBandPass(TurnTaking &turns, Value first,
+                                                SmallVector<Value> init) {
+  SmallVector<Value> js;
+  for (int64_t t = 0; t < bandTiles; ++t)
+    js.push_back(e.add(first, e.idx(t)));
+  SmallVector<SOperands> sOps;
+  for (Value j : js) {
+    ring.waitFull(0, j);
+    sOps.push_back(prepareS(j));
+  }
+  turns.take();
+  NVVM::WgmmaFenceAlignedOp::create(e.b);
+  SmallVector<Value> sAccs;
+  for (const SOperands &ops : sOps)
+    sAccs.push_back(issueS(ops));
+  NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
+  turns.pass();
+  NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
+  for (Value j : js)
+    ring.release(0, j, rows.isLane0);
+  // The scores of every tile, the edge tiles masked.
+  SmallVector<Value> all;
+  for (auto [t, j] : llvm::enumerate(js)) {
+    SmallVector<Value> raw;
+    for (int64_t i = 0; i < nS; ++i)
+      raw.push_back(LLVM::ExtractValueOp::create(e.b, sAccs[t], i));
+    SmallVector<Value> s = e.fenceRegisters(raw);
+    Value k0 = e.add(tile.window.begin, e.mul(j, blockN));
+    Value k1 = e.min(e.add(k0, e.idx(blockN)), tile.window.end);
+    s = e.maskScores(s, w, rows.rowBase, tile.q0, tile.q1,
+                     e.interiorTile(k0, blockN, tile.interior), k0, k1, blockN,
+                     tile.posOffset, /*bitMask=*/true);
+    all.append(s);
+  }
+  SmallVector<Value> rowMax(init.begin() + nO, init.begin() + nO + 2);
+  SmallVector<Value> rowSum(init.begin() + nO + 2, init.begin() + nO + 4);
+  SmallVector<Value> oldMax(rowMax);
+  softmax.updateMaxima(all, rowMax);
+  OnlineSoftmax::Tile sm = softmax.exponentiate(all, oldMax, rowMax, rowSum);
+  // P_j V_j of every tile into O (zero before them: no rescaling).
+  SmallVector<Value> o(init.begin(), init.begin() + nO);
+  SmallVector<SmallVector<Value>> ps, vDescs;
+  for (auto [t, j] : llvm::enumerate(js)) {
+    ps.push_back(e.fenceRegisters(
+        e.packAFragments(ArrayRef<Value>(sm.probs).slice(t * nS, nS), blockN)));
+    ring.waitFull(1, j);
+    vDescs.push_back(preparePV(j));
+  }
+  o = e.fenceRegisters(o);
+  turns.take();
+  NVVM::WgmmaFenceAlignedOp::create(e.b);
+  for (int64_t t = 0; t < bandTiles; ++t)
+    o = e.rsMmaSlices(o, ps[t], vDescs[t], valueDim);
+  NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
+  turns.pass();
+  NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
+  o = e.fenceRegisters(o);
+  for (Value j : js)
+    ring.release(1, j, rows.isLane0);
+  SmallVector<Value> results(o);
+  results.append(rowMax);
+  results.append(rowSum);
+  return results;
 }
 
 /// Each tile in turn: S_j, its softmax, then P_j V_j. Waits for K (operand

@@ -215,12 +215,29 @@ HopperOptions gpu_kernels::withWindowTiling(HopperOptions options, int64_t d,
     // than four (130 and 126 us on the 128-token window). Not for the grid
     // (two workgroups an SM), the split-KV forward or other key tiles
     // asked for.
+    const bool stagesAsked = options.stages != 0;
     if (!options.stages && options.blockN == 64 &&
         options.tileScheduler != "grid" && !options.splitKv) {
       HopperOptions four = options;
       four.stages = 4;
       if (forwardFits(four))
         options = four;
+    }
+    // Eight stages where a consumer runs its whole band in one pass
+    // (wholeBandTiles: token windows of at most 129 keys), which holds its
+    // three tiles until its products are done: four stages held the third
+    // consumer back (its last tile waits for the first's to be released)
+    // and the next query tile's loads. Forward kernel times on an H200
+    // (bf16, kernel_times.py, 2026-12-04), the 128-token window: the tile
+    // by tile softmax with four stages 111 us; in one pass with four, six
+    // and eight stages 125, 112 and 104.
+    if (!stagesAsked && !options.splitKv && blockSize == 1 &&
+        window + 63 <= kWholeBandMaxTiles * 64 && options.blockN == 64 &&
+        options.tileScheduler != "grid") {
+      HopperOptions eight = options;
+      eight.stages = 8;
+      if (forwardFits(eight))
+        options = eight;
     }
     // No turns where the consumers run only their own rows' key tiles: a
     // consumer still takes its turn on each tile it skips, which holds it
@@ -318,6 +335,17 @@ HopperOptions gpu_kernels::withWindowTiling(HopperOptions options, int64_t d,
     }
   }
   return options;
+}
+
+int64_t gpu_kernels::wholeBandTiles(BlockWindow w, const HopperTiling &t,
+                                    int64_t d, int64_t dv) {
+  if (d > 64 || dv > 64 || w.blockSize != 1 || t.blockN != kRowsPerConsumer ||
+      (t.overlapSoftmax && t.pingPong) ||
+      !consumersTakeOwnTiles(w, t.blockM(), t.blockN) ||
+      w.window > kWholeBandMaxTiles * t.blockN)
+    return 0;
+  int64_t tiles = llvm::divideCeil(kRowsPerConsumer - 1 + w.window, t.blockN);
+  return tiles <= kWholeBandMaxTiles && t.stages >= tiles ? tiles : 0;
 }
 
 // Whether the consumers of workgroups of `rows` rows (64 a consumer) skip

@@ -135,6 +135,20 @@ inline bool queryGradComputesDelta(const HopperOptions &options) {
 /// skips at least a tenth of the workgroup's tile products (Tiling.cpp).
 bool consumersTakeOwnTiles(BlockWindow w, int64_t blockM, int64_t blockN);
 
+/// The key tiles a consumer of the forward of tiling `t` (head dims `d`,
+/// `dv`) runs in one pass, all of them in its registers at once
+/// (ForwardMainloop.cpp, wholeBandPass), or 0 for the online softmax
+/// tile by tile: token windows of at most 129 keys at head dims up to 64
+/// with 64-key tiles and consumers that take their own tiles, whose 64
+/// rows see 63 + window keys from a tile's edge (at most three tiles, 96
+/// scores a thread), where the ring holds that many tiles (the consumer
+/// holds them all until its products are done) and the consumers take no
+/// turns.
+int64_t wholeBandTiles(BlockWindow w, const HopperTiling &t, int64_t d,
+                       int64_t dv);
+/// The most tiles wholeBandTiles takes.
+constexpr int64_t kWholeBandMaxTiles = 3;
+
 /// Whether each consumer of a dK/dV workgroup of `blockN` keys skips the
 /// query tiles of `blockM` rows that none of its own 64 keys is seen by:
 /// where that skips at least a tenth of the workgroup's tile products.
