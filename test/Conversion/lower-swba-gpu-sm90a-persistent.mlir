@@ -36,12 +36,16 @@
 // CHECK-SAME: grid = [{per = 1 : i64, size = {scalar = "sm_count"}}, {per = 1 : i64, size = {product = []}}, {per = 1 : i64, size = {product = []}}]
 // mbarriers: Q buffer 0's "full" (0), the K/V ring (1-8), the two Q
 // buffers' "empty" (9, 10: an arrival from each of the 2 x 128 consumer
-// threads) and Q buffer 1's "full" (11).
+// threads) and Q buffer 1's "full" (11), initialized by thread 0 behind
+// one branch (the other warps skip the inits).
 // CHECK: %[[BARS:.*]] = nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 12>
-// CHECK: nvgpu.mbarrier.init %[[BARS]][%c8], %c8,
-// CHECK-NEXT: nvgpu.mbarrier.init %[[BARS]][%c9], %c256,
-// CHECK-NEXT: nvgpu.mbarrier.init %[[BARS]][%c10], %c256,
-// CHECK-NEXT: nvgpu.mbarrier.init %[[BARS]][%c11], %c1,
+// CHECK: %[[T0:.*]] = arith.cmpi eq, %thread_id_x, %c0 : index
+// CHECK-NEXT: scf.if %[[T0]] {
+// CHECK-NEXT: nvgpu.mbarrier.init %[[BARS]][%c0], %c1 :
+// CHECK: nvgpu.mbarrier.init %[[BARS]][%c8], %c8 :
+// CHECK-NEXT: nvgpu.mbarrier.init %[[BARS]][%c9], %c256 :
+// CHECK-NEXT: nvgpu.mbarrier.init %[[BARS]][%c10], %c256 :
+// CHECK-NEXT: nvgpu.mbarrier.init %[[BARS]][%c11], %c1 :
 // The producer: round r takes buffer r % 2, whose "empty" barrier it
 // waits on with parity !((r / 2) % 2) before claiming a tile into the
 // buffer's slot (after the stages, four i32s a buffer).

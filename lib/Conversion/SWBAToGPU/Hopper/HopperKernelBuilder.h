@@ -176,8 +176,13 @@ public:
   /// Initializes mbarrier `i` of the group for `count` arrivals (thread 0),
   /// then makes the initialization visible to the workgroup.
   void initBarriers(ArrayRef<int64_t> counts, Value isThread0) {
-    for (auto [i, count] : llvm::enumerate(counts))
-      nvgpu::MBarrierInitOp::create(b, bars, idx(count), idx(i), isThread0);
+    // Behind one branch of thread 0: each init predicated on it was a few
+    // instructions that every warp of the workgroup issued (a dQ workgroup
+    // of one query tile runs them for each).
+    when(isThread0, [&] {
+      for (auto [i, count] : llvm::enumerate(counts))
+        nvgpu::MBarrierInitOp::create(b, bars, idx(count), idx(i), Value());
+    });
     NVVM::FenceMbarrierInitOp::create(b);
     gpu::BarrierOp::create(b);
   }
