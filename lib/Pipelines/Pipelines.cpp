@@ -77,25 +77,9 @@ LowerSWBAOptions SWBAToNVVMOptions::lowerSWBAOptions() const {
   LowerSWBAOptions options;
   options.target = "gpu";
   options.chip = chip;
-  options.consumers = consumers;
-  options.blockN = blockN;
-  options.stages = stages;
-  options.overlapSoftmax = overlapSoftmax;
-  options.pingPong = pingPong;
-  options.workgroupsPerSM = workgroupsPerSM;
-  options.tileScheduler = tileScheduler;
-  options.splitKv = splitKv;
-  options.decode = decode;
-  options.gradKeyTile = gradKeyTile;
-  options.gradQueryTile = gradQueryTile;
-  options.gradStages = gradStages;
-  options.gradKeyStages = gradKeyStages;
-  options.gradKvConsumers = gradKvConsumers;
-  options.gradKvTiles = gradKvTiles;
-  options.gradQConsumers = gradQConsumers;
-  options.gradFusedDQ = gradFusedDQ;
-  options.gradDqDelta = gradDqDelta;
-  options.gradPingPong = gradPingPong;
+#define SWBA_FORWARD_OPTION(member) options.member = member;
+  SWBA_GPU_KERNEL_OPTIONS(SWBA_FORWARD_OPTION)
+#undef SWBA_FORWARD_OPTION
   return options;
 }
 

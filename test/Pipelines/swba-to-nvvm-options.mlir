@@ -11,6 +11,23 @@
 // RUN: not swba-opt %s --swba-to-nvvm="opt-level=2147483648 format=isa" 2>&1 | FileCheck %s --check-prefix=OPT
 // RUN: not swba-opt %s --swba-to-nvvm="stages=4611686018427387904 format=isa" 2>&1 | FileCheck %s --check-prefix=STAGES
 // RUN: not swba-opt %s --swba-to-nvvm="tile-q=8" 2>&1 | FileCheck %s --check-prefix=UNKNOWN
+// Every kernel option of --lower-swba reaches it through --swba-to-nvvm
+// (SWBA_GPU_KERNEL_OPTIONS): a bad value of each is its error.
+// RUN: not swba-opt %s --swba-to-nvvm="chip=sm_90a format=isa consumers=9" 2>&1 | FileCheck %s --check-prefix=FWD0
+// RUN: not swba-opt %s --swba-to-nvvm="chip=sm_90a format=isa block-n=7" 2>&1 | FileCheck %s --check-prefix=FWD1
+// RUN: not swba-opt %s --swba-to-nvvm="chip=sm_90a format=isa grad-stages=17" 2>&1 | FileCheck %s --check-prefix=FWD2
+// RUN: not swba-opt %s --swba-to-nvvm="chip=sm_90a format=isa grad-key-stages=17" 2>&1 | FileCheck %s --check-prefix=FWD3
+// RUN: not swba-opt %s --swba-to-nvvm="chip=sm_90a format=isa workgroups-per-sm=5" 2>&1 | FileCheck %s --check-prefix=FWD4
+// RUN: not swba-opt %s --swba-to-nvvm="chip=sm_90a format=isa tile-scheduler=ring" 2>&1 | FileCheck %s --check-prefix=FWD5
+// RUN: not swba-opt %s --swba-to-nvvm="chip=sm_90a format=isa ping-pong=maybe" 2>&1 | FileCheck %s --check-prefix=FWD6
+// RUN: not swba-opt %s --swba-to-nvvm="chip=sm_90a format=isa split-kv=100000" 2>&1 | FileCheck %s --check-prefix=FWD7
+// RUN: not swba-opt %s --swba-to-nvvm="chip=sm_90a format=isa grad-key-tile=7" 2>&1 | FileCheck %s --check-prefix=FWD8
+// RUN: not swba-opt %s --swba-to-nvvm="chip=sm_90a format=isa grad-query-tile=7" 2>&1 | FileCheck %s --check-prefix=FWD9
+// RUN: not swba-opt %s --swba-to-nvvm="chip=sm_90a format=isa grad-q-consumers=4" 2>&1 | FileCheck %s --check-prefix=FWD10
+// RUN: not swba-opt %s --swba-to-nvvm="chip=sm_90a format=isa grad-kv-consumers=3" 2>&1 | FileCheck %s --check-prefix=FWD11
+// RUN: not swba-opt %s --swba-to-nvvm="chip=sm_90a format=isa grad-kv-tiles=17" 2>&1 | FileCheck %s --check-prefix=FWD12
+// RUN: not swba-opt %s --swba-to-nvvm="chip=sm_90a format=isa grad-fused-dq=yes" 2>&1 | FileCheck %s --check-prefix=FWD13
+// RUN: not swba-opt %s --swba-to-nvvm="chip=sm_90a format=isa grad-dq-delta=yes" 2>&1 | FileCheck %s --check-prefix=FWD14
 // RUN: not swba-opt %s --swba-to-llvm="tile-q=0" 2>&1 | FileCheck %s --check-prefix=TILE
 
 // NOCHIP: error: --swba-to-nvvm: unsupported chip '' (supported: sm_80, {{.*}})
@@ -23,6 +40,21 @@
 // STAGES: error: --swba-to-nvvm: stages, grad-stages and grad-key-stages must be in [0, 16], got stages=4611686018427387904 grad-stages=0 grad-key-stages=0
 // UNKNOWN: error: --swba-to-nvvm: cannot parse the options 'tile-q=8'
 // TILE: error: --swba-to-llvm: tile-q and tile-k must be in [1, 256], got tile-q=0 tile-k=16
+// FWD0: error: --swba-to-nvvm: consumers must be 0, 1, 2 or 3, got 9
+// FWD1: error: --swba-to-nvvm: block-n must be 0 or a multiple of 64 up to 256, got 7
+// FWD2: error: --swba-to-nvvm: stages, grad-stages and grad-key-stages must be in [0, 16], got stages=0 grad-stages=17 grad-key-stages=0
+// FWD3: error: --swba-to-nvvm: stages, grad-stages and grad-key-stages must be in [0, 16], got stages=0 grad-stages=0 grad-key-stages=17
+// FWD4: error: --swba-to-nvvm: workgroups-per-sm must be 0, 1, 2 or 3, got 5
+// FWD5: error: --swba-to-nvvm: tile-scheduler must be empty, 'grid' or 'persistent', got 'ring'
+// FWD6: error: --swba-to-nvvm: ping-pong must be empty, 'true' or 'false', got 'maybe'
+// FWD7: error: --swba-to-nvvm: split-kv must be in [0, 1024], got 100000
+// FWD8: error: --swba-to-nvvm: grad-key-tile and grad-query-tile must be 0, 32, 64 or 128, got 7
+// FWD9: error: --swba-to-nvvm: grad-key-tile and grad-query-tile must be 0, 32, 64 or 128, got 7
+// FWD10: error: --swba-to-nvvm: grad-q-consumers must be 0, 1, 2 or 3, got 4
+// FWD11: error: --swba-to-nvvm: grad-kv-consumers must be 0, 1 or 2, got 3
+// FWD12: error: --swba-to-nvvm: grad-kv-tiles must be in [0, 16], got 17
+// FWD13: error: --swba-to-nvvm: grad-fused-dq must be empty, 'true' or 'false', got 'yes'
+// FWD14: error: --swba-to-nvvm: grad-dq-delta must be empty, 'true' or 'false', got 'yes'
 
 // Chips after Hopper get the mma.sync kernels in the first PTX version that
 // knows them; the default chip is sm_80 with PTX 8.0.

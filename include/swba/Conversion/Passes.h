@@ -21,6 +21,31 @@ namespace mlir::swba {
 #define GEN_PASS_DECL
 #include "swba/Conversion/Passes.h.inc"
 
+/// The members of LowerSWBAOptions that choose the GPU kernels' tiles and
+/// schedule, each an option of --lower-swba and of --swba-to-nvvm of the
+/// same name: X(member) for each, so that the pipeline and the pass forward
+/// every one of them (SWBAToNVVMOptions declares an option for each).
+#define SWBA_GPU_KERNEL_OPTIONS(X)                                             \
+  X(consumers)                                                                 \
+  X(blockN)                                                                    \
+  X(stages)                                                                    \
+  X(overlapSoftmax)                                                            \
+  X(pingPong)                                                                  \
+  X(workgroupsPerSM)                                                           \
+  X(tileScheduler)                                                             \
+  X(splitKv)                                                                   \
+  X(decode)                                                                    \
+  X(gradKeyTile)                                                               \
+  X(gradQueryTile)                                                             \
+  X(gradStages)                                                                \
+  X(gradKeyStages)                                                             \
+  X(gradKvConsumers)                                                           \
+  X(gradKvTiles)                                                               \
+  X(gradQConsumers)                                                            \
+  X(gradFusedDQ)                                                               \
+  X(gradDqDelta)                                                               \
+  X(gradPingPong)
+
 /// Reports through `emitError` the first option of --lower-swba that is out
 /// of range (an unknown target or chip, a tile size, a kernel option), as a
 /// sentence naming the option, and fails; succeeds when all are valid. The

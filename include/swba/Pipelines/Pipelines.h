@@ -60,6 +60,8 @@ struct SWBAToNVVMOptions : public PassPipelineOptions<SWBAToNVVMOptions> {
       llvm::cl::desc("Optimization level of the kernels' LLVM and ptxas, "
                      "0 to 3."),
       llvm::cl::init(3)};
+  // The kernel options, one for each member of SWBA_GPU_KERNEL_OPTIONS
+  // (swba/Conversion/Passes.h), which lowerSWBAOptions() forwards.
   PassOptions::Option<int64_t> consumers{
       *this, "consumers",
       llvm::cl::desc("sm_90a forward: consumer warpgroups, 1 to 3; 0: per "

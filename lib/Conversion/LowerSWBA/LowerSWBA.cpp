@@ -207,25 +207,9 @@ struct LowerSWBAPass : public swba::impl::LowerSWBABase<LowerSWBAPass> {
     o.tileQ = tileQ;
     o.tileK = tileK;
     o.chip = chip;
-    o.consumers = consumers;
-    o.blockN = blockN;
-    o.stages = stages;
-    o.overlapSoftmax = overlapSoftmax;
-    o.splitKv = splitKv;
-    o.gradKeyTile = gradKeyTile;
-    o.gradQueryTile = gradQueryTile;
-    o.gradStages = gradStages;
-    o.gradKeyStages = gradKeyStages;
-    o.gradKvConsumers = gradKvConsumers;
-    o.gradKvTiles = gradKvTiles;
-    o.gradQConsumers = gradQConsumers;
-    o.gradFusedDQ = gradFusedDQ;
-    o.gradDqDelta = gradDqDelta;
-    o.pingPong = pingPong;
-    o.workgroupsPerSM = workgroupsPerSM;
-    o.tileScheduler = tileScheduler;
-    o.decode = decode;
-    o.gradPingPong = gradPingPong;
+#define SWBA_COPY_OPTION(member) o.member = member;
+    SWBA_GPU_KERNEL_OPTIONS(SWBA_COPY_OPTION)
+#undef SWBA_COPY_OPTION
     return o;
   }
 
