@@ -126,8 +126,11 @@ def LowerSWBA : Pass<"lower-swba"> {
     Option<"stages", "stages", "int64_t", /*default=*/"0",
            "sm_90a forward: K/V tiles in flight (shared-memory ring), up to "
            "16 (and what fits in shared memory); 0: per head dim and "
-           "window (4 for the persistent forward of bands of at most 512 "
-           "keys at head dim 64 with 64-key tiles, else 2).">,
+           "window (8 for the persistent forward of token windows of at most "
+           "129 keys at head dim 64 with 64-key tiles, whose consumers run "
+           "the key tiles their rows see in one pass and need a stage for "
+           "each; 4 for that forward on other bands of at most 512 keys; "
+           "else 2).">,
     Option<"workgroupsPerSM", "workgroups-per-sm", "int64_t",
            /*default=*/"0",
            "sm_90a forward: workgroups resident on an SM, 1 to 3 (two or "
