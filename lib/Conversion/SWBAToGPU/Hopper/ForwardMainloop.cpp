@@ -91,7 +91,6 @@ struct ForwardKernel {
   void forEachTile(ValueRange args, Value counter,
                    function_ref<Value(const QueryTile &)> body);
   QueryTile claimedTile(ValueRange args);
-  WorkgroupTile decodeTile(ValueRange args, Value linear);
   Value tileSlot();
   /// Set where the consumers have waited for Q before the mainloop.
   bool onceAwaited = false;
@@ -100,6 +99,7 @@ private:
   SmallVector<Value> loops(SmallVector<Value> init);
   Value stageDesc(Value stage, int64_t firstOffset, int64_t stageBytes,
                   int64_t lbo);
+  std::pair<Value, Value> tileKeys(Value j);
   struct SOperands {
     SmallVector<Value> zero, descriptors;
   };
@@ -186,6 +186,12 @@ Value ForwardKernel::stageDesc(Value stage, int64_t firstOffset,
                               e.i64(descriptorHigh(lbo)));
 }
 
+/// The keys [k0, k1) of key tile j of the query tile's window.
+std::pair<Value, Value> ForwardKernel::tileKeys(Value j) {
+  Value k0 = e.add(tile.window.begin, e.mul(j, blockN));
+  return {k0, e.min(e.add(k0, e.idx(blockN)), tile.window.end)};
+}
+
 /// The operands of S_j = Q K_j^T: a zero accumulator and a descriptor pair
 /// per k16 slice. Made, like every wgmma operand, before the wgmma fence:
 /// ptxas serializes wgmmas when other instructions define their inputs
@@ -229,8 +235,9 @@ OnlineSoftmax::Tile ForwardKernel::softmaxOf(Value sAcc, Value j,
                                              MutableArrayRef<Value> rowMax,
                                              MutableArrayRef<Value> rowSum,
                                              bool interiorKnown) {
-  Value k0 = e.add(tile.window.begin, e.mul(j, blockN));
-  Value k1 = e.min(e.add(k0, e.idx(blockN)), tile.window.end);
+  // (Not a structured binding: the lambdas below capture k0.)
+  Value k0, k1;
+  std::tie(k0, k1) = tileKeys(j);
   SmallVector<Value> raw;
   for (int64_t i = 0; i < nS; ++i)
     raw.push_back(LLVM::ExtractValueOp::create(e.b, sAcc, i));
@@ -316,30 +323,29 @@ void ForwardKernel::forEachTile(ValueRange args, Value counter,
         e.b, arith::AtomicRMWKind::addi, arith::ConstantIntOp::create(e.b, i32, 1),
         counter, ValueRange{e.idx(0)});
     memref::StoreOp::create(e.b, claimed, slot, ValueRange{e.idx(0)});
-    // The tile's batch, head and query tile, divided out here once for the
-    // workgroup: each consumer warp read them where it divided them out
-    // itself, twice a tile (45 instructions of a warp's ~1700 a tile on
-    // the 128-token window, H200, docs/BENCHMARKS.md).
-    e.when(
-        arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, claimed, count),
-        [&] {
-          WorkgroupTile t = decodeTile(
-              args,
-              arith::IndexCastUIOp::create(e.b, e.b.getIndexType(), claimed));
-          Value fields[] = {t.batch, t.head, t.qTile};
-          for (int64_t i = 0; i < 3; ++i)
-            memref::StoreOp::create(e.b, e.toI32(fields[i]), slot,
-                                    ValueRange{e.idx(i + 1)});
-        });
   } else {
     ring.waitOnce();
     claimed = memref::LoadOp::create(e.b, slot, ValueRange{e.idx(0)});
   }
   Value more = arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, claimed,
                                      count);
-  if (counter)
+  if (counter) {
+    // The tile's batch, head and query tile, divided out here once for the
+    // workgroup: each consumer warp read them where it divided them out
+    // itself, twice a tile (45 instructions of a warp's ~1700 a tile on
+    // the 128-token window, H200, docs/BENCHMARKS.md).
+    e.when(more, [&] {
+      WorkgroupTile t = QueryTile::decode(
+          e, tiling.headsFastest, args[0], blockM,
+          arith::IndexCastUIOp::create(e.b, e.b.getIndexType(), claimed));
+      Value fields[] = {t.batch, t.head, t.qTile};
+      for (int64_t i = 0; i < 3; ++i)
+        memref::StoreOp::create(e.b, e.toI32(fields[i]), slot,
+                                ValueRange{e.idx(i + 1)});
+    });
     e.when(arith::XOrIOp::create(e.b, more, e.i1(true)),
            [&] { e.arrive(ring.onceFullSlot()); });
+  }
   scf::ConditionOp::create(e.b, more, before->getArguments());
   Block *after = e.b.createBlock(&loop.getAfter(), {}, {index, index},
                                  {e.b.getLoc(), e.b.getLoc()});
@@ -356,7 +362,7 @@ void ForwardKernel::forEachTile(ValueRange args, Value counter,
 
 /// The shared i32s that hold a persistent kernel's claimed query tile of
 /// this round (a slot for each of Q's buffers): its index, then its batch,
-/// head and query tile (decodeTile).
+/// head and query tile (QueryTile::decode).
 Value ForwardKernel::tileSlot() {
   auto smemSpace = gpu::AddressSpaceAttr::get(
       e.b.getContext(), gpu::GPUDialect::getWorkgroupAddressSpace());
@@ -368,11 +374,6 @@ Value ForwardKernel::tileSlot() {
       e.add(e.idx(layout.tileSlotOffset()),
             e.mul(ring.onceBuffer(), SharedLayout::kTileSlotWords * 4)),
       ValueRange{});
-}
-
-/// Tile `linear` of the persistent kernel's batch x heads x query tiles.
-WorkgroupTile ForwardKernel::decodeTile(ValueRange args, Value linear) {
-  return QueryTile::decode(e, tiling.headsFastest, args[0], blockM, linear);
 }
 
 /// The query tile whose batch, head and index the producer wrote into the
@@ -485,8 +486,7 @@ SmallVector<Value> ForwardKernel::wholeBandPass(TurnTaking &turns, Value first,
     for (int64_t i = 0; i < nS; ++i)
       raw.push_back(LLVM::ExtractValueOp::create(e.b, sAccs[t], i));
     SmallVector<Value> s = e.fenceRegisters(raw);
-    Value k0 = e.add(tile.window.begin, e.mul(j, blockN));
-    Value k1 = e.min(e.add(k0, e.idx(blockN)), tile.window.end);
+    auto [k0, k1] = tileKeys(j);
     s = e.maskScores(s, w, rows.rowBase, tile.q0, tile.q1,
                      e.interiorTile(k0, blockN, tile.interior), k0, k1, blockN,
                      tile.posOffset, /*bitMask=*/true);

@@ -223,22 +223,6 @@ HopperOptions gpu_kernels::withWindowTiling(HopperOptions options, int64_t d,
       if (forwardFits(four))
         options = four;
     }
-    // Eight stages where a consumer runs its whole band in one pass
-    // (wholeBandTiles: token windows of at most 129 keys), which holds its
-    // three tiles until its products are done: four stages held the third
-    // consumer back (its last tile waits for the first's to be released)
-    // and the next query tile's loads. Forward kernel times on an H200
-    // (bf16, kernel_times.py, 2026-12-04), the 128-token window: the tile
-    // by tile softmax with four stages 111 us; in one pass with four, six
-    // and eight stages 125, 112 and 104.
-    if (!stagesAsked && !options.splitKv && blockSize == 1 &&
-        window + 63 <= kWholeBandMaxTiles * 64 && options.blockN == 64 &&
-        options.tileScheduler != "grid") {
-      HopperOptions eight = options;
-      eight.stages = 8;
-      if (forwardFits(eight))
-        options = eight;
-    }
     // No turns where the consumers run only their own rows' key tiles: a
     // consumer still takes its turn on each tile it skips, which holds it
     // to the others' pace over the workgroup's tiles. Measured on an H200
@@ -251,6 +235,24 @@ HopperOptions gpu_kernels::withWindowTiling(HopperOptions options, int64_t d,
       if (succeeded(t) && consumersTakeOwnTiles(BlockWindow{blockSize, window},
                                                 t->blockM(), t->blockN))
         options.pingPong = "false";
+    }
+    // Eight stages where a consumer runs its whole band in one pass
+    // (wholeBandTiles: token windows of at most 129 keys), which holds its
+    // three tiles until its products are done: four stages held the third
+    // consumer back (its last tile waits for the first's to be released)
+    // and the next query tile's loads. Forward kernel times on an H200
+    // (bf16, kernel_times.py, 2026-12-04), the 128-token window: the tile
+    // by tile softmax with four stages 111 us; in one pass with four, six
+    // and eight stages 125, 112 and 104.
+    // (After the turns are chosen: the one pass runs without them.)
+    if (!stagesAsked && !options.splitKv && options.tileScheduler != "grid") {
+      HopperOptions eight = options;
+      eight.stages = 8;
+      FailureOr<HopperTiling> t = getTiling(d, dv, eight);
+      if (succeeded(t) &&
+          wholeBandTiles(BlockWindow{blockSize, window}, *t, d, dv) &&
+          forwardFits(eight))
+        options = eight;
     }
     if (!options.gradQueryTile)
       options.gradQueryTile = 64;
