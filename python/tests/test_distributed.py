@@ -40,6 +40,29 @@ CASES = [
 TOL = {torch.float64: 1e-10, torch.float32: 2e-5}
 
 
+def _report(result_dir, rank, pairs, tol):
+    """Writes, for each (name, got, want), its element count and how many
+    elements are off by more than tol (relative past 1), for _spawn."""
+    lines = []
+    for name, got, want in pairs:
+        bad = ~((got - want).abs() <= tol * (1 + want.abs()))
+        lines.append(f"{name} {got.numel()} {int(bad.sum())}")
+    with open(os.path.join(result_dir, f"{rank}"), "w") as f:
+        f.write("\n".join(lines))
+
+
+def _spawn(worker, world, *args):
+    """Runs worker(rank, world, init_file, *args, result_dir) on `world`
+    gloo processes; each rank's _report lines as (name, count, bad)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        mp.spawn(worker, args=(world, os.path.join(tmp, "store"), *args, tmp),
+                 nprocs=world, join=True)
+        return [[(name, int(count), int(bad)) for name, count, bad in
+                 (line.split() for line in
+                  open(os.path.join(tmp, f"{rank}")).read().splitlines())]
+                for rank in range(world)]
+
+
 def _worker(rank, world, init_file, case, result_dir):
     lengths, bs, ws, hq, hkv, dtype = case
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
@@ -66,30 +89,21 @@ def _worker(rank, world, init_file, case, result_dir):
         ol = attention(ql, kl, vl, bs, ws, scale=scale, shard_lengths=lengths_arg)
         ol.backward(dout[:, :, rows])
 
-        tol = TOL[dtype]
-        report = []
-        for name, got, want in [("out", ol, of), ("dq", ql.grad, qf.grad),
-                                ("dk", kl.grad, kf.grad), ("dv", vl.grad, vf.grad)]:
-            want = want[:, :, rows]
-            bad = ~((got - want).abs() <= tol * (1 + want.abs()))
-            report.append(f"{name} {got.numel()} {int(bad.sum())}")
-        with open(os.path.join(result_dir, f"{rank}"), "w") as f:
-            f.write("\n".join(report))
+        _report(result_dir, rank,
+                [(name, got, want[:, :, rows]) for name, got, want in
+                 [("out", ol, of), ("dq", ql.grad, qf.grad),
+                  ("dk", kl.grad, kf.grad), ("dv", vl.grad, vf.grad)]],
+                TOL[dtype])
     finally:
         dist.destroy_process_group()
 
 
 def _run(case):
-    world = len(case[0])
-    with tempfile.TemporaryDirectory() as tmp:
-        mp.spawn(_worker, args=(world, os.path.join(tmp, "store"), case, tmp),
-                 nprocs=world, join=True)
-        checked = {}
-        for rank in range(world):
-            for line in open(os.path.join(tmp, f"{rank}")).read().splitlines():
-                name, count, bad = line.split()
-                assert int(bad) == 0, f"case {case}: rank {rank}: {bad} of {count} {name} differ"
-                checked[name] = checked.get(name, 0) + int(count)
+    checked = {}
+    for rank, lines in enumerate(_spawn(_worker, len(case[0]), case)):
+        for name, count, bad in lines:
+            assert bad == 0, f"case {case}: rank {rank}: {bad} of {count} {name} differ"
+            checked[name] = checked.get(name, 0) + count
     return checked
 
 
@@ -103,11 +117,15 @@ def test_matches_single_process(case):
                        "dk": 2 * hkv * n * 8, "dv": 2 * hkv * n * 6}
 
 
+# The compiled layer's shards (2 ranks, bs 4, window 3; GQA).
+COMPILE_LENGTHS = [13, 6]
+
+
 def _compile_worker(rank, world, init_file, result_dir):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
                             world_size=world)
     try:
-        lengths, bs, ws = [13, 6], 4, 3
+        lengths, bs, ws = COMPILE_LENGTHS, 4, 3
         gen = torch.Generator().manual_seed(99)
         n = sum(lengths)
         q = torch.randn(2, 4, n, 8, generator=gen, dtype=torch.float64)
@@ -126,12 +144,8 @@ def _compile_worker(rank, world, init_file, result_dir):
             out = fn(ql, kl, vl)
             out.square().sum().backward()
             results.append((out, ql.grad, kl.grad, vl.grad))
-        report = []
-        for name, got, want in zip(["out", "dq", "dk", "dv"], results[1], results[0]):
-            bad = ~((got - want).abs() <= 1e-12 * (1 + want.abs()))
-            report.append(f"{name} {got.numel()} {int(bad.sum())}")
-        with open(os.path.join(result_dir, f"{rank}"), "w") as f:
-            f.write("\n".join(report))
+        _report(result_dir, rank,
+                zip(["out", "dq", "dk", "dv"], results[1], results[0]), 1e-12)
     finally:
         dist.destroy_process_group()
 
@@ -140,17 +154,14 @@ def test_under_torch_compile():
     """A compiled layer around the op (torch.compile breaks the graph at its
     point-to-point exchanges) gives each rank the eager outputs and
     gradients."""
-    with tempfile.TemporaryDirectory() as tmp:
-        mp.spawn(_compile_worker, args=(2, os.path.join(tmp, "store"), tmp),
-                 nprocs=2, join=True)
-        for rank, n in enumerate([13, 6]):
-            counts = {}
-            for line in open(os.path.join(tmp, f"{rank}")).read().splitlines():
-                name, count, bad = line.split()
-                assert int(bad) == 0, f"rank {rank}: {bad} of {count} {name} differ"
-                counts[name] = int(count)
-            assert counts == {"out": 2 * 4 * n * 6, "dq": 2 * 4 * n * 8,
-                              "dk": 2 * 2 * n * 8, "dv": 2 * 2 * n * 6}
+    ranks = _spawn(_compile_worker, len(COMPILE_LENGTHS))
+    for rank, (n, lines) in enumerate(zip(COMPILE_LENGTHS, ranks)):
+        counts = {}
+        for name, count, bad in lines:
+            assert bad == 0, f"rank {rank}: {bad} of {count} {name} differ"
+            counts[name] = count
+        assert counts == {"out": 2 * 4 * n * 6, "dq": 2 * 4 * n * 8,
+                          "dk": 2 * 2 * n * 8, "dv": 2 * 2 * n * 6}
 
 
 def test_rejects_mismatched_shapes():
