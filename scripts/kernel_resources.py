@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """What ptxas makes of the sm_90a kernels of the frontier cases
 (python/bench/bench_frontier.py), without a GPU: per kernel the registers,
-the spill stores and loads, the stack frame, the wgmmas that ptxas
-serialized (its C7511 warnings) and the launch's shared memory, for one or
+the spill stores and loads, the stack frame, the notes that ptxas
+serialized wgmmas (C7510, C7511, C7515, ...) and the launch's shared
+memory, for one or
 more builds of swba-opt and lowering options:
 
     python3 scripts/kernel_resources.py
@@ -18,7 +19,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -96,8 +96,8 @@ def main():
     parser.add_argument("--swba-opt", nargs="*", dest="tools",
                         default=[os.path.join(root, "build", "bin", "swba-opt")])
     args = parser.parse_args()
-    ptxas = shutil.which("ptxas") or "/usr/local/cuda/bin/ptxas"
-    if not os.path.exists(ptxas):
+    ptxas = compiler.find_ptxas()
+    if ptxas is None:
         sys.exit("ptxas not found (the CUDA toolkit's; put it on PATH)")
     names = {c.name for c in bench_frontier.CASES}
     unknown = set(args.cases or ()) - names

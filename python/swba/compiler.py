@@ -591,11 +591,18 @@ def compile_ptx(config: KernelConfig, swba_opt: str | None = None) -> tuple[str,
     return ptx, text
 
 
+def find_ptxas() -> str | None:
+    """The CUDA toolkit's ptxas: on PATH, else in /usr/local/cuda; None
+    where there is none."""
+    ptxas = shutil.which("ptxas") or "/usr/local/cuda/bin/ptxas"
+    return ptxas if Path(ptxas).exists() else None
+
+
 def compile_cubin(ptx: str, chip: str) -> bytes | None:
     """ptxas from the CUDA toolkit, when there is one; None otherwise (the
     driver then compiles the PTX when it loads it)."""
-    ptxas = shutil.which("ptxas") or "/usr/local/cuda/bin/ptxas"
-    if not Path(ptxas).exists():
+    ptxas = find_ptxas()
+    if ptxas is None:
         return None
     with tempfile.TemporaryDirectory(prefix="swba-") as tmp:
         src, dst = Path(tmp) / "kernels.ptx", Path(tmp) / "kernels.cubin"

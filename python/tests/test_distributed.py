@@ -63,6 +63,16 @@ def _spawn(worker, world, *args):
                 for rank in range(world)]
 
 
+def _counts(lines, where):
+    """{name: element count} of one rank's _spawn lines, each with no
+    element off."""
+    counts = {}
+    for name, count, bad in lines:
+        assert bad == 0, f"{where}: {bad} of {count} {name} differ"
+        counts[name] = count
+    return counts
+
+
 def _worker(rank, world, init_file, case, result_dir):
     lengths, bs, ws, hq, hkv, dtype = case
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
@@ -101,8 +111,7 @@ def _worker(rank, world, init_file, case, result_dir):
 def _run(case):
     checked = {}
     for rank, lines in enumerate(_spawn(_worker, len(case[0]), case)):
-        for name, count, bad in lines:
-            assert bad == 0, f"case {case}: rank {rank}: {bad} of {count} {name} differ"
+        for name, count in _counts(lines, f"case {case}: rank {rank}").items():
             checked[name] = checked.get(name, 0) + count
     return checked
 
@@ -156,12 +165,9 @@ def test_under_torch_compile():
     gradients."""
     ranks = _spawn(_compile_worker, len(COMPILE_LENGTHS))
     for rank, (n, lines) in enumerate(zip(COMPILE_LENGTHS, ranks)):
-        counts = {}
-        for name, count, bad in lines:
-            assert bad == 0, f"rank {rank}: {bad} of {count} {name} differ"
-            counts[name] = count
-        assert counts == {"out": 2 * 4 * n * 6, "dq": 2 * 4 * n * 8,
-                          "dk": 2 * 2 * n * 8, "dv": 2 * 2 * n * 6}
+        assert _counts(lines, f"rank {rank}") == {
+            "out": 2 * 4 * n * 6, "dq": 2 * 4 * n * 8,
+            "dk": 2 * 2 * n * 8, "dv": 2 * 2 * n * 6}
 
 
 def test_rejects_mismatched_shapes():
