@@ -11,11 +11,16 @@ chip, options, kernels), or a model saved by `torch.export.save` (every
     swba-compile --bundle kernels --dtype bf16 --head-dim 128 --block-size 1560 --window 4
     swba-compile --bundle kernels --config-file configs.json
     swba-compile --bundle kernels --exported model.pt2 --chip sm_90a
+    swba-compile --bundle kernels --dtype bf16 --head-dim 128 --block-size 1024 \\
+        --window 4 --shard-lengths 131072,131072 --heads 24
 
 `--kernels` picks the forward, the backward (training), both, or `paged`
 (`swba.paged_attention`, with `--page-size` on sm_90a, whose paged kernels
 are compiled per page size); a forward of decode-sized calls (see
-`swba.ops`) takes `--options decode=true`. `--options`
+`swba.ops`) takes `--options decode=true`. `--shard-lengths` (with
+`--heads`) builds what `swba.distributed.attention` runs on ranks holding
+those token counts: each rank's pieces' forward (plain, split-KV or decode
+kernel, by the piece's query rows) and the backward. `--options`
 are the `--swba-to-nvvm` options of `SWBA_LOWER_OPTIONS` at run time: a
 bundle holds the kernels of the options it was built with. `--autotune` adds
 every candidate tiling `swba.autotune` times (those that do not fit the head
@@ -72,18 +77,23 @@ def configs_for(dtype: str, head_dim: int, block_size: int, window: int,
 
 
 def forward_configs(dtype: str, hq: int, hkv: int, nq: int, d: int, dv: int,
-                    block_size: int, window: int, chip: str = "sm_90a"
+                    block_size: int, window: int, chip: str = "sm_90a",
+                    scale: float | None = None, options: str = ""
                     ) -> list[compiler.KernelConfig]:
     """The forward kernel configurations `swba.attention` may ask for at
-    these shapes (default scale): the decode kernel where few query rows
-    share a kv head (`compiler.uses_decode`), else the plain forward and the
-    split-KV forward (which the runtime picks where SMs would idle)."""
+    these shapes (scale default 1/sqrt(d); `options`: SWBA_LOWER_OPTIONS):
+    the decode kernel where few query rows share a kv head
+    (`compiler.uses_decode`), else the plain forward and the split-KV
+    forward (which the runtime picks where SMs would idle)."""
+    base = [o for o in compiler.kernel_options(options, False).split()
+            if not o.startswith(("split-kv=", "decode="))]
     if compiler.uses_decode(hq, hkv, nq, d, dv):
-        options: tuple[str, ...] = ("decode=true",)
+        variants: tuple[list[str], ...] = (["decode=true"],)
     else:
-        options = ("", "split-kv=1")
-    return [compiler.KernelConfig(dtype, d, dv, block_size, window, 1.0 / math.sqrt(d),
-                                  chip=chip, options=o) for o in options]
+        variants = ([], ["split-kv=1"])
+    scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
+    return [compiler.KernelConfig(dtype, d, dv, block_size, window, scale, chip=chip,
+                                  options=" ".join(base + v)) for v in variants]
 
 
 def configs_from_json(path: Path, defaults: dict[str, Any]) -> list[compiler.KernelConfig]:
@@ -132,6 +142,31 @@ def configs_from_exported(path: Path, defaults: dict[str, Any]) -> list[compiler
     return out
 
 
+def _lengths(text: str) -> list[int]:
+    try:
+        lengths = [int(x) for x in text.split(",")]
+    except ValueError:
+        lengths = []
+    if not lengths or min(lengths) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected token counts >= 1 separated by commas, got {text!r}")
+    return lengths
+
+
+def _heads(text: str) -> tuple[int, int]:
+    parts = text.split("/")
+    try:
+        hq, hkv = int(parts[0]), int(parts[-1])
+    except ValueError:
+        hq = hkv = 0
+    if len(parts) > 2:
+        hq = 0
+    if hq < 1 or hkv < 1 or hq % hkv:
+        raise argparse.ArgumentTypeError(
+            f"expected HQ or HQ/HKV with HQ a multiple of HKV, got {text!r}")
+    return hq, hkv
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="swba-compile", description=__doc__.split("\n\n")[0],
@@ -149,6 +184,12 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--page-size", type=int,
                      help="--kernels paged: the caches' page size (sm_90a compiles a kernel "
                           "per page size)")
+    src.add_argument("--shard-lengths", type=_lengths, metavar="N1,N2,...",
+                     help="swba.distributed.attention over ranks holding these token counts: "
+                          "the kernels of every rank's pieces (needs --heads)")
+    src.add_argument("--heads", type=_heads, metavar="HQ[/HKV]",
+                     help="with --shard-lengths: query heads and kv heads (pieces of few "
+                          "query rows a kv head run on the decode kernel)")
     p.add_argument("--config-file", type=Path, help="a JSON list of configurations")
     p.add_argument("--exported", type=Path, action="append", default=[],
                    help="a program saved by torch.export.save: its swba.attention calls")
@@ -164,6 +205,23 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _sharded_configs(args) -> list[compiler.KernelConfig]:
+    """--shard-lengths: the kernels swba.distributed.attention's pieces ask
+    for (`swba.halo.kernel_configs`), those of --kernels."""
+    from . import halo
+
+    if args.heads is None:
+        raise ValueError("--shard-lengths needs --heads HQ[/HKV]")
+    if args.kernels == "paged" or args.page_size is not None or args.no_lse:
+        raise ValueError("--shard-lengths builds swba.distributed.attention's kernels: "
+                         "--kernels forward, backward or both, no --page-size")
+    configs = halo.kernel_configs(args.shard_lengths, *args.heads, args.head_dim,
+                                  args.block_size, args.window, args.dtype, args.value_dim,
+                                  args.scale, args.chip, args.options)
+    keep = {"forward": (False,), "backward": (True,), "both": (False, True)}[args.kernels]
+    return [c for c in configs if c.grad in keep]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -175,9 +233,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             if any(x is None for x in one):
                 raise ValueError("one configuration needs --dtype, --head-dim, --block-size "
                                  "and --window")
-            configs += configs_for(args.dtype, args.head_dim, args.block_size, args.window,
-                                   args.value_dim, args.scale, with_lse=not args.no_lse,
-                                   page_size=args.page_size, **defaults)
+            if args.shard_lengths is None:
+                configs += configs_for(args.dtype, args.head_dim, args.block_size,
+                                       args.window, args.value_dim, args.scale,
+                                       with_lse=not args.no_lse, page_size=args.page_size,
+                                       **defaults)
+            else:
+                configs += _sharded_configs(args)
+        elif args.shard_lengths is not None:
+            raise ValueError("--shard-lengths needs one configuration's --dtype, "
+                             "--head-dim, --block-size and --window")
         if args.config_file:
             configs += configs_from_json(args.config_file, defaults)
         for path in args.exported:

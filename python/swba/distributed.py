@@ -21,17 +21,22 @@ CUDA tensors the pieces run on `swba.ops.attention_forward` /
 `attention_backward`; on CPU tensors on a plain masked attention in torch with
 explicit query and key positions (`reference_attention`), through the same
 padding, so the halo logic runs under the gloo backend without a GPU.
+The layout arithmetic is `swba.halo`'s; `kernel_configs` lists the kernels
+the pieces ask for, to compile ahead of time for GPUs without swba-opt.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["attention", "reference_attention"]
+from . import halo
+
+__all__ = ["attention", "reference_attention", "kernel_configs"]
+
+kernel_configs = halo.kernel_configs
 
 
 def reference_attention(q, k, v, block_size: int, window: int, scale: float,
@@ -54,57 +59,8 @@ def reference_attention(q, k, v, block_size: int, window: int, scale: float,
     return out.to(q.dtype), lse
 
 
-@dataclass(frozen=True)
-class _Layout:
-    """Where every rank's tokens and needed keys lie in the sequence."""
-    starts: tuple[int, ...]
-    ends: tuple[int, ...]
-    rank: int
-    block_size: int
-    window: int
-
-    @property
-    def start(self):
-        return self.starts[self.rank]
-
-    @property
-    def end(self):
-        return self.ends[self.rank]
-
-    @property
-    def total(self):
-        return self.ends[-1]
-
-    def keys_for(self, q0: int, q1: int) -> tuple[int, int]:
-        """The keys queries [q0, q1) see: from the first frame of the first
-        query's window to the end of the last query's frame."""
-        bs = self.block_size
-        lo = max(0, (q0 // bs - self.window + 1) * bs)
-        hi = min(self.total, ((q1 - 1) // bs + 1) * bs)
-        return lo, hi
-
-    def needed(self, rank: int) -> tuple[int, int]:
-        return self.keys_for(self.starts[rank], self.ends[rank])
-
-    def interior(self) -> tuple[int, int]:
-        """The own queries whose keys are all own keys (maybe empty)."""
-        bs, s, e = self.block_size, self.start, self.end
-        a = s if s == 0 else (-(-s // bs) + self.window - 1) * bs
-        b = e if e == self.total else (e // bs) * bs
-        return max(a, s), min(b, e)
-
-    def transfers(self, rank_from: int, rank_to: int) -> tuple[int, int]:
-        """The rows of rank_from's tokens that rank_to needs from it (empty
-        when rank_from == rank_to)."""
-        if rank_from == rank_to:
-            return 0, 0
-        lo, hi = self.needed(rank_to)
-        a, b = max(lo, self.starts[rank_from]), min(hi, self.ends[rank_from])
-        return (a, b) if a < b else (0, 0)
-
-
 def _layout(n: int, device, group, block_size: int, window: int,
-            lengths=None) -> _Layout:
+            lengths=None) -> halo.Layout:
     world = dist.get_world_size(group)
     if lengths is None:
         gathered = [torch.zeros(1, dtype=torch.int64, device=device) for _ in range(world)]
@@ -115,13 +71,10 @@ def _layout(n: int, device, group, block_size: int, window: int,
     if len(lengths) != world or lengths[dist.get_rank(group)] != n:
         raise ValueError(f"shard_lengths {lengths} do not match {world} ranks with "
                          f"{n} tokens on this one")
-    if min(lengths) < 1:
-        raise ValueError(f"every rank needs at least one token, got lengths {lengths}")
-    ends = tuple(int(x) for x in torch.tensor(lengths).cumsum(0).tolist())
-    return _Layout((0,) + ends[:-1], ends, dist.get_rank(group), block_size, window)
+    return halo.layout(lengths, dist.get_rank(group), block_size, window)
 
 
-def _exchange(layout: _Layout, group, rows_of, new_buffer, reverse=False):
+def _exchange(layout: halo.Layout, group, rows_of, new_buffer, reverse=False):
     """Posts the point-to-point ops of a halo exchange and returns the
     pending requests and the receive buffers with their position ranges (in
     reverse, several peers send gradients of the same rows).
@@ -205,17 +158,6 @@ def _piece_backward(q, k, v, out, dout, lse, block_size, window, scale, q_start,
     return dq[:, :, :q.shape[2] - pad], dk, dv
 
 
-def _pieces(layout: _Layout):
-    """The own queries as pieces [q0, q1): the interior one (first, computed
-    while the halo travels) when not empty, then those that need the halo."""
-    s, e = layout.start, layout.end
-    i0, i1 = layout.interior()
-    if i0 >= i1:
-        return None, [(s, e)]
-    edges = [(q0, q1) for q0, q1 in ((s, i0), (i1, e)) if q0 < q1]
-    return (i0, i1), edges
-
-
 class _DistributedAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, block_size, window, scale, group, lengths):
@@ -230,7 +172,7 @@ class _DistributedAttention(torch.autograd.Function):
 
         out = q.new_empty(*q.shape[:3], v.shape[3])
         lse = None
-        interior, edges = _pieces(layout)
+        interior, edges = layout.pieces()
 
         def run(q0, q1, keys, keys_start):
             nonlocal lse
@@ -269,7 +211,7 @@ class _DistributedAttention(torch.autograd.Function):
         acc = torch.promote_types(kv_ext.dtype, torch.float32)
         dkv = torch.zeros(kv_ext.shape, dtype=acc, device=kv_ext.device)
         dq = torch.empty_like(q)
-        interior, edges = _pieces(layout)
+        interior, edges = layout.pieces()
 
         def run(q0, q1):
             k0, k1 = layout.keys_for(q0, q1)

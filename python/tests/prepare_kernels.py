@@ -7,9 +7,10 @@ backward also with grad-fused-dq=true (and with grad-fused-dq=false where
 that is not the default's); the split-KV forward's
 (test_gpu_splitkv.py, bench/bench_splitkv.py); the tile options of
 bench/variants.py (unless --no-variants); for sm_90a, those of
-gpu_torch_kernels.json (the PyTorch library's GPU tests and examples) and
-the autotuner's candidates of test_gpu_autotune.py (and, with --frontier,
-bench_frontier.py's kernels; with --frontier-tune, their candidates too)."""
+gpu_torch_kernels.json (the PyTorch library's GPU tests and examples),
+the autotuner's candidates of test_gpu_autotune.py and the pieces of the
+two-GPU tests (distributed_cases.py); with --frontier, bench_frontier.py's
+kernels too (with --frontier-tune, their candidates as well)."""
 
 import dataclasses
 import os
@@ -22,6 +23,7 @@ sys.path[:0] = [os.path.join(here, ".."), here, os.path.join(here, "..", "bench"
 from swba import compiler  # noqa: E402
 from swba.compile import configs_from_json  # noqa: E402
 import decode_cases  # noqa: E402
+import distributed_cases  # noqa: E402
 import gpu_cases  # noqa: E402
 import configs  # noqa: E402
 import splitkv_cases  # noqa: E402
@@ -34,6 +36,8 @@ todo = {dataclasses.replace(config, chip=chip)
         for config in set(gpu_cases.kernel_configs()) | set(configs.kernel_configs())
         for chip in CHIPS}
 todo |= decode_cases.kernel_configs("sm_90a") | decode_cases.kernel_configs("sm_90")
+# The pieces of swba.distributed's two-GPU tests (sm_90a).
+todo |= distributed_cases.kernel_configs()
 # The sm_90a backward whose dK/dV kernel adds dQ up.
 todo |= {dataclasses.replace(config, options="grad-fused-dq=true")
          for config in todo if config.grad and config.chip == "sm_90a"}

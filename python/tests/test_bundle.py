@@ -115,6 +115,47 @@ def test_cli_errors(isolated, capsys):
     assert "unknown keys ['windows']" in capsys.readouterr().err
 
 
+def test_shard_lengths(isolated, monkeypatch, capsys):
+    """--shard-lengths builds what swba.distributed.attention's pieces run
+    (swba.halo.kernel_configs), those of --kernels, with --options split
+    between the forward and the backward as at run time."""
+    from swba import halo
+
+    built = []
+    monkeypatch.setattr(bundle, "build_bundle",
+                        lambda configs, path, progress: built.extend(configs))
+    monkeypatch.setattr(bundle, "bundle_configs", lambda path: built)
+    one = ["--bundle", str(isolated / "b"), "--dtype", "bf16", "--head-dim", "128",
+           "--block-size", "128", "--window", "3"]
+    assert swba_compile.main(one + ["--shard-lengths", "700,333", "--heads", "8/2",
+                                    "--options", "stages=3 grad-stages=3"]) == 0
+    want = halo.kernel_configs([700, 333], 8, 2, 128, 128, 3, "bf16",
+                               options="stages=3 grad-stages=3")
+    assert built == want
+    assert {c.options for c in built} == {
+        "stages=3", "stages=3 split-kv=1", "stages=3 decode=true", "grad-stages=3"}
+    built.clear()
+    assert swba_compile.main(one + ["--shard-lengths", "700,333", "--heads", "8/2",
+                                    "--kernels", "forward"]) == 0
+    assert built and not any(c.grad for c in built)
+    capsys.readouterr()
+    assert swba_compile.main(one + ["--shard-lengths", "700,333"]) == 2
+    assert "--shard-lengths needs --heads" in capsys.readouterr().err
+    assert swba_compile.main(["--bundle", str(isolated / "b"), "--shard-lengths", "4,4",
+                              "--heads", "2"]) == 2
+    assert "needs one configuration's --dtype" in capsys.readouterr().err
+    assert swba_compile.main(one + ["--shard-lengths", "4,4", "--heads", "2",
+                                    "--kernels", "paged"]) == 2
+    assert "no --page-size" in capsys.readouterr().err
+    for bad in (["--shard-lengths", "4,0", "--heads", "2"],
+                ["--shard-lengths", "4,x", "--heads", "2"],
+                ["--shard-lengths", "4", "--heads", "6/4"],
+                ["--shard-lengths", "4", "--heads", "8/4/2"]):
+        with pytest.raises(SystemExit):
+            swba_compile.main(one + bad)
+        assert "expected" in capsys.readouterr().err
+
+
 def test_config_file(isolated):
     rows = isolated / "c.json"
     rows.write_text(json.dumps([

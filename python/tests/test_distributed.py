@@ -16,6 +16,8 @@ import torch.distributed as dist  # noqa: E402
 import torch.multiprocessing as mp  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from swba import distributed, halo  # noqa: E402
+from swba.compile import forward_configs  # noqa: E402
 from swba.distributed import attention, reference_attention  # noqa: E402
 
 # (lengths per rank, block_size, window, Hq, Hkv, dtype). With bs 4 and
@@ -170,6 +172,35 @@ def test_under_torch_compile():
             "dk": 2 * 2 * n * 8, "dv": 2 * 2 * n * 6}
 
 
+def test_kernel_configs_cover_the_pieces(monkeypatch):
+    """halo.kernel_configs (what prepare_kernels.py and bundles compile for
+    GPUs without swba-opt) lists the forward each piece runs: the rows a
+    piece hands the kernel, padded to its keys' end, are the layout's
+    padded_queries."""
+    handed = []
+
+    def forward(q, k, v, block_size, window, scale):
+        handed.append(q.shape[2])
+        return reference_attention(q, k, v, block_size, window, scale,
+                                   q_start=k.shape[2] - q.shape[2])
+
+    monkeypatch.setattr(distributed, "_kernels", lambda x: (forward, None))
+    for lengths, bs, ws, hq, hkv, _ in CASES:
+        listed = set(halo.kernel_configs(lengths, hq, hkv, 64, bs, ws, dtype="f16"))
+        for rank in range(len(lengths)):
+            lay = halo.layout(lengths, rank, bs, ws)
+            interior, edges = lay.pieces()
+            for q0, q1 in ([interior] if interior else []) + edges:
+                k0, k1 = lay.keys_for(q0, q1)
+                handed.clear()
+                distributed._piece_forward(torch.zeros(1, hq, q1 - q0, 8),
+                                           torch.zeros(1, hkv, k1 - k0, 8),
+                                           torch.zeros(1, hkv, k1 - k0, 8),
+                                           bs, ws, 0.4, q0, k0)
+                assert handed == [lay.padded_queries(q0, q1)], (lengths, rank, q0, q1)
+                assert set(forward_configs("f16", hq, hkv, handed[0], 64, 64, bs, ws)) <= listed
+
+
 def test_rejects_mismatched_shapes():
     q = torch.zeros(1, 2, 4, 8)
     with pytest.raises(ValueError, match="multiple of kv heads"):
@@ -182,5 +213,7 @@ if __name__ == "__main__":
     for c in CASES:
         _run(c)
     test_under_torch_compile()
+    with pytest.MonkeyPatch.context() as patch:
+        test_kernel_configs_cover_the_pieces(patch)
     test_rejects_mismatched_shapes()
-    print(f"{len(CASES) + 2} passed, 0 failed")
+    print(f"{len(CASES) + 3} passed, 0 failed")

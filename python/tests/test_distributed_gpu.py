@@ -16,22 +16,16 @@ torch = pytest.importorskip("torch")
 import torch.distributed as dist  # noqa: E402
 import torch.multiprocessing as mp  # noqa: E402
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path[:0] = [os.path.join(os.path.dirname(__file__), ".."), os.path.dirname(__file__)]
+from distributed_cases import CASES  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available() or torch.cuda.device_count() < 2,
     reason="needs two CUDA devices")
 
-# (name, lengths per rank, Hq, Hkv, D, block_size, window, dtype); the halo
-# before a frame-aligned shard is (window - 1) * block_size = 256 tokens.
-CASES = [
-    ("below_halo_partial_frames", [100, 412], 4, 4, 64, 128, 3, torch.float16),
-    ("equal_halo_aligned", [256, 256], 4, 4, 64, 128, 3, torch.float16),
-    ("above_halo_gqa_bf16", [700, 333], 8, 2, 128, 128, 3, torch.bfloat16),
-    ("video_frames_1560", [2000, 2680], 2, 2, 128, 1560, 2, torch.bfloat16),
-]
-OUT_TOL = {torch.float16: 4e-3, torch.bfloat16: 3e-2}
-GRAD_TOL = {torch.float16: 1e-2, torch.bfloat16: 5e-2}
+DTYPES = {"f16": torch.float16, "bf16": torch.bfloat16}
+OUT_TOL = {"f16": 4e-3, "bf16": 3e-2}
+GRAD_TOL = {"f16": 1e-2, "bf16": 5e-2}
 
 
 def _worker(rank, world, init_file, case, result_dir):
@@ -45,7 +39,7 @@ def _worker(rank, world, init_file, case, result_dir):
     try:
         gen = torch.Generator().manual_seed(7)
         n = sum(lengths)
-        q, k, v, dout = (torch.randn(shape, generator=gen).to(f"cuda:{rank}", dtype)
+        q, k, v, dout = (torch.randn(shape, generator=gen).to(f"cuda:{rank}", DTYPES[dtype])
                          for shape in ((1, hq, n, d), (1, hkv, n, d), (1, hkv, n, d),
                                        (1, hq, n, d)))
         qf, kf, vf = (x.clone().requires_grad_() for x in (q, k, v))
@@ -74,13 +68,13 @@ def _worker(rank, world, init_file, case, result_dir):
         dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c[0])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_two_gpus_match_one(case):
-    world = len(case[1])
+    world = len(case.lengths)
     with tempfile.TemporaryDirectory() as tmp:
         mp.spawn(_worker, args=(world, os.path.join(tmp, "store"), case, tmp),
                  nprocs=world, join=True)
         for rank in range(world):
             for line in open(os.path.join(tmp, f"{rank}")).read().splitlines():
                 name, count, bad = line.split()
-                assert int(bad) == 0, f"{case[0]}: rank {rank}: {bad} of {count} {name} differ"
+                assert int(bad) == 0, f"{case.name}: rank {rank}: {bad} of {count} {name} differ"
