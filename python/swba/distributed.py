@@ -255,7 +255,12 @@ def attention(q, k, v, block_size: int, window: int, group=None,
     rank of the group must call it with the same block_size, window, scale,
     B, heads and head dims. shard_lengths (every rank's token count, in rank
     order) saves the all_gather (and its host synchronisation) that finds
-    them otherwise."""
+    them otherwise. Without that all_gather the first call's point-to-point
+    ops may be the group's first NCCL operation, which NCCL wants every rank
+    in: where some rank exchanges nothing (more than two ranks, a window of
+    one frame), create the group with `device_id` (eager initialization) or
+    run a collective first. `swba.halo.kernel_configs` lists the kernels
+    the ranks' pieces ask for (to compile ahead of time)."""
     if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
         raise ValueError("q, k, v must be 4-D [B, H, n, D]")
     b, hq, n, d = q.shape
