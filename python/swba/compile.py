@@ -85,8 +85,7 @@ def forward_configs(dtype: str, hq: int, hkv: int, nq: int, d: int, dv: int,
     the decode kernel where few query rows share a kv head
     (`compiler.uses_decode`), else the plain forward and the split-KV
     forward (which the runtime picks where SMs would idle)."""
-    base = [o for o in compiler.kernel_options(options, False).split()
-            if not o.startswith(("split-kv=", "decode="))]
+    base = compiler.planned_options(options, False)
     if compiler.uses_decode(hq, hkv, nq, d, dv):
         variants: tuple[list[str], ...] = (["decode=true"],)
     else:

@@ -179,6 +179,13 @@ def kernel_options(options: str, grad: bool) -> str:
     return " ".join(o for o in options.split() if o.startswith("grad-") == grad)
 
 
+def planned_options(options: str, grad: bool) -> list[str]:
+    """kernel_options(options, grad) less split-kv and decode, which the
+    runtime picks for each call's shapes (swba.ops) and adds itself."""
+    return [o for o in kernel_options(options, grad).split()
+            if not o.startswith(("split-kv=", "decode="))]
+
+
 def reproducible_config(config: KernelConfig,
                         load: Callable[[KernelConfig], Kernel] | None = None) -> KernelConfig:
     """What a runtime asked for bitwise reproducible results runs for

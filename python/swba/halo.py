@@ -110,9 +110,9 @@ def kernel_configs(shard_lengths: Sequence[int], q_heads: int, kv_heads: int,
 
     value_dim = head_dim if value_dim is None else value_dim
     scale = 1.0 / math.sqrt(head_dim) if scale is None else float(scale)
+    backward = " ".join(compiler.planned_options(options, True))
     configs = {compiler.KernelConfig(dtype, head_dim, value_dim, block_size, window, scale,
-                                     chip=chip, grad=True,
-                                     options=compiler.kernel_options(options, True))}
+                                     chip=chip, grad=True, options=backward)}
     for rank in range(len(shard_lengths)):
         lay = layout(shard_lengths, rank, block_size, window)
         interior, edges = lay.pieces()

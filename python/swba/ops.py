@@ -330,12 +330,10 @@ class _Plan:
 
     def _config(self, grad, split=False):
         b, hq, hkv, nq, nk, d, dv = self.shapes
-        options = compiler.kernel_options(self.options, grad)
         # The decode kernel and the split-KV forward are this plan's choice
         # (decode=true, split-kv=1: their kernels; the count of splits is
         # given at each launch).
-        options = [o for o in options.split()
-                   if not o.startswith(("split-kv=", "decode="))]
+        options = compiler.planned_options(self.options, grad)
         if not grad and self._uses_decode():
             options.append("decode=true")
         elif split:

@@ -55,7 +55,8 @@ def _report(result_dir, rank, pairs, tol):
 
 def _spawn(worker, world, *args):
     """Runs worker(rank, world, init_file, *args, result_dir) on `world`
-    gloo processes; each rank's _report lines as (name, count, bad)."""
+    processes (the worker starts its process group); each rank's _report
+    lines as (name, count, bad)."""
     with tempfile.TemporaryDirectory() as tmp:
         mp.spawn(worker, args=(world, os.path.join(tmp, "store"), *args, tmp),
                  nprocs=world, join=True)

@@ -8,16 +8,15 @@ at their edges, GQA, f16 and bf16. Skipped without two CUDA devices.
 
 import os
 import sys
-import tempfile
 
 import pytest
 
 torch = pytest.importorskip("torch")
 import torch.distributed as dist  # noqa: E402
-import torch.multiprocessing as mp  # noqa: E402
 
 sys.path[:0] = [os.path.join(os.path.dirname(__file__), ".."), os.path.dirname(__file__)]
 from distributed_cases import CASES  # noqa: E402
+from test_distributed import _counts, _spawn  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available() or torch.cuda.device_count() < 2,
@@ -70,11 +69,5 @@ def _worker(rank, world, init_file, case, result_dir):
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_two_gpus_match_one(case):
-    world = len(case.lengths)
-    with tempfile.TemporaryDirectory() as tmp:
-        mp.spawn(_worker, args=(world, os.path.join(tmp, "store"), case, tmp),
-                 nprocs=world, join=True)
-        for rank in range(world):
-            for line in open(os.path.join(tmp, f"{rank}")).read().splitlines():
-                name, count, bad = line.split()
-                assert int(bad) == 0, f"{case.name}: rank {rank}: {bad} of {count} {name} differ"
+    for rank, lines in enumerate(_spawn(_worker, len(case.lengths), case)):
+        _counts(lines, f"{case.name}: rank {rank}")
