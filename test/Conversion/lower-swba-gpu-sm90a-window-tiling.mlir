@@ -55,8 +55,9 @@ func.func @frame_window_d128(%q: memref<?x24x?x128xbf16>, %k: memref<?x24x?x128x
 // A 128-token band at head dim 64: a persistent workgroup an SM (the
 // default at head dim 64) of three consumers: Q in 192-row boxes, K and V
 // in 64-key boxes, 176 KiB of shared memory (two Q buffers, eight K/V
-// stages, which a consumer's whole band in one pass needs; 80 KiB with two
-// stages asked for, TWO) and the tile slots; the producer
+// stages, which a consumer's whole band in one pass needs, and 2 KiB of
+// ones for its rows' sums; 80 KiB with two stages asked for, TWO, where
+// the one pass does not run) and the tile slots; the producer
 // keeps 32 registers, the consumers take 160. With the grid asked for, two
 // workgroups an SM, each of two consumers: Q in 128-row boxes, 48 KiB of
 // shared memory, 80 registers a thread at launch; the producer gives 56
@@ -64,9 +65,9 @@ func.func @frame_window_d128(%q: memref<?x24x?x128xbf16>, %k: memref<?x24x?x128x
 // CHECK-LABEL: func @narrow_band_d64
 // CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c192, %c64]
 // CHECK-COUNT-2: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
-// CHECK: gpu.launch_func @swba_attention_kernels::@swba_fwd blocks in (%{{.*}}, %c1, %c1) threads in (%c512, %c1, %c1) dynamic_shared_memory_size %c180256_i32
+// CHECK: gpu.launch_func @swba_attention_kernels::@swba_fwd blocks in (%{{.*}}, %c1, %c1) threads in (%c512, %c1, %c1) dynamic_shared_memory_size %c182464_i32
 // TWO-LABEL: func @narrow_band_d64
-// TWO: gpu.launch_func @swba_attention_kernels::@swba_fwd blocks in (%{{.*}}, %c1, %c1) threads in (%c512, %c1, %c1) dynamic_shared_memory_size %c81952_i32
+// TWO: gpu.launch_func @swba_attention_kernels::@swba_fwd blocks in (%{{.*}}, %c1, %c1) threads in (%c512, %c1, %c1) dynamic_shared_memory_size %c82112_i32
 // CHECK: gpu.func @swba_fwd({{.*}}) kernel attributes {{{.*}}nvvm.maxnreg = 128 : i32
 // CHECK: nvvm.setmaxregister  decrease 32
 // A consumer's 64 rows see 3 tiles of 64 keys, fewer than the
@@ -82,7 +83,10 @@ func.func @frame_window_d128(%q: memref<?x24x?x128xbf16>, %k: memref<?x24x?x128x
 // GRID: gpu.func @swba_fwd({{.*}}) kernel attributes {{{.*}}nvvm.maxnreg = 80 : i32
 // GRID: nvvm.setmaxregister  decrease 24
 // GRID: nvvm.setmaxregister  increase 104
-// CHECK: arith.ceildivui %{{.*}}, %c64
+// A consumer's tiles from the tile's plan (four words at 12 + 4 c), which
+// the producer worked out.
+// CHECK: %[[OWN:.*]] = arith.addi %{{.*}}, %c12 : index
+// CHECK-NEXT: vector.load %{{.*}}[%[[OWN]]] {alignment = 16 : i64} : memref<24xi32, #gpu.address_space<workgroup>>, vector<4xi32>
 // CHECK: scf.for %{{.*}} = %c0 to %{{.*}} step %c1 {
 // CHECK: nvgpu.mbarrier.try_wait.parity
 // CHECK: nvgpu.mbarrier.arrive
@@ -93,7 +97,8 @@ func.func @frame_window_d128(%q: memref<?x24x?x128xbf16>, %k: memref<?x24x?x128x
 // sequence's ends), it runs them in one pass: the three S products (four
 // k16 slices each) in one group, one wait, the softmax of all 96 scores
 // (edge tiles masked), then the three P V products in one group, O never
-// rescaled; elsewhere the tile-by-tile loop.
+// rescaled, each with its P times a B of ones (m64n8: the rows' sums);
+// elsewhere the tile-by-tile loop.
 // CHECK: %[[WHOLE:.*]] = arith.cmpi eq, %{{.*}}, %c3 : index
 // CHECK-NEXT: scf.if %[[WHOLE]] -> (
 // CHECK: nvvm.wgmma.fence.aligned
@@ -101,7 +106,12 @@ func.func @frame_window_d128(%q: memref<?x24x?x128xbf16>, %k: memref<?x24x?x128x
 // CHECK-NEXT: nvvm.wgmma.commit.group.sync.aligned
 // CHECK-NEXT: nvvm.wgmma.wait.group.sync.aligned 0
 // CHECK: nvvm.wgmma.fence.aligned
-// CHECK-COUNT-12: llvm.inline_asm has_side_effects {{.*}}wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
+// CHECK-COUNT-4: llvm.inline_asm has_side_effects {{.*}}wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
+// CHECK-COUNT-4: llvm.inline_asm has_side_effects {{.*}}wgmma.mma_async.sync.aligned.m64n8k16.f32.bf16.bf16
+// CHECK-COUNT-4: llvm.inline_asm has_side_effects {{.*}}wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
+// CHECK-COUNT-4: llvm.inline_asm has_side_effects {{.*}}wgmma.mma_async.sync.aligned.m64n8k16.f32.bf16.bf16
+// CHECK-COUNT-4: llvm.inline_asm has_side_effects {{.*}}wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
+// CHECK-COUNT-4: llvm.inline_asm has_side_effects {{.*}}wgmma.mma_async.sync.aligned.m64n8k16.f32.bf16.bf16
 // CHECK: nvvm.wgmma.commit.group.sync.aligned
 // CHECK-NEXT: nvvm.wgmma.wait.group.sync.aligned 0
 // CHECK: } else {

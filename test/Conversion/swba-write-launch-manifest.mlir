@@ -19,7 +19,7 @@
 // launch scalar sm_count) of three consumers of 64 rows (192 rows a query
 // tile, 512 threads) claiming tiles from a zeroed i32 buffer, its last
 // memref; 114688 bytes of dynamic shared memory (two Q buffers of 24 KiB,
-// two K/V stages of 32 KiB) and the tile slots (32), 128
+// two K/V stages of 32 KiB) and the tile slots (192), 128
 // registers a thread; Q boxes of 192 rows, K/V boxes of 128 keys.
 // SM90A: gpu.module @swba_attention_kernels attributes {swba.buffers = [{element_type = "i32", name = "tile_counter", shape = [1], zero = true}], swba.scalars = ["sm_count"]}
 // SM90A: gpu.func @swba_fwd(
@@ -30,7 +30,7 @@
 // SM90A-SAME: {box = [1, 192, 64], element_type = "f16", interleave = "none", kind = "tensor_map", l2_promotion = "l2promo_256b", oob_fill = "zero", swizzle = "swizzle_128b", tensor = "q", view = {{\[\[}}0, 1], [2], [3]]},
 // SM90A-SAME: {box = [1, 128, 64], {{.*}} tensor = "k"
 // SM90A-SAME: {box = [1, 128, 64], {{.*}} tensor = "v"
-// SM90A-SAME: shared_memory = 114720 : i64, stream = 0 : i64}
+// SM90A-SAME: shared_memory = 114880 : i64, stream = 0 : i64}
 // On sm_90 the mma.sync forward: 128 rows a workgroup of 128 threads, no
 // dynamic shared memory, no tensor maps, no register cap.
 // SM90: gpu.func @swba_fwd(
@@ -105,7 +105,7 @@ func.func @backward(%q: memref<?x4x?x128xbf16>, %k: memref<?x2x?x128xbf16>, %v: 
 // JSON-NEXT: 1,
 // JSON-NEXT: 192,
 // JSON-NEXT: 64
-// JSON: "shared_memory": 114720,
+// JSON: "shared_memory": 114880,
 // JSON: "name": "swba_attention_kernels",
 // JSON-NEXT: "reproducible": true,
 // JSON-NEXT: "scalars": [

@@ -93,7 +93,11 @@ struct AttentionOpToWgmma : public OpRewritePattern<AttentionOp> {
       return rewriter.notifyMatchFailure(
           op, "head dims not multiples of 64 up to 256, nor of 16 past 64");
     HopperTiling tiling = *maybeTiling;
-    SharedLayout layout(tiling, headDim, valueDim);
+    SharedLayout layout =
+        forwardLayout(tiling, headDim, valueDim,
+                      BlockWindow{static_cast<int64_t>(op.getBlockSize()),
+                                  static_cast<int64_t>(op.getWindow())},
+                      options.splitKv > 0);
     if (!fits(tiling, layout))
       return rewriter.notifyMatchFailure(op, "tiling does not fit");
 
@@ -236,7 +240,11 @@ LogicalResult mlir::swba::checkHopperLowerable(Operation *op,
                        attention.getWindow()));
   if (failed(tiling))
     return success(); // the mma.sync kernel
-  SharedLayout layout(*tiling, headDim, valueDim);
+  SharedLayout layout =
+      forwardLayout(*tiling, headDim, valueDim,
+                    BlockWindow{static_cast<int64_t>(attention.getBlockSize()),
+                                static_cast<int64_t>(attention.getWindow())},
+                    options.splitKv > 0);
   if (fits(*tiling, layout))
     return success();
   if (!accumulatorsFit(*tiling, valueDim) && sharedMemoryFits(*tiling, layout))

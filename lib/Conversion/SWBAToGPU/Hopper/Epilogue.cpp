@@ -97,12 +97,17 @@ void mlir::swba::gpu_kernels::storeRow(HopperKernelBuilder &e,
         /*nontemporal=*/false, naturalAlignment(value.getType()));
 }
 
-void mlir::swba::gpu_kernels::storeForwardRows(
-    HopperKernelBuilder &e, ValueRange results, int64_t valueDim, Value rowBase,
-    Value queries, Value out, Value lse, Value batch, Value head) {
+void mlir::swba::gpu_kernels::storeForwardRows(HopperKernelBuilder &e,
+                                               ValueRange results,
+                                               int64_t valueDim, Value rowBase,
+                                               Value queries, Value out,
+                                               Value lse, Value batch,
+                                               Value head, bool sumsComplete) {
   int64_t nO = valueDim / 2;
   for (int64_t h = 0; h < 2; ++h) {
-    Value sum = e.quadReduce(results[nO + 2 + h], /*isMax=*/false);
+    Value sum = sumsComplete
+                    ? results[nO + 2 + h]
+                    : e.quadReduce(results[nO + 2 + h], /*isMax=*/false);
     Value inv = e.divf(e.f32(1.0), sum);
     Value row = e.add(rowBase, e.idx(8 * h));
     RowStores stores = packAccumulatorRow(

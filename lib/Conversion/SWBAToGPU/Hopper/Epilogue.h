@@ -43,12 +43,13 @@ void storeRow(HopperKernelBuilder &e, const RowStores &stores, Value dst,
               Value batch, Value head, Value row);
 
 /// The forward: `results` holds O (valueDim / 2 registers), the row maxima
-/// and the row sums (two each); completes the sums over the quad and
-/// stores O / sum into out and, with `lse`, the rows' log-sum-exp; rows
-/// rowBase + 8 h below `queries` only.
+/// and the row sums (two each); completes the sums over the quad (unless
+/// `sumsComplete`) and stores O / sum into out and, with `lse`, the rows'
+/// log-sum-exp; rows rowBase + 8 h below `queries` only.
 void storeForwardRows(HopperKernelBuilder &e, ValueRange results,
                       int64_t valueDim, Value rowBase, Value queries, Value out,
-                      Value lse, Value batch, Value head);
+                      Value lse, Value batch, Value head,
+                      bool sumsComplete = false);
 
 /// The split-KV forward: like storeForwardRows, O / sum into
 /// splitOut[split, firstRow + row] and the lse into splitLse[split,

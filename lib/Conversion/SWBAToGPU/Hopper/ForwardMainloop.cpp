@@ -84,14 +84,19 @@ struct ForwardKernel {
                                                layout.qBytes} {
     if (!split)
       bandTiles = wholeBandTiles(w, tiling, headDim, valueDim);
+    assert((bandTiles > 0) == layout.rowSumOnes &&
+           "the one pass's P V products read the layout's ones");
   }
 
   void setUp(ValueRange args, ArrayRef<Value> maps);
   SmallVector<Value> mainloop();
   void forEachTile(ValueRange args, Value counter,
                    function_ref<Value(const QueryTile &)> body);
-  QueryTile claimedTile(ValueRange args);
+  QueryTile claimedTile(ValueRange args, bool consumer = false);
   Value tileSlot();
+  void writePlan(ValueRange args, Value slot, const WorkgroupTile &t);
+  /// Whether the consumers' loops test their own interior keys (loops()).
+  bool consumersOwnInterior() const { return !splitInterior && smallHeads; }
   /// Set where the consumers have waited for Q before the mainloop.
   bool onceAwaited = false;
 
@@ -103,9 +108,10 @@ private:
   struct SOperands {
     SmallVector<Value> zero, descriptors;
   };
-  SOperands prepareS(Value j);
+  SOperands prepareS(Value j, ArrayRef<Value> qSlices = {});
   Value issueS(const SOperands &ops);
   SmallVector<Value> preparePV(Value j);
+  void fillOnes();
   OnlineSoftmax::Tile softmaxOf(Value sAcc, Value j,
                                 MutableArrayRef<Value> rowMax,
                                 MutableArrayRef<Value> rowSum,
@@ -140,7 +146,10 @@ void ForwardKernel::setUp(ValueRange args, ArrayRef<Value> maps) {
   e.sharedBuffer(layout.total());
   base = e.descriptorBase();
 
+  if (layout.rowSumOnes)
+    fillOnes();
   // mbarriers: Q's, then a ring of K (operand 0) and V (operand 1) tiles.
+  // (Their initialization ends with the workgroup's barrier.)
   Value isThread0 = e.eq(e.threadId, 0);
   ring.init(tiling.consumers * kWarpgroupThreads / 32, isThread0);
   e.splitRoles(
@@ -196,17 +205,29 @@ std::pair<Value, Value> ForwardKernel::tileKeys(Value j) {
 /// per k16 slice. Made, like every wgmma operand, before the wgmma fence:
 /// ptxas serializes wgmmas when other instructions define their inputs
 /// between them.
-ForwardKernel::SOperands ForwardKernel::prepareS(Value j) {
+ForwardKernel::SOperands ForwardKernel::prepareS(Value j,
+                                                 ArrayRef<Value> qSlices) {
   SOperands ops;
   Value kDesc =
       stageDesc(ring.stage(j), layout.kOffset(0), layout.kStageBytes, 16);
+  SmallVector<Value> made;
   for (int64_t kk = 0; kk < headDim / 16; ++kk) {
-    ops.descriptors.push_back(
-        e.add(qDesc, e.i64(HopperKernelBuilder::kMajorSlice(blockM, kk))));
-    ops.descriptors.push_back(
+    if (qSlices.empty())
+      made.push_back(
+          e.add(qDesc, e.i64(HopperKernelBuilder::kMajorSlice(blockM, kk))));
+    made.push_back(
         e.add(kDesc, e.i64(HopperKernelBuilder::kMajorSlice(blockN, kk))));
   }
-  ops.descriptors = e.fenceRegisters(ops.descriptors);
+  made = e.fenceRegisters(made);
+  // Q's slices and K's, interleaved; Q's given (fenced) where several S
+  // products share them.
+  for (int64_t kk = 0; kk < headDim / 16; ++kk) {
+    if (qSlices.empty()) {
+      ops.descriptors.append({made[2 * kk], made[2 * kk + 1]});
+      continue;
+    }
+    ops.descriptors.append({qSlices[kk], made[kk]});
+  }
   ops.zero = e.zeroRegisters(nS);
   return ops;
 }
@@ -227,6 +248,35 @@ SmallVector<Value> ForwardKernel::preparePV(Value j) {
   Value vDesc = stageDesc(ring.stage(j), layout.vOffset(0), layout.vStageBytes,
                           blockN * kBoxRowBytes);
   return e.fenceRegisters(e.mnMajorSlices(vDesc, blockN / 16));
+}
+
+/// The ones of the rows' sums (SharedLayout::rowSumOnes), written by the
+/// producer warpgroup's threads 16 bytes each and fenced for the wgmmas
+/// that read them (async proxy), before the workgroup's barrier.
+void ForwardKernel::fillOnes() {
+  constexpr int64_t kWords = SharedLayout::kOnesBytes / 16;
+  static_assert(kWords == kWarpgroupThreads, "a 16-byte store a thread");
+  auto smemSpace = gpu::AddressSpaceAttr::get(
+      e.b.getContext(), gpu::GPUDialect::getWorkgroupAddressSpace());
+  Value ones = memref::ViewOp::create(
+      e.b,
+      MemRefType::get({4 * kWords}, e.b.getI32Type(),
+                      MemRefLayoutAttrInterface(), smemSpace),
+      e.buffer, e.idx(layout.onesOffset()), ValueRange{});
+  // A pair of ones of the element type in each i32.
+  int64_t one = e.elementType.isBF16() ? 0x3F80 : 0x3C00;
+  Value word =
+      arith::ConstantIntOp::create(e.b, e.b.getI32Type(), (one << 16) | one);
+  Value quad = vector::BroadcastOp::create(
+      e.b, VectorType::get({4}, e.b.getI32Type()), word);
+  e.when(arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, e.threadId,
+                               e.idx(kWarpgroupThreads)),
+         [&] {
+           vector::StoreOp::create(
+               e.b, quad, ones, ValueRange{e.mul(e.threadId, 4)},
+               /*nontemporal=*/false, naturalAlignment(quad.getType()));
+           e.fenceAsyncShared();
+         });
 }
 
 /// The online softmax of a retired S_j: masks it where the tile is not
@@ -342,6 +392,7 @@ void ForwardKernel::forEachTile(ValueRange args, Value counter,
       for (int64_t i = 0; i < 3; ++i)
         memref::StoreOp::create(e.b, e.toI32(fields[i]), slot,
                                 ValueRange{e.idx(i + 1)});
+      writePlan(args, slot, t);
     });
     e.when(arith::XOrIOp::create(e.b, more, e.i1(true)),
            [&] { e.arrive(ring.onceFullSlot()); });
@@ -353,7 +404,7 @@ void ForwardKernel::forEachTile(ValueRange args, Value counter,
   ring.base = after->getArgument(1);
   // (The claimed index again, from the slot: a value carried by the loop
   // would live through the whole tile.)
-  QueryTile t = claimedTile(args);
+  QueryTile t = claimedTile(args, /*consumer=*/!counter);
   Value used = body(t);
   scf::YieldOp::create(e.b, ValueRange{e.add(ring.round, e.idx(1)),
                                        e.add(ring.base, used)});
@@ -376,15 +427,76 @@ Value ForwardKernel::tileSlot() {
       ValueRange{});
 }
 
+/// The tile's plan, which the producer's thread works out once a tile
+/// and writes into the tile slot beside its batch, head and query tile
+/// (SharedLayout::kTilePlanWord): its rows [q0, q1), keys [begin, end) and
+/// key tiles, and for each consumer c (kConsumerPlanWord + 4 c) its key
+/// tiles [first, end) (QueryTile::consumerTiles) and the interior keys its
+/// loops test (takeConsumerInterior where consumersOwnInterior, else the
+/// workgroup's). Each consumer warp worked them out in 64-bit index
+/// arithmetic once a tile, about 170 of its ~1400 instructions a tile on
+/// the 128-token window (ncu, H200, docs/BENCHMARKS.md).
+void ForwardKernel::writePlan(ValueRange args, Value slot,
+                              const WorkgroupTile &t) {
+  QueryTile tile =
+      QueryTile::of(e, t, args[0], args[1], w, blockM, blockN, Value());
+  auto store = [&](Value v, int64_t word) {
+    memref::StoreOp::create(e.b, e.toI32(v), slot, ValueRange{e.idx(word)});
+  };
+  Value plan[] = {tile.q0, tile.q1, tile.window.begin, tile.window.end,
+                  tile.numTiles};
+  for (auto [i, v] : llvm::enumerate(plan))
+    store(v, SharedLayout::kTilePlanWord + i);
+  assert(tiling.consumers <= SharedLayout::kPlannedConsumers);
+  for (int64_t c = 0; c < tiling.consumers; ++c) {
+    QueryTile own = tile;
+    if (consumersOwnInterior())
+      own.takeConsumerInterior(e, w, e.idx(c));
+    auto [first, end] = consumersTakeOwnTiles(w, blockM, blockN)
+                            ? own.consumerTiles(e, w, e.idx(c), blockN)
+                            : std::make_pair(e.idx(0), tile.numTiles);
+    Value words[] = {first, end, own.interior.begin, own.interior.end};
+    for (auto [i, v] : llvm::enumerate(words))
+      store(v, SharedLayout::kConsumerPlanWord + 4 * c + i);
+  }
+}
+
 /// The query tile whose batch, head and index the producer wrote into the
-/// tile slot.
-QueryTile ForwardKernel::claimedTile(ValueRange args) {
+/// tile slot, its rows, keys and key tiles from the plan (writePlan) and,
+/// for a `consumer`, its own key tiles and interior.
+QueryTile ForwardKernel::claimedTile(ValueRange args, bool consumer) {
   Value slot = tileSlot();
   auto field = [&](int64_t i) {
     return e.fromI32(memref::LoadOp::create(e.b, slot, ValueRange{e.idx(i)}));
   };
   WorkgroupTile t{field(1), field(2), field(3)};
-  return QueryTile::of(e, t, args[0], args[1], w, blockM, blockN, Value());
+  QueryTile tile =
+      QueryTile::of(e, t, args[0], args[1], w, blockM, blockN, Value());
+  // Four words a load (the slot and its plans are 16-byte aligned).
+  auto words = [&](Value first) {
+    auto type = VectorType::get({4}, e.b.getI32Type());
+    Value v =
+        vector::LoadOp::create(e.b, type, slot, ValueRange{first},
+                               /*nontemporal=*/false, naturalAlignment(type));
+    SmallVector<Value> out;
+    for (int64_t i = 0; i < 4; ++i)
+      out.push_back(e.fromI32(vector::ExtractOp::create(e.b, v, i)));
+    return out;
+  };
+  SmallVector<Value> plan = words(e.idx(SharedLayout::kTilePlanWord));
+  tile.q0 = plan[0];
+  tile.q1 = plan[1];
+  tile.window = {plan[2], plan[3]};
+  tile.numTiles = field(SharedLayout::kTilePlanWord + 4);
+  if (!consumer)
+    return tile;
+  SmallVector<Value> own = words(
+      e.add(e.idx(SharedLayout::kConsumerPlanWord), e.mul(rows.consumer, 4)));
+  tile.ownFirst = own[0];
+  tile.ownEnd = own[1];
+  tile.interior = {own[2], own[3]};
+  tile.consumerInterior = consumersOwnInterior();
+  return tile;
 }
 
 /// O, the row maxima and the row sums after every tile.
@@ -427,7 +539,7 @@ SmallVector<Value> ForwardKernel::loops(SmallVector<Value> init) {
   // window a consumer's middle tile of three is seen whole by its 64 rows,
   // and by none of the workgroup's 192. (Its bounds, live across the loop,
   // made the kernels of head dims 128 and 256 spill 16-24 bytes more.)
-  if (!splitInterior && smallHeads)
+  if (consumersOwnInterior())
     tile.takeConsumerInterior(e, w, rows.consumer);
   return overConsumerTiles(
       e, ring, turns, tile, rows, w, blockM, blockN, /*turnsPerTile=*/1,
@@ -440,6 +552,8 @@ SmallVector<Value> ForwardKernel::loops(SmallVector<Value> init) {
           return loop();
         // All of the band's tiles at once where the consumer sees that
         // many (not near the sequence's ends): no online softmax.
+        // Both leave the rows' sums complete (the one pass's come from the
+        // tensor cores).
         auto whole = scf::IfOp::create(e.b, TypeRange(ValueRange(init)),
                                        e.eq(e.sub(end, first), bandTiles),
                                        /*withElseRegion=*/true);
@@ -447,7 +561,11 @@ SmallVector<Value> ForwardKernel::loops(SmallVector<Value> init) {
         e.b.setInsertionPointToStart(whole.thenBlock());
         scf::YieldOp::create(e.b, wholeBandPass(turns, first, init));
         e.b.setInsertionPointToStart(whole.elseBlock());
-        scf::YieldOp::create(e.b, loop());
+        SmallVector<Value> looped = loop();
+        for (int64_t h = 0; h < 2; ++h)
+          looped[nO + 2 + h] =
+              e.quadReduce(looped[nO + 2 + h], /*isMax=*/false);
+        scf::YieldOp::create(e.b, looped);
         return SmallVector<Value>(whole.getResults());
       });
 }
@@ -464,10 +582,17 @@ SmallVector<Value> ForwardKernel::wholeBandPass(TurnTaking &turns, Value first,
   SmallVector<Value> js;
   for (int64_t t = 0; t < bandTiles; ++t)
     js.push_back(e.add(first, e.idx(t)));
+  // Q's descriptors once for the band's S products (fenced apart, each
+  // product's would hold registers of their own).
+  SmallVector<Value> qSlices;
+  for (int64_t kk = 0; kk < headDim / 16; ++kk)
+    qSlices.push_back(
+        e.add(qDesc, e.i64(HopperKernelBuilder::kMajorSlice(blockM, kk))));
+  qSlices = e.fenceRegisters(qSlices);
   SmallVector<SOperands> sOps;
   for (Value j : js) {
     ring.waitFull(0, j);
-    sOps.push_back(prepareS(j));
+    sOps.push_back(prepareS(j, qSlices));
   }
   turns.take();
   NVVM::WgmmaFenceAlignedOp::create(e.b);
@@ -496,9 +621,17 @@ SmallVector<Value> ForwardKernel::wholeBandPass(TurnTaking &turns, Value first,
   SmallVector<Value> rowSum(init.begin() + nO + 2, init.begin() + nO + 4);
   SmallVector<Value> oldMax(rowMax);
   softmax.updateMaxima(all, rowMax);
-  OnlineSoftmax::Tile sm = softmax.exponentiate(all, oldMax, rowMax, rowSum);
-  // P_j V_j of every tile into O (zero before them: no rescaling).
+  OnlineSoftmax::Tile sm = softmax.exponentiate(all, oldMax, rowMax, rowSum,
+                                                /*sums=*/false);
+  // P_j V_j of every tile into O (zero before them: no rescaling), and
+  // P_j times a 64 x 8 B of ones (SharedLayout::rowSumOnes; every slice
+  // reads the same rows) into 4 registers: each row's sum of P, in f32 from
+  // the tensor cores, where the softmax summed its 96 probabilities a
+  // thread and then the quad's (about 130 instructions a thread and query
+  // tile). (Ones as 8 more columns of V's B, m64n72, made ptxas serialize
+  // every wgmma of the kernel for want of registers.)
   SmallVector<Value> o(init.begin(), init.begin() + nO);
+  SmallVector<Value> sums(4, e.f32(0.0));
   SmallVector<SmallVector<Value>> ps, vDescs;
   for (auto [t, j] : llvm::enumerate(js)) {
     ps.push_back(e.fenceRegisters(
@@ -506,20 +639,29 @@ SmallVector<Value> ForwardKernel::wholeBandPass(TurnTaking &turns, Value first,
     ring.waitFull(1, j);
     vDescs.push_back(preparePV(j));
   }
+  Value onesDesc = e.fenceRegisters(
+      {arith::OrIOp::create(e.b, e.add(base, e.i64(layout.onesOffset() / 16)),
+                            e.i64(descriptorHigh(0)))})[0];
+  SmallVector<Value> onesDescs(blockN / 16, onesDesc);
   o = e.fenceRegisters(o);
+  sums = e.fenceRegisters(sums);
   turns.take();
   NVVM::WgmmaFenceAlignedOp::create(e.b);
-  for (int64_t t = 0; t < bandTiles; ++t)
+  for (int64_t t = 0; t < bandTiles; ++t) {
     o = e.rsMmaSlices(o, ps[t], vDescs[t], valueDim);
+    sums = e.rsMmaSlices(sums, ps[t], onesDescs, 8);
+  }
   NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
   turns.pass();
   NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
   o = e.fenceRegisters(o);
+  sums = e.fenceRegisters(sums);
   for (Value j : js)
     ring.release(1, j, rows.isLane0);
-  SmallVector<Value> results(o);
+  // Register 2 h + c holds row 8 h, column 2 t + c: the row's sum.
+  SmallVector<Value> results(o.begin(), o.begin() + nO);
   results.append(rowMax);
-  results.append(rowSum);
+  results.append({sums[0], sums[2]});
   return results;
 }
 
@@ -703,7 +845,8 @@ void mlir::swba::gpu_kernels::buildForwardBody(
       kernel.ring.releaseOnce();
       storeForwardRows(e, results, valueDim, rows.rowBase, stored.queries,
                        args[3], args.size() > 4 ? args[4] : Value(),
-                       stored.batch, stored.head);
+                       stored.batch, stored.head,
+                       /*sumsComplete=*/kernel.bandTiles > 0);
       return t.numTiles;
     });
     return;
@@ -720,7 +863,8 @@ void mlir::swba::gpu_kernels::buildForwardBody(
                    args[3], args[4], firstRow, tile.split);
     return;
   }
-  storeForwardRows(
-      e, results, valueDim, kernel.rows.rowBase, kernel.tile.queries, args[3],
-      args.size() > 4 ? args[4] : Value(), kernel.tile.batch, kernel.tile.head);
+  storeForwardRows(e, results, valueDim, kernel.rows.rowBase,
+                   kernel.tile.queries, args[3],
+                   args.size() > 4 ? args[4] : Value(), kernel.tile.batch,
+                   kernel.tile.head, /*sumsComplete=*/kernel.bandTiles > 0);
 }

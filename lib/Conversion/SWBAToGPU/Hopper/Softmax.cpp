@@ -43,7 +43,8 @@ void OnlineSoftmax::updateMaxima(ArrayRef<Value> s,
 OnlineSoftmax::Tile OnlineSoftmax::exponentiate(SmallVector<Value> s,
                                                 ArrayRef<Value> oldMax,
                                                 ArrayRef<Value> rowMax,
-                                                MutableArrayRef<Value> rowSum) {
+                                                MutableArrayRef<Value> rowSum,
+                                                bool sums) {
   int64_t n = s.size();
   Tile result;
   Value ref[2];
@@ -65,7 +66,7 @@ OnlineSoftmax::Tile OnlineSoftmax::exponentiate(SmallVector<Value> s,
                   : e.subf(s[i], ref[h]));
     rows[h].push_back(s[i]);
   }
-  for (int64_t h = 0; h < 2; ++h)
+  for (int64_t h = 0; sums && h < 2; ++h)
     rowSum[h] = e.addf(e.mulf(rowSum[h], result.alpha[h]),
                        reduceTree(e, rows[h], /*isMax=*/false));
   result.probs = s;

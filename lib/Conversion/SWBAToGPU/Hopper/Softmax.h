@@ -36,10 +36,12 @@ struct OnlineSoftmax {
   Tile update(SmallVector<Value> s, MutableArrayRef<Value> rowMax,
               MutableArrayRef<Value> rowSum);
   /// Its two parts: the row maxima with `s`'s, then the probabilities
-  /// against the maxima `rowMax` (`oldMax` before `s`), the sums updated.
+  /// against the maxima `rowMax` (`oldMax` before `s`), the sums updated
+  /// (unless `sums` is false: the caller sums P on the tensor cores).
   void updateMaxima(ArrayRef<Value> s, MutableArrayRef<Value> rowMax);
   Tile exponentiate(SmallVector<Value> s, ArrayRef<Value> oldMax,
-                    ArrayRef<Value> rowMax, MutableArrayRef<Value> rowSum);
+                    ArrayRef<Value> rowMax, MutableArrayRef<Value> rowSum,
+                    bool sums = true);
   /// O's accumulator with each row times its alpha.
   SmallVector<Value> rescale(SmallVector<Value> acc, Value alpha[2]);
 };

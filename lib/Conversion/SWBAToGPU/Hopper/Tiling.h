@@ -56,12 +56,28 @@ struct SharedLayout {
   int64_t vOffset(int64_t stage) const {
     return kOffset(stages) + stage * vStageBytes;
   }
+  /// Where the forward runs a whole band in one pass (wholeBandTiles), a
+  /// region of ones after the V stages: the B of P times ones, whose
+  /// accumulator holds the rows' sums (kOnesBytes: the 16 rows of 128
+  /// bytes that an MN-major k16 slice reads).
+  bool rowSumOnes = false;
+  static constexpr int64_t kOnesBytes = 2048;
+  int64_t onesOffset() const { return vOffset(stages); }
   /// A persistent kernel's claimed query tiles (kTileSlotWords i32s for
-  /// each of Q's buffers) after the stages.
-  static constexpr int64_t kTileSlotWords = 4;
-  int64_t tileSlotOffset() const { return vOffset(stages); }
+  /// each of Q's buffers) after the stages (and the ones): the tile's
+  /// index, batch, head and query tile, its plan (kTilePlanWord: rows,
+  /// keys and key tiles) and each consumer's (kConsumerPlanWord + 4 c:
+  /// its key tiles and interior keys), ForwardMainloop.cpp.
+  static constexpr int64_t kTilePlanWord = 4;
+  static constexpr int64_t kConsumerPlanWord = 12;
+  static constexpr int64_t kPlannedConsumers = 3;
+  static constexpr int64_t kTileSlotWords =
+      kConsumerPlanWord + 4 * kPlannedConsumers;
+  int64_t tileSlotOffset() const {
+    return onesOffset() + (rowSumOnes ? kOnesBytes : 0);
+  }
   int64_t total() const {
-    return vOffset(stages) + (persistent ? 2 * kTileSlotWords * 4 : 0);
+    return tileSlotOffset() + (persistent ? 2 * kTileSlotWords * 4 : 0);
   }
 };
 
@@ -148,6 +164,16 @@ int64_t wholeBandTiles(BlockWindow w, const HopperTiling &t, int64_t d,
                        int64_t dv);
 /// The most tiles wholeBandTiles takes.
 constexpr int64_t kWholeBandMaxTiles = 3;
+
+/// The forward's shared memory for tiling `t` of window `w` (the ones of
+/// the rows' sums where the whole band runs in one pass; not in the split
+/// forward).
+inline SharedLayout forwardLayout(const HopperTiling &t, int64_t d, int64_t dv,
+                                  BlockWindow w, bool split) {
+  SharedLayout layout(t, d, dv);
+  layout.rowSumOnes = !split && wholeBandTiles(w, t, d, dv) > 0;
+  return layout;
+}
 
 /// Whether each consumer of a dK/dV workgroup of `blockN` keys skips the
 /// query tiles of `blockM` rows that none of its own 64 keys is seen by:

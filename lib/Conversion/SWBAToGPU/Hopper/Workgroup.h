@@ -31,9 +31,14 @@ struct QueryTile {
   Value batch, head, split;
   Value queries, keys, posOffset, kvHeads, kvHead, q0, q1;
   RowRange window;
-  /// The keys every query of [q0, q1) sees (interiorKeys).
+  /// The keys every query of [q0, q1) sees (interiorKeys); a consumer's
+  /// own where `consumerInterior` (takeConsumerInterior).
   RowRange interior;
   Value numTiles, qPlane, kvPlane;
+  bool consumerInterior = false;
+  /// A consumer's key tiles (consumerTiles) where already known: a
+  /// persistent forward's, planned by its producer.
+  Value ownFirst, ownEnd;
 
   static QueryTile get(HopperKernelBuilder &e, bool headsFastest, Value q,
                        Value k, BlockWindow w, int64_t blockM, int64_t blockN,
@@ -111,8 +116,11 @@ struct QueryTile {
   /// consumer's middle tiles are seen whole by its own.
   void takeConsumerInterior(HopperKernelBuilder &e, BlockWindow w,
                             Value consumer) {
+    if (consumerInterior)
+      return;
     RowRange rows = consumerRows(e, consumer);
     interior = e.interiorKeys(w, rows.begin, rows.end, posOffset, keys);
+    consumerInterior = true;
   }
 
   /// The key tiles [first, end) of the workgroup's `numTiles` that the 64
@@ -123,6 +131,8 @@ struct QueryTile {
   /// this consumer's rows do not reach, its first tile, masked).
   std::pair<Value, Value> consumerTiles(HopperKernelBuilder &e, BlockWindow w,
                                         Value consumer, int64_t blockN) const {
+    if (ownFirst)
+      return {ownFirst, ownEnd};
     Value one = e.idx(1);
     RowRange rows = consumerRows(e, consumer);
     RowRange seen = computeKeyWindow(e.b, e.b.getLoc(), w, rows.begin, rows.end,
