@@ -108,7 +108,10 @@ void mlir::swba::gpu_kernels::storeForwardRows(HopperKernelBuilder &e,
     Value sum = sumsComplete
                     ? results[nO + 2 + h]
                     : e.quadReduce(results[nO + 2 + h], /*isMax=*/false);
-    Value inv = e.divf(e.f32(1.0), sum);
+    // (The approximate reciprocal, one instruction and within an ulp: the
+    // division's was a dozen with a branch to a slow path, for outputs
+    // rounded to 16 bits.)
+    Value inv = e.approx("rcp.approx.ftz.f32 $0, $1;", sum);
     Value row = e.add(rowBase, e.idx(8 * h));
     RowStores stores = packAccumulatorRow(
         e, results, h, valueDim, [&] { return inv; }, out);
