@@ -104,6 +104,26 @@ void mlir::swba::gpu_kernels::storeForwardRows(HopperKernelBuilder &e,
                                                Value lse, Value batch,
                                                Value head, bool sumsComplete) {
   int64_t nO = valueDim / 2;
+  // The (batch, head) planes of out and lse as views made once, before the
+  // rows' branches: each row's stores computed the plane's offset again.
+  auto plane = [&](Value m) -> Value {
+    auto type = cast<MemRefType>(m.getType());
+    SmallVector<OpFoldResult> offsets(type.getRank(), e.b.getIndexAttr(0)),
+        sizes, strides(type.getRank(), e.b.getIndexAttr(1));
+    offsets[0] = batch;
+    offsets[1] = head;
+    sizes.append({e.b.getIndexAttr(1), e.b.getIndexAttr(1)});
+    // (Static sizes kept: storedColumns reads the columns from the type.)
+    for (int64_t d = 2; d < type.getRank(); ++d)
+      sizes.push_back(type.isDynamicDim(d)
+                          ? OpFoldResult(memref::DimOp::create(e.b, m, d))
+                          : OpFoldResult(e.b.getIndexAttr(type.getDimSize(d))));
+    return memref::SubViewOp::create(e.b, m, offsets, sizes, strides);
+  };
+  out = plane(out);
+  if (lse)
+    lse = plane(lse);
+  Value zero = e.idx(0);
   for (int64_t h = 0; h < 2; ++h) {
     Value sum = sumsComplete
                     ? results[nO + 2 + h]
@@ -117,14 +137,14 @@ void mlir::swba::gpu_kernels::storeForwardRows(HopperKernelBuilder &e,
         e, results, h, valueDim, [&] { return inv; }, out);
     e.when(arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, row, queries),
            [&] {
-             storeRow(e, stores, out, batch, head, row);
+             storeRow(e, stores, out, zero, zero, row);
              if (!lse)
                return;
              e.when(e.eq(e.t, 0), [&] {
                // Back from the log2 domain: lse = (max + log2(sum)) ln 2.
                Value value = e.mulf(e.addf(results[nO + h], e.lg2(sum)),
                                     e.f32(std::log(2.0)));
-               e.store(value, lse, {batch, head, row});
+               e.store(value, lse, {zero, zero, row});
              });
            });
   }
