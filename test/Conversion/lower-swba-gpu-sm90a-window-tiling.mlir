@@ -69,6 +69,17 @@ func.func @frame_window_d128(%q: memref<?x24x?x128xbf16>, %k: memref<?x24x?x128x
 // TWO-LABEL: func @narrow_band_d64
 // TWO: gpu.launch_func @swba_attention_kernels::@swba_fwd blocks in (%{{.*}}, %c1, %c1) threads in (%c512, %c1, %c1) dynamic_shared_memory_size %c82112_i32
 // CHECK: gpu.func @swba_fwd({{.*}}) kernel attributes {{{.*}}nvvm.maxnreg = 128 : i32
+// The ones of the rows' sums (bf16 pairs, 0x3F803F80) after the eight
+// stages: the producer warpgroup's 128 threads write 16 bytes each and
+// fence them for the wgmmas, before the workgroup's barrier.
+// CHECK: %[[PAIRS:.*]] = arith.constant dense<1065369472> : vector<4xi32>
+// CHECK: %[[ONESVIEW:.*]] = memref.view %{{.*}}[%c180224][] : memref<182464xi8, #gpu.address_space<workgroup>> to memref<512xi32, #gpu.address_space<workgroup>>
+// CHECK-NEXT: %[[WG0:.*]] = arith.cmpi ult, %thread_id_x, %c128 : index
+// CHECK-NEXT: scf.if %[[WG0]] {
+// CHECK-NEXT: %[[AT:.*]] = arith.muli %thread_id_x, %c4 : index
+// CHECK-NEXT: vector.store %[[PAIRS]], %[[ONESVIEW]][%[[AT]]] {alignment = 16 : i64}
+// CHECK-NEXT: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
+// CHECK: gpu.barrier
 // CHECK: nvvm.setmaxregister  decrease 32
 // A consumer's 64 rows see 3 tiles of 64 keys, fewer than the
 // workgroup's: each runs its own, and before and after them releases the
