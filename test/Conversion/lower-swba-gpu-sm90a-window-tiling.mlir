@@ -81,6 +81,12 @@ func.func @frame_window_d128(%q: memref<?x24x?x128xbf16>, %k: memref<?x24x?x128x
 // CHECK-NEXT: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
 // CHECK: gpu.barrier
 // CHECK: nvvm.setmaxregister  decrease 32
+// The producer plans each claimed tile for its three consumers: their own
+// key tiles and interior keys, four words each from word 12 of the slot.
+// CHECK: memref.store %{{.*}}[%c12] : memref<24xi32
+// CHECK: memref.store %{{.*}}[%c16] : memref<24xi32
+// CHECK: memref.store %{{.*}}[%c20] : memref<24xi32
+// CHECK: memref.store %{{.*}}[%c23] : memref<24xi32
 // A consumer's 64 rows see 3 tiles of 64 keys, fewer than the
 // workgroup's: each runs its own, and before and after them releases the
 // workgroup's others once they have landed. The consumers take no turns
