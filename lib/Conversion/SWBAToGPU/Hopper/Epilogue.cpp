@@ -107,17 +107,16 @@ void mlir::swba::gpu_kernels::storeForwardRows(HopperKernelBuilder &e,
   // The (batch, head) planes of out and lse as views made once, before the
   // rows' branches: each row's stores computed the plane's offset again.
   auto plane = [&](Value m) -> Value {
-    auto type = cast<MemRefType>(m.getType());
-    SmallVector<OpFoldResult> offsets(type.getRank(), e.b.getIndexAttr(0)),
-        sizes, strides(type.getRank(), e.b.getIndexAttr(1));
+    int64_t rank = cast<MemRefType>(m.getType()).getRank();
+    SmallVector<OpFoldResult> offsets(rank, e.b.getIndexAttr(0)),
+        strides(rank, e.b.getIndexAttr(1));
     offsets[0] = batch;
     offsets[1] = head;
-    sizes.append({e.b.getIndexAttr(1), e.b.getIndexAttr(1)});
-    // (Static sizes kept: storedColumns reads the columns from the type.)
-    for (int64_t d = 2; d < type.getRank(); ++d)
-      sizes.push_back(type.isDynamicDim(d)
-                          ? OpFoldResult(memref::DimOp::create(e.b, m, d))
-                          : OpFoldResult(e.b.getIndexAttr(type.getDimSize(d))));
+    // (Static sizes kept static: storedColumns reads the columns from the
+    // view's type.)
+    SmallVector<OpFoldResult> sizes =
+        memref::getMixedSizes(e.b, e.b.getLoc(), m);
+    sizes[0] = sizes[1] = e.b.getIndexAttr(1);
     return memref::SubViewOp::create(e.b, m, offsets, sizes, strides);
   };
   out = plane(out);

@@ -108,6 +108,10 @@ private:
   struct SOperands {
     SmallVector<Value> zero, descriptors;
   };
+  /// The descriptor of k16 slice kk of this consumer's Q rows.
+  Value qSlice(int64_t kk) {
+    return e.add(qDesc, e.i64(HopperKernelBuilder::kMajorSlice(blockM, kk)));
+  }
   SOperands prepareS(Value j, ArrayRef<Value> qSlices = {});
   Value issueS(const SOperands &ops);
   SmallVector<Value> preparePV(Value j);
@@ -213,8 +217,7 @@ ForwardKernel::SOperands ForwardKernel::prepareS(Value j,
   SmallVector<Value> made;
   for (int64_t kk = 0; kk < headDim / 16; ++kk) {
     if (qSlices.empty())
-      made.push_back(
-          e.add(qDesc, e.i64(HopperKernelBuilder::kMajorSlice(blockM, kk))));
+      made.push_back(qSlice(kk));
     made.push_back(
         e.add(kDesc, e.i64(HopperKernelBuilder::kMajorSlice(blockN, kk))));
   }
@@ -586,8 +589,7 @@ SmallVector<Value> ForwardKernel::wholeBandPass(TurnTaking &turns, Value first,
   // product's would hold registers of their own).
   SmallVector<Value> qSlices;
   for (int64_t kk = 0; kk < headDim / 16; ++kk)
-    qSlices.push_back(
-        e.add(qDesc, e.i64(HopperKernelBuilder::kMajorSlice(blockM, kk))));
+    qSlices.push_back(qSlice(kk));
   qSlices = e.fenceRegisters(qSlices);
   SmallVector<SOperands> sOps;
   for (Value j : js) {
