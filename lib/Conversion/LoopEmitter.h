@@ -27,6 +27,17 @@ public:
   ImplicitLocOpBuilder b;
 
   Value idx(int64_t v) { return arith::ConstantIndexOp::create(b, v); }
+  /// `v` of `like`'s type (index or an integer type).
+  Value constLike(Value like, int64_t v) {
+    Type type = like.getType();
+    return type.isIndex()
+               ? idx(v)
+               : Value(arith::ConstantOp::create(b, b.getIntegerAttr(type, v)));
+  }
+  /// x * y, y of x's type.
+  Value mulBy(Value x, int64_t y) {
+    return arith::MulIOp::create(b, x, constLike(x, y));
+  }
   Value f32(double v) {
     return arith::ConstantFloatOp::create(b, b.getF32Type(),
                                           APFloat(static_cast<float>(v)));

@@ -81,8 +81,12 @@ func.func @frame_window_d128(%q: memref<?x24x?x128xbf16>, %k: memref<?x24x?x128x
 // CHECK-NEXT: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
 // CHECK: gpu.barrier
 // CHECK: nvvm.setmaxregister  decrease 32
-// The producer plans each claimed tile for its three consumers: their own
-// key tiles and interior keys, four words each from word 12 of the slot.
+// The producer plans each claimed tile for its three consumers, in i32
+// (its key tiles stored at word 8), then their own key tiles and interior
+// keys, four words each from word 12 of the slot.
+// CHECK: %[[PLANNED:.*]] = arith.ceildivui %{{.*}}, %c64_i32 : i32
+// CHECK-NEXT: memref.store %{{.*}}[%c4] : memref<24xi32
+// CHECK: memref.store %[[PLANNED]], %{{.*}}[%c8] : memref<24xi32
 // CHECK: memref.store %{{.*}}[%c12] : memref<24xi32
 // CHECK: memref.store %{{.*}}[%c16] : memref<24xi32
 // CHECK: memref.store %{{.*}}[%c20] : memref<24xi32

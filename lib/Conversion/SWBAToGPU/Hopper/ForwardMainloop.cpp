@@ -97,6 +97,14 @@ struct ForwardKernel {
   void writePlan(ValueRange args, Value slot, const WorkgroupTile &t);
   /// Whether the consumers' loops test their own interior keys (loops()).
   bool consumersOwnInterior() const { return !splitInterior && smallHeads; }
+  /// Whether the producer plans each claimed tile (writePlan): where the
+  /// consumers run their band in one pass (a few key tiles a query tile,
+  /// whose consumers take their own tiles). Elsewhere the consumers'
+  /// arithmetic is a smaller share of a tile, and the plan's values, live
+  /// across their loop, made them spill (ptxas 13.0): small frames with
+  /// tile-scheduler=persistent 304 bytes where they spilled none, frames
+  /// of 256 x 16 at head dim 64 92 where they spilled 52.
+  bool planned() const { return tiling.persistent && bandTiles > 0; }
   /// Set where the consumers have waited for Q before the mainloop.
   bool onceAwaited = false;
 
@@ -395,7 +403,8 @@ void ForwardKernel::forEachTile(ValueRange args, Value counter,
       for (int64_t i = 0; i < 3; ++i)
         memref::StoreOp::create(e.b, e.toI32(fields[i]), slot,
                                 ValueRange{e.idx(i + 1)});
-      writePlan(args, slot, t);
+      if (planned())
+        writePlan(args, slot, t);
     });
     e.when(arith::XOrIOp::create(e.b, more, e.i1(true)),
            [&] { e.arrive(ring.onceFullSlot()); });
@@ -441,10 +450,18 @@ Value ForwardKernel::tileSlot() {
 /// the 128-token window (ncu, H200, docs/BENCHMARKS.md).
 void ForwardKernel::writePlan(ValueRange args, Value slot,
                               const WorkgroupTile &t) {
-  QueryTile tile =
-      QueryTile::of(e, t, args[0], args[1], w, blockM, blockN, Value());
+  // In i32 where the window allows (the slot's type; in the producer's 32
+  // registers 64-bit values spilled, 356 bytes on small frames).
+  bool narrow = HopperKernelBuilder::windowFitsI32(w);
+  auto typed = [&](Value index) { return narrow ? e.toI32(index) : index; };
+  QueryTile tile;
+  tile.queries = typed(e.dim(args[0], 2));
+  tile.keys = typed(e.dim(args[1], 2));
+  tile.posOffset = e.sub(tile.keys, tile.queries);
+  tile.takeRows(e, w, typed(t.qTile), blockM, blockN);
   auto store = [&](Value v, int64_t word) {
-    memref::StoreOp::create(e.b, e.toI32(v), slot, ValueRange{e.idx(word)});
+    memref::StoreOp::create(e.b, narrow ? v : e.toI32(v), slot,
+                            ValueRange{e.idx(word)});
   };
   Value plan[] = {tile.q0, tile.q1, tile.window.begin, tile.window.end,
                   tile.numTiles};
@@ -453,11 +470,10 @@ void ForwardKernel::writePlan(ValueRange args, Value slot,
   assert(tiling.consumers <= SharedLayout::kPlannedConsumers);
   for (int64_t c = 0; c < tiling.consumers; ++c) {
     QueryTile own = tile;
+    Value consumer = e.constLike(tile.q0, c);
     if (consumersOwnInterior())
-      own.takeConsumerInterior(e, w, e.idx(c));
-    auto [first, end] = consumersTakeOwnTiles(w, blockM, blockN)
-                            ? own.consumerTiles(e, w, e.idx(c), blockN)
-                            : std::make_pair(e.idx(0), tile.numTiles);
+      own.takeConsumerInterior(e, w, consumer);
+    auto [first, end] = own.consumerTiles(e, w, consumer, blockN);
     Value words[] = {first, end, own.interior.begin, own.interior.end};
     for (auto [i, v] : llvm::enumerate(words))
       store(v, SharedLayout::kConsumerPlanWord + 4 * c + i);
@@ -473,8 +489,9 @@ QueryTile ForwardKernel::claimedTile(ValueRange args, bool consumer) {
     return e.fromI32(memref::LoadOp::create(e.b, slot, ValueRange{e.idx(i)}));
   };
   WorkgroupTile t{field(1), field(2), field(3)};
-  QueryTile tile =
-      QueryTile::of(e, t, args[0], args[1], w, blockM, blockN, Value());
+  if (!planned())
+    return QueryTile::of(e, t, args[0], args[1], w, blockM, blockN, Value());
+  QueryTile tile = QueryTile::located(e, t, args[0], args[1]);
   // Four words a load (the slot and its plans are 16-byte aligned).
   auto words = [&](Value first) {
     auto type = VectorType::get({4}, e.b.getI32Type());

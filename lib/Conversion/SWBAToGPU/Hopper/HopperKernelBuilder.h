@@ -363,10 +363,11 @@ public:
   RowRange interiorKeys(BlockWindow w, Value q0, Value q1, Value posOffset,
                         Value keys) {
     Location loc = b.getLoc();
-    Value last = sub(q1, idx(1));
+    Value last = sub(q1, constLike(q1, 1));
     Value first = computeKeyWindow(b, loc, w, last, q1, posOffset, keys).begin;
-    Value end =
-        computeKeyWindow(b, loc, w, q0, add(q0, idx(1)), posOffset, keys).end;
+    Value end = computeKeyWindow(b, loc, w, q0, add(q0, constLike(q0, 1)),
+                                 posOffset, keys)
+                    .end;
     return {first, end};
   }
 

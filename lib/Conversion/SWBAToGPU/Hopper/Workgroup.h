@@ -74,6 +74,32 @@ struct QueryTile {
   static QueryTile of(HopperKernelBuilder &e, WorkgroupTile tile, Value q,
                       Value k, BlockWindow w, int64_t blockM, int64_t blockN,
                       Value splits) {
+    QueryTile t = located(e, tile, q, k, splits);
+    t.takeRows(e, w, tile.qTile, blockM, blockN);
+    if (splits)
+      t.takeSplit(e, splits, blockN);
+    return t;
+  }
+
+  /// Rows [q0, q1) of query tile `qTile`, the keys they see, their
+  /// interior keys and key tiles, from `queries`, `keys` and `posOffset`;
+  /// in `qTile`'s type (index, or i32 where the window fits:
+  /// windowFitsI32).
+  void takeRows(HopperKernelBuilder &e, BlockWindow w, Value qTile,
+                int64_t blockM, int64_t blockN) {
+    q0 = e.mulBy(qTile, blockM);
+    q1 = e.min(e.add(q0, e.constLike(q0, blockM)), queries);
+    window = computeKeyWindow(e.b, e.b.getLoc(), w, q0, q1, posOffset, keys);
+    interior = e.interiorKeys(w, q0, q1, posOffset, keys);
+    numTiles = arith::CeilDivUIOp::create(e.b, e.sub(window.end, window.begin),
+                                          e.constLike(q0, blockN));
+  }
+
+  /// The tile's batch, head, sizes and TMA planes, without its rows and
+  /// keys (a persistent forward's consumers read those from the
+  /// producer's plan).
+  static QueryTile located(HopperKernelBuilder &e, WorkgroupTile tile, Value q,
+                           Value k, Value splits = Value()) {
     QueryTile t;
     t.batch = tile.batch;
     if (splits) {
@@ -87,15 +113,6 @@ struct QueryTile {
     t.posOffset = e.sub(t.keys, t.queries);
     t.kvHeads = e.dim(k, 1);
     t.kvHead = e.divIdx(t.head, e.divIdx(e.dim(q, 1), t.kvHeads));
-    t.q0 = e.mul(tile.qTile, blockM);
-    t.q1 = e.min(e.add(t.q0, e.idx(blockM)), t.queries);
-    t.window =
-        computeKeyWindow(e.b, e.b.getLoc(), w, t.q0, t.q1, t.posOffset, t.keys);
-    t.interior = e.interiorKeys(w, t.q0, t.q1, t.posOffset, t.keys);
-    t.numTiles = arith::CeilDivUIOp::create(
-        e.b, e.sub(t.window.end, t.window.begin), e.idx(blockN));
-    if (splits)
-      t.takeSplit(e, splits, blockN);
     // TMA coordinates, innermost first: (column, row, batch * heads + head).
     t.qPlane = e.add(arith::MulIOp::create(e.b, t.batch, e.dim(q, 1)), t.head);
     t.kvPlane = e.add(arith::MulIOp::create(e.b, t.batch, t.kvHeads), t.kvHead);
@@ -105,9 +122,9 @@ struct QueryTile {
   /// The rows [r0, r1) of consumer `consumer`: its 64 of [q0, q1), or the
   /// last row where none of its rows is a query.
   RowRange consumerRows(HopperKernelBuilder &e, Value consumer) const {
-    Value r0 = e.min(e.add(q0, e.mul(consumer, kRowsPerConsumer)),
-                     e.sub(q1, e.idx(1)));
-    return {r0, e.min(e.add(r0, e.idx(kRowsPerConsumer)), q1)};
+    Value r0 = e.min(e.add(q0, e.mulBy(consumer, kRowsPerConsumer)),
+                     e.sub(q1, e.constLike(q1, 1)));
+    return {r0, e.min(e.add(r0, e.constLike(r0, kRowsPerConsumer)), q1)};
   }
 
   /// Makes `interior` the keys every row of consumer `consumer` sees
@@ -133,22 +150,21 @@ struct QueryTile {
                                         Value consumer, int64_t blockN) const {
     if (ownFirst)
       return {ownFirst, ownEnd};
-    Value one = e.idx(1);
+    Value one = e.constLike(q0, 1);
     RowRange rows = consumerRows(e, consumer);
     RowRange seen = computeKeyWindow(e.b, e.b.getLoc(), w, rows.begin, rows.end,
                                      posOffset, keys);
     // Tiles of the workgroup's window before `key` (rounded up or down),
     // within [0, numTiles].
+    Value zero = e.constLike(q0, 0), tileKeys = e.constLike(q0, blockN);
     auto tilesBefore = [&](Value key, bool roundUp) -> Value {
       Value offset =
-          arith::MaxSIOp::create(e.b, e.sub(key, window.begin), e.idx(0));
-      Value n =
-          roundUp
-              ? Value(arith::CeilDivUIOp::create(e.b, offset, e.idx(blockN)))
-              : e.divIdx(offset, e.idx(blockN));
+          arith::MaxSIOp::create(e.b, e.sub(key, window.begin), zero);
+      Value n = roundUp
+                    ? Value(arith::CeilDivUIOp::create(e.b, offset, tileKeys))
+                    : e.divIdx(offset, tileKeys);
       return e.min(n, numTiles);
     };
-    Value zero = e.idx(0);
     Value lastTile = arith::MaxSIOp::create(e.b, e.sub(numTiles, one), zero);
     Value first = e.min(tilesBefore(seen.begin, false), lastTile);
     Value end = arith::MaxSIOp::create(e.b, tilesBefore(seen.end, true),
