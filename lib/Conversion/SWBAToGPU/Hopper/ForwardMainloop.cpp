@@ -620,22 +620,43 @@ SmallVector<Value> ForwardKernel::wholeBandPass(TurnTaking &turns, Value first,
     sAccs.push_back(issueS(ops));
   NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
   turns.pass();
+  // Each tile's mask while the products run: the bits of its visible
+  // scores (tileBits), and for the middle tiles whether they are interior.
+  // The band's first and last tiles always cut it (the rows' first keys
+  // and last keys) and are masked without the test: in one basic block
+  // with the wait, their bits stay ahead of it, where ptxas moved the
+  // bits of a tile after a test's branch past the wait. Made after the
+  // wait, the bits' window arithmetic (about 150 instructions a thread
+  // and query tile) ran between the scores' arrival and their softmax.
+  SmallVector<Value> interior;
+  SmallVector<SmallVector<Value>> bits;
+  for (auto [t, j] : llvm::enumerate(js)) {
+    auto [k0, k1] = tileKeys(j);
+    bool edge = t == 0 || t + 1 == static_cast<size_t>(bandTiles);
+    interior.push_back(edge ? Value()
+                            : e.interiorTile(k0, blockN, tile.interior));
+    bits.push_back(e.tileBits(w, rows.rowBase, k0, k1, blockN, tile.posOffset));
+  }
   NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
   for (Value j : js)
     ring.release(0, j, rows.isLane0);
-  // The scores of every tile, the edge tiles masked.
-  SmallVector<Value> all;
-  for (auto [t, j] : llvm::enumerate(js)) {
+  // The scores of every tile, masked: the edge tiles, then the others
+  // that are not interior.
+  SmallVector<int64_t> order = {0};
+  if (bandTiles > 1)
+    order.push_back(bandTiles - 1);
+  for (int64_t t = 1; t + 1 < bandTiles; ++t)
+    order.push_back(t);
+  SmallVector<SmallVector<Value>> masked(bandTiles);
+  for (int64_t t : order) {
     SmallVector<Value> raw;
     for (int64_t i = 0; i < nS; ++i)
       raw.push_back(LLVM::ExtractValueOp::create(e.b, sAccs[t], i));
-    SmallVector<Value> s = e.fenceRegisters(raw);
-    auto [k0, k1] = tileKeys(j);
-    s = e.maskScores(s, w, rows.rowBase, tile.q0, tile.q1,
-                     e.interiorTile(k0, blockN, tile.interior), k0, k1, blockN,
-                     tile.posOffset, /*bitMask=*/true);
-    all.append(s);
+    masked[t] = e.maskWithBits(interior[t], e.fenceRegisters(raw), bits[t]);
   }
+  SmallVector<Value> all;
+  for (const SmallVector<Value> &s : masked)
+    all.append(s);
   SmallVector<Value> rowMax(init.begin() + nO, init.begin() + nO + 2);
   SmallVector<Value> rowSum(init.begin() + nO + 2, init.begin() + nO + 4);
   SmallVector<Value> oldMax(rowMax);

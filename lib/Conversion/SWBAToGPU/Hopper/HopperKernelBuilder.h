@@ -267,55 +267,81 @@ public:
     bitMask = bitMask && n <= 128;
     SmallVector<Value> lo, hi, bits;
     auto visible = [&](int64_t i) -> Value {
-      if (lo.empty()) {
-        // Bounds as index values, or as i32 where columnsOf gives them so
-        // (i32 arithmetic: a 64-bit min or max is four instructions).
-        Value first = add(c0, mul(t, 2)), first32;
-        auto relative = [&](Value col) -> Value {
-          if (!col.getType().isInteger(32)) {
-            Value d = arith::MaxSIOp::create(
-                b, arith::MinSIOp::create(b, sub(col, first), idx(n)),
-                idx(bitMask ? 0 : -1));
-            return arith::IndexCastOp::create(b, b.getI32Type(), d);
-          }
-          if (!first32)
-            first32 = arith::AddIOp::create(
-                b, toI32(c0), arith::ShLIOp::create(b, toI32(t), constI32(1)));
-          return arith::MaxSIOp::create(
-              b,
-              arith::MinSIOp::create(b, arith::SubIOp::create(b, col, first32),
-                                     constI32(n)),
-              constI32(bitMask ? 0 : -1));
-        };
-        for (int64_t h = 0; h < 2; ++h) {
-          RowRange cols = columnsOf(h);
-          lo.push_back(relative(cols.begin));
-          hi.push_back(relative(cols.end));
-        }
-        // Opaque: LLVM knows the clamped bounds' range and would compare
-        // the untruncated 64-bit values instead (two ISETPs a compare).
+      if (lo.empty() && bits.empty()) {
         if (bitMask) {
-          bits = fenceRegisters({rowBits(lo[0], hi[0]), rowBits(lo[1], hi[1])});
+          bits = columnBits(c0, n, columnsOf);
         } else {
-          SmallVector<Value> bounds =
-              fenceRegisters({lo[0], lo[1], hi[0], hi[1]});
-          lo.assign({bounds[0], bounds[1]});
-          hi.assign({bounds[2], bounds[3]});
+          lo = relativeBounds(c0, n, /*bitMask=*/false, columnsOf);
+          hi.assign({lo[2], lo[3]});
+          lo.resize(2);
         }
       }
-      int64_t jn = i / 4, h = (i / 2) % 2, c = i % 2;
       if (!bits.empty())
-        return arith::CmpIOp::create(
-            b, arith::CmpIPredicate::ne,
-            arith::AndIOp::create(
-                b, bits[h], constI32(static_cast<int32_t>(1u << (2 * jn + c)))),
-            constI32(0));
+        return bitVisible(bits, i);
+      int64_t jn = i / 4, h = (i / 2) % 2, c = i % 2;
       Value offset = constI32(8 * jn + c);
       return arith::AndIOp::create(
           b, arith::CmpIOp::create(b, arith::CmpIPredicate::sle, lo[h], offset),
           arith::CmpIOp::create(b, arith::CmpIPredicate::slt, offset, hi[h]));
     };
     return maskUnless(interior, s, visible, finish);
+  }
+
+  /// The bounds that `columnsOf(h)` gives for this thread's rows h = 0, 1,
+  /// relative to its first column c0 + 2 t, clamped to [0, n] for bitMask,
+  /// else [-1, n], as i32: {lo 0, lo 1, hi 0, hi 1}, opaque (LLVM knows
+  /// the clamped bounds' range and would compare the untruncated 64-bit
+  /// values instead, two ISETPs a compare).
+  SmallVector<Value> relativeBounds(Value c0, int64_t n, bool bitMask,
+                                    function_ref<RowRange(int64_t)> columnsOf) {
+    // Bounds as index values, or as i32 where columnsOf gives them so (i32
+    // arithmetic: a 64-bit min or max is four instructions).
+    Value first = add(c0, mul(t, 2)), first32;
+    auto relative = [&](Value col) -> Value {
+      if (!col.getType().isInteger(32)) {
+        Value d = arith::MaxSIOp::create(
+            b, arith::MinSIOp::create(b, sub(col, first), idx(n)),
+            idx(bitMask ? 0 : -1));
+        return arith::IndexCastOp::create(b, b.getI32Type(), d);
+      }
+      if (!first32)
+        first32 = arith::AddIOp::create(
+            b, toI32(c0), arith::ShLIOp::create(b, toI32(t), constI32(1)));
+      return arith::MaxSIOp::create(
+          b,
+          arith::MinSIOp::create(b, arith::SubIOp::create(b, col, first32),
+                                 constI32(n)),
+          constI32(bitMask ? 0 : -1));
+    };
+    SmallVector<Value> lo, hi;
+    for (int64_t h = 0; h < 2; ++h) {
+      RowRange cols = columnsOf(h);
+      lo.push_back(relative(cols.begin));
+      hi.push_back(relative(cols.end));
+    }
+    if (bitMask)
+      return {lo[0], lo[1], hi[0], hi[1]};
+    return fenceRegisters({lo[0], lo[1], hi[0], hi[1]});
+  }
+
+  /// The bits of this thread's elements of its two rows (rowBits) that lie
+  /// in the columns `columnsOf(h)` gives (up to n = 128 columns from c0),
+  /// opaque; what bitVisible tests.
+  SmallVector<Value> columnBits(Value c0, int64_t n,
+                                function_ref<RowRange(int64_t)> columnsOf) {
+    SmallVector<Value> r = relativeBounds(c0, n, /*bitMask=*/true, columnsOf);
+    return fenceRegisters({rowBits(r[0], r[2]), rowBits(r[1], r[3])});
+  }
+
+  /// Whether element i of the accumulator (register 4 jn + 2 h + c) is
+  /// visible by the bits of its row (columnBits).
+  Value bitVisible(ArrayRef<Value> bits, int64_t i) {
+    int64_t jn = i / 4, h = (i / 2) % 2, c = i % 2;
+    return arith::CmpIOp::create(
+        b, arith::CmpIPredicate::ne,
+        arith::AndIOp::create(
+            b, bits[h], constI32(static_cast<int32_t>(1u << (2 * jn + c)))),
+        constI32(0));
   }
 
   /// Whether a window's bounds may be computed in i32: rows, keys and
@@ -489,22 +515,53 @@ public:
     };
     if (w.blockSize >= blockN)
       return maskUnless(interior, s, visible, finish);
-    // The rows' windows in i32 with bit masks (head dims up to 64): 5% less
-    // time in the forward and 3-4% in the dQ kernel on 128- and 256-token
-    // windows (H200, docs/BENCHMARKS.md); at head dim 128 the dQ kernel was
-    // 1.4-2.6% slower in i32, its spills unchanged.
     auto columns = [&](int64_t h) {
-      if (!bitMask || !windowFitsI32(w)) {
-        Value row = add(rowBase, idx(8 * h));
-        return computeKeyWindow(b, loc, w, row, add(row, idx(1)), posOffset,
-                                k1);
-      }
-      Value row = arith::AddIOp::create(b, toI32(rowBase), constI32(8 * h));
-      return computeKeyWindow(b, loc, w, row,
-                              arith::AddIOp::create(b, row, constI32(1)),
-                              toI32(posOffset), toI32(k1));
+      return rowKeys(w, rowBase, h, k1, posOffset, bitMask);
     };
     return maskColumns(interior, s, k0, blockN, bitMask, columns, finish);
+  }
+
+  /// The keys before k1 that this thread's row h (rowBase + 8 h) sees.
+  /// In i32 with bit masks (head dims up to 64): 5% less time in the
+  /// forward and 3-4% in the dQ kernel on 128- and 256-token windows (H200,
+  /// docs/BENCHMARKS.md); at head dim 128 the dQ kernel was 1.4-2.6% slower
+  /// in i32, its spills unchanged.
+  RowRange rowKeys(BlockWindow w, Value rowBase, int64_t h, Value k1,
+                   Value posOffset, bool bitMask) {
+    Location loc = b.getLoc();
+    if (!bitMask || !windowFitsI32(w)) {
+      Value row = add(rowBase, idx(8 * h));
+      return computeKeyWindow(b, loc, w, row, add(row, idx(1)), posOffset, k1);
+    }
+    Value row = arith::AddIOp::create(b, toI32(rowBase), constI32(8 * h));
+    return computeKeyWindow(b, loc, w, row,
+                            arith::AddIOp::create(b, row, constI32(1)),
+                            toI32(posOffset), toI32(k1));
+  }
+
+  /// The bits (columnBits) of maskScores's bit mask for the key tile
+  /// [k0, k1) of blockN (at most 128) on a band whose edges cut tiles
+  /// (block_size < blockN): made ahead of the scores, which maskWithBits
+  /// then masks.
+  SmallVector<Value> tileBits(BlockWindow w, Value rowBase, Value k0, Value k1,
+                              int64_t blockN, Value posOffset) {
+    assert(w.blockSize < blockN && blockN <= 128);
+    return columnBits(k0, blockN, [&](int64_t h) {
+      return rowKeys(w, rowBase, h, k1, posOffset, /*bitMask=*/true);
+    });
+  }
+
+  /// `s` as it is where `interior`, else masked by `bits` (tileBits);
+  /// without `interior`, masked (bits of a tile seen whole are all set).
+  SmallVector<Value> maskWithBits(Value interior, ArrayRef<Value> s,
+                                  ArrayRef<Value> bits) {
+    auto visible = [&](int64_t i) { return bitVisible(bits, i); };
+    if (interior)
+      return maskUnless(interior, s, visible);
+    SmallVector<Value> masked;
+    for (auto [i, x] : llvm::enumerate(s))
+      masked.push_back(select(visible(i), x, negInf()));
+    return masked;
   }
 
   void waitParity(Value slot, Value parity) {
