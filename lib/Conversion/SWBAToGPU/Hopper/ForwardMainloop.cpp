@@ -452,15 +452,15 @@ void ForwardKernel::writePlan(ValueRange args, Value slot,
                               const WorkgroupTile &t) {
   // In i32 where the window allows (the slot's type; in the producer's 32
   // registers 64-bit values spilled, 356 bytes on small frames).
-  bool narrow = HopperKernelBuilder::windowFitsI32(w);
-  auto typed = [&](Value index) { return narrow ? e.toI32(index) : index; };
+  bool inI32 = HopperKernelBuilder::windowFitsI32(w);
+  auto typed = [&](Value index) { return inI32 ? e.toI32(index) : index; };
   QueryTile tile;
   tile.queries = typed(e.dim(args[0], 2));
   tile.keys = typed(e.dim(args[1], 2));
   tile.posOffset = e.sub(tile.keys, tile.queries);
   tile.takeRows(e, w, typed(t.qTile), blockM, blockN);
   auto store = [&](Value v, int64_t word) {
-    memref::StoreOp::create(e.b, narrow ? v : e.toI32(v), slot,
+    memref::StoreOp::create(e.b, inI32 ? v : e.toI32(v), slot,
                             ValueRange{e.idx(word)});
   };
   Value plan[] = {tile.q0, tile.q1, tile.window.begin, tile.window.end,
