@@ -64,8 +64,10 @@ func.func @frame_window_d128(%q: memref<?x24x?x128xbf16>, %k: memref<?x24x?x128x
 // back and the consumers take them (104).
 // CHECK-LABEL: func @narrow_band_d64
 // CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c192, %c64]
-// CHECK-COUNT-2: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
-// CHECK: gpu.launch_func @swba_attention_kernels::@swba_fwd blocks in (%{{.*}}, %c1, %c1) threads in (%c512, %c1, %c1) dynamic_shared_memory_size %c182464_i32
+// The maps of K, V and out (the one pass stores O through TMA, 64-row
+// boxes), and 24 KiB more for O's staging, a box of 64 rows a consumer.
+// CHECK-COUNT-3: nvgpu.tma.create.descriptor %{{.*}} box[%c1, %c64, %c64]
+// CHECK: gpu.launch_func @swba_attention_kernels::@swba_fwd blocks in (%{{.*}}, %c1, %c1) threads in (%c512, %c1, %c1) dynamic_shared_memory_size %c207040_i32
 // TWO-LABEL: func @narrow_band_d64
 // TWO: gpu.launch_func @swba_attention_kernels::@swba_fwd blocks in (%{{.*}}, %c1, %c1) threads in (%c512, %c1, %c1) dynamic_shared_memory_size %c82112_i32
 // CHECK: gpu.func @swba_fwd({{.*}}) kernel attributes {{{.*}}nvvm.maxnreg = 128 : i32
@@ -73,7 +75,7 @@ func.func @frame_window_d128(%q: memref<?x24x?x128xbf16>, %k: memref<?x24x?x128x
 // stages: the producer warpgroup's 128 threads write 16 bytes each and
 // fence them for the wgmmas, before the workgroup's barrier.
 // CHECK: %[[PAIRS:.*]] = arith.constant dense<1065369472> : vector<4xi32>
-// CHECK: %[[ONESVIEW:.*]] = memref.view %{{.*}}[%c180224][] : memref<182464xi8, #gpu.address_space<workgroup>> to memref<512xi32, #gpu.address_space<workgroup>>
+// CHECK: %[[ONESVIEW:.*]] = memref.view %{{.*}}[%c180224][] : memref<207040xi8, #gpu.address_space<workgroup>> to memref<512xi32, #gpu.address_space<workgroup>>
 // CHECK-NEXT: %[[WG0:.*]] = arith.cmpi ult, %thread_id_x, %c128 : index
 // CHECK-NEXT: scf.if %[[WG0]] {
 // CHECK-NEXT: %[[AT:.*]] = arith.muli %thread_id_x, %c4 : index
@@ -183,6 +185,28 @@ func.func @frame_window_d128(%q: memref<?x24x?x128xbf16>, %k: memref<?x24x?x128x
 // CHECK-NEXT: arith.select %[[SEEN]]
 // CHECK-NEXT: arith.andi %[[BITS]], %c2_i32 : i32
 // CHECK: scf.for %{{.*}} = %[[END]] to %{{.*}} step %c1 {
+// The epilogue through the consumer's staging (8 KiB a consumer after the
+// ones, from 182272): its first thread waits until the last tile's TMA
+// store has read it, the warpgroup meets (named barrier 4 + consumer),
+// writes O / sum, fences it for the async proxy and meets again; then
+// the first thread stores the 64 rows (rows past the queries fall outside
+// the map) and commits the bulk group. Before the kernel ends it waits
+// for the stores.
+// CHECK: %[[STAGED:.*]] = arith.addi %{{.*}}, %c182272 : index
+// CHECK-NEXT: scf.if %[[LEADER:.*]] {
+// CHECK-NEXT: nvvm.cp.async.bulk.wait_group 0 {read}
+// CHECK-NEXT: }
+// CHECK-NEXT: nvvm.barrier id = %[[OUTBAR:.*]] number_of_threads = %c128_i32
+// CHECK-NEXT: memref.view %{{.*}}[%[[STAGED]]][] : memref<207040xi8, #gpu.address_space<workgroup>> to memref<2048xi32, #gpu.address_space<workgroup>>
+// CHECK-COUNT-16: memref.store %{{.*}} : memref<2048xi32, #gpu.address_space<workgroup>>
+// CHECK-NEXT: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
+// CHECK-NEXT: nvvm.barrier id = %[[OUTBAR]] number_of_threads = %c128_i32
+// CHECK-NEXT: scf.if %[[LEADER]] {
+// CHECK: nvvm.cp.async.bulk.tensor.global.shared.cta %{{.*}}, %{{.*}}, box[%c0_i32, %{{.*}}, %{{.*}}] : !llvm.ptr, <3>
+// CHECK-NEXT: nvvm.cp.async.bulk.commit.group
+// CHECK: scf.yield
+// CHECK: nvvm.cp.async.bulk.wait_group 0
+// CHECK-NOT: {read}
 // 128-key tiles asked for: one workgroup of three consumers (two would
 // need more than 80 registers a thread for the 64 x 128 accumulator).
 // ASKED-LABEL: func @narrow_band_d64

@@ -177,6 +177,11 @@ private:
     for (const KernelParam &param : launch.params)
       args.push_back(types.lookup(param.tensor));
     launch.params.append({{"q", qMapType}, {"k", kvMapType}, {"v", kvMapType}});
+    // The persistent one pass stores O through TMA (64-row boxes).
+    bool stagesOut = layout.outStagingBytes > 0;
+    if (stagesOut)
+      launch.params.push_back(
+          {"out", tensorMapType(elementType, kRowsPerConsumer)});
     SmallVector<Value> maps;
     auto kernel =
         createHopperKernel(rewriter, gpuModule, loc, name, args,
@@ -188,9 +193,12 @@ private:
     if (split)
       NVVM::GriddepcontrolOp::create(
           rewriter, loc, NVVM::GridDepActionKind::launch_dependents);
+    // (The out map as the kernel's pointer: the TMA store takes it.)
+    Value outMap =
+        stagesOut ? kernel.getArgument(kernel.getNumArguments() - 1) : Value();
     buildForwardBody(rewriter, loc, op, tiling, layout,
                      kernel.getArguments().take_front(args.size()), maps,
-                     elementType, headDim, valueDim, split);
+                     elementType, headDim, valueDim, split, outMap);
     gpu::ReturnOp::create(rewriter, loc);
     return kernel;
   }

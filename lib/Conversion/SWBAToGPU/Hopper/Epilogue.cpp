@@ -97,6 +97,40 @@ void mlir::swba::gpu_kernels::storeRow(HopperKernelBuilder &e,
         /*nontemporal=*/false, naturalAlignment(value.getType()));
 }
 
+/// The (batch, head) plane of `m` (rank 3 or 4, batch and head first) as
+/// a view.
+static Value outputPlane(HopperKernelBuilder &e, Value m, Value batch,
+                         Value head) {
+  int64_t rank = cast<MemRefType>(m.getType()).getRank();
+  SmallVector<OpFoldResult> offsets(rank, e.b.getIndexAttr(0)),
+      strides(rank, e.b.getIndexAttr(1));
+  offsets[0] = batch;
+  offsets[1] = head;
+  // (Static sizes kept static: storedColumns reads the columns from the
+  // view's type.)
+  SmallVector<OpFoldResult> sizes = memref::getMixedSizes(e.b, e.b.getLoc(), m);
+  sizes[0] = sizes[1] = e.b.getIndexAttr(1);
+  return memref::SubViewOp::create(e.b, m, offsets, sizes, strides);
+}
+
+/// 1 / sum, approximate: one instruction and within an ulp, where the
+/// division's was a dozen with a branch to a slow path, for outputs
+/// rounded to 16 bits.
+static Value reciprocal(HopperKernelBuilder &e, Value sum) {
+  return e.approx("rcp.approx.ftz.f32 $0, $1;", sum);
+}
+
+/// lse[0, 0, row] (a plane's) from lane t = 0 of the quad: the row's
+/// maximum and sum back from the log2 domain, (max + log2(sum)) ln 2.
+static void storeRowLse(HopperKernelBuilder &e, Value max, Value sum, Value lse,
+                        Value row) {
+  e.when(e.eq(e.t, 0), [&] {
+    Value value = e.mulf(e.addf(max, e.lg2(sum)), e.f32(std::log(2.0)));
+    Value zero = e.idx(0);
+    e.store(value, lse, {zero, zero, row});
+  });
+}
+
 void mlir::swba::gpu_kernels::storeForwardRows(HopperKernelBuilder &e,
                                                ValueRange results,
                                                int64_t valueDim, Value rowBase,
@@ -106,46 +140,110 @@ void mlir::swba::gpu_kernels::storeForwardRows(HopperKernelBuilder &e,
   int64_t nO = valueDim / 2;
   // The (batch, head) planes of out and lse as views made once, before the
   // rows' branches: each row's stores computed the plane's offset again.
-  auto plane = [&](Value m) -> Value {
-    int64_t rank = cast<MemRefType>(m.getType()).getRank();
-    SmallVector<OpFoldResult> offsets(rank, e.b.getIndexAttr(0)),
-        strides(rank, e.b.getIndexAttr(1));
-    offsets[0] = batch;
-    offsets[1] = head;
-    // (Static sizes kept static: storedColumns reads the columns from the
-    // view's type.)
-    SmallVector<OpFoldResult> sizes =
-        memref::getMixedSizes(e.b, e.b.getLoc(), m);
-    sizes[0] = sizes[1] = e.b.getIndexAttr(1);
-    return memref::SubViewOp::create(e.b, m, offsets, sizes, strides);
-  };
-  out = plane(out);
+  out = outputPlane(e, out, batch, head);
   if (lse)
-    lse = plane(lse);
+    lse = outputPlane(e, lse, batch, head);
   Value zero = e.idx(0);
   for (int64_t h = 0; h < 2; ++h) {
     Value sum = sumsComplete
                     ? results[nO + 2 + h]
                     : e.quadReduce(results[nO + 2 + h], /*isMax=*/false);
-    // (The approximate reciprocal, one instruction and within an ulp: the
-    // division's was a dozen with a branch to a slow path, for outputs
-    // rounded to 16 bits.)
-    Value inv = e.approx("rcp.approx.ftz.f32 $0, $1;", sum);
+    Value inv = reciprocal(e, sum);
     Value row = e.add(rowBase, e.idx(8 * h));
     RowStores stores = packAccumulatorRow(
         e, results, h, valueDim, [&] { return inv; }, out);
     e.when(arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, row, queries),
            [&] {
              storeRow(e, stores, out, zero, zero, row);
-             if (!lse)
-               return;
-             e.when(e.eq(e.t, 0), [&] {
-               // Back from the log2 domain: lse = (max + log2(sum)) ln 2.
-               Value value = e.mulf(e.addf(results[nO + h], e.lg2(sum)),
-                                    e.f32(std::log(2.0)));
-               e.store(value, lse, {zero, zero, row});
-             });
+             if (lse)
+               storeRowLse(e, results[nO + h], sum, lse, row);
            });
+  }
+}
+
+void mlir::swba::gpu_kernels::storeForwardTile(
+    HopperKernelBuilder &e, ValueRange results, int64_t valueDim, Value rowBase,
+    Value queries, const OutStaging &staging, Value lse, Value batch,
+    Value head) {
+  int64_t nO = valueDim / 2, boxes = valueDim / kBoxCols;
+  constexpr int64_t kBoxBytes = kRowsPerConsumer * kBoxRowBytes;
+  Location loc = e.b.getLoc();
+  Value isLeader = e.eq(e.rem(e.threadId, kWarpgroupThreads), 0);
+  Value barrier = arith::IndexCastOp::create(
+      e.b, e.b.getI32Type(),
+      e.add(staging.consumer, e.idx(kOutStagingBarrier)));
+  auto sync = [&] {
+    NVVM::BarrierOp::create(e.b, loc, Type(), barrier,
+                            e.constI32(kWarpgroupThreads),
+                            NVVM::BarrierReductionAttr(), Value());
+  };
+  Value mine =
+      e.add(e.idx(staging.offset), e.mul(staging.consumer, boxes * kBoxBytes));
+  // The last tile's store has read the staging.
+  e.when(isLeader, [&] {
+    NVVM::CpAsyncBulkWaitGroupOp::create(e.b, 0, e.b.getUnitAttr());
+  });
+  sync();
+  auto smemSpace = gpu::AddressSpaceAttr::get(
+      e.b.getContext(), gpu::GPUDialect::getWorkgroupAddressSpace());
+  Value words = memref::ViewOp::create(
+      e.b,
+      MemRefType::get({boxes * kBoxBytes / 4}, e.b.getI32Type(),
+                      MemRefLayoutAttrInterface(), smemSpace),
+      e.buffer, mine, ValueRange{});
+  // Row r of a box in 128-byte rows, its 16-byte chunk c at c ^ (r % 8)
+  // (the swizzle; a warp's rows are 16 w + g and 16 w + g + 8, so r % 8 is
+  // g): a warp's 32 stores of a column block fill 32 banks.
+  Value rowWord = e.add(
+      e.mul(e.add(e.mul(e.rem(e.warpId, 4), 16), e.g), kBoxRowBytes / 4), e.t);
+  auto wordType = VectorType::get({1}, e.b.getI32Type());
+  SmallVector<Value> sums;
+  for (int64_t h = 0; h < 2; ++h) {
+    Value sum = results[nO + 2 + h];
+    sums.push_back(sum);
+    Value inv = reciprocal(e, sum);
+    for (int64_t jn = 0; jn < valueDim / 8; ++jn) {
+      Value word = vector::ExtractOp::create(
+          e.b,
+          vector::BitCastOp::create(
+              e.b, wordType, rowPair(e, results, jn, h, [&] { return inv; })),
+          0);
+      Value chunk = arith::XOrIOp::create(e.b, e.g, e.idx(jn % 8));
+      Value at = e.add(rowWord,
+                       e.add(e.mul(chunk, 4), e.idx((jn / 8) * kBoxBytes / 4 +
+                                                    8 * h * kBoxRowBytes / 4)));
+      e.store(word, words, {at});
+    }
+  }
+  // Generic-proxy writes that the TMA (async proxy) reads.
+  e.fenceAsyncShared();
+  sync();
+  e.when(isLeader, [&] {
+    auto i32 = [&](Value v) {
+      return arith::IndexCastOp::create(e.b, e.b.getI32Type(), v);
+    };
+    Value address = e.add(
+        memref::ExtractAlignedPointerAsIndexOp::create(e.b, e.buffer), mine);
+    for (int64_t box = 0; box < boxes; ++box) {
+      Value src = LLVM::IntToPtrOp::create(
+          e.b, LLVM::LLVMPointerType::get(e.b.getContext(), 3),
+          e.toI64(e.add(address, e.idx(box * kBoxBytes))));
+      NVVM::CpAsyncBulkTensorSharedCTAToGlobalOp::create(
+          e.b, staging.map, src,
+          ValueRange{e.constI32(box * kBoxCols), i32(staging.firstRow),
+                     i32(staging.plane)},
+          /*l2CacheHint=*/Value(), NVVM::TMAStoreMode::TILE,
+          /*predicate=*/Value());
+    }
+    NVVM::CpAsyncBulkCommitGroupOp::create(e.b);
+  });
+  if (!lse)
+    return;
+  lse = outputPlane(e, lse, batch, head);
+  for (int64_t h = 0; h < 2; ++h) {
+    Value row = e.add(rowBase, e.idx(8 * h));
+    e.when(arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, row, queries),
+           [&] { storeRowLse(e, results[nO + h], sums[h], lse, row); });
   }
 }
 

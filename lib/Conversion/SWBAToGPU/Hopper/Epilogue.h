@@ -51,6 +51,31 @@ void storeForwardRows(HopperKernelBuilder &e, ValueRange results,
                       Value lse, Value batch, Value head,
                       bool sumsComplete = false);
 
+/// Where the persistent one pass stores O through shared memory and TMA
+/// (SharedLayout::outStagingBytes): the `out` tensor map (the kernel's
+/// pointer), the staging's byte offset in the shared buffer, and this
+/// consumer's index, first row and TMA plane (batch * heads + head).
+struct OutStaging {
+  Value map;
+  int64_t offset;
+  Value consumer, firstRow, plane;
+};
+
+/// storeForwardRows through `staging`, sums complete: the consumer
+/// warpgroup writes O / sum into its staging boxes (16-bit, 128B
+/// swizzle), fences them for the async proxy and syncs (named barrier
+/// kOutStagingBarrier + consumer), and its first thread stores the boxes
+/// with TMA (rows past the queries fall outside the map) as a bulk group,
+/// whose reads it waits for before the next tile's staging. The lse as
+/// storeForwardRows's.
+void storeForwardTile(HopperKernelBuilder &e, ValueRange results,
+                      int64_t valueDim, Value rowBase, Value queries,
+                      const OutStaging &staging, Value lse, Value batch,
+                      Value head);
+/// The first of the named barriers of storeForwardTile (after the turns'
+/// 1 to 3).
+constexpr int64_t kOutStagingBarrier = 4;
+
 /// The split-KV forward: like storeForwardRows, O / sum into
 /// splitOut[split, firstRow + row] and the lse into splitLse[split,
 /// firstRow + row], in f32; a row that saw no key of this split gets 0 and

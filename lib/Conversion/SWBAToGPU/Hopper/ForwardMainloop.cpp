@@ -854,7 +854,9 @@ void mlir::swba::gpu_kernels::buildForwardBody(
     OpBuilder &builder, Location loc, AttentionOp op,
     const HopperTiling &tiling, const SharedLayout &layout, ValueRange args,
     ArrayRef<Value> maps, Type elementType, int64_t headDim, int64_t valueDim,
-    bool split) {
+    bool split, Value outMap) {
+  assert(bool(outMap) == (layout.outStagingBytes > 0) &&
+         "O is staged where the out tensor map is passed");
   Value bars = StageRing::createBarriers(
       builder, loc, tiling.stages, tiling.persistent, tiling.queryBuffers);
   HopperKernelBuilder e(builder, loc, elementType, bars);
@@ -883,12 +885,25 @@ void mlir::swba::gpu_kernels::buildForwardBody(
       QueryTile stored = kernel.claimedTile(args);
       ConsumerRows rows = ConsumerRows::get(e, kernel.warpgroup, stored.q0);
       kernel.ring.releaseOnce();
-      storeForwardRows(e, results, valueDim, rows.rowBase, stored.queries,
-                       args[3], args.size() > 4 ? args[4] : Value(),
-                       stored.batch, stored.head,
-                       /*sumsComplete=*/kernel.bandTiles > 0);
+      Value lse = args.size() > 4 ? args[4] : Value();
+      if (outMap) {
+        OutStaging staging{
+            outMap, layout.outStagingOffset(), rows.consumer,
+            e.add(stored.q0, e.mul(rows.consumer, kRowsPerConsumer)),
+            stored.qPlane};
+        storeForwardTile(e, results, valueDim, rows.rowBase, stored.queries,
+                         staging, lse, stored.batch, stored.head);
+      } else {
+        storeForwardRows(e, results, valueDim, rows.rowBase, stored.queries,
+                         args[3], lse, stored.batch, stored.head,
+                         /*sumsComplete=*/kernel.bandTiles > 0);
+      }
       return t.numTiles;
     });
+    // The TMA stores of O have completed before the workgroup exits.
+    if (outMap)
+      e.when(e.eq(e.rem(e.threadId, kWarpgroupThreads), 0),
+             [&] { NVVM::CpAsyncBulkWaitGroupOp::create(e.b, 0, UnitAttr()); });
     return;
   }
   SmallVector<Value> results = kernel.mainloop();

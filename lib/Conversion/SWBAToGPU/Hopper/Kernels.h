@@ -19,11 +19,14 @@ namespace mlir::swba::gpu_kernels {
 /// The forward kernel's body (ForwardMainloop.cpp). `args`: q, k, v, out
 /// and, if the op has one, lse; `maps`: the tensor maps of q, k, v. With
 /// `split`, the split-KV variant: `args` q, k, v, split_out, split_lse
-/// (SplitCombine.h), the grid's z splits x batch.
+/// (SplitCombine.h), the grid's z splits x batch. With `outMap` (the
+/// persistent one pass, SharedLayout::outStagingBytes) the tensor map of
+/// out, through which the consumers store O (storeForwardTile).
 void buildForwardBody(OpBuilder &builder, Location loc, AttentionOp op,
                       const HopperTiling &tiling, const SharedLayout &layout,
                       ValueRange args, ArrayRef<Value> maps, Type elementType,
-                      int64_t headDim, int64_t valueDim, bool split);
+                      int64_t headDim, int64_t valueDim, bool split,
+                      Value outMap = Value());
 
 /// The dQ kernel's body (QueryGradMainloop.cpp). `args`: q, k, v, dout,
 /// lse, delta, out, dq; `maps`: the tensor maps of q, k, v, dout. With

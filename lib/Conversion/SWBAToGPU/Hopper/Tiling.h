@@ -63,6 +63,13 @@ struct SharedLayout {
   bool rowSumOnes = false;
   static constexpr int64_t kOnesBytes = 2048;
   int64_t onesOffset() const { return vOffset(stages); }
+  /// Where the persistent one pass stores O through TMA, each consumer's
+  /// 64 rows of O in 16-bit as [Dv / 64] boxes of [64 rows][128 bytes]
+  /// (128B swizzle, the `out` tensor map's), after the ones: 0 elsewhere.
+  int64_t outStagingBytes = 0;
+  int64_t outStagingOffset() const {
+    return onesOffset() + (rowSumOnes ? kOnesBytes : 0);
+  }
   /// A persistent kernel's claimed query tiles (kTileSlotWords i32s for
   /// each of Q's buffers) after the stages (and the ones): the tile's
   /// index, batch, head and query tile, its plan (kTilePlanWord: rows,
@@ -74,7 +81,7 @@ struct SharedLayout {
   static constexpr int64_t kTileSlotWords =
       kConsumerPlanWord + 4 * kPlannedConsumers;
   int64_t tileSlotOffset() const {
-    return onesOffset() + (rowSumOnes ? kOnesBytes : 0);
+    return outStagingOffset() + outStagingBytes;
   }
   int64_t total() const {
     return tileSlotOffset() + (persistent ? 2 * kTileSlotWords * 4 : 0);
@@ -172,6 +179,8 @@ inline SharedLayout forwardLayout(const HopperTiling &t, int64_t d, int64_t dv,
                                   BlockWindow w, bool split) {
   SharedLayout layout(t, d, dv);
   layout.rowSumOnes = !split && wholeBandTiles(w, t, d, dv) > 0;
+  if (layout.rowSumOnes && t.persistent)
+    layout.outStagingBytes = t.consumers * kRowsPerConsumer * dv * 2;
   return layout;
 }
 
