@@ -107,9 +107,12 @@ func.func @frame_window_d128(%q: memref<?x24x?x128xbf16>, %k: memref<?x24x?x128x
 // GRID: nvvm.setmaxregister  decrease 24
 // GRID: nvvm.setmaxregister  increase 104
 // A consumer's tiles from the tile's plan (four words at 12 + 4 c), which
-// the producer worked out.
+// the producer worked out; each word as the warp's minimum (every lane
+// read the same), which ptxas holds in a uniform register.
 // CHECK: %[[OWN:.*]] = arith.addi %{{.*}}, %c12 : index
-// CHECK-NEXT: vector.load %{{.*}}[%[[OWN]]] {alignment = 16 : i64} : memref<24xi32, #gpu.address_space<workgroup>>, vector<4xi32>
+// CHECK-NEXT: %[[OWNWORDS:.*]] = vector.load %{{.*}}[%[[OWN]]] {alignment = 16 : i64} : memref<24xi32, #gpu.address_space<workgroup>>, vector<4xi32>
+// CHECK-NEXT: %[[FIRSTWORD:.*]] = vector.extract %[[OWNWORDS]][0]
+// CHECK-NEXT: nvvm.redux.sync  umin %[[FIRSTWORD]], %c-1_i32 : i32 -> i32
 // CHECK: scf.for %{{.*}} = %c0 to %{{.*}} step %c1 {
 // CHECK: nvgpu.mbarrier.try_wait.parity
 // CHECK: nvgpu.mbarrier.arrive

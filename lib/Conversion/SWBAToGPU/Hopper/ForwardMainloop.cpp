@@ -387,6 +387,9 @@ void ForwardKernel::forEachTile(ValueRange args, Value counter,
   } else {
     ring.waitOnce();
     claimed = memref::LoadOp::create(e.b, slot, ValueRange{e.idx(0)});
+    // (Uniform where the tile is planned, as its words: claimedTile.)
+    if (planned())
+      claimed = e.warpUniform(claimed);
   }
   Value more = arith::CmpIOp::create(e.b, arith::CmpIPredicate::ult, claimed,
                                      count);
@@ -482,11 +485,22 @@ void ForwardKernel::writePlan(ValueRange args, Value slot,
 
 /// The query tile whose batch, head and index the producer wrote into the
 /// tile slot, its rows, keys and key tiles from the plan (writePlan) and,
-/// for a `consumer`, its own key tiles and interior.
+/// for a `consumer`, its own key tiles and interior. A consumer's words
+/// pass through warpUniform: read from shared memory they were values of
+/// each thread to ptxas, and so were the ring positions and wgmma
+/// descriptors made from them (an R2UR for each use in a wgmma, and
+/// divergence checks at the warp's collectives): 2514 -> 2338
+/// instructions in a consumer warp's SASS of the 128-token window. (The
+/// planned kernels store O through TMA; with storeForwardRows's per-row
+/// branches around global stores the same made 48 more.)
 QueryTile ForwardKernel::claimedTile(ValueRange args, bool consumer) {
   Value slot = tileSlot();
+  bool uniform = consumer && planned();
+  auto word = [&](Value v) {
+    return e.fromI32(uniform ? e.warpUniform(v) : v);
+  };
   auto field = [&](int64_t i) {
-    return e.fromI32(memref::LoadOp::create(e.b, slot, ValueRange{e.idx(i)}));
+    return word(memref::LoadOp::create(e.b, slot, ValueRange{e.idx(i)}));
   };
   WorkgroupTile t{field(1), field(2), field(3)};
   if (!planned())
@@ -500,7 +514,7 @@ QueryTile ForwardKernel::claimedTile(ValueRange args, bool consumer) {
                                /*nontemporal=*/false, naturalAlignment(type));
     SmallVector<Value> out;
     for (int64_t i = 0; i < 4; ++i)
-      out.push_back(e.fromI32(vector::ExtractOp::create(e.b, v, i)));
+      out.push_back(word(vector::ExtractOp::create(e.b, v, i)));
     return out;
   };
   SmallVector<Value> plan = words(e.idx(SharedLayout::kTilePlanWord));

@@ -126,6 +126,16 @@ public:
         constI32(0), constI32(0x1f), NVVM::ShflKind::idx, UnitAttr());
     return fromI32(broadcast);
   }
+  /// An i32 that every lane of the warp holds alike (one read from shared
+  /// memory), as the warp's minimum (redux.sync, every lane taking part):
+  /// the same value, which ptxas holds in a uniform register, so that what
+  /// is made from it (shared-memory addresses, wgmma descriptors) stays in
+  /// the uniform datapath. (A shuffle from lane 0 did not: its result
+  /// stays a per-thread register.)
+  Value warpUniform(Value i32) {
+    return NVVM::ReduxOp::create(b, i32.getType(), i32, NVVM::ReduxKind::UMIN,
+                                 constI32(-1), /*abs=*/false, /*nan=*/false);
+  }
   /// `body` under `if cond`.
   void when(Value cond, function_ref<void()> body) {
     auto ifOp = scf::IfOp::create(b, cond, /*withElseRegion=*/false);
