@@ -168,7 +168,7 @@ void mlir::swba::gpu_kernels::storeForwardTile(
   int64_t nO = valueDim / 2, boxes = valueDim / kBoxCols;
   constexpr int64_t kBoxBytes = kRowsPerConsumer * kBoxRowBytes;
   Location loc = e.b.getLoc();
-  Value isLeader = e.eq(e.rem(e.threadId, kWarpgroupThreads), 0);
+  Value isLeader = e.isWarpgroupLeader();
   Value barrier = arith::IndexCastOp::create(
       e.b, e.b.getI32Type(),
       e.add(staging.consumer, e.idx(kOutStagingBarrier)));

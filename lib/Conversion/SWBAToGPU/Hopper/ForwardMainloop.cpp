@@ -916,7 +916,7 @@ void mlir::swba::gpu_kernels::buildForwardBody(
     });
     // The TMA stores of O have completed before the workgroup exits.
     if (outMap)
-      e.when(e.eq(e.rem(e.threadId, kWarpgroupThreads), 0),
+      e.when(e.isWarpgroupLeader(),
              [&] { NVVM::CpAsyncBulkWaitGroupOp::create(e.b, 0, UnitAttr()); });
     return;
   }

@@ -45,7 +45,7 @@ void KeyValueGradKernel::setUpQueryGrad() {
                       e.b.getF32Type(), MemRefLayoutAttrInterface(), smemSpace);
   stagingF32 = memref::ViewOp::create(e.b, floatsType, e.buffer,
                                       e.idx(layout.dsOffset()), ValueRange{});
-  isLeader = e.eq(e.rem(e.threadId, kWarpgroupThreads), 0);
+  isLeader = e.isWarpgroupLeader();
 }
 
 Value KeyValueGradKernel::dsSlot(Value j) {

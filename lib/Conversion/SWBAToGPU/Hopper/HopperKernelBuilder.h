@@ -136,6 +136,9 @@ public:
     return NVVM::ReduxOp::create(b, i32.getType(), i32, NVVM::ReduxKind::UMIN,
                                  constI32(-1), /*abs=*/false, /*nan=*/false);
   }
+  /// Whether this thread is its warpgroup's first (the one that issues a
+  /// warpgroup's bulk copies and waits for them).
+  Value isWarpgroupLeader() { return eq(rem(threadId, kWarpgroupThreads), 0); }
   /// `body` under `if cond`.
   void when(Value cond, function_ref<void()> body) {
     auto ifOp = scf::IfOp::create(b, cond, /*withElseRegion=*/false);
