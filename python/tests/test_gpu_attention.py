@@ -255,18 +255,22 @@ def check_backward(case, deterministic=False):
     return q.grad, k.grad, v.grad
 
 
+@pytest.mark.parametrize("keys_past", [0, 37])
 @pytest.mark.parametrize("ws", WHOLE_BAND_WINDOWS)
-def test_whole_band_forward_matches_reference(ws, monkeypatch):
+def test_whole_band_forward_matches_reference(ws, keys_past, monkeypatch):
     """The sm_90a forward on token windows of at most 129 keys at head dim
     64, where a consumer runs the key tiles its rows see in one pass (three,
     or two at 64 keys) and the ring has eight stages (two Q buffers of 192
     rows, eight of 64-key K and V, 2 KiB of ones for the rows' sums, O's
     staging for its TMA stores, 64 rows a consumer, the tile slots of 24
-    words), rising scores too; every element of out and lse."""
+    words), rising scores too; every element of out and lse. With
+    `keys_past` the queries are the last of more keys (a KV cache), so
+    the windows start off the 64-key grid of the query tiles."""
     if CAPABILITY != (9, 0):
         pytest.skip("the wgmma kernel needs sm_90a")
     case = next(c for c in CASES if c.name == "narrow_window_128_bf16")._replace(
-        name=f"narrow_window_{ws}", ws=ws)
+        name=f"narrow_window_{ws}_{keys_past}", ws=ws)
+    case = case._replace(nk=case.nq + keys_past)
     launches = on_sm90a(monkeypatch, "")
     check_forward(case)
     check_forward(case, key_growth=0.02)

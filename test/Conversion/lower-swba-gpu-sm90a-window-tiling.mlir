@@ -120,26 +120,36 @@ func.func @frame_window_d128(%q: memref<?x24x?x128xbf16>, %k: memref<?x24x?x128x
 // CHECK: nvgpu.mbarrier.arrive
 // CHECK-NOT: nvvm.barrier
 // Where a consumer has the three tiles its rows see (not near the
-// sequence's ends), it runs them in one pass: the three S products (four
-// k16 slices each) in one group, one wait, the softmax of all 96 scores
-// (edge tiles masked), then the three P V products in one group, O never
-// rescaled, each with its P times a B of ones (m64n8: the rows' sums);
-// elsewhere the tile-by-tile loop.
-// CHECK: %[[WHOLE:.*]] = arith.cmpi eq, %{{.*}}, %c3 : index
+// sequence's ends) and its first tile starts at its first row's first key
+// (the workgroup's window not cut off at key 0), it runs them in one pass:
+// the three S products (four k16 slices each) in one group, one wait, the
+// softmax of all 96 scores (edge tiles masked), then the three P V
+// products in one group, O never rescaled, each with its P times a B of
+// ones (m64n8: the rows' sums); elsewhere the tile-by-tile loop.
+// CHECK: %[[FROMFIRST:.*]] = arith.cmpi sge, %{{.*}}, %c127 : index
+// CHECK: %[[THREE:.*]] = arith.cmpi eq, %{{.*}}, %c3 : index
+// CHECK-NEXT: %[[WHOLE:.*]] = arith.andi %[[THREE]], %[[FROMFIRST]] : i1
 // CHECK-NEXT: scf.if %[[WHOLE]] -> (
 // CHECK: nvvm.wgmma.fence.aligned
 // CHECK-COUNT-12: nvvm.wgmma.mma_async {{.*}}<m = 64, n = 64, k = 16>, D[<f32>, <{{zero|one}}>], A[<bf16>, <one>, <row>]
 // CHECK-NEXT: nvvm.wgmma.commit.group.sync.aligned
-// While they run, each tile's mask bits (two words a thread, opaque);
-// the first and last tiles are then masked without an interior test
-// (selects in the wait's block), the middle one behind it.
+// The edge tiles' mask bits from the thread's rows alone (row i of the
+// consumer sees columns [i - 64 t, i + 128 - 64 t) of tile t), not from
+// the tiles' keys: the same in every query tile, so LLVM makes them once,
+// before the tiles. The middle tile, seen whole, is neither masked nor
+// tested.
 // CHECK-NOT: nvvm.wgmma.wait.group.sync.aligned
-// CHECK-COUNT-3: llvm.inline_asm has_side_effects asm_dialect = att "", "=r,=r,0,1"
+// CHECK: %[[COLUMN:.*]] = arith.subi %{{.*}}, %{{.*}} : i32
+// CHECK-NEXT: arith.addi %[[COLUMN]], %c128_i32 : i32
+// CHECK-NOT: nvvm.wgmma.wait.group.sync.aligned
+// CHECK: arith.addi %[[COLUMN]], %c-128_i32 : i32
+// CHECK-NOT: llvm.inline_asm has_side_effects asm_dialect = att "", "=r,=r,0,1"
 // CHECK: nvvm.wgmma.wait.group.sync.aligned 0
 // CHECK-NOT: -> (f32
 // CHECK-COUNT-64: arith.select %{{.*}}, %{{.*}}, %cst{{.*}} : f32
 // CHECK-NOT: arith.select
-// CHECK: scf.if %{{.*}} -> (f32
+// CHECK: arith.maximumf
+// CHECK-NOT: scf.if
 // CHECK: nvvm.wgmma.fence.aligned
 // CHECK-COUNT-4: llvm.inline_asm has_side_effects {{.*}}wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
 // CHECK-COUNT-4: llvm.inline_asm has_side_effects {{.*}}wgmma.mma_async.sync.aligned.m64n8k16.f32.bf16.bf16

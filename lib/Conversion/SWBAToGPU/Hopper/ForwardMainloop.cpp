@@ -133,6 +133,7 @@ private:
                                    SmallVector<Value> init);
   SmallVector<Value> pipelinedStep(TurnTaking &turns, Value j, ValueRange iter,
                                    bool interiorKnown);
+  SmallVector<std::optional<SmallVector<Value>>> bandBits();
   SmallVector<Value> wholeBandPass(TurnTaking &turns, Value first,
                                    SmallVector<Value> init);
 };
@@ -588,9 +589,18 @@ SmallVector<Value> ForwardKernel::loops(SmallVector<Value> init) {
         // many (not near the sequence's ends): no online softmax.
         // Both leave the rows' sums complete (the one pass's come from the
         // tensor cores).
-        auto whole = scf::IfOp::create(e.b, TypeRange(ValueRange(init)),
-                                       e.eq(e.sub(end, first), bandTiles),
-                                       /*withElseRegion=*/true);
+        // ... and where the workgroup's window starts at its first row's
+        // first key (not cut off at key 0): then the consumer's tiles start
+        // at its own first row's first key, and the pass's masks are the
+        // same in every query tile (bandBits).
+        Value fromFirstKey = arith::CmpIOp::create(
+            e.b, arith::CmpIPredicate::sge, e.add(tile.q0, tile.posOffset),
+            e.constLike(tile.q0, w.window - 1));
+        auto whole = scf::IfOp::create(
+            e.b, TypeRange(ValueRange(init)),
+            arith::AndIOp::create(e.b, e.eq(e.sub(end, first), bandTiles),
+                                  fromFirstKey),
+            /*withElseRegion=*/true);
         OpBuilder::InsertionGuard guard(e.b);
         e.b.setInsertionPointToStart(whole.thenBlock());
         scf::YieldOp::create(e.b, wholeBandPass(turns, first, init));
@@ -634,39 +644,18 @@ SmallVector<Value> ForwardKernel::wholeBandPass(TurnTaking &turns, Value first,
     sAccs.push_back(issueS(ops));
   NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
   turns.pass();
-  // Each tile's mask while the products run: the bits of its visible
-  // scores (tileBits), and for the middle tiles whether they are interior.
-  // The band's first and last tiles always cut it (the rows' first keys
-  // and last keys) and are masked without the test: in one basic block
-  // with the wait, their bits stay ahead of it, where ptxas moved the
-  // bits of a tile after a test's branch past the wait. Made after the
-  // wait, the bits' window arithmetic (about 150 instructions a thread
-  // and query tile) ran between the scores' arrival and their softmax.
-  SmallVector<Value> interior;
-  SmallVector<SmallVector<Value>> bits;
-  for (auto [t, j] : llvm::enumerate(js)) {
-    auto [k0, k1] = tileKeys(j);
-    bool edge = t == 0 || t + 1 == static_cast<size_t>(bandTiles);
-    interior.push_back(edge ? Value()
-                            : e.interiorTile(k0, blockN, tile.interior));
-    bits.push_back(e.tileBits(w, rows.rowBase, k0, k1, blockN, tile.posOffset));
-  }
+  SmallVector<std::optional<SmallVector<Value>>> bits = bandBits();
   NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
   for (Value j : js)
     ring.release(0, j, rows.isLane0);
-  // The scores of every tile, masked: the edge tiles, then the others
-  // that are not interior.
-  SmallVector<int64_t> order = {0};
-  if (bandTiles > 1)
-    order.push_back(bandTiles - 1);
-  for (int64_t t = 1; t + 1 < bandTiles; ++t)
-    order.push_back(t);
-  SmallVector<SmallVector<Value>> masked(bandTiles);
-  for (int64_t t : order) {
+  // The scores of every tile, masked where its rows do not see it whole.
+  SmallVector<SmallVector<Value>> masked;
+  for (int64_t t = 0; t < bandTiles; ++t) {
     SmallVector<Value> raw;
     for (int64_t i = 0; i < nS; ++i)
       raw.push_back(LLVM::ExtractValueOp::create(e.b, sAccs[t], i));
-    masked[t] = e.maskWithBits(interior[t], e.fenceRegisters(raw), bits[t]);
+    masked.push_back(bits[t] ? e.maskWithBits(e.fenceRegisters(raw), *bits[t])
+                             : raw);
   }
   SmallVector<Value> all;
   for (const SmallVector<Value> &s : masked)
@@ -717,6 +706,46 @@ SmallVector<Value> ForwardKernel::wholeBandPass(TurnTaking &turns, Value first,
   results.append(rowMax);
   results.append({sums[0], sums[2]});
   return results;
+}
+
+/// The bits of this thread's visible scores in each of the one pass's
+/// tiles (HopperKernelBuilder::rowBits), or none for a tile that every
+/// row sees whole. The pass runs where the consumer's first tile starts
+/// at its first row's first key (loops()), so row i of its 64 sees
+/// columns [i - 64 t, i + window - 64 t) of tile t in every query tile:
+/// the bits depend on the thread alone, and LLVM makes them once, before
+/// the tiles. (Made from each tile's keys while its S products ran, they
+/// took about 130 instructions a thread and query tile, and the middle
+/// tile an interior test and a branch.)
+SmallVector<std::optional<SmallVector<Value>>> ForwardKernel::bandBits() {
+  auto c = [&](int64_t v) { return e.constI32(v); };
+  auto clamp = [&](Value v) {
+    return arith::MaxSIOp::create(
+        e.b, arith::MinSIOp::create(e.b, v, c(blockN)), c(0));
+  };
+  // Row h of the thread's two, relative to its first column in a tile.
+  Value first = arith::SubIOp::create(
+      e.b,
+      arith::AddIOp::create(
+          e.b, arith::MulIOp::create(e.b, e.toI32(e.rem(e.warpId, 4)), c(16)),
+          e.toI32(e.g)),
+      arith::MulIOp::create(e.b, e.toI32(e.t), c(2)));
+  SmallVector<std::optional<SmallVector<Value>>> bits;
+  for (int64_t t = 0; t < bandTiles; ++t) {
+    // Seen whole by rows 0 and 63 (so by all): no mask.
+    if (63 - blockN * t <= 0 && w.window - blockN * t >= blockN) {
+      bits.push_back(std::nullopt);
+      continue;
+    }
+    SmallVector<Value> words;
+    for (int64_t h = 0; h < 2; ++h) {
+      Value lo = arith::AddIOp::create(e.b, first, c(8 * h - blockN * t));
+      Value hi = arith::AddIOp::create(e.b, lo, c(w.window));
+      words.push_back(e.rowBits(clamp(lo), clamp(hi)));
+    }
+    bits.push_back(words);
+  }
+  return bits;
 }
 
 /// Each tile in turn: S_j, its softmax, then P_j V_j. Waits for K (operand

@@ -552,28 +552,12 @@ public:
                             toI32(posOffset), toI32(k1));
   }
 
-  /// The bits (columnBits) of maskScores's bit mask for the key tile
-  /// [k0, k1) of blockN (at most 128) on a band whose edges cut tiles
-  /// (block_size < blockN): made ahead of the scores, which maskWithBits
-  /// then masks.
-  SmallVector<Value> tileBits(BlockWindow w, Value rowBase, Value k0, Value k1,
-                              int64_t blockN, Value posOffset) {
-    assert(w.blockSize < blockN && blockN <= 128);
-    return columnBits(k0, blockN, [&](int64_t h) {
-      return rowKeys(w, rowBase, h, k1, posOffset, /*bitMask=*/true);
-    });
-  }
-
-  /// `s` as it is where `interior`, else masked by `bits` (tileBits);
-  /// without `interior`, masked (bits of a tile seen whole are all set).
-  SmallVector<Value> maskWithBits(Value interior, ArrayRef<Value> s,
-                                  ArrayRef<Value> bits) {
-    auto visible = [&](int64_t i) { return bitVisible(bits, i); };
-    if (interior)
-      return maskUnless(interior, s, visible);
+  /// `s` with -inf where `bits` (a word a row of the thread's two, as
+  /// rowBits makes them) has no bit for the element.
+  SmallVector<Value> maskWithBits(ArrayRef<Value> s, ArrayRef<Value> bits) {
     SmallVector<Value> masked;
     for (auto [i, x] : llvm::enumerate(s))
-      masked.push_back(select(visible(i), x, negInf()));
+      masked.push_back(select(bitVisible(bits, i), x, negInf()));
     return masked;
   }
 
