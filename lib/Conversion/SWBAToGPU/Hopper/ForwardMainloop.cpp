@@ -586,13 +586,12 @@ SmallVector<Value> ForwardKernel::loops(SmallVector<Value> init) {
         if (!bandTiles)
           return loop();
         // All of the band's tiles at once where the consumer sees that
-        // many (not near the sequence's ends): no online softmax.
-        // Both leave the rows' sums complete (the one pass's come from the
-        // tensor cores).
-        // ... and where the workgroup's window starts at its first row's
-        // first key (not cut off at key 0): then the consumer's tiles start
-        // at its own first row's first key, and the pass's masks are the
-        // same in every query tile (bandBits).
+        // many (not near the sequence's ends) and the workgroup's window
+        // starts at its first row's first key (not cut off at key 0): then
+        // the consumer's tiles start at its own first row's first key, and
+        // the pass's masks are the same in every query tile (bandBits). No
+        // online softmax. Both branches leave the rows' sums complete (the
+        // one pass's come from the tensor cores).
         Value fromFirstKey = arith::CmpIOp::create(
             e.b, arith::CmpIPredicate::sge, e.add(tile.q0, tile.posOffset),
             e.constLike(tile.q0, w.window - 1));
@@ -732,8 +731,9 @@ SmallVector<std::optional<SmallVector<Value>>> ForwardKernel::bandBits() {
       arith::MulIOp::create(e.b, e.toI32(e.t), c(2)));
   SmallVector<std::optional<SmallVector<Value>>> bits;
   for (int64_t t = 0; t < bandTiles; ++t) {
-    // Seen whole by rows 0 and 63 (so by all): no mask.
-    if (63 - blockN * t <= 0 && w.window - blockN * t >= blockN) {
+    // Seen whole by the first and the last row (so by all): no mask.
+    if (kRowsPerConsumer - 1 - blockN * t <= 0 &&
+        w.window - blockN * t >= blockN) {
       bits.push_back(std::nullopt);
       continue;
     }
