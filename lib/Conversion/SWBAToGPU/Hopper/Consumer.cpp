@@ -15,7 +15,7 @@ ConsumerRows ConsumerRows::get(HopperKernelBuilder &e, Value warpgroup,
   ConsumerRows rows;
   rows.consumer = e.sub(warpgroup, e.idx(1));
   rows.rowBase = e.add(e.add(first, e.mul(rows.consumer, kRowsPerConsumer)),
-                       e.add(e.mul(e.rem(e.warpId, 4), 16), e.g));
+                       e.accumulatorRow());
   rows.isLane0 = e.eq(e.laneId, 0);
   return rows;
 }

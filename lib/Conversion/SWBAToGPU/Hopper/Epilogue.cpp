@@ -194,8 +194,7 @@ void mlir::swba::gpu_kernels::storeForwardTile(
   // Row r of a box in 128-byte rows, its 16-byte chunk c at c ^ (r % 8)
   // (the swizzle; a warp's rows are 16 w + g and 16 w + g + 8, so r % 8 is
   // g): a warp's 32 stores of a column block fill 32 banks.
-  Value rowWord = e.add(
-      e.mul(e.add(e.mul(e.rem(e.warpId, 4), 16), e.g), kBoxRowBytes / 4), e.t);
+  Value rowWord = e.add(e.mul(e.accumulatorRow(), kBoxRowBytes / 4), e.t);
   auto wordType = VectorType::get({1}, e.b.getI32Type());
   SmallVector<Value> sums;
   for (int64_t h = 0; h < 2; ++h) {

@@ -648,17 +648,13 @@ SmallVector<Value> ForwardKernel::wholeBandPass(TurnTaking &turns, Value first,
   for (Value j : js)
     ring.release(0, j, rows.isLane0);
   // The scores of every tile, masked where its rows do not see it whole.
-  SmallVector<SmallVector<Value>> masked;
+  SmallVector<Value> all;
   for (int64_t t = 0; t < bandTiles; ++t) {
     SmallVector<Value> raw;
     for (int64_t i = 0; i < nS; ++i)
       raw.push_back(LLVM::ExtractValueOp::create(e.b, sAccs[t], i));
-    masked.push_back(bits[t] ? e.maskWithBits(e.fenceRegisters(raw), *bits[t])
-                             : raw);
+    all.append(bits[t] ? e.maskWithBits(e.fenceRegisters(raw), *bits[t]) : raw);
   }
-  SmallVector<Value> all;
-  for (const SmallVector<Value> &s : masked)
-    all.append(s);
   SmallVector<Value> rowMax(init.begin() + nO, init.begin() + nO + 2);
   SmallVector<Value> rowSum(init.begin() + nO + 2, init.begin() + nO + 4);
   SmallVector<Value> oldMax(rowMax);
@@ -722,7 +718,9 @@ SmallVector<std::optional<SmallVector<Value>>> ForwardKernel::bandBits() {
     return arith::MaxSIOp::create(
         e.b, arith::MinSIOp::create(e.b, v, c(blockN)), c(0));
   };
-  // Row h of the thread's two, relative to its first column in a tile.
+  // Row h of the thread's two (accumulatorRow, in i32 from the lane ids:
+  // its index form cast made the 129-key window's kernel spill 4 bytes),
+  // relative to its first column in a tile.
   Value first = arith::SubIOp::create(
       e.b,
       arith::AddIOp::create(

@@ -64,8 +64,7 @@ void KeyValueGradKernel::waitStagingRead() {
 /// queries 8 jn + 2t, + 1) goes to 16-byte chunk jn % 8 of the row in box
 /// jn / 8, XOR the row's index in its 8-row atom (g): the 128B swizzle.
 void KeyValueGradKernel::writeScoreGrad(Value j, ArrayRef<Value> dsFrags) {
-  Value row = e.add(e.mul(rows.consumer, kRowsPerConsumer),
-                    e.add(e.mul(e.rem(e.warpId, 4), 16), e.g));
+  Value row = e.add(e.mul(rows.consumer, kRowsPerConsumer), e.accumulatorRow());
   Value rowWord = e.add(e.mul(dsSlot(j), layout.dsSlotBytes() / 4),
                         e.add(e.mul(row, kBoxRowBytes / 4), e.t));
   for (int64_t jn = 0; jn < blockM / 8; ++jn) {
@@ -145,8 +144,7 @@ void KeyValueGradKernel::reduceQueryGrad(Value acc, Value j) {
     values.push_back(LLVM::ExtractValueOp::create(e.b, acc, i));
   values = e.fenceRegisters(values);
   auto pairType = VectorType::get({2}, e.b.getF32Type());
-  Value rowBytes =
-      e.mul(e.add(e.mul(e.rem(e.warpId, 4), 16), e.g), kBoxRowBytes);
+  Value rowBytes = e.mul(e.accumulatorRow(), kBoxRowBytes);
   Value parity = e.rem(e.g, 2);
   Value oddRow = e.eq(parity, 1);
   // g ^ 4 (g & 1): the swizzle row, with the odd rows' groups k ^ 2

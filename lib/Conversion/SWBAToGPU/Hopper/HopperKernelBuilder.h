@@ -139,6 +139,9 @@ public:
   /// Whether this thread is its warpgroup's first (the one that issues a
   /// warpgroup's bulk copies and waits for them).
   Value isWarpgroupLeader() { return eq(rem(threadId, kWarpgroupThreads), 0); }
+  /// This thread's first row of a warpgroup's 64-row wgmma accumulator
+  /// (its second is 8 below): 16 rows a warp, g within them.
+  Value accumulatorRow() { return add(mul(rem(warpId, 4), 16), g); }
   /// `body` under `if cond`.
   void when(Value cond, function_ref<void()> body) {
     auto ifOp = scf::IfOp::create(b, cond, /*withElseRegion=*/false);
