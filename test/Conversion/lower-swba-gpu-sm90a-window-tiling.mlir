@@ -402,15 +402,19 @@ func.func @token_window_grad_d128(%q: memref<?x8x?x128xbf16>, %k: memref<?x8x?x1
 // The first query tile's lse and delta are loaded before the consumer
 // waits for this round's K and V (buffer round % 2: barrier 0 or 11), then
 // the loop over query tiles, whose row statistics' slots alternate along
-// the ring (base + j).
+// the ring (base + j), written while the tile's S^T and dP^T run.
 // CHECK: memref.load %arg4
 // CHECK: memref.load %arg5
 // CHECK: arith.divui %[[ROUND]], %c2 : index
 // CHECK: nvgpu.mbarrier.try_wait.parity
 // CHECK-NEXT: scf.for %[[J:.*]] = %c0 to
 // CHECK: %[[AT:.*]] = arith.addi %[[BASE]], %[[J]] : index
-// CHECK-NEXT: %[[SLOT:.*]] = arith.remui %[[AT]], %c2 : index
-// CHECK: arith.addi %{{.*}}, %[[SLOT]] : index
+// CHECK: %[[SLOT:.*]] = arith.remui %[[AT]], %c2 : index
+// CHECK: nvvm.wgmma.commit.group.sync.aligned
+// CHECK-COUNT-4: nvvm.wgmma.mma_async
+// CHECK-NEXT: nvvm.wgmma.commit.group.sync.aligned
+// CHECK-NEXT: arith.muli
+// CHECK-NEXT: arith.addi %{{.*}}, %[[SLOT]] : index
 // CHECK-NEXT: arith.muli %{{.*}}, %c512 : index
 // CHECK-NEXT: arith.addi %{{.*}}, %c65536 : index
 // CHECK-NEXT: memref.view %{{.*}} to memref<128xf32

@@ -61,7 +61,7 @@ mlir::swba::gpu_kernels::onceDescriptors(HopperKernelBuilder &e, Value base,
 std::pair<Value, Value> mlir::swba::gpu_kernels::issueScoreProducts(
     HopperKernelBuilder &e, TurnTaking &turns, Value aS, Value bS, Value aP,
     Value bP, int64_t rowsA, int64_t rowsB, int64_t headDim, int64_t valueDim,
-    int64_t n, bool scoresFirst) {
+    int64_t n, bool scoresFirst, function_ref<void()> underProducts) {
   auto kMajor = [&](int64_t rows, int64_t kk) {
     return e.i64(HopperKernelBuilder::kMajorSlice(rows, kk));
   };
@@ -96,6 +96,8 @@ std::pair<Value, Value> mlir::swba::gpu_kernels::issueScoreProducts(
         e.ssMma(dpAcc, ops[2 * (dk + kk)], ops[2 * (dk + kk) + 1], n, kk == 0);
   NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
   turns.pass();
+  if (underProducts)
+    underProducts();
   NVVM::WgmmaWaitGroupSyncOp::create(e.b, split ? 1 : 0);
   return {sAcc, dpAcc};
 }

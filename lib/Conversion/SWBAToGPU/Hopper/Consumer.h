@@ -115,13 +115,14 @@ std::pair<Value, Value> onceDescriptors(HopperKernelBuilder &e, Value base,
 /// (0: no dP, a null accumulator). Returns the accumulators once the
 /// products have completed (their registers: unpackScores), or with
 /// `scoresFirst` as two groups, once S's has: dP's registers are then
-/// scoreGradRegisters'.
-std::pair<Value, Value> issueScoreProducts(HopperKernelBuilder &e,
-                                           TurnTaking &turns, Value aS,
-                                           Value bS, Value aP, Value bP,
-                                           int64_t rowsA, int64_t rowsB,
-                                           int64_t headDim, int64_t valueDim,
-                                           int64_t n, bool scoresFirst = false);
+/// scoreGradRegisters'. `underProducts` (if any) is emitted between the
+/// issue and the wait, so that its latencies run under the products.
+std::pair<Value, Value>
+issueScoreProducts(HopperKernelBuilder &e, TurnTaking &turns, Value aS,
+                   Value bS, Value aP, Value bP, int64_t rowsA, int64_t rowsB,
+                   int64_t headDim, int64_t valueDim, int64_t n,
+                   bool scoresFirst = false,
+                   function_ref<void()> underProducts = nullptr);
 
 /// dP's registers (`n` columns), fenced, once no more than `pending` wgmma
 /// groups issued after it are in flight.

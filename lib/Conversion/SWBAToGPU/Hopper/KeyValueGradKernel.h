@@ -126,7 +126,8 @@ struct KeyValueGradKernel : BackwardKernel {
                   ArrayRef<Value> dsFrags, SmallVector<Value> &dkAcc,
                   SmallVector<Value> &dvAcc);
   void valueFirstProducts(Value qBase, Value doBase, Value qDescK,
-                          Value doDescK, Value r0, Value r1, Value stats,
+                          Value doDescK, Value r0, Value r1,
+                          function_ref<Value()> publishStats,
                           SmallVector<Value> &dkAcc, SmallVector<Value> &dvAcc);
   void namedBarrier(Value id, int64_t threads);
   void syncWarpgroup(int64_t barrier);

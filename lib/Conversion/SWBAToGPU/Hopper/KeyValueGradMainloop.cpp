@@ -432,16 +432,35 @@ SmallVector<Value> KeyValueGradKernel::tileStep(Value lse, Value delta, Value j,
   SmallVector<Value> dvAcc(iter.begin() + nK, iter.begin() + nK + nV);
   Value qHead32 = iter[nK + nV], r032 = iter[nK + nV + 1];
   Value r0 = e.fromI32(r032);
+  // The tile's statistics go to shared memory, and the next tile's are
+  // loaded: at head dim 64 (valueFirst) while the score products run,
+  // where ptxas then spills none of the 160 bytes it did on frames of 256
+  // (dK/dV kernel 9% faster); at 128 at the top of the tile, as under the
+  // products the kernel was 5-6% slower (H200, docs/BENCHMARKS.md).
   // (Slots alternate along the ring, across a workgroup's key tiles.)
-  Value stats = storeStats(ring.at(j), iter.drop_front(nK + nV + 2));
-  auto [nextHead, nextRow] = nextTile(qHead32, r032);
-  SmallVector<Value> nextStats =
-      loadStats(lse, delta,
-                arith::CmpIOp::create(
-                    e.b, arith::CmpIPredicate::ult,
-                    arith::AddIOp::create(e.b, e.toI32(j), e.constI32(1)),
-                    e.toI32(tile.numTiles)),
-                e.fromI32(nextHead), e.fromI32(nextRow));
+  auto storeTileStats = [&] {
+    return storeStats(ring.at(j), iter.drop_front(nK + nV + 2));
+  };
+  Value topStats = valueFirst ? Value() : storeTileStats();
+  Value nextHead, nextRow;
+  std::tie(nextHead, nextRow) = nextTile(qHead32, r032);
+  SmallVector<Value> nextStats;
+  auto loadNextStats = [&] {
+    nextStats =
+        loadStats(lse, delta,
+                  arith::CmpIOp::create(
+                      e.b, arith::CmpIPredicate::ult,
+                      arith::AddIOp::create(e.b, e.toI32(j), e.constI32(1)),
+                      e.toI32(tile.numTiles)),
+                  e.fromI32(nextHead), e.fromI32(nextRow));
+  };
+  if (!valueFirst)
+    loadNextStats();
+  auto publishStats = [&] {
+    Value stats = storeTileStats();
+    loadNextStats();
+    return stats;
+  };
   Value r1 = e.min(e.add(r0, e.idx(blockM)), tile.window.end);
 
   ring.waitFull(0, j);
@@ -456,8 +475,9 @@ SmallVector<Value> KeyValueGradKernel::tileStep(Value lse, Value delta, Value j,
   // masks and probabilities, dV and dK (and dQ).
   auto products = [&] {
     if (valueFirst)
-      return valueFirstProducts(qBase, doBase, qDescK, doDescK, r0, r1, stats,
-                                dkAcc, dvAcc);
+      return valueFirstProducts(qBase, doBase, qDescK, doDescK, r0, r1,
+                                publishStats, dkAcc, dvAcc);
+    Value stats = topStats;
     auto [sAcc, dpAcc] =
         issueScoreProducts(e, *turns, kDesc, qDescK, vDesc, doDescK, blockN,
                            blockM, headDim, wantsKey() ? valueDim : 0, blockM);
@@ -485,20 +505,32 @@ SmallVector<Value> KeyValueGradKernel::tileStep(Value lse, Value delta, Value j,
                               ownRows->begin));
     SmallVector<Value> accs(dkAcc);
     accs.append(dvAcc);
-    auto ifOp = scf::IfOp::create(e.b, TypeRange(ValueRange(accs)), seen,
-                                  /*withElseRegion=*/true);
+    // (Statistics published in the branches come out of them.)
+    int64_t nStats = valueFirst ? statsPerThread : 0;
+    SmallVector<Type> types = llvm::to_vector(ValueRange(accs).getTypes());
+    types.append(nStats, e.b.getF32Type());
+    auto ifOp = scf::IfOp::create(e.b, types, seen, /*withElseRegion=*/true);
     {
       OpBuilder::InsertionGuard guard(e.b);
       e.b.setInsertionPointToStart(ifOp.thenBlock());
       products();
       SmallVector<Value> updated(dkAcc);
       updated.append(dvAcc);
+      if (valueFirst)
+        updated.append(nextStats);
       scf::YieldOp::create(e.b, updated);
       e.b.setInsertionPointToStart(ifOp.elseBlock());
+      if (valueFirst) {
+        publishStats();
+        accs.append(nextStats);
+      }
       scf::YieldOp::create(e.b, accs);
     }
-    dkAcc.assign(ifOp.getResults().begin(), ifOp.getResults().begin() + nK);
-    dvAcc.assign(ifOp.getResults().begin() + nK, ifOp.getResults().end());
+    ValueRange results = ifOp.getResults();
+    dkAcc.assign(results.begin(), results.begin() + nK);
+    dvAcc.assign(results.begin() + nK, results.begin() + nK + nV);
+    if (valueFirst)
+      nextStats.assign(results.begin() + nK + nV, results.end());
   }
   ring.release(0, j, rows.isLane0);
   ring.release(1, j, rows.isLane0);
@@ -581,13 +613,15 @@ void KeyValueGradKernel::accumulate(Value j, Value qBase, Value doBase,
 /// spills, 3-4% more.
 void KeyValueGradKernel::valueFirstProducts(Value qBase, Value doBase,
                                             Value qDescK, Value doDescK,
-                                            Value r0, Value r1, Value stats,
+                                            Value r0, Value r1,
+                                            function_ref<Value()> publishStats,
                                             SmallVector<Value> &dkAcc,
                                             SmallVector<Value> &dvAcc) {
+  Value stats;
   auto [sAcc, dpAcc] =
       issueScoreProducts(e, *turns, kDesc, qDescK, vDesc, doDescK, blockN,
                          blockM, headDim, valueDim, blockM,
-                         /*scoresFirst=*/true);
+                         /*scoresFirst=*/true, [&] { stats = publishStats(); });
   SmallVector<Value> s =
       unpackScores(e, sAcc, Value(), blockM, positiveScale, scaleLog2).first;
   SmallVector<Value> p = maskScores(s, r0, r1, [&](ArrayRef<Value> scores) {
