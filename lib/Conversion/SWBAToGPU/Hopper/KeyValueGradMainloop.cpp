@@ -441,7 +441,7 @@ SmallVector<Value> KeyValueGradKernel::tileStep(Value lse, Value delta, Value j,
   auto storeTileStats = [&] {
     return storeStats(ring.at(j), iter.drop_front(nK + nV + 2));
   };
-  Value topStats = valueFirst ? Value() : storeTileStats();
+  Value stats = valueFirst ? Value() : storeTileStats();
   Value nextHead, nextRow;
   std::tie(nextHead, nextRow) = nextTile(qHead32, r032);
   SmallVector<Value> nextStats;
@@ -477,7 +477,6 @@ SmallVector<Value> KeyValueGradKernel::tileStep(Value lse, Value delta, Value j,
     if (valueFirst)
       return valueFirstProducts(qBase, doBase, qDescK, doDescK, r0, r1,
                                 publishStats, dkAcc, dvAcc);
-    Value stats = topStats;
     auto [sAcc, dpAcc] =
         issueScoreProducts(e, *turns, kDesc, qDescK, vDesc, doDescK, blockN,
                            blockM, headDim, wantsKey() ? valueDim : 0, blockM);
