@@ -1,0 +1,578 @@
+#!/usr/bin/env python3
+"""Differential fuzzing of --raise-swba: raised programs must compute what they did.
+
+Each case is a random masked-attention program in linalg/tensor/arith/math,
+written the way importers emit it, with random shapes (queries shorter, as
+long as or longer than the keys), a random layout (batch and heads collapsed
+to 3-D or kept 4-D, k transposed by the contraction's maps or by
+linalg.transpose), a random scale (on the scores, q or k; multiplied or
+divided), a random mask form (added 0/-inf, added lowest finite value,
+select with -inf) and softmax form (linalg.softmax or decomposed). The mask
+is a sliding window block mask for a random block size and window, or one of
+its near misses: an off-by-one bound, the wrong alignment, a comparison
+flipped, a term that depends on the batch or on parity, no mask at all.
+Other near misses change the softmax axis, the contractions' initial values,
+or the scale's sign.
+
+Every case runs through `--swba-to-llvm` and `mlir-runner` twice, with and
+without `--raise-swba` before; every printed element of the two runs must
+agree (NaN with NaN). A case fails when they disagree, when either run
+fails, or when swba-opt crashes. The summary counts how many cases were
+raised, so that a pass that stops raising shows up too (`--min-raised`).
+`--seed S --only I` reruns case I alone and prints its module.
+"""
+
+import argparse
+import concurrent.futures
+import math
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+
+NUM = re.compile(r"-?(?:nan|inf|[0-9][0-9.]*(?:e[-+]?[0-9]+)?)")
+
+
+def fmt_float(x):
+    return repr(float(x)) if x != int(x) else f"{float(x):.1f}"
+
+
+class Builder:
+    """Emits SSA lines with fresh names."""
+
+    def __init__(self):
+        self.lines, self.count = [], 0
+
+    def fresh(self, stem):
+        self.count += 1
+        return f"%{stem}{self.count}"
+
+    def emit(self, line):
+        self.lines.append("  " + line)
+
+
+def ident_map(rank):
+    dims = ", ".join(f"d{i}" for i in range(rank))
+    return f"affine_map<({dims}) -> ({dims})>"
+
+
+def parallel(rank):
+    return ", ".join(['"parallel"'] * rank)
+
+
+def tensor(shape, elem="f32"):
+    return "tensor<" + "x".join(str(d) for d in shape) + f"x{elem}>"
+
+
+def pointwise(b, shape, ins, args, body):
+    """One parallel linalg.generic over `shape` whose block takes `args`
+    and runs `body` (lines ending in a value %r); `ins` lists (value, type,
+    indexing map) triples."""
+    rank = len(shape)
+    t = tensor(shape)
+    e, r = b.fresh("e"), b.fresh("pw")
+    b.emit(f"{e} = tensor.empty() : {t}")
+    maps = ", ".join([m for _, _, m in ins] + [ident_map(rank)])
+    operands = ""
+    if ins:
+        operands = (f"ins({', '.join(v for v, _, _ in ins)} : "
+                    f"{', '.join(ty for _, ty, _ in ins)}) ")
+    b.emit(f"{r} = linalg.generic {{indexing_maps = [{maps}], iterator_types = "
+           f"[{parallel(rank)}]}} {operands}outs({e} : {t}) {{")
+    b.emit(f"^bb0({args}):")
+    for line in body:
+        b.emit("  " + line)
+    b.emit("  linalg.yield %r : f32")
+    b.emit(f"}} -> {t}")
+    return r
+
+
+def gen_input(b, shape, seed):
+    """sin(seed * (flat index + 1)): pseudo-random, non-zero, reproducible."""
+    body = ["%f0 = linalg.index 0 : index"]
+    for i in range(1, len(shape)):
+        body += [f"%x{i} = linalg.index {i} : index",
+                 f"%c{i} = arith.constant {shape[i]} : index",
+                 f"%m{i} = arith.muli %f{i - 1}, %c{i} : index",
+                 f"%f{i} = arith.addi %m{i}, %x{i} : index"]
+    body += [f"%fi = arith.index_cast %f{len(shape) - 1} : index to i64",
+             "%ff = arith.sitofp %fi : i64 to f32",
+             f"%sd = arith.constant {seed} : f32",
+             "%a = arith.mulf %ff, %sd : f32",
+             "%bb = arith.addf %a, %sd : f32",
+             "%r = math.sin %bb : f32"]
+    return pointwise(b, shape, [], "%out: f32", body)
+
+
+def elementwise(b, src, shape, body):
+    """`body` (lines using %in, ending in %r) applied to each element of src."""
+    return pointwise(b, shape, [(src, tensor(shape), ident_map(len(shape)))],
+                     "%in: f32, %out: f32", body)
+
+
+class Mask:
+    """The mask predicate over (batch, query i, key j), and whether it is a
+    sliding window block mask (bottom-right aligned) of the whole program."""
+
+    def __init__(self, rng, nq, nk):
+        self.bs = rng.choice([1, 1, 2, 3, 4])
+        self.ws = rng.choice([1, 2, 3, 5])
+        self.off = nk - nq            # bottom-right alignment
+        self.mutation = rng.choice(
+            ["none"] * 6 + ["off-by-one-window", "off-by-one-offset",
+                            "top-left", "strict-causal", "batch-term",
+                            "parity", "no-mask", "wrong-block", "key-shift"])
+        self.form = rng.choice(["add-select", "add-lowest", "select",
+                                "add-select-uitofp"])
+        # where the predicate comes from: computed from linalg.index in the
+        # masking op, or a dense i1 constant [Nq, Nk] broadcast over batch
+        self.source = rng.choice(["index", "index", "dense"])
+        self.nq, self.nk = nq, nk
+
+    def params(self):
+        """(query block, key block, window, query offset, key offset) of the
+        mask as written, mutations applied; positions are i + query offset
+        and j + key offset, both non-negative."""
+        bs, ws, off, m = self.bs, self.ws, self.off, self.mutation
+        if m == "off-by-one-window":
+            ws += 1
+        if m == "off-by-one-offset":
+            off += 1
+        if m == "top-left":
+            off = 0
+        koff = 1 if m == "key-shift" else max(-off, 0)
+        return bs, bs + 1 if m == "wrong-block" else bs, ws, max(off, 0), koff
+
+    def keep(self, g, i, j):
+        """The predicate in Python, mirroring predicate()."""
+        bsq, bsk, ws, qoff, koff = self.params()
+        m = self.mutation
+        qp, jp = i + qoff, j + koff
+        qb, kb = qp // bsq, jp // bsk
+        causal = kb < qb if m == "strict-causal" else kb <= qb
+        keep = causal and (qb - kb) % (1 << 64) < ws
+        if m == "batch-term":
+            keep = keep or (g == 1 and j == max(-self.off, 0))
+        elif m == "parity":
+            keep = keep and (j % 2 == 0 or qp == jp)
+        elif m == "no-mask":
+            keep = True
+        return keep
+
+    def predicate(self, lines):
+        """Lines computing %keep : i1 from %g, %i, %j (index)."""
+        bsq, bsk, ws, qoff, koff = self.params()
+        m = self.mutation
+        lines.append(f"%cbs = arith.constant {bsq} : index")
+        lines.append(f"%cbsu = arith.constant {bsk} : index")
+        lines.append(f"%cws = arith.constant {ws} : index")
+        lines.append(f"%coff = arith.constant {qoff} : index")
+        lines.append(f"%ckoff = arith.constant {koff} : index")
+        lines.append(f"%cneg = arith.constant {max(-self.off, 0)} : index")
+        lines.append("%qp0 = arith.addi %i, %coff : index")
+        lines.append("%jp0 = arith.addi %j, %ckoff : index")
+        lines.append("%qb = arith.divui %qp0, %cbs : index")
+        lines.append("%kb = arith.divui %jp0, %cbsu : index")
+        cmp = "ult" if m == "strict-causal" else "ule"
+        lines.append(f"%causal = arith.cmpi {cmp}, %kb, %qb : index")
+        lines.append("%dist = arith.subi %qb, %kb : index")
+        lines.append("%near = arith.cmpi ult, %dist, %cws : index")
+        lines.append("%keep0 = arith.andi %causal, %near : i1")
+        if m == "batch-term":
+            lines.append("%g1 = arith.constant 1 : index")
+            lines.append("%isg = arith.cmpi eq, %g, %g1 : index")
+            lines.append("%isj0 = arith.cmpi eq, %j, %cneg : index")
+            lines.append("%extra = arith.andi %isg, %isj0 : i1")
+            lines.append("%keep = arith.ori %keep0, %extra : i1")
+        elif m == "parity":
+            lines.append("%two = arith.constant 2 : index")
+            lines.append("%par = arith.remui %j, %two : index")
+            lines.append("%z = arith.constant 0 : index")
+            lines.append("%even = arith.cmpi eq, %par, %z : index")
+            lines.append("%ieq = arith.cmpi eq, %qp0, %jp0 : index")
+            lines.append("%either = arith.ori %even, %ieq : i1")
+            lines.append("%keep = arith.andi %keep0, %either : i1")
+        elif m == "no-mask":
+            lines.append("%keep = arith.constant true")
+        else:
+            lines.append("%keep = arith.andi %keep0, %keep0 : i1")
+
+    def apply(self, b, scores, shape):
+        """The masked scores: one linalg.generic over the scores' shape."""
+        rank = len(shape)
+        if self.source == "dense":
+            return self.apply_dense(b, scores, shape)
+        lines = []
+        lines.append("%g = linalg.index 0 : index")
+        lines.append(f"%i = linalg.index {rank - 2} : index")
+        lines.append(f"%j = linalg.index {rank - 1} : index")
+        self.predicate(lines)
+        return self.combine(b, scores, shape, lines)
+
+    def apply_dense(self, b, scores, shape):
+        """A dense<...> : tensor<Nq x Nk x i1> read through a broadcasting map
+        (the predicate of batch 0; batch-term masks keep their batch term
+        out, being batch-independent here)."""
+        rank = len(shape)
+        rows = []
+        for i in range(self.nq):
+            rows.append("[" + ", ".join("true" if self.keep(0, i, j) else "false"
+                                        for j in range(self.nk)) + "]")
+        c = b.fresh("maskc")
+        ti1 = f"tensor<{self.nq}x{self.nk}xi1>"
+        b.emit(f"{c} = arith.constant dense<[{', '.join(rows)}]> : {ti1}")
+        dims = ", ".join(f"d{i}" for i in range(rank))
+        mmap = f"affine_map<({dims}) -> (d{rank - 2}, d{rank - 1})>"
+        return pointwise(b, shape, [(scores, tensor(shape), ident_map(rank)),
+                                    (c, ti1, mmap)],
+                         "%in: f32, %keep: i1, %out: f32", self.combine_lines())
+
+    def combine(self, b, scores, shape, lines):
+        return elementwise(b, scores, shape, lines + self.combine_lines())
+
+    def combine_lines(self):
+        lines = []
+        lines.append("%zero = arith.constant 0.0 : f32")
+        lines.append("%ninf = arith.constant 0xFF800000 : f32")
+        lines.append("%lowest = arith.constant -3.40282347E+38 : f32")
+        if self.form == "add-select":
+            lines.append("%neg = arith.select %keep, %zero, %ninf : f32")
+            lines.append("%r = arith.addf %in, %neg : f32")
+        elif self.form == "add-lowest":
+            lines.append("%neg = arith.select %keep, %zero, %lowest : f32")
+            lines.append("%r = arith.addf %in, %neg : f32")
+        elif self.form == "add-select-uitofp":
+            # log(keep): 0 where kept, -inf elsewhere
+            lines.append("%ki = arith.extui %keep : i1 to i32")
+            lines.append("%kf = arith.uitofp %ki : i32 to f32")
+            lines.append("%lg = math.log %kf : f32")
+            lines.append("%r = arith.addf %in, %lg : f32")
+        else:
+            lines.append("%r = arith.select %keep, %in, %ninf : f32")
+        return lines
+
+    def describe(self):
+        return (f"bs={self.bs} ws={self.ws} off={self.off} "
+                f"mutation={self.mutation} form={self.form} source={self.source}")
+
+
+def matmul(b, lhs, rhs, lshape, rshape, oshape, transpose_rhs, fill, four_d):
+    """lhs @ rhs (rhs transposed by the maps when transpose_rhs)."""
+    t_o = tensor(oshape)
+    e = b.fresh("e")
+    z = b.fresh("z")
+    r = b.fresh("mm")
+    b.emit(f"{e} = tensor.empty() : {t_o}")
+    b.emit(f"{z} = linalg.fill ins({fill} : f32) outs({e} : {t_o}) -> {t_o}")
+    ins = f"ins({lhs}, {rhs} : {tensor(lshape)}, {tensor(rshape)})"
+    if four_d:
+        rmap = "(d0, d1, d3, d4)" if transpose_rhs else "(d0, d1, d4, d3)"
+        b.emit(f"{r} = linalg.generic {{indexing_maps = ["
+               "affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d4)>, "
+               f"affine_map<(d0, d1, d2, d3, d4) -> {rmap}>, "
+               "affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3)>], "
+               "iterator_types = [\"parallel\", \"parallel\", \"parallel\", "
+               f"\"parallel\", \"reduction\"]}} {ins} outs({z} : {t_o}) {{")
+        b.emit("^bb0(%a: f32, %bq: f32, %acc: f32):")
+        b.emit("  %p = arith.mulf %a, %bq : f32")
+        b.emit("  %s = arith.addf %acc, %p : f32")
+        b.emit("  linalg.yield %s : f32")
+        b.emit(f"}} -> {t_o}")
+    elif transpose_rhs:
+        b.emit(f"{r} = linalg.batch_matmul indexing_maps = ["
+               "affine_map<(b, m, n, k) -> (b, m, k)>, "
+               "affine_map<(b, m, n, k) -> (b, n, k)>, "
+               "affine_map<(b, m, n, k) -> (b, m, n)>] "
+               f"{ins} outs({z} : {t_o}) -> {t_o}")
+    else:
+        b.emit(f"{r} = linalg.batch_matmul {ins} outs({z} : {t_o}) -> {t_o}")
+    return r
+
+
+def softmax(b, x, shape, form, axis, sum_init):
+    rank = len(shape)
+    t = tensor(shape)
+    if form == "linalg":
+        e = b.fresh("e")
+        r = b.fresh("sm")
+        b.emit(f"{e} = tensor.empty() : {t}")
+        b.emit(f"{r} = linalg.softmax dimension({axis}) ins({x} : {t}) "
+               f"outs({e} : {t}) -> {t}")
+        return r
+    # decomposed over `axis`
+    dims = [f"d{i}" for i in range(rank)]
+    red = list(dims)
+    red[axis] = "0"
+    rshape = list(shape)
+    rshape[axis] = 1
+    t_r = tensor(rshape)
+    full = ident_map(rank)
+    rmap = f"affine_map<({', '.join(dims)}) -> ({', '.join(red)})>"
+    iters_red = ", ".join('"reduction"' if i == axis else '"parallel"'
+                          for i in range(rank))
+    iters_par = ", ".join(['"parallel"'] * rank)
+    er, ef = b.fresh("e"), b.fresh("e")
+    b.emit(f"{er} = tensor.empty() : {t_r}")
+    b.emit(f"{ef} = tensor.empty() : {t}")
+    ninf, zero, init = b.fresh("c"), b.fresh("c"), b.fresh("c")
+    b.emit(f"{ninf} = arith.constant 0xFF800000 : f32")
+    b.emit(f"{zero} = arith.constant 0.0 : f32")
+    b.emit(f"{init} = arith.constant {fmt_float(sum_init)} : f32")
+    mi, mx = b.fresh("mi"), b.fresh("mx")
+    b.emit(f"{mi} = linalg.fill ins({ninf} : f32) outs({er} : {t_r}) -> {t_r}")
+    b.emit(f"{mx} = linalg.generic {{indexing_maps = [{full}, {rmap}], "
+           f"iterator_types = [{iters_red}]}} ins({x} : {t}) outs({mi} : {t_r}) {{")
+    b.emit("^bb0(%in: f32, %acc: f32):")
+    b.emit("  %m = arith.maximumf %in, %acc : f32")
+    b.emit("  linalg.yield %m : f32")
+    b.emit(f"}} -> {t_r}")
+    ex = b.fresh("ex")
+    b.emit(f"{ex} = linalg.generic {{indexing_maps = [{full}, {rmap}, {full}], "
+           f"iterator_types = [{iters_par}]}} ins({x}, {mx} : {t}, {t_r}) "
+           f"outs({ef} : {t}) {{")
+    b.emit("^bb0(%in: f32, %m: f32, %out: f32):")
+    b.emit("  %d = arith.subf %in, %m : f32")
+    b.emit("  %x = math.exp %d : f32")
+    b.emit("  linalg.yield %x : f32")
+    b.emit(f"}} -> {t}")
+    si, sm = b.fresh("si"), b.fresh("sum")
+    b.emit(f"{si} = linalg.fill ins({init} : f32) outs({er} : {t_r}) -> {t_r}")
+    b.emit(f"{sm} = linalg.generic {{indexing_maps = [{full}, {rmap}], "
+           f"iterator_types = [{iters_red}]}} ins({ex} : {t}) outs({si} : {t_r}) {{")
+    b.emit("^bb0(%in: f32, %acc: f32):")
+    b.emit("  %a = arith.addf %in, %acc : f32")
+    b.emit("  linalg.yield %a : f32")
+    b.emit(f"}} -> {t_r}")
+    p = b.fresh("p")
+    b.emit(f"{p} = linalg.generic {{indexing_maps = [{full}, {rmap}, {full}], "
+           f"iterator_types = [{iters_par}]}} ins({ex}, {sm} : {t}, {t_r}) "
+           f"outs({ef} : {t}) {{")
+    b.emit("^bb0(%in: f32, %s: f32, %out: f32):")
+    b.emit("  %d = arith.divf %in, %s : f32")
+    b.emit("  linalg.yield %d : f32")
+    b.emit(f"}} -> {t}")
+    return p
+
+
+def gen_case(rng):
+    """A module whose @main prints the attention's output; its summary."""
+    four_d = rng.random() < 0.4
+    bsz, heads = rng.choice([1, 2]), rng.choice([1, 2, 3])
+    nk = rng.choice([1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 16])
+    nq = rng.choice([nk, nk, nk, max(1, nk - rng.randint(1, 4)),
+                     nk + rng.randint(1, 3)])
+    d, dv = rng.choice([1, 2, 3, 4, 8]), rng.choice([1, 2, 4, 5])
+    lead = [bsz, heads] if four_d else [bsz * heads]
+    qs, ks, vs = lead + [nq, d], lead + [nk, d], lead + [nk, dv]
+    ss, os_ = lead + [nq, nk], lead + [nq, dv]
+    rank = len(ss)
+    mask = Mask(rng, nq, nk)
+    scale_on = rng.choice(["scores", "q", "k", "none"])
+    scale_op = rng.choice(["mulf", "divf"])
+    scale = rng.choice([0.25, 0.5, 2.0, 0.125, 1.5])
+    other = rng.choice(["none"] * 8 + ["negative-scale", "zero-scale",
+                                       "softmax-axis", "scores-init",
+                                       "output-init", "sum-init"])
+    if other == "negative-scale":
+        scale = -scale
+    if other == "zero-scale":
+        scale, scale_op = 0.0, "mulf"
+    transpose_k = rng.choice(["maps", "maps", "op"]) if not four_d else "maps"
+    sm_form = rng.choice(["linalg", "decomposed"])
+
+    # grouped-query attention (4-D only): k and v have fewer heads, repeated
+    # up to q's by a broadcast and a collapse_shape, each kv head's copies
+    # adjacent (repeat_interleave) or the heads tiled (repeat)
+    gqa = "none"
+    if four_d and rng.random() < 0.5:
+        heads = rng.choice([2, 4, 6])
+        hkv = rng.choice([h for h in (1, 2, 3) if heads % h == 0 and h < heads])
+        gqa = rng.choice(["interleave", "interleave", "tile"])
+        qs, ss, os_ = [bsz, heads, nq, d], [bsz, heads, nq, nk], [bsz, heads, nq, dv]
+
+    b = Builder()
+    q = gen_input(b, qs, rng.choice([0.731, 0.413, 0.917]))
+    if gqa == "none":
+        k = gen_input(b, ks, rng.choice([0.529, 0.377, 0.611]))
+        v = gen_input(b, vs, rng.choice([0.283, 0.853, 0.191]))
+    else:
+        rep = heads // hkv
+
+        def repeated(shape_kv, seed):
+            x = gen_input(b, [bsz, hkv] + shape_kv, seed)
+            if gqa == "interleave":
+                big, dim = [bsz, hkv, rep] + shape_kv, 2
+            else:
+                big, dim = [bsz, rep, hkv] + shape_kv, 1
+            e, r, c = b.fresh("e"), b.fresh("bc"), b.fresh("rep")
+            b.emit(f"{e} = tensor.empty() : {tensor(big)}")
+            b.emit(f"{r} = linalg.broadcast ins({x} : "
+                   f"{tensor([bsz, hkv] + shape_kv)}) outs({e} : {tensor(big)}) "
+                   f"dimensions = [{dim}]")
+            b.emit(f"{c} = tensor.collapse_shape {r} [[0], [1, 2], [3], [4]] : "
+                   f"{tensor(big)} into {tensor([bsz, heads] + shape_kv)}")
+            return c
+
+        k = repeated([nk, d], rng.choice([0.529, 0.377, 0.611]))
+        v = repeated([nk, dv], rng.choice([0.283, 0.853, 0.191]))
+        ks, vs = [bsz, heads, nk, d], [bsz, heads, nk, dv]
+    c = f"arith.constant {fmt_float(scale)} : f32"
+
+    def scaled(x, shape):
+        return elementwise(b, x, shape, [f"%c = {c}",
+                                         f"%r = arith.{scale_op} %in, %c : f32"])
+
+    if scale_on == "q":
+        q = scaled(q, qs)
+    if scale_on == "k":
+        k = scaled(k, ks)
+    zero = b.fresh("c")
+    b.emit(f"{zero} = arith.constant 0.0 : f32")
+    sinit = zero
+    if other == "scores-init":
+        sinit = b.fresh("c")
+        b.emit(f"{sinit} = arith.constant 0.5 : f32")
+    if transpose_k == "op":
+        kt_shape = lead + [d, nk]
+        e = b.fresh("e")
+        kt = b.fresh("kt")
+        b.emit(f"{e} = tensor.empty() : {tensor(kt_shape)}")
+        b.emit(f"{kt} = linalg.transpose ins({k} : {tensor(ks)}) "
+               f"outs({e} : {tensor(kt_shape)}) permutation = [0, 2, 1]")
+        s = matmul(b, q, kt, qs, kt_shape, ss, False, sinit, four_d)
+    else:
+        s = matmul(b, q, k, qs, ks, ss, True, sinit, four_d)
+    if scale_on == "scores":
+        s = scaled(s, ss)
+    if mask.mutation != "no-mask" or rng.random() < 0.5:
+        s = mask.apply(b, s, ss)
+    axis = rank - 1
+    if other == "softmax-axis":
+        axis = rank - 2
+    p = softmax(b, s, ss, sm_form, axis, 1.0 if other == "sum-init" else 0.0)
+    oinit = zero
+    if other == "output-init":
+        oinit = b.fresh("c")
+        b.emit(f"{oinit} = arith.constant 0.25 : f32")
+    o = matmul(b, p, v, ss, vs, os_, False, oinit, four_d)
+    buf = b.fresh("buf")
+    un = b.fresh("un")
+    memref = "memref<" + "x".join(str(x) for x in os_) + "xf32>"
+    b.emit(f"{buf} = bufferization.to_buffer {o} : {tensor(os_)} to {memref}")
+    b.emit(f"{un} = memref.cast {buf} : {memref} to memref<*xf32>")
+    b.emit(f"func.call @printMemrefF32({un}) : (memref<*xf32>) -> ()")
+    b.emit("return")
+    text = ("func.func private @printMemrefF32(memref<*xf32>) "
+            "attributes {llvm.emit_c_interface}\n\n"
+            "func.func @main() {\n" + "\n".join(b.lines) + "\n}\n")
+    summary = (f"{'4-D' if four_d else '3-D'} q{qs} k{ks} v{vs} {mask.describe()} "
+               f"scale={scale_op} {scale} on {scale_on} k^T by {transpose_k} "
+               f"softmax={sm_form} gqa={gqa} other={other}")
+    return text, summary
+
+
+def parse(out):
+    if "data =" not in out:
+        return None
+    return [float(x) for x in NUM.findall(out.split("data =", 1)[1])]
+
+
+def agree(a, b, tol):
+    if a is None or b is None or len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        if math.isnan(x) or math.isnan(y):
+            if not (math.isnan(x) and math.isnan(y)):
+                return False
+        elif abs(x - y) > tol * max(1.0, abs(y)):
+            return False
+    return True
+
+
+def run(cmds, text, timeout):
+    """Runs `cmds` as a pipeline fed `text`; (ok, stdout, stderr)."""
+    procs, stdin = [], subprocess.PIPE
+    try:
+        p1 = subprocess.run(cmds[0], input=text, capture_output=True,
+                            text=True, timeout=timeout)
+        if p1.returncode != 0:
+            return False, p1.stdout, p1.stderr
+        p2 = subprocess.run(cmds[1], input=p1.stdout, capture_output=True,
+                            text=True, timeout=timeout)
+        return p2.returncode == 0, p2.stdout, p1.stderr + p2.stderr
+    except subprocess.TimeoutExpired:
+        return False, "", "timed out"
+
+
+def check(args, index, text):
+    """(failure message or None, raised?)."""
+    opt, runner = args.swba_opt, [args.mlir_runner, "-e", "main",
+                                  "-entry-point-result=void",
+                                  "-shared-libs=" + args.shared_libs]
+    raised = subprocess.run([opt, "--raise-swba"], input=text,
+                            capture_output=True, text=True, timeout=args.timeout)
+    if raised.returncode != 0:
+        return f"--raise-swba failed (exit {raised.returncode}):\n{raised.stderr}", False
+    did_raise = "swba.attention" in raised.stdout
+    ok_r, out_r, err_r = run([[opt, "--raise-swba", "--swba-to-llvm"], runner],
+                             text, args.timeout)
+    ok_p, out_p, err_p = run([[opt, "--swba-to-llvm"], runner], text, args.timeout)
+    if not ok_p:
+        return f"the plain program failed:\n{err_p}", did_raise
+    if not ok_r:
+        return f"the raised program failed:\n{err_r}", did_raise
+    a, b = parse(out_r), parse(out_p)
+    if not agree(a, b, args.tolerance):
+        return (f"outputs differ (raised: {did_raise}):\nraised {a}\nplain  {b}",
+                did_raise)
+    return None, did_raise
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--swba-opt", required=True)
+    ap.add_argument("--mlir-runner", default="mlir-runner")
+    ap.add_argument("--shared-libs", required=True,
+                    help="mlir-runner's runtime libraries, comma-separated "
+                    "(a leading -shared-libs= is accepted)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cases", type=int, default=40)
+    ap.add_argument("--only", type=int, help="run this case of the seed alone")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--timeout", type=float, default=120)
+    ap.add_argument("--tolerance", type=float, default=1e-5)
+    ap.add_argument("--min-raised", type=int, default=0,
+                    help="fail unless at least this many cases were raised")
+    args = ap.parse_args()
+    args.shared_libs = args.shared_libs.removeprefix("-shared-libs=")
+
+    rng = random.Random(args.seed)
+    cases = [gen_case(rng) for _ in range(args.cases)]
+    indices = [args.only] if args.only is not None else range(args.cases)
+    if args.only is not None:
+        print(cases[args.only][0])
+    start = time.time()
+    failed, raised = 0, 0
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        results = pool.map(lambda i: (i, check(args, i, cases[i][0])), indices)
+        for i, (msg, did_raise) in results:
+            raised += did_raise
+            if msg:
+                failed += 1
+                print(f"FAIL case {i} (--seed {args.seed} --only {i}): "
+                      f"{cases[i][1]}\n{msg}\n", file=sys.stderr)
+    n = len(indices)
+    print(f"raise differential: seed {args.seed}, {n} cases, {raised} raised, "
+          f"{failed} failed, {time.time() - start:.1f} s")
+    if raised < args.min_raised:
+        print(f"only {raised} cases raised, fewer than {args.min_raised}",
+              file=sys.stderr)
+        return 1
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
