@@ -327,8 +327,10 @@ def _check_unmutated(gm: fx.GraphModule, evaluated: set, root: fx.Node) -> None:
 def _visibility(mask: torch.Tensor, lead: tuple[int, ...], nq: int, nk: int,
                 kind: str) -> np.ndarray:
     """The [Nq, Nk] visibility of a mask broadcast to [*lead, Nq, Nk]: bool
-    (True = seen) or additive (0 = seen, -inf or the lowest finite value =
-    hidden), checked to be the same for every batch and head. Works on the
+    (True = seen) or additive (0 = seen, -inf or at most half the lowest
+    finite value = hidden, as --raise-swba takes them: PyTorch's finfo.min,
+    JAX's -0.7 times the largest), checked to be the same for every batch
+    and head. Works on the
     mask's own leading dims (never materializes the broadcast)."""
     if not isinstance(mask, torch.Tensor):
         raise _NotProven(f"the mask is a {type(mask).__name__}, not a tensor")
@@ -354,13 +356,13 @@ def _visibility(mask: torch.Tensor, lead: tuple[int, ...], nq: int, nk: int,
         if not mask.is_floating_point():
             raise _NotProven(f"the additive mask is {mask.dtype}, expected a float type")
         visible = mask == 0
-        hidden = (mask == float("-inf")) | (mask == torch.finfo(mask.dtype).min)
+        hidden = mask <= _hiding_threshold(mask.dtype)
         other = ~(hidden | visible)
         if other.any():
             bad = tuple(other.nonzero()[0].tolist())
             raise _NotProven(f"the additive mask holds {mask[bad].item()} at (query, key) "
-                             f"{bad[1:]}: only 0 and -inf (or the lowest finite value) make "
-                             f"a visibility mask")
+                             f"{bad[1:]}: only 0 and -inf (or at most half the lowest finite "
+                             f"value) make a visibility mask")
     if not bool((visible == visible[0]).all()):
         raise _NotProven("the mask varies over batch or heads")
     return visible[0].numpy()
@@ -373,12 +375,19 @@ def _prove(visible: np.ndarray) -> tuple[int, int]:
         raise _NotProven(str(e)) from None
 
 
+def _hiding_threshold(dtype: torch.dtype) -> float:
+    """The largest value that hides a key: half the lowest finite value of
+    `dtype` (its exponential relative to a row's finite maximum underflows to
+    0 unless the row's visible scores are astronomically negative)."""
+    return torch.finfo(dtype).min / 2
+
+
 def _fill_value_hides(value: Any, dtype: torch.dtype | None) -> bool:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return False
     if value == float("-inf"):
         return True
-    return dtype is not None and dtype.is_floating_point and value == torch.finfo(dtype).min
+    return dtype is not None and dtype.is_floating_point and value <= _hiding_threshold(dtype)
 
 
 # --- the three forms -----------------------------------------------------------

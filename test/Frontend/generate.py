@@ -338,7 +338,7 @@ CASES = {
     "where-mask-finite": (
         "where(visible, 0, -1e4): masked scores do not provably vanish",
         Manual(8, 3, 0.25, masked_value=-1e4), qkv(),
-        dict(remark="neither 0 nor -inf/the lowest finite value")),
+        dict(remark="neither 0 nor -inf (or at most half the lowest finite value)")),
     "masked-fill": (
         "scores.masked_fill(~visible, -inf), the scale on q",
         Manual(8, 2, 0.25, style="masked_fill", scale_on="q"), qkv(),
@@ -362,7 +362,7 @@ CASES = {
     "log-mask-half": (
         "log of 0/0.5 added: visible scores are shifted by log 0.5",
         Manual(4, 2, 0.25, style="log", log_of=0.5), qkv(),
-        dict(remark="neither 0 nor -inf/the lowest finite value")),
+        dict(remark="neither 0 nor -inf (or at most half the lowest finite value)")),
     "token-window": (
         "A token-level causal window of 5 keys (block_size 1)",
         TokenWindow(5), qkv(),

@@ -11,6 +11,7 @@ Needs `jax` besides generate.py's virtual environment:
 The tests are written like generate.py's (route `jax`).
 """
 
+import argparse
 import os
 import subprocess
 
@@ -53,6 +54,15 @@ def dot_product_attention(bs, ws):
     return f
 
 
+def dot_product_attention_local(ws):
+    """jax.nn.dot_product_attention's own token window: is_causal with
+    local_window_size=(ws - 1, 0), [B, N, H, D]."""
+    def f(q, k, v):
+        return jax.nn.dot_product_attention(q, k, v, is_causal=True,
+                                            local_window_size=(ws - 1, 0))
+    return f
+
+
 F32, BF16 = (jnp.float32, torch.float32), (jnp.bfloat16, torch.bfloat16)
 
 
@@ -85,11 +95,24 @@ CASES = {
         einsum_attention(8, 2, 0.25, dtype=jnp.float32), inputs(dtype=BF16),
         dict(bs=8, ws=2, scale="2.500000e-01", q="1x2x32x16xbf16", k="1x2x32x16xbf16")),
     "jax-dot-product-attention": (
-        "JAX: jax.nn.dot_product_attention with a boolean mask; its P.V product "
-        "is computed transposed (V^T P^T) and its scores are reshaped through a "
-        "flat vector, which the pass does not follow",
+        "JAX: jax.nn.dot_product_attention with a boolean mask (frames of 8, "
+        "window 2): its P.V product computed transposed (V^T P^T), its scores "
+        "reshaped through a flat vector, masked with -0.7 times the largest f32",
         dot_product_attention(8, 2), inputs(layout="bnhd"),
-        dict(remark="the probabilities are not a softmax")),
+        dict(bs=8, ws=2, scale="2.500000e-01", q="1x2x32x16xf32", k="1x2x32x16xf32")),
+    "jax-dot-product-attention-local-window": (
+        "JAX: jax.nn.dot_product_attention's is_causal=True with "
+        "local_window_size=(4, 0): a token window of 5 keys",
+        dot_product_attention_local(5), inputs(layout="bnhd"),
+        dict(bs=1, ws=5, scale="2.500000e-01", q="1x2x32x16xf32", k="1x2x32x16xf32")),
+    "jax-dot-product-attention-gqa": (
+        "JAX: jax.nn.dot_product_attention with 4 query heads and 2 kv heads, a "
+        "boolean mask (frames of 8, window 2); it folds each kv head's query "
+        "heads into the rows of its products (64 rows: 32 queries of 2 heads), "
+        "which the pass does not follow",
+        dot_product_attention(8, 2),
+        [((1, 32, 4, 16), F32), ((1, 32, 2, 16), F32), ((1, 32, 2, 16), F32)],
+        dict(remark="a reshape merges the query/key axis with another")),
 }
 
 
@@ -104,7 +127,12 @@ def lower(fn, args):
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", help="regenerate one case")
+    only = parser.parse_args().only
     for name, (what, fn, args, expected) in CASES.items():
+        if only and name != only:
+            continue
         text = lower(fn, args)
         if "remark" in expected:
             text = expect_remark(text, expected["remark"])

@@ -138,7 +138,7 @@ module {
     %collapsed_9 = tensor.collapse_shape %arg2 [[0, 1], [2], [3]] : tensor<1x2x32x16xf32> into tensor<2x32x16xf32>
     %31 = tensor.empty() : tensor<2x32x16xf32>
     %32 = linalg.fill ins(%cst : f32) outs(%31 : tensor<2x32x16xf32>) -> tensor<2x32x16xf32>
-    // expected-remark @below {{neither 0 nor -inf/the lowest finite value}}
+    // expected-remark @below {{neither 0 nor -inf (or at most half the lowest finite value)}}
     %33 = linalg.batch_matmul ins(%collapsed_8, %collapsed_9 : tensor<2x32x32xf32>, tensor<2x32x16xf32>) outs(%32 : tensor<2x32x16xf32>) -> tensor<2x32x16xf32>
     %expanded_10 = tensor.expand_shape %33 [[0, 1], [2], [3]] output_shape [1, 2, 32, 16] : tensor<2x32x16xf32> into tensor<1x2x32x16xf32>
     return %expanded_10 : tensor<1x2x32x16xf32>

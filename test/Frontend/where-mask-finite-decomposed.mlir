@@ -130,7 +130,7 @@ module {
     %collapsed_10 = tensor.collapse_shape %arg2 [[0, 1], [2], [3]] : tensor<1x2x32x16xf32> into tensor<2x32x16xf32>
     %29 = tensor.empty() : tensor<2x32x16xf32>
     %30 = linalg.fill ins(%cst : f32) outs(%29 : tensor<2x32x16xf32>) -> tensor<2x32x16xf32>
-    // expected-remark @below {{neither 0 nor -inf/the lowest finite value}}
+    // expected-remark @below {{neither 0 nor -inf (or at most half the lowest finite value)}}
     %31 = linalg.batch_matmul ins(%collapsed_9, %collapsed_10 : tensor<2x32x32xf32>, tensor<2x32x16xf32>) outs(%30 : tensor<2x32x16xf32>) -> tensor<2x32x16xf32>
     %expanded_11 = tensor.expand_shape %31 [[0, 1], [2], [3]] output_shape [1, 2, 32, 16] : tensor<2x32x16xf32> into tensor<1x2x32x16xf32>
     return %expanded_11 : tensor<1x2x32x16xf32>

@@ -7,7 +7,10 @@ long as or longer than the keys), a random layout (batch and heads collapsed
 to 3-D or kept 4-D, k transposed by the contraction's maps or by
 linalg.transpose), a random scale (on the scores, q or k; multiplied or
 divided), a random mask form (added 0/-inf, added lowest finite value,
-select with -inf) and softmax form (linalg.softmax or decomposed). The mask
+select with -inf or JAX's -0.7 times the largest f32) and softmax form
+(linalg.softmax or decomposed), the scores maybe reshaped through a flat
+vector, the P.V product maybe transposed (O^T = V^T P^T, as
+jax.nn.dot_product_attention computes it). The mask
 is a sliding window block mask for a random block size and window, or one of
 its near misses: an off-by-one bound, the wrong alignment, a comparison
 flipped, a term that depends on the batch or on parity, no mask at all.
@@ -125,7 +128,7 @@ class Mask:
                             "top-left", "strict-causal", "batch-term",
                             "parity", "no-mask", "wrong-block", "key-shift"])
         self.form = rng.choice(["add-select", "add-lowest", "select",
-                                "add-select-uitofp"])
+                                "add-select-uitofp", "select-jax", "select-big"])
         # where the predicate comes from: computed from linalg.index in the
         # masking op, or a dense i1 constant [Nq, Nk] broadcast over batch
         self.source = rng.choice(["index", "index", "dense"])
@@ -232,25 +235,32 @@ class Mask:
     def combine(self, b, scores, shape, lines):
         return elementwise(b, scores, shape, lines + self.combine_lines())
 
+    # form: (masking constant, how it is applied)
+    FORMS = {
+        "add-select": ("0xFF800000", "add"),
+        "add-lowest": ("-3.40282347E+38", "add"),
+        "select": ("0xFF800000", "select"),
+        # JAX's -0.7 times the largest f32
+        "select-jax": ("-2.38197633E+38", "select"),
+        # large, but not at most half the lowest f32: not a masking value
+        "select-big": ("-1.0E+30", "select"),
+    }
+
     def combine_lines(self):
-        lines = []
-        lines.append("%zero = arith.constant 0.0 : f32")
-        lines.append("%ninf = arith.constant 0xFF800000 : f32")
-        lines.append("%lowest = arith.constant -3.40282347E+38 : f32")
-        if self.form == "add-select":
-            lines.append("%neg = arith.select %keep, %zero, %ninf : f32")
-            lines.append("%r = arith.addf %in, %neg : f32")
-        elif self.form == "add-lowest":
-            lines.append("%neg = arith.select %keep, %zero, %lowest : f32")
-            lines.append("%r = arith.addf %in, %neg : f32")
-        elif self.form == "add-select-uitofp":
+        if self.form == "add-select-uitofp":
             # log(keep): 0 where kept, -inf elsewhere
-            lines.append("%ki = arith.extui %keep : i1 to i32")
-            lines.append("%kf = arith.uitofp %ki : i32 to f32")
-            lines.append("%lg = math.log %kf : f32")
-            lines.append("%r = arith.addf %in, %lg : f32")
+            return ["%ki = arith.extui %keep : i1 to i32",
+                    "%kf = arith.uitofp %ki : i32 to f32",
+                    "%lg = math.log %kf : f32",
+                    "%r = arith.addf %in, %lg : f32"]
+        value, how = self.FORMS[self.form]
+        lines = [f"%hide = arith.constant {value} : f32"]
+        if how == "add":
+            lines += ["%zero = arith.constant 0.0 : f32",
+                      "%neg = arith.select %keep, %zero, %hide : f32",
+                      "%r = arith.addf %in, %neg : f32"]
         else:
-            lines.append("%r = arith.select %keep, %in, %ninf : f32")
+            lines.append("%r = arith.select %keep, %in, %hide : f32")
         return lines
 
     def describe(self):
@@ -258,8 +268,35 @@ class Mask:
                 f"mutation={self.mutation} form={self.form} source={self.source}")
 
 
+def generic_contraction(b, ins, oshape, maps, fill):
+    """out[...] = sum over the last loop of a * b; `ins` two (value, shape)
+    pairs, `maps` three indexing maps over rank(out) + 1 loops."""
+    t_o = tensor(oshape)
+    e, z, r = b.fresh("e"), b.fresh("z"), b.fresh("gc")
+    b.emit(f"{e} = tensor.empty() : {t_o}")
+    b.emit(f"{z} = linalg.fill ins({fill} : f32) outs({e} : {t_o}) -> {t_o}")
+    iters = ", ".join(['"parallel"'] * len(oshape) + ['"reduction"'])
+    b.emit(f"{r} = linalg.generic {{indexing_maps = [{', '.join(maps)}], "
+           f"iterator_types = [{iters}]}} ins({ins[0][0]}, {ins[1][0]} : "
+           f"{tensor(ins[0][1])}, {tensor(ins[1][1])}) outs({z} : {t_o}) {{")
+    b.emit("^bb0(%a: f32, %bq: f32, %acc: f32):")
+    b.emit("  %p = arith.mulf %a, %bq : f32")
+    b.emit("  %s = arith.addf %acc, %p : f32")
+    b.emit("  linalg.yield %s : f32")
+    b.emit(f"}} -> {t_o}")
+    return r
+
+
 def matmul(b, lhs, rhs, lshape, rshape, oshape, transpose_rhs, fill, four_d):
     """lhs @ rhs (rhs transposed by the maps when transpose_rhs)."""
+    if four_d:
+        rmap = "(d0, d1, d3, d4)" if transpose_rhs else "(d0, d1, d4, d3)"
+        loops = "(d0, d1, d2, d3, d4)"
+        return generic_contraction(
+            b, [(lhs, lshape), (rhs, rshape)], oshape,
+            [f"affine_map<{loops} -> (d0, d1, d2, d4)>",
+             f"affine_map<{loops} -> {rmap}>",
+             f"affine_map<{loops} -> (d0, d1, d2, d3)>"], fill)
     t_o = tensor(oshape)
     e = b.fresh("e")
     z = b.fresh("z")
@@ -267,20 +304,7 @@ def matmul(b, lhs, rhs, lshape, rshape, oshape, transpose_rhs, fill, four_d):
     b.emit(f"{e} = tensor.empty() : {t_o}")
     b.emit(f"{z} = linalg.fill ins({fill} : f32) outs({e} : {t_o}) -> {t_o}")
     ins = f"ins({lhs}, {rhs} : {tensor(lshape)}, {tensor(rshape)})"
-    if four_d:
-        rmap = "(d0, d1, d3, d4)" if transpose_rhs else "(d0, d1, d4, d3)"
-        b.emit(f"{r} = linalg.generic {{indexing_maps = ["
-               "affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d4)>, "
-               f"affine_map<(d0, d1, d2, d3, d4) -> {rmap}>, "
-               "affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3)>], "
-               "iterator_types = [\"parallel\", \"parallel\", \"parallel\", "
-               f"\"parallel\", \"reduction\"]}} {ins} outs({z} : {t_o}) {{")
-        b.emit("^bb0(%a: f32, %bq: f32, %acc: f32):")
-        b.emit("  %p = arith.mulf %a, %bq : f32")
-        b.emit("  %s = arith.addf %acc, %p : f32")
-        b.emit("  linalg.yield %s : f32")
-        b.emit(f"}} -> {t_o}")
-    elif transpose_rhs:
+    if transpose_rhs:
         b.emit(f"{r} = linalg.batch_matmul indexing_maps = ["
                "affine_map<(b, m, n, k) -> (b, m, k)>, "
                "affine_map<(b, m, n, k) -> (b, n, k)>, "
@@ -289,6 +313,20 @@ def matmul(b, lhs, rhs, lshape, rshape, oshape, transpose_rhs, fill, four_d):
     else:
         b.emit(f"{r} = linalg.batch_matmul {ins} outs({z} : {t_o}) -> {t_o}")
     return r
+
+
+def pv_transposed(b, p, v, pshape, vshape, oshape, fill, swapped):
+    """O^T = V^T P^T as one contraction over [batch..., Dv, Nq] (P read as
+    [batch..., key, query] when `swapped`: a near miss)."""
+    rank = len(pshape)
+    lead = [f"d{i}" for i in range(rank - 2)]
+    dims = ", ".join(lead + ["e", "i", "j"])
+    batch = ", ".join(lead + [""])
+    return generic_contraction(
+        b, [(v, vshape), (p, pshape)], oshape,
+        [f"affine_map<({dims}) -> ({batch}j, e)>",
+         f"affine_map<({dims}) -> ({batch}{'j, i' if swapped else 'i, j'})>",
+         f"affine_map<({dims}) -> ({batch}e, i)>"], fill)
 
 
 def softmax(b, x, shape, form, axis, sum_init):
@@ -446,6 +484,35 @@ def gen_case(rng):
         s = matmul(b, q, k, qs, ks, ss, True, sinit, four_d)
     if scale_on == "scores":
         s = scaled(s, ss)
+    # the scores reshaped through a flat vector: back to their shape, or
+    # (4-D, one batch) with the unit batch dimension moved after the heads
+    reshape = rng.choice(["none", "none", "none", "flat", "flat-move"])
+    if reshape == "flat-move" and not (four_d and bsz == 1):
+        reshape = "flat"
+    if reshape != "none":
+        total = 1
+        for x in ss:
+            total *= x
+        to = [ss[1], 1] + ss[2:] if reshape == "flat-move" else ss
+        group = "[[" + ", ".join(str(i) for i in range(len(ss))) + "]]"
+        flat, back = b.fresh("flat"), b.fresh("back")
+        b.emit(f"{flat} = tensor.collapse_shape {s} {group} : {tensor(ss)} "
+               f"into tensor<{total}xf32>")
+        b.emit(f"{back} = tensor.expand_shape {flat} {group} output_shape "
+               f"[{', '.join(str(x) for x in to)}] : tensor<{total}xf32> "
+               f"into {tensor(to)}")
+        s = back
+        if reshape == "flat-move":
+            vv = b.fresh("vmove")
+            vto = [vs[1], 1] + vs[2:]
+            b.emit(f"{vv} = tensor.collapse_shape {v} [[0, 1], [2], [3]] : "
+                   f"{tensor(vs)} into {tensor([vs[1]] + vs[2:])}")
+            v2 = b.fresh("vmove")
+            b.emit(f"{v2} = tensor.expand_shape {vv} [[0, 1], [2], [3]] "
+                   f"output_shape [{', '.join(str(x) for x in vto)}] : "
+                   f"{tensor([vs[1]] + vs[2:])} into {tensor(vto)}")
+            v, vs = v2, vto
+            ss, os_ = to, [ss[1], 1, nq, dv]
     if mask.mutation != "no-mask" or rng.random() < 0.5:
         s = mask.apply(b, s, ss)
     axis = rank - 1
@@ -456,7 +523,14 @@ def gen_case(rng):
     if other == "output-init":
         oinit = b.fresh("c")
         b.emit(f"{oinit} = arith.constant 0.25 : f32")
-    o = matmul(b, p, v, ss, vs, os_, False, oinit, four_d)
+    pv = rng.choice(["normal", "normal", "transposed", "transposed-swapped"])
+    if pv == "transposed-swapped" and nq != nk:
+        pv = "transposed"
+    if pv == "normal":
+        o = matmul(b, p, v, ss, vs, os_, False, oinit, four_d)
+    else:
+        os_ = os_[:-2] + [dv, nq]
+        o = pv_transposed(b, p, v, ss, vs, os_, oinit, pv == "transposed-swapped")
     buf = b.fresh("buf")
     un = b.fresh("un")
     memref = "memref<" + "x".join(str(x) for x in os_) + "xf32>"
@@ -469,7 +543,8 @@ def gen_case(rng):
             "func.func @main() {\n" + "\n".join(b.lines) + "\n}\n")
     summary = (f"{'4-D' if four_d else '3-D'} q{qs} k{ks} v{vs} {mask.describe()} "
                f"scale={scale_op} {scale} on {scale_on} k^T by {transpose_k} "
-               f"softmax={sm_form} gqa={gqa} other={other}")
+               f"softmax={sm_form} gqa={gqa} scores-reshape={reshape} pv={pv} "
+               f"other={other}")
     return text, summary
 
 

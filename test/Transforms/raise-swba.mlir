@@ -296,7 +296,7 @@ func.func @mask_not_infinite(%q: tensor<2x8x4xf32>, %k: tensor<2x8x4xf32>, %v: t
   %p = linalg.softmax dimension(2) ins(%x : tensor<2x8x8xf32>) outs(%pe : tensor<2x8x8xf32>) -> tensor<2x8x8xf32>
   %oe = tensor.empty() : tensor<2x8x4xf32>
   %oz = linalg.fill ins(%zero : f32) outs(%oe : tensor<2x8x4xf32>) -> tensor<2x8x4xf32>
-  // expected-remark @below {{the mask value at (query 0, key 1) is -10000.00, neither 0 nor -inf/the lowest finite value}}
+  // expected-remark @below {{the mask value at (query 0, key 1) is -10000.00, neither 0 nor -inf (or at most half the lowest finite value)}}
   %o = linalg.batch_matmul ins(%p, %v : tensor<2x8x8xf32>, tensor<2x8x4xf32>) outs(%oz : tensor<2x8x4xf32>) -> tensor<2x8x4xf32>
   return %o : tensor<2x8x4xf32>
 }
@@ -679,4 +679,96 @@ func.func @generic_4d_anticausal(%q: tensor<1x2x8x4xf32>, %k: tensor<1x2x8x4xf32
     linalg.yield %r : f32
   } -> tensor<1x2x8x4xf32>
   return %o : tensor<1x2x8x4xf32>
+}
+
+// -----
+
+// The P.V product computed transposed, O^T = V^T P^T, as
+// jax.nn.dot_product_attention does; the scores reshaped through a flat
+// vector that moves a unit dimension ([1, 2, 8, 8] -> [128] -> [2, 1, 8, 8]),
+// masked with JAX's -0.7 times the largest f32 value; block-causal frames of
+// 2. The op's result is transposed back.
+// CHECK-LABEL: func.func @pv_transposed
+// CHECK: %[[A:.*]] = swba.attention {{.*}} block_size = 2 window = 4 scale = 1.000000e+00
+// CHECK: %[[T:.*]] = linalg.transpose ins(%{{.*}} : tensor<2x1x8x4xf32>) outs(%{{.*}} : tensor<2x1x4x8xf32>) permutation = [0, 1, 3, 2]
+// CHECK-NEXT: return %[[T]]
+func.func @pv_transposed(%q: tensor<1x2x8x4xf32>, %k: tensor<1x2x8x4xf32>, %v: tensor<1x2x8x4xf32>) -> tensor<2x1x4x8xf32> {
+  %zero = arith.constant 0.0 : f32
+  %big = arith.constant -2.38197633E+38 : f32
+  %se = tensor.empty() : tensor<1x2x8x8xf32>
+  %sz = linalg.fill ins(%zero : f32) outs(%se : tensor<1x2x8x8xf32>) -> tensor<1x2x8x8xf32>
+  %s = linalg.generic {indexing_maps = [affine_map<(b, h, i, j, d) -> (b, h, i, d)>, affine_map<(b, h, i, j, d) -> (b, h, j, d)>, affine_map<(b, h, i, j, d) -> (b, h, i, j)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]} ins(%q, %k : tensor<1x2x8x4xf32>, tensor<1x2x8x4xf32>) outs(%sz : tensor<1x2x8x8xf32>) {
+  ^bb0(%a: f32, %b: f32, %acc: f32):
+    %m = arith.mulf %a, %b : f32
+    %r = arith.addf %acc, %m : f32
+    linalg.yield %r : f32
+  } -> tensor<1x2x8x8xf32>
+  %flat = tensor.collapse_shape %s [[0, 1, 2, 3]] : tensor<1x2x8x8xf32> into tensor<128xf32>
+  %s2 = tensor.expand_shape %flat [[0, 1, 2, 3]] output_shape [2, 1, 8, 8] : tensor<128xf32> into tensor<2x1x8x8xf32>
+  %xe = tensor.empty() : tensor<2x1x8x8xf32>
+  %x = linalg.generic {indexing_maps = [affine_map<(b, h, i, j) -> (b, h, i, j)>, affine_map<(b, h, i, j) -> (b, h, i, j)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%s2 : tensor<2x1x8x8xf32>) outs(%xe : tensor<2x1x8x8xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %i = linalg.index 2 : index
+    %j = linalg.index 3 : index
+    %c2 = arith.constant 2 : index
+    %fi = arith.divui %i, %c2 : index
+    %fj = arith.divui %j, %c2 : index
+    %keep = arith.cmpi ule, %fj, %fi : index
+    %r = arith.select %keep, %in, %big : f32
+    linalg.yield %r : f32
+  } -> tensor<2x1x8x8xf32>
+  %p = linalg.softmax dimension(3) ins(%x : tensor<2x1x8x8xf32>) outs(%xe : tensor<2x1x8x8xf32>) -> tensor<2x1x8x8xf32>
+  %v2 = tensor.collapse_shape %v [[0, 1], [2], [3]] : tensor<1x2x8x4xf32> into tensor<2x8x4xf32>
+  %v3 = tensor.expand_shape %v2 [[0, 1], [2], [3]] output_shape [2, 1, 8, 4] : tensor<2x8x4xf32> into tensor<2x1x8x4xf32>
+  %oe = tensor.empty() : tensor<2x1x4x8xf32>
+  %oz = linalg.fill ins(%zero : f32) outs(%oe : tensor<2x1x4x8xf32>) -> tensor<2x1x4x8xf32>
+  %o = linalg.generic {indexing_maps = [affine_map<(b, h, e, i, j) -> (b, h, j, e)>, affine_map<(b, h, e, i, j) -> (b, h, i, j)>, affine_map<(b, h, e, i, j) -> (b, h, e, i)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]} ins(%v3, %p : tensor<2x1x8x4xf32>, tensor<2x1x8x8xf32>) outs(%oz : tensor<2x1x4x8xf32>) {
+  ^bb0(%a: f32, %b: f32, %acc: f32):
+    %m = arith.mulf %a, %b : f32
+    %r = arith.addf %acc, %m : f32
+    linalg.yield %r : f32
+  } -> tensor<2x1x4x8xf32>
+  return %o : tensor<2x1x4x8xf32>
+}
+
+// -----
+
+// The transposed P.V product reading the probabilities with query and key
+// swapped (O^T = V^T P): left alone, the softmax then normalizes over what
+// the product reads as the queries.
+// CHECK-LABEL: func.func @pv_transposed_reads_p_swapped
+// CHECK-NOT: swba.attention
+func.func @pv_transposed_reads_p_swapped(%q: tensor<1x2x8x4xf32>, %k: tensor<1x2x8x4xf32>, %v: tensor<1x2x8x4xf32>) -> tensor<1x2x4x8xf32> {
+  %zero = arith.constant 0.0 : f32
+  %ninf = arith.constant 0xFF800000 : f32
+  %se = tensor.empty() : tensor<1x2x8x8xf32>
+  %sz = linalg.fill ins(%zero : f32) outs(%se : tensor<1x2x8x8xf32>) -> tensor<1x2x8x8xf32>
+  %s = linalg.generic {indexing_maps = [affine_map<(b, h, i, j, d) -> (b, h, i, d)>, affine_map<(b, h, i, j, d) -> (b, h, j, d)>, affine_map<(b, h, i, j, d) -> (b, h, i, j)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]} ins(%q, %k : tensor<1x2x8x4xf32>, tensor<1x2x8x4xf32>) outs(%sz : tensor<1x2x8x8xf32>) {
+  ^bb0(%a: f32, %b: f32, %acc: f32):
+    %m = arith.mulf %a, %b : f32
+    %r = arith.addf %acc, %m : f32
+    linalg.yield %r : f32
+  } -> tensor<1x2x8x8xf32>
+  %x = linalg.generic {indexing_maps = [affine_map<(b, h, i, j) -> (b, h, i, j)>, affine_map<(b, h, i, j) -> (b, h, i, j)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%s : tensor<1x2x8x8xf32>) outs(%se : tensor<1x2x8x8xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %i = linalg.index 2 : index
+    %j = linalg.index 3 : index
+    %c2 = arith.constant 2 : index
+    %fi = arith.divui %i, %c2 : index
+    %fj = arith.divui %j, %c2 : index
+    %keep = arith.cmpi ule, %fj, %fi : index
+    %r = arith.select %keep, %in, %ninf : f32
+    linalg.yield %r : f32
+  } -> tensor<1x2x8x8xf32>
+  %p = linalg.softmax dimension(3) ins(%x : tensor<1x2x8x8xf32>) outs(%se : tensor<1x2x8x8xf32>) -> tensor<1x2x8x8xf32>
+  %oe = tensor.empty() : tensor<1x2x4x8xf32>
+  %oz = linalg.fill ins(%zero : f32) outs(%oe : tensor<1x2x4x8xf32>) -> tensor<1x2x4x8xf32>
+  // expected-remark @below {{linalg.softmax normalizes over dimension 3, not the key axis}}
+  %o = linalg.generic {indexing_maps = [affine_map<(b, h, e, i, j) -> (b, h, j, e)>, affine_map<(b, h, e, i, j) -> (b, h, j, i)>, affine_map<(b, h, e, i, j) -> (b, h, e, i)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]} ins(%v, %p : tensor<1x2x8x4xf32>, tensor<1x2x8x8xf32>) outs(%oz : tensor<1x2x4x8xf32>) {
+  ^bb0(%a: f32, %b: f32, %acc: f32):
+    %m = arith.mulf %a, %b : f32
+    %r = arith.addf %acc, %m : f32
+    linalg.yield %r : f32
+  } -> tensor<1x2x4x8xf32>
+  return %o : tensor<1x2x4x8xf32>
 }

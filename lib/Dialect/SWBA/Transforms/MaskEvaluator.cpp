@@ -936,8 +936,12 @@ FailureOr<double> MaskEvaluator::evaluateConstant(unsigned id,
 // Evaluating a mask over the grid
 //===----------------------------------------------------------------------===//
 
-/// The lowest finite value of a float type (masks may use it for -inf).
-static double lowestFinite(Type type) {
+/// Half the lowest finite value of a float type: masks use values at most
+/// this for -inf (PyTorch the lowest, finfo.min; JAX -0.7 times the
+/// largest). Such a value hides its key exactly (its exponential relative
+/// to the row's maximum underflows to 0) whenever the row's largest visible
+/// score is finite and above it by the exponential's range, 104 in f32.
+static double hidingThreshold(Type type) {
   auto floatType = dyn_cast<FloatType>(type);
   if (!floatType)
     return -INFINITY;
@@ -945,7 +949,7 @@ static double lowestFinite(Type type) {
   bool losesInfo;
   lowest.convert(APFloat::IEEEdouble(), APFloat::rmNearestTiesToEven,
                  &losesInfo);
-  return lowest.convertToDouble();
+  return lowest.convertToDouble() / 2;
 }
 
 namespace {
@@ -1265,11 +1269,13 @@ LogicalResult MaskEvaluator::markVisible(ArrayRef<MaskTermNodes> terms,
                                          std::vector<char> &visible,
                                          std::string &why) {
   SmallVector<Source, 2> valueSources, condSources;
-  SmallVector<SmallVector<double, 2>, 2> lowest;
+  // The largest value that hides a key, for each term (the largest over
+  // the types its value passes through).
+  SmallVector<double, 2> hiding;
   for (const MaskTermNodes &term : terms) {
-    lowest.emplace_back();
+    hiding.push_back(-INFINITY);
     for (Type type : term.valueTypes)
-      lowest.back().push_back(lowestFinite(type));
+      hiding.back() = std::max(hiding.back(), hidingThreshold(type));
     if (!isa<FloatType>(nodes[term.value].type)) {
       why = "the mask is not a float";
       return failure();
@@ -1284,15 +1290,16 @@ LogicalResult MaskEvaluator::markVisible(ArrayRef<MaskTermNodes> terms,
       if (term.cond && (condSources[t].read(c).i != 0) == term.keepIfTrue)
         continue;
       double value = valueSources[t].read(c).f;
-      // -inf, or the lowest finite value of the term's type: hidden.
-      if ((std::isinf(value) && value < 0) ||
-          llvm::is_contained(lowest[t], value)) {
+      // -inf, or at most half the lowest finite value of the term's types:
+      // hidden.
+      if (value <= hiding[t]) {
         seen = false;
         continue;
       }
       if (term.cond || value != 0.0) {
         why = llvm::formatv("the mask value at (query {0}, key {1}) is {2}, "
-                            "neither 0 nor -inf/the lowest finite value",
+                            "neither 0 nor -inf (or at most half the "
+                            "lowest finite value)",
                             row, tables.cols.representative[c], value);
         return failure();
       }

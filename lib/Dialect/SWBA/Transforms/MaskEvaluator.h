@@ -45,8 +45,8 @@ struct Scalar {
 
 /// One mask term as the logits apply it: `logits + value` (no `cond`), or
 /// `select(cond, logits, value)` (`keepIfTrue`) / `select(cond, value,
-/// logits)`. `value` must be 0 or a masking value (-inf, or the lowest
-/// finite value of one of `valueTypes`) wherever it is applied.
+/// logits)`. `value` must be 0 or a masking value (-inf, or at most half
+/// the lowest finite value of one of `valueTypes`) wherever it is applied.
 struct MaskTermNodes {
   unsigned value;
   std::optional<unsigned> cond;

@@ -61,6 +61,8 @@ struct AttentionMatch {
   OperandPlan q, k, v;
   double scale = 1.0;
   SWBAMaskParams params;
+  /// The contraction computes O^T = V^T P^T: [batch..., Dv, Nq].
+  bool transposed = false;
 };
 
 /// Either a mask term `scores + value` or `select(cond, scores, value)` (or
@@ -574,8 +576,10 @@ struct PVContraction {
   OpOperand *p = nullptr, *v = nullptr;
 };
 
-static FailureOr<PVContraction> matchPVContraction(linalg::LinalgOp pv,
-                                                   std::string &why) {
+/// With `transposed`, the contraction is read as O^T = V^T P^T: its
+/// result's last dimension is the query, the one before it the feature.
+static FailureOr<PVContraction>
+matchPVContraction(linalg::LinalgOp pv, bool transposed, std::string &why) {
   if (!pv.hasPureTensorSemantics()) {
     why = "the contraction is not on tensors";
     return failure();
@@ -585,6 +589,8 @@ static FailureOr<PVContraction> matchPVContraction(linalg::LinalgOp pv,
     why = "the contraction result has rank < 2";
     return failure();
   }
+  if (transposed)
+    std::swap(loops->row, loops->col);
   PVContraction result;
   result.loops = *loops;
   for (OpOperand *operand : pv.getDpsInputOperands()) {
@@ -742,16 +748,21 @@ static LogicalResult checkScaleAndResult(linalg::LinalgOp pv,
 }
 
 /// Proves that `pv` computes SWBA and gathers what the rewrite needs.
-static FailureOr<AttentionMatch> matchAttention(linalg::LinalgOp pv,
-                                                int64_t maxMaskPairs,
-                                                MaskEvaluator &evaluator,
-                                                std::string &why) {
-  FailureOr<PVContraction> contraction = matchPVContraction(pv, why);
+/// How far matchAttention got before it failed.
+enum class MatchStage { Contraction, Probabilities, Logits };
+
+static FailureOr<AttentionMatch>
+matchAttention(linalg::LinalgOp pv, bool transposed, int64_t maxMaskPairs,
+               MaskEvaluator &evaluator, std::string &why, MatchStage &stage) {
+  stage = MatchStage::Contraction;
+  FailureOr<PVContraction> contraction =
+      matchPVContraction(pv, transposed, why);
   if (failed(contraction))
     return failure();
   FailureOr<Access> pAccess = probabilitiesAccess(pv, *contraction, why);
   if (failed(pAccess))
     return failure();
+  stage = MatchStage::Probabilities;
 
   // The tracer owns the expressions; it lives until the mask is proven.
   ScoreTracer tracer;
@@ -763,8 +774,10 @@ static FailureOr<AttentionMatch> matchAttention(linalg::LinalgOp pv,
   FailureOr<Expr *> logits = matchSoftmax(*p, why);
   if (failed(logits))
     return failure();
+  stage = MatchStage::Logits;
 
   AttentionMatch match;
+  match.transposed = transposed;
   SmallVector<MaskTerm> masks;
   FailureOr<Expr *> scores =
       decomposeLogits(*logits, match.scale, masks, evaluator, why);
@@ -953,9 +966,15 @@ static void rewriteAttention(RewriterBase &rewriter, linalg::LinalgOp pv,
       castElements(rewriter, loc, attention->getResult(0),
                    outType.getElementType());
 
-  // Back to the contraction's [batch..., Nq, Dv].
+  // Back to the contraction's [batch..., Nq, Dv] (transposed below for
+  // O^T = V^T P^T).
   int64_t outRank = outType.getRank();
   SmallVector<int64_t> outBatch(outType.getShape().drop_back(2));
+  SmallVector<int64_t> rowsFirst(outType.getShape());
+  if (match.transposed)
+    std::swap(rowsFirst[outRank - 2], rowsFirst[outRank - 1]);
+  auto rowsFirstType =
+      RankedTensorType::get(rowsFirst, outType.getElementType());
   if (ArrayRef<int64_t>(attShape).take_front(2) != ArrayRef<int64_t>(outBatch)) {
     if (outRank == 2) {
       result = tensor::CollapseShapeOp::create(
@@ -969,11 +988,18 @@ static void rewriteAttention(RewriterBase &rewriter, linalg::LinalgOp pv,
         ReassociationIndices lead =
             llvm::to_vector(llvm::seq<int64_t>(0, outRank - 2));
         result = tensor::ExpandShapeOp::create(
-            rewriter, loc, outType, result,
-            ArrayRef<ReassociationIndices>{lead, {outRank - 2},
-                                           {outRank - 1}});
+            rewriter, loc, rowsFirstType, result,
+            ArrayRef<ReassociationIndices>{lead, {outRank - 2}, {outRank - 1}});
       }
     }
+  }
+  if (match.transposed) {
+    SmallVector<int64_t> perm = llvm::to_vector(llvm::seq<int64_t>(0, outRank));
+    std::swap(perm[outRank - 2], perm[outRank - 1]);
+    Value init = tensor::EmptyOp::create(rewriter, loc, outType.getShape(),
+                                         outType.getElementType());
+    result = linalg::TransposeOp::create(rewriter, loc, result, init, perm)
+                 ->getResult(0);
   }
   SmallVector<Value> oldOperands = llvm::to_vector(pv->getOperands());
   rewriter.replaceOp(pv, result);
@@ -1026,8 +1052,21 @@ struct RaiseMaskedAttentionPattern
       return rewriter.notifyMatchFailure(op, "not an attention candidate");
     std::string why;
     evaluator->clearIRCache();
-    FailureOr<AttentionMatch> match =
-        matchAttention(op, maxMaskPairs, *evaluator, why);
+    MatchStage stage, stageTransposed;
+    FailureOr<AttentionMatch> match = matchAttention(
+        op, /*transposed=*/false, maxMaskPairs, *evaluator, why, stage);
+    if (failed(match) && stage != MatchStage::Logits) {
+      // Read as O^T = V^T P^T (as jax.nn.dot_product_attention computes
+      // it). The remark gives the reason of the reading that got further,
+      // or both where they got as far.
+      std::string whyTransposed;
+      match = matchAttention(op, /*transposed=*/true, maxMaskPairs, *evaluator,
+                             whyTransposed, stageTransposed);
+      if (stageTransposed > stage)
+        why = whyTransposed;
+      else if (stageTransposed == stage && stage != MatchStage::Contraction)
+        why += "; read as O^T = V^T P^T: " + whyTransposed;
+    }
     if (failed(match)) {
       LLVM_DEBUG(llvm::dbgs() << "raise-swba: rejected " << op << ": " << why
                               << "\n");

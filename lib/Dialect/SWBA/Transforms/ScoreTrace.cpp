@@ -208,6 +208,43 @@ FailureOr<Expr *> ScoreTracer::traceTensor(Value v, const Access &access) {
   }
 
   if (auto expand = dyn_cast<tensor::ExpandShapeOp>(def)) {
+    // A collapse, then an expand that keeps the sizes of the dimensions
+    // that are not 1, in order, only moves unit dimensions (JAX reshapes
+    // through a flat vector so): an element keeps its indices along those
+    // dimensions, and along the trailing dimensions the two shapes share
+    // (which keeps a query or key axis of size 1 in place).
+    if (auto collapse =
+            expand.getSrc().getDefiningOp<tensor::CollapseShapeOp>()) {
+      RankedTensorType before = collapse.getSrcType();
+      if (before.hasStaticShape() && type.hasStaticShape()) {
+        ArrayRef<int64_t> from = before.getShape(), to = type.getShape();
+        size_t suffix = 0;
+        while (suffix < from.size() && suffix < to.size() &&
+               from[from.size() - 1 - suffix] == to[to.size() - 1 - suffix])
+          ++suffix;
+        auto nonUnit = [](ArrayRef<int64_t> shape) {
+          SmallVector<int64_t> dims;
+          for (auto [d, size] : llvm::enumerate(shape))
+            if (size != 1)
+              dims.push_back(d);
+          return dims;
+        };
+        ArrayRef<int64_t> fromLead = from.drop_back(suffix),
+                          toLead = to.drop_back(suffix);
+        SmallVector<int64_t> fromDims = nonUnit(fromLead),
+                             toDims = nonUnit(toLead);
+        if (llvm::equal(
+                llvm::map_range(fromDims, [&](int64_t d) { return from[d]; }),
+                llvm::map_range(toDims, [&](int64_t d) { return to[d]; }))) {
+          Access src(from.size(), Axis::Zero);
+          for (auto [f, t] : llvm::zip_equal(fromDims, toDims))
+            src[f] = access[t];
+          for (size_t k = 1; k <= suffix; ++k)
+            src[from.size() - k] = access[to.size() - k];
+          return traceTensor(collapse.getSrc(), src);
+        }
+      }
+    }
     RankedTensorType srcType = expand.getSrcType();
     Access src;
     for (const ReassociationIndices &group : expand.getReassociationIndices()) {

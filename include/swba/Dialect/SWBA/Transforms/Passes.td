@@ -20,11 +20,16 @@ def RaiseSWBA : Pass<"raise-swba"> {
     - contractions: `linalg.matmul`, `linalg.batch_matmul` (also with
       transposing indexing maps), `linalg.generic` contractions, operands
       through `linalg.transpose`, batch and heads in 4-D or collapsed to 3-D
-      with `tensor.collapse_shape`/`tensor.expand_shape`;
+      with `tensor.collapse_shape`/`tensor.expand_shape`; the second one
+      also transposed, O^T = V^T P^T (`jax.nn.dot_product_attention`);
+      the scores also through a collapse and an expand that only move unit
+      dimensions (a reshape through a flat vector);
     - the scale: `mulf`/`divf` by a constant on the scores, on q or on k;
-    - the mask: `addf` of a tensor of 0 and -inf (or the lowest finite
-      value, or `log` of 0/1), or `select(cond, s, -inf)`; the mask or the
-      condition computed by anything constant-foldable (see below);
+    - the mask: `addf` of a tensor of 0 and -inf (or any value at most half
+      the lowest finite value, as PyTorch's `finfo.min` and JAX's -0.7
+      times the largest, or `log` of 0/1), or `select(cond, s, -inf)`; the
+      mask or the condition computed by anything constant-foldable (see
+      below);
     - softmax: `linalg.softmax`, or decomposed into a max reduction,
       `subf`, `exp`, a sum reduction and `divf`, optionally behind the
       empty-row guard of decomposed SDPA (`select` on an `or` reduction of
@@ -44,7 +49,10 @@ def RaiseSWBA : Pass<"raise-swba"> {
     of `block_size`/`window` with bottom-right aligned positions, for block
     size and window it infers; the scale must be a positive constant, the
     softmax must normalize over the key axis, and the contractions must
-    accumulate into zeros. Every rejected candidate (a contraction whose
+    accumulate into zeros. A finite masking value hides its key exactly
+    where the row's largest visible score is above it by more than the
+    exponential's range (104 in f32), i.e. for any scores but
+    astronomically negative ones. Every rejected candidate (a contraction whose
     operand comes from a softmax or an `exp`) gets a missed-optimization
     remark naming the reason; see them with
     `--remarks-filter-missed=raise-swba`.
