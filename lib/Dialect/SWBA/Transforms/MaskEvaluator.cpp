@@ -4,6 +4,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/AffineExpr.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
@@ -30,9 +31,36 @@ enum : uint8_t { kRow = 1, kCol = 2, kBatch = 4 };
 /// The ops evaluated natively (exactly as their folders would, but without
 /// building attributes); everything else goes through `Operation::fold`.
 enum class Native : uint8_t {
-  None, AddF, SubF, MulF, DivF, NegF, MaximumF, MaxNumF, MinimumF, MinNumF,
-  CastF, SIToFP, UIToFP, CmpF, Select, AddI, SubI, MulI, AndI, OrI, XOrI,
-  MinSI, MaxSI, DivSI, FloorDivSI, RemSI, CmpI, SExt, ZExt,
+  None,
+  AddF,
+  SubF,
+  MulF,
+  DivF,
+  NegF,
+  MaximumF,
+  MaxNumF,
+  MinimumF,
+  MinNumF,
+  CastF,
+  SIToFP,
+  UIToFP,
+  CmpF,
+  Select,
+  AddI,
+  SubI,
+  MulI,
+  AndI,
+  OrI,
+  XOrI,
+  MinSI,
+  MaxSI,
+  DivSI,
+  FloorDivSI,
+  RemSI,
+  CmpI,
+  SExt,
+  ZExt,
+  Log16,
 };
 } // namespace
 
@@ -231,6 +259,13 @@ static Native classify(Operation *op) {
           [](Operation *) { return Native::SExt; })
       .Case<arith::ExtUIOp, arith::IndexCastUIOp>(
           [](Operation *) { return Native::ZExt; })
+      // math.log's folder takes f32 and f64 only; on 16-bit floats (f16
+      // models' `log` of a 0/1 mask) the log of the value widened to f64,
+      // rounded back (exact at 0 and 1, the values a mask's log is of).
+      .Case([](math::LogOp op) {
+        return op.getType().getIntOrFloatBitWidth() == 16 ? Native::Log16
+                                                          : Native::None;
+      })
       .Default([](Operation *) { return Native::None; });
 }
 
@@ -893,6 +928,8 @@ std::optional<Scalar> MaskEvaluator::applyNative(const Node &node,
   case Native::ZExt:
     return i(static_cast<int64_t>(
         asUnsigned(a[0].i, op->getOperand(0).getType())));
+  case Native::Log16:
+    return f(std::log(a[0].f));
   case Native::None:
     break;
   }
