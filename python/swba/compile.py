@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -56,7 +55,7 @@ def configs_for(dtype: str, head_dim: int, block_size: int, window: int,
     if kernels not in _KERNELS:
         raise ValueError(f"kernels must be one of {_KERNELS}, got {kernels!r}")
     value_dim = head_dim if value_dim is None else value_dim
-    scale = 1.0 / math.sqrt(head_dim) if scale is None else float(scale)
+    scale = compiler.default_scale(head_dim) if scale is None else float(scale)
     common = dict(dtype=dtype, head_dim=head_dim, value_dim=value_dim, block_size=block_size,
                   window=window, scale=scale, with_lse=with_lse, chip=chip)
     if kernels == "paged":  # swba.paged_attention (swba.paged.paged_attention)
@@ -90,7 +89,7 @@ def forward_configs(dtype: str, hq: int, hkv: int, nq: int, d: int, dv: int,
         variants: tuple[list[str], ...] = (["decode=true"],)
     else:
         variants = ([], ["split-kv=1"])
-    scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
+    scale = compiler.default_scale(d) if scale is None else float(scale)
     return [compiler.KernelConfig(dtype, d, dv, block_size, window, scale, chip=chip,
                                   options=" ".join(base + v)) for v in variants]
 

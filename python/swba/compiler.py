@@ -113,6 +113,12 @@ class KernelConfig:
             f"  return\n}}\n")
 
 
+
+def default_scale(head_dim: int) -> float:
+    """The scale when none is given: 1 / sqrt(D); 1 for D = 0, where every
+    score is 0 and the scale does not matter."""
+    return 1.0 / math.sqrt(head_dim) if head_dim else 1.0
+
 def loads_whole_tiles(kernel, cache: str) -> bool:
     """Whether a paged decode kernel loads `cache` by TMA boxes of a whole
     64-key tile (its manifest's map of the cache [pages * page size][Hkv][D]

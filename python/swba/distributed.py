@@ -27,7 +27,6 @@ the pieces ask for, to compile ahead of time for GPUs without swba-opt.
 
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.distributed as dist
@@ -274,6 +273,7 @@ def attention(q, k, v, block_size: int, window: int, group=None,
     if not (k.dtype == v.dtype == q.dtype and k.device == v.device == q.device):
         raise ValueError("q, k, v must share dtype and device")
     if scale is None:
-        scale = 1.0 / math.sqrt(d)
+        from .compiler import default_scale
+        scale = default_scale(d)
     return _DistributedAttention.apply(q, k, v, block_size, window, scale, group,
                                        shard_lengths)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import math
 from collections.abc import Sequence
 
 __all__ = ["Layout", "layout", "kernel_configs"]
@@ -109,7 +108,7 @@ def kernel_configs(shard_lengths: Sequence[int], q_heads: int, kv_heads: int,
     from .compile import forward_configs
 
     value_dim = head_dim if value_dim is None else value_dim
-    scale = 1.0 / math.sqrt(head_dim) if scale is None else float(scale)
+    scale = compiler.default_scale(head_dim) if scale is None else float(scale)
     backward = " ".join(compiler.planned_options(options, True))
     configs = {compiler.KernelConfig(dtype, head_dim, value_dim, block_size, window, scale,
                                      chip=chip, grad=True, options=backward)}

@@ -33,20 +33,35 @@ _KERNEL_DTYPES = (torch.float16, torch.bfloat16)
 _REFERENCE_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
+# block_size and window are int64 in the op's schema and attributes; the
+# scale is float32 in the kernels: these bounds keep it positive and finite
+# there (smaller scales round to 0, larger ones to inf).
+_INT64_MAX = 2**63 - 1
+_F32_MAX = 3.4028234663852886e38
+_F32_MIN_SUBNORMAL = 1.401298464324817e-45
+
+
 def _check_scalars(block_size, window, scale) -> None:
-    if (type(block_size) is int and type(window) is int and block_size > 0 and window > 0
-            and (scale is None or (type(scale) is float and 0.0 < scale < math.inf))):
+    if (type(block_size) is int and type(window) is int and 0 < block_size <= _INT64_MAX
+            and 0 < window <= _INT64_MAX
+            and (scale is None
+                 or (type(scale) is float and _F32_MIN_SUBNORMAL <= scale <= _F32_MAX))):
         return  # the common case, in a fraction of a microsecond
     for name, value in (("block_size", block_size), ("window", window)):
         if isinstance(value, bool) or not isinstance(value, (int, torch.SymInt)):
             raise TypeError(f"{name} must be an int, got {type(value).__name__}")
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
+        if value > _INT64_MAX:
+            raise ValueError(f"{name} must be at most 2**63 - 1, got {value}")
     if scale is not None:
         if isinstance(scale, bool) or not isinstance(scale, (int, float, torch.SymFloat)):
             raise TypeError(f"scale must be a float or None, got {type(scale).__name__}")
         if not (math.isfinite(scale) and scale > 0):
             raise ValueError(f"scale must be a positive finite number, got {scale}")
+        if not _F32_MIN_SUBNORMAL <= scale <= _F32_MAX:
+            raise ValueError(f"scale must be positive and finite in float32, where the "
+                             f"kernels apply it (about 1.4e-45 to 3.4e38), got {scale}")
 
 
 def _check_tensors(q: Tensor, k: Tensor, v: Tensor) -> None:
@@ -234,7 +249,8 @@ def attention(q: Tensor, k: Tensor, v: Tensor, block_size: int, window: int,
         block_size: tokens per frame (>= 1); frame(p) = p // block_size.
         window: frames a query sees (>= 1), its own included: a query in
             frame f sees the keys of frames f - window + 1 .. f.
-        scale: multiplies the scores; default 1 / sqrt(D).
+        scale: multiplies the scores; default 1 / sqrt(D) (1 when D = 0).
+            Positive and finite in float32, where the kernels apply it.
         return_lse: also return the float32 log-sum-exp [B, Hq, Nq].
         out: a contiguous [B, Hq, Nq, Dv] tensor like q, 16-byte aligned, to
             write into (eager CUDA only, no autograd).
@@ -255,7 +271,8 @@ def attention(q: Tensor, k: Tensor, v: Tensor, block_size: int, window: int,
         # plans check what they are made for.
         _check_tensors(q, k, v)
     if scale is None:
-        scale = 1.0 / math.sqrt(q.shape[-1])
+        from .compiler import default_scale
+        scale = default_scale(q.shape[-1])
     if out is not None:
         if not eager:
             raise ValueError("out= is supported in eager mode on CUDA tensors only")

@@ -23,7 +23,6 @@ head (Hq / Hkv * Nq); on CPU tensors the float64 reference
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 
 import torch
@@ -152,7 +151,7 @@ def paged_attention(q: Tensor, k_cache: Tensor, v_cache: Tensor, page_table: Ten
     _check_scalars(block_size, window, scale)
     _check(q, k_cache, v_cache, page_table, seq_lens)
     if scale is None:
-        scale = 1.0 / math.sqrt(q.shape[-1])
+        scale = compiler.default_scale(q.shape[-1])
     if not q.is_cuda:
         out, lse = _reference(q, k_cache, v_cache, page_table, seq_lens, block_size,
                               window, scale)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import statistics
 import threading
@@ -230,7 +229,7 @@ def autotune(q, k, v, block_size: int, window: int, scale: float | None = None,
         raise RuntimeError("autotune synchronizes the device: not while a CUDA graph is "
                            "being captured")
     if scale is None:
-        scale = 1.0 / math.sqrt(q.shape[-1])
+        scale = compiler.default_scale(q.shape[-1])
     chip = ops.chip_for(q.device)
     skipped: dict = {}
     if chip != "sm_90a":
