@@ -97,7 +97,10 @@ def forward_configs(dtype: str, hq: int, hkv: int, nq: int, d: int, dv: int,
 def configs_from_json(path: Path, defaults: dict[str, Any]) -> list[compiler.KernelConfig]:
     """Configurations listed in a JSON file (see the module's doc); keys a
     row leaves out come from `defaults` (chip, options, kernels)."""
-    rows = json.loads(Path(path).read_text())
+    try:
+        rows = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not JSON ({e})") from None
     if not isinstance(rows, list):
         raise ValueError(f"{path}: expected a JSON list of configurations")
     out = []
@@ -122,7 +125,13 @@ def configs_from_exported(path: Path, defaults: dict[str, Any]) -> list[compiler
 
     from . import library  # noqa: F401  (registers the ops the program calls)
 
-    program = torch.export.load(str(path))
+    try:
+        program = torch.export.load(str(path))
+    except OSError:
+        raise
+    except Exception as e:  # torch.export.load's errors on files it cannot read
+        raise ValueError(f"{path}: not a program saved by torch.export.save "
+                         f"({type(e).__name__}: {e})") from None
     out = []
     for node in program.graph.nodes:
         if node.op != "call_function" or node.target is not torch.ops.swba.attention.default:

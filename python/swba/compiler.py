@@ -65,6 +65,12 @@ class KernelConfig:
             raise ValueError(problem)
         if self.block_size < 1 or self.window < 1:
             raise ValueError("block_size and window must be >= 1")
+        if self.block_size > INT64_MAX or self.window > INT64_MAX:
+            raise ValueError(f"block_size and window must be at most 2**63 - 1, got "
+                             f"{self.block_size} and {self.window}")
+        if not F32_MIN_SUBNORMAL <= self.scale <= F32_MAX:  # also refuses NaN
+            raise ValueError(f"scale must be positive and finite in float32 (about 1.4e-45 "
+                             f"to 3.4e38), got {self.scale}")
         if self.page_size < 0 or (self.page_size and not self.paged):
             raise ValueError(f"page_size must be >= 0, and 0 unless paged, got {self.page_size}")
 
@@ -114,9 +120,19 @@ class KernelConfig:
 
 
 
+# block_size and window are int64 in the op's attributes; the scale is
+# float32 in the kernels: these bounds keep it positive and finite there
+# (smaller scales round to 0, larger ones to inf).
+INT64_MAX = 2**63 - 1
+F32_MAX = 3.4028234663852886e38
+F32_MIN_SUBNORMAL = 1.401298464324817e-45
+
+
 def default_scale(head_dim: int) -> float:
     """The scale when none is given: 1 / sqrt(D); 1 for D = 0, where every
     score is 0 and the scale does not matter."""
+    if head_dim < 0:
+        raise ValueError(f"head dims must be >= 0, got {head_dim}")
     return 1.0 / math.sqrt(head_dim) if head_dim else 1.0
 
 def loads_whole_tiles(kernel, cache: str) -> bool:

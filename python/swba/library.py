@@ -27,18 +27,14 @@ import math
 import torch
 from torch import Tensor
 
+from .compiler import F32_MAX as _F32_MAX
+from .compiler import F32_MIN_SUBNORMAL as _F32_MIN_SUBNORMAL
+from .compiler import INT64_MAX as _INT64_MAX
+
 __all__ = ["attention", "reference_forward", "reference_backward"]
 
 _KERNEL_DTYPES = (torch.float16, torch.bfloat16)
 _REFERENCE_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
-
-
-# block_size and window are int64 in the op's schema and attributes; the
-# scale is float32 in the kernels: these bounds keep it positive and finite
-# there (smaller scales round to 0, larger ones to inf).
-_INT64_MAX = 2**63 - 1
-_F32_MAX = 3.4028234663852886e38
-_F32_MIN_SUBNORMAL = 1.401298464324817e-45
 
 
 def _check_scalars(block_size, window, scale) -> None:
@@ -272,6 +268,7 @@ def attention(q: Tensor, k: Tensor, v: Tensor, block_size: int, window: int,
         _check_tensors(q, k, v)
     if scale is None:
         from .compiler import default_scale
+
         scale = default_scale(q.shape[-1])
     if out is not None:
         if not eager:

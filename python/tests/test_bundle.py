@@ -113,6 +113,23 @@ def test_cli_errors(isolated, capsys):
                                  "window": 2, "windows": 3}]))
     assert swba_compile.main(["--bundle", str(isolated / "b"), "--config-file", str(rows)]) == 2
     assert "unknown keys ['windows']" in capsys.readouterr().err
+    rows.write_text("not json")
+    assert swba_compile.main(["--bundle", str(isolated / "b"), "--config-file", str(rows)]) == 2
+    assert f"{rows}: not JSON" in capsys.readouterr().err
+    assert swba_compile.main(["--bundle", str(isolated / "b"), "--exported", str(rows)]) == 2
+    assert "not a program saved by torch.export.save" in capsys.readouterr().err
+    one = ["--bundle", str(isolated / "b"), "--dtype", "bf16", "--block-size", "4",
+           "--window", "2"]
+    for bad, words in ((["--head-dim", "-5"], "head dims must be >= 0"),
+                       (["--head-dim", "64", "--scale", "-1"], "positive and finite in float32"),
+                       (["--head-dim", "64", "--scale", "1e300"], "finite in float32"),
+                       (["--head-dim", "64", "--scale", "nan"], "finite in float32")):
+        assert swba_compile.main(one + bad) == 2, bad
+        assert words in capsys.readouterr().err, bad
+    assert swba_compile.main(["--bundle", str(isolated / "b"), "--dtype", "bf16",
+                              "--head-dim", "64", "--block-size", str(2**64),
+                              "--window", "2"]) == 2
+    assert "at most 2**63 - 1" in capsys.readouterr().err
 
 
 def test_shard_lengths(isolated, monkeypatch, capsys):
