@@ -52,6 +52,9 @@ def _check(q, k_cache, v_cache, page_table, seq_lens) -> None:
                         f"and {seq_lens.dtype}")
     b, hq, nq, d = q.shape
     pages, page_size, hkv, _ = k_cache.shape
+    if pages < 1 or page_size < 1:
+        raise ValueError(f"the cache must hold at least one page of at least one token, "
+                         f"got k_cache of shape {tuple(k_cache.shape)}")
     if k_cache.shape[3] != d:
         raise ValueError(f"k_cache head dim {k_cache.shape[3]} differs from q's {d}")
     if v_cache.shape[:3] != k_cache.shape[:3]:

@@ -74,6 +74,10 @@ def test_argument_errors():
         swba.paged_attention(q[0], kc, vc, table, seq_lens, 3, 2)
     with pytest.raises(ValueError, match="window"):
         swba.paged_attention(q, kc, vc, table, seq_lens, 3, 0)
+    with pytest.raises(ValueError, match="at least one page of at least one token"):
+        swba.paged_attention(q, kc[:, :0], vc[:, :0], table, seq_lens, 3, 2)
+    with pytest.raises(ValueError, match="at least one page of at least one token"):
+        swba.paged_attention(q, kc[:0], vc[:0], table, seq_lens, 3, 2)
 
 
 def test_decode_splits_fill_one_wave(monkeypatch):
