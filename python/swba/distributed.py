@@ -260,18 +260,29 @@ def attention(q, k, v, block_size: int, window: int, group=None,
     one frame), create the group with `device_id` (eager initialization) or
     run a collective first. `swba.halo.kernel_configs` lists the kernels
     the ranks' pieces ask for (to compile ahead of time)."""
+    from .library import _check_scalars
+
+    _check_scalars(block_size, window, scale)
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
     if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
         raise ValueError("q, k, v must be 4-D [B, H, n, D]")
     b, hq, n, d = q.shape
     if k.shape[0] != b or k.shape[2] != n or k.shape[3] != d or v.shape[:3] != k.shape[:3]:
         raise ValueError(f"q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}: "
                          "expected k [B, Hkv, n, D] and v [B, Hkv, n, Dv]")
-    if hq % k.shape[1]:
+    if n < 1:
+        raise ValueError(f"every rank needs n >= 1 tokens, got q {tuple(q.shape)}")
+    if k.shape[1] < 1 or hq % k.shape[1]:
         raise ValueError(f"query heads ({hq}) must be a multiple of kv heads ({k.shape[1]})")
-    if block_size < 1 or window < 1:
-        raise ValueError(f"block_size and window must be >= 1, got {block_size}, {window}")
     if not (k.dtype == v.dtype == q.dtype and k.device == v.device == q.device):
         raise ValueError("q, k, v must share dtype and device")
+    allowed = ((torch.float16, torch.bfloat16) if q.is_cuda
+               else (torch.float16, torch.bfloat16, torch.float32, torch.float64))
+    if q.dtype not in allowed:
+        raise TypeError(f"q, k, v must be {' or '.join(str(t) for t in allowed)} on "
+                        f"{q.device.type}, got {q.dtype}")
     if scale is None:
         from .compiler import default_scale
         scale = default_scale(d)

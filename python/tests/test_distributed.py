@@ -208,6 +208,19 @@ def test_rejects_mismatched_shapes():
         attention(q, torch.zeros(1, 3, 4, 8), torch.zeros(1, 3, 4, 8), 4, 2)
     with pytest.raises(ValueError, match="expected k"):
         attention(q, torch.zeros(1, 2, 5, 8), torch.zeros(1, 2, 5, 8), 4, 2)
+    kv = torch.zeros(1, 2, 4, 8)
+    with pytest.raises(ValueError, match="multiple of kv heads"):
+        attention(q, torch.zeros(1, 0, 4, 8), torch.zeros(1, 0, 4, 8), 4, 2)
+    with pytest.raises(ValueError, match="n >= 1"):
+        attention(q[:, :, :0], kv[:, :, :0], kv[:, :, :0], 4, 2)
+    with pytest.raises(TypeError, match="block_size must be an int"):
+        attention(q, kv, kv, 4.0, 2)
+    with pytest.raises(ValueError, match="scale must be a positive finite number"):
+        attention(q, kv, kv, 4, 2, scale=-1.0)
+    with pytest.raises(TypeError, match="q must be a torch.Tensor"):
+        attention([0.0], kv, kv, 4, 2)
+    with pytest.raises(TypeError, match="got torch.int32"):
+        attention(q.int(), kv.int(), kv.int(), 4, 2)
 
 
 if __name__ == "__main__":
