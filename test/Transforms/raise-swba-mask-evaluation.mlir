@@ -610,3 +610,96 @@ func.func @log_half_mask_f16(%q: tensor<2x8x4xf16>, %k: tensor<2x8x4xf16>, %v: t
   %o = linalg.batch_matmul ins(%p, %v : tensor<2x8x8xf16>, tensor<2x8x4xf16>) outs(%oz : tensor<2x8x4xf16>) -> tensor<2x8x4xf16>
   return %o : tensor<2x8x4xf16>
 }
+
+// -----
+
+// A token window of 1024 keys over 16384 queries and keys (2^28 pairs): a
+// row's keys are decided 64 to 1024 at a time by interval bounds on the
+// mask's index arithmetic, and only the blocks at the window's two edges
+// key by key, well within max-mask-pairs.
+// CHECK-LABEL: func.func @token_window_16k
+// CHECK: swba.attention {{.*}} block_size = 1 window = 1024 scale = 1.000000e+00
+func.func @token_window_16k(%q: tensor<1x2x16384x16xf32>, %k: tensor<1x2x16384x16xf32>, %v: tensor<1x2x16384x16xf32>) -> tensor<1x2x16384x16xf32> {
+  %zero = arith.constant 0.0 : f32
+  %ninf = arith.constant 0xFF800000 : f32
+  %se = tensor.empty() : tensor<1x2x16384x16384xf32>
+  %sz = linalg.fill ins(%zero : f32) outs(%se : tensor<1x2x16384x16384xf32>) -> tensor<1x2x16384x16384xf32>
+  %s = linalg.generic {indexing_maps = [affine_map<(b, h, i, j, d) -> (b, h, i, d)>, affine_map<(b, h, i, j, d) -> (b, h, j, d)>, affine_map<(b, h, i, j, d) -> (b, h, i, j)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]} ins(%q, %k : tensor<1x2x16384x16xf32>, tensor<1x2x16384x16xf32>) outs(%sz : tensor<1x2x16384x16384xf32>) {
+  ^bb0(%a: f32, %bb: f32, %acc: f32):
+    %m = arith.mulf %a, %bb : f32
+    %r = arith.addf %acc, %m : f32
+    linalg.yield %r : f32
+  } -> tensor<1x2x16384x16384xf32>
+  %x = linalg.generic {indexing_maps = [affine_map<(b, h, i, j) -> (b, h, i, j)>, affine_map<(b, h, i, j) -> (b, h, i, j)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%s : tensor<1x2x16384x16384xf32>) outs(%se : tensor<1x2x16384x16384xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %i = linalg.index 2 : index
+    %j = linalg.index 3 : index
+    %cws = arith.constant 1024 : index
+    %causal = arith.cmpi ule, %j, %i : index
+    %d = arith.subi %i, %j : index
+    %near = arith.cmpi ult, %d, %cws : index
+    %keep0 = arith.andi %causal, %near : i1
+    %keep = arith.andi %keep0, %keep0 : i1
+    %r = arith.select %keep, %in, %ninf : f32
+    linalg.yield %r : f32
+  } -> tensor<1x2x16384x16384xf32>
+  %p = linalg.softmax dimension(3) ins(%x : tensor<1x2x16384x16384xf32>) outs(%se : tensor<1x2x16384x16384xf32>) -> tensor<1x2x16384x16384xf32>
+  %oe = tensor.empty() : tensor<1x2x16384x16xf32>
+  %oz = linalg.fill ins(%zero : f32) outs(%oe : tensor<1x2x16384x16xf32>) -> tensor<1x2x16384x16xf32>
+  %o = linalg.generic {indexing_maps = [affine_map<(b, h, i, e, j) -> (b, h, i, j)>, affine_map<(b, h, i, e, j) -> (b, h, j, e)>, affine_map<(b, h, i, e, j) -> (b, h, i, e)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]} ins(%p, %v : tensor<1x2x16384x16384xf32>, tensor<1x2x16384x16xf32>) outs(%oz : tensor<1x2x16384x16xf32>) {
+  ^bb0(%a: f32, %bb: f32, %acc: f32):
+    %m = arith.mulf %a, %bb : f32
+    %r = arith.addf %acc, %m : f32
+    linalg.yield %r : f32
+  } -> tensor<1x2x16384x16xf32>
+  return %o : tensor<1x2x16384x16xf32>
+}
+
+// -----
+
+// The same with one pair flipped, deep inside a decided block's
+// neighbourhood: the blocks around it are undecided and evaluated key by
+// key, and the gap is found.
+// CHECK-LABEL: func.func @token_window_16k_one_flipped
+// CHECK-NOT: swba.attention
+func.func @token_window_16k_one_flipped(%q: tensor<1x2x16384x16xf32>, %k: tensor<1x2x16384x16xf32>, %v: tensor<1x2x16384x16xf32>) -> tensor<1x2x16384x16xf32> {
+  %zero = arith.constant 0.0 : f32
+  %ninf = arith.constant 0xFF800000 : f32
+  %se = tensor.empty() : tensor<1x2x16384x16384xf32>
+  %sz = linalg.fill ins(%zero : f32) outs(%se : tensor<1x2x16384x16384xf32>) -> tensor<1x2x16384x16384xf32>
+  %s = linalg.generic {indexing_maps = [affine_map<(b, h, i, j, d) -> (b, h, i, d)>, affine_map<(b, h, i, j, d) -> (b, h, j, d)>, affine_map<(b, h, i, j, d) -> (b, h, i, j)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]} ins(%q, %k : tensor<1x2x16384x16xf32>, tensor<1x2x16384x16xf32>) outs(%sz : tensor<1x2x16384x16384xf32>) {
+  ^bb0(%a: f32, %bb: f32, %acc: f32):
+    %m = arith.mulf %a, %bb : f32
+    %r = arith.addf %acc, %m : f32
+    linalg.yield %r : f32
+  } -> tensor<1x2x16384x16384xf32>
+  %x = linalg.generic {indexing_maps = [affine_map<(b, h, i, j) -> (b, h, i, j)>, affine_map<(b, h, i, j) -> (b, h, i, j)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%s : tensor<1x2x16384x16384xf32>) outs(%se : tensor<1x2x16384x16384xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %i = linalg.index 2 : index
+    %j = linalg.index 3 : index
+    %cws = arith.constant 1024 : index
+    %causal = arith.cmpi ule, %j, %i : index
+    %d = arith.subi %i, %j : index
+    %near = arith.cmpi ult, %d, %cws : index
+    %keep0 = arith.andi %causal, %near : i1
+    %fr = arith.constant 16379 : index
+    %fc = arith.constant 15484 : index
+    %isr = arith.cmpi eq, %i, %fr : index
+    %isc = arith.cmpi eq, %j, %fc : index
+    %both = arith.andi %isr, %isc : i1
+    %keep = arith.xori %keep0, %both : i1
+    %r = arith.select %keep, %in, %ninf : f32
+    linalg.yield %r : f32
+  } -> tensor<1x2x16384x16384xf32>
+  %p = linalg.softmax dimension(3) ins(%x : tensor<1x2x16384x16384xf32>) outs(%se : tensor<1x2x16384x16384xf32>) -> tensor<1x2x16384x16384xf32>
+  %oe = tensor.empty() : tensor<1x2x16384x16xf32>
+  %oz = linalg.fill ins(%zero : f32) outs(%oe : tensor<1x2x16384x16xf32>) -> tensor<1x2x16384x16xf32>
+  // expected-remark @below {{query row 16379 sees keys [15356, 15484) and key 15485: not one contiguous range}}
+  %o = linalg.generic {indexing_maps = [affine_map<(b, h, i, e, j) -> (b, h, i, j)>, affine_map<(b, h, i, e, j) -> (b, h, j, e)>, affine_map<(b, h, i, e, j) -> (b, h, i, e)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]} ins(%p, %v : tensor<1x2x16384x16384xf32>, tensor<1x2x16384x16xf32>) outs(%oz : tensor<1x2x16384x16xf32>) {
+  ^bb0(%a: f32, %bb: f32, %acc: f32):
+    %m = arith.mulf %a, %bb : f32
+    %r = arith.addf %acc, %m : f32
+    linalg.yield %r : f32
+  } -> tensor<1x2x16384x16xf32>
+  return %o : tensor<1x2x16384x16xf32>
+}

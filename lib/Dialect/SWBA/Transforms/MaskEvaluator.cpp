@@ -16,6 +16,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 
 using namespace mlir;
 using namespace mlir::swba;
@@ -1140,9 +1141,75 @@ static std::vector<int64_t> maskMemoKey(ArrayRef<MaskTermNodes> terms,
   return memoKey;
 }
 
+/// Bounds of a node's values over a set of (query, key) pairs: integers
+/// (sign-extended, as Scalar holds them) in [lo, hi], floats in [flo, fhi]
+/// (never NaN). Not `known`: no bounds (the pairs are evaluated one by one).
+struct MaskEvaluator::Interval {
+  bool known = false;
+  int64_t lo = 0, hi = 0;
+  double flo = 0, fhi = 0;
+
+  static Interval point(Scalar x, Type type) {
+    Interval r;
+    if (isa<FloatType>(type)) {
+      if (std::isnan(x.f))
+        return r;
+      r.flo = r.fhi = x.f;
+    } else {
+      r.lo = r.hi = x.i;
+    }
+    r.known = true;
+    return r;
+  }
+  static Interval ints(int64_t lo, int64_t hi) {
+    Interval r;
+    r.known = true;
+    r.lo = lo;
+    r.hi = hi;
+    return r;
+  }
+  static Interval floats(double lo, double hi) {
+    Interval r;
+    r.known = !std::isnan(lo) && !std::isnan(hi);
+    r.flo = lo;
+    r.fhi = hi;
+    return r;
+  }
+  /// [lo, hi] in an integer type of `type`'s width where both fit it
+  /// (no wrap-around between them).
+  static Interval fitted(__int128 lo, __int128 hi, Type type) {
+    unsigned width = widthOf(type);
+    __int128 half = __int128(1) << (std::min(width, 64u) - 1);
+    if (lo < -half || hi > half - 1)
+      return {};
+    return ints(static_cast<int64_t>(lo), static_cast<int64_t>(hi));
+  }
+  static Interval hull(const Interval &a, const Interval &b) {
+    if (!a.known || !b.known)
+      return {};
+    Interval r = a;
+    r.lo = std::min(a.lo, b.lo);
+    r.hi = std::max(a.hi, b.hi);
+    r.flo = std::min(a.flo, b.flo);
+    r.fhi = std::max(a.fhi, b.fhi);
+    return r;
+  }
+  bool isPoint(Type type) const {
+    return known && (isa<FloatType>(type) ? flo == fhi : lo == hi);
+  }
+  Scalar pointValue() const {
+    Scalar x;
+    x.i = lo;
+    x.f = flo;
+    return x;
+  }
+};
+
 /// The values of one mask's nodes: position-free nodes once, row-only ones
 /// per row, column-only ones per column, and the nodes of both (`both`, in
 /// evaluation order) per column class of the row class at hand (`grid`).
+/// For the evaluation by tiles, `colTiles` bounds each column-only node
+/// over each tile of keys.
 struct MaskEvaluator::MaskTables {
   int64_t nq, nk;
   llvm::DenseMap<unsigned, Scalar> constant;
@@ -1153,6 +1220,9 @@ struct MaskEvaluator::MaskTables {
   llvm::DenseMap<unsigned, std::vector<Scalar>> colByClass;
   llvm::DenseMap<unsigned, unsigned> slot;
   std::vector<std::vector<Scalar>> grid;
+  /// colTiles[n][l][b]: bounds of column-only node n over block b of
+  /// level l, blocks of `tile << l` keys.
+  llvm::DenseMap<unsigned, std::vector<std::vector<Interval>>> colTiles;
 
   size_t numCols() const { return cols.representative.size(); }
 };
@@ -1301,18 +1371,55 @@ LogicalResult MaskEvaluator::evaluateGrid(MaskTables &tables, int64_t row,
   return success();
 }
 
-LogicalResult MaskEvaluator::markVisible(ArrayRef<MaskTermNodes> terms,
-                                         const MaskTables &tables, int64_t row,
-                                         std::vector<char> &visible,
-                                         std::string &why) {
-  SmallVector<Source, 2> valueSources, condSources;
-  // The largest value that hides a key, for each term (the largest over
-  // the types its value passes through).
+/// Whether `key` is seen by `row` given each term's value (and condition):
+/// hidden by a value at most `hiding`, kept by a zero or by its condition;
+/// any other value is an error.
+static FailureOr<bool> keySeen(ArrayRef<MaskTermNodes> terms,
+                               ArrayRef<double> hiding,
+                               function_ref<double(size_t)> valueOf,
+                               function_ref<int64_t(size_t)> condOf,
+                               int64_t row, int64_t key, std::string &why) {
+  bool seen = true;
+  for (auto [t, term] : llvm::enumerate(terms)) {
+    if (term.cond && (condOf(t) != 0) == term.keepIfTrue)
+      continue;
+    double value = valueOf(t);
+    // -inf, or at most half the lowest finite value of the term's types:
+    // hidden.
+    if (value <= hiding[t]) {
+      seen = false;
+      continue;
+    }
+    if (term.cond || value != 0.0) {
+      why = llvm::formatv("the mask value at (query {0}, key {1}) is {2}, "
+                          "neither 0 nor -inf (or at most half the "
+                          "lowest finite value)",
+                          row, key, value);
+      return failure();
+    }
+  }
+  return seen;
+}
+
+/// The largest value that hides a key, for each term (the largest over the
+/// types its value passes through).
+static SmallVector<double, 2> hidingValues(ArrayRef<MaskTermNodes> terms) {
   SmallVector<double, 2> hiding;
   for (const MaskTermNodes &term : terms) {
     hiding.push_back(-INFINITY);
     for (Type type : term.valueTypes)
       hiding.back() = std::max(hiding.back(), hidingThreshold(type));
+  }
+  return hiding;
+}
+
+LogicalResult MaskEvaluator::markVisible(ArrayRef<MaskTermNodes> terms,
+                                         const MaskTables &tables, int64_t row,
+                                         std::vector<char> &visible,
+                                         std::string &why) {
+  SmallVector<Source, 2> valueSources, condSources;
+  SmallVector<double, 2> hiding = hidingValues(terms);
+  for (const MaskTermNodes &term : terms) {
     if (!isa<FloatType>(nodes[term.value].type)) {
       why = "the mask is not a float";
       return failure();
@@ -1322,26 +1429,13 @@ LogicalResult MaskEvaluator::markVisible(ArrayRef<MaskTermNodes> terms,
                                     : Source{nullptr, 0});
   }
   for (size_t c = 0; c < tables.numCols(); ++c) {
-    bool seen = true;
-    for (auto [t, term] : llvm::enumerate(terms)) {
-      if (term.cond && (condSources[t].read(c).i != 0) == term.keepIfTrue)
-        continue;
-      double value = valueSources[t].read(c).f;
-      // -inf, or at most half the lowest finite value of the term's types:
-      // hidden.
-      if (value <= hiding[t]) {
-        seen = false;
-        continue;
-      }
-      if (term.cond || value != 0.0) {
-        why = llvm::formatv("the mask value at (query {0}, key {1}) is {2}, "
-                            "neither 0 nor -inf (or at most half the "
-                            "lowest finite value)",
-                            row, tables.cols.representative[c], value);
-        return failure();
-      }
-    }
-    visible[c] = seen;
+    FailureOr<bool> seen = keySeen(
+        terms, hiding, [&](size_t t) { return valueSources[t].read(c).f; },
+        [&](size_t t) { return condSources[t].read(c).i; }, row,
+        tables.cols.representative[c], why);
+    if (failed(seen))
+      return failure();
+    visible[c] = *seen;
   }
   return success();
 }
@@ -1372,9 +1466,392 @@ static FailureOr<KeyRange> contiguousRange(ArrayRef<char> visible,
   return KeyRange{lo, hi};
 }
 
+//===----------------------------------------------------------------------===//
+// Bounds over a tile of keys
+//===----------------------------------------------------------------------===//
+
+MaskEvaluator::Interval MaskEvaluator::bound(unsigned n,
+                                             ArrayRef<Interval> args) {
+  const Node &node = nodes[n];
+  Interval unknown;
+  for (const Interval &arg : args)
+    if (!arg.known)
+      return unknown;
+  // Operands that are each one value: the node's own value, exactly.
+  bool allPoints = llvm::all_of(llvm::enumerate(args), [&](auto arg) {
+    return arg.value().isPoint(nodes[node.operands[arg.index()]].type);
+  });
+  if (allPoints) {
+    SmallVector<Scalar, 3> values;
+    for (const Interval &arg : args)
+      values.push_back(arg.pointValue());
+    std::string ignored;
+    FailureOr<Scalar> value = apply(n, values, ignored);
+    return succeeded(value) ? Interval::point(*value, node.type) : unknown;
+  }
+  Type type = node.type;
+  switch (node.kind) {
+  case Kind::Div:
+    if (node.c > 0)
+      return Interval::ints(llvm::divideFloorSigned(args[0].lo, node.c),
+                            llvm::divideFloorSigned(args[0].hi, node.c));
+    return unknown;
+  case Kind::Rem: {
+    if (node.c <= 0)
+      return unknown;
+    int64_t q = llvm::divideFloorSigned(args[0].lo, node.c);
+    if (q != llvm::divideFloorSigned(args[0].hi, node.c))
+      return Interval::ints(0, node.c - 1);
+    return Interval::ints(args[0].lo - q * node.c, args[0].hi - q * node.c);
+  }
+  case Kind::Linear: {
+    __int128 lo = node.c, hi = node.c;
+    for (auto [arg, coeff] : llvm::zip(args, node.coeffs)) {
+      __int128 a = __int128(arg.lo) * coeff, b = __int128(arg.hi) * coeff;
+      lo += std::min(a, b);
+      hi += std::max(a, b);
+    }
+    return Interval::fitted(lo, hi, IndexType::get(context));
+  }
+  case Kind::Op:
+    break;
+  default:
+    return unknown;
+  }
+  auto truth = [](bool always, bool never) {
+    return always  ? Interval::ints(-1, -1)
+           : never ? Interval::ints(0, 0)
+                   : Interval::ints(-1, 0);
+  };
+  // [lo, hi] read as unsigned numbers of `t`'s width, where that is one
+  // interval (no wrap between them).
+  auto asUnsignedRange =
+      [](const Interval &x,
+         Type t) -> std::optional<std::pair<uint64_t, uint64_t>> {
+    if ((x.lo < 0) != (x.hi < 0))
+      return std::nullopt;
+    return std::make_pair(asUnsigned(x.lo, t), asUnsigned(x.hi, t));
+  };
+  const Interval *a = args.data();
+  switch (node.native) {
+  case Native::AddI:
+    return Interval::fitted(__int128(a[0].lo) + a[1].lo,
+                            __int128(a[0].hi) + a[1].hi, type);
+  case Native::SubI:
+    return Interval::fitted(__int128(a[0].lo) - a[1].hi,
+                            __int128(a[0].hi) - a[1].lo, type);
+  case Native::MulI: {
+    __int128 p[] = {__int128(a[0].lo) * a[1].lo, __int128(a[0].lo) * a[1].hi,
+                    __int128(a[0].hi) * a[1].lo, __int128(a[0].hi) * a[1].hi};
+    return Interval::fitted(*std::min_element(p, p + 4),
+                            *std::max_element(p, p + 4), type);
+  }
+  case Native::MinSI:
+    return Interval::ints(std::min(a[0].lo, a[1].lo),
+                          std::min(a[0].hi, a[1].hi));
+  case Native::MaxSI:
+    return Interval::ints(std::max(a[0].lo, a[1].lo),
+                          std::max(a[0].hi, a[1].hi));
+  case Native::AndI:
+  case Native::OrI:
+  case Native::XOrI: {
+    if (widthOf(type) != 1)
+      return unknown;
+    // i1: true is -1; [-1, 0] is either.
+    bool t0 = a[0].lo == -1 && a[0].hi == -1, f0 = a[0].lo == 0 && a[0].hi == 0;
+    bool t1 = a[1].lo == -1 && a[1].hi == -1, f1 = a[1].lo == 0 && a[1].hi == 0;
+    if (node.native == Native::AndI)
+      return truth(t0 && t1, f0 || f1);
+    if (node.native == Native::OrI)
+      return truth(t0 || t1, f0 && f1);
+    return Interval::ints(-1, 0);
+  }
+  case Native::DivSI:
+  case Native::FloorDivSI: {
+    if (!a[1].isPoint(type) || a[1].lo <= 0)
+      return unknown;
+    int64_t c = a[1].lo;
+    if (node.native == Native::DivSI)
+      return Interval::ints(a[0].lo / c, a[0].hi / c);
+    return Interval::ints(llvm::divideFloorSigned(a[0].lo, c),
+                          llvm::divideFloorSigned(a[0].hi, c));
+  }
+  case Native::RemSI: {
+    if (!a[1].isPoint(type) || a[1].lo <= 0 || a[0].lo < 0)
+      return unknown;
+    int64_t c = a[1].lo;
+    if (a[0].lo / c != a[0].hi / c)
+      return Interval::ints(0, c - 1);
+    return Interval::ints(a[0].lo % c, a[0].hi % c);
+  }
+  case Native::CmpI: {
+    using P = arith::CmpIPredicate;
+    P p = cast<arith::CmpIOp>(node.op).getPredicate();
+    Type operandType = node.op->getOperand(0).getType();
+    int64_t lo0 = a[0].lo, hi0 = a[0].hi, lo1 = a[1].lo, hi1 = a[1].hi;
+    if (p == P::ult || p == P::ule || p == P::ugt || p == P::uge) {
+      auto u0 = asUnsignedRange(a[0], operandType);
+      auto u1 = asUnsignedRange(a[1], operandType);
+      if (!u0 || !u1)
+        return unknown;
+      auto cmp = [&](bool strict, uint64_t l0, uint64_t h0, uint64_t l1,
+                     uint64_t h1) {
+        // x < y (strict) or x <= y over the ranges.
+        return strict ? truth(h0 < l1, l0 >= h1) : truth(h0 <= l1, l0 > h1);
+      };
+      auto [l0, h0] = *u0;
+      auto [l1, h1] = *u1;
+      switch (p) {
+      case P::ult:
+        return cmp(true, l0, h0, l1, h1);
+      case P::ule:
+        return cmp(false, l0, h0, l1, h1);
+      case P::ugt:
+        return cmp(true, l1, h1, l0, h0);
+      default:
+        return cmp(false, l1, h1, l0, h0);
+      }
+    }
+    switch (p) {
+    case P::eq:
+      return truth(false, hi0 < lo1 || hi1 < lo0);
+    case P::ne:
+      return truth(hi0 < lo1 || hi1 < lo0, false);
+    case P::slt:
+      return truth(hi0 < lo1, lo0 >= hi1);
+    case P::sle:
+      return truth(hi0 <= lo1, lo0 > hi1);
+    case P::sgt:
+      return truth(lo0 > hi1, hi0 <= lo1);
+    case P::sge:
+      return truth(lo0 >= hi1, hi0 < lo1);
+    default:
+      return unknown;
+    }
+  }
+  case Native::SExt:
+    // sign extension keeps the value; truncation keeps it where it fits.
+    return Interval::fitted(a[0].lo, a[0].hi, type);
+  case Native::ZExt: {
+    auto u = asUnsignedRange(a[0], node.op->getOperand(0).getType());
+    if (!u || u->second > uint64_t(INT64_MAX))
+      return unknown;
+    return Interval::fitted(u->first, u->second, type);
+  }
+  case Native::SIToFP:
+    return Interval::floats(roundTo(static_cast<double>(a[0].lo), type),
+                            roundTo(static_cast<double>(a[0].hi), type));
+  case Native::UIToFP: {
+    auto u = asUnsignedRange(a[0], node.op->getOperand(0).getType());
+    if (!u)
+      return unknown;
+    return Interval::floats(roundTo(static_cast<double>(u->first), type),
+                            roundTo(static_cast<double>(u->second), type));
+  }
+  case Native::CastF:
+    return Interval::floats(roundTo(a[0].flo, type), roundTo(a[0].fhi, type));
+  case Native::Select: {
+    bool isTrue = a[0].lo == -1 && a[0].hi == -1;
+    bool isFalse = a[0].lo == 0 && a[0].hi == 0;
+    if (isTrue)
+      return a[1];
+    if (isFalse)
+      return a[2];
+    if (isa<FloatType>(type))
+      return Interval::floats(std::min(a[1].flo, a[2].flo),
+                              std::max(a[1].fhi, a[2].fhi));
+    return Interval::ints(std::min(a[1].lo, a[2].lo),
+                          std::max(a[1].hi, a[2].hi));
+  }
+  case Native::NegF:
+    return Interval::floats(-a[0].fhi, -a[0].flo);
+  case Native::MaximumF:
+  case Native::MaxNumF:
+    return Interval::floats(std::max(a[0].flo, a[1].flo),
+                            std::max(a[0].fhi, a[1].fhi));
+  case Native::MinimumF:
+  case Native::MinNumF:
+    return Interval::floats(std::min(a[0].flo, a[1].flo),
+                            std::min(a[0].fhi, a[1].fhi));
+  case Native::AddF:
+  case Native::SubF: {
+    // Rounding is monotone; infinite bounds could meet as inf - inf.
+    for (int k = 0; k < 2; ++k)
+      if (!std::isfinite(a[k].flo) || !std::isfinite(a[k].fhi))
+        return unknown;
+    if (node.native == Native::AddF)
+      return Interval::floats(roundTo(a[0].flo + a[1].flo, type),
+                              roundTo(a[0].fhi + a[1].fhi, type));
+    return Interval::floats(roundTo(a[0].flo - a[1].fhi, type),
+                            roundTo(a[0].fhi - a[1].flo, type));
+  }
+  case Native::CmpF: {
+    using P = arith::CmpFPredicate;
+    // No NaN in bounds: ordered and unordered predicates agree.
+    double lo0 = a[0].flo, hi0 = a[0].fhi, lo1 = a[1].flo, hi1 = a[1].fhi;
+    switch (cast<arith::CmpFOp>(node.op).getPredicate()) {
+    case P::OLT:
+    case P::ULT:
+      return truth(hi0 < lo1, lo0 >= hi1);
+    case P::OLE:
+    case P::ULE:
+      return truth(hi0 <= lo1, lo0 > hi1);
+    case P::OGT:
+    case P::UGT:
+      return truth(lo0 > hi1, hi0 <= lo1);
+    case P::OGE:
+    case P::UGE:
+      return truth(lo0 >= hi1, hi0 < lo1);
+    case P::OEQ:
+    case P::UEQ:
+      return truth(false, hi0 < lo1 || hi1 < lo0);
+    case P::ONE:
+    case P::UNE:
+      return truth(hi0 < lo1 || hi1 < lo0, false);
+    default:
+      return unknown;
+    }
+  }
+  default:
+    return unknown;
+  }
+}
+
+FailureOr<KeyRange> MaskEvaluator::rowRangeByTiles(
+    ArrayRef<MaskTermNodes> terms, const MaskTables &tables, int64_t row,
+    int64_t tile, int64_t levels, int64_t &evaluations, std::string &why) {
+  int64_t nk = tables.nk;
+  SmallVector<double, 2> hiding = hidingValues(terms);
+  std::vector<Interval> bounds(tables.both.size());
+  std::vector<Scalar> values(tables.both.size());
+  auto boundOf = [&](unsigned m, int64_t level, int64_t block) -> Interval {
+    switch (nodes[m].deps) {
+    case 0:
+      return Interval::point(tables.constant.find(m)->second, nodes[m].type);
+    case kRow:
+      return Interval::point(tables.perRow.find(m)->second[row], nodes[m].type);
+    case kCol:
+      return tables.colTiles.find(m)->second[level][block];
+    default:
+      return bounds[tables.slot.find(m)->second];
+    }
+  };
+  auto valueOf = [&](unsigned m, int64_t key) -> Scalar {
+    switch (nodes[m].deps) {
+    case 0:
+      return tables.constant.find(m)->second;
+    case kRow:
+      return tables.perRow.find(m)->second[row];
+    case kCol:
+      return tables.perCol.find(m)->second[key];
+    default:
+      return values[tables.slot.find(m)->second];
+    }
+  };
+  // The row's range as keys are decided in order: lo once a key is seen,
+  // hi once one after it is not.
+  int64_t lo = -1, hi = -1;
+  auto take = [&](int64_t first, bool seen) -> LogicalResult {
+    if (!seen) {
+      if (lo >= 0 && hi < 0)
+        hi = first;
+      return success();
+    }
+    if (hi >= 0) {
+      why = llvm::formatv("query row {0} sees keys [{1}, {2}) and key {3}: "
+                          "not one contiguous range",
+                          row, lo, hi, first);
+      return failure();
+    }
+    if (lo < 0)
+      lo = first;
+    return success();
+  };
+  enum Decision { Kept, Hidden, Undecided };
+  // Whether the bounds decide every key of block `block` of `level` alike.
+  auto decide = [&](int64_t level, int64_t block) -> Decision {
+    ++evaluations;
+    for (auto [k, n] : llvm::enumerate(tables.both)) {
+      SmallVector<Interval, 3> args;
+      for (unsigned operand : nodes[n].operands)
+        args.push_back(boundOf(operand, level, block));
+      bounds[k] = bound(n, args);
+    }
+    Decision decision = Kept;
+    for (auto [k, term] : llvm::enumerate(terms)) {
+      if (term.cond) {
+        Interval cond = boundOf(*term.cond, level, block);
+        if (!cond.known || cond.lo != cond.hi)
+          return Undecided;
+        if ((cond.lo != 0) == term.keepIfTrue)
+          continue;
+      }
+      Interval value = boundOf(term.value, level, block);
+      if (value.known && value.fhi <= hiding[k])
+        decision = Hidden;
+      else if (term.cond || !value.known || value.flo != 0.0 ||
+               value.fhi != 0.0)
+        return Undecided;
+    }
+    return decision;
+  };
+  // Keys [first, last) one by one.
+  auto keyByKey = [&](int64_t first, int64_t last) -> LogicalResult {
+    evaluations += last - first;
+    for (int64_t key = first; key < last; ++key) {
+      for (auto [k, n] : llvm::enumerate(tables.both)) {
+        SmallVector<Scalar, 3> args;
+        for (unsigned operand : nodes[n].operands)
+          args.push_back(valueOf(operand, key));
+        FailureOr<Scalar> value = apply(n, args, why);
+        if (failed(value)) {
+          why += llvm::formatv(" (at query {0}, key {1})", row, key);
+          return failure();
+        }
+        values[k] = *value;
+      }
+      FailureOr<bool> seen = keySeen(
+          terms, hiding,
+          [&](size_t k) { return valueOf(terms[k].value, key).f; },
+          [&](size_t k) { return valueOf(*terms[k].cond, key).i; }, row, key,
+          why);
+      if (failed(seen) || failed(take(key, *seen)))
+        return failure();
+    }
+    return success();
+  };
+  // Block `block` of `level`: decided whole, or split in two, down to
+  // single tiles that are evaluated key by key.
+  std::function<LogicalResult(int64_t, int64_t)> visit =
+      [&](int64_t level, int64_t block) -> LogicalResult {
+    int64_t first = (tile << level) * block;
+    if (first >= nk)
+      return success();
+    int64_t last = std::min(first + (tile << level), nk);
+    Decision decision = decide(level, block);
+    if (decision != Undecided)
+      return take(first, decision == Kept);
+    if (level == 0)
+      return keyByKey(first, last);
+    if (failed(visit(level - 1, 2 * block)))
+      return failure();
+    return visit(level - 1, 2 * block + 1);
+  };
+  int64_t top = levels - 1;
+  for (int64_t block = 0; (tile << top) * block < nk; ++block)
+    if (failed(visit(top, block)))
+      return failure();
+  if (lo < 0) {
+    why = llvm::formatv("query row {0} sees no key", row);
+    return failure();
+  }
+  return KeyRange{lo, hi < 0 ? nk : hi};
+}
+
 FailureOr<const MaskRows *>
 MaskEvaluator::evaluateMask(ArrayRef<MaskTermNodes> terms, int64_t nq,
-                            int64_t nk, std::string &why) {
+                            int64_t nk, int64_t tile, int64_t maxPairs,
+                            std::string &why) {
   std::vector<int64_t> memoKey = maskMemoKey(terms, nq, nk);
   if (auto it = maskMemo.find(memoKey); it != maskMemo.end())
     return it->second.get();
@@ -1392,10 +1869,64 @@ MaskEvaluator::evaluateMask(ArrayRef<MaskTermNodes> terms, int64_t nq,
     return failure();
   classifyPositions(roots, tables);
 
-  // Only the nodes of both are evaluated per row class, over the column
-  // classes.
   auto masks = std::make_unique<MaskRows>();
   masks->rowClass = tables.rows.classOf;
+  int64_t rowClasses = tables.rows.representative.size();
+  if (tile > 0 && static_cast<int64_t>(tables.numCols()) > 4 * tile) {
+    // Many column classes: each row's keys a tile at a time, the
+    // column-only values bounded over each tile once.
+    int64_t levels = 1;
+    while ((tile << levels) <= std::max<int64_t>(1024, tile) &&
+           (tile << levels) <= nk)
+      ++levels;
+    for (auto &[n, values] : tables.perCol) {
+      std::vector<std::vector<Interval>> &pyramid = tables.colTiles[n];
+      Type type = nodes[n].type;
+      std::vector<Interval> base;
+      for (int64_t first = 0; first < nk; first += tile) {
+        Interval b = Interval::point(values[first], type);
+        for (int64_t key = first + 1;
+             b.known && key < std::min(first + tile, nk); ++key)
+          b = Interval::hull(b, Interval::point(values[key], type));
+        base.push_back(b);
+      }
+      pyramid.push_back(std::move(base));
+      for (int64_t l = 1; l < levels; ++l) {
+        const std::vector<Interval> &below = pyramid.back();
+        std::vector<Interval> level;
+        for (size_t b = 0; b < below.size(); b += 2)
+          level.push_back(b + 1 < below.size()
+                              ? Interval::hull(below[b], below[b + 1])
+                              : below[b]);
+        pyramid.push_back(std::move(level));
+      }
+    }
+    int64_t evaluations = 0;
+    for (int64_t row : tables.rows.representative) {
+      FailureOr<KeyRange> range =
+          rowRangeByTiles(terms, tables, row, tile, levels, evaluations, why);
+      if (failed(range))
+        return failure();
+      if (evaluations > maxPairs) {
+        why = llvm::formatv("the mask takes more than max-mask-pairs={0} "
+                            "evaluations ({1} rows of {2} keys)",
+                            maxPairs, rowClasses, nk);
+        return failure();
+      }
+      masks->ranges.push_back(*range);
+    }
+    auto [it, inserted] = maskMemo.try_emplace(memoKey, std::move(masks));
+    return it->second.get();
+  }
+  if (rowClasses * static_cast<int64_t>(tables.numCols()) > maxPairs) {
+    why = llvm::formatv("the mask takes more than max-mask-pairs={0} "
+                        "evaluations ({1} rows of {2} key classes)",
+                        maxPairs, rowClasses, tables.numCols());
+    return failure();
+  }
+
+  // Only the nodes of both are evaluated per row class, over the column
+  // classes.
   std::vector<char> visible(tables.numCols());
   for (int64_t row : tables.rows.representative) {
     if (failed(evaluateGrid(tables, row, why)) ||

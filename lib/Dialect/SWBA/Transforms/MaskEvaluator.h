@@ -13,9 +13,14 @@
 // evaluated once per row, those on j alone once per column; rows (columns)
 // on which every such node feeding the rest agrees form one class, and the
 // nodes that depend on both are evaluated once per pair of classes. A
-// frame-level mask costs O((Nq + Nk) * frames) this way; a token-level one
-// O(Nq * Nk). Nodes are hash-consed on their semantics and results
-// memoized, so the same mask in many layers is evaluated once.
+// frame-level mask costs O((Nq + Nk) * frames) this way. Where there are
+// many column classes (a token-level mask), a row takes its keys a tile of
+// `tile` consecutive keys at a time: the nodes of both are bounded over the
+// tile by interval arithmetic (each column-only value by its minimum and
+// maximum there), and only a tile whose keys the bounds do not decide alike
+// is evaluated key by key: about O(Nq * (Nk / tile + tile)) for a band.
+// Nodes are hash-consed on their semantics and results memoized, so the
+// same mask in many layers is evaluated once.
 //
 //===----------------------------------------------------------------------===//
 
@@ -71,11 +76,13 @@ public:
   /// The value of a node that depends on no position (the scale).
   FailureOr<double> evaluateConstant(unsigned node, std::string &why);
 
-  /// Evaluates the terms on every (query, key) pair of an nq x nk mask. On
-  /// failure `why` names the op, value or row at fault.
+  /// Evaluates the terms on every (query, key) pair of an nq x nk mask,
+  /// keys a tile of `tile` at a time where that pays (0: key by key). It
+  /// fails where more than `maxPairs` pairs would be evaluated one by one.
+  /// On failure `why` names the op, value or row at fault.
   FailureOr<const MaskRows *> evaluateMask(ArrayRef<MaskTermNodes> terms,
-                                           int64_t nq, int64_t nk,
-                                           std::string &why);
+                                           int64_t nq, int64_t nk, int64_t tile,
+                                           int64_t maxPairs, std::string &why);
 
   /// Whether the node depends on the query row, the key or the batch.
   bool dependsOnPosition(unsigned node) const;
@@ -137,6 +144,16 @@ private:
   LogicalResult markVisible(ArrayRef<MaskTermNodes> terms,
                             const MaskTables &tables, int64_t row,
                             std::vector<char> &visible, std::string &why);
+  struct Interval;
+  /// Bounds of node `n` over a set of pairs, from its operands' bounds.
+  Interval bound(unsigned n, ArrayRef<Interval> operands);
+  /// The keys row `row` sees, blocks of keys at a time (`levels` sizes:
+  /// `tile` keys doubled); adds the blocks bounded and the keys evaluated
+  /// one by one to `evaluations`.
+  FailureOr<KeyRange> rowRangeByTiles(ArrayRef<MaskTermNodes> terms,
+                                      const MaskTables &tables, int64_t row,
+                                      int64_t tile, int64_t levels,
+                                      int64_t &evaluations, std::string &why);
 
   MLIRContext *context;
   std::vector<Node> nodes;

@@ -73,6 +73,12 @@ struct MaskTerm {
   bool keepIfTrue = true;
 };
 
+/// How much evaluation a mask may take (see --raise-swba's options).
+struct MaskBudget {
+  int64_t maxPairs;
+  int64_t tile;
+};
+
 /// The loops of a contraction `out[batch..., row, col] += a * b`.
 struct ContractionLoops {
   SmallVector<unsigned> batch;
@@ -525,7 +531,8 @@ static FailureOr<Expr *> decomposeLogits(Expr *x, double &scale,
 /// Evaluates the mask terms on all pairs: the keys each query row sees.
 static FailureOr<SmallVector<KeyRange>>
 evaluateVisibility(ArrayRef<MaskTerm> masks, int64_t nq, int64_t nk,
-                   MaskEvaluator &evaluator, std::string &why) {
+                   const MaskBudget &budget, MaskEvaluator &evaluator,
+                   std::string &why) {
   SmallVector<MaskTermNodes> terms;
   for (const MaskTerm &term : masks) {
     MaskTermNodes nodes;
@@ -544,7 +551,7 @@ evaluateVisibility(ArrayRef<MaskTerm> masks, int64_t nq, int64_t nk,
     terms.push_back(std::move(nodes));
   }
   FailureOr<const MaskRows *> rows =
-      evaluator.evaluateMask(terms, nq, nk, why);
+      evaluator.evaluateMask(terms, nq, nk, budget.tile, budget.maxPairs, why);
   if (failed(rows))
     return failure();
   SmallVector<KeyRange> ranges;
@@ -643,8 +650,9 @@ static FailureOr<Access> probabilitiesAccess(linalg::LinalgOp pv,
 /// Proves the mask terms a sliding window block mask over the Q.K^T
 /// scores and stores its parameters in `match`.
 static LogicalResult proveMask(linalg::LinalgOp qk, ArrayRef<MaskTerm> masks,
-                               int64_t maxMaskPairs, MaskEvaluator &evaluator,
-                               AttentionMatch &match, std::string &why) {
+                               const MaskBudget &budget,
+                               MaskEvaluator &evaluator, AttentionMatch &match,
+                               std::string &why) {
   auto scoresType = cast<RankedTensorType>(qk->getResult(0).getType());
   int64_t rank = scoresType.getRank();
   int64_t nq = scoresType.getDimSize(rank - 2);
@@ -653,14 +661,8 @@ static LogicalResult proveMask(linalg::LinalgOp qk, ArrayRef<MaskTerm> masks,
     why = "the scores need a static shape to prove the mask";
     return failure();
   }
-  if (nq * nk > maxMaskPairs) {
-    why = llvm::formatv("the mask has {0} pairs, more than max-mask-pairs={1}",
-                        nq * nk, maxMaskPairs);
-    return failure();
-  }
-
   FailureOr<SmallVector<KeyRange>> visible =
-      evaluateVisibility(masks, nq, nk, evaluator, why);
+      evaluateVisibility(masks, nq, nk, budget, evaluator, why);
   if (failed(visible))
     return failure();
   FailureOr<SWBAMaskParams> params = inferSWBAMask(*visible, nq, nk, why);
@@ -752,7 +754,7 @@ static LogicalResult checkScaleAndResult(linalg::LinalgOp pv,
 enum class MatchStage { Contraction, Probabilities, Logits };
 
 static FailureOr<AttentionMatch>
-matchAttention(linalg::LinalgOp pv, bool transposed, int64_t maxMaskPairs,
+matchAttention(linalg::LinalgOp pv, bool transposed, const MaskBudget &budget,
                MaskEvaluator &evaluator, std::string &why, MatchStage &stage) {
   stage = MatchStage::Contraction;
   FailureOr<PVContraction> contraction =
@@ -789,7 +791,7 @@ matchAttention(linalg::LinalgOp pv, bool transposed, int64_t maxMaskPairs,
     why = "the Q.K^T contraction does not accumulate into zeros";
     return failure();
   }
-  if (failed(proveMask(qk, masks, maxMaskPairs, evaluator, match, why)) ||
+  if (failed(proveMask(qk, masks, budget, evaluator, match, why)) ||
       failed(planQKV(qk, pv, *contraction, match, why)) ||
       failed(checkScaleAndResult(pv, match, why)))
     return failure();
@@ -1040,9 +1042,9 @@ static bool readsSoftmaxLike(linalg::LinalgOp op) {
 namespace {
 struct RaiseMaskedAttentionPattern
     : public OpInterfaceRewritePattern<linalg::LinalgOp> {
-  RaiseMaskedAttentionPattern(MLIRContext *context, int64_t maxMaskPairs,
+  RaiseMaskedAttentionPattern(MLIRContext *context, MaskBudget budget,
                               bool emitRemarks)
-      : OpInterfaceRewritePattern(context), maxMaskPairs(maxMaskPairs),
+      : OpInterfaceRewritePattern(context), budget(budget),
         emitRemarks(emitRemarks),
         evaluator(std::make_unique<MaskEvaluator>(context)) {}
 
@@ -1054,13 +1056,13 @@ struct RaiseMaskedAttentionPattern
     evaluator->clearIRCache();
     MatchStage stage, stageTransposed;
     FailureOr<AttentionMatch> match = matchAttention(
-        op, /*transposed=*/false, maxMaskPairs, *evaluator, why, stage);
+        op, /*transposed=*/false, budget, *evaluator, why, stage);
     if (failed(match) && stage != MatchStage::Logits) {
       // Read as O^T = V^T P^T (as jax.nn.dot_product_attention computes
       // it). The remark gives the reason of the reading that got further,
       // or both where they got as far.
       std::string whyTransposed;
-      match = matchAttention(op, /*transposed=*/true, maxMaskPairs, *evaluator,
+      match = matchAttention(op, /*transposed=*/true, budget, *evaluator,
                              whyTransposed, stageTransposed);
       if (stageTransposed > stage)
         why = whyTransposed;
@@ -1080,7 +1082,7 @@ struct RaiseMaskedAttentionPattern
     return success();
   }
 
-  int64_t maxMaskPairs;
+  MaskBudget budget;
   bool emitRemarks;
   /// Shared by the candidates so that a mask repeated in many layers is
   /// evaluated once.
@@ -1092,16 +1094,18 @@ struct RaiseSWBAPass : public swba::impl::RaiseSWBABase<RaiseSWBAPass> {
 
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    patterns.add<RaiseMaskedAttentionPattern>(&getContext(), maxMaskPairs,
-                                              /*emitRemarks=*/true);
+    patterns.add<RaiseMaskedAttentionPattern>(
+        &getContext(), MaskBudget{maxMaskPairs, maskTile},
+        /*emitRemarks=*/true);
     walkAndApplyPatterns(getOperation(), std::move(patterns));
   }
 };
 } // namespace
 
 void mlir::swba::populateRaiseSWBAPatterns(RewritePatternSet &patterns,
-                                           int64_t maxMaskPairs) {
+                                           int64_t maxMaskPairs,
+                                           int64_t maskTile) {
   patterns.add<RaiseMaskedAttentionPattern>(patterns.getContext(),
-                                            maxMaskPairs,
+                                            MaskBudget{maxMaskPairs, maskTile},
                                             /*emitRemarks=*/false);
 }

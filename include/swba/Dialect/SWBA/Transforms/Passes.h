@@ -20,10 +20,12 @@ namespace swba {
 #include "swba/Dialect/SWBA/Transforms/Passes.h.inc"
 
 /// Adds the pattern that raises a proven masked attention (rooted at its
-/// second contraction) to `swba.attention`. Masks are evaluated on at most
-/// `maxMaskPairs` (query, key) pairs.
+/// second contraction) to `swba.attention`. A mask is evaluated with at most
+/// `maxMaskPairs` evaluations (pairs one by one, or tiles of `maskTile`
+/// keys bounded at once; see --raise-swba).
 void populateRaiseSWBAPatterns(RewritePatternSet &patterns,
-                               int64_t maxMaskPairs = 1 << 24);
+                               int64_t maxMaskPairs = 1 << 24,
+                               int64_t maskTile = 64);
 
 #define GEN_PASS_REGISTRATION
 #include "swba/Dialect/SWBA/Transforms/Passes.h.inc"

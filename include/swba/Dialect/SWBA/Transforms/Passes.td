@@ -73,8 +73,13 @@ def RaiseSWBA : Pass<"raise-swba"> {
   let options = [
     Option<"maxMaskPairs", "max-mask-pairs", "int64_t",
            /*default=*/"16777216",
-           "Largest number of (query, key) pairs whose mask is evaluated; "
-           "bigger candidates are left alone with a remark.">,
+           "Most evaluations of a mask: (query, key) pairs evaluated one by "
+           "one, plus tiles of keys bounded at once; candidates that need "
+           "more are left alone with a remark.">,
+    Option<"maskTile", "mask-tile", "int64_t", /*default=*/"64",
+           "Keys a tile when a row's keys are decided a tile at a time by "
+           "interval bounds (masks with many distinct keys); 0: every pair "
+           "one by one.">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
