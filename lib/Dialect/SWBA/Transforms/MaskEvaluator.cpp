@@ -57,6 +57,8 @@ enum class Native : uint8_t {
   MaxSI,
   DivSI,
   FloorDivSI,
+  DivUI,
+  RemUI,
   RemSI,
   CmpI,
   SExt,
@@ -254,6 +256,8 @@ static Native classify(Operation *op) {
       .Case([](arith::MaxSIOp) { return Native::MaxSI; })
       .Case([](arith::DivSIOp) { return Native::DivSI; })
       .Case([](arith::FloorDivSIOp) { return Native::FloorDivSI; })
+      .Case([](arith::DivUIOp) { return Native::DivUI; })
+      .Case([](arith::RemUIOp) { return Native::RemUI; })
       .Case([](arith::RemSIOp) { return Native::RemSI; })
       .Case([](arith::CmpIOp) { return Native::CmpI; })
       .Case<arith::ExtSIOp, arith::TruncIOp, arith::IndexCastOp>(
@@ -919,6 +923,16 @@ std::optional<Scalar> MaskEvaluator::applyNative(const Node &node,
     if (node.native == Native::RemSI)
       return i(a[0].i % a[1].i);
     return i(llvm::divideFloorSigned(a[0].i, a[1].i));
+  case Native::DivUI:
+  case Native::RemUI: {
+    Type operandType = op->getOperand(0).getType();
+    uint64_t x = asUnsigned(a[0].i, operandType);
+    uint64_t y = asUnsigned(a[1].i, operandType);
+    if (y == 0)
+      break; // the folder decides (it refuses)
+    return i(
+        static_cast<int64_t>(node.native == Native::DivUI ? x / y : x % y));
+  }
   case Native::CmpI: {
     Type operandType = op->getOperand(0).getType();
     return truth(compareInt(cast<arith::CmpIOp>(op).getPredicate(), a[0].i,
@@ -1580,6 +1594,19 @@ MaskEvaluator::Interval MaskEvaluator::bound(unsigned n,
     if (!a[1].isPoint(type) || a[1].lo <= 0 || a[0].lo < 0)
       return unknown;
     int64_t c = a[1].lo;
+    if (a[0].lo / c != a[0].hi / c)
+      return Interval::ints(0, c - 1);
+    return Interval::ints(a[0].lo % c, a[0].hi % c);
+  }
+  case Native::DivUI:
+  case Native::RemUI: {
+    // Non-negative operands read the same unsigned; a positive constant
+    // divisor keeps the quotient monotone.
+    if (!a[1].isPoint(type) || a[1].lo <= 0 || a[0].lo < 0)
+      return unknown;
+    int64_t c = a[1].lo;
+    if (node.native == Native::DivUI)
+      return Interval::ints(a[0].lo / c, a[0].hi / c);
     if (a[0].lo / c != a[0].hi / c)
       return Interval::ints(0, c - 1);
     return Interval::ints(a[0].lo % c, a[0].hi % c);
