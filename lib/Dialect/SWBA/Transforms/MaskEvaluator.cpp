@@ -1428,11 +1428,11 @@ static SmallVector<double, 2> hidingValues(ArrayRef<MaskTermNodes> terms) {
 }
 
 LogicalResult MaskEvaluator::markVisible(ArrayRef<MaskTermNodes> terms,
+                                         ArrayRef<double> hiding,
                                          const MaskTables &tables, int64_t row,
                                          std::vector<char> &visible,
                                          std::string &why) {
   SmallVector<Source, 2> valueSources, condSources;
-  SmallVector<double, 2> hiding = hidingValues(terms);
   for (const MaskTermNodes &term : terms) {
     if (!isa<FloatType>(nodes[term.value].type)) {
       why = "the mask is not a float";
@@ -1454,30 +1454,51 @@ LogicalResult MaskEvaluator::markVisible(ArrayRef<MaskTermNodes> terms,
   return success();
 }
 
+namespace {
+/// The keys one query row sees, which must be one contiguous range, as its
+/// keys are decided in order (one at a time or a run at once): `lo` once a
+/// key is seen, `hi` once one after it is not.
+struct RangeBuilder {
+  int64_t row;
+  int64_t lo = -1, hi = -1;
+
+  /// Keys from `first` on are seen (or not).
+  LogicalResult take(int64_t first, bool seen, std::string &why) {
+    if (!seen) {
+      if (lo >= 0 && hi < 0)
+        hi = first;
+      return success();
+    }
+    if (hi >= 0) {
+      why = llvm::formatv("query row {0} sees keys [{1}, {2}) and key {3}: "
+                          "not one contiguous range",
+                          row, lo, hi, first);
+      return failure();
+    }
+    if (lo < 0)
+      lo = first;
+    return success();
+  }
+  FailureOr<KeyRange> finish(int64_t nk, std::string &why) const {
+    if (lo < 0) {
+      why = llvm::formatv("query row {0} sees no key", row);
+      return failure();
+    }
+    return KeyRange{lo, hi < 0 ? nk : hi};
+  }
+};
+} // namespace
+
 /// The keys query `row` sees, which must be one contiguous range; `visible`
 /// is indexed by column class.
 static FailureOr<KeyRange> contiguousRange(ArrayRef<char> visible,
                                            const Classes &cols, int64_t nk,
                                            int64_t row, std::string &why) {
-  int64_t lo = 0;
-  while (lo < nk && !visible[cols.classOf[lo]])
-    ++lo;
-  if (lo == nk) {
-    why = llvm::formatv("query row {0} sees no key", row);
-    return failure();
-  }
-  int64_t hi = lo;
-  while (hi < nk && visible[cols.classOf[hi]])
-    ++hi;
-  for (int64_t j = hi; j < nk; ++j) {
-    if (visible[cols.classOf[j]]) {
-      why = llvm::formatv("query row {0} sees keys [{1}, {2}) and key {3}: "
-                          "not one contiguous range",
-                          row, lo, hi, j);
+  RangeBuilder range{row};
+  for (int64_t j = 0; j < nk; ++j)
+    if (failed(range.take(j, visible[cols.classOf[j]], why)))
       return failure();
-    }
-  }
-  return KeyRange{lo, hi};
+  return range.finish(nk, why);
 }
 
 //===----------------------------------------------------------------------===//
@@ -1745,10 +1766,10 @@ MaskEvaluator::Interval MaskEvaluator::bound(unsigned n,
 }
 
 FailureOr<KeyRange> MaskEvaluator::rowRangeByTiles(
-    ArrayRef<MaskTermNodes> terms, const MaskTables &tables, int64_t row,
-    int64_t tile, int64_t levels, int64_t &evaluations, std::string &why) {
+    ArrayRef<MaskTermNodes> terms, ArrayRef<double> hiding,
+    const MaskTables &tables, int64_t row, int64_t tile, int64_t levels,
+    int64_t &evaluations, std::string &why) {
   int64_t nk = tables.nk;
-  SmallVector<double, 2> hiding = hidingValues(terms);
   std::vector<Interval> bounds(tables.both.size());
   std::vector<Scalar> values(tables.both.size());
   auto boundOf = [&](unsigned m, int64_t level, int64_t block) -> Interval {
@@ -1775,25 +1796,7 @@ FailureOr<KeyRange> MaskEvaluator::rowRangeByTiles(
       return values[tables.slot.find(m)->second];
     }
   };
-  // The row's range as keys are decided in order: lo once a key is seen,
-  // hi once one after it is not.
-  int64_t lo = -1, hi = -1;
-  auto take = [&](int64_t first, bool seen) -> LogicalResult {
-    if (!seen) {
-      if (lo >= 0 && hi < 0)
-        hi = first;
-      return success();
-    }
-    if (hi >= 0) {
-      why = llvm::formatv("query row {0} sees keys [{1}, {2}) and key {3}: "
-                          "not one contiguous range",
-                          row, lo, hi, first);
-      return failure();
-    }
-    if (lo < 0)
-      lo = first;
-    return success();
-  };
+  RangeBuilder range{row};
   enum Decision { Kept, Hidden, Undecided };
   // Whether the bounds decide every key of block `block` of `level` alike.
   auto decide = [&](int64_t level, int64_t block) -> Decision {
@@ -1842,7 +1845,7 @@ FailureOr<KeyRange> MaskEvaluator::rowRangeByTiles(
           [&](size_t k) { return valueOf(terms[k].value, key).f; },
           [&](size_t k) { return valueOf(*terms[k].cond, key).i; }, row, key,
           why);
-      if (failed(seen) || failed(take(key, *seen)))
+      if (failed(seen) || failed(range.take(key, *seen, why)))
         return failure();
     }
     return success();
@@ -1857,7 +1860,7 @@ FailureOr<KeyRange> MaskEvaluator::rowRangeByTiles(
     int64_t last = std::min(first + (tile << level), nk);
     Decision decision = decide(level, block);
     if (decision != Undecided)
-      return take(first, decision == Kept);
+      return range.take(first, decision == Kept, why);
     if (level == 0)
       return keyByKey(first, last);
     if (failed(visit(level - 1, 2 * block)))
@@ -1868,11 +1871,7 @@ FailureOr<KeyRange> MaskEvaluator::rowRangeByTiles(
   for (int64_t block = 0; (tile << top) * block < nk; ++block)
     if (failed(visit(top, block)))
       return failure();
-  if (lo < 0) {
-    why = llvm::formatv("query row {0} sees no key", row);
-    return failure();
-  }
-  return KeyRange{lo, hi < 0 ? nk : hi};
+  return range.finish(nk, why);
 }
 
 FailureOr<const MaskRows *>
@@ -1898,6 +1897,7 @@ MaskEvaluator::evaluateMask(ArrayRef<MaskTermNodes> terms, int64_t nq,
 
   auto masks = std::make_unique<MaskRows>();
   masks->rowClass = tables.rows.classOf;
+  SmallVector<double, 2> hiding = hidingValues(terms);
   int64_t rowClasses = tables.rows.representative.size();
   if (tile > 0 && static_cast<int64_t>(tables.numCols()) > 4 * tile) {
     // Many column classes: each row's keys a tile at a time, the
@@ -1930,8 +1930,8 @@ MaskEvaluator::evaluateMask(ArrayRef<MaskTermNodes> terms, int64_t nq,
     }
     int64_t evaluations = 0;
     for (int64_t row : tables.rows.representative) {
-      FailureOr<KeyRange> range =
-          rowRangeByTiles(terms, tables, row, tile, levels, evaluations, why);
+      FailureOr<KeyRange> range = rowRangeByTiles(
+          terms, hiding, tables, row, tile, levels, evaluations, why);
       if (failed(range))
         return failure();
       if (evaluations > maxPairs) {
@@ -1957,7 +1957,7 @@ MaskEvaluator::evaluateMask(ArrayRef<MaskTermNodes> terms, int64_t nq,
   std::vector<char> visible(tables.numCols());
   for (int64_t row : tables.rows.representative) {
     if (failed(evaluateGrid(tables, row, why)) ||
-        failed(markVisible(terms, tables, row, visible, why)))
+        failed(markVisible(terms, hiding, tables, row, visible, why)))
       return failure();
     FailureOr<KeyRange> range =
         contiguousRange(visible, tables.cols, nk, row, why);

@@ -14,11 +14,12 @@
 // on which every such node feeding the rest agrees form one class, and the
 // nodes that depend on both are evaluated once per pair of classes. A
 // frame-level mask costs O((Nq + Nk) * frames) this way. Where there are
-// many column classes (a token-level mask), a row takes its keys a tile of
-// `tile` consecutive keys at a time: the nodes of both are bounded over the
-// tile by interval arithmetic (each column-only value by its minimum and
-// maximum there), and only a tile whose keys the bounds do not decide alike
-// is evaluated key by key: about O(Nq * (Nk / tile + tile)) for a band.
+// many column classes (a token-level mask), a row takes its keys a block at
+// a time (1024 keys, halved down to `tile` where undecided): the nodes of
+// both are bounded over the block by interval arithmetic (each column-only
+// value by its minimum and maximum there), and only a tile of keys that the
+// bounds do not decide alike is evaluated key by key: about
+// O(Nq * (Nk / 1024 + log(1024 / tile) + tile)) for a band.
 // Nodes are hash-consed on their semantics and results memoized, so the
 // same mask in many layers is evaluated once.
 //
@@ -77,8 +78,9 @@ public:
   FailureOr<double> evaluateConstant(unsigned node, std::string &why);
 
   /// Evaluates the terms on every (query, key) pair of an nq x nk mask,
-  /// keys a tile of `tile` at a time where that pays (0: key by key). It
-  /// fails where more than `maxPairs` pairs would be evaluated one by one.
+  /// keys a block at a time where that pays (`tile` the smallest block; 0:
+  /// key by key). It fails where that takes more than `maxPairs`
+  /// evaluations (blocks bounded plus pairs evaluated one by one).
   /// On failure `why` names the op, value or row at fault.
   FailureOr<const MaskRows *> evaluateMask(ArrayRef<MaskTermNodes> terms,
                                            int64_t nq, int64_t nk, int64_t tile,
@@ -142,8 +144,9 @@ private:
   LogicalResult evaluateGrid(MaskTables &tables, int64_t row,
                              std::string &why);
   LogicalResult markVisible(ArrayRef<MaskTermNodes> terms,
-                            const MaskTables &tables, int64_t row,
-                            std::vector<char> &visible, std::string &why);
+                            ArrayRef<double> hiding, const MaskTables &tables,
+                            int64_t row, std::vector<char> &visible,
+                            std::string &why);
   struct Interval;
   /// Bounds of node `n` over a set of pairs, from its operands' bounds.
   Interval bound(unsigned n, ArrayRef<Interval> operands);
@@ -151,6 +154,7 @@ private:
   /// `tile` keys doubled); adds the blocks bounded and the keys evaluated
   /// one by one to `evaluations`.
   FailureOr<KeyRange> rowRangeByTiles(ArrayRef<MaskTermNodes> terms,
+                                      ArrayRef<double> hiding,
                                       const MaskTables &tables, int64_t row,
                                       int64_t tile, int64_t levels,
                                       int64_t &evaluations, std::string &why);

@@ -749,10 +749,11 @@ static LogicalResult checkScaleAndResult(linalg::LinalgOp pv,
   return success();
 }
 
-/// Proves that `pv` computes SWBA and gathers what the rewrite needs.
 /// How far matchAttention got before it failed.
 enum class MatchStage { Contraction, Probabilities, Logits };
 
+/// Proves that `pv` (read as O^T = V^T P^T when `transposed`) computes SWBA
+/// and gathers what the rewrite needs; `stage` says how far it got.
 static FailureOr<AttentionMatch>
 matchAttention(linalg::LinalgOp pv, bool transposed, const MaskBudget &budget,
                MaskEvaluator &evaluator, std::string &why, MatchStage &stage) {
