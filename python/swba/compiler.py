@@ -68,9 +68,9 @@ class KernelConfig:
         if self.block_size > INT64_MAX or self.window > INT64_MAX:
             raise ValueError(f"block_size and window must be at most 2**63 - 1, got "
                              f"{self.block_size} and {self.window}")
-        if not F32_MIN_SUBNORMAL <= self.scale <= F32_MAX:  # also refuses NaN
-            raise ValueError(f"scale must be positive and finite in float32 (about 1.4e-45 "
-                             f"to 3.4e38), got {self.scale}")
+        problem = scale_problem(self.scale)
+        if problem:
+            raise ValueError(problem)
         if self.page_size < 0 or (self.page_size and not self.paged):
             raise ValueError(f"page_size must be >= 0, and 0 unless paged, got {self.page_size}")
 
@@ -119,7 +119,6 @@ class KernelConfig:
             f"  return\n}}\n")
 
 
-
 # block_size and window are int64 in the op's attributes; the scale is
 # float32 in the kernels: these bounds keep it positive and finite there
 # (smaller scales round to 0, larger ones to inf).
@@ -134,6 +133,16 @@ def default_scale(head_dim: int) -> float:
     if head_dim < 0:
         raise ValueError(f"head dims must be >= 0, got {head_dim}")
     return 1.0 / math.sqrt(head_dim) if head_dim else 1.0
+
+
+def scale_problem(scale: float) -> str | None:
+    """Why the kernels cannot apply `scale`: not positive and finite in
+    float32 (NaN included); None where they can."""
+    if F32_MIN_SUBNORMAL <= scale <= F32_MAX:
+        return None
+    return (f"scale must be positive and finite in float32, where the kernels apply it "
+            f"(about 1.4e-45 to 3.4e38), got {scale}")
+
 
 def loads_whole_tiles(kernel, cache: str) -> bool:
     """Whether a paged decode kernel loads `cache` by TMA boxes of a whole

@@ -27,11 +27,11 @@ the pieces ask for, to compile ahead of time for GPUs without swba-opt.
 
 from __future__ import annotations
 
-
 import torch
 import torch.distributed as dist
 
 from . import halo
+from .compiler import default_scale
 
 __all__ = ["attention", "reference_attention", "kernel_configs"]
 
@@ -284,7 +284,6 @@ def attention(q, k, v, block_size: int, window: int, group=None,
         raise TypeError(f"q, k, v must be {' or '.join(str(t) for t in allowed)} on "
                         f"{q.device.type}, got {q.dtype}")
     if scale is None:
-        from .compiler import default_scale
         scale = default_scale(d)
     return _DistributedAttention.apply(q, k, v, block_size, window, scale, group,
                                        shard_lengths)

@@ -30,6 +30,7 @@ from torch import Tensor
 from .compiler import F32_MAX as _F32_MAX
 from .compiler import F32_MIN_SUBNORMAL as _F32_MIN_SUBNORMAL
 from .compiler import INT64_MAX as _INT64_MAX
+from .compiler import default_scale, scale_problem
 
 __all__ = ["attention", "reference_forward", "reference_backward"]
 
@@ -55,9 +56,9 @@ def _check_scalars(block_size, window, scale) -> None:
             raise TypeError(f"scale must be a float or None, got {type(scale).__name__}")
         if not (math.isfinite(scale) and scale > 0):
             raise ValueError(f"scale must be a positive finite number, got {scale}")
-        if not _F32_MIN_SUBNORMAL <= scale <= _F32_MAX:
-            raise ValueError(f"scale must be positive and finite in float32, where the "
-                             f"kernels apply it (about 1.4e-45 to 3.4e38), got {scale}")
+        problem = scale_problem(scale)
+        if problem:
+            raise ValueError(problem)
 
 
 def _check_tensors(q: Tensor, k: Tensor, v: Tensor) -> None:
@@ -267,8 +268,6 @@ def attention(q: Tensor, k: Tensor, v: Tensor, block_size: int, window: int,
         # plans check what they are made for.
         _check_tensors(q, k, v)
     if scale is None:
-        from .compiler import default_scale
-
         scale = default_scale(q.shape[-1])
     if out is not None:
         if not eager:
