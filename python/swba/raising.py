@@ -433,9 +433,9 @@ def _match_sdpa(gm: fx.GraphModule, node: fx.Node, evaluate: _Evaluator) -> _Mat
     qv, kv = _val(q), _val(k)
     if qv.shape[1] != kv.shape[1] and not _arg(node, 7, "enable_gqa", False):
         raise _NotProven("query and kv heads differ without enable_gqa")
-    if qv.shape[-1] == 0:
-        raise _NotProven("the head dim is 0 (SDPA's default scale 1/sqrt(0) is infinite)")
     if scale is None:
+        if qv.shape[-1] == 0:
+            raise _NotProven("the head dim is 0 (SDPA's default scale 1/sqrt(0) is infinite)")
         scale = 1.0 / math.sqrt(qv.shape[-1])
     if not isinstance(scale, (int, float)) or not scale > 0:
         raise _NotProven(f"the scale {scale!r} is not a positive constant")

@@ -113,6 +113,37 @@ def test_raised(name, fn, shapes, bs, ws, scale):
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
 
 
+def test_head_dim_0_with_explicit_scale():
+    """Head dim 0: every score is 0, so the output is the mean of the visible
+    values. With an explicit scale SDPA's call is the op's; without one
+    SDPA's default 1/sqrt(0) is infinite, and nothing is raised."""
+    g = torch.Generator().manual_seed(5)
+    q, k = torch.randn(1, 2, 24, 0), torch.randn(1, 2, 24, 0)
+    v = torch.randn(1, 2, 24, 8, generator=g)
+    mask = frames_visible(24, 24, 4, 2)
+
+    def explicit(q, k, v):
+        visible = frames_visible(q.shape[2], k.shape[2], 4, 2, q.device)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=visible, scale=0.5)
+
+    got, want, decisions, graphs = compile_and_run(explicit, q, k, v)
+    assert [d.raised for d in decisions] == [True], decisions
+    (call,) = swba_calls(graphs)
+    assert call.args[3:6] == (4, 2, 0.5)
+    mean = (mask.float() @ v) / mask.sum(-1, keepdim=True)
+    torch.testing.assert_close(got, mean, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(want, mean, atol=1e-5, rtol=1e-5)
+
+    def default_scale(q, k, v):
+        visible = frames_visible(q.shape[2], k.shape[2], 4, 2, q.device)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=visible)
+
+    _, _, decisions, graphs = compile_and_run(default_scale, q, k, v)
+    assert len(decisions) == 1 and not decisions[0].raised, decisions
+    assert "head dim is 0" in decisions[0].reason
+    assert not swba_calls(graphs)
+
+
 def test_raised_gradients_match():
     """Training through the raised op: the gradients match eager's."""
     q, k, v = (t.requires_grad_() for t in qkv(seed=3))
