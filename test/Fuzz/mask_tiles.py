@@ -7,8 +7,9 @@ is computed from linalg.index: a sliding window block mask written in one
 of several arithmetic forms (unsigned or signed division, floor division,
 subtraction then compare, i32 or f32 positions, min/max), or a random
 expression over the query i and key j (add, sub, mul, div, rem, floor div,
-min, max by constants; signed, unsigned and float comparisons; and, or,
-xor, select; i32 arithmetic that may wrap), for Nq and Nk of tens to
+min, max by constants; signed, unsigned and float comparisons, the floats
+through products, quotients, sums and rounding; and, or, xor, select; i32
+arithmetic that may wrap), for Nq and Nk of tens to
 hundreds of keys. Every case runs through `swba-opt --raise-swba` with
 `mask-tile=0` (every pair one by one) and with small tiles; the raised op
 (or its absence) must be the same, and a left-alone case must give the
@@ -93,9 +94,17 @@ def swba_form(rng, b, nq, nk):
         qf = b.op(f"arith.sitofp {qf}", "i64 to f32")
         kf = b.op(f"arith.sitofp {kf}", "i64 to f32")
         qf = b.op(f"arith.addf {qf}, {b.const(float(off), 'f32')}", "f32")
-        bsf = b.const(float(bs), "f32")
-        qb = b.op(f"math.floor {b.op(f'arith.divf {qf}, {bsf}', 'f32')}", "f32")
-        kb = b.op(f"math.floor {b.op(f'arith.divf {kf}, {bsf}', 'f32')}", "f32")
+        # frame = floor(p / bs), or p times 1 / bs (inexact for bs = 3 and
+        # 5: a near miss where the product rounds down past a frame's
+        # start), rounded down by floor or, for p >= 0, trunc.
+        if rng.random() < 0.5:
+            bsf = b.const(float(bs), "f32")
+            scaled = [b.op(f"arith.divf {p}, {bsf}", "f32") for p in (qf, kf)]
+        else:
+            inv = b.const(repr(1.0 / bs), "f32")
+            scaled = [b.op(f"arith.mulf {p}, {inv}", "f32") for p in (qf, kf)]
+        down = "math.floor" if off < 0 else rng.choice(["math.floor", "math.trunc"])
+        qb, kb = (b.op(f"{down} {x}", "f32") for x in scaled)
         d = b.op(f"arith.subf {qb}, {kb}", "f32")
         ge = b.op(f"arith.cmpf oge, {d}, {b.const(0.0, 'f32')}", "f32")
         lt = b.op(f"arith.cmpf olt, {d}, {b.const(float(ws), 'f32')}", "f32")
@@ -141,6 +150,25 @@ def random_int(rng, b, depth, ty):
     return b.op(f"arith.{kind} {a}, {other}", ty)
 
 
+def random_float(rng, b, x, depth):
+    """`x` (f32) through random float arithmetic: products and quotients by
+    constants or by each other (divisors that may hold 0), rounding to
+    integers, sums."""
+    for _ in range(rng.randint(0, depth)):
+        kind = rng.choice(["mulc", "divc", "mulx", "divx", "round", "addc"])
+        if kind in ("mulc", "divc"):
+            c = b.const(rng.choice(["-2.5", "-1.0", "0.5", "3.0", "0.1", "7.0"]), "f32")
+            x = b.op(f"arith.{kind[:3]}f {x}, {c}", "f32")
+        elif kind in ("mulx", "divx"):
+            y = b.op(f"arith.addf {x}, {b.const(rng.choice(['-3.0', '0.5', '2.0']), 'f32')}", "f32")
+            x = b.op(f"arith.{kind[:3]}f {x}, {y}", "f32")
+        elif kind == "round":
+            x = b.op(f"math.{rng.choice(['floor', 'ceil', 'round', 'roundeven', 'trunc'])} {x}", "f32")
+        else:
+            x = b.op(f"arith.addf {x}, {b.const(rng.choice(['-0.5', '1.0', '100.0']), 'f32')}", "f32")
+    return x
+
+
 PREDICATES = ["eq", "ne", "slt", "sle", "sgt", "sge", "ult", "ule", "ugt", "uge"]
 
 
@@ -155,6 +183,7 @@ def random_bool(rng, b, depth):
                       f"{'i64' if ty == 'index' else ty} to f32")
             yf = b.op(f"arith.sitofp {b.op(f'arith.index_cast {y}', f'{ty} to i64') if ty == 'index' else y}",
                       f"{'i64' if ty == 'index' else ty} to f32")
+            xf, yf = random_float(rng, b, xf, depth), random_float(rng, b, yf, depth)
             pred = rng.choice(["olt", "ole", "ogt", "oge", "oeq", "une", "ult"])
             return b.op(f"arith.cmpf {pred}, {xf}, {yf}", "f32")
         return b.op(f"arith.cmpi {rng.choice(PREDICATES)}, {x}, {y}", ty)

@@ -657,6 +657,62 @@ func.func @token_window_16k(%q: tensor<1x2x16384x16xf32>, %k: tensor<1x2x16384x1
 
 // -----
 
+// The same window from the distance in f32, halved by a product, halved
+// again by a quotient and rounded down: floor((i - j) * 0.5 / 2) in [0,
+// 256). The product, the quotient and floor of a block's distances are
+// bounded by their values at the block's ends, so the blocks are decided
+// whole here too (key by key, the mask takes 2^28 evaluations, past
+// max-mask-pairs).
+// CHECK-LABEL: func.func @token_window_16k_float_distance
+// CHECK: swba.attention {{.*}} block_size = 1 window = 1024 scale = 1.000000e+00
+func.func @token_window_16k_float_distance(%q: tensor<1x2x16384x16xf32>, %k: tensor<1x2x16384x16xf32>, %v: tensor<1x2x16384x16xf32>) -> tensor<1x2x16384x16xf32> {
+  %zero = arith.constant 0.0 : f32
+  %ninf = arith.constant 0xFF800000 : f32
+  %se = tensor.empty() : tensor<1x2x16384x16384xf32>
+  %sz = linalg.fill ins(%zero : f32) outs(%se : tensor<1x2x16384x16384xf32>) -> tensor<1x2x16384x16384xf32>
+  %s = linalg.generic {indexing_maps = [affine_map<(b, h, i, j, d) -> (b, h, i, d)>, affine_map<(b, h, i, j, d) -> (b, h, j, d)>, affine_map<(b, h, i, j, d) -> (b, h, i, j)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]} ins(%q, %k : tensor<1x2x16384x16xf32>, tensor<1x2x16384x16xf32>) outs(%sz : tensor<1x2x16384x16384xf32>) {
+  ^bb0(%a: f32, %bb: f32, %acc: f32):
+    %m = arith.mulf %a, %bb : f32
+    %r = arith.addf %acc, %m : f32
+    linalg.yield %r : f32
+  } -> tensor<1x2x16384x16384xf32>
+  %x = linalg.generic {indexing_maps = [affine_map<(b, h, i, j) -> (b, h, i, j)>, affine_map<(b, h, i, j) -> (b, h, i, j)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%s : tensor<1x2x16384x16384xf32>) outs(%se : tensor<1x2x16384x16384xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %i = linalg.index 2 : index
+    %j = linalg.index 3 : index
+    %ii = arith.index_cast %i : index to i64
+    %ji = arith.index_cast %j : index to i64
+    %if = arith.sitofp %ii : i64 to f32
+    %jf = arith.sitofp %ji : i64 to f32
+    %d = arith.subf %if, %jf : f32
+    %half = arith.constant 0.5 : f32
+    %two = arith.constant 2.0 : f32
+    %h = arith.mulf %d, %half : f32
+    %quarter = arith.divf %h, %two : f32
+    %fl = math.floor %quarter : f32
+    %c0 = arith.constant 0.0 : f32
+    %c256 = arith.constant 256.0 : f32
+    %causal = arith.cmpf oge, %fl, %c0 : f32
+    %near = arith.cmpf olt, %fl, %c256 : f32
+    %keep0 = arith.andi %causal, %near : i1
+    %keep = arith.andi %keep0, %keep0 : i1
+    %r = arith.select %keep, %in, %ninf : f32
+    linalg.yield %r : f32
+  } -> tensor<1x2x16384x16384xf32>
+  %p = linalg.softmax dimension(3) ins(%x : tensor<1x2x16384x16384xf32>) outs(%se : tensor<1x2x16384x16384xf32>) -> tensor<1x2x16384x16384xf32>
+  %oe = tensor.empty() : tensor<1x2x16384x16xf32>
+  %oz = linalg.fill ins(%zero : f32) outs(%oe : tensor<1x2x16384x16xf32>) -> tensor<1x2x16384x16xf32>
+  %o = linalg.generic {indexing_maps = [affine_map<(b, h, i, e, j) -> (b, h, i, j)>, affine_map<(b, h, i, e, j) -> (b, h, j, e)>, affine_map<(b, h, i, e, j) -> (b, h, i, e)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]} ins(%p, %v : tensor<1x2x16384x16384xf32>, tensor<1x2x16384x16xf32>) outs(%oz : tensor<1x2x16384x16xf32>) {
+  ^bb0(%a: f32, %bb: f32, %acc: f32):
+    %m = arith.mulf %a, %bb : f32
+    %r = arith.addf %acc, %m : f32
+    linalg.yield %r : f32
+  } -> tensor<1x2x16384x16xf32>
+  return %o : tensor<1x2x16384x16xf32>
+}
+
+// -----
+
 // The same with one pair flipped, deep inside a decided block's
 // neighbourhood: the blocks around it are undecided and evaluated key by
 // key, and the gap is found.

@@ -1553,6 +1553,20 @@ MaskEvaluator::Interval MaskEvaluator::bound(unsigned n,
   default:
     return unknown;
   }
+  // Monotone non-decreasing unary ops that the folder evaluates: the values
+  // at the bounds, as the pair-by-pair path computes them.
+  if (node.native == Native::None &&
+      isa<math::FloorOp, math::CeilOp, math::RoundOp, math::RoundEvenOp,
+          math::TruncOp>(node.op)) {
+    std::string ignored;
+    FailureOr<Scalar> lo = apply(n, args[0].pointValue(), ignored);
+    Scalar hiArg;
+    hiArg.f = args[0].fhi;
+    FailureOr<Scalar> hi = apply(n, hiArg, ignored);
+    if (failed(lo) || failed(hi))
+      return unknown;
+    return Interval::floats(lo->f, hi->f);
+  }
   auto truth = [](bool always, bool never) {
     return always  ? Interval::ints(-1, -1)
            : never ? Interval::ints(0, 0)
@@ -1732,6 +1746,26 @@ MaskEvaluator::Interval MaskEvaluator::bound(unsigned n,
                               roundTo(a[0].fhi + a[1].fhi, type));
     return Interval::floats(roundTo(a[0].flo - a[1].fhi, type),
                             roundTo(a[0].fhi - a[1].flo, type));
+  }
+  case Native::MulF:
+  case Native::DivF: {
+    // Over a box a product, and a quotient whose divisor keeps its sign,
+    // is extreme at the corners; rounding (here as in the pair-by-pair
+    // path: the double result rounded to the type) keeps the order.
+    for (int k = 0; k < 2; ++k)
+      if (!std::isfinite(a[k].flo) || !std::isfinite(a[k].fhi))
+        return unknown;
+    bool divide = node.native == Native::DivF;
+    if (divide && !(a[1].flo > 0 || a[1].fhi < 0))
+      return unknown;
+    double corners[4];
+    int c = 0;
+    for (double x : {a[0].flo, a[0].fhi})
+      for (double y : {a[1].flo, a[1].fhi})
+        corners[c++] = divide ? x / y : x * y;
+    return Interval::floats(
+        roundTo(*std::min_element(corners, corners + 4), type),
+        roundTo(*std::max_element(corners, corners + 4), type));
   }
   case Native::CmpF: {
     using P = arith::CmpFPredicate;
