@@ -1799,24 +1799,55 @@ MaskEvaluator::Interval MaskEvaluator::bound(unsigned n,
   }
 }
 
-FailureOr<KeyRange> MaskEvaluator::rowRangeByTiles(
+MaskEvaluator::Verdict MaskEvaluator::decideBlock(
     ArrayRef<MaskTermNodes> terms, ArrayRef<double> hiding,
-    const MaskTables &tables, int64_t row, int64_t tile, int64_t levels,
-    int64_t &evaluations, std::string &why) {
-  int64_t nk = tables.nk;
-  std::vector<Interval> bounds(tables.both.size());
-  std::vector<Scalar> values(tables.both.size());
-  auto boundOf = [&](unsigned m, int64_t level, int64_t block) -> Interval {
+    const MaskTables &tables, function_ref<Interval(unsigned)> rowBound,
+    int64_t level, int64_t block, std::vector<Interval> &bounds) {
+  auto boundOf = [&](unsigned m) -> Interval {
     switch (nodes[m].deps) {
     case 0:
       return Interval::point(tables.constant.find(m)->second, nodes[m].type);
     case kRow:
-      return Interval::point(tables.perRow.find(m)->second[row], nodes[m].type);
+      return rowBound(m);
     case kCol:
       return tables.colTiles.find(m)->second[level][block];
     default:
       return bounds[tables.slot.find(m)->second];
     }
+  };
+  for (auto [k, n] : llvm::enumerate(tables.both)) {
+    SmallVector<Interval, 3> args;
+    for (unsigned operand : nodes[n].operands)
+      args.push_back(boundOf(operand));
+    bounds[k] = bound(n, args);
+  }
+  Verdict verdict = Verdict::Kept;
+  for (auto [k, term] : llvm::enumerate(terms)) {
+    if (term.cond) {
+      Interval cond = boundOf(*term.cond);
+      if (!cond.known || cond.lo != cond.hi)
+        return Verdict::Undecided;
+      if ((cond.lo != 0) == term.keepIfTrue)
+        continue;
+    }
+    Interval value = boundOf(term.value);
+    if (value.known && value.fhi <= hiding[k])
+      verdict = Verdict::Hidden;
+    else if (term.cond || !value.known || value.flo != 0.0 || value.fhi != 0.0)
+      return Verdict::Undecided;
+  }
+  return verdict;
+}
+
+FailureOr<KeyRange> MaskEvaluator::rowRangeByTiles(
+    ArrayRef<MaskTermNodes> terms, ArrayRef<double> hiding,
+    const MaskTables &tables, int64_t row, int64_t tile, int64_t levels,
+    ArrayRef<Verdict> top, int64_t &evaluations, std::string &why) {
+  int64_t nk = tables.nk;
+  std::vector<Interval> bounds(tables.both.size());
+  std::vector<Scalar> values(tables.both.size());
+  auto rowBound = [&](unsigned m) {
+    return Interval::point(tables.perRow.find(m)->second[row], nodes[m].type);
   };
   auto valueOf = [&](unsigned m, int64_t key) -> Scalar {
     switch (nodes[m].deps) {
@@ -1831,34 +1862,6 @@ FailureOr<KeyRange> MaskEvaluator::rowRangeByTiles(
     }
   };
   RangeBuilder range{row};
-  enum Decision { Kept, Hidden, Undecided };
-  // Whether the bounds decide every key of block `block` of `level` alike.
-  auto decide = [&](int64_t level, int64_t block) -> Decision {
-    ++evaluations;
-    for (auto [k, n] : llvm::enumerate(tables.both)) {
-      SmallVector<Interval, 3> args;
-      for (unsigned operand : nodes[n].operands)
-        args.push_back(boundOf(operand, level, block));
-      bounds[k] = bound(n, args);
-    }
-    Decision decision = Kept;
-    for (auto [k, term] : llvm::enumerate(terms)) {
-      if (term.cond) {
-        Interval cond = boundOf(*term.cond, level, block);
-        if (!cond.known || cond.lo != cond.hi)
-          return Undecided;
-        if ((cond.lo != 0) == term.keepIfTrue)
-          continue;
-      }
-      Interval value = boundOf(term.value, level, block);
-      if (value.known && value.fhi <= hiding[k])
-        decision = Hidden;
-      else if (term.cond || !value.known || value.flo != 0.0 ||
-               value.fhi != 0.0)
-        return Undecided;
-    }
-    return decision;
-  };
   // Keys [first, last) one by one.
   auto keyByKey = [&](int64_t first, int64_t last) -> LogicalResult {
     evaluations += last - first;
@@ -1892,19 +1895,28 @@ FailureOr<KeyRange> MaskEvaluator::rowRangeByTiles(
     if (first >= nk)
       return success();
     int64_t last = std::min(first + (tile << level), nk);
-    Decision decision = decide(level, block);
-    if (decision != Undecided)
-      return range.take(first, decision == Kept, why);
+    ++evaluations;
+    Verdict verdict =
+        decideBlock(terms, hiding, tables, rowBound, level, block, bounds);
+    if (verdict != Verdict::Undecided)
+      return range.take(first, verdict == Verdict::Kept, why);
     if (level == 0)
       return keyByKey(first, last);
     if (failed(visit(level - 1, 2 * block)))
       return failure();
     return visit(level - 1, 2 * block + 1);
   };
-  int64_t top = levels - 1;
-  for (int64_t block = 0; (tile << top) * block < nk; ++block)
-    if (failed(visit(top, block)))
+  int64_t topLevel = levels - 1;
+  for (int64_t block = 0; (tile << topLevel) * block < nk; ++block) {
+    if (!top.empty() && top[block] != Verdict::Undecided) {
+      if (failed(range.take((tile << topLevel) * block,
+                            top[block] == Verdict::Kept, why)))
+        return failure();
+      continue;
+    }
+    if (failed(visit(topLevel, block)))
       return failure();
+  }
   return range.finish(nk, why);
 }
 
@@ -1962,10 +1974,40 @@ MaskEvaluator::evaluateMask(ArrayRef<MaskTermNodes> terms, int64_t nq,
         pyramid.push_back(std::move(level));
       }
     }
+    // Rows a block at a time too (as many rows as the top level's keys):
+    // where a block holds two or more row classes, the bounds over all its
+    // rows decide the top level's key blocks for them once (on a token
+    // window, all but the blocks at the window's edges).
+    int64_t topKeys = tile << (levels - 1);
+    int64_t topBlocks = llvm::divideCeil(nk, topKeys);
+    std::vector<Interval> scratch(tables.both.size());
+    std::vector<Verdict> top;
+    int64_t topRowBlock = -1;
+    const std::vector<int64_t> &reps = tables.rows.representative;
     int64_t evaluations = 0;
-    for (int64_t row : tables.rows.representative) {
+    for (auto [index, row] : llvm::enumerate(reps)) {
+      int64_t rowBlock = row / topKeys;
+      if (rowBlock != topRowBlock) {
+        topRowBlock = rowBlock;
+        top.clear();
+        int64_t r0 = rowBlock * topKeys, r1 = std::min(r0 + topKeys, nq);
+        if (index + 1 < reps.size() && reps[index + 1] < r1) {
+          llvm::DenseMap<unsigned, Interval> rowBounds;
+          for (const auto &[n, values] : tables.perRow) {
+            Interval b = Interval::point(values[r0], nodes[n].type);
+            for (int64_t r = r0 + 1; b.known && r < r1; ++r)
+              b = Interval::hull(b, Interval::point(values[r], nodes[n].type));
+            rowBounds[n] = b;
+          }
+          auto rowBound = [&](unsigned m) { return rowBounds.lookup(m); };
+          for (int64_t block = 0; block < topBlocks; ++block)
+            top.push_back(decideBlock(terms, hiding, tables, rowBound,
+                                      levels - 1, block, scratch));
+          evaluations += topBlocks;
+        }
+      }
       FailureOr<KeyRange> range = rowRangeByTiles(
-          terms, hiding, tables, row, tile, levels, evaluations, why);
+          terms, hiding, tables, row, tile, levels, top, evaluations, why);
       if (failed(range))
         return failure();
       if (evaluations > maxPairs) {

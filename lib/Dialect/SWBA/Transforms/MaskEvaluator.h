@@ -150,13 +150,25 @@ private:
   struct Interval;
   /// Bounds of node `n` over a set of pairs, from its operands' bounds.
   Interval bound(unsigned n, ArrayRef<Interval> operands);
+  /// What the bounds over a block of (row, key) pairs say of every pair.
+  enum class Verdict : uint8_t { Kept, Hidden, Undecided };
+  /// The verdict over the keys of block `block` of `level`
+  /// (`tables.colTiles`) and the rows whose row-only values `rowBound`
+  /// bounds; `bounds` holds the bounds of the nodes of both.
+  Verdict decideBlock(ArrayRef<MaskTermNodes> terms, ArrayRef<double> hiding,
+                      const MaskTables &tables,
+                      function_ref<Interval(unsigned)> rowBound, int64_t level,
+                      int64_t block, std::vector<Interval> &bounds);
   /// The keys row `row` sees, blocks of keys at a time (`levels` sizes:
-  /// `tile` keys doubled); adds the blocks bounded and the keys evaluated
-  /// one by one to `evaluations`.
+  /// `tile` keys doubled); `top` holds the verdicts on the top level's
+  /// blocks for a block of rows around `row` (Undecided: decide for the
+  /// row), if any. Adds the blocks bounded and the keys evaluated one by
+  /// one to `evaluations`.
   FailureOr<KeyRange> rowRangeByTiles(ArrayRef<MaskTermNodes> terms,
                                       ArrayRef<double> hiding,
                                       const MaskTables &tables, int64_t row,
                                       int64_t tile, int64_t levels,
+                                      ArrayRef<Verdict> top,
                                       int64_t &evaluations, std::string &why);
 
   MLIRContext *context;

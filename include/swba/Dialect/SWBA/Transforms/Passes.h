@@ -25,7 +25,7 @@ namespace swba {
 /// keys bounded at once; see --raise-swba).
 void populateRaiseSWBAPatterns(RewritePatternSet &patterns,
                                int64_t maxMaskPairs = 1 << 24,
-                               int64_t maskTile = 64);
+                               int64_t maskTile = 8);
 
 #define GEN_PASS_REGISTRATION
 #include "swba/Dialect/SWBA/Transforms/Passes.h.inc"

@@ -44,8 +44,10 @@ def RaiseSWBA : Pass<"raise-swba"> {
     over the (query, key) index space, any scalar op through its folder.
     What cannot be evaluated is refused with a remark naming the op.
 
-    Soundness: the pass evaluates the mask on every (query, key) pair of the
-    static shapes and rewrites only when the visible pairs are exactly those
+    Soundness: the pass decides the mask on every (query, key) pair of the
+    static shapes (one by one, or a block of rows and keys at once where
+    interval bounds on the mask's arithmetic give the whole block one
+    verdict) and rewrites only when the visible pairs are exactly those
     of `block_size`/`window` with bottom-right aligned positions, for block
     size and window it infers; the scale must be a positive constant, the
     softmax must normalize over the key axis, and the contractions must
@@ -76,7 +78,7 @@ def RaiseSWBA : Pass<"raise-swba"> {
            "Most evaluations of a mask: (query, key) pairs evaluated one by "
            "one, plus tiles of keys bounded at once; candidates that need "
            "more are left alone with a remark.">,
-    Option<"maskTile", "mask-tile", "int64_t", /*default=*/"64",
+    Option<"maskTile", "mask-tile", "int64_t", /*default=*/"8",
            "Keys a tile when a row's keys are decided a tile at a time by "
            "interval bounds (masks with many distinct keys); 0: every pair "
            "one by one.">,
