@@ -1237,6 +1237,10 @@ struct MaskEvaluator::MaskTables {
   /// colTiles[n][l][b]: bounds of column-only node n over block b of
   /// level l, blocks of `tile << l` keys.
   llvm::DenseMap<unsigned, std::vector<std::vector<Interval>>> colTiles;
+  /// The same of row-only nodes over blocks of rows.
+  llvm::DenseMap<unsigned, std::vector<std::vector<Interval>>> rowTiles;
+  /// repsBefore[r]: the row classes whose representative is before row r.
+  std::vector<int64_t> repsBefore;
 
   size_t numCols() const { return cols.representative.size(); }
 };
@@ -1842,8 +1846,8 @@ MaskEvaluator::Verdict MaskEvaluator::decideBlock(
 FailureOr<KeyRange> MaskEvaluator::rowRangeByTiles(
     ArrayRef<MaskTermNodes> terms, ArrayRef<double> hiding,
     const MaskTables &tables, int64_t row, int64_t tile, int64_t levels,
-    ArrayRef<Verdict> top, int64_t &evaluations, std::string &why) {
-  int64_t nk = tables.nk;
+    SharedVerdicts &shared, int64_t &evaluations, std::string &why) {
+  int64_t nq = tables.nq, nk = tables.nk;
   std::vector<Interval> bounds(tables.both.size());
   std::vector<Scalar> values(tables.both.size());
   auto rowBound = [&](unsigned m) {
@@ -1895,9 +1899,27 @@ FailureOr<KeyRange> MaskEvaluator::rowRangeByTiles(
     if (first >= nk)
       return success();
     int64_t last = std::min(first + (tile << level), nk);
-    ++evaluations;
-    Verdict verdict =
-        decideBlock(terms, hiding, tables, rowBound, level, block, bounds);
+    int64_t rowBlock = row / (tile << level);
+    int64_t r0 = rowBlock * (tile << level);
+    int64_t r1 = std::min(r0 + (tile << level), nq);
+    Verdict verdict;
+    if (tables.repsBefore[r1] - tables.repsBefore[r0] >= 2) {
+      auto [it, inserted] = shared[level].try_emplace(
+          (uint64_t(rowBlock) << 32) | uint64_t(block), Verdict::Undecided);
+      if (inserted) {
+        ++evaluations;
+        auto blockBound = [&](unsigned m) {
+          return tables.rowTiles.find(m)->second[level][rowBlock];
+        };
+        it->second = decideBlock(terms, hiding, tables, blockBound, level,
+                                 block, bounds);
+      }
+      verdict = it->second;
+    } else {
+      ++evaluations;
+      verdict =
+          decideBlock(terms, hiding, tables, rowBound, level, block, bounds);
+    }
     if (verdict != Verdict::Undecided)
       return range.take(first, verdict == Verdict::Kept, why);
     if (level == 0)
@@ -1906,18 +1928,39 @@ FailureOr<KeyRange> MaskEvaluator::rowRangeByTiles(
       return failure();
     return visit(level - 1, 2 * block + 1);
   };
-  int64_t topLevel = levels - 1;
-  for (int64_t block = 0; (tile << topLevel) * block < nk; ++block) {
-    if (!top.empty() && top[block] != Verdict::Undecided) {
-      if (failed(range.take((tile << topLevel) * block,
-                            top[block] == Verdict::Kept, why)))
-        return failure();
-      continue;
-    }
-    if (failed(visit(topLevel, block)))
+  int64_t top = levels - 1;
+  for (int64_t block = 0; (tile << top) * block < nk; ++block)
+    if (failed(visit(top, block)))
       return failure();
-  }
   return range.finish(nk, why);
+}
+
+/// Bounds of `values` over blocks of `tile` positions, then of blocks
+/// twice as large, `levels` sizes in all.
+std::vector<std::vector<MaskEvaluator::Interval>>
+MaskEvaluator::pyramid(ArrayRef<Scalar> values, Type type, int64_t tile,
+                       int64_t levels) {
+  std::vector<std::vector<Interval>> result;
+  std::vector<Interval> base;
+  int64_t count = values.size();
+  for (int64_t first = 0; first < count; first += tile) {
+    Interval b = Interval::point(values[first], type);
+    for (int64_t p = first + 1; b.known && p < std::min(first + tile, count);
+         ++p)
+      b = Interval::hull(b, Interval::point(values[p], type));
+    base.push_back(b);
+  }
+  result.push_back(std::move(base));
+  for (int64_t l = 1; l < levels; ++l) {
+    const std::vector<Interval> &below = result.back();
+    std::vector<Interval> level;
+    for (size_t b = 0; b < below.size(); b += 2)
+      level.push_back(b + 1 < below.size()
+                          ? Interval::hull(below[b], below[b + 1])
+                          : below[b]);
+    result.push_back(std::move(level));
+  }
+  return result;
 }
 
 FailureOr<const MaskRows *>
@@ -1952,62 +1995,25 @@ MaskEvaluator::evaluateMask(ArrayRef<MaskTermNodes> terms, int64_t nq,
     while ((tile << levels) <= std::max<int64_t>(1024, tile) &&
            (tile << levels) <= nk)
       ++levels;
-    for (auto &[n, values] : tables.perCol) {
-      std::vector<std::vector<Interval>> &pyramid = tables.colTiles[n];
-      Type type = nodes[n].type;
-      std::vector<Interval> base;
-      for (int64_t first = 0; first < nk; first += tile) {
-        Interval b = Interval::point(values[first], type);
-        for (int64_t key = first + 1;
-             b.known && key < std::min(first + tile, nk); ++key)
-          b = Interval::hull(b, Interval::point(values[key], type));
-        base.push_back(b);
-      }
-      pyramid.push_back(std::move(base));
-      for (int64_t l = 1; l < levels; ++l) {
-        const std::vector<Interval> &below = pyramid.back();
-        std::vector<Interval> level;
-        for (size_t b = 0; b < below.size(); b += 2)
-          level.push_back(b + 1 < below.size()
-                              ? Interval::hull(below[b], below[b + 1])
-                              : below[b]);
-        pyramid.push_back(std::move(level));
-      }
-    }
-    // Rows a block at a time too (as many rows as the top level's keys):
-    // where a block holds two or more row classes, the bounds over all its
-    // rows decide the top level's key blocks for them once (on a token
-    // window, all but the blocks at the window's edges).
-    int64_t topKeys = tile << (levels - 1);
-    int64_t topBlocks = llvm::divideCeil(nk, topKeys);
-    std::vector<Interval> scratch(tables.both.size());
-    std::vector<Verdict> top;
-    int64_t topRowBlock = -1;
+    for (auto &[n, values] : tables.perCol)
+      tables.colTiles[n] = pyramid(values, nodes[n].type, tile, levels);
+    // Rows a block at a time too: where a block of rows (as many as a
+    // level's keys) holds two or more row classes, its key blocks are
+    // decided for all of its rows once, by bounds over the rows' values
+    // (on a token window, every block but those along the window's edges).
     const std::vector<int64_t> &reps = tables.rows.representative;
+    tables.repsBefore.assign(nq + 1, 0);
+    for (int64_t rep : reps)
+      ++tables.repsBefore[rep + 1];
+    for (int64_t r = 0; r < nq; ++r)
+      tables.repsBefore[r + 1] += tables.repsBefore[r];
+    for (auto &[n, values] : tables.perRow)
+      tables.rowTiles[n] = pyramid(values, nodes[n].type, tile, levels);
+    SharedVerdicts shared(levels);
     int64_t evaluations = 0;
-    for (auto [index, row] : llvm::enumerate(reps)) {
-      int64_t rowBlock = row / topKeys;
-      if (rowBlock != topRowBlock) {
-        topRowBlock = rowBlock;
-        top.clear();
-        int64_t r0 = rowBlock * topKeys, r1 = std::min(r0 + topKeys, nq);
-        if (index + 1 < reps.size() && reps[index + 1] < r1) {
-          llvm::DenseMap<unsigned, Interval> rowBounds;
-          for (const auto &[n, values] : tables.perRow) {
-            Interval b = Interval::point(values[r0], nodes[n].type);
-            for (int64_t r = r0 + 1; b.known && r < r1; ++r)
-              b = Interval::hull(b, Interval::point(values[r], nodes[n].type));
-            rowBounds[n] = b;
-          }
-          auto rowBound = [&](unsigned m) { return rowBounds.lookup(m); };
-          for (int64_t block = 0; block < topBlocks; ++block)
-            top.push_back(decideBlock(terms, hiding, tables, rowBound,
-                                      levels - 1, block, scratch));
-          evaluations += topBlocks;
-        }
-      }
+    for (int64_t row : reps) {
       FailureOr<KeyRange> range = rowRangeByTiles(
-          terms, hiding, tables, row, tile, levels, top, evaluations, why);
+          terms, hiding, tables, row, tile, levels, shared, evaluations, why);
       if (failed(range))
         return failure();
       if (evaluations > maxPairs) {

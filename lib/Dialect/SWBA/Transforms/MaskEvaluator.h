@@ -150,6 +150,8 @@ private:
   struct Interval;
   /// Bounds of node `n` over a set of pairs, from its operands' bounds.
   Interval bound(unsigned n, ArrayRef<Interval> operands);
+  static std::vector<std::vector<Interval>>
+  pyramid(ArrayRef<Scalar> values, Type type, int64_t tile, int64_t levels);
   /// What the bounds over a block of (row, key) pairs say of every pair.
   enum class Verdict : uint8_t { Kept, Hidden, Undecided };
   /// The verdict over the keys of block `block` of `level`
@@ -159,16 +161,19 @@ private:
                       const MaskTables &tables,
                       function_ref<Interval(unsigned)> rowBound, int64_t level,
                       int64_t block, std::vector<Interval> &bounds);
+  /// Verdicts on blocks of rows and keys, per level: (row block, key block)
+  /// packed into one key.
+  using SharedVerdicts = std::vector<llvm::DenseMap<uint64_t, Verdict>>;
   /// The keys row `row` sees, blocks of keys at a time (`levels` sizes:
-  /// `tile` keys doubled); `top` holds the verdicts on the top level's
-  /// blocks for a block of rows around `row` (Undecided: decide for the
-  /// row), if any. Adds the blocks bounded and the keys evaluated one by
-  /// one to `evaluations`.
+  /// `tile` keys doubled). A key block of a level is decided for the block
+  /// of as many rows around `row` where that holds two or more row
+  /// classes (once, in `shared`), else for the row alone. Adds the blocks
+  /// bounded and the keys evaluated one by one to `evaluations`.
   FailureOr<KeyRange> rowRangeByTiles(ArrayRef<MaskTermNodes> terms,
                                       ArrayRef<double> hiding,
                                       const MaskTables &tables, int64_t row,
                                       int64_t tile, int64_t levels,
-                                      ArrayRef<Verdict> top,
+                                      SharedVerdicts &shared,
                                       int64_t &evaluations, std::string &why);
 
   MLIRContext *context;
