@@ -196,7 +196,12 @@ FailureOr<Expr *> ScoreTracer::traceTensor(Value v, const Access &access) {
           if (srcType.getDimSize(d) != 1)
             ++nonUnit;
         if (nonUnit > 1)
-          return fail("a reshape merges the query/key axis with another");
+          return fail(
+              axis == Axis::Query
+                  ? "a reshape merges the query/key axis with another (query "
+                    "heads folded into the rows of the products, as JAX's "
+                    "grouped-query attention does, are not recognized)"
+                  : "a reshape merges the query/key axis with another");
       }
       for (int64_t d : group)
         src[d] = (axis == Axis::Batch || srcType.getDimSize(d) != 1 ||
