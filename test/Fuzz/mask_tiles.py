@@ -5,7 +5,8 @@ key) pair or decides keys a block at a time by interval bounds.
 Each case is a masked attention (4-D, 1 x 1 heads, head dim 2) whose mask
 is computed from linalg.index: a sliding window block mask written in one
 of several arithmetic forms (unsigned or signed division, floor division,
-subtraction then compare, i32 or f32 positions, min/max), or a random
+subtraction then compare, i32 or f32 positions, min/max; a token window
+as one f32 product that changes sign at both edges), or a random
 expression over the query i and key j (add, sub, mul, div, rem, floor div,
 min, max by constants; signed, unsigned and float comparisons, the floats
 through products, quotients, sums and rounding; and, or, xor, select; i32
@@ -77,7 +78,7 @@ def swba_form(rng, b, nq, nk):
     several spellings; sometimes off by one (a near miss)."""
     bs, ws = rng.choice([1, 1, 2, 3, 5, 8]), rng.choice([1, 2, 3, 7, 16])
     off = nk - nq + rng.choice([0, 0, 0, 0, 1, -1])
-    form = rng.choice(["unsigned", "signed", "floor", "i32", "f32"])
+    form = rng.choice(["unsigned", "signed", "floor", "i32", "f32", "f32band"])
     if form in ("unsigned", "signed", "floor"):
         q = b.op(f"arith.addi %i, {b.const(max(off, 0), 'index')}", "index")
         k = b.op(f"arith.addi %j, {b.const(max(-off, 0), 'index')}", "index")
@@ -88,6 +89,18 @@ def swba_form(rng, b, nq, nk):
         q = b.op(f"arith.addi {qi}, {b.const(off, 'i32')}", "i32")
         k = ki
         ty = "i32"
+    elif form == "f32band":
+        # A token window as one product that changes sign at both of its
+        # edges: d (d - (ws - 1)) <= 0 iff 0 <= d <= ws - 1, d = i' - j.
+        bs = 1
+        qf, kf = (b.op(f"arith.sitofp {b.op(f'arith.index_cast %{x}', 'index to i64')}",
+                       "i64 to f32") for x in "ij")
+        qf = b.op(f"arith.addf {qf}, {b.const(float(off), 'f32')}", "f32")
+        d = b.op(f"arith.subf {qf}, {kf}", "f32")
+        e = b.op(f"arith.subf {d}, {b.const(float(ws - 1), 'f32')}", "f32")
+        p = b.op(f"arith.mulf {d}, {e}", "f32")
+        return (b.op(f"arith.cmpf ole, {p}, {b.const(0.0, 'f32')}", "f32"),
+                (bs, ws, off, form))
     else:
         qf = b.op("arith.index_cast %i", "index to i64")
         kf = b.op("arith.index_cast %j", "index to i64")
