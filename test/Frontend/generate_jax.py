@@ -63,6 +63,21 @@ def dot_product_attention_local(ws):
     return f
 
 
+def dot_product_attention_per_head(bs, ws):
+    """jax.nn.dot_product_attention with a [1, H, N, N] boolean mask whose
+    last query head also sees the frame after its own."""
+    def f(q, k, v):
+        nq, nk, heads = q.shape[1], k.shape[1], q.shape[2]
+        vis = frames_visible(nq, nk, bs, ws)
+        fq = (jnp.arange(nq) + (nk - nq)) // bs
+        fk = jnp.arange(nk) // bs
+        ahead = (fq[:, None] - fk[None, :]) == -1
+        last = jnp.arange(heads)[:, None, None] == heads - 1
+        mask = vis[None] | (last & ahead[None])
+        return jax.nn.dot_product_attention(q, k, v, mask=mask[None])
+    return f
+
+
 F32, BF16 = (jnp.float32, torch.float32), (jnp.bfloat16, torch.bfloat16)
 
 
@@ -108,11 +123,26 @@ CASES = {
     "jax-dot-product-attention-gqa": (
         "JAX: jax.nn.dot_product_attention with 4 query heads and 2 kv heads, a "
         "boolean mask (frames of 8, window 2); it folds each kv head's query "
-        "heads into the rows of its products (64 rows: 32 queries of 2 heads), "
-        "which the pass does not follow",
+        "heads into the rows of its products (64 rows: 32 queries of 2 heads, "
+        "query-major in Q.K^T, head-major in P.V), raised with the query heads "
+        "of kv head h as heads 2h and 2h + 1",
         dot_product_attention(8, 2),
         [((1, 32, 4, 16), F32), ((1, 32, 2, 16), F32), ((1, 32, 2, 16), F32)],
-        dict(remark="a reshape merges the query/key axis with another")),
+        dict(bs=8, ws=2, scale="2.500000e-01", q="1x4x32x16xf32", k="1x2x32x16xf32")),
+    "jax-dot-product-attention-gqa-local-window": (
+        "JAX: jax.nn.dot_product_attention's own token window (is_causal=True, "
+        "local_window_size=(4, 0)) with 8 query heads and 2 kv heads (4 query "
+        "heads folded into the rows of each kv head's products), 2 batches",
+        dot_product_attention_local(5),
+        [((2, 24, 8, 16), F32), ((2, 24, 2, 16), F32), ((2, 24, 2, 16), F32)],
+        dict(bs=1, ws=5, scale="2.500000e-01", q="1x16x24x16xf32", k="1x4x24x16xf32")),
+    "jax-dot-product-attention-gqa-per-head-mask": (
+        "JAX: jax.nn.dot_product_attention with 4 query heads and 2 kv heads "
+        "and a [1, 4, N, N] mask whose last query head also sees the next "
+        "frame: the mask depends on the query head",
+        dot_product_attention_per_head(8, 2),
+        [((1, 32, 4, 16), F32), ((1, 32, 2, 16), F32), ((1, 32, 2, 16), F32)],
+        dict(remark="the mask depends on the batch/head index")),
 }
 
 

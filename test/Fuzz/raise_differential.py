@@ -14,7 +14,10 @@ jax.nn.dot_product_attention computes it). The mask
 is a sliding window block mask for a random block size and window, or one of
 its near misses: an off-by-one bound, the wrong alignment, a comparison
 flipped, a term that depends on the batch or on parity, no mask at all.
-Other near misses change the softmax axis, the contractions' initial values,
+Some cases are grouped-query attention in JAX's layout, each kv head's
+query heads folded into the rows of the products (near misses: a term
+that depends on the query head, the rows of P.V split with the counts
+swapped). Other near misses change the softmax axis, the contractions' initial values,
 or the scale's sign.
 
 Every case runs through `--swba-to-llvm` and `mlir-runner` twice, with and
@@ -394,8 +397,125 @@ def softmax(b, x, shape, form, axis, sum_init):
     return p
 
 
+def main_module(b, o, shape):
+    """The module whose @main runs `b`'s lines and prints `o` (of `shape`)."""
+    buf, un = b.fresh("buf"), b.fresh("un")
+    memref = "memref<" + "x".join(str(x) for x in shape) + "xf32>"
+    b.emit(f"{buf} = bufferization.to_buffer {o} : {tensor(shape)} to {memref}")
+    b.emit(f"{un} = memref.cast {buf} : {memref} to memref<*xf32>")
+    b.emit(f"func.call @printMemrefF32({un}) : (memref<*xf32>) -> ()")
+    b.emit("return")
+    return ("func.func private @printMemrefF32(memref<*xf32>) "
+            "attributes {llvm.emit_c_interface}\n\n"
+            "func.func @main() {\n" + "\n".join(b.lines) + "\n}\n")
+
+
+def gen_folded_case(rng):
+    """Grouped-query attention in JAX's layout: each kv head's query heads
+    folded into the rows of the products, [B * Hkv, rows, ...] with rows
+    query-major (query * G + head) or head-major (head * Nq + query), each
+    product in its own order; the mask on [B * Hkv, G, Nq, Nk]. Near
+    misses add a term that depends on the query head, or split the rows
+    of P.V with the two counts swapped."""
+    bh, groups = rng.choice([1, 2, 3]), rng.choice([2, 3, 4])
+    nk = rng.choice([1, 2, 3, 4, 5, 6, 8, 9, 12])
+    nq = rng.choice([nk, nk, max(1, nk - rng.randint(1, 3)), nk + rng.randint(1, 2)])
+    d, dv = rng.choice([1, 2, 4, 8]), rng.choice([1, 2, 4, 5])
+    rows = nq * groups
+    mask = Mask(rng, nq, nk)
+    mask.source = "index"
+    qk_order = rng.choice(["query", "query", "group"])
+    pv_order = rng.choice(["query", "group", "group"])
+    other = rng.choice(["none"] * 6 + ["group-term", "swapped-counts"])
+    if other == "swapped-counts" and nq == groups:
+        other = "none"
+    scale = rng.choice([0.25, 0.5, 2.0])
+    b = Builder()
+
+    def order_shape(order, inner):
+        return [bh, nq, groups, inner] if order == "query" else [bh, groups, nq, inner]
+
+    def transpose(x, shape, perm):
+        out = [shape[i] for i in perm]
+        e, t = b.fresh("e"), b.fresh("tr")
+        b.emit(f"{e} = tensor.empty() : {tensor(out)}")
+        b.emit(f"{t} = linalg.transpose ins({x} : {tensor(shape)}) outs({e} : "
+               f"{tensor(out)}) permutation = [{', '.join(map(str, perm))}]")
+        return t, out
+
+    def collapse_rows(x, shape):
+        c = b.fresh("fold")
+        b.emit(f"{c} = tensor.collapse_shape {x} [[0], [1, 2], [3]] : "
+               f"{tensor(shape)} into {tensor([shape[0], shape[1] * shape[2], shape[3]])}")
+        return c
+
+    # q as [B * Hkv, G, Nq, D], folded in Q.K^T's order.
+    q4 = gen_input(b, [bh, groups, nq, d], rng.choice([0.731, 0.413, 0.917]))
+    q4s = [bh, groups, nq, d]
+    if qk_order == "query":
+        q4, q4s = transpose(q4, q4s, [0, 2, 1, 3])
+    q = collapse_rows(q4, q4s)
+    k = gen_input(b, [bh, nk, d], rng.choice([0.529, 0.377, 0.611]))
+    v = gen_input(b, [bh, nk, dv], rng.choice([0.283, 0.853, 0.191]))
+    zero = b.fresh("c")
+    b.emit(f"{zero} = arith.constant 0.0 : f32")
+    s = matmul(b, q, k, [bh, rows, d], [bh, nk, d], [bh, rows, nk], True, zero,
+               False)
+    s = elementwise(b, s, [bh, rows, nk],
+                    [f"%c = arith.constant {fmt_float(scale)} : f32",
+                     "%r = arith.mulf %in, %c : f32"])
+    # The scores as [B * Hkv, G, Nq, Nk], masked and normalized there.
+    s4s = order_shape(qk_order, nk)
+    s4 = b.fresh("unfold")
+    b.emit(f"{s4} = tensor.expand_shape {s} [[0], [1, 2], [3]] output_shape "
+           f"[{', '.join(map(str, s4s))}] : {tensor([bh, rows, nk])} into {tensor(s4s)}")
+    if qk_order == "query":
+        s4, s4s = transpose(s4, s4s, [0, 2, 1, 3])
+    lines = ["%g = linalg.index 0 : index", "%grp = linalg.index 1 : index",
+             "%i = linalg.index 2 : index", "%j = linalg.index 3 : index"]
+    mask.predicate(lines)
+    if other == "group-term":
+        # the query head's last key visible to head 1 only
+        lines[-1] = lines[-1].replace("%keep =", "%keep1 =")
+        lines += ["%h1 = arith.constant 1 : index",
+                  "%ish = arith.cmpi eq, %grp, %h1 : index",
+                  "%j0 = arith.constant 0 : index",
+                  "%isj = arith.cmpi eq, %j, %j0 : index",
+                  "%plus = arith.andi %ish, %isj : i1",
+                  "%keep = arith.ori %keep1, %plus : i1"]
+    if mask.mutation != "no-mask" or other == "group-term" or rng.random() < 0.5:
+        s4 = mask.combine(b, s4, s4s, lines)
+    p = softmax(b, s4, s4s, rng.choice(["linalg", "decomposed"]), 3, 0.0)
+    # P folded in P.V's order (its counts swapped: a near miss).
+    if pv_order == "query":
+        p, ps = transpose(p, s4s, [0, 2, 1, 3])
+    else:
+        ps = s4s
+    p = collapse_rows(p, ps)
+    if other == "swapped-counts":
+        e4 = [bh, ps[2], ps[1], nk]
+        x = b.fresh("swap")
+        b.emit(f"{x} = tensor.expand_shape {p} [[0], [1, 2], [3]] output_shape "
+               f"[{', '.join(map(str, e4))}] : {tensor([bh, rows, nk])} into {tensor(e4)}")
+        p = collapse_rows(x, e4)
+    pv = rng.choice(["normal", "transposed"])
+    if pv == "normal":
+        os_ = [bh, rows, dv]
+        o = matmul(b, p, v, [bh, rows, nk], [bh, nk, dv], os_, False, zero, False)
+    else:
+        os_ = [bh, dv, rows]
+        o = pv_transposed(b, p, v, [bh, rows, nk], [bh, nk, dv], os_, zero, False)
+    text = main_module(b, o, os_)
+    summary = (f"gqa=folded B*Hkv={bh} G={groups} Nq={nq} Nk={nk} D={d} Dv={dv} "
+               f"{mask.describe()} Q.K^T rows {qk_order}-major, P.V rows "
+               f"{pv_order}-major pv={pv} other={other}")
+    return text, summary
+
+
 def gen_case(rng):
     """A module whose @main prints the attention's output; its summary."""
+    if rng.random() < 0.15:
+        return gen_folded_case(rng)
     four_d = rng.random() < 0.4
     bsz, heads = rng.choice([1, 2]), rng.choice([1, 2, 3])
     nk = rng.choice([1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 16])
@@ -531,16 +651,7 @@ def gen_case(rng):
     else:
         os_ = os_[:-2] + [dv, nq]
         o = pv_transposed(b, p, v, ss, vs, os_, oinit, pv == "transposed-swapped")
-    buf = b.fresh("buf")
-    un = b.fresh("un")
-    memref = "memref<" + "x".join(str(x) for x in os_) + "xf32>"
-    b.emit(f"{buf} = bufferization.to_buffer {o} : {tensor(os_)} to {memref}")
-    b.emit(f"{un} = memref.cast {buf} : {memref} to memref<*xf32>")
-    b.emit(f"func.call @printMemrefF32({un}) : (memref<*xf32>) -> ()")
-    b.emit("return")
-    text = ("func.func private @printMemrefF32(memref<*xf32>) "
-            "attributes {llvm.emit_c_interface}\n\n"
-            "func.func @main() {\n" + "\n".join(b.lines) + "\n}\n")
+    text = main_module(b, o, os_)
     summary = (f"{'4-D' if four_d else '3-D'} q{qs} k{ks} v{vs} {mask.describe()} "
                f"scale={scale_op} {scale} on {scale_on} k^T by {transpose_k} "
                f"softmax={sm_form} gqa={gqa} scores-reshape={reshape} pv={pv} "

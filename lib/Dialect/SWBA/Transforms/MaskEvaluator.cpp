@@ -188,7 +188,14 @@ FailureOr<unsigned> MaskEvaluator::build(Expr *e, std::string &why) {
     case Axis::Zero:
       return constantNode(Scalar{}, indexType(context));
     case Axis::Batch:
+    case Axis::Group:
+      // A mask that depends on the batch, the head or the query head within
+      // its group is no sliding window block mask (applyIndexing refuses it).
       return intern(Node{Kind::Batch, indexType(context)});
+    case Axis::QueryGroup:
+    case Axis::GroupQuery:
+      why = "the mask is read on rows that fold query heads in";
+      return failure();
     }
     break;
   case ExprKind::TensorLeaf: {
@@ -196,7 +203,10 @@ FailureOr<unsigned> MaskEvaluator::build(Expr *e, std::string &why) {
     for (Axis axis : e->access) {
       Expr index{ExprKind::Index, indexType(context)};
       index.axis = axis;
-      coords.push_back(*build(&index, why));
+      FailureOr<unsigned> coord = build(&index, why);
+      if (failed(coord))
+        return failure();
+      coords.push_back(*coord);
     }
     return buildTensor(e->value, coords, why);
   }
@@ -449,6 +459,27 @@ FailureOr<unsigned> MaskEvaluator::buildAffine(AffineExpr expr,
   return failure();
 }
 
+std::optional<unsigned> MaskEvaluator::digitsIn(ArrayRef<Digit> of,
+                                                int64_t stride, int64_t size) {
+  Type index = indexType(context);
+  Node linear{Kind::Linear, index};
+  for (const Digit &digit : of) {
+    int64_t end = digit.stride * digit.size;
+    if (end <= stride || digit.stride >= stride * size)
+      continue; // below or above the range: contributes nothing
+    if (digit.stride < stride || end > stride * size ||
+        digit.stride % stride != 0)
+      return std::nullopt; // straddles a boundary
+    linear.operands.push_back(digit.index);
+    linear.coeffs.push_back(digit.stride / stride);
+  }
+  if (linear.operands.empty())
+    return constantNode(Scalar{}, index);
+  if (linear.operands.size() == 1 && linear.coeffs[0] == 1)
+    return linear.operands[0];
+  return intern(std::move(linear));
+}
+
 FailureOr<SmallVector<unsigned>>
 MaskEvaluator::viewSourceCoords(Operation *view, ArrayRef<unsigned> coords,
                                 std::string &why) {
@@ -460,8 +491,21 @@ MaskEvaluator::viewSourceCoords(Operation *view, ArrayRef<unsigned> coords,
     for (auto [k, group] :
          llvm::enumerate(collapse.getReassociationIndices())) {
       int64_t stride = 1;
+      auto made = digits.find(coords[k]);
       for (int64_t d : llvm::reverse(group)) {
         int64_t size = srcType.getDimSize(d);
+        // An index that an expand made from in-bounds digits splits into
+        // those digits where the reshapes' boundaries line up (a mask
+        // reshaped through a flat vector): no division, and no dependence
+        // on the other digits (a head index among them, say).
+        if (made != digits.end()) {
+          if (std::optional<unsigned> digit =
+                  digitsIn(made->second, stride, size)) {
+            src[d] = *digit;
+            stride *= size;
+            continue;
+          }
+        }
         Node div{Kind::Div, index};
         div.operands = {coords[k]};
         div.c = stride;
@@ -484,14 +528,21 @@ MaskEvaluator::viewSourceCoords(Operation *view, ArrayRef<unsigned> coords,
     SmallVector<unsigned> src;
     for (const ReassociationIndices &group : expand.getReassociationIndices()) {
       Node linear{Kind::Linear, index};
+      SmallVector<Digit> made;
       int64_t stride = 1;
       for (int64_t d : llvm::reverse(group)) {
         linear.operands.push_back(coords[d]);
         linear.coeffs.push_back(stride);
+        made.push_back({coords[d], stride, type.getDimSize(d)});
         stride *= type.getDimSize(d);
       }
-      src.push_back(group.size() == 1 ? coords[group[0]]
-                                      : intern(std::move(linear)));
+      if (group.size() == 1) {
+        src.push_back(coords[group[0]]);
+        continue;
+      }
+      unsigned id = intern(std::move(linear));
+      digits[id] = std::move(made);
+      src.push_back(id);
     }
     return src;
   }

@@ -91,7 +91,10 @@ public:
 
   /// Forgets what was built from the IR (values may be erased after a
   /// rewrite); hash-consed nodes and memoized results stay.
-  void clearIRCache() { tensorMemo.clear(); }
+  void clearIRCache() {
+    tensorMemo.clear();
+    digits.clear();
+  }
 
 private:
   struct Node;
@@ -184,6 +187,19 @@ private:
   std::map<std::vector<const void *>, Operation *> opCopies;
   llvm::DenseMap<Attribute, std::unique_ptr<ConstantData>> constants;
   std::map<std::pair<const void *, std::vector<unsigned>>, unsigned> tensorMemo;
+  /// A digit of a linear index that a reshape made from in-bounds indices:
+  /// `index` < `size`, weighted by `stride`.
+  struct Digit {
+    unsigned index;
+    int64_t stride, size;
+  };
+  /// The digits of the linear indices made by expand_shape while building
+  /// the current candidate (the bounds hold for its IR only).
+  llvm::DenseMap<unsigned, SmallVector<Digit>> digits;
+  /// The index in [stride, stride * size) of a linear index's digits, when
+  /// none of them straddles that range; otherwise std::nullopt.
+  std::optional<unsigned> digitsIn(ArrayRef<Digit> of, int64_t stride,
+                                   int64_t size);
   std::map<std::vector<uint64_t>, Scalar> foldMemo;
   std::map<std::vector<int64_t>, std::unique_ptr<MaskRows>> maskMemo;
 };

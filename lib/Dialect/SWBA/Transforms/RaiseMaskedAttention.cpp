@@ -56,6 +56,15 @@ struct OperandPlan {
   int64_t headRepeat = 1;
 };
 
+/// Rows of the products that fold the query heads of each kv head in
+/// (JAX's grouped-query layout): how the rows merge query and group, and
+/// the two counts. `rows` is Axis::Query where nothing is folded.
+struct FoldedRows {
+  Axis rows = Axis::Query;
+  int64_t queries = 0, groups = 1;
+  bool folded() const { return rows != Axis::Query; }
+};
+
 /// A proven masked attention.
 struct AttentionMatch {
   OperandPlan q, k, v;
@@ -63,6 +72,8 @@ struct AttentionMatch {
   SWBAMaskParams params;
   /// The contraction computes O^T = V^T P^T: [batch..., Dv, Nq].
   bool transposed = false;
+  /// The rows of P.V and of Q.K^T, where they fold query heads in.
+  FoldedRows pvRows, qkRows;
 };
 
 /// Either a mask term `scores + value` or `select(cond, scores, value)` (or
@@ -215,12 +226,16 @@ static std::optional<unsigned> matchSingleBroadcast(linalg::LinalgOp op) {
 /// Plans how to read operand `operand` of contraction `op` as
 /// [batch..., seq, feature], looking through transposes, batch reshapes,
 /// casts and (when `allowScale`) scaling by a constant.
-static FailureOr<OperandPlan> planOperand(linalg::LinalgOp op,
-                                          OpOperand *operand,
-                                          ArrayRef<unsigned> batchLoops,
-                                          unsigned seqLoop, unsigned featLoop,
-                                          bool allowScale, bool allowRepeat,
-                                          std::string &why) {
+///
+/// With `folded` rows (q of Q.K^T in JAX's grouped-query layout), the
+/// sequence dimension merges queries and query heads: the reshape that
+/// merges them is split, and the query heads become the innermost batch
+/// dimension (so that query head h reads kv head h / groups).
+static FailureOr<OperandPlan>
+planOperand(linalg::LinalgOp op, OpOperand *operand,
+            ArrayRef<unsigned> batchLoops, unsigned seqLoop, unsigned featLoop,
+            bool allowScale, bool allowRepeat, std::string &why,
+            const FoldedRows &folded = {}) {
   AffineMap map = op.getMatchingIndexingMap(operand);
   SmallVector<unsigned> wanted(batchLoops);
   wanted.push_back(seqLoop);
@@ -242,6 +257,7 @@ static FailureOr<OperandPlan> planOperand(linalg::LinalgOp op,
     plan.perm.push_back(*pos);
   }
 
+  bool rowsSplit = !folded.folded();
   while (Operation *def = plan.value.getDefiningOp()) {
     if (auto transpose = dyn_cast<linalg::TransposeOp>(def)) {
       if (!transpose.hasPureTensorSemantics())
@@ -258,9 +274,36 @@ static FailureOr<OperandPlan> planOperand(linalg::LinalgOp op,
       SmallVector<ReassociationIndices> groups =
           collapse.getReassociationIndices();
       size_t rank = plan.perm.size();
-      if (groups[plan.perm[rank - 2]].size() != 1 ||
-          groups[plan.perm[rank - 1]].size() != 1)
+      if (groups[plan.perm[rank - 1]].size() != 1)
         break;
+      if (groups[plan.perm[rank - 2]].size() != 1) {
+        if (rowsSplit)
+          break;
+        // The rows that fold query heads in: their two dimensions of more
+        // than one element, the group's innermost among the batch, unit
+        // dimensions ahead of the batch.
+        RankedTensorType srcType = collapse.getSrcType();
+        SmallVector<int64_t> nonUnit, unit;
+        for (int64_t d : groups[plan.perm[rank - 2]])
+          (srcType.getDimSize(d) == 1 ? unit : nonUnit).push_back(d);
+        bool queryFirst = folded.rows == Axis::QueryGroup;
+        if (nonUnit.size() != 2)
+          break;
+        int64_t queryDim = nonUnit[queryFirst ? 0 : 1];
+        int64_t groupDim = nonUnit[queryFirst ? 1 : 0];
+        if (srcType.getDimSize(queryDim) != folded.queries ||
+            srcType.getDimSize(groupDim) != folded.groups)
+          break;
+        SmallVector<int64_t> perm(unit);
+        for (size_t c = 0; c + 2 < rank; ++c)
+          llvm::append_range(perm, groups[plan.perm[c]]);
+        perm.append({groupDim, queryDim});
+        llvm::append_range(perm, groups[plan.perm[rank - 1]]);
+        plan.perm = std::move(perm);
+        plan.value = collapse.getSrc();
+        rowsSplit = true;
+        continue;
+      }
       SmallVector<int64_t> perm;
       for (size_t c = 0; c < rank; ++c)
         llvm::append_range(perm, groups[plan.perm[c]]);
@@ -294,6 +337,11 @@ static FailureOr<OperandPlan> planOperand(linalg::LinalgOp op,
       continue;
     }
     break;
+  }
+  if (!rowsSplit) {
+    why = "the rows of q fold query heads in, and the reshape that folds "
+          "them was not found";
+    return failure();
   }
   auto type = cast<RankedTensorType>(plan.value.getType());
   if (!type.hasStaticShape()) {
@@ -623,7 +671,7 @@ matchPVContraction(linalg::LinalgOp pv, bool transposed, std::string &why) {
 /// How P.V reads the probabilities, as [batch..., query, key].
 static FailureOr<Access> probabilitiesAccess(linalg::LinalgOp pv,
                                              const PVContraction &contraction,
-                                             std::string &why) {
+                                             Axis rows, std::string &why) {
   const ContractionLoops &loops = contraction.loops;
   Access pAccess;
   AffineMap pMap = pv.getMatchingIndexingMap(contraction.p);
@@ -632,7 +680,7 @@ static FailureOr<Access> probabilitiesAccess(linalg::LinalgOp pv,
     auto dim = dyn_cast<AffineDimExpr>(result);
     unsigned d = dim.getPosition();
     if (d == loops.row)
-      pAccess.push_back(Axis::Query);
+      pAccess.push_back(rows);
     else if (d == loops.reduction)
       pAccess.push_back(Axis::Key);
     else {
@@ -654,12 +702,21 @@ static LogicalResult proveMask(linalg::LinalgOp qk, ArrayRef<MaskTerm> masks,
                                MaskEvaluator &evaluator, AttentionMatch &match,
                                std::string &why) {
   auto scoresType = cast<RankedTensorType>(qk->getResult(0).getType());
-  int64_t rank = scoresType.getRank();
-  int64_t nq = scoresType.getDimSize(rank - 2);
-  int64_t nk = scoresType.getDimSize(rank - 1);
   if (!scoresType.hasStaticShape()) {
     why = "the scores need a static shape to prove the mask";
     return failure();
+  }
+  int64_t rank = scoresType.getRank();
+  int64_t nq = scoresType.getDimSize(rank - 2);
+  int64_t nk = scoresType.getDimSize(rank - 1);
+  // Rows that fold query heads in hold queries * groups rows; the mask is
+  // one of the queries (it was read without the group, or refused).
+  if (match.qkRows.folded()) {
+    if (nq != match.qkRows.queries * match.qkRows.groups) {
+      why = "the scores' rows are not the queries of each query head";
+      return failure();
+    }
+    nq = match.qkRows.queries;
   }
   FailureOr<SmallVector<KeyRange>> visible =
       evaluateVisibility(masks, nq, nk, budget, evaluator, why);
@@ -694,7 +751,7 @@ static LogicalResult planQKV(linalg::LinalgOp qk, linalg::LinalgOp pv,
   FailureOr<OperandPlan> q =
       planOperand(qk, qOperand, qkLoops->batch, qkLoops->row,
                   qkLoops->reduction, /*allowScale=*/true,
-                  /*allowRepeat=*/false, why);
+                  /*allowRepeat=*/false, why, match.qkRows);
   FailureOr<OperandPlan> k =
       planOperand(qk, kOperand, qkLoops->batch, qkLoops->col,
                   qkLoops->reduction, /*allowScale=*/true,
@@ -736,7 +793,9 @@ static LogicalResult checkScaleAndResult(linalg::LinalgOp pv,
   for (int64_t size : outType.getShape().drop_back(2))
     outBatch *= size;
   for (const OperandPlan *plan : {&match.q, &match.k, &match.v}) {
-    if (product(batchShape(*plan)) * plan->headRepeat != outBatch) {
+    // q's batch holds the query heads that the rows fold in.
+    int64_t groups = plan == &match.q ? match.qkRows.groups : 1;
+    if (product(batchShape(*plan)) * plan->headRepeat != outBatch * groups) {
       why = "q, k and v do not span the same batch and heads as the result";
       return failure();
     }
@@ -752,17 +811,22 @@ static LogicalResult checkScaleAndResult(linalg::LinalgOp pv,
 /// How far matchAttention got before it failed.
 enum class MatchStage { Contraction, Probabilities, Logits };
 
-/// Proves that `pv` (read as O^T = V^T P^T when `transposed`) computes SWBA
-/// and gathers what the rewrite needs; `stage` says how far it got.
+/// Proves that `pv` (read as O^T = V^T P^T when `transposed`, its rows
+/// read as `rows`: queries, or queries and query heads merged) computes
+/// SWBA and gathers what the rewrite needs; `stage` says how far it got,
+/// `mergedQuery` whether the probabilities' trace stopped at a reshape
+/// that merges the query axis with another.
 static FailureOr<AttentionMatch>
-matchAttention(linalg::LinalgOp pv, bool transposed, const MaskBudget &budget,
-               MaskEvaluator &evaluator, std::string &why, MatchStage &stage) {
+matchAttention(linalg::LinalgOp pv, bool transposed, Axis rows,
+               const MaskBudget &budget, MaskEvaluator &evaluator,
+               std::string &why, MatchStage &stage, bool &mergedQuery) {
   stage = MatchStage::Contraction;
+  mergedQuery = false;
   FailureOr<PVContraction> contraction =
       matchPVContraction(pv, transposed, why);
   if (failed(contraction))
     return failure();
-  FailureOr<Access> pAccess = probabilitiesAccess(pv, *contraction, why);
+  FailureOr<Access> pAccess = probabilitiesAccess(pv, *contraction, rows, why);
   if (failed(pAccess))
     return failure();
   stage = MatchStage::Probabilities;
@@ -772,6 +836,7 @@ matchAttention(linalg::LinalgOp pv, bool transposed, const MaskBudget &budget,
   FailureOr<Expr *> p = tracer.traceTensor(contraction->p->get(), *pAccess);
   if (failed(p)) {
     why = tracer.getReason();
+    mergedQuery = tracer.failedOnMergedQuery();
     return failure();
   }
   FailureOr<Expr *> logits = matchSoftmax(*p, why);
@@ -791,6 +856,22 @@ matchAttention(linalg::LinalgOp pv, bool transposed, const MaskBudget &budget,
   if (!qk.hasPureTensorSemantics() || !hasZeroInit(qk)) {
     why = "the Q.K^T contraction does not accumulate into zeros";
     return failure();
+  }
+  // Query heads folded into the rows of P.V must be folded into the rows
+  // of Q.K^T too (and were then split and merged with the same counts).
+  Axis scoresRows = (*scores)->access[(*scores)->access.size() - 2];
+  if (isMergedRows(rows) != isMergedRows(scoresRows)) {
+    why = "the probabilities fold query heads into their rows, the scores "
+          "do not";
+    return failure();
+  }
+  if (isMergedRows(rows) && tracer.getGroupSize() < 2) {
+    why = "no reshape splits the rows into queries and query heads";
+    return failure();
+  }
+  if (isMergedRows(rows)) {
+    match.pvRows = {rows, tracer.getQuerySize(), tracer.getGroupSize()};
+    match.qkRows = {scoresRows, tracer.getQuerySize(), tracer.getGroupSize()};
   }
   if (failed(proveMask(qk, masks, budget, evaluator, match, why)) ||
       failed(planQKV(qk, pv, *contraction, match, why)) ||
@@ -916,6 +997,33 @@ static bool isOnlyNarrowedTo(Value result, Type type) {
   return false;
 }
 
+/// The op's result [1, B * G, Nq, Dv] (query head h of kv head h / G) as
+/// rows that fold each kv head's G query heads in: [B, G * Nq, Dv] or
+/// [B, Nq * G, Dv].
+static Value foldQueryHeads(RewriterBase &rewriter, Location loc, Value result,
+                            const FoldedRows &rows) {
+  auto type = cast<RankedTensorType>(result.getType());
+  Type elt = type.getElementType();
+  int64_t heads = type.getDimSize(1), dv = type.getDimSize(3);
+  int64_t batch = heads / rows.groups;
+  result = tensor::CollapseShapeOp::create(
+      rewriter, loc, result, ArrayRef<ReassociationIndices>{{0, 1}, {2}, {3}});
+  result = tensor::ExpandShapeOp::create(
+      rewriter, loc,
+      RankedTensorType::get({batch, rows.groups, rows.queries, dv}, elt),
+      result, ArrayRef<ReassociationIndices>{{0, 1}, {2}, {3}});
+  if (rows.rows == Axis::QueryGroup) {
+    Value init = tensor::EmptyOp::create(
+        rewriter, loc, ArrayRef<int64_t>{batch, rows.queries, rows.groups, dv},
+        elt);
+    result = linalg::TransposeOp::create(rewriter, loc, result, init,
+                                         ArrayRef<int64_t>{0, 2, 1, 3})
+                 ->getResult(0);
+  }
+  return tensor::CollapseShapeOp::create(
+      rewriter, loc, result, ArrayRef<ReassociationIndices>{{0}, {1, 2}, {3}});
+}
+
 static void rewriteAttention(RewriterBase &rewriter, linalg::LinalgOp pv,
                              const AttentionMatch &match) {
   Location loc = pv.getLoc();
@@ -950,9 +1058,11 @@ static void rewriteAttention(RewriterBase &rewriter, linalg::LinalgOp pv,
   // [B, Hq] and [B, Hkv] stay apart; any other batch layout is flattened
   // into the heads, which keeps query head h reading kv head h / repeat as
   // long as the repeat is the innermost batch dimension (planOperand).
+  // Query heads folded into the rows are q's innermost batch dimension.
   int64_t repeat = match.k.headRepeat;
-  bool flatten = !(bq.size() == 2 && bk.size() == 2 && bk == bv &&
-                   bq[0] == bk[0] && bq[1] == bk[1] * repeat);
+  bool flatten =
+      match.qkRows.folded() || !(bq.size() == 2 && bk.size() == 2 && bk == bv &&
+                                 bq[0] == bk[0] && bq[1] == bk[1] * repeat);
   Value q = materialize(rewriter, loc, match.q, flatten, elt);
   Value k = materialize(rewriter, loc, match.k, flatten, elt);
   Value v = materialize(rewriter, loc, match.v, flatten, elt);
@@ -978,7 +1088,20 @@ static void rewriteAttention(RewriterBase &rewriter, linalg::LinalgOp pv,
     std::swap(rowsFirst[outRank - 2], rowsFirst[outRank - 1]);
   auto rowsFirstType =
       RankedTensorType::get(rowsFirst, outType.getElementType());
-  if (ArrayRef<int64_t>(attShape).take_front(2) != ArrayRef<int64_t>(outBatch)) {
+  if (match.pvRows.folded()) {
+    result = foldQueryHeads(rewriter, loc, result, match.pvRows);
+    if (outRank == 2) {
+      result = tensor::CollapseShapeOp::create(
+          rewriter, loc, result, ArrayRef<ReassociationIndices>{{0, 1}, {2}});
+    } else if (outRank > 3) {
+      ReassociationIndices lead =
+          llvm::to_vector(llvm::seq<int64_t>(0, outRank - 2));
+      result = tensor::ExpandShapeOp::create(
+          rewriter, loc, rowsFirstType, result,
+          ArrayRef<ReassociationIndices>{lead, {outRank - 2}, {outRank - 1}});
+    }
+  } else if (ArrayRef<int64_t>(attShape).take_front(2) !=
+             ArrayRef<int64_t>(outBatch)) {
     if (outRank == 2) {
       result = tensor::CollapseShapeOp::create(
           rewriter, loc, result,
@@ -1056,19 +1179,61 @@ struct RaiseMaskedAttentionPattern
     std::string why;
     evaluator->clearIRCache();
     MatchStage stage, stageTransposed;
-    FailureOr<AttentionMatch> match = matchAttention(
-        op, /*transposed=*/false, budget, *evaluator, why, stage);
+    bool merged, mergedTransposed = false;
+    FailureOr<AttentionMatch> match =
+        matchAttention(op, /*transposed=*/false, Axis::Query, budget,
+                       *evaluator, why, stage, merged);
     if (failed(match) && stage != MatchStage::Logits) {
       // Read as O^T = V^T P^T (as jax.nn.dot_product_attention computes
       // it). The remark gives the reason of the reading that got further,
       // or both where they got as far.
       std::string whyTransposed;
-      match = matchAttention(op, /*transposed=*/true, budget, *evaluator,
-                             whyTransposed, stageTransposed);
+      match = matchAttention(op, /*transposed=*/true, Axis::Query, budget,
+                             *evaluator, whyTransposed, stageTransposed,
+                             mergedTransposed);
       if (stageTransposed > stage)
         why = whyTransposed;
       else if (stageTransposed == stage && stage != MatchStage::Contraction)
         why += "; read as O^T = V^T P^T: " + whyTransposed;
+    }
+    if (failed(match) && (merged || mergedTransposed)) {
+      // The probabilities' rows merge the queries with another dimension:
+      // JAX's grouped-query layout folds each kv head's query heads into
+      // them, query-major in one product and head-major in the other. Each
+      // reading whose trace stopped there is tried with the query first
+      // and with the query heads first; the mask then proves which of the
+      // two dimensions is the queries (it must not depend on the other).
+      std::string whyFolded;
+      MatchStage furthest = MatchStage::Contraction;
+      for (bool transposed : {false, true}) {
+        if (!(transposed ? mergedTransposed : merged))
+          continue;
+        for (Axis rows : {Axis::QueryGroup, Axis::GroupQuery}) {
+          std::string whyThis;
+          MatchStage stageThis;
+          bool unused;
+          match = matchAttention(op, transposed, rows, budget, *evaluator,
+                                 whyThis, stageThis, unused);
+          if (succeeded(match))
+            break;
+          // On a tie, the reading that takes the wrong dimension for the
+          // queries fails on the mask's dependence on the other: the other
+          // reading's reason says more.
+          auto onHeads = [](const std::string &reason) {
+            return StringRef(reason).contains("depends on the batch/head");
+          };
+          if (whyFolded.empty() || stageThis > furthest ||
+              (stageThis == furthest && onHeads(whyFolded) &&
+               !onHeads(whyThis))) {
+            whyFolded = whyThis;
+            furthest = stageThis;
+          }
+        }
+        if (succeeded(match))
+          break;
+      }
+      if (failed(match))
+        why += "; with query heads folded into the rows: " + whyFolded;
     }
     if (failed(match)) {
       LLVM_DEBUG(llvm::dbgs() << "raise-swba: rejected " << op << ": " << why

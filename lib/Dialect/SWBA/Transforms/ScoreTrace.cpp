@@ -79,6 +79,18 @@ FailureOr<Expr *> ScoreTracer::fail(const Twine &why) {
   return failure();
 }
 
+LogicalResult ScoreTracer::mergeSizes(int64_t query, int64_t group) {
+  if (querySize == 0 && groupSize == 0) {
+    querySize = query;
+    groupSize = group;
+    return success();
+  }
+  if (query == querySize && group == groupSize)
+    return success();
+  reason = "reshapes merge queries and query heads of different counts";
+  return failure();
+}
+
 /// The access of a tensor read through `map` by a linalg op whose loops are
 /// indexed by `env.loopAxes`. Batch loops must be read in order and all or
 /// none, so a batch-indexed operand is read at the same linear batch index.
@@ -190,18 +202,32 @@ FailureOr<Expr *> ScoreTracer::traceTensor(Value v, const Access &access) {
     Access src(srcType.getRank(), Axis::Zero);
     for (auto [k, group] : llvm::enumerate(collapse.getReassociationIndices())) {
       Axis axis = access[k];
-      if (axis == Axis::Query || axis == Axis::Key) {
-        int nonUnit = 0;
-        for (int64_t d : group)
-          if (srcType.getDimSize(d) != 1)
-            ++nonUnit;
-        if (nonUnit > 1)
-          return fail(
-              axis == Axis::Query
-                  ? "a reshape merges the query/key axis with another (query "
-                    "heads folded into the rows of the products, as JAX's "
-                    "grouped-query attention does, are not recognized)"
-                  : "a reshape merges the query/key axis with another");
+      SmallVector<int64_t> nonUnit;
+      for (int64_t d : group)
+        if (srcType.getDimSize(d) != 1)
+          nonUnit.push_back(d);
+      if (isMergedRows(axis)) {
+        // Rows that merge query and group, split into their two dimensions
+        // in the merge's order.
+        if (nonUnit.size() != 2)
+          return fail("a reshape merges rows of query heads and queries with "
+                      "another dimension");
+        bool queryFirst = axis == Axis::QueryGroup;
+        src[nonUnit[0]] = queryFirst ? Axis::Query : Axis::Group;
+        src[nonUnit[1]] = queryFirst ? Axis::Group : Axis::Query;
+        if (failed(mergeSizes(srcType.getDimSize(nonUnit[queryFirst ? 0 : 1]),
+                              srcType.getDimSize(nonUnit[queryFirst ? 1 : 0]))))
+          return failure();
+        continue;
+      }
+      if (axis != Axis::Batch && nonUnit.size() > 1) {
+        if (axis == Axis::Query) {
+          mergedQuery = true;
+          return fail("a reshape merges the query axis with another");
+        }
+        return fail(axis == Axis::Key
+                        ? "a reshape merges the key axis with another"
+                        : "a reshape merges a query head axis with another");
       }
       for (int64_t d : group)
         src[d] = (axis == Axis::Batch || srcType.getDimSize(d) != 1 ||
@@ -250,13 +276,16 @@ FailureOr<Expr *> ScoreTracer::traceTensor(Value v, const Access &access) {
         }
       }
     }
-    RankedTensorType srcType = expand.getSrcType();
     Access src;
     for (const ReassociationIndices &group : expand.getReassociationIndices()) {
       SmallVector<Axis> nonUnit;
-      for (int64_t d : group)
-        if (type.getDimSize(d) != 1)
-          nonUnit.push_back(access[d]);
+      SmallVector<int64_t> sizes;
+      for (int64_t d : group) {
+        if (type.getDimSize(d) == 1)
+          continue;
+        nonUnit.push_back(access[d]);
+        sizes.push_back(type.getDimSize(d));
+      }
       if (nonUnit.empty()) {
         src.push_back(group.size() == 1 ? access[group[0]] : Axis::Zero);
       } else if (llvm::all_of(nonUnit,
@@ -264,11 +293,20 @@ FailureOr<Expr *> ScoreTracer::traceTensor(Value v, const Access &access) {
         src.push_back(Axis::Batch);
       } else if (nonUnit.size() == 1) {
         src.push_back(nonUnit[0]);
+      } else if (nonUnit.size() == 2 &&
+                 llvm::is_contained(nonUnit, Axis::Query) &&
+                 llvm::is_contained(nonUnit, Axis::Group)) {
+        // Rows of the products that hold queries and query heads: split
+        // here into the two.
+        bool queryFirst = nonUnit[0] == Axis::Query;
+        if (failed(mergeSizes(sizes[queryFirst ? 0 : 1],
+                              sizes[queryFirst ? 1 : 0])))
+          return failure();
+        src.push_back(queryFirst ? Axis::QueryGroup : Axis::GroupQuery);
       } else {
         return fail("a reshape splits the query/key axis");
       }
     }
-    (void)srcType;
     return traceTensor(expand.getSrc(), src);
   }
 
@@ -286,8 +324,10 @@ FailureOr<Expr *> ScoreTracer::traceLinalg(linalg::LinalgOp op,
   Type elt = getElementTypeOrSelf(op->getResult(resultNumber).getType());
   if (isContraction(op)) {
     size_t rank = access.size();
-    bool canonical = rank >= 2 && access[rank - 2] == Axis::Query &&
-                     access[rank - 1] == Axis::Key;
+    bool canonical =
+        rank >= 2 &&
+        (access[rank - 2] == Axis::Query || isMergedRows(access[rank - 2])) &&
+        access[rank - 1] == Axis::Key;
     for (size_t d = 0; canonical && d + 2 < rank; ++d)
       canonical = access[d] == Axis::Batch ||
                   (access[d] == Axis::Zero &&
@@ -297,6 +337,7 @@ FailureOr<Expr *> ScoreTracer::traceLinalg(linalg::LinalgOp op,
     Expr *e = make(ExprKind::Scores, elt);
     e->op = op;
     e->value = op->getResult(0);
+    e->access = access;
     return e;
   }
 
@@ -474,6 +515,8 @@ FailureOr<Expr *> ScoreTracer::traceBodyValue(Value v, BodyEnv &env) {
         Expr *e = make(ExprKind::Constant, v.getType());
         e->constant = IntegerAttr::get(v.getType(), 0);
         result = e;
+      } else if (isMergedRows(env.loopAxes[dim])) {
+        return fail("linalg.index of rows that fold query heads in");
       } else {
         Expr *e = make(ExprKind::Index, v.getType());
         e->axis = env.loopAxes[dim];
@@ -530,7 +573,7 @@ bool mlir::swba::equalExprs(Expr *a, Expr *b) {
     return false;
   switch (a->kind) {
   case ExprKind::Scores:
-    if (a->value != b->value)
+    if (a->value != b->value || a->access != b->access)
       return false;
     break;
   case ExprKind::Constant:

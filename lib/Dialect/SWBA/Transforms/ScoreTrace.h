@@ -23,12 +23,24 @@ namespace mlir::swba {
 /// What indexes one dimension of a tensor (or one loop of a linalg op), in
 /// the attention's index space. Batch dimensions are only ever accessed in
 /// order and whole, so they stand for the row-major batch index together.
-enum class Axis { Batch, Query, Key, Zero };
+///
+/// Grouped-query attention as JAX writes it folds the query heads of each
+/// kv head into the rows of its products: there the batch is the kv heads',
+/// `Group` indexes a query head within its kv head's group, and a row
+/// dimension that merges the two is `QueryGroup` (row = query * G + group)
+/// or `GroupQuery` (row = group * Nq + query).
+enum class Axis { Batch, Query, Key, Zero, Group, QueryGroup, GroupQuery };
+
+/// Whether `axis` merges the query and group axes.
+inline bool isMergedRows(Axis axis) {
+  return axis == Axis::QueryGroup || axis == Axis::GroupQuery;
+}
 
 using Access = SmallVector<Axis, 4>;
 
 enum class ExprKind {
-  /// The element of the Q.K^T contraction result at (batch, i, j).
+  /// The element of the Q.K^T contraction result at (batch, i, j);
+  /// `access` says how its rows are read (Query or merged rows).
   Scores,
   /// A scalar constant.
   Constant,
@@ -56,7 +68,7 @@ struct Expr {
   SmallVector<Expr *, 2> operands;
   Operation *op = nullptr;   // Op: the op; Scores: the contraction.
   TypedAttr constant;        // Constant.
-  Access access;             // TensorLeaf, Opaque.
+  Access access;             // TensorLeaf, Opaque, Scores.
   Axis axis = Axis::Zero;    // Index.
   ReduceKind reduce = ReduceKind::Sum;
   Value value;               // TensorLeaf, Opaque, Scores (the result).
@@ -71,6 +83,15 @@ public:
   /// Why the last trace failed, and where.
   const std::string &getReason() const { return reason; }
 
+  /// Whether a trace failed at a reshape that merges the query axis with
+  /// another dimension (retried with merged rows by the caller).
+  bool failedOnMergedQuery() const { return mergedQuery; }
+
+  /// The sizes of the query and group axes where rows merge them (0 until
+  /// a merge is split or formed).
+  int64_t getQuerySize() const { return querySize; }
+  int64_t getGroupSize() const { return groupSize; }
+
 private:
   struct BodyEnv;
   FailureOr<Expr *> traceLinalg(linalg::LinalgOp op, unsigned resultNumber,
@@ -81,8 +102,13 @@ private:
   bool isScoresFree(Value v);
   Expr *make(ExprKind kind, Type type);
 
+  /// Checks (and records, the first time) the sizes of a row merge.
+  LogicalResult mergeSizes(int64_t query, int64_t group);
+
   std::deque<Expr> storage;
   std::string reason;
+  bool mergedQuery = false;
+  int64_t querySize = 0, groupSize = 0;
   DenseMap<Value, bool> scoresFree;
 };
 
