@@ -78,6 +78,28 @@ def dot_product_attention_per_head(bs, ws):
     return f
 
 
+def grouped_einsum_attention(ws):
+    """Grouped-query attention written with einsums over [B, T, Hkv, G, D]
+    (as Gemma's JAX model writes it), the logits reshaped to [B, T, H, S],
+    a causal token window of ws keys as a [B, T, S] mask, jnp.where with
+    -0.7 times the largest f32, and the probabilities reshaped back."""
+    def f(q, k, v):
+        b, t, heads, d = q.shape
+        s, kv = k.shape[1], k.shape[2]
+        g = heads // kv
+        qg = q.reshape((b, t, kv, g, d)) * d ** -0.5
+        logits = jnp.einsum("BTKGH,BSKH->BTKGS", qg, k).reshape((b, t, heads, s))
+        pos_q = jnp.arange(t)[:, None] + (s - t)
+        pos_k = jnp.arange(s)[None, :]
+        mask = (pos_k <= pos_q) & (pos_k > pos_q - ws)
+        mask = jnp.broadcast_to(mask[None], (b, t, s))
+        logits = jnp.where(mask[:, :, None, :], logits, -2.3819763e38)
+        probs = jax.nn.softmax(logits, axis=-1).reshape((b, t, kv, g, s))
+        out = jnp.einsum("BTKGS,BSKH->BTKGH", probs, v)
+        return out.reshape((b, t, heads, d))
+    return f
+
+
 F32, BF16 = (jnp.float32, torch.float32), (jnp.bfloat16, torch.bfloat16)
 
 
@@ -136,6 +158,13 @@ CASES = {
         dot_product_attention_local(5),
         [((2, 24, 8, 16), F32), ((2, 24, 2, 16), F32), ((2, 24, 2, 16), F32)],
         dict(bs=1, ws=5, scale="2.500000e-01", q="1x16x24x16xf32", k="1x4x24x16xf32")),
+    "jax-grouped-einsum-sliding-window": (
+        "JAX: grouped-query attention written with einsums over [B, T, Hkv, G, "
+        "D] (Gemma's layout), 4 query heads a kv head, a causal token window "
+        "of 6 keys as a [B, T, S] mask",
+        grouped_einsum_attention(6),
+        [((1, 32, 8, 16), F32), ((1, 32, 2, 16), F32), ((1, 32, 2, 16), F32)],
+        dict(bs=1, ws=6, scale="2.500000e-01", q="1x8x32x16xf32", k="1x2x32x16xf32")),
     "jax-dot-product-attention-gqa-per-head-mask": (
         "JAX: jax.nn.dot_product_attention with 4 query heads and 2 kv heads "
         "and a [1, 4, N, N] mask whose last query head also sees the next "

@@ -414,9 +414,11 @@ def gen_folded_case(rng):
     """Grouped-query attention in JAX's layout: each kv head's query heads
     folded into the rows of the products, [B * Hkv, rows, ...] with rows
     query-major (query * G + head) or head-major (head * Nq + query), each
-    product in its own order; the mask on [B * Hkv, G, Nq, Nk]. Near
-    misses add a term that depends on the query head, or split the rows
-    of P.V with the two counts swapped."""
+    product in its own order; the scores as Q K^T or K Q^T; the mask and
+    softmax on [B * Hkv, G, Nq, Nk] or on [Nq, B * Hkv * G, Nk] (the query
+    heads merged with the kv heads again). Near misses add a term that
+    depends on the query head, or split the rows of P.V with the two
+    counts swapped."""
     bh, groups = rng.choice([1, 2, 3]), rng.choice([2, 3, 4])
     nk = rng.choice([1, 2, 3, 4, 5, 6, 8, 9, 12])
     nq = rng.choice([nk, nk, max(1, nk - rng.randint(1, 3)), nk + rng.randint(1, 2)])
@@ -426,6 +428,8 @@ def gen_folded_case(rng):
     mask.source = "index"
     qk_order = rng.choice(["query", "query", "group"])
     pv_order = rng.choice(["query", "group", "group"])
+    qk_form = rng.choice(["qk", "qk", "kq"])
+    mid = rng.choice(["grouped", "grouped", "heads"])
     other = rng.choice(["none"] * 6 + ["group-term", "swapped-counts"])
     if other == "swapped-counts" and nq == groups:
         other = "none"
@@ -459,20 +463,39 @@ def gen_folded_case(rng):
     v = gen_input(b, [bh, nk, dv], rng.choice([0.283, 0.853, 0.191]))
     zero = b.fresh("c")
     b.emit(f"{zero} = arith.constant 0.0 : f32")
-    s = matmul(b, q, k, [bh, rows, d], [bh, nk, d], [bh, rows, nk], True, zero,
-               False)
-    s = elementwise(b, s, [bh, rows, nk],
-                    [f"%c = arith.constant {fmt_float(scale)} : f32",
-                     "%r = arith.mulf %in, %c : f32"])
-    # The scores as [B * Hkv, G, Nq, Nk], masked and normalized there.
-    s4s = order_shape(qk_order, nk)
+    if qk_form == "qk":
+        s, ss = matmul(b, q, k, [bh, rows, d], [bh, nk, d], [bh, rows, nk],
+                       True, zero, False), [bh, rows, nk]
+    else:
+        qt, qts = transpose(q, [bh, rows, d], [0, 2, 1])
+        s, ss = matmul(b, k, qt, [bh, nk, d], qts, [bh, nk, rows], False, zero,
+                       False), [bh, nk, rows]
+    s = elementwise(b, s, ss, [f"%c = arith.constant {fmt_float(scale)} : f32",
+                               "%r = arith.mulf %in, %c : f32"])
+    # The scores as [B * Hkv, G, Nq, Nk].
+    if qk_form == "qk":
+        s4s = order_shape(qk_order, nk)
+        groups_of = "[[0], [1, 2], [3]]"
+        to_grouped = [0, 2, 1, 3] if qk_order == "query" else None
+    else:
+        s4s = [bh, nk] + order_shape(qk_order, 0)[1:3]
+        groups_of = "[[0], [1], [2, 3]]"
+        to_grouped = [0, 3, 2, 1] if qk_order == "query" else [0, 2, 3, 1]
     s4 = b.fresh("unfold")
-    b.emit(f"{s4} = tensor.expand_shape {s} [[0], [1, 2], [3]] output_shape "
-           f"[{', '.join(map(str, s4s))}] : {tensor([bh, rows, nk])} into {tensor(s4s)}")
-    if qk_order == "query":
-        s4, s4s = transpose(s4, s4s, [0, 2, 1, 3])
-    lines = ["%g = linalg.index 0 : index", "%grp = linalg.index 1 : index",
-             "%i = linalg.index 2 : index", "%j = linalg.index 3 : index"]
+    b.emit(f"{s4} = tensor.expand_shape {s} {groups_of} output_shape "
+           f"[{', '.join(map(str, s4s))}] : {tensor(ss)} into {tensor(s4s)}")
+    if to_grouped:
+        s4, s4s = transpose(s4, s4s, to_grouped)
+    # Masked and normalized there, or as [Nq, B * Hkv * G, Nk].
+    if mid == "heads":
+        s4, hs = transpose(s4, s4s, [2, 0, 1, 3])
+        s4 = collapse_rows(s4, hs)
+        s4s = [nq, bh * groups, nk]
+        lines = ["%g = linalg.index 1 : index", "%grp = linalg.index 1 : index",
+                 "%i = linalg.index 0 : index", "%j = linalg.index 2 : index"]
+    else:
+        lines = ["%g = linalg.index 0 : index", "%grp = linalg.index 1 : index",
+                 "%i = linalg.index 2 : index", "%j = linalg.index 3 : index"]
     mask.predicate(lines)
     if other == "group-term":
         # the query head's last key visible to head 1 only
@@ -485,7 +508,15 @@ def gen_folded_case(rng):
                   "%keep = arith.ori %keep1, %plus : i1"]
     if mask.mutation != "no-mask" or other == "group-term" or rng.random() < 0.5:
         s4 = mask.combine(b, s4, s4s, lines)
-    p = softmax(b, s4, s4s, rng.choice(["linalg", "decomposed"]), 3, 0.0)
+    p = softmax(b, s4, s4s, rng.choice(["linalg", "decomposed"]),
+                len(s4s) - 1, 0.0)
+    if mid == "heads":
+        back = b.fresh("heads")
+        b.emit(f"{back} = tensor.expand_shape {p} [[0], [1, 2], [3]] output_shape "
+               f"[{nq}, {bh}, {groups}, {nk}] : {tensor(s4s)} into "
+               f"{tensor([nq, bh, groups, nk])}")
+        s4s = [bh, groups, nq, nk]
+        p, _ = transpose(back, [nq, bh, groups, nk], [1, 2, 0, 3])
     # P folded in P.V's order (its counts swapped: a near miss).
     if pv_order == "query":
         p, ps = transpose(p, s4s, [0, 2, 1, 3])
@@ -507,8 +538,8 @@ def gen_folded_case(rng):
         o = pv_transposed(b, p, v, [bh, rows, nk], [bh, nk, dv], os_, zero, False)
     text = main_module(b, o, os_)
     summary = (f"gqa=folded B*Hkv={bh} G={groups} Nq={nq} Nk={nk} D={d} Dv={dv} "
-               f"{mask.describe()} Q.K^T rows {qk_order}-major, P.V rows "
-               f"{pv_order}-major pv={pv} other={other}")
+               f"{mask.describe()} scores {qk_form} rows {qk_order}-major, "
+               f"mask on {mid}, P.V rows {pv_order}-major pv={pv} other={other}")
     return text, summary
 
 

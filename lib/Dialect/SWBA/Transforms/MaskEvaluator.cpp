@@ -189,6 +189,7 @@ FailureOr<unsigned> MaskEvaluator::build(Expr *e, std::string &why) {
       return constantNode(Scalar{}, indexType(context));
     case Axis::Batch:
     case Axis::Group:
+    case Axis::BatchGroup:
       // A mask that depends on the batch, the head or the query head within
       // its group is no sliding window block mask (applyIndexing refuses it).
       return intern(Node{Kind::Batch, indexType(context)});

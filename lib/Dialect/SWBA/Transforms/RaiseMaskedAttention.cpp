@@ -74,6 +74,8 @@ struct AttentionMatch {
   bool transposed = false;
   /// The rows of P.V and of Q.K^T, where they fold query heads in.
   FoldedRows pvRows, qkRows;
+  /// The scores are computed as K Q^T: [batch..., Nk, Nq].
+  bool scoresTransposed = false;
 };
 
 /// Either a mask term `scores + value` or `select(cond, scores, value)` (or
@@ -188,6 +190,28 @@ static FailureOr<double> matchScaleOrCast(linalg::LinalgOp op) {
     }
   }
   return scale;
+}
+
+/// Where `op` copies its one input transposed (a linalg.generic with a
+/// permuted input map and the identity for its result, as importers write
+/// transposes), the input dimension of each result dimension.
+static std::optional<SmallVector<int64_t>>
+matchPermutedCopy(linalg::LinalgOp op) {
+  if (!isa<linalg::GenericOp>(op) || op.getNumDpsInputs() != 1 ||
+      op.getNumDpsInits() != 1 || op->getNumResults() != 1 ||
+      op.getNumParallelLoops() != op.getNumLoops() ||
+      !op.hasPureTensorSemantics())
+    return std::nullopt;
+  AffineMap in = op.getMatchingIndexingMap(op.getDpsInputOperand(0));
+  AffineMap out = op.getMatchingIndexingMap(op.getDpsInitOperand(0));
+  Block *body = op.getBlock();
+  if (!out.isIdentity() || !in.isPermutation() ||
+      body->getTerminator()->getOperand(0) != body->getArgument(0))
+    return std::nullopt;
+  SmallVector<int64_t> perm;
+  for (unsigned d = 0; d < out.getNumResults(); ++d)
+    perm.push_back(*in.getResultPosition(getAffineDimExpr(d, op.getContext())));
+  return perm;
 }
 
 /// The dimension that `op` broadcasts its single input along, when `op`
@@ -312,6 +336,14 @@ planOperand(linalg::LinalgOp op, OpOperand *operand,
       continue;
     }
     auto linalgOp = dyn_cast<linalg::LinalgOp>(def);
+    if (linalgOp) {
+      if (std::optional<SmallVector<int64_t>> p = matchPermutedCopy(linalgOp)) {
+        for (int64_t &d : plan.perm)
+          d = (*p)[d];
+        plan.value = linalgOp.getDpsInputs()[0];
+        continue;
+      }
+    }
     size_t numBatch = plan.perm.size() - 2;
     if (linalgOp && allowRepeat && numBatch > 0) {
       // kv heads repeated along the innermost batch dimension: head h of the
@@ -709,6 +741,8 @@ static LogicalResult proveMask(linalg::LinalgOp qk, ArrayRef<MaskTerm> masks,
   int64_t rank = scoresType.getRank();
   int64_t nq = scoresType.getDimSize(rank - 2);
   int64_t nk = scoresType.getDimSize(rank - 1);
+  if (match.scoresTransposed)
+    std::swap(nq, nk);
   // Rows that fold query heads in hold queries * groups rows; the mask is
   // one of the queries (it was read without the group, or refused).
   if (match.qkRows.folded()) {
@@ -734,6 +768,8 @@ static LogicalResult planQKV(linalg::LinalgOp qk, linalg::LinalgOp pv,
                              const PVContraction &contraction,
                              AttentionMatch &match, std::string &why) {
   FailureOr<ContractionLoops> qkLoops = getContractionLoops(qk);
+  if (match.scoresTransposed)
+    std::swap(qkLoops->row, qkLoops->col);
   // q reads the row loop, k the column loop of Q.K^T; both reduce over D.
   OpOperand *qOperand = nullptr, *kOperand = nullptr;
   for (OpOperand *operand : qk.getDpsInputOperands()) {
@@ -859,7 +895,12 @@ matchAttention(linalg::LinalgOp pv, bool transposed, Axis rows,
   }
   // Query heads folded into the rows of P.V must be folded into the rows
   // of Q.K^T too (and were then split and merged with the same counts).
-  Axis scoresRows = (*scores)->access[(*scores)->access.size() - 2];
+  const Access &scoresAccess = (*scores)->access;
+  Axis scoresRows = scoresAccess[scoresAccess.size() - 2];
+  if (scoresRows == Axis::Key) {
+    match.scoresTransposed = true;
+    scoresRows = scoresAccess.back();
+  }
   if (isMergedRows(rows) != isMergedRows(scoresRows)) {
     why = "the probabilities fold query heads into their rows, the scores "
           "do not";

@@ -80,12 +80,11 @@ FailureOr<Expr *> ScoreTracer::fail(const Twine &why) {
 }
 
 LogicalResult ScoreTracer::mergeSizes(int64_t query, int64_t group) {
-  if (querySize == 0 && groupSize == 0) {
-    querySize = query;
+  if (groupSize == 0)
     groupSize = group;
-    return success();
-  }
-  if (query == querySize && group == groupSize)
+  if (querySize == 0)
+    querySize = query;
+  if ((query == 0 || query == querySize) && group == groupSize)
     return success();
   reason = "reshapes merge queries and query heads of different counts";
   return failure();
@@ -220,6 +219,18 @@ FailureOr<Expr *> ScoreTracer::traceTensor(Value v, const Access &access) {
           return failure();
         continue;
       }
+      if (axis == Axis::BatchGroup) {
+        // Heads that merge kv heads and their query heads, split into the
+        // two (unit batch dimensions ahead of them stay batch).
+        if (nonUnit.size() != 2 || nonUnit[1] != group.back())
+          return fail("a reshape merges query heads with another dimension");
+        for (int64_t d : group)
+          src[d] = Axis::Batch;
+        src[nonUnit[1]] = Axis::Group;
+        if (failed(mergeSizes(0, srcType.getDimSize(nonUnit[1]))))
+          return failure();
+        continue;
+      }
       if (axis != Axis::Batch && nonUnit.size() > 1) {
         if (axis == Axis::Query) {
           mergedQuery = true;
@@ -293,6 +304,13 @@ FailureOr<Expr *> ScoreTracer::traceTensor(Value v, const Access &access) {
         src.push_back(Axis::Batch);
       } else if (nonUnit.size() == 1) {
         src.push_back(nonUnit[0]);
+      } else if (nonUnit.size() == 2 && nonUnit[0] == Axis::Batch &&
+                 nonUnit[1] == Axis::Group &&
+                 access[group.back()] == Axis::Group) {
+        // Heads: the kv head (the batch's innermost) and its query heads.
+        if (failed(mergeSizes(0, sizes[1])))
+          return failure();
+        src.push_back(Axis::BatchGroup);
       } else if (nonUnit.size() == 2 &&
                  llvm::is_contained(nonUnit, Axis::Query) &&
                  llvm::is_contained(nonUnit, Axis::Group)) {
@@ -324,10 +342,13 @@ FailureOr<Expr *> ScoreTracer::traceLinalg(linalg::LinalgOp op,
   Type elt = getElementTypeOrSelf(op->getResult(resultNumber).getType());
   if (isContraction(op)) {
     size_t rank = access.size();
+    // [batch..., rows, key], or transposed ([batch..., key, rows]: the
+    // scores computed as K Q^T).
+    auto isRows = [](Axis a) { return a == Axis::Query || isMergedRows(a); };
     bool canonical =
         rank >= 2 &&
-        (access[rank - 2] == Axis::Query || isMergedRows(access[rank - 2])) &&
-        access[rank - 1] == Axis::Key;
+        ((isRows(access[rank - 2]) && access[rank - 1] == Axis::Key) ||
+         (access[rank - 2] == Axis::Key && isRows(access[rank - 1])));
     for (size_t d = 0; canonical && d + 2 < rank; ++d)
       canonical = access[d] == Axis::Batch ||
                   (access[d] == Axis::Zero &&
@@ -363,7 +384,8 @@ FailureOr<Expr *> ScoreTracer::traceLinalg(linalg::LinalgOp op,
       return fail("result indexing map is not a projection");
     env.loopAxes[dim.getPosition()] = access[k];
     assigned[dim.getPosition()] = true;
-    if (access[k] == Axis::Batch && env.loopSizes[dim.getPosition()] != 1)
+    if ((access[k] == Axis::Batch || access[k] == Axis::BatchGroup) &&
+        env.loopSizes[dim.getPosition()] != 1)
       env.batchLoops.push_back(dim.getPosition());
   }
   SmallVector<utils::IteratorType> iterators = op.getIteratorTypesArray();

@@ -28,8 +28,19 @@ namespace mlir::swba {
 /// kv head into the rows of its products: there the batch is the kv heads',
 /// `Group` indexes a query head within its kv head's group, and a row
 /// dimension that merges the two is `QueryGroup` (row = query * G + group)
-/// or `GroupQuery` (row = group * Nq + query).
-enum class Axis { Batch, Query, Key, Zero, Group, QueryGroup, GroupQuery };
+/// or `GroupQuery` (row = group * Nq + query). Between the products the
+/// query heads may be a dimension of their own again, `BatchGroup`: the
+/// innermost batch index (the kv head) times G plus the group.
+enum class Axis {
+  Batch,
+  Query,
+  Key,
+  Zero,
+  Group,
+  QueryGroup,
+  GroupQuery,
+  BatchGroup
+};
 
 /// Whether `axis` merges the query and group axes.
 inline bool isMergedRows(Axis axis) {
@@ -102,7 +113,8 @@ private:
   bool isScoresFree(Value v);
   Expr *make(ExprKind kind, Type type);
 
-  /// Checks (and records, the first time) the sizes of a row merge.
+  /// Checks (and records, the first time) the sizes of a row merge; a
+  /// query size of 0 checks the group's alone.
   LogicalResult mergeSizes(int64_t query, int64_t group);
 
   std::deque<Expr> storage;
