@@ -63,6 +63,18 @@ def dot_product_attention_local(ws):
     return f
 
 
+def dot_product_attention_decode(ws):
+    """jax.nn.dot_product_attention of the last query against a cache: a
+    boolean token window of ws keys ending at the query's position."""
+    def f(q, k, v):
+        nq, nk = q.shape[1], k.shape[1]
+        pos_q = jnp.arange(nq)[:, None] + (nk - nq)
+        pos_k = jnp.arange(nk)[None, :]
+        vis = (pos_k <= pos_q) & (pos_k > pos_q - ws)
+        return jax.nn.dot_product_attention(q, k, v, mask=vis[None, None])
+    return f
+
+
 def dot_product_attention_per_head(bs, ws):
     """jax.nn.dot_product_attention with a [1, H, N, N] boolean mask whose
     last query head also sees the frame after its own."""
@@ -165,6 +177,15 @@ CASES = {
         grouped_einsum_attention(6),
         [((1, 32, 8, 16), F32), ((1, 32, 2, 16), F32), ((1, 32, 2, 16), F32)],
         dict(bs=1, ws=6, scale="2.500000e-01", q="1x8x32x16xf32", k="1x2x32x16xf32")),
+    "jax-dot-product-attention-gqa-decode": (
+        "JAX: one query of 4 heads against 32 cached keys of 2 kv heads, a "
+        "token window of 5 keys (decode); with one query JAX folds nothing "
+        "but the query heads into the rows, and the pass reads them as 2 "
+        "queries of each kv head that see the same keys: a frame of 27 keys "
+        "(keys 27-31, where both rows sit), window 1",
+        dot_product_attention_decode(5),
+        [((1, 1, 4, 16), F32), ((1, 32, 2, 16), F32), ((1, 32, 2, 16), F32)],
+        dict(bs=27, ws=1, scale="2.500000e-01", q="1x2x2x16xf32", k="1x2x32x16xf32")),
     "jax-dot-product-attention-gqa-per-head-mask": (
         "JAX: jax.nn.dot_product_attention with 4 query heads and 2 kv heads "
         "and a [1, 4, N, N] mask whose last query head also sees the next "
