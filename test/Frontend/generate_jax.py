@@ -186,6 +186,12 @@ CASES = {
         dot_product_attention_decode(5),
         [((1, 1, 4, 16), F32), ((1, 32, 2, 16), F32), ((1, 32, 2, 16), F32)],
         dict(bs=27, ws=1, scale="2.500000e-01", q="1x2x2x16xf32", k="1x2x32x16xf32")),
+    "jax-grouped-einsum-sliding-window-bf16": (
+        "JAX: the same grouped einsums on bf16 q/k/v (2 query heads a kv "
+        "head), softmax in bf16, a causal token window of 4 keys",
+        grouped_einsum_attention(4),
+        [((1, 32, 4, 64), BF16), ((1, 32, 2, 64), BF16), ((1, 32, 2, 64), BF16)],
+        dict(bs=1, ws=4, scale="1.250000e-01", q="1x4x32x64xbf16", k="1x2x32x64xbf16")),
     "jax-dot-product-attention-gqa-per-head-mask": (
         "JAX: jax.nn.dot_product_attention with 4 query heads and 2 kv heads "
         "and a [1, 4, N, N] mask whose last query head also sees the next "
