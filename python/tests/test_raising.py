@@ -377,3 +377,19 @@ def test_infer_messages():
         infer_swba_mask(m)
     with pytest.raises(NotSWBAMask, match="needs 1 <= Nq <= Nk"):
         infer_swba_mask(np.ones((4, 3), dtype=bool))
+
+
+def test_flex_attention_gqa_raised():
+    """flex_attention with enable_gqa: 4 query heads read 2 kv heads (query
+    head h reads kv head h // 2), raised with the op's own grouping."""
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+    q, k, v = qkv(hq=4, hkv=2, nq=40, nk=40, seed=3)
+    block_mask = create_block_mask(window_mod, None, None, 40, 40, device="cpu",
+                                   BLOCK_SIZE=(16, 8))
+    got, want, decisions, graphs = compile_and_run(
+        lambda q, k, v: flex_attention(q, k, v, block_mask=block_mask, enable_gqa=True),
+        q, k, v)
+    assert [(d.form, d.raised, d.block_size, d.window) for d in decisions] == [
+        ("flex_attention", True, 4, 2)], decisions
+    assert len(swba_calls(graphs)) == 1
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
