@@ -8,7 +8,8 @@ to 3-D or kept 4-D, k transposed by the contraction's maps or by
 linalg.transpose), a random scale (on the scores, q or k; multiplied or
 divided), a random mask form (added 0/-inf, added lowest finite value,
 select with -inf or JAX's -0.7 times the largest f32) and softmax form
-(linalg.softmax or decomposed), the scores maybe reshaped through a flat
+(linalg.softmax, decomposed, or decomposed with a product by the
+reciprocal of the sum), the scores maybe reshaped through a flat
 vector, the P.V product maybe transposed (O^T = V^T P^T, as
 jax.nn.dot_product_attention computes it). The mask
 is a sliding window block mask for a random block size and window, or one of
@@ -386,12 +387,27 @@ def softmax(b, x, shape, form, axis, sum_init):
     b.emit("  %a = arith.addf %in, %acc : f32")
     b.emit("  linalg.yield %a : f32")
     b.emit(f"}} -> {t_r}")
+    if form == "reciprocal":
+        # 1 / sum once a row, then a product
+        rc, er2 = b.fresh("rc"), b.fresh("e")
+        b.emit(f"{er2} = tensor.empty() : {t_r}")
+        b.emit(f"{rc} = linalg.generic {{indexing_maps = [{ident_map(rank)}, "
+               f"{ident_map(rank)}], iterator_types = [{iters_par}]}} ins({sm} : "
+               f"{t_r}) outs({er2} : {t_r}) {{")
+        b.emit("^bb0(%in: f32, %out: f32):")
+        b.emit("  %one = arith.constant 1.0 : f32")
+        b.emit("  %r = arith.divf %one, %in : f32")
+        b.emit("  linalg.yield %r : f32")
+        b.emit(f"}} -> {t_r}")
+        sm, op = rc, "arith.mulf"
+    else:
+        op = "arith.divf"
     p = b.fresh("p")
     b.emit(f"{p} = linalg.generic {{indexing_maps = [{full}, {rmap}, {full}], "
            f"iterator_types = [{iters_par}]}} ins({ex}, {sm} : {t}, {t_r}) "
            f"outs({ef} : {t}) {{")
     b.emit("^bb0(%in: f32, %s: f32, %out: f32):")
-    b.emit("  %d = arith.divf %in, %s : f32")
+    b.emit(f"  %d = {op} %in, %s : f32")
     b.emit("  linalg.yield %d : f32")
     b.emit(f"}} -> {t}")
     return p
@@ -508,7 +524,7 @@ def gen_folded_case(rng):
                   "%keep = arith.ori %keep1, %plus : i1"]
     if mask.mutation != "no-mask" or other == "group-term" or rng.random() < 0.5:
         s4 = mask.combine(b, s4, s4s, lines)
-    p = softmax(b, s4, s4s, rng.choice(["linalg", "decomposed"]),
+    p = softmax(b, s4, s4s, rng.choice(["linalg", "decomposed", "reciprocal"]),
                 len(s4s) - 1, 0.0)
     if mid == "heads":
         back = b.fresh("heads")
@@ -569,7 +585,7 @@ def gen_case(rng):
     if other == "zero-scale":
         scale, scale_op = 0.0, "mulf"
     transpose_k = rng.choice(["maps", "maps", "op"]) if not four_d else "maps"
-    sm_form = rng.choice(["linalg", "decomposed"])
+    sm_form = rng.choice(["linalg", "decomposed", "reciprocal"])
 
     # grouped-query attention (4-D only): k and v have fewer heads, repeated
     # up to q's by a broadcast and a collapse_shape, each kv head's copies

@@ -496,13 +496,35 @@ static FailureOr<Expr *> matchSoftmax(Expr *p, std::string &why) {
       return "'" + e->op->getName().getStringRef().str() + "'";
     return "an operand that is not an arith/math op";
   };
-  if (p->kind != ExprKind::Op || !isa<arith::DivFOp>(p->op)) {
+  // exp(x) / sum, or exp(x) * (1 / sum) (the reciprocal of the sum
+  // computed once a row).
+  auto reciprocalOf = [](Expr *e) -> Expr * {
+    e = stripCasts(e);
+    if (e->kind != ExprKind::Op || !isa<arith::DivFOp>(e->op))
+      return nullptr;
+    Expr *one = stripCasts(e->operands[0]);
+    auto value = one->kind == ExprKind::Constant
+                     ? dyn_cast<FloatAttr>(one->constant)
+                     : FloatAttr();
+    return value && value.getValue().isExactlyValue(1.0) ? e->operands[1]
+                                                         : nullptr;
+  };
+  Expr *numerator = nullptr, *sum = nullptr;
+  if (p->kind == ExprKind::Op && isa<arith::DivFOp>(p->op)) {
+    numerator = stripCasts(p->operands[0]);
+    sum = stripCasts(p->operands[1]);
+  } else if (p->kind == ExprKind::Op && isa<arith::MulFOp>(p->op)) {
+    for (int side = 0; side < 2 && !sum; ++side)
+      if (Expr *r = reciprocalOf(p->operands[side])) {
+        sum = stripCasts(r);
+        numerator = stripCasts(p->operands[1 - side]);
+      }
+  }
+  if (!sum) {
     why = "the probabilities are not a softmax: found " + describe(p) +
           " where softmax's division or linalg.softmax should be";
     return failure();
   }
-  Expr *numerator = stripCasts(p->operands[0]);
-  Expr *sum = stripCasts(p->operands[1]);
   if (sum->kind != ExprKind::Reduce || sum->reduce != ReduceKind::Sum ||
       !equalExprs(sum->operands[0], numerator)) {
     why = "the softmax divisor is not the key-axis sum of its numerator";
