@@ -480,6 +480,31 @@ def header(name, route, what, inputs, expected, script="generate.py"):
     return "".join(lines)
 
 
+def write_case(name, route, what, inputs, expected, text, script):
+    """Writes test case `name`: the header, then the module `text` (with the
+    expected remark where the case is a near miss)."""
+    if "remark" in expected:
+        text = expect_remark(text, expected["remark"])
+    path = os.path.join(HERE, f"{name}.mlir")
+    with open(path, "w") as f:
+        f.write(header(name, route, what, inputs, expected, script=script))
+        f.write("\n")
+        f.write(text)
+    print(f"{name}: {os.path.relpath(path)}")
+
+
+def generate_cases(doc, cases, route, script, lower, inputs_of=lambda args: args):
+    """The main of a corpus generator: writes each case of `cases` (name ->
+    (what, function, args, expected)), or the one `--only` names."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--only", help="regenerate one case")
+    only = parser.parse_args().only
+    for name, (what, fn, args, expected) in cases.items():
+        if not only or name == only:
+            write_case(name, route, what, inputs_of(args), expected,
+                       lower(fn, args), script)
+
+
 def expect_remark(text, remark):
     """`text` with an expected-remark before its last contraction (P.V)."""
     lines = text.splitlines(keepends=True)

@@ -11,15 +11,13 @@ Needs `jax` besides generate.py's virtual environment:
 The tests are written like generate.py's (route `jax`).
 """
 
-import argparse
-import os
 import subprocess
 
 import jax
 import jax.numpy as jnp
 import torch
 
-from generate import HERE, IREE_OPT, expect_remark, header
+from generate import IREE_OPT, generate_cases
 
 PIPELINE = "builtin.module(iree-stablehlo-input-transformation-pipeline)"
 
@@ -213,23 +211,7 @@ def lower(fn, args):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", help="regenerate one case")
-    only = parser.parse_args().only
-    for name, (what, fn, args, expected) in CASES.items():
-        if only and name != only:
-            continue
-        text = lower(fn, args)
-        if "remark" in expected:
-            text = expect_remark(text, expected["remark"])
-        torch_inputs = [(shape, dtype[1]) for shape, dtype in args]
-        path = os.path.join(HERE, f"{name}.mlir")
-        with open(path, "w") as f:
-            f.write(header(name, "jax", what, torch_inputs, expected,
-                           script="generate_jax.py"))
-            f.write("\n")
-            f.write(text)
-        print(f"{name}: {os.path.relpath(path)}")
+    generate_cases(__doc__, CASES, "jax", "generate_jax.py", lower, lambda args: [(shape, dtype[1]) for shape, dtype in args])
 
 
 if __name__ == "__main__":

@@ -476,9 +476,38 @@ static Expr *peelEmptyRowGuard(Expr *e, Expr *&logits) {
   return kept;
 }
 
+/// Matches the NaN guard that ONNX's exported scaled_dot_product_attention
+/// puts on its probabilities, `select(p != p, 0, p)` (or `select(p == p, p,
+/// 0)`, or with `uno`/`ord`), and returns p: a no-op once every row is
+/// proven to see a key (the softmax of finite scores has no NaN then).
+static Expr *peelNaNGuard(Expr *e) {
+  e = stripCasts(e);
+  if (e->kind != ExprKind::Op || !isa<arith::SelectOp>(e->op))
+    return nullptr;
+  Expr *cond = stripCasts(e->operands[0]);
+  if (cond->kind != ExprKind::Op || !isa<arith::CmpFOp>(cond->op) ||
+      !equalExprs(cond->operands[0], cond->operands[1]))
+    return nullptr;
+  using P = arith::CmpFPredicate;
+  P pred = cast<arith::CmpFOp>(cond->op).getPredicate();
+  bool isNaN = pred == P::UNE || pred == P::UNO;
+  if (!isNaN && pred != P::OEQ && pred != P::ORD)
+    return nullptr;
+  Expr *zero = stripCasts(e->operands[isNaN ? 1 : 2]);
+  Expr *kept = e->operands[isNaN ? 2 : 1];
+  auto f = zero->kind == ExprKind::Constant
+               ? dyn_cast<FloatAttr>(zero->constant)
+               : FloatAttr();
+  if (!f || !f.getValue().isZero() || !equalExprs(kept, cond->operands[0]))
+    return nullptr;
+  return kept;
+}
+
 /// Matches `p` against softmax over the key axis and returns its input.
 static FailureOr<Expr *> matchSoftmax(Expr *p, std::string &why) {
   p = stripCasts(p);
+  if (Expr *kept = peelNaNGuard(p))
+    p = stripCasts(kept);
   Expr *guardLogits = nullptr;
   if (Expr *kept = peelEmptyRowGuard(p, guardLogits))
     p = stripCasts(kept);
@@ -820,9 +849,16 @@ static LogicalResult planQKV(linalg::LinalgOp qk, linalg::LinalgOp pv,
   if (failed(q) || failed(k) || failed(v))
     return failure();
   if (k->headRepeat != v->headRepeat) {
-    why = llvm::formatv("k repeats its heads {0} times but v {1} times",
-                        k->headRepeat, v->headRepeat);
-    return failure();
+    // One of k and v is read through its repeat, the other only past an
+    // op the plan does not see through (ONNX's export scales k^T by a
+    // computed tensor): both keep their repeated heads.
+    k = planOperand(qk, kOperand, qkLoops->batch, qkLoops->col,
+                    qkLoops->reduction, /*allowScale=*/true,
+                    /*allowRepeat=*/false, why);
+    v = planOperand(pv, contraction.v, loops.batch, loops.reduction, loops.col,
+                    /*allowScale=*/false, /*allowRepeat=*/false, why);
+    if (failed(k) || failed(v))
+      return failure();
   }
   match.q = *q;
   match.k = *k;

@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Regenerates the ONNX part of the frontend corpus: PyTorch modules
+exported to ONNX (`torch.onnx.export`, the TorchScript exporter, opset 17),
+imported by IREE's `iree-import-onnx` into the torch dialect, then lowered
+to linalg-on-tensors by
+
+    iree-opt --pass-pipeline='builtin.module(func.func(convert-torch-onnx-to-torch),torch-lower-to-backend-contract,torch-backend-to-linalg-on-tensors-backend-pipeline)'
+
+(constants printed as lists: the hex form of i1 tensors differs between
+MLIR versions). Needs `onnx` besides generate.py's virtual environment:
+    venv/bin/pip install onnx && venv/bin/python test/Frontend/generate_onnx.py
+
+The tests are written like generate.py's (route `onnx`).
+"""
+
+import os
+import subprocess
+import tempfile
+
+import torch
+import torch.nn.functional as F
+
+from generate import IREE_OPT, generate_cases
+
+IMPORT = os.path.join(os.path.dirname(IREE_OPT), "iree-import-onnx")
+PIPELINE = ("builtin.module(func.func(convert-torch-onnx-to-torch),"
+            "torch-lower-to-backend-contract,"
+            "torch-backend-to-linalg-on-tensors-backend-pipeline)")
+
+
+def token_window(ws, scale=0.25):
+    """masked_fill of the pairs outside a causal token window of ws keys."""
+    class M(torch.nn.Module):
+        def forward(self, q, k, v):
+            n, m = q.shape[2], k.shape[2]
+            i = torch.arange(n)[:, None] + (m - n)
+            j = torch.arange(m)[None, :]
+            visible = (j <= i) & (i - j < ws)
+            s = (q @ k.transpose(-1, -2)) * scale
+            s = s.masked_fill(~visible, float("-inf"))
+            return torch.softmax(s, -1) @ v
+    return M()
+
+
+def sdpa_frames(bs, ws, gqa=False):
+    """scaled_dot_product_attention with a boolean frame mask (k and v
+    repeat_interleave'd over heads when `gqa`)."""
+    class M(torch.nn.Module):
+        def forward(self, q, k, v):
+            n = q.shape[2]
+            f = torch.arange(n) // bs
+            visible = (f[None, :] <= f[:, None]) & (f[:, None] - f[None, :] < ws)
+            if gqa:
+                rep = q.shape[1] // k.shape[1]
+                k = k.repeat_interleave(rep, dim=1)
+                v = v.repeat_interleave(rep, dim=1)
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=visible)
+    return M()
+
+
+def shape(*dims):
+    return (dims, torch.float32)
+
+
+CASES = {
+    "onnx-token-window": (
+        "ONNX: a token-level causal window of 5 keys (masked_fill, softmax), "
+        "exported by torch.onnx.export",
+        token_window(5), [shape(1, 2, 32, 16)] * 3,
+        dict(bs=1, ws=5, scale="2.500000e-01", q="1x2x32x16xf32", k="1x2x32x16xf32")),
+    "onnx-kv-cache": (
+        "ONNX: 12 queries against 32 cached keys, a token window of 6 keys, "
+        "positions bottom-right aligned",
+        token_window(6), [shape(1, 2, 12, 16), shape(1, 2, 32, 16), shape(1, 2, 32, 16)],
+        dict(bs=1, ws=6, scale="2.500000e-01", q="1x2x12x16xf32", k="1x2x32x16xf32")),
+    "onnx-sdpa-frames-gqa": (
+        "ONNX: scaled_dot_product_attention with a boolean mask of frames of 8, "
+        "window 2, k and v repeat_interleave'd from 2 to 4 heads; the export "
+        "guards the probabilities against NaN and multiplies q and k^T by a "
+        "computed square root of the scale, which the pass keeps in q and k "
+        "(scale 1), k and v with their repeated heads",
+        sdpa_frames(8, 2, gqa=True),
+        [shape(1, 4, 32, 16), shape(1, 2, 32, 16), shape(1, 2, 32, 16)],
+        dict(bs=8, ws=2, scale="1.000000e+00", q="1x4x32x16xf32", k="1x4x32x16xf32")),
+}
+
+
+class OffByOne(torch.nn.Module):
+    """A token window of 5 keys, except that row 0 also sees key 1."""
+    def forward(self, q, k, v):
+        n = q.shape[2]
+        i = torch.arange(n)[:, None]
+        j = torch.arange(n)[None, :]
+        visible = ((j <= i) & (i - j < 5)) | ((i == 0) & (j == 1))
+        s = (q @ k.transpose(-1, -2)) * 0.25
+        return torch.softmax(s.masked_fill(~visible, float("-inf")), -1) @ v
+
+
+CASES["onnx-token-window-off-by-one"] = (
+    "ONNX: a token window of 5 keys where query 0 also sees key 1 (a key "
+    "ahead of it): no sliding window block mask",
+    OffByOne(), [shape(1, 2, 32, 16)] * 3,
+    dict(remark="not a sliding window block mask for any block size"))
+
+
+def lower(module, args):
+    with tempfile.TemporaryDirectory() as tmp:
+        model, imported = os.path.join(tmp, "m.onnx"), os.path.join(tmp, "m.mlir")
+        inputs = tuple(torch.randn(*dims, dtype=dtype) for dims, dtype in args)
+        torch.onnx.export(module, inputs, model, dynamo=False, opset_version=17)
+        subprocess.run([IMPORT, model, "-o", imported], check=True,
+                       capture_output=True, text=True)
+        result = subprocess.run(
+            [IREE_OPT, "--mlir-print-elementsattrs-with-hex-if-larger=-1",
+             f"--pass-pipeline={PIPELINE}", imported],
+            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr.strip().splitlines()[0])
+    return result.stdout.replace("@main_graph(", "@main(")
+
+
+def main():
+    generate_cases(__doc__, CASES, "onnx", "generate_onnx.py", lower)
+
+
+if __name__ == "__main__":
+    main()
