@@ -413,6 +413,16 @@ def softmax(b, x, shape, form, axis, sum_init):
     return p
 
 
+def transpose_op(b, x, shape, perm):
+    """linalg.transpose of x; the result and its shape."""
+    out = [shape[i] for i in perm]
+    e, t = b.fresh("e"), b.fresh("tr")
+    b.emit(f"{e} = tensor.empty() : {tensor(out)}")
+    b.emit(f"{t} = linalg.transpose ins({x} : {tensor(shape)}) outs({e} : "
+           f"{tensor(out)}) permutation = [{', '.join(map(str, perm))}]")
+    return t, out
+
+
 def main_module(b, o, shape):
     """The module whose @main runs `b`'s lines and prints `o` (of `shape`)."""
     buf, un = b.fresh("buf"), b.fresh("un")
@@ -455,14 +465,6 @@ def gen_folded_case(rng):
     def order_shape(order, inner):
         return [bh, nq, groups, inner] if order == "query" else [bh, groups, nq, inner]
 
-    def transpose(x, shape, perm):
-        out = [shape[i] for i in perm]
-        e, t = b.fresh("e"), b.fresh("tr")
-        b.emit(f"{e} = tensor.empty() : {tensor(out)}")
-        b.emit(f"{t} = linalg.transpose ins({x} : {tensor(shape)}) outs({e} : "
-               f"{tensor(out)}) permutation = [{', '.join(map(str, perm))}]")
-        return t, out
-
     def collapse_rows(x, shape):
         c = b.fresh("fold")
         b.emit(f"{c} = tensor.collapse_shape {x} [[0], [1, 2], [3]] : "
@@ -473,7 +475,7 @@ def gen_folded_case(rng):
     q4 = gen_input(b, [bh, groups, nq, d], rng.choice([0.731, 0.413, 0.917]))
     q4s = [bh, groups, nq, d]
     if qk_order == "query":
-        q4, q4s = transpose(q4, q4s, [0, 2, 1, 3])
+        q4, q4s = transpose_op(b, q4, q4s, [0, 2, 1, 3])
     q = collapse_rows(q4, q4s)
     k = gen_input(b, [bh, nk, d], rng.choice([0.529, 0.377, 0.611]))
     v = gen_input(b, [bh, nk, dv], rng.choice([0.283, 0.853, 0.191]))
@@ -483,7 +485,7 @@ def gen_folded_case(rng):
         s, ss = matmul(b, q, k, [bh, rows, d], [bh, nk, d], [bh, rows, nk],
                        True, zero, False), [bh, rows, nk]
     else:
-        qt, qts = transpose(q, [bh, rows, d], [0, 2, 1])
+        qt, qts = transpose_op(b, q, [bh, rows, d], [0, 2, 1])
         s, ss = matmul(b, k, qt, [bh, nk, d], qts, [bh, nk, rows], False, zero,
                        False), [bh, nk, rows]
     s = elementwise(b, s, ss, [f"%c = arith.constant {fmt_float(scale)} : f32",
@@ -501,10 +503,10 @@ def gen_folded_case(rng):
     b.emit(f"{s4} = tensor.expand_shape {s} {groups_of} output_shape "
            f"[{', '.join(map(str, s4s))}] : {tensor(ss)} into {tensor(s4s)}")
     if to_grouped:
-        s4, s4s = transpose(s4, s4s, to_grouped)
+        s4, s4s = transpose_op(b, s4, s4s, to_grouped)
     # Masked and normalized there, or as [Nq, B * Hkv * G, Nk].
     if mid == "heads":
-        s4, hs = transpose(s4, s4s, [2, 0, 1, 3])
+        s4, hs = transpose_op(b, s4, s4s, [2, 0, 1, 3])
         s4 = collapse_rows(s4, hs)
         s4s = [nq, bh * groups, nk]
         lines = ["%g = linalg.index 1 : index", "%grp = linalg.index 1 : index",
@@ -532,10 +534,10 @@ def gen_folded_case(rng):
                f"[{nq}, {bh}, {groups}, {nk}] : {tensor(s4s)} into "
                f"{tensor([nq, bh, groups, nk])}")
         s4s = [bh, groups, nq, nk]
-        p, _ = transpose(back, [nq, bh, groups, nk], [1, 2, 0, 3])
+        p, _ = transpose_op(b, back, [nq, bh, groups, nk], [1, 2, 0, 3])
     # P folded in P.V's order (its counts swapped: a near miss).
     if pv_order == "query":
-        p, ps = transpose(p, s4s, [0, 2, 1, 3])
+        p, ps = transpose_op(b, p, s4s, [0, 2, 1, 3])
     else:
         ps = s4s
     p = collapse_rows(p, ps)
@@ -640,12 +642,7 @@ def gen_case(rng):
         sinit = b.fresh("c")
         b.emit(f"{sinit} = arith.constant 0.5 : f32")
     if transpose_k == "op":
-        kt_shape = lead + [d, nk]
-        e = b.fresh("e")
-        kt = b.fresh("kt")
-        b.emit(f"{e} = tensor.empty() : {tensor(kt_shape)}")
-        b.emit(f"{kt} = linalg.transpose ins({k} : {tensor(ks)}) "
-               f"outs({e} : {tensor(kt_shape)}) permutation = [0, 2, 1]")
+        kt, kt_shape = transpose_op(b, k, ks, [0, 2, 1])
         s = matmul(b, q, kt, qs, kt_shape, ss, False, sinit, four_d)
     else:
         s = matmul(b, q, k, qs, ks, ss, True, sinit, four_d)

@@ -192,11 +192,17 @@ static FailureOr<double> matchScaleOrCast(linalg::LinalgOp op) {
   return scale;
 }
 
-/// Where `op` copies its one input transposed (a linalg.generic with a
-/// permuted input map and the identity for its result, as importers write
-/// transposes), the input dimension of each result dimension.
+/// Where `op` copies its one input transposed (linalg.transpose, or a
+/// linalg.generic with a permuted input map and the identity for its
+/// result, as importers write transposes), the input dimension of each
+/// result dimension.
 static std::optional<SmallVector<int64_t>>
 matchPermutedCopy(linalg::LinalgOp op) {
+  if (auto transpose = dyn_cast<linalg::TransposeOp>(op.getOperation())) {
+    if (!transpose.hasPureTensorSemantics())
+      return std::nullopt;
+    return llvm::to_vector(transpose.getPermutation());
+  }
   if (!isa<linalg::GenericOp>(op) || op.getNumDpsInputs() != 1 ||
       op.getNumDpsInits() != 1 || op->getNumResults() != 1 ||
       op.getNumParallelLoops() != op.getNumLoops() ||
@@ -283,15 +289,6 @@ planOperand(linalg::LinalgOp op, OpOperand *operand,
 
   bool rowsSplit = !folded.folded();
   while (Operation *def = plan.value.getDefiningOp()) {
-    if (auto transpose = dyn_cast<linalg::TransposeOp>(def)) {
-      if (!transpose.hasPureTensorSemantics())
-        break;
-      ArrayRef<int64_t> p = transpose.getPermutation();
-      for (int64_t &d : plan.perm)
-        d = p[d];
-      plan.value = transpose.getInput();
-      continue;
-    }
     if (auto collapse = dyn_cast<tensor::CollapseShapeOp>(def)) {
       // Merged batch dimensions split back in order keep the row-major batch
       // index; the sequence and feature dimensions must not be merged.
@@ -383,6 +380,21 @@ planOperand(linalg::LinalgOp op, OpOperand *operand,
   return plan;
 }
 
+/// The value of `e` where it is (a cast of) a float constant.
+static std::optional<APFloat> floatConstant(Expr *e) {
+  e = stripCasts(e);
+  if (auto f = e->kind == ExprKind::Constant ? dyn_cast<FloatAttr>(e->constant)
+                                             : FloatAttr())
+    return f.getValue();
+  return std::nullopt;
+}
+
+/// Whether `e` is a float constant zero (of either sign).
+static bool isFloatZero(Expr *e) {
+  std::optional<APFloat> f = floatConstant(e);
+  return f && f->isZero();
+}
+
 /// Whether `x` is (L != -inf) (true) or (L == -inf) (false) for some L,
 /// through boolean negations; sets `logits` to L.
 static std::optional<bool> notNegInfTest(Expr *x, Expr *&logits);
@@ -431,11 +443,8 @@ static std::optional<bool> notNegInfTest(Expr *x, Expr *&logits) {
   auto cmp = dyn_cast<arith::CmpFOp>(x->op);
   if (!cmp)
     return std::nullopt;
-  Expr *rhs = stripCasts(x->operands[1]);
-  auto inf = rhs->kind == ExprKind::Constant
-                 ? dyn_cast<FloatAttr>(rhs->constant)
-                 : FloatAttr();
-  if (!inf || !inf.getValue().isInfinity() || !inf.getValue().isNegative())
+  std::optional<APFloat> inf = floatConstant(x->operands[1]);
+  if (!inf || !inf->isInfinity() || !inf->isNegative())
     return std::nullopt;
   using P = arith::CmpFPredicate;
   P p = cmp.getPredicate();
@@ -456,12 +465,6 @@ static Expr *peelEmptyRowGuard(Expr *e, Expr *&logits) {
   e = stripCasts(e);
   if (e->kind != ExprKind::Op || !isa<arith::SelectOp>(e->op))
     return nullptr;
-  auto isZero = [](Expr *x) {
-    x = stripCasts(x);
-    auto f = x->kind == ExprKind::Constant ? dyn_cast<FloatAttr>(x->constant)
-                                           : FloatAttr();
-    return f && f.getValue().isZero();
-  };
   bool positive = true;
   Expr *any = peelNot(e->operands[0], positive);
   if (any->kind != ExprKind::Reduce || any->reduce != ReduceKind::Any)
@@ -471,7 +474,7 @@ static Expr *peelEmptyRowGuard(Expr *e, Expr *&logits) {
     return nullptr;
   // positive: the condition is "the row has a visible key".
   Expr *kept = e->operands[positive ? 1 : 2];
-  if (!isZero(e->operands[positive ? 2 : 1]))
+  if (!isFloatZero(e->operands[positive ? 2 : 1]))
     return nullptr;
   return kept;
 }
@@ -493,12 +496,9 @@ static Expr *peelNaNGuard(Expr *e) {
   bool isNaN = pred == P::UNE || pred == P::UNO;
   if (!isNaN && pred != P::OEQ && pred != P::ORD)
     return nullptr;
-  Expr *zero = stripCasts(e->operands[isNaN ? 1 : 2]);
   Expr *kept = e->operands[isNaN ? 2 : 1];
-  auto f = zero->kind == ExprKind::Constant
-               ? dyn_cast<FloatAttr>(zero->constant)
-               : FloatAttr();
-  if (!f || !f.getValue().isZero() || !equalExprs(kept, cond->operands[0]))
+  if (!isFloatZero(e->operands[isNaN ? 1 : 2]) ||
+      !equalExprs(kept, cond->operands[0]))
     return nullptr;
   return kept;
 }
@@ -531,12 +531,8 @@ static FailureOr<Expr *> matchSoftmax(Expr *p, std::string &why) {
     e = stripCasts(e);
     if (e->kind != ExprKind::Op || !isa<arith::DivFOp>(e->op))
       return nullptr;
-    Expr *one = stripCasts(e->operands[0]);
-    auto value = one->kind == ExprKind::Constant
-                     ? dyn_cast<FloatAttr>(one->constant)
-                     : FloatAttr();
-    return value && value.getValue().isExactlyValue(1.0) ? e->operands[1]
-                                                         : nullptr;
+    std::optional<APFloat> one = floatConstant(e->operands[0]);
+    return one && one->isExactlyValue(1.0) ? e->operands[1] : nullptr;
   };
   Expr *numerator = nullptr, *sum = nullptr;
   if (p->kind == ExprKind::Op && isa<arith::DivFOp>(p->op)) {
@@ -839,24 +835,24 @@ static LogicalResult planQKV(linalg::LinalgOp qk, linalg::LinalgOp pv,
       planOperand(qk, qOperand, qkLoops->batch, qkLoops->row,
                   qkLoops->reduction, /*allowScale=*/true,
                   /*allowRepeat=*/false, why, match.qkRows);
-  FailureOr<OperandPlan> k =
-      planOperand(qk, kOperand, qkLoops->batch, qkLoops->col,
-                  qkLoops->reduction, /*allowScale=*/true,
-                  /*allowRepeat=*/true, why);
-  FailureOr<OperandPlan> v =
-      planOperand(pv, contraction.v, loops.batch, loops.reduction, loops.col,
-                  /*allowScale=*/false, /*allowRepeat=*/true, why);
+  auto planK = [&](bool allowRepeat) {
+    return planOperand(qk, kOperand, qkLoops->batch, qkLoops->col,
+                       qkLoops->reduction, /*allowScale=*/true, allowRepeat,
+                       why);
+  };
+  auto planV = [&](bool allowRepeat) {
+    return planOperand(pv, contraction.v, loops.batch, loops.reduction,
+                       loops.col, /*allowScale=*/false, allowRepeat, why);
+  };
+  FailureOr<OperandPlan> k = planK(true), v = planV(true);
   if (failed(q) || failed(k) || failed(v))
     return failure();
   if (k->headRepeat != v->headRepeat) {
     // One of k and v is read through its repeat, the other only past an
     // op the plan does not see through (ONNX's export scales k^T by a
     // computed tensor): both keep their repeated heads.
-    k = planOperand(qk, kOperand, qkLoops->batch, qkLoops->col,
-                    qkLoops->reduction, /*allowScale=*/true,
-                    /*allowRepeat=*/false, why);
-    v = planOperand(pv, contraction.v, loops.batch, loops.reduction, loops.col,
-                    /*allowScale=*/false, /*allowRepeat=*/false, why);
+    k = planK(false);
+    v = planV(false);
     if (failed(k) || failed(v))
       return failure();
   }
@@ -1097,30 +1093,29 @@ static bool isOnlyNarrowedTo(Value result, Type type) {
 }
 
 /// The op's result [1, B * G, Nq, Dv] (query head h of kv head h / G) as
-/// rows that fold each kv head's G query heads in: [B, G * Nq, Dv] or
-/// [B, Nq * G, Dv].
+/// rows that fold each kv head's G query heads in: [1, B, G * Nq, Dv] or
+/// [1, B, Nq * G, Dv].
 static Value foldQueryHeads(RewriterBase &rewriter, Location loc, Value result,
                             const FoldedRows &rows) {
   auto type = cast<RankedTensorType>(result.getType());
   Type elt = type.getElementType();
   int64_t heads = type.getDimSize(1), dv = type.getDimSize(3);
   int64_t batch = heads / rows.groups;
-  result = tensor::CollapseShapeOp::create(
-      rewriter, loc, result, ArrayRef<ReassociationIndices>{{0, 1}, {2}, {3}});
   result = tensor::ExpandShapeOp::create(
       rewriter, loc,
-      RankedTensorType::get({batch, rows.groups, rows.queries, dv}, elt),
-      result, ArrayRef<ReassociationIndices>{{0, 1}, {2}, {3}});
+      RankedTensorType::get({1, batch, rows.groups, rows.queries, dv}, elt),
+      result, ArrayRef<ReassociationIndices>{{0}, {1, 2}, {3}, {4}});
   if (rows.rows == Axis::QueryGroup) {
     Value init = tensor::EmptyOp::create(
-        rewriter, loc, ArrayRef<int64_t>{batch, rows.queries, rows.groups, dv},
-        elt);
+        rewriter, loc,
+        ArrayRef<int64_t>{1, batch, rows.queries, rows.groups, dv}, elt);
     result = linalg::TransposeOp::create(rewriter, loc, result, init,
-                                         ArrayRef<int64_t>{0, 2, 1, 3})
+                                         ArrayRef<int64_t>{0, 1, 3, 2, 4})
                  ->getResult(0);
   }
   return tensor::CollapseShapeOp::create(
-      rewriter, loc, result, ArrayRef<ReassociationIndices>{{0}, {1, 2}, {3}});
+      rewriter, loc, result,
+      ArrayRef<ReassociationIndices>{{0}, {1}, {2, 3}, {4}});
 }
 
 static void rewriteAttention(RewriterBase &rewriter, linalg::LinalgOp pv,
@@ -1187,20 +1182,10 @@ static void rewriteAttention(RewriterBase &rewriter, linalg::LinalgOp pv,
     std::swap(rowsFirst[outRank - 2], rowsFirst[outRank - 1]);
   auto rowsFirstType =
       RankedTensorType::get(rowsFirst, outType.getElementType());
-  if (match.pvRows.folded()) {
+  if (match.pvRows.folded())
     result = foldQueryHeads(rewriter, loc, result, match.pvRows);
-    if (outRank == 2) {
-      result = tensor::CollapseShapeOp::create(
-          rewriter, loc, result, ArrayRef<ReassociationIndices>{{0, 1}, {2}});
-    } else if (outRank > 3) {
-      ReassociationIndices lead =
-          llvm::to_vector(llvm::seq<int64_t>(0, outRank - 2));
-      result = tensor::ExpandShapeOp::create(
-          rewriter, loc, rowsFirstType, result,
-          ArrayRef<ReassociationIndices>{lead, {outRank - 2}, {outRank - 1}});
-    }
-  } else if (ArrayRef<int64_t>(attShape).take_front(2) !=
-             ArrayRef<int64_t>(outBatch)) {
+  if (cast<RankedTensorType>(result.getType()).getShape().take_front(2) !=
+      ArrayRef<int64_t>(outBatch)) {
     if (outRank == 2) {
       result = tensor::CollapseShapeOp::create(
           rewriter, loc, result,
