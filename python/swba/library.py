@@ -82,18 +82,23 @@ def _check_tensors(q: Tensor, k: Tensor, v: Tensor) -> None:
         raise ValueError(f"query heads ({hq}) must be a multiple of kv heads ({hkv})")
     if nq > nk:
         raise ValueError(f"Nq ({nq}) must not exceed Nk ({nk})")
-    if q.device.type == "cuda":
-        if q.dtype not in _KERNEL_DTYPES:
-            raise TypeError(f"on CUDA, q, k, v must be float16 or bfloat16, got {q.dtype}")
+    _check_device(q.dtype, d, dv, q.device)
+
+
+def _check_device(dtype: torch.dtype, d: int, dv: int, device: torch.device) -> None:
+    """What the device's implementation takes: dtype and head dims."""
+    if device.type == "cuda":
+        if dtype not in _KERNEL_DTYPES:
+            raise TypeError(f"on CUDA, q, k, v must be float16 or bfloat16, got {dtype}")
         from . import compiler, ops
-        problem = compiler.head_dims_problem(d, dv, ops.chip_for(q.device))
+        problem = compiler.head_dims_problem(d, dv, ops.chip_for(device))
         if problem:
             raise ValueError(problem)
-    elif q.device.type in ("cpu", "meta"):
-        if q.dtype not in _REFERENCE_DTYPES:
-            raise TypeError(f"q, k, v must be float16, bfloat16 or float32, got {q.dtype}")
+    elif device.type in ("cpu", "meta"):
+        if dtype not in _REFERENCE_DTYPES:
+            raise TypeError(f"q, k, v must be float16, bfloat16 or float32, got {dtype}")
     else:
-        raise ValueError(f"swba attention runs on CUDA (or CPU, as a reference), not {q.device}")
+        raise ValueError(f"swba attention runs on CUDA (or CPU, as a reference), not {device}")
 
 
 def _visible(nq: int, nk: int, block_size: int, window: int, device) -> Tensor:
@@ -108,27 +113,32 @@ def _expand_kv(x: Tensor, hq: int) -> Tensor:
 
 
 def reference_forward(q: Tensor, k: Tensor, v: Tensor, block_size: int, window: int,
-                      scale: float) -> tuple[Tensor, Tensor]:
+                      scale: float, visible: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Dense masked attention in float32: out (q's dtype, contiguous) and
-    the float32 log-sum-exp."""
+    the float32 log-sum-exp. `visible` ([Nq, Nk] bool), where given, is
+    the mask instead of the block window's."""
     hq, nq, nk = q.shape[1], q.shape[2], k.shape[2]
+    if visible is None:
+        visible = _visible(nq, nk, block_size, window, q.device)
     s = (q.float() @ _expand_kv(k, hq).float().transpose(-1, -2)) * scale
-    s = s.masked_fill(~_visible(nq, nk, block_size, window, q.device), float("-inf"))
+    s = s.masked_fill(~visible, float("-inf"))
     lse = torch.logsumexp(s, dim=-1)
     out = torch.exp(s - lse[..., None]) @ _expand_kv(v, hq).float()
     return out.to(q.dtype).contiguous(), lse.contiguous()
 
 
 def reference_backward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, dout: Tensor, lse: Tensor,
-                       block_size: int, window: int, scale: float
-                       ) -> tuple[Tensor, Tensor, Tensor]:
+                       block_size: int, window: int, scale: float,
+                       visible: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """dq, dk, dv of `reference_forward` in float32 (dk, dv summed over
     each kv head's query heads), in the inputs' dtypes."""
     b, hq, nq, d = q.shape
     hkv, nk, dvd = k.shape[1], k.shape[2], v.shape[3]
+    if visible is None:
+        visible = _visible(nq, nk, block_size, window, q.device)
     qf, ke, ve = q.float(), _expand_kv(k, hq).float(), _expand_kv(v, hq).float()
     s = (qf @ ke.transpose(-1, -2)) * scale
-    s = s.masked_fill(~_visible(nq, nk, block_size, window, q.device), float("-inf"))
+    s = s.masked_fill(~visible, float("-inf"))
     p = torch.exp(s - lse.float()[..., None])
     do = dout.float()
     dvv = p.transpose(-1, -2) @ do
@@ -200,6 +210,67 @@ def _backward(ctx, dout, _dlse):
 
 
 attention_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+@torch.library.custom_op("swba::attention_dynamic", mutates_args=())
+def attention_dynamic_op(q: Tensor, k: Tensor, v: Tensor, program: str, sizes: list[int],
+                         scale: float | None) -> tuple[Tensor, Tensor]:
+    """What `swba.raising` puts in place of a masked attention whose shapes
+    are dynamic: the mask is program `program` of `swba.raising` (made from
+    the graph), evaluated and proven a block window at each new size
+    (`sizes`: the symbolic sizes it reads) when first met; then
+    `swba::attention` with that size's block size and window. A size where
+    it is no block window, or where the kernels do not take the operands,
+    runs the mask densely (float32, as the reference). `scale` None: 1 /
+    sqrt(D)."""
+    from . import raising
+    plan = raising.plan_dynamic(program, q, k, v, sizes, scale)
+    if plan.visible is None:
+        return attention_op(q, k, v, plan.block_size, plan.window, plan.scale)
+    return reference_forward(q, k, v, 1, 1, plan.scale, plan.visible)
+
+
+@attention_dynamic_op.register_fake
+def _attention_dynamic_fake(q, k, v, program, sizes, scale):
+    b, hq, nq, _ = q.shape
+    return (q.new_empty((b, hq, nq, v.shape[3])),
+            q.new_empty((b, hq, nq), dtype=torch.float32))
+
+
+@torch.library.custom_op("swba::attention_dynamic_backward", mutates_args=())
+def attention_dynamic_backward_op(q: Tensor, k: Tensor, v: Tensor, out: Tensor, dout: Tensor,
+                                  lse: Tensor, program: str, sizes: list[int],
+                                  scale: float | None) -> tuple[Tensor, Tensor, Tensor]:
+    """dq, dk, dv of `swba::attention_dynamic` (the size's plan, as the
+    forward made it)."""
+    from . import raising
+    plan = raising.plan_dynamic(program, q, k, v, sizes, scale)
+    if plan.visible is None:
+        return attention_backward_op(q, k, v, out, dout, lse, plan.block_size, plan.window,
+                                     plan.scale)
+    return reference_backward(q, k, v, out, dout, lse, 1, 1, plan.scale, plan.visible)
+
+
+@attention_dynamic_backward_op.register_fake
+def _attention_dynamic_backward_fake(q, k, v, out, dout, lse, program, sizes, scale):
+    return q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape)
+
+
+def _setup_dynamic_context(ctx, inputs, output):
+    q, k, v, program, sizes, scale = inputs
+    out, lse = output
+    ctx.save_for_backward(q, k, v, out, lse)
+    ctx.attrs = (program, sizes, scale)
+    ctx.mark_non_differentiable(lse)
+
+
+def _dynamic_backward(ctx, dout, _dlse):
+    q, k, v, out, lse = ctx.saved_tensors
+    dq, dk, dv = torch.ops.swba.attention_dynamic_backward(q, k, v, out, dout, lse, *ctx.attrs)
+    return dq, dk, dv, None, None, None
+
+
+attention_dynamic_op.register_autograd(_dynamic_backward, setup_context=_setup_dynamic_context)
 
 
 class _EagerAttention(torch.autograd.Function):

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-__all__ = ["NotSWBAMask", "infer_swba_mask", "swba_mask"]
+__all__ = ["NotSWBAMask", "infer_swba_mask", "infer_from_ranges", "swba_mask"]
 
 
 class NotSWBAMask(ValueError):
@@ -63,9 +63,22 @@ def infer_swba_mask(visible: np.ndarray) -> tuple[int, int]:
     if visible.ndim != 2:
         raise NotSWBAMask(f"expected an [Nq, Nk] matrix, got shape {visible.shape}")
     nq, nk = visible.shape
+    _check_sizes(nq, nk)
+    lo, hi = _row_ranges(visible)
+    return infer_from_ranges(lo, hi, nk)
+
+
+def _check_sizes(nq: int, nk: int) -> None:
     if nq < 1 or nk < nq:
         raise NotSWBAMask(f"needs 1 <= Nq <= Nk, got Nq={nq} Nk={nk}")
-    lo, hi = _row_ranges(visible)
+
+
+def infer_from_ranges(lo: np.ndarray, hi: np.ndarray, nk: int) -> tuple[int, int]:
+    """`infer_swba_mask` from the rows' ranges: query row i sees keys
+    [lo[i], hi[i]) of nk (each a non-empty contiguous run)."""
+    lo, hi = np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
+    nq = lo.shape[0]
+    _check_sizes(nq, nk)
     # Frame edges are multiples of the block size: it divides every range
     # bound that is not clipped to [0, Nk].
     edges = 0

@@ -40,10 +40,13 @@ logged at INFO on the `swba.raising` logger with the reason (and returned by
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import itertools
 import logging
 import math
 import operator
+import threading
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -52,7 +55,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 
 from . import library  # noqa: F401  (registers torch.ops.swba)
-from .mask import NotSWBAMask, infer_swba_mask
+from .mask import NotSWBAMask, infer_from_ranges, infer_swba_mask
 
 __all__ = ["backend", "make_backend", "raise_attention", "Decision", "MAX_MASK_PAIRS"]
 
@@ -75,6 +78,9 @@ class Decision:
     block_size: int | None = None
     window: int | None = None
     scale: float | None = None
+    # Shapes symbolic: the window is proven again at each size at run time
+    # (block_size and window are the traced size's).
+    dynamic: bool = False
 
 
 class _NotProven(Exception):
@@ -154,32 +160,58 @@ def _transposed_last_two(node: Any) -> Any:
     return None
 
 
-def _constant_factor(node: fx.Node) -> tuple[Any, float] | None:
-    """(x, factor) where node is x times a positive number (or x divided by
-    one), else None."""
+@dataclasses.dataclass(frozen=True)
+class _Scale:
+    """A product of constants and of symbolic numbers (the graph's nodes of
+    a size, such as `1 / sqrt(q.shape[-1])` with a symbolic head dim), each
+    to the power 1 or -1."""
+
+    const: float = 1.0
+    factors: tuple[tuple[fx.Node, int], ...] = ()
+
+    def __mul__(self, other: "_Scale") -> "_Scale":
+        return _Scale(self.const * other.const, self.factors + other.factors)
+
+
+def _is_number(c: Any) -> bool:
+    return isinstance(c, (int, float)) and not isinstance(c, bool)
+
+
+def _is_symbolic_number(c: Any) -> bool:
+    return isinstance(c, fx.Node) and isinstance(_val(c), (torch.SymInt, torch.SymFloat))
+
+
+def _constant_factor(node: fx.Node) -> tuple[Any, _Scale] | None:
+    """(x, factor) where node is x times a number (or x divided by one),
+    constant or symbolic, else None."""
     if _is_call(node, _MUL, ("mul", "__mul__")) and len(node.args) == 2:
         a, b = node.args
         for x, c in ((a, b), (b, a)):
-            if isinstance(x, fx.Node) and isinstance(c, (int, float)) and not isinstance(c, bool):
-                return x, float(c)
+            if isinstance(x, fx.Node) and not _is_symbolic_number(x):
+                if _is_number(c):
+                    return x, _Scale(float(c))
+                if _is_symbolic_number(c):
+                    return x, _Scale(factors=((c, 1),))
     if _is_call(node, _DIV, ("div", "__truediv__")) and len(node.args) == 2:
         x, c = node.args
-        if isinstance(x, fx.Node) and isinstance(c, (int, float)) and not isinstance(c, bool) \
-                and c != 0:
-            return x, 1.0 / float(c)
+        if isinstance(x, fx.Node) and not _is_symbolic_number(x):
+            if _is_number(c) and c != 0:
+                return x, _Scale(1.0 / float(c))
+            if _is_symbolic_number(c):
+                return x, _Scale(factors=((c, -1),))
     return None
 
 
-def _strip_scale(node: Any) -> tuple[Any, float]:
+def _strip_scale(node: Any) -> tuple[Any, _Scale]:
     """The node under casts and constant factors, and the product of those."""
-    scale = 1.0
+    scale = _Scale()
     while True:
         node = _strip_casts(node)
         found = _constant_factor(node) if isinstance(node, fx.Node) else None
         if found is None:
             return node, scale
         node, factor = found
-        scale *= factor
+        scale = scale * factor
 
 
 # --- evaluating a mask at compile time ---------------------------------------
@@ -206,6 +238,28 @@ def _on_cpu(value: Any) -> Any:
     return value
 
 
+def _is_symbolic(value: Any) -> bool:
+    return isinstance(value, (torch.SymInt, torch.SymFloat, torch.SymBool))
+
+
+def _hint(value: Any) -> Any:
+    """The value a symbolic int had when traced (ints as they are)."""
+    if isinstance(value, torch.SymInt):
+        node = value.node
+        hint = getattr(node, "hint", None)
+        if hint is None and getattr(node, "shape_env", None) is not None:
+            hint = node.shape_env.size_hint(node.expr, allow_none=True)
+        if hint is None:
+            raise _NotProven(f"the size {value} has no traced value")
+        return int(hint)
+    return value
+
+
+def _shape(node: Any) -> tuple[int, ...]:
+    """The traced shape of a node's tensor, symbolic sizes at their hints."""
+    return tuple(_hint(d) for d in _val(node).shape)
+
+
 def _check_static(value: Any) -> None:
     if isinstance(value, (torch.SymInt, torch.SymFloat, torch.SymBool)):
         raise _NotProven("the mask depends on a dynamic shape (compile with dynamic=False)")
@@ -215,26 +269,50 @@ def _check_static(value: Any) -> None:
 
 
 class _Evaluator:
-    """Evaluates nodes of a graph on the CPU from constants only (memoized);
-    `inputs` gives the values of the placeholders it may read."""
+    """Evaluates nodes of a graph from constants only (memoized), on the CPU
+    or on `device`; `inputs` gives the values of the placeholders it may
+    read. With `dynamic`, a node whose value is a symbolic int is taken at
+    its traced value and recorded in `leaves` (the sizes the mask reads)."""
 
-    def __init__(self, gm: fx.GraphModule, inputs: dict[fx.Node, Any] | None = None):
+    def __init__(self, gm: fx.GraphModule, inputs: dict[fx.Node, Any] | None = None,
+                 dynamic: bool = False, device: torch.device | None = None):
         self.gm = gm
         self.inputs = inputs or {}
+        self.dynamic = dynamic
+        self.device = device or torch.device("cpu")
         self.values: dict[fx.Node, Any] = {}
+        self.leaves: list[fx.Node] = []
 
     def __call__(self, node: Any) -> Any:
         if not isinstance(node, fx.Node):
             _check_static(node)
-            return _on_cpu(node)
+            return self._move(node)
         if node not in self.values:
-            self.values[node] = self._evaluate(node)
+            shown = _val(node)
+            if self.dynamic and node not in self.inputs and isinstance(shown, torch.SymInt):
+                self.leaves.append(node)
+                self.values[node] = _hint(shown)
+            else:
+                self.values[node] = self._evaluate(node)
         return self.values[node]
+
+    def _move(self, value: Any) -> Any:
+        if self.device.type == "cpu":
+            return _on_cpu(value)
+        if isinstance(value, torch.device):
+            return self.device
+        if isinstance(value, torch.Tensor):
+            return value.to(self.device)
+        if isinstance(value, (list, tuple)):
+            return type(value)(self._move(v) for v in value)
+        if isinstance(value, dict):
+            return {k: self._move(v) for k, v in value.items()}
+        return value
 
     def _evaluate(self, node: fx.Node) -> Any:
         if node.op == "placeholder":
             if node in self.inputs:
-                return _on_cpu(self.inputs[node])
+                return self._move(self.inputs[node])
             raise _NotProven(f"the mask depends on the graph input {node.target!r} (a tensor "
                              f"passed in, a buffer or a global): its values are only known at "
                              f"run time; build the mask inside the compiled code from shapes "
@@ -254,15 +332,15 @@ class _Evaluator:
         if _mutated(node) is not None:
             raise _NotProven(f"the mask is built with {name}, which writes in place")
         shown = _val(node)
-        if isinstance(shown, torch.Tensor) and shown.numel() > MAX_MASK_PAIRS:
-            raise _NotProven(f"the mask's computation makes {shown.numel()} elements at "
-                             f"{node.name}, over the limit of {MAX_MASK_PAIRS}")
+        if isinstance(shown, torch.Tensor) and _hint(shown.numel()) > MAX_MASK_PAIRS:
+            raise _NotProven(f"the mask's computation makes {_hint(shown.numel())} elements "
+                             f"at {node.name}, over the limit of {MAX_MASK_PAIRS}")
         args = tuple(fx.node.map_arg(node.args, self))
         kwargs = dict(fx.node.map_arg(node.kwargs, self))
         _check_static(args)
         _check_static(list(kwargs.values()))
         if "device" in kwargs:  # also a device given by name
-            kwargs["device"] = "cpu"
+            kwargs["device"] = self.device
         try:
             if node.op == "call_method":
                 self_value, rest = args[0], args[1:]
@@ -272,8 +350,8 @@ class _Evaluator:
                     rest = tuple(a for a in rest if not isinstance(a, (torch.device, str)))
                     kwargs.pop("device", None)
                     kwargs.pop("non_blocking", None)
-                return _on_cpu(getattr(self_value, node.target)(*rest, **kwargs))
-            return _on_cpu(node.target(*args, **kwargs))
+                return self._move(getattr(self_value, node.target)(*rest, **kwargs))
+            return self._move(node.target(*args, **kwargs))
         except Exception as e:  # user code run on other devices and values
             raise _NotProven(f"evaluating the mask on the CPU failed at {node.name}: "
                              f"{type(e).__name__}: {e}") from None
@@ -365,12 +443,40 @@ def _visibility(mask: torch.Tensor, lead: tuple[int, ...], nq: int, nk: int,
                              f"value) make a visibility mask")
     if not bool((visible == visible[0]).all()):
         raise _NotProven("the mask varies over batch or heads")
-    return visible[0].numpy()
+    return visible[0]
 
 
-def _prove(visible: np.ndarray) -> tuple[int, int]:
+def _row_ranges(visible: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """swba.mask's row ranges (same checks and messages) computed where the
+    [Nq, Nk] tensor is: only the ranges come back to the host."""
+    nq, nk = visible.shape
+    seen = visible.any(dim=1)
+    if not bool(seen.all()):
+        raise NotSWBAMask(f"query row {int((~seen).nonzero()[0])} sees no key")
+    lo = visible.to(torch.uint8).argmax(dim=1)
+    cols = torch.arange(nk, device=visible.device)
+    after = ~visible & (cols[None, :] > lo[:, None])
+    hi = torch.where(after.any(dim=1), after.to(torch.uint8).argmax(dim=1),
+                     torch.full_like(lo, nk))
+    broken = visible.sum(dim=1) != hi - lo
+    if bool(broken.any()):
+        i = int(broken.nonzero()[0])
+        a, b = int(lo[i]), int(hi[i])
+        extra = int(visible[i, b:].nonzero()[0]) + b
+        raise NotSWBAMask(f"query row {i} sees keys [{a}, {b}) and key {extra}: "
+                          f"not one contiguous range")
+    return lo.cpu().numpy(), hi.cpu().numpy()
+
+
+def _prove(visible: torch.Tensor) -> tuple[int, int]:
     try:
-        return infer_swba_mask(visible)
+        if visible.device.type == "cpu":
+            return infer_swba_mask(visible.numpy())
+        nq, nk = visible.shape
+        if nq < 1 or nk < nq:
+            return infer_swba_mask(np.zeros((nq, nk), dtype=bool))  # its message
+        lo, hi = _row_ranges(visible)
+        return infer_from_ranges(lo, hi, nk)
     except NotSWBAMask as e:
         raise _NotProven(str(e)) from None
 
@@ -399,24 +505,38 @@ class _Match:
     v: fx.Node
     block_size: int
     window: int
-    scale: float
+    scale: float | None  # None: 1 / sqrt(D) at run time (D symbolic)
+    # For shapes that are symbolic: the mask node and how it applies.
+    mask: Any = None
+    kind: str | None = None
+    # Symbolic numbers the scale is also multiplied by (power 1 or -1).
+    scale_factors: tuple[tuple[fx.Node, int], ...] = ()
 
 
-def _check_operands(q: Any, k: Any, v: Any) -> None:
-    """The op's contract, on the traced values (static shapes only)."""
+def _check_operands(q: Any, k: Any, v: Any) -> bool:
+    """The op's contract, on the traced values (symbolic sizes at their
+    traced values; the run time checks each size again). Whether any size
+    is symbolic."""
     vals = [_val(x) for x in (q, k, v)]
     if not all(isinstance(x, torch.Tensor) for x in vals):
         raise _NotProven("q, k or v has no traced tensor value")
-    qv, kv, vv = vals
-    for t in vals:
-        _check_static(tuple(t.shape))
-    if qv.dim() != 4 or kv.dim() != 4 or vv.dim() != 4:
-        raise _NotProven(f"q, k, v must be 4-D [B, H, N, D], got {tuple(qv.shape)}, "
-                         f"{tuple(kv.shape)}, {tuple(vv.shape)}")
+    shapes = [tuple(t.shape) for t in vals]
+    symbolic = any(_is_symbolic(d) for shape in shapes for d in shape)
+    if any(len(shape) != 4 for shape in shapes):
+        raise _NotProven(f"q, k, v must be 4-D [B, H, N, D], got "
+                         f"{', '.join(str(tuple(_hint(d) for d in x)) for x in shapes)}")
     try:
-        library._check_tensors(qv, kv, vv)
+        if symbolic:
+            metas = [torch.empty(_shape(x), dtype=t.dtype, device="meta")
+                     for x, t in zip((q, k, v), vals)]
+            library._check_tensors(*metas)
+            library._check_device(vals[0].dtype, metas[0].shape[3], metas[2].shape[3],
+                                  vals[0].device)
+        else:
+            library._check_tensors(*vals)
     except (TypeError, ValueError) as e:
         raise _NotProven(f"the swba op does not take these operands: {e}") from None
+    return symbolic
 
 
 def _match_sdpa(gm: fx.GraphModule, node: fx.Node, evaluate: _Evaluator) -> _Match:
@@ -430,20 +550,27 @@ def _match_sdpa(gm: fx.GraphModule, node: fx.Node, evaluate: _Evaluator) -> _Mat
         raise _NotProven("is_causal=True")
     scale = _arg(node, 6, "scale")
     _check_operands(q, k, v)
-    qv, kv = _val(q), _val(k)
-    if qv.shape[1] != kv.shape[1] and not _arg(node, 7, "enable_gqa", False):
+    qs, ks = _shape(q), _shape(k)
+    if qs[1] != ks[1] and not _arg(node, 7, "enable_gqa", False):
         raise _NotProven("query and kv heads differ without enable_gqa")
     if scale is None:
-        if qv.shape[-1] == 0:
+        if qs[-1] == 0:
             raise _NotProven("the head dim is 0 (SDPA's default scale 1/sqrt(0) is infinite)")
-        scale = 1.0 / math.sqrt(qv.shape[-1])
-    if not isinstance(scale, (int, float)) or not scale > 0:
+        # A symbolic head dim: the scale follows it at run time.
+        scale = None if _is_symbolic(_val(q).shape[-1]) else 1.0 / math.sqrt(qs[-1])
+    factors = ()
+    if _is_symbolic_number(scale):
+        factors, scale = ((scale, 1),), 1.0
+        if not float(evaluate(factors[0][0])) > 0:
+            raise _NotProven(f"the scale {evaluate(factors[0][0])} is not positive")
+    if scale is not None and (not isinstance(scale, (int, float)) or not scale > 0):
         raise _NotProven(f"the scale {scale!r} is not a positive constant")
     value = evaluate(mask)
     kind = "bool" if isinstance(value, torch.Tensor) and value.dtype == torch.bool else "add"
-    visible = _visibility(value, tuple(qv.shape[:2]), qv.shape[2], kv.shape[2], kind)
+    visible = _visibility(value, qs[:2], qs[2], ks[2], kind)
     bs, ws = _prove(visible)
-    return _Match(q, k, v, bs, ws, float(scale))
+    return _Match(q, k, v, bs, ws, None if scale is None else float(scale), mask, kind,
+                  factors)
 
 
 def _leads_to_product(node: Any, depth: int = 8) -> bool:
@@ -473,13 +600,13 @@ def _match_naive(gm: fx.GraphModule, node: fx.Node, evaluate: _Evaluator) -> _Ma
     dim = _arg(p, 1, "dim")
     scores = _arg(p, 0, "input")
     shown = _val(scores)
-    if not isinstance(shown, torch.Tensor) or dim not in (-1, shown.dim() - 1):
+    if not isinstance(shown, torch.Tensor) or dim not in (-1, len(shown.shape) - 1):
         raise _NotProven(f"the softmax runs over dim {dim}, not the key axis")
-    scale, mask, kind = 1.0, None, None
+    scale, mask, kind = _Scale(), None, None
     x = scores
     while True:
         x, factor = _strip_scale(x)
-        scale *= factor
+        scale = scale * factor
         if mask is None and _is_call(x, _ADD, ("add", "__add__")) and len(x.args) == 2 \
                 and all(isinstance(a, fx.Node) for a in x.args):
             # The scores side is the one that leads to a product.
@@ -514,15 +641,17 @@ def _match_naive(gm: fx.GraphModule, node: fx.Node, evaluate: _Evaluator) -> _Ma
         raise _NotProven("the scores' right operand is not k with its last two dims swapped")
     k, scale_k2 = _strip_scale(k)
     v = _strip_casts(v)
-    scale *= scale_q * scale_k * scale_k2
-    if not scale > 0:
-        raise _NotProven(f"the scale {scale} is not positive")
+    scale = scale * scale_q * scale_k * scale_k2
+    traced = scale.const * math.prod(float(evaluate(n)) ** e for n, e in scale.factors)
+    if not traced > 0:
+        raise _NotProven(f"the scale {traced} is not positive")
     _check_operands(q, k, v)
-    qv, kv = _val(q), _val(k)
-    visible = _visibility(evaluate(mask), tuple(_val(scores).shape[:2]), qv.shape[2],
-                          kv.shape[2], kind)
+    qs, ks = _shape(q), _shape(k)
+    visible = _visibility(evaluate(mask), _shape(scores)[:2], qs[2], ks[2], kind)
     bs, ws = _prove(visible)
-    return _Match(q, k, v, bs, ws, scale)
+    if scale.factors:
+        return _Match(q, k, v, bs, ws, scale.const, mask, kind, scale.factors)
+    return _Match(q, k, v, bs, ws, traced, mask, kind)
 
 
 def _is_identity_score_mod(gm: fx.GraphModule, node: Any) -> bool:
@@ -564,7 +693,9 @@ def _match_flex(gm: fx.GraphModule, node: fx.Node, evaluate: _Evaluator) -> _Mat
     if any(u.op != "call_function" or u.target is not operator.getitem or u.args[1] != 0
            for u in node.users):
         raise _NotProven("flex_attention's log-sum-exp is used")
-    _check_operands(q, k, v)
+    if _check_operands(q, k, v):
+        raise _NotProven("flex_attention with symbolic shapes is not raised (its BlockMask "
+                         "is made for one size): compile with dynamic=False")
     qv, kv = _val(q), _val(k)
     b, hq, nq = qv.shape[:3]
     nk = kv.shape[2]
@@ -648,20 +779,155 @@ _MATCHERS: dict[str, Callable[..., _Match]] = {
     "sdpa": _match_sdpa, "naive": _match_naive, "flex_attention": _match_flex}
 
 
-def _replace(gm: fx.GraphModule, node: fx.Node, form: str, m: _Match) -> None:
+# --- symbolic shapes: the window proven at each size, at run time ------------
+
+@dataclasses.dataclass
+class _Plan:
+    """How `swba::attention_dynamic` runs at one size: the block window
+    proven (`visible` None), or the mask densely."""
+
+    scale: float
+    block_size: int = 0
+    window: int = 0
+    visible: torch.Tensor | None = None
+
+
+class _MaskProgram:
+    """The mask of one raised attention as a graph of its own, from the
+    symbolic sizes it reads to the mask, and what each size proved."""
+
+    MAX_SIZES = 256  # sizes remembered (least recently used dropped)
+
+    def __init__(self, name: str, module: fx.GraphModule, kind: str,
+                 scale_powers: tuple[int, ...] = ()):
+        self.name, self.module, self.kind = name, module, kind
+        self.scale_powers = scale_powers
+        self.inputs = [n for n in module.graph.nodes if n.op == "placeholder"]
+        # The mask, then the symbolic numbers the scale is multiplied by.
+        outputs = next(n for n in module.graph.nodes if n.op == "output").args[0]
+        self.output, self.scale_nodes = outputs[0], outputs[1:]
+        self.verdicts: collections.OrderedDict = collections.OrderedDict()
+        self.lock = threading.Lock()
+
+    def _evaluator(self, sizes: tuple[int, ...], device: torch.device) -> "_Evaluator":
+        return _Evaluator(self.module, dict(zip(self.inputs, sizes)), device=device)
+
+    def visible(self, q: torch.Tensor, k: torch.Tensor, sizes: tuple[int, ...]) -> torch.Tensor:
+        """The [Nq, Nk] visibility at these sizes, on q's device (made on
+        the CPU while a CUDA graph is captured)."""
+        device = q.device
+        if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+            device = torch.device("cpu")
+        evaluate = self._evaluator(sizes, device)
+        try:
+            value = evaluate(self.output)
+            visible = _visibility(value, tuple(q.shape[:2]), q.shape[2], k.shape[2], self.kind)
+        except _NotProven as e:
+            raise RuntimeError(f"swba: the attention {self.name} (raised with symbolic shapes) "
+                               f"cannot run at Nq={q.shape[2]} Nk={k.shape[2]}: {e}; compile "
+                               f"with dynamic=False") from None
+        return visible.to(q.device)
+
+    def plan(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, sizes: tuple[int, ...],
+             scale: float | None) -> _Plan:
+        d = q.shape[3]
+        if scale is None:  # SDPA's default, infinite at D = 0 as there
+            scale = 1.0 / math.sqrt(d) if d else math.inf
+        if self.scale_powers:
+            evaluate = self._evaluator(sizes, torch.device("cpu"))
+            for node, power in zip(self.scale_nodes, self.scale_powers):
+                scale *= float(evaluate(node)) ** power
+        key = (sizes, tuple(q.shape), tuple(k.shape), tuple(v.shape), q.dtype, q.device, scale)
+        with self.lock:
+            verdict = self.verdicts.get(key)
+            if verdict is not None:
+                self.verdicts.move_to_end(key)
+        if verdict is None:
+            verdict = self._verdict(q, k, v, sizes, scale)
+            with self.lock:
+                self.verdicts[key] = verdict
+                while len(self.verdicts) > self.MAX_SIZES:
+                    self.verdicts.popitem(last=False)
+        if isinstance(verdict, tuple):
+            return _Plan(scale, *verdict)
+        return _Plan(scale, visible=self.visible(q, k, sizes))
+
+    def _verdict(self, q, k, v, sizes, scale) -> tuple[int, int] | str:
+        """(block_size, window) where the mask is a block window at these
+        sizes and the kernels take the operands, else why not."""
+        nq, nk = q.shape[2], k.shape[2]
+        try:
+            library._check_tensors(q, k, v)
+            library._check_scalars(1, 1, scale)
+            verdict = _prove(self.visible(q, k, sizes))
+            log.info("swba: %s at Nq=%d Nk=%d: block_size=%d window=%d", self.name, nq, nk,
+                     *verdict)
+        except (TypeError, ValueError, _NotProven) as e:
+            verdict = str(e)
+            log.info("swba: %s at Nq=%d Nk=%d runs the mask densely: %s", self.name, nq, nk,
+                     verdict)
+        return verdict
+
+
+_PROGRAMS: dict[str, _MaskProgram] = {}
+_PROGRAM_IDS = itertools.count()
+
+
+def plan_dynamic(program: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                 sizes: Sequence[int], scale: float | None) -> _Plan:
+    """The plan of `swba::attention_dynamic` for these operands and sizes."""
+    found = _PROGRAMS.get(program)
+    if found is None:
+        raise RuntimeError(f"swba: no mask program {program!r} in this process: "
+                           f"swba::attention_dynamic runs only where swba.raising made it")
+    return found.plan(q, k, v, tuple(int(x) for x in sizes), scale)
+
+
+def _register_program(gm: fx.GraphModule, m: _Match, leaves: list[fx.Node]) -> str:
+    """Copies the mask's computation, from `leaves` (the symbolic sizes it
+    reads) on, into a graph of its own; returns its name."""
+    if not isinstance(m.mask, fx.Node):
+        raise _NotProven("the mask is no value of the graph")
+    outputs = [m.mask] + [n for n, _ in m.scale_factors]
+    stop, needed, todo = set(leaves), set(), list(outputs)
+    while todo:
+        n = todo.pop()
+        if n not in needed and n not in stop:
+            needed.add(n)
+            todo.extend(n.all_input_nodes)
+    graph = fx.Graph()
+    env = {leaf: graph.placeholder(f"size{i}") for i, leaf in enumerate(leaves)}
+    for n in gm.graph.nodes:
+        if n in needed:
+            env[n] = graph.node_copy(n, lambda x: env[x])
+    graph.output(tuple(env[n] for n in outputs))
+    name = f"swba_mask_{next(_PROGRAM_IDS)}"
+    _PROGRAMS[name] = _MaskProgram(name, fx.GraphModule(gm, graph), m.kind,
+                                   tuple(e for _, e in m.scale_factors))
+    return name
+
+
+def _replace(gm: fx.GraphModule, node: fx.Node, form: str, m: _Match,
+             leaves: list[fx.Node] | None = None) -> None:
+    """Puts the op in place of `node`: `swba::attention`, or with `leaves`
+    (symbolic shapes) `swba::attention_dynamic`."""
     graph = gm.graph
     qv = _val(m.q)
+    if leaves is not None:
+        target = torch.ops.swba.attention_dynamic
+        args = (m.q, m.k, m.v, _register_program(gm, m, leaves), list(leaves), m.scale)
+    else:
+        target = torch.ops.swba.attention
+        args = (m.q, m.k, m.v, m.block_size, m.window, m.scale)
     with graph.inserting_before(node):
-        op = graph.call_function(torch.ops.swba.attention.default,
-                                 (m.q, m.k, m.v, m.block_size, m.window, m.scale))
+        op = graph.call_function(target.default, args)
         out = graph.call_function(operator.getitem, (op, 0))
         key = "example_value" if "example_value" in m.q.meta else "val"
         modes = {getattr(_val(x), "fake_mode", None) for x in (m.q, m.k, m.v)}
         fake_mode = modes.pop() if len(modes) == 1 else None
         if fake_mode is not None:
             with fake_mode:
-                values = torch.ops.swba.attention(_val(m.q), _val(m.k), _val(m.v),
-                                                  m.block_size, m.window, m.scale)
+                values = target(*fx.node.map_arg(args, _val))
             op.meta[key], out.meta[key] = values, values[0]
         result = out
         shown = _val(node)
@@ -699,10 +965,14 @@ def raise_attention(gm: fx.GraphModule,
         form = _form(node)
         if form is None:
             continue
-        evaluate = _Evaluator(gm, inputs if form == "flex_attention" else None)
+        evaluate = _Evaluator(gm, inputs if form == "flex_attention" else None,
+                              dynamic=form != "flex_attention")
         try:
             m = _MATCHERS[form](gm, node, evaluate)
             _check_unmutated(gm, set(evaluate.values), node)
+            symbolic = bool(evaluate.leaves) or any(
+                _is_symbolic(d) for x in (m.q, m.k, m.v) for d in _val(x).shape)
+            _replace(gm, node, form, m, evaluate.leaves if symbolic else None)
         except _NotProven as e:
             decision = Decision(node.name, form, False, str(e))
             log.info("swba: %s (%s) not raised to swba.attention: %s", node.name, form, e)
@@ -711,11 +981,16 @@ def raise_attention(gm: fx.GraphModule,
             log.warning("swba: %s (%s) left alone after an internal error of the raising "
                         "pass: %r", node.name, form, e)
         else:
-            _replace(gm, node, form, m)
             changed = True
-            decision = Decision(node.name, form, True, "", m.block_size, m.window, m.scale)
-            log.info("swba: %s (%s) raised to swba.attention block_size=%d window=%d "
-                     "scale=%g", node.name, form, m.block_size, m.window, m.scale)
+            decision = Decision(node.name, form, True, "", m.block_size, m.window, m.scale,
+                                symbolic)
+            if symbolic:
+                log.info("swba: %s (%s) raised to swba.attention, its window proven at each "
+                         "size when the size is first met (block_size=%d window=%d at the "
+                         "traced size)", node.name, form, m.block_size, m.window)
+            else:
+                log.info("swba: %s (%s) raised to swba.attention block_size=%d window=%d "
+                         "scale=%g", node.name, form, m.block_size, m.window, m.scale)
         decisions.append(decision)
     if changed:
         gm.graph.eliminate_dead_code()

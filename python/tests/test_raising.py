@@ -309,21 +309,6 @@ def test_flex_inconsistent_block_table_left_alone():
         decisions[0].reason
 
 
-def test_dynamic_shapes_left_alone():
-    """A mask proven for one size says nothing of another."""
-    decisions = []
-
-    def backend(gm, example_inputs):
-        decisions.extend(raising.raise_attention(gm, example_inputs))
-        return gm.forward
-
-    torch._dynamo.reset()
-    torch.compile(lambda q, k, v: seed_sba(q, k, v, 4, 2, 0.25), backend=backend,
-                  dynamic=True)(*qkv())
-    assert [d.reason for d in decisions] == [
-        "the mask depends on a dynamic shape (compile with dynamic=False)"]
-
-
 def test_plain_attention_not_a_candidate_message():
     q, k, v = qkv()
     _, _, decisions, _ = compile_and_run(lambda q, k, v: (q @ k.mT).softmax(-1) @ v, q, k, v)
