@@ -7,6 +7,10 @@ Two custom ops, so that `torch.compile(fullgraph=True)`, `torch.export` and
 - `torch.ops.swba.attention_backward(q, k, v, out, dout, lse, block_size,
   window, scale) -> (dq, dk, dv)`
 
+and the pair `swba.raising` puts in graphs with symbolic shapes,
+`torch.ops.swba.attention_dynamic(q, k, v, program, sizes, scale)` and its
+backward, whose block size and window are proven per size at run time.
+
 Each has a fake implementation (shapes and dtypes only, for tracing) and
 the forward an autograd formula calling the backward op. On CUDA tensors
 they run the kernels compiled by SWBA-MLIR (`swba.ops`); on CPU tensors a

@@ -34,8 +34,15 @@ that depends on a graph input, a buffer or a random op is not evaluated),
 every (query, key) pair, and `swba.mask.infer_swba_mask` checks it is
 exactly a block window, bottom-right aligned. Every candidate left alone is
 logged at INFO on the `swba.raising` logger with the reason (and returned by
-`raise_attention`). Dynamic shapes are not raised: compile with
-`dynamic=False`, or call `swba.attention` directly.
+`raise_attention`).
+
+With symbolic shapes (`dynamic=True`, or automatic dynamic shapes after a
+new length) the mask is proven at the traced sizes as above, and the node
+put in place is `swba::attention_dynamic`: the mask's computation, from the
+symbolic sizes it reads, is kept as a program of its own (`_MaskProgram`),
+and each new set of sizes met at run time evaluates it (on the operands'
+device) and proves it again, once; where it is no block window there, that
+size runs the mask densely.
 """
 
 from __future__ import annotations
