@@ -198,22 +198,27 @@ def _attention_backward_fake(q, k, v, out, dout, lse, block_size, window, scale)
     return q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape)
 
 
-def _setup_context(ctx, inputs, output):
-    q, k, v, block_size, window, scale = inputs
-    out, lse = output
-    ctx.save_for_backward(q, k, v, out, lse)
-    ctx.attrs = (block_size, window, scale)
-    # The kernels give no gradient through the log-sum-exp.
-    ctx.mark_non_differentiable(lse)
+def _register_autograd(op, backward_op) -> None:
+    """op(q, k, v, *attrs) -> (out, lse): its gradient is backward_op(q, k,
+    v, out, dout, lse, *attrs) -> (dq, dk, dv)."""
+
+    def setup_context(ctx, inputs, output):
+        q, k, v, *attrs = inputs
+        out, lse = output
+        ctx.save_for_backward(q, k, v, out, lse)
+        ctx.attrs = tuple(attrs)
+        # The kernels give no gradient through the log-sum-exp.
+        ctx.mark_non_differentiable(lse)
+
+    def backward(ctx, dout, _dlse):
+        q, k, v, out, lse = ctx.saved_tensors
+        dq, dk, dv = backward_op(q, k, v, out, dout, lse, *ctx.attrs)
+        return (dq, dk, dv) + (None,) * len(ctx.attrs)
+
+    op.register_autograd(backward, setup_context=setup_context)
 
 
-def _backward(ctx, dout, _dlse):
-    q, k, v, out, lse = ctx.saved_tensors
-    dq, dk, dv = torch.ops.swba.attention_backward(q, k, v, out, dout, lse, *ctx.attrs)
-    return dq, dk, dv, None, None, None
-
-
-attention_op.register_autograd(_backward, setup_context=_setup_context)
+_register_autograd(attention_op, torch.ops.swba.attention_backward)
 
 
 @torch.library.custom_op("swba::attention_dynamic", mutates_args=())
@@ -260,21 +265,7 @@ def _attention_dynamic_backward_fake(q, k, v, out, dout, lse, program, sizes, sc
     return q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape)
 
 
-def _setup_dynamic_context(ctx, inputs, output):
-    q, k, v, program, sizes, scale = inputs
-    out, lse = output
-    ctx.save_for_backward(q, k, v, out, lse)
-    ctx.attrs = (program, sizes, scale)
-    ctx.mark_non_differentiable(lse)
-
-
-def _dynamic_backward(ctx, dout, _dlse):
-    q, k, v, out, lse = ctx.saved_tensors
-    dq, dk, dv = torch.ops.swba.attention_dynamic_backward(q, k, v, out, dout, lse, *ctx.attrs)
-    return dq, dk, dv, None, None, None
-
-
-attention_dynamic_op.register_autograd(_dynamic_backward, setup_context=_setup_dynamic_context)
+_register_autograd(attention_dynamic_op, torch.ops.swba.attention_dynamic_backward)
 
 
 class _EagerAttention(torch.autograd.Function):
