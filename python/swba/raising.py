@@ -15,7 +15,8 @@ prove the attention is sliding window block attention it puts one
 - the naive form `softmax(q @ k.transpose(-2, -1) * scale + M, -1) @ v` (the
   mask added, or applied by `masked_fill`/`torch.where` with -inf; the scale
   a constant on the scores, q or k, or absent; dtype casts anywhere, as in
-  `q.float() @ ...`);
+  `q.float() @ ...`; either product also as a two-operand `torch.einsum`
+  over the last two dims, `bhqd,bhkd->bhqk` or `...qk,...kd->...qd`);
 - `flex_attention(q, k, v, block_mask=B)` whose score_mod is the identity
   and whose mask (the BlockMask's block tables together with its mask_mod)
   is a block window.
@@ -146,6 +147,7 @@ def _strip_casts(node: Any) -> Any:
 
 
 _MATMUL = (operator.matmul, torch.matmul)
+_EINSUM = (torch.einsum, torch.functional.einsum)
 _SOFTMAX_FUNCTIONS = (torch.softmax, F.softmax, torch.nn.functional.softmax)
 _SDPA = (F.scaled_dot_product_attention, torch._C._nn.scaled_dot_product_attention)
 _ADD = (operator.add, torch.add, operator.iadd)
@@ -580,13 +582,61 @@ def _match_sdpa(gm: fx.GraphModule, node: fx.Node, evaluate: _Evaluator) -> _Mat
                   factors)
 
 
+def _einsum(node: Any) -> tuple[str, Any, Any] | None:
+    """("scores", a, b) where node is a two-operand einsum computing a @ b^T
+    over the last two dims (`bhqd,bhkd->bhqk`), ("product", a, b) where it
+    computes a @ b (`bhqk,bhkd->bhqd`), the leading dims the same letters
+    in all three (or one `...` before them); else None."""
+    if not _is_call(node, _EINSUM) or not node.args or not isinstance(node.args[0], str):
+        return None
+    operands = node.args[1:]
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = operands[0]
+    equation = node.args[0].replace(" ", "")
+    if len(operands) != 2 or equation.count("->") != 1:
+        return None
+    inputs, out = equation.split("->")
+    terms = inputs.split(",") + [out]
+    if len(terms) != 3:
+        return None
+    if any("..." in t for t in terms):
+        if not all(t.startswith("...") and "..." not in t[3:] for t in terms):
+            return None
+        terms = [t[3:] for t in terms]
+    a, b, out = terms
+    if not (len(a) == len(b) == len(out) >= 2) or not all(t.isalpha() for t in terms):
+        return None
+    lead = a[:-2]
+    if b[:-2] != lead or out[:-2] != lead or len(set(a)) != len(a) or len(set(b)) != len(b):
+        return None
+    (x, y), (z, w), rest = a[-2:], b[-2:], out[-2:]
+    if set(lead) & {x, y, z, w}:
+        return None
+    if y == w and x != z and rest == x + z:
+        return "scores", operands[0], operands[1]
+    if y == z and x != w and x != y and w != y and rest == x + w:
+        return "product", operands[0], operands[1]
+    return None
+
+
+def _is_product(node: Any, kind: str) -> bool:
+    """Whether node is p @ v (kind "product": matmul or einsum) or q @ k^T
+    (kind "scores": a matmul, whose right operand is checked later, or an
+    einsum of q and k)."""
+    if _is_call(node, _MATMUL, ("matmul",)):
+        return True
+    found = _einsum(node)
+    # q @ kt as an einsum is a product: kt is checked later like matmul's.
+    return found is not None and (found[0] == kind or kind == "scores")
+
+
 def _leads_to_product(node: Any, depth: int = 8) -> bool:
     """Whether node is a product through casts, constant factors, adds and
     fills: the scores side of a masked sum."""
     node = _strip_scale(node)[0]
     if depth == 0 or not isinstance(node, fx.Node):
         return False
-    if _is_call(node, _MATMUL, ("matmul",)):
+    if _is_product(node, "scores"):
         return True
     if _is_call(node, _ADD, ("add", "__add__")):
         return any(_leads_to_product(a, depth - 1) for a in node.args[:2])
@@ -599,8 +649,12 @@ def _leads_to_product(node: Any, depth: int = 8) -> bool:
 
 def _match_naive(gm: fx.GraphModule, node: fx.Node, evaluate: _Evaluator) -> _Match:
     """node: `p @ v`; p the softmax over the last dim of the masked, scaled
-    scores `q @ k^T`."""
-    p, v = _arg(node, 0, "input"), _arg(node, 1, "other")
+    scores `q @ k^T` (either product an einsum too)."""
+    einsum = _einsum(node)
+    if einsum is not None:
+        _, p, v = einsum
+    else:
+        p, v = _arg(node, 0, "input"), _arg(node, 1, "other")
     p = _strip_casts(p)
     if not _is_call(p, _SOFTMAX_FUNCTIONS, ("softmax",)):
         raise _NotProven("no softmax feeds the product")
@@ -639,14 +693,22 @@ def _match_naive(gm: fx.GraphModule, node: fx.Node, evaluate: _Evaluator) -> _Ma
         break
     if mask is None:
         raise _NotProven("no mask on the scores (plain attention)")
-    if not _is_call(x, _MATMUL, ("matmul",)):
+    einsum = _einsum(x)
+    if einsum is not None and einsum[0] == "scores":
+        q, scale_q = _strip_scale(einsum[1])
+        k, scale_k = _strip_scale(einsum[2])
+        scale_k2 = _Scale()
+    elif _is_call(x, _MATMUL, ("matmul",)) or einsum is not None:
+        a, b = einsum[1:] if einsum else (_arg(x, 0, "input"), _arg(x, 1, "other"))
+        q, scale_q = _strip_scale(a)
+        kt, scale_k = _strip_scale(b)
+        k = _transposed_last_two(kt)
+        if k is None:
+            raise _NotProven("the scores' right operand is not k with its last two dims "
+                             "swapped")
+        k, scale_k2 = _strip_scale(k)
+    else:
         raise _NotProven("the scores are not a product q @ k^T")
-    q, scale_q = _strip_scale(_arg(x, 0, "input"))
-    kt, scale_k = _strip_scale(_arg(x, 1, "other"))
-    k = _transposed_last_two(kt)
-    if k is None:
-        raise _NotProven("the scores' right operand is not k with its last two dims swapped")
-    k, scale_k2 = _strip_scale(k)
     v = _strip_casts(v)
     scale = scale * scale_q * scale_k * scale_k2
     traced = scale.const * math.prod(float(evaluate(n)) ** e for n, e in scale.factors)
@@ -772,8 +834,9 @@ def _match_flex(gm: fx.GraphModule, node: fx.Node, evaluate: _Evaluator) -> _Mat
 def _form(node: fx.Node) -> str | None:
     if _is_call(node, _SDPA):
         return "sdpa"
-    if _is_call(node, _MATMUL, ("matmul",)):
-        p = _strip_casts(_arg(node, 0, "input"))
+    if _is_product(node, "product"):
+        einsum = _einsum(node)
+        p = _strip_casts(einsum[1] if einsum else _arg(node, 0, "input"))
         if _is_call(p, _SOFTMAX_FUNCTIONS, ("softmax",)):
             return "naive"
         return None

@@ -87,6 +87,15 @@ def sdpa_additive(q, k, v, bs, ws):
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask[None, None], scale=0.3)
 
 
+def einsum_window(q, k, v, bs, ws):
+    """Both products as einsums, the scale from the head dim, `where` with
+    the dtype's lowest value."""
+    visible = frames_visible(q.shape[2], k.shape[2], bs, ws, q.device)
+    s = torch.einsum("bhqd,bhkd->bhqk", q, k) * q.shape[-1] ** -0.5
+    p = torch.where(visible, s, torch.finfo(s.dtype).min).softmax(-1)
+    return torch.einsum("...qk,...kd->...qd", p, v)
+
+
 POSITIVES = [
     # (name, function, shapes, bs, ws, expected scale)
     ("seed_sba", lambda q, k, v: seed_sba(q, k, v, 4, 2, 0.25), {}, 4, 2, 0.25),
@@ -98,6 +107,11 @@ POSITIVES = [
     ("sdpa_bool_decode_bottom_right", lambda q, k, v: sdpa_bool(q, k, v, 4, 2),
      dict(nq=5, nk=23), 4, 2, 0.25),
     ("sdpa_additive_token_window", lambda q, k, v: sdpa_additive(q, k, v, 1, 6), {}, 1, 6, 0.3),
+    ("einsum_kv_cache", lambda q, k, v: einsum_window(q, k, v, 1, 5), dict(nq=5, nk=23), 1, 5,
+     0.25),
+    ("einsum_k_transposed", lambda q, k, v: torch.einsum("bhqk,bhkd->bhqd", torch.einsum(
+        "bhqd,bhdk->bhqk", q, k.transpose(-1, -2)).masked_fill(
+            ~frames_visible(24, 24, 3, 2), float("-inf")).softmax(-1), v), {}, 3, 2, 1.0),
 ]
 
 
@@ -259,6 +273,11 @@ NEAR_MISSES = [
     ("half_mask", half_mask, (), "only 0 and -inf"),
     ("input_mask", input_mask, ("mask",), "depends on the graph input"),
     ("softmax_wrong_axis", softmax_wrong_axis, (), "not the key axis"),
+    # K Q^T: the softmax runs over the queries.
+    ("einsum_scores_transposed", lambda q, k, v: torch.einsum(
+        "bhqk,bhkd->bhqd", torch.einsum("bhqd,bhkd->bhkq", q, k).masked_fill(
+            ~frames_visible(24, 24, 4, 2), float("-inf")).softmax(-1), v), (),
+     "the scores are not a product q @ k^T"),
 ]
 
 

@@ -88,6 +88,13 @@ def sdpa_additive(q, k, v, bs, ws):
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask[None, None], scale=0.3)
 
 
+def einsum_window(q, k, v, bs, ws):
+    visible = frames_visible(q.shape[2], k.shape[2], bs, ws, q.device)
+    s = torch.einsum("bhqd,bhkd->bhqk", q, k) * q.shape[-1] ** -0.5
+    p = torch.where(visible, s, torch.finfo(s.dtype).min).softmax(-1)
+    return torch.einsum("...qk,...kd->...qd", p, v)
+
+
 def shapes(nq, nk=None, b=1, hq=2, hkv=None, d=16):
     nk = nq if nk is None else nk
     hkv = hq if hkv is None else hkv
@@ -107,6 +114,9 @@ FORMS = [
      [(5, 23, {}), (3, 31, {}), (7, 40, {}), (2, 9, {})], (4, 2)),
     ("sdpa_additive_token_window", lambda q, k, v: sdpa_additive(q, k, v, 1, 6),
      [(24, 24, {}), (47, 47, {}), (6, 6, {})], (1, 6)),
+    # The scale from a symbolic head dim.
+    ("einsum_kv_cache", lambda q, k, v: einsum_window(q, k, v, 1, 5),
+     [(5, 23, dict(d=8)), (3, 40, dict(d=8)), (9, 12, dict(d=4))], (1, 5)),
 ]
 
 
