@@ -116,16 +116,25 @@ def _expand_kv(x: Tensor, hq: int) -> Tensor:
     return x.repeat_interleave(hq // x.shape[1], dim=1)
 
 
+def _masked(s: Tensor, block_size: int, window: int, mask: Tensor | None) -> Tensor:
+    """Scaled scores [B, Hq, Nq, Nk] masked: by the block window, or by
+    `mask` broadcast to them (bool: True where the key is seen; float:
+    added)."""
+    if mask is None:
+        mask = _visible(s.shape[2], s.shape[3], block_size, window, s.device)
+    if mask.dtype == torch.bool:
+        return s.masked_fill(~mask, float("-inf"))
+    return s + mask
+
+
 def reference_forward(q: Tensor, k: Tensor, v: Tensor, block_size: int, window: int,
-                      scale: float, visible: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                      scale: float, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Dense masked attention in float32: out (q's dtype, contiguous) and
-    the float32 log-sum-exp. `visible` ([Nq, Nk] bool), where given, is
-    the mask instead of the block window's."""
-    hq, nq, nk = q.shape[1], q.shape[2], k.shape[2]
-    if visible is None:
-        visible = _visible(nq, nk, block_size, window, q.device)
-    s = (q.float() @ _expand_kv(k, hq).float().transpose(-1, -2)) * scale
-    s = s.masked_fill(~visible, float("-inf"))
+    the float32 log-sum-exp. `mask`, where given, is the mask instead of
+    the block window's (`_masked`)."""
+    hq = q.shape[1]
+    s = _masked((q.float() @ _expand_kv(k, hq).float().transpose(-1, -2)) * scale,
+                block_size, window, mask)
     lse = torch.logsumexp(s, dim=-1)
     out = torch.exp(s - lse[..., None]) @ _expand_kv(v, hq).float()
     return out.to(q.dtype).contiguous(), lse.contiguous()
@@ -133,16 +142,13 @@ def reference_forward(q: Tensor, k: Tensor, v: Tensor, block_size: int, window: 
 
 def reference_backward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, dout: Tensor, lse: Tensor,
                        block_size: int, window: int, scale: float,
-                       visible: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+                       mask: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """dq, dk, dv of `reference_forward` in float32 (dk, dv summed over
     each kv head's query heads), in the inputs' dtypes."""
     b, hq, nq, d = q.shape
     hkv, nk, dvd = k.shape[1], k.shape[2], v.shape[3]
-    if visible is None:
-        visible = _visible(nq, nk, block_size, window, q.device)
     qf, ke, ve = q.float(), _expand_kv(k, hq).float(), _expand_kv(v, hq).float()
-    s = (qf @ ke.transpose(-1, -2)) * scale
-    s = s.masked_fill(~visible, float("-inf"))
+    s = _masked((qf @ ke.transpose(-1, -2)) * scale, block_size, window, mask)
     p = torch.exp(s - lse.float()[..., None])
     do = dout.float()
     dvv = p.transpose(-1, -2) @ do
@@ -234,9 +240,9 @@ def attention_dynamic_op(q: Tensor, k: Tensor, v: Tensor, program: str, sizes: l
     sqrt(D)."""
     from . import raising
     plan = raising.plan_dynamic(program, q, k, v, sizes, scale)
-    if plan.visible is None:
+    if plan.bias is None:
         return attention_op(q, k, v, plan.block_size, plan.window, plan.scale)
-    return reference_forward(q, k, v, 1, 1, plan.scale, plan.visible)
+    return reference_forward(q, k, v, 1, 1, plan.scale, plan.bias)
 
 
 @attention_dynamic_op.register_fake
@@ -254,10 +260,10 @@ def attention_dynamic_backward_op(q: Tensor, k: Tensor, v: Tensor, out: Tensor, 
     forward made it)."""
     from . import raising
     plan = raising.plan_dynamic(program, q, k, v, sizes, scale)
-    if plan.visible is None:
+    if plan.bias is None:
         return attention_backward_op(q, k, v, out, dout, lse, plan.block_size, plan.window,
                                      plan.scale)
-    return reference_backward(q, k, v, out, dout, lse, 1, 1, plan.scale, plan.visible)
+    return reference_backward(q, k, v, out, dout, lse, 1, 1, plan.scale, plan.bias)
 
 
 @attention_dynamic_backward_op.register_fake

@@ -520,6 +520,8 @@ class _Match:
     kind: str | None = None
     # Symbolic numbers the scale is also multiplied by (power 1 or -1).
     scale_factors: tuple[tuple[fx.Node, int], ...] = ()
+    # What multiplies an added mask too (factors outside the sum).
+    outer: _Scale = _Scale()
 
 
 def _check_operands(q: Any, k: Any, v: Any) -> bool:
@@ -663,7 +665,7 @@ def _match_naive(gm: fx.GraphModule, node: fx.Node, evaluate: _Evaluator) -> _Ma
     shown = _val(scores)
     if not isinstance(shown, torch.Tensor) or dim not in (-1, len(shown.shape) - 1):
         raise _NotProven(f"the softmax runs over dim {dim}, not the key axis")
-    scale, mask, kind = _Scale(), None, None
+    scale, mask, kind, outer = _Scale(), None, None, _Scale()
     x = scores
     while True:
         x, factor = _strip_scale(x)
@@ -673,6 +675,7 @@ def _match_naive(gm: fx.GraphModule, node: fx.Node, evaluate: _Evaluator) -> _Ma
             # The scores side is the one that leads to a product.
             a, b = x.args
             (x, mask), kind = ((a, b) if _leads_to_product(a) else (b, a)), "add"
+            outer = scale
             continue
         if mask is None and _is_call(x, (torch.masked_fill,), ("masked_fill",)):
             dtype = getattr(_val(x), "dtype", None)
@@ -719,8 +722,8 @@ def _match_naive(gm: fx.GraphModule, node: fx.Node, evaluate: _Evaluator) -> _Ma
     visible = _visibility(evaluate(mask), _shape(scores)[:2], qs[2], ks[2], kind)
     bs, ws = _prove(visible)
     if scale.factors:
-        return _Match(q, k, v, bs, ws, scale.const, mask, kind, scale.factors)
-    return _Match(q, k, v, bs, ws, traced, mask, kind)
+        return _Match(q, k, v, bs, ws, scale.const, mask, kind, scale.factors, outer)
+    return _Match(q, k, v, bs, ws, traced, mask, kind, outer=outer)
 
 
 def _is_identity_score_mod(gm: fx.GraphModule, node: Any) -> bool:
@@ -854,73 +857,101 @@ _MATCHERS: dict[str, Callable[..., _Match]] = {
 @dataclasses.dataclass
 class _Plan:
     """How `swba::attention_dynamic` runs at one size: the block window
-    proven (`visible` None), or the mask densely."""
+    proven (`bias` None), or the mask densely (`bias`: bool, True where a
+    key is seen, or float, added to the scaled scores)."""
 
     scale: float
     block_size: int = 0
     window: int = 0
-    visible: torch.Tensor | None = None
+    bias: torch.Tensor | None = None
 
 
 class _MaskProgram:
     """The mask of one raised attention as a graph of its own, from the
-    symbolic sizes it reads to the mask, and what each size proved."""
+    symbolic sizes it reads to the mask (and to the symbolic numbers of the
+    scale), and what each size proved."""
 
     MAX_SIZES = 256  # sizes remembered (least recently used dropped)
 
     def __init__(self, name: str, module: fx.GraphModule, kind: str,
-                 scale_powers: tuple[int, ...] = ()):
+                 scale_powers: tuple[int, ...] = (), outer: float = 1.0,
+                 outer_powers: tuple[int, ...] = ()):
         self.name, self.module, self.kind = name, module, kind
-        self.scale_powers = scale_powers
+        self.scale_powers, self.outer, self.outer_powers = scale_powers, outer, outer_powers
         self.inputs = [n for n in module.graph.nodes if n.op == "placeholder"]
-        # The mask, then the symbolic numbers the scale is multiplied by.
+        # The mask, then the symbolic numbers of the scale, then those that
+        # also multiply an added mask.
         outputs = next(n for n in module.graph.nodes if n.op == "output").args[0]
-        self.output, self.scale_nodes = outputs[0], outputs[1:]
+        self.output = outputs[0]
+        self.scale_nodes = outputs[1:1 + len(scale_powers)]
+        self.outer_nodes = outputs[1 + len(scale_powers):]
         self.verdicts: collections.OrderedDict = collections.OrderedDict()
         self.lock = threading.Lock()
 
     def _evaluator(self, sizes: tuple[int, ...], device: torch.device) -> "_Evaluator":
         return _Evaluator(self.module, dict(zip(self.inputs, sizes)), device=device)
 
-    def visible(self, q: torch.Tensor, k: torch.Tensor, sizes: tuple[int, ...]) -> torch.Tensor:
-        """The [Nq, Nk] visibility at these sizes, on q's device (made on
-        the CPU while a CUDA graph is captured)."""
+    def _product(self, evaluate, const, nodes, powers) -> float:
+        return const * math.prod(float(evaluate(n)) ** e for n, e in zip(nodes, powers))
+
+    def _mask(self, q: torch.Tensor, k: torch.Tensor, sizes: tuple[int, ...]) -> Any:
+        """The mask at these sizes, on q's device (made on the CPU while a
+        CUDA graph is captured)."""
         device = q.device
         if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
             device = torch.device("cpu")
-        evaluate = self._evaluator(sizes, device)
+        return self._evaluator(sizes, device)(self.output)
+
+    def _failed(self, q, k, why) -> RuntimeError:
+        return RuntimeError(f"swba: the attention {self.name} (raised with symbolic shapes) "
+                            f"cannot run at Nq={q.shape[2]} Nk={k.shape[2]}: {why}")
+
+    def bias(self, q: torch.Tensor, k: torch.Tensor, sizes: tuple[int, ...]) -> torch.Tensor:
+        """The mask as the dense path applies it: bool (True = seen) or the
+        float32 values added to the scaled scores, [.., Nq, Nk] broadcast
+        to [B, Hq, Nq, Nk], on q's device."""
+        mask = self._mask(q, k, sizes)
+        want = (*q.shape[:2], q.shape[2], k.shape[2])
+        if not isinstance(mask, torch.Tensor):
+            raise self._failed(q, k, f"the mask is a {type(mask).__name__}")
         try:
-            value = evaluate(self.output)
-            visible = _visibility(value, tuple(q.shape[:2]), q.shape[2], k.shape[2], self.kind)
-        except _NotProven as e:
-            raise RuntimeError(f"swba: the attention {self.name} (raised with symbolic shapes) "
-                               f"cannot run at Nq={q.shape[2]} Nk={k.shape[2]}: {e}; compile "
-                               f"with dynamic=False") from None
-        return visible.to(q.device)
+            fits = torch.broadcast_shapes(tuple(mask.shape), want) == want
+        except RuntimeError:
+            fits = False
+        if not fits:
+            raise self._failed(q, k, f"the mask's shape {tuple(mask.shape)} does not "
+                                     f"broadcast to the scores' {want}")
+        mask = mask.to(q.device)
+        if self.kind == "bool":
+            return mask.bool()
+        if self.kind == "fill":
+            return ~mask.bool()
+        outer = self._product(self._evaluator(sizes, torch.device("cpu")), self.outer,
+                              self.outer_nodes, self.outer_powers)
+        return mask.float() * outer
 
     def plan(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, sizes: tuple[int, ...],
              scale: float | None) -> _Plan:
-        d = q.shape[3]
-        if scale is None:  # SDPA's default, infinite at D = 0 as there
-            scale = 1.0 / math.sqrt(d) if d else math.inf
-        if self.scale_powers:
-            evaluate = self._evaluator(sizes, torch.device("cpu"))
-            for node, power in zip(self.scale_nodes, self.scale_powers):
-                scale *= float(evaluate(node)) ** power
         key = (sizes, tuple(q.shape), tuple(k.shape), tuple(v.shape), q.dtype, q.device, scale)
         with self.lock:
-            verdict = self.verdicts.get(key)
-            if verdict is not None:
+            entry = self.verdicts.get(key)
+            if entry is not None:
                 self.verdicts.move_to_end(key)
-        if verdict is None:
-            verdict = self._verdict(q, k, v, sizes, scale)
+        if entry is None:
+            d = q.shape[3]
+            if scale is None:  # SDPA's default, infinite at D = 0 as there
+                scale = 1.0 / math.sqrt(d) if d else math.inf
+            scale = self._product(self._evaluator(sizes, torch.device("cpu")), scale,
+                                  self.scale_nodes, self.scale_powers)
+            entry = (scale, self._verdict(q, k, v, sizes, scale))
             with self.lock:
-                self.verdicts[key] = verdict
+                self.verdicts[key] = entry
                 while len(self.verdicts) > self.MAX_SIZES:
                     self.verdicts.popitem(last=False)
+        scale, verdict = entry
         if isinstance(verdict, tuple):
             return _Plan(scale, *verdict)
-        return _Plan(scale, visible=self.visible(q, k, sizes))
+        return _Plan(scale, bias=self.bias(q, k, sizes))
 
     def _verdict(self, q, k, v, sizes, scale) -> tuple[int, int] | str:
         """(block_size, window) where the mask is a block window at these
@@ -929,7 +960,8 @@ class _MaskProgram:
         try:
             library._check_tensors(q, k, v)
             library._check_scalars(1, 1, scale)
-            verdict = _prove(self.visible(q, k, sizes))
+            visible = _visibility(self._mask(q, k, sizes), tuple(q.shape[:2]), nq, nk, self.kind)
+            verdict = _prove(visible.to(q.device))
             log.info("swba: %s at Nq=%d Nk=%d: block_size=%d window=%d", self.name, nq, nk,
                      *verdict)
         except (TypeError, ValueError, _NotProven) as e:
@@ -937,6 +969,12 @@ class _MaskProgram:
             log.info("swba: %s at Nq=%d Nk=%d runs the mask densely: %s", self.name, nq, nk,
                      verdict)
         return verdict
+
+    def proofs(self) -> list[tuple[int, int] | str]:
+        """What each size remembered proved: (block_size, window), or why
+        it runs densely."""
+        with self.lock:
+            return [verdict for _, verdict in self.verdicts.values()]
 
 
 _PROGRAMS: dict[str, _MaskProgram] = {}
@@ -958,7 +996,7 @@ def _register_program(gm: fx.GraphModule, m: _Match, leaves: list[fx.Node]) -> s
     reads) on, into a graph of its own; returns its name."""
     if not isinstance(m.mask, fx.Node):
         raise _NotProven("the mask is no value of the graph")
-    outputs = [m.mask] + [n for n, _ in m.scale_factors]
+    outputs = [m.mask] + [n for n, _ in m.scale_factors + m.outer.factors]
     stop, needed, todo = set(leaves), set(), list(outputs)
     while todo:
         n = todo.pop()
@@ -973,7 +1011,8 @@ def _register_program(gm: fx.GraphModule, m: _Match, leaves: list[fx.Node]) -> s
     graph.output(tuple(env[n] for n in outputs))
     name = f"swba_mask_{next(_PROGRAM_IDS)}"
     _PROGRAMS[name] = _MaskProgram(name, fx.GraphModule(gm, graph), m.kind,
-                                   tuple(e for _, e in m.scale_factors))
+                                   tuple(e for _, e in m.scale_factors),
+                                   m.outer.const, tuple(e for _, e in m.outer.factors))
     return name
 
 

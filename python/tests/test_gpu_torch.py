@@ -337,8 +337,8 @@ def test_symbolic_shapes_raised_on_gpu():
         assert_close(got, want, dt)
         for a, b in zip((dq, dk, dv), want_grads):
             assert_close(a, b, dt)
-    graph_calls = [p for p in raising._PROGRAMS.values() if p.verdicts]
-    assert {v for p in graph_calls for v in p.verdicts.values()} == {(16, 3)}
+    programs = [p for p in raising._PROGRAMS.values() if p.verdicts]
+    assert {v for p in programs for v in p.proofs()} == {(16, 3)}
 
 
 def test_symbolic_shapes_dense_where_no_window_on_gpu():
@@ -362,5 +362,5 @@ def test_symbolic_shapes_dense_where_no_window_on_gpu():
         want = fn(q.float(), k.float(), v.float())
         assert_close(got, want, dt)
     (program,) = raising._PROGRAMS.values()
-    verdicts = list(program.verdicts.values())
+    verdicts = program.proofs()
     assert verdicts[0] == (16, 3) and "not one contiguous range" in verdicts[1], verdicts

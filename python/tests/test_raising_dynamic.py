@@ -132,7 +132,7 @@ def test_raised_once_and_right_at_every_size(name, fn, sizes, window):
     assert len(verdicts) == len(sizes)
     # Each size proved a window that is the intended one there (a few
     # queries at the end of a cache fit more than one block size).
-    for key, verdict in verdicts.items():
+    for key, (_, verdict) in verdicts.items():
         nq, nk = key[1][2], key[2][2]
         assert isinstance(verdict, tuple), verdict
         assert (swba_mask(nq, nk, *verdict) == swba_mask(nq, nk, *window)).all(), (nq, nk)
@@ -148,7 +148,7 @@ def test_window_proven_for_each_size():
     c = Compiled(fn)
     for n in (32, 64, 48):
         c.check(*shapes(n))
-    assert sorted(c.program().verdicts.values()) == [(1, 4), (1, 6), (1, 8)]
+    assert sorted(c.program().proofs()) == [(1, 4), (1, 6), (1, 8)]
 
 
 def test_size_where_the_mask_is_no_window_runs_densely():
@@ -166,7 +166,7 @@ def test_size_where_the_mask_is_no_window_runs_densely():
     c.check(*shapes(12))
     c.check(*shapes(30))
     c.check(*shapes(13))
-    verdicts = list(c.program().verdicts.values())
+    verdicts = c.program().proofs()
     assert verdicts[0] == (1, 4) and verdicts[2] == (1, 4), verdicts
     assert "query row 29 sees keys [10, 11) and key 26: not one contiguous range" in \
         verdicts[1], verdicts
@@ -194,24 +194,35 @@ def test_mask_from_an_input_left_alone():
     assert "depends on the graph input" in c.decisions[0].reason, c.decisions
 
 
-def test_additive_value_past_the_traced_size_is_an_error():
-    """An additive mask of 0/-inf at the traced size that adds 0.5 to the
-    score of query 16 and key 16, which longer sequences have: no block
-    window can carry it, and the op says so rather than answer wrongly."""
-    def fn(q, k, v):
-        n = q.shape[2]
-        visible = frames_visible(n, n, 1, 4)
-        i, j = torch.arange(n)[:, None], torch.arange(n)[None, :]
-        mask = torch.zeros(n, n).masked_fill(~visible, float("-inf"))
-        mask = mask + ((i == 16) & (j == 16)) * 0.5
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+def additive_bump(n):
+    """A token window of 4 as 0/-inf, plus 0.5 on the score of query 16
+    and key 16, which only sequences longer than 16 have."""
+    visible = frames_visible(n, n, 1, 4)
+    i, j = torch.arange(n)[:, None], torch.arange(n)[None, :]
+    mask = torch.zeros(n, n).masked_fill(~visible, float("-inf"))
+    return mask + ((i == 16) & (j == 16)) * 0.5
 
-    c = Compiled(fn)
-    c.check(*shapes(16, d=8), grad=False)  # D apart from N: no duck-sized guard
-    with pytest.raises(RuntimeError, match=r"cannot run at Nq=17 Nk=17: the additive mask "
-                                           r"holds 0\.5.*compile with dynamic=False"):
-        c.check(*shapes(17, d=8), grad=False)
-    assert len(c.graphs) == 1
+
+def test_additive_values_past_the_traced_size_run_densely():
+    """A mask of 0/-inf at the traced size that adds 0.5 to one visible
+    score at longer ones: no window carries it, and those sizes run it
+    densely, as SDPA adds it (after the scale) and as the naive form does
+    (inside a symbolic scale: the 0.5 is scaled too)."""
+    def sdpa(q, k, v):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=additive_bump(q.shape[2]))
+
+    def naive(q, k, v):
+        s = (q @ k.transpose(-1, -2) + additive_bump(q.shape[2])) / math.sqrt(q.shape[-1])
+        return s.softmax(-1) @ v
+
+    for fn in (sdpa, naive):
+        c = Compiled(fn)
+        c.check(*shapes(16, d=8))  # D apart from N: no duck-sized guard
+        c.check(*shapes(17, d=8))
+        c.check(*shapes(30, d=4))
+        assert len(c.graphs) == 1
+        proofs = c.program().proofs()
+        assert proofs[0] == (1, 4) and all("holds 0.5" in p for p in proofs[1:]), proofs
 
 
 def test_opcheck():
