@@ -51,7 +51,8 @@ def _row_ranges(visible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _divisors_desc(n: int) -> list[int]:
-    return [d for d in range(n, 0, -1) if n % d == 0]
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    return sorted(set(small) | {n // d for d in small}, reverse=True)
 
 
 def infer_swba_mask(visible: np.ndarray) -> tuple[int, int]:

@@ -895,12 +895,13 @@ class _MaskProgram:
         return const * math.prod(float(evaluate(n)) ** e for n, e in zip(nodes, powers))
 
     def _mask(self, q: torch.Tensor, k: torch.Tensor, sizes: tuple[int, ...]) -> Any:
-        """The mask at these sizes, on q's device (made on the CPU while a
-        CUDA graph is captured)."""
-        device = q.device
-        if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
-            device = torch.device("cpu")
-        return self._evaluator(sizes, device)(self.output)
+        """The mask at these sizes: the program run as the graph wrote it
+        (its ops were checked when it was made), or, while a CUDA graph is
+        captured, evaluated on the CPU."""
+        if q.device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+            return self._evaluator(sizes, torch.device("cpu"))(self.output)
+        with torch.no_grad():
+            return self.module(*sizes)[0]
 
     def _failed(self, q, k, why) -> RuntimeError:
         return RuntimeError(f"swba: the attention {self.name} (raised with symbolic shapes) "
