@@ -77,11 +77,11 @@ CASES = {
         "ONNX: scaled_dot_product_attention with a boolean mask of frames of 8, "
         "window 2, k and v repeat_interleave'd from 2 to 4 heads; the export "
         "guards the probabilities against NaN and multiplies q and k^T by a "
-        "computed square root of the scale, which the pass keeps in q and k "
-        "(scale 1), k and v with their repeated heads",
+        "computed square root of the scale, which the pass evaluates into the "
+        "op's scale; k and v are read through their repeat, with 2 heads",
         sdpa_frames(8, 2, gqa=True),
         [shape(1, 4, 32, 16), shape(1, 2, 32, 16), shape(1, 2, 32, 16)],
-        dict(bs=8, ws=2, scale="1.000000e+00", q="1x4x32x16xf32", k="1x4x32x16xf32")),
+        dict(bs=8, ws=2, scale="2.500000e-01", q="1x4x32x16xf32", k="1x2x32x16xf32")),
 }
 
 

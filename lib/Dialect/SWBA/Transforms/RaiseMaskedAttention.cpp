@@ -143,27 +143,55 @@ static bool hasZeroInit(linalg::LinalgOp op) {
   return false;
 }
 
-/// The positive constant that the single-input elementwise op `op` scales
-/// its input by (1 for pure casts), or failure.
-static FailureOr<double> matchScaleOrCast(linalg::LinalgOp op) {
-  if (op.getNumDpsInputs() != 1 || op.getNumDpsInits() != 1 ||
+/// The value of a one-element tensor where the graph computes it from
+/// constants (std::nullopt where not).
+using ScalarOf = function_ref<std::optional<double>(Value)>;
+
+/// The constant that the elementwise op `op` scales its input by (1 for
+/// pure casts), or failure. Its factors are constants of its body, or
+/// one-element tensors read at every element whose value `scalarOf` gives.
+static FailureOr<double> matchScaleOrCast(linalg::LinalgOp op,
+                                          ScalarOf scalarOf) {
+  if (op.getNumDpsInits() != 1 ||
       op.getNumParallelLoops() != op.getNumLoops() ||
       !op.hasPureTensorSemantics() ||
-      !isa<RankedTensorType>(op.getDpsInputs()[0].getType()))
+      !op.getMatchingIndexingMap(op.getDpsInitOperand(0)).isIdentity())
     return failure();
-  for (AffineMap map : op.getIndexingMapsArray())
-    if (!map.isIdentity())
-      return failure();
+  // One input read elementwise; any others are one-element tensors read
+  // at every element (a scale computed in the graph, as ONNX exports it).
   Block *body = op.getBlock();
+  std::optional<unsigned> data;
+  DenseMap<Value, Value> scalarInputs;
+  for (OpOperand *input : op.getDpsInputOperands()) {
+    AffineMap map = op.getMatchingIndexingMap(input);
+    auto type = dyn_cast<RankedTensorType>(input->get().getType());
+    if (!type)
+      return failure();
+    if (map.isIdentity() && !data) {
+      data = input->getOperandNumber();
+      continue;
+    }
+    bool broadcastScalar =
+        type.hasStaticShape() && type.getNumElements() == 1 &&
+        llvm::all_of(map.getResults(),
+                     [](AffineExpr e) { return isa<AffineConstantExpr>(e); });
+    if (!broadcastScalar)
+      return failure();
+    scalarInputs[body->getArgument(input->getOperandNumber())] = input->get();
+  }
+  if (!data)
+    return failure();
   Value v = body->getTerminator()->getOperand(0);
   double scale = 1.0;
-  auto constantOf = [](Value c) -> std::optional<double> {
+  auto constantOf = [&](Value c) -> std::optional<double> {
     FloatAttr attr;
     if (matchPattern(c, m_Constant(&attr)))
       return attr.getValueAsDouble();
+    if (auto it = scalarInputs.find(c); it != scalarInputs.end() && scalarOf)
+      return scalarOf(it->second);
     return std::nullopt;
   };
-  while (v != body->getArgument(0)) {
+  while (v != body->getArgument(*data)) {
     Operation *def = v.getDefiningOp();
     if (!def || def->getBlock() != body)
       return failure();
@@ -264,8 +292,8 @@ static std::optional<unsigned> matchSingleBroadcast(linalg::LinalgOp op) {
 static FailureOr<OperandPlan>
 planOperand(linalg::LinalgOp op, OpOperand *operand,
             ArrayRef<unsigned> batchLoops, unsigned seqLoop, unsigned featLoop,
-            bool allowScale, bool allowRepeat, std::string &why,
-            const FoldedRows &folded = {}) {
+            bool allowScale, bool allowRepeat, ScalarOf scalarOf,
+            std::string &why, const FoldedRows &folded = {}) {
   AffineMap map = op.getMatchingIndexingMap(operand);
   SmallVector<unsigned> wanted(batchLoops);
   wanted.push_back(seqLoop);
@@ -358,7 +386,7 @@ planOperand(linalg::LinalgOp op, OpOperand *operand,
       }
     }
     if (linalgOp) {
-      FailureOr<double> scale = matchScaleOrCast(linalgOp);
+      FailureOr<double> scale = matchScaleOrCast(linalgOp, scalarOf);
       if (failed(scale) || (!allowScale && *scale != 1.0))
         break;
       plan.scale *= *scale;
@@ -813,7 +841,8 @@ static LogicalResult proveMask(linalg::LinalgOp qk, ArrayRef<MaskTerm> masks,
 /// Plans q and k from Q.K^T and v from P.V into `match`.
 static LogicalResult planQKV(linalg::LinalgOp qk, linalg::LinalgOp pv,
                              const PVContraction &contraction,
-                             AttentionMatch &match, std::string &why) {
+                             AttentionMatch &match, ScalarOf scalarOf,
+                             std::string &why) {
   FailureOr<ContractionLoops> qkLoops = getContractionLoops(qk);
   if (match.scoresTransposed)
     std::swap(qkLoops->row, qkLoops->col);
@@ -834,15 +863,16 @@ static LogicalResult planQKV(linalg::LinalgOp qk, linalg::LinalgOp pv,
   FailureOr<OperandPlan> q =
       planOperand(qk, qOperand, qkLoops->batch, qkLoops->row,
                   qkLoops->reduction, /*allowScale=*/true,
-                  /*allowRepeat=*/false, why, match.qkRows);
+                  /*allowRepeat=*/false, scalarOf, why, match.qkRows);
   auto planK = [&](bool allowRepeat) {
     return planOperand(qk, kOperand, qkLoops->batch, qkLoops->col,
                        qkLoops->reduction, /*allowScale=*/true, allowRepeat,
-                       why);
+                       scalarOf, why);
   };
   auto planV = [&](bool allowRepeat) {
     return planOperand(pv, contraction.v, loops.batch, loops.reduction,
-                       loops.col, /*allowScale=*/false, allowRepeat, why);
+                       loops.col, /*allowScale=*/false, allowRepeat, scalarOf,
+                       why);
   };
   FailureOr<OperandPlan> k = planK(true), v = planV(true);
   if (failed(q) || failed(k) || failed(v))
@@ -968,8 +998,17 @@ matchAttention(linalg::LinalgOp pv, bool transposed, Axis rows,
     match.pvRows = {rows, tracer.getQuerySize(), tracer.getGroupSize()};
     match.qkRows = {scoresRows, tracer.getQuerySize(), tracer.getGroupSize()};
   }
+  // A one-element tensor's value where it is a constant of the graph.
+  auto scalarOf = [&](Value tensor) -> std::optional<double> {
+    auto type = cast<RankedTensorType>(tensor.getType());
+    FailureOr<Expr *> e =
+        tracer.traceTensor(tensor, Access(type.getRank(), Axis::Zero));
+    if (failed(e))
+      return std::nullopt;
+    return positionFreeConstant(*e, evaluator);
+  };
   if (failed(proveMask(qk, masks, budget, evaluator, match, why)) ||
-      failed(planQKV(qk, pv, *contraction, match, why)) ||
+      failed(planQKV(qk, pv, *contraction, match, scalarOf, why)) ||
       failed(checkScaleAndResult(pv, match, why)))
     return failure();
   return match;
@@ -1081,7 +1120,8 @@ static bool isOnlyNarrowedTo(Value result, Type type) {
     }
     auto generic = dyn_cast<linalg::LinalgOp>(user);
     if (!generic || generic.getNumDpsInputs() != 1 ||
-        generic->getNumResults() != 1 || failed(matchScaleOrCast(generic)))
+        generic->getNumResults() != 1 ||
+        failed(matchScaleOrCast(generic, /*scalarOf=*/{})))
       return false;
     Block *body = generic.getBlock();
     auto trunc =
