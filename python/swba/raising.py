@@ -894,11 +894,13 @@ class _MaskProgram:
     def _product(self, evaluate, const, nodes, powers) -> float:
         return const * math.prod(float(evaluate(n)) ** e for n, e in zip(nodes, powers))
 
-    def _mask(self, q: torch.Tensor, k: torch.Tensor, sizes: tuple[int, ...]) -> Any:
+    def _mask(self, q: torch.Tensor, sizes: tuple[int, ...], proof: bool = False) -> Any:
         """The mask at these sizes: the program run as the graph wrote it
-        (its ops were checked when it was made), or, while a CUDA graph is
-        captured, evaluated on the CPU."""
-        if q.device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+        (its ops were checked when it was made; a CUDA graph being captured
+        records them, as it would the graph's own), or, for a proof while a
+        CUDA graph is captured, evaluated on the CPU (a proof reads the
+        mask on the host)."""
+        if proof and q.device.type == "cuda" and torch.cuda.is_current_stream_capturing():
             return self._evaluator(sizes, torch.device("cpu"))(self.output)
         with torch.no_grad():
             return self.module(*sizes)[0]
@@ -911,7 +913,7 @@ class _MaskProgram:
         """The mask as the dense path applies it: bool (True = seen) or the
         float32 values added to the scaled scores, [.., Nq, Nk] broadcast
         to [B, Hq, Nq, Nk], on q's device."""
-        mask = self._mask(q, k, sizes)
+        mask = self._mask(q, sizes)
         want = (*q.shape[:2], q.shape[2], k.shape[2])
         if not isinstance(mask, torch.Tensor):
             raise self._failed(q, k, f"the mask is a {type(mask).__name__}")
@@ -961,8 +963,9 @@ class _MaskProgram:
         try:
             library._check_tensors(q, k, v)
             library._check_scalars(1, 1, scale)
-            visible = _visibility(self._mask(q, k, sizes), tuple(q.shape[:2]), nq, nk, self.kind)
-            verdict = _prove(visible.to(q.device))
+            visible = _visibility(self._mask(q, sizes, proof=True), tuple(q.shape[:2]), nq,
+                                  nk, self.kind)
+            verdict = _prove(visible)
             log.info("swba: %s at Nq=%d Nk=%d: block_size=%d window=%d", self.name, nq, nk,
                      *verdict)
         except (TypeError, ValueError, _NotProven) as e:

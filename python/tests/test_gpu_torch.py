@@ -364,3 +364,37 @@ def test_symbolic_shapes_dense_where_no_window_on_gpu():
     (program,) = raising._PROGRAMS.values()
     verdicts = program.proofs()
     assert verdicts[0] == (16, 3) and "not one contiguous range" in verdicts[1], verdicts
+
+
+def test_symbolic_shapes_under_cuda_graphs():
+    """Inductor's CUDA graphs (cudagraph trees) over a graph with symbolic
+    shapes: each length is proven when first run, before its CUDA graph is
+    recorded; lengths come back in any order; a length whose mask is no
+    window (its dense path, the mask's ops recorded like the graph's own)
+    replays too."""
+    from torch._inductor.compile_fx import compile_fx
+
+    def inner(gm, example_inputs):
+        return compile_fx(gm, example_inputs, config_patches={"triton.cudagraphs": True})
+
+    dt = torch.bfloat16
+
+    def fn(q, k, v):
+        n = q.shape[2]
+        i, j = torch.arange(n, device=q.device)[:, None], torch.arange(n, device=q.device)[None, :]
+        mask = (j // 16 <= i // 16) & (i // 16 - j // 16 < 3)
+        # Query 100 also sees key 3: no window past 100 tokens.
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask | ((i == 100) & (j == 3)))
+
+    torch._dynamo.reset()
+    raising._PROGRAMS.clear()
+    compiled = torch.compile(fn, backend=swba.make_backend(inner), fullgraph=True, dynamic=True)
+    with torch.no_grad():
+        for n in (40, 160, 100, 40, 224, 160):  # traced at 40: a window
+            q, k, v = (rand(1, 2, n, 64, dtype=dt, seed=60 + s) for s in range(3))
+            for _ in range(3):
+                got = compiled(q, k, v).clone()
+            assert_close(got, fn(q.float(), k.float(), v.float()), dt)
+    (program,) = raising._PROGRAMS.values()
+    proofs = program.proofs()
+    assert proofs.count((16, 3)) == 2 and sum(isinstance(p, str) for p in proofs) == 2, proofs
