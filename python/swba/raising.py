@@ -166,6 +166,11 @@ def _transposed_last_two(node: Any) -> Any:
         dims = node.args[1:] if len(node.args) > 2 else _arg(node, 1, "dims")
         if tuple(dims) in ((0, 1, 3, 2), (0, 1, -1, -2)):
             return node.args[0]
+    # x.mT: as Dynamo records the property (an aten call, or getattr).
+    if _is_call(node, (torch.ops.aten.mT, torch.ops.aten.mT.default)) and len(node.args) == 1:
+        return node.args[0]
+    if _is_call(node, (getattr,)) and node.args[1:] == ("mT",):
+        return node.args[0]
     return None
 
 

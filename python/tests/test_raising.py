@@ -109,6 +109,8 @@ POSITIVES = [
     ("sdpa_additive_token_window", lambda q, k, v: sdpa_additive(q, k, v, 1, 6), {}, 1, 6, 0.3),
     ("einsum_kv_cache", lambda q, k, v: einsum_window(q, k, v, 1, 5), dict(nq=5, nk=23), 1, 5,
      0.25),
+    ("naive_k_mT", lambda q, k, v: torch.softmax((q @ k.mT * 0.5).masked_fill(
+        ~frames_visible(24, 24, 2, 3), float("-inf")), -1) @ v, {}, 2, 3, 0.5),
     ("einsum_k_transposed", lambda q, k, v: torch.einsum("bhqk,bhkd->bhqd", torch.einsum(
         "bhqd,bhdk->bhqk", q, k.transpose(-1, -2)).masked_fill(
             ~frames_visible(24, 24, 3, 2), float("-inf")).softmax(-1), v), {}, 3, 2, 1.0),

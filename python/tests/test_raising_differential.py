@@ -38,8 +38,10 @@ def frames_visible(nq, nk, bs, ws, bottom_right=True):
     return (kf[None, :] <= qf[:, None]) & (qf[:, None] - kf[None, :] < ws)
 
 
-def gen_case(rng):
-    """(function of q, k, v; inputs; description)."""
+def gen_case(rng, sized=False):
+    """(function of q, k, v; inputs; description). With `sized`, the
+    function builds its mask from q's and k's lengths (any length runs; the
+    flipped pair of a near miss lies inside some lengths only)."""
     b, hkv, rep = rng.choice([1, 2]), rng.choice([1, 2]), rng.choice([1, 1, 2, 3])
     hq = hkv * rep
     nk = rng.choice([3, 5, 8, 13, 16, 24])
@@ -63,7 +65,7 @@ def gen_case(rng):
     flip_row, flip_col = rng.randrange(nq), rng.randrange(nk)
     fill = -1e9 if miss == "finite" else float("-inf")
 
-    def make_mask():
+    def make_mask(nq, nk):
         if tril:
             vis = torch.ones(nq, nk).tril(nk - nq).triu(nk - nq - (ws - 1)).bool()
         else:
@@ -71,26 +73,29 @@ def gen_case(rng):
         one_pair = (torch.arange(nq)[:, None] == flip_row) & (torch.arange(nk)[None, :] == flip_col)
         if miss == "flip":
             vis = vis ^ one_pair
-        if miss == "transpose" and nq == nk:
+        if miss == "transpose" and nq == nk and not sized:
             vis = vis.T
         if miss != "per-head" and not mask_4d:
             return vis
-        vis = vis[None, None].expand(b, hq, nq, nk)
+        vis = vis[None, None].expand(q_heads[0], q_heads[1], nq, nk)
         if miss == "per-head" and hq > 1:
             vis = vis ^ ((torch.arange(hq)[None, :, None, None] == 1) & one_pair)
         return vis
+
+    q_heads = (b, hq)
+    gqa = rep > 1  # a bool: Dynamo keeps it a constant (ints it may make symbolic)
 
     def k_transposed(k):
         return {"transpose": lambda: k.transpose(-2, -1), "mT": lambda: k.mT,
                 "permute": lambda: k.permute(0, 1, 3, 2)}[transpose]()
 
     def fn(q, k, v):
-        m = make_mask()
+        m = make_mask(q.shape[2], k.shape[2]) if sized else make_mask(nq, nk)
         if form.startswith("sdpa"):
             mask = m if form == "sdpa-bool" else torch.zeros(m.shape).masked_fill(~m, fill)
             kw = {} if scale is None else {"scale": scale}
             return F.scaled_dot_product_attention(
-                q, k, v, attn_mask=None if miss == "no-mask" else mask, enable_gqa=rep > 1, **kw)
+                q, k, v, attn_mask=None if miss == "no-mask" else mask, enable_gqa=gqa, **kw)
         if rep > 1:
             if repeat == "interleave":
                 k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
@@ -130,7 +135,7 @@ def gen_case(rng):
     return fn, inputs, desc
 
 
-def compile_with_raising(fn, inputs):
+def compile_with_raising(fn, inputs, dynamic=False):
     decisions = []
 
     def backend(gm, example_inputs):
@@ -139,7 +144,15 @@ def compile_with_raising(fn, inputs):
         return lookup_backend("aot_eager")(gm, example_inputs)
 
     torch._dynamo.reset()
-    return torch.compile(fn, backend=backend, fullgraph=True, dynamic=False)(*inputs), decisions
+    compiled = torch.compile(fn, backend=backend, fullgraph=True, dynamic=dynamic)
+    if dynamic:
+        # The case's constants (scale, fill, softmax axis) stay constants,
+        # as a model's literals would: only the lengths are symbolic.
+        def run(*args):
+            with torch._dynamo.config.patch(specialize_int=True, specialize_float=True):
+                return compiled(*args)
+        return run, decisions
+    return compiled(*inputs), decisions
 
 
 def test_raised_matches_eager():
@@ -157,3 +170,35 @@ def test_raised_matches_eager():
             failures.append(f"case {i}: {desc}: {decisions}")
     assert not failures, "\n".join(failures)
     assert raised >= CASES // 5, f"only {raised} of {CASES} cases raised"
+
+
+DYNAMIC_CASES = 40
+
+
+def test_raised_matches_eager_across_sizes():
+    """The same kind of cases, their masks built from the lengths, compiled
+    with symbolic shapes and run at the drawn lengths and two others: every
+    length (proven a window there or run densely) computes what eager
+    computes."""
+    rng = random.Random(20261206)
+    raised, failures = 0, []
+    for i in range(DYNAMIC_CASES):
+        fn, inputs, desc = gen_case(rng, sized=True)
+        compiled, decisions = compile_with_raising(fn, inputs, dynamic=True)
+        q, k, v = inputs
+        nq, nk = q.shape[2], k.shape[2]
+        for grow in (0, rng.randint(1, 9), rng.randint(10, 30)):
+            g = torch.Generator().manual_seed(i * 7 + grow)
+            args = (torch.randn(*q.shape[:2], nq + grow, q.shape[3], generator=g),
+                    torch.randn(*k.shape[:2], nk + grow, k.shape[3], generator=g),
+                    torch.randn(*v.shape[:2], nk + grow, v.shape[3], generator=g))
+            try:
+                want = fn(*args)
+            except RuntimeError:
+                break  # eager refuses the case
+            got = compiled(*args)
+            if not torch.allclose(got, want, atol=1e-5, rtol=1e-4, equal_nan=True):
+                failures.append(f"case {i} at +{grow}: {desc}: {decisions}")
+        raised += any(d.raised and d.dynamic for d in decisions)
+    assert not failures, "\n".join(failures)
+    assert raised >= DYNAMIC_CASES // 5, f"only {raised} of {DYNAMIC_CASES} cases raised"
