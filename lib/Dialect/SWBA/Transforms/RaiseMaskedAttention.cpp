@@ -1271,7 +1271,8 @@ static bool readsSoftmaxLike(linalg::LinalgOp op) {
       continue;
     if (isa<linalg::SoftmaxOp>(def))
       return true;
-    if (isa<tensor::CollapseShapeOp, tensor::ExpandShapeOp>(def)) {
+    if (isa<tensor::CollapseShapeOp, tensor::ExpandShapeOp, tensor::ReshapeOp>(
+            def)) {
       worklist.push_back(def->getOperand(0));
       continue;
     }
@@ -1279,7 +1280,15 @@ static bool readsSoftmaxLike(linalg::LinalgOp op) {
     if (!linalgOp || isContraction(linalgOp))
       continue;
     bool hasExp = false;
-    linalgOp.getBlock()->walk([&](math::ExpOp) { hasExp = true; });
+    linalgOp.getBlock()->walk([&](Operation *inner) {
+      if (isa<math::ExpOp>(inner))
+        hasExp = true;
+      // A copy that reads its source by tensor.extract (the broadcasts of
+      // dynamic shapes torch-mlir writes).
+      if (auto extract = dyn_cast<tensor::ExtractOp>(inner))
+        if (extract.getTensor().getParentBlock() != linalgOp.getBlock())
+          worklist.push_back(extract.getTensor());
+    });
     if (hasExp)
       return true;
     llvm::append_range(worklist, linalgOp.getDpsInputs());
@@ -1300,6 +1309,19 @@ struct RaiseMaskedAttentionPattern
                                 PatternRewriter &rewriter) const override {
     if (!isContraction(op) || !readsSoftmaxLike(op))
       return rewriter.notifyMatchFailure(op, "not an attention candidate");
+    if (llvm::any_of(op->getOperandTypes(), [](Type t) {
+          auto shaped = dyn_cast<ShapedType>(t);
+          return shaped && !shaped.hasStaticShape();
+        })) {
+      std::string why = "dynamic shapes are not raised (the mask is proven "
+                        "by evaluating it at static sizes)";
+      if (emitRemarks)
+        remark::missed(
+            op.getLoc(),
+            remark::RemarkOpts::name("RaiseSWBA").category("raise-swba"))
+            << remark::reason("not raised to swba.attention: {0}", why);
+      return rewriter.notifyMatchFailure(op, why);
+    }
     std::string why;
     evaluator->clearIRCache();
     MatchStage stage, stageTransposed;
