@@ -127,11 +127,27 @@ _CAST_METHODS = {"float": torch.float32, "half": torch.float16, "bfloat16": torc
                  "double": torch.float64}
 
 
+_DROPOUT = (F.dropout, torch.dropout)
+
+
+def _is_identity_dropout(node: fx.Node) -> bool:
+    """Dropout that keeps every value: p = 0, or not training (as a model in
+    eval mode calls `F.dropout(x, p, training=self.training)`)."""
+    if not _is_call(node, _DROPOUT):
+        return False
+    p = _arg(node, 1, "p", 0.5)
+    training = _arg(node, 2, "training" if node.target is F.dropout else "train", True)
+    return (isinstance(p, (int, float)) and p == 0) or training is False
+
+
 def _strip_casts(node: Any) -> Any:
-    """The node under float dtype casts and `contiguous`, which change no
-    value the pattern depends on (the kernel computes in f32 itself)."""
+    """The node under float dtype casts, `contiguous` and dropout that keeps
+    every value, which change no value the pattern depends on (the kernel
+    computes in f32 itself)."""
     while isinstance(node, fx.Node):
-        if node.op == "call_method" and node.target in _CAST_METHODS and len(node.args) == 1:
+        if _is_identity_dropout(node):
+            node = node.args[0]
+        elif node.op == "call_method" and node.target in _CAST_METHODS and len(node.args) == 1:
             node = node.args[0]
         elif node.op == "call_method" and node.target == "contiguous":
             node = node.args[0]
@@ -301,14 +317,32 @@ class _Evaluator:
         if not isinstance(node, fx.Node):
             _check_static(node)
             return self._move(node)
+        if node not in self.values and self._is_size(node):
+            self.leaves.append(node)
+            self.values[node] = _hint(_val(node))
         if node not in self.values:
-            shown = _val(node)
-            if self.dynamic and node not in self.inputs and isinstance(shown, torch.SymInt):
-                self.leaves.append(node)
-                self.values[node] = _hint(shown)
-            else:
-                self.values[node] = self._evaluate(node)
+            # The node's slice of the graph, in the graph's order: vmap's
+            # levels (functorch's nesting calls, which no value depends on)
+            # and in-place writes then happen as the program makes them.
+            nesting = 0
+            try:
+                for n in self._slice(node):
+                    if n.op == "call_function" and n.target in _VMAP_NESTING:
+                        nesting += _VMAP_NESTING[n.target]
+                    self.values[n] = self._evaluate(n)
+            finally:
+                for _ in range(nesting):  # a failure inside a vmap: unwind its levels
+                    torch._C._functorch._vmap_decrement_nesting()
         return self.values[node]
+
+    def _is_size(self, node: fx.Node) -> bool:
+        """A symbolic int the evaluation takes at its traced value."""
+        return self.dynamic and node not in self.inputs and isinstance(_val(node), torch.SymInt)
+
+    def _slice(self, root: fx.Node) -> list[fx.Node]:
+        """The nodes not yet evaluated that `root` depends on (stopping at
+        symbolic sizes), with vmap's bookkeeping, in the graph's order."""
+        return _graph_slice(self.gm, [root], lambda n: n in self.values or self._is_size(n))
 
     def _move(self, value: Any) -> Any:
         if self.device.type == "cpu":
@@ -343,7 +377,8 @@ class _Evaluator:
         if any(word in name.lower() for word in _UNSTABLE):
             raise _NotProven(f"the mask depends on {name}, whose result is not a function "
                              f"of its inputs")
-        if _mutated(node) is not None:
+        written = _mutated(node)
+        if written is not None and not _fresh_and_private(written, node):
             raise _NotProven(f"the mask is built with {name}, which writes in place")
         shown = _val(node)
         if isinstance(shown, torch.Tensor) and _hint(shown.numel()) > MAX_MASK_PAIRS:
@@ -371,6 +406,50 @@ class _Evaluator:
                              f"{type(e).__name__}: {e}") from None
 
 
+def _graph_slice(gm: fx.GraphModule, roots: Sequence[fx.Node],
+                 stop: Callable[[fx.Node], bool]) -> list[fx.Node]:
+    """The nodes `roots` depend on, up to (not including) the ones `stop`
+    accepts, with the vmap bookkeeping calls between the first and the last
+    of them, in the graph's order."""
+    needed, todo = set(), list(roots)
+    while todo:
+        n = todo.pop()
+        if n in needed:
+            continue
+        if stop(n):
+            continue
+        needed.add(n)
+        todo.extend(n.all_input_nodes)
+    if not needed:
+        return []
+    nodes = list(gm.graph.nodes)
+    order = {n: i for i, n in enumerate(nodes)}
+    span = [order[n] for n in needed]
+    for n in nodes[min(span):max(span)]:
+        if n.op == "call_function" and n.target in _VMAP_BOOKKEEPING:
+            needed.add(n)
+    return sorted(needed, key=order.__getitem__)
+
+
+def _functorch_calls(*names: str) -> dict:
+    """functorch's vmap bookkeeping functions (as Dynamo records them), by
+    object, with `value`."""
+    found = {}
+    for module in (getattr(torch._functorch, "predispatch", None), torch._C._functorch):
+        for name in names:
+            fn = getattr(module, name, None) if module is not None else None
+            if fn is not None:
+                found[fn] = 0
+    return found
+
+
+# vmap as Dynamo inlines it: levels entered and left by calls no value
+# depends on (+1 / -1 each), and decompositions loaded once.
+_VMAP_NESTING = {fn: 1 for fn in _functorch_calls("_vmap_increment_nesting")}
+_VMAP_NESTING.update({fn: -1 for fn in _functorch_calls("_vmap_decrement_nesting")})
+_VMAP_BOOKKEEPING = set(_VMAP_NESTING) | set(_functorch_calls("lazy_load_decompositions"))
+
+
 _IN_PLACE_FUNCTIONS = (operator.setitem, operator.iadd, operator.isub, operator.imul,
                        operator.itruediv, operator.ifloordiv, operator.imod, operator.iand,
                        operator.ior, operator.ixor, operator.ilshift, operator.irshift,
@@ -395,14 +474,27 @@ def _mutated(node: fx.Node) -> Any:
     return None
 
 
+_FACTORIES = (torch.arange, torch.zeros, torch.ones, torch.full, torch.empty_like,
+              torch.zeros_like, torch.ones_like, torch.full_like)
+
+
+def _fresh_and_private(written: fx.Node, writer: fx.Node) -> bool:
+    """Whether `written` is a tensor a factory made that nothing but
+    `writer` reads: writing it in place changes no other value (the
+    evaluation, in the graph's order, makes the same write)."""
+    return (written.op == "call_function" and written.target in _FACTORIES
+            and set(written.users) == {writer})
+
+
 def _check_unmutated(gm: fx.GraphModule, evaluated: set, root: fx.Node) -> None:
     """Raises unless no in-place op of the graph writes into a tensor that
     may alias one the mask was evaluated from (one derived from them without
     passing through the attention `root`): the evaluation reads the values
-    before any such write."""
+    before any such write. (A write the evaluation made itself, in order,
+    into a fresh tensor no one else reads, is part of it.)"""
     for node in gm.graph.nodes:
         target = _mutated(node)
-        if target is None:
+        if target is None or (node in evaluated and _fresh_and_private(target, node)):
             continue
         seen, todo = set(), [target]
         while todo:
@@ -871,6 +963,26 @@ class _Plan:
     bias: torch.Tensor | None = None
 
 
+_FRESH_DISPATCH: tuple | None = None
+
+
+def _eager_dispatch():
+    """Runs the enclosed code with the dispatch keys eager code has (those
+    of a fresh thread): the op runs below autograd and functorch, with
+    their keys excluded, and a mask program made with vmap (as
+    transformers builds its masks) needs them."""
+    global _FRESH_DISPATCH
+    if _FRESH_DISPATCH is None:
+        box = []
+        thread = threading.Thread(target=lambda: box.append(
+            (torch._C._dispatch_tls_local_include_set(),
+             torch._C._dispatch_tls_local_exclude_set())))
+        thread.start()
+        thread.join()
+        _FRESH_DISPATCH = box[0]
+    return torch._C._ForceDispatchKeyGuard(*_FRESH_DISPATCH)
+
+
 class _MaskProgram:
     """The mask of one raised attention as a graph of its own, from the
     symbolic sizes it reads to the mask (and to the symbolic numbers of the
@@ -906,8 +1018,9 @@ class _MaskProgram:
         CUDA graph is captured, evaluated on the CPU (a proof reads the
         mask on the host)."""
         if proof and q.device.type == "cuda" and torch.cuda.is_current_stream_capturing():
-            return self._evaluator(sizes, torch.device("cpu"))(self.output)
-        with torch.no_grad():
+            with _eager_dispatch():
+                return self._evaluator(sizes, torch.device("cpu"))(self.output)
+        with torch.no_grad(), _eager_dispatch():
             return self.module(*sizes)[0]
 
     def _failed(self, q, k, why) -> RuntimeError:
@@ -1006,17 +1119,17 @@ def _register_program(gm: fx.GraphModule, m: _Match, leaves: list[fx.Node]) -> s
     if not isinstance(m.mask, fx.Node):
         raise _NotProven("the mask is no value of the graph")
     outputs = [m.mask] + [n for n, _ in m.scale_factors + m.outer.factors]
-    stop, needed, todo = set(leaves), set(), list(outputs)
-    while todo:
-        n = todo.pop()
-        if n not in needed and n not in stop:
-            needed.add(n)
-            todo.extend(n.all_input_nodes)
+    stop = set(leaves)
     graph = fx.Graph()
     env = {leaf: graph.placeholder(f"size{i}") for i, leaf in enumerate(leaves)}
-    for n in gm.graph.nodes:
-        if n in needed:
-            env[n] = graph.node_copy(n, lambda x: env[x])
+
+    def copied(x: fx.Node) -> fx.Node:
+        if x not in env:
+            raise _NotProven(f"the mask's computation reads {x.name} out of order")
+        return env[x]
+
+    for n in _graph_slice(gm, outputs, stop.__contains__):
+        env[n] = graph.node_copy(n, copied)
     graph.output(tuple(env[n] for n in outputs))
     name = f"swba_mask_{next(_PROGRAM_IDS)}"
     _PROGRAMS[name] = _MaskProgram(name, fx.GraphModule(gm, graph), m.kind,

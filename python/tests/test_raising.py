@@ -96,6 +96,42 @@ def einsum_window(q, k, v, bs, ws):
     return torch.einsum("...qk,...kd->...qd", p, v)
 
 
+def transformers_mask(nq, nk, window, device=None):
+    """A sliding-window mask built as transformers (4.5x) builds it: a
+    mask function of (batch, head, query position, key position) under four
+    nested vmaps, the key positions an arange shifted in place."""
+    cache_position = torch.arange(nk - nq, nk, device=device)
+    kv_arange = torch.arange(nk, device=device)
+    kv_arange += 0
+
+    def sliding_causal(b, h, q_idx, kv_idx):
+        return (kv_idx > q_idx - window) & (kv_idx <= q_idx)
+
+    fn = sliding_causal
+    for dims in ((None, None, None, 0), (None, None, 0, None), (None, 0, None, None),
+                 (0, None, None, None)):
+        fn = torch.vmap(fn, in_dims=dims, out_dims=0)
+    return fn(torch.arange(1, device=device), torch.arange(1, device=device), cache_position,
+              kv_arange)
+
+
+def transformers_eager(q, k, v, window):
+    """transformers' eager attention: an additive mask of finfo.min sliced to
+    the keys, a float32 softmax cast back, dropout in eval mode."""
+    visible = transformers_mask(q.shape[2], k.shape[2], window, q.device)
+    mask = torch.where(visible, torch.tensor(0.0), torch.finfo(torch.float32).min)
+    attn = torch.matmul(q, k.transpose(2, 3)) * 0.25 + mask[:, :, :, :k.shape[-2]]
+    attn = F.softmax(attn, dim=-1, dtype=torch.float32).to(q.dtype)
+    attn = F.dropout(attn, p=0.1, training=False)
+    return torch.matmul(attn, v)
+
+
+def transformers_sdpa(q, k, v, window):
+    visible = transformers_mask(q.shape[2], k.shape[2], window, q.device)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=visible, scale=0.25,
+                                          enable_gqa=True)
+
+
 POSITIVES = [
     # (name, function, shapes, bs, ws, expected scale)
     ("seed_sba", lambda q, k, v: seed_sba(q, k, v, 4, 2, 0.25), {}, 4, 2, 0.25),
@@ -109,6 +145,9 @@ POSITIVES = [
     ("sdpa_additive_token_window", lambda q, k, v: sdpa_additive(q, k, v, 1, 6), {}, 1, 6, 0.3),
     ("einsum_kv_cache", lambda q, k, v: einsum_window(q, k, v, 1, 5), dict(nq=5, nk=23), 1, 5,
      0.25),
+    ("transformers_eager", lambda q, k, v: transformers_eager(q, k, v, 6), {}, 1, 6, 0.25),
+    ("transformers_sdpa_gqa_kv_cache", lambda q, k, v: transformers_sdpa(q, k, v, 5),
+     dict(hq=4, hkv=2, nq=7, nk=24), 1, 5, 0.25),
     ("naive_k_mT", lambda q, k, v: torch.softmax((q @ k.mT * 0.5).masked_fill(
         ~frames_visible(24, 24, 2, 3), float("-inf")), -1) @ v, {}, 2, 3, 0.5),
     ("einsum_k_transposed", lambda q, k, v: torch.einsum("bhqk,bhkd->bhqd", torch.einsum(
@@ -328,6 +367,17 @@ def test_flex_inconsistent_block_table_left_alone():
     assert len(decisions) == 1 and not decisions[0].raised
     assert "query row 4 sees keys [0, 8) but block_size=4 window=1" in decisions[0].reason, \
         decisions[0].reason
+
+
+def test_dropout_while_training_not_raised():
+    """Dropout that drops (p > 0, training) between the softmax and P.V is
+    not the op's attention: left alone (in eval mode it is raised,
+    `transformers_eager`)."""
+    q, k, v = qkv()
+    _, _, decisions, graphs = compile_and_run(lambda q, k, v: F.dropout(torch.softmax(
+        (q @ k.mT).masked_fill(~frames_visible(24, 24, 4, 2), float("-inf")), -1),
+        p=0.1, training=True) @ v, q, k, v)
+    assert not swba_calls(graphs) and not any(d.raised for d in decisions)
 
 
 def test_plain_attention_not_a_candidate_message():

@@ -21,6 +21,7 @@ from swba.mask import swba_mask  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 from seed_sba import seed_sba  # noqa: E402
+import test_raising  # noqa: E402
 
 pytestmark = pytest.mark.cpu
 
@@ -114,6 +115,12 @@ FORMS = [
      [(5, 23, {}), (3, 31, {}), (7, 40, {}), (2, 9, {})], (4, 2)),
     ("sdpa_additive_token_window", lambda q, k, v: sdpa_additive(q, k, v, 1, 6),
      [(24, 24, {}), (47, 47, {}), (6, 6, {})], (1, 6)),
+    # transformers' masks: four nested vmaps (test_raising.transformers_mask).
+    ("transformers_eager", lambda q, k, v: test_raising.transformers_eager(q, k, v, 6),
+     [(24, 24, {}), (40, 40, {}), (7, 7, {})], (1, 6)),
+    ("transformers_sdpa_kv_cache", lambda q, k, v: test_raising.transformers_sdpa(q, k, v, 5),
+     [(7, 24, dict(hq=4, hkv=2)), (3, 40, dict(hq=4, hkv=2)), (12, 12, dict(hq=4, hkv=2))],
+     (1, 5)),
     # The scale from a symbolic head dim.
     ("einsum_kv_cache", lambda q, k, v: einsum_window(q, k, v, 1, 5),
      [(5, 23, dict(d=8)), (3, 40, dict(d=8)), (9, 12, dict(d=4))], (1, 5)),
