@@ -499,13 +499,16 @@ def _check_unmutated(gm: fx.GraphModule, evaluated: set, root: fx.Node) -> None:
         seen, todo = set(), [target]
         while todo:
             n = todo.pop()
-            if n in seen or n is root:
-                continue
+            shown = _val(n)
+            if n in seen or n is root or (shown is not None
+                                          and not isinstance(shown, torch.Tensor)):
+                continue  # (a size or a number aliases no tensor)
             seen.add(n)
             if n in evaluated:
                 raise _NotProven(f"the mask is changed in place by {node.name} "
                                  f"({_name_of(node.target)})")
-            todo.extend(a for a in n.all_input_nodes)
+            if not (n.op == "call_function" and n.target in _FACTORIES):
+                todo.extend(a for a in n.all_input_nodes)  # (a factory's tensor is new)
 
 
 def _visibility(mask: torch.Tensor, lead: tuple[int, ...], nq: int, nk: int,

@@ -277,3 +277,23 @@ def test_row_ranges_on_tensors_match_the_proof():
             assert got == want
         else:
             assert (got[0] == want[0]).all() and (got[1] == want[1]).all()
+
+
+def test_unrelated_write_in_place_to_a_fresh_tensor_of_the_same_size():
+    """A tensor of the same symbolic length written in place elsewhere in
+    the graph (as transformers shifts a second mask's arange) writes
+    nothing the mask reads: the length it shares is a number, not a
+    tensor."""
+    def fn(q, k, v):
+        n = q.shape[2]
+        other = torch.zeros(1).expand(n).clone()  # made from the length
+        other += 1
+        return test_raising.transformers_eager(q, k, v, 6), other.sum()
+
+    c = Compiled(fn)
+    for n in (24, 40):
+        q, k, v = (torch.randn(1, 2, n, 16) for _ in range(3))
+        (got, got_sum), (want, want_sum) = c.compiled(q, k, v), fn(q, k, v)
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+        assert got_sum == want_sum
+    assert [(d.raised, d.dynamic) for d in c.decisions] == [(True, True)], c.decisions
