@@ -1312,16 +1312,10 @@ struct RaiseMaskedAttentionPattern
     if (llvm::any_of(op->getOperandTypes(), [](Type t) {
           auto shaped = dyn_cast<ShapedType>(t);
           return shaped && !shaped.hasStaticShape();
-        })) {
-      std::string why = "dynamic shapes are not raised (the mask is proven "
-                        "by evaluating it at static sizes)";
-      if (emitRemarks)
-        remark::missed(
-            op.getLoc(),
-            remark::RemarkOpts::name("RaiseSWBA").category("raise-swba"))
-            << remark::reason("not raised to swba.attention: {0}", why);
-      return rewriter.notifyMatchFailure(op, why);
-    }
+        }))
+      return leaveAlone(op, rewriter,
+                        "dynamic shapes are not raised (the mask is proven by "
+                        "evaluating it at static sizes)");
     std::string why;
     evaluator->clearIRCache();
     MatchStage stage, stageTransposed;
@@ -1381,17 +1375,24 @@ struct RaiseMaskedAttentionPattern
       if (failed(match))
         why += "; with query heads folded into the rows: " + whyFolded;
     }
-    if (failed(match)) {
-      LLVM_DEBUG(llvm::dbgs() << "raise-swba: rejected " << op << ": " << why
-                              << "\n");
-      if (emitRemarks)
-        remark::missed(op.getLoc(), remark::RemarkOpts::name("RaiseSWBA")
-                                        .category("raise-swba"))
-            << remark::reason("not raised to swba.attention: {0}", why);
-      return rewriter.notifyMatchFailure(op, why);
-    }
+    if (failed(match))
+      return leaveAlone(op, rewriter, why);
     rewriteAttention(rewriter, op, *match);
     return success();
+  }
+
+  /// A candidate not raised: its missed-optimization remark, and the match
+  /// failure.
+  LogicalResult leaveAlone(linalg::LinalgOp op, PatternRewriter &rewriter,
+                           const std::string &why) const {
+    LLVM_DEBUG(llvm::dbgs()
+               << "raise-swba: rejected " << op << ": " << why << "\n");
+    if (emitRemarks)
+      remark::missed(
+          op.getLoc(),
+          remark::RemarkOpts::name("RaiseSWBA").category("raise-swba"))
+          << remark::reason("not raised to swba.attention: {0}", why);
+    return rewriter.notifyMatchFailure(op, why);
   }
 
   MaskBudget budget;
