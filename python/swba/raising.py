@@ -63,7 +63,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 
 from . import library  # noqa: F401  (registers torch.ops.swba)
-from .mask import NotSWBAMask, infer_from_ranges, infer_swba_mask
+from .mask import NotSWBAMask, _check_sizes, infer_from_ranges, infer_swba_mask
 
 __all__ = ["backend", "make_backend", "raise_attention", "Decision", "MAX_MASK_PAIRS"]
 
@@ -291,7 +291,7 @@ def _shape(node: Any) -> tuple[int, ...]:
 
 
 def _check_static(value: Any) -> None:
-    if isinstance(value, (torch.SymInt, torch.SymFloat, torch.SymBool)):
+    if _is_symbolic(value):
         raise _NotProven("the mask depends on a dynamic shape (compile with dynamic=False)")
     if isinstance(value, (list, tuple)):
         for v in value:
@@ -312,6 +312,7 @@ class _Evaluator:
         self.device = device or torch.device("cpu")
         self.values: dict[fx.Node, Any] = {}
         self.leaves: list[fx.Node] = []
+        self.order: dict[fx.Node, int] | None = None  # the graph's, when first needed
 
     def __call__(self, node: Any) -> Any:
         if not isinstance(node, fx.Node):
@@ -342,7 +343,10 @@ class _Evaluator:
     def _slice(self, root: fx.Node) -> list[fx.Node]:
         """The nodes not yet evaluated that `root` depends on (stopping at
         symbolic sizes), with vmap's bookkeeping, in the graph's order."""
-        return _graph_slice(self.gm, [root], lambda n: n in self.values or self._is_size(n))
+        if self.order is None:
+            self.order = _graph_order(self.gm)
+        return _graph_slice(self.gm, [root], lambda n: n in self.values or self._is_size(n),
+                            self.order)
 
     def _move(self, value: Any) -> Any:
         if self.device.type == "cpu":
@@ -406,11 +410,16 @@ class _Evaluator:
                              f"{type(e).__name__}: {e}") from None
 
 
+def _graph_order(gm: fx.GraphModule) -> dict[fx.Node, int]:
+    return {n: i for i, n in enumerate(gm.graph.nodes)}
+
+
 def _graph_slice(gm: fx.GraphModule, roots: Sequence[fx.Node],
-                 stop: Callable[[fx.Node], bool]) -> list[fx.Node]:
+                 stop: Callable[[fx.Node], bool],
+                 order: dict[fx.Node, int]) -> list[fx.Node]:
     """The nodes `roots` depend on, up to (not including) the ones `stop`
     accepts, with the vmap bookkeeping calls between the first and the last
-    of them, in the graph's order."""
+    of them, in the graph's order (`order`, `_graph_order(gm)`)."""
     needed, todo = set(), list(roots)
     while todo:
         n = todo.pop()
@@ -422,8 +431,7 @@ def _graph_slice(gm: fx.GraphModule, roots: Sequence[fx.Node],
         todo.extend(n.all_input_nodes)
     if not needed:
         return []
-    nodes = list(gm.graph.nodes)
-    order = {n: i for i, n in enumerate(nodes)}
+    nodes = list(order)
     span = [order[n] for n in needed]
     for n in nodes[min(span):max(span)]:
         if n.op == "call_function" and n.target in _VMAP_BOOKKEEPING:
@@ -431,23 +439,18 @@ def _graph_slice(gm: fx.GraphModule, roots: Sequence[fx.Node],
     return sorted(needed, key=order.__getitem__)
 
 
-def _functorch_calls(*names: str) -> dict:
-    """functorch's vmap bookkeeping functions (as Dynamo records them), by
-    object, with `value`."""
-    found = {}
-    for module in (getattr(torch._functorch, "predispatch", None), torch._C._functorch):
-        for name in names:
-            fn = getattr(module, name, None) if module is not None else None
-            if fn is not None:
-                found[fn] = 0
-    return found
+def _functorch_calls(name: str) -> set:
+    """functorch's vmap bookkeeping function `name`, as Dynamo may record
+    it (its pre-dispatch wrapper or the binding)."""
+    modules = (getattr(torch._functorch, "predispatch", None), torch._C._functorch)
+    return {getattr(m, name) for m in modules if m is not None and hasattr(m, name)}
 
 
 # vmap as Dynamo inlines it: levels entered and left by calls no value
 # depends on (+1 / -1 each), and decompositions loaded once.
 _VMAP_NESTING = {fn: 1 for fn in _functorch_calls("_vmap_increment_nesting")}
 _VMAP_NESTING.update({fn: -1 for fn in _functorch_calls("_vmap_decrement_nesting")})
-_VMAP_BOOKKEEPING = set(_VMAP_NESTING) | set(_functorch_calls("lazy_load_decompositions"))
+_VMAP_BOOKKEEPING = set(_VMAP_NESTING) | _functorch_calls("lazy_load_decompositions")
 
 
 _IN_PLACE_FUNCTIONS = (operator.setitem, operator.iadd, operator.isub, operator.imul,
@@ -582,8 +585,7 @@ def _prove(visible: torch.Tensor) -> tuple[int, int]:
         if visible.device.type == "cpu":
             return infer_swba_mask(visible.numpy())
         nq, nk = visible.shape
-        if nq < 1 or nk < nq:
-            return infer_swba_mask(np.zeros((nq, nk), dtype=bool))  # its message
+        _check_sizes(nq, nk)
         lo, hi = _row_ranges(visible)
         return infer_from_ranges(lo, hi, nk)
     except NotSWBAMask as e:
@@ -1030,10 +1032,12 @@ class _MaskProgram:
         return RuntimeError(f"swba: the attention {self.name} (raised with symbolic shapes) "
                             f"cannot run at Nq={q.shape[2]} Nk={k.shape[2]}: {why}")
 
-    def bias(self, q: torch.Tensor, k: torch.Tensor, sizes: tuple[int, ...]) -> torch.Tensor:
+    def bias(self, q: torch.Tensor, k: torch.Tensor, sizes: tuple[int, ...],
+             outer: float) -> torch.Tensor:
         """The mask as the dense path applies it: bool (True = seen) or the
-        float32 values added to the scaled scores, [.., Nq, Nk] broadcast
-        to [B, Hq, Nq, Nk], on q's device."""
+        float32 values (times `outer`, what multiplies an added mask too)
+        added to the scaled scores, [.., Nq, Nk] broadcast to [B, Hq, Nq,
+        Nk], on q's device."""
         mask = self._mask(q, sizes)
         want = (*q.shape[:2], q.shape[2], k.shape[2])
         if not isinstance(mask, torch.Tensor):
@@ -1050,8 +1054,6 @@ class _MaskProgram:
             return mask.bool()
         if self.kind == "fill":
             return ~mask.bool()
-        outer = self._product(self._evaluator(sizes, torch.device("cpu")), self.outer,
-                              self.outer_nodes, self.outer_powers)
         return mask.float() * outer
 
     def plan(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, sizes: tuple[int, ...],
@@ -1065,17 +1067,18 @@ class _MaskProgram:
             d = q.shape[3]
             if scale is None:  # SDPA's default, infinite at D = 0 as there
                 scale = 1.0 / math.sqrt(d) if d else math.inf
-            scale = self._product(self._evaluator(sizes, torch.device("cpu")), scale,
-                                  self.scale_nodes, self.scale_powers)
-            entry = (scale, self._verdict(q, k, v, sizes, scale))
+            evaluate = self._evaluator(sizes, torch.device("cpu"))
+            scale = self._product(evaluate, scale, self.scale_nodes, self.scale_powers)
+            outer = self._product(evaluate, self.outer, self.outer_nodes, self.outer_powers)
+            entry = (scale, outer, self._verdict(q, k, v, sizes, scale))
             with self.lock:
                 self.verdicts[key] = entry
                 while len(self.verdicts) > self.MAX_SIZES:
                     self.verdicts.popitem(last=False)
-        scale, verdict = entry
+        scale, outer, verdict = entry
         if isinstance(verdict, tuple):
             return _Plan(scale, *verdict)
-        return _Plan(scale, bias=self.bias(q, k, sizes))
+        return _Plan(scale, bias=self.bias(q, k, sizes, outer))
 
     def _verdict(self, q, k, v, sizes, scale) -> tuple[int, int] | str:
         """(block_size, window) where the mask is a block window at these
@@ -1099,7 +1102,7 @@ class _MaskProgram:
         """What each size remembered proved: (block_size, window), or why
         it runs densely."""
         with self.lock:
-            return [verdict for _, verdict in self.verdicts.values()]
+            return [verdict for *_, verdict in self.verdicts.values()]
 
 
 _PROGRAMS: dict[str, _MaskProgram] = {}
@@ -1131,7 +1134,7 @@ def _register_program(gm: fx.GraphModule, m: _Match, leaves: list[fx.Node]) -> s
             raise _NotProven(f"the mask's computation reads {x.name} out of order")
         return env[x]
 
-    for n in _graph_slice(gm, outputs, stop.__contains__):
+    for n in _graph_slice(gm, outputs, stop.__contains__, _graph_order(gm)):
         env[n] = graph.node_copy(n, copied)
     graph.output(tuple(env[n] for n in outputs))
     name = f"swba_mask_{next(_PROGRAM_IDS)}"

@@ -139,7 +139,7 @@ def test_raised_once_and_right_at_every_size(name, fn, sizes, window):
     assert len(verdicts) == len(sizes)
     # Each size proved a window that is the intended one there (a few
     # queries at the end of a cache fit more than one block size).
-    for key, (_, verdict) in verdicts.items():
+    for key, (*_, verdict) in verdicts.items():
         nq, nk = key[1][2], key[2][2]
         assert isinstance(verdict, tuple), verdict
         assert (swba_mask(nq, nk, *verdict) == swba_mask(nq, nk, *window)).all(), (nq, nk)
