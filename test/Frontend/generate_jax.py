@@ -113,11 +113,13 @@ def grouped_einsum_attention(ws):
 F32, BF16 = (jnp.float32, torch.float32), (jnp.bfloat16, torch.bfloat16)
 
 
-def inputs(nq=32, nk=None, h=2, d=16, dtype=F32, layout="bhnd"):
+def inputs(nq=32, nk=None, h=2, d=16, dtype=F32, layout="bhnd", hkv=None, b=1):
+    """q, k and v as (shape, dtype): h query heads, hkv (default h) kv heads."""
     nk = nq if nk is None else nk
+    hkv = h if hkv is None else hkv
     if layout == "bnhd":
-        return [((1, nq, h, d), dtype), ((1, nk, h, d), dtype), ((1, nk, h, d), dtype)]
-    return [((1, h, nq, d), dtype), ((1, h, nk, d), dtype), ((1, h, nk, d), dtype)]
+        return [((b, nq, h, d), dtype), ((b, nk, hkv, d), dtype), ((b, nk, hkv, d), dtype)]
+    return [((b, h, nq, d), dtype), ((b, hkv, nk, d), dtype), ((b, hkv, nk, d), dtype)]
 
 
 CASES = {
@@ -158,22 +160,19 @@ CASES = {
         "heads into the rows of its products (64 rows: 32 queries of 2 heads, "
         "query-major in Q.K^T, head-major in P.V), raised with the query heads "
         "of kv head h as heads 2h and 2h + 1",
-        dot_product_attention(8, 2),
-        [((1, 32, 4, 16), F32), ((1, 32, 2, 16), F32), ((1, 32, 2, 16), F32)],
+        dot_product_attention(8, 2), inputs(h=4, hkv=2, layout="bnhd"),
         dict(bs=8, ws=2, scale="2.500000e-01", q="1x4x32x16xf32", k="1x2x32x16xf32")),
     "jax-dot-product-attention-gqa-local-window": (
         "JAX: jax.nn.dot_product_attention's own token window (is_causal=True, "
         "local_window_size=(4, 0)) with 8 query heads and 2 kv heads (4 query "
         "heads folded into the rows of each kv head's products), 2 batches",
-        dot_product_attention_local(5),
-        [((2, 24, 8, 16), F32), ((2, 24, 2, 16), F32), ((2, 24, 2, 16), F32)],
+        dot_product_attention_local(5), inputs(nq=24, h=8, hkv=2, b=2, layout="bnhd"),
         dict(bs=1, ws=5, scale="2.500000e-01", q="1x16x24x16xf32", k="1x4x24x16xf32")),
     "jax-grouped-einsum-sliding-window": (
         "JAX: grouped-query attention written with einsums over [B, T, Hkv, G, "
         "D] (Gemma's layout), 4 query heads a kv head, a causal token window "
         "of 6 keys as a [B, T, S] mask",
-        grouped_einsum_attention(6),
-        [((1, 32, 8, 16), F32), ((1, 32, 2, 16), F32), ((1, 32, 2, 16), F32)],
+        grouped_einsum_attention(6), inputs(h=8, hkv=2, layout="bnhd"),
         dict(bs=1, ws=6, scale="2.500000e-01", q="1x8x32x16xf32", k="1x2x32x16xf32")),
     "jax-dot-product-attention-gqa-decode": (
         "JAX: one query of 4 heads against 32 cached keys of 2 kv heads, a "
@@ -181,21 +180,18 @@ CASES = {
         "but the query heads into the rows, and the pass reads them as 2 "
         "queries of each kv head that see the same keys: a frame of 27 keys "
         "(keys 27-31, where both rows sit), window 1",
-        dot_product_attention_decode(5),
-        [((1, 1, 4, 16), F32), ((1, 32, 2, 16), F32), ((1, 32, 2, 16), F32)],
+        dot_product_attention_decode(5), inputs(nq=1, nk=32, h=4, hkv=2, layout="bnhd"),
         dict(bs=27, ws=1, scale="2.500000e-01", q="1x2x2x16xf32", k="1x2x32x16xf32")),
     "jax-grouped-einsum-sliding-window-bf16": (
         "JAX: the same grouped einsums on bf16 q/k/v (2 query heads a kv "
         "head), softmax in bf16, a causal token window of 4 keys",
-        grouped_einsum_attention(4),
-        [((1, 32, 4, 64), BF16), ((1, 32, 2, 64), BF16), ((1, 32, 2, 64), BF16)],
+        grouped_einsum_attention(4), inputs(h=4, hkv=2, d=64, dtype=BF16, layout="bnhd"),
         dict(bs=1, ws=4, scale="1.250000e-01", q="1x4x32x64xbf16", k="1x2x32x64xbf16")),
     "jax-dot-product-attention-gqa-per-head-mask": (
         "JAX: jax.nn.dot_product_attention with 4 query heads and 2 kv heads "
         "and a [1, 4, N, N] mask whose last query head also sees the next "
         "frame: the mask depends on the query head",
-        dot_product_attention_per_head(8, 2),
-        [((1, 32, 4, 16), F32), ((1, 32, 2, 16), F32), ((1, 32, 2, 16), F32)],
+        dot_product_attention_per_head(8, 2), inputs(h=4, hkv=2, layout="bnhd"),
         dict(remark="the mask depends on the batch/head index")),
 }
 
