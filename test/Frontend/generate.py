@@ -230,6 +230,20 @@ class TokenWindow(torch.nn.Module):
         return s.softmax(-1) @ v
 
 
+class TokenWindowFraction(torch.nn.Module):
+    """A token window of a quarter of the length: a window at every length,
+    but not the same one."""
+
+    def forward(self, q, k, v):
+        n = q.shape[-2]
+        i = torch.arange(n)[:, None]
+        j = torch.arange(n)[None, :]
+        vis = torch.logical_and(j <= i, i - j < n // 4)
+        s = (q @ k.transpose(-2, -1)) * 0.25
+        s = s.masked_fill(vis.logical_not(), NEG_INF)
+        return s.softmax(-1) @ v
+
+
 class GQA(torch.nn.Module):
     """Grouped-query attention: k/v heads repeated with repeat_interleave
     (query head h reads kv head h // rep), or with repeat (h % Hkv: not
@@ -368,12 +382,45 @@ CASES = {
         TokenWindow(5), qkv(),
         dict(bs=1, ws=5, scale="2.500000e-01", q="1x2x32x16xf32", k="1x2x32x16xf32")),
     "token-window-dynamic": (
-        "The token window of 5 keys exported with a symbolic length: torch-mlir "
-        "broadcasts the operands through tensor.extract and reshapes the scores "
-        "through computed sizes; dynamic shapes are not raised, and the remark "
-        "says so",
+        "The token window of 5 keys exported with a symbolic length: the mask "
+        "is proven for every length and the op keeps the dynamic length; run at "
+        "lengths shorter and longer than the window. After decompositions, "
+        "torch-mlir broadcasts the operands through tensor.extract and reshapes "
+        "the scores through computed sizes, which the trace does not follow",
         TokenWindow(5), qkv(),
-        dict(remark="dynamic shapes are not raised", dynamic=True)),
+        dict(bs=1, ws=5, scale="2.500000e-01", q="1x2x?x16xf32", k="1x2x?x16xf32",
+             dynamic=True, lengths=["3,3,3", "40,40,40"],
+             decomposed=dict(remark="the probabilities are not a softmax"))),
+    "frames-dynamic": (
+        "Frames of 8 tokens, a window of 2 frames, masked_fill, with a symbolic "
+        "length: floor divisions of positions proven for every length, run at "
+        "lengths that end inside a frame",
+        Manual(8, 2, 0.25, style="masked_fill"), qkv(),
+        dict(bs=8, ws=2, scale="2.500000e-01", q="1x2x?x16xf32", k="1x2x?x16xf32",
+             dynamic=True, lengths=["5,5,5", "37,37,37"],
+             decomposed=dict(remark="the probabilities are not a softmax"))),
+    "kv-cache-dynamic": (
+        "New queries against a KV cache, the query and key lengths symbolic "
+        "and apart: positions bottom-right aligned by nk - nq, proven for every "
+        "pair of lengths with queries at most keys",
+        Manual(8, 2, 0.25), qkv(nq=12, nk=32),
+        dict(bs=8, ws=2, scale="2.500000e-01", q="1x2x?x16xf32", k="1x2x?x16xf32",
+             dynamic="kv", lengths=["12,32,32", "2,9,9", "20,20,20"],
+             decomposed=dict(remark="the probabilities are not a softmax"))),
+    "kv-cache-top-left-dynamic": (
+        "The KV cache with query positions from 0, lengths symbolic: a window "
+        "where the lengths are equal, not where they differ",
+        Manual(8, 2, 0.25, top_left=True), qkv(nq=12, nk=32),
+        dict(remark="not a sliding window block mask for any block size",
+             dynamic="kv",
+             decomposed=dict(remark="the probabilities are not a softmax"))),
+    "token-window-fraction-dynamic": (
+        "A token window of a quarter of the symbolic length: a window at each "
+        "length, but not one window for every length",
+        TokenWindowFraction(), qkv(),
+        dict(remark="at the sizes it was evaluated at, but not at every size",
+             dynamic=True,
+             decomposed=dict(remark="the probabilities are not a softmax"))),
     "token-window-bidirectional": (
         "A token-level window |i - j| < 5: not causal",
         TokenWindow(5, bidirectional=True), qkv(),
@@ -433,11 +480,16 @@ DTYPE_NAME = {F32: "f32", F16: "f16", BF16: "bf16"}
 
 def export(module, inputs, route, dynamic=False):
     """The linalg module text, or raises with the frontend's error. With
-    `dynamic`, the length (dim 2) of q, k and v is one symbolic size."""
+    `dynamic`, the length (dim 2) of q, k and v is one symbolic size; with
+    "kv", q's length is one and k's and v's another."""
     torch.manual_seed(0)
     args = tuple(torch.randn(*shape).to(dtype) for shape, dtype in inputs)
     shapes = None
-    if dynamic:
+    if dynamic == "kv":
+        nq = torch.export.Dim("NQ", min=2, max=1 << 20)
+        nk = torch.export.Dim("NK", min=2, max=1 << 20)
+        shapes = tuple({2: nq if a == 0 else nk} for a in range(len(args)))
+    elif dynamic:
         n = torch.export.Dim("N", min=2, max=1 << 20)
         shapes = tuple({2: n} for _ in args)
     ep = torch.export.export(module, args, dynamic_shapes=shapes)
@@ -474,13 +526,16 @@ def header(name, route, what, inputs, expected, script="generate.py"):
     lines.append("// Raised to exactly one swba.attention with the expected attributes;\n"
                  "// the module run with and without --raise-swba agrees on every element.\n")
     lines.append("// RUN: swba-opt %s --raise-swba | FileCheck %s --check-prefix=IR\n")
-    lines.append("// RUN: %python %S/run_model.py %s > %t.mlir\n")
-    lines.append("// RUN: swba-opt %t.mlir --raise-swba --swba-to-llvm | mlir-runner -e entry "
-                 "-entry-point-result=void %mlir_runner_libs > %t.raised\n")
-    lines.append("// RUN: swba-opt %t.mlir --swba-to-llvm | mlir-runner -e entry "
-                 "-entry-point-result=void %mlir_runner_libs > %t.plain\n")
-    lines.append(f"// RUN: %python %S/run_model.py --compare %t.raised %t.plain --tolerance {tol} "
-                 "| FileCheck %s --check-prefix=CMP\n")
+    for n, lengths in enumerate(expected.get("lengths", [None])):
+        given = f" --lengths {lengths}" if lengths else ""
+        t = f"%t.{n}" if lengths else "%t"
+        lines.append(f"// RUN: %python %S/run_model.py %s{given} > {t}.mlir\n")
+        lines.append(f"// RUN: swba-opt {t}.mlir --raise-swba --swba-to-llvm | mlir-runner -e entry "
+                     f"-entry-point-result=void %mlir_runner_libs > {t}.raised\n")
+        lines.append(f"// RUN: swba-opt {t}.mlir --swba-to-llvm | mlir-runner -e entry "
+                     f"-entry-point-result=void %mlir_runner_libs > {t}.plain\n")
+        lines.append(f"// RUN: %python %S/run_model.py --compare {t}.raised {t}.plain --tolerance {tol} "
+                     "| FileCheck %s --check-prefix=CMP\n")
     lines.append(f"// IR: swba.attention ins(%{{{{.*}}}}, %{{{{.*}}}}, %{{{{.*}}}} : "
                  f"tensor<{expected['q']}>, tensor<{expected['k']}>, tensor<{expected['k']}>) "
                  f"outs(%{{{{.*}}}} : tensor<{expected['q']}>) "
@@ -537,6 +592,10 @@ def main():
             continue
         for route in ROUTES:
             path = os.path.join(HERE, f"{name}-{route}.mlir")
+            expected = dict(CASES[name][3])
+            expected.update(expected.pop(route, {}))
+            for other in ROUTES:
+                expected.pop(other, None)
             try:
                 text = export(module, inputs, route, expected.get("dynamic", False))
             except Exception as err:  # the frontend's own failure

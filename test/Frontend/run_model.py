@@ -5,6 +5,9 @@
 fills every tensor argument of `@main` with pseudo-random non-zero values
 (sin of the flat index times a per-argument factor, rounded to the element
 type), calls `@main` and prints its result as f32 with printMemrefF32.
+Where `@main`'s types have dynamic sizes, `--lengths A,B,...` gives them,
+in the order they appear in the arguments; the result's take the first
+argument's. `--function NAME` runs @NAME instead of @main.
 
 `run_model.py --compare A B --tolerance T` reads the printed data of two
 runs and prints `compared N elements, M mismatches, nonzero|zero`: a
@@ -17,9 +20,14 @@ import sys
 
 
 def parse_tensor(text):
-    """('1x2x32x16', 'f32') -> ([1, 2, 32, 16], 'f32')."""
+    """('1x2x?x16', 'f32') -> ([1, 2, None, 16], 'f32')."""
     parts = text.split("x")
-    return [int(p) for p in parts[:-1]], parts[-1]
+    return [None if p == "?" else int(p) for p in parts[:-1]], parts[-1]
+
+
+def given(shape, lengths):
+    """`shape` with its dynamic sizes taken from the front of `lengths`."""
+    return [lengths.pop(0) if d is None else d for d in shape]
 
 
 def parallel(rank):
@@ -65,22 +73,42 @@ def fill(name, shape, elt, factor):
     return lines
 
 
-def entry(signature):
-    match = re.match(r"\s*func\.func (?:public )?@main\((.*)\) -> (tensor<[^>]*>)", signature)
+def entry(signature, lengths, function):
+    match = re.match(r"\s*func\.func (?:public )?@" + re.escape(function) +
+                     r"\((.*)\) -> (tensor<[^>]*>)", signature)
     if not match:
-        sys.exit("run_model.py: @main must return one tensor")
+        sys.exit(f"run_model.py: @{function} must return one tensor")
     args = re.findall(r"%\w+: tensor<([^>]*)>", match.group(1))
     result_shape, result_elt = parse_tensor(match.group(2)[len("tensor<"):-1])
     lines = ["  func.func private @printMemrefF32(memref<*xf32>) attributes {llvm.emit_c_interface}\n",
              "  func.func @entry() {\n"]
     names = []
+    result_lengths = None
     for n, arg in enumerate(args):
-        shape, elt = parse_tensor(arg)
+        declared, elt = parse_tensor(arg)
+        before = len(lengths)
+        shape = given(declared, lengths)
+        if result_lengths is None:
+            result_lengths = [d for d, t in zip(shape, declared) if t is None]
+        if None in shape:
+            sys.exit("run_model.py: --lengths gives fewer sizes than @main's types have")
         lines += fill(f"in{n}", shape, elt, [0.731, 1.377, 0.593, 0.911][n % 4])
-        names.append((f"%in{n}", tensor_type(shape, elt)))
-    result_ty = tensor_type(result_shape, result_elt)
-    lines.append(f"    %r = func.call @main({', '.join(n for n, _ in names)}) : "
+        name, ty = f"%in{n}", tensor_type(shape, elt)
+        if before != len(lengths):
+            dyn_ty = tensor_type(["?" if d is None else d for d in declared], elt)
+            lines.append(f"    %in{n}_d = tensor.cast {name} : {ty} to {dyn_ty}\n")
+            name, ty = f"%in{n}_d", dyn_ty
+        names.append((name, ty))
+    if lengths:
+        sys.exit("run_model.py: --lengths gives more sizes than @main's types have")
+    declared_result = result_shape
+    result_shape = given(result_shape, list(result_lengths or []))
+    result_ty = tensor_type(["?" if d is None else d for d in declared_result], result_elt)
+    lines.append(f"    %r_d = func.call @{function}({', '.join(n for n, _ in names)}) : "
                  f"({', '.join(t for _, t in names)}) -> {result_ty}\n")
+    static_ty = tensor_type(result_shape, result_elt)
+    lines.append(f"    %r = tensor.cast %r_d : {result_ty} to {static_ty}\n")
+    result_ty = static_ty
     value = "%r"
     if result_elt != "f32":
         rank = len(result_shape)
@@ -104,15 +132,19 @@ def entry(signature):
     return lines
 
 
-def wrap(path):
+def wrap(path, lengths, function="main"):
     with open(path) as f:
         lines = f.readlines()
-    signature = next(l for l in lines if re.search(r"func\.func (public )?@main\(", l))
+    signature = next((l for l in lines
+                      if re.search(r"func\.func (public )?@" + re.escape(function) + r"\(", l)),
+                     None)
+    if signature is None:
+        sys.exit(f"run_model.py: no @{function} in {path}")
     out = []
     for line in lines:
         out.append(line)
         if line.startswith("module"):
-            out += entry(signature)
+            out += entry(signature, list(lengths), function)
     sys.stdout.write("".join(out))
 
 
@@ -140,11 +172,14 @@ def main():
     parser.add_argument("model", nargs="?")
     parser.add_argument("--compare", nargs=2)
     parser.add_argument("--tolerance", type=float, default=1e-4)
+    parser.add_argument("--function", default="main", help="the function to run")
+    parser.add_argument("--lengths", default="",
+                        help="comma-separated sizes of @main's dynamic dimensions")
     args = parser.parse_args()
     if args.compare:
         compare(*args.compare, args.tolerance)
     else:
-        wrap(args.model)
+        wrap(args.model, [int(x) for x in args.lengths.split(",") if x], args.function)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 //===- MaskEvaluator.cpp - Constant-fold a mask over (query, key) ---------===//
 
 #include "MaskEvaluator.h"
+#include "MaskNodes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -25,71 +26,7 @@ using namespace mlir::swba;
 // Nodes
 //===----------------------------------------------------------------------===//
 
-namespace {
-/// Dependence bits of a node.
-enum : uint8_t { kRow = 1, kCol = 2, kBatch = 4 };
-
-/// The ops evaluated natively (exactly as their folders would, but without
-/// building attributes); everything else goes through `Operation::fold`.
-enum class Native : uint8_t {
-  None,
-  AddF,
-  SubF,
-  MulF,
-  DivF,
-  NegF,
-  MaximumF,
-  MaxNumF,
-  MinimumF,
-  MinNumF,
-  CastF,
-  SIToFP,
-  UIToFP,
-  CmpF,
-  Select,
-  AddI,
-  SubI,
-  MulI,
-  AndI,
-  OrI,
-  XOrI,
-  MinSI,
-  MaxSI,
-  DivSI,
-  FloorDivSI,
-  DivUI,
-  RemUI,
-  RemSI,
-  CmpI,
-  SExt,
-  ZExt,
-  Log16,
-};
-} // namespace
-
-enum class MaskEvaluator::Kind : uint8_t {
-  Const, Row, Col, Batch, Op, Read, Div, Rem, Linear
-};
-
-struct MaskEvaluator::ConstantData {
-  bool isFloat;
-  SmallVector<int64_t> shape;
-  std::vector<double> f;
-  std::vector<int64_t> i;
-};
-
-struct MaskEvaluator::Node {
-  Kind kind;
-  Type type;
-  uint8_t deps = 0;
-  SmallVector<unsigned, 3> operands;
-  Scalar value;                        // Const
-  Operation *op = nullptr;             // Op: a detached copy
-  Native native = Native::None;        // Op
-  const ConstantData *data = nullptr;  // Read
-  int64_t c = 0;                       // Div/Rem divisor, Linear offset
-  SmallVector<int64_t, 3> coeffs;      // Linear
-};
+using namespace mlir::swba::mask_nodes;
 
 MaskEvaluator::MaskEvaluator(MLIRContext *context) : context(context) {}
 MaskEvaluator::~MaskEvaluator() = default;
@@ -229,6 +166,10 @@ FailureOr<unsigned> MaskEvaluator::build(Expr *e, std::string &why) {
     why = "the mask contains a reduction of the scores";
     return failure();
   case ExprKind::Opaque:
+    // A scalar from outside the linalg bodies: a size of the tensors, or a
+    // computation of sizes and constants.
+    if (sizeResolver && e->value && e->value.getType().isIntOrIndex())
+      return buildScalar(e->value, nullptr, {}, why);
     why = "the mask is not a compile-time constant: it reads " +
           describe(e->value);
     return failure();
@@ -481,6 +422,21 @@ std::optional<unsigned> MaskEvaluator::digitsIn(ArrayRef<Digit> of,
   return intern(std::move(linear));
 }
 
+/// The one dimension of `group` whose size is not 1 (-1 where all are 1),
+/// or std::nullopt where there are several.
+static std::optional<int64_t> soleNonUnit(RankedTensorType type,
+                                          ArrayRef<int64_t> group) {
+  std::optional<int64_t> only = -1;
+  for (int64_t d : group) {
+    if (type.getDimSize(d) == 1)
+      continue;
+    if (*only >= 0)
+      return std::nullopt;
+    only = d;
+  }
+  return only;
+}
+
 FailureOr<SmallVector<unsigned>>
 MaskEvaluator::viewSourceCoords(Operation *view, ArrayRef<unsigned> coords,
                                 std::string &why) {
@@ -491,6 +447,19 @@ MaskEvaluator::viewSourceCoords(Operation *view, ArrayRef<unsigned> coords,
     SmallVector<unsigned> src(srcType.getRank());
     for (auto [k, group] :
          llvm::enumerate(collapse.getReassociationIndices())) {
+      // At most one dimension of the group has more than one element: the
+      // index is its index (the others' is 0), whatever the sizes.
+      if (std::optional<int64_t> only = soleNonUnit(srcType, group)) {
+        for (int64_t d : group)
+          src[d] = d == *only ? coords[k] : constantNode(Scalar{}, index);
+        continue;
+      }
+      if (llvm::any_of(group,
+                       [&](int64_t d) { return srcType.isDynamicDim(d); })) {
+        why = "a tensor.collapse_shape merges a dynamic dimension with "
+              "others";
+        return failure();
+      }
       int64_t stride = 1;
       auto made = digits.find(coords[k]);
       for (int64_t d : llvm::reverse(group)) {
@@ -528,6 +497,16 @@ MaskEvaluator::viewSourceCoords(Operation *view, ArrayRef<unsigned> coords,
     RankedTensorType type = expand.getResultType();
     SmallVector<unsigned> src;
     for (const ReassociationIndices &group : expand.getReassociationIndices()) {
+      if (std::optional<int64_t> only = soleNonUnit(type, group)) {
+        src.push_back(*only >= 0 ? coords[*only]
+                                 : constantNode(Scalar{}, index));
+        continue;
+      }
+      if (llvm::any_of(group,
+                       [&](int64_t d) { return type.isDynamicDim(d); })) {
+        why = "a tensor.expand_shape splits a dynamic dimension";
+        return failure();
+      }
       Node linear{Kind::Linear, index};
       SmallVector<Digit> made;
       int64_t stride = 1;
@@ -579,7 +558,11 @@ FailureOr<unsigned> MaskEvaluator::buildTensor(Value tensor,
                                                ArrayRef<unsigned> indices,
                                                std::string &why) {
   auto type = dyn_cast<RankedTensorType>(tensor.getType());
-  if (!type || !type.hasStaticShape()) {
+  if (!type) {
+    why = "the mask reads a tensor that is not ranked";
+    return failure();
+  }
+  if (!type.hasStaticShape() && !sizeResolver) {
     why = "the mask reads a tensor of dynamic shape";
     return failure();
   }
@@ -698,6 +681,19 @@ FailureOr<unsigned> MaskEvaluator::buildScalar(Value v, Block *body,
   }
   Operation *def = v.getDefiningOp();
   bool inBody = body && def && def->getBlock() == body;
+  // A size of the attention's tensors (a tensor.dim, or a cast of one).
+  if (sizeResolver && v.getType().isIntOrIndex()) {
+    if (std::optional<SizeRef> size = sizeResolver(v)) {
+      if (!size->symbolic) {
+        Scalar value;
+        value.i = size->value;
+        return constantNode(value, v.getType());
+      }
+      Node node{Kind::Size, v.getType()};
+      node.c = size->value;
+      return intern(std::move(node));
+    }
+  }
   if (!def) {
     why = "the mask is not a compile-time constant: it reads " + describe(v);
     return failure();
@@ -880,6 +876,8 @@ FailureOr<Scalar> MaskEvaluator::applyIndexing(const Node &node,
   case Kind::Batch:
     why = "the mask depends on the batch/head index";
     return failure();
+  case Kind::Size:
+    break; // apply reads the sizes' values
   case Kind::Div:
     r.i = llvm::divideFloorSigned(args[0].i, node.c);
     return r;
@@ -1006,6 +1004,15 @@ std::optional<Scalar> MaskEvaluator::applyNative(const Node &node,
 FailureOr<Scalar> MaskEvaluator::apply(unsigned id, ArrayRef<Scalar> args,
                                        std::string &why) {
   const Node &node = nodes[id];
+  if (node.kind == Kind::Size) {
+    if (node.c < 0 || node.c >= static_cast<int64_t>(sizeValues.size())) {
+      why = "the mask reads a dynamic size that has no value here";
+      return failure();
+    }
+    Scalar r;
+    r.i = sizeValues[node.c];
+    return r;
+  }
   if (node.kind != Kind::Op)
     return applyIndexing(node, args, why);
   if (std::optional<Scalar> r = applyNative(node, args))
@@ -1194,8 +1201,11 @@ bool MaskEvaluator::applyColumns(unsigned id, ArrayRef<Source> sources,
 /// The memo key of an evaluateMask call: the mask size and every term's
 /// nodes and masking types, each term closed by -2.
 static std::vector<int64_t> maskMemoKey(ArrayRef<MaskTermNodes> terms,
-                                        int64_t nq, int64_t nk) {
+                                        int64_t nq, int64_t nk,
+                                        ArrayRef<int64_t> sizes) {
   std::vector<int64_t> memoKey = {nq, nk};
+  llvm::append_range(memoKey, sizes);
+  memoKey.push_back(-3);
   for (const MaskTermNodes &term : terms) {
     memoKey.push_back(term.value);
     memoKey.push_back(term.cond ? static_cast<int64_t>(*term.cond) : -1);
@@ -1473,7 +1483,8 @@ static FailureOr<bool> keySeen(ArrayRef<MaskTermNodes> terms,
 
 /// The largest value that hides a key, for each term (the largest over the
 /// types its value passes through).
-static SmallVector<double, 2> hidingValues(ArrayRef<MaskTermNodes> terms) {
+SmallVector<double, 2>
+mlir::swba::mask_nodes::hidingValues(ArrayRef<MaskTermNodes> terms) {
   SmallVector<double, 2> hiding;
   for (const MaskTermNodes &term : terms) {
     hiding.push_back(-INFINITY);
@@ -2019,7 +2030,7 @@ FailureOr<const MaskRows *>
 MaskEvaluator::evaluateMask(ArrayRef<MaskTermNodes> terms, int64_t nq,
                             int64_t nk, int64_t tile, int64_t maxPairs,
                             std::string &why) {
-  std::vector<int64_t> memoKey = maskMemoKey(terms, nq, nk);
+  std::vector<int64_t> memoKey = maskMemoKey(terms, nq, nk, sizeValues);
   if (auto it = maskMemo.find(memoKey); it != maskMemo.end())
     return it->second.get();
 

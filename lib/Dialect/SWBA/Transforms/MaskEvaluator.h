@@ -35,8 +35,10 @@
 #include "mlir/IR/BuiltinAttributes.h"
 #include "llvm/ADT/DenseMap.h"
 
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -66,6 +68,28 @@ struct MaskRows {
   std::vector<KeyRange> ranges;
 };
 
+/// A size of the attention's tensors as a mask reads it: a constant, or
+/// symbol `value` (a class of dynamic sizes equal at run time).
+struct SizeRef {
+  bool symbolic = false;
+  int64_t value = 0;
+};
+
+/// The size that a value of the IR is, where it is one (a tensor.dim, or a
+/// cast of one); std::nullopt otherwise.
+using SizeResolver = std::function<std::optional<SizeRef>(Value)>;
+
+/// The sizes over which a mask is proven: `numSymbols` symbols, each in
+/// [1, kMaxSymbolicSize], and the queries and keys counted by two of them
+/// (or constants), queries at most keys.
+struct SymbolicSizes {
+  unsigned numSymbols = 0;
+  SizeRef nq, nk;
+};
+
+/// The largest size for which a mask with dynamic sizes is proven.
+constexpr int64_t kMaxSymbolicSize = (int64_t(1) << 31) - 1;
+
 class MaskEvaluator {
 public:
   explicit MaskEvaluator(MLIRContext *context);
@@ -86,6 +110,33 @@ public:
                                            int64_t nq, int64_t nk, int64_t tile,
                                            int64_t maxPairs, std::string &why);
 
+  /// Where the IR's sizes are dynamic: what the mask's scalars that are
+  /// sizes stand for (Size nodes for the symbolic ones). Reset with an
+  /// empty function.
+  void setSizeResolver(SizeResolver resolver) {
+    sizeResolver = std::move(resolver);
+  }
+
+  /// The values of the size symbols where evaluateMask evaluates a mask
+  /// with Size nodes.
+  void setSizeValues(ArrayRef<int64_t> values) {
+    sizeValues.assign(values.begin(), values.end());
+  }
+
+  /// The largest magnitude of an integer constant in the terms' nodes
+  /// (the sizes at which a mask with symbols is first evaluated exceed it).
+  int64_t largestIntegerConstant(ArrayRef<MaskTermNodes> terms) const;
+
+  /// Proves that the terms let through exactly the pairs of the sliding
+  /// window block mask `params` (queries bottom-right aligned) for every
+  /// value of the sizes `sizes` (MaskEvaluatorSymbolic.cpp): the nodes
+  /// become Presburger formulas over the query, the key and the symbols,
+  /// and the difference of the two sets must be empty. On failure `why`
+  /// says what could not be translated or that the sets differ.
+  LogicalResult proveForAllSizes(ArrayRef<MaskTermNodes> terms,
+                                 const SymbolicSizes &sizes,
+                                 SWBAMaskParams params, std::string &why);
+
   /// Whether the node depends on the query row, the key or the batch.
   bool dependsOnPosition(unsigned node) const;
 
@@ -98,6 +149,7 @@ public:
 
 private:
   struct Node;
+  struct Symbolic;
   struct ConstantData;
   enum class Kind : uint8_t;
 
@@ -180,6 +232,8 @@ private:
                                       int64_t &evaluations, std::string &why);
 
   MLIRContext *context;
+  SizeResolver sizeResolver;
+  std::vector<int64_t> sizeValues;
   std::vector<Node> nodes;
   std::map<std::vector<uint64_t>, unsigned> interned;
   /// Detached copies of the scalar ops the nodes apply, and their operands.

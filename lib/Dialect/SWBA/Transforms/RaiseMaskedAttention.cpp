@@ -14,6 +14,7 @@
 #include "MaskAnalysis.h"
 #include "MaskEvaluator.h"
 #include "ScoreTrace.h"
+#include "SizeClasses.h"
 
 #include "swba/Dialect/SWBA/IR/SWBA.h"
 #include "swba/Dialect/SWBA/Transforms/Passes.h"
@@ -27,6 +28,8 @@
 #include "mlir/IR/Remarks.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Transforms/WalkPatternRewriteDriver.h"
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/ScopeExit.h"
 #include "llvm/ADT/SetVector.h"
 #include "llvm/Support/Debug.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -401,9 +404,14 @@ planOperand(linalg::LinalgOp op, OpOperand *operand,
     return failure();
   }
   auto type = cast<RankedTensorType>(plan.value.getType());
-  if (!type.hasStaticShape()) {
-    why = "q, k and v need static shapes";
-    return failure();
+  // Only the sequence may be dynamic (the lengths a model is exported
+  // with): batch, heads and head dims are the kernels' constants.
+  for (auto [c, d] : llvm::enumerate(plan.perm)) {
+    if (type.isDynamicDim(d) && c + 2 != plan.perm.size()) {
+      why = "q, k and v need static batch, head and feature sizes (only "
+            "their lengths may be dynamic)";
+      return failure();
+    }
   }
   return plan;
 }
@@ -683,11 +691,10 @@ static FailureOr<Expr *> decomposeLogits(Expr *x, double &scale,
   }
 }
 
-/// Evaluates the mask terms on all pairs: the keys each query row sees.
-static FailureOr<SmallVector<KeyRange>>
-evaluateVisibility(ArrayRef<MaskTerm> masks, int64_t nq, int64_t nk,
-                   const MaskBudget &budget, MaskEvaluator &evaluator,
-                   std::string &why) {
+/// The mask terms as the evaluator's nodes.
+static FailureOr<SmallVector<MaskTermNodes>>
+buildTerms(ArrayRef<MaskTerm> masks, MaskEvaluator &evaluator,
+           std::string &why) {
   SmallVector<MaskTermNodes> terms;
   for (const MaskTerm &term : masks) {
     MaskTermNodes nodes;
@@ -705,6 +712,14 @@ evaluateVisibility(ArrayRef<MaskTerm> masks, int64_t nq, int64_t nk,
     nodes.valueTypes = {term.value->type, stripCasts(term.value)->type};
     terms.push_back(std::move(nodes));
   }
+  return terms;
+}
+
+/// The keys each query row sees under `terms` at nq x nk.
+static FailureOr<SmallVector<KeyRange>>
+evaluateTerms(ArrayRef<MaskTermNodes> terms, int64_t nq, int64_t nk,
+              const MaskBudget &budget, MaskEvaluator &evaluator,
+              std::string &why) {
   FailureOr<const MaskRows *> rows =
       evaluator.evaluateMask(terms, nq, nk, budget.tile, budget.maxPairs, why);
   if (failed(rows))
@@ -714,6 +729,18 @@ evaluateVisibility(ArrayRef<MaskTerm> masks, int64_t nq, int64_t nk,
   for (uint32_t rowClass : (*rows)->rowClass)
     ranges.push_back((*rows)->ranges[rowClass]);
   return ranges;
+}
+
+/// Evaluates the mask terms on all pairs: the keys each query row sees.
+static FailureOr<SmallVector<KeyRange>>
+evaluateVisibility(ArrayRef<MaskTerm> masks, int64_t nq, int64_t nk,
+                   const MaskBudget &budget, MaskEvaluator &evaluator,
+                   std::string &why) {
+  FailureOr<SmallVector<MaskTermNodes>> terms =
+      buildTerms(masks, evaluator, why);
+  if (failed(terms))
+    return failure();
+  return evaluateTerms(*terms, nq, nk, budget, evaluator, why);
 }
 
 /// The batch dimensions of `plan` in canonical order.
@@ -804,14 +831,24 @@ static FailureOr<Access> probabilitiesAccess(linalg::LinalgOp pv,
 
 /// Proves the mask terms a sliding window block mask over the Q.K^T
 /// scores and stores its parameters in `match`.
+static LogicalResult
+proveMaskForAllSizes(linalg::LinalgOp qk, ArrayRef<MaskTerm> masks,
+                     const MaskBudget &budget, MaskEvaluator &evaluator,
+                     SizeClasses &classes, AttentionMatch &match,
+                     std::string &why);
+
 static LogicalResult proveMask(linalg::LinalgOp qk, ArrayRef<MaskTerm> masks,
                                const MaskBudget &budget,
-                               MaskEvaluator &evaluator, AttentionMatch &match,
-                               std::string &why) {
+                               MaskEvaluator &evaluator, SizeClasses *classes,
+                               AttentionMatch &match, std::string &why) {
   auto scoresType = cast<RankedTensorType>(qk->getResult(0).getType());
   if (!scoresType.hasStaticShape()) {
-    why = "the scores need a static shape to prove the mask";
-    return failure();
+    if (!classes) {
+      why = "the scores need a static shape to prove the mask";
+      return failure();
+    }
+    return proveMaskForAllSizes(qk, masks, budget, evaluator, *classes, match,
+                                why);
   }
   int64_t rank = scoresType.getRank();
   int64_t nq = scoresType.getDimSize(rank - 2);
@@ -833,6 +870,70 @@ static LogicalResult proveMask(linalg::LinalgOp qk, ArrayRef<MaskTerm> masks,
     return failure();
   FailureOr<SWBAMaskParams> params = inferSWBAMask(*visible, nq, nk, why);
   if (failed(params))
+    return failure();
+  match.params = *params;
+  return success();
+}
+
+/// proveMask where the lengths are dynamic: the mask is evaluated at
+/// lengths past its integer constants, which finds its block size and
+/// window, and is then proven to be that mask at every length up to
+/// kMaxSymbolicSize (MaskEvaluator::proveForAllSizes).
+static LogicalResult
+proveMaskForAllSizes(linalg::LinalgOp qk, ArrayRef<MaskTerm> masks,
+                     const MaskBudget &budget, MaskEvaluator &evaluator,
+                     SizeClasses &classes, AttentionMatch &match,
+                     std::string &why) {
+  if (match.qkRows.folded()) {
+    why = "rows that fold query heads in are raised at static lengths only";
+    return failure();
+  }
+  Value scores = qk->getResult(0);
+  int64_t rank = cast<RankedTensorType>(scores.getType()).getRank();
+  std::optional<SizeRef> nq = classes.dimSize(scores, rank - 2);
+  std::optional<SizeRef> nk = classes.dimSize(scores, rank - 1);
+  if (match.scoresTransposed)
+    std::swap(nq, nk);
+  if (!nq || !nk) {
+    why = "the lengths of the scores cannot be traced to the sizes of the "
+          "tensors";
+    return failure();
+  }
+  FailureOr<SmallVector<MaskTermNodes>> terms =
+      buildTerms(masks, evaluator, why);
+  if (failed(terms))
+    return failure();
+  // Lengths past every integer constant of the mask (its window and block
+  // size among them), keys at least queries.
+  int64_t large =
+      2 * std::min<int64_t>(evaluator.largestIntegerConstant(*terms), 1 << 17) +
+      257;
+  unsigned numSymbols = classes.numSymbols();
+  SmallVector<int64_t> values(numSymbols, large);
+  int64_t nqValue = nq->symbolic ? large / 2 : nq->value;
+  int64_t nkValue = nk->symbolic ? std::max(large, nqValue) : nk->value;
+  if (nq->symbolic && nk->symbolic && nq->value == nk->value)
+    nqValue = nkValue;
+  if (nq->symbolic)
+    nqValue = std::max<int64_t>(1, std::min(nqValue, nkValue));
+  if (nq->symbolic)
+    values[nq->value] = nqValue;
+  if (nk->symbolic)
+    values[nk->value] = nkValue;
+  evaluator.setSizeValues(values);
+  FailureOr<SmallVector<KeyRange>> visible =
+      evaluateTerms(*terms, nqValue, nkValue, budget, evaluator, why);
+  evaluator.setSizeValues({});
+  FailureOr<SWBAMaskParams> params =
+      succeeded(visible) ? inferSWBAMask(*visible, nqValue, nkValue, why)
+                         : FailureOr<SWBAMaskParams>(failure());
+  if (failed(params)) {
+    why += llvm::formatv(" (evaluated at {0} queries and {1} keys)", nqValue,
+                         nkValue);
+    return failure();
+  }
+  SymbolicSizes sizes{numSymbols, *nq, *nk};
+  if (failed(evaluator.proveForAllSizes(*terms, sizes, *params, why)))
     return failure();
   match.params = *params;
   return success();
@@ -905,8 +1006,8 @@ static LogicalResult checkScaleAndResult(linalg::LinalgOp pv,
   // Scores or probabilities broadcast over batch/heads would pair q, k and
   // v rows of different heads: every operand spans the same batch.
   auto outType = cast<RankedTensorType>(pv->getResult(0).getType());
-  if (!outType.hasStaticShape()) {
-    why = "the result needs a static shape";
+  if (llvm::any_of(outType.getShape().drop_back(2), ShapedType::isDynamic)) {
+    why = "the result needs static batch and head sizes";
     return failure();
   }
   int64_t outBatch = 1;
@@ -939,7 +1040,8 @@ enum class MatchStage { Contraction, Probabilities, Logits };
 static FailureOr<AttentionMatch>
 matchAttention(linalg::LinalgOp pv, bool transposed, Axis rows,
                const MaskBudget &budget, MaskEvaluator &evaluator,
-               std::string &why, MatchStage &stage, bool &mergedQuery) {
+               SizeClasses *classes, std::string &why, MatchStage &stage,
+               bool &mergedQuery) {
   stage = MatchStage::Contraction;
   mergedQuery = false;
   FailureOr<PVContraction> contraction =
@@ -1007,7 +1109,7 @@ matchAttention(linalg::LinalgOp pv, bool transposed, Axis rows,
       return std::nullopt;
     return positionFreeConstant(*e, evaluator);
   };
-  if (failed(proveMask(qk, masks, budget, evaluator, match, why)) ||
+  if (failed(proveMask(qk, masks, budget, evaluator, classes, match, why)) ||
       failed(planQKV(qk, pv, *contraction, match, scalarOf, why)) ||
       failed(checkScaleAndResult(pv, match, why)))
     return failure();
@@ -1018,6 +1120,17 @@ matchAttention(linalg::LinalgOp pv, bool transposed, Axis rows,
 // Rewrite
 //===----------------------------------------------------------------------===//
 
+/// An empty tensor of element type `elt` with `value`'s sizes (dynamic ones
+/// read from it), in the order `perm` gives (all of them, in order, without
+/// one).
+static Value emptyLike(RewriterBase &rewriter, Location loc, Value value,
+                       Type elt, ArrayRef<int64_t> perm = {}) {
+  SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(rewriter, loc, value);
+  if (!perm.empty())
+    sizes = llvm::map_to_vector(perm, [&](int64_t d) { return sizes[d]; });
+  return tensor::EmptyOp::create(rewriter, loc, sizes, elt);
+}
+
 /// `value` converted elementwise to element type `elt`.
 static Value castElements(RewriterBase &rewriter, Location loc, Value value,
                           Type elt) {
@@ -1025,7 +1138,7 @@ static Value castElements(RewriterBase &rewriter, Location loc, Value value,
   Type from = type.getElementType();
   if (from == elt)
     return value;
-  Value init = tensor::EmptyOp::create(rewriter, loc, type.getShape(), elt);
+  Value init = emptyLike(rewriter, loc, value, elt);
   AffineMap id = rewriter.getMultiDimIdentityMap(type.getRank());
   SmallVector<utils::IteratorType> iterators(type.getRank(),
                                              utils::IteratorType::parallel);
@@ -1050,11 +1163,8 @@ static Value materialize(RewriterBase &rewriter, Location loc,
   auto type = cast<RankedTensorType>(value.getType());
   int64_t rank = type.getRank();
   if (!llvm::equal(plan.perm, llvm::seq<int64_t>(0, rank))) {
-    SmallVector<int64_t> shape;
-    for (int64_t d : plan.perm)
-      shape.push_back(type.getDimSize(d));
-    Value init = tensor::EmptyOp::create(rewriter, loc, shape,
-                                         type.getElementType());
+    Value init =
+        emptyLike(rewriter, loc, value, type.getElementType(), plan.perm);
     value = linalg::TransposeOp::create(rewriter, loc, value, init, plan.perm)
                 ->getResult(0);
     type = cast<RankedTensorType>(value.getType());
@@ -1201,10 +1311,8 @@ static void rewriteAttention(RewriterBase &rewriter, linalg::LinalgOp pv,
   Value k = materialize(rewriter, loc, match.k, flatten, elt);
   Value v = materialize(rewriter, loc, match.v, flatten, elt);
 
-  auto qType = cast<RankedTensorType>(q.getType());
-  auto vType = cast<RankedTensorType>(v.getType());
-  SmallVector<int64_t> attShape = {qType.getDimSize(0), qType.getDimSize(1),
-                                   qType.getDimSize(2), vType.getDimSize(3)};
+  SmallVector<OpFoldResult> attShape = tensor::getMixedSizes(rewriter, loc, q);
+  attShape[3] = tensor::getMixedSizes(rewriter, loc, v)[3];
   Value init = tensor::EmptyOp::create(rewriter, loc, attShape, elt);
   auto attention = AttentionOp::create(
       rewriter, loc, q, k, v, ValueRange{init}, match.params.blockSize,
@@ -1246,8 +1354,8 @@ static void rewriteAttention(RewriterBase &rewriter, linalg::LinalgOp pv,
   if (match.transposed) {
     SmallVector<int64_t> perm = llvm::to_vector(llvm::seq<int64_t>(0, outRank));
     std::swap(perm[outRank - 2], perm[outRank - 1]);
-    Value init = tensor::EmptyOp::create(rewriter, loc, outType.getShape(),
-                                         outType.getElementType());
+    Value init =
+        emptyLike(rewriter, loc, result, outType.getElementType(), perm);
     result = linalg::TransposeOp::create(rewriter, loc, result, init, perm)
                  ->getResult(0);
   }
@@ -1309,28 +1417,35 @@ struct RaiseMaskedAttentionPattern
                                 PatternRewriter &rewriter) const override {
     if (!isContraction(op) || !readsSoftmaxLike(op))
       return rewriter.notifyMatchFailure(op, "not an attention candidate");
-    if (llvm::any_of(op->getOperandTypes(), [](Type t) {
-          auto shaped = dyn_cast<ShapedType>(t);
-          return shaped && !shaped.hasStaticShape();
-        }))
-      return leaveAlone(op, rewriter,
-                        "dynamic shapes are not raised (the mask is proven by "
-                        "evaluating it at static sizes)");
+    // With dynamic lengths, the mask is proven for every length, over the
+    // classes of the block's sizes that are equal at run time.
+    // At static lengths, tensor.dim of a static size is its constant.
+    bool dynamic = llvm::any_of(op->getOperandTypes(), [](Type t) {
+      auto shaped = dyn_cast<ShapedType>(t);
+      return shaped && !shaped.hasStaticShape();
+    });
+    SizeClasses sizes(dynamic ? op->getBlock() : nullptr);
+    SizeClasses *classes = dynamic ? &sizes : nullptr;
+    evaluator->setSizeResolver([&](Value v) { return sizes.scalarSize(v); });
+    llvm::scope_exit resetSizes([&] {
+      evaluator->setSizeResolver({});
+      evaluator->setSizeValues({});
+    });
     std::string why;
     evaluator->clearIRCache();
     MatchStage stage, stageTransposed;
     bool merged, mergedTransposed = false;
     FailureOr<AttentionMatch> match =
         matchAttention(op, /*transposed=*/false, Axis::Query, budget,
-                       *evaluator, why, stage, merged);
+                       *evaluator, classes, why, stage, merged);
     if (failed(match) && stage != MatchStage::Logits) {
       // Read as O^T = V^T P^T (as jax.nn.dot_product_attention computes
       // it). The remark gives the reason of the reading that got further,
       // or both where they got as far.
       std::string whyTransposed;
       match = matchAttention(op, /*transposed=*/true, Axis::Query, budget,
-                             *evaluator, whyTransposed, stageTransposed,
-                             mergedTransposed);
+                             *evaluator, classes, whyTransposed,
+                             stageTransposed, mergedTransposed);
       if (stageTransposed > stage)
         why = whyTransposed;
       else if (stageTransposed == stage && stage != MatchStage::Contraction)
@@ -1353,7 +1468,7 @@ struct RaiseMaskedAttentionPattern
           MatchStage stageThis;
           bool unused;
           match = matchAttention(op, transposed, rows, budget, *evaluator,
-                                 whyThis, stageThis, unused);
+                                 classes, whyThis, stageThis, unused);
           if (succeeded(match))
             break;
           // On a tie, the reading that takes the wrong dimension for the

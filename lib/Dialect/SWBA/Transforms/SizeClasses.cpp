@@ -1,0 +1,188 @@
+//===- SizeClasses.cpp - Which dynamic sizes are equal --------------------===//
+
+#include "SizeClasses.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Interfaces/DestinationStyleOpInterface.h"
+
+using namespace mlir;
+using namespace mlir::swba;
+
+/// How far a size is traced back through ops.
+static constexpr int kMaxDepth = 64;
+
+SizeClasses::SizeClasses(Block *block) {
+  if (!block)
+    return;
+  for (Operation &op : *block) {
+    if (auto linalgOp = dyn_cast<linalg::LinalgOp>(&op)) {
+      // The dimensions that one loop indexes have one size.
+      SmallVector<std::optional<Size>> loopSize(linalgOp.getNumLoops());
+      for (OpOperand &operand : op.getOpOperands()) {
+        auto type = dyn_cast<RankedTensorType>(operand.get().getType());
+        if (!type)
+          continue;
+        AffineMap map = linalgOp.getMatchingIndexingMap(&operand);
+        for (auto [d, result] : llvm::enumerate(map.getResults())) {
+          auto dim = dyn_cast<AffineDimExpr>(result);
+          if (!dim)
+            continue;
+          std::optional<Size> size = traceDim(operand.get(), d);
+          if (!size)
+            continue;
+          std::optional<Size> &seen = loopSize[dim.getPosition()];
+          if (seen)
+            unite(*seen, *size);
+          else
+            seen = size;
+        }
+      }
+      continue;
+    }
+    if (auto assertOp = dyn_cast<cf::AssertOp>(&op)) {
+      SmallVector<Value> conds = {assertOp.getArg()};
+      while (!conds.empty()) {
+        Value cond = conds.pop_back_val();
+        if (auto andOp = cond.getDefiningOp<arith::AndIOp>()) {
+          conds.append({andOp.getLhs(), andOp.getRhs()});
+          continue;
+        }
+        auto cmp = cond.getDefiningOp<arith::CmpIOp>();
+        if (!cmp || cmp.getPredicate() != arith::CmpIPredicate::eq)
+          continue;
+        std::optional<Size> a = traceScalar(cmp.getLhs());
+        std::optional<Size> b = traceScalar(cmp.getRhs());
+        if (a && b)
+          unite(*a, *b);
+      }
+    }
+  }
+}
+
+std::optional<SizeClasses::Size> SizeClasses::traceDim(Value tensor, int64_t d,
+                                                       int depth) {
+  auto type = dyn_cast<RankedTensorType>(tensor.getType());
+  if (!type || d < 0 || d >= type.getRank())
+    return std::nullopt;
+  if (!type.isDynamicDim(d))
+    return Size(type.getDimSize(d));
+  Operation *def = tensor.getDefiningOp();
+  if (def && depth < kMaxDepth) {
+    if (auto empty = dyn_cast<tensor::EmptyOp>(def))
+      return traceScalar(empty.getDynamicSize(d), depth + 1);
+    if (auto dps = dyn_cast<DestinationStyleOpInterface>(def)) {
+      if (auto result = dyn_cast<OpResult>(tensor);
+          result && dps.hasPureTensorSemantics())
+        return traceDim(dps.getTiedOpOperand(result)->get(), d, depth + 1);
+    }
+    if (auto expand = dyn_cast<tensor::ExpandShapeOp>(def)) {
+      OpFoldResult size = expand.getMixedOutputShape()[d];
+      if (auto value = dyn_cast<Value>(size))
+        return traceScalar(value, depth + 1);
+    }
+    if (auto collapse = dyn_cast<tensor::CollapseShapeOp>(def)) {
+      // The one source dimension of the group that is not 1.
+      RankedTensorType src = collapse.getSrcType();
+      std::optional<int64_t> only;
+      for (int64_t s : collapse.getReassociationIndices()[d]) {
+        if (src.getDimSize(s) == 1)
+          continue;
+        if (only) {
+          only.reset();
+          break;
+        }
+        only = s;
+      }
+      if (only)
+        return traceDim(collapse.getSrc(), *only, depth + 1);
+    }
+    if (auto cast = dyn_cast<tensor::CastOp>(def))
+      return traceDim(cast.getSource(), d, depth + 1);
+  }
+  return Size(Atom(tensor, d));
+}
+
+std::optional<SizeClasses::Size> SizeClasses::traceScalar(Value value,
+                                                          int depth) {
+  Operation *def = value.getDefiningOp();
+  if (!def || depth >= kMaxDepth)
+    return std::nullopt;
+  if (auto cst = dyn_cast<arith::ConstantOp>(def)) {
+    if (auto attr = dyn_cast<IntegerAttr>(cst.getValue()))
+      return Size(attr.getValue().getSExtValue());
+    return std::nullopt;
+  }
+  if (auto dim = dyn_cast<tensor::DimOp>(def)) {
+    std::optional<int64_t> index = dim.getConstantIndex();
+    if (!index)
+      return std::nullopt;
+    return traceDim(dim.getSource(), *index, depth + 1);
+  }
+  // Sizes are below 2^31 (MaskEvaluator's bound): casts keep them.
+  if (isa<arith::IndexCastOp, arith::IndexCastUIOp, arith::ExtSIOp,
+          arith::ExtUIOp>(def))
+    return traceScalar(def->getOperand(0), depth + 1);
+  if (auto trunc = dyn_cast<arith::TruncIOp>(def);
+      trunc && trunc.getType().getIntOrFloatBitWidth() >= 32)
+    return traceScalar(trunc.getIn(), depth + 1);
+  return std::nullopt;
+}
+
+unsigned SizeClasses::idOf(const Atom &atom) {
+  auto [it, inserted] = ids.try_emplace(atom, parent.size());
+  if (inserted)
+    parent.push_back(parent.size());
+  return it->second;
+}
+
+unsigned SizeClasses::find(unsigned id) {
+  while (parent[id] != id)
+    id = parent[id] = parent[parent[id]];
+  return id;
+}
+
+void SizeClasses::unite(const Size &a, const Size &b) {
+  const int64_t *ca = std::get_if<int64_t>(&a);
+  const int64_t *cb = std::get_if<int64_t>(&b);
+  if (ca && cb)
+    return; // two constants: nothing to learn (unequal ones fail at run time)
+  if (ca || cb) {
+    unsigned root = find(idOf(std::get<Atom>(ca ? b : a)));
+    constants.try_emplace(root, ca ? *ca : *cb);
+    return;
+  }
+  unsigned ra = find(idOf(std::get<Atom>(a))),
+           rb = find(idOf(std::get<Atom>(b)));
+  if (ra == rb)
+    return;
+  parent[rb] = ra;
+  if (auto it = constants.find(rb); it != constants.end()) {
+    constants.try_emplace(ra, it->second);
+    constants.erase(it);
+  }
+}
+
+std::optional<SizeRef> SizeClasses::refOf(const std::optional<Size> &size) {
+  if (!size)
+    return std::nullopt;
+  if (const int64_t *c = std::get_if<int64_t>(&*size))
+    return SizeRef{false, *c};
+  unsigned root = find(idOf(std::get<Atom>(*size)));
+  if (auto it = constants.find(root); it != constants.end())
+    return SizeRef{false, it->second};
+  auto [it, inserted] = symbolOf.try_emplace(root, symbols.size());
+  if (inserted)
+    symbols.push_back(root);
+  return SizeRef{true, it->second};
+}
+
+std::optional<SizeRef> SizeClasses::dimSize(Value tensor, int64_t d) {
+  return refOf(traceDim(tensor, d));
+}
+
+std::optional<SizeRef> SizeClasses::scalarSize(Value value) {
+  return refOf(traceScalar(value));
+}
