@@ -386,41 +386,58 @@ CASES = {
         "is proven for every length and the op keeps the dynamic length; run at "
         "lengths shorter and longer than the window. After decompositions, "
         "torch-mlir broadcasts the operands through tensor.extract and reshapes "
-        "the scores through computed sizes, which the trace does not follow",
+        "the scores through computed sizes, read as the copies and reshapes they are",
         TokenWindow(5), qkv(),
         dict(bs=1, ws=5, scale="2.500000e-01", q="1x2x?x16xf32", k="1x2x?x16xf32",
-             dynamic=True, lengths=["3,3,3", "40,40,40"],
-             decomposed=dict(remark="the probabilities are not a softmax"))),
+             dynamic=True, lengths=["3,3,3", "40,40,40"])),
     "frames-dynamic": (
         "Frames of 8 tokens, a window of 2 frames, masked_fill, with a symbolic "
         "length: floor divisions of positions proven for every length, run at "
         "lengths that end inside a frame",
         Manual(8, 2, 0.25, style="masked_fill"), qkv(),
         dict(bs=8, ws=2, scale="2.500000e-01", q="1x2x?x16xf32", k="1x2x?x16xf32",
-             dynamic=True, lengths=["5,5,5", "37,37,37"],
-             decomposed=dict(remark="the probabilities are not a softmax"))),
+             dynamic=True, lengths=["5,5,5", "37,37,37"])),
     "kv-cache-dynamic": (
         "New queries against a KV cache, the query and key lengths symbolic "
         "and apart: positions bottom-right aligned by nk - nq, proven for every "
         "pair of lengths with queries at most keys",
         Manual(8, 2, 0.25), qkv(nq=12, nk=32),
         dict(bs=8, ws=2, scale="2.500000e-01", q="1x2x?x16xf32", k="1x2x?x16xf32",
-             dynamic="kv", lengths=["12,32,32", "2,9,9", "20,20,20"],
-             decomposed=dict(remark="the probabilities are not a softmax"))),
+             dynamic="kv", lengths=["12,32,32", "2,9,9", "20,20,20"])),
     "kv-cache-top-left-dynamic": (
         "The KV cache with query positions from 0, lengths symbolic: a window "
         "where the lengths are equal, not where they differ",
         Manual(8, 2, 0.25, top_left=True), qkv(nq=12, nk=32),
         dict(remark="not a sliding window block mask for any block size",
-             dynamic="kv",
-             decomposed=dict(remark="the probabilities are not a softmax"))),
+             dynamic="kv")),
     "token-window-fraction-dynamic": (
         "A token window of a quarter of the symbolic length: a window at each "
         "length, but not one window for every length",
         TokenWindowFraction(), qkv(),
         dict(remark="at the sizes it was evaluated at, but not at every size",
-             dynamic=True,
-             decomposed=dict(remark="the probabilities are not a softmax"))),
+             dynamic=True)),
+    "sdpa-bool-dynamic": (
+        "SDPA with a boolean frame mask from arange // block size, symbolic "
+        "length (SDPA reaches linalg after decompositions only). torch-mlir "
+        "copies k, scaled by the square root of the scale, through a broadcast "
+        "sized by the query length: with no equality of the two lengths in the "
+        "IR, the op reads that copy, and q's half of the scale",
+        SdpaBool(8, 2), qkv(),
+        dict(bs=8, ws=2, scale="5.000000e-01", q="1x2x?x16xf32", k="1x2x?x16xf32",
+             dynamic=True, lengths=["6,6,6", "37,37,37"])),
+    "sdpa-float-mask-dynamic": (
+        "SDPA with an additive 0/-inf frame mask, symbolic length (k read "
+        "through its scaled broadcast copy, as above)",
+        SdpaFloat(4, 3), qkv(),
+        dict(bs=4, ws=3, scale="5.000000e-01", q="1x2x?x16xf32", k="1x2x?x16xf32",
+             dynamic=True, lengths=["9,9,9", "30,30,30"])),
+    "gqa-sdpa-dynamic": (
+        "GQA through SDPA with a boolean mask, k/v repeat_interleave'd, "
+        "symbolic length: k and v are read through their broadcast copies (as "
+        "above), which hold the repeated heads",
+        GQA(8, 2, 2, sdpa=True), qkv(hq=4, hkv=2),
+        dict(bs=8, ws=2, scale="2.500000e-01", q="1x4x?x16xf32", k="1x4x?x16xf32",
+             dynamic=True, lengths=["7,7,7", "33,33,33"])),
     "token-window-bidirectional": (
         "A token-level window |i - j| < 5: not causal",
         TokenWindow(5, bidirectional=True), qkv(),

@@ -234,7 +234,7 @@ module {
     cf.assert %62, "mismatching contracting dimension"
     %63 = tensor.empty(%38) : tensor<2x?x16xf32>
     %64 = linalg.fill ins(%cst : f32) outs(%63 : tensor<2x?x16xf32>) -> tensor<2x?x16xf32>
-    // expected-remark @below {{the probabilities are not a softmax}}
+    // expected-remark @below {{not a sliding window block mask for any block size}}
     %65 = linalg.batch_matmul ins(%reshape_11, %collapsed_12 : tensor<2x?x?xf32>, tensor<2x?x16xf32>) outs(%64 : tensor<2x?x16xf32>) -> tensor<2x?x16xf32>
     %expanded_13 = tensor.expand_shape %65 [[0, 1], [2], [3]] output_shape [1, 2, %38, 16] : tensor<2x?x16xf32> into tensor<1x2x?x16xf32>
     return %expanded_13 : tensor<1x2x?x16xf32>

@@ -201,7 +201,7 @@ module {
     cf.assert %52, "mismatching contracting dimension"
     %53 = tensor.empty(%31) : tensor<2x?x16xf32>
     %54 = linalg.fill ins(%cst : f32) outs(%53 : tensor<2x?x16xf32>) -> tensor<2x?x16xf32>
-    // expected-remark @below {{the probabilities are not a softmax}}
+    // expected-remark @below {{at the sizes it was evaluated at, but not at every size}}
     %55 = linalg.batch_matmul ins(%reshape_8, %collapsed_9 : tensor<2x?x?xf32>, tensor<2x?x16xf32>) outs(%54 : tensor<2x?x16xf32>) -> tensor<2x?x16xf32>
     %expanded_10 = tensor.expand_shape %55 [[0, 1], [2], [3]] output_shape [1, 2, %31, 16] : tensor<2x?x16xf32> into tensor<1x2x?x16xf32>
     return %expanded_10 : tensor<1x2x?x16xf32>

@@ -452,6 +452,32 @@ struct MaskEvaluator::Symbolic {
     return out;
   }
 
+  enum class Relation { Eq, Ne, Lt, Le, Gt, Ge, Always, Never };
+
+  /// The formula `a rel b` over integers.
+  static F compare(const Lin &a, const Lin &b, Relation rel) {
+    Lin aMinusB = *combine(1, a, -1, b), bMinusA = *combine(-1, a, 1, b);
+    switch (rel) {
+    case Relation::Eq: return eqZero(aMinusB);
+    case Relation::Ne: return negate(eqZero(aMinusB));
+    case Relation::Lt: return ge(bMinusA.plus(-1));
+    case Relation::Le: return ge(bMinusA);
+    case Relation::Gt: return ge(aMinusB.plus(-1));
+    case Relation::Ge: return ge(aMinusB);
+    case Relation::Always: return constantFormula(true);
+    case Relation::Never: return constantFormula(false);
+    }
+    llvm_unreachable("relation");
+  }
+
+  /// The i1 pieces of a comparison that `holds` under `guard`.
+  static void splitOn(const F &guard, const F &holds, Pieces &out) {
+    Scalar t, f;
+    t.i = -1;
+    out.push_back(Piece{conj(guard, holds), false, Lin(), t});
+    out.push_back(Piece{conj(guard, negate(holds)), false, Lin(), f});
+  }
+
   /// The bits of the significand of float type `type` (0: not one the
   /// proof takes).
   static unsigned significandBits(Type type) {
@@ -596,47 +622,18 @@ struct MaskEvaluator::Symbolic {
     }
     if (auto cmp = dyn_cast<arith::CmpFOp>(op); cmp && whole) {
       using P = arith::CmpFPredicate;
-      Lin aMinusB = *combine(1, r[0].first, -1, r[1].first);
-      Lin bMinusA = *combine(-1, r[0].first, 1, r[1].first);
-      F holds;
+      Relation rel = Relation::Eq;
       switch (cmp.getPredicate()) {
-      case P::OEQ:
-      case P::UEQ:
-        holds = eqZero(aMinusB);
-        break;
-      case P::ONE:
-      case P::UNE:
-        holds = negate(eqZero(aMinusB));
-        break;
-      case P::OLT:
-      case P::ULT:
-        holds = ge(bMinusA.plus(-1));
-        break;
-      case P::OLE:
-      case P::ULE:
-        holds = ge(bMinusA);
-        break;
-      case P::OGT:
-      case P::UGT:
-        holds = ge(aMinusB.plus(-1));
-        break;
-      case P::OGE:
-      case P::UGE:
-        holds = ge(aMinusB);
-        break;
-      case P::AlwaysTrue:
-      case P::ORD:
-        holds = constantFormula(true);
-        break;
-      case P::AlwaysFalse:
-      case P::UNO:
-        holds = constantFormula(false);
-        break;
+      case P::OEQ: case P::UEQ: rel = Relation::Eq; break;
+      case P::ONE: case P::UNE: rel = Relation::Ne; break;
+      case P::OLT: case P::ULT: rel = Relation::Lt; break;
+      case P::OLE: case P::ULE: rel = Relation::Le; break;
+      case P::OGT: case P::UGT: rel = Relation::Gt; break;
+      case P::OGE: case P::UGE: rel = Relation::Ge; break;
+      case P::AlwaysTrue: case P::ORD: rel = Relation::Always; break;
+      case P::AlwaysFalse: case P::UNO: rel = Relation::Never; break;
       }
-      Scalar t, f;
-      t.i = -1;
-      out.push_back(Piece{conj(guard, holds), false, Lin(), t});
-      out.push_back(Piece{conj(guard, negate(holds)), false, Lin(), f});
+      splitOn(guard, compare(r[0].first, r[1].first, rel), out);
       return success();
     }
     return refuse();
@@ -659,6 +656,13 @@ struct MaskEvaluator::Symbolic {
          llvm::any_of(args, [](const Piece *a) { return a->isFloat; })))
       return symbolicFloatOp(node, name, args, guard, out);
     auto emit = [&](Lin r) -> LogicalResult {
+      // i1 values are constants in the pieces (comparisons split them).
+      if (!isAffineType(node.type)) {
+        why = "cannot prove " + name +
+              " for every size: it makes an i1 of a "
+              "value that depends on the sizes";
+        return failure();
+      }
       if (failed(fits(r, node.type, guard)))
         return failure();
       out.push_back(Piece{guard, true, std::move(r)});
@@ -698,6 +702,8 @@ struct MaskEvaluator::Symbolic {
     }
     case Native::MinSI:
     case Native::MaxSI: {
+      if (!isAffineType(node.type))
+        break;
       // a <= b: min a, max b.
       F aFirst = ge(*combine(1, args[1]->lin, -1, args[0]->lin));
       bool min = node.native == Native::MinSI;
@@ -749,35 +755,13 @@ struct MaskEvaluator::Symbolic {
             : p == P::ugt ? P::sgt
                           : P::sge;
       }
-      Lin aMinusB = *combine(1, a, -1, b);
-      Lin bMinusA = *combine(-1, a, 1, b);
-      F holds;
-      switch (p) {
-      case P::eq:
-        holds = eqZero(aMinusB);
-        break;
-      case P::ne:
-        holds = negate(eqZero(aMinusB));
-        break;
-      case P::slt:
-        holds = ge(*combine(1, bMinusA, 1, Lin::constant(-1)));
-        break;
-      case P::sle:
-        holds = ge(bMinusA);
-        break;
-      case P::sgt:
-        holds = ge(*combine(1, aMinusB, 1, Lin::constant(-1)));
-        break;
-      case P::sge:
-        holds = ge(aMinusB);
-        break;
-      default:
-        break;
-      }
-      Scalar t, f;
-      t.i = -1;
-      out.push_back(Piece{conj(guard, holds), false, Lin(), t});
-      out.push_back(Piece{conj(guard, negate(holds)), false, Lin(), f});
+      Relation rel = p == P::eq    ? Relation::Eq
+                     : p == P::ne  ? Relation::Ne
+                     : p == P::slt ? Relation::Lt
+                     : p == P::sle ? Relation::Le
+                     : p == P::sgt ? Relation::Gt
+                                   : Relation::Ge;
+      splitOn(guard, compare(a, b, rel), out);
       return success();
     }
     case Native::SExt:
@@ -984,25 +968,19 @@ LogicalResult MaskEvaluator::proveForAllSizes(ArrayRef<MaskTermNodes> terms,
     }
   }
   pb::PresburgerSet mask = sym.toSet(visible), window = sym.toSet(swba);
-  auto describeParams = [&] {
-    return llvm::formatv("block_size {0}, window {1}", params.blockSize,
-                         params.window)
-        .str();
-  };
-  pb::PresburgerSet extra = mask.subtract(window).intersect(domain);
-  if (!extra.isIntegerEmpty()) {
-    why = "the mask is the sliding window block mask (" + describeParams() +
-          ") at the sizes it was evaluated at, but not at every size: it "
-          "lets through a pair that the window hides" +
-          sym.example(extra);
-    return failure();
-  }
-  pb::PresburgerSet missing = window.subtract(mask).intersect(domain);
-  if (!missing.isIntegerEmpty()) {
-    why = "the mask is the sliding window block mask (" + describeParams() +
-          ") at the sizes it was evaluated at, but not at every size: it "
-          "hides a pair that the window lets through" +
-          sym.example(missing);
+  // Pairs one lets through and the other hides, both ways.
+  for (auto [from, to, what] :
+       {std::make_tuple(&mask, &window, "lets through a pair that the window hides"),
+        std::make_tuple(&window, &mask, "hides a pair that the window lets through")}) {
+    pb::PresburgerSet differ = from->subtract(*to).intersect(domain);
+    if (differ.isIntegerEmpty())
+      continue;
+    why = llvm::formatv("the mask is the sliding window block mask "
+                        "(block_size {0}, window {1}) at the sizes it was "
+                        "evaluated at, but not at every size: it {2}",
+                        params.blockSize, params.window, what)
+              .str() +
+          sym.example(differ);
     return failure();
   }
   return success();

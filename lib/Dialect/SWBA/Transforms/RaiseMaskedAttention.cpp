@@ -296,7 +296,8 @@ static FailureOr<OperandPlan>
 planOperand(linalg::LinalgOp op, OpOperand *operand,
             ArrayRef<unsigned> batchLoops, unsigned seqLoop, unsigned featLoop,
             bool allowScale, bool allowRepeat, ScalarOf scalarOf,
-            std::string &why, const FoldedRows &folded = {}) {
+            const SizeOracle &sameSize, std::string &why,
+            const FoldedRows &folded = {}) {
   AffineMap map = op.getMatchingIndexingMap(operand);
   SmallVector<unsigned> wanted(batchLoops);
   wanted.push_back(seqLoop);
@@ -369,6 +370,12 @@ planOperand(linalg::LinalgOp op, OpOperand *operand,
         for (int64_t &d : plan.perm)
           d = (*p)[d];
         plan.value = linalgOp.getDpsInputs()[0];
+        continue;
+      }
+      if (auto copy = matchExtractCopy(linalgOp, sameSize)) {
+        for (int64_t &d : plan.perm)
+          d = copy->second[d];
+        plan.value = copy->first;
         continue;
       }
     }
@@ -943,7 +950,7 @@ proveMaskForAllSizes(linalg::LinalgOp qk, ArrayRef<MaskTerm> masks,
 static LogicalResult planQKV(linalg::LinalgOp qk, linalg::LinalgOp pv,
                              const PVContraction &contraction,
                              AttentionMatch &match, ScalarOf scalarOf,
-                             std::string &why) {
+                             const SizeOracle &sameSize, std::string &why) {
   FailureOr<ContractionLoops> qkLoops = getContractionLoops(qk);
   if (match.scoresTransposed)
     std::swap(qkLoops->row, qkLoops->col);
@@ -964,16 +971,16 @@ static LogicalResult planQKV(linalg::LinalgOp qk, linalg::LinalgOp pv,
   FailureOr<OperandPlan> q =
       planOperand(qk, qOperand, qkLoops->batch, qkLoops->row,
                   qkLoops->reduction, /*allowScale=*/true,
-                  /*allowRepeat=*/false, scalarOf, why, match.qkRows);
+                  /*allowRepeat=*/false, scalarOf, sameSize, why, match.qkRows);
   auto planK = [&](bool allowRepeat) {
     return planOperand(qk, kOperand, qkLoops->batch, qkLoops->col,
                        qkLoops->reduction, /*allowScale=*/true, allowRepeat,
-                       scalarOf, why);
+                       scalarOf, sameSize, why);
   };
   auto planV = [&](bool allowRepeat) {
     return planOperand(pv, contraction.v, loops.batch, loops.reduction,
                        loops.col, /*allowScale=*/false, allowRepeat, scalarOf,
-                       why);
+                       sameSize, why);
   };
   FailureOr<OperandPlan> k = planK(true), v = planV(true);
   if (failed(q) || failed(k) || failed(v))
@@ -1055,6 +1062,14 @@ matchAttention(linalg::LinalgOp pv, bool transposed, Axis rows,
 
   // The tracer owns the expressions; it lives until the mask is proven.
   ScoreTracer tracer;
+  SizeOracle sameSize;
+  if (classes)
+    sameSize = [classes](Value size, Value tensor, int64_t dim) {
+      std::optional<SizeRef> a = classes->scalarSize(size);
+      std::optional<SizeRef> b = classes->dimSize(tensor, dim);
+      return a && b && a->symbolic == b->symbolic && a->value == b->value;
+    };
+  tracer.setSizeOracle(sameSize);
   FailureOr<Expr *> p = tracer.traceTensor(contraction->p->get(), *pAccess);
   if (failed(p)) {
     why = tracer.getReason();
@@ -1110,7 +1125,7 @@ matchAttention(linalg::LinalgOp pv, bool transposed, Axis rows,
     return positionFreeConstant(*e, evaluator);
   };
   if (failed(proveMask(qk, masks, budget, evaluator, classes, match, why)) ||
-      failed(planQKV(qk, pv, *contraction, match, scalarOf, why)) ||
+      failed(planQKV(qk, pv, *contraction, match, scalarOf, sameSize, why)) ||
       failed(checkScaleAndResult(pv, match, why)))
     return failure();
   return match;

@@ -4,6 +4,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Matchers.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "llvm/ADT/APFloat.h"
 
@@ -176,6 +177,20 @@ FailureOr<Expr *> ScoreTracer::traceTensor(Value v, const Access &access) {
       return e;
     }
   }
+  // A copy of a splat constant (torch-mlir broadcasts a 0-d tensor so where
+  // shapes are dynamic) is that constant.
+  if (auto generic = dyn_cast<linalg::GenericOp>(def);
+      generic && generic.getNumDpsInputs() == 1 &&
+      generic->getNumResults() == 1) {
+    Block *body = generic.getBody();
+    SplatElementsAttr splat;
+    if (body->getTerminator()->getOperand(0) == body->getArgument(0) &&
+        matchPattern(generic.getDpsInputs()[0], m_Constant(&splat))) {
+      Expr *e = make(ExprKind::Constant, elt);
+      e->constant = splat.getSplatValue<TypedAttr>();
+      return e;
+    }
+  }
   // Fills stay constants: reduction inits are checked for identities.
   if (!isa<linalg::FillOp>(def) && isScoresFree(v)) {
     Expr *e = make(ExprKind::TensorLeaf, elt);
@@ -196,58 +211,9 @@ FailureOr<Expr *> ScoreTracer::traceTensor(Value v, const Access &access) {
     return e;
   }
 
-  if (auto collapse = dyn_cast<tensor::CollapseShapeOp>(def)) {
-    RankedTensorType srcType = collapse.getSrcType();
-    Access src(srcType.getRank(), Axis::Zero);
-    for (auto [k, group] : llvm::enumerate(collapse.getReassociationIndices())) {
-      Axis axis = access[k];
-      SmallVector<int64_t> nonUnit;
-      for (int64_t d : group)
-        if (srcType.getDimSize(d) != 1)
-          nonUnit.push_back(d);
-      if (isMergedRows(axis)) {
-        // Rows that merge query and group, split into their two dimensions
-        // in the merge's order.
-        if (nonUnit.size() != 2)
-          return fail("a reshape merges rows of query heads and queries with "
-                      "another dimension");
-        bool queryFirst = axis == Axis::QueryGroup;
-        src[nonUnit[0]] = queryFirst ? Axis::Query : Axis::Group;
-        src[nonUnit[1]] = queryFirst ? Axis::Group : Axis::Query;
-        if (failed(mergeSizes(srcType.getDimSize(nonUnit[queryFirst ? 0 : 1]),
-                              srcType.getDimSize(nonUnit[queryFirst ? 1 : 0]))))
-          return failure();
-        continue;
-      }
-      if (axis == Axis::BatchGroup) {
-        // Heads that merge kv heads and their query heads, split into the
-        // two (unit batch dimensions ahead of them stay batch).
-        if (nonUnit.size() != 2 || nonUnit[1] != group.back())
-          return fail("a reshape merges query heads with another dimension");
-        for (int64_t d : group)
-          src[d] = Axis::Batch;
-        src[nonUnit[1]] = Axis::Group;
-        if (failed(mergeSizes(0, srcType.getDimSize(nonUnit[1]))))
-          return failure();
-        continue;
-      }
-      if (axis != Axis::Batch && nonUnit.size() > 1) {
-        if (axis == Axis::Query) {
-          mergedQuery = true;
-          return fail("a reshape merges the query axis with another");
-        }
-        return fail(axis == Axis::Key
-                        ? "a reshape merges the key axis with another"
-                        : "a reshape merges a query head axis with another");
-      }
-      for (int64_t d : group)
-        src[d] = (axis == Axis::Batch || srcType.getDimSize(d) != 1 ||
-                  group.size() == 1)
-                     ? axis
-                     : Axis::Zero;
-    }
-    return traceTensor(collapse.getSrc(), src);
-  }
+  if (auto collapse = dyn_cast<tensor::CollapseShapeOp>(def))
+    return traceCollapse(collapse.getSrc(), collapse.getSrcType(),
+                         collapse.getReassociationIndices(), access);
 
   if (auto expand = dyn_cast<tensor::ExpandShapeOp>(def)) {
     // A collapse, then an expand that keeps the sizes of the dimensions
@@ -287,45 +253,24 @@ FailureOr<Expr *> ScoreTracer::traceTensor(Value v, const Access &access) {
         }
       }
     }
-    Access src;
-    for (const ReassociationIndices &group : expand.getReassociationIndices()) {
-      SmallVector<Axis> nonUnit;
-      SmallVector<int64_t> sizes;
-      for (int64_t d : group) {
-        if (type.getDimSize(d) == 1)
-          continue;
-        nonUnit.push_back(access[d]);
-        sizes.push_back(type.getDimSize(d));
-      }
-      if (nonUnit.empty()) {
-        src.push_back(group.size() == 1 ? access[group[0]] : Axis::Zero);
-      } else if (llvm::all_of(nonUnit,
-                              [](Axis a) { return a == Axis::Batch; })) {
-        src.push_back(Axis::Batch);
-      } else if (nonUnit.size() == 1) {
-        src.push_back(nonUnit[0]);
-      } else if (nonUnit.size() == 2 && nonUnit[0] == Axis::Batch &&
-                 nonUnit[1] == Axis::Group &&
-                 access[group.back()] == Axis::Group) {
-        // Heads: the kv head (the batch's innermost) and its query heads.
-        if (failed(mergeSizes(0, sizes[1])))
-          return failure();
-        src.push_back(Axis::BatchGroup);
-      } else if (nonUnit.size() == 2 &&
-                 llvm::is_contained(nonUnit, Axis::Query) &&
-                 llvm::is_contained(nonUnit, Axis::Group)) {
-        // Rows of the products that hold queries and query heads: split
-        // here into the two.
-        bool queryFirst = nonUnit[0] == Axis::Query;
-        if (failed(mergeSizes(sizes[queryFirst ? 0 : 1],
-                              sizes[queryFirst ? 1 : 0])))
-          return failure();
-        src.push_back(queryFirst ? Axis::QueryGroup : Axis::GroupQuery);
-      } else {
-        return fail("a reshape splits the query/key axis");
-      }
+    return traceExpand(expand.getSrc(), type, expand.getReassociationIndices(),
+                       access);
+  }
+
+  if (isa<tensor::ReshapeOp>(def)) {
+    // Sizes computed at run time (torch-mlir's view of dynamic shapes):
+    // read as the collapse or expand it is.
+    bool collapse;
+    if (std::optional<SmallVector<ReassociationIndices>> groups =
+            matchReshapeGroups(def, sameSize, collapse)) {
+      Value src = def->getOperand(0);
+      if (collapse)
+        return traceCollapse(src, cast<RankedTensorType>(src.getType()),
+                             *groups, access);
+      return traceExpand(src, type, *groups, access);
     }
-    return traceTensor(expand.getSrc(), src);
+    return fail("a tensor.reshape that is not proven a collapse or expand of "
+                "its operand");
   }
 
   if (auto linalgOp = dyn_cast<linalg::LinalgOp>(def))
@@ -334,6 +279,105 @@ FailureOr<Expr *> ScoreTracer::traceTensor(Value v, const Access &access) {
   if (isa<tensor::EmptyOp>(def))
     return fail("reads the contents of a tensor.empty");
   return opaque();
+}
+
+FailureOr<Expr *>
+ScoreTracer::traceCollapse(Value src, RankedTensorType srcType,
+                           ArrayRef<ReassociationIndices> groups,
+                           const Access &access) {
+  Access srcAccess(srcType.getRank(), Axis::Zero);
+  for (auto [k, group] : llvm::enumerate(groups)) {
+    Axis axis = access[k];
+    SmallVector<int64_t> nonUnit;
+    for (int64_t d : group)
+      if (srcType.getDimSize(d) != 1)
+        nonUnit.push_back(d);
+    if (isMergedRows(axis)) {
+      // Rows that merge query and group, split into their two dimensions
+      // in the merge's order.
+      if (nonUnit.size() != 2)
+        return fail("a reshape merges rows of query heads and queries with "
+                    "another dimension");
+      bool queryFirst = axis == Axis::QueryGroup;
+      srcAccess[nonUnit[0]] = queryFirst ? Axis::Query : Axis::Group;
+      srcAccess[nonUnit[1]] = queryFirst ? Axis::Group : Axis::Query;
+      if (failed(mergeSizes(srcType.getDimSize(nonUnit[queryFirst ? 0 : 1]),
+                            srcType.getDimSize(nonUnit[queryFirst ? 1 : 0]))))
+        return failure();
+      continue;
+    }
+    if (axis == Axis::BatchGroup) {
+      // Heads that merge kv heads and their query heads, split into the
+      // two (unit batch dimensions ahead of them stay batch).
+      if (nonUnit.size() != 2 || nonUnit[1] != group.back())
+        return fail("a reshape merges query heads with another dimension");
+      for (int64_t d : group)
+        srcAccess[d] = Axis::Batch;
+      srcAccess[nonUnit[1]] = Axis::Group;
+      if (failed(mergeSizes(0, srcType.getDimSize(nonUnit[1]))))
+        return failure();
+      continue;
+    }
+    if (axis != Axis::Batch && nonUnit.size() > 1) {
+      if (axis == Axis::Query) {
+        mergedQuery = true;
+        return fail("a reshape merges the query axis with another");
+      }
+      return fail(axis == Axis::Key
+                      ? "a reshape merges the key axis with another"
+                      : "a reshape merges a query head axis with another");
+    }
+    for (int64_t d : group)
+      srcAccess[d] = (axis == Axis::Batch || srcType.getDimSize(d) != 1 ||
+                      group.size() == 1)
+                         ? axis
+                         : Axis::Zero;
+  }
+  return traceTensor(src, srcAccess);
+}
+
+FailureOr<Expr *>
+ScoreTracer::traceExpand(Value src, RankedTensorType type,
+                         ArrayRef<ReassociationIndices> groups,
+                         const Access &access) {
+  Access srcAccess;
+  for (const ReassociationIndices &group : groups) {
+    SmallVector<Axis> nonUnit;
+    SmallVector<int64_t> sizes;
+    for (int64_t d : group) {
+      if (type.getDimSize(d) == 1)
+        continue;
+      nonUnit.push_back(access[d]);
+      sizes.push_back(type.getDimSize(d));
+    }
+    if (nonUnit.empty()) {
+      srcAccess.push_back(group.size() == 1 ? access[group[0]] : Axis::Zero);
+    } else if (llvm::all_of(nonUnit, [](Axis a) { return a == Axis::Batch; })) {
+      srcAccess.push_back(Axis::Batch);
+    } else if (nonUnit.size() == 1) {
+      srcAccess.push_back(nonUnit[0]);
+    } else if (nonUnit.size() == 2 && nonUnit[0] == Axis::Batch &&
+               nonUnit[1] == Axis::Group &&
+               access[group.back()] == Axis::Group) {
+      // Heads: the kv head (the batch's innermost) and its query heads.
+      if (failed(mergeSizes(0, sizes[1])))
+        return failure();
+      srcAccess.push_back(Axis::BatchGroup);
+    } else if (nonUnit.size() == 2 &&
+               llvm::is_contained(nonUnit, Axis::Query) &&
+               llvm::is_contained(nonUnit, Axis::Group)) {
+      // Rows of the products that hold queries and query heads: split
+      // here into the two.
+      bool queryFirst = nonUnit[0] == Axis::Query;
+      if (failed(
+              mergeSizes(sizes[queryFirst ? 0 : 1], sizes[queryFirst ? 1 : 0])))
+        return failure();
+      srcAccess.push_back(queryFirst ? Axis::QueryGroup : Axis::GroupQuery);
+    } else {
+      return fail("a reshape splits the query/key axis");
+    }
+  }
+  return traceTensor(src, srcAccess);
 }
 
 FailureOr<Expr *> ScoreTracer::traceLinalg(linalg::LinalgOp op,
@@ -546,6 +590,22 @@ FailureOr<Expr *> ScoreTracer::traceBodyValue(Value v, BodyEnv &env) {
       }
     } else if (isa<arith::ConstantOp>(def)) {
       result = traceOutsideScalar(v);
+    } else if (auto extract = dyn_cast<tensor::ExtractOp>(def);
+               extract && extract.getTensor().getParentBlock() != body) {
+      // An element of a tensor from outside, at indices of the loops (a
+      // broadcast of a dynamic shape): that tensor's element.
+      auto srcType = cast<RankedTensorType>(extract.getTensor().getType());
+      Access access;
+      for (auto [k, index] : llvm::enumerate(extract.getIndices())) {
+        std::optional<int64_t> loop = extractIndexLoop(env.op, index, sameSize);
+        if (!loop)
+          return fail("a tensor.extract in a linalg body reads at an index "
+                      "that is not a loop's");
+        access.push_back(*loop < 0 || srcType.getDimSize(k) == 1
+                             ? Axis::Zero
+                             : env.loopAxes[*loop]);
+      }
+      result = traceTensor(extract.getTensor(), access);
     } else if (isScalarOp(def)) {
       Expr *e = make(ExprKind::Op, v.getType());
       e->op = def;
@@ -634,3 +694,162 @@ bool mlir::swba::readsScores(Expr *e) {
   return llvm::any_of(e->operands, readsScores);
 }
 
+//===----------------------------------------------------------------------===//
+// Copies and reshapes of dynamic shapes
+//===----------------------------------------------------------------------===//
+
+/// Loop `loop`'s size in `op`: an operand dimension it indexes alone.
+static std::optional<std::pair<Value, int64_t>> loopDim(linalg::LinalgOp op,
+                                                        unsigned loop) {
+  for (OpOperand &operand : op->getOpOperands()) {
+    if (!isa<RankedTensorType>(operand.get().getType()))
+      continue;
+    AffineMap map = op.getMatchingIndexingMap(&operand);
+    if (std::optional<unsigned> pos =
+            map.getResultPosition(getAffineDimExpr(loop, op->getContext())))
+      return std::make_pair(operand.get(), int64_t(*pos));
+  }
+  return std::nullopt;
+}
+
+std::optional<int64_t>
+mlir::swba::extractIndexLoop(linalg::LinalgOp op, Value index,
+                             const SizeOracle &sameSize) {
+  Block *body = op.getBlock();
+  auto loopOf = [&](Value v) -> std::optional<int64_t> {
+    auto idx = v.getDefiningOp<linalg::IndexOp>();
+    if (!idx || idx->getBlock() != body)
+      return std::nullopt;
+    return idx.getDim();
+  };
+  if (matchPattern(index, m_Zero()))
+    return -1;
+  if (std::optional<int64_t> loop = loopOf(index))
+    return loop;
+  auto select = index.getDefiningOp<arith::SelectOp>();
+  if (!select || !sameSize || !matchPattern(select.getTrueValue(), m_Zero()))
+    return std::nullopt;
+  std::optional<int64_t> loop = loopOf(select.getFalseValue());
+  auto cmp = select.getCondition().getDefiningOp<arith::CmpIOp>();
+  if (!loop || !cmp || cmp.getPredicate() != arith::CmpIPredicate::eq)
+    return std::nullopt;
+  Value size = matchPattern(cmp.getRhs(), m_One())   ? cmp.getLhs()
+               : matchPattern(cmp.getLhs(), m_One()) ? cmp.getRhs()
+                                                     : Value();
+  std::optional<std::pair<Value, int64_t>> dim = loopDim(op, *loop);
+  if (!size || !dim || !sameSize(size, dim->first, dim->second))
+    return std::nullopt;
+  return loop;
+}
+
+std::optional<std::pair<Value, SmallVector<int64_t>>>
+mlir::swba::matchExtractCopy(linalg::LinalgOp op, const SizeOracle &sameSize) {
+  if (!isa<linalg::GenericOp>(op) || op.getNumDpsInits() != 1 ||
+      op->getNumResults() != 1 || !op.hasPureTensorSemantics() ||
+      op.getNumParallelLoops() != op.getNumLoops() ||
+      !op.getMatchingIndexingMap(op.getDpsInitOperand(0)).isIdentity())
+    return std::nullopt;
+  Block *body = op.getBlock();
+  auto extract =
+      body->getTerminator()->getOperand(0).getDefiningOp<tensor::ExtractOp>();
+  if (!extract || extract.getTensor().getParentBlock() == body)
+    return std::nullopt;
+  Value source = extract.getTensor();
+  auto srcType = cast<RankedTensorType>(source.getType());
+  auto outType = cast<RankedTensorType>(op->getResult(0).getType());
+  int64_t rank = outType.getRank();
+  if (srcType.getRank() != rank)
+    return std::nullopt;
+  SmallVector<int64_t> perm(rank, -1);
+  SmallVector<int64_t> unitSources;
+  for (auto [k, index] : llvm::enumerate(extract.getIndices())) {
+    std::optional<int64_t> loop = extractIndexLoop(op, index, sameSize);
+    if (!loop)
+      return std::nullopt;
+    if (*loop < 0) {
+      if (srcType.getDimSize(k) != 1)
+        return std::nullopt;
+      unitSources.push_back(k);
+      continue;
+    }
+    if (perm[*loop] >= 0)
+      return std::nullopt;
+    perm[*loop] = k;
+  }
+  // Result dimensions no index reads: unit ones, paired with the unit
+  // source dimensions read at 0.
+  for (int64_t r = 0; r < rank; ++r) {
+    if (perm[r] >= 0)
+      continue;
+    if (outType.getDimSize(r) != 1 || unitSources.empty())
+      return std::nullopt;
+    perm[r] = unitSources.front();
+    unitSources.erase(unitSources.begin());
+  }
+  return std::make_pair(source, perm);
+}
+
+std::optional<SmallVector<ReassociationIndices>>
+mlir::swba::matchReshapeGroups(Operation *reshape, const SizeOracle &sameSize,
+                               bool &collapse) {
+  auto op = dyn_cast<tensor::ReshapeOp>(reshape);
+  if (!op || !sameSize)
+    return std::nullopt;
+  auto fromElements = op.getShape().getDefiningOp<tensor::FromElementsOp>();
+  auto srcType = dyn_cast<RankedTensorType>(op.getSource().getType());
+  auto dstType = dyn_cast<RankedTensorType>(op.getResult().getType());
+  if (!fromElements || !srcType || !dstType)
+    return std::nullopt;
+  collapse = srcType.getRank() > dstType.getRank();
+  RankedTensorType big = collapse ? srcType : dstType;
+  RankedTensorType small = collapse ? dstType : srcType;
+  // Each dimension of the smaller shape is a run of the larger's: unit
+  // dimensions, then one of the same size (a dynamic result size is the
+  // from_elements value, proven equal to its source's dimension); a unit
+  // dimension of the smaller shape takes one unit dimension.
+  SmallVector<ReassociationIndices> groups;
+  int64_t b = 0, bigRank = big.getRank();
+  auto resultSize = [&](int64_t d) { return fromElements.getElements()[d]; };
+  for (int64_t d = 0; d < small.getRank(); ++d) {
+    ReassociationIndices group;
+    int64_t ss = small.getDimSize(d);
+    if (ss == 1) {
+      if (b == bigRank || big.getDimSize(b) != 1)
+        return std::nullopt;
+      groups.push_back({b++});
+      continue;
+    }
+    while (b < bigRank && big.getDimSize(b) == 1)
+      group.push_back(b++);
+    if (b == bigRank)
+      return std::nullopt;
+    int64_t bs = big.getDimSize(b);
+    bool same;
+    if (!ShapedType::isDynamic(bs) && !ShapedType::isDynamic(ss))
+      same = bs == ss;
+    else if (collapse)
+      same = sameSize(resultSize(d), op.getSource(), b);
+    else
+      same = sameSize(resultSize(b), op.getSource(), d);
+    if (!same)
+      return std::nullopt;
+    group.push_back(b++);
+    groups.push_back(group);
+  }
+  if (groups.empty())
+    return std::nullopt;
+  while (b < bigRank && big.getDimSize(b) == 1)
+    groups.back().push_back(b++);
+  if (b != bigRank)
+    return std::nullopt;
+  // The static sizes of the result must be the from_elements constants.
+  for (int64_t d = 0; d < dstType.getRank(); ++d) {
+    if (dstType.isDynamicDim(d))
+      continue;
+    APInt value;
+    if (!matchPattern(resultSize(d), m_ConstantInt(&value)) ||
+        value.getSExtValue() != dstType.getDimSize(d))
+      return std::nullopt;
+  }
+  return groups;
+}

@@ -16,6 +16,8 @@
 #include "llvm/ADT/DenseMap.h"
 
 #include <deque>
+#include <functional>
+#include <optional>
 #include <string>
 
 namespace mlir::swba {
@@ -85,9 +87,40 @@ struct Expr {
   Value value;               // TensorLeaf, Opaque, Scores (the result).
 };
 
+/// Whether the scalar `size` equals dimension `dim` of `tensor` wherever
+/// both are computed (SizeClasses, where lengths are dynamic).
+using SizeOracle = std::function<bool(Value size, Value tensor, int64_t dim)>;
+
+/// The loop of `op` that index `index` of a tensor.extract in its body
+/// reads: linalg.index d, or select(s == 1, 0, linalg.index d) where
+/// `sameSize` proves s loop d's size (at size 1 the index is 0 either way:
+/// torch-mlir's broadcasts of dynamic shapes); -1 for a constant 0;
+/// std::nullopt for anything else.
+std::optional<int64_t> extractIndexLoop(linalg::LinalgOp op, Value index,
+                                        const SizeOracle &sameSize);
+
+/// Where `op` only copies, permuted, a tensor from outside its body that
+/// its body reads with tensor.extract at extractIndexLoop indices: that
+/// tensor, and the source dimension of each result dimension (unit
+/// dimensions paired in order).
+std::optional<std::pair<Value, SmallVector<int64_t>>>
+matchExtractCopy(linalg::LinalgOp op, const SizeOracle &sameSize);
+
+/// Where `reshape` (a tensor.reshape to sizes from tensor.from_elements)
+/// only merges or splits dimensions as a collapse (`collapse`) or an
+/// expand would, each dynamic size equal (`sameSize`) to the one it keeps:
+/// the groups of the larger shape's dimensions that make each of the
+/// smaller's.
+std::optional<SmallVector<ReassociationIndices>>
+matchReshapeGroups(Operation *reshape, const SizeOracle &sameSize,
+                   bool &collapse);
+
 /// Builds expression trees; owns them.
 class ScoreTracer {
 public:
+  /// Where sizes are dynamic, what proves two of them equal.
+  void setSizeOracle(SizeOracle oracle) { sameSize = std::move(oracle); }
+
   /// The element of `v` at `access` (one Axis per dimension of `v`).
   FailureOr<Expr *> traceTensor(Value v, const Access &access);
 
@@ -117,6 +150,14 @@ private:
   /// query size of 0 checks the group's alone.
   LogicalResult mergeSizes(int64_t query, int64_t group);
 
+  FailureOr<Expr *> traceCollapse(Value src, RankedTensorType srcType,
+                                  ArrayRef<ReassociationIndices> groups,
+                                  const Access &access);
+  FailureOr<Expr *> traceExpand(Value src, RankedTensorType type,
+                                ArrayRef<ReassociationIndices> groups,
+                                const Access &access);
+
+  SizeOracle sameSize;
   std::deque<Expr> storage;
   std::string reason;
   bool mergedQuery = false;

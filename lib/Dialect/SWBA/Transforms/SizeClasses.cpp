@@ -6,6 +6,7 @@
 #include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Matchers.h"
 #include "mlir/Interfaces/DestinationStyleOpInterface.h"
 
 using namespace mlir;
@@ -101,6 +102,10 @@ std::optional<SizeClasses::Size> SizeClasses::traceDim(Value tensor, int64_t d,
     }
     if (auto cast = dyn_cast<tensor::CastOp>(def))
       return traceDim(cast.getSource(), d, depth + 1);
+    if (auto reshape = dyn_cast<tensor::ReshapeOp>(def))
+      if (auto shape =
+              reshape.getShape().getDefiningOp<tensor::FromElementsOp>())
+        return traceScalar(shape.getElements()[d], depth + 1);
   }
   return Size(Atom(tensor, d));
 }
@@ -128,6 +133,19 @@ std::optional<SizeClasses::Size> SizeClasses::traceScalar(Value value,
   if (auto trunc = dyn_cast<arith::TruncIOp>(def);
       trunc && trunc.getType().getIntOrFloatBitWidth() >= 32)
     return traceScalar(trunc.getIn(), depth + 1);
+  if (auto select = dyn_cast<arith::SelectOp>(def)) {
+    // select(x < 0, a, x) of a size x (torch-mlir's view with an inferred
+    // dimension): x, since sizes are not negative.
+    auto cmp = select.getCondition().getDefiningOp<arith::CmpIOp>();
+    if (cmp && cmp.getPredicate() == arith::CmpIPredicate::slt &&
+        matchPattern(cmp.getRhs(), m_Zero()) &&
+        cmp.getLhs() == select.getFalseValue()) {
+      std::optional<Size> size = traceScalar(cmp.getLhs(), depth + 1);
+      if (size && (std::holds_alternative<Atom>(*size) ||
+                   std::get<int64_t>(*size) >= 0))
+        return size;
+    }
+  }
   return std::nullopt;
 }
 

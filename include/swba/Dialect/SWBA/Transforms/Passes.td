@@ -44,6 +44,27 @@ def RaiseSWBA : Pass<"raise-swba"> {
     over the (query, key) index space, any scalar op through its folder.
     What cannot be evaluated is refused with a remark naming the op.
 
+    Dynamic lengths (q, k and v with dynamic sequence sizes; batch, heads
+    and head dims static): the mask is evaluated at lengths past its
+    integer constants, which gives `block_size` and `window`, and then
+    proven to be that mask at every pair of lengths up to 2^31 - 1 with
+    queries at most keys. Its scalars become Presburger formulas over the
+    query, the key and the lengths (MLIR's Presburger library decides
+    them): affine arithmetic, floor and truncating division and remainder
+    by constants, min/max, selects and comparisons, casts that keep the
+    values (narrow integer types with a proof that they do), and integer
+    floor division done in floats (`floor(sitofp(x) / c)`, exact below the
+    float's precision). The lengths are classes of sizes equal at run
+    time: sizes traced through `tensor.empty`, `tensor.dim`, reshapes and
+    destinations, equal where one linalg loop indexes them or a
+    `cf.assert` compares them. torch-mlir's broadcasts of dynamic shapes
+    (`tensor.extract` at `select(size == 1, 0, i)`) and reshapes to
+    computed sizes (`tensor.reshape` of `tensor.from_elements`) are read
+    as the copies and reshapes they are where the sizes are proven equal;
+    a copy whose source length is not proven equal to the query length
+    stays the op's operand. The op keeps the dynamic lengths; where
+    queries outnumber keys at run time, the lowering's size checks fail.
+
     Soundness: the pass decides the mask on every (query, key) pair of the
     static shapes (one by one, or a block of rows and keys at once where
     interval bounds on the mask's arithmetic give the whole block one
