@@ -1,7 +1,7 @@
 // RUN: swba-opt %s --raise-swba --remarks-filter-missed=raise-swba --verify-diagnostics | FileCheck %s
 //
 // Masks of dynamic query and key lengths, proven for every pair of lengths
-// up to 2^31 - 1 with queries at most keys (MaskEvaluator::proveForAllSizes):
+// up to 2^30 with queries at most keys (MaskEvaluator::proveForAllSizes):
 // the scalars of the mask, computed from the positions and the lengths, become
 // Presburger formulas. The raised ones run at several lengths with and without
 // --raise-swba and agree on every element.
@@ -29,6 +29,10 @@
 // CMP: compared {{[1-9][0-9]*}} elements, 0 mismatches, nonzero
 
 // CHECK-LABEL: func.func @kv_cache
+// CHECK: %[[NK:.*]] = tensor.dim %arg1, %{{.*}} : tensor<1x2x?x4xf32>
+// CHECK: %[[MAX:.*]] = arith.constant 1073741824 : index
+// CHECK: %[[WITHIN:.*]] = arith.cmpi ule, %[[NK]], %[[MAX]] : index
+// CHECK: cf.assert %[[WITHIN]], "swba.attention: --raise-swba proved the mask for lengths up to 1073741824"
 // CHECK: swba.attention ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<1x2x?x4xf32>, tensor<1x2x?x4xf32>, tensor<1x2x?x4xf32>) outs(%{{.*}} : tensor<1x2x?x4xf32>) block_size = 1 window = 6
 // CHECK-NOT: linalg.softmax
 // CHECK-LABEL: func.func @frames_divsi

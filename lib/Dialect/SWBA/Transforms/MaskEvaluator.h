@@ -87,8 +87,10 @@ struct SymbolicSizes {
   SizeRef nq, nk;
 };
 
-/// The largest size for which a mask with dynamic sizes is proven.
-constexpr int64_t kMaxSymbolicSize = (int64_t(1) << 31) - 1;
+/// The largest size for which a mask with dynamic sizes is proven (2^30:
+/// positions in i32 plus a window of up to 2^30 do not overflow); the
+/// raised program checks it at run time.
+constexpr int64_t kMaxSymbolicSize = int64_t(1) << 30;
 
 class MaskEvaluator {
 public:

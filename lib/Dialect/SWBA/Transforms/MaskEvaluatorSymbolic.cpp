@@ -103,9 +103,10 @@ static FailureOr<Lin> combine(int64_t a, const Lin &x, int64_t b,
 struct Formula;
 using F = std::shared_ptr<const Formula>;
 
-/// A quantifier-free formula: lin >= 0, lin == 0, and, or, not, constants.
+/// A quantifier-free formula in negation normal form: lin >= 0, lin == 0,
+/// and, or, constants.
 struct Formula {
-  enum Kind { True, False, Ge, Eq, And, Or, Not } kind;
+  enum Kind { True, False, Ge, Eq, And, Or } kind;
   Lin lin;
   SmallVector<F, 2> kids;
 };
@@ -141,12 +142,24 @@ F disj(const F &a, const F &b) {
     return b;
   return std::make_shared<Formula>(Formula{Formula::Or, {}, {a, b}});
 }
+/// The negation, pushed down to the atoms (integers: not l >= 0 is
+/// -l - 1 >= 0), so that no set is ever complemented.
 F negate(const F &a) {
-  if (isTrue(a) || isFalse(a))
+  switch (a->kind) {
+  case Formula::True:
+  case Formula::False:
     return constantFormula(isFalse(a));
-  if (a->kind == Formula::Not)
-    return a->kids[0];
-  return std::make_shared<Formula>(Formula{Formula::Not, {}, {a}});
+  case Formula::Ge:
+    return ge(combine(-1, a->lin, 0, Lin())->plus(-1));
+  case Formula::Eq:
+    return disj(ge(a->lin.plus(-1)),
+                ge(combine(-1, a->lin, 0, Lin())->plus(-1)));
+  case Formula::And:
+    return disj(negate(a->kids[0]), negate(a->kids[1]));
+  case Formula::Or:
+    return conj(negate(a->kids[0]), negate(a->kids[1]));
+  }
+  llvm_unreachable("formula kind");
 }
 
 /// Where `guard` holds, the value is `lin` (integer types but i1), or
@@ -173,6 +186,7 @@ unsigned widthOf(Type type) {
 }
 
 constexpr size_t kMaxPieces = 256;
+constexpr size_t kMaxDisjuncts = 4096;
 constexpr size_t kMaxCombinations = 4096;
 
 } // namespace
@@ -275,6 +289,15 @@ struct MaskEvaluator::Symbolic {
     for (Piece &p : pieces) {
       if (isFalse(p.guard))
         continue;
+      // A case the grid never meets (a negative position's division, say).
+      if (pieces.size() > 1 && !isTrue(p.guard)) {
+        FailureOr<std::vector<pb::IntegerPolyhedron>> where =
+            disjuncts(p.guard);
+        if (failed(where))
+          return failure();
+        if (where->empty())
+          continue;
+      }
       if (p.isLin && p.lin.isConstant() && p.den == 1 && !isAffineType(type)) {
         p.isLin = false;
         if (p.isFloat)
@@ -748,12 +771,20 @@ struct MaskEvaluator::Symbolic {
       P p = cast<arith::CmpIOp>(node.op).getPredicate();
       const Lin &a = args[0]->lin, &b = args[1]->lin;
       if (p == P::ult || p == P::ule || p == P::ugt || p == P::uge) {
-        nonNegative(a, "compares");
-        nonNegative(b, "compares");
-        p = p == P::ult   ? P::slt
-            : p == P::ule ? P::sle
-            : p == P::ugt ? P::sgt
-                          : P::sge;
+        // Unsigned: as signed where the signs agree (both values in the
+        // type's range); otherwise the negative one is the larger (at least
+        // 2^(width-1) as unsigned), as a 0 <= d < n range check relies on.
+        bool swap = p == P::ugt || p == P::uge;
+        const Lin &x = swap ? b : a, &y = swap ? a : b;
+        Relation rel =
+            (p == P::ult || p == P::ugt) ? Relation::Lt : Relation::Le;
+        F xNonNeg = ge(x), yNonNeg = ge(y);
+        F sameSign = disj(conj(xNonNeg, yNonNeg),
+                          conj(negate(xNonNeg), negate(yNonNeg)));
+        F holds = disj(conj(sameSign, compare(x, y, rel)),
+                       conj(xNonNeg, negate(yNonNeg)));
+        splitOn(guard, holds, out);
+        return success();
       }
       Relation rel = p == P::eq    ? Relation::Eq
                      : p == P::ne  ? Relation::Ne
@@ -802,27 +833,68 @@ struct MaskEvaluator::Symbolic {
     return r;
   }
 
-  pb::PresburgerSet toSet(const F &f) {
+  /// `f` on the domain as a union of polyhedra, those without an integer
+  /// point dropped as they are made (and with them the products of the
+  /// ands), or failure past kMaxDisjuncts.
+  FailureOr<std::vector<pb::IntegerPolyhedron>> disjuncts(const F &f) {
+    std::vector<pb::IntegerPolyhedron> out;
+    auto keep = [&](pb::IntegerPolyhedron poly) -> LogicalResult {
+      if (poly.isIntegerEmpty())
+        return success();
+      if (out.size() >= kMaxDisjuncts) {
+        why = "the mask's conditions split into too many cases to prove it "
+              "for every size";
+        return failure();
+      }
+      out.push_back(std::move(poly));
+      return success();
+    };
     switch (f->kind) {
     case Formula::True:
-      return pb::PresburgerSet::getUniverse(space());
+      out.push_back(domain());
+      return out;
     case Formula::False:
-      return pb::PresburgerSet::getEmpty(space());
+      return out;
     case Formula::Ge:
     case Formula::Eq: {
-      pb::IntegerPolyhedron poly(space());
+      pb::IntegerPolyhedron poly = domain();
       if (f->kind == Formula::Ge)
         poly.addInequality(row(f->lin));
       else
         poly.addEquality(row(f->lin));
-      return pb::PresburgerSet(poly);
+      if (failed(keep(std::move(poly))))
+        return failure();
+      return out;
     }
-    case Formula::And:
-      return toSet(f->kids[0]).intersect(toSet(f->kids[1]));
-    case Formula::Or:
-      return toSet(f->kids[0]).unionSet(toSet(f->kids[1]));
-    case Formula::Not:
-      return toSet(f->kids[0]).complement();
+    case Formula::Or: {
+      for (const F &kid : f->kids) {
+        FailureOr<std::vector<pb::IntegerPolyhedron>> part = disjuncts(kid);
+        if (failed(part))
+          return failure();
+        for (pb::IntegerPolyhedron &poly : *part)
+          if (failed(keep(std::move(poly))))
+            return failure();
+      }
+      return out;
+    }
+    case Formula::And: {
+      FailureOr<std::vector<pb::IntegerPolyhedron>> a = disjuncts(f->kids[0]);
+      if (failed(a))
+        return failure();
+      if (a->empty())
+        return out;
+      FailureOr<std::vector<pb::IntegerPolyhedron>> b = disjuncts(f->kids[1]);
+      if (failed(b))
+        return failure();
+      for (const pb::IntegerPolyhedron &x : *a)
+        for (const pb::IntegerPolyhedron &y : *b) {
+          pb::IntegerPolyhedron both = x;
+          both.append(y);
+          if (failed(keep(std::move(both))))
+            return failure();
+        }
+      return out;
+    }
     }
     llvm_unreachable("formula kind");
   }
@@ -853,10 +925,10 @@ struct MaskEvaluator::Symbolic {
   }
 
   /// A point of `set` on the domain, for a message: the sizes and the pair.
-  std::string example(const pb::PresburgerSet &set) const {
-    for (unsigned d = 0; d < set.getNumDisjuncts(); ++d) {
+  std::string example(ArrayRef<pb::IntegerPolyhedron> set) const {
+    for (const pb::IntegerPolyhedron &poly : set) {
       std::optional<SmallVector<llvm::DynamicAPInt, 8>> point =
-          set.getDisjunct(d).findIntegerSample();
+          poly.findIntegerSample();
       if (!point)
         continue;
       auto at = [&](const Lin &l) {
@@ -959,28 +1031,33 @@ LogicalResult MaskEvaluator::proveForAllSizes(ArrayRef<MaskTermNodes> terms,
                 ge(combine(-1, apart, 0, Lin())->plus(params.window - 1)));
 
   // Every variable exists now: the sets.
-  pb::PresburgerSet domain(sym.domain());
   for (const auto &[formula, message] : sym.obligations) {
-    pb::PresburgerSet bad = sym.toSet(formula).intersect(domain);
-    if (!bad.isIntegerEmpty()) {
-      why = message + sym.example(bad);
+    FailureOr<std::vector<pb::IntegerPolyhedron>> bad = sym.disjuncts(formula);
+    if (failed(bad))
+      return failure();
+    if (!bad->empty()) {
+      why = message + sym.example(*bad);
       return failure();
     }
   }
-  pb::PresburgerSet mask = sym.toSet(visible), window = sym.toSet(swba);
   // Pairs one lets through and the other hides, both ways.
   for (auto [from, to, what] :
-       {std::make_tuple(&mask, &window, "lets through a pair that the window hides"),
-        std::make_tuple(&window, &mask, "hides a pair that the window lets through")}) {
-    pb::PresburgerSet differ = from->subtract(*to).intersect(domain);
-    if (differ.isIntegerEmpty())
+       {std::make_tuple(visible, swba,
+                        "lets through a pair that the window hides"),
+        std::make_tuple(swba, visible,
+                        "hides a pair that the window lets through")}) {
+    FailureOr<std::vector<pb::IntegerPolyhedron>> differ =
+        sym.disjuncts(conj(from, negate(to)));
+    if (failed(differ))
+      return failure();
+    if (differ->empty())
       continue;
     why = llvm::formatv("the mask is the sliding window block mask "
                         "(block_size {0}, window {1}) at the sizes it was "
                         "evaluated at, but not at every size: it {2}",
                         params.blockSize, params.window, what)
               .str() +
-          sym.example(differ);
+          sym.example(*differ);
     return failure();
   }
   return success();

@@ -20,6 +20,7 @@
 #include "swba/Dialect/SWBA/Transforms/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
@@ -885,7 +886,8 @@ static LogicalResult proveMask(linalg::LinalgOp qk, ArrayRef<MaskTerm> masks,
 /// proveMask where the lengths are dynamic: the mask is evaluated at
 /// lengths past its integer constants, which finds its block size and
 /// window, and is then proven to be that mask at every length up to
-/// kMaxSymbolicSize (MaskEvaluator::proveForAllSizes).
+/// kMaxSymbolicSize (MaskEvaluator::proveForAllSizes), which the rewrite
+/// asserts.
 static LogicalResult
 proveMaskForAllSizes(linalg::LinalgOp qk, ArrayRef<MaskTerm> masks,
                      const MaskBudget &budget, MaskEvaluator &evaluator,
@@ -1329,6 +1331,20 @@ static void rewriteAttention(RewriterBase &rewriter, linalg::LinalgOp pv,
   SmallVector<OpFoldResult> attShape = tensor::getMixedSizes(rewriter, loc, q);
   attShape[3] = tensor::getMixedSizes(rewriter, loc, v)[3];
   Value init = tensor::EmptyOp::create(rewriter, loc, attShape, elt);
+  if (cast<RankedTensorType>(k.getType()).isDynamicDim(2)) {
+    // The mask was proven for lengths up to kMaxSymbolicSize: past it the
+    // program fails rather than compute what was not proven.
+    Value nk = tensor::DimOp::create(rewriter, loc, k, 2);
+    Value max = arith::ConstantIndexOp::create(rewriter, loc, kMaxSymbolicSize);
+    Value within = arith::CmpIOp::create(rewriter, loc,
+                                         arith::CmpIPredicate::ule, nk, max);
+    cf::AssertOp::create(
+        rewriter, loc, within,
+        llvm::formatv("swba.attention: --raise-swba proved the mask for "
+                      "lengths up to {0}",
+                      kMaxSymbolicSize)
+            .str());
+  }
   auto attention = AttentionOp::create(
       rewriter, loc, q, k, v, ValueRange{init}, match.params.blockSize,
       match.params.window, static_cast<float>(match.scale));

@@ -47,8 +47,8 @@ def RaiseSWBA : Pass<"raise-swba"> {
     Dynamic lengths (q, k and v with dynamic sequence sizes; batch, heads
     and head dims static): the mask is evaluated at lengths past its
     integer constants, which gives `block_size` and `window`, and then
-    proven to be that mask at every pair of lengths up to 2^31 - 1 with
-    queries at most keys. Its scalars become Presburger formulas over the
+    proven to be that mask at every pair of lengths up to 2^30 with
+    queries at most keys (the raised program asserts that bound). Its scalars become Presburger formulas over the
     query, the key and the lengths (MLIR's Presburger library decides
     them): affine arithmetic, floor and truncating division and remainder
     by constants, min/max, selects and comparisons, casts that keep the
@@ -106,6 +106,7 @@ def RaiseSWBA : Pass<"raise-swba"> {
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
+    "::mlir::cf::ControlFlowDialect",
     "::mlir::linalg::LinalgDialect",
     "::mlir::swba::SWBADialect",
     "::mlir::tensor::TensorDialect",
