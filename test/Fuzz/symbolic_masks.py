@@ -266,7 +266,7 @@ def length_guard(rng):
 
 def gen_mask(rng):
     """(the visibility expression, what it is)."""
-    bs = rng.choice([1, 1, 2, 3, 4, 8, 16])
+    bs = rng.choice([1, 1, 2, 3, 4, 8, 16, 64, 1024])
     ws = rng.randint(1, 6)
     ty = rng.choice(["index", "index", "i64", "i32"])
     miss = rng.random() < 0.35

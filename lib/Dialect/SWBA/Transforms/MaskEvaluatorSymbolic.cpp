@@ -25,6 +25,7 @@
 
 #include "mlir/Analysis/Presburger/IntegerRelation.h"
 #include "mlir/Analysis/Presburger/PresburgerRelation.h"
+#include "mlir/Analysis/Presburger/Simplex.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -187,6 +188,9 @@ unsigned widthOf(Type type) {
 
 constexpr size_t kMaxPieces = 256;
 constexpr size_t kMaxDisjuncts = 4096;
+/// Polyhedra tested for an integer point, at most, in one proof (the masks
+/// of models take a few hundred).
+constexpr size_t kMaxSteps = 20000;
 constexpr size_t kMaxCombinations = 4096;
 
 } // namespace
@@ -214,6 +218,12 @@ struct MaskEvaluator::Symbolic {
   /// must be 0 or hiding).
   std::vector<std::pair<F, std::string>> obligations;
   std::map<unsigned, Pieces> memo;
+  size_t steps = 0;
+  /// disjuncts' results by formula and variable count (the formula kept
+  /// alive with them).
+  std::map<std::pair<const Formula *, unsigned>,
+           std::pair<F, std::vector<pb::IntegerPolyhedron>>>
+      dnfMemo;
 
   Symbolic(MaskEvaluator &ev, const SymbolicSizes &sizes, std::string &why)
       : ev(ev), sizes(sizes), why(why), numVars(2 + sizes.numSymbols) {
@@ -837,9 +847,29 @@ struct MaskEvaluator::Symbolic {
   /// point dropped as they are made (and with them the products of the
   /// ands), or failure past kMaxDisjuncts.
   FailureOr<std::vector<pb::IntegerPolyhedron>> disjuncts(const F &f) {
+    // Guards share their subformulas: each is decided once for as many
+    // variables as there are.
+    auto key = std::make_pair(f.get(), numVars);
+    if (auto it = dnfMemo.find(key); it != dnfMemo.end())
+      return it->second.second;
+    FailureOr<std::vector<pb::IntegerPolyhedron>> result = makeDisjuncts(f);
+    if (succeeded(result))
+      dnfMemo.emplace(key, std::make_pair(f, *result));
+    return result;
+  }
+
+  FailureOr<std::vector<pb::IntegerPolyhedron>> makeDisjuncts(const F &f) {
     std::vector<pb::IntegerPolyhedron> out;
     auto keep = [&](pb::IntegerPolyhedron poly) -> LogicalResult {
-      if (poly.isIntegerEmpty())
+      if (++steps > kMaxSteps) {
+        why = "proving the mask for every size takes more than " +
+              std::to_string(kMaxSteps) + " steps";
+        return failure();
+      }
+      // Rational emptiness (a linear program) prunes; whether what is left
+      // holds an integer point is decided only where a verdict needs it
+      // (integer emptiness over 2^30-wide ranges can take seconds).
+      if (pb::Simplex(poly).isEmpty())
         return success();
       if (out.size() >= kMaxDisjuncts) {
         why = "the mask's conditions split into too many cases to prove it "
@@ -922,6 +952,13 @@ struct MaskEvaluator::Symbolic {
       addGe(combine(div.divisor, q, -1, div.dividend)->plus(div.divisor - 1));
     }
     return poly;
+  }
+
+  /// Whether no polyhedron of `set` holds an integer point.
+  bool integerEmpty(ArrayRef<pb::IntegerPolyhedron> set) const {
+    return llvm::all_of(set, [](const pb::IntegerPolyhedron &poly) {
+      return poly.isIntegerEmpty();
+    });
   }
 
   /// A point of `set` on the domain, for a message: the sizes and the pair.
@@ -1035,7 +1072,7 @@ LogicalResult MaskEvaluator::proveForAllSizes(ArrayRef<MaskTermNodes> terms,
     FailureOr<std::vector<pb::IntegerPolyhedron>> bad = sym.disjuncts(formula);
     if (failed(bad))
       return failure();
-    if (!bad->empty()) {
+    if (!sym.integerEmpty(*bad)) {
       why = message + sym.example(*bad);
       return failure();
     }
@@ -1050,7 +1087,7 @@ LogicalResult MaskEvaluator::proveForAllSizes(ArrayRef<MaskTermNodes> terms,
         sym.disjuncts(conj(from, negate(to)));
     if (failed(differ))
       return failure();
-    if (differ->empty())
+    if (sym.integerEmpty(*differ))
       continue;
     why = llvm::formatv("the mask is the sliding window block mask "
                         "(block_size {0}, window {1}) at the sizes it was "

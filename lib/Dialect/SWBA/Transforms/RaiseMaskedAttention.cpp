@@ -913,39 +913,61 @@ proveMaskForAllSizes(linalg::LinalgOp qk, ArrayRef<MaskTerm> masks,
   if (failed(terms))
     return failure();
   // Lengths past every integer constant of the mask (its window and block
-  // size among them), keys at least queries.
+  // size among them), keys at least queries; four times as long again
+  // where those lengths do not show the window that holds for every length
+  // (frames of 1024 in a window of 4: 2305 keys are 3 frames, where a
+  // window of two 2048-key frames looks the same).
+  unsigned numSymbols = classes.numSymbols();
+  SymbolicSizes sizes{numSymbols, *nq, *nk};
   int64_t large =
       2 * std::min<int64_t>(evaluator.largestIntegerConstant(*terms), 1 << 17) +
       257;
-  unsigned numSymbols = classes.numSymbols();
-  SmallVector<int64_t> values(numSymbols, large);
-  int64_t nqValue = nq->symbolic ? large / 2 : nq->value;
-  int64_t nkValue = nk->symbolic ? std::max(large, nqValue) : nk->value;
-  if (nq->symbolic && nk->symbolic && nq->value == nk->value)
-    nqValue = nkValue;
-  if (nq->symbolic)
-    nqValue = std::max<int64_t>(1, std::min(nqValue, nkValue));
-  if (nq->symbolic)
-    values[nq->value] = nqValue;
-  if (nk->symbolic)
-    values[nk->value] = nkValue;
-  evaluator.setSizeValues(values);
-  FailureOr<SmallVector<KeyRange>> visible =
-      evaluateTerms(*terms, nqValue, nkValue, budget, evaluator, why);
-  evaluator.setSizeValues({});
-  FailureOr<SWBAMaskParams> params =
-      succeeded(visible) ? inferSWBAMask(*visible, nqValue, nkValue, why)
-                         : FailureOr<SWBAMaskParams>(failure());
-  if (failed(params)) {
-    why += llvm::formatv(" (evaluated at {0} queries and {1} keys)", nqValue,
-                         nkValue);
-    return failure();
+  std::string firstWhy;
+  SWBAMaskParams tried{0, 0};
+  for (int attempt = 0; attempt < 3 && large <= (1 << 20);
+       ++attempt, large *= 4) {
+    SmallVector<int64_t> values(numSymbols, large);
+    int64_t nqValue = nq->symbolic ? large / 2 : nq->value;
+    int64_t nkValue = nk->symbolic ? std::max(large, nqValue) : nk->value;
+    if (nq->symbolic && nk->symbolic && nq->value == nk->value)
+      nqValue = nkValue;
+    if (nq->symbolic)
+      nqValue = std::max<int64_t>(1, std::min(nqValue, nkValue));
+    if (nq->symbolic)
+      values[nq->value] = nqValue;
+    if (nk->symbolic)
+      values[nk->value] = nkValue;
+    evaluator.setSizeValues(values);
+    why.clear();
+    FailureOr<SmallVector<KeyRange>> visible =
+        evaluateTerms(*terms, nqValue, nkValue, budget, evaluator, why);
+    evaluator.setSizeValues({});
+    FailureOr<SWBAMaskParams> params =
+        succeeded(visible) ? inferSWBAMask(*visible, nqValue, nkValue, why)
+                           : FailureOr<SWBAMaskParams>(failure());
+    if (failed(params)) {
+      // No window at these lengths: none for every length either.
+      if (!firstWhy.empty())
+        why = firstWhy;
+      else
+        why += llvm::formatv(" (evaluated at {0} queries and {1} keys)",
+                             nqValue, nkValue);
+      return failure();
+    }
+    // The same window as at shorter lengths: already not proven.
+    if (!firstWhy.empty() && params->blockSize == tried.blockSize &&
+        params->window == tried.window)
+      continue;
+    tried = *params;
+    if (succeeded(evaluator.proveForAllSizes(*terms, sizes, *params, why))) {
+      match.params = *params;
+      return success();
+    }
+    if (firstWhy.empty())
+      firstWhy = why;
   }
-  SymbolicSizes sizes{numSymbols, *nq, *nk};
-  if (failed(evaluator.proveForAllSizes(*terms, sizes, *params, why)))
-    return failure();
-  match.params = *params;
-  return success();
+  why = firstWhy;
+  return failure();
 }
 
 /// Plans q and k from Q.K^T and v from P.V into `match`.
