@@ -2,7 +2,9 @@
 """Writes a linalg model with many attention layers for timing --raise-swba
 (docs/BENCHMARKS.md, "Compile time of --raise-swba"): the seed's naive SBA
 (frame mask, repeat_interleave) or a token-level window (block_size 1), one
-layer feeding the next, exported like generate.py's `export` route.
+layer feeding the next, exported like generate.py's `export` route; with
+`--dynamic`, the length is a symbolic size (a token window, or frames
+through `//`, since the seed's frame count N // block_size does not export).
 
     venv/bin/python test/Frontend/bench_layers.py --layers 32 --n 4096 \\
         --block-size 64 --window 4 > model.mlir
@@ -16,7 +18,7 @@ import sys
 
 import torch
 
-from generate import IREE_OPT, PIPELINE, SeedSBA, TokenWindow
+from generate import IREE_OPT, PIPELINE, Manual, SeedSBA, TokenWindow
 from iree.compiler.extras.fx_importer import FxImporter
 
 
@@ -40,14 +42,24 @@ def main():
     parser.add_argument("--heads", type=int, default=2)
     parser.add_argument("--block-size", type=int, default=64)
     parser.add_argument("--window", type=int, default=4)
+    parser.add_argument("--dynamic", action="store_true",
+                        help="export with a symbolic length")
     args = parser.parse_args()
     if args.block_size == 1:
         attention = TokenWindow(args.window)
+    elif args.dynamic:
+        attention = Manual(args.block_size, args.window, 1 / math.sqrt(args.d),
+                           style="masked_fill")
     else:
         attention = SeedSBA(args.block_size, args.window, 1 / math.sqrt(args.d))
     shape = (1, args.heads, args.n, args.d)
     inputs = tuple(torch.randn(*shape) for _ in range(3))
-    ep = torch.export.export(Layers(args.layers, attention), inputs)
+    shapes = None
+    if args.dynamic:
+        n = torch.export.Dim("N", min=2, max=1 << 20)
+        shapes = tuple({2: n} for _ in inputs)
+    ep = torch.export.export(Layers(args.layers, attention), inputs,
+                             dynamic_shapes=shapes)
     importer = FxImporter()
     importer.import_frozen_program(ep)
     result = subprocess.run([IREE_OPT, f"--pass-pipeline={PIPELINE}", "-"],
