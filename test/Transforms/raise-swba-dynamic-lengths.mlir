@@ -53,6 +53,8 @@
 // CHECK: swba.attention {{.*}} block_size = 1 window = 6
 // CHECK-LABEL: func.func @frames_of_1024
 // CHECK: swba.attention {{.*}} block_size = 1024 window = 4
+// CHECK-LABEL: func.func @dynamic_batch
+// CHECK-NOT: swba.attention
 
 #qmap = affine_map<(b, h, i, j, d) -> (b, h, i, d)>
 #kmap = affine_map<(b, h, i, j, d) -> (b, h, j, d)>
@@ -625,5 +627,63 @@ func.func @frames_of_1024(%q: tensor<1x2x?x4xf32>, %k: tensor<1x2x?x4xf32>, %v: 
     linalg.yield %acc2 : f32
   } -> tensor<1x2x?x4xf32>
   return %o : tensor<1x2x?x4xf32>
+}
+
+// A dynamic batch: the kernels take static batch and head counts.
+func.func @dynamic_batch(%q: tensor<?x2x?x4xf32>, %k: tensor<?x2x?x4xf32>, %v: tensor<?x2x?x4xf32>) -> tensor<?x2x?x4xf32> {
+  %c2 = arith.constant 2 : index
+  %c3 = arith.constant 3 : index
+  %c4 = arith.constant 4 : index
+  %c6 = arith.constant 6 : index
+  %c8 = arith.constant 8 : index
+  %c2i = arith.constant 2 : index
+  %c200 = arith.constant 200 : index
+  %c50000 = arith.constant 50000 : index
+  %true = arith.constant true
+  %c0_i32 = arith.constant 0 : i32
+  %c5_i32 = arith.constant 5 : i32
+  %c6_i16 = arith.constant 6 : i16
+  %zero = arith.constant 0.0 : f32
+  %ninf = arith.constant 0xFF800000 : f32
+  %c0 = arith.constant 0 : index
+  %nb = tensor.dim %q, %c0 : tensor<?x2x?x4xf32>
+  %nq = tensor.dim %q, %c2 : tensor<?x2x?x4xf32>
+  %nk = tensor.dim %k, %c2 : tensor<?x2x?x4xf32>
+  %s0 = tensor.empty(%nb, %nq, %nk) : tensor<?x2x?x?xf32>
+  %sz = linalg.fill ins(%zero : f32) outs(%s0 : tensor<?x2x?x?xf32>) -> tensor<?x2x?x?xf32>
+  %s = linalg.generic {indexing_maps = [#qmap, #kmap, #smap], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]}
+      ins(%q, %k : tensor<?x2x?x4xf32>, tensor<?x2x?x4xf32>) outs(%sz : tensor<?x2x?x?xf32>) {
+  ^bb0(%a: f32, %b: f32, %acc: f32):
+    %p = arith.mulf %a, %b : f32
+    %acc2 = arith.addf %acc, %p : f32
+    linalg.yield %acc2 : f32
+  } -> tensor<?x2x?x?xf32>
+  %masked = linalg.generic {indexing_maps = [#id4, #id4], iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%s : tensor<?x2x?x?xf32>) outs(%s0 : tensor<?x2x?x?xf32>) {
+  ^bb0(%x: f32, %out: f32):
+    %i = linalg.index 2 : index
+    %j = linalg.index 3 : index
+    %off = arith.subi %nk, %nq : index
+    %qpos = arith.addi %i, %off : index
+
+    %past = arith.cmpi sle, %j, %qpos : index
+    %d = arith.subi %qpos, %j : index
+    %near = arith.cmpi slt, %d, %c6 : index
+    %visible = arith.andi %past, %near : i1
+    %r = arith.select %visible, %x, %ninf : f32
+    linalg.yield %r : f32
+  } -> tensor<?x2x?x?xf32>
+  %p = linalg.softmax dimension(3) ins(%masked : tensor<?x2x?x?xf32>) outs(%s0 : tensor<?x2x?x?xf32>) -> tensor<?x2x?x?xf32>
+  %o0 = tensor.empty(%nb, %nq) : tensor<?x2x?x4xf32>
+  %oz = linalg.fill ins(%zero : f32) outs(%o0 : tensor<?x2x?x4xf32>) -> tensor<?x2x?x4xf32>
+  // expected-remark @below {{q, k and v need static batch, head and feature sizes (only their lengths may be dynamic)}}
+  %o = linalg.generic {indexing_maps = [#pmap, #vmap, #omap], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]}
+      ins(%p, %v : tensor<?x2x?x?xf32>, tensor<?x2x?x4xf32>) outs(%oz : tensor<?x2x?x4xf32>) {
+  ^bb0(%a: f32, %b: f32, %acc: f32):
+    %m = arith.mulf %a, %b : f32
+    %acc2 = arith.addf %acc, %m : f32
+    linalg.yield %acc2 : f32
+  } -> tensor<?x2x?x4xf32>
+  return %o : tensor<?x2x?x4xf32>
 }
 }

@@ -414,6 +414,10 @@ struct MaskEvaluator::Symbolic {
     case Kind::Col:
       return Pieces{Piece{always, true, Lin::variable(1)}};
     case Kind::Size:
+      if (node.c < 0 || node.c >= static_cast<int64_t>(sizes.numSymbols)) {
+        why = "the mask reads a dynamic size of another candidate";
+        return failure();
+      }
       return Pieces{Piece{always, true, Lin::variable(2 + node.c)}};
     case Kind::Batch:
       why = "the mask depends on the batch/head index";
