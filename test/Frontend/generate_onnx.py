@@ -62,6 +62,14 @@ def shape(*dims):
     return (dims, torch.float32)
 
 
+def dynamic(module, kv=False):
+    """`module` exported with a symbolic length (dim 2) of q, k and v (with
+    `kv`, q's one and k's and v's another)."""
+    module.dynamic_axes = {"q": {2: "nq"}, "k": {2: "nk" if kv else "nq"},
+                           "v": {2: "nk" if kv else "nq"}}
+    return module
+
+
 CASES = {
     "onnx-token-window": (
         "ONNX: a token-level causal window of 5 keys (masked_fill, softmax), "
@@ -96,6 +104,25 @@ class OffByOne(torch.nn.Module):
         return torch.softmax(s.masked_fill(~visible, float("-inf")), -1) @ v
 
 
+CASES["onnx-token-window-dynamic"] = (
+    "ONNX: the token window of 5 keys with dynamic query and key lengths "
+    "(dynamic_axes), proven for every pair of lengths",
+    dynamic(token_window(5), kv=True), [shape(1, 2, 12, 16), shape(1, 2, 32, 16), shape(1, 2, 32, 16)],
+    dict(bs=1, ws=5, scale="2.500000e-01", q="1x2x?x16xf32", k="1x2x?x16xf32",
+         lengths=["12,32,32", "3,3,3", "40,40,40"]))
+CASES["onnx-sdpa-frames-dynamic"] = (
+    "ONNX: SDPA with a boolean frame mask, a dynamic length",
+    dynamic(sdpa_frames(8, 2)), [shape(1, 2, 32, 16)] * 3,
+    dict(bs=8, ws=2, scale="2.500000e-01", q="1x2x?x16xf32", k="1x2x?x16xf32",
+         lengths=["5,5,5", "37,37,37"]))
+CASES["onnx-sdpa-frames-gqa-dynamic"] = (
+    "ONNX: SDPA with a boolean frame mask and GQA, a dynamic length: the "
+    "export repeats k and v through 10-D tensors reshaped to sizes computed "
+    "at run time, which the pass does not trace",
+    dynamic(sdpa_frames(8, 2, gqa=True)),
+    [shape(1, 4, 32, 16), shape(1, 2, 32, 16), shape(1, 2, 32, 16)],
+    dict(remark="the lengths of the scores cannot be traced to the sizes of the tensors"))
+
 CASES["onnx-token-window-off-by-one"] = (
     "ONNX: a token window of 5 keys where query 0 also sees key 1 (a key "
     "ahead of it): no sliding window block mask",
@@ -107,7 +134,9 @@ def lower(module, args):
     with tempfile.TemporaryDirectory() as tmp:
         model, imported = os.path.join(tmp, "m.onnx"), os.path.join(tmp, "m.mlir")
         inputs = tuple(torch.randn(*dims, dtype=dtype) for dims, dtype in args)
-        torch.onnx.export(module, inputs, model, dynamo=False, opset_version=17)
+        torch.onnx.export(module, inputs, model, dynamo=False, opset_version=17,
+                          input_names=["q", "k", "v"],
+                          dynamic_axes=getattr(module, "dynamic_axes", None))
         subprocess.run([IMPORT, model, "-o", imported], check=True,
                        capture_output=True, text=True)
         result = subprocess.run(

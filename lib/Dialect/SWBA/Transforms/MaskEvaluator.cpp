@@ -38,6 +38,23 @@ static uint64_t bitsOf(double f) {
 }
 
 unsigned MaskEvaluator::intern(Node node) {
+  // Index arithmetic on constants is a constant (a slice's offset into a
+  // shape tensor, say).
+  if ((node.kind == Kind::Linear || node.kind == Kind::Div ||
+       node.kind == Kind::Rem) &&
+      llvm::all_of(node.operands,
+                   [&](unsigned o) { return nodes[o].kind == Kind::Const; })) {
+    SmallVector<Scalar, 3> values;
+    for (unsigned o : node.operands)
+      values.push_back(nodes[o].value);
+    std::string ignored;
+    FailureOr<Scalar> value = applyIndexing(node, values, ignored);
+    if (succeeded(value)) {
+      Node constant{Kind::Const, node.type};
+      constant.value = *value;
+      node = std::move(constant);
+    }
+  }
   for (unsigned operand : node.operands)
     node.deps |= nodes[operand].deps;
   if (node.kind == Kind::Row)
@@ -263,7 +280,20 @@ FailureOr<unsigned> MaskEvaluator::buildOp(Operation *op,
   node.op = copy;
   node.native = classify(copy);
   node.operands.assign(operands.begin(), operands.end());
-  return intern(std::move(node));
+  unsigned id = intern(std::move(node));
+  // Constants in, a constant out (the shape arithmetic ONNX's export
+  // writes: an index into a shape tensor).
+  if (llvm::all_of(operands,
+                   [&](unsigned o) { return nodes[o].kind == Kind::Const; })) {
+    SmallVector<Scalar, 3> values;
+    for (unsigned o : operands)
+      values.push_back(nodes[o].value);
+    std::string ignored;
+    FailureOr<Scalar> value = apply(id, values, ignored);
+    if (succeeded(value))
+      return constantNode(*value, nodes[id].type);
+  }
+  return id;
 }
 
 FailureOr<const MaskEvaluator::ConstantData *>
@@ -607,6 +637,19 @@ FailureOr<unsigned> MaskEvaluator::buildTensor(Value tensor,
     if (failed(src))
       return failure();
     result = buildTensor(def->getOperand(0), *src, why);
+  } else if (auto elements = dyn_cast<tensor::FromElementsOp>(def)) {
+    // An element at constant indices (a size picked from a shape tensor).
+    int64_t flat = 0;
+    for (auto [d, coord] : llvm::enumerate(coords)) {
+      if (nodes[coord].kind != Kind::Const || nodes[coord].value.i < 0 ||
+          nodes[coord].value.i >= type.getDimSize(d)) {
+        why = "the mask reads a tensor.from_elements at an index that is not "
+              "a constant in its bounds";
+        return failure();
+      }
+      flat = flat * type.getDimSize(d) + nodes[coord].value.i;
+    }
+    result = buildScalar(elements.getElements()[flat], nullptr, {}, why);
   } else if (isa<tensor::EmptyOp>(def)) {
     why = "the mask reads the contents of a tensor.empty";
     return failure();

@@ -8,6 +8,7 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Matchers.h"
 #include "mlir/Interfaces/DestinationStyleOpInterface.h"
+#include "llvm/ADT/SmallBitVector.h"
 
 using namespace mlir;
 using namespace mlir::swba;
@@ -133,6 +134,16 @@ std::optional<SizeClasses::Size> SizeClasses::traceScalar(Value value,
   if (auto trunc = dyn_cast<arith::TruncIOp>(def);
       trunc && trunc.getType().getIntOrFloatBitWidth() >= 32)
     return traceScalar(trunc.getIn(), depth + 1);
+  if (auto extract = dyn_cast<tensor::ExtractOp>(def)) {
+    SmallVector<int64_t> index;
+    for (Value i : extract.getIndices()) {
+      APInt value;
+      if (!matchPattern(i, m_ConstantInt(&value)))
+        return std::nullopt;
+      index.push_back(value.getSExtValue());
+    }
+    return traceElement(extract.getTensor(), index, depth + 1);
+  }
   if (auto select = dyn_cast<arith::SelectOp>(def)) {
     // select(x < 0, a, x) of a size x (torch-mlir's view with an inferred
     // dimension): x, since sizes are not negative.
@@ -203,4 +214,140 @@ std::optional<SizeRef> SizeClasses::dimSize(Value tensor, int64_t d) {
 
 std::optional<SizeRef> SizeClasses::scalarSize(Value value) {
   return refOf(traceScalar(value));
+}
+
+/// The row-major position of `index` in `shape` (static), or std::nullopt
+/// where it is out of bounds.
+static std::optional<int64_t> flatten(ArrayRef<int64_t> shape,
+                                      ArrayRef<int64_t> index) {
+  int64_t flat = 0;
+  for (auto [size, i] : llvm::zip_equal(shape, index)) {
+    if (ShapedType::isDynamic(size) || i < 0 || i >= size)
+      return std::nullopt;
+    flat = flat * size + i;
+  }
+  return flat;
+}
+
+/// The index of row-major position `flat` in `shape` (static).
+static SmallVector<int64_t> unflatten(ArrayRef<int64_t> shape, int64_t flat) {
+  SmallVector<int64_t> index(shape.size());
+  for (int64_t d = shape.size() - 1; d >= 0; --d) {
+    index[d] = flat % shape[d];
+    flat /= shape[d];
+  }
+  return index;
+}
+
+std::optional<SizeClasses::Size>
+SizeClasses::traceElement(Value tensor, ArrayRef<int64_t> index, int depth) {
+  Operation *def = tensor.getDefiningOp();
+  auto type = dyn_cast<RankedTensorType>(tensor.getType());
+  if (!def || !type || depth >= kMaxDepth ||
+      static_cast<int64_t>(index.size()) != type.getRank())
+    return std::nullopt;
+  DenseElementsAttr dense;
+  if (matchPattern(tensor, m_Constant(&dense))) {
+    std::optional<int64_t> flat = flatten(type.getShape(), index);
+    if (!flat || !isa<IntegerType, IndexType>(type.getElementType()))
+      return std::nullopt;
+    return Size(dense.isSplat()
+                    ? dense.getSplatValue<APInt>().getSExtValue()
+                    : dense.getValues<APInt>()[*flat].getSExtValue());
+  }
+  if (auto elements = dyn_cast<tensor::FromElementsOp>(def)) {
+    std::optional<int64_t> flat = flatten(type.getShape(), index);
+    if (!flat)
+      return std::nullopt;
+    return traceScalar(elements.getElements()[*flat], depth + 1);
+  }
+  if (isa<tensor::CollapseShapeOp, tensor::ExpandShapeOp>(def)) {
+    auto srcType = cast<RankedTensorType>(def->getOperand(0).getType());
+    std::optional<int64_t> flat = flatten(type.getShape(), index);
+    if (!flat || !srcType.hasStaticShape())
+      return std::nullopt;
+    return traceElement(def->getOperand(0),
+                        unflatten(srcType.getShape(), *flat), depth + 1);
+  }
+  if (auto slice = dyn_cast<tensor::ExtractSliceOp>(def)) {
+    if (llvm::any_of(slice.getStaticOffsets(), ShapedType::isDynamic) ||
+        llvm::any_of(slice.getStaticStrides(), ShapedType::isDynamic))
+      return std::nullopt;
+    llvm::SmallBitVector dropped = slice.getDroppedDims();
+    SmallVector<int64_t> src;
+    size_t k = 0;
+    for (auto [d, offset] : llvm::enumerate(slice.getStaticOffsets()))
+      src.push_back(dropped.test(d)
+                        ? offset
+                        : offset + index[k++] * slice.getStaticStrides()[d]);
+    return traceElement(slice.getSource(), src, depth + 1);
+  }
+  auto generic = dyn_cast<linalg::GenericOp>(def);
+  if (!generic || !generic.hasPureTensorSemantics() ||
+      generic.getNumParallelLoops() != generic.getNumLoops())
+    return std::nullopt;
+  // The loop indices of the element, then what the body yields there.
+  unsigned result = cast<OpResult>(tensor).getResultNumber();
+  AffineMap outMap =
+      generic.getMatchingIndexingMap(generic.getDpsInitOperand(result));
+  SmallVector<int64_t> loops(generic.getNumLoops(), 0);
+  for (auto [k, expr] : llvm::enumerate(outMap.getResults())) {
+    auto dim = dyn_cast<AffineDimExpr>(expr);
+    if (!dim)
+      return std::nullopt;
+    loops[dim.getPosition()] = index[k];
+  }
+  Block *body = generic.getBody();
+  Value v = body->getTerminator()->getOperand(result);
+  while (auto cast = v.getDefiningOp<arith::IndexCastOp>())
+    v = cast.getIn();
+  if (auto arg = dyn_cast<BlockArgument>(v); arg && arg.getOwner() == body) {
+    OpOperand *operand = generic.getMatchingOpOperand(arg);
+    if (generic.isDpsInit(operand))
+      return std::nullopt;
+    SmallVector<int64_t> at =
+        generic.getMatchingIndexingMap(operand).compose(loops);
+    return traceElement(operand->get(), at, depth + 1);
+  }
+  auto extract = v.getDefiningOp<tensor::ExtractOp>();
+  if (!extract || extract.getTensor().getParentBlock() == body)
+    return std::nullopt;
+  SmallVector<int64_t> at;
+  for (Value i : extract.getIndices()) {
+    std::optional<int64_t> c = constantIn(i, loops, depth + 1);
+    if (!c)
+      return std::nullopt;
+    at.push_back(*c);
+  }
+  return traceElement(extract.getTensor(), at, depth + 1);
+}
+
+std::optional<int64_t>
+SizeClasses::constantIn(Value value, ArrayRef<int64_t> loops, int depth) {
+  APInt constant;
+  if (matchPattern(value, m_ConstantInt(&constant)))
+    return constant.getSExtValue();
+  if (depth >= kMaxDepth)
+    return std::nullopt;
+  if (auto index = value.getDefiningOp<linalg::IndexOp>())
+    return loops[index.getDim()];
+  if (auto cast = value.getDefiningOp<arith::IndexCastOp>())
+    return constantIn(cast.getIn(), loops, depth + 1);
+  auto arg = dyn_cast<BlockArgument>(value);
+  auto generic =
+      arg ? dyn_cast<linalg::GenericOp>(arg.getOwner()->getParentOp())
+          : nullptr;
+  if (!generic)
+    return std::nullopt;
+  OpOperand *operand = generic.getMatchingOpOperand(arg);
+  if (generic.isDpsInit(operand))
+    return std::nullopt;
+  SmallVector<int64_t> at =
+      generic.getMatchingIndexingMap(operand).compose(loops);
+  std::optional<Size> element = traceElement(operand->get(), at, depth + 1);
+  if (!element)
+    return std::nullopt;
+  if (const int64_t *c = std::get_if<int64_t>(&*element))
+    return *c;
+  return std::nullopt;
 }

@@ -45,6 +45,15 @@ private:
   using Size = std::variant<int64_t, Atom>;
   std::optional<Size> traceDim(Value tensor, int64_t d, int depth = 0);
   std::optional<Size> traceScalar(Value value, int depth = 0);
+  /// Element `index` of `tensor` (ONNX's shapes are tensors: a size is an
+  /// element of a tensor.from_elements picked through reshapes, slices and
+  /// a gather's linalg.generic at a constant index).
+  std::optional<Size> traceElement(Value tensor, ArrayRef<int64_t> index,
+                                   int depth);
+  /// The value of `value` in the body of a linalg op at loop indices
+  /// `loops`, where it is a constant there (an index into a shape).
+  std::optional<int64_t> constantIn(Value value, ArrayRef<int64_t> loops,
+                                    int depth);
   unsigned find(unsigned id);
   unsigned idOf(const Atom &atom);
   void unite(const Size &a, const Size &b);
