@@ -6,6 +6,9 @@
 // for each floor division by a constant, and the set of pairs the mask
 // lets through is compared with the sliding window block mask's by MLIR's
 // Presburger library (both differences must be empty on the grid).
+// Formulas are kept in negation normal form and turned into unions of
+// polyhedra on the grid, those without a rational point dropped as they
+// are made; the verdicts ask for integer points.
 //
 // A node's value is a list of pieces: where a formula (the guard) holds,
 // the value is an affine form of the variables (integers and index) or a
@@ -710,10 +713,7 @@ struct MaskEvaluator::Symbolic {
       return failure();
     };
     auto nonNegative = [&](const Lin &l, const char *what) {
-      FailureOr<Lin> negative = combine(-1, l, 1, Lin::constant(-1));
-      obligations.push_back(
-          {conj(guard, ge(*negative)),
-           llvm::formatv("{0} {1} a negative value", name, what).str()});
+      nonNegativeUnder(guard, l, name, what);
     };
     auto constantDivisor = [&]() -> std::optional<int64_t> {
       if (!args[1]->lin.isConstant() || args[1]->lin.c <= 0)
