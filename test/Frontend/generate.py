@@ -438,6 +438,29 @@ CASES = {
         GQA(8, 2, 2, sdpa=True), qkv(hq=4, hkv=2),
         dict(bs=8, ws=2, scale="2.500000e-01", q="1x4x?x16xf32", k="1x4x?x16xf32",
              dynamic=True, lengths=["7,7,7", "33,33,33"])),
+    "gqa-repeat-interleave-dynamic": (
+        "GQA (k/v repeat_interleave'd from 2 to 4 heads), a symbolic length; "
+        "after decompositions k and v are read through their broadcast copies, "
+        "with the repeated heads",
+        GQA(8, 2, 2), qkv(hq=4, hkv=2),
+        dict(bs=8, ws=2, scale="2.500000e-01", q="1x4x?x16xf32", k="1x2x?x16xf32",
+             dynamic=True, lengths=["9,9,9", "20,20,20"],
+             decomposed=dict(k="1x4x?x16xf32"))),
+    "log-mask-dynamic": (
+        "log of the 0/1 visibility matrix added to the scores, a symbolic length",
+        Manual(4, 2, 0.25, style="log"), qkv(),
+        dict(bs=4, ws=2, scale="2.500000e-01", q="1x2x?x16xf32", k="1x2x?x16xf32",
+             dynamic=True, lengths=["7,7,7", "30,30,30"])),
+    "bf16-dynamic": (
+        "bf16 throughout, masked_fill and softmax in bf16, a symbolic length",
+        Manual(8, 2, 0.25, style="masked_fill"), qkv(dtype=BF16),
+        dict(bs=8, ws=2, scale="2.500000e-01", q="1x2x?x16xbf16", k="1x2x?x16xbf16",
+             dynamic=True, lengths=["10,10,10", "33,33,33"])),
+    "f16-f32-softmax-dynamic": (
+        "f16 q/k/v, scores cast to f32 for the mask and softmax, a symbolic length",
+        Manual(8, 2, 0.25, softmax_dtype=F32), qkv(dtype=F16),
+        dict(bs=8, ws=2, scale="2.500000e-01", q="1x2x?x16xf16", k="1x2x?x16xf16",
+             dynamic=True, lengths=["10,10,10", "33,33,33"])),
     "token-window-bidirectional": (
         "A token-level window |i - j| < 5: not causal",
         TokenWindow(5, bidirectional=True), qkv(),
