@@ -7,7 +7,8 @@ two lengths (arith on index, i64, i32 or i16: sums, differences, products
 and divisions by constants, floor and truncating divisions, remainders,
 min/max, selects, comparisons, casts, integer floor division written in
 f64 as torch-mlir writes it). Most are sliding window block masks written
-in one of many equivalent forms; the others are near misses that are a
+in one of many equivalent forms (a fifth of them decode: a static count
+of queries against dynamic keys); the others are near misses that are a
 window at some lengths only (top-left alignment, a term on a length's
 parity, a cut-off past a length, positions in i16, the lengths swapped),
 among them deviations guarded by conditions on the lengths that the
@@ -321,16 +322,16 @@ TEMPLATE = """#qmap = affine_map<(b, h, i, j, d) -> (b, h, i, d)>
 #omap = affine_map<(b, h, i, e, j) -> (b, h, i, e)>
 #id4 = affine_map<(b, h, i, j) -> (b, h, i, j)>
 module {
-func.func @main(%q: tensor<1x2x?x4xf32>, %k: tensor<1x2x?x4xf32>, %v: tensor<1x2x?x4xf32>) -> tensor<1x2x?x4xf32> {
+func.func @main(%q: QTYPE, %k: tensor<1x2x?x4xf32>, %v: tensor<1x2x?x4xf32>) -> QTYPE {
   %c2 = arith.constant 2 : index
   %zero = arith.constant 0.0 : f32
   %ninf = arith.constant 0xFF800000 : f32
-  %nq = tensor.dim %q, %c2 : tensor<1x2x?x4xf32>
+  %nq = tensor.dim %q, %c2 : QTYPE
   %nk = tensor.dim %k, %c2 : tensor<1x2x?x4xf32>
   %s0 = tensor.empty(%nq, %nk) : tensor<1x2x?x?xf32>
   %sz = linalg.fill ins(%zero : f32) outs(%s0 : tensor<1x2x?x?xf32>) -> tensor<1x2x?x?xf32>
   %s = linalg.generic {indexing_maps = [#qmap, #kmap, #smap], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]}
-      ins(%q, %k : tensor<1x2x?x4xf32>, tensor<1x2x?x4xf32>) outs(%sz : tensor<1x2x?x?xf32>) {
+      ins(%q, %k : QTYPE, tensor<1x2x?x4xf32>) outs(%sz : tensor<1x2x?x?xf32>) {
   ^bb0(%a: f32, %b: f32, %acc: f32):
     %p = arith.mulf %a, %b : f32
     %acc2 = arith.addf %acc, %p : f32
@@ -346,16 +347,16 @@ BODY
     linalg.yield %r : f32
   } -> tensor<1x2x?x?xf32>
   %p = linalg.softmax dimension(3) ins(%masked : tensor<1x2x?x?xf32>) outs(%s0 : tensor<1x2x?x?xf32>) -> tensor<1x2x?x?xf32>
-  %o0 = tensor.empty(%nq) : tensor<1x2x?x4xf32>
-  %oz = linalg.fill ins(%zero : f32) outs(%o0 : tensor<1x2x?x4xf32>) -> tensor<1x2x?x4xf32>
+  %o0 = tensor.empty(QSIZES) : QTYPE
+  %oz = linalg.fill ins(%zero : f32) outs(%o0 : QTYPE) -> QTYPE
   %o = linalg.generic {indexing_maps = [#pmap, #vmap, #omap], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]}
-      ins(%p, %v : tensor<1x2x?x?xf32>, tensor<1x2x?x4xf32>) outs(%oz : tensor<1x2x?x4xf32>) {
+      ins(%p, %v : tensor<1x2x?x?xf32>, tensor<1x2x?x4xf32>) outs(%oz : QTYPE) {
   ^bb0(%a: f32, %b: f32, %acc: f32):
     %m = arith.mulf %a, %b : f32
     %acc2 = arith.addf %acc, %m : f32
     linalg.yield %acc2 : f32
-  } -> tensor<1x2x?x4xf32>
-  return %o : tensor<1x2x?x4xf32>
+  } -> QTYPE
+  return %o : QTYPE
 }
 }
 """
@@ -368,21 +369,26 @@ def swba(i, j, nq, nk, bs, ws):
     return fk <= fq and fq - fk < ws
 
 
-def first_difference(vis, bs, ws, small, rng):
-    """A (nq, nk, i, j) where the mask and SWBA(bs, ws) differ, or None."""
+def first_difference(vis, bs, ws, small, rng, static_nq=None):
+    """A (nq, nk, i, j) where the mask and SWBA(bs, ws) differ, or None
+    (queries `static_nq` where their count is static)."""
     def differs(nq, nk, i, j):
         return bool(vis.eval({"i": i, "j": j, "nq": nq, "nk": nk})) != \
             swba(i, j, nq, nk, bs, ws)
 
     for nk in range(1, small + 1):
-        for nq in range(1, nk + 1):
+        for nq in ([static_nq] if static_nq and static_nq <= nk else
+                   [] if static_nq else range(1, nk + 1)):
             for i in range(nq):
                 for j in range(nk):
                     if differs(nq, nk, i, j):
                         return nq, nk, i, j
     big = 1 << 30
-    for nq, nk in [(big, big), (40000, 40000), (70001, 70001), (3, big),
-                   (1 << 16, 1 << 17), (big - 5, big)]:
+    pairs = [(big, big), (40000, 40000), (70001, 70001), (3, big),
+             (1 << 16, 1 << 17), (big - 5, big)]
+    if static_nq:
+        pairs = [(static_nq, nk) for _, nk in pairs]
+    for nq, nk in pairs:
         for _ in range(24):
             i = rng.choice([0, nq - 1, rng.randrange(nq)])
             qpos = i + nk - nq
@@ -411,11 +417,18 @@ def main():
     for case in range(args.cases):
         rng = random.Random(args.seed * 1000003 + case)
         vis, what = gen_mask(rng)
+        # A fifth of the cases decode: a static count of queries (one
+        # token, or a few) against a dynamic cache.
+        static_nq = rng.choice([1, 2, 4, 16]) if rng.random() < 0.2 else None
+        if static_nq:
+            what += f" nq={static_nq}"
         if args.only is not None and case != args.only:
             continue
         lines, name = emit(vis)
+        qtype = f"tensor<1x2x{static_nq or '?'}x4xf32>"
         text = TEMPLATE.replace("BODY", "\n".join("    " + l for l in lines))
-        text = text.replace("VISIBLE", name)
+        text = text.replace("VISIBLE", name).replace("QTYPE", qtype)
+        text = text.replace("QSIZES", "" if static_nq else "%nq")
         if args.only is not None:
             print(text)
         proc = subprocess.run([args.swba_opt, "--raise-swba",
@@ -437,7 +450,7 @@ def main():
         raised += 1
         raised_windows += window
         bs, ws = int(m.group(1)), int(m.group(2))
-        diff = first_difference(vis, bs, ws, args.small, rng)
+        diff = first_difference(vis, bs, ws, args.small, rng, static_nq)
         if diff:
             failures += 1
             print(f"case {case} ({what}): raised as block_size {bs} window {ws}, "

@@ -26,6 +26,14 @@
 // RUN: swba-opt %t.sq.mlir --raise-swba --swba-to-llvm | mlir-runner -e entry -entry-point-result=void %mlir_runner_libs > %t.sq.raised
 // RUN: swba-opt %t.sq.mlir --swba-to-llvm | mlir-runner -e entry -entry-point-result=void %mlir_runner_libs > %t.sq.plain
 // RUN: %python %S/../Frontend/run_model.py --compare %t.sq.raised %t.sq.plain --tolerance 1e-4 | FileCheck %s --check-prefix=CMP
+// RUN: %python %S/../Frontend/run_model.py %s --function decode_token --lengths 9,9 > %t.dt.mlir
+// RUN: swba-opt %t.dt.mlir --raise-swba --swba-to-llvm | mlir-runner -e entry -entry-point-result=void %mlir_runner_libs > %t.dt.raised
+// RUN: swba-opt %t.dt.mlir --swba-to-llvm | mlir-runner -e entry -entry-point-result=void %mlir_runner_libs > %t.dt.plain
+// RUN: %python %S/../Frontend/run_model.py --compare %t.dt.raised %t.dt.plain --tolerance 1e-4 | FileCheck %s --check-prefix=CMP
+// RUN: %python %S/../Frontend/run_model.py %s --function decode_frame --lengths 13,13 > %t.df.mlir
+// RUN: swba-opt %t.df.mlir --raise-swba --swba-to-llvm | mlir-runner -e entry -entry-point-result=void %mlir_runner_libs > %t.df.raised
+// RUN: swba-opt %t.df.mlir --swba-to-llvm | mlir-runner -e entry -entry-point-result=void %mlir_runner_libs > %t.df.plain
+// RUN: %python %S/../Frontend/run_model.py --compare %t.df.raised %t.df.plain --tolerance 1e-4 | FileCheck %s --check-prefix=CMP
 // CMP: compared {{[1-9][0-9]*}} elements, 0 mismatches, nonzero
 
 // CHECK-LABEL: func.func @kv_cache
@@ -55,6 +63,10 @@
 // CHECK: swba.attention {{.*}} block_size = 1024 window = 4
 // CHECK-LABEL: func.func @dynamic_batch
 // CHECK-NOT: swba.attention
+// CHECK-LABEL: func.func @decode_token
+// CHECK: swba.attention ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<1x2x1x4xf32>, tensor<1x2x?x4xf32>, tensor<1x2x?x4xf32>) outs(%{{.*}} : tensor<1x2x1x4xf32>) block_size = 1 window = 6
+// CHECK-LABEL: func.func @decode_frame
+// CHECK: swba.attention {{.*}} block_size = 4 window = 2
 
 #qmap = affine_map<(b, h, i, j, d) -> (b, h, i, d)>
 #kmap = affine_map<(b, h, i, j, d) -> (b, h, j, d)>
@@ -685,5 +697,118 @@ func.func @dynamic_batch(%q: tensor<?x2x?x4xf32>, %k: tensor<?x2x?x4xf32>, %v: t
     linalg.yield %acc2 : f32
   } -> tensor<?x2x?x4xf32>
   return %o : tensor<?x2x?x4xf32>
+}
+
+// Decode: one static query row (a token) or four (a frame) against a
+// dynamic cache. One length fits many windows (a row's keys are one range);
+// the token window as wide as the last row's keys, and frames as long as
+// the rows, are tried after the window inferred.
+func.func @decode_token(%q: tensor<1x2x1x4xf32>, %k: tensor<1x2x?x4xf32>, %v: tensor<1x2x?x4xf32>) -> tensor<1x2x1x4xf32> {
+  %c2 = arith.constant 2 : index
+  %c3 = arith.constant 3 : index
+  %c4 = arith.constant 4 : index
+  %c6 = arith.constant 6 : index
+  %c8 = arith.constant 8 : index
+  %c2i = arith.constant 2 : index
+  %c200 = arith.constant 200 : index
+  %c50000 = arith.constant 50000 : index
+  %true = arith.constant true
+  %c0_i32 = arith.constant 0 : i32
+  %c5_i32 = arith.constant 5 : i32
+  %c6_i16 = arith.constant 6 : i16
+  %zero = arith.constant 0.0 : f32
+  %ninf = arith.constant 0xFF800000 : f32
+  %nq = tensor.dim %q, %c2 : tensor<1x2x1x4xf32>
+  %nk = tensor.dim %k, %c2 : tensor<1x2x?x4xf32>
+  %s0 = tensor.empty(%nq, %nk) : tensor<1x2x?x?xf32>
+  %sz = linalg.fill ins(%zero : f32) outs(%s0 : tensor<1x2x?x?xf32>) -> tensor<1x2x?x?xf32>
+  %s = linalg.generic {indexing_maps = [#qmap, #kmap, #smap], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]}
+      ins(%q, %k : tensor<1x2x1x4xf32>, tensor<1x2x?x4xf32>) outs(%sz : tensor<1x2x?x?xf32>) {
+  ^bb0(%a: f32, %b: f32, %acc: f32):
+    %p = arith.mulf %a, %b : f32
+    %acc2 = arith.addf %acc, %p : f32
+    linalg.yield %acc2 : f32
+  } -> tensor<1x2x?x?xf32>
+  %masked = linalg.generic {indexing_maps = [#id4, #id4], iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%s : tensor<1x2x?x?xf32>) outs(%s0 : tensor<1x2x?x?xf32>) {
+  ^bb0(%x: f32, %out: f32):
+    %i = linalg.index 2 : index
+    %j = linalg.index 3 : index
+    %off = arith.subi %nk, %nq : index
+    %qpos = arith.addi %i, %off : index
+
+    %past = arith.cmpi sle, %j, %qpos : index
+    %d = arith.subi %qpos, %j : index
+    %near = arith.cmpi slt, %d, %c6 : index
+    %visible = arith.andi %past, %near : i1
+    %r = arith.select %visible, %x, %ninf : f32
+    linalg.yield %r : f32
+  } -> tensor<1x2x?x?xf32>
+  %p = linalg.softmax dimension(3) ins(%masked : tensor<1x2x?x?xf32>) outs(%s0 : tensor<1x2x?x?xf32>) -> tensor<1x2x?x?xf32>
+  %o0 = tensor.empty() : tensor<1x2x1x4xf32>
+  %oz = linalg.fill ins(%zero : f32) outs(%o0 : tensor<1x2x1x4xf32>) -> tensor<1x2x1x4xf32>
+  %o = linalg.generic {indexing_maps = [#pmap, #vmap, #omap], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]}
+      ins(%p, %v : tensor<1x2x?x?xf32>, tensor<1x2x?x4xf32>) outs(%oz : tensor<1x2x1x4xf32>) {
+  ^bb0(%a: f32, %b: f32, %acc: f32):
+    %m = arith.mulf %a, %b : f32
+    %acc2 = arith.addf %acc, %m : f32
+    linalg.yield %acc2 : f32
+  } -> tensor<1x2x1x4xf32>
+  return %o : tensor<1x2x1x4xf32>
+}
+func.func @decode_frame(%q: tensor<1x2x4x4xf32>, %k: tensor<1x2x?x4xf32>, %v: tensor<1x2x?x4xf32>) -> tensor<1x2x4x4xf32> {
+  %c2 = arith.constant 2 : index
+  %c3 = arith.constant 3 : index
+  %c4 = arith.constant 4 : index
+  %c6 = arith.constant 6 : index
+  %c8 = arith.constant 8 : index
+  %c2i = arith.constant 2 : index
+  %c200 = arith.constant 200 : index
+  %c50000 = arith.constant 50000 : index
+  %true = arith.constant true
+  %c0_i32 = arith.constant 0 : i32
+  %c5_i32 = arith.constant 5 : i32
+  %c6_i16 = arith.constant 6 : i16
+  %zero = arith.constant 0.0 : f32
+  %ninf = arith.constant 0xFF800000 : f32
+  %nq = tensor.dim %q, %c2 : tensor<1x2x4x4xf32>
+  %nk = tensor.dim %k, %c2 : tensor<1x2x?x4xf32>
+  %s0 = tensor.empty(%nq, %nk) : tensor<1x2x?x?xf32>
+  %sz = linalg.fill ins(%zero : f32) outs(%s0 : tensor<1x2x?x?xf32>) -> tensor<1x2x?x?xf32>
+  %s = linalg.generic {indexing_maps = [#qmap, #kmap, #smap], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]}
+      ins(%q, %k : tensor<1x2x4x4xf32>, tensor<1x2x?x4xf32>) outs(%sz : tensor<1x2x?x?xf32>) {
+  ^bb0(%a: f32, %b: f32, %acc: f32):
+    %p = arith.mulf %a, %b : f32
+    %acc2 = arith.addf %acc, %p : f32
+    linalg.yield %acc2 : f32
+  } -> tensor<1x2x?x?xf32>
+  %masked = linalg.generic {indexing_maps = [#id4, #id4], iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%s : tensor<1x2x?x?xf32>) outs(%s0 : tensor<1x2x?x?xf32>) {
+  ^bb0(%x: f32, %out: f32):
+    %i = linalg.index 2 : index
+    %j = linalg.index 3 : index
+    %off = arith.subi %nk, %nq : index
+    %qpos = arith.addi %i, %off : index
+
+    %fq = arith.divsi %qpos, %c4 : index
+    %fk = arith.divsi %j, %c4 : index
+    %past = arith.cmpi sle, %fk, %fq : index
+    %d = arith.subi %fq, %fk : index
+    %near = arith.cmpi slt, %d, %c2i : index
+    %visible = arith.andi %past, %near : i1
+    %r = arith.select %visible, %x, %ninf : f32
+    linalg.yield %r : f32
+  } -> tensor<1x2x?x?xf32>
+  %p = linalg.softmax dimension(3) ins(%masked : tensor<1x2x?x?xf32>) outs(%s0 : tensor<1x2x?x?xf32>) -> tensor<1x2x?x?xf32>
+  %o0 = tensor.empty() : tensor<1x2x4x4xf32>
+  %oz = linalg.fill ins(%zero : f32) outs(%o0 : tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  %o = linalg.generic {indexing_maps = [#pmap, #vmap, #omap], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]}
+      ins(%p, %v : tensor<1x2x?x?xf32>, tensor<1x2x?x4xf32>) outs(%oz : tensor<1x2x4x4xf32>) {
+  ^bb0(%a: f32, %b: f32, %acc: f32):
+    %m = arith.mulf %a, %b : f32
+    %acc2 = arith.addf %acc, %m : f32
+    linalg.yield %acc2 : f32
+  } -> tensor<1x2x4x4xf32>
+  return %o : tensor<1x2x4x4xf32>
 }
 }

@@ -1009,6 +1009,15 @@ MaskEvaluator::largestIntegerConstant(ArrayRef<MaskTermNodes> terms) const {
     };
     if (node.kind == Kind::Const && isAffineType(node.type))
       note(node.value.i);
+    // A float divisor (integer floor division done in f64); not other float
+    // constants, such as a finite masking value of -1e9.
+    if (node.kind == Kind::Op && node.native == Native::DivF) {
+      const Node &divisor = nodes[node.operands[1]];
+      double f = divisor.value.f;
+      if (divisor.kind == Kind::Const && std::isfinite(f) &&
+          std::fabs(f) < 0x1p62 && f == std::floor(f))
+        note(static_cast<int64_t>(f));
+    }
     if (node.kind == Kind::Div || node.kind == Kind::Rem ||
         node.kind == Kind::Linear)
       note(node.c);

@@ -923,7 +923,7 @@ proveMaskForAllSizes(linalg::LinalgOp qk, ArrayRef<MaskTerm> masks,
       2 * std::min<int64_t>(evaluator.largestIntegerConstant(*terms), 1 << 17) +
       257;
   std::string firstWhy;
-  SWBAMaskParams tried{0, 0};
+  SmallVector<SWBAMaskParams> tried;
   for (int attempt = 0; attempt < 3 && large <= (1 << 20);
        ++attempt, large *= 4) {
     SmallVector<int64_t> values(numSymbols, large);
@@ -954,17 +954,62 @@ proveMaskForAllSizes(linalg::LinalgOp qk, ArrayRef<MaskTerm> masks,
                              nqValue, nkValue);
       return failure();
     }
-    // The same window as at shorter lengths: already not proven.
-    if (!firstWhy.empty() && params->blockSize == tried.blockSize &&
-        params->window == tried.window)
-      continue;
-    tried = *params;
-    if (succeeded(evaluator.proveForAllSizes(*terms, sizes, *params, why))) {
-      match.params = *params;
+    // Few static query rows (decode: one token, or one frame) fit many
+    // windows at one length; after the one inferred, a token window as wide
+    // as the last row's keys, frames as long as the rows, and frames as
+    // long as the keys show them are tried.
+    const KeyRange &last = visible->back();
+    int64_t width = last.hi - last.lo;
+    auto prove = [&](const SWBAMaskParams &candidate) {
+      // A window already not proven at shorter lengths.
+      if (llvm::any_of(tried, [&](const SWBAMaskParams &p) {
+            return p.blockSize == candidate.blockSize &&
+                   p.window == candidate.window;
+          }))
+        return false;
+      tried.push_back(candidate);
+      if (succeeded(
+              evaluator.proveForAllSizes(*terms, sizes, candidate, why))) {
+        match.params = candidate;
+        return true;
+      }
+      if (firstWhy.empty())
+        firstWhy = why;
+      return false;
+    };
+    if (prove(*params))
       return success();
+    if (nq->symbolic)
+      continue;
+    if (prove({1, width}) ||
+        (nqValue > 1 && width % nqValue == 0 &&
+         prove({nqValue, width / nqValue})))
+      return success();
+    if (!nk->symbolic)
+      continue;
+    // Frames: as the keys grow by one, the last row's first key moves by a
+    // frame's length where the last query enters a new frame.
+    int64_t limit =
+        std::min<int64_t>(evaluator.largestIntegerConstant(*terms), 4096) + 1;
+    for (int64_t t = 1; t <= limit; ++t) {
+      SmallVector<int64_t> more(values);
+      more[nk->value] = nkValue + t;
+      evaluator.setSizeValues(more);
+      std::string ignored;
+      FailureOr<SmallVector<KeyRange>> next = evaluateTerms(
+          *terms, nqValue, nkValue + t, budget, evaluator, ignored);
+      evaluator.setSizeValues({});
+      if (failed(next))
+        break;
+      int64_t lo = next->back().lo;
+      if (lo == last.lo)
+        continue;
+      int64_t frame = lo - last.lo;
+      if (frame > 0 && lo % frame == 0 &&
+          prove({frame, (nkValue + t - 1) / frame - lo / frame + 1}))
+        return success();
+      break;
     }
-    if (firstWhy.empty())
-      firstWhy = why;
   }
   why = firstWhy;
   return failure();
