@@ -62,8 +62,12 @@ def RaiseSWBA : Pass<"raise-swba"> {
     computed sizes (`tensor.reshape` of `tensor.from_elements`) are read
     as the copies and reshapes they are where the sizes are proven equal;
     a copy whose source length is not proven equal to the query length
-    stays the op's operand. The op keeps the dynamic lengths; where
-    queries outnumber keys at run time, the lowering's size checks fail.
+    stays the op's operand. With a static count of queries against dynamic
+    keys (decode), where one length fits many windows, a token window as
+    wide as the last row's keys and frames as long as the rows, or as the
+    keys show them as they grow, are proven after the window inferred. The
+    op keeps the dynamic lengths; where queries outnumber keys at run time,
+    the lowering's size checks fail.
 
     Soundness: the pass decides the mask on every (query, key) pair of the
     static shapes (one by one, or a block of rows and keys at once where
