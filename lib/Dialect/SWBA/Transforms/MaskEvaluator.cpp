@@ -38,23 +38,6 @@ static uint64_t bitsOf(double f) {
 }
 
 unsigned MaskEvaluator::intern(Node node) {
-  // Index arithmetic on constants is a constant (a slice's offset into a
-  // shape tensor, say).
-  if ((node.kind == Kind::Linear || node.kind == Kind::Div ||
-       node.kind == Kind::Rem) &&
-      llvm::all_of(node.operands,
-                   [&](unsigned o) { return nodes[o].kind == Kind::Const; })) {
-    SmallVector<Scalar, 3> values;
-    for (unsigned o : node.operands)
-      values.push_back(nodes[o].value);
-    std::string ignored;
-    FailureOr<Scalar> value = applyIndexing(node, values, ignored);
-    if (succeeded(value)) {
-      Node constant{Kind::Const, node.type};
-      constant.value = *value;
-      node = std::move(constant);
-    }
-  }
   for (unsigned operand : node.operands)
     node.deps |= nodes[operand].deps;
   if (node.kind == Kind::Row)
@@ -76,7 +59,22 @@ unsigned MaskEvaluator::intern(Node node) {
   auto [it, inserted] = interned.try_emplace(key, nodes.size());
   if (inserted)
     nodes.push_back(std::move(node));
-  return it->second;
+  unsigned id = it->second;
+  // Arithmetic on constants is a constant (the index into a shape tensor
+  // and the slice offsets that ONNX's export computes, say).
+  const Node &made = nodes[id];
+  bool foldable = made.kind == Kind::Op || made.kind == Kind::Linear ||
+                  made.kind == Kind::Div || made.kind == Kind::Rem;
+  if (!foldable ||
+      !llvm::all_of(made.operands,
+                    [&](unsigned o) { return nodes[o].kind == Kind::Const; }))
+    return id;
+  SmallVector<Scalar, 3> values;
+  for (unsigned o : made.operands)
+    values.push_back(nodes[o].value);
+  std::string ignored;
+  FailureOr<Scalar> value = apply(id, values, ignored);
+  return succeeded(value) ? constantNode(*value, nodes[id].type) : id;
 }
 
 unsigned MaskEvaluator::constantNode(Scalar value, Type type) {
@@ -280,20 +278,7 @@ FailureOr<unsigned> MaskEvaluator::buildOp(Operation *op,
   node.op = copy;
   node.native = classify(copy);
   node.operands.assign(operands.begin(), operands.end());
-  unsigned id = intern(std::move(node));
-  // Constants in, a constant out (the shape arithmetic ONNX's export
-  // writes: an index into a shape tensor).
-  if (llvm::all_of(operands,
-                   [&](unsigned o) { return nodes[o].kind == Kind::Const; })) {
-    SmallVector<Scalar, 3> values;
-    for (unsigned o : operands)
-      values.push_back(nodes[o].value);
-    std::string ignored;
-    FailureOr<Scalar> value = apply(id, values, ignored);
-    if (succeeded(value))
-      return constantNode(*value, nodes[id].type);
-  }
-  return id;
+  return intern(std::move(node));
 }
 
 FailureOr<const MaskEvaluator::ConstantData *>
