@@ -919,9 +919,17 @@ proveMaskForAllSizes(linalg::LinalgOp qk, ArrayRef<MaskTerm> masks,
   // window of two 2048-key frames looks the same).
   unsigned numSymbols = classes.numSymbols();
   SymbolicSizes sizes{numSymbols, *nq, *nk};
-  int64_t large =
-      2 * std::min<int64_t>(evaluator.largestIntegerConstant(*terms), 1 << 17) +
-      257;
+  int64_t largest = evaluator.largestIntegerConstant(*terms);
+  int64_t large = 2 * std::min<int64_t>(largest, 1 << 17) + 257;
+  // The keys each row sees where the symbols take `values`.
+  auto rowsAt = [&](ArrayRef<int64_t> values, int64_t nqValue,
+                    int64_t nkValue, std::string &reason) {
+    evaluator.setSizeValues(values);
+    FailureOr<SmallVector<KeyRange>> rows =
+        evaluateTerms(*terms, nqValue, nkValue, budget, evaluator, reason);
+    evaluator.setSizeValues({});
+    return rows;
+  };
   std::string firstWhy;
   SmallVector<SWBAMaskParams> tried;
   for (int attempt = 0; attempt < 3 && large <= (1 << 20);
@@ -931,17 +939,15 @@ proveMaskForAllSizes(linalg::LinalgOp qk, ArrayRef<MaskTerm> masks,
     int64_t nkValue = nk->symbolic ? std::max(large, nqValue) : nk->value;
     if (nq->symbolic && nk->symbolic && nq->value == nk->value)
       nqValue = nkValue;
-    if (nq->symbolic)
+    if (nq->symbolic) {
       nqValue = std::max<int64_t>(1, std::min(nqValue, nkValue));
-    if (nq->symbolic)
       values[nq->value] = nqValue;
+    }
     if (nk->symbolic)
       values[nk->value] = nkValue;
-    evaluator.setSizeValues(values);
     why.clear();
     FailureOr<SmallVector<KeyRange>> visible =
-        evaluateTerms(*terms, nqValue, nkValue, budget, evaluator, why);
-    evaluator.setSizeValues({});
+        rowsAt(values, nqValue, nkValue, why);
     FailureOr<SWBAMaskParams> params =
         succeeded(visible) ? inferSWBAMask(*visible, nqValue, nkValue, why)
                            : FailureOr<SWBAMaskParams>(failure());
@@ -989,16 +995,13 @@ proveMaskForAllSizes(linalg::LinalgOp qk, ArrayRef<MaskTerm> masks,
       continue;
     // Frames: as the keys grow by one, the last row's first key moves by a
     // frame's length where the last query enters a new frame.
-    int64_t limit =
-        std::min<int64_t>(evaluator.largestIntegerConstant(*terms), 4096) + 1;
+    int64_t limit = std::min<int64_t>(largest, 4096) + 1;
     for (int64_t t = 1; t <= limit; ++t) {
       SmallVector<int64_t> more(values);
       more[nk->value] = nkValue + t;
-      evaluator.setSizeValues(more);
       std::string ignored;
-      FailureOr<SmallVector<KeyRange>> next = evaluateTerms(
-          *terms, nqValue, nkValue + t, budget, evaluator, ignored);
-      evaluator.setSizeValues({});
+      FailureOr<SmallVector<KeyRange>> next =
+          rowsAt(more, nqValue, nkValue + t, ignored);
       if (failed(next))
         break;
       int64_t lo = next->back().lo;
