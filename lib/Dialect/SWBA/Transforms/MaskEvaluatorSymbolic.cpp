@@ -387,7 +387,6 @@ struct MaskEvaluator::Symbolic {
         return failure();
       }
     }
-    SmallVector<size_t, 3> at(lists.size(), 0);
     SmallVector<const Piece *, 3> chosen(lists.size());
     for (size_t k = 0; k < total; ++k) {
       size_t rest = k;
@@ -847,9 +846,9 @@ struct MaskEvaluator::Symbolic {
     return r;
   }
 
-  /// `f` on the domain as a union of polyhedra, those without an integer
+  /// `f` on the domain as a union of polyhedra, those without a rational
   /// point dropped as they are made (and with them the products of the
-  /// ands), or failure past kMaxDisjuncts.
+  /// ands), or failure past kMaxDisjuncts or kMaxSteps.
   FailureOr<std::vector<pb::IntegerPolyhedron>> disjuncts(const F &f) {
     // Guards share their subformulas: each is decided once for as many
     // variables as there are.
@@ -1052,7 +1051,8 @@ LogicalResult MaskEvaluator::proveForAllSizes(ArrayRef<MaskTermNodes> terms,
     F hidden = constantFormula(false);
     for (const Piece &p : **values) {
       if (p.isLin) {
-        why = "the mask's value is an integer";
+        why = "the mask's value depends on the query, the key or a dynamic "
+              "size, not only through conditions";
         return failure();
       }
       double value = p.value.f;
