@@ -2,6 +2,7 @@
 
 #include "MaskEvaluator.h"
 #include "MaskNodes.h"
+#include "SizeClasses.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -437,21 +438,6 @@ std::optional<unsigned> MaskEvaluator::digitsIn(ArrayRef<Digit> of,
   return intern(std::move(linear));
 }
 
-/// The one dimension of `group` whose size is not 1 (-1 where all are 1),
-/// or std::nullopt where there are several.
-static std::optional<int64_t> soleNonUnit(RankedTensorType type,
-                                          ArrayRef<int64_t> group) {
-  std::optional<int64_t> only = -1;
-  for (int64_t d : group) {
-    if (type.getDimSize(d) == 1)
-      continue;
-    if (*only >= 0)
-      return std::nullopt;
-    only = d;
-  }
-  return only;
-}
-
 FailureOr<SmallVector<unsigned>>
 MaskEvaluator::viewSourceCoords(Operation *view, ArrayRef<unsigned> coords,
                                 std::string &why) {
@@ -464,7 +450,7 @@ MaskEvaluator::viewSourceCoords(Operation *view, ArrayRef<unsigned> coords,
          llvm::enumerate(collapse.getReassociationIndices())) {
       // At most one dimension of the group has more than one element: the
       // index is its index (the others' is 0), whatever the sizes.
-      if (std::optional<int64_t> only = soleNonUnit(srcType, group)) {
+      if (std::optional<int64_t> only = soleNonUnitDim(srcType, group)) {
         for (int64_t d : group)
           src[d] = d == *only ? coords[k] : constantNode(Scalar{}, index);
         continue;
@@ -512,7 +498,7 @@ MaskEvaluator::viewSourceCoords(Operation *view, ArrayRef<unsigned> coords,
     RankedTensorType type = expand.getResultType();
     SmallVector<unsigned> src;
     for (const ReassociationIndices &group : expand.getReassociationIndices()) {
-      if (std::optional<int64_t> only = soleNonUnit(type, group)) {
+      if (std::optional<int64_t> only = soleNonUnitDim(type, group)) {
         src.push_back(*only >= 0 ? coords[*only]
                                  : constantNode(Scalar{}, index));
         continue;

@@ -87,18 +87,9 @@ std::optional<SizeClasses::Size> SizeClasses::traceDim(Value tensor, int64_t d,
     }
     if (auto collapse = dyn_cast<tensor::CollapseShapeOp>(def)) {
       // The one source dimension of the group that is not 1.
-      RankedTensorType src = collapse.getSrcType();
-      std::optional<int64_t> only;
-      for (int64_t s : collapse.getReassociationIndices()[d]) {
-        if (src.getDimSize(s) == 1)
-          continue;
-        if (only) {
-          only.reset();
-          break;
-        }
-        only = s;
-      }
-      if (only)
+      std::optional<int64_t> only = soleNonUnitDim(
+          collapse.getSrcType(), collapse.getReassociationIndices()[d]);
+      if (only && *only >= 0)
         return traceDim(collapse.getSrc(), *only, depth + 1);
     }
     if (auto cast = dyn_cast<tensor::CastOp>(def))
@@ -206,6 +197,19 @@ std::optional<SizeRef> SizeClasses::refOf(const std::optional<Size> &size) {
   if (inserted)
     symbols.push_back(root);
   return SizeRef{true, it->second};
+}
+
+std::optional<int64_t> mlir::swba::soleNonUnitDim(RankedTensorType type,
+                                                  ArrayRef<int64_t> group) {
+  std::optional<int64_t> only = -1;
+  for (int64_t d : group) {
+    if (type.getDimSize(d) == 1)
+      continue;
+    if (*only >= 0)
+      return std::nullopt;
+    only = d;
+  }
+  return only;
 }
 
 std::optional<SizeRef> SizeClasses::dimSize(Value tensor, int64_t d) {

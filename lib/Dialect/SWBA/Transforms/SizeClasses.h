@@ -19,12 +19,18 @@
 #include "MaskEvaluator.h"
 
 #include "mlir/IR/Block.h"
+#include "mlir/IR/BuiltinTypes.h"
 #include "llvm/ADT/DenseMap.h"
 
 #include <optional>
 #include <variant>
 
 namespace mlir::swba {
+
+/// The one dimension of reshape group `group` of `type` whose size is not
+/// 1 (-1 where all are 1), or std::nullopt where there are several.
+std::optional<int64_t> soleNonUnitDim(RankedTensorType type,
+                                      ArrayRef<int64_t> group);
 
 class SizeClasses {
 public:
