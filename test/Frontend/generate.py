@@ -461,6 +461,43 @@ CASES = {
         Manual(8, 2, 0.25, softmax_dtype=F32), qkv(dtype=F16),
         dict(bs=8, ws=2, scale="2.500000e-01", q="1x2x?x16xf16", k="1x2x?x16xf16",
              dynamic=True, lengths=["10,10,10", "33,33,33"])),
+    "frames-dynamic-batch": (
+        "Frames of 8 tokens in a window of 2 frames, masked_fill, with a "
+        "symbolic batch and length (what serving exports mark dynamic): the "
+        "batch is proven the same in q, k, v and the result through the "
+        "batched products' loops (torch-mlir folds it with the heads: B x 2), "
+        "and the op keeps it dynamic; run at batches of 1 to 3",
+        Manual(8, 2, 0.25, style="masked_fill"), qkv(),
+        dict(bs=8, ws=2, scale="2.500000e-01", q="?x2x?x16xf32", k="?x2x?x16xf32",
+             dynamic="batch", lengths=["2,5,2,5,2,5", "3,37,3,37,3,37", "1,9,1,9,1,9"])),
+    "token-window-dynamic-batch": (
+        "The token window of 5 keys with a symbolic batch and length",
+        TokenWindow(5), qkv(),
+        dict(bs=1, ws=5, scale="2.500000e-01", q="?x2x?x16xf32", k="?x2x?x16xf32",
+             dynamic="batch", lengths=["2,3,2,3,2,3", "3,40,3,40,3,40"])),
+    "kv-cache-dynamic-batch": (
+        "New queries against a KV cache, batch, query and key lengths symbolic",
+        Manual(8, 2, 0.25), qkv(nq=12, nk=32),
+        dict(bs=8, ws=2, scale="2.500000e-01", q="?x2x?x16xf32", k="?x2x?x16xf32",
+             dynamic="batch-kv", lengths=["2,12,2,32,2,32", "3,2,3,9,3,9"])),
+    "gqa-sdpa-dynamic-batch": (
+        "GQA through SDPA with a boolean mask, a symbolic batch and length",
+        GQA(8, 2, 2, sdpa=True), qkv(hq=4, hkv=2),
+        dict(bs=8, ws=2, scale="5.000000e-01", q="?x4x?x16xf32", k="?x4x?x16xf32",
+             dynamic="batch", lengths=["2,7,2,7,2,7", "3,33,3,33,3,33"])),
+    "bf16-dynamic-batch": (
+        "bf16 throughout, masked_fill and softmax in bf16, a symbolic batch "
+        "and length",
+        Manual(8, 2, 0.25, style="masked_fill"), qkv(dtype=BF16),
+        dict(bs=8, ws=2, scale="2.500000e-01", q="?x2x?x16xbf16", k="?x2x?x16xbf16",
+             dynamic="batch", lengths=["2,10,2,10,2,10", "3,33,3,33,3,33"])),
+    "shared-kv-dynamic-batch": (
+        "A symbolic batch of queries against k and v of one sequence, "
+        "broadcast over the batch by matmul: the op reads torch-mlir's "
+        "broadcast copies of k and v, whose batch the products tie to q's",
+        Manual(8, 2, 0.25, style="masked_fill"), qkv(),
+        dict(bs=8, ws=2, scale="2.500000e-01", q="?x2x?x16xf32", k="?x2x?x16xf32",
+             dynamic="batch-q", lengths=["2,5,5,5", "3,37,37,37"])),
     "token-window-bidirectional": (
         "A token-level window |i - j| < 5: not causal",
         TokenWindow(5, bidirectional=True), qkv(),
@@ -521,17 +558,29 @@ DTYPE_NAME = {F32: "f32", F16: "f16", BF16: "bf16"}
 def export(module, inputs, route, dynamic=False):
     """The linalg module text, or raises with the frontend's error. With
     `dynamic`, the length (dim 2) of q, k and v is one symbolic size; with
-    "kv", q's length is one and k's and v's another."""
+    "kv", q's length is one and k's and v's another; with "batch" (or
+    "batch-kv") the batch (dim 0) is one symbolic size too, and with
+    "batch-q" only q's batch is symbolic."""
     torch.manual_seed(0)
-    args = tuple(torch.randn(*shape).to(dtype) for shape, dtype in inputs)
+    batched = lambda a: dynamic in ("batch", "batch-kv") or (dynamic == "batch-q" and a == 0)
+    # A symbolic batch is traced at 2 (torch.export specializes sizes 0 and 1).
+    args = tuple(torch.randn(*((2,) + shape[1:] if batched(a) else shape)).to(dtype)
+                 for a, (shape, dtype) in enumerate(inputs))
     shapes = None
-    if dynamic == "kv":
+    if dynamic in ("kv", "batch-kv"):
         nq = torch.export.Dim("NQ", min=2, max=1 << 20)
         nk = torch.export.Dim("NK", min=2, max=1 << 20)
         shapes = tuple({2: nq if a == 0 else nk} for a in range(len(args)))
     elif dynamic:
         n = torch.export.Dim("N", min=2, max=1 << 20)
         shapes = tuple({2: n} for _ in args)
+    if dynamic in ("batch", "batch-kv", "batch-q"):
+        # One symbolic batch for q, k and v (or for q alone, k and v
+        # broadcast from one sequence).
+        b = torch.export.Dim("B", min=2, max=1 << 10)
+        for a, shape in enumerate(shapes):
+            if batched(a):
+                shape[0] = b
     ep = torch.export.export(module, args, dynamic_shapes=shapes)
     if route == "decomposed":
         ep = ep.run_decompositions()

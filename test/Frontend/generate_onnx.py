@@ -62,11 +62,15 @@ def shape(*dims):
     return (dims, torch.float32)
 
 
-def dynamic(module, kv=False):
+def dynamic(module, kv=False, batch=False):
     """`module` exported with a symbolic length (dim 2) of q, k and v (with
-    `kv`, q's one and k's and v's another)."""
+    `kv`, q's one and k's and v's another; with `batch`, a symbolic batch,
+    dim 0, of all three too)."""
     module.dynamic_axes = {"q": {2: "nq"}, "k": {2: "nk" if kv else "nq"},
                            "v": {2: "nk" if kv else "nq"}}
+    if batch:
+        for axes in module.dynamic_axes.values():
+            axes[0] = "batch"
     return module
 
 
@@ -115,6 +119,18 @@ CASES["onnx-sdpa-frames-dynamic"] = (
     dynamic(sdpa_frames(8, 2)), [shape(1, 2, 32, 16)] * 3,
     dict(bs=8, ws=2, scale="2.500000e-01", q="1x2x?x16xf32", k="1x2x?x16xf32",
          lengths=["5,5,5", "37,37,37"]))
+CASES["onnx-token-window-dynamic-batch"] = (
+    "ONNX: the token window of 5 keys with a dynamic batch and dynamic query "
+    "and key lengths (the axes ONNX exports for serving mark dynamic)",
+    dynamic(token_window(5), kv=True, batch=True),
+    [shape(2, 2, 12, 16), shape(2, 2, 32, 16), shape(2, 2, 32, 16)],
+    dict(bs=1, ws=5, scale="2.500000e-01", q="?x2x?x16xf32", k="?x2x?x16xf32",
+         lengths=["2,12,2,32,2,32", "3,3,3,3,3,3", "1,40,1,40,1,40"]))
+CASES["onnx-sdpa-frames-dynamic-batch"] = (
+    "ONNX: SDPA with a boolean frame mask, a dynamic batch and length",
+    dynamic(sdpa_frames(8, 2), batch=True), [shape(2, 2, 32, 16)] * 3,
+    dict(bs=8, ws=2, scale="2.500000e-01", q="?x2x?x16xf32", k="?x2x?x16xf32",
+         lengths=["2,5,2,5,2,5", "3,37,3,37,3,37"]))
 CASES["onnx-sdpa-frames-gqa-dynamic"] = (
     "ONNX: SDPA with a boolean frame mask and GQA, a dynamic length: the "
     "export repeats k and v through 10-D tensors reshaped to sizes computed "

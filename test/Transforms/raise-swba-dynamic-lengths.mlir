@@ -34,6 +34,10 @@
 // RUN: swba-opt %t.df.mlir --raise-swba --swba-to-llvm | mlir-runner -e entry -entry-point-result=void %mlir_runner_libs > %t.df.raised
 // RUN: swba-opt %t.df.mlir --swba-to-llvm | mlir-runner -e entry -entry-point-result=void %mlir_runner_libs > %t.df.plain
 // RUN: %python %S/../Frontend/run_model.py --compare %t.df.raised %t.df.plain --tolerance 1e-4 | FileCheck %s --check-prefix=CMP
+// RUN: %python %S/../Frontend/run_model.py %s --function dynamic_batch --lengths 3,5,3,11,3,11 > %t.db.mlir
+// RUN: swba-opt %t.db.mlir --raise-swba --swba-to-llvm | mlir-runner -e entry -entry-point-result=void %mlir_runner_libs > %t.db.raised
+// RUN: swba-opt %t.db.mlir --swba-to-llvm | mlir-runner -e entry -entry-point-result=void %mlir_runner_libs > %t.db.plain
+// RUN: %python %S/../Frontend/run_model.py --compare %t.db.raised %t.db.plain --tolerance 1e-4 | FileCheck %s --check-prefix=CMP
 // CMP: compared {{[1-9][0-9]*}} elements, 0 mismatches, nonzero
 
 // CHECK-LABEL: func.func @kv_cache
@@ -62,6 +66,10 @@
 // CHECK-LABEL: func.func @frames_of_1024
 // CHECK: swba.attention {{.*}} block_size = 1024 window = 4
 // CHECK-LABEL: func.func @dynamic_batch
+// CHECK: swba.attention ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<?x2x?x4xf32>, tensor<?x2x?x4xf32>, tensor<?x2x?x4xf32>) outs(%{{.*}} : tensor<?x2x?x4xf32>) block_size = 1 window = 6
+// CHECK-LABEL: func.func @untraced_batch
+// CHECK-NOT: swba.attention
+// CHECK-LABEL: func.func @dynamic_heads
 // CHECK-NOT: swba.attention
 // CHECK-LABEL: func.func @decode_token
 // CHECK: swba.attention ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<1x2x1x4xf32>, tensor<1x2x?x4xf32>, tensor<1x2x?x4xf32>) outs(%{{.*}} : tensor<1x2x1x4xf32>) block_size = 1 window = 6
@@ -641,7 +649,8 @@ func.func @frames_of_1024(%q: tensor<1x2x?x4xf32>, %k: tensor<1x2x?x4xf32>, %v: 
   return %o : tensor<1x2x?x4xf32>
 }
 
-// A dynamic batch: the kernels take static batch and head counts.
+// A dynamic batch (what serving exports mark dynamic besides the lengths):
+// one linalg loop indexes it in q, k, v and the result, and the op keeps it.
 func.func @dynamic_batch(%q: tensor<?x2x?x4xf32>, %k: tensor<?x2x?x4xf32>, %v: tensor<?x2x?x4xf32>) -> tensor<?x2x?x4xf32> {
   %c2 = arith.constant 2 : index
   %c3 = arith.constant 3 : index
@@ -688,7 +697,6 @@ func.func @dynamic_batch(%q: tensor<?x2x?x4xf32>, %k: tensor<?x2x?x4xf32>, %v: t
   %p = linalg.softmax dimension(3) ins(%masked : tensor<?x2x?x?xf32>) outs(%s0 : tensor<?x2x?x?xf32>) -> tensor<?x2x?x?xf32>
   %o0 = tensor.empty(%nb, %nq) : tensor<?x2x?x4xf32>
   %oz = linalg.fill ins(%zero : f32) outs(%o0 : tensor<?x2x?x4xf32>) -> tensor<?x2x?x4xf32>
-  // expected-remark @below {{q, k and v need static batch, head and feature sizes (only their lengths may be dynamic)}}
   %o = linalg.generic {indexing_maps = [#pmap, #vmap, #omap], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]}
       ins(%p, %v : tensor<?x2x?x?xf32>, tensor<?x2x?x4xf32>) outs(%oz : tensor<?x2x?x4xf32>) {
   ^bb0(%a: f32, %b: f32, %acc: f32):
@@ -697,6 +705,125 @@ func.func @dynamic_batch(%q: tensor<?x2x?x4xf32>, %k: tensor<?x2x?x4xf32>, %v: t
     linalg.yield %acc2 : f32
   } -> tensor<?x2x?x4xf32>
   return %o : tensor<?x2x?x4xf32>
+}
+
+// The result's batch computed by an op the pass does not read (a sum):
+// nothing proves it q's.
+func.func @untraced_batch(%q: tensor<?x2x?x4xf32>, %k: tensor<?x2x?x4xf32>, %v: tensor<?x2x?x4xf32>) -> tensor<?x2x?x4xf32> {
+  %c2 = arith.constant 2 : index
+  %c3 = arith.constant 3 : index
+  %c4 = arith.constant 4 : index
+  %c6 = arith.constant 6 : index
+  %c8 = arith.constant 8 : index
+  %c2i = arith.constant 2 : index
+  %c200 = arith.constant 200 : index
+  %c50000 = arith.constant 50000 : index
+  %true = arith.constant true
+  %c0_i32 = arith.constant 0 : i32
+  %c5_i32 = arith.constant 5 : i32
+  %c6_i16 = arith.constant 6 : i16
+  %zero = arith.constant 0.0 : f32
+  %ninf = arith.constant 0xFF800000 : f32
+  %c0 = arith.constant 0 : index
+  %nb = tensor.dim %q, %c0 : tensor<?x2x?x4xf32>
+  %nq = tensor.dim %q, %c2 : tensor<?x2x?x4xf32>
+  %nk = tensor.dim %k, %c2 : tensor<?x2x?x4xf32>
+  %s0 = tensor.empty(%nb, %nq, %nk) : tensor<?x2x?x?xf32>
+  %sz = linalg.fill ins(%zero : f32) outs(%s0 : tensor<?x2x?x?xf32>) -> tensor<?x2x?x?xf32>
+  %s = linalg.generic {indexing_maps = [#qmap, #kmap, #smap], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]}
+      ins(%q, %k : tensor<?x2x?x4xf32>, tensor<?x2x?x4xf32>) outs(%sz : tensor<?x2x?x?xf32>) {
+  ^bb0(%a: f32, %b: f32, %acc: f32):
+    %p = arith.mulf %a, %b : f32
+    %acc2 = arith.addf %acc, %p : f32
+    linalg.yield %acc2 : f32
+  } -> tensor<?x2x?x?xf32>
+  %masked = linalg.generic {indexing_maps = [#id4, #id4], iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%s : tensor<?x2x?x?xf32>) outs(%s0 : tensor<?x2x?x?xf32>) {
+  ^bb0(%x: f32, %out: f32):
+    %i = linalg.index 2 : index
+    %j = linalg.index 3 : index
+    %off = arith.subi %nk, %nq : index
+    %qpos = arith.addi %i, %off : index
+
+    %past = arith.cmpi sle, %j, %qpos : index
+    %d = arith.subi %qpos, %j : index
+    %near = arith.cmpi slt, %d, %c6 : index
+    %visible = arith.andi %past, %near : i1
+    %r = arith.select %visible, %x, %ninf : f32
+    linalg.yield %r : f32
+  } -> tensor<?x2x?x?xf32>
+  %p = linalg.softmax dimension(3) ins(%masked : tensor<?x2x?x?xf32>) outs(%s0 : tensor<?x2x?x?xf32>) -> tensor<?x2x?x?xf32>
+  %nb1 = arith.addi %nb, %c0 : index
+  %o0 = tensor.empty(%nb1, %nq) : tensor<?x2x?x4xf32>
+  %oz = linalg.fill ins(%zero : f32) outs(%o0 : tensor<?x2x?x4xf32>) -> tensor<?x2x?x4xf32>
+  // expected-remark @below {{q, k and v are not proven to span the dynamic batch of the result}}
+  %o = linalg.generic {indexing_maps = [#pmap, #vmap, #omap], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]}
+      ins(%p, %v : tensor<?x2x?x?xf32>, tensor<?x2x?x4xf32>) outs(%oz : tensor<?x2x?x4xf32>) {
+  ^bb0(%a: f32, %b: f32, %acc: f32):
+    %m = arith.mulf %a, %b : f32
+    %acc2 = arith.addf %acc, %m : f32
+    linalg.yield %acc2 : f32
+  } -> tensor<?x2x?x4xf32>
+  return %o : tensor<?x2x?x4xf32>
+}
+
+// Dynamic heads: the kernels take static head counts.
+func.func @dynamic_heads(%q: tensor<2x?x?x4xf32>, %k: tensor<2x?x?x4xf32>, %v: tensor<2x?x?x4xf32>) -> tensor<2x?x?x4xf32> {
+  %c2 = arith.constant 2 : index
+  %c3 = arith.constant 3 : index
+  %c4 = arith.constant 4 : index
+  %c6 = arith.constant 6 : index
+  %c8 = arith.constant 8 : index
+  %c2i = arith.constant 2 : index
+  %c200 = arith.constant 200 : index
+  %c50000 = arith.constant 50000 : index
+  %true = arith.constant true
+  %c0_i32 = arith.constant 0 : i32
+  %c5_i32 = arith.constant 5 : i32
+  %c6_i16 = arith.constant 6 : i16
+  %zero = arith.constant 0.0 : f32
+  %ninf = arith.constant 0xFF800000 : f32
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %nb = tensor.dim %q, %c1 : tensor<2x?x?x4xf32>
+  %nq = tensor.dim %q, %c2 : tensor<2x?x?x4xf32>
+  %nk = tensor.dim %k, %c2 : tensor<2x?x?x4xf32>
+  %s0 = tensor.empty(%nb, %nq, %nk) : tensor<2x?x?x?xf32>
+  %sz = linalg.fill ins(%zero : f32) outs(%s0 : tensor<2x?x?x?xf32>) -> tensor<2x?x?x?xf32>
+  %s = linalg.generic {indexing_maps = [#qmap, #kmap, #smap], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]}
+      ins(%q, %k : tensor<2x?x?x4xf32>, tensor<2x?x?x4xf32>) outs(%sz : tensor<2x?x?x?xf32>) {
+  ^bb0(%a: f32, %b: f32, %acc: f32):
+    %p = arith.mulf %a, %b : f32
+    %acc2 = arith.addf %acc, %p : f32
+    linalg.yield %acc2 : f32
+  } -> tensor<2x?x?x?xf32>
+  %masked = linalg.generic {indexing_maps = [#id4, #id4], iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%s : tensor<2x?x?x?xf32>) outs(%s0 : tensor<2x?x?x?xf32>) {
+  ^bb0(%x: f32, %out: f32):
+    %i = linalg.index 2 : index
+    %j = linalg.index 3 : index
+    %off = arith.subi %nk, %nq : index
+    %qpos = arith.addi %i, %off : index
+
+    %past = arith.cmpi sle, %j, %qpos : index
+    %d = arith.subi %qpos, %j : index
+    %near = arith.cmpi slt, %d, %c6 : index
+    %visible = arith.andi %past, %near : i1
+    %r = arith.select %visible, %x, %ninf : f32
+    linalg.yield %r : f32
+  } -> tensor<2x?x?x?xf32>
+  %p = linalg.softmax dimension(3) ins(%masked : tensor<2x?x?x?xf32>) outs(%s0 : tensor<2x?x?x?xf32>) -> tensor<2x?x?x?xf32>
+  %o0 = tensor.empty(%nb, %nq) : tensor<2x?x?x4xf32>
+  %oz = linalg.fill ins(%zero : f32) outs(%o0 : tensor<2x?x?x4xf32>) -> tensor<2x?x?x4xf32>
+  // expected-remark @below {{q, k and v need static head counts (only their batch, their outermost batch dimension, and their lengths may be dynamic)}}
+  %o = linalg.generic {indexing_maps = [#pmap, #vmap, #omap], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]}
+      ins(%p, %v : tensor<2x?x?x?xf32>, tensor<2x?x?x4xf32>) outs(%oz : tensor<2x?x?x4xf32>) {
+  ^bb0(%a: f32, %b: f32, %acc: f32):
+    %m = arith.mulf %a, %b : f32
+    %acc2 = arith.addf %acc, %m : f32
+    linalg.yield %acc2 : f32
+  } -> tensor<2x?x?x4xf32>
+  return %o : tensor<2x?x?x4xf32>
 }
 
 // Decode: one static query row (a token) or four (a frame) against a

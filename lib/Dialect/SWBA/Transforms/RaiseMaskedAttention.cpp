@@ -322,11 +322,20 @@ planOperand(linalg::LinalgOp op, OpOperand *operand,
 
   bool rowsSplit = !folded.folded();
   while (Operation *def = plan.value.getDefiningOp()) {
-    if (auto collapse = dyn_cast<tensor::CollapseShapeOp>(def)) {
+    // A collapse, or a tensor.reshape proven one (torch-mlir's view of
+    // dynamic shapes).
+    std::optional<SmallVector<ReassociationIndices>> collapseGroups;
+    if (auto collapse = dyn_cast<tensor::CollapseShapeOp>(def))
+      collapseGroups = collapse.getReassociationIndices();
+    bool isCollapse = false;
+    if (auto reshapeGroups = matchReshapeGroups(def, sameSize, isCollapse);
+        reshapeGroups && isCollapse)
+      collapseGroups = std::move(reshapeGroups);
+    if (collapseGroups) {
       // Merged batch dimensions split back in order keep the row-major batch
       // index; the sequence and feature dimensions must not be merged.
-      SmallVector<ReassociationIndices> groups =
-          collapse.getReassociationIndices();
+      SmallVector<ReassociationIndices> groups = std::move(*collapseGroups);
+      Value src = def->getOperand(0);
       size_t rank = plan.perm.size();
       if (groups[plan.perm[rank - 1]].size() != 1)
         break;
@@ -336,7 +345,7 @@ planOperand(linalg::LinalgOp op, OpOperand *operand,
         // The rows that fold query heads in: their two dimensions of more
         // than one element, the group's innermost among the batch, unit
         // dimensions ahead of the batch.
-        RankedTensorType srcType = collapse.getSrcType();
+        auto srcType = cast<RankedTensorType>(src.getType());
         SmallVector<int64_t> nonUnit, unit;
         for (int64_t d : groups[plan.perm[rank - 2]])
           (srcType.getDimSize(d) == 1 ? unit : nonUnit).push_back(d);
@@ -354,7 +363,7 @@ planOperand(linalg::LinalgOp op, OpOperand *operand,
         perm.append({groupDim, queryDim});
         llvm::append_range(perm, groups[plan.perm[rank - 1]]);
         plan.perm = std::move(perm);
-        plan.value = collapse.getSrc();
+        plan.value = src;
         rowsSplit = true;
         continue;
       }
@@ -362,7 +371,7 @@ planOperand(linalg::LinalgOp op, OpOperand *operand,
       for (size_t c = 0; c < rank; ++c)
         llvm::append_range(perm, groups[plan.perm[c]]);
       plan.perm = std::move(perm);
-      plan.value = collapse.getSrc();
+      plan.value = src;
       continue;
     }
     auto linalgOp = dyn_cast<linalg::LinalgOp>(def);
@@ -412,12 +421,20 @@ planOperand(linalg::LinalgOp op, OpOperand *operand,
     return failure();
   }
   auto type = cast<RankedTensorType>(plan.value.getType());
-  // Only the sequence may be dynamic (the lengths a model is exported
-  // with): batch, heads and head dims are the kernels' constants.
+  // The sequence and the batch may be dynamic (what models are exported
+  // with); heads and head dims are the kernels' constants. The batch is the
+  // outermost of the batch dimensions; checkScaleAndResult proves that q, k,
+  // v and the result share it.
   for (auto [c, d] : llvm::enumerate(plan.perm)) {
-    if (type.isDynamicDim(d) && c + 2 != plan.perm.size()) {
-      why = "q, k and v need static batch, head and feature sizes (only "
-            "their lengths may be dynamic)";
+    if (!type.isDynamicDim(d) || c + 2 == plan.perm.size())
+      continue;
+    if (c == plan.perm.size() - 1) {
+      why = "q, k and v need static feature sizes";
+      return failure();
+    }
+    if (c != 0) {
+      why = "q, k and v need static head counts (only their batch, their "
+            "outermost batch dimension, and their lengths may be dynamic)";
       return failure();
     }
   }
@@ -1073,9 +1090,67 @@ static LogicalResult planQKV(linalg::LinalgOp qk, linalg::LinalgOp pv,
   return success();
 }
 
+/// Whether the op's operands flatten the batch dimensions into the heads:
+/// [B, Hq] and [B, Hkv] stay apart; any other batch layout is flattened into
+/// the heads, which keeps query head h reading kv head h / repeat as long as
+/// the repeat is the innermost batch dimension (planOperand). Query heads
+/// folded into the rows are q's innermost batch dimension. (A dynamic B,
+/// the outermost, stays the op's batch: materialize.)
+static bool flattensBatch(const AttentionMatch &match) {
+  SmallVector<int64_t> bq = batchShape(match.q), bk = batchShape(match.k),
+                       bv = batchShape(match.v);
+  int64_t repeat = match.k.headRepeat;
+  return match.qkRows.folded() ||
+         !(bq.size() == 2 && bk.size() == 2 && bk == bv && bq[0] == bk[0] &&
+           bq[1] == bk[1] * repeat);
+}
+
+/// Where the batch is dynamic: whether q, k, v and the result have one
+/// dynamic batch, their outermost batch dimension (the same size in q, k
+/// and v), their other batch dimensions static and their batch products
+/// the result's (q's with the query heads its rows fold in, k's and v's
+/// repeated).
+static bool spansResultBatch(linalg::LinalgOp pv, const AttentionMatch &match,
+                             SizeClasses &classes) {
+  Value out = pv->getResult(0);
+  auto outType = cast<RankedTensorType>(out.getType());
+  int64_t outRank = outType.getRank();
+  // Row-major, the batch loops' order: the dynamic one outermost.
+  auto outerOnly = [](ArrayRef<int64_t> batch) {
+    return !batch.empty() && ShapedType::isDynamic(batch.front()) &&
+           llvm::none_of(batch.drop_front(), ShapedType::isDynamic);
+  };
+  if (!outerOnly(outType.getShape().drop_back(2)))
+    return false;
+  std::optional<SizeClasses::Scaled> outBatch = classes.scaledProduct(
+      out, llvm::to_vector(llvm::seq<int64_t>(0, outRank - 2)));
+  if (!outBatch || !outBatch->root)
+    return false;
+  std::optional<SizeClasses::Scaled> outer;
+  for (const OperandPlan *plan : {&match.q, &match.k, &match.v}) {
+    if (!outerOnly(batchShape(*plan)))
+      return false;
+    std::optional<SizeClasses::Scaled> first =
+        classes.scaledDim(plan->value, plan->perm.front());
+    if (!first || (outer && !(*first == *outer)))
+      return false;
+    outer = first;
+    std::optional<SizeClasses::Scaled> batch = classes.scaledProduct(
+        plan->value, ArrayRef<int64_t>(plan->perm).drop_back(2));
+    // q's batch holds the query heads that the rows fold in.
+    int64_t groups = plan == &match.q ? match.qkRows.groups : 1;
+    if (!batch || batch->root != outBatch->root ||
+        batch->num * plan->headRepeat * outBatch->den !=
+            outBatch->num * groups * batch->den)
+      return false;
+  }
+  return true;
+}
+
 /// Checks what the kernel needs of the planned match and of the P.V result.
 static LogicalResult checkScaleAndResult(linalg::LinalgOp pv,
                                          const AttentionMatch &match,
+                                         SizeClasses *classes,
                                          std::string &why) {
   if (!(match.scale > 0) || !std::isfinite(match.scale)) {
     why = llvm::formatv("the scale {0} is not positive and finite",
@@ -1085,9 +1160,21 @@ static LogicalResult checkScaleAndResult(linalg::LinalgOp pv,
   // Scores or probabilities broadcast over batch/heads would pair q, k and
   // v rows of different heads: every operand spans the same batch.
   auto outType = cast<RankedTensorType>(pv->getResult(0).getType());
-  if (llvm::any_of(outType.getShape().drop_back(2), ShapedType::isDynamic)) {
-    why = "the result needs static batch and head sizes";
-    return failure();
+  bool dynamicBatch =
+      llvm::any_of(outType.getShape().drop_back(2), ShapedType::isDynamic);
+  for (const OperandPlan *plan : {&match.q, &match.k, &match.v})
+    dynamicBatch |= llvm::any_of(batchShape(*plan), ShapedType::isDynamic);
+  if (dynamicBatch) {
+    if (!classes || !spansResultBatch(pv, match, *classes)) {
+      why = "q, k and v are not proven to span the dynamic batch of the "
+            "result";
+      return failure();
+    }
+    if (match.qkRows.folded() || match.pvRows.folded()) {
+      why = "rows that fold query heads in are raised with a static batch "
+            "only";
+      return failure();
+    }
   }
   int64_t outBatch = 1;
   for (int64_t size : outType.getShape().drop_back(2))
@@ -1095,7 +1182,8 @@ static LogicalResult checkScaleAndResult(linalg::LinalgOp pv,
   for (const OperandPlan *plan : {&match.q, &match.k, &match.v}) {
     // q's batch holds the query heads that the rows fold in.
     int64_t groups = plan == &match.q ? match.qkRows.groups : 1;
-    if (product(batchShape(*plan)) * plan->headRepeat != outBatch * groups) {
+    if (!dynamicBatch &&
+        product(batchShape(*plan)) * plan->headRepeat != outBatch * groups) {
       why = "q, k and v do not span the same batch and heads as the result";
       return failure();
     }
@@ -1136,10 +1224,19 @@ matchAttention(linalg::LinalgOp pv, bool transposed, Axis rows,
   ScoreTracer tracer;
   SizeOracle sameSize;
   if (classes)
-    sameSize = [classes](Value size, Value tensor, int64_t dim) {
-      std::optional<SizeRef> a = classes->scalarSize(size);
-      std::optional<SizeRef> b = classes->dimSize(tensor, dim);
-      return a && b && a->symbolic == b->symbolic && a->value == b->value;
+    sameSize = [classes](ArrayRef<SizeTerm> lhs, ArrayRef<SizeTerm> rhs) {
+      auto product = [&](ArrayRef<SizeTerm> terms) {
+        std::optional<SizeClasses::Scaled> total = SizeClasses::Scaled{1};
+        for (const SizeTerm &term : terms)
+          if (total)
+            total = SizeClasses::times(
+                *total, term.dim < 0
+                            ? classes->scaledScalar(term.value)
+                            : classes->scaledDim(term.value, term.dim));
+        return total;
+      };
+      std::optional<SizeClasses::Scaled> a = product(lhs), b = product(rhs);
+      return a && b && *a == *b;
     };
   tracer.setSizeOracle(sameSize);
   FailureOr<Expr *> p = tracer.traceTensor(contraction->p->get(), *pAccess);
@@ -1198,7 +1295,7 @@ matchAttention(linalg::LinalgOp pv, bool transposed, Axis rows,
   };
   if (failed(proveMask(qk, masks, budget, evaluator, classes, match, why)) ||
       failed(planQKV(qk, pv, *contraction, match, scalarOf, sameSize, why)) ||
-      failed(checkScaleAndResult(pv, match, why)))
+      failed(checkScaleAndResult(pv, match, classes, why)))
     return failure();
   return match;
 }
@@ -1259,7 +1356,27 @@ static Value materialize(RewriterBase &rewriter, Location loc,
   int64_t numBatch = rank - 2;
   ArrayRef<int64_t> shape = type.getShape();
   int64_t seq = shape[rank - 2], feat = shape[rank - 1];
-  if (flattenBatch || numBatch != 2) {
+  if ((flattenBatch || numBatch != 2) && type.isDynamicDim(0)) {
+    // A dynamic batch (the outermost, the others static: spansResultBatch)
+    // stays the op's batch; the others are its heads.
+    if (numBatch == 1) {
+      SmallVector<OpFoldResult> sizes =
+          tensor::getMixedSizes(rewriter, loc, value);
+      sizes.insert(sizes.begin() + 1, rewriter.getIndexAttr(1));
+      value = tensor::ExpandShapeOp::create(
+          rewriter, loc,
+          RankedTensorType::get({ShapedType::kDynamic, 1, seq, feat},
+                                type.getElementType()),
+          value, ArrayRef<ReassociationIndices>{{0, 1}, {2}, {3}}, sizes);
+    } else if (numBatch > 2) {
+      ReassociationIndices heads =
+          llvm::to_vector(llvm::seq<int64_t>(1, numBatch));
+      value = tensor::CollapseShapeOp::create(
+          rewriter, loc, value,
+          ArrayRef<ReassociationIndices>{
+              {0}, heads, {numBatch}, {numBatch + 1}});
+    }
+  } else if (flattenBatch || numBatch != 2) {
     int64_t batch = 1;
     for (int64_t d = 0; d < numBatch; ++d)
       batch *= shape[d];
@@ -1384,16 +1501,7 @@ static void rewriteAttention(RewriterBase &rewriter, linalg::LinalgOp pv,
     else if (tw == ew && t != elt) // f16 beside bf16: f32 holds both exactly
       elt = rewriter.getF32Type();
   }
-  SmallVector<int64_t> bq = batchShape(match.q), bk = batchShape(match.k),
-                       bv = batchShape(match.v);
-  // [B, Hq] and [B, Hkv] stay apart; any other batch layout is flattened
-  // into the heads, which keeps query head h reading kv head h / repeat as
-  // long as the repeat is the innermost batch dimension (planOperand).
-  // Query heads folded into the rows are q's innermost batch dimension.
-  int64_t repeat = match.k.headRepeat;
-  bool flatten =
-      match.qkRows.folded() || !(bq.size() == 2 && bk.size() == 2 && bk == bv &&
-                                 bq[0] == bk[0] && bq[1] == bk[1] * repeat);
+  bool flatten = flattensBatch(match);
   Value q = materialize(rewriter, loc, match.q, flatten, elt);
   Value k = materialize(rewriter, loc, match.k, flatten, elt);
   Value v = materialize(rewriter, loc, match.v, flatten, elt);
@@ -1446,9 +1554,16 @@ static void rewriteAttention(RewriterBase &rewriter, linalg::LinalgOp pv,
       if (outRank > 3) {
         ReassociationIndices lead =
             llvm::to_vector(llvm::seq<int64_t>(0, outRank - 2));
+        // The sizes of the contraction's destination (a dynamic batch's
+        // among them), rows first.
+        SmallVector<OpFoldResult> sizes =
+            tensor::getMixedSizes(rewriter, loc, pv.getDpsInits()[0]);
+        if (match.transposed)
+          std::swap(sizes[outRank - 2], sizes[outRank - 1]);
         result = tensor::ExpandShapeOp::create(
             rewriter, loc, rowsFirstType, result,
-            ArrayRef<ReassociationIndices>{lead, {outRank - 2}, {outRank - 1}});
+            ArrayRef<ReassociationIndices>{lead, {outRank - 2}, {outRank - 1}},
+            sizes);
       }
     }
   }

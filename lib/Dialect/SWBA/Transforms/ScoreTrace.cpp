@@ -737,7 +737,8 @@ mlir::swba::extractIndexLoop(linalg::LinalgOp op, Value index,
                : matchPattern(cmp.getLhs(), m_One()) ? cmp.getRhs()
                                                      : Value();
   std::optional<std::pair<Value, int64_t>> dim = loopDim(op, *loop);
-  if (!size || !dim || !sameSize(size, dim->first, dim->second))
+  if (!size || !dim ||
+      !sameSize(SizeTerm{size}, SizeTerm{dim->first, dim->second}))
     return std::nullopt;
   return loop;
 }
@@ -803,13 +804,18 @@ mlir::swba::matchReshapeGroups(Operation *reshape, const SizeOracle &sameSize,
   collapse = srcType.getRank() > dstType.getRank();
   RankedTensorType big = collapse ? srcType : dstType;
   RankedTensorType small = collapse ? dstType : srcType;
-  // Each dimension of the smaller shape is a run of the larger's: unit
-  // dimensions, then one of the same size (a dynamic result size is the
-  // from_elements value, proven equal to its source's dimension); a unit
-  // dimension of the smaller shape takes one unit dimension.
+  // Each dimension of the smaller shape is a run of the larger's whose
+  // product it is: unit dimensions, then the fewest dimensions that make
+  // it (a dynamic size is the from_elements value on the result's side, the
+  // source's dimension on the other); a unit dimension of the smaller shape
+  // takes one unit dimension. (tensor.reshape is row-major, as a collapse
+  // or an expand of such runs.)
   SmallVector<ReassociationIndices> groups;
   int64_t b = 0, bigRank = big.getRank();
-  auto resultSize = [&](int64_t d) { return fromElements.getElements()[d]; };
+  auto term = [&](bool result, int64_t d) {
+    return result ? SizeTerm{fromElements.getElements()[d]}
+                  : SizeTerm{op.getSource(), d};
+  };
   for (int64_t d = 0; d < small.getRank(); ++d) {
     ReassociationIndices group;
     int64_t ss = small.getDimSize(d);
@@ -821,19 +827,26 @@ mlir::swba::matchReshapeGroups(Operation *reshape, const SizeOracle &sameSize,
     }
     while (b < bigRank && big.getDimSize(b) == 1)
       group.push_back(b++);
-    if (b == bigRank)
-      return std::nullopt;
-    int64_t bs = big.getDimSize(b);
-    bool same;
-    if (!ShapedType::isDynamic(bs) && !ShapedType::isDynamic(ss))
-      same = bs == ss;
-    else if (collapse)
-      same = sameSize(resultSize(d), op.getSource(), b);
-    else
-      same = sameSize(resultSize(b), op.getSource(), d);
+    SmallVector<SizeTerm> run;
+    int64_t staticRun = 1;
+    bool dynamicRun = false;
+    bool same = false;
+    while (b < bigRank && !same) {
+      int64_t bs = big.getDimSize(b);
+      run.push_back(term(!collapse, b));
+      dynamicRun |= ShapedType::isDynamic(bs);
+      if (!ShapedType::isDynamic(bs))
+        staticRun *= bs;
+      group.push_back(b++);
+      if (!dynamicRun && !ShapedType::isDynamic(ss))
+        same = staticRun == ss;
+      else
+        same = sameSize(term(collapse, d), run);
+      if (!dynamicRun && !ShapedType::isDynamic(ss) && staticRun > ss)
+        return std::nullopt;
+    }
     if (!same)
       return std::nullopt;
-    group.push_back(b++);
     groups.push_back(group);
   }
   if (groups.empty())
@@ -847,7 +860,7 @@ mlir::swba::matchReshapeGroups(Operation *reshape, const SizeOracle &sameSize,
     if (dstType.isDynamicDim(d))
       continue;
     APInt value;
-    if (!matchPattern(resultSize(d), m_ConstantInt(&value)) ||
+    if (!matchPattern(fromElements.getElements()[d], m_ConstantInt(&value)) ||
         value.getSExtValue() != dstType.getDimSize(d))
       return std::nullopt;
   }

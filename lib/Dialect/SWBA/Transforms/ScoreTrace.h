@@ -87,9 +87,17 @@ struct Expr {
   Value value;               // TensorLeaf, Opaque, Scores (the result).
 };
 
-/// Whether the scalar `size` equals dimension `dim` of `tensor` wherever
-/// both are computed (SizeClasses, where lengths are dynamic).
-using SizeOracle = std::function<bool(Value size, Value tensor, int64_t dim)>;
+/// A size: a scalar of the IR (`dim` < 0), or dimension `dim` of the
+/// tensor `value`.
+struct SizeTerm {
+  Value value;
+  int64_t dim = -1;
+};
+
+/// Whether the products of the sizes `lhs` and `rhs` are equal wherever
+/// they are computed (SizeClasses, where sizes are dynamic).
+using SizeOracle =
+    std::function<bool(ArrayRef<SizeTerm> lhs, ArrayRef<SizeTerm> rhs)>;
 
 /// The loop of `op` that index `index` of a tensor.extract in its body
 /// reads: linalg.index d, or select(s == 1, 0, linalg.index d) where
@@ -108,9 +116,8 @@ matchExtractCopy(linalg::LinalgOp op, const SizeOracle &sameSize);
 
 /// Where `reshape` (a tensor.reshape to sizes from tensor.from_elements)
 /// only merges or splits dimensions as a collapse (`collapse`) or an
-/// expand would, each dynamic size equal (`sameSize`) to the one it keeps:
-/// the groups of the larger shape's dimensions that make each of the
-/// smaller's.
+/// expand would, each dimension of the smaller shape proven (`sameSize`)
+/// the product of a run of the larger's: those runs.
 std::optional<SmallVector<ReassociationIndices>>
 matchReshapeGroups(Operation *reshape, const SizeOracle &sameSize,
                    bool &collapse);

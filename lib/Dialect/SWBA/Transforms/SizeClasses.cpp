@@ -9,12 +9,25 @@
 #include "mlir/IR/Matchers.h"
 #include "mlir/Interfaces/DestinationStyleOpInterface.h"
 #include "llvm/ADT/SmallBitVector.h"
+#include "llvm/Support/MathExtras.h"
+
+#include <numeric>
 
 using namespace mlir;
 using namespace mlir::swba;
 
-/// How far a size is traced back through ops.
-static constexpr int kMaxDepth = 64;
+/// How far a size is traced back through ops. Traces are memoized, and the
+/// constructor traces the block's ops in order, so a chain of layers, each
+/// sized by the one before, is traced a layer at a time.
+static constexpr int kMaxDepth = 1024;
+
+/// `size` times `factor` (std::nullopt past 64 bits).
+template <typename SizeT>
+static std::optional<SizeT> scaled(std::optional<SizeT> size, int64_t factor) {
+  if (!size || llvm::MulOverflow(size->coef, factor, size->coef))
+    return std::nullopt;
+  return size;
+}
 
 SizeClasses::SizeClasses(Block *block) {
   if (!block)
@@ -66,6 +79,15 @@ SizeClasses::SizeClasses(Block *block) {
 
 std::optional<SizeClasses::Size> SizeClasses::traceDim(Value tensor, int64_t d,
                                                        int depth) {
+  if (auto it = dimCache.find({tensor, d}); it != dimCache.end())
+    return it->second;
+  std::optional<Size> size = traceDimUncached(tensor, d, depth);
+  dimCache.try_emplace({tensor, d}, size);
+  return size;
+}
+
+std::optional<SizeClasses::Size>
+SizeClasses::traceDimUncached(Value tensor, int64_t d, int depth) {
   auto type = dyn_cast<RankedTensorType>(tensor.getType());
   if (!type || d < 0 || d >= type.getRank())
     return std::nullopt;
@@ -86,11 +108,21 @@ std::optional<SizeClasses::Size> SizeClasses::traceDim(Value tensor, int64_t d,
         return traceScalar(value, depth + 1);
     }
     if (auto collapse = dyn_cast<tensor::CollapseShapeOp>(def)) {
-      // The one source dimension of the group that is not 1.
-      std::optional<int64_t> only = soleNonUnitDim(
-          collapse.getSrcType(), collapse.getReassociationIndices()[d]);
-      if (only && *only >= 0)
-        return traceDim(collapse.getSrc(), *only, depth + 1);
+      // The group's one dynamic source dimension times its static ones.
+      RankedTensorType srcType = collapse.getSrcType();
+      std::optional<int64_t> dynamic;
+      int64_t factor = 1;
+      bool one = true;
+      for (int64_t s : collapse.getReassociationIndices()[d]) {
+        if (!srcType.isDynamicDim(s))
+          factor *= srcType.getDimSize(s);
+        else if (dynamic)
+          one = false;
+        else
+          dynamic = s;
+      }
+      if (one && dynamic)
+        return scaled(traceDim(collapse.getSrc(), *dynamic, depth + 1), factor);
     }
     if (auto cast = dyn_cast<tensor::CastOp>(def))
       return traceDim(cast.getSource(), d, depth + 1);
@@ -104,6 +136,15 @@ std::optional<SizeClasses::Size> SizeClasses::traceDim(Value tensor, int64_t d,
 
 std::optional<SizeClasses::Size> SizeClasses::traceScalar(Value value,
                                                           int depth) {
+  if (auto it = scalarCache.find(value); it != scalarCache.end())
+    return it->second;
+  std::optional<Size> size = traceScalarUncached(value, depth);
+  scalarCache.try_emplace(value, size);
+  return size;
+}
+
+std::optional<SizeClasses::Size>
+SizeClasses::traceScalarUncached(Value value, int depth) {
   Operation *def = value.getDefiningOp();
   if (!def || depth >= kMaxDepth)
     return std::nullopt;
@@ -139,64 +180,184 @@ std::optional<SizeClasses::Size> SizeClasses::traceScalar(Value value,
     // select(x < 0, a, x) of a size x (torch-mlir's view with an inferred
     // dimension): x, since sizes are not negative.
     auto cmp = select.getCondition().getDefiningOp<arith::CmpIOp>();
+    Value compared = cmp ? cmp.getLhs() : Value();
+    while (auto cast = compared ? compared.getDefiningOp<arith::IndexCastOp>()
+                                : arith::IndexCastOp())
+      compared = cast.getIn();
     if (cmp && cmp.getPredicate() == arith::CmpIPredicate::slt &&
         matchPattern(cmp.getRhs(), m_Zero()) &&
-        cmp.getLhs() == select.getFalseValue()) {
+        (cmp.getLhs() == select.getFalseValue() ||
+         compared == select.getFalseValue())) {
       std::optional<Size> size = traceScalar(cmp.getLhs(), depth + 1);
-      if (size && (std::holds_alternative<Atom>(*size) ||
-                   std::get<int64_t>(*size) >= 0))
+      if (size && (size->atom || size->coef >= 0))
         return size;
     }
   }
+  // torch-mlir's sizes: n * c, n / c (of a multiple of c), and the size of
+  // a broadcast, max(a, b), which the linalg op that reads it ties to its
+  // operands' (a size of its own).
+  APInt c;
+  if (auto mul = dyn_cast<arith::MulIOp>(def)) {
+    for (auto [x, y] : {std::pair(mul.getLhs(), mul.getRhs()),
+                        std::pair(mul.getRhs(), mul.getLhs())})
+      if (matchPattern(y, m_ConstantInt(&c)) && !c.isNegative())
+        return scaled(traceScalar(x, depth + 1), c.getSExtValue());
+    return std::nullopt;
+  }
+  if (isa<arith::DivSIOp, arith::DivUIOp>(def) &&
+      matchPattern(def->getOperand(1), m_ConstantInt(&c)) &&
+      c.isStrictlyPositive()) {
+    std::optional<Size> size = traceScalar(def->getOperand(0), depth + 1);
+    int64_t divisor = c.getSExtValue();
+    if (size && size->coef >= 0 && (!size->atom || size->coef % divisor == 0)) {
+      size->coef /= divisor;
+      return size;
+    }
+    return std::nullopt;
+  }
+  if (isa<arith::MaxUIOp, arith::MaxSIOp>(def))
+    return Size(Atom(value, -1));
   return std::nullopt;
 }
 
 unsigned SizeClasses::idOf(const Atom &atom) {
   auto [it, inserted] = ids.try_emplace(atom, parent.size());
-  if (inserted)
+  if (inserted) {
     parent.push_back(parent.size());
+    weight.push_back({1, 1});
+  }
   return it->second;
 }
 
-unsigned SizeClasses::find(unsigned id) {
-  while (parent[id] != id)
-    id = parent[id] = parent[parent[id]];
-  return id;
+/// a * b in lowest terms (std::nullopt past 64 bits).
+static std::optional<std::pair<int64_t, int64_t>>
+ratioTimes(std::pair<int64_t, int64_t> a, std::pair<int64_t, int64_t> b) {
+  int64_t num, den;
+  if (llvm::MulOverflow(a.first, b.first, num) ||
+      llvm::MulOverflow(a.second, b.second, den) || den == 0)
+    return std::nullopt;
+  int64_t g = std::gcd(num, den);
+  if (g == 0)
+    return std::nullopt;
+  return std::pair(num / g, den / g);
+}
+
+std::pair<unsigned, SizeClasses::Ratio> SizeClasses::find(unsigned id) {
+  if (parent[id] == id)
+    return {id, {1, 1}};
+  auto [root, toRoot] = find(parent[id]);
+  // Path compression: id's factor of the root, directly (the factors are
+  // small: overflow leaves the path as it was).
+  if (std::optional<Ratio> w = ratioTimes(weight[id], toRoot)) {
+    parent[id] = root;
+    weight[id] = *w;
+    return {root, *w};
+  }
+  return {root, weight[id]};
 }
 
 void SizeClasses::unite(const Size &a, const Size &b) {
-  const int64_t *ca = std::get_if<int64_t>(&a);
-  const int64_t *cb = std::get_if<int64_t>(&b);
-  if (ca && cb)
+  if (!a.atom && !b.atom)
     return; // two constants: nothing to learn (unequal ones fail at run time)
-  if (ca || cb) {
-    unsigned root = find(idOf(std::get<Atom>(ca ? b : a)));
-    constants.try_emplace(root, ca ? *ca : *cb);
+  if (a.coef <= 0 || b.coef <= 0)
+    return; // sizes of 0 (or negative values) say nothing of a class
+  if (!a.atom || !b.atom) {
+    // c x = K: the root's size is K / (c w), where it is an integer.
+    const Size &atom = a.atom ? a : b, &constant = a.atom ? b : a;
+    auto [root, w] = find(idOf(*atom.atom));
+    std::optional<Ratio> cw = ratioTimes({atom.coef, 1}, w);
+    if (!cw || constant.coef % cw->first != 0)
+      return;
+    int64_t value;
+    if (llvm::MulOverflow(constant.coef / cw->first, cw->second, value))
+      return;
+    constants.try_emplace(root, value);
     return;
   }
-  unsigned ra = find(idOf(std::get<Atom>(a))),
-           rb = find(idOf(std::get<Atom>(b)));
+  // ca wa A = cb wb B (A and B the roots): B = (ca wa) / (cb wb) A.
+  auto [ra, wa] = find(idOf(*a.atom));
+  auto [rb, wb] = find(idOf(*b.atom));
   if (ra == rb)
     return;
+  std::optional<Ratio> left = ratioTimes({a.coef, 1}, wa);
+  std::optional<Ratio> right = ratioTimes({b.coef, 1}, wb);
+  if (!left || !right || left->first == 0 || right->first == 0)
+    return;
+  std::optional<Ratio> w = ratioTimes(*left, {right->second, right->first});
+  if (!w)
+    return;
   parent[rb] = ra;
+  weight[rb] = *w;
   if (auto it = constants.find(rb); it != constants.end()) {
-    constants.try_emplace(ra, it->second);
+    // A = K_B / w, where that is an integer.
+    int64_t value;
+    if (!llvm::MulOverflow(it->second, w->second, value) &&
+        value % w->first == 0)
+      constants.try_emplace(ra, value / w->first);
     constants.erase(it);
   }
 }
 
-std::optional<SizeRef> SizeClasses::refOf(const std::optional<Size> &size) {
+std::optional<SizeClasses::Scaled>
+SizeClasses::scaledOf(const std::optional<Size> &size) {
   if (!size)
     return std::nullopt;
-  if (const int64_t *c = std::get_if<int64_t>(&*size))
-    return SizeRef{false, *c};
-  unsigned root = find(idOf(std::get<Atom>(*size)));
-  if (auto it = constants.find(root); it != constants.end())
-    return SizeRef{false, it->second};
-  auto [it, inserted] = symbolOf.try_emplace(root, symbols.size());
+  if (!size->atom)
+    return Scaled{size->coef, 1, std::nullopt};
+  auto [root, w] = find(idOf(*size->atom));
+  std::optional<Ratio> factor = ratioTimes({size->coef, 1}, w);
+  if (!factor)
+    return std::nullopt;
+  if (auto it = constants.find(root); it != constants.end()) {
+    std::optional<Ratio> value = ratioTimes(*factor, {it->second, 1});
+    if (!value || value->second != 1)
+      return std::nullopt;
+    return Scaled{value->first, 1, std::nullopt};
+  }
+  return Scaled{factor->first, factor->second, root};
+}
+
+std::optional<SizeRef> SizeClasses::refOf(const std::optional<Size> &size) {
+  std::optional<Scaled> s = scaledOf(size);
+  if (!s)
+    return std::nullopt;
+  if (!s->root)
+    return SizeRef{false, s->num};
+  // A multiple of a class (other than the class itself) is a symbol of its
+  // own: the proof then knows less of it, not more.
+  auto [it, inserted] = symbolOf.try_emplace(
+      std::make_tuple(*s->root, s->num, s->den), numSymbolsMade);
   if (inserted)
-    symbols.push_back(root);
+    ++numSymbolsMade;
   return SizeRef{true, it->second};
+}
+
+std::optional<SizeClasses::Scaled> SizeClasses::scaledDim(Value tensor,
+                                                          int64_t d) {
+  return scaledOf(traceDim(tensor, d));
+}
+
+std::optional<SizeClasses::Scaled> SizeClasses::scaledScalar(Value value) {
+  return scaledOf(traceScalar(value));
+}
+
+std::optional<SizeClasses::Scaled>
+SizeClasses::times(const Scaled &a, const std::optional<Scaled> &b) {
+  if (!b || (a.root && b->root))
+    return std::nullopt;
+  std::optional<Ratio> factor = ratioTimes({a.num, a.den}, {b->num, b->den});
+  if (!factor)
+    return std::nullopt;
+  return Scaled{factor->first, factor->second, a.root ? a.root : b->root};
+}
+
+std::optional<SizeClasses::Scaled>
+SizeClasses::scaledProduct(Value tensor, ArrayRef<int64_t> dims) {
+  std::optional<Scaled> product = Scaled{1};
+  for (int64_t d : dims)
+    if (product)
+      product = times(*product, scaledDim(tensor, d));
+  return product;
 }
 
 std::optional<int64_t> mlir::swba::soleNonUnitDim(RankedTensorType type,
@@ -351,7 +512,7 @@ SizeClasses::constantIn(Value value, ArrayRef<int64_t> loops, int depth) {
   std::optional<Size> element = traceElement(operand->get(), at, depth + 1);
   if (!element)
     return std::nullopt;
-  if (const int64_t *c = std::get_if<int64_t>(&*element))
-    return *c;
+  if (!element->atom)
+    return element->coef;
   return std::nullopt;
 }

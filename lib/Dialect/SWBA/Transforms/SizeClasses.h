@@ -8,8 +8,11 @@
 // shape, tensor.dim); sizes are merged where a linalg op indexes them with
 // one loop (its operands' dimensions must agree) and where a cf.assert
 // checks their equality (torch-mlir writes those before its broadcasts and
-// contractions). Each class is a symbol for MaskEvaluator, or a constant
-// where a class meets a static size.
+// contractions). A size may be a constant multiple of another (a collapse
+// of a dynamic batch with static heads, torch-mlir's `muli` and `divsi` of
+// sizes): classes relate their members by rational factors, so that 2 B =
+// 2 B' makes B and B' one class. Each class is a symbol for MaskEvaluator,
+// or a constant where a class meets a static size.
 //
 //===----------------------------------------------------------------------===//
 
@@ -22,8 +25,9 @@
 #include "mlir/IR/BuiltinTypes.h"
 #include "llvm/ADT/DenseMap.h"
 
+#include <map>
 #include <optional>
-#include <variant>
+#include <tuple>
 
 namespace mlir::swba {
 
@@ -43,14 +47,47 @@ public:
   std::optional<SizeRef> dimSize(Value tensor, int64_t d);
   /// `value` where it is a size (a tensor.dim or a cast of one).
   std::optional<SizeRef> scalarSize(Value value);
-  unsigned numSymbols() const { return symbols.size(); }
+  unsigned numSymbols() const { return numSymbolsMade; }
+
+  /// A size as a factor `num / den` of the size of class `root`, or the
+  /// constant `num` (no root). Equal where the sizes are equal at run time.
+  struct Scaled {
+    int64_t num = 0, den = 1;
+    std::optional<unsigned> root = std::nullopt;
+    bool operator==(const Scaled &other) const {
+      return num == other.num && den == other.den && root == other.root;
+    }
+  };
+  /// Dimension `d` of `tensor` as a factor of its class, or std::nullopt
+  /// where it cannot be traced.
+  std::optional<Scaled> scaledDim(Value tensor, int64_t d);
+  /// The scalar `value` where it is a size, as a factor of its class.
+  std::optional<Scaled> scaledScalar(Value value);
+  /// The product of dimensions `dims` of `tensor` (at most one of them of a
+  /// class; std::nullopt where several are).
+  std::optional<Scaled> scaledProduct(Value tensor, ArrayRef<int64_t> dims);
+  /// a times b, where at most one of them is of a class (std::nullopt
+  /// otherwise, or for either std::nullopt).
+  static std::optional<Scaled> times(const Scaled &a,
+                                     const std::optional<Scaled> &b);
 
 private:
-  /// A dynamic dimension that nothing traced further: (tensor, dim).
+  /// A dynamic dimension that nothing traced further: (tensor, dim), or a
+  /// scalar that is its own size: (value, -1).
   using Atom = std::pair<Value, int64_t>;
-  using Size = std::variant<int64_t, Atom>;
+  /// `coef` times `atom`, or the constant `coef`.
+  struct Size {
+    int64_t coef = 0;
+    std::optional<Atom> atom;
+    Size(int64_t constant) : coef(constant) {}
+    Size(Atom atom, int64_t coef = 1) : coef(coef), atom(atom) {}
+  };
+  /// A positive rational num / den in lowest terms.
+  using Ratio = std::pair<int64_t, int64_t>;
   std::optional<Size> traceDim(Value tensor, int64_t d, int depth = 0);
   std::optional<Size> traceScalar(Value value, int depth = 0);
+  std::optional<Size> traceDimUncached(Value tensor, int64_t d, int depth);
+  std::optional<Size> traceScalarUncached(Value value, int depth);
   /// Element `index` of `tensor` (ONNX's shapes are tensors: a size is an
   /// element of a tensor.from_elements picked through reshapes, slices and
   /// a gather's linalg.generic at a constant index).
@@ -60,18 +97,25 @@ private:
   /// `loops`, where it is a constant there (an index into a shape).
   std::optional<int64_t> constantIn(Value value, ArrayRef<int64_t> loops,
                                     int depth);
-  unsigned find(unsigned id);
+  /// The root of `id`'s class, and `id`'s size as a factor of the root's.
+  std::pair<unsigned, Ratio> find(unsigned id);
   unsigned idOf(const Atom &atom);
   void unite(const Size &a, const Size &b);
+  std::optional<Scaled> scaledOf(const std::optional<Size> &size);
   std::optional<SizeRef> refOf(const std::optional<Size> &size);
 
+  /// What traceDim and traceScalar found, by (tensor, dim) and by value.
+  llvm::DenseMap<Atom, std::optional<Size>> dimCache;
+  llvm::DenseMap<Value, std::optional<Size>> scalarCache;
   llvm::DenseMap<Atom, unsigned> ids;
   SmallVector<unsigned> parent;
+  /// Each id's size as a factor of its parent's.
+  SmallVector<Ratio> weight;
   /// The static size a class met, by root.
   llvm::DenseMap<unsigned, int64_t> constants;
-  /// Symbol of each root that was asked for.
-  llvm::DenseMap<unsigned, unsigned> symbolOf;
-  SmallVector<unsigned> symbols;
+  /// Symbol of each (root, factor num, factor den) that was asked for.
+  std::map<std::tuple<unsigned, int64_t, int64_t>, unsigned> symbolOf;
+  unsigned numSymbolsMade = 0;
 };
 
 } // namespace mlir::swba

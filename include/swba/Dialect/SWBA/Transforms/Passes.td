@@ -44,8 +44,8 @@ def RaiseSWBA : Pass<"raise-swba"> {
     over the (query, key) index space, any scalar op through its folder.
     What cannot be evaluated is refused with a remark naming the op.
 
-    Dynamic lengths (q, k and v with dynamic sequence sizes; batch, heads
-    and head dims static): the mask is evaluated at lengths past its
+    Dynamic lengths (q, k and v with dynamic sequence sizes; heads and head
+    dims static, the batch static or dynamic): the mask is evaluated at lengths past its
     integer constants, which gives `block_size` and `window`, and then
     proven to be that mask at every pair of lengths up to 2^30 with
     queries at most keys (the raised program asserts that bound). Its scalars become Presburger formulas over the
@@ -68,6 +68,14 @@ def RaiseSWBA : Pass<"raise-swba"> {
     keys show them as they grow, are proven after the window inferred. The
     op keeps the dynamic lengths; where queries outnumber keys at run time,
     the lowering's size checks fail.
+
+    A dynamic batch, the outermost batch dimension of q, k, v and the
+    result (the others static), stays the op's batch where the IR proves
+    it one size in all four: size classes relate their members by constant
+    factors (collapses with static heads, `muli`/`divsi` of sizes, the
+    `max` of a broadcast), so that the batched products' loops tie
+    `2 B` to `2 B'`; `tensor.reshape` to computed sizes is read as a
+    collapse where a run of dimensions is proven to make each size.
 
     Soundness: the pass decides the mask on every (query, key) pair of the
     static shapes (one by one, or a block of rows and keys at once where
