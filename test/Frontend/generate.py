@@ -491,6 +491,18 @@ CASES = {
         Manual(8, 2, 0.25, style="masked_fill"), qkv(dtype=BF16),
         dict(bs=8, ws=2, scale="2.500000e-01", q="?x2x?x16xbf16", k="?x2x?x16xbf16",
              dynamic="batch", lengths=["2,10,2,10,2,10", "3,33,3,33,3,33"])),
+    "frames-dynamic-batch-only": (
+        "Frames of 8 in a window of 2 with a symbolic batch and static "
+        "lengths (torch-mlir's sizes through affine.apply)",
+        Manual(8, 2, 0.25, style="masked_fill"), qkv(),
+        dict(bs=8, ws=2, scale="2.500000e-01", q="?x2x32x16xf32", k="?x2x32x16xf32",
+             dynamic="batch-only", lengths=["2,2,2", "3,3,3"])),
+    "gqa-sdpa-dynamic-batch-only": (
+        "GQA through SDPA with a boolean mask, a symbolic batch and static "
+        "lengths (k and v read through their broadcast copies)",
+        GQA(8, 2, 2, sdpa=True), qkv(hq=4, hkv=2),
+        dict(bs=8, ws=2, scale="5.000000e-01", q="?x4x32x16xf32", k="?x4x32x16xf32",
+             dynamic="batch-only", lengths=["2,2,2", "3,3,3"])),
     "shared-kv-dynamic-batch": (
         "A symbolic batch of queries against k and v of one sequence, "
         "broadcast over the batch by matmul: the op reads torch-mlir's "
@@ -560,9 +572,11 @@ def export(module, inputs, route, dynamic=False):
     `dynamic`, the length (dim 2) of q, k and v is one symbolic size; with
     "kv", q's length is one and k's and v's another; with "batch" (or
     "batch-kv") the batch (dim 0) is one symbolic size too, and with
-    "batch-q" only q's batch is symbolic."""
+    "batch-q" only q's batch is symbolic; with "batch-only" the batch is
+    symbolic and the lengths static."""
     torch.manual_seed(0)
-    batched = lambda a: dynamic in ("batch", "batch-kv") or (dynamic == "batch-q" and a == 0)
+    batched = lambda a: (dynamic in ("batch", "batch-kv", "batch-only")
+                         or (dynamic == "batch-q" and a == 0))
     # A symbolic batch is traced at 2 (torch.export specializes sizes 0 and 1).
     args = tuple(torch.randn(*((2,) + shape[1:] if batched(a) else shape)).to(dtype)
                  for a, (shape, dtype) in enumerate(inputs))
@@ -571,10 +585,12 @@ def export(module, inputs, route, dynamic=False):
         nq = torch.export.Dim("NQ", min=2, max=1 << 20)
         nk = torch.export.Dim("NK", min=2, max=1 << 20)
         shapes = tuple({2: nq if a == 0 else nk} for a in range(len(args)))
+    elif dynamic == "batch-only":
+        shapes = tuple({} for _ in args)
     elif dynamic:
         n = torch.export.Dim("N", min=2, max=1 << 20)
         shapes = tuple({2: n} for _ in args)
-    if dynamic in ("batch", "batch-kv", "batch-q"):
+    if dynamic in ("batch", "batch-kv", "batch-q", "batch-only"):
         # One symbolic batch for q, k and v (or for q alone, k and v
         # broadcast from one sequence).
         b = torch.export.Dim("B", min=2, max=1 << 10)

@@ -62,12 +62,14 @@ def shape(*dims):
     return (dims, torch.float32)
 
 
-def dynamic(module, kv=False, batch=False):
+def dynamic(module, kv=False, batch=False, lengths=True):
     """`module` exported with a symbolic length (dim 2) of q, k and v (with
     `kv`, q's one and k's and v's another; with `batch`, a symbolic batch,
-    dim 0, of all three too)."""
+    dim 0, of all three too; without `lengths`, static lengths)."""
     module.dynamic_axes = {"q": {2: "nq"}, "k": {2: "nk" if kv else "nq"},
                            "v": {2: "nk" if kv else "nq"}}
+    if not lengths:
+        module.dynamic_axes = {name: {} for name in module.dynamic_axes}
     if batch:
         for axes in module.dynamic_axes.values():
             axes[0] = "batch"
@@ -131,6 +133,11 @@ CASES["onnx-sdpa-frames-dynamic-batch"] = (
     dynamic(sdpa_frames(8, 2), batch=True), [shape(2, 2, 32, 16)] * 3,
     dict(bs=8, ws=2, scale="2.500000e-01", q="?x2x?x16xf32", k="?x2x?x16xf32",
          lengths=["2,5,2,5,2,5", "3,37,3,37,3,37"]))
+CASES["onnx-token-window-dynamic-batch-only"] = (
+    "ONNX: the token window of 5 keys with a dynamic batch and static lengths",
+    dynamic(token_window(5), batch=True, lengths=False), [shape(2, 2, 32, 16)] * 3,
+    dict(bs=1, ws=5, scale="2.500000e-01", q="?x2x32x16xf32", k="?x2x32x16xf32",
+         lengths=["2,2,2", "3,3,3"]))
 CASES["onnx-sdpa-frames-gqa-dynamic"] = (
     "ONNX: SDPA with a boolean frame mask and GQA, a dynamic length: the "
     "export repeats k and v through 10-D tensors reshaped to sizes computed "

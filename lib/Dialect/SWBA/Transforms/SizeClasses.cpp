@@ -2,6 +2,7 @@
 
 #include "SizeClasses.h"
 
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -217,6 +218,39 @@ SizeClasses::traceScalarUncached(Value value, int depth) {
   }
   if (isa<arith::MaxUIOp, arith::MaxSIOp>(def))
     return Size(Atom(value, -1));
+  // affine.apply of x, x * c or x floordiv c (torch-mlir's sizes where the
+  // others are static).
+  if (auto apply = dyn_cast<affine::AffineApplyOp>(def)) {
+    AffineMap map = apply.getAffineMap();
+    if (map.getNumResults() != 1)
+      return std::nullopt;
+    auto operandOf = [&](AffineExpr e) -> Value {
+      if (auto d = dyn_cast<AffineDimExpr>(e))
+        return apply.getMapOperands()[d.getPosition()];
+      if (auto sym = dyn_cast<AffineSymbolExpr>(e))
+        return apply.getMapOperands()[map.getNumDims() + sym.getPosition()];
+      return Value();
+    };
+    AffineExpr e = map.getResult(0);
+    if (Value x = operandOf(e))
+      return traceScalar(x, depth + 1);
+    auto bin = dyn_cast<AffineBinaryOpExpr>(e);
+    auto factor =
+        bin ? dyn_cast<AffineConstantExpr>(bin.getRHS()) : AffineConstantExpr();
+    Value x = bin ? operandOf(bin.getLHS()) : Value();
+    if (!x || !factor || factor.getValue() <= 0)
+      return std::nullopt;
+    if (bin.getKind() == AffineExprKind::Mul)
+      return scaled(traceScalar(x, depth + 1), factor.getValue());
+    if (bin.getKind() == AffineExprKind::FloorDiv) {
+      std::optional<Size> size = traceScalar(x, depth + 1);
+      if (size && size->coef >= 0 &&
+          (!size->atom || size->coef % factor.getValue() == 0)) {
+        size->coef /= factor.getValue();
+        return size;
+      }
+    }
+  }
   return std::nullopt;
 }
 

@@ -72,8 +72,8 @@ def RaiseSWBA : Pass<"raise-swba"> {
     A dynamic batch, the outermost batch dimension of q, k, v and the
     result (the others static), stays the op's batch where the IR proves
     it one size in all four: size classes relate their members by constant
-    factors (collapses with static heads, `muli`/`divsi` of sizes, the
-    `max` of a broadcast), so that the batched products' loops tie
+    factors (collapses with static heads, `muli`/`divsi`/`affine.apply`
+    of sizes, the `max` of a broadcast), so that the batched products' loops tie
     `2 B` to `2 B'`; `tensor.reshape` to computed sizes is read as a
     collapse where a run of dimensions is proven to make each size.
 
