@@ -592,6 +592,61 @@ def _prove(visible: torch.Tensor) -> tuple[int, int]:
         raise _NotProven(str(e)) from None
 
 
+def _ranges(visible: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """The keys each row of the [Nq, Nk] visibility sees, [lo, hi), on the
+    host; raises _NotProven where a row's keys are no one range."""
+    nq, nk = visible.shape
+    try:
+        _check_sizes(nq, nk)
+        return _row_ranges(visible)
+    except NotSWBAMask as e:
+        raise _NotProven(str(e)) from None
+
+
+def _fits(lo: np.ndarray, hi: np.ndarray, nk: int, block_size: int, window: int) -> bool:
+    """Whether rows that see keys [lo, hi) of nk (bottom-right aligned) are
+    exactly the block window (block_size, window)."""
+    nq = lo.shape[0]
+    if nq < 1 or nk < nq:
+        return False
+    fq = (np.arange(nq, dtype=np.int64) + nk - nq) // block_size
+    return (np.array_equal(np.maximum(0, (fq - window + 1) * block_size), lo)
+            and np.array_equal(np.minimum((fq + 1) * block_size, nk), hi))
+
+
+# A window past every length: rows that see back to key 0 (decode before
+# the cache outgrows the window) are a causal mask of this window at every
+# length the proofs reach (MaskEvaluator's bound).
+_UNBOUNDED_WINDOW = 1 << 30
+
+
+def _candidates(lo: np.ndarray, hi: np.ndarray, nk: int) -> list[tuple[int, int]]:
+    """Every (block_size, window) whose block window the rows [lo, hi) of nk
+    are exactly, where few rows leave several (one decode row fits a window
+    of any block size that divides its first key): the unbounded token
+    window where every row sees back to key 0, then each divisor of the
+    frame edges as the block size, the window from a row not clipped at 0."""
+    nq = lo.shape[0]
+    found = []
+    if _fits(lo, hi, nk, 1, _UNBOUNDED_WINDOW):
+        found.append((1, _UNBOUNDED_WINDOW))
+    edges = 0
+    for x in lo.tolist() + hi[hi < nk].tolist():
+        edges = math.gcd(edges, int(x))
+    unclipped = np.flatnonzero(lo > 0)
+    if edges == 0 or not unclipped.size:
+        return found
+    i = int(unclipped[0])
+    for bs in range(1, math.isqrt(edges) + 1):
+        if edges % bs:
+            continue
+        for b in {bs, edges // bs}:
+            ws = (i + nk - nq) // b - int(lo[i]) // b + 1
+            if ws >= 1 and _fits(lo, hi, nk, b, ws) and (b, ws) not in found:
+                found.append((b, ws))
+    return found
+
+
 def _hiding_threshold(dtype: torch.dtype) -> float:
     """The largest value that hides a key: half the lowest finite value of
     `dtype` (its exponential relative to a row's finite maximum underflows to
@@ -1008,6 +1063,13 @@ class _MaskProgram:
         self.scale_nodes = outputs[1:1 + len(scale_powers)]
         self.outer_nodes = outputs[1 + len(scale_powers):]
         self.verdicts: collections.OrderedDict = collections.OrderedDict()
+        # The windows proven so far, most recently proven or met first: a
+        # new size takes the first that is exactly its mask, so that decode,
+        # whose one row fits many windows, keeps one kernel.
+        self.windows: list[tuple[int, int]] = []
+        # (q, k and v shapes, the sizes now, Nk) -> the sizes at keys Nk,
+        # where the sizes are expressions of the operands' (_sizes_of_lengths).
+        self.sizes_of_lengths: Callable | None = None
         self.lock = threading.Lock()
 
     def _evaluator(self, sizes: tuple[int, ...], device: torch.device) -> "_Evaluator":
@@ -1080,6 +1142,65 @@ class _MaskProgram:
             return _Plan(scale, *verdict)
         return _Plan(scale, bias=self.bias(q, k, sizes, outer))
 
+    MAX_WINDOWS = 8  # windows remembered
+    # Key counts (Nk grown by these) whose masks decide between windows that
+    # a few rows all fit (where the probes' masks take at most
+    # MAX_MASK_PAIRS / 16 elements each).
+    PROBES = tuple(range(1, 17)) + tuple(1 << e for e in range(5, 17))
+
+    def _ranges_at(self, q, sizes, nq: int, nk: int, probe: bool = False):
+        """The rows' key ranges [lo, hi) of the mask at `sizes` (Nq, Nk);
+        raises _NotProven where it is no visibility mask of one range a row
+        there. A probe evaluates the program on the CPU."""
+        if probe:
+            with torch.no_grad(), _eager_dispatch():
+                mask = self._evaluator(sizes, torch.device("cpu"))(self.output)
+        else:
+            mask = self._mask(q, sizes, proof=True)
+        return _ranges(_visibility(mask, tuple(q.shape[:2]), nq, nk, self.kind))
+
+    def _choose(self, q, k, v, sizes, lo, hi, nq: int, nk: int) -> tuple[int, int]:
+        """The block window of rows [lo, hi): a window proven at another
+        size where it fits (one kernel for every size it fits); else, where
+        several fit (few rows, as in decode), the one that also fits the
+        most of the masks at Nk grown by PROBES (the program evaluated on
+        the CPU at the sizes of those key counts; the one of the largest
+        block size among equals); else the inferred one. (Each size's window
+        is still checked on its own mask: the probes only choose.)"""
+        with self.lock:
+            known = list(self.windows)
+        chosen = next(((bs, ws) for bs, ws in known if _fits(lo, hi, nk, bs, ws)), None)
+        if chosen is None:
+            fits = _candidates(lo, hi, nk)
+            grow = self.sizes_of_lengths
+            probe_pairs = nq * (nk + self.PROBES[-1])
+            if len(fits) > 1 and grow is not None and probe_pairs <= MAX_MASK_PAIRS // 16:
+                score = [0] * len(fits)
+                shapes = (tuple(q.shape), tuple(k.shape), tuple(v.shape))
+                for t in self.PROBES:
+                    try:
+                        grown = grow(shapes, sizes, nk + t)
+                        rows = self._ranges_at(q, grown, nq, nk + t, probe=True)
+                    except Exception:  # noqa: BLE001 (a probe the program does not take)
+                        continue
+                    for n, (bs, ws) in enumerate(fits):
+                        score[n] += _fits(*rows, nk + t, bs, ws)
+                best = max(range(len(fits)), key=lambda n: (score[n], fits[n][0]))
+                chosen = fits[best]
+            elif fits:
+                chosen = fits[0] if len(fits) == 1 else None
+            if chosen is None:
+                try:
+                    chosen = infer_from_ranges(lo, hi, nk)
+                except NotSWBAMask as e:
+                    raise _NotProven(str(e)) from None
+        with self.lock:
+            if chosen in self.windows:
+                self.windows.remove(chosen)
+            self.windows.insert(0, chosen)
+            del self.windows[self.MAX_WINDOWS:]
+        return chosen
+
     def _verdict(self, q, k, v, sizes, scale) -> tuple[int, int] | str:
         """(block_size, window) where the mask is a block window at these
         sizes and the kernels take the operands, else why not."""
@@ -1087,9 +1208,8 @@ class _MaskProgram:
         try:
             library._check_tensors(q, k, v)
             library._check_scalars(1, 1, scale)
-            visible = _visibility(self._mask(q, sizes, proof=True), tuple(q.shape[:2]), nq,
-                                  nk, self.kind)
-            verdict = _prove(visible)
+            lo, hi = self._ranges_at(q, sizes, nq, nk)
+            verdict = self._choose(q, k, v, sizes, lo, hi, nq, nk)
             log.info("swba: %s at Nq=%d Nk=%d: block_size=%d window=%d", self.name, nq, nk,
                      *verdict)
         except (TypeError, ValueError, _NotProven) as e:
@@ -1138,10 +1258,43 @@ def _register_program(gm: fx.GraphModule, m: _Match, leaves: list[fx.Node]) -> s
         env[n] = graph.node_copy(n, copied)
     graph.output(tuple(env[n] for n in outputs))
     name = f"swba_mask_{next(_PROGRAM_IDS)}"
-    _PROGRAMS[name] = _MaskProgram(name, fx.GraphModule(gm, graph), m.kind,
-                                   tuple(e for _, e in m.scale_factors),
-                                   m.outer.const, tuple(e for _, e in m.outer.factors))
+    program = _MaskProgram(name, fx.GraphModule(gm, graph), m.kind,
+                           tuple(e for _, e in m.scale_factors),
+                           m.outer.const, tuple(e for _, e in m.outer.factors))
+    program.sizes_of_lengths = _sizes_of_lengths(m, leaves)
+    _PROGRAMS[name] = program
     return name
+
+
+def _sizes_of_lengths(m: _Match, leaves: list[fx.Node]) -> Callable | None:
+    """The values of the symbolic sizes `leaves` where k's length (and v's,
+    where it is the same symbol) is another: (q, k and v shapes, the
+    sizes now, Nk) -> sizes. A size that is a symbol of its own (not a dim
+    of q, k or v: an int Dynamo made symbolic) keeps its value; None where
+    a size is no expression of those."""
+    exprs = []
+    for leaf in leaves:
+        value = _val(leaf)
+        if not isinstance(value, torch.SymInt):
+            return None
+        exprs.append(value.node.expr)
+    dims, length = {}, None
+    for a, x in enumerate((m.q, m.k, m.v)):
+        for d, size in enumerate(_val(x).shape):
+            if isinstance(size, torch.SymInt) and size.node.expr.is_Symbol:
+                dims.setdefault(size.node.expr, (a, d))
+                if a == 1 and d == 2:
+                    length = size.node.expr
+    own = {e: i for i, e in enumerate(exprs) if e.is_Symbol and e not in dims}
+    if length is None or any(not e.free_symbols <= dims.keys() | own.keys() for e in exprs):
+        return None
+
+    def sizes(shapes, now, nk: int) -> tuple[int, ...]:
+        bound = {sym: (nk if sym == length else shapes[a][d]) for sym, (a, d) in dims.items()}
+        bound.update({sym: now[i] for sym, i in own.items()})
+        return tuple(int(e.xreplace(bound)) for e in exprs)
+
+    return sizes
 
 
 def _replace(gm: fx.GraphModule, node: fx.Node, form: str, m: _Match,

@@ -145,6 +145,29 @@ def test_raised_once_and_right_at_every_size(name, fn, sizes, window):
         assert (swba_mask(nq, nk, *verdict) == swba_mask(nq, nk, *window)).all(), (nq, nk)
 
 
+@pytest.mark.parametrize("bs, ws, windows", [
+    # Before the cache outgrows the window every key is seen: one causal
+    # window of every length, then the window itself.
+    (1, 64, [(1, raising._UNBOUNDED_WINDOW), (1, 64)]),
+    (16, 4, [(1, raising._UNBOUNDED_WINDOW), (16, 4)]),
+    (8, 3, [(1, raising._UNBOUNDED_WINDOW), (8, 3)]),
+])
+def test_decode_keeps_one_window(bs, ws, windows):
+    """Decode (one query against a cache that grows by a key a step): one
+    row fits many windows (any block size that divides its first key), and
+    each step proves its own size; the window a step proves is the one of
+    the steps before wherever it fits, and where none does, the one that
+    also fits the masks of longer caches, so that the steps keep one kernel
+    rather than compile one a step. Every step against eager PyTorch."""
+    c = Compiled(lambda q, k, v: sdpa_bool(q, k, v, bs, ws))
+    for nk in list(range(3, 4 * bs * ws + 40, 3)) + [bs * ws + 1, 1000]:
+        c.check(*shapes(1, nk), grad=False)
+    assert len(c.graphs) == 1, "recompiled"
+    proofs = c.program().proofs()
+    assert all(isinstance(p, tuple) for p in proofs), proofs
+    assert sorted(set(proofs)) == sorted(windows), sorted(set(proofs))
+
+
 def test_window_proven_for_each_size():
     """A window that follows the length (an eighth of it): each size runs
     with its own window."""
