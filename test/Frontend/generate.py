@@ -491,6 +491,24 @@ CASES = {
         Manual(8, 2, 0.25, style="masked_fill"), qkv(dtype=BF16),
         dict(bs=8, ws=2, scale="2.500000e-01", q="?x2x?x16xbf16", k="?x2x?x16xbf16",
              dynamic="batch", lengths=["2,10,2,10,2,10", "3,33,3,33,3,33"])),
+    "decode": (
+        "One query (a decode step) against a KV cache of 32 keys, frames of 8 "
+        "in a window of 2: the query axis has one element, which the exports "
+        "collapse and broadcast as a unit dimension, read as the query's; at "
+        "one row, frames of 16 in a window of 1 are this mask too",
+        Manual(8, 2, 0.25), qkv(nq=1, nk=32),
+        dict(bs=16, ws=1, scale="2.500000e-01", q="1x2x1x16xf32", k="1x2x32x16xf32")),
+    "decode-dynamic": (
+        "A decode step against a KV cache of a symbolic length: proven for "
+        "every length (the decode candidates find the frames of 8)",
+        Manual(8, 2, 0.25), qkv(nq=1, nk=32),
+        dict(bs=8, ws=2, scale="2.500000e-01", q="1x2x1x16xf32", k="1x2x?x16xf32",
+             dynamic="decode", lengths=["9,9", "40,40", "1,1"])),
+    "decode-dynamic-batch": (
+        "A decode step with a symbolic batch and cache length",
+        Manual(8, 2, 0.25), qkv(nq=1, nk=32),
+        dict(bs=8, ws=2, scale="2.500000e-01", q="?x2x1x16xf32", k="?x2x?x16xf32",
+             dynamic="batch-decode", lengths=["2,2,9,2,9", "3,3,40,3,40"])),
     "frames-dynamic-batch-only": (
         "Frames of 8 in a window of 2 with a symbolic batch and static "
         "lengths (torch-mlir's sizes through affine.apply)",
@@ -573,9 +591,10 @@ def export(module, inputs, route, dynamic=False):
     "kv", q's length is one and k's and v's another; with "batch" (or
     "batch-kv") the batch (dim 0) is one symbolic size too, and with
     "batch-q" only q's batch is symbolic; with "batch-only" the batch is
-    symbolic and the lengths static."""
+    symbolic and the lengths static; with "decode" (or "batch-decode") k's
+    and v's length is symbolic and q's static."""
     torch.manual_seed(0)
-    batched = lambda a: (dynamic in ("batch", "batch-kv", "batch-only")
+    batched = lambda a: (dynamic in ("batch", "batch-kv", "batch-only", "batch-decode")
                          or (dynamic == "batch-q" and a == 0))
     # A symbolic batch is traced at 2 (torch.export specializes sizes 0 and 1).
     args = tuple(torch.randn(*((2,) + shape[1:] if batched(a) else shape)).to(dtype)
@@ -587,10 +606,14 @@ def export(module, inputs, route, dynamic=False):
         shapes = tuple({2: nq if a == 0 else nk} for a in range(len(args)))
     elif dynamic == "batch-only":
         shapes = tuple({} for _ in args)
+    elif dynamic in ("decode", "batch-decode"):
+        # Queries of a static count against k and v of a symbolic length.
+        nk = torch.export.Dim("NK", min=2, max=1 << 20)
+        shapes = tuple({} if a == 0 else {2: nk} for a in range(len(args)))
     elif dynamic:
         n = torch.export.Dim("N", min=2, max=1 << 20)
         shapes = tuple({2: n} for _ in args)
-    if dynamic in ("batch", "batch-kv", "batch-q", "batch-only"):
+    if dynamic in ("batch", "batch-kv", "batch-q", "batch-only", "batch-decode"):
         # One symbolic batch for q, k and v (or for q alone, k and v
         # broadcast from one sequence).
         b = torch.export.Dim("B", min=2, max=1 << 10)

@@ -351,7 +351,19 @@ ScoreTracer::traceExpand(Value src, RankedTensorType type,
       sizes.push_back(type.getDimSize(d));
     }
     if (nonUnit.empty()) {
-      srcAccess.push_back(group.size() == 1 ? access[group[0]] : Axis::Zero);
+      // A unit dimension split into unit dimensions: where one of them is
+      // the query or key axis (of one element: decode's one query), it is
+      // that axis.
+      Axis axis = group.size() == 1 ? access[group[0]] : Axis::Zero;
+      for (Axis a : {Axis::Query, Axis::Key})
+        if (group.size() > 1 &&
+            llvm::count_if(group, [&](int64_t d) { return access[d] == a; }) ==
+                1 &&
+            llvm::all_of(group, [&](int64_t d) {
+              return access[d] == a || access[d] == Axis::Zero;
+            }))
+          axis = a;
+      srcAccess.push_back(axis);
     } else if (llvm::all_of(nonUnit, [](Axis a) { return a == Axis::Batch; })) {
       srcAccess.push_back(Axis::Batch);
     } else if (nonUnit.size() == 1) {
@@ -595,15 +607,32 @@ FailureOr<Expr *> ScoreTracer::traceBodyValue(Value v, BodyEnv &env) {
       // An element of a tensor from outside, at indices of the loops (a
       // broadcast of a dynamic shape): that tensor's element.
       auto srcType = cast<RankedTensorType>(extract.getTensor().getType());
-      Access access;
-      for (auto [k, index] : llvm::enumerate(extract.getIndices())) {
+      SmallVector<int64_t> loops;
+      for (Value index : extract.getIndices()) {
         std::optional<int64_t> loop = extractIndexLoop(env.op, index, sameSize);
         if (!loop)
           return fail("a tensor.extract in a linalg body reads at an index "
                       "that is not a loop's");
-        access.push_back(*loop < 0 || srcType.getDimSize(k) == 1
-                             ? Axis::Zero
-                             : env.loopAxes[*loop]);
+        loops.push_back(*loop);
+      }
+      // Unit dimensions read at 0 take, in order, the axes of the unit
+      // loops that no index reads (a query or key axis of one element, as
+      // in decode, stays that axis; at one element its index is 0 anyway).
+      SmallVector<int64_t> unitLoops;
+      for (int64_t l = 0, e = env.loopSizes.size(); l < e; ++l)
+        if (env.loopSizes[l] == 1 && !llvm::is_contained(loops, l))
+          unitLoops.push_back(l);
+      Access access;
+      for (auto [k, loop] : llvm::enumerate(loops)) {
+        Axis axis = Axis::Zero;
+        if (srcType.getDimSize(k) != 1 && loop >= 0)
+          axis = env.loopAxes[loop];
+        else if (loop >= 0 && env.loopSizes[loop] == 1)
+          axis = env.loopAxes[loop];
+        else if (loop < 0 && !unitLoops.empty())
+          axis = env.loopAxes[unitLoops.front()],
+          unitLoops.erase(unitLoops.begin());
+        access.push_back(axis);
       }
       result = traceTensor(extract.getTensor(), access);
     } else if (isScalarOp(def)) {
