@@ -230,6 +230,21 @@ class TokenWindow(torch.nn.Module):
         return s.softmax(-1) @ v
 
 
+class TrilTriuWindow(torch.nn.Module):
+    """A token window of `w` keys as a band of ones, `tril` and `triu` at
+    diagonals offset by nk - nq (bottom-right aligned: KV caches, decode)."""
+
+    def __init__(self, w):
+        super().__init__()
+        self.w = w
+
+    def forward(self, q, k, v):
+        nq, nk = q.shape[-2], k.shape[-2]
+        vis = torch.ones(nq, nk, dtype=torch.bool).tril(nk - nq).triu(nk - nq - self.w + 1)
+        s = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+        return s.masked_fill(~vis, NEG_INF).softmax(-1) @ v
+
+
 class TokenWindowFraction(torch.nn.Module):
     """A token window of a quarter of the length: a window at every length,
     but not the same one."""
@@ -509,6 +524,18 @@ CASES = {
         Manual(8, 2, 0.25), qkv(nq=1, nk=32),
         dict(bs=8, ws=2, scale="2.500000e-01", q="?x2x1x16xf32", k="?x2x?x16xf32",
              dynamic="batch-decode", lengths=["2,2,9,2,9", "3,3,40,3,40"])),
+    "tril-triu-dynamic": (
+        "A token window of 8 keys as tril/triu of ones at diagonals of the "
+        "symbolic lengths, new queries against a cache (both lengths symbolic)",
+        TrilTriuWindow(8), qkv(nq=12, nk=32),
+        dict(bs=1, ws=8, scale="2.500000e-01", q="1x2x?x16xf32", k="1x2x?x16xf32",
+             dynamic="kv", lengths=["12,32,32", "9,9,9", "3,40,40"])),
+    "tril-triu-decode-dynamic": (
+        "The tril/triu token window of 8 keys at a decode step, the cache "
+        "length symbolic",
+        TrilTriuWindow(8), qkv(nq=1, nk=32),
+        dict(bs=1, ws=8, scale="2.500000e-01", q="1x2x1x16xf32", k="1x2x?x16xf32",
+             dynamic="decode", lengths=["9,9", "40,40", "3,3"])),
     "frames-dynamic-batch-only": (
         "Frames of 8 in a window of 2 with a symbolic batch and static "
         "lengths (torch-mlir's sizes through affine.apply)",
