@@ -62,14 +62,17 @@ def shape(*dims):
     return (dims, torch.float32)
 
 
-def dynamic(module, kv=False, batch=False, lengths=True):
+def dynamic(module, kv=False, batch=False, lengths=True, decode=False):
     """`module` exported with a symbolic length (dim 2) of q, k and v (with
-    `kv`, q's one and k's and v's another; with `batch`, a symbolic batch,
-    dim 0, of all three too; without `lengths`, static lengths)."""
+    `kv`, q's one and k's and v's another; with `decode`, k's and v's only;
+    with `batch`, a symbolic batch, dim 0, of all three too; without
+    `lengths`, static lengths)."""
     module.dynamic_axes = {"q": {2: "nq"}, "k": {2: "nk" if kv else "nq"},
                            "v": {2: "nk" if kv else "nq"}}
     if not lengths:
         module.dynamic_axes = {name: {} for name in module.dynamic_axes}
+    if decode:
+        module.dynamic_axes = {"q": {}, "k": {2: "nk"}, "v": {2: "nk"}}
     if batch:
         for axes in module.dynamic_axes.values():
             axes[0] = "batch"
@@ -138,6 +141,21 @@ CASES["onnx-token-window-dynamic-batch-only"] = (
     dynamic(token_window(5), batch=True, lengths=False), [shape(2, 2, 32, 16)] * 3,
     dict(bs=1, ws=5, scale="2.500000e-01", q="?x2x32x16xf32", k="?x2x32x16xf32",
          lengths=["2,2,2", "3,3,3"]))
+CASES["onnx-decode-dynamic"] = (
+    "ONNX: a decode step (one query) against a KV cache of a dynamic length, "
+    "a token window of 6 keys",
+    dynamic(token_window(6), decode=True),
+    [shape(1, 2, 1, 16), shape(1, 2, 32, 16), shape(1, 2, 32, 16)],
+    dict(bs=1, ws=6, scale="2.500000e-01", q="1x2x1x16xf32", k="1x2x?x16xf32",
+         lengths=["9,9", "40,40", "1,1"]))
+CASES["onnx-decode-dynamic-batch"] = (
+    "ONNX: a decode step with a dynamic batch and cache length: the export "
+    "broadcasts the scores to the mask's rows, a dynamic dimension of the one "
+    "query that the pass proves one element",
+    dynamic(token_window(6), decode=True, batch=True),
+    [shape(2, 2, 1, 16), shape(2, 2, 32, 16), shape(2, 2, 32, 16)],
+    dict(bs=1, ws=6, scale="2.500000e-01", q="?x2x1x16xf32", k="?x2x?x16xf32",
+         lengths=["2,2,9,2,9", "3,3,40,3,40", "1,1,2,1,2"]))
 CASES["onnx-sdpa-frames-gqa-dynamic"] = (
     "ONNX: SDPA with a boolean frame mask and GQA, a dynamic length: the "
     "export repeats k and v through 10-D tensors reshaped to sizes computed "

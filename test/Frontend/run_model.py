@@ -90,6 +90,10 @@ def entry(signature, lengths, function):
         shape = given(declared, lengths)
         if result_lengths is None:
             result_lengths = [d for d, t in zip(shape, declared) if t is None]
+            # q's sizes, where the result's rank is q's (a result dim that is
+            # dynamic where q's is static: the query count that ONNX's
+            # broadcasts of a decode step make dynamic).
+            q_shape = shape
         if None in shape:
             sys.exit("run_model.py: --lengths gives fewer sizes than @main's types have")
         lines += fill(f"in{n}", shape, elt, [0.731, 1.377, 0.593, 0.911][n % 4])
@@ -102,7 +106,10 @@ def entry(signature, lengths, function):
     if lengths:
         sys.exit("run_model.py: --lengths gives more sizes than @main's types have")
     declared_result = result_shape
-    result_shape = given(result_shape, list(result_lengths or []))
+    if len(result_shape) == len(q_shape):
+        result_shape = [q if d is None else d for d, q in zip(result_shape, q_shape)]
+    else:
+        result_shape = given(result_shape, list(result_lengths or []))
     result_ty = tensor_type(["?" if d is None else d for d in declared_result], result_elt)
     lines.append(f"    %r_d = func.call @{function}({', '.join(n for n, _ in names)}) : "
                  f"({', '.join(t for _, t in names)}) -> {result_ty}\n")

@@ -1539,6 +1539,17 @@ static void rewriteAttention(RewriterBase &rewriter, linalg::LinalgOp pv,
     std::swap(rowsFirst[outRank - 2], rowsFirst[outRank - 1]);
   auto rowsFirstType =
       RankedTensorType::get(rowsFirst, outType.getElementType());
+  // A query count the op knows statically (q's) where the contraction's is
+  // dynamic (a broadcast sized it from the mask: ONNX's decode step): the
+  // reshapes below take the contraction's.
+  if (auto type = cast<RankedTensorType>(result.getType());
+      ShapedType::isDynamic(rowsFirst[outRank - 2]) && !type.isDynamicDim(2)) {
+    SmallVector<int64_t> shape(type.getShape());
+    shape[2] = ShapedType::kDynamic;
+    result = tensor::CastOp::create(
+        rewriter, loc, RankedTensorType::get(shape, type.getElementType()),
+        result);
+  }
   if (match.pvRows.folded())
     result = foldQueryHeads(rewriter, loc, result, match.pvRows);
   if (cast<RankedTensorType>(result.getType()).getShape().take_front(2) !=
@@ -1575,6 +1586,8 @@ static void rewriteAttention(RewriterBase &rewriter, linalg::LinalgOp pv,
     result = linalg::TransposeOp::create(rewriter, loc, result, init, perm)
                  ->getResult(0);
   }
+  if (result.getType() != outType)
+    result = tensor::CastOp::create(rewriter, loc, outType, result);
   SmallVector<Value> oldOperands = llvm::to_vector(pv->getOperands());
   rewriter.replaceOp(pv, result);
   eraseDeadProducers(rewriter, oldOperands);

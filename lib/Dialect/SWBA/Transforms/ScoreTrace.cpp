@@ -352,17 +352,17 @@ ScoreTracer::traceExpand(Value src, RankedTensorType type,
     }
     if (nonUnit.empty()) {
       // A unit dimension split into unit dimensions: where one of them is
-      // the query or key axis (of one element: decode's one query), it is
-      // that axis.
+      // the query axis (of one element: decode's one query), it is that
+      // axis.
       Axis axis = group.size() == 1 ? access[group[0]] : Axis::Zero;
-      for (Axis a : {Axis::Query, Axis::Key})
-        if (group.size() > 1 &&
-            llvm::count_if(group, [&](int64_t d) { return access[d] == a; }) ==
-                1 &&
-            llvm::all_of(group, [&](int64_t d) {
-              return access[d] == a || access[d] == Axis::Zero;
-            }))
-          axis = a;
+      if (group.size() > 1 &&
+          llvm::count_if(group,
+                         [&](int64_t d) { return access[d] == Axis::Query; }) ==
+              1 &&
+          llvm::all_of(group, [&](int64_t d) {
+            return access[d] == Axis::Query || access[d] == Axis::Zero;
+          }))
+        axis = Axis::Query;
       srcAccess.push_back(axis);
     } else if (llvm::all_of(nonUnit, [](Axis a) { return a == Axis::Batch; })) {
       srcAccess.push_back(Axis::Batch);
@@ -561,6 +561,38 @@ static bool isScalarOp(Operation *op) {
          llvm::all_of(op->getOperandTypes(), scalar);
 }
 
+static std::optional<std::pair<Value, int64_t>> loopDim(linalg::LinalgOp op,
+                                                        unsigned loop);
+
+/// An operand's unit dimension read at 0 takes the query axis where the
+/// query loop has one element and the operand's map does not read it (one
+/// element statically, or proven by `sameSize`: the one query of a decode
+/// step that a broadcast made a dynamic dimension). At one element the
+/// loop's index is 0, so the element read is the same. (Only the query's:
+/// a key axis of one element there would be a reduction's kept dimension.)
+void ScoreTracer::keepUnitAxes(const BodyEnv &env, AffineMap map,
+                               ShapedType type, Access &access) {
+  SmallVector<unsigned> unitLoops;
+  for (unsigned l = 0, e = env.loopAxes.size(); l < e; ++l) {
+    if (env.loopAxes[l] != Axis::Query || map.isFunctionOfDim(l))
+      continue;
+    bool unit = env.loopSizes[l] == 1;
+    if (!unit && ShapedType::isDynamic(env.loopSizes[l]) && sameSize)
+      if (std::optional<std::pair<Value, int64_t>> dim = loopDim(env.op, l))
+        unit = sameSize(SizeTerm{dim->first, dim->second}, {});
+    if (unit)
+      unitLoops.push_back(l);
+  }
+  for (auto [k, result] : llvm::enumerate(map.getResults())) {
+    if (unitLoops.empty())
+      return;
+    if (!isa<AffineConstantExpr>(result) || type.getDimSize(k) != 1)
+      continue;
+    access[k] = env.loopAxes[unitLoops.front()];
+    unitLoops.erase(unitLoops.begin());
+  }
+}
+
 FailureOr<Expr *> ScoreTracer::traceBodyValue(Value v, BodyEnv &env) {
   if (Expr *known = env.memo.lookup(v))
     return known;
@@ -576,11 +608,12 @@ FailureOr<Expr *> ScoreTracer::traceBodyValue(Value v, BodyEnv &env) {
       result = traceOutsideScalar(source);
     } else {
       std::string why;
+      AffineMap map = env.op.getMatchingIndexingMap(operand);
       FailureOr<Access> access =
-          accessThrough(env.op.getMatchingIndexingMap(operand), env.loopAxes,
-                        env.batchLoops, why);
+          accessThrough(map, env.loopAxes, env.batchLoops, why);
       if (failed(access))
         return fail(why);
+      keepUnitAxes(env, map, cast<ShapedType>(source.getType()), *access);
       result = traceTensor(source, *access);
     }
   } else if (v.getParentBlock() != body) {
@@ -615,9 +648,10 @@ FailureOr<Expr *> ScoreTracer::traceBodyValue(Value v, BodyEnv &env) {
                       "that is not a loop's");
         loops.push_back(*loop);
       }
-      // Unit dimensions read at 0 take, in order, the axes of the unit
-      // loops that no index reads (a query or key axis of one element, as
-      // in decode, stays that axis; at one element its index is 0 anyway).
+      // Unit dimensions read at 0 pair, in order, with the loops of one
+      // element that no index reads; one paired with the query loop is the
+      // query's (decode's one query, broadcast at index 0: at one element
+      // its index is 0 anyway). The others stay broadcast.
       SmallVector<int64_t> unitLoops;
       for (int64_t l = 0, e = env.loopSizes.size(); l < e; ++l)
         if (env.loopSizes[l] == 1 && !llvm::is_contained(loops, l))
@@ -625,13 +659,16 @@ FailureOr<Expr *> ScoreTracer::traceBodyValue(Value v, BodyEnv &env) {
       Access access;
       for (auto [k, loop] : llvm::enumerate(loops)) {
         Axis axis = Axis::Zero;
-        if (srcType.getDimSize(k) != 1 && loop >= 0)
+        if (srcType.getDimSize(k) != 1 && loop >= 0) {
           axis = env.loopAxes[loop];
-        else if (loop >= 0 && env.loopSizes[loop] == 1)
-          axis = env.loopAxes[loop];
-        else if (loop < 0 && !unitLoops.empty())
-          axis = env.loopAxes[unitLoops.front()],
+        } else if (loop >= 0 && env.loopSizes[loop] == 1 &&
+                   env.loopAxes[loop] == Axis::Query) {
+          axis = Axis::Query;
+        } else if (loop < 0 && !unitLoops.empty()) {
+          if (env.loopAxes[unitLoops.front()] == Axis::Query)
+            axis = Axis::Query;
           unitLoops.erase(unitLoops.begin());
+        }
         access.push_back(axis);
       }
       result = traceTensor(extract.getTensor(), access);
