@@ -564,17 +564,19 @@ static bool isScalarOp(Operation *op) {
 static std::optional<std::pair<Value, int64_t>> loopDim(linalg::LinalgOp op,
                                                         unsigned loop);
 
-/// An operand's unit dimension read at 0 takes the query axis where the
-/// query loop has one element and the operand's map does not read it (one
-/// element statically, or proven by `sameSize`: the one query of a decode
-/// step that a broadcast made a dynamic dimension). At one element the
-/// loop's index is 0, so the element read is the same. (Only the query's:
-/// a key axis of one element there would be a reduction's kept dimension.)
-void ScoreTracer::keepUnitAxes(const BodyEnv &env, AffineMap map,
-                               ShapedType type, Access &access) {
+/// Where an operand of `env.op` reads unit dimensions `atZero` at index 0
+/// and its indices read the loops `read`: those dimensions pair, in order,
+/// with the loops of one element that no index reads (one element
+/// statically, or proven by `sameSize`: the one query of a decode step that
+/// a broadcast made a dynamic dimension), and one paired with the query
+/// loop takes the query's axis. At one element the loop's index is 0, so
+/// the element read is the same. (Only the query's: a key axis of one
+/// element there would be a reduction's kept dimension.)
+void ScoreTracer::keepUnitQuery(const BodyEnv &env, ArrayRef<int64_t> atZero,
+                                ArrayRef<int64_t> read, Access &access) {
   SmallVector<unsigned> unitLoops;
   for (unsigned l = 0, e = env.loopAxes.size(); l < e; ++l) {
-    if (env.loopAxes[l] != Axis::Query || map.isFunctionOfDim(l))
+    if (llvm::is_contained(read, l))
       continue;
     bool unit = env.loopSizes[l] == 1;
     if (!unit && ShapedType::isDynamic(env.loopSizes[l]) && sameSize)
@@ -583,14 +585,9 @@ void ScoreTracer::keepUnitAxes(const BodyEnv &env, AffineMap map,
     if (unit)
       unitLoops.push_back(l);
   }
-  for (auto [k, result] : llvm::enumerate(map.getResults())) {
-    if (unitLoops.empty())
-      return;
-    if (!isa<AffineConstantExpr>(result) || type.getDimSize(k) != 1)
-      continue;
-    access[k] = env.loopAxes[unitLoops.front()];
-    unitLoops.erase(unitLoops.begin());
-  }
+  for (auto [k, l] : llvm::zip(atZero, unitLoops))
+    if (env.loopAxes[l] == Axis::Query)
+      access[k] = Axis::Query;
 }
 
 FailureOr<Expr *> ScoreTracer::traceBodyValue(Value v, BodyEnv &env) {
@@ -613,7 +610,15 @@ FailureOr<Expr *> ScoreTracer::traceBodyValue(Value v, BodyEnv &env) {
           accessThrough(map, env.loopAxes, env.batchLoops, why);
       if (failed(access))
         return fail(why);
-      keepUnitAxes(env, map, cast<ShapedType>(source.getType()), *access);
+      auto type = cast<ShapedType>(source.getType());
+      SmallVector<int64_t> atZero, read;
+      for (auto [k, result] : llvm::enumerate(map.getResults())) {
+        if (auto dim = dyn_cast<AffineDimExpr>(result))
+          read.push_back(dim.getPosition());
+        else if (type.getDimSize(k) == 1)
+          atZero.push_back(k);
+      }
+      keepUnitQuery(env, atZero, read, *access);
       result = traceTensor(source, *access);
     }
   } else if (v.getParentBlock() != body) {
@@ -648,29 +653,21 @@ FailureOr<Expr *> ScoreTracer::traceBodyValue(Value v, BodyEnv &env) {
                       "that is not a loop's");
         loops.push_back(*loop);
       }
-      // Unit dimensions read at 0 pair, in order, with the loops of one
-      // element that no index reads; one paired with the query loop is the
-      // query's (decode's one query, broadcast at index 0: at one element
-      // its index is 0 anyway). The others stay broadcast.
-      SmallVector<int64_t> unitLoops;
-      for (int64_t l = 0, e = env.loopSizes.size(); l < e; ++l)
-        if (env.loopSizes[l] == 1 && !llvm::is_contained(loops, l))
-          unitLoops.push_back(l);
       Access access;
+      SmallVector<int64_t> atZero;
       for (auto [k, loop] : llvm::enumerate(loops)) {
-        Axis axis = Axis::Zero;
-        if (srcType.getDimSize(k) != 1 && loop >= 0) {
-          axis = env.loopAxes[loop];
-        } else if (loop >= 0 && env.loopSizes[loop] == 1 &&
-                   env.loopAxes[loop] == Axis::Query) {
-          axis = Axis::Query;
-        } else if (loop < 0 && !unitLoops.empty()) {
-          if (env.loopAxes[unitLoops.front()] == Axis::Query)
-            axis = Axis::Query;
-          unitLoops.erase(unitLoops.begin());
-        }
-        access.push_back(axis);
+        bool unit = srcType.getDimSize(k) == 1;
+        if (loop < 0 && unit)
+          atZero.push_back(k);
+        // A unit dimension read by a loop is a broadcast, but for the query
+        // loop of one element.
+        access.push_back(loop < 0 ||
+                                 (unit && (env.loopSizes[loop] != 1 ||
+                                           env.loopAxes[loop] != Axis::Query))
+                             ? Axis::Zero
+                             : env.loopAxes[loop]);
       }
+      keepUnitQuery(env, atZero, loops, access);
       result = traceTensor(extract.getTensor(), access);
     } else if (isScalarOp(def)) {
       Expr *e = make(ExprKind::Op, v.getType());

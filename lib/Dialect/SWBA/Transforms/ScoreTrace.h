@@ -148,8 +148,8 @@ private:
   FailureOr<Expr *> traceLinalg(linalg::LinalgOp op, unsigned resultNumber,
                                 const Access &access);
   FailureOr<Expr *> traceBodyValue(Value v, BodyEnv &env);
-  void keepUnitAxes(const BodyEnv &env, AffineMap map, ShapedType type,
-                    Access &access);
+  void keepUnitQuery(const BodyEnv &env, ArrayRef<int64_t> atZero,
+                     ArrayRef<int64_t> read, Access &access);
   FailureOr<Expr *> traceOutsideScalar(Value v);
   FailureOr<Expr *> fail(const Twine &why);
   bool isScoresFree(Value v);
