@@ -74,6 +74,28 @@ def _check_sizes(nq: int, nk: int) -> None:
         raise NotSWBAMask(f"needs 1 <= Nq <= Nk, got Nq={nq} Nk={nk}")
 
 
+def window_ranges(nq: int, nk: int, block_size: int, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """The keys [lo, hi) each of nq rows sees in the block window of nk keys
+    (positions bottom-right aligned)."""
+    fq = (np.arange(nq, dtype=np.int64) + nk - nq) // block_size
+    return np.maximum(0, (fq - window + 1) * block_size), np.minimum((fq + 1) * block_size, nk)
+
+
+def frame_edges(lo: np.ndarray, hi: np.ndarray, nk: int) -> int:
+    """The gcd of the range bounds not clipped to [0, Nk], which a block
+    size divides (0 where every bound is clipped)."""
+    edges = 0
+    for v in lo.tolist() + hi[hi < nk].tolist():
+        edges = math.gcd(edges, int(v))
+    return edges
+
+
+def window_of_row(i: int, lo_i: int, nq: int, nk: int, block_size: int) -> int:
+    """The window that row i, which sees back to key lo_i > 0, gives for
+    `block_size`."""
+    return (i + nk - nq) // block_size - lo_i // block_size + 1
+
+
 def infer_from_ranges(lo: np.ndarray, hi: np.ndarray, nk: int) -> tuple[int, int]:
     """`infer_swba_mask` from the rows' ranges: query row i sees keys
     [lo[i], hi[i]) of nk (each a non-empty contiguous run)."""
@@ -82,18 +104,13 @@ def infer_from_ranges(lo: np.ndarray, hi: np.ndarray, nk: int) -> tuple[int, int
     _check_sizes(nq, nk)
     # Frame edges are multiples of the block size: it divides every range
     # bound that is not clipped to [0, Nk].
-    edges = 0
-    for v in lo.tolist():
-        edges = math.gcd(edges, v)
-    for v in hi[hi < nk].tolist():
-        edges = math.gcd(edges, v)
+    edges = frame_edges(lo, hi, nk)
     if edges == 0:
         edges = nk
     # Candidates: the divisors of the common edge, then (for a better
     # diagnosis of near misses) those of the first row's end, largest first.
     candidates = _divisors_desc(edges)
     candidates += [d for d in _divisors_desc(int(hi[0])) if d not in candidates]
-    rows = np.arange(nq)
     closest, closest_matches = "", -1
     unclipped = np.flatnonzero(lo > 0)
     for bs in candidates:
@@ -104,12 +121,10 @@ def infer_from_ranges(lo: np.ndarray, hi: np.ndarray, nk: int) -> tuple[int, int
         ws = frames
         if unclipped.size:
             i = int(unclipped[0])
-            ws = (i + nk - nq) // bs - int(lo[i]) // bs + 1
+            ws = window_of_row(i, int(lo[i]), nq, nk, bs)
         if ws < 1:
             continue
-        fq = (rows + nk - nq) // bs
-        want_lo = np.maximum(0, (fq - ws + 1) * bs)
-        want_hi = np.minimum((fq + 1) * bs, nk)
+        want_lo, want_hi = window_ranges(nq, nk, bs, ws)
         ok = (want_lo == lo) & (want_hi == hi)
         matches = int(ok.sum())
         if matches == nq:

@@ -63,7 +63,8 @@ import torch.fx as fx
 import torch.nn.functional as F
 
 from . import library  # noqa: F401  (registers torch.ops.swba)
-from .mask import NotSWBAMask, _check_sizes, infer_from_ranges, infer_swba_mask
+from .mask import (NotSWBAMask, _check_sizes, frame_edges, infer_from_ranges, infer_swba_mask,
+                   window_of_row, window_ranges)
 
 __all__ = ["backend", "make_backend", "raise_attention", "Decision", "MAX_MASK_PAIRS"]
 
@@ -609,9 +610,8 @@ def _fits(lo: np.ndarray, hi: np.ndarray, nk: int, block_size: int, window: int)
     nq = lo.shape[0]
     if nq < 1 or nk < nq:
         return False
-    fq = (np.arange(nq, dtype=np.int64) + nk - nq) // block_size
-    return (np.array_equal(np.maximum(0, (fq - window + 1) * block_size), lo)
-            and np.array_equal(np.minimum((fq + 1) * block_size, nk), hi))
+    want_lo, want_hi = window_ranges(nq, nk, block_size, window)
+    return np.array_equal(want_lo, lo) and np.array_equal(want_hi, hi)
 
 
 # A window past every length: rows that see back to key 0 (decode before
@@ -630,9 +630,7 @@ def _candidates(lo: np.ndarray, hi: np.ndarray, nk: int) -> list[tuple[int, int]
     found = []
     if _fits(lo, hi, nk, 1, _UNBOUNDED_WINDOW):
         found.append((1, _UNBOUNDED_WINDOW))
-    edges = 0
-    for x in lo.tolist() + hi[hi < nk].tolist():
-        edges = math.gcd(edges, int(x))
+    edges = frame_edges(lo, hi, nk)
     unclipped = np.flatnonzero(lo > 0)
     if edges == 0 or not unclipped.size:
         return found
@@ -641,7 +639,7 @@ def _candidates(lo: np.ndarray, hi: np.ndarray, nk: int) -> list[tuple[int, int]
         if edges % bs:
             continue
         for b in {bs, edges // bs}:
-            ws = (i + nk - nq) // b - int(lo[i]) // b + 1
+            ws = window_of_row(i, int(lo[i]), nq, nk, b)
             if ws >= 1 and _fits(lo, hi, nk, b, ws) and (b, ws) not in found:
                 found.append((b, ws))
     return found
@@ -1174,7 +1172,9 @@ class _MaskProgram:
             fits = _candidates(lo, hi, nk)
             grow = self.sizes_of_lengths
             probe_pairs = nq * (nk + self.PROBES[-1])
-            if len(fits) > 1 and grow is not None and probe_pairs <= MAX_MASK_PAIRS // 16:
+            if len(fits) == 1:
+                chosen = fits[0]
+            elif len(fits) > 1 and grow is not None and probe_pairs <= MAX_MASK_PAIRS // 16:
                 score = [0] * len(fits)
                 shapes = (tuple(q.shape), tuple(k.shape), tuple(v.shape))
                 for t in self.PROBES:
@@ -1187,8 +1187,6 @@ class _MaskProgram:
                         score[n] += _fits(*rows, nk + t, bs, ws)
                 best = max(range(len(fits)), key=lambda n: (score[n], fits[n][0]))
                 chosen = fits[best]
-            elif fits:
-                chosen = fits[0] if len(fits) == 1 else None
             if chosen is None:
                 try:
                     chosen = infer_from_ranges(lo, hi, nk)
