@@ -1175,17 +1175,15 @@ static LogicalResult checkScaleAndResult(linalg::LinalgOp pv,
             "only";
       return failure();
     }
-  }
-  int64_t outBatch = 1;
-  for (int64_t size : outType.getShape().drop_back(2))
-    outBatch *= size;
-  for (const OperandPlan *plan : {&match.q, &match.k, &match.v}) {
-    // q's batch holds the query heads that the rows fold in.
-    int64_t groups = plan == &match.q ? match.qkRows.groups : 1;
-    if (!dynamicBatch &&
-        product(batchShape(*plan)) * plan->headRepeat != outBatch * groups) {
-      why = "q, k and v do not span the same batch and heads as the result";
-      return failure();
+  } else {
+    int64_t outBatch = product(outType.getShape().drop_back(2));
+    for (const OperandPlan *plan : {&match.q, &match.k, &match.v}) {
+      // q's batch holds the query heads that the rows fold in.
+      int64_t groups = plan == &match.q ? match.qkRows.groups : 1;
+      if (product(batchShape(*plan)) * plan->headRepeat != outBatch * groups) {
+        why = "q, k and v do not span the same batch and heads as the result";
+        return failure();
+      }
     }
   }
   Type outElt = outType.getElementType();

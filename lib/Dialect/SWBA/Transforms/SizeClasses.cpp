@@ -30,6 +30,17 @@ static std::optional<SizeT> scaled(std::optional<SizeT> size, int64_t factor) {
   return size;
 }
 
+/// `size` divided by `divisor` (> 0): a constant floor-divided, a multiple
+/// of a class only where the division is exact (std::nullopt otherwise).
+template <typename SizeT>
+static std::optional<SizeT> divided(std::optional<SizeT> size,
+                                    int64_t divisor) {
+  if (!size || size->coef < 0 || (size->atom && size->coef % divisor != 0))
+    return std::nullopt;
+  size->coef /= divisor;
+  return size;
+}
+
 SizeClasses::SizeClasses(Block *block) {
   if (!block)
     return;
@@ -208,13 +219,8 @@ SizeClasses::traceScalarUncached(Value value, int depth) {
   if (isa<arith::DivSIOp, arith::DivUIOp>(def) &&
       matchPattern(def->getOperand(1), m_ConstantInt(&c)) &&
       c.isStrictlyPositive()) {
-    std::optional<Size> size = traceScalar(def->getOperand(0), depth + 1);
-    int64_t divisor = c.getSExtValue();
-    if (size && size->coef >= 0 && (!size->atom || size->coef % divisor == 0)) {
-      size->coef /= divisor;
-      return size;
-    }
-    return std::nullopt;
+    return divided(traceScalar(def->getOperand(0), depth + 1),
+                   c.getSExtValue());
   }
   if (isa<arith::MaxUIOp, arith::MaxSIOp>(def))
     return Size(Atom(value, -1));
@@ -242,14 +248,8 @@ SizeClasses::traceScalarUncached(Value value, int depth) {
       return std::nullopt;
     if (bin.getKind() == AffineExprKind::Mul)
       return scaled(traceScalar(x, depth + 1), factor.getValue());
-    if (bin.getKind() == AffineExprKind::FloorDiv) {
-      std::optional<Size> size = traceScalar(x, depth + 1);
-      if (size && size->coef >= 0 &&
-          (!size->atom || size->coef % factor.getValue() == 0)) {
-        size->coef /= factor.getValue();
-        return size;
-      }
-    }
+    if (bin.getKind() == AffineExprKind::FloorDiv)
+      return divided(traceScalar(x, depth + 1), factor.getValue());
   }
   return std::nullopt;
 }
