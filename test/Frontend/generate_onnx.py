@@ -67,15 +67,15 @@ def dynamic(module, kv=False, batch=False, lengths=True, decode=False):
     `kv`, q's one and k's and v's another; with `decode`, k's and v's only;
     with `batch`, a symbolic batch, dim 0, of all three too; without
     `lengths`, static lengths)."""
-    module.dynamic_axes = {"q": {2: "nq"}, "k": {2: "nk" if kv else "nq"},
-                           "v": {2: "nk" if kv else "nq"}}
-    if not lengths:
-        module.dynamic_axes = {name: {} for name in module.dynamic_axes}
-    if decode:
-        module.dynamic_axes = {"q": {}, "k": {2: "nk"}, "v": {2: "nk"}}
-    if batch:
-        for axes in module.dynamic_axes.values():
+    q_length = "nq" if lengths and not decode else None
+    kv_length = ("nk" if kv or decode else "nq") if lengths else None
+    module.dynamic_axes = {}
+    for name, length in (("q", q_length), ("k", kv_length), ("v", kv_length)):
+        axes = module.dynamic_axes[name] = {}
+        if batch:
             axes[0] = "batch"
+        if length:
+            axes[2] = length
     return module
 
 
