@@ -158,11 +158,15 @@ CASES["onnx-decode-dynamic-batch"] = (
          lengths=["2,2,9,2,9", "3,3,40,3,40", "1,1,2,1,2"]))
 CASES["onnx-sdpa-frames-gqa-dynamic"] = (
     "ONNX: SDPA with a boolean frame mask and GQA, a dynamic length: the "
-    "export repeats k and v through 10-D tensors reshaped to sizes computed "
-    "at run time, which the pass does not trace",
+    "export repeats k and v through 10-D tensors reshaped to sizes that its "
+    "shape arithmetic computes at run time (products of sizes divided by "
+    "products, ONNX's 0 that copies a size), which the pass traces; the op "
+    "reads k and v after the repeat, and the batch that the types leave "
+    "dynamic is proven 1",
     dynamic(sdpa_frames(8, 2, gqa=True)),
     [shape(1, 4, 32, 16), shape(1, 2, 32, 16), shape(1, 2, 32, 16)],
-    dict(remark="the lengths of the scores cannot be traced to the sizes of the tensors"))
+    dict(bs=8, ws=2, scale="1.000000e+00", q="1x4x?x16xf32", k="1x4x?x16xf32",
+         lengths=["5,5,5", "37,37,37", "1,1,1"]))
 
 CASES["onnx-token-window-off-by-one"] = (
     "ONNX: a token window of 5 keys where query 0 also sees key 1 (a key "

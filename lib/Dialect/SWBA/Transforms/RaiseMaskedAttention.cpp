@@ -58,6 +58,10 @@ struct OperandPlan {
   /// k/v: each head of `value` is read by this many consecutive heads of
   /// the contraction (repeat_interleave over heads: grouped-query).
   int64_t headRepeat = 1;
+  /// `value`'s type with the dynamic sizes that are proven constants made
+  /// static (ONNX's broadcasts and reshapes leave sizes dynamic that are
+  /// not); null where the type is kept.
+  RankedTensorType refined;
 };
 
 /// Rows of the products that fold the query heads of each kv head in
@@ -80,6 +84,10 @@ struct AttentionMatch {
   FoldedRows pvRows, qkRows;
   /// The scores are computed as K Q^T: [batch..., Nk, Nq].
   bool scoresTransposed = false;
+  /// Sizes that the proof took to be at least 1 (SizeClasses::positive,
+  /// those defined before the contraction), as (tensor, dim) or (scalar,
+  /// -1): the rewrite asserts them.
+  SmallVector<std::pair<Value, int64_t>> positive;
 };
 
 /// Either a mask term `scores + value` or `select(cond, scores, value)` (or
@@ -437,6 +445,7 @@ planOperand(linalg::LinalgOp op, OpOperand *operand,
             "outermost batch dimension, and their lengths may be dynamic)";
       return failure();
     }
+    break;
   }
   return plan;
 }
@@ -1110,21 +1119,55 @@ static bool flattensBatch(const AttentionMatch &match) {
 /// and v), their other batch dimensions static and their batch products
 /// the result's (q's with the query heads its rows fold in, k's and v's
 /// repeated).
-static bool spansResultBatch(linalg::LinalgOp pv, const AttentionMatch &match,
+static bool spansResultBatch(linalg::LinalgOp pv, AttentionMatch &match,
                              SizeClasses &classes) {
   Value out = pv->getResult(0);
   auto outType = cast<RankedTensorType>(out.getType());
   int64_t outRank = outType.getRank();
+  std::optional<SizeClasses::Scaled> outBatch = classes.scaledProduct(
+      out, llvm::to_vector(llvm::seq<int64_t>(0, outRank - 2)));
+  if (!outBatch)
+    return false;
+  // q's batch holds the query heads that the rows fold in.
+  auto spans = [&](const OperandPlan &plan, const SizeClasses::Scaled &batch) {
+    int64_t groups = &plan == &match.q ? match.qkRows.groups : 1;
+    return batch.root == outBatch->root &&
+           batch.num * plan.headRepeat * outBatch->den ==
+               outBatch->num * groups * batch.den;
+  };
+  if (!outBatch->root) {
+    // A result batch that the types leave dynamic but that is a constant
+    // (ONNX's broadcasts compute it): every operand's batch is that
+    // constant too, and its sizes but the length are constants, which the
+    // rewrite makes static (refined).
+    for (OperandPlan *plan : {&match.q, &match.k, &match.v}) {
+      std::optional<SizeClasses::Scaled> batch = classes.scaledProduct(
+          plan->value, ArrayRef<int64_t>(plan->perm).drop_back(2));
+      if (!batch || !spans(*plan, *batch))
+        return false;
+      auto type = cast<RankedTensorType>(plan->value.getType());
+      SmallVector<int64_t> shape(type.getShape());
+      int64_t seq = plan->perm[plan->perm.size() - 2];
+      for (auto [d, size] : llvm::enumerate(shape)) {
+        if (!ShapedType::isDynamic(size) || static_cast<int64_t>(d) == seq)
+          continue;
+        std::optional<SizeClasses::Scaled> known =
+            classes.scaledDim(plan->value, d);
+        if (!known || known->root || known->den != 1)
+          return false;
+        size = known->num;
+      }
+      if (shape != type.getShape())
+        plan->refined = type.clone(shape);
+    }
+    return true;
+  }
   // Row-major, the batch loops' order: the dynamic one outermost.
   auto outerOnly = [](ArrayRef<int64_t> batch) {
     return !batch.empty() && ShapedType::isDynamic(batch.front()) &&
            llvm::none_of(batch.drop_front(), ShapedType::isDynamic);
   };
   if (!outerOnly(outType.getShape().drop_back(2)))
-    return false;
-  std::optional<SizeClasses::Scaled> outBatch = classes.scaledProduct(
-      out, llvm::to_vector(llvm::seq<int64_t>(0, outRank - 2)));
-  if (!outBatch || !outBatch->root)
     return false;
   std::optional<SizeClasses::Scaled> outer;
   for (const OperandPlan *plan : {&match.q, &match.k, &match.v}) {
@@ -1137,11 +1180,7 @@ static bool spansResultBatch(linalg::LinalgOp pv, const AttentionMatch &match,
     outer = first;
     std::optional<SizeClasses::Scaled> batch = classes.scaledProduct(
         plan->value, ArrayRef<int64_t>(plan->perm).drop_back(2));
-    // q's batch holds the query heads that the rows fold in.
-    int64_t groups = plan == &match.q ? match.qkRows.groups : 1;
-    if (!batch || batch->root != outBatch->root ||
-        batch->num * plan->headRepeat * outBatch->den !=
-            outBatch->num * groups * batch->den)
+    if (!batch || !spans(*plan, *batch))
       return false;
   }
   return true;
@@ -1149,7 +1188,7 @@ static bool spansResultBatch(linalg::LinalgOp pv, const AttentionMatch &match,
 
 /// Checks what the kernel needs of the planned match and of the P.V result.
 static LogicalResult checkScaleAndResult(linalg::LinalgOp pv,
-                                         const AttentionMatch &match,
+                                         AttentionMatch &match,
                                          SizeClasses *classes,
                                          std::string &why) {
   if (!(match.scale > 0) || !std::isfinite(match.scale)) {
@@ -1295,6 +1334,18 @@ matchAttention(linalg::LinalgOp pv, bool transposed, Axis rows,
       failed(planQKV(qk, pv, *contraction, match, scalarOf, sameSize, why)) ||
       failed(checkScaleAndResult(pv, match, classes, why)))
     return failure();
+  // The classes this match took to be at least 1 have members it traced,
+  // which are defined before it: one of them is asserted.
+  if (classes)
+    match.positive =
+        classes->positiveSizes([&](std::pair<Value, int64_t> atom) {
+          Value v = atom.first;
+          if (auto arg = dyn_cast<BlockArgument>(v))
+            return arg.getOwner()->getParentOp()->isProperAncestor(pv);
+          Operation *def = v.getDefiningOp();
+          Operation *ancestor = def->getBlock()->findAncestorOpInBlock(*pv);
+          return ancestor && def->isBeforeInBlock(ancestor);
+        });
   return match;
 }
 
@@ -1342,6 +1393,8 @@ static Value materialize(RewriterBase &rewriter, Location loc,
                          const OperandPlan &plan, bool flattenBatch,
                          Type elt) {
   Value value = plan.value;
+  if (plan.refined)
+    value = tensor::CastOp::create(rewriter, loc, plan.refined, value);
   auto type = cast<RankedTensorType>(value.getType());
   int64_t rank = type.getRank();
   if (!llvm::equal(plan.perm, llvm::seq<int64_t>(0, rank))) {
@@ -1520,6 +1573,20 @@ static void rewriteAttention(RewriterBase &rewriter, linalg::LinalgOp pv,
                       "lengths up to {0}",
                       kMaxSymbolicSize)
             .str());
+  }
+  // Sizes the proof took to be at least 1 (the domain of the mask's proof,
+  // where a comparison of sizes decided a select of ONNX's shapes).
+  for (auto [value, d] : match.positive) {
+    Value size = value;
+    if (d >= 0)
+      size = tensor::DimOp::create(rewriter, loc, value, d);
+    Value one = arith::ConstantOp::create(
+        rewriter, loc, rewriter.getIntegerAttr(size.getType(), 1));
+    Value atLeastOne = arith::CmpIOp::create(
+        rewriter, loc, arith::CmpIPredicate::sge, size, one);
+    cf::AssertOp::create(rewriter, loc, atLeastOne,
+                         "swba.attention: --raise-swba proved the mask for "
+                         "sizes of at least 1");
   }
   auto attention = AttentionOp::create(
       rewriter, loc, q, k, v, ValueRange{init}, match.params.blockSize,

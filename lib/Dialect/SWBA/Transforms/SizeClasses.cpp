@@ -41,6 +41,19 @@ static std::optional<SizeT> divided(std::optional<SizeT> size,
   return size;
 }
 
+/// a * b in lowest terms (std::nullopt past 64 bits).
+static std::optional<std::pair<int64_t, int64_t>>
+ratioTimes(std::pair<int64_t, int64_t> a, std::pair<int64_t, int64_t> b) {
+  int64_t num, den;
+  if (llvm::MulOverflow(a.first, b.first, num) ||
+      llvm::MulOverflow(a.second, b.second, den) || den == 0)
+    return std::nullopt;
+  int64_t g = std::gcd(num, den);
+  if (g == 0)
+    return std::nullopt;
+  return std::pair(num / g, den / g);
+}
+
 SizeClasses::SizeClasses(Block *block) {
   if (!block)
     return;
@@ -178,6 +191,12 @@ SizeClasses::traceScalarUncached(Value value, int depth) {
   if (auto trunc = dyn_cast<arith::TruncIOp>(def);
       trunc && trunc.getType().getIntOrFloatBitWidth() >= 32)
     return traceScalar(trunc.getIn(), depth + 1);
+  // A comparison of sizes known to hold or not (a select's condition).
+  if (isa<arith::CmpIOp>(def)) {
+    if (std::optional<bool> known = decide(value, depth + 1))
+      return Size(int64_t(*known));
+    return std::nullopt;
+  }
   if (auto extract = dyn_cast<tensor::ExtractOp>(def)) {
     SmallVector<int64_t> index;
     for (Value i : extract.getIndices()) {
@@ -214,7 +233,6 @@ SizeClasses::traceScalarUncached(Value value, int depth) {
                         std::pair(mul.getRhs(), mul.getLhs())})
       if (matchPattern(y, m_ConstantInt(&c)) && !c.isNegative())
         return scaled(traceScalar(x, depth + 1), c.getSExtValue());
-    return std::nullopt;
   }
   if (isa<arith::DivSIOp, arith::DivUIOp>(def) &&
       matchPattern(def->getOperand(1), m_ConstantInt(&c)) &&
@@ -222,8 +240,20 @@ SizeClasses::traceScalarUncached(Value value, int depth) {
     return divided(traceScalar(def->getOperand(0), depth + 1),
                    c.getSExtValue());
   }
-  if (isa<arith::MaxUIOp, arith::MaxSIOp>(def))
+  if (isa<arith::MaxUIOp, arith::MaxSIOp>(def)) {
+    // Two constants, or one size twice: that size; otherwise a size of its
+    // own.
+    std::optional<Size> a = traceScalar(def->getOperand(0), depth + 1);
+    std::optional<Size> b = traceScalar(def->getOperand(1), depth + 1);
+    if (a && b && !a->atom && !b->atom)
+      return Size(std::max(a->coef, b->coef));
+    if (a && b) {
+      std::optional<Scaled> sa = scaledOf(a), sb = scaledOf(b);
+      if (sa && sb && *sa == *sb)
+        return a;
+    }
     return Size(Atom(value, -1));
+  }
   // affine.apply of x, x * c or x floordiv c (torch-mlir's sizes where the
   // others are static).
   if (auto apply = dyn_cast<affine::AffineApplyOp>(def)) {
@@ -251,29 +281,260 @@ SizeClasses::traceScalarUncached(Value value, int depth) {
     if (bin.getKind() == AffineExprKind::FloorDiv)
       return divided(traceScalar(x, depth + 1), factor.getValue());
   }
+  // Products of sizes, exact quotients of them and selects between them
+  // (torch-mlir's reshapes with an inferred dimension): a size where they
+  // come to a constant or a multiple of one class.
+  if (isa<arith::MulIOp, arith::DivSIOp, arith::DivUIOp, arith::SelectOp,
+          arith::AddIOp>(def))
+    if (std::optional<Product> product = productOf(value, depth + 1))
+      return sizeOf(*product);
   return std::nullopt;
+}
+
+std::optional<SizeClasses::Product> SizeClasses::productOf(Value value,
+                                                           int depth) {
+  if (auto it = productCache.find(value); it != productCache.end())
+    return it->second;
+  std::optional<Product> product = productOfUncached(value, depth);
+  productCache.try_emplace(value, product);
+  return product;
+}
+
+std::optional<SizeClasses::Product> SizeClasses::productOfUncached(Value value,
+                                                                   int depth) {
+  Operation *def = value.getDefiningOp();
+  if (!def || depth >= kMaxDepth)
+    return std::nullopt;
+  if (isa<arith::IndexCastOp, arith::IndexCastUIOp, arith::ExtSIOp,
+          arith::ExtUIOp>(def) &&
+      !def->getOperand(0).getType().isInteger(1))
+    return productOf(def->getOperand(0), depth + 1);
+  auto constant = [](int64_t c) { return Product{{c, 1}, {}}; };
+  if (isa<arith::ExtUIOp>(def))
+    if (std::optional<bool> known = decide(def->getOperand(0), depth + 1))
+      return constant(*known);
+  if (auto mul = dyn_cast<arith::MulIOp>(def)) {
+    std::optional<Product> a = productOf(mul.getLhs(), depth + 1);
+    std::optional<Product> b =
+        a ? productOf(mul.getRhs(), depth + 1) : std::nullopt;
+    std::optional<Ratio> coef = b ? ratioTimes(a->coef, b->coef) : std::nullopt;
+    if (!coef)
+      return std::nullopt;
+    Product p{*coef, a->ids};
+    p.ids.append(b->ids);
+    return canonical(p);
+  }
+  if (isa<arith::DivSIOp, arith::DivUIOp>(def)) {
+    std::optional<Product> a = productOf(def->getOperand(0), depth + 1);
+    std::optional<Product> b =
+        a ? productOf(def->getOperand(1), depth + 1) : std::nullopt;
+    if (b)
+      a = canonical(*a);
+    if (b)
+      b = canonical(*b);
+    if (!a || !b || b->coef.first <= 0 || a->coef.first < 0)
+      return std::nullopt;
+    // Exact only where each of the divisor's classes is one of the
+    // dividend's and what is left is an integer multiple of the rest.
+    for (unsigned id : b->ids) {
+      auto *it = llvm::find(a->ids, id);
+      if (it == a->ids.end())
+        return std::nullopt;
+      a->ids.erase(it);
+    }
+    std::optional<Ratio> coef =
+        ratioTimes(a->coef, {b->coef.second, b->coef.first});
+    if (!coef)
+      return std::nullopt;
+    if (a->ids.empty()) {
+      // Constants: the integer quotient (sizes are not negative).
+      if (a->coef.second != 1 || b->coef.second != 1)
+        return std::nullopt;
+      return constant(a->coef.first / b->coef.first);
+    }
+    if (coef->second != 1)
+      return std::nullopt;
+    return Product{*coef, a->ids};
+  }
+  if (auto add = dyn_cast<arith::AddIOp>(def)) {
+    std::optional<Product> a = productOf(add.getLhs(), depth + 1);
+    std::optional<Product> b =
+        a ? productOf(add.getRhs(), depth + 1) : std::nullopt;
+    int64_t sum;
+    if (!b || !a->ids.empty() || !b->ids.empty() || a->coef.second != 1 ||
+        b->coef.second != 1 ||
+        llvm::AddOverflow(a->coef.first, b->coef.first, sum))
+      return std::nullopt;
+    return constant(sum);
+  }
+  if (auto select = dyn_cast<arith::SelectOp>(def)) {
+    // Either branch where they are one product; else the one the condition
+    // takes, where it is known.
+    std::optional<Product> a = productOf(select.getTrueValue(), depth + 1);
+    std::optional<Product> b = productOf(select.getFalseValue(), depth + 1);
+    if (a && b) {
+      a = canonical(*a);
+      b = canonical(*b);
+      if (a && b && a->coef == b->coef && a->ids == b->ids)
+        return a;
+    }
+    std::optional<bool> known = decide(select.getCondition(), depth + 1);
+    if (!known)
+      return std::nullopt;
+    return *known ? a : b;
+  }
+  // A size traced on its own (a dimension, a constant, an element of a
+  // shape).
+  if (isa<arith::MulIOp, arith::DivSIOp, arith::DivUIOp, arith::SelectOp,
+          arith::AddIOp>(def))
+    return std::nullopt;
+  std::optional<Size> size = traceScalar(value, depth + 1);
+  if (!size)
+    return std::nullopt;
+  if (!size->atom)
+    return constant(size->coef);
+  return canonical(Product{{size->coef, 1}, {idOf(*size->atom)}});
+}
+
+std::optional<SizeClasses::Product> SizeClasses::canonical(const Product &p) {
+  Product out{p.coef, {}};
+  for (unsigned id : p.ids) {
+    auto [root, w] = find(id);
+    std::optional<Ratio> coef = ratioTimes(out.coef, w);
+    if (auto it = constants.find(root); coef && it != constants.end())
+      coef = ratioTimes(*coef, {it->second, 1});
+    else
+      out.ids.push_back(root);
+    if (!coef)
+      return std::nullopt;
+    out.coef = *coef;
+  }
+  llvm::sort(out.ids);
+  return out;
+}
+
+/// The predicate of `b pred a` for `a pred b`.
+static arith::CmpIPredicate swappedPredicate(arith::CmpIPredicate pred) {
+  using P = arith::CmpIPredicate;
+  switch (pred) {
+  case P::slt:
+    return P::sgt;
+  case P::sle:
+    return P::sge;
+  case P::sgt:
+    return P::slt;
+  case P::sge:
+    return P::sle;
+  case P::ult:
+    return P::ugt;
+  case P::ule:
+    return P::uge;
+  case P::ugt:
+    return P::ult;
+  case P::uge:
+    return P::ule;
+  default:
+    return pred;
+  }
+}
+
+std::optional<bool> SizeClasses::decide(Value cond, int depth) {
+  APInt bit;
+  if (matchPattern(cond, m_ConstantInt(&bit)))
+    return !bit.isZero();
+  auto cmp = cond.getDefiningOp<arith::CmpIOp>();
+  if (!cmp || depth >= kMaxDepth)
+    return std::nullopt;
+  std::optional<Product> a = productOf(cmp.getLhs(), depth + 1);
+  std::optional<Product> b =
+      a ? productOf(cmp.getRhs(), depth + 1) : std::nullopt;
+  if (a)
+    a = canonical(*a);
+  if (b)
+    b = canonical(*b);
+  if (!a || !b)
+    return std::nullopt;
+  using P = arith::CmpIPredicate;
+  P pred = cmp.getPredicate();
+  if (a->ids.empty() && b->ids.empty() && a->coef.second == 1 &&
+      b->coef.second == 1)
+    return arith::applyCmpPredicate(pred, APInt(64, a->coef.first, true),
+                                    APInt(64, b->coef.first, true));
+  // A product of sizes against a constant k: the sizes are at least 1
+  // (the domain of the mask's proof, SymbolicSizes, which the rewrite
+  // asserts where a decision took it), so the product is at least its
+  // coefficient.
+  bool swapped = !b->ids.empty();
+  const Product &x = swapped ? *b : *a, &c = swapped ? *a : *b;
+  if (!c.ids.empty() || c.coef.second != 1 || x.coef.first <= 0)
+    return std::nullopt;
+  if (swapped)
+    pred = swappedPredicate(pred);
+  // x >= low > 0, an integer bound below the rational coefficient.
+  int64_t low = std::max<int64_t>(1, x.coef.first / x.coef.second);
+  int64_t k = c.coef.first;
+  std::optional<bool> known;
+  switch (pred) {
+  case P::slt:
+  case P::sle:
+    if (k < low || (pred == P::slt && k == low))
+      known = false;
+    break;
+  case P::sgt:
+  case P::sge:
+    if (k < low || (pred == P::sge && k == low))
+      known = true;
+    break;
+  case P::eq:
+  case P::ne:
+    if (k < low)
+      known = pred == P::ne;
+    break;
+  default:
+    break;
+  }
+  if (known)
+    positive.insert(x.ids.begin(), x.ids.end());
+  return known;
+}
+
+SmallVector<std::pair<Value, int64_t>> SizeClasses::positiveSizes(
+    function_ref<bool(std::pair<Value, int64_t>)> available) {
+  SmallVector<std::pair<Value, int64_t>> sizes;
+  llvm::SmallDenseSet<unsigned> roots;
+  for (unsigned id : positive) {
+    unsigned root = find(id).first;
+    if (!roots.insert(root).second)
+      continue;
+    for (unsigned member = 0; member < atomOf.size(); ++member) {
+      if (find(member).first == root && available(atomOf[member])) {
+        sizes.push_back(atomOf[member]);
+        break;
+      }
+    }
+  }
+  return sizes;
+}
+
+std::optional<SizeClasses::Size> SizeClasses::sizeOf(const Product &p) {
+  std::optional<Product> c = canonical(p);
+  if (!c || c->coef.second != 1)
+    return std::nullopt;
+  if (c->ids.empty())
+    return Size(c->coef.first);
+  if (c->ids.size() != 1)
+    return std::nullopt;
+  return Size(atomOf[c->ids[0]], c->coef.first);
 }
 
 unsigned SizeClasses::idOf(const Atom &atom) {
   auto [it, inserted] = ids.try_emplace(atom, parent.size());
   if (inserted) {
+    atomOf.push_back(atom);
     parent.push_back(parent.size());
     weight.push_back({1, 1});
   }
   return it->second;
-}
-
-/// a * b in lowest terms (std::nullopt past 64 bits).
-static std::optional<std::pair<int64_t, int64_t>>
-ratioTimes(std::pair<int64_t, int64_t> a, std::pair<int64_t, int64_t> b) {
-  int64_t num, den;
-  if (llvm::MulOverflow(a.first, b.first, num) ||
-      llvm::MulOverflow(a.second, b.second, den) || den == 0)
-    return std::nullopt;
-  int64_t g = std::gcd(num, den);
-  if (g == 0)
-    return std::nullopt;
-  return std::pair(num / g, den / g);
 }
 
 std::pair<unsigned, SizeClasses::Ratio> SizeClasses::find(unsigned id) {
@@ -481,9 +742,34 @@ SizeClasses::traceElement(Value tensor, ArrayRef<int64_t> index, int depth) {
                         : offset + index[k++] * slice.getStaticStrides()[d]);
     return traceElement(slice.getSource(), src, depth + 1);
   }
+  // A fill's every element is its value.
+  if (auto fill = dyn_cast<linalg::FillOp>(def)) {
+    if (!flatten(type.getShape(), index))
+      return std::nullopt;
+    return traceScalar(fill.value(), depth + 1);
+  }
+  // A concatenation of static sizes along its dimension: the input that
+  // holds the element.
+  if (auto concat = dyn_cast<tensor::ConcatOp>(def)) {
+    int64_t dim = concat.getDim();
+    int64_t at = index[dim];
+    for (Value input : concat.getInputs()) {
+      int64_t size = cast<RankedTensorType>(input.getType()).getDimSize(dim);
+      if (ShapedType::isDynamic(size))
+        return std::nullopt;
+      if (at < size) {
+        SmallVector<int64_t> within(index);
+        within[dim] = at;
+        return traceElement(input, within, depth + 1);
+      }
+      at -= size;
+    }
+    return std::nullopt;
+  }
   auto generic = dyn_cast<linalg::GenericOp>(def);
   if (!generic || !generic.hasPureTensorSemantics() ||
-      generic.getNumParallelLoops() != generic.getNumLoops())
+      generic.getNumParallelLoops() != generic.getNumLoops() ||
+      !flatten(type.getShape(), index))
     return std::nullopt;
   // The loop indices of the element, then what the body yields there.
   unsigned result = cast<OpResult>(tensor).getResultNumber();
@@ -496,11 +782,23 @@ SizeClasses::traceElement(Value tensor, ArrayRef<int64_t> index, int depth) {
       return std::nullopt;
     loops[dim.getPosition()] = index[k];
   }
-  Block *body = generic.getBody();
-  Value v = body->getTerminator()->getOperand(result);
-  while (auto cast = v.getDefiningOp<arith::IndexCastOp>())
-    v = cast.getIn();
-  if (auto arg = dyn_cast<BlockArgument>(v); arg && arg.getOwner() == body) {
+  return valueIn(generic.getBody()->getTerminator()->getOperand(result), loops,
+                 depth + 1);
+}
+
+std::optional<SizeClasses::Size>
+SizeClasses::valueIn(Value value, ArrayRef<int64_t> loops, int depth) {
+  APInt constant;
+  if (matchPattern(value, m_ConstantInt(&constant)))
+    return Size(constant.getBitWidth() == 1 ? constant.getZExtValue()
+                                            : constant.getSExtValue());
+  if (depth >= kMaxDepth)
+    return std::nullopt;
+  auto arg = dyn_cast<BlockArgument>(value);
+  auto generic =
+      arg ? dyn_cast<linalg::GenericOp>(arg.getOwner()->getParentOp())
+          : nullptr;
+  if (generic) {
     OpOperand *operand = generic.getMatchingOpOperand(arg);
     if (generic.isDpsInit(operand))
       return std::nullopt;
@@ -508,45 +806,88 @@ SizeClasses::traceElement(Value tensor, ArrayRef<int64_t> index, int depth) {
         generic.getMatchingIndexingMap(operand).compose(loops);
     return traceElement(operand->get(), at, depth + 1);
   }
-  auto extract = v.getDefiningOp<tensor::ExtractOp>();
-  if (!extract || extract.getTensor().getParentBlock() == body)
+  Operation *def = value.getDefiningOp();
+  if (!def)
     return std::nullopt;
-  SmallVector<int64_t> at;
-  for (Value i : extract.getIndices()) {
-    std::optional<int64_t> c = constantIn(i, loops, depth + 1);
-    if (!c)
+  // Ops outside the body are sizes (or their elements) of their own.
+  if (!isa<linalg::GenericOp>(def->getParentOp()))
+    return traceScalar(value, depth + 1);
+  if (auto index = dyn_cast<linalg::IndexOp>(def))
+    return Size(loops[index.getDim()]);
+  // Sizes are below 2^31 (MaskEvaluator's bound): casts keep them.
+  if (isa<arith::IndexCastOp, arith::IndexCastUIOp, arith::ExtSIOp,
+          arith::ExtUIOp>(def) ||
+      (isa<arith::TruncIOp>(def) &&
+       def->getResult(0).getType().getIntOrFloatBitWidth() >= 32))
+    return valueIn(def->getOperand(0), loops, depth + 1);
+  auto constantOf = [&](Value v) -> std::optional<int64_t> {
+    std::optional<Size> size = valueIn(v, loops, depth + 1);
+    if (!size || size->atom)
       return std::nullopt;
-    at.push_back(*c);
+    return size->coef;
+  };
+  // An element of a tensor from outside the body at indices known here
+  // (a gather's index into a shape).
+  if (auto extract = dyn_cast<tensor::ExtractOp>(def)) {
+    if (extract.getTensor().getParentBlock() == def->getBlock())
+      return std::nullopt;
+    SmallVector<int64_t> at;
+    for (Value i : extract.getIndices()) {
+      std::optional<int64_t> c = constantOf(i);
+      if (!c)
+        return std::nullopt;
+      at.push_back(*c);
+    }
+    return traceElement(extract.getTensor(), at, depth + 1);
   }
-  return traceElement(extract.getTensor(), at, depth + 1);
-}
-
-std::optional<int64_t>
-SizeClasses::constantIn(Value value, ArrayRef<int64_t> loops, int depth) {
-  APInt constant;
-  if (matchPattern(value, m_ConstantInt(&constant)))
-    return constant.getSExtValue();
-  if (depth >= kMaxDepth)
+  // ONNX's shape arithmetic: a select on a condition known at these
+  // indices (a scatter of one size into a shape), compares and sums of
+  // constants, a size times or divided by a constant.
+  if (auto select = dyn_cast<arith::SelectOp>(def)) {
+    // Either branch where both are one size (ONNX's reshape reads a 0 in
+    // the shape as the input's size, where the shape holds that size).
+    std::optional<Size> a = valueIn(select.getTrueValue(), loops, depth + 1);
+    std::optional<Size> b = valueIn(select.getFalseValue(), loops, depth + 1);
+    if (a && b) {
+      std::optional<Scaled> sa = scaledOf(a), sb = scaledOf(b);
+      if (sa && sb && *sa == *sb)
+        return a;
+    }
+    std::optional<int64_t> cond = constantOf(select.getCondition());
+    if (!cond)
+      return std::nullopt;
+    return *cond ? a : b;
+  }
+  if (auto cmp = dyn_cast<arith::CmpIOp>(def)) {
+    std::optional<int64_t> a = constantOf(cmp.getLhs());
+    std::optional<int64_t> b = constantOf(cmp.getRhs());
+    if (!a || !b)
+      return std::nullopt;
+    return Size(int64_t(arith::applyCmpPredicate(
+        cmp.getPredicate(), APInt(64, *a, true), APInt(64, *b, true))));
+  }
+  if (isa<arith::AddIOp, arith::SubIOp>(def)) {
+    std::optional<int64_t> a = constantOf(def->getOperand(0));
+    std::optional<int64_t> b = constantOf(def->getOperand(1));
+    int64_t r;
+    if (!a || !b ||
+        (isa<arith::AddIOp>(def) ? llvm::AddOverflow(*a, *b, r)
+                                 : llvm::SubOverflow(*a, *b, r)))
+      return std::nullopt;
+    return Size(r);
+  }
+  if (isa<arith::MulIOp>(def)) {
+    for (int k = 0; k < 2; ++k)
+      if (std::optional<int64_t> c = constantOf(def->getOperand(1 - k));
+          c && *c >= 0)
+        return scaled(valueIn(def->getOperand(k), loops, depth + 1), *c);
     return std::nullopt;
-  if (auto index = value.getDefiningOp<linalg::IndexOp>())
-    return loops[index.getDim()];
-  if (auto cast = value.getDefiningOp<arith::IndexCastOp>())
-    return constantIn(cast.getIn(), loops, depth + 1);
-  auto arg = dyn_cast<BlockArgument>(value);
-  auto generic =
-      arg ? dyn_cast<linalg::GenericOp>(arg.getOwner()->getParentOp())
-          : nullptr;
-  if (!generic)
-    return std::nullopt;
-  OpOperand *operand = generic.getMatchingOpOperand(arg);
-  if (generic.isDpsInit(operand))
-    return std::nullopt;
-  SmallVector<int64_t> at =
-      generic.getMatchingIndexingMap(operand).compose(loops);
-  std::optional<Size> element = traceElement(operand->get(), at, depth + 1);
-  if (!element)
-    return std::nullopt;
-  if (!element->atom)
-    return element->coef;
+  }
+  if (isa<arith::DivSIOp, arith::DivUIOp>(def)) {
+    std::optional<int64_t> c = constantOf(def->getOperand(1));
+    if (!c || *c <= 0)
+      return std::nullopt;
+    return divided(valueIn(def->getOperand(0), loops, depth + 1), *c);
+  }
   return std::nullopt;
 }

@@ -24,6 +24,7 @@
 #include "mlir/IR/Block.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/SetVector.h"
 
 #include <map>
 #include <optional>
@@ -48,6 +49,13 @@ public:
   /// `value` where it is a size (a tensor.dim or a cast of one).
   std::optional<SizeRef> scalarSize(Value value);
   unsigned numSymbols() const { return numSymbolsMade; }
+  /// For each class that a comparison took to be at least 1 (the domain of
+  /// the mask's proof, SymbolicSizes), one member for which `available`
+  /// holds, where there is one: (tensor, dim), or (scalar, -1). A member is
+  /// a positive multiple of its class, so it is at least 1 where the class
+  /// is.
+  SmallVector<std::pair<Value, int64_t>>
+  positiveSizes(function_ref<bool(std::pair<Value, int64_t>)> available);
 
   /// A size as a factor `num / den` of the size of class `root`, or the
   /// constant `num` (no root). Equal where the sizes are equal at run time.
@@ -89,14 +97,31 @@ private:
   std::optional<Size> traceDimUncached(Value tensor, int64_t d, int depth);
   std::optional<Size> traceScalarUncached(Value value, int depth);
   /// Element `index` of `tensor` (ONNX's shapes are tensors: a size is an
-  /// element of a tensor.from_elements picked through reshapes, slices and
-  /// a gather's linalg.generic at a constant index).
+  /// element of a tensor.from_elements picked through reshapes, slices,
+  /// concatenations, fills and the linalg.generics of ONNX's shape ops).
   std::optional<Size> traceElement(Value tensor, ArrayRef<int64_t> index,
                                    int depth);
-  /// The value of `value` in the body of a linalg op at loop indices
-  /// `loops`, where it is a constant there (an index into a shape).
-  std::optional<int64_t> constantIn(Value value, ArrayRef<int64_t> loops,
-                                    int depth);
+  /// The value of `value` in the body of a linalg.generic at loop indices
+  /// `loops`, where it is a size there: an index into a shape, an element
+  /// of one, or what ONNX's shape arithmetic makes of them.
+  std::optional<Size> valueIn(Value value, ArrayRef<int64_t> loops, int depth);
+  /// A product of sizes, `coef` times the sizes of `ids` (each an atom's
+  /// id, repeated for a power): the arithmetic of shapes that torch-mlir
+  /// writes for a reshape with an inferred dimension (a product of every
+  /// size divided by a product of all but one) and a broadcast's sizes.
+  struct Product {
+    Ratio coef = {1, 1};
+    SmallVector<unsigned, 2> ids;
+  };
+  std::optional<Product> productOf(Value value, int depth);
+  std::optional<Product> productOfUncached(Value value, int depth);
+  /// `p` over class roots, its ids sorted and constant classes folded in.
+  std::optional<Product> canonical(const Product &p);
+  /// Whether `cond` (an i1) is known to hold, or not to, where it compares
+  /// products of sizes (which are not negative) with constants.
+  std::optional<bool> decide(Value cond, int depth);
+  /// `p` as a Size: a constant, or an integer times one class.
+  std::optional<Size> sizeOf(const Product &p);
   /// The root of `id`'s class, and `id`'s size as a factor of the root's.
   std::pair<unsigned, Ratio> find(unsigned id);
   unsigned idOf(const Atom &atom);
@@ -107,7 +132,12 @@ private:
   /// What traceDim and traceScalar found, by (tensor, dim) and by value.
   llvm::DenseMap<Atom, std::optional<Size>> dimCache;
   llvm::DenseMap<Value, std::optional<Size>> scalarCache;
+  llvm::DenseMap<Value, std::optional<Product>> productCache;
   llvm::DenseMap<Atom, unsigned> ids;
+  /// The atom of each id.
+  SmallVector<Atom> atomOf;
+  /// The ids of the classes that a decision took to be at least 1.
+  llvm::SetVector<unsigned> positive;
   SmallVector<unsigned> parent;
   /// Each id's size as a factor of its parent's.
   SmallVector<Ratio> weight;

@@ -62,7 +62,11 @@ def RaiseSWBA : Pass<"raise-swba"> {
     computed sizes (`tensor.reshape` of `tensor.from_elements`) are read
     as the copies and reshapes they are where the sizes are proven equal;
     a copy whose source length is not proven equal to the query length
-    stays the op's operand. With a static count of queries against dynamic
+    stays the op's operand. Computed sizes are traced through products of
+    sizes, exact quotients of products and selects between them (ONNX's
+    reshapes with an inferred size, and its 0 that copies a size, which is
+    decided with sizes of at least 1: the raised program asserts each size
+    so taken). With a static count of queries against dynamic
     keys (decode), where one length fits many windows, a token window as
     wide as the last row's keys and frames as long as the rows, or as the
     keys show them as they grow, are proven after the window inferred. The
