@@ -7,8 +7,12 @@ to linalg-on-tensors by
     iree-opt --pass-pipeline='builtin.module(func.func(convert-torch-onnx-to-torch),torch-lower-to-backend-contract,torch-backend-to-linalg-on-tensors-backend-pipeline)'
 
 (constants printed as lists: the hex form of i1 tensors differs between
-MLIR versions). Needs `onnx` besides generate.py's virtual environment:
-    venv/bin/pip install onnx && venv/bin/python test/Frontend/generate_onnx.py
+MLIR versions). The `onnx-dynamo-*` cases come from the exporter that
+`torch.onnx.export` uses by default since PyTorch 2.9 (`dynamo=True`, the
+model through torch.export, opset 18), the others from the TorchScript
+exporter. Needs `onnx` and `onnxscript` besides generate.py's virtual
+environment:
+    venv/bin/pip install onnx onnxscript && venv/bin/python test/Frontend/generate_onnx.py
 
 The tests are written like generate.py's (route `onnx`).
 """
@@ -76,6 +80,13 @@ def dynamic(module, kv=False, batch=False, lengths=True, decode=False):
             axes[0] = "batch"
         if length:
             axes[2] = length
+    return module
+
+
+def dynamo(module):
+    """`module` exported by the dynamo exporter (its dynamic axes as
+    torch.export Dims of the same names)."""
+    module.dynamo = True
     return module
 
 
@@ -168,6 +179,47 @@ CASES["onnx-sdpa-frames-gqa-dynamic"] = (
     dict(bs=8, ws=2, scale="1.000000e+00", q="1x4x?x16xf32", k="1x4x?x16xf32",
          lengths=["5,5,5", "37,37,37", "1,1,1"]))
 
+CASES["onnx-dynamo-token-window"] = (
+    "ONNX (the dynamo exporter): the token window of 5 keys",
+    dynamo(token_window(5)), [shape(1, 2, 32, 16)] * 3,
+    dict(bs=1, ws=5, scale="2.500000e-01", q="1x2x32x16xf32", k="1x2x32x16xf32"))
+CASES["onnx-dynamo-sdpa-frames-gqa"] = (
+    "ONNX (the dynamo exporter): SDPA with a boolean frame mask and GQA; the "
+    "export repeats k and v by a broadcast collapsed into the heads and "
+    "expands k^T's batch after its transpose, which the plan reads through: "
+    "k and v keep their 2 heads",
+    dynamo(sdpa_frames(8, 2, gqa=True)),
+    [shape(1, 4, 32, 16), shape(1, 2, 32, 16), shape(1, 2, 32, 16)],
+    dict(bs=8, ws=2, scale="2.500000e-01", q="1x4x32x16xf32", k="1x2x32x16xf32"))
+CASES["onnx-dynamo-token-window-dynamic"] = (
+    "ONNX (the dynamo exporter): the token window of 5 keys with dynamic "
+    "query and key lengths",
+    dynamo(dynamic(token_window(5), kv=True)),
+    [shape(1, 2, 12, 16), shape(1, 2, 32, 16), shape(1, 2, 32, 16)],
+    dict(bs=1, ws=5, scale="2.500000e-01", q="1x2x?x16xf32", k="1x2x?x16xf32",
+         lengths=["12,32,32", "3,3,3", "40,40,40"]))
+CASES["onnx-dynamo-token-window-dynamic-batch"] = (
+    "ONNX (the dynamo exporter): the token window of 5 keys with a dynamic "
+    "batch and dynamic query and key lengths",
+    dynamo(dynamic(token_window(5), kv=True, batch=True)),
+    [shape(2, 2, 12, 16), shape(2, 2, 32, 16), shape(2, 2, 32, 16)],
+    dict(bs=1, ws=5, scale="2.500000e-01", q="?x2x?x16xf32", k="?x2x?x16xf32",
+         lengths=["2,12,2,32,2,32", "3,3,3,3,3,3", "1,40,1,40,1,40"]))
+CASES["onnx-dynamo-sdpa-frames-gqa-dynamic"] = (
+    "ONNX (the dynamo exporter): SDPA with a boolean frame mask and GQA, a "
+    "dynamic length; the op reads k and v after the export's repeat",
+    dynamo(dynamic(sdpa_frames(8, 2, gqa=True))),
+    [shape(1, 4, 32, 16), shape(1, 2, 32, 16), shape(1, 2, 32, 16)],
+    dict(bs=8, ws=2, scale="2.500000e-01", q="1x4x?x16xf32", k="1x4x?x16xf32",
+         lengths=["5,5,5", "37,37,37", "1,1,1"]))
+CASES["onnx-dynamo-decode-dynamic"] = (
+    "ONNX (the dynamo exporter): a decode step, one query against a cache "
+    "of a dynamic length, in a token window of 6 keys",
+    dynamo(dynamic(token_window(6), decode=True)),
+    [shape(1, 2, 1, 16), shape(1, 2, 32, 16), shape(1, 2, 32, 16)],
+    dict(bs=1, ws=6, scale="2.500000e-01", q="1x2x1x16xf32", k="1x2x?x16xf32",
+         lengths=["9,9", "40,40", "1,1"]))
+
 CASES["onnx-token-window-off-by-one"] = (
     "ONNX: a token window of 5 keys where query 0 also sees key 1 (a key "
     "ahead of it): no sliding window block mask",
@@ -179,9 +231,21 @@ def lower(module, args):
     with tempfile.TemporaryDirectory() as tmp:
         model, imported = os.path.join(tmp, "m.onnx"), os.path.join(tmp, "m.mlir")
         inputs = tuple(torch.randn(*dims, dtype=dtype) for dims, dtype in args)
-        torch.onnx.export(module, inputs, model, dynamo=False, opset_version=17,
-                          input_names=["q", "k", "v"],
-                          dynamic_axes=getattr(module, "dynamic_axes", None))
+        axes = getattr(module, "dynamic_axes", None)
+        if getattr(module, "dynamo", False):
+            dims = {}
+            shapes = None
+            if axes:
+                shapes = {name: {d: dims.setdefault(
+                                     label, torch.export.Dim(label, min=2, max=1 << 20))
+                                 for d, label in axes.get(name, {}).items()}
+                          for name in ("q", "k", "v")}
+            torch.onnx.export(module, inputs, model, dynamo=True,
+                              input_names=["q", "k", "v"], dynamic_shapes=shapes,
+                              verbose=False)
+        else:
+            torch.onnx.export(module, inputs, model, dynamo=False, opset_version=17,
+                              input_names=["q", "k", "v"], dynamic_axes=axes)
         subprocess.run([IMPORT, model, "-o", imported], check=True,
                        capture_output=True, text=True)
         result = subprocess.run(

@@ -330,6 +330,42 @@ planOperand(linalg::LinalgOp op, OpOperand *operand,
 
   bool rowsSplit = !folded.folded();
   while (Operation *def = plan.value.getDefiningOp()) {
+    // An expand whose groups the plan reads in order: each source
+    // dimension's group of batch dimensions consecutive in the batch (the
+    // row-major batch index is kept), the sequence and the feature each a
+    // group of their own (ONNX's dynamo export expands k^T's batch after
+    // its transpose).
+    if (auto expand = dyn_cast<tensor::ExpandShapeOp>(def)) {
+      SmallVector<ReassociationIndices> groups =
+          expand.getReassociationIndices();
+      SmallVector<int64_t> sourceOf(expand.getResultType().getRank());
+      for (auto [s, group] : llvm::enumerate(groups))
+        for (int64_t r : group)
+          sourceOf[r] = s;
+      size_t rank = plan.perm.size();
+      SmallVector<int64_t> perm;
+      bool inOrder = true;
+      for (size_t c = 0; c < rank && inOrder; ++c) {
+        int64_t r = plan.perm[c];
+        const ReassociationIndices &group = groups[sourceOf[r]];
+        if (c + 2 >= rank) {
+          inOrder = group.size() == 1;
+          perm.push_back(sourceOf[r]);
+          continue;
+        }
+        // The first of its group starts the group's run in the batch.
+        if (r != group.front())
+          continue;
+        for (auto [i, member] : llvm::enumerate(group))
+          inOrder &= c + i + 2 < rank && plan.perm[c + i] == member;
+        perm.push_back(sourceOf[r]);
+      }
+      if (!inOrder || perm.size() != groups.size())
+        break;
+      plan.perm = std::move(perm);
+      plan.value = expand.getSrc();
+      continue;
+    }
     // A collapse, or a tensor.reshape proven one (torch-mlir's view of
     // dynamic shapes).
     std::optional<SmallVector<ReassociationIndices>> collapseGroups;
