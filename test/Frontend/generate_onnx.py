@@ -207,10 +207,11 @@ CASES["onnx-dynamo-token-window-dynamic-batch"] = (
          lengths=["2,12,2,32,2,32", "3,3,3,3,3,3", "1,40,1,40,1,40"]))
 CASES["onnx-dynamo-sdpa-frames-gqa-dynamic"] = (
     "ONNX (the dynamo exporter): SDPA with a boolean frame mask and GQA, a "
-    "dynamic length; the op reads k and v after the export's repeat",
+    "dynamic length; k^T is reshaped to computed sizes around its transpose "
+    "(a collapse, then an expand proven one), and k and v keep their 2 heads",
     dynamo(dynamic(sdpa_frames(8, 2, gqa=True))),
     [shape(1, 4, 32, 16), shape(1, 2, 32, 16), shape(1, 2, 32, 16)],
-    dict(bs=8, ws=2, scale="2.500000e-01", q="1x4x?x16xf32", k="1x4x?x16xf32",
+    dict(bs=8, ws=2, scale="2.500000e-01", q="1x4x?x16xf32", k="1x2x?x16xf32",
          lengths=["5,5,5", "37,37,37", "1,1,1"]))
 CASES["onnx-dynamo-decode-dynamic"] = (
     "ONNX (the dynamo exporter): a decode step, one query against a cache "

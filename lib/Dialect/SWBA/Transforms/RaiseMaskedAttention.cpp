@@ -330,15 +330,23 @@ planOperand(linalg::LinalgOp op, OpOperand *operand,
 
   bool rowsSplit = !folded.folded();
   while (Operation *def = plan.value.getDefiningOp()) {
-    // An expand whose groups the plan reads in order: each source
-    // dimension's group of batch dimensions consecutive in the batch (the
-    // row-major batch index is kept), the sequence and the feature each a
-    // group of their own (ONNX's dynamo export expands k^T's batch after
-    // its transpose).
-    if (auto expand = dyn_cast<tensor::ExpandShapeOp>(def)) {
-      SmallVector<ReassociationIndices> groups =
-          expand.getReassociationIndices();
-      SmallVector<int64_t> sourceOf(expand.getResultType().getRank());
+    // An expand (or a tensor.reshape proven one) whose groups the plan reads
+    // in order: each source dimension's group of batch dimensions
+    // consecutive in the batch (the row-major batch index is kept), the
+    // sequence and the feature each a group of their own (ONNX's dynamo
+    // export expands k^T's batch after its transpose).
+    std::optional<SmallVector<ReassociationIndices>> expandGroups;
+    if (auto expand = dyn_cast<tensor::ExpandShapeOp>(def))
+      expandGroups = expand.getReassociationIndices();
+    bool isCollapse = false;
+    std::optional<SmallVector<ReassociationIndices>> reshapeGroups =
+        matchReshapeGroups(def, sameSize, isCollapse);
+    if (reshapeGroups && !isCollapse)
+      expandGroups = reshapeGroups;
+    if (expandGroups) {
+      SmallVector<ReassociationIndices> &groups = *expandGroups;
+      SmallVector<int64_t> sourceOf(
+          cast<RankedTensorType>(plan.value.getType()).getRank());
       for (auto [s, group] : llvm::enumerate(groups))
         for (int64_t r : group)
           sourceOf[r] = s;
@@ -363,7 +371,7 @@ planOperand(linalg::LinalgOp op, OpOperand *operand,
       if (!inOrder || perm.size() != groups.size())
         break;
       plan.perm = std::move(perm);
-      plan.value = expand.getSrc();
+      plan.value = def->getOperand(0);
       continue;
     }
     // A collapse, or a tensor.reshape proven one (torch-mlir's view of
@@ -371,9 +379,7 @@ planOperand(linalg::LinalgOp op, OpOperand *operand,
     std::optional<SmallVector<ReassociationIndices>> collapseGroups;
     if (auto collapse = dyn_cast<tensor::CollapseShapeOp>(def))
       collapseGroups = collapse.getReassociationIndices();
-    bool isCollapse = false;
-    if (auto reshapeGroups = matchReshapeGroups(def, sameSize, isCollapse);
-        reshapeGroups && isCollapse)
+    if (reshapeGroups && isCollapse)
       collapseGroups = std::move(reshapeGroups);
     if (collapseGroups) {
       // Merged batch dimensions split back in order keep the row-major batch

@@ -918,13 +918,16 @@ mlir::swba::matchReshapeGroups(Operation *reshape, const SizeOracle &sameSize,
     groups.back().push_back(b++);
   if (b != bigRank)
     return std::nullopt;
-  // The static sizes of the result must be the from_elements constants.
+  // The static sizes of the result must be the from_elements values:
+  // constants, or sizes proven those constants (ONNX's computed shapes).
   for (int64_t d = 0; d < dstType.getRank(); ++d) {
     if (dstType.isDynamicDim(d))
       continue;
+    Value element = fromElements.getElements()[d];
     APInt value;
-    if (!matchPattern(fromElements.getElements()[d], m_ConstantInt(&value)) ||
-        value.getSExtValue() != dstType.getDimSize(d))
+    if (matchPattern(element, m_ConstantInt(&value))
+            ? value.getSExtValue() != dstType.getDimSize(d)
+            : !sameSize({SizeTerm{element}}, {SizeTerm{op.getResult(), d}}))
       return std::nullopt;
   }
   return groups;
