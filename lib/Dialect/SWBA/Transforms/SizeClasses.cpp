@@ -12,6 +12,7 @@
 #include "llvm/ADT/SmallBitVector.h"
 #include "llvm/Support/MathExtras.h"
 
+#include <limits>
 #include <numeric>
 
 using namespace mlir;
@@ -413,31 +414,6 @@ std::optional<SizeClasses::Product> SizeClasses::canonical(const Product &p) {
   return out;
 }
 
-/// The predicate of `b pred a` for `a pred b`.
-static arith::CmpIPredicate swappedPredicate(arith::CmpIPredicate pred) {
-  using P = arith::CmpIPredicate;
-  switch (pred) {
-  case P::slt:
-    return P::sgt;
-  case P::sle:
-    return P::sge;
-  case P::sgt:
-    return P::slt;
-  case P::sge:
-    return P::sle;
-  case P::ult:
-    return P::ugt;
-  case P::ule:
-    return P::uge;
-  case P::ugt:
-    return P::ult;
-  case P::uge:
-    return P::ule;
-  default:
-    return pred;
-  }
-}
-
 std::optional<bool> SizeClasses::decide(Value cond, int depth) {
   APInt bit;
   if (matchPattern(cond, m_ConstantInt(&bit)))
@@ -445,56 +421,69 @@ std::optional<bool> SizeClasses::decide(Value cond, int depth) {
   auto cmp = cond.getDefiningOp<arith::CmpIOp>();
   if (!cmp || depth >= kMaxDepth)
     return std::nullopt;
-  std::optional<Product> a = productOf(cmp.getLhs(), depth + 1);
-  std::optional<Product> b =
-      a ? productOf(cmp.getRhs(), depth + 1) : std::nullopt;
-  if (a)
-    a = canonical(*a);
-  if (b)
-    b = canonical(*b);
-  if (!a || !b)
+  // Each side as a range: a constant, or a product of sizes with a positive
+  // coefficient, which is at least max(1, floor(coefficient)) where the
+  // sizes are at least 1 (the domain of the mask's proof, SymbolicSizes,
+  // which the rewrite asserts where a decision took it).
+  struct Range {
+    int64_t lo, hi;
+  };
+  bool ofSizes = false;
+  auto rangeOf = [&](Value v) -> std::optional<Range> {
+    std::optional<Product> p = productOf(v, depth + 1);
+    if (p)
+      p = canonical(*p);
+    if (!p)
+      return std::nullopt;
+    if (p->ids.empty()) {
+      if (p->coef.second != 1)
+        return std::nullopt;
+      return Range{p->coef.first, p->coef.first};
+    }
+    if (p->coef.first <= 0)
+      return std::nullopt;
+    ofSizes = true;
+    return Range{std::max<int64_t>(1, p->coef.first / p->coef.second),
+                 std::numeric_limits<int64_t>::max()};
+  };
+  std::optional<Range> l = rangeOf(cmp.getLhs());
+  std::optional<Range> r = l ? rangeOf(cmp.getRhs()) : std::nullopt;
+  if (!r)
     return std::nullopt;
   using P = arith::CmpIPredicate;
-  P pred = cmp.getPredicate();
-  if (a->ids.empty() && b->ids.empty() && a->coef.second == 1 &&
-      b->coef.second == 1)
-    return arith::applyCmpPredicate(pred, APInt(64, a->coef.first, true),
-                                    APInt(64, b->coef.first, true));
-  // A product of sizes against a constant k: the sizes are at least 1
-  // (the domain of the mask's proof, SymbolicSizes, which the rewrite
-  // asserts where a decision took it), so the product is at least its
-  // coefficient.
-  bool swapped = !b->ids.empty();
-  const Product &x = swapped ? *b : *a, &c = swapped ? *a : *b;
-  if (!c.ids.empty() || c.coef.second != 1 || x.coef.first <= 0)
-    return std::nullopt;
-  if (swapped)
-    pred = swappedPredicate(pred);
-  // x >= low > 0, an integer bound below the rational coefficient.
-  int64_t low = std::max<int64_t>(1, x.coef.first / x.coef.second);
-  int64_t k = c.coef.first;
   std::optional<bool> known;
-  switch (pred) {
+  auto decideBy = [&](bool holds, bool fails) {
+    if (holds || fails)
+      known = holds;
+  };
+  switch (cmp.getPredicate()) {
   case P::slt:
+    decideBy(l->hi < r->lo, l->lo >= r->hi);
+    break;
   case P::sle:
-    if (k < low || (pred == P::slt && k == low))
-      known = false;
+    decideBy(l->hi <= r->lo, l->lo > r->hi);
     break;
   case P::sgt:
+    decideBy(l->lo > r->hi, l->hi <= r->lo);
+    break;
   case P::sge:
-    if (k < low || (pred == P::sge && k == low))
-      known = true;
+    decideBy(l->lo >= r->hi, l->hi < r->lo);
     break;
   case P::eq:
-  case P::ne:
-    if (k < low)
-      known = pred == P::ne;
+  case P::ne: {
+    bool equal = l->lo == l->hi && r->lo == r->hi && l->lo == r->lo;
+    bool apart = l->hi < r->lo || r->hi < l->lo;
+    if (equal || apart)
+      known = equal == (cmp.getPredicate() == P::eq);
     break;
+  }
   default:
     break;
   }
-  if (known)
-    positive.insert(x.ids.begin(), x.ids.end());
+  if (known && ofSizes)
+    for (Value side : {cmp.getLhs(), cmp.getRhs()})
+      if (std::optional<Product> p = productOf(side, depth + 1))
+        positive.insert(p->ids.begin(), p->ids.end());
   return known;
 }
 
