@@ -677,8 +677,11 @@ def header(name, route, what, inputs, expected, script="generate.py"):
         lines.append("// IR-NOT: swba.attention\n")
         return "".join(lines)
     out_dtype = inputs[0][1]
-    tol = TOLERANCE[out_dtype]
-    lines.append("// Raised to exactly one swba.attention with the expected attributes;\n"
+    # Token ids in: the model's result is f32.
+    tol = TOLERANCE.get(out_dtype, TOLERANCE[F32])
+    count = expected.get("count", 1)
+    lines.append(f"// Raised to exactly {'one' if count == 1 else count} swba.attention "
+                 "with the expected attributes;\n"
                  "// the module run with and without --raise-swba agrees on every element.\n")
     lines.append("// RUN: swba-opt %s --raise-swba | FileCheck %s --check-prefix=IR\n")
     for n, lengths in enumerate(expected.get("lengths", [None])):
@@ -691,13 +694,21 @@ def header(name, route, what, inputs, expected, script="generate.py"):
                      f"-entry-point-result=void %mlir_runner_libs > {t}.plain\n")
         lines.append(f"// RUN: %python %S/run_model.py --compare {t}.raised {t}.plain --tolerance {tol} "
                      "| FileCheck %s --check-prefix=CMP\n")
-    lines.append(f"// IR: swba.attention ins(%{{{{.*}}}}, %{{{{.*}}}}, %{{{{.*}}}} : "
+    check = "IR" if count == 1 else f"IR-COUNT-{count}"
+    lines.append(f"// {check}: swba.attention ins(%{{{{.*}}}}, %{{{{.*}}}}, %{{{{.*}}}} : "
                  f"tensor<{expected['q']}>, tensor<{expected['k']}>, tensor<{expected['k']}>) "
                  f"outs(%{{{{.*}}}} : tensor<{expected['q']}>) "
                  f"block_size = {expected['bs']} window = {expected['ws']} "
                  f"scale = {expected['scale']}\n")
     lines.append("// IR-NOT: swba.attention\n")
-    lines.append("// IR-NOT: math.exp\n")
+    if "exps" in expected:
+        # A whole model: its other exponentials (SiLU's) stay, the
+        # softmaxes' go.
+        lines.insert(4, "// RUN: swba-opt %s --raise-swba | grep -c math.exp "
+                        "| FileCheck %s --check-prefix=EXPS\n")
+        lines.append(f"// EXPS: {{{{^}}}}{expected['exps']}{{{{$}}}}\n")
+    else:
+        lines.append("// IR-NOT: math.exp\n")
     lines.append("// CMP: compared {{[1-9][0-9]*}} elements, 0 mismatches, nonzero\n")
     return "".join(lines)
 

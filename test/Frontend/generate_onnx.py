@@ -83,6 +83,37 @@ def dynamic(module, kv=False, batch=False, lengths=True, decode=False):
     return module
 
 
+def mistral(attn="sdpa", dynamic_length=False):
+    """A two-layer Mistral-class model of transformers (GQA: 4 query and 2
+    kv heads of 16, a sliding window of 8 tokens; weights random, seeded)
+    from token ids to logits, with an attention mask of ones (without one,
+    transformers computes positions with a cumulative sum that torch-mlir
+    lowers to tm_tensor.scan); with `dynamic_length`, the token count is
+    dynamic."""
+    import transformers
+    config = transformers.MistralConfig(
+        vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16, sliding_window=8,
+        max_position_embeddings=512)
+    config._attn_implementation = attn
+    torch.manual_seed(0)
+    model = transformers.MistralForCausalLM(config).eval()
+
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, ids):
+            return self.model(input_ids=ids, attention_mask=torch.ones_like(ids),
+                              use_cache=False).logits
+    module = M()
+    module.input_names = ["ids"]
+    if dynamic_length:
+        module.dynamic_axes = {"ids": {1: "n"}}
+    return module
+
+
 def dynamo(module):
     """`module` exported by the dynamo exporter (its dynamic axes as
     torch.export Dims of the same names)."""
@@ -221,6 +252,28 @@ CASES["onnx-dynamo-decode-dynamic"] = (
     dict(bs=1, ws=6, scale="2.500000e-01", q="1x2x1x16xf32", k="1x2x?x16xf32",
          lengths=["9,9", "40,40", "1,1"]))
 
+TOKENS = ((1, 32), torch.int64)
+CASES["onnx-dynamo-mistral"] = (
+    "ONNX (the dynamo exporter): a two-layer Mistral-class model of "
+    "transformers (SDPA, a sliding window of 8 tokens, GQA) from token ids "
+    "to logits; both layers raised",
+    dynamo(mistral()), [TOKENS],
+    dict(bs=1, ws=8, scale="2.500000e-01", q="1x4x32x16xf32", k="1x2x32x16xf32",
+         count=2, exps=2))
+CASES["onnx-dynamo-mistral-dynamic"] = (
+    "ONNX (the dynamo exporter): the Mistral-class model with a dynamic "
+    "length; its mask reads the attention mask of ones through a GatherND "
+    "whose index pairs are concatenated along a unit axis",
+    dynamo(mistral(dynamic_length=True)), [TOKENS],
+    dict(bs=1, ws=8, scale="2.500000e-01", q="1x4x?x16xf32", k="1x2x?x16xf32",
+         count=2, exps=2, lengths=["9", "40"]))
+CASES["onnx-dynamo-mistral-eager-dynamic"] = (
+    "ONNX (the dynamo exporter): the Mistral-class model with transformers' "
+    "eager attention (matmul, softmax, matmul) and a dynamic length",
+    dynamo(mistral("eager", dynamic_length=True)), [TOKENS],
+    dict(bs=1, ws=8, scale="2.500000e-01", q="1x4x?x16xf32", k="1x2x?x16xf32",
+         count=2, exps=2, lengths=["9", "40"]))
+
 CASES["onnx-token-window-off-by-one"] = (
     "ONNX: a token window of 5 keys where query 0 also sees key 1 (a key "
     "ahead of it): no sliding window block mask",
@@ -231,8 +284,10 @@ CASES["onnx-token-window-off-by-one"] = (
 def lower(module, args):
     with tempfile.TemporaryDirectory() as tmp:
         model, imported = os.path.join(tmp, "m.onnx"), os.path.join(tmp, "m.mlir")
-        inputs = tuple(torch.randn(*dims, dtype=dtype) for dims, dtype in args)
+        inputs = tuple(torch.randint(0, 61, dims) if dtype == torch.int64
+                       else torch.randn(*dims, dtype=dtype) for dims, dtype in args)
         axes = getattr(module, "dynamic_axes", None)
+        names = getattr(module, "input_names", ["q", "k", "v"])
         if getattr(module, "dynamo", False):
             dims = {}
             shapes = None
@@ -240,13 +295,13 @@ def lower(module, args):
                 shapes = {name: {d: dims.setdefault(
                                      label, torch.export.Dim(label, min=2, max=1 << 20))
                                  for d, label in axes.get(name, {}).items()}
-                          for name in ("q", "k", "v")}
+                          for name in names}
             torch.onnx.export(module, inputs, model, dynamo=True,
-                              input_names=["q", "k", "v"], dynamic_shapes=shapes,
+                              input_names=names, dynamic_shapes=shapes,
                               verbose=False)
         else:
             torch.onnx.export(module, inputs, model, dynamo=False, opset_version=17,
-                              input_names=["q", "k", "v"], dynamic_axes=axes)
+                              input_names=names, dynamic_axes=axes)
         subprocess.run([IMPORT, model, "-o", imported], check=True,
                        capture_output=True, text=True)
         result = subprocess.run(

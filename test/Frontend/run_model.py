@@ -4,7 +4,9 @@
 `run_model.py MODEL.mlir` prints MODEL with an `@entry` function added that
 fills every tensor argument of `@main` with pseudo-random non-zero values
 (sin of the flat index times a per-argument factor, rounded to the element
-type), calls `@main` and prints its result as f32 with printMemrefF32.
+type; integer arguments are token ids, the flat index times 37 plus a
+per-argument constant, mod 61), calls `@main` and prints its result as f32
+with printMemrefF32.
 Where `@main`'s types have dynamic sizes, `--lengths A,B,...` gives them,
 in the order they appear in the arguments; the result's take the first
 argument's. `--function NAME` runs @NAME instead of @main.
@@ -56,6 +58,19 @@ def fill(name, shape, elt, factor):
         lines.append(f"      %{name}_m{d} = arith.muli {flat}, %{name}_s{d} : index\n")
         lines.append(f"      %{name}_f{d + 1} = arith.addi %{name}_m{d}, %{name}_x{d} : index\n")
         flat = f"%{name}_f{d + 1}"
+    if elt in ("i32", "i64"):
+        # Token ids: (flat * 37 + k) mod 61, below the vocabularies of the
+        # corpus's models.
+        lines.append(f"      %{name}_p = arith.constant 37 : index\n")
+        lines.append(f"      %{name}_q = arith.constant {int(factor * 100) % 61} : index\n")
+        lines.append(f"      %{name}_r = arith.constant 61 : index\n")
+        lines.append(f"      %{name}_u = arith.muli {flat}, %{name}_p : index\n")
+        lines.append(f"      %{name}_w = arith.addi %{name}_u, %{name}_q : index\n")
+        lines.append(f"      %{name}_z = arith.remui %{name}_w, %{name}_r : index\n")
+        lines.append(f"      %{name}_t = arith.index_cast %{name}_z : index to {elt}\n")
+        lines.append(f"      linalg.yield %{name}_t : {elt}\n")
+        lines.append(f"    }} -> {ty}\n")
+        return lines
     lines.append(f"      %{name}_i = arith.index_cast {flat} : index to i64\n")
     lines.append(f"      %{name}_c = arith.sitofp %{name}_i : i64 to f32\n")
     lines.append(f"      %{name}_k = arith.constant {factor} : f32\n")

@@ -555,6 +555,22 @@ MaskEvaluator::viewSourceCoords(Operation *view, ArrayRef<unsigned> coords,
   return SmallVector<unsigned>(coords);
 }
 
+std::optional<int64_t> MaskEvaluator::constantIndex(unsigned node) const {
+  const Node &n = nodes[node];
+  if (n.kind == Kind::Const)
+    return n.value.i;
+  if (n.kind != Kind::Linear)
+    return std::nullopt;
+  int64_t value = n.c;
+  for (auto [operand, coeff] : llvm::zip_equal(n.operands, n.coeffs)) {
+    std::optional<int64_t> x = constantIndex(operand);
+    if (!x)
+      return std::nullopt;
+    value += coeff * *x;
+  }
+  return value;
+}
+
 FailureOr<unsigned> MaskEvaluator::buildTensor(Value tensor,
                                                ArrayRef<unsigned> indices,
                                                std::string &why) {
@@ -621,6 +637,36 @@ FailureOr<unsigned> MaskEvaluator::buildTensor(Value tensor,
       flat = flat * type.getDimSize(d) + nodes[coord].value.i;
     }
     result = buildScalar(elements.getElements()[flat], nullptr, {}, why);
+  } else if (auto concat = dyn_cast<tensor::ConcatOp>(def)) {
+    // Read where the position along the concatenated dimension is a
+    // constant (ONNX's GatherND indices, pairs concatenated along a unit
+    // axis): the input that holds it, at the position less the ones before.
+    int64_t dim = concat.getDim();
+    std::optional<int64_t> at = constantIndex(coords[dim]);
+    if (!at) {
+      why = "a tensor.concat read at a position along its dimension that is "
+            "not a constant";
+      return failure();
+    }
+    for (Value input : concat.getInputs()) {
+      int64_t size = cast<RankedTensorType>(input.getType()).getDimSize(dim);
+      if (ShapedType::isDynamic(size)) {
+        why = "a tensor.concat of an input of dynamic size along its "
+              "dimension";
+        return failure();
+      }
+      if (*at < size) {
+        SmallVector<unsigned> within(coords);
+        Scalar position;
+        position.i = *at;
+        within[dim] = constantNode(position, indexType(context));
+        result = buildTensor(input, within, why);
+        break;
+      }
+      *at -= size;
+    }
+    if (failed(result) && why.empty())
+      why = "a tensor.concat read past its end";
   } else if (isa<tensor::EmptyOp>(def)) {
     why = "the mask reads the contents of a tensor.empty";
     return failure();

@@ -159,6 +159,9 @@ private:
   unsigned constantNode(Scalar value, Type type);
   FailureOr<unsigned> buildTensor(Value tensor, ArrayRef<unsigned> coords,
                                   std::string &why);
+  /// The value of index node `node` where it is a constant (a constant, or
+  /// a linear form of constants).
+  std::optional<int64_t> constantIndex(unsigned node) const;
   /// The indices into its source that a reshape, slice or cast reads at
   /// `coords`.
   FailureOr<SmallVector<unsigned>>
