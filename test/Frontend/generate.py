@@ -322,6 +322,39 @@ F32, F16, BF16 = torch.float32, torch.float16, torch.bfloat16
 # name: (what the test checks, module, inputs, expected)
 #   expected: dict(bs=, ws=, scale=, q=, k=, v=) for a raised op, with the
 #   op's operand types; or dict(remark=...) for a near miss.
+def mistral(attn="sdpa", dynamic_length=False):
+    """A two-layer Mistral-class model of transformers (GQA: 4 query and 2
+    kv heads of 16, a sliding window of 8 tokens; weights random, seeded)
+    from token ids to logits, with an attention mask of ones (without one,
+    transformers computes positions with a cumulative sum that torch-mlir
+    lowers to tm_tensor.scan); with `dynamic_length`, the token count is
+    dynamic."""
+    import transformers
+    config = transformers.MistralConfig(
+        vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16, sliding_window=8,
+        max_position_embeddings=512)
+    config._attn_implementation = attn
+    torch.manual_seed(0)
+    model = transformers.MistralForCausalLM(config).eval()
+
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, ids):
+            return self.model(input_ids=ids, attention_mask=torch.ones_like(ids),
+                              use_cache=False).logits
+    module = M()
+    module.input_names = ["ids"]
+    if dynamic_length:
+        module.dynamic_axes = {"ids": {1: "n"}}
+    return module
+
+
+TOKENS = ((1, 32), torch.int64)
+
 CASES = {
     "seed-sba": (
         "The seed's naive SBA, verbatim: frame mask from triu/tril, masked_fill, "
@@ -600,6 +633,27 @@ CASES = {
         "The mask is an input tensor",
         MaskArgument(), qkv() + [((32, 32), F32)],
         dict(remark="the mask is not a compile-time constant")),
+    "mistral": (
+        "a two-layer Mistral-class model of transformers (SDPA, a sliding "
+        "window of 8 tokens, GQA: 4 query and 2 kv heads) from token ids to "
+        "logits; both layers raised, k and v with their 2 heads",
+        mistral(), [TOKENS],
+        dict(bs=1, ws=8, scale="2.500000e-01", q="1x4x32x16xf32", k="1x2x32x16xf32",
+             count=2, exps=2)),
+    "mistral-dynamic": (
+        "the Mistral-class model with a symbolic token count; transformers' "
+        "repeat_kv expands k and v through a tensor.extract that reads the "
+        "inserted unit axis at 0, which the pass reads as the repeat: k and v "
+        "keep their 2 heads",
+        mistral(), [TOKENS],
+        dict(bs=1, ws=8, scale="2.500000e-01", q="1x4x?x16xf32", k="1x2x?x16xf32",
+             count=2, exps=2, dynamic="tokens", lengths=["9", "40"])),
+    "mistral-eager-dynamic": (
+        "the Mistral-class model with transformers' eager attention (matmul, "
+        "softmax, matmul) and a symbolic token count",
+        mistral("eager"), [TOKENS],
+        dict(bs=1, ws=8, scale="2.500000e-01", q="1x4x?x16xf32", k="1x2x?x16xf32",
+             count=2, exps=2, dynamic="tokens", lengths=["9", "40"])),
 }
 
 ROUTES = ("export", "decomposed")
@@ -624,10 +678,21 @@ def export(module, inputs, route, dynamic=False):
     batched = lambda a: (dynamic in ("batch", "batch-kv", "batch-only", "batch-decode")
                          or (dynamic == "batch-q" and a == 0))
     # A symbolic batch is traced at 2 (torch.export specializes sizes 0 and 1).
-    args = tuple(torch.randn(*((2,) + shape[1:] if batched(a) else shape)).to(dtype)
+    args = tuple(torch.randint(0, 61, shape) if dtype == torch.int64 else
+                 torch.randn(*((2,) + shape[1:] if batched(a) else shape)).to(dtype)
                  for a, (shape, dtype) in enumerate(inputs))
+    # The FX importer takes a model's buffers only where they are persistent
+    # (transformers' rotary frequencies are not).
+    for mod in module.modules():
+        for name in list(getattr(mod, "_non_persistent_buffers_set", ())):
+            buffer = getattr(mod, name)
+            delattr(mod, name)
+            mod.register_buffer(name, buffer, persistent=True)
     shapes = None
-    if dynamic in ("kv", "batch-kv"):
+    if dynamic == "tokens":
+        # Token ids [1, N] of a symbolic length.
+        shapes = ({1: torch.export.Dim("N", min=2, max=1 << 20)},)
+    elif dynamic in ("kv", "batch-kv"):
         nq = torch.export.Dim("NQ", min=2, max=1 << 20)
         nk = torch.export.Dim("NK", min=2, max=1 << 20)
         shapes = tuple({2: nq if a == 0 else nk} for a in range(len(args)))

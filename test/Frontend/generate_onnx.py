@@ -24,7 +24,7 @@ import tempfile
 import torch
 import torch.nn.functional as F
 
-from generate import IREE_OPT, generate_cases
+from generate import IREE_OPT, generate_cases, mistral
 
 IMPORT = os.path.join(os.path.dirname(IREE_OPT), "iree-import-onnx")
 PIPELINE = ("builtin.module(func.func(convert-torch-onnx-to-torch),"
@@ -80,37 +80,6 @@ def dynamic(module, kv=False, batch=False, lengths=True, decode=False):
             axes[0] = "batch"
         if length:
             axes[2] = length
-    return module
-
-
-def mistral(attn="sdpa", dynamic_length=False):
-    """A two-layer Mistral-class model of transformers (GQA: 4 query and 2
-    kv heads of 16, a sliding window of 8 tokens; weights random, seeded)
-    from token ids to logits, with an attention mask of ones (without one,
-    transformers computes positions with a cumulative sum that torch-mlir
-    lowers to tm_tensor.scan); with `dynamic_length`, the token count is
-    dynamic."""
-    import transformers
-    config = transformers.MistralConfig(
-        vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=16, sliding_window=8,
-        max_position_embeddings=512)
-    config._attn_implementation = attn
-    torch.manual_seed(0)
-    model = transformers.MistralForCausalLM(config).eval()
-
-    class M(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.model = model
-
-        def forward(self, ids):
-            return self.model(input_ids=ids, attention_mask=torch.ones_like(ids),
-                              use_cache=False).logits
-    module = M()
-    module.input_names = ["ids"]
-    if dynamic_length:
-        module.dynamic_axes = {"ids": {1: "n"}}
     return module
 
 

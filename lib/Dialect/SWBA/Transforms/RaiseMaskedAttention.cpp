@@ -443,6 +443,19 @@ planOperand(linalg::LinalgOp op, OpOperand *operand,
     if (linalgOp && allowRepeat && numBatch > 0) {
       // kv heads repeated along the innermost batch dimension: head h of the
       // contraction reads head h / repeat of the input.
+      // Or read at 0 along a unit dimension of the source by a
+      // tensor.extract (torch-mlir's expand of dynamic shapes): the
+      // source keeps that unit dimension in the batch.
+      int64_t repeated;
+      if (auto copy = matchExtractCopy(linalgOp, sameSize, &repeated);
+          copy && repeated >= 0 && repeated == plan.perm[numBatch - 1]) {
+        plan.headRepeat *=
+            cast<RankedTensorType>(plan.value.getType()).getDimSize(repeated);
+        for (int64_t &d : plan.perm)
+          d = copy->second[d];
+        plan.value = copy->first;
+        continue;
+      }
       std::optional<unsigned> dim = matchSingleBroadcast(linalgOp);
       if (dim && static_cast<int64_t>(*dim) == plan.perm[numBatch - 1]) {
         plan.headRepeat *= cast<RankedTensorType>(plan.value.getType())

@@ -807,7 +807,10 @@ mlir::swba::extractIndexLoop(linalg::LinalgOp op, Value index,
 }
 
 std::optional<std::pair<Value, SmallVector<int64_t>>>
-mlir::swba::matchExtractCopy(linalg::LinalgOp op, const SizeOracle &sameSize) {
+mlir::swba::matchExtractCopy(linalg::LinalgOp op, const SizeOracle &sameSize,
+                             int64_t *broadcast) {
+  if (broadcast)
+    *broadcast = -1;
   if (!isa<linalg::GenericOp>(op) || op.getNumDpsInits() != 1 ||
       op->getNumResults() != 1 || !op.hasPureTensorSemantics() ||
       op.getNumParallelLoops() != op.getNumLoops() ||
@@ -840,13 +843,18 @@ mlir::swba::matchExtractCopy(linalg::LinalgOp op, const SizeOracle &sameSize) {
       return std::nullopt;
     perm[*loop] = k;
   }
-  // Result dimensions no index reads: unit ones, paired with the unit
-  // source dimensions read at 0.
+  // Result dimensions no index reads: unit ones (or, with `broadcast`, one
+  // static repeat), paired with the unit source dimensions read at 0.
   for (int64_t r = 0; r < rank; ++r) {
     if (perm[r] >= 0)
       continue;
-    if (outType.getDimSize(r) != 1 || unitSources.empty())
+    if (unitSources.empty())
       return std::nullopt;
+    if (outType.getDimSize(r) != 1) {
+      if (!broadcast || *broadcast >= 0 || outType.isDynamicDim(r))
+        return std::nullopt;
+      *broadcast = r;
+    }
     perm[r] = unitSources.front();
     unitSources.erase(unitSources.begin());
   }

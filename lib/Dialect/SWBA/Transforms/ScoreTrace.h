@@ -111,8 +111,13 @@ std::optional<int64_t> extractIndexLoop(linalg::LinalgOp op, Value index,
 /// its body reads with tensor.extract at extractIndexLoop indices: that
 /// tensor, and the source dimension of each result dimension (unit
 /// dimensions paired in order).
+/// With `broadcast`, one result dimension of more than one element that
+/// no index reads may be paired with a unit source dimension read at 0 (a
+/// repeat, torch-mlir's expand of dynamic shapes): `*broadcast` is that
+/// result dimension, or -1 where there is none.
 std::optional<std::pair<Value, SmallVector<int64_t>>>
-matchExtractCopy(linalg::LinalgOp op, const SizeOracle &sameSize);
+matchExtractCopy(linalg::LinalgOp op, const SizeOracle &sameSize,
+                 int64_t *broadcast = nullptr);
 
 /// Where `reshape` (a tensor.reshape to sizes from tensor.from_elements)
 /// only merges or splits dimensions as a collapse (`collapse`) or an
