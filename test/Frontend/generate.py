@@ -353,6 +353,31 @@ def mistral(attn="sdpa", dynamic_length=False):
     return module
 
 
+def gemma3(attn="sdpa"):
+    """A two-layer Gemma 3-class model of transformers: a sliding layer (a
+    window of 8 tokens) then a full causal one, GQA (4 query and 2 kv heads
+    of 16); token ids to logits, with an attention mask of ones."""
+    import transformers
+    config = transformers.Gemma3TextConfig(
+        vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+        query_pre_attn_scalar=16, sliding_window=8, max_position_embeddings=512,
+        layer_types=["sliding_attention", "full_attention"])
+    config._attn_implementation = attn
+    torch.manual_seed(0)
+    model = transformers.Gemma3ForCausalLM(config).eval()
+
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, ids):
+            return self.model(input_ids=ids, attention_mask=torch.ones_like(ids),
+                              use_cache=False).logits
+    return M()
+
+
 TOKENS = ((1, 32), torch.int64)
 
 CASES = {
@@ -654,6 +679,21 @@ CASES = {
         mistral("eager"), [TOKENS],
         dict(bs=1, ws=8, scale="2.500000e-01", q="1x4x?x16xf32", k="1x2x?x16xf32",
              count=2, exps=2, dynamic="tokens", lengths=["9", "40"])),
+    "gemma3": (
+        "a two-layer Gemma 3-class model of transformers (a sliding layer of "
+        "8 tokens, then a full causal one; GQA) from token ids to logits: "
+        "the causal layer at 32 tokens is a window of 32",
+        gemma3(), [TOKENS],
+        dict(bs=1, ws=[8, 32], scale="2.500000e-01", q="1x4x32x16xf32",
+             k="1x2x32x16xf32", count=2)),
+    "gemma3-dynamic": (
+        "the Gemma 3-class model with a symbolic token count: its causal "
+        "layer, whose rows see back to key 0 at every length, is a window of "
+        "2^30 (past every length the proof covers)",
+        gemma3(), [TOKENS],
+        dict(bs=1, ws=[8, 1073741824], scale="2.500000e-01", q="1x4x?x16xf32",
+             k="1x2x?x16xf32", count=2, dynamic="tokens",
+             lengths=["9", "40"])),
 }
 
 ROUTES = ("export", "decomposed")
@@ -759,12 +799,16 @@ def header(name, route, what, inputs, expected, script="generate.py"):
                      f"-entry-point-result=void %mlir_runner_libs > {t}.plain\n")
         lines.append(f"// RUN: %python %S/run_model.py --compare {t}.raised {t}.plain --tolerance {tol} "
                      "| FileCheck %s --check-prefix=CMP\n")
-    check = "IR" if count == 1 else f"IR-COUNT-{count}"
-    lines.append(f"// {check}: swba.attention ins(%{{{{.*}}}}, %{{{{.*}}}}, %{{{{.*}}}} : "
-                 f"tensor<{expected['q']}>, tensor<{expected['k']}>, tensor<{expected['k']}>) "
-                 f"outs(%{{{{.*}}}} : tensor<{expected['q']}>) "
-                 f"block_size = {expected['bs']} window = {expected['ws']} "
-                 f"scale = {expected['scale']}\n")
+    # One window for every op, or each op's (layers of two kinds).
+    windows = expected["ws"] if isinstance(expected["ws"], list) else [expected["ws"]]
+    for ws in windows:
+        n = count if len(windows) == 1 else 1
+        check = "IR" if n == 1 else f"IR-COUNT-{n}"
+        lines.append(f"// {check}: swba.attention ins(%{{{{.*}}}}, %{{{{.*}}}}, %{{{{.*}}}} : "
+                     f"tensor<{expected['q']}>, tensor<{expected['k']}>, tensor<{expected['k']}>) "
+                     f"outs(%{{{{.*}}}} : tensor<{expected['q']}>) "
+                     f"block_size = {expected['bs']} window = {ws} "
+                     f"scale = {expected['scale']}\n")
     lines.append("// IR-NOT: swba.attention\n")
     if "exps" in expected:
         # A whole model: its other exponentials (SiLU's) stay, the

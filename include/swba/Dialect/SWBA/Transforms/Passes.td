@@ -48,7 +48,9 @@ def RaiseSWBA : Pass<"raise-swba"> {
     dims static, the batch static or dynamic): the mask is evaluated at lengths past its
     integer constants, which gives `block_size` and `window`, and then
     proven to be that mask at every pair of lengths up to 2^30 with
-    queries at most keys (the raised program asserts that bound). Its scalars become Presburger formulas over the
+    queries at most keys (the raised program asserts that bound); a mask
+    whose last row sees back to key 0 there (a causal layer) is tried as a
+    window of 2^30 keys in its block size. Its scalars become Presburger formulas over the
     query, the key and the lengths (MLIR's Presburger library decides
     them): affine arithmetic, floor and truncating division and remainder
     by constants, min/max, selects and comparisons, casts that keep the
