@@ -329,10 +329,10 @@ std::optional<SizeClasses::Product> SizeClasses::productOfUncached(Value value,
     std::optional<Product> a = productOf(def->getOperand(0), depth + 1);
     std::optional<Product> b =
         a ? productOf(def->getOperand(1), depth + 1) : std::nullopt;
-    if (b)
+    if (b) {
       a = canonical(*a);
-    if (b)
       b = canonical(*b);
+    }
     if (!a || !b || b->coef.first <= 0 || a->coef.first < 0)
       return std::nullopt;
     // Exact only where each of the divisor's classes is one of the
@@ -428,7 +428,8 @@ std::optional<bool> SizeClasses::decide(Value cond, int depth) {
   struct Range {
     int64_t lo, hi;
   };
-  bool ofSizes = false;
+  // The classes the ranges take to be at least 1.
+  SmallVector<unsigned> sizes;
   auto rangeOf = [&](Value v) -> std::optional<Range> {
     std::optional<Product> p = productOf(v, depth + 1);
     if (p)
@@ -442,7 +443,7 @@ std::optional<bool> SizeClasses::decide(Value cond, int depth) {
     }
     if (p->coef.first <= 0)
       return std::nullopt;
-    ofSizes = true;
+    sizes.append(p->ids);
     return Range{std::max<int64_t>(1, p->coef.first / p->coef.second),
                  std::numeric_limits<int64_t>::max()};
   };
@@ -480,10 +481,8 @@ std::optional<bool> SizeClasses::decide(Value cond, int depth) {
   default:
     break;
   }
-  if (known && ofSizes)
-    for (Value side : {cmp.getLhs(), cmp.getRhs()})
-      if (std::optional<Product> p = productOf(side, depth + 1))
-        positive.insert(p->ids.begin(), p->ids.end());
+  if (known)
+    positive.insert(sizes.begin(), sizes.end());
   return known;
 }
 
