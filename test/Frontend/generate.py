@@ -319,24 +319,15 @@ def qkv(nq=32, nk=None, hq=2, hkv=None, d=16, dtype=torch.float32):
 
 F32, F16, BF16 = torch.float32, torch.float16, torch.bfloat16
 
-# name: (what the test checks, module, inputs, expected)
-#   expected: dict(bs=, ws=, scale=, q=, k=, v=) for a raised op, with the
-#   op's operand types; or dict(remark=...) for a near miss.
-def mistral(attn="sdpa", dynamic_length=False):
-    """A two-layer Mistral-class model of transformers (GQA: 4 query and 2
-    kv heads of 16, a sliding window of 8 tokens; weights random, seeded)
-    from token ids to logits, with an attention mask of ones (without one,
-    transformers computes positions with a cumulative sum that torch-mlir
-    lowers to tm_tensor.scan); with `dynamic_length`, the token count is
-    dynamic."""
-    import transformers
-    config = transformers.MistralConfig(
-        vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=16, sliding_window=8,
-        max_position_embeddings=512)
+def causal_lm(model_class, config, attn, dynamic_length=False):
+    """A transformers causal LM of `config` (weights random, seeded) with
+    attention `attn`, from token ids to logits, with an attention mask of
+    ones (without one, transformers computes positions with a cumulative
+    sum that torch-mlir lowers to tm_tensor.scan); with `dynamic_length`,
+    the token count is dynamic (ONNX's axis names)."""
     config._attn_implementation = attn
     torch.manual_seed(0)
-    model = transformers.MistralForCausalLM(config).eval()
+    model = model_class(config).eval()
 
     class M(torch.nn.Module):
         def __init__(self):
@@ -353,33 +344,37 @@ def mistral(attn="sdpa", dynamic_length=False):
     return module
 
 
+def mistral(attn="sdpa", dynamic_length=False):
+    """A two-layer Mistral-class model (GQA: 4 query and 2 kv heads of 16, a
+    sliding window of 8 tokens): causal_lm."""
+    import transformers
+    config = transformers.MistralConfig(
+        vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16, sliding_window=8,
+        max_position_embeddings=512)
+    return causal_lm(transformers.MistralForCausalLM, config, attn, dynamic_length)
+
+
 def gemma3(attn="sdpa"):
-    """A two-layer Gemma 3-class model of transformers: a sliding layer (a
-    window of 8 tokens) then a full causal one, GQA (4 query and 2 kv heads
-    of 16); token ids to logits, with an attention mask of ones."""
+    """A two-layer Gemma 3-class model: a sliding layer (a window of 8
+    tokens) then a full causal one, GQA (4 query and 2 kv heads of 16):
+    causal_lm."""
     import transformers
     config = transformers.Gemma3TextConfig(
         vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=2, head_dim=16,
         query_pre_attn_scalar=16, sliding_window=8, max_position_embeddings=512,
         layer_types=["sliding_attention", "full_attention"])
-    config._attn_implementation = attn
-    torch.manual_seed(0)
-    model = transformers.Gemma3ForCausalLM(config).eval()
-
-    class M(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.model = model
-
-        def forward(self, ids):
-            return self.model(input_ids=ids, attention_mask=torch.ones_like(ids),
-                              use_cache=False).logits
-    return M()
+    return causal_lm(transformers.Gemma3ForCausalLM, config, attn)
 
 
 TOKENS = ((1, 32), torch.int64)
 
+# name: (what the test checks, module, inputs, expected)
+#   expected: dict(bs=, ws=, scale=, q=, k=, v=) for a raised op, with the
+#   op's operand types; or dict(remark=...) for a near miss. A model of
+#   several layers gives count= (ws= a list where they differ) and, where
+#   other exponentials stay, exps= their number.
 CASES = {
     "seed-sba": (
         "The seed's naive SBA, verbatim: frame mask from triu/tril, masked_fill, "
@@ -835,9 +830,20 @@ def write_case(name, route, what, inputs, expected, text, script):
     print(f"{name}: {os.path.relpath(path)}")
 
 
+def fixed_hash_seed():
+    """Runs the generator again under PYTHONHASHSEED=0 unless it already
+    is: torch.export orders some of a model's constants by string hashes
+    (Gemma 3's two rotary tables), and the corpus must regenerate byte for
+    byte."""
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        os.environ["PYTHONHASHSEED"] = "0"
+        os.execv(sys.executable, [sys.executable] + sys.argv)
+
+
 def generate_cases(doc, cases, route, script, lower, inputs_of=lambda args: args):
     """The main of a corpus generator: writes each case of `cases` (name ->
     (what, function, args, expected)), or the one `--only` names."""
+    fixed_hash_seed()
     parser = argparse.ArgumentParser(description=doc.split("\n")[0])
     parser.add_argument("--only", help="regenerate one case")
     only = parser.parse_args().only
@@ -858,6 +864,7 @@ def expect_remark(text, remark):
 
 
 def main():
+    fixed_hash_seed()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", help="regenerate one case")
     args = parser.parse_args()

@@ -24,7 +24,7 @@ import tempfile
 import torch
 import torch.nn.functional as F
 
-from generate import IREE_OPT, generate_cases, mistral
+from generate import IREE_OPT, TOKENS, generate_cases, mistral
 
 IMPORT = os.path.join(os.path.dirname(IREE_OPT), "iree-import-onnx")
 PIPELINE = ("builtin.module(func.func(convert-torch-onnx-to-torch),"
@@ -221,7 +221,6 @@ CASES["onnx-dynamo-decode-dynamic"] = (
     dict(bs=1, ws=6, scale="2.500000e-01", q="1x2x1x16xf32", k="1x2x?x16xf32",
          lengths=["9,9", "40,40", "1,1"]))
 
-TOKENS = ((1, 32), torch.int64)
 CASES["onnx-dynamo-mistral"] = (
     "ONNX (the dynamo exporter): a two-layer Mistral-class model of "
     "transformers (SDPA, a sliding window of 8 tokens, GQA) from token ids "
