@@ -29,6 +29,7 @@ remark. A module the frontend cannot lower is listed in FRONTEND_FAILURES.md
 import argparse
 import math
 import os
+import re
 import subprocess
 import sys
 
@@ -368,13 +369,40 @@ def gemma3(attn="sdpa"):
     return causal_lm(transformers.Gemma3ForCausalLM, config, attn)
 
 
+def gemma2_softcap():
+    """A two-layer Gemma 2-class model with its scores' soft cap (cap
+    tanh(s / cap), cap 50) and eager attention (SDPA has no soft cap): a
+    sliding layer of 8 tokens, then a full one; causal_lm."""
+    import transformers
+    config = transformers.Gemma2Config(
+        vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+        query_pre_attn_scalar=16, sliding_window=8, max_position_embeddings=512,
+        attn_logit_softcapping=50.0, final_logit_softcapping=None)
+    return causal_lm(transformers.Gemma2ForCausalLM, config, "eager")
+
+
+def qwen2():
+    """A two-layer Qwen2-class model (biases on q, k and v; GQA: 4 query and
+    2 kv heads of 16; both layers sliding, a window of 8 tokens):
+    causal_lm."""
+    import transformers
+    config = transformers.Qwen2Config(
+        vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, use_sliding_window=True,
+        sliding_window=8, max_window_layers=0, max_position_embeddings=512,
+        layer_types=["sliding_attention", "sliding_attention"])
+    return causal_lm(transformers.Qwen2ForCausalLM, config, "sdpa")
+
+
 TOKENS = ((1, 32), torch.int64)
 
 # name: (what the test checks, module, inputs, expected)
 #   expected: dict(bs=, ws=, scale=, q=, k=, v=) for a raised op, with the
 #   op's operand types; or dict(remark=...) for a near miss. A model of
 #   several layers gives count= (ws= a list where they differ) and, where
-#   other exponentials stay, exps= their number.
+#   other exponentials stay, exps= their number; a near miss of several
+#   layers gives count= the remarks, one at each P.V contraction.
 CASES = {
     "seed-sba": (
         "The seed's naive SBA, verbatim: frame mask from triu/tril, masked_fill, "
@@ -689,6 +717,25 @@ CASES = {
         dict(bs=1, ws=[8, 1073741824], scale="2.500000e-01", q="1x4x?x16xf32",
              k="1x2x?x16xf32", count=2, dynamic="tokens",
              lengths=["9", "40"])),
+    "gemma2-softcap": (
+        "a two-layer Gemma 2-class model whose scores are soft-capped (50 "
+        "tanh(s / 50)) before the mask and the softmax: not an swba.attention, "
+        "in either layer",
+        gemma2_softcap(), [TOKENS],
+        dict(remark="not raised to swba.attention: unsupported op 'math.tanh' "
+                    "between the scores and the softmax", count=2)),
+    "qwen2": (
+        "a two-layer Qwen2-class model of transformers (SDPA, biases on q, k "
+        "and v, both layers sliding with a window of 8 tokens, GQA) from token "
+        "ids to logits; both layers raised, k and v with their 2 heads",
+        qwen2(), [TOKENS],
+        dict(bs=1, ws=8, scale="2.500000e-01", q="1x4x32x16xf32", k="1x2x32x16xf32",
+             count=2, exps=2)),
+    "qwen2-dynamic": (
+        "the Qwen2-class model with a symbolic token count",
+        qwen2(), [TOKENS],
+        dict(bs=1, ws=8, scale="2.500000e-01", q="1x4x?x16xf32", k="1x2x?x16xf32",
+             count=2, exps=2, dynamic="tokens", lengths=["9", "40"])),
 }
 
 ROUTES = ("export", "decomposed")
@@ -770,8 +817,12 @@ def header(name, route, what, inputs, expected, script="generate.py"):
            ", route " + route + "); do not edit.\n")
     lines = [gen, f"// {what}.\n"]
     if "remark" in expected:
-        lines.append("// A near miss: nothing is raised, and the remark (at the P.V\n"
-                     "// contraction) says why.\n")
+        if expected.get("count", 1) == 1:
+            lines.append("// A near miss: nothing is raised, and the remark (at the P.V\n"
+                         "// contraction) says why.\n")
+        else:
+            lines.append("// A near miss: nothing is raised, and the remarks (at each layer's\n"
+                         "// P.V contraction) say why.\n")
         lines.append("// RUN: swba-opt %s --raise-swba --remarks-filter-missed=raise-swba "
                      "--verify-diagnostics | FileCheck %s --check-prefix=IR\n")
         lines.append("// IR-NOT: swba.attention\n")
@@ -853,13 +904,23 @@ def generate_cases(doc, cases, route, script, lower, inputs_of=lambda args: args
                        lower(fn, args), script)
 
 
-def expect_remark(text, remark):
-    """`text` with an expected-remark before its last contraction (P.V)."""
+def expect_remark(text, remark, count=1):
+    """`text` with an expected-remark before its last contraction (P.V), or
+    with `count` past one (a model of several layers) before each batched
+    contraction whose left operand is square in its last two dims (a
+    layer's P [Nq][Nk] . V at Nq = Nk), which must be `count` of them."""
     lines = text.splitlines(keepends=True)
-    last = max(i for i, line in enumerate(lines)
-               if "linalg.batch_matmul" in line or "linalg.matmul" in line)
-    indent = lines[last][:len(lines[last]) - len(lines[last].lstrip())]
-    lines.insert(last, f"{indent}// expected-remark @below {{{{{remark}}}}}\n")
+    if count == 1:
+        at = [max(i for i, line in enumerate(lines)
+                  if "linalg.batch_matmul" in line or "linalg.matmul" in line)]
+    else:
+        square = re.compile(r"linalg\.batch_matmul ins\([^:]*: tensor<\d+x(\d+)x(\d+)x")
+        at = [i for i, line in enumerate(lines)
+              if (m := square.search(line)) and m.group(1) == m.group(2)]
+        assert len(at) == count, f"{len(at)} P.V contractions, expected {count}"
+    for i in reversed(at):
+        indent = lines[i][:len(lines[i]) - len(lines[i].lstrip())]
+        lines.insert(i, f"{indent}// expected-remark @below {{{{{remark}}}}}\n")
     return "".join(lines)
 
 
@@ -888,7 +949,7 @@ def main():
                 print(f"{name} ({route}): frontend failed: {reason}")
                 continue
             if "remark" in expected:
-                text = expect_remark(text, expected["remark"])
+                text = expect_remark(text, expected["remark"], expected.get("count", 1))
             with open(path, "w") as f:
                 f.write(header(name, route, what, inputs, expected))
                 f.write("\n")
