@@ -28,7 +28,6 @@ as README.md says. Each failure prints the mutation and how to rerun it
 (`--seed S --only I`). Exit status 1 when any case failed.
 """
 
-import argparse
 import glob
 import math
 import os
@@ -43,6 +42,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 FRONTEND = os.path.join(os.path.dirname(HERE), "Frontend")
 sys.path.insert(0, FRONTEND)
 import run_model  # noqa: E402
+import runner_args  # noqa: E402
 
 INT_CONST = re.compile(r"(arith\.constant )(-?\d+)( : (?:i\d+|index)\b)")
 FLOAT_CONST = re.compile(r"(arith\.constant )(-?\d+\.\d+(?:e[-+]?\d+)?|0x[0-9A-F]+)"
@@ -282,23 +282,12 @@ def check(args, index, entries):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--swba-opt", required=True)
-    ap.add_argument("--mlir-runner", default="mlir-runner")
-    ap.add_argument("--shared-libs", required=True,
-                    help="comma-separated runner libraries (c_runner_utils, runner_utils)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--cases", type=int, default=40)
-    ap.add_argument("--only", type=int, help="run this case of the seed alone")
-    ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--timeout", type=float, default=120)
+    ap = runner_args.parser(__doc__)
     ap.add_argument("--max-bytes", type=int, default=200_000,
                     help="skip corpus modules larger than this (whole models)")
     ap.add_argument("--min-compared", type=int, default=0,
                     help="fail unless at least this many raised mutants were run both ways")
-    args = ap.parse_args()
-    args.shared_libs = args.shared_libs.removeprefix("-shared-libs=")
+    args = runner_args.parse(ap)
     entries = corpus(args.max_bytes)
     if not entries:
         sys.exit("corpus_mutations.py: no corpus modules found")

@@ -29,7 +29,6 @@ raised, so that a pass that stops raising shows up too (`--min-raised`).
 `--seed S --only I` reruns case I alone and prints its module.
 """
 
-import argparse
 import concurrent.futures
 import math
 import os
@@ -38,6 +37,9 @@ import re
 import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import runner_args  # noqa: E402
 
 NUM = re.compile(r"-?(?:nan|inf|[0-9][0-9.]*(?:e[-+]?[0-9]+)?)")
 
@@ -761,23 +763,11 @@ def check(args, text):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--swba-opt", required=True)
-    ap.add_argument("--mlir-runner", default="mlir-runner")
-    ap.add_argument("--shared-libs", required=True,
-                    help="mlir-runner's runtime libraries, comma-separated "
-                    "(a leading -shared-libs= is accepted)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--cases", type=int, default=40)
-    ap.add_argument("--only", type=int, help="run this case of the seed alone")
-    ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--timeout", type=float, default=120)
+    ap = runner_args.parser(__doc__)
     ap.add_argument("--tolerance", type=float, default=1e-5)
     ap.add_argument("--min-raised", type=int, default=0,
                     help="fail unless at least this many cases were raised")
-    args = ap.parse_args()
-    args.shared_libs = args.shared_libs.removeprefix("-shared-libs=")
+    args = runner_args.parse(ap)
 
     rng = random.Random(args.seed)
     cases = [gen_case(rng) for _ in range(args.cases)]
