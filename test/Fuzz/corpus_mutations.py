@@ -4,9 +4,12 @@ one detail changed.
 
 Each case takes a module of test/Frontend (IR that torch-mlir, ONNX's
 importers and JAX emitted) and changes one or two things in it: an integer
-or float scalar constant (plus or minus one, zero, one, negated, doubled,
-halved, a large value) or an integer comparison's predicate (strict and
-non-strict swapped, signed and unsigned swapped, eq and ne swapped). Most
+or float scalar constant or an integer splat (plus or minus one, zero,
+one, negated, doubled, halved, a large value), an integer comparison's
+predicate (strict and non-strict swapped, signed and unsigned swapped, eq
+and ne swapped), an integer op for a neighbour (addi and subi, the
+divisions' roundings, min and max, and, or and xor, ...) or a select's
+two values swapped. Most
 changes touch the mask, its positions, the scale or the sizes the shapes
 are computed from; some touch nothing the pass reads. The mutated module
 runs through `swba-opt --raise-swba`, and a case fails when
@@ -48,6 +51,15 @@ INT_CONST = re.compile(r"(arith\.constant )(-?\d+)( : (?:i\d+|index)\b)")
 FLOAT_CONST = re.compile(r"(arith\.constant )(-?\d+\.\d+(?:e[-+]?\d+)?|0x[0-9A-F]+)"
                          r"( : (?:f16|bf16|f32|f64)\b)")
 CMPI = re.compile(r"(arith\.cmpi )(eq|ne|slt|sle|sgt|sge|ult|ule|ugt|uge)(,)")
+# Integer ops swapped for a neighbour of the same operand and result types.
+OPS = {"addi": ["subi"], "subi": ["addi"], "muli": ["addi"], "divsi": ["floordivsi", "divui",
+       "ceildivsi"], "floordivsi": ["divsi"], "divui": ["divsi"], "remsi": ["remui"],
+       "andi": ["ori", "xori"], "ori": ["andi"], "xori": ["andi"], "maxsi": ["minsi"],
+       "minsi": ["maxsi"], "maxui": ["minui", "maxsi"], "minui": ["maxui"],
+       "shrsi": ["shrui"]}
+INT_OP = re.compile(r"(arith\.)(" + "|".join(OPS) + r")( %[\w.#]+, %[\w.#]+ : (?:i\d+|index)\b)")
+SELECT = re.compile(r"(arith\.select %[\w.#]+, )(%[\w.#]+), (%[\w.#]+)( : )")
+SPLAT = re.compile(r"(dense<)(-?\d+)(> : tensor<[0-9x]*i(?:32|64)>)")
 SWAP = {"eq": "ne", "ne": "eq", "slt": "sle", "sle": "slt", "sgt": "sge", "sge": "sgt",
         "ult": "ule", "ule": "ult", "ugt": "uge", "uge": "ugt"}
 SIGN = {"slt": "ult", "sle": "ule", "sgt": "ugt", "sge": "uge",
@@ -86,7 +98,8 @@ def corpus(max_bytes):
 def sites(text):
     """Every (kind, match start, match end) that a mutation can change."""
     found = []
-    for kind, regex in (("int", INT_CONST), ("float", FLOAT_CONST), ("cmpi", CMPI)):
+    for kind, regex in (("int", INT_CONST), ("float", FLOAT_CONST), ("cmpi", CMPI),
+                        ("op", INT_OP), ("select", SELECT), ("splat", SPLAT)):
         found += [(kind, m) for m in regex.finditer(text)]
     return found
 
@@ -105,7 +118,14 @@ def mutate(rng, text):
         return None, None
     kind, m = rng.choice(candidates)
     head, value, tail = m.group(1), m.group(2), m.group(3)
-    if kind == "int":
+    if kind == "op":
+        replacement = f"{head}{rng.choice(OPS[value])}{tail}"
+    elif kind == "select":
+        replacement = f"{head}{m.group(3)}, {value}{m.group(4)}"
+    elif kind == "splat":
+        v = int(value)
+        replacement = f"{head}{rng.choice([v + 1, v - 1, -v, 0, 2 * v])}{tail}"
+    elif kind == "int":
         v = int(value)
         new = rng.choice([v + 1, v - 1, -v, 0, 1, 2 * v, v // 2, v + 7, 1 << 31])
         if "i1" in tail:
