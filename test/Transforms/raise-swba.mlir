@@ -772,3 +772,32 @@ func.func @pv_transposed_reads_p_swapped(%q: tensor<1x2x8x4xf32>, %k: tensor<1x2
   } -> tensor<1x2x4x8xf32>
   return %o : tensor<1x2x4x8xf32>
 }
+
+// -----
+
+// A gated MLP (SwiGLU: silu(x Wg) * (x Wu), then Wd) has an exp before its
+// down projection but no softmax: not an attention candidate, and no
+// remark (one at each layer's MLP would bury those at its attention).
+// CHECK-LABEL: func.func @gated_mlp_no_remark
+// CHECK-NOT: swba.attention
+func.func @gated_mlp_no_remark(%x: tensor<8x16xf32>, %wg: tensor<16x32xf32>, %wu: tensor<16x32xf32>, %wd: tensor<32x16xf32>) -> tensor<8x16xf32> {
+  %zero = arith.constant 0.0 : f32
+  %one = arith.constant 1.0 : f32
+  %he = tensor.empty() : tensor<8x32xf32>
+  %hz = linalg.fill ins(%zero : f32) outs(%he : tensor<8x32xf32>) -> tensor<8x32xf32>
+  %g = linalg.matmul ins(%x, %wg : tensor<8x16xf32>, tensor<16x32xf32>) outs(%hz : tensor<8x32xf32>) -> tensor<8x32xf32>
+  %u = linalg.matmul ins(%x, %wu : tensor<8x16xf32>, tensor<16x32xf32>) outs(%hz : tensor<8x32xf32>) -> tensor<8x32xf32>
+  %h = linalg.generic {indexing_maps = [affine_map<(i, j) -> (i, j)>, affine_map<(i, j) -> (i, j)>, affine_map<(i, j) -> (i, j)>], iterator_types = ["parallel", "parallel"]} ins(%g, %u : tensor<8x32xf32>, tensor<8x32xf32>) outs(%he : tensor<8x32xf32>) {
+  ^bb0(%a: f32, %b: f32, %out: f32):
+    %n = arith.negf %a : f32
+    %e = math.exp %n : f32
+    %d = arith.addf %e, %one : f32
+    %s = arith.divf %a, %d : f32
+    %r = arith.mulf %s, %b : f32
+    linalg.yield %r : f32
+  } -> tensor<8x32xf32>
+  %oe = tensor.empty() : tensor<8x16xf32>
+  %oz = linalg.fill ins(%zero : f32) outs(%oe : tensor<8x16xf32>) -> tensor<8x16xf32>
+  %o = linalg.matmul ins(%h, %wd : tensor<8x32xf32>, tensor<32x16xf32>) outs(%oz : tensor<8x16xf32>) -> tensor<8x16xf32>
+  return %o : tensor<8x16xf32>
+}

@@ -1070,8 +1070,8 @@ proveMaskForAllSizes(linalg::LinalgOp qk, ArrayRef<MaskTerm> masks,
     // put between their sliding ones): a window past every length the
     // proof covers, in the inferred block size.
     if (last.lo == 0 &&
-        prove({params->blockSize,
-               llvm::divideCeil(kMaxSymbolicSize, params->blockSize)}))
+        prove({params->blockSize, static_cast<int64_t>(llvm::divideCeil(
+                                      kMaxSymbolicSize, params->blockSize))}))
       return success();
     if (nq->symbolic)
       continue;
@@ -1725,11 +1725,16 @@ static void rewriteAttention(RewriterBase &rewriter, linalg::LinalgOp pv,
 //===----------------------------------------------------------------------===//
 
 /// Whether a contraction operand comes (through elementwise ops, reductions
-/// and reshapes) from a softmax or an exp: the contractions worth a remark.
+/// and reshapes) from a softmax, or from an exp beside a reduction that is
+/// not a contraction (a row's maximum or sum): the contractions worth a
+/// remark. (An exp alone is SiLU's, and the gated MLPs of transformers
+/// models multiply by it before their down projection: a remark at each
+/// layer's MLP would bury those at its attention.)
 static bool readsSoftmaxLike(linalg::LinalgOp op) {
   SmallVector<Value> worklist(op.getDpsInputs());
   llvm::SmallPtrSet<Operation *, 32> seen;
-  while (!worklist.empty() && seen.size() < 256) {
+  bool exp = false, reduction = false;
+  while (!worklist.empty() && seen.size() < 256 && !(exp && reduction)) {
     Operation *def = worklist.pop_back_val().getDefiningOp();
     if (!def || !seen.insert(def).second)
       continue;
@@ -1743,21 +1748,19 @@ static bool readsSoftmaxLike(linalg::LinalgOp op) {
     auto linalgOp = dyn_cast<linalg::LinalgOp>(def);
     if (!linalgOp || isContraction(linalgOp))
       continue;
-    bool hasExp = false;
+    reduction |= linalgOp.getNumReductionLoops() > 0;
     linalgOp.getBlock()->walk([&](Operation *inner) {
       if (isa<math::ExpOp>(inner))
-        hasExp = true;
+        exp = true;
       // A copy that reads its source by tensor.extract (the broadcasts of
       // dynamic shapes torch-mlir writes).
       if (auto extract = dyn_cast<tensor::ExtractOp>(inner))
         if (extract.getTensor().getParentBlock() != linalgOp.getBlock())
           worklist.push_back(extract.getTensor());
     });
-    if (hasExp)
-      return true;
     llvm::append_range(worklist, linalgOp.getDpsInputs());
   }
-  return false;
+  return exp && reduction;
 }
 
 namespace {

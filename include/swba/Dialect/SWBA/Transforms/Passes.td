@@ -94,7 +94,8 @@ def RaiseSWBA : Pass<"raise-swba"> {
     where the row's largest visible score is above it by more than the
     exponential's range (104 in f32), i.e. for any scores but
     astronomically negative ones. Every rejected candidate (a contraction whose
-    operand comes from a softmax or an `exp`) gets a missed-optimization
+    operand comes from a softmax, or from an `exp` beside a reduction that
+    is not a contraction: not a gated MLP's SiLU) gets a missed-optimization
     remark naming the reason; see them with
     `--remarks-filter-missed=raise-swba`.
 
