@@ -301,6 +301,23 @@ class ScaleArgument(torch.nn.Module):
         return s.softmax(-1) @ v
 
 
+class Alibi(torch.nn.Module):
+    """A token window of 8 under ALiBi's linear position bias (BLOOM's and
+    MPT's), slope(h) (j - i) added to the scores: a bias, not a mask, per
+    head (`slopes`) or one for all heads."""
+
+    def __init__(self, slopes):
+        super().__init__()
+        self.register_buffer("slopes", torch.tensor(slopes).view(1, -1, 1, 1))
+
+    def forward(self, q, k, v):
+        n = q.shape[2]
+        i, j = torch.arange(n)[:, None], torch.arange(n)[None, :]
+        s = (q @ k.transpose(-2, -1)) * 0.25 + self.slopes * (j - i).float()
+        s = s.masked_fill(~((j <= i) & (i - j < 8)), float("-inf"))
+        return s.softmax(-1) @ v
+
+
 class MaskArgument(torch.nn.Module):
     """The mask is an input: nothing to prove it with."""
 
@@ -677,6 +694,15 @@ CASES = {
         "The scale is an input tensor",
         ScaleArgument(8, 2), qkv() + [((1,), F32)],
         dict(remark="the scores are scaled by a value that is not a constant")),
+    "alibi": (
+        "ALiBi: a token window of 8 with one linear position bias (j - i) / 2 "
+        "added to every head's scores",
+        Alibi([0.5]), qkv(),
+        dict(remark="the mask value at (query 0, key 1) is 0.50, neither 0 nor -inf")),
+    "alibi-heads": (
+        "ALiBi with a slope a head (1/2, 1/4), as BLOOM's and MPT's",
+        Alibi([0.5, 0.25]), qkv(),
+        dict(remark="the mask depends on the batch/head index")),
     "mask-argument": (
         "The mask is an input tensor",
         MaskArgument(), qkv() + [((32, 32), F32)],
