@@ -36,6 +36,7 @@ import math
 import os
 import random
 import re
+import struct
 import subprocess
 import sys
 import tempfile
@@ -96,7 +97,7 @@ def corpus(max_bytes):
 
 
 def sites(text):
-    """Every (kind, match start, match end) that a mutation can change."""
+    """Every (kind, regex match) that a mutation can change."""
     found = []
     for kind, regex in (("int", INT_CONST), ("float", FLOAT_CONST), ("cmpi", CMPI),
                         ("op", INT_OP), ("select", SELECT), ("splat", SPLAT)):
@@ -105,9 +106,12 @@ def sites(text):
 
 
 def float_of(token):
+    """The value of a float constant's token: decimal, or an f32's bits in
+    hex (-inf, NaN); another type's hex bits are taken as 0."""
     if token.startswith("0x"):
-        import struct
-        return struct.unpack(">f", bytes.fromhex(token[2:].zfill(8)[-8:]))[0]
+        if len(token) != 10:
+            return 0.0
+        return struct.unpack(">f", bytes.fromhex(token[2:]))[0]
     return float(token)
 
 
@@ -128,7 +132,7 @@ def mutate(rng, text):
     elif kind == "int":
         v = int(value)
         new = rng.choice([v + 1, v - 1, -v, 0, 1, 2 * v, v // 2, v + 7, 1 << 31])
-        if "i1" in tail:
+        if re.search(r": i1\b", tail):
             new = 1 - v if v in (0, 1) else 0
         elif re.search(r": i(8|16|32)\b", tail):
             bits = int(re.search(r"i(\d+)", tail).group(1))
