@@ -32,6 +32,10 @@ CASES = [
     # with a KV cache longer than the queries.
     Case("d96_token_gqa_bf16", 1, 4, 2, 700, 700, 96, 96, 1, 300, "bf16", None),
     Case("d80_dv112_kv_cache_f16", 2, 2, 1, 300, 1300, 80, 112, 256, 4, "f16", None),
+    # A causal layer with symbolic lengths, which --raise-swba raises to a
+    # window of 2^30 keys (the full layers of Gemma 3-class models): a KV
+    # cache longer than the queries, GQA, head dim 128.
+    Case("causal_window_2p30_bf16", 1, 4, 2, 1000, 1300, 128, 128, 1, 1 << 30, "bf16", None),
 ]
 
 # Head dims only the sm_90a kernels take (past 128: multiples of 64, and of
