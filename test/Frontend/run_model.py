@@ -154,7 +154,9 @@ def entry(signature, lengths, function):
     return lines
 
 
-def wrap(path, lengths, function="main"):
+def wrapped(path, lengths, function="main"):
+    """The text of the module at `path` with its @entry (the module's
+    docstring); `lengths` gives @function's dynamic sizes."""
     with open(path) as f:
         lines = f.readlines()
     signature = next((l for l in lines
@@ -167,7 +169,7 @@ def wrap(path, lengths, function="main"):
         out.append(line)
         if line.startswith("module"):
             out += entry(signature, list(lengths), function)
-    sys.stdout.write("".join(out))
+    return "".join(out)
 
 
 def values(path):
@@ -201,7 +203,8 @@ def main():
     if args.compare:
         compare(*args.compare, args.tolerance)
     else:
-        wrap(args.model, [int(x) for x in args.lengths.split(",") if x], args.function)
+        sys.stdout.write(wrapped(args.model, [int(x) for x in args.lengths.split(",") if x],
+                                 args.function))
 
 
 if __name__ == "__main__":

@@ -71,8 +71,9 @@ TOLERANCE = re.compile(r"--tolerance (\S+)")
 
 def corpus(max_bytes):
     """The corpus modules that --raise-swba runs on, small enough to run many
-    times: (path, the lengths of the module's first harness run, function,
-    tolerance). A near miss has no harness: its dynamic sizes run at 13."""
+    times: (path, the lengths of the module's first harness run as
+    run_model.py's --lengths, function, tolerance). A near miss has no
+    harness: its dynamic sizes run at 13."""
     out = []
     for path in sorted(glob.glob(os.path.join(FRONTEND, "*.mlir"))):
         if os.path.getsize(path) > max_bytes:
@@ -92,7 +93,7 @@ def corpus(max_bytes):
             dynamic = signature.group(1).count("?") if signature else 0
             lengths = ",".join(["13"] * dynamic)
         tol = TOLERANCE.search(header)
-        out.append((path, [lengths], function, float(tol.group(1)) if tol else 1e-4))
+        out.append((path, lengths, function, float(tol.group(1)) if tol else 1e-4))
     return out
 
 
@@ -247,23 +248,18 @@ def check(args, index, entries):
             return "rejected", None
         if "swba.attention" not in proc.stdout:
             return "left", None
-        if not lengths:
-            return "raised", None
         # The raised module against the module itself, on run_model.py's data.
         wrapped = os.path.join(tmp, "w.mlir")
         guarded = os.path.join(tmp, "g.mlir")
         with open(guarded, "w") as f:
             f.write(guard_reshapes(text))
-        given = lengths[0]
+        try:
+            harness = run_model.wrapped(guarded, [int(x) for x in lengths.split(",") if x],
+                                        function)
+        except (SystemExit, IndexError) as err:
+            return "failed", f"{tag}: run_model.py: {err}"
         with open(wrapped, "w") as f:
-            sys_stdout, sys.stdout = sys.stdout, f
-            try:
-                run_model.wrap(guarded, [int(x) for x in given.split(",") if x], function)
-            except (SystemExit, IndexError) as err:
-                sys.stdout = sys_stdout
-                return "failed", f"{tag}: run_model.py: {err}"
-            finally:
-                sys.stdout = sys_stdout
+            f.write(harness)
         outputs = {}
         for mode, passes in (("plain", []), ("raised", ["--raise-swba"])):
             try:
