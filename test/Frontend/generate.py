@@ -362,14 +362,25 @@ def causal_lm(model_class, config, attn, dynamic_length=False):
     return module
 
 
+# The sizes the corpus's models share: two layers, GQA with 4 query and 2 kv
+# heads (of hidden_size / 4 = 16), a vocabulary of 64 tokens.
+TINY_LM = dict(vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+               num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512)
+
+
+def raised_layers(length, ws=8, **more):
+    """The expected of a corpus model whose two layers are raised: q of 4
+    heads, k and v of their 2 kv heads, of 16 at `length` tokens ("?" where
+    symbolic); `more` as CASES takes it (exps=, dynamic=, lengths=)."""
+    return dict(bs=1, ws=ws, scale="2.500000e-01", q=f"1x4x{length}x16xf32",
+                k=f"1x2x{length}x16xf32", count=2, **more)
+
+
 def mistral(attn="sdpa", dynamic_length=False):
     """A two-layer Mistral-class model (GQA: 4 query and 2 kv heads of 16, a
     sliding window of 8 tokens): causal_lm."""
     import transformers
-    config = transformers.MistralConfig(
-        vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=16, sliding_window=8,
-        max_position_embeddings=512)
+    config = transformers.MistralConfig(**TINY_LM, head_dim=16, sliding_window=8)
     return causal_lm(transformers.MistralForCausalLM, config, attn, dynamic_length)
 
 
@@ -379,9 +390,7 @@ def gemma3(attn="sdpa"):
     causal_lm."""
     import transformers
     config = transformers.Gemma3TextConfig(
-        vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=16,
-        query_pre_attn_scalar=16, sliding_window=8, max_position_embeddings=512,
+        **TINY_LM, head_dim=16, query_pre_attn_scalar=16, sliding_window=8,
         layer_types=["sliding_attention", "full_attention"])
     return causal_lm(transformers.Gemma3ForCausalLM, config, attn)
 
@@ -392,9 +401,7 @@ def gemma2_softcap():
     sliding layer of 8 tokens, then a full one; causal_lm."""
     import transformers
     config = transformers.Gemma2Config(
-        vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=16,
-        query_pre_attn_scalar=16, sliding_window=8, max_position_embeddings=512,
+        **TINY_LM, head_dim=16, query_pre_attn_scalar=16, sliding_window=8,
         attn_logit_softcapping=50.0, final_logit_softcapping=None)
     return causal_lm(transformers.Gemma2ForCausalLM, config, "eager")
 
@@ -405,9 +412,7 @@ def qwen2():
     causal_lm."""
     import transformers
     config = transformers.Qwen2Config(
-        vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, use_sliding_window=True,
-        sliding_window=8, max_window_layers=0, max_position_embeddings=512,
+        **TINY_LM, use_sliding_window=True, sliding_window=8, max_window_layers=0,
         layer_types=["sliding_attention", "sliding_attention"])
     return causal_lm(transformers.Qwen2ForCausalLM, config, "sdpa")
 
@@ -712,37 +717,31 @@ CASES = {
         "window of 8 tokens, GQA: 4 query and 2 kv heads) from token ids to "
         "logits; both layers raised, k and v with their 2 heads",
         mistral(), [TOKENS],
-        dict(bs=1, ws=8, scale="2.500000e-01", q="1x4x32x16xf32", k="1x2x32x16xf32",
-             count=2, exps=2)),
+        raised_layers(32, exps=2)),
     "mistral-dynamic": (
         "the Mistral-class model with a symbolic token count; transformers' "
         "repeat_kv expands k and v through a tensor.extract that reads the "
         "inserted unit axis at 0, which the pass reads as the repeat: k and v "
         "keep their 2 heads",
         mistral(), [TOKENS],
-        dict(bs=1, ws=8, scale="2.500000e-01", q="1x4x?x16xf32", k="1x2x?x16xf32",
-             count=2, exps=2, dynamic="tokens", lengths=["9", "40"])),
+        raised_layers("?", exps=2, dynamic="tokens", lengths=["9", "40"])),
     "mistral-eager-dynamic": (
         "the Mistral-class model with transformers' eager attention (matmul, "
         "softmax, matmul) and a symbolic token count",
         mistral("eager"), [TOKENS],
-        dict(bs=1, ws=8, scale="2.500000e-01", q="1x4x?x16xf32", k="1x2x?x16xf32",
-             count=2, exps=2, dynamic="tokens", lengths=["9", "40"])),
+        raised_layers("?", exps=2, dynamic="tokens", lengths=["9", "40"])),
     "gemma3": (
         "a two-layer Gemma 3-class model of transformers (a sliding layer of "
         "8 tokens, then a full causal one; GQA) from token ids to logits: "
         "the causal layer at 32 tokens is a window of 32",
         gemma3(), [TOKENS],
-        dict(bs=1, ws=[8, 32], scale="2.500000e-01", q="1x4x32x16xf32",
-             k="1x2x32x16xf32", count=2)),
+        raised_layers(32, ws=[8, 32])),
     "gemma3-dynamic": (
         "the Gemma 3-class model with a symbolic token count: its causal "
         "layer, whose rows see back to key 0 at every length, is a window of "
         "2^30 (past every length the proof covers)",
         gemma3(), [TOKENS],
-        dict(bs=1, ws=[8, 1073741824], scale="2.500000e-01", q="1x4x?x16xf32",
-             k="1x2x?x16xf32", count=2, dynamic="tokens",
-             lengths=["9", "40"])),
+        raised_layers("?", ws=[8, 1073741824], dynamic="tokens", lengths=["9", "40"])),
     "gemma2-softcap": (
         "a two-layer Gemma 2-class model whose scores are soft-capped (50 "
         "tanh(s / 50)) before the mask and the softmax: not an swba.attention, "
@@ -755,13 +754,11 @@ CASES = {
         "and v, both layers sliding with a window of 8 tokens, GQA) from token "
         "ids to logits; both layers raised, k and v with their 2 heads",
         qwen2(), [TOKENS],
-        dict(bs=1, ws=8, scale="2.500000e-01", q="1x4x32x16xf32", k="1x2x32x16xf32",
-             count=2, exps=2)),
+        raised_layers(32, exps=2)),
     "qwen2-dynamic": (
         "the Qwen2-class model with a symbolic token count",
         qwen2(), [TOKENS],
-        dict(bs=1, ws=8, scale="2.500000e-01", q="1x4x?x16xf32", k="1x2x?x16xf32",
-             count=2, exps=2, dynamic="tokens", lengths=["9", "40"])),
+        raised_layers("?", exps=2, dynamic="tokens", lengths=["9", "40"])),
 }
 
 ROUTES = ("export", "decomposed")

@@ -24,7 +24,7 @@ import tempfile
 import torch
 import torch.nn.functional as F
 
-from generate import IREE_OPT, TOKENS, generate_cases, mistral
+from generate import IREE_OPT, TOKENS, generate_cases, mistral, raised_layers
 
 IMPORT = os.path.join(os.path.dirname(IREE_OPT), "iree-import-onnx")
 PIPELINE = ("builtin.module(func.func(convert-torch-onnx-to-torch),"
@@ -226,21 +226,18 @@ CASES["onnx-dynamo-mistral"] = (
     "transformers (SDPA, a sliding window of 8 tokens, GQA) from token ids "
     "to logits; both layers raised",
     dynamo(mistral()), [TOKENS],
-    dict(bs=1, ws=8, scale="2.500000e-01", q="1x4x32x16xf32", k="1x2x32x16xf32",
-         count=2, exps=2))
+    raised_layers(32, exps=2))
 CASES["onnx-dynamo-mistral-dynamic"] = (
     "ONNX (the dynamo exporter): the Mistral-class model with a dynamic "
     "length; its mask reads the attention mask of ones through a GatherND "
     "whose index pairs are concatenated along a unit axis",
     dynamo(mistral(dynamic_length=True)), [TOKENS],
-    dict(bs=1, ws=8, scale="2.500000e-01", q="1x4x?x16xf32", k="1x2x?x16xf32",
-         count=2, exps=2, lengths=["9", "40"]))
+    raised_layers("?", exps=2, lengths=["9", "40"]))
 CASES["onnx-dynamo-mistral-eager-dynamic"] = (
     "ONNX (the dynamo exporter): the Mistral-class model with transformers' "
     "eager attention (matmul, softmax, matmul) and a dynamic length",
     dynamo(mistral("eager", dynamic_length=True)), [TOKENS],
-    dict(bs=1, ws=8, scale="2.500000e-01", q="1x4x?x16xf32", k="1x2x?x16xf32",
-         count=2, exps=2, lengths=["9", "40"]))
+    raised_layers("?", exps=2, lengths=["9", "40"]))
 
 CASES["onnx-token-window-off-by-one"] = (
     "ONNX: a token window of 5 keys where query 0 also sees key 1 (a key "
