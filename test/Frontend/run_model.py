@@ -174,9 +174,14 @@ def wrapped(path, lengths, function="main"):
 
 def values(path):
     with open(path) as f:
-        text = f.read()
+        return values_in(f.read(), path)
+
+
+def values_in(text, where):
+    """The elements of the memref that mlir-runner printed in `text` (from
+    `where`)."""
     if "data =" not in text:
-        sys.exit(f"run_model.py: no printed memref in {path}")
+        sys.exit(f"run_model.py: no printed memref in {where}")
     return [float(x) for x in re.findall(r"-?(?:nan|inf|[0-9][0-9.]*(?:e[-+]?[0-9]+)?)",
                                            text.split("data =", 1)[1])]
 

@@ -283,10 +283,7 @@ def check(args, index, entries):
                 if mode == "plain":
                     return "raised", None  # the mutant itself fails to run
                 return "failed", f"{tag}: the raised module failed to run:\n{ran.stderr[-1500:]}"
-            out = os.path.join(tmp, mode)
-            with open(out, "w") as f:
-                f.write(ran.stdout)
-            outputs[mode] = run_model.values(out)
+            outputs[mode] = run_model.values_in(ran.stdout, f"the {mode} module's output")
         a, b = outputs["plain"], outputs["raised"]
         if "arith.cmpf une" in text and not all(map(math.isfinite, b)):
             return "guarded", None
